@@ -1,0 +1,95 @@
+"""Memory sizes: parse what people type, print what they can read.
+
+Convention (one, everywhere): decimal prefixes are decimal and binary prefixes are binary, as in
+IEC 80000-13. ``kB``/``KB``/``k`` = 10^3, ``MB``/``M`` = 10^6, ``GB``/``G`` = 10^9, ``TB`` = 10^12;
+``KiB`` = 2^10, ``MiB`` = 2^20, ``GiB`` = 2^30, ``TiB`` = 2^40. Output always uses binary units
+(``MiB``) so that a printed number is never ambiguous.
+
+Written here rather than taken from a library: the candidates (``humanfriendly``, ``bitmath``)
+either guess binary for "MB" or pull in a dependency larger than these forty lines.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from membound._errors import SizeError
+
+__all__ = ["SIZE_CONVENTION", "format_size", "parse_size"]
+
+SIZE_CONVENTION = "1 MB = 10^6 bytes, 1 MiB = 2^20 bytes"
+
+_UNITS: dict[str, int] = {
+    "": 1,
+    "b": 1,
+    "k": 10**3,
+    "kb": 10**3,
+    "m": 10**6,
+    "mb": 10**6,
+    "g": 10**9,
+    "gb": 10**9,
+    "t": 10**12,
+    "tb": 10**12,
+    "kib": 2**10,
+    "mib": 2**20,
+    "gib": 2**30,
+    "tib": 2**40,
+}
+
+_SIZE_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?)\s*([A-Za-z]*)\s*$")
+
+_ACCEPTED = (
+    "a whole number of bytes or a number with a unit, e.g. 1048576, '24 MB', '1.5GiB', '512MB', "
+    f"'300k' ({SIZE_CONVENTION})"
+)
+
+
+def parse_size(value: int | float | str) -> int:
+    """Turn a size such as ``"24 MB"``, ``"1.5GiB"``, ``"300k"`` or ``1024`` into bytes.
+
+    Args:
+        value: an int or float of bytes, or a string of a number and an optional unit.
+
+    Returns:
+        The size in whole bytes (rounded to the nearest byte).
+
+    Raises:
+        SizeError: the value is negative, not finite, or not a size; the message lists the
+            accepted forms.
+    """
+    if isinstance(value, bool):
+        raise SizeError(f"not a size: {value!r}; expected {_ACCEPTED}")
+    if isinstance(value, int | float):
+        if not math.isfinite(value) or value < 0:
+            raise SizeError(f"not a size: {value!r}; expected {_ACCEPTED}")
+        return round(value)
+    if not isinstance(value, str):
+        raise SizeError(f"not a size: {value!r}; expected {_ACCEPTED}")
+    match = _SIZE_RE.match(value)
+    if match is None or match.group(2).lower() not in _UNITS:
+        raise SizeError(f"not a size: {value!r}; expected {_ACCEPTED}")
+    number = float(match.group(1))
+    if not math.isfinite(number):
+        raise SizeError(f"not a size: {value!r}; expected {_ACCEPTED}")
+    return round(number * _UNITS[match.group(2).lower()])
+
+
+def format_size(n: int | float | None, *, signed: bool = False) -> str:
+    """Render a byte count with a binary unit, e.g. ``format_size(3_500_000) == "3.3 MiB"``.
+
+    Args:
+        n: bytes (may be negative for deltas); ``None`` renders as ``"-"``.
+        signed: prefix positive values with ``+`` (for deltas).
+    """
+    if n is None:
+        return "-"
+    sign = "-" if n < 0 else ("+" if signed and n > 0 else "")
+    size = float(abs(n))
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            if unit == "B":
+                return f"{sign}{int(size)} B"
+            return f"{sign}{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")  # pragma: no cover

@@ -1,0 +1,1 @@
+"""The ``membound`` command line: one module per subcommand under ``cli/commands/``."""

@@ -1,0 +1,1 @@
+"""Subcommands of ``membound``; each module exposes one click command named ``command``."""

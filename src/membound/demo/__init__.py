@@ -1,0 +1,1 @@
+"""The seed experiments as runnable scenarios for ``membound demo``."""

@@ -1,0 +1,1 @@
+"""guard: the pytest plugin, the runtime watchdog and the health/Prometheus surface."""

@@ -1,0 +1,1 @@
+"""judge: verdicts over plain numbers (growth over time, complexity, leaks, comparisons)."""

@@ -1,0 +1,1 @@
+"""lint: a static checker for memory anti-patterns. It never imports the rest of membound."""

@@ -1,0 +1,208 @@
+"""The sampler process: reads a process's memory from outside its interpreter.
+
+Runs as ``python -E -s -S _sampler_child.py CONFIG_JSON`` with the standard library only, so it
+starts in milliseconds and weighs a few MiB. It samples ``/proc/PID/statm`` (and ``VmHWM`` from
+``/proc/PID/status`` in tree mode) every ``interval`` seconds, keeps a bounded timeline, kills the
+watched process group when a memory limit is crossed, and on ``stop`` (or EOF on stdin: the parent
+died) prints one JSON document and exits.
+
+Why a process and not a thread (DESIGN §5.3b): a sampler thread inside a busy interpreter is
+starved by the GIL; a separate process is scheduled by the kernel alone.
+
+Why the downsampling is written here: it must run inside this stdlib-only child; it is a handful of
+lines (merge neighbouring buckets pairwise, keeping each bucket's min and max).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import sys
+import time
+from array import array
+
+MAX_POINTS_DEFAULT = 10_000
+
+
+class Downsampler:
+    """A timeline of at most ``max_points`` buckets, each holding its start time, min and max.
+
+    When full, neighbouring buckets merge pairwise and each bucket then spans twice as many
+    samples, so memory stays bounded however long the run and no extreme is ever lost.
+    """
+
+    def __init__(self, max_points: int = MAX_POINTS_DEFAULT) -> None:
+        if max_points < 2 or max_points % 2:
+            raise ValueError("max_points must be an even number >= 2")
+        self.max_points = max_points
+        self.times = array("d")
+        self.lows = array("d")
+        self.highs = array("d")
+        self.stride = 1
+        self.samples = 0
+        self._in_last = 0
+
+    def add(self, t: float, value: float) -> None:
+        """Add one sample taken at time ``t``."""
+        self.samples += 1
+        if self.times and self._in_last < self.stride:
+            self._in_last += 1
+            if value < self.lows[-1]:
+                self.lows[-1] = value
+            if value > self.highs[-1]:
+                self.highs[-1] = value
+            return
+        if len(self.times) == self.max_points:
+            self._halve()
+        self.times.append(t)
+        self.lows.append(value)
+        self.highs.append(value)
+        self._in_last = 1
+
+    def _halve(self) -> None:
+        times, lows, highs = array("d"), array("d"), array("d")
+        for i in range(0, len(self.times) - 1, 2):
+            times.append(self.times[i])
+            lows.append(min(self.lows[i], self.lows[i + 1]))
+            highs.append(max(self.highs[i], self.highs[i + 1]))
+        self.times, self.lows, self.highs = times, lows, highs
+        self.stride *= 2
+        # The last bucket is complete after a merge; the next sample opens a new one.
+        self._in_last = self.stride
+
+
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+def read_rss(pid: int) -> int | None:
+    """Resident set size of ``pid`` in bytes from ``/proc/PID/statm``; None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as f:
+            resident = int(f.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    # A zombie reports 0 pages: its memory is already gone, and so is the process for us.
+    return resident * _PAGE if resident else None
+
+
+def read_hwm(pid: int) -> int | None:
+    """Peak resident set size (``VmHWM``) of ``pid`` in bytes; None when unavailable."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def children_of(pid: int) -> list[int]:
+    """Direct children of ``pid`` from ``/proc/PID/task/*/children``."""
+    kids: list[int] = []
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return kids
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
+                kids.extend(int(x) for x in f.read().split())
+        except (OSError, ValueError):
+            continue
+    return kids
+
+
+def tree_of(pid: int) -> list[int]:
+    """``pid`` and all its descendants."""
+    seen = [pid]
+    i = 0
+    while i < len(seen):
+        seen.extend(children_of(seen[i]))
+        i += 1
+    return seen
+
+
+def run(config: dict[str, object]) -> dict[str, object]:
+    """Sample until told to stop on stdin; return the report."""
+    pid = int(config["pid"])  # type: ignore[call-overload]
+    interval = float(config.get("interval", 0.01))  # type: ignore[arg-type]
+    tree = bool(config.get("tree", False))
+    limit = config.get("limit")
+    kill_pgid = config.get("kill_pgid")
+    down = Downsampler(int(config.get("max_points", MAX_POINTS_DEFAULT)))  # type: ignore[call-overload]
+
+    start = time.monotonic()
+    max_rss = 0
+    max_hwm: dict[int, int] = {}
+    limit_hit: dict[str, float] | None = None
+    late = 0
+    stdin = sys.stdin.buffer
+    next_tick = start
+    while True:
+        now = time.monotonic()
+        if tree:
+            total = 0
+            alive = False
+            for p in tree_of(pid):
+                rss = read_rss(p)
+                if rss is None:
+                    continue
+                alive = True
+                total += rss
+                hwm = read_hwm(p)
+                if hwm is not None and hwm > max_hwm.get(p, 0):
+                    max_hwm[p] = hwm
+            value: int | None = total if alive else None
+        else:
+            value = read_rss(pid)
+        if value is not None:
+            down.add(now - start, value)
+            max_rss = max(max_rss, value)
+            if limit is not None and limit_hit is None and value > int(limit):  # type: ignore[call-overload]
+                limit_hit = {"t": now - start, "rss": value}
+                if kill_pgid is not None:
+                    try:
+                        os.killpg(int(kill_pgid), signal.SIGKILL)  # type: ignore[call-overload]
+                    except OSError:
+                        pass
+        next_tick += interval
+        wait = next_tick - time.monotonic()
+        if wait < 0:
+            late += 1
+            next_tick = time.monotonic()
+            wait = 0.0
+        ready, _, _ = select.select([stdin], [], [], wait)
+        if ready:
+            stdin.readline()  # "stop" or EOF: either way we are done
+            break
+    return {
+        "start": start,
+        "times": list(down.times),
+        "lows": list(down.lows),
+        "highs": list(down.highs),
+        "samples": down.samples,
+        "stride": down.stride,
+        "interval": interval,
+        "late_ticks": late,
+        "max_rss": max_rss,
+        "max_hwm": max(max_hwm.values()) if max_hwm else None,
+        "processes_seen": len(max_hwm),
+        "limit_hit": limit_hit,
+    }
+
+
+def main() -> None:
+    """Entry point when run as a script."""
+    config = json.loads(sys.argv[1])
+    # The parent may be killed by the user's Ctrl-C: the sampler ends on EOF, not on SIGINT.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    report = run(config)
+    sys.stdout.write(json.dumps(report))
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()

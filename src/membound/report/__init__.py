@@ -1,0 +1,1 @@
+"""report: render result objects as Markdown, JSON, PNG charts and HTML."""

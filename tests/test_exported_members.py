@@ -1,0 +1,30 @@
+"""The public API is pinned: adding a name is a decision, removing one breaks users."""
+
+from __future__ import annotations
+
+import membound
+
+EXPECTED = [
+    "SIZE_CONVENTION",
+    "ChildFailed",
+    "CommandNotFound",
+    "KeyOrderError",
+    "LimitExceeded",
+    "MemboundError",
+    "MemoryBudgetExceeded",
+    "SizeError",
+    "TargetError",
+    "__version__",
+    "format_size",
+    "parse_size",
+]
+
+
+def test_all_is_pinned() -> None:
+    assert sorted(EXPECTED) == sorted(membound.__all__)
+
+
+def test_all_is_sorted_and_resolvable() -> None:
+    assert sorted(membound.__all__) == list(membound.__all__)
+    for name in membound.__all__:
+        assert getattr(membound, name) is not None, name

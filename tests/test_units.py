@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import pytest
+
+from membound import MemboundError, SizeError, format_size, parse_size
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("24 MB", 24_000_000),
+        ("1.5GiB", 1_610_612_736),
+        ("512MB", 512_000_000),
+        ("300k", 300_000),
+        ("300 KiB", 307_200),
+        ("2 mib", 2 * 2**20),
+        ("1e3", 1000),
+        ("0", 0),
+        (4096, 4096),
+        (12.6, 13),
+        ("  7 B ", 7),
+    ],
+)
+def test_parse_size_accepts(text: str | int | float, expected: int) -> None:
+    assert expected == parse_size(text)
+
+
+@pytest.mark.parametrize("junk", ["lots", "", "12 parsecs", "-5MB", "MB", "nan", -1, True, None])
+def test_parse_size_rejects_with_accepted_forms(junk: object) -> None:
+    with pytest.raises(SizeError) as info:
+        parse_size(junk)  # type: ignore[arg-type]
+    assert "'24 MB'" in str(info.value)
+    assert isinstance(info.value, MemboundError)
+    assert isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("n", "expected"),
+    [(0, "0 B"), (1023, "1023 B"), (2048, "2.0 KiB"), (3 * 2**20, "3.0 MiB"), (None, "-")],
+)
+def test_format_size(n: int | None, expected: str) -> None:
+    assert expected == format_size(n)
+
+
+def test_format_size_signed_and_negative() -> None:
+    assert "+1.0 MiB" == format_size(2**20, signed=True)
+    assert "-1.0 MiB" == format_size(-(2**20), signed=True)
