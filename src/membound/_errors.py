@@ -12,8 +12,11 @@ if TYPE_CHECKING:
     from membound.measure.result import Measurement
 
 __all__ = [
+    "BatchSourceError",
+    "BatchWriteError",
     "ChildFailed",
     "CommandNotFound",
+    "DatabaseLocked",
     "KeyOrderError",
     "LimitExceeded",
     "MemboundError",
@@ -99,6 +102,64 @@ class KeyOrderError(MemboundError):
 
 
 class MemoryBudgetExceeded(MemboundError):
-    """Process memory crossed the budget of a ``memory_budget`` block."""
+    """Process memory crossed the budget of a ``memory_budget`` block.
+
+    Attributes:
+        limit: the budget in bytes (absolute RSS, or growth since entry when relative).
+        observed: the RSS (or growth) in bytes that crossed it.
+    """
 
     hint = "the block used more memory than its budget; bound the work it does"
+
+    # The message has a default because the budget watcher raises the class asynchronously in
+    # another thread (PyThreadState_SetAsyncExc instantiates it without arguments).
+    def __init__(
+        self,
+        message: str = "memory budget exceeded",
+        *,
+        limit: int | None = None,
+        observed: int | None = None,
+        hint: str = "",
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.limit = limit
+        self.observed = observed
+
+
+class BatchSourceError(MemboundError, ValueError):
+    """A batch source or its options cannot give the batching guarantees (DESIGN §6).
+
+    Raised for a table without a usable key, nullable key columns, a source that carries its own
+    ORDER BY / OFFSET / LIMIT, ``batch_size < 1`` and unsupported LMDB databases.
+    """
+
+    hint = "batch over a unique, non-null, immutable key; let membound order and page the rows"
+
+
+class BatchWriteError(MemboundError):
+    """A ``BatchWriter`` flush failed; that flush was rolled back.
+
+    Attributes:
+        committed: items committed by earlier flushes (they stay committed).
+        failed: items in the flush that was rolled back.
+        discarded: items still buffered and dropped (never sent).
+    """
+
+    hint = "resume from the checkpoint: committed items and their position are durable"
+
+    def __init__(
+        self, message: str, *, committed: int, failed: int, discarded: int = 0, hint: str = ""
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.committed = committed
+        self.failed = failed
+        self.discarded = discarded
+
+
+class DatabaseLocked(MemboundError):
+    """The database stayed locked by another connection for longer than its busy timeout."""
+
+    hint = (
+        "another connection holds a write lock or a long read transaction; shorten it, or raise "
+        "the busy timeout (SQLite: connect_args={'timeout': seconds})"
+    )
