@@ -5,17 +5,25 @@ from __future__ import annotations
 import membound
 
 EXPECTED = [
-    "SIZE_CONVENTION",
+    "Batch",
+    "BatchSourceError",
+    "BatchWriteError",
+    "BatchWriter",
+    "Checkpoint",
     "ChildFailed",
     "CommandNotFound",
+    "DatabaseLocked",
     "KeyOrderError",
     "LimitExceeded",
     "MemboundError",
     "MemoryBudgetExceeded",
+    "SIZE_CONVENTION",
     "SizeError",
     "TargetError",
     "__version__",
+    "find_each",
     "format_size",
+    "in_batches",
     "parse_size",
 ]
 

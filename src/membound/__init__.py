@@ -8,8 +8,11 @@ here explicitly; everything else lives in private modules.
 from __future__ import annotations
 
 from membound._errors import (
+    BatchSourceError,
+    BatchWriteError,
     ChildFailed,
     CommandNotFound,
+    DatabaseLocked,
     KeyOrderError,
     LimitExceeded,
     MemboundError,
@@ -18,13 +21,20 @@ from membound._errors import (
     TargetError,
 )
 from membound._units import SIZE_CONVENTION, format_size, parse_size
+from membound.bound.sql import Batch, BatchWriter, Checkpoint, find_each, in_batches
 
 __version__ = "0.1.0"
 
 __all__ = [
     "SIZE_CONVENTION",
+    "Batch",
+    "BatchSourceError",
+    "BatchWriteError",
+    "BatchWriter",
+    "Checkpoint",
     "ChildFailed",
     "CommandNotFound",
+    "DatabaseLocked",
     "KeyOrderError",
     "LimitExceeded",
     "MemboundError",
@@ -32,6 +42,8 @@ __all__ = [
     "SizeError",
     "TargetError",
     "__version__",
+    "find_each",
     "format_size",
+    "in_batches",
     "parse_size",
 ]

@@ -233,7 +233,9 @@ class _Plan:
             ("_offset_clause", "OFFSET"),
             ("_limit_clause", "LIMIT"),
         ):
-            if getattr(stmt, attr, None):
+            value = getattr(stmt, attr, None)
+            # Clauses refuse bool(); an empty ORDER BY is an empty tuple.
+            if value is not None and not (isinstance(value, tuple) and not value):
                 raise BatchSourceError(
                     f"the source select has its own {what}; membound orders by the key and pages "
                     "by key ranges itself",
