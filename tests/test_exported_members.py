@@ -24,6 +24,7 @@ EXPECTED = [
     "find_each",
     "format_size",
     "in_batches",
+    "lmdb_batches",
     "parse_size",
 ]
 

@@ -21,6 +21,7 @@ from membound._errors import (
     TargetError,
 )
 from membound._units import SIZE_CONVENTION, format_size, parse_size
+from membound.bound.kv import lmdb_batches
 from membound.bound.sql import Batch, BatchWriter, Checkpoint, find_each, in_batches
 
 __version__ = "0.1.0"
@@ -45,5 +46,6 @@ __all__ = [
     "find_each",
     "format_size",
     "in_batches",
+    "lmdb_batches",
     "parse_size",
 ]
