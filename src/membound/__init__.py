@@ -21,7 +21,11 @@ from membound._errors import (
     TargetError,
 )
 from membound._units import SIZE_CONVENTION, format_size, parse_size
+from membound.bound.budget import memory_budget
+from membound.bound.iterables import Pipeline, batched, pipeline, read_chunks, read_lines
 from membound.bound.kv import lmdb_batches
+from membound.bound.pool import BoundedPool, PoolStats
+from membound.bound.release import Released, release_memory
 from membound.bound.sql import Batch, BatchWriter, Checkpoint, find_each, in_batches
 
 __version__ = "0.1.0"
@@ -32,6 +36,7 @@ __all__ = [
     "BatchSourceError",
     "BatchWriteError",
     "BatchWriter",
+    "BoundedPool",
     "Checkpoint",
     "ChildFailed",
     "CommandNotFound",
@@ -40,12 +45,21 @@ __all__ = [
     "LimitExceeded",
     "MemboundError",
     "MemoryBudgetExceeded",
+    "Pipeline",
+    "PoolStats",
+    "Released",
     "SizeError",
     "TargetError",
     "__version__",
+    "batched",
     "find_each",
     "format_size",
     "in_batches",
     "lmdb_batches",
+    "memory_budget",
     "parse_size",
+    "pipeline",
+    "read_chunks",
+    "read_lines",
+    "release_memory",
 ]
