@@ -50,8 +50,13 @@ def fill(engine: sa.Engine, table: sa.Table, ids: range | list[int]) -> None:
             conn.execute(table.insert(), rows[start : start + 5000])
 
 
-def sqlite_engine(path: Path, *, wal: bool, timeout: float = 5.0) -> sa.Engine:
+def sqlite_engine(
+    path: Path, *, wal: bool, timeout: float = 5.0, synchronous: bool = True
+) -> sa.Engine:
     engine = sa.create_engine(f"sqlite:///{path}", connect_args={"timeout": timeout})
+    if not synchronous:
+        # No fsync per commit: durability against power loss is not what such a test checks.
+        sa.event.listen(engine, "connect", lambda dbapi, _: dbapi.execute("PRAGMA synchronous=OFF"))
     with engine.connect() as conn:
         conn.exec_driver_sql("PRAGMA journal_mode=" + ("WAL" if wal else "DELETE"))
     return engine

@@ -433,11 +433,26 @@ def in_batches(  # noqa: PLR0917
     plan = _Plan(engine_or_sessionmaker, source, key)
     if isinstance(finish, str) and finish != "snapshot":
         raise BatchSourceError(f"finish must be 'snapshot', None or a key value, got {finish!r}")
+    # Resume point and high-water mark are fixed here, at the call, not at the first next():
+    # "snapshot" means the largest key when in_batches()/find_each() was called.
+    after: Key | None = None
+    start_key = None if start is None else _as_tuple(start, plan.width)
+    if checkpoint is not None:
+        stored = checkpoint._load_key()
+        if stored is not None:
+            after = _as_tuple(stored, plan.width)
+    if finish == "snapshot":
+        upper = plan.snapshot_max(start_key)
+        if upper is None:
+            return iter(())
+    else:
+        upper = None if finish is None else _as_tuple(finish, plan.width)
     return _iterate(
         plan,
         batch_size=batch_size,
-        start=start,
-        finish=finish,
+        after=after,
+        start_key=start_key,
+        upper=upper,
         checkpoint=checkpoint,
         progress=progress,
         wal_checkpoint=wal_checkpoint,
@@ -448,24 +463,13 @@ def _iterate(
     plan: _Plan,
     *,
     batch_size: int,
-    start: Any,
-    finish: Any,
+    after: Key | None,
+    start_key: Key | None,
+    upper: Key | None,
     checkpoint: Checkpoint | None,
     progress: bool,
     wal_checkpoint: bool,
 ) -> Iterator[Batch]:
-    after: Key | None = None
-    start_key = None if start is None else _as_tuple(start, plan.width)
-    if checkpoint is not None:
-        stored = checkpoint._load_key()
-        if stored is not None:
-            after = _as_tuple(stored, plan.width)
-    if finish == "snapshot":
-        upper = plan.snapshot_max(start_key)
-        if upper is None:
-            return
-    else:
-        upper = None if finish is None else _as_tuple(finish, plan.width)
     bar = _Progress(plan.count(after, start_key, upper)) if progress else None
     scalars = plan.orm_mapper is not None
     index = 0
