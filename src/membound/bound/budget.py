@@ -52,24 +52,31 @@ class MemoryBudget:
     def __enter__(self) -> MemoryBudget:
         self._thread_id = threading.get_ident()
         self.baseline = current_rss()
+        usage = self._usage()
+        if usage > self.limit:  # already over: raise here, no watcher needed
+            self.observed = usage
+            raise self._error()
         self._watcher = threading.Thread(target=self._watch, name="membound-budget", daemon=True)
-        self._watcher.start()
-        return self
+        try:
+            self._watcher.start()
+            return self
+        except _AsyncBudgetExceeded:
+            # Delivered before the with block was entered (so __exit__ will not run).
+            self._shutdown()
+            raise self._error() from None
 
     def _usage(self) -> int:
         rss = current_rss()
         return rss - self.baseline if self.relative else rss
 
     def _watch(self) -> None:
-        while True:
+        while not self._stop.wait(self.interval):
             usage = self._usage()
             if usage > self.limit:
                 with self._lock:
                     if not self._done:
                         self.observed = usage
                         _set_async_exc(self._thread_id, _AsyncBudgetExceeded)
-                return
-            if self._stop.wait(self.interval):
                 return
 
     def _error(self) -> MemoryBudgetExceeded:
@@ -82,21 +89,31 @@ class MemoryBudget:
             observed=observed,
         )
 
+    def _shutdown(self, delivered: bool = False) -> bool:
+        """Stop the watcher; cancel an exception raised but not delivered. True if tripped."""
+        with self._lock:
+            self._done = True
+            tripped = self.observed is not None
+            if tripped and not delivered:
+                # Raised but not yet delivered: cancel it so it cannot fire after the block.
+                _set_async_exc(self._thread_id, None)
+        self._stop.set()
+        if self._watcher is not None and self._watcher is not threading.current_thread():
+            self._watcher.join()
+        return tripped
+
     def __exit__(
         self,
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> Literal[False]:
-        with self._lock:
-            self._done = True
-            tripped = self.observed is not None
-            if tripped and not isinstance(exc, _AsyncBudgetExceeded):
-                # Raised but not yet delivered: cancel it so it cannot fire after the block.
-                _set_async_exc(self._thread_id, None)
-        self._stop.set()
-        if self._watcher is not None:
-            self._watcher.join()
+        try:
+            tripped = self._shutdown(delivered=isinstance(exc, _AsyncBudgetExceeded))
+        except _AsyncBudgetExceeded:
+            # Delivered at the first bytecodes of __exit__, before the watcher was stopped.
+            self._shutdown(delivered=True)
+            raise self._error() from None
         if tripped and (exc is None or isinstance(exc, _AsyncBudgetExceeded)):
             raise self._error() from None
         return False

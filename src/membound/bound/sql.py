@@ -84,7 +84,7 @@ class Batch:
     index: int
     """Position of this batch in the run, from 0."""
     _where: Any = field(default=None, repr=False, compare=False)
-    """The prepared ``where()`` clause (private)."""
+    """What ``where()`` needs: the run's plan and the batch's key range (private)."""
 
     def where(self) -> ColumnElement[bool]:
         """A WHERE clause selecting exactly this batch: the source's filter and its key range.
@@ -93,7 +93,8 @@ class Batch:
         ``conn.execute(update(users).where(batch.where()).values(status="TEMP_DELETED"))``.
         The range is ``first_key <= key <= last_key``; it fits single-table sources.
         """
-        return self._where  # type: ignore[no-any-return]
+        plan, first, last = self._where  # built on demand: most loops never call where()
+        return plan.batch_where(first, last)  # type: ignore[no-any-return]
 
 
 # ----------------------------------------------------------------------------------------- keys
@@ -207,6 +208,7 @@ class _Plan:
             self.positions = tuple(positions)
             self.attr_names = ()
         self.stmt = stmt
+        self._pages: dict[tuple[str, bool, int], Any] = {}
 
     @staticmethod
     def _statement(source: Any) -> tuple[Any, Mapper[Any] | None]:
@@ -327,7 +329,48 @@ class _Plan:
             stmt = stmt.where(_compare(self.key_columns, upper, "<=", self.row_value))
         return stmt
 
-    def fetch(self, stmt: Any, *, scalars: bool) -> list[Any]:
+    def page_statement(self, lower: str, has_upper: bool, batch_size: int) -> Any:
+        """The batch query for a bound shape, built once with bind parameters and reused.
+
+        Reusing one statement object lets SQLAlchemy reuse its cache key and compiled SQL, so
+        a batch costs one execute, not a statement build and compile.
+        """
+        cache_key = (lower, has_upper, batch_size)
+        cached = self._pages.get(cache_key)
+        if cached is not None:
+            return cached
+        cols = self.key_columns
+        stmt = self.stmt
+        if lower != "none":
+            params = tuple(
+                sa.bindparam(f"membound_lo_{i}", type_=c.type) for i, c in enumerate(cols)
+            )
+            stmt = stmt.where(
+                _compare(cols, params, ">" if lower == "after" else ">=", self.row_value)
+            )
+        if has_upper:
+            params = tuple(
+                sa.bindparam(f"membound_hi_{i}", type_=c.type) for i, c in enumerate(cols)
+            )
+            stmt = stmt.where(_compare(cols, params, "<=", self.row_value))
+        stmt = stmt.order_by(*cols).limit(batch_size)
+        self._pages[cache_key] = stmt
+        return stmt
+
+    def fetch_page(
+        self, batch_size: int, after: Key | None, start: Key | None, upper: Key | None
+    ) -> list[Any]:
+        lower = "after" if after is not None else "start" if start is not None else "none"
+        stmt = self.page_statement(lower, upper is not None, batch_size)
+        params: dict[str, Any] = {}
+        low = after if after is not None else start
+        if low is not None:
+            params.update({f"membound_lo_{i}": v for i, v in enumerate(low)})
+        if upper is not None:
+            params.update({f"membound_hi_{i}": v for i, v in enumerate(upper)})
+        return self.fetch(stmt, scalars=self.orm_mapper is not None, params=params)
+
+    def fetch(self, stmt: Any, *, scalars: bool, params: dict[str, Any] | None = None) -> list[Any]:
         """Run ``stmt`` in its own short transaction and return every row (G4)."""
         try:
             if self.sessionmaker is not None or scalars:
@@ -335,10 +378,10 @@ class _Plan:
                 # Closing the session ends its transaction, returns the connection to the pool
                 # and detaches the objects, so the identity map never outlives one batch.
                 with factory() as session:
-                    result = session.execute(stmt)
+                    result = session.execute(stmt, params)
                     return list(result.scalars().all() if scalars else result.all())
             with self.engine.connect() as conn:
-                return list(conn.execute(stmt).all())
+                return conn.execute(stmt, params).all()  # type: ignore[return-value]
         except sa_exc.OperationalError as exc:
             _raise_if_locked(exc)
             raise
@@ -471,13 +514,10 @@ def _iterate(
     wal_checkpoint: bool,
 ) -> Iterator[Batch]:
     bar = _Progress(plan.count(after, start_key, upper)) if progress else None
-    scalars = plan.orm_mapper is not None
     index = 0
     try:
         while True:
-            stmt = plan.bounded(after, start_key, upper)
-            stmt = stmt.order_by(*plan.key_columns).limit(batch_size)
-            rows = plan.fetch(stmt, scalars=scalars)
+            rows = plan.fetch_page(batch_size, after, start_key, upper)
             if not rows:
                 return
             first, last = plan.key_of(rows[0]), plan.key_of(rows[-1])
@@ -491,7 +531,7 @@ def _iterate(
                 first_key=_public_key(first),
                 last_key=_public_key(last),
                 index=index,
-                _where=plan.batch_where(first, last),
+                _where=(plan, first, last),
             )
             if checkpoint is not None:
                 checkpoint._current = last
