@@ -192,3 +192,20 @@ def test_errors(env: Any) -> None:
     dup = env.open_db(b"dup", dupsort=True)
     with pytest.raises(BatchSourceError, match="dupsort=True is not supported"):
         lmdb_batches(env, db=dup)
+
+
+def test_missing_extra_names_the_install_command() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "sys.modules['lmdb'] = None  # as if the 'lmdb' extra were not installed\n"
+        "import membound\n"
+        "try:\n"
+        "    membound.lmdb_batches(None)\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "pip install 'membound[lmdb]'" in out.stdout

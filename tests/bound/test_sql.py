@@ -652,3 +652,22 @@ def test_text_statements_are_grouped(db: Db) -> None:
             )
     with db.engine.connect() as conn:
         assert [2] == list(conn.execute(sa.select(table.c.counter).distinct()).scalars())
+
+
+def test_writer_with_explicit_keys_and_no_reader(db: Db) -> None:
+    table = db.users(30)
+    cp = Checkpoint(db.engine, f"explicit-{id(db)}")
+    bump = table.update().where(table.c.id == sa.bindparam("uid")).values(counter=1)
+    with BatchWriter(db.engine, batch_size=10, checkpoint=cp) as writer:
+        for i in range(1, 26):
+            writer.add(bump, {"uid": i}, key=i)
+    assert 25 == cp.position
+
+
+def test_checkpoint_table_created_inside_the_writers_transaction(db: Db) -> None:
+    table = db.users(5)
+    cp = Checkpoint(db.engine, f"fresh-{id(db)}")
+    with db.engine.begin() as conn:
+        conn.execute(table.update().values(counter=7))
+        cp.save(5, connection=conn)
+    assert 5 == cp.position

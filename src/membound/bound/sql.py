@@ -765,6 +765,11 @@ class Checkpoint:
             connection: an open SQLAlchemy ``Connection`` in a transaction, to commit the
                 position together with other writes; by default a transaction of its own.
         """
+        if connection is not None and not self._ready:
+            # Create it on the caller's connection: another connection would wait on the lock
+            # that this very transaction holds (SQLite).
+            _checkpoint_table().create(connection, checkfirst=True)
+            self._ready = True
         self._ensure_table()
         values = position if isinstance(position, tuple) else (position,)
         text = json.dumps([_encode_value(v) for v in values])
@@ -847,6 +852,7 @@ class BatchWriter:
         self._last_text: tuple[str, Any] | None = None
         if checkpoint is not None:
             checkpoint._writer = self
+            checkpoint._ensure_table()
 
     @property
     def committed(self) -> int:
