@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 from collections.abc import Iterator
@@ -25,8 +26,13 @@ def test_batched_rejects_zero() -> None:
         batched([1], 0)
 
 
-def open_fds() -> int:
-    return len(os.listdir("/proc/self/fd"))
+def open_fds(path: Path) -> int:
+    """Descriptors of this process open on ``path`` (other tests' descriptors do not count)."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # closed while listing
+            count += os.readlink(f"/proc/self/fd/{fd}") == str(path)
+    return count
 
 
 def test_read_chunks_path(tmp_path: Path) -> None:
@@ -47,11 +53,11 @@ def _write(tmp_path: Path, content: bytes) -> Path:
 
 def test_read_chunks_closes_on_early_exit_and_error(tmp_path: Path) -> None:
     path = _write(tmp_path, b"x" * 10_000)
-    before = open_fds()
+    before = open_fds(path)
     with read_chunks(path, size=100) as chunks:
         next(chunks)
-        assert before + 1 == open_fds()
-    assert before == open_fds()
+        assert before + 1 == open_fds(path)
+    assert before == open_fds(path)
 
     def fail_inside() -> None:
         with read_chunks(path, size=100) as chunks:
@@ -60,11 +66,11 @@ def test_read_chunks_closes_on_early_exit_and_error(tmp_path: Path) -> None:
 
     with pytest.raises(RuntimeError):
         fail_inside()
-    assert before == open_fds()
+    assert before == open_fds(path)
     for _ in read_chunks(path, size=100):
         break  # no `with`: the abandoned iterator closes its file when collected
     gc.collect()
-    assert before == open_fds()
+    assert before == open_fds(path)
 
 
 def test_read_chunks_leaves_a_passed_file_open(tmp_path: Path) -> None:
@@ -79,11 +85,11 @@ def test_read_lines(tmp_path: Path) -> None:
     path.write_text("a\nb\n\nc", encoding="utf-8")
     assert ["a", "b", "", "c"] == list(read_lines(path))
     assert ["a\n", "b\n", "\n", "c"] == list(read_lines(path, keepends=True))
-    before = open_fds()
+    before = open_fds(path)
     lines = read_lines(path)
     next(lines)
     lines.close()
-    assert before == open_fds()
+    assert before == open_fds(path)
 
 
 def clean(items: Iterator[str]) -> Iterator[str]:
