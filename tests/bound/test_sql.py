@@ -137,6 +137,14 @@ def test_composite_key_equals_full_scan(
     assert [(3, "y"), (3, "z"), (4, "x"), (4, "y"), (4, "z"), (5, "x")] == got
     batches = list(in_batches(db.engine, table, batch_size=4))
     assert ((0, "x"), (1, "x")) == (batches[0].first_key, batches[0].last_key)
+    for batch in batches:  # G3 with a composite key: each UPDATE touches exactly its batch
+        with db.engine.begin() as conn:
+            result = conn.execute(table.update().where(batch.where()).values(v=table.c.v + 1))
+            assert len(batch.rows) == result.rowcount
+    with db.engine.connect() as conn:
+        assert [r["a"] * 10 + 1 for r in rows] == list(
+            conn.execute(sa.select(table.c.v).order_by(table.c.a, table.c.b)).scalars()
+        )
 
 
 def test_explicit_unique_key(db: Db) -> None:
@@ -299,10 +307,16 @@ def test_large_table_with_concurrent_writer(db: Db) -> None:
 # ----------------------------------------------------------------------- G4 writer latency
 
 
-def test_writer_not_blocked_by_find_each_but_by_streaming_cursor(tmp_path: Path) -> None:
-    """SQLite rollback journal: an open read cursor holds a SHARED lock that blocks commits."""
+@pytest.mark.parametrize("wal", [False, True], ids=["journal", "wal"])
+def test_writer_not_blocked_by_find_each_but_by_streaming_cursor(tmp_path: Path, wal: bool) -> None:
+    """A write commits quickly while user code runs inside a find_each batch.
+
+    Contrast (rollback journal): an open streaming cursor holds a SHARED lock that blocks the
+    commit until the busy timeout. In WAL mode readers never block writers, so only the
+    find_each half applies there.
+    """
     path = tmp_path / "latency.db"
-    engine = sqlite_engine(path, wal=False)
+    engine = sqlite_engine(path, wal=wal)
     metadata = sa.MetaData()
     table = sa.Table(
         "t", metadata, sa.Column("id", sa.Integer, primary_key=True), sa.Column("v", sa.Integer)
@@ -334,6 +348,9 @@ def test_writer_not_blocked_by_find_each_but_by_streaming_cursor(tmp_path: Path)
             latencies.append(timed_write())
     assert all(ok for _, ok in latencies)
     assert max(s for s, _ in latencies) < 0.5  # target < 100 ms; wide margin for a busy CI box
+    if wal:
+        engine.dispose()
+        return
 
     raw = sqlite3.connect(path)
     cursor = raw.execute("SELECT id, v FROM t ORDER BY id")  # one cursor stepped lazily

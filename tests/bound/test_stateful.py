@@ -28,13 +28,19 @@ KEYS = st.integers(min_value=1, max_value=60)
 
 class BatchingMachine(RuleBasedStateMachine):
     wal = False
+    postgres_url: str | None = None
 
     def __init__(self) -> None:
         super().__init__()
         self.dir = Path(tempfile.mkdtemp(prefix="membound-hyp-"))
-        self.engine = sqlite_engine(self.dir / "db.sqlite", wal=self.wal, synchronous=False)
+        if self.postgres_url is not None:
+            self.engine = sa.create_engine(self.postgres_url)
+            with self.engine.begin() as conn:
+                conn.exec_driver_sql("DROP TABLE IF EXISTS hyp_t")
+        else:
+            self.engine = sqlite_engine(self.dir / "db.sqlite", wal=self.wal, synchronous=False)
         self.table = sa.Table(
-            "t",
+            "hyp_t",
             sa.MetaData(),
             sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
             sa.Column("v", sa.Integer, nullable=False),
@@ -44,6 +50,8 @@ class BatchingMachine(RuleBasedStateMachine):
         self.batches: Iterator[Batch] | None = None
 
     def teardown(self) -> None:
+        if self.postgres_url is not None:
+            self.table.drop(self.engine)
         self.engine.dispose()
         shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -142,4 +150,16 @@ SETTINGS = settings(
 def test_interleaved_writes_and_batch_reads(machine: type[RuleBasedStateMachine]) -> None:
     test_case = machine.TestCase
     test_case.settings = SETTINGS
+    test_case().runTest()
+
+
+class PostgresBatchingMachine(BatchingMachine):
+    pass
+
+
+@pytest.mark.postgres
+def test_interleaved_writes_and_batch_reads_postgres(postgres_url: str) -> None:
+    PostgresBatchingMachine.postgres_url = postgres_url
+    test_case = PostgresBatchingMachine.TestCase
+    test_case.settings = settings(SETTINGS, max_examples=40)
     test_case().runTest()
