@@ -130,7 +130,7 @@ class BatchSourceError(MemboundError, ValueError):
     """A batch source or its options cannot give the batching guarantees (DESIGN §6).
 
     Raised for a table without a usable key, nullable key columns, a source that carries its own
-    ORDER BY / OFFSET / LIMIT, ``batch_size < 1`` and unsupported LMDB databases.
+    ORDER BY / OFFSET / LIMIT / GROUP BY, ``batch_size < 1`` and unsupported LMDB databases.
     """
 
     hint = "batch over a unique, non-null, immutable key; let membound order and page the rows"

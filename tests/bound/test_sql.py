@@ -483,7 +483,7 @@ def test_error_nullable_and_non_unique_key(db: Db) -> None:
         find_each(db.engine, table, key=table.c.n)
 
 
-@pytest.mark.parametrize("clause", ["order_by", "offset", "limit"])
+@pytest.mark.parametrize("clause", ["order_by", "offset", "limit", "group_by"])
 def test_error_source_with_its_own_paging(db: Db, clause: str) -> None:
     table = db.users(3)
     source = sa.select(table)
@@ -491,6 +491,7 @@ def test_error_source_with_its_own_paging(db: Db, clause: str) -> None:
         "order_by": source.order_by(table.c.id),
         "offset": source.offset(1),
         "limit": source.limit(2),
+        "group_by": source.group_by(table.c.id),
     }[clause]
     with pytest.raises(BatchSourceError, match=clause.upper().replace("_", " ")):
         find_each(db.engine, source)

@@ -234,6 +234,7 @@ class _Plan:
             ("_order_by_clauses", "ORDER BY"),
             ("_offset_clause", "OFFSET"),
             ("_limit_clause", "LIMIT"),
+            ("_group_by_clauses", "GROUP BY"),  # groups have no unique row key to resume after
         ):
             value = getattr(stmt, attr, None)
             # Clauses refuse bool(); an empty ORDER BY is an empty tuple.
@@ -450,7 +451,8 @@ def in_batches(  # noqa: PLR0917
         source: a ``Table``, an ORM entity class, or a ``select()`` with filters but without
             ORDER BY, OFFSET or LIMIT. ``select(Entity)`` and entity classes yield ORM objects,
             each batch loaded in a fresh Session closed before the batch is yielded (objects
-            are detached: load what you need eagerly).
+            are detached: load what you need eagerly). A Core select that does not select
+            the key columns gets them added as ``membound_key_<i>`` (needed to resume).
         batch_size: rows per batch (>= 1).
         key: the column(s) to order and resume by: the primary key by default, or a unique,
             non-null column / tuple of columns (names, ``Column`` objects or ORM attributes).
