@@ -442,7 +442,7 @@ def test_wal_checkpoint_between_batches_keeps_results(tmp_path: Path) -> None:
 def test_progress_bar_does_not_change_rows(db: Db, capsys: pytest.CaptureFixture[str]) -> None:
     table = db.users(300)
     assert full_scan(db, table) == ids_of(find_each(db.engine, table, batch_size=50, progress=True))
-    assert "batches" in capsys.readouterr().out
+    assert "batches" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------------ G6

@@ -627,6 +627,7 @@ class _Progress:
     """A rich progress bar: rows, rows/s, ETA from the count at start, and current RSS."""
 
     def __init__(self, total: int) -> None:
+        from rich.console import Console
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -636,6 +637,7 @@ class _Progress:
             TimeRemainingColumn,
         )
 
+        # stderr: the loop's own output on stdout stays clean when piped.
         self._progress = Progress(
             TextColumn("[bold]batches"),
             BarColumn(),
@@ -644,6 +646,7 @@ class _Progress:
             TextColumn("{task.fields[rate]} rows/s"),
             TimeRemainingColumn(),
             TextColumn("RSS {task.fields[rss]}"),
+            console=Console(stderr=True),
         )
         self._task = self._progress.add_task("rows", total=total, rate="-", rss="-")
         self._started = time.perf_counter()
