@@ -23,6 +23,7 @@ EXPECTED = [
     "Released",
     "SIZE_CONVENTION",
     "SizeError",
+    "StageStats",
     "TargetError",
     "__version__",
     "batched",

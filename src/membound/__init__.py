@@ -22,7 +22,14 @@ from membound._errors import (
 )
 from membound._units import SIZE_CONVENTION, format_size, parse_size
 from membound.bound.budget import memory_budget
-from membound.bound.iterables import Pipeline, batched, pipeline, read_chunks, read_lines
+from membound.bound.iterables import (
+    Pipeline,
+    StageStats,
+    batched,
+    pipeline,
+    read_chunks,
+    read_lines,
+)
 from membound.bound.kv import lmdb_batches
 from membound.bound.pool import BoundedPool, PoolStats
 from membound.bound.release import Released, release_memory
@@ -49,6 +56,7 @@ __all__ = [
     "PoolStats",
     "Released",
     "SizeError",
+    "StageStats",
     "TargetError",
     "__version__",
     "batched",
