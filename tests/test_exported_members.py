@@ -5,18 +5,31 @@ from __future__ import annotations
 import membound
 
 EXPECTED = [
-    "SIZE_CONVENTION",
     "ChildFailed",
     "CommandNotFound",
+    "Comparison",
+    "Growth",
     "KeyOrderError",
     "LimitExceeded",
+    "Measurement",
     "MemboundError",
     "MemoryBudgetExceeded",
+    "SIZE_CONVENTION",
+    "ScenarioStats",
     "SizeError",
+    "Spread",
     "TargetError",
+    "Timeline",
     "__version__",
+    "classify",
+    "compare",
     "format_size",
+    "measure",
+    "measure_command",
     "parse_size",
+    "report",
+    "scenario",
+    "track",
 ]
 
 

@@ -7,6 +7,7 @@ here explicitly; everything else lives in private modules.
 
 from __future__ import annotations
 
+from membound import report
 from membound._errors import (
     ChildFailed,
     CommandNotFound,
@@ -18,6 +19,12 @@ from membound._errors import (
     TargetError,
 )
 from membound._units import SIZE_CONVENTION, format_size, parse_size
+from membound.judge.compare import Comparison, ScenarioStats, Spread, compare, scenario
+from membound.judge.timeline import Growth, classify
+from membound.measure.isolate import measure, measure_command
+from membound.measure.result import Measurement
+from membound.measure.timeline import Timeline
+from membound.measure.track import track
 
 __version__ = "0.1.0"
 
@@ -25,13 +32,26 @@ __all__ = [
     "SIZE_CONVENTION",
     "ChildFailed",
     "CommandNotFound",
+    "Comparison",
+    "Growth",
     "KeyOrderError",
     "LimitExceeded",
+    "Measurement",
     "MemboundError",
     "MemoryBudgetExceeded",
+    "ScenarioStats",
     "SizeError",
+    "Spread",
     "TargetError",
+    "Timeline",
     "__version__",
+    "classify",
+    "compare",
     "format_size",
+    "measure",
+    "measure_command",
     "parse_size",
+    "report",
+    "scenario",
+    "track",
 ]

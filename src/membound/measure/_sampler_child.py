@@ -15,6 +15,7 @@ lines (merge neighbouring buckets pairwise, keeping each bucket's min and max).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -49,10 +50,8 @@ class Downsampler:
         self.samples += 1
         if self.times and self._in_last < self.stride:
             self._in_last += 1
-            if value < self.lows[-1]:
-                self.lows[-1] = value
-            if value > self.highs[-1]:
-                self.highs[-1] = value
+            self.lows[-1] = min(self.lows[-1], value)
+            self.highs[-1] = max(self.highs[-1], value)
             return
         if len(self.times) == self.max_points:
             self._halve()
@@ -73,11 +72,28 @@ class Downsampler:
         self._in_last = self.stride
 
 
+HAS_PROC = os.path.exists("/proc/self/statm")
+
+
+def _psutil_rss(pid: int) -> int | None:
+    try:
+        import psutil
+
+        return int(psutil.Process(pid).memory_info().rss)
+    except Exception:  # psutil missing or the process is gone: no sample
+        return None
+
+
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
 def read_rss(pid: int) -> int | None:
-    """Resident set size of ``pid`` in bytes from ``/proc/PID/statm``; None when it is gone."""
+    """Resident set size of ``pid`` in bytes from ``/proc/PID/statm``; None when it is gone.
+
+    Where there is no /proc the sampler runs with site-packages and psutil answers instead.
+    """
+    if not HAS_PROC:
+        return _psutil_rss(pid)
     try:
         with open(f"/proc/{pid}/statm", "rb") as f:
             resident = int(f.read().split()[1])
@@ -125,21 +141,35 @@ def tree_of(pid: int) -> list[int]:
     return seen
 
 
-def run(config: dict[str, object]) -> dict[str, object]:
-    """Sample until told to stop on stdin; return the report."""
-    pid = int(config["pid"])  # type: ignore[call-overload]
-    interval = float(config.get("interval", 0.01))  # type: ignore[arg-type]
-    tree = bool(config.get("tree", False))
-    limit = config.get("limit")
-    kill_pgid = config.get("kill_pgid")
-    down = Downsampler(int(config.get("max_points", MAX_POINTS_DEFAULT)))  # type: ignore[call-overload]
+def run(
+    pid: int,
+    interval: float = 0.01,
+    *,
+    tree: bool = False,
+    limit: int | None = None,
+    kill_pgid: int | None = None,
+    max_points: int = MAX_POINTS_DEFAULT,
+) -> dict[str, object]:
+    """Sample until told to stop on stdin; return the report.
+
+    ``pid == 0`` means: wait for ``pid N [PGID]`` on stdin first, so that the sampler is ready
+    before the watched process starts and sampling begins the instant it exists.
+    """
+    stdin = sys.stdin.buffer
+    if pid == 0:
+        words = stdin.readline().split()
+        if len(words) < 2 or words[0] != b"pid":
+            return {"start": time.monotonic(), "samples": 0}
+        pid = int(words[1])
+        if len(words) > 2:
+            kill_pgid = int(words[2])
+    down = Downsampler(max_points)
 
     start = time.monotonic()
     max_rss = 0
     max_hwm: dict[int, int] = {}
     limit_hit: dict[str, float] | None = None
     late = 0
-    stdin = sys.stdin.buffer
     next_tick = start
     while True:
         now = time.monotonic()
@@ -161,13 +191,11 @@ def run(config: dict[str, object]) -> dict[str, object]:
         if value is not None:
             down.add(now - start, value)
             max_rss = max(max_rss, value)
-            if limit is not None and limit_hit is None and value > int(limit):  # type: ignore[call-overload]
+            if limit is not None and limit_hit is None and value > limit:
                 limit_hit = {"t": now - start, "rss": value}
                 if kill_pgid is not None:
-                    try:
-                        os.killpg(int(kill_pgid), signal.SIGKILL)  # type: ignore[call-overload]
-                    except OSError:
-                        pass
+                    with contextlib.suppress(OSError):
+                        os.killpg(kill_pgid, signal.SIGKILL)
         next_tick += interval
         wait = next_tick - time.monotonic()
         if wait < 0:
@@ -199,7 +227,14 @@ def main() -> None:
     config = json.loads(sys.argv[1])
     # The parent may be killed by the user's Ctrl-C: the sampler ends on EOF, not on SIGINT.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    report = run(config)
+    report = run(
+        int(config["pid"]),
+        float(config.get("interval", 0.01)),
+        tree=bool(config.get("tree", False)),
+        limit=config.get("limit"),
+        kill_pgid=config.get("kill_pgid"),
+        max_points=int(config.get("max_points", MAX_POINTS_DEFAULT)),
+    )
     sys.stdout.write(json.dumps(report))
     sys.stdout.flush()
 
