@@ -40,10 +40,9 @@ def _spread(s: Spread | None, signed: bool = False) -> str:
     if s is None:
         return "-"
     text = format_size(s.median, signed=signed)
-    if s.low != s.high:
-        text += (
-            f"\n[dim]{format_size(s.low, signed=signed)} – {format_size(s.high, signed=signed)}[/]"
-        )
+    dev = max(s.high - s.median, s.median - s.low)
+    if dev > 0:
+        text += f"\n[dim]±{format_size(dev)}[/]"
     return text
 
 
@@ -81,12 +80,12 @@ def table(result: Result) -> Table:
         return t
     t = Table(
         caption=(
-            f"Medians of {result.repeat} interleaved runs (min – max below), "
+            f"Medians of {result.repeat} interleaved runs (± the farthest run from the median), "
             f"{'a fresh process per run' if result.isolated else 'one process'}. "
             f"Sizes: {SIZE_CONVENTION}."
         )
     )
-    for col in ("scenario", "peak RSS", "Δ peak RSS", "heap peak", "wall", "growth", "vs first"):
+    for col in ("scenario", "peak RSS", "Δ peak", "heap peak", "wall", "growth", "vs first"):
         t.add_column(col, justify="left" if col in ("scenario", "growth") else "right")
     for r in result.rows:
         wall = f"{r.duration_s.median:.2f} s"

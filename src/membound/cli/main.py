@@ -21,7 +21,7 @@ EXIT_FAILED = 1
 EXIT_ERROR = 2
 
 #: Subcommand modules under ``membound.cli.commands``; each defines ``command``.
-COMMANDS: tuple[str, ...] = ("run", "compare", "report")
+COMMANDS: tuple[str, ...] = ("run", "compare", "report", "demo")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

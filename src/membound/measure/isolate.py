@@ -96,7 +96,7 @@ def resolve_target(target: Target) -> TargetRef:
     if not callable(target):
         raise TargetError(f"target {target!r} is neither callable nor a 'module:function' string")
     module = getattr(target, "__module__", None)
-    qual = getattr(target, "__qual__", None)
+    qual = getattr(target, "__qualname__", None)
     if not module or not qual:
         raise TargetError(f"cannot locate {target!r}: give it as 'package.module:function'")
     if "<locals>" in qual or "<lambda>" in qual:
