@@ -10,7 +10,8 @@ The decision, with ``tol`` the tolerance (default: the larger of 1 MiB and 2 % o
   the last quarter still adds more than ``tol / 2`` over that quarter: still growing when it ended.
 - ``ramp``: the end is above the start by more than ``tol`` but the last quarter holds
   (grows, then holds: the "hockey stick" of load-everything-then-work).
-- ``sawtooth``: ends near where it started, with two or more rise-and-fall cycles.
+- ``sawtooth``: two or more rise-and-fall cycles whose troughs stay level (checked first: where
+  the last cycle happens to stop says nothing); rising troughs make it a ``leak``.
 - ``spike``: ends near where it started, with one rise and fall.
 
 Slopes are Theil–Sen (the median of pairwise slopes), robust to single outliers. It is written
@@ -20,6 +21,7 @@ core dependencies; it runs on at most ``_MAX_SLOPE_POINTS`` evenly spaced points
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -83,17 +85,28 @@ def theil_sen(xs: Sequence[float], ys: Sequence[float]) -> float:
     return statistics.median(slopes) if slopes else 0.0
 
 
-def _cycles(values: Sequence[float], low: float, high: float) -> int:
-    """Rise-and-fall cycles: crossings above ``high`` followed by a return below ``low``."""
-    cycles = 0
-    above = False
+def _troughs(values: Sequence[float], low: float, high: float) -> list[float]:
+    """The lowest value of each stretch below ``low`` between excursions above ``high``.
+
+    ``len(result) - 1`` is the number of complete rise-and-fall cycles (hysteresis between
+    ``low`` and ``high`` keeps noise from counting as cycles).
+    """
+    troughs: list[float] = []
+    above = True
+    current = math.inf
     for v in values:
-        if not above and v > high:
-            above = True
-        elif above and v < low:
+        if above and v < low:
             above = False
-            cycles += 1
-    return cycles
+            current = v
+        elif not above:
+            if v > high:
+                above = True
+                troughs.append(current)
+            else:
+                current = min(current, v)
+    if not above:
+        troughs.append(current)
+    return troughs
 
 
 def classify(timeline: Timeline, tolerance: float | None = None) -> Growth:
@@ -145,6 +158,22 @@ def classify(timeline: Timeline, tolerance: float | None = None) -> Growth:
 
     if rng <= tol:
         return verdict("flat", f"stayed within {format_size(rng)} over {span:.2f} s")
+    mid = (lo + hi) / 2
+    troughs = _troughs(values, mid - rng / 8, mid + rng / 8)
+    if len(troughs) >= 3:
+        # Repeated cycles: judge growth by the troughs, not by where the last cycle happened
+        # to stop. Rising troughs are a leak under a sawtooth.
+        trough_rise = theil_sen(list(range(len(troughs))), troughs) * (len(troughs) - 1)
+        if trough_rise > tol:
+            return verdict(
+                "leak",
+                f"a sawtooth whose troughs rose {format_size(trough_rise)} over "
+                f"{len(troughs) - 1} cycles",
+            )
+        return verdict(
+            "sawtooth",
+            f"{len(troughs) - 1} rise-and-fall cycles of up to {format_size(rng)}, troughs level",
+        )
     if net > tol and tail_rise > tol / 2:
         return verdict(
             "leak",
@@ -156,13 +185,6 @@ def classify(timeline: Timeline, tolerance: float | None = None) -> Growth:
             "ramp",
             f"grew {format_size(net)} then held "
             f"(last quarter within {format_size(abs(tail_rise))})",
-        )
-    mid = (lo + hi) / 2
-    cycles = _cycles(values, mid - rng / 8, mid + rng / 8)
-    if cycles >= 2:
-        return verdict(
-            "sawtooth",
-            f"{cycles} rise-and-fall cycles of up to {format_size(rng)}, no net growth",
         )
     if hi - start_level > tol:
         return verdict(

@@ -70,6 +70,23 @@ class Measurement:
         """True when the run ended normally."""
         return self.outcome == "ok"
 
+    def raise_for_outcome(self) -> Measurement:
+        """Return self if the run ended normally, else raise.
+
+        Raises:
+            LimitExceeded: the run was stopped at its memory limit or timeout.
+            ChildFailed: the run failed (non-zero exit) or was killed by a signal.
+        """
+        from membound._errors import ChildFailed, LimitExceeded
+
+        if self.outcome in ("limit", "timeout"):
+            raise LimitExceeded(f"{self.label}: {self.outcome_detail}", measurement=self)
+        if self.outcome != "ok":
+            raise ChildFailed(
+                f"{self.label}: {self.outcome_detail}", exit_code=self.exit_code, measurement=self
+            )
+        return self
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict with stable keys (schema in ``report/json.py``)."""
         out: dict[str, Any] = {}
