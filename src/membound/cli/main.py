@@ -48,6 +48,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         exc.show()
         return EXIT_ERROR
     except MemboundError as exc:
+        child_traceback = getattr(exc, "traceback", "")
+        if child_traceback:
+            click.echo(child_traceback.rstrip(), err=True)
         click.echo(f"membound: error: {exc}", err=True)
         if exc.hint:
             click.echo(f"hint: {exc.hint}", err=True)

@@ -64,6 +64,6 @@ def command(rows: int, repeat: int, out: str) -> int:
     )
     summary.append(line)
     (folder / "summary.md").write_text("\n".join(summary) + "\n", encoding="utf-8")
-    console.print(line)
-    console.print(f"Wrote JSON, Markdown and PNG files to {folder}/")
+    click.echo(line)
+    click.echo(f"Wrote JSON, Markdown and PNG files to {folder}/")
     return 0

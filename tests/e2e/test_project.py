@@ -1,0 +1,55 @@
+"""The project's own promises: the README's commands exist, and the demo runs end to end."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_readme_opens_with_the_two_commands_and_makefile_has_them() -> None:
+    readme = ROOT.joinpath("README.md").read_text()
+    head = "\n".join(readme.splitlines()[:15])
+    assert "make demo" in head
+    assert "make test" in head
+    makefile = ROOT.joinpath("Makefile").read_text()
+    for target in ("demo", "test", "bench", "lint"):
+        assert re.search(rf"^{target}:", makefile, re.M), target
+
+
+@pytest.mark.slow
+def test_demo_end_to_end(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "membound",
+            "demo",
+            "--rows",
+            "20000",
+            "--repeat",
+            "1",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert 0 == proc.returncode, proc.stderr
+    for stem in ("sql", "range", "file"):
+        assert (out / f"{stem}.json").exists()
+        assert (out / f"{stem}.md").exists()
+        assert (out / f"{stem}.png").read_bytes()[:4] == b"\x89PNG"
+    sql = json.loads((out / "sql.json").read_text())["result"]["rows"]
+    load_all, keyset = sql[0], sql[2]
+    assert load_all["rss_peak_delta"]["median"] > keyset["rss_peak_delta"]["median"]
+    assert "less, for the same rows" in proc.stdout
