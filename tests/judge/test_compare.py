@@ -85,4 +85,5 @@ def test_compare_in_process() -> None:
         {"a": functools.partial(targets.allocate, 30 * MIB)}, isolate=False, repeat=1
     )
     assert not result.isolated
+    assert "a" == result.rows[0].name
     assert result.rows[0].rss_peak_delta.median > 25 * MIB

@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from membound._errors import TargetError
-from membound.measure.isolate import Target, measure, measure_command, run_isolated
+from membound.measure.isolate import Target, measure_command, run_isolated
 from membound.measure.result import Measurement
 from membound.measure.timeline import Timeline
+from membound.measure.track import track
 
 __all__ = ["Comparison", "ScenarioStats", "Spread", "compare", "load_scenarios", "scenario"]
 
@@ -191,7 +192,12 @@ def _runners(
             else:
 
                 def run(t: Target = target, n: str = name) -> Measurement:
-                    return measure(t, isolate=False, heap=heap)
+                    if not callable(t):
+                        raise TargetError(f"{n}: with isolate=False the target must be a callable")
+                    with track(n, heap=heap) as tracker:
+                        t()
+                    assert tracker.result is not None
+                    return tracker.result
 
             out.append((name, run))
         return out
