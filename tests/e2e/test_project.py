@@ -53,3 +53,40 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     load_all, keyset = sql[0], sql[2]
     assert load_all["rss_peak_delta"]["median"] > keyset["rss_peak_delta"]["median"]
     assert "less, for the same rows" in proc.stdout
+
+
+@pytest.mark.parametrize("name", ["track_block.py", "measure_function.py"])
+def test_examples_run(name: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / name)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert 0 == proc.returncode, proc.stderr
+    assert "peak" in proc.stdout.lower()
+
+
+def test_scenarios_example_compares(tmp_path: Path) -> None:
+    out = tmp_path / "cmp.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "membound",
+            "compare",
+            str(ROOT / "examples" / "scenarios.py"),
+            "--repeat",
+            "1",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert 0 == proc.returncode, proc.stderr
+    rows = json.loads(out.read_text())["result"]["rows"]
+    assert rows[0]["rss_peak_delta"]["median"] > 10 * rows[1]["rss_peak_delta"]["median"]
