@@ -146,3 +146,13 @@ def test_child_traceback_is_shown_for_a_raising_scenario(
     err = capsys.readouterr().err
     assert "KeyError: 'nope'" in err
     assert "s.py" in err
+
+
+def test_unwritable_output_path_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "no" / "such" / "dir" / "out.json"
+    assert 2 == main(["run", "--json", str(target), "--", sys.executable, "-c", "pass"])
+    err = capsys.readouterr().err
+    assert "No such file or directory" in err
+    assert "Traceback" not in err

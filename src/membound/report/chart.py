@@ -29,9 +29,18 @@ def _pyplot() -> Any:
     return plt
 
 
-def _plot_timeline(ax: Any, timeline: Timeline, label: str) -> None:
+def to_hex(colour: Any) -> str:
+    """A matplotlib colour as ``#rrggbb``."""
+    from matplotlib.colors import to_hex as _to_hex
+
+    return str(_to_hex(colour))
+
+
+def _plot_timeline(ax: Any, timeline: Timeline, label: str, index: int = 0) -> str | None:
+    """Plot one timeline with its peak marked; returns the colour used (None if empty)."""
     if not len(timeline):
-        return
+        ax.plot([], [], label=f"{label} (no samples)")
+        return None
     xs = list(timeline.times)
     highs = [v / _MIB for v in timeline.highs]
     lows = [v / _MIB for v in timeline.lows]
@@ -44,9 +53,11 @@ def _plot_timeline(ax: Any, timeline: Timeline, label: str) -> None:
         f"{highs[i]:.1f} MiB",
         (xs[i], highs[i]),
         textcoords="offset points",
-        xytext=(4, 4),
+        xytext=(4, 4 + 11 * index),  # staggered so that nearby peaks stay readable
         fontsize=8,
+        color=line.get_color(),
     )
+    return str(to_hex(line.get_color()))
 
 
 def chart(result: Measurement | Comparison, path: str | Path | IO[bytes]) -> None:
@@ -59,12 +70,13 @@ def chart(result: Measurement | Comparison, path: str | Path | IO[bytes]) -> Non
         axes = [ax]
     else:
         fig, (ax, bars) = plt.subplots(1, 2, figsize=(13, 5), width_ratios=(3, 2))
-        for row in result.rows:
-            _plot_timeline(ax, row.timeline, row.name)
+        colours = [
+            _plot_timeline(ax, row.timeline, row.name, i) for i, row in enumerate(result.rows)
+        ]
         ax.set_title("RSS over time (median run of each scenario)")
         names = [r.name for r in result.rows]
         deltas = [r.rss_peak_delta.median / _MIB for r in result.rows]
-        bars.barh(names, deltas, color="tab:orange")
+        bars.barh(names, deltas, color=[c or "tab:gray" for c in colours])
         bars.invert_yaxis()
         bars.set_xlabel("Δ peak RSS over baseline (MiB, median)")
         bars.set_title(f"Δ peak RSS, median of {result.repeat}")
@@ -79,7 +91,7 @@ def chart(result: Measurement | Comparison, path: str | Path | IO[bytes]) -> Non
             )
         axes = [ax]
     for a in axes:
-        a.set_xlabel("seconds")
+        a.set_xlabel("seconds since the measured code started")
         a.set_ylabel("RSS (MiB)")
         a.grid(alpha=0.3)
         if a.get_legend_handles_labels()[0]:
