@@ -8,9 +8,17 @@ from membound._units import SIZE_CONVENTION, format_size
 
 if TYPE_CHECKING:
     from membound.judge.compare import Comparison, Spread
+    from membound.judge.complexity import Complexity
+    from membound.judge.leaks import LeakReport
     from membound.measure.result import Measurement
 
-__all__ = ["MarkdownReporter", "render_comparison", "render_measurement"]
+__all__ = [
+    "MarkdownReporter",
+    "render_comparison",
+    "render_complexity",
+    "render_leaks",
+    "render_measurement",
+]
 
 
 def _spread_size(s: Spread | None, *, signed: bool = False) -> str:
@@ -78,6 +86,52 @@ def render_comparison(c: Comparison) -> str:
     lines.append(
         f"Medians of {c.repeat} interleaved run(s), {how}; (min – max) in brackets. "
         f"Sizes: {SIZE_CONVENTION}."
+    )
+    return "\n".join(lines) + "\n"
+
+
+def render_complexity(c: Complexity) -> str:
+    """The verdict, then one row per size."""
+    what = "Δ peak RSS" if c.metric == "rss" else "heap peak"
+    lines = [
+        f"**{c.label}: {c.big_o}** (confidence {c.confidence:.2f}) — {c.explanation}",
+        "",
+        f"Wall time: {c.time_big_o} — {c.time_explanation}",
+        "",
+        f"| n | {what} | wall | runs |",
+        "|---|---|---|---|",
+    ]
+    for p in c.points:
+        lines.append(f"| {p.n:,} | {format_size(p.value)} | {p.seconds:.3f} s | {p.runs} |")
+    fits = ", ".join(f"{k} {v:.3f}" for k, v in c.fits.items())
+    lines += [
+        "",
+        f"Relative residual of each model: {fits}. Noise floor {format_size(c.noise_floor)}. "
+        f"Sizes: {SIZE_CONVENTION}.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def render_leaks(r: LeakReport) -> str:
+    """The verdict, then the allocation sites, types and reference chain."""
+    verdict = "LEAK" if r.leaking else "no leak"
+    lines = [f"**{r.label}: {verdict}** — {r.explanation}", ""]
+    if r.sites:
+        lines += ["| site | bytes per call | blocks per call |", "|---|---|---|"]
+        lines += [
+            f"| {s.file}:{s.line} | {s.bytes_per_call:.1f} | {s.count_per_call:.2f} |"
+            for s in r.sites
+        ]
+        lines.append("")
+    if r.types:
+        lines += ["| type | new objects per call |", "|---|---|"]
+        lines += [f"| {t.type_name} | {t.per_call:.2f} |" for t in r.types]
+        lines.append("")
+    if r.chain:
+        lines += ["Kept alive by: " + " → ".join(r.chain), ""]
+    lines.append(
+        f"{r.warmup} warm-up calls, {r.iterations} calls in {len(r.rounds)} rounds; "
+        f"cycles freed only by the cyclic GC: {r.cycles_per_call:.2f} per call."
     )
     return "\n".join(lines) + "\n"
 
