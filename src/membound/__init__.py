@@ -20,9 +20,12 @@ from membound._errors import (
 )
 from membound._units import SIZE_CONVENTION, format_size, parse_size
 from membound.judge.compare import Comparison, ScenarioStats, Spread, compare, scenario
+from membound.judge.complexity import Complexity, ComplexityPoint, complexity
+from membound.judge.leaks import LeakReport, LeakRound, Site, TypeGrowth, find_leaks
 from membound.judge.timeline import Growth, classify
 from membound.measure.isolate import measure, measure_command
 from membound.measure.result import Measurement
+from membound.measure.sizeof import deep_sizeof, instance_size
 from membound.measure.timeline import Timeline
 from membound.measure.track import track
 
@@ -33,21 +36,31 @@ __all__ = [
     "ChildFailed",
     "CommandNotFound",
     "Comparison",
+    "Complexity",
+    "ComplexityPoint",
     "Growth",
     "KeyOrderError",
+    "LeakReport",
+    "LeakRound",
     "LimitExceeded",
     "Measurement",
     "MemboundError",
     "MemoryBudgetExceeded",
     "ScenarioStats",
+    "Site",
     "SizeError",
     "Spread",
     "TargetError",
     "Timeline",
+    "TypeGrowth",
     "__version__",
     "classify",
     "compare",
+    "complexity",
+    "deep_sizeof",
+    "find_leaks",
     "format_size",
+    "instance_size",
     "measure",
     "measure_command",
     "parse_size",

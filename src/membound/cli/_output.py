@@ -15,11 +15,13 @@ from rich.table import Table
 
 from membound._units import SIZE_CONVENTION, format_size
 from membound.judge.compare import Comparison, Spread
+from membound.judge.complexity import Complexity
+from membound.judge.leaks import LeakReport
 from membound.measure.result import Measurement
 
 __all__ = ["emit", "output_options", "progress", "table"]
 
-Result = Measurement | Comparison
+Result = Measurement | Comparison | Complexity | LeakReport
 
 
 def output_options(func: Any) -> Any:
@@ -46,8 +48,41 @@ def _spread(s: Spread | None, signed: bool = False) -> str:
     return text
 
 
+def _complexity_table(c: Complexity) -> Table:
+    what = "Δ peak RSS" if c.metric == "rss" else "heap peak"
+    t = Table(
+        title=f"{c.label}: [bold]{c.big_o}[/] (confidence {c.confidence:.2f})",
+        caption=f"{c.explanation}\nwall time: {c.time_explanation}",
+    )
+    for col in ("n", what, "wall", "runs"):
+        t.add_column(col, justify="right")
+    for p in c.points:
+        t.add_row(f"{p.n:,}", format_size(p.value), f"{p.seconds:.3f} s", str(p.runs))
+    return t
+
+
+def _leak_table(r: LeakReport) -> Table:
+    verdict = "[red bold]LEAK[/]" if r.leaking else "[green]no leak[/]"
+    t = Table(title=f"{r.label}: {verdict}", caption=r.explanation)
+    t.add_column("where / what")
+    t.add_column("per call", justify="right")
+    for s in r.sites[:8]:
+        t.add_row(f"{s.file}:{s.line}", f"{s.bytes_per_call:.0f} B")
+    for g in r.types[:8]:
+        t.add_row(g.type_name, f"+{g.per_call:.2f} objects")
+    if r.chain:
+        t.add_row("kept alive by " + " → ".join(r.chain), "")
+    t.add_row("heap growth in the late rounds", f"{r.bytes_per_call:.1f} B")
+    t.add_row("objects freed only by the cyclic GC", f"{r.cycles_per_call:.2f}")
+    return t
+
+
 def table(result: Result) -> Table:
     """A rich table of ``result``."""
+    if isinstance(result, Complexity):
+        return _complexity_table(result)
+    if isinstance(result, LeakReport):
+        return _leak_table(result)
     if isinstance(result, Measurement):
         t = Table(title=result.label, show_header=False, caption=f"Sizes: {SIZE_CONVENTION}")
         t.add_column(style="bold")

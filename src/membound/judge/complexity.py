@@ -33,7 +33,15 @@ from membound._units import format_size
 from membound.measure import probes
 from membound.measure.isolate import Target, resolve_target, run_isolated
 
-__all__ = ["MODELS", "Complexity", "ComplexityPoint", "Fit", "complexity", "fit_models"]
+__all__ = [
+    "MODELS",
+    "Complexity",
+    "ComplexityPoint",
+    "Fit",
+    "complexity",
+    "fit_models",
+    "normalise_big_o",
+]
 
 Metric = Literal["rss", "heap"]
 
@@ -53,6 +61,31 @@ _UNIT = {
 }
 MIN_FLOOR: dict[str, int] = {"rss": 512 * 1024, "heap": 4 * 1024, "seconds": 0}
 _MIN_GAIN = 0.02
+
+
+_SPELLINGS = {
+    "o(1)": "O(1)",
+    "o(log n)": "O(log n)",
+    "o(n)": "O(n)",
+    "o(n log n)": "O(n log n)",
+    "o(n^2)": "O(n^2)",
+    "o(n²)": "O(n^2)",
+    "o(n**2)": "O(n^2)",
+}
+
+
+def normalise_big_o(text: str) -> str:
+    """The canonical spelling of a complexity class (``"o(n²)"`` → ``"O(n^2)"``).
+
+    Raises:
+        TargetError: not one of the five classes membound fits.
+    """
+    key = " ".join(text.strip().lower().replace("·", " ").split())
+    if key not in _SPELLINGS:
+        raise TargetError(
+            f"unknown complexity {text!r}; use one of O(1), O(log n), O(n), O(n log n), O(n^2)"
+        )
+    return _SPELLINGS[key]
 
 
 @dataclass(frozen=True)

@@ -164,6 +164,9 @@ def _resolve(target: Callable[[], Any] | str) -> tuple[Callable[[], Any], str]:
             obj: Any = importlib.util.module_from_spec(mod_spec)
             mod_spec.loader.exec_module(obj)
         else:
+            # As ``python -m`` would: modules in the current folder are importable.
+            if os.getcwd() not in sys.path and "" not in sys.path:
+                sys.path.insert(0, os.getcwd())
             obj = importlib.import_module(spec)
         for part in qualname.split("."):
             obj = getattr(obj, part)

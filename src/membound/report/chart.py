@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from membound.judge.compare import Comparison
+from membound.judge.complexity import MODELS, Complexity
+from membound.judge.leaks import LeakReport
 from membound.measure.result import Measurement
 from membound.measure.timeline import Timeline
 
@@ -60,9 +62,62 @@ def _plot_timeline(ax: Any, timeline: Timeline, label: str, index: int = 0) -> s
     return str(to_hex(line.get_color()))
 
 
-def chart(result: Measurement | Comparison, path: str | Path | IO[bytes]) -> None:
+def _complexity(plt: Any, c: Complexity) -> Any:
+    fig, ax = plt.subplots(figsize=(8, 5))
+    ns = [p.n for p in c.points]
+    ys = [max(p.value, 1.0) / _MIB for p in c.points]
+    ax.plot(ns, ys, "o", color="black", label="measured (median)", zorder=3)
+    from membound.judge.complexity import fit_models
+
+    fits = fit_models(ns, [p.value for p in c.points], c.noise_floor)
+    lo, hi = ns[0], ns[-1]
+    grid = [lo * (hi / lo) ** (i / 50) for i in range(51)]
+    for name, fit in fits.items():
+        curve = [max(fit.intercept + fit.slope * MODELS[name](n), 1.0) / _MIB for n in grid]
+        width = 2.5 if name == c.big_o else 1.0
+        ax.plot(grid, curve, linewidth=width, label=f"{name} (residual {fit.residual:.3f})")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("n")
+    ax.set_ylabel(("Δ peak RSS" if c.metric == "rss" else "heap peak") + " (MiB)")
+    ax.set_title(f"{c.label}: {c.big_o}")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def _leaks(plt: Any, r: LeakReport) -> Any:
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    calls = [x.calls for x in r.rounds]
+    heap = [(x.heap or 0) / 1024 for x in r.rounds]
+    ax.plot(calls, heap, "o-", label="traced heap (KiB)")
+    late = [x.calls for x in r.rounds if x.phase == "late"]
+    if late:
+        ax.axvspan(
+            min(late) - (calls[1] - calls[0] if len(calls) > 1 else 1),
+            max(late),
+            alpha=0.1,
+            label="late rounds (decide the verdict)",
+        )
+    ax.set_xlabel("calls")
+    ax.set_ylabel("heap held since tracing started (KiB)")
+    ax.set_title(f"{r.label}: {'LEAK' if r.leaking else 'no leak'}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def chart(
+    result: Measurement | Comparison | Complexity | LeakReport, path: str | Path | IO[bytes]
+) -> None:
     """Write a PNG chart of ``result`` to ``path`` (a file name or a binary stream)."""
     plt = _pyplot()
+    if isinstance(result, Complexity | LeakReport):
+        fig = _complexity(plt, result) if isinstance(result, Complexity) else _leaks(plt, result)
+        fig.tight_layout()
+        fig.savefig(path, format="png", dpi=100)
+        plt.close(fig)
+        return
     if isinstance(result, Measurement):
         fig, ax = plt.subplots(figsize=(8, 4.5))
         _plot_timeline(ax, result.timeline, result.label)
@@ -104,7 +159,7 @@ def chart(result: Measurement | Comparison, path: str | Path | IO[bytes]) -> Non
 class ChartReporter:
     """Build a PNG chart from a result, then ``render(outfile)``."""
 
-    def __init__(self, result: Measurement | Comparison) -> None:
+    def __init__(self, result: Measurement | Comparison | Complexity | LeakReport) -> None:
         self.result = result
 
     def render(self, outfile: str | Path | IO[bytes]) -> None:

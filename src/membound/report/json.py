@@ -2,7 +2,8 @@
 
 Document shape (schema ``membound/1``)::
 
-    {"schema": "membound/1", "type": "measurement" | "comparison", "result": {...}}
+    {"schema": "membound/1", "type": "measurement" | "comparison" | "complexity" | "leaks",
+     "result": {...}}
 
 ``result`` is the result's ``to_dict()``: field names of the result dataclasses, sizes in bytes,
 times in seconds. New keys may be added within a schema version; none is renamed or removed.
@@ -16,28 +17,33 @@ from typing import IO, Any
 
 from membound._errors import MemboundError
 from membound.judge.compare import Comparison
+from membound.judge.complexity import Complexity
+from membound.judge.leaks import LeakReport
 from membound.measure.result import Measurement
 
-__all__ = ["SCHEMA", "JsonReporter", "dumps", "load", "loads"]
+__all__ = ["SCHEMA", "JsonReporter", "Result", "dumps", "load", "loads"]
 
 SCHEMA = "membound/1"
-_TYPES: dict[str, type[Measurement] | type[Comparison]] = {
+Result = Measurement | Comparison | Complexity | LeakReport
+_TYPES: dict[str, type[Measurement] | type[Comparison] | type[Complexity] | type[LeakReport]] = {
     "measurement": Measurement,
     "comparison": Comparison,
+    "complexity": Complexity,
+    "leaks": LeakReport,
 }
 
 
-def _type_name(result: Measurement | Comparison) -> str:
-    return "measurement" if isinstance(result, Measurement) else "comparison"
+def _type_name(result: Result) -> str:
+    return next(name for name, cls in _TYPES.items() if isinstance(result, cls))
 
 
-def dumps(result: Measurement | Comparison) -> str:
+def dumps(result: Result) -> str:
     """The JSON document of ``result``."""
     doc = {"schema": SCHEMA, "type": _type_name(result), "result": result.to_dict()}
     return json.dumps(doc, indent=1, allow_nan=False)
 
 
-def loads(text: str) -> Measurement | Comparison:
+def loads(text: str) -> Result:
     """Parse a JSON document written by :func:`dumps`.
 
     Raises:
@@ -58,7 +64,7 @@ def loads(text: str) -> Measurement | Comparison:
         raise MemboundError(f"malformed membound result: {exc!r}") from None
 
 
-def load(path: str | Path) -> Measurement | Comparison:
+def load(path: str | Path) -> Result:
     """Read a JSON report file.
 
     Raises:
@@ -74,7 +80,7 @@ def load(path: str | Path) -> Measurement | Comparison:
 class JsonReporter:
     """Build a JSON report from a result, then ``render(outfile)``."""
 
-    def __init__(self, result: Measurement | Comparison) -> None:
+    def __init__(self, result: Result) -> None:
         self.result = result
 
     def render(self, outfile: IO[str]) -> None:
