@@ -79,8 +79,16 @@ _PARSERS: dict[str, Callable[..., Any]] = {
 
 
 def _help(name: str, func: Callable[..., Any]) -> str:
+    """``name(arg, *, kw=default): first line of the docstring``, from the parser's signature."""
+    parts: list[str] = []
+    star = False
+    for p in inspect.signature(func).parameters.values():
+        if p.kind is p.KEYWORD_ONLY and not star:
+            parts.append("*")
+            star = True
+        parts.append(p.name if p.default is p.empty else f"{p.name}={p.default!r}")
     doc = (func.__doc__ or "").strip().splitlines()[0]
-    return f"{name}{inspect.signature(func)}: {doc}".replace(" -> ", " → ")
+    return f"{name}({', '.join(parts)}): {doc}"
 
 
 #: Marker name → help line (generated from the parser signatures above).

@@ -12,7 +12,8 @@ Choosing a model (the criterion the explanation states):
    is never below ``MIN_FLOOR`` for the metric (allocator and page granularity).
 2. Otherwise start from the simplest model and move to a more complex one only when it is
    clearly better: its relative residual is at most half of the current choice's and at least
-   ``_MIN_GAIN`` lower.
+   ``_MIN_GAIN`` (0.05) lower. Residuals count only the part of each error beyond the noise
+   floor, so page and arena granularity at small sizes is no evidence for a curve.
 
 Least squares is written here (two parameters, closed form) rather than taken from NumPy to
 keep NumPy out of the core dependencies.
@@ -60,7 +61,7 @@ _UNIT = {
     "O(n^2)": "per unit of n²",
 }
 MIN_FLOOR: dict[str, int] = {"rss": 512 * 1024, "heap": 4 * 1024, "seconds": 0}
-_MIN_GAIN = 0.02
+_MIN_GAIN = 0.05
 
 
 _SPELLINGS = {
@@ -99,14 +100,21 @@ class Fit:
     slope: float
     """``b`` (never negative): bytes (or seconds) per unit of ``f(n)``."""
     residual: float
-    """Relative RMS residual: sqrt(mean(((y - ŷ) / max(y, floor))²))."""
+    """Relative RMS residual beyond the noise floor:
+    sqrt(mean((max(0, |y - ŷ| - floor) / max(y, floor))²))."""
     r2: float
     """Coefficient of determination on the raw values (1.0 = perfect)."""
 
 
-def fit_models(ns: Sequence[float], ys: Sequence[float], floor: float) -> dict[str, Fit]:
-    """Fit every model in :data:`MODELS` to the points ``(ns, ys)``."""
-    weights = [1.0 / max(abs(y), floor, 1e-12) ** 2 for y in ys]
+def fit_models(
+    ns: Sequence[float], ys: Sequence[float], floor: float, *, weighted: bool = True
+) -> dict[str, Fit]:
+    """Fit every model in :data:`MODELS` to the points ``(ns, ys)``.
+
+    ``weighted`` fits relative errors (used to choose a model); unweighted ordinary least
+    squares follows the largest sizes, which gives the slope a person asks for ("bytes per row").
+    """
+    weights = [1.0 / max(abs(y), floor, 1e-12) ** 2 if weighted else 1.0 for y in ys]
     mean_y = statistics.fmean(ys)
     ss_tot = sum((y - mean_y) ** 2 for y in ys)
     fits = {}
@@ -120,7 +128,11 @@ def fit_models(ns: Sequence[float], ys: Sequence[float], floor: float) -> dict[s
         slope = max(0.0, sxy / sxx) if sxx > 0 else 0.0
         intercept = my - slope * mx
         pred = [intercept + slope * x for x in xs]
-        rel = [(y - p) / max(abs(y), floor, 1e-12) for y, p in zip(ys, pred, strict=True)]
+        # Errors within the noise floor are no evidence against a model (a dead band).
+        rel = [
+            max(0.0, abs(y - p) - floor) / max(abs(y), floor, 1e-12)
+            for y, p in zip(ys, pred, strict=True)
+        ]
         residual = math.sqrt(statistics.fmean(r * r for r in rel))
         ss_res = sum((y - p) ** 2 for y, p in zip(ys, pred, strict=True))
         r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else 1.0
@@ -160,7 +172,8 @@ class Complexity:
     big_o: str
     """``O(1)``, ``O(log n)``, ``O(n)``, ``O(n log n)`` or ``O(n^2)``."""
     bytes_per_unit: float
-    """Slope of the chosen model: bytes per unit of n (or of log n, n log n, n²)."""
+    """Slope of the chosen model by ordinary least squares: bytes per unit of n (or of log n,
+    n log n, n²)."""
     fits: dict[str, float]
     """Every model's relative residual (lower fits better)."""
     confidence: float
@@ -205,15 +218,17 @@ def _bytes(value: float) -> str:
 
 
 def _confidence(fits: Mapping[str, Fit], chosen: str) -> float:
-    """How clearly ``chosen`` beat the simpler models, times how little a more complex one
-    improves on it: 1 - r/r_simpler (1 with no simpler model) × min(1, r_complex/r)."""
+    """``beat × (0.5 + 0.5 × excluded)``: how clearly ``chosen`` beat the simpler models
+    (1 - r / r_simpler; 1 with none), and how clearly the more complex ones were excluded
+    ((r_complex - r) / 0.05, clipped to 0..1; 1 with none). A model preferred only because it is
+    simpler scores at most 0.5."""
     order = list(MODELS)
     r = fits[chosen].residual
     simpler = [fits[m].residual for m in order[: order.index(chosen)]]
     richer = [fits[m].residual for m in order[order.index(chosen) + 1 :]]
     beat = 1.0 - r / min(simpler) if simpler and min(simpler) > 0 else 1.0
-    parsimony = min(1.0, min(richer) / r) if richer and r > 0 else 1.0
-    return beat * parsimony
+    excluded = min(1.0, max(0.0, (min(richer) - r) / _MIN_GAIN)) if richer else 1.0
+    return max(0.0, beat) * (0.5 + 0.5 * excluded)
 
 
 def _verdict(
@@ -231,6 +246,7 @@ def _verdict(
     chosen = _choose(fits)
     conf = _confidence(fits, chosen)
     fit = fits[chosen]
+    slope = fit_models(ns, ys, max(floor, 1e-12), weighted=False)[chosen].slope
     if chosen == "O(1)":
         text = (
             f"{what} varies by {fmt(spread)} but no growing model fits clearly better "
@@ -238,10 +254,10 @@ def _verdict(
         )
     else:
         text = (
-            f"{what} grows {fmt(fit.slope)} {_UNIT[chosen]} (R²={fit.r2:.3f}, relative "
+            f"{what} grows {fmt(slope)} {_UNIT[chosen]} (R²={fit.r2:.3f}, relative "
             f"residual {fit.residual:.3f}); {chosen}"
         )
-    return chosen, fit.slope, fits, max(0.0, min(1.0, conf)), text
+    return chosen, slope, fits, max(0.0, min(1.0, conf)), text
 
 
 def _in_process(target: Callable[[int], Any], n: int, metric: Metric) -> tuple[float, float]:
