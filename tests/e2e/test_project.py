@@ -45,7 +45,7 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
         timeout=300,
     )
     assert 0 == proc.returncode, proc.stderr
-    for stem in ("sql", "range", "file"):
+    for stem in ("sql", "range", "file", "cycles", "sessions", "fanout"):
         assert (out / f"{stem}.json").exists()
         assert (out / f"{stem}.md").exists()
         assert (out / f"{stem}.png").read_bytes()[:4] == b"\x89PNG"
@@ -53,6 +53,18 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     load_all, keyset = sql[0], sql[2]
     assert load_all["rss_peak_delta"]["median"] > keyset["rss_peak_delta"]["median"]
     assert "less, for the same rows" in proc.stdout
+    demo = json.loads((out / "demo.json").read_text())
+    scaled = demo["groups"]["range"]["complexity"]
+    assert "O(n)" == scaled["list(range(n))"]["big_o"]
+    assert "O(1)" == scaled["range(n)"]["big_o"]
+    assert "O(n)" == demo["groups"]["cycles"]["complexity"]["gc.disable()"]["big_o"]
+    sessions = " ".join(demo["groups"]["sessions"]["findings"])
+    assert "leaks" in sessions
+    assert "objects.py:" in sessions  # the allocating line is named
+    assert "Session" in sessions
+    assert "freed only by the cyclic GC" in " ".join(demo["groups"]["cycles"]["findings"])
+    sizes = demo["record_sizes"]
+    assert sizes["__slots__ class"] < sizes["class"] < sizes["dict"]
 
 
 @pytest.mark.parametrize("name", ["track_block.py", "measure_function.py"])

@@ -131,6 +131,36 @@ def read_in_chunks(path: str, size: int = 64 * 1024) -> int:
     return count
 
 
+def sized_path(folder: str, stem: str, n: int) -> str:
+    """Where the input of size ``n`` lives: ``FOLDER/STEM-N``."""
+    return os.path.join(folder, f"{stem}-{n}")
+
+
+def load_all_n(folder: str, n: int) -> int:
+    """:func:`load_all` on the ``n``-row database in ``folder``."""
+    return load_all(sized_path(folder, "users", n))
+
+
+def offset_pages_n(folder: str, n: int) -> int:
+    """:func:`offset_pages` on the ``n``-row database in ``folder``."""
+    return offset_pages(sized_path(folder, "users", n))
+
+
+def keyset_pages_n(folder: str, n: int) -> int:
+    """:func:`keyset_pages` on the ``n``-row database in ``folder``."""
+    return keyset_pages(sized_path(folder, "users", n))
+
+
+def read_whole_n(folder: str, n: int) -> int:
+    """:func:`read_whole` on the ``n``-byte file in ``folder``."""
+    return read_whole(sized_path(folder, "blob", n))
+
+
+def read_in_chunks_n(folder: str, n: int) -> int:
+    """:func:`read_in_chunks` on the ``n``-byte file in ``folder``."""
+    return read_in_chunks(sized_path(folder, "blob", n))
+
+
 def file_size(path: str) -> int:
     """Size of ``path`` in bytes."""
     return os.path.getsize(path)

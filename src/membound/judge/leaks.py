@@ -48,8 +48,11 @@ __all__ = ["ATTRIBUTION_FRAMES", "LeakReport", "LeakRound", "Site", "TypeGrowth"
 ATTRIBUTION_FRAMES = 16
 _LATE_ROUNDS = 3
 _CYCLE_CALLS = 50
-_OWN_DIR = str(Path(__file__).resolve().parents[1])
-_SKIP_PARTS = (_OWN_DIR, tracemalloc.__file__, "<frozen importlib", "importlib/")
+# membound's own measuring code (not its demo scenarios, which are user code here).
+_OWN_DIRS = tuple(
+    str(Path(__file__).resolve().parents[1] / part) for part in ("judge", "measure", "guard")
+)
+_SKIP_PARTS = (*_OWN_DIRS, tracemalloc.__file__, "<frozen importlib", "importlib/")
 _LIBRARY_DIRS = tuple(
     {p for p in (sysconfig.get_paths().get("stdlib"), sysconfig.get_paths().get("purelib")) if p}
 )
@@ -196,7 +199,7 @@ def _own_filters() -> list[tracemalloc.Filter]:
     import objgraph
 
     patterns = [
-        f"{_OWN_DIR}{os.sep}*",
+        *(f"{d}{os.sep}*" for d in _OWN_DIRS),
         str(objgraph.__file__),
         str(tracemalloc.__file__),
         "<frozen importlib._bootstrap>",
