@@ -190,7 +190,11 @@ def run(
 
     start = time.monotonic()
     max_rss = 0
-    max_hwm: dict[int, int] = {}
+    # Bounded whatever the run: the largest VmHWM seen, the pids alive at the last tick (to
+    # count new processes), and a count, never a record per process.
+    max_hwm: int | None = None
+    live: set[int] = set()
+    processes_seen = 0
     limit_hit: dict[str, float] | None = None
     late = 0
     next_tick = start
@@ -198,17 +202,19 @@ def run(
         now = time.monotonic()
         if tree:
             total = 0
-            alive = False
+            now_live: set[int] = set()
             for p in tree_of(pid):
                 rss = read_rss(p)
                 if rss is None:
                     continue
-                alive = True
+                now_live.add(p)
                 total += rss
                 hwm = read_hwm(p)
-                if hwm is not None and hwm > max_hwm.get(p, 0):
-                    max_hwm[p] = hwm
-            value: int | None = total if alive else None
+                if hwm is not None and (max_hwm is None or hwm > max_hwm):
+                    max_hwm = hwm
+            processes_seen += len(now_live - live)
+            live = now_live
+            value: int | None = total if now_live else None
         else:
             value = single.read() if single is not None else read_rss(pid)
         if value is not None:
@@ -239,8 +245,8 @@ def run(
         "interval": interval,
         "late_ticks": late,
         "max_rss": max_rss,
-        "max_hwm": max(max_hwm.values()) if max_hwm else None,
-        "processes_seen": len(max_hwm),
+        "max_hwm": max_hwm,
+        "processes_seen": processes_seen,
         "limit_hit": limit_hit,
     }
 
