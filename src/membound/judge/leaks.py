@@ -24,6 +24,7 @@ runs, but one under ``gc.disable()`` and a source of GC pauses.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import importlib
 import importlib.util
@@ -34,7 +35,7 @@ import sys
 import sysconfig
 import tracemalloc
 import types
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -264,6 +265,19 @@ def _label_chain(chain: Sequence[Any]) -> tuple[str, ...]:
     return tuple(out)
 
 
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Collect once, then keep the cyclic GC off for the block (restoring its state after)."""
+    was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
 def _chain_to(func: Callable[[], Any], type_name: str, calls: int = 5) -> tuple[str, ...]:
     """A reference chain from a module to one object of ``type_name`` made by ``func``.
 
@@ -273,16 +287,10 @@ def _chain_to(func: Callable[[], Any], type_name: str, calls: int = 5) -> tuple[
     import objgraph
 
     short = type_name.rsplit(".", 1)[-1]
-    was_enabled = gc.isenabled()
-    gc.collect()
-    gc.disable()
-    try:
+    with _gc_paused():
         for _ in range(calls):
             func()
         young = [o for o in gc.get_objects(generation=0) if type(o).__qualname__ == short]
-    finally:
-        if was_enabled:
-            gc.enable()
     if not young:
         return ()
     target = young[-1]
@@ -305,16 +313,10 @@ def _type_counts() -> dict[str, int]:
 
 
 def _cycles_per_call(func: Callable[[], Any], calls: int) -> float:
-    was_enabled = gc.isenabled()
-    gc.collect()
-    gc.disable()
-    try:
+    with _gc_paused():
         for _ in range(calls):
             func()
         found = gc.collect()
-    finally:
-        if was_enabled:
-            gc.enable()
     return found / calls
 
 

@@ -177,6 +177,12 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return data
 
 
+def _heap_and_gc(report: dict[str, Any] | None) -> dict[str, Any]:
+    """The heap and GC fields of a Measurement from a child's report (None where absent)."""
+    keys = ("heap_current", "heap_peak", "gc_collections", "gc_pause_s")
+    return {key: report.get(key) if report else None for key in keys}
+
+
 def run_isolated(
     target: Target,
     args: Sequence[Any] = (),
@@ -271,10 +277,7 @@ def run_isolated(
         rss_peak=peak,
         rss_peak_delta=peak - baseline,
         rss_peak_source=source,
-        heap_current=data.get("heap_current") if data else None,
-        heap_peak=data.get("heap_peak") if data else None,
-        gc_collections=data.get("gc_collections") if data else None,
-        gc_pause_s=data.get("gc_pause_s") if data else None,
+        **_heap_and_gc(data),
         timeline=timeline,
         growth=classify(timeline),
         outcome=outcome,
@@ -429,10 +432,7 @@ def measure_command(
             f"max of each process's VmHWM and the tree's summed RSS ({procs} process(es), "
             f"sampled every {interval * 1000:g} ms)"
         ),
-        heap_current=heap_data.get("heap_current") if heap_data else None,
-        heap_peak=heap_data.get("heap_peak") if heap_data else None,
-        gc_collections=heap_data.get("gc_collections") if heap_data else None,
-        gc_pause_s=heap_data.get("gc_pause_s") if heap_data else None,
+        **_heap_and_gc(heap_data),
         timeline=timeline,
         growth=classify(timeline),
         outcome=outcome,
