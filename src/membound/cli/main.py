@@ -21,7 +21,7 @@ EXIT_FAILED = 1
 EXIT_ERROR = 2
 
 #: Subcommand modules under ``membound.cli.commands``; each defines ``command``.
-COMMANDS: tuple[str, ...] = ()
+COMMANDS: tuple[str, ...] = ("lint",)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
