@@ -100,6 +100,11 @@ def _decode(data: bytes) -> str:
     try:
         encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
     except SyntaxError as exc:
+        # detect_encoding also rejects undeclared non-UTF-8 bytes; say which problem it is.
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            raise ValueError(f"not valid UTF-8 text: {bad}") from None
         raise ValueError(f"bad encoding declaration: {exc.msg}") from None
     try:
         return data.decode("utf-8-sig" if encoding == "utf-8-sig" else encoding)

@@ -61,6 +61,17 @@ def _body_nodes(stmts: list[ast.stmt]) -> Iterator[ast.AST]:
         stack.extend(reversed(list(ast.iter_child_nodes(node))))
 
 
+def _bound_names(target: ast.AST) -> set[str]:
+    """Names bound by an assignment target (not the containers of ``x[k] = ...``/``x.a = ...``)."""
+    if isinstance(target, ast.Name):
+        return {target.id}
+    if isinstance(target, (ast.Tuple, ast.List)):
+        return {n for elt in target.elts for n in _bound_names(elt)}
+    if isinstance(target, ast.Starred):
+        return _bound_names(target.value)
+    return set()
+
+
 def _loop_targets(loop: ast.For | ast.AsyncFor) -> set[str]:
     return {n.id for n in ast.walk(loop.target) if isinstance(n, ast.Name)}
 
@@ -85,9 +96,8 @@ class _LoopEffects:
             elif isinstance(node, (ast.Assign, ast.AnnAssign)):
                 targets = node.targets if isinstance(node, ast.Assign) else [node.target]
                 for target in targets:
-                    for sub in ast.walk(target):
-                        if isinstance(sub, ast.Name):
-                            cleared.add(sub.id)  # re-bound inside the loop: a fresh container
+                    # A name re-bound inside the loop is a fresh container each time.
+                    cleared |= _bound_names(target)
                     if isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name):
                         if isinstance(target.slice, ast.Slice):
                             cleared.add(target.value.id)  # ``buf[:] = []``
