@@ -210,3 +210,27 @@ NEGATIVE: dict[str, list[str]] = {
         "emails = [u.email for u in User.objects.all()]\n",  # no ORM import
     ],
 }
+
+# Near-misses found on real code (the benchmark tree), kept as regressions.
+NEGATIVE["MB102"] += [
+    DB + "def f(cur):\n    cur.execute('PRAGMA table_info(t)')\n    return cur.fetchall()\n",
+    DB
+    + "def f(cur):\n    cur.execute('''\n        SELECT c.relname FROM pg_catalog.pg_class c\n    ''')\n    return cur.fetchall()\n",
+    DB
+    + "def f(cur):\n    cur.execute('SELECT table_name FROM user_tables')\n    return cur.fetchall()\n",
+    DB + "def f(cur, t):\n    cur.execute('SHOW INDEX FROM %s' % t)\n    return cur.fetchall()\n",
+]
+NEGATIVE["MB201"] += [
+    "out = []\nfor x in (i * 2 for i in items):\n    out.append(x)\n",
+]
+NEGATIVE["MB301"] += [
+    "import functools\n@functools.cache\ndef settings():\n    return load()\n",
+    "import functools\nclass A:\n    @classmethod\n    @functools.cache\n    def lookups(cls):\n        return {}\n",
+]
+POSITIVE["MB102"] += [
+    DB
+    + "def f(cur):\n    cur.execute('SELECT * FROM user_events')\n    return cur.fetchall()  # HIT\n",
+]
+POSITIVE["MB301"] += [
+    "import functools\nclass A:\n    @functools.cache  # HIT\n    def f(self):\n        return 1\n",
+]

@@ -112,7 +112,7 @@ def test_discovery_skips_excluded_dirs_and_non_python(tmp_path: Path) -> None:
 
 def test_parallel_jobs_give_the_same_result(tmp_path: Path) -> None:
     for i in range(60):
-        (tmp_path / f"m{i}.py").write_text("import functools\n@functools.cache\ndef f(): pass\n")
+        (tmp_path / f"m{i}.py").write_text("import functools\n@functools.cache\ndef f(x): pass\n")
     serial = lint_paths([str(tmp_path)])
     parallel = lint_paths([str(tmp_path)], jobs=2)
     assert serial == parallel

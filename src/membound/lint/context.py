@@ -57,6 +57,18 @@ _LIMIT_RE = re.compile(
 # A SELECT whose list starts with an aggregate and has no GROUP BY returns one row.
 _AGGREGATE_RE = re.compile(r"^\s*SELECT\s+(COUNT|MAX|MIN|SUM|AVG)\s*\(", re.IGNORECASE)
 _GROUP_BY_RE = re.compile(r"\bGROUP\s+BY\b", re.IGNORECASE)
+# Catalog queries (PRAGMA, SHOW, information_schema, pg_catalog, sqlite_master, Oracle's data
+# dictionary) return one row per table, column or index: bounded by the schema, not the data.
+_DICTIONARY = (
+    r"(?:tables|tab_\w+|views|mviews|constraints|cons_columns|indexes|ind_\w+|sequences|"
+    r"triggers|objects|synonyms|col_comments|lobs|identity_cols)"
+)
+_CATALOG_RE = re.compile(
+    r"^\s*(?:PRAGMA|SHOW|DESCRIBE|DESC|EXPLAIN)\b|\b(?:FROM|JOIN)\s+(?:\w+\.)?"
+    rf"(?:information_schema\b|pg_\w+|sqlite_master\b|sqlite_schema\b|"
+    rf"(?:user|all|dba)_{_DICTIONARY}\b)",
+    re.IGNORECASE,
+)
 
 
 def sql_is_bounded(sql: str) -> bool:
@@ -66,9 +78,10 @@ def sql_is_bounded(sql: str) -> bool:
         sql: The statement text.
 
     Returns:
-        True for a ``LIMIT``/``FETCH FIRST``/``TOP`` clause, or a single aggregate row.
+        True for a ``LIMIT``/``FETCH FIRST``/``TOP`` clause, a single aggregate row, or a
+        catalog query (bounded by the schema's size, not the data's).
     """
-    if _LIMIT_RE.search(sql):
+    if _LIMIT_RE.search(sql) or _CATALOG_RE.search(sql):
         return True
     return bool(_AGGREGATE_RE.search(sql)) and not _GROUP_BY_RE.search(sql)
 

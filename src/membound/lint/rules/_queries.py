@@ -267,10 +267,9 @@ def streaming_source(ctx: ModuleContext, expr: ast.AST) -> str | None:
     Streaming sources: ``.iterator()``, ``yield_per``, ``partitions``, ``find_each``,
     ``in_batches``, ``batched``, ``read_chunks``, an open file, ``csv.reader``, a DB cursor, a
     generator, ``execution_options(stream_results=True | yield_per=N)`` and any name listed in
-    the ``extend-streaming-calls`` setting.
+    the ``extend-streaming-calls`` setting. A generator *expression* is not one: it almost
+    always walks data that is already in memory.
     """
-    if isinstance(expr, ast.GeneratorExp):
-        return "a generator expression"
     for link in ctx.expand(expr):
         if _configured(ctx, link):
             return f"`{link.name}()`"

@@ -21,11 +21,28 @@ def _unbounded_lru(ctx: ModuleContext, call: ast.Call) -> bool:
     return bool(call.args) and isinstance(call.args[0], ast.Constant) and call.args[0].value is None
 
 
+def _single_entry(ctx: ModuleContext, node: ast.AST) -> bool:
+    """A decorated function without parameters (or only ``cls``) caches one entry per class.
+
+    ``self`` does not count: a cache on a method keeps one entry, and the instance, per object.
+    """
+    func = ctx.parent(node)
+    if not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return False
+    if node not in func.decorator_list:
+        return False
+    args = func.args
+    params = [a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)]
+    return not args.vararg and not args.kwarg and params in ([], ["cls"])
+
+
 def check_unbounded_cache(ctx: ModuleContext) -> Iterator[Finding]:
     """MB301: ``functools.cache`` / ``lru_cache(maxsize=None)`` at any scope."""
     if "functools" not in ctx.imported_roots:
         return
     for call in ctx.of_type(ast.Call):
+        if _single_entry(ctx, call):
+            continue
         if _unbounded_lru(ctx, call):
             yield ctx.finding(
                 "MB301",
@@ -37,7 +54,11 @@ def check_unbounded_cache(ctx: ModuleContext) -> Iterator[Finding]:
             yield _cache_finding(ctx, call.func)
     for func in ctx.functions():
         for deco in func.decorator_list:
-            if not isinstance(deco, ast.Call) and ctx.qualify(deco) == "functools.cache":
+            if (
+                not isinstance(deco, ast.Call)
+                and ctx.qualify(deco) == "functools.cache"
+                and not _single_entry(ctx, deco)
+            ):
                 yield _cache_finding(ctx, deco)
 
 
