@@ -206,10 +206,25 @@ class ModuleContext:
     def _walk(self) -> None:
         parents = self.parents
         by_type = self._by_type
-        for node in ast.walk(self.tree):
+        # One pre-order walk in source order that records parents as it goes: ast.walk plus
+        # iter_child_nodes would visit every child twice (this walk is most of the lint time).
+        # Load/Store contexts are shared singletons, not part of the tree's shape: skipped.
+        skip = (ast.expr_context, ast.boolop, ast.operator, ast.unaryop, ast.cmpop)
+        stack: list[ast.AST] = [self.tree]
+        while stack:
+            node = stack.pop()
             by_type[type(node)].append(node)
-            for child in ast.iter_child_nodes(node):
-                parents[child] = node
+            children: list[ast.AST] = []
+            for field in node._fields:
+                value = getattr(node, field, None)
+                if isinstance(value, list):
+                    children.extend(v for v in value if isinstance(v, ast.AST))
+                elif isinstance(value, ast.AST):
+                    children.append(value)
+            for child in reversed(children):
+                if not isinstance(child, skip):
+                    parents[child] = node
+                    stack.append(child)
         for imp in self.of_type(ast.Import):
             for alias in imp.names:
                 root = alias.name.partition(".")[0]

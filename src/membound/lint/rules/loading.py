@@ -106,11 +106,14 @@ def check_unbounded_fetch(ctx: ModuleContext) -> Iterator[Finding]:
         ):
             continue
         if isinstance(func.value, ast.Name):
-            before = [
-                c
-                for c in executes.get((ctx.scope_of(call), func.value.id), [])
-                if c.lineno <= call.lineno
-            ]
+            before = sorted(
+                (
+                    c
+                    for c in executes.get((ctx.scope_of(call), func.value.id), [])
+                    if c.lineno <= call.lineno
+                ),
+                key=lambda c: (c.lineno, c.col_offset),
+            )
             if before and statement_bounded(ctx, before[-1]):
                 continue
         yield ctx.finding(
