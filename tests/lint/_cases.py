@@ -234,3 +234,13 @@ POSITIVE["MB102"] += [
 POSITIVE["MB301"] += [
     "import functools\nclass A:\n    @functools.cache  # HIT\n    def f(self):\n        return 1\n",
 ]
+NEGATIVE["MB102"] += [
+    DB
+    + "def f(cur, new):\n    if new:\n        q = 'SELECT a FROM information_schema.columns'\n    else:\n        q = 'SHOW COLUMNS FROM t'\n    cur.execute(q)\n    return cur.fetchall()\n",
+    DB
+    + "def f(cur):\n    res = cur.execute('SELECT name FROM sqlite_master')\n    return [r[0] for r in res.fetchall()]\n",
+]
+POSITIVE["MB102"] += [
+    DB
+    + "def f(cur, new):\n    if new:\n        q = 'SELECT a FROM information_schema.columns'\n    else:\n        q = 'SELECT * FROM events'\n    cur.execute(q)\n    return cur.fetchall()  # HIT\n",
+]

@@ -149,6 +149,11 @@ def statement_bounded(ctx: ModuleContext, call: ast.Call) -> bool:
     sql = ctx.string_value(stmt)
     if sql is not None:
         return sql_is_bounded(sql)
+    if isinstance(stmt, ast.Name):
+        # ``query = "..."`` in each branch of an ``if``: bounded when every branch is.
+        texts = [ctx.string_value(v) for v in ctx.assigned_values(stmt.id, stmt)]
+        if texts and all(t is not None and sql_is_bounded(t) for t in texts):
+            return True
     return any(
         link.kind == "method" and link.name in ("limit", "fetch", "slice")
         for link in ctx.expand(stmt)

@@ -10,7 +10,6 @@ from membound.lint.context import (
     DBAPI_ROOTS,
     SQLALCHEMY_ROOTS,
     ModuleContext,
-    links,
 )
 from membound.lint.model import Finding, Rule
 from membound.lint.rules._queries import (
@@ -94,7 +93,8 @@ def check_unbounded_fetch(ctx: ModuleContext) -> Iterator[Finding]:
             continue
         if not ctx.imports_any(DBAPI_ROOTS):
             continue
-        chain = links(call)
+        # Expanded, so that ``res = cur.execute(sql)`` then ``res.fetchall()`` sees the SQL.
+        chain = ctx.expand(call)
         if any(
             link.kind == "method"
             and isinstance(link.node, ast.Call)
