@@ -244,3 +244,7 @@ POSITIVE["MB102"] += [
     DB
     + "def f(cur, new):\n    if new:\n        q = 'SELECT a FROM information_schema.columns'\n    else:\n        q = 'SELECT * FROM events'\n    cur.execute(q)\n    return cur.fetchall()  # HIT\n",
 ]
+NEGATIVE["MB102"] += [
+    SA
+    + "def f(conn):\n    return conn.exec_driver_sql('SELECT name FROM sys.fulltext_catalogs').fetchall()\n",
+]

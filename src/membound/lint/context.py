@@ -57,14 +57,16 @@ _LIMIT_RE = re.compile(
 # A SELECT whose list starts with an aggregate and has no GROUP BY returns one row.
 _AGGREGATE_RE = re.compile(r"^\s*SELECT\s+(COUNT|MAX|MIN|SUM|AVG)\s*\(", re.IGNORECASE)
 _GROUP_BY_RE = re.compile(r"\bGROUP\s+BY\b", re.IGNORECASE)
-# Catalog queries (PRAGMA, SHOW, information_schema, pg_catalog, sqlite_master, Oracle's data
-# dictionary) return one row per table, column or index: bounded by the schema, not the data.
+# Catalog queries (PRAGMA, SHOW, information_schema, pg_catalog, sqlite_master, SQL Server's
+# sys.*, Oracle's data dictionary) return one row per table, column or index: bounded by the
+# schema, not the data.
 _DICTIONARY = (
     r"(?:tables|tab_\w+|views|mviews|constraints|cons_columns|indexes|ind_\w+|sequences|"
     r"triggers|objects|synonyms|col_comments|lobs|identity_cols)"
 )
 _CATALOG_RE = re.compile(
-    r"^\s*(?:PRAGMA|SHOW|DESCRIBE|DESC|EXPLAIN)\b|\b(?:FROM|JOIN)\s+(?:\w+\.)?"
+    r"^\s*(?:PRAGMA|SHOW|DESCRIBE|DESC|EXPLAIN)\b|\b(?:FROM|JOIN)\s+sys\.\w+"
+    r"|\b(?:FROM|JOIN)\s+(?:\w+\.)?"
     rf"(?:information_schema\b|pg_\w+|sqlite_master\b|sqlite_schema\b|"
     rf"(?:user|all|dba)_{_DICTIONARY}\b)",
     re.IGNORECASE,

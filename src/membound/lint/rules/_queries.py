@@ -49,7 +49,7 @@ QS_METHODS = frozenset(
 _MANAGERS = frozenset({"objects", "_default_manager", "_base_manager"})
 
 #: SQLAlchemy steps that produce rows from a statement.
-_SA_SOURCES = frozenset({"query", "execute", "scalars", "exec"})
+_SA_SOURCES = frozenset({"query", "execute", "scalars", "exec", "exec_driver_sql"})
 #: SQLAlchemy steps after which at most a bounded number of rows come back.
 _SA_BOUNDS = frozenset(
     {

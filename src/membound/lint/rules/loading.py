@@ -100,7 +100,10 @@ def check_unbounded_fetch(ctx: ModuleContext) -> Iterator[Finding]:
             and isinstance(link.node, ast.Call)
             and (
                 link.name in ("limit", "fetch")
-                or (link.name == "execute" and statement_bounded(ctx, link.node))
+                or (
+                    link.name in ("execute", "exec_driver_sql")
+                    and statement_bounded(ctx, link.node)
+                )
             )
             for link in chain
         ):
