@@ -248,3 +248,6 @@ NEGATIVE["MB102"] += [
     SA
     + "def f(conn):\n    return conn.exec_driver_sql('SELECT name FROM sys.fulltext_catalogs').fetchall()\n",
 ]
+NEGATIVE["MB102"] += [
+    DB + "class Cursor:\n    def fetchall(self):\n        return self.cursor.fetchall()\n",
+]

@@ -61,6 +61,15 @@ def check_unbounded_queryset(ctx: ModuleContext) -> Iterator[Finding]:
             )
 
 
+def _wraps_fetchall(ctx: ModuleContext, call: ast.Call) -> bool:
+    """Inside a function that itself implements fetch-all (``def fetchall(self)``,
+    ``_compat_fetchall``): it is the API, and whether everything is fetched is its caller's call.
+    """
+    func = ctx.enclosing_function(call)
+    name = getattr(func, "name", "").lower()
+    return "fetchall" in name or "fetch_all" in name
+
+
 def check_unbounded_fetch(ctx: ModuleContext) -> Iterator[Finding]:
     """MB102: SQLAlchemy ``.all()`` or DB-API ``.fetchall()`` without a visible bound."""
     if not ctx.imports_any(DBAPI_ROOTS | SQLALCHEMY_ROOTS):
@@ -78,7 +87,7 @@ def check_unbounded_fetch(ctx: ModuleContext) -> Iterator[Finding]:
         elif func.attr in ("all", "fetchall") and not call.args and not call.keywords:
             candidates.append(call)
     for call in candidates:
-        if defers_to_mb501(ctx, call):
+        if defers_to_mb501(ctx, call) or _wraps_fetchall(ctx, call):
             continue
         func = call.func
         assert isinstance(func, ast.Attribute)
