@@ -49,7 +49,7 @@ POSITIVE: dict[str, list[str]] = {
         "        seen.add(row[0])  # HIT\n",
         "from membound import find_each\nby_id = {}\nfor row in find_each(engine, t):\n"
         "    by_id[row.id] = row  # HIT\n",
-        "def gen():\n    yield 1\nacc = []\nfor x in gen():\n    acc += [x]  # HIT\n",
+        "def gen(p):\n    with open(p) as f:\n        for line in f:\n            yield line\nacc = []\nfor x in gen('f'):\n    acc += [x]  # HIT\n",
         "import itertools\ntotal = []\nfor batch in itertools.batched(range(10), 2):\n"
         "    for x in batch:\n        total.extend(batch)  # HIT\n",
         DB + "def f(conn):\n    rows = []\n    cur = conn.cursor()\n    for r in cur:\n"
@@ -250,4 +250,12 @@ NEGATIVE["MB102"] += [
 ]
 NEGATIVE["MB102"] += [
     DB + "class Cursor:\n    def fetchall(self):\n        return self.cursor.fetchall()\n",
+]
+NEGATIVE["MB201"] += [
+    "def walk(items):\n    for i in items:\n        yield i\nout = []\nfor x in walk([1, 2]):\n    out.append(x)\n",
+    DB
+    + "def f(conn):\n    cur = conn.cursor()\n    cur.execute('SELECT oid FROM pg_type')\n    oids = []\n    for row in cur:\n        oids.append(row[0])\n",
+]
+POSITIVE["MB201"] += [
+    "def rows(cur):\n    while batch := cur.fetchmany(100):\n        yield from batch\nkeep = []\nfor r in rows(c):\n    keep.append(r)  # HIT\n",
 ]

@@ -198,6 +198,8 @@ class ModuleContext:
         self.module_names: set[str] = set()
         #: names of functions in this module whose body contains ``yield`` (generators).
         self.generator_functions: set[str] = set()
+        #: per-module results that rules compute once and share (keyed by the rule's own name).
+        self.memo: dict[str, object] = {}
         self._assignments: dict[ast.AST, dict[str, list[ast.expr]]] = defaultdict(
             lambda: defaultdict(list)
         )

@@ -266,14 +266,51 @@ def _configured(ctx: ModuleContext, link: Link) -> bool:
     return False
 
 
-def streaming_source(ctx: ModuleContext, expr: ast.AST) -> str | None:
+_CHUNKED_READS = frozenset({"fetchmany", "readline", "recv", "iter_content", "iter_lines"})
+
+
+def _streaming_generators(ctx: ModuleContext) -> set[str]:
+    """Generator functions of this module that themselves stream from somewhere.
+
+    A generator over data already in memory (walking a list, parsing a string) streams nothing;
+    one that loops over a file, a cursor or ``.iterator()``, or reads in chunks, does.
+    """
+    cached = ctx.memo.get("streaming_generators")
+    if isinstance(cached, set):
+        return cached
+    found: set[str] = set()
+    for func in ctx.functions():
+        if func.name not in ctx.generator_functions:
+            continue
+        for node in ast.walk(func):
+            if isinstance(node, (ast.For, ast.AsyncFor)) and streaming_source(
+                ctx, node.iter, generators=False
+            ):
+                found.add(func.name)
+                break
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and (
+                    node.func.attr in _CHUNKED_READS
+                    or (node.func.attr == "read" and bool(node.args))
+                )
+            ):
+                found.add(func.name)
+                break
+    ctx.memo["streaming_generators"] = found
+    return found
+
+
+def streaming_source(ctx: ModuleContext, expr: ast.AST, *, generators: bool = True) -> str | None:
     """Describe ``expr`` if iterating it streams (one item at a time), else None.
 
     Streaming sources: ``.iterator()``, ``yield_per``, ``partitions``, ``find_each``,
     ``in_batches``, ``batched``, ``read_chunks``, an open file, ``csv.reader``, a DB cursor, a
     generator, ``execution_options(stream_results=True | yield_per=N)`` and any name listed in
-    the ``extend-streaming-calls`` setting. A generator *expression* is not one: it almost
-    always walks data that is already in memory.
+    the ``extend-streaming-calls`` setting. A generator function counts when it streams from
+    one of these itself (``generators=False`` leaves generators out, to decide that). A generator
+    *expression* is not one: it almost always walks data that is already in memory.
     """
     for link in ctx.expand(expr):
         if _configured(ctx, link):
@@ -301,7 +338,7 @@ def streaming_source(ctx: ModuleContext, expr: ast.AST) -> str | None:
                     return "an open file"
                 if link.name in _STREAM_NAMES and link.name in ctx.aliases:
                     return f"`{link.name}()`"
-                if link.name in ctx.generator_functions:
+                if generators and link.name in _streaming_generators(ctx):
                     return f"the generator `{link.name}()`"
             if link.kind == "method" and link.name in _STREAM_NAMES and qualified is not None:
                 return f"`{link.name}()`"

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from membound.lint.context import FUNCTIONS, ModuleContext
 from membound.lint.model import Finding, Rule
-from membound.lint.rules._queries import streaming_source
+from membound.lint.rules._queries import statement_bounded, streaming_source
 
 __all__ = ["RULES"]
 
@@ -118,12 +118,32 @@ class _LoopEffects:
                         bound_here.add(item.optional_vars.id)
 
 
+def _bounded_cursor(ctx: ModuleContext, loop: ast.For | ast.AsyncFor) -> bool:
+    """A cursor whose last ``execute`` before the loop is visibly bounded (LIMIT, catalog)."""
+    cursor = loop.iter
+    if not isinstance(cursor, ast.Name):
+        return False
+    scope = ctx.scope_of(loop)
+    executes = [
+        call
+        for call in ctx.of_type(ast.Call)
+        if isinstance(call.func, ast.Attribute)
+        and call.func.attr == "execute"
+        and isinstance(call.func.value, ast.Name)
+        and call.func.value.id == cursor.id
+        and call.lineno <= loop.lineno
+        and ctx.scope_of(call) is scope
+    ]
+    last = max(executes, key=lambda c: (c.lineno, c.col_offset), default=None)
+    return last is not None and statement_bounded(ctx, last)
+
+
 def check_accumulator(ctx: ModuleContext) -> Iterator[Finding]:
     """MB201: a container outside a streaming loop grows on every turn of it."""
     reported: set[ast.AST] = set()
     for loop in ctx.for_loops():
         source = streaming_source(ctx, loop.iter)
-        if source is None:
+        if source is None or _bounded_cursor(ctx, loop):
             continue
         effects = _LoopEffects(loop)
         candidates = [(n, at, False) for n, at in effects.grown.items()]
