@@ -259,3 +259,9 @@ NEGATIVE["MB201"] += [
 POSITIVE["MB201"] += [
     "def rows(cur):\n    while batch := cur.fetchmany(100):\n        yield from batch\nkeep = []\nfor r in rows(c):\n    keep.append(r)  # HIT\n",
 ]
+NEGATIVE["MB103"] += [
+    "with open('/proc/self/statm') as f:\n    rss = int(f.read().split()[1])\n",
+]
+POSITIVE["MB103"] += [
+    "with open('big.txt') as f:\n    for line in f.read().split('\\n'):  # HIT\n        print(line)\n",
+]

@@ -150,15 +150,35 @@ def _is_file(ctx: ModuleContext, expr: ast.AST) -> bool:
     return ctx.qualify(expr) == "sys.stdin"
 
 
-def _whole_use(ctx: ModuleContext, node: ast.AST) -> str | None:
-    """How the whole text at ``node`` is then split, iterated or counted, if it is."""
+def _iterated_as(ctx: ModuleContext, node: ast.AST) -> str | None:
     parent = ctx.parent(node)
-    if isinstance(parent, ast.Attribute) and parent.value is node and parent.attr in _SPLITTERS:
-        return f"`.{parent.attr}()`"
     if isinstance(parent, (ast.For, ast.AsyncFor)) and parent.iter is node:
         return "`for`"
     if isinstance(parent, ast.comprehension) and parent.iter is node:
         return "a comprehension"
+    return None
+
+
+def _is_newline(expr: ast.AST) -> bool:
+    return isinstance(expr, ast.Constant) and expr.value in ("\n", "\r\n", b"\n", b"\r\n")
+
+
+def _whole_use(ctx: ModuleContext, node: ast.AST) -> str | None:
+    """How the whole text at ``node`` is then split, iterated or counted, if it is."""
+    parent = ctx.parent(node)
+    if isinstance(parent, ast.Attribute) and parent.value is node and parent.attr in _SPLITTERS:
+        call = ctx.parent(parent)
+        if parent.attr in ("split", "rsplit") and isinstance(call, ast.Call):
+            newline = bool(call.args) and _is_newline(call.args[0])
+            # ``int(f.read().split()[1])`` picks a field of a one-record file (/proc, a config
+            # value): no loop that iterating the file would replace. Lines, or a split that is
+            # then iterated, are.
+            if not newline and _iterated_as(ctx, call) is None:
+                return None
+        return f"`.{parent.attr}()`"
+    iterated = _iterated_as(ctx, node)
+    if iterated is not None:
+        return iterated
     if (
         isinstance(parent, ast.Call)
         and node in parent.args
