@@ -124,11 +124,16 @@ def command(  # noqa: PLR0917 - click passes every option as a parameter
 ) -> int:
     """Find memory anti-patterns in Python files (default: the current directory).
 
-    Rules: MB101 unbounded-queryset, MB102 unbounded-fetch, MB103 whole-file-then-iterate,
-    MB104 dataframe-without-chunks, MB201 accumulator-in-streaming-loop, MB202
-    materialized-range, MB301 unbounded-cache, MB302 memoized-query-result, MB401
-    resource-per-call, MB402 loop-invariant-deepcopy, MB501 full-rows-for-one-column.
-    Silence one line with ``# noqa: MB201``, a file with ``# membound: noqa``.
+    \b
+    MB101 unbounded-queryset           MB201 accumulator-in-streaming-loop
+    MB102 unbounded-fetch              MB202 materialized-range
+    MB103 whole-file-then-iterate      MB301 unbounded-cache
+    MB104 dataframe-without-chunks     MB302 memoized-query-result
+    MB401 resource-per-call            MB402 loop-invariant-deepcopy
+    MB501 full-rows-for-one-column
+
+    Silence one line with "# noqa: MB201", a whole file with a line "# membound: noqa".
+    Rule pages: docs/rules/MBxxx.md.
     """
     inputs = paths or (".",)
     config = _config(inputs, config_path, isolated, select, ignore)
