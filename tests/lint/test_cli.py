@@ -102,3 +102,21 @@ def test_subprocess_python_m_membound(project: Path) -> None:
     assert proc.returncode == 1, proc.stderr
     assert [d["code"] for d in json.loads(proc.stdout)] == ["MB301", "MB202"]
     assert proc.stderr == ""
+
+
+def test_help_lists_every_rule(capsys: pytest.CaptureFixture[str]) -> None:
+    from membound.lint import RULES
+
+    assert main(["lint", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert [r.code for r in RULES if f"{r.code} {r.name}" not in out] == []
+
+
+def test_missing_path_and_empty_directory(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["lint", "no-such-file.py"]) == 2
+    assert "no-such-file.py:1:1: MB000 file could not be parsed: " in capsys.readouterr().err
+    (project / "empty").mkdir()
+    assert main(["lint", "empty"]) == 0
+    assert "no Python files found" in capsys.readouterr().err

@@ -138,3 +138,21 @@ def test_lint_never_imports_the_rest_of_membound() -> None:
             ]
     assert offenders == []
     assert len(list(root.rglob("*.py"))) >= 10
+
+
+def test_a_crashing_rule_costs_one_file_not_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from membound.lint import engine
+    from membound.lint.model import Rule
+
+    def boom(ctx: object) -> list[object]:
+        raise KeyError("bug")
+
+    broken = Rule("MB999", "broken", "", "", "", check=boom)  # type: ignore[arg-type]
+    monkeypatch.setattr(engine, "RULES", (*engine.RULES, broken))
+    monkeypatch.setattr(engine, "ALL_CODES", (*engine.ALL_CODES, "MB999"))
+    (tmp_path / "m.py").write_text("x = 1\n")
+    result = lint_paths([str(tmp_path)])
+    assert result.all_failed
+    assert "internal error, please report: KeyError" in result.errors[0].message

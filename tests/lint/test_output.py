@@ -118,3 +118,17 @@ def test_text_and_statistics(tmp_path: Path) -> None:
 def test_text_when_clean(tmp_path: Path) -> None:
     (tmp_path / "ok.py").write_text("x = 1\n")
     assert render_text(lint_paths([str(tmp_path)])) == "All checks passed!\n"
+
+
+def test_sarif_file_outside_the_working_directory_is_an_absolute_uri(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "here").mkdir()
+    target = tmp_path / "elsewhere" / "m.py"
+    target.write_text("xs = list(range(n))\n")
+    monkeypatch.chdir(tmp_path / "here")
+    log = json.loads(render_sarif(lint_paths([str(target)])))
+    jsonschema.validate(log, SCHEMA)
+    loc = log["runs"][0]["results"][0]["locations"][0]["physicalLocation"]
+    assert loc["artifactLocation"] == {"uri": target.as_uri()}

@@ -96,14 +96,16 @@ def render_github(result: LintResult) -> str:
     return "".join(line + "\n" for line in out)
 
 
-def _uri(filename: str) -> str:
+def _artifact(filename: str) -> dict[str, str]:
+    """A SARIF artifactLocation: relative to ``%SRCROOT%`` (the working directory) when the
+    file is under it, else an absolute ``file://`` URI (which takes no base)."""
     path = Path(filename)
     if path.is_absolute():
         try:
-            return path.relative_to(Path.cwd()).as_posix()
+            path = path.relative_to(Path.cwd())
         except ValueError:
-            return path.as_uri()
-    return path.as_posix().removeprefix("./")
+            return {"uri": path.as_uri()}
+    return {"uri": path.as_posix().removeprefix("./"), "uriBaseId": "%SRCROOT%"}
 
 
 def _rule_markdown(code: str) -> str:
@@ -147,7 +149,7 @@ def render_sarif(result: LintResult, version: str = "0") -> str:
             "locations": [
                 {
                     "physicalLocation": {
-                        "artifactLocation": {"uri": _uri(f.filename), "uriBaseId": "%SRCROOT%"},
+                        "artifactLocation": _artifact(f.filename),
                         "region": {
                             "startLine": f.row,
                             "startColumn": f.column,
@@ -168,7 +170,7 @@ def render_sarif(result: LintResult, version: str = "0") -> str:
             "locations": [
                 {
                     "physicalLocation": {
-                        "artifactLocation": {"uri": _uri(e.filename), "uriBaseId": "%SRCROOT%"},
+                        "artifactLocation": _artifact(e.filename),
                         "region": {"startLine": e.row, "startColumn": e.column},
                     }
                 }
