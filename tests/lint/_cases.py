@@ -265,3 +265,22 @@ NEGATIVE["MB103"] += [
 POSITIVE["MB103"] += [
     "with open('big.txt') as f:\n    for line in f.read().split('\\n'):  # HIT\n        print(line)\n",
 ]
+# Primary key in a list already in memory: at most len(list) rows.
+NEGATIVE["MB102"] += [
+    SA + "def f(session, ids):\n    return session.query(Slice).filter(Slice.id.in_(ids)).all()\n",
+    SA
+    + "def f(session, ids):\n    stmt = select(User).where(User.id.in_(ids))\n    return session.execute(stmt).scalars().all()\n",
+]
+NEGATIVE["MB101"] += [
+    DJ + "def f(ids):\n    return list(User.objects.filter(pk__in=ids))\n",
+]
+POSITIVE["MB102"] += [
+    SA
+    + "def f(session, uids):\n    return session.query(Key).filter(Key.owner_uid.in_(uids)).all()  # HIT\n",
+    SA
+    + "def f(session):\n    sub = select(Team.id)\n    return session.query(User).filter(User.id.in_(sub)).all()  # HIT\n",
+]
+POSITIVE["MB101"] += [
+    DJ
+    + "def f(page):\n    return list(Locale.objects.filter(pk__in=page.values_list('locale_id')))  # HIT\n",
+]

@@ -136,9 +136,56 @@ def django_queryset(ctx: ModuleContext, expr: ast.AST) -> list[Link] | None:
     rest = chain[start + 1 :]
     if not rest:
         return None
-    if all(link.kind == "method" and link.name in QS_METHODS for link in rest):
+    if all(link.kind == "method" and link.name in QS_METHODS for link in rest) and not any(
+        key_in_list(ctx, link) for link in rest
+    ):
         return chain
     return None
+
+
+_QUERY_STEPS = frozenset(
+    {"select", "query", "subquery", "scalar_subquery", "values_list", "values", "objects", "all"}
+)
+_PK_NAMES = frozenset({"id", "pk"})
+
+
+def _in_memory_list(ctx: ModuleContext, expr: ast.AST) -> bool:
+    """An argument of ``in_``/``pk__in`` that is a list in hand, not a subquery."""
+    if isinstance(expr, (ast.List, ast.Tuple, ast.Set, ast.ListComp, ast.SetComp)):
+        return True
+    return not any(
+        link.name in _QUERY_STEPS
+        for link in ctx.expand(expr)
+        if link.kind in ("method", "attr", "func")
+    )
+
+
+def key_in_list(ctx: ModuleContext, link: Link) -> bool:
+    """A ``filter``/``where`` step keeping rows whose primary key is in a list already in memory.
+
+    ``.filter(Model.id.in_(ids))`` or ``.filter(pk__in=ids)`` returns at most ``len(ids)`` rows:
+    memory the caller already pays for. A subquery in place of the list gives no such bound.
+    """
+    if link.kind != "method" or link.name not in ("filter", "where", "filter_by"):
+        return False
+    call = link.node
+    if not isinstance(call, ast.Call):
+        return False
+    for kw in call.keywords:
+        if kw.arg in ("pk__in", "id__in") and _in_memory_list(ctx, kw.value):
+            return True
+    for arg in call.args:
+        if (
+            isinstance(arg, ast.Call)
+            and isinstance(arg.func, ast.Attribute)
+            and arg.func.attr == "in_"
+            and isinstance(arg.func.value, ast.Attribute)
+            and arg.func.value.attr in _PK_NAMES
+            and len(arg.args) == 1
+            and _in_memory_list(ctx, arg.args[0])
+        ):
+            return True
+    return False
 
 
 def statement_bounded(ctx: ModuleContext, call: ast.Call) -> bool:
@@ -155,7 +202,8 @@ def statement_bounded(ctx: ModuleContext, call: ast.Call) -> bool:
         if texts and all(t is not None and sql_is_bounded(t) for t in texts):
             return True
     return any(
-        link.kind == "method" and link.name in ("limit", "fetch", "slice")
+        (link.kind == "method" and link.name in ("limit", "fetch", "slice"))
+        or key_in_list(ctx, link)
         for link in ctx.expand(stmt)
     )
 
@@ -175,7 +223,7 @@ def sa_query(ctx: ModuleContext, expr: ast.AST) -> list[Link] | None:
         if link.kind == "sub":
             return None
         if link.kind == "method":
-            if link.name in _SA_BOUNDS:
+            if link.name in _SA_BOUNDS or key_in_list(ctx, link):
                 return None
             if link.name in _SA_SOURCES:
                 source = True
