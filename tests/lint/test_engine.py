@@ -156,3 +156,17 @@ def test_a_crashing_rule_costs_one_file_not_the_run(
     result = lint_paths([str(tmp_path)])
     assert result.all_failed
     assert "internal error, please report: KeyError" in result.errors[0].message
+
+
+def test_real_code_lints_without_internal_errors() -> None:
+    """Robustness on real, varied code: a few standard-library packages parse and every rule
+    runs to completion on them (a rule crash would show up as an internal MB000)."""
+    import asyncio
+    import email
+    import json as json_module
+
+    roots = [str(Path(m.__file__).parent) for m in (asyncio, email, json_module)]  # type: ignore[arg-type]
+    result = lint_paths(roots)
+    assert result.files_checked > 50
+    assert [e for e in result.errors if "internal" in e.reason] == []
+    assert result.lines_checked > 20_000
