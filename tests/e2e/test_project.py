@@ -102,3 +102,16 @@ def test_scenarios_example_compares(tmp_path: Path) -> None:
     assert 0 == proc.returncode, proc.stderr
     rows = json.loads(out.read_text())["result"]["rows"]
     assert rows[0]["rss_peak_delta"]["median"] > 10 * rows[1]["rss_peak_delta"]["median"]
+
+
+def test_membound_lints_itself_clean() -> None:
+    """The tool obeys its own rule: deliberate anti-patterns in demos carry a noqa with a reason."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "membound", "lint", "src", "benchmarks", "examples"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert 0 == proc.returncode, proc.stdout + proc.stderr

@@ -52,7 +52,7 @@ def _work(row: tuple[object, ...]) -> int:
 def load_all(db_path: str) -> int:
     """Load every row with ``fetchall()``, then work through them: O(n) memory."""
     conn = sqlite3.connect(db_path)
-    rows = conn.execute("SELECT id, name, email, status FROM users").fetchall()
+    rows = conn.execute("SELECT id, name, email, status FROM users").fetchall()  # noqa: MB102
     total = sum(_work(r) for r in rows)
     conn.close()
     return total
@@ -95,7 +95,7 @@ def keyset_pages(db_path: str, page: int = PAGE) -> int:
 
 def list_range(n: int) -> int:
     """Materialise ``list(range(n))`` before summing: O(n) memory."""
-    numbers = list(range(n))
+    numbers = list(range(n))  # noqa: MB202 - the anti-pattern this scenario shows
     return sum(numbers)
 
 
@@ -118,7 +118,7 @@ def make_blob(path: str, size: int, chunk: int = 1 << 20) -> None:
 def read_whole(path: str) -> int:
     """``f.read()`` the whole file, then count lines: memory grows with the file."""
     with open(path, "rb") as f:
-        data = f.read()
+        data = f.read()  # noqa: MB103 - the anti-pattern this scenario shows
     return data.count(b"\n")
 
 

@@ -133,7 +133,7 @@ def classify(timeline: Timeline, tolerance: float | None = None) -> Growth:
         else max(_MIN_TOLERANCE, 0.02 * statistics.median(values))
     )
     slope_t = theil_sen(times, values)
-    slope_i = theil_sen(list(range(n)), values)
+    slope_i = theil_sen(range(n), values)
     edge = max(2, n // 10)
     start_level = statistics.median(values[:edge])
     end_level = statistics.median(values[-edge:])
@@ -163,7 +163,7 @@ def classify(timeline: Timeline, tolerance: float | None = None) -> Growth:
     if len(troughs) >= 3:
         # Repeated cycles: judge growth by the troughs, not by where the last cycle happened
         # to stop. Rising troughs are a leak under a sawtooth.
-        trough_rise = theil_sen(list(range(len(troughs))), troughs) * (len(troughs) - 1)
+        trough_rise = theil_sen(range(len(troughs)), troughs) * (len(troughs) - 1)
         if trough_rise > tol:
             return verdict(
                 "leak",
