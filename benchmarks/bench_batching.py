@@ -80,7 +80,7 @@ def hwm() -> int:
     raise RuntimeError("no VmHWM")
 
 
-def child(scenario: str, db: str, batch: int) -> dict[str, Any]:  # noqa: PLR0915
+def child(scenario: str, db: str, batch: int) -> dict[str, Any]:
     import gc
 
     from membound import BatchWriter, find_each, in_batches
@@ -108,7 +108,7 @@ def child(scenario: str, db: str, batch: int) -> dict[str, Any]:  # noqa: PLR091
         conn3.close()
     elif scenario == "fetchall":
         conn3 = sqlite3.connect(db)
-        everything = conn3.execute("SELECT id, status, counter, payload FROM users").fetchall()
+        everything = conn3.execute("SELECT id, status, counter, payload FROM users").fetchall()  # noqa: MB102 (the O(n) contrast)
         for row in everything:
             total += row[0]
             rows += 1
@@ -146,7 +146,7 @@ def child(scenario: str, db: str, batch: int) -> dict[str, Any]:  # noqa: PLR091
             rows += 1
     elif scenario == "naive_one_transaction":
         with engine.connect() as conn:
-            everything = conn.execute(sa.select(users).where(pending)).all()
+            everything = conn.execute(sa.select(users).where(pending)).all()  # noqa: MB102 (the O(n) contrast)
         updates = [{"uid": row.id} for row in everything]
         with engine.begin() as conn:
             conn.execute(set_status, updates)
@@ -269,7 +269,7 @@ def plot(sweep: list[dict[str, Any]], path: Path, n: int) -> bool:
     return True
 
 
-def main() -> None:  # noqa: PLR0915 (a linear script: one step after another)
+def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--slow", action="store_true", help="10,000,000 rows")
     parser.add_argument("--rows", type=int, default=None)

@@ -1,4 +1,5 @@
-"""Shared fixtures: a throwaway PostgreSQL cluster for the tests that need a real server.
+"""Shared test configuration: pytester drives the plugin in real pytest runs; a throwaway
+PostgreSQL cluster serves the tests that need a real server.
 
 One cluster per test session and per xdist worker (each worker is its own session), in a temp
 directory, listening on 127.0.0.1 on a free port with trust authentication; it is always stopped.
@@ -18,6 +19,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+pytest_plugins = ["pytester"]
 
 
 def _pg_bin() -> Path | None:

@@ -43,5 +43,5 @@ def test_format_size(n: int | None, expected: str) -> None:
 
 
 def test_format_size_signed_and_negative() -> None:
-    assert "+1.0 MiB" == format_size(2**20, signed=True)
-    assert "-1.0 MiB" == format_size(-(2**20), signed=True)
+    assert format_size(2**20, signed=True) == "+1.0 MiB"
+    assert format_size(-(2**20), signed=True) == "-1.0 MiB"

@@ -7,6 +7,7 @@ here explicitly; everything else lives in private modules.
 
 from __future__ import annotations
 
+from membound import report
 from membound._errors import (
     BatchSourceError,
     BatchWriteError,
@@ -34,6 +35,15 @@ from membound.bound.kv import lmdb_batches
 from membound.bound.pool import BoundedPool, PoolStats
 from membound.bound.release import Released, release_memory
 from membound.bound.sql import Batch, BatchWriter, Checkpoint, find_each, in_batches
+from membound.judge.compare import Comparison, ScenarioStats, Spread, compare, scenario
+from membound.judge.complexity import Complexity, ComplexityPoint, complexity
+from membound.judge.leaks import LeakReport, LeakRound, Site, TypeGrowth, find_leaks
+from membound.judge.timeline import Growth, classify
+from membound.measure.isolate import measure, measure_command
+from membound.measure.result import Measurement
+from membound.measure.sizeof import deep_sizeof, instance_size
+from membound.measure.timeline import Timeline
+from membound.measure.track import track
 
 __version__ = "0.1.0"
 
@@ -47,27 +57,50 @@ __all__ = [
     "Checkpoint",
     "ChildFailed",
     "CommandNotFound",
+    "Comparison",
+    "Complexity",
+    "ComplexityPoint",
     "DatabaseLocked",
+    "Growth",
     "KeyOrderError",
+    "LeakReport",
+    "LeakRound",
     "LimitExceeded",
+    "Measurement",
     "MemboundError",
     "MemoryBudgetExceeded",
     "Pipeline",
     "PoolStats",
     "Released",
+    "ScenarioStats",
+    "Site",
     "SizeError",
+    "Spread",
     "StageStats",
     "TargetError",
+    "Timeline",
+    "TypeGrowth",
     "__version__",
     "batched",
+    "classify",
+    "compare",
+    "complexity",
+    "deep_sizeof",
     "find_each",
+    "find_leaks",
     "format_size",
     "in_batches",
+    "instance_size",
     "lmdb_batches",
+    "measure",
+    "measure_command",
     "memory_budget",
     "parse_size",
     "pipeline",
     "read_chunks",
     "read_lines",
     "release_memory",
+    "report",
+    "scenario",
+    "track",
 ]

@@ -372,7 +372,11 @@ class _Plan:
         return self.fetch(stmt, scalars=self.orm_mapper is not None, params=params)
 
     def fetch(self, stmt: Any, *, scalars: bool, params: dict[str, Any] | None = None) -> list[Any]:
-        """Run ``stmt`` in its own short transaction and return every row (G4)."""
+        """Run ``stmt`` in its own short transaction and return every row (G4).
+
+        Every statement run here is bounded (a page with LIMIT, a max-key or a count query), so
+        reading it whole is the point: nothing stays open while the caller works.
+        """
         try:
             if self.sessionmaker is not None or scalars:
                 factory = self.sessionmaker or (lambda: Session(self.engine))
@@ -380,9 +384,12 @@ class _Plan:
                 # and detaches the objects, so the identity map never outlives one batch.
                 with factory() as session:
                     result = session.execute(stmt, params)
-                    return list(result.scalars().all() if scalars else result.all())
+                    if scalars:
+                        return list(result.scalars().all())  # noqa: MB102 (one LIMIT page)
+                    return list(result.all())  # noqa: MB102 (one LIMIT page)
             with self.engine.connect() as conn:
-                return conn.execute(stmt, params).all()  # type: ignore[return-value]
+                rows = conn.execute(stmt, params).all()  # noqa: MB102 (one LIMIT page)
+                return rows  # type: ignore[return-value]
         except sa_exc.OperationalError as exc:
             _raise_if_locked(exc)
             raise
@@ -430,8 +437,7 @@ def _raise_if_locked(exc: BaseException) -> None:
 # ------------------------------------------------------------------------------------- reading
 
 
-# Positional parameters mirror the signature pinned in DESIGN §4.
-def in_batches(  # noqa: PLR0917
+def in_batches(
     engine_or_sessionmaker: Bind,
     source: Any,
     batch_size: int = 1000,
@@ -557,7 +563,7 @@ def _iterate(
             bar.close()
 
 
-def find_each(  # noqa: PLR0917
+def find_each(
     engine_or_sessionmaker: Bind,
     source: Any,
     batch_size: int = 1000,

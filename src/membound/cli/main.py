@@ -7,6 +7,7 @@ one line and a hint on stderr, never a Python traceback.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -21,7 +22,7 @@ EXIT_FAILED = 1
 EXIT_ERROR = 2
 
 #: Subcommand modules under ``membound.cli.commands``; each defines ``command``.
-COMMANDS: tuple[str, ...] = ()
+COMMANDS: tuple[str, ...] = ("run", "compare", "scale", "leaks", "report", "demo", "lint")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -48,6 +49,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         exc.show()
         return EXIT_ERROR
     except MemboundError as exc:
+        child_traceback = getattr(exc, "traceback", "")
+        if child_traceback:
+            click.echo(child_traceback.rstrip(), err=True)
         click.echo(f"membound: error: {exc}", err=True)
         if exc.hint:
             click.echo(f"hint: {exc.hint}", err=True)
@@ -55,6 +59,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         click.echo("membound: interrupted", err=True)
         return 130
+    except OSError as exc:
+        where = f" {exc.filename}" if exc.filename else ""
+        click.echo(f"membound: error:{where}: {exc.strerror or exc}", err=True)
+        return EXIT_ERROR
+    except Exception as exc:
+        if os.environ.get("MEMBOUND_DEBUG"):
+            raise
+        click.echo(f"membound: internal error: {type(exc).__name__}: {exc}", err=True)
+        click.echo(
+            "hint: this is a bug in membound; MEMBOUND_DEBUG=1 shows the traceback", err=True
+        )
+        return EXIT_ERROR
     return int(result or 0)
 
 

@@ -15,6 +15,7 @@ lines (merge neighbouring buckets pairwise, keeping each bucket's min and max).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -49,10 +50,8 @@ class Downsampler:
         self.samples += 1
         if self.times and self._in_last < self.stride:
             self._in_last += 1
-            if value < self.lows[-1]:
-                self.lows[-1] = value
-            if value > self.highs[-1]:
-                self.highs[-1] = value
+            self.lows[-1] = min(self.lows[-1], value)
+            self.highs[-1] = max(self.highs[-1], value)
             return
         if len(self.times) == self.max_points:
             self._halve()
@@ -73,11 +72,28 @@ class Downsampler:
         self._in_last = self.stride
 
 
+HAS_PROC = os.path.exists("/proc/self/statm")
+
+
+def _psutil_rss(pid: int) -> int | None:
+    try:
+        import psutil
+
+        return int(psutil.Process(pid).memory_info().rss)
+    except Exception:  # psutil missing or the process is gone: no sample
+        return None
+
+
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
 def read_rss(pid: int) -> int | None:
-    """Resident set size of ``pid`` in bytes from ``/proc/PID/statm``; None when it is gone."""
+    """Resident set size of ``pid`` in bytes from ``/proc/PID/statm``; None when it is gone.
+
+    Where there is no /proc the sampler runs with site-packages and psutil answers instead.
+    """
+    if not HAS_PROC:
+        return _psutil_rss(pid)
     try:
         with open(f"/proc/{pid}/statm", "rb") as f:
             resident = int(f.read().split()[1])
@@ -99,6 +115,28 @@ def read_hwm(pid: int) -> int | None:
     return None
 
 
+class StatmReader:
+    """Re-reads one process's ``statm`` through a file descriptor kept open: one ``pread`` per
+    sample instead of open/read/close, which keeps the sampler's own cost per tick minimal."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        try:
+            self.fd: int | None = os.open(f"/proc/{pid}/statm", os.O_RDONLY)
+        except OSError:
+            self.fd = None
+
+    def read(self) -> int | None:
+        """Current RSS in bytes, or None when the process is gone."""
+        if self.fd is None:
+            return read_rss(self.pid)
+        try:
+            resident = int(os.pread(self.fd, 128, 0).split()[1])
+        except (OSError, ValueError, IndexError):
+            return None
+        return resident * _PAGE if resident else None
+
+
 def children_of(pid: int) -> list[int]:
     """Direct children of ``pid`` from ``/proc/PID/task/*/children``."""
     kids: list[int] = []
@@ -109,7 +147,8 @@ def children_of(pid: int) -> list[int]:
     for tid in tids:
         try:
             with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
-                kids.extend(int(x) for x in f.read().split())
+                # a few pids: the whole file is tiny
+                kids.extend(int(x) for x in f.read().split())  # noqa: MB103
         except (OSError, ValueError):
             continue
     return kids
@@ -125,49 +164,68 @@ def tree_of(pid: int) -> list[int]:
     return seen
 
 
-def run(config: dict[str, object]) -> dict[str, object]:
-    """Sample until told to stop on stdin; return the report."""
-    pid = int(config["pid"])  # type: ignore[call-overload]
-    interval = float(config.get("interval", 0.01))  # type: ignore[arg-type]
-    tree = bool(config.get("tree", False))
-    limit = config.get("limit")
-    kill_pgid = config.get("kill_pgid")
-    down = Downsampler(int(config.get("max_points", MAX_POINTS_DEFAULT)))  # type: ignore[call-overload]
+def run(
+    pid: int,
+    interval: float = 0.01,
+    *,
+    tree: bool = False,
+    limit: int | None = None,
+    kill_pgid: int | None = None,
+    max_points: int = MAX_POINTS_DEFAULT,
+) -> dict[str, object]:
+    """Sample until told to stop on stdin; return the report.
+
+    ``pid == 0`` means: wait for ``pid N [PGID]`` on stdin first, so that the sampler is ready
+    before the watched process starts and sampling begins the instant it exists.
+    """
+    stdin = sys.stdin.buffer
+    if pid == 0:
+        words = stdin.readline().split()
+        if len(words) < 2 or words[0] != b"pid":
+            return {"start": time.monotonic(), "samples": 0}
+        pid = int(words[1])
+        if len(words) > 2:
+            kill_pgid = int(words[2])
+    down = Downsampler(max_points)
+    single = StatmReader(pid) if HAS_PROC and not tree else None
 
     start = time.monotonic()
     max_rss = 0
-    max_hwm: dict[int, int] = {}
+    # Bounded whatever the run: the largest VmHWM seen, the pids alive at the last tick (to
+    # count new processes), and a count, never a record per process.
+    max_hwm: int | None = None
+    live: set[int] = set()
+    processes_seen = 0
     limit_hit: dict[str, float] | None = None
     late = 0
-    stdin = sys.stdin.buffer
     next_tick = start
     while True:
         now = time.monotonic()
         if tree:
             total = 0
-            alive = False
+            now_live: set[int] = set()
             for p in tree_of(pid):
                 rss = read_rss(p)
                 if rss is None:
                     continue
-                alive = True
+                now_live.add(p)
                 total += rss
                 hwm = read_hwm(p)
-                if hwm is not None and hwm > max_hwm.get(p, 0):
-                    max_hwm[p] = hwm
-            value: int | None = total if alive else None
+                if hwm is not None and (max_hwm is None or hwm > max_hwm):
+                    max_hwm = hwm
+            processes_seen += len(now_live - live)
+            live = now_live
+            value: int | None = total if now_live else None
         else:
-            value = read_rss(pid)
+            value = single.read() if single is not None else read_rss(pid)
         if value is not None:
             down.add(now - start, value)
             max_rss = max(max_rss, value)
-            if limit is not None and limit_hit is None and value > int(limit):  # type: ignore[call-overload]
+            if limit is not None and limit_hit is None and value > limit:
                 limit_hit = {"t": now - start, "rss": value}
                 if kill_pgid is not None:
-                    try:
-                        os.killpg(int(kill_pgid), signal.SIGKILL)  # type: ignore[call-overload]
-                    except OSError:
-                        pass
+                    with contextlib.suppress(OSError):
+                        os.killpg(kill_pgid, signal.SIGKILL)
         next_tick += interval
         wait = next_tick - time.monotonic()
         if wait < 0:
@@ -188,8 +246,8 @@ def run(config: dict[str, object]) -> dict[str, object]:
         "interval": interval,
         "late_ticks": late,
         "max_rss": max_rss,
-        "max_hwm": max(max_hwm.values()) if max_hwm else None,
-        "processes_seen": len(max_hwm),
+        "max_hwm": max_hwm,
+        "processes_seen": processes_seen,
         "limit_hit": limit_hit,
     }
 
@@ -199,9 +257,18 @@ def main() -> None:
     config = json.loads(sys.argv[1])
     # The parent may be killed by the user's Ctrl-C: the sampler ends on EOF, not on SIGINT.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    report = run(config)
+    report = run(
+        int(config["pid"]),
+        float(config.get("interval", 0.01)),
+        tree=bool(config.get("tree", False)),
+        limit=config.get("limit"),
+        kill_pgid=config.get("kill_pgid"),
+        max_points=int(config.get("max_points", MAX_POINTS_DEFAULT)),
+    )
     sys.stdout.write(json.dumps(report))
     sys.stdout.flush()
+    # Nothing is left to clean up: skip interpreter teardown so that stop() returns sooner.
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,43 @@
+"""``membound compare FILE | --cmd A --cmd B``: scenarios side by side in fresh processes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import click
+
+from membound.cli._output import emit, output_options, progress
+from membound.judge.compare import compare, load_scenarios
+
+
+@click.command("compare")
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+@click.option("--cmd", "cmds", multiple=True, help="A command to compare (repeatable).")
+@click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--heap", is_flag=True, help="Also trace the Python heap (slower).")
+@output_options
+def command(
+    file: str | None,
+    cmds: tuple[str, ...],
+    repeat: int,
+    heap: bool,
+    json_path: str | None,
+    markdown: bool,
+    plot_path: str | None,
+) -> int:
+    """Compare the @membound.scenario functions of FILE, or commands given with --cmd.
+
+    Each run gets a fresh process; runs are interleaved (A B A B …) and reported as medians.
+    """
+    if bool(file) == bool(cmds):
+        raise click.UsageError("give either a scenarios FILE or one or more --cmd, not both")
+    scenarios: Mapping[str, str] | Sequence[str] = load_scenarios(file) if file else list(cmds)
+    with progress(repeat * len(scenarios), "compare") as advance:
+        result = compare(
+            scenarios, repeat=repeat, heap=heap, on_run=lambda n, i: advance(f"{n} (run {i + 1})")
+        )
+    emit(result, json_path=json_path, markdown=markdown, plot_path=plot_path)
+    failed = [r for r in result.rows if r.outcome != "ok"]
+    for r in failed:
+        click.echo(f"membound: {r.name}: {r.outcome}", err=True)
+    return 1 if failed else 0

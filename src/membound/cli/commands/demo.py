@@ -1,0 +1,108 @@
+"""``membound demo``: the seed experiments on an embedded SQLite file, side by side."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+
+from membound._units import format_size
+from membound.cli._output import progress, table
+from membound.report.chart import chart
+from membound.report.json import dumps
+
+#: Scenarios the demo runs (for the progress bar): each runs ``repeat`` times, then is scaled.
+_SCENARIOS = 13
+
+
+@click.command("demo")
+@click.option("--rows", type=click.IntRange(min=1000), default=1_000_000, show_default=True)
+@click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option(
+    "--scale/--no-scale",
+    default=True,
+    show_default=True,
+    help="Also judge each scenario's memory complexity over input sizes.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default="membound-demo",
+    show_default=True,
+    help="Folder for the JSON, Markdown and PNG files.",
+)
+def command(rows: int, repeat: int, scale: bool, out: str) -> int:
+    """Run the seed experiments, each run in a fresh process, and print the comparisons:
+    load-all vs OFFSET vs keyset pages on SQLite, list vs range, whole-file read vs chunks,
+    reference cycles with and without the cyclic GC, a session per request vs one shared,
+    deepcopy fan-out vs a shared payload, and the size of one record built six ways."""
+    from membound.demo.runner import (
+        DemoGroup,
+        DemoResult,
+        describe_complexities,
+        describe_record_sizes,
+        record_sizes,
+        run_demo,
+    )
+
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    console = Console()
+    summary: list[str] = ["# membound demo", ""]
+    everything: dict[str, Any] = {"rows": rows, "repeat": repeat, "groups": {}}
+
+    def show(result: DemoResult) -> None:
+        key, c = result.group.key, result.comparison
+        console.print(table(c))
+        lines = describe_complexities(result) + result.findings
+        for line in lines:
+            click.echo(f"  {line}")
+        (folder / f"{key}.json").write_text(dumps(c) + "\n", encoding="utf-8")
+        section = [f"## {result.group.title}", "", c.to_markdown()]
+        section += [f"- {line}" for line in lines] + ["", f"![{key}]({key}.png)", ""]
+        (folder / f"{key}.md").write_text("\n".join(section), encoding="utf-8")
+        chart(c, folder / f"{key}.png")
+        summary.extend(section)
+        everything["groups"][key] = {
+            "title": result.group.title,
+            "comparison": c.to_dict(),
+            "complexity": {n: x.to_dict() for n, x in result.complexities.items()},
+            "findings": result.findings,
+        }
+
+    def heading(group: DemoGroup) -> None:
+        console.rule(f"[bold]{group.title}")
+
+    with progress(_SCENARIOS * (repeat + (1 if scale else 0)), "demo") as advance:
+        results = run_demo(
+            rows,
+            repeat,
+            scale=scale,
+            on_group=heading,
+            on_run=lambda name, i: advance(f"{name} (run {i + 1})"),
+            on_result=show,
+        )
+    console.rule("[bold]One record, six ways: bytes per instance")
+    sizes = record_sizes()
+    size_lines = describe_record_sizes(sizes)
+    click.echo("\n".join(size_lines))
+    summary += ["## One record, six ways: bytes per instance", "", *size_lines, ""]
+    everything["record_sizes"] = dict(sizes)
+
+    sql = results[0].comparison
+    load_all = sql.rows[0].rss_peak_delta.median
+    keyset = sql.rows[2].rss_peak_delta.median
+    ratio = load_all / keyset if keyset > 0 else float("inf")
+    line = (
+        f"load all needed {format_size(load_all)} more at its peak; keyset pages "
+        f"{format_size(keyset)}: {ratio:.0f}× less, for the same rows."
+    )
+    summary.append(line)
+    (folder / "summary.md").write_text("\n".join(summary) + "\n", encoding="utf-8")
+    (folder / "demo.json").write_text(json.dumps(everything, indent=1) + "\n", encoding="utf-8")
+    click.echo(line)
+    click.echo(f"Wrote JSON, Markdown and PNG files to {folder}/")
+    return 0

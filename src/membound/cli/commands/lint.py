@@ -1,0 +1,161 @@
+"""``membound lint PATH...``: find memory anti-patterns statically (ruff-style interface).
+
+Exit codes: 0 no findings, 1 findings (0 with ``--exit-zero``), 2 a usage or configuration error,
+or no input file could be checked at all.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from membound import __version__
+from membound.lint.config import (
+    ConfigError,
+    LintConfig,
+    find_config,
+    load_config,
+    normalise_selectors,
+)
+from membound.lint.engine import ALL_CODES, lint_paths
+from membound.lint.output import (
+    FORMATS,
+    render,
+    render_errors,
+    render_json,
+    render_sarif,
+    render_statistics,
+)
+
+__all__ = ["command"]
+
+
+def _split(values: tuple[str, ...]) -> tuple[str, ...]:
+    # Accept both ``--select MB1,MB201`` and ``--select MB1 --select MB201``.
+    return tuple(part.strip() for value in values for part in value.split(",") if part.strip())
+
+
+def _config(
+    paths: tuple[str, ...],
+    config_path: str | None,
+    isolated: bool,
+    select: tuple[str, ...],
+    ignore: tuple[str, ...],
+) -> LintConfig:
+    try:
+        if isolated:
+            config = LintConfig()
+        else:
+            found = Path(config_path) if config_path else find_config(paths)
+            config = load_config(found, ALL_CODES) if found else LintConfig()
+        chosen = (
+            normalise_selectors(_split(select), ALL_CODES, "--select") if select else config.select
+        )
+        ignored = config.ignore + normalise_selectors(_split(ignore), ALL_CODES, "--ignore")
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    return LintConfig(
+        select=chosen,
+        ignore=ignored,
+        per_file_ignores=config.per_file_ignores,
+        extend_streaming_calls=config.extend_streaming_calls,
+        root=config.root,
+        source=config.source,
+    )
+
+
+@click.command("lint")
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option(
+    "--select", multiple=True, metavar="CODES", help="Rule code prefixes to run, e.g. MB1,MB201."
+)
+@click.option("--ignore", multiple=True, metavar="CODES", help="Rule code prefixes not to run.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(sorted(FORMATS)),
+    default="text",
+    show_default=True,
+    help="Output format.",
+)
+@click.option("--exit-zero", is_flag=True, help="Exit with 0 even when there are findings.")
+@click.option("--statistics", is_flag=True, help="Show the number of findings per rule.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="pyproject.toml to read [tool.membound.lint] from (default: found upward).",
+)
+@click.option("--isolated", is_flag=True, help="Ignore every configuration file.")
+@click.option(
+    "--output-file",
+    "-o",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write the report here instead of stdout.",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Also write the findings as JSON to this file.",
+)
+@click.option(
+    "--jobs",
+    "-j",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    help="Worker processes (0: one per CPU).",
+)
+def command(
+    paths: tuple[str, ...],
+    select: tuple[str, ...],
+    ignore: tuple[str, ...],
+    fmt: str,
+    exit_zero: bool,
+    statistics: bool,
+    config_path: str | None,
+    isolated: bool,
+    output_file: str | None,
+    json_path: str | None,
+    jobs: int,
+) -> int:
+    """Find memory anti-patterns in Python files (default: the current directory).
+
+    \b
+    MB101 unbounded-queryset           MB201 accumulator-in-streaming-loop
+    MB102 unbounded-fetch              MB202 materialized-range
+    MB103 whole-file-then-iterate      MB301 unbounded-cache
+    MB104 dataframe-without-chunks     MB302 memoized-query-result
+    MB401 resource-per-call            MB402 loop-invariant-deepcopy
+    MB501 full-rows-for-one-column
+
+    Silence one line with "# noqa: MB201", a whole file with a line "# membound: noqa".
+    Rule pages: docs/rules/MBxxx.md.
+    """
+    inputs = paths or (".",)
+    config = _config(inputs, config_path, isolated, select, ignore)
+    result = lint_paths(inputs, config, jobs=jobs or os.cpu_count() or 1)
+    if statistics:
+        report = render_statistics(result)
+    elif fmt == "sarif":
+        report = render_sarif(result, version=__version__)
+    else:
+        report = render(result, fmt)
+    if output_file:
+        Path(output_file).write_text(report, encoding="utf-8")
+    else:
+        click.echo(report, nl=False)
+    if json_path:
+        Path(json_path).write_text(render_json(result), encoding="utf-8")
+    if fmt != "github" and result.errors:
+        click.echo(render_errors(result), err=True, nl=False)
+    if not result.files_checked and not result.errors:
+        click.echo("membound lint: no Python files found", err=True)
+    if result.all_failed:
+        return 2
+    if result.findings and not exit_zero:
+        return 1
+    return 0

@@ -1,0 +1,43 @@
+"""``membound run -- CMD…``: measure any command and its whole process tree."""
+
+from __future__ import annotations
+
+import click
+
+from membound.cli._output import emit, output_options
+from membound.measure.isolate import measure_command
+
+
+@click.command(
+    "run",
+    context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
+)
+@click.option("--limit", help="Kill the command when its tree's RSS crosses this, e.g. 512MB.")
+@click.option("--timeout", type=float, help="Kill the command after this many seconds.")
+@click.option("--heap", is_flag=True, help="For Python commands: also trace the Python heap.")
+@click.option("--interval", type=float, default=0.01, show_default=True, help="Seconds per sample.")
+@output_options
+@click.argument("cmd", nargs=-1, required=True, type=click.UNPROCESSED)
+def command(
+    cmd: tuple[str, ...],
+    limit: str | None,
+    timeout: float | None,
+    heap: bool,
+    interval: float,
+    json_path: str | None,
+    markdown: bool,
+    plot_path: str | None,
+) -> int:
+    """Run CMD (after '--') and report its memory: peak RSS, growth, exit code.
+
+    Exit code 0 when the command succeeds within its limits, 1 when it fails, is killed or
+    crosses --limit/--timeout, 2 for usage errors.
+    """
+    if interval <= 0:
+        raise click.BadParameter("must be positive", param_hint="--interval")
+    result = measure_command(list(cmd), limit=limit, timeout=timeout, interval=interval, heap=heap)
+    emit(result, json_path=json_path, markdown=markdown, plot_path=plot_path)
+    if not result.ok:
+        click.echo(f"membound: {result.label}: {result.outcome_detail}", err=True)
+        return 1
+    return 0

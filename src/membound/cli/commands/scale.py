@@ -1,0 +1,55 @@
+"""``membound scale pkg.mod:func --sizes …``: the memory complexity of ``func(n)``."""
+
+from __future__ import annotations
+
+import click
+
+from membound.cli._output import emit, output_options, progress
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        return [int(float(x)) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise click.BadParameter(
+            f"{text!r} is not a comma-separated list of sizes like 1e3,1e4,1e5",
+            param_hint="--sizes",
+        ) from None
+
+
+@click.command("scale")
+@click.argument("target")
+@click.option("--sizes", default="1e3,1e4,1e5,1e6", show_default=True, help="Sizes n to call with.")
+@click.option("--metric", type=click.Choice(["rss", "heap"]), default="rss", show_default=True)
+@click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--expect", help='Fail (exit 1) unless the verdict is this, e.g. "O(1)".')
+@output_options
+def command(
+    target: str,
+    sizes: str,
+    metric: str,
+    repeat: int,
+    expect: str | None,
+    json_path: str | None,
+    markdown: bool,
+    plot_path: str | None,
+) -> int:
+    """Call TARGET ('package.module:function' or 'file.py:function') with each size n, each in a
+    fresh interpreter, and fit O(1), O(log n), O(n), O(n log n), O(n^2) to the peaks."""
+    from membound.judge.complexity import complexity, normalise_big_o
+
+    want = normalise_big_o(expect) if expect else None
+    ns = _sizes(sizes)
+    with progress(len(ns) + 2, "scale") as advance:
+        result = complexity(
+            target,
+            sizes=ns,
+            metric="heap" if metric == "heap" else "rss",
+            repeat=repeat,
+            on_run=lambda n, i: advance(f"n={n:,} (run {i + 1})"),
+        )
+    emit(result, json_path=json_path, markdown=markdown, plot_path=plot_path)
+    if want is not None and result.big_o != want:
+        click.echo(f"membound: expected {want}, measured {result.big_o}", err=True)
+        return 1
+    return 0

@@ -1,0 +1,377 @@
+"""Memory complexity over input size: is the peak O(1), O(log n), O(n), O(n log n) or O(n²)?
+
+``complexity(target, sizes)`` calls ``target(n)`` once per size (each in a fresh interpreter by
+default) and fits ``y = a + b·f(n)`` for each model ``f`` by weighted least squares with
+``b ≥ 0``. Weights are ``1 / max(y, floor)²``, so every size counts by its *relative* error and
+the largest size does not drown the rest.
+
+Choosing a model (the criterion the explanation states):
+
+1. If the peaks of all sizes lie within the noise floor of each other, the verdict is O(1).
+   The floor is estimated from repeated runs at the smallest size (their spread times 3), and
+   is never below ``MIN_FLOOR`` for the metric (allocator and page granularity).
+2. Otherwise start from the simplest model and move to a more complex one only when it is
+   clearly better: its relative residual is at most half of the current choice's and at least
+   ``_MIN_GAIN`` (0.05) lower. Residuals count only the part of each error beyond the noise
+   floor, so page and arena granularity at small sizes is no evidence for a curve.
+
+Least squares is written here (two parameters, closed form) rather than taken from NumPy to
+keep NumPy out of the core dependencies.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+import tracemalloc
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from membound._errors import TargetError
+from membound._units import format_size
+from membound.measure import probes
+from membound.measure.isolate import Target, resolve_target, run_isolated
+
+__all__ = [
+    "MODELS",
+    "Complexity",
+    "ComplexityPoint",
+    "Fit",
+    "complexity",
+    "fit_models",
+    "normalise_big_o",
+]
+
+Metric = Literal["rss", "heap"]
+
+MODELS: dict[str, Callable[[float], float]] = {
+    "O(1)": lambda n: 0.0,
+    "O(log n)": math.log,
+    "O(n)": lambda n: n,
+    "O(n log n)": lambda n: n * math.log(n),
+    "O(n^2)": lambda n: n * n,
+}
+_UNIT = {
+    "O(1)": "",
+    "O(log n)": "per unit of log n",
+    "O(n)": "per unit of n",
+    "O(n log n)": "per unit of n·log n",
+    "O(n^2)": "per unit of n²",
+}
+MIN_FLOOR: dict[str, int] = {"rss": 512 * 1024, "heap": 4 * 1024, "seconds": 0}
+_MIN_GAIN = 0.05
+
+
+_SPELLINGS = {
+    "o(1)": "O(1)",
+    "o(log n)": "O(log n)",
+    "o(n)": "O(n)",
+    "o(n log n)": "O(n log n)",
+    "o(n^2)": "O(n^2)",
+    "o(n²)": "O(n^2)",
+    "o(n**2)": "O(n^2)",
+}
+
+
+def normalise_big_o(text: str) -> str:
+    """The canonical spelling of a complexity class (``"o(n²)"`` → ``"O(n^2)"``).
+
+    Raises:
+        TargetError: not one of the five classes membound fits.
+    """
+    key = " ".join(text.strip().lower().replace("·", " ").split())
+    if key not in _SPELLINGS:
+        raise TargetError(
+            f"unknown complexity {text!r}; use one of O(1), O(log n), O(n), O(n log n), O(n^2)"
+        )
+    return _SPELLINGS[key]
+
+
+@dataclass(frozen=True)
+class Fit:
+    """One model fitted to the points."""
+
+    model: str
+    """``O(1)``, ``O(log n)``, ``O(n)``, ``O(n log n)`` or ``O(n^2)``."""
+    intercept: float
+    """``a`` in ``y = a + b·f(n)``."""
+    slope: float
+    """``b`` (never negative): bytes (or seconds) per unit of ``f(n)``."""
+    residual: float
+    """Relative RMS residual beyond the noise floor:
+    sqrt(mean((max(0, |y - ŷ| - floor) / max(y, floor))²))."""
+    r2: float
+    """Coefficient of determination on the raw values (1.0 = perfect)."""
+
+
+def fit_models(
+    ns: Sequence[float], ys: Sequence[float], floor: float, *, weighted: bool = True
+) -> dict[str, Fit]:
+    """Fit every model in :data:`MODELS` to the points ``(ns, ys)``.
+
+    ``weighted`` fits relative errors (used to choose a model); unweighted ordinary least
+    squares follows the largest sizes, which gives the slope a person asks for ("bytes per row").
+    """
+    weights = [1.0 / max(abs(y), floor, 1e-12) ** 2 if weighted else 1.0 for y in ys]
+    mean_y = statistics.fmean(ys)
+    ss_tot = sum((y - mean_y) ** 2 for y in ys)
+    fits = {}
+    for name, f in MODELS.items():
+        xs = [f(n) for n in ns]
+        sw = sum(weights)
+        mx = sum(w * x for w, x in zip(weights, xs, strict=True)) / sw
+        my = sum(w * y for w, y in zip(weights, ys, strict=True)) / sw
+        sxx = sum(w * (x - mx) ** 2 for w, x in zip(weights, xs, strict=True))
+        sxy = sum(w * (x - mx) * (y - my) for w, x, y in zip(weights, xs, ys, strict=True))
+        slope = max(0.0, sxy / sxx) if sxx > 0 else 0.0
+        intercept = my - slope * mx
+        pred = [intercept + slope * x for x in xs]
+        # Errors within the noise floor are no evidence against a model (a dead band).
+        rel = [
+            max(0.0, abs(y - p) - floor) / max(abs(y), floor, 1e-12)
+            for y, p in zip(ys, pred, strict=True)
+        ]
+        residual = math.sqrt(statistics.fmean(r * r for r in rel))
+        ss_res = sum((y - p) ** 2 for y, p in zip(ys, pred, strict=True))
+        r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else 1.0
+        fits[name] = Fit(name, intercept, slope, residual, r2)
+    return fits
+
+
+def _choose(fits: Mapping[str, Fit]) -> str:
+    chosen = "O(1)"
+    for name in MODELS:
+        if name == chosen:
+            continue
+        current, candidate = fits[chosen].residual, fits[name].residual
+        if candidate <= current / 2 and current - candidate >= _MIN_GAIN:
+            chosen = name
+    return chosen
+
+
+@dataclass(frozen=True)
+class ComplexityPoint:
+    """The measurements at one size."""
+
+    n: int
+    """The size passed to ``target``."""
+    value: float
+    """Median peak over the runs at this size: bytes (Δ RSS or heap peak)."""
+    seconds: float
+    """Median wall time of the call, seconds."""
+    runs: int
+    """How many runs the medians summarise."""
+
+
+@dataclass(frozen=True)
+class Complexity:
+    """The verdict on how memory grows with the input size."""
+
+    big_o: str
+    """``O(1)``, ``O(log n)``, ``O(n)``, ``O(n log n)`` or ``O(n^2)``."""
+    bytes_per_unit: float
+    """Slope of the chosen model by ordinary least squares: bytes per unit of n (or of log n,
+    n log n, n²)."""
+    fits: dict[str, float]
+    """Every model's relative residual (lower fits better)."""
+    confidence: float
+    """0 to 1: how clearly the chosen model beat the simpler ones, discounted when a more
+    complex one fits better without being clearly better."""
+    points: tuple[ComplexityPoint, ...]
+    """One per size, in increasing n."""
+    noise_floor: float
+    """Bytes of variation treated as noise, estimated from repeated smallest-size runs."""
+    explanation: str
+    """One line, e.g. ``peak grows 36.0 B per unit of n (R²=0.999); O(n)``."""
+    metric: str
+    """``rss`` (Δ peak RSS over each run's baseline) or ``heap`` (tracemalloc peak)."""
+    label: str
+    """What was measured."""
+    time_big_o: str
+    """The same fit applied to wall time."""
+    time_explanation: str
+    """One line about wall time."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Complexity:
+        """Inverse of :meth:`to_dict`."""
+        kw = dict(data)
+        kw["points"] = tuple(ComplexityPoint(**p) for p in kw["points"])
+        return cls(**kw)
+
+    def to_markdown(self) -> str:
+        """A Markdown table of the points and the verdict."""
+        from membound.report.markdown import render_complexity
+
+        return render_complexity(self)
+
+
+def _bytes(value: float) -> str:
+    """Bytes with enough precision for per-unit slopes (``36.0 B``, ``0.5 B``, ``3.2 MiB``)."""
+    return f"{value:.3g} B" if abs(value) < 1024 else format_size(value)
+
+
+def _confidence(fits: Mapping[str, Fit], chosen: str) -> float:
+    """``beat × (0.5 + 0.5 × excluded)``: how clearly ``chosen`` beat the simpler models
+    (1 - r / r_simpler; 1 with none), and how clearly the more complex ones were excluded
+    ((r_complex - r) / 0.05, clipped to 0..1; 1 with none). A model preferred only because it is
+    simpler scores at most 0.5."""
+    order = list(MODELS)
+    r = fits[chosen].residual
+    simpler = [fits[m].residual for m in order[: order.index(chosen)]]
+    richer = [fits[m].residual for m in order[order.index(chosen) + 1 :]]
+    beat = 1.0 - r / min(simpler) if simpler and min(simpler) > 0 else 1.0
+    excluded = min(1.0, max(0.0, (min(richer) - r) / _MIN_GAIN)) if richer else 1.0
+    return max(0.0, beat) * (0.5 + 0.5 * excluded)
+
+
+def _verdict(
+    ns: Sequence[float], ys: Sequence[float], floor: float, what: str, fmt: Callable[[float], str]
+) -> tuple[str, float, dict[str, Fit], float, str]:
+    fits = fit_models(ns, ys, max(floor, 1e-12))
+    spread = max(ys) - min(ys)
+    if spread <= floor:
+        conf = max(0.5, 1.0 - spread / (2 * floor)) if floor > 0 else 1.0
+        text = (
+            f"{what} stays within {fmt(spread)} across n = {int(ns[0]):,}…{int(ns[-1]):,}, "
+            f"under the noise floor of {fmt(floor)}; O(1)"
+        )
+        return "O(1)", 0.0, fits, conf, text
+    chosen = _choose(fits)
+    conf = _confidence(fits, chosen)
+    fit = fits[chosen]
+    slope = fit_models(ns, ys, max(floor, 1e-12), weighted=False)[chosen].slope
+    if chosen == "O(1)":
+        text = (
+            f"{what} varies by {fmt(spread)} but no growing model fits clearly better "
+            f"(residual {fit.residual:.2f}); O(1)"
+        )
+    else:
+        text = (
+            f"{what} grows {fmt(slope)} {_UNIT[chosen]} (R²={fit.r2:.3f}, relative "
+            f"residual {fit.residual:.3f}); {chosen}"
+        )
+    return chosen, slope, fits, max(0.0, min(1.0, conf)), text
+
+
+def _in_process(target: Callable[[int], Any], n: int, metric: Metric) -> tuple[float, float]:
+    """One in-process run: (peak bytes, seconds)."""
+    if metric == "heap":
+        started = not tracemalloc.is_tracing()
+        if started:
+            tracemalloc.start(1)
+        try:
+            tracemalloc.reset_peak()
+            base = tracemalloc.get_traced_memory()[0]
+            t0 = time.perf_counter()
+            target(n)
+            seconds = time.perf_counter() - t0
+            peak = tracemalloc.get_traced_memory()[1] - base
+        finally:
+            if started:
+                tracemalloc.stop()
+        return float(peak), seconds
+    base = probes.rss()
+    probes.reset_peak_rss()
+    t0 = time.perf_counter()
+    target(n)
+    seconds = time.perf_counter() - t0
+    hwm, _ = probes.peak_rss()
+    return float((hwm or probes.rss()) - base), seconds
+
+
+def complexity(
+    target: Target,
+    sizes: Sequence[float] = (10**3, 10**4, 10**5, 10**6),
+    metric: Metric = "rss",
+    isolate: bool = True,
+    repeat: int = 1,
+    *,
+    noise_runs: int = 3,
+    label: str | None = None,
+    on_run: Callable[[int, int], None] | None = None,
+) -> Complexity:
+    """Measure how the peak memory of ``target(n)`` grows with ``n``.
+
+    Args:
+        target: a callable taking the size ``n`` (module-level for ``isolate=True``), or
+            ``"package.module:function"``.
+        sizes: at least three distinct sizes (floats such as ``1e6`` are accepted).
+        metric: ``"rss"`` (Δ peak RSS over each run's own baseline, from VmHWM; native memory
+            counts) or ``"heap"`` (tracemalloc peak).
+        isolate: each run in a fresh interpreter (default); ``False`` measures in this process
+            (tracemalloc ``reset_peak`` for heap, a VmHWM reset for RSS).
+        repeat: runs per size; medians are fitted.
+        noise_runs: runs at the smallest size used to estimate the noise floor.
+        label: name for the result.
+        on_run: progress call-back, ``on_run(n, run_index)``.
+
+    Raises:
+        TargetError: fewer than three distinct sizes, a bad metric or a bad target.
+        ChildFailed: a run raised.
+    """
+    ns = sorted({int(s) for s in sizes})
+    if len(ns) < 3 or ns[0] < 1:
+        raise TargetError("complexity needs at least three distinct sizes, all >= 1")
+    if metric not in ("rss", "heap"):
+        raise TargetError(f"metric must be 'rss' or 'heap', not {metric!r}")
+    if repeat < 1:
+        raise TargetError("repeat must be at least 1")
+    if isolate:
+        name = label or resolve_target(target).display
+
+        def run(n: int) -> tuple[float, float]:
+            m = run_isolated(target, (n,), heap=metric == "heap", label=name, quiet=True)
+            value = m.heap_peak if metric == "heap" else m.rss_peak_delta
+            return float(value or 0), m.duration_s
+    else:
+        if not callable(target):
+            raise TargetError("with isolate=False the target must be a callable")
+        name = label or str(getattr(target, "__qualname__", repr(target)))
+
+        def run(n: int) -> tuple[float, float]:
+            return _in_process(target, n, metric)
+
+    runs: dict[int, list[tuple[float, float]]] = {n: [] for n in ns}
+    first_runs = max(repeat, noise_runs)
+    for n in ns:
+        for i in range(first_runs if n == ns[0] else repeat):
+            if on_run is not None:
+                on_run(n, i)
+            runs[n].append(run(n))
+    smallest = [v for v, _ in runs[ns[0]]]
+    floor = max(MIN_FLOOR[metric], 3 * (max(smallest) - min(smallest)))
+    points = tuple(
+        ComplexityPoint(
+            n,
+            statistics.median(v for v, _ in runs[n]),
+            statistics.median(s for _, s in runs[n]),
+            len(runs[n]),
+        )
+        for n in ns
+    )
+    ys = [p.value for p in points]
+    what = "peak RSS" if metric == "rss" else "heap peak"
+    big_o, per_unit, fits, confidence, text = _verdict(ns, ys, floor, what, _bytes)
+    secs = [p.seconds for p in points]
+    time_floor = max(0.005, 3 * (max(s for _, s in runs[ns[0]]) - min(s for _, s in runs[ns[0]])))
+    time_o, _, _, _, time_text = _verdict(ns, secs, time_floor, "wall time", lambda s: f"{s:.3g} s")
+    return Complexity(
+        big_o=big_o,
+        bytes_per_unit=per_unit,
+        fits={k: f.residual for k, f in fits.items()},
+        confidence=confidence,
+        points=points,
+        noise_floor=floor,
+        explanation=text,
+        metric=metric,
+        label=name,
+        time_big_o=time_o,
+        time_explanation=time_text,
+    )

@@ -1,0 +1,485 @@
+"""What the rules know about one module: imports, assignments per scope, parents, and chains.
+
+Every existing linter rule for these patterns matches one expression. The rules here need a little
+more: which libraries the module imports (a rule fires only where its library is in play), what a
+local name was assigned (``qs = Model.objects.filter(...)`` then ``for x in qs``), and which loop
+or function encloses a node. One walk over the tree collects all of it; the rules then look only
+at the node types they care about.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from membound.lint.model import Finding
+
+__all__ = ["DBAPI_ROOTS", "Link", "ModuleContext", "links", "sql_is_bounded"]
+
+N = TypeVar("N", bound=ast.AST)
+
+#: Top-level packages whose presence marks a module as one that talks to a database through a
+#: DB-API cursor (``.fetchall()``). ``django`` is here because ``connection.cursor()`` is DB-API.
+DBAPI_ROOTS = frozenset(
+    {
+        "sqlite3",
+        "psycopg",
+        "psycopg2",
+        "pymysql",
+        "MySQLdb",
+        "mysql",
+        "cx_Oracle",
+        "oracledb",
+        "pyodbc",
+        "aiosqlite",
+        "duckdb",
+        "snowflake",
+        "sqlalchemy",
+        "django",
+    }
+)
+SQLALCHEMY_ROOTS = frozenset({"sqlalchemy", "flask_sqlalchemy", "sqlmodel"})
+
+SCOPES = (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
+FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
+LOOPS = (ast.For, ast.AsyncFor, ast.While)
+COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
+
+# A LIMIT (or its dialect spellings) in literal SQL bounds the rows a statement returns.
+_LIMIT_RE = re.compile(
+    r"\bLIMIT\s+(\d+|\?|%s|%\(\w+\)s|:\w+|\$\d+)|\bFETCH\s+(FIRST|NEXT)\b|\bSELECT\s+TOP\b",
+    re.IGNORECASE,
+)
+# A SELECT whose list starts with an aggregate and has no GROUP BY returns one row.
+_AGGREGATE_RE = re.compile(r"^\s*SELECT\s+(COUNT|MAX|MIN|SUM|AVG)\s*\(", re.IGNORECASE)
+_GROUP_BY_RE = re.compile(r"\bGROUP\s+BY\b", re.IGNORECASE)
+# Catalog queries (PRAGMA, SHOW, information_schema, pg_catalog, sqlite_master, SQL Server's
+# sys.*, Oracle's data dictionary) return one row per table, column or index: bounded by the
+# schema, not the data.
+_DICTIONARY = (
+    r"(?:tables|tab_\w+|views|mviews|constraints|cons_columns|indexes|ind_\w+|sequences|"
+    r"triggers|objects|synonyms|col_comments|lobs|identity_cols)"
+)
+_CATALOG_RE = re.compile(
+    r"^\s*(?:PRAGMA|SHOW|DESCRIBE|DESC|EXPLAIN)\b|\b(?:FROM|JOIN)\s+sys\.\w+"
+    r"|\b(?:FROM|JOIN)\s+(?:\w+\.)?"
+    rf"(?:information_schema\b|pg_\w+|sqlite_master\b|sqlite_schema\b|"
+    rf"(?:user|all|dba)_{_DICTIONARY}\b)",
+    re.IGNORECASE,
+)
+
+
+def sql_is_bounded(sql: str) -> bool:
+    """Tell whether literal SQL visibly returns a bounded number of rows.
+
+    Args:
+        sql: The statement text.
+
+    Returns:
+        True for a ``LIMIT``/``FETCH FIRST``/``TOP`` clause, a single aggregate row, or a
+        catalog query (bounded by the schema's size, not the data's).
+    """
+    if _LIMIT_RE.search(sql) or _CATALOG_RE.search(sql):
+        return True
+    return bool(_AGGREGATE_RE.search(sql)) and not _GROUP_BY_RE.search(sql)
+
+
+@dataclass(frozen=True)
+class Link:
+    """One step of an expression chain such as ``User.objects.filter(a=1)[:10]``.
+
+    ``kind`` is ``"name"`` (the root name), ``"attr"`` (attribute access), ``"method"`` (a call
+    of an attribute: ``.filter(...)``), ``"func"`` (a call of a bare name: ``list(...)``),
+    ``"call"`` (a call of anything else), ``"sub"`` (subscript or slice) or ``"other"`` (any
+    other root).
+    """
+
+    kind: str
+    """The step's kind (see the class docstring)."""
+    name: str
+    """The attribute, method or function name; empty for other kinds."""
+    node: ast.AST
+    """The AST node of this step (the ``Call`` for calls)."""
+
+
+def links(expr: ast.AST) -> list[Link]:
+    """Split an expression chain into its steps, root first.
+
+    Args:
+        expr: The outermost expression, e.g. the iterable of a ``for``.
+
+    Returns:
+        The steps from the root (a name or other expression) to ``expr`` itself.
+    """
+    out: list[Link] = []
+    node: ast.AST = expr
+    while True:
+        if isinstance(node, ast.Call):
+            func = node.func
+            if isinstance(func, ast.Attribute):
+                out.append(Link("method", func.attr, node))
+                node = func.value
+                continue
+            if isinstance(func, ast.Name):
+                out.append(Link("func", func.id, node))
+                break
+            out.append(Link("call", "", node))
+            node = func
+            continue
+        if isinstance(node, ast.Attribute):
+            out.append(Link("attr", node.attr, node))
+            node = node.value
+            continue
+        if isinstance(node, ast.Subscript):
+            out.append(Link("sub", "", node))
+            node = node.value
+            continue
+        if isinstance(node, ast.Await):
+            node = node.value
+            continue
+        if isinstance(node, ast.Name):
+            out.append(Link("name", node.id, node))
+        else:
+            out.append(Link("other", "", node))
+        break
+    out.reverse()
+    return out
+
+
+def dotted(expr: ast.AST) -> str | None:
+    """Return ``a.b.c`` for a chain of attributes on a name, else None."""
+    parts: list[str] = []
+    node = expr
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return None
+    parts.append(node.id)
+    return ".".join(reversed(parts))
+
+
+class ModuleContext:
+    """Facts about one parsed module, gathered in one walk, shared by every rule.
+
+    Args:
+        tree: The parsed module.
+        filename: The path reported in findings.
+        lines: The source split into lines (for character columns and ``noqa``).
+        selected: The rule codes that run; lets a general rule defer to a more specific one.
+        streaming_calls: Extra names of project-specific streaming helpers (configuration).
+    """
+
+    def __init__(
+        self,
+        tree: ast.Module,
+        filename: str,
+        lines: Sequence[str],
+        *,
+        selected: frozenset[str] = frozenset(),
+        streaming_calls: frozenset[str] = frozenset(),
+    ) -> None:
+        self.tree = tree
+        self.filename = filename
+        self.lines = lines
+        self.selected = selected
+        self.streaming_calls = streaming_calls
+        self.parents: dict[ast.AST, ast.AST] = {}
+        self._by_type: dict[type[ast.AST], list[ast.AST]] = defaultdict(list)
+        #: local name -> fully qualified name it was imported as (``pd`` -> ``pandas``).
+        self.aliases: dict[str, str] = {}
+        #: first component of every absolute import (``django``, ``sqlalchemy``, ...).
+        self.imported_roots: set[str] = set()
+        #: names bound at module level by ``def``/``class``/assignment (they shadow builtins).
+        self.module_names: set[str] = set()
+        #: names of functions in this module whose body contains ``yield`` (generators).
+        self.generator_functions: set[str] = set()
+        #: per-module results that rules compute once and share (keyed by the rule's own name).
+        self.memo: dict[str, object] = {}
+        self._assignments: dict[ast.AST, dict[str, list[ast.expr]]] = defaultdict(
+            lambda: defaultdict(list)
+        )
+        self._walk()
+
+    # -- collection -------------------------------------------------------------------------
+
+    def _walk(self) -> None:
+        parents = self.parents
+        by_type = self._by_type
+        # One pre-order walk in source order that records parents as it goes: ast.walk plus
+        # iter_child_nodes would visit every child twice (this walk is most of the lint time).
+        # Load/Store contexts are shared singletons, not part of the tree's shape: skipped.
+        skip = (ast.expr_context, ast.boolop, ast.operator, ast.unaryop, ast.cmpop)
+        stack: list[ast.AST] = [self.tree]
+        while stack:
+            node = stack.pop()
+            by_type[type(node)].append(node)
+            children: list[ast.AST] = []
+            for field in node._fields:
+                value = getattr(node, field, None)
+                if isinstance(value, list):
+                    children.extend(v for v in value if isinstance(v, ast.AST))
+                elif isinstance(value, ast.AST):
+                    children.append(value)
+            for child in reversed(children):
+                if not isinstance(child, skip):
+                    parents[child] = node
+                    stack.append(child)
+        for imp in self.of_type(ast.Import):
+            for alias in imp.names:
+                root = alias.name.partition(".")[0]
+                self.imported_roots.add(root)
+                if alias.asname:
+                    self.aliases[alias.asname] = alias.name
+                else:
+                    self.aliases[root] = root
+        for imp_from in self.of_type(ast.ImportFrom):
+            if imp_from.level or not imp_from.module:
+                continue
+            self.imported_roots.add(imp_from.module.partition(".")[0])
+            for alias in imp_from.names:
+                if alias.name != "*":
+                    self.aliases[alias.asname or alias.name] = f"{imp_from.module}.{alias.name}"
+        for stmt in self.tree.body:
+            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                self.module_names.add(stmt.name)
+            elif isinstance(stmt, ast.Assign):
+                for target in stmt.targets:
+                    if isinstance(target, ast.Name):
+                        self.module_names.add(target.id)
+        for kind in (ast.Yield, ast.YieldFrom):
+            for node in self.of_type(kind):
+                func = self.enclosing_function(node)
+                if isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    self.generator_functions.add(func.name)
+        for assign in self.of_type(ast.Assign):
+            for target in assign.targets:
+                if isinstance(target, ast.Name):
+                    self._record(target, assign.value)
+        for ann in self.of_type(ast.AnnAssign):
+            if isinstance(ann.target, ast.Name) and ann.value is not None:
+                self._record(ann.target, ann.value)
+        for walrus in self.of_type(ast.NamedExpr):
+            self._record(walrus.target, walrus.value)
+        for item in self.of_type(ast.withitem):
+            if isinstance(item.optional_vars, ast.Name):
+                self._record(item.optional_vars, item.context_expr)
+
+    def _record(self, target: ast.Name, value: ast.expr) -> None:
+        self._assignments[self.scope_of(target)][target.id].append(value)
+
+    # -- queries ----------------------------------------------------------------------------
+
+    def of_type(self, kind: type[N]) -> list[N]:
+        """Every node of exactly this type in the module, in walk order."""
+        return self._by_type.get(kind, [])  # type: ignore[return-value]
+
+    def functions(self) -> list[ast.FunctionDef | ast.AsyncFunctionDef]:
+        """Every ``def`` and ``async def`` in the module."""
+        return [*self.of_type(ast.FunctionDef), *self.of_type(ast.AsyncFunctionDef)]
+
+    def for_loops(self) -> list[ast.For | ast.AsyncFor]:
+        """Every ``for`` and ``async for`` loop in the module."""
+        return [*self.of_type(ast.For), *self.of_type(ast.AsyncFor)]
+
+    def imports_any(self, roots: frozenset[str] | set[str]) -> bool:
+        """Tell whether the module imports any of these top-level packages."""
+        return not self.imported_roots.isdisjoint(roots)
+
+    def parent(self, node: ast.AST) -> ast.AST | None:
+        """The node's parent, or None for the module."""
+        return self.parents.get(node)
+
+    def ancestors(self, node: ast.AST) -> Iterator[ast.AST]:
+        """The node's ancestors, nearest first."""
+        current = self.parents.get(node)
+        while current is not None:
+            yield current
+            current = self.parents.get(current)
+
+    def scope_of(self, node: ast.AST) -> ast.AST:
+        """The innermost module, function, lambda or class that contains ``node``."""
+        for anc in self.ancestors(node):
+            if isinstance(anc, SCOPES):
+                return anc
+        return self.tree
+
+    def enclosing_function(self, node: ast.AST) -> ast.AST | None:
+        """The innermost function or lambda containing ``node``, or None at module level."""
+        for anc in self.ancestors(node):
+            if isinstance(anc, FUNCTIONS):
+                return anc
+        return None
+
+    def enclosing_loop(self, node: ast.AST) -> ast.AST | None:
+        """The innermost loop whose body (not its header) repeats ``node``, within its function.
+
+        Comprehensions count as loops for their element and conditions. The search stops at a
+        function boundary: a function defined in a loop runs when it is called, not per turn.
+        """
+        child = node
+        once: ast.AST | None = None
+        for anc in self.ancestors(node):
+            if isinstance(anc, (*FUNCTIONS, ast.ClassDef)):
+                return None
+            if isinstance(anc, (ast.For, ast.AsyncFor)) and any(s is child for s in anc.body):
+                return anc
+            if isinstance(anc, ast.While) and (
+                child is anc.test or any(s is child for s in anc.body)
+            ):
+                return anc
+            if isinstance(anc, ast.comprehension) and child is anc.iter:
+                comp = self.parents.get(anc)
+                # The first generator's iterable is evaluated once, outside the loop.
+                if isinstance(comp, COMPREHENSIONS) and comp.generators[0] is anc:
+                    once = comp
+            if isinstance(anc, COMPREHENSIONS) and anc is not once:
+                return anc
+            child = anc
+        return None
+
+    def is_within(self, node: ast.AST, container: ast.AST) -> bool:
+        """Tell whether ``node`` is ``container`` or one of its descendants."""
+        if node is container:
+            return True
+        return any(anc is container for anc in self.ancestors(node))
+
+    def assigned_values(self, name: str, at: ast.AST) -> list[ast.expr]:
+        """Values assigned to ``name`` in the scope that contains ``at`` (module scope as fallback).
+
+        Only plain ``name = value``, annotated assignments, walrus and ``with ... as name`` count;
+        a name that is a parameter, a loop target or unpacked has no values here.
+        """
+        scope = self.scope_of(at)
+        values = self._assignments.get(scope, {}).get(name)
+        if values:
+            return values
+        if scope is not self.tree and not self._is_local(name, scope):
+            return self._assignments.get(self.tree, {}).get(name, [])
+        return []
+
+    def _is_local(self, name: str, scope: ast.AST) -> bool:
+        if isinstance(scope, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            args = scope.args
+            every = [*args.posonlyargs, *args.args, *args.kwonlyargs]
+            every += [a for a in (args.vararg, args.kwarg) if a is not None]
+            return any(a.arg == name for a in every)
+        return False
+
+    def expand(self, expr: ast.AST, depth: int = 0) -> list[Link]:
+        """Return the chain of ``expr`` with a root local name replaced by what it was assigned.
+
+        ``qs = Model.objects.filter(x=1)`` then ``qs.order_by("y")`` expands to the links of
+        ``Model.objects.filter(x=1).order_by("y")``. Re-assignments that extend the name
+        (``qs = qs[:10]``) add their steps too, so a bound applied anywhere is seen. A name
+        assigned two unrelated values is left unexpanded: the rules then stay quiet.
+        """
+        chain = links(expr)
+        root = chain[0]
+        if root.kind != "name" or depth > 4:
+            return chain
+        values = self.assigned_values(root.name, expr)
+        if not values:
+            return chain
+        base = [v for v in values if not _rooted_at(v, root.name)]
+        extensions = [v for v in values if _rooted_at(v, root.name)]
+        if len(base) != 1:
+            return chain
+        expanded = self.expand(base[0], depth + 1)
+        for ext in extensions:
+            expanded = expanded + links(ext)[1:]
+        return expanded + chain[1:]
+
+    def is_builtin(self, expr: ast.AST, *names: str) -> bool:
+        """Tell whether ``expr`` is a bare name of a builtin not shadowed at module level."""
+        return (
+            isinstance(expr, ast.Name)
+            and expr.id in names
+            and expr.id not in self.aliases
+            and expr.id not in self.module_names
+        )
+
+    def qualify(self, expr: ast.AST) -> str | None:
+        """The fully qualified name of ``expr`` through this module's imports, or None.
+
+        ``pd.read_csv`` with ``import pandas as pd`` gives ``pandas.read_csv``; a name that was not
+        imported gives None.
+        """
+        name = dotted(expr)
+        if name is None:
+            return None
+        root, _, rest = name.partition(".")
+        target = self.aliases.get(root)
+        if target is None:
+            return None
+        return f"{target}.{rest}" if rest else target
+
+    def string_value(self, expr: ast.AST, depth: int = 0) -> str | None:
+        """The literal text of a string expression: a constant, an f-string's constant parts,
+        ``text("...")``, ``"a" + "b"`` or a name assigned one of these. None when not literal.
+        """
+        if isinstance(expr, ast.Constant) and isinstance(expr.value, str):
+            return expr.value
+        if isinstance(expr, ast.JoinedStr):
+            return "".join(
+                v.value
+                for v in expr.values
+                if isinstance(v, ast.Constant) and isinstance(v.value, str)
+            )
+        if isinstance(expr, ast.BinOp) and isinstance(expr.op, (ast.Add, ast.Mod)):
+            left = self.string_value(expr.left, depth)
+            if isinstance(expr.op, ast.Mod):
+                return left
+            right = self.string_value(expr.right, depth)
+            return None if left is None or right is None else left + right
+        if isinstance(expr, ast.Call) and expr.args and _func_name(expr.func) == "text":
+            return self.string_value(expr.args[0], depth)
+        if isinstance(expr, ast.Name) and depth < 3:
+            values = self.assigned_values(expr.id, expr)
+            if len(values) == 1:
+                return self.string_value(values[0], depth + 1)
+        return None
+
+    def finding(self, code: str, node: ast.AST, message: str) -> Finding:
+        """Build a finding located at ``node`` (columns converted from bytes to characters)."""
+        row = getattr(node, "lineno", 1)
+        col = getattr(node, "col_offset", 0)
+        end_row = getattr(node, "end_lineno", None) or row
+        end_col = getattr(node, "end_col_offset", None)
+        if end_col is None:
+            end_col = col
+        return Finding(
+            filename=self.filename,
+            row=row,
+            column=self._char_col(row, col) + 1,
+            code=code,
+            message=message,
+            end_row=end_row,
+            end_column=self._char_col(end_row, end_col) + 1,
+        )
+
+    def _char_col(self, row: int, byte_col: int) -> int:
+        # ast offsets are UTF-8 byte offsets; users (and ruff) count characters.
+        if not 0 < row <= len(self.lines):
+            return byte_col
+        line = self.lines[row - 1]
+        if line.isascii():
+            return byte_col
+        return len(line.encode("utf-8")[:byte_col].decode("utf-8", errors="ignore"))
+
+
+def _rooted_at(expr: ast.AST, name: str) -> bool:
+    root = links(expr)[0]
+    return root.kind == "name" and root.name == name
+
+
+def _func_name(func: ast.AST) -> str:
+    if isinstance(func, ast.Name):
+        return func.id
+    if isinstance(func, ast.Attribute):
+        return func.attr
+    return ""

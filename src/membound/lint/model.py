@@ -1,0 +1,106 @@
+"""The plain data the linter produces: rules, findings, per-file errors and a run's result."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from membound.lint.context import ModuleContext
+
+__all__ = ["DOCS_BASE", "FileError", "Finding", "LintResult", "Rule"]
+
+#: Where the rule pages live, relative to the root of the membound repository.
+#: It is relative on purpose: the project has no published documentation host yet, and a made-up
+#: absolute address would send users to a page that does not exist.
+DOCS_BASE = "docs/rules/"
+
+
+@dataclass(frozen=True, order=True)
+class Finding:
+    """One anti-pattern found at one place in one file.
+
+    Ordered by file, then position, then code, so output is stable across runs.
+    """
+
+    filename: str
+    """The path as given on the command line (or found under a given directory)."""
+    row: int
+    """1-based line of the start of the flagged expression."""
+    column: int
+    """1-based column (in characters) of the start of the flagged expression."""
+    code: str
+    """The rule code, e.g. ``"MB101"``."""
+    message: str
+    """What is wrong and what to do instead."""
+    end_row: int
+    """1-based line of the end of the flagged expression."""
+    end_column: int
+    """1-based column just past the end of the flagged expression."""
+
+    @property
+    def url(self) -> str:
+        """The rule's documentation page (relative to the repository root)."""
+        return f"{DOCS_BASE}{self.code}.md"
+
+
+@dataclass(frozen=True)
+class FileError:
+    """A file the linter could not check (``MB000``): unreadable, binary, not UTF-8, unparsable."""
+
+    filename: str
+    """The path as given or found."""
+    reason: str
+    """Why it could not be checked, in one line."""
+    row: int = 1
+    """Line the problem was found on, when known (syntax errors); 1 otherwise."""
+    column: int = 1
+    """1-based column of the problem, when known; 1 otherwise."""
+
+    @property
+    def message(self) -> str:
+        """The one-line ``MB000`` message shown to users."""
+        return f"MB000 file could not be parsed: {self.reason}"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A lint rule: its contract (code and name), its documentation and its check."""
+
+    code: str
+    """Stable code, ``MB`` + three digits; the first digit is the family."""
+    name: str
+    """Stable kebab-case name, e.g. ``"unbounded-queryset"``."""
+    summary: str
+    """One sentence: what the rule finds."""
+    why: str
+    """Why it makes memory grow with the size of the data."""
+    fix: str
+    """What to do instead."""
+    check: Callable[[ModuleContext], Iterable[Finding]] = field(repr=False, compare=False)
+    """Yields the findings of this rule in one module."""
+
+    @property
+    def url(self) -> str:
+        """The rule's documentation page (relative to the repository root)."""
+        return f"{DOCS_BASE}{self.code}.md"
+
+
+@dataclass(frozen=True)
+class LintResult:
+    """The outcome of linting a set of paths."""
+
+    findings: tuple[Finding, ...]
+    """Every finding left after ``noqa`` and ignores, sorted."""
+    errors: tuple[FileError, ...]
+    """Files that could not be checked (``MB000``)."""
+    files_checked: int
+    """Files that were parsed and checked."""
+    lines_checked: int
+    """Lines in the files that were checked (for throughput figures)."""
+
+    @property
+    def all_failed(self) -> bool:
+        """True when there was input and not a single file could be checked."""
+        return self.files_checked == 0 and len(self.errors) > 0

@@ -1,0 +1,224 @@
+"""Render a lint result: text, JSON (ruff's field names), SARIF 2.1.0, GitHub annotations.
+
+Each renderer returns the full text; the CLI decides where it goes. ``MB000`` file errors are not
+findings: text and JSON leave them to stderr, SARIF lists them as tool notifications and the
+GitHub format as ``::error`` annotations, so CI shows them where it shows findings.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from membound.lint.model import LintResult
+from membound.lint.rules import RULES, RULES_BY_CODE
+
+__all__ = [
+    "FORMATS",
+    "render",
+    "render_errors",
+    "render_github",
+    "render_json",
+    "render_sarif",
+    "render_statistics",
+    "render_text",
+    "to_dicts",
+]
+
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+
+
+def render_text(result: LintResult) -> str:
+    """``path:row:col: CODE message`` per finding, then a summary line (ruff's concise style)."""
+    out = [f"{f.filename}:{f.row}:{f.column}: {f.code} {f.message}" for f in result.findings]
+    count = len(result.findings)
+    if count:
+        files = len({f.filename for f in result.findings})
+        noun = "finding" if count == 1 else "findings"
+        out.append(f"Found {count} {noun} in {files} file{'s' if files != 1 else ''}.")
+    elif result.files_checked:
+        out.append("All checks passed!")
+    return "\n".join(out) + "\n"
+
+
+def render_errors(result: LintResult) -> str:
+    """One ``path:row:col: MB000 ...`` line per file that could not be checked."""
+    return "".join(f"{e.filename}:{e.row}:{e.column}: {e.message}\n" for e in result.errors)
+
+
+def to_dicts(result: LintResult) -> list[dict[str, Any]]:
+    """Findings as dicts with ruff's JSON field names (plus ``name``, the rule's name)."""
+    return [
+        {
+            "code": f.code,
+            "name": RULES_BY_CODE[f.code].name,
+            "message": f.message,
+            "filename": f.filename,
+            "location": {"row": f.row, "column": f.column},
+            "end_location": {"row": f.end_row, "column": f.end_column},
+            "noqa_row": f.row,
+            "fix": None,
+            "url": f.url,
+        }
+        for f in result.findings
+    ]
+
+
+def render_json(result: LintResult) -> str:
+    """A JSON list of findings (ruff's ``--output-format json`` shape)."""
+    return json.dumps(to_dicts(result), indent=2) + "\n"
+
+
+def _escape_data(text: str) -> str:
+    # GitHub workflow command escaping (actions/toolkit ``escapeData`` / ``escapeProperty``).
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def render_github(result: LintResult) -> str:
+    """GitHub Actions annotations: ``::warning file=…,line=…,col=…,title=MB201::message``."""
+    out = []
+    for f in result.findings:
+        props = (
+            f"file={_escape_property(f.filename)},line={f.row},col={f.column},"
+            f"endLine={f.end_row},endColumn={f.end_column},title={f.code}"
+        )
+        out.append(f"::warning {props}::{_escape_data(f'{f.code} {f.message}')}")
+    for e in result.errors:
+        props = f"file={_escape_property(e.filename)},line={e.row},col={e.column},title=MB000"
+        out.append(f"::error {props}::{_escape_data(e.message)}")
+    return "".join(line + "\n" for line in out)
+
+
+def _artifact(filename: str) -> dict[str, str]:
+    """A SARIF artifactLocation: relative to ``%SRCROOT%`` (the working directory) when the
+    file is under it, else an absolute ``file://`` URI (which takes no base)."""
+    path = Path(filename)
+    if path.is_absolute():
+        try:
+            path = path.relative_to(Path.cwd())
+        except ValueError:
+            return {"uri": path.as_uri()}
+    return {"uri": path.as_posix().removeprefix("./"), "uriBaseId": "%SRCROOT%"}
+
+
+def _rule_markdown(code: str) -> str:
+    rule = RULES_BY_CODE[code]
+    return (
+        f"## {rule.code} {rule.name}\n\n{rule.summary}\n\n"
+        f"**Why:** {rule.why}\n\n**Fix:** {rule.fix}\n"
+    )
+
+
+def render_sarif(result: LintResult, version: str = "0") -> str:
+    """A SARIF 2.1.0 log that GitHub code scanning accepts.
+
+    Every rule is listed in the driver (with its help text as Markdown, which GitHub shows);
+    results point at files by paths relative to the current directory, with ``%SRCROOT%`` as the
+    base, which is how GitHub maps them to the repository.
+
+    Args:
+        result: The lint result.
+        version: The membound version to report as the tool's version.
+    """
+    index = {rule.code: i for i, rule in enumerate(RULES)}
+    rules = [
+        {
+            "id": rule.code,
+            "name": rule.name,
+            "shortDescription": {"text": rule.summary},
+            "fullDescription": {"text": f"{rule.summary} {rule.why}"},
+            "help": {"text": f"{rule.why} Fix: {rule.fix}", "markdown": _rule_markdown(rule.code)},
+            "defaultConfiguration": {"level": "warning"},
+            "properties": {"tags": ["memory", "performance"]},
+        }
+        for rule in RULES
+    ]
+    results = [
+        {
+            "ruleId": f.code,
+            "ruleIndex": index[f.code],
+            "level": "warning",
+            "message": {"text": f.message},
+            "locations": [
+                {
+                    "physicalLocation": {
+                        "artifactLocation": _artifact(f.filename),
+                        "region": {
+                            "startLine": f.row,
+                            "startColumn": f.column,
+                            "endLine": f.end_row,
+                            "endColumn": f.end_column,
+                        },
+                    }
+                }
+            ],
+        }
+        for f in result.findings
+    ]
+    notifications = [
+        {
+            "level": "error",
+            "message": {"text": e.message},
+            "descriptor": {"id": "MB000"},
+            "locations": [
+                {
+                    "physicalLocation": {
+                        "artifactLocation": _artifact(e.filename),
+                        "region": {"startLine": e.row, "startColumn": e.column},
+                    }
+                }
+            ],
+        }
+        for e in result.errors
+    ]
+    log = {
+        "$schema": SARIF_SCHEMA,
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "membound",
+                        "version": version,
+                        "semanticVersion": version,
+                        "rules": rules,
+                    }
+                },
+                "invocations": [
+                    {
+                        "executionSuccessful": not result.all_failed,
+                        "toolExecutionNotifications": notifications,
+                    }
+                ],
+                "results": results,
+            }
+        ],
+    }
+    return json.dumps(log, indent=2) + "\n"
+
+
+def render_statistics(result: LintResult) -> str:
+    """Findings counted per rule, most frequent first (ruff's ``--statistics``)."""
+    counts = Counter(f.code for f in result.findings)
+    rows = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return "".join(f"{count:>5}\t{code}\t{RULES_BY_CODE[code].name}\n" for code, count in rows)
+
+
+FORMATS: dict[str, Callable[[LintResult], str]] = {
+    "text": render_text,
+    "json": render_json,
+    "sarif": render_sarif,
+    "github": render_github,
+}
+
+
+def render(result: LintResult, fmt: str) -> str:
+    """Render ``result`` in one of :data:`FORMATS`."""
+    return FORMATS[fmt](result)

@@ -1,0 +1,393 @@
+"""Shared predicates: is this a Django queryset, an SQLAlchemy query, a streaming source?
+
+Several rules ask the same questions (MB101 and MB501 both need "an unbounded queryset"), so the
+answers live here once. Every predicate is conservative: when a chain cannot be followed (a
+parameter, a name assigned two unrelated values), it answers "no" and the rules stay quiet.
+"""
+
+from __future__ import annotations
+
+import ast
+
+from membound.lint.context import DBAPI_ROOTS, SQLALCHEMY_ROOTS, Link, ModuleContext, sql_is_bounded
+
+__all__ = [
+    "QS_METHODS",
+    "django_queryset",
+    "is_one_column_comprehension",
+    "sa_query",
+    "statement_bounded",
+    "streaming_source",
+]
+
+#: QuerySet methods that return another lazy, still unbounded, QuerySet.
+QS_METHODS = frozenset(
+    {
+        "all",
+        "filter",
+        "exclude",
+        "order_by",
+        "select_related",
+        "prefetch_related",
+        "annotate",
+        "alias",
+        "distinct",
+        "only",
+        "defer",
+        "using",
+        "reverse",
+        "values",
+        "values_list",
+        "union",
+        "intersection",
+        "difference",
+        "select_for_update",
+        "extra",
+        "complex_filter",
+    }
+)
+_MANAGERS = frozenset({"objects", "_default_manager", "_base_manager"})
+
+#: SQLAlchemy steps that produce rows from a statement.
+_SA_SOURCES = frozenset({"query", "execute", "scalars", "exec", "exec_driver_sql"})
+#: SQLAlchemy steps after which at most a bounded number of rows come back.
+_SA_BOUNDS = frozenset(
+    {
+        "limit",
+        "first",
+        "one",
+        "one_or_none",
+        "scalar",
+        "scalar_one",
+        "scalar_one_or_none",
+        "fetch",
+        "slice",
+        "get",
+        "fetchmany",
+        "fetchone",
+        "count",
+        "exists",
+        "yield_per",
+        "partitions",
+    }
+)
+
+#: Methods whose result is consumed piece by piece (a streaming source for MB201).
+_STREAM_METHODS = frozenset(
+    {
+        "iterator",
+        "yield_per",
+        "partitions",
+        "find_each",
+        "in_batches",
+        "read_chunks",
+        "read_lines",
+        "lmdb_batches",
+        "iter_lines",
+        "iter_content",
+        "iter_bytes",
+        "iter_text",
+    }
+)
+#: Functions, by qualified name, that return a streaming iterator.
+_STREAM_FUNCS = frozenset(
+    {
+        "itertools.batched",
+        "more_itertools.chunked",
+        "more_itertools.ichunked",
+        "csv.reader",
+        "csv.DictReader",
+        "io.open",
+        "gzip.open",
+        "bz2.open",
+        "lzma.open",
+        "codecs.open",
+        "fileinput.input",
+        "sys.stdin",
+    }
+)
+#: Bare function names (imported from anywhere, membound included) that stream.
+_STREAM_NAMES = frozenset(
+    {"find_each", "in_batches", "batched", "read_chunks", "read_lines", "lmdb_batches", "chunked"}
+)
+
+
+def django_queryset(ctx: ModuleContext, expr: ast.AST) -> list[Link] | None:
+    """Return the chain of ``expr`` if it is an unbounded Django QuerySet, else None.
+
+    A queryset starts at a manager (``Model.objects``, ``obj.thing_set``) followed only by
+    methods that return QuerySets. A slice, ``.iterator()`` or any other step (``.get()``,
+    ``.count()``) makes it something else.
+    """
+    if "django" not in ctx.imported_roots:
+        return None
+    chain = ctx.expand(expr)
+    start = None
+    for index, link in enumerate(chain):
+        if (
+            index > 0
+            and link.kind == "attr"
+            and (link.name in _MANAGERS or link.name.endswith("_set"))
+        ):
+            start = index
+            break
+    if start is None:
+        return None
+    rest = chain[start + 1 :]
+    if not rest:
+        return None
+    if all(link.kind == "method" and link.name in QS_METHODS for link in rest) and not any(
+        key_in_list(ctx, link) for link in rest
+    ):
+        return chain
+    return None
+
+
+_QUERY_STEPS = frozenset(
+    {"select", "query", "subquery", "scalar_subquery", "values_list", "values", "objects", "all"}
+)
+_PK_NAMES = frozenset({"id", "pk"})
+
+
+def _in_memory_list(ctx: ModuleContext, expr: ast.AST) -> bool:
+    """An argument of ``in_``/``pk__in`` that is a list in hand, not a subquery."""
+    if isinstance(expr, (ast.List, ast.Tuple, ast.Set, ast.ListComp, ast.SetComp)):
+        return True
+    return not any(
+        link.name in _QUERY_STEPS
+        for link in ctx.expand(expr)
+        if link.kind in ("method", "attr", "func")
+    )
+
+
+def key_in_list(ctx: ModuleContext, link: Link) -> bool:
+    """A ``filter``/``where`` step keeping rows whose primary key is in a list already in memory.
+
+    ``.filter(Model.id.in_(ids))`` or ``.filter(pk__in=ids)`` returns at most ``len(ids)`` rows:
+    memory the caller already pays for. A subquery in place of the list gives no such bound.
+    """
+    if link.kind != "method" or link.name not in ("filter", "where", "filter_by"):
+        return False
+    call = link.node
+    if not isinstance(call, ast.Call):
+        return False
+    for kw in call.keywords:
+        if kw.arg in ("pk__in", "id__in") and _in_memory_list(ctx, kw.value):
+            return True
+    for arg in call.args:
+        if (
+            isinstance(arg, ast.Call)
+            and isinstance(arg.func, ast.Attribute)
+            and arg.func.attr == "in_"
+            and isinstance(arg.func.value, ast.Attribute)
+            and arg.func.value.attr in _PK_NAMES
+            and len(arg.args) == 1
+            and _in_memory_list(ctx, arg.args[0])
+        ):
+            return True
+    return False
+
+
+def statement_bounded(ctx: ModuleContext, call: ast.Call) -> bool:
+    """Tell whether the statement passed to ``execute``/``scalars`` visibly returns few rows."""
+    if not call.args:
+        return False
+    stmt = call.args[0]
+    sql = ctx.string_value(stmt)
+    if sql is not None:
+        return sql_is_bounded(sql)
+    if isinstance(stmt, ast.Name):
+        # ``query = "..."`` in each branch of an ``if``: bounded when every branch is.
+        texts = [ctx.string_value(v) for v in ctx.assigned_values(stmt.id, stmt)]
+        if texts and all(t is not None and sql_is_bounded(t) for t in texts):
+            return True
+    return any(
+        (link.kind == "method" and link.name in ("limit", "fetch", "slice"))
+        or key_in_list(ctx, link)
+        for link in ctx.expand(stmt)
+    )
+
+
+def sa_query(ctx: ModuleContext, expr: ast.AST) -> list[Link] | None:
+    """Return the chain of ``expr`` if it is an unbounded SQLAlchemy query or result, else None.
+
+    Recognised sources: ``session.query(...)``, ``Model.query`` (Flask-SQLAlchemy),
+    ``.execute(stmt)``, ``.scalars(stmt)``, ``.exec(stmt)`` (SQLModel). Bounded when a step such
+    as ``.limit()``, ``.first()``, ``.one()`` or a slice appears, or the statement is bounded.
+    """
+    if not ctx.imports_any(SQLALCHEMY_ROOTS):
+        return None
+    chain = ctx.expand(expr)
+    source = False
+    for link in chain:
+        if link.kind == "sub":
+            return None
+        if link.kind == "method":
+            if link.name in _SA_BOUNDS or key_in_list(ctx, link):
+                return None
+            if link.name in _SA_SOURCES:
+                source = True
+                if (
+                    link.name != "query"
+                    and isinstance(link.node, ast.Call)
+                    and statement_bounded(ctx, link.node)
+                ):
+                    return None
+        elif link.kind == "attr" and link.name == "query":
+            source = True
+    return chain if source else None
+
+
+def _entity(arg: ast.AST) -> bool:
+    # ``User`` or ``models.User``: a mapped class (whole rows); ``User.email`` is one column.
+    if isinstance(arg, ast.Name):
+        return arg.id[:1].isupper()
+    return isinstance(arg, ast.Attribute) and arg.attr[:1].isupper()
+
+
+def _selects_entities(ctx: ModuleContext, chain: list[Link]) -> bool:
+    for link in chain:
+        if link.kind != "method" or not isinstance(link.node, ast.Call):
+            continue
+        call = link.node
+        if link.name == "query":
+            return bool(call.args) and all(_entity(a) for a in call.args)
+        if link.name in ("execute", "scalars", "exec") and call.args:
+            for step in ctx.expand(call.args[0]):
+                if step.name == "select" and isinstance(step.node, ast.Call):
+                    args = step.node.args
+                    return bool(args) and all(_entity(a) for a in args)
+            return False
+    # Flask-SQLAlchemy ``Model.query`` always loads whole instances.
+    return any(link.kind == "attr" and link.name == "query" for link in chain)
+
+
+def is_one_column_comprehension(ctx: ModuleContext, comp: ast.AST) -> bool:
+    """Tell whether ``comp`` keeps one attribute of each row of an unbounded query (MB501)."""
+    if not isinstance(comp, (ast.ListComp, ast.SetComp, ast.GeneratorExp)):
+        return False
+    if len(comp.generators) != 1:
+        return False
+    gen = comp.generators[0]
+    elt = comp.elt
+    if not (
+        isinstance(gen.target, ast.Name)
+        and isinstance(elt, ast.Attribute)
+        and isinstance(elt.value, ast.Name)
+        and elt.value.id == gen.target.id
+    ):
+        return False
+    chain = django_queryset(ctx, gen.iter)
+    if chain is not None:
+        return not any(
+            link.name in ("values", "values_list", "only")
+            for link in chain
+            if link.kind == "method"
+        )
+    chain = sa_query(ctx, gen.iter)
+    return chain is not None and _selects_entities(ctx, chain)
+
+
+def defers_to_mb501(ctx: ModuleContext, node: ast.AST) -> bool:
+    """Tell whether ``node`` is the iterable of a comprehension that MB501 reports.
+
+    A comprehension that keeps one column of a whole query is one problem with one fix (ask for
+    the column); reporting it again as MB101/MB102 would only add noise. When MB501 is not
+    selected, the general rules report it as usual.
+    """
+    if "MB501" not in ctx.selected:
+        return False
+    parent = ctx.parent(node)
+    if not isinstance(parent, ast.comprehension) or parent.iter is not node:
+        return False
+    return is_one_column_comprehension(ctx, ctx.parent(parent) or parent)
+
+
+def _configured(ctx: ModuleContext, link: Link) -> bool:
+    if not ctx.streaming_calls or link.kind not in ("func", "method", "call"):
+        return False
+    if link.name in ctx.streaming_calls:
+        return True
+    if isinstance(link.node, ast.Call):
+        qualified = ctx.qualify(link.node.func)
+        return qualified is not None and qualified in ctx.streaming_calls
+    return False
+
+
+_CHUNKED_READS = frozenset({"fetchmany", "readline", "recv", "iter_content", "iter_lines"})
+
+
+def _streaming_generators(ctx: ModuleContext) -> set[str]:
+    """Generator functions of this module that themselves stream from somewhere.
+
+    A generator over data already in memory (walking a list, parsing a string) streams nothing;
+    one that loops over a file, a cursor or ``.iterator()``, or reads in chunks, does.
+    """
+    cached = ctx.memo.get("streaming_generators")
+    if isinstance(cached, set):
+        return cached
+    found: set[str] = set()
+    for func in ctx.functions():
+        if func.name not in ctx.generator_functions:
+            continue
+        for node in ast.walk(func):
+            if isinstance(node, (ast.For, ast.AsyncFor)) and streaming_source(
+                ctx, node.iter, generators=False
+            ):
+                found.add(func.name)
+                break
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and (
+                    node.func.attr in _CHUNKED_READS
+                    or (node.func.attr == "read" and bool(node.args))
+                )
+            ):
+                found.add(func.name)
+                break
+    ctx.memo["streaming_generators"] = found
+    return found
+
+
+def streaming_source(ctx: ModuleContext, expr: ast.AST, *, generators: bool = True) -> str | None:
+    """Describe ``expr`` if iterating it streams (one item at a time), else None.
+
+    Streaming sources: ``.iterator()``, ``yield_per``, ``partitions``, ``find_each``,
+    ``in_batches``, ``batched``, ``read_chunks``, an open file, ``csv.reader``, a DB cursor, a
+    generator, ``execution_options(stream_results=True | yield_per=N)`` and any name listed in
+    the ``extend-streaming-calls`` setting. A generator function counts when it streams from
+    one of these itself (``generators=False`` leaves generators out, to decide that). A generator
+    *expression* is not one: it almost always walks data that is already in memory.
+    """
+    for link in ctx.expand(expr):
+        if _configured(ctx, link):
+            return f"`{link.name}()`"
+        if link.kind == "method":
+            if link.name in _STREAM_METHODS:
+                return f"`.{link.name}()`"
+            if (
+                link.name == "execution_options"
+                and isinstance(link.node, ast.Call)
+                and any(kw.arg in ("yield_per", "stream_results") for kw in link.node.keywords)
+            ):
+                return "`execution_options(stream_results)`"
+            if link.name == "cursor" and ctx.imports_any(DBAPI_ROOTS):
+                return "a database cursor"
+        if link.kind in ("func", "name", "attr", "method") and isinstance(
+            link.node, (ast.Call, ast.Name, ast.Attribute)
+        ):
+            target = link.node.func if isinstance(link.node, ast.Call) else link.node
+            qualified = ctx.qualify(target)
+            if qualified in _STREAM_FUNCS:
+                return f"`{qualified}`"
+            if link.kind == "func":
+                if ctx.is_builtin(target, "open"):
+                    return "an open file"
+                if link.name in _STREAM_NAMES and link.name in ctx.aliases:
+                    return f"`{link.name}()`"
+                if generators and link.name in _streaming_generators(ctx):
+                    return f"the generator `{link.name}()`"
+            if link.kind == "method" and link.name in _STREAM_NAMES and qualified is not None:
+                return f"`{link.name}()`"
+    return None

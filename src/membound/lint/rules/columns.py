@@ -1,0 +1,53 @@
+"""MB5xx: fetching more of each row than the code uses."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+
+from membound.lint.context import SQLALCHEMY_ROOTS, ModuleContext
+from membound.lint.model import Finding, Rule
+from membound.lint.rules._queries import is_one_column_comprehension
+
+__all__ = ["RULES"]
+
+
+def check_full_rows(ctx: ModuleContext) -> Iterator[Finding]:
+    """MB501: a comprehension over an unbounded query that keeps one attribute per row."""
+    if not ctx.imports_any(SQLALCHEMY_ROOTS | {"django"}):
+        return
+    comps: list[ast.ListComp | ast.SetComp | ast.GeneratorExp] = [
+        *ctx.of_type(ast.ListComp),
+        *ctx.of_type(ast.SetComp),
+        *ctx.of_type(ast.GeneratorExp),
+    ]
+    for comp in comps:
+        if is_one_column_comprehension(ctx, comp):
+            elt = comp.elt
+            assert isinstance(elt, ast.Attribute)
+            column = elt.attr
+            yield ctx.finding(
+                "MB501",
+                comp,
+                f"whole rows are loaded to keep only `.{column}`: ask the database for that "
+                f"column (`values_list('{column}', flat=True)` in Django, "
+                f"`select(Model.{column})` in SQLAlchemy), in batches if unbounded",
+            )
+
+
+RULES = (
+    Rule(
+        code="MB501",
+        name="full-rows-for-one-column",
+        summary="A comprehension over an unbounded query keeps one attribute of each row.",
+        why=(
+            "Every row becomes a full model instance (all columns, plus ORM state) only to be "
+            "reduced to one value; the instances dominate memory."
+        ),
+        fix=(
+            "Select just that column: `values_list('col', flat=True)` (Django) or "
+            "`select(Model.col)` (SQLAlchemy); iterate in batches if the result is unbounded."
+        ),
+        check=check_full_rows,
+    ),
+)

@@ -1,0 +1,373 @@
+"""MB1xx: loading a whole data set into memory where it could be streamed."""
+
+from __future__ import annotations
+
+import ast
+from collections import defaultdict
+from collections.abc import Iterator
+
+from membound.lint.context import (
+    DBAPI_ROOTS,
+    SQLALCHEMY_ROOTS,
+    ModuleContext,
+)
+from membound.lint.model import Finding, Rule
+from membound.lint.rules._queries import (
+    defers_to_mb501,
+    django_queryset,
+    sa_query,
+    statement_bounded,
+)
+
+__all__ = ["RULES"]
+
+_MATERIALIZERS = ("list", "tuple", "set", "len")
+
+
+def _iterated_exprs(ctx: ModuleContext) -> Iterator[tuple[ast.expr, str]]:
+    """Every expression that is iterated whole, with how (``for``, ``list()``...)."""
+    for loop in ctx.of_type(ast.For):
+        yield loop.iter, "`for`"
+    for aloop in ctx.of_type(ast.AsyncFor):
+        yield aloop.iter, "`async for`"
+    for gen in ctx.of_type(ast.comprehension):
+        yield gen.iter, "a comprehension"
+
+
+def check_unbounded_queryset(ctx: ModuleContext) -> Iterator[Finding]:
+    """MB101: a Django queryset iterated or materialised without a bound."""
+    if "django" not in ctx.imported_roots:
+        return
+    for expr, how in _iterated_exprs(ctx):
+        if django_queryset(ctx, expr) is not None and not defers_to_mb501(ctx, expr):
+            yield ctx.finding(
+                "MB101",
+                expr,
+                f"Django queryset loaded whole by {how}: iterate `.iterator(chunk_size=2000)`, "
+                "batch by primary key, or slice it",
+            )
+    for call in ctx.of_type(ast.Call):
+        if len(call.args) == 1 and ctx.is_builtin(call.func, *_MATERIALIZERS):
+            name = call.func.id  # type: ignore[attr-defined]
+            if django_queryset(ctx, call.args[0]) is None:
+                continue
+            advice = (
+                "use `.count()`"
+                if name == "len"
+                else "iterate `.iterator(chunk_size=2000)` or slice the queryset"
+            )
+            yield ctx.finding(
+                "MB101", call, f"Django queryset loaded whole by `{name}()`: {advice}"
+            )
+
+
+def _wraps_fetchall(ctx: ModuleContext, call: ast.Call) -> bool:
+    """Inside a function that itself implements fetch-all (``def fetchall(self)``,
+    ``_compat_fetchall``): it is the API, and whether everything is fetched is its caller's call.
+    """
+    func = ctx.enclosing_function(call)
+    name = getattr(func, "name", "").lower()
+    return "fetchall" in name or "fetch_all" in name
+
+
+def check_unbounded_fetch(ctx: ModuleContext) -> Iterator[Finding]:
+    """MB102: SQLAlchemy ``.all()`` or DB-API ``.fetchall()`` without a visible bound."""
+    if not ctx.imports_any(DBAPI_ROOTS | SQLALCHEMY_ROOTS):
+        return
+    # ``cur.execute(sql)`` calls per (scope, cursor name): a later ``cur.fetchall()`` is bounded
+    # when the statement executed last before it is.
+    executes: dict[tuple[ast.AST, str], list[ast.Call]] = defaultdict(list)
+    candidates: list[ast.Call] = []
+    for call in ctx.of_type(ast.Call):
+        func = call.func
+        if not isinstance(func, ast.Attribute):
+            continue
+        if func.attr == "execute" and isinstance(func.value, ast.Name):
+            executes[(ctx.scope_of(call), func.value.id)].append(call)
+        elif func.attr in ("all", "fetchall") and not call.args and not call.keywords:
+            candidates.append(call)
+    for call in candidates:
+        if defers_to_mb501(ctx, call) or _wraps_fetchall(ctx, call):
+            continue
+        func = call.func
+        assert isinstance(func, ast.Attribute)
+        if func.attr == "all":
+            if sa_query(ctx, call) is not None:
+                yield ctx.finding(
+                    "MB102",
+                    call,
+                    "`.all()` loads every row into a list: iterate with `yield_per(1000)` / "
+                    "`partitions()`, batch by key (`membound.find_each`), or add `.limit(...)`",
+                )
+            continue
+        if not ctx.imports_any(DBAPI_ROOTS):
+            continue
+        # Expanded, so that ``res = cur.execute(sql)`` then ``res.fetchall()`` sees the SQL.
+        chain = ctx.expand(call)
+        if any(
+            link.kind == "method"
+            and isinstance(link.node, ast.Call)
+            and (
+                link.name in ("limit", "fetch")
+                or (
+                    link.name in ("execute", "exec_driver_sql")
+                    and statement_bounded(ctx, link.node)
+                )
+            )
+            for link in chain
+        ):
+            continue
+        if isinstance(func.value, ast.Name):
+            before = sorted(
+                (
+                    c
+                    for c in executes.get((ctx.scope_of(call), func.value.id), [])
+                    if c.lineno <= call.lineno
+                ),
+                key=lambda c: (c.lineno, c.col_offset),
+            )
+            if before and statement_bounded(ctx, before[-1]):
+                continue
+        yield ctx.finding(
+            "MB102",
+            call,
+            "`.fetchall()` loads every row into a list: loop over `.fetchmany(1000)` or "
+            "iterate the cursor, or add a `LIMIT`",
+        )
+
+
+_OPENERS = frozenset({"io.open", "gzip.open", "bz2.open", "lzma.open", "codecs.open"})
+_SPLITTERS = frozenset({"split", "splitlines", "rsplit", "count"})
+
+
+def _is_file(ctx: ModuleContext, expr: ast.AST) -> bool:
+    """An ``open(...)`` call (or a gzip/bz2/lzma/codecs one), or a name bound to one."""
+    if isinstance(expr, ast.Name):
+        values = ctx.assigned_values(expr.id, expr)
+        return len(values) == 1 and _is_file(ctx, values[0])
+    if isinstance(expr, ast.Call):
+        return ctx.is_builtin(expr.func, "open") or ctx.qualify(expr.func) in _OPENERS
+    return ctx.qualify(expr) == "sys.stdin"
+
+
+def _iterated_as(ctx: ModuleContext, node: ast.AST) -> str | None:
+    parent = ctx.parent(node)
+    if isinstance(parent, (ast.For, ast.AsyncFor)) and parent.iter is node:
+        return "`for`"
+    if isinstance(parent, ast.comprehension) and parent.iter is node:
+        return "a comprehension"
+    return None
+
+
+def _is_newline(expr: ast.AST) -> bool:
+    return isinstance(expr, ast.Constant) and expr.value in ("\n", "\r\n", b"\n", b"\r\n")
+
+
+def _whole_use(ctx: ModuleContext, node: ast.AST) -> str | None:
+    """How the whole text at ``node`` is then split, iterated or counted, if it is."""
+    parent = ctx.parent(node)
+    if isinstance(parent, ast.Attribute) and parent.value is node and parent.attr in _SPLITTERS:
+        call = ctx.parent(parent)
+        if parent.attr in ("split", "rsplit") and isinstance(call, ast.Call):
+            newline = bool(call.args) and _is_newline(call.args[0])
+            # ``int(f.read().split()[1])`` picks a field of a one-record file (/proc, a config
+            # value): no loop that iterating the file would replace. Lines, or a split that is
+            # then iterated, are.
+            if not newline and _iterated_as(ctx, call) is None:
+                return None
+        return f"`.{parent.attr}()`"
+    iterated = _iterated_as(ctx, node)
+    if iterated is not None:
+        return iterated
+    if (
+        isinstance(parent, ast.Call)
+        and node in parent.args
+        and ctx.is_builtin(parent.func, "len", "list", "enumerate", "set", "tuple")
+    ):
+        return f"`{parent.func.id}()`"  # type: ignore[attr-defined]
+    return None
+
+
+def check_whole_file(ctx: ModuleContext) -> Iterator[Finding]:
+    """MB103: ``readlines()`` iterated, or ``read()`` of a whole file then split/iterated."""
+    names_read: dict[tuple[ast.AST, str], ast.Call] = {}
+    for call in ctx.of_type(ast.Call):
+        func = call.func
+        if not isinstance(func, ast.Attribute) or call.keywords:
+            continue
+        if func.attr == "readlines" and not call.args:
+            parent = ctx.parent(call)
+            if (isinstance(parent, (ast.For, ast.AsyncFor)) and parent.iter is call) or (
+                isinstance(parent, ast.comprehension) and parent.iter is call
+            ):
+                yield ctx.finding(
+                    "MB103",
+                    call,
+                    "`readlines()` reads the whole file into a list first: iterate the file "
+                    "object itself (`for line in f`)",
+                )
+            continue
+        whole = (func.attr == "read" and not call.args and _is_file(ctx, func.value)) or (
+            func.attr == "read_text" and not call.args
+        )
+        if not whole:
+            continue
+        use = _whole_use(ctx, call)
+        if use is not None:
+            yield _read_finding(ctx, call, use)
+            continue
+        parent = ctx.parent(call)
+        if isinstance(parent, ast.Assign) and len(parent.targets) == 1:
+            target = parent.targets[0]
+            if isinstance(target, ast.Name):
+                names_read[(ctx.scope_of(call), target.id)] = call
+    if not names_read:
+        return
+    reported: set[ast.Call] = set()
+    for name in ctx.of_type(ast.Name):
+        if not isinstance(name.ctx, ast.Load):
+            continue
+        read_call = names_read.get((ctx.scope_of(name), name.id))
+        if read_call is None or read_call in reported or name.lineno < read_call.lineno:
+            continue
+        use = _whole_use(ctx, name)
+        if use is not None:
+            reported.add(read_call)
+            yield _read_finding(ctx, read_call, use)
+
+
+def _read_finding(ctx: ModuleContext, call: ast.Call, use: str) -> Finding:
+    return ctx.finding(
+        "MB103",
+        call,
+        f"the whole file is read into memory and then used by {use}: iterate the file object "
+        "line by line or read fixed-size chunks (`f.read(65536)`, `membound.read_chunks`)",
+    )
+
+
+_READ_SQL = frozenset({"pandas.read_sql", "pandas.read_sql_query", "pandas.read_sql_table"})
+_READ_TEXT = frozenset(
+    {"pandas.read_csv", "pandas.read_table", "pandas.read_fwf", "pandas.read_json"}
+)
+_ROW_BY_ROW = frozenset({"iterrows", "itertuples"})
+
+
+def _keywords(call: ast.Call) -> dict[str | None, ast.expr]:
+    return {kw.arg: kw.value for kw in call.keywords}
+
+
+def _is_none(expr: ast.AST | None) -> bool:
+    return isinstance(expr, ast.Constant) and expr.value is None
+
+
+def check_dataframe(ctx: ModuleContext) -> Iterator[Finding]:
+    """MB104: pandas readers that load everything, where chunks were possible."""
+    if "pandas" not in ctx.imported_roots:
+        return
+    frames: dict[tuple[ast.AST, str], ast.Call] = {}
+    for call in ctx.of_type(ast.Call):
+        qualified = ctx.qualify(call.func)
+        if qualified is None or not qualified.startswith("pandas."):
+            continue
+        kws = _keywords(call)
+        if None in kws:  # ``**options``: the chunk size may be in there
+            continue
+        if qualified in _READ_SQL:
+            if "chunksize" not in kws or _is_none(kws["chunksize"]):
+                yield ctx.finding(
+                    "MB104",
+                    call,
+                    f"`{qualified}` without `chunksize` loads the whole result into one "
+                    "DataFrame: pass `chunksize=` and process each chunk",
+                )
+            continue
+        if qualified not in _READ_TEXT:
+            continue
+        if qualified == "pandas.read_json":
+            lines = kws.get("lines")
+            if not (isinstance(lines, ast.Constant) and lines.value is True):
+                continue
+        if any(k in kws and not _is_none(kws[k]) for k in ("chunksize", "nrows", "iterator")):
+            continue
+        parent = ctx.parent(call)
+        if isinstance(parent, ast.Attribute) and parent.attr in _ROW_BY_ROW:
+            yield _frame_finding(ctx, call, qualified)
+        elif (
+            isinstance(parent, ast.Assign)
+            and len(parent.targets) == 1
+            and isinstance(parent.targets[0], ast.Name)
+        ):
+            frames[(ctx.scope_of(call), parent.targets[0].id)] = call
+    if not frames:
+        return
+    reported: set[ast.Call] = set()
+    for attr in ctx.of_type(ast.Attribute):
+        if attr.attr not in _ROW_BY_ROW or not isinstance(attr.value, ast.Name):
+            continue
+        read = frames.get((ctx.scope_of(attr), attr.value.id))
+        if read is not None and read not in reported:
+            reported.add(read)
+            yield _frame_finding(ctx, read, ctx.qualify(read.func) or "pandas")
+
+
+def _frame_finding(ctx: ModuleContext, call: ast.Call, qualified: str) -> Finding:
+    return ctx.finding(
+        "MB104",
+        call,
+        f"`{qualified}` loads the whole file into one DataFrame that is then walked row by row: "
+        "pass `chunksize=` and iterate the chunks",
+    )
+
+
+RULES = (
+    Rule(
+        code="MB101",
+        name="unbounded-queryset",
+        summary="A Django queryset is iterated or materialised without a bound.",
+        why=(
+            "Iterating a QuerySet fetches every matching row and keeps every model instance in "
+            "the queryset's result cache until the loop ends: memory grows with the table."
+        ),
+        fix=(
+            "Iterate `.iterator(chunk_size=2000)`, walk the table in primary-key batches "
+            "(`membound.find_each`), slice it, or use `.count()` instead of `len()`."
+        ),
+        check=check_unbounded_queryset,
+    ),
+    Rule(
+        code="MB102",
+        name="unbounded-fetch",
+        summary="SQLAlchemy `.all()` or DB-API `.fetchall()` on a statement with no visible bound.",
+        why=(
+            "`.all()` and `.fetchall()` build a list of every row before the first one is used: "
+            "memory grows with the result, not with the batch you process."
+        ),
+        fix=(
+            "Iterate the result with `yield_per(1000)` or `partitions()`, loop over "
+            "`fetchmany(1000)`, batch by key (`membound.find_each`), or add `.limit(...)`."
+        ),
+        check=check_unbounded_fetch,
+    ),
+    Rule(
+        code="MB103",
+        name="whole-file-then-iterate",
+        summary="A whole file is read into memory and then split or iterated.",
+        why=(
+            "`f.readlines()` and `f.read().splitlines()` hold the entire file (and then a list of "
+            "its lines) in memory, where iterating the file object holds one line."
+        ),
+        fix="Iterate the file object (`for line in f`) or read fixed-size chunks.",
+        check=check_whole_file,
+    ),
+    Rule(
+        code="MB104",
+        name="dataframe-without-chunks",
+        summary="pandas reads a whole SQL result or file into one DataFrame that could be chunked.",
+        why=(
+            "A DataFrame of the whole result costs several times the raw data; with `chunksize` "
+            "pandas yields bounded frames instead."
+        ),
+        fix="Pass `chunksize=` (or `nrows=`) and process each chunk.",
+        check=check_dataframe,
+    ),
+)

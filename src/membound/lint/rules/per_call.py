@@ -1,0 +1,219 @@
+"""MB4xx: heavy objects built again on every call, request or loop turn."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+
+from membound.lint.context import COMPREHENSIONS, FUNCTIONS, ModuleContext, dotted
+from membound.lint.model import Finding, Rule
+
+__all__ = ["RULES"]
+
+#: Constructors of pooled or connection-holding objects, by qualified name.
+_RESOURCES = frozenset(
+    {
+        "sqlalchemy.create_engine",
+        "sqlalchemy.engine.create_engine",
+        "sqlalchemy.ext.asyncio.create_async_engine",
+        "sqlalchemy.orm.sessionmaker",
+        "sqlalchemy.orm.session.sessionmaker",
+        "sqlalchemy.ext.asyncio.async_sessionmaker",
+        "httpx.Client",
+        "httpx.AsyncClient",
+        "requests.Session",
+        "requests.session",
+        "requests.sessions.Session",
+        "boto3.client",
+        "boto3.resource",
+        "boto3.Session",
+        "boto3.session.Session",
+        "redis.Redis",
+        "redis.StrictRedis",
+        "redis.from_url",
+        "redis.Redis.from_url",
+        "redis.ConnectionPool",
+        "redis.asyncio.Redis",
+        "redis.asyncio.from_url",
+        "aiohttp.ClientSession",
+        "pymongo.MongoClient",
+        "motor.motor_asyncio.AsyncIOMotorClient",
+        "elasticsearch.Elasticsearch",
+        "urllib3.PoolManager",
+        "psycopg_pool.ConnectionPool",
+        "psycopg2.pool.SimpleConnectionPool",
+        "psycopg2.pool.ThreadedConnectionPool",
+        "google.cloud.storage.Client",
+        "google.cloud.bigquery.Client",
+        "openai.OpenAI",
+        "openai.AsyncOpenAI",
+    }
+)
+_ROUTE_ATTRS = frozenset(
+    {
+        "route",
+        "get",
+        "post",
+        "put",
+        "patch",
+        "delete",
+        "head",
+        "options",
+        "websocket",
+        "api_route",
+    }
+)
+_WEB_ROOTS = frozenset({"flask", "fastapi", "starlette", "quart", "sanic", "litestar"})
+_DJANGO_ROOTS = frozenset({"django", "rest_framework", "ninja"})
+
+
+def _params(func: ast.FunctionDef | ast.AsyncFunctionDef) -> list[str]:
+    args = func.args
+    return [a.arg for a in (*args.posonlyargs, *args.args)]
+
+
+def _per_call_context(ctx: ModuleContext, func: ast.AST | None) -> str | None:
+    """Describe ``func`` if it runs once per request or event, else None."""
+    if not isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef)):
+        return None
+    params = _params(func)
+    if ctx.imports_any(_WEB_ROOTS):
+        for deco in func.decorator_list:
+            if (
+                isinstance(deco, ast.Call)
+                and isinstance(deco.func, ast.Attribute)
+                and deco.func.attr in _ROUTE_ATTRS
+            ):
+                return f"the route `{func.name}`"
+    if ctx.imports_any(_DJANGO_ROOTS):
+        first = params[1:2] if params[:1] in (["self"], ["cls"]) else params[:1]
+        if first == ["request"]:
+            return f"the view `{func.name}`"
+    if params[-2:] == ["event", "context"]:
+        return f"the handler `{func.name}`"
+    if func.name == "__call__":
+        owner = ctx.parent(func)
+        if isinstance(owner, ast.ClassDef) and _is_middleware(owner):
+            return f"the middleware `{owner.name}.__call__`"
+    return None
+
+
+def _is_middleware(cls: ast.ClassDef) -> bool:
+    if "middleware" in cls.name.lower():
+        return True
+    for stmt in cls.body:
+        if isinstance(stmt, ast.FunctionDef) and stmt.name == "__init__":
+            return bool({"get_response", "app"} & set(_params(stmt)))
+    return False
+
+
+def check_resource_per_call(ctx: ModuleContext) -> Iterator[Finding]:
+    """MB401: an engine, session factory or client built per request, event or loop turn."""
+    for call in ctx.of_type(ast.Call):
+        qualified = ctx.qualify(call.func)
+        if qualified not in _RESOURCES:
+            continue
+        where: str | None
+        if ctx.enclosing_loop(call) is not None:
+            where = "a loop"
+        else:
+            where = _per_call_context(ctx, ctx.enclosing_function(call))
+        if where is None:
+            continue
+        yield ctx.finding(
+            "MB401",
+            call,
+            f"`{qualified}(...)` is built inside {where}, so every call gets its own pool and "
+            "buffers: build it once (module level or app start-up) and reuse it",
+        )
+
+
+def _names(expr: ast.AST) -> set[str]:
+    return {n.id for n in ast.walk(expr) if isinstance(n, ast.Name)}
+
+
+def _varying(ctx: ModuleContext, loop: ast.AST) -> tuple[set[str], set[str]]:
+    """Names and dotted attributes (re)bound on each turn of ``loop``."""
+    names: set[str] = set()
+    attrs: set[str] = set()
+    if isinstance(loop, COMPREHENSIONS):
+        for gen in loop.generators:
+            names |= _names(gen.target)
+        roots: list[ast.AST] = [loop]
+    elif isinstance(loop, (ast.For, ast.AsyncFor)):
+        names |= _names(loop.target)
+        roots = list(loop.body)
+    else:
+        roots = [loop]
+    for root in roots:
+        for node in ast.walk(root):
+            if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+                names.add(node.id)
+            elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+                path = dotted(node)
+                if path:
+                    attrs.add(path)
+            elif isinstance(node, ast.arg):
+                names.add(node.arg)
+    return names, attrs
+
+
+def check_loop_invariant_deepcopy(ctx: ModuleContext) -> Iterator[Finding]:
+    """MB402: ``copy.deepcopy(x)`` in a loop where ``x`` does not change per turn."""
+    if "copy" not in ctx.imported_roots:
+        return
+    for call in ctx.of_type(ast.Call):
+        if len(call.args) != 1 or ctx.qualify(call.func) != "copy.deepcopy":
+            continue
+        loop = ctx.enclosing_loop(call)
+        if loop is None:
+            continue
+        arg = call.args[0]
+        # A call or await in the argument may return something new each time: not invariant.
+        if any(isinstance(n, (ast.Call, ast.Await, ast.Yield, *FUNCTIONS)) for n in ast.walk(arg)):
+            continue
+        names, attrs = _varying(ctx, loop)
+        if _names(arg) & names:
+            continue
+        path = dotted(arg)
+        if path and any(path == a or path.startswith(a + ".") for a in attrs):
+            continue
+        shown = ast.unparse(arg)
+        if len(shown) > 40:
+            shown = shown[:37] + "..."
+        yield ctx.finding(
+            "MB402",
+            call,
+            f"`copy.deepcopy({shown})` copies the same object on every turn of the loop: copy "
+            "once before the loop, or share it read-only",
+        )
+
+
+RULES = (
+    Rule(
+        code="MB401",
+        name="resource-per-call",
+        summary=(
+            "An engine, session factory, HTTP or cloud client is built inside a loop, a web "
+            "route or view, a Lambda-style handler or a middleware `__call__`."
+        ),
+        why=(
+            "These objects own connection pools, TLS contexts and buffers meant to be shared. "
+            "One per request or per item multiplies that memory (and leaks it when a pool "
+            "is never disposed)."
+        ),
+        fix="Build it once at module level or at application start-up and reuse it.",
+        check=check_resource_per_call,
+    ),
+    Rule(
+        code="MB402",
+        name="loop-invariant-deepcopy",
+        summary="`copy.deepcopy(x)` inside a loop where `x` does not depend on the loop.",
+        why=(
+            "Every turn makes a full private copy of the same object (the per-subscriber clone "
+            "in a fan-out): n copies where one, or none, would do."
+        ),
+        fix="Copy once before the loop, or share the object read-only (e.g. a frozen mapping).",
+        check=check_loop_invariant_deepcopy,
+    ),
+)

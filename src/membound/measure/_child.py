@@ -1,0 +1,169 @@
+"""The isolated-run child: imports a target, takes a baseline, calls it once, reports numbers.
+
+Run by path as ``python _child.py REQUEST RESULT`` with the standard library only, so that nothing
+of membound sits in the measured interpreter besides this file. The parent passes its ``sys.path``
+in ``PYTHONPATH``. ``REQUEST`` is a pickle of ``(target, pickled_args)``; arguments are unpickled
+only after the target's module is imported, so they may be instances of its classes. Before the
+call the child writes ``RESULT.started`` (baseline, start time) so that a child killed at a memory
+limit still leaves its baseline behind; after the call it writes ``RESULT``. Both are JSON.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib
+import importlib.util
+import json
+import os
+import pickle
+import sys
+import time
+import traceback
+import tracemalloc
+from typing import Any
+
+_PAGE = os.sysconf("SC_PAGE_SIZE")
+EXIT_TARGET_ERROR = 3
+EXIT_RAISED = 4
+
+
+def _rss() -> int:
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * _PAGE
+    except OSError:  # no /proc: the parent's sampler still has the timeline
+        return 0
+
+
+def _hwm() -> int | None:
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def _reset_hwm() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        return False
+    return True
+
+
+def _write(path: str, data: dict[str, Any]) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f)
+    os.replace(tmp, path)
+
+
+def _load_target(target: dict[str, Any]) -> Any:
+    if target.get("path"):
+        name = target["module"] or "__membound_target__"
+        spec = importlib.util.spec_from_file_location(name, target["path"])
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot load {target['path']}")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    else:
+        module = importlib.import_module(target["module"])
+    obj: Any = module
+    for part in target["qualname"].split("."):
+        obj = getattr(obj, part)
+    if not callable(obj):
+        raise TypeError(f"{target['qualname']} is not callable")
+    return obj
+
+
+def main() -> int:
+    """Run the request; return the exit status."""
+    request_path, result_path = sys.argv[1], sys.argv[2]
+    # Running a file by path puts its folder first on sys.path; the target must not see it.
+    sys.path[0] = os.getcwd()
+    with open(request_path, "rb") as f:
+        target, pickled_args, heap = pickle.load(f)
+    try:
+        func = _load_target(target)
+        args, kwargs = pickle.loads(pickled_args)
+    except BaseException as exc:  # report any import-time failure, SystemExit included
+        _write(
+            result_path,
+            {
+                "status": "target-error",
+                "message": f"{type(exc).__name__}: {exc}",
+                "traceback": traceback.format_exc(),
+            },
+        )
+        return EXIT_TARGET_ERROR
+
+    collections = 0
+    pause = 0.0
+    gc_started = 0.0
+
+    def on_gc(phase: str, info: dict[str, Any]) -> None:
+        nonlocal collections, pause, gc_started
+        if phase == "start":
+            gc_started = time.perf_counter()
+        else:
+            collections += 1
+            pause += time.perf_counter() - gc_started
+
+    gc.collect()
+    baseline = _rss()
+    reset_ok = _reset_hwm()
+    hwm_start = _hwm()
+    gc.callbacks.append(on_gc)
+    if heap:
+        tracemalloc.start(1)
+    heap_start = tracemalloc.get_traced_memory()[0] if heap else 0
+    t0 = time.monotonic()
+    _write(
+        result_path + ".started",
+        {"baseline": baseline, "t0": t0, "reset_ok": reset_ok, "hwm_start": hwm_start},
+    )
+    status, tb = "ok", ""
+    p0 = time.perf_counter()
+    try:
+        func(*args, **kwargs)
+    except BaseException:
+        status, tb = "raised", traceback.format_exc()
+    duration = time.perf_counter() - p0
+    t1 = time.monotonic()
+    hwm = _hwm()
+    rss_end = _rss()
+    heap_current = heap_peak = None
+    if heap:
+        current, peak = tracemalloc.get_traced_memory()
+        heap_current, heap_peak = current - heap_start, peak - heap_start
+        tracemalloc.stop()
+    gc.callbacks.remove(on_gc)
+    _write(
+        result_path,
+        {
+            "status": status,
+            "traceback": tb,
+            "baseline": baseline,
+            "reset_ok": reset_ok,
+            "hwm_start": hwm_start,
+            "hwm": hwm,
+            "rss_end": rss_end,
+            "heap_current": heap_current,
+            "heap_peak": heap_peak,
+            "gc_collections": collections,
+            "gc_pause_s": pause,
+            "t0": t0,
+            "t1": t1,
+            "duration_s": duration,
+        },
+    )
+    return EXIT_RAISED if status == "raised" else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,154 @@
+"""Probes: one reading of one memory figure, each naming where it came from.
+
+RSS is read from ``/proc/PID/statm`` on Linux (a few microseconds) and from psutil elsewhere. Peak
+RSS is the kernel's high-water mark ``VmHWM``; writing ``5`` to ``/proc/PID/clear_refs`` resets it.
+``ru_maxrss`` of a subprocess child is never used: it inherits the parent's RSS (DESIGN §5.3).
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import sys
+import time
+import tracemalloc
+from dataclasses import dataclass
+from typing import Any
+
+import psutil
+
+from membound.measure._sampler_child import read_hwm, read_rss
+
+__all__ = [
+    "GcMonitor",
+    "HeapReading",
+    "heap_now",
+    "peak_rss",
+    "reset_peak_rss",
+    "rss",
+    "tree_rss",
+    "uss",
+]
+
+_HAS_PROC = os.path.exists("/proc/self/statm")
+
+
+def rss(pid: int | None = None) -> int:
+    """Current resident set size of ``pid`` (default: this process) in bytes.
+
+    Raises:
+        psutil.NoSuchProcess: the process does not exist.
+    """
+    pid = os.getpid() if pid is None else pid
+    if _HAS_PROC:
+        value = read_rss(pid)
+        if value is not None:
+            return value
+    return int(psutil.Process(pid).memory_info().rss)
+
+
+def peak_rss(pid: int | None = None) -> tuple[int | None, str]:
+    """Peak RSS of ``pid`` and the name of its source.
+
+    Returns:
+        ``(bytes, "VmHWM")`` on Linux; ``(bytes, "ru_maxrss (self)")`` for this process where there
+        is no /proc; ``(None, "unavailable")`` otherwise.
+    """
+    pid = os.getpid() if pid is None else pid
+    if _HAS_PROC:
+        hwm = read_hwm(pid)
+        if hwm is not None:
+            return hwm, "VmHWM"
+    if pid == os.getpid():
+        import resource
+
+        scale = 1 if sys.platform == "darwin" else 1024  # macOS reports bytes, Linux KiB
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale, "ru_maxrss (self)"
+    return None, "unavailable"
+
+
+def reset_peak_rss(pid: int | None = None) -> bool:
+    """Reset the kernel's peak-RSS mark of ``pid`` to its current RSS.
+
+    Returns:
+        True if the kernel accepted the reset (``/proc/PID/clear_refs``), False where it is not
+        permitted or not supported; then peaks cover the process's whole life so far.
+    """
+    pid = os.getpid() if pid is None else pid
+    try:
+        with open(f"/proc/{pid}/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        return False
+    return True
+
+
+def uss(pid: int | None = None) -> int:
+    """Unique set size: memory that would be freed if ``pid`` exited (slower; walks page maps)."""
+    return int(psutil.Process(os.getpid() if pid is None else pid).memory_full_info().uss)
+
+
+def tree_rss(pid: int) -> int:
+    """Summed RSS of ``pid`` and all its descendants (0 when the process is gone)."""
+    total = 0
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0
+    for proc in procs:
+        try:
+            total += rss(proc.pid)
+        except (psutil.Error, OSError):
+            continue
+    return total
+
+
+@dataclass(frozen=True)
+class HeapReading:
+    """Python heap as tracemalloc sees it."""
+
+    current: int
+    """Bytes held by Python allocations now."""
+    peak: int
+    """Highest ``current`` since tracing started or the last ``tracemalloc.reset_peak()``."""
+
+
+def heap_now() -> HeapReading | None:
+    """tracemalloc's current and peak heap, or None when tracemalloc is not tracing."""
+    if not tracemalloc.is_tracing():
+        return None
+    current, peak = tracemalloc.get_traced_memory()
+    return HeapReading(current, peak)
+
+
+class GcMonitor:
+    """Counts garbage collections and their total pause time through ``gc.callbacks``."""
+
+    def __init__(self) -> None:
+        self.collections = 0
+        self.pause_s = 0.0
+        self._started: float | None = None
+        self._active = False
+
+    def _callback(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        elif self._started is not None:
+            self.pause_s += time.perf_counter() - self._started
+            self.collections += 1
+            self._started = None
+
+    def start(self) -> GcMonitor:
+        """Begin counting; returns self."""
+        if not self._active:
+            gc.callbacks.append(self._callback)
+            self._active = True
+        return self
+
+    def stop(self) -> GcMonitor:
+        """Stop counting; returns self."""
+        if self._active:
+            gc.callbacks.remove(self._callback)
+            self._active = False
+        return self

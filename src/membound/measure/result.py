@@ -1,0 +1,111 @@
+"""``Measurement``: the result of measuring one run of a block, a function or a command."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, Literal
+
+from membound.judge.timeline import Growth
+from membound.measure.timeline import Timeline
+
+__all__ = ["Kind", "Measurement", "Outcome"]
+
+Kind = Literal["in-process", "isolated", "command"]
+Outcome = Literal["ok", "failed", "limit", "timeout", "killed"]
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Memory of one run. RSS is what the OS sees; heap is what Python objects hold (tracemalloc).
+
+    All sizes are bytes. ``*_delta`` fields are relative to ``rss_start``.
+    """
+
+    label: str
+    """What was measured."""
+    kind: Kind
+    """``in-process`` (``track``), ``isolated`` (a function in a fresh interpreter) or
+    ``command``."""
+    duration_s: float
+    """Wall time of the measured code, seconds."""
+    rss_start: int
+    """RSS just before the measured code ran. For isolated runs: the fresh interpreter's baseline
+    after importing the target's module; for commands: the first sample after start."""
+    rss_end: int
+    """RSS right after the measured code ran (for commands: the last sample)."""
+    rss_peak: int
+    """Highest RSS during the run; ``rss_peak_source`` says how it was obtained."""
+    rss_peak_delta: int
+    """``rss_peak - rss_start``: what the measured code added at its worst."""
+    rss_peak_source: str
+    """Where the peak came from, e.g. ``VmHWM (reset at start)`` or ``sampler max``."""
+    heap_current: int | None
+    """Python heap still held at the end, over the heap at the start (tracemalloc); None unless
+    heap tracing was asked for."""
+    heap_peak: int | None
+    """Highest Python heap during the run, over the heap at the start (tracemalloc); None unless
+    heap tracing was asked for."""
+    gc_collections: int | None
+    """Garbage collections during the run (None where unobservable, e.g. foreign commands)."""
+    gc_pause_s: float | None
+    """Total time spent in those collections, seconds."""
+    timeline: Timeline
+    """RSS over time, from the sampler process (bounded in size)."""
+    growth: Growth
+    """The verdict on ``timeline``: flat, sawtooth, ramp, leak or spike."""
+    outcome: Outcome = "ok"
+    """``ok``; ``failed`` (non-zero exit); ``limit`` or ``timeout`` (stopped by membound);
+    ``killed`` (a signal membound did not send)."""
+    outcome_detail: str = ""
+    """The outcome in words, e.g. ``memory limit 512.0 MiB exceeded at 3.20 s``."""
+    exit_code: int | None = None
+    """Exit status of a command or isolated child (negative: killed by that signal)."""
+    limit: int | None = None
+    """The memory limit in force, bytes."""
+    interval: float = 0.01
+    """Sampling interval, seconds."""
+
+    @property
+    def ok(self) -> bool:
+        """True when the run ended normally."""
+        return self.outcome == "ok"
+
+    def raise_for_outcome(self) -> Measurement:
+        """Return self if the run ended normally, else raise.
+
+        Raises:
+            LimitExceeded: the run was stopped at its memory limit or timeout.
+            ChildFailed: the run failed (non-zero exit) or was killed by a signal.
+        """
+        from membound._errors import ChildFailed, LimitExceeded
+
+        if self.outcome in ("limit", "timeout"):
+            raise LimitExceeded(f"{self.label}: {self.outcome_detail}", measurement=self)
+        if self.outcome != "ok":
+            raise ChildFailed(
+                f"{self.label}: {self.outcome_detail}", exit_code=self.exit_code, measurement=self
+            )
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict with stable keys (schema in ``report/json.py``)."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            out[f.name] = value.to_dict() if hasattr(value, "to_dict") else value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Measurement:
+        """Inverse of :meth:`to_dict`."""
+        known = {f.name for f in fields(cls)}
+        kwargs = {k: v for k, v in data.items() if k in known}
+        kwargs["timeline"] = Timeline.from_dict(data["timeline"])
+        kwargs["growth"] = Growth.from_dict(data["growth"])
+        return cls(**kwargs)
+
+    def to_markdown(self) -> str:
+        """A Markdown table of this measurement."""
+        from membound.report.markdown import render_measurement
+
+        return render_measurement(self)

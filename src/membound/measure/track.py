@@ -1,0 +1,186 @@
+"""``track()``: measure a block or a function in this process.
+
+RSS over time comes from the sampler *process* (not a thread, which the GIL starves); the peak
+comes from the kernel's ``VmHWM``, reset at entry; the heap from tracemalloc when ``heap=True``.
+
+Nesting works: before an inner ``track`` resets the process-wide peak marks (``VmHWM`` and
+tracemalloc's peak), every enclosing ``track`` folds the current peaks into its own record, so
+the outer peak still covers the inner block.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+import time
+import tracemalloc
+from collections.abc import Callable
+from types import TracebackType
+from typing import ParamSpec, TypeVar
+
+from membound._units import format_size
+from membound.judge.timeline import classify
+from membound.measure import probes
+from membound.measure.result import Measurement
+from membound.measure.sampler import Sampler
+from membound.measure.timeline import Timeline
+
+__all__ = ["track"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_ACTIVE: list[track] = []
+_ACTIVE_LOCK = threading.Lock()
+
+
+class track:
+    """Measure memory of a ``with`` block or of each call of a decorated function.
+
+    Example::
+
+        with mb.track("load all") as t:
+            rows = cursor.fetchall()
+        print(t.result.rss_peak_delta)
+
+        @mb.track("handler")
+        def handle(request): ...
+        handle(req); handle.last_measurement  # or the track object's .result
+
+    Args:
+        label: name for the result (default: the function's name, or ``"block"``).
+        heap: also trace the Python heap with tracemalloc (costs time: see README).
+        interval: sampling interval in seconds for the timeline; ``None`` disables the sampler
+            process (the peak still comes from ``VmHWM``).
+    """
+
+    def __init__(
+        self, label: str | None = None, *, heap: bool = False, interval: float | None = 0.01
+    ) -> None:
+        self.label = label
+        self.heap = heap
+        self.interval = interval
+        self.result: Measurement | None = None
+        self._sampler: Sampler | None = None
+        self._gc = probes.GcMonitor()
+        self._hwm_floor = 0
+        self._heap_floor = 0
+        self._reset_ok = False
+        self._hwm_start: int | None = None
+        self._rss_start = 0
+        self._heap_start = 0
+        self._started_tracing = False
+        self._t0 = 0.0
+
+    # -- nesting -------------------------------------------------------------------------------
+    def _fold_peaks(self) -> None:
+        hwm, _ = probes.peak_rss()
+        if hwm is not None:
+            self._hwm_floor = max(self._hwm_floor, hwm)
+        heap = probes.heap_now()
+        if heap is not None:
+            self._heap_floor = max(self._heap_floor, heap.peak)
+
+    # -- context manager -----------------------------------------------------------------------
+    def __enter__(self) -> track:
+        self.result = None
+        self._gc.start()
+        with _ACTIVE_LOCK:
+            for outer in _ACTIVE:
+                outer._fold_peaks()
+            _ACTIVE.append(self)
+            self._reset_ok = probes.reset_peak_rss()
+            self._hwm_start, _ = probes.peak_rss()
+            if self.heap:
+                if tracemalloc.is_tracing():
+                    tracemalloc.reset_peak()
+                else:
+                    tracemalloc.start(1)
+                    self._started_tracing = True
+                self._heap_start = tracemalloc.get_traced_memory()[0]
+        self._hwm_floor = 0
+        self._heap_floor = 0
+        self._rss_start = probes.rss()
+        if self.interval is not None:
+            self._sampler = Sampler(os.getpid(), interval=self.interval).start()
+        self._t0 = time.perf_counter()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        duration = time.perf_counter() - self._t0
+        hwm_end, _ = probes.peak_rss()
+        rss_end = probes.rss()
+        heap_current = heap_peak = None
+        if self.heap:
+            current, peak = tracemalloc.get_traced_memory()
+            heap_current = current - self._heap_start
+            heap_peak = max(peak, self._heap_floor) - self._heap_start
+            if self._started_tracing:
+                tracemalloc.stop()
+                self._started_tracing = False
+        report = self._sampler.stop() if self._sampler is not None else None
+        self._sampler = None
+        self._gc.stop()
+        with _ACTIVE_LOCK:
+            if self in _ACTIVE:
+                _ACTIVE.remove(self)
+
+        sampled = report.max_rss if report is not None else 0
+        if hwm_end is not None and self._reset_ok:
+            peak = max(hwm_end, self._hwm_floor, sampled, rss_end)
+            source = "VmHWM (reset at start)"
+        elif hwm_end is not None and self._hwm_start is not None and hwm_end > self._hwm_start:
+            peak = max(hwm_end, sampled, rss_end)
+            source = "VmHWM (could not be reset; it grew during the run)"
+        else:
+            peak = max(sampled, rss_end, self._rss_start)
+            source = "sampler max (VmHWM unavailable or not reset; short spikes may be missed)"
+        timeline = report.timeline if report is not None else Timeline((), (), (), 0.0)
+        label = self.label or "block"
+        self.result = Measurement(
+            label=label,
+            kind="in-process",
+            duration_s=duration,
+            rss_start=self._rss_start,
+            rss_end=rss_end,
+            rss_peak=peak,
+            rss_peak_delta=peak - self._rss_start,
+            rss_peak_source=source,
+            heap_current=heap_current,
+            heap_peak=heap_peak,
+            gc_collections=self._gc.collections,
+            gc_pause_s=self._gc.pause_s,
+            timeline=timeline,
+            growth=classify(timeline),
+            outcome="ok" if exc_type is None else "failed",
+            outcome_detail="" if exc_type is None else f"raised {exc_type.__name__}",
+            interval=self.interval or 0.0,
+        )
+
+    # -- decorator -----------------------------------------------------------------------------
+    def __call__(self, func: Callable[P, R]) -> Callable[P, R]:
+        """Use as a decorator: each call is measured; ``.result`` holds the last call's."""
+        label = self.label or getattr(func, "__qualname__", "function")
+
+        @functools.wraps(func)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            inner = track(label, heap=self.heap, interval=self.interval)
+            try:
+                with inner:
+                    return func(*args, **kwargs)
+            finally:
+                self.result = inner.result
+                wrapper.last_measurement = inner.result  # type: ignore[attr-defined]
+
+        wrapper.last_measurement = None  # type: ignore[attr-defined]
+        return wrapper
+
+    def __repr__(self) -> str:
+        peak = format_size(self.result.rss_peak_delta) if self.result else "running"
+        return f"<track {self.label or 'block'!r}: {peak}>"

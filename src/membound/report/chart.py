@@ -1,0 +1,167 @@
+"""PNG charts (matplotlib, extra ``plot``): timelines with their peaks marked, and Δ peaks.
+
+A ``Measurement`` gives one timeline; a ``Comparison`` gives its scenarios' timelines overlaid
+(left) and a bar chart of each scenario's median Δ peak RSS (right).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import IO, Any
+
+from membound.judge.compare import Comparison
+from membound.judge.complexity import MODELS, Complexity
+from membound.judge.leaks import LeakReport
+from membound.measure.result import Measurement
+from membound.measure.timeline import Timeline
+
+__all__ = ["ChartReporter", "chart"]
+
+_MIB = float(2**20)
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib
+    except ImportError:
+        raise ImportError("charts need matplotlib: pip install 'membound[plot]'") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def to_hex(colour: Any) -> str:
+    """A matplotlib colour as ``#rrggbb``."""
+    from matplotlib.colors import to_hex as _to_hex
+
+    return str(_to_hex(colour))
+
+
+def _plot_timeline(ax: Any, timeline: Timeline, label: str, index: int = 0) -> str | None:
+    """Plot one timeline with its peak marked; returns the colour used (None if empty)."""
+    if not len(timeline):
+        ax.plot([], [], label=f"{label} (no samples)")
+        return None
+    xs = list(timeline.times)
+    highs = [v / _MIB for v in timeline.highs]
+    lows = [v / _MIB for v in timeline.lows]
+    (line,) = ax.plot(xs, highs, label=label, linewidth=1.2)
+    if timeline.stride > 1:
+        ax.fill_between(xs, lows, highs, color=line.get_color(), alpha=0.2, linewidth=0)
+    i = max(range(len(highs)), key=highs.__getitem__)
+    ax.plot([xs[i]], [highs[i]], marker="o", color=line.get_color())
+    ax.annotate(
+        f"{highs[i]:.1f} MiB",
+        (xs[i], highs[i]),
+        textcoords="offset points",
+        xytext=(4, 4 + 11 * index),  # staggered so that nearby peaks stay readable
+        fontsize=8,
+        color=line.get_color(),
+    )
+    return str(to_hex(line.get_color()))
+
+
+def _complexity(plt: Any, c: Complexity) -> Any:
+    fig, ax = plt.subplots(figsize=(8, 5))
+    ns = [p.n for p in c.points]
+    ys = [max(p.value, 1.0) / _MIB for p in c.points]
+    ax.plot(ns, ys, "o", color="black", label="measured (median)", zorder=3)
+    from membound.judge.complexity import fit_models
+
+    fits = fit_models(ns, [p.value for p in c.points], c.noise_floor)
+    lo, hi = ns[0], ns[-1]
+    grid = [lo * (hi / lo) ** (i / 50) for i in range(51)]
+    for name, fit in fits.items():
+        curve = [max(fit.intercept + fit.slope * MODELS[name](n), 1.0) / _MIB for n in grid]
+        width = 2.5 if name == c.big_o else 1.0
+        ax.plot(grid, curve, linewidth=width, label=f"{name} (residual {fit.residual:.3f})")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("n")
+    ax.set_ylabel(("Δ peak RSS" if c.metric == "rss" else "heap peak") + " (MiB)")
+    ax.set_title(f"{c.label}: {c.big_o}")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def _leaks(plt: Any, r: LeakReport) -> Any:
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    calls = [x.calls for x in r.rounds]
+    heap = [(x.heap or 0) / 1024 for x in r.rounds]
+    ax.plot(calls, heap, "o-", label="traced heap (KiB)")
+    late = [x.calls for x in r.rounds if x.phase == "late"]
+    if late:
+        ax.axvspan(
+            min(late) - (calls[1] - calls[0] if len(calls) > 1 else 1),
+            max(late),
+            alpha=0.1,
+            label="late rounds (decide the verdict)",
+        )
+    ax.set_xlabel("calls")
+    ax.set_ylabel("heap held since tracing started (KiB)")
+    ax.set_title(f"{r.label}: {'LEAK' if r.leaking else 'no leak'}")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def chart(
+    result: Measurement | Comparison | Complexity | LeakReport, path: str | Path | IO[bytes]
+) -> None:
+    """Write a PNG chart of ``result`` to ``path`` (a file name or a binary stream)."""
+    plt = _pyplot()
+    if isinstance(result, Complexity | LeakReport):
+        fig = _complexity(plt, result) if isinstance(result, Complexity) else _leaks(plt, result)
+        fig.tight_layout()
+        fig.savefig(path, format="png", dpi=100)
+        plt.close(fig)
+        return
+    if isinstance(result, Measurement):
+        fig, ax = plt.subplots(figsize=(8, 4.5))
+        _plot_timeline(ax, result.timeline, result.label)
+        ax.set_title(f"{result.label}: {result.growth.pattern}")
+        axes = [ax]
+    else:
+        fig, (ax, bars) = plt.subplots(1, 2, figsize=(13, 5), width_ratios=(3, 2))
+        colours = [
+            _plot_timeline(ax, row.timeline, row.name, i) for i, row in enumerate(result.rows)
+        ]
+        ax.set_title("RSS over time (median run of each scenario)")
+        names = [r.name for r in result.rows]
+        deltas = [r.rss_peak_delta.median / _MIB for r in result.rows]
+        bars.barh(names, deltas, color=[c or "tab:gray" for c in colours])
+        bars.invert_yaxis()
+        bars.set_xlabel("Δ peak RSS over baseline (MiB, median)")
+        bars.set_title(f"Δ peak RSS, median of {result.repeat}")
+        for y, d in enumerate(deltas):
+            bars.annotate(
+                f"{d:.1f}",
+                (d, y),
+                xytext=(3, 0),
+                textcoords="offset points",
+                va="center",
+                fontsize=8,
+            )
+        axes = [ax]
+    for a in axes:
+        a.set_xlabel("seconds since the measured code started")
+        a.set_ylabel("RSS (MiB)")
+        a.grid(alpha=0.3)
+        if a.get_legend_handles_labels()[0]:
+            a.legend(fontsize=8, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, format="png", dpi=100)
+    plt.close(fig)
+
+
+class ChartReporter:
+    """Build a PNG chart from a result, then ``render(outfile)``."""
+
+    def __init__(self, result: Measurement | Comparison | Complexity | LeakReport) -> None:
+        self.result = result
+
+    def render(self, outfile: str | Path | IO[bytes]) -> None:
+        """Write the PNG to ``outfile``."""
+        chart(self.result, outfile)

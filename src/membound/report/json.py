@@ -1,0 +1,89 @@
+"""JSON reports with a versioned schema and stable keys.
+
+Document shape (schema ``membound/1``)::
+
+    {"schema": "membound/1", "type": "measurement" | "comparison" | "complexity" | "leaks",
+     "result": {...}}
+
+``result`` is the result's ``to_dict()``: field names of the result dataclasses, sizes in bytes,
+times in seconds. New keys may be added within a schema version; none is renamed or removed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import IO, Any
+
+from membound._errors import MemboundError
+from membound.judge.compare import Comparison
+from membound.judge.complexity import Complexity
+from membound.judge.leaks import LeakReport
+from membound.measure.result import Measurement
+
+__all__ = ["SCHEMA", "JsonReporter", "Result", "dumps", "load", "loads"]
+
+SCHEMA = "membound/1"
+Result = Measurement | Comparison | Complexity | LeakReport
+_TYPES: dict[str, type[Measurement] | type[Comparison] | type[Complexity] | type[LeakReport]] = {
+    "measurement": Measurement,
+    "comparison": Comparison,
+    "complexity": Complexity,
+    "leaks": LeakReport,
+}
+
+
+def _type_name(result: Result) -> str:
+    return next(name for name, cls in _TYPES.items() if isinstance(result, cls))
+
+
+def dumps(result: Result) -> str:
+    """The JSON document of ``result``."""
+    doc = {"schema": SCHEMA, "type": _type_name(result), "result": result.to_dict()}
+    return json.dumps(doc, indent=1, allow_nan=False)
+
+
+def loads(text: str) -> Result:
+    """Parse a JSON document written by :func:`dumps`.
+
+    Raises:
+        MemboundError: not JSON, or not a membound result of a known schema.
+    """
+    try:
+        doc: Any = json.loads(text)
+    except ValueError as exc:
+        raise MemboundError(f"not a JSON file: {exc}") from None
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA or doc.get("type") not in _TYPES:
+        raise MemboundError(
+            f"not a membound result (expected schema {SCHEMA!r} with a known type)",
+            hint="give a file written by 'membound … --json PATH'",
+        )
+    try:
+        return _TYPES[doc["type"]].from_dict(doc["result"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise MemboundError(f"malformed membound result: {exc!r}") from None
+
+
+def load(path: str | Path) -> Result:
+    """Read a JSON report file.
+
+    Raises:
+        MemboundError: the file is missing, unreadable, or not a membound result.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MemboundError(f"cannot read {path}: {exc}") from None
+    return loads(text)
+
+
+class JsonReporter:
+    """Build a JSON report from a result, then ``render(outfile)``."""
+
+    def __init__(self, result: Result) -> None:
+        self.result = result
+
+    def render(self, outfile: IO[str]) -> None:
+        """Write the JSON document to ``outfile``."""
+        outfile.write(dumps(self.result))
+        outfile.write("\n")

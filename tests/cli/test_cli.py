@@ -1,0 +1,158 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from membound.cli.main import main
+
+ALLOC = "b = bytearray(60 * 2**20)"
+
+
+def test_run_through_a_subprocess(tmp_path: Path) -> None:
+    out = tmp_path / "run.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "membound",
+            "run",
+            "--json",
+            str(out),
+            "--",
+            sys.executable,
+            "-c",
+            ALLOC,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert 0 == proc.returncode, proc.stderr
+    assert "Δ peak RSS" in proc.stdout
+    doc = json.loads(out.read_text())
+    assert doc["result"]["rss_peak"] > 60 * 2**20
+    assert 0 == doc["result"]["exit_code"]
+
+
+def test_run_markdown_and_plot(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    png = tmp_path / "run.png"
+    code = main(["run", "--markdown", "--plot", str(png), "--", sys.executable, "-c", ALLOC])
+    assert 0 == code
+    assert "| RSS peak |" in capsys.readouterr().out
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_run_limit_fails_with_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
+    runaway = "b = []\nwhile True: b.append(bytearray(8 << 20))"
+    code = main(["run", "--limit", "100MB", "--", sys.executable, "-c", runaway])
+    assert 1 == code
+    assert "memory limit 95.4 MiB exceeded" in capsys.readouterr().err
+
+
+def test_run_failing_command_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    assert 1 == main(["run", "--", sys.executable, "-c", "raise SystemExit(4)"])
+    assert "exited with status 4" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["run", "--", "no-such-command-xyz"], "command not found: no-such-command-xyz"),
+        (["run", "--limit", "lots", "--", "true"], "not a size: 'lots'"),
+        (["run"], "Missing argument"),
+        (["run", "--interval", "0", "--", "true"], "must be positive"),
+        (["compare"], "give either a scenarios FILE"),
+        (["compare", "missing.py"], "scenarios file not found"),
+        (["report", "missing.json"], "cannot read missing.json"),
+        (["nosuchcommand"], "No such command"),
+    ],
+)
+def test_usage_errors_exit_2_without_traceback(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert 2 == main(argv)
+    err = capsys.readouterr().err
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_usage_error_through_a_subprocess_has_no_traceback() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "membound", "run", "--", "no-such-command-xyz"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert 2 == proc.returncode
+    assert "hint:" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_compare_commands_and_report_again(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "cmp.json"
+    code = main(
+        [
+            "compare",
+            "--repeat",
+            "1",
+            "--json",
+            str(out),
+            "--cmd",
+            f"{sys.executable} -c 'b = bytearray(50 * 2**20)'",
+            "--cmd",
+            f"{sys.executable} -c pass",
+        ]
+    )
+    assert 0 == code
+    capsys.readouterr()
+    assert 0 == main(["report", str(out), "--markdown"])
+    md = capsys.readouterr().out
+    assert "| scenario | peak RSS |" in md
+    png = tmp_path / "cmp.png"
+    assert 0 == main(["report", str(out), "--plot", str(png)])
+    assert png.exists()
+
+
+def test_compare_scenarios_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    file = tmp_path / "s.py"
+    file.write_text(
+        "import membound\n@membound.scenario('a')\ndef a():\n    return len(bytearray(2**20))\n"
+    )
+    assert 0 == main(["compare", str(file), "--repeat", "1", "--markdown"])
+    assert "| a |" in capsys.readouterr().out
+
+
+def test_report_of_a_non_result(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "x.json"
+    bad.write_text("{}")
+    assert 2 == main(["report", str(bad)])
+    assert "not a membound result" in capsys.readouterr().err
+
+
+def test_child_traceback_is_shown_for_a_raising_scenario(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    file = tmp_path / "s.py"
+    file.write_text("import membound\n@membound.scenario\ndef bad():\n    raise KeyError('nope')\n")
+    assert 2 == main(["compare", str(file), "--repeat", "1"])
+    err = capsys.readouterr().err
+    assert "KeyError: 'nope'" in err
+    assert "s.py" in err
+
+
+def test_unwritable_output_path_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "no" / "such" / "dir" / "out.json"
+    assert 2 == main(["run", "--json", str(target), "--", sys.executable, "-c", "pass"])
+    err = capsys.readouterr().err
+    assert "No such file or directory" in err
+    assert "Traceback" not in err

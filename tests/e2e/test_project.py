@@ -1,0 +1,117 @@
+"""The project's own promises: the README's commands exist, and the demo runs end to end."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_readme_opens_with_the_two_commands_and_makefile_has_them() -> None:
+    readme = ROOT.joinpath("README.md").read_text()
+    head = "\n".join(readme.splitlines()[:15])
+    assert "make demo" in head
+    assert "make test" in head
+    makefile = ROOT.joinpath("Makefile").read_text()
+    for target in ("demo", "test", "bench", "lint"):
+        assert re.search(rf"^{target}:", makefile, re.M), target
+
+
+@pytest.mark.slow
+def test_demo_end_to_end(tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "membound",
+            "demo",
+            "--rows",
+            "20000",
+            "--repeat",
+            "1",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert 0 == proc.returncode, proc.stderr
+    for stem in ("sql", "range", "file", "cycles", "sessions", "fanout"):
+        assert (out / f"{stem}.json").exists()
+        assert (out / f"{stem}.md").exists()
+        assert (out / f"{stem}.png").read_bytes()[:4] == b"\x89PNG"
+    sql = json.loads((out / "sql.json").read_text())["result"]["rows"]
+    load_all, keyset = sql[0], sql[2]
+    assert load_all["rss_peak_delta"]["median"] > keyset["rss_peak_delta"]["median"]
+    assert "less, for the same rows" in proc.stdout
+    demo = json.loads((out / "demo.json").read_text())
+    scaled = demo["groups"]["range"]["complexity"]
+    assert "O(n)" == scaled["list(range(n))"]["big_o"]
+    assert "O(1)" == scaled["range(n)"]["big_o"]
+    assert "O(n)" == demo["groups"]["cycles"]["complexity"]["gc.disable()"]["big_o"]
+    sessions = " ".join(demo["groups"]["sessions"]["findings"])
+    assert "leaks" in sessions
+    assert "objects.py:" in sessions  # the allocating line is named
+    assert "Session" in sessions
+    assert "freed only by the cyclic GC" in " ".join(demo["groups"]["cycles"]["findings"])
+    sizes = demo["record_sizes"]
+    assert sizes["__slots__ class"] < sizes["class"] < sizes["dict"]
+
+
+@pytest.mark.parametrize("name", ["track_block.py", "measure_function.py"])
+def test_examples_run(name: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / name)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert 0 == proc.returncode, proc.stderr
+    assert "peak" in proc.stdout.lower()
+
+
+def test_scenarios_example_compares(tmp_path: Path) -> None:
+    out = tmp_path / "cmp.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "membound",
+            "compare",
+            str(ROOT / "examples" / "scenarios.py"),
+            "--repeat",
+            "1",
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert 0 == proc.returncode, proc.stderr
+    rows = json.loads(out.read_text())["result"]["rows"]
+    assert rows[0]["rss_peak_delta"]["median"] > 10 * rows[1]["rss_peak_delta"]["median"]
+
+
+def test_membound_lints_itself_clean() -> None:
+    """The tool obeys its own rule: deliberate anti-patterns in demos carry a noqa with a reason."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "membound", "lint", "src", "benchmarks", "examples"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert 0 == proc.returncode, proc.stdout + proc.stderr

@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+
+import pytest
+
+import membound as mb
+from tests.measure import targets
+
+MIB = 2**20
+
+
+def test_compare_targets_interleaved_with_medians() -> None:
+    order: list[tuple[str, int]] = []
+    result = mb.compare(
+        {
+            "big": functools.partial(targets.allocate, 120 * MIB),
+            "small": functools.partial(targets.allocate, 10 * MIB),
+        },
+        repeat=2,
+        on_run=lambda name, i: order.append((name, i)),
+    )
+    assert [("big", 0), ("small", 0), ("big", 1), ("small", 1)] == order
+    big, small = result.rows
+    assert 2 == big.runs
+    assert 110 * MIB <= big.rss_peak_delta.median <= 140 * MIB
+    assert big.rss_peak_delta.low <= big.rss_peak_delta.median <= big.rss_peak_delta.high
+    assert 1.0 == big.ratio
+    assert small.ratio is not None
+    assert 0.03 < small.ratio < 0.15
+    assert result.isolated
+
+
+def test_compare_commands() -> None:
+    result = mb.compare(
+        [
+            [sys.executable, "-c", "b = bytearray(80 * 2**20)"],
+            f"{sys.executable} -c pass",
+        ],
+        repeat=1,
+    )
+    heavy, light = result.rows
+    assert heavy.rss_peak.median - light.rss_peak.median > 60 * MIB
+    assert "ok" == heavy.outcome
+
+
+def test_compare_a_scenarios_file(tmp_path: Path) -> None:
+    file = tmp_path / "bench.py"
+    file.write_text(
+        "import membound\n\n"
+        "@membound.scenario('load all')\n"
+        "def load_all():\n    return len(bytearray(60 * 2**20))\n\n"
+        "@membound.scenario\n"
+        "def streamed():\n    return sum(len(bytearray(2**20)) for _ in range(60))\n\n"
+        "def helper():\n    pass\n"
+    )
+    result = mb.compare(file, repeat=1)
+    assert ["load all", "streamed"] == [r.name for r in result.rows]
+    assert result.row("load all").rss_peak_delta.median > 50 * MIB
+    assert result.row("streamed").rss_peak_delta.median < 10 * MIB
+
+
+def test_scenarios_file_errors(tmp_path: Path) -> None:
+    with pytest.raises(mb.TargetError, match="not found"):
+        mb.compare(tmp_path / "missing.py")
+    empty = tmp_path / "empty.py"
+    empty.write_text("x = 1\n")
+    with pytest.raises(mb.TargetError, match="declares no scenario"):
+        mb.compare(empty)
+    broken = tmp_path / "broken.py"
+    broken.write_text("import no_such_module_abc\n")
+    with pytest.raises(mb.TargetError, match="failed to import"):
+        mb.compare(broken)
+
+
+def test_compare_propagates_a_failing_scenario() -> None:
+    with pytest.raises(mb.ChildFailed, match="deliberate failure"):
+        mb.compare({"bad": targets.raises}, repeat=1)
+
+
+def test_compare_in_process() -> None:
+    result = mb.compare(
+        {"a": functools.partial(targets.allocate, 30 * MIB)}, isolate=False, repeat=1
+    )
+    assert not result.isolated
+    assert "a" == result.rows[0].name
+    assert result.rows[0].rss_peak_delta.median > 25 * MIB

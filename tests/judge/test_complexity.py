@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+
+import membound as mb
+from membound.judge.complexity import fit_models, normalise_big_o
+from tests.judge import scaling_targets as st
+
+BIG = (10**3, 10**4, 10**5, 10**6)
+MID = (10**3, 10**4, 10**5, 3 * 10**5)
+SQUARE = (100, 300, 1000, 3000)
+
+
+@pytest.mark.parametrize(
+    ("target", "sizes", "metric", "expected"),
+    [
+        (st.const_sum, BIG, "rss", "O(1)"),
+        (st.const_sum, BIG, "heap", "O(1)"),
+        (st.const_block, BIG, "rss", "O(1)"),
+        (st.const_block, BIG, "heap", "O(1)"),
+        (st.linear_list, BIG, "rss", "O(n)"),
+        (st.linear_list, BIG, "heap", "O(n)"),
+        (st.linear_dicts, MID, "heap", "O(n)"),
+        (st.linear_native, BIG, "rss", "O(n)"),
+        (st.linear_mmap, BIG, "rss", "O(n)"),
+        (st.linear_mmap, BIG, "heap", "O(1)"),  # tracemalloc cannot see mmap: RSS can
+        (st.log_native, BIG, "rss", "O(log n)"),
+        (st.log_native, BIG, "heap", "O(log n)"),
+        (st.nlogn_native, BIG, "rss", "O(n log n)"),
+        (st.nlogn_native, BIG, "heap", "O(n log n)"),
+        (st.quadratic, SQUARE, "rss", "O(n^2)"),
+        (st.quadratic, SQUARE, "heap", "O(n^2)"),
+    ],
+    ids=lambda v: getattr(v, "__name__", str(v)) if callable(v) else None,
+)
+def test_isolated_verdicts(
+    target: object, sizes: tuple[int, ...], metric: str, expected: str
+) -> None:
+    result = mb.complexity(target, sizes=sizes, metric=metric)  # type: ignore[arg-type]
+    assert expected == result.big_o, result.explanation
+    assert result.explanation.endswith(expected)
+    assert [p.n for p in result.points] == sorted(sizes)
+    assert result.noise_floor > 0
+    assert set(result.fits) == {"O(1)", "O(log n)", "O(n)", "O(n log n)", "O(n^2)"}
+    assert 0.0 <= result.confidence <= 1.0
+
+
+def test_bytes_per_unit_of_a_linear_native_buffer() -> None:
+    result = mb.complexity(st.linear_native, sizes=BIG, metric="rss")
+    assert "O(n)" == result.big_o
+    assert 95 <= result.bytes_per_unit <= 110  # 100 bytes per unit, plus page rounding
+    assert "per unit of n" in result.explanation
+    assert "O(n)" == result.time_big_o or result.time_big_o in ("O(1)", "O(n log n)")
+
+
+@pytest.mark.parametrize(
+    ("target", "expected"),
+    [(st.const_sum, "O(1)"), (st.linear_dicts, "O(n)"), (st.nlogn_native, "O(n log n)")],
+)
+def test_in_process_heap_verdicts(target: object, expected: str) -> None:
+    result = mb.complexity(target, sizes=MID, metric="heap", isolate=False)  # type: ignore[arg-type]
+    assert expected == result.big_o, result.explanation
+
+
+def test_repeat_takes_medians() -> None:
+    result = mb.complexity(st.linear_list, sizes=(10**3, 10**4, 10**5), repeat=2)
+    assert [3, 2, 2] == [p.runs for p in result.points]  # smallest size: the noise runs
+
+
+def test_fit_models_recovers_exact_lines() -> None:
+    ns = [10.0, 100.0, 1000.0, 10000.0]
+    fits = fit_models(ns, [5 + 3 * n for n in ns], floor=1.0)
+    assert math.isclose(fits["O(n)"].slope, 3.0, rel_tol=1e-6)
+    assert fits["O(n)"].residual < 1e-6
+    assert fits["O(1)"].slope == 0.0
+    falling = fit_models(ns, [100 - n / 1000 for n in ns], floor=1.0)
+    assert all(f.slope >= 0 for f in falling.values())  # non-negative slopes only
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("O(1)", "O(1)"), ("o(n²)", "O(n^2)"), ("O(n log n)", "O(n log n)"), (" O(n) ", "O(n)")],
+)
+def test_normalise_big_o(text: str, expected: str) -> None:
+    assert expected == normalise_big_o(text)
+
+
+def test_bad_input() -> None:
+    with pytest.raises(mb.TargetError, match="at least three"):
+        mb.complexity(st.linear_list, sizes=(10, 100))
+    with pytest.raises(mb.TargetError, match="metric"):
+        mb.complexity(st.linear_list, metric="vms")  # type: ignore[arg-type]
+    with pytest.raises(mb.TargetError, match="unknown complexity"):
+        normalise_big_o("O(2^n)")
+    with pytest.raises(mb.TargetError):
+        mb.complexity("no_such_module_q:f", sizes=(1, 2, 3))

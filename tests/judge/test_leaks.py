@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+import gc
+
+import pytest
+
+import membound as mb
+from tests.judge import leak_targets as lt
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        lt.clean,
+        lt.bounded_lru,
+        lt.re_cache,
+        lt.bounded_deque,
+        lt.sawtooth,
+        lt.collected_cycles,
+        lt.logging_calls,
+    ],
+    ids=lambda f: f.__name__,
+)
+def test_hard_negatives_are_not_leaks(target: object) -> None:
+    report = mb.find_leaks(target)  # type: ignore[arg-type]
+    assert not report.leaking, report.explanation
+    assert report.explanation.startswith("no leak")
+    assert () == report.sites
+
+
+def test_a_session_per_request_is_found_with_site_type_and_chain() -> None:
+    report = mb.find_leaks(lt.session_per_request)
+    assert report.leaking
+    assert report.bytes_per_call > 200
+    top = report.sites[0]
+    assert top.file.endswith("leak_targets.py")
+    site_lines = {s.line for s in report.sites}
+    source = open(top.file).read().splitlines()  # noqa: SIM115
+    assert any("SESSIONS[request_id] = Session" in source[line - 1] for line in site_lines) or any(
+        "self." in source[line - 1] for line in site_lines
+    )
+    types = {t.type_name: t.per_call for t in report.types}
+    assert abs(types["tests.judge.leak_targets.Session"] - 1.0) < 0.1
+    assert report.chain[0] == "module tests.judge.leak_targets"
+    assert any("SESSIONS" in step for step in report.chain)
+    assert report.chain[-1].endswith("(Session)")
+    assert "leak_targets.py" in report.explanation
+
+
+def test_a_slow_leak_of_about_100_bytes_per_call() -> None:
+    report = mb.find_leaks(lt.slow_leak)
+    assert report.leaking, report.explanation
+    assert 90 <= report.bytes_per_call <= 130
+    assert any(s.line and "KEPT.append" in _line(s) for s in report.sites)
+
+
+def test_keeping_every_event_is_a_leak() -> None:
+    report = mb.find_leaks(lt.history_leak, iterations=300)
+    assert report.leaking
+    types = {t.type_name for t in report.types}
+    assert {"builtins.dict", "builtins.list"} <= types
+
+
+def test_a_native_buffer_leak() -> None:
+    report = mb.find_leaks(lt.native_buffer_leak, iterations=200)
+    assert report.leaking
+    assert report.bytes_per_call > 4000
+
+
+def test_the_tolerance_decides() -> None:
+    assert not mb.find_leaks(lt.slow_leak, tolerance="1 KiB").leaking
+    assert mb.find_leaks(lt.slow_leak, tolerance=16).leaking
+
+
+def test_cycles_freed_only_by_the_cyclic_gc_are_counted() -> None:
+    report = mb.find_leaks(lt.collected_cycles, iterations=200)
+    assert not report.leaking
+    assert report.cycles_per_call >= 2.0  # two Node objects (and their __dict__s) per call
+    assert "cyclic GC" in report.explanation
+    assert gc.isenabled()  # the collector is back on
+
+
+def test_a_bounded_cache_is_explained_as_early_growth() -> None:
+    report = mb.find_leaks(lt.bounded_lru, iterations=1000, warmup=0)
+    assert not report.leaking
+    assert report.early_growth_bytes > 0
+    assert "bounded cache" in report.explanation
+
+
+def test_target_by_name_and_bad_targets() -> None:
+    report = mb.find_leaks("tests.judge.leak_targets:clean", iterations=100)
+    assert not report.leaking
+    with pytest.raises(mb.TargetError, match="cannot import"):
+        mb.find_leaks("tests.judge.leak_targets:missing")
+    with pytest.raises(mb.TargetError):
+        mb.find_leaks(lt.clean, rounds=1)
+
+
+def test_rounds_are_recorded_for_charts() -> None:
+    report = mb.find_leaks(lt.clean, iterations=100, rounds=5)
+    assert [r.phase for r in report.rounds] == ["trend"] * 5 + ["late"] * 3
+    assert all(r.heap is not None for r in report.rounds)
+    calls = [r.calls for r in report.rounds]
+    assert calls == sorted(calls)
+
+
+def _line(site: mb.Site) -> str:
+    with open(site.file) as f:
+        return f.read().splitlines()[site.line - 1]

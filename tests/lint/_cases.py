@@ -1,0 +1,286 @@
+# ruff: noqa: E501 - a snippet reads best as one source line per case
+"""Snippets per rule: positives mark each expected finding's line with ``# HIT``."""
+
+from __future__ import annotations
+
+DJ = "from django.db import models\nfrom app.models import User, Order\n"
+SA = "from sqlalchemy import select, text, create_engine\nfrom sqlalchemy.orm import Session\n"
+DB = "import sqlite3\n"
+PD = "import pandas as pd\n"
+
+POSITIVE: dict[str, list[str]] = {
+    "MB101": [
+        DJ + "for u in User.objects.all():  # HIT\n    print(u)\n",
+        DJ + "def f():\n    qs = User.objects.filter(active=True)\n"
+        "    qs = qs.order_by('id')\n    for u in qs:  # HIT\n        print(u)\n",
+        DJ + "n = len(Order.objects.exclude(paid=True))  # HIT\n",
+        DJ + "rows = list(User.objects.values('id', 'email'))  # HIT\n",
+        DJ + "def f(author):\n    return [b for b in author.book_set.all() if b.ok]  # HIT\n",
+        DJ + "ids = set(User.objects.values_list('id', flat=True))  # HIT\n",
+    ],
+    "MB102": [
+        SA + "def f(session):\n    return session.query(User).filter(User.ok).all()  # HIT\n",
+        SA + "def f(session):\n    return session.execute(select(User)).scalars().all()  # HIT\n",
+        SA
+        + "def f(session):\n    res = session.execute(select(User))\n    return res.all()  # HIT\n",
+        DB + "def f(conn):\n    cur = conn.cursor()\n    cur.execute('SELECT * FROM t')\n"
+        "    return cur.fetchall()  # HIT\n",
+        DB + "rows = sqlite3.connect('x').execute('SELECT a FROM t').fetchall()  # HIT\n",
+        SA + "def f(conn):\n    return conn.execute(text('SELECT * FROM big')).fetchall()  # HIT\n",
+    ],
+    "MB103": [
+        "with open('f') as f:\n    for line in f.readlines():  # HIT\n        print(line)\n",
+        "with open('f') as f:\n    lines = f.read().splitlines()  # HIT\n",
+        "def f(p):\n    with open(p) as fh:\n        data = fh.read()  # HIT\n"
+        "    for part in data.split(','):\n        print(part)\n",
+        "n = len(open('f').read())  # HIT\n",
+        "from pathlib import Path\nfor row in Path('x').read_text().splitlines():  # HIT\n    pass\n",
+    ],
+    "MB104": [
+        PD + "df = pd.read_sql('SELECT * FROM t', conn)  # HIT\n",
+        PD
+        + "from pandas import read_sql_query\ndf = read_sql_query(q, conn, chunksize=None)  # HIT\n",
+        PD + "df = pd.read_csv('big.csv')  # HIT\nfor i, row in df.iterrows():\n    print(row)\n",
+        PD + "for row in pd.read_json('x.jsonl', lines=True).itertuples():  # HIT\n    pass\n",
+    ],
+    "MB201": [
+        DJ + "out = []\nfor u in User.objects.all().iterator():\n    out.append(u)  # HIT\n",
+        "import csv\nseen = set()\nwith open('f') as fh:\n    for row in csv.reader(fh):\n"
+        "        seen.add(row[0])  # HIT\n",
+        "from membound import find_each\nby_id = {}\nfor row in find_each(engine, t):\n"
+        "    by_id[row.id] = row  # HIT\n",
+        "def gen(p):\n    with open(p) as f:\n        for line in f:\n            yield line\nacc = []\nfor x in gen('f'):\n    acc += [x]  # HIT\n",
+        "import itertools\ntotal = []\nfor batch in itertools.batched(range(10), 2):\n"
+        "    for x in batch:\n        total.extend(batch)  # HIT\n",
+        DB + "def f(conn):\n    rows = []\n    cur = conn.cursor()\n    for r in cur:\n"
+        "        rows.append(r)  # HIT\n    return rows\n",
+    ],
+    "MB202": [
+        "xs = list(range(n))  # HIT\n",
+        "xs = tuple(range(0, 100_000))  # HIT\n",
+        "xs = [*range(len(items))]  # HIT\n",
+        "xs = list(range(10 * 10_000))  # HIT\n",
+    ],
+    "MB301": [
+        "import functools\n@functools.cache  # HIT\ndef f(x):\n    return x\n",
+        "from functools import lru_cache\n@lru_cache(maxsize=None)  # HIT\ndef f(x):\n    return x\n",
+        "from functools import lru_cache\nclass A:\n    @lru_cache(None)  # HIT\n"
+        "    def f(self, x):\n        return x\n",
+        "import functools\ndef outer():\n    g = functools.cache(len)  # HIT\n    return g\n",
+    ],
+    "MB302": [
+        DJ + "class V:\n    def rows(self):\n        if self._rows is None:\n"
+        "            self._rows = list(User.objects.all())  # HIT\n        return self._rows\n",
+        SA
+        + "class R:\n    def rows(self, s):\n        self._rows = self._rows or s.query(User).all()  # HIT\n"
+        "        return self._rows\n",
+        DJ + "from django.utils.functional import cached_property\nclass V:\n    @cached_property\n"
+        "    def users(self):\n        return User.objects.filter(ok=True).all()  # HIT\n",
+        DB + "class R:\n    def rows(self, cur):\n        if not hasattr(self, '_r'):\n"
+        "            self._r = cur.fetchall()  # HIT\n        return self._r\n",
+    ],
+    "MB401": [
+        "import httpx\nfor url in urls:\n    c = httpx.Client()  # HIT\n    c.get(url)\n",
+        "from flask import Flask\nfrom sqlalchemy import create_engine\napp = Flask(__name__)\n"
+        "@app.route('/')\ndef index():\n    e = create_engine('sqlite://')  # HIT\n    return 'x'\n",
+        "import boto3\ndef handler(event, context):\n    s3 = boto3.client('s3')  # HIT\n    return s3\n",
+        "import requests\nfrom django.http import HttpResponse\ndef view(request):\n"
+        "    s = requests.Session()  # HIT\n    return HttpResponse(s.get('u').text)\n",
+        "import redis\nclass TimingMiddleware:\n    def __init__(self, get_response):\n"
+        "        self.get_response = get_response\n    def __call__(self, request):\n"
+        "        r = redis.Redis()  # HIT\n        return self.get_response(request)\n",
+        "from fastapi import FastAPI\nfrom sqlalchemy.orm import sessionmaker\napp = FastAPI()\n"
+        "@app.get('/x')\nasync def x():\n    S = sessionmaker()  # HIT\n    return 1\n",
+    ],
+    "MB402": [
+        "import copy\nfor sub in subscribers:\n    sub.send(copy.deepcopy(payload))  # HIT\n",
+        "from copy import deepcopy\nclass F:\n    def fan(self, subs):\n        for s in subs:\n"
+        "            s.send(deepcopy(self.template))  # HIT\n",
+        "import copy\nclones = [copy.deepcopy(base) for _ in range(10)]  # HIT\n",
+        "import copy\nwhile queue:\n    item = queue.pop()\n    cfg = copy.deepcopy(defaults)  # HIT\n",
+    ],
+    "MB501": [
+        DJ + "emails = [u.email for u in User.objects.filter(active=True)]  # HIT\n",
+        SA + "def f(session):\n    return {u.id for u in session.query(User).all()}  # HIT\n",
+        SA + "def f(session):\n    return [u.name for u in session.scalars(select(User))]  # HIT\n",
+        DJ + "def f():\n    qs = Order.objects.all()\n    return sum(o.total for o in qs)  # HIT\n",
+    ],
+}
+
+NEGATIVE: dict[str, list[str]] = {
+    "MB101": [
+        DJ + "for u in User.objects.all()[:100]:\n    print(u)\n",
+        DJ + "for u in User.objects.filter(a=1).iterator(chunk_size=500):\n    print(u)\n",
+        DJ + "rows = list(User.objects.values('id')[:50])\n",
+        DJ + "n = User.objects.count()\nu = User.objects.get(pk=1)\n",
+        # No Django import: ``objects`` is just an attribute.
+        "for u in registry.objects.all():\n    print(u)\n",
+        DJ + "def f(qs):\n    for u in qs:\n        print(u)\n",
+        DJ
+        + "def f():\n    qs = User.objects.all()\n    qs = qs[:10]\n    for u in qs:\n        print(u)\n",
+    ],
+    "MB102": [
+        SA + "def f(session):\n    return session.query(User).limit(10).all()\n",
+        SA + "def f(session):\n    return session.execute(select(User).limit(5)).scalars().all()\n",
+        DB
+        + "def f(cur):\n    cur.execute('SELECT * FROM t LIMIT 10')\n    return cur.fetchall()\n",
+        DB + "def f(cur):\n    cur.execute('SELECT count(*) FROM t')\n    return cur.fetchall()\n",
+        SA + "def f(session):\n    return session.query(User).first()\n",
+        DJ + "x = User.objects.all()\n",  # Django .all() is lazy: MB101's business
+        "def f(cur):\n    return cur.fetchall()\n",  # no DB library imported
+        SA + "def f(session):\n    stmt = select(User).limit(3)\n"
+        "    return session.execute(stmt).all()\n",
+    ],
+    "MB103": [
+        "import json\nwith open('f') as f:\n    data = json.load(f)\n",
+        "with open('f', 'rb') as f:\n    magic = f.read(16)\n",
+        "with open('f') as f:\n    for line in f:\n        print(line)\n",
+        "with open('f') as f:\n    text = f.read()\nprint(text)\n",
+        "def f(sock):\n    return sock.read().split()\n",  # not a file we can see
+        "import json\nwith open('f') as f:\n    data = json.loads(f.read())\n",
+    ],
+    "MB104": [
+        PD + "for chunk in pd.read_sql('SELECT * FROM t', conn, chunksize=1000):\n    pass\n",
+        PD + "df = pd.read_csv('big.csv')\nprint(df.describe())\n",
+        PD + "df = pd.read_csv('big.csv', nrows=100)\nfor r in df.iterrows():\n    pass\n",
+        PD + "df = pd.read_json('x.json')\nfor r in df.iterrows():\n    pass\n",
+        "def read_sql(q):\n    return q\nread_sql('SELECT 1')\n",  # not pandas
+        PD + "opts = {}\ndf = pd.read_sql(q, conn, **opts)\n",
+    ],
+    "MB201": [
+        DJ + "for u in User.objects.all().iterator():\n    buf = []\n    buf.append(u)\n",
+        DJ + "buf = []\nfor u in User.objects.all().iterator():\n    buf.append(u)\n"
+        "    if len(buf) >= 100:\n        flush(buf)\n        buf.clear()\n",
+        "out = []\nfor x in items:\n    out.append(x)\n",  # not a streaming source
+        "total = 0\nwith open('f') as fh:\n    for line in fh:\n        total += len(line)\n",
+        "import collections\nlast = collections.deque(maxlen=10)\nwith open('f') as fh:\n"
+        "    for line in fh:\n        last.append(line)\n",
+        "def f(out):\n    with open('f') as fh:\n        for line in fh:\n            out.append(line)\n",
+        "buf = []\nwith open('f') as fh:\n    for line in fh:\n        buf.append(line)\n"
+        "        if len(buf) > 10:\n            buf = []\n",
+    ],
+    "MB202": [
+        "xs = list(range(10))\n",
+        "xs = list(range(5, 10_005))\n",
+        "for i in range(n):\n    print(i)\n",
+        "xs = [*range(100)]\n",
+        "def range(n):\n    return [n]\nxs = list(range(n))\n",  # shadowed builtin
+    ],
+    "MB301": [
+        "from functools import lru_cache\n@lru_cache\ndef f(x):\n    return x\n",
+        "from functools import lru_cache\n@lru_cache(maxsize=256)\ndef f(x):\n    return x\n",
+        "from django.core.cache import cache\n@cache\ndef f(x):\n    return x\n",
+        "import functools\n@functools.lru_cache(128)\ndef f(x):\n    return x\n",
+        "def cache(f):\n    return f\n@cache\ndef g():\n    pass\n",
+    ],
+    "MB302": [
+        DJ + "class V:\n    def rows(self):\n        if self._rows is None:\n"
+        "            self._rows = list(User.objects.all()[:20])\n        return self._rows\n",
+        DJ + "class V:\n    def count(self):\n        if self._n is None:\n"
+        "            self._n = User.objects.count()\n        return self._n\n",
+        SA
+        + "class R:\n    def rows(self, s):\n        self._rows = self._rows or s.query(User).limit(5).all()\n",
+        DJ + "from django.utils.functional import cached_property\nclass V:\n    @cached_property\n"
+        "    def user(self):\n        return User.objects.get(pk=1)\n",
+        "class V:\n    def rows(self):\n        if self._r is None:\n            self._r = self.q.all()\n",
+    ],
+    "MB401": [
+        "import httpx\nclient = httpx.Client()\ndef fetch(url):\n    return client.get(url)\n",
+        "from flask import Flask\nfrom sqlalchemy import create_engine\napp = Flask(__name__)\n"
+        "engine = create_engine('sqlite://')\n@app.route('/')\ndef index():\n    return 'x'\n",
+        "import requests\nclass Api:\n    def __init__(self):\n        self.s = requests.Session()\n",
+        "import boto3\ndef make_client():\n    return boto3.client('s3')\n",
+        "def handler(event, context):\n    c = Client()\n",  # not a known resource
+        "import httpx\nfor url in urls:\n    def later():\n        return httpx.Client()\n",
+    ],
+    "MB402": [
+        "import copy\nfor sub in subscribers:\n    sub.send(copy.deepcopy(sub.state))\n",
+        "import copy\nsnapshot = copy.deepcopy(payload)\nfor sub in subscribers:\n    sub.send(snapshot)\n",
+        "import copy\nfor i in range(3):\n    x = copy.deepcopy(items[i])\n",
+        "import copy\nfor s in subs:\n    p = make()\n    q = copy.deepcopy(p)\n",
+        "for s in subs:\n    x = deepcopy(payload)\n",  # deepcopy not from copy
+        "import copy\nfor s in subs:\n    x = copy.copy(payload)\n",
+    ],
+    "MB501": [
+        DJ + "emails = list(User.objects.values_list('email', flat=True))\n",
+        DJ + "emails = [u.email for u in User.objects.all()[:10]]\n",
+        SA + "def f(session):\n    return [r.id for r in session.query(User.id)]\n",
+        DJ + "names = [(u.first, u.last) for u in User.objects.all()]\n",
+        SA + "def f(session):\n    return [u.id for u in session.query(User).limit(10)]\n",
+        "emails = [u.email for u in User.objects.all()]\n",  # no ORM import
+    ],
+}
+
+# Near-misses found on real code (the benchmark tree), kept as regressions.
+NEGATIVE["MB102"] += [
+    DB + "def f(cur):\n    cur.execute('PRAGMA table_info(t)')\n    return cur.fetchall()\n",
+    DB
+    + "def f(cur):\n    cur.execute('''\n        SELECT c.relname FROM pg_catalog.pg_class c\n    ''')\n    return cur.fetchall()\n",
+    DB
+    + "def f(cur):\n    cur.execute('SELECT table_name FROM user_tables')\n    return cur.fetchall()\n",
+    DB + "def f(cur, t):\n    cur.execute('SHOW INDEX FROM %s' % t)\n    return cur.fetchall()\n",
+]
+NEGATIVE["MB201"] += [
+    "out = []\nfor x in (i * 2 for i in items):\n    out.append(x)\n",
+]
+NEGATIVE["MB301"] += [
+    "import functools\n@functools.cache\ndef settings():\n    return load()\n",
+    "import functools\nclass A:\n    @classmethod\n    @functools.cache\n    def lookups(cls):\n        return {}\n",
+]
+POSITIVE["MB102"] += [
+    DB
+    + "def f(cur):\n    cur.execute('SELECT * FROM user_events')\n    return cur.fetchall()  # HIT\n",
+]
+POSITIVE["MB301"] += [
+    "import functools\nclass A:\n    @functools.cache  # HIT\n    def f(self):\n        return 1\n",
+]
+NEGATIVE["MB102"] += [
+    DB
+    + "def f(cur, new):\n    if new:\n        q = 'SELECT a FROM information_schema.columns'\n    else:\n        q = 'SHOW COLUMNS FROM t'\n    cur.execute(q)\n    return cur.fetchall()\n",
+    DB
+    + "def f(cur):\n    res = cur.execute('SELECT name FROM sqlite_master')\n    return [r[0] for r in res.fetchall()]\n",
+]
+POSITIVE["MB102"] += [
+    DB
+    + "def f(cur, new):\n    if new:\n        q = 'SELECT a FROM information_schema.columns'\n    else:\n        q = 'SELECT * FROM events'\n    cur.execute(q)\n    return cur.fetchall()  # HIT\n",
+]
+NEGATIVE["MB102"] += [
+    SA
+    + "def f(conn):\n    return conn.exec_driver_sql('SELECT name FROM sys.fulltext_catalogs').fetchall()\n",
+]
+NEGATIVE["MB102"] += [
+    DB + "class Cursor:\n    def fetchall(self):\n        return self.cursor.fetchall()\n",
+]
+NEGATIVE["MB201"] += [
+    "def walk(items):\n    for i in items:\n        yield i\nout = []\nfor x in walk([1, 2]):\n    out.append(x)\n",
+    DB
+    + "def f(conn):\n    cur = conn.cursor()\n    cur.execute('SELECT oid FROM pg_type')\n    oids = []\n    for row in cur:\n        oids.append(row[0])\n",
+]
+POSITIVE["MB201"] += [
+    "def rows(cur):\n    while batch := cur.fetchmany(100):\n        yield from batch\nkeep = []\nfor r in rows(c):\n    keep.append(r)  # HIT\n",
+]
+NEGATIVE["MB103"] += [
+    "with open('/proc/self/statm') as f:\n    rss = int(f.read().split()[1])\n",
+]
+POSITIVE["MB103"] += [
+    "with open('big.txt') as f:\n    for line in f.read().split('\\n'):  # HIT\n        print(line)\n",
+]
+# Primary key in a list already in memory: at most len(list) rows.
+NEGATIVE["MB102"] += [
+    SA + "def f(session, ids):\n    return session.query(Slice).filter(Slice.id.in_(ids)).all()\n",
+    SA
+    + "def f(session, ids):\n    stmt = select(User).where(User.id.in_(ids))\n    return session.execute(stmt).scalars().all()\n",
+]
+NEGATIVE["MB101"] += [
+    DJ + "def f(ids):\n    return list(User.objects.filter(pk__in=ids))\n",
+]
+POSITIVE["MB102"] += [
+    SA
+    + "def f(session, uids):\n    return session.query(Key).filter(Key.owner_uid.in_(uids)).all()  # HIT\n",
+    SA
+    + "def f(session):\n    sub = select(Team.id)\n    return session.query(User).filter(User.id.in_(sub)).all()  # HIT\n",
+]
+POSITIVE["MB101"] += [
+    DJ
+    + "def f(page):\n    return list(Locale.objects.filter(pk__in=page.values_list('locale_id')))  # HIT\n",
+]

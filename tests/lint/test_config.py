@@ -1,0 +1,88 @@
+"""``[tool.membound.lint]``: selection semantics, per-file ignores, streaming helpers, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from membound.lint import ConfigError, lint_paths, load_config
+from membound.lint.config import find_config, resolve_selection
+from membound.lint.engine import ALL_CODES
+
+
+@pytest.mark.parametrize(
+    ("select", "ignore", "expected"),
+    [
+        (["MB"], [], set(ALL_CODES)),
+        (["MB2"], [], {"MB201", "MB202"}),
+        (["MB"], ["MB1", "MB2", "MB3", "MB4"], {"MB501"}),
+        (["MB201"], ["MB2"], {"MB201"}),  # the more specific selector wins
+        (["MB2"], ["MB2"], set()),  # a tie goes to ignore
+    ],
+)
+def test_resolve_selection(select: list[str], ignore: list[str], expected: set[str]) -> None:
+    assert expected == set(resolve_selection(select, ignore, ALL_CODES))
+
+
+def _project(tmp_path: Path, section: str) -> Path:
+    (tmp_path / "pyproject.toml").write_text(f"[tool.membound.lint]\n{section}\n")
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "jobs.py").write_text(
+        "import functools\n@functools.cache\ndef f(n):\n    return list(range(n))\n"
+    )
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_x.py").write_text("xs = list(range(n))\n")
+    return tmp_path
+
+
+def _codes(root: Path) -> list[tuple[str, str]]:
+    config = load_config(root / "pyproject.toml", ALL_CODES)
+    result = lint_paths([str(root)], config)
+    return [(Path(f.filename).relative_to(root).as_posix(), f.code) for f in result.findings]
+
+
+def test_select_and_ignore_from_pyproject(tmp_path: Path) -> None:
+    root = _project(tmp_path, 'select = ["MB2", "MB3"]\nignore = ["MB301"]')
+    assert _codes(root) == [("app/jobs.py", "MB202"), ("tests/test_x.py", "MB202")]
+
+
+def test_per_file_ignores(tmp_path: Path) -> None:
+    root = _project(tmp_path, '[tool.membound.lint.per-file-ignores]\n"tests/*" = ["MB202"]')
+    assert sorted(_codes(root)) == [("app/jobs.py", "MB202"), ("app/jobs.py", "MB301")]
+
+
+def test_extend_streaming_calls(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.membound.lint]\nextend-streaming-calls = ["stream_rows"]\n'
+    )
+    (tmp_path / "job.py").write_text(
+        "from app.db import stream_rows\nout = []\nfor r in stream_rows():\n    out.append(r)\n"
+    )
+    assert _codes(tmp_path) == [("job.py", "MB201")]
+    (tmp_path / "pyproject.toml").write_text("[tool.membound.lint]\n")
+    assert _codes(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ('selct = ["MB1"]', "unknown key(s) in [tool.membound.lint]: selct"),
+        ('select = ["XX9"]', "unknown rule selector 'XX9'"),
+        ('select = "MB1"', "select must be a list of strings"),
+        ("select = [", "cannot read configuration"),
+    ],
+)
+def test_bad_config_is_a_clear_error(tmp_path: Path, section: str, message: str) -> None:
+    (tmp_path / "pyproject.toml").write_text(f"[tool.membound.lint]\n{section}\n")
+    with pytest.raises(ConfigError, match=None) as info:
+        load_config(tmp_path / "pyproject.toml", ALL_CODES)
+    assert message in str(info.value)
+
+
+def test_find_config_walks_up_to_the_file_with_the_section(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("[tool.membound.lint]\nselect = ['MB2']\n")
+    inner = tmp_path / "pkg" / "sub"
+    inner.mkdir(parents=True)
+    (tmp_path / "pkg" / "pyproject.toml").write_text("[tool.other]\nx = 1\n")
+    assert tmp_path / "pyproject.toml" == find_config([str(inner)])

@@ -1,0 +1,34 @@
+"""Each rule has a page in docs/rules; its first example triggers the rule, its fix does not."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from membound.lint import RULES, lint_source
+from membound.lint.model import Rule
+
+ROOT = Path(__file__).resolve().parents[2]
+BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
+
+
+@pytest.mark.parametrize("rule", RULES, ids=[r.code for r in RULES])
+def test_rule_page(rule: Rule) -> None:
+    page = (ROOT / rule.url).read_text(encoding="utf-8")
+    assert page.splitlines()[0] == f"# {rule.code} {rule.name}"
+    bad, good = BLOCK.findall(page)[:2]
+    assert rule.code in {f.code for f in lint_source(bad)}
+    # The fix is shown without repeating the imports; lint it with them.
+    imports = "".join(
+        line + "\n" for line in bad.splitlines() if line.startswith(("import", "from"))
+    )
+    assert rule.code not in {f.code for f in lint_source(imports + good)}
+
+
+def test_pre_commit_hook_runs_the_cli() -> None:
+    text = (ROOT / ".pre-commit-hooks.yaml").read_text(encoding="utf-8")
+    assert "id: membound-lint" in text
+    assert "entry: membound lint" in text
+    assert "types: [python]" in text

@@ -1,0 +1,36 @@
+"""Every rule on its positive snippets (findings exactly on the ``# HIT`` lines) and negatives."""
+
+from __future__ import annotations
+
+import pytest
+
+from membound.lint import RULES, lint_source
+from tests.lint._cases import NEGATIVE, POSITIVE
+
+
+def _hit_rows(source: str) -> set[int]:
+    return {i for i, line in enumerate(source.splitlines(), 1) if "# HIT" in line}
+
+
+def _rows(source: str, code: str) -> set[int]:
+    return {f.row for f in lint_source(source, "snippet.py") if f.code == code}
+
+
+POS = [(code, i, src) for code, cases in POSITIVE.items() for i, src in enumerate(cases)]
+NEG = [(code, i, src) for code, cases in NEGATIVE.items() for i, src in enumerate(cases)]
+
+
+@pytest.mark.parametrize(("code", "index", "source"), POS, ids=[f"{c}-{i}" for c, i, _ in POS])
+def test_positive(code: str, index: int, source: str) -> None:
+    assert _hit_rows(source) == _rows(source, code)
+
+
+@pytest.mark.parametrize(("code", "index", "source"), NEG, ids=[f"{c}-{i}" for c, i, _ in NEG])
+def test_negative(code: str, index: int, source: str) -> None:
+    assert set() == _rows(source, code)
+
+
+def test_every_rule_has_three_positives_and_three_negatives() -> None:
+    for rule in RULES:
+        assert len(POSITIVE[rule.code]) >= 3, rule.code
+        assert len(NEGATIVE[rule.code]) >= 3, rule.code

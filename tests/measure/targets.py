@@ -1,0 +1,96 @@
+"""Module-level functions for isolated-run tests (a fresh interpreter imports them by name)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+MIB = 2**20
+
+
+def allocate(n_bytes: int, hold_s: float = 0.05) -> int:
+    """Allocate and touch ``n_bytes`` of native memory, hold it, free it."""
+    block = bytearray(n_bytes)
+    time.sleep(hold_s)
+    size = len(block)
+    del block
+    return size
+
+
+def allocate_objects(n: int) -> int:
+    """Allocate ``n`` small Python objects (visible to tracemalloc)."""
+    items = [{"i": i} for i in range(n)]
+    return len(items)
+
+
+def runaway() -> None:
+    """Grow without bound, 8 MiB at a time."""
+    hoard = []
+    while True:
+        hoard.append(bytearray(8 * MIB))
+
+
+def sleeper(seconds: float) -> None:
+    """Sleep."""
+    time.sleep(seconds)
+
+
+def raises() -> None:
+    """Raise a recognisable error."""
+    raise ValueError("deliberate failure in the child")
+
+
+def kills_itself() -> None:
+    """Die of SIGKILL, as an OOM-killed process would."""
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def exits_hard() -> None:
+    """Leave the interpreter without returning."""
+    os._exit(7)
+
+
+def grows(steps: int = 60, step_bytes: int = 2 * MIB, pause: float = 0.01) -> int:
+    """Keep growing until the end: a leak."""
+    hoard = []
+    for _ in range(steps):
+        hoard.append(bytearray(step_bytes))
+        time.sleep(pause)
+    return len(hoard)
+
+
+def grows_then_holds(steps: int = 30, step_bytes: int = 3 * MIB, hold_s: float = 0.6) -> int:
+    """Grow, then hold what was built: a ramp."""
+    hoard = [bytearray(step_bytes) for _ in range(steps) if time.sleep(0.01) is None]
+    time.sleep(hold_s)
+    return len(hoard)
+
+
+def sawtooth(cycles: int = 6, block_bytes: int = 64 * MIB, pause: float = 0.08) -> None:
+    """Build and free a large block again and again: a sawtooth."""
+    for _ in range(cycles):
+        block = bytearray(block_bytes)
+        time.sleep(pause)
+        del block
+        time.sleep(pause)
+
+
+def spike(block_bytes: int = 100 * MIB) -> None:
+    """One short burst, freed, then quiet: a spike."""
+    time.sleep(0.2)
+    block = bytearray(block_bytes)
+    time.sleep(0.15)
+    del block
+    time.sleep(0.4)
+
+
+class Unpicklable:
+    """Carries a lambda, which pickle refuses."""
+
+    def __init__(self) -> None:
+        self.fn = lambda: None
+
+
+def takes(value: object) -> None:
+    """Accept anything."""

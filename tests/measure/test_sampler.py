@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+import time
+
+from membound.measure._sampler_child import Downsampler
+from membound.measure.sampler import Sampler
+from membound.measure.timeline import Timeline
+
+
+def test_downsampler_stays_bounded_and_keeps_extremes_over_100k_samples() -> None:
+    rng = random.Random(7)
+    values = [rng.uniform(0, 1000) for _ in range(100_000)]
+    values[54_321] = 5_000.0  # a lone spike must survive downsampling
+    values[77_777] = -5.0
+    down = Downsampler(10_000)
+    for i, v in enumerate(values):
+        down.add(i * 0.01, v)
+    assert len(down.times) <= 10_000
+    assert 100_000 == down.samples
+    assert max(values) == max(down.highs)
+    assert min(values) == min(down.lows)
+    assert list(down.times) == sorted(down.times)
+    assert down.stride > 1
+
+
+def test_timeline_from_values_is_bounded() -> None:
+    timeline = Timeline.from_values(range(100_000), max_points=1000)
+    assert len(timeline) <= 1000
+    assert 99_999 == timeline.peak
+    assert 100_000 == timeline.samples
+
+
+def test_real_sampler_run_of_many_samples_stays_bounded() -> None:
+    sampler = Sampler(os.getpid(), interval=0.0005, max_points=200).start()
+    time.sleep(1.0)
+    report = sampler.stop()
+    assert report.timeline.samples > 400  # many more samples than points kept
+    assert len(report.timeline) <= 200
+    assert report.max_rss > 0
+
+
+def test_sampler_sees_a_native_allocation_in_this_process() -> None:
+    sampler = Sampler(os.getpid(), interval=0.005).start()
+    time.sleep(0.05)
+    block = bytearray(150 * 2**20)
+    time.sleep(0.1)
+    report = sampler.stop()
+    del block
+    low = min(report.timeline.lows)
+    assert report.max_rss - low > 140 * 2**20
+
+
+def test_sampler_limit_kills_the_watched_group() -> None:
+    code = "import time\nb=[]\nwhile True:\n b.append(bytearray(8<<20)); time.sleep(0.001)"
+    sampler = Sampler(None, interval=0.005, limit=100 * 2**20).start()
+    proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+    sampler.attach(proc.pid, proc.pid)
+    try:
+        proc.wait(timeout=30)
+    finally:
+        report = sampler.stop()
+    assert -9 == proc.returncode
+    assert report.limit_hit_at is not None
+    assert report.limit_hit_rss is not None
+    assert report.limit_hit_rss > 100 * 2**20
+
+
+def test_sampler_that_was_never_attached_stops_cleanly() -> None:
+    report = Sampler(None).start().stop()
+    assert 0 == report.timeline.samples

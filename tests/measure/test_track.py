@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import membound as mb
+
+MIB = 2**20
+
+
+def test_native_allocation_of_200_mib_is_seen_in_the_peak() -> None:
+    with mb.track("alloc") as t:
+        block = bytearray(200 * MIB)
+        del block
+    m = t.result
+    assert m is not None
+    assert 190 * MIB <= m.rss_peak_delta <= 215 * MIB
+    assert "VmHWM" in m.rss_peak_source
+    assert m.heap_peak is None
+    assert "in-process" == m.kind
+
+
+def test_heap_mode_reports_python_objects() -> None:
+    with mb.track("objects", heap=True) as t:
+        items = [{"i": i} for i in range(200_000)]
+        del items
+    m = t.result
+    assert m is not None
+    assert m.heap_peak is not None
+    assert m.heap_current is not None
+    # 200k dicts are at least 100 bytes each on CPython 3.10+
+    assert m.heap_peak > 200_000 * 100
+    assert m.heap_current < m.heap_peak / 10  # freed again
+
+
+def test_nested_tracks_keep_the_outer_peak() -> None:
+    with mb.track("outer") as outer:
+        with mb.track("inner") as inner:
+            block = bytearray(120 * MIB)
+            del block
+        small = bytearray(10 * MIB)
+        del small
+    assert inner.result is not None
+    assert outer.result is not None
+    assert inner.result.rss_peak_delta > 110 * MIB
+    # the inner block reset VmHWM; the outer result must still include its peak
+    assert outer.result.rss_peak_delta > 110 * MIB
+
+
+def test_decorator_measures_each_call() -> None:
+    tracker = mb.track("decorated", interval=None)
+
+    @tracker
+    def work(n: int) -> int:
+        return len(bytearray(n))
+
+    assert 50 * MIB == work(50 * MIB)
+    assert tracker.result is not None
+    assert tracker.result.rss_peak_delta > 45 * MIB
+    assert work.last_measurement is tracker.result  # type: ignore[attr-defined]
+    work(10)
+    assert tracker.result.rss_peak_delta < 45 * MIB
+
+
+def test_exception_inside_track_is_recorded_and_propagates() -> None:
+    t = mb.track("boom")
+    with pytest.raises(KeyError), t:
+        raise KeyError("x")
+    assert t.result is not None
+    assert "failed" == t.result.outcome
+
+
+def test_timeline_and_gc_are_filled() -> None:
+    import gc
+
+    with mb.track("gc") as t:
+        gc.collect()
+        time.sleep(0.1)
+    m = t.result
+    assert m is not None
+    assert m.gc_collections is not None
+    assert m.gc_collections >= 1
+    assert m.timeline.samples >= 3
+    assert m.growth.pattern == "flat"

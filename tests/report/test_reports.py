@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import functools
+import io
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+import membound as mb
+from membound.report.json import SCHEMA, dumps, load, loads
+from membound.report.markdown import MarkdownReporter
+from tests.measure import targets
+
+MIB = 2**20
+
+
+@pytest.fixture(scope="module")
+def measurement() -> mb.Measurement:
+    return mb.measure(targets.grows, 20)
+
+
+@pytest.fixture(scope="module")
+def comparison() -> mb.Comparison:
+    return mb.compare(
+        {
+            "big": functools.partial(targets.allocate, 50 * MIB),
+            "small": functools.partial(targets.allocate, MIB),
+        },
+        repeat=2,
+    )
+
+
+def test_json_round_trip_of_a_measurement(measurement: mb.Measurement, tmp_path: Path) -> None:
+    path = tmp_path / "m.json"
+    path.write_text(dumps(measurement))
+    doc = json.loads(path.read_text())
+    assert SCHEMA == doc["schema"]
+    assert "measurement" == doc["type"]
+    assert measurement == load(path)
+
+
+def test_json_round_trip_of_a_comparison(comparison: mb.Comparison) -> None:
+    again = loads(dumps(comparison))
+    assert isinstance(again, mb.Comparison)
+    assert comparison.to_dict() == again.to_dict()
+
+
+def test_json_keys_are_stable(measurement: mb.Measurement) -> None:
+    keys = set(json.loads(dumps(measurement))["result"])
+    for key in (
+        "label",
+        "duration_s",
+        "rss_start",
+        "rss_end",
+        "rss_peak",
+        "rss_peak_delta",
+        "heap_current",
+        "heap_peak",
+        "gc_collections",
+        "gc_pause_s",
+        "timeline",
+        "growth",
+    ):
+        assert key in keys
+
+
+@pytest.mark.parametrize("text", ["not json", '{"schema": "other/9"}', "[1, 2]"])
+def test_loads_rejects_foreign_documents(text: str) -> None:
+    with pytest.raises(mb.MemboundError):
+        loads(text)
+
+
+def test_markdown_tables(measurement: mb.Measurement, comparison: mb.Comparison) -> None:
+    md = measurement.to_markdown()
+    assert "| Δ peak RSS |" in md
+    assert "1 MiB = 2^20 bytes" in md
+    table = comparison.to_markdown().splitlines()
+    assert table[0].startswith("| scenario | peak RSS | Δ peak RSS |")
+    assert table[2].startswith("| big |")
+    assert table[3].startswith("| small |")
+    out = io.StringIO()
+    MarkdownReporter(comparison).render(out)
+    assert out.getvalue() == comparison.to_markdown()
+
+
+@pytest.mark.parametrize("which", ["measurement", "comparison"])
+def test_png_is_a_valid_image(
+    which: str,
+    measurement: mb.Measurement,
+    comparison: mb.Comparison,
+    tmp_path: Path,
+) -> None:
+    result = measurement if which == "measurement" else comparison
+    path = tmp_path / "chart.png"
+    mb.report.chart(result, path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with Image.open(path) as img:
+        img.verify()
+    with Image.open(path) as img:
+        assert img.size[0] >= 600
+        assert img.size[1] >= 300
