@@ -32,16 +32,20 @@ def start_worker(url: str, table: str, mode: str) -> subprocess.Popen[str]:
         text=True,
         cwd=Path(__file__).parents[2],
         env={"PYTHONPATH": str(Path(__file__).parents[2]), "PATH": "/usr/bin:/bin"},
+        start_new_session=True,  # signals meant for the test runner's group never reach it
     )
     assert proc.stdout is not None
-    assert "ready" == proc.stdout.readline().strip(), proc.stderr.read() if proc.stderr else ""
+    line = proc.stdout.readline().strip()
+    if line != "ready":
+        _, err = proc.communicate(timeout=60)
+        pytest.fail(f"worker did not start (exit {proc.returncode}): {line}\n{err}")
     return proc
 
 
 def run_to_end(url: str, table: str, mode: str) -> None:
     proc = start_worker(url, table, mode)
-    out, err = proc.communicate(timeout=120)
-    assert 0 == proc.returncode, err
+    out, err = proc.communicate(timeout=300)
+    assert 0 == proc.returncode, f"resumed worker failed:\n{err}"
     assert "done" in out
 
 
@@ -71,10 +75,12 @@ def trials(db: Db, n_trials: int, seed: int) -> None:
             done = sum(counters(db, table))
             partial += 0 < done < ROWS
         run_to_end(db.url, table.name, mode)
-        assert [1] * ROWS == counters(db, table), f"trial {trial} ({mode})"
+        got = counters(db, table)
+        wrong = [(i + 1, c) for i, c in enumerate(got) if c != 1]
+        assert [] == wrong, f"trial {trial} ({mode}): (id, counter) not applied exactly once"
     # The test proves something only if kills landed mid-run.
     print(f"{partial} kills landed mid-run")
-    assert partial >= n_trials // 2
+    assert partial >= n_trials // 3, f"only {partial} kills landed mid-run"
 
 
 @pytest.mark.slow
