@@ -44,7 +44,13 @@ def start_worker(url: str, table: str, mode: str) -> subprocess.Popen[str]:
 
 def run_to_end(url: str, table: str, mode: str) -> None:
     proc = start_worker(url, table, mode)
-    out, err = proc.communicate(timeout=300)
+    # Read the rest from the same buffered stream readline() used: communicate() would read
+    # the raw pipe and miss a "done" already buffered together with "ready".
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    out = proc.stdout.read()
+    err = proc.stderr.read()
+    proc.wait(timeout=300)
     assert 0 == proc.returncode, f"resumed worker failed:\n{err}"
     assert "done" in out
 
