@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from membound.demo import batching as demo
+from membound.demo.scenarios import make_users_db, sized_path
 
 
 def statuses(db: Path) -> dict[str, int]:
@@ -23,19 +24,33 @@ def statuses(db: Path) -> dict[str, int]:
         demo.status_find_each_writer,
     ],
 )
-def test_status_transition_ways_agree(tmp_path: Path, scenario: object) -> None:
-    db = tmp_path / "users.db"
-    assert 2500 == demo.create_users_table(str(db), rows=2500)["rows"]
-    assert {"rows": 2500} == demo.read_find_each(str(db), batch_size=300)
-    result = scenario(str(db))  # type: ignore[operator]
-    assert 2500 == result["rows"]
-    assert result["file_size_after"] > 0
-    assert {"TEMP_DELETED": 2500} == statuses(db)
+def test_status_transition_ways_agree_and_repeat(tmp_path: Path, scenario: object) -> None:
+    template = tmp_path / "users.db"
+    work = tmp_path / "work.db"
+    assert 2500 == demo.create_users_table(str(template), rows=2500)["rows"]
+    assert 2500 == demo.read_find_each(str(template), batch_size=300)
+    for _ in range(2):  # the template is copied each time: runs repeat
+        assert 2500 == scenario(str(template), str(work))  # type: ignore[operator]
+        assert {"TEMP_DELETED": 2500} == statuses(work)
+    assert {"SYNCED": 2500} == statuses(template)
+
+
+def test_n_variants_on_the_demo_users_database(tmp_path: Path) -> None:
+    folder = str(tmp_path)
+    make_users_db(sized_path(folder, "users", 400), 400)  # statuses mix SYNCED and PENDING
+    assert 400 == demo.read_find_each_n(folder, 400)
+    changed = {
+        demo.status_all_then_one_transaction_n(folder, 400),
+        demo.status_in_batches_set_update_n(folder, 400),
+        demo.status_find_each_writer_n(folder, 400),
+    }
+    assert {300} == changed
 
 
 def test_rag_naive_and_pipeline_agree(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus.txt"
     demo.create_corpus(str(corpus), documents=500)
-    naive = demo.rag_naive_lists(str(corpus))
-    assert naive == demo.rag_pipeline(str(corpus))
-    assert 450 == naive["documents"]
+    assert demo.rag_naive_lists(str(corpus)) == demo.rag_pipeline(str(corpus))
+    demo.create_corpus(sized_path(str(tmp_path), "corpus", 50), documents=50)
+    assert demo.rag_naive_lists_n(str(tmp_path), 50) == demo.rag_pipeline_n(str(tmp_path), 50)
+    assert demo.rag_pipeline_n(str(tmp_path), 50) > 0

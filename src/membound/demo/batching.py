@@ -1,19 +1,25 @@
-"""Batching scenarios for ``membound demo``: one function per scenario, plain arguments.
+"""Batching scenarios for ``membound demo``: one module-level function per scenario.
 
-The users-table scenarios each expect a fresh table made by :func:`create_users_table` (they
-change every row's status). The RAG scenarios read a corpus made by :func:`create_corpus`.
-Every scenario returns a small dict of counts and sizes; timing and memory are measured by the
-caller (``membound.measure``), which runs each in a fresh interpreter.
+They follow the shape of :mod:`membound.demo.scenarios`: plain arguments, an int result, and an
+``*_n(folder, n)`` twin working on the size-``n`` input at ``sized_path(folder, stem, n)`` for
+the complexity verdicts. The status transitions change rows, so each run first copies the
+template database to a work file (a streamed copy, bounded memory) and changes that copy: runs
+repeat with the same result, and the work file's size can be read afterwards. They need only
+``id`` and ``status`` columns, so they run on ``scenarios.make_users_db`` databases as well as on
+:func:`create_users_table` ones.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from membound.demo.scenarios import sized_path
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -22,11 +28,17 @@ __all__ = [
     "create_corpus",
     "create_users_table",
     "rag_naive_lists",
+    "rag_naive_lists_n",
     "rag_pipeline",
+    "rag_pipeline_n",
     "read_find_each",
+    "read_find_each_n",
     "status_all_then_one_transaction",
+    "status_all_then_one_transaction_n",
     "status_find_each_writer",
+    "status_find_each_writer_n",
     "status_in_batches_set_update",
+    "status_in_batches_set_update_n",
 ]
 
 
@@ -68,53 +80,85 @@ def _users(db_path: str) -> tuple[sa.Engine, sa.Table]:
     return engine, table
 
 
-def read_find_each(db_path: str, batch_size: int = 1000) -> dict[str, int]:
-    """Read every user with ``find_each`` (keyset batches, short transactions, O(1) memory)."""
+def read_find_each(db_path: str, batch_size: int = 1000) -> int:
+    """Read every user with ``find_each`` (keyset batches, short transactions, O(1) memory).
+
+    Returns:
+        The number of rows read.
+    """
     from membound.bound.sql import find_each
 
     engine, users = _users(db_path)
     rows = 0
     for _row in find_each(engine, users, batch_size=batch_size):
         rows += 1
-    return {"rows": rows}
+    engine.dispose()
+    return rows
 
 
-def _status_result(db_path: str, before: int, changed: int) -> dict[str, int]:
-    return {
-        "rows": changed,
-        "file_size_before": before,
-        "file_size_after": os.path.getsize(db_path),
-    }
+def read_find_each_n(folder: str, n: int) -> int:
+    """:func:`read_find_each` on the ``n``-row database in ``folder``."""
+    return read_find_each(sized_path(folder, "users", n))
 
 
-def status_all_then_one_transaction(db_path: str) -> dict[str, int]:
+def _work_copy(db_path: str, work_path: str | None) -> str:
+    if work_path is None:
+        return db_path
+    shutil.copyfile(db_path, work_path)  # sendfile/streamed: no O(n) buffer
+    return work_path
+
+
+def _set_status(table: sa.Table) -> sa.Update:
+    import sqlalchemy as sa
+
+    return sa.update(table).where(table.c.id == sa.bindparam("uid")).values(status="TEMP_DELETED")
+
+
+def status_all_then_one_transaction(db_path: str, work_path: str | None = None) -> int:
     """SYNCED → TEMP_DELETED the naive way: load every row, collect all updates, one commit.
 
     Memory grows with the table (all rows plus all pending updates are held until the single
     giant transaction commits) — the pattern behind the bbolt incident.
+
+    Args:
+        db_path: the users database (the template when ``work_path`` is given).
+        work_path: copy ``db_path`` here first and change the copy (repeatable runs).
+
+    Returns:
+        The number of rows changed.
     """
     import sqlalchemy as sa
 
-    before = os.path.getsize(db_path)
-    engine, table = _users(db_path)
+    engine, table = _users(_work_copy(db_path, work_path))
     with engine.connect() as conn:
-        everything = conn.execute(sa.select(table).where(table.c.status == "SYNCED")).all()  # noqa: MB102 (the O(n) contrast)
+        query = sa.select(table.c.id).where(table.c.status == "SYNCED")
+        everything = conn.execute(query).all()  # noqa: MB102 (the O(n) contrast)
     pending = [{"uid": row.id} for row in everything]
-    stmt = sa.update(table).where(table.c.id == sa.bindparam("uid")).values(status="TEMP_DELETED")
     with engine.begin() as conn:
-        conn.execute(stmt, pending)
-    return _status_result(db_path, before, len(pending))
+        conn.execute(_set_status(table), pending)
+    engine.dispose()
+    return len(pending)
 
 
-def status_in_batches_set_update(db_path: str, batch_size: int = 1000) -> dict[str, int]:
-    """SYNCED → TEMP_DELETED with ``in_batches`` and one set-based UPDATE per batch (G3)."""
+def status_in_batches_set_update(
+    db_path: str, work_path: str | None = None, batch_size: int = 1000
+) -> int:
+    """SYNCED → TEMP_DELETED with ``in_batches`` and one set-based UPDATE per batch (G3).
+
+    Args:
+        db_path: see :func:`status_all_then_one_transaction`.
+        work_path: see :func:`status_all_then_one_transaction`.
+        batch_size: rows per batch and per UPDATE.
+
+    Returns:
+        The number of rows changed.
+    """
     import sqlalchemy as sa
 
     from membound.bound.sql import in_batches
 
-    before = os.path.getsize(db_path)
-    engine, table = _users(db_path)
-    source = sa.select(table).where(table.c.status == "SYNCED")
+    engine, table = _users(_work_copy(db_path, work_path))
+    source = sa.select(table.c.id).where(table.c.status == "SYNCED")
     changed = 0
     for batch in in_batches(engine, source, batch_size=batch_size):
         with engine.begin() as conn:
@@ -122,25 +166,59 @@ def status_in_batches_set_update(db_path: str, batch_size: int = 1000) -> dict[s
                 sa.update(table).where(batch.where()).values(status="TEMP_DELETED")
             )
             changed += result.rowcount
-    return _status_result(db_path, before, changed)
+    engine.dispose()
+    return changed
 
 
-def status_find_each_writer(db_path: str, batch_size: int = 1000) -> dict[str, int]:
-    """SYNCED → TEMP_DELETED with ``find_each`` + ``BatchWriter`` and a checkpoint (resumable)."""
+def status_find_each_writer(
+    db_path: str, work_path: str | None = None, batch_size: int = 1000
+) -> int:
+    """SYNCED → TEMP_DELETED with ``find_each`` + ``BatchWriter`` and a checkpoint (resumable).
+
+    Args:
+        db_path: see :func:`status_all_then_one_transaction`.
+        work_path: see :func:`status_all_then_one_transaction`.
+        batch_size: rows read per query and items written per transaction.
+
+    Returns:
+        The number of rows changed.
+    """
     import sqlalchemy as sa
 
     from membound.bound.sql import BatchWriter, Checkpoint, find_each
 
-    before = os.path.getsize(db_path)
-    engine, table = _users(db_path)
+    engine, table = _users(_work_copy(db_path, work_path))
     checkpoint = Checkpoint(engine, "demo-status-transition")
     checkpoint.reset()
-    stmt = sa.update(table).where(table.c.id == sa.bindparam("uid")).values(status="TEMP_DELETED")
     source = sa.select(table.c.id).where(table.c.status == "SYNCED")
+    stmt = _set_status(table)
     with BatchWriter(engine, batch_size=batch_size, checkpoint=checkpoint) as writer:
         for row in find_each(engine, source, batch_size=batch_size, checkpoint=checkpoint):
             writer.add(stmt, {"uid": row.id})
-    return _status_result(db_path, before, writer.committed)
+    engine.dispose()
+    return writer.committed
+
+
+def _work_path_n(folder: str, name: str, n: int) -> str:
+    return sized_path(folder, f"users-work-{name}", n)
+
+
+def status_all_then_one_transaction_n(folder: str, n: int) -> int:
+    """:func:`status_all_then_one_transaction` on a copy of the ``n``-row database."""
+    template = sized_path(folder, "users", n)
+    return status_all_then_one_transaction(template, _work_path_n(folder, "naive", n))
+
+
+def status_in_batches_set_update_n(folder: str, n: int) -> int:
+    """:func:`status_in_batches_set_update` on a copy of the ``n``-row database."""
+    template = sized_path(folder, "users", n)
+    return status_in_batches_set_update(template, _work_path_n(folder, "in-batches", n))
+
+
+def status_find_each_writer_n(folder: str, n: int) -> int:
+    """:func:`status_find_each_writer` on a copy of the ``n``-row database."""
+    template = sized_path(folder, "users", n)
+    return status_find_each_writer(template, _work_path_n(folder, "writer", n))
 
 
 # ------------------------------------------------------------------------------------- RAG
@@ -170,13 +248,22 @@ def _chunks(text: str, words: int = 12) -> list[str]:
     return [" ".join(parts[i : i + words]) for i in range(0, len(parts), words)]
 
 
-def rag_naive_lists(path: str) -> dict[str, int]:
-    """read → clean → chunk → embed, each step building a full list (O(n) memory)."""
+def rag_naive_lists(path: str) -> int:
+    """read → clean → chunk → embed, each step building a full list (O(n) memory).
+
+    Returns:
+        The number of vectors made.
+    """
     lines = Path(path).read_text(encoding="utf-8").splitlines()
     cleaned = [line.strip().lower() for line in lines if line.strip()]
     chunks = [c for doc in cleaned for c in _chunks(doc)]
     vectors = [_embed(c) for c in chunks]
-    return {"documents": len(cleaned), "chunks": len(chunks), "vectors": len(vectors)}
+    return len(vectors)
+
+
+def rag_naive_lists_n(folder: str, n: int) -> int:
+    """:func:`rag_naive_lists` on the ``n``-document corpus in ``folder``."""
+    return rag_naive_lists(sized_path(folder, "corpus", n))
 
 
 def _clean(lines: Iterator[str]) -> Iterator[str]:
@@ -195,16 +282,18 @@ def _embed_all(chunks: Iterator[str]) -> Iterator[list[float]]:
         yield _embed(chunk)
 
 
-def rag_pipeline(path: str) -> dict[str, int]:
-    """The same read → clean → chunk → embed as generator stages in ``pipeline()`` (O(1))."""
+def rag_pipeline(path: str) -> int:
+    """The same read → clean → chunk → embed as generator stages in ``pipeline()`` (O(1)).
+
+    Returns:
+        The number of vectors made.
+    """
     from membound.bound.iterables import pipeline, read_lines
 
-    count = 0
+    stats = pipeline(read_lines(path), _clean, _chunk, _embed_all).run()
+    return stats[-1].items
 
-    def sink(_vector: list[float]) -> None:
-        nonlocal count
-        count += 1
 
-    stats = pipeline(read_lines(path), _clean, _chunk, _embed_all).run(sink)
-    by_name = {s.name: s.items for s in stats}
-    return {"documents": by_name["_clean"], "chunks": by_name["_chunk"], "vectors": count}
+def rag_pipeline_n(folder: str, n: int) -> int:
+    """:func:`rag_pipeline` on the ``n``-document corpus in ``folder``."""
+    return rag_pipeline(sized_path(folder, "corpus", n))
