@@ -114,3 +114,16 @@ def test_absolute_limit_already_exceeded() -> None:
 def test_budget_rejects_bad_limit() -> None:
     with pytest.raises(ValueError, match="positive"):
         memory_budget(0)
+
+
+def test_nested_budgets_each_report_their_own_limit() -> None:
+    chunks: list[bytes] = []
+
+    def guarded() -> None:
+        with memory_budget("4 GB", relative=True), memory_budget("40 MB", relative=True):
+            grow_until_stopped(chunks)
+
+    with pytest.raises(MemoryBudgetExceeded) as info:
+        guarded()
+    chunks.clear()
+    assert 40_000_000 == info.value.limit

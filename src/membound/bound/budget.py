@@ -48,6 +48,11 @@ class MemoryBudget:
         self._stop = threading.Event()
         self._done = False
         self._watcher: threading.Thread | None = None
+        # A class of its own per budget, so nested budgets in one thread each recognise
+        # only the exception their own watcher raised.
+        self._exc_type: type[_AsyncBudgetExceeded] = type(
+            "_AsyncBudgetExceeded", (_AsyncBudgetExceeded,), {}
+        )
 
     def __enter__(self) -> MemoryBudget:
         self._thread_id = threading.get_ident()
@@ -60,7 +65,7 @@ class MemoryBudget:
         try:
             self._watcher.start()
             return self
-        except _AsyncBudgetExceeded:
+        except self._exc_type:
             # Delivered before the with block was entered (so __exit__ will not run).
             self._shutdown()
             raise self._error() from None
@@ -76,7 +81,7 @@ class MemoryBudget:
                 with self._lock:
                     if not self._done:
                         self.observed = usage
-                        _set_async_exc(self._thread_id, _AsyncBudgetExceeded)
+                        _set_async_exc(self._thread_id, self._exc_type)
                 return
 
     def _error(self) -> MemoryBudgetExceeded:
@@ -108,13 +113,14 @@ class MemoryBudget:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> Literal[False]:
+        mine = isinstance(exc, self._exc_type)
         try:
-            tripped = self._shutdown(delivered=isinstance(exc, _AsyncBudgetExceeded))
-        except _AsyncBudgetExceeded:
+            tripped = self._shutdown(delivered=mine)
+        except self._exc_type:
             # Delivered at the first bytecodes of __exit__, before the watcher was stopped.
             self._shutdown(delivered=True)
             raise self._error() from None
-        if tripped and (exc is None or isinstance(exc, _AsyncBudgetExceeded)):
+        if tripped and (exc is None or mine):
             raise self._error() from None
         return False
 
