@@ -1,10 +1,11 @@
-"""Hypothesis stateful test: inserts, deletes and updates interleaved with batch reads (G1, G2, G6).
+"""Hypothesis stateful tests: inserts, deletes, updates interleaved with batch reads (G1, G2, G6).
 
 The model tracks, for the iteration in progress, which keys were present for the whole run
 (must come out exactly once, G1), which keys existed at any time (nothing else may come out),
 the snapshot's high-water mark (G2: nothing above it with finish="snapshot"), and keys inserted
 ahead of the cursor (G2: they must come out with finish=None unless deleted again). Keys must
-come out strictly increasing (G6; a KeyOrderError would fail the test).
+come out strictly increasing (G6; a KeyOrderError would fail the test). Backends: SQLite in
+both journal modes, PostgreSQL, and LMDB (without the snapshot checks, which are SQL-only).
 """
 
 from __future__ import annotations
@@ -162,4 +163,85 @@ def test_interleaved_writes_and_batch_reads_postgres(postgres_url: str) -> None:
     PostgresBatchingMachine.postgres_url = postgres_url
     test_case = PostgresBatchingMachine.TestCase
     test_case.settings = settings(SETTINGS, max_examples=40)
+    test_case().runTest()
+
+
+class LmdbBatchingMachine(RuleBasedStateMachine):
+    """The same interleavings over LMDB with lmdb_batches (G1, G6; G5 via bytes copies)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import lmdb
+
+        self.dir = Path(tempfile.mkdtemp(prefix="membound-hyp-lmdb-"))
+        self.env = lmdb.open(str(self.dir), map_size=1 << 26)
+        self.present: set[int] = set()
+        self.batches: Iterator[list[tuple[bytes, bytes]]] | None = None
+
+    def teardown(self) -> None:
+        self.env.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    @staticmethod
+    def key(k: int) -> bytes:
+        return b"%04d" % k
+
+    @rule(k=KEYS)
+    def insert(self, k: int) -> None:
+        with self.env.begin(write=True) as txn:
+            txn.put(self.key(k), b"0")
+        self.present.add(k)
+        if self.batches is not None:
+            self.ever.add(k)
+
+    @rule(k=KEYS)
+    def delete(self, k: int) -> None:
+        with self.env.begin(write=True) as txn:
+            txn.delete(self.key(k))
+        self.present.discard(k)
+        if self.batches is not None:
+            self.stable.discard(k)
+
+    @rule(k=KEYS, v=st.binary(min_size=1, max_size=8))
+    def update(self, k: int, v: bytes) -> None:
+        if k in self.present:
+            with self.env.begin(write=True) as txn:
+                txn.put(self.key(k), v)
+
+    @precondition(lambda self: self.batches is None)
+    @rule(size=st.integers(1, 7))
+    def start(self, size: int) -> None:
+        from membound import lmdb_batches
+
+        self.batches = lmdb_batches(self.env, batch_size=size)
+        self.stable = set(self.present)
+        self.ever = set(self.present)
+        self.seen: list[int] = []
+
+    @precondition(lambda self: self.batches is not None)
+    @rule()
+    def read(self) -> None:
+        assert self.batches is not None
+        try:
+            batch = next(self.batches)
+        except StopIteration:
+            seen = set(self.seen)
+            assert len(seen) == len(self.seen), "a key came out twice (G1)"
+            assert self.stable <= seen, f"missing keys {sorted(self.stable - seen)} (G1)"
+            assert seen <= self.ever
+            self.batches = None
+            return
+        assert all(type(k) is bytes and type(v) is bytes for k, v in batch)  # G5
+        self.seen += [int(k) for k, _ in batch]
+
+    @invariant()
+    def keys_increase(self) -> None:
+        if self.batches is not None:
+            assert all(a < b for a, b in zip(self.seen, self.seen[1:], strict=False)), "G6"
+
+
+def test_interleaved_writes_and_batch_reads_lmdb() -> None:
+    pytest.importorskip("lmdb")
+    test_case = LmdbBatchingMachine.TestCase
+    test_case.settings = SETTINGS
     test_case().runTest()
