@@ -689,3 +689,34 @@ def test_checkpoint_table_created_inside_the_writers_transaction(db: Db) -> None
         conn.execute(table.update().values(counter=7))
         cp.save(5, connection=conn)
     assert 5 == cp.position
+
+
+def test_checkpoint_resume_with_composite_key(db: Db) -> None:
+    table = sa.Table(
+        f"cpairs_{id(db)}",
+        db.metadata,
+        sa.Column("a", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("b", sa.String(10), primary_key=True),
+        sa.Column("n", sa.Integer, nullable=False),
+    )
+    table.create(db.engine)
+    with db.engine.begin() as conn:
+        conn.execute(table.insert(), [{"a": a, "b": b, "n": 0} for a in range(10) for b in "xyz"])
+    cp = Checkpoint(db.engine, f"composite-{id(db)}")
+    bump = (
+        table.update()
+        .where(table.c.a == sa.bindparam("ka"), table.c.b == sa.bindparam("kb"))
+        .values(n=table.c.n + 1)
+    )
+    with BatchWriter(db.engine, batch_size=4, checkpoint=cp) as writer:
+        for row in find_each(db.engine, table, batch_size=5, checkpoint=cp):
+            writer.add(bump, {"ka": row.a, "kb": row.b})
+            if (row.a, row.b) == (4, "y"):
+                break  # stop mid-run; leaving the block normally flushes what was added
+    assert (4, "y") == cp.position  # the clean exit flushed up to the row being processed
+    with BatchWriter(db.engine, batch_size=4, checkpoint=cp) as writer:
+        for row in find_each(db.engine, table, batch_size=5, checkpoint=cp):
+            writer.add(bump, {"ka": row.a, "kb": row.b})
+    assert (9, "z") == cp.position
+    with db.engine.connect() as conn:
+        assert [1] == list(conn.execute(sa.select(table.c.n).distinct()).scalars())
