@@ -6,12 +6,15 @@ hand the results to the caller (the CLI prints them and writes JSON, Markdown an
 from __future__ import annotations
 
 import functools
+import os
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from membound._units import format_size
+from membound.demo import batching as bt
 from membound.demo import objects as ob
 from membound.demo import scenarios as sc
 from membound.judge.compare import Comparison, compare
@@ -34,6 +37,7 @@ RANGE_N = 10_000_000
 CYCLES_N = 100_000
 REQUESTS_N = 20_000
 SUBSCRIBERS_N = 100
+RAG_DOCUMENTS = 200_000
 
 
 @dataclass(frozen=True)
@@ -50,8 +54,9 @@ class DemoGroup:
     """Scenario name → the same work as a function of its input size n."""
     sizes: tuple[int, ...] = ()
     """The sizes n the scaling functions are judged at."""
-    findings: Callable[[], list[str]] | None = None
-    """Extra checks run after the comparison (leak hunts); each returns lines of text."""
+    findings: Callable[[Comparison], list[str]] | None = None
+    """Extra checks run after the comparison (leak hunts, throughput, file sizes): lines of
+    text."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,19 @@ def _leak_lines(label: str, target: Callable[[], Any], iterations: int) -> list[
     return [f"find_leaks({label}): {report.explanation}"]
 
 
+def _status_lines(c: Comparison, rows: int, db: str, work: dict[str, str]) -> list[str]:
+    """Rows per second of each status scenario and the SQLite file size before and after."""
+    before = os.path.getsize(db)
+    lines = []
+    for row, path in zip(c.rows, work.values(), strict=True):
+        after = os.path.getsize(path)
+        lines.append(
+            f"{row.name}: {rows / row.duration_s.median:,.0f} rows/s; SQLite file "
+            f"{format_size(before)} before, {format_size(after)} after"
+        )
+    return lines
+
+
 def groups(workdir: Path, rows: int) -> Iterator[DemoGroup]:
     """The demo's groups, building each group's data in ``workdir`` just before it is needed."""
     folder = str(workdir)
@@ -91,18 +109,45 @@ def groups(workdir: Path, rows: int) -> Iterator[DemoGroup]:
     Path(sc.sized_path(folder, "users", rows)).symlink_to(db)
     yield DemoGroup(
         "sql",
-        f"Read {rows:,} users from SQLite: all at once vs OFFSET pages vs keyset pages",
+        f"Read {rows:,} users from SQLite: all at once vs OFFSET pages vs find_each keyset batches",
         {
             "load all (fetchall)": functools.partial(sc.load_all, db),
             f"OFFSET pages of {sc.PAGE}": functools.partial(sc.offset_pages, db),
-            f"keyset pages of {sc.PAGE}": functools.partial(sc.keyset_pages, db),
+            f"find_each, batches of {sc.PAGE}": functools.partial(bt.read_find_each, db),
         },
         {
             "load all (fetchall)": functools.partial(sc.load_all_n, folder),
             f"OFFSET pages of {sc.PAGE}": functools.partial(sc.offset_pages_n, folder),
-            f"keyset pages of {sc.PAGE}": functools.partial(sc.keyset_pages_n, folder),
+            f"find_each, batches of {sc.PAGE}": functools.partial(bt.read_find_each_n, folder),
         },
         sizes,
+    )
+    work = {key: str(workdir / f"status-{key}.sqlite3") for key in ("naive", "batches", "writer")}
+    status: dict[str, Callable[..., Any]] = {
+        "all rows, one transaction": functools.partial(
+            bt.status_all_then_one_transaction, db, work["naive"]
+        ),
+        "in_batches + set UPDATE": functools.partial(
+            bt.status_in_batches_set_update, db, work["batches"]
+        ),
+        "find_each + BatchWriter": functools.partial(
+            bt.status_find_each_writer, db, work["writer"]
+        ),
+    }
+    yield DemoGroup(
+        "status",
+        f"Mark all {rows:,} users SYNCED → TEMP_DELETED: collect everything and commit once vs "
+        "in_batches + set UPDATE vs find_each + BatchWriter",
+        status,
+        {
+            "all rows, one transaction": functools.partial(
+                bt.status_all_then_one_transaction_n, folder
+            ),
+            "in_batches + set UPDATE": functools.partial(bt.status_in_batches_set_update_n, folder),
+            "find_each + BatchWriter": functools.partial(bt.status_find_each_writer_n, folder),
+        },
+        sizes,
+        lambda c: _status_lines(c, rows, db, work),
     )
     yield DemoGroup(
         "range",
@@ -132,6 +177,25 @@ def groups(workdir: Path, rows: int) -> Iterator[DemoGroup]:
         },
         blob_sizes,
     )
+    corpus = str(workdir / "corpus.txt")
+    bt.create_corpus(corpus, RAG_DOCUMENTS)
+    rag_sizes = tuple(RAG_DOCUMENTS * k // 10 for k in (1, 2, 5, 10))
+    for n in rag_sizes:
+        bt.create_corpus(sc.sized_path(folder, "corpus", n), n)
+    yield DemoGroup(
+        "rag",
+        f"Read → clean → chunk → embed {RAG_DOCUMENTS:,} documents: a list per step vs "
+        "pipeline() of generators",
+        {
+            "a full list per step": functools.partial(bt.rag_naive_lists, corpus),
+            "pipeline() of generators": functools.partial(bt.rag_pipeline, corpus),
+        },
+        {
+            "a full list per step": functools.partial(bt.rag_naive_lists_n, folder),
+            "pipeline() of generators": functools.partial(bt.rag_pipeline_n, folder),
+        },
+        rag_sizes,
+    )
     yield DemoGroup(
         "cycles",
         f"Create {CYCLES_N:,} reference cycles: cyclic GC on vs gc.disable()",
@@ -141,7 +205,7 @@ def groups(workdir: Path, rows: int) -> Iterator[DemoGroup]:
         },
         {"gc enabled": ob.cycles_gc_enabled, "gc.disable()": ob.cycles_gc_disabled},
         (10**4, 3 * 10**4, 10**5, 3 * 10**5),
-        lambda: _leak_lines("one cycle", functools.partial(ob.cycles_gc_enabled, 1), 500),
+        lambda _: _leak_lines("one cycle", functools.partial(ob.cycles_gc_enabled, 1), 500),
     )
     yield DemoGroup(
         "sessions",
@@ -152,7 +216,7 @@ def groups(workdir: Path, rows: int) -> Iterator[DemoGroup]:
         },
         {"session per request": ob.sessions_per_request, "one shared session": ob.shared_session},
         (10**3, 3 * 10**3, 10**4, 3 * 10**4),
-        lambda: _leak_lines("handle_request_leaky", ob.handle_request_leaky, 500),
+        lambda _: _leak_lines("handle_request_leaky", ob.handle_request_leaky, 500),
     )
     yield DemoGroup(
         "fanout",
@@ -203,7 +267,7 @@ def run_demo(
                     if on_run is not None:
                         on_run(f"{name}: complexity", 0)
                     complexities[name] = complexity(target, sizes=group.sizes, label=name)
-            findings = group.findings() if group.findings is not None else []
+            findings = group.findings(comparison) if group.findings is not None else []
             result = DemoResult(group, comparison, complexities, findings)
             if on_result is not None:
                 on_result(result)

@@ -15,7 +15,7 @@ from membound.report.chart import chart
 from membound.report.json import dumps
 
 #: Scenarios the demo runs (for the progress bar): each runs ``repeat`` times, then is scaled.
-_SCENARIOS = 13
+_SCENARIOS = 18
 
 
 @click.command("demo")
@@ -36,9 +36,10 @@ _SCENARIOS = 13
 )
 def command(rows: int, repeat: int, scale: bool, out: str) -> int:
     """Run the seed experiments, each run in a fresh process, and print the comparisons:
-    load-all vs OFFSET vs keyset pages on SQLite, list vs range, whole-file read vs chunks,
-    reference cycles with and without the cyclic GC, a session per request vs one shared,
-    deepcopy fan-out vs a shared payload, and the size of one record built six ways."""
+    load-all vs OFFSET vs find_each on SQLite, a status change on every row three ways, list
+    vs range, whole-file read vs chunks, a RAG pipeline as lists vs generators, reference cycles
+    with and without the cyclic GC, a session per request vs one shared, deepcopy fan-out vs a
+    shared payload, and the size of one record built six ways."""
     from membound.demo.runner import (
         DemoGroup,
         DemoResult,
@@ -97,7 +98,7 @@ def command(rows: int, repeat: int, scale: bool, out: str) -> int:
     keyset = sql.rows[2].rss_peak_delta.median
     ratio = load_all / keyset if keyset > 0 else float("inf")
     line = (
-        f"load all needed {format_size(load_all)} more at its peak; keyset pages "
+        f"load all needed {format_size(load_all)} more at its peak; find_each's keyset batches "
         f"{format_size(keyset)}: {ratio:.0f}× less, for the same rows."
     )
     summary.append(line)
