@@ -156,3 +156,66 @@ def test_unwritable_output_path_is_a_clear_error(
     err = capsys.readouterr().err
     assert "No such file or directory" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("mode", ["run", "compare"])
+def test_sigterm_stops_the_measured_command(tmp_path: Path, mode: str) -> None:
+    import signal
+    import time
+
+    pidfile = tmp_path / "pid"
+    code = f"import os, time; open({str(pidfile)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
+    if mode == "run":
+        argv = ["run", "--", sys.executable, "-c", code]
+    else:
+        argv = ["compare", "--repeat", "1", "--cmd", f"{sys.executable} -c {code!r}"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "membound", *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 30
+    while not (pidfile.exists() and pidfile.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child = int(pidfile.read_text())
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert 143 == proc.returncode
+    assert "terminated" in err
+    assert "Traceback" not in err
+    deadline = time.monotonic() + 5
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(child)
+
+
+def test_sigkill_of_membound_still_stops_the_command(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    pidfile = tmp_path / "pid"
+    code = f"import os, time; open({str(pidfile)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "membound", "run", "--", sys.executable, "-c", code],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 30
+    while not (pidfile.exists() and pidfile.read_text()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child = int(pidfile.read_text())
+    proc.send_signal(signal.SIGKILL)  # no handler runs: the sampler notices its parent is gone
+    proc.wait(timeout=10)
+    deadline = time.monotonic() + 5
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(child)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False

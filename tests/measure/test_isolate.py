@@ -216,3 +216,43 @@ def test_shell_string_is_split_not_run_by_a_shell() -> None:
     assert exe is not None
     m = mb.measure_command("echo 'a b' ; echo c", quiet=True)
     assert 0 == m.exit_code  # ';' reached echo as an argument: no shell ran
+
+
+def test_a_command_that_exits_right_after_its_peak_is_measured_exactly() -> None:
+    # the sampler may never see this peak; the kernel's ru_maxrss of the command does
+    for _ in range(3):
+        m = mb.measure_command([sys.executable, "-c", "b = bytearray(60 * 2**20)"])
+        assert 60 * MIB <= m.rss_peak <= 80 * MIB
+        assert "ru_maxrss" in m.rss_peak_source
+
+
+def test_a_tiny_command_says_its_peak_is_a_lower_bound() -> None:
+    m = mb.measure_command(["true"])
+    assert 0 == m.exit_code
+    assert "lower bound" in m.rss_peak_source or "unknown" in m.rss_peak_source
+    assert 0 == m.rss_start  # a command's baseline is an empty process
+    assert m.rss_peak == m.rss_peak_delta
+
+
+def test_programs_that_cannot_run(tmp_path: Path) -> None:
+    script = tmp_path / "job.py"
+    script.write_text("print('hi')\n")
+    with pytest.raises(mb.CommandNotFound, match="permission denied"):
+        mb.measure_command([str(script)])
+    with pytest.raises(mb.CommandNotFound, match="is a directory"):
+        mb.measure_command([str(tmp_path)])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"timeout": 0}, mb.TargetError),
+        ({"timeout": -1}, mb.TargetError),
+        ({"limit": 0}, mb.SizeError),
+    ],
+)
+def test_nonsense_limits_are_refused(kwargs: dict[str, float], error: type[Exception]) -> None:
+    with pytest.raises(error):
+        mb.measure_command(["true"], **kwargs)
+    with pytest.raises(error):
+        mb.measure(targets.sleeper, 0.01, **kwargs)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 import click
@@ -35,9 +37,20 @@ for _name in COMMANDS:
     cli.add_command(importlib.import_module(f"membound.cli.commands.{_name}").command)
 
 
+class Terminated(BaseException):
+    """SIGTERM arrived (``timeout``, a CI cancel, Kubernetes): unwind so that every measured
+    child is killed and temporary files are removed on the way out."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default: ``sys.argv[1:]``) and return the exit code."""
     args = list(sys.argv[1:] if argv is None else argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         result = cli.main(args=args, prog_name="membound", standalone_mode=False)
     except click.exceptions.Exit as exc:
@@ -57,8 +70,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             click.echo(f"hint: {exc.hint}", err=True)
         return EXIT_ERROR
     except KeyboardInterrupt:
-        click.echo("membound: interrupted", err=True)
+        click.echo("membound: interrupted; the measured processes were stopped", err=True)
         return 130
+    except Terminated:
+        click.echo("membound: terminated; the measured processes were stopped", err=True)
+        return 143
     except OSError as exc:
         where = f" {exc.filename}" if exc.filename else ""
         click.echo(f"membound: error:{where}: {exc.strerror or exc}", err=True)

@@ -164,6 +164,23 @@ def tree_of(pid: int) -> list[int]:
     return seen
 
 
+def _self_hwm() -> int:
+    return read_hwm(os.getpid()) or 0
+
+
+def _spawn(argv: list[str], stdio: list[int]) -> int:
+    """Start ``argv`` in a new session with ``stdio`` as its fds 0, 1, 2; return its pid.
+
+    posix_spawn from this small process matters: the kernel starts a new program's ``maxrss``
+    at the spawner's peak, so ``ru_maxrss`` is exact for any program that outgrows this sampler.
+    """
+    actions: list[tuple[int, ...]] = [
+        (os.POSIX_SPAWN_DUP2, fd, target) for target, fd in enumerate(stdio)
+    ]
+    actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in set(stdio) if fd > 2]
+    return os.posix_spawnp(argv[0], argv, dict(os.environ), file_actions=actions, setsid=True)
+
+
 def run(
     pid: int,
     interval: float = 0.01,
@@ -172,14 +189,31 @@ def run(
     limit: int | None = None,
     kill_pgid: int | None = None,
     max_points: int = MAX_POINTS_DEFAULT,
+    spawn: list[str] | None = None,
+    stdio: list[int] | None = None,
 ) -> dict[str, object]:
-    """Sample until told to stop on stdin; return the report.
+    """Sample until told to stop; return the report.
 
-    ``pid == 0`` means: wait for ``pid N [PGID]`` on stdin first, so that the sampler is ready
-    before the watched process starts and sampling begins the instant it exists.
+    Three ways to name the process: ``pid`` (already running; stop on ``stop`` or EOF on
+    stdin), ``pid == 0`` (wait for ``pid N [PGID]`` on stdin first, so that sampling begins the
+    instant the process exists), or ``spawn`` (start that command here, announce ``started PID``
+    on stdout, and stop when it exits, reporting its exit status and ``ru_maxrss``; if the
+    parent dies meanwhile, kill the command's process group).
     """
     stdin = sys.stdin.buffer
-    if pid == 0:
+    spawned: dict[str, object] = {}
+    parent = os.getppid()
+    if spawn is not None:
+        spawner_hwm = _self_hwm()
+        try:
+            pid = _spawn(spawn, stdio or [0, 1, 2])
+        except OSError as exc:
+            return {"start": time.monotonic(), "samples": 0, "spawn_error": _spawn_error(exc)}
+        kill_pgid = pid
+        spawned["spawner_hwm"] = spawner_hwm
+        sys.stdout.write(f"started {pid}\n")
+        sys.stdout.flush()
+    elif pid == 0:
         words = stdin.readline().split()
         if len(words) < 2 or words[0] != b"pid":
             return {"start": time.monotonic(), "samples": 0}
@@ -232,10 +266,25 @@ def run(
             late += 1
             next_tick = time.monotonic()
             wait = 0.0
-        ready, _, _ = select.select([stdin], [], [], wait)
-        if ready:
-            stdin.readline()  # "stop" or EOF: either way we are done
-            break
+        if spawn is not None:
+            time.sleep(wait)
+            done, status, usage = os.wait4(pid, os.WNOHANG)
+            if done:
+                spawned["exit_code"] = os.waitstatus_to_exitcode(status)
+                spawned["ru_maxrss"] = usage.ru_maxrss * 1024
+                spawned["end"] = time.monotonic() - start
+                break
+            if os.getppid() != parent:  # the parent died: do not leave its command running
+                with contextlib.suppress(OSError):
+                    os.killpg(pid, signal.SIGKILL)
+        else:
+            ready, _, _ = select.select([stdin], [], [], wait)
+            if ready:
+                if not stdin.readline() and kill_pgid is not None:
+                    # EOF without "stop": the parent died; do not leave its child running.
+                    with contextlib.suppress(OSError):
+                        os.killpg(kill_pgid, signal.SIGKILL)
+                break
     return {
         "start": start,
         "times": list(down.times),
@@ -249,7 +298,16 @@ def run(
         "max_hwm": max_hwm,
         "processes_seen": processes_seen,
         "limit_hit": limit_hit,
+        **spawned,
     }
+
+
+def _spawn_error(exc: OSError) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return f"command not found: {exc.filename or ''}".rstrip()
+    if isinstance(exc, PermissionError):
+        return f"permission denied: {exc.filename or ''} is not executable".rstrip()
+    return f"cannot run the command: {exc.strerror or exc}"
 
 
 def main() -> None:
@@ -264,9 +322,14 @@ def main() -> None:
         limit=config.get("limit"),
         kill_pgid=config.get("kill_pgid"),
         max_points=int(config.get("max_points", MAX_POINTS_DEFAULT)),
+        spawn=config.get("spawn"),
+        stdio=config.get("stdio"),
     )
-    sys.stdout.write(json.dumps(report))
-    sys.stdout.flush()
+    try:
+        sys.stdout.write(json.dumps(report))
+        sys.stdout.flush()
+    except BrokenPipeError:  # the parent is gone; nobody to report to
+        pass
     # Nothing is left to clean up: skip interpreter teardown so that stop() returns sooner.
     os._exit(0)
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from membound._errors import ChildFailed, CommandNotFound, TargetError
+from membound._errors import ChildFailed, CommandNotFound, SizeError, TargetError
 from membound._units import format_size, parse_size
 from membound.judge.timeline import classify
 from membound.measure.result import Measurement, Outcome
@@ -177,6 +177,16 @@ def _read_json(path: Path) -> dict[str, Any] | None:
     return data
 
 
+def _limit(limit: int | str | None) -> int | None:
+    """The memory limit in bytes; a limit must be positive."""
+    if limit is None:
+        return None
+    value = parse_size(limit)
+    if value <= 0:
+        raise SizeError(f"a memory limit must be positive, not {limit!r}")
+    return value
+
+
 def _heap_and_gc(report: dict[str, Any] | None) -> dict[str, Any]:
     """The heap and GC fields of a Measurement from a child's report (None where absent)."""
     keys = ("heap_current", "heap_peak", "gc_collections", "gc_pause_s")
@@ -204,7 +214,9 @@ def run_isolated(
         ChildFailed: the call raised, or the child died of a signal membound did not send.
     """
     ref = resolve_target(target)
-    limit_bytes = parse_size(limit) if limit is not None else None
+    limit_bytes = _limit(limit)
+    if timeout is not None and timeout <= 0:
+        raise TargetError(f"timeout must be positive, not {timeout}")
     call_args = (*ref.args, *args)
     call_kwargs = {**dict(ref.kwargs), **(kwargs or {})}
     try:
@@ -387,57 +399,99 @@ def measure_command(
     args = shlex.split(argv) if isinstance(argv, str) else list(argv)
     if not args:
         raise CommandNotFound("no command given")
-    exe = args[0]
-    if shutil.which(exe) is None:
-        raise CommandNotFound(f"command not found: {exe}")
-    limit_bytes = parse_size(limit) if limit is not None else None
+    _check_program(args[0])
+    limit_bytes = _limit(limit)
+    if timeout is not None and timeout <= 0:
+        raise TargetError(f"timeout must be positive, not {timeout}")
     with tempfile.TemporaryDirectory(prefix="membound-") as tmp:
         heap_out = Path(tmp, "heap.json")
         run_argv = _heap_argv(args, str(heap_out)) if heap else args
         env = {**os.environ, "MEMBOUND_HEAP_OUT": str(heap_out)} if heap else None
-        sink = subprocess.DEVNULL if quiet else None
-        sampler = Sampler(None, interval=interval, tree=True, limit=limit_bytes).start()
+        stdio = _stdio(quiet)
         try:
-            proc = subprocess.Popen(
-                run_argv, env=env, start_new_session=True, stdout=sink, stderr=sink
-            )
-        except OSError as exc:
-            sampler.stop()
-            raise CommandNotFound(f"cannot run {exe}: {exc.strerror or exc}") from None
-        except BaseException:
-            sampler.stop()
-            raise
-        sampler.attach(proc.pid, proc.pid)
-        try:
-            timed_out = _wait(proc, timeout)
+            sampler = Sampler(
+                None,
+                interval=interval,
+                tree=True,
+                limit=limit_bytes,
+                spawn=run_argv,
+                stdio=stdio,
+                env=env,
+            ).start()
         finally:
-            report = sampler.stop()
+            for fd in set(stdio):
+                os.close(fd)
+        if sampler.spawn_error is not None:
+            raise CommandNotFound(sampler.spawn_error)
+        report, timed_out = sampler.finish(timeout)
         heap_data = _read_json(heap_out) if heap else None
 
+    exit_code = report.exit_code if report.exit_code is not None else -signal.SIGKILL
     timeline = report.timeline
-    outcome, detail = _outcome(proc.returncode, report, timed_out, limit_bytes, timeout)
-    peak = max(report.max_rss, report.max_hwm or 0)
-    rss_start = int(timeline.lows[0]) if len(timeline) else 0
-    rss_end = int(timeline.highs[-1]) if len(timeline) else 0
+    outcome, detail = _outcome(exit_code, report, timed_out, limit_bytes, timeout)
+    sampled = max(report.max_rss, report.max_hwm or 0)
+    exact = (
+        report.ru_maxrss is not None
+        and report.spawner_hwm is not None
+        and report.ru_maxrss > report.spawner_hwm
+    )
     procs = timeline.extra.get("processes_seen", 0)
+    if exact and report.ru_maxrss is not None and report.ru_maxrss >= sampled:
+        peak = report.ru_maxrss
+        source = (
+            "the kernel's peak RSS of the command (wait4 ru_maxrss; spawned from a small "
+            f"sampler, so exact), with {procs} process(es) sampled every {interval * 1000:g} ms"
+        )
+    elif sampled:
+        peak = sampled
+        source = (
+            f"max of each process's VmHWM and the tree's summed RSS ({procs} process(es), "
+            f"sampled every {interval * 1000:g} ms)"
+        )
+        if not exact:
+            source += "; a lower bound: the command may have peaked between samples"
+    else:
+        peak = 0
+        source = "unknown: the command ended before its first sample"
     return Measurement(
         label=label or shlex.join(args),
         kind="command",
-        duration_s=timeline.duration_s,
-        rss_start=rss_start,
-        rss_end=rss_end,
+        duration_s=report.timeline.duration_s if report.end is None else report.end,
+        rss_start=0,
+        rss_end=int(timeline.highs[-1]) if len(timeline) else 0,
         rss_peak=peak,
-        rss_peak_delta=peak - rss_start,
-        rss_peak_source=(
-            f"max of each process's VmHWM and the tree's summed RSS ({procs} process(es), "
-            f"sampled every {interval * 1000:g} ms)"
-        ),
+        rss_peak_delta=peak,
+        rss_peak_source=source,
         **_heap_and_gc(heap_data),
         timeline=timeline,
         growth=classify(timeline),
         outcome=outcome,
         outcome_detail=detail,
-        exit_code=proc.returncode,
+        exit_code=exit_code,
         limit=limit_bytes,
         interval=interval,
     )
+
+
+def _check_program(program: str) -> None:
+    """Clear errors for a program that cannot run, before anything starts."""
+    if os.sep in program:
+        path = Path(program)
+        if path.is_dir():
+            raise CommandNotFound(f"{program} is a directory, not a program")
+        if not path.exists():
+            raise CommandNotFound(f"command not found: {program}")
+        if not os.access(path, os.X_OK):
+            raise CommandNotFound(
+                f"permission denied: {program} is not executable",
+                hint=f"chmod +x {program}, or run it through its interpreter",
+            )
+    elif shutil.which(program) is None:
+        raise CommandNotFound(f"command not found: {program}")
+
+
+def _stdio(quiet: bool) -> list[int]:
+    """Fresh descriptors for the command's stdin, stdout and stderr (the caller closes them)."""
+    if quiet:
+        return [os.open(os.devnull, os.O_RDWR) for _ in range(3)]
+    return [os.dup(0), os.dup(1), os.dup(2)]

@@ -8,9 +8,13 @@ enforce a memory limit itself, killing the watched process group within one inte
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +44,15 @@ class SamplerReport:
     """Seconds after ``start`` when the limit was crossed, or None."""
     limit_hit_rss: int | None
     """The RSS that crossed the limit, or None."""
+    exit_code: int | None = None
+    """Spawn mode: the command's exit status (negative: killed by that signal)."""
+    ru_maxrss: int | None = None
+    """Spawn mode: the kernel's peak RSS of the command (``wait4``), bytes."""
+    end: float | None = None
+    """Spawn mode: seconds after ``start`` when the command's exit was seen."""
+    spawner_hwm: int | None = None
+    """Spawn mode: the sampler's own peak when it spawned the command; ``ru_maxrss`` above
+    this is exact, at or below it only a bound (the kernel starts a program at its spawner's)."""
 
 
 class Sampler:
@@ -53,6 +66,11 @@ class Sampler:
         limit: bytes; when the sampled RSS crosses it, SIGKILL the process group ``kill_pgid``.
         kill_pgid: the process group to kill at the limit (required with ``limit``).
         max_points: the timeline's bound.
+        spawn: start this command from the sampler itself (in a new session; its pid is in
+            ``.pid`` after :meth:`start`) and sample its process tree until it exits; see
+            :meth:`finish`.
+        stdio: file descriptors to give the spawned command as its stdin, stdout, stderr.
+        env: environment of the sampler (and so of the spawned command).
     """
 
     def __init__(
@@ -64,10 +82,13 @@ class Sampler:
         limit: int | None = None,
         kill_pgid: int | None = None,
         max_points: int = MAX_POINTS_DEFAULT,
+        spawn: Sequence[str] | None = None,
+        stdio: Sequence[int] | None = None,
+        env: Mapping[str, str] | None = None,
     ) -> None:
         if interval <= 0:
             raise ValueError("interval must be positive")
-        if limit is not None and kill_pgid is None and pid is not None:
+        if limit is not None and kill_pgid is None and pid is not None and spawn is None:
             raise ValueError("a limit needs a process group to kill")
         self.config: dict[str, Any] = {
             "pid": pid or 0,
@@ -76,21 +97,73 @@ class Sampler:
             "limit": limit,
             "kill_pgid": kill_pgid,
             "max_points": max_points,
+            "spawn": list(spawn) if spawn is not None else None,
+            "stdio": list(stdio) if stdio is not None else None,
         }
+        self._env = dict(env) if env is not None else None
         self._proc: subprocess.Popen[bytes] | None = None
+        #: The spawned command's pid (spawn mode), once :meth:`start` returned.
+        self.pid: int | None = None
+        #: Why the command could not be started (spawn mode), or None.
+        self.spawn_error: str | None = None
 
     def start(self) -> Sampler:
         """Launch the sampler process; returns self."""
         # -E -s -S: no environment, no site: a bare interpreter starts in milliseconds. Without
         # /proc the child needs site-packages for psutil.
         flags = ["-E", "-s", "-S"] if HAS_PROC else []
+        spawning = self.config["spawn"] is not None
         self._proc = subprocess.Popen(
             [sys.executable, *flags, str(_CHILD), json.dumps(self.config)],
-            stdin=subprocess.PIPE,
+            stdin=subprocess.DEVNULL if spawning else subprocess.PIPE,
             stdout=subprocess.PIPE,
             close_fds=True,
+            pass_fds=tuple(fd for fd in self.config["stdio"] or () if fd > 2),
+            env=self._env,
         )
+        if spawning:
+            assert self._proc.stdout is not None
+            first = self._proc.stdout.readline()
+            if first.startswith(b"started "):
+                self.pid = int(first.split()[1])
+            else:
+                rest = first + self._proc.stdout.read()
+                self._proc.wait()
+                self._proc = None
+                try:
+                    self.spawn_error = str(json.loads(rest or b"{}").get("spawn_error"))
+                except ValueError:
+                    self.spawn_error = "the sampler could not start the command"
         return self
+
+    def finish(self, timeout: float | None = None) -> tuple[SamplerReport, bool]:
+        """Spawn mode: wait for the command to end (killing its group after ``timeout``).
+
+        Returns:
+            The report and whether the timeout was reached.
+        """
+        proc = self._proc
+        if proc is None or self.pid is None:
+            raise RuntimeError("no spawned command to wait for")
+        self._proc = None
+        timed_out = False
+        try:
+            try:
+                out, _ = proc.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                _killpg(self.pid)
+                out, _ = proc.communicate()
+        except BaseException:  # Ctrl-C, SIGTERM turned into SystemExit: never leave it running
+            _killpg(self.pid)
+            proc.kill()
+            proc.wait()
+            raise
+        try:
+            data = json.loads(out or b"{}")
+        except ValueError:
+            data = {}
+        return _report_from(data, float(self.config["interval"])), timed_out
 
     def attach(self, pid: int, kill_pgid: int | None = None) -> None:
         """Name the process to watch (for a sampler created with ``pid=None``)."""
@@ -128,6 +201,11 @@ class Sampler:
             proc.kill()
 
 
+def _killpg(pgid: int) -> None:
+    with contextlib.suppress(OSError):
+        os.killpg(pgid, signal.SIGKILL)
+
+
 def _report_from(data: dict[str, Any], interval: float) -> SamplerReport:
     source = "sampler process reading /proc/PID/statm" if HAS_PROC else "sampler process (psutil)"
     times = data.get("times", [])
@@ -153,4 +231,8 @@ def _report_from(data: dict[str, Any], interval: float) -> SamplerReport:
         max_hwm=data.get("max_hwm"),
         limit_hit_at=float(hit["t"]) if hit else None,
         limit_hit_rss=int(hit["rss"]) if hit else None,
+        exit_code=data.get("exit_code"),
+        ru_maxrss=data.get("ru_maxrss"),
+        spawner_hwm=data.get("spawner_hwm"),
+        end=data.get("end"),
     )
