@@ -237,19 +237,59 @@ def test_summary_and_limits_under_xdist(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["*limit_memory: the test's rss peak was*", "*3 tests measured*"])
 
 
-def test_bad_marker_arguments_are_a_usage_error(pytester: pytest.Pytester) -> None:
+@pytest.mark.parametrize(
+    ("marker", "message"),
+    [
+        ('limit_memory("lots")', "not a size: 'lots'"),
+        ('limit_memory("10 MB", kind="vms")', "kind must be 'heap' or 'rss'"),
+        ("limit_memory(0)", "the limit must be positive"),
+        ("no_leak(iterations=0)", "iterations must be a whole number >= 1"),
+        ('no_leak(iterations="many")', "iterations must be a whole number"),
+        ('no_leak(tolerance="x")', "not a size: 'x'"),
+        ("no_leak(iterations=20)", "too few to tell a leak from noise"),
+        ('memory_complexity("O(n^3)")', "unknown complexity 'O(n^3)'"),
+        ('memory_complexity("O(1)", sizes=[1, 2])', "three or more distinct whole numbers"),
+        ('memory_complexity("O(1)", arg="m")', "the test has no parameter named 'm'"),
+        ("no_leak(bogus=1)", "unexpected keyword argument 'bogus'"),
+    ],
+)
+def test_bad_marker_arguments_are_a_usage_error(
+    pytester: pytest.Pytester, marker: str, message: str
+) -> None:
     pytester.makepyfile(
-        """
+        f"""
         import pytest
 
-        @pytest.mark.limit_memory("lots")
-        def test_x():
+        @pytest.mark.{marker}
+        def test_x(n=1):
+            pass
+
+        def test_other():
             pass
         """
     )
     result = pytester.runpytest()
-    assert result.ret != 0
-    result.stdout.fnmatch_lines(["*not a size: 'lots'*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    output = result.stdout.str() + result.stderr.str()
+    assert message in output
+    assert "usage: " in output or "no parameter" in output
+    assert "Traceback" not in output
+    result.assert_outcomes()  # nothing ran: a typo is not a memory failure
+
+
+def test_a_failing_no_leak_test_fails_with_its_own_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.no_leak
+        def test_broken():
+            assert 1 == 2, "the test's own assertion"
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*AssertionError: the test's own assertion*"])
 
 
 def test_unmarked_tests_run_untouched(pytester: pytest.Pytester) -> None:

@@ -107,3 +107,27 @@ def logging_calls() -> None:
     """Not a leak: logging's caches are bounded."""
     _log.debug("request %s", next(_counter))
     _log.info("done")
+
+
+def _libc_malloc():  # type: ignore[no-untyped-def]
+    import ctypes
+    import ctypes.util
+
+    libc = ctypes.CDLL(ctypes.util.find_library("c"))
+    libc.malloc.restype = ctypes.c_void_p
+    libc.memset.argtypes = (ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t)
+    return libc
+
+
+_LIBC = _libc_malloc()
+
+
+def native_malloc_leak() -> None:
+    """Leaks 100 KB per call through libc malloc: invisible to tracemalloc, visible in RSS."""
+    pointer = _LIBC.malloc(100_000)
+    _LIBC.memset(pointer, 1, 100_000)  # touch the pages so that they count in RSS
+
+
+def raises_value_error() -> None:
+    """Fails."""
+    raise ValueError("broken target")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,16 +25,36 @@ __all__ = ["emit", "output_options", "progress", "table"]
 Result = Measurement | Comparison | Complexity | LeakReport
 
 
+def _writable(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Check an output path before the run, so that a long measurement is not lost at the end."""
+    if value is None:
+        return None
+    folder = Path(value).resolve().parent
+    if not folder.is_dir():
+        raise click.BadParameter(f"folder {folder} does not exist", ctx=ctx, param=param)
+    if not os.access(folder, os.W_OK):
+        raise click.BadParameter(f"folder {folder} is not writable", ctx=ctx, param=param)
+    return value
+
+
 def output_options(func: Any) -> Any:
     """The ``--json PATH``, ``--markdown`` and ``--plot PATH`` options."""
     func = click.option(
-        "--plot", "plot_path", type=click.Path(dir_okay=False), help="Write a PNG chart here."
+        "--plot",
+        "plot_path",
+        type=click.Path(dir_okay=False),
+        callback=_writable,
+        help="Write a PNG chart here.",
     )(func)
     func = click.option(
         "--markdown", is_flag=True, help="Print a Markdown table instead of a terminal table."
     )(func)
     func = click.option(
-        "--json", "json_path", type=click.Path(dir_okay=False), help="Write the JSON result here."
+        "--json",
+        "json_path",
+        type=click.Path(dir_okay=False),
+        callback=_writable,
+        help="Write the JSON result here.",
     )(func)
     return func
 
@@ -121,7 +142,11 @@ def table(result: Result) -> Table:
         )
     )
     for col in ("scenario", "peak RSS", "Δ peak", "heap peak", "wall", "growth", "vs first"):
-        t.add_column(col, justify="left" if col in ("scenario", "growth") else "right")
+        t.add_column(
+            col,
+            justify="left" if col in ("scenario", "growth") else "right",
+            overflow="fold",  # long command lines wrap instead of being cut to "…"
+        )
     for r in result.rows:
         wall = f"{r.duration_s.median:.2f} s"
         t.add_row(

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from membound._errors import MemboundError
+from membound._errors import ChildFailed, MemboundError
 from membound._units import format_size, parse_size
 from membound.judge.complexity import normalise_big_o
 
@@ -38,20 +38,35 @@ _PEAK_KEY = "membound_peak"
 def limit_memory(limit: str | int, *, kind: str = "heap") -> tuple[int, str]:
     """Fail when the test's peak memory during the call exceeds ``limit``."""
     if kind not in ("heap", "rss"):
-        raise MemboundError(f"limit_memory kind must be 'heap' or 'rss', not {kind!r}")
-    return parse_size(limit), kind
+        raise MemboundError(f"kind must be 'heap' or 'rss', not {kind!r}")
+    size = parse_size(limit)
+    if size <= 0:
+        raise MemboundError(f"the limit must be positive, not {limit!r}")
+    return size, kind
+
+
+def _whole(name: str, value: object, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise MemboundError(f"{name} must be a whole number >= {minimum}, not {value!r}")
+    return value
 
 
 def no_leak(
     iterations: int = 200, warmup: int = 20, tolerance: str | int = "64 B", rounds: int = 10
 ) -> dict[str, Any]:
     """Run the test repeatedly with the same fixture values; fail when memory grows per call."""
-    return {
-        "iterations": iterations,
-        "warmup": warmup,
+    opts = {
+        "iterations": _whole("iterations", iterations, 1),
+        "warmup": _whole("warmup", warmup, 0),
         "tolerance": parse_size(tolerance),
-        "rounds": rounds,
+        "rounds": _whole("rounds", rounds, 4),
     }
+    if opts["iterations"] < 10 * opts["rounds"]:
+        raise MemboundError(
+            f"iterations={iterations} is under 10 calls per round for rounds={rounds}: "
+            "too few to tell a leak from noise"
+        )
+    return opts
 
 
 def memory_complexity(
@@ -62,12 +77,18 @@ def memory_complexity(
     repeat: int = 1,
 ) -> dict[str, Any]:
     """Call the test with each size as ``arg``; fail unless its complexity is ``expected``."""
+    if metric not in ("heap", "rss"):
+        raise MemboundError(f"metric must be 'heap' or 'rss', not {metric!r}")
+    if len({int(s) for s in sizes}) < 3 or any(s != int(s) or s < 1 for s in sizes):
+        raise MemboundError(f"sizes must be three or more distinct whole numbers >= 1: {sizes!r}")
+    if not isinstance(arg, str) or not arg.isidentifier():
+        raise MemboundError(f"arg must name a parameter of the test, not {arg!r}")
     return {
         "expected": normalise_big_o(expected),
-        "sizes": tuple(sizes),
+        "sizes": tuple(int(s) for s in sizes),
         "arg": arg,
         "metric": metric,
-        "repeat": repeat,
+        "repeat": _whole("repeat", repeat, 1),
     }
 
 
@@ -95,14 +116,36 @@ def _help(name: str, func: Callable[..., Any]) -> str:
 MARKERS: dict[str, str] = {name: _help(name, f) for name, f in _PARSERS.items()}
 
 
-def _marker_args(item: pytest.Item, name: str) -> Any:
-    marker = item.get_closest_marker(name)
-    if marker is None:
-        return None
+def _parse_marker(where: str, name: str, marker: pytest.Mark) -> Any:
+    """The marker's options, or a UsageError that names the test and the marker's signature: a
+    typo in a marker must not look like a memory failure."""
     try:
         return _PARSERS[name](*marker.args, **marker.kwargs)
-    except TypeError as exc:
-        raise pytest.UsageError(f"{item.nodeid}: bad @{name}: {exc}; {MARKERS[name]}") from None
+    except (TypeError, ValueError, MemboundError) as exc:
+        raise pytest.UsageError(
+            f"{where}: bad @pytest.mark.{name}: {exc}\n  usage: {MARKERS[name]}"
+        ) from None
+
+
+def _marker_args(item: pytest.Item, name: str) -> Any:
+    marker = item.get_closest_marker(name)
+    return None if marker is None else _parse_marker(item.nodeid, name, marker)
+
+
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """Check every membound marker's arguments before any test runs."""
+    for item in items:
+        for name in _PARSERS:
+            opts = _marker_args(item, name)
+            if name == "memory_complexity" and opts is not None:
+                params = inspect.signature(getattr(item, "obj", lambda: None)).parameters
+                if opts["arg"] not in params:
+                    raise pytest.UsageError(
+                        f"{item.nodeid}: @pytest.mark.memory_complexity(arg={opts['arg']!r}): "
+                        f"the test has no parameter named {opts['arg']!r}"
+                    )
 
 
 # -- options and configuration -------------------------------------------------------------------
@@ -141,9 +184,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     marker = metafunc.definition.get_closest_marker("memory_complexity")
     if marker is None:
         return
-    opts = memory_complexity(*marker.args, **marker.kwargs)
-    if opts["arg"] in metafunc.fixturenames:
-        metafunc.parametrize(opts["arg"], [int(opts["sizes"][0])], ids=["complexity"])
+    try:
+        opts = memory_complexity(*marker.args, **marker.kwargs)
+    except (TypeError, ValueError, MemboundError):
+        return  # reported with the test's name by pytest_collection_modifyitems
+    if opts["arg"] not in metafunc.fixturenames:
+        return
+    metafunc.parametrize(opts["arg"], [int(opts["sizes"][0])], ids=["complexity"])
 
 
 # -- the test call -------------------------------------------------------------------------------
@@ -223,14 +270,19 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
 def _check_leak(item: pytest.Function, call: _Call, opts: dict[str, Any]) -> None:
     from membound.judge.leaks import find_leaks
 
-    report = find_leaks(
-        call,
-        iterations=opts["iterations"],
-        warmup=opts["warmup"],
-        rounds=opts["rounds"],
-        tolerance=opts["tolerance"],
-        label=item.name,
-    )
+    try:
+        report = find_leaks(
+            call,
+            iterations=opts["iterations"],
+            warmup=opts["warmup"],
+            rounds=opts["rounds"],
+            tolerance=opts["tolerance"],
+            label=item.name,
+        )
+    except ChildFailed as exc:
+        if exc.__cause__ is not None:
+            raise exc.__cause__ from None  # the test's own failure, as pytest would show it
+        raise
     if report.leaking:
         _fail("no_leak: " + _leak_text(report))
 

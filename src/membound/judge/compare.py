@@ -51,7 +51,10 @@ def load_scenarios(path: str | Path) -> dict[str, str]:
     """
     file = Path(path)
     if not file.is_file():
-        raise TargetError(f"scenarios file not found: {path}")
+        raise TargetError(
+            f"scenarios file not found: {path}",
+            hint="give a Python file whose functions carry @membound.scenario('name')",
+        )
     spec = importlib.util.spec_from_file_location(f"__membound_scenarios_{file.stem}__", file)
     if spec is None or spec.loader is None:
         raise TargetError(f"cannot load {path} as Python")
@@ -59,12 +62,23 @@ def load_scenarios(path: str | Path) -> dict[str, str]:
     try:
         spec.loader.exec_module(module)
     except Exception as exc:
-        raise TargetError(f"{path} failed to import: {type(exc).__name__}: {exc}") from None
-    found = {
-        getattr(obj, _MARK): f"{file.resolve()}:{obj.__name__}"
-        for obj in vars(module).values()
-        if callable(obj) and hasattr(obj, _MARK) and getattr(obj, "__module__", "") == spec.name
-    }
+        raise TargetError(
+            f"{path} failed to import: {type(exc).__name__}: {exc}",
+            hint=f"run 'python {path}' to see the error in full",
+        ) from None
+    found: dict[str, str] = {}
+    for obj in vars(module).values():
+        if not (callable(obj) and hasattr(obj, _MARK)):
+            continue
+        if getattr(obj, "__module__", "") != spec.name:
+            continue
+        name = getattr(obj, _MARK)
+        if name in found:
+            raise TargetError(
+                f"{path} declares two scenarios named {name!r}",
+                hint="give each @membound.scenario its own name",
+            )
+        found[name] = f"{file.resolve()}:{obj.__name__}"
     if not found:
         raise TargetError(
             f"{path} declares no scenario",

@@ -62,6 +62,7 @@ _UNIT = {
 }
 MIN_FLOOR: dict[str, int] = {"rss": 512 * 1024, "heap": 4 * 1024, "seconds": 0}
 _MIN_GAIN = 0.05
+_POOR_FIT = 0.15
 
 
 _SPELLINGS = {
@@ -84,7 +85,8 @@ def normalise_big_o(text: str) -> str:
     key = " ".join(text.strip().lower().replace("·", " ").split())
     if key not in _SPELLINGS:
         raise TargetError(
-            f"unknown complexity {text!r}; use one of O(1), O(log n), O(n), O(n log n), O(n^2)"
+            f"unknown complexity {text!r}",
+            hint="use one of O(1), O(log n), O(n), O(n log n), O(n^2)",
         )
     return _SPELLINGS[key]
 
@@ -245,12 +247,23 @@ def _verdict(
         return "O(1)", 0.0, fits, conf, text
     chosen = _choose(fits)
     conf = _confidence(fits, chosen)
+    poor = chosen == "O(1)" and fits["O(1)"].residual > _POOR_FIT
+    if poor:
+        # It grows beyond the noise and a constant fits badly: not O(1), whatever else it is.
+        chosen = min((m for m in MODELS if m != "O(1)"), key=lambda m: fits[m].residual)
+        conf = _confidence(fits, chosen) / 2
     fit = fits[chosen]
     slope = fit_models(ns, ys, max(floor, 1e-12), weighted=False)[chosen].slope
     if chosen == "O(1)":
         text = (
             f"{what} varies by {fmt(spread)} but no growing model fits clearly better "
             f"(residual {fit.residual:.2f}); O(1)"
+        )
+    elif poor:
+        text = (
+            f"{what} grows by {fmt(spread)}, more than the noise floor, and no model fits well; "
+            f"the closest is {chosen} (relative residual {fit.residual:.3f}, a constant "
+            f"{fits['O(1)'].residual:.3f}); {chosen}"
         )
     else:
         text = (
@@ -316,9 +329,16 @@ def complexity(
         TargetError: fewer than three distinct sizes, a bad metric or a bad target.
         ChildFailed: a run raised.
     """
+    if any(float(s) != int(s) for s in sizes):
+        raise TargetError(
+            f"sizes must be whole numbers, not {list(sizes)}", hint="e.g. --sizes 1e3,1e4,1e5"
+        )
     ns = sorted({int(s) for s in sizes})
     if len(ns) < 3 or ns[0] < 1:
-        raise TargetError("complexity needs at least three distinct sizes, all >= 1")
+        raise TargetError(
+            "complexity needs at least three distinct sizes, all >= 1",
+            hint="e.g. --sizes 1e3,1e4,1e5,1e6",
+        )
     if metric not in ("rss", "heap"):
         raise TargetError(f"metric must be 'rss' or 'heap', not {metric!r}")
     if repeat < 1:
@@ -360,7 +380,9 @@ def complexity(
     what = "peak RSS" if metric == "rss" else "heap peak"
     big_o, per_unit, fits, confidence, text = _verdict(ns, ys, floor, what, _bytes)
     secs = [p.seconds for p in points]
-    time_floor = max(0.005, 3 * (max(s for _, s in runs[ns[0]]) - min(s for _, s in runs[ns[0]])))
+    first_secs = [s for _, s in runs[ns[0]]]
+    # Wall time is noisier than memory here: a shared machine adds milliseconds at random.
+    time_floor = max(0.005, 3 * (max(first_secs) - min(first_secs)), 0.05 * max(secs))
     time_o, _, _, _, time_text = _verdict(ns, secs, time_floor, "wall time", lambda s: f"{s:.3g} s")
     return Complexity(
         big_o=big_o,

@@ -33,6 +33,7 @@ import os
 import statistics
 import sys
 import sysconfig
+import traceback
 import tracemalloc
 import types
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -40,7 +41,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from membound._errors import TargetError
+from membound._errors import ChildFailed, TargetError
 from membound._units import format_size, parse_size
 from membound.measure import probes
 
@@ -48,7 +49,9 @@ __all__ = ["ATTRIBUTION_FRAMES", "LeakReport", "LeakRound", "Site", "TypeGrowth"
 
 ATTRIBUTION_FRAMES = 16
 _LATE_ROUNDS = 3
+_MIN_CALLS_PER_ROUND = 10
 _CYCLE_CALLS = 50
+_NATIVE_MIN_GROWTH = 1 << 20
 # membound's own measuring code (not its demo scenarios, which are user code here).
 _OWN_DIRS = tuple(
     str(Path(__file__).resolve().parents[1] / part) for part in ("judge", "measure", "guard")
@@ -108,7 +111,8 @@ class LeakReport:
     label: str
     """What was called."""
     leaking: bool
-    """True when the heap still grew per call, above the tolerance, in the late rounds."""
+    """True when memory still grew per call, above the tolerance, in the late rounds: the Python
+    heap, or else native memory (see ``native_bytes_per_call``)."""
     bytes_per_call: float
     """Heap growth per call in the late rounds (tracemalloc)."""
     tolerance: float
@@ -124,7 +128,7 @@ class LeakReport:
     rounds: tuple[LeakRound, ...]
     """Figures after each round, for charts."""
     iterations: int
-    """Calls in the trend phase."""
+    """Calls after the warm-up, over all rounds (the last three decide)."""
     warmup: int
     """Warm-up calls."""
     early_growth_bytes: float
@@ -132,6 +136,12 @@ class LeakReport:
     filling up, or objects made before tracing replaced by traced ones (0 when none)."""
     explanation: str
     """One sentence a person can act on."""
+    native_bytes_per_call: float = 0.0
+    """RSS growth per call in the late rounds. When the Python heap stays flat but this grows
+    steadily (by at least 1 MiB over the late rounds), native memory leaks: C extensions or
+    ``malloc`` that tracemalloc cannot see; ``leaking`` is then True with no sites. RSS only
+    moves once the allocator's free memory is used up, so in a long-lived process a small
+    native leak shows late, or not within the run."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -179,6 +189,22 @@ def _resolve(target: Callable[[], Any] | str) -> tuple[Callable[[], Any], str]:
     if not callable(obj):
         raise TargetError(f"{target} is not callable")
     return obj, str(target)
+
+
+def _guarded(func: Callable[[], Any], label: str) -> Callable[[], Any]:
+    """``func``, with its exceptions turned into :class:`ChildFailed` carrying the traceback."""
+
+    def call() -> Any:
+        try:
+            return func()
+        except Exception as exc:
+            raise ChildFailed(
+                f"{label} raised while being called for leak hunting: {type(exc).__name__}: {exc}",
+                traceback=traceback.format_exc(),
+                hint="the measured code itself failed; its traceback is shown above",
+            ) from exc
+
+    return call
 
 
 def _skipped(filename: str) -> bool:
@@ -237,7 +263,9 @@ def _sites(
             line,
             size / calls,
             count / calls,
-            tuple(f"{f.filename}:{f.lineno}" for f in reversed(trace))[:8],
+            tuple(f"{f.filename}:{f.lineno}" for f in reversed(trace) if not _skipped(f.filename))[
+                :8
+            ],
         )
         for (file, line), (size, count, trace, _) in ranked
     ]
@@ -342,11 +370,22 @@ def find_leaks(
     Raises:
         TargetError: the target cannot be imported or the numbers do not make sense.
     """
-    func, name = _resolve(target)
+    raw, name = _resolve(target)
+    label = label or name
+    func = _guarded(raw, label)
     tol = float(parse_size(tolerance))
-    if iterations < 1 or rounds < 2 or warmup < 0:
-        raise TargetError("need iterations >= 1, rounds >= 2 and warmup >= 0")
-    per_round = max(1, iterations // rounds)
+    if rounds < _LATE_ROUNDS + 1 or warmup < 0:
+        raise TargetError(
+            f"need rounds >= {_LATE_ROUNDS + 1} and warmup >= 0",
+            hint=f"the last {_LATE_ROUNDS} rounds decide; earlier ones let caches fill",
+        )
+    per_round = iterations // rounds
+    if per_round < _MIN_CALLS_PER_ROUND:
+        raise TargetError(
+            f"{iterations} iterations in {rounds} rounds is under {_MIN_CALLS_PER_ROUND} calls "
+            "per round: too few to tell a leak from noise",
+            hint=f"use at least {_MIN_CALLS_PER_ROUND * rounds} iterations or fewer rounds",
+        )
 
     for _ in range(warmup):
         func()
@@ -360,23 +399,30 @@ def find_leaks(
     try:
         gc.collect()
         heap = [tracemalloc.get_traced_memory()[0]]
-        for _ in range(rounds + _LATE_ROUNDS):
+        rss = [probes.rss()]
+        for r in range(rounds):
             for _ in range(per_round):
                 func()
             calls += per_round
             gc.collect()
             heap.append(tracemalloc.get_traced_memory()[0])
-            phase = "trend" if len(history) < rounds else "late"
-            history.append(
-                LeakRound(calls, phase, sys.getallocatedblocks(), probes.rss(), heap[-1])
-            )
+            rss.append(probes.rss())
+            phase = "late" if r >= rounds - _LATE_ROUNDS else "trend"
+            history.append(LeakRound(calls, phase, sys.getallocatedblocks(), rss[-1], heap[-1]))
     finally:
         if not was_tracing:
             tracemalloc.stop()
-    deltas = [b - a for a, b in itertools.pairwise(heap)]
-    late = deltas[-_LATE_ROUNDS:]
+    late = [b - a for a, b in itertools.pairwise(heap)][-_LATE_ROUNDS:]
     bytes_per_call = statistics.median(late) / per_round
     leaking = bytes_per_call > tol and sum(d > 0 for d in late) >= 2
+    late_rss = [b - a for a, b in itertools.pairwise(rss)][-_LATE_ROUNDS:]
+    native_per_call = statistics.median(late_rss) / per_round
+    native = (
+        not leaking
+        and native_per_call > tol
+        and all(d > 0 for d in late_rss)
+        and sum(late_rss) >= _NATIVE_MIN_GROWTH
+    )
 
     sites: list[Site] = []
     type_growth: list[TypeGrowth] = []
@@ -391,8 +437,8 @@ def find_leaks(
         early = float(heap[half] - heap[0])
 
     return LeakReport(
-        label=label or name,
-        leaking=leaking,
+        label=label,
+        leaking=leaking or native,
         bytes_per_call=bytes_per_call,
         tolerance=tol,
         sites=tuple(sites),
@@ -403,8 +449,18 @@ def find_leaks(
         iterations=iterations,
         warmup=warmup,
         early_growth_bytes=early,
+        native_bytes_per_call=native_per_call,
         explanation=_explain(
-            leaking, bytes_per_call, tol, sites, type_growth, chain, cycles, early, per_round
+            leaking,
+            bytes_per_call,
+            tol,
+            sites,
+            type_growth,
+            chain,
+            cycles,
+            early,
+            per_round,
+            native_per_call if native else None,
         ),
     )
 
@@ -458,11 +514,19 @@ def _explain(
     cycles: float,
     early: float,
     per_round: int,
+    native: float | None = None,
 ) -> str:
     def size(v: float) -> str:
         return f"{v:.0f} B" if abs(v) < 1024 else format_size(v)
 
-    if leaking:
+    if native is not None:
+        text = (
+            f"leaks native memory: RSS grew {size(native)} per call over the last "
+            f"{_LATE_ROUNDS * per_round} calls while the Python heap changed {size(per_call)} "
+            f"per call (tolerance {size(tol)}); C extensions or malloc outside tracemalloc's "
+            "view, so no allocation site can be named"
+        )
+    elif leaking:
         text = f"leaks {size(per_call)} per call"
         if sites:
             text += f" at {sites[0].file}:{sites[0].line}"

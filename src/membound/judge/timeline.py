@@ -36,6 +36,8 @@ GrowthPattern = Literal["flat", "sawtooth", "ramp", "leak", "spike"]
 
 _MAX_SLOPE_POINTS = 200
 _MIN_TOLERANCE = 1 << 20
+_MIN_SAMPLES = 10
+_EDGE = 3
 
 
 @dataclass(frozen=True)
@@ -122,9 +124,11 @@ def classify(timeline: Timeline, tolerance: float | None = None) -> Growth:
     values = list(timeline.values)
     times = list(timeline.times)
     n = len(values)
-    if n < 4:
+    if n < _MIN_SAMPLES:
         tol = float(tolerance if tolerance is not None else _MIN_TOLERANCE)
-        return Growth("flat", 0.0, 0.0, 0.0, tol, 0.0, f"flat: too few samples ({n}) to judge")
+        return Growth(
+            "flat", 0.0, 0.0, 0.0, tol, 0.0, f"flat: too few samples ({n}) to judge growth"
+        )
     lo, hi = min(timeline.lows), max(timeline.highs)
     rng = hi - lo
     tol = float(
@@ -134,9 +138,10 @@ def classify(timeline: Timeline, tolerance: float | None = None) -> Growth:
     )
     slope_t = theil_sen(times, values)
     slope_i = theil_sen(range(n), values)
-    edge = max(2, n // 10)
-    start_level = statistics.median(values[:edge])
-    end_level = statistics.median(values[-edge:])
+    # The first and last few samples: a wider window would reach into a fast first step (an
+    # allocation right after start) and call it the starting level.
+    start_level = statistics.median(values[:_EDGE])
+    end_level = statistics.median(values[-_EDGE:])
     net = end_level - start_level
     tail_from = n - max(3, n // 4)
     tail_t, tail_v = times[tail_from:], values[tail_from:]

@@ -163,6 +163,11 @@ def _outcome(
             name = signal.Signals(-returncode).name
         except ValueError:
             name = f"signal {-returncode}"
+        if returncode == -signal.SIGKILL:
+            return "killed", (
+                "killed by SIGKILL (when memory runs out, the kernel's OOM killer sends this; "
+                "see dmesg)"
+            )
         return "killed", f"killed by {name}"
     if returncode > 0:
         return "failed", f"exited with status {returncode}"

@@ -52,7 +52,9 @@ def loads(text: str) -> Result:
     try:
         doc: Any = json.loads(text)
     except ValueError as exc:
-        raise MemboundError(f"not a JSON file: {exc}") from None
+        raise MemboundError(
+            f"not a JSON file: {exc}", hint="give a file written by 'membound … --json PATH'"
+        ) from None
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA or doc.get("type") not in _TYPES:
         raise MemboundError(
             f"not a membound result (expected schema {SCHEMA!r} with a known type)",
@@ -61,7 +63,10 @@ def loads(text: str) -> Result:
     try:
         return _TYPES[doc["type"]].from_dict(doc["result"])
     except (KeyError, TypeError, ValueError) as exc:
-        raise MemboundError(f"malformed membound result: {exc!r}") from None
+        raise MemboundError(
+            f"malformed membound result: {exc!r}",
+            hint="the file was changed or cut short; write it again with --json",
+        ) from None
 
 
 def load(path: str | Path) -> Result:
@@ -73,7 +78,9 @@ def load(path: str | Path) -> Result:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise MemboundError(f"cannot read {path}: {exc}") from None
+        raise MemboundError(
+            f"cannot read {path}: {exc}", hint="check the path of the --json file"
+        ) from None
     return loads(text)
 
 

@@ -7,9 +7,9 @@ import click
 from membound.cli._output import emit, output_options, progress
 
 
-def _sizes(text: str) -> list[int]:
+def _sizes(text: str) -> list[float]:
     try:
-        return [int(float(x)) for x in text.split(",") if x.strip()]
+        return [float(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise click.BadParameter(
             f"{text!r} is not a comma-separated list of sizes like 1e3,1e4,1e5",
