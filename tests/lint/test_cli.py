@@ -224,3 +224,44 @@ def test_unknown_selector_in_pyproject_is_one_line(
     (project / "pyproject.toml").write_text('[tool.membound.lint]\nselect = ["E501"]\n')
     assert main(["lint", "bad.py"]) == 2
     assert "unknown rule selector 'E501'" in _one_line_error(capsys.readouterr().err)
+
+
+def test_json_lists_files_that_could_not_be_parsed(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / "broken.py").write_bytes(b"def (:\n")
+    (project / "zz.py").write_text(BAD)
+    args = ["lint", "bad.py", "broken.py", "zz.py", "--format", "json", "--json", "also.json"]
+    assert main(args) == 1
+    out = capsys.readouterr().out
+    data = json.loads(out)
+    assert [(d["filename"], d["code"]) for d in data] == [
+        ("bad.py", "MB301"),
+        ("bad.py", "MB202"),
+        ("broken.py", "MB000"),
+        ("zz.py", "MB301"),
+        ("zz.py", "MB202"),
+    ]
+    mb000 = data[2]
+    assert set(mb000) == set(data[0])  # the same fields as a finding
+    assert mb000["message"].startswith("file could not be parsed: syntax error")
+    assert {k: v for k, v in mb000.items() if k != "message"} == {
+        "code": "MB000",
+        "name": None,
+        "filename": "broken.py",
+        "location": {"row": 1, "column": 5},
+        "end_location": {"row": 1, "column": 5},
+        "noqa_row": None,
+        "fix": None,
+        "url": None,
+    }
+    assert json.loads((project / "also.json").read_text()) == data
+    # Every input failed: exit 2, and the JSON still says why.
+    (project / "blob.py").write_bytes(b"\x00\x01")
+    assert main(["lint", "broken.py", "blob.py", "--format", "json"]) == 2
+    data = json.loads(capsys.readouterr().out)
+    assert [(d["filename"], d["code"]) for d in data] == [
+        ("blob.py", "MB000"),
+        ("broken.py", "MB000"),
+    ]
+    assert data[0]["message"].startswith("file could not be parsed: binary file")
