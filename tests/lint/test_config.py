@@ -70,7 +70,7 @@ def test_extend_streaming_calls(tmp_path: Path) -> None:
         ('selct = ["MB1"]', "unknown key(s) in [tool.membound.lint]: selct"),
         ('select = ["XX9"]', "unknown rule selector 'XX9'"),
         ('select = "MB1"', "select must be a list of strings"),
-        ("select = [", "cannot read configuration"),
+        ("select = [", "invalid TOML: "),
     ],
 )
 def test_bad_config_is_a_clear_error(tmp_path: Path, section: str, message: str) -> None:
@@ -86,3 +86,14 @@ def test_find_config_walks_up_to_the_file_with_the_section(tmp_path: Path) -> No
     inner.mkdir(parents=True)
     (tmp_path / "pkg" / "pyproject.toml").write_text("[tool.other]\nx = 1\n")
     assert tmp_path / "pyproject.toml" == find_config([str(inner)])
+
+
+def test_find_config_stops_at_a_broken_file_that_mentions_membound(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("[tool.membound.lint]\nselect = ['MB2']\n")
+    inner = tmp_path / "pkg"
+    inner.mkdir()
+    (inner / "pyproject.toml").write_text("[tool.other\n")
+    assert tmp_path / "pyproject.toml" == find_config([str(inner)])  # not ours: skipped
+    (inner / "pyproject.toml").write_text("[tool.membound.lint\nselect = ['MB2']\n")
+    with pytest.raises(ConfigError, match=r"pyproject.toml: invalid TOML: Expected '\]'"):
+        find_config([str(inner)])

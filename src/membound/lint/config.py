@@ -30,8 +30,9 @@ _KEYS = ("select", "ignore", "per-file-ignores", "extend-streaming-calls")
 class ConfigError(ValueError):
     """The configuration or a command-line selector is invalid (the CLI exits with 2).
 
-    The lint package never imports the rest of membound, so this is its own error type; the CLI
-    turns it into a usage error.
+    The lint package never imports the rest of membound, so this is its own error type. The CLI
+    turns an error in a configuration file into one line with a hint, and a bad ``--select`` or
+    ``--ignore`` into a usage error.
     """
 
 
@@ -137,21 +138,59 @@ def _strings(value: object, key: str, source: Path) -> tuple[str, ...]:
 
 
 def _load_toml(path: Path) -> Mapping[str, Any]:
+    """Parse ``path`` as TOML.
+
+    Raises:
+        ConfigError: The file cannot be read, is not UTF-8 or is not valid TOML; the message is one
+            line that names the file and, for TOML, the parser's message (with line and column).
+    """
     # tomllib is standard from 3.11; tomli is the same parser for 3.10. Imported by name so that
     # mypy (run for 3.10) does not need tomli's stubs on a 3.11+ interpreter.
     toml = importlib.import_module("tomllib" if sys.version_info >= (3, 11) else "tomli")
     try:
-        data: Mapping[str, Any] = toml.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise ConfigError(f"{path}: cannot read configuration: {exc}") from None
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not UTF-8 (invalid byte at offset {exc.start}); TOML files must be UTF-8"
+        ) from None
+    try:
+        data: Mapping[str, Any] = toml.loads(text)
+    except toml.TOMLDecodeError as exc:
+        message = " ".join(str(exc).split())
+        raise ConfigError(f"{path}: invalid TOML: {message}") from None
     return data
 
 
-def _section(data: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    tool = data.get("tool", {})
-    membound = tool.get("membound", {}) if isinstance(tool, dict) else {}
-    section = membound.get("lint") if isinstance(membound, dict) else None
-    return section if isinstance(section, dict) else None
+def _mentions_membound(path: Path) -> bool:
+    # A file that does not contain the word cannot hold [tool.membound.lint], however broken.
+    try:
+        return b"membound" in path.read_bytes()
+    except OSError:
+        return False
+
+
+def _section(data: Mapping[str, Any], path: Path) -> Mapping[str, Any] | None:
+    """``[tool.membound.lint]`` of a parsed pyproject, or None when there is none.
+
+    Raises:
+        ConfigError: ``tool.membound`` or ``tool.membound.lint`` is there but is not a table.
+    """
+    tool = data.get("tool")
+    if not isinstance(tool, dict) or "membound" not in tool:
+        return None
+    membound = tool["membound"]
+    if not isinstance(membound, dict):
+        raise ConfigError(f"{path}: [tool.membound] must be a table, not {type(membound).__name__}")
+    if "lint" not in membound:
+        return None
+    section = membound["lint"]
+    if not isinstance(section, dict):
+        raise ConfigError(
+            f"{path}: [tool.membound.lint] must be a table, not {type(section).__name__}"
+        )
+    return section
 
 
 def load_config(path: Path, all_codes: Sequence[str]) -> LintConfig:
@@ -165,9 +204,10 @@ def load_config(path: Path, all_codes: Sequence[str]) -> LintConfig:
         The settings; defaults when the file has no such section.
 
     Raises:
-        ConfigError: The file cannot be read, or the section has an unknown key or a bad value.
+        ConfigError: The file cannot be read or is not TOML, or the section is not a table, has an
+            unknown key or a value of the wrong type.
     """
-    section = _section(_load_toml(path))
+    section = _section(_load_toml(path), path)
     root = path.resolve().parent
     if section is None:
         return LintConfig(root=root, source=path)
@@ -211,13 +251,19 @@ def find_config(paths: Sequence[str]) -> Path | None:
     """Find the pyproject.toml with a ``[tool.membound.lint]`` section that governs ``paths``.
 
     Like ruff, search from the inputs' common directory (the current directory if none) upward
-    and take the first pyproject.toml that has the section.
+    and take the first pyproject.toml that has the section. A pyproject.toml that cannot be read or
+    parsed stops the search with an error when it mentions membound (it may hold the settings the
+    user means); one that does not is another tool's file and is skipped.
 
     Args:
         paths: The paths given on the command line.
 
     Returns:
         The file, or None when there is none.
+
+    Raises:
+        ConfigError: A pyproject.toml on the way that mentions membound is not valid TOML, or its
+            ``tool.membound`` or ``tool.membound.lint`` is not a table.
     """
     dirs = []
     for raw in paths or ["."]:
@@ -229,12 +275,16 @@ def find_config(paths: Sequence[str]) -> Path | None:
         start = Path.cwd()
     for directory in (start, *start.parents):
         candidate = directory / "pyproject.toml"
-        if candidate.is_file():
-            try:
-                if _section(_load_toml(candidate)) is not None:
-                    return candidate
-            except ConfigError:
-                continue  # an unrelated broken pyproject must not stop the search
+        if not candidate.is_file():
+            continue
+        try:
+            data = _load_toml(candidate)
+        except ConfigError:
+            if _mentions_membound(candidate):
+                raise
+            continue  # an unrelated broken pyproject must not stop the search
+        if _section(data, candidate) is not None:
+            return candidate
     return None
 
 

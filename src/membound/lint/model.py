@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 if TYPE_CHECKING:
     from membound.lint.context import ModuleContext
@@ -58,10 +58,18 @@ class FileError:
     column: int = 1
     """1-based column of the problem, when known; 1 otherwise."""
 
+    code: ClassVar[str] = "MB000"
+    """The code every file error is reported under (not a rule: it cannot be selected)."""
+
+    @property
+    def description(self) -> str:
+        """What went wrong without the code, like a finding's ``message``."""
+        return f"file could not be parsed: {self.reason}"
+
     @property
     def message(self) -> str:
         """The one-line ``MB000`` message shown to users."""
-        return f"MB000 file could not be parsed: {self.reason}"
+        return f"{self.code} {self.description}"
 
 
 @dataclass(frozen=True)

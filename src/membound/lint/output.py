@@ -1,8 +1,9 @@
 """Render a lint result: text, JSON (ruff's field names), SARIF 2.1.0, GitHub annotations.
 
 Each renderer returns the full text; the CLI decides where it goes. ``MB000`` file errors are not
-findings: text and JSON leave them to stderr, SARIF lists them as tool notifications and the
-GitHub format as ``::error`` annotations, so CI shows them where it shows findings.
+findings: text leaves them to stderr, JSON lists them with the findings (same fields, ``url`` and
+``name`` null), SARIF as tool notifications and the GitHub format as ``::error`` annotations, so
+CI shows them where it shows findings.
 """
 
 from __future__ import annotations
@@ -50,25 +51,52 @@ def render_errors(result: LintResult) -> str:
 
 
 def to_dicts(result: LintResult) -> list[dict[str, Any]]:
-    """Findings as dicts with ruff's JSON field names (plus ``name``, the rule's name)."""
-    return [
-        {
-            "code": f.code,
-            "name": RULES_BY_CODE[f.code].name,
-            "message": f.message,
-            "filename": f.filename,
-            "location": {"row": f.row, "column": f.column},
-            "end_location": {"row": f.end_row, "column": f.end_column},
-            "noqa_row": f.row,
-            "fix": None,
-            "url": f.url,
-        }
+    """Findings and ``MB000`` file errors as dicts with ruff's JSON field names (plus ``name``,
+    the rule's name), sorted by file and position.
+
+    A file error has the same fields as a finding: ``end_location`` is its ``location``, and
+    ``name``, ``noqa_row`` (it cannot be silenced) and ``url`` are null.
+    """
+    rows: list[tuple[tuple[str, int, int, str], dict[str, Any]]] = [
+        (
+            (f.filename, f.row, f.column, f.code),
+            {
+                "code": f.code,
+                "name": RULES_BY_CODE[f.code].name,
+                "message": f.message,
+                "filename": f.filename,
+                "location": {"row": f.row, "column": f.column},
+                "end_location": {"row": f.end_row, "column": f.end_column},
+                "noqa_row": f.row,
+                "fix": None,
+                "url": f.url,
+            },
+        )
         for f in result.findings
     ]
+    rows.extend(
+        (
+            (e.filename, e.row, e.column, e.code),
+            {
+                "code": e.code,
+                "name": None,
+                "message": e.description,
+                "filename": e.filename,
+                "location": {"row": e.row, "column": e.column},
+                "end_location": {"row": e.row, "column": e.column},
+                "noqa_row": None,
+                "fix": None,
+                "url": None,
+            },
+        )
+        for e in result.errors
+    )
+    rows.sort(key=lambda row: row[0])
+    return [row for _, row in rows]
 
 
 def render_json(result: LintResult) -> str:
-    """A JSON list of findings (ruff's ``--output-format json`` shape)."""
+    """A JSON list of findings and file errors (ruff's ``--output-format json`` shape)."""
     return json.dumps(to_dicts(result), indent=2) + "\n"
 
 

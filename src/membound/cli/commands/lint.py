@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from membound import __version__
+from membound._errors import MemboundError
 from membound.lint.config import (
     ConfigError,
     LintConfig,
@@ -37,6 +38,23 @@ def _split(values: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(part.strip() for value in values for part in value.split(",") if part.strip())
 
 
+def _load(paths: tuple[str, ...], config_path: str | None, isolated: bool) -> LintConfig:
+    # A broken configuration file is not a usage error: say which file and what is wrong in one
+    # line, with a hint, rather than click's usage banner.
+    if isolated:
+        return LintConfig()
+    try:
+        found = Path(config_path) if config_path else find_config(paths)
+        return load_config(found, ALL_CODES) if found else LintConfig()
+    except ConfigError as exc:
+        hint = (
+            "check the file given to --config"
+            if config_path
+            else "fix that file, or run with --isolated to ignore configuration files"
+        )
+        raise MemboundError(str(exc), hint=hint) from None
+
+
 def _config(
     paths: tuple[str, ...],
     config_path: str | None,
@@ -44,12 +62,8 @@ def _config(
     select: tuple[str, ...],
     ignore: tuple[str, ...],
 ) -> LintConfig:
+    config = _load(paths, config_path, isolated)
     try:
-        if isolated:
-            config = LintConfig()
-        else:
-            found = Path(config_path) if config_path else find_config(paths)
-            config = load_config(found, ALL_CODES) if found else LintConfig()
         chosen = (
             normalise_selectors(_split(select), ALL_CODES, "--select") if select else config.select
         )
@@ -85,7 +99,7 @@ def _config(
 @click.option(
     "--config",
     "config_path",
-    type=click.Path(exists=True, dir_okay=False),
+    type=click.Path(),
     help="pyproject.toml to read [tool.membound.lint] from (default: found upward).",
 )
 @click.option("--isolated", is_flag=True, help="Ignore every configuration file.")
