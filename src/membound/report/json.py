@@ -32,6 +32,8 @@ _TYPES: dict[str, type[Measurement] | type[Comparison] | type[Complexity] | type
     "leaks": LeakReport,
 }
 
+_HINT = "give a file written by 'membound … --json PATH'"
+
 
 def _type_name(result: Result) -> str:
     return next(name for name, cls in _TYPES.items() if isinstance(result, cls))
@@ -52,21 +54,16 @@ def loads(text: str) -> Result:
     try:
         doc: Any = json.loads(text)
     except ValueError as exc:
-        raise MemboundError(
-            f"not a JSON file: {exc}", hint="give a file written by 'membound … --json PATH'"
-        ) from None
+        raise MemboundError(f"not a JSON file: {exc}", hint=_HINT) from None
     if not isinstance(doc, dict) or doc.get("schema") != SCHEMA or doc.get("type") not in _TYPES:
         raise MemboundError(
             f"not a membound result (expected schema {SCHEMA!r} with a known type)",
-            hint="give a file written by 'membound … --json PATH'",
+            hint=_HINT,
         )
     try:
         return _TYPES[doc["type"]].from_dict(doc["result"])
     except (KeyError, TypeError, ValueError) as exc:
-        raise MemboundError(
-            f"malformed membound result: {exc!r}",
-            hint="the file was changed or cut short; write it again with --json",
-        ) from None
+        raise MemboundError(f"malformed membound result: {exc!r}", hint=_HINT) from None
 
 
 def load(path: str | Path) -> Result:
@@ -78,9 +75,7 @@ def load(path: str | Path) -> Result:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise MemboundError(
-            f"cannot read {path}: {exc}", hint="check the path of the --json file"
-        ) from None
+        raise MemboundError(f"cannot read {path}: {exc}", hint=_HINT) from None
     return loads(text)
 
 

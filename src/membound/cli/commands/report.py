@@ -1,19 +1,47 @@
-"""``membound report results.json``: render a saved result again."""
+"""``membound report results.json …``: render saved results again, or as one HTML page."""
 
 from __future__ import annotations
 
 import click
 
+from membound._errors import MemboundError
 from membound.cli._output import emit
 
 
 @click.command("report")
-@click.argument("results", type=click.Path(dir_okay=False))
-@click.option("--markdown", is_flag=True, help="Print a Markdown table.")
-@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write a PNG chart.")
-def command(results: str, markdown: bool, plot_path: str | None) -> int:
-    """Show a result saved with --json as a table, Markdown or a PNG chart."""
+@click.argument("results", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--markdown", is_flag=True, help="Print Markdown tables.")
+@click.option(
+    "--plot", "plot_path", type=click.Path(dir_okay=False), help="Write a PNG chart (one file)."
+)
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(dir_okay=False),
+    help="Write one self-contained HTML page of every result.",
+)
+def command(
+    results: tuple[str, ...], markdown: bool, plot_path: str | None, html_path: str | None
+) -> int:
+    """Show results saved with --json as tables, Markdown, a PNG chart or an HTML page."""
+    from membound.report.html import html
     from membound.report.json import load
 
-    emit(load(results), json_path=None, markdown=markdown, plot_path=plot_path)
+    if plot_path and len(results) > 1:
+        raise click.UsageError("--plot draws one results file; use --html for several")
+    # Every file is read before anything is printed, so a bad one stops the command cleanly.
+    loaded = [load(path) for path in results]
+    for i, result in enumerate(loaded):
+        if markdown and i:
+            click.echo()
+        emit(result, json_path=None, markdown=markdown, plot_path=plot_path)
+    if html_path:
+        try:
+            html(loaded, html_path)
+        except OSError as exc:
+            raise MemboundError(
+                f"cannot write {html_path}: {exc.strerror or exc}",
+                hint="give a path in an existing directory you can write to",
+            ) from None
+        click.echo(f"wrote {html_path}", err=True)
     return 0

@@ -1,0 +1,285 @@
+"""One self-contained HTML page of one or more results: verdicts, tables and embedded charts.
+
+Each result gets a section with its title, its verdict and explanation, the tables of the Markdown
+report (same cells, from ``report/_tables.py``) and its PNG chart embedded as a base64 ``data:``
+URI. The page needs no network: no external CSS, scripts or fonts, only a small inline style.
+Without matplotlib (extra ``plot``) the charts are left out with a note; the rest of the page is
+still written.
+
+Written with the standard library (``string.Template`` for the page skeleton in
+``templates/page.html``, ``html.escape`` for every piece of text) rather than jinja2, because:
+jinja2 is not a dependency of membound and one fixed page does not justify adding one; the only
+logic (which tables a result has, which rows) is Python that already exists for the Markdown
+report; and every text reaches the markup through one function, :func:`_text`, which escapes it,
+so safety does not depend on an autoescape setting.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import io
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from html import escape
+from importlib import resources
+from string import Template
+from typing import IO
+
+from membound._units import SIZE_CONVENTION, format_size
+from membound.judge.compare import Comparison
+from membound.judge.complexity import Complexity
+from membound.judge.leaks import LeakReport
+from membound.measure.result import Measurement
+from membound.report._tables import (
+    Table,
+    comparison_note,
+    comparison_table,
+    complexity_note,
+    complexity_table,
+    leak_note,
+    leak_sites_table,
+    leak_types_table,
+    measurement_table,
+)
+
+__all__ = ["HtmlReporter", "html"]
+
+Result = Measurement | Comparison | Complexity | LeakReport
+
+#: Default ``<title>`` and heading of the page.
+TITLE = "membound report"
+
+
+@dataclass(frozen=True)
+class _Section:
+    """What one result shows, as text; markup is added by :func:`_section_html`."""
+
+    kind: str
+    title: str
+    verdict: str
+    mood: str  # "good", "bad" or "" (neutral): colours the verdict
+    lines: tuple[str, ...]
+    tables: tuple[Table, ...]
+    notes: tuple[str, ...]
+
+
+def _measurement(m: Measurement) -> _Section:
+    pattern = m.growth.pattern
+    failed = m.outcome != "ok"
+    verdict = f"{m.outcome}, {pattern}" if failed else pattern
+    mood = "bad" if failed or pattern == "leak" else "good" if pattern == "flat" else ""
+    lines = ((m.outcome_detail,) if m.outcome_detail else ()) + (m.growth.explanation,)
+    return _Section(
+        "measurement",
+        m.label,
+        verdict,
+        mood,
+        lines,
+        (measurement_table(m),),
+        (f"Sizes: {SIZE_CONVENTION}.",),
+    )
+
+
+def _comparison(c: Comparison) -> _Section:
+    names = [r.name for r in c.rows]
+    ok = [r for r in c.rows if r.outcome == "ok"]
+    lines = []
+    if ok:
+        low = min(ok, key=lambda r: r.rss_peak_delta.median)
+        high = max(ok, key=lambda r: r.rss_peak_delta.median)
+        verdict = f"lowest Δ peak RSS: {low.name}"
+        low_size = format_size(low.rss_peak_delta.median, signed=True)
+        line = f"{low.name} peaked {low_size} over its baseline"
+        if high is not low:
+            high_size = format_size(high.rss_peak_delta.median, signed=True)
+            line += f", {high.name} {high_size}"
+            if low.rss_peak_delta.median > 0:
+                times = high.rss_peak_delta.median / low.rss_peak_delta.median
+                line += f" ({times:.1f}× as much)"
+        lines.append(line + " (medians).")
+    else:
+        verdict = "every scenario failed"
+    lines += [f"⚠ {r.name}: {r.outcome}" for r in c.rows if r.outcome != "ok"]
+    return _Section(
+        "comparison",
+        " vs ".join(names) if names else "comparison",
+        verdict,
+        "bad" if len(ok) < len(c.rows) else "",
+        tuple(lines),
+        (comparison_table(c),),
+        (comparison_note(c),),
+    )
+
+
+def _complexity(c: Complexity) -> _Section:
+    return _Section(
+        "complexity",
+        c.label,
+        c.big_o,
+        "",
+        (
+            f"Confidence {c.confidence:.2f} — {c.explanation}",
+            f"Wall time: {c.time_big_o} — {c.time_explanation}",
+        ),
+        (complexity_table(c),),
+        (complexity_note(c),),
+    )
+
+
+def _leaks(r: LeakReport) -> _Section:
+    tables = tuple(t for t in (leak_sites_table(r), leak_types_table(r)) if t.rows)
+    chain = ("Kept alive by: " + " → ".join(r.chain),) if r.chain else ()
+    return _Section(
+        "leaks",
+        r.label,
+        "LEAK" if r.leaking else "no leak",
+        "bad" if r.leaking else "good",
+        (r.explanation,),
+        tables,
+        (*chain, leak_note(r)),
+    )
+
+
+def _describe(result: Result) -> _Section:
+    if isinstance(result, Measurement):
+        return _measurement(result)
+    if isinstance(result, Comparison):
+        return _comparison(result)
+    if isinstance(result, Complexity):
+        return _complexity(result)
+    return _leaks(result)
+
+
+def _text(value: str) -> str:
+    """Every text enters the page through here: escaped for element content and attributes."""
+    return escape(value, quote=True)
+
+
+def _table_html(t: Table) -> str:
+    head = "".join(f"<th>{_text(h)}</th>" for h in t.head)
+    body = "\n".join(
+        "<tr>" + "".join(f"<td>{_text(c)}</td>" for c in row) + "</tr>" for row in t.rows
+    )
+    return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>"
+
+
+def _chart_html(result: Result, title: str) -> str:
+    """The chart as an ``<img>`` with a ``data:`` URI, or a note when matplotlib is missing."""
+    from membound.report.chart import chart
+
+    png = io.BytesIO()
+    try:
+        chart(result, png)
+    except ImportError as exc:
+        return f'<p class="note">Chart left out: {_text(str(exc))}.</p>'
+    data = base64.b64encode(png.getvalue()).decode("ascii")
+    return f'<img src="data:image/png;base64,{data}" alt="{_text("chart: " + title)}">'
+
+
+def _section_html(index: int, section: _Section, chart_html: str) -> str:
+    mood = f" {section.mood}" if section.mood else ""
+    parts = [
+        f'<section id="result-{index}">',
+        f'<h2>{_text(section.title)}<span class="kind">{_text(section.kind)}</span></h2>',
+        f'<p class="verdict{mood}"><strong>{_text(section.verdict)}</strong></p>',
+        *(f"<p>{_text(line)}</p>" for line in section.lines),
+        *(_table_html(t) for t in section.tables),
+        *(f'<p class="note">{_text(note)}</p>' for note in section.notes),
+        chart_html,
+        "</section>",
+    ]
+    return "\n".join(parts)
+
+
+@functools.cache
+def _page_template() -> Template:
+    source = resources.files("membound.report") / "templates" / "page.html"
+    return Template(source.read_text(encoding="utf-8"))
+
+
+def _as_results(results: Result | Iterable[Result]) -> tuple[Result, ...]:
+    if isinstance(results, Measurement | Comparison | Complexity | LeakReport):
+        return (results,)
+    items = tuple(results)
+    if not items:
+        raise ValueError("no results to report")
+    for item in items:
+        # Checked at run time too: a dict loaded from JSON would otherwise fail deep inside.
+        if not isinstance(item, Measurement | Comparison | Complexity | LeakReport):
+            raise TypeError(
+                "expected Measurement, Comparison, Complexity or LeakReport results, "
+                f"got {type(item).__name__}"
+            )
+    return items
+
+
+class HtmlReporter:
+    """Build an HTML page from one result or several, then ``render(outfile)``.
+
+    Args:
+        results: one result or a sequence of results (``Measurement``, ``Comparison``,
+            ``Complexity``, ``LeakReport``), shown in order.
+        title: the page's title and heading.
+
+    Raises:
+        ValueError: ``results`` is an empty sequence.
+        TypeError: an item is not a membound result.
+    """
+
+    def __init__(self, results: Result | Iterable[Result], *, title: str = TITLE) -> None:
+        self.results = _as_results(results)
+        self.title = title
+
+    def render(self, outfile: IO[str]) -> None:
+        """Write the page to the text stream ``outfile``."""
+        from membound import __version__
+
+        sections = [_describe(r) for r in self.results]
+        nav = ""
+        if len(sections) > 1:
+            items = "\n".join(
+                f'<li><a href="#result-{i}">{_text(s.title)}</a> — {_text(s.verdict)}</li>'
+                for i, s in enumerate(sections, 1)
+            )
+            nav = f"<nav>\n<ol>\n{items}\n</ol>\n</nav>"
+        body = "\n".join(
+            _section_html(i, s, _chart_html(r, s.title))
+            for i, (r, s) in enumerate(zip(self.results, sections, strict=True), 1)
+        )
+        outfile.write(
+            _page_template().substitute(
+                title=_text(self.title), version=_text(__version__), nav=nav, sections=body
+            )
+        )
+
+
+def html(
+    results: Result | Iterable[Result],
+    path: str | os.PathLike[str] | IO[str],
+    *,
+    title: str = TITLE,
+) -> None:
+    """Write one self-contained HTML page of ``results`` to ``path``.
+
+    The page is built in memory first, so a failure leaves no half-written file.
+
+    Args:
+        results: one result or a sequence of results (``Measurement``, ``Comparison``,
+            ``Complexity``, ``LeakReport``), one section each, in order.
+        path: a file name, or a text stream to write to.
+        title: the page's title and heading.
+
+    Raises:
+        ValueError: ``results`` is an empty sequence.
+        TypeError: an item is not a membound result.
+        OSError: the file cannot be written.
+    """
+    page = io.StringIO()
+    HtmlReporter(results, title=title).render(page)
+    if isinstance(path, str | os.PathLike):
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(page.getvalue())
+    else:
+        path.write(page.getvalue())
