@@ -115,3 +115,13 @@ def test_membound_lints_itself_clean() -> None:
         timeout=120,
     )
     assert 0 == proc.returncode, proc.stdout + proc.stderr
+
+
+def test_readme_numbers_come_from_the_benchmark_results() -> None:
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import readme_numbers
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    readme = ROOT.joinpath("README.md").read_text()
+    assert readme_numbers.render() in readme

@@ -55,3 +55,8 @@ def nlogn_native(n: int) -> int:
 def quadratic(n: int) -> int:
     """O(n^2): an n×n table of pointers."""
     return len([0] * (n * n))
+
+
+def sqrt_native(n: int) -> int:
+    """O(√n): none of the five models; must not be called O(1)."""
+    return len(bytearray(int(100_000 * math.sqrt(n))))

@@ -47,6 +47,13 @@ def test_isolated_verdicts(
     assert 0.0 <= result.confidence <= 1.0
 
 
+def test_growth_that_no_model_fits_is_not_called_constant() -> None:
+    result = mb.complexity(st.sqrt_native, sizes=BIG, metric="rss")
+    assert "O(1)" != result.big_o, result.explanation
+    assert result.big_o in ("O(log n)", "O(n)")
+    assert result.confidence <= 0.5
+
+
 def test_bytes_per_unit_of_a_linear_native_buffer() -> None:
     result = mb.complexity(st.linear_native, sizes=BIG, metric="rss")
     assert "O(n)" == result.big_o

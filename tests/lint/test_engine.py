@@ -170,3 +170,14 @@ def test_real_code_lints_without_internal_errors() -> None:
     assert result.files_checked > 50
     assert [e for e in result.errors if "internal" in e.reason] == []
     assert result.lines_checked > 20_000
+
+
+def test_hidden_folders_are_skipped_below_the_paths_given(tmp_path: Path) -> None:
+    from membound.lint.engine import discover
+
+    (tmp_path / ".cache" / "pkg").mkdir(parents=True)
+    (tmp_path / ".cache" / "pkg" / "vendored.py").write_text("x = list(range(10**6))\n")
+    (tmp_path / "app.py").write_text("y = 1\n")
+    assert [str(tmp_path / "app.py")] == list(discover([str(tmp_path)]))
+    hidden = str(tmp_path / ".cache")
+    assert [str(tmp_path / ".cache" / "pkg" / "vendored.py")] == list(discover([hidden]))

@@ -281,7 +281,7 @@ def compare(
                 rss_peak_delta=delta,
                 heap_peak=Spread.of(heaps) if heaps else None,
                 duration_s=Spread.of(m.duration_s for m in ms),
-                growth=Counter(m.growth.pattern for m in ms).most_common(1)[0][0],
+                growth=Counter(m.growth.label for m in ms).most_common(1)[0][0],
                 ratio=delta.median / first_delta if first_delta and first_delta > 0 else None,
                 outcome="ok" if bad is None else f"{bad.outcome}: {bad.outcome_detail}",
                 timeline=median_run.timeline,

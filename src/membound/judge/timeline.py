@@ -58,6 +58,19 @@ class Growth:
     """Robust slope of the last quarter of the run: positive at the end means still growing."""
     explanation: str
     """One line a person can read."""
+    samples: int = -1
+    """Points the verdict was drawn from (-1: not recorded). Under ten, nothing is judged and
+    the pattern is ``flat`` only by default."""
+
+    @property
+    def judged(self) -> bool:
+        """False when the timeline was too short to judge (the pattern is then a default)."""
+        return self.samples < 0 or self.samples >= _MIN_SAMPLES
+
+    @property
+    def label(self) -> str:
+        """The pattern, or ``too short to judge``."""
+        return self.pattern if self.judged else "too short to judge"
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -127,7 +140,7 @@ def classify(timeline: Timeline, tolerance: float | None = None) -> Growth:
     if n < _MIN_SAMPLES:
         tol = float(tolerance if tolerance is not None else _MIN_TOLERANCE)
         return Growth(
-            "flat", 0.0, 0.0, 0.0, tol, 0.0, f"flat: too few samples ({n}) to judge growth"
+            "flat", 0.0, 0.0, 0.0, tol, 0.0, f"flat: too few samples ({n}) to judge growth", n
         )
     lo, hi = min(timeline.lows), max(timeline.highs)
     rng = hi - lo
@@ -159,6 +172,7 @@ def classify(timeline: Timeline, tolerance: float | None = None) -> Growth:
             tol,
             tail_slope,
             f"{pattern}: {text} (tolerance {format_size(tol)})",
+            n,
         )
 
     if rng <= tol:

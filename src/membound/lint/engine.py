@@ -203,15 +203,19 @@ def discover(paths: Sequence[str]) -> Iterator[str]:
     """Expand directories into their ``*.py`` files; give files (any name) as they are.
 
     Missing paths are yielded too, so that they are reported as ``MB000`` like any other
-    unreadable input. Excluded directories (``.git``, ``.venv``, ``__pycache__``...) are skipped.
+    unreadable input. Excluded directories (``.git``, ``.venv``, ``__pycache__``...) and hidden
+    ones (names starting with a dot) are skipped below the paths given.
     """
     for raw in paths:
         if not os.path.isdir(raw):
             yield raw
             continue
         for root, dirs, files in os.walk(raw):
+            # Hidden folders (caches, tool state) are skipped too; name one to lint it.
             dirs[:] = sorted(
-                d for d in dirs if d not in EXCLUDED_DIRS and not d.endswith(".egg-info")
+                d
+                for d in dirs
+                if d not in EXCLUDED_DIRS and not d.endswith(".egg-info") and not d.startswith(".")
             )
             for name in sorted(files):
                 if name.endswith((".py", ".pyi")):
