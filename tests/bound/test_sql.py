@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import uuid
+import weakref
 from pathlib import Path
 
 import pytest
@@ -102,6 +103,32 @@ def test_orm_entity_objects_detached_per_batch(db: Db) -> None:
     # select(Entity).where(...) with a plain engine also yields objects.
     source = sa.select(user).where(user.id > 100)  # type: ignore[attr-defined]
     assert list(range(101, 121)) == [o.id for o in find_each(db.engine, source, batch_size=7)]
+
+
+def test_find_each_frees_a_page_before_loading_the_next(db: Db) -> None:
+    # When the loop body keeps nothing, the previous page's objects must already be gone when
+    # the next page's query runs: two live pages would double the batch memory and make the
+    # garbage collector promote objects that are about to die.
+    table = db.users(90)
+    user = orm_user(table)
+    previous: list[weakref.ref[object]] = []
+    alive_at_query: list[bool] = []
+
+    def before_query(*_: object) -> None:
+        alive_at_query.append(any(ref() is not None for ref in previous))
+
+    sa.event.listen(db.engine, "before_cursor_execute", before_query)
+    try:
+        seen = []
+        for obj in find_each(db.engine, user, batch_size=20):
+            previous.append(weakref.ref(obj))
+            seen.append(obj.id)
+            del obj
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", before_query)
+    assert full_scan(db, table) == seen
+    assert len(alive_at_query) >= 5  # the snapshot query plus five pages
+    assert not any(alive_at_query)
 
 
 def test_sessionmaker_with_core_source(db: Db) -> None:
