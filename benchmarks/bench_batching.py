@@ -40,6 +40,7 @@ READS = [
     "offset",
     "core_stream",
     "find_each_core",
+    "find_each_core_tuples",
     "yield_per_orm",
     "find_each_orm",
 ]
@@ -135,6 +136,10 @@ def child(scenario: str, db: str, batch: int) -> dict[str, Any]:
         for row in find_each(engine, users, batch_size=batch):
             total += row[0]  # same per-row work as raw_stream
             rows += 1
+    elif scenario == "find_each_core_tuples":
+        for row in find_each(engine, users, batch_size=batch, tuples=True):
+            total += row[0]
+            rows += 1
     elif scenario == "yield_per_orm":
         with Session(engine) as session:
             for user in session.scalars(sa.select(User).execution_options(yield_per=batch)):
@@ -226,7 +231,13 @@ def run_child(scenario: str, db: Path, batch: int) -> dict[str, Any]:
 
 def run_median(scenario: str, db: Path, batch: int, repeat: int) -> dict[str, Any]:
     """The run with the median throughput of ``repeat`` fresh-interpreter runs (DESIGN §5.5)."""
-    runs = sorted((run_child(scenario, db, batch) for _ in range(repeat)), key=_rate)
+    return median_of([run_child(scenario, db, batch) for _ in range(repeat)])
+
+
+def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median throughput, with every run's rate and the largest Δ peak."""
+    repeat = len(runs)
+    runs = sorted(runs, key=_rate)
     median = dict(runs[len(runs) // 2])
     median["repeat"] = repeat
     median["rows_per_s_all"] = [r["rows_per_s"] for r in runs]
@@ -283,7 +294,7 @@ def main() -> None:
         print(json.dumps(child(args.child, args.db, args.batch)))
         return
     n = args.rows or (10_000_000 if args.slow else 1_000_000)
-    repeat = args.repeat or (1 if args.slow else 3)
+    repeat = args.repeat or (1 if args.slow else 5)
     # O(n)-memory scenarios would need several GB at 10M rows on a shared machine; their 1M
     # figures make the point. OFFSET is also quadratic in time.
     skip = {"fetchall", "offset", "naive_one_transaction"} if n > 2_000_000 else set()
@@ -301,22 +312,30 @@ def main() -> None:
             "sqlite": sqlite3.sqlite_version,
             "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
             "method": (
-                f"fresh interpreter per run; reads and sweep: median of {repeat} runs by "
-                "throughput, updates: one run on a fresh copy; Δ peak = VmHWM - RSS before"
+                f"fresh interpreter per run; reads: {repeat} interleaved rounds (OFFSET: one run), "
+                "the median run by throughput, read ratios = median of per-round ratios; sweep: "
+                f"median of {repeat} runs; updates: one run on a fresh copy; "
+                "Δ peak = VmHWM - RSS before"
             ),
             "skipped": sorted(skip),
             "read": [],
             "update": [],
             "sweep": [],
         }
-        for scenario in READS:
-            if scenario in skip:
-                continue
-            r = run_median(scenario, source, 1000, repeat)
+        # Reads run in interleaved rounds (every scenario once per round), so a ratio can be
+        # taken within a round, between runs seconds apart, and the median of those is quoted:
+        # this shared machine's load drifts more between rounds than within one.
+        reads = [s for s in READS if s not in skip]
+        rounds: dict[str, list[dict[str, Any]]] = {s: [] for s in reads}
+        for _ in range(repeat):
+            for scenario in reads:
+                if scenario == "offset" and rounds[scenario]:
+                    continue  # quadratic and far slower: one run makes its point
+                rounds[scenario].append(run_child(scenario, source, 1000))
+        for scenario in reads:
+            r = median_of(rounds[scenario])
             results["read"].append(r)
-            print(
-                f"read   {scenario:24} {r['rows_per_s']:>10,} rows/s  Δ peak {mb(r['peak_delta'])}"
-            )
+            report("read", scenario, r)
         for scenario in UPDATES:
             if scenario in skip:
                 continue
@@ -336,16 +355,29 @@ def main() -> None:
             results["sweep"].append(r)
             report("sweep", f"batch {size}", r)
         by = {r["scenario"]: r["rows_per_s"] for r in results["read"] + results["update"]}
-        pairs = {
+        read_pairs = {
+            "find_each_core_tuples / raw_stream": ("find_each_core_tuples", "raw_stream"),
             "find_each_core / raw_stream": ("find_each_core", "raw_stream"),
             "find_each_core / core_stream": ("find_each_core", "core_stream"),
             "find_each_orm / yield_per_orm": ("find_each_orm", "yield_per_orm"),
+        }
+        ratios: dict[str, Any] = {}
+        for name, (a, b) in read_pairs.items():
+            if a in rounds and b in rounds:
+                per_round = sorted(
+                    x["rows_per_s"] / y["rows_per_s"]
+                    for x, y in zip(rounds[a], rounds[b], strict=True)
+                )
+                ratios[name] = round(per_round[len(per_round) // 2], 3)
+                ratios[name + " (per round)"] = [round(v, 3) for v in per_round]
+        update_pairs = {
             "in_batches_set_update / naive": ("in_batches_set_update", "naive_one_transaction"),
             "find_each_writer / naive": ("find_each_writer", "naive_one_transaction"),
         }
-        results["ratios"] = {
-            name: round(by[a] / by[b], 3) for name, (a, b) in pairs.items() if a in by and b in by
-        }
+        for name, (a, b) in update_pairs.items():
+            if a in by and b in by:
+                ratios[name] = round(by[a] / by[b], 3)
+        results["ratios"] = ratios
         png = out.with_name(out.stem + "_sweep.png")
         if plot(results["sweep"], png, n):
             results["sweep_png"] = png.name

@@ -89,11 +89,15 @@ class BatchingMachine(RuleBasedStateMachine):
     # ------------------------------------------------------------------------ reads
 
     @precondition(lambda self: self.batches is None)
-    @rule(size=st.integers(1, 7), follow=st.booleans())
-    def start(self, size: int, follow: bool) -> None:
+    @rule(size=st.integers(1, 7), follow=st.booleans(), tuples=st.booleans())
+    def start(self, size: int, follow: bool, tuples: bool) -> None:
         self.follow = follow
         self.batches = in_batches(
-            self.engine, self.table, batch_size=size, finish=None if follow else "snapshot"
+            self.engine,
+            self.table,
+            batch_size=size,
+            finish=None if follow else "snapshot",
+            tuples=tuples,  # G8: the driver path obeys the same contract
         )
         self.stable = set(self.present)
         self.ever = set(self.present)
@@ -111,7 +115,7 @@ class BatchingMachine(RuleBasedStateMachine):
         except StopIteration:
             self.finish()
             return
-        keys = [row.id for row in batch.rows]
+        keys = [row[0] for row in batch.rows]  # id is the first column (Row or tuple)
         assert (keys[0], keys[-1]) == (batch.first_key, batch.last_key)
         self.seen += keys
         self.cursor = keys[-1]

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from membound._errors import BatchSourceError, BatchWriteError, DatabaseLocked, KeyOrderError
+from membound.bound._driver_pages import DriverPathUnavailable, DriverQuery
 from membound.bound._rss import current_rss
 
 try:
@@ -167,13 +168,19 @@ def _engine_of(bind: Any) -> Engine:
 class _Plan:
     """Everything fixed for a run: the base statement, the key, how rows are fetched."""
 
-    def __init__(self, bind: Any, source: Any, key: Any) -> None:
+    def __init__(self, bind: Any, source: Any, key: Any, *, tuples: bool = False) -> None:
         self.engine = _engine_of(bind)
         self.sessionmaker: sessionmaker[Any] | None = (
             bind if isinstance(bind, sessionmaker) else None
         )
         self.row_value = self.engine.dialect.name in _ROW_VALUE_DIALECTS
         stmt, self.orm_mapper = self._statement(source)
+        if tuples and self.orm_mapper is not None:
+            raise BatchSourceError(
+                "tuples=True reads Core rows, but this source yields ORM objects",
+                hint="select the entity's table or columns, e.g. select(User.__table__)",
+            )
+        self.tuples = tuples
         self._reject_paging(stmt)
         self.table = self._single_table(stmt)
         cols = self._key_columns(key)
@@ -210,6 +217,7 @@ class _Plan:
             self.attr_names = ()
         self.stmt = stmt
         self._pages: dict[tuple[str, bool, int], Any] = {}
+        self._driver_queries: dict[int, DriverQuery | None] = {}
 
     @staticmethod
     def _statement(source: Any) -> tuple[Any, Mapper[Any] | None]:
@@ -370,7 +378,26 @@ class _Plan:
             params.update({f"membound_lo_{i}": v for i, v in enumerate(low)})
         if upper is not None:
             params.update({f"membound_hi_{i}": v for i, v in enumerate(upper)})
+        if self.tuples:
+            return self.fetch_tuples(stmt, params)
         return self.fetch(stmt, scalars=self.orm_mapper is not None, params=params)
+
+    def fetch_tuples(self, stmt: Any, params: dict[str, Any]) -> Sequence[Any]:
+        """A page as plain tuples, read on the driver when the statement allows it (G4, G8)."""
+        query = self._driver_queries.get(id(stmt), False)
+        if query is False:  # first use of this page shape
+            try:
+                query = DriverQuery(self.engine, stmt)
+            except DriverPathUnavailable:
+                query = None
+            self._driver_queries[id(stmt)] = query
+        if query is None:
+            return [tuple(row) for row in self.fetch(stmt, scalars=False, params=params)]
+        try:
+            return query.run(params)  # type: ignore[union-attr]
+        except sa_exc.OperationalError as exc:
+            _raise_if_locked(exc)
+            raise
 
     def fetch(
         self, stmt: Any, *, scalars: bool, params: dict[str, Any] | None = None
@@ -425,7 +452,7 @@ def _is_locked(exc: BaseException) -> bool:
     text = str(exc).lower()
     if "database is locked" in text or "database table is locked" in text:
         return True
-    sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    sqlstate = getattr(getattr(exc, "orig", exc), "sqlstate", None)
     return sqlstate in ("55P03", "40P01")  # lock_not_available, deadlock_detected
 
 
@@ -450,6 +477,7 @@ def in_batches(
     progress: bool = False,
     *,
     wal_checkpoint: bool = False,
+    tuples: bool = False,
 ) -> Iterator[Batch]:
     """Yield the source's rows as :class:`Batch` objects in key order, O(batch_size) memory.
 
@@ -474,16 +502,23 @@ def in_batches(
         progress: show a rich progress bar with rows/s, ETA (from a count taken at start) and RSS.
         wal_checkpoint: on SQLite, run ``PRAGMA wal_checkpoint(PASSIVE)`` between batches so the
             WAL file stays small while the loop writes.
+        tuples: Core sources only: rows are plain tuples in the select's column order instead of
+            SQLAlchemy ``Row`` objects (no ``row.name`` access). Each page's statement is
+            compiled by SQLAlchemy once and run straight on a pooled DBAPI connection, with the
+            same type processing SQLAlchemy applies; the fastest read (about the speed of one
+            raw driver cursor). Engine events such as ``before_cursor_execute`` do not fire
+            for these page queries.
 
     Raises:
-        BatchSourceError: unusable source or key, or ``batch_size < 1`` (raised at the call).
+        BatchSourceError: unusable source or key, ``batch_size < 1``, or ``tuples=True`` with an
+            ORM source (raised at the call).
         KeyOrderError: a batch's first key is not greater than the previous batch's last key.
         DatabaseLocked: the database stayed locked past its busy timeout while reading a batch.
     """
     _require_sqlalchemy()
     if not isinstance(batch_size, int) or batch_size < 1:
         raise BatchSourceError(f"batch_size must be an integer >= 1, got {batch_size!r}")
-    plan = _Plan(engine_or_sessionmaker, source, key)
+    plan = _Plan(engine_or_sessionmaker, source, key, tuples=tuples)
     if isinstance(finish, str) and finish != "snapshot":
         raise BatchSourceError(f"finish must be 'snapshot', None or a key value, got {finish!r}")
     # Resume point and high-water mark are fixed here, at the call, not at the first next():
@@ -582,6 +617,7 @@ def find_each(
     progress: bool = False,
     *,
     wal_checkpoint: bool = False,
+    tuples: bool = False,
 ) -> Iterator[Any]:
     """Yield the source's rows one at a time, reading them in keyset batches (see ``in_batches``).
 
@@ -600,6 +636,7 @@ def find_each(
         checkpoint: see :func:`in_batches`.
         progress: see :func:`in_batches`.
         wal_checkpoint: see :func:`in_batches`.
+        tuples: see :func:`in_batches`.
 
     Raises:
         BatchSourceError: unusable source or key, or ``batch_size < 1`` (raised at the call).
@@ -616,11 +653,13 @@ def find_each(
         checkpoint,
         progress,
         wal_checkpoint=wal_checkpoint,
+        tuples=tuples,
     )
     if checkpoint is None:
         # chain() hands out a page's rows without resuming a Python frame per row.
         return itertools.chain.from_iterable(_pages(batches))
-    return _each_tagged(batches, checkpoint, _Plan(engine_or_sessionmaker, source, key).key_of)
+    key_of = _Plan(engine_or_sessionmaker, source, key, tuples=tuples).key_of
+    return _each_tagged(batches, checkpoint, key_of)
 
 
 def _pages(batches: Iterator[Batch]) -> Iterator[Sequence[Any]]:

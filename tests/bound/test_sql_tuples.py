@@ -1,0 +1,290 @@
+"""``tuples=True``: pages compiled by SQLAlchemy, run on the driver, returned as plain tuples.
+
+G8: every case compares the driver path with SQLAlchemy's own rows and with a plain full scan,
+on real SQLite files (journal and WAL) and real PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import enum
+import json
+import sqlite3
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.orm import sessionmaker
+from sqlalchemy.types import TypeDecorator
+
+from membound import (
+    BatchSourceError,
+    BatchWriter,
+    Checkpoint,
+    DatabaseLocked,
+    find_each,
+    in_batches,
+)
+from tests.bound.helpers import Db, sa, sqlite_engine
+from tests.bound.test_sql import full_scan, orm_user
+
+
+class Colour(enum.Enum):
+    RED = "red"
+    GREEN = "green"
+
+
+class Prefixed(TypeDecorator[str]):
+    """Stored as 'k-' + value, read back without the prefix: values need both processors."""
+
+    impl = sa.String(40)
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Any) -> str | None:
+        return None if value is None else "k-" + value
+
+    def process_result_value(self, value: str | None, dialect: Any) -> str | None:
+        return None if value is None else value.removeprefix("k-")
+
+
+def typed_table(db: Db, n: int) -> sa.Table:
+    """Every common column type, NULLs included, keyed by a column that needs bind processing."""
+    table = sa.Table(
+        f"typed_{id(db)}_{n}",
+        db.metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("code", Prefixed, nullable=False, unique=True),
+        sa.Column("name", sa.String(30)),
+        sa.Column("at", sa.DateTime),
+        sa.Column("day", sa.Date),
+        sa.Column("amount", sa.Numeric(12, 2)),
+        sa.Column("ratio", sa.Float),
+        sa.Column("flag", sa.Boolean),
+        sa.Column("doc", sa.JSON),
+        sa.Column("blob", sa.LargeBinary),
+        sa.Column("colour", sa.Enum(Colour)),
+        sa.Column("uid", sa.Uuid),
+    )
+    table.create(db.engine)
+    start = dt.datetime(2026, 1, 1, 12, 0, 0, 250000)
+    rows = [
+        {
+            "id": i,
+            "code": f"c{(i * 7919) % 100000:05d}",  # key order differs from id order
+            "name": None if i % 5 == 0 else f"name {i}",
+            "at": None if i % 7 == 0 else start + dt.timedelta(minutes=i),
+            "day": dt.date(2026, 1, 1) + dt.timedelta(days=i % 300),
+            "amount": decimal.Decimal(i) / 4,
+            "ratio": i / 3,
+            "flag": i % 2 == 0,
+            "doc": {"i": i, "tags": ["a", str(i)]},
+            "blob": bytes([i % 256]) * 3,
+            "colour": Colour.RED if i % 3 else Colour.GREEN,
+            "uid": uuid.UUID(int=i),
+        }
+        for i in range(1, n + 1)
+    ]
+    with db.engine.begin() as conn:
+        conn.execute(table.insert(), rows)
+    return table
+
+
+def as_sqlalchemy_returns(db: Db, stmt: Any) -> list[tuple[Any, ...]]:
+    with db.engine.connect() as conn:
+        return [tuple(row) for row in conn.execute(stmt)]
+
+
+def test_tuples_equal_sqlalchemy_rows_for_every_type(db: Db) -> None:
+    table = typed_table(db, 97)
+    expected = as_sqlalchemy_returns(db, sa.select(table).order_by(table.c.id))
+    for size in (1, 10, 1000):
+        got = list(find_each(db.engine, table, batch_size=size, tuples=True))
+        assert all(type(row) is tuple for row in got)
+        assert expected == got
+        assert expected == [tuple(r) for r in find_each(db.engine, table, batch_size=size)]
+    assert json.loads(json.dumps(expected[0][8])) == {"i": 1, "tags": ["a", "1"]}
+
+
+def test_tuples_with_a_key_and_filters_that_need_bind_processing(db: Db) -> None:
+    table = typed_table(db, 120)
+    # Resuming after a 'code' key only works if the key value is bind-processed ('k-' prefix);
+    # the filters need the DateTime and Boolean bind processors on SQLite.
+    cutoff = dt.datetime(2026, 1, 1, 12, 30)
+    source = sa.select(table.c.id, table.c.at).where(table.c.at >= cutoff, table.c.flag.is_(True))
+    expected = as_sqlalchemy_returns(db, source.add_columns(table.c.code).order_by(table.c.code))
+    assert len(expected) > 20
+    got = list(find_each(db.engine, source, batch_size=6, key="code", tuples=True))
+    assert expected == got  # the key column is appended as the last value
+    got = list(find_each(db.engine, source, batch_size=6, key="code", start="c10000", tuples=True))
+    assert [row for row in expected if row[2] >= "c10000"] == got
+
+
+def test_tuples_in_batches_keys_and_set_based_update(db: Db) -> None:
+    table = db.users(55)
+    batches = list(in_batches(db.engine, table, batch_size=20, tuples=True))
+    assert [(b.first_key, b.last_key, len(b.rows)) for b in batches] == [
+        (1, 20, 20),
+        (21, 40, 20),
+        (41, 55, 15),
+    ]
+    assert [(1, "SYNCED", 0, "p1")] == list(batches[0].rows[:1])
+    for batch in batches:
+        with db.engine.begin() as conn:
+            result = conn.execute(sa.update(table).where(batch.where()).values(counter=1))
+            assert len(batch.rows) == result.rowcount
+    with db.engine.connect() as conn:
+        assert 55 == conn.execute(sa.select(sa.func.sum(table.c.counter))).scalar_one()
+
+
+def test_tuples_with_composite_key_and_checkpointed_writer(db: Db) -> None:
+    table = sa.Table(
+        f"pairs_t_{id(db)}",
+        db.metadata,
+        sa.Column("a", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("b", sa.String(10), primary_key=True),
+        sa.Column("v", sa.Integer, nullable=False),
+    )
+    table.create(db.engine)
+    with db.engine.begin() as conn:
+        conn.execute(table.insert(), [{"a": a, "b": b, "v": 0} for a in range(15) for b in "xyz"])
+    checkpoint = Checkpoint(db.engine, f"pairs-{id(db)}")
+    bump = sa.update(table).where(table.c.a == sa.bindparam("ka"), table.c.b == sa.bindparam("kb"))
+    with BatchWriter(db.engine, batch_size=4, checkpoint=checkpoint) as writer:
+        for a, b, v in find_each(
+            db.engine, table, batch_size=7, checkpoint=checkpoint, tuples=True
+        ):
+            writer.add(bump.values(v=v + 1), {"ka": a, "kb": b})
+    assert (14, "z") == checkpoint.position
+    with db.engine.connect() as conn:
+        assert [1] * 45 == list(conn.execute(sa.select(table.c.v)).scalars())
+
+
+def test_tuples_from_a_sessionmaker_and_sqlite_row_factory(tmp_path: Path) -> None:
+    engine = sqlite_engine(tmp_path / "rf.db", wal=False)
+    db = Db("sqlite-journal", str(engine.url), engine, sa.MetaData())
+    table = db.users(30)
+    rowfactory = sa.create_engine(f"sqlite:///{tmp_path / 'rf.db'}")
+
+    @sa.event.listens_for(rowfactory, "connect")
+    def use_row_objects(dbapi_connection: sqlite3.Connection, _: object) -> None:
+        dbapi_connection.row_factory = sqlite3.Row
+
+    expected = as_sqlalchemy_returns(db, sa.select(table).order_by(table.c.id))
+    for bind in (sessionmaker(engine), rowfactory):
+        got = list(find_each(bind, table, batch_size=8, tuples=True))
+        assert all(type(row) is tuple for row in got)
+        assert expected == got
+    rowfactory.dispose()
+    engine.dispose()
+
+
+def test_driver_path_skips_engine_events_and_falls_back_when_sql_is_finished_late(
+    db: Db,
+) -> None:
+    table = db.users(40)
+    expected = full_scan(db, table)
+    executed: list[str] = []
+
+    def record(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        executed.append(statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        assert expected == [r[0] for r in find_each(db.engine, table, batch_size=10)]
+        assert 6 == len(executed)  # the snapshot query, four full pages, one empty page
+        executed.clear()
+        assert expected == [r[0] for r in find_each(db.engine, table, batch_size=10, tuples=True)]
+        assert 1 == len(executed)  # only the snapshot query: the pages ran on the driver
+        executed.clear()
+        # An expanding IN list is rendered at execution time: SQLAlchemy runs those pages.
+        wanted = [3, 5, 8, 13, 21, 34]
+        source = sa.select(table.c.id, table.c.status).where(table.c.id.in_(wanted))
+        got = list(find_each(db.engine, source, batch_size=4, tuples=True))
+        assert [(i, "SYNCED") for i in wanted] == got
+        assert 3 == len(executed)  # snapshot + two pages
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", record)
+
+
+def test_tuples_rejects_orm_sources(db: Db) -> None:
+    user = orm_user(db.users(3))
+    with pytest.raises(BatchSourceError, match="tuples=True reads Core rows"):
+        find_each(db.engine, user, tuples=True)
+    with pytest.raises(BatchSourceError, match="tuples=True"):
+        in_batches(db.engine, sa.select(user), tuples=True)
+
+
+def test_tuples_locked_database_is_a_clear_error(tmp_path: Path) -> None:
+    engine = sqlite_engine(tmp_path / "locked.db", wal=False, timeout=0.2)
+    db = Db("sqlite-journal", str(engine.url), engine, sa.MetaData())
+    table = db.users(10)
+    holder = sqlite3.connect(tmp_path / "locked.db", isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        rows = find_each(engine, table, finish=None, tuples=True)  # no query until next()
+        with pytest.raises(DatabaseLocked, match="database is locked"):
+            next(rows)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+        engine.dispose()
+
+
+def test_tuples_driver_errors_are_sqlalchemy_errors(db: Db) -> None:
+    table = db.users(5)
+    rows = find_each(db.engine, table, finish=None, tuples=True)
+    with db.engine.begin() as conn:
+        conn.execute(sa.text(f"DROP TABLE {table.name}"))
+    db.metadata.remove(table)
+    with pytest.raises(sa.exc.DBAPIError, match=table.name):
+        next(rows)
+
+
+@pytest.mark.parametrize("wal", [False, True], ids=["journal", "wal"])
+def test_tuples_writer_not_blocked_while_user_code_runs(tmp_path: Path, wal: bool) -> None:
+    path = tmp_path / "latency.db"
+    engine = sqlite_engine(path, wal=wal)
+    db = Db("sqlite", str(engine.url), engine, sa.MetaData())
+    table = db.users(3000)
+    latencies = []
+    for i, _row in enumerate(find_each(engine, table, batch_size=100, tuples=True)):
+        if i in (50, 2500):
+            time.sleep(0.05)
+            other = sqlite3.connect(path, timeout=1.5)
+            t0 = time.perf_counter()
+            other.execute(f"UPDATE {table.name} SET counter = counter + 1 WHERE id = 1")
+            other.commit()
+            latencies.append(time.perf_counter() - t0)
+            other.close()
+    assert 2 == len(latencies)
+    assert max(latencies) < 0.5  # target < 100 ms; wide margin for a busy CI box
+    engine.dispose()
+
+
+@pytest.mark.postgres
+def test_tuples_postgres_no_transaction_open_while_user_code_runs(postgres_url: str) -> None:
+    engine = sa.create_engine(postgres_url)
+    other = sa.create_engine(postgres_url)
+    db = Db("postgres", postgres_url, engine, sa.MetaData())
+    table = db.users(2000)
+    try:
+        idle = []
+        for i, _row in enumerate(find_each(engine, table, batch_size=300, tuples=True)):
+            if i in (10, 1500):
+                with other.connect() as conn:
+                    idle.append(
+                        conn.execute(
+                            sa.text(
+                                "SELECT count(*) FROM pg_stat_activity "
+                                "WHERE state = 'idle in transaction'"
+                            )
+                        ).scalar_one()
+                    )
+        assert [0, 0] == idle
+    finally:
+        db.metadata.drop_all(engine)
+        engine.dispose()
+        other.dispose()
