@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import enum
+import itertools
 import json
 import sqlite3
 import time
@@ -120,6 +121,22 @@ def test_tuples_with_a_key_and_filters_that_need_bind_processing(db: Db) -> None
     assert expected == got  # the key column is appended as the last value
     got = list(find_each(db.engine, source, batch_size=6, key="code", start="c10000", tuples=True))
     assert [row for row in expected if row[2] >= "c10000"] == got
+
+
+def test_tuples_evaluate_a_per_execution_bind_on_every_page(db: Db) -> None:
+    # A bind with callable_ is evaluated by SQLAlchemy at each execution; the driver path
+    # must not reuse the first page's value.
+    table = db.users(100)
+
+    def run(tuples: bool) -> list[int]:
+        floors = itertools.count(0, 15)  # rises faster than the pages advance
+        floor = sa.bindparam("floor", callable_=lambda: next(floors), type_=sa.Integer)
+        source = sa.select(table.c.id).where(table.c.id > floor)
+        return [row[0] for row in find_each(db.engine, source, batch_size=10, tuples=tuples)]
+
+    expected = run(tuples=False)
+    assert expected != list(range(1, 101))  # the floor rose while the loop ran
+    assert expected == run(tuples=True)
 
 
 def test_tuples_in_batches_keys_and_set_based_update(db: Db) -> None:

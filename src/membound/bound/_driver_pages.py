@@ -54,18 +54,47 @@ class DriverQuery:
             if process is not None:
                 bind_processors[name] = process
         self._bind_processors = bind_processors
+        # Positions of each name in a positional parameter list (a name can appear twice).
+        self._slots: dict[str, list[int]] = {}
+        for index, name in enumerate(self._order or ()):
+            self._slots.setdefault(name, []).append(index)
+        self._volatile = any(bind.callable is not None for bind in compiled.bind_names)
+        self._template: Any = None
+        self._template_names: set[str] = set()
         self._types = [column.type for column in stmt.selected_columns]
-        # Result processors depend on the driver's column type codes, known after one execute.
-        self._result_processors: list[Processor | None] | None = None
+        # Result processors depend on the driver's column type codes, known after one execute:
+        # (column index, processor) for each column that has one.
+        self._result_steps: list[tuple[int, Processor]] | None = None
 
     def parameters(self, params: Mapping[str, Any]) -> Any:
-        """The DBAPI parameters for one execution: SQLAlchemy's values, bind-processed, ordered."""
-        values = self._compiled.construct_params(dict(params))
-        for name, process in self._bind_processors.items():
-            values[name] = process(values[name])
-        if self._order is not None:
-            return tuple(values[name] for name in self._order)
-        return values
+        """The DBAPI parameters for one execution: SQLAlchemy's values, bind-processed, ordered.
+
+        The first call builds them all through ``construct_params``; later calls with the same
+        parameter names reuse the other values (a LIMIT, the source's filter literals) and
+        process only the given ones, unless a bind computes its value per execution.
+        """
+        template = self._template
+        if template is None or self._template_names != params.keys():
+            values = self._compiled.construct_params(params)
+            for name, process in self._bind_processors.items():
+                values[name] = process(values[name])
+            built = tuple(values[n] for n in self._order) if self._order is not None else values
+            if not self._volatile:
+                self._template, self._template_names = built, set(params)
+            return built
+        if self._order is None:
+            named = dict(template)
+            for name, value in params.items():
+                convert = self._bind_processors.get(name)
+                named[name] = value if convert is None else convert(value)
+            return named
+        ordered = list(template)
+        for name, given in params.items():
+            convert = self._bind_processors.get(name)
+            value = given if convert is None else convert(given)
+            for index in self._slots[name]:
+                ordered[index] = value
+        return tuple(ordered)
 
     def run(self, params: Mapping[str, Any]) -> list[Any]:
         """Fetch every row of one page on a pooled connection, returned to the pool at the end.
@@ -80,7 +109,7 @@ class DriverQuery:
             cursor = connection.cursor()
             try:
                 cursor.execute(self.sql, args)
-                rows = list(cursor.fetchall())
+                fetched = cursor.fetchall()
                 description = cursor.description
             except dialect.loaded_dbapi.Error as exc:
                 if dialect.is_disconnect(exc, connection.dbapi_connection, cursor):
@@ -90,16 +119,19 @@ class DriverQuery:
                 cursor.close()
         finally:
             connection.close()
-        if rows and type(rows[0]) is not tuple:  # a row_factory set on the connection
-            rows = [tuple(row) for row in rows]
-        processors = self._result_processors
-        if processors is None:
-            processors = self._result_processors = [
+        # Drivers return a list of tuples unless a row_factory was set on the connection.
+        if isinstance(fetched, list) and (not fetched or type(fetched[0]) is tuple):
+            rows: list[Any] = fetched
+        else:
+            rows = [tuple(row) for row in fetched]
+        steps = self._result_steps
+        if steps is None:
+            processors = [
                 type_.dialect_impl(dialect).result_processor(dialect, column[1])
                 for type_, column in zip(self._types, description or (), strict=False)
             ]
-        if any(p is not None for p in processors):
-            steps = [(i, p) for i, p in enumerate(processors) if p is not None]
+            steps = self._result_steps = [(i, p) for i, p in enumerate(processors) if p]
+        if steps:
             for n, row in enumerate(rows):
                 values = list(row)
                 for i, process in steps:
