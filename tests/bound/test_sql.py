@@ -105,12 +105,16 @@ def test_orm_entity_objects_detached_per_batch(db: Db) -> None:
     assert list(range(101, 121)) == [o.id for o in find_each(db.engine, source, batch_size=7)]
 
 
-def test_find_each_frees_a_page_before_loading_the_next(db: Db) -> None:
+@pytest.mark.parametrize("with_checkpoint", [False, True], ids=["plain", "checkpoint"])
+def test_find_each_frees_a_page_before_loading_the_next(db: Db, with_checkpoint: bool) -> None:
     # When the loop body keeps nothing, the previous page's objects must already be gone when
-    # the next page's query runs: two live pages would double the batch memory and make the
-    # garbage collector promote objects that are about to die.
+    # the next query runs: two live pages would double the batch memory and make the garbage
+    # collector promote objects that are about to die.
     table = db.users(90)
     user = orm_user(table)
+    checkpoint = Checkpoint(db.engine, f"frees-{table.name}") if with_checkpoint else None
+    if checkpoint is not None:
+        checkpoint.reset()  # creates its table now, not inside the loop
     previous: list[weakref.ref[object]] = []
     alive_at_query: list[bool] = []
 
@@ -120,14 +124,18 @@ def test_find_each_frees_a_page_before_loading_the_next(db: Db) -> None:
     sa.event.listen(db.engine, "before_cursor_execute", before_query)
     try:
         seen = []
-        for obj in find_each(db.engine, user, batch_size=20):
+        for obj in find_each(db.engine, user, batch_size=20, checkpoint=checkpoint):
             previous.append(weakref.ref(obj))
             seen.append(obj.id)
             del obj
     finally:
         sa.event.remove(db.engine, "before_cursor_execute", before_query)
     assert full_scan(db, table) == seen
-    assert len(alive_at_query) >= 5  # the snapshot query plus five pages
+    # The snapshot query and five pages; with a checkpoint also its load and a save per page.
+    if with_checkpoint:
+        assert len(alive_at_query) >= 12
+    else:
+        assert 6 == len(alive_at_query)
     assert not any(alive_at_query)
 
 

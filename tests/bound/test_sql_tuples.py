@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import sessionmaker, with_loader_criteria
 from sqlalchemy.types import TypeDecorator
 
 from membound import (
@@ -29,8 +29,9 @@ from membound import (
     find_each,
     in_batches,
 )
+from membound.bound._driver_pages import DriverQuery
 from tests.bound.helpers import Db, sa, sqlite_engine
-from tests.bound.test_sql import full_scan, orm_user
+from tests.bound.test_sql import orm_user
 
 
 class Colour(enum.Enum):
@@ -98,14 +99,34 @@ def as_sqlalchemy_returns(db: Db, stmt: Any) -> list[tuple[Any, ...]]:
         return [tuple(row) for row in conn.execute(stmt)]
 
 
+def typed(rows: list[Any]) -> list[list[tuple[type, Any]]]:
+    """Rows with each value's type: Decimal('0.25') == 0.25 and True == 1, but not here."""
+    return [[(type(v), v) for v in row] for row in rows]
+
+
+@pytest.fixture
+def driver_runs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The SQL of every page run on the driver path (the real DriverQuery.run, observed)."""
+    runs: list[str] = []
+    original = DriverQuery.run
+
+    def observed(self: DriverQuery, params: Any) -> list[Any]:
+        runs.append(self.sql)
+        return original(self, params)
+
+    monkeypatch.setattr(DriverQuery, "run", observed)
+    return runs
+
+
 def test_tuples_equal_sqlalchemy_rows_for_every_type(db: Db) -> None:
     table = typed_table(db, 97)
     expected = as_sqlalchemy_returns(db, sa.select(table).order_by(table.c.id))
     for size in (1, 10, 1000):
         got = list(find_each(db.engine, table, batch_size=size, tuples=True))
         assert all(type(row) is tuple for row in got)
-        assert expected == got
-        assert expected == [tuple(r) for r in find_each(db.engine, table, batch_size=size)]
+        assert typed(expected) == typed(got)
+        rows = [tuple(r) for r in find_each(db.engine, table, batch_size=size)]
+        assert typed(expected) == typed(rows)
     assert json.loads(json.dumps(expected[0][8])) == {"i": 1, "tags": ["a", "1"]}
 
 
@@ -114,11 +135,12 @@ def test_tuples_with_a_key_and_filters_that_need_bind_processing(db: Db) -> None
     # Resuming after a 'code' key only works if the key value is bind-processed ('k-' prefix);
     # the filters need the DateTime and Boolean bind processors on SQLite.
     cutoff = dt.datetime(2026, 1, 1, 12, 30)
-    source = sa.select(table.c.id, table.c.at).where(table.c.at >= cutoff, table.c.flag.is_(True))
+    wanted = sa.bindparam("wanted", True, type_=sa.Boolean)
+    source = sa.select(table.c.id, table.c.at).where(table.c.at >= cutoff, table.c.flag == wanted)
     expected = as_sqlalchemy_returns(db, source.add_columns(table.c.code).order_by(table.c.code))
     assert len(expected) > 20
     got = list(find_each(db.engine, source, batch_size=6, key="code", tuples=True))
-    assert expected == got  # the key column is appended as the last value
+    assert typed(expected) == typed(got)  # the key column is appended as the last value
     got = list(find_each(db.engine, source, batch_size=6, key="code", start="c10000", tuples=True))
     assert [row for row in expected if row[2] >= "c10000"] == got
 
@@ -198,11 +220,17 @@ def test_tuples_from_a_sessionmaker_and_sqlite_row_factory(tmp_path: Path) -> No
     engine.dispose()
 
 
-def test_driver_path_skips_engine_events_and_falls_back_when_sql_is_finished_late(
-    db: Db,
+def test_driver_path_taken_only_when_it_cannot_change_the_rows(
+    db: Db, driver_runs: list[str]
 ) -> None:
     table = db.users(40)
-    expected = full_scan(db, table)
+    expected = [(i, "SYNCED", 0, f"p{i}") for i in range(1, 41)]
+    assert expected == list(find_each(db.engine, table, batch_size=10, tuples=True))
+    assert 5 == len(driver_runs)  # four full pages and the empty one that ends the run
+    driver_runs.clear()
+
+    # An engine listener may rewrite SQL or set connection state: SQLAlchemy runs the pages,
+    # and the listener sees every one of them.
     executed: list[str] = []
 
     def record(_conn: object, _cursor: object, statement: str, *_: object) -> None:
@@ -210,20 +238,88 @@ def test_driver_path_skips_engine_events_and_falls_back_when_sql_is_finished_lat
 
     sa.event.listen(db.engine, "before_cursor_execute", record)
     try:
-        assert expected == [r[0] for r in find_each(db.engine, table, batch_size=10)]
-        assert 6 == len(executed)  # the snapshot query, four full pages, one empty page
-        executed.clear()
-        assert expected == [r[0] for r in find_each(db.engine, table, batch_size=10, tuples=True)]
-        assert 1 == len(executed)  # only the snapshot query: the pages ran on the driver
-        executed.clear()
-        # An expanding IN list is rendered at execution time: SQLAlchemy runs those pages.
-        wanted = [3, 5, 8, 13, 21, 34]
-        source = sa.select(table.c.id, table.c.status).where(table.c.id.in_(wanted))
-        got = list(find_each(db.engine, source, batch_size=4, tuples=True))
-        assert [(i, "SYNCED") for i in wanted] == got
-        assert 3 == len(executed)  # snapshot + two pages
+        assert expected == list(find_each(db.engine, table, batch_size=10, tuples=True))
     finally:
         sa.event.remove(db.engine, "before_cursor_execute", record)
+    assert [] == driver_runs
+    assert 6 == len(executed)  # the snapshot query and five pages
+
+    # Execution options, a sessionmaker, and SQL finished at execution time: same.
+    other = sa.create_engine(db.url)
+    try:
+        assert expected == list(
+            find_each(other.execution_options(logging_token="x"), table, tuples=True)
+        )
+        assert expected == list(find_each(sessionmaker(other), table, tuples=True))
+        wanted = [3, 5, 8, 13, 21, 34]
+        source = sa.select(table.c.id, table.c.status).where(table.c.id.in_(wanted))
+        got = list(find_each(other, source, batch_size=4, tuples=True))
+        assert [(i, "SYNCED") for i in wanted] == got
+    finally:
+        other.dispose()
+    assert [] == driver_runs
+
+
+def test_tuples_through_a_session_keep_its_statement_hooks(db: Db) -> None:
+    # A soft-delete filter added by a do_orm_execute hook applies to the pages too.
+    table = db.users(30)
+    user = orm_user(table)
+    with db.engine.begin() as conn:
+        conn.execute(table.update().where(table.c.id % 3 == 0).values(status="GONE"))
+    factory = sessionmaker(db.engine)
+
+    @sa.event.listens_for(factory, "do_orm_execute")
+    def hide_gone(state: Any) -> None:
+        if state.is_select:
+            state.statement = state.statement.options(
+                with_loader_criteria(user, user.status != "GONE")  # type: ignore[attr-defined]
+            )
+
+    source = sa.select(user.id, user.status)  # type: ignore[attr-defined]
+    expected = [(i, "SYNCED") for i in range(1, 31) if i % 3]
+    assert expected == [tuple(r) for r in find_each(factory, source, batch_size=4)]
+    assert expected == list(find_each(factory, source, batch_size=4, tuples=True))
+
+
+def test_tuples_follow_schema_translation(tmp_path: Path) -> None:
+    # The engine maps the table's schema to an attached database holding other rows.
+    main = sqlite_engine(tmp_path / "main.db", wal=False)
+    db = Db("sqlite-journal", str(main.url), main, sa.MetaData())
+    table = db.users(12, name="people")
+    tenant = sqlite3.connect(tmp_path / "tenant.db")
+    tenant.execute(
+        "CREATE TABLE people (id INTEGER PRIMARY KEY, status TEXT NOT NULL, "
+        "counter INTEGER NOT NULL, payload TEXT)"
+    )
+    tenant.executemany("INSERT INTO people VALUES (?, 'TENANT', 0, NULL)", [(1,), (2,)])
+    tenant.commit()
+    tenant.close()
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'main.db'}")
+
+    @sa.event.listens_for(engine, "connect")
+    def attach(dbapi_connection: sqlite3.Connection, _: object) -> None:
+        dbapi_connection.execute(f"ATTACH DATABASE '{tmp_path / 'tenant.db'}' AS tenant")
+
+    translated = engine.execution_options(schema_translate_map={None: "tenant"})
+    try:
+        assert [(1, "TENANT", 0, None), (2, "TENANT", 0, None)] == list(
+            find_each(translated, table, tuples=True)
+        )
+    finally:
+        engine.dispose()
+        main.dispose()
+
+
+def test_tuples_explicit_finish_inside_a_page(db: Db) -> None:
+    table = db.users(60)
+    for size in (7, 100):
+        rows = list(find_each(db.engine, table, batch_size=size, start=5, finish=25, tuples=True))
+        assert list(range(5, 26)) == [r[0] for r in rows]
+        batches = list(in_batches(db.engine, table, batch_size=size, finish=25, tuples=True))
+        assert 25 == batches[-1].last_key
+        assert list(range(1, 26)) == [r[0] for b in batches for r in b.rows]
+    user = orm_user(table)
+    assert list(range(1, 26)) == [u.id for u in find_each(db.engine, user, finish=25)]
 
 
 def test_tuples_rejects_orm_sources(db: Db) -> None:
@@ -250,14 +346,54 @@ def test_tuples_locked_database_is_a_clear_error(tmp_path: Path) -> None:
         engine.dispose()
 
 
-def test_tuples_driver_errors_are_sqlalchemy_errors(db: Db) -> None:
+def test_tuples_lock_at_connect_is_a_clear_error(tmp_path: Path) -> None:
+    # Without a pool every page opens a connection; a PRAGMA on connect meets the lock there.
+    path = tmp_path / "connect.db"
+    db = Db("sqlite-journal", f"sqlite:///{path}", sqlite_engine(path, wal=False), sa.MetaData())
+    table = db.users(10)
+    engine = sa.create_engine(
+        f"sqlite:///{path}", poolclass=sa.pool.NullPool, connect_args={"timeout": 0.2}
+    )
+
+    @sa.event.listens_for(engine, "connect")
+    def read_version(dbapi_connection: sqlite3.Connection, _: object) -> None:
+        dbapi_connection.execute("PRAGMA user_version").fetchall()
+
+    rows = find_each(engine, table, batch_size=3, finish=None, tuples=True)
+    # Two pages (both page shapes: from the start, after a key) are read before the lock.
+    assert [1, 2, 3, 4] == [next(rows)[0] for _ in range(4)]
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(DatabaseLocked, match="database is locked"):
+            list(rows)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+        engine.dispose()
+        db.engine.dispose()
+
+
+def test_tuples_driver_errors_match_sqlalchemys(db: Db) -> None:
     table = db.users(5)
-    rows = find_each(db.engine, table, finish=None, tuples=True)
-    with db.engine.begin() as conn:
-        conn.execute(sa.text(f"DROP TABLE {table.name}"))
-    db.metadata.remove(table)
-    with pytest.raises(sa.exc.DBAPIError, match=table.name):
-        next(rows)
+    engine = sa.create_engine(db.url, hide_parameters=True)
+    source = sa.select(table).where(table.c.payload != "hunter2")
+    errors = []
+    for tuples in (False, True):
+        rows = find_each(engine, source, finish=None, tuples=tuples)
+        with db.engine.begin() as conn:
+            conn.execute(sa.text(f"ALTER TABLE {table.name} RENAME TO {table.name}_gone"))
+        try:
+            with pytest.raises(sa.exc.DBAPIError) as caught:
+                next(rows)
+        finally:
+            with db.engine.begin() as conn:
+                conn.execute(sa.text(f"ALTER TABLE {table.name}_gone RENAME TO {table.name}"))
+        errors.append(caught.value)
+    assert type(errors[0]) is type(errors[1])  # e.g. OperationalError on SQLite
+    assert "hunter2" not in str(errors[1])  # hide_parameters is honoured
+    assert table.name in str(errors[1])
+    engine.dispose()
 
 
 @pytest.mark.parametrize("wal", [False, True], ids=["journal", "wal"])
@@ -283,7 +419,8 @@ def test_tuples_writer_not_blocked_while_user_code_runs(tmp_path: Path, wal: boo
 
 @pytest.mark.postgres
 def test_tuples_postgres_no_transaction_open_while_user_code_runs(postgres_url: str) -> None:
-    engine = sa.create_engine(postgres_url)
+    # Even with the pool's rollback on return turned off, no page leaves a transaction open.
+    engine = sa.create_engine(postgres_url, pool_reset_on_return=None)
     other = sa.create_engine(postgres_url)
     db = Db("postgres", postgres_url, engine, sa.MetaData())
     table = db.users(2000)

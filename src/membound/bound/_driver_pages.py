@@ -10,10 +10,13 @@ compiled statement's ``construct_params``, and values go through the same bind a
 processors SQLAlchemy would apply (taken from the column types' public ``dialect_impl`` API). Only
 the execution is done here, so results are identical (G8; tests compare both paths).
 
-A statement whose SQL is finished only at execution time (expanding ``IN`` lists, literal-execute
-parameters, schema translation) or whose bind names need escaping is refused with
-:class:`DriverPathUnavailable`; the caller then uses SQLAlchemy's execute and converts its rows.
-Engine events such as ``before_cursor_execute`` do not fire for queries run here.
+The driver path is taken only where skipping SQLAlchemy's execute cannot change what runs
+(:func:`driver_path_allowed`): the two drivers membound tests (pysqlite, psycopg 3), an engine with
+no execution options (``schema_translate_map``, isolation level, ...) and no engine or dialect
+event listeners (``engine_connect``, ``before_cursor_execute``, ``do_execute``, ...). A statement
+whose SQL is finished only at execution time (expanding ``IN`` lists, literal-execute parameters,
+placeholders) or whose bind names need escaping is refused with :class:`DriverPathUnavailable`.
+In every such case the caller uses SQLAlchemy's execute and converts its rows to tuples.
 """
 
 from __future__ import annotations
@@ -27,8 +30,30 @@ if TYPE_CHECKING:
 Processor = Callable[[Any], Any]
 
 
+#: (dialect, driver) pairs whose execution SQLAlchemy does not adjust per statement (no
+#: ``pre_exec``/``setinputsizes`` step) and that membound's tests run against.
+_DRIVERS = frozenset({("sqlite", "pysqlite"), ("postgresql", "psycopg")})
+
+
 class DriverPathUnavailable(Exception):
     """The statement cannot be run on the driver exactly as SQLAlchemy would run it."""
+
+
+def driver_path_allowed(engine: Engine) -> bool:
+    """Whether running pages on the driver gives exactly what SQLAlchemy's execute would.
+
+    Listeners and execution options can change the SQL, the connection's state or the rows
+    (a ``search_path`` set on connect, a tenant filter, schema translation), so either sends the
+    run through SQLAlchemy. ``_has_events`` is SQLAlchemy's own flag for "a listener is
+    registered"; if a future version drops it, the driver path is simply not taken.
+    """
+    dialect = engine.dialect
+    return (
+        (dialect.name, dialect.driver) in _DRIVERS
+        and not engine.get_execution_options()
+        and getattr(engine, "_has_events", True) is False
+        and getattr(dialect, "_has_events", True) is False
+    )
 
 
 class DriverQuery:
@@ -99,24 +124,34 @@ class DriverQuery:
     def run(self, params: Mapping[str, Any]) -> list[Any]:
         """Fetch every row of one page on a pooled connection, returned to the pool at the end.
 
-        The pool's reset on return (a rollback) ends the read transaction before the rows are
-        handed back, as on SQLAlchemy's path (G4).
+        The read transaction is rolled back and the connection is back in the pool before the
+        rows are handed back (G4). Driver errors come back as SQLAlchemy's ``DBAPIError``
+        subclasses, as from ``Connection.execute``.
         """
         args = self.parameters(params)
-        dialect = self._engine.dialect
-        connection = self._engine.raw_connection()
+        engine = self._engine
+        dialect = engine.dialect
+        try:
+            connection = engine.raw_connection()
+        except dialect.loaded_dbapi.Error as exc:  # e.g. a connect-time PRAGMA on a locked file
+            raise _wrapped(engine, self.sql, args, exc, invalidated=False) from exc
         try:
             cursor = connection.cursor()
             try:
                 cursor.execute(self.sql, args)
                 fetched = cursor.fetchall()
                 description = cursor.description
-            except dialect.loaded_dbapi.Error as exc:
-                if dialect.is_disconnect(exc, connection.dbapi_connection, cursor):
-                    connection.invalidate(exc)
-                raise _wrapped(self.sql, args, exc, dialect) from exc
             finally:
                 cursor.close()
+            # End the read transaction here (G4) rather than trusting the pool's reset on
+            # return, which an engine may turn off (pool_reset_on_return=None).
+            connection.rollback()
+        except dialect.loaded_dbapi.Error as exc:
+            lost = dialect.is_disconnect(exc, connection.dbapi_connection, None)
+            if lost:
+                # As SQLAlchemy does: this connection and older pooled ones are recycled.
+                engine.pool._invalidate(connection, exc)
+            raise _wrapped(engine, self.sql, args, exc, invalidated=lost) from exc
         finally:
             connection.close()
         # Drivers return a list of tuples unless a row_factory was set on the connection.
@@ -140,8 +175,19 @@ class DriverQuery:
         return rows
 
 
-def _wrapped(sql: str, args: Any, exc: Exception, dialect: Any) -> Exception:
+def _wrapped(
+    engine: Engine, sql: str, args: Any, exc: Exception, *, invalidated: bool
+) -> Exception:
     """The error SQLAlchemy itself would raise for this driver error (e.g. OperationalError)."""
     from sqlalchemy import exc as sa_exc
 
-    return sa_exc.DBAPIError.instance(sql, args, exc, dialect.loaded_dbapi.Error, dialect=dialect)
+    dialect = engine.dialect
+    return sa_exc.DBAPIError.instance(
+        sql,
+        args,
+        exc,
+        dialect.loaded_dbapi.Error,
+        hide_parameters=engine.hide_parameters,
+        connection_invalidated=invalidated,
+        dialect=dialect,
+    )

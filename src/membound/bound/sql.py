@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from membound._errors import BatchSourceError, BatchWriteError, DatabaseLocked, KeyOrderError
-from membound.bound._driver_pages import DriverPathUnavailable, DriverQuery
+from membound.bound._driver_pages import DriverPathUnavailable, DriverQuery, driver_path_allowed
 from membound.bound._rss import current_rss
 
 try:
@@ -186,7 +186,16 @@ class _Plan:
         cols = self._key_columns(key)
         self.key_columns = cols
         self.width = len(cols)
-        self.integer_key = len(cols) == 1 and isinstance(cols[0].type, sa.Integer)
+        # A Core source's integer key lets the snapshot bound be checked in Python (fetch_page).
+        # Not for ORM sources: rows read past the bound would still be loaded as objects (load
+        # events, eager loaders). Not for types that convert values on the way out.
+        dialect = self.engine.dialect
+        self.integer_key = (
+            self.orm_mapper is None
+            and len(cols) == 1
+            and isinstance(cols[0].type, sa.Integer)
+            and cols[0].type.dialect_impl(dialect).result_processor(dialect, None) is None
+        )
         self._low_names = tuple(f"membound_lo_{i}" for i in range(len(cols)))
         self._high_names = tuple(f"membound_hi_{i}" for i in range(len(cols)))
         self.where_clause = stmt.whereclause
@@ -381,7 +390,7 @@ class _Plan:
         # An integer key's upper bound is applied here rather than in SQL: the database would
         # test it on every row (measured: 3-4% of a SQLite page read), Python once per page.
         # Only integers: Python and the database agree on their order whatever the collation.
-        upper_in_sql = upper is not None and not self.integer_key
+        upper_in_sql = upper is not None and not (self.integer_key and type(upper[0]) is int)
         stmt = self.page_statement(lower, upper_in_sql, batch_size)
         params: dict[str, Any] = {}
         low = after if after is not None else start
@@ -400,21 +409,31 @@ class _Plan:
         return rows
 
     def fetch_tuples(self, stmt: Any, params: dict[str, Any]) -> Sequence[Any]:
-        """A page as plain tuples, read on the driver when the statement allows it (G4, G8)."""
-        query = self._driver_queries.get(id(stmt), False)
-        if query is False:  # first use of this page shape
-            try:
-                query = DriverQuery(self.engine, stmt)
-            except DriverPathUnavailable:
-                query = None
-            self._driver_queries[id(stmt)] = query
+        """A page as plain tuples, read on the driver when that gives the same rows (G4, G8).
+
+        A sessionmaker's session may route, filter or hook statements (``get_bind``,
+        ``do_orm_execute``), so with one the pages always go through the session.
+        """
+        if id(stmt) not in self._driver_queries:  # first use of this page shape
+            self._driver_queries[id(stmt)] = self._driver_query(stmt)
+        query = self._driver_queries[id(stmt)]
         if query is None:
             return [tuple(row) for row in self.fetch(stmt, scalars=False, params=params)]
         try:
-            return query.run(params)  # type: ignore[union-attr]
+            return query.run(params)
         except sa_exc.OperationalError as exc:
             _raise_if_locked(exc)
             raise
+
+    def _driver_query(self, stmt: Any) -> DriverQuery | None:
+        if self.sessionmaker is not None or not driver_path_allowed(self.engine):
+            return None
+        # The dialect finishes initialising on the first connection: compile after it.
+        self.fetch(sa.select(sa.literal(1)), scalars=False)
+        try:
+            return DriverQuery(self.engine, stmt)
+        except DriverPathUnavailable:
+            return None
 
     def fetch(
         self, stmt: Any, *, scalars: bool, params: dict[str, Any] | None = None
@@ -718,9 +737,19 @@ def find_each(
         tuples=tuples,
     )
     if checkpoint is None:
-        # chain() hands out a page's rows without resuming a Python frame per row.
-        return itertools.chain.from_iterable(pages)
+        return _each(pages)
     return _each_tagged(pages, checkpoint, plan.key_of)
+
+
+def _each(pages: Iterator[Sequence[Any]]) -> Iterator[Any]:
+    # A generator (close() works, as on every other loop here) over chain(), which hands out a
+    # page's rows in C.
+    try:
+        yield from itertools.chain.from_iterable(pages)
+    finally:
+        close = getattr(pages, "close", None)
+        if close is not None:
+            close()
 
 
 def _each_tagged(
@@ -730,7 +759,7 @@ def _each_tagged(
         for row in rows:
             checkpoint._current = key_of(row)
             yield row
-        del rows  # not alive while the next page loads (see _page_loop)
+        del rows, row  # neither alive while the next page loads (see _page_loop)
 
 
 class _Progress:
