@@ -42,6 +42,22 @@ class Db:
         fill(self.engine, table, range(1, n + 1))
         return table
 
+    def pairs(self, name: str, n: int, *, value: int = 0) -> sa.Table:
+        """A table keyed by (a, b): a in 0..n-1, b in x, y, z; column v holds ``value``."""
+        table = sa.Table(
+            f"{name}_{id(self)}",
+            self.metadata,
+            sa.Column("a", sa.Integer, primary_key=True, autoincrement=False),
+            sa.Column("b", sa.String(10), primary_key=True),
+            sa.Column("v", sa.Integer, nullable=False),
+        )
+        table.create(self.engine)
+        with self.engine.begin() as conn:
+            conn.execute(
+                table.insert(), [{"a": a, "b": b, "v": value} for a in range(n) for b in "xyz"]
+            )
+        return table
+
 
 def fill(engine: sa.Engine, table: sa.Table, ids: range | list[int]) -> None:
     rows = [{"id": i, "status": "SYNCED", "counter": 0, "payload": f"p{i}"} for i in ids]

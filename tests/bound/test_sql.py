@@ -5,6 +5,7 @@ Each behaviour is checked against a plain full scan of the same table (G8).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import decimal
 import subprocess
@@ -137,6 +138,21 @@ def test_find_each_frees_a_page_before_loading_the_next(db: Db, with_checkpoint:
     else:
         assert 6 == len(alive_at_query)
     assert not any(alive_at_query)
+
+
+@pytest.mark.parametrize("tuples", [False, True], ids=["rows", "tuples"])
+def test_find_each_close_stops_like_a_generator(db: Db, tuples: bool) -> None:
+    table = db.users(50)
+    queries: list[str] = []
+    rows = find_each(db.engine, table, batch_size=10, tuples=tuples)
+    assert iter(rows) is rows
+    assert [1, 2, 3] == [next(rows)[0] for _ in range(3)]
+    sa.event.listen(db.engine, "before_cursor_execute", lambda *a: queries.append(a[2]))
+    with contextlib.closing(rows):
+        pass
+    assert [] == list(rows)  # nothing more: not even the rest of the page in hand
+    assert [] == queries  # and no page was read after close()
+    rows.close()  # a second close is harmless
 
 
 def test_sessionmaker_with_core_source(db: Db) -> None:
@@ -727,21 +743,12 @@ def test_checkpoint_table_created_inside_the_writers_transaction(db: Db) -> None
 
 
 def test_checkpoint_resume_with_composite_key(db: Db) -> None:
-    table = sa.Table(
-        f"cpairs_{id(db)}",
-        db.metadata,
-        sa.Column("a", sa.Integer, primary_key=True, autoincrement=False),
-        sa.Column("b", sa.String(10), primary_key=True),
-        sa.Column("n", sa.Integer, nullable=False),
-    )
-    table.create(db.engine)
-    with db.engine.begin() as conn:
-        conn.execute(table.insert(), [{"a": a, "b": b, "n": 0} for a in range(10) for b in "xyz"])
+    table = db.pairs("cpairs", 10)
     cp = Checkpoint(db.engine, f"composite-{id(db)}")
     bump = (
         table.update()
         .where(table.c.a == sa.bindparam("ka"), table.c.b == sa.bindparam("kb"))
-        .values(n=table.c.n + 1)
+        .values(v=table.c.v + 1)
     )
     with BatchWriter(db.engine, batch_size=4, checkpoint=cp) as writer:
         for row in find_each(db.engine, table, batch_size=5, checkpoint=cp):
@@ -754,4 +761,4 @@ def test_checkpoint_resume_with_composite_key(db: Db) -> None:
             writer.add(bump, {"ka": row.a, "kb": row.b})
     assert (9, "z") == cp.position
     with db.engine.connect() as conn:
-        assert [1] == list(conn.execute(sa.select(table.c.n).distinct()).scalars())
+        assert [1] == list(conn.execute(sa.select(table.c.v).distinct()).scalars())

@@ -179,16 +179,7 @@ def test_tuples_in_batches_keys_and_set_based_update(db: Db) -> None:
 
 
 def test_tuples_with_composite_key_and_checkpointed_writer(db: Db) -> None:
-    table = sa.Table(
-        f"pairs_t_{id(db)}",
-        db.metadata,
-        sa.Column("a", sa.Integer, primary_key=True, autoincrement=False),
-        sa.Column("b", sa.String(10), primary_key=True),
-        sa.Column("v", sa.Integer, nullable=False),
-    )
-    table.create(db.engine)
-    with db.engine.begin() as conn:
-        conn.execute(table.insert(), [{"a": a, "b": b, "v": 0} for a in range(15) for b in "xyz"])
+    table = db.pairs("pairs_t", 15)
     checkpoint = Checkpoint(db.engine, f"pairs-{id(db)}")
     bump = sa.update(table).where(table.c.a == sa.bindparam("ka"), table.c.b == sa.bindparam("kb"))
     with BatchWriter(db.engine, batch_size=4, checkpoint=checkpoint) as writer:
