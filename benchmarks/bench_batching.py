@@ -294,7 +294,7 @@ def main() -> None:
         print(json.dumps(child(args.child, args.db, args.batch)))
         return
     n = args.rows or (10_000_000 if args.slow else 1_000_000)
-    repeat = args.repeat or (1 if args.slow else 5)
+    repeat = args.repeat or (1 if args.slow else 7)
     # O(n)-memory scenarios would need several GB at 10M rows on a shared machine; their 1M
     # figures make the point. OFFSET is also quadratic in time.
     skip = {"fetchall", "offset", "naive_one_transaction"} if n > 2_000_000 else set()

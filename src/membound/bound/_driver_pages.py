@@ -139,7 +139,7 @@ class DriverQuery:
             cursor = connection.cursor()
             try:
                 cursor.execute(self.sql, args)
-                fetched = cursor.fetchall()
+                fetched = cursor.fetchall()  # noqa: MB102 (one LIMIT page)
                 description = cursor.description
             finally:
                 cursor.close()
