@@ -29,7 +29,7 @@ from membound import (
     find_each,
     in_batches,
 )
-from tests.bound.helpers import Db, fill, ids_of, sa, sqlite_engine
+from tests.bound.helpers import Db, exclusive_lock, fill, ids_of, sa, sqlite_engine
 
 
 def full_scan(db: Db, table: sa.Table) -> list[int]:
@@ -170,17 +170,8 @@ def test_composite_key_equals_full_scan(
     if not row_values:
         # Force the portable OR/AND expansion used for dialects without row values (G8).
         monkeypatch.setattr(sql_mod, "_ROW_VALUE_DIALECTS", frozenset())
-    table = sa.Table(
-        f"pairs_{row_values}_{id(db)}",
-        db.metadata,
-        sa.Column("a", sa.Integer, primary_key=True, autoincrement=False),
-        sa.Column("b", sa.String(10), primary_key=True),
-        sa.Column("v", sa.Integer, nullable=False),
-    )
-    table.create(db.engine)
-    rows = [{"a": a, "b": b, "v": a * 10} for a in range(20) for b in ("x", "y", "z")]
-    with db.engine.begin() as conn:
-        conn.execute(table.insert(), rows)
+    table = db.pairs(f"pairs_{row_values}", 20)
+    rows = [{"a": a, "b": b} for a in range(20) for b in "xyz"]
     expected = [(r["a"], r["b"]) for r in rows]
     for size in (1, 4, 7, 100):
         assert expected == [(r.a, r.b) for r in find_each(db.engine, table, batch_size=size)]
@@ -193,7 +184,7 @@ def test_composite_key_equals_full_scan(
             result = conn.execute(table.update().where(batch.where()).values(v=table.c.v + 1))
             assert len(batch.rows) == result.rowcount
     with db.engine.connect() as conn:
-        assert [r["a"] * 10 + 1 for r in rows] == list(
+        assert [1] * len(rows) == list(  # every row exactly once, none twice
             conn.execute(sa.select(table.c.v).order_by(table.c.a, table.c.b)).scalars()
         )
 
@@ -557,20 +548,19 @@ def test_error_batch_size(db: Db, size: int) -> None:
         BatchWriter(db.engine, batch_size=size)
 
 
-def test_error_locked_database(tmp_path: Path) -> None:
+@pytest.mark.parametrize("tuples", [False, True], ids=["rows", "tuples"])
+def test_error_locked_database(tmp_path: Path, tuples: bool) -> None:
     engine = sqlite_engine(tmp_path / "locked.db", wal=False, timeout=0.2)
     db = Db("sqlite-journal", str(engine.url), engine, sa.MetaData())
     table = db.users(10)
-    import sqlite3
-
-    holder = sqlite3.connect(tmp_path / "locked.db", isolation_level=None)
-    holder.execute("BEGIN EXCLUSIVE")
     try:
-        with pytest.raises(DatabaseLocked, match="database is locked"):
-            list(find_each(engine, table))
+        with exclusive_lock(tmp_path / "locked.db"):
+            with pytest.raises(DatabaseLocked, match="database is locked"):
+                list(find_each(engine, table, tuples=tuples))  # at the snapshot query
+            rows = find_each(engine, table, finish=None, tuples=tuples)  # no query until next()
+            with pytest.raises(DatabaseLocked, match="database is locked"):
+                next(rows)
     finally:
-        holder.execute("ROLLBACK")
-        holder.close()
         engine.dispose()
 
 

@@ -30,7 +30,7 @@ from membound import (
     in_batches,
 )
 from membound.bound._driver_pages import DriverQuery
-from tests.bound.helpers import Db, sa, sqlite_engine
+from tests.bound.helpers import Db, exclusive_lock, sa, sqlite_engine
 from tests.bound.test_sql import orm_user
 
 
@@ -321,22 +321,6 @@ def test_tuples_rejects_orm_sources(db: Db) -> None:
         in_batches(db.engine, sa.select(user), tuples=True)
 
 
-def test_tuples_locked_database_is_a_clear_error(tmp_path: Path) -> None:
-    engine = sqlite_engine(tmp_path / "locked.db", wal=False, timeout=0.2)
-    db = Db("sqlite-journal", str(engine.url), engine, sa.MetaData())
-    table = db.users(10)
-    holder = sqlite3.connect(tmp_path / "locked.db", isolation_level=None)
-    holder.execute("BEGIN EXCLUSIVE")
-    try:
-        rows = find_each(engine, table, finish=None, tuples=True)  # no query until next()
-        with pytest.raises(DatabaseLocked, match="database is locked"):
-            next(rows)
-    finally:
-        holder.execute("ROLLBACK")
-        holder.close()
-        engine.dispose()
-
-
 def test_tuples_lock_at_connect_is_a_clear_error(tmp_path: Path) -> None:
     # Without a pool every page opens a connection; a PRAGMA on connect meets the lock there.
     path = tmp_path / "connect.db"
@@ -353,14 +337,10 @@ def test_tuples_lock_at_connect_is_a_clear_error(tmp_path: Path) -> None:
     rows = find_each(engine, table, batch_size=3, finish=None, tuples=True)
     # Two pages (both page shapes: from the start, after a key) are read before the lock.
     assert [1, 2, 3, 4] == [next(rows)[0] for _ in range(4)]
-    holder = sqlite3.connect(path, isolation_level=None)
-    holder.execute("BEGIN EXCLUSIVE")
     try:
-        with pytest.raises(DatabaseLocked, match="database is locked"):
+        with exclusive_lock(path), pytest.raises(DatabaseLocked, match="database is locked"):
             list(rows)
     finally:
-        holder.execute("ROLLBACK")
-        holder.close()
         engine.dispose()
         db.engine.dispose()
 
