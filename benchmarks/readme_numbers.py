@@ -136,7 +136,8 @@ def render_batching() -> str:
     lines = [
         BATCHING_BEGIN,
         "",
-        f"SQLite {one['sqlite']}, Python {one['python']}, {one['machine']}. 1M rows "
+        f"SQLite {one['sqlite']}, Python {one['python']}, {one['machine']}; a users table of "
+        "INTEGER and VARCHAR columns (values the driver returns unconverted). 1M rows "
         f"(`benchmarks/results/batching.json`): {one['method']}. 10M rows "
         f"(`benchmarks/results/batching-10m.json`, `--slow`): {_single_runs(ten)}; skipped there: "
         f"{', '.join(ten['skipped']) or 'none'} (O(n) memory or quadratic time). A shared "

@@ -539,7 +539,7 @@ def test_error_source_with_its_own_paging(db: Db, clause: str) -> None:
         find_each(db.engine, source)
 
 
-@pytest.mark.parametrize("size", [0, -1])
+@pytest.mark.parametrize("size", [0, -1, True, 2.5])
 def test_error_batch_size(db: Db, size: int) -> None:
     table = db.users(1)
     with pytest.raises(BatchSourceError, match="batch_size must be an integer >= 1"):

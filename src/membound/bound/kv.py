@@ -52,7 +52,7 @@ def lmdb_batches(
         import lmdb  # noqa: F401  (the env comes from it; import only to give a clear error)
     except ImportError:
         raise ImportError(_MISSING_EXTRA) from None
-    if not isinstance(batch_size, int) or batch_size < 1:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise BatchSourceError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     handle = db if db is not None else env.open_db()
     with env.begin(db=handle) as txn:

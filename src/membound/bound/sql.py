@@ -582,7 +582,7 @@ def _start(
 ) -> tuple[_Plan, Iterator[Sequence[Any]]]:
     """Check the arguments, fix the resume point and high-water mark, and return the pages."""
     _require_sqlalchemy()
-    if not isinstance(batch_size, int) or batch_size < 1:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise BatchSourceError(f"batch_size must be an integer >= 1, got {batch_size!r}")
     plan = _Plan(bind, source, key, tuples=tuples)
     if isinstance(finish, str) and finish != "snapshot":
@@ -998,7 +998,7 @@ class BatchWriter:
     def __init__(
         self, engine: Bind, batch_size: int = 500, checkpoint: Checkpoint | None = None
     ) -> None:
-        if not isinstance(batch_size, int) or batch_size < 1:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise BatchSourceError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         self.engine = _engine_of(engine)
         self.batch_size = batch_size
