@@ -230,6 +230,7 @@ class _Plan:
         self.stmt = stmt
         self._pages: dict[tuple[str, bool, int], Any] = {}
         self._driver_queries: dict[int, DriverQuery | None] = {}
+        self._connected_once = False
 
     @staticmethod
     def _statement(source: Any) -> tuple[Any, Mapper[Any] | None]:
@@ -428,8 +429,10 @@ class _Plan:
     def _driver_query(self, stmt: Any) -> DriverQuery | None:
         if self.sessionmaker is not None or not driver_path_allowed(self.engine):
             return None
-        # The dialect finishes initialising on the first connection: compile after it.
-        self.fetch(sa.select(sa.literal(1)), scalars=False)
+        if not self._connected_once:
+            # The dialect finishes initialising on the first connection: compile after it.
+            self.fetch(sa.select(sa.literal(1)), scalars=False)
+            self._connected_once = True
         try:
             return DriverQuery(self.engine, stmt)
         except DriverPathUnavailable:
