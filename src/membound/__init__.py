@@ -35,15 +35,29 @@ from membound.bound.kv import lmdb_batches
 from membound.bound.pool import BoundedPool, PoolStats
 from membound.bound.release import Released, release_memory
 from membound.bound.sql import Batch, BatchWriter, Checkpoint, find_each, in_batches
-from membound.judge.compare import Comparison, ScenarioStats, Spread, compare, scenario
-from membound.judge.complexity import Complexity, ComplexityPoint, complexity
-from membound.judge.leaks import LeakReport, LeakRound, Site, TypeGrowth, find_leaks
-from membound.judge.timeline import Growth, classify
-from membound.measure.isolate import measure, measure_command
-from membound.measure.result import Measurement
+from membound.judge.compare import compare
+from membound.judge.complexity import complexity
+from membound.judge.leaks import find_leaks
+from membound.measure.command import measure_command
+from membound.measure.isolate import measure
+from membound.measure.scenarios import scenario
 from membound.measure.sizeof import deep_sizeof, instance_size
-from membound.measure.timeline import Timeline
 from membound.measure.track import track
+from membound.results import (
+    Comparison,
+    Complexity,
+    ComplexityPoint,
+    Growth,
+    LeakReport,
+    LeakRound,
+    Measurement,
+    ScenarioStats,
+    Site,
+    Spread,
+    Timeline,
+    TypeGrowth,
+    classify,
+)
 
 __version__ = "0.1.0"
 

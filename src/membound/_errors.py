@@ -6,10 +6,7 @@ and exit code 2, never a traceback.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from membound.measure.result import Measurement
+from typing import Any
 
 __all__ = [
     "BatchSourceError",
@@ -61,7 +58,8 @@ class ChildFailed(MemboundError):
     Attributes:
         traceback: the child's traceback text, when it raised a Python exception.
         exit_code: the child's exit status (negative: killed by that signal).
-        measurement: what was measured up to the failure, when anything was.
+        measurement: what was measured up to the failure, when anything was (a
+            ``Measurement``; typed loosely because errors sit below the result types).
     """
 
     hint = "the measured code itself failed; the child's traceback is shown above"
@@ -72,7 +70,7 @@ class ChildFailed(MemboundError):
         *,
         traceback: str = "",
         exit_code: int | None = None,
-        measurement: Measurement | None = None,
+        measurement: Any = None,
         hint: str = "",
     ) -> None:
         super().__init__(message, hint=hint)

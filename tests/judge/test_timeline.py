@@ -6,7 +6,7 @@ import random
 import pytest
 
 import membound as mb
-from membound.judge.timeline import theil_sen
+from membound.results.growth import theil_sen
 from tests.measure import targets
 
 MIB = 2**20

@@ -6,9 +6,9 @@ import subprocess
 import sys
 import time
 
-from membound.measure._sampler_child import Downsampler
 from membound.measure.sampler import Sampler
-from membound.measure.timeline import Timeline
+from membound.results.downsample import Downsampler
+from membound.results.timeline import Timeline
 
 
 def test_downsampler_stays_bounded_and_keeps_extremes_over_100k_samples() -> None:

@@ -1,4 +1,5 @@
-"""Shared output for subcommands: terminal tables, ``--json``, ``--markdown`` and ``--plot``."""
+"""Shared output for subcommands: ``--json``, ``--markdown`` and ``--plot``, the printed result
+(through ``report/terminal.py``) and the progress bar."""
 
 from __future__ import annotations
 
@@ -12,17 +13,11 @@ from typing import Any
 import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from membound._units import SIZE_CONVENTION, format_size
-from membound.judge.compare import Comparison, Spread
-from membound.judge.complexity import Complexity
-from membound.judge.leaks import LeakReport
-from membound.measure.result import Measurement
+from membound.report.sections import Result
+from membound.report.terminal import renderable
 
-__all__ = ["emit", "output_options", "progress", "table"]
-
-Result = Measurement | Comparison | Complexity | LeakReport
+__all__ = ["emit", "output_options", "progress"]
 
 
 def _writable(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -59,114 +54,12 @@ def output_options(func: Any) -> Any:
     return func
 
 
-def _spread(s: Spread | None, signed: bool = False) -> str:
-    if s is None:
-        return "-"
-    text = format_size(s.median, signed=signed)
-    dev = max(s.high - s.median, s.median - s.low)
-    if dev > 0:
-        text += f"\n[dim]±{format_size(dev)}[/]"
-    return text
-
-
-def _complexity_table(c: Complexity) -> Table:
-    what = "Δ peak RSS" if c.metric == "rss" else "heap peak"
-    t = Table(
-        title=f"{c.label}: [bold]{c.big_o}[/] (confidence {c.confidence:.2f})",
-        caption=f"{c.explanation}\nwall time: {c.time_explanation}",
-    )
-    for col in ("n", what, "wall", "runs"):
-        t.add_column(col, justify="right")
-    for p in c.points:
-        t.add_row(f"{p.n:,}", format_size(p.value), f"{p.seconds:.3f} s", str(p.runs))
-    return t
-
-
-def _leak_table(r: LeakReport) -> Table:
-    verdict = "[red bold]LEAK[/]" if r.leaking else "[green]no leak[/]"
-    t = Table(title=f"{r.label}: {verdict}", caption=r.explanation)
-    t.add_column("where / what")
-    t.add_column("per call", justify="right")
-    for s in r.sites[:8]:
-        t.add_row(f"{s.file}:{s.line}", f"{s.bytes_per_call:.0f} B")
-    for g in r.types[:8]:
-        t.add_row(g.type_name, f"+{g.per_call:.2f} objects")
-    if r.chain:
-        t.add_row("kept alive by " + " → ".join(r.chain), "")
-    t.add_row("heap growth in the late rounds", f"{r.bytes_per_call:.1f} B")
-    t.add_row("objects freed only by the cyclic GC", f"{r.cycles_per_call:.2f}")
-    return t
-
-
-def table(result: Result) -> Table:
-    """A rich table of ``result``."""
-    if isinstance(result, Complexity):
-        return _complexity_table(result)
-    if isinstance(result, LeakReport):
-        return _leak_table(result)
-    if isinstance(result, Measurement):
-        t = Table(title=result.label, show_header=False, caption=f"Sizes: {SIZE_CONVENTION}")
-        t.add_column(style="bold")
-        t.add_column()
-        rows = [
-            (
-                "outcome",
-                result.outcome + (f" — {result.outcome_detail}" if result.outcome_detail else ""),
-            ),
-            ("wall time", f"{result.duration_s:.3f} s"),
-            ("RSS at start", format_size(result.rss_start)),
-            ("RSS peak", f"{format_size(result.rss_peak)}  [dim]({result.rss_peak_source})[/]"),
-            ("Δ peak RSS", format_size(result.rss_peak_delta, signed=True)),
-            ("RSS at end", format_size(result.rss_end)),
-            ("heap peak", format_size(result.heap_peak)),
-            ("growth", result.growth.explanation),
-        ]
-        if result.exit_code is not None and result.kind == "command":
-            rows.insert(1, ("exit code", str(result.exit_code)))
-        if result.gc_collections is not None:
-            pause_ms = (result.gc_pause_s or 0) * 1000
-            rows.append(
-                (
-                    "GC",
-                    f"{result.gc_collections} collections, {pause_ms:.1f} ms",
-                )
-            )
-        for k, v in rows:
-            t.add_row(k, v)
-        return t
-    t = Table(
-        caption=(
-            f"Medians of {result.repeat} interleaved runs (± the farthest run from the median), "
-            f"{'a fresh process per run' if result.isolated else 'one process'}. "
-            f"Sizes: {SIZE_CONVENTION}."
-        )
-    )
-    for col in ("scenario", "peak RSS", "Δ peak", "heap peak", "wall", "growth", "vs first"):
-        t.add_column(
-            col,
-            justify="left" if col in ("scenario", "growth") else "right",
-            overflow="fold",  # long command lines wrap instead of being cut to "…"
-        )
-    for r in result.rows:
-        wall = f"{r.duration_s.median:.2f} s"
-        t.add_row(
-            r.name + ("" if r.outcome == "ok" else f"\n[red]{r.outcome}[/]"),
-            _spread(r.rss_peak),
-            _spread(r.rss_peak_delta, signed=True),
-            _spread(r.heap_peak),
-            wall,
-            r.growth,
-            "-" if r.ratio is None else f"{r.ratio:.2f}×",
-        )
-    return t
-
-
 def emit(result: Result, *, json_path: str | None, markdown: bool, plot_path: str | None) -> None:
     """Print ``result`` and write the files asked for."""
     if markdown:
         click.echo(result.to_markdown(), nl=False)
     else:
-        Console().print(table(result))
+        Console().print(renderable(result))
     if json_path:
         from membound.report.json import dumps
 

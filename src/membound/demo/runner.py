@@ -17,10 +17,12 @@ from membound._units import format_size
 from membound.demo import batching as bt
 from membound.demo import objects as ob
 from membound.demo import scenarios as sc
-from membound.judge.compare import Comparison, compare
-from membound.judge.complexity import Complexity, complexity
+from membound.judge.compare import compare
+from membound.judge.complexity import complexity
 from membound.judge.leaks import find_leaks
 from membound.measure.sizeof import instance_size
+from membound.results.comparison import Comparison
+from membound.results.complexity import Complexity
 
 __all__ = [
     "DemoGroup",

@@ -23,16 +23,17 @@ from __future__ import annotations
 
 import math
 import statistics
-import time
-import tracemalloc
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Literal
 
 from membound._errors import TargetError
 from membound._units import format_size
-from membound.measure import probes
-from membound.measure.isolate import Target, resolve_target, run_isolated
+from membound.measure.inprocess import measure_call
+from membound.measure.isolate import run_isolated
+from membound.measure.target import Target, load_target, resolve_target
+from membound.results.complexity import Complexity, ComplexityPoint
+from membound.results.measurement import Measurement
 
 __all__ = [
     "MODELS",
@@ -153,67 +154,6 @@ def _choose(fits: Mapping[str, Fit]) -> str:
     return chosen
 
 
-@dataclass(frozen=True)
-class ComplexityPoint:
-    """The measurements at one size."""
-
-    n: int
-    """The size passed to ``target``."""
-    value: float
-    """Median peak over the runs at this size: bytes (Δ RSS or heap peak)."""
-    seconds: float
-    """Median wall time of the call, seconds."""
-    runs: int
-    """How many runs the medians summarise."""
-
-
-@dataclass(frozen=True)
-class Complexity:
-    """The verdict on how memory grows with the input size."""
-
-    big_o: str
-    """``O(1)``, ``O(log n)``, ``O(n)``, ``O(n log n)`` or ``O(n^2)``."""
-    bytes_per_unit: float
-    """Slope of the chosen model by ordinary least squares: bytes per unit of n (or of log n,
-    n log n, n²)."""
-    fits: dict[str, float]
-    """Every model's relative residual (lower fits better)."""
-    confidence: float
-    """0 to 1: how clearly the chosen model beat the simpler ones, discounted when a more
-    complex one fits better without being clearly better."""
-    points: tuple[ComplexityPoint, ...]
-    """One per size, in increasing n."""
-    noise_floor: float
-    """Bytes of variation treated as noise, estimated from repeated smallest-size runs."""
-    explanation: str
-    """One line, e.g. ``peak grows 36.0 B per unit of n (R²=0.999); O(n)``."""
-    metric: str
-    """``rss`` (Δ peak RSS over each run's baseline) or ``heap`` (tracemalloc peak)."""
-    label: str
-    """What was measured."""
-    time_big_o: str
-    """The same fit applied to wall time."""
-    time_explanation: str
-    """One line about wall time."""
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Complexity:
-        """Inverse of :meth:`to_dict`."""
-        kw = dict(data)
-        kw["points"] = tuple(ComplexityPoint(**p) for p in kw["points"])
-        return cls(**kw)
-
-    def to_markdown(self) -> str:
-        """A Markdown table of the points and the verdict."""
-        from membound.report.markdown import render_complexity
-
-        return render_complexity(self)
-
-
 def _bytes(value: float) -> str:
     """Bytes with enough precision for per-unit slopes (``36.0 B``, ``0.5 B``, ``3.2 MiB``)."""
     return f"{value:.3g} B" if abs(value) < 1024 else format_size(value)
@@ -273,30 +213,65 @@ def _verdict(
     return chosen, slope, fits, max(0.0, min(1.0, conf)), text
 
 
-def _in_process(target: Callable[[int], Any], n: int, metric: Metric) -> tuple[float, float]:
-    """One in-process run: (peak bytes, seconds)."""
-    if metric == "heap":
-        started = not tracemalloc.is_tracing()
-        if started:
-            tracemalloc.start(1)
-        try:
-            tracemalloc.reset_peak()
-            base = tracemalloc.get_traced_memory()[0]
-            t0 = time.perf_counter()
-            target(n)
-            seconds = time.perf_counter() - t0
-            peak = tracemalloc.get_traced_memory()[1] - base
-        finally:
-            if started:
-                tracemalloc.stop()
-        return float(peak), seconds
-    base = probes.rss()
-    probes.reset_peak_rss()
-    t0 = time.perf_counter()
-    target(n)
-    seconds = time.perf_counter() - t0
-    hwm, _ = probes.peak_rss()
-    return float((hwm or probes.rss()) - base), seconds
+def _check_sizes(sizes: Sequence[float], metric: str, repeat: int) -> list[int]:
+    """The distinct sizes in increasing order; rejects what cannot give a verdict."""
+    if any(float(s) != int(s) for s in sizes):
+        raise TargetError(
+            f"sizes must be whole numbers, not {list(sizes)}", hint="e.g. --sizes 1e3,1e4,1e5"
+        )
+    ns = sorted({int(s) for s in sizes})
+    if len(ns) < 3 or ns[0] < 1:
+        raise TargetError(
+            "complexity needs at least three distinct sizes, all >= 1",
+            hint="e.g. --sizes 1e3,1e4,1e5,1e6",
+        )
+    if metric not in ("rss", "heap"):
+        raise TargetError(f"metric must be 'rss' or 'heap', not {metric!r}")
+    if repeat < 1:
+        raise TargetError("repeat must be at least 1")
+    return ns
+
+
+def _runs_by_size(
+    run: Callable[[int], tuple[float, float]],
+    ns: Sequence[int],
+    first_runs: int,
+    repeat: int,
+    on_run: Callable[[int, int], None] | None,
+) -> dict[int, list[tuple[float, float]]]:
+    """(peak, seconds) of each run at each size: ``first_runs`` at the smallest (they estimate
+    the noise floor), ``repeat`` at the others."""
+    runs: dict[int, list[tuple[float, float]]] = {n: [] for n in ns}
+    for n in ns:
+        for i in range(first_runs if n == ns[0] else repeat):
+            if on_run is not None:
+                on_run(n, i)
+            runs[n].append(run(n))
+    return runs
+
+
+def _runner(
+    target: Target, isolate: bool, heap: bool, label: str | None
+) -> tuple[Callable[[int], tuple[float, float]], str]:
+    """A function measuring one run of ``target(n)`` as (peak bytes, seconds), and the name."""
+    measure_at: Callable[[int], Measurement]
+    if isolate:
+        name = label or resolve_target(target).display
+
+        def measure_at(n: int) -> Measurement:
+            return run_isolated(target, (n,), heap=heap, label=name, quiet=True)
+    else:
+        func, loaded_name = load_target(target)
+        name = label or loaded_name
+
+        def measure_at(n: int) -> Measurement:
+            return measure_call(func, (n,), heap=heap, label=name, interval=None)
+
+    def run(n: int) -> tuple[float, float]:
+        m = measure_at(n)
+        return float((m.heap_peak if heap else m.rss_peak_delta) or 0), m.duration_s
+
+    return run, name
 
 
 def complexity(
@@ -329,42 +304,9 @@ def complexity(
         TargetError: fewer than three distinct sizes, a bad metric or a bad target.
         ChildFailed: a run raised.
     """
-    if any(float(s) != int(s) for s in sizes):
-        raise TargetError(
-            f"sizes must be whole numbers, not {list(sizes)}", hint="e.g. --sizes 1e3,1e4,1e5"
-        )
-    ns = sorted({int(s) for s in sizes})
-    if len(ns) < 3 or ns[0] < 1:
-        raise TargetError(
-            "complexity needs at least three distinct sizes, all >= 1",
-            hint="e.g. --sizes 1e3,1e4,1e5,1e6",
-        )
-    if metric not in ("rss", "heap"):
-        raise TargetError(f"metric must be 'rss' or 'heap', not {metric!r}")
-    if repeat < 1:
-        raise TargetError("repeat must be at least 1")
-    if isolate:
-        name = label or resolve_target(target).display
-
-        def run(n: int) -> tuple[float, float]:
-            m = run_isolated(target, (n,), heap=metric == "heap", label=name, quiet=True)
-            value = m.heap_peak if metric == "heap" else m.rss_peak_delta
-            return float(value or 0), m.duration_s
-    else:
-        if not callable(target):
-            raise TargetError("with isolate=False the target must be a callable")
-        name = label or str(getattr(target, "__qualname__", repr(target)))
-
-        def run(n: int) -> tuple[float, float]:
-            return _in_process(target, n, metric)
-
-    runs: dict[int, list[tuple[float, float]]] = {n: [] for n in ns}
-    first_runs = max(repeat, noise_runs)
-    for n in ns:
-        for i in range(first_runs if n == ns[0] else repeat):
-            if on_run is not None:
-                on_run(n, i)
-            runs[n].append(run(n))
+    ns = _check_sizes(sizes, metric, repeat)
+    run, name = _runner(target, isolate, metric == "heap", label)
+    runs = _runs_by_size(run, ns, max(repeat, noise_runs), repeat, on_run)
     smallest = [v for v, _ in runs[ns[0]]]
     floor = max(MIN_FLOOR[metric], 3 * (max(smallest) - min(smallest)))
     points = tuple(

@@ -20,30 +20,33 @@ expensive as its question needs (tracemalloc slows allocation-heavy code 4× wit
 Separately, ``cycles_per_call`` counts objects per call that only the cyclic garbage collector
 reclaims (measured with the collector disabled for a few calls): not a leak while the collector
 runs, but one under ``gc.disable()`` and a source of GC pauses.
+
+The rounds are measured by ``measure/rounds.py`` (and the heap looked into by ``measure/heap.py``);
+this module only decides and explains.
 """
 
 from __future__ import annotations
 
-import contextlib
-import gc
-import importlib
-import importlib.util
 import itertools
-import os
 import statistics
-import sys
 import sysconfig
-import traceback
 import tracemalloc
 import types
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from membound._errors import ChildFailed, TargetError
+from membound._errors import TargetError
 from membound._units import format_size, parse_size
-from membound.measure import probes
+from membound.measure.heap import OWN_DIRS, backref_chain
+from membound.measure.rounds import (
+    AttributionRound,
+    attribution_round,
+    cycles_per_call,
+    guarded,
+    trend_rounds,
+)
+from membound.measure.target import Target, load_target
+from membound.results.leaks import LeakReport, LeakRound, Site, TypeGrowth
 
 __all__ = ["ATTRIBUTION_FRAMES", "LeakReport", "LeakRound", "Site", "TypeGrowth", "find_leaks"]
 
@@ -52,159 +55,10 @@ _LATE_ROUNDS = 3
 _MIN_CALLS_PER_ROUND = 10
 _CYCLE_CALLS = 50
 _NATIVE_MIN_GROWTH = 1 << 20
-# membound's own measuring code (not its demo scenarios, which are user code here).
-_OWN_DIRS = tuple(
-    str(Path(__file__).resolve().parents[1] / part) for part in ("judge", "measure", "guard")
-)
-_SKIP_PARTS = (*_OWN_DIRS, tracemalloc.__file__, "<frozen importlib", "importlib/")
+_SKIP_PARTS = (*OWN_DIRS, tracemalloc.__file__, "<frozen importlib", "importlib/")
 _LIBRARY_DIRS = tuple(
     {p for p in (sysconfig.get_paths().get("stdlib"), sysconfig.get_paths().get("purelib")) if p}
 )
-
-
-@dataclass(frozen=True)
-class Site:
-    """An allocation site of memory that is kept."""
-
-    file: str
-    """Source file of the line."""
-    line: int
-    """Line number."""
-    bytes_per_call: float
-    """Bytes allocated here and still held, per call."""
-    count_per_call: float
-    """Allocations (memory blocks) still held, per call."""
-    trace: tuple[str, ...]
-    """The traceback, innermost frame first, as ``file:line``."""
-
-
-@dataclass(frozen=True)
-class TypeGrowth:
-    """Growth of the number of live objects of one type."""
-
-    type_name: str
-    """Qualified type name (``builtins.dict``, ``app.models.Session``)."""
-    per_call: float
-    """New live objects per call."""
-
-
-@dataclass(frozen=True)
-class LeakRound:
-    """Figures after one round of calls (after a full garbage collection)."""
-
-    calls: int
-    """Calls made so far (warm-up excluded)."""
-    phase: str
-    """``trend`` or ``late`` (the rounds that decide the verdict)."""
-    blocks: int
-    """Allocated memory blocks (``sys.getallocatedblocks()``)."""
-    rss: int
-    """Resident set size, bytes."""
-    heap: int | None
-    """Heap allocated since tracing started and still held (tracemalloc), bytes."""
-
-
-@dataclass(frozen=True)
-class LeakReport:
-    """The verdict of :func:`find_leaks`."""
-
-    label: str
-    """What was called."""
-    leaking: bool
-    """True when memory still grew per call, above the tolerance, in the late rounds: the Python
-    heap, or else native memory (see ``native_bytes_per_call``)."""
-    bytes_per_call: float
-    """Heap growth per call in the late rounds (tracemalloc)."""
-    tolerance: float
-    """Growth per call treated as noise, bytes."""
-    sites: tuple[Site, ...]
-    """Where the kept memory was allocated, largest first (only when leaking)."""
-    types: tuple[TypeGrowth, ...]
-    """Object types whose live count grew, largest first (only when leaking)."""
-    cycles_per_call: float
-    """Objects per call that only the cyclic GC reclaims."""
-    chain: tuple[str, ...]
-    """A reference chain from a module to one leaked object of the top type (may be empty)."""
-    rounds: tuple[LeakRound, ...]
-    """Figures after each round, for charts."""
-    iterations: int
-    """Calls after the warm-up, over all rounds (the last three decide)."""
-    warmup: int
-    """Warm-up calls."""
-    early_growth_bytes: float
-    """Heap growth in the first half of the rounds when there was no leak later: a cache
-    filling up, or objects made before tracing replaced by traced ones (0 when none)."""
-    explanation: str
-    """One sentence a person can act on."""
-    native_bytes_per_call: float = 0.0
-    """RSS growth per call in the late rounds. When the Python heap stays flat but this grows
-    steadily (by at least 1 MiB over the late rounds), native memory leaks: C extensions or
-    ``malloc`` that tracemalloc cannot see; ``leaking`` is then True with no sites. RSS only
-    moves once the allocator's free memory is used up, so in a long-lived process a small
-    native leak shows late, or not within the run."""
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> LeakReport:
-        """Inverse of :meth:`to_dict`."""
-        kw = dict(data)
-        kw["sites"] = tuple(Site(**{**s, "trace": tuple(s["trace"])}) for s in kw["sites"])
-        kw["types"] = tuple(TypeGrowth(**t) for t in kw["types"])
-        kw["rounds"] = tuple(LeakRound(**r) for r in kw["rounds"])
-        kw["chain"] = tuple(kw["chain"])
-        return cls(**kw)
-
-    def to_markdown(self) -> str:
-        """A Markdown report: verdict, sites, types, chain."""
-        from membound.report.markdown import render_leaks
-
-        return render_leaks(self)
-
-
-def _resolve(target: Callable[[], Any] | str) -> tuple[Callable[[], Any], str]:
-    if callable(target):
-        return target, str(getattr(target, "__qualname__", repr(target)))
-    spec, sep, qualname = str(target).rpartition(":")
-    if not sep or not spec or not qualname:
-        raise TargetError(f"target {target!r} is not of the form 'package.module:function'")
-    try:
-        if spec.endswith(".py") or os.sep in spec:
-            mod_spec = importlib.util.spec_from_file_location(Path(spec).stem, spec)
-            if mod_spec is None or mod_spec.loader is None:
-                raise ImportError(f"cannot load {spec}")
-            obj: Any = importlib.util.module_from_spec(mod_spec)
-            mod_spec.loader.exec_module(obj)
-        else:
-            # As ``python -m`` would: modules in the current folder are importable.
-            if os.getcwd() not in sys.path and "" not in sys.path:
-                sys.path.insert(0, os.getcwd())
-            obj = importlib.import_module(spec)
-        for part in qualname.split("."):
-            obj = getattr(obj, part)
-    except Exception as exc:
-        raise TargetError(f"cannot import {target}: {type(exc).__name__}: {exc}") from None
-    if not callable(obj):
-        raise TargetError(f"{target} is not callable")
-    return obj, str(target)
-
-
-def _guarded(func: Callable[[], Any], label: str) -> Callable[[], Any]:
-    """``func``, with its exceptions turned into :class:`ChildFailed` carrying the traceback."""
-
-    def call() -> Any:
-        try:
-            return func()
-        except Exception as exc:
-            raise ChildFailed(
-                f"{label} raised while being called for leak hunting: {type(exc).__name__}: {exc}",
-                traceback=traceback.format_exc(),
-                hint="the measured code itself failed; its traceback is shown above",
-            ) from exc
-
-    return call
 
 
 def _skipped(filename: str) -> bool:
@@ -221,28 +75,10 @@ def _site_frame(trace: tracemalloc.Traceback) -> tracemalloc.Frame | None:
     return frames[0] if frames else None
 
 
-def _own_filters() -> list[tracemalloc.Filter]:
-    """Filters that drop allocations made by membound, objgraph, tracemalloc and importlib."""
-    import objgraph
-
-    patterns = [
-        *(f"{d}{os.sep}*" for d in _OWN_DIRS),
-        str(objgraph.__file__),
-        str(tracemalloc.__file__),
-        "<frozen importlib._bootstrap>",
-        "<frozen importlib._bootstrap_external>",
-    ]
-    return [tracemalloc.Filter(False, p) for p in patterns]
-
-
 def _sites(
-    before: tracemalloc.Snapshot,
-    after: tracemalloc.Snapshot,
-    calls: int,
-    filters: Sequence[tracemalloc.Filter],
-    limit: int = 10,
+    before: tracemalloc.Snapshot, after: tracemalloc.Snapshot, calls: int, limit: int = 10
 ) -> list[Site]:
-    before, after = before.filter_traces(filters), after.filter_traces(filters)
+    """Allocation sites of what grew from ``before`` to ``after``, grouped by the user's line."""
     grouped: dict[tuple[str, int], list[Any]] = {}
     for stat in after.compare_to(before, "traceback"):
         if stat.size_diff <= 0:
@@ -293,63 +129,36 @@ def _label_chain(chain: Sequence[Any]) -> tuple[str, ...]:
     return tuple(out)
 
 
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Collect once, then keep the cyclic GC off for the block (restoring its state after)."""
-    was_enabled = gc.isenabled()
-    gc.collect()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
+def _chain_to(func: Callable[[], Any], type_name: str) -> tuple[str, ...]:
+    """The reference chain to one new object of ``type_name``, labelled (empty when none)."""
+    chain = backref_chain(func, type_name)
+    return _label_chain(chain) if chain else ()
 
 
-def _chain_to(func: Callable[[], Any], type_name: str, calls: int = 5) -> tuple[str, ...]:
-    """A reference chain from a module to one object of ``type_name`` made by ``func``.
-
-    With the collector paused, objects made by a few calls stay in generation 0, so one of them
-    is found without a scan of the whole heap (and without a set the size of the heap).
-    """
-    import objgraph
-
-    short = type_name.rsplit(".", 1)[-1]
-    with _gc_paused():
-        for _ in range(calls):
-            func()
-        young = [o for o in gc.get_objects(generation=0) if type(o).__qualname__ == short]
-    if not young:
-        return ()
-    target = young[-1]
-    young.clear()
-    chain = objgraph.find_backref_chain(
-        target,
-        objgraph.is_proper_module,
-        max_depth=12,
-        extra_ignore=(id(sys._getframe()), id(young)),
-    )
-    if not chain or not isinstance(chain[0], types.ModuleType):
-        return ()
-    return _label_chain(chain)
+def _check_counts(iterations: int, warmup: int, rounds: int) -> int:
+    """Calls per round; rejects numbers too small to tell a leak from noise."""
+    if rounds < _LATE_ROUNDS + 1 or warmup < 0:
+        raise TargetError(
+            f"need rounds >= {_LATE_ROUNDS + 1} and warmup >= 0",
+            hint=f"the last {_LATE_ROUNDS} rounds decide; earlier ones let caches fill",
+        )
+    per_round = iterations // rounds
+    if per_round < _MIN_CALLS_PER_ROUND:
+        raise TargetError(
+            f"{iterations} iterations in {rounds} rounds is under {_MIN_CALLS_PER_ROUND} calls "
+            "per round: too few to tell a leak from noise",
+            hint=f"use at least {_MIN_CALLS_PER_ROUND * rounds} iterations or fewer rounds",
+        )
+    return per_round
 
 
-def _type_counts() -> dict[str, int]:
-    import objgraph
-
-    return dict(objgraph.typestats(shortnames=False))
-
-
-def _cycles_per_call(func: Callable[[], Any], calls: int) -> float:
-    with _gc_paused():
-        for _ in range(calls):
-            func()
-        found = gc.collect()
-    return found / calls
+def _late_growth(values: Sequence[int]) -> list[int]:
+    """Growth over each of the late rounds."""
+    return [b - a for a, b in itertools.pairwise(values)][-_LATE_ROUNDS:]
 
 
 def find_leaks(
-    target: Callable[[], Any] | str,
+    target: Target,
     iterations: int = 1000,
     warmup: int = 50,
     rounds: int = 10,
@@ -370,52 +179,19 @@ def find_leaks(
     Raises:
         TargetError: the target cannot be imported or the numbers do not make sense.
     """
-    raw, name = _resolve(target)
+    raw, name = load_target(target)
     label = label or name
-    func = _guarded(raw, label)
+    func = guarded(raw, label)
     tol = float(parse_size(tolerance))
-    if rounds < _LATE_ROUNDS + 1 or warmup < 0:
-        raise TargetError(
-            f"need rounds >= {_LATE_ROUNDS + 1} and warmup >= 0",
-            hint=f"the last {_LATE_ROUNDS} rounds decide; earlier ones let caches fill",
-        )
-    per_round = iterations // rounds
-    if per_round < _MIN_CALLS_PER_ROUND:
-        raise TargetError(
-            f"{iterations} iterations in {rounds} rounds is under {_MIN_CALLS_PER_ROUND} calls "
-            "per round: too few to tell a leak from noise",
-            hint=f"use at least {_MIN_CALLS_PER_ROUND * rounds} iterations or fewer rounds",
-        )
-
+    per_round = _check_counts(iterations, warmup, rounds)
     for _ in range(warmup):
         func()
-    gc.collect()
 
-    history: list[LeakRound] = []
-    calls = 0
-    was_tracing = tracemalloc.is_tracing()
-    if not was_tracing:
-        tracemalloc.start(1)
-    try:
-        gc.collect()
-        heap = [tracemalloc.get_traced_memory()[0]]
-        rss = [probes.rss()]
-        for r in range(rounds):
-            for _ in range(per_round):
-                func()
-            calls += per_round
-            gc.collect()
-            heap.append(tracemalloc.get_traced_memory()[0])
-            rss.append(probes.rss())
-            phase = "late" if r >= rounds - _LATE_ROUNDS else "trend"
-            history.append(LeakRound(calls, phase, sys.getallocatedblocks(), rss[-1], heap[-1]))
-    finally:
-        if not was_tracing:
-            tracemalloc.stop()
-    late = [b - a for a, b in itertools.pairwise(heap)][-_LATE_ROUNDS:]
+    trend = trend_rounds(func, rounds, per_round, _LATE_ROUNDS)
+    late = _late_growth(trend.heap)
     bytes_per_call = statistics.median(late) / per_round
     leaking = bytes_per_call > tol and sum(d > 0 for d in late) >= 2
-    late_rss = [b - a for a, b in itertools.pairwise(rss)][-_LATE_ROUNDS:]
+    late_rss = _late_growth(trend.rss)
     native_per_call = statistics.median(late_rss) / per_round
     native = (
         not leaking
@@ -428,9 +204,10 @@ def find_leaks(
     type_growth: list[TypeGrowth] = []
     chain: tuple[str, ...] = ()
     if leaking:
-        sites, type_growth, chain = _attribute(func, per_round, was_tracing)
-    cycles = _cycles_per_call(func, min(per_round, _CYCLE_CALLS))
+        sites, type_growth, chain = _attribute(func, per_round)
+    cycles = cycles_per_call(func, min(per_round, _CYCLE_CALLS))
 
+    heap = trend.heap
     half = len(heap) // 2
     early = 0.0
     if not leaking and heap[half] - heap[0] > tol * per_round * 2:
@@ -445,7 +222,7 @@ def find_leaks(
         types=tuple(type_growth),
         cycles_per_call=cycles,
         chain=chain,
-        rounds=tuple(history),
+        rounds=trend.rounds,
         iterations=iterations,
         warmup=warmup,
         early_growth_bytes=early,
@@ -465,42 +242,28 @@ def find_leaks(
     )
 
 
+def _type_growth(measured: AttributionRound, limit: int = 10) -> list[TypeGrowth]:
+    """Types whose live count grew over the attribution round, most new objects per call first."""
+    before, after = measured.counts_before, measured.counts_after
+    grown = (
+        TypeGrowth(t, (after[t] - before.get(t, 0)) / measured.calls)
+        for t in after
+        if after[t] - before.get(t, 0) > 0
+    )
+    return sorted(grown, key=lambda g: -g.per_call)[:limit]
+
+
 def _attribute(
-    func: Callable[[], Any], calls: int, was_tracing: bool
+    func: Callable[[], Any], calls: int
 ) -> tuple[list[Site], list[TypeGrowth], tuple[str, ...]]:
-    # Built (and objgraph imported) before tracing: that import must not look like a leak.
-    filters = _own_filters()
-    if not was_tracing:
-        tracemalloc.start(ATTRIBUTION_FRAMES)
-    try:
-        # A priming round first: objects made before tracing and replaced now would otherwise
-        # look like growth (their frees are not traced, the replacements are).
-        for _ in range(calls):
-            func()
-        gc.collect()
-        before = tracemalloc.take_snapshot()
-        counts_before = _type_counts()
-        for _ in range(calls):
-            func()
-        gc.collect()
-        counts_after = _type_counts()
-        after = tracemalloc.take_snapshot()
-        sites = _sites(before, after, calls, filters)
-        growth = sorted(
-            (
-                TypeGrowth(t, (counts_after.get(t, 0) - counts_before.get(t, 0)) / calls)
-                for t in counts_after
-                if counts_after.get(t, 0) - counts_before.get(t, 0) > 0
-            ),
-            key=lambda g: -g.per_call,
-        )[:10]
-        # Prefer a user-defined type for the chain: builtins say less about who keeps them.
-        top = next((g for g in growth if not g.type_name.startswith("builtins.")), None)
-        top = top or (growth[0] if growth else None)
-        chain = _chain_to(func, top.type_name) if top else ()
-    finally:
-        if not was_tracing:
-            tracemalloc.stop()
+    """Where the kept memory was allocated, which types grew, and what keeps one of them."""
+    measured = attribution_round(func, calls, ATTRIBUTION_FRAMES)
+    sites = _sites(measured.before, measured.after, calls)
+    growth = _type_growth(measured)
+    # Prefer a user-defined type for the chain: builtins say less about who keeps them.
+    top = next((g for g in growth if not g.type_name.startswith("builtins.")), None)
+    top = top or (growth[0] if growth else None)
+    chain = _chain_to(func, top.type_name) if top else ()
     return sites, growth, chain
 
 

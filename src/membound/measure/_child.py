@@ -2,10 +2,10 @@
 
 Run by path as ``python _child.py REQUEST RESULT`` with the standard library only, so that nothing
 of membound sits in the measured interpreter besides this file. The parent passes its ``sys.path``
-in ``PYTHONPATH``. ``REQUEST`` is a pickle of ``(target, pickled_args)``; arguments are unpickled
-only after the target's module is imported, so they may be instances of its classes. Before the
-call the child writes ``RESULT.started`` (baseline, start time) so that a child killed at a memory
-limit still leaves its baseline behind; after the call it writes ``RESULT``. Both are JSON.
+in ``PYTHONPATH``. ``REQUEST`` is a pickle of ``(target, pickled_args, heap)``; arguments are
+unpickled only after the target's module is imported, so they may be instances of its classes.
+Before the call the child writes ``RESULT.started`` (baseline, start time) so that a child killed at
+a memory limit still leaves its baseline behind; after the call it writes ``RESULT``. Both are JSON.
 """
 
 from __future__ import annotations
@@ -63,6 +63,12 @@ def _write(path: str, data: dict[str, Any]) -> None:
 
 
 def _load_target(target: dict[str, Any]) -> Any:
+    """Import the target ``measure/target.py`` resolved.
+
+    A minimal copy of that module's import step, kept here on purpose: this child must not import
+    membound (its memory would count as the target's baseline), and the parent has already
+    checked the target's form, so only the import itself remains to do.
+    """
     if target.get("path"):
         name = target["module"] or "__membound_target__"
         spec = importlib.util.spec_from_file_location(name, target["path"])

@@ -9,67 +9,42 @@ died) prints one JSON document and exits.
 Why a process and not a thread (DESIGN §5.3b): a sampler thread inside a busy interpreter is
 starved by the GIL; a separate process is scheduled by the kernel alone.
 
-Why the downsampling is written here: it must run inside this stdlib-only child; it is a handful of
-lines (merge neighbouring buckets pairwise, keeping each bucket's min and max).
+The bounded timeline is ``results/downsample.py``'s, loaded by path (see :func:`_load_downsample`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import select
 import signal
 import sys
 import time
-from array import array
+import types
+from typing import Any
 
-MAX_POINTS_DEFAULT = 10_000
 
+def _load_downsample() -> types.ModuleType:
+    """``results/downsample.py``, loaded by its path.
 
-class Downsampler:
-    """A timeline of at most ``max_points`` buckets, each holding its start time, min and max.
-
-    When full, neighbouring buckets merge pairwise and each bucket then spans twice as many
-    samples, so memory stays bounded however long the run and no extreme is ever lost.
+    The downsampler belongs to ``results`` (``Timeline.from_values`` uses it too). This child runs
+    by path with ``-E -s -S`` and cannot import the package, so it loads that one stdlib-only file
+    directly instead of keeping a copy.
     """
+    path = os.path.join(
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "results", "downsample.py"
+    )
+    spec = importlib.util.spec_from_file_location("_membound_downsample", path)
+    if spec is None or spec.loader is None:  # pragma: no cover - the file ships with the package
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
-    def __init__(self, max_points: int = MAX_POINTS_DEFAULT) -> None:
-        if max_points < 2 or max_points % 2:
-            raise ValueError("max_points must be an even number >= 2")
-        self.max_points = max_points
-        self.times = array("d")
-        self.lows = array("d")
-        self.highs = array("d")
-        self.stride = 1
-        self.samples = 0
-        self._in_last = 0
 
-    def add(self, t: float, value: float) -> None:
-        """Add one sample taken at time ``t``."""
-        self.samples += 1
-        if self.times and self._in_last < self.stride:
-            self._in_last += 1
-            self.lows[-1] = min(self.lows[-1], value)
-            self.highs[-1] = max(self.highs[-1], value)
-            return
-        if len(self.times) == self.max_points:
-            self._halve()
-        self.times.append(t)
-        self.lows.append(value)
-        self.highs.append(value)
-        self._in_last = 1
-
-    def _halve(self) -> None:
-        times, lows, highs = array("d"), array("d"), array("d")
-        for i in range(0, len(self.times) - 1, 2):
-            times.append(self.times[i])
-            lows.append(min(self.lows[i], self.lows[i + 1]))
-            highs.append(max(self.highs[i], self.highs[i + 1]))
-        self.times, self.lows, self.highs = times, lows, highs
-        self.stride *= 2
-        # The last bucket is complete after a merge; the next sample opens a new one.
-        self._in_last = self.stride
+_DOWNSAMPLE = _load_downsample()
 
 
 HAS_PROC = os.path.exists("/proc/self/statm")
@@ -181,6 +156,99 @@ def _spawn(argv: list[str], stdio: list[int]) -> int:
     return os.posix_spawnp(argv[0], argv, dict(os.environ), file_actions=actions, setsid=True)
 
 
+class TreeReader:
+    """Sums the RSS of a process and all its descendants, and keeps the largest ``VmHWM`` seen.
+
+    Bounded whatever the run: the largest VmHWM, the pids alive at the last read (to count new
+    processes) and a count, never a record per process.
+    """
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.max_hwm: int | None = None
+        self.processes_seen = 0
+        self._live: set[int] = set()
+
+    def read(self) -> int | None:
+        """The tree's summed RSS in bytes, or None when no process of it is left."""
+        total = 0
+        now_live: set[int] = set()
+        for p in tree_of(self.pid):
+            rss = read_rss(p)
+            if rss is None:
+                continue
+            now_live.add(p)
+            total += rss
+            hwm = read_hwm(p)
+            if hwm is not None and (self.max_hwm is None or hwm > self.max_hwm):
+                self.max_hwm = hwm
+        self.processes_seen += len(now_live - self._live)
+        self._live = now_live
+        return total if now_live else None
+
+
+class Samples:
+    """The samples taken so far: a bounded timeline, the largest value, the limit crossing."""
+
+    def __init__(self, start: float, max_points: int, limit: int | None) -> None:
+        self.start = start
+        self.limit = limit
+        self.timeline = _DOWNSAMPLE.Downsampler(max_points)
+        self.max_rss = 0
+        self.limit_hit: dict[str, float] | None = None
+
+    def add(self, now: float, value: int, kill_pgid: int | None) -> None:
+        """Record one sample; kill ``kill_pgid`` the first time the value crosses the limit."""
+        self.timeline.add(now - self.start, value)
+        self.max_rss = max(self.max_rss, value)
+        if self.limit is not None and self.limit_hit is None and value > self.limit:
+            self.limit_hit = {"t": now - self.start, "rss": value}
+            if kill_pgid is not None:
+                with contextlib.suppress(OSError):
+                    os.killpg(kill_pgid, signal.SIGKILL)
+
+    def report(self) -> dict[str, object]:
+        """The JSON-ready part of the report that the samples make."""
+        down = self.timeline
+        return {
+            "start": self.start,
+            "times": list(down.times),
+            "lows": list(down.lows),
+            "highs": list(down.highs),
+            "samples": down.samples,
+            "stride": down.stride,
+            "max_rss": self.max_rss,
+            "limit_hit": self.limit_hit,
+        }
+
+
+def _kill_group(pgid: int | None) -> None:
+    if pgid is not None:
+        with contextlib.suppress(OSError):
+            os.killpg(pgid, signal.SIGKILL)
+
+
+def _spawned_ended(pid: int, start: float, spawned: dict[str, object]) -> bool:
+    """True when the spawned command has exited; its status goes into ``spawned``."""
+    done, status, usage = os.wait4(pid, os.WNOHANG)
+    if not done:
+        return False
+    spawned["exit_code"] = os.waitstatus_to_exitcode(status)
+    spawned["ru_maxrss"] = usage.ru_maxrss * 1024
+    spawned["end"] = time.monotonic() - start
+    return True
+
+
+def _stop_asked(stdin: Any, wait: float, kill_pgid: int | None) -> bool:
+    """Wait up to ``wait`` seconds for a line on stdin; True when sampling must stop."""
+    ready, _, _ = select.select([stdin], [], [], wait)
+    if not ready:
+        return False
+    if not stdin.readline():
+        _kill_group(kill_pgid)  # EOF without "stop": the parent died; do not leave its child
+    return True
+
+
 def run(
     pid: int,
     interval: float = 0.01,
@@ -188,7 +256,7 @@ def run(
     tree: bool = False,
     limit: int | None = None,
     kill_pgid: int | None = None,
-    max_points: int = MAX_POINTS_DEFAULT,
+    max_points: int = _DOWNSAMPLE.MAX_POINTS_DEFAULT,
     spawn: list[str] | None = None,
     stdio: list[int] | None = None,
 ) -> dict[str, object]:
@@ -220,46 +288,17 @@ def run(
         pid = int(words[1])
         if len(words) > 2:
             kill_pgid = int(words[2])
-    down = Downsampler(max_points)
-    single = StatmReader(pid) if HAS_PROC and not tree else None
-
-    start = time.monotonic()
-    max_rss = 0
-    # Bounded whatever the run: the largest VmHWM seen, the pids alive at the last tick (to
-    # count new processes), and a count, never a record per process.
-    max_hwm: int | None = None
-    live: set[int] = set()
-    processes_seen = 0
-    limit_hit: dict[str, float] | None = None
+    reader: TreeReader | StatmReader | None = (
+        TreeReader(pid) if tree else StatmReader(pid) if HAS_PROC else None
+    )
+    samples = Samples(time.monotonic(), max_points, limit)
     late = 0
-    next_tick = start
+    next_tick = samples.start
     while True:
         now = time.monotonic()
-        if tree:
-            total = 0
-            now_live: set[int] = set()
-            for p in tree_of(pid):
-                rss = read_rss(p)
-                if rss is None:
-                    continue
-                now_live.add(p)
-                total += rss
-                hwm = read_hwm(p)
-                if hwm is not None and (max_hwm is None or hwm > max_hwm):
-                    max_hwm = hwm
-            processes_seen += len(now_live - live)
-            live = now_live
-            value: int | None = total if now_live else None
-        else:
-            value = single.read() if single is not None else read_rss(pid)
+        value = reader.read() if reader is not None else read_rss(pid)
         if value is not None:
-            down.add(now - start, value)
-            max_rss = max(max_rss, value)
-            if limit is not None and limit_hit is None and value > limit:
-                limit_hit = {"t": now - start, "rss": value}
-                if kill_pgid is not None:
-                    with contextlib.suppress(OSError):
-                        os.killpg(kill_pgid, signal.SIGKILL)
+            samples.add(now, value, kill_pgid)
         next_tick += interval
         wait = next_tick - time.monotonic()
         if wait < 0:
@@ -268,36 +307,19 @@ def run(
             wait = 0.0
         if spawn is not None:
             time.sleep(wait)
-            done, status, usage = os.wait4(pid, os.WNOHANG)
-            if done:
-                spawned["exit_code"] = os.waitstatus_to_exitcode(status)
-                spawned["ru_maxrss"] = usage.ru_maxrss * 1024
-                spawned["end"] = time.monotonic() - start
+            if _spawned_ended(pid, samples.start, spawned):
                 break
             if os.getppid() != parent:  # the parent died: do not leave its command running
-                with contextlib.suppress(OSError):
-                    os.killpg(pid, signal.SIGKILL)
-        else:
-            ready, _, _ = select.select([stdin], [], [], wait)
-            if ready:
-                if not stdin.readline() and kill_pgid is not None:
-                    # EOF without "stop": the parent died; do not leave its child running.
-                    with contextlib.suppress(OSError):
-                        os.killpg(kill_pgid, signal.SIGKILL)
-                break
+                _kill_group(pid)
+        elif _stop_asked(stdin, wait, kill_pgid):
+            break
+    tree_reader = reader if isinstance(reader, TreeReader) else None
     return {
-        "start": start,
-        "times": list(down.times),
-        "lows": list(down.lows),
-        "highs": list(down.highs),
-        "samples": down.samples,
-        "stride": down.stride,
+        **samples.report(),
         "interval": interval,
         "late_ticks": late,
-        "max_rss": max_rss,
-        "max_hwm": max_hwm,
-        "processes_seen": processes_seen,
-        "limit_hit": limit_hit,
+        "max_hwm": tree_reader.max_hwm if tree_reader else None,
+        "processes_seen": tree_reader.processes_seen if tree_reader else 0,
         **spawned,
     }
 
@@ -321,7 +343,7 @@ def main() -> None:
         tree=bool(config.get("tree", False)),
         limit=config.get("limit"),
         kill_pgid=config.get("kill_pgid"),
-        max_points=int(config.get("max_points", MAX_POINTS_DEFAULT)),
+        max_points=int(config.get("max_points", _DOWNSAMPLE.MAX_POINTS_DEFAULT)),
         spawn=config.get("spawn"),
         stdio=config.get("stdio"),
     )

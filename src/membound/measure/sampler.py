@@ -2,7 +2,7 @@
 
 ``Sampler(pid).start()`` launches a small stdlib-only Python process that reads the memory of
 ``pid`` (or of its whole process tree) every ``interval`` seconds; ``stop()`` returns a
-:class:`SamplerReport` with a bounded :class:`~membound.measure.timeline.Timeline`. The sampler can
+:class:`SamplerReport` with a bounded :class:`~membound.results.timeline.Timeline`. The sampler can
 enforce a memory limit itself, killing the watched process group within one interval.
 """
 
@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from membound.measure._sampler_child import HAS_PROC, MAX_POINTS_DEFAULT
-from membound.measure.timeline import Timeline
+from membound.measure._sampler_child import HAS_PROC
+from membound.results.downsample import MAX_POINTS_DEFAULT
+from membound.results.timeline import Timeline
 
 __all__ = ["Sampler", "SamplerReport"]
 

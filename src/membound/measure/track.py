@@ -20,11 +20,11 @@ from types import TracebackType
 from typing import ParamSpec, TypeVar
 
 from membound._units import format_size
-from membound.judge.timeline import classify
 from membound.measure import probes
-from membound.measure.result import Measurement
 from membound.measure.sampler import Sampler
-from membound.measure.timeline import Timeline
+from membound.results.growth import classify
+from membound.results.measurement import Measurement
+from membound.results.timeline import Timeline
 
 __all__ = ["track"]
 

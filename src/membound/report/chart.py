@@ -9,11 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import IO, Any
 
-from membound.judge.compare import Comparison
-from membound.judge.complexity import MODELS, Complexity
-from membound.judge.leaks import LeakReport
-from membound.measure.result import Measurement
-from membound.measure.timeline import Timeline
+from membound.judge.complexity import MODELS
+from membound.results import Comparison, Complexity, LeakReport, Measurement, Timeline
 
 __all__ = ["ChartReporter", "chart"]
 

@@ -1,10 +1,10 @@
 """One self-contained HTML page of one or more results: verdicts, tables and embedded charts.
 
-Each result gets a section with its title, its verdict and explanation, the tables of the Markdown
-report (same cells, from ``report/_tables.py``) and its PNG chart embedded as a base64 ``data:``
-URI. The page needs no network: no external CSS, scripts or fonts, only a small inline style.
-Without matplotlib (extra ``plot``) the charts are left out with a note; the rest of the page is
-still written.
+Each result gets a section with its title, its verdict and explanation, its tables (the cells and
+sections of ``report/sections.py``, shared with the Markdown and terminal renderers) and its PNG
+chart embedded as a base64 ``data:`` URI. The page needs no network: no external CSS, scripts or
+fonts, only a small inline style. Without matplotlib (extra ``plot``) the charts are left out with a
+note; the rest of the page is still written.
 
 Written with the standard library (``string.Template`` for the page skeleton in
 ``templates/page.html``, ``html.escape`` for every piece of text) rather than jinja2, because:
@@ -21,135 +21,17 @@ import functools
 import io
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass
 from html import escape
 from importlib import resources
 from string import Template
 from typing import IO
 
-from membound._units import SIZE_CONVENTION, format_size
-from membound.judge.compare import Comparison
-from membound.judge.complexity import Complexity
-from membound.judge.leaks import LeakReport
-from membound.measure.result import Measurement
-from membound.report._tables import (
-    Table,
-    comparison_note,
-    comparison_table,
-    complexity_note,
-    complexity_table,
-    leak_note,
-    leak_sites_table,
-    leak_types_table,
-    measurement_table,
-)
+from membound.report.sections import Result, Section, Table, describe
 
 __all__ = ["HtmlReporter", "html"]
 
-Result = Measurement | Comparison | Complexity | LeakReport
-
 #: Default ``<title>`` and heading of the page.
 TITLE = "membound report"
-
-
-@dataclass(frozen=True)
-class _Section:
-    """What one result shows, as text; markup is added by :func:`_section_html`."""
-
-    kind: str
-    title: str
-    verdict: str
-    mood: str  # "good", "bad" or "" (neutral): colours the verdict
-    lines: tuple[str, ...]
-    tables: tuple[Table, ...]
-    notes: tuple[str, ...]
-
-
-def _measurement(m: Measurement) -> _Section:
-    pattern = m.growth.pattern
-    failed = m.outcome != "ok"
-    verdict = f"{m.outcome}, {pattern}" if failed else pattern
-    mood = "bad" if failed or pattern == "leak" else "good" if pattern == "flat" else ""
-    lines = ((m.outcome_detail,) if m.outcome_detail else ()) + (m.growth.explanation,)
-    return _Section(
-        "measurement",
-        m.label,
-        verdict,
-        mood,
-        lines,
-        (measurement_table(m),),
-        (f"Sizes: {SIZE_CONVENTION}.",),
-    )
-
-
-def _comparison(c: Comparison) -> _Section:
-    names = [r.name for r in c.rows]
-    ok = [r for r in c.rows if r.outcome == "ok"]
-    lines = []
-    if ok:
-        low = min(ok, key=lambda r: r.rss_peak_delta.median)
-        high = max(ok, key=lambda r: r.rss_peak_delta.median)
-        verdict = f"lowest Δ peak RSS: {low.name}"
-        low_size = format_size(low.rss_peak_delta.median, signed=True)
-        line = f"{low.name} peaked {low_size} over its baseline"
-        if high is not low:
-            high_size = format_size(high.rss_peak_delta.median, signed=True)
-            line += f", {high.name} {high_size}"
-            if low.rss_peak_delta.median > 0:
-                times = high.rss_peak_delta.median / low.rss_peak_delta.median
-                line += f" ({times:.1f}× as much)"
-        lines.append(line + " (medians).")
-    else:
-        verdict = "every scenario failed"
-    lines += [f"⚠ {r.name}: {r.outcome}" for r in c.rows if r.outcome != "ok"]
-    return _Section(
-        "comparison",
-        " vs ".join(names) if names else "comparison",
-        verdict,
-        "bad" if len(ok) < len(c.rows) else "",
-        tuple(lines),
-        (comparison_table(c),),
-        (comparison_note(c),),
-    )
-
-
-def _complexity(c: Complexity) -> _Section:
-    return _Section(
-        "complexity",
-        c.label,
-        c.big_o,
-        "",
-        (
-            f"Confidence {c.confidence:.2f} — {c.explanation}",
-            f"Wall time: {c.time_big_o} — {c.time_explanation}",
-        ),
-        (complexity_table(c),),
-        (complexity_note(c),),
-    )
-
-
-def _leaks(r: LeakReport) -> _Section:
-    tables = tuple(t for t in (leak_sites_table(r), leak_types_table(r)) if t.rows)
-    chain = ("Kept alive by: " + " → ".join(r.chain),) if r.chain else ()
-    return _Section(
-        "leaks",
-        r.label,
-        "LEAK" if r.leaking else "no leak",
-        "bad" if r.leaking else "good",
-        (r.explanation,),
-        tables,
-        (*chain, leak_note(r)),
-    )
-
-
-def _describe(result: Result) -> _Section:
-    if isinstance(result, Measurement):
-        return _measurement(result)
-    if isinstance(result, Comparison):
-        return _comparison(result)
-    if isinstance(result, Complexity):
-        return _complexity(result)
-    return _leaks(result)
 
 
 def _text(value: str) -> str:
@@ -178,7 +60,7 @@ def _chart_html(result: Result, title: str) -> str:
     return f'<img src="data:image/png;base64,{data}" alt="{_text("chart: " + title)}">'
 
 
-def _section_html(index: int, section: _Section, chart_html: str) -> str:
+def _section_html(index: int, section: Section, chart_html: str) -> str:
     mood = f" {section.mood}" if section.mood else ""
     parts = [
         f'<section id="result-{index}">',
@@ -200,14 +82,14 @@ def _page_template() -> Template:
 
 
 def _as_results(results: Result | Iterable[Result]) -> tuple[Result, ...]:
-    if isinstance(results, Measurement | Comparison | Complexity | LeakReport):
+    if isinstance(results, Result):
         return (results,)
     items = tuple(results)
     if not items:
         raise ValueError("no results to report")
     for item in items:
         # Checked at run time too: a dict loaded from JSON would otherwise fail deep inside.
-        if not isinstance(item, Measurement | Comparison | Complexity | LeakReport):
+        if not isinstance(item, Result):
             raise TypeError(
                 "expected Measurement, Comparison, Complexity or LeakReport results, "
                 f"got {type(item).__name__}"
@@ -236,7 +118,7 @@ class HtmlReporter:
         """Write the page to the text stream ``outfile``."""
         from membound import __version__
 
-        sections = [_describe(r) for r in self.results]
+        sections = [describe(r) for r in self.results]
         nav = ""
         if len(sections) > 1:
             items = "\n".join(

@@ -16,15 +16,11 @@ from pathlib import Path
 from typing import IO, Any
 
 from membound._errors import MemboundError
-from membound.judge.compare import Comparison
-from membound.judge.complexity import Complexity
-from membound.judge.leaks import LeakReport
-from membound.measure.result import Measurement
+from membound.results import Comparison, Complexity, LeakReport, Measurement, Result
 
 __all__ = ["SCHEMA", "JsonReporter", "Result", "dumps", "load", "loads"]
 
 SCHEMA = "membound/1"
-Result = Measurement | Comparison | Complexity | LeakReport
 _TYPES: dict[str, type[Measurement] | type[Comparison] | type[Complexity] | type[LeakReport]] = {
     "measurement": Measurement,
     "comparison": Comparison,

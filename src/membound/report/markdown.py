@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import IO, TYPE_CHECKING
+from typing import IO
 
 from membound._units import SIZE_CONVENTION
-from membound.report._tables import (
+from membound.report.sections import (
     Table,
     comparison_note,
     comparison_table,
@@ -16,12 +16,7 @@ from membound.report._tables import (
     leak_types_table,
     measurement_table,
 )
-
-if TYPE_CHECKING:
-    from membound.judge.compare import Comparison
-    from membound.judge.complexity import Complexity
-    from membound.judge.leaks import LeakReport
-    from membound.measure.result import Measurement
+from membound.results import Comparison, Complexity, LeakReport, Measurement, Result
 
 __all__ = [
     "MarkdownReporter",
@@ -85,7 +80,7 @@ def render_leaks(r: LeakReport) -> str:
 class MarkdownReporter:
     """Build a Markdown report from a result, then ``render(outfile)``."""
 
-    def __init__(self, result: Measurement | Comparison) -> None:
+    def __init__(self, result: Result) -> None:
         self.result = result
 
     def render(self, outfile: IO[str]) -> None:

@@ -7,7 +7,8 @@ from collections.abc import Mapping, Sequence
 import click
 
 from membound.cli._output import emit, output_options, progress
-from membound.judge.compare import compare, load_scenarios
+from membound.judge.compare import compare
+from membound.measure.scenarios import load_scenarios
 
 
 @click.command("compare")

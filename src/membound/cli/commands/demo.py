@@ -10,9 +10,10 @@ import click
 from rich.console import Console
 
 from membound._units import format_size
-from membound.cli._output import progress, table
+from membound.cli._output import progress
 from membound.report.chart import chart
 from membound.report.json import dumps
+from membound.report.terminal import renderable
 
 #: Scenarios the demo runs (for the progress bar): each runs ``repeat`` times, then is scaled.
 _SCENARIOS = 18
@@ -57,7 +58,7 @@ def command(rows: int, repeat: int, scale: bool, out: str) -> int:
 
     def show(result: DemoResult) -> None:
         key, c = result.group.key, result.comparison
-        console.print(table(c))
+        console.print(renderable(c))
         lines = describe_complexities(result) + result.findings
         for line in lines:
             click.echo(f"  {line}")

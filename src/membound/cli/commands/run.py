@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from membound.cli._output import emit, output_options
-from membound.measure.isolate import measure_command
+from membound.measure.command import measure_command
 
 
 @click.command(

@@ -1,29 +1,25 @@
-"""The figures of each result as plain tables of text, shared by the Markdown and HTML reports.
+"""What each result shows, as plain text: tables of cells and sections (title, verdict, lines,
+tables, notes), shared by the Markdown, HTML and terminal renderers.
 
-Both renderers show the same cells; only the markup differs, so the cells are built once here.
-Result types are imported for type checking only: they import the renderers lazily, and this
-module must not import them back at run time.
+Every renderer shows the same cells; only the markup differs, so the cells are built once here.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from membound._units import SIZE_CONVENTION, format_size
-
-if TYPE_CHECKING:
-    from membound.judge.compare import Comparison, Spread
-    from membound.judge.complexity import Complexity
-    from membound.judge.leaks import LeakReport
-    from membound.measure.result import Measurement
+from membound.results import Comparison, Complexity, LeakReport, Measurement, Result, Spread
 
 __all__ = [
+    "Result",
+    "Section",
     "Table",
     "comparison_note",
     "comparison_table",
     "complexity_note",
     "complexity_table",
+    "describe",
     "leak_note",
     "leak_sites_table",
     "leak_types_table",
@@ -128,18 +124,18 @@ def complexity_note(c: Complexity) -> str:
 
 
 def leak_sites_table(r: LeakReport) -> Table:
-    """Where the kept memory was allocated (no rows when nothing leaks)."""
+    """Where the kept memory was allocated (no rows when nothing leaks); headings name units."""
     rows = tuple(
         (f"{s.file}:{s.line}", f"{s.bytes_per_call:.1f}", f"{s.count_per_call:.2f}")
         for s in r.sites
     )
-    return Table(("site", "bytes per call", "blocks per call"), rows)
+    return Table(("site", "B/call", "blocks/call"), rows)
 
 
 def leak_types_table(r: LeakReport) -> Table:
-    """Which object types grew in number (no rows when nothing leaks)."""
-    rows = tuple((t.type_name, f"{t.per_call:.2f}") for t in r.types)
-    return Table(("type", "new objects per call"), rows)
+    """Which object types grew in number (no rows when nothing leaks); headings name units."""
+    rows = tuple((t.type_name, f"+{t.per_call:.2f}") for t in r.types)
+    return Table(("type", "per call"), rows)
 
 
 def leak_note(r: LeakReport) -> str:
@@ -148,3 +144,111 @@ def leak_note(r: LeakReport) -> str:
         f"{r.warmup} warm-up calls, {r.iterations} calls in {len(r.rounds)} rounds; "
         f"cycles freed only by the cyclic GC: {r.cycles_per_call:.2f} per call."
     )
+
+
+@dataclass(frozen=True)
+class Section:
+    """What one result shows, as text; the HTML and terminal renderers add the markup."""
+
+    kind: str
+    """``measurement``, ``comparison``, ``complexity`` or ``leaks``."""
+    title: str
+    """What was measured."""
+    verdict: str
+    """The verdict in a few words."""
+    mood: str
+    """``good``, ``bad`` or ``""`` (neutral): colours the verdict."""
+    lines: tuple[str, ...]
+    """Sentences under the verdict."""
+    tables: tuple[Table, ...]
+    """The figures."""
+    notes: tuple[str, ...]
+    """How the figures were obtained."""
+
+
+def _measurement(m: Measurement) -> Section:
+    pattern = m.growth.pattern
+    failed = m.outcome != "ok"
+    verdict = f"{m.outcome}, {pattern}" if failed else pattern
+    mood = "bad" if failed or pattern == "leak" else "good" if pattern == "flat" else ""
+    lines = ((m.outcome_detail,) if m.outcome_detail else ()) + (m.growth.explanation,)
+    return Section(
+        "measurement",
+        m.label,
+        verdict,
+        mood,
+        lines,
+        (measurement_table(m),),
+        (f"Sizes: {SIZE_CONVENTION}.",),
+    )
+
+
+def _comparison(c: Comparison) -> Section:
+    names = [r.name for r in c.rows]
+    ok = [r for r in c.rows if r.outcome == "ok"]
+    lines = []
+    if ok:
+        low = min(ok, key=lambda r: r.rss_peak_delta.median)
+        high = max(ok, key=lambda r: r.rss_peak_delta.median)
+        verdict = f"lowest Δ peak RSS: {low.name}"
+        low_size = format_size(low.rss_peak_delta.median, signed=True)
+        line = f"{low.name} peaked {low_size} over its baseline"
+        if high is not low:
+            high_size = format_size(high.rss_peak_delta.median, signed=True)
+            line += f", {high.name} {high_size}"
+            if low.rss_peak_delta.median > 0:
+                times = high.rss_peak_delta.median / low.rss_peak_delta.median
+                line += f" ({times:.1f}× as much)"
+        lines.append(line + " (medians).")
+    else:
+        verdict = "every scenario failed"
+    lines += [f"⚠ {r.name}: {r.outcome}" for r in c.rows if r.outcome != "ok"]
+    return Section(
+        "comparison",
+        " vs ".join(names) if names else "comparison",
+        verdict,
+        "bad" if len(ok) < len(c.rows) else "",
+        tuple(lines),
+        (comparison_table(c),),
+        (comparison_note(c),),
+    )
+
+
+def _complexity(c: Complexity) -> Section:
+    return Section(
+        "complexity",
+        c.label,
+        c.big_o,
+        "",
+        (
+            f"Confidence {c.confidence:.2f} — {c.explanation}",
+            f"Wall time: {c.time_big_o} — {c.time_explanation}",
+        ),
+        (complexity_table(c),),
+        (complexity_note(c),),
+    )
+
+
+def _leaks(r: LeakReport) -> Section:
+    tables = tuple(t for t in (leak_sites_table(r), leak_types_table(r)) if t.rows)
+    chain = ("Kept alive by: " + " → ".join(r.chain),) if r.chain else ()
+    return Section(
+        "leaks",
+        r.label,
+        "LEAK" if r.leaking else "no leak",
+        "bad" if r.leaking else "good",
+        (r.explanation,),
+        tables,
+        (*chain, leak_note(r)),
+    )
+
+
+def describe(result: Result) -> Section:
+    """What ``result`` shows, as text: title, verdict, lines, tables and notes."""
+    if isinstance(result, Measurement):
+        return _measurement(result)
+    if isinstance(result, Comparison):
+        return _comparison(result)
+    if isinstance(result, Complexity):
+        return _complexity(result)
+    return _leaks(result)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from membound.measure._sampler_child import MAX_POINTS_DEFAULT, Downsampler
+from membound.results.downsample import MAX_POINTS_DEFAULT, Downsampler
 
 __all__ = ["Timeline"]
 

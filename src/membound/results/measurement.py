@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
-from membound.judge.timeline import Growth
-from membound.measure.timeline import Timeline
+from membound.results.growth import Growth
+from membound.results.timeline import Timeline
 
 __all__ = ["Kind", "Measurement", "Outcome"]
 

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from membound._units import format_size
-from membound.measure.timeline import Timeline
+from membound.results.timeline import Timeline
 
 __all__ = ["Growth", "GrowthPattern", "classify", "theil_sen"]
 

@@ -1,0 +1,55 @@
+"""The text of the plugin's failures: what was measured, against what, and where a leak is kept.
+
+Failure text is plain (pytest prints it as it is); the figures come from the report's sections
+(``report/sections.py``), rendered by ``report/terminal.py`` like everywhere else.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from membound._units import format_size
+from membound.measure.inprocess import BlockPeak
+from membound.report.sections import Table, leak_sites_table, leak_types_table
+from membound.report.terminal import labelled_lines
+from membound.results import Complexity, LeakReport
+
+__all__ = ["complexity_text", "fail", "leak_text", "limit_text"]
+
+_MOST = 5
+
+
+def fail(text: str) -> None:
+    """Fail the running test with ``text`` and no Python traceback of membound's own."""
+    pytest.fail(text, pytrace=False)
+
+
+def _first(table: Table) -> Table:
+    return Table(table.head, table.rows[:_MOST])
+
+
+def leak_text(report: LeakReport) -> str:
+    """The verdict, the top allocation sites and types, and the chain that keeps the leak."""
+    lines = [f"{report.label} {report.explanation}"]
+    lines += labelled_lines("site", _first(leak_sites_table(report)))
+    lines += labelled_lines("type", _first(leak_types_table(report)))
+    if report.chain:
+        lines.append("  kept alive by  " + " → ".join(report.chain))
+    return "\n".join(lines)
+
+
+def limit_text(peak: BlockPeak, limit: int) -> str:
+    """A test's peak over its limit, with the peak's source."""
+    return (
+        f"limit_memory: the test's {peak.kind} peak was {format_size(peak.bytes)} "
+        f"({peak.source}), over its limit of {format_size(limit)} ({limit:,} bytes)"
+    )
+
+
+def complexity_text(expected: str, result: Complexity) -> str:
+    """A complexity verdict other than the expected one, with the points it rests on."""
+    points = ", ".join(f"n={p.n:,}: {format_size(p.value)}" for p in result.points)
+    return (
+        f"memory_complexity: expected {expected}, measured {result.big_o} — "
+        f"{result.explanation}\n  {points}"
+    )

@@ -1,0 +1,184 @@
+"""Measure any command with its whole process tree (RSS summed over all descendants).
+
+The command is spawned by the small sampler process, so the kernel's ``ru_maxrss`` of the
+command is exact (it does not inherit a large parent's RSS, DESIGN §5.3); the sampler also
+enforces the memory limit within one interval, and ``timeout`` is enforced here.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import signal
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from membound._errors import CommandNotFound, TargetError
+from membound.measure.outcome import (
+    check_timeout,
+    describe_outcome,
+    heap_and_gc,
+    parse_limit,
+    read_report,
+)
+from membound.measure.sampler import Sampler, SamplerReport
+from membound.results.growth import classify
+from membound.results.measurement import Measurement
+
+__all__ = ["measure_command"]
+
+_HEAP_RUNNER = Path(__file__).with_name("_heap_runner.py")
+
+
+def _heap_argv(argv: list[str], out: str) -> list[str]:
+    exe = os.path.basename(argv[0])
+    if not exe.startswith("python") or len(argv) < 2:
+        raise TargetError(
+            f"heap measurement needs a Python command ('python script.py …'), not {argv[0]!r}",
+            hint="drop --heap for non-Python commands; RSS is measured for any command",
+        )
+    rest = argv[1:]
+    if (rest[0] in ("-m", "-c") and len(rest) >= 2) or not rest[0].startswith("-"):
+        return [argv[0], str(_HEAP_RUNNER), *rest]
+    raise TargetError(
+        "heap measurement understands 'python script.py …', 'python -m module …' and "
+        f"'python -c code …', not interpreter option {rest[0]!r}"
+    )
+
+
+def measure_command(
+    argv: Sequence[str] | str,
+    limit: int | str | None = None,
+    timeout: float | None = None,
+    interval: float = 0.01,
+    *,
+    heap: bool = False,
+    quiet: bool = False,
+    label: str | None = None,
+) -> Measurement:
+    """Run a command and measure its whole process tree (RSS summed over all descendants).
+
+    Args:
+        argv: the command, as a list or a shell-like string (split with ``shlex``; no shell).
+        limit: kill the process group when the tree's RSS crosses this size.
+        timeout: kill the process group after this many seconds.
+        interval: sampling interval, seconds.
+        heap: for ``python script.py``/``-m``/``-c`` commands, also report tracemalloc's heap
+            peak and GC figures.
+        quiet: discard the command's stdout and stderr.
+        label: name for the result (default: the command line).
+
+    Returns:
+        A Measurement with ``exit_code`` and ``outcome`` (``failed`` for a non-zero exit,
+        ``killed`` for a signal membound did not send, ``limit``/``timeout`` when stopped).
+
+    Raises:
+        CommandNotFound: the program does not exist or is not executable.
+    """
+    args = shlex.split(argv) if isinstance(argv, str) else list(argv)
+    if not args:
+        raise CommandNotFound("no command given")
+    _check_program(args[0])
+    limit_bytes = parse_limit(limit)
+    check_timeout(timeout)
+    with tempfile.TemporaryDirectory(prefix="membound-") as tmp:
+        heap_out = Path(tmp, "heap.json")
+        run_argv = _heap_argv(args, str(heap_out)) if heap else args
+        env = {**os.environ, "MEMBOUND_HEAP_OUT": str(heap_out)} if heap else None
+        stdio = _stdio(quiet)
+        try:
+            sampler = Sampler(
+                None,
+                interval=interval,
+                tree=True,
+                limit=limit_bytes,
+                spawn=run_argv,
+                stdio=stdio,
+                env=env,
+            ).start()
+        finally:
+            for fd in set(stdio):
+                os.close(fd)
+        if sampler.spawn_error is not None:
+            raise CommandNotFound(sampler.spawn_error)
+        report, timed_out = sampler.finish(timeout)
+        heap_data = read_report(heap_out) if heap else None
+
+    exit_code = report.exit_code if report.exit_code is not None else -signal.SIGKILL
+    timeline = report.timeline
+    outcome, detail = describe_outcome(exit_code, report, timed_out, limit_bytes, timeout)
+    procs = timeline.extra.get("processes_seen", 0)
+    peak, source = _command_peak(report, procs, interval)
+    return Measurement(
+        label=label or shlex.join(args),
+        kind="command",
+        duration_s=report.timeline.duration_s if report.end is None else report.end,
+        rss_start=0,
+        rss_end=int(timeline.highs[-1]) if len(timeline) else 0,
+        rss_peak=peak,
+        rss_peak_delta=peak,
+        rss_peak_source=source,
+        **heap_and_gc(heap_data),
+        timeline=timeline,
+        growth=classify(timeline),
+        outcome=outcome,
+        outcome_detail=detail,
+        exit_code=exit_code,
+        limit=limit_bytes,
+        interval=interval,
+    )
+
+
+def _command_peak(report: SamplerReport, procs: int, interval: float) -> tuple[int, str]:
+    """The command's peak RSS and where it came from: the kernel's exact figure where the
+    command was spawned from the small sampler, else the largest sampled value (a lower bound)."""
+    sampled = max(report.max_rss, report.max_hwm or 0)
+    exact = (
+        report.ru_maxrss is not None
+        and report.spawner_hwm is not None
+        and report.ru_maxrss > report.spawner_hwm
+    )
+    if exact and report.ru_maxrss is not None and report.ru_maxrss >= sampled:
+        peak = report.ru_maxrss
+        source = (
+            "the kernel's peak RSS of the command (wait4 ru_maxrss; spawned from a small "
+            f"sampler, so exact), with {procs} process(es) sampled every {interval * 1000:g} ms"
+        )
+    elif sampled:
+        peak = sampled
+        source = (
+            f"max of each process's VmHWM and the tree's summed RSS ({procs} process(es), "
+            f"sampled every {interval * 1000:g} ms)"
+        )
+        if not exact:
+            source += "; a lower bound: the command may have peaked between samples"
+    else:
+        peak = 0
+        source = "unknown: the command ended before its first sample"
+    return peak, source
+
+
+def _check_program(program: str) -> None:
+    """Clear errors for a program that cannot run, before anything starts."""
+    if os.sep in program:
+        path = Path(program)
+        if path.is_dir():
+            raise CommandNotFound(f"{program} is a directory, not a program")
+        if not path.exists():
+            raise CommandNotFound(f"command not found: {program}")
+        if not os.access(path, os.X_OK):
+            raise CommandNotFound(
+                f"permission denied: {program} is not executable",
+                hint=f"chmod +x {program}, or run it through its interpreter",
+            )
+    elif shutil.which(program) is None:
+        raise CommandNotFound(f"command not found: {program}")
+
+
+def _stdio(quiet: bool) -> list[int]:
+    """Fresh descriptors for the command's stdin, stdout and stderr (the caller closes them)."""
+    if quiet:
+        return [os.open(os.devnull, os.O_RDWR) for _ in range(3)]
+    return [os.dup(0), os.dup(1), os.dup(2)]

@@ -1,0 +1,112 @@
+"""Looking into this process's Python heap: tracemalloc sessions, live objects by type, and the
+reference chain that keeps an object alive (objgraph).
+
+Used by leak hunting (``measure/rounds.py`` measures, ``judge/leaks.py`` decides). Allocations
+made by membound's own measuring code are filtered out of every snapshot.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import sys
+import tracemalloc
+import types
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "OWN_DIRS",
+    "backref_chain",
+    "gc_paused",
+    "own_filters",
+    "tracing",
+    "type_counts",
+]
+
+#: membound's own measuring code (not its demo scenarios, which are user code when measured).
+OWN_DIRS: tuple[str, ...] = tuple(
+    str(Path(__file__).resolve().parents[1] / part) for part in ("judge", "measure", "guard")
+)
+
+
+@contextlib.contextmanager
+def tracing(frames: int) -> Iterator[None]:
+    """Trace allocations with ``frames`` frames for the block, unless something already traces
+    (then its setting stays, and tracing goes on after the block)."""
+    started = not tracemalloc.is_tracing()
+    if started:
+        tracemalloc.start(frames)
+    try:
+        yield
+    finally:
+        if started:
+            tracemalloc.stop()
+
+
+def own_filters() -> list[tracemalloc.Filter]:
+    """Filters that drop allocations made by membound, objgraph, tracemalloc and importlib.
+
+    Build them before tracing starts: importing objgraph must not look like a leak.
+    """
+    import objgraph
+
+    patterns = [
+        *(f"{d}{os.sep}*" for d in OWN_DIRS),
+        str(objgraph.__file__),
+        str(tracemalloc.__file__),
+        "<frozen importlib._bootstrap>",
+        "<frozen importlib._bootstrap_external>",
+    ]
+    return [tracemalloc.Filter(False, p) for p in patterns]
+
+
+def type_counts() -> dict[str, int]:
+    """Live objects the cyclic GC tracks, by qualified type name."""
+    import objgraph
+
+    return dict(objgraph.typestats(shortnames=False))
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """Collect once, then keep the cyclic GC off for the block (restoring its state after)."""
+    was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def backref_chain(func: Any, type_name: str, calls: int = 5, max_depth: int = 12) -> list[Any]:
+    """A reference chain from a module to one object of ``type_name`` made by ``func``
+    (module first; empty when none is found).
+
+    With the collector paused, objects made by a few calls stay in generation 0, so one of them
+    is found without a scan of the whole heap (and without a set the size of the heap).
+    """
+    import objgraph
+
+    short = type_name.rsplit(".", 1)[-1]
+    with gc_paused():
+        for _ in range(calls):
+            func()
+        young = [o for o in gc.get_objects(generation=0) if type(o).__qualname__ == short]
+    if not young:
+        return []
+    target = young[-1]
+    young.clear()
+    chain = objgraph.find_backref_chain(
+        target,
+        objgraph.is_proper_module,
+        max_depth=max_depth,
+        extra_ignore=(id(sys._getframe()), id(young)),
+    )
+    if not chain or not isinstance(chain[0], types.ModuleType):
+        return []
+    return list(chain)

@@ -1,0 +1,79 @@
+"""Measure in this process: one call, or a block, under :class:`track`.
+
+Everything that measures in-process goes through here (``measure(isolate=False)``, comparisons
+and complexity runs in one process, the pytest plugin), so the peak of a call means the same
+everywhere: the kernel's ``VmHWM`` reset just before it (RSS), or tracemalloc's peak over the
+heap at the start (heap).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from membound.measure.target import Target, load_target
+from membound.measure.track import track
+from membound.results.measurement import Measurement
+
+__all__ = ["BlockPeak", "PeakKind", "block_peak", "measure_call"]
+
+PeakKind = Literal["rss", "heap"]
+
+
+def measure_call(
+    target: Target,
+    args: Sequence[Any] = (),
+    kwargs: dict[str, Any] | None = None,
+    *,
+    heap: bool = False,
+    label: str | None = None,
+    interval: float | None = 0.01,
+) -> Measurement:
+    """Call ``target(*args, **kwargs)`` once in this process and measure it.
+
+    Args:
+        target: a callable, or a string imported by the rules of ``measure/target.py``.
+        heap: also trace the heap with tracemalloc.
+        label: name for the result (default: the target's name).
+        interval: sampling interval of the timeline; ``None`` samples nothing (the peak still
+            comes from ``VmHWM``), for calls too short to draw.
+
+    Raises:
+        TargetError: a string target cannot be imported.
+    """
+    func, name = load_target(target)
+    with track(label or name, heap=heap, interval=interval) as t:
+        func(*args, **(kwargs or {}))
+    assert t.result is not None
+    return t.result
+
+
+@dataclass
+class BlockPeak:
+    """The peak of a block, filled in when the block ends."""
+
+    kind: PeakKind
+    """``rss`` (Δ VmHWM over the RSS at the start) or ``heap`` (tracemalloc's peak)."""
+    bytes: int = 0
+    """The peak, bytes (0 until the block has ended)."""
+    seconds: float = 0.0
+    """Wall time of the block."""
+
+    @property
+    def source(self) -> str:
+        """Where the figure comes from, in words."""
+        return "tracemalloc" if self.kind == "heap" else "VmHWM, reset before the call"
+
+
+@contextmanager
+def block_peak(kind: PeakKind) -> Iterator[BlockPeak]:
+    """Measure the peak of a ``with`` block without a timeline (no sampler process)."""
+    box = BlockPeak(kind)
+    with track("block", heap=kind == "heap", interval=None) as t:
+        yield box
+    assert t.result is not None
+    m = t.result
+    box.bytes = (m.heap_peak or 0) if kind == "heap" else m.rss_peak_delta
+    box.seconds = m.duration_s

@@ -1,0 +1,175 @@
+"""Targets: the one set of rules for what membound calls, in this process or in a fresh one.
+
+A target is a callable, a ``functools.partial`` of one, or a string ``"package.module:function"``
+/ ``"path/to/file.py:function"`` (``function`` may be ``Class.method``). :func:`resolve_target`
+turns it into a :class:`TargetRef` that a fresh interpreter can import (``measure/_child.py``
+imports it there); :func:`load_target` imports it here. Both read a string the same way and fail
+with the same messages. Modules in the current folder are importable, as with ``python -m``.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import importlib.util
+import os
+import sys
+import types
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from membound._errors import TargetError
+
+__all__ = ["Target", "TargetRef", "import_error", "import_file", "load_target", "resolve_target"]
+
+Target = Callable[..., Any] | str
+
+_IMPORT_HINT = "check the module path and that the function exists at module level"
+
+
+@dataclass(frozen=True)
+class TargetRef:
+    """A callable the child can import: by module name, or by file path."""
+
+    module: str
+    """Importable module name (or a name to load ``path`` under)."""
+    qualname: str
+    """Attribute path inside the module, e.g. ``func`` or ``Class.method``."""
+    path: str | None = None
+    """Source file to load by path (scripts and ``__main__``), or None to import ``module``."""
+    args: tuple[Any, ...] = ()
+    """Arguments bound by ``functools.partial``, passed before the call's own."""
+    kwargs: tuple[tuple[str, Any], ...] = ()
+    """Keyword arguments bound by ``functools.partial``."""
+
+    @property
+    def display(self) -> str:
+        """``module:qualname`` or ``path:qualname``."""
+        return f"{self.path or self.module}:{self.qualname}"
+
+
+def _parse(text: str) -> TargetRef:
+    """A ``"module:function"`` or ``"file.py:function"`` string as a reference (no import)."""
+    spec, sep, qualname = text.rpartition(":")
+    if not sep or not spec or not qualname or not qualname.replace(".", "").isidentifier():
+        raise TargetError(
+            f"target {text!r} is not of the form 'package.module:function' "
+            "or 'path/to/file.py:function'"
+        )
+    if spec.endswith(".py") or os.sep in spec:
+        path = Path(spec)
+        if not path.is_file():
+            raise TargetError(f"target file not found: {spec}")
+        return TargetRef(f"__membound_{path.stem}__", qualname, str(path.resolve()))
+    return TargetRef(spec, qualname)
+
+
+def _callable_ref(target: Callable[..., Any]) -> TargetRef:
+    """Where a callable lives, so that another interpreter can import it."""
+    module = getattr(target, "__module__", None)
+    qual = getattr(target, "__qualname__", None)
+    if not module or not qual:
+        raise TargetError(f"cannot locate {target!r}: give it as 'package.module:function'")
+    if "<locals>" in qual or "<lambda>" in qual:
+        raise TargetError(
+            f"{qual} is defined inside a function or is a lambda; a fresh interpreter "
+            "can only import module-level functions",
+            hint="move it to module level, or pass isolate=False to measure in this process",
+        )
+    if module == "__main__":
+        main_file = getattr(sys.modules["__main__"], "__file__", None)
+        if not main_file:
+            raise TargetError(
+                f"{qual} lives in an interactive __main__ that a child cannot import",
+                hint="put the function in a module or file, or pass isolate=False",
+            )
+        return TargetRef("__mp_main__", qual, str(Path(main_file).resolve()))
+    return TargetRef(module, qual)
+
+
+def resolve_target(target: Target) -> TargetRef:
+    """Turn a target into a reference a fresh interpreter can import.
+
+    Raises:
+        TargetError: the target is not a module-level callable or the string is malformed.
+    """
+    if isinstance(target, functools.partial):
+        inner = resolve_target(target.func)
+        return TargetRef(
+            inner.module,
+            inner.qualname,
+            inner.path,
+            inner.args + tuple(target.args),
+            inner.kwargs + tuple(target.keywords.items()),
+        )
+    if isinstance(target, str):
+        return _parse(target)
+    if not callable(target):
+        raise TargetError(f"target {target!r} is neither callable nor a 'module:function' string")
+    return _callable_ref(target)
+
+
+def import_file(path: str | Path, module_name: str) -> types.ModuleType:
+    """Import the Python file ``path`` as ``module_name`` (registered in ``sys.modules`` so that
+    its classes pickle and its dataclasses resolve their module).
+
+    Raises:
+        ImportError: the file cannot be loaded as Python; any error the module raises.
+    """
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path} as Python")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(module_name, None)
+        raise
+    return module
+
+
+def _import(ref: TargetRef) -> Any:
+    if ref.path is not None:
+        obj: Any = sys.modules.get(ref.module) or import_file(ref.path, ref.module)
+    else:
+        # As ``python -m`` would: modules in the current folder are importable.
+        if os.getcwd() not in sys.path and "" not in sys.path:
+            sys.path.insert(0, os.getcwd())
+        obj = importlib.import_module(ref.module)
+    for part in ref.qualname.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def load_target(target: Target) -> tuple[Callable[..., Any], str]:
+    """The callable ``target`` names, imported into this process, and its display name.
+
+    A callable (``functools.partial`` included) is returned as it is; a string is imported by
+    the same rules as in a fresh interpreter.
+
+    Raises:
+        TargetError: the string is malformed, the import fails, or the object is not callable.
+    """
+    if callable(target):
+        func = target.func if isinstance(target, functools.partial) else target
+        return target, str(getattr(func, "__qualname__", None) or repr(target))
+    if not isinstance(target, str):
+        raise TargetError(f"target {target!r} is neither callable nor a 'module:function' string")
+    ref = _parse(target)
+    try:
+        obj = _import(ref)
+    except Exception as exc:
+        raise TargetError(
+            f"cannot import {target}: {type(exc).__name__}: {exc}", hint=_IMPORT_HINT
+        ) from None
+    if not callable(obj):
+        raise TargetError(f"{target} is not callable")
+    return obj, target
+
+
+def import_error(ref: TargetRef, message: str) -> TargetError:
+    """The error for a target that a fresh interpreter could not import (same text as here)."""
+    return TargetError(f"cannot import {ref.display}: {message}", hint=_IMPORT_HINT)

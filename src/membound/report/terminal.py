@@ -1,0 +1,77 @@
+"""Results in a terminal: the sections of ``report/sections.py`` as rich tables, and plain
+aligned text where rich markup has no place (pytest's terminal summary, failure messages).
+
+The one terminal renderer: the CLI, the pytest plugin and the demo print through it, so a figure
+reads the same wherever it is shown.
+"""
+
+from __future__ import annotations
+
+from rich.console import Group, RenderableType
+from rich.table import Table as RichTable
+from rich.text import Text
+
+from membound.report.sections import Result, Section, Table, describe
+
+__all__ = ["labelled_lines", "plain_lines", "renderable", "rich_table", "section_renderable"]
+
+_MOOD_STYLE = {"good": "green", "bad": "red bold", "": "bold"}
+
+
+def rich_table(table: Table, *, title: str | None = None, caption: str | None = None) -> RichTable:
+    """``table`` as a rich table; long cells wrap instead of being cut to ``…``."""
+    out = RichTable(title=title, caption=caption)
+    for i, head in enumerate(table.head):
+        out.add_column(head, justify="left" if i == 0 else "right", overflow="fold")
+    for row in table.rows:
+        out.add_row(*(Text(cell) for cell in row))
+    return out
+
+
+def section_renderable(section: Section) -> RenderableType:
+    """A section: its title and verdict, its lines, each table, its notes."""
+    style = _MOOD_STYLE.get(section.mood, "bold")
+    parts: list[RenderableType] = [
+        Text.assemble((section.title, "bold"), ": ", (section.verdict, style))
+    ]
+    parts += [Text(line) for line in section.lines]
+    parts += [rich_table(t) for t in section.tables]
+    parts += [Text(note, style="dim") for note in section.notes]
+    return Group(*parts)
+
+
+def renderable(result: Result) -> RenderableType:
+    """What the CLI prints for ``result``."""
+    return section_renderable(describe(result))
+
+
+def _numeric(cells: tuple[str, ...]) -> bool:
+    """True when every cell of a column is a figure (starts with a digit or a sign)."""
+    return all(c.lstrip("+-−")[:1].isdigit() for c in cells if c)
+
+
+def plain_lines(table: Table, *, indent: str = "") -> list[str]:
+    """``table`` as aligned plain text, headings first: columns two spaces apart, figures
+    right-aligned, text left-aligned."""
+    rows = [table.head, *table.rows]
+    columns = list(zip(*table.rows, strict=True)) if table.rows else [()] * len(table.head)
+    widths = [max(len(row[i]) for row in rows) for i in range(len(table.head))]
+    right = [i > 0 and bool(col) and _numeric(col) for i, col in enumerate(columns)]
+    return [
+        indent
+        + "  ".join(
+            cell.rjust(w) if r else cell.ljust(w)
+            for cell, w, r in zip(row, widths, right, strict=True)
+        ).rstrip()
+        for row in rows
+    ]
+
+
+def labelled_lines(label: str, table: Table, *, indent: str = "  ") -> list[str]:
+    """One line per row of ``table``: ``label``, the first cell, then each other cell followed
+    by its column's heading as its unit (``site  app.py:12  56 B/call  1.00 blocks/call``)."""
+    return [
+        f"{indent}{label}  {row[0]}  "
+        + "  ".join(f"{cell} {head}" for cell, head in zip(row[1:], table.head[1:], strict=True))
+        for row in table.rows
+    ]

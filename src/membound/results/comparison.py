@@ -1,0 +1,113 @@
+"""``Comparison``: scenarios measured side by side, each a row of medians and ranges."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from membound.results.timeline import Timeline
+
+__all__ = ["Comparison", "ScenarioStats", "Spread"]
+
+
+@dataclass(frozen=True)
+class Spread:
+    """Median and range of one figure over repeated runs."""
+
+    median: float
+    """Median over the runs."""
+    low: float
+    """Smallest value."""
+    high: float
+    """Largest value."""
+
+    @classmethod
+    def of(cls, values: Iterable[float]) -> Spread:
+        """The spread of ``values`` (which must not be empty)."""
+        vals = list(values)
+        return cls(statistics.median(vals), min(vals), max(vals))
+
+
+@dataclass(frozen=True)
+class ScenarioStats:
+    """One row of a comparison: a scenario's figures over ``runs`` runs."""
+
+    name: str
+    """Scenario name."""
+    runs: int
+    """How many runs the figures summarise."""
+    rss_peak: Spread
+    """Peak RSS, bytes."""
+    rss_peak_delta: Spread
+    """Peak RSS over the run's own baseline, bytes."""
+    heap_peak: Spread | None
+    """Python heap peak over the start (tracemalloc), bytes; None unless asked for."""
+    duration_s: Spread
+    """Wall time, seconds."""
+    growth: str
+    """The most frequent growth pattern over the runs."""
+    ratio: float | None
+    """Median Δ peak divided by the first scenario's (None when that is not positive)."""
+    outcome: str
+    """``ok`` when every run ended normally, else the first other outcome with its detail."""
+    timeline: Timeline = field(compare=False)
+    """Timeline of the run whose peak was the median, for charts."""
+    rss_peak_source: str = ""
+    """Where the peaks came from."""
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Scenarios measured side by side."""
+
+    rows: tuple[ScenarioStats, ...]
+    """One row per scenario, in the order given."""
+    repeat: int
+    """Runs per scenario."""
+    isolated: bool
+    """True when every run had a fresh process."""
+    heap: bool
+    """True when the heap was traced."""
+
+    def row(self, name: str) -> ScenarioStats:
+        """The row named ``name``."""
+        for r in self.rows:
+            if r.name == name:
+                return r
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (schema in ``report/json.py``)."""
+        rows = []
+        for r in self.rows:
+            d: dict[str, Any] = {}
+            for f in fields(r):
+                v = getattr(r, f.name)
+                if isinstance(v, Spread):
+                    v = {"median": v.median, "low": v.low, "high": v.high}
+                elif isinstance(v, Timeline):
+                    v = v.to_dict()
+                d[f.name] = v
+            rows.append(d)
+        return {"rows": rows, "repeat": self.repeat, "isolated": self.isolated, "heap": self.heap}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Comparison:
+        """Inverse of :meth:`to_dict`."""
+        rows = []
+        for d in data["rows"]:
+            kw = dict(d)
+            for key in ("rss_peak", "rss_peak_delta", "heap_peak", "duration_s"):
+                if kw.get(key) is not None:
+                    kw[key] = Spread(**kw[key])
+            kw["timeline"] = Timeline.from_dict(kw["timeline"])
+            rows.append(ScenarioStats(**kw))
+        return cls(tuple(rows), int(data["repeat"]), bool(data["isolated"]), bool(data["heap"]))
+
+    def to_markdown(self) -> str:
+        """A Markdown table of the comparison."""
+        from membound.report.markdown import render_comparison
+
+        return render_comparison(self)
