@@ -22,6 +22,7 @@ from membound._errors import (
     TargetError,
 )
 from membound._units import SIZE_CONVENTION, format_size, parse_size
+from membound._version import __version__
 from membound.bound.budget import memory_budget
 from membound.bound.iterables import (
     Pipeline,
@@ -58,8 +59,6 @@ from membound.results import (
     TypeGrowth,
     classify,
 )
-
-__version__ = "0.1.0"
 
 __all__ = [
     "SIZE_CONVENTION",

@@ -40,6 +40,7 @@ from membound._units import format_size, parse_size
 from membound.measure.heap import OWN_DIRS, backref_chain
 from membound.measure.rounds import (
     AttributionRound,
+    Trend,
     attribution_round,
     cycles_per_call,
     guarded,
@@ -157,6 +158,23 @@ def _late_growth(values: Sequence[int]) -> list[int]:
     return [b - a for a, b in itertools.pairwise(values)][-_LATE_ROUNDS:]
 
 
+def _decide(trend: Trend, per_round: int, tol: float) -> tuple[float, bool, float, bool]:
+    """From the late rounds: heap growth per call, whether the heap leaks, RSS growth per call,
+    and whether native memory leaks (the heap flat, RSS growing steadily by at least 1 MiB)."""
+    late = _late_growth(trend.heap)
+    bytes_per_call = statistics.median(late) / per_round
+    leaking = bytes_per_call > tol and sum(d > 0 for d in late) >= 2
+    late_rss = _late_growth(trend.rss)
+    native_per_call = statistics.median(late_rss) / per_round
+    native = (
+        not leaking
+        and native_per_call > tol
+        and all(d > 0 for d in late_rss)
+        and sum(late_rss) >= _NATIVE_MIN_GROWTH
+    )
+    return bytes_per_call, leaking, native_per_call, native
+
+
 def find_leaks(
     target: Target,
     iterations: int = 1000,
@@ -188,17 +206,7 @@ def find_leaks(
         func()
 
     trend = trend_rounds(func, rounds, per_round, _LATE_ROUNDS)
-    late = _late_growth(trend.heap)
-    bytes_per_call = statistics.median(late) / per_round
-    leaking = bytes_per_call > tol and sum(d > 0 for d in late) >= 2
-    late_rss = _late_growth(trend.rss)
-    native_per_call = statistics.median(late_rss) / per_round
-    native = (
-        not leaking
-        and native_per_call > tol
-        and all(d > 0 for d in late_rss)
-        and sum(late_rss) >= _NATIVE_MIN_GROWTH
-    )
+    bytes_per_call, leaking, native_per_call, native = _decide(trend, per_round, tol)
 
     sites: list[Site] = []
     type_growth: list[TypeGrowth] = []

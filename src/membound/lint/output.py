@@ -144,6 +144,27 @@ def _rule_markdown(code: str) -> str:
     )
 
 
+def _sarif_rules() -> list[dict[str, Any]]:
+    """Every rule as a SARIF ``reportingDescriptor``, with its help as Markdown."""
+    return [
+        {
+            "id": rule.code,
+            "name": rule.name,
+            "shortDescription": {"text": rule.summary},
+            "fullDescription": {"text": f"{rule.summary} {rule.why}"},
+            "help": {"text": f"{rule.why} Fix: {rule.fix}", "markdown": _rule_markdown(rule.code)},
+            "defaultConfiguration": {"level": "warning"},
+            "properties": {"tags": ["memory", "performance"]},
+        }
+        for rule in RULES
+    ]
+
+
+def _sarif_location(filename: str, region: dict[str, int]) -> dict[str, Any]:
+    """A SARIF ``location`` of ``region`` in ``filename``."""
+    return {"physicalLocation": {"artifactLocation": _artifact(filename), "region": region}}
+
+
 def render_sarif(result: LintResult, version: str = "0") -> str:
     """A SARIF 2.1.0 log that GitHub code scanning accepts.
 
@@ -156,18 +177,6 @@ def render_sarif(result: LintResult, version: str = "0") -> str:
         version: The membound version to report as the tool's version.
     """
     index = {rule.code: i for i, rule in enumerate(RULES)}
-    rules = [
-        {
-            "id": rule.code,
-            "name": rule.name,
-            "shortDescription": {"text": rule.summary},
-            "fullDescription": {"text": f"{rule.summary} {rule.why}"},
-            "help": {"text": f"{rule.why} Fix: {rule.fix}", "markdown": _rule_markdown(rule.code)},
-            "defaultConfiguration": {"level": "warning"},
-            "properties": {"tags": ["memory", "performance"]},
-        }
-        for rule in RULES
-    ]
     results = [
         {
             "ruleId": f.code,
@@ -175,17 +184,15 @@ def render_sarif(result: LintResult, version: str = "0") -> str:
             "level": "warning",
             "message": {"text": f.message},
             "locations": [
-                {
-                    "physicalLocation": {
-                        "artifactLocation": _artifact(f.filename),
-                        "region": {
-                            "startLine": f.row,
-                            "startColumn": f.column,
-                            "endLine": f.end_row,
-                            "endColumn": f.end_column,
-                        },
-                    }
-                }
+                _sarif_location(
+                    f.filename,
+                    {
+                        "startLine": f.row,
+                        "startColumn": f.column,
+                        "endLine": f.end_row,
+                        "endColumn": f.end_column,
+                    },
+                )
             ],
         }
         for f in result.findings
@@ -196,12 +203,7 @@ def render_sarif(result: LintResult, version: str = "0") -> str:
             "message": {"text": e.message},
             "descriptor": {"id": "MB000"},
             "locations": [
-                {
-                    "physicalLocation": {
-                        "artifactLocation": _artifact(e.filename),
-                        "region": {"startLine": e.row, "startColumn": e.column},
-                    }
-                }
+                _sarif_location(e.filename, {"startLine": e.row, "startColumn": e.column})
             ],
         }
         for e in result.errors
@@ -216,7 +218,7 @@ def render_sarif(result: LintResult, version: str = "0") -> str:
                         "name": "membound",
                         "version": version,
                         "semanticVersion": version,
-                        "rules": rules,
+                        "rules": _sarif_rules(),
                     }
                 },
                 "invocations": [

@@ -87,6 +87,25 @@ def _load_target(target: dict[str, Any]) -> Any:
     return obj
 
 
+class _GcCount:
+    """Garbage collections during the call and their total pause (a ``gc.callbacks`` entry).
+
+    ``probes.GcMonitor`` does the same in the package; this stdlib-only child cannot import it.
+    """
+
+    def __init__(self) -> None:
+        self.collections = 0
+        self.pause = 0.0
+        self._started = 0.0
+
+    def on_gc(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.collections += 1
+            self.pause += time.perf_counter() - self._started
+
+
 def main() -> int:
     """Run the request; return the exit status."""
     request_path, result_path = sys.argv[1], sys.argv[2]
@@ -108,23 +127,12 @@ def main() -> int:
         )
         return EXIT_TARGET_ERROR
 
-    collections = 0
-    pause = 0.0
-    gc_started = 0.0
-
-    def on_gc(phase: str, info: dict[str, Any]) -> None:
-        nonlocal collections, pause, gc_started
-        if phase == "start":
-            gc_started = time.perf_counter()
-        else:
-            collections += 1
-            pause += time.perf_counter() - gc_started
-
+    gc_count = _GcCount()
     gc.collect()
     baseline = _rss()
     reset_ok = _reset_hwm()
     hwm_start = _hwm()
-    gc.callbacks.append(on_gc)
+    gc.callbacks.append(gc_count.on_gc)
     if heap:
         tracemalloc.start(1)
     heap_start = tracemalloc.get_traced_memory()[0] if heap else 0
@@ -148,7 +156,7 @@ def main() -> int:
         current, peak = tracemalloc.get_traced_memory()
         heap_current, heap_peak = current - heap_start, peak - heap_start
         tracemalloc.stop()
-    gc.callbacks.remove(on_gc)
+    gc.callbacks.remove(gc_count.on_gc)
     _write(
         result_path,
         {
@@ -161,8 +169,8 @@ def main() -> int:
             "rss_end": rss_end,
             "heap_current": heap_current,
             "heap_peak": heap_peak,
-            "gc_collections": collections,
-            "gc_pause_s": pause,
+            "gc_collections": gc_count.collections,
+            "gc_pause_s": gc_count.pause,
             "t0": t0,
             "t1": t1,
             "duration_s": duration,

@@ -14,6 +14,7 @@ import signal
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from membound._errors import CommandNotFound, TargetError
 from membound.measure.outcome import (
@@ -83,29 +84,7 @@ def measure_command(
     _check_program(args[0])
     limit_bytes = parse_limit(limit)
     check_timeout(timeout)
-    with tempfile.TemporaryDirectory(prefix="membound-") as tmp:
-        heap_out = Path(tmp, "heap.json")
-        run_argv = _heap_argv(args, str(heap_out)) if heap else args
-        env = {**os.environ, "MEMBOUND_HEAP_OUT": str(heap_out)} if heap else None
-        stdio = _stdio(quiet)
-        try:
-            sampler = Sampler(
-                None,
-                interval=interval,
-                tree=True,
-                limit=limit_bytes,
-                spawn=run_argv,
-                stdio=stdio,
-                env=env,
-            ).start()
-        finally:
-            for fd in set(stdio):
-                os.close(fd)
-        if sampler.spawn_error is not None:
-            raise CommandNotFound(sampler.spawn_error)
-        report, timed_out = sampler.finish(timeout)
-        heap_data = read_report(heap_out) if heap else None
-
+    report, timed_out, heap_data = _run(args, heap, quiet, interval, limit_bytes, timeout)
     exit_code = report.exit_code if report.exit_code is not None else -signal.SIGKILL
     timeline = report.timeline
     outcome, detail = describe_outcome(exit_code, report, timed_out, limit_bytes, timeout)
@@ -129,6 +108,41 @@ def measure_command(
         limit=limit_bytes,
         interval=interval,
     )
+
+
+def _run(
+    args: list[str],
+    heap: bool,
+    quiet: bool,
+    interval: float,
+    limit: int | None,
+    timeout: float | None,
+) -> tuple[SamplerReport, bool, dict[str, Any] | None]:
+    """Spawn the command from the sampler and wait for it: the sampler's report, whether it
+    timed out, and the heap runner's report (with ``heap``)."""
+    with tempfile.TemporaryDirectory(prefix="membound-") as tmp:
+        heap_out = Path(tmp, "heap.json")
+        run_argv = _heap_argv(args, str(heap_out)) if heap else args
+        env = {**os.environ, "MEMBOUND_HEAP_OUT": str(heap_out)} if heap else None
+        stdio = _stdio(quiet)
+        try:
+            sampler = Sampler(
+                None,
+                interval=interval,
+                tree=True,
+                limit=limit,
+                spawn=run_argv,
+                stdio=stdio,
+                env=env,
+            ).start()
+        finally:
+            for fd in set(stdio):
+                os.close(fd)
+        if sampler.spawn_error is not None:
+            raise CommandNotFound(sampler.spawn_error)
+        report, timed_out = sampler.finish(timeout)
+        heap_data = read_report(heap_out) if heap else None
+    return report, timed_out, heap_data
 
 
 def _command_peak(report: SamplerReport, procs: int, interval: float) -> tuple[int, str]:

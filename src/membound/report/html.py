@@ -116,7 +116,7 @@ class HtmlReporter:
 
     def render(self, outfile: IO[str]) -> None:
         """Write the page to the text stream ``outfile``."""
-        from membound import __version__
+        from membound._version import __version__
 
         sections = [describe(r) for r in self.results]
         nav = ""

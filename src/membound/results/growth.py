@@ -124,6 +124,30 @@ def _troughs(values: Sequence[float], low: float, high: float) -> list[float]:
     return troughs
 
 
+def _cycles(
+    values: Sequence[float], lo: float, hi: float, tol: float
+) -> tuple[GrowthPattern, str] | None:
+    """The verdict on two or more rise-and-fall cycles, or None when there are fewer.
+
+    Repeated cycles are judged by their troughs, not by where the last cycle happened to stop:
+    level troughs are a sawtooth, rising troughs a leak under a sawtooth.
+    """
+    rng = hi - lo
+    mid = (lo + hi) / 2
+    troughs = _troughs(values, mid - rng / 8, mid + rng / 8)
+    if len(troughs) < 3:
+        return None
+    trough_rise = theil_sen(range(len(troughs)), troughs) * (len(troughs) - 1)
+    if trough_rise > tol:
+        return "leak", (
+            f"a sawtooth whose troughs rose {format_size(trough_rise)} over "
+            f"{len(troughs) - 1} cycles"
+        )
+    return "sawtooth", (
+        f"{len(troughs) - 1} rise-and-fall cycles of up to {format_size(rng)}, troughs level"
+    )
+
+
 def classify(timeline: Timeline, tolerance: float | None = None) -> Growth:
     """Judge how memory moved over ``timeline``.
 
@@ -177,22 +201,9 @@ def classify(timeline: Timeline, tolerance: float | None = None) -> Growth:
 
     if rng <= tol:
         return verdict("flat", f"stayed within {format_size(rng)} over {span:.2f} s")
-    mid = (lo + hi) / 2
-    troughs = _troughs(values, mid - rng / 8, mid + rng / 8)
-    if len(troughs) >= 3:
-        # Repeated cycles: judge growth by the troughs, not by where the last cycle happened
-        # to stop. Rising troughs are a leak under a sawtooth.
-        trough_rise = theil_sen(range(len(troughs)), troughs) * (len(troughs) - 1)
-        if trough_rise > tol:
-            return verdict(
-                "leak",
-                f"a sawtooth whose troughs rose {format_size(trough_rise)} over "
-                f"{len(troughs) - 1} cycles",
-            )
-        return verdict(
-            "sawtooth",
-            f"{len(troughs) - 1} rise-and-fall cycles of up to {format_size(rng)}, troughs level",
-        )
+    cycles = _cycles(values, lo, hi, tol)
+    if cycles is not None:
+        return verdict(*cycles)
     if net > tol and tail_rise > tol / 2:
         return verdict(
             "leak",

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import click
 
-from membound import __version__
 from membound._errors import MemboundError
+from membound._version import __version__
 from membound.lint.config import (
     ConfigError,
     LintConfig,
