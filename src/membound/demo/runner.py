@@ -8,30 +8,32 @@ from __future__ import annotations
 import functools
 import os
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from membound._units import format_size
-from membound.demo import batching as bt
-from membound.demo import objects as ob
-from membound.demo import scenarios as sc
+from membound.demo import batching, objects, scenarios
 from membound.judge.compare import compare
 from membound.judge.complexity import complexity
 from membound.judge.leaks import find_leaks
 from membound.measure.sizeof import instance_size
+from membound.report.sections import Table
 from membound.results.comparison import Comparison
 from membound.results.complexity import Complexity
 
 __all__ = [
+    "EXPERIMENTS",
     "DemoGroup",
     "DemoResult",
+    "Way",
     "describe_complexities",
-    "describe_record_sizes",
     "groups",
+    "record_size_table",
     "record_sizes",
     "run_demo",
+    "scenario_count",
 ]
 
 BLOB_SIZE = 100 * 10**6
@@ -59,6 +61,8 @@ class DemoGroup:
     findings: Callable[[Comparison], list[str]] | None = None
     """Extra checks run after the comparison (leak hunts, throughput, file sizes): lines of
     text."""
+    prepare: Callable[[], None] | None = None
+    """Builds the group's input data; called just before the group runs."""
 
 
 @dataclass(frozen=True)
@@ -100,144 +104,286 @@ def _status_lines(c: Comparison, rows: int, db: str, work: dict[str, str]) -> li
     return lines
 
 
-def groups(workdir: Path, rows: int) -> Iterator[DemoGroup]:
-    """The demo's groups, building each group's data in ``workdir`` just before it is needed."""
-    folder = str(workdir)
-    db = str(workdir / "users.sqlite3")
-    sc.make_users_db(db, rows)
-    sizes = _sizes(rows)
-    for n in sizes:
-        sc.make_users_db(sc.sized_path(folder, "users", n), n)
-    yield DemoGroup(
+@dataclass(frozen=True)
+class Way:
+    """One way of doing a group's job."""
+
+    name: str
+    """Scenario name."""
+    whole: Callable[..., Any]
+    """The whole job: a picklable callable (a ``functools.partial`` of a module function)."""
+    of_size: Callable[[int], Any]
+    """The same work as a function of its input size n."""
+
+
+def _group(
+    key: str,
+    title: str,
+    ways: Sequence[Way],
+    sizes: Sequence[int],
+    *,
+    prepare: Callable[[], None] | None = None,
+    findings: Callable[[Comparison], list[str]] | None = None,
+) -> DemoGroup:
+    return DemoGroup(
+        key,
+        title,
+        {w.name: w.whole for w in ways},
+        {w.name: w.of_size for w in ways},
+        tuple(sizes),
+        findings,
+        prepare,
+    )
+
+
+@dataclass(frozen=True)
+class _Place:
+    """Where one demo run keeps its data, and how big the main table is."""
+
+    folder: Path
+    rows: int
+
+    def path(self, name: str) -> str:
+        return str(self.folder / name)
+
+    def sized(self, stem: str, n: int) -> str:
+        return scenarios.sized_path(str(self.folder), stem, n)
+
+    @property
+    def users(self) -> str:
+        return self.path("users.sqlite3")
+
+    def make_users(self) -> None:
+        """The users table and its smaller copies for the sizes (once per run)."""
+        if os.path.exists(self.users):
+            return
+        scenarios.make_users_db(self.users, self.rows)
+        for n in _sizes(self.rows):
+            scenarios.make_users_db(self.sized("users", n), n)
+
+    def make_sized(
+        self, make: Callable[[str, int], object], stem: str, full: int, sizes: Sequence[int]
+    ) -> None:
+        """``make(path, size)`` for the full input and each smaller size."""
+        make(self.path(f"{stem}.txt"), full)
+        for n in sizes:
+            make(self.sized(stem, n), n)
+
+
+def _sql(place: _Place) -> DemoGroup:
+    folder, db = str(place.folder), place.users
+    return _group(
         "sql",
-        f"Read {rows:,} users from SQLite: all at once vs OFFSET pages vs find_each keyset batches",
-        {
-            "load all (fetchall)": functools.partial(sc.load_all, db),
-            f"OFFSET pages of {sc.PAGE}": functools.partial(sc.offset_pages, db),
-            f"find_each, batches of {sc.PAGE}": functools.partial(bt.read_find_each, db),
-        },
-        {
-            "load all (fetchall)": functools.partial(sc.load_all_n, folder),
-            f"OFFSET pages of {sc.PAGE}": functools.partial(sc.offset_pages_n, folder),
-            f"find_each, batches of {sc.PAGE}": functools.partial(bt.read_find_each_n, folder),
-        },
-        sizes,
-    )
-    work = {key: str(workdir / f"status-{key}.sqlite3") for key in ("naive", "batches", "writer")}
-    status: dict[str, Callable[..., Any]] = {
-        "all rows, one transaction": functools.partial(
-            bt.status_all_then_one_transaction, db, work["naive"]
-        ),
-        "in_batches + set UPDATE": functools.partial(
-            bt.status_in_batches_set_update, db, work["batches"]
-        ),
-        "find_each + BatchWriter": functools.partial(
-            bt.status_find_each_writer, db, work["writer"]
-        ),
-    }
-    yield DemoGroup(
-        "status",
-        f"Mark all {rows:,} users SYNCED → TEMP_DELETED: collect everything and commit once vs "
-        "in_batches + set UPDATE vs find_each + BatchWriter",
-        status,
-        {
-            "all rows, one transaction": functools.partial(
-                bt.status_all_then_one_transaction_n, folder
+        f"Read {place.rows:,} users from SQLite: all at once vs OFFSET pages vs find_each keyset "
+        "batches",
+        [
+            Way(
+                "load all (fetchall)",
+                functools.partial(scenarios.load_all, db),
+                functools.partial(scenarios.load_all_n, folder),
             ),
-            "in_batches + set UPDATE": functools.partial(bt.status_in_batches_set_update_n, folder),
-            "find_each + BatchWriter": functools.partial(bt.status_find_each_writer_n, folder),
-        },
-        sizes,
-        lambda c: _status_lines(c, rows, db, work),
+            Way(
+                f"OFFSET pages of {scenarios.PAGE}",
+                functools.partial(scenarios.offset_pages, db),
+                functools.partial(scenarios.offset_pages_n, folder),
+            ),
+            Way(
+                f"find_each, batches of {scenarios.PAGE}",
+                functools.partial(batching.read_find_each, db),
+                functools.partial(batching.read_find_each_n, folder),
+            ),
+        ],
+        _sizes(place.rows),
+        prepare=place.make_users,
     )
-    yield DemoGroup(
+
+
+def _status(place: _Place) -> DemoGroup:
+    folder, db = str(place.folder), place.users
+    work = {key: place.path(f"status-{key}.sqlite3") for key in ("naive", "batches", "writer")}
+    return _group(
+        "status",
+        f"Mark all {place.rows:,} users SYNCED → TEMP_DELETED: collect everything and commit "
+        "once vs in_batches + set UPDATE vs find_each + BatchWriter",
+        [
+            Way(
+                "all rows, one transaction",
+                functools.partial(batching.status_all_then_one_transaction, db, work["naive"]),
+                functools.partial(batching.status_all_then_one_transaction_n, folder),
+            ),
+            Way(
+                "in_batches + set UPDATE",
+                functools.partial(batching.status_in_batches_set_update, db, work["batches"]),
+                functools.partial(batching.status_in_batches_set_update_n, folder),
+            ),
+            Way(
+                "find_each + BatchWriter",
+                functools.partial(batching.status_find_each_writer, db, work["writer"]),
+                functools.partial(batching.status_find_each_writer_n, folder),
+            ),
+        ],
+        _sizes(place.rows),
+        prepare=place.make_users,
+        findings=lambda c: _status_lines(c, place.rows, db, work),
+    )
+
+
+def _range(place: _Place) -> DemoGroup:
+    return _group(
         "range",
         f"Sum {RANGE_N:,} integers: list(range(n)) vs range(n)",
-        {
-            "list(range(n))": functools.partial(sc.list_range, RANGE_N),
-            "range(n)": functools.partial(sc.lazy_range, RANGE_N),
-        },
-        {"list(range(n))": sc.list_range, "range(n)": sc.lazy_range},
+        [
+            Way(
+                "list(range(n))",
+                functools.partial(scenarios.list_range, RANGE_N),
+                scenarios.list_range,
+            ),
+            Way("range(n)", functools.partial(scenarios.lazy_range, RANGE_N), scenarios.lazy_range),
+        ],
         (10**4, 10**5, 10**6, 3 * 10**6),
     )
-    blob = str(workdir / "blob.txt")
-    sc.make_blob(blob, BLOB_SIZE)
-    blob_sizes = (10**6, 3 * 10**6, 10**7, 3 * 10**7)
-    for n in blob_sizes:
-        sc.make_blob(sc.sized_path(folder, "blob", n), n)
-    yield DemoGroup(
+
+
+def _file(place: _Place) -> DemoGroup:
+    folder, blob = str(place.folder), place.path("blob.txt")
+    sizes = (10**6, 3 * 10**6, 10**7, 3 * 10**7)
+    return _group(
         "file",
         f"Count lines of a {BLOB_SIZE // 10**6} MB file: read() whole vs 64 KB chunks",
-        {
-            "f.read() whole file": functools.partial(sc.read_whole, blob),
-            "64 KB chunks": functools.partial(sc.read_in_chunks, blob),
-        },
-        {
-            "f.read() whole file": functools.partial(sc.read_whole_n, folder),
-            "64 KB chunks": functools.partial(sc.read_in_chunks_n, folder),
-        },
-        blob_sizes,
+        [
+            Way(
+                "f.read() whole file",
+                functools.partial(scenarios.read_whole, blob),
+                functools.partial(scenarios.read_whole_n, folder),
+            ),
+            Way(
+                "64 KB chunks",
+                functools.partial(scenarios.read_in_chunks, blob),
+                functools.partial(scenarios.read_in_chunks_n, folder),
+            ),
+        ],
+        sizes,
+        prepare=lambda: place.make_sized(scenarios.make_blob, "blob", BLOB_SIZE, sizes),
     )
-    corpus = str(workdir / "corpus.txt")
-    bt.create_corpus(corpus, RAG_DOCUMENTS)
-    rag_sizes = tuple(RAG_DOCUMENTS * k // 100 for k in (5, 10, 20, 50))
-    for n in rag_sizes:
-        bt.create_corpus(sc.sized_path(folder, "corpus", n), n)
-    yield DemoGroup(
+
+
+def _rag(place: _Place) -> DemoGroup:
+    folder, corpus = str(place.folder), place.path("corpus.txt")
+    sizes = tuple(RAG_DOCUMENTS * k // 100 for k in (5, 10, 20, 50))
+    return _group(
         "rag",
         f"Read → clean → chunk → embed {RAG_DOCUMENTS:,} documents: a list per step vs "
         "pipeline() of generators",
-        {
-            "a full list per step": functools.partial(bt.rag_naive_lists, corpus),
-            "pipeline() of generators": functools.partial(bt.rag_pipeline, corpus),
-        },
-        {
-            "a full list per step": functools.partial(bt.rag_naive_lists_n, folder),
-            "pipeline() of generators": functools.partial(bt.rag_pipeline_n, folder),
-        },
-        rag_sizes,
+        [
+            Way(
+                "a full list per step",
+                functools.partial(batching.rag_naive_lists, corpus),
+                functools.partial(batching.rag_naive_lists_n, folder),
+            ),
+            Way(
+                "pipeline() of generators",
+                functools.partial(batching.rag_pipeline, corpus),
+                functools.partial(batching.rag_pipeline_n, folder),
+            ),
+        ],
+        sizes,
+        prepare=lambda: place.make_sized(batching.create_corpus, "corpus", RAG_DOCUMENTS, sizes),
     )
-    yield DemoGroup(
+
+
+def _cycles(place: _Place) -> DemoGroup:
+    return _group(
         "cycles",
         f"Create {CYCLES_N:,} reference cycles: cyclic GC on vs gc.disable()",
-        {
-            "gc enabled": functools.partial(ob.cycles_gc_enabled, CYCLES_N),
-            "gc.disable()": functools.partial(ob.cycles_gc_disabled, CYCLES_N),
-        },
-        {"gc enabled": ob.cycles_gc_enabled, "gc.disable()": ob.cycles_gc_disabled},
+        [
+            Way(
+                "gc enabled",
+                functools.partial(objects.cycles_gc_enabled, CYCLES_N),
+                objects.cycles_gc_enabled,
+            ),
+            Way(
+                "gc.disable()",
+                functools.partial(objects.cycles_gc_disabled, CYCLES_N),
+                objects.cycles_gc_disabled,
+            ),
+        ],
         (10**4, 3 * 10**4, 10**5, 3 * 10**5),
-        lambda _: _leak_lines("one cycle", functools.partial(ob.cycles_gc_enabled, 1), 500),
+        findings=lambda _: _leak_lines(
+            "one cycle", functools.partial(objects.cycles_gc_enabled, 1), 500
+        ),
     )
-    yield DemoGroup(
+
+
+def _sessions(place: _Place) -> DemoGroup:
+    return _group(
         "sessions",
         f"Serve {REQUESTS_N:,} requests: a registered session per request vs one shared session",
-        {
-            "session per request": functools.partial(ob.sessions_per_request, REQUESTS_N),
-            "one shared session": functools.partial(ob.shared_session, REQUESTS_N),
-        },
-        {"session per request": ob.sessions_per_request, "one shared session": ob.shared_session},
+        [
+            Way(
+                "session per request",
+                functools.partial(objects.sessions_per_request, REQUESTS_N),
+                objects.sessions_per_request,
+            ),
+            Way(
+                "one shared session",
+                functools.partial(objects.shared_session, REQUESTS_N),
+                objects.shared_session,
+            ),
+        ],
         (10**3, 3 * 10**3, 10**4, 3 * 10**4),
-        lambda _: _leak_lines("handle_request_leaky", ob.handle_request_leaky, 500),
+        findings=lambda _: _leak_lines("handle_request_leaky", objects.handle_request_leaky, 500),
     )
-    yield DemoGroup(
+
+
+def _fanout(place: _Place) -> DemoGroup:
+    return _group(
         "fanout",
         f"Send a 2,000-row event to {SUBSCRIBERS_N} subscribers: deepcopy each vs one shared "
         "read-only payload",
-        {
-            "deepcopy per subscriber": functools.partial(ob.fanout_deepcopy, SUBSCRIBERS_N),
-            "shared read-only payload": functools.partial(ob.fanout_shared, SUBSCRIBERS_N),
-        },
-        {
-            "deepcopy per subscriber": ob.fanout_deepcopy,
-            "shared read-only payload": ob.fanout_shared,
-        },
+        [
+            Way(
+                "deepcopy per subscriber",
+                functools.partial(objects.fanout_deepcopy, SUBSCRIBERS_N),
+                objects.fanout_deepcopy,
+            ),
+            Way(
+                "shared read-only payload",
+                functools.partial(objects.fanout_shared, SUBSCRIBERS_N),
+                objects.fanout_shared,
+            ),
+        ],
         (10, 20, 50, 100),
     )
 
 
+#: The experiments in the order the demo runs them; each builds its group from the run's place.
+EXPERIMENTS: tuple[Callable[[_Place], DemoGroup], ...] = (
+    _sql,
+    _status,
+    _range,
+    _file,
+    _rag,
+    _cycles,
+    _sessions,
+    _fanout,
+)
+
+
+def groups(workdir: Path, rows: int) -> list[DemoGroup]:
+    """The demo's groups over data in ``workdir``. Nothing is written here: each group's
+    ``prepare`` builds its data just before it runs."""
+    place = _Place(workdir, rows)
+    return [build(place) for build in EXPERIMENTS]
+
+
+def scenario_count(rows: int) -> int:
+    """How many scenarios the demo runs (for a progress bar, before anything is built)."""
+    return sum(len(g.scenarios) for g in groups(Path("membound-demo"), rows))
+
+
 def record_sizes(n: int = 10_000) -> list[tuple[str, float]]:
     """Bytes per instance of the same record built each way (heap measured with tracemalloc)."""
-    return [(name, instance_size(f, n)) for name, f in ob.RECORD_FACTORIES.items()]
+    return [(name, instance_size(f, n)) for name, f in objects.RECORD_FACTORIES.items()]
 
 
 def run_demo(
@@ -261,6 +407,8 @@ def run_demo(
         for group in groups(Path(tmp), rows):
             if on_group is not None:
                 on_group(group)
+            if group.prepare is not None:
+                group.prepare()
             comparison = compare(group.scenarios, repeat=repeat, on_run=on_run)
             complexities: dict[str, Complexity] = {}
             if scale and len(group.sizes) >= 3:
@@ -286,8 +434,9 @@ def describe_complexities(result: DemoResult) -> list[str]:
     ]
 
 
-def describe_record_sizes(sizes: Sequence[tuple[str, float]]) -> list[str]:
-    """A Markdown table of bytes per record."""
-    lines = ["| record as | bytes per instance (heap) |", "|---|---|"]
-    lines += [f"| {name} | {b:.0f} B |" for name, b in sizes]
-    return lines
+def record_size_table(sizes: Sequence[tuple[str, float]]) -> Table:
+    """Bytes per record, one row per way of building it."""
+    return Table(
+        ("record as", "bytes per instance (heap)"),
+        tuple((name, f"{b:.0f} B") for name, b in sizes),
+    )

@@ -24,10 +24,11 @@ __all__ = [
     "render_complexity",
     "render_leaks",
     "render_measurement",
+    "table_lines",
 ]
 
 
-def _table(t: Table) -> list[str]:
+def table_lines(t: Table) -> list[str]:
     """The lines of a Markdown table; a ``|`` inside a cell becomes ``/``."""
     lines = ["| " + " | ".join(t.head) + " |", "|" + "---|" * len(t.head)]
     lines += ["| " + " | ".join(c.replace("|", "/") for c in row) + " |" for row in t.rows]
@@ -36,7 +37,7 @@ def _table(t: Table) -> list[str]:
 
 def render_measurement(m: Measurement) -> str:
     """A two-column Markdown table of one measurement."""
-    lines = _table(measurement_table(m))
+    lines = table_lines(measurement_table(m))
     lines.append("")
     lines.append(f"Sizes: {SIZE_CONVENTION}.")
     return "\n".join(lines) + "\n"
@@ -44,7 +45,7 @@ def render_measurement(m: Measurement) -> str:
 
 def render_comparison(c: Comparison) -> str:
     """A Markdown table with one row per scenario."""
-    lines = _table(comparison_table(c))
+    lines = table_lines(comparison_table(c))
     lines.append("")
     lines.append(comparison_note(c))
     return "\n".join(lines) + "\n"
@@ -57,7 +58,7 @@ def render_complexity(c: Complexity) -> str:
         "",
         f"Wall time: {c.time_big_o} — {c.time_explanation}",
         "",
-        *_table(complexity_table(c)),
+        *table_lines(complexity_table(c)),
         "",
         complexity_note(c),
     ]
@@ -70,7 +71,7 @@ def render_leaks(r: LeakReport) -> str:
     lines = [f"**{r.label}: {verdict}** — {r.explanation}", ""]
     for table in (leak_sites_table(r), leak_types_table(r)):
         if table.rows:
-            lines += [*_table(table), ""]
+            lines += [*table_lines(table), ""]
     if r.chain:
         lines += ["Kept alive by: " + " → ".join(r.chain), ""]
     lines.append(leak_note(r))

@@ -13,10 +13,8 @@ from membound._units import format_size
 from membound.cli._output import progress
 from membound.report.chart import chart
 from membound.report.json import dumps
+from membound.report.markdown import table_lines
 from membound.report.terminal import renderable
-
-#: Scenarios the demo runs (for the progress bar): each runs ``repeat`` times, then is scaled.
-_SCENARIOS = 18
 
 
 @click.command("demo")
@@ -45,9 +43,10 @@ def command(rows: int, repeat: int, scale: bool, out: str) -> int:
         DemoGroup,
         DemoResult,
         describe_complexities,
-        describe_record_sizes,
+        record_size_table,
         record_sizes,
         run_demo,
+        scenario_count,
     )
 
     folder = Path(out)
@@ -78,7 +77,9 @@ def command(rows: int, repeat: int, scale: bool, out: str) -> int:
     def heading(group: DemoGroup) -> None:
         console.rule(f"[bold]{group.title}")
 
-    with progress(_SCENARIOS * (repeat + (1 if scale else 0)), "demo") as advance:
+    # Each scenario runs ``repeat`` times, then once more for its complexity.
+    runs = scenario_count(rows) * (repeat + (1 if scale else 0))
+    with progress(runs, "demo") as advance:
         results = run_demo(
             rows,
             repeat,
@@ -89,7 +90,7 @@ def command(rows: int, repeat: int, scale: bool, out: str) -> int:
         )
     console.rule("[bold]One record, six ways: bytes per instance")
     sizes = record_sizes()
-    size_lines = describe_record_sizes(sizes)
+    size_lines = table_lines(record_size_table(sizes))
     click.echo("\n".join(size_lines))
     summary += ["## One record, six ways: bytes per instance", "", *size_lines, ""]
     everything["record_sizes"] = dict(sizes)
