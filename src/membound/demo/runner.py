@@ -116,6 +116,22 @@ class Way:
     """The same work as a function of its input size n."""
 
 
+def _way_of(name: str, func: Callable[[int], Any], n: int) -> Way:
+    """A way whose whole job is ``func(n)`` and whose size-n work is ``func`` itself."""
+    return Way(name, functools.partial(func, n), func)
+
+
+def _way_on(
+    name: str,
+    whole: Callable[[str], Any],
+    of_size: Callable[[str, int], Any],
+    data: str,
+    folder: str,
+) -> Way:
+    """A way that reads ``data`` whole, and the input of size n in ``folder`` for its curve."""
+    return Way(name, functools.partial(whole, data), functools.partial(of_size, folder))
+
+
 def _group(
     key: str,
     title: str,
@@ -177,20 +193,20 @@ def _sql(place: _Place) -> DemoGroup:
         f"Read {place.rows:,} users from SQLite: all at once vs OFFSET pages vs find_each keyset "
         "batches",
         [
-            Way(
-                "load all (fetchall)",
-                functools.partial(scenarios.load_all, db),
-                functools.partial(scenarios.load_all_n, folder),
-            ),
-            Way(
+            _way_on("load all (fetchall)", scenarios.load_all, scenarios.load_all_n, db, folder),
+            _way_on(
                 f"OFFSET pages of {scenarios.PAGE}",
-                functools.partial(scenarios.offset_pages, db),
-                functools.partial(scenarios.offset_pages_n, folder),
+                scenarios.offset_pages,
+                scenarios.offset_pages_n,
+                db,
+                folder,
             ),
-            Way(
+            _way_on(
                 f"find_each, batches of {scenarios.PAGE}",
-                functools.partial(batching.read_find_each, db),
-                functools.partial(batching.read_find_each_n, folder),
+                batching.read_find_each,
+                batching.read_find_each_n,
+                db,
+                folder,
             ),
         ],
         _sizes(place.rows),
@@ -233,12 +249,8 @@ def _range(place: _Place) -> DemoGroup:
         "range",
         f"Sum {RANGE_N:,} integers: list(range(n)) vs range(n)",
         [
-            Way(
-                "list(range(n))",
-                functools.partial(scenarios.list_range, RANGE_N),
-                scenarios.list_range,
-            ),
-            Way("range(n)", functools.partial(scenarios.lazy_range, RANGE_N), scenarios.lazy_range),
+            _way_of("list(range(n))", scenarios.list_range, RANGE_N),
+            _way_of("range(n)", scenarios.lazy_range, RANGE_N),
         ],
         (10**4, 10**5, 10**6, 3 * 10**6),
     )
@@ -251,15 +263,11 @@ def _file(place: _Place) -> DemoGroup:
         "file",
         f"Count lines of a {BLOB_SIZE // 10**6} MB file: read() whole vs 64 KB chunks",
         [
-            Way(
-                "f.read() whole file",
-                functools.partial(scenarios.read_whole, blob),
-                functools.partial(scenarios.read_whole_n, folder),
+            _way_on(
+                "f.read() whole file", scenarios.read_whole, scenarios.read_whole_n, blob, folder
             ),
-            Way(
-                "64 KB chunks",
-                functools.partial(scenarios.read_in_chunks, blob),
-                functools.partial(scenarios.read_in_chunks_n, folder),
+            _way_on(
+                "64 KB chunks", scenarios.read_in_chunks, scenarios.read_in_chunks_n, blob, folder
             ),
         ],
         sizes,
@@ -275,15 +283,19 @@ def _rag(place: _Place) -> DemoGroup:
         f"Read → clean → chunk → embed {RAG_DOCUMENTS:,} documents: a list per step vs "
         "pipeline() of generators",
         [
-            Way(
+            _way_on(
                 "a full list per step",
-                functools.partial(batching.rag_naive_lists, corpus),
-                functools.partial(batching.rag_naive_lists_n, folder),
+                batching.rag_naive_lists,
+                batching.rag_naive_lists_n,
+                corpus,
+                folder,
             ),
-            Way(
+            _way_on(
                 "pipeline() of generators",
-                functools.partial(batching.rag_pipeline, corpus),
-                functools.partial(batching.rag_pipeline_n, folder),
+                batching.rag_pipeline,
+                batching.rag_pipeline_n,
+                corpus,
+                folder,
             ),
         ],
         sizes,
@@ -296,16 +308,8 @@ def _cycles(place: _Place) -> DemoGroup:
         "cycles",
         f"Create {CYCLES_N:,} reference cycles: cyclic GC on vs gc.disable()",
         [
-            Way(
-                "gc enabled",
-                functools.partial(objects.cycles_gc_enabled, CYCLES_N),
-                objects.cycles_gc_enabled,
-            ),
-            Way(
-                "gc.disable()",
-                functools.partial(objects.cycles_gc_disabled, CYCLES_N),
-                objects.cycles_gc_disabled,
-            ),
+            _way_of("gc enabled", objects.cycles_gc_enabled, CYCLES_N),
+            _way_of("gc.disable()", objects.cycles_gc_disabled, CYCLES_N),
         ],
         (10**4, 3 * 10**4, 10**5, 3 * 10**5),
         findings=lambda _: _leak_lines(
@@ -319,16 +323,8 @@ def _sessions(place: _Place) -> DemoGroup:
         "sessions",
         f"Serve {REQUESTS_N:,} requests: a registered session per request vs one shared session",
         [
-            Way(
-                "session per request",
-                functools.partial(objects.sessions_per_request, REQUESTS_N),
-                objects.sessions_per_request,
-            ),
-            Way(
-                "one shared session",
-                functools.partial(objects.shared_session, REQUESTS_N),
-                objects.shared_session,
-            ),
+            _way_of("session per request", objects.sessions_per_request, REQUESTS_N),
+            _way_of("one shared session", objects.shared_session, REQUESTS_N),
         ],
         (10**3, 3 * 10**3, 10**4, 3 * 10**4),
         findings=lambda _: _leak_lines("handle_request_leaky", objects.handle_request_leaky, 500),
@@ -341,16 +337,8 @@ def _fanout(place: _Place) -> DemoGroup:
         f"Send a 2,000-row event to {SUBSCRIBERS_N} subscribers: deepcopy each vs one shared "
         "read-only payload",
         [
-            Way(
-                "deepcopy per subscriber",
-                functools.partial(objects.fanout_deepcopy, SUBSCRIBERS_N),
-                objects.fanout_deepcopy,
-            ),
-            Way(
-                "shared read-only payload",
-                functools.partial(objects.fanout_shared, SUBSCRIBERS_N),
-                objects.fanout_shared,
-            ),
+            _way_of("deepcopy per subscriber", objects.fanout_deepcopy, SUBSCRIBERS_N),
+            _way_of("shared read-only payload", objects.fanout_shared, SUBSCRIBERS_N),
         ],
         (10, 20, 50, 100),
     )
