@@ -19,10 +19,11 @@ _MOOD_STYLE = {"good": "green", "bad": "red bold", "": "bold"}
 
 
 def rich_table(table: Table, *, title: str | None = None, caption: str | None = None) -> RichTable:
-    """``table`` as a rich table; long cells wrap instead of being cut to ``…``."""
+    """``table`` as a rich table (figures right-aligned, text left-aligned); long cells wrap
+    instead of being cut to ``…``."""
     out = RichTable(title=title, caption=caption)
-    for i, head in enumerate(table.head):
-        out.add_column(head, justify="left" if i == 0 else "right", overflow="fold")
+    for head, right in zip(table.head, _right_aligned(table), strict=True):
+        out.add_column(head, justify="right" if right else "left", overflow="fold")
     for row in table.rows:
         out.add_row(*(Text(cell) for cell in row))
     return out
@@ -46,17 +47,23 @@ def renderable(result: Result) -> RenderableType:
 
 
 def _numeric(cells: tuple[str, ...]) -> bool:
-    """True when every cell of a column is a figure (starts with a digit or a sign)."""
-    return all(c.lstrip("+-−")[:1].isdigit() for c in cells if c)
+    """True when every cell of a column is a figure (starts with a digit or a sign; "-" is
+    an empty figure)."""
+    return all(c.lstrip("+-−")[:1].isdigit() for c in cells if c not in ("", "-"))
+
+
+def _right_aligned(table: Table) -> list[bool]:
+    """Which columns hold figures (right-aligned); the first column is always a name."""
+    columns = list(zip(*table.rows, strict=True)) if table.rows else [()] * len(table.head)
+    return [i > 0 and bool(col) and _numeric(col) for i, col in enumerate(columns)]
 
 
 def plain_lines(table: Table, *, indent: str = "") -> list[str]:
     """``table`` as aligned plain text, headings first: columns two spaces apart, figures
     right-aligned, text left-aligned."""
     rows = [table.head, *table.rows]
-    columns = list(zip(*table.rows, strict=True)) if table.rows else [()] * len(table.head)
     widths = [max(len(row[i]) for row in rows) for i in range(len(table.head))]
-    right = [i > 0 and bool(col) and _numeric(col) for i, col in enumerate(columns)]
+    right = _right_aligned(table)
     return [
         indent
         + "  ".join(
