@@ -4,6 +4,7 @@ sideways within its part. Imports inside functions and under ``TYPE_CHECKING`` c
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -147,3 +148,17 @@ def test_a_back_import_is_caught(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert ["membound/measure/probe_back.py:2: measure imports membound.judge.leaks"] == (
         back_arrows()
     )
+
+
+def test_readme_layout_matches_the_tree() -> None:
+    """README's Layout section names every part, and every module it names exists."""
+    readme = (SRC.parents[1] / "README.md").read_text(encoding="utf-8")
+    layout = readme.split("## Layout", 1)[1].split("\n## ", 1)[0]
+    parts = {p.name for p in SRC.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    assert set() == {part for part in parts if f"`{part}/" not in layout}
+    named = set(re.findall(r"`(\w+\.py)`", layout)) - {"test_layers.py"}
+    existing = {p.name for p in SRC.rglob("*.py")}
+    assert set() == named - existing
+    for package in re.findall(r"`(\w+/\w+)/`", layout):
+        if package.split("/")[0] in parts:
+            assert (SRC / package / "__init__.py").exists(), package

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
-import membound.bound.sql as sql_mod
+import membound.bound.sql.plan as sql_mod
 from membound import (
     BatchSourceError,
     BatchWriteError,

@@ -29,7 +29,7 @@ from membound import (
     find_each,
     in_batches,
 )
-from membound.bound._driver_pages import DriverQuery
+from membound.bound.sql.driver import DriverQuery
 from tests.bound.helpers import Db, exclusive_lock, sa, sqlite_engine
 from tests.bound.test_sql import orm_user
 

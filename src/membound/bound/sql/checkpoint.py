@@ -1,0 +1,195 @@
+"""``Checkpoint``: a durable, exclusive resume point in the table ``membound_checkpoints``.
+
+Readers and writers talk to it through its interface only: a reader marks the key being
+processed (:meth:`Checkpoint.mark`) and saves a batch's last key when no writer owns the
+checkpoint (:meth:`Checkpoint.owned_by_writer`); a ``BatchWriter`` attaches itself
+(:meth:`Checkpoint.attach`), tags each write with :attr:`Checkpoint.current`, and saves the
+position inside its own transaction (:meth:`Checkpoint.save` with ``connection=``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import decimal
+import json
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from membound._errors import BatchSourceError
+from membound.bound.sql.connection import engine_of
+from membound.bound.sql.keys import Key, public_key
+
+# Without SQLAlchemy the names stay undefined; connection.require_sqlalchemy() says what to
+# install before any of them is used.
+with contextlib.suppress(ImportError):
+    import sqlalchemy as sa
+
+if TYPE_CHECKING:
+    from membound.bound.sql.connection import Bind
+
+__all__ = ["Checkpoint"]
+
+
+def _encode_value(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, bytes):
+        return {"bytes": value.hex()}
+    if isinstance(value, _dt.datetime):
+        return {"datetime": value.isoformat()}
+    if isinstance(value, _dt.date):
+        return {"date": value.isoformat()}
+    if isinstance(value, decimal.Decimal):
+        return {"decimal": str(value)}
+    if isinstance(value, uuid.UUID):
+        return {"uuid": str(value)}
+    raise BatchSourceError(f"a checkpoint cannot store a key of type {type(value).__name__}")
+
+
+def _decode_value(value: Any) -> Any:
+    if not isinstance(value, dict):
+        return value
+    ((tag, text),) = value.items()
+    decoders: dict[str, Callable[[str], Any]] = {
+        "bytes": bytes.fromhex,
+        "datetime": _dt.datetime.fromisoformat,
+        "date": _dt.date.fromisoformat,
+        "decimal": decimal.Decimal,
+        "uuid": uuid.UUID,
+    }
+    return decoders[tag](text)
+
+
+_CHECKPOINT_TABLES: dict[str, Any] = {}
+
+
+def _checkpoint_table() -> sa.Table:
+    if "table" not in _CHECKPOINT_TABLES:
+        metadata = sa.MetaData()
+        _CHECKPOINT_TABLES["table"] = sa.Table(
+            "membound_checkpoints",
+            metadata,
+            sa.Column("name", sa.String(200), primary_key=True),
+            sa.Column("position", sa.Text, nullable=True),
+            sa.Column("updated_at", sa.String(40), nullable=False),
+        )
+    return _CHECKPOINT_TABLES["table"]  # type: ignore[no-any-return]
+
+
+class Checkpoint:
+    """A durable, exclusive resume point stored in the table ``membound_checkpoints``.
+
+    The table is created on first use. Positions are keys (scalars or tuples for composite keys;
+    ints, floats, strings, bytes, dates, datetimes, decimals and UUIDs), stored as JSON.
+    A run given this checkpoint resumes strictly *after* the stored key (G7).
+
+    Args:
+        engine: the database holding the checkpoint; for exactly-once it must be the database
+            the writes go to, so both commit in one transaction.
+        name: identifies the job; one row per name.
+    """
+
+    def __init__(self, engine: Bind, name: str) -> None:
+        self.engine = engine_of(engine)
+        self.name = name
+        self._ready = False
+        # Marked by the reader: key of the row (find_each) or batch (in_batches) being processed.
+        self._current: Key | None = None
+        # The writer that commits this checkpoint with its writes, if any.
+        self._writer: object | None = None
+
+    # -- the reader's and the writer's interface --------------------------------------------
+
+    def ensure_table(self, connection: Any = None) -> None:
+        """Create the checkpoint table if it does not exist yet (once per object).
+
+        Args:
+            connection: create it on this open connection (a transaction that is about to write
+                the position must not wait on a lock it holds itself, as on SQLite).
+        """
+        if not self._ready:
+            _checkpoint_table().create(connection or self.engine, checkfirst=True)
+            self._ready = True
+
+    def mark(self, key: Key) -> None:
+        """The reader is now processing the row or batch with ``key``."""
+        self._current = key
+
+    @property
+    def current(self) -> Key | None:
+        """The key last marked by the reader (None before the first)."""
+        return self._current
+
+    def attach(self, writer: object) -> None:
+        """``writer`` commits this checkpoint with its writes from now on."""
+        self._writer = writer
+        self.ensure_table()
+
+    def detach(self, writer: object) -> None:
+        """``writer`` no longer commits this checkpoint (a no-op if another writer took it)."""
+        if self._writer is writer:
+            self._writer = None
+
+    @property
+    def owned_by_writer(self) -> bool:
+        """Whether a writer commits the position (else the reader saves it after each batch)."""
+        return self._writer is not None
+
+    def load(self) -> Key | None:
+        """The stored position as a key tuple, or None before the first save."""
+        self.ensure_table()
+        table = _checkpoint_table()
+        with self.engine.connect() as conn:
+            text = conn.execute(
+                sa.select(table.c.position).where(table.c.name == self.name)
+            ).scalar_one_or_none()
+        if text is None:
+            return None
+        return tuple(_decode_value(v) for v in json.loads(text))
+
+    # -- public ------------------------------------------------------------------------------
+
+    @property
+    def position(self) -> Any:
+        """The stored key (scalar, or tuple for composite keys), or None before the first save."""
+        stored = self.load()
+        return None if stored is None else public_key(stored)
+
+    def save(self, position: Any, *, connection: Any = None) -> None:
+        """Store ``position``; inside ``connection``'s transaction when given (for atomicity).
+
+        Args:
+            position: the last key whose effects are committed.
+            connection: an open SQLAlchemy ``Connection`` in a transaction, to commit the
+                position together with other writes; by default a transaction of its own.
+        """
+        self.ensure_table(connection)
+        values = position if isinstance(position, tuple) else (position,)
+        text = json.dumps([_encode_value(v) for v in values])
+        if connection is None:
+            with self.engine.begin() as conn:
+                self._write(conn, text)
+        else:
+            self._write(connection, text)
+
+    def _write(self, conn: Any, text: str | None) -> None:
+        table = _checkpoint_table()
+        now = _dt.datetime.now(_dt.timezone.utc).isoformat()
+        result = conn.execute(
+            sa.update(table).where(table.c.name == self.name).values(position=text, updated_at=now)
+        )
+        if result.rowcount == 0:
+            conn.execute(sa.insert(table).values(name=self.name, position=text, updated_at=now))
+
+    def reset(self) -> None:
+        """Forget the stored position: the next run starts from the beginning."""
+        self.ensure_table()
+        table = _checkpoint_table()
+        with self.engine.begin() as conn:
+            conn.execute(sa.delete(table).where(table.c.name == self.name))
+        self._current = None
+
+    def __repr__(self) -> str:
+        return f"Checkpoint(name={self.name!r})"

@@ -1,0 +1,324 @@
+"""Reading: ``find_each`` and ``in_batches`` over a planned source, page by page, each page
+read completely in its own short transaction before it is handed out (the contract is in the
+package docstring, ``bound/sql/__init__.py``).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, cast
+
+from membound._errors import BatchSourceError, KeyOrderError
+from membound.bound.sql.checkpoint import Checkpoint
+from membound.bound.sql.connection import require_sqlalchemy
+from membound.bound.sql.keys import Key, as_key, public_key
+from membound.bound.sql.pages import PageReader
+from membound.bound.sql.plan import SourcePlan
+from membound.bound.sql.progress import ProgressBar
+
+if TYPE_CHECKING:
+    from sqlalchemy.sql.elements import ColumnElement
+
+    from membound.bound.sql.connection import Bind
+
+__all__ = ["Batch", "find_each", "in_batches"]
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One batch of rows, already fetched completely; no transaction is open while you hold it."""
+
+    rows: Sequence[Any]
+    """The rows (Core ``Row`` objects) or ORM objects (detached) of this batch, in key order."""
+    first_key: Any
+    """Key of the first row: a scalar for a one-column key, a tuple for a composite key."""
+    last_key: Any
+    """Key of the last row, same shape as ``first_key``."""
+    index: int
+    """Position of this batch in the run, from 0."""
+    _where: Any = field(default=None, repr=False, compare=False)
+    """What ``where()`` needs: the run's plan and the batch's key range (private)."""
+
+    def where(self) -> ColumnElement[bool]:
+        """A WHERE clause selecting exactly this batch: the source's filter and its key range.
+
+        Use it for set-based DML per batch (G3), e.g.
+        ``conn.execute(update(users).where(batch.where()).values(status="TEMP_DELETED"))``.
+        The range is ``first_key <= key <= last_key``; it fits single-table sources.
+        """
+        plan, first, last = self._where  # built on demand: most loops never call where()
+        return plan.batch_where(first, last)  # type: ignore[no-any-return]
+
+
+def in_batches(
+    engine_or_sessionmaker: Bind,
+    source: Any,
+    batch_size: int = 1000,
+    key: Any = None,
+    start: Any = None,
+    finish: Any = "snapshot",
+    checkpoint: Checkpoint | None = None,
+    progress: bool = False,
+    *,
+    wal_checkpoint: bool = False,
+    tuples: bool = False,
+) -> Iterator[Batch]:
+    """Yield the source's rows as :class:`Batch` objects in key order, O(batch_size) memory.
+
+    Args:
+        engine_or_sessionmaker: where to read. With a ``sessionmaker`` each batch runs in a fresh
+            session from it; with an ``Engine``, Core sources use a pooled connection per batch.
+        source: a ``Table``, an ORM entity class, or a ``select()`` with filters but without
+            ORDER BY, OFFSET or LIMIT. ``select(Entity)`` and entity classes yield ORM objects,
+            each batch loaded in a fresh Session closed before the batch is yielded (objects
+            are detached: load what you need eagerly). A Core select that does not select
+            the key columns gets them added as ``membound_key_<i>`` (needed to resume).
+        batch_size: rows per batch (>= 1).
+        key: the column(s) to order and resume by: the primary key by default, or a unique,
+            non-null column / tuple of columns (names, ``Column`` objects or ORM attributes).
+        start: first key to visit, inclusive (a tuple for composite keys).
+        finish: ``"snapshot"`` (default) stops at the largest key present at start; ``None``
+            follows rows inserted during the run; a key value stops there, inclusive.
+        checkpoint: resume strictly after the checkpoint's stored key. When no ``BatchWriter``
+            owns the checkpoint, a batch's last key is saved once the loop asks for the next
+            batch (or ends), i.e. after your code for that batch returned: at-least-once. For
+            exactly-once, give the same checkpoint to a ``BatchWriter`` (see the README recipe).
+        progress: show a rich progress bar with rows/s, ETA (from a count taken at start) and RSS.
+        wal_checkpoint: on SQLite, run ``PRAGMA wal_checkpoint(PASSIVE)`` between batches so the
+            WAL file stays small while the loop writes.
+        tuples: Core sources only: rows are plain tuples in the select's column order instead of
+            SQLAlchemy ``Row`` objects (no ``row.name`` access). Each page's statement is
+            compiled by SQLAlchemy once and run straight on a pooled DBAPI connection, with the
+            same type processing SQLAlchemy applies; the fastest read (about the speed of one
+            raw driver cursor). With a sessionmaker, engine listeners or execution options, a
+            driver other than pysqlite/psycopg 3, or SQL finished at execution time, the pages
+            go through SQLAlchemy instead (same rows, as tuples).
+
+    Raises:
+        BatchSourceError: unusable source or key, ``batch_size < 1``, or ``tuples=True`` with an
+            ORM source (raised at the call).
+        KeyOrderError: a batch's first key is not greater than the previous batch's last key.
+        DatabaseLocked: the database stayed locked past its busy timeout while reading a batch.
+    """
+    plan, pages = _open_run(
+        engine_or_sessionmaker,
+        source,
+        batch_size=batch_size,
+        key=key,
+        start=start,
+        finish=finish,
+        checkpoint=checkpoint,
+        progress=progress,
+        wal_checkpoint=wal_checkpoint,
+        tuples=tuples,
+    )
+    return _batches(plan, pages)
+
+
+def _open_run(
+    bind: Bind,
+    source: Any,
+    *,
+    batch_size: int,
+    key: Any,
+    start: Any,
+    finish: Any,
+    checkpoint: Checkpoint | None,
+    progress: bool,
+    wal_checkpoint: bool,
+    tuples: bool,
+) -> tuple[SourcePlan, Iterator[Sequence[Any]]]:
+    """Check the arguments, fix the resume point and high-water mark, and return the pages."""
+    require_sqlalchemy()
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise BatchSourceError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    plan = SourcePlan(bind, source, key, tuples=tuples)
+    if isinstance(finish, str) and finish != "snapshot":
+        raise BatchSourceError(f"finish must be 'snapshot', None or a key value, got {finish!r}")
+    # Resume point and high-water mark are fixed here, at the call, not at the first next():
+    # "snapshot" means the largest key when in_batches()/find_each() was called.
+    after: Key | None = None
+    start_key = None if start is None else as_key(start, plan.width)
+    if checkpoint is not None:
+        stored = checkpoint.load()
+        if stored is not None:
+            after = as_key(public_key(stored), plan.width)
+    if finish == "snapshot":
+        upper = plan.snapshot_max(start_key)
+        if upper is None:
+            return plan, iter(())
+    else:
+        upper = None if finish is None else as_key(finish, plan.width)
+    return plan, _page_loop(
+        PageReader(plan, batch_size),
+        after=after,
+        start_key=start_key,
+        upper=upper,
+        checkpoint=checkpoint,
+        progress=progress,
+        wal_checkpoint=wal_checkpoint,
+    )
+
+
+def _batches(plan: SourcePlan, pages: Iterator[Sequence[Any]]) -> Iterator[Batch]:
+    # No enumerate(): its reused result tuple would keep the previous page alive while the
+    # next one loads.
+    index = -1
+    for rows in pages:
+        index += 1
+        first, last = plan.key_of(rows[0]), plan.key_of(rows[-1])
+        batch = Batch(
+            rows=rows,
+            first_key=public_key(first),
+            last_key=public_key(last),
+            index=index,
+            _where=(plan, first, last),
+        )
+        del rows
+        yield batch
+        del batch  # not alive while the next page loads (see _page_loop)
+
+
+def _page_loop(
+    reader: PageReader,
+    *,
+    after: Key | None,
+    start_key: Key | None,
+    upper: Key | None,
+    checkpoint: Checkpoint | None,
+    progress: bool,
+    wal_checkpoint: bool,
+) -> Iterator[Sequence[Any]]:
+    """Each page's rows, fetched completely before they are yielded (G4); checks G6, saves
+    a checkpoint without a writer once the caller asks for the next page."""
+    plan, batch_size = reader.plan, reader.batch_size
+    bar = ProgressBar(plan.count(after, start_key, upper)) if progress else None
+    index = 0
+    try:
+        while True:
+            rows = reader.page(after, start_key, upper)
+            if not rows:
+                return
+            last = plan.key_of(rows[-1])
+            if after is not None:
+                first = plan.key_of(rows[0])
+                if not first > after:
+                    raise KeyOrderError(
+                        f"batch {index} starts at key {public_key(first)!r}, which is not "
+                        f"greater than the previous last key {public_key(after)!r}"
+                    )
+            if checkpoint is not None:
+                checkpoint.mark(last)
+            count = len(rows)
+            yield rows
+            # Drop this generator's reference before the next page is fetched: with it, two
+            # pages are alive while the next one loads, and the garbage collector's young
+            # generation keeps finding (and promoting) the old page's objects. Measured on 1M
+            # ORM rows: about 10% of the loop's time.
+            del rows
+            # Reaching here means the caller finished with the batch and asked for the next.
+            if checkpoint is not None and not checkpoint.owned_by_writer:
+                checkpoint.save(public_key(last))
+            if bar is not None:
+                bar.advance(count)
+            if wal_checkpoint and plan.engine.dialect.name == "sqlite":
+                with plan.engine.connect() as conn:
+                    conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+            after, start_key = last, None
+            index += 1
+            # A short batch means the fixed range is exhausted; following new rows
+            # (finish=None) needs one more query to see rows inserted meanwhile.
+            if count < batch_size and upper is not None:
+                return
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def find_each(
+    engine_or_sessionmaker: Bind,
+    source: Any,
+    batch_size: int = 1000,
+    key: Any = None,
+    start: Any = None,
+    finish: Any = "snapshot",
+    checkpoint: Checkpoint | None = None,
+    progress: bool = False,
+    *,
+    wal_checkpoint: bool = False,
+    tuples: bool = False,
+) -> Iterator[Any]:
+    """Yield the source's rows one at a time, reading them in keyset batches (see ``in_batches``).
+
+    Memory stays O(batch_size) whatever the table size, and no transaction or cursor is open
+    while the loop body runs (G4). With a ``checkpoint`` shared with a ``BatchWriter``, every
+    ``writer.add`` is tagged with the key of the row being processed, so the writer can commit
+    the resume position together with the writes (G7).
+
+    Args:
+        engine_or_sessionmaker: see :func:`in_batches`.
+        source: see :func:`in_batches`.
+        batch_size: rows read per query.
+        key: see :func:`in_batches`.
+        start: see :func:`in_batches`.
+        finish: see :func:`in_batches`.
+        checkpoint: see :func:`in_batches`.
+        progress: see :func:`in_batches`.
+        wal_checkpoint: see :func:`in_batches`.
+        tuples: see :func:`in_batches`.
+
+    Raises:
+        BatchSourceError: unusable source or key, or ``batch_size < 1`` (raised at the call).
+        KeyOrderError: keys did not increase between batches.
+        DatabaseLocked: the database stayed locked past its busy timeout.
+    """
+    plan, pages = _open_run(
+        engine_or_sessionmaker,
+        source,
+        batch_size=batch_size,
+        key=key,
+        start=start,
+        finish=finish,
+        checkpoint=checkpoint,
+        progress=progress,
+        wal_checkpoint=wal_checkpoint,
+        tuples=tuples,
+    )
+    if checkpoint is None:
+        return _each(pages)
+    return _each_tagged(pages, checkpoint, plan.key_of)
+
+
+class RowStream(itertools.chain[Any]):
+    """find_each's rows: a chain over the pages (each page's rows handed out in C, no Python
+    frame resumed per row: a generator around it cost 2.5% of a SQLite read) that also has a
+    generator's ``close()``, which ends the page loop (and its progress bar) at once."""
+
+    __slots__ = ("_pages",)
+    _pages: Iterator[Sequence[Any]]
+
+    def close(self) -> None:
+        """Stop, as a generator's ``close()``: no further page is read, no further row comes."""
+        close = getattr(self._pages, "close", None)
+        if close is not None:
+            close()
+        for _ in self:  # the rest of the page in hand (at most one batch, already in memory)
+            pass
+
+
+def _each(pages: Iterator[Sequence[Any]]) -> Iterator[Any]:
+    rows = cast(RowStream, RowStream.from_iterable(pages))
+    rows._pages = pages
+    return rows
+
+
+def _each_tagged(
+    pages: Iterator[Sequence[Any]], checkpoint: Checkpoint, key_of: Callable[[Any], Key]
+) -> Iterator[Any]:
+    for rows in pages:
+        for row in rows:
+            checkpoint.mark(key_of(row))
+            yield row
+        del rows, row  # neither alive while the next page loads (see _page_loop)
