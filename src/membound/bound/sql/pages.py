@@ -2,9 +2,9 @@
 strategy chosen once per run, as SQLAlchemy's ``engine/cursor.py`` picks a fetch strategy class
 when a result is set up rather than testing flags on every fetch.
 
-Strategies: ORM objects through a short-lived Session, Core ``Row`` objects through a pooled
-connection (or the run's sessionmaker), and plain tuples straight from the driver
-(``driver.py``) where that gives the same rows, else SQLAlchemy's rows as tuples.
+Strategies: what SQLAlchemy returns (ORM objects through a short-lived Session, or Core ``Row``
+objects through a pooled connection or the run's sessionmaker), and plain tuples straight from
+the driver (``driver.py``) where that gives the same rows, else SQLAlchemy's rows as tuples.
 """
 
 from __future__ import annotations
@@ -47,28 +47,18 @@ class FetchStrategy(Protocol):
         ...
 
 
-class OrmObjects:
-    """ORM objects, loaded in a Session closed (so detached) before the page is returned."""
+class StatementRows:
+    """The rows SQLAlchemy returns: ORM objects (``scalars``), loaded in a Session closed (so
+    detached) before the page is returned, or Core ``Row`` objects from a pooled connection
+    (or from the run's sessionmaker)."""
 
-    def __init__(self, plan: SourcePlan) -> None:
+    def __init__(self, plan: SourcePlan, *, scalars: bool) -> None:
         self.plan = plan
+        self.scalars = scalars
 
     def fetch(self, stmt: Any, params: dict[str, Any]) -> Sequence[Any]:
-        return run_statement(
-            self.plan.engine, self.plan.sessions, stmt, scalars=True, params=params
-        )
-
-
-class CoreRows:
-    """SQLAlchemy ``Row`` objects from a pooled connection, or from the run's sessionmaker."""
-
-    def __init__(self, plan: SourcePlan) -> None:
-        self.plan = plan
-
-    def fetch(self, stmt: Any, params: dict[str, Any]) -> Sequence[Any]:
-        return run_statement(
-            self.plan.engine, self.plan.sessions, stmt, scalars=False, params=params
-        )
+        plan = self.plan
+        return run_statement(plan.engine, plan.sessions, stmt, scalars=self.scalars, params=params)
 
 
 class DriverTuples:
@@ -80,7 +70,7 @@ class DriverTuples:
 
     def __init__(self, plan: SourcePlan) -> None:
         self.plan = plan
-        self._rows = CoreRows(plan)
+        self._rows = StatementRows(plan, scalars=False)
         self._queries: dict[int, DriverQuery | None] = {}
         self._connected_once = False
 
@@ -112,11 +102,9 @@ class DriverTuples:
 
 def fetch_strategy(plan: SourcePlan) -> FetchStrategy:
     """The way pages of ``plan`` are fetched, chosen once."""
-    if plan.orm_mapper is not None:
-        return OrmObjects(plan)
     if plan.tuples:
         return DriverTuples(plan)
-    return CoreRows(plan)
+    return StatementRows(plan, scalars=plan.orm_mapper is not None)
 
 
 class PageReader:
