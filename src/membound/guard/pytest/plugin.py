@@ -13,8 +13,9 @@ test or a ``pytest.param`` overrides it.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
-from dataclasses import dataclass
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 import pytest
@@ -34,7 +35,7 @@ from membound.judge.leaks import find_leaks
 from membound.measure.inprocess import block_peak
 
 # ``membound`` is a fixture: pytest finds fixtures among a plugin module's names.
-__all__ = ["MARKERS", "MemboundFixture", "MemoryChecks", "membound"]
+__all__ = ["MARKERS", "MemboundFixture", "MemoryChecks", "membound", "one_run"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -67,18 +68,57 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(Summary(config), "membound-summary")
 
 
-@dataclass
-class FixtureCall:
-    """Calls a collected test function with its fixture values (some may be overridden)."""
+class _StoredFailure(Exception):
+    """A ``unittest.TestCase`` run failed; unittest stored the error on the item for pytest to
+    report, so the repeated runs stop without raising anything of their own."""
 
-    item: pytest.Function
-    """The test."""
 
-    def __call__(self, **overrides: Any) -> Any:
-        names = self.item._fixtureinfo.argnames
-        kwargs = {name: self.item.funcargs[name] for name in names}
-        kwargs.update(overrides)
-        return self.item.obj(**kwargs)
+def _ran_already() -> None:
+    """Stands in for a test's usual call after membound's checks ran it."""
+
+
+@contextlib.contextmanager
+def one_event_loop(item: pytest.Item) -> Iterator[None]:
+    """Keep one event loop for all runs of an anyio test.
+
+    anyio's plugin starts a test runner (an event loop) per call unless one is already leased;
+    holding a lease for the whole check makes every run use the same loop, as one test would.
+    pytest-asyncio keeps the test's loop in a fixture, so its tests need nothing here.
+    """
+    backend = getattr(item, "funcargs", {}).get("anyio_backend")
+    if backend is None:
+        yield
+        return
+    from anyio.pytest_plugin import extract_backend_and_options, get_runner
+
+    with get_runner(*extract_backend_and_options(backend)):
+        yield
+
+
+def one_run(item: pytest.Item) -> Callable[[], None]:
+    """One run of ``item`` as pytest would run its call phase: a plain test function with its
+    fixture values, a ``TestCase``'s ``setUp``, method and ``tearDown``, an async test on its
+    own event loop (through its plugin). Fixtures are set up once, not per run.
+
+    A plain synchronous function is called directly, as pytest's own ``pytest_pyfunc_call``
+    does; everything else runs through ``item.runtest()``, so that the plugin owning the item
+    (unittest, pytest-asyncio, anyio, …) runs it its own way.
+    """
+    if type(item) is pytest.Function and not inspect.iscoroutinefunction(item.obj):
+        function = item
+
+        def call() -> None:
+            names = function._fixtureinfo.argnames
+            function.obj(**{name: function.funcargs[name] for name in names})
+
+        return call
+
+    def run() -> None:
+        item.runtest()
+        if item.__dict__.get("_excinfo"):
+            raise _StoredFailure
+
+    return run
 
 
 class MemoryChecks:
@@ -115,42 +155,50 @@ class MemoryChecks:
             return
         metafunc.parametrize(opts["arg"], [int(opts["sizes"][0])], ids=["complexity"])
 
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_pyfunc_call(self, pyfuncitem: pytest.Function) -> bool | None:
-        """Run the test under the checks its markers ask for (``None``: pytest's own call)."""
-        limit = marker_options(pyfuncitem, "limit_memory") or self.default_limit
-        leak = marker_options(pyfuncitem, "no_leak")
-        scale = marker_options(pyfuncitem, "memory_complexity")
-        if not (limit or leak or scale or self.summary):
-            return None
-        if inspect.iscoroutinefunction(pyfuncitem.obj):
-            if leak or scale or limit:
-                fail("membound markers do not support async test functions")
-            return None
-        call = FixtureCall(pyfuncitem)
-        if scale:
-            self._check_complexity(pyfuncitem, call, scale)
-        elif leak:
-            self._check_leak(pyfuncitem, call, leak)
-        else:
-            self._check_peak(pyfuncitem, call, limit)
-        return True
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, object, object]:
+        """Run the test's call phase under the checks its markers ask for.
+
+        Every test style pytest runs goes through here: functions, methods, ``TestCase``
+        methods, async tests under pytest-asyncio or anyio. ``no_leak`` and
+        ``memory_complexity`` run the test repeatedly in place of the usual call.
+        """
+        limit = marker_options(item, "limit_memory") or self.default_limit
+        leak = marker_options(item, "no_leak")
+        scale = marker_options(item, "memory_complexity")
+        if not (scale or leak):
+            if limit or self.summary:
+                return (yield from self._check_peak(item, limit))
+            return (yield)
+        with one_event_loop(item):
+            if scale:
+                self._check_complexity(item, scale)
+            else:
+                self._check_leak(item, leak)
+        # The test has run many times already, and a failure of its own is stored on the item
+        # (unittest) or was raised: the usual call would only run it once more.
+        item.runtest = _ran_already  # type: ignore[method-assign]
+        try:
+            return (yield)
+        finally:
+            del item.runtest
 
     @staticmethod
     def _check_peak(
-        item: pytest.Function, call: FixtureCall, limit: tuple[int, str] | None
-    ) -> None:
+        item: pytest.Item, limit: tuple[int, str] | None
+    ) -> Generator[None, object, object]:
         with block_peak("heap" if limit and limit[1] == "heap" else "rss") as peak:
-            call()
+            result = yield
         item.user_properties.append((PEAK_KEY, (peak.bytes, peak.kind)))
         if limit and peak.bytes > limit[0]:
             fail(limit_text(peak, limit[0]))
+        return result
 
     @staticmethod
-    def _check_leak(item: pytest.Function, call: FixtureCall, opts: dict[str, Any]) -> None:
+    def _check_leak(item: pytest.Item, opts: dict[str, Any]) -> None:
         try:
             report = find_leaks(
-                call,
+                one_run(item),
                 iterations=opts["iterations"],
                 warmup=opts["warmup"],
                 rounds=opts["rounds"],
@@ -158,6 +206,8 @@ class MemoryChecks:
                 label=item.name,
             )
         except ChildFailed as exc:
+            if isinstance(exc.__cause__, _StoredFailure):
+                return  # unittest stored the failure on the item; pytest reports it
             if exc.__cause__ is not None:
                 raise exc.__cause__ from None  # the test's own failure, as pytest would show it
             raise
@@ -165,17 +215,29 @@ class MemoryChecks:
             fail("no_leak: " + leak_text(report))
 
     @staticmethod
-    def _check_complexity(item: pytest.Function, call: FixtureCall, opts: dict[str, Any]) -> None:
+    def _check_complexity(item: pytest.Item, opts: dict[str, Any]) -> None:
         arg = opts["arg"]
-        if arg not in item._fixtureinfo.argnames:
+        funcargs = getattr(item, "funcargs", None)
+        if not isinstance(funcargs, dict) or arg not in funcargs:
             fail(f"memory_complexity: the test takes no parameter named {arg!r}")
-        result = complexity(
-            lambda n: call(**{arg: n}),
-            sizes=opts["sizes"],
-            metric=opts["metric"],
-            isolate=False,
-            repeat=opts["repeat"],
-            label=item.name,
-        )
+            return
+        run = one_run(item)
+
+        def at_size(n: int) -> None:
+            funcargs[arg] = n
+            run()
+
+        first = funcargs[arg]
+        try:
+            result = complexity(
+                at_size,
+                sizes=opts["sizes"],
+                metric=opts["metric"],
+                isolate=False,
+                repeat=opts["repeat"],
+                label=item.name,
+            )
+        finally:
+            funcargs[arg] = first
         if result.big_o != opts["expected"]:
             fail(complexity_text(opts["expected"], result))
