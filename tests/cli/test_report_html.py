@@ -128,3 +128,10 @@ def test_errors_exit_2_with_a_hint_and_no_traceback(
     if message != "cannot write":
         assert "" == captured.out  # a bad file stops the command before anything is printed
     assert not list(tmp_path.glob("x.*"))
+
+
+def test_html_alone_prints_no_tables(
+    saved: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert 0 == main(["report", *map(str, saved), "--html", str(tmp_path / "r.html")])
+    assert "" == capsys.readouterr().out

@@ -12,12 +12,13 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from membound.report.sections import Result
-from membound.report.terminal import renderable
+from membound.report.terminal import renderable, result_text
 
-__all__ = ["emit", "output_options", "progress"]
+__all__ = ["emit", "heading", "output_options", "progress", "show"]
 
 
 def _writable(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -54,12 +55,30 @@ def output_options(func: Any) -> Any:
     return func
 
 
+def show(result: Result) -> None:
+    """Print ``result``: rich tables on a terminal, plain lines on a pipe or in a file."""
+    console = Console()
+    if console.is_terminal:
+        console.print(renderable(result))
+    else:
+        click.echo(result_text(result), nl=False)
+
+
+def heading(title: str) -> None:
+    """A heading above a group of results: a rule on a terminal, a Markdown heading elsewhere."""
+    console = Console()
+    if console.is_terminal:
+        console.rule(f"[bold]{escape(title)}")
+    else:
+        click.echo(f"\n## {title}\n")
+
+
 def emit(result: Result, *, json_path: str | None, markdown: bool, plot_path: str | None) -> None:
     """Print ``result`` and write the files asked for."""
     if markdown:
         click.echo(result.to_markdown(), nl=False)
     else:
-        Console().print(renderable(result))
+        show(result)
     if json_path:
         from membound.report.json import dumps
 

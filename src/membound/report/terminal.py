@@ -1,5 +1,7 @@
-"""Results in a terminal: the sections of ``report/sections.py`` as rich tables, and plain
-aligned text where rich markup has no place (pytest's terminal summary, failure messages).
+"""Results in a terminal: the sections of ``report/sections.py`` as rich tables on a terminal;
+on a pipe or in a file, plain lines with Markdown-style tables (a table wrapped at a guessed
+width splits words); and aligned text where rich markup has no place (pytest's summary,
+failure messages).
 
 The one terminal renderer: the CLI, the pytest plugin and the demo print through it, so a figure
 reads the same wherever it is shown.
@@ -11,9 +13,18 @@ from rich.console import Group, RenderableType
 from rich.table import Table as RichTable
 from rich.text import Text
 
+from membound.report.markdown import table_lines
 from membound.report.sections import Result, Section, Table, describe
 
-__all__ = ["labelled_lines", "plain_lines", "renderable", "rich_table", "section_renderable"]
+__all__ = [
+    "labelled_lines",
+    "plain_lines",
+    "renderable",
+    "result_text",
+    "rich_table",
+    "section_renderable",
+    "section_text",
+]
 
 _MOOD_STYLE = {"good": "green", "bad": "red bold", "": "bold"}
 
@@ -56,6 +67,22 @@ def _right_aligned(table: Table) -> list[bool]:
     """Which columns hold figures (right-aligned); the first column is always a name."""
     columns = list(zip(*table.rows, strict=True)) if table.rows else [()] * len(table.head)
     return [i > 0 and bool(col) and _numeric(col) for i, col in enumerate(columns)]
+
+
+def section_text(section: Section) -> str:
+    """A section as plain text for a pipe or a file: lines stay whole (no wrapping at a guessed
+    width), tables are Markdown-style rows."""
+    lines = [f"{section.title}: {section.verdict}", *section.lines]
+    for table in section.tables:
+        lines += ["", *table_lines(table)]
+    if section.notes:
+        lines += ["", *section.notes]
+    return "\n".join(lines) + "\n"
+
+
+def result_text(result: Result) -> str:
+    """What the CLI prints for ``result`` when stdout is not a terminal."""
+    return section_text(describe(result))
 
 
 def plain_lines(table: Table, *, indent: str = "") -> list[str]:

@@ -7,14 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 
 from membound._units import format_size
-from membound.cli._output import progress
+from membound.cli._output import heading, progress, show
 from membound.report.chart import chart
 from membound.report.json import dumps
 from membound.report.markdown import table_lines
-from membound.report.terminal import renderable
 
 
 @click.command("demo")
@@ -40,7 +38,6 @@ def command(rows: int, repeat: int, scale: bool, out: str) -> int:
     with and without the cyclic GC, a session per request vs one shared, deepcopy fan-out vs a
     shared payload, and the size of one record built six ways."""
     from membound.demo.runner import (
-        DemoGroup,
         DemoResult,
         describe_complexities,
         record_size_table,
@@ -51,13 +48,12 @@ def command(rows: int, repeat: int, scale: bool, out: str) -> int:
 
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
-    console = Console()
     summary: list[str] = ["# membound demo", ""]
     everything: dict[str, Any] = {"rows": rows, "repeat": repeat, "groups": {}}
 
-    def show(result: DemoResult) -> None:
+    def show_group(result: DemoResult) -> None:
         key, c = result.group.key, result.comparison
-        console.print(renderable(c))
+        show(c)
         lines = describe_complexities(result) + result.findings
         for line in lines:
             click.echo(f"  {line}")
@@ -74,9 +70,6 @@ def command(rows: int, repeat: int, scale: bool, out: str) -> int:
             "findings": result.findings,
         }
 
-    def heading(group: DemoGroup) -> None:
-        console.rule(f"[bold]{group.title}")
-
     # Each scenario runs ``repeat`` times, then once more for its complexity.
     runs = scenario_count(rows) * (repeat + (1 if scale else 0))
     with progress(runs, "demo") as advance:
@@ -84,11 +77,11 @@ def command(rows: int, repeat: int, scale: bool, out: str) -> int:
             rows,
             repeat,
             scale=scale,
-            on_group=heading,
+            on_group=lambda group: heading(group.title),
             on_run=lambda name, i: advance(f"{name} (run {i + 1})"),
-            on_result=show,
+            on_result=show_group,
         )
-    console.rule("[bold]One record, six ways: bytes per instance")
+    heading("One record, six ways: bytes per instance")
     sizes = record_sizes()
     size_lines = table_lines(record_size_table(sizes))
     click.echo("\n".join(size_lines))

@@ -31,10 +31,18 @@ def command(
         raise click.UsageError("--plot draws one results file; use --html for several")
     # Every file is read before anything is printed, so a bad one stops the command cleanly.
     loaded = [load(path) for path in results]
-    for i, result in enumerate(loaded):
-        if markdown and i:
-            click.echo()
-        emit(result, json_path=None, markdown=markdown, plot_path=plot_path)
+    # With --html the page is the output; tables go to stdout only when asked for (--markdown)
+    # or when nothing else was asked for.
+    if markdown or not html_path:
+        for i, result in enumerate(loaded):
+            if i:
+                click.echo()
+            emit(result, json_path=None, markdown=markdown, plot_path=plot_path)
+    elif plot_path:
+        from membound.report.chart import chart
+
+        chart(loaded[0], plot_path)
+        click.echo(f"wrote {plot_path}", err=True)
     if html_path:
         try:
             html(loaded, html_path)
