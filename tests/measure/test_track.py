@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import sys
 import time
 
 import pytest
 
 import membound as mb
+from tests.measure import targets
 
 MIB = 2**20
 
@@ -83,3 +85,32 @@ def test_timeline_and_gc_are_filled() -> None:
     assert m.gc_collections >= 1
     assert m.timeline.samples >= 3
     assert m.growth.pattern == "flat"
+
+
+def test_heap_mode_reports_tracemallocs_own_memory_apart() -> None:
+    """tracemalloc keeps a record per live block, resident and counted in RSS: reported apart."""
+    n = 300_000
+    with mb.track("dicts", heap=True) as t:
+        rows = [{"i": i} for i in range(n)]
+        del rows
+    m = t.result
+    assert m is not None
+    assert m.heap_overhead is not None
+    # At least ~30 bytes of record per block at the peak (two blocks per dict here), and far
+    # less than a kilobyte per block.
+    assert 30 * n <= m.heap_overhead <= 1000 * 2 * n
+    assert "heap tracing cost" in m.to_markdown()
+    with mb.track("plain") as plain:
+        pass
+    assert plain.result is not None
+    assert plain.result.heap_overhead is None
+
+
+def test_heap_overhead_from_a_fresh_interpreter_and_a_command() -> None:
+    isolated = mb.measure(targets.allocate_objects, 200_000, heap=True)
+    assert isolated.heap_overhead is not None
+    assert isolated.heap_overhead > 30 * 200_000
+    code = "rows = [{'i': i} for i in range(200_000)]"
+    command = mb.measure_command([sys.executable, "-c", code], heap=True, quiet=True)
+    assert command.heap_overhead is not None
+    assert command.heap_overhead > 30 * 200_000

@@ -103,6 +103,7 @@ def compare(
         median_run = by_peak[len(by_peak) // 2]
         bad = next((m for m in ms if not m.ok), None)
         heaps = [m.heap_peak for m in ms if m.heap_peak is not None]
+        overheads = [m.heap_overhead for m in ms if m.heap_overhead is not None]
         rows.append(
             ScenarioStats(
                 name=name,
@@ -116,6 +117,7 @@ def compare(
                 outcome="ok" if bad is None else f"{bad.outcome}: {bad.outcome_detail}",
                 timeline=median_run.timeline,
                 rss_peak_source=median_run.rss_peak_source,
+                heap_overhead=Spread.of(overheads) if overheads else None,
             )
         )
     return Comparison(tuple(rows), repeat, isolate or not isinstance(scenarios, Mapping), heap)

@@ -20,6 +20,7 @@ import sys
 import time
 import traceback
 import tracemalloc
+import types
 from typing import Any
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -55,6 +56,21 @@ def _reset_hwm() -> bool:
     return True
 
 
+def _load_inside() -> types.ModuleType:
+    """``_inside.py`` beside this file, loaded by its path: this script runs without the
+    package (importing membound would count in the measured baseline)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_inside.py")
+    spec = importlib.util.spec_from_file_location("_membound_inside", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_INSIDE = _load_inside()
+
+
 def _write(path: str, data: dict[str, Any]) -> None:
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
@@ -87,30 +103,28 @@ def _load_target(target: dict[str, Any]) -> Any:
     return obj
 
 
-class _GcCount:
-    """Garbage collections during the call and their total pause (a ``gc.callbacks`` entry).
-
-    ``probes.GcMonitor`` does the same in the package; this stdlib-only child cannot import it.
-    """
+class _HeapTrace:
+    """tracemalloc around the call, with its own memory polled apart (``_inside.py``)."""
 
     def __init__(self) -> None:
-        self.collections = 0
-        self.pause = 0.0
-        self._started = 0.0
+        tracemalloc.start(1)
+        self.start = tracemalloc.get_traced_memory()[0]
+        self.overhead = _INSIDE.TracingOverhead().start()
 
-    def on_gc(self, phase: str, info: dict[str, Any]) -> None:
-        if phase == "start":
-            self._started = time.perf_counter()
-        else:
-            self.collections += 1
-            self.pause += time.perf_counter() - self._started
+    def stop(self) -> dict[str, int]:
+        """Heap held at the end and at the peak over the start, and tracemalloc's own peak."""
+        current, peak = tracemalloc.get_traced_memory()
+        overhead = self.overhead.stop()
+        tracemalloc.stop()
+        return {
+            "heap_current": current - self.start,
+            "heap_peak": peak - self.start,
+            "heap_overhead": overhead,
+        }
 
 
-def main() -> int:
-    """Run the request; return the exit status."""
-    request_path, result_path = sys.argv[1], sys.argv[2]
-    # Running a file by path puts its folder first on sys.path; the target must not see it.
-    sys.path[0] = os.getcwd()
+def _load(request_path: str, result_path: str) -> tuple[Any, tuple[Any, ...], Any, bool] | None:
+    """The target, its arguments and the heap flag; None after reporting a failure to import."""
     with open(request_path, "rb") as f:
         target, pickled_args, heap = pickle.load(f)
     try:
@@ -125,22 +139,26 @@ def main() -> int:
                 "traceback": traceback.format_exc(),
             },
         )
-        return EXIT_TARGET_ERROR
+        return None
+    return func, args, kwargs, heap
 
-    gc_count = _GcCount()
+
+def main() -> int:
+    """Run the request; return the exit status."""
+    request_path, result_path = sys.argv[1], sys.argv[2]
+    # Running a file by path puts its folder first on sys.path; the target must not see it.
+    sys.path[0] = os.getcwd()
+    loaded = _load(request_path, result_path)
+    if loaded is None:
+        return EXIT_TARGET_ERROR
+    func, args, kwargs, heap = loaded
+    gc_count = _INSIDE.GcMonitor()
     gc.collect()
-    baseline = _rss()
-    reset_ok = _reset_hwm()
-    hwm_start = _hwm()
-    gc.callbacks.append(gc_count.on_gc)
-    if heap:
-        tracemalloc.start(1)
-    heap_start = tracemalloc.get_traced_memory()[0] if heap else 0
-    t0 = time.monotonic()
-    _write(
-        result_path + ".started",
-        {"baseline": baseline, "t0": t0, "reset_ok": reset_ok, "hwm_start": hwm_start},
-    )
+    started: dict[str, Any] = {"baseline": _rss(), "reset_ok": _reset_hwm(), "hwm_start": _hwm()}
+    gc_count.start()
+    trace = _HeapTrace() if heap else None
+    started["t0"] = time.monotonic()
+    _write(result_path + ".started", started)
     status, tb = "ok", ""
     p0 = time.perf_counter()
     try:
@@ -151,27 +169,19 @@ def main() -> int:
     t1 = time.monotonic()
     hwm = _hwm()
     rss_end = _rss()
-    heap_current = heap_peak = None
-    if heap:
-        current, peak = tracemalloc.get_traced_memory()
-        heap_current, heap_peak = current - heap_start, peak - heap_start
-        tracemalloc.stop()
-    gc.callbacks.remove(gc_count.on_gc)
+    heap_figures = trace.stop() if trace is not None else {}
+    gc_count.stop()
     _write(
         result_path,
         {
+            **started,
+            **heap_figures,
             "status": status,
             "traceback": tb,
-            "baseline": baseline,
-            "reset_ok": reset_ok,
-            "hwm_start": hwm_start,
             "hwm": hwm,
             "rss_end": rss_end,
-            "heap_current": heap_current,
-            "heap_peak": heap_peak,
             "gc_collections": gc_count.collections,
-            "gc_pause_s": gc_count.pause,
-            "t0": t0,
+            "gc_pause_s": gc_count.pause_s,
             "t1": t1,
             "duration_s": duration,
         },

@@ -8,35 +8,41 @@ the file named by ``MEMBOUND_HEAP_OUT``. Standard library only; run by path.
 from __future__ import annotations
 
 import atexit
-import gc
+import importlib.util
 import json
 import os
 import runpy
 import sys
-import time
 import tracemalloc
+import types
 from typing import Any
 
-_STATS = {"collections": 0, "pause": 0.0, "started": 0.0}
+
+def _load_inside() -> types.ModuleType:
+    """``_inside.py`` beside this file, loaded by its path: this script runs without the
+    package (importing membound would count in the measured program's memory)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_inside.py")
+    spec = importlib.util.spec_from_file_location("_membound_inside", path)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-def _on_gc(phase: str, info: dict[str, Any]) -> None:
-    if phase == "start":
-        _STATS["started"] = time.perf_counter()
-    else:
-        _STATS["collections"] += 1
-        _STATS["pause"] += time.perf_counter() - _STATS["started"]
+_INSIDE = _load_inside()
 
 
-def _report(path: str) -> None:
+def _report(path: str, gc_count: Any, overhead: Any) -> None:
     current, peak = tracemalloc.get_traced_memory()
     with open(path, "w") as f:
         json.dump(
             {
                 "heap_current": current,
                 "heap_peak": peak,
-                "gc_collections": int(_STATS["collections"]),
-                "gc_pause_s": _STATS["pause"],
+                "heap_overhead": overhead.stop(),
+                "gc_collections": gc_count.collections,
+                "gc_pause_s": gc_count.pause_s,
             },
             f,
         )
@@ -46,10 +52,11 @@ def main() -> None:
     """Run the program named in ``sys.argv[1:]``."""
     out = os.environ.pop("MEMBOUND_HEAP_OUT", "")
     args = sys.argv[1:]
-    if out:
-        atexit.register(_report, out)
-    gc.callbacks.append(_on_gc)
+    gc_count = _INSIDE.GcMonitor().start()
     tracemalloc.start(1)
+    overhead = _INSIDE.TracingOverhead().start()
+    if out:
+        atexit.register(_report, out, gc_count, overhead)
     if args[0] == "-m":
         sys.argv = [args[1], *args[2:]]
         sys.path[0] = os.getcwd()

@@ -7,16 +7,14 @@ RSS is the kernel's high-water mark ``VmHWM``; writing ``5`` to ``/proc/PID/clea
 
 from __future__ import annotations
 
-import gc
 import os
 import sys
-import time
 import tracemalloc
 from dataclasses import dataclass
-from typing import Any
 
 import psutil
 
+from membound.measure._inside import GcMonitor
 from membound.measure._sampler_child import read_hwm, read_rss
 
 __all__ = [
@@ -120,35 +118,3 @@ def heap_now() -> HeapReading | None:
         return None
     current, peak = tracemalloc.get_traced_memory()
     return HeapReading(current, peak)
-
-
-class GcMonitor:
-    """Counts garbage collections and their total pause time through ``gc.callbacks``."""
-
-    def __init__(self) -> None:
-        self.collections = 0
-        self.pause_s = 0.0
-        self._started: float | None = None
-        self._active = False
-
-    def _callback(self, phase: str, info: dict[str, Any]) -> None:
-        if phase == "start":
-            self._started = time.perf_counter()
-        elif self._started is not None:
-            self.pause_s += time.perf_counter() - self._started
-            self.collections += 1
-            self._started = None
-
-    def start(self) -> GcMonitor:
-        """Begin counting; returns self."""
-        if not self._active:
-            gc.callbacks.append(self._callback)
-            self._active = True
-        return self
-
-    def stop(self) -> GcMonitor:
-        """Stop counting; returns self."""
-        if self._active:
-            gc.callbacks.remove(self._callback)
-            self._active = False
-        return self

@@ -1,7 +1,8 @@
 """``track()``: measure a block or a function in this process.
 
 RSS over time comes from the sampler *process* (not a thread, which the GIL starves); the peak
-comes from the kernel's ``VmHWM``, reset at entry; the heap from tracemalloc when ``heap=True``.
+comes from the kernel's ``VmHWM``, reset at entry; the heap from tracemalloc when ``heap=True``,
+with tracemalloc's own memory polled apart (``heap_overhead``).
 
 Nesting works: before an inner ``track`` resets the process-wide peak marks (``VmHWM`` and
 tracemalloc's peak), every enclosing ``track`` folds the current peaks into its own record, so
@@ -21,6 +22,7 @@ from typing import ParamSpec, TypeVar
 
 from membound._units import format_size
 from membound.measure import probes
+from membound.measure._inside import TracingOverhead
 from membound.measure.sampler import Sampler
 from membound.results.growth import classify
 from membound.results.measurement import Measurement
@@ -71,6 +73,7 @@ class track:
         self._rss_start = 0
         self._heap_start = 0
         self._started_tracing = False
+        self._overhead: TracingOverhead | None = None
         self._t0 = 0.0
 
     # -- nesting -------------------------------------------------------------------------------
@@ -99,6 +102,7 @@ class track:
                     tracemalloc.start(1)
                     self._started_tracing = True
                 self._heap_start = tracemalloc.get_traced_memory()[0]
+                self._overhead = TracingOverhead().start()
         self._hwm_floor = 0
         self._heap_floor = 0
         self._rss_start = probes.rss()
@@ -116,9 +120,12 @@ class track:
         duration = time.perf_counter() - self._t0
         hwm_end, _ = probes.peak_rss()
         rss_end = probes.rss()
-        heap_current = heap_peak = None
+        heap_current = heap_peak = heap_overhead = None
         if self.heap:
             current, peak = tracemalloc.get_traced_memory()
+            if self._overhead is not None:
+                heap_overhead = self._overhead.stop()
+                self._overhead = None
             heap_current = current - self._heap_start
             heap_peak = max(peak, self._heap_floor) - self._heap_start
             if self._started_tracing:
@@ -161,6 +168,7 @@ class track:
             outcome="ok" if exc_type is None else "failed",
             outcome_detail="" if exc_type is None else f"raised {exc_type.__name__}",
             interval=self.interval or 0.0,
+            heap_overhead=heap_overhead,
         )
 
     # -- decorator -----------------------------------------------------------------------------

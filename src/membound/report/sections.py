@@ -12,6 +12,7 @@ from membound._units import SIZE_CONVENTION, format_size
 from membound.results import Comparison, Complexity, LeakReport, Measurement, Result, Spread
 
 __all__ = [
+    "HEAP_TRACING_SLOWDOWN",
     "Result",
     "Section",
     "Table",
@@ -67,6 +68,7 @@ def measurement_table(m: Measurement) -> Table:
         ("RSS at end", format_size(m.rss_end)),
         ("heap peak (tracemalloc)", format_size(m.heap_peak)),
         ("heap held at end", format_size(m.heap_current)),
+        *_heap_cost(m.heap_overhead),
         ("GC collections", "-" if m.gc_collections is None else str(m.gc_collections)),
         ("GC pause", "-" if m.gc_pause_s is None else f"{m.gc_pause_s * 1000:.1f} ms"),
         ("growth", m.growth.explanation),
@@ -75,6 +77,25 @@ def measurement_table(m: Measurement) -> Table:
     if m.exit_code is not None:
         rows.insert(3, ("exit code", str(m.exit_code)))
     return Table(("measure", "value"), tuple(rows))
+
+
+#: What heap tracing costs in time: ``track(heap=True)`` against plain calls on the overhead
+#: benchmark (``benchmarks/results/overhead.json``; a test keeps the two in step).
+HEAP_TRACING_SLOWDOWN = 2.7
+
+
+def _heap_cost(overhead: float | None) -> list[tuple[str, str]]:
+    """The row that says what heap tracing cost, when the heap was traced."""
+    if overhead is None:
+        return []
+    return [
+        (
+            "heap tracing cost",
+            f"tracemalloc's own memory, up to {format_size(overhead)}, is inside the RSS "
+            f"figures (not the workload's); tracing slowed allocation-heavy code "
+            f"{HEAP_TRACING_SLOWDOWN:.1f}× on the overhead benchmark",
+        )
+    ]
 
 
 def comparison_table(c: Comparison) -> Table:
@@ -99,10 +120,11 @@ def comparison_table(c: Comparison) -> Table:
 def comparison_note(c: Comparison) -> str:
     """How the figures of ``c`` were obtained."""
     how = "a fresh process per run" if c.isolated else "in one process"
-    return (
-        f"Medians of {c.repeat} interleaved run(s), {how}; (min – max) in brackets. "
-        f"Sizes: {SIZE_CONVENTION}."
-    )
+    note = f"Medians of {c.repeat} interleaved run(s), {how}; (min – max) in brackets."
+    overheads = [r.heap_overhead.high for r in c.rows if r.heap_overhead is not None]
+    if overheads:
+        note += " " + _heap_cost(max(overheads))[0][1].capitalize() + "."
+    return f"{note} Sizes: {SIZE_CONVENTION}."
 
 
 def complexity_table(c: Complexity) -> Table:

@@ -56,6 +56,9 @@ class ScenarioStats:
     """Timeline of the run whose peak was the median, for charts."""
     rss_peak_source: str = ""
     """Where the peaks came from."""
+    heap_overhead: Spread | None = None
+    """tracemalloc's own memory (inside the RSS figures), bytes; None unless the heap was
+    traced."""
 
 
 @dataclass(frozen=True)
@@ -99,7 +102,7 @@ class Comparison:
         rows = []
         for d in data["rows"]:
             kw = dict(d)
-            for key in ("rss_peak", "rss_peak_delta", "heap_peak", "duration_s"):
+            for key in ("rss_peak", "rss_peak_delta", "heap_peak", "duration_s", "heap_overhead"):
                 if kw.get(key) is not None:
                     kw[key] = Spread(**kw[key])
             kw["timeline"] = Timeline.from_dict(kw["timeline"])

@@ -64,6 +64,10 @@ class Measurement:
     """The memory limit in force, bytes."""
     interval: float = 0.01
     """Sampling interval, seconds."""
+    heap_overhead: int | None = None
+    """tracemalloc's own memory, bytes, at its largest during the run (polled every 10 ms from a
+    thread: best effort, a lower bound). It is resident, so the RSS figures include it; it is not
+    the workload's. None unless heap tracing was on."""
 
     @property
     def ok(self) -> bool:
