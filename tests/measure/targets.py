@@ -51,20 +51,40 @@ def exits_hard() -> None:
     os._exit(7)
 
 
+#: What ``grows`` and ``grows_then_holds`` keep after they return (each runs in a fresh
+#: interpreter): a function's locals are freed when it returns, and so would the memory be.
+KEPT: list[bytearray] = []
+
+
 def grows(steps: int = 60, step_bytes: int = 2 * MIB, pause: float = 0.01) -> int:
-    """Keep growing until the end: a leak."""
-    hoard = []
+    """Keep growing until the end, and keep it all: a leak."""
     for _ in range(steps):
-        hoard.append(bytearray(step_bytes))
+        KEPT.append(bytearray(step_bytes))
         time.sleep(pause)
-    return len(hoard)
+    return len(KEPT)
 
 
 def grows_then_holds(steps: int = 30, step_bytes: int = 3 * MIB, hold_s: float = 0.6) -> int:
-    """Grow, then hold what was built: a ramp."""
-    hoard = [bytearray(step_bytes) for _ in range(steps) if time.sleep(0.01) is None]
+    """Grow, then hold what was built, and keep it: a ramp."""
+    KEPT.extend(bytearray(step_bytes) for _ in range(steps) if time.sleep(0.01) is None)
     time.sleep(hold_s)
-    return len(hoard)
+    return len(KEPT)
+
+
+def builds_then_returns(steps: int = 40, step_bytes: int = 3 * MIB) -> int:
+    """Build a list of buffers, then return (as ``fetchall()`` and a loop over it would): the
+    memory grows while the call runs and is freed when it returns."""
+    rows = [bytearray(step_bytes) for _ in range(steps) if time.sleep(0.01) is None]
+    return len(rows)
+
+
+def builds_and_frees_small_objects(n: int = 1_000_000) -> int:
+    """Build a million small dicts and free them: Python's allocator may keep their pages."""
+    rows = [{"i": i, "name": str(i)} for i in range(n)]
+    count = len(rows)
+    del rows
+    time.sleep(0.2)
+    return count
 
 
 def sawtooth(cycles: int = 6, block_bytes: int = 64 * MIB, pause: float = 0.08) -> None:

@@ -6,7 +6,7 @@ import random
 import pytest
 
 import membound as mb
-from membound.results.growth import theil_sen
+from membound.results.growth import Anchors, theil_sen
 from tests.measure import targets
 
 MIB = 2**20
@@ -98,3 +98,79 @@ def test_real_workloads(target: object, expected: set[str]) -> None:
     args = (0.5,) if target is targets.sleeper else ()
     m = mb.measure(target, *args)  # type: ignore[arg-type]
     assert m.growth.pattern in expected, m.growth.explanation
+
+
+# --- words agree with the figures beside them --------------------------------------------------
+
+
+def headline(m: mb.Measurement) -> tuple[str, str]:
+    """The Δ peak and the end over the start, as the explanation must quote them."""
+    peak = mb.format_size(m.rss_peak - m.rss_start, signed=True)
+    end = mb.format_size(m.rss_end - m.rss_start, signed=True)
+    return peak, end
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        targets.grows,
+        targets.grows_then_holds,
+        targets.spike,
+        targets.sawtooth,
+        targets.builds_then_returns,
+        targets.builds_and_frees_small_objects,
+    ],
+)
+def test_isolated_explanations_quote_the_headline_peak(target: object) -> None:
+    m = mb.measure(target)  # type: ignore[arg-type]
+    peak, end = headline(m)
+    assert f"{peak} at its peak" in m.growth.explanation
+    if m.growth.pattern in ("ramp", "leak", "spike"):
+        assert f"ended {end} over its start" in m.growth.explanation
+
+
+def test_a_call_that_builds_then_returns_is_no_leak_and_no_ramp() -> None:
+    """Memory that grew while the call ran and was freed when it returned: the timeline drops
+    at the end, and the verdict says so."""
+    m = mb.measure(targets.builds_then_returns)
+    assert m.growth.pattern == "spike", m.growth.explanation
+    assert "returned near its start" in m.growth.explanation
+
+
+def test_freed_small_objects_are_said_freed_whatever_rss_did() -> None:
+    m = mb.measure(targets.builds_and_frees_small_objects)
+    assert m.blocks_delta is not None
+    assert abs(m.blocks_delta) < 10_000  # the million dicts are gone
+    assert m.growth.pattern not in ("leak", "ramp") or "freed" in m.growth.explanation
+    assert m.rss_after_release is not None
+    assert "held" not in m.growth.explanation or m.rss_end - m.rss_start > m.growth.tolerance_bytes
+
+
+def test_a_peak_between_samples_is_named_with_the_sampled_figure() -> None:
+    """A timeline whose samples missed most of the kernel's peak: flat samples, a spike."""
+    values = [50 * MIB] * 100
+    anchors = Anchors.of(50 * MIB, 250 * MIB, "VmHWM (reset at start)", 50 * MIB)
+    growth = mb.classify(timeline(values), anchors=anchors)
+    assert "spike" == growth.pattern
+    assert "+200.0 MiB at its peak (VmHWM; the highest sample was 0 B)" in growth.explanation
+
+
+def test_a_rise_that_falls_back_at_the_end_is_no_leak() -> None:
+    """Growing for most of the run, then dropping in the last samples (a fetchall() whose list
+    is freed at the end): still growing at the end is false."""
+    values = [BASE + i * MIB for i in range(150)] + [BASE + 10 * MIB] * 5
+    growth = mb.classify(timeline(values))
+    assert "leak" != growth.pattern, growth.explanation
+    anchors = Anchors.of(BASE, BASE + 149 * MIB, "VmHWM", BASE + 10 * MIB)
+    anchored = mb.classify(timeline(values), anchors=anchors)
+    assert "ramp" == anchored.pattern
+    assert "then fell part of the way back: ended +10.0 MiB over its start" in (
+        anchored.explanation
+    )
+
+
+def test_without_anchors_the_words_say_their_figures_are_sampled() -> None:
+    growth = mb.classify(timeline([BASE + min(i, 100) * MIB for i in range(300)]))
+    assert "ramp" == growth.pattern
+    assert "at its highest sample" in growth.explanation
+    assert "(sampled)" in growth.explanation

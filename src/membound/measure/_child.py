@@ -10,6 +10,9 @@ a memory limit still leaves its baseline behind; after the call it writes ``RESU
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
 import gc
 import importlib
 import importlib.util
@@ -103,6 +106,16 @@ def _load_target(target: dict[str, Any]) -> Any:
     return obj
 
 
+def _released_rss() -> int:
+    """RSS after ``gc.collect()`` and ``malloc_trim(0)``, as ``release_memory()`` would do: how
+    much of the end's RSS was free memory the allocator kept (the call is over; nothing else
+    runs in this process after it)."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    return _rss()
+
+
 class _HeapTrace:
     """tracemalloc around the call, with its own memory polled apart (``_inside.py``)."""
 
@@ -155,6 +168,7 @@ def main() -> int:
     gc_count = _INSIDE.GcMonitor()
     gc.collect()
     started: dict[str, Any] = {"baseline": _rss(), "reset_ok": _reset_hwm(), "hwm_start": _hwm()}
+    blocks_start = sys.getallocatedblocks()
     gc_count.start()
     trace = _HeapTrace() if heap else None
     started["t0"] = time.monotonic()
@@ -171,6 +185,7 @@ def main() -> int:
     rss_end = _rss()
     heap_figures = trace.stop() if trace is not None else {}
     gc_count.stop()
+    blocks_delta = sys.getallocatedblocks() - blocks_start
     _write(
         result_path,
         {
@@ -184,6 +199,8 @@ def main() -> int:
             "gc_pause_s": gc_count.pause_s,
             "t1": t1,
             "duration_s": duration,
+            "blocks_delta": blocks_delta,
+            "rss_after_release": _released_rss(),
         },
     )
     return EXIT_RAISED if status == "raised" else 0

@@ -25,7 +25,7 @@ from membound.measure.outcome import (
     read_report,
 )
 from membound.measure.sampler import Sampler, SamplerReport
-from membound.results.growth import classify
+from membound.results.growth import Anchors, classify
 from membound.results.measurement import Measurement
 
 __all__ = ["measure_command"]
@@ -90,18 +90,19 @@ def measure_command(
     outcome, detail = describe_outcome(exit_code, report, timed_out, limit_bytes, timeout)
     procs = timeline.extra.get("processes_seen", 0)
     peak, source = _command_peak(report, procs, interval)
+    rss_end = int(timeline.highs[-1]) if len(timeline) else 0
     return Measurement(
         label=label or shlex.join(args),
         kind="command",
         duration_s=report.timeline.duration_s if report.end is None else report.end,
         rss_start=0,
-        rss_end=int(timeline.highs[-1]) if len(timeline) else 0,
+        rss_end=rss_end,
         rss_peak=peak,
         rss_peak_delta=peak,
         rss_peak_source=source,
         **heap_and_gc(heap_data),
         timeline=timeline,
-        growth=classify(timeline),
+        growth=classify(timeline, anchors=Anchors.of(0, peak, source, rss_end)),
         outcome=outcome,
         outcome_detail=detail,
         exit_code=exit_code,

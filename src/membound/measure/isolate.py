@@ -34,7 +34,7 @@ from membound.measure.outcome import (
 )
 from membound.measure.sampler import Sampler, SamplerReport
 from membound.measure.target import Target, TargetRef, import_error, resolve_target
-from membound.results.growth import classify
+from membound.results.growth import Anchors, classify
 from membound.results.measurement import Measurement, Outcome
 
 __all__ = ["measure", "run_isolated"]
@@ -177,12 +177,24 @@ def _measurement(
         rss_peak_source=source,
         **heap_and_gc(data),
         timeline=timeline,
-        growth=classify(timeline),
+        growth=classify(
+            timeline,
+            anchors=Anchors.of(
+                baseline,
+                peak,
+                source,
+                rss_end,
+                blocks_delta=data.get("blocks_delta") if data else None,
+                released=data.get("rss_after_release") if data else None,
+            ),
+        ),
         outcome=outcome,
         outcome_detail=detail,
         exit_code=run.returncode,
         limit=limit,
         interval=interval,
+        blocks_delta=data.get("blocks_delta") if data else None,
+        rss_after_release=data.get("rss_after_release") if data else None,
     )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 import threading
 import time
 import tracemalloc
@@ -24,7 +25,7 @@ from membound._units import format_size
 from membound.measure import probes
 from membound.measure._inside import TracingOverhead
 from membound.measure.sampler import Sampler
-from membound.results.growth import classify
+from membound.results.growth import Anchors, classify
 from membound.results.measurement import Measurement
 from membound.results.timeline import Timeline
 
@@ -74,6 +75,7 @@ class track:
         self._heap_start = 0
         self._started_tracing = False
         self._overhead: TracingOverhead | None = None
+        self._blocks_start = 0
         self._t0 = 0.0
 
     # -- nesting -------------------------------------------------------------------------------
@@ -106,6 +108,7 @@ class track:
         self._hwm_floor = 0
         self._heap_floor = 0
         self._rss_start = probes.rss()
+        self._blocks_start = sys.getallocatedblocks()
         if self.interval is not None:
             self._sampler = Sampler(os.getpid(), interval=self.interval).start()
         self._t0 = time.perf_counter()
@@ -118,6 +121,7 @@ class track:
         tb: TracebackType | None,
     ) -> None:
         duration = time.perf_counter() - self._t0
+        blocks_delta = sys.getallocatedblocks() - self._blocks_start
         hwm_end, _ = probes.peak_rss()
         rss_end = probes.rss()
         heap_current = heap_peak = heap_overhead = None
@@ -164,11 +168,17 @@ class track:
             gc_collections=self._gc.collections,
             gc_pause_s=self._gc.pause_s,
             timeline=timeline,
-            growth=classify(timeline),
+            growth=classify(
+                timeline,
+                anchors=Anchors.of(
+                    self._rss_start, peak, source, rss_end, blocks_delta=blocks_delta
+                ),
+            ),
             outcome="ok" if exc_type is None else "failed",
             outcome_detail="" if exc_type is None else f"raised {exc_type.__name__}",
             interval=self.interval or 0.0,
             heap_overhead=heap_overhead,
+            blocks_delta=blocks_delta,
         )
 
     # -- decorator -----------------------------------------------------------------------------

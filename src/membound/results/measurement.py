@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
-from membound.results.growth import Growth
+from membound.results.growth import Anchors, Growth
 from membound.results.timeline import Timeline
 
 __all__ = ["Kind", "Measurement", "Outcome"]
@@ -64,10 +64,29 @@ class Measurement:
     """The memory limit in force, bytes."""
     interval: float = 0.01
     """Sampling interval, seconds."""
+    blocks_delta: int | None = None
+    """Blocks Python's allocator held at the end minus at the start (``sys.getallocatedblocks``):
+    about 0 when the Python objects made during the run were freed. None for commands."""
+    rss_after_release: int | None = None
+    """RSS after ``gc.collect()`` and ``malloc_trim(0)`` (what ``release_memory()`` does) at the
+    end of an isolated run, bytes: how much of ``rss_end`` the allocator could hand back. None
+    elsewhere (membound does not trim a process it does not own)."""
     heap_overhead: int | None = None
     """tracemalloc's own memory, bytes, at its largest during the run (polled every 10 ms from a
     thread: best effort, a lower bound). It is resident, so the RSS figures include it; it is not
     the workload's. None unless heap tracing was on."""
+
+    @property
+    def anchors(self) -> Anchors:
+        """The headline figures the growth explanation quotes."""
+        return Anchors.of(
+            self.rss_start,
+            self.rss_peak,
+            self.rss_peak_source,
+            self.rss_end,
+            blocks_delta=self.blocks_delta,
+            released=self.rss_after_release,
+        )
 
     @property
     def ok(self) -> bool:
