@@ -39,13 +39,24 @@ def test_scale_fails_an_expectation_with_exit_1(capsys: pytest.CaptureFixture[st
             "scale",
             "tests.judge.scaling_targets:linear_list",
             "--sizes",
-            "1e3,1e4,1e5",
+            "1e4,1e5,1e6",
             "--expect",
             "O(1)",
         ]
     )
     assert 1 == code
     assert "expected O(1), measured O(n)" in capsys.readouterr().err
+
+
+def test_an_undecided_verdict_fails_an_expectation(capsys: pytest.CaptureFixture[str]) -> None:
+    """A thousand ints fit in memory a fresh interpreter already holds: at 1e3, 1e4 and 1e5
+    only two sizes clear the noise floor, and that decides nothing, even if O(n) is right."""
+    argv = ["scale", "tests.judge.scaling_targets:linear_list", "--sizes", "1e2,1e3,1e5"]
+    code = main([*argv, "--expect", "O(n)"])
+    captured = capsys.readouterr()
+    assert 1 == code
+    assert "undecided" in captured.err
+    assert "--sizes" in captured.out  # which sizes would decide
 
 
 @pytest.mark.parametrize(

@@ -61,7 +61,7 @@ _UNIT = {
     "O(n log n)": "per unit of n·log n",
     "O(n^2)": "per unit of n²",
 }
-MIN_FLOOR: dict[str, int] = {"rss": 512 * 1024, "heap": 4 * 1024, "seconds": 0}
+MIN_FLOOR: dict[str, int] = {"rss": 64 * 1024, "heap": 4 * 1024, "seconds": 0}
 _MIN_GAIN = 0.05
 _POOR_FIT = 0.15
 
@@ -173,18 +173,91 @@ def _confidence(fits: Mapping[str, Fit], chosen: str) -> float:
     return max(0.0, beat) * (0.5 + 0.5 * excluded)
 
 
-def _verdict(
-    ns: Sequence[float], ys: Sequence[float], floor: float, what: str, fmt: Callable[[float], str]
-) -> tuple[str, float, dict[str, Fit], float, str]:
+@dataclass(frozen=True)
+class Verdict:
+    """A model chosen for a set of points, or the models still tied when too few points clear
+    the noise floor."""
+
+    big_o: str
+    """The chosen model, or ``"undecided"``."""
+    slope: float
+    """Bytes (or seconds) per unit of the chosen model's f(n), by ordinary least squares."""
+    fits: dict[str, Fit]
+    """Every model fitted to the points that carry evidence."""
+    confidence: float
+    """0 to 1."""
+    text: str
+    """The explanation."""
+    decided: bool = True
+    """False when fewer than three points rose above the noise floor."""
+    candidates: tuple[str, ...] = ()
+    """The models still tied when undecided."""
+
+
+def _spaced(lo: int, hi: int) -> list[int]:
+    """Sizes from ``lo`` to three times ``hi``, about half a decade apart."""
+    sizes = [lo]
+    while sizes[-1] < 3 * hi:
+        step = 3 if str(sizes[-1])[0] == "1" else 10 / 3
+        sizes.append(round(sizes[-1] * step))
+    return sizes
+
+
+def _undecided(
+    ns: Sequence[float],
+    ys: Sequence[float],
+    clear: Sequence[int],
+    floor: float,
+    what: str,
+    fmt: Callable[[float], str],
+) -> Verdict:
+    """Fewer than three points rose above the noise floor: which models stay possible, and
+    which sizes would tell them apart."""
     fits = fit_models(ns, ys, max(floor, 1e-12))
+    # Through one or two points every growing model passes; the smaller points, which may be
+    # absorbed, only rank them (best fit first). None is excluded on their word.
+    tied = tuple(sorted((m for m in MODELS if m != "O(1)"), key=lambda m: fits[m].residual))
+    above = ", ".join(f"{int(ns[i]):,}" for i in clear) or "none"
+    first = int(ns[clear[0]]) if clear else int(ns[-1])
+    suggest = ",".join(str(n) for n in _spaced(first, int(ns[-1])))
+    text = (
+        f"undecided: {what} rose above the noise floor of {fmt(floor)} at {len(clear)} of "
+        f"{len(ns)} sizes (n = {above}); the smaller ones fit in memory the interpreter already "
+        f"held and say nothing about the shape, and {len(clear)} point(s) cannot tell "
+        f"{', '.join(tied[:-1])} or {tied[-1]} apart; three or more sizes that clear the floor "
+        f"would decide, e.g. --sizes {suggest}"
+    )
+    return Verdict("undecided", 0.0, fits, 0.0, text, decided=False, candidates=tied)
+
+
+def _verdict(
+    ns: Sequence[float],
+    ys: Sequence[float],
+    floor: float,
+    what: str,
+    fmt: Callable[[float], str],
+    *,
+    evidence_only: bool = True,
+) -> Verdict:
+    """The model for ``ys`` over ``ns`` (module docstring). With ``evidence_only`` (memory),
+    only points above the noise floor count: a smaller one fit in memory the interpreter
+    already held and says nothing about the shape."""
     spread = max(ys) - min(ys)
     if spread <= floor:
+        fits = fit_models(ns, ys, max(floor, 1e-12))
         conf = max(0.5, 1.0 - spread / (2 * floor)) if floor > 0 else 1.0
         text = (
             f"{what} stays within {fmt(spread)} across n = {int(ns[0]):,}…{int(ns[-1]):,}, "
             f"under the noise floor of {fmt(floor)}; O(1)"
         )
-        return "O(1)", 0.0, fits, conf, text
+        return Verdict("O(1)", 0.0, fits, conf, text)
+    if evidence_only:
+        clear = [i for i, y in enumerate(ys) if y > floor]
+        if len(clear) < 3:
+            return _undecided(ns, ys, clear, floor, what, fmt)
+        ns = [ns[i] for i in clear]
+        ys = [ys[i] for i in clear]
+    fits = fit_models(ns, ys, max(floor, 1e-12))
     chosen = _choose(fits)
     conf = _confidence(fits, chosen)
     poor = chosen == "O(1)" and fits["O(1)"].residual > _POOR_FIT
@@ -194,6 +267,7 @@ def _verdict(
         conf = _confidence(fits, chosen) / 2
     fit = fits[chosen]
     slope = fit_models(ns, ys, max(floor, 1e-12), weighted=False)[chosen].slope
+    span = f" over n = {int(ns[0]):,}…{int(ns[-1]):,}"
     if chosen == "O(1)":
         text = (
             f"{what} varies by {fmt(spread)} but no growing model fits clearly better "
@@ -203,14 +277,14 @@ def _verdict(
         text = (
             f"{what} grows by {fmt(spread)}, more than the noise floor, and no model fits well; "
             f"the closest is {chosen} (relative residual {fit.residual:.3f}, a constant "
-            f"{fits['O(1)'].residual:.3f}); {chosen}"
+            f"{fits['O(1)'].residual:.3f}){span}; {chosen}"
         )
     else:
         text = (
-            f"{what} grows {fmt(slope)} {_UNIT[chosen]} (R²={fit.r2:.3f}, relative "
+            f"{what} grows {fmt(slope)} {_UNIT[chosen]}{span} (R²={fit.r2:.3f}, relative "
             f"residual {fit.residual:.3f}); {chosen}"
         )
-    return chosen, slope, fits, max(0.0, min(1.0, conf)), text
+    return Verdict(chosen, slope, fits, max(0.0, min(1.0, conf)), text)
 
 
 def _check_sizes(sizes: Sequence[float], metric: str, repeat: int) -> list[int]:
@@ -320,22 +394,26 @@ def complexity(
     )
     ys = [p.value for p in points]
     what = "peak RSS" if metric == "rss" else "heap peak"
-    big_o, per_unit, fits, confidence, text = _verdict(ns, ys, floor, what, _bytes)
+    memory = _verdict(ns, ys, floor, what, _bytes)
     secs = [p.seconds for p in points]
     first_secs = [s for _, s in runs[ns[0]]]
     # Wall time is noisier than memory here: a shared machine adds milliseconds at random.
     time_floor = max(0.005, 3 * (max(first_secs) - min(first_secs)), 0.05 * max(secs))
-    time_o, _, _, _, time_text = _verdict(ns, secs, time_floor, "wall time", lambda s: f"{s:.3g} s")
+    timing = _verdict(
+        ns, secs, time_floor, "wall time", lambda s: f"{s:.3g} s", evidence_only=False
+    )
     return Complexity(
-        big_o=big_o,
-        bytes_per_unit=per_unit,
-        fits={k: f.residual for k, f in fits.items()},
-        confidence=confidence,
+        big_o=memory.big_o,
+        bytes_per_unit=memory.slope,
+        fits={k: f.residual for k, f in memory.fits.items()},
+        confidence=memory.confidence,
         points=points,
         noise_floor=floor,
-        explanation=text,
+        explanation=memory.text,
         metric=metric,
         label=name,
-        time_big_o=time_o,
-        time_explanation=time_text,
+        time_big_o=timing.big_o,
+        time_explanation=timing.text,
+        decided=memory.decided,
+        candidates=memory.candidates,
     )

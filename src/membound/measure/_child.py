@@ -24,6 +24,7 @@ import time
 import traceback
 import tracemalloc
 import types
+from collections.abc import Callable
 from typing import Any
 
 _PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -106,13 +107,64 @@ def _load_target(target: dict[str, Any]) -> Any:
     return obj
 
 
+#: Bytes of objects made per step while soaking one size class.
+_SOAK_STEP = 32 * 1024
+#: Soaking stops here whatever happens (a cap, not an expected amount).
+_SOAK_MAX = 256 * 1024 * 1024
+
+
+def _trim() -> None:
+    """Hand free heap pages back to the kernel (glibc ``malloc_trim``; nothing elsewhere)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+
+
+def _objects_of_size(size: int) -> Callable[[int], object]:
+    """A maker of distinct objects that take ``size`` bytes from Python's small-object
+    allocator (its size classes are multiples of 16 up to 512)."""
+    if size <= 16:
+        return lambda i: object()
+    if size <= 32:
+        return float  # 24 bytes
+    return lambda i: bytes(size - 33)  # a bytes object is 33 bytes plus its contents
+
+
+def _soak_free_memory() -> list[object]:
+    """Use up the free memory the interpreter already holds before the baseline is taken.
+
+    Importing the target leaves freed objects behind: free blocks in Python's pools, resident
+    and reused before any new page is touched. Whatever the call allocates there never shows in
+    RSS, so a small call reads as 0 B and a large one too small (measured: a list of a million
+    ints read as a third of its size after an import that freed two million tuples). Each size
+    class is filled, a step of objects at a time, until a step makes RSS grow by at least half
+    of what it allocated (the class then takes fresh pages, not free blocks), and the filling
+    stays alive for the run; freed malloc chunks are handed back with ``malloc_trim`` first, so
+    that reusing them shows again. The baseline is taken after it.
+    """
+    gc.collect()
+    _trim()
+    hold: list[object] = []
+    soaked = 0
+    for size in range(16, 513, 16):
+        make = _objects_of_size(size)
+        count = _SOAK_STEP // size
+        # A step's list of pointers may itself need fresh pages; the objects decide.
+        fresh = count * 8 + count * size // 2
+        while soaked < _SOAK_MAX:
+            before = _rss()
+            hold.append([make(i) for i in range(count)])
+            soaked += count * size
+            if _rss() - before >= fresh:
+                break
+    return hold
+
+
 def _released_rss() -> int:
     """RSS after ``gc.collect()`` and ``malloc_trim(0)``, as ``release_memory()`` would do: how
     much of the end's RSS was free memory the allocator kept (the call is over; nothing else
     runs in this process after it)."""
     gc.collect()
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    _trim()
     return _rss()
 
 
@@ -166,6 +218,7 @@ def main() -> int:
         return EXIT_TARGET_ERROR
     func, args, kwargs, heap = loaded
     gc_count = _INSIDE.GcMonitor()
+    soaked = _soak_free_memory()
     gc.collect()
     started: dict[str, Any] = {"baseline": _rss(), "reset_ok": _reset_hwm(), "hwm_start": _hwm()}
     blocks_start = sys.getallocatedblocks()
@@ -186,6 +239,7 @@ def main() -> int:
     heap_figures = trace.stop() if trace is not None else {}
     gc_count.stop()
     blocks_delta = sys.getallocatedblocks() - blocks_start
+    del soaked
     _write(
         result_path,
         {

@@ -28,7 +28,8 @@ class Complexity:
     """The verdict on how memory grows with the input size."""
 
     big_o: str
-    """``O(1)``, ``O(log n)``, ``O(n)``, ``O(n log n)`` or ``O(n^2)``."""
+    """``O(1)``, ``O(log n)``, ``O(n)``, ``O(n log n)`` or ``O(n^2)``; ``undecided`` when
+    fewer than three sizes rose above the noise floor (see ``decided``)."""
     bytes_per_unit: float
     """Slope of the chosen model by ordinary least squares: bytes per unit of n (or of log n,
     n log n, n²)."""
@@ -51,6 +52,11 @@ class Complexity:
     """The same fit applied to wall time."""
     time_explanation: str
     """One line about wall time."""
+    decided: bool = True
+    """False when fewer than three sizes rose above the noise floor: ``big_o`` is then
+    ``"undecided"`` and ``candidates`` names the models still tied."""
+    candidates: tuple[str, ...] = ()
+    """The models the points could not tell apart (only when undecided)."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -61,6 +67,7 @@ class Complexity:
         """Inverse of :meth:`to_dict`."""
         kw = dict(data)
         kw["points"] = tuple(ComplexityPoint(**p) for p in kw["points"])
+        kw["candidates"] = tuple(kw.get("candidates", ()))
         return cls(**kw)
 
     def to_markdown(self) -> str:

@@ -50,6 +50,7 @@ def command(
         )
     emit(result, json_path=json_path, markdown=markdown, plot_path=plot_path)
     if want is not None and result.big_o != want:
-        click.echo(f"membound: expected {want}, measured {result.big_o}", err=True)
+        measured = result.big_o if result.decided else "undecided (too few sizes cleared the floor)"
+        click.echo(f"membound: expected {want}, measured {measured}", err=True)
         return 1
     return 0
