@@ -70,6 +70,7 @@ def render() -> str:
         "`track()` samples from a separate process, so the measured interpreter runs at full "
         "speed; heap mode pays for tracemalloc.",
         "",
+        *_plugin_lines(_load("plugin")),
         f"**Cost of a verdict** (`benchmarks/bench_verdicts.py`, median of "
         f"{len(next(iter(verdicts['rows'].values()))['runs_s'])} runs):",
         "",
@@ -110,6 +111,29 @@ def render() -> str:
         END,
     ]
     return "\n".join(lines)
+
+
+def _plugin_lines(plugin: dict[str, Any]) -> list[str]:
+    """The pytest plugin's cost on a real suite."""
+    lines = [
+        f"**Cost of the pytest plugin** (`benchmarks/bench_plugin.py`: {plugin['suite']}, "
+        f"`-n 0`, {plugin['rounds']} interleaved rounds, median of per-round ratios to plain):",
+        "",
+        "| variant | median time | × plain |",
+        "|---|---|---|",
+    ]
+    for name, row in plugin["variants"].items():
+        lines.append(f"| {name} | {row['median_s']:.2f} s | {row['median_ratio_vs_plain']:.3f}× |")
+    heap = plugin["heap_limit_once"]
+    target = plugin["target"]
+    lines += [
+        "",
+        f"A heap limit (tracemalloc) on every test: {heap['seconds']:.1f} s, "
+        f"{heap['ratio_vs_plain_median']:.1f}× plain (one run). Target for the rss default: "
+        f"≤ {target['rss default max ratio']}× plain — {'met' if target['met'] else 'NOT met'}.",
+        "",
+    ]
+    return lines
 
 
 def _mb(n: float) -> str:

@@ -266,7 +266,9 @@ class _Shape:
                     "partly used allocator pages"
                 )
             else:
-                parts.append(f"{trim} gave back only {format_size(given)}: it is still in use")
+                parts.append(
+                    f"{trim} gave back only {format_size(given)}: its pages still hold live objects"
+                )
         elif freed:
             parts.append("the allocator kept their pages (release_memory() may give them back)")
         return "".join(f"; {p}" for p in parts)
