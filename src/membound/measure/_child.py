@@ -19,11 +19,11 @@ import importlib.util
 import json
 import os
 import pickle
+import runpy
 import sys
 import time
 import traceback
 import tracemalloc
-import types
 from collections.abc import Callable
 from typing import Any
 
@@ -60,19 +60,9 @@ def _reset_hwm() -> bool:
     return True
 
 
-def _load_inside() -> types.ModuleType:
-    """``_inside.py`` beside this file, loaded by its path: this script runs without the
-    package (importing membound would count in the measured baseline)."""
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_inside.py")
-    spec = importlib.util.spec_from_file_location("_membound_inside", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_INSIDE = _load_inside()
+# ``_inside.py`` beside this file, run by its path: this script runs without the package
+# (importing membound would count in the measured baseline).
+_INSIDE = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), "_inside.py"))
 
 
 def _write(path: str, data: dict[str, Any]) -> None:
@@ -174,7 +164,7 @@ class _HeapTrace:
     def __init__(self) -> None:
         tracemalloc.start(1)
         self.start = tracemalloc.get_traced_memory()[0]
-        self.overhead = _INSIDE.TracingOverhead().start()
+        self.overhead = _INSIDE["TracingOverhead"]().start()
 
     def stop(self) -> dict[str, int]:
         """Heap held at the end and at the peak over the start, and tracemalloc's own peak."""
@@ -217,7 +207,7 @@ def main() -> int:
     if loaded is None:
         return EXIT_TARGET_ERROR
     func, args, kwargs, heap = loaded
-    gc_count = _INSIDE.GcMonitor()
+    gc_count = _INSIDE["GcMonitor"]()
     soaked = _soak_free_memory()
     gc.collect()
     started: dict[str, Any] = {"baseline": _rss(), "reset_ok": _reset_hwm(), "hwm_start": _hwm()}

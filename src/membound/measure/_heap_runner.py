@@ -8,29 +8,16 @@ the file named by ``MEMBOUND_HEAP_OUT``. Standard library only; run by path.
 from __future__ import annotations
 
 import atexit
-import importlib.util
 import json
 import os
 import runpy
 import sys
 import tracemalloc
-import types
 from typing import Any
 
-
-def _load_inside() -> types.ModuleType:
-    """``_inside.py`` beside this file, loaded by its path: this script runs without the
-    package (importing membound would count in the measured program's memory)."""
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_inside.py")
-    spec = importlib.util.spec_from_file_location("_membound_inside", path)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_INSIDE = _load_inside()
+# ``_inside.py`` beside this file, run by its path: this script runs without the package
+# (importing membound would count in the measured program's memory).
+_INSIDE = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), "_inside.py"))
 
 
 def _report(path: str, gc_count: Any, overhead: Any) -> None:
@@ -52,9 +39,9 @@ def main() -> None:
     """Run the program named in ``sys.argv[1:]``."""
     out = os.environ.pop("MEMBOUND_HEAP_OUT", "")
     args = sys.argv[1:]
-    gc_count = _INSIDE.GcMonitor().start()
+    gc_count = _INSIDE["GcMonitor"]().start()
     tracemalloc.start(1)
-    overhead = _INSIDE.TracingOverhead().start()
+    overhead = _INSIDE["TracingOverhead"]().start()
     if out:
         atexit.register(_report, out, gc_count, overhead)
     if args[0] == "-m":

@@ -9,42 +9,29 @@ died) prints one JSON document and exits.
 Why a process and not a thread (DESIGN §5.3b): a sampler thread inside a busy interpreter is
 starved by the GIL; a separate process is scheduled by the kernel alone.
 
-The bounded timeline is ``results/downsample.py``'s, loaded by path (see :func:`_load_downsample`).
+The bounded timeline is ``results/downsample.py``'s, run by its path (see ``_DOWNSAMPLE``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import json
 import os
+import runpy
 import select
 import signal
 import sys
 import time
-import types
 from typing import Any
 
-
-def _load_downsample() -> types.ModuleType:
-    """``results/downsample.py``, loaded by its path.
-
-    The downsampler belongs to ``results`` (``Timeline.from_values`` uses it too). This child runs
-    by path with ``-E -s -S`` and cannot import the package, so it loads that one stdlib-only file
-    directly instead of keeping a copy.
-    """
-    path = os.path.join(
+# ``results/downsample.py``, run by its path. The downsampler belongs to ``results``
+# (``Timeline.from_values`` uses it too); this child runs by path with ``-E -s -S`` and cannot
+# import the package, so it runs that one stdlib-only file instead of keeping a copy.
+_DOWNSAMPLE = runpy.run_path(
+    os.path.join(
         os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "results", "downsample.py"
     )
-    spec = importlib.util.spec_from_file_location("_membound_downsample", path)
-    if spec is None or spec.loader is None:  # pragma: no cover - the file ships with the package
-        raise ImportError(f"cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_DOWNSAMPLE = _load_downsample()
+)
 
 
 HAS_PROC = os.path.exists("/proc/self/statm")
@@ -193,7 +180,7 @@ class Samples:
     def __init__(self, start: float, max_points: int, limit: int | None) -> None:
         self.start = start
         self.limit = limit
-        self.timeline = _DOWNSAMPLE.Downsampler(max_points)
+        self.timeline = _DOWNSAMPLE["Downsampler"](max_points)
         self.max_rss = 0
         self.limit_hit: dict[str, float] | None = None
 
@@ -256,7 +243,7 @@ def run(
     tree: bool = False,
     limit: int | None = None,
     kill_pgid: int | None = None,
-    max_points: int = _DOWNSAMPLE.MAX_POINTS_DEFAULT,
+    max_points: int = _DOWNSAMPLE["MAX_POINTS_DEFAULT"],
     spawn: list[str] | None = None,
     stdio: list[int] | None = None,
 ) -> dict[str, object]:
@@ -343,7 +330,7 @@ def main() -> None:
         tree=bool(config.get("tree", False)),
         limit=config.get("limit"),
         kill_pgid=config.get("kill_pgid"),
-        max_points=int(config.get("max_points", _DOWNSAMPLE.MAX_POINTS_DEFAULT)),
+        max_points=int(config.get("max_points", _DOWNSAMPLE["MAX_POINTS_DEFAULT"])),
         spawn=config.get("spawn"),
         stdio=config.get("stdio"),
     )
