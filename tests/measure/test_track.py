@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gc
 import sys
 import time
 
@@ -114,3 +115,24 @@ def test_heap_overhead_from_a_fresh_interpreter_and_a_command() -> None:
     command = mb.measure_command([sys.executable, "-c", code], heap=True, quiet=True)
     assert command.heap_overhead is not None
     assert command.heap_overhead > 30 * 200_000
+
+
+def _collects_then_allocates() -> int:
+    gc.collect()
+    block = bytearray(30 * 2**20)
+    return len(block)
+
+
+def test_earlier_garbage_does_not_hide_an_in_process_calls_growth() -> None:
+    """Cyclic garbage from before the call is collected before the measured part: collected
+    during it, the memory it frees would offset the call's own growth."""
+
+    class Node:
+        def __init__(self) -> None:
+            self.me = self
+            self.payload = bytearray(2**20)
+
+    for _ in range(40):
+        Node()  # 40 MiB of cycles, waiting for the collector
+    m = mb.measure(_collects_then_allocates, isolate=False)
+    assert m.rss_peak_delta > 25 * 2**20
