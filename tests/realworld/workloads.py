@@ -42,14 +42,16 @@ def logger_per_request(requests: int = 60, per_step: int = 2_000) -> int:
     return len(logging.Logger.manager.loggerDict)
 
 
-def buffered_writer(flushes: int = 6, rows: int = 120_000) -> int:
-    """Rows encoded into a buffer that is flushed (dropped) when full: a sawtooth."""
+def buffered_writer(flushes: int = 6, chunks: int = 24, chunk_bytes: int = 2**20) -> int:
+    """Encoded rows buffered in 1 MiB chunks and dropped at each flush (as a writer that sends
+    its buffer when full): a sawtooth."""
+    row = json.dumps({"row": 0, "payload": "x" * 40}).encode()
+    per_chunk = chunk_bytes // len(row)
     written = 0
     for _ in range(flushes):
-        buffer = [json.dumps({"row": i, "payload": "x" * 40}) for i in range(rows)]
+        buffer = [bytearray(row * per_chunk) for _ in range(chunks)]
         time.sleep(0.08)
-        written += len(buffer)
-        buffer.clear()
+        written += sum(len(chunk) for chunk in buffer)
         del buffer
         time.sleep(0.08)
     return written
