@@ -18,6 +18,7 @@ EXPECTED = [
     "ComplexityPoint",
     "DatabaseLocked",
     "Growth",
+    "Holder",
     "KeyOrderError",
     "LeakReport",
     "LeakRound",

@@ -14,7 +14,8 @@ def test_markers_are_registered_with_help(pytester: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(
         [
             "@pytest.mark.limit_memory(limit, [*], kind='heap'): Fail when the test's peak*",
-            "@pytest.mark.no_leak(iterations=200, warmup=20, tolerance='64 B', rounds=10): *",
+            "@pytest.mark.no_leak(iterations=200, warmup=20, tolerance=None, rounds=10, "
+            "timeout=None): *",
             "@pytest.mark.memory_complexity(expected, sizes=(1000, 10000, 100000), arg='n',*",
         ]
     )
@@ -126,11 +127,13 @@ def test_no_leak_pass_and_fail_with_sites(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.fnmatch_lines(
         [
-            "*no_leak: test_leaky leaks * per call at "
-            "*test_no_leak_pass_and_fail_with_sites.py:11*",
+            "*no_leak: test_leaky leaks * per call (memory held after collection, *; kept by "
+            "`CACHE` (list, +1.0 entry/call), added at "
+            "test_no_leak_pass_and_fail_with_sites.py:11*",
+            "*kept by  module test_no_leak_pass_and_fail_with_sites → .CACHE (list)  "
+            "+1.00 entries/call  * entries  added at *test_no_leak_pass_and_fail_with_sites.py:11",
             "*site  *.py:11*",
             "*type  builtins.dict  +1.00 per call*",
-            "*kept alive by  module test_no_leak_pass_and_fail_with_sites → .CACHE (list)*",
         ]
     )
 

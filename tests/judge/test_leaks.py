@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import functools
 import gc
+import itertools
 import json
 import subprocess
 import sys
@@ -27,7 +29,8 @@ from tests.judge import leak_targets as lt
 )
 def test_hard_negatives_are_not_leaks(target: object) -> None:
     report = mb.find_leaks(target)  # type: ignore[arg-type]
-    assert not report.leaking, report.explanation
+    assert "no leak" == report.verdict, report.explanation
+    assert not report.leaking
     assert report.explanation.startswith("no leak")
     assert () == report.sites
 
@@ -85,8 +88,16 @@ def test_cycles_freed_only_by_the_cyclic_gc_are_counted() -> None:
 
 
 def test_a_bounded_cache_is_explained_as_early_growth() -> None:
-    report = mb.find_leaks(lt.bounded_lru, iterations=1000, warmup=0)
-    assert not report.leaking
+    # A cache of its own: one filled by an earlier test would not grow here.
+    cached = functools.lru_cache(maxsize=256)(lambda key: [key] * 20)
+    keys = itertools.count()
+
+    def bounded_lru() -> list[int]:
+        return cached(next(keys) % 1000)  # type: ignore[no-any-return]
+
+    report = mb.find_leaks(bounded_lru, iterations=1000, warmup=0)
+    assert "no leak" == report.verdict, report.explanation
+    assert "levelled" == report.shape
     assert report.early_growth_bytes > 0
     assert "bounded cache" in report.explanation
 
@@ -127,9 +138,11 @@ def test_a_native_leak_is_seen_in_rss(tmp_path: Path) -> None:
     assert 0 == proc.returncode, proc.stderr
     report = json.loads(out.read_text())["result"]
     assert report["leaking"]
-    assert report["native_bytes_per_call"] > 80_000
-    assert report["explanation"].startswith("leaks native memory")
-    assert [] == report["sites"]
+    assert 80_000 < report["native_bytes_per_call"] < 120_000
+    assert report["explanation"].startswith("leaks ")
+    assert "per call of native memory" in report["explanation"]
+    # ctypes calls libc's malloc through a pointer memray does not intercept: no Python site.
+    assert [] == [s for s in report["sites"] if s["kind"] == "python"]
 
 
 def test_a_failing_target_is_reported_as_its_own_failure() -> None:
@@ -142,8 +155,8 @@ def test_a_failing_target_is_reported_as_its_own_failure() -> None:
 
 def test_rounds_are_recorded_for_charts() -> None:
     report = mb.find_leaks(lt.clean, iterations=100, rounds=5)
-    assert [r.phase for r in report.rounds] == ["trend"] * 2 + ["late"] * 3
-    assert all(r.heap is not None for r in report.rounds)
+    assert [r.phase for r in report.rounds] == ["trend"] * 3 + ["late"] * 2
+    assert all(r.held is not None and r.blocks > 0 for r in report.rounds)
     calls = [r.calls for r in report.rounds]
     assert calls == sorted(calls)
 

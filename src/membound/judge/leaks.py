@@ -1,61 +1,78 @@
-"""Leak hunting: does memory keep growing per call, and where is what is kept allocated?
+"""Leak hunting: is memory kept per call, what keeps it, and which lines add and allocate it?
 
-``find_leaks(target)`` calls ``target()`` repeatedly in this process, in four phases, each only as
-expensive as its question needs (tracemalloc slows allocation-heavy code 4× with one frame and
-20× with 25 frames on this project's reference machine):
+``find_leaks(target)`` calls ``target()`` repeatedly, in phases that each cost only what their
+question needs:
 
-1. **warm-up** (untraced): ``warmup`` calls, so that caches, freelists and lazy imports settle.
-2. **trend** (tracemalloc with one frame: only the heap's size is needed): ``iterations`` calls
-   in ``rounds`` rounds, then three **late** rounds; after each round a full ``gc.collect()`` and
-   the traced heap, allocated blocks and RSS. The late rounds decide ``leaking``: the heap must
-   grow per call by more than the tolerance, in at least two of the three. A cache that fills
-   during the first rounds (``lru_cache(maxsize=256)``, the ``re`` cache) adds nothing there.
-   Tracing starts before the trend so that a bounded cache has turned over all its entries
-   (untraced ones replaced by traced ones look like growth) before the late rounds.
-3. **attribution** (only when leaking; tracemalloc with ``ATTRIBUTION_FRAMES`` frames): a
-   priming round, then one round between two snapshots grouped by traceback, to name the
-   user's line that allocates what is kept; per-type object counts; and a reference chain
-   (objgraph) from a module to one leaked object of the top type.
+1. **warm-up** (plain calls): caches, freelists and lazy imports settle.
+2. **trend** (plain calls, untraced): ``iterations`` calls in ``rounds`` rounds; after each, a
+   full collection and the bytes the allocators hold (pymalloc's and malloc's, so native
+   memory counts too; ``measure/allocator.py``). ``judge/retained.py`` decides from the whole
+   series against the noise measured in it: flat, levelled (a cache filled), sawtooth (falls back
+   to a floor), a steady rise (a leak), or too little run to tell (``undecided``, with the run
+   that would decide). Where the allocators cannot be read, the trend is traced instead.
+3. **attribution**, only when the trend is not clean: one round traced with
+   ``ATTRIBUTION_FRAMES`` frames names the lines that allocate what is kept and the types that
+   grew in number; the containers that grew are found and sized (``measure/holders.py``), with
+   their bound if they have one and the line that adds to them; a container with a bound that is
+   still filling is not a leak. When the traced Python heap explains less than half of the
+   growth, the rest is native memory, and one round under memray (when installed) names the
+   Python line that leads into it.
 
 Separately, ``cycles_per_call`` counts objects per call that only the cyclic garbage collector
-reclaims (measured with the collector disabled for a few calls): not a leak while the collector
-runs, but one under ``gc.disable()`` and a source of GC pauses.
+reclaims (measured with the collector off for a few calls): not a leak while the collector runs,
+but one under ``gc.disable()`` and a source of GC pauses.
 
-The rounds are measured by ``measure/rounds.py`` (and the heap looked into by ``measure/heap.py``);
-this module only decides and explains.
+The measuring is done by ``measure/`` (rounds, heap, holders, native); this module decides and
+explains. ``isolate=True`` runs the same hunt in a fresh interpreter (``judge/isolated_leaks.py``).
 """
 
 from __future__ import annotations
 
-import itertools
-import statistics
+import math
+import os
 import sysconfig
 import tracemalloc
-import types
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from typing import Any
 
 from membound._errors import TargetError
 from membound._units import format_size, parse_size
-from membound.measure.heap import OWN_DIRS, backref_chain
+from membound.judge.chains import holder_name, label_chain
+from membound.judge.retained import Retention, judge_retention
+from membound.measure.deadline import deadline
+from membound.measure.heap import OWN_DIRS, backref_chain, chain_to
+from membound.measure.holders import Growing, adding_line, growing_holders
+from membound.measure.native import native_sites, native_tracking_available
+from membound.measure.outcome import check_timeout
 from membound.measure.rounds import (
     AttributionRound,
     Trend,
+    TrendRecorder,
     attribution_round,
     cycles_per_call,
     guarded,
-    trend_rounds,
 )
 from membound.measure.target import Target, load_target
-from membound.results.leaks import LeakReport, LeakRound, Site, TypeGrowth
+from membound.results.leaks import Holder, LeakReport, LeakRound, Site, TypeGrowth
 
 __all__ = ["ATTRIBUTION_FRAMES", "LeakReport", "LeakRound", "Site", "TypeGrowth", "find_leaks"]
 
 ATTRIBUTION_FRAMES = 16
-_LATE_ROUNDS = 3
+_MIN_ROUNDS = 4
 _MIN_CALLS_PER_ROUND = 10
 _CYCLE_CALLS = 50
+#: The smallest change of the held bytes the judge treats as more than rounding: a few small
+#: objects, or one step of a container's storage.
+_QUANTUM = 64.0
+#: Where only RSS shows native memory (no malloc statistics), growth under this is not judged.
 _NATIVE_MIN_GROWTH = 1 << 20
+#: Growth in a step is storage, not kept objects, when under one new block per this many calls.
+_STEP_BLOCKS_PER_CALL = 50
+#: The smallest change of the allocated-block count treated as more than rounding.
+_BLOCKS_QUANTUM = 2.0
+#: A run that cannot decide is doubled up to this many times (so up to 4× the iterations).
+_EXTENSIONS = 2
 _SKIP_PARTS = (*OWN_DIRS, tracemalloc.__file__, "<frozen importlib", "importlib/")
 _LIBRARY_DIRS = tuple(
     {p for p in (sysconfig.get_paths().get("stdlib"), sysconfig.get_paths().get("purelib")) if p}
@@ -68,7 +85,14 @@ def _skipped(filename: str) -> bool:
 
 def _site_frame(trace: tracemalloc.Traceback) -> tracemalloc.Frame | None:
     """The user's line in ``trace``: the innermost frame outside membound, tracemalloc and
-    importlib, preferring one outside the standard library and site-packages."""
+    importlib, preferring one outside the standard library and site-packages. None for
+    membound's own allocations: a membound frame reached, from the innermost, before any frame
+    outside the standard library."""
+    for frame in reversed(trace):
+        if frame.filename.startswith(OWN_DIRS):
+            return None
+        if not frame.filename.startswith(_LIBRARY_DIRS) and not frame.filename.startswith("<"):
+            break
     frames = [f for f in reversed(trace) if not _skipped(f.filename)]
     for frame in frames:
         if not frame.filename.startswith(_LIBRARY_DIRS):
@@ -108,40 +132,12 @@ def _sites(
     ]
 
 
-def _label_chain(chain: Sequence[Any]) -> tuple[str, ...]:
-    out: list[str] = []
-    for i, obj in enumerate(chain):
-        if isinstance(obj, types.ModuleType):
-            out.append(f"module {obj.__name__}")
-            continue
-        prev = chain[i - 1] if i else None
-        edge = ""
-        if isinstance(prev, dict):
-            key = next((k for k, v in prev.items() if v is obj), None)
-            is_namespace = i >= 2 and isinstance(chain[i - 2], types.ModuleType)
-            edge = f".{key}" if is_namespace else f"[{key!r}]"
-        elif isinstance(prev, list | tuple):
-            index = next((j for j, v in enumerate(prev) if v is obj), None)
-            edge = f"[{index}]"
-        name = type(obj).__qualname__
-        if isinstance(obj, dict) and i + 1 < len(chain) and edge == "":
-            continue  # an instance's or module's __dict__: the next step names the attribute
-        out.append(f"{edge} ({name})" if edge else name)
-    return tuple(out)
-
-
-def _chain_to(func: Callable[[], Any], type_name: str) -> tuple[str, ...]:
-    """The reference chain to one new object of ``type_name``, labelled (empty when none)."""
-    chain = backref_chain(func, type_name)
-    return _label_chain(chain) if chain else ()
-
-
 def _check_counts(iterations: int, warmup: int, rounds: int) -> int:
     """Calls per round; rejects numbers too small to tell a leak from noise."""
-    if rounds < _LATE_ROUNDS + 1 or warmup < 0:
+    if rounds < _MIN_ROUNDS or warmup < 0:
         raise TargetError(
-            f"need rounds >= {_LATE_ROUNDS + 1} and warmup >= 0",
-            hint=f"the last {_LATE_ROUNDS} rounds decide; earlier ones let caches fill",
+            f"need rounds >= {_MIN_ROUNDS} and warmup >= 0",
+            hint="the late half of the rounds decides; the early half lets caches fill",
         )
     per_round = iterations // rounds
     if per_round < _MIN_CALLS_PER_ROUND:
@@ -153,101 +149,189 @@ def _check_counts(iterations: int, warmup: int, rounds: int) -> int:
     return per_round
 
 
-def _late_growth(values: Sequence[int]) -> list[int]:
-    """Growth over each of the late rounds."""
-    return [b - a for a, b in itertools.pairwise(values)][-_LATE_ROUNDS:]
-
-
-def _decide(trend: Trend, per_round: int, tol: float) -> tuple[float, bool, float, bool]:
-    """From the late rounds: heap growth per call, whether the heap leaks, RSS growth per call,
-    and whether native memory leaks (the heap flat, RSS growing steadily by at least 1 MiB)."""
-    late = _late_growth(trend.heap)
-    bytes_per_call = statistics.median(late) / per_round
-    leaking = bytes_per_call > tol and sum(d > 0 for d in late) >= 2
-    late_rss = _late_growth(trend.rss)
-    native_per_call = statistics.median(late_rss) / per_round
-    native = (
-        not leaking
-        and native_per_call > tol
-        and all(d > 0 for d in late_rss)
-        and sum(late_rss) >= _NATIVE_MIN_GROWTH
-    )
-    return bytes_per_call, leaking, native_per_call, native
-
-
 def find_leaks(
     target: Target,
     iterations: int = 1000,
     warmup: int = 50,
     rounds: int = 10,
+    tolerance: float | str | None = None,
+    isolate: bool = False,
+    timeout: float | None = None,
     *,
-    tolerance: int | str = 64,
     label: str | None = None,
 ) -> LeakReport:
-    """Call ``target()`` repeatedly and decide whether memory leaks per call.
+    """Call ``target()`` repeatedly and decide whether memory is kept per call.
 
     Args:
-        target: a callable taking no arguments, or ``"package.module:function"``.
-        iterations: calls in the trend phase (split into ``rounds``).
+        target: a callable taking no arguments, or ``"package.module:function"`` (or
+            ``"path/file.py:function"``).
+        iterations: calls judged, after the warm-up (split into ``rounds``).
         warmup: calls before anything is counted.
-        rounds: rounds of the trend phase.
-        tolerance: heap growth per call treated as noise (bytes or a size like ``"64 B"``).
+        rounds: rounds of calls, each followed by a full collection and a reading.
+        tolerance: growth per call treated as noise (bytes, or a size like ``"64 B"``); by
+            default derived from the noise measured in the same run.
+        isolate: run the hunt in a fresh interpreter (the target must then be importable:
+            a module-level function or a ``"module:function"`` string).
+        timeout: seconds after which the hunt is stopped (:class:`LimitExceeded`).
         label: name for the report.
 
     Raises:
         TargetError: the target cannot be imported or the numbers do not make sense.
+        ChildFailed: the target raised.
+        LimitExceeded: the hunt did not finish within ``timeout``.
     """
+    check_timeout(timeout)
+    per_round = _check_counts(iterations, warmup, rounds)
+    tol = None if tolerance is None else float(parse_size(tolerance))
+    if isolate:
+        from membound.judge.isolated_leaks import hunt_isolated
+
+        return hunt_isolated(target, iterations, warmup, rounds, tol, timeout, label)
     raw, name = load_target(target)
     label = label or name
-    func = guarded(raw, label)
-    tol = float(parse_size(tolerance))
-    per_round = _check_counts(iterations, warmup, rounds)
+    with deadline(timeout, f"the leak hunt of {label}"):
+        return _hunt(guarded(raw, label), label, iterations, warmup, rounds, per_round, tol)
+
+
+@dataclass(frozen=True)
+class _Attribution:
+    sites: list[Site]
+    types: list[TypeGrowth]
+    chain: tuple[str, ...]
+    python_per_call: float
+    native_per_call: float | None
+    holders: list[Holder]
+
+
+def _hunt(
+    func: Callable[[], Any],
+    label: str,
+    iterations: int,
+    warmup: int,
+    rounds: int,
+    per_round: int,
+    tol: float | None,
+) -> LeakReport:
     for _ in range(warmup):
         func()
-
-    trend = trend_rounds(func, rounds, per_round, _LATE_ROUNDS)
-    bytes_per_call, leaking, native_per_call, native = _decide(trend, per_round, tol)
-
-    sites: list[Site] = []
-    type_growth: list[TypeGrowth] = []
-    chain: tuple[str, ...] = ()
-    if leaking:
-        sites, type_growth, chain = _attribute(func, per_round)
+    most = rounds * 2**_EXTENSIONS
+    with TrendRecorder(func, per_round, most) as recorder:
+        recorder.run(rounds)
+        done = rounds
+        trend = recorder.trend()
+        retention = judge_retention(trend.calls, trend.series, tolerance=tol, quantum=_QUANTUM)
+        while _unsure(trend, retention) and done * 2 <= most:
+            recorder.run(done)  # as many rounds again: the run doubles
+            done *= 2
+            trend = recorder.trend()
+            retention = judge_retention(trend.calls, trend.series, tolerance=tol, quantum=_QUANTUM)
+    iterations = done * per_round
+    verdict: str = retention.verdict
+    shape: str = retention.shape
+    native_per_call, native_rss = _rss_native(trend, retention)
+    if native_rss:
+        verdict, shape = "leak", "steady"
+    found = None
+    native_found: list[Site] = []
+    hint = ""
+    if verdict != "no leak":
+        found = _attribute(func, per_round, warmup + iterations)
+        if found.native_per_call is not None:
+            native_per_call = max(0.0, found.native_per_call)
+        native = native_rss or native_per_call > max(retention.tolerance, 0.5 * retention.per_unit)
+        if native and verdict == "leak":
+            native_found, hint = _native(func, per_round)
+        unbounded = [h for h in found.holders if h.capacity is None]
+        bounded = [h for h in found.holders if h.capacity is not None]
+        if bounded and not unbounded and not native:
+            verdict, shape = "no leak", "bounded"
+        elif shape == "step":
+            verdict = _one_step(trend, unbounded)
+        if not native:
+            native_per_call = 0.0
     cycles = cycles_per_call(func, min(per_round, _CYCLE_CALLS))
-
-    heap = trend.heap
-    half = len(heap) // 2
-    early = 0.0
-    if not leaking and heap[half] - heap[0] > tol * per_round * 2:
-        early = float(heap[half] - heap[0])
-
-    return LeakReport(
+    series = trend.series
+    mid = len(series) // 2
+    report = LeakReport(
         label=label,
-        leaking=leaking or native,
-        bytes_per_call=bytes_per_call,
-        tolerance=tol,
-        sites=tuple(sites),
-        types=tuple(type_growth),
+        verdict=verdict,
+        leaking=verdict == "leak",
+        bytes_per_call=retention.per_unit,
+        tolerance=retention.tolerance,
+        sites=tuple(native_found + (found.sites if found else [])),
+        types=tuple(found.types if found else ()),
         cycles_per_call=cycles,
-        chain=chain,
+        chain=found.chain if found else (),
         rounds=trend.rounds,
         iterations=iterations,
         warmup=warmup,
-        early_growth_bytes=early,
+        early_growth_bytes=float(series[mid] - series[0]) if shape == "levelled" else 0.0,
+        explanation="",
+        holders=tuple(found.holders if found else ()),
+        shape=shape,
+        period=retention.period,
+        noise_bytes=retention.noise,
+        needed_iterations=_iterations(retention.needed, done) if verdict == "undecided" else None,
+        python_bytes_per_call=found.python_per_call if found else None,
         native_bytes_per_call=native_per_call,
-        explanation=_explain(
-            leaking,
-            bytes_per_call,
-            tol,
-            sites,
-            type_growth,
-            chain,
-            cycles,
-            early,
-            per_round,
-            native_per_call if native else None,
-        ),
+        native_site_hint=hint,
+        extended_from=rounds * per_round if done > rounds else None,
     )
+    late = int(trend.calls[-1] - retention.late_from)
+    return replace(report, explanation=explain(report, retention, late, tol is not None))
+
+
+def _new_blocks_are_few(trend: Trend) -> bool:
+    """True when the late half kept under one new allocated block per 50 calls: no objects kept
+    per call (what grew, if anything, is the size of objects already there)."""
+    mid = len(trend.blocks) // 2
+    new_blocks = trend.blocks[-1] - trend.blocks[mid]
+    return new_blocks * _STEP_BLOCKS_PER_CALL < trend.calls[-1] - trend.calls[mid]
+
+
+def _unsure(trend: Trend, retention: Retention) -> bool:
+    """Whether a longer run is worth it: the judge could not decide; or memory held rose
+    steadily while no new objects were kept (objects already there got bigger: one growing
+    buffer leaks, but entries of a bounded cache replaced by larger ones stop); or the bytes
+    look clean while the count of allocated blocks does not (storage resizes can hide a small
+    leak in the bytes' noise; a longer late half shows it)."""
+    if retention.verdict == "undecided":
+        return True
+    if retention.verdict == "leak":
+        return retention.shape == "steady" and trend.held is not None and _new_blocks_are_few(trend)
+    counted = judge_retention(trend.calls, trend.blocks, quantum=_BLOCKS_QUANTUM)
+    return counted.verdict != "no leak"
+
+
+def _one_step(trend: Trend, unbounded: list[Holder]) -> str:
+    """The verdict on growth that came in a step rather than round after round.
+
+    A leak keeps new objects (allocated blocks rise with it) or fills a container; a step with
+    neither is a container's storage resized once (a dict rehashed after churn), not a leak.
+    """
+    if unbounded:
+        return "leak"
+    return "no leak" if _new_blocks_are_few(trend) else "undecided"
+
+
+def _iterations(needed: float | None, rounds: int) -> int | None:
+    """A round number of iterations at least ``needed``."""
+    if needed is None:
+        return None
+    step = 10 * rounds
+    return int(math.ceil(needed / step) * step)
+
+
+def _rss_native(trend: Trend, retention: Retention) -> tuple[float, bool]:
+    """Where the heap was traced (no malloc statistics), native memory shows only in RSS: its
+    late growth per call, and whether it rose in every late round by at least 1 MiB in all."""
+    if trend.held is not None:
+        return 0.0, False
+    mid = len(trend.rss) // 2
+    late = [b - a for a, b in zip(trend.rss[mid:], trend.rss[mid + 1 :], strict=False)]
+    per_call = sum(late) / (trend.calls[-1] - trend.calls[mid])
+    steady = all(d > 0 for d in late) and sum(late) >= _NATIVE_MIN_GROWTH
+    return per_call, retention.verdict == "no leak" and steady
 
 
 def _type_growth(measured: AttributionRound, limit: int = 10) -> list[TypeGrowth]:
@@ -261,62 +345,220 @@ def _type_growth(measured: AttributionRound, limit: int = 10) -> list[TypeGrowth
     return sorted(grown, key=lambda g: -g.per_call)[:limit]
 
 
-def _attribute(
-    func: Callable[[], Any], calls: int
-) -> tuple[list[Site], list[TypeGrowth], tuple[str, ...]]:
-    """Where the kept memory was allocated, which types grew, and what keeps one of them."""
+def _traced_total(snapshot: tracemalloc.Snapshot) -> int:
+    return sum(stat.size for stat in snapshot.statistics("filename"))
+
+
+def _attribute(func: Callable[[], Any], calls: int, made: int) -> _Attribution:
+    """Where the kept memory was allocated, which types grew, what keeps one of them, and which
+    containers grew (``made``: calls so far, to size the containers worth watching)."""
     measured = attribution_round(func, calls, ATTRIBUTION_FRAMES)
     sites = _sites(measured.before, measured.after, calls)
+    python = (_traced_total(measured.after) - _traced_total(measured.before)) / calls
+    native = None if measured.native_growth is None else measured.native_growth / calls
     growth = _type_growth(measured)
+    del measured
     # Prefer a user-defined type for the chain: builtins say less about who keeps them.
     top = next((g for g in growth if not g.type_name.startswith("builtins.")), None)
     top = top or (growth[0] if growth else None)
-    chain = _chain_to(func, top.type_name) if top else ()
-    return sites, growth, chain
+    chain = backref_chain(func, top.type_name) if top else []
+    labels = label_chain(chain) if chain else ()
+    chain.clear()
+    grown, watched_calls = growing_holders(func, calls, min_size=max(4, made // 100))
+    holders = [_holder(func, g, watched_calls) for g in grown]
+    return _Attribution(sites, growth, labels, python, native, holders)
 
 
-def _explain(
-    leaking: bool,
-    per_call: float,
-    tol: float,
-    sites: Sequence[Site],
-    growth: Sequence[TypeGrowth],
-    chain: Sequence[str],
-    cycles: float,
-    early: float,
-    per_round: int,
-    native: float | None = None,
-) -> str:
-    def size(v: float) -> str:
-        return f"{v:.0f} B" if abs(v) < 1024 else format_size(v)
+def _holder(func: Callable[[], Any], grown: Growing, calls: int) -> Holder:
+    chain = chain_to(grown.holder)
+    path = " → ".join(label_chain(chain, last_type=False)) if chain else ""
+    chain.clear()
+    where = adding_line(func, grown.holder)
+    return Holder(
+        path=path or f"({grown.type_name})",
+        type_name=grown.type_name,
+        file=where[0] if where else None,
+        line=where[1] if where else None,
+        per_call=(grown.after - grown.before) / calls,
+        size=grown.after,
+        capacity=grown.capacity,
+    )
 
-    if native is not None:
-        text = (
-            f"leaks native memory: RSS grew {size(native)} per call over the last "
-            f"{_LATE_ROUNDS * per_round} calls while the Python heap changed {size(per_call)} "
-            f"per call (tolerance {size(tol)}); C extensions or malloc outside tracemalloc's "
-            "view, so no allocation site can be named"
+
+def _native(func: Callable[[], Any], calls: int) -> tuple[list[Site], str]:
+    """Native allocation sites from one round under memray, or a hint on how to get them."""
+    if not native_tracking_available():
+        return [], "install membound[memray] (Linux, macOS) to name the line that allocates it"
+    try:
+        found = native_sites(func, calls)
+    except (RuntimeError, OSError) as exc:
+        return [], f"memray could not track this process ({exc})"
+    sites = [
+        Site(s.file, s.line, s.size / calls, s.count / calls, s.trace, kind="native") for s in found
+    ]
+    return sites, "" if sites else "memray saw no kept malloc under a Python line"
+
+
+# --- explanations -------------------------------------------------------------------------
+
+
+def _size(v: float, *, signed: bool = False) -> str:
+    if abs(v) < 1024:
+        text = f"{v:+.1f} B" if signed else f"{v:.1f} B"
+        return text.replace(".0 B", " B")
+    return format_size(v, signed=signed)
+
+
+def _where(file: str, line: int | None) -> str:
+    try:
+        rel = os.path.relpath(file)
+    except ValueError:  # another drive
+        rel = file
+    shown = rel if not rel.startswith("..") else file
+    return f"{shown}:{line}" if line is not None else shown
+
+
+def _per_call(n: float, one: str, many: str) -> str:
+    figure = f"{n:.1f}" if n >= 0.1 else f"{n:.2g}"
+    return f"+{figure} {one if figure == '1.0' else many}/call"
+
+
+def _holder_words(h: Holder) -> str:
+    rate = _per_call(h.per_call, "entry", "entries")
+    if h.path.startswith("("):  # no module reaches it: a closure's or a caller's local
+        text = f"a {h.type_name} no module reaches (a closure's or a local; {rate})"
+    else:
+        text = f"`{holder_name(h.path)}` ({h.type_name}, {rate})"
+    if h.file is not None:
+        text += f", added at {_where(h.file, h.line)}"
+    return text
+
+
+def _tolerance_words(r: Retention, given: bool, late: int) -> str:
+    if given:
+        return f"tolerance {_size(r.tolerance)} per call, given"
+    if r.noise <= _QUANTUM:
+        noise = f"{_size(r.noise)} per round (the smallest step measured)"
+    else:
+        noise = f"±{_size(r.noise)} per round (the noise measured in this run)"
+    return f"tolerance {_size(r.tolerance)} per call: 4 × {noise} over the last {late:,} calls"
+
+
+def _bounded_words(report: LeakReport) -> str:
+    parts = []
+    for h in report.holders:
+        assert h.capacity is not None
+        name = holder_name(h.path)
+        parts.append(f"{h.size:,} of {h.capacity:,} entries (`{name}`, {h.type_name})")
+    text = "bounded cache filling: " + "; ".join(parts)
+    top = report.holders[0]
+    if top.per_call > 0 and top.capacity:
+        per_entry = report.bytes_per_call / top.per_call
+        text += (
+            f"; memory held grew {_size(report.bytes_per_call)} per call while it fills "
+            f"(≈ {_size(per_entry * top.capacity)} when full), and stops when it is full"
         )
-    elif leaking:
-        text = f"leaks {size(per_call)} per call"
-        if sites:
-            text += f" at {sites[0].file}:{sites[0].line}"
-        if growth:
-            g = next((t for t in growth if not t.type_name.startswith("builtins.")), growth[0])
-            text += f" ({g.type_name} +{g.per_call:.2g} per call)"
-        if chain:
-            text += f", kept alive by {' → '.join(chain)}"
-        text += f" (tolerance {size(tol)})"
+    return text
+
+
+def _leak_words(report: LeakReport, r: Retention, late: int) -> str:
+    native = report.native_bytes_per_call > 0
+    what = "of native memory " if native else ""
+    if r.shape == "sawtooth":
+        text = (
+            f"leaks {_size(report.bytes_per_call)} per call {what}: the floor under a sawtooth "
+            "rises from trough to trough"
+        )
     else:
         text = (
-            f"no leak: the heap changed {size(per_call)} per call over the last "
-            f"{_LATE_ROUNDS * per_round} calls (tolerance {size(tol)})"
+            f"leaks {_size(report.bytes_per_call)} per call {what}(memory held after "
+            f"collection, over the last {late:,} calls)"
         )
-        if early:
-            text += "; it grew early and then stopped (a bounded cache filling up, not a leak)"
-    if cycles >= 0.5:
+    if native:
+        traced = report.python_bytes_per_call or 0.0
         text += (
-            f"; {cycles:.1f} objects per call are freed only by the cyclic GC "
+            f"; malloc outside the Python heap, which grew {_size(traced)} per call traced "
+            "(C extensions, ctypes)"
+        )
+    if report.holders:
+        text += "; kept by " + _holder_words(report.holders[0])
+    python_sites = [s for s in report.sites if s.kind == "python"]
+    natives = [s for s in report.sites if s.kind == "native"]
+    if native and natives:
+        s = natives[0]
+        text += (
+            f"; allocated natively under {_where(s.file, s.line)} "
+            f"({_size(s.bytes_per_call)}/call, memray)"
+        )
+    elif native and report.native_site_hint:
+        text += f"; {report.native_site_hint}"
+    elif python_sites:
+        s = python_sites[0]
+        text += f"; allocated at {_where(s.file, s.line)} ({_size(s.bytes_per_call)}/call traced)"
+    if not report.holders and not native:
+        g = next((t for t in report.types if not t.type_name.startswith("builtins.")), None)
+        if g is not None:
+            text += f" ({g.type_name} +{g.per_call:.2g} per call)"
+        if report.chain:
+            text += f", kept alive by {' → '.join(report.chain)}"
+    return text
+
+
+def explain(report: LeakReport, r: Retention, late: int, given: bool) -> str:
+    """One sentence a person can act on, quoting the report's own figures."""
+    tol = _tolerance_words(r, given, late)
+    if report.verdict == "leak":
+        text = f"{_leak_words(report, r, late)} ({tol})"
+    elif report.verdict == "undecided":
+        why = {
+            "faint": "above the tolerance but under twice it",
+            "slowing": "and the growth slowed within the run (a cache nearing its size, or a leak)",
+            "step": "in a step rather than round after round",
+        }.get(r.shape, "")
+        text = (
+            f"undecided: memory held grew {_size(report.bytes_per_call)} per call over the last "
+            f"{late:,} calls, {why} ({tol}); run about {report.needed_iterations:,} iterations "
+            "to decide"
+        )
+        if report.holders:
+            text += "; growing: " + _holder_words(report.holders[0])
+    elif report.shape == "bounded":
+        text = "no leak: " + _bounded_words(report)
+    elif report.shape == "step":
+        text = (
+            f"no leak: memory held rose in a step ({_size(r.per_unit * late, signed=True)} over "
+            f"the last {late:,} calls, {_size(report.bytes_per_call, signed=True)} per call) "
+            "while no new objects were kept and no container grew: storage resized once, not "
+            f"growth per call ({tol})"
+        )
+    elif report.shape == "sawtooth":
+        if report.period is not None:
+            rhythm = f"drops back every ~{report.period:,.0f} calls"
+        else:
+            rhythm = f"fell back to its floor at call {r.first_drop:,.0f}"
+        text = (
+            f"no leak: sawtooth: {rhythm}; the floor under it changed "
+            f"{_size(report.bytes_per_call, signed=True)} per call ({tol})"
+        )
+    else:
+        text = (
+            f"no leak: memory held after collection changed "
+            f"{_size(report.bytes_per_call, signed=True)} per call over the last {late:,} calls "
+            f"({tol})"
+        )
+        if report.early_growth_bytes:
+            text += (
+                f"; it grew {_size(report.early_growth_bytes)} early and then stopped "
+                "(a bounded cache filling up, not a leak)"
+            )
+    if report.extended_from is not None:
+        text += (
+            f"; the run was lengthened from {report.extended_from:,} to "
+            f"{report.iterations:,} calls to decide"
+        )
+    if report.cycles_per_call >= 0.5:
+        text += (
+            f"; {report.cycles_per_call:.1f} objects per call are freed only by the cyclic GC "
             "(a leak under gc.disable(), and GC pauses)"
         )
     return text

@@ -7,6 +7,7 @@ made by membound's own measuring code are filtered out of every snapshot.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import gc
 import os
@@ -20,6 +21,7 @@ from typing import Any
 __all__ = [
     "OWN_DIRS",
     "backref_chain",
+    "chain_to",
     "gc_paused",
     "own_filters",
     "tracing",
@@ -64,10 +66,15 @@ def own_filters() -> list[tracemalloc.Filter]:
 
 
 def type_counts() -> dict[str, int]:
-    """Live objects the cyclic GC tracks, by qualified type name."""
-    import objgraph
-
-    return dict(objgraph.typestats(shortnames=False))
+    """Live objects the cyclic GC tracks, by qualified type name (``module.Qualname``, as
+    objgraph's ``typestats(shortnames=False)`` names them; counted here in C, which is several
+    times faster than objgraph's per-object Python loop)."""
+    by_type = collections.Counter(map(type, gc.get_objects()))
+    counts: dict[str, int] = {}
+    for kind, n in by_type.items():
+        name = f"{kind.__module__}.{kind.__qualname__}"
+        counts[name] = counts.get(name, 0) + n
+    return counts
 
 
 @contextlib.contextmanager
@@ -106,6 +113,18 @@ def backref_chain(func: Any, type_name: str, calls: int = 5, max_depth: int = 12
         objgraph.is_proper_module,
         max_depth=max_depth,
         extra_ignore=(id(sys._getframe()), id(young)),
+    )
+    if not chain or not isinstance(chain[0], types.ModuleType):
+        return []
+    return list(chain)
+
+
+def chain_to(obj: Any, max_depth: int = 12) -> list[Any]:
+    """A reference chain from a module to ``obj`` (module first; empty when none is found)."""
+    import objgraph
+
+    chain = objgraph.find_backref_chain(
+        obj, objgraph.is_proper_module, max_depth=max_depth, extra_ignore=(id(sys._getframe()),)
     )
     if not chain or not isinstance(chain[0], types.ModuleType):
         return []

@@ -37,7 +37,7 @@ from membound.measure.target import Target, TargetRef, import_error, resolve_tar
 from membound.results.growth import Anchors, classify
 from membound.results.measurement import Measurement, Outcome
 
-__all__ = ["measure", "run_isolated"]
+__all__ = ["measure", "run_isolated", "run_python"]
 
 _CHILD = Path(__file__).with_name("_child.py")
 
@@ -68,6 +68,20 @@ def _wait(proc: subprocess.Popen[Any], timeout: float | None) -> bool:
         _kill_group(proc)
         raise
     return False
+
+
+def run_python(args: Sequence[str], timeout: float | None) -> tuple[int, bool]:
+    """Run ``python ARGS`` with this process's import path, in a session of its own; kill its
+    whole group at ``timeout`` or on any error here (Ctrl-C included).
+
+    Returns:
+        The exit status and whether it timed out.
+    """
+    proc = subprocess.Popen(
+        [sys.executable, *args], env=_child_env(), start_new_session=True, stdin=subprocess.DEVNULL
+    )
+    timed_out = _wait(proc, timeout)
+    return proc.returncode, timed_out
 
 
 @dataclass(frozen=True)

@@ -9,26 +9,28 @@ deep as its question needs.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import sys
 import traceback
 import tracemalloc
+from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from membound._errors import ChildFailed
-from membound.measure import probes
+from membound.measure import allocator, probes
 from membound.measure.heap import gc_paused, own_filters, tracing, type_counts
 from membound.results.leaks import LeakRound
 
 __all__ = [
     "AttributionRound",
     "Trend",
+    "TrendRecorder",
     "attribution_round",
     "cycles_per_call",
     "guarded",
-    "trend_rounds",
 ]
 
 
@@ -51,38 +53,112 @@ def guarded(func: Callable[[], Any], label: str) -> Callable[[], Any]:
 
 @dataclass(frozen=True)
 class Trend:
-    """Heap and RSS before the first round and after each round."""
+    """Figures before the first round and after each round (after a full collection)."""
 
-    heap: tuple[int, ...]
-    """Traced heap, bytes: the start, then one figure per round."""
+    calls: tuple[int, ...]
+    """Calls made at each point (0 first)."""
+    held: tuple[int, ...] | None
+    """Bytes the allocators hold (pymalloc and malloc; see ``allocator.py``), or None when
+    they cannot be read here and the heap was traced instead."""
+    heap: tuple[int, ...] | None
+    """Traced Python heap, bytes (only when ``held`` cannot be read)."""
     rss: tuple[int, ...]
-    """Resident set size, bytes: the start, then one figure per round."""
+    """Resident set size, bytes."""
+    blocks: tuple[int, ...]
+    """Allocated memory blocks (``sys.getallocatedblocks()``): objects and buffers, counted."""
     rounds: tuple[LeakRound, ...]
     """One record per round."""
 
+    @property
+    def series(self) -> tuple[int, ...]:
+        """The figures to judge: ``held``, else ``heap``."""
+        series = self.held if self.held is not None else self.heap
+        assert series is not None
+        return series
 
-def trend_rounds(func: Callable[[], Any], rounds: int, per_round: int, late_rounds: int) -> Trend:
-    """``rounds`` rounds of ``per_round`` calls under tracemalloc with one frame (only the heap's
-    size is needed); the last ``late_rounds`` are labelled ``late``."""
-    heap: list[int] = []
-    rss: list[int] = []
-    history: list[LeakRound] = []
-    calls = 0
-    gc.collect()  # the warm-up's garbage goes before tracing starts
-    with tracing(1):
+
+class TrendRecorder:
+    """Rounds of ``per_round`` plain calls, with a full collection and the figures after each,
+    up to ``most_rounds`` rounds: ``with TrendRecorder(...) as rec: rec.run(10); rec.trend()``.
+
+    Untraced where the allocators can be read (calls run at full speed); traced with one frame
+    for the whole block elsewhere. The figures go into arrays allocated before the first
+    reading, so that recording them adds nothing to what is measured, and more rounds can be
+    run after a first judgement without a break in the series.
+    """
+
+    def __init__(self, func: Callable[[], Any], per_round: int, most_rounds: int) -> None:
+        self._func = func
+        self._per_round = per_round
+        self._untraced = allocator.untraced_available()
+        size = 8 * (most_rounds + 1)
+        self._blocks, self._pymalloc, self._malloc, self._rss, self._heap = (
+            array("q", bytes(size)) for _ in range(5)
+        )
+        self._points = 0
+        self._tracing: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+
+    def __enter__(self) -> TrendRecorder:
+        if not self._untraced:
+            self._tracing = tracing(1)
+        gc.collect()  # the warm-up's garbage goes before the first reading
+        self._tracing.__enter__()
+        self._record()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._tracing.__exit__(None, None, None)
+
+    def _record(self) -> None:
+        i = self._points
         gc.collect()
-        heap.append(tracemalloc.get_traced_memory()[0])
-        rss.append(probes.rss())
-        for r in range(rounds):
-            for _ in range(per_round):
-                func()
-            calls += per_round
-            gc.collect()
-            heap.append(tracemalloc.get_traced_memory()[0])
-            rss.append(probes.rss())
-            phase = "late" if r >= rounds - late_rounds else "trend"
-            history.append(LeakRound(calls, phase, sys.getallocatedblocks(), rss[-1], heap[-1]))
-    return Trend(tuple(heap), tuple(rss), tuple(history))
+        self._blocks[i] = sys.getallocatedblocks()
+        if self._untraced:
+            now = allocator.held()
+            self._pymalloc[i], self._malloc[i] = now.pymalloc, now.malloc
+        else:
+            self._heap[i] = tracemalloc.get_traced_memory()[0]
+        self._rss[i] = probes.rss()
+        self._points += 1
+
+    def run(self, rounds: int) -> None:
+        """``rounds`` more rounds (within ``most_rounds`` in all)."""
+        if self._points + rounds > len(self._blocks):
+            raise ValueError("more rounds than the recorder was made for")
+        for _ in range(rounds):
+            for _ in range(self._per_round):
+                self._func()
+            self._record()
+
+    def trend(self) -> Trend:
+        """The rounds so far; the later half of them labelled ``late``."""
+        points = self._points
+        untraced = self._untraced
+        calls = tuple(self._per_round * i for i in range(points))
+        held = (
+            tuple(self._pymalloc[i] + self._malloc[i] for i in range(points)) if untraced else None
+        )
+        late_from = points // 2
+        history = tuple(
+            LeakRound(
+                calls[i],
+                "late" if i > late_from else "trend",
+                self._blocks[i],
+                self._rss[i],
+                None if untraced else self._heap[i],
+                held=held[i] if held else None,
+                malloc=self._malloc[i] if untraced else None,
+            )
+            for i in range(1, points)
+        )
+        return Trend(
+            calls,
+            held,
+            None if untraced else tuple(self._heap[:points]),
+            tuple(self._rss[:points]),
+            tuple(self._blocks[:points]),
+            history,
+        )
 
 
 @dataclass(frozen=True)
@@ -99,6 +175,21 @@ class AttributionRound:
     """Live objects by type after the round."""
     calls: int
     """Calls in the round."""
+    native_growth: int | None
+    """Growth over the round of memory the allocators hold beyond what tracemalloc traced
+    (and beyond tracemalloc's own memory): native memory; None where the allocators cannot be
+    read."""
+
+
+def _large_traced(snapshot: tracemalloc.Snapshot) -> int:
+    """Bytes of the traced blocks malloc serves (those over pymalloc's limit)."""
+    limit = allocator.SMALL_REQUEST_LIMIT
+    return sum(trace.size for trace in snapshot.traces if trace.size > limit)
+
+
+def _malloc_beyond_tracing() -> int:
+    """malloc's bytes in use minus tracemalloc's own memory (which it takes from malloc)."""
+    return allocator.malloc_in_use() - tracemalloc.get_tracemalloc_memory()
 
 
 def attribution_round(func: Callable[[], Any], calls: int, frames: int) -> AttributionRound:
@@ -113,19 +204,30 @@ def attribution_round(func: Callable[[], Any], calls: int, frames: int) -> Attri
         for _ in range(calls):
             func()
         gc.collect()
+        type_counts()  # once before the snapshots: counting fills caches of its own (ABCs)
         before = tracemalloc.take_snapshot()
         counts_before = type_counts()
+        # malloc's growth over the round, read while the snapshot above exists at both ends:
+        # what tracemalloc did not trace of it is native memory.
+        readable = allocator.untraced_available()
+        malloc_before = _malloc_beyond_tracing() if readable else 0
         for _ in range(calls):
             func()
         gc.collect()
+        malloc_after = _malloc_beyond_tracing() if readable else 0
         counts_after = type_counts()
         after = tracemalloc.take_snapshot()
+    native = None
+    if readable:
+        traced_large = _large_traced(after) - _large_traced(before)
+        native = malloc_after - malloc_before - traced_large
     return AttributionRound(
         before.filter_traces(filters),
         after.filter_traces(filters),
         counts_before,
         counts_after,
         calls,
+        native,
     )
 
 

@@ -22,7 +22,15 @@ from typing import Any
 
 from membound._errors import TargetError
 
-__all__ = ["Target", "TargetRef", "import_error", "import_file", "load_target", "resolve_target"]
+__all__ = [
+    "Target",
+    "TargetRef",
+    "import_error",
+    "import_file",
+    "load_ref",
+    "load_target",
+    "resolve_target",
+]
 
 Target = Callable[..., Any] | str
 
@@ -168,6 +176,23 @@ def load_target(target: Target) -> tuple[Callable[..., Any], str]:
     if not callable(obj):
         raise TargetError(f"{target} is not callable")
     return obj, target
+
+
+def load_ref(ref: TargetRef) -> Callable[..., Any]:
+    """The callable ``ref`` names, with its bound arguments, imported into this process.
+
+    Raises:
+        TargetError: the import fails, or the object is not callable.
+    """
+    try:
+        obj = _import(ref)
+    except Exception as exc:
+        raise import_error(ref, f"{type(exc).__name__}: {exc}") from None
+    if not callable(obj):
+        raise TargetError(f"{ref.display} is not callable")
+    if ref.args or ref.kwargs:
+        return functools.partial(obj, *ref.args, **dict(ref.kwargs))
+    return obj  # type: ignore[no-any-return]
 
 
 def import_error(ref: TargetRef, message: str) -> TargetError:

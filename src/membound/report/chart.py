@@ -86,19 +86,25 @@ def _complexity(plt: Any, c: Complexity) -> Any:
 def _leaks(plt: Any, r: LeakReport) -> Any:
     fig, ax = plt.subplots(figsize=(8, 4.5))
     calls = [x.calls for x in r.rounds]
-    heap = [(x.heap or 0) / 1024 for x in r.rounds]
-    ax.plot(calls, heap, "o-", label="traced heap (KiB)")
+    if all(x.held is not None for x in r.rounds):
+        values = [(x.held or 0) / 1024 for x in r.rounds]
+        ax.plot(calls, values, "o-", label="held by pymalloc and malloc, untraced (KiB)")
+        ylabel = "memory held after collection (KiB)"
+    else:
+        values = [(x.heap or 0) / 1024 for x in r.rounds]
+        ax.plot(calls, values, "o-", label="traced heap (KiB)")
+        ylabel = "heap held since tracing started (KiB)"
     late = [x.calls for x in r.rounds if x.phase == "late"]
     if late:
         ax.axvspan(
             min(late) - (calls[1] - calls[0] if len(calls) > 1 else 1),
             max(late),
             alpha=0.1,
-            label="late rounds (decide the verdict)",
+            label="late half (decides the verdict)",
         )
     ax.set_xlabel("calls")
-    ax.set_ylabel("heap held since tracing started (KiB)")
-    ax.set_title(f"{r.label}: {'LEAK' if r.leaking else 'no leak'}")
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"{r.label}: {r.verdict}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return fig

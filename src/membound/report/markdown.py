@@ -11,9 +11,11 @@ from membound.report.sections import (
     comparison_table,
     complexity_note,
     complexity_table,
+    leak_holders_table,
     leak_note,
     leak_sites_table,
     leak_types_table,
+    leak_verdict,
     measurement_table,
 )
 from membound.results import Comparison, Complexity, LeakReport, Measurement, Result
@@ -67,9 +69,9 @@ def render_complexity(c: Complexity) -> str:
 
 def render_leaks(r: LeakReport) -> str:
     """The verdict, then the allocation sites, types and reference chain."""
-    verdict = "LEAK" if r.leaking else "no leak"
+    verdict, _ = leak_verdict(r)
     lines = [f"**{r.label}: {verdict}** — {r.explanation}", ""]
-    for table in (leak_sites_table(r), leak_types_table(r)):
+    for table in (leak_holders_table(r), leak_sites_table(r), leak_types_table(r)):
         if table.rows:
             lines += [*table_lines(table), ""]
     if r.chain:

@@ -21,9 +21,11 @@ __all__ = [
     "complexity_note",
     "complexity_table",
     "describe",
+    "leak_holders_table",
     "leak_note",
     "leak_sites_table",
     "leak_types_table",
+    "leak_verdict",
     "measurement_table",
 ]
 
@@ -145,13 +147,35 @@ def complexity_note(c: Complexity) -> str:
     )
 
 
-def leak_sites_table(r: LeakReport) -> Table:
-    """Where the kept memory was allocated (no rows when nothing leaks); headings name units."""
+def leak_holders_table(r: LeakReport) -> Table:
+    """The containers that grew: what keeps the leak (or a bounded cache filling), the line that
+    adds to it, entries per call and size against capacity; headings name units."""
     rows = tuple(
-        (f"{s.file}:{s.line}", f"{s.bytes_per_call:.1f}", f"{s.count_per_call:.2f}")
+        (
+            h.path,
+            h.type_name,
+            f"{h.file}:{h.line}" if h.file is not None else "-",
+            f"+{h.per_call:.2f}",
+            f"{h.size:,}" + (f" of {h.capacity:,}" if h.capacity is not None else ""),
+        )
+        for h in r.holders
+    )
+    return Table(("kept by", "type", "added at", "entries/call", "entries"), rows)
+
+
+def leak_sites_table(r: LeakReport) -> Table:
+    """Where the kept memory was allocated (no rows when nothing leaks); headings name units.
+    Sites are tracemalloc's, or memray's when marked ``(native)``: the Python line leading to a
+    kept ``malloc``."""
+    rows = tuple(
+        (
+            f"{s.file}:{s.line}" + (" (native)" if s.kind == "native" else ""),
+            f"{s.bytes_per_call:.1f}",
+            f"{s.count_per_call:.2f}",
+        )
         for s in r.sites
     )
-    return Table(("site", "B/call", "blocks/call"), rows)
+    return Table(("allocated at", "B/call", "blocks/call"), rows)
 
 
 def leak_types_table(r: LeakReport) -> Table:
@@ -161,11 +185,21 @@ def leak_types_table(r: LeakReport) -> Table:
 
 
 def leak_note(r: LeakReport) -> str:
-    """How many calls the verdict rests on, and the cycles only the cyclic GC frees."""
+    """How many calls the verdict rests on, its tolerance, and the cycles only the cyclic GC
+    frees."""
     return (
-        f"{r.warmup} warm-up calls, {r.iterations} calls in {len(r.rounds)} rounds; "
-        f"cycles freed only by the cyclic GC: {r.cycles_per_call:.2f} per call."
+        f"{r.warmup} warm-up calls, {r.iterations} calls in {len(r.rounds)} rounds (the late "
+        f"half decides); tolerance {r.tolerance:.1f} B per call; noise {r.noise_bytes:.0f} B per "
+        f"round; cycles freed only by the cyclic GC: {r.cycles_per_call:.2f} per call."
     )
+
+
+def leak_verdict(r: LeakReport) -> tuple[str, str]:
+    """The verdict word and its mood: ``LEAK``/bad, ``undecided``/bad, ``no leak``/good."""
+    return {
+        "leak": ("LEAK", "bad"),
+        "undecided": ("undecided", "bad"),
+    }.get(r.verdict, ("no leak", "good"))
 
 
 @dataclass(frozen=True)
@@ -252,13 +286,16 @@ def _complexity(c: Complexity) -> Section:
 
 
 def _leaks(r: LeakReport) -> Section:
-    tables = tuple(t for t in (leak_sites_table(r), leak_types_table(r)) if t.rows)
+    tables = tuple(
+        t for t in (leak_holders_table(r), leak_sites_table(r), leak_types_table(r)) if t.rows
+    )
     chain = ("Kept alive by: " + " → ".join(r.chain),) if r.chain else ()
+    word, mood = leak_verdict(r)
     return Section(
         "leaks",
         r.label,
-        "LEAK" if r.leaking else "no leak",
-        "bad" if r.leaking else "good",
+        word,
+        mood,
         (r.explanation,),
         tables,
         (*chain, leak_note(r)),

@@ -10,7 +10,7 @@ from __future__ import annotations
 from membound.results.comparison import Comparison, ScenarioStats, Spread
 from membound.results.complexity import Complexity, ComplexityPoint
 from membound.results.growth import Growth, GrowthPattern, classify, theil_sen
-from membound.results.leaks import LeakReport, LeakRound, Site, TypeGrowth
+from membound.results.leaks import Holder, LeakReport, LeakRound, Site, TypeGrowth
 from membound.results.measurement import Kind, Measurement, Outcome
 from membound.results.timeline import Timeline
 
@@ -23,6 +23,7 @@ __all__ = [
     "ComplexityPoint",
     "Growth",
     "GrowthPattern",
+    "Holder",
     "Kind",
     "LeakReport",
     "LeakRound",

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-__all__ = ["LeakReport", "LeakRound", "Site", "TypeGrowth"]
+__all__ = ["Holder", "LeakReport", "LeakRound", "Site", "TypeGrowth"]
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,29 @@ class Site:
     """Allocations (memory blocks) still held, per call."""
     trace: tuple[str, ...]
     """The traceback, innermost frame first, as ``file:line``."""
+    kind: str = "python"
+    """``python`` (traced by tracemalloc) or ``native`` (malloc, traced by memray; the line is
+    the Python line that led into it)."""
+
+
+@dataclass(frozen=True)
+class Holder:
+    """A container that keeps what leaks (or fills up to its bound)."""
+
+    path: str
+    """How a module reaches it, as in ``chain``: ``module app.handlers → ._SESSIONS``."""
+    type_name: str
+    """``dict``, ``list``, ``set``, ``collections.deque``, ``functools._lru_cache_wrapper``..."""
+    file: str | None
+    """File of the statement that adds to it (None when it was not seen adding)."""
+    line: int | None
+    """Line of that statement."""
+    per_call: float
+    """Entries added per call."""
+    size: int = 0
+    """Entries held at the end."""
+    capacity: int | None = None
+    """Its bound (``maxsize``, ``maxlen``, ``__membound_bound__``), or None when unbounded."""
 
 
 @dataclass(frozen=True)
@@ -42,13 +65,19 @@ class LeakRound:
     calls: int
     """Calls made so far (warm-up excluded)."""
     phase: str
-    """``trend`` or ``late`` (the rounds that decide the verdict)."""
+    """``trend`` or ``late`` (the late half, whose growth decides the verdict)."""
     blocks: int
     """Allocated memory blocks (``sys.getallocatedblocks()``)."""
     rss: int
     """Resident set size, bytes."""
     heap: int | None
-    """Heap allocated since tracing started and still held (tracemalloc), bytes."""
+    """Heap allocated since tracing started and still held (tracemalloc), bytes; only where the
+    allocators cannot be read untraced (None otherwise)."""
+    held: int | None = None
+    """Bytes the allocators hold (pymalloc's blocks and malloc's, untraced; None where they
+    cannot be read)."""
+    malloc: int | None = None
+    """The part of ``held`` from malloc: larger Python objects and native memory."""
 
 
 @dataclass(frozen=True)
@@ -57,15 +86,20 @@ class LeakReport:
 
     label: str
     """What was called."""
+    verdict: str
+    """``leak``, ``no leak`` or ``undecided`` (the run was too short to tell; see
+    ``needed_iterations``)."""
     leaking: bool
-    """True when memory still grew per call, above the tolerance, in the late rounds: the Python
-    heap, or else native memory (see ``native_bytes_per_call``)."""
+    """True exactly when ``verdict`` is ``leak``."""
     bytes_per_call: float
-    """Heap growth per call in the late rounds (tracemalloc)."""
+    """Growth per call of the memory held after collection, over the late half of the rounds
+    (or of the floor under a sawtooth): pymalloc's and malloc's bytes, untraced; the traced
+    Python heap where those cannot be read."""
     tolerance: float
-    """Growth per call treated as noise, bytes."""
+    """Growth per call treated as noise, bytes: given, or four times the noise measured in this
+    run spread over the late half."""
     sites: tuple[Site, ...]
-    """Where the kept memory was allocated, largest first (only when leaking)."""
+    """Where the kept memory was allocated, largest first (only when not ``no leak``)."""
     types: tuple[TypeGrowth, ...]
     """Object types whose live count grew, largest first (only when leaking)."""
     cycles_per_call: float
@@ -75,7 +109,7 @@ class LeakReport:
     rounds: tuple[LeakRound, ...]
     """Figures after each round, for charts."""
     iterations: int
-    """Calls after the warm-up, over all rounds (the last three decide)."""
+    """Calls after the warm-up, over all rounds (the late half decides)."""
     warmup: int
     """Warm-up calls."""
     early_growth_bytes: float
@@ -83,12 +117,29 @@ class LeakReport:
     filling up, or objects made before tracing replaced by traced ones (0 when none)."""
     explanation: str
     """One sentence a person can act on."""
+    holders: tuple[Holder, ...] = ()
+    """Containers that grew over the attribution round, most entries first: what keeps the
+    leak, or a bounded cache still filling."""
+    shape: str = "flat"
+    """How the memory held moved: ``flat``, ``levelled``, ``sawtooth``, ``bounded`` (a bounded
+    container filling), ``steady``, ``slowing``, ``faint`` or ``step``."""
+    period: float | None = None
+    """Calls between falls back to the floor, for a sawtooth seen falling twice or more."""
+    noise_bytes: float = 0.0
+    """Spread of the round-to-round changes measured in this run, bytes."""
+    needed_iterations: int | None = None
+    """Iterations that would likely decide, when ``verdict`` is ``undecided``."""
+    python_bytes_per_call: float | None = None
+    """Growth per call of the traced Python heap over the attribution round (None when it did
+    not run)."""
     native_bytes_per_call: float = 0.0
-    """RSS growth per call in the late rounds. When the Python heap stays flat but this grows
-    steadily (by at least 1 MiB over the late rounds), native memory leaks: C extensions or
-    ``malloc`` that tracemalloc cannot see; ``leaking`` is then True with no sites. RSS only
-    moves once the allocator's free memory is used up, so in a long-lived process a small
-    native leak shows late, or not within the run."""
+    """Growth per call of memory outside the Python heap: malloc's growth beyond what
+    tracemalloc saw (where malloc can be read), else RSS growth in the late half."""
+    extended_from: int | None = None
+    """The iterations asked for, when the first run could not decide and was lengthened
+    (``iterations`` is then what ran)."""
+    native_site_hint: str = ""
+    """When native memory leaks without a named site: how to get one."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -99,6 +150,7 @@ class LeakReport:
         """Inverse of :meth:`to_dict`."""
         kw = dict(data)
         kw["sites"] = tuple(Site(**{**s, "trace": tuple(s["trace"])}) for s in kw["sites"])
+        kw["holders"] = tuple(Holder(**h) for h in kw.get("holders", ()))
         kw["types"] = tuple(TypeGrowth(**t) for t in kw["types"])
         kw["rounds"] = tuple(LeakRound(**r) for r in kw["rounds"])
         kw["chain"] = tuple(kw["chain"])

@@ -11,32 +11,58 @@ from membound.cli._output import emit, output_options
 @click.argument("target")
 @click.option("--iterations", type=click.IntRange(min=1), default=1000, show_default=True)
 @click.option("--warmup", type=click.IntRange(min=0), default=50, show_default=True)
-@click.option("--rounds", type=click.IntRange(min=2), default=10, show_default=True)
+@click.option("--rounds", type=click.IntRange(min=4), default=10, show_default=True)
 @click.option(
-    "--tolerance", default="64", show_default=True, help="Bytes per call treated as noise."
+    "--tolerance",
+    default=None,
+    help="Growth per call treated as noise (bytes or a size like '64B'); "
+    "by default derived from the noise measured in the run.",
 )
-@click.option("--expect-clean", is_flag=True, help="Exit 1 when a leak is found.")
+@click.option(
+    "--isolate/--in-process",
+    default=True,
+    show_default=True,
+    help="Hunt in a fresh interpreter, or in this one.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Stop the hunt after this many seconds (exit 2).",
+)
+@click.option(
+    "--expect-clean", is_flag=True, help="Exit 1 unless the verdict is 'no leak' (undecided too)."
+)
 @output_options
 def command(
     target: str,
     iterations: int,
     warmup: int,
     rounds: int,
-    tolerance: str,
+    tolerance: str | None,
+    isolate: bool,
+    timeout: float | None,
     expect_clean: bool,
     json_path: str | None,
     markdown: bool,
     plot_path: str | None,
 ) -> int:
-    """Call TARGET ('package.module:function', no arguments) repeatedly in this process and
-    report whether memory grows per call, where it is allocated, and what keeps it alive."""
+    """Call TARGET ('package.module:function' or 'path/file.py:function', no arguments)
+    repeatedly and report whether memory is kept per call, what keeps it, and where it is
+    allocated."""
     from membound.judge.leaks import find_leaks
 
     report = find_leaks(
-        target, iterations=iterations, warmup=warmup, rounds=rounds, tolerance=tolerance
+        target,
+        iterations=iterations,
+        warmup=warmup,
+        rounds=rounds,
+        tolerance=tolerance,
+        isolate=isolate,
+        timeout=timeout,
     )
     emit(report, json_path=json_path, markdown=markdown, plot_path=plot_path)
-    if expect_clean and report.leaking:
+    if expect_clean and report.verdict != "no leak":
         click.echo(f"membound: {report.label}: {report.explanation}", err=True)
         return 1
     return 0

@@ -10,7 +10,11 @@ import pytest
 
 from membound._units import format_size
 from membound.measure.inprocess import BlockPeak
-from membound.report.sections import Table, leak_sites_table, leak_types_table
+from membound.report.sections import (
+    Table,
+    leak_sites_table,
+    leak_types_table,
+)
 from membound.report.terminal import labelled_lines
 from membound.results import Complexity, LeakReport
 
@@ -29,8 +33,16 @@ def _first(table: Table) -> Table:
 
 
 def leak_text(report: LeakReport) -> str:
-    """The verdict, the top allocation sites and types, and the chain that keeps the leak."""
+    """The verdict, the containers that keep the leak, the top allocation sites and types, and
+    the chain that keeps it."""
     lines = [f"{report.label} {report.explanation}"]
+    for h in report.holders[:_MOST]:
+        size = f"{h.size:,}" + (f" of {h.capacity:,}" if h.capacity is not None else "")
+        added = f"  added at {h.file}:{h.line}" if h.file is not None else ""
+        lines.append(
+            f"  kept by  {h.path} ({h.type_name})  +{h.per_call:.2f} entries/call  "
+            f"{size} entries{added}"
+        )
     lines += labelled_lines("site", _first(leak_sites_table(report)))
     lines += labelled_lines("type", _first(leak_types_table(report)))
     if report.chain:

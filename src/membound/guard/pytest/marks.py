@@ -4,8 +4,9 @@ parsers' signatures (the ``MARKERS`` table), as pytest-memray's ``marks.py`` doe
 - ``@pytest.mark.limit_memory("24 MB", kind="heap")``: the peak during the test call must stay
   under the limit. ``kind="heap"`` is tracemalloc's peak; ``kind="rss"`` is the kernel's
   ``VmHWM`` after a reset just before the call, so native memory counts too.
-- ``@pytest.mark.no_leak(iterations=200, warmup=20, tolerance="64 B")``: the test function is
-  called repeatedly with the same fixture values; it fails when the heap keeps growing per call.
+- ``@pytest.mark.no_leak(iterations=200, warmup=20, tolerance=None, timeout=None)``: the test is
+  called repeatedly with the same fixture values; it fails when memory is kept per call, or
+  when the run is too short to decide.
 - ``@pytest.mark.memory_complexity("O(1)", sizes=(...), arg="n")``: the test is called with each
   size as its ``arg`` parameter, in this process; it fails unless the verdict matches.
 """
@@ -50,16 +51,28 @@ def whole_number(name: str, value: object, minimum: int) -> int:
 
 
 def no_leak(
-    iterations: int = 200, warmup: int = 20, tolerance: str | int = "64 B", rounds: int = 10
+    iterations: int = 200,
+    warmup: int = 20,
+    tolerance: str | int | None = None,
+    rounds: int = 10,
+    timeout: float | None = None,
 ) -> dict[str, Any]:
-    """Run the test repeatedly with the same fixture values; fail when memory grows per call."""
-    opts = {
-        "iterations": whole_number("iterations", iterations, 1),
+    """Run the test repeatedly with the same fixture values; fail when memory is kept per call
+    or the run is too short to decide (tolerance: derived from the run's noise unless given)."""
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0
+    ):
+        raise MemboundError(f"timeout must be a positive number of seconds, not {timeout!r}")
+    counted = whole_number("iterations", iterations, 1)
+    per_round = whole_number("rounds", rounds, 4)
+    opts: dict[str, Any] = {
+        "iterations": counted,
         "warmup": whole_number("warmup", warmup, 0),
-        "tolerance": parse_size(tolerance),
-        "rounds": whole_number("rounds", rounds, 4),
+        "tolerance": None if tolerance is None else parse_size(tolerance),
+        "timeout": timeout,
+        "rounds": per_round,
     }
-    if opts["iterations"] < 10 * opts["rounds"]:
+    if counted < 10 * per_round:
         raise MemboundError(
             f"iterations={iterations} is under 10 calls per round for rounds={rounds}: "
             "too few to tell a leak from noise"

@@ -203,6 +203,7 @@ class MemoryChecks:
                 warmup=opts["warmup"],
                 rounds=opts["rounds"],
                 tolerance=opts["tolerance"],
+                timeout=opts["timeout"],
                 label=item.name,
             )
         except ChildFailed as exc:
@@ -211,7 +212,7 @@ class MemoryChecks:
             if exc.__cause__ is not None:
                 raise exc.__cause__ from None  # the test's own failure, as pytest would show it
             raise
-        if report.leaking:
+        if report.verdict != "no leak":
             fail("no_leak: " + leak_text(report))
 
     @staticmethod

@@ -1,0 +1,77 @@
+"""``find_leaks(..., isolate=True)``: the same hunt in a fresh interpreter.
+
+A long-lived process (a test worker, a notebook) has free memory in its allocators and caches
+already warm; a fresh interpreter starts from the target's imports alone, so what it reports
+belongs to the target. The child (``_leaks_child.py``) runs :func:`find_leaks` in-process and
+writes the report as JSON; errors come back as the same exception classes.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from membound import _errors
+from membound._errors import ChildFailed, LimitExceeded, MemboundError
+from membound.measure.isolate import run_python
+from membound.measure.target import Target, resolve_target
+from membound.results.leaks import LeakReport
+
+__all__ = ["hunt_isolated"]
+
+
+def hunt_isolated(
+    target: Target,
+    iterations: int,
+    warmup: int,
+    rounds: int,
+    tolerance: float | None,
+    timeout: float | None,
+    label: str | None,
+) -> LeakReport:
+    """Run :func:`membound.find_leaks` on ``target`` in a fresh interpreter.
+
+    Raises:
+        TargetError: the target cannot be imported there.
+        ChildFailed: the target raised, or the child died.
+        LimitExceeded: the hunt did not finish within ``timeout``.
+    """
+    ref = resolve_target(target)
+    request = {
+        "ref": ref,
+        "iterations": iterations,
+        "warmup": warmup,
+        "rounds": rounds,
+        "tolerance": tolerance,
+        "label": label or ref.display,
+    }
+    with tempfile.TemporaryDirectory(prefix="membound-leaks-") as tmp:
+        request_path, result_path = Path(tmp, "request.pickle"), Path(tmp, "result.json")
+        request_path.write_bytes(pickle.dumps(request))
+        code, timed_out = run_python(
+            ["-m", "membound.judge._leaks_child", str(request_path), str(result_path)], timeout
+        )
+        if timed_out:
+            raise LimitExceeded(
+                f"the leak hunt of {request['label']} did not finish within the timeout of "
+                f"{timeout:g} s; the child was stopped",
+                hint="raise the timeout, or look for a call that never returns",
+            )
+        try:
+            result: dict[str, Any] = json.loads(result_path.read_text())
+        except (OSError, ValueError):
+            raise ChildFailed(
+                f"the leak hunt of {request['label']} ended without a report (exit status {code})",
+                exit_code=code,
+            ) from None
+    if "report" in result:
+        return LeakReport.from_dict(result["report"])
+    kind = getattr(_errors, result.get("error", ""), None)
+    if not (isinstance(kind, type) and issubclass(kind, MemboundError)):
+        kind = ChildFailed
+    if kind is ChildFailed:
+        raise ChildFailed(result["message"], traceback=result.get("traceback", ""), exit_code=code)
+    raise kind(result["message"], hint=result.get("hint", ""))

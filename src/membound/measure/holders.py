@@ -1,0 +1,208 @@
+"""Which container keeps what leaks, whether it has a bound, and which line adds to it.
+
+A leak is nearly always a container that only grows: a module-level dict, a listener list, a set
+of ids, an unbounded cache. :func:`growing_holders` finds it by size, not by object identity:
+
+1. Every live container of some size is noted with its length (dicts that the collector does
+   not track, because they hold only atomic values, are found as referents of tracked objects).
+   At most ``MAX_CANDIDATES`` are kept, the largest, so the list does not grow with the heap.
+2. ``calls`` more calls, a collection, and the same containers are measured again: those that
+   grew are the holders.
+3. A holder with a bound (``functools.lru_cache`` with a ``maxsize``, ``deque(maxlen=...)``, or
+   any object with ``__membound_bound__() -> (size, capacity)``) is reported with its capacity;
+   the containers inside it are not reported again.
+
+:func:`adding_line` then runs a few calls under ``sys.settrace`` and checks the holder's size
+at every traced event: the line executed just before it grew is the line that adds to it (the
+user's line that led there, when the adding line is in a library).
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import gc
+import heapq
+import sys
+import sysconfig
+import types
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from membound.measure.heap import OWN_DIRS
+
+__all__ = ["MAX_CANDIDATES", "Growing", "adding_line", "growing_holders", "size_of"]
+
+#: The most containers noted in step 1 (the largest are kept).
+MAX_CANDIDATES = 20_000
+
+_LRU_TYPE = type(functools.lru_cache(maxsize=1)(len))
+_LIBRARY_DIRS = tuple(
+    {p for p in (sysconfig.get_paths().get("stdlib"), sysconfig.get_paths().get("purelib")) if p}
+)
+
+
+def size_of(obj: Any) -> tuple[int, int | None] | None:
+    """``(size, capacity)`` of a container (capacity None when unbounded), or None when
+    ``obj`` is not one membound can size."""
+    if isinstance(obj, _LRU_TYPE):
+        info = obj.cache_info()
+        return info.currsize, info.maxsize
+    bound = getattr(type(obj), "__membound_bound__", None)
+    if bound is not None and not isinstance(obj, type):
+        try:
+            size, capacity = obj.__membound_bound__()
+        except Exception:
+            return None
+        return int(size), int(capacity)
+    if isinstance(obj, collections.deque):
+        return len(obj), obj.maxlen
+    if isinstance(obj, dict | list | set):
+        return len(obj), None
+    return None
+
+
+@dataclass(frozen=True)
+class Growing:
+    """A container that grew over the measured calls."""
+
+    holder: Any
+    """The container (or the bounded object owning it)."""
+    before: int
+    """Its size before the calls."""
+    after: int
+    """Its size after them."""
+    capacity: int | None
+    """Its bound, or None when it has none."""
+
+    @property
+    def type_name(self) -> str:
+        """``dict``, ``functools._lru_cache_wrapper``, ``app.pool.Pool``..."""
+        kind = type(self.holder)
+        module = kind.__module__
+        return kind.__qualname__ if module == "builtins" else f"{module}.{kind.__qualname__}"
+
+
+def _containers() -> Iterator[Any]:
+    """Live containers: tracked objects, and the untracked dicts they refer to."""
+    for obj in gc.get_objects():
+        yield obj
+        for ref in gc.get_referents(obj):
+            if type(ref) is dict and not gc.is_tracked(ref):
+                yield ref
+
+
+def _candidates(min_size: int) -> list[tuple[int, int, Any, int | None]]:
+    """The largest containers of at least ``min_size``: (size, id, object, capacity)."""
+    heap: list[tuple[int, int, Any, int | None]] = []
+    plain = (dict, list, set)
+    entry: tuple[int, int, Any, int | None]
+    for obj in _containers():
+        if type(obj) in plain:  # the common case, without the checks of size_of
+            if len(obj) < min_size:
+                continue
+            entry = (len(obj), id(obj), obj, None)
+        else:
+            sized = size_of(obj)
+            if sized is None or sized[0] < min_size:
+                continue
+            entry = (sized[0], id(obj), obj, sized[1])
+        if len(heap) < MAX_CANDIDATES:
+            heapq.heappush(heap, entry)
+        elif entry[0] > heap[0][0]:
+            heapq.heapreplace(heap, entry)
+    return heap
+
+
+def _inside(obj: Any) -> set[int]:
+    """Ids of the containers a bounded object keeps its entries in (two levels down)."""
+    found: set[int] = set()
+    for ref in gc.get_referents(obj):
+        found.add(id(ref))
+        if isinstance(ref, dict) or hasattr(ref, "__dict__"):
+            found.update(id(inner) for inner in gc.get_referents(ref))
+    return found
+
+
+def growing_holders(
+    func: Callable[[], Any], calls: int, min_size: int, limit: int = 5
+) -> tuple[list[Growing], int]:
+    """Containers that grew by at least one entry in 50 calls over ``calls`` calls of ``func``,
+    most growth first, and how many calls were made.
+
+    Only containers of at least ``min_size`` entries before the calls are watched: a leak that
+    has run since the warm-up has filled its holder well past that.
+    """
+    gc.collect()
+    watched = _candidates(min_size)
+    for _ in range(calls):
+        func()
+    gc.collect()
+    grown: list[Growing] = []
+    for before, _, obj, capacity in watched:
+        sized = size_of(obj)
+        if sized is not None and sized[0] - before >= max(1, calls // 50):
+            grown.append(Growing(obj, before, sized[0], capacity))
+    watched.clear()
+    bounded = [g for g in grown if g.capacity is not None]
+    hidden = set().union(*(_inside(g.holder) for g in bounded)) if bounded else set()
+    grown = [g for g in grown if id(g.holder) not in hidden or g.capacity is not None]
+    grown.sort(key=lambda g: -(g.after - g.before))
+    return grown[:limit], calls
+
+
+def _own(filename: str) -> bool:
+    return filename.startswith(OWN_DIRS)
+
+
+def _preferred(frame: types.FrameType, line: int) -> tuple[str, int]:
+    """``frame`` at ``line``, or, when that is in the standard library or site-packages, the
+    innermost caller outside them (the user's line that led into the library)."""
+    name = frame.f_code.co_filename
+    if not name.startswith(_LIBRARY_DIRS):
+        return name, line
+    walk = frame.f_back
+    while walk is not None:
+        name = walk.f_code.co_filename
+        if not name.startswith(_LIBRARY_DIRS) and not _own(name):
+            return name, walk.f_lineno
+        walk = walk.f_back
+    return frame.f_code.co_filename, line
+
+
+def adding_line(func: Callable[[], Any], holder: Any, calls: int = 3) -> tuple[str, int] | None:
+    """The file and line whose execution made ``holder`` grow, over ``calls`` traced calls
+    (None when it did not grow, or grew outside any traced frame)."""
+    last = [size_of(holder)]
+    previous: list[tuple[types.FrameType, int] | None] = [None]
+    found: list[tuple[str, int]] = []
+
+    def check() -> None:
+        now = size_of(holder)
+        if now is not None and last[0] is not None and now[0] > last[0][0]:
+            where = previous[0]
+            if where is not None and not found:
+                found.append(_preferred(*where))
+        last[0] = now
+
+    def trace(frame: types.FrameType, event: str, arg: Any) -> Any:
+        if _own(frame.f_code.co_filename):
+            return None  # membound's own frames: not traced inside
+        check()
+        if event == "line":
+            previous[0] = (frame, frame.f_lineno)
+        return trace
+
+    old = sys.gettrace()
+    sys.settrace(trace)
+    try:
+        for _ in range(calls):
+            func()
+            check()
+            if found:
+                break
+    finally:
+        sys.settrace(old)
+        previous[0] = None
+    return found[0] if found else None
