@@ -47,6 +47,27 @@ def _mib(n: float) -> str:
     return f"{n / 2**20:,.1f} MiB"
 
 
+def _leak_lines(leaks: dict[str, Any]) -> list[str]:
+    """The cost of a leak verdict and the comparison with pytest-memray's ``limit_leaks``."""
+    t, s = leaks["target"], leaks["summary"]
+    heavy, found = leaks["clean_heavy"], leaks["leak_64_found"]
+    return [
+        "**Leak verdicts** (`benchmarks/bench_leaks.py`, medians of "
+        f"{len(found['runs_s'])} runs): a clean function making 20,000 strings per call, "
+        f"1,000 iterations: {heavy['median_s']:.2f} s, {heavy['ratio_median']:.2f}× the same "
+        f"calls untraced (target ≤ {t['clean_ratio_max']:g}×, ≤ {t['clean_heavy_max_s']:g} s); "
+        f"a 64 B/call leak found in {found['median_s']:.2f} s (target ≤ "
+        f"{t['leak_found_max_s']:g} s) — {'met' if t['met'] else 'NOT met'}. "
+        f"On {len(leaks['cases'])} cases ({sum(c['leak'] for c in leaks['cases'].values())} "
+        f"leaks; sawtooth, bounded caches, finalizer cycles): membound "
+        f"{s['membound']['false_alarms']} false alarms, {s['membound']['misses']} misses "
+        f'({s["membound"]["seconds"]:.0f} s in all); pytest-memray `limit_leaks("1 KB")` '
+        f"over 1,050 calls {s['pytest_memray']['false_alarms']} false alarms, "
+        f"{s['pytest_memray']['misses']} misses ({s['pytest_memray']['seconds']:.0f} s).",
+        "",
+    ]
+
+
 def render() -> str:
     """The Markdown of the section, between the markers."""
     over = _load("overhead")
@@ -86,6 +107,7 @@ def render() -> str:
         f"{t['complexity_max_s']:g} s, find_leaks at {verdicts['leak_iterations']} iterations ≤ "
         f"{t['find_leaks_max_s']:g} s — {'met' if t['met'] else 'NOT met'}.",
         "",
+        *_leak_lines(_load("leaks")),
         f"**The seed experiments** (`benchmarks/bench_demo.py`: `membound demo`'s comparisons, "
         f"{demo['rows']:,} SQLite rows, medians of {demo['repeat']} runs, each in a fresh "
         "process; Δ peak is over that process's own baseline):",

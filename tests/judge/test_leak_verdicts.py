@@ -4,6 +4,7 @@ to decide says so."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -382,3 +383,14 @@ def test_format_of_sizes_in_the_explanation_matches_format_size() -> None:
     per_call = report.bytes_per_call
     shown = format_size(per_call) if per_call >= 1024 else f"{per_call:.1f} B"
     assert f"leaks {shown.replace('.0 B', ' B')} per call" in report.explanation
+
+
+def test_bounded_pool_declares_its_bound_to_leak_hunting() -> None:
+    from membound.measure.holders import size_of
+
+    pool: mb.BoundedPool[dict[str, int]] = mb.BoundedPool(dict, max_size=3)
+    assert (0, 3) == size_of(pool)
+    with contextlib.ExitStack() as stack:
+        for _ in range(5):
+            stack.enter_context(pool.acquire())
+    assert (3, 3) == size_of(pool)

@@ -116,6 +116,12 @@ class BoundedPool(Generic[T]):
                 discarded=self._discarded,
             )
 
+    def __membound_bound__(self) -> tuple[int, int]:
+        """``(idle objects, max_size)``: leak hunting sees a pool filling toward its bound as
+        bounded, not as a leak."""
+        with self._lock:
+            return len(self._idle), self._max_size
+
     def clear(self) -> int:
         """Drop every idle object; returns how many were dropped."""
         with self._lock:

@@ -495,11 +495,11 @@ def _leak_words(report: LeakReport, r: Retention, late: int) -> str:
     elif python_sites:
         s = python_sites[0]
         text += f"; allocated at {_where(s.file, s.line)} ({_size(s.bytes_per_call)}/call traced)"
-    if not report.holders and not native:
+    if not native:
         g = next((t for t in report.types if not t.type_name.startswith("builtins.")), None)
         if g is not None:
             text += f" ({g.type_name} +{g.per_call:.2g} per call)"
-        if report.chain:
+        if report.chain and not report.holders:
             text += f", kept alive by {' → '.join(report.chain)}"
     return text
 
