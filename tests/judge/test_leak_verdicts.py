@@ -249,8 +249,8 @@ def test_a_native_malloc_per_call_is_a_leak_with_its_python_line(
     report = mb.find_leaks(native_lib.keeps_4k, iterations=500)
     assert report.leaking, report.explanation
     # From one attribution round (malloc growth beyond what tracemalloc traced): coarser.
-    assert report.native_bytes_per_call == pytest.approx(4096, rel=0.2)
-    assert report.bytes_per_call == pytest.approx(4096, rel=0.1)
+    assert 2048 < report.native_bytes_per_call < 6144
+    assert report.bytes_per_call == pytest.approx(4096, rel=0.2)
     native = [s for s in report.sites if s.kind == "native"]
     assert native, report.sites
     assert "self.lib.keep(4096)" in _source(native[0].file, native[0].line)
