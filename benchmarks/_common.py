@@ -7,6 +7,8 @@ import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,3 +39,16 @@ def write(name: str, data: dict[str, Any]) -> Path:
 def median(values: Sequence[float]) -> float:
     """The median."""
     return statistics.median(values)
+
+
+def pip_target(target: Path, *packages: str) -> None:
+    """Install ``packages`` (without their dependencies) into the folder ``target``: inputs a
+    benchmark needs that must not enter the project's environment."""
+    print(f"installing {' '.join(packages)} into {target} (first run)")
+    subprocess.run(
+        [
+            *(sys.executable, "-m", "pip", "install", "--quiet", "--no-deps"),
+            *("--target", str(target), *packages),
+        ],
+        check=True,
+    )

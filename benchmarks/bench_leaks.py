@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import write
+from _common import pip_target, write
 
 import membound as mb
 
@@ -87,20 +87,7 @@ def _pytest_memray() -> Path:
     environment: its ``limit_memory`` marker has the same name as membound's."""
     target = Path(__file__).with_name(".cache") / "pytest-memray"
     if not (target / "pytest_memray").is_dir():
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "install",
-                "--quiet",
-                "--no-deps",
-                "--target",
-                str(target),
-                "pytest-memray==1.11.0",
-            ],
-            check=True,
-        )
+        pip_target(target, "pytest-memray==1.11.0")
     return target
 
 

@@ -34,6 +34,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from _common import pip_target
+
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / ".cache"
 TREE = CACHE / "lint-tree"
@@ -55,30 +57,12 @@ SUBSET = "django/db/models"
 REPEAT = 5
 
 
-def _pip_target(target: Path, *packages: str) -> None:
-    print(f"installing {' '.join(packages)} into {target.relative_to(HERE.parent)} (first run)")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--target",
-            str(target),
-            *list(packages),
-        ],
-        check=True,
-    )
-
-
 def ensure_inputs() -> None:
     """Install the tree to lint and pylint into the cache, once."""
     if not all((TREE / d).is_dir() for d in TREE_DIRS):
-        _pip_target(TREE, *TREE_PACKAGES)
+        pip_target(TREE, *TREE_PACKAGES)
     if not all((APPS / d).is_dir() for d in APP_DIRS):
-        _pip_target(APPS, *APP_PACKAGES)
+        pip_target(APPS, *APP_PACKAGES)
     if not (PYLINT_DIR / "pylint").is_dir():
         # pylint's own dependencies are needed to run it, so no --no-deps here.
         print(f"installing {PYLINT_PACKAGE} into {PYLINT_DIR.relative_to(HERE.parent)}")

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import math
 import os
-import sysconfig
 import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -41,7 +40,7 @@ from membound._units import format_size, parse_size
 from membound.judge.chains import holder_name, label_chain
 from membound.judge.retained import Retention, judge_retention
 from membound.measure.deadline import deadline
-from membound.measure.heap import OWN_DIRS, backref_chain, chain_to
+from membound.measure.heap import LIBRARY_DIRS, OWN_DIRS, backref_chain, chain_to
 from membound.measure.holders import Growing, adding_line, growing_holders
 from membound.measure.native import native_sites, native_tracking_available
 from membound.measure.outcome import check_timeout
@@ -74,9 +73,6 @@ _BLOCKS_QUANTUM = 2.0
 #: A run that cannot decide is doubled up to this many times (so up to 4× the iterations).
 _EXTENSIONS = 2
 _SKIP_PARTS = (*OWN_DIRS, tracemalloc.__file__, "<frozen importlib", "importlib/")
-_LIBRARY_DIRS = tuple(
-    {p for p in (sysconfig.get_paths().get("stdlib"), sysconfig.get_paths().get("purelib")) if p}
-)
 
 
 def _skipped(filename: str) -> bool:
@@ -91,11 +87,11 @@ def _site_frame(trace: tracemalloc.Traceback) -> tracemalloc.Frame | None:
     for frame in reversed(trace):
         if frame.filename.startswith(OWN_DIRS):
             return None
-        if not frame.filename.startswith(_LIBRARY_DIRS) and not frame.filename.startswith("<"):
+        if not frame.filename.startswith(LIBRARY_DIRS) and not frame.filename.startswith("<"):
             break
     frames = [f for f in reversed(trace) if not _skipped(f.filename)]
     for frame in frames:
-        if not frame.filename.startswith(_LIBRARY_DIRS):
+        if not frame.filename.startswith(LIBRARY_DIRS):
             return frame
     return frames[0] if frames else None
 

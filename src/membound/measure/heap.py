@@ -12,6 +12,7 @@ import contextlib
 import gc
 import os
 import sys
+import sysconfig
 import tracemalloc
 import types
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "LIBRARY_DIRS",
     "OWN_DIRS",
     "backref_chain",
     "chain_to",
@@ -31,6 +33,11 @@ __all__ = [
 #: membound's own measuring code (not its demo scenarios, which are user code when measured).
 OWN_DIRS: tuple[str, ...] = tuple(
     str(Path(__file__).resolve().parents[1] / part) for part in ("judge", "measure", "guard")
+)
+
+#: The standard library and site-packages: code that is not the user's own.
+LIBRARY_DIRS: tuple[str, ...] = tuple(
+    {p for p in (sysconfig.get_paths().get("stdlib"), sysconfig.get_paths().get("purelib")) if p}
 )
 
 

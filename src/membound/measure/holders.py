@@ -24,13 +24,12 @@ import functools
 import gc
 import heapq
 import sys
-import sysconfig
 import types
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from membound.measure.heap import OWN_DIRS
+from membound.measure.heap import LIBRARY_DIRS, OWN_DIRS
 
 __all__ = ["MAX_CANDIDATES", "Growing", "adding_line", "growing_holders", "size_of"]
 
@@ -38,9 +37,6 @@ __all__ = ["MAX_CANDIDATES", "Growing", "adding_line", "growing_holders", "size_
 MAX_CANDIDATES = 20_000
 
 _LRU_TYPE = type(functools.lru_cache(maxsize=1)(len))
-_LIBRARY_DIRS = tuple(
-    {p for p in (sysconfig.get_paths().get("stdlib"), sysconfig.get_paths().get("purelib")) if p}
-)
 
 
 def size_of(obj: Any) -> tuple[int, int | None] | None:
@@ -160,12 +156,12 @@ def _preferred(frame: types.FrameType, line: int) -> tuple[str, int]:
     """``frame`` at ``line``, or, when that is in the standard library or site-packages, the
     innermost caller outside them (the user's line that led into the library)."""
     name = frame.f_code.co_filename
-    if not name.startswith(_LIBRARY_DIRS):
+    if not name.startswith(LIBRARY_DIRS):
         return name, line
     walk = frame.f_back
     while walk is not None:
         name = walk.f_code.co_filename
-        if not name.startswith(_LIBRARY_DIRS) and not _own(name):
+        if not name.startswith(LIBRARY_DIRS) and not _own(name):
             return name, walk.f_lineno
         walk = walk.f_back
     return frame.f_code.co_filename, line

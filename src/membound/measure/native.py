@@ -11,19 +11,14 @@ stacks, not by the number of allocations.
 from __future__ import annotations
 
 import os
-import sysconfig
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from membound.measure.heap import OWN_DIRS
+from membound.measure.heap import LIBRARY_DIRS, OWN_DIRS
 
 __all__ = ["NativeSite", "native_sites", "native_tracking_available"]
-
-_LIBRARY_DIRS = tuple(
-    {p for p in (sysconfig.get_paths().get("stdlib"), sysconfig.get_paths().get("purelib")) if p}
-)
 
 
 @dataclass(frozen=True)
@@ -56,7 +51,7 @@ def native_tracking_available() -> bool:
 def _user_frame(stack: list[tuple[str, str, int]]) -> tuple[str, int] | None:
     frames = [(f, ln) for _, f, ln in stack if not f.startswith(OWN_DIRS) and "memray" not in f]
     for file, line in frames:
-        if not file.startswith(_LIBRARY_DIRS):
+        if not file.startswith(LIBRARY_DIRS):
             return file, line
     return frames[0] if frames else None
 
