@@ -63,6 +63,16 @@ def test_a_sawtooth_is_no_leak_and_its_period_is_measured(period_rounds: int) ->
     assert r.period == pytest.approx(100 * period_rounds)
 
 
+def test_one_early_fall_is_no_sawtooth_and_what_follows_is_judged() -> None:
+    flat_after = [9000, 2000, 2010, 1990, 2000, 2005, 1995, 2000, 2010, 1990, 2000]
+    r = judge_retention(CALLS, flat_after)
+    assert ("no leak", "flat") == (r.verdict, r.shape)
+    rising_after = [9000, 2000, *(2000 + 50 * (x - 200) for x in CALLS[2:])]
+    r = judge_retention(CALLS, rising_after)
+    assert ("leak", "steady") == (r.verdict, r.shape)
+    assert r.per_unit == pytest.approx(50)
+
+
 def test_a_sawtooth_over_a_rising_floor_is_a_leak() -> None:
     ys = [1000 + 3000 * (i % 3) + 900 * i for i in range(11)]
     r = judge_retention(CALLS, ys)

@@ -6,7 +6,8 @@ The judge tells it from what people mistake for one:
 
 - **flat**: the late half grows no more than the noise measured in the same series;
 - **levelled**: it grew early, then stopped (a cache filled, a pool warmed up);
-- **sawtooth**: it falls back to a floor, whatever the period, and the floor does not rise;
+- **sawtooth**: it falls back to a floor, whatever the period, and the floor does not rise (one
+  fall in the early half is no rhythm: what follows it is judged instead);
 - **slowing** or **faint** growth, or growth in one step: the run cannot tell; the verdict is
   ``undecided`` with the length of run that would decide.
 
@@ -115,6 +116,10 @@ def judge_retention(
     late_span = xs[-1] - xs[mid]
     tol = tolerance if tolerance is not None else _SEEN * noise / late_span
     base = Retention("no leak", "flat", 0.0, early, tol, noise, None, 0, None, None, xs[mid])
+    if len(drops) == 1 and drops[0] <= mid and len(xs) - drops[0] >= 5:
+        # One fall in the early half is no rhythm (garbage of the warm-up going, a cache
+        # cleared once): judge what came after it.
+        return judge_retention(xs[drops[0] :], ys[drops[0] :], tolerance=tolerance, quantum=quantum)
     if drops:
         return _sawtooth(xs, ys, changes, drops, tol, base)
     late = theil_sen(xs[mid:], ys[mid:])
