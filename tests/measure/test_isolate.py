@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import functools
 import shutil
 import subprocess
@@ -256,3 +257,31 @@ def test_nonsense_limits_are_refused(kwargs: dict[str, float], error: type[Excep
         mb.measure_command(["true"], **kwargs)
     with pytest.raises(error):
         mb.measure(targets.sleeper, 0.01, **kwargs)
+
+
+def test_a_sample_above_the_kernel_peak_stands_and_is_named() -> None:
+    # the kernel's per-CPU RSS counters let VmHWM read a few pages above wait4's ru_maxrss
+    from membound.measure.command import _command_peak
+    from membound.measure.sampler import SamplerReport
+    from membound.results.timeline import Timeline
+
+    mib = 2**20
+    report = SamplerReport(
+        timeline=Timeline(times=(0.0,), lows=(60.0 * mib,), highs=(60.0 * mib,)),
+        start=0.0,
+        max_rss=60 * mib,
+        max_hwm=70 * mib + 8192,
+        limit_hit_at=None,
+        limit_hit_rss=None,
+        exit_code=0,
+        ru_maxrss=70 * mib,
+        spawner_hwm=12 * mib,
+    )
+    peak, source = _command_peak(report, 1, 0.01)
+    assert peak == 70 * mib + 8192
+    assert "ru_maxrss" in source
+    assert "8 KiB more" in source
+    report = dataclasses.replace(report, ru_maxrss=71 * mib)
+    peak, source = _command_peak(report, 1, 0.01)
+    assert peak == 71 * mib
+    assert "more" not in source

@@ -155,12 +155,19 @@ def _command_peak(report: SamplerReport, procs: int, interval: float) -> tuple[i
         and report.spawner_hwm is not None
         and report.ru_maxrss > report.spawner_hwm
     )
-    if exact and report.ru_maxrss is not None and report.ru_maxrss >= sampled:
-        peak = report.ru_maxrss
+    if exact and report.ru_maxrss is not None:
+        # The kernel keeps RSS in per-CPU counters and reads them approximately, so a VmHWM
+        # sample can exceed the exit figure by a few pages; the higher reading stands.
+        peak = max(report.ru_maxrss, sampled)
         source = (
             "the kernel's peak RSS of the command (wait4 ru_maxrss; spawned from a small "
             f"sampler, so exact), with {procs} process(es) sampled every {interval * 1000:g} ms"
         )
+        if sampled > report.ru_maxrss:
+            source += (
+                f"; a sample read {(sampled - report.ru_maxrss) / 1024:,.0f} KiB more, and the "
+                "higher figure stands (the kernel's RSS counters are approximate)"
+            )
     elif sampled:
         peak = sampled
         source = (
