@@ -19,6 +19,7 @@ EXPECTED = [
     "DatabaseLocked",
     "Growth",
     "Holder",
+    "Interrupted",
     "KeyOrderError",
     "LeakReport",
     "LeakRound",

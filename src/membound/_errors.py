@@ -14,12 +14,16 @@ __all__ = [
     "ChildFailed",
     "CommandNotFound",
     "DatabaseLocked",
+    "Interrupted",
     "KeyOrderError",
     "LimitExceeded",
     "MemboundError",
     "MemoryBudgetExceeded",
     "SizeError",
+    "StopRequested",
     "TargetError",
+    "describe_exception",
+    "failure_words",
 ]
 
 
@@ -161,3 +165,68 @@ class DatabaseLocked(MemboundError):
         "another connection holds a write lock or a long read transaction; shorten it, or raise "
         "the busy timeout (SQLite: connect_args={'timeout': seconds})"
     )
+
+
+class StopRequested(BaseException):
+    """membound's own stop: its timer ran out, or membound itself got SIGTERM or SIGHUP.
+
+    A ``BaseException``, so that the measured code's ``except Exception`` cannot swallow it; never
+    reported as a failure of the measured code.
+
+    Attributes:
+        signum: the signal that asked membound to stop, or None for its own timer.
+    """
+
+    def __init__(self, signum: int | None = None) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C stopped work made of several runs; what finished is kept.
+
+    A ``KeyboardInterrupt``, so that code which stops on Ctrl-C still stops.
+
+    Attributes:
+        partial: the result of the runs that finished (a ``Comparison`` or a ``Complexity``;
+            typed loosely because errors sit below the result types), or None when too little
+            finished to make one.
+        finished: what finished and what was lost, in words.
+    """
+
+    def __init__(self, partial: Any, finished: str) -> None:
+        super().__init__(finished)
+        self.partial = partial
+        self.finished = finished
+
+
+def describe_exception(exc: BaseException) -> str:
+    """``exc`` in one line, ``Type: first line of its message``, whatever the exception.
+
+    An exception whose ``__str__`` itself raises still gets a line, with its type, so that
+    reporting a failure never fails.
+    """
+    name = type(exc).__name__
+    if isinstance(exc, SystemExit):
+        return f"SystemExit({_safe_repr(exc.code)})"
+    try:
+        text = str(exc)
+    except Exception as inner:  # its __str__ raised: say so rather than fail
+        return f"{name} (its message could not be printed: {type(inner).__name__})"
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return f"{name}: {first}" if first else name
+
+
+def failure_words(exc: BaseException) -> str:
+    """What the measured code did, as a verb phrase: ``called sys.exit(3)`` or
+    ``raised ValueError: bad input``."""
+    if isinstance(exc, SystemExit):
+        return f"called sys.exit({_safe_repr(exc.code)})"
+    return f"raised {describe_exception(exc)}"
+
+
+def _safe_repr(value: object) -> str:
+    try:
+        return repr(value)
+    except Exception:  # a repr that raises
+        return f"<unprintable {type(value).__name__}>"

@@ -16,7 +16,7 @@ import re
 
 from membound._errors import SizeError
 
-__all__ = ["SIZE_CONVENTION", "format_size", "parse_size"]
+__all__ = ["MAX_SIZE", "SIZE_CONVENTION", "format_size", "parse_size"]
 
 SIZE_CONVENTION = "1 MB = 10^6 bytes, 1 MiB = 2^20 bytes"
 
@@ -60,19 +60,33 @@ def parse_size(value: int | float | str) -> int:
     """
     if isinstance(value, bool):
         raise SizeError(f"not a size: {value!r}; expected {_ACCEPTED}")
-    if isinstance(value, int | float):
-        if not math.isfinite(value) or value < 0:
+    if isinstance(value, int):
+        if value < 0:
             raise SizeError(f"not a size: {value!r}; expected {_ACCEPTED}")
-        return round(value)
+        if value > MAX_SIZE:
+            raise SizeError(f"size too large: {value!r}; the largest is {MAX_SIZE:,} bytes (8 EiB)")
+        return value
+    if isinstance(value, float):
+        return _checked(value, value)
     if not isinstance(value, str):
         raise SizeError(f"not a size: {value!r}; expected {_ACCEPTED}")
     match = _SIZE_RE.match(value)
     if match is None or match.group(2).lower() not in _UNITS:
         raise SizeError(f"not a size: {value!r}; expected {_ACCEPTED}")
-    number = float(match.group(1))
-    if not math.isfinite(number):
+    return _checked(float(match.group(1)) * _UNITS[match.group(2).lower()], value)
+
+
+#: The largest size taken (2^63 − 1 bytes, 8 EiB): beyond it no counter of the kernel reaches.
+MAX_SIZE = 2**63 - 1
+
+
+def _checked(size: float, value: object) -> int:
+    """``size`` in whole bytes, or an error naming ``value`` when it is no usable size."""
+    if math.isnan(size) or size < 0:
         raise SizeError(f"not a size: {value!r}; expected {_ACCEPTED}")
-    return round(number * _UNITS[match.group(2).lower()])
+    if size > MAX_SIZE:  # infinity too
+        raise SizeError(f"size too large: {value!r}; the largest is {MAX_SIZE:,} bytes (8 EiB)")
+    return round(size)
 
 
 def format_size(n: int | float | None, *, signed: bool = False) -> str:
@@ -86,8 +100,8 @@ def format_size(n: int | float | None, *, signed: bool = False) -> str:
         return "-"
     sign = "-" if n < 0 else ("+" if signed and n > 0 else "")
     size = float(abs(n))
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"):
+        if size < 1024 or unit == "EiB":
             if unit == "B":
                 return f"{sign}{int(size)} B"
             return f"{sign}{size:.1f} {unit}"

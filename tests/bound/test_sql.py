@@ -132,11 +132,12 @@ def test_find_each_frees_a_page_before_loading_the_next(db: Db, with_checkpoint:
     finally:
         sa.event.remove(db.engine, "before_cursor_execute", before_query)
     assert full_scan(db, table) == seen
-    # The snapshot query and five pages; with a checkpoint also its load and a save per page.
+    # The key's schema, the snapshot query and five pages; with a checkpoint also its load and
+    # a save per page.
     if with_checkpoint:
-        assert len(alive_at_query) >= 12
+        assert len(alive_at_query) >= 13
     else:
-        assert 6 == len(alive_at_query)
+        assert 7 == len(alive_at_query)
     assert not any(alive_at_query)
 
 
@@ -520,7 +521,7 @@ def test_error_nullable_and_non_unique_key(db: Db) -> None:
         sa.Column("email", sa.String(50), nullable=True, unique=True),
         sa.Column("n", sa.Integer, nullable=False),
     )
-    with pytest.raises(BatchSourceError, match=r"key column .*email is nullable"):
+    with pytest.raises(BatchSourceError, match=r"key column .*email can hold NULL"):
         find_each(db.engine, table, key="email")
     with pytest.raises(BatchSourceError, match=r"key \(n\) is not declared unique"):
         find_each(db.engine, table, key=table.c.n)
@@ -555,14 +556,74 @@ def test_error_locked_database(tmp_path: Path, tuples: bool) -> None:
     db = Db("sqlite-journal", str(engine.url), engine, sa.MetaData())
     table = db.users(10)
     try:
+        # The call reads the key's schema (finish=None: nothing else until next()).
+        rows = find_each(engine, table, finish=None, tuples=tuples)
         with exclusive_lock(tmp_path / "locked.db"):
             with pytest.raises(DatabaseLocked, match="database is locked"):
-                list(find_each(engine, table, tuples=tuples))  # at the snapshot query
-            rows = find_each(engine, table, finish=None, tuples=tuples)  # no query until next()
+                list(find_each(engine, table, tuples=tuples))  # at the call's first query
             with pytest.raises(DatabaseLocked, match="database is locked"):
-                next(rows)
+                next(rows)  # at the first page
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize("wal", [False, True], ids=["journal", "wal"])
+def test_error_locked_before_the_start_with_a_checkpoint(tmp_path: Path, wal: bool) -> None:
+    """Locked before the run starts: the checkpoint's table and row give DatabaseLocked too.
+
+    In WAL mode readers are not blocked, so what fails is creating the checkpoint table; in
+    journal mode every read fails as well.
+    """
+    path = tmp_path / "locked.db"
+    engine = sqlite_engine(path, wal=wal, timeout=0.1)
+    db = Db("sqlite-wal" if wal else "sqlite-journal", str(engine.url), engine, sa.MetaData())
+    table = db.users(10)
+    locked = r"^the database is locked by another connection \([^\n]*$"  # one line
+    one_line = r"^the database is locked by another connection \(.*checkpoint 'job'[^\n]*$"
+    calls = {
+        "position": lambda cp: cp.position,
+        "save": lambda cp: cp.save(3),
+        "reset": lambda cp: cp.reset(),
+        "writer": lambda cp: BatchWriter(engine, checkpoint=cp),
+    }
+    try:
+        with exclusive_lock(path):
+            with pytest.raises(DatabaseLocked, match=locked):
+                find_each(engine, table, checkpoint=Checkpoint(engine, "job"))
+            for call in calls.values():
+                with pytest.raises(DatabaseLocked, match=one_line):
+                    call(Checkpoint(engine, "job"))
+        Checkpoint(engine, "job").save(3)  # the table exists now: a write still waits
+        with exclusive_lock(path):
+            with pytest.raises(DatabaseLocked, match=one_line):
+                Checkpoint(engine, "job").save(4)
+            if not wal:
+                with pytest.raises(DatabaseLocked, match=one_line):
+                    _ = Checkpoint(engine, "job").position
+            else:
+                assert 3 == Checkpoint(engine, "job").position  # WAL readers go on
+        assert list(range(4, 11)) == ids_of(
+            find_each(engine, table, checkpoint=Checkpoint(engine, "job"))
+        )
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_error_locked_before_the_start_with_a_checkpoint_postgres(postgres_url: str) -> None:
+    """PostgreSQL: the checkpoint table held by another session past lock_timeout."""
+    engine = sa.create_engine(postgres_url, connect_args={"options": "-c lock_timeout=200"})
+    holder = sa.create_engine(postgres_url)
+    try:
+        Checkpoint(engine, "pg-job").save(1)
+        with holder.connect() as conn, conn.begin():
+            conn.exec_driver_sql("LOCK TABLE membound_checkpoints IN ACCESS EXCLUSIVE MODE")
+            with pytest.raises(DatabaseLocked, match=r"checkpoint 'pg-job'.*lock timeout"):
+                _ = Checkpoint(engine, "pg-job").position
+        assert 1 == Checkpoint(engine, "pg-job").position
+    finally:
+        engine.dispose()
+        holder.dispose()
 
 
 def test_error_missing_extra_names_the_install_command() -> None:

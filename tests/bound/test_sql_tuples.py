@@ -233,7 +233,7 @@ def test_driver_path_taken_only_when_it_cannot_change_the_rows(
     finally:
         sa.event.remove(db.engine, "before_cursor_execute", record)
     assert [] == driver_runs
-    assert 6 == len(executed)  # the snapshot query and five pages
+    assert 7 == len(executed)  # the key's schema, the snapshot query and five pages
 
     # Execution options, a sessionmaker, and SQL finished at execution time: same.
     other = sa.create_engine(db.url)

@@ -65,7 +65,7 @@ def test_run_failing_command_exits_1(capsys: pytest.CaptureFixture[str]) -> None
         (["run", "--", "no-such-command-xyz"], "command not found: no-such-command-xyz"),
         (["run", "--limit", "lots", "--", "true"], "not a size: 'lots'"),
         (["run"], "Missing argument"),
-        (["run", "--interval", "0", "--", "true"], "must be positive"),
+        (["run", "--interval", "0", "--", "true"], "from 0.001 to 60 seconds"),
         (["compare"], "give either a scenarios FILE"),
         (["compare", "missing.py"], "scenarios file not found"),
         (["report", "missing.json"], "cannot read missing.json"),

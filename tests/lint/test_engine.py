@@ -120,7 +120,8 @@ def test_parallel_jobs_give_the_same_result(tmp_path: Path) -> None:
 
 
 def test_lint_never_imports_the_rest_of_membound() -> None:
-    """DESIGN §2: lint stands alone. Every import under lint/ stays inside membound.lint."""
+    """DESIGN §2: lint stands alone. Every import under lint/ stays inside membound.lint, or is
+    of the base every part may use (``_units`` parses ``max-file-size``, ``_errors`` its error)."""
     root = Path(membound.lint.__file__).parent
     offenders = []
     for path in sorted(root.rglob("*.py")):
@@ -134,7 +135,9 @@ def test_lint_never_imports_the_rest_of_membound() -> None:
             offenders += [
                 f"{path.name}: {name}"
                 for name in names
-                if name.split(".")[0] == "membound" and not name.startswith("membound.lint")
+                if name.split(".")[0] == "membound"
+                and not name.startswith("membound.lint")
+                and name not in {"membound._units", "membound._errors"}
             ]
     assert offenders == []
     assert len(list(root.rglob("*.py"))) >= 10

@@ -1,4 +1,4 @@
-"""Current RSS of this process, cheaply (bound/ stands alone: it does not import measure/)."""
+"""This process's RSS and data size, cheaply (bound/ stands alone: it does not import measure/)."""
 
 from __future__ import annotations
 
@@ -22,3 +22,20 @@ def current_rss() -> int:
         # without a project-wide override.
         psutil = importlib.import_module("psutil")
         return int(psutil.Process().memory_info().rss)
+
+
+def data_size() -> int | None:
+    """Bytes of private writable memory this process has mapped (``VmData``), or None.
+
+    This is what Linux (4.7 and later) holds to ``RLIMIT_DATA``: the heap, anonymous and
+    private writable mappings, thread stacks; mapped, not necessarily resident. None where
+    ``/proc/self/status`` does not say (not Linux).
+    """
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"VmData:"):
+                    return int(line.split()[1]) * 1024  # the kernel prints kB
+    except (OSError, ValueError, IndexError):
+        return None
+    return None

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +15,21 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from membound._errors import TargetError
+from membound.measure.outcome import check_timeout
 from membound.report.sections import Result
 from membound.report.terminal import renderable, result_text
 
-__all__ = ["emit", "heading", "output_options", "progress", "show"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "emit",
+    "heading",
+    "keep_partial",
+    "output_options",
+    "progress",
+    "show",
+    "timeout_option",
+]
 
 
 def _writable(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
@@ -31,6 +42,37 @@ def _writable(ctx: click.Context, param: click.Parameter, value: str | None) -> 
     if not os.access(folder, os.W_OK):
         raise click.BadParameter(f"folder {folder} is not writable", ctx=ctx, param=param)
     return value
+
+
+#: The default time limit of each run of ``compare``, ``scale`` and ``leaks``: 30 minutes.
+DEFAULT_TIMEOUT = 1800.0
+
+
+def _seconds(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    """A positive, finite number of seconds (``nan`` and ``inf`` parse as floats: refuse them)."""
+    if value is None:
+        return None
+    try:
+        check_timeout(value)
+    except TargetError as exc:
+        raise click.BadParameter(
+            str(exc).replace("timeout ", "", 1), ctx=ctx, param=param
+        ) from None
+    return value
+
+
+def timeout_option(
+    default: float | None, what: str
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The ``--timeout SECONDS`` option: ``what`` is stopped after that long (exit 1 or 2)."""
+    shown = f" [default: {default:g} s, 30 minutes]" if default == DEFAULT_TIMEOUT else ""
+    return click.option(
+        "--timeout",
+        type=float,
+        default=default,
+        callback=_seconds,
+        help=f"Stop {what} after this many seconds.{shown}",
+    )
 
 
 def output_options(func: Any) -> Any:
@@ -74,21 +116,36 @@ def heading(title: str) -> None:
 
 
 def emit(result: Result, *, json_path: str | None, markdown: bool, plot_path: str | None) -> None:
-    """Print ``result`` and write the files asked for."""
+    """Write the JSON file asked for, then print ``result``, then draw the chart: the result
+    file comes first, so that nothing shown or drawn afterwards can lose it."""
+    if json_path:
+        from membound.report.json import dumps
+
+        Path(json_path).write_text(dumps(result) + "\n", encoding="utf-8")
     if markdown:
         click.echo(result.to_markdown(), nl=False)
     else:
         show(result)
     if json_path:
-        from membound.report.json import dumps
-
-        Path(json_path).write_text(dumps(result) + "\n", encoding="utf-8")
         click.echo(f"wrote {json_path}", err=True)
     if plot_path:
         from membound.report.chart import chart
 
         chart(result, plot_path)
         click.echo(f"wrote {plot_path}", err=True)
+
+
+def keep_partial(
+    stop: KeyboardInterrupt, *, json_path: str | None, markdown: bool, plot_path: str | None
+) -> None:
+    """After Ctrl-C: print and write what finished (an :class:`Interrupted` carries it)."""
+    partial = getattr(stop, "partial", None)
+    finished = getattr(stop, "finished", "")
+    if partial is None:
+        click.echo(f"membound: interrupted; {finished or 'nothing finished'}: no result", err=True)
+        return
+    click.echo(f"membound: interrupted; {finished}: the result below is of those", err=True)
+    emit(partial, json_path=json_path, markdown=markdown, plot_path=plot_path)
 
 
 @contextlib.contextmanager

@@ -15,7 +15,13 @@ from collections.abc import Sequence
 
 import click
 
-from membound._errors import MemboundError
+from membound._errors import (
+    Interrupted,
+    MemboundError,
+    StopRequested,
+    describe_exception,
+    failure_words,
+)
 
 __all__ = ["COMMANDS", "cli", "main", "run"]
 
@@ -37,25 +43,37 @@ for _name in COMMANDS:
     cli.add_command(importlib.import_module(f"membound.cli.commands.{_name}").command)
 
 
-class Terminated(BaseException):
-    """SIGTERM arrived (``timeout``, a CI cancel, Kubernetes): unwind so that every measured
-    child is killed and temporary files are removed on the way out."""
+class Terminated(StopRequested):
+    """SIGTERM or SIGHUP arrived (``timeout``, a CI cancel, Kubernetes, a closed terminal):
+    unwind so that every measured child is killed and temporary files are removed on the way
+    out."""
 
 
-def _on_sigterm(signum: int, frame: object) -> None:
-    raise Terminated
+def _on_signal(signum: int, frame: object) -> None:
+    raise Terminated(signum)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI with ``argv`` (default: ``sys.argv[1:]``) and return the exit code."""
+    """Run the CLI with ``argv`` (default: ``sys.argv[1:]``) and return the exit code: 0, 1 or
+    2, or 128 + N when signal N was sent to membound itself (130 for Ctrl-C)."""
     args = list(sys.argv[1:] if argv is None else argv)
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _on_sigterm)
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, _on_signal)
+    try:
+        return _dispatch(args)
+    except KeyboardInterrupt:  # a second Ctrl-C while the first one was being reported
+        return 128 + signal.SIGINT
+
+
+def _dispatch(args: list[str]) -> int:
     try:
         result = cli.main(args=args, prog_name="membound", standalone_mode=False)
     except click.exceptions.Exit as exc:
         return int(exc.exit_code)
-    except click.exceptions.Abort:
+    except click.exceptions.Abort as exc:
+        if isinstance(exc.__cause__, KeyboardInterrupt):  # click turns Ctrl-C into Abort
+            return _interrupted(exc.__cause__)
         click.echo("membound: aborted", err=True)
         return EXIT_ERROR
     except click.ClickException as exc:
@@ -65,29 +83,50 @@ def main(argv: Sequence[str] | None = None) -> int:
         child_traceback = getattr(exc, "traceback", "")
         if child_traceback:
             click.echo(child_traceback.rstrip(), err=True)
-        click.echo(f"membound: error: {exc}", err=True)
+        click.echo(f"membound: error: {describe_message(exc)}", err=True)
         if exc.hint:
             click.echo(f"hint: {exc.hint}", err=True)
         return EXIT_ERROR
-    except KeyboardInterrupt:
-        click.echo("membound: interrupted; the measured processes were stopped", err=True)
-        return 130
-    except Terminated:
-        click.echo("membound: terminated; the measured processes were stopped", err=True)
-        return 143
+    except KeyboardInterrupt as exc:
+        return _interrupted(exc)
+    except Terminated as exc:
+        name = signal.Signals(exc.signum or signal.SIGTERM).name
+        click.echo(f"membound: terminated by {name}; the measured processes were stopped", err=True)
+        return 128 + (exc.signum or signal.SIGTERM)
     except OSError as exc:
         where = f" {exc.filename}" if exc.filename else ""
-        click.echo(f"membound: error:{where}: {exc.strerror or exc}", err=True)
+        click.echo(f"membound: error:{where}: {exc.strerror or describe_exception(exc)}", err=True)
+        return EXIT_ERROR
+    except SystemExit as exc:  # measured code that called sys.exit where membound runs it
+        click.echo(f"membound: error: the measured code {failure_words(exc)}", err=True)
         return EXIT_ERROR
     except Exception as exc:
         if os.environ.get("MEMBOUND_DEBUG"):
             raise
-        click.echo(f"membound: internal error: {type(exc).__name__}: {exc}", err=True)
+        click.echo(f"membound: internal error: {describe_exception(exc)}", err=True)
         click.echo(
             "hint: this is a bug in membound; MEMBOUND_DEBUG=1 shows the traceback", err=True
         )
         return EXIT_ERROR
-    return int(result or 0)
+    except BaseException as exc:  # the measured code's own BaseException subclass
+        click.echo(f"membound: error: the measured code {failure_words(exc)}", err=True)
+        return EXIT_ERROR
+    code = int(result or 0)
+    return code if code in (EXIT_OK, EXIT_FAILED, EXIT_ERROR) else EXIT_ERROR
+
+
+def _interrupted(exc: KeyboardInterrupt) -> int:
+    """Ctrl-C: say what finished (a command has printed and written it already)."""
+    finished = f"; {exc.finished}" if isinstance(exc, Interrupted) else ""
+    click.echo(f"membound: interrupted{finished}; the measured processes were stopped", err=True)
+    return 128 + signal.SIGINT
+
+
+def describe_message(exc: BaseException) -> str:
+    """The message of one of membound's errors, even when a part of it cannot be printed."""
+    text = describe_exception(exc)
+    prefix = f"{type(exc).__name__}: "
+    return text[len(prefix) :] if text.startswith(prefix) else text
 
 
 def run() -> None:

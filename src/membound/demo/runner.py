@@ -28,6 +28,7 @@ __all__ = [
     "DemoGroup",
     "DemoResult",
     "Way",
+    "demo_needs",
     "describe_complexities",
     "groups",
     "record_size_table",
@@ -372,6 +373,19 @@ def scenario_count(rows: int) -> int:
 def record_sizes(n: int = 10_000) -> list[tuple[str, float]]:
     """Bytes per instance of the same record built each way (heap measured with tracemalloc)."""
     return [(name, instance_size(f, n)) for name, f in objects.RECORD_FACTORIES.items()]
+
+
+#: Disk per row of the users table, over every copy the demo makes: the table (≈ 50 B/row as
+#: SQLite), its smaller copies (1.1×), three copies for the status change and a rollback journal.
+DISK_PER_ROW = 320
+#: Memory per row of the scenarios that load every row at once (332 MB over 10^6 rows, measured
+#: by ``make bench``), with room for the machine's variation.
+MEMORY_PER_ROW = 400
+
+
+def demo_needs(rows: int) -> tuple[int, int]:
+    """About how much temporary disk and memory a demo over ``rows`` rows needs, in bytes."""
+    return rows * DISK_PER_ROW, rows * MEMORY_PER_ROW
 
 
 def run_demo(

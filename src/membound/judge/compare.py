@@ -12,10 +12,12 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from membound._errors import TargetError
+from membound._errors import Interrupted, TargetError
 from membound.measure.command import measure_command
+from membound.measure.deadline import deadline
 from membound.measure.inprocess import measure_call
 from membound.measure.isolate import run_isolated
+from membound.measure.outcome import check_timeout
 from membound.measure.scenarios import load_scenarios
 from membound.measure.target import Target
 from membound.results.comparison import Comparison, ScenarioStats, Spread
@@ -27,7 +29,7 @@ Scenarios = Mapping[str, Target] | Sequence[Sequence[str] | str] | str | Path
 
 
 def _runners(
-    scenarios: Scenarios, isolate: bool, heap: bool, quiet: bool
+    scenarios: Scenarios, isolate: bool, heap: bool, quiet: bool, timeout: float | None
 ) -> list[tuple[str, Callable[[], Measurement]]]:
     if isinstance(scenarios, str | Path):
         scenarios = load_scenarios(scenarios)
@@ -37,24 +39,41 @@ def _runners(
             if isolate:
 
                 def run(t: Target = target, n: str = name) -> Measurement:
-                    return run_isolated(t, heap=heap, label=n, quiet=quiet)
+                    return run_isolated(t, heap=heap, label=n, quiet=quiet, timeout=timeout)
             else:
 
                 def run(t: Target = target, n: str = name) -> Measurement:
-                    return measure_call(t, heap=heap, label=n)
+                    with deadline(timeout, f"scenario {n}"):
+                        return measure_call(t, heap=heap, label=n)
 
             out.append((name, run))
         return out
     runners: list[tuple[str, Callable[[], Measurement]]] = []
     for argv in scenarios:
-        args = shlex.split(argv) if isinstance(argv, str) else list(argv)
+        args = _split(argv) if isinstance(argv, str) else list(argv)
         name = shlex.join(args)
 
         def run_cmd(a: list[str] = args, n: str = name) -> Measurement:
-            return measure_command(a, heap=heap, quiet=quiet, label=n)
+            return measure_command(a, heap=heap, quiet=quiet, label=n, timeout=timeout)
 
         runners.append((name, run_cmd))
     return runners
+
+
+def _split(command: str) -> list[str]:
+    """A command line split as a POSIX shell would split it (no shell runs it)."""
+    try:
+        args = shlex.split(command)
+    except ValueError as exc:  # an unclosed quote
+        raise TargetError(
+            f"cannot split the command {command!r}: {exc}",
+            hint="close every quote, or give the command as a list of arguments",
+        ) from None
+    if not args:
+        raise TargetError(
+            "an empty command", hint="give a program to run, e.g. --cmd 'python job.py'"
+        )
+    return args
 
 
 def compare(
@@ -64,6 +83,7 @@ def compare(
     *,
     heap: bool = False,
     quiet: bool = True,
+    timeout: float | None = None,
     on_run: Callable[[str, int], None] | None = None,
 ) -> Comparison:
     """Measure scenarios side by side.
@@ -75,27 +95,54 @@ def compare(
         isolate: a fresh interpreter per run (commands always get their own process).
         heap: also trace the Python heap.
         quiet: discard the scenarios' own output.
+        timeout: seconds per run; a run stopped at it shows ``timeout`` as its outcome (in this
+            process, ``isolate=False``, it raises :class:`LimitExceeded` instead).
         on_run: called as ``on_run(name, run_index)`` before each run (progress display).
 
     Raises:
         TargetError: no scenarios, or a scenario cannot be loaded.
         ChildFailed: a scenario raised.
+        Interrupted: Ctrl-C; its ``partial`` holds the runs that finished.
     """
     if repeat < 1:
         raise TargetError("repeat must be at least 1")
-    runners = _runners(scenarios, isolate, heap, quiet)
+    check_timeout(timeout)
+    runners = _runners(scenarios, isolate, heap, quiet, timeout)
     if not runners:
         raise TargetError("no scenarios to compare")
+    by_command = not isinstance(scenarios, Mapping)
     results: dict[str, list[Measurement]] = {name: [] for name, _ in runners}
-    for i in range(repeat):
-        for name, run in runners:
-            if on_run is not None:
-                on_run(name, i)
-            results[name].append(run())
+    try:
+        for i in range(repeat):
+            for name, run in runners:
+                if on_run is not None:
+                    on_run(name, i)
+                results[name].append(run())
+    except KeyboardInterrupt as exc:
+        done = sum(len(ms) for ms in results.values())
+        most = max(len(ms) for ms in results.values())  # the runs each median is of, at most
+        partial = _comparison(results, most, isolate or by_command, heap) if done else None
+        raise Interrupted(
+            partial,
+            f"{done} of {repeat * len(runners)} runs finished"
+            + (
+                f"; {sum(1 for ms in results.values() if not ms)} scenario(s) never ran"
+                if any(not ms for ms in results.values())
+                else ""
+            ),
+        ) from exc
+    return _comparison(results, repeat, isolate or by_command, heap)
+
+
+def _comparison(
+    results: Mapping[str, Sequence[Measurement]], repeat: int, isolated: bool, heap: bool
+) -> Comparison:
+    """The comparison of the runs in ``results`` (scenarios without a run are left out)."""
     rows: list[ScenarioStats] = []
     first_delta: float | None = None
-    for name, _ in runners:
-        ms = results[name]
+    for name, ms in results.items():
+        if not ms:
+            continue
         delta = Spread.of(m.rss_peak_delta for m in ms)
         if first_delta is None:
             first_delta = delta.median
@@ -120,4 +167,4 @@ def compare(
                 heap_overhead=Spread.of(overheads) if overheads else None,
             )
         )
-    return Comparison(tuple(rows), repeat, isolate or not isinstance(scenarios, Mapping), heap)
+    return Comparison(tuple(rows), repeat, isolated, heap)

@@ -27,10 +27,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from membound._errors import TargetError
+from membound._errors import Interrupted, LimitExceeded, TargetError
 from membound._units import format_size
+from membound.measure.deadline import deadline
 from membound.measure.inprocess import measure_call
 from membound.measure.isolate import run_isolated
+from membound.measure.outcome import check_timeout
 from membound.measure.target import Target, load_target, resolve_target
 from membound.results.complexity import Complexity, ComplexityPoint
 from membound.results.measurement import Measurement
@@ -289,6 +291,12 @@ def _verdict(
 
 def _check_sizes(sizes: Sequence[float], metric: str, repeat: int) -> list[int]:
     """The distinct sizes in increasing order; rejects what cannot give a verdict."""
+    if any(isinstance(s, bool) or not isinstance(s, int | float) for s in sizes):
+        raise TargetError(f"sizes must be numbers, not {list(sizes)}", hint="e.g. --sizes 1e3,1e4")
+    if any(not math.isfinite(s) for s in sizes):
+        raise TargetError(
+            f"sizes must be finite numbers, not {list(sizes)}", hint="e.g. --sizes 1e3,1e4,1e5"
+        )
     if any(float(s) != int(s) for s in sizes):
         raise TargetError(
             f"sizes must be whole numbers, not {list(sizes)}", hint="e.g. --sizes 1e3,1e4,1e5"
@@ -314,18 +322,33 @@ def _runs_by_size(
     on_run: Callable[[int, int], None] | None,
 ) -> dict[int, list[tuple[float, float]]]:
     """(peak, seconds) of each run at each size: ``first_runs`` at the smallest (they estimate
-    the noise floor), ``repeat`` at the others."""
+    the noise floor), ``repeat`` at the others.
+
+    Raises:
+        _Stopped: Ctrl-C, with the runs that finished.
+    """
     runs: dict[int, list[tuple[float, float]]] = {n: [] for n in ns}
-    for n in ns:
-        for i in range(first_runs if n == ns[0] else repeat):
-            if on_run is not None:
-                on_run(n, i)
-            runs[n].append(run(n))
+    try:
+        for n in ns:
+            for i in range(first_runs if n == ns[0] else repeat):
+                if on_run is not None:
+                    on_run(n, i)
+                runs[n].append(run(n))
+    except KeyboardInterrupt as exc:
+        raise _Stopped(runs) from exc
     return runs
 
 
+class _Stopped(KeyboardInterrupt):
+    """Ctrl-C between or during runs; ``runs`` holds those that finished."""
+
+    def __init__(self, runs: dict[int, list[tuple[float, float]]]) -> None:
+        super().__init__()
+        self.runs = runs
+
+
 def _runner(
-    target: Target, isolate: bool, heap: bool, label: str | None
+    target: Target, isolate: bool, heap: bool, label: str | None, timeout: float | None
 ) -> tuple[Callable[[int], tuple[float, float]], str]:
     """A function measuring one run of ``target(n)`` as (peak bytes, seconds), and the name."""
     measure_at: Callable[[int], Measurement]
@@ -333,16 +356,19 @@ def _runner(
         name = label or resolve_target(target).display
 
         def measure_at(n: int) -> Measurement:
-            return run_isolated(target, (n,), heap=heap, label=name, quiet=True)
+            return run_isolated(target, (n,), heap=heap, label=name, quiet=True, timeout=timeout)
     else:
         func, loaded_name = load_target(target)
         name = label or loaded_name
 
         def measure_at(n: int) -> Measurement:
-            return measure_call(func, (n,), heap=heap, label=name, interval=None)
+            with deadline(timeout, f"{name}({n:,})"):
+                return measure_call(func, (n,), heap=heap, label=name, interval=None)
 
     def run(n: int) -> tuple[float, float]:
         m = measure_at(n)
+        if not m.ok:  # stopped at the timeout: its peak is no figure of target(n)
+            raise LimitExceeded(f"{name}({n:,}): {m.outcome_detail}", measurement=m)
         return float((m.heap_peak if heap else m.rss_peak_delta) or 0), m.duration_s
 
     return run, name
@@ -357,6 +383,7 @@ def complexity(
     *,
     noise_runs: int = 3,
     label: str | None = None,
+    timeout: float | None = None,
     on_run: Callable[[int, int], None] | None = None,
 ) -> Complexity:
     """Measure how the peak memory of ``target(n)`` grows with ``n``.
@@ -372,15 +399,39 @@ def complexity(
         repeat: runs per size; medians are fitted.
         noise_runs: runs at the smallest size used to estimate the noise floor.
         label: name for the result.
+        timeout: seconds per run; a run that reaches it stops the whole measurement.
         on_run: progress call-back, ``on_run(n, run_index)``.
 
     Raises:
         TargetError: fewer than three distinct sizes, a bad metric or a bad target.
         ChildFailed: a run raised.
+        LimitExceeded: a run reached ``timeout``.
+        Interrupted: Ctrl-C; its ``partial`` is the verdict over the sizes that finished, when
+            three or more did.
     """
     ns = _check_sizes(sizes, metric, repeat)
-    run, name = _runner(target, isolate, metric == "heap", label)
-    runs = _runs_by_size(run, ns, max(repeat, noise_runs), repeat, on_run)
+    check_timeout(timeout)
+    run, name = _runner(target, isolate, metric == "heap", label, timeout)
+    try:
+        runs = _runs_by_size(run, ns, max(repeat, noise_runs), repeat, on_run)
+    except _Stopped as stop:
+        done = [n for n in ns if stop.runs[n]]
+        finished = f"{len(done)} of {len(ns)} sizes finished" + (
+            f" (n = {', '.join(f'{n:,}' for n in done)})" if done else ""
+        )
+        partial = (
+            _complexity(done, {n: stop.runs[n] for n in done}, metric, name)
+            if len(done) >= 3
+            else None
+        )
+        raise Interrupted(partial, finished) from stop.__cause__
+    return _complexity(ns, runs, metric, name)
+
+
+def _complexity(
+    ns: Sequence[int], runs: Mapping[int, Sequence[tuple[float, float]]], metric: Metric, name: str
+) -> Complexity:
+    """The verdict over ``runs`` (peak, seconds) at each size of ``ns``."""
     smallest = [v for v, _ in runs[ns[0]]]
     floor = max(MIN_FLOOR[metric], 3 * (max(smallest) - min(smallest)))
     points = tuple(

@@ -17,6 +17,7 @@ from typing import Any
 from membound import _errors
 from membound._errors import ChildFailed, LimitExceeded, MemboundError
 from membound.measure.isolate import run_python
+from membound.measure.outcome import exit_words
 from membound.measure.target import Target, resolve_target
 from membound.results.leaks import LeakReport
 
@@ -64,8 +65,10 @@ def hunt_isolated(
             result: dict[str, Any] = json.loads(result_path.read_text())
         except (OSError, ValueError):
             raise ChildFailed(
-                f"the leak hunt of {request['label']} ended without a report (exit status {code})",
+                f"the leak hunt of {request['label']} ended without a report ({exit_words(code)})",
                 exit_code=code,
+                hint="the measured code ended its process (os._exit, a crash or a signal); "
+                "run it once directly to see how",
             ) from None
     if "report" in result:
         return LeakReport.from_dict(result["report"])

@@ -1,4 +1,5 @@
-"""lint: a static checker for memory anti-patterns. It never imports the rest of membound.
+"""lint: a static checker for memory anti-patterns. Of the rest of membound it imports only the
+base every part may use (``_units`` to parse ``max-file-size``, ``_errors``), never the rest.
 
 The command-line interface (``membound lint``) is the product; these names are for the CLI, the
 tests and anyone embedding the checker.

@@ -3,28 +3,51 @@
 Selection follows ruff: a selector is a code prefix (``MB``, ``MB2``, ``MB201``); for each rule the
 longest matching prefix decides, and on a tie ``ignore`` wins. So ``select = ["MB201"]`` with
 ``ignore = ["MB2"]`` keeps MB201, and ``select = ["MB"]`` with ``ignore = ["MB3"]`` drops MB3xx.
+Like ruff, an empty selector or one that matches no rule is an error, not a silent no-op; unlike
+ruff, so is a selection that leaves no rule at all (``select = []``, or ``ignore`` of everything
+selected), since a run that checks nothing would still say "All checks passed!".
+
+``max-file-size`` is a size as membound parses sizes everywhere (``"10MB"``, ``"1.5MiB"``,
+``10_000_000``); files larger than that are reported as ``MB000`` and not read.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import importlib
+import os
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from membound._errors import SizeError
+from membound._units import parse_size
+from membound.lint.reading import Unreadable, read_limited
+
 __all__ = [
+    "DEFAULT_MAX_FILE_SIZE",
     "ConfigError",
     "LintConfig",
+    "check_selection",
     "find_config",
     "load_config",
     "normalise_selectors",
+    "parse_max_file_size",
     "resolve_selection",
 ]
 
-_KEYS = ("select", "ignore", "per-file-ignores", "extend-streaming-calls")
+_KEYS = ("select", "ignore", "per-file-ignores", "extend-streaming-calls", "max-file-size")
+
+#: Files larger than this are not read (``max-file-size``): 10 MB, 10^7 bytes. Parsing takes 80
+#: to 200 times a file's size in memory (50 MB of copies of argparse.py: 3.6 GiB and 42 s; the
+#: file in issue 15: 10 GB and 103 s), and no hand-written module is anywhere near 10 MB.
+DEFAULT_MAX_FILE_SIZE = 10_000_000
+
+#: A pyproject.toml is read whole before its [tool.membound.lint] is known, so it gets a fixed cap
+#: of its own; it is never near this size.
+_CONFIG_FILE_LIMIT = 10_000_000
 
 
 class ConfigError(ValueError):
@@ -51,6 +74,8 @@ class LintConfig:
     """(glob, prefixes) pairs: rules not to run on files matching the glob."""
     extend_streaming_calls: tuple[str, ...] = ()
     """Names (bare or qualified) of project helpers that stream, for MB201."""
+    max_file_size: int = DEFAULT_MAX_FILE_SIZE
+    """Files larger than this many bytes are not read (``MB000``)."""
     root: Path = field(default_factory=Path.cwd)
     """Directory that per-file-ignores globs are relative to (the config file's)."""
     source: Path | None = None
@@ -71,7 +96,10 @@ class LintConfig:
             return codes
         path = Path(filename)
         try:
-            rel = PurePosixPath(path.resolve().relative_to(self.root.resolve())).as_posix()
+            # os.path.realpath, not Path.resolve: before Python 3.13 the latter raises
+            # RuntimeError on a symlink loop.
+            real = Path(os.path.realpath(path))
+            rel = PurePosixPath(real.relative_to(os.path.realpath(self.root))).as_posix()
         except ValueError:
             rel = PurePosixPath(path).as_posix()
         for pattern, prefixes in self.per_file_ignores:
@@ -88,16 +116,18 @@ def normalise_selectors(
     Args:
         selectors: Code prefixes as written by the user.
         all_codes: Every known rule code.
-        where: Where they came from, for the error message.
+        where: Where they came from, for the error message (the option or the setting).
 
     Raises:
-        ConfigError: A selector matches no rule.
+        ConfigError: A selector is empty (or blank), or matches no rule.
     """
     out: list[str] = []
     for raw in selectors:
         selector = raw.strip().upper()
         if not selector:
-            continue
+            # As in ruff: an empty selector is a mistake (``--select "$CODES"`` with nothing in
+            # the variable), not a request to run nothing.
+            raise ConfigError(f"{where}: empty rule selector {raw!r}; give codes like MB1,MB201")
         if selector == "ALL":
             selector = "MB"
         if not any(code.startswith(selector) for code in all_codes):
@@ -105,6 +135,50 @@ def normalise_selectors(
             raise ConfigError(f"{where}: unknown rule selector {raw!r} (known rules: {known})")
         out.append(selector)
     return tuple(out)
+
+
+def check_selection(
+    select: Sequence[str], ignore: Sequence[str], all_codes: Sequence[str], origin: str = ""
+) -> None:
+    """Refuse a selection that leaves no rule to run.
+
+    Args:
+        select: Normalised prefixes to enable.
+        ignore: Normalised prefixes to disable.
+        all_codes: Every known rule code.
+        origin: Where the settings came from, appended to the message (e.g. ``" (settings
+            from pyproject.toml)"``).
+
+    Raises:
+        ConfigError: No rule is selected: the run would check nothing and report success.
+    """
+    if not resolve_selection(select, ignore, all_codes):
+        raise ConfigError(
+            f"no rule selected: select [{','.join(select)}], ignore [{','.join(ignore)}] "
+            f"leaves no rule to run{origin}"
+        )
+
+
+def parse_max_file_size(value: object, where: str) -> int:
+    """Parse ``max-file-size``: a size such as ``"10MB"``, ``"1.5MiB"`` or ``10_000_000``.
+
+    Args:
+        value: The setting as written (a string, or a TOML integer or float).
+        where: The option or setting, for the error message.
+
+    Returns:
+        The size in bytes, at least 1.
+
+    Raises:
+        ConfigError: The value is not a size (``membound._units.parse_size``), or is 0.
+    """
+    try:
+        size = parse_size(value)  # type: ignore[arg-type]  # it rejects every other type itself
+    except SizeError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    if size < 1:
+        raise ConfigError(f"{where}: must be at least 1 byte, not {value!r}")
+    return size
 
 
 def resolve_selection(
@@ -148,9 +222,11 @@ def _load_toml(path: Path) -> Mapping[str, Any]:
     # mypy (run for 3.10) does not need tomli's stubs on a 3.11+ interpreter.
     toml = importlib.import_module("tomllib" if sys.version_info >= (3, 11) else "tomli")
     try:
-        text = path.read_bytes().decode("utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        # Read like a linted file (regular files only, capped): `--config` may name a FIFO or
+        # /dev/zero, and a tree may hold a pyproject.toml of either kind.
+        text = read_limited(str(path), _CONFIG_FILE_LIMIT, what="the limit").decode("utf-8")
+    except Unreadable as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(
             f"{path}: not UTF-8 (invalid byte at offset {exc.start}); TOML files must be UTF-8"
@@ -166,8 +242,8 @@ def _load_toml(path: Path) -> Mapping[str, Any]:
 def _mentions_membound(path: Path) -> bool:
     # A file that does not contain the word cannot hold [tool.membound.lint], however broken.
     try:
-        return b"membound" in path.read_bytes()
-    except OSError:
+        return b"membound" in read_limited(str(path), _CONFIG_FILE_LIMIT)
+    except Unreadable:
         return False
 
 
@@ -205,7 +281,8 @@ def load_config(path: Path, all_codes: Sequence[str]) -> LintConfig:
 
     Raises:
         ConfigError: The file cannot be read or is not TOML, or the section is not a table, has an
-            unknown key or a value of the wrong type.
+            unknown key, a value of the wrong type, an empty or unknown rule selector, or a
+            ``max-file-size`` that is not a size.
     """
     section = _section(_load_toml(path), path)
     root = path.resolve().parent
@@ -219,10 +296,10 @@ def load_config(path: Path, all_codes: Sequence[str]) -> LintConfig:
         )
     where = f"{path} [tool.membound.lint]"
     select = normalise_selectors(
-        _strings(section.get("select", ["MB"]), "select", path), all_codes, where
+        _strings(section.get("select", ["MB"]), "select", path), all_codes, f"{where} select"
     )
     ignore = normalise_selectors(
-        _strings(section.get("ignore", []), "ignore", path), all_codes, where
+        _strings(section.get("ignore", []), "ignore", path), all_codes, f"{where} ignore"
     )
     pfi_raw = section.get("per-file-ignores", {})
     if not isinstance(pfi_raw, dict):
@@ -231,17 +308,23 @@ def load_config(path: Path, all_codes: Sequence[str]) -> LintConfig:
         (
             pattern,
             normalise_selectors(
-                _strings(codes, f"per-file-ignores.{pattern}", path), all_codes, where
+                _strings(codes, f"per-file-ignores.{pattern}", path),
+                all_codes,
+                f"{where} per-file-ignores.{pattern}",
             ),
         )
         for pattern, codes in pfi_raw.items()
     )
     streaming = _strings(section.get("extend-streaming-calls", []), "extend-streaming-calls", path)
+    max_file_size = DEFAULT_MAX_FILE_SIZE
+    if "max-file-size" in section:
+        max_file_size = parse_max_file_size(section["max-file-size"], f"{where} max-file-size")
     return LintConfig(
         select=select,
         ignore=ignore,
         per_file_ignores=per_file,
         extend_streaming_calls=streaming,
+        max_file_size=max_file_size,
         root=root,
         source=path,
     )
@@ -267,7 +350,9 @@ def find_config(paths: Sequence[str]) -> Path | None:
     """
     dirs = []
     for raw in paths or ["."]:
-        path = Path(raw).resolve()
+        # os.path.realpath, not Path.resolve: before Python 3.13 the latter raises RuntimeError
+        # on a symlink loop, and a loop given on the command line is reported as MB000 instead.
+        path = Path(os.path.realpath(raw))
         dirs.append(path if path.is_dir() else path.parent)
     try:
         start = Path(_common(dirs))
@@ -275,7 +360,9 @@ def find_config(paths: Sequence[str]) -> Path | None:
         start = Path.cwd()
     for directory in (start, *start.parents):
         candidate = directory / "pyproject.toml"
-        if not candidate.is_file():
+        # os.path.isfile, not Path.is_file: the latter raises on a folder that cannot be searched
+        # (EACCES), and such a folder cannot hold settings we could read anyway.
+        if not os.path.isfile(candidate):
             continue
         try:
             data = _load_toml(candidate)
@@ -289,6 +376,4 @@ def find_config(paths: Sequence[str]) -> Path | None:
 
 
 def _common(dirs: Sequence[Path]) -> str:
-    import os.path
-
     return os.path.commonpath([str(d) for d in dirs])

@@ -1,25 +1,31 @@
 """Run the rules over files: discovery, decoding, parsing, ``noqa`` and bad-file handling.
 
-A file that cannot be checked (unreadable, binary, not UTF-8, a syntax error, or even a crash in
-a rule) becomes one ``MB000`` message, never a traceback: a linter in CI must not fail on the one
-odd file in a tree.
+A file that cannot be checked (unreadable, not a regular file, over ``max-file-size``, binary, not
+UTF-8, a syntax error, nested too deep, or even a crash in a rule) becomes one ``MB000`` message,
+never a traceback and never a hang: a linter in CI must not fail on the one odd file in a tree. A
+folder that cannot be listed is one ``MB000`` too, rather than files silently left out.
+
+Whatever a file holds, the time spent on it stays about linear in its size: the patterns here
+never let a run of whitespace be scanned again from each line, and a source encoding whose decoder
+is quadratic is refused.
 """
 
 from __future__ import annotations
 
 import ast
+import codecs
 import io
 import os
 import re
 import tokenize
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
 from membound.lint.config import LintConfig
 from membound.lint.context import ModuleContext
 from membound.lint.model import FileError, Finding, LintResult
+from membound.lint.reading import Unreadable, read_limited
 from membound.lint.rules import RULES
 
 __all__ = ["EXCLUDED_DIRS", "discover", "lint_file", "lint_paths", "lint_source"]
@@ -55,12 +61,19 @@ ALL_CODES = tuple(rule.code for rule in RULES)
 _NOQA_RE = re.compile(
     r"#\s*noqa(?::[\s]?(?P<codes>[A-Z]+[0-9]+(?:[,\s]+[A-Z]+[0-9]+)*))?", re.IGNORECASE
 )
-# The file-level form, ``membound: noqa`` (optionally with codes) alone on a line.
+# The file-level form, ``membound: noqa`` (optionally with codes) alone on a line. Blanks are
+# ``[^\S\n]`` (white space but the newline), not ``\s``: with MULTILINE, ``^\s*#`` let every line
+# start scan on across all the blank lines after it, quadratic time (1 MB of newlines: minutes).
+_BLANK = r"[^\S\n]*"
 _FILE_NOQA_RE = re.compile(
-    r"^\s*#\s*membound:\s*noqa(?::\s*(?P<codes>[A-Z]+[0-9]+(?:[,\s]+[A-Z]+[0-9]+)*))?\s*$",
+    rf"^{_BLANK}#{_BLANK}membound:{_BLANK}noqa"
+    rf"(?::{_BLANK}(?P<codes>[A-Z]+[0-9]+(?:(?:,|[^\S\n])+[A-Z]+[0-9]+)*))?{_BLANK}$",
     re.IGNORECASE | re.MULTILINE,
 )
 _CODE_RE = re.compile(r"[A-Z]+[0-9]+", re.IGNORECASE)
+#: Source encodings refused although Python knows them: their decoders take quadratic time, so a
+#: file of a few megabytes would hold the run for hours (the punycode decoder, 400 KB: 17 s).
+_SLOW_ENCODINGS = frozenset({"punycode"})
 
 
 def _codes(text: str | None) -> frozenset[str] | None:
@@ -106,9 +119,14 @@ def _decode(data: bytes) -> str:
         except UnicodeDecodeError as bad:
             raise ValueError(f"not valid UTF-8 text: {bad}") from None
         raise ValueError(f"bad encoding declaration: {exc.msg}") from None
+    if codecs.lookup(encoding).name in _SLOW_ENCODINGS:
+        raise ValueError(
+            f"unsupported encoding declaration: {encoding} (its decoder takes quadratic time)"
+        )
     try:
         return data.decode("utf-8-sig" if encoding == "utf-8-sig" else encoding)
-    except (UnicodeDecodeError, LookupError) as exc:
+    except (UnicodeError, LookupError) as exc:
+        # UnicodeError, not only UnicodeDecodeError: some codecs (``undefined``) raise the base.
         raise ValueError(f"not valid {encoding} text: {exc}") from None
 
 
@@ -175,9 +193,9 @@ def lint_file(
     """
     config = config or LintConfig()
     try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        return [], FileError(path, exc.strerror or str(exc)), 0
+        data = read_limited(path, config.max_file_size)
+    except Unreadable as exc:
+        return [], FileError(path, str(exc)), 0
     try:
         source = _decode(data)
     except ValueError as exc:
@@ -191,7 +209,12 @@ def lint_file(
         )
     except SyntaxError as exc:
         return [], FileError(path, f"syntax error: {exc.msg}", exc.lineno or 1, exc.offset or 1), 0
-    except (ValueError, RecursionError, MemoryError) as exc:
+    except (RecursionError, MemoryError) as exc:
+        # CPython's parser raises these for deep nesting (``1+1+...`` or ``- - - ... 1``), the
+        # MemoryError without a message; with the file size capped, that is what they mean here.
+        detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        return [], FileError(path, f"too deeply nested to check ({detail})"), 0
+    except ValueError as exc:
         return [], FileError(path, f"{type(exc).__name__}: {exc}"), 0
     except Exception as exc:  # a bug in a rule must cost one file, not the whole run
         return [], FileError(path, f"internal error, please report: {type(exc).__name__}: {exc}"), 0
@@ -199,27 +222,66 @@ def lint_file(
     return findings, None, source.count("\n") + partial_line
 
 
-def discover(paths: Sequence[str]) -> Iterator[str]:
+def discover(
+    paths: Sequence[str], on_error: Callable[[OSError], object] | None = None
+) -> Iterator[str]:
     """Expand directories into their ``*.py`` files; give files (any name) as they are.
 
     Missing paths are yielded too, so that they are reported as ``MB000`` like any other
     unreadable input. Excluded directories (``.git``, ``.venv``, ``__pycache__``...) and hidden
-    ones (names starting with a dot) are skipped below the paths given.
+    ones (names starting with a dot) are skipped below the paths given. Symlinks to folders are
+    not followed (so a link loop cannot make the walk endless); a name ending in ``.py`` that is
+    not a regular file (a FIFO, a link to a device) is yielded and refused when it is read.
+    Files come folder by folder, depth first, each folder's files and subfolders sorted by name.
+
+    Args:
+        paths: Files and folders as given.
+        on_error: Called with the ``OSError`` of each folder that cannot be listed (its
+            ``filename`` is the folder); by default such folders are skipped silently.
     """
     for raw in paths:
-        if not os.path.isdir(raw):
+        if os.path.isdir(raw):
+            yield from _walk(raw, on_error)
+        else:
             yield raw
+
+
+def _walk(top: str, on_error: Callable[[OSError], object] | None) -> Iterator[str]:
+    """The ``*.py`` files under ``top``, in :func:`discover`'s order.
+
+    ``os.walk`` with an explicit stack: before Python 3.12 ``os.walk`` recurses once per level, so
+    a tree 1,000 folders deep stopped the whole run with RecursionError.
+    """
+    stack = [top]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as listing:
+                entries = list(listing)
+        except OSError as exc:
+            if on_error is not None:
+                on_error(exc)
             continue
-        for root, dirs, files in os.walk(raw):
-            # Hidden folders (caches, tool state) are skipped too; name one to lint it.
-            dirs[:] = sorted(
-                d
-                for d in dirs
-                if d not in EXCLUDED_DIRS and not d.endswith(".egg-info") and not d.startswith(".")
-            )
-            for name in sorted(files):
-                if name.endswith((".py", ".pyi")):
-                    yield os.path.join(root, name)
+        subfolders: list[str] = []
+        files: list[str] = []
+        for entry in entries:
+            try:
+                is_dir = entry.is_dir()
+            except OSError:  # as os.walk: a link loop or a vanished entry is not a folder
+                is_dir = False
+            if not is_dir:
+                files.append(entry.name)
+            elif not entry.is_symlink() and _searched(entry.name):
+                subfolders.append(entry.name)
+        for name in sorted(files):
+            if name.endswith((".py", ".pyi")):
+                yield os.path.join(folder, name)
+        stack.extend(os.path.join(folder, name) for name in sorted(subfolders, reverse=True))
+
+
+def _searched(name: str) -> bool:
+    # Hidden folders (caches, tool state) are skipped too; name one to lint it.
+    return name not in EXCLUDED_DIRS and not name.endswith(".egg-info") and not name.startswith(".")
 
 
 def _lint_many(
@@ -244,7 +306,15 @@ def lint_paths(
         Findings, per-file errors and counts.
     """
     config = config or LintConfig()
-    files = list(dict.fromkeys(discover(paths)))
+    unlisted: list[FileError] = []
+
+    def cannot_list(exc: OSError) -> None:
+        # A folder that cannot be listed hides its files: say so, or they would silently be
+        # left out (and a run over nothing but that folder would claim "no Python files").
+        where = str(exc.filename) if exc.filename is not None else "?"
+        unlisted.append(FileError(where, f"cannot list folder: {exc.strerror or exc}"))
+
+    files = list(dict.fromkeys(discover(paths, cannot_list)))
     if jobs > 1 and len(files) > 50:
         chunks = [files[i :: jobs * 4] for i in range(jobs * 4)]
         with ProcessPoolExecutor(max_workers=jobs) as pool:
@@ -254,7 +324,7 @@ def lint_paths(
     else:
         results = _lint_many((files, config))
     findings: list[Finding] = []
-    errors: list[FileError] = []
+    errors = unlisted
     checked = 0
     lines = 0
     for file_findings, error, count in results:

@@ -42,7 +42,8 @@ def render_text(result: LintResult) -> str:
         out.append(f"Found {count} {noun} in {files} file{'s' if files != 1 else ''}.")
     elif result.files_checked:
         out.append("All checks passed!")
-    return "\n".join(out) + "\n"
+    # Nothing checked and nothing found (every input was MB000): no stray empty line.
+    return "".join(line + "\n" for line in out)
 
 
 def render_errors(result: LintResult) -> str:

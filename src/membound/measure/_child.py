@@ -190,7 +190,7 @@ def _load(request_path: str, result_path: str) -> tuple[Any, tuple[Any, ...], An
             result_path,
             {
                 "status": "target-error",
-                "message": f"{type(exc).__name__}: {exc}",
+                "message": traceback.format_exception_only(type(exc), exc)[-1].strip(),
                 "traceback": traceback.format_exc(),
             },
         )

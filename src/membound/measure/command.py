@@ -18,6 +18,7 @@ from typing import Any
 
 from membound._errors import CommandNotFound, TargetError
 from membound.measure.outcome import (
+    check_interval,
     check_timeout,
     describe_outcome,
     heap_and_gc,
@@ -84,6 +85,7 @@ def measure_command(
     _check_program(args[0])
     limit_bytes = parse_limit(limit)
     check_timeout(timeout)
+    check_interval(interval)
     report, timed_out, heap_data = _run(args, heap, quiet, interval, limit_bytes, timeout)
     exit_code = report.exit_code if report.exit_code is not None else -signal.SIGKILL
     timeline = report.timeline

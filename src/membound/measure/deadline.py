@@ -15,13 +15,13 @@ import time
 from collections.abc import Iterator
 from types import FrameType
 
-from membound._errors import LimitExceeded, TargetError
+from membound._errors import LimitExceeded, StopRequested, TargetError
 
 __all__ = ["deadline"]
 
 
-class _Expired(BaseException):
-    """Raised by the timer inside the running code."""
+class _Expired(StopRequested):
+    """Raised by the timer inside the running code (membound's own stop, never the code's)."""
 
 
 @contextlib.contextmanager

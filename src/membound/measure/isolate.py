@@ -26,6 +26,7 @@ from typing import Any
 from membound._errors import ChildFailed, TargetError
 from membound.measure.inprocess import measure_call
 from membound.measure.outcome import (
+    check_interval,
     check_timeout,
     describe_outcome,
     heap_and_gc,
@@ -235,6 +236,7 @@ def run_isolated(
     ref = resolve_target(target)
     limit_bytes = parse_limit(limit)
     check_timeout(timeout)
+    check_interval(interval)
     run = _run_child(_request(ref, args, kwargs, heap), limit_bytes, timeout, interval, quiet)
     name = label or ref.display
     data = run.result

@@ -14,7 +14,16 @@ from membound._units import format_size, parse_size
 from membound.measure.sampler import SamplerReport
 from membound.results.measurement import Outcome
 
-__all__ = ["check_timeout", "describe_outcome", "heap_and_gc", "parse_limit", "read_report"]
+__all__ = [
+    "MAX_TIMEOUT",
+    "check_interval",
+    "check_timeout",
+    "describe_outcome",
+    "exit_words",
+    "heap_and_gc",
+    "parse_limit",
+    "read_report",
+]
 
 
 def parse_limit(limit: int | str | None) -> int | None:
@@ -31,14 +40,44 @@ def parse_limit(limit: int | str | None) -> int | None:
     return value
 
 
+#: The longest timeout taken, in seconds (a year): longer ones overflow the system's timers.
+MAX_TIMEOUT = 365 * 24 * 3600.0
+
+
 def check_timeout(timeout: float | None) -> None:
-    """Reject a timeout that is not a positive number of seconds.
+    """Reject a timeout that is not a positive, finite number of seconds up to a year.
 
     Raises:
-        TargetError: zero, negative or not a number.
+        TargetError: zero, negative, not a number, infinite or over :data:`MAX_TIMEOUT`.
     """
-    if timeout is not None and not timeout > 0:  # NaN too
-        raise TargetError(f"timeout must be positive, not {timeout}")
+    if timeout is None:
+        return
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+        raise TargetError(f"timeout must be a number of seconds, not {timeout!r}", hint=_HINT)
+    if not 0 < timeout <= MAX_TIMEOUT:  # NaN and infinity fail this too
+        raise TargetError(
+            f"timeout must be more than 0 and at most {MAX_TIMEOUT:.0f} seconds (a year), "
+            f"not {timeout}",
+            hint=_HINT,
+        )
+
+
+def check_interval(interval: float) -> None:
+    """Reject a sampling interval that is not a finite number of seconds from 1 ms to 1 min.
+
+    Raises:
+        TargetError: out of that range, or not a number.
+    """
+    if isinstance(interval, bool) or not isinstance(interval, int | float):
+        raise TargetError(f"interval must be a number of seconds, not {interval!r}")
+    if not 0.001 <= interval <= 60:  # NaN fails this too
+        raise TargetError(
+            f"interval must be from 0.001 to 60 seconds, not {interval}",
+            hint="the default, 0.01 s, suits most runs",
+        )
+
+
+_HINT = "give the seconds as a number, e.g. 60 or 0.5"
 
 
 def describe_outcome(
@@ -58,19 +97,25 @@ def describe_outcome(
     if timed_out:
         return "timeout", f"timeout of {timeout:g} s reached; stopped"
     if returncode < 0:
-        try:
-            name = signal.Signals(-returncode).name
-        except ValueError:
-            name = f"signal {-returncode}"
-        if returncode == -signal.SIGKILL:
-            return "killed", (
-                "killed by SIGKILL (when memory runs out, the kernel's OOM killer sends this; "
-                "see dmesg)"
-            )
-        return "killed", f"killed by {name}"
+        return "killed", exit_words(returncode)
     if returncode > 0:
-        return "failed", f"exited with status {returncode}"
+        return "failed", exit_words(returncode)
     return "ok", ""
+
+
+def exit_words(returncode: int) -> str:
+    """How a process ended, from its return code (negative: the signal that killed it)."""
+    if returncode == -signal.SIGKILL:
+        return (
+            "killed by SIGKILL (when memory runs out, the kernel's OOM killer sends this; "
+            "see dmesg)"
+        )
+    if returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exited with status {returncode}"
 
 
 def read_report(path: Path) -> dict[str, Any] | None:

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from membound._errors import ChildFailed
+from membound._errors import ChildFailed, StopRequested, failure_words
 from membound.measure import allocator, probes
 from membound.measure.heap import gc_paused, own_filters, tracing, type_counts
 from membound.results.leaks import LeakRound
@@ -41,9 +41,11 @@ def guarded(func: Callable[[], Any], label: str) -> Callable[[], Any]:
     def call() -> Any:
         try:
             return func()
-        except Exception as exc:
+        except (KeyboardInterrupt, StopRequested):
+            raise  # a stop asked of membound, not a failure of the measured code
+        except BaseException as exc:  # SystemExit and the code's own BaseExceptions too
             raise ChildFailed(
-                f"{label} raised while being called for leak hunting: {type(exc).__name__}: {exc}",
+                f"{label} {failure_words(exc)} while being called for leak hunting",
                 traceback=traceback.format_exc(),
                 hint="the measured code itself failed; its traceback is shown above",
             ) from exc

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from membound._errors import TargetError
+from membound._errors import StopRequested, TargetError, failure_words
 from membound.measure.target import import_file
 
 __all__ = ["load_scenarios", "scenario"]
@@ -49,9 +49,11 @@ def load_scenarios(path: str | Path) -> dict[str, str]:
     module_name = f"__membound_scenarios_{file.stem}__"
     try:
         module = import_file(file, module_name)
-    except Exception as exc:
+    except (KeyboardInterrupt, StopRequested):
+        raise
+    except BaseException as exc:  # SystemExit on import too: the file's failure, not ours
         raise TargetError(
-            f"{path} failed to import: {type(exc).__name__}: {exc}",
+            f"{path} failed to import: it {failure_words(exc)}",
             hint=f"run 'python {path}' to see the error in full",
         ) from None
     found: dict[str, str] = {}

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from membound._errors import TargetError
+from membound._errors import StopRequested, TargetError, describe_exception
 
 __all__ = [
     "Target",
@@ -169,9 +169,11 @@ def load_target(target: Target) -> tuple[Callable[..., Any], str]:
     ref = _parse(target)
     try:
         obj = _import(ref)
-    except Exception as exc:
+    except (KeyboardInterrupt, StopRequested):
+        raise
+    except BaseException as exc:  # SystemExit on import too: the module's failure, not ours
         raise TargetError(
-            f"cannot import {target}: {type(exc).__name__}: {exc}", hint=_IMPORT_HINT
+            f"cannot import {target}: {describe_exception(exc)}", hint=_IMPORT_HINT
         ) from None
     if not callable(obj):
         raise TargetError(f"{target} is not callable")
@@ -186,8 +188,10 @@ def load_ref(ref: TargetRef) -> Callable[..., Any]:
     """
     try:
         obj = _import(ref)
-    except Exception as exc:
-        raise import_error(ref, f"{type(exc).__name__}: {exc}") from None
+    except (KeyboardInterrupt, StopRequested):
+        raise
+    except BaseException as exc:  # SystemExit on import too: the module's failure, not ours
+        raise import_error(ref, describe_exception(exc)) from None
     if not callable(obj):
         raise TargetError(f"{ref.display} is not callable")
     if ref.args or ref.kwargs:

@@ -61,20 +61,23 @@ def _plot_timeline(ax: Any, timeline: Timeline, label: str, index: int = 0) -> s
 
 def _complexity(plt: Any, c: Complexity) -> Any:
     fig, ax = plt.subplots(figsize=(8, 5))
-    ns = [p.n for p in c.points]
-    ys = [max(p.value, 1.0) / _MIB for p in c.points]
+    points = sorted((p for p in c.points if p.n >= 1), key=lambda p: p.n)  # log axis: n >= 1
+    ns = [p.n for p in points]
+    ys = [max(p.value, 1.0) / _MIB for p in points]
     ax.plot(ns, ys, "o", color="black", label="measured (median)", zorder=3)
     from membound.judge.complexity import fit_models
 
-    fits = fit_models(ns, [p.value for p in c.points], c.noise_floor)
-    lo, hi = ns[0], ns[-1]
+    # A result read from a file may hold fewer sizes than a fit needs: draw the points alone.
+    fits = fit_models(ns, [p.value for p in points], c.noise_floor) if len(set(ns)) >= 3 else {}
+    lo, hi = (ns[0], ns[-1]) if ns else (1, 1)
     grid = [lo * (hi / lo) ** (i / 50) for i in range(51)]
     for name, fit in fits.items():
         curve = [max(fit.intercept + fit.slope * MODELS[name](n), 1.0) / _MIB for n in grid]
         width = 2.5 if name == c.big_o else 1.0
         ax.plot(grid, curve, linewidth=width, label=f"{name} (residual {fit.residual:.3f})")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
+    if ns:  # a log axis of no data cannot be drawn
+        ax.set_xscale("log")
+        ax.set_yscale("log")
     ax.set_xlabel("n")
     ax.set_ylabel(("Δ peak RSS" if c.metric == "rss" else "heap peak") + " (MiB)")
     ax.set_title(f"{c.label}: {c.big_o}")
@@ -113,8 +116,20 @@ def _leaks(plt: Any, r: LeakReport) -> Any:
 def chart(
     result: Measurement | Comparison | Complexity | LeakReport, path: str | Path | IO[bytes]
 ) -> None:
-    """Write a PNG chart of ``result`` to ``path`` (a file name or a binary stream)."""
+    """Write a PNG chart of ``result`` to ``path`` (a file name or a binary stream).
+
+    Labels are the user's own text: ``$…$`` in a label is drawn as it is, never parsed as math.
+    """
     plt = _pyplot()
+    with plt.rc_context({"text.parse_math": False}):
+        _draw(plt, result, path)
+
+
+def _draw(
+    plt: Any,
+    result: Measurement | Comparison | Complexity | LeakReport,
+    path: str | Path | IO[bytes],
+) -> None:
     if isinstance(result, Complexity | LeakReport):
         fig = _complexity(plt, result) if isinstance(result, Complexity) else _leaks(plt, result)
         fig.tight_layout()

@@ -15,8 +15,9 @@ import json
 from pathlib import Path
 from typing import IO, Any
 
-from membound._errors import MemboundError
+from membound._errors import MemboundError, describe_exception
 from membound.results import Comparison, Complexity, LeakReport, Measurement, Result
+from membound.results.checked import check_result
 
 __all__ = ["SCHEMA", "JsonReporter", "Result", "dumps", "load", "loads"]
 
@@ -51,15 +52,34 @@ def loads(text: str) -> Result:
         doc: Any = json.loads(text)
     except ValueError as exc:
         raise MemboundError(f"not a JSON file: {exc}", hint=_HINT) from None
-    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA or doc.get("type") not in _TYPES:
+    except RecursionError:
+        raise MemboundError("not a membound result: nested too deeply", hint=_HINT) from None
+    if (
+        not isinstance(doc, dict)
+        or doc.get("schema") != SCHEMA
+        or not isinstance(doc.get("type"), str)
+        or doc.get("type") not in _TYPES
+    ):
         raise MemboundError(
             f"not a membound result (expected schema {SCHEMA!r} with a known type)",
             hint=_HINT,
         )
+    if not isinstance(doc.get("result"), dict):
+        raise MemboundError("malformed membound result: 'result' is not an object", hint=_HINT)
     try:
-        return _TYPES[doc["type"]].from_dict(doc["result"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise MemboundError(f"malformed membound result: {exc!r}", hint=_HINT) from None
+        result = _TYPES[doc["type"]].from_dict(doc["result"])
+        check_result(result)
+    except KeyError as exc:
+        raise MemboundError(f"malformed membound result: no {exc}", hint=_HINT) from None
+    except RecursionError:
+        raise MemboundError("malformed membound result: nested too deeply", hint=_HINT) from None
+    except (TypeError, ValueError, AttributeError, OverflowError) as exc:
+        # from_dict meets the wrong kind of value (a list for an object, a string for a
+        # number), or check_result names a field that is wrong
+        raise MemboundError(
+            f"malformed membound result: {describe_exception(exc).split(': ', 1)[-1]}", hint=_HINT
+        ) from None
+    return result
 
 
 def load(path: str | Path) -> Result:

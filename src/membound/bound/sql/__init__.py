@@ -8,23 +8,28 @@ checkpoint. None separates read and write batch sizes or commits a checkpoint in
 transaction as the writes. The contract implemented here:
 
 * G1 every row present for the whole run comes out exactly once: ordering is by a unique, non-null
-  key and each batch resumes *strictly after* the previous batch's last key.
+  key and each batch resumes *strictly after* the previous batch's last key. "Non-null" is what
+  the database says, asked before the first page (``nulls.py``): a key column that can hold NULL
+  is refused unless the source filters it ``IS NOT NULL``.
 * G2 each batch is read committed. ``finish="snapshot"`` (the default) freezes the largest key at
   start, so rows inserted later with larger keys are not visited; ``finish=None`` follows them.
 * G3 :meth:`Batch.where` re-applies the source's filter and the batch's key range.
 * G4 each batch is fetched completely in its own short transaction, and the connection goes back to
   the pool *before* the batch is handed to user code.
 * G6 a batch whose first key is not greater than the previous batch's last key raises
-  :class:`~membound.KeyOrderError` (the database and Python disagree on key order, or a key moved).
+  :class:`~membound.KeyOrderError`: the database and Python disagree on key order. A key moved by
+  another writer mid-run is *not* detected: its row comes out twice (moved ahead of the cursor)
+  or never (moved behind it, or above the snapshot); telling a move from an insert or a delete
+  takes every visited key in memory or a count, neither of them cheap.
 * G7 a :class:`Checkpoint` stores the last key whose effects are committed; resume is exclusive.
   With ``BatchWriter(checkpoint=...)`` the position commits in the same transaction as each flush.
 
 Bounds: ``start`` and ``finish`` values are inclusive; a checkpoint position is exclusive.
 
-Modules: ``plan`` (the source and its key), ``pages`` (page statements and the fetch strategy),
-``driver`` (the ``tuples=True`` driver path), ``read`` (``find_each``, ``in_batches``, ``Batch``),
-``checkpoint``, ``writer`` (``BatchWriter``), ``progress``, ``keys`` and ``connection``. This
-module only re-exports.
+Modules: ``plan`` (the source and its key), ``nulls`` (which key columns can hold NULL),
+``pages`` (page statements and the fetch strategy), ``driver`` (the ``tuples=True`` driver
+path), ``read`` (``find_each``, ``in_batches``, ``Batch``), ``checkpoint``, ``writer``
+(``BatchWriter``), ``progress``, ``keys`` and ``connection``. This module only re-exports.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from membound._errors import BatchSourceError
-from membound.bound.sql.connection import engine_of
+from membound.bound.sql.connection import engine_of, lock_errors
 from membound.bound.sql.keys import Key, public_key
 
 # Without SQLAlchemy the names stay undefined; connection.require_sqlalchemy() says what to
@@ -110,7 +110,8 @@ class Checkpoint:
                 the position must not wait on a lock it holds itself, as on SQLite).
         """
         if not self._ready:
-            _checkpoint_table().create(connection or self.engine, checkfirst=True)
+            with lock_errors(f"creating the table of checkpoint {self.name!r}"):
+                _checkpoint_table().create(connection or self.engine, checkfirst=True)
             self._ready = True
 
     def mark(self, key: Key) -> None:
@@ -138,10 +139,14 @@ class Checkpoint:
         return self._writer is not None
 
     def load(self) -> Key | None:
-        """The stored position as a key tuple, or None before the first save."""
+        """The stored position as a key tuple, or None before the first save.
+
+        Raises:
+            DatabaseLocked: the database stayed locked past its busy timeout.
+        """
         self.ensure_table()
         table = _checkpoint_table()
-        with self.engine.connect() as conn:
+        with lock_errors(f"loading checkpoint {self.name!r}"), self.engine.connect() as conn:
             text = conn.execute(
                 sa.select(table.c.position).where(table.c.name == self.name)
             ).scalar_one_or_none()
@@ -153,7 +158,11 @@ class Checkpoint:
 
     @property
     def position(self) -> Any:
-        """The stored key (scalar, or tuple for composite keys), or None before the first save."""
+        """The stored key (scalar, or tuple for composite keys), or None before the first save.
+
+        Raises:
+            DatabaseLocked: the database stayed locked past its busy timeout.
+        """
         stored = self.load()
         return None if stored is None else public_key(stored)
 
@@ -164,12 +173,23 @@ class Checkpoint:
             position: the last key whose effects are committed.
             connection: an open SQLAlchemy ``Connection`` in a transaction, to commit the
                 position together with other writes; by default a transaction of its own.
+
+        Raises:
+            BatchSourceError: the position is or holds None (a resume point after NULL would
+                select no row: keys are never NULL), or a value of a type it cannot store.
+            DatabaseLocked: without ``connection``, the database stayed locked past its busy
+                timeout (within ``connection``, the caller's transaction sees the error).
         """
-        self.ensure_table(connection)
         values = position if isinstance(position, tuple) else (position,)
+        if any(v is None for v in values):
+            raise BatchSourceError(
+                f"checkpoint position {position!r} for {self.name!r} holds None; keys are never "
+                "NULL, and resuming after NULL would select nothing (use reset() to start over)"
+            )
         text = json.dumps([_encode_value(v) for v in values])
+        self.ensure_table(connection)
         if connection is None:
-            with self.engine.begin() as conn:
+            with lock_errors(f"saving checkpoint {self.name!r}"), self.engine.begin() as conn:
                 self._write(conn, text)
         else:
             self._write(connection, text)
@@ -184,10 +204,14 @@ class Checkpoint:
             conn.execute(sa.insert(table).values(name=self.name, position=text, updated_at=now))
 
     def reset(self) -> None:
-        """Forget the stored position: the next run starts from the beginning."""
+        """Forget the stored position: the next run starts from the beginning.
+
+        Raises:
+            DatabaseLocked: the database stayed locked past its busy timeout.
+        """
         self.ensure_table()
         table = _checkpoint_table()
-        with self.engine.begin() as conn:
+        with lock_errors(f"resetting checkpoint {self.name!r}"), self.engine.begin() as conn:
             conn.execute(sa.delete(table).where(table.c.name == self.name))
         self._current = None
 

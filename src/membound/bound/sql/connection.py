@@ -3,7 +3,8 @@ statements run in their own short transactions, and locked-database errors in pl
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from membound._errors import BatchSourceError, DatabaseLocked
@@ -26,6 +27,7 @@ __all__ = [
     "HAVE_SQLALCHEMY",
     "engine_of",
     "is_locked",
+    "lock_errors",
     "raise_if_locked",
     "require_sqlalchemy",
     "run_statement",
@@ -71,12 +73,33 @@ def is_locked(exc: BaseException) -> bool:
     return sqlstate in ("55P03", "40P01")  # lock_not_available, deadlock_detected
 
 
-def raise_if_locked(exc: BaseException) -> None:
-    """Raise :class:`DatabaseLocked` from ``exc`` when it is a lock timeout."""
+def raise_if_locked(exc: BaseException, doing: str = "") -> None:
+    """Raise :class:`DatabaseLocked` from ``exc`` when it is a lock timeout.
+
+    Args:
+        exc: the error the database gave.
+        doing: what membound was doing, for the message (e.g. ``"loading checkpoint 'job'"``).
+    """
     if is_locked(exc):
+        lines = str(exc).splitlines()
+        cause = lines[0] if lines else type(exc).__name__
+        context = f" ({doing})" if doing else ""
         raise DatabaseLocked(
-            f"the database is locked by another connection: {str(exc).splitlines()[0]}"
+            f"the database is locked by another connection{context}: {cause}"
         ) from exc
+
+
+@contextlib.contextmanager
+def lock_errors(doing: str) -> Iterator[None]:
+    """Turn a lock timeout raised in the block into :class:`DatabaseLocked` saying ``doing``.
+
+    Other database errors pass through unchanged.
+    """
+    try:
+        yield
+    except sa_exc.OperationalError as exc:
+        raise_if_locked(exc, doing)
+        raise
 
 
 def run_statement(
@@ -86,6 +109,7 @@ def run_statement(
     *,
     scalars: bool,
     params: dict[str, Any] | None = None,
+    doing: str = "",
 ) -> Sequence[Any]:
     """Run ``stmt`` in its own short transaction and return every row (G4).
 
@@ -94,6 +118,10 @@ def run_statement(
     sessionmaker, or for ORM objects (``scalars``), the statement runs in a session that is
     closed before returning: its transaction ends, the connection goes back to the pool and the
     objects are detached, so an identity map never outlives one batch.
+
+    Raises:
+        DatabaseLocked: the database stayed locked past its busy timeout (the message says
+            ``doing`` when given).
     """
     try:
         if sessions is not None or scalars:
@@ -106,5 +134,5 @@ def run_statement(
         with engine.connect() as conn:
             return conn.execute(stmt, params).all()  # noqa: MB102 (one LIMIT page)
     except sa_exc.OperationalError as exc:
-        raise_if_locked(exc)
+        raise_if_locked(exc, doing)
         raise

@@ -23,17 +23,31 @@ __all__ = ["Key", "as_key", "compare", "public_key", "same_column"]
 Key = tuple[Any, ...]
 
 
-def as_key(value: Any, width: int) -> Key:
+def as_key(value: Any, width: int, what: str = "start/finish") -> Key:
     """A user's key value (a scalar, or a tuple for a composite key) as a tuple of ``width``.
 
+    Args:
+        value: the value as given.
+        width: the number of key columns.
+        what: which value this is (``"start"``, ``"finish"``, ...), for the error message.
+
     Raises:
-        BatchSourceError: a composite key given with the wrong number of values.
+        BatchSourceError: a composite key given with the wrong number of values, or a value
+            holding None: keys are never NULL (G1), and in SQL ``key > NULL`` is never true, so
+            such a bound or resume point would silently select no row at all.
     """
     if width == 1:
-        return value if isinstance(value, tuple) and len(value) == 1 else (value,)
-    if not isinstance(value, (tuple, list)) or len(value) != width:
-        raise BatchSourceError(f"the key has {width} columns; give start/finish as a {width}-tuple")
-    return tuple(value)
+        key = value if isinstance(value, tuple) and len(value) == 1 else (value,)
+    elif not isinstance(value, (tuple, list)) or len(value) != width:
+        raise BatchSourceError(f"the key has {width} columns; give {what} as a {width}-tuple")
+    else:
+        key = tuple(value)
+    if any(v is None for v in key):
+        raise BatchSourceError(
+            f"{what} {public_key(key)!r} contains None; key values are never NULL, and no key "
+            "compares greater or less than NULL, so the run would select nothing"
+        )
+    return key
 
 
 def public_key(key: Key) -> Any:

@@ -67,6 +67,21 @@ def in_batches(
 ) -> Iterator[Batch]:
     """Yield the source's rows as :class:`Batch` objects in key order, O(batch_size) memory.
 
+    Before the first page the key is checked (G1): unique, and never NULL by what the database
+    itself says (one catalog query), since a row with a NULL key would never come out. A SQLite
+    ``TEXT PRIMARY KEY`` without NOT NULL, a view's column or a column on the outer side of an
+    outer join is refused unless the source filters it ``IS NOT NULL``.
+
+    Keys that change during the run (G6): each page is read by key range when it is read, so a
+    row whose key another writer changes mid-run is skipped if the new key lies in the range
+    already visited (or, with ``finish="snapshot"``, above the high-water mark), and comes out
+    twice if it moves from the visited range into the range still ahead. That is inherent to
+    keyset batching and nothing cheap detects it: the moved row carries a new key, so telling a
+    move from an insert or a delete takes every visited key in memory (O(rows)) or a count
+    that inserts and deletes change as well. :class:`~membound.KeyOrderError` catches what does
+    show at a page boundary, the database and Python ordering keys differently (a collation).
+    Batch by a key nobody changes (a surrogate primary key, not an email or a status).
+
     Args:
         engine_or_sessionmaker: where to read. With a ``sessionmaker`` each batch runs in a fresh
             session from it; with an ``Engine``, Core sources use a pooled connection per batch.
@@ -78,7 +93,8 @@ def in_batches(
         batch_size: rows per batch (>= 1).
         key: the column(s) to order and resume by: the primary key by default, or a unique,
             non-null column / tuple of columns (names, ``Column`` objects or ORM attributes).
-        start: first key to visit, inclusive (a tuple for composite keys).
+            Nullable key columns are refused unless the source filters them ``IS NOT NULL``.
+        start: first key to visit, inclusive (a tuple for composite keys; never None inside).
         finish: ``"snapshot"`` (default) stops at the largest key present at start; ``None``
             follows rows inserted during the run; a key value stops there, inclusive.
         checkpoint: resume strictly after the checkpoint's stored key. When no ``BatchWriter``
@@ -97,10 +113,12 @@ def in_batches(
             go through SQLAlchemy instead (same rows, as tuples).
 
     Raises:
-        BatchSourceError: unusable source or key, ``batch_size < 1``, or ``tuples=True`` with an
+        BatchSourceError: unusable source or key (keyless, not unique, can hold NULL), a
+            ``start``/``finish`` holding None, ``batch_size < 1``, or ``tuples=True`` with an
             ORM source (raised at the call).
         KeyOrderError: a batch's first key is not greater than the previous batch's last key.
-        DatabaseLocked: the database stayed locked past its busy timeout while reading a batch.
+        DatabaseLocked: the database stayed locked past its busy timeout: at the call (the
+            key's schema, the checkpoint, the snapshot) or while reading a batch.
     """
     plan, pages = _open_run(
         engine_or_sessionmaker,
@@ -140,17 +158,17 @@ def _open_run(
     # Resume point and high-water mark are fixed here, at the call, not at the first next():
     # "snapshot" means the largest key when in_batches()/find_each() was called.
     after: Key | None = None
-    start_key = None if start is None else as_key(start, plan.width)
+    start_key = None if start is None else as_key(start, plan.width, "start")
     if checkpoint is not None:
         stored = checkpoint.load()
         if stored is not None:
-            after = as_key(public_key(stored), plan.width)
+            after = as_key(public_key(stored), plan.width, f"the position of {checkpoint!r}")
     if finish == "snapshot":
         upper = plan.snapshot_max(start_key)
         if upper is None:
             return plan, iter(())
     else:
-        upper = None if finish is None else as_key(finish, plan.width)
+        upper = None if finish is None else as_key(finish, plan.width, "finish")
     return plan, _page_loop(
         PageReader(plan, batch_size),
         after=after,
@@ -257,6 +275,12 @@ def find_each(
     ``writer.add`` is tagged with the key of the row being processed, so the writer can commit
     the resume position together with the writes (G7).
 
+    Every row present for the whole run comes out exactly once (G1) if its key is unique,
+    never NULL (checked against the database before the first page, see ``in_batches``) and
+    not changed during the run. A key changed mid-run by another writer makes its row come out
+    twice (moved ahead of the cursor) or not at all (moved behind it, or above the
+    ``"snapshot"`` high-water mark), and nothing cheap detects that (see ``in_batches``).
+
     Args:
         engine_or_sessionmaker: see :func:`in_batches`.
         source: see :func:`in_batches`.
@@ -270,9 +294,11 @@ def find_each(
         tuples: see :func:`in_batches`.
 
     Raises:
-        BatchSourceError: unusable source or key, or ``batch_size < 1`` (raised at the call).
+        BatchSourceError: unusable source or key (keyless, not unique, can hold NULL), a
+            ``start``/``finish`` holding None, or ``batch_size < 1`` (raised at the call).
         KeyOrderError: keys did not increase between batches.
-        DatabaseLocked: the database stayed locked past its busy timeout.
+        DatabaseLocked: the database stayed locked past its busy timeout (at the call, or
+            while reading a batch).
     """
     plan, pages = _open_run(
         engine_or_sessionmaker,

@@ -56,6 +56,11 @@ class BatchWriter:
         batch_size: items per transaction (>= 1).
         checkpoint: commit this checkpoint's new position with each flush.
 
+    Raises:
+        BatchSourceError: ``batch_size < 1`` or not an integer.
+        DatabaseLocked: with a ``checkpoint`` whose table does not exist yet, the database
+            stayed locked past its busy timeout while creating it.
+
     Example:
         >>> cp = Checkpoint(engine, "mark-deleted")          # doctest: +SKIP
         >>> with BatchWriter(engine, checkpoint=cp) as w:    # doctest: +SKIP
@@ -97,13 +102,25 @@ class BatchWriter:
             params: a mapping of bound parameters for this item, or None.
             key: the row key this write belongs to, for the checkpoint. By default the key of the
                 row (``find_each``) or batch (``in_batches``) the shared checkpoint is at.
+
+        Raises:
+            BatchSourceError: ``key`` is or holds None (nothing is buffered).
+            BatchWriteError: a flush this add triggered failed (see :meth:`flush`).
         """
         if isinstance(statement, str):
             if self._last_text is None or self._last_text[0] != statement:
                 self._last_text = (statement, sa.text(statement))
             statement = self._last_text[1]
+        tag: Key | None
         if key is not _NO_KEY:
-            tag: Key | None = key if isinstance(key, tuple) else (key,)
+            given: Key = key if isinstance(key, tuple) else (key,)
+            if any(v is None for v in given):
+                # Saved as the checkpoint's position, it would make the resumed run empty.
+                raise BatchSourceError(
+                    f"BatchWriter.add: key {key!r} holds None; give the row's key (never NULL), "
+                    "or leave key= out to use the key the reader is at"
+                )
+            tag = given
         elif self.checkpoint is not None:
             tag = self.checkpoint.current
         else:

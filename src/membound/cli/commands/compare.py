@@ -6,7 +6,14 @@ from collections.abc import Mapping, Sequence
 
 import click
 
-from membound.cli._output import emit, output_options, progress
+from membound.cli._output import (
+    DEFAULT_TIMEOUT,
+    emit,
+    keep_partial,
+    output_options,
+    progress,
+    timeout_option,
+)
 from membound.judge.compare import compare
 from membound.measure.scenarios import load_scenarios
 
@@ -16,12 +23,14 @@ from membound.measure.scenarios import load_scenarios
 @click.option("--cmd", "cmds", multiple=True, help="A command to compare (repeatable).")
 @click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--heap", is_flag=True, help="Also trace the Python heap (slower).")
+@timeout_option(DEFAULT_TIMEOUT, "each run")
 @output_options
 def command(
     file: str | None,
     cmds: tuple[str, ...],
     repeat: int,
     heap: bool,
+    timeout: float | None,
     json_path: str | None,
     markdown: bool,
     plot_path: str | None,
@@ -29,14 +38,23 @@ def command(
     """Compare the @membound.scenario functions of FILE, or commands given with --cmd.
 
     Each run gets a fresh process; runs are interleaved (A B A B …) and reported as medians.
+    On Ctrl-C the runs that finished are printed and written (exit 130).
     """
     if bool(file) == bool(cmds):
         raise click.UsageError("give either a scenarios FILE or one or more --cmd, not both")
     scenarios: Mapping[str, str] | Sequence[str] = load_scenarios(file) if file else list(cmds)
-    with progress(repeat * len(scenarios), "compare") as advance:
-        result = compare(
-            scenarios, repeat=repeat, heap=heap, on_run=lambda n, i: advance(f"{n} (run {i + 1})")
-        )
+    try:
+        with progress(repeat * len(scenarios), "compare") as advance:
+            result = compare(
+                scenarios,
+                repeat=repeat,
+                heap=heap,
+                timeout=timeout,
+                on_run=lambda n, i: advance(f"{n} (run {i + 1})"),
+            )
+    except KeyboardInterrupt as stop:
+        keep_partial(stop, json_path=json_path, markdown=markdown, plot_path=plot_path)
+        raise
     emit(result, json_path=json_path, markdown=markdown, plot_path=plot_path)
     failed = [r for r in result.rows if r.outcome != "ok"]
     for r in failed:

@@ -3,16 +3,40 @@
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import click
+import psutil
 
+from membound._errors import Interrupted
 from membound._units import format_size
 from membound.cli._output import heading, progress, show
 from membound.report.chart import chart
 from membound.report.json import dumps
 from membound.report.markdown import table_lines
+
+
+def _check_room(rows: int, needs: tuple[int, int]) -> None:
+    """Refuse a row count this machine has no room for, before writing anything."""
+    disk, memory = needs
+    tmp = tempfile.gettempdir()
+    free = shutil.disk_usage(tmp).free
+    if disk > free:
+        raise click.BadParameter(
+            f"{rows:,} rows need about {format_size(disk)} of disk in {tmp}; "
+            f"{format_size(free)} is free",
+            param_hint="--rows",
+        )
+    available = psutil.virtual_memory().available
+    if memory > available:
+        raise click.BadParameter(
+            f"{rows:,} rows need about {format_size(memory)} of memory (the load-all scenarios "
+            f"hold every row); {format_size(available)} is available",
+            param_hint="--rows",
+        )
 
 
 @click.command("demo")
@@ -39,6 +63,7 @@ def command(rows: int, repeat: int, scale: bool, out: str) -> int:
     shared payload, and the size of one record built six ways."""
     from membound.demo.runner import (
         DemoResult,
+        demo_needs,
         describe_complexities,
         record_size_table,
         record_sizes,
@@ -46,6 +71,9 @@ def command(rows: int, repeat: int, scale: bool, out: str) -> int:
         scenario_count,
     )
 
+    if not out.strip():
+        raise click.BadParameter("give a folder name", param_hint="--out")
+    _check_room(rows, demo_needs(rows))
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     summary: list[str] = ["# membound demo", ""]
@@ -72,15 +100,25 @@ def command(rows: int, repeat: int, scale: bool, out: str) -> int:
 
     # Each scenario runs ``repeat`` times, then once more for its complexity.
     runs = scenario_count(rows) * (repeat + (1 if scale else 0))
-    with progress(runs, "demo") as advance:
-        results = run_demo(
-            rows,
-            repeat,
-            scale=scale,
-            on_group=lambda group: heading(group.title),
-            on_run=lambda name, i: advance(f"{name} (run {i + 1})"),
-            on_result=show_group,
-        )
+    try:
+        with progress(runs, "demo") as advance:
+            results = run_demo(
+                rows,
+                repeat,
+                scale=scale,
+                on_group=lambda group: heading(group.title),
+                on_run=lambda name, i: advance(f"{name} (run {i + 1})"),
+                on_result=show_group,
+            )
+    except KeyboardInterrupt as stop:
+        # What finished is on screen and in its files already; the summary says how far it got.
+        done = len(everything["groups"])
+        summary.append(f"Interrupted after {done} group(s); the rest did not run.")
+        (folder / "summary.md").write_text("\n".join(summary) + "\n", encoding="utf-8")
+        (folder / "demo.json").write_text(json.dumps(everything, indent=1) + "\n", encoding="utf-8")
+        raise Interrupted(
+            None, f"{done} group(s) finished; their files and a summary are in {folder}/"
+        ) from stop
     heading("One record, six ways: bytes per instance")
     sizes = record_sizes()
     size_lines = table_lines(record_size_table(sizes))

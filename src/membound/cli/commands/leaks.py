@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from membound.cli._output import emit, output_options
+from membound.cli._output import DEFAULT_TIMEOUT, emit, output_options, timeout_option
 
 
 @click.command("leaks")
@@ -24,12 +24,7 @@ from membound.cli._output import emit, output_options
     show_default=True,
     help="Hunt in a fresh interpreter, or in this one.",
 )
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
-    default=None,
-    help="Stop the hunt after this many seconds (exit 2).",
-)
+@timeout_option(DEFAULT_TIMEOUT, "the hunt (exit 2)")
 @click.option(
     "--expect-clean", is_flag=True, help="Exit 1 unless the verdict is 'no leak' (undecided too)."
 )

@@ -1,11 +1,15 @@
 """``membound lint PATH...``: find memory anti-patterns statically (ruff-style interface).
 
 Exit codes: 0 no findings, 1 findings (0 with ``--exit-zero``), 2 a usage or configuration error,
-or no input file could be checked at all.
+or no input file could be checked at all. Errors in the settings (a bad ``--select``, ``--ignore``
+or ``--max-file-size``, or the same in ``[tool.membound.lint]``) are one ``membound: error:`` line
+and a hint, never click's usage banner: the message names the option, which is all the banner
+would add.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -16,9 +20,11 @@ from membound._version import __version__
 from membound.lint.config import (
     ConfigError,
     LintConfig,
+    check_selection,
     find_config,
     load_config,
     normalise_selectors,
+    parse_max_file_size,
 )
 from membound.lint.engine import ALL_CODES, lint_paths
 from membound.lint.output import (
@@ -33,9 +39,18 @@ from membound.lint.output import (
 __all__ = ["command"]
 
 
+#: The hint under an error in ``--select``/``--ignore``, or a selection that leaves no rule.
+_SELECT_HINT = (
+    "select rules by code prefix, e.g. --select MB1,MB201 (membound lint --help lists them)"
+)
+#: The hint under a bad ``--max-file-size``.
+_SIZE_HINT = "give a size such as 10MB, 1.5MiB or a number of bytes (1 MB = 10^6 bytes)"
+
+
 def _split(values: tuple[str, ...]) -> tuple[str, ...]:
-    # Accept both ``--select MB1,MB201`` and ``--select MB1 --select MB201``.
-    return tuple(part.strip() for value in values for part in value.split(",") if part.strip())
+    # Accept both ``--select MB1,MB201`` and ``--select MB1 --select MB201``. Empty parts are
+    # kept, so that ``--select ""`` or ``--select MB1,`` is refused instead of running less.
+    return tuple(part for value in values for part in value.split(","))
 
 
 def _load(paths: tuple[str, ...], config_path: str | None, isolated: bool) -> LintConfig:
@@ -61,6 +76,7 @@ def _config(
     isolated: bool,
     select: tuple[str, ...],
     ignore: tuple[str, ...],
+    max_file_size: str | None,
 ) -> LintConfig:
     config = _load(paths, config_path, isolated)
     try:
@@ -68,20 +84,26 @@ def _config(
             normalise_selectors(_split(select), ALL_CODES, "--select") if select else config.select
         )
         ignored = config.ignore + normalise_selectors(_split(ignore), ALL_CODES, "--ignore")
+        # What finally runs is checked, not each source alone: --select may rescue settings that
+        # select nothing, and --ignore may empty settings that select something.
+        from_file = config.source is not None and (not select or bool(config.ignore))
+        origin = f" (with settings from {config.source})" if from_file else ""
+        check_selection(chosen, ignored, ALL_CODES, origin)
     except ConfigError as exc:
-        raise click.UsageError(str(exc)) from None
-    return LintConfig(
-        select=chosen,
-        ignore=ignored,
-        per_file_ignores=config.per_file_ignores,
-        extend_streaming_calls=config.extend_streaming_calls,
-        root=config.root,
-        source=config.source,
-    )
+        raise MemboundError(str(exc), hint=_SELECT_HINT) from None
+    try:
+        size = (
+            config.max_file_size
+            if max_file_size is None
+            else parse_max_file_size(max_file_size, "--max-file-size")
+        )
+    except ConfigError as exc:
+        raise MemboundError(str(exc), hint=_SIZE_HINT) from None
+    return dataclasses.replace(config, select=chosen, ignore=ignored, max_file_size=size)
 
 
 @click.command("lint")
-@click.argument("paths", nargs=-1, type=click.Path())
+@click.argument("paths", nargs=-1, type=click.Path(readable=False))
 @click.option(
     "--select", multiple=True, metavar="CODES", help="Rule code prefixes to run, e.g. MB1,MB201."
 )
@@ -116,6 +138,12 @@ def _config(
     help="Also write the findings as JSON to this file.",
 )
 @click.option(
+    "--max-file-size",
+    metavar="SIZE",
+    help="Skip (as MB000) files larger than this, e.g. 10MB, 1.5MiB, 20000000  [default: 10MB, "
+    "or max-file-size from the configuration]",
+)
+@click.option(
     "--jobs",
     "-j",
     type=click.IntRange(min=0),
@@ -134,6 +162,7 @@ def command(
     isolated: bool,
     output_file: str | None,
     json_path: str | None,
+    max_file_size: str | None,
     jobs: int,
 ) -> int:
     """Find memory anti-patterns in Python files (default: the current directory).
@@ -150,7 +179,7 @@ def command(
     Rule pages: docs/rules/MBxxx.md.
     """
     inputs = paths or (".",)
-    config = _config(inputs, config_path, isolated, select, ignore)
+    config = _config(inputs, config_path, isolated, select, ignore, max_file_size)
     result = lint_paths(inputs, config, jobs=jobs or os.cpu_count() or 1)
     if statistics:
         report = render_statistics(result)
@@ -158,12 +187,14 @@ def command(
         report = render_sarif(result, version=__version__)
     else:
         report = render(result, fmt)
+    # surrogateescape: a file name that is not UTF-8 (``\udcff`` in the str) is written back as
+    # its original bytes, as on stdout, instead of failing the whole run at the very end.
     if output_file:
-        Path(output_file).write_text(report, encoding="utf-8")
+        Path(output_file).write_text(report, encoding="utf-8", errors="surrogateescape")
     else:
         click.echo(report, nl=False)
     if json_path:
-        Path(json_path).write_text(render_json(result), encoding="utf-8")
+        Path(json_path).write_text(render_json(result), encoding="utf-8", errors="surrogateescape")
     if fmt != "github" and result.errors:
         click.echo(render_errors(result), err=True, nl=False)
     if not result.files_checked and not result.errors:

@@ -4,8 +4,18 @@ from __future__ import annotations
 
 import click
 
-from membound.cli._output import emit, output_options
+from membound._errors import TargetError
+from membound.cli._output import emit, output_options, timeout_option
 from membound.measure.command import measure_command
+from membound.measure.outcome import check_interval
+
+
+def _interval(ctx: click.Context, param: click.Parameter, value: float) -> float:
+    try:
+        check_interval(value)
+    except TargetError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+    return value
 
 
 @click.command(
@@ -13,9 +23,16 @@ from membound.measure.command import measure_command
     context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False},
 )
 @click.option("--limit", help="Kill the command when its tree's RSS crosses this, e.g. 512MB.")
-@click.option("--timeout", type=float, help="Kill the command after this many seconds.")
+@timeout_option(None, "the command (no limit unless given)")
 @click.option("--heap", is_flag=True, help="For Python commands: also trace the Python heap.")
-@click.option("--interval", type=float, default=0.01, show_default=True, help="Seconds per sample.")
+@click.option(
+    "--interval",
+    type=float,
+    default=0.01,
+    show_default=True,
+    callback=_interval,
+    help="Seconds per sample (0.001 to 60).",
+)
 @output_options
 @click.argument("cmd", nargs=-1, required=True, type=click.UNPROCESSED)
 def command(
@@ -33,8 +50,6 @@ def command(
     Exit code 0 when the command succeeds within its limits, 1 when it fails, is killed or
     crosses --limit/--timeout, 2 for usage errors.
     """
-    if interval <= 0:
-        raise click.BadParameter("must be positive", param_hint="--interval")
     result = measure_command(list(cmd), limit=limit, timeout=timeout, interval=interval, heap=heap)
     emit(result, json_path=json_path, markdown=markdown, plot_path=plot_path)
     if not result.ok:

@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
+import math
+
 import click
 
-from membound.cli._output import emit, output_options, progress
+from membound.cli._output import (
+    DEFAULT_TIMEOUT,
+    emit,
+    keep_partial,
+    output_options,
+    progress,
+    timeout_option,
+)
 
 
 def _sizes(text: str) -> list[float]:
     try:
-        return [float(x) for x in text.split(",") if x.strip()]
+        sizes = [float(x) for x in text.split(",") if x.strip()]
     except ValueError:
+        sizes = []
+    if not sizes or not all(math.isfinite(n) and n >= 1 and n == int(n) for n in sizes):
         raise click.BadParameter(
-            f"{text!r} is not a comma-separated list of sizes like 1e3,1e4,1e5",
+            f"{text!r} is not a comma-separated list of whole sizes >= 1 like 1e3,1e4,1e5",
             param_hint="--sizes",
-        ) from None
+        )
+    return sizes
 
 
 @click.command("scale")
@@ -23,6 +35,7 @@ def _sizes(text: str) -> list[float]:
 @click.option("--metric", type=click.Choice(["rss", "heap"]), default="rss", show_default=True)
 @click.option("--repeat", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--expect", help='Fail (exit 1) unless the verdict is this, e.g. "O(1)".')
+@timeout_option(DEFAULT_TIMEOUT, "each run")
 @output_options
 def command(
     target: str,
@@ -30,6 +43,7 @@ def command(
     metric: str,
     repeat: int,
     expect: str | None,
+    timeout: float | None,
     json_path: str | None,
     markdown: bool,
     plot_path: str | None,
@@ -40,14 +54,19 @@ def command(
 
     want = normalise_big_o(expect) if expect else None
     ns = _sizes(sizes)
-    with progress(len(ns) + 2, "scale") as advance:
-        result = complexity(
-            target,
-            sizes=ns,
-            metric="heap" if metric == "heap" else "rss",
-            repeat=repeat,
-            on_run=lambda n, i: advance(f"n={n:,} (run {i + 1})"),
-        )
+    try:
+        with progress(len(ns) + 2, "scale") as advance:
+            result = complexity(
+                target,
+                sizes=ns,
+                metric="heap" if metric == "heap" else "rss",
+                repeat=repeat,
+                timeout=timeout,
+                on_run=lambda n, i: advance(f"n={n:,} (run {i + 1})"),
+            )
+    except KeyboardInterrupt as stop:
+        keep_partial(stop, json_path=json_path, markdown=markdown, plot_path=plot_path)
+        raise
     emit(result, json_path=json_path, markdown=markdown, plot_path=plot_path)
     if want is not None and result.big_o != want:
         measured = result.big_o if result.decided else "undecided (too few sizes cleared the floor)"
