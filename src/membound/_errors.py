@@ -106,9 +106,14 @@ class KeyOrderError(MemboundError):
 class MemoryBudgetExceeded(MemboundError):
     """Process memory crossed the budget of a ``memory_budget`` block.
 
+    A safety device, so not a one-off: while RSS is over the budget it is raised again at every
+    check, and again when the block ends if the budget was ever exceeded inside it. When the
+    block's data cap refused an allocation, the ``MemoryError`` is its ``__cause__``.
+
     Attributes:
         limit: the budget in bytes (absolute RSS, or growth since entry when relative).
-        observed: the RSS (or growth) in bytes that crossed it.
+        observed: the highest RSS (or growth) in bytes seen over it; None when an allocation
+            was refused before RSS crossed the budget.
     """
 
     hint = "the block used more memory than its budget; bound the work it does"
