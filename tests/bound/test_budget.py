@@ -377,3 +377,45 @@ def test_the_error_stays_a_membound_error() -> None:
     from membound import MemboundError
 
     assert issubclass(MemoryBudgetExceeded, MemboundError)
+
+
+TRACED_AFTER_A_TRIP = """
+import sys
+from membound import MemoryBudgetExceeded, memory_budget
+
+try:
+    with memory_budget("32 MB", relative=True, cap_allocations=False):
+        data = bytearray(b"\\x01" * (64 << 20))
+        for _ in range(10_000_000):
+            try:
+                sum(range(1000))
+            except MemoryBudgetExceeded:
+                break
+        del data
+except MemoryBudgetExceeded:
+    pass
+
+def tracer(frame, event, arg):
+    return tracer
+
+def work():
+    return sum(i for i in range(100))
+
+sys.settrace(tracer)
+print(work())
+"""
+
+
+def test_the_interpreter_is_left_sound_after_a_trip() -> None:
+    # Cancelling a pending raise with PyThreadState_SetAsyncExc(id, NULL) left CPython's eval
+    # breaker signalled: the next sys.settrace'd call (a debugger, coverage, the leak hunt's
+    # line finder) spun forever. Run in a child, with a timeout, so a regression fails here.
+    out = subprocess.run(
+        [sys.executable, "-c", TRACED_AFTER_A_TRIP],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert 0 == out.returncode, out.stderr
+    assert "4950" == out.stdout.strip()

@@ -252,16 +252,15 @@ class MemoryBudget:
     def _close_steps(self) -> None:
         _pop_cap(id(self))  # first: what follows allocates, and the block may be at the cap
         with self._lock:
-            if not self._done:
-                self._done = True  # the watcher raises no more
-                if self.observed is not None:
-                    # Raised but perhaps not delivered yet: cancel it so it cannot fire after
-                    # the block. (An outer budget's pending raise is cancelled with it; that
-                    # budget raises again at its next check.)
-                    _set_async_exc(self._thread_id, None)
+            self._done = True  # the watcher raises no more
         self._stop.set()
         if self._watcher.is_alive() and self._watcher is not threading.current_thread():
             self._watcher.join()
+        # A raise the watcher made before it stopped may still be pending: let it land here,
+        # where _close catches it, not after the block. Not cancelled with
+        # PyThreadState_SetAsyncExc(id, NULL): CPython then leaves its eval breaker signalled,
+        # and a later sys.settrace'd call spins forever (seen on 3.11).
+        _deliver_pending()
 
     def __exit__(
         self,
@@ -295,10 +294,17 @@ class MemoryBudget:
         raise self._error() from exc
 
 
-def _set_async_exc(thread_id: int, exc_type: type[BaseException] | None) -> None:
+def _set_async_exc(thread_id: int, exc_type: type[BaseException]) -> None:
     ctypes.pythonapi.PyThreadState_SetAsyncExc(
-        ctypes.c_ulong(thread_id), ctypes.py_object(exc_type) if exc_type is not None else None
+        ctypes.c_ulong(thread_id), ctypes.py_object(exc_type)
     )
+
+
+def _deliver_pending() -> None:
+    """Run a few backward jumps: the interpreter checks for pending asynchronous exceptions
+    there, so one raised into this thread earlier is delivered now."""
+    for _ in range(64):
+        pass
 
 
 def _cap_works() -> bool:
