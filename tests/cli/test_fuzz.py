@@ -10,20 +10,20 @@ process carrying the tag is left afterwards. The examples are drawn from a fixed
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from tests.processes import kill_tagged, new_tag, tagged, tagged_env
 
 #: Text nobody should have to think twice about: numbers at and past every limit, markup of
 #: rich and matplotlib, quotes, blanks.
@@ -50,7 +50,7 @@ HOSTILE = [
 ]
 
 TARGETS = """\
-import ctypes, os, sys
+import ctypes, os, subprocess, sys
 
 def ok():
     pass
@@ -72,6 +72,9 @@ class Boom(BaseException):
 
 def base(*a):
     raise Boom("x")
+
+def forks(*a):
+    subprocess.Popen(["sleep", "30"], start_new_session=True)
 
 class BadStr(Exception):
     def __str__(self):
@@ -140,26 +143,10 @@ def _membound(folder: Path, args: list[str]) -> subprocess.CompletedProcess[str]
     )
 
 
-def _tagged(tag: str) -> list[int]:
-    """Pids of live processes whose environment carries ``tag``."""
-    found = []
-    needle = f"MEMBOUND_FUZZ_TAG={tag}".encode()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/environ", "rb") as f:
-                if needle in f.read():
-                    found.append(int(entry))
-        except OSError:  # gone, or a kernel thread
-            continue
-    return found
-
-
 def check_invocation(folder: Path, args: list[str]) -> subprocess.CompletedProcess[str]:
     """Run membound on ``args`` and assert the contract every input must keep."""
-    tag = uuid.uuid4().hex
-    env = {**os.environ, "MEMBOUND_FUZZ_TAG": tag}
+    tag = new_tag()
+    env = tagged_env(tag)
     env.pop("MEMBOUND_DEBUG", None)
     started = time.monotonic()
     # Output goes to files, not pipes: a left-over process holding a pipe would block the
@@ -181,10 +168,8 @@ def check_invocation(folder: Path, args: list[str]) -> subprocess.CompletedProce
             proc.wait()
             raise AssertionError(f"membound {args!r} did not end within {RUN_LIMIT} s") from None
         finally:
-            left = _tagged(tag)
-            for pid in left:  # never leave them to the next test
-                with contextlib.suppress(OSError):
-                    os.kill(pid, 9)
+            left = tagged(tag)
+            kill_tagged(tag)  # never leave them to the next test
         out_file.seek(0)
         err_file.seek(0)
         out, err = out_file.read(), err_file.read()
@@ -249,6 +234,8 @@ OUTPUTS = {
             ["/nonexistent/program"],
             [""],
             ["."],
+            ["bash", "-c", "sleep 30 & sleep 0.2; echo started"],
+            ["bash", "-c", "setsid sleep 30 & sleep 0.2; echo started"],
         ]
     ),
 )
@@ -266,6 +253,7 @@ def test_run_keeps_the_contract(place: Path, opts: list[str], cmd: list[str]) ->
             ["--cmd", "true", "--cmd", "echo [/x] :ok: $\\frac{$"],
             ["--cmd", 'python3 -c "x', "--cmd", "true"],
             ["--cmd", "", "--cmd", "true"],
+            ["--cmd", "bash -c 'setsid sleep 30 & sleep 0.2'", "--cmd", "true"],
             [],
         ]
     ),
@@ -279,7 +267,7 @@ def test_compare_keeps_the_contract(place: Path, source: list[str], opts: list[s
 
 @FUZZ
 @given(
-    target=hostile("t.py:ok_n", "t.py:exits", "t.py:segv", "t.py:base", "t.py", ":"),
+    target=hostile("t.py:ok_n", "t.py:exits", "t.py:segv", "t.py:base", "t.py:forks", "t.py", ":"),
     opts=options(
         {
             "--sizes": hostile("1,10,100", "1,2", "1,10,1e400", "nan,1,2,3"),
@@ -300,7 +288,9 @@ def test_scale_keeps_the_contract(place: Path, target: str, opts: list[str]) -> 
 
 @FUZZ
 @given(
-    target=hostile("t.py:ok", "t.py:exits", "t.py:hard", "t.py:segv", "t.py:base", "t.py:badstr"),
+    target=hostile(
+        "t.py:ok", "t.py:exits", "t.py:hard", "t.py:segv", "t.py:base", "t.py:badstr", "t.py:forks"
+    ),
     opts=options(
         {
             "--iterations": hostile("40", "1"),

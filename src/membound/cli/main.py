@@ -22,6 +22,7 @@ from membound._errors import (
     describe_exception,
     failure_words,
 )
+from membound.measure.sampler import adopt_orphans, kill_descendants
 
 __all__ = ["COMMANDS", "cli", "main", "run"]
 
@@ -130,5 +131,18 @@ def describe_message(exc: BaseException) -> str:
 
 
 def run() -> None:
-    """Console-script entry point."""
-    sys.exit(main())
+    """Console-script entry point.
+
+    The command owns its process, so nothing started under it outlives it: it adopts the
+    orphans of the code it runs in-process (``leaks --in-process``, scenarios), and on the way
+    out kills whatever of its tree is still running. (Spawned runs are cleaned up by their
+    sampler; this catches what in-process code started.) Not done by :func:`main`, which may
+    run inside another program's process.
+    """
+    adopt_orphans()
+    code = main()
+    left = kill_descendants(os.getpid())
+    if left:
+        what = "process" if left == 1 else "processes"
+        click.echo(f"membound: stopped {left} {what} the measured code left running", err=True)
+    sys.exit(code)

@@ -6,15 +6,24 @@ starts in milliseconds and weighs a few MiB. It samples ``/proc/PID/statm`` (and
 watched process group when a memory limit is crossed, and on ``stop`` (or EOF on stdin: the parent
 died) prints one JSON document and exits.
 
+When it spawns the command itself it also keeps every process of the run (:class:`Tracker`): the
+command is born in a cgroup of its own (``cgroups.py``) where one can be made, and the sampler is a
+child subreaper (``PR_SET_CHILD_SUBREAPER``) everywhere on Linux, so a process that ``setsid``s or
+double-forks away from the command is still counted, and is killed when the run ends: when the
+command exits, at the limit, when the parent closes stdin (its timeout, its Ctrl-C, its death) and
+on SIGTERM or SIGHUP (the parent's death sends SIGTERM through ``PR_SET_PDEATHSIG``).
+
 Why a process and not a thread (DESIGN §5.3b): a sampler thread inside a busy interpreter is
 starved by the GIL; a separate process is scheduled by the kernel alone.
 
-The bounded timeline is ``results/downsample.py``'s, run by its path (see ``_DOWNSAMPLE``).
+The bounded timeline is ``results/downsample.py``'s and the cgroups are ``cgroups.py``'s, both run
+by path (see ``_DOWNSAMPLE``).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import runpy
@@ -22,6 +31,7 @@ import select
 import signal
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 # ``results/downsample.py``, run by its path. The downsampler belongs to ``results``
@@ -32,7 +42,7 @@ _DOWNSAMPLE = runpy.run_path(
         os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "results", "downsample.py"
     )
 )
-
+_CGROUPS = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), "cgroups.py"))
 
 HAS_PROC = os.path.exists("/proc/self/statm")
 
@@ -144,14 +154,18 @@ def _spawn(argv: list[str], stdio: list[int]) -> int:
 
 
 class TreeReader:
-    """Sums the RSS of a process and all its descendants, and keeps the largest ``VmHWM`` seen.
+    """Sums the RSS of a process tree, and keeps the largest ``VmHWM`` seen.
+
+    ``pids`` lists the tree's processes at each read: by default ``pid`` and its descendants;
+    a :class:`Tracker` gives every process of the run, orphans included.
 
     Bounded whatever the run: the largest VmHWM, the pids alive at the last read (to count new
     processes) and a count, never a record per process.
     """
 
-    def __init__(self, pid: int) -> None:
+    def __init__(self, pid: int, pids: Callable[[], list[int]] | None = None) -> None:
         self.pid = pid
+        self._pids = pids or (lambda: tree_of(pid))
         self.max_hwm: int | None = None
         self.processes_seen = 0
         self._live: set[int] = set()
@@ -160,7 +174,7 @@ class TreeReader:
         """The tree's summed RSS in bytes, or None when no process of it is left."""
         total = 0
         now_live: set[int] = set()
-        for p in tree_of(self.pid):
+        for p in self._pids():
             rss = read_rss(p)
             if rss is None:
                 continue
@@ -174,6 +188,123 @@ class TreeReader:
         return total if now_live else None
 
 
+_PR_SET_PDEATHSIG = 1
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+def _prctl(option: int, value: int) -> bool:
+    """``prctl(option, value)``; False where it is not there (not Linux) or fails."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(option, ctypes.c_ulong(value), 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def adopt_orphans() -> bool:
+    """Make this process a child subreaper: orphans among its descendants are re-parented to
+    it instead of to init, so they stay in its tree. False where that is not possible."""
+    return _prctl(_PR_SET_CHILD_SUBREAPER, 1)
+
+
+def kill_descendants(root: int) -> int:
+    """SIGKILL every live descendant of ``root`` until none is left; how many there were.
+
+    With ``root`` a subreaper (:func:`adopt_orphans`) that includes the orphans of its tree.
+    """
+    killed: set[int] = set()
+    for _ in range(200):  # a killed process cannot fork again: a few rounds empty any tree
+        rest = [p for p in tree_of(root)[1:] if read_rss(p) is not None]
+        if not rest:
+            break
+        killed.update(rest)
+        for p in rest:
+            with contextlib.suppress(OSError):
+                os.kill(p, signal.SIGKILL)
+        time.sleep(0.001)
+    return len(killed)
+
+
+class Tracker:
+    """Every process of one spawned run, and their end.
+
+    Where a cgroup can be made, the command is born in it (the sampler steps into the group for
+    the spawn and back out), and the group's member list is the run. The sampler is also a child
+    subreaper, so orphans of the run are re-parented to it and stay in its tree; without a
+    cgroup the run is the sampler's descendants. Either way :meth:`kill_all` reaches processes
+    that left the command's session and process group.
+    """
+
+    def __init__(self) -> None:
+        self.me = os.getpid()
+        self.subreaper = adopt_orphans()
+        self.group = _CGROUPS["RunGroup"].create(self.me)
+        self.command = 0
+
+    @property
+    def mode(self) -> str:
+        """How the run is tracked, in words for the report."""
+        if self.group is not None:
+            return "cgroup"
+        return "subreaper" if self.subreaper else "process-group"
+
+    def spawn(self, argv: list[str], stdio: list[int]) -> int:
+        """Start the command inside the run's cgroup (where there is one); return its pid."""
+        if self.group is None:
+            self.command = _spawn(argv, stdio)
+            return self.command
+        self.group.enter(self.me)
+        try:
+            self.command = _spawn(argv, stdio)
+        finally:
+            self.group.leave(self.me)
+        return self.command
+
+    def pids(self) -> list[int]:
+        """The run's processes now."""
+        if self.group is not None:
+            return [p for p in self.group.pids() if p != self.me]
+        if self.subreaper:
+            return tree_of(self.me)[1:]
+        return tree_of(self.command)
+
+    def kill_all(self) -> int:
+        """SIGKILL every process of the run; how many there were."""
+        killed = 0
+        if self.group is not None:
+            killed = self.group.kill_all()
+        killed += kill_descendants(self.me)  # orphans adopted by this subreaper
+        _kill_group(self.command or None)  # without either, the command's own group at least
+        return killed
+
+    def reap_orphans(self) -> None:
+        """Reap adopted orphans that exited (never the command: its status is read apart)."""
+        while True:
+            try:
+                info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            except ChildProcessError:
+                return
+            if info is None or info.si_pid == self.command:
+                return
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(info.si_pid, 0)
+
+    def close(self) -> int:
+        """After the command: kill what it left running, remove the group, reap; the count."""
+        left = self.kill_all()
+        if self.group is not None:
+            self.group.remove()
+        deadline = time.monotonic() + 5.0
+        while time.monotonic() < deadline:
+            try:
+                done, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if not done:
+                time.sleep(0.001)
+        return left
+
+
 class Samples:
     """The samples taken so far: a bounded timeline, the largest value, the limit crossing."""
 
@@ -184,15 +315,14 @@ class Samples:
         self.max_rss = 0
         self.limit_hit: dict[str, float] | None = None
 
-    def add(self, now: float, value: int, kill_pgid: int | None) -> None:
-        """Record one sample; kill ``kill_pgid`` the first time the value crosses the limit."""
+    def add(self, now: float, value: int, kill: Callable[[], object] | None) -> None:
+        """Record one sample; call ``kill`` the first time the value crosses the limit."""
         self.timeline.add(now - self.start, value)
         self.max_rss = max(self.max_rss, value)
         if self.limit is not None and self.limit_hit is None and value > self.limit:
             self.limit_hit = {"t": now - self.start, "rss": value}
-            if kill_pgid is not None:
-                with contextlib.suppress(OSError):
-                    os.killpg(kill_pgid, signal.SIGKILL)
+            if kill is not None:
+                kill()
 
     def report(self) -> dict[str, object]:
         """The JSON-ready part of the report that the samples make."""
@@ -236,6 +366,39 @@ def _stop_asked(stdin: Any, wait: float, kill_pgid: int | None) -> bool:
     return True
 
 
+class _Signals:
+    """SIGTERM and SIGHUP (and the parent's death, through ``PR_SET_PDEATHSIG``) end the run:
+    the handler only notes it and wakes the sampling loop through a pipe, which then kills the
+    run's processes and reports as usual."""
+
+    def __init__(self) -> None:
+        self.received = 0
+        self.wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_w, False)
+        signal.set_wakeup_fd(wake_w)
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, self._note)
+        _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+    def _note(self, signum: int, frame: object) -> None:
+        self.received = signum
+
+
+def _kill_asked(stdin: Any, wake_r: int, wait: float) -> bool:
+    """Spawn mode: wait up to ``wait`` seconds; True when the parent wrote a line or closed
+    stdin (its timeout, Ctrl-C or death). A signal only wakes the wait (its handler noted it).
+    ``stdin`` None: already asked, just wait."""
+    watched = [wake_r] if stdin is None else [stdin, wake_r]
+    ready, _, _ = select.select(watched, [], [], wait)
+    if wake_r in ready:
+        with contextlib.suppress(OSError):
+            os.read(wake_r, 64)
+    if stdin is not None and stdin in ready:
+        stdin.readline()  # "kill", or EOF: either way the run ends
+        return True
+    return False
+
+
 def run(
     pid: int,
     interval: float = 0.01,
@@ -251,24 +414,15 @@ def run(
 
     Three ways to name the process: ``pid`` (already running; stop on ``stop`` or EOF on
     stdin), ``pid == 0`` (wait for ``pid N [PGID]`` on stdin first, so that sampling begins the
-    instant the process exists), or ``spawn`` (start that command here, announce ``started PID``
-    on stdout, and stop when it exits, reporting its exit status and ``ru_maxrss``; if the
-    parent dies meanwhile, kill the command's process group).
+    instant the process exists), or ``spawn`` (start that command here, announce
+    ``started PID [CGROUP]`` on stdout, and stop when it exits, reporting its exit status and
+    ``ru_maxrss``; kill every process of the run when the parent closes stdin, on SIGTERM or
+    SIGHUP, and when the command exits, counting what it left running).
     """
-    stdin = sys.stdin.buffer
-    spawned: dict[str, object] = {}
-    parent = os.getppid()
     if spawn is not None:
-        spawner_hwm = _self_hwm()
-        try:
-            pid = _spawn(spawn, stdio or [0, 1, 2])
-        except OSError as exc:
-            return {"start": time.monotonic(), "samples": 0, "spawn_error": _spawn_error(exc)}
-        kill_pgid = pid
-        spawned["spawner_hwm"] = spawner_hwm
-        sys.stdout.write(f"started {pid}\n")
-        sys.stdout.flush()
-    elif pid == 0:
+        return _run_spawned(spawn, stdio or [0, 1, 2], interval, tree, limit, max_points)
+    stdin = sys.stdin.buffer
+    if pid == 0:
         words = stdin.readline().split()
         if len(words) < 2 or words[0] != b"pid":
             return {"start": time.monotonic(), "samples": 0}
@@ -279,34 +433,92 @@ def run(
         TreeReader(pid) if tree else StatmReader(pid) if HAS_PROC else None
     )
     samples = Samples(time.monotonic(), max_points, limit)
+    kill = (lambda: _kill_group(kill_pgid)) if kill_pgid is not None else None
     late = 0
     next_tick = samples.start
     while True:
-        now = time.monotonic()
         value = reader.read() if reader is not None else read_rss(pid)
         if value is not None:
-            samples.add(now, value, kill_pgid)
-        next_tick += interval
-        wait = next_tick - time.monotonic()
-        if wait < 0:
-            late += 1
-            next_tick = time.monotonic()
-            wait = 0.0
-        if spawn is not None:
-            time.sleep(wait)
-            if _spawned_ended(pid, samples.start, spawned):
-                break
-            if os.getppid() != parent:  # the parent died: do not leave its command running
-                _kill_group(pid)
-        elif _stop_asked(stdin, wait, kill_pgid):
+            samples.add(time.monotonic(), value, kill)
+        next_tick, wait, missed = _next_tick(next_tick, interval)
+        late += missed
+        if _stop_asked(stdin, wait, kill_pgid):
             break
+    return {**samples.report(), **_tree_figures(reader), "interval": interval, "late_ticks": late}
+
+
+def _next_tick(next_tick: float, interval: float) -> tuple[float, float, int]:
+    """The next tick, the wait until it, and 1 when this tick ran late (then skip ahead)."""
+    next_tick += interval
+    wait = next_tick - time.monotonic()
+    if wait < 0:
+        return time.monotonic(), 0.0, 1
+    return next_tick, wait, 0
+
+
+def _tree_figures(reader: object) -> dict[str, object]:
     tree_reader = reader if isinstance(reader, TreeReader) else None
     return {
-        **samples.report(),
-        "interval": interval,
-        "late_ticks": late,
         "max_hwm": tree_reader.max_hwm if tree_reader else None,
         "processes_seen": tree_reader.processes_seen if tree_reader else 0,
+    }
+
+
+def _run_spawned(
+    argv: list[str],
+    stdio: list[int],
+    interval: float,
+    tree: bool,
+    limit: int | None,
+    max_points: int,
+) -> dict[str, object]:
+    """Spawn mode of :func:`run`."""
+    stdin: Any = sys.stdin.buffer
+    parent = os.getppid()
+    signals = _Signals()
+    tracker = Tracker()
+    spawned: dict[str, object] = {"tracking": tracker.mode}
+    if tracker.group is not None and tracker.group.stale_killed:
+        spawned["stale_killed"] = tracker.group.stale_killed
+    # Taken right before the spawn: the kernel starts the program's maxrss at this peak.
+    spawned["spawner_hwm"] = _self_hwm()
+    try:
+        pid = tracker.spawn(argv, stdio)
+    except OSError as exc:
+        tracker.close()
+        return {"start": time.monotonic(), "samples": 0, "spawn_error": _spawn_error(exc)}
+    where = tracker.group.path if tracker.group is not None else ""
+    sys.stdout.write(f"started {pid} {where}".rstrip() + "\n")
+    sys.stdout.flush()
+    reader: TreeReader | StatmReader | None = (
+        TreeReader(pid, tracker.pids) if tree else StatmReader(pid) if HAS_PROC else None
+    )
+    samples = Samples(time.monotonic(), max_points, limit)
+    late = 0
+    next_tick = samples.start
+    stopped_by = ""
+    while True:
+        value = reader.read() if reader is not None else read_rss(pid)
+        if value is not None:
+            samples.add(time.monotonic(), value, tracker.kill_all)
+        next_tick, wait, missed = _next_tick(next_tick, interval)
+        late += missed
+        asked = _kill_asked(stdin, signals.wake_r, wait)
+        if not stopped_by and (asked or signals.received or os.getppid() != parent):
+            stopped_by = signal.Signals(signals.received).name if signals.received else "the parent"
+            stdin = None
+            tracker.kill_all()
+        tracker.reap_orphans()
+        if _spawned_ended(pid, samples.start, spawned):
+            break
+    spawned["leftovers_killed"] = tracker.close()
+    if stopped_by:
+        spawned["stopped_by"] = stopped_by
+    return {
+        **samples.report(),
+        **_tree_figures(reader),
+        "interval": interval,
+        "late_ticks": late,
         **spawned,
     }
 

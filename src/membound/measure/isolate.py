@@ -4,18 +4,17 @@ A fresh interpreter per run is the default (DESIGN §5.1): allocator retention f
 must not leak into the next. The child (``_child.py``) takes its baseline after importing the
 target's module, so ``rss_peak_delta`` is what the call itself added.
 
-The parent never hangs: the child has its own session (its process group can be killed whole),
-the sampler process enforces the memory limit within one interval, and ``timeout`` is enforced
-here.
+The parent never hangs and nothing outlives a run: the child is spawned by the sampler process,
+which keeps every process the child starts (a cgroup per run, or a subreaper), enforces the memory
+limit within one interval and kills the whole run when it ends, when ``timeout`` is reached here,
+and on Ctrl-C.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pickle
 import signal
-import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -52,37 +51,47 @@ def _child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def _kill_group(proc: subprocess.Popen[Any]) -> None:
-    with contextlib.suppress(OSError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+def _spawn(
+    argv: Sequence[str],
+    *,
+    timeout: float | None,
+    interval: float,
+    limit: int | None = None,
+    quiet: bool = False,
+) -> tuple[SamplerReport, bool]:
+    """Run ``argv`` from the sampler with this process's import path; wait for it, and have the
+    whole run killed at ``timeout`` or on any error here (Ctrl-C included).
 
-
-def _wait(proc: subprocess.Popen[Any], timeout: float | None) -> bool:
-    """Wait for ``proc``; on timeout kill its group. Returns True if it timed out."""
+    Returns:
+        The sampler's report (``exit_code`` set) and whether the timeout was reached.
+    """
+    stdio = [os.open(os.devnull, os.O_RDWR)]
+    stdio += [os.open(os.devnull, os.O_RDWR) for _ in range(2)] if quiet else [os.dup(1), os.dup(2)]
     try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _kill_group(proc)
-        return True
-    except BaseException:  # Ctrl-C or any error here: never leave the child running
-        _kill_group(proc)
-        raise
-    return False
+        sampler = Sampler(
+            None, interval=interval, limit=limit, spawn=argv, stdio=stdio, env=_child_env()
+        ).start()
+    finally:
+        for fd in stdio:
+            os.close(fd)
+    if sampler.spawn_error is not None:
+        raise ChildFailed(f"cannot start a fresh interpreter: {sampler.spawn_error}")
+    return sampler.finish(timeout)
+
+
+def _returncode(report: SamplerReport) -> int:
+    return report.exit_code if report.exit_code is not None else -signal.SIGKILL
 
 
 def run_python(args: Sequence[str], timeout: float | None) -> tuple[int, bool]:
-    """Run ``python ARGS`` with this process's import path, in a session of its own; kill its
-    whole group at ``timeout`` or on any error here (Ctrl-C included).
+    """Run ``python ARGS`` with this process's import path; kill every process of it at
+    ``timeout``, when it ends, or on any error here (Ctrl-C included).
 
     Returns:
         The exit status and whether it timed out.
     """
-    proc = subprocess.Popen(
-        [sys.executable, *args], env=_child_env(), start_new_session=True, stdin=subprocess.DEVNULL
-    )
-    timed_out = _wait(proc, timeout)
-    return proc.returncode, timed_out
+    report, timed_out = _spawn([sys.executable, *args], timeout=timeout, interval=0.5)
+    return _returncode(report), timed_out
 
 
 @dataclass(frozen=True)
@@ -127,28 +136,12 @@ def _run_child(
         request_path = Path(tmp, "request.pickle")
         result = Path(tmp, "result.json")
         request_path.write_bytes(request)
-        sink = subprocess.DEVNULL if quiet else None
         argv = [sys.executable, str(_CHILD), str(request_path), str(result)]
-        sampler = Sampler(None, interval=interval, limit=limit).start()
-        try:
-            proc = subprocess.Popen(
-                argv,
-                env=_child_env(),
-                start_new_session=True,
-                stdin=subprocess.DEVNULL,
-                stdout=sink,
-                stderr=sink,
-            )
-        except BaseException:
-            sampler.stop()
-            raise
-        sampler.attach(proc.pid, proc.pid)
-        try:
-            timed_out = _wait(proc, timeout)
-        finally:
-            report = sampler.stop()
+        report, timed_out = _spawn(
+            argv, timeout=timeout, interval=interval, limit=limit, quiet=quiet
+        )
         return _ChildRun(
-            proc.returncode,
+            _returncode(report),
             timed_out,
             report,
             read_report(result),

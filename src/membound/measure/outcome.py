@@ -88,7 +88,25 @@ def describe_outcome(
     timeout: float | None,
 ) -> tuple[Outcome, str]:
     """How a run ended, and the same in words: stopped at the limit or the timeout, killed by a
-    signal, failed with a status, or ok."""
+    signal, failed with a status, or ok; and how many processes it left running were killed."""
+    outcome, detail = _ended(returncode, report, timed_out, limit, timeout)
+    left = report.leftovers_killed
+    if left:
+        also = (
+            f"{left} process{'es' if left > 1 else ''} it left running "
+            f"{'were' if left > 1 else 'was'} killed when it ended"
+        )
+        detail = f"{detail}; {also}" if detail else also
+    return outcome, detail
+
+
+def _ended(
+    returncode: int,
+    report: SamplerReport,
+    timed_out: bool,
+    limit: int | None,
+    timeout: float | None,
+) -> tuple[Outcome, str]:
     if report.limit_hit_at is not None and limit is not None:
         return "limit", (
             f"memory limit {format_size(limit)} exceeded at {report.limit_hit_at:.2f} s "

@@ -4,6 +4,10 @@
 ``pid`` (or of its whole process tree) every ``interval`` seconds; ``stop()`` returns a
 :class:`SamplerReport` with a bounded :class:`~membound.results.timeline.Timeline`. The sampler can
 enforce a memory limit itself, killing the watched process group within one interval.
+
+In spawn mode the sampler also keeps every process of the run (a cgroup per run, or a subreaper;
+see ``_sampler_child.py``) and kills them all when the run ends. A line on its stdin or EOF (the
+timeout, Ctrl-C, this process's death) tells it to kill the run and report.
 """
 
 from __future__ import annotations
@@ -11,19 +15,22 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from membound.measure._sampler_child import HAS_PROC
+from membound.measure import cgroups
+from membound.measure._sampler_child import HAS_PROC, adopt_orphans, kill_descendants
 from membound.results.downsample import MAX_POINTS_DEFAULT
 from membound.results.timeline import Timeline
 
-__all__ = ["Sampler", "SamplerReport"]
+__all__ = ["Sampler", "SamplerReport", "adopt_orphans", "kill_descendants"]
 
 _CHILD = Path(__file__).with_name("_sampler_child.py")
 _STOP_TIMEOUT_S = 5.0
@@ -54,6 +61,11 @@ class SamplerReport:
     spawner_hwm: int | None = None
     """Spawn mode: the sampler's own peak when it spawned the command; ``ru_maxrss`` above
     this is exact, at or below it only a bound (the kernel starts a program at its spawner's)."""
+    leftovers_killed: int = 0
+    """Spawn mode: processes of the run still running when the command ended, killed then."""
+    tracking: str = ""
+    """Spawn mode: how the run's processes were kept: ``cgroup``, ``subreaper`` or
+    ``process-group`` (only the command's own group)."""
 
 
 class Sampler:
@@ -107,6 +119,8 @@ class Sampler:
         self.pid: int | None = None
         #: Why the command could not be started (spawn mode), or None.
         self.spawn_error: str | None = None
+        #: The run's cgroup directory (spawn mode, where one was made), or None.
+        self.cgroup: str | None = None
 
     def start(self) -> Sampler:
         """Launch the sampler process; returns self."""
@@ -116,7 +130,7 @@ class Sampler:
         spawning = self.config["spawn"] is not None
         self._proc = subprocess.Popen(
             [sys.executable, *flags, str(_CHILD), json.dumps(self.config)],
-            stdin=subprocess.DEVNULL if spawning else subprocess.PIPE,
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             close_fds=True,
             pass_fds=tuple(fd for fd in self.config["stdio"] or () if fd > 2),
@@ -124,11 +138,16 @@ class Sampler:
         )
         if spawning:
             assert self._proc.stdout is not None
-            first = self._proc.stdout.readline()
+            first = _read_line(self._proc.stdout.fileno())
             if first.startswith(b"started "):
-                self.pid = int(first.split()[1])
+                words = first.decode(errors="replace").split(maxsplit=2)
+                self.pid = int(words[1])
+                self.cgroup = words[2].rstrip("\n") if len(words) > 2 else None
             else:
-                rest = first + self._proc.stdout.read()
+                chunks = [first]
+                _read_until_eof(self._proc, chunks, _STOP_TIMEOUT_S)
+                rest = b"".join(chunks)
+                self._proc.kill()
                 self._proc.wait()
                 self._proc = None
                 try:
@@ -138,7 +157,10 @@ class Sampler:
         return self
 
     def finish(self, timeout: float | None = None) -> tuple[SamplerReport, bool]:
-        """Spawn mode: wait for the command to end (killing its group after ``timeout``).
+        """Spawn mode: wait for the command to end; at ``timeout`` have the whole run killed.
+
+        On any exception here (Ctrl-C, a SIGTERM turned into an exception) the run is killed
+        before the exception goes on: every process of it, not just the command's group.
 
         Returns:
             The report and whether the timeout was reached.
@@ -148,23 +170,37 @@ class Sampler:
             raise RuntimeError("no spawned command to wait for")
         self._proc = None
         timed_out = False
+        chunks: list[bytes] = []
         try:
-            try:
-                out, _ = proc.communicate(timeout=timeout)
-            except subprocess.TimeoutExpired:
+            if not _read_until_eof(proc, chunks, timeout):
                 timed_out = True
-                _killpg(self.pid)
-                out, _ = proc.communicate()
-        except BaseException:  # Ctrl-C, SIGTERM turned into SystemExit: never leave it running
-            _killpg(self.pid)
-            proc.kill()
-            proc.wait()
+                _ask_to_kill(proc)
+                if not _read_until_eof(proc, chunks, _STOP_TIMEOUT_S):
+                    self._kill_outright(proc)
+            if proc.wait() != 0:  # the sampler itself died (killed, out of memory)
+                self._kill_outright(proc)
+        except BaseException:  # Ctrl-C, SIGTERM turned into an exception: never leave it running
+            _ask_to_kill(proc)
+            with contextlib.suppress(BaseException):
+                if not _read_until_eof(proc, chunks, _STOP_TIMEOUT_S):
+                    self._kill_outright(proc)
+            self._kill_outright(proc)
             raise
         try:
-            data = json.loads(out or b"{}")
+            data = json.loads(b"".join(chunks) or b"{}")
         except ValueError:
             data = {}
         return _report_from(data, float(self.config["interval"])), timed_out
+
+    def _kill_outright(self, proc: subprocess.Popen[bytes]) -> None:
+        """The sampler did not end the run in time: kill it, the command's group and the group."""
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if self.pid is not None:
+            _killpg(self.pid)
+        if self.cgroup:
+            cgroups.remove(self.cgroup)
 
     def attach(self, pid: int, kill_pgid: int | None = None) -> None:
         """Name the process to watch (for a sampler created with ``pid=None``)."""
@@ -202,6 +238,52 @@ class Sampler:
             proc.kill()
 
 
+def _read_line(fd: int) -> bytes:
+    """One line, a byte at a time: a buffered read could take the report that follows it, and
+    :func:`_read_until_eof` reads the descriptor itself."""
+    line = bytearray()
+    while not line.endswith(b"\n"):
+        byte = os.read(fd, 1)
+        if not byte:
+            break
+        line += byte
+    return bytes(line)
+
+
+def _ask_to_kill(proc: subprocess.Popen[bytes]) -> None:
+    """Tell the sampler to kill every process of the run (spawn mode): a line, then EOF (the
+    line still arrives if a forked process of ours holds a copy of the pipe)."""
+    if proc.stdin is not None:
+        with contextlib.suppress(OSError):
+            proc.stdin.write(b"kill\n")
+            proc.stdin.flush()
+        with contextlib.suppress(OSError):
+            proc.stdin.close()
+
+
+def _read_until_eof(
+    proc: subprocess.Popen[bytes], chunks: list[bytes], timeout: float | None
+) -> bool:
+    """Read the sampler's stdout into ``chunks`` until it closes; False at ``timeout``.
+
+    Not ``communicate``: that closes stdin, which in spawn mode means "kill the run".
+    """
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        wait = None if deadline is None else deadline - time.monotonic()
+        if wait is not None and wait <= 0:
+            return False
+        ready, _, _ = select.select([fd], [], [], wait)
+        if not ready:
+            continue
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return True
+        chunks.append(chunk)
+
+
 def _killpg(pgid: int) -> None:
     with contextlib.suppress(OSError):
         os.killpg(pgid, signal.SIGKILL)
@@ -236,4 +318,6 @@ def _report_from(data: dict[str, Any], interval: float) -> SamplerReport:
         ru_maxrss=data.get("ru_maxrss"),
         spawner_hwm=data.get("spawner_hwm"),
         end=data.get("end"),
+        leftovers_killed=int(data.get("leftovers_killed", 0)),
+        tracking=str(data.get("tracking", "")),
     )

@@ -1,0 +1,241 @@
+"""Nothing a measured run starts outlives it (issue: processes outlive the run).
+
+Every run here starts processes that try to get away: into a new session (``setsid``), out of
+the tree (a double fork, so that init adopts them), or simply in the background. Each is tagged
+by an environment variable and looked for in ``/proc`` afterwards: after the run ends, after its
+limit or timeout, after membound gets SIGINT, SIGTERM or SIGHUP, and after SIGKILL of membound
+(its sampler then ends the run) or of membound and its sampler together (the next run removes
+the leftover cgroup). The runs go through both ways of keeping a run: the cgroup per run (root
+here) and the subreaper fallback (``MEMBOUND_PROCESS_TRACKING=subreaper``).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from membound.measure import cgroups
+from membound.measure.command import measure_command
+from membound.measure.isolate import measure, run_python
+from tests.processes import kill_tagged, new_tag, settle, tagged, tagged_env, wait_for_tagged
+
+#: A background child in a new session, and the command ends at once.
+SETSID_CHILD = "setsid sleep 60 & sleep 0.3; echo started"
+#: A daemon: double fork and setsid, so init (or a subreaper) adopts it; it holds 80 MiB.
+DAEMON = textwrap.dedent(
+    """
+    import os, sys, time
+    if os.fork() == 0:
+        os.setsid()
+        if os.fork() == 0:
+            block = bytearray(80 * 2**20)
+            for i in range(0, len(block), 4096):
+                block[i] = 1
+            open(sys.argv[1], "w").write(str(os.getpid()))
+            time.sleep(60)
+        os._exit(0)
+    while not os.path.exists(sys.argv[1]) or not open(sys.argv[1]).read():
+        time.sleep(0.01)
+    time.sleep(0.3)
+    """
+)
+FORKS_TARGET = textwrap.dedent(
+    """
+    import subprocess
+
+    def forks(n=1):
+        for _ in range(n):
+            subprocess.Popen(["sleep", "60"], start_new_session=True)
+        return n
+    """
+)
+CGROUPS_HERE = os.geteuid() == 0 and cgroups.RunGroup.create(os.getpid()) is not None
+
+
+@pytest.fixture(params=["cgroup", "subreaper"])
+def tracking(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Each test runs with a cgroup per run and with the subreaper fallback."""
+    mode = str(request.param)
+    if mode == "subreaper":
+        monkeypatch.setenv("MEMBOUND_PROCESS_TRACKING", "subreaper")
+    return mode
+
+
+@pytest.fixture
+def tag(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A tag in this process's environment, so every process a run starts carries it."""
+    value = new_tag()
+    monkeypatch.setenv("MEMBOUND_TEST_TAG", value)
+    yield value
+    kill_tagged(value)
+
+
+def _expected_mode(tracking: str) -> str:
+    return "cgroup" if tracking == "cgroup" and CGROUPS_HERE else "subreaper"
+
+
+def test_cgroups_are_used_where_this_machine_allows() -> None:
+    # CI runs as root with cgroupfs writable: the main path must be exercised there.
+    if os.geteuid() == 0 and any(os.access(h.path, os.W_OK) for h in cgroups.hierarchies()):
+        assert CGROUPS_HERE
+
+
+def test_a_background_child_in_its_own_session_is_killed_when_the_command_ends(
+    tracking: str, tag: str
+) -> None:
+    m = measure_command(["bash", "-c", SETSID_CHILD], quiet=True)
+    assert "ok" == m.outcome
+    assert [] == settle(tag)
+    assert "1 process it left running was killed when it ended" in m.outcome_detail
+
+
+def test_a_daemon_is_counted_in_the_peak_and_killed(
+    tracking: str, tag: str, tmp_path: Path
+) -> None:
+    marker = tmp_path / "daemon.pid"
+    m = measure_command([sys.executable, "-c", DAEMON, str(marker)], quiet=True)
+    daemon = int(marker.read_text())
+    assert [] == settle(tag)
+    assert not Path(f"/proc/{daemon}/environ").exists() or daemon not in tagged(tag)
+    # The daemon left the command's tree at once, yet its 80 MiB are the run's.
+    assert m.rss_peak >= 80 * 2**20, m.rss_peak_source
+    assert "killed when it ended" in m.outcome_detail
+
+
+def test_the_report_says_how_the_run_was_kept(tracking: str, tag: str) -> None:
+    from membound.measure.sampler import Sampler
+
+    devnull = [os.open(os.devnull, os.O_RDWR) for _ in range(3)]
+    try:
+        sampler = Sampler(None, spawn=["true"], stdio=devnull, tree=True).start()
+    finally:
+        for fd in devnull:
+            os.close(fd)
+    report, timed_out = sampler.finish(30)
+    assert not timed_out
+    assert _expected_mode(tracking) == report.tracking
+    assert (sampler.cgroup is not None) == (report.tracking == "cgroup")
+    if sampler.cgroup:
+        assert not os.path.exists(sampler.cgroup), "the run's cgroup was not removed"
+
+
+def test_the_limit_kills_a_child_that_left_the_session(tracking: str, tag: str) -> None:
+    hog = f"{sys.executable} -c 'import time; b = bytearray(400 * 2**20); time.sleep(60)'"
+    m = measure_command(["bash", "-c", f"setsid {hog} & sleep 60"], limit="150 MB", quiet=True)
+    assert "limit" == m.outcome
+    assert [] == settle(tag)
+
+
+def test_the_timeout_kills_a_child_that_left_the_session(tracking: str, tag: str) -> None:
+    m = measure_command(["bash", "-c", "setsid sleep 60 & sleep 60"], timeout=1.0, quiet=True)
+    assert "timeout" == m.outcome
+    assert [] == settle(tag)
+
+
+def test_an_isolated_call_that_forks_leaves_nothing(
+    tracking: str, tag: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "forker.py").write_text(FORKS_TARGET)
+    m = measure(f"{tmp_path / 'forker.py'}:forks", 3)
+    assert "ok" == m.outcome
+    assert "3 processes it left running were killed when it ended" in m.outcome_detail
+    assert [] == settle(tag)
+
+
+def test_a_fresh_interpreter_run_that_forks_leaves_nothing(tracking: str, tag: str) -> None:
+    code, timed_out = run_python(
+        ["-c", "import subprocess; subprocess.Popen(['sleep', '60'], start_new_session=True)"],
+        timeout=30,
+    )
+    assert (0, False) == (code, timed_out)
+    assert [] == settle(tag)
+
+
+def _membound(
+    args: list[str], tag: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "membound", *args],
+        env={**tagged_env(tag), **(env or {})},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+@pytest.mark.parametrize(
+    ("signum", "code"),
+    [(signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGHUP, 129)],
+)
+def test_a_signal_to_membound_ends_every_process_of_the_run(
+    tracking: str, tag: str, signum: int, code: int
+) -> None:
+    proc = _membound(["run", "--", "bash", "-c", "setsid sleep 60 & sleep 60"], tag)
+    # membound, its sampler, bash and two sleeps
+    wait_for_tagged(tag, 5)
+    time.sleep(0.2)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=30)
+    assert code == proc.returncode, err
+    assert [] == settle(tag)
+
+
+def test_sigkill_of_membound_its_sampler_ends_the_run(tracking: str, tag: str) -> None:
+    proc = _membound(["run", "--", "bash", "-c", "setsid sleep 60 & sleep 60"], tag)
+    wait_for_tagged(tag, 5)
+    proc.kill()
+    proc.wait()
+    # The sampler gets SIGTERM from PR_SET_PDEATHSIG (or sees its parent gone) and ends it.
+    assert [] == settle(tag, timeout=10)
+
+
+@pytest.mark.skipif(not CGROUPS_HERE, reason="needs a writable cgroup hierarchy (root)")
+def test_after_sigkill_of_membound_and_sampler_the_next_run_removes_the_leftovers(tag: str) -> None:
+    proc = _membound(["run", "--", "bash", "-c", "setsid sleep 60 & sleep 60"], tag)
+    pids = wait_for_tagged(tag, 5)
+    samplers = [p for p in pids if b"_sampler_child" in Path(f"/proc/{p}/cmdline").read_bytes()]
+    assert 1 == len(samplers)
+    names = [Path(h.path, f"{cgroups.PREFIX}{samplers[0]}") for h in cgroups.hierarchies()]
+    assert 1 == sum(p.exists() for p in names)
+    os.kill(samplers[0], signal.SIGKILL)
+    proc.kill()
+    proc.wait()
+    time.sleep(0.3)
+    # Nothing but the sweep of a later run can end them now (their sampler is gone, and they
+    # have no PR_SET_PDEATHSIG of their own); a run of another test process may sweep first.
+    measure_command(["true"], quiet=True)
+    assert [] == settle(tag)
+    assert not any(p.exists() for p in names)
+
+
+def test_stale_groups_of_dead_samplers_are_removed_and_live_ones_kept(tag: str) -> None:
+    if not CGROUPS_HERE:
+        pytest.skip("needs a writable cgroup hierarchy (root)")
+    home = cgroups.hierarchies()[0].path
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = cgroups.RunGroup(os.path.join(home, f"{cgroups.PREFIX}{dead.pid}"), home, 0)
+    os.mkdir(stale.path)
+    sleeper = subprocess.Popen(["sleep", "60"], env=tagged_env(tag))
+    try:
+        stale.enter(sleeper.pid)
+        # Making a group sweeps the dead ones beside it (a concurrent test process may sweep
+        # first); this process's own group, kept by name, must survive the sweep.
+        mine = cgroups.RunGroup.create(os.getpid())
+        assert mine is not None
+        assert not os.path.exists(stale.path)
+        assert sleeper.wait(timeout=5) == -signal.SIGKILL
+        assert os.path.exists(mine.path)
+        mine.remove()
+        assert not os.path.exists(mine.path)
+    finally:
+        sleeper.kill()
+        sleeper.wait()

@@ -1,0 +1,73 @@
+"""Finding the processes a test started, wherever they went: each run is tagged by an
+environment variable its descendants inherit, and ``/proc/PID/environ`` is searched for it
+(a process that ``setsid``s or double-forks keeps its environment)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+import uuid
+
+TAG_VARIABLE = "MEMBOUND_TEST_TAG"
+
+
+def new_tag() -> str:
+    """A tag no other run carries."""
+    return uuid.uuid4().hex
+
+
+def tagged_env(tag: str) -> dict[str, str]:
+    """This process's environment with ``tag`` added."""
+    return {**os.environ, TAG_VARIABLE: tag}
+
+
+def tagged(tag: str) -> list[int]:
+    """Pids of live processes (not zombies) whose environment carries ``tag``."""
+    needle = f"{TAG_VARIABLE}={tag}".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                if needle not in f.read():
+                    continue
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                if f.read().rsplit(b")", 1)[1].split()[0] == b"Z":
+                    continue
+        except (OSError, IndexError):  # gone, or a kernel thread
+            continue
+        found.append(int(entry))
+    return found
+
+
+def wait_for_tagged(tag: str, count: int, timeout: float = 20.0) -> list[int]:
+    """Wait until at least ``count`` tagged processes run; their pids."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = tagged(tag)
+        if len(found) >= count:
+            return found
+        time.sleep(0.02)
+    raise AssertionError(f"{count} tagged process(es) never appeared (saw {tagged(tag)})")
+
+
+def settle(tag: str, timeout: float = 5.0) -> list[int]:
+    """The tagged processes left once ``timeout`` passed or none is left (processes being
+    killed take a moment to go)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        left = tagged(tag)
+        if not left:
+            return []
+        time.sleep(0.02)
+    return tagged(tag)
+
+
+def kill_tagged(tag: str) -> None:
+    """SIGKILL every tagged process: never leave them to the next test."""
+    for pid in tagged(tag):
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
