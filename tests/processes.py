@@ -71,3 +71,10 @@ def kill_tagged(tag: str) -> None:
     for pid in tagged(tag):
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGKILL)
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` for a process a test will send SIGINT: the default disposition, as under
+    a terminal. A test runner started in the background (``make test &``, some CI shells)
+    ignores SIGINT, and every process it starts would inherit that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -18,6 +18,7 @@ import pytest
 import membound as mb
 from membound._errors import describe_exception, failure_words
 from membound.cli.main import main
+from tests.processes import default_sigint
 
 TARGETS = """\
 import ctypes, os, sys, time
@@ -213,6 +214,7 @@ def _interrupt(argv: list[str], after: float, cwd: Path) -> subprocess.Completed
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_sigint,  # noqa: PLW1509 - the runner may ignore SIGINT
     )
     time.sleep(after)
     proc.send_signal(signal.SIGINT)

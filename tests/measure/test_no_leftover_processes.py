@@ -25,7 +25,15 @@ import pytest
 from membound.measure import cgroups
 from membound.measure.command import measure_command
 from membound.measure.isolate import measure, run_python
-from tests.processes import kill_tagged, new_tag, settle, tagged, tagged_env, wait_for_tagged
+from tests.processes import (
+    default_sigint,
+    kill_tagged,
+    new_tag,
+    settle,
+    tagged,
+    tagged_env,
+    wait_for_tagged,
+)
 
 #: A background child in a new session, and the command ends at once.
 SETSID_CHILD = "setsid sleep 60 & sleep 0.3; echo started"
@@ -168,6 +176,7 @@ def _membound(
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        preexec_fn=default_sigint,  # noqa: PLW1509 - the runner may ignore SIGINT
     )
 
 
@@ -239,3 +248,66 @@ def test_stale_groups_of_dead_samplers_are_removed_and_live_ones_kept(tag: str) 
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+ALLOC = "import time; b = bytearray(200 * 2**20); b[::4096] = b'x' * len(b[::4096]); time.sleep(1)"
+
+
+def test_a_run_inside_a_run_counts_in_the_outer_peak_and_is_cleaned_up(
+    tracking: str, tag: str
+) -> None:
+    inner = f'{sys.executable} -m membound run -- {sys.executable} -c "{ALLOC}"'
+    m = measure_command(
+        ["bash", "-c", f'{inner} > /dev/null 2>&1 & {sys.executable} -c "{ALLOC}"; wait'],
+        quiet=True,
+    )
+    assert "ok" == m.outcome, m.outcome_detail
+    # Two 200 MiB processes at once, one of them in the inner run's own group.
+    assert m.rss_peak >= 2 * 200 * 2**20, m.rss_peak_source
+    assert [] == settle(tag)
+
+
+def test_a_timeout_of_the_outer_run_ends_the_inner_run_and_removes_both_groups(
+    tracking: str, tag: str
+) -> None:
+    before = {h.path: _groups(h.path) for h in cgroups.hierarchies()}
+    m = measure_command(
+        [sys.executable, "-m", "membound", "run", "--", "sleep", "60"], timeout=2.0, quiet=True
+    )
+    assert "timeout" == m.outcome
+    assert [] == settle(tag)
+    for home, names in before.items():
+        assert _groups(home) <= names | _live_groups(home), "a run's cgroup was left behind"
+
+
+def _groups(home: str) -> set[str]:
+    try:
+        return {n for n in os.listdir(home) if n.startswith(cgroups.PREFIX)}
+    except OSError:
+        return set()
+
+
+def _live_groups(home: str) -> set[str]:
+    """Groups of runs other test processes are making right now."""
+    return {n for n in _groups(home) if cgroups.procs(os.path.join(home, n))}
+
+
+def test_the_command_gets_default_signal_dispositions(tracking: str, tag: str) -> None:
+    # The sampler ignores SIGINT (the parent handles Ctrl-C); a measured Python program must
+    # still get KeyboardInterrupt, and SIGPIPE must kill a shell pipeline's writer as usual.
+    m = measure_command(
+        [
+            sys.executable,
+            "-c",
+            "import signal, sys; "
+            "ok = signal.getsignal(signal.SIGINT) is signal.default_int_handler; "
+            "sys.exit(0 if ok else 5)",
+        ],
+        quiet=True,
+    )
+    assert 0 == m.exit_code
+    code, _ = run_python(
+        ["-c", "import signal, sys; sys.exit(signal.getsignal(signal.SIGINT) == signal.SIG_IGN)"],
+        timeout=30,
+    )
+    assert 0 == code

@@ -22,7 +22,7 @@ from membound._errors import (
     describe_exception,
     failure_words,
 )
-from membound.measure.sampler import adopt_orphans, kill_descendants
+from membound.measure.sampler import kill_descendants
 
 __all__ = ["COMMANDS", "cli", "main", "run"]
 
@@ -133,13 +133,14 @@ def describe_message(exc: BaseException) -> str:
 def run() -> None:
     """Console-script entry point.
 
-    The command owns its process, so nothing started under it outlives it: it adopts the
-    orphans of the code it runs in-process (``leaks --in-process``, scenarios), and on the way
-    out kills whatever of its tree is still running. (Spawned runs are cleaned up by their
-    sampler; this catches what in-process code started.) Not done by :func:`main`, which may
-    run inside another program's process.
+    The command owns its process, so on the way out it kills whatever of its tree is still
+    running: children that code measured in-process (``leaks --in-process``) started, in a
+    session of their own or not. (Spawned runs are cleaned up by their sampler.) Not a
+    subreaper: adopted orphans would have to be reaped as they exit, and a reaper here would
+    take the exit status of children that ``subprocess`` waits for; a double-forked daemon of
+    in-process code escapes, which the default isolated runs catch. Not done by :func:`main`,
+    which may run inside another program's process.
     """
-    adopt_orphans()
     code = main()
     left = kill_descendants(os.getpid())
     if left:

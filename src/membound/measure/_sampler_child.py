@@ -136,6 +136,12 @@ def tree_of(pid: int) -> list[int]:
     return seen
 
 
+def _reset_own_peak() -> None:
+    """Reset this process's ``VmHWM`` to its current RSS (``/proc/self/clear_refs``)."""
+    with contextlib.suppress(OSError), open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
 def _self_hwm() -> int:
     return read_hwm(os.getpid()) or 0
 
@@ -150,7 +156,20 @@ def _spawn(argv: list[str], stdio: list[int]) -> int:
         (os.POSIX_SPAWN_DUP2, fd, target) for target, fd in enumerate(stdio)
     ]
     actions += [(os.POSIX_SPAWN_CLOSE, fd) for fd in set(stdio) if fd > 2]
-    return os.posix_spawnp(argv[0], argv, dict(os.environ), file_actions=actions, setsid=True)
+    return os.posix_spawnp(
+        argv[0],
+        argv,
+        dict(os.environ),
+        file_actions=actions,
+        setsid=True,
+        # The command gets default dispositions and no blocked signals, whatever this sampler
+        # ignores or handles (SIGINT ignored; Python ignores SIGPIPE and SIGXFSZ).
+        setsigdef=_RESET_SIGNALS,
+        setsigmask=(),
+    )
+
+
+_RESET_SIGNALS = (signal.SIGINT, signal.SIGPIPE, signal.SIGXFSZ, signal.SIGTERM, signal.SIGHUP)
 
 
 class TreeReader:
@@ -378,10 +397,16 @@ class _Signals:
         signal.set_wakeup_fd(wake_w)
         for signum in (signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, self._note)
+        # A child's exit only wakes the loop (through the wakeup fd), so that the command's end
+        # is seen at once, not at the next tick of a long interval.
+        signal.signal(signal.SIGCHLD, self._wake)
         _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
     def _note(self, signum: int, frame: object) -> None:
         self.received = signum
+
+    def _wake(self, signum: int, frame: object) -> None:
+        """Nothing to do: the wakeup fd already woke the loop."""
 
 
 def _kill_asked(stdin: Any, wake_r: int, wait: float) -> bool:
@@ -420,7 +445,9 @@ def run(
     SIGHUP, and when the command exits, counting what it left running).
     """
     if spawn is not None:
-        return _run_spawned(spawn, stdio or [0, 1, 2], interval, tree, limit, max_points)
+        if stdio is None:  # not this process's stdin: that is the parent's control pipe
+            stdio = [os.open(os.devnull, os.O_RDONLY), 1, 2]
+        return _run_spawned(spawn, stdio, interval, tree, limit, max_points)
     stdin = sys.stdin.buffer
     if pid == 0:
         words = stdin.readline().split()
@@ -481,6 +508,9 @@ def _run_spawned(
     if tracker.group is not None and tracker.group.stale_killed:
         spawned["stale_killed"] = tracker.group.stale_killed
     # Taken right before the spawn: the kernel starts the program's maxrss at this peak.
+    # Lower this process's own peak to its current RSS first (ctypes and the cgroup code were
+    # loaded since it started), so that more commands outgrow it.
+    _reset_own_peak()
     spawned["spawner_hwm"] = _self_hwm()
     try:
         pid = tracker.spawn(argv, stdio)

@@ -13,7 +13,9 @@ tree as long as the subreaper lives.
 
 A run group is named ``membound-PID`` after the sampler that made it. A sampler killed outright
 (SIGKILL) cannot remove its group; the next group made beside it removes every ``membound-PID``
-whose sampler is gone, killing what still runs there (:func:`remove_stale`).
+whose maker is gone (no such pid, or one that started after the group was made), killing what
+still runs there (:func:`remove_stale`). A run measured inside a run makes its group inside the
+outer one; killing, listing and removing a group take the groups below it too.
 
 This file uses the standard library only: the sampler process runs it by path, without the
 package (it starts with ``-E -s -S``). Setting ``MEMBOUND_PROCESS_TRACKING=subreaper`` in the
@@ -161,31 +163,68 @@ def hierarchies() -> list[Hierarchy]:
     return [h for _, h in found]
 
 
-def _pid_alive_sampler(pid: int) -> bool:
-    """Whether ``pid`` is a live membound sampler (not a stranger that reused the pid)."""
+def _started_at(pid: int) -> float | None:
+    """When ``pid`` started, in seconds since the epoch; None when it is gone."""
     try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return b"_sampler_child" in f.read()
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        with open("/proc/stat", "rb") as f:
+            boot = next(int(line.split()[1]) for line in f if line.startswith(b"btime "))
+    except (OSError, IndexError, ValueError, StopIteration):
+        return None
+    return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+
+
+def _owner_alive(pid: int, group: str) -> bool:
+    """Whether the process that made ``group`` still runs: ``pid`` is alive and started before
+    the group was made (a later process with that pid is a stranger that reused it)."""
+    started = _started_at(pid)
+    if started is None:
+        return False
+    try:
+        made = os.stat(group).st_ctime
     except OSError:
         return False
+    return started <= made + 1.0  # start times are in clock ticks and btime in whole seconds
+
+
+def _subgroups_first(path: str) -> list[str]:
+    """``path`` and every cgroup below it, deepest first (a run measured inside a run nests)."""
+    found = [path]
+    i = 0
+    while i < len(found):
+        try:
+            with os.scandir(found[i]) as entries:
+                found.extend(e.path for e in entries if e.is_dir(follow_symlinks=False))
+        except OSError:
+            pass
+        i += 1
+    return found[::-1]
 
 
 def procs(path: str) -> list[int]:
-    """The pids in the cgroup at ``path`` (empty when it is gone)."""
-    try:
-        with open(os.path.join(path, "cgroup.procs"), "rb") as f:
-            # the run's own processes: as many as it has, and they are all wanted
-            return [int(x) for x in f.read().split()]  # noqa: MB103
-    except (OSError, ValueError):
-        return []
+    """The pids in the cgroup at ``path`` and in the groups below it (empty when it is gone)."""
+    pids: list[int] = []
+    for group in _subgroups_first(path):
+        try:
+            with open(os.path.join(group, "cgroup.procs"), "rb") as f:
+                # the run's own processes: as many as it has, and they are all wanted
+                pids.extend(int(x) for x in f.read().split())  # noqa: MB103
+        except (OSError, ValueError):
+            continue
+    return pids
 
 
-def kill_all(path: str) -> int:
-    """SIGKILL every process in the cgroup at ``path`` until none is left; how many were killed.
+def kill_all(path: str, deadline: float | None = None) -> int:
+    """SIGKILL every process in the cgroup at ``path`` (and below) until none is left, or until
+    ``deadline`` (``time.monotonic()``; one second from now by default); how many were killed.
 
     Where the kernel offers ``cgroup.kill`` (v2, Linux 5.14) it kills the group at once, forks in
-    flight included; elsewhere rounds of SIGKILL repeat until the group stays empty.
+    flight included; elsewhere rounds of SIGKILL repeat until the group stays empty. A process
+    that cannot die (frozen, or in uninterruptible sleep) is given up on at the deadline.
     """
+    if deadline is None:
+        deadline = time.monotonic() + 1.0
     killed: set[int] = set()
     kill_file = os.path.join(path, "cgroup.kill")
     for _ in range(_KILL_ROUNDS):
@@ -199,28 +238,37 @@ def kill_all(path: str) -> int:
         for pid in present:
             with contextlib.suppress(OSError):
                 os.kill(pid, signal.SIGKILL)
+        if time.monotonic() > deadline:
+            break
         time.sleep(0.001)
     return len(killed)
 
 
-def remove(path: str) -> int:
-    """Kill everything in the cgroup at ``path`` and remove it; how many processes were killed."""
-    killed = kill_all(path)
-    for _ in range(100):  # the last exits are still being torn down for a moment
-        try:
-            os.rmdir(path)
-            break
-        except FileNotFoundError:
-            break
-        except OSError:
-            kill_all(path)
-            time.sleep(0.005)
-    return killed
+def remove(path: str, timeout: float = 1.0) -> int:
+    """Kill everything in the cgroup at ``path`` and remove it with the groups below it, within
+    about ``timeout`` seconds (a group that stays busy is left for a later sweep); how many
+    processes were killed."""
+    deadline = time.monotonic() + timeout
+    killed = kill_all(path, deadline)
+    while True:
+        busy = False
+        for group in _subgroups_first(path):
+            try:
+                os.rmdir(group)
+            except FileNotFoundError:
+                continue
+            except OSError:
+                busy = True  # the last exits are still being torn down for a moment
+        if not busy or time.monotonic() > deadline:
+            return killed
+        kill_all(path, deadline)
+        time.sleep(0.005)
 
 
 def remove_stale(parent: str, keep: str = "") -> int:
-    """Remove the run groups in ``parent`` whose sampler is gone (all but ``keep``, a name);
-    how many processes that killed."""
+    """Remove the run groups in ``parent`` whose maker is gone (all but ``keep``, a name);
+    how many processes that killed. Each gets a short time: a group that stays busy is left
+    for a later sweep."""
     killed = 0
     try:
         names = os.listdir(parent)
@@ -230,9 +278,10 @@ def remove_stale(parent: str, keep: str = "") -> int:
         if not name.startswith(PREFIX) or name == keep:
             continue
         owner = name[len(PREFIX) :]
-        if not owner.isdigit() or _pid_alive_sampler(int(owner)):
+        path = os.path.join(parent, name)
+        if not owner.isdigit() or _owner_alive(int(owner), path):
             continue
-        killed += remove(os.path.join(parent, name))
+        killed += remove(path, timeout=0.2)
     return killed
 
 

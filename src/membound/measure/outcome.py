@@ -89,7 +89,22 @@ def describe_outcome(
 ) -> tuple[Outcome, str]:
     """How a run ended, and the same in words: stopped at the limit or the timeout, killed by a
     signal, failed with a status, or ok; and how many processes it left running were killed."""
-    outcome, detail = _ended(returncode, report, timed_out, limit, timeout)
+    outcome: Outcome = "ok"
+    detail = ""
+    if report.limit_hit_at is not None and limit is not None:
+        outcome, detail = (
+            "limit",
+            (
+                f"memory limit {format_size(limit)} exceeded at {report.limit_hit_at:.2f} s "
+                f"(RSS {format_size(report.limit_hit_rss)}); stopped"
+            ),
+        )
+    elif timed_out:
+        outcome, detail = "timeout", f"timeout of {timeout:g} s reached; stopped"
+    elif returncode < 0:
+        outcome, detail = "killed", exit_words(returncode)
+    elif returncode > 0:
+        outcome, detail = "failed", exit_words(returncode)
     left = report.leftovers_killed
     if left:
         also = (
@@ -98,27 +113,6 @@ def describe_outcome(
         )
         detail = f"{detail}; {also}" if detail else also
     return outcome, detail
-
-
-def _ended(
-    returncode: int,
-    report: SamplerReport,
-    timed_out: bool,
-    limit: int | None,
-    timeout: float | None,
-) -> tuple[Outcome, str]:
-    if report.limit_hit_at is not None and limit is not None:
-        return "limit", (
-            f"memory limit {format_size(limit)} exceeded at {report.limit_hit_at:.2f} s "
-            f"(RSS {format_size(report.limit_hit_rss)}); stopped"
-        )
-    if timed_out:
-        return "timeout", f"timeout of {timeout:g} s reached; stopped"
-    if returncode < 0:
-        return "killed", exit_words(returncode)
-    if returncode > 0:
-        return "failed", exit_words(returncode)
-    return "ok", ""
 
 
 def exit_words(returncode: int) -> str:

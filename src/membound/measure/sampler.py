@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from membound.measure import cgroups
-from membound.measure._sampler_child import HAS_PROC, adopt_orphans, kill_descendants
+from membound.measure._sampler_child import HAS_PROC, kill_descendants
 from membound.results.downsample import MAX_POINTS_DEFAULT
 from membound.results.timeline import Timeline
 
-__all__ = ["Sampler", "SamplerReport", "adopt_orphans", "kill_descendants"]
+__all__ = ["Sampler", "SamplerReport", "kill_descendants"]
 
 _CHILD = Path(__file__).with_name("_sampler_child.py")
 _STOP_TIMEOUT_S = 5.0
@@ -150,10 +150,10 @@ class Sampler:
                 self._proc.kill()
                 self._proc.wait()
                 self._proc = None
-                try:
-                    self.spawn_error = str(json.loads(rest or b"{}").get("spawn_error"))
-                except ValueError:
-                    self.spawn_error = "the sampler could not start the command"
+                self.spawn_error = "the sampler process ended before it started the command"
+                with contextlib.suppress(ValueError, AttributeError):
+                    said = json.loads(rest or b"{}").get("spawn_error")
+                    self.spawn_error = str(said) if said else self.spawn_error
         return self
 
     def finish(self, timeout: float | None = None) -> tuple[SamplerReport, bool]:
