@@ -201,8 +201,11 @@ def options(
     return st.lists(st.one_of(*items), max_size=4).map(lambda xs: [a for x in xs for a in x])
 
 
+#: Inputs drawn per command; ``MEMBOUND_FUZZ_EXAMPLES=200`` for a longer hunt than ``make test``'s.
+EXAMPLES = int(os.environ.get("MEMBOUND_FUZZ_EXAMPLES", "12"))
+
 FUZZ = settings(
-    max_examples=12,
+    max_examples=EXAMPLES,
     deadline=None,
     derandomize=True,
     database=None,

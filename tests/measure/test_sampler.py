@@ -51,7 +51,9 @@ def test_sampler_sees_a_native_allocation_in_this_process() -> None:
     report = sampler.stop()
     del block
     low = min(report.timeline.lows)
-    assert report.max_rss - low > 140 * 2**20
+    # Most of the 150 MiB: the rest of a test runner's RSS moves by a few MiB meanwhile (a full
+    # run once read 138.9 MiB here); without the block it would be about 0.
+    assert report.max_rss - low > 120 * 2**20
 
 
 def test_sampler_limit_kills_the_watched_group() -> None:
