@@ -285,3 +285,29 @@ def test_a_sample_above_the_kernel_peak_stands_and_is_named() -> None:
     peak, source = _command_peak(report, 1, 0.01)
     assert peak == 71 * mib
     assert "more" not in source
+
+
+def test_a_tree_whose_sum_beats_every_process_peak_is_named_as_a_sum() -> None:
+    # Four 50 MiB pool workers at once: wait4's ru_maxrss is one process's peak (60 MiB); the
+    # sampled sum of the tree (255 MiB) is the run's peak, and it is not "counter noise".
+    from membound.measure.command import _command_peak
+    from membound.measure.sampler import SamplerReport
+    from membound.results.timeline import Timeline
+
+    mib = 2**20
+    report = SamplerReport(
+        timeline=Timeline(times=(0.0,), lows=(255.0 * mib,), highs=(255.0 * mib,)),
+        start=0.0,
+        max_rss=255 * mib,
+        max_hwm=61 * mib,
+        limit_hit_at=None,
+        limit_hit_rss=None,
+        exit_code=0,
+        ru_maxrss=60 * mib,
+        spawner_hwm=12 * mib,
+    )
+    peak, source = _command_peak(report, 5, 0.01)
+    assert peak == 255 * mib
+    assert source.startswith("the summed RSS of the command's 5 processes")
+    assert "ru_maxrss 60.0 MiB" in source
+    assert "approximate" not in source

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from membound._errors import CommandNotFound, TargetError
+from membound._units import format_size
 from membound.measure.outcome import (
     check_interval,
     check_timeout,
@@ -157,7 +158,18 @@ def _command_peak(report: SamplerReport, procs: int, interval: float) -> tuple[i
         and report.spawner_hwm is not None
         and report.ru_maxrss > report.spawner_hwm
     )
-    if exact and report.ru_maxrss is not None:
+    tree_sum_higher = report.max_rss > (report.max_hwm or 0) and procs > 1
+    if exact and report.ru_maxrss is not None and tree_sum_higher and sampled > report.ru_maxrss:
+        # wait4's ru_maxrss is the largest peak of any one process; processes that ran at the
+        # same time together held more, and only the sampled sum sees that.
+        peak = sampled
+        source = (
+            f"the summed RSS of the command's {procs} processes, sampled every "
+            f"{interval * 1000:g} ms: more than any one process's peak (wait4 ru_maxrss "
+            f"{format_size(report.ru_maxrss)}); a lower bound: the tree may have peaked "
+            "between samples"
+        )
+    elif exact and report.ru_maxrss is not None:
         # The kernel keeps RSS in per-CPU counters and reads them approximately, so a VmHWM
         # sample can exceed the exit figure by a few pages; the higher reading stands.
         peak = max(report.ru_maxrss, sampled)
