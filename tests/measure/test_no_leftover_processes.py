@@ -65,7 +65,18 @@ FORKS_TARGET = textwrap.dedent(
         return n
     """
 )
-CGROUPS_HERE = os.geteuid() == 0 and cgroups.RunGroup.create(os.getpid()) is not None
+
+
+def _cgroups_here() -> bool:
+    """Whether this machine lets a run have a cgroup (the probe group is removed at once)."""
+    group = cgroups.RunGroup.create(os.getpid()) if os.geteuid() == 0 else None
+    if group is None:
+        return False
+    group.remove()
+    return True
+
+
+CGROUPS_HERE = _cgroups_here()
 
 
 @pytest.fixture(params=["cgroup", "subreaper"])
@@ -229,8 +240,10 @@ def test_stale_groups_of_dead_samplers_are_removed_and_live_ones_kept(tag: str) 
     if not CGROUPS_HERE:
         pytest.skip("needs a writable cgroup hierarchy (root)")
     home = cgroups.hierarchies()[0].path
+    # The owner died and was not reaped yet: a zombie still has a /proc entry, and is gone.
     dead = subprocess.Popen(["true"])
-    dead.wait()
+    while Path(f"/proc/{dead.pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0] != b"Z":
+        time.sleep(0.01)
     stale = cgroups.RunGroup(os.path.join(home, f"{cgroups.PREFIX}{dead.pid}"), home, 0)
     os.mkdir(stale.path)
     sleeper = subprocess.Popen(["sleep", "60"], env=tagged_env(tag))
@@ -248,6 +261,7 @@ def test_stale_groups_of_dead_samplers_are_removed_and_live_ones_kept(tag: str) 
     finally:
         sleeper.kill()
         sleeper.wait()
+        dead.wait()
 
 
 ALLOC = "import time; b = bytearray(200 * 2**20); b[::4096] = b'x' * len(b[::4096]); time.sleep(1)"

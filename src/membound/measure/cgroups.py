@@ -164,10 +164,12 @@ def hierarchies() -> list[Hierarchy]:
 
 
 def _started_at(pid: int) -> float | None:
-    """When ``pid`` started, in seconds since the epoch; None when it is gone."""
+    """When ``pid`` started, in seconds since the epoch; None when it is gone (a zombie is)."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             fields = f.read().rsplit(b")", 1)[1].split()
+        if fields[0] in (b"Z", b"X"):
+            return None
         with open("/proc/stat", "rb") as f:
             boot = next(int(line.split()[1]) for line in f if line.startswith(b"btime "))
     except (OSError, IndexError, ValueError, StopIteration):
