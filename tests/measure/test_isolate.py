@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 
 import membound as mb
+from membound.measure.command import _command_peak
+from membound.measure.sampler import SamplerReport
+from membound.results.timeline import Timeline
 from tests.measure import targets
 
 MIB = 2**20
@@ -259,55 +262,42 @@ def test_nonsense_limits_are_refused(kwargs: dict[str, float], error: type[Excep
         mb.measure(targets.sleeper, 0.01, **kwargs)
 
 
-def test_a_sample_above_the_kernel_peak_stands_and_is_named() -> None:
-    # the kernel's per-CPU RSS counters let VmHWM read a few pages above wait4's ru_maxrss
-    from membound.measure.command import _command_peak
-    from membound.measure.sampler import SamplerReport
-    from membound.results.timeline import Timeline
+MIB = 2**20
 
-    mib = 2**20
-    report = SamplerReport(
-        timeline=Timeline(times=(0.0,), lows=(60.0 * mib,), highs=(60.0 * mib,)),
+
+def _command_report(max_rss: int, max_hwm: int, ru_maxrss: int) -> SamplerReport:
+    """A spawn-mode sampler report with these peaks (the sampler spawned at 12 MiB)."""
+    return SamplerReport(
+        timeline=Timeline(times=(0.0,), lows=(float(max_rss),), highs=(float(max_rss),)),
         start=0.0,
-        max_rss=60 * mib,
-        max_hwm=70 * mib + 8192,
+        max_rss=max_rss,
+        max_hwm=max_hwm,
         limit_hit_at=None,
         limit_hit_rss=None,
         exit_code=0,
-        ru_maxrss=70 * mib,
-        spawner_hwm=12 * mib,
+        ru_maxrss=ru_maxrss,
+        spawner_hwm=12 * MIB,
     )
+
+
+def test_a_sample_above_the_kernel_peak_stands_and_is_named() -> None:
+    # the kernel's per-CPU RSS counters let VmHWM read a few pages above wait4's ru_maxrss
+    report = _command_report(60 * MIB, 70 * MIB + 8192, 70 * MIB)
     peak, source = _command_peak(report, 1, 0.01)
-    assert peak == 70 * mib + 8192
+    assert peak == 70 * MIB + 8192
     assert "ru_maxrss" in source
     assert "8 KiB more" in source
-    report = dataclasses.replace(report, ru_maxrss=71 * mib)
+    report = dataclasses.replace(report, ru_maxrss=71 * MIB)
     peak, source = _command_peak(report, 1, 0.01)
-    assert peak == 71 * mib
+    assert peak == 71 * MIB
     assert "more" not in source
 
 
 def test_a_tree_whose_sum_beats_every_process_peak_is_named_as_a_sum() -> None:
     # Four 50 MiB pool workers at once: wait4's ru_maxrss is one process's peak (60 MiB); the
     # sampled sum of the tree (255 MiB) is the run's peak, and it is not "counter noise".
-    from membound.measure.command import _command_peak
-    from membound.measure.sampler import SamplerReport
-    from membound.results.timeline import Timeline
-
-    mib = 2**20
-    report = SamplerReport(
-        timeline=Timeline(times=(0.0,), lows=(255.0 * mib,), highs=(255.0 * mib,)),
-        start=0.0,
-        max_rss=255 * mib,
-        max_hwm=61 * mib,
-        limit_hit_at=None,
-        limit_hit_rss=None,
-        exit_code=0,
-        ru_maxrss=60 * mib,
-        spawner_hwm=12 * mib,
-    )
-    peak, source = _command_peak(report, 5, 0.01)
-    assert peak == 255 * mib
+    peak, source = _command_peak(_command_report(255 * MIB, 61 * MIB, 60 * MIB), 5, 0.01)
+    assert peak == 255 * MIB
     assert source.startswith("the summed RSS of the command's 5 processes")
     assert "ru_maxrss 60.0 MiB" in source
     assert "approximate" not in source

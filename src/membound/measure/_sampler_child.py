@@ -136,12 +136,6 @@ def tree_of(pid: int) -> list[int]:
     return seen
 
 
-def _reset_own_peak() -> None:
-    """Reset this process's ``VmHWM`` to its current RSS (``/proc/self/clear_refs``)."""
-    with contextlib.suppress(OSError), open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-
-
 def _self_hwm() -> int:
     return read_hwm(os.getpid()) or 0
 
@@ -508,15 +502,15 @@ def _run_spawned(
     if tracker.group is not None and tracker.group.stale_killed:
         spawned["stale_killed"] = tracker.group.stale_killed
     # Taken right before the spawn: the kernel starts the program's maxrss at this peak.
-    # Lower this process's own peak to its current RSS first (ctypes and the cgroup code were
-    # loaded since it started), so that more commands outgrow it.
-    _reset_own_peak()
-    spawned["spawner_hwm"] = _self_hwm()
     try:
         pid = tracker.spawn(argv, stdio)
     except OSError as exc:
         tracker.close()
         return {"start": time.monotonic(), "samples": 0, "spawn_error": _spawn_error(exc)}
+    # Read after the spawn: the program started at this process's peak as it was then, which
+    # is at most this (a peak only rises); read before, the few pages the spawn itself took
+    # would let a tiny command seem to outgrow a peak it only inherited.
+    spawned["spawner_hwm"] = _self_hwm()
     where = tracker.group.path if tracker.group is not None else ""
     sys.stdout.write(f"started {pid} {where}".rstrip() + "\n")
     sys.stdout.flush()
