@@ -264,17 +264,22 @@ def test_stale_groups_of_dead_samplers_are_removed_and_live_ones_kept(tag: str) 
         dead.wait()
 
 
-ALLOC = "import time; b = bytearray(200 * 2**20); b[::4096] = b'x' * len(b[::4096]); time.sleep(1)"
+#: 200 MiB held until the other allocator holds its own (a rendezvous in the folder argv[1]),
+#: so that both are held at once however slowly a loaded machine starts them.
+ALLOC = (
+    "import os, sys, time; b = bytearray(200 * 2**20); b[::4096] = b'x' * len(b[::4096]); "
+    "open(os.path.join(sys.argv[1], str(os.getpid())), 'w').close(); t = time.time(); "
+    "exec('while len(os.listdir(sys.argv[1])) < 2 and time.time() - t < 60: time.sleep(0.01)'); "
+    "time.sleep(0.3)"
+)
 
 
 def test_a_run_inside_a_run_counts_in_the_outer_peak_and_is_cleaned_up(
-    tracking: str, tag: str
+    tracking: str, tag: str, tmp_path: Path
 ) -> None:
-    inner = f'{sys.executable} -m membound run -- {sys.executable} -c "{ALLOC}"'
-    m = measure_command(
-        ["bash", "-c", f'{inner} > /dev/null 2>&1 & {sys.executable} -c "{ALLOC}"; wait'],
-        quiet=True,
-    )
+    alloc = f'{sys.executable} -c "{ALLOC}" {tmp_path}'
+    inner = f"{sys.executable} -m membound run -- {alloc}"
+    m = measure_command(["bash", "-c", f"{inner} > /dev/null 2>&1 & {alloc}; wait"], quiet=True)
     assert "ok" == m.outcome, m.outcome_detail
     # Two 200 MiB processes at once, one of them in the inner run's own group.
     assert m.rss_peak >= 2 * 200 * 2**20, m.rss_peak_source
