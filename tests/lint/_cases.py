@@ -15,7 +15,7 @@ POSITIVE: dict[str, list[str]] = {
         "    qs = qs.order_by('id')\n    for u in qs:  # HIT\n        print(u)\n",
         DJ + "n = len(Order.objects.exclude(paid=True))  # HIT\n",
         DJ + "rows = list(User.objects.values('id', 'email'))  # HIT\n",
-        DJ + "def f(author):\n    return [b for b in author.book_set.all() if b.ok]  # HIT\n",
+        DJ + "def f():\n    return [b for b in Book.objects.all() if b.ok]  # HIT\n",
         DJ + "ids = set(User.objects.values_list('id', flat=True))  # HIT\n",
     ],
     "MB102": [
@@ -75,7 +75,7 @@ POSITIVE: dict[str, list[str]] = {
         + "class R:\n    def rows(self, s):\n        self._rows = self._rows or s.query(User).all()  # HIT\n"
         "        return self._rows\n",
         DJ + "from django.utils.functional import cached_property\nclass V:\n    @cached_property\n"
-        "    def users(self):\n        return User.objects.filter(ok=True).all()  # HIT\n",
+        "    def users(self):\n        return list(User.objects.filter(ok=True))  # HIT\n",
         DB + "class R:\n    def rows(self, cur):\n        if not hasattr(self, '_r'):\n"
         "            self._r = cur.fetchall()  # HIT\n        return self._r\n",
     ],
@@ -283,4 +283,49 @@ POSITIVE["MB102"] += [
 POSITIVE["MB101"] += [
     DJ
     + "def f(page):\n    return list(Locale.objects.filter(pk__in=page.values_list('locale_id')))  # HIT\n",
+]
+
+# Bounds the rules see (issue 14): literal LIMIT however the SQL is built, aggregates, the rows of
+# one owner, lazy querysets behind caches.
+NEGATIVE["MB102"] += [
+    DB
+    + "def f(cur, n):\n    cur.execute('SELECT * FROM t LIMIT {}'.format(n))\n    return cur.fetchall()\n",
+    DB
+    + "def f(cur, n):\n    cur.execute(f'SELECT * FROM t ORDER BY id LIMIT {n}')\n    return cur.fetchall()\n",
+    DB
+    + "def f(cur, n):\n    sql = 'SELECT * FROM t'\n    sql += ' LIMIT %d' % n\n    cur.execute(sql)\n    return cur.fetchall()\n",
+    DB + "def f(cur):\n    cur.execute('SELECT TOP 10 * FROM t')\n    return cur.fetchall()\n",
+    DB
+    + "def f(cur):\n    cur.execute('SELECT * FROM t FETCH FIRST 5 ROWS ONLY')\n    return cur.fetchall()\n",
+    DB
+    + "def f(cur):\n    cur.execute('SELECT state, COUNT(*) FROM jobs GROUP BY state')\n    return cur.fetchall()\n",
+    SA
+    + "from sqlalchemy import func\ndef f(s):\n    return s.query(Job.state, func.count(Job.id)).group_by(Job.state).all()\n",
+    SA + "def f(s, build_id):\n    return s.query(Step).filter(Step.build_id == build_id).all()\n",
+    SA + "def f(s, user):\n    return s.query(Key).filter_by(owner=user).all()\n",
+]
+NEGATIVE["MB101"] += [
+    DJ + "def f(event):\n    return list(Submission.objects.filter(event=event))\n",
+    DJ
+    + "def f(request):\n    for t in Token.objects.filter(user=request.user):\n        print(t)\n",
+    DJ
+    + "def f(self):\n    return [a for a in Answer.objects.filter(review__submission=self.submission)]\n",
+    DJ + "def f(author):\n    return [b for b in author.book_set.all() if b.ok]\n",
+    DJ
+    + "from django.db.models import Count\nrows = list(Order.objects.values('state').annotate(n=Count('id')))\n",
+]
+NEGATIVE["MB302"] += [
+    DJ + "from django.utils.functional import cached_property\nclass V:\n    @cached_property\n"
+    "    def users(self):\n        return User.objects.filter(ok=True).all()\n",
+]
+# A filter on a value that does not name an owner, or on a literal, is no bound.
+POSITIVE["MB101"] += [
+    DJ + "def f(state):\n    return list(Order.objects.filter(state=state))  # HIT\n",
+    DJ + "def f(ct):\n    return list(Log.objects.filter(created__gte=ct))  # HIT\n",
+    DJ + "for u in User.objects.filter(is_active=True):  # HIT\n    print(u)\n",
+]
+POSITIVE["MB102"] += [
+    DB
+    + "def f(cur):\n    cur.execute('SELECT * FROM t WHERE id IN (SELECT id FROM u)')\n    return cur.fetchall()  # HIT\n",
+    SA + "def f(s):\n    return s.query(Step).filter(Step.state == 'done').all()  # HIT\n",
 ]

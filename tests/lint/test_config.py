@@ -44,6 +44,13 @@ def _codes(root: Path) -> list[tuple[str, str]]:
 
 def test_select_and_ignore_from_pyproject(tmp_path: Path) -> None:
     root = _project(tmp_path, 'select = ["MB2", "MB3"]\nignore = ["MB301"]')
+    # tests/ is left out by the per-file defaults
+    assert _codes(root) == [("app/jobs.py", "MB202")]
+    other = tmp_path / "again"
+    other.mkdir()
+    root = _project(
+        other, 'select = ["MB2", "MB3"]\nignore = ["MB301"]\n[tool.membound.lint.per-file-ignores]'
+    )
     assert _codes(root) == [("app/jobs.py", "MB202"), ("tests/test_x.py", "MB202")]
 
 
@@ -97,3 +104,19 @@ def test_find_config_stops_at_a_broken_file_that_mentions_membound(tmp_path: Pat
     (inner / "pyproject.toml").write_text("[tool.membound.lint\nselect = ['MB2']\n")
     with pytest.raises(ConfigError, match=r"pyproject.toml: invalid TOML: Expected '\]'"):
         find_config([str(inner)])
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ('preview = "yes"', "preview must be true or false"),
+        ("small-models = 3", "small-models must be a list of strings"),
+        ("large-models = [1]", "large-models must be a list of strings"),
+        ("extend-per-file-ignores = 1", "extend-per-file-ignores must be a table"),
+        ('[tool.membound.lint.extend-per-file-ignores]\n"a/*" = ["MB9"]', "unknown rule selector"),
+    ],
+)
+def test_new_settings_are_checked(tmp_path: Path, setting: str, message: str) -> None:
+    (tmp_path / "pyproject.toml").write_text(f"[tool.membound.lint]\n{setting}\n")
+    with pytest.raises(ConfigError, match=message):
+        load_config(tmp_path / "pyproject.toml", ALL_CODES)

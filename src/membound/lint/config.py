@@ -7,6 +7,19 @@ Like ruff, an empty selector or one that matches no rule is an error, not a sile
 ruff, so is a selection that leaves no rule at all (``select = []``, or ``ignore`` of everything
 selected), since a run that checks nothing would still say "All checks passed!".
 
+Test code and migrations get their own defaults (``DEFAULT_PER_FILE_IGNORES``): no rule runs on
+tests (fixture tables hold a few rows), and the caching rules do not run on migrations (a migration
+runs once and exits). As in ruff, ``per-file-ignores`` replaces these defaults and
+``extend-per-file-ignores`` adds to them.
+
+Preview rules (``Rule.preview``) and preview variants of a rule are below the default set's
+precision target on real code: they run only when selected by their full code
+(``--select MB202``) or with ``preview = true``.
+
+``small-models`` and ``large-models`` say what only the user knows: the models (class names,
+bare or dotted) whose tables stay small (never reported) or grow without bound (reported even
+when a filter on one owner's foreign key would otherwise count as a bound).
+
 ``max-file-size`` is a size as membound parses sizes everywhere (``"10MB"``, ``"1.5MiB"``,
 ``10_000_000``); files larger than that are reported as ``MB000`` and not read.
 """
@@ -28,6 +41,7 @@ from membound.lint.reading import Unreadable, read_limited
 
 __all__ = [
     "DEFAULT_MAX_FILE_SIZE",
+    "DEFAULT_PER_FILE_IGNORES",
     "ConfigError",
     "LintConfig",
     "check_selection",
@@ -38,7 +52,44 @@ __all__ = [
     "resolve_selection",
 ]
 
-_KEYS = ("select", "ignore", "per-file-ignores", "extend-streaming-calls", "max-file-size")
+_KEYS = (
+    "select",
+    "ignore",
+    "preview",
+    "per-file-ignores",
+    "extend-per-file-ignores",
+    "extend-streaming-calls",
+    "small-models",
+    "large-models",
+    "max-file-size",
+)
+
+_TEST_FILES = (
+    "test_*.py",
+    "*_test.py",
+    "conftest.py",
+    "tests/*",
+    "*/tests/*",
+    "test/*",
+    "*/test/*",
+    "testing/*",
+    "*/testing/*",
+)
+_MIGRATIONS = (
+    "migrations/*",
+    "*/migrations/*",
+    "alembic/versions/*",
+    "*/alembic/versions/*",
+)
+
+#: Per-file defaults, replaced by ``per-file-ignores`` and extended by ``extend-per-file-ignores``.
+#: Tests: every rule off (fixtures hold a handful of rows; in the real-code suite every finding in
+#: a test file was false). Migrations: caches off (the process runs once and exits); loading rules
+#: stay on, since a data migration that walks a whole table is the job that gets OOM-killed.
+DEFAULT_PER_FILE_IGNORES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    *((pattern, ("MB",)) for pattern in _TEST_FILES),
+    *((pattern, ("MB3",)) for pattern in _MIGRATIONS),
+)
 
 #: Files larger than this are not read (``max-file-size``): 10 MB, 10^7 bytes. Parsing takes 80
 #: to 200 times a file's size in memory (50 MB of copies of argparse.py: 3.6 GiB and 42 s; the
@@ -70,8 +121,14 @@ class LintConfig:
     """Code prefixes to run (default: every rule)."""
     ignore: tuple[str, ...] = ()
     """Code prefixes not to run."""
-    per_file_ignores: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    per_file_ignores: tuple[tuple[str, tuple[str, ...]], ...] = DEFAULT_PER_FILE_IGNORES
     """(glob, prefixes) pairs: rules not to run on files matching the glob."""
+    preview: bool = False
+    """Run preview rules and preview variants of every selected rule."""
+    small_models: tuple[str, ...] = ()
+    """Models whose tables stay small: queries on them are never reported."""
+    large_models: tuple[str, ...] = ()
+    """Models whose tables grow without bound, even the rows of one owner."""
     extend_streaming_calls: tuple[str, ...] = ()
     """Names (bare or qualified) of project helpers that stream, for MB201."""
     max_file_size: int = DEFAULT_MAX_FILE_SIZE
@@ -81,6 +138,11 @@ class LintConfig:
     source: Path | None = None
     """The pyproject.toml the settings came from, if any."""
 
+    def preview_for(self, codes: Iterable[str]) -> frozenset[str]:
+        """The codes among ``codes`` whose preview variants run: all with ``preview``, else those
+        selected by their full code."""
+        return frozenset(c for c in codes if self.preview or c in self.select)
+
     def codes_for(self, filename: str, all_codes: Iterable[str]) -> frozenset[str]:
         """The rule codes that run on ``filename``.
 
@@ -89,9 +151,14 @@ class LintConfig:
             all_codes: Every known rule code.
 
         Returns:
-            The selected codes minus the per-file ignores that match ``filename``.
+            The selected codes minus the per-file ignores that match ``filename``. Preview rules
+            are in it only when selected by their full code or with ``preview``.
         """
+        all_codes = tuple(all_codes)
         codes = resolve_selection(self.select, self.ignore, all_codes)
+        previews = preview_codes(all_codes)
+        if previews and not self.preview:
+            codes = frozenset(c for c in codes if c not in previews or c in self.select)
         if not self.per_file_ignores:
             return codes
         path = Path(filename)
@@ -106,6 +173,14 @@ class LintConfig:
             if fnmatch.fnmatchcase(rel, pattern) or fnmatch.fnmatchcase(path.name, pattern):
                 codes = frozenset(c for c in codes if not any(c.startswith(p) for p in prefixes))
         return codes
+
+
+def preview_codes(all_codes: Iterable[str]) -> frozenset[str]:
+    """The codes of preview rules among ``all_codes`` (imported late: rules import this module's
+    siblings, and configuration must load without the rule set for its own tests)."""
+    from membound.lint.rules import RULES_BY_CODE
+
+    return frozenset(c for c in all_codes if c in RULES_BY_CODE and RULES_BY_CODE[c].preview)
 
 
 def normalise_selectors(
@@ -301,21 +376,26 @@ def load_config(path: Path, all_codes: Sequence[str]) -> LintConfig:
     ignore = normalise_selectors(
         _strings(section.get("ignore", []), "ignore", path), all_codes, f"{where} ignore"
     )
-    pfi_raw = section.get("per-file-ignores", {})
-    if not isinstance(pfi_raw, dict):
-        raise ConfigError(f"{path}: [tool.membound.lint] per-file-ignores must be a table")
-    per_file = tuple(
-        (
-            pattern,
-            normalise_selectors(
-                _strings(codes, f"per-file-ignores.{pattern}", path),
-                all_codes,
-                f"{where} per-file-ignores.{pattern}",
-            ),
-        )
-        for pattern, codes in pfi_raw.items()
+    per_file = (
+        _per_file(section["per-file-ignores"], "per-file-ignores", path, all_codes)
+        if "per-file-ignores" in section
+        else DEFAULT_PER_FILE_IGNORES
+    )
+    per_file += _per_file(
+        section.get("extend-per-file-ignores", {}), "extend-per-file-ignores", path, all_codes
     )
     streaming = _strings(section.get("extend-streaming-calls", []), "extend-streaming-calls", path)
+    preview = section.get("preview", False)
+    if not isinstance(preview, bool):
+        raise ConfigError(f"{path}: [tool.membound.lint] preview must be true or false")
+    small = _strings(section.get("small-models", []), "small-models", path)
+    large = _strings(section.get("large-models", []), "large-models", path)
+    both = sorted(set(small) & set(large))
+    if both:
+        raise ConfigError(
+            f"{path}: [tool.membound.lint] {', '.join(both)} is in both small-models and "
+            "large-models"
+        )
     max_file_size = DEFAULT_MAX_FILE_SIZE
     if "max-file-size" in section:
         max_file_size = parse_max_file_size(section["max-file-size"], f"{where} max-file-size")
@@ -324,9 +404,30 @@ def load_config(path: Path, all_codes: Sequence[str]) -> LintConfig:
         ignore=ignore,
         per_file_ignores=per_file,
         extend_streaming_calls=streaming,
+        preview=preview,
+        small_models=small,
+        large_models=large,
         max_file_size=max_file_size,
         root=root,
         source=path,
+    )
+
+
+def _per_file(
+    raw: object, key: str, path: Path, all_codes: Sequence[str]
+) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """``per-file-ignores``-shaped table: glob -> list of code prefixes."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: [tool.membound.lint] {key} must be a table")
+    where = f"{path} [tool.membound.lint]"
+    return tuple(
+        (
+            pattern,
+            normalise_selectors(
+                _strings(codes, f"{key}.{pattern}", path), all_codes, f"{where} {key}.{pattern}"
+            ),
+        )
+        for pattern, codes in raw.items()
     )
 
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from membound.lint.model import Finding
+from membound.lint.model import Edit, Finding, Fix
 
 __all__ = ["DBAPI_ROOTS", "Link", "ModuleContext", "links", "sql_is_bounded"]
 
@@ -49,12 +49,17 @@ FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
 LOOPS = (ast.For, ast.AsyncFor, ast.While)
 COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
 
-# A LIMIT (or its dialect spellings) in literal SQL bounds the rows a statement returns.
+# A LIMIT (or its dialect spellings) in literal SQL bounds the rows a statement returns. The bound
+# may be a number, a driver placeholder (?, %s, %(n)s, :n, $1, @n), a ``str.format`` field ({},
+# {n}), or (in the text of an f-string, whose values are shown as {}) anything interpolated.
+_BOUND_VALUE = r"(?:\d+|\?|%s|%d|%\(\w+\)[sd]|:\w+|\$\d+|@\w+|\{[^}]*\})"
 _LIMIT_RE = re.compile(
-    r"\bLIMIT\s+(\d+|\?|%s|%\(\w+\)s|:\w+|\$\d+)|\bFETCH\s+(FIRST|NEXT)\b|\bSELECT\s+TOP\b",
+    rf"\bLIMIT\s+{_BOUND_VALUE}|\bFETCH\s+(FIRST|NEXT)\b|\bSELECT\s+(?:DISTINCT\s+)?TOP\b"
+    rf"|\bROWNUM\s*<=?\s*{_BOUND_VALUE}",
     re.IGNORECASE,
 )
-# A SELECT whose list starts with an aggregate and has no GROUP BY returns one row.
+# A SELECT whose list starts with an aggregate returns one row; with GROUP BY, one row per group:
+# a summary, a fraction of the rows it reads (duplicate checks, counts per state or per day).
 _AGGREGATE_RE = re.compile(r"^\s*SELECT\s+(COUNT|MAX|MIN|SUM|AVG)\s*\(", re.IGNORECASE)
 _GROUP_BY_RE = re.compile(r"\bGROUP\s+BY\b", re.IGNORECASE)
 # Catalog queries (PRAGMA, SHOW, information_schema, pg_catalog, sqlite_master, SQL Server's
@@ -80,12 +85,12 @@ def sql_is_bounded(sql: str) -> bool:
         sql: The statement text.
 
     Returns:
-        True for a ``LIMIT``/``FETCH FIRST``/``TOP`` clause, a single aggregate row, or a
-        catalog query (bounded by the schema's size, not the data's).
+        True for a ``LIMIT``/``FETCH FIRST``/``TOP``/``ROWNUM`` clause, an aggregate (one row,
+        or one per group), or a catalog query (bounded by the schema's size, not the data's).
     """
     if _LIMIT_RE.search(sql) or _CATALOG_RE.search(sql):
         return True
-    return bool(_AGGREGATE_RE.search(sql)) and not _GROUP_BY_RE.search(sql)
+    return bool(_AGGREGATE_RE.search(sql) or _GROUP_BY_RE.search(sql))
 
 
 @dataclass(frozen=True)
@@ -172,6 +177,9 @@ class ModuleContext:
         lines: The source split into lines (for character columns and ``noqa``).
         selected: The rule codes that run; lets a general rule defer to a more specific one.
         streaming_calls: Extra names of project-specific streaming helpers (configuration).
+        preview: Codes whose preview variants run (``preview = true`` or selected by full code).
+        small_models: Models the user declared small (``small-models``).
+        large_models: Models the user declared unbounded (``large-models``).
     """
 
     def __init__(
@@ -182,12 +190,18 @@ class ModuleContext:
         *,
         selected: frozenset[str] = frozenset(),
         streaming_calls: frozenset[str] = frozenset(),
+        preview: frozenset[str] = frozenset(),
+        small_models: frozenset[str] = frozenset(),
+        large_models: frozenset[str] = frozenset(),
     ) -> None:
         self.tree = tree
         self.filename = filename
         self.lines = lines
         self.selected = selected
         self.streaming_calls = streaming_calls
+        self.preview = preview
+        self.small_models = small_models
+        self.large_models = large_models
         self.parents: dict[ast.AST, ast.AST] = {}
         self._by_type: dict[type[ast.AST], list[ast.AST]] = defaultdict(list)
         #: local name -> fully qualified name it was imported as (``pd`` -> ``pandas``).
@@ -425,11 +439,17 @@ class ModuleContext:
         if isinstance(expr, ast.Constant) and isinstance(expr.value, str):
             return expr.value
         if isinstance(expr, ast.JoinedStr):
+            # Interpolated values are shown as ``{}``, as ``str.format`` would write them.
             return "".join(
-                v.value
+                v.value if isinstance(v, ast.Constant) and isinstance(v.value, str) else "{}"
                 for v in expr.values
-                if isinstance(v, ast.Constant) and isinstance(v.value, str)
             )
+        if (
+            isinstance(expr, ast.Call)
+            and isinstance(expr.func, ast.Attribute)
+            and expr.func.attr == "format"
+        ):
+            return self.string_value(expr.func.value, depth)
         if isinstance(expr, ast.BinOp) and isinstance(expr.op, (ast.Add, ast.Mod)):
             left = self.string_value(expr.left, depth)
             if isinstance(expr.op, ast.Mod):
@@ -444,7 +464,26 @@ class ModuleContext:
                 return self.string_value(values[0], depth + 1)
         return None
 
-    def finding(self, code: str, node: ast.AST, message: str) -> Finding:
+    def model_size(self, name: str | None) -> str | None:
+        """``"small"`` or ``"large"`` when the user declared the model ``name`` so, else None.
+
+        A setting matches the class name or any dotted tail of the qualified name
+        (``Site`` and ``django.contrib.sites.models.Site`` both match ``Site``).
+        """
+        if not name or not (self.small_models or self.large_models):
+            return None
+        qualified = self.qualify(ast.Name(id=name)) if "." not in name else name
+        candidates = {name, name.rsplit(".", 1)[-1]}
+        if qualified:
+            parts = qualified.split(".")
+            candidates.update(".".join(parts[i:]) for i in range(len(parts)))
+        if candidates & self.small_models:
+            return "small"
+        if candidates & self.large_models:
+            return "large"
+        return None
+
+    def finding(self, code: str, node: ast.AST, message: str, fix: Fix | None = None) -> Finding:
         """Build a finding located at ``node`` (columns converted from bytes to characters)."""
         row = getattr(node, "lineno", 1)
         col = getattr(node, "col_offset", 0)
@@ -460,7 +499,32 @@ class ModuleContext:
             message=message,
             end_row=end_row,
             end_column=self._char_col(end_row, end_col) + 1,
+            fix=fix,
         )
+
+    def edit(self, node: ast.AST, content: str) -> Edit:
+        """An edit replacing the source text of ``node`` with ``content``."""
+        row = getattr(node, "lineno", 1)
+        end_row = getattr(node, "end_lineno", None) or row
+        return Edit(
+            row=row,
+            column=self._char_col(row, getattr(node, "col_offset", 0)) + 1,
+            end_row=end_row,
+            end_column=self._char_col(end_row, getattr(node, "end_col_offset", 0) or 0) + 1,
+            content=content,
+        )
+
+    def source_of(self, node: ast.AST) -> str | None:
+        """The exact source text of ``node`` (None when it has no position)."""
+        edit = self.edit(node, "")
+        if not (0 < edit.row <= edit.end_row <= len(self.lines)):
+            return None
+        if edit.row == edit.end_row:
+            return self.lines[edit.row - 1][edit.column - 1 : edit.end_column - 1]
+        parts = [self.lines[edit.row - 1][edit.column - 1 :]]
+        parts.extend(self.lines[edit.row : edit.end_row - 1])
+        parts.append(self.lines[edit.end_row - 1][: edit.end_column - 1])
+        return "\n".join(parts)
 
     def _char_col(self, row: int, byte_col: int) -> int:
         # ast offsets are UTF-8 byte offsets; users (and ruff) count characters.

@@ -24,11 +24,21 @@ from concurrent.futures import ProcessPoolExecutor
 
 from membound.lint.config import LintConfig
 from membound.lint.context import ModuleContext
+from membound.lint.fixing import comment_rows
 from membound.lint.model import FileError, Finding, LintResult
 from membound.lint.reading import Unreadable, read_limited
 from membound.lint.rules import RULES
 
-__all__ = ["EXCLUDED_DIRS", "discover", "lint_file", "lint_paths", "lint_source"]
+__all__ = [
+    "EXCLUDED_DIRS",
+    "decode_source",
+    "discover",
+    "lint_file",
+    "lint_paths",
+    "lint_source",
+    "lint_text",
+    "read_source",
+]
 
 #: Directory names never descended into (ruff's default excludes, roughly).
 EXCLUDED_DIRS = frozenset(
@@ -56,6 +66,8 @@ EXCLUDED_DIRS = frozenset(
     }
 )
 ALL_CODES = tuple(rule.code for rule in RULES)
+#: The default set: every rule but the preview ones.
+DEFAULT_CODES = tuple(rule.code for rule in RULES if not rule.preview)
 
 # A bare noqa comment, or one followed by a colon and codes (flake8/ruff syntax).
 _NOQA_RE = re.compile(
@@ -93,17 +105,21 @@ def _line_noqa(line: str) -> frozenset[str] | bool | None:
     return _codes(match.group("codes"))
 
 
-def _suppressed(finding: Finding, lines: Sequence[str]) -> bool:
-    if not 0 < finding.row <= len(lines):
+def _suppressed(finding: Finding, lines: Sequence[str], row: int | None = None) -> bool:
+    row = finding.row if row is None else row
+    if not 0 < row <= len(lines):
         return False
-    noqa = _line_noqa(lines[finding.row - 1])
+    noqa = _line_noqa(lines[row - 1])
     if noqa is False:
         return False
     return noqa is None or (isinstance(noqa, frozenset) and finding.code in noqa)
 
 
-def _decode(data: bytes) -> str:
+def decode_source(data: bytes) -> tuple[str, str]:
     """Decode source bytes as Python does (BOM, PEP 263 cookie), UTF-8 by default.
+
+    Returns:
+        The text and the encoding it was decoded with (``utf-8-sig`` when there was a BOM).
 
     Raises:
         ValueError: Binary data, or bytes that are not valid in the declared encoding.
@@ -124,7 +140,7 @@ def _decode(data: bytes) -> str:
             f"unsupported encoding declaration: {encoding} (its decoder takes quadratic time)"
         )
     try:
-        return data.decode("utf-8-sig" if encoding == "utf-8-sig" else encoding)
+        return data.decode("utf-8-sig" if encoding == "utf-8-sig" else encoding), encoding
     except (UnicodeError, LookupError) as exc:
         # UnicodeError, not only UnicodeDecodeError: some codecs (``undefined``) raise the base.
         raise ValueError(f"not valid {encoding} text: {exc}") from None
@@ -136,14 +152,20 @@ def lint_source(
     *,
     select: Iterable[str] | None = None,
     streaming_calls: Iterable[str] = (),
+    preview: Iterable[str] = (),
+    small_models: Iterable[str] = (),
+    large_models: Iterable[str] = (),
 ) -> list[Finding]:
     """Lint Python source text.
 
     Args:
         source: The module's text.
         filename: The name reported in findings.
-        select: Rule codes to run (default: all).
+        select: Rule codes to run (default: every rule of the default set, no preview rule).
         streaming_calls: Extra names of streaming helpers (``extend-streaming-calls``).
+        preview: Codes whose preview variants run as well.
+        small_models: Models whose tables stay small (``small-models``).
+        large_models: Models whose tables grow without bound (``large-models``).
 
     Returns:
         The findings after ``noqa``, sorted by position.
@@ -152,7 +174,7 @@ def lint_source(
         SyntaxError: The source does not parse.
         ValueError: The source contains NUL bytes.
     """
-    selected = frozenset(ALL_CODES if select is None else select)
+    selected = frozenset(DEFAULT_CODES if select is None else select)
     lines = source.splitlines()
     file_noqa = _FILE_NOQA_RE.search(source) if "membound" in source else None
     if file_noqa is not None:
@@ -170,12 +192,59 @@ def lint_source(
         lines,
         selected=selected,
         streaming_calls=frozenset(streaming_calls),
+        preview=frozenset(preview),
+        small_models=frozenset(small_models),
+        large_models=frozenset(large_models),
     )
     found: set[Finding] = set()
     for rule in RULES:
         if rule.code in selected:
             found.update(rule.check(ctx))
-    return sorted(f for f in found if not _suppressed(f, lines))
+    kept = [f for f in found if not _suppressed(f, lines)]
+    if kept and "noqa" in source:
+        # A row that ends inside a multi-line string (or with a backslash) cannot hold a
+        # comment: its noqa is on the row where the statement can take one.
+        moves = comment_rows(source)
+        kept = [f for f in kept if f.row not in moves or not _suppressed(f, lines, moves[f.row])]
+    return sorted(kept)
+
+
+def read_source(path: str, config: LintConfig) -> tuple[str, str] | FileError:
+    """Read and decode one file: ``(text, encoding)``, or why it cannot be checked."""
+    try:
+        data = read_limited(path, config.max_file_size)
+    except Unreadable as exc:
+        return FileError(path, str(exc))
+    try:
+        return decode_source(data)
+    except ValueError as exc:
+        return FileError(path, str(exc))
+
+
+def lint_text(source: str, path: str, config: LintConfig) -> list[Finding] | FileError:
+    """Lint the decoded text of ``path`` with ``config``: its findings, or why it cannot be."""
+    try:
+        codes = config.codes_for(path, ALL_CODES)
+        return lint_source(
+            source,
+            path,
+            select=codes,
+            streaming_calls=config.extend_streaming_calls,
+            preview=config.preview_for(codes),
+            small_models=config.small_models,
+            large_models=config.large_models,
+        )
+    except SyntaxError as exc:
+        return FileError(path, f"syntax error: {exc.msg}", exc.lineno or 1, exc.offset or 1)
+    except (RecursionError, MemoryError) as exc:
+        # CPython's parser raises these for deep nesting (``1+1+...`` or ``- - - ... 1``), the
+        # MemoryError without a message; with the file size capped, that is what they mean here.
+        detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        return FileError(path, f"too deeply nested to check ({detail})")
+    except ValueError as exc:
+        return FileError(path, f"{type(exc).__name__}: {exc}")
+    except Exception as exc:  # a bug in a rule must cost one file, not the whole run
+        return FileError(path, f"internal error, please report: {type(exc).__name__}: {exc}")
 
 
 def lint_file(
@@ -192,32 +261,13 @@ def lint_file(
         not be checked; ``lines`` is the number of lines checked.
     """
     config = config or LintConfig()
-    try:
-        data = read_limited(path, config.max_file_size)
-    except Unreadable as exc:
-        return [], FileError(path, str(exc)), 0
-    try:
-        source = _decode(data)
-    except ValueError as exc:
-        return [], FileError(path, str(exc)), 0
-    try:
-        findings = lint_source(
-            source,
-            path,
-            select=config.codes_for(path, ALL_CODES),
-            streaming_calls=config.extend_streaming_calls,
-        )
-    except SyntaxError as exc:
-        return [], FileError(path, f"syntax error: {exc.msg}", exc.lineno or 1, exc.offset or 1), 0
-    except (RecursionError, MemoryError) as exc:
-        # CPython's parser raises these for deep nesting (``1+1+...`` or ``- - - ... 1``), the
-        # MemoryError without a message; with the file size capped, that is what they mean here.
-        detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-        return [], FileError(path, f"too deeply nested to check ({detail})"), 0
-    except ValueError as exc:
-        return [], FileError(path, f"{type(exc).__name__}: {exc}"), 0
-    except Exception as exc:  # a bug in a rule must cost one file, not the whole run
-        return [], FileError(path, f"internal error, please report: {type(exc).__name__}: {exc}"), 0
+    read = read_source(path, config)
+    if isinstance(read, FileError):
+        return [], read, 0
+    source = read[0]
+    findings = lint_text(source, path, config)
+    if isinstance(findings, FileError):
+        return [], findings, 0
     partial_line = 1 if source and not source.endswith("\n") else 0
     return findings, None, source.count("\n") + partial_line
 

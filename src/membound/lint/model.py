@@ -9,12 +9,44 @@ from typing import TYPE_CHECKING, ClassVar
 if TYPE_CHECKING:
     from membound.lint.context import ModuleContext
 
-__all__ = ["DOCS_BASE", "FileError", "Finding", "LintResult", "Rule"]
+__all__ = ["DOCS_BASE", "Edit", "FileError", "Finding", "Fix", "LintResult", "Rule"]
 
 #: Where the rule pages live, relative to the root of the membound repository.
 #: It is relative on purpose: the project has no published documentation host yet, and a made-up
 #: absolute address would send users to a page that does not exist.
 DOCS_BASE = "docs/rules/"
+
+
+@dataclass(frozen=True, order=True)
+class Edit:
+    """Replace the text between two positions (1-based rows, 1-based character columns)."""
+
+    row: int
+    """Line of the first character replaced."""
+    column: int
+    """Column of the first character replaced."""
+    end_row: int
+    """Line of the end of the replaced text."""
+    end_column: int
+    """Column just past the last character replaced."""
+    content: str
+    """The new text ("" deletes)."""
+
+
+@dataclass(frozen=True)
+class Fix:
+    """A rewrite that removes a finding, and whether it keeps the program's behaviour.
+
+    ``safe`` fixes are mechanical and behaviour-preserving (``--fix`` applies them); ``unsafe`` ones
+    may change behaviour in corner cases the linter cannot see (``--unsafe-fixes``), as in ruff.
+    """
+
+    message: str
+    """What the fix does, in a few words."""
+    edits: tuple[Edit, ...]
+    """Non-overlapping edits, in source order."""
+    applicability: str = "safe"
+    """``"safe"`` or ``"unsafe"``."""
 
 
 @dataclass(frozen=True, order=True)
@@ -38,6 +70,8 @@ class Finding:
     """1-based line of the end of the flagged expression."""
     end_column: int
     """1-based column just past the end of the flagged expression."""
+    fix: Fix | None = field(default=None, compare=False)
+    """A rewrite that removes the finding, when one is known to be valid for this code."""
 
     @property
     def url(self) -> str:
@@ -88,6 +122,9 @@ class Rule:
     """What to do instead."""
     check: Callable[[ModuleContext], Iterable[Finding]] = field(repr=False, compare=False)
     """Yields the findings of this rule in one module."""
+    preview: bool = False
+    """A preview rule is not in the default set: it runs only when selected by its full code or
+    with ``preview = true`` (its precision on real code is below the default set's target)."""
 
     @property
     def url(self) -> str:

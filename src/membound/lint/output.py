@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from membound.lint.model import LintResult
+from membound.lint.model import Finding, LintResult
 from membound.lint.rules import RULES, RULES_BY_CODE
 
 __all__ = [
@@ -40,6 +40,12 @@ def render_text(result: LintResult) -> str:
         files = len({f.filename for f in result.findings})
         noun = "finding" if count == 1 else "findings"
         out.append(f"Found {count} {noun} in {files} file{'s' if files != 1 else ''}.")
+        safe = sum(1 for f in result.findings if f.fix and f.fix.applicability == "safe")
+        unsafe = sum(1 for f in result.findings if f.fix and f.fix.applicability != "safe")
+        if safe:
+            out.append(f"{safe} fixable with `membound lint --fix`.")
+        if unsafe:
+            out.append(f"{unsafe} more fixable with `--fix --unsafe-fixes` (review the diff).")
     elif result.files_checked:
         out.append("All checks passed!")
     # Nothing checked and nothing found (every input was MB000): no stray empty line.
@@ -69,7 +75,7 @@ def to_dicts(result: LintResult) -> list[dict[str, Any]]:
                 "location": {"row": f.row, "column": f.column},
                 "end_location": {"row": f.end_row, "column": f.end_column},
                 "noqa_row": f.row,
-                "fix": None,
+                "fix": _fix_dict(f),
                 "url": f.url,
             },
         )
@@ -94,6 +100,24 @@ def to_dicts(result: LintResult) -> list[dict[str, Any]]:
     )
     rows.sort(key=lambda row: row[0])
     return [row for _, row in rows]
+
+
+def _fix_dict(finding: Finding) -> dict[str, Any] | None:
+    fix = finding.fix
+    if fix is None:
+        return None
+    return {
+        "applicability": fix.applicability,
+        "message": fix.message,
+        "edits": [
+            {
+                "content": e.content,
+                "location": {"row": e.row, "column": e.column},
+                "end_location": {"row": e.end_row, "column": e.end_column},
+            }
+            for e in fix.edits
+        ],
+    }
 
 
 def render_json(result: LintResult) -> str:

@@ -27,6 +27,7 @@ from membound.lint.config import (
     parse_max_file_size,
 )
 from membound.lint.engine import ALL_CODES, lint_paths
+from membound.lint.model import LintResult
 from membound.lint.output import (
     FORMATS,
     render,
@@ -35,6 +36,7 @@ from membound.lint.output import (
     render_sarif,
     render_statistics,
 )
+from membound.lint.rewrite import rewrite_paths, unified_diff
 
 __all__ = ["command"]
 
@@ -77,8 +79,11 @@ def _config(
     select: tuple[str, ...],
     ignore: tuple[str, ...],
     max_file_size: str | None,
+    preview: bool = False,
 ) -> LintConfig:
     config = _load(paths, config_path, isolated)
+    if preview:
+        config = dataclasses.replace(config, preview=True)
     try:
         chosen = (
             normalise_selectors(_split(select), ALL_CODES, "--select") if select else config.select
@@ -144,6 +149,27 @@ def _config(
     "or max-file-size from the configuration]",
 )
 @click.option(
+    "--preview", is_flag=True, help="Also run preview rules and preview variants of rules."
+)
+@click.option(
+    "--fix", is_flag=True, help="Apply safe fixes to the files, then report what is left."
+)
+@click.option(
+    "--unsafe-fixes",
+    is_flag=True,
+    help="With --fix or --diff, apply unsafe fixes too (they may change behaviour: review).",
+)
+@click.option(
+    "--diff",
+    is_flag=True,
+    help="Print the fixes as a unified diff instead of writing them (exit 1 if any).",
+)
+@click.option(
+    "--add-noqa",
+    is_flag=True,
+    help="Add '# noqa: CODE' to every line with a finding, so that only new ones fail.",
+)
+@click.option(
     "--jobs",
     "-j",
     type=click.IntRange(min=0),
@@ -163,6 +189,11 @@ def command(
     output_file: str | None,
     json_path: str | None,
     max_file_size: str | None,
+    preview: bool,
+    fix: bool,
+    unsafe_fixes: bool,
+    diff: bool,
+    add_noqa: bool,
     jobs: int,
 ) -> int:
     """Find memory anti-patterns in Python files (default: the current directory).
@@ -175,11 +206,28 @@ def command(
     MB401 resource-per-call            MB402 loop-invariant-deepcopy
     MB501 full-rows-for-one-column
 
-    Silence one line with "# noqa: MB201", a whole file with a line "# membound: noqa".
+    Silence one line with "# noqa: MB201", a whole file with a line "# membound: noqa";
+    --add-noqa writes those comments for every current finding. --fix applies the safe fixes,
+    --diff shows them, --unsafe-fixes adds the ones that need review.
     Rule pages: docs/rules/MBxxx.md.
     """
     inputs = paths or (".",)
-    config = _config(inputs, config_path, isolated, select, ignore, max_file_size)
+    if add_noqa and (fix or diff or unsafe_fixes):
+        raise click.UsageError("--add-noqa cannot be combined with --fix, --diff or --unsafe-fixes")
+    if unsafe_fixes and not (fix or diff):
+        raise click.UsageError("--unsafe-fixes needs --fix or --diff")
+    config = _config(inputs, config_path, isolated, select, ignore, max_file_size, preview)
+    if fix or diff or add_noqa:
+        return _rewrite(
+            inputs,
+            config,
+            add_noqa=add_noqa,
+            diff=diff,
+            unsafe=unsafe_fixes,
+            fmt=fmt,
+            exit_zero=exit_zero,
+            output_file=output_file,
+        )
     result = lint_paths(inputs, config, jobs=jobs or os.cpu_count() or 1)
     if statistics:
         report = render_statistics(result)
@@ -204,3 +252,58 @@ def command(
     if result.findings and not exit_zero:
         return 1
     return 0
+
+
+def _rewrite(
+    inputs: tuple[str, ...],
+    config: LintConfig,
+    *,
+    add_noqa: bool,
+    diff: bool,
+    unsafe: bool,
+    fmt: str,
+    exit_zero: bool,
+    output_file: str | None,
+) -> int:
+    """``--fix``, ``--diff`` and ``--add-noqa``: rewrite (or show), then report what is left."""
+    done = rewrite_paths(
+        inputs, config, mode="noqa" if add_noqa else "fix", unsafe=unsafe, write=not diff
+    )
+    errors = LintResult((), done.errors, done.files_checked, 0)
+    if diff:
+        click.echo("".join(unified_diff(c) for c in done.changes), nl=False)
+        fixes = sum(c.count for c in done.changes)
+        click.echo(
+            f"Would fix {fixes} finding{'s' if fixes != 1 else ''} in "
+            f"{len(done.changes)} file{'s' if len(done.changes) != 1 else ''}.",
+            err=True,
+        )
+    elif add_noqa:
+        lines = sum(c.count for c in done.changes)
+        click.echo(
+            f"Added {lines} noqa directive{'s' if lines != 1 else ''} in "
+            f"{len(done.changes)} file{'s' if len(done.changes) != 1 else ''}.",
+            err=True,
+        )
+    else:
+        fixed = sum(c.count for c in done.changes)
+        left = LintResult(done.remaining, (), done.files_checked, 0)
+        report = render(left, fmt) if fmt != "sarif" else render_sarif(left, version=__version__)
+        if output_file:
+            Path(output_file).write_text(report, encoding="utf-8", errors="surrogateescape")
+        else:
+            click.echo(report, nl=False)
+        click.echo(
+            f"Fixed {fixed} finding{'s' if fixed != 1 else ''} in {len(done.changes)} "
+            f"file{'s' if len(done.changes) != 1 else ''}; {len(done.remaining)} left.",
+            err=True,
+        )
+    if done.errors:
+        click.echo(render_errors(errors), err=True, nl=False)
+    if errors.all_failed:
+        return 2
+    if exit_zero:
+        return 0
+    if diff:
+        return 1 if done.changes else 0
+    return 1 if done.remaining else 0

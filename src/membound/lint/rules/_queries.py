@@ -13,6 +13,7 @@ from membound.lint.context import DBAPI_ROOTS, SQLALCHEMY_ROOTS, Link, ModuleCon
 
 __all__ = [
     "QS_METHODS",
+    "column_status",
     "django_queryset",
     "is_one_column_comprehension",
     "sa_query",
@@ -54,6 +55,7 @@ _SA_SOURCES = frozenset({"query", "execute", "scalars", "exec", "exec_driver_sql
 _SA_BOUNDS = frozenset(
     {
         "limit",
+        "group_by",
         "first",
         "one",
         "one_or_none",
@@ -112,7 +114,146 @@ _STREAM_NAMES = frozenset(
 )
 
 
-def django_queryset(ctx: ModuleContext, expr: ast.AST) -> list[Link] | None:
+#: Django lookups: a keyword ending in one of these compares, it does not follow a relation.
+_LOOKUPS = frozenset(
+    {
+        "exact", "iexact", "contains", "icontains", "in", "gt", "gte", "lt", "lte",
+        "startswith", "istartswith", "endswith", "iendswith", "range", "date", "year",
+        "iso_year", "month", "day", "week", "week_day", "iso_week_day", "quarter", "time",
+        "hour", "minute", "second", "isnull", "regex", "iregex", "search", "contained_by",
+        "overlap", "has_key", "has_keys", "has_any_keys", "len", "trigram_similar", "unaccent",
+    }
+)  # fmt: skip
+#: Keyword or column names that name an owner: rows filtered to one of these belong to one owner.
+_OWNERS = frozenset(
+    {
+        "user", "owner", "author", "creator", "account", "customer", "organization",
+        "organisation", "organiser", "organizer", "tenant", "team", "project", "event",
+        "parent", "member", "person", "profile", "group", "workspace", "company", "site",
+    }
+)  # fmt: skip
+
+
+def _last_name(expr: ast.AST) -> str | None:
+    if isinstance(expr, ast.Name):
+        return expr.id
+    if isinstance(expr, ast.Attribute):
+        return expr.attr
+    return None
+
+
+def _is_value_in_hand(expr: ast.AST) -> bool:
+    """A variable, attribute or item (an object or key already in memory), not a literal, not a
+    column of another table (``Other.id``, ``t.c.id``: that is a join, not a filter)."""
+    if isinstance(expr, ast.Subscript):
+        return _is_value_in_hand(expr.value)
+    if isinstance(expr, ast.Call):
+        return False
+    root = expr
+    while isinstance(root, ast.Attribute):
+        if root.attr == "c":
+            return False
+        root = root.value
+    if not isinstance(root, ast.Name) or root.id[:1].isupper():
+        return False
+    return isinstance(expr, (ast.Name, ast.Attribute))
+
+
+def _strip_key(name: str) -> str:
+    lowered = name.lower()
+    for suffix in ("_id", "_uuid", "_pk", "_key", "id", "uuid"):
+        if lowered.endswith(suffix) and len(lowered) > len(suffix):
+            return lowered[: -len(suffix)].rstrip("_")
+    return lowered
+
+
+#: Column names that hold a value shared by many rows (a state, a kind, a date), not an owner:
+#: ``filter(state=state)`` is no bound even though the names match.
+_NOT_OWNERS = frozenset(
+    {
+        "state", "status", "type", "kind", "category", "name", "slug", "email", "language",
+        "locale", "mode", "level", "priority", "source", "format", "version", "date", "day",
+        "month", "year", "time", "active", "enabled", "public", "deleted", "visible", "value",
+        "tag", "label", "flag", "country", "currency", "role", "action", "result", "code",
+    }
+)  # fmt: skip
+
+
+def _owner_match(field: str, value: ast.AST) -> bool:
+    """``field == value`` selects the rows of one owner: a value in hand, and a field that names
+    an owner (``event=self.event``) or is named like that value (``build_id == build_id``,
+    ``submission=self.submission``), unless the field is a shared attribute (``state=state``)."""
+    if not _is_value_in_hand(value):
+        return False
+    base = _strip_key(field)
+    if base in _OWNERS:
+        return True
+    named = _last_name(value)
+    if base in _NOT_OWNERS or named is None or not base:
+        return False
+    return _strip_key(named).endswith(base)
+
+
+def owner_filter(ctx: ModuleContext, link: Link) -> bool:
+    """A ``filter``/``filter_by``/``where`` step keeping the rows of one owner's foreign key:
+    ``filter(event=self.event)``, ``filter(review__submission=s)``, ``filter_by(user_id=uid)``,
+    ``where(T.c.buildid == buildid)``, ``filter(Metric.run_uuid == run_uuid)``."""
+    if link.kind != "method" or link.name not in ("filter", "where", "filter_by"):
+        return False
+    call = link.node
+    if not isinstance(call, ast.Call):
+        return False
+    for kw in call.keywords:
+        if kw.arg is None:
+            continue
+        parts = kw.arg.split("__")
+        if parts[-1] in _LOOKUPS:
+            continue
+        if _owner_match(parts[-1], kw.value):
+            return True
+    for arg in call.args:
+        for node in ast.walk(arg):
+            if (
+                isinstance(node, ast.Compare)
+                and len(node.ops) == 1
+                and isinstance(node.ops[0], ast.Eq)
+                and isinstance(node.left, ast.Attribute)
+                and _owner_match(node.left.attr, node.comparators[0])
+            ):
+                return True
+    return False
+
+
+def _values_then_aggregate(chain: list[Link]) -> bool:
+    """``.values("state").annotate(n=Count("id"))``: a GROUP BY, one row per group."""
+    seen_values = False
+    for link in chain:
+        if link.kind != "method":
+            continue
+        if link.name in ("values", "values_list"):
+            seen_values = True
+        elif link.name in ("annotate", "aggregate") and seen_values:
+            return True
+    return False
+
+
+def _bounded_variant(ctx: ModuleContext, chain: list[Link], code: str, model: str | None) -> bool:
+    """Bounds the rules accept for a query that has no LIMIT: the user's ``small-models``, an
+    aggregate, or (unless the model is in ``large-models``, or ``code``'s preview variants run)
+    the rows of one owner."""
+    size = ctx.model_size(model)
+    if size == "small":
+        return True
+    if _values_then_aggregate(chain):
+        return True
+    if size == "large" or code in ctx.preview:
+        return False
+    return any(owner_filter(ctx, link) for link in chain) or any(
+        link.kind == "attr" and link.name.endswith("_set") for link in chain[1:]
+    )
+
+
+def django_queryset(ctx: ModuleContext, expr: ast.AST, code: str = "MB101") -> list[Link] | None:
     """Return the chain of ``expr`` if it is an unbounded Django QuerySet, else None.
 
     A queryset starts at a manager (``Model.objects``, ``obj.thing_set``) followed only by
@@ -139,6 +280,9 @@ def django_queryset(ctx: ModuleContext, expr: ast.AST) -> list[Link] | None:
     if all(link.kind == "method" and link.name in QS_METHODS for link in rest) and not any(
         key_in_list(ctx, link) for link in rest
     ):
+        model = chain[0].name if start == 1 and chain[0].kind == "name" else None
+        if _bounded_variant(ctx, chain, code, model):
+            return None
         return chain
     return None
 
@@ -188,27 +332,83 @@ def key_in_list(ctx: ModuleContext, link: Link) -> bool:
     return False
 
 
+def _literal_pieces(ctx: ModuleContext, stmt: ast.AST) -> list[str]:
+    """The string constants that build ``stmt``: in the expression, and for a name in its one
+    assigned value and the text appended to it (``sql += " LIMIT 10"``) in its scope. (A name
+    with several alternative values is bounded only when each is: see ``statement_bounded``.)"""
+    exprs: list[ast.AST] = [stmt]
+    if isinstance(stmt, ast.Name):
+        values = ctx.assigned_values(stmt.id, stmt)
+        if len(values) == 1:
+            exprs.extend(values)
+        scope = ctx.scope_of(stmt)
+        exprs.extend(
+            aug.value
+            for aug in ctx.of_type(ast.AugAssign)
+            if isinstance(aug.target, ast.Name)
+            and aug.target.id == stmt.id
+            and ctx.scope_of(aug) is scope
+            and aug.lineno <= stmt.lineno
+        )
+    pieces: list[str] = []
+    for expr in exprs:
+        for node in ast.walk(expr):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                pieces.append(node.value)
+            elif isinstance(node, ast.JoinedStr):
+                text = ctx.string_value(node)
+                if text is not None:
+                    pieces.append(text)
+    return pieces
+
+
 def statement_bounded(ctx: ModuleContext, call: ast.Call) -> bool:
     """Tell whether the statement passed to ``execute``/``scalars`` visibly returns few rows."""
     if not call.args:
         return False
     stmt = call.args[0]
     sql = ctx.string_value(stmt)
-    if sql is not None:
-        return sql_is_bounded(sql)
+    if sql is not None and sql_is_bounded(sql):
+        return True
     if isinstance(stmt, ast.Name):
         # ``query = "..."`` in each branch of an ``if``: bounded when every branch is.
         texts = [ctx.string_value(v) for v in ctx.assigned_values(stmt.id, stmt)]
         if texts and all(t is not None and sql_is_bounded(t) for t in texts):
             return True
+    # SQL assembled from pieces (``base + " LIMIT 10"``, ``sql += f" LIMIT {n}"``): a bounding
+    # clause in any literal piece bounds the statement.
+    if any(sql_is_bounded(piece) for piece in _literal_pieces(ctx, stmt)):
+        return True
     return any(
-        (link.kind == "method" and link.name in ("limit", "fetch", "slice"))
+        (link.kind == "method" and link.name in ("limit", "fetch", "slice", "group_by"))
         or key_in_list(ctx, link)
+        or aggregate_select(ctx, link)
         for link in ctx.expand(stmt)
     )
 
 
-def sa_query(ctx: ModuleContext, expr: ast.AST) -> list[Link] | None:
+_AGGREGATES = frozenset({"count", "sum", "avg", "min", "max"})
+
+
+def aggregate_select(ctx: ModuleContext, link: Link) -> bool:
+    """``select(func.count(...))`` / ``query(func.max(...))``: every column an aggregate, so one
+    row comes back (with ``group_by``, one per group, which ``group_by`` itself bounds)."""
+    if link.kind not in ("method", "func") or link.name not in ("select", "query"):
+        return False
+    call = link.node
+    if not isinstance(call, ast.Call) or not call.args:
+        return False
+    return all(
+        isinstance(arg, ast.Call)
+        and isinstance(arg.func, ast.Attribute)
+        and arg.func.attr.lower() in _AGGREGATES
+        and isinstance(arg.func.value, ast.Name)
+        and arg.func.value.id == "func"
+        for arg in call.args
+    )
+
+
+def sa_query(ctx: ModuleContext, expr: ast.AST, code: str = "MB102") -> list[Link] | None:
     """Return the chain of ``expr`` if it is an unbounded SQLAlchemy query or result, else None.
 
     Recognised sources: ``session.query(...)``, ``Model.query`` (Flask-SQLAlchemy),
@@ -223,7 +423,7 @@ def sa_query(ctx: ModuleContext, expr: ast.AST) -> list[Link] | None:
         if link.kind == "sub":
             return None
         if link.kind == "method":
-            if link.name in _SA_BOUNDS or key_in_list(ctx, link):
+            if link.name in _SA_BOUNDS or key_in_list(ctx, link) or aggregate_select(ctx, link):
                 return None
             if link.name in _SA_SOURCES:
                 source = True
@@ -235,7 +435,17 @@ def sa_query(ctx: ModuleContext, expr: ast.AST) -> list[Link] | None:
                     return None
         elif link.kind == "attr" and link.name == "query":
             source = True
-    return chain if source else None
+    if not source:
+        return None
+    statement: list[Link] = []
+    for link in chain:
+        if link.kind == "method" and link.name in ("execute", "scalars", "exec"):
+            if isinstance(link.node, ast.Call) and link.node.args:
+                statement = ctx.expand(link.node.args[0])
+            break
+    if _bounded_variant(ctx, chain + statement, code, _model_name(ctx, chain)):
+        return None
+    return chain
 
 
 def _entity(arg: ast.AST) -> bool:
@@ -262,6 +472,96 @@ def _selects_entities(ctx: ModuleContext, chain: list[Link]) -> bool:
     return any(link.kind == "attr" and link.name == "query" for link in chain)
 
 
+#: Field constructors that are relations, not columns: their attribute is another row (Django
+#: runs one more query per row for it), and ``values_list`` of the name returns a key instead.
+_RELATIONS = frozenset(
+    {"ForeignKey", "OneToOneField", "ManyToManyField", "relationship", "GenericForeignKey"}
+)
+_ALWAYS_COLUMNS = frozenset({"id", "pk"})
+
+
+def _model_name(ctx: ModuleContext, chain: list[Link]) -> str | None:
+    """The class name of the model a query chain loads, when it is written there."""
+    if (
+        chain
+        and chain[0].kind == "name"
+        and any(link.kind == "attr" and link.name in _MANAGERS for link in chain[1:2])
+    ):
+        return chain[0].name
+    for link in chain:
+        if link.kind == "method" and link.name == "query" and isinstance(link.node, ast.Call):
+            args = link.node.args
+            if len(args) == 1 and isinstance(args[0], ast.Name):
+                return args[0].id
+        if (
+            link.kind == "method"
+            and link.name in ("execute", "scalars")
+            and isinstance(link.node, ast.Call)
+            and link.node.args
+        ):
+            for step in ctx.expand(link.node.args[0]):
+                if step.name == "select" and isinstance(step.node, ast.Call):
+                    args = step.node.args
+                    if len(args) == 1 and isinstance(args[0], ast.Name):
+                        return args[0].id
+    if (
+        chain
+        and chain[0].kind == "name"
+        and any(link.kind == "attr" and link.name == "query" for link in chain[1:2])
+    ):
+        return chain[0].name
+    return None
+
+
+def column_status(ctx: ModuleContext, chain: list[Link], attr: str) -> str:
+    """Whether ``attr`` of the rows of ``chain`` is a ``"column"``, ``"computed"`` (a property,
+    method or relation: asking the database for it is not possible or not the same) or
+    ``"unknown"`` (the model is not defined in this module, or the name is inherited)."""
+    if attr in _ALWAYS_COLUMNS and "django" in ctx.imported_roots:
+        return "column"
+    name = _model_name(ctx, chain)
+    if name is None:
+        return "unknown"
+    for cls in ctx.of_type(ast.ClassDef):
+        if cls.name != name:
+            continue
+        for stmt in cls.body:
+            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)) and stmt.name == attr:
+                return "computed"
+            value: ast.expr | None = None
+            if (
+                isinstance(stmt, ast.Assign)
+                and len(stmt.targets) == 1
+                and isinstance(stmt.targets[0], ast.Name)
+                and stmt.targets[0].id == attr
+            ):
+                value = stmt.value
+            elif (
+                isinstance(stmt, ast.AnnAssign)
+                and isinstance(stmt.target, ast.Name)
+                and stmt.target.id == attr
+            ):
+                if stmt.value is None:
+                    return "column"  # ``email: Mapped[str]``
+                value = stmt.value
+            if value is None:
+                continue
+            if isinstance(value, ast.Call):
+                called = (
+                    value.func.attr
+                    if isinstance(value.func, ast.Attribute)
+                    else getattr(value.func, "id", "")
+                )
+                if called in _RELATIONS:
+                    return "computed"
+                if called in ("property", "cached_property", "hybrid_property"):
+                    return "computed"
+                return "column"
+            return "computed"
+        return "unknown"
+    return "unknown"
+
+
 def is_one_column_comprehension(ctx: ModuleContext, comp: ast.AST) -> bool:
     """Tell whether ``comp`` keeps one attribute of each row of an unbounded query (MB501)."""
     if not isinstance(comp, (ast.ListComp, ast.SetComp, ast.GeneratorExp)):
@@ -279,13 +579,20 @@ def is_one_column_comprehension(ctx: ModuleContext, comp: ast.AST) -> bool:
         return False
     chain = django_queryset(ctx, gen.iter)
     if chain is not None:
-        return not any(
-            link.name in ("values", "values_list", "only")
-            for link in chain
-            if link.kind == "method"
+        return (
+            not any(
+                link.name in ("values", "values_list", "only")
+                for link in chain
+                if link.kind == "method"
+            )
+            and column_status(ctx, chain, elt.attr) != "computed"
         )
     chain = sa_query(ctx, gen.iter)
-    return chain is not None and _selects_entities(ctx, chain)
+    return (
+        chain is not None
+        and _selects_entities(ctx, chain)
+        and column_status(ctx, chain, elt.attr) != "computed"
+    )
 
 
 def defers_to_mb501(ctx: ModuleContext, node: ast.AST) -> bool:

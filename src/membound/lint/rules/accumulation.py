@@ -6,7 +6,7 @@ import ast
 from collections.abc import Iterator
 
 from membound.lint.context import FUNCTIONS, ModuleContext
-from membound.lint.model import Finding, Rule
+from membound.lint.model import Finding, Fix, Rule
 from membound.lint.rules._queries import statement_bounded, streaming_source
 
 __all__ = ["RULES"]
@@ -220,7 +220,12 @@ def check_materialized_range(ctx: ModuleContext) -> Iterator[Finding]:
             rng = call.args[0]
             assert isinstance(rng, ast.Call)
             if not _is_small_range(ctx, rng):
-                yield _range_finding(ctx, call, f"`{call.func.id}(range(...))`")  # type: ignore[attr-defined]
+                yield _range_finding(
+                    ctx,
+                    call,
+                    f"`{call.func.id}(range(...))`",  # type: ignore[attr-defined]
+                    _iterate_range_fix(ctx, call, rng),
+                )
     for starred in ctx.of_type(ast.Starred):
         parent = ctx.parent(starred)
         if (
@@ -234,12 +239,26 @@ def check_materialized_range(ctx: ModuleContext) -> Iterator[Finding]:
                 yield _range_finding(ctx, parent, "`[*range(...)]`")
 
 
-def _range_finding(ctx: ModuleContext, node: ast.AST, what: str) -> Finding:
+def _iterate_range_fix(ctx: ModuleContext, call: ast.Call, rng: ast.Call) -> Fix | None:
+    """``for i in list(range(n))`` -> ``for i in range(n)``: the list is only iterated once and
+    nobody else can see it, so dropping it changes nothing but the memory."""
+    parent = ctx.parent(call)
+    iterated = (isinstance(parent, (ast.For, ast.AsyncFor)) and parent.iter is call) or (
+        isinstance(parent, ast.comprehension) and parent.iter is call
+    )
+    text = ctx.source_of(rng)
+    if not iterated or text is None:
+        return None
+    return Fix("iterate the range", (ctx.edit(call, text),))
+
+
+def _range_finding(ctx: ModuleContext, node: ast.AST, what: str, fix: Fix | None = None) -> Finding:
     return ctx.finding(
         "MB202",
         node,
         f"{what} builds every number in memory (about 36 bytes each): iterate the `range` "
         "itself, which is O(1)",
+        fix,
     )
 
 

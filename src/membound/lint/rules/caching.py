@@ -79,10 +79,15 @@ def _whole_result(ctx: ModuleContext, expr: ast.AST | None) -> bool:
         func = expr.func
         if ctx.is_builtin(func, "list", "tuple", "set") and len(expr.args) == 1:
             arg = expr.args[0]
-            return django_queryset(ctx, arg) is not None or sa_query(ctx, arg) is not None
+            return (
+                django_queryset(ctx, arg, "MB302") is not None
+                or sa_query(ctx, arg, "MB302") is not None
+            )
         if isinstance(func, ast.Attribute) and not expr.args:
             if func.attr == "all":
-                return django_queryset(ctx, expr) is not None or sa_query(ctx, expr) is not None
+                # Django's ``.all()`` returns another lazy QuerySet: caching it keeps a query,
+                # not rows. SQLAlchemy's returns the list of every row.
+                return sa_query(ctx, expr, "MB302") is not None
             if func.attr == "fetchall":
                 return not any(
                     link.name in ("limit", "fetch") for link in links(expr) if link.kind == "method"

@@ -7,7 +7,12 @@ from collections.abc import Iterator
 
 from membound.lint.context import SQLALCHEMY_ROOTS, ModuleContext
 from membound.lint.model import Finding, Rule
-from membound.lint.rules._queries import is_one_column_comprehension
+from membound.lint.rules._queries import (
+    column_status,
+    django_queryset,
+    is_one_column_comprehension,
+    sa_query,
+)
 
 __all__ = ["RULES"]
 
@@ -26,12 +31,21 @@ def check_full_rows(ctx: ModuleContext) -> Iterator[Finding]:
             elt = comp.elt
             assert isinstance(elt, ast.Attribute)
             column = elt.attr
+            gen = comp.generators[0]
+            chain = django_queryset(ctx, gen.iter) or sa_query(ctx, gen.iter) or []
+            django = bool(django_queryset(ctx, gen.iter))
+            ask = f"`values_list('{column}', flat=True)`" if django else f"`select(Model.{column})`"
+            if column_status(ctx, chain, column) == "column":
+                advice = f"ask the database for that column ({ask}), in batches if unbounded"
+            else:
+                # The model is not in this module: `.{column}` may be a property or a relation,
+                # for which asking the database for "the column" is wrong. Say so.
+                advice = (
+                    f"if `{column}` is a column, ask the database for it alone ({ask}); if it "
+                    "is a property or a relation, the rows are needed: load them in batches"
+                )
             yield ctx.finding(
-                "MB501",
-                comp,
-                f"whole rows are loaded to keep only `.{column}`: ask the database for that "
-                f"column (`values_list('{column}', flat=True)` in Django, "
-                f"`select(Model.{column})` in SQLAlchemy), in batches if unbounded",
+                "MB501", comp, f"whole rows are loaded to keep only `.{column}`: {advice}"
             )
 
 

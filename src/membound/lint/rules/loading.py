@@ -11,7 +11,7 @@ from membound.lint.context import (
     SQLALCHEMY_ROOTS,
     ModuleContext,
 )
-from membound.lint.model import Finding, Rule
+from membound.lint.model import Finding, Fix, Rule
 from membound.lint.rules._queries import (
     defers_to_mb501,
     django_queryset,
@@ -140,11 +140,14 @@ _OPENERS = frozenset({"io.open", "gzip.open", "bz2.open", "lzma.open", "codecs.o
 _SPLITTERS = frozenset({"split", "splitlines", "rsplit", "count"})
 
 
-def _is_file(ctx: ModuleContext, expr: ast.AST) -> bool:
+def _is_file(ctx: ModuleContext, expr: ast.AST, depth: int = 0) -> bool:
     """An ``open(...)`` call (or a gzip/bz2/lzma/codecs one), or a name bound to one."""
     if isinstance(expr, ast.Name):
+        if depth > 3:
+            return False
+        # Bound to an opened file by every assignment in scope (``with open(a) as f`` twice).
         values = ctx.assigned_values(expr.id, expr)
-        return len(values) == 1 and _is_file(ctx, values[0])
+        return bool(values) and all(_is_file(ctx, v, depth + 1) for v in values)
     if isinstance(expr, ast.Call):
         return ctx.is_builtin(expr.func, "open") or ctx.qualify(expr.func) in _OPENERS
     return ctx.qualify(expr) == "sys.stdin"
@@ -163,6 +166,14 @@ def _is_newline(expr: ast.AST) -> bool:
     return isinstance(expr, ast.Constant) and expr.value in ("\n", "\r\n", b"\n", b"\r\n")
 
 
+def _handed_on(ctx: ModuleContext, call: ast.AST) -> bool:
+    """The whole result of ``call`` goes on to another call, a ``return`` or a ``yield``."""
+    parent = ctx.parent(call)
+    if isinstance(parent, ast.Call) and call in parent.args:
+        return True
+    return isinstance(parent, (ast.Return, ast.Yield, ast.YieldFrom))
+
+
 def _whole_use(ctx: ModuleContext, node: ast.AST) -> str | None:
     """How the whole text at ``node`` is then split, iterated or counted, if it is."""
     parent = ctx.parent(node)
@@ -170,10 +181,11 @@ def _whole_use(ctx: ModuleContext, node: ast.AST) -> str | None:
         call = ctx.parent(parent)
         if parent.attr in ("split", "rsplit") and isinstance(call, ast.Call):
             newline = bool(call.args) and _is_newline(call.args[0])
-            # ``int(f.read().split()[1])`` picks a field of a one-record file (/proc, a config
-            # value): no loop that iterating the file would replace. Lines, or a split that is
-            # then iterated, are.
-            if not newline and _iterated_as(ctx, call) is None:
+            # ``int(f.read().split()[1])`` or ``a, b = f.read().split()`` picks fields of a
+            # one-record file (/proc, a config value): no loop that iterating the file would
+            # replace. Lines, a split that is iterated, or one handed whole to another call
+            # (``Counter(f.read().split())``) are.
+            if not newline and _iterated_as(ctx, call) is None and not _handed_on(ctx, call):
                 return None
         return f"`.{parent.attr}()`"
     iterated = _iterated_as(ctx, node)
@@ -200,11 +212,22 @@ def check_whole_file(ctx: ModuleContext) -> Iterator[Finding]:
             if (isinstance(parent, (ast.For, ast.AsyncFor)) and parent.iter is call) or (
                 isinstance(parent, ast.comprehension) and parent.iter is call
             ):
+                receiver = ctx.source_of(func.value)
+                fix = None
+                if receiver is not None:
+                    # Iterating a file object yields exactly the lines readlines() returns; for
+                    # an object not seen to come from open() that is only likely: unsafe.
+                    fix = Fix(
+                        "iterate the file object",
+                        (ctx.edit(call, receiver),),
+                        "safe" if _is_file(ctx, func.value) else "unsafe",
+                    )
                 yield ctx.finding(
                     "MB103",
                     call,
                     "`readlines()` reads the whole file into a list first: iterate the file "
                     "object itself (`for line in f`)",
+                    fix,
                 )
             continue
         whole = (func.attr == "read" and not call.args and _is_file(ctx, func.value)) or (

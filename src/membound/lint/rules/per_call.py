@@ -181,12 +181,124 @@ def check_loop_invariant_deepcopy(ctx: ModuleContext) -> Iterator[Finding]:
         shown = ast.unparse(arg)
         if len(shown) > 40:
             shown = shown[:37] + "..."
+        use = _copy_use(ctx, call, loop)
+        if use == "mutated":
+            continue  # a fresh copy per turn that the turn changes: the copy is the point
+        if use == "read":
+            advice = "copy once before the loop, or share it read-only"
+        else:
+            advice = (
+                "if no copy is changed later, one copy made before the loop (or the object "
+                "shared read-only) would do; if they are, each copy is needed"
+            )
         yield ctx.finding(
             "MB402",
             call,
-            f"`copy.deepcopy({shown})` copies the same object on every turn of the loop: copy "
-            "once before the loop, or share it read-only",
+            f"`copy.deepcopy({shown})` copies the same object on every turn of the loop: {advice}",
         )
+
+
+#: Methods that change a list, dict or set in place (and attribute/item stores, checked apart).
+_MUTATORS = frozenset(
+    {
+        "append",
+        "extend",
+        "insert",
+        "pop",
+        "popitem",
+        "remove",
+        "clear",
+        "sort",
+        "reverse",
+        "update",
+        "setdefault",
+        "add",
+        "discard",
+        "difference_update",
+        "intersection_update",
+        "symmetric_difference_update",
+        "__setitem__",
+        "__delitem__",
+    }
+)
+
+
+def _rooted(expr: ast.AST, name: str) -> bool:
+    """``expr`` is ``name`` or reaches into it (``name[k]``, ``name.a.b``)."""
+    while isinstance(expr, (ast.Attribute, ast.Subscript)):
+        expr = expr.value
+    return isinstance(expr, ast.Name) and expr.id == name
+
+
+_READERS = frozenset({"len", "str", "repr", "print", "bool", "isinstance", "id", "hash", "type"})
+
+
+def _read_only_use(ctx: ModuleContext, node: ast.Name) -> bool:
+    """A use of the copy that only reads it (an item, an attribute, a test, a printout)."""
+    parent = ctx.parent(node)
+    if isinstance(parent, ast.Subscript) and parent.value is node:
+        return True
+    if isinstance(parent, ast.Attribute) and parent.value is node:
+        grand = ctx.parent(parent)
+        return not (isinstance(grand, ast.Call) and grand.func is parent)
+    if isinstance(parent, (ast.Compare, ast.FormattedValue, ast.BoolOp, ast.UnaryOp)):
+        return True
+    if isinstance(parent, (ast.If, ast.While, ast.IfExp, ast.Assert)) and parent.test is node:
+        return True
+    return (
+        isinstance(parent, ast.Call)
+        and isinstance(parent.func, ast.Name)
+        and parent.func.id in _READERS
+    )
+
+
+def _copy_use(ctx: ModuleContext, call: ast.Call, loop: ast.AST) -> str:
+    """How the loop uses the copy: ``"mutated"`` (changed in place), ``"read"`` (bound to a name
+    that is only read), or ``"unknown"`` (kept, passed on or returned: it may be changed later).
+    """
+    parent = ctx.parent(call)
+    if not (
+        isinstance(parent, ast.Assign)
+        and len(parent.targets) == 1
+        and isinstance(parent.targets[0], ast.Name)
+    ):
+        return "unknown"
+    name = parent.targets[0].id
+    use = "read"
+    for node in ast.walk(loop):
+        if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Delete)):
+            targets = node.targets if isinstance(node, (ast.Assign, ast.Delete)) else [node.target]
+            for target in targets:
+                if not isinstance(target, ast.Name) and _rooted(target, name):
+                    return "mutated"
+                if (
+                    isinstance(node, ast.AugAssign)
+                    and isinstance(target, ast.Name)
+                    and target.id == name
+                ):
+                    return "mutated"
+        elif isinstance(node, ast.Call):
+            func = node.func
+            if (
+                isinstance(func, ast.Attribute)
+                and _rooted(func.value, name)
+                and func.attr in _MUTATORS
+            ) or (
+                isinstance(func, ast.Name)
+                and func.id == "setattr"
+                and bool(node.args)
+                and _rooted(node.args[0], name)
+            ):
+                return "mutated"
+        elif (
+            use == "read"
+            and isinstance(node, ast.Name)
+            and node.id == name
+            and isinstance(node.ctx, ast.Load)
+            and not _read_only_use(ctx, node)
+        ):
+            use = "unknown"
+    return use
 
 
 RULES = (
@@ -213,7 +325,10 @@ RULES = (
             "Every turn makes a full private copy of the same object (the per-subscriber clone "
             "in a fan-out): n copies where one, or none, would do."
         ),
-        fix="Copy once before the loop, or share the object read-only (e.g. a frozen mapping).",
+        fix=(
+            "When the copies are only read: copy once before the loop, or share the object "
+            "read-only (e.g. a frozen mapping). A copy that each turn changes is not reported."
+        ),
         check=check_loop_invariant_deepcopy,
     ),
 )
