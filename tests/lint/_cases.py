@@ -329,3 +329,13 @@ POSITIVE["MB102"] += [
     + "def f(cur):\n    cur.execute('SELECT * FROM t WHERE id IN (SELECT id FROM u)')\n    return cur.fetchall()  # HIT\n",
     SA + "def f(s):\n    return s.query(Step).filter(Step.state == 'done').all()  # HIT\n",
 ]
+# A list the code changes in place is the structure it needs; a range over data in hand at most
+# doubles what is held (a preview variant).
+NEGATIVE["MB202"] += [
+    "import random\ndef f(n):\n    order = list(range(n))\n    random.shuffle(order)\n    return order\n",
+    "def find(n, pairs):\n    parent = list(range(n))\n    for a, b in pairs:\n        parent[a] = b\n    return parent\n",
+    "def f(items):\n    return list(range(len(items)))\n",
+]
+POSITIVE["MB202"] += [
+    "def f(n):\n    ids = list(range(n))  # HIT\n    return sum(ids)\n",
+]

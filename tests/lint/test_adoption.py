@@ -20,7 +20,7 @@ FIXABLE = (
     "with open('data.txt') as fh:\n"
     "    for line in fh.readlines():\n"
     "        print(line)\n"
-    "for i in list(range(len(os.environ))):  # keep this comment\n"
+    "for i in list(range(total)):  # keep this comment\n"
     "    print(i)\n"
     "squares = [i * i for i in tuple(range(n))]\n"
     "def f(stream):\n"
@@ -33,7 +33,7 @@ SAFE_FIXED = (
     "with open('data.txt') as fh:\n"
     "    for line in fh:\n"
     "        print(line)\n"
-    "for i in range(len(os.environ)):  # keep this comment\n"
+    "for i in range(total):  # keep this comment\n"
     "    print(i)\n"
     "squares = [i * i for i in range(n)]\n"
     "def f(stream):\n"
@@ -56,7 +56,7 @@ def test_diff_shows_safe_fixes_and_writes_nothing(
     assert main(["lint", "job.py", "--diff"]) == 1
     captured = capsys.readouterr()
     assert "-    for line in fh.readlines():\n+    for line in fh:\n" in captured.out
-    assert "+for i in range(len(os.environ)):  # keep this comment\n" in captured.out
+    assert "+for i in range(total):  # keep this comment\n" in captured.out
     assert "+    for line in stream:" not in captured.out  # unsafe: not without --unsafe-fixes
     assert "Would fix 3 findings in 1 file." in captured.err
     assert (project / "job.py").read_text() == FIXABLE

@@ -219,13 +219,16 @@ def check_materialized_range(ctx: ModuleContext) -> Iterator[Finding]:
         ):
             rng = call.args[0]
             assert isinstance(rng, ast.Call)
-            if not _is_small_range(ctx, rng):
-                yield _range_finding(
-                    ctx,
-                    call,
-                    f"`{call.func.id}(range(...))`",  # type: ignore[attr-defined]
-                    _iterate_range_fix(ctx, call, rng),
-                )
+            if _is_small_range(ctx, rng) or _needs_a_list(ctx, call):
+                continue
+            if _sized_by_data_in_hand(rng) and "MB202" not in ctx.preview:
+                continue
+            yield _range_finding(
+                ctx,
+                call,
+                f"`{call.func.id}(range(...))`",  # type: ignore[attr-defined]
+                _iterate_range_fix(ctx, call, rng),
+            )
     for starred in ctx.of_type(ast.Starred):
         parent = ctx.parent(starred)
         if (
@@ -237,6 +240,64 @@ def check_materialized_range(ctx: ModuleContext) -> Iterator[Finding]:
             assert isinstance(rng, ast.Call)
             if not _is_small_range(ctx, rng):
                 yield _range_finding(ctx, parent, "`[*range(...)]`")
+
+
+#: Calls that change a list in place: ``random.shuffle(xs)``, ``xs.sort()``, ``xs.pop()``...
+_LIST_MUTATORS = frozenset(
+    {"append", "extend", "insert", "pop", "remove", "sort", "reverse", "clear", "shuffle"}
+)
+
+
+def _needs_a_list(ctx: ModuleContext, call: ast.Call) -> bool:
+    """The list is bound to a name that is then changed in place (``parent[i] = j``,
+    ``random.shuffle(xs)``, ``xs.pop()``): a ``range`` cannot replace it, and the list is the
+    data structure the code needs (a union-find parent array, a shuffled order)."""
+    parent = ctx.parent(call)
+    if not (
+        isinstance(parent, ast.Assign)
+        and len(parent.targets) == 1
+        and isinstance(parent.targets[0], ast.Name)
+    ):
+        return False
+    name = parent.targets[0].id
+    scope = ctx.scope_of(call)
+    for node in ast.walk(scope):
+        if isinstance(node, (ast.Assign, ast.AugAssign, ast.Delete)):
+            targets = node.targets if not isinstance(node, ast.AugAssign) else [node.target]
+            for target in targets:
+                if (
+                    isinstance(target, ast.Subscript)
+                    and isinstance(target.value, ast.Name)
+                    and target.value.id == name
+                ):
+                    return True
+        elif isinstance(node, ast.Call):
+            func = node.func
+            if (
+                isinstance(func, ast.Attribute)
+                and isinstance(func.value, ast.Name)
+                and func.value.id == name
+                and func.attr in _LIST_MUTATORS
+            ):
+                return True
+            if (
+                isinstance(func, (ast.Attribute, ast.Name))
+                and (func.attr if isinstance(func, ast.Attribute) else func.id) == "shuffle"
+                and node.args
+                and isinstance(node.args[0], ast.Name)
+                and node.args[0].id == name
+            ):
+                return True
+    return False
+
+
+def _sized_by_data_in_hand(rng: ast.Call) -> bool:
+    """``range(len(items))``: as many numbers as items already in memory, so the list at most
+    doubles what is held (a preview variant: the list is O(n) but no new growth)."""
+    return any(
+        isinstance(arg, ast.Call) and isinstance(arg.func, ast.Name) and arg.func.id == "len"
+        for arg in rng.args
+    )
 
 
 def _iterate_range_fix(ctx: ModuleContext, call: ast.Call, rng: ast.Call) -> Fix | None:
