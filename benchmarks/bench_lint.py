@@ -13,9 +13,9 @@ What is timed (wall clock, each tool as a subprocess, one after the other, same 
   here, so the pylint comparison is lines/s on that subset, with membound and ruff timed on the
   same subset in the same run.
 
-Not timed: the findings per rule on application code (Apache Superset and Wagtail, installed the
-same way into ``benchmarks/.cache/lint-apps``), and a fixed random sample of them (seed 5) that
-README's precision table checks by hand.
+Not timed: precision on real application code, from the suite in ``tests/lint/realworld/``
+(pinned sdists of four applications, every finding labelled by hand; ``test_precision.py`` holds
+the same targets in ``make test``). The table README quotes is printed here.
 
 Writes ``benchmarks/results/lint.json`` and prints a summary.
 """
@@ -25,7 +25,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import random
 import resource
 import statistics
 import subprocess
@@ -40,19 +39,12 @@ HERE = Path(__file__).resolve().parent
 CACHE = HERE / ".cache"
 TREE = CACHE / "lint-tree"
 PYLINT_DIR = CACHE / "pylint"
-APPS = CACHE / "lint-apps"
 RESULTS = HERE / "results" / "lint.json"
 
 # Pinned so that numbers from different runs lint the same code.
 TREE_PACKAGES = ("django==5.2.19", "sqlalchemy==2.1.9")
 PYLINT_PACKAGE = "pylint==4.1.4"
 TREE_DIRS = ("django", "sqlalchemy")
-# Application code (not timed): where the patterns live. Django and SQLAlchemy are frameworks
-# that mostly handle small, known data; these two apps use them on user data.
-APP_PACKAGES = ("apache-superset==6.1.0", "wagtail==8.0.1")
-APP_DIRS = ("superset", "wagtail")
-SAMPLE_SIZE = 40
-SAMPLE_SEED = 5
 SUBSET = "django/db/models"
 REPEAT = 5
 
@@ -61,8 +53,6 @@ def ensure_inputs() -> None:
     """Install the tree to lint and pylint into the cache, once."""
     if not all((TREE / d).is_dir() for d in TREE_DIRS):
         pip_target(TREE, *TREE_PACKAGES)
-    if not all((APPS / d).is_dir() for d in APP_DIRS):
-        pip_target(APPS, *APP_PACKAGES)
     if not (PYLINT_DIR / "pylint").is_dir():
         # pylint's own dependencies are needed to run it, so no --no-deps here.
         print(f"installing {PYLINT_PACKAGE} into {PYLINT_DIR.relative_to(HERE.parent)}")
@@ -207,23 +197,50 @@ def main() -> int:
     part |= measure({"pylint_1_process": ([*pylint_cmd, *subset], pylint_env)}, subset_lines, 1)
     load_after = os.getloadavg()
 
-    # Findings on application code, and a fixed random sample of them for the hand check.
-    _, _, out = timed([*membound, "--format", "json", *APP_DIRS], cwd=APPS)
-    app_findings = json.loads(out)
-    app_lines = sum(p.read_bytes().count(b"\n") for d in APP_DIRS for p in (APPS / d).rglob("*.py"))
-    sample = random.Random(SAMPLE_SEED).sample(app_findings, min(SAMPLE_SIZE, len(app_findings)))
+    # Precision on real application code: the labelled suite of tests/lint/realworld.
+    sys.path.insert(0, str(HERE.parent))
+    from tests.lint.realworld import suite
+
+    report = suite.evaluate()
     app = {
-        "packages": list(APP_PACKAGES),
-        "dirs": list(APP_DIRS),
-        "lines": app_lines,
-        "findings_total": len(app_findings),
-        "findings_per_rule": dict(sorted(Counter(f["code"] for f in app_findings).items())),
-        "sample_seed": SAMPLE_SEED,
-        "sample": sorted(
-            f"{Path(f['filename']).as_posix()}:{f['location']['row']}: {f['code']}" for f in sample
-        ),
+        "apps": [
+            {"name": a.name, "version": a.version, "kind": a.kind, "held_out": a.held_out}
+            for a in suite.apps()
+        ],
+        "lines": {
+            a.name: sum(p.read_bytes().count(b"\n") for p in suite.fetch(a).rglob("*.py"))
+            for a in suite.apps()
+        },
+        "per_rule": {
+            code: {
+                "findings": sc.total,
+                "true": sc.true,
+                "false": sc.false,
+                "unlabelled": sc.unlabelled,
+                "precision": round(sc.precision, 3),
+            }
+            for code, sc in sorted(report.by_rule.items())
+        },
+        "per_app": {
+            name: {"findings": sc.total, "true": sc.true, "precision": round(sc.precision, 3)}
+            for name, sc in report.by_app.items()
+        },
+        "overall": {
+            "findings": report.overall.total,
+            "true": report.overall.true,
+            "precision": round(report.overall.precision, 3),
+        },
+        "held_out": {
+            "findings": report.held_out.total,
+            "true": report.held_out.true,
+            "precision": round(report.held_out.precision, 3),
+        },
+        "labelled_true_not_reported": len(report.missed_true),
+        "targets_missed": report.failures(),
     }
-    print(f"application tree: {app_lines:,} lines, {len(app_findings)} findings")
+    print("precision on real applications (tests/lint/realworld):")
+    print(suite.table(report))
+    print(f"held out: {app['held_out']}; labelled true, not reported: {len(report.missed_true)}")
 
     def speed(table: dict[str, dict[str, object]], key: str, field: str = "lines_per_s") -> float:
         value = table[key][field]
@@ -282,7 +299,7 @@ def main() -> int:
         "ratios": ratios,
         "findings_total": len(findings),
         "findings_per_rule": per_rule,
-        "application_tree": app,
+        "realworld_precision": app,
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

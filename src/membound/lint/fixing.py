@@ -115,7 +115,11 @@ def _span(edit: Edit) -> tuple[tuple[int, int], tuple[int, int]]:
 
 
 def apply_fixes(
-    source: str, lint: Callable[[str], list[Finding]], *, unsafe: bool = False
+    source: str,
+    lint: Callable[[str], list[Finding]],
+    *,
+    unsafe: bool = False,
+    first: list[Finding] | None = None,
 ) -> tuple[str, list[Finding]]:
     """Apply the fixes of ``lint(source)`` until none is left (at most ``MAX_ROUNDS`` rounds).
 
@@ -123,6 +127,7 @@ def apply_fixes(
         source: The module's text.
         lint: Lints a text (the same settings as the run).
         unsafe: Apply unsafe fixes too.
+        first: The findings of ``source`` when already known (saves one lint).
 
     Returns:
         The new text and the findings whose fixes were applied. Overlapping fixes are applied
@@ -130,9 +135,11 @@ def apply_fixes(
     """
     applied: list[Finding] = []
     for _ in range(MAX_ROUNDS):
+        found = first if first is not None else lint(source)
+        first = None
         fixable = [
             f
-            for f in lint(source)
+            for f in found
             if f.fix is not None and (unsafe or f.fix.applicability == "safe")
         ]
         chosen: list[Finding] = []

@@ -126,9 +126,9 @@ def rewrite_paths(
                 found = lint_text(text, path, config)
                 return [] if isinstance(found, FileError) else found
 
-            after, applied = apply_fixes(before, lint, unsafe=unsafe)
+            after, applied = apply_fixes(before, lint, unsafe=unsafe, first=findings)
             count = len(applied)
-            left = lint(after) if write else findings
+            left = lint(after) if write and applied else findings
         if after != before:
             try:
                 after.encode(encoding)

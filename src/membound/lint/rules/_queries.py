@@ -13,6 +13,7 @@ from membound.lint.context import DBAPI_ROOTS, SQLALCHEMY_ROOTS, Link, ModuleCon
 
 __all__ = [
     "QS_METHODS",
+    "bounded_variant",
     "column_status",
     "django_queryset",
     "is_one_column_comprehension",
@@ -186,12 +187,17 @@ def _owner_match(field: str, value: ast.AST) -> bool:
     if not _is_value_in_hand(value):
         return False
     base = _strip_key(field)
-    if base in _OWNERS:
+    if base in _OWNERS or base.rsplit("_", 1)[-1] in _OWNERS:
         return True
     named = _last_name(value)
-    if base in _NOT_OWNERS or named is None or not base:
+    if named is None or not base:
         return False
-    return _strip_key(named).endswith(base)
+    # A key column (``role_id``) names a row of another table even when that table is a shared
+    # attribute elsewhere (``role``); a plain column named like a shared attribute does not.
+    if base in _NOT_OWNERS and base == field.lower():
+        return False
+    other = _strip_key(named)
+    return other.endswith(base) or (len(other) >= 3 and base.endswith(other))
 
 
 def owner_filter(ctx: ModuleContext, link: Link) -> bool:
@@ -237,7 +243,7 @@ def _values_then_aggregate(chain: list[Link]) -> bool:
     return False
 
 
-def _bounded_variant(ctx: ModuleContext, chain: list[Link], code: str, model: str | None) -> bool:
+def bounded_variant(ctx: ModuleContext, chain: list[Link], code: str, model: str | None) -> bool:
     """Bounds the rules accept for a query that has no LIMIT: the user's ``small-models``, an
     aggregate, or (unless the model is in ``large-models``, or ``code``'s preview variants run)
     the rows of one owner."""
@@ -281,7 +287,7 @@ def django_queryset(ctx: ModuleContext, expr: ast.AST, code: str = "MB101") -> l
         key_in_list(ctx, link) for link in rest
     ):
         model = chain[0].name if start == 1 and chain[0].kind == "name" else None
-        if _bounded_variant(ctx, chain, code, model):
+        if bounded_variant(ctx, chain, code, model):
             return None
         return chain
     return None
@@ -443,7 +449,7 @@ def sa_query(ctx: ModuleContext, expr: ast.AST, code: str = "MB102") -> list[Lin
             if isinstance(link.node, ast.Call) and link.node.args:
                 statement = ctx.expand(link.node.args[0])
             break
-    if _bounded_variant(ctx, chain + statement, code, _model_name(ctx, chain)):
+    if bounded_variant(ctx, chain + statement, code, _model_name(ctx, chain)):
         return None
     return chain
 

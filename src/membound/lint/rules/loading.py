@@ -9,10 +9,12 @@ from collections.abc import Iterator
 from membound.lint.context import (
     DBAPI_ROOTS,
     SQLALCHEMY_ROOTS,
+    Link,
     ModuleContext,
 )
 from membound.lint.model import Finding, Fix, Rule
 from membound.lint.rules._queries import (
+    bounded_variant,
     defers_to_mb501,
     django_queryset,
     sa_query,
@@ -117,6 +119,17 @@ def check_unbounded_fetch(ctx: ModuleContext) -> Iterator[Finding]:
             for link in chain
         ):
             continue
+        statement: list[Link] = []
+        for link in chain:
+            if (
+                link.kind == "method"
+                and link.name in ("execute", "exec_driver_sql")
+                and isinstance(link.node, ast.Call)
+                and link.node.args
+            ):
+                statement = ctx.expand(link.node.args[0])
+        if statement and bounded_variant(ctx, statement, "MB102", None):
+            continue
         if isinstance(func.value, ast.Name):
             before = sorted(
                 (
@@ -126,7 +139,13 @@ def check_unbounded_fetch(ctx: ModuleContext) -> Iterator[Finding]:
                 ),
                 key=lambda c: (c.lineno, c.col_offset),
             )
-            if before and statement_bounded(ctx, before[-1]):
+            if before and (
+                statement_bounded(ctx, before[-1])
+                or (
+                    bool(before[-1].args)
+                    and bounded_variant(ctx, ctx.expand(before[-1].args[0]), "MB102", None)
+                )
+            ):
                 continue
         yield ctx.finding(
             "MB102",

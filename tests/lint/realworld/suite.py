@@ -1,0 +1,287 @@
+"""The real-code precision suite of ``membound lint``: real applications, their findings, labels.
+
+Each application in ``apps.json`` is an sdist from PyPI pinned by version and sha256. It is
+downloaded once into ``benchmarks/.cache/realworld/`` (never committed), checked against its hash
+and unpacked (``*.py`` files only). Its findings under the default settings are matched against
+``labels/<name>.tsv``: one line per finding, ``path  row  code  verdict  reason``, ``verdict``
+``true`` (a memory risk a demanding reviewer would want fixed) or ``false``, judged by reading the
+code as ``LABELLING.md`` says. A finding nobody labelled counts as false.
+
+Used by ``test_precision.py`` (``make test``) and ``benchmarks/bench_lint.py`` (the table in
+README). ``python -m tests.lint.realworld.suite --todo`` prints the findings that have no label
+yet, in the labels' format, for a person to judge.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import io
+import json
+import os
+import sys
+import tarfile
+import time
+import urllib.request
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from membound.lint import LintConfig, lint_paths
+from membound.lint.engine import DEFAULT_CODES
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[2]
+CACHE = Path(
+    os.environ.get("MEMBOUND_REALWORLD_CACHE", REPO / "benchmarks" / ".cache" / "realworld")
+)
+LABELS = HERE / "labels"
+#: The targets of the default rule set (issue 14): overall, and per rule with enough findings.
+OVERALL_TARGET = 0.90
+RULE_TARGET = 0.80
+RULE_MIN_FINDINGS = 10
+
+
+@dataclass(frozen=True)
+class App:
+    """One pinned application."""
+
+    name: str
+    version: str
+    kind: str
+    url: str
+    sha256: str
+    held_out: bool
+
+    @property
+    def archive(self) -> Path:
+        """Where the sdist is cached."""
+        return CACHE / self.url.rsplit("/", 1)[-1]
+
+    @property
+    def root(self) -> Path:
+        """Where its ``*.py`` files are unpacked."""
+        return CACHE / f"{self.name}-{self.version}"
+
+
+def apps() -> list[App]:
+    """The applications of the suite, in ``apps.json`` order."""
+    data = json.loads((HERE / "apps.json").read_text(encoding="utf-8"))
+    return [App(**entry) for entry in data["apps"]]
+
+
+def _download(app: App) -> bytes:
+    last: Exception | None = None
+    for attempt in range(3):
+        try:
+            with urllib.request.urlopen(app.url, timeout=60) as response:
+                data: bytes = response.read()
+            break
+        except OSError as exc:  # URLError is an OSError; retry a flaky network twice
+            last = exc
+            time.sleep(2 * (attempt + 1))
+    else:
+        raise RuntimeError(f"cannot download {app.url}: {last}")
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != app.sha256:
+        raise RuntimeError(f"{app.url}: sha256 {digest}, expected {app.sha256}")
+    return data
+
+
+def fetch(app: App) -> Path:
+    """Download (once) and unpack (once) the ``*.py`` files of ``app``; return its root."""
+    marker = app.root / ".complete"
+    if marker.exists():
+        return app.root
+    CACHE.mkdir(parents=True, exist_ok=True)
+    data = None
+    if app.archive.exists():
+        cached = app.archive.read_bytes()
+        if hashlib.sha256(cached).hexdigest() == app.sha256:
+            data = cached
+    if data is None:
+        data = _download(app)
+        app.archive.write_bytes(data)
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
+        for member in archive.getmembers():
+            if not member.isfile() or not member.name.endswith(".py"):
+                continue
+            parts = Path(member.name).parts[1:]  # drop the sdist's top folder
+            if not parts or ".." in parts or Path(member.name).is_absolute():
+                continue
+            target = app.root.joinpath(*parts)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            source = archive.extractfile(member)
+            if source is not None:
+                target.write_bytes(source.read())
+    marker.write_text("ok\n", encoding="utf-8")
+    return app.root
+
+
+@dataclass(frozen=True)
+class Label:
+    """One labelled finding."""
+
+    verdict: bool
+    reason: str
+
+
+Key = tuple[str, int, str]
+
+
+def load_labels(app: App) -> dict[Key, Label]:
+    """``labels/<name>.tsv`` as ``(path, row, code) -> Label`` (empty when there is none)."""
+    path = LABELS / f"{app.name}.tsv"
+    if not path.exists():
+        return {}
+    out: dict[Key, Label] = {}
+    with path.open(encoding="utf-8", newline="") as handle:
+        for row in csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE):
+            verdict = row["verdict"].strip()
+            if verdict not in ("true", "false"):
+                raise ValueError(f"{path}: verdict must be true or false, not {verdict!r}")
+            key = (row["path"], int(row["row"]), row["code"])
+            out[key] = Label(verdict == "true", row["reason"])
+    return out
+
+
+def findings(app: App, *, preview: bool = False) -> list[Key]:
+    """The findings of the default settings (or with preview) on ``app``, as label keys."""
+    root = fetch(app)
+    config = LintConfig(root=root, preview=preview)
+    result = lint_paths([str(root)], config)
+    if result.errors:
+        raise RuntimeError(f"{app.name}: files could not be checked: {result.errors[:3]}")
+    return [(Path(f.filename).relative_to(root).as_posix(), f.row, f.code) for f in result.findings]
+
+
+@dataclass
+class Score:
+    """Labelled findings of one rule (or all): true, false, not labelled (counted false)."""
+
+    true: int = 0
+    false: int = 0
+    unlabelled: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def total(self) -> int:
+        """Findings reported."""
+        return self.true + self.false + self.unlabelled
+
+    @property
+    def precision(self) -> float:
+        """True findings over all findings (1.0 when there are none)."""
+        return self.true / self.total if self.total else 1.0
+
+
+@dataclass
+class Report:
+    """Scores per rule, overall, per app, and the labelled-true findings no longer reported."""
+
+    by_rule: dict[str, Score]
+    overall: Score
+    by_app: dict[str, Score]
+    held_out: Score
+    missed_true: list[tuple[str, Key]]
+    unlabelled: list[tuple[str, Key]]
+
+    def failures(self) -> list[str]:
+        """Targets missed, one line each."""
+        out = []
+        if self.overall.precision < OVERALL_TARGET:
+            out.append(
+                f"overall precision {self.overall.precision:.1%} < {OVERALL_TARGET:.0%} "
+                f"({self.overall.true} of {self.overall.total})"
+            )
+        for code, score in sorted(self.by_rule.items()):
+            if score.total >= RULE_MIN_FINDINGS and score.precision < RULE_TARGET:
+                out.append(
+                    f"{code} precision {score.precision:.1%} < {RULE_TARGET:.0%} "
+                    f"({score.true} of {score.total})"
+                )
+        return out
+
+
+def evaluate(chosen: list[App] | None = None, *, preview: bool = False) -> Report:
+    """Lint every app and score its findings against its labels."""
+    by_rule: dict[str, Score] = {}
+    overall = Score()
+    by_app: dict[str, Score] = {}
+    held = Score()
+    missed: list[tuple[str, Key]] = []
+    unlabelled: list[tuple[str, Key]] = []
+    for app in chosen or apps():
+        labels = load_labels(app)
+        found = findings(app, preview=preview)
+        app_score = by_app.setdefault(app.name, Score())
+        for key in found:
+            label = labels.get(key)
+            scores = [by_rule.setdefault(key[2], Score()), overall, app_score]
+            if app.held_out:
+                scores.append(held)
+            for score in scores:
+                if label is None:
+                    score.unlabelled += 1
+                elif label.verdict:
+                    score.true += 1
+                else:
+                    score.false += 1
+            if label is None:
+                unlabelled.append((app.name, key))
+        seen = set(found)
+        missed.extend(
+            (app.name, key)
+            for key, label in labels.items()
+            if label.verdict and key not in seen and key[2] in DEFAULT_CODES
+        )
+    return Report(by_rule, overall, by_app, held, missed, unlabelled)
+
+
+def table(report: Report) -> str:
+    """The per-rule table README quotes (Markdown)."""
+    lines = [
+        "| rule | findings | true | false | unlabelled | precision |",
+        "|---|---|---|---|---|---|",
+    ]
+    for code, score in sorted(report.by_rule.items()):
+        lines.append(
+            f"| {code} | {score.total} | {score.true} | {score.false} | {score.unlabelled} | "
+            f"{score.precision:.0%} |"
+        )
+    o = report.overall
+    lines.append(
+        f"| **all** | {o.total} | {o.true} | {o.false} | {o.unlabelled} | **{o.precision:.1%}** |"
+    )
+    return "\n".join(lines)
+
+
+def _todo(preview: bool) -> int:
+    writer = csv.writer(sys.stdout, delimiter="\t", lineterminator="\n")
+    for app in apps():
+        labels = load_labels(app)
+        for key in findings(app, preview=preview):
+            if key not in labels:
+                writer.writerow([app.name, *key, "?", ""])
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``--todo``: unlabelled findings; default: the precision table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--todo", action="store_true", help="print findings with no label")
+    parser.add_argument("--preview", action="store_true", help="with preview rules and variants")
+    args = parser.parse_args(argv)
+    if args.todo:
+        return _todo(args.preview)
+    report = evaluate(preview=args.preview)
+    print(table(report))
+    for line in report.failures():
+        print("MISSED TARGET:", line)
+    print(f"labelled true, no longer reported: {len(report.missed_true)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
