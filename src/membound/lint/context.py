@@ -401,12 +401,40 @@ class ModuleContext:
             return chain
         base = [v for v in values if not _rooted_at(v, root.name)]
         extensions = [v for v in values if _rooted_at(v, root.name)]
+        if len(base) > 1:
+            # ``q = a.select()`` ... ``q = b.select()`` then ``conn.execute(q)``: the value that
+            # reaches the use is the last one assigned before it at its own level or an outer
+            # one (an assignment in a branch the use is not in may not have run).
+            latest = self._reaching_value(base, expr)
+            if latest is None:
+                return chain
+            base = [latest]
+            extensions = [
+                v for v in extensions if latest.lineno <= v.lineno <= getattr(expr, "lineno", 0)
+            ]
         if len(base) != 1:
             return chain
         expanded = self.expand(base[0], depth + 1)
         for ext in extensions:
             expanded = expanded + links(ext)[1:]
         return expanded + chain[1:]
+
+    def _reaching_value(self, values: list[ast.expr], use: ast.AST) -> ast.expr | None:
+        """The last of ``values`` assigned before ``use`` by a statement that runs whenever the
+        use does (its block encloses the use); None when there is no such value."""
+        row = getattr(use, "lineno", None)
+        if row is None:
+            return None
+        enclosing = set(map(id, self.ancestors(use)))
+        before = [v for v in values if v.lineno < row]
+        if not before:
+            return None
+        latest = max(before, key=lambda v: (v.lineno, v.col_offset))
+        statement = self.parent(latest)
+        block = self.parent(statement) if statement is not None else None
+        if block is None or id(block) not in enclosing:
+            return None
+        return latest
 
     def is_builtin(self, expr: ast.AST, *names: str) -> bool:
         """Tell whether ``expr`` is a bare name of a builtin not shadowed at module level."""

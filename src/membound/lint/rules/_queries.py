@@ -135,6 +135,9 @@ _OWNERS = frozenset(
 )  # fmt: skip
 
 
+_KEY_NAMES = frozenset({"id", "pk", "uuid", "uid", "key"})
+
+
 def _last_name(expr: ast.AST) -> str | None:
     if isinstance(expr, ast.Name):
         return expr.id
@@ -196,6 +199,8 @@ def _owner_match(field: str, value: ast.AST) -> bool:
     # attribute elsewhere (``role``); a plain column named like a shared attribute does not.
     if base in _NOT_OWNERS and base == field.lower():
         return False
+    if named.lower() in _KEY_NAMES and field.lower() != base:
+        return True  # ``buildsetid == row.id``: a key column equal to the id of a row in hand
     other = _strip_key(named)
     return other.endswith(base) or (len(other) >= 3 and base.endswith(other))
 
@@ -217,7 +222,7 @@ def owner_filter(ctx: ModuleContext, link: Link) -> bool:
             continue
         if _owner_match(parts[-1], kw.value):
             return True
-    for arg in call.args:
+    for arg in (_resolved(ctx, a) for a in call.args):
         for node in ast.walk(arg):
             if (
                 isinstance(node, ast.Compare)
@@ -310,8 +315,18 @@ def _in_memory_list(ctx: ModuleContext, expr: ast.AST) -> bool:
     )
 
 
+def _resolved(ctx: ModuleContext, expr: ast.expr) -> ast.expr:
+    """``whereclause`` in ``.where(whereclause)``: the one value it was assigned, if one."""
+    if isinstance(expr, ast.Name):
+        values = ctx.assigned_values(expr.id, expr)
+        if len(values) == 1:
+            return values[0]
+    return expr
+
+
 def key_in_list(ctx: ModuleContext, link: Link) -> bool:
-    """A ``filter``/``where`` step keeping rows whose primary key is in a list already in memory.
+    """A ``filter``/``where`` step keeping rows whose primary key is in a list already in memory,
+    or equal to one value in hand.
 
     ``.filter(Model.id.in_(ids))`` or ``.filter(pk__in=ids)`` returns at most ``len(ids)`` rows:
     memory the caller already pays for. A subquery in place of the list gives no such bound.
@@ -324,6 +339,20 @@ def key_in_list(ctx: ModuleContext, link: Link) -> bool:
     for kw in call.keywords:
         if kw.arg in ("pk__in", "id__in") and _in_memory_list(ctx, kw.value):
             return True
+        if kw.arg in ("pk", "id") and _is_value_in_hand(kw.value):
+            return True  # one row
+    for arg in (_resolved(ctx, a) for a in call.args):
+        for node in ast.walk(arg):
+            if (
+                isinstance(node, ast.Compare)
+                and len(node.ops) == 1
+                and isinstance(node.ops[0], ast.Eq)
+                and isinstance(node.left, ast.Attribute)
+                and node.left.attr in _PK_NAMES
+                and _is_value_in_hand(node.comparators[0])
+                and not isinstance(ctx.parent(node), ast.BoolOp)
+            ):
+                return True  # ``tbl.c.id == masterid``: one row
     for arg in call.args:
         if (
             isinstance(arg, ast.Call)
