@@ -274,9 +274,12 @@ NEGATIVE["MB102"] += [
 NEGATIVE["MB101"] += [
     DJ + "def f(ids):\n    return list(User.objects.filter(pk__in=ids))\n",
 ]
-POSITIVE["MB102"] += [
+# The rows of a list of owners in hand: a preview variant (test_adoption.py).
+NEGATIVE["MB102"] += [
     SA
-    + "def f(session, uids):\n    return session.query(Key).filter(Key.owner_uid.in_(uids)).all()  # HIT\n",
+    + "def f(session, uids):\n    return session.query(Key).filter(Key.owner_uid.in_(uids)).all()\n",
+]
+POSITIVE["MB102"] += [
     SA
     + "def f(session):\n    sub = select(Team.id)\n    return session.query(User).filter(User.id.in_(sub)).all()  # HIT\n",
 ]

@@ -53,7 +53,7 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def test_diff_shows_safe_fixes_and_writes_nothing(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["lint", "job.py", "--diff"]) == 1
+    assert main(["lint", "job.py", "--preview", "--diff"]) == 1
     captured = capsys.readouterr()
     assert "-    for line in fh.readlines():\n+    for line in fh:\n" in captured.out
     assert "+for i in range(total):  # keep this comment\n" in captured.out
@@ -65,32 +65,32 @@ def test_diff_shows_safe_fixes_and_writes_nothing(
 def test_fix_applies_safe_fixes_and_reports_the_rest(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["lint", "job.py", "--fix"]) == 1  # two findings have no safe fix
+    assert main(["lint", "job.py", "--preview", "--fix"]) == 1  # two findings have no safe fix
     captured = capsys.readouterr()
     assert (project / "job.py").read_text() == SAFE_FIXED
     codes = [line.split()[1] for line in captured.out.splitlines() if line.startswith("job.py:")]
     assert codes == ["MB103", "MB202"]
     assert "Fixed 3 findings in 1 file; 2 left." in captured.err
     # The unsafe one (a receiver not seen to be a file) waits for --unsafe-fixes.
-    assert main(["lint", "job.py", "--fix", "--unsafe-fixes"]) == 1
+    assert main(["lint", "job.py", "--preview", "--fix", "--unsafe-fixes"]) == 1
     text = (project / "job.py").read_text()
     assert "for line in stream:\n" in text
     ast.parse(text)
-    assert main(["lint", "job.py", "--diff"]) == 0  # nothing left to fix
+    assert main(["lint", "job.py", "--preview", "--diff"]) == 0  # nothing left to fix
 
 
 def test_fix_keeps_crlf_and_encoding(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     source = "# -*- coding: latin-1 -*-\r\n# caf\xe9\r\nfor i in list(range(n)):\r\n    pass\r\n"
     (tmp_path / "old.py").write_bytes(source.encode("latin-1"))
-    assert main(["lint", "old.py", "--fix"]) == 0
+    assert main(["lint", "old.py", "--select", "MB202", "--fix"]) == 0
     assert (tmp_path / "old.py").read_bytes() == source.replace(
         "list(range(n))", "range(n)"
     ).encode("latin-1")
 
 
 def test_json_carries_the_fix(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    main(["lint", "job.py", "--format", "json"])
+    main(["lint", "job.py", "--preview", "--format", "json"])
     rows = json.loads(capsys.readouterr().out)
     fixes = {(r["location"]["row"], r["code"]): r["fix"] for r in rows}
     assert fixes[(3, "MB103")] == {
@@ -124,6 +124,7 @@ def test_add_noqa_silences_every_finding_once(
         "    return rows, other, x, y\n"
     )
     (tmp_path / "q.py").write_text(source)
+    (tmp_path / "pyproject.toml").write_text("[tool.membound.lint]\npreview = true\n")
     assert main(["lint", "q.py"]) == 1
     capsys.readouterr()
     assert main(["lint", "q.py", "--add-noqa"]) == 0
@@ -163,7 +164,7 @@ def test_add_noqa_refuses_to_combine_with_fix(project: Path) -> None:
 
 def test_fix_through_a_real_subprocess(project: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "membound", "lint", "job.py", "--fix", "--exit-zero"],
+        [sys.executable, "-m", "membound", "lint", "job.py", "--preview", "--fix", "--exit-zero"],
         capture_output=True,
         text=True,
         check=False,
@@ -224,7 +225,7 @@ def _found(root: Path, capsys: pytest.CaptureFixture[str]) -> set[tuple[str, str
 def test_tests_and_migrations_have_their_own_defaults(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    root = _tree(tmp_path, 'select = ["MB"]')
+    root = _tree(tmp_path, 'select = ["MB"]\npreview = true')
     assert _found(root, capsys) == {
         ("app/jobs.py", "MB101"),
         ("app/jobs.py", "MB301"),
@@ -235,9 +236,12 @@ def test_tests_and_migrations_have_their_own_defaults(
 def test_per_file_ignores_replaces_and_extend_adds(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    root = _tree(tmp_path, "[tool.membound.lint.per-file-ignores]\n")
+    root = _tree(tmp_path, "preview = true\n[tool.membound.lint.per-file-ignores]\n")
     assert len(_found(root, capsys)) == 8  # no defaults: every file, both rules
-    root = _tree(tmp_path, '[tool.membound.lint.extend-per-file-ignores]\n"app/jobs.py" = ["MB3"]')
+    root = _tree(
+        tmp_path,
+        'preview = true\n[tool.membound.lint.extend-per-file-ignores]\n"app/jobs.py" = ["MB3"]',
+    )
     assert _found(root, capsys) == {("app/jobs.py", "MB101"), ("app/migrations/0002.py", "MB101")}
 
 
@@ -267,3 +271,53 @@ def test_a_model_in_both_lists_is_a_config_error(
     (tmp_path / "a.py").write_text("x = 1\n")
     assert main(["lint", "a.py"]) == 2
     assert "both small-models and large-models" in capsys.readouterr().err
+
+
+# -- where the loading rules report by default ------------------------------------------------
+
+LOOP = DJ + "{decorator}def job():\n    for b in Book.objects.all():\n        print(b)\n"
+
+
+@pytest.mark.parametrize(
+    ("filename", "decorator", "where"),
+    [
+        ("app/migrations/0003_fill.py", "", "in a migration"),
+        ("app/management/commands/rebuild.py", "", "in a management command"),
+        ("app/tasks.py", "@shared_task\n", "in the task `job`"),
+        ("app/tasks.py", "@app.task(bind=True)\n", "in the task `job`"),
+        ("db/alembic/versions/0001_x.py", "", None),  # versions/ without alembic imported
+    ],
+)
+def test_batch_jobs_are_the_default_scope(filename: str, decorator: str, where: str | None) -> None:
+    found = lint_source(LOOP.format(decorator=decorator), filename)
+    if where is None:
+        assert found == []
+    else:
+        assert [f.code for f in found] == ["MB101"]
+        assert f"`for` {where}:" in found[0].message
+
+
+def test_request_code_is_a_preview_variant() -> None:
+    source = LOOP.format(decorator="")
+    assert lint_source(source, "app/views.py") == []
+    assert [f.code for f in lint_source(source, "app/views.py", preview=["MB101"])] == ["MB101"]
+    script = source + "if __name__ == '__main__':\n    job()\n"
+    assert "in a script" in lint_source(script, "tools/export.py")[0].message
+    top = DJ + "for b in Book.objects.all():\n    print(b)\n"
+    assert "in module-level code" in lint_source(top, "app/report.py")[0].message
+
+
+def test_alembic_versions_are_migrations() -> None:
+    source = (
+        "from alembic import op\nfrom sqlalchemy.orm import Session\n"
+        "def upgrade():\n    s = Session(bind=op.get_bind())\n    return s.query(Run).all()\n"
+    )
+    found = lint_source(source, "store/db_migrations/versions/90e6_tags.py")
+    assert [(f.code, "in a migration" in f.message) for f in found] == [("MB102", True)]
+    assert lint_source(source, "store/db_migrations/helpers.py") == []
+
+
+def test_preview_rules_are_out_of_the_default_set(tmp_path: Path) -> None:
+    source = "def f(n):\n    ids = list(range(n))\n    return sum(ids)\n"
+    assert lint_source(source, "a.py") == []
+    assert [f.code for f in lint_source(source, "a.py", select=["MB202"])] == ["MB202"]

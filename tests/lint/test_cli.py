@@ -12,6 +12,8 @@ import pytest
 
 from membound.cli.main import main
 
+pytestmark = pytest.mark.usefixtures("every_rule_by_default")
+
 BAD = "import functools\n@functools.cache\ndef f(n):\n    return list(range(n))\n"
 
 
@@ -94,7 +96,7 @@ def test_github_format(project: Path, capsys: pytest.CaptureFixture[str]) -> Non
 
 def test_subprocess_python_m_membound(project: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "membound", "lint", "--format", "json", "."],
+        [sys.executable, "-m", "membound", "lint", "--preview", "--format", "json", "."],
         capture_output=True,
         text=True,
         check=False,

@@ -10,6 +10,8 @@ from membound.lint import ConfigError, lint_paths, load_config
 from membound.lint.config import find_config, resolve_selection
 from membound.lint.engine import ALL_CODES
 
+pytestmark = pytest.mark.usefixtures("every_rule_by_default")
+
 
 @pytest.mark.parametrize(
     ("select", "ignore", "expected"),

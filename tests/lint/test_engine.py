@@ -10,6 +10,8 @@ import pytest
 import membound.lint
 from membound.lint import lint_file, lint_paths, lint_source
 
+pytestmark = pytest.mark.usefixtures("every_rule_by_default")
+
 LOOP = "import copy\nfor s in subs:\n    s.send(copy.deepcopy(payload)){}\n"
 
 

@@ -29,6 +29,8 @@ from membound.lint import LintConfig, lint_paths, load_config
 from membound.lint.config import find_config
 from membound.lint.engine import ALL_CODES
 
+pytestmark = pytest.mark.usefixtures("every_rule_by_default")
+
 BAD = "import functools\n@functools.cache\ndef f(n):\n    return 1\n"
 BAD_LINE = "bad.py:2:2: MB301 "
 #: Address space given to each linting subprocess: ample for linting, small enough that reading
@@ -45,7 +47,8 @@ def lint(
 ) -> subprocess.CompletedProcess[str]:
     """``python -m membound lint ARGS`` in ``cwd``, with a timeout and a memory limit."""
     return subprocess.run(
-        [*prefix, sys.executable, "-m", "membound", "lint", *args],
+        # --preview: the snippets here are flagged by MB202/MB301, preview rules (conftest.py).
+        [*prefix, sys.executable, "-m", "membound", "lint", "--preview", *args],
         cwd=cwd,
         capture_output=True,
         text=True,

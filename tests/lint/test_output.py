@@ -19,6 +19,8 @@ from membound.lint.output import (
     render_text,
 )
 
+pytestmark = pytest.mark.usefixtures("every_rule_by_default")
+
 SCHEMA = json.loads((Path(__file__).parent / "sarif-2.1.0-rtm.5.json").read_text())
 SOURCE = (
     "import functools\n@functools.cache\ndef f(n):\n    return list(range(n)), list(range(n))\n"

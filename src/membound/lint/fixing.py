@@ -138,9 +138,7 @@ def apply_fixes(
         found = first if first is not None else lint(source)
         first = None
         fixable = [
-            f
-            for f in found
-            if f.fix is not None and (unsafe or f.fix.applicability == "safe")
+            f for f in found if f.fix is not None and (unsafe or f.fix.applicability == "safe")
         ]
         chosen: list[Finding] = []
         taken: list[tuple[tuple[int, int], tuple[int, int]]] = []

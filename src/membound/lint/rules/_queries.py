@@ -13,10 +13,13 @@ from membound.lint.context import DBAPI_ROOTS, SQLALCHEMY_ROOTS, Link, ModuleCon
 
 __all__ = [
     "QS_METHODS",
+    "batch_job",
     "bounded_variant",
     "column_status",
+    "database_source",
     "django_queryset",
     "is_one_column_comprehension",
+    "model_name",
     "sa_query",
     "statement_bounded",
     "streaming_source",
@@ -131,6 +134,7 @@ _OWNERS = frozenset(
         "user", "owner", "author", "creator", "account", "customer", "organization",
         "organisation", "organiser", "organizer", "tenant", "team", "project", "event",
         "parent", "member", "person", "profile", "group", "workspace", "company", "site",
+        "object", "content_object", "instance",
     }
 )  # fmt: skip
 
@@ -149,18 +153,24 @@ def _last_name(expr: ast.AST) -> str | None:
 def _is_value_in_hand(expr: ast.AST) -> bool:
     """A variable, attribute or item (an object or key already in memory), not a literal, not a
     column of another table (``Other.id``, ``t.c.id``: that is a join, not a filter)."""
-    if isinstance(expr, ast.Subscript):
-        return _is_value_in_hand(expr.value)
     if isinstance(expr, ast.Call):
         return False
     root = expr
-    while isinstance(root, ast.Attribute):
-        if root.attr == "c":
+    while isinstance(root, (ast.Attribute, ast.Subscript)):
+        if isinstance(root, ast.Attribute) and root.attr == "c":
             return False
         root = root.value
     if not isinstance(root, ast.Name) or root.id[:1].isupper():
         return False
-    return isinstance(expr, (ast.Name, ast.Attribute))
+    return isinstance(expr, (ast.Name, ast.Attribute, ast.Subscript))
+
+
+_KEY_SUFFIXES = ("id", "uuid", "pk", "key")
+
+
+def _is_key_column(field: str) -> bool:
+    """``run_uuid``, ``queue_id``, ``buildsetid``: a column holding the key of another row."""
+    return field.lower().endswith(_KEY_SUFFIXES)
 
 
 def _strip_key(name: str) -> str:
@@ -214,15 +224,32 @@ def owner_filter(ctx: ModuleContext, link: Link) -> bool:
     call = link.node
     if not isinstance(call, ast.Call):
         return False
-    for kw in call.keywords:
+    keywords = list(call.keywords)
+    args = [_resolved(ctx, a) for a in call.args]
+    for arg in args:
+        # ``Q(speaker__user=user) | Q(...)``: the keywords of the Q objects filter too.
+        keywords.extend(
+            kw
+            for node in ast.walk(arg)
+            if isinstance(node, ast.Call) and _last_name(node.func) == "Q"
+            for kw in node.keywords
+        )
+    for kw in keywords:
         if kw.arg is None:
             continue
         parts = kw.arg.split("__")
+        if parts[-1] == "in" and len(parts) > 1:
+            # ``submission_id__in=ids`` / ``event__in=events``: the rows of owners in hand.
+            if _in_memory_list(ctx, kw.value) and (
+                _is_key_column(parts[-2]) or _strip_key(parts[-2]) in _OWNERS
+            ):
+                return True
+            continue
         if parts[-1] in _LOOKUPS:
             continue
         if _owner_match(parts[-1], kw.value):
             return True
-    for arg in (_resolved(ctx, a) for a in call.args):
+    for arg in args:
         for node in ast.walk(arg):
             if (
                 isinstance(node, ast.Compare)
@@ -230,6 +257,17 @@ def owner_filter(ctx: ModuleContext, link: Link) -> bool:
                 and isinstance(node.ops[0], ast.Eq)
                 and isinstance(node.left, ast.Attribute)
                 and _owner_match(node.left.attr, node.comparators[0])
+            ):
+                return True
+            if (
+                # ``Trace.request_id.in_(trace_ids)``: the rows of a list of owners in hand.
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "in_"
+                and isinstance(node.func.value, ast.Attribute)
+                and _is_key_column(node.func.value.attr)
+                and len(node.args) == 1
+                and _in_memory_list(ctx, node.args[0])
             ):
                 return True
     return False
@@ -262,6 +300,53 @@ def bounded_variant(ctx: ModuleContext, chain: list[Link], code: str, model: str
     return any(owner_filter(ctx, link) for link in chain) or any(
         link.kind == "attr" and link.name.endswith("_set") for link in chain[1:]
     )
+
+
+#: Decorators that make a function a background job: Celery, RQ, Dramatiq, Huey, APScheduler,
+#: Django-Q, arq; matched on the last name of the decorator (``@app.task``, ``@shared_task``).
+_JOB_DECORATORS = frozenset(
+    {"task", "shared_task", "periodic_task", "job", "actor", "db_task", "db_periodic_task",
+     "scheduled_job", "cron", "crontab"}
+)  # fmt: skip
+
+
+def batch_job(ctx: ModuleContext, node: ast.AST) -> str | None:
+    """Describe the batch job ``node`` runs in, or None for other code (a request, a library).
+
+    A batch job runs unattended over all the data: a migration (Django, Alembic), a Django
+    management command, a function decorated as a background task, a script (a module with
+    ``if __name__ == "__main__":``), code at module level (it runs once, over whatever it
+    reads). That is where whole-table loops run and get OOM-killed; in request code the same
+    query is usually bounded by pagination, permissions or ownership that a linter cannot see
+    (in the real-code suite, whole-table findings in migrations were nearly all risks, and most
+    of those elsewhere were not).
+    """
+    # Only the folders the file is directly in: a project that happens to live under a folder
+    # called "migrations" does not make every module a migration.
+    parts = tuple(part.lower() for part in ctx.filename.replace("\\", "/").split("/")[:-1])
+    if parts[-2:] == ("management", "commands"):
+        return "a management command"
+    if parts[-1:] == ("migrations",) or (
+        parts[-1:] == ("versions",) and "alembic" in ctx.imported_roots
+    ):
+        return "a migration"
+    for ancestor in ctx.ancestors(node):
+        if isinstance(ancestor, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            for deco in ancestor.decorator_list:
+                target = deco.func if isinstance(deco, ast.Call) else deco
+                if _last_name(target) in _JOB_DECORATORS:
+                    return f"the task `{ancestor.name}`"
+    if not any(isinstance(a, (ast.FunctionDef, ast.AsyncFunctionDef)) for a in ctx.ancestors(node)):
+        return "module-level code"
+    if "is_script" not in ctx.memo:
+        ctx.memo["is_script"] = any(
+            isinstance(stmt, ast.If)
+            and isinstance(stmt.test, ast.Compare)
+            and isinstance(stmt.test.left, ast.Name)
+            and stmt.test.left.id == "__name__"
+            for stmt in ctx.tree.body
+        )
+    return "a script" if ctx.memo["is_script"] else None
 
 
 def django_queryset(ctx: ModuleContext, expr: ast.AST, code: str = "MB101") -> list[Link] | None:
@@ -478,7 +563,7 @@ def sa_query(ctx: ModuleContext, expr: ast.AST, code: str = "MB102") -> list[Lin
             if isinstance(link.node, ast.Call) and link.node.args:
                 statement = ctx.expand(link.node.args[0])
             break
-    if bounded_variant(ctx, chain + statement, code, _model_name(ctx, chain)):
+    if bounded_variant(ctx, chain + statement, code, model_name(ctx, chain)):
         return None
     return chain
 
@@ -515,7 +600,7 @@ _RELATIONS = frozenset(
 _ALWAYS_COLUMNS = frozenset({"id", "pk"})
 
 
-def _model_name(ctx: ModuleContext, chain: list[Link]) -> str | None:
+def model_name(ctx: ModuleContext, chain: list[Link]) -> str | None:
     """The class name of the model a query chain loads, when it is written there."""
     if (
         chain
@@ -554,7 +639,7 @@ def column_status(ctx: ModuleContext, chain: list[Link], attr: str) -> str:
     ``"unknown"`` (the model is not defined in this module, or the name is inherited)."""
     if attr in _ALWAYS_COLUMNS and "django" in ctx.imported_roots:
         return "column"
-    name = _model_name(ctx, chain)
+    name = model_name(ctx, chain)
     if name is None:
         return "unknown"
     for cls in ctx.of_type(ast.ClassDef):
@@ -659,25 +744,56 @@ def _configured(ctx: ModuleContext, link: Link) -> bool:
 _CHUNKED_READS = frozenset({"fetchmany", "readline", "recv", "iter_content", "iter_lines"})
 
 
-def _streaming_generators(ctx: ModuleContext) -> set[str]:
-    """Generator functions of this module that themselves stream from somewhere.
+_DATABASE_SOURCES = (
+    "iterator",
+    "yield_per",
+    "partitions",
+    "find_each",
+    "in_batches",
+    "lmdb_batches",
+    "stream_results",
+    "database cursor",
+)
+
+
+def database_source(ctx: ModuleContext, source: str) -> bool:
+    """Whether a ``streaming_source`` description names rows of a database: a queryset
+    iterator, ``yield_per``, a cursor, key batches, a generator that streams one of these, or a
+    helper the user listed in ``extend-streaming-calls``."""
+    if any(name in source for name in _DATABASE_SOURCES):
+        return True
+    if source.startswith("the generator `"):
+        name = source[len("the generator `") :].split("(", 1)[0]
+        return name in _streaming_generators(ctx).get("database", set())
+    return any(
+        source in (f"`{tail}()`", f"`{name}`")
+        for name in ctx.streaming_calls
+        for tail in (name.rsplit(".", 1)[-1],)
+    )
+
+
+def _streaming_generators(ctx: ModuleContext) -> dict[str, set[str]]:
+    """Generator functions of this module that themselves stream from somewhere, by kind:
+    ``"all"`` of them, and those that stream rows of a ``"database"``.
 
     A generator over data already in memory (walking a list, parsing a string) streams nothing;
     one that loops over a file, a cursor or ``.iterator()``, or reads in chunks, does.
     """
     cached = ctx.memo.get("streaming_generators")
-    if isinstance(cached, set):
+    if isinstance(cached, dict):
         return cached
-    found: set[str] = set()
+    found: dict[str, set[str]] = {"all": set(), "database": set()}
     for func in ctx.functions():
         if func.name not in ctx.generator_functions:
             continue
         for node in ast.walk(func):
-            if isinstance(node, (ast.For, ast.AsyncFor)) and streaming_source(
-                ctx, node.iter, generators=False
-            ):
-                found.add(func.name)
-                break
+            if isinstance(node, (ast.For, ast.AsyncFor)):
+                inner = streaming_source(ctx, node.iter, generators=False)
+                if inner:
+                    found["all"].add(func.name)
+                    if database_source(ctx, inner):
+                        found["database"].add(func.name)
+                    break
             if (
                 isinstance(node, ast.Call)
                 and isinstance(node.func, ast.Attribute)
@@ -686,7 +802,9 @@ def _streaming_generators(ctx: ModuleContext) -> set[str]:
                     or (node.func.attr == "read" and bool(node.args))
                 )
             ):
-                found.add(func.name)
+                found["all"].add(func.name)
+                if node.func.attr == "fetchmany":
+                    found["database"].add(func.name)
                 break
     ctx.memo["streaming_generators"] = found
     return found
@@ -728,7 +846,7 @@ def streaming_source(ctx: ModuleContext, expr: ast.AST, *, generators: bool = Tr
                     return "an open file"
                 if link.name in _STREAM_NAMES and link.name in ctx.aliases:
                     return f"`{link.name}()`"
-                if generators and link.name in _streaming_generators(ctx):
+                if generators and link.name in _streaming_generators(ctx)["all"]:
                     return f"the generator `{link.name}()`"
             if link.kind == "method" and link.name in _STREAM_NAMES and qualified is not None:
                 return f"`{link.name}()`"

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from membound.lint.context import FUNCTIONS, ModuleContext
 from membound.lint.model import Finding, Fix, Rule
-from membound.lint.rules._queries import statement_bounded, streaming_source
+from membound.lint.rules._queries import database_source, statement_bounded, streaming_source
 
 __all__ = ["RULES"]
 
@@ -144,6 +144,10 @@ def check_accumulator(ctx: ModuleContext) -> Iterator[Finding]:
     for loop in ctx.for_loops():
         source = streaming_source(ctx, loop.iter)
         if source is None or _bounded_cursor(ctx, loop):
+            continue
+        if not database_source(ctx, source) and "MB201" not in ctx.preview:
+            # Files, HTTP bodies and generic chunkers: on real code the loops that collect from
+            # them mostly read small files (configuration, key lists): a preview variant.
             continue
         effects = _LoopEffects(loop)
         candidates = [(n, at, False) for n, at in effects.grown.items()]
@@ -348,5 +352,6 @@ RULES = (
         why=("A `range` is O(1) in memory; a list of it holds n integer objects and n pointers."),
         fix="Iterate the `range` directly, or index it (`range` supports `len`, `in` and `[i]`).",
         check=check_materialized_range,
+        preview=True,
     ),
 )

@@ -191,6 +191,7 @@ RULES = (
         ),
         fix="Use `functools.lru_cache(maxsize=N)` with a size you can afford.",
         check=check_unbounded_cache,
+        preview=True,
     ),
     Rule(
         code="MB302",

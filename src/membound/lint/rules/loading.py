@@ -14,9 +14,11 @@ from membound.lint.context import (
 )
 from membound.lint.model import Finding, Fix, Rule
 from membound.lint.rules._queries import (
+    batch_job,
     bounded_variant,
     defers_to_mb501,
     django_queryset,
+    model_name,
     sa_query,
     statement_bounded,
 )
@@ -41,17 +43,21 @@ def check_unbounded_queryset(ctx: ModuleContext) -> Iterator[Finding]:
     if "django" not in ctx.imported_roots:
         return
     for expr, how in _iterated_exprs(ctx):
-        if django_queryset(ctx, expr) is not None and not defers_to_mb501(ctx, expr):
+        chain = django_queryset(ctx, expr)
+        where = _where(ctx, expr, "MB101", chain)
+        if where is not None and chain is not None and not defers_to_mb501(ctx, expr):
             yield ctx.finding(
                 "MB101",
                 expr,
-                f"Django queryset loaded whole by {how}: iterate `.iterator(chunk_size=2000)`, "
-                "batch by primary key, or slice it",
+                f"Django queryset loaded whole by {how}{where}: iterate "
+                "`.iterator(chunk_size=2000)`, batch by primary key, or slice it",
             )
     for call in ctx.of_type(ast.Call):
         if len(call.args) == 1 and ctx.is_builtin(call.func, *_MATERIALIZERS):
             name = call.func.id  # type: ignore[attr-defined]
-            if django_queryset(ctx, call.args[0]) is None:
+            chain = django_queryset(ctx, call.args[0])
+            where = _where(ctx, call, "MB101", chain)
+            if where is None or chain is None:
                 continue
             advice = (
                 "use `.count()`"
@@ -59,8 +65,22 @@ def check_unbounded_queryset(ctx: ModuleContext) -> Iterator[Finding]:
                 else "iterate `.iterator(chunk_size=2000)` or slice the queryset"
             )
             yield ctx.finding(
-                "MB101", call, f"Django queryset loaded whole by `{name}()`: {advice}"
+                "MB101", call, f"Django queryset loaded whole by `{name}()`{where}: {advice}"
             )
+
+
+def _where(
+    ctx: ModuleContext, node: ast.AST, code: str, chain: list[Link] | None = None
+) -> str | None:
+    """`` in a migration`` (the batch job the query runs in), ``""`` outside one when the
+    rule's preview variants run or the model is in ``large-models``, None when the finding is
+    not reported."""
+    job = batch_job(ctx, node)
+    if job is not None:
+        return f" in {job}"
+    if code in ctx.preview or (chain and ctx.model_size(model_name(ctx, chain)) == "large"):
+        return ""
+    return None
 
 
 def _wraps_fetchall(ctx: ModuleContext, call: ast.Call) -> bool:
@@ -89,7 +109,8 @@ def check_unbounded_fetch(ctx: ModuleContext) -> Iterator[Finding]:
         elif func.attr in ("all", "fetchall") and not call.args and not call.keywords:
             candidates.append(call)
     for call in candidates:
-        if defers_to_mb501(ctx, call) or _wraps_fetchall(ctx, call):
+        where = _where(ctx, call, "MB102", ctx.expand(call))
+        if where is None or defers_to_mb501(ctx, call) or _wraps_fetchall(ctx, call):
             continue
         func = call.func
         assert isinstance(func, ast.Attribute)
@@ -98,8 +119,8 @@ def check_unbounded_fetch(ctx: ModuleContext) -> Iterator[Finding]:
                 yield ctx.finding(
                     "MB102",
                     call,
-                    "`.all()` loads every row into a list: iterate with `yield_per(1000)` / "
-                    "`partitions()`, batch by key (`membound.find_each`), or add `.limit(...)`",
+                    f"`.all()` loads every row into a list{where}: iterate with `yield_per(1000)` "
+                    "/ `partitions()`, batch by key (`membound.find_each`), or add `.limit(...)`",
                 )
             continue
         if not ctx.imports_any(DBAPI_ROOTS):
@@ -150,7 +171,7 @@ def check_unbounded_fetch(ctx: ModuleContext) -> Iterator[Finding]:
         yield ctx.finding(
             "MB102",
             call,
-            "`.fetchall()` loads every row into a list: loop over `.fetchmany(1000)` or "
+            f"`.fetchall()` loads every row into a list{where}: loop over `.fetchmany(1000)` or "
             "iterate the cursor, or add a `LIMIT`",
         )
 
@@ -400,6 +421,7 @@ RULES = (
         ),
         fix="Iterate the file object (`for line in f`) or read fixed-size chunks.",
         check=check_whole_file,
+        preview=True,
     ),
     Rule(
         code="MB104",

@@ -330,5 +330,6 @@ RULES = (
             "read-only (e.g. a frozen mapping). A copy that each turn changes is not reported."
         ),
         check=check_loop_invariant_deepcopy,
+        preview=True,
     ),
 )
