@@ -342,3 +342,10 @@ NEGATIVE["MB202"] += [
 POSITIVE["MB202"] += [
     "def f(n):\n    ids = list(range(n))  # HIT\n    return sum(ids)\n",
 ]
+# A copy the loop changes is needed on every turn: not reported (the "copy once" fix would be a
+# bug there).
+NEGATIVE["MB402"] += [
+    "import copy\ndef f(items, tpl):\n    for it in items:\n        c = copy.deepcopy(tpl)\n        c['id'] = it\n        send(c)\n",
+    "import copy\ndef f(items, tpl):\n    for it in items:\n        c = copy.deepcopy(tpl)\n        c.setdefault('x', []).append(it)\n",
+    "import copy\ndef f(items, tpl):\n    for it in items:\n        c = copy.deepcopy(tpl)\n        setattr(c, 'owner', it)\n",
+]

@@ -321,3 +321,60 @@ def test_preview_rules_are_out_of_the_default_set(tmp_path: Path) -> None:
     source = "def f(n):\n    ids = list(range(n))\n    return sum(ids)\n"
     assert lint_source(source, "a.py") == []
     assert [f.code for f in lint_source(source, "a.py", select=["MB202"])] == ["MB202"]
+
+
+def test_mb402_prescribes_copy_once_only_for_a_copy_that_is_only_read() -> None:
+    read = (
+        "import copy\ndef f(items, tpl):\n    for it in items:\n"
+        "        c = copy.deepcopy(tpl)\n        print(c['name'], it)\n"
+    )
+    kept = "import copy\ndef f(items, tpl):\n    return [copy.deepcopy(tpl) for it in items]\n"
+    (one,) = lint_source(read, select=["MB402"])
+    assert "copy once before the loop" in one.message
+    (other,) = lint_source(kept, select=["MB402"])
+    assert "copy once" not in other.message
+    assert "if no copy is changed later" in other.message
+
+
+def test_mb501_names_values_list_only_for_a_column() -> None:
+    models = (
+        "from django.db import models\n"
+        "class User(models.Model):\n"
+        "    email = models.EmailField()\n"
+        "    team = models.ForeignKey('Team', on_delete=models.CASCADE)\n"
+        "    @property\n"
+        "    def label(self):\n"
+        "        return self.email\n"
+    )
+    column = models + "emails = [u.email for u in User.objects.all()]\n"
+    prop = models + "labels = [u.label for u in User.objects.all()]\n"
+    relation = models + "teams = [u.team for u in User.objects.all()]\n"
+    unknown = "from django.db import models\nfrom shop.models import Order\n" + (
+        "totals = [o.total for o in Order.objects.all()]\n"
+    )
+    (found,) = lint_source(column)
+    assert found.code == "MB501"
+    assert "values_list('email', flat=True)" in found.message
+    for source in (prop, relation):
+        assert [f.code for f in lint_source(source)] == ["MB101"]  # the rows, not a column
+    (maybe,) = lint_source(unknown)
+    assert maybe.code == "MB501"
+    assert "if `total` is a column" in maybe.message
+
+
+def test_mb102_never_says_add_a_limit_where_one_is_written() -> None:
+    for sql in (
+        "'SELECT * FROM t LIMIT {}'.format(n)",
+        "f'SELECT * FROM t LIMIT {n}'",
+        "'SELECT * FROM t LIMIT %s' % (n,)",
+        "'SELECT * FROM t WHERE a = ? LIMIT ?'",
+    ):
+        source = (
+            f"import sqlite3\nconn = sqlite3.connect('x')\nrows = conn.execute({sql}).fetchall()\n"
+        )
+        assert lint_source(source) == [], sql
+    unbounded = (
+        "import sqlite3\nrows = sqlite3.connect('x').execute('SELECT * FROM t').fetchall()\n"
+    )
+    (found,) = lint_source(unbounded)
+    assert "add a `LIMIT`" in found.message
