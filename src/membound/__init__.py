@@ -7,8 +7,6 @@ here explicitly; everything else lives in private modules.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from membound import report
 from membound._errors import (
     BatchSourceError,
@@ -38,6 +36,7 @@ from membound.bound.iterables import (
 from membound.bound.kv import lmdb_batches
 from membound.bound.pool import BoundedPool, PoolStats
 from membound.bound.release import Released, release_memory
+from membound.bound.sql import Batch, BatchWriter, Checkpoint, find_each, in_batches
 from membound.judge.compare import compare
 from membound.judge.complexity import complexity
 from membound.judge.leaks import find_leaks
@@ -62,32 +61,6 @@ from membound.results import (
     TypeGrowth,
     classify,
 )
-
-if TYPE_CHECKING:
-    from membound.bound.sql import Batch, BatchWriter, Checkpoint, find_each, in_batches
-
-#: Names imported on first use: ``membound.bound.sql`` imports SQLAlchemy, about 0.3 s that every
-#: ``membound`` command (``membound lint`` on two files in a pre-commit hook) would pay otherwise.
-_LAZY = {
-    "Batch": "membound.bound.sql",
-    "BatchWriter": "membound.bound.sql",
-    "Checkpoint": "membound.bound.sql",
-    "find_each": "membound.bound.sql",
-    "in_batches": "membound.bound.sql",
-}
-
-
-def __getattr__(name: str) -> Any:
-    """Import the lazily exported names (PEP 562) on first access."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'membound' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
 
 __all__ = [
     "SIZE_CONVENTION",
