@@ -71,14 +71,24 @@ def apps() -> list[App]:
     return [App(**entry) for entry in data["apps"]]
 
 
+_FILES_HOST = "https://files.pythonhosted.org/packages/"
+#: The same files as PyPI's JSON API links them on a proxied registry (seen on this machine).
+_PYPI_PROXY = "https://pypi.org/packages/packages/"
+
+
 def _download(app: App) -> bytes:
+    urls = [app.url]
+    if app.url.startswith(_FILES_HOST):
+        urls.append(_PYPI_PROXY + app.url[len(_FILES_HOST) :])
     last: Exception | None = None
-    for attempt in range(3):
+    data = b""
+    for attempt in range(4):
+        url = urls[attempt % len(urls)]
         try:
-            with urllib.request.urlopen(app.url, timeout=60) as response:
-                data: bytes = response.read()
+            with urllib.request.urlopen(url, timeout=60) as response:
+                data = response.read()
             break
-        except OSError as exc:  # URLError is an OSError; retry a flaky network twice
+        except OSError as exc:  # URLError is an OSError; retry a flaky network
             last = exc
             time.sleep(2 * (attempt + 1))
     else:
