@@ -8,6 +8,7 @@ parameter, a name assigned two unrelated values), it answers "no" and the rules 
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterable, Iterator
 
 from membound.lint.context import DBAPI_ROOTS, SQLALCHEMY_ROOTS, Link, ModuleContext, sql_is_bounded
 
@@ -249,16 +250,10 @@ def owner_filter(ctx: ModuleContext, link: Link) -> bool:
             continue
         if _owner_match(parts[-1], kw.value):
             return True
+    if any(_owner_match(column, value) for column, value, _ in _equalities(args)):
+        return True
     for arg in args:
         for node in ast.walk(arg):
-            if (
-                isinstance(node, ast.Compare)
-                and len(node.ops) == 1
-                and isinstance(node.ops[0], ast.Eq)
-                and isinstance(node.left, ast.Attribute)
-                and _owner_match(node.left.attr, node.comparators[0])
-            ):
-                return True
             if (
                 # ``Trace.request_id.in_(trace_ids)``: the rows of a list of owners in hand.
                 isinstance(node, ast.Call)
@@ -400,6 +395,19 @@ def _in_memory_list(ctx: ModuleContext, expr: ast.AST) -> bool:
     )
 
 
+def _equalities(args: Iterable[ast.expr]) -> Iterator[tuple[str, ast.expr, ast.Compare]]:
+    """``(column, value, node)`` for each ``X.column == value`` inside ``args``."""
+    for arg in args:
+        for node in ast.walk(arg):
+            if (
+                isinstance(node, ast.Compare)
+                and len(node.ops) == 1
+                and isinstance(node.ops[0], ast.Eq)
+                and isinstance(node.left, ast.Attribute)
+            ):
+                yield node.left.attr, node.comparators[0], node
+
+
 def _resolved(ctx: ModuleContext, expr: ast.expr) -> ast.expr:
     """``whereclause`` in ``.where(whereclause)``: the one value it was assigned, if one."""
     if isinstance(expr, ast.Name):
@@ -426,18 +434,13 @@ def key_in_list(ctx: ModuleContext, link: Link) -> bool:
             return True
         if kw.arg in ("pk", "id") and _is_value_in_hand(kw.value):
             return True  # one row
-    for arg in (_resolved(ctx, a) for a in call.args):
-        for node in ast.walk(arg):
-            if (
-                isinstance(node, ast.Compare)
-                and len(node.ops) == 1
-                and isinstance(node.ops[0], ast.Eq)
-                and isinstance(node.left, ast.Attribute)
-                and node.left.attr in _PK_NAMES
-                and _is_value_in_hand(node.comparators[0])
-                and not isinstance(ctx.parent(node), ast.BoolOp)
-            ):
-                return True  # ``tbl.c.id == masterid``: one row
+    for column, value, node in _equalities(_resolved(ctx, a) for a in call.args):
+        if (
+            column in _PK_NAMES
+            and _is_value_in_hand(value)
+            and not isinstance(ctx.parent(node), ast.BoolOp)
+        ):
+            return True  # ``tbl.c.id == masterid``: one row
     for arg in call.args:
         if (
             isinstance(arg, ast.Call)
