@@ -228,21 +228,23 @@ class ModuleContext:
         # iter_child_nodes would visit every child twice (this walk is most of the lint time).
         # Load/Store contexts are shared singletons, not part of the tree's shape: skipped.
         skip = (ast.expr_context, ast.boolop, ast.operator, ast.unaryop, ast.cmpop)
+        node_type = ast.AST
         stack: list[ast.AST] = [self.tree]
+        pop, push = stack.pop, stack.append
         while stack:
-            node = stack.pop()
+            node = pop()
             by_type[type(node)].append(node)
-            children: list[ast.AST] = []
-            for field in node._fields:
+            # Fields and list items are pushed last-first, so that nodes pop in source order.
+            for field in reversed(node._fields):
                 value = getattr(node, field, None)
-                if isinstance(value, list):
-                    children.extend(v for v in value if isinstance(v, ast.AST))
-                elif isinstance(value, ast.AST):
-                    children.append(value)
-            for child in reversed(children):
-                if not isinstance(child, skip):
-                    parents[child] = node
-                    stack.append(child)
+                if type(value) is list:
+                    for child in reversed(value):
+                        if isinstance(child, node_type) and not isinstance(child, skip):
+                            parents[child] = node
+                            push(child)
+                elif isinstance(value, node_type) and not isinstance(value, skip):
+                    parents[value] = node
+                    push(value)
         for imp in self.of_type(ast.Import):
             for alias in imp.names:
                 root = alias.name.partition(".")[0]
