@@ -27,6 +27,7 @@ when a filter on one owner's foreign key would otherwise count as a bound).
 from __future__ import annotations
 
 import fnmatch
+import functools
 import importlib
 import os
 import sys
@@ -138,6 +139,24 @@ class LintConfig:
     source: Path | None = None
     """The pyproject.toml the settings came from, if any."""
 
+    @functools.cached_property
+    def _real_root(self) -> str:
+        # Once per run, not once per file (a frozen dataclass keeps cached_property's value in
+        # its __dict__, which __setattr__ does not guard).
+        return os.path.realpath(self.root)
+
+    def _selected(self, all_codes: tuple[str, ...]) -> frozenset[str]:
+        """The codes selected before per-file ignores, computed once per set of codes."""
+        cache = self.__dict__.setdefault("_selected_cache", {})
+        codes: frozenset[str] | None = cache.get(all_codes)
+        if codes is None:
+            codes = resolve_selection(self.select, self.ignore, all_codes)
+            previews = preview_codes(all_codes)
+            if previews and not self.preview:
+                codes = frozenset(c for c in codes if c not in previews or c in self.select)
+            cache[all_codes] = codes
+        return codes
+
     def preview_for(self, codes: Iterable[str]) -> frozenset[str]:
         """The codes among ``codes`` whose preview variants run: all with ``preview``, else those
         selected by their full code."""
@@ -154,11 +173,7 @@ class LintConfig:
             The selected codes minus the per-file ignores that match ``filename``. Preview rules
             are in it only when selected by their full code or with ``preview``.
         """
-        all_codes = tuple(all_codes)
-        codes = resolve_selection(self.select, self.ignore, all_codes)
-        previews = preview_codes(all_codes)
-        if previews and not self.preview:
-            codes = frozenset(c for c in codes if c not in previews or c in self.select)
+        codes = self._selected(tuple(all_codes))
         if not self.per_file_ignores:
             return codes
         path = Path(filename)
@@ -166,7 +181,7 @@ class LintConfig:
             # os.path.realpath, not Path.resolve: before Python 3.13 the latter raises
             # RuntimeError on a symlink loop.
             real = Path(os.path.realpath(path))
-            rel = PurePosixPath(real.relative_to(os.path.realpath(self.root))).as_posix()
+            rel = PurePosixPath(real.relative_to(self._real_root)).as_posix()
         except ValueError:
             rel = PurePosixPath(path).as_posix()
         for pattern, prefixes in self.per_file_ignores:
