@@ -199,12 +199,14 @@ def command(
     """Find memory anti-patterns in Python files (default: the current directory).
 
     \b
-    MB101 unbounded-queryset           MB201 accumulator-in-streaming-loop
-    MB102 unbounded-fetch              MB202 materialized-range
-    MB103 whole-file-then-iterate      MB301 unbounded-cache
-    MB104 dataframe-without-chunks     MB302 memoized-query-result
-    MB401 resource-per-call            MB402 loop-invariant-deepcopy
+    MB101 unbounded-queryset                MB201 accumulator-in-streaming-loop
+    MB102 unbounded-fetch                   MB202 materialized-range (preview)
+    MB103 whole-file-then-iterate (preview) MB301 unbounded-cache (preview)
+    MB104 dataframe-without-chunks          MB302 memoized-query-result
+    MB401 resource-per-call                 MB402 loop-invariant-deepcopy (preview)
     MB501 full-rows-for-one-column
+    MB101/MB102 report in batch jobs (migrations, commands, tasks, scripts)
+    by default; --preview adds the preview rules and variants.
 
     Silence one line with "# noqa: MB201", a whole file with a line "# membound: noqa";
     --add-noqa writes those comments for every current finding. --fix applies the safe fixes,
