@@ -7,7 +7,7 @@ here explicitly; everything else lives in private modules.
 
 from __future__ import annotations
 
-from membound import report
+from membound import guard, report
 from membound._errors import (
     BatchSourceError,
     BatchWriteError,
@@ -37,6 +37,7 @@ from membound.bound.kv import lmdb_batches
 from membound.bound.pool import BoundedPool, PoolStats
 from membound.bound.release import Released, release_memory
 from membound.bound.sql import Batch, BatchWriter, Checkpoint, find_each, in_batches
+from membound.guard import Limit, Watchdog, health, memory_limit
 from membound.judge.compare import compare
 from membound.judge.complexity import complexity
 from membound.judge.leaks import find_leaks
@@ -82,6 +83,7 @@ __all__ = [
     "KeyOrderError",
     "LeakReport",
     "LeakRound",
+    "Limit",
     "LimitExceeded",
     "Measurement",
     "MemboundError",
@@ -97,6 +99,7 @@ __all__ = [
     "TargetError",
     "Timeline",
     "TypeGrowth",
+    "Watchdog",
     "__version__",
     "batched",
     "classify",
@@ -106,12 +109,15 @@ __all__ = [
     "find_each",
     "find_leaks",
     "format_size",
+    "guard",
+    "health",
     "in_batches",
     "instance_size",
     "lmdb_batches",
     "measure",
     "measure_command",
     "memory_budget",
+    "memory_limit",
     "parse_size",
     "pipeline",
     "read_chunks",

@@ -16,7 +16,7 @@ import re
 
 from membound._errors import SizeError
 
-__all__ = ["MAX_SIZE", "SIZE_CONVENTION", "format_size", "parse_size"]
+__all__ = ["MAX_SIZE", "SIZE_CONVENTION", "format_size", "parse_duration", "parse_size"]
 
 SIZE_CONVENTION = "1 MB = 10^6 bytes, 1 MiB = 2^20 bytes"
 
@@ -87,6 +87,47 @@ def _checked(size: float, value: object) -> int:
     if size > MAX_SIZE:  # infinity too
         raise SizeError(f"size too large: {value!r}; the largest is {MAX_SIZE:,} bytes (8 EiB)")
     return round(size)
+
+
+_DURATION_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]*)?(?:[eE][+-]?[0-9]+)?)\s*([A-Za-z]*)\s*$")
+_SECONDS: dict[str, float] = {
+    "": 1.0,
+    "ms": 1e-3,
+    "s": 1.0,
+    "sec": 1.0,
+    "second": 1.0,
+    "seconds": 1.0,
+    "m": 60.0,
+    "min": 60.0,
+    "mins": 60.0,
+    "minute": 60.0,
+    "minutes": 60.0,
+    "h": 3600.0,
+    "hour": 3600.0,
+    "hours": 3600.0,
+}
+#: The longest duration taken: a year, well past any window or lease that makes sense.
+MAX_DURATION_S = 366 * 86400.0
+
+
+def parse_duration(value: int | float | str, *, name: str = "duration") -> float:
+    """Turn ``"30 min"``, ``"60 s"``, ``"250ms"``, ``"2h"`` or a number of seconds into seconds.
+
+    Raises:
+        SizeError: not a positive, finite duration of at most a year (the message names ``name``
+            and the accepted forms).
+    """
+    accepted = "seconds as a number, or a number with a unit: '250 ms', '60 s', '30 min', '2 h'"
+    seconds: float | None = None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str):
+        match = _DURATION_RE.match(value)
+        if match is not None and match.group(2).lower() in _SECONDS:
+            seconds = float(match.group(1)) * _SECONDS[match.group(2).lower()]
+    if seconds is None or math.isnan(seconds) or seconds <= 0 or seconds > MAX_DURATION_S:
+        raise SizeError(f"{name} is not a usable duration: {value!r}; expected {accepted}")
+    return seconds
 
 
 def format_size(n: int | float | None, *, signed: bool = False) -> str:

@@ -7,13 +7,26 @@ idle objects or come with a connection-pool's worth of machinery.
 
 from __future__ import annotations
 
+import itertools
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-__all__ = ["BoundedPool", "PoolStats"]
+__all__ = ["BoundedPool", "PoolStats", "live_pools"]
+
+#: Every pool alive now, held weakly: the production guard clears them under memory pressure
+#: (``membound.guard``) without keeping a pool alive that its owner dropped.
+_LIVE: weakref.WeakSet[BoundedPool[object]] = weakref.WeakSet()
+_NUMBERS = itertools.count(1)
+
+
+def live_pools() -> list[BoundedPool[object]]:
+    """The pools alive now (a snapshot; pools dropped by their owners are not in it)."""
+    return list(_LIVE)
+
 
 T = TypeVar("T")
 
@@ -42,6 +55,9 @@ class BoundedPool(Generic[T]):
         max_size: the most idle objects kept; more are dropped on release (>= 0).
         reset: called on each object when it is released, to clear per-use state (so one user's
             data never leaks to the next); if it raises, the object is discarded.
+        name: how health reports and metrics name the pool (default: the factory's name and a
+            number). Every pool registers itself, weakly, so that the production guard can
+            report it and clear it under memory pressure.
 
     Example:
         >>> pool = BoundedPool(dict, max_size=2, reset=dict.clear)
@@ -59,15 +75,20 @@ class BoundedPool(Generic[T]):
         factory: Callable[[], T],
         max_size: int = 1000,
         reset: Callable[[T], object] | None = None,
+        *,
+        name: str | None = None,
     ) -> None:
         if max_size < 0:
             raise ValueError(f"max_size must be >= 0, got {max_size}")
+        label = getattr(factory, "__qualname__", None) or type(factory).__name__
+        self.name = name if name is not None else f"{label}-{next(_NUMBERS)}"
         self._factory = factory
         self._max_size = max_size
         self._reset = reset
         self._idle: list[T] = []
         self._lock = threading.Lock()
         self._created = self._reused = self._discarded = self._in_use = 0
+        _LIVE.add(self)  # type: ignore[arg-type]
 
     @contextmanager
     def acquire(self) -> Iterator[T]:

@@ -37,6 +37,7 @@ __all__ = [
     "RunGroup",
     "hierarchies",
     "kill_all",
+    "memory_hierarchies",
     "procs",
     "remove",
     "remove_stale",
@@ -161,6 +162,31 @@ def hierarchies() -> list[Hierarchy]:
         found.append((rank, Hierarchy(version, names if version == 1 else (), directory)))
     found.sort(key=lambda pair: pair[0])
     return [h for _, h in found]
+
+
+def memory_hierarchies(pid: int | str = "self") -> list[tuple[int, str, str]]:
+    """Where ``pid`` sits in the hierarchies that may account its memory: ``(version, its cgroup
+    directory, the hierarchy's mount point)`` for the unified hierarchy and for the v1 ``memory``
+    controller (whether v2's memory controller is on is for the caller to check)."""
+    own = _own_paths(str(pid))
+    found: list[tuple[int, str, str]] = []
+    for fstype, mount, root, names in _mounts():
+        if fstype == "cgroup2":
+            key: str | None = ""
+            version = 2
+        elif "memory" in names:
+            key = next((k for k in own if k and "memory" in k.split(",")), None)
+            version = 1
+        else:
+            continue
+        path = own.get(key) if key is not None else None
+        if path is None:
+            continue
+        relative = os.path.relpath(path, root) if root != "/" else path.lstrip("/")
+        if relative.startswith(".."):
+            continue
+        found.append((version, os.path.normpath(os.path.join(mount, relative)), mount))
+    return found
 
 
 def _started_at(pid: int) -> float | None:

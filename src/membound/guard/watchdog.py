@@ -1,0 +1,510 @@
+"""``Watchdog``: act before the OOM killer does, and see a leak coming.
+
+The watchdog reads the memory that the process's tightest limit counts (``memory_limit()``, or
+the ``limit`` given) and steps through three states with hysteresis:
+
+* ``ok`` → ``soft`` at ``soft`` bytes; ``ok``/``soft`` → ``hard`` at ``hard``;
+* ``hard`` → ``soft`` below ``hard - (soft - recover)``; ``soft``/``hard`` → ``ok`` below
+  ``recover`` (default: ``soft`` less a tenth of the limit, or half of ``soft`` if that is less).
+
+So memory hovering around one threshold does not flap between states (Dask pauses and resumes
+workers on one threshold). It judges *current* memory, never the peak (``ru_maxrss``): Celery
+compares the peak after each task, and a worker born near its limit then runs one task each.
+
+How it wakes: on kernel events where they exist (``guard/events.py``: cgroup v1 usage thresholds,
+cgroup v2 ``memory.events`` and PSI), and every ``interval`` seconds in any case. Its thread
+sleeps in ``poll()`` (no GIL held) between readings; a reading is two small file reads.
+
+Callbacks: ``on_soft``, ``on_hard``, ``on_recover`` (back to ``ok``) and ``on_leak`` get a
+:class:`WatchdogEvent`. The ready-made actions of ``membound.guard.actions`` run in the watchdog's
+thread the moment it decides; other callables run in a second thread, in order, so a slow
+callback never delays the next reading. A callback that raises is logged and counted, never
+propagated. At most ``_QUEUE`` callbacks wait; more are dropped and counted (a callback slower
+than memory moves must not grow a queue without end).
+
+Leaks: every reading also feeds a :class:`~membound.guard.trend.LeakTrend` over ``leak_window``;
+``on_leak`` fires once when the floor of memory has kept rising (and again only after the trend
+has stopped being a leak). Everything the watchdog keeps is bounded: the trend's slices, the last
+``_TRANSITIONS`` transitions, counters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import select
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from membound._errors import SizeError
+from membound._units import format_size, parse_duration, parse_size
+from membound.guard.actions import free_memory, stop_refusing
+from membound.guard.events import EventSource, open_events
+from membound.guard.limit import Limit, given_limit, memory_limit
+from membound.guard.trend import LeakTrend, TrendVerdict
+from membound.measure.cgroup_memory import Usage
+
+__all__ = ["State", "Watchdog", "WatchdogEvent", "current"]
+
+State = Literal["ok", "soft", "hard"]
+Callback = Callable[["WatchdogEvent"], object]
+
+_log = logging.getLogger("membound.guard")
+#: Transitions kept for health() and the CLI.
+_TRANSITIONS = 10
+#: Callbacks that may wait for the callback thread.
+_QUEUE = 32
+#: The longest poll interval taken (an hour: a watchdog that looks less often is none).
+_MAX_INTERVAL = 3600.0
+#: Seconds between readings outside the ``ok`` state (when ``interval`` is longer).
+_FAST_S = 0.01
+#: Page cache must move this much before the v1 thresholds are armed again.
+_REARM_BYTES = 1 << 20
+#: Marks "use the default action" for ``on_soft``.
+DEFAULT: Any = object()
+
+_current_lock = threading.Lock()
+_current: Watchdog | None = None
+
+
+def current() -> Watchdog | None:
+    """The watchdog started last in this process and not yet stopped, if any."""
+    return _current
+
+
+@dataclass(frozen=True)
+class WatchdogEvent:
+    """What a callback is told.
+
+    Attributes:
+        kind: ``soft``, ``hard``, ``recover`` or ``leak``.
+        state: the state now.
+        previous: the state before.
+        usage_bytes: the judged usage that caused it (see :class:`Watchdog`).
+        limit_bytes: the limit it is judged against.
+        threshold_bytes: the threshold that was crossed (for ``leak``: the limit).
+        at: when, in seconds since the epoch.
+        trend: the leak trend at that moment (None until the window has been judged).
+    """
+
+    kind: Literal["soft", "hard", "recover", "leak"]
+    state: State
+    previous: State
+    usage_bytes: int
+    limit_bytes: int
+    threshold_bytes: int
+    at: float
+    trend: TrendVerdict | None = None
+
+    def describe(self) -> str:
+        """One line: ``hard: 271.0 MiB of 300.0 MiB (hard threshold 270.0 MiB)``."""
+        if self.kind == "leak" and self.trend is not None:
+            return f"leak: {self.trend.explanation}"
+        return (
+            f"{self.kind}: {format_size(self.usage_bytes)} of {format_size(self.limit_bytes)} "
+            f"({self.state} since crossing {format_size(self.threshold_bytes)})"
+        )
+
+
+def _threshold(value: int | str, limit: int, name: str) -> int:
+    """``"80%"`` of ``limit``, or a size; a usage error names ``name`` when it is neither."""
+    if isinstance(value, str) and value.strip().endswith("%"):
+        text = value.strip()[:-1].strip()
+        try:
+            pct = float(text)
+        except ValueError:
+            pct = float("nan")
+        if not 0 < pct <= 100:
+            raise SizeError(
+                f"{name}={value!r} is no percentage of the limit: expected 0 < p <= 100"
+            )
+        return int(limit * pct / 100)
+    if isinstance(value, float) and not isinstance(value, bool):
+        raise SizeError(
+            f"{name}={value!r}: give bytes as a whole number, a size ('1.5 GB') or a percentage "
+            "of the limit ('80%')"
+        )
+    n = parse_size(value)
+    if n <= 0:
+        raise SizeError(f"{name}={value!r} must be more than 0 bytes")
+    return n
+
+
+class Watchdog:
+    """Watch this process's memory against its limit and act at two thresholds.
+
+    Args:
+        soft: the first threshold: a size (``"1.5 GB"``, bytes) or a percentage of the limit.
+        hard: the second threshold (above ``soft``, at most the limit).
+        recover: below this the state is ``ok`` again (below ``soft``; default ``soft`` less a
+            tenth of the limit, or half of ``soft`` if that is less).
+        limit: the limit to judge against: a size, a :class:`~membound.guard.limit.Limit`, or None
+            for :func:`~membound.guard.limit.memory_limit` (the tightest that applies).
+        interval: seconds between readings when no kernel event comes (0.001 to 3600).
+        on_soft: called when ``soft`` is crossed; default ``actions.free_memory``
+            (``gc.collect()``, clear pools and caches, ``release_memory()``); None for nothing.
+        on_hard: called when ``hard`` is crossed (see ``membound.guard.actions``); default none.
+        on_recover: called when memory is back under ``recover``.
+        on_leak: called once when the leak trend raises an alarm.
+        leak_window: the window the leak trend is judged over (``"30 min"``, seconds).
+        pid: watch another process instead of this one (actions that raise in threads then do
+            not apply).
+        events: wait on kernel memory events where they exist (False: poll only).
+        switch_interval: the GIL switch interval while the watchdog runs (None: leave it), so
+            that its thread gets the GIL within that time of an event even while the
+            application's threads are busy (CPython's default is 5 ms).
+        clock: the clock for the leak trend (tests pass their own).
+
+    Raises:
+        SizeError: a threshold, interval or window that makes no sense (``recover >= soft``,
+            ``soft >= hard``, ``hard`` above the limit, a percentage outside 0–100 %).
+    """
+
+    def __init__(
+        self,
+        soft: int | str = "80%",
+        hard: int | str = "90%",
+        recover: int | str | None = None,
+        limit: Limit | int | str | None = None,
+        interval: float = 0.1,
+        on_soft: Callback | None = DEFAULT,
+        on_hard: Callback | None = None,
+        on_recover: Callback | None = None,
+        on_leak: Callback | None = None,
+        leak_window: float | str = "30 min",
+        *,
+        pid: int | None = None,
+        events: bool = True,
+        switch_interval: float | None = 0.0005,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if isinstance(limit, Limit):
+            self.limit = limit
+        elif limit is None:
+            self.limit = memory_limit(pid)
+        else:
+            self.limit = given_limit(limit, pid)
+        top = self.limit.bytes
+        self.soft_bytes = _threshold(soft, top, "soft")
+        self.hard_bytes = _threshold(hard, top, "hard")
+        if self.hard_bytes > top:
+            raise SizeError(
+                f"hard={hard!r} ({format_size(self.hard_bytes)}) is above the limit "
+                f"{self.limit.describe()}: the OOM killer would act first"
+            )
+        if self.soft_bytes >= self.hard_bytes:
+            raise SizeError(
+                f"soft={soft!r} ({format_size(self.soft_bytes)}) must be below hard={hard!r} "
+                f"({format_size(self.hard_bytes)})"
+            )
+        if recover is None:
+            self.recover_bytes = self.soft_bytes - min(top // 10, self.soft_bytes // 2)
+        else:
+            self.recover_bytes = _threshold(recover, top, "recover")
+            if self.recover_bytes >= self.soft_bytes:
+                raise SizeError(
+                    f"recover={recover!r} ({format_size(self.recover_bytes)}) must be below "
+                    f"soft={soft!r} ({format_size(self.soft_bytes)}), or the state never settles"
+                )
+        self.hard_recover_bytes = self.hard_bytes - (self.soft_bytes - self.recover_bytes)
+        if isinstance(interval, bool) or not isinstance(interval, int | float):
+            raise SizeError(f"interval={interval!r} must be a number of seconds")
+        if not 0.001 <= interval <= _MAX_INTERVAL:
+            raise SizeError(f"interval={interval!r} must be from 0.001 to {_MAX_INTERVAL:g} s")
+        self.interval = float(interval)
+        self.leak_window_s = parse_duration(leak_window, name="leak_window")
+        self.pid = pid
+        self.on_soft: Callback | None = free_memory if on_soft is DEFAULT else on_soft
+        self.on_hard, self.on_recover, self.on_leak = on_hard, on_recover, on_leak
+        self._use_events = events
+        if switch_interval is not None and not 0 < switch_interval <= 1:
+            raise SizeError(f"switch_interval={switch_interval!r} must be from 0 to 1 s")
+        self.switch_interval = switch_interval
+        self._clock = clock
+        self.trend = LeakTrend(self.leak_window_s)
+        self.state: State = "ok"
+        self.usage: Usage | None = None
+        self.peak_bytes = 0
+        self.readings = 0
+        self.transitions: deque[dict[str, object]] = deque(maxlen=_TRANSITIONS)
+        self.callback_runs = 0
+        self.callback_errors = 0
+        self.callbacks_dropped = 0
+        self.gone = False
+        self.events_kind = "not started"
+        self._verdict: TrendVerdict | None = None
+        self._leak_alarmed = False
+        self._saved_switch: float | None = None
+        self._lock = threading.RLock()
+        self._queue: queue.Queue[tuple[Callback, WatchdogEvent] | None] = queue.Queue(_QUEUE)
+        self._threads: list[threading.Thread] = []
+        self._wake_r = self._wake_w = -1
+        self._stopping = threading.Event()
+
+    # --- readings and decisions -------------------------------------------------------------
+
+    def _next_state(self, judged: int) -> State:
+        if judged >= self.hard_bytes:
+            return "hard"
+        if self.state == "hard":
+            if judged < self.recover_bytes:
+                return "ok"
+            return "soft" if judged < self.hard_recover_bytes else "hard"
+        if self.state == "soft":
+            return "ok" if judged < self.recover_bytes else "soft"
+        return "soft" if judged >= self.soft_bytes else "ok"
+
+    def check(self) -> State:
+        """Take one reading, step the state and fire what that calls for; the state after it.
+
+        The watchdog's thread calls this; a server that has no thread to spare (or a test) may
+        call it directly.
+        """
+        with self._lock:
+            usage = self.limit.usage()
+            if usage is None:
+                self.gone = True
+                return self.state
+            self.usage = usage
+            self.readings += 1
+            judged = usage.judged
+            self.peak_bytes = max(self.peak_bytes, judged)
+            previous = self.state
+            state = self._next_state(judged)
+            self.state = state
+            fired: list[tuple[Callback | None, WatchdogEvent]] = []
+            if state != previous:
+                self.transitions.append(
+                    {"from": previous, "to": state, "at": time.time(), "usage_bytes": judged}
+                )
+                kind, threshold, callback = self._why(previous, state)
+                if kind is not None:
+                    event = self._event(kind, previous, judged, threshold)
+                    fired.append((callback, event))
+                    if kind == "recover":
+                        stop_refusing()
+            if self.trend.add(self._clock(), judged):
+                self._verdict = self.trend.verdict(self.limit.bytes)
+                if self._verdict.leaking and not self._leak_alarmed:
+                    self._leak_alarmed = True
+                    event = self._event("leak", state, judged, self.limit.bytes)
+                    fired.append((self.on_leak, event))
+                elif not self._verdict.leaking:
+                    self._leak_alarmed = False
+        for callback, event in fired:
+            if event.kind in ("soft", "hard", "leak"):
+                _log.warning("membound guard: %s", event.describe())
+            else:
+                _log.info("membound guard: %s", event.describe())
+            if callback is not None:
+                self._dispatch(callback, event)
+        return state
+
+    def _switch_interval(self, fast: bool) -> None:
+        """While the watchdog runs, hand the GIL over every ``switch_interval`` seconds.
+
+        Every reading releases the GIL (``poll`` and each ``pread``), and while another thread
+        is busy in Python, getting it back takes up to the switch interval each time: with
+        CPython's 5 ms a reading took 15–50 ms under a busy main thread, and a ramp at 1 GiB/s
+        moves 15–50 MiB in that time; at 0.5 ms the soft crossing was seen within 3 MiB. The
+        old value comes back when the watchdog stops.
+        """
+        if self.switch_interval is None or self.pid is not None:
+            return
+        if fast and self._saved_switch is None:
+            self._saved_switch = sys.getswitchinterval()
+            sys.setswitchinterval(min(self._saved_switch, self.switch_interval))
+        elif not fast and self._saved_switch is not None:
+            sys.setswitchinterval(self._saved_switch)
+            self._saved_switch = None
+
+    def _why(self, previous: State, state: State) -> tuple[Any, int, Callback | None]:
+        if state == "hard":
+            return "hard", self.hard_bytes, self.on_hard
+        if state == "soft" and previous == "ok":
+            return "soft", self.soft_bytes, self.on_soft
+        if state == "ok":
+            return "recover", self.recover_bytes, self.on_recover
+        return None, 0, None  # hard → soft: on the way down, nothing to do yet
+
+    def _event(self, kind: Any, previous: State, judged: int, threshold: int) -> WatchdogEvent:
+        return WatchdogEvent(
+            kind,
+            self.state,
+            previous,
+            judged,
+            self.limit.bytes,
+            threshold,
+            time.time(),
+            self._verdict,
+        )
+
+    def _dispatch(self, callback: Callback, event: WatchdogEvent) -> None:
+        if getattr(callback, "_membound_immediate", False) or not self._threads:
+            self._run_callback(callback, event)
+            return
+        try:
+            self._queue.put_nowait((callback, event))
+        except queue.Full:
+            self.callbacks_dropped += 1
+            _log.error(
+                "membound guard: callback queue full; dropped %r for %s", callback, event.kind
+            )
+
+    def _run_callback(self, callback: Callback, event: WatchdogEvent) -> None:
+        self.callback_runs += 1
+        try:
+            callback(event)
+        except Exception:
+            self.callback_errors += 1
+            _log.exception("membound guard: the %s callback %r raised", event.kind, callback)
+
+    # --- threads -----------------------------------------------------------------------------
+
+    def start(self) -> Watchdog:
+        """Start watching in background threads (daemon threads: they never keep the process
+        alive); returns the watchdog. Starting a started watchdog does nothing."""
+        global _current
+        if self._threads:
+            return self
+        self._stopping.clear()
+        self._wake_r, self._wake_w = os.pipe()
+        thresholds = self._thresholds()
+        source = open_events(self.limit, thresholds) if self._use_events else EventSource("polling")
+        self.events_kind = source.kind
+        self._switch_interval(fast=True)
+        self.check()
+        for target, name in (
+            (self._watch, "membound-watchdog"),
+            (self._callbacks, "membound-callbacks"),
+        ):
+            thread = threading.Thread(target=target, name=name, daemon=True, args=(source,))
+            self._threads.append(thread)
+        for thread in self._threads:
+            thread.start()
+        with _current_lock:
+            _current = self
+        return self
+
+    def stop(self) -> None:
+        """Stop the threads (waiting for a running callback to finish) and close the events."""
+        global _current
+        if not self._threads:
+            return
+        self._stopping.set()
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"x")
+        with contextlib.suppress(queue.Full):
+            self._queue.put_nowait(None)
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout=10)
+        self._threads.clear()
+        with self._lock:
+            self._switch_interval(fast=False)
+        for fd in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        with _current_lock:
+            if _current is self:
+                _current = None
+
+    def __enter__(self) -> Watchdog:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _watch(self, source: EventSource) -> None:
+        poller = select.poll()
+        generation = -1
+        armed_offset = -(1 << 62)
+        try:
+            while not self._stopping.is_set():
+                if source.generation != generation:
+                    poller = select.poll()
+                    poller.register(self._wake_r, select.POLLIN)
+                    for fd, mask in source.fds:
+                        poller.register(fd, mask)
+                    generation = source.generation
+                # Near the limit a fast ramp takes the headroom in milliseconds: read often.
+                pause = self.interval if self.state == "ok" else min(self.interval, _FAST_S)
+                for fd, _ in poller.poll(max(1, int(pause * 1000))):
+                    if fd != self._wake_r:
+                        source.drain(fd)
+                if self._stopping.is_set():
+                    break
+                try:
+                    self.check()
+                except Exception:  # a reading must never end the watch
+                    _log.exception("membound guard: a reading failed")
+                if self.gone:
+                    break
+                usage = self.usage
+                if usage is not None and source.armed is not None:
+                    # Charged usage counts page cache; the thresholds are of judged usage.
+                    offset = usage.charged - usage.judged
+                    if abs(offset - armed_offset) > _REARM_BYTES:
+                        armed_offset = offset
+                        source.arm(
+                            [
+                                t + offset
+                                for t in self._thresholds()
+                                if t + offset < self.limit.bytes
+                            ]
+                        )
+        finally:
+            source.close()
+
+    def _thresholds(self) -> list[int]:
+        return [self.recover_bytes, self.soft_bytes, self.hard_recover_bytes, self.hard_bytes]
+
+    def _callbacks(self, source: EventSource) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            self._run_callback(*item)
+
+    # --- reporting -----------------------------------------------------------------------------
+
+    @property
+    def verdict(self) -> TrendVerdict:
+        """The leak trend's latest verdict (``unknown`` before the window has filled)."""
+        return self._verdict if self._verdict is not None else self.trend.verdict(self.limit.bytes)
+
+    def snapshot(self) -> dict[str, object]:
+        """The watchdog's state for ``health()``: thresholds, state, last transitions, counts."""
+        with self._lock:
+            return {
+                "state": self.state,
+                "thresholds": {
+                    "soft_bytes": self.soft_bytes,
+                    "hard_bytes": self.hard_bytes,
+                    "recover_bytes": self.recover_bytes,
+                    "hard_recover_bytes": self.hard_recover_bytes,
+                },
+                "interval_s": self.interval,
+                "events": self.events_kind,
+                "readings": self.readings,
+                "transitions": list(self.transitions),
+                "callbacks": {
+                    "runs": self.callback_runs,
+                    "errors": self.callback_errors,
+                    "dropped": self.callbacks_dropped,
+                },
+                "running": bool(self._threads),
+            }
+
+    def __repr__(self) -> str:
+        return (
+            f"Watchdog({self.state}, soft={format_size(self.soft_bytes)}, "
+            f"hard={format_size(self.hard_bytes)}, limit={self.limit.describe()})"
+        )
