@@ -1,0 +1,142 @@
+"""Health endpoints and load shedding for WSGI and ASGI apps.
+
+Both middlewares serve :func:`~membound.guard.health.health` as JSON at ``path`` (default
+``/health``): status 200 while the process is ``ok`` or ``soft``, 503 in ``hard`` so that a load
+balancer drains it (Dask's ``/health`` says "ok" whatever happens). Every other request passes
+through, except while the watchdog is ``hard`` or new work is refused
+(``actions.refuse_new_work``): then it is answered at once with 503 and ``Retry-After`` (and
+never reaches the app), so a process near its limit stops taking work instead of being killed
+in the middle of it.
+
+Written here rather than taken from a library: the WSGI and ASGI protocols are a few lines
+each, and a framework's health plugin would tie membound to that framework.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from typing import Any
+
+from membound.guard import watchdog as _watchdog
+from membound.guard.actions import refusing
+from membound.guard.health import health
+
+__all__ = ["ASGIHealthMiddleware", "HealthMiddleware", "shedding"]
+
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_SHED_BODY = b'{"status": "hard", "error": "memory near its limit: try again later"}'
+
+
+def shedding(watchdog: _watchdog.Watchdog | None = None) -> bool:
+    """True when new work should be turned away: the watchdog is ``hard`` or work is refused."""
+    dog = watchdog if watchdog is not None else _watchdog.current()
+    return refusing() or (dog is not None and dog.state == "hard")
+
+
+def _health_response(watchdog: _watchdog.Watchdog | None) -> tuple[int, bytes]:
+    report = health(watchdog)
+    code = 503 if report["status"] == "hard" or report["refusing"] else 200
+    return code, json.dumps(report).encode()
+
+
+def _check_args(path: str, retry_after: int) -> None:
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise ValueError(f"path must start with '/', got {path!r}")
+    if isinstance(retry_after, bool) or not isinstance(retry_after, int) or retry_after < 0:
+        raise ValueError(f"retry_after must be a whole number of seconds >= 0, got {retry_after!r}")
+
+
+class HealthMiddleware:
+    """WSGI middleware: ``/health`` and load shedding in the ``hard`` state.
+
+    Args:
+        app: the WSGI application.
+        path: where health is served.
+        watchdog: the watchdog to read (default: the one started last in the process).
+        retry_after: seconds put in ``Retry-After`` when shedding.
+        shed: turn requests away with 503 in ``hard`` (False: only serve health).
+    """
+
+    def __init__(
+        self,
+        app: WSGIApp,
+        path: str = "/health",
+        watchdog: _watchdog.Watchdog | None = None,
+        retry_after: int = 5,
+        shed: bool = True,
+    ) -> None:
+        _check_args(path, retry_after)
+        self.app, self.path, self.watchdog = app, path, watchdog
+        self.retry_after, self.shed = retry_after, shed
+        self.shed_count = 0
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == self.path:
+            code, body = _health_response(self.watchdog)
+            status = "200 OK" if code == 200 else "503 Service Unavailable"
+            headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+            headers.append(("Cache-Control", "no-store"))
+            start_response(status, headers)
+            return [body]
+        if self.shed and shedding(self.watchdog):
+            self.shed_count += 1
+            start_response(
+                "503 Service Unavailable",
+                [
+                    ("Content-Type", "application/json"),
+                    ("Content-Length", str(len(_SHED_BODY))),
+                    ("Retry-After", str(self.retry_after)),
+                ],
+            )
+            return [_SHED_BODY]
+        return self.app(environ, start_response)
+
+
+class ASGIHealthMiddleware:
+    """ASGI middleware: ``/health`` and load shedding in the ``hard`` state (HTTP only;
+    lifespan and websocket scopes pass through). Arguments as :class:`HealthMiddleware`."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        path: str = "/health",
+        watchdog: _watchdog.Watchdog | None = None,
+        retry_after: int = 5,
+        shed: bool = True,
+    ) -> None:
+        _check_args(path, retry_after)
+        self.app, self.path, self.watchdog = app, path, watchdog
+        self.retry_after, self.shed = retry_after, shed
+        self.shed_count = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope.get("type") != "http":
+            await self.app(scope, receive, send)
+            return
+        if scope.get("path") == self.path:
+            code, body = _health_response(self.watchdog)
+            await _respond(send, code, body, [(b"cache-control", b"no-store")])
+            return
+        if self.shed and shedding(self.watchdog):
+            self.shed_count += 1
+            retry = [(b"retry-after", str(self.retry_after).encode())]
+            await _respond(send, 503, _SHED_BODY, retry)
+            return
+        await self.app(scope, receive, send)
+
+
+async def _respond(send: Send, code: int, body: bytes, extra: list[tuple[bytes, bytes]]) -> None:
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        *extra,
+    ]
+    await send({"type": "http.response.start", "status": code, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

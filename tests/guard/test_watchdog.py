@@ -1,0 +1,222 @@
+"""The Watchdog on real memory of this process and of children: thresholds, hysteresis,
+callbacks off the hot path, ready-made actions, bad input."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+import membound as mb
+from membound import SizeError
+from membound.guard import actions
+from membound.guard.watchdog import Watchdog, WatchdogEvent
+from membound.measure.cgroup_memory import process_usage
+
+MiB = 1 << 20
+
+
+def _judged() -> int:
+    usage = process_usage()
+    assert usage is not None
+    return usage.judged
+
+
+def _hold(mib: int) -> list[bytes]:
+    return [b"\x01" * MiB for _ in range(mib)]  # touched pages: resident at once
+
+
+def _dog(**kwargs: object) -> Watchdog:
+    """A watchdog whose limit sits 160 MiB above this process's memory now: soft at +60 MiB,
+    hard at +100 MiB, recover at +30 MiB (so hard → soft below +70 MiB)."""
+    base = _judged()
+    options: dict[str, object] = {
+        "limit": base + 160 * MiB,
+        "soft": base + 60 * MiB,
+        "hard": base + 100 * MiB,
+        "recover": base + 30 * MiB,
+        "on_soft": None,
+    }
+    options.update(kwargs)
+    return Watchdog(**options)  # type: ignore[arg-type]
+
+
+def test_states_step_with_hysteresis() -> None:
+    seen: list[tuple[str, str, str]] = []
+
+    def note(event: WatchdogEvent) -> None:
+        seen.append((event.kind, event.previous, event.state))
+
+    dog = _dog(on_soft=note, on_hard=note, on_recover=note)
+    assert "ok" == dog.check()
+    held = _hold(75)  # +75 MiB: soft
+    assert "soft" == dog.check()
+    more = _hold(35)  # +110 MiB: hard
+    assert "hard" == dog.check()
+    del more[:20]  # +90 MiB: under hard, above hard's way back (+70): still hard
+    assert "hard" == dog.check()
+    del more[:]  # +75 MiB: still above hard's way back (+70): hard holds
+    assert "hard" == dog.check()
+    del held[:10]  # +65 MiB: under +70 → soft
+    assert "soft" == dog.check()
+    del held[:20]  # +45 MiB: under soft, above recover: soft holds
+    assert "soft" == dog.check()
+    del held[:]  # +0: ok
+    assert "ok" == dog.check()
+    assert [("soft", "ok", "soft"), ("hard", "soft", "hard"), ("recover", "soft", "ok")] == seen
+    assert ["soft", "hard", "soft", "ok"] == [t["to"] for t in dog.transitions]
+
+
+def test_a_ramp_straight_past_soft_fires_hard() -> None:
+    seen: list[str] = []
+    dog = _dog(on_soft=lambda e: seen.append(e.kind), on_hard=lambda e: seen.append(e.kind))
+    held = _hold(110)
+    assert "hard" == dog.check()
+    assert ["hard"] == seen
+    del held
+
+
+def test_user_callbacks_run_off_the_watchdog_thread_and_errors_are_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    where: list[str] = []
+    ran = threading.Event()
+
+    def broken(event: WatchdogEvent) -> None:
+        where.append(threading.current_thread().name)
+        ran.set()
+        raise RuntimeError("callback bug")
+
+    dog = _dog(on_soft=broken, interval=0.02)
+    with caplog.at_level(logging.ERROR, logger="membound.guard"), dog:
+        held = _hold(75)
+        assert ran.wait(5), "the soft callback never ran"
+        time.sleep(0.1)
+        assert dog._threads[0].is_alive(), "a raising callback stopped the watch"
+        del held
+    assert ["membound-callbacks"] == where
+    assert 1 == dog.callback_errors
+    assert "callback bug" in caplog.text
+
+
+def test_ready_made_actions_run_in_the_watchdog_thread_at_once() -> None:
+    caught: list[BaseException] = []
+    started = threading.Event()
+
+    def work() -> None:
+        started.set()
+        try:
+            while True:  # busy in Python: the exception lands between bytecodes
+                sum(range(100))
+        except actions.HardLimitReached as exc:
+            caught.append(exc)
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    started.wait(5)
+    dog = _dog(on_hard=actions.raise_in([worker]), interval=0.02)
+    with dog:
+        held = _hold(110)
+        worker.join(10)
+        del held
+    assert not worker.is_alive()
+    assert 1 == len(caught)
+    assert isinstance(caught[0], mb.MemoryBudgetExceeded)
+
+
+def test_refusing_work_clears_itself_on_recovery() -> None:
+    dog = _dog(on_hard=actions.refuse_new_work())
+    held = _hold(110)
+    dog.check()
+    assert actions.refusing()
+    del held
+    assert "ok" == dog.check()
+    assert not actions.refusing()
+
+
+def test_the_default_soft_action_clears_pools_and_frees_memory() -> None:
+    import contextlib
+
+    pool = mb.BoundedPool(lambda: bytearray(MiB), max_size=50, name="buffers")
+    with contextlib.ExitStack() as stack:
+        for _ in range(20):
+            stack.enter_context(pool.acquire())
+    assert 20 == pool.stats().idle  # a pool full of idle buffers
+    dog = _dog(on_soft=actions.free_memory)
+    held = _hold(75)
+    dog.check()
+    assert "soft" == dog.state
+    assert 0 == pool.stats().idle
+    del held
+
+
+def test_health_reports_the_watchdog_and_pools() -> None:
+    import json
+
+    pool = mb.BoundedPool(dict, max_size=3, name="health-pool")
+    dog = _dog(interval=0.02)
+    with dog:
+        report = mb.health()
+    json.dumps(report)  # JSON-ready
+    assert report["status"] in ("ok", "soft", "hard")
+    assert report["limit_bytes"] == dog.limit.bytes
+    assert "given" == report["limit_source"]
+    assert report["headroom_bytes"] == report["limit_bytes"] - report["usage_bytes"]
+    assert isinstance(report["rss_bytes"], int)
+    assert report["rss_bytes"] > 0
+    assert "health-pool" in report["pools"]  # type: ignore[operator]
+    assert report["watchdog"]["state"] == "ok"  # type: ignore[index]
+    assert set(report["growth"]) >= {"pattern", "slope_bytes_per_s", "time_to_limit_s"}  # type: ignore[arg-type]
+    del pool
+
+
+def test_watching_a_process_that_exits_ends_the_watch() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.5)"])
+    dog = Watchdog(pid=child.pid, limit="1 GB", on_soft=None, interval=0.02, switch_interval=None)
+    dog.start()
+    child.wait()
+    deadline = time.monotonic() + 5
+    while not dog.gone and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert dog.gone
+    dog.stop()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"soft": "150%"}, "no percentage"),
+        ({"soft": "0%"}, "no percentage"),
+        ({"soft": "x%"}, "no percentage"),
+        ({"soft": "90%", "hard": "80%"}, "must be below hard"),
+        ({"recover": "85%"}, "must be below soft"),
+        ({"hard": "2 GB"}, "above the limit"),
+        ({"soft": "lots"}, "not a size"),
+        ({"soft": 0.5}, "give bytes as a whole number"),
+        ({"soft": 0}, "more than 0 bytes"),
+        ({"interval": 0}, "interval"),
+        ({"interval": "fast"}, "interval"),
+        ({"leak_window": "never"}, "leak_window"),
+        ({"switch_interval": 5}, "switch_interval"),
+    ],
+)
+def test_thresholds_that_make_no_sense_are_one_line_errors(
+    kwargs: dict[str, object], message: str
+) -> None:
+    with pytest.raises(SizeError, match=message) as info:
+        Watchdog(limit="1 GB", **kwargs)  # type: ignore[arg-type]
+    assert "\n" not in str(info.value)
+
+
+def test_start_and_stop_restore_the_switch_interval() -> None:
+    before = sys.getswitchinterval()
+    dog = _dog(interval=0.05)
+    with dog:
+        assert sys.getswitchinterval() <= 0.0005
+        assert mb.guard.watchdog.current() is dog
+    assert before == sys.getswitchinterval()
+    assert mb.guard.watchdog.current() is None
