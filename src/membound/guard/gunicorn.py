@@ -139,6 +139,15 @@ class Recycler:
                 return
             if not self._take_slot(int(worker.ppid), workers):
                 self.deferred += 1
+                if self.deferred == 1:
+                    worker.log.info(
+                        "membound: worker %s is at %s, above hard %s, but %d worker(s) are "
+                        "recycling already: it keeps serving and tries again after each request",
+                        os.getpid(),
+                        format_size(usage.judged),
+                        format_size(hard),
+                        self._slots(workers),
+                    )
                 return
             self.recycled += 1
             worker.alive = False
