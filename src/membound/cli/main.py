@@ -31,7 +31,7 @@ EXIT_FAILED = 1
 EXIT_ERROR = 2
 
 #: Subcommand modules under ``membound.cli.commands``; each defines ``command``.
-COMMANDS: tuple[str, ...] = ("run", "compare", "scale", "leaks", "report", "demo", "lint")
+COMMANDS: tuple[str, ...] = ("run", "compare", "scale", "leaks", "report", "demo", "lint", "watch")
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
