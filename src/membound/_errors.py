@@ -197,12 +197,20 @@ class Interrupted(KeyboardInterrupt):
             typed loosely because errors sit below the result types), or None when too little
             finished to make one.
         finished: what finished and what was lost, in words.
+        stopped: what happened to the processes membound started, in words (the default says
+            they were stopped; a watch of another process leaves it running).
     """
 
-    def __init__(self, partial: Any, finished: str) -> None:
+    def __init__(
+        self,
+        partial: Any,
+        finished: str,
+        stopped: str = "the measured processes were stopped",
+    ) -> None:
         super().__init__(finished)
         self.partial = partial
         self.finished = finished
+        self.stopped = stopped
 
 
 def describe_exception(exc: BaseException) -> str:

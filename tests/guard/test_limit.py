@@ -9,6 +9,7 @@ import os
 import resource
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -220,3 +221,33 @@ def test_rlimit_helpers_agree_with_resource() -> None:
     soft, _ = resource.getrlimit(resource.RLIMIT_AS)
     kinds = {x.kind for x in limits()}
     assert ("rlimit-as" in kinds) == (soft != resource.RLIM_INFINITY)
+
+
+def test_another_process_in_a_cgroup_reads_nothing_once_it_is_gone() -> None:
+    with memory_cgroup(256 << 20) as group:
+        child = subprocess.Popen(
+            group.enter_argv([sys.executable, "-c", "import time; time.sleep(1)"])
+        )
+        try:
+            time.sleep(0.3)
+            limit = memory_limit(child.pid)
+            assert str(limit.source).startswith(group.path)
+            assert limit.usage() is not None
+            child.wait(timeout=20)
+            assert limit.usage() is None  # gone (the group lives on, empty)
+        finally:
+            child.kill()
+            child.wait()
+
+
+def test_two_pools_of_one_name_are_both_reported() -> None:
+    import membound as mb
+    from membound.guard.registry import pool_stats
+
+    a = mb.BoundedPool(dict, name="same-name")
+    b = mb.BoundedPool(list, name="same-name")
+    with a.acquire(), a.acquire():
+        pass
+    stats = pool_stats()
+    assert 2 == stats["same-name"]["created"]
+    assert 0 == stats[f"same-name#{b.number}"]["created"]

@@ -4,6 +4,7 @@ callbacks off the hot path, ready-made actions, bad input."""
 from __future__ import annotations
 
 import logging
+import mmap
 import subprocess
 import sys
 import threading
@@ -26,8 +27,18 @@ def _judged() -> int:
     return usage.judged
 
 
-def _hold(mib: int) -> list[bytes]:
-    return [b"\x01" * MiB for _ in range(mib)]  # touched pages: resident at once
+def _hold(mib: int) -> list[mmap.mmap]:
+    """``mib`` MiB resident at once, each MiB given back to the OS the moment it is dropped.
+
+    Anonymous maps, not ``bytes``: glibc raises its mmap threshold after a big free, and later
+    buffers then come from the heap, whose freed pages may stay resident (RSS would not fall).
+    """
+    held = []
+    for _ in range(mib):
+        block = mmap.mmap(-1, MiB)
+        block.write(b"\x01" * MiB)
+        held.append(block)
+    return held
 
 
 def _dog(**kwargs: object) -> Watchdog:
@@ -212,11 +223,60 @@ def test_thresholds_that_make_no_sense_are_one_line_errors(
     assert "\n" not in str(info.value)
 
 
-def test_start_and_stop_restore_the_switch_interval() -> None:
+def test_the_switch_interval_is_lowered_near_the_thresholds_only() -> None:
     before = sys.getswitchinterval()
-    dog = _dog(interval=0.05)
-    with dog:
+    base = _judged()
+    far = Watchdog(
+        limit=base + 2000 * MiB,
+        soft=base + 1000 * MiB,  # half of it is still above usage now: far
+        hard=base + 1500 * MiB,
+        on_soft=None,
+        interval=0.02,
+    )
+    with far:
+        time.sleep(0.1)
+        assert before == sys.getswitchinterval()  # far below recover: left alone
+        assert mb.guard.watchdog.current() is far
+    near = _dog(interval=0.02, recover=_judged() // 2)  # usage is above recover: near
+    with near:
+        time.sleep(0.1)
         assert sys.getswitchinterval() <= 0.0005
-        assert mb.guard.watchdog.current() is dog
     assert before == sys.getswitchinterval()
     assert mb.guard.watchdog.current() is None
+
+
+def test_two_watchdogs_restore_the_switch_interval_when_the_last_one_stops() -> None:
+    before = sys.getswitchinterval()
+    a = _dog(interval=0.02, recover=_judged() // 2).start()
+    b = _dog(interval=0.02, recover=_judged() // 2).start()
+    time.sleep(0.1)
+    a.stop()
+    assert sys.getswitchinterval() <= 0.0005  # b still runs near its thresholds
+    b.stop()
+    assert before == sys.getswitchinterval()
+
+
+def test_stop_returns_even_when_the_callback_queue_is_full() -> None:
+    release = threading.Event()
+    dog = _dog(on_soft=lambda event: release.wait(30), interval=0.02)
+    event = WatchdogEvent("soft", "soft", "ok", 1, 2, 1, 0.0)
+    with dog:
+        for _ in range(60):  # one runs and blocks, 32 wait, the rest are dropped
+            dog._dispatch(dog.on_soft, event)  # type: ignore[arg-type]
+        assert dog.callbacks_dropped > 0
+        started = time.monotonic()
+        release.set()
+    assert time.monotonic() - started < 5
+    assert not any(t.name == "membound-callbacks" for t in threading.enumerate())
+
+
+def test_a_leak_event_reads_once() -> None:
+    from membound.guard.trend import LeakTrend
+
+    trend = LeakTrend(10)
+    for i in range(300):
+        trend.add(i / 10, 1e8 + 5e5 * i)
+    verdict = trend.verdict(1 << 40)
+    event = WatchdogEvent("leak", "ok", "ok", 1, 2, 2, 0.0, verdict)
+    assert event.describe().startswith("leak: the floor")
+    assert "leak: leak" not in event.describe()

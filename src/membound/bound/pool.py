@@ -81,7 +81,9 @@ class BoundedPool(Generic[T]):
         if max_size < 0:
             raise ValueError(f"max_size must be >= 0, got {max_size}")
         label = getattr(factory, "__qualname__", None) or type(factory).__name__
-        self.name = name if name is not None else f"{label}-{next(_NUMBERS)}"
+        self.number = next(_NUMBERS)
+        """The pool's serial number in this process (names a pool when two share a name)."""
+        self.name = name if name is not None else f"{label}-{self.number}"
         self._factory = factory
         self._max_size = max_size
         self._reset = reset

@@ -119,7 +119,8 @@ def _dispatch(args: list[str]) -> int:
 def _interrupted(exc: KeyboardInterrupt) -> int:
     """Ctrl-C: say what finished (a command has printed and written it already)."""
     finished = f"; {exc.finished}" if isinstance(exc, Interrupted) else ""
-    click.echo(f"membound: interrupted{finished}; the measured processes were stopped", err=True)
+    stopped = exc.stopped if isinstance(exc, Interrupted) else "the measured processes were stopped"
+    click.echo(f"membound: interrupted{finished}; {stopped}", err=True)
     return 128 + signal.SIGINT
 
 

@@ -5,9 +5,11 @@ Polling alone is outrun by fast allocation: at 1 GiB/s a 100 ms poll lets 100 Mi
 offers it, the watchdog also sleeps on an event that fires at the crossing itself:
 
 * **cgroup v1**: usage thresholds. An ``eventfd`` registered through ``cgroup.event_control``
-  with a byte count fires when ``memory.usage_in_bytes`` crosses it, up or down. That usage
-  counts page cache, so it reaches a threshold no later than the judged usage (page cache
-  excluded) does: an event is a wake-up, and the watchdog then reads the judged figure.
+  with a byte count fires when the kernel finds ``memory.usage_in_bytes`` on the other side of
+  it, up or down. The kernel looks only every 128 page events per CPU, so the watchdog arms its
+  thresholds that much early (and raised by the page cache it sees: that usage counts page
+  cache, the judged usage does not). An event is a wake-up; the watchdog then reads the judged
+  figure, and near the thresholds it reads every 10 ms anyway.
 * **cgroup v2**: ``memory.events`` (``high``, ``max``, ``oom`` counters) signals ``POLLPRI`` when
   a counter changes, and a PSI trigger on the group's ``memory.pressure`` (``some 100000
   1000000``: 100 ms of stall within a second) does when reclaim starts to hurt.

@@ -72,7 +72,9 @@ def health(watchdog: _watchdog.Watchdog | None = None) -> dict[str, object]:
         trend = dog.verdict
         growth: dict[str, object] = {
             "pattern": trend.pattern,
-            "slope_bytes_per_s": round(trend.slope_bytes_per_s),
+            "slope_bytes_per_s": None
+            if trend.pattern == "unknown"
+            else round(trend.slope_bytes_per_s),
             "time_to_limit_s": None
             if trend.time_to_limit_s is None
             else round(trend.time_to_limit_s, 1),

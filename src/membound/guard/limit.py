@@ -53,13 +53,16 @@ class Limit:
 
     def usage(self) -> Usage | None:
         """The memory this limit counts, now; None when it cannot be read (the process or the
-        group is gone). The files stay open between readings (one system call each)."""
+        group is gone). The files stay open between readings (one system call each).
+
+        For another process the reading is None once that process is gone, even when its
+        cgroup lives on (its limit no longer concerns anyone being watched)."""
+        if self.pid != "self" and not _alive(self.pid):
+            return None
         if self.group is not None:
             found = group_usage(self.group, self._files.read)
             if found is not None:
                 return found
-        if self.pid != "self" and not os.path.exists(f"/proc/{self.pid}"):
-            return None  # a kept descriptor of a dead process's file reads nothing useful
         return process_usage(self.pid, self.kind, self._files.read)
 
     def describe(self) -> str:
@@ -69,6 +72,15 @@ class Limit:
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready dict."""
         return {"bytes": self.bytes, "source": self.source, "kind": self.kind}
+
+
+def _alive(pid: int | str) -> bool:
+    """Whether ``pid`` runs (a zombie does not: it only waits to be reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
+    except (OSError, IndexError):
+        return False
 
 
 def _of(raw: RawLimit, pid: int | str) -> Limit:

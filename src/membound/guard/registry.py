@@ -72,7 +72,12 @@ def _live() -> list[tuple[str, object]]:
             _entries.pop(name, None)  # its object is gone
     found = [(n, o) for n, o in named if o is not None]
     taken = {n for n, _ in found}
-    found.extend((p.name, p) for p in live_pools() if p.name not in taken)
+    for pool in sorted(live_pools(), key=lambda p: p.number):
+        name = pool.name
+        if name in taken:  # two pools of one name are both reported, the later one numbered
+            name = f"{pool.name}#{pool.number}"
+        taken.add(name)
+        found.append((name, pool))
     return found
 
 

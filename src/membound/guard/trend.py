@@ -54,8 +54,8 @@ class TrendVerdict:
         pattern: ``flat``, ``sawtooth``, ``ramp``, ``leak`` or ``spike`` (:func:`membound.classify`
             of the floors), or ``unknown`` while the window is not yet three quarters full.
         slope_bytes_per_s: the floors' robust (Theil–Sen) slope over the window.
-        time_to_limit_s: seconds until the limit at that slope, from the last reading; None when
-            the floor is not rising or nothing is judged yet.
+        time_to_limit_s: seconds until the limit at that slope, from the last reading; None
+            unless the pattern is ``leak`` (a flat or settling floor has no time to the limit).
         explanation: one line a person can read, quoting the figures above.
         floors: slices the verdict was drawn from.
         tolerance_bytes: rises within this many bytes counted as noise.
@@ -148,12 +148,15 @@ class LeakTrend:
         """The verdict on the floors kept now; the time to ``limit_bytes`` when given."""
         n = len(self._floors)
         if n < max(8, int(self.slices * _FULL_ENOUGH)):
-            covered = n * self._slice_s
+            first = self._floors[0][0] if self._floors else self._open_start
+            covered = 0.0 if first is None else self._last_t - first
+            needed = self.window_s * _FULL_ENOUGH
             return TrendVerdict(
                 "unknown",
                 0.0,
                 None,
-                f"unknown: {covered:.0f} s of the {self.window_s:.0f} s window seen so far",
+                f"unknown: {covered:.0f} s seen; the trend is judged after {needed:.0f} s "
+                f"(three quarters of the {self.window_s:.0f} s window)",
                 n,
                 float(self.min_growth),
             )
@@ -185,7 +188,7 @@ class LeakTrend:
         elif pattern == "leak":
             pattern = "ramp"  # rising over part of the window only: not yet a leak
         to_limit: float | None = None
-        if limit_bytes is not None and slope > 0:
+        if limit_bytes is not None and slope > 0 and pattern == "leak":
             to_limit = max(0.0, (limit_bytes - self._last) / slope)
         if pattern != "leak":
             self._leak_since = None

@@ -63,14 +63,25 @@ _TRANSITIONS = 10
 _QUEUE = 32
 #: The longest poll interval taken (an hour: a watchdog that looks less often is none).
 _MAX_INTERVAL = 3600.0
-#: Seconds between readings outside the ``ok`` state (when ``interval`` is longer).
+#: Seconds between readings near the thresholds (see ``Watchdog._near``).
 _FAST_S = 0.01
+#: Thresholds are armed this much early: cgroup v1 compares usage with them only every 128
+#: page events per CPU, so an event armed at the threshold itself may come late or, when
+#: growth stops just past it, not at all. An early wake-up costs one reading, and near the
+#: thresholds the watchdog reads every ``_FAST_S`` anyway.
+_EVENT_SLACK = (
+    128 * (os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096) * (os.cpu_count() or 1)
+)
 #: Page cache must move this much before the v1 thresholds are armed again.
 _REARM_BYTES = 1 << 20
 #: Marks "use the default action" for ``on_soft``.
 DEFAULT: Any = object()
 
 _current_lock = threading.Lock()
+_switch_lock = threading.Lock()
+#: Watchdogs holding the GIL switch interval low now, and the value to restore after them.
+_fast_holders: set[Watchdog] = set()
+_saved_switch = [0.005]
 _current: Watchdog | None = None
 
 
@@ -104,9 +115,9 @@ class WatchdogEvent:
     trend: TrendVerdict | None = None
 
     def describe(self) -> str:
-        """One line: ``hard: 271.0 MiB of 300.0 MiB (hard threshold 270.0 MiB)``."""
+        """One line: ``hard: 271.0 MiB of 300.0 MiB (hard since crossing 270.0 MiB)``."""
         if self.kind == "leak" and self.trend is not None:
-            return f"leak: {self.trend.explanation}"
+            return self.trend.explanation  # it starts with "leak: "
         return (
             f"{self.kind}: {format_size(self.usage_bytes)} of {format_size(self.limit_bytes)} "
             f"({self.state} since crossing {format_size(self.threshold_bytes)})"
@@ -214,6 +225,7 @@ class Watchdog:
                     f"soft={soft!r} ({format_size(self.soft_bytes)}), or the state never settles"
                 )
         self.hard_recover_bytes = self.hard_bytes - (self.soft_bytes - self.recover_bytes)
+        self._near_bytes = min(self.recover_bytes, self.soft_bytes // 2)
         if isinstance(interval, bool) or not isinstance(interval, int | float):
             raise SizeError(f"interval={interval!r} must be a number of seconds")
         if not 0.001 <= interval <= _MAX_INTERVAL:
@@ -241,7 +253,7 @@ class Watchdog:
         self.events_kind = "not started"
         self._verdict: TrendVerdict | None = None
         self._leak_alarmed = False
-        self._saved_switch: float | None = None
+        self._no_leak_since: float | None = None
         self._lock = threading.RLock()
         self._queue: queue.Queue[tuple[Callback, WatchdogEvent] | None] = queue.Queue(_QUEUE)
         self._threads: list[threading.Thread] = []
@@ -276,6 +288,8 @@ class Watchdog:
             self.readings += 1
             judged = usage.judged
             self.peak_bytes = max(self.peak_bytes, judged)
+            if self._threads:
+                self._switch_interval(fast=self._near(judged))
             previous = self.state
             state = self._next_state(judged)
             self.state = state
@@ -292,12 +306,20 @@ class Watchdog:
                         stop_refusing()
             if self.trend.add(self._clock(), judged):
                 self._verdict = self.trend.verdict(self.limit.bytes)
-                if self._verdict.leaking and not self._leak_alarmed:
-                    self._leak_alarmed = True
-                    event = self._event("leak", state, judged, self.limit.bytes)
-                    fired.append((self.on_leak, event))
-                elif not self._verdict.leaking:
-                    self._leak_alarmed = False
+                now = self._clock()
+                if self._verdict.leaking:
+                    self._no_leak_since = None
+                    if not self._leak_alarmed:
+                        self._leak_alarmed = True
+                        event = self._event("leak", state, judged, self.limit.bytes)
+                        fired.append((self.on_leak, event))
+                elif self._verdict.pattern != "leak":
+                    # One verdict is not the end of a leak: the alarm re-arms only after a
+                    # whole window without one.
+                    if self._no_leak_since is None:
+                        self._no_leak_since = now
+                    elif now - self._no_leak_since >= self.leak_window_s:
+                        self._leak_alarmed = False
         for callback, event in fired:
             if event.kind in ("soft", "hard", "leak"):
                 _log.warning("membound guard: %s", event.describe())
@@ -308,22 +330,37 @@ class Watchdog:
         return state
 
     def _switch_interval(self, fast: bool) -> None:
-        """While the watchdog runs, hand the GIL over every ``switch_interval`` seconds.
+        """Near the thresholds, hand the GIL over every ``switch_interval`` seconds.
 
         Every reading releases the GIL (``poll`` and each ``pread``), and while another thread
         is busy in Python, getting it back takes up to the switch interval each time: with
         CPython's 5 ms a reading took 15–50 ms under a busy main thread, and a ramp at 1 GiB/s
-        moves 15–50 MiB in that time; at 0.5 ms the soft crossing was seen within 3 MiB. The
-        old value comes back when the watchdog stops.
+        moves 15–50 MiB in that time; at 0.5 ms the soft crossing was seen within 3 MiB. A
+        shorter interval costs CPU-bound threaded programs a few per cent (more hand-overs), so
+        it is lowered only while usage is at or above half of ``soft`` (or ``recover``, if
+        lower): far enough below ``soft`` that the one slow hand-over it takes to lower it
+        leaves headroom. The old value comes back below it and when the watchdog stops. Several watchdogs share
+        one process-wide setting: it is restored when the last of them leaves the zone.
         """
         if self.switch_interval is None or self.pid is not None:
             return
-        if fast and self._saved_switch is None:
-            self._saved_switch = sys.getswitchinterval()
-            sys.setswitchinterval(min(self._saved_switch, self.switch_interval))
-        elif not fast and self._saved_switch is not None:
-            sys.setswitchinterval(self._saved_switch)
-            self._saved_switch = None
+        with _switch_lock:
+            if fast and self not in _fast_holders:
+                if not _fast_holders:
+                    _saved_switch[0] = sys.getswitchinterval()
+                _fast_holders.add(self)
+                sys.setswitchinterval(
+                    min(_saved_switch[0], *(d.switch_interval or 1 for d in _fast_holders))
+                )
+            elif not fast and self in _fast_holders:
+                _fast_holders.discard(self)
+                if not _fast_holders:
+                    sys.setswitchinterval(_saved_switch[0])
+
+    def _near(self, judged: int) -> bool:
+        """Whether usage is in the zone where a crossing may come fast: from half of ``soft``
+        (or ``recover``, if lower) up."""
+        return judged >= self._near_bytes
 
     def _why(self, previous: State, state: State) -> tuple[Any, int, Callback | None]:
         if state == "hard":
@@ -375,11 +412,11 @@ class Watchdog:
         if self._threads:
             return self
         self._stopping.clear()
+        self._queue = queue.Queue(_QUEUE)  # a fresh one: a stopped watchdog may be started again
         self._wake_r, self._wake_w = os.pipe()
-        thresholds = self._thresholds()
+        thresholds = [max(1, t - _EVENT_SLACK) for t in self._thresholds()]
         source = open_events(self.limit, thresholds) if self._use_events else EventSource("polling")
         self.events_kind = source.kind
-        self._switch_interval(fast=True)
         self.check()
         for target, name in (
             (self._watch, "membound-watchdog"),
@@ -434,8 +471,10 @@ class Watchdog:
                     for fd, mask in source.fds:
                         poller.register(fd, mask)
                     generation = source.generation
-                # Near the limit a fast ramp takes the headroom in milliseconds: read often.
-                pause = self.interval if self.state == "ok" else min(self.interval, _FAST_S)
+                # Near the thresholds a fast ramp takes the headroom in milliseconds: read often.
+                usage = self.usage
+                near = usage is not None and self._near(usage.judged)
+                pause = min(self.interval, _FAST_S) if near else self.interval
                 for fd, _ in poller.poll(max(1, int(pause * 1000))):
                     if fd != self._wake_r:
                         source.drain(fd)
@@ -453,22 +492,29 @@ class Watchdog:
                     offset = usage.charged - usage.judged
                     if abs(offset - armed_offset) > _REARM_BYTES:
                         armed_offset = offset
-                        source.arm(
-                            [
-                                t + offset
-                                for t in self._thresholds()
-                                if t + offset < self.limit.bytes
-                            ]
-                        )
+                        top = self.limit.bytes
+                        charged = [t + offset - _EVENT_SLACK for t in self._thresholds()]
+                        source.arm([max(1, t) for t in charged if t < top])
         finally:
             source.close()
 
     def _thresholds(self) -> list[int]:
-        return [self.recover_bytes, self.soft_bytes, self.hard_recover_bytes, self.hard_bytes]
+        return [
+            self._near_bytes,
+            self.recover_bytes,
+            self.soft_bytes,
+            self.hard_recover_bytes,
+            self.hard_bytes,
+        ]
 
     def _callbacks(self, source: EventSource) -> None:
         while True:
-            item = self._queue.get()
+            try:
+                item = self._queue.get(timeout=0.1)
+            except queue.Empty:
+                if self._stopping.is_set():
+                    return
+                continue
             if item is None:
                 return
             self._run_callback(*item)

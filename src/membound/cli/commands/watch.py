@@ -1253,8 +1253,12 @@ def command(
         if path:
             click.echo(f"wrote {path}", err=True)
     if isinstance(stop, KeyboardInterrupt):
-        left = " (it keeps running)" if target.popen is None else ""
-        raise Interrupted(None, f"watched pid {target.pid} for {watch.elapsed:.1f} s{left}")
+        stopped = (
+            f"pid {target.pid} keeps running"
+            if target.popen is None
+            else f"the command it started (pid {target.pid}) was stopped"
+        )
+        raise Interrupted(None, f"watched pid {target.pid} for {watch.elapsed:.1f} s", stopped)
     if stop is not None:
         raise stop
     if watch.reached_hard():
