@@ -445,10 +445,15 @@ def targets(res: dict[str, Any], scale: float) -> list[dict[str, Any]]:
 
     for name, r in res["reaction"].items():
         p99 = r["reaction_ms"]["p99"]
-        ok = p99 is not None and p99 <= REACTION_P99_TARGET_S * 1000 and r["misses"] == 0
+        ok: bool | None = (
+            p99 is not None and p99 <= REACTION_P99_TARGET_S * 1000 and r["misses"] == 0
+        )
+        target = "≤ 50 ms"
+        if name.startswith("polling"):  # the target is for the event path
+            ok, target = None, "reported beside the event path"
         add(
             f"reaction p99, {name}",
-            "≤ 50 ms",
+            target,
             f"p50 {r['reaction_ms']['p50']:.1f} ms, p99 {p99:.1f} ms ({r['reaction_ms']['n']})",
             ok,
         )

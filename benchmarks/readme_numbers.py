@@ -1,7 +1,8 @@
 """Render README's benchmark sections from ``benchmarks/results/*.json`` (``make bench``).
 
-Two sections: "Numbers" (overhead, verdicts, demo) and the batching table under "Bound"
-(``batching.json`` from ``make bench``, ``batching-10m.json`` from ``bench_batching.py --slow``).
+Three sections: "Numbers" (overhead, verdicts, demo), the batching table under "Bound"
+(``batching.json`` from ``make bench``, ``batching-10m.json`` from ``bench_batching.py --slow``)
+and the production guard's table (``guard.json``).
 ``python benchmarks/readme_numbers.py`` prints them; ``--write`` replaces them in README.md
 between their markers. A test checks that README.md holds exactly what this renders from the
 committed results, so every figure in those sections comes from a benchmark run.
@@ -20,6 +21,8 @@ BEGIN = "<!-- numbers:begin (benchmarks/readme_numbers.py --write) -->"
 END = "<!-- numbers:end -->"
 BATCHING_BEGIN = "<!-- batching:begin (benchmarks/readme_numbers.py --write) -->"
 BATCHING_END = "<!-- batching:end -->"
+GUARD_BEGIN = "<!-- guard:begin (benchmarks/readme_numbers.py --write) -->"
+GUARD_END = "<!-- guard:end -->"
 BATCHING_LABELS = {
     "raw_stream": "read: raw sqlite3, one cursor",
     "fetchall": "read: `fetchall()`",
@@ -246,6 +249,34 @@ def render_batching() -> str:
     return "\n".join(lines)
 
 
+def render_guard() -> str:
+    """The production guard's targets and figures (``benchmarks/bench_guard.py``)."""
+    guard = _load("guard")
+    p, machine = guard["parameters"], guard["machine"]
+    lines = [
+        GUARD_BEGIN,
+        "",
+        f"Measured by `benchmarks/bench_guard.py` (Python {machine['python']}, {machine['cpus']} "
+        f"CPUs, cgroup v1, one run of {p['elapsed_s'] / 60:.1f} min). Reaction: a child in a "
+        "512 MiB cgroup crosses `soft` again and again, time from the crossing to the callback; "
+        f"{p['crossings']} crossings per row. Overshoot: a 1 GiB/s ramp into a 1 GiB cgroup, "
+        '`hard="90%"` with `actions.raise_in()`, peak = `memory.max_usage_in_bytes`; '
+        f"{p['overshoot_runs']} runs with events, {p['polling_runs']} polling, "
+        f"{p['none_runs']} without a watchdog. Leak trend: real child processes with time "
+        f"scaled {p['scale']:g}× (2 MB/min on a 300 MB base becomes {2 * p['scale']:g} MB/min, "
+        "a 2 min window 6 s).",
+        "",
+        "| what | target | measured | result |",
+        "|---|---|---|---|",
+    ]
+    for row in guard["targets"]:
+        met = row["met"]
+        result = "reported" if met is None else ("met" if met else "NOT met")
+        lines.append(f"| {row['what']} | {row['target']} | {row['measured']} | {result} |")
+    lines += ["", GUARD_END]
+    return "\n".join(lines)
+
+
 def _replace(text: str, begin: str, end: str, section: str) -> str:
     start, stop = text.index(begin), text.index(end) + len(end)
     return text[:start] + section + text[stop:]
@@ -255,13 +286,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--write", action="store_true", help="replace the sections in README.md")
     args = parser.parse_args()
-    numbers, batching = render(), render_batching()
+    numbers, batching, guard = render(), render_batching(), render_guard()
     if not args.write:
-        print(numbers + "\n\n" + batching)
+        print(numbers + "\n\n" + batching + "\n\n" + guard)
         return
     readme = ROOT / "README.md"
     text = _replace(readme.read_text(), BEGIN, END, numbers)
-    readme.write_text(_replace(text, BATCHING_BEGIN, BATCHING_END, batching))
+    text = _replace(text, BATCHING_BEGIN, BATCHING_END, batching)
+    readme.write_text(_replace(text, GUARD_BEGIN, GUARD_END, guard))
     print(f"updated {readme}")
 
 

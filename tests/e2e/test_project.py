@@ -126,3 +126,4 @@ def test_readme_numbers_come_from_the_benchmark_results() -> None:
     readme = ROOT.joinpath("README.md").read_text()
     assert readme_numbers.render() in readme
     assert readme_numbers.render_batching() in readme
+    assert readme_numbers.render_guard() in readme

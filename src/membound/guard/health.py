@@ -8,6 +8,8 @@ The fields (sizes in bytes as integers, times in seconds):
   limit counts: the cgroup's, or this process's), ``usage_bytes`` (the judged usage compared with
   the limit), ``page_cache_bytes``, ``peak_bytes`` (the process's ``VmHWM``),
   ``limit_bytes``/``limit_source``/``limit_kind`` and ``headroom_bytes`` (limit − usage).
+  ``peak_bytes`` is the peak since the process started (or since a tool reset it), so it may
+  stand far above today's usage: the watchdog judges current memory, never this.
 * ``pressure``: PSI ``some``/``full`` averages over 10, 60, 300 s (percentages), or null.
 * ``oom_kills``: the OOM killer's kills in the limit's cgroup, or null where not counted.
 * ``gc``: per generation, collections run, objects collected and uncollectable, and the
@@ -30,6 +32,7 @@ from membound.guard.actions import refusing
 from membound.guard.limit import Limit, memory_limit
 from membound.guard.registry import pool_stats
 from membound.measure.cgroup_memory import oom_kills, pressure, process_usage
+from membound.measure.probes import peak_rss
 
 __all__ = ["health"]
 
@@ -40,17 +43,6 @@ def _status_without_watchdog(usage: int, limit: int) -> str:
     if usage >= _DEFAULT_HARD * limit:
         return "hard"
     return "soft" if usage >= _DEFAULT_SOFT * limit else "ok"
-
-
-def _peak_bytes() -> int | None:
-    try:
-        with open("/proc/self/status", "rb") as f:
-            for line in f:
-                if line.startswith(b"VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
 
 
 def health(watchdog: _watchdog.Watchdog | None = None) -> dict[str, object]:
@@ -98,7 +90,7 @@ def health(watchdog: _watchdog.Watchdog | None = None) -> dict[str, object]:
         "usage_bytes": judged,
         "page_cache_bytes": usage.file if usage is not None else None,
         "usage_source": usage.source if usage is not None else None,
-        "peak_bytes": _peak_bytes(),
+        "peak_bytes": peak_rss()[0],
         "limit_bytes": limit.bytes,
         "limit_source": limit.source,
         "limit_kind": limit.kind,

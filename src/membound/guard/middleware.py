@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from membound.guard import watchdog as _watchdog
 from membound.guard.actions import refusing
@@ -30,6 +30,8 @@ Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+App = TypeVar("App")
 
 _SHED_BODY = b'{"status": "hard", "error": "memory near its limit: try again later"}'
 
@@ -53,20 +55,12 @@ def _check_args(path: str, retry_after: int) -> None:
         raise ValueError(f"retry_after must be a whole number of seconds >= 0, got {retry_after!r}")
 
 
-class HealthMiddleware:
-    """WSGI middleware: ``/health`` and load shedding in the ``hard`` state.
-
-    Args:
-        app: the WSGI application.
-        path: where health is served.
-        watchdog: the watchdog to read (default: the one started last in the process).
-        retry_after: seconds put in ``Retry-After`` when shedding.
-        shed: turn requests away with 503 in ``hard`` (False: only serve health).
-    """
+class _Guarded(Generic[App]):
+    """What both middlewares keep: the app, where health is served, whom to ask, how to shed."""
 
     def __init__(
         self,
-        app: WSGIApp,
+        app: App,
         path: str = "/health",
         watchdog: _watchdog.Watchdog | None = None,
         retry_after: int = 5,
@@ -76,6 +70,18 @@ class HealthMiddleware:
         self.app, self.path, self.watchdog = app, path, watchdog
         self.retry_after, self.shed = retry_after, shed
         self.shed_count = 0
+
+
+class HealthMiddleware(_Guarded[WSGIApp]):
+    """WSGI middleware: ``/health`` and load shedding in the ``hard`` state.
+
+    Args:
+        app: the WSGI application.
+        path: where health is served.
+        watchdog: the watchdog to read (default: the one started last in the process).
+        retry_after: seconds put in ``Retry-After`` when shedding.
+        shed: turn requests away with 503 in ``hard`` (False: only serve health).
+    """
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == self.path:
@@ -99,22 +105,9 @@ class HealthMiddleware:
         return self.app(environ, start_response)
 
 
-class ASGIHealthMiddleware:
+class ASGIHealthMiddleware(_Guarded[ASGIApp]):
     """ASGI middleware: ``/health`` and load shedding in the ``hard`` state (HTTP only;
     lifespan and websocket scopes pass through). Arguments as :class:`HealthMiddleware`."""
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        path: str = "/health",
-        watchdog: _watchdog.Watchdog | None = None,
-        retry_after: int = 5,
-        shed: bool = True,
-    ) -> None:
-        _check_args(path, retry_after)
-        self.app, self.path, self.watchdog = app, path, watchdog
-        self.retry_after, self.shed = retry_after, shed
-        self.shed_count = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope.get("type") != "http":

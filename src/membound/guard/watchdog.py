@@ -339,8 +339,9 @@ class Watchdog:
         shorter interval costs CPU-bound threaded programs a few per cent (more hand-overs), so
         it is lowered only while usage is at or above half of ``soft`` (or ``recover``, if
         lower): far enough below ``soft`` that the one slow hand-over it takes to lower it
-        leaves headroom. The old value comes back below it and when the watchdog stops. Several watchdogs share
-        one process-wide setting: it is restored when the last of them leaves the zone.
+        leaves headroom. The old value comes back below it and when the watchdog stops.
+        Several watchdogs share one process-wide setting: it is restored when the last of them
+        leaves the zone.
         """
         if self.switch_interval is None or self.pid is not None:
             return
