@@ -251,3 +251,42 @@ def test_two_pools_of_one_name_are_both_reported() -> None:
     stats = pool_stats()
     assert 2 == stats["same-name"]["created"]
     assert 0 == stats[f"same-name#{b.number}"]["created"]
+
+
+def test_a_namespaced_container_root_is_its_own_group(tmp_path: Path) -> None:
+    """Under a cgroup namespace (Docker's default on cgroup v2) the process sits at ``/`` of a
+    mount whose root is the container's own group, which holds the container's limit."""
+    from membound.measure.cgroup_memory import _v2_has_memory, _v2_limits
+
+    (tmp_path / "memory.max").write_text(f"{512 << 20}\n")
+    (tmp_path / "memory.current").write_text(f"{100 << 20}\n")
+    root = MemoryGroup(2, str(tmp_path), str(tmp_path))
+    assert _v2_has_memory(str(tmp_path), str(tmp_path))
+    assert [(512 << 20, "cgroup-v2-max")] == [(x.bytes, x.kind) for x in _v2_limits(root)]
+
+
+def test_a_forked_child_reads_its_own_memory_not_the_parents() -> None:
+    code = """
+import os, sys, time
+import membound as mb
+dog = mb.Watchdog(limit="20 GB", on_soft=None, interval=0.02).start()
+limit = dog.limit
+before = limit.usage().judged
+pid = os.fork()
+if pid == 0:
+    held = b"\\x01" * (150 << 20)
+    ok = limit.usage().judged - before > 100 << 20       # the child's own /proc/self
+    ok = ok and mb.guard.watchdog.current() is None       # the parent's watchdog is not ours
+    again = mb.Watchdog(limit="20 GB", on_soft=None, interval=0.02).start()
+    time.sleep(0.1)
+    ok = ok and again.readings > 1 and mb.health()["watchdog"]["running"]
+    again.stop()
+    os._exit(0 if ok else 1)
+_, status = os.waitpid(pid, 0)
+dog.stop()
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert 0 == done.returncode, done.stderr

@@ -54,6 +54,14 @@ def test_the_task_count_still_applies() -> None:
     assert len(set(pids)) >= 4
 
 
+def test_a_parent_over_the_cap_can_still_make_the_pool() -> None:
+    pool = RecyclingProcessPool(1, max_memory="1 MB")  # this process is far above 1 MB
+    try:
+        assert pool.submit(pool_tasks.spike, 1).result(timeout=60) > 0
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def test_the_cap_survives_pickling_and_reads_well() -> None:
     cap = recycle_above("200 MB", max_tasks=5)
     again = pickle.loads(pickle.dumps(cap))

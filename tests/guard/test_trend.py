@@ -132,3 +132,11 @@ def test_real_sawtooth_and_bounded_cache_raise_no_alarm(kind: str) -> None:
     alarms, dog = _watch(kind, 9, "4 s")
     assert [] == alarms, dog.verdict.explanation
     assert dog.readings > 50
+
+
+def test_a_leak_that_grows_in_steps_is_flagged() -> None:
+    noise = random.Random(3)
+    alarms, verdict = _alarms(
+        lambda t: 300 * MB + 20 * MB * (t // 15) + noise.gauss(0, 100e3), seconds=400, window=60
+    )
+    assert alarms, verdict.explanation

@@ -280,3 +280,45 @@ def test_a_leak_event_reads_once() -> None:
     event = WatchdogEvent("leak", "ok", "ok", 1, 2, 2, 0.0, verdict)
     assert event.describe().startswith("leak: the floor")
     assert "leak: leak" not in event.describe()
+
+
+def test_a_cached_method_registers_and_clears() -> None:
+    import functools
+
+    from membound.guard.registry import clear_all, pool_stats, register, unregister
+
+    class Repo:
+        @functools.lru_cache(maxsize=8)  # noqa: B019 - the object lives as long as the test
+        def find(self, n: int) -> int:
+            return n * 2
+
+    repo = Repo()
+    repo.find(1)
+    register(repo.find, "repo-find")
+    try:
+        assert 1 == pool_stats()["repo-find"]["currsize"]
+        clear_all()
+        assert 0 == pool_stats()["repo-find"]["currsize"]
+    finally:
+        unregister("repo-find")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [({"grace": "10"}, "grace"), ({"grace": float("nan")}, "grace"), ({"status": 300}, "status")],
+)
+def test_exit_action_arguments_are_checked_when_made(
+    kwargs: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        actions.exit_gracefully(**kwargs)  # type: ignore[arg-type]
+
+
+def test_watching_another_pid_is_not_this_process_current_watchdog() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(5)"])
+    try:
+        with Watchdog(pid=child.pid, limit="1 GB", on_soft=None, switch_interval=None):
+            assert mb.guard.watchdog.current() is None
+    finally:
+        child.kill()
+        child.wait()

@@ -137,8 +137,14 @@ def exit_gracefully(status: int = 75, grace: float = 10.0) -> Action:
         status: the exit status (75, ``EX_TEMPFAIL``, by default: "try again").
         grace: seconds for ``finally`` blocks and ``atexit`` handlers before ``os._exit``.
     """
-    if not 0 <= status <= 255:
-        raise ValueError(f"an exit status is 0-255, got {status}")
+    if isinstance(status, bool) or not isinstance(status, int) or not 0 <= status <= 255:
+        raise ValueError(f"an exit status is a whole number 0-255, got {status!r}")
+    if (
+        isinstance(grace, bool)
+        or not isinstance(grace, int | float)
+        or not 0 <= grace <= 3600  # NaN fails this too
+    ):
+        raise ValueError(f"grace is seconds from 0 to 3600, got {grace!r}")
 
     class _Exit(SystemExit):
         def __init__(self) -> None:

@@ -31,6 +31,7 @@ __all__ = ["EventSource", "open_events"]
 
 #: The PSI trigger: a wake-up when tasks stall 100 ms within a 1 s window.
 _PSI_TRIGGER = b"some 100000 1000000"
+_PSI_TRIGGER_UNPRIVILEGED = b"some 200000 2000000"
 
 
 class EventSource:
@@ -142,17 +143,23 @@ def _v1_thresholds(limit: Limit, thresholds: list[int]) -> EventSource | None:
         source.close()
         return None
     # Reclaim at the limit: vmpressure "low" fires while the kernel scans the group's pages.
+    opened: list[int] = []
     try:
         pfd = os.open(group.file("memory.pressure_level"), os.O_RDONLY | os.O_CLOEXEC)
-        source._keep.append(pfd)
+        opened.append(pfd)
         efd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+        opened.append(efd)
         with open(group.file("cgroup.event_control"), "w") as f:
             f.write(f"{efd} {pfd} low")
-        source.fds.append((efd, select.POLLIN))
-        source._eventfds.add(efd)
-        source.kind += "+pressure"
     except OSError:
-        pass
+        for fd in opened:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        return source
+    source._keep.append(pfd)
+    source.fds.append((efd, select.POLLIN))
+    source._eventfds.add(efd)
+    source.kind += "+pressure"
     return source
 
 
@@ -163,18 +170,29 @@ def _v2_events(limit: Limit) -> EventSource | None:
     source = EventSource("cgroup-v2-events")
     try:
         fd = os.open(group.file("memory.events"), os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
         os.read(fd, 4096)  # a read arms POLLPRI for the next change
     except OSError:
+        os.close(fd)
         return None
     source.fds.append((fd, select.POLLPRI | select.POLLERR))
     source._rereads.add(fd)
     try:
         pfd = os.open(group.file("memory.pressure"), os.O_RDWR | os.O_CLOEXEC | os.O_NONBLOCK)
-        os.write(pfd, _PSI_TRIGGER)
+    except OSError:
+        return source
+    # Unprivileged processes may only ask for windows that are multiples of 2 s (Linux 6.5+).
+    for trigger in (_PSI_TRIGGER, _PSI_TRIGGER_UNPRIVILEGED):
+        try:
+            os.write(pfd, trigger)
+        except OSError:
+            continue
         source.fds.append((pfd, select.POLLPRI))
         source.kind += "+psi"
-    except OSError:
-        pass
+        return source
+    os.close(pfd)
     return source
 
 

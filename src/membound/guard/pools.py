@@ -62,7 +62,11 @@ class MemoryCap(int):
         return (self.cap_bytes, int(self))
 
     def __le__(self, tasks_done: Any) -> bool:  # ``tasks_done >= cap`` in the worker
-        if isinstance(tasks_done, int) and tasks_done >= int(self):
+        if not isinstance(tasks_done, int) or tasks_done < 1:
+            # The executor's own checks (``max_tasks_per_child <= 0`` in its constructor, in the
+            # parent): a plain count, not this process's memory.
+            return bool(int(self) <= tasks_done)
+        if tasks_done >= int(self):
             return True
         usage = process_usage("self")
         return usage is not None and usage.judged >= self.cap_bytes

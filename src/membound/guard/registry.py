@@ -10,6 +10,7 @@ allows it, so registering never keeps an object alive; the few that cannot be we
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import logging
 import threading
 import weakref
@@ -52,7 +53,11 @@ def register(obj: object, name: str) -> None:
     if not isinstance(name, str) or not name.strip():
         raise TypeError(f"a registered object needs a non-empty name, got {name!r}")
     try:
-        ref: Callable[[], object | None] = weakref.ref(obj)
+        # A bound method (``obj.cached_method``) is made anew at each access: hold it through a
+        # WeakMethod, or it would be gone at once.
+        ref: Callable[[], object | None] = (
+            weakref.WeakMethod(obj) if inspect.ismethod(obj) else weakref.ref(obj)
+        )
     except TypeError:
         ref = lambda: obj  # noqa: E731 - held strongly: the object cannot be weakly referenced
     with _lock:

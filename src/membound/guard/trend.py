@@ -11,18 +11,20 @@ The verdict is :func:`membound.classify` (the same judge as every growth verdict
 series of floors, with a tolerance drawn from the floors' own noise: four robust standard
 deviations of their residuals around the Theil–Sen line, and at least ``min_growth``. So
 
-* a steady leak is ``leak``: the floor still rises in the last quarter of the window *and* in
-  each third of it, and no slower at the end than half the rate at the start;
+* a steady leak is ``leak``: over a full window, the floor still rises in the last quarter of
+  the window *and* in each third of it (by its floors at the third's ends, so a leak that
+  grows in steps counts when every third holds one), and the last third by at least half as
+  much as the first;
 * a sawtooth is ``flat`` or ``sawtooth`` (its floors stay level);
 * a rise over part of the window only (a cache filling to its bound) is ``ramp``;
 
-and nothing is judged before the window is three quarters full. A floor is the lowest reading
-of the last sixth of the window (so teeth longer than a slice do not read as noise), and a
-``leak`` becomes an alarm only after it has held for ``confirm_s`` (a quarter of the window by
-default): a cache that fills for a while and then holds never raises one, unless it fills for
-longer than the window and the confirmation together (choose a window longer than that).
-The time to the limit is the headroom left divided by the floor's robust slope (None when the
-floor is not rising).
+and nothing is judged before the window is three quarters full (no leak before it is full).
+A floor is the lowest reading of the last sixth of the window (so teeth longer than a slice do
+not read as noise), and a ``leak`` becomes an alarm only after it has held for ``confirm_s`` (a
+quarter of the window by default): a cache that fills for a while and then holds never raises
+one, unless it fills for about as long as the window (choose a window longer than that). The
+time to the limit is the headroom left divided by the floor's robust slope, given for a
+``leak`` only.
 """
 
 from __future__ import annotations
@@ -122,6 +124,7 @@ class LeakTrend:
         self._last_t = 0.0
         self.confirm_s = self.window_s / 4 if confirm_s is None else float(confirm_s)
         self._leak_since: float | None = None
+        self._last_leak_t = 0.0
 
     def add(self, t: float, value: float) -> bool:
         """Add one reading taken at ``t`` (seconds, any clock); True when it closed a slice (a
@@ -181,7 +184,9 @@ class LeakTrend:
             source=f"floors of {n} slices of {self._slice_s:g} s",
         )
         growth = classify(floors, tolerance=tolerance)
-        steady = _rises_throughout(times, values, tolerance)
+        # A leak needs the whole window: judged over three quarters of it, a cache that filled
+        # for most of the time since the start looks steady.
+        steady = n >= self.slices and _rises_throughout(times, values, tolerance)
         pattern = growth.pattern
         if pattern in ("leak", "ramp") and steady:
             pattern = "leak"
@@ -190,10 +195,14 @@ class LeakTrend:
         to_limit: float | None = None
         if limit_bytes is not None and slope > 0 and pattern == "leak":
             to_limit = max(0.0, (limit_bytes - self._last) / slope)
-        if pattern != "leak":
+        if pattern == "leak":
+            self._last_leak_t = self._last_t
+            if self._leak_since is None:
+                self._leak_since = self._last_t
+        elif self._leak_since is not None and self._last_t - self._last_leak_t > self.confirm_s / 2:
+            # A leak that grows in steps reads "ramp" for a moment between steps: only a pause
+            # longer than half the confirmation time ends the episode.
             self._leak_since = None
-        elif self._leak_since is None:
-            self._leak_since = self._last_t
         held = 0.0 if self._leak_since is None else self._last_t - self._leak_since
         confirmed = pattern == "leak" and held >= self.confirm_s
         words = _words(pattern, slope, to_limit, self.window_s, tolerance)
@@ -204,22 +213,24 @@ class LeakTrend:
 
 def _rises_throughout(times: list[float], values: list[float], tolerance: float) -> bool:
     """Whether the floors rise in every third of the window by more than a third of the
-    tolerance each, and the last third at least half as fast as the first: a steady rise, not a
-    step (a cache filling for part of the window) nor a rise that is settling (fragmentation,
-    a cache slowing down as it fills)."""
+    tolerance each, and the last third by at least half as much as the first: a steady rise,
+    not a step (a cache filling for part of the window) nor a rise that is settling
+    (fragmentation, a cache slowing down as it fills). A third's rise is its floor at the end
+    less its floor at the start (medians of three), so a leak that grows in steps counts as long
+    as each third of the window holds a step."""
     n = len(values)
     third = n // 3
-    if third < 2:
+    if third < 4:
         return False
-    slopes = []
+    rises = []
     for k in range(3):
         lo, hi = k * third, (k + 1) * third if k < 2 else n
-        t, v = times[lo:hi], values[lo:hi]
-        slope = theil_sen(t, v)
-        if slope * (t[-1] - t[0]) <= tolerance / 3:
+        part = values[lo:hi]
+        rise = statistics.median(part[-3:]) - statistics.median(part[:3])
+        if rise <= tolerance / 3:
             return False
-        slopes.append(slope)
-    return slopes[2] >= _STEADY_RATIO * slopes[0]
+        rises.append(rise)
+    return rises[2] >= _STEADY_RATIO * rises[0]
 
 
 def _words(pattern: str, slope: float, to_limit: float | None, window: float, tol: float) -> str:

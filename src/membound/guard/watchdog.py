@@ -38,6 +38,7 @@ import select
 import sys
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -82,7 +83,22 @@ _switch_lock = threading.Lock()
 #: Watchdogs holding the GIL switch interval low now, and the value to restore after them.
 _fast_holders: set[Watchdog] = set()
 _saved_switch = [0.005]
+#: Every watchdog alive, weakly: a forked child must forget their threads.
+_all_dogs: weakref.WeakSet[Watchdog] = weakref.WeakSet()
 _current: Watchdog | None = None
+
+
+def _after_fork_in_child() -> None:
+    """A forked child (gunicorn ``preload_app``, ``multiprocessing`` with ``fork``) has none of
+    its parent's threads: every watchdog it inherited is stopped there, the GIL switch
+    interval is given back, and nothing is "current" until the child starts its own."""
+    global _current
+    for dog in list(_all_dogs):
+        dog._forget_threads()
+    if _fast_holders:
+        sys.setswitchinterval(_saved_switch[0])
+        _fast_holders.clear()
+    _current = None
 
 
 def current() -> Watchdog | None:
@@ -236,8 +252,12 @@ class Watchdog:
         self.on_soft: Callback | None = free_memory if on_soft is DEFAULT else on_soft
         self.on_hard, self.on_recover, self.on_leak = on_hard, on_recover, on_leak
         self._use_events = events
-        if switch_interval is not None and not 0 < switch_interval <= 1:
-            raise SizeError(f"switch_interval={switch_interval!r} must be from 0 to 1 s")
+        if switch_interval is not None and (
+            isinstance(switch_interval, bool)
+            or not isinstance(switch_interval, int | float)
+            or not 0 < switch_interval <= 1
+        ):
+            raise SizeError(f"switch_interval={switch_interval!r} must be a number from 0 to 1 s")
         self.switch_interval = switch_interval
         self._clock = clock
         self.trend = LeakTrend(self.leak_window_s)
@@ -259,8 +279,16 @@ class Watchdog:
         self._threads: list[threading.Thread] = []
         self._wake_r = self._wake_w = -1
         self._stopping = threading.Event()
+        _all_dogs.add(self)
 
     # --- readings and decisions -------------------------------------------------------------
+
+    def _forget_threads(self) -> None:
+        """In a forked child: the threads are the parent's; the watchdog can be started again."""
+        self._threads = []
+        self._lock = threading.RLock()
+        self._stopping = threading.Event()
+        self._wake_r = self._wake_w = -1
 
     def _next_state(self, judged: int) -> State:
         if judged >= self.hard_bytes:
@@ -427,8 +455,9 @@ class Watchdog:
             self._threads.append(thread)
         for thread in self._threads:
             thread.start()
-        with _current_lock:
-            _current = self
+        if self.pid is None:  # health() and the middlewares speak of this process only
+            with _current_lock:
+                _current = self
         return self
 
     def stop(self) -> None:
@@ -547,7 +576,7 @@ class Watchdog:
                     "errors": self.callback_errors,
                     "dropped": self.callbacks_dropped,
                 },
-                "running": bool(self._threads),
+                "running": any(t.is_alive() for t in self._threads),
             }
 
     def __repr__(self) -> str:
@@ -555,3 +584,7 @@ class Watchdog:
             f"Watchdog({self.state}, soft={format_size(self.soft_bytes)}, "
             f"hard={format_size(self.hard_bytes)}, limit={self.limit.describe()})"
         )
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

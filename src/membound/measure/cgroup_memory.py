@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -86,23 +87,47 @@ class KeptFiles:
     def __init__(self, size: int = 8) -> None:
         self._fds: dict[str, int] = {}
         self._size = size
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+
+    def __copy__(self) -> KeptFiles:
+        return KeptFiles(self._size)  # a copy opens its own: closing one must not close both
+
+    def __deepcopy__(self, memo: dict[int, object]) -> KeptFiles:
+        return KeptFiles(self._size)
+
+    def __reduce__(self) -> tuple[type[KeptFiles], tuple[int]]:
+        return (KeptFiles, (self._size,))
 
     def read(self, path: str) -> str | None:
         """The file's text, or None when it cannot be read (it is then opened again next time)."""
+        with self._lock:
+            if self._pid != os.getpid():
+                # A forked child: the descriptors are the parent's (``/proc/self`` was opened as
+                # the parent's); forget them without closing what the parent still uses.
+                self._fds, self._pid = {}, os.getpid()
+            return self._read(path)
+
+    def _read(self, path: str) -> str | None:
         fd = self._fds.get(path)
         try:
             if fd is None:
                 if len(self._fds) >= self._size:
-                    self.close(next(iter(self._fds)))
+                    self._close(next(iter(self._fds)))
                 fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
                 self._fds[path] = fd
             return os.pread(fd, 65536, 0).decode("ascii", "replace")
         except OSError:
-            self.close(path)
+            self._close(path)
             return None
 
     def close(self, path: str | None = None) -> None:
         """Close one file, or all of them."""
+        with self._lock:
+            if self._pid == os.getpid():
+                self._close(path)
+
+    def _close(self, path: str | None) -> None:
         for name in [path] if path is not None else list(self._fds):
             fd = self._fds.pop(name, None) if name is not None else None
             if fd is not None:
@@ -110,7 +135,8 @@ class KeptFiles:
                     os.close(fd)
 
     def __del__(self) -> None:
-        self.close()
+        with contextlib.suppress(Exception):
+            self.close()
 
 
 def parse_limit_value(text: str | None) -> int | None:
@@ -176,13 +202,16 @@ class MemoryGroup:
         return os.path.join(self.path, name)
 
     def parents(self) -> list[MemoryGroup]:
-        """This group and every group above it, up to (not including) the hierarchy's root:
-        the root group has no limit files."""
+        """This group and every group above it, up to and including the mount point: inside a
+        container with a cgroup namespace the mount point *is* the container's own group, with
+        its limit. (The host's real root group has no limit files, or v1's "unlimited".)"""
         found: list[MemoryGroup] = []
         path = os.path.normpath(self.path)
         root = os.path.normpath(self.root)
-        while path.startswith(root) and path != root:
+        while path == root or path.startswith(root + os.sep):
             found.append(MemoryGroup(self.version, path, self.root))
+            if path == root:
+                break
             path = os.path.dirname(path)
         return found
 
@@ -200,15 +229,11 @@ def memory_groups(pid: int | str = "self") -> list[MemoryGroup]:
 
 def _v2_has_memory(path: str, root: str) -> bool:
     # The memory controller is on for a group when its parent enables it for children; a group
-    # that has it shows ``memory.current``. The root group never shows it.
-    probe = path
-    while os.path.normpath(probe) != os.path.normpath(root):
-        if os.path.exists(os.path.join(probe, "memory.current")):
-            return True
-        probe = os.path.dirname(probe)
-        if not probe.startswith(os.path.normpath(root)):
-            break
-    return False
+    # that has it shows ``memory.current`` (the host's root group never does; a container's
+    # namespaced root, which is its own group, does).
+    return any(
+        os.path.exists(g.file("memory.current")) for g in MemoryGroup(2, path, root).parents()
+    )
 
 
 @dataclass(frozen=True)
