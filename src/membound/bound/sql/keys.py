@@ -56,7 +56,7 @@ def public_key(key: Key) -> Any:
 
 
 def compare(cols: Sequence[Any], vals: Key, op: str, row_value: bool) -> ColumnElement[bool]:
-    """``cols <op> vals`` in lexicographic order; op is one of ``>``, ``>=``, ``<=``.
+    """``cols <op> vals`` in lexicographic order; op is one of ``>``, ``>=``, ``<=``, ``<``.
 
     Row values are used where the dialect supports them; elsewhere the equivalent expansion
     ``a > x OR (a = x AND b > y) ...`` gives the same rows (G8: tested against each other).
@@ -65,12 +65,13 @@ def compare(cols: Sequence[Any], vals: Key, op: str, row_value: bool) -> ColumnE
         ">": lambda a, b: a > b,
         ">=": lambda a, b: a >= b,
         "<=": lambda a, b: a <= b,
+        "<": lambda a, b: a < b,
     }
     if len(cols) == 1:
         return ops[op](cols[0], vals[0])  # type: ignore[no-any-return]
     if row_value:
         return ops[op](sa.tuple_(*cols), sa.tuple_(*vals))  # type: ignore[no-any-return]
-    strict: Callable[[Any, Any], Any] = (lambda a, b: a < b) if op == "<=" else ops[">"]
+    strict: Callable[[Any, Any], Any] = ops["<"] if op in ("<=", "<") else ops[">"]
     terms = []
     for i in range(len(cols)):
         prefix = [cols[j] == vals[j] for j in range(i)]

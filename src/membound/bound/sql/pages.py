@@ -117,6 +117,10 @@ class PageReader:
         width = plan.width
         self._low_names = tuple(f"membound_lo_{i}" for i in range(width))
         self._high_names = tuple(f"membound_hi_{i}" for i in range(width))
+        self._stop_names = tuple(f"membound_stop_{i}" for i in range(width))
+        # ``stop`` is fixed for the run: in SQL unless the key is an integer (see ``page``).
+        stop = plan.stop
+        self._stop_in_sql = stop is not None and not (plan.integer_key and type(stop[0]) is int)
         self._statements: dict[tuple[LowerBound, bool], Any] = {}
 
     def statement(self, lower: LowerBound, has_upper: bool) -> Any:
@@ -145,6 +149,12 @@ class PageReader:
                 for name, c in zip(self._high_names, cols, strict=True)
             )
             stmt = stmt.where(compare(cols, params, "<=", plan.row_value))
+        if self._stop_in_sql:
+            params = tuple(
+                sa.bindparam(name, type_=c.type)
+                for name, c in zip(self._stop_names, cols, strict=True)
+            )
+            stmt = stmt.where(compare(cols, params, "<", plan.row_value))
         stmt = stmt.order_by(*cols).limit(self.batch_size)
         self._statements[cache_key] = stmt
         return stmt
@@ -169,9 +179,15 @@ class PageReader:
             params.update(zip(self._low_names, low, strict=True))
         if upper_in_sql:
             params.update(zip(self._high_names, upper, strict=True))  # type: ignore[arg-type]
+        stop = plan.stop
+        if self._stop_in_sql:
+            params.update(zip(self._stop_names, stop, strict=True))  # type: ignore[arg-type]
         rows = self.strategy.fetch(stmt, params)
         if upper is not None and not upper_in_sql and rows and plan.key_of(rows[-1]) > upper:
             key_of = plan.key_of
             # Rows are in key order, so the ones within the bound are a prefix.
             rows = [row for row in rows if key_of(row) <= upper]
+        if stop is not None and not self._stop_in_sql and rows and plan.key_of(rows[-1]) >= stop:
+            key_of = plan.key_of
+            rows = [row for row in rows if key_of(row) < stop]
         return rows

@@ -91,6 +91,8 @@ class SourcePlan:
             # Core rows: the key must be in the row to resume after it; add it when missing.
             stmt, self.positions = _with_key_columns(stmt, cols)
         self.stmt = stmt
+        self.stop: Key | None = None
+        """An exclusive upper bound on the key (``stop=``), applied to every query of the run."""
 
     def _key_columns(self, key: Any) -> list[Any]:
         if key is None:
@@ -150,7 +152,7 @@ class SourcePlan:
 
     def bounded(self, after: Key | None, start: Key | None, upper: Key | None) -> Any:
         """The source's statement limited to keys after ``after``, from ``start``, up to
-        ``upper`` (each optional)."""
+        ``upper`` (each optional), and below the run's ``stop`` when it has one."""
         stmt = self.stmt
         if after is not None:
             stmt = stmt.where(compare(self.key_columns, after, ">", self.row_value))
@@ -158,6 +160,8 @@ class SourcePlan:
             stmt = stmt.where(compare(self.key_columns, start, ">=", self.row_value))
         if upper is not None:
             stmt = stmt.where(compare(self.key_columns, upper, "<=", self.row_value))
+        if self.stop is not None:
+            stmt = stmt.where(compare(self.key_columns, self.stop, "<", self.row_value))
         return stmt
 
     def snapshot_max(self, start: Key | None) -> Key | None:

@@ -62,6 +62,7 @@ def in_batches(
     checkpoint: Checkpoint | None = None,
     progress: bool = False,
     *,
+    stop: Any = None,
     wal_checkpoint: bool = False,
     tuples: bool = False,
 ) -> Iterator[Batch]:
@@ -97,6 +98,9 @@ def in_batches(
         start: first key to visit, inclusive (a tuple for composite keys; never None inside).
         finish: ``"snapshot"`` (default) stops at the largest key present at start; ``None``
             follows rows inserted during the run; a key value stops there, inclusive.
+        stop: an exclusive upper bound on the key (as ``range``'s stop), beside ``finish``:
+            ``start=r.start, stop=r.stop`` reads exactly the half-open range of a
+            ``KeyRange``; with ``finish="snapshot"`` the snapshot is taken below ``stop``.
         checkpoint: resume strictly after the checkpoint's stored key. When no ``BatchWriter``
             owns the checkpoint, a batch's last key is saved once the loop asks for the next
             batch (or ends), i.e. after your code for that batch returned: at-least-once. For
@@ -127,6 +131,7 @@ def in_batches(
         key=key,
         start=start,
         finish=finish,
+        stop=stop,
         checkpoint=checkpoint,
         progress=progress,
         wal_checkpoint=wal_checkpoint,
@@ -143,6 +148,7 @@ def _open_run(
     key: Any,
     start: Any,
     finish: Any,
+    stop: Any,
     checkpoint: Checkpoint | None,
     progress: bool,
     wal_checkpoint: bool,
@@ -159,6 +165,15 @@ def _open_run(
     # "snapshot" means the largest key when in_batches()/find_each() was called.
     after: Key | None = None
     start_key = None if start is None else as_key(start, plan.width, "start")
+    if stop is not None:
+        plan.stop = as_key(stop, plan.width, "stop")
+        if start_key is not None and not start_key < plan.stop:
+            if start_key == plan.stop:
+                return plan, iter(())  # an empty range, as range(5, 5)
+            raise BatchSourceError(
+                f"start={public_key(start_key)!r} is above stop={public_key(plan.stop)!r}: "
+                "stop is the exclusive upper bound of the keys read"
+            )
     if checkpoint is not None:
         stored = checkpoint.load()
         if stored is not None:
@@ -247,8 +262,8 @@ def _page_loop(
             after, start_key = last, None
             index += 1
             # A short batch means the fixed range is exhausted; following new rows
-            # (finish=None) needs one more query to see rows inserted meanwhile.
-            if count < batch_size and upper is not None:
+            # (finish=None, no stop) needs one more query to see rows inserted meanwhile.
+            if count < batch_size and (upper is not None or reader.plan.stop is not None):
                 return
     finally:
         if bar is not None:
@@ -265,6 +280,7 @@ def find_each(
     checkpoint: Checkpoint | None = None,
     progress: bool = False,
     *,
+    stop: Any = None,
     wal_checkpoint: bool = False,
     tuples: bool = False,
 ) -> Iterator[Any]:
@@ -289,6 +305,7 @@ def find_each(
         start: see :func:`in_batches`.
         finish: see :func:`in_batches`.
         checkpoint: see :func:`in_batches`.
+        stop: see :func:`in_batches`.
         progress: see :func:`in_batches`.
         wal_checkpoint: see :func:`in_batches`.
         tuples: see :func:`in_batches`.
@@ -307,6 +324,7 @@ def find_each(
         key=key,
         start=start,
         finish=finish,
+        stop=stop,
         checkpoint=checkpoint,
         progress=progress,
         wal_checkpoint=wal_checkpoint,
