@@ -36,7 +36,15 @@ from membound.bound.iterables import (
 from membound.bound.kv import lmdb_batches
 from membound.bound.pool import BoundedPool, PoolStats
 from membound.bound.release import Released, release_memory
-from membound.bound.sql import Batch, BatchWriter, Checkpoint, find_each, in_batches
+from membound.bound.sql import (
+    Batch,
+    BatchWriter,
+    Checkpoint,
+    KeyRange,
+    find_each,
+    in_batches,
+    key_ranges,
+)
 from membound.guard import Limit, Watchdog, health, memory_limit
 from membound.judge.compare import compare
 from membound.judge.complexity import complexity
@@ -81,6 +89,7 @@ __all__ = [
     "Holder",
     "Interrupted",
     "KeyOrderError",
+    "KeyRange",
     "LeakReport",
     "LeakRound",
     "Limit",
@@ -113,6 +122,7 @@ __all__ = [
     "health",
     "in_batches",
     "instance_size",
+    "key_ranges",
     "lmdb_batches",
     "measure",
     "measure_command",

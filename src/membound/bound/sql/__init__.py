@@ -24,10 +24,12 @@ transaction as the writes. The contract implemented here:
 * G7 a :class:`Checkpoint` stores the last key whose effects are committed; resume is exclusive.
   With ``BatchWriter(checkpoint=...)`` the position commits in the same transaction as each flush.
 
-Bounds: ``start`` and ``finish`` values are inclusive; a checkpoint position is exclusive.
+Bounds: ``start`` and ``finish`` values are inclusive, ``stop`` exclusive; a checkpoint position
+is exclusive.
 
 Modules: ``plan`` (the source and its key), ``nulls`` (which key columns can hold NULL),
-``pages`` (page statements and the fetch strategy), ``driver`` (the ``tuples=True`` driver
+``partition`` (``key_ranges``: ranges balanced by rows), ``pages`` (page statements and the
+fetch strategy), ``driver`` (the ``tuples=True`` driver
 path), ``read`` (``find_each``, ``in_batches``, ``Batch``), ``checkpoint``, ``writer``
 (``BatchWriter``), ``progress``, ``keys`` and ``connection``. This module only re-exports.
 """
@@ -35,7 +37,16 @@ path), ``read`` (``find_each``, ``in_batches``, ``Batch``), ``checkpoint``, ``wr
 from __future__ import annotations
 
 from membound.bound.sql.checkpoint import Checkpoint
+from membound.bound.sql.partition import KeyRange, key_ranges
 from membound.bound.sql.read import Batch, find_each, in_batches
 from membound.bound.sql.writer import BatchWriter
 
-__all__ = ["Batch", "BatchWriter", "Checkpoint", "find_each", "in_batches"]
+__all__ = [
+    "Batch",
+    "BatchWriter",
+    "Checkpoint",
+    "KeyRange",
+    "find_each",
+    "in_batches",
+    "key_ranges",
+]
