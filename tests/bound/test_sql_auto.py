@@ -1,0 +1,137 @@
+"""``batch_size="auto"``: pages sized toward a time target and under a memory cap; the rows are
+those of a plain full scan (G8) whatever sizes the tuner picks."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import membound as mb
+from membound import BatchSourceError
+from membound.bound.sql.autosize import PageSizer
+from tests.bound.helpers import Db, fill, ids_of, sa
+
+
+def _busy(seconds: float) -> None:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
+def test_auto_reads_every_row_once(db: Db) -> None:
+    table = db.users(0)
+    keys = [*range(1, 3000), *range(10_000, 60_000, 7)]
+    fill(db.engine, table, keys)
+    assert keys == ids_of(mb.find_each(db.engine, table, batch_size="auto"))
+    batches = list(mb.in_batches(db.engine, table, batch_size="auto", tuples=True))
+    assert keys == [row[0] for b in batches for row in b.rows]
+    assert len({len(b.rows) for b in batches}) > 1  # the size did change
+    source = sa.select(table).where(table.c.id % 3 == 0)
+    expected = [k for k in keys if k % 3 == 0 and 5 <= k < 40_000]
+    assert expected == ids_of(
+        mb.find_each(db.engine, source, batch_size="auto", start=5, stop=40_000)
+    )
+
+
+def test_auto_with_a_composite_key_and_checkpoint(db: Db) -> None:
+    table = db.pairs("auto_pairs", 3000)
+    cp = mb.Checkpoint(db.engine, f"auto-{table.name}")
+    seen = []
+    for i, row in enumerate(mb.find_each(db.engine, table, batch_size="auto", checkpoint=cp)):
+        seen.append((row.a, row.b))
+        if i == 4000:
+            break
+    rest = [(r.a, r.b) for r in mb.find_each(db.engine, table, batch_size="auto", checkpoint=cp)]
+    everything = [(a, b) for a in range(3000) for b in "xyz"]
+    assert everything == sorted(set(seen + rest))
+    assert len(rest) >= len(everything) - len(seen)  # resumed, not restarted
+
+
+def test_pages_grow_when_fast_and_shrink_when_the_work_gets_heavier(db: Db) -> None:
+    table = db.users(150_000)
+    sizes = []
+    for batch in mb.in_batches(db.engine, table, batch_size="auto", target_batch_s=0.02):
+        sizes.append(len(batch.rows))
+        # 20 µs of work per row from the sixth page on: the 0.02 s target is ~1,000 rows.
+        if batch.index >= 5:
+            _busy(20e-6 * len(batch.rows))
+    assert len(sizes) >= 9, sizes
+    assert max(sizes[:5]) >= 4000, sizes  # grew from 1,000 while pages were cheap
+    assert sizes[-2] <= 2000, sizes  # and came down once they were not (the last page is a remnant)
+
+
+def test_wide_rows_are_capped_by_memory(db: Db) -> None:
+    wide = sa.Table(
+        f"wide_{id(db)}",
+        db.metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("blob", sa.Text, nullable=False),
+    )
+    wide.create(db.engine)
+    with db.engine.begin() as conn:
+        conn.execute(wide.insert(), [{"id": i, "blob": "y" * 20_000} for i in range(1, 3001)])
+    sizes = [
+        len(b.rows)
+        for b in mb.in_batches(db.engine, wide, batch_size="auto", max_batch_memory="1 MB")
+    ]
+    assert 3000 == sum(sizes)
+    # ~20 KB a row under a 1 MB cap: about 50 rows a page once the first page was seen.
+    assert all(n <= 55 for n in sizes[1:])
+    assert max(sizes[1:]) >= 40
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"batch_size": "fast"}, "batch_size must be an integer >= 1 or 'auto'"),
+        ({"batch_size": 0}, "batch_size must be an integer >= 1 or 'auto'"),
+        ({"batch_size": "auto", "target_batch_s": 0}, "target_batch_s must be a positive"),
+        ({"batch_size": "auto", "max_batch_memory": "12 B"}, "max_batch_memory must be at least"),
+        ({"batch_size": "auto", "max_batch_memory": "lots"}, "lots"),
+    ],
+)
+def test_bad_auto_arguments(db: Db, kwargs: dict[str, object], message: str) -> None:
+    table = db.users(3)
+    with pytest.raises((BatchSourceError, mb.MemboundError), match=message):
+        mb.find_each(db.engine, table, **kwargs)  # type: ignore[arg-type]
+
+
+def _settle(sizer: PageSizer, seconds_per_row: float, pages: int) -> list[float]:
+    """Page times of ``pages`` pages at a fixed cost per row plus 2 ms per query."""
+    times = []
+    for _ in range(pages):
+        n = sizer.size
+        t = 0.002 + seconds_per_row * n
+        times.append(t)
+        sizer.observe(n, t, 0, 50.0)
+    return times
+
+
+def test_the_sizer_settles_and_resettles_after_a_tenfold_change() -> None:
+    sizer = PageSizer(0.5, "1 GB")
+    times = _settle(sizer, 20e-6, 12)
+    assert all(abs(t - 0.5) / 0.5 <= 0.2 for t in times[5:])
+    times = _settle(sizer, 200e-6, 6)  # rows ten times as costly
+    assert all(abs(t - 0.5) / 0.5 <= 0.2 for t in times[3:])
+    times = _settle(sizer, 20e-6, 6)  # and back
+    assert all(abs(t - 0.5) / 0.5 <= 0.2 for t in times[3:])
+
+
+def test_one_slow_page_is_a_hiccup_not_a_new_load() -> None:
+    sizer = PageSizer(0.5, "1 GB")
+    _settle(sizer, 20e-6, 10)
+    settled = sizer.size
+    sizer.observe(settled, 5.0, 0, 50.0)  # one page 10x slow (the machine was busy)
+    assert settled == sizer.size
+    _settle(sizer, 20e-6, 3)
+    assert abs(sizer.size - settled) <= 0.15 * settled
+
+
+def test_the_memory_cap_uses_the_larger_of_rss_and_sampled_sizes() -> None:
+    sizer = PageSizer(0.5, "10 MB")
+    sizer.observe(1000, 0.001, 0, 1000.0)  # fast pages; 1 KB rows by their sampled size
+    assert sizer.size <= 10 * 2**20 // 1000
+    sizer = PageSizer(0.5, "10 MB")
+    sizer.observe(1000, 0.001, 50 * 2**20, 100.0)  # RSS grew 50 MB for 1,000 rows
+    assert sizer.size <= 10 * 2**20 // (50 * 2**20 // 1000) + 1
