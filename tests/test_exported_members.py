@@ -5,6 +5,13 @@ from __future__ import annotations
 import membound
 
 EXPECTED = [
+    "LeaseLost",
+    "LeasedRange",
+    "PartitionFailed",
+    "PartitionReport",
+    "RangeReport",
+    "claim_ranges",
+    "run_partitioned",
     "Batch",
     "BatchSourceError",
     "BatchWriteError",

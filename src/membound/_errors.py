@@ -16,9 +16,11 @@ __all__ = [
     "DatabaseLocked",
     "Interrupted",
     "KeyOrderError",
+    "LeaseLost",
     "LimitExceeded",
     "MemboundError",
     "MemoryBudgetExceeded",
+    "PartitionFailed",
     "SizeError",
     "StopRequested",
     "TargetError",
@@ -161,6 +163,30 @@ class BatchWriteError(MemboundError):
         self.committed = committed
         self.failed = failed
         self.discarded = discarded
+
+
+class LeaseLost(MemboundError):
+    """Another worker holds the lease on a key range now: this worker's lease ran out (it
+    stalled past the lease, or its heartbeat could not reach the database) and the range was
+    taken over. Nothing this worker had not committed is applied; its transaction rolled back."""
+
+    hint = "raise lease= above the longest pause a batch can take, or keep the database reachable"
+
+
+class PartitionFailed(MemboundError):
+    """A key range of ``run_partitioned`` failed after its retries.
+
+    Attributes:
+        report: the ``PartitionReport`` of what finished (typed loosely: errors sit below the
+            result types); every range it lists as done committed, the failed one committed up
+            to its checkpoint.
+    """
+
+    hint = "fix the cause and run again with the same name: finished ranges are not redone"
+
+    def __init__(self, message: str, *, report: Any = None, hint: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.report = report
 
 
 class DatabaseLocked(MemboundError):

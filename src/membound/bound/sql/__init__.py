@@ -28,7 +28,9 @@ Bounds: ``start`` and ``finish`` values are inclusive, ``stop`` exclusive; a che
 is exclusive.
 
 Modules: ``plan`` (the source and its key), ``nulls`` (which key columns can hold NULL),
-``partition`` (``key_ranges``: ranges balanced by rows), ``pages`` (page statements and the
+``partition`` (``key_ranges``: ranges balanced by rows), ``leases`` (the job table
+``membound_leases``), ``partitioned`` (``run_partitioned``), ``runners`` (Dask, executors, in
+process), ``claims`` (``claim_ranges``), ``autosize`` (``batch_size="auto"``), ``pages`` (page statements and the
 fetch strategy), ``driver`` (the ``tuples=True`` driver
 path), ``read`` (``find_each``, ``in_batches``, ``Batch``), ``checkpoint``, ``writer``
 (``BatchWriter``), ``progress``, ``keys`` and ``connection``. This module only re-exports.
@@ -37,7 +39,9 @@ path), ``read`` (``find_each``, ``in_batches``, ``Batch``), ``checkpoint``, ``wr
 from __future__ import annotations
 
 from membound.bound.sql.checkpoint import Checkpoint
+from membound.bound.sql.claims import LeasedRange, claim_ranges
 from membound.bound.sql.partition import KeyRange, key_ranges
+from membound.bound.sql.partitioned import PartitionReport, RangeReport, run_partitioned
 from membound.bound.sql.read import Batch, find_each, in_batches
 from membound.bound.sql.writer import BatchWriter
 
@@ -46,7 +50,12 @@ __all__ = [
     "BatchWriter",
     "Checkpoint",
     "KeyRange",
+    "LeasedRange",
+    "PartitionReport",
+    "RangeReport",
+    "claim_ranges",
     "find_each",
     "in_batches",
     "key_ranges",
+    "run_partitioned",
 ]

@@ -9,8 +9,9 @@ This tuner does both, and is written here because no library offers a page-size 
   smoothed. A page more than 2× off the average either way is held as a possible hiccup (the
   machine is shared) and changes nothing; when the next page is off the same way, the load has
   changed (wider rows, a slower disk, a heavier loop body) and the two replace the average
-  instead of blending into it, so the size re-settles on the page after. The next size is ``target_s / seconds_per_row``, growing at most 4× a
-  page (a first page that was fast by chance must not make a huge second one).
+  instead of blending into it, so the size re-settles on the page after. The next size is
+  ``target_s / seconds_per_row``, growing at most 4× a page (a first
+  page that was fast by chance must not make a huge second one).
 * **memory** — bytes per row are the larger of two measurements: the page's Δ RSS while it was
   read (when RSS grew by more than noise: the allocator reuses a previous page's memory, so a
   same-sized page often shows none) and a sample of rows' own sizes (``sys.getsizeof`` of a
@@ -111,7 +112,7 @@ class PageSizer:
             self._outlier = per_row  # one page off: a hiccup until the next page confirms it
         measured = rss_delta / rows if rss_delta > _RSS_NOISE else 0.0
         self.bytes_per_row = max(measured, row_bytes)
-        wanted = self.target_s / self.seconds_per_row
+        wanted = self.target_s / (self.seconds_per_row or per_row)
         wanted = min(wanted, self.size * _MAX_GROWTH)
         if self.bytes_per_row > 0:
             wanted = min(wanted, self.max_bytes / self.bytes_per_row)

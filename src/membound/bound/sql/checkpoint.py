@@ -29,7 +29,7 @@ with contextlib.suppress(ImportError):
 if TYPE_CHECKING:
     from membound.bound.sql.connection import Bind
 
-__all__ = ["Checkpoint"]
+__all__ = ["Checkpoint", "check_layout", "decode_key", "encode_key"]
 
 
 def _encode_value(value: Any) -> Any:
@@ -60,6 +60,40 @@ def _decode_value(value: Any) -> Any:
         "uuid": uuid.UUID,
     }
     return decoders[tag](text)
+
+
+def encode_key(key: Any) -> str:
+    """A key (scalar, or tuple for a composite key) as the JSON text membound's tables store.
+
+    Raises:
+        BatchSourceError: a value of a type it cannot store.
+    """
+    values = key if isinstance(key, tuple) else (key,)
+    return json.dumps([_encode_value(v) for v in values])
+
+
+def decode_key(text: str) -> tuple[Any, ...]:
+    """The key tuple stored as ``text`` by :func:`encode_key`."""
+    return tuple(_decode_value(v) for v in json.loads(text))
+
+
+def check_layout(connection: Any, table: sa.Table) -> None:
+    """Raise :class:`BatchSourceError` when ``table`` exists without the columns membound uses
+    (a table of that name from an older layout, or someone else's).
+
+    Args:
+        connection: an open connection (or engine) on the database.
+        table: the table as membound defines it.
+    """
+    found = {c["name"] for c in sa.inspect(connection).get_columns(table.name)}
+    missing = [c.name for c in table.columns if c.name not in found]
+    if missing:
+        raise BatchSourceError(
+            f"the table {table.name} in this database has another layout (columns "
+            f"{', '.join(sorted(found))}; missing {', '.join(missing)}): it is from an older "
+            "membound or not membound's",
+            hint=f"rename or drop {table.name}; membound creates it anew on first use",
+        )
 
 
 _CHECKPOINT_TABLES: dict[str, Any] = {}
@@ -110,8 +144,10 @@ class Checkpoint:
                 the position must not wait on a lock it holds itself, as on SQLite).
         """
         if not self._ready:
+            table = _checkpoint_table()
             with lock_errors(f"creating the table of checkpoint {self.name!r}"):
-                _checkpoint_table().create(connection or self.engine, checkfirst=True)
+                table.create(connection or self.engine, checkfirst=True)
+                check_layout(connection or self.engine, table)
             self._ready = True
 
     def mark(self, key: Key) -> None:
@@ -152,7 +188,7 @@ class Checkpoint:
             ).scalar_one_or_none()
         if text is None:
             return None
-        return tuple(_decode_value(v) for v in json.loads(text))
+        return decode_key(text)
 
     # -- public ------------------------------------------------------------------------------
 
@@ -186,7 +222,7 @@ class Checkpoint:
                 f"checkpoint position {position!r} for {self.name!r} holds None; keys are never "
                 "NULL, and resuming after NULL would select nothing (use reset() to start over)"
             )
-        text = json.dumps([_encode_value(v) for v in values])
+        text = encode_key(values)
         self.ensure_table(connection)
         if connection is None:
             with lock_errors(f"saving checkpoint {self.name!r}"), self.engine.begin() as conn:

@@ -209,7 +209,7 @@ def _pg_stats_cuts(plan: SourcePlan, parts: int) -> list[KeyRange] | None:
         return None
     histogram = list(found[0][0])
     buckets = len(histogram) - 1
-    if False:
+    if buckets < parts:
         return None  # too coarse for this many parts: sample instead
     estimate = float(reltuples)
     picks = sorted({round(i * buckets / parts) for i in range(1, parts)})

@@ -1,0 +1,553 @@
+"""The job table ``membound_leases``: a partitioned job's key ranges, who works each one, until
+when, and how far it got; shared by ``run_partitioned`` and ``claim_ranges``.
+
+One row per range (``part`` 0, 1, …) plus a header row (``part`` -1) holding the job's spec
+(its source and how it was split) and whether the job finished. A worker *leases* a range:
+owner and expiry, renewed by a heartbeat while it works. Every write the worker commits for the
+range goes with a *fence*, an update of its own lease row that matches only while it still
+owns it, in the same transaction (:class:`LeasedCheckpoint`): a worker whose range was taken
+over (it stalled, or the scheduler thought it dead) cannot commit anything more, so each row's
+write happens once even with two workers on one range for a while.
+
+Why a table and not a lock service: the workers already share the database, and a row lock
+there serialises a takeover with a flush (the fence and the takeover update the same row), which
+no lock outside the database can do. Lease expiry is judged by the workers' clocks (keep them in
+sync, as for any lease); a clock off by less than the lease only makes a takeover late or early,
+and the fence keeps early ones safe.
+
+Splitting a straggler (dynamic re-splitting): the driver writes a *request*, a key inside the
+range's unread part, into ``split_at``; the worker that owns the range applies it between two
+batches, when it knows how far it read: it shortens its own range and inserts the new one in
+one transaction, or declines if it already read past the key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from membound._errors import BatchSourceError, LeaseLost
+from membound.bound.sql.checkpoint import Checkpoint, check_layout, decode_key, encode_key
+from membound.bound.sql.connection import lock_errors
+from membound.bound.sql.partition import KeyRange
+
+with contextlib.suppress(ImportError):
+    import sqlalchemy as sa
+    from sqlalchemy import exc as sa_exc
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+__all__ = [
+    "HEADER",
+    "JobTable",
+    "Lease",
+    "LeasedCheckpoint",
+    "RangeRow",
+    "default_owner",
+    "describe_source",
+    "range_name",
+]
+
+#: ``part`` of a job's header row.
+HEADER = -1
+
+_TABLES: dict[str, Any] = {}
+
+
+def leases_table() -> sa.Table:
+    """The ``membound_leases`` table (defined once per process)."""
+    if "table" not in _TABLES:
+        _TABLES["table"] = sa.Table(
+            "membound_leases",
+            sa.MetaData(),
+            sa.Column("job", sa.String(200), primary_key=True),
+            sa.Column("part", sa.Integer, primary_key=True, autoincrement=False),
+            sa.Column("start", sa.Text, nullable=True),
+            sa.Column("stop", sa.Text, nullable=True),
+            sa.Column("rows", sa.BigInteger, nullable=False),
+            sa.Column("basis", sa.String(20), nullable=False),
+            sa.Column("owner", sa.String(200), nullable=True),
+            sa.Column("lease_until", sa.Float, nullable=True),
+            sa.Column("attempts", sa.Integer, nullable=False),
+            sa.Column("rows_done", sa.BigInteger, nullable=False),
+            sa.Column("reached", sa.Text, nullable=True),
+            sa.Column("split_at", sa.Text, nullable=True),
+            sa.Column("splits", sa.Integer, nullable=False),
+            sa.Column("done", sa.Integer, nullable=False),
+            sa.Column("seconds", sa.Float, nullable=True),
+            sa.Column("peak_rss_delta", sa.BigInteger, nullable=True),
+            sa.Column("spec", sa.Text, nullable=True),
+            sa.Column("updated_at", sa.String(40), nullable=False),
+        )
+    return _TABLES["table"]  # type: ignore[no-any-return]
+
+
+def default_owner() -> str:
+    """A name for this worker that no other worker has: host, pid and a random suffix."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def range_name(job: str, start: Any) -> str:
+    """The checkpoint name of a range: ``"{job}/{start key}"`` (``"{job}/start"`` for the
+    first range, which has no start key)."""
+    if start is None:
+        return f"{job}/start"
+    return f"{job}/{json.dumps(json.loads(encode_key(start)))}"
+
+
+def describe_source(source: Any, key: Any) -> str:
+    """The source and key as text, to tell a resumed job from another one of the same name."""
+    what = getattr(source, "__table__", source)
+    if hasattr(what, "compile") and not isinstance(what, type):
+        text = str(what.compile())
+    else:
+        text = repr(what)
+    return f"{' '.join(text.split())} key={key!r}"
+
+
+def _now_text() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat()
+
+
+def _key_text(key: Any) -> str | None:
+    return None if key is None else encode_key(key)
+
+
+def _key_value(text: str | None) -> Any:
+    if text is None:
+        return None
+    key = decode_key(text)
+    return key[0] if len(key) == 1 else key
+
+
+@dataclass(frozen=True)
+class RangeRow:
+    """One range of a job as the table holds it."""
+
+    part: int
+    start: Any
+    stop: Any
+    rows: int
+    basis: str
+    owner: str | None
+    lease_until: float | None
+    attempts: int
+    rows_done: int
+    reached: Any
+    splits: int
+    done: bool
+    seconds: float | None
+    peak_rss_delta: int | None
+
+    @property
+    def key_range(self) -> KeyRange:
+        """The range as a :class:`KeyRange`."""
+        return KeyRange(self.start, self.stop, self.rows, self.basis)
+
+
+def _range_row(row: Any) -> RangeRow:
+    return RangeRow(
+        part=row.part,
+        start=_key_value(row.start),
+        stop=_key_value(row.stop),
+        rows=int(row.rows),
+        basis=row.basis,
+        owner=row.owner,
+        lease_until=row.lease_until,
+        attempts=int(row.attempts),
+        rows_done=int(row.rows_done),
+        reached=_key_value(row.reached),
+        splits=int(row.splits),
+        done=bool(row.done),
+        seconds=row.seconds,
+        peak_rss_delta=None if row.peak_rss_delta is None else int(row.peak_rss_delta),
+    )
+
+
+class JobTable:
+    """A job's rows in ``membound_leases``: created once from its ranges, then read and
+    updated by the driver and the workers.
+
+    Args:
+        engine: the database (the one the job reads and writes, so fences share transactions).
+        job: the job's name.
+    """
+
+    def __init__(self, engine: Engine, job: str) -> None:
+        if not isinstance(job, str) or not job or len(job) > 150:
+            raise BatchSourceError(
+                f"a job name must be a non-empty string of at most 150 characters, got {job!r}"
+            )
+        self.engine = engine
+        self.job = job
+        self.table = leases_table()
+        with lock_errors("creating the table membound_leases"):
+            self.table.create(engine, checkfirst=True)
+            check_layout(engine, self.table)
+
+    def _where(self, part: int) -> Any:
+        t = self.table
+        return sa.and_(t.c.job == self.job, t.c.part == part)
+
+    def open(
+        self, spec: dict[str, Any], make_ranges: Callable[[], Sequence[KeyRange]], restart: bool
+    ) -> bool:
+        """Create the job from ``make_ranges()`` unless it exists; check an existing one is the
+        same job (``spec``). Returns whether the job had finished already.
+
+        Raises:
+            BatchSourceError: a job of this name exists with another spec.
+        """
+        header = self.header()
+        if header is not None and restart:
+            self.delete()
+            header = None
+        if header is None:
+            if self.create(spec, make_ranges()):
+                return False
+            header = self.header()  # another process created it first
+        stored = json.loads(header.spec or "{}")
+        if stored != spec:
+            state = "finished" if header.done else "under way"
+            raise BatchSourceError(
+                f"job {self.job!r} is {state} with other ranges (source "
+                f"{stored.get('source')!r}, parts={stored.get('parts')}, "
+                f"rows_per_part={stored.get('rows_per_part')})",
+                hint="resume it with the same source and parts, choose another name, or pass "
+                "restart=True to forget it (writes it committed stay committed)",
+            )
+        return bool(header.done)
+
+    def header(self) -> Any:
+        """The header row (spec, done), or None when the job was never created."""
+        t = self.table
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(t).where(self._where(HEADER))).first()
+
+    def create(self, spec: dict[str, Any], ranges: Sequence[KeyRange]) -> bool:
+        """Insert the header and one row per range in one transaction.
+
+        Returns:
+            False when another process created the job first (its ranges stand).
+        """
+        now = _now_text()
+        blank = {
+            "owner": None,
+            "lease_until": None,
+            "attempts": 0,
+            "rows_done": 0,
+            "reached": None,
+            "split_at": None,
+            "splits": 0,
+            "done": 0,
+            "seconds": None,
+            "peak_rss_delta": None,
+            "updated_at": now,
+        }
+        rows = [
+            {
+                **blank,
+                "job": self.job,
+                "part": HEADER,
+                "start": None,
+                "stop": None,
+                "rows": sum(r.rows for r in ranges),
+                "basis": "job",
+                "spec": json.dumps(spec, sort_keys=True),
+            }
+        ]
+        rows += [
+            {
+                **blank,
+                "job": self.job,
+                "part": i,
+                "start": _key_text(r.start),
+                "stop": _key_text(r.stop),
+                "rows": r.rows,
+                "basis": r.basis,
+                "spec": None,
+            }
+            for i, r in enumerate(ranges)
+        ]
+        try:
+            with lock_errors(f"creating job {self.job!r}"), self.engine.begin() as conn:
+                conn.execute(self.table.insert(), rows)
+        except sa_exc.IntegrityError:
+            return False
+        return True
+
+    def delete(self) -> None:
+        """Forget the job: its header, its ranges and their checkpoints."""
+        names = [range_name(self.job, r.start) for r in self.ranges()]
+        with lock_errors(f"deleting job {self.job!r}"), self.engine.begin() as conn:
+            conn.execute(sa.delete(self.table).where(self.table.c.job == self.job))
+        for name in names:
+            Checkpoint(self.engine, name).reset()
+
+    def ranges(self) -> list[RangeRow]:
+        """Every range of the job, in key order (splits included)."""
+        t = self.table
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(t).where(t.c.job == self.job, t.c.part != HEADER)).all()  # noqa: MB102 (one row per range: as many as the job has parts)
+        found = [_range_row(r) for r in rows]
+        # Key order: the first range (start None) first, then by start key.
+        return sorted(found, key=lambda r: (r.start is not None, _sortable(r.start)))
+
+    def finish(self) -> None:
+        """Mark the job finished (its header), once every range is done."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.update(self.table)
+                .where(self._where(HEADER))
+                .values(done=1, updated_at=_now_text())
+            )
+
+    def request_split(self, part: int, at: Any) -> bool:
+        """Ask the owner of ``part`` to end its range before key ``at`` (applied by the owner
+        between two batches; see the module docstring). False when a request is pending."""
+        t = self.table
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                sa.update(t)
+                .where(self._where(part), t.c.done == 0, t.c.split_at.is_(None))
+                .values(split_at=_key_text(at))
+            )
+        return bool(result.rowcount)
+
+    def claim_free(self, owner: str, lease_s: float) -> Lease | None:
+        """Lease a range nobody holds (never leased, released, or its lease ran out)."""
+        t = self.table
+        now = time.time()
+        with self.engine.connect() as conn:
+            free = conn.execute(
+                sa.select(t.c.part)
+                .where(
+                    t.c.job == self.job,
+                    t.c.part != HEADER,
+                    t.c.done == 0,
+                    sa.or_(t.c.owner.is_(None), t.c.lease_until < now),
+                )
+                .order_by(t.c.part)
+            ).all()  # noqa: MB102 (one row per range)
+        for (part,) in free:
+            lease = self.claim(part, owner, lease_s, force=False)
+            if lease is not None:
+                return lease
+        return None
+
+    def claim(self, part: int, owner: str, lease_s: float, *, force: bool) -> Lease | None:
+        """Lease ``part`` for ``owner``; None when it is done (or, without ``force``, held by
+        a live lease). ``force`` takes it over from anyone: the fence keeps that safe."""
+        t = self.table
+        now = time.time()
+        conditions = [self._where(part), t.c.done == 0]
+        if not force:
+            conditions.append(sa.or_(t.c.owner.is_(None), t.c.lease_until < now))
+        with lock_errors(f"leasing a range of job {self.job!r}"), self.engine.begin() as conn:
+            result = conn.execute(
+                sa.update(t)
+                .where(*conditions)
+                .values(
+                    owner=owner,
+                    lease_until=now + lease_s,
+                    attempts=t.c.attempts + 1,
+                    split_at=None,
+                    updated_at=_now_text(),
+                )
+            )
+            if not result.rowcount:
+                return None
+            row = conn.execute(sa.select(t).where(self._where(part))).one()
+        return Lease(self, _range_row(row), owner, lease_s)
+
+
+def _sortable(key: Any) -> Any:
+    return key if isinstance(key, tuple) else (key,)
+
+
+class Lease:
+    """This worker's hold on one range: renew it, apply split requests, finish or release it.
+
+    Every method that writes is fenced: it changes the row only while ``owner`` still holds it,
+    and raises :class:`~membound.LeaseLost` otherwise.
+    """
+
+    def __init__(self, jobs: JobTable, row: RangeRow, owner: str, lease_s: float) -> None:
+        self.jobs = jobs
+        self.row = row
+        self.part = row.part
+        self.owner = owner
+        self.lease_s = lease_s
+        self.stop = row.stop
+        self.lost = False
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        """The range's checkpoint name."""
+        return range_name(self.jobs.job, self.row.start)
+
+    def fence(self, conn: Any, **values: Any) -> None:
+        """Renew the lease inside ``conn``'s transaction, setting ``values`` too.
+
+        Raises:
+            LeaseLost: another worker owns the range now (the transaction must roll back).
+        """
+        t = self.jobs.table
+        result = conn.execute(
+            sa.update(t)
+            .where(self.jobs._where(self.part), t.c.owner == self.owner)
+            .values(lease_until=time.time() + self.lease_s, updated_at=_now_text(), **values)
+        )
+        if not result.rowcount:
+            self.lost = True
+            raise LeaseLost(
+                f"range {self.part} of job {self.jobs.job!r} was taken over by another worker; "
+                "this worker's uncommitted work on it was rolled back"
+            )
+
+    def renew(self, **values: Any) -> None:
+        """Renew the lease in a transaction of its own (the heartbeat), setting ``values``."""
+        with self._lock, self.jobs.engine.begin() as conn:
+            self.fence(conn, **values)
+
+    def progress(self, rows_done: int, reached: Any) -> Any:
+        """Record progress (renewing the lease) and apply a pending split request.
+
+        Args:
+            rows_done: rows of the range processed so far.
+            reached: the last key read (nothing after it was read yet).
+
+        Returns:
+            The range's stop, shortened when a split was applied.
+        """
+        t = self.jobs.table
+        with self._lock, self.jobs.engine.begin() as conn:
+            self.fence(conn, rows_done=rows_done, reached=_key_text(reached))
+            request = conn.execute(
+                sa.select(t.c.split_at).where(self.jobs._where(self.part))
+            ).scalar_one()
+            if request is None:
+                return self.stop
+            at = _key_value(request)
+            values: dict[str, Any] = {"split_at": None}
+            if _sortable(at) > _sortable(reached) and (
+                self.stop is None or _sortable(at) < _sortable(self.stop)
+            ):
+                self._insert_tail(conn, at)
+                values.update(stop=request, splits=t.c.splits + 1)
+                self.stop = at
+            conn.execute(sa.update(t).where(self.jobs._where(self.part)).values(**values))
+        return self.stop
+
+    def _insert_tail(self, conn: Any, at: Any) -> None:
+        """The new range ``[at, old stop)``, unowned, for an idle worker."""
+        t = self.jobs.table
+        highest = conn.execute(
+            sa.select(sa.func.max(t.c.part)).where(t.c.job == self.jobs.job)
+        ).scalar_one()
+        row = self.row
+        left = max(row.rows - self._done_estimate(conn), 0)
+        conn.execute(
+            t.insert().values(
+                job=self.jobs.job,
+                part=int(highest) + 1,
+                start=_key_text(at),
+                stop=_key_text(self.stop),
+                rows=left // 2,
+                basis="split",
+                owner=None,
+                lease_until=None,
+                attempts=0,
+                rows_done=0,
+                reached=None,
+                split_at=None,
+                splits=0,
+                done=0,
+                seconds=None,
+                peak_rss_delta=None,
+                spec=None,
+                updated_at=_now_text(),
+            )
+        )
+        conn.execute(
+            sa.update(t).where(self.jobs._where(self.part)).values(rows=row.rows - left // 2)
+        )
+        self.row = RangeRow(**{**row.__dict__, "rows": row.rows - left // 2})
+
+    def _done_estimate(self, conn: Any) -> int:
+        t = self.jobs.table
+        return int(
+            conn.execute(sa.select(t.c.rows_done).where(self.jobs._where(self.part))).scalar_one()
+        )
+
+    def finish(self, rows_done: int, seconds: float, peak_rss_delta: int | None) -> None:
+        """Mark the range done (fenced) with its figures."""
+        self.renew(
+            done=1,
+            rows_done=rows_done,
+            seconds=seconds,
+            peak_rss_delta=peak_rss_delta,
+            owner=None,
+        )
+
+    def release(self) -> None:
+        """Give the range back unfinished, for another worker to take at once."""
+        with (
+            contextlib.suppress(LeaseLost, sa_exc.SQLAlchemyError),
+            self._lock,
+            self.jobs.engine.begin() as conn,
+        ):
+            self.fence(conn, owner=None, lease_until=None)
+
+
+class LeasedCheckpoint(Checkpoint):
+    """A range's checkpoint whose every save is fenced by the range's lease (same transaction):
+    once the range was taken over, this worker's saves, and the writes committed with them,
+    fail and roll back with :class:`~membound.LeaseLost`."""
+
+    def __init__(self, lease: Lease) -> None:
+        super().__init__(lease.jobs.engine, lease.name)
+        self.lease = lease
+
+    def _write(self, conn: Any, text: str | None) -> None:
+        self.lease.fence(conn)
+        super()._write(conn, text)
+
+
+class Heartbeat:
+    """Renews a lease every third of its length from a daemon thread, while a range is worked.
+
+    A renewal that finds the lease lost stops the thread; ``lease.lost`` says so.
+    """
+
+    def __init__(self, lease: Lease) -> None:
+        self.lease = lease
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="membound-lease", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        interval = max(self.lease.lease_s / 3, 0.05)
+        while not self._stop.wait(interval):
+            try:
+                self.lease.renew()
+            except LeaseLost:
+                return
+            except sa_exc.SQLAlchemyError:
+                continue  # the database is unreachable for now: the next beat tries again
+
+    def stop(self) -> None:
+        """Stop renewing (before the range is finished or released)."""
+        self._stop.set()
+        self._thread.join()

@@ -1,0 +1,517 @@
+"""``run_partitioned``: a source's balanced key ranges run as tasks on Dask, an executor or in
+process; each range read in keyset batches with its own lease, checkpoint and ``BatchWriter``.
+
+Exactly once (G7 per range): a range's writes commit with its checkpoint *and* a fence on its
+lease (``leases.py``), so a range retried elsewhere after its worker died resumes strictly after
+the last committed position, and a worker that lost its range can commit nothing more. A
+read-only ``fn`` (no writes) gets its position saved after every batch instead.
+
+The job's ranges are kept in ``membound_leases``: a run that stopped (a crash, Ctrl-C, a range
+that failed) is resumed by calling again with the same name, on the very ranges it started with
+(a new ``key_ranges`` would cut elsewhere and break the per-range checkpoints). A finished job
+stays finished: calling again returns its report; ``restart=True`` starts anew.
+
+Stragglers: while a task slot is idle and nothing waits to run, the range with the most rows
+left is split at the key halfway through its unread part; its worker applies the split between
+two batches and the tail becomes a new range with a checkpoint of its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from membound._errors import BatchSourceError, LeaseLost, PartitionFailed
+from membound._units import parse_duration
+from membound.bound._rss import current_rss, peak_rss, reset_peak
+from membound.bound.sql.autosize import check_batch_size
+from membound.bound.sql.checkpoint import Checkpoint
+from membound.bound.sql.connection import engine_of, require_sqlalchemy
+from membound.bound.sql.keys import as_key, compare, public_key
+from membound.bound.sql.leases import (
+    Heartbeat,
+    JobTable,
+    Lease,
+    LeasedCheckpoint,
+    RangeRow,
+    describe_source,
+)
+from membound.bound.sql.partition import key_ranges
+from membound.bound.sql.plan import SourcePlan
+from membound.bound.sql.read import in_batches
+from membound.bound.sql.runners import Runner, runner_for
+from membound.bound.sql.writer import BatchWriter
+
+with contextlib.suppress(ImportError):
+    import sqlalchemy as sa
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+__all__ = ["PartitionReport", "RangeReport", "run_partitioned"]
+
+#: Engines made from URLs in this process, one per URL (a worker runs many ranges).
+_ENGINES: dict[str, Any] = {}
+
+
+@dataclass(frozen=True)
+class RangeReport:
+    """One key range of a partitioned run.
+
+    Attributes:
+        start: first key, inclusive (None for the first range).
+        stop: the key after the range, exclusive (None for the last).
+        rows: rows processed (each handed to ``fn`` in a batch whose effects committed).
+        estimated_rows: the estimate the range was cut with (``key_ranges``).
+        retries: times the range was started again (a worker died, or ``fn`` raised).
+        splits: times an idle worker took over the tail of this range.
+        seconds: wall time of the attempt that finished it.
+        peak_rss_delta: peak RSS during that attempt minus RSS at its start, in bytes: the
+            kernel's high-water mark where the task had a process of its own, else the highest
+            RSS read after each batch. None when the range did not run here (already done).
+        done: whether the range finished.
+    """
+
+    start: Any
+    stop: Any
+    rows: int
+    estimated_rows: int
+    retries: int
+    splits: int
+    seconds: float | None
+    peak_rss_delta: int | None
+    done: bool
+
+
+@dataclass(frozen=True)
+class PartitionReport:
+    """What a partitioned run did, range by range (as many entries as ranges, never rows).
+
+    Attributes:
+        name: the job's name.
+        ranges: each range, in key order (a split range's tail is a range of its own).
+        rows: rows processed in all ranges.
+        estimated_rows: the rows the ranges were cut for.
+        retries: range restarts in all.
+        splits: straggler splits in all.
+        seconds: wall time of this call.
+        runner: what ran the tasks (``dask``, ``ProcessPoolExecutor``, ``in-process``, …).
+        already_finished: the job had finished before this call: nothing ran.
+    """
+
+    name: str
+    ranges: tuple[RangeReport, ...]
+    rows: int
+    estimated_rows: int
+    retries: int
+    splits: int
+    seconds: float
+    runner: str
+    already_finished: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (keys as stored: tuples become lists)."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RangeTask:
+    """Everything a worker needs for one range (pickled to it)."""
+
+    db: str | Callable[[], Any]
+    source: Any
+    fn: Callable[[Any, BatchWriter], Any]
+    job: str
+    part: int
+    key: Any
+    batch_size: int | Literal["auto"]
+    write_batch_size: int
+    target_batch_s: float
+    max_batch_memory: int | str
+    lease_s: float
+    measure_peak: bool
+
+
+def _engine(db: str | Callable[[], Any]) -> Engine:
+    if isinstance(db, str):
+        if db not in _ENGINES:
+            _ENGINES[db] = sa.create_engine(db)
+        return _ENGINES[db]  # type: ignore[no-any-return]
+    return engine_of(db())
+
+
+def work_range(task: RangeTask) -> int | None:
+    """Run one range to its end (a worker's task): lease it, resume after its checkpoint, call
+    ``fn`` per batch, apply split requests, mark it done. Returns its rows, or None when the
+    range was already done."""
+    from membound.bound.sql.leases import default_owner
+
+    engine = _engine(task.db)
+    jobs = JobTable(engine, task.job)
+    lease = jobs.claim(task.part, default_owner(), task.lease_s, force=True)
+    if lease is None:
+        return None
+    began, rss_start = time.perf_counter(), current_rss()
+    peak_reset = task.measure_peak and reset_peak()
+    highest = rss_start
+    checkpoint = LeasedCheckpoint(lease)
+    beat = Heartbeat(lease)
+    try:
+        rows = _rows_committed(engine, task, lease, checkpoint)
+        while True:
+            stop = lease.stop
+            with BatchWriter(engine, task.write_batch_size, checkpoint=checkpoint) as writer:
+                batches = in_batches(
+                    engine,
+                    task.source,
+                    task.batch_size,
+                    key=task.key,
+                    start=lease.row.start,
+                    stop=stop,
+                    checkpoint=checkpoint,
+                    target_batch_s=task.target_batch_s,
+                    max_batch_memory=task.max_batch_memory,
+                )
+                for batch in batches:
+                    task.fn(batch, writer)
+                    rows += len(batch.rows)
+                    if writer.pending == 0:  # nothing of this batch waits: it is done
+                        checkpoint.save(batch.last_key)
+                    highest = max(highest, current_rss())
+                    if lease.progress(rows, batch.last_key) != stop:
+                        break  # split: the range now ends earlier; re-read up to the new stop
+                batches.close()  # type: ignore[attr-defined]
+            if lease.stop == stop:
+                break
+        peak = highest
+        if peak_reset:
+            peak = max(peak, peak_rss() or 0)
+        beat.stop()
+        lease.finish(rows, time.perf_counter() - began, peak - rss_start)
+    finally:
+        beat.stop()
+    return rows
+
+
+def _rows_committed(engine: Engine, task: RangeTask, lease: Lease, cp: Checkpoint) -> int:
+    """Rows of the range up to its checkpoint (0 on a first attempt): what earlier attempts
+    finished, counted exactly."""
+    stored = cp.load()
+    if stored is None:
+        return 0
+    plan = SourcePlan(engine, task.source, task.key)
+    start = None if lease.row.start is None else as_key(lease.row.start, plan.width, "start")
+    return plan.count(None, start, stored)
+
+
+def _split_key(engine: Engine, task: RangeTask, row: RangeRow, offset: int) -> Any:
+    """The key ``offset`` rows after what the range's worker has read, or None."""
+    plan = SourcePlan(engine, task.source, task.key)
+    after = None if row.reached is None else as_key(row.reached, plan.width, "reached")
+    start = None if row.start is None or after is not None else as_key(row.start, plan.width)
+    stmt = plan.bounded(after, start, None).with_only_columns(*plan.key_columns)
+    if row.stop is not None:
+        stmt = stmt.where(
+            compare(plan.key_columns, as_key(row.stop, plan.width), "<", plan.row_value)
+        )
+    found = plan.run(stmt.order_by(*plan.key_columns).offset(offset).limit(1))
+    return public_key(tuple(found[0])) if found else None
+
+
+def run_partitioned(
+    db: str | Callable[[], Any],
+    source: Any,
+    fn: Callable[[Any, BatchWriter], Any],
+    *,
+    name: str,
+    parts: int | None = None,
+    rows_per_part: int | None = None,
+    client: Any = None,
+    batch_size: int | Literal["auto"] = 1000,
+    key: Any = None,
+    write_batch_size: int = 500,
+    target_batch_s: float = 0.5,
+    max_batch_memory: int | str = "64 MB",
+    retries: int = 2,
+    lease: float | str = "60 s",
+    split_stragglers: bool = True,
+    restart: bool = False,
+    progress: bool = False,
+    poll_interval: float = 0.25,
+) -> PartitionReport:
+    """Run ``fn(batch, writer)`` over every batch of every balanced key range of ``source``.
+
+    The ranges come from :func:`key_ranges` (balanced by rows). Each range is a task: on a Dask
+    ``client`` (a task per range; Dask re-runs a task whose worker died), a
+    ``concurrent.futures`` executor, or in this thread (``client=None``). Inside a task the
+    range is read with :func:`in_batches` (``start=``/``stop=``, G1–G8 hold) and ``writer`` is
+    the range's :class:`BatchWriter`, bound to its checkpoint ``"{name}/{start key}"`` and
+    flushed when the range ends: every row's write happens exactly once even when a worker dies
+    mid-range and the range runs again elsewhere. ``fn`` may ignore ``writer``.
+
+    Args:
+        db: a database URL, or a function returning an Engine (engines cannot be pickled to
+            workers; a factory must be importable, e.g. defined at module level, for a
+            process pool).
+        source: a ``Table``, ORM entity or ``select()`` (as :func:`find_each`).
+        fn: called as ``fn(batch, writer)`` per batch; on Dask it may be a closure.
+        name: the job's name: ranges, leases and checkpoints are kept under it.
+        parts: how many ranges (``rows_per_part`` instead; default 1,000,000 rows a range).
+        rows_per_part: rows per range.
+        client: a ``dask.distributed.Client``, a ``concurrent.futures`` executor, or None.
+        batch_size: rows per read batch, or ``"auto"`` (see :func:`in_batches`).
+        key: the key column(s), as for :func:`find_each`.
+        write_batch_size: items per writer transaction.
+        target_batch_s: with ``batch_size="auto"``, seconds per batch.
+        max_batch_memory: with ``batch_size="auto"``, memory per batch.
+        retries: times a range is started again after its task failed (a dead Dask worker is
+            re-run by Dask's scheduler as well, up to its ``allowed-failures``).
+        lease: how long a range stays claimed without a heartbeat (renewed every third of it).
+        split_stragglers: split a running range's tail off for an idle worker.
+        restart: forget the job of this name (its ranges and checkpoints) and start anew.
+        progress: a rich progress bar on stderr: rows done / estimated, ranges running.
+        poll_interval: seconds between looks at the job's progress.
+
+    Returns:
+        A :class:`PartitionReport`.
+
+    Raises:
+        BatchSourceError: bad arguments, a source without a usable key, a job of this name
+            under way with other ranges, a membound table of an older layout, or a task that
+            cannot be sent to the workers.
+        PartitionFailed: a range failed after its retries (its ``report`` says what finished;
+            other running ranges were let finish, ranges not started were not started).
+    """
+    require_sqlalchemy()
+    if not callable(fn):
+        raise BatchSourceError(f"fn must be callable as fn(batch, writer), got {fn!r}")
+    if not isinstance(db, str) and not callable(db):
+        raise BatchSourceError(
+            f"db must be a database URL or a function returning an Engine, got {type(db).__name__}",
+            hint="engines cannot be pickled to workers: pass str(engine.url) or a factory",
+        )
+    check_batch_size(batch_size)
+    for label, value in (("retries", retries), ("write_batch_size", write_batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < (label != "retries"):
+            raise BatchSourceError(f"{label} must be a whole number, got {value!r}")
+    lease_s = parse_duration(lease, name="lease")
+    began = time.perf_counter()
+    engine = _engine(db)
+    runner = runner_for(client)
+    jobs = JobTable(engine, name)
+    spec = {
+        "source": describe_source(source, key),
+        "parts": parts,
+        "rows_per_part": rows_per_part,
+    }
+    make_ranges = lambda: key_ranges(engine, source, parts, rows_per_part, key=key)  # noqa: E731
+    if jobs.open(spec, make_ranges, restart):
+        return _report(jobs, runner, began, already_finished=True)
+    task = RangeTask(
+        db=db,
+        source=source,
+        fn=fn,
+        job=name,
+        part=0,
+        key=key,
+        batch_size=batch_size,
+        write_batch_size=write_batch_size,
+        target_batch_s=target_batch_s,
+        max_batch_memory=max_batch_memory,
+        lease_s=lease_s,
+        measure_peak=runner.own_processes,
+    )
+    runner.check_picklable(task)
+    driver = _Driver(jobs, runner, task, engine, retries, split_stragglers, poll_interval)
+    with _progress_bar(jobs, poll_interval) if progress else contextlib.nullcontext():
+        driver.run()
+    if driver.failure is not None:
+        part, exc = driver.failure
+        report = _report(jobs, runner, began)
+        done = sum(r.done for r in report.ranges)
+        raise PartitionFailed(
+            f"range {part} of job {name!r} failed after {retries} retries: "
+            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}; "
+            f"{done} of {len(report.ranges)} ranges finished and committed, the failed one "
+            "committed up to its checkpoint",
+            report=report,
+        ) from exc
+    jobs.finish()
+    return _report(jobs, runner, began)
+
+
+def _report(
+    jobs: JobTable, runner: Runner, began: float, *, already_finished: bool = False
+) -> PartitionReport:
+    ranges = tuple(
+        RangeReport(
+            start=r.start,
+            stop=r.stop,
+            rows=r.rows_done,
+            estimated_rows=r.rows,
+            retries=max(r.attempts - 1, 0),
+            splits=r.splits,
+            seconds=r.seconds,
+            peak_rss_delta=r.peak_rss_delta,
+            done=r.done,
+        )
+        for r in jobs.ranges()
+    )
+    return PartitionReport(
+        name=jobs.job,
+        ranges=ranges,
+        rows=sum(r.rows for r in ranges),
+        estimated_rows=sum(r.estimated_rows for r in ranges),
+        retries=sum(r.retries for r in ranges),
+        splits=sum(r.splits for r in ranges),
+        seconds=time.perf_counter() - began,
+        runner=runner.kind,
+        already_finished=already_finished,
+    )
+
+
+class _Driver:
+    """Submits a task per unfinished range, re-submits failed ones, splits stragglers."""
+
+    def __init__(
+        self,
+        jobs: JobTable,
+        runner: Runner,
+        task: RangeTask,
+        engine: Engine,
+        retries: int,
+        split: bool,
+        poll: float,
+    ) -> None:
+        self.jobs, self.runner, self.task, self.engine = jobs, runner, task, engine
+        self.retries, self.split, self.poll = retries, split, poll
+        self.running: dict[Any, int] = {}  # future -> part
+        self.tries: dict[int, int] = {}
+        self.submitted: set[int] = set()
+        self.failure: tuple[int, BaseException] | None = None
+
+    def _submit(self, part: int) -> None:
+        self.submitted.add(part)
+        self.tries[part] = self.tries.get(part, 0) + 1
+        task = RangeTask(**{**self.task.__dict__, "part": part})
+        future = self.runner.submit(work_range, task, f"range {part}")
+        self.running[future] = part
+
+    def run(self) -> None:
+        try:
+            for row in self.jobs.ranges():
+                if not row.done:
+                    self._submit(row.part)
+            while self.running:
+                done, _ = self.runner.wait(self.running, self.poll)
+                for future in done:
+                    self._finished(future)
+                if self.failure is not None:
+                    self._drain()
+                    return
+                self._look_for_new_ranges()
+        except BaseException:
+            self.runner.cancel(self.running)
+            raise
+
+    def _finished(self, future: Any) -> None:
+        part = self.running.pop(future)
+        try:
+            future.result()
+            release = getattr(future, "release", None)  # Dask: let the worker drop the result
+            if release is not None:
+                release()
+        except Exception as exc:
+            if self.tries[part] <= self.retries and not _fatal(exc):
+                self._submit(part)
+            elif self.failure is None:
+                self.failure = (part, exc)
+
+    def _drain(self) -> None:
+        """After a failure: cancel what has not started, let running ranges finish."""
+        self.runner.cancel(self.running)
+        while self.running:
+            done, _ = self.runner.wait(self.running, self.poll)
+            for future in done:
+                self.running.pop(future)
+
+    def _look_for_new_ranges(self) -> None:
+        rows = self.jobs.ranges()
+        for row in rows:  # tails split off by workers
+            if row.part not in self.submitted and not row.done:
+                self._submit(row.part)
+        if not self.split or len(self.running) >= self.runner.slots():
+            return
+        busy = [r for r in rows if not r.done and r.owner is not None and r.rows > r.rows_done]
+        if not busy:
+            return
+        straggler = max(busy, key=lambda r: r.rows - r.rows_done)
+        left = straggler.rows - straggler.rows_done
+        smallest = 4 * (self.task.batch_size if isinstance(self.task.batch_size, int) else 1000)
+        if left < smallest:
+            return
+        at = _split_key(self.engine, self.task, straggler, left // 2)
+        if at is not None:
+            self.jobs.request_split(straggler.part, at)
+
+
+def _fatal(exc: BaseException) -> bool:
+    """Errors a retry cannot fix: bad arguments and a pool that lost its processes."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    return isinstance(exc, (BatchSourceError, BrokenProcessPool)) and not isinstance(exc, LeaseLost)
+
+
+@contextlib.contextmanager
+def _progress_bar(jobs: JobTable, interval: float) -> Any:
+    """A rich bar on stderr from the job table: rows done of estimated, ranges running/done."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[ranges]}"),
+        console=Console(stderr=True),
+    )
+    task = progress.add_task(jobs.job, total=None, ranges="")
+    stop = threading.Event()
+
+    def refresh() -> None:
+        with contextlib.suppress(Exception):  # a bar must never fail the job
+            rows = jobs.ranges()
+            running = sum(1 for r in rows if not r.done and r.owner is not None)
+            finished = sum(1 for r in rows if r.done)
+            progress.update(
+                task,
+                completed=sum(r.rows_done for r in rows),
+                total=sum(r.rows for r in rows),
+                ranges=f"ranges: {finished}/{len(rows)} done, {running} running",
+            )
+
+    def loop() -> None:
+        while not stop.wait(interval):
+            refresh()
+
+    thread = threading.Thread(target=loop, name="membound-progress", daemon=True)
+    progress.start()
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        refresh()
+        progress.stop()

@@ -1,0 +1,172 @@
+"""Where ``run_partitioned`` runs its range tasks: a Dask ``distributed.Client``, a
+``concurrent.futures`` executor, or the calling thread. One small interface over the three, so
+the driver loop is written once; no scheduler of membound's own (DESIGN §6c).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import importlib
+import os
+import pickle
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
+
+from membound._errors import BatchSourceError
+
+__all__ = ["Runner", "runner_for"]
+
+
+class Runner(Protocol):
+    """Submits tasks and waits for them."""
+
+    #: Whether tasks run in processes of their own (their peak RSS can be reset and read).
+    own_processes: bool
+    #: What runs the tasks, in words (for the report).
+    kind: str
+
+    def submit(self, fn: Callable[[Any], Any], task: Any, label: str) -> Any:
+        """Start ``fn(task)``; returns a future."""
+        ...
+
+    def wait(self, futures: Iterable[Any], timeout: float) -> tuple[set[Any], set[Any]]:
+        """Wait up to ``timeout`` s for at least one of ``futures``: (done, not done)."""
+        ...
+
+    def slots(self) -> int:
+        """How many tasks can run at once."""
+        ...
+
+    def cancel(self, futures: Iterable[Any]) -> None:
+        """Cancel tasks not started yet (a running task finishes its current range)."""
+        ...
+
+    def check_picklable(self, task: Any) -> None:
+        """Raise a one-line error when ``task`` cannot be sent to a worker."""
+        ...
+
+
+class InProcess:
+    """Runs each task in the calling thread at submit (``client=None``)."""
+
+    own_processes = False
+    kind = "in-process"
+
+    def submit(self, fn: Callable[[Any], Any], task: Any, label: str) -> cf.Future[Any]:
+        future: cf.Future[Any] = cf.Future()
+        try:
+            future.set_result(fn(task))
+        except Exception as exc:
+            future.set_exception(exc)
+        return future
+
+    def wait(self, futures: Iterable[Any], timeout: float) -> tuple[set[Any], set[Any]]:
+        done, pending = cf.wait(list(futures), timeout, cf.FIRST_COMPLETED)
+        return set(done), set(pending)
+
+    def slots(self) -> int:
+        return 1
+
+    def cancel(self, futures: Iterable[Any]) -> None:
+        return None
+
+    def check_picklable(self, task: Any) -> None:
+        return None
+
+
+class ExecutorRunner:
+    """A ``concurrent.futures`` executor: a process pool (tasks pickled) or a thread pool."""
+
+    def __init__(self, executor: cf.Executor) -> None:
+        self.executor = executor
+        self.own_processes = isinstance(executor, cf.ProcessPoolExecutor)
+        self.kind = type(executor).__name__
+
+    def submit(self, fn: Callable[[Any], Any], task: Any, label: str) -> cf.Future[Any]:
+        return self.executor.submit(fn, task)
+
+    def wait(self, futures: Iterable[Any], timeout: float) -> tuple[set[Any], set[Any]]:
+        done, pending = cf.wait(list(futures), timeout, cf.FIRST_COMPLETED)
+        return set(done), set(pending)
+
+    def slots(self) -> int:
+        # The stdlib pools keep their size here; another executor counts as one slot.
+        return int(getattr(self.executor, "_max_workers", 1) or 1)
+
+    def cancel(self, futures: Iterable[Any]) -> None:
+        for future in futures:
+            future.cancel()
+
+    def check_picklable(self, task: Any) -> None:
+        if not self.own_processes:
+            return
+        try:
+            pickle.dumps(task)
+        except Exception as exc:
+            raise BatchSourceError(
+                f"the task cannot be sent to the process pool: {str(exc).splitlines()[0]}",
+                hint="define fn at module level and pass a database URL or a module-level "
+                "engine factory; or run on Dask, which pickles closures (cloudpickle)",
+            ) from None
+
+
+class DaskRunner:
+    """A ``dask.distributed.Client``: a task per range, shown on Dask's dashboard under
+    ``membound-range``; the scheduler re-runs a task whose worker died."""
+
+    kind = "dask"
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        pids = client.run(os.getpid)
+        # Workers in this very process (LocalCluster(processes=False)) share its peak RSS.
+        self.own_processes = bool(pids) and os.getpid() not in set(pids.values())
+
+    def submit(self, fn: Callable[[Any], Any], task: Any, label: str) -> Any:
+        return self.client.submit(fn, task, key=f"membound-range-{uuid.uuid4().hex}", pure=False)
+
+    def wait(self, futures: Iterable[Any], timeout: float) -> tuple[set[Any], set[Any]]:
+        from distributed import wait
+
+        futures = list(futures)
+        try:
+            done, pending = wait(  # type: ignore[no-untyped-call]
+                futures, timeout=timeout, return_when="FIRST_COMPLETED"
+            )
+        except TimeoutError:
+            return set(), set(futures)
+        return set(done), set(pending)
+
+    def slots(self) -> int:
+        workers = self.client.scheduler_info().get("workers", {})
+        return max(1, sum(int(w.get("nthreads", 1)) for w in workers.values()))
+
+    def cancel(self, futures: Iterable[Any]) -> None:
+        self.client.cancel(list(futures))
+
+    def check_picklable(self, task: Any) -> None:
+        try:
+            importlib.import_module("cloudpickle").dumps(task)
+        except Exception as exc:
+            raise BatchSourceError(
+                f"the task cannot be sent to the Dask workers: {str(exc).splitlines()[0]}"
+            ) from None
+
+
+def runner_for(client: Any) -> Runner:
+    """The runner for ``client``: None, an executor, or a ``distributed.Client``.
+
+    Raises:
+        BatchSourceError: anything else.
+    """
+    if client is None:
+        return InProcess()
+    if isinstance(client, cf.Executor):
+        return ExecutorRunner(client)
+    if type(client).__module__.startswith("distributed") and hasattr(client, "submit"):
+        return DaskRunner(client)
+    raise BatchSourceError(
+        f"client must be a dask.distributed.Client, a concurrent.futures executor or None, "
+        f"got {type(client).__name__}"
+    )
