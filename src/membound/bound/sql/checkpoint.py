@@ -25,11 +25,12 @@ from membound.bound.sql.keys import Key, public_key
 # install before any of them is used.
 with contextlib.suppress(ImportError):
     import sqlalchemy as sa
+    from sqlalchemy import exc as sa_exc
 
 if TYPE_CHECKING:
     from membound.bound.sql.connection import Bind
 
-__all__ = ["Checkpoint", "check_layout", "decode_key", "encode_key"]
+__all__ = ["Checkpoint", "check_layout", "create_table", "decode_key", "encode_key"]
 
 
 def _encode_value(value: Any) -> Any:
@@ -96,6 +97,25 @@ def check_layout(connection: Any, table: sa.Table) -> None:
         )
 
 
+def create_table(connection: Any, table: sa.Table) -> None:
+    """Create ``table`` unless it exists, then check its layout (:func:`check_layout`).
+
+    Processes that start together all find the table missing and all create it; the losers'
+    errors (SQLite: "already exists"; PostgreSQL: a unique violation in its catalog) are
+    dropped once the table is there.
+    """
+    try:
+        table.create(connection, checkfirst=True)
+    except (sa_exc.OperationalError, sa_exc.ProgrammingError, sa_exc.IntegrityError):
+        # Only on an engine: inside a caller's transaction the failed CREATE may have aborted
+        # it (PostgreSQL), and that is the caller's to see.
+        if isinstance(connection, sa.Connection) or not sa.inspect(connection).has_table(
+            table.name
+        ):
+            raise
+    check_layout(connection, table)
+
+
 _CHECKPOINT_TABLES: dict[str, Any] = {}
 
 
@@ -146,8 +166,7 @@ class Checkpoint:
         if not self._ready:
             table = _checkpoint_table()
             with lock_errors(f"creating the table of checkpoint {self.name!r}"):
-                table.create(connection or self.engine, checkfirst=True)
-                check_layout(connection or self.engine, table)
+                create_table(connection or self.engine, table)
             self._ready = True
 
     def mark(self, key: Key) -> None:

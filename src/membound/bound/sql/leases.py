@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from membound._errors import BatchSourceError, LeaseLost
-from membound.bound.sql.checkpoint import Checkpoint, check_layout, decode_key, encode_key
+from membound.bound.sql.checkpoint import Checkpoint, create_table, decode_key, encode_key
 from membound.bound.sql.connection import lock_errors
 from membound.bound.sql.partition import KeyRange
 
@@ -192,8 +192,7 @@ class JobTable:
         self.job = job
         self.table = leases_table()
         with lock_errors("creating the table membound_leases"):
-            self.table.create(engine, checkfirst=True)
-            check_layout(engine, self.table)
+            create_table(engine, self.table)
 
     def _where(self, part: int) -> Any:
         t = self.table
@@ -404,10 +403,11 @@ class Lease:
             LeaseLost: another worker owns the range now (the transaction must roll back).
         """
         t = self.jobs.table
+        changes = {"lease_until": time.time() + self.lease_s, "updated_at": _now_text(), **values}
         result = conn.execute(
             sa.update(t)
             .where(self.jobs._where(self.part), t.c.owner == self.owner)
-            .values(lease_until=time.time() + self.lease_s, updated_at=_now_text(), **values)
+            .values(**changes)
         )
         if not result.rowcount:
             self.lost = True

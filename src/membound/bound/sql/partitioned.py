@@ -19,6 +19,7 @@ two batches and the tail becomes a new range with a checkpoint of its own.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -56,6 +57,17 @@ __all__ = ["PartitionReport", "RangeReport", "run_partitioned"]
 
 #: Engines made from URLs in this process, one per URL (a worker runs many ranges).
 _ENGINES: dict[str, Any] = {}
+
+
+def _forget_engines_after_fork() -> None:
+    # A forked worker (a process pool's) must not use its parent's pooled connections: two
+    # processes on one socket corrupt the protocol. SQLAlchemy's recipe: dispose(close=False).
+    for engine in _ENGINES.values():
+        engine.dispose(close=False)
+    _ENGINES.clear()
+
+
+os.register_at_fork(after_in_child=_forget_engines_after_fork)
 
 
 @dataclass(frozen=True)
