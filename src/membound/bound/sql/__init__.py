@@ -30,10 +30,10 @@ is exclusive.
 Modules: ``plan`` (the source and its key), ``nulls`` (which key columns can hold NULL),
 ``partition`` (``key_ranges``: ranges balanced by rows), ``leases`` (the job table
 ``membound_leases``), ``partitioned`` (``run_partitioned``), ``runners`` (Dask, executors, in
-process), ``claims`` (``claim_ranges``), ``autosize`` (``batch_size="auto"``), ``pages`` (page statements and the
-fetch strategy), ``driver`` (the ``tuples=True`` driver
-path), ``read`` (``find_each``, ``in_batches``, ``Batch``), ``checkpoint``, ``writer``
-(``BatchWriter``), ``progress``, ``keys`` and ``connection``. This module only re-exports.
+process), ``claims`` (``claim_ranges``), ``autosize`` (``batch_size="auto"``), ``pages`` (page
+statements and the fetch strategy), ``driver`` (the ``tuples=True`` driver path), ``read``
+(``find_each``, ``in_batches``, ``Batch``), ``checkpoint``, ``writer`` (``BatchWriter``),
+``progress``, ``keys`` and ``connection``. This module only re-exports.
 """
 
 from __future__ import annotations
