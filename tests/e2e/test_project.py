@@ -127,3 +127,4 @@ def test_readme_numbers_come_from_the_benchmark_results() -> None:
     assert readme_numbers.render() in readme
     assert readme_numbers.render_batching() in readme
     assert readme_numbers.render_guard() in readme
+    assert readme_numbers.render_partition() in readme

@@ -7,10 +7,12 @@ cuts come from the rows themselves, in order of preference:
 1. **exact** — when the source has at most ``exact_below`` rows: its keys are streamed in key
    order (key columns only, keyset pages, O(page) memory) and a cut is made every
    ``rows / parts`` keys. Exact counts.
-2. **PostgreSQL statistics** — a single-column key of a plain table with no filter: the
-   planner's ``pg_stats.histogram_bounds`` split the column into buckets of equal rows, and the
-   cuts are taken among them; rows are estimated from ``pg_class.reltuples``. Nothing is
-   scanned. (Not used when the table was never analysed.)
+2. **PostgreSQL statistics** — a single-column key of a plain table with no filter, whose
+   histogram has at least 10 buckets per part (the default statistics target, 100, serves up to
+   10 parts; ``ALTER TABLE … ALTER COLUMN … SET STATISTICS 1000`` up to 100): the planner's
+   ``pg_stats.histogram_bounds`` split the column into buckets of equal rows, and the
+   cuts are taken among them; a range's rows are its buckets' share of the count taken at the
+   start. No key is read. (Not used when the table was never analysed.)
 3. **a bounded sample** — otherwise (SQLite is built without STAT4 here): ``sample`` keys drawn
    at random by the database (one scan, a top-``sample`` sort: bounded memory), sorted, and the
    cuts taken at their quantiles; rows estimated from a count of the source.
@@ -39,6 +41,11 @@ __all__ = ["KeyRange", "key_ranges"]
 
 #: Rows per part when neither ``parts`` nor ``rows_per_part`` is given.
 DEFAULT_ROWS_PER_PART = 1_000_000
+#: Histogram buckets a range needs for ``pg_stats`` cuts. A range gets a whole number of
+#: buckets, so with ``b`` buckets a range it can be ``(b + 1) / b`` the size of another from
+#: the resolution alone: 100 buckets into 32 parts gave 3 or 4 a range, a largest range 1.33×
+#: the median (``bench_partition.py``). With at least 10, sampling is used below that.
+_BUCKETS_PER_PART = 10
 #: Keys read per query while streaming keys for exact cuts.
 _PAGE = 10_000
 
@@ -104,7 +111,7 @@ def key_ranges(
         return [KeyRange(None, None, total)]
     if total <= exact_below:
         return _exact(plan, total, wanted)
-    stats = _pg_stats_cuts(plan, wanted)
+    stats = _pg_stats_cuts(plan, wanted, total)
     if stats is not None:
         return stats
     return _sampled(plan, total, wanted, sample)
@@ -169,9 +176,10 @@ def _ranges(bounds: list[Key], rows: list[int], basis: str) -> list[KeyRange]:
     ]
 
 
-def _pg_stats_cuts(plan: SourcePlan, parts: int) -> list[KeyRange] | None:
+def _pg_stats_cuts(plan: SourcePlan, parts: int, total: int) -> list[KeyRange] | None:
     """Cuts among PostgreSQL's histogram bounds (single-column key of a plain, unfiltered
-    table that has been analysed); None when they do not apply."""
+    table that has been analysed); None when they do not apply. Rows per range are the
+    buckets' share of ``total``, the count made at the start (statistics may be stale)."""
     import sqlalchemy as sa
 
     table = plan.table
@@ -193,7 +201,7 @@ def _pg_stats_cuts(plan: SourcePlan, parts: int) -> list[KeyRange] | None:
     tuples = plan.run(located)
     if not tuples or tuples[0][2] is None or tuples[0][2] <= 0:
         return None
-    schema, name, reltuples = tuples[0]
+    schema, name, _ = tuples[0]
     bounds_expr = sa.cast(sa.cast(sa.column("histogram_bounds"), sa.Text), sa.ARRAY(column.type))
     query = (
         sa.select(bounds_expr)
@@ -203,15 +211,19 @@ def _pg_stats_cuts(plan: SourcePlan, parts: int) -> list[KeyRange] | None:
             sa.column("tablename") == name,
             sa.column("attname") == column.name,
         )
+        # A table with inheritance children has two rows; its queries read the children too,
+        # so the statistics that include them (inherited) are the ones that describe them.
+        .order_by(sa.column("inherited").desc())
+        .limit(1)
     )
     found = plan.run(query)
     if not found or not found[0][0]:
         return None
     histogram = list(found[0][0])
     buckets = len(histogram) - 1
-    if buckets < parts:
+    if buckets < _BUCKETS_PER_PART * parts:
         return None  # too coarse for this many parts: sample instead
-    estimate = float(reltuples)
+    estimate = float(total)
     picks = sorted({round(i * buckets / parts) for i in range(1, parts)})
     cuts = [(histogram[p],) for p in picks if 0 < p < buckets]
     bounds = _dedupe(cuts)

@@ -55,6 +55,11 @@ if TYPE_CHECKING:
 
 __all__ = ["PartitionReport", "RangeReport", "run_partitioned"]
 
+#: Least time between two commits of a range's progress (rows done, the position of a
+#: read-only ``fn``, split requests). A commit per batch would cost more than a small batch's
+#: read on SQLite; a crash redoes at most this much of a read-only ``fn``'s work.
+SYNC_INTERVAL_S = 0.25
+
 #: Engines made from URLs in this process, one per URL (a worker runs many ranges).
 _ENGINES: dict[str, Any] = {}
 
@@ -188,12 +193,17 @@ def work_range(task: RangeTask) -> int | None:
                     target_batch_s=task.target_batch_s,
                     max_batch_memory=task.max_batch_memory,
                 )
+                synced = 0.0
                 for batch in batches:
                     task.fn(batch, writer)
                     rows += len(batch.rows)
+                    highest = max(highest, current_rss())
+                    now = time.perf_counter()
+                    if now - synced < SYNC_INTERVAL_S:
+                        continue
+                    synced = now
                     if writer.pending == 0:  # nothing of this batch waits: it is done
                         checkpoint.save(batch.last_key)
-                    highest = max(highest, current_rss())
                     if lease.progress(rows, batch.last_key) != stop:
                         break  # split: the range now ends earlier; re-read up to the new stop
                 batches.close()  # type: ignore[attr-defined]
