@@ -361,10 +361,12 @@ def render_partition() -> str:
         f"{', '.join(f'{r:.2f}' for r in tp['ratios'])}; target ≥ 1.4×: {_met(ratio >= 1.4)}). "
         "The 2 cores also run PostgreSQL, the scheduler and the driver.",
         f"- 16 workers, on paper: a range of {rows_per_range:,.0f} rows took {range_s:.2f} s "
-        f"(median), {per_worker:,.0f} rows/s per worker; 16 workers with a core each and a "
-        f"database that keeps up would reach about {16 * per_worker:,.0f} rows/s, as long as "
-        "the database serves 16 concurrent keyset reads (each a short indexed range scan) "
-        "at that rate; with 16 ranges or more per worker count, stragglers are split.",
+        f"(median of the 1-worker runs), {per_worker:,.0f} rows/s per worker, database time "
+        f"included. 16 workers with a core each would reach about {16 * per_worker:,.0f} "
+        "rows/s if the database serves 16 such keyset reads at once at the same speed; it "
+        "then reads that many rows per second by primary-key range, so size it for that (here "
+        "one PostgreSQL on the same 2 cores kept up with 2 workers). Give at least a few "
+        "ranges per worker so idle workers find whole ranges before stragglers are split.",
         "",
         PARTITION_END,
     ]

@@ -209,6 +209,9 @@ def work_range(task: RangeTask) -> int | None:
                 batches.close()  # type: ignore[attr-defined]
             if lease.stop == stop:
                 break
+            # Split: every batch so far is done and the writer flushed (it closed), so resume
+            # right after the last one, not after the last flush (no batch handed to fn twice).
+            checkpoint.save(batch.last_key)
         peak = highest
         if peak_reset:
             peak = max(peak, peak_rss() or 0)
@@ -436,9 +439,24 @@ class _Driver:
                     self._drain()
                     return
                 self._look_for_new_ranges()
-        except BaseException:
+        except BaseException as exc:
             self.runner.cancel(self.running)
+            if isinstance(exc, KeyboardInterrupt) and hasattr(exc, "add_note"):
+                exc.add_note(self._state())
             raise
+
+    def _state(self) -> str:
+        """What committed, in words, for an interrupted run."""
+        with contextlib.suppress(Exception):
+            rows = self.jobs.ranges()
+            done = sum(r.done for r in rows)
+            return (
+                f"membound.run_partitioned: job {self.jobs.job!r} stopped with {done} of "
+                f"{len(rows)} ranges finished and committed; each other range committed up to "
+                "its checkpoint. Call again with the same name to resume; running tasks (on "
+                "Dask or an executor) finish their range."
+            )
+        return f"membound.run_partitioned: job {self.jobs.job!r} stopped; call again to resume"
 
     def _finished(self, future: Any) -> None:
         part = self.running.pop(future)
