@@ -5,13 +5,13 @@ moving average of rows per second times ``--chunk-time``); nothing adapts to mem
 This tuner does both, and is written here because no library offers a page-size controller:
 
 * **time** — a page's time is measured from the start of its query to the moment the caller
-  asks for the next page (the read plus your code for that batch). Seconds per row are
-  smoothed. A page more than 2× off the average either way is held as a possible hiccup (the
-  machine is shared) and changes nothing; when the next page is off the same way, the load has
-  changed (wider rows, a slower disk, a heavier loop body) and the two replace the average
-  instead of blending into it, so the size re-settles on the page after. The next size is
-  ``target_s / seconds_per_row``, growing at most 4× a page (a first
-  page that was fast by chance must not make a huge second one).
+  asks for the next page (the read plus your code for that batch). Seconds per row are smoothed
+  (an exponential average, 0.3 of the newest page). A page more than 2× off the average either
+  way is held as a possible hiccup (the machine is shared) and changes nothing; when the next
+  page is off the same way, the load has changed (wider rows, a slower disk, a heavier loop
+  body) and the two replace the average instead of blending into it, so the size re-settles on
+  the page after. The next size is ``target_s / seconds_per_row``, growing at most 4× a page
+  (a first page that was fast by chance must not make a huge second one).
 * **memory** — bytes per row are the larger of two measurements: the page's Δ RSS while it was
   read (when RSS grew by more than noise: the allocator reuses a previous page's memory, so a
   same-sized page often shows none) and a sample of rows' own sizes (``sys.getsizeof`` of a
@@ -102,7 +102,7 @@ class PageSizer:
         if old is None:
             self.seconds_per_row = per_row
         elif 0.5 <= per_row / old <= 2.0:
-            self.seconds_per_row = 0.5 * old + 0.5 * per_row
+            self.seconds_per_row = 0.7 * old + 0.3 * per_row
             self._outlier = None
         elif self._outlier is not None and (per_row > old) == (self._outlier > old):
             # Two pages in a row off by more than 2x the same way: the load changed.
