@@ -31,10 +31,15 @@ def data_size() -> int | None:
     private writable mappings, thread stacks; mapped, not necessarily resident. None where
     ``/proc/self/status`` does not say (not Linux).
     """
+    return _status_bytes(b"VmData:")
+
+
+def _status_bytes(field: bytes) -> int | None:
+    """A ``/proc/self/status`` field in bytes, or None where it is not there."""
     try:
         with open("/proc/self/status", "rb") as f:
             for line in f:
-                if line.startswith(b"VmData:"):
+                if line.startswith(field):
                     return int(line.split()[1]) * 1024  # the kernel prints kB
     except (OSError, ValueError, IndexError):
         return None
@@ -58,11 +63,4 @@ def reset_peak() -> bool:
 
 def peak_rss() -> int | None:
     """This process's peak RSS (``VmHWM``) in bytes since start or the last reset, or None."""
-    try:
-        with open("/proc/self/status", "rb") as f:
-            for line in f:
-                if line.startswith(b"VmHWM:"):
-                    return int(line.split()[1]) * 1024  # the kernel prints kB
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
+    return _status_bytes(b"VmHWM:")
