@@ -83,6 +83,10 @@ class SourcePlan:
             and cols[0].type.dialect_impl(dialect).result_processor(dialect, None) is None
         )
         self.where_clause = stmt.whereclause
+        # One table: the key is declared unique (primary key or checked constraint). Several
+        # (a join): it may repeat, as a one-to-many join repeats its "one" side's key, and a
+        # repeated key loses rows at page ends; each page is then checked (read.py).
+        self.key_declared_unique = self.table is not None
         self.attr_names: tuple[str, ...] = ()
         self.positions: tuple[int, ...] = ()
         if self.orm_mapper is not None:
@@ -180,6 +184,12 @@ class SourcePlan:
         sub = self.bounded(after, start, upper).subquery()
         rows = self.run(sa.select(sa.func.count()).select_from(sub))
         return int(rows[0][0])
+
+    def rows_with_key(self, key: Key) -> int:
+        """How many rows of the source have ``key``: 0, 1, or 2 for "more than one"."""
+        stmt = self.stmt.where(*(c == v for c, v in zip(self.key_columns, key, strict=True)))
+        rows = self.run(stmt.with_only_columns(sa.literal(1)).limit(2))
+        return len(rows)
 
     def batch_where(self, first: Key, last: Key) -> Any:
         """The source's filter and the key range ``first..last`` (G3)."""

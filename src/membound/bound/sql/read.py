@@ -261,6 +261,8 @@ def _page_loop(
             rows = reader.page(after, start_key, upper)
             if not rows:
                 return
+            if not plan.key_declared_unique:
+                _check_unique_keys(plan, rows, full=len(rows) == batch_size)
             if sizer is not None:
                 rss_after, row_bytes = current_rss(), sampled_bytes_per_row(rows)
             last = plan.key_of(rows[-1])
@@ -300,6 +302,31 @@ def _page_loop(
     finally:
         if bar is not None:
             bar.close()
+
+
+def _check_unique_keys(plan: SourcePlan, rows: Sequence[Any], *, full: bool) -> None:
+    """Raise before a page is handed out when its keys repeat (G1) — a key that is unique in
+    its own table but not in a join over it. Within the page, keys must strictly increase; a
+    full page's last key must belong to that one row, else the rows sharing it beyond the page
+    would be skipped (the next page starts strictly after it). One small query per page."""
+    key_of = plan.key_of
+    previous = key_of(rows[0])
+    for row in rows[1:]:
+        current = key_of(row)
+        if not current > previous:
+            _not_unique(plan, current)
+        previous = current
+    if full and plan.rows_with_key(previous) > 1:
+        _not_unique(plan, previous)
+
+
+def _not_unique(plan: SourcePlan, key: Key) -> None:
+    names = ", ".join(c.name for c in plan.key_columns)
+    raise BatchSourceError(
+        f"key ({names}) is not unique in this source: {public_key(key)!r} occurs in more than "
+        "one row (a join repeats it?); batching by it would skip rows. Pass key= columns that "
+        "are unique in the joined rows, e.g. the many side's primary key"
+    )
 
 
 def find_each(
