@@ -86,7 +86,7 @@ def test_a_job_of_the_same_name_with_other_ranges_is_refused(db: Db) -> None:
     table = db.users(100)
     gen = mb.claim_ranges(db.engine, f"c-{table.name}", table, parts=2)
     next(gen)
-    with pytest.raises(BatchSourceError, match="under way with other ranges"):
+    with pytest.raises(BatchSourceError, match="under way with another source or split"):
         mb.claim_ranges(db.engine, f"c-{table.name}", table, parts=3)
     gen.close()
     with pytest.raises(mb.SizeError, match="lease is not a usable duration"):

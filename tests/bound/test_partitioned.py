@@ -162,8 +162,20 @@ def test_a_name_in_use_with_other_ranges_is_refused(db: Db) -> None:
         mb.run_partitioned(
             db.url, table, jobs.always_failing, name=_name(table), parts=2, retries=0
         )
-    with pytest.raises(BatchSourceError, match=r"is under way with other ranges.*parts=2"):
+    with pytest.raises(BatchSourceError, match=r"is under way with .*parts: 2 then, 3 now"):
         mb.run_partitioned(db.url, table, jobs.always_failing, name=_name(table), parts=3)
+    # Another table, or another filter value, under the same name is another job too.
+    other = _table(db, list(range(1, 301)))
+    with pytest.raises(BatchSourceError, match=rf"source: .*{table.name}.* then, .*{other.name}"):
+        mb.run_partitioned(db.url, other, jobs.always_failing, name=_name(table), parts=2)
+    some = sa.select(table).where(table.c.id > 5)
+    filtered = functools.partial(jobs.count_rows, {})
+    mb.run_partitioned(db.url, some, filtered, name=f"{_name(table)}-f", parts=2)
+    with pytest.raises(BatchSourceError, match=r"is finished with another source"):
+        mb.run_partitioned(
+            db.url, sa.select(table).where(table.c.id > 6), filtered,
+            name=f"{_name(table)}-f", parts=2,
+        )  # fmt: skip
 
 
 def test_an_engine_factory(db: Db) -> None:

@@ -109,7 +109,11 @@ def claim_ranges(
     if owner is not None and (not isinstance(owner, str) or not owner):
         raise BatchSourceError(f"owner must be a non-empty string, got {owner!r}")
     jobs = JobTable(bound, name)
-    spec = {"source": describe_source(source, key), "parts": parts, "rows_per_part": rows_per_part}
+    spec = {
+        "source": describe_source(bound, source, key),
+        "parts": parts,
+        "rows_per_part": rows_per_part,
+    }
     jobs.open(spec, lambda: key_ranges(bound, source, parts, rows_per_part, key=key), restart)
     return _claims(jobs, owner or default_owner(), lease_s, wait)
 

@@ -105,14 +105,22 @@ def range_name(job: str, start: Any) -> str:
     return f"{job}/{json.dumps(json.loads(encode_key(start)))}"
 
 
-def describe_source(source: Any, key: Any) -> str:
-    """The source and key as text, to tell a resumed job from another one of the same name."""
-    what = getattr(source, "__table__", source)
-    if hasattr(what, "compile") and not isinstance(what, type):
-        text = str(what.compile())
-    else:
-        text = repr(what)
-    return f"{' '.join(text.split())} key={key!r}"
+def describe_source(engine: Engine, source: Any, key: Any) -> str:
+    """The source, its filter's values and its key as text, to tell a resumed job from another
+    job of the same name (the SQL the pages are read with, as the database's dialect writes
+    it; a Table compiles to nothing on its own).
+
+    Raises:
+        BatchSourceError: a source without a usable key (as ``find_each``).
+    """
+    from membound.bound.sql.plan import SourcePlan
+
+    plan = SourcePlan(engine, source, key)
+    compiled = plan.stmt.compile(dialect=engine.dialect)
+    params = ", ".join(f"{k}={v!r}" for k, v in sorted(compiled.params.items()))
+    keys = ", ".join(c.name for c in plan.key_columns)
+    text = " ".join(str(compiled).split())
+    return f"{text} [{params}] key=({keys})" if params else f"{text} key=({keys})"
 
 
 def _now_text() -> str:
@@ -218,12 +226,16 @@ class JobTable:
         stored = json.loads(header.spec or "{}")
         if stored != spec:
             state = "finished" if header.done else "under way"
+            differs = [
+                f"{name}: {stored.get(name)!r} then, {spec.get(name)!r} now"
+                for name in sorted(set(stored) | set(spec))
+                if stored.get(name) != spec.get(name)
+            ]
             raise BatchSourceError(
-                f"job {self.job!r} is {state} with other ranges (source "
-                f"{stored.get('source')!r}, parts={stored.get('parts')}, "
-                f"rows_per_part={stored.get('rows_per_part')})",
-                hint="resume it with the same source and parts, choose another name, or pass "
-                "restart=True to forget it (writes it committed stay committed)",
+                f"job {self.job!r} is {state} with another source or split ("
+                + "; ".join(differs)
+                + "): resume it with the same arguments, give this run another name, or pass "
+                "restart=True to forget the old job (its committed writes stay)"
             )
         return bool(header.done)
 

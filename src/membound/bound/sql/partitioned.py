@@ -329,7 +329,7 @@ def run_partitioned(
     runner = runner_for(client)
     jobs = JobTable(engine, name)
     spec = {
-        "source": describe_source(source, key),
+        "source": describe_source(engine, source, key),
         "parts": parts,
         "rows_per_part": rows_per_part,
     }
