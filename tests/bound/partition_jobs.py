@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -46,6 +47,15 @@ def failing_bump(table: str, marker: str, fail_at: int, batch: mb.Batch, writer:
     if batch.first_key <= fail_at <= batch.last_key and not os.path.exists(marker):
         Path(marker).write_text("failed once")
         raise RuntimeError(f"planned failure at key {fail_at}")
+
+
+def die_once(table: str, marker: str, at: int, batch: mb.Batch, writer: Any) -> None:
+    """``bump``; the first worker process (per ``marker`` file) to reach key ``at`` dies there
+    (SIGKILL to itself), as an out-of-memory kill would."""
+    bump(table, batch, writer)
+    if batch.first_key <= at <= batch.last_key and not os.path.exists(marker):
+        Path(marker).write_text("died")
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def always_failing(batch: mb.Batch, writer: Any) -> None:

@@ -208,10 +208,57 @@ def test_bad_arguments(db: Db, kwargs: dict[str, object], message: str) -> None:
         mb.run_partitioned(db.url, table, fn, **args)  # type: ignore[arg-type]
 
 
-def test_an_engine_instead_of_a_url_and_a_keyless_source(db: Db) -> None:
+def test_an_engine_in_process_but_not_to_a_process_pool(db: Db) -> None:
     table = _table(db, list(range(1, 51)))
+    fn = functools.partial(jobs.bump, table.name)
+    report = mb.run_partitioned(db.engine, table, fn, name=_name(table), parts=2)
+    assert 50 == report.rows
+    with (
+        cf.ProcessPoolExecutor(1) as pool,
+        pytest.raises(BatchSourceError, match=r"an Engine cannot be sent .*pass its URL"),
+    ):
+        mb.run_partitioned(db.engine, table, fn, name=_name(table, "-p"), client=pool)
     with pytest.raises(BatchSourceError, match="db must be a database URL"):
-        mb.run_partitioned(db.engine, table, jobs.always_failing, name="x")  # type: ignore[arg-type]
+        mb.run_partitioned(3, table, fn, name="x")  # type: ignore[arg-type]
+
+
+def test_a_dead_pool_worker_is_reported_and_the_job_resumes(db: Db, tmp_path: Path) -> None:
+    table = _table(db, list(range(1, 2001)))
+    fn = functools.partial(jobs.die_once, table.name, str(tmp_path / "died"), 700)
+    with (
+        cf.ProcessPoolExecutor(2) as pool,
+        pytest.raises(mb.PartitionFailed, match=r"a worker process of the pool died") as info,
+    ):
+        mb.run_partitioned(
+            db.url, table, fn, name=_name(table), parts=4, client=pool, batch_size=50,
+            write_batch_size=50,
+        )  # fmt: skip
+    counters = _counters(db, table)
+    assert set(counters.values()) <= {0, 1}
+    assert sum(counters.values()) == sum(r.rows for r in info.value.report.ranges)
+    with cf.ProcessPoolExecutor(2) as pool:
+        mb.run_partitioned(db.url, table, fn, name=_name(table), parts=4, client=pool)
+    assert dict.fromkeys(range(1, 2001), 1) == _counters(db, table)
+
+
+def test_two_drivers_of_one_job_share_it(db: Db) -> None:
+    table = _table(db, list(range(1, 3001)))
+    fn = functools.partial(jobs.slow_bump, table.name, 0.01, 10**9)
+
+    def drive() -> mb.PartitionReport:
+        return mb.run_partitioned(
+            db.url, table, fn, name=_name(table), parts=6, batch_size=100, lease="5 s"
+        )
+
+    with cf.ThreadPoolExecutor(2) as drivers:
+        reports = [f.result() for f in [drivers.submit(drive), drivers.submit(drive)]]
+    assert dict.fromkeys(range(1, 3001), 1) == _counters(db, table)
+    assert all(3000 == r.rows for r in reports)
+    assert 0 == max(r.retries for r in reports)  # waited for each other, took nothing over
+
+
+def test_a_keyless_source(db: Db) -> None:
+    table = _table(db, list(range(1, 51)))
     keyless = sa.Table(
         f"keyless_{table.name}", db.metadata, sa.Column("v", sa.Integer, nullable=False)
     )

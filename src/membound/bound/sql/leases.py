@@ -323,6 +323,23 @@ class JobTable:
                 .values(done=1, updated_at=_now_text())
             )
 
+    def release_owned(self, prefix: str) -> None:
+        """Free every unfinished range whose owner's name starts with ``prefix`` (a driver
+        that stops: its tasks are over, dead or abandoned; one still running can commit
+        nothing more, its fence fails)."""
+        t = self.table
+        with contextlib.suppress(sa_exc.SQLAlchemyError), self.engine.begin() as conn:
+            conn.execute(
+                sa.update(t)
+                .where(
+                    t.c.job == self.job,
+                    t.c.part != HEADER,
+                    t.c.done == 0,
+                    sa.func.substr(t.c.owner, 1, len(prefix)) == prefix,
+                )
+                .values(owner=None, lease_until=None, updated_at=_now_text())
+            )
+
     def request_split(self, part: int, at: Any) -> bool:
         """Ask the owner of ``part`` to end its range before key ``at`` (applied by the owner
         between two batches; see the module docstring). False when a request is pending."""
@@ -356,14 +373,34 @@ class JobTable:
                 return lease
         return None
 
-    def claim(self, part: int, owner: str, lease_s: float, *, force: bool) -> Lease | None:
-        """Lease ``part`` for ``owner``; None when it is done (or, without ``force``, held by
-        a live lease). ``force`` takes it over from anyone: the fence keeps that safe."""
+    def claim(
+        self,
+        part: int,
+        owner: str,
+        lease_s: float,
+        *,
+        force: bool = False,
+        takeover_from: str | None = None,
+    ) -> Lease | None:
+        """Lease ``part`` for ``owner``; None when it is done or held by a live lease.
+
+        Args:
+            part: the range.
+            owner: the new owner's name.
+            lease_s: the lease's length.
+            force: take it over from anyone (the fence keeps that safe).
+            takeover_from: take it over from a live owner whose name starts with this (a
+                driver's own earlier task, on a worker the scheduler gave up on).
+        """
         t = self.table
         now = time.time()
         conditions = [self._where(part), t.c.done == 0]
         if not force:
-            conditions.append(sa.or_(t.c.owner.is_(None), t.c.lease_until < now))
+            free = [t.c.owner.is_(None), t.c.lease_until < now]
+            if takeover_from:
+                prefix = sa.func.substr(t.c.owner, 1, len(takeover_from))
+                free.append(prefix == takeover_from)
+            conditions.append(sa.or_(*free))
         with lock_errors(f"leasing a range of job {self.job!r}"), self.engine.begin() as conn:
             result = conn.execute(
                 sa.update(t)

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from membound._errors import BatchSourceError, LeaseLost, PartitionFailed
+from membound._errors import BatchSourceError, PartitionFailed
 from membound._units import parse_duration
 from membound.bound._rss import current_rss, peak_rss, reset_peak
 from membound.bound.sql.autosize import check_batch_size
@@ -39,7 +39,9 @@ from membound.bound.sql.leases import (
     Lease,
     LeasedCheckpoint,
     RangeRow,
+    default_owner,
     describe_source,
+    range_name,
 )
 from membound.bound.sql.partition import key_ranges
 from membound.bound.sql.plan import SourcePlan
@@ -82,14 +84,18 @@ class RangeReport:
     Attributes:
         start: first key, inclusive (None for the first range).
         stop: the key after the range, exclusive (None for the last).
-        rows: rows processed (each handed to ``fn`` in a batch whose effects committed).
+        rows: rows of the range whose batches finished and committed (of a finished range:
+            all of them; of an unfinished one: up to its checkpoint), over every call of the job.
         estimated_rows: the estimate the range was cut with (``key_ranges``).
-        retries: times the range was started again (a worker died, or ``fn`` raised).
+        retries: times the range was started again, over every call of the job (a worker
+            died, ``fn`` raised, or an interrupted run was resumed).
         splits: times an idle worker took over the tail of this range.
-        seconds: wall time of the attempt that finished it.
+        seconds: wall time of the attempt that finished it (in this call or an earlier one);
+            None while unfinished.
         peak_rss_delta: peak RSS during that attempt minus RSS at its start, in bytes: the
-            kernel's high-water mark where the task had a process of its own, else the highest
-            RSS read after each batch. None when the range did not run here (already done).
+            kernel's high-water mark where the task had a process of its own (Dask workers, a
+            process pool), else the highest RSS read after each batch (a spike freed within
+            one batch is missed). None while unfinished.
         done: whether the range finished.
     """
 
@@ -111,7 +117,8 @@ class PartitionReport:
     Attributes:
         name: the job's name.
         ranges: each range, in key order (a split range's tail is a range of its own).
-        rows: rows processed in all ranges.
+        rows: rows processed in all ranges, over every call of the job (``seconds`` is this
+            call's: for a rate, use a job's first and only call, or the ranges' ``seconds``).
         estimated_rows: the rows the ranges were cut for.
         retries: range restarts in all.
         splits: straggler splits in all.
@@ -139,7 +146,8 @@ class PartitionReport:
 class RangeTask:
     """Everything a worker needs for one range (pickled to it)."""
 
-    db: str | Callable[[], Any]
+    db: Any
+    """A URL, an engine factory, or (for tasks run in this process) an Engine."""
     source: Any
     fn: Callable[[Any, BatchWriter], Any]
     job: str
@@ -151,9 +159,12 @@ class RangeTask:
     max_batch_memory: int | str
     lease_s: float
     measure_peak: bool
+    driver: str = ""
 
 
-def _engine(db: str | Callable[[], Any]) -> Engine:
+def _engine(db: Any) -> Engine:
+    if isinstance(db, sa.Engine):
+        return db
     if isinstance(db, str):
         if db not in _ENGINES:
             _ENGINES[db] = sa.create_engine(db)
@@ -165,11 +176,9 @@ def work_range(task: RangeTask) -> int | None:
     """Run one range to its end (a worker's task): lease it, resume after its checkpoint, call
     ``fn`` per batch, apply split requests, mark it done. Returns its rows, or None when the
     range was already done."""
-    from membound.bound.sql.leases import default_owner
-
     engine = _engine(task.db)
     jobs = JobTable(engine, task.job)
-    lease = jobs.claim(task.part, default_owner(), task.lease_s, force=True)
+    lease = _claim(jobs, task)
     if lease is None:
         return None
     began, rss_start = time.perf_counter(), current_rss()
@@ -220,6 +229,25 @@ def work_range(task: RangeTask) -> int | None:
     finally:
         beat.stop()
     return rows
+
+
+def _claim(jobs: JobTable, task: RangeTask) -> Lease | None:
+    """Lease the task's range: free, expired, or held by this driver's own earlier task (its
+    worker died, or the scheduler thought so: the fence stops it). A live lease of another
+    driver (the same job started twice) is waited out: that driver finishes the range, or its
+    lease runs out. None once the range is done."""
+    from membound.bound.sql.leases import default_owner
+
+    owner = f"{task.driver}|{default_owner()}"
+    while True:
+        lease = jobs.claim(task.part, owner, task.lease_s, takeover_from=f"{task.driver}|")
+        if lease is not None:
+            return lease
+        rows = [r for r in jobs.ranges() if r.part == task.part]
+        if not rows or rows[0].done:
+            return None
+        left = (rows[0].lease_until or 0.0) - time.time()
+        time.sleep(min(max(left, 0.05), task.lease_s / 4, 1.0))
 
 
 def _rows_committed(engine: Engine, task: RangeTask, lease: Lease, cp: Checkpoint) -> int:
@@ -314,19 +342,15 @@ def run_partitioned(
     require_sqlalchemy()
     if not callable(fn):
         raise BatchSourceError(f"fn must be callable as fn(batch, writer), got {fn!r}")
-    if not isinstance(db, str) and not callable(db):
-        raise BatchSourceError(
-            f"db must be a database URL or a function returning an Engine, got {type(db).__name__}",
-            hint="engines cannot be pickled to workers: pass str(engine.url) or a factory",
-        )
     check_batch_size(batch_size)
     for label, value in (("retries", retries), ("write_batch_size", write_batch_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value < (label != "retries"):
             raise BatchSourceError(f"{label} must be a whole number, got {value!r}")
     lease_s = parse_duration(lease, name="lease")
     began = time.perf_counter()
-    engine = _engine(db)
     runner = runner_for(client)
+    _check_db(db, runner)
+    engine = _engine(db)
     jobs = JobTable(engine, name)
     spec = {
         "source": describe_source(engine, source, key),
@@ -349,34 +373,87 @@ def run_partitioned(
         max_batch_memory=max_batch_memory,
         lease_s=lease_s,
         measure_peak=runner.own_processes,
+        driver=default_owner(),
     )
     runner.check_picklable(task)
     driver = _Driver(jobs, runner, task, engine, retries, split_stragglers, poll_interval)
     with _progress_bar(jobs, poll_interval) if progress else contextlib.nullcontext():
         driver.run()
     if driver.failure is not None:
+        # Our tasks are over (drained) or dead (a broken pool): free their ranges at once, so
+        # a new call need not wait for their leases to run out.
+        jobs.release_owned(f"{task.driver}|")
         part, exc = driver.failure
-        report = _report(jobs, runner, began)
+        report = _report(jobs, runner, began, committed=_committed_counter(engine, task))
         done = sum(r.done for r in report.ranges)
-        raise PartitionFailed(
-            f"range {part} of job {name!r} failed after {retries} retries: "
-            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}; "
-            f"{done} of {len(report.ranges)} ranges finished and committed, the failed one "
-            "committed up to its checkpoint",
-            report=report,
-        ) from exc
+        state = (
+            f"{done} of {len(report.ranges)} ranges finished; every other range committed up "
+            "to its checkpoint. Call again with the same name to resume (nothing committed is "
+            "repeated)"
+        )
+        cause = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        if _pool_broken(exc):
+            message = (
+                f"job {name!r}: a worker process of the pool died ({cause}); a "
+                "concurrent.futures process pool cannot replace it, so the ranges still to run "
+                f"were not run. {state}, with a new pool, or run on Dask, which replaces dead "
+                "workers"
+            )
+        else:
+            message = (
+                f"range {part} of job {name!r} failed after {driver.tries[part] - 1} retries: "
+                f"{cause}; {state}"
+            )
+        raise PartitionFailed(message, report=report) from exc
     jobs.finish()
     return _report(jobs, runner, began)
 
 
+def _committed_counter(engine: Engine, task: RangeTask) -> Callable[[RangeRow], int]:
+    """Rows an unfinished range committed: counted up to its checkpoint (exact; the progress
+    figures in the job table lag by up to ``SYNC_INTERVAL_S``)."""
+
+    def count(row: RangeRow) -> int:
+        stored = Checkpoint(engine, range_name(task.job, row.start)).load()
+        if stored is None:
+            return 0
+        plan = SourcePlan(engine, task.source, task.key)
+        start = None if row.start is None else as_key(row.start, plan.width, "start")
+        return plan.count(None, start, stored)
+
+    return count
+
+
+def _check_db(db: Any, runner: Runner) -> None:
+    """A URL or a factory anywhere; an Engine only where tasks run in this process."""
+    if isinstance(db, sa.Engine):
+        if runner.sends_tasks:
+            raise BatchSourceError(
+                f"an Engine cannot be sent to the workers of {runner.kind}: pass its URL, "
+                "engine.url.render_as_string(hide_password=False), or a module-level function "
+                "that returns an Engine"
+            )
+        return
+    if not isinstance(db, str) and not callable(db):
+        raise BatchSourceError(
+            "db must be a database URL, a function returning an Engine, or (in this process) "
+            f"an Engine; got {type(db).__name__}"
+        )
+
+
 def _report(
-    jobs: JobTable, runner: Runner, began: float, *, already_finished: bool = False
+    jobs: JobTable,
+    runner: Runner,
+    began: float,
+    *,
+    already_finished: bool = False,
+    committed: Callable[[RangeRow], int] | None = None,
 ) -> PartitionReport:
     ranges = tuple(
         RangeReport(
             start=r.start,
             stop=r.stop,
-            rows=r.rows_done,
+            rows=r.rows_done if r.done or committed is None else committed(r),
             estimated_rows=r.rows,
             retries=max(r.attempts - 1, 0),
             splits=r.splits,
@@ -441,6 +518,7 @@ class _Driver:
                 self._look_for_new_ranges()
         except BaseException as exc:
             self.runner.cancel(self.running)
+            self.jobs.release_owned(f"{self.task.driver}|")
             if isinstance(exc, KeyboardInterrupt) and hasattr(exc, "add_note"):
                 exc.add_note(self._state())
             raise
@@ -468,7 +546,7 @@ class _Driver:
         except Exception as exc:
             if self.tries[part] <= self.retries and not _fatal(exc):
                 self._submit(part)
-            elif self.failure is None:
+            elif self.failure is None or _pool_broken(exc):
                 self.failure = (part, exc)
 
     def _drain(self) -> None:
@@ -501,9 +579,14 @@ class _Driver:
 
 def _fatal(exc: BaseException) -> bool:
     """Errors a retry cannot fix: bad arguments and a pool that lost its processes."""
-    from concurrent.futures.process import BrokenProcessPool
+    return isinstance(exc, BatchSourceError) or _pool_broken(exc)
 
-    return isinstance(exc, (BatchSourceError, BrokenProcessPool)) and not isinstance(exc, LeaseLost)
+
+def _pool_broken(exc: BaseException) -> bool:
+    """A stdlib pool that lost a worker process (it runs no more tasks)."""
+    from concurrent.futures import BrokenExecutor
+
+    return isinstance(exc, BrokenExecutor)
 
 
 @contextlib.contextmanager

@@ -23,6 +23,8 @@ class Runner(Protocol):
 
     #: Whether tasks run in processes of their own (their peak RSS can be reset and read).
     own_processes: bool
+    #: Whether tasks are pickled to other processes (an Engine cannot go).
+    sends_tasks: bool
     #: What runs the tasks, in words (for the report).
     kind: str
 
@@ -51,6 +53,7 @@ class InProcess:
     """Runs each task in the calling thread at submit (``client=None``)."""
 
     own_processes = False
+    sends_tasks = False
     kind = "in-process"
 
     def submit(self, fn: Callable[[Any], Any], task: Any, label: str) -> cf.Future[Any]:
@@ -81,6 +84,7 @@ class ExecutorRunner:
     def __init__(self, executor: cf.Executor) -> None:
         self.executor = executor
         self.own_processes = isinstance(executor, cf.ProcessPoolExecutor)
+        self.sends_tasks = self.own_processes
         self.kind = type(executor).__name__
 
     def submit(self, fn: Callable[[Any], Any], task: Any, label: str) -> cf.Future[Any]:
@@ -116,6 +120,7 @@ class DaskRunner:
     ``membound-range``; the scheduler re-runs a task whose worker died."""
 
     kind = "dask"
+    sends_tasks = True
 
     def __init__(self, client: Any) -> None:
         self.client = client
