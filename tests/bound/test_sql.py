@@ -747,6 +747,37 @@ def test_batch_writer_user_error_discards_buffer_and_notes_count(db: Db) -> None
         assert 20 == conn.execute(sa.select(sa.func.count()).select_from(table)).scalar()
 
 
+def test_an_interrupt_during_a_commit_is_noted_as_unsure(db: Db) -> None:
+    """Ctrl-C can land inside a flush's commit: the note must not claim it did not commit."""
+    table = db.users(0)
+    engine = db.new_engine()
+    commits = 0
+
+    def interrupt_second_commit(conn: object) -> None:
+        nonlocal commits
+        commits += 1
+        if commits == 2:
+            raise KeyboardInterrupt
+
+    sa.event.listen(engine, "commit", interrupt_second_commit)
+    try:
+        with (  # noqa: PT012
+            pytest.raises(KeyboardInterrupt) as info,
+            BatchWriter(engine, batch_size=10) as writer,
+        ):
+            for i in range(1, 26):
+                writer.add(table.insert(), {"id": i, "status": "S", "counter": 0})
+    finally:
+        engine.dispose()
+    notes = "".join(getattr(info.value, "__notes__", []))
+    assert (
+        "10 items were committed; 0 buffered items were discarded; a flush of 10 items "
+        "was interrupted and may or may not have committed"
+        in notes
+        or sys.version_info < (3, 11)
+    )
+
+
 def test_batch_writer_set_based_with_in_batches(db: Db) -> None:
     table = db.users(777)
     cp = Checkpoint(db.engine, f"set-{id(db)}")

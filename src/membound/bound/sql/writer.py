@@ -79,6 +79,7 @@ class BatchWriter:
         self._buffer: list[PendingWrite] = []
         self._committed = 0
         self._flushes = 0
+        self._in_flight = 0
         self._last_text: tuple[str, Any] | None = None
         if checkpoint is not None:
             checkpoint.attach(self)
@@ -146,6 +147,9 @@ class BatchWriter:
         if not items:
             return 0
         position = items[-1].tag
+        # Until the counters below are updated, an interrupt (Ctrl-C) may have landed after
+        # the commit: __exit__ then says this flush may or may not have committed.
+        self._in_flight = len(items)
         try:
             with self.engine.begin() as conn:
                 for statement, group in _statement_runs(items):
@@ -159,6 +163,7 @@ class BatchWriter:
                     self.checkpoint.save(public_key(position), connection=conn)
         except Exception as exc:
             locked = " (the database is locked)" if is_locked(exc) else ""
+            self._in_flight = 0
             raise BatchWriteError(
                 f"BatchWriter flush {self._flushes + 1} failed{locked} and was rolled back: "
                 f"{len(items)} items not applied; {self._committed} items were committed "
@@ -168,6 +173,7 @@ class BatchWriter:
             ) from exc
         self._committed += len(items)
         self._flushes += 1
+        self._in_flight = 0
         return len(items)
 
     def close(self) -> None:
@@ -192,9 +198,16 @@ class BatchWriter:
         self._buffer = []
         self._release()
         if not isinstance(exc, BatchWriteError) and hasattr(exc, "add_note"):
+            unsure = ""
+            if self._in_flight:
+                where = " (the checkpoint's position says which)" if self.checkpoint else ""
+                unsure = (
+                    f"; a flush of {self._in_flight} items was interrupted and may or may not "
+                    f"have committed{where}"
+                )
             exc.add_note(
                 f"membound.BatchWriter: {self._committed} items were committed; {discarded} "
-                "buffered items were discarded"
+                f"buffered items were discarded{unsure}"
             )
         return False
 
