@@ -48,8 +48,9 @@ def test_one_process_claims_every_range_once(db: Db) -> None:
     assert [0, 1, 2, 3] == parts
     assert keys == seen
     assert dict.fromkeys(keys, 1) == _counters(db, table)
-    # The job is finished: a later process finds nothing to do.
-    assert [] == list(mb.claim_ranges(db.engine, f"c-{table.name}", table, parts=4))
+    # The job is finished: a later process finds nothing to do, and is told so.
+    with pytest.warns(UserWarning, match="finished before: there is nothing to claim"):
+        assert [] == list(mb.claim_ranges(db.engine, f"c-{table.name}", table, parts=4))
 
 
 def test_leaving_the_loop_gives_the_range_back(db: Db) -> None:
@@ -133,3 +134,31 @@ def test_three_processes_one_killed_every_row_once(db: Db) -> None:
     rows = JobTable(db.engine, job).ranges()
     assert all(r.done for r in rows)
     assert max(r.attempts for r in rows) >= 2  # the killed one's range was taken over
+
+
+@pytest.mark.parametrize("db", ["postgres"], indirect=True)
+def test_a_role_that_may_not_create_tables_gets_one_line(db: Db) -> None:
+    schema, role = f"lim_{id(db)}", f"lim_role_{id(db)}"
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+        conn.exec_driver_sql(f"CREATE ROLE {role} LOGIN")
+        conn.exec_driver_sql(f"GRANT USAGE ON SCHEMA {schema} TO {role}")
+        conn.exec_driver_sql(f"CREATE TABLE {schema}.t (id INTEGER PRIMARY KEY)")
+        conn.exec_driver_sql(f"INSERT INTO {schema}.t SELECT generate_series(1, 10)")
+        conn.exec_driver_sql(f"GRANT SELECT ON {schema}.t TO {role}")
+        conn.exec_driver_sql(f"ALTER ROLE {role} SET search_path = {schema}")
+    limited = sa.create_engine(db.url.replace("postgres@", f"{role}@"))
+    try:
+        table = sa.Table("t", sa.MetaData(), autoload_with=limited)
+        with pytest.raises(BatchSourceError) as info:
+            mb.claim_ranges(limited, "limited", table, parts=2)
+        message = str(info.value)
+        assert message.startswith("cannot create membound's table membound_leases here: ")
+        assert "permission denied for schema" in message
+        assert "GRANT SELECT, INSERT, UPDATE, DELETE ON membound_leases" in message
+        assert "\n" not in message
+    finally:
+        limited.dispose()
+        with db.engine.begin() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+            conn.exec_driver_sql(f"DROP ROLE {role}")

@@ -106,7 +106,19 @@ def create_table(connection: Any, table: sa.Table) -> None:
     """
     try:
         table.create(connection, checkfirst=True)
-    except (sa_exc.OperationalError, sa_exc.ProgrammingError, sa_exc.IntegrityError):
+    except sa_exc.ProgrammingError as exc:
+        if getattr(exc.orig, "sqlstate", None) == "42501":  # insufficient_privilege
+            raise BatchSourceError(
+                f"cannot create membound's table {table.name} here: "
+                f"{str(exc.orig).splitlines()[0]}. Let a role that may create tables make it "
+                "once (the first run creates it), then GRANT SELECT, INSERT, UPDATE, DELETE "
+                f"ON {table.name} to this one"
+            ) from None
+        if isinstance(connection, sa.Connection) or not sa.inspect(connection).has_table(
+            table.name
+        ):
+            raise
+    except (sa_exc.OperationalError, sa_exc.IntegrityError):
         # Only on an engine: inside a caller's transaction the failed CREATE may have aborted
         # it (PostgreSQL), and that is the caller's to see.
         if isinstance(connection, sa.Connection) or not sa.inspect(connection).has_table(

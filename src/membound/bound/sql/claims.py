@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,8 +79,10 @@ def claim_ranges(
                                         checkpoint=r.checkpoint):
                     w.add(stmt, {...})
 
-    A range is done when the loop asks for the next one; leaving the loop early (``break``,
-    an exception) gives the range in hand back for another process to take at once. When no
+    A range is done when the loop asks for the next one (so ``list(claim_ranges(...))`` marks
+    every range done: to look at the ranges, use :func:`key_ranges`); leaving the loop early
+    (``break``, an exception) gives the range in hand back for another process to take at
+    once. A job that finished stays finished: a later call yields nothing and warns. When no
     range is free but some are leased by other processes, this process waits (``wait=True``)
     in case one of them dies and its range comes free, and returns once every range is done.
 
@@ -114,7 +117,12 @@ def claim_ranges(
         "parts": parts,
         "rows_per_part": rows_per_part,
     }
-    jobs.open(spec, lambda: key_ranges(bound, source, parts, rows_per_part, key=key), restart)
+    if jobs.open(spec, lambda: key_ranges(bound, source, parts, rows_per_part, key=key), restart):
+        warnings.warn(
+            f"job {name!r} finished before: there is nothing to claim. Name each run of a "
+            "job (e.g. with its date), or pass restart=True to run it again",
+            stacklevel=2,
+        )
     return _claims(jobs, owner or default_owner(), lease_s, wait)
 
 
