@@ -135,3 +135,48 @@ def test_the_memory_cap_uses_the_larger_of_rss_and_sampled_sizes() -> None:
     sizer = PageSizer(0.5, "10 MB")
     sizer.observe(1000, 0.001, 50 * 2**20, 100.0)  # RSS grew 50 MB for 1,000 rows
     assert sizer.size <= 10 * 2**20 // (50 * 2**20 // 1000) + 1
+
+
+@pytest.mark.parametrize("fixed", [0.4, 0.6, 2.0])
+def test_a_fixed_cost_per_page_does_not_shrink_pages_to_nothing(fixed: float) -> None:
+    """A bulk call per batch: t = fixed + 10 µs/row. Proportional shrinking would go to 1 row
+    a page with every page still taking ``fixed``."""
+    sizer = PageSizer(0.5, "1 GB")
+    for _ in range(25):
+        n = sizer.size
+        sizer.observe(n, fixed + 10e-6 * n, 0, 50.0)
+    # Past half the target the fixed cost rules: rows take about as long as it (±25 %).
+    assert abs(sizer.size * 10e-6 - fixed) <= 0.25 * fixed
+    assert abs(sizer.fixed_s - fixed) <= 0.05 * fixed
+
+
+def test_a_small_fixed_cost_still_meets_the_target() -> None:
+    sizer = PageSizer(0.5, "1 GB")
+    times = []
+    for _ in range(20):
+        n = sizer.size
+        times.append(0.1 + 20e-6 * n)
+        sizer.observe(n, times[-1], 0, 50.0)
+    assert all(abs(t - 0.5) <= 0.1 for t in times[10:])
+
+
+def test_container_values_are_sized_with_what_they_hold(db: Db) -> None:
+    docs = sa.Table(
+        f"docs_{id(db)}",
+        db.metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("doc", sa.JSON, nullable=False),
+    )
+    docs.create(db.engine)
+    doc = {f"key{i}": [f"value {i} {j}" for j in range(5)] for i in range(20)}
+    with db.engine.begin() as conn:
+        conn.execute(docs.insert(), [{"id": i, "doc": doc} for i in range(1, 4001)])
+    sizes = [
+        len(b.rows)
+        for b in mb.in_batches(db.engine, docs, batch_size="auto", max_batch_memory="2 MB")
+    ]
+    row_bytes = mb.deep_sizeof(doc)
+    assert 4000 == sum(sizes)
+    # Each row holds a ~20 KB dict: about 2 MB / 20 KB rows a page, never the 1,000 of a
+    # shallow size's estimate.
+    assert max(sizes[1:]) * row_bytes <= 2.2 * 2**20
