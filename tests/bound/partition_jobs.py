@@ -26,6 +26,20 @@ def _bump(table: str) -> Any:
     return t.update().where(t.c.id == sa.bindparam("k")).values(counter=t.c.counter + 1)
 
 
+@functools.cache
+def shared_engine(url: str) -> sa.Engine:
+    """One engine per URL for the whole process, as applications keep one: a process pool
+    forked after the driver used it inherits its pooled connections."""
+    return sa.create_engine(url)
+
+
+def fail_below(table: str, below: int, batch: mb.Batch, writer: Any) -> None:
+    """``bump``, then raise for every batch with a key below ``below``."""
+    bump(table, batch, writer)
+    if batch.first_key < below:
+        raise RuntimeError(f"cannot do keys below {below}")
+
+
 def bump(table: str, batch: mb.Batch, writer: mb.BatchWriter) -> None:
     """+1 on every row of the batch (the key column is ``id``)."""
     stmt = _bump(table)

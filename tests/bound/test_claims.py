@@ -79,7 +79,12 @@ def test_a_live_lease_is_not_taken_and_a_lost_one_cannot_commit(db: Db) -> None:
     writer.add(_bump(table), {"k": 1}, key=1)
     with pytest.raises(mb.BatchWriteError, match="taken over by another worker"):
         writer.flush()
-    assert 0 == _counters(db, table)[1]  # a's write rolled back with its fence
+    # A write no reader tagged (no position to save) is fenced all the same.
+    writer.add(_bump(table), {"k": 2})
+    with pytest.raises(mb.BatchWriteError, match="taken over by another worker"):
+        writer.flush()
+    assert 0 == _counters(db, table)[1]  # a's writes rolled back with its fence
+    assert 0 == _counters(db, table)[2]
     holder.close()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import functools
+import multiprocessing as mp
 import random
 from pathlib import Path
 
@@ -298,3 +299,77 @@ def test_tables_of_an_older_layout_are_refused(db: Db) -> None:
     finally:
         with db.engine.begin() as conn:
             conn.exec_driver_sql("DROP TABLE membound_checkpoints")
+
+
+def test_a_shared_engine_factory_across_a_forked_pool(db: Db) -> None:
+    """The driver uses the factory's engine before the pool forks: workers must not share its
+    pooled connections (on PostgreSQL that mixes up results or hangs)."""
+    table = _table(db, list(range(1, 8001)))
+    factory = functools.partial(jobs.shared_engine, db.url)
+    with factory().connect() as conn:  # the parent's pool now holds a connection
+        conn.execute(sa.select(1))
+    with cf.ProcessPoolExecutor(2, mp_context=mp.get_context("fork")) as pool:
+        report = mb.run_partitioned(
+            factory, table, functools.partial(jobs.bump, table.name), name=_name(table),
+            parts=4, client=pool, batch_size=200,
+        )  # fmt: skip
+    assert dict.fromkeys(range(1, 8001), 1) == _counters(db, table)
+    assert 8000 == report.rows
+    factory().dispose()
+
+
+def test_in_process_ranges_after_a_failed_one_do_not_run(db: Db) -> None:
+    table = _table(db, list(range(1, 301)))
+    fn = functools.partial(jobs.fail_below, table.name, 50)
+    with pytest.raises(mb.PartitionFailed, match=r"range 0 of job .* failed after 0 retries"):
+        mb.run_partitioned(db.url, table, fn, name=_name(table), parts=3, retries=0)
+    counters = _counters(db, table)
+    assert 0 == sum(counters.values())  # range 0 rolled back; ranges 1 and 2 never started
+
+
+def test_long_names_and_text_keys_fit_the_checkpoint_table(db: Db) -> None:
+    table = sa.Table(
+        f"urls_{id(db)}",
+        db.metadata,
+        sa.Column("url", sa.String(300), primary_key=True),
+        sa.Column("counter", sa.Integer, nullable=False),
+    )
+    table.create(db.engine)
+    urls = [f"https://example.org/{'x' * 150}/{i:05d}" for i in range(200)]
+    with db.engine.begin() as conn:
+        conn.execute(table.insert(), [{"url": u, "counter": 0} for u in urls])
+    seen: dict[str, int] = {}
+
+    def collect(batch: mb.Batch, writer: mb.BatchWriter) -> None:
+        for row in batch.rows:
+            seen[row.url] = seen.get(row.url, 0) + 1
+
+    report = mb.run_partitioned(db.url, table, collect, name="n" * 150, parts=4)
+    assert dict.fromkeys(urls, 1) == seen
+    assert 200 == report.rows
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"target_batch_s": -1}, "target_batch_s must be a positive number"),
+        ({"max_batch_memory": "1 B"}, "max_batch_memory must be at least"),
+        ({"poll_interval": -1}, "poll_interval must be a number of seconds"),
+    ],
+)
+def test_auto_arguments_are_checked_at_the_call(
+    db: Db, kwargs: dict[str, object], message: str
+) -> None:
+    table = _table(db, list(range(1, 51)))
+    with pytest.raises(BatchSourceError, match=message):
+        mb.run_partitioned(
+            db.url, table, jobs.always_failing, name=_name(table), batch_size="auto", **kwargs
+        )  # type: ignore[arg-type]
+    with db.engine.connect() as conn:  # no job was created
+        assert (
+            not sa.inspect(conn).has_table("membound_leases")
+            or 0
+            == conn.execute(
+                sa.text("SELECT count(*) FROM membound_leases WHERE job = :j"), {"j": _name(table)}
+            ).scalar_one()
+        )

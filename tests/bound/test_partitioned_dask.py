@@ -83,6 +83,35 @@ def test_a_closure_and_a_straggler_split_on_dask(db: Db, client: Any) -> None:
     assert len(report.ranges) > 2
 
 
+def test_a_failed_range_on_dask_lets_running_ranges_finish(db: Db, client: Any) -> None:
+    table = db.users(2000)
+    fn = functools.partial(jobs.fail_below, table.name, 500)
+    with pytest.raises(
+        mb.PartitionFailed, match=r"range 0 of job .* failed after 1 retries"
+    ) as info:
+        mb.run_partitioned(
+            db.url, table, fn, name=f"d-{table.name}", parts=4, client=client, retries=1,
+            batch_size=100,
+        )  # fmt: skip
+    report = info.value.report
+    counters = _counters(db, table)
+    assert set(counters.values()) <= {0, 1}
+    assert sum(counters.values()) == sum(r.rows for r in report.ranges)
+    assert not report.ranges[0].done
+
+
+def test_peaks_are_sampled_when_workers_run_several_tasks() -> None:
+    from membound.bound.sql.runners import runner_for
+
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=2, processes=True, dashboard_address=":0"
+        ) as cluster,
+        distributed.Client(cluster) as c,
+    ):
+        assert not runner_for(c).own_processes  # a reset would erase the other task's peak
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("db", ["sqlite-wal", "postgres"], indirect=True)
 def test_workers_killed_mid_range_write_each_row_once(db: Db) -> None:

@@ -205,6 +205,11 @@ class Checkpoint:
         """Whether a writer commits the position (else the reader saves it after each batch)."""
         return self._writer is not None
 
+    def fence(self, connection: Any) -> None:
+        """Check, inside ``connection``'s transaction, that this process may still commit for
+        the checkpoint (a no-op here; a leased range's checkpoint checks its lease). A writer
+        calls it in every flush, before its writes."""
+
     def load(self) -> Key | None:
         """The stored position as a key tuple, or None before the first save.
 

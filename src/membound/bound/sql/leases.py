@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import hashlib
 import json
 import os
 import socket
@@ -99,10 +100,15 @@ def default_owner() -> str:
 
 def range_name(job: str, start: Any) -> str:
     """The checkpoint name of a range: ``"{job}/{start key}"`` (``"{job}/start"`` for the
-    first range, which has no start key)."""
+    first range, which has no start key); a key too long for the checkpoint table's 200
+    characters is named by its SHA-1 instead, ``"{job}/#{hex}"``."""
     if start is None:
         return f"{job}/start"
-    return f"{job}/{json.dumps(json.loads(encode_key(start)))}"
+    text = json.dumps(json.loads(encode_key(start)))
+    name = f"{job}/{text}"
+    if len(name) > 200:
+        name = f"{job}/#{hashlib.sha1(text.encode()).hexdigest()}"
+    return name
 
 
 def describe_source(engine: Engine, source: Any, key: Any) -> str:
@@ -322,6 +328,20 @@ class JobTable:
                 .where(self._where(HEADER))
                 .values(done=1, updated_at=_now_text())
             )
+
+    def set_stopping(self, driver: str | None) -> None:
+        """Mark the job as being stopped by ``driver`` (its tasks that have not leased their
+        range yet return at once), or clear the mark (None)."""
+        owner = None if driver is None else f"stopping:{driver}"
+        with self.engine.begin() as conn:
+            conn.execute(sa.update(self.table).where(self._where(HEADER)).values(owner=owner))
+
+    def stopping(self, driver: str) -> bool:
+        """Whether ``driver`` is stopping the job."""
+        t = self.table
+        with self.engine.connect() as conn:
+            owner = conn.execute(sa.select(t.c.owner).where(self._where(HEADER))).scalar()
+        return bool(owner == f"stopping:{driver}")
 
     def release_owned(self, prefix: str) -> None:
         """Free every unfinished range whose owner's name starts with ``prefix`` (a driver
@@ -568,9 +588,17 @@ class LeasedCheckpoint(Checkpoint):
     def __init__(self, lease: Lease) -> None:
         super().__init__(lease.jobs.engine, lease.name)
         self.lease = lease
+        self._fenced: Any = None  # the connection whose transaction was fenced last
+
+    def fence(self, connection: Any) -> None:
+        """Renew the lease in ``connection``'s transaction, or raise ``LeaseLost``."""
+        self.lease.fence(connection)
+        self._fenced = connection
 
     def _write(self, conn: Any, text: str | None) -> None:
-        self.lease.fence(conn)
+        if self._fenced is not conn:  # a writer's flush fenced this transaction already
+            self.fence(conn)
+        self._fenced = None
         super()._write(conn, text)
 
 

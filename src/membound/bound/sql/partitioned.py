@@ -18,18 +18,21 @@ two batches and the tail becomes a new range with a checkpoint of its own.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable
+from concurrent.futures import CancelledError
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from membound._errors import BatchSourceError, PartitionFailed
 from membound._units import parse_duration
 from membound.bound._rss import current_rss, peak_rss, reset_peak
-from membound.bound.sql.autosize import check_batch_size
+from membound.bound.sql.autosize import PageSizer, check_batch_size
 from membound.bound.sql.checkpoint import Checkpoint
 from membound.bound.sql.connection import engine_of, require_sqlalchemy
 from membound.bound.sql.keys import as_key, compare, public_key
@@ -66,12 +69,17 @@ SYNC_INTERVAL_S = 0.25
 _ENGINES: dict[str, Any] = {}
 
 
+#: Engines checked for connections inherited across a fork, in this process.
+_CHECKED: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
 def _forget_engines_after_fork() -> None:
     # A forked worker (a process pool's) must not use its parent's pooled connections: two
     # processes on one socket corrupt the protocol. SQLAlchemy's recipe: dispose(close=False).
     for engine in _ENGINES.values():
         engine.dispose(close=False)
     _ENGINES.clear()
+    _CHECKED.clear()
 
 
 os.register_at_fork(after_in_child=_forget_engines_after_fork)
@@ -141,6 +149,25 @@ class PartitionReport:
         """JSON-ready (keys as stored: tuples become lists)."""
         return asdict(self)
 
+    def to_markdown(self) -> str:
+        """A Markdown table, a row per range, after a line of totals."""
+        lines = [
+            f"**{self.name}** ({self.runner}): {self.rows:,} rows in {len(self.ranges)} ranges, "
+            f"{self.retries} retries, {self.splits} splits, {self.seconds:.1f} s"
+            + (" (finished before this call)" if self.already_finished else ""),
+            "",
+            "| start | stop | rows | estimated | retries | splits | seconds | peak Δ RSS | done |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---|",
+        ]
+        for r in self.ranges:
+            seconds = "—" if r.seconds is None else f"{r.seconds:.2f}"
+            peak = "—" if r.peak_rss_delta is None else f"{r.peak_rss_delta / 2**20:.1f} MiB"
+            lines.append(
+                f"| {r.start!r} | {r.stop!r} | {r.rows:,} | {r.estimated_rows:,} | {r.retries} "
+                f"| {r.splits} | {seconds} | {peak} | {'yes' if r.done else 'no'} |"
+            )
+        return "\n".join(lines)
+
 
 @dataclass(frozen=True)
 class RangeTask:
@@ -160,6 +187,7 @@ class RangeTask:
     lease_s: float
     measure_peak: bool
     driver: str = ""
+    driver_pid: int = 0
 
 
 def _engine(db: Any) -> Engine:
@@ -177,6 +205,12 @@ def work_range(task: RangeTask) -> int | None:
     ``fn`` per batch, apply split requests, mark it done. Returns its rows, or None when the
     range was already done."""
     engine = _engine(task.db)
+    if os.getpid() != task.driver_pid and engine not in _CHECKED:
+        # A factory's engine may have been made before this worker was forked from the
+        # driver: drop the inherited pooled connections (not closing them: they are the
+        # driver's), as SQLAlchemy advises for engines crossing a fork.
+        engine.dispose(close=False)
+        _CHECKED.add(engine)
     jobs = JobTable(engine, task.job)
     lease = _claim(jobs, task)
     if lease is None:
@@ -240,6 +274,8 @@ def _claim(jobs: JobTable, task: RangeTask) -> Lease | None:
 
     owner = f"{task.driver}|{default_owner()}"
     while True:
+        if jobs.stopping(task.driver):
+            return None  # the driver stops (a range failed): ranges not started stay so
         lease = jobs.claim(task.part, owner, task.lease_s, takeover_from=f"{task.driver}|")
         if lease is not None:
             return lease
@@ -343,6 +379,16 @@ def run_partitioned(
     if not callable(fn):
         raise BatchSourceError(f"fn must be callable as fn(batch, writer), got {fn!r}")
     check_batch_size(batch_size)
+    if batch_size == "auto":
+        PageSizer(target_batch_s, max_batch_memory)  # checks both, here rather than in workers
+    if (
+        isinstance(poll_interval, bool)
+        or not isinstance(poll_interval, (int, float))
+        or not 0 < poll_interval <= 60
+    ):
+        raise BatchSourceError(
+            f"poll_interval must be a number of seconds in (0, 60], got {poll_interval!r}"
+        )
     for label, value in (("retries", retries), ("write_batch_size", write_batch_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value < (label != "retries"):
             raise BatchSourceError(f"{label} must be a whole number, got {value!r}")
@@ -374,6 +420,7 @@ def run_partitioned(
         lease_s=lease_s,
         measure_peak=runner.own_processes,
         driver=default_owner(),
+        driver_pid=os.getpid(),
     )
     runner.check_picklable(task)
     driver = _Driver(jobs, runner, task, engine, retries, split_stragglers, poll_interval)
@@ -531,8 +578,9 @@ class _Driver:
             return (
                 f"membound.run_partitioned: job {self.jobs.job!r} stopped with {done} of "
                 f"{len(rows)} ranges finished and committed; each other range committed up to "
-                "its checkpoint. Call again with the same name to resume; running tasks (on "
-                "Dask or an executor) finish their range."
+                "its checkpoint. Call again with the same name to resume. Its ranges were given "
+                "up: a task still running (on Dask or an executor) stops at its next commit, "
+                "which is rolled back"
             )
         return f"membound.run_partitioned: job {self.jobs.job!r} stopped; call again to resume"
 
@@ -543,19 +591,23 @@ class _Driver:
             release = getattr(future, "release", None)  # Dask: let the worker drop the result
             if release is not None:
                 release()
-        except Exception as exc:
+        except (Exception, CancelledError, asyncio.CancelledError) as exc:
             if self.tries[part] <= self.retries and not _fatal(exc):
                 self._submit(part)
             elif self.failure is None or _pool_broken(exc):
                 self.failure = (part, exc)
 
     def _drain(self) -> None:
-        """After a failure: cancel what has not started, let running ranges finish."""
-        self.runner.cancel(self.running)
-        while self.running:
-            done, _ = self.runner.wait(self.running, self.poll)
-            for future in done:
-                self.running.pop(future)
+        """After a failure: ranges not started are not started, running ones finish."""
+        self.jobs.set_stopping(self.task.driver)
+        try:
+            self.runner.cancel_pending(self.running)
+            while self.running:
+                done, _ = self.runner.wait(self.running, self.poll)
+                for future in done:
+                    self.running.pop(future)
+        finally:
+            self.jobs.set_stopping(None)
 
     def _look_for_new_ranges(self) -> None:
         rows = self.jobs.ranges()

@@ -10,6 +10,7 @@ import importlib
 import os
 import pickle
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
@@ -41,7 +42,11 @@ class Runner(Protocol):
         ...
 
     def cancel(self, futures: Iterable[Any]) -> None:
-        """Cancel tasks not started yet (a running task finishes its current range)."""
+        """Cancel the tasks: those not started never start; on Dask running ones too."""
+        ...
+
+    def cancel_pending(self, futures: Iterable[Any]) -> None:
+        """Cancel the tasks not started yet, leaving running ones to finish."""
         ...
 
     def check_picklable(self, task: Any) -> None:
@@ -50,29 +55,43 @@ class Runner(Protocol):
 
 
 class InProcess:
-    """Runs each task in the calling thread at submit (``client=None``)."""
+    """Runs the tasks in the calling thread, one per ``wait`` (``client=None``): a task
+    cancelled before its turn (after another failed) never runs."""
 
     own_processes = False
     sends_tasks = False
     kind = "in-process"
 
+    def __init__(self) -> None:
+        # Tasks submitted and not run yet: at most one per range of the job.
+        self._queue: deque[tuple[cf.Future[Any], Callable[[Any], Any], Any]] = deque()
+
     def submit(self, fn: Callable[[Any], Any], task: Any, label: str) -> cf.Future[Any]:
         future: cf.Future[Any] = cf.Future()
-        try:
-            future.set_result(fn(task))
-        except Exception as exc:
-            future.set_exception(exc)
+        self._queue.append((future, fn, task))
         return future
 
     def wait(self, futures: Iterable[Any], timeout: float) -> tuple[set[Any], set[Any]]:
-        done, pending = cf.wait(list(futures), timeout, cf.FIRST_COMPLETED)
-        return set(done), set(pending)
+        while self._queue:
+            future, fn, task = self._queue.popleft()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                future.set_result(fn(task))
+            except Exception as exc:
+                future.set_exception(exc)
+            break
+        futures = list(futures)
+        return {f for f in futures if f.done()}, {f for f in futures if not f.done()}
 
     def slots(self) -> int:
         return 1
 
     def cancel(self, futures: Iterable[Any]) -> None:
-        return None
+        for future in futures:
+            future.cancel()
+
+    cancel_pending = cancel
 
     def check_picklable(self, task: Any) -> None:
         return None
@@ -100,7 +119,9 @@ class ExecutorRunner:
 
     def cancel(self, futures: Iterable[Any]) -> None:
         for future in futures:
-            future.cancel()
+            future.cancel()  # a running one cannot be: it finishes
+
+    cancel_pending = cancel
 
     def check_picklable(self, task: Any) -> None:
         if not self.own_processes:
@@ -125,8 +146,14 @@ class DaskRunner:
     def __init__(self, client: Any) -> None:
         self.client = client
         pids = client.run(os.getpid)
-        # Workers in this very process (LocalCluster(processes=False)) share its peak RSS.
-        self.own_processes = bool(pids) and os.getpid() not in set(pids.values())
+        # A task's peak is read from its process's high-water mark, reset when it starts:
+        # only right when the process runs one task at a time in a process of its own (not
+        # LocalCluster(processes=False), not several threads per worker).
+        self.own_processes = (
+            bool(pids)
+            and os.getpid() not in set(pids.values())
+            and all(n == 1 for n in client.nthreads().values())
+        )
 
     def submit(self, fn: Callable[[Any], Any], task: Any, label: str) -> Any:
         return self.client.submit(fn, task, key=f"membound-range-{uuid.uuid4().hex}", pure=False)
@@ -136,19 +163,25 @@ class DaskRunner:
 
         futures = list(futures)
         try:
-            done, pending = wait(  # type: ignore[no-untyped-call]
-                futures, timeout=timeout, return_when="FIRST_COMPLETED"
-            )
+            wait(futures, timeout=timeout, return_when="FIRST_COMPLETED")  # type: ignore[no-untyped-call]
         except TimeoutError:
-            return set(), set(futures)
-        return set(done), set(pending)
+            pass
+        except Exception:  # cancelled futures (a restarted scheduler): sorted out below
+            pass
+        return {f for f in futures if f.done()}, {f for f in futures if not f.done()}
 
     def slots(self) -> int:
-        workers = self.client.scheduler_info().get("workers", {})
-        return max(1, sum(int(w.get("nthreads", 1)) for w in workers.values()))
+        return max(1, int(sum(self.client.nthreads().values())))
 
     def cancel(self, futures: Iterable[Any]) -> None:
+        # Cancels running tasks too (their results are dropped; a task mid-range stops at its
+        # next commit, whose fence fails once the driver gave its ranges up).
         self.client.cancel(list(futures))
+
+    def cancel_pending(self, futures: Iterable[Any]) -> None:
+        # Dask cannot cancel only the queued ones; queued tasks find the job stopping when they
+        # start and return at once (partitioned.py), running ones finish their range.
+        return None
 
     def check_picklable(self, task: Any) -> None:
         try:

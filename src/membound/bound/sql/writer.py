@@ -152,6 +152,8 @@ class BatchWriter:
         self._in_flight = len(items)
         try:
             with self.engine.begin() as conn:
+                if self.checkpoint is not None:
+                    self.checkpoint.fence(conn)
                 for statement, group in _statement_runs(items):
                     params = [item.params for item in group]
                     if params[0] is None:
