@@ -103,8 +103,9 @@ def claim_ranges(
     Raises:
         BatchSourceError: bad arguments, a source without a usable key, a job of this name
             with other ranges, or a lease table of an older layout.
-        LeaseLost: raised by the checkpoint's saves (and so by a writer's flush) once this
-            process's lease ran out and another process took the range.
+        LeaseLost: raised by the checkpoint's saves once this process's lease ran out and
+            another process took the range (a writer's flush raises ``BatchWriteError``
+            caused by it).
     """
     require_sqlalchemy()
     bound = engine_of(engine)

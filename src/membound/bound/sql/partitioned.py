@@ -4,7 +4,8 @@ process; each range read in keyset batches with its own lease, checkpoint and ``
 Exactly once (G7 per range): a range's writes commit with its checkpoint *and* a fence on its
 lease (``leases.py``), so a range retried elsewhere after its worker died resumes strictly after
 the last committed position, and a worker that lost its range can commit nothing more. A
-read-only ``fn`` (no writes) gets its position saved after every batch instead.
+read-only ``fn`` (no writes) gets its position saved every ``SYNC_INTERVAL_S`` instead: a crash
+calls it again on at most that much of the range.
 
 The job's ranges are kept in ``membound_leases``: a run that stopped (a crash, Ctrl-C, a range
 that failed) is resumed by calling again with the same name, on the very ranges it started with
