@@ -346,7 +346,9 @@ def run_partitioned(
     Args:
         db: a database URL, or a function returning an Engine (engines cannot be pickled to
             workers; a factory must be importable, e.g. defined at module level, for a
-            process pool).
+            process pool, and should return one engine per process, e.g. under
+            ``functools.cache``: it is called once per range). With ``client=None`` or a
+            thread pool, an Engine itself.
         source: a ``Table``, ORM entity or ``select()`` (as :func:`find_each`).
         fn: called as ``fn(batch, writer)`` per batch; on Dask it may be a closure.
         name: the job's name: ranges, leases and checkpoints are kept under it.
