@@ -7,8 +7,10 @@ This tuner does both, and is written here because no library offers a page-size 
 * **time** — a page's time is measured from the start of its query to the moment the caller
   asks for the next page (the read plus your code for that batch), and modelled as a fixed
   cost per page plus a cost per row: the fixed cost is the intercept of a least-squares line
-  through the last 8 pages when their sizes differ enough, the cost per row is smoothed (an
-  exponential average, 0.3 of the newest page). A page more than 2× off the average either way
+  through the last 8 pages when their sizes differ enough and the line fits them (R² ≥ 0.9),
+  the cost per row is smoothed (an
+  exponential average, 0.3 of the newest page; 0.8 when two pages in a row are off by more than
+  a fifth the same way). A page more than 2× off the average either way
   is held as a possible hiccup (the machine is shared) and changes nothing; when the next page
   is off the same way, the load has changed (wider rows, a slower disk, a heavier loop body)
   and the two replace the average instead of blending into it, so the size re-settles on the
@@ -96,6 +98,7 @@ class PageSizer:
         self._rss_per_row = 0.0
         self._outlier: float | None = None
         self._observed = 0
+        self._side = 0
         self._pages: deque[tuple[int, float]] = deque(maxlen=_FIT_PAGES)
         self.changes = 0
 
@@ -127,7 +130,12 @@ class PageSizer:
             self.seconds_per_row = per_row
             self._outlier = None
         elif 0.5 <= per_row / old <= 2.0:
-            self.seconds_per_row = 0.7 * old + 0.3 * per_row
+            # A second page in a row off by a fifth the same way is a drift (a moderate change
+            # of load): follow it fast instead of over many pages.
+            side = 0 if 0.8 <= per_row / old <= 1.25 else (1 if per_row > old else -1)
+            weight = 0.8 if side and side == self._side else 0.3
+            self._side = side
+            self.seconds_per_row = (1 - weight) * old + weight * per_row
             self._outlier = None
         elif self._outlier is not None and (per_row > old) == (self._outlier > old):
             # Two pages in a row off by more than 2x the same way: the load changed.
@@ -179,6 +187,11 @@ class PageSizer:
         var = sum((n - mean_n) ** 2 for n in sizes)
         slope = sum((n - mean_n) * (t - mean_t) for n, t in self._pages) / var
         if slope <= 0:
+            return
+        # Only a line that explains the pages' times (R² >= 0.9): noisy pages of a few sizes
+        # would give an intercept that is noise, and sizes that chase it.
+        total = sum((t - mean_t) ** 2 for _, t in self._pages)
+        if total > 0 and slope * slope * var / total < 0.9:
             return
         fastest = min(t for _, t in self._pages)
         self.fixed_s = min(max(mean_t - slope * mean_n, 0.0), fastest)
