@@ -133,6 +133,23 @@ def _now_text() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat()
 
 
+def _unclaimed() -> dict[str, Any]:
+    """The columns of a range row nobody has worked on yet."""
+    return {
+        "owner": None,
+        "lease_until": None,
+        "attempts": 0,
+        "rows_done": 0,
+        "reached": None,
+        "split_at": None,
+        "splits": 0,
+        "done": 0,
+        "seconds": None,
+        "peak_rss_delta": None,
+        "updated_at": _now_text(),
+    }
+
+
 def _key_text(key: Any) -> str | None:
     return None if key is None else encode_key(key)
 
@@ -162,11 +179,6 @@ class RangeRow:
     done: bool
     seconds: float | None
     peak_rss_delta: int | None
-
-    @property
-    def key_range(self) -> KeyRange:
-        """The range as a :class:`KeyRange`."""
-        return KeyRange(self.start, self.stop, self.rows, self.basis)
 
 
 def _range_row(row: Any) -> RangeRow:
@@ -257,20 +269,7 @@ class JobTable:
         Returns:
             False when another process created the job first (its ranges stand).
         """
-        now = _now_text()
-        blank = {
-            "owner": None,
-            "lease_until": None,
-            "attempts": 0,
-            "rows_done": 0,
-            "reached": None,
-            "split_at": None,
-            "splits": 0,
-            "done": 0,
-            "seconds": None,
-            "peak_rss_delta": None,
-            "updated_at": now,
-        }
+        blank = _unclaimed()
         rows = [
             {
                 **blank,
@@ -535,18 +534,8 @@ class Lease:
                 stop=_key_text(self.stop),
                 rows=left // 2,
                 basis="split",
-                owner=None,
-                lease_until=None,
-                attempts=0,
-                rows_done=0,
-                reached=None,
-                split_at=None,
-                splits=0,
-                done=0,
-                seconds=None,
-                peak_rss_delta=None,
                 spec=None,
-                updated_at=_now_text(),
+                **_unclaimed(),
             )
         )
         conn.execute(

@@ -222,7 +222,7 @@ def work_range(task: RangeTask) -> int | None:
     checkpoint = LeasedCheckpoint(lease)
     beat = Heartbeat(lease)
     try:
-        rows = _rows_committed(engine, task, lease, checkpoint)
+        rows = _rows_committed(engine, task, lease.row.start)
         while True:
             stop = lease.stop
             with BatchWriter(engine, task.write_batch_size, checkpoint=checkpoint) as writer:
@@ -287,15 +287,16 @@ def _claim(jobs: JobTable, task: RangeTask) -> Lease | None:
         time.sleep(min(max(left, 0.05), task.lease_s / 4, 1.0))
 
 
-def _rows_committed(engine: Engine, task: RangeTask, lease: Lease, cp: Checkpoint) -> int:
-    """Rows of the range up to its checkpoint (0 on a first attempt): what earlier attempts
-    finished, counted exactly."""
-    stored = cp.load()
+def _rows_committed(engine: Engine, task: RangeTask, start: Any) -> int:
+    """Rows of the range starting at ``start`` up to its checkpoint (0 before the first
+    commit): what its attempts finished, counted exactly (the job table's progress figures
+    lag by up to ``SYNC_INTERVAL_S``)."""
+    stored = Checkpoint(engine, range_name(task.job, start)).load()
     if stored is None:
         return 0
     plan = SourcePlan(engine, task.source, task.key)
-    start = None if lease.row.start is None else as_key(lease.row.start, plan.width, "start")
-    return plan.count(None, start, stored)
+    first = None if start is None else as_key(start, plan.width, "start")
+    return plan.count(None, first, stored)
 
 
 def _split_key(engine: Engine, task: RangeTask, row: RangeRow, offset: int) -> Any:
@@ -460,18 +461,8 @@ def run_partitioned(
 
 
 def _committed_counter(engine: Engine, task: RangeTask) -> Callable[[RangeRow], int]:
-    """Rows an unfinished range committed: counted up to its checkpoint (exact; the progress
-    figures in the job table lag by up to ``SYNC_INTERVAL_S``)."""
-
-    def count(row: RangeRow) -> int:
-        stored = Checkpoint(engine, range_name(task.job, row.start)).load()
-        if stored is None:
-            return 0
-        plan = SourcePlan(engine, task.source, task.key)
-        start = None if row.start is None else as_key(row.start, plan.width, "start")
-        return plan.count(None, start, stored)
-
-    return count
+    """Rows an unfinished range committed (:func:`_rows_committed`), for the report."""
+    return lambda row: _rows_committed(engine, task, row.start)
 
 
 def _check_db(db: Any, runner: Runner) -> None:
