@@ -24,6 +24,7 @@ from tests.judge import leak_targets as lt
         lt.sawtooth,
         lt.collected_cycles,
         lt.logging_calls,
+        lt.asyncio_runs,
     ],
     ids=lambda f: f.__name__,
 )
@@ -33,6 +34,20 @@ def test_hard_negatives_are_not_leaks(target: object) -> None:
     assert not report.leaking
     assert report.explanation.startswith("no leak")
     assert () == report.sites
+
+
+def test_a_reading_drops_the_names_cpythons_type_cache_keeps() -> None:
+    from membound.measure.rounds import collect
+
+    class Probe:
+        pass
+
+    name = "".join(["attribute_", "never_seen"])  # a fresh string, not interned
+    before = sys.getrefcount(name)
+    hasattr(Probe, name)
+    assert sys.getrefcount(name) > before  # the cache holds it: a leak to a reading
+    collect()
+    assert sys.getrefcount(name) == before
 
 
 def test_a_session_per_request_is_found_with_site_type_and_chain() -> None:

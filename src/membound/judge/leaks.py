@@ -232,7 +232,7 @@ def _hunt(
     hint = ""
     if verdict != "no leak":
         found = _attribute(func, per_round, warmup + iterations)
-        if found.native_per_call is not None:
+        if found.native_per_call is not None and _malloc_grew(trend, retention):
             native_per_call = max(0.0, found.native_per_call)
         native = native_rss or native_per_call > max(retention.tolerance, 0.5 * retention.per_unit)
         if native and verdict == "leak":
@@ -316,6 +316,21 @@ def _iterations(needed: float | None, rounds: int) -> int | None:
         return None
     step = 10 * rounds
     return int(math.ceil(needed / step) * step)
+
+
+def _malloc_grew(trend: Trend, retention: Retention) -> bool:
+    """Whether malloc's share of the held bytes (what pymalloc does not serve: native buffers,
+    large objects) grew over the late rounds by more than the tolerance allows. The traced
+    attribution round's own estimate of native growth is noisier (tracing allocates); where the
+    untraced rounds show malloc flat, the memory kept is Python's, however the round read it."""
+    rounds = trend.rounds
+    if trend.held is None or len(rounds) < 2:
+        return True  # no malloc figures: only the attribution round can tell
+    first, last = rounds[len(rounds) // 2], rounds[-1]
+    if first.malloc is None or last.malloc is None or last.calls <= first.calls:
+        return True
+    late_calls = last.calls - first.calls
+    return last.malloc - first.malloc > max(retention.tolerance * late_calls, _QUANTUM)
 
 
 def _rss_native(trend: Trend, retention: Retention) -> tuple[float, bool]:
