@@ -12,7 +12,16 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "membound"
 
 #: Rank of each layered part: a part may import parts of a lower rank.
-RANK = {"results": 1, "measure": 2, "judge": 3, "report": 4, "demo": 5, "guard": 5, "cli": 6}
+RANK = {
+    "results": 1,
+    "measure": 2,
+    "judge": 3,
+    "report": 4,
+    "demo": 5,
+    "guard": 5,
+    "cli": 6,
+    "notebook": 6,
+}
 #: Importable by every part.
 BASE = {"_units", "_errors", "_version"}
 #: Parts that stand alone, and who may import them.

@@ -7,6 +7,8 @@ here explicitly; everything else lives in private modules.
 
 from __future__ import annotations
 
+from typing import Any
+
 from membound import guard, report
 from membound._errors import (
     BatchSourceError,
@@ -151,3 +153,14 @@ __all__ = [
     "scenario",
     "track",
 ]
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext membound``: register the IPython/Jupyter magics (``membound[notebook]``)."""
+    try:
+        from membound.notebook.magics import load_ipython_extension as load
+    except ImportError:  # pragma: no cover - IPython runs this, so IPython is there
+        raise ImportError(
+            "the membound magics need IPython: pip install 'membound[notebook]'"
+        ) from None
+    load(ipython)

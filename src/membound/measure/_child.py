@@ -79,6 +79,13 @@ def _load_target(target: dict[str, Any]) -> Any:
     membound (its memory would count as the target's baseline), and the parent has already
     checked the target's form, so only the import itself remains to do.
     """
+    if target.get("pickled") is not None:
+        # By value (cloudpickle's output, loaded by pickle with cloudpickle importable): a
+        # notebook's function, which no interpreter can import by name.
+        shipped = pickle.loads(target["pickled"])
+        if not callable(shipped):
+            raise TypeError(f"{target['qualname']} is not callable")
+        return shipped
     if target.get("path"):
         name = target["module"] or "__membound_target__"
         spec = importlib.util.spec_from_file_location(name, target["path"])

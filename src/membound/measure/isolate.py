@@ -120,7 +120,12 @@ def _request(
         pickled_args = pickle.dumps((call_args, call_kwargs))
     except Exception as exc:
         raise TargetError(f"the arguments of {ref.display} cannot be pickled: {exc}") from None
-    where = {"module": ref.module, "qualname": ref.qualname, "path": ref.path}
+    where = {
+        "module": ref.module,
+        "qualname": ref.qualname,
+        "path": ref.path,
+        "pickled": ref.pickled,
+    }
     return pickle.dumps((where, pickled_args, heap))
 
 

@@ -13,6 +13,7 @@ import functools
 import importlib
 import importlib.util
 import os
+import pickle
 import sys
 import types
 from collections.abc import Callable
@@ -51,6 +52,9 @@ class TargetRef:
     """Arguments bound by ``functools.partial``, passed before the call's own."""
     kwargs: tuple[tuple[str, Any], ...] = ()
     """Keyword arguments bound by ``functools.partial``."""
+    pickled: bytes | None = None
+    """The callable itself, pickled by value with cloudpickle, for one defined where no other
+    interpreter can import it (a notebook's or an interactive session's ``__main__``)."""
 
     @property
     def display(self) -> str:
@@ -80,6 +84,8 @@ def _callable_ref(target: Callable[..., Any]) -> TargetRef:
     qual = getattr(target, "__qualname__", None)
     if not module or not qual:
         raise TargetError(f"cannot locate {target!r}: give it as 'package.module:function'")
+    if module == "__main__" and not getattr(sys.modules["__main__"], "__file__", None):
+        return _by_value(target, qual)
     if "<locals>" in qual or "<lambda>" in qual:
         raise TargetError(
             f"{qual} is defined inside a function or is a lambda; a fresh interpreter "
@@ -87,14 +93,33 @@ def _callable_ref(target: Callable[..., Any]) -> TargetRef:
             hint="move it to module level, or pass isolate=False to measure in this process",
         )
     if module == "__main__":
-        main_file = getattr(sys.modules["__main__"], "__file__", None)
-        if not main_file:
-            raise TargetError(
-                f"{qual} lives in an interactive __main__ that a child cannot import",
-                hint="put the function in a module or file, or pass isolate=False",
-            )
+        main_file = getattr(sys.modules["__main__"], "__file__", "")
         return TargetRef("__mp_main__", qual, str(Path(main_file).resolve()))
     return TargetRef(module, qual)
+
+
+def _by_value(target: Callable[..., Any], qual: str) -> TargetRef:
+    """A reference carrying the callable itself: a notebook's functions live in an interactive
+    ``__main__`` that no fresh interpreter can import, so they travel by value (cloudpickle,
+    which pickles such functions with the globals they use)."""
+    try:
+        import cloudpickle
+    except ImportError:
+        raise TargetError(
+            f"{qual} lives in an interactive __main__ (a notebook?) that a fresh interpreter "
+            "cannot import, and cloudpickle, which would ship it by value, is not installed",
+            hint="pip install 'membound[notebook]', put the function in a module, "
+            "or pass isolate=False",
+        ) from None
+    try:
+        pickled = bytes(cloudpickle.dumps(target))
+    except Exception as exc:
+        raise TargetError(
+            f"{qual} lives in an interactive __main__ and cannot be shipped to a fresh "
+            f"interpreter by value: {type(exc).__name__}: {exc}",
+            hint="put the function in a module or file, or pass isolate=False",
+        ) from None
+    return TargetRef("__main__", qual, pickled=pickled)
 
 
 def resolve_target(target: Target) -> TargetRef:
@@ -111,6 +136,7 @@ def resolve_target(target: Target) -> TargetRef:
             inner.path,
             inner.args + tuple(target.args),
             inner.kwargs + tuple(target.keywords.items()),
+            inner.pickled,
         )
     if isinstance(target, str):
         return _parse(target)
@@ -140,6 +166,8 @@ def import_file(path: str | Path, module_name: str) -> types.ModuleType:
 
 
 def _import(ref: TargetRef) -> Any:
+    if ref.pickled is not None:
+        return pickle.loads(ref.pickled)  # cloudpickle's output: needs cloudpickle importable
     if ref.path is not None:
         obj: Any = sys.modules.get(ref.module) or import_file(ref.path, ref.module)
     else:

@@ -28,7 +28,7 @@ from typing import IO
 
 from membound.report.sections import Result, Section, Table, describe
 
-__all__ = ["HtmlReporter", "html"]
+__all__ = ["HtmlReporter", "fragment", "html"]
 
 #: Default ``<title>`` and heading of the page.
 TITLE = "membound report"
@@ -73,6 +73,39 @@ def _section_html(index: int, section: Section, chart_html: str) -> str:
         "</section>",
     ]
     return "\n".join(parts)
+
+
+#: The page's look, scoped to one result's block for notebooks (Jupyter styles the rest).
+_FRAGMENT_STYLE = (
+    ".membound-result table{border-collapse:collapse;margin:.5em 0;"
+    "font-variant-numeric:tabular-nums}"
+    ".membound-result th,.membound-result td{border:1px solid #ccc;padding:.2em .5em;"
+    "text-align:left;vertical-align:top}"
+    ".membound-result .kind{color:#666;font-size:.8em;font-weight:normal;margin-left:.5em}"
+    ".membound-result .verdict.bad strong{color:#900}"
+    ".membound-result .verdict.good strong{color:#060}"
+    ".membound-result .note{color:#555;font-size:.9em}"
+    ".membound-result img{max-width:100%;height:auto}"
+)
+
+
+def fragment(result: Result, *, chart: bool = True) -> str:
+    """One result as an HTML block for a notebook (``_repr_html_``): the page's section with a
+    scoped style, and its chart when matplotlib is installed (left out silently otherwise:
+    a notebook output is no place for an install hint on every cell).
+
+    Raises:
+        TypeError: ``result`` is not a membound result.
+    """
+    (item,) = _as_results(result)
+    section = describe(item)
+    picture = _chart_html(item, section.title) if chart else ""
+    if picture.startswith('<p class="note">'):
+        picture = ""
+    body = _section_html(1, section, picture).replace(
+        '<section id="result-1">', '<section class="membound-result">', 1
+    )
+    return f"<div><style>{_FRAGMENT_STYLE}</style>\n{body}\n</div>"
 
 
 @functools.cache

@@ -161,3 +161,14 @@ class LeakReport:
         from membound.report.markdown import render_leaks
 
         return render_leaks(self)
+
+    def _repr_html_(self) -> str:
+        """Jupyter's display: the HTML report's section for this result, with its chart where
+        matplotlib is installed."""
+        from membound.report.html import fragment
+
+        return fragment(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """IPython's text display: the Markdown report, not every field of the dataclass."""
+        printer.text(self.to_markdown())

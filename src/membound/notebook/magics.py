@@ -1,0 +1,296 @@
+"""IPython/Jupyter magics: ``%load_ext membound``, then
+
+* ``%membound [options] statement`` and ``%%membound [options]`` — run the code in the kernel
+  under :func:`membound.track`: peak RSS Δ, the heap peak with ``--heap`` (``--heap=memray``
+  for memray's engine), duration and the growth verdict, with a chart where matplotlib is
+  installed. Options: ``--heap[=tracemalloc|memray]``, ``--label NAME``, ``--interval S``.
+* ``%%membound_compare [--repeat N] [--heap] [--timeout S]`` — the cell's variants, each opened
+  by a line ``# --- name`` (lines before the first are setup), each run in a fresh process.
+* ``%membound_scale f --sizes 1000,10000,100000`` — how ``f(n)``'s peak grows with ``n``.
+* ``%membound_leaks f`` — whether ``f()`` keeps memory per call.
+
+Every magic returns the usual result object (``Measurement``, ``Comparison``, ``Complexity``,
+``LeakReport``), so ``_`` holds it and Jupyter shows its HTML. Functions defined in the notebook
+live in ``__main__``, which a fresh process cannot import: they are shipped by value
+(cloudpickle, ``measure/target.py``); ``--in-kernel`` runs in the kernel instead, with a printed
+caveat (the kernel's own memory and caches then count). Bad options and membound's errors are
+one line (``UsageError``); an exception from the measured code shows its traceback as usual.
+
+The argument parsing of the code-running magics is written here rather than with IPython's
+``magic_arguments``: the statement after the options is Python, which argparse would read as
+more options (``%membound x = -1``); only the leading ``--name[=value]`` words are options.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
+from membound._errors import MemboundError
+from membound._units import parse_size
+from membound.judge.compare import compare
+from membound.judge.complexity import complexity
+from membound.judge.leaks import find_leaks
+from membound.measure.track import track
+from membound.notebook.variants import ship_names, split_cell, used_names, write_scenarios
+from membound.results import Comparison, Complexity, LeakReport, Measurement
+
+__all__ = ["MemboundMagics", "load_ipython_extension", "parse_leading_options"]
+
+_OPTION = re.compile(r"--(?P<name>[a-z][a-z-]*)(?:=(?P<value>\S+))?(?=\s|$)")
+
+#: Options of ``%membound``: name → whether it takes a value (None: an optional ``=value``).
+_RUN_OPTIONS: dict[str, bool | None] = {"heap": None, "label": True, "interval": True}
+_HEAP_ENGINES = ("tracemalloc", "memray")
+
+IN_KERNEL_CAVEAT = (
+    "membound: measured in the kernel, not a fresh process: the kernel's own memory, its output "
+    "history and caches count too"
+)
+
+
+def parse_leading_options(
+    line: str, known: dict[str, bool | None]
+) -> tuple[dict[str, str | None], str]:
+    """The ``--name[=value]`` options at the start of ``line`` and the rest of it, unchanged.
+
+    ``known`` maps each option to True (needs a value: ``--label x`` or ``--label=x``), False
+    (a flag) or None (a flag with an optional ``=value``). ``--`` ends the options.
+
+    Raises:
+        UsageError: an unknown option, or one missing its value.
+    """
+    options: dict[str, str | None] = {}
+    pos = 0
+    while True:
+        while pos < len(line) and line[pos].isspace():
+            pos += 1
+        if line.startswith("--", pos) and (pos + 2 == len(line) or line[pos + 2].isspace()):
+            return options, line[pos + 2 :].strip()
+        found = _OPTION.match(line, pos)
+        if not found:
+            return options, line[pos:].strip()
+        name, value = found.group("name"), found.group("value")
+        if name not in known:
+            choices = ", ".join(f"--{k}" for k in known)
+            raise UsageError(f"unknown option --{name} (options: {choices})")
+        pos = found.end()
+        if known[name] is True and value is None:
+            rest = line[pos:].split(None, 1)
+            if not rest:
+                raise UsageError(f"--{name} needs a value")
+            value = rest[0]
+            pos = line.index(value, pos) + len(value)
+        elif known[name] is False and value is not None:
+            raise UsageError(f"--{name} takes no value")
+        options[name] = value
+
+
+def _heap_engine(options: dict[str, str | None]) -> bool | str:
+    if "heap" not in options:
+        return False
+    engine = options["heap"]
+    if engine is None:
+        return True
+    if engine not in _HEAP_ENGINES:
+        raise UsageError(f"--heap={engine}: expected --heap, --heap=tracemalloc or --heap=memray")
+    return engine
+
+
+def _interval(text: str | None) -> float:
+    try:
+        value = float(text) if text is not None else 0.01
+    except ValueError:
+        raise UsageError(f"--interval={text}: expected seconds, e.g. 0.01") from None
+    if not 0 < value <= 60:
+        raise UsageError(f"--interval={text}: expected more than 0 and at most 60 seconds")
+    return value
+
+
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(float(part.replace("_", ""))) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise UsageError(
+            f"--sizes {text}: expected whole numbers, e.g. 1000,10000,100000"
+        ) from None
+    if len(sizes) < 3 or any(n < 1 for n in sizes):
+        raise UsageError(f"--sizes {text}: expected at least 3 sizes, each 1 or more")
+    return sizes
+
+
+def _membound_errors(run: Callable[[], Any]) -> Any:
+    """Run ``run``; membound's own errors become one line (``UsageError``), not a traceback."""
+    try:
+        return run()
+    except MemboundError as exc:
+        hint = f" ({exc.hint})" if getattr(exc, "hint", "") else ""
+        raise UsageError(f"{exc}{hint}") from None
+
+
+@magics_class
+class MemboundMagics(Magics):
+    """The membound magics; registered by ``%load_ext membound``."""
+
+    @property
+    def _ip(self) -> Any:
+        """The running shell (typed loosely: IPython's own annotations say it may be None)."""
+        if self.shell is None:
+            raise UsageError("the membound magics need a running IPython")
+        return self.shell
+
+    def _function(self, name: str) -> Callable[..., Any]:
+        """The notebook's callable of that name (a dotted path is looked up from a name)."""
+        head, *rest = name.split(".")
+        if head not in self._ip.user_ns:
+            raise UsageError(f"{name!r} is not defined in the notebook")
+        obj = self._ip.user_ns[head]
+        for part in rest:
+            obj = getattr(obj, part, None)
+        if not callable(obj):
+            raise UsageError(f"{name!r} is not a function")
+        return obj  # type: ignore[no-any-return]
+
+    def _run_in_kernel(self, code: str, label: str, heap: bool | str, interval: float) -> Any:
+        transformed = self._ip.transform_cell(code)
+        tree = self._ip.compile.ast_parse(transformed)
+        compiled = self._ip.compile(tree, "<membound>", "exec")
+        tracker = track(label, heap=heap, interval=interval)  # type: ignore[arg-type]
+        with tracker:
+            exec(compiled, self._ip.user_global_ns, self._ip.user_ns)
+        return tracker.result
+
+    @line_cell_magic
+    def membound(self, line: str, cell: str | None = None) -> Measurement | None:
+        """Measure a statement (``%membound``) or the cell (``%%membound``) in the kernel.
+
+        Options: ``--heap`` (tracemalloc) or ``--heap=memray``, ``--label NAME``,
+        ``--interval SECONDS`` (the timeline's sampling interval, default 0.01).
+        """
+        options, statement = parse_leading_options(line, _RUN_OPTIONS)
+        code = cell if cell is not None else statement
+        if cell is not None and statement:
+            raise UsageError(f"%%membound takes options only, not {statement!r}")
+        if not code.strip():
+            raise UsageError("nothing to measure: give a statement, or use %%membound on a cell")
+        heap = _heap_engine(options)
+        label = options.get("label") or ("cell" if cell is not None else statement[:60])
+        interval = _interval(options.get("interval"))
+        result: Measurement | None = _membound_errors(
+            lambda: self._run_in_kernel(code, label, heap, interval)
+        )
+        return result
+
+    @magic_arguments()
+    @argument("--repeat", type=int, default=3, help="runs per variant (default 3)")
+    @argument("--heap", action="store_true", help="also trace the Python heap")
+    @argument("--timeout", type=float, default=None, help="seconds per run")
+    @argument("--in-kernel", action="store_true", help="run in the kernel, not fresh processes")
+    @cell_magic
+    def membound_compare(self, line: str, cell: str) -> Comparison:
+        """Compare the cell's variants, each opened by ``# --- name``, each in a fresh process
+        (lines before the first variant are setup, run before each variant's baseline)."""
+        args = parse_argstring(self.membound_compare, line)
+        if args.repeat < 1:
+            raise UsageError("--repeat must be at least 1")
+
+        def run() -> Comparison:
+            setup, variants = split_cell(cell)
+            if args.in_kernel:
+                print(IN_KERNEL_CAVEAT, file=sys.stderr)
+                self._ip.run_cell(setup, silent=True)
+                scenarios: dict[str, Any] = {
+                    v.name: _in_kernel_variant(self._ip, v.code) for v in variants
+                }
+                return compare(scenarios, repeat=args.repeat, isolate=False, heap=args.heap)
+            shipped = ship_names(used_names(setup, *(v.code for v in variants)), self._ip.user_ns)
+            with tempfile.TemporaryDirectory(prefix="membound-cell-") as tmp:
+                targets = write_scenarios(Path(tmp), setup, variants, shipped)
+                return compare(targets, repeat=args.repeat, heap=args.heap, timeout=args.timeout)
+
+        result: Comparison = _membound_errors(run)
+        return result
+
+    @magic_arguments()
+    @argument("function", help="a function of the notebook taking the size n")
+    @argument("--sizes", required=True, help="comma-separated sizes, e.g. 1000,10000,100000")
+    @argument("--repeat", type=int, default=3, help="runs per size (default 3)")
+    @argument("--metric", choices=("rss", "heap"), default="rss", help="what to judge")
+    @argument("--timeout", type=float, default=None, help="seconds per run")
+    @argument("--in-kernel", action="store_true", help="run in the kernel, not fresh processes")
+    @line_magic
+    def membound_scale(self, line: str) -> Complexity:
+        """How the peak of ``f(n)`` grows with ``n``: O(1) … O(n²)."""
+        args = parse_argstring(self.membound_scale, line)
+        func = self._function(args.function)
+        sizes = _sizes(args.sizes)
+        if args.repeat < 1:
+            raise UsageError("--repeat must be at least 1")
+        if args.in_kernel:
+            print(IN_KERNEL_CAVEAT, file=sys.stderr)
+        result: Complexity = _membound_errors(
+            lambda: complexity(
+                func,
+                sizes=sizes,
+                metric=args.metric,
+                repeat=args.repeat,
+                isolate=not args.in_kernel,
+                timeout=args.timeout,
+                label=args.function,
+            )
+        )
+        return result
+
+    @magic_arguments()
+    @argument("function", help="a function of the notebook taking no arguments")
+    @argument("--iterations", type=int, default=1000, help="calls judged (default 1000)")
+    @argument("--warmup", type=int, default=50, help="calls before counting (default 50)")
+    @argument("--tolerance", default=None, help="growth per call treated as noise, e.g. 64B")
+    @argument("--timeout", type=float, default=None, help="seconds for the whole hunt")
+    @argument("--in-kernel", action="store_true", help="hunt in the kernel, not a fresh process")
+    @line_magic
+    def membound_leaks(self, line: str) -> LeakReport:
+        """Whether ``f()`` keeps memory per call, what keeps it and where it was allocated."""
+        args = parse_argstring(self.membound_leaks, line)
+        func = self._function(args.function)
+        tolerance = None
+        if args.tolerance is not None:
+            tolerance = _membound_errors(lambda: parse_size(args.tolerance))
+        if args.in_kernel:
+            print(IN_KERNEL_CAVEAT, file=sys.stderr)
+        result: LeakReport = _membound_errors(
+            lambda: find_leaks(
+                func,
+                iterations=args.iterations,
+                warmup=args.warmup,
+                tolerance=tolerance,
+                isolate=not args.in_kernel,
+                timeout=args.timeout,
+                label=args.function,
+            )
+        )
+        return result
+
+
+def _in_kernel_variant(shell: Any, code: str) -> Callable[[], None]:
+    compiled = shell.compile(
+        shell.compile.ast_parse(shell.transform_cell(code)), "<variant>", "exec"
+    )
+
+    def run() -> None:
+        exec(compiled, shell.user_global_ns, shell.user_ns)
+
+    return run
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """Register the magics (``%load_ext membound``)."""
+    ipython.register_magics(MemboundMagics)

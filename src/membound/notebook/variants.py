@@ -1,0 +1,180 @@
+"""A ``%%membound_compare`` cell as scenarios that run in fresh processes.
+
+The cell holds optional setup lines, then variants, each opened by a line ``# --- name``::
+
+    rows = list(range(1_000_000))
+    # --- list
+    total = sum([r * 2 for r in rows])
+    # --- generator
+    total = sum(r * 2 for r in rows)
+
+The cell becomes a generated scenarios file: the notebook names the cell uses (loaded by value,
+since a fresh process cannot import the notebook's ``__main__``) and the setup run when the file
+is imported, before the baseline, as ``timeit`` runs its setup; each variant is a function that
+runs its code with the file's globals, so it reads and assigns names as a cell would.
+
+Names are shipped with cloudpickle (functions and classes defined in the notebook by value,
+importable modules and objects by reference): the well-kept library for exactly this, which Dask
+and Ray use to ship notebook code to workers.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import pickle
+import re
+import types
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from membound._errors import TargetError
+
+__all__ = ["Variant", "ship_names", "split_cell", "used_names", "write_scenarios"]
+
+#: ``# --- name`` at the start of a line (trailing dashes allowed: ``# --- name ---``).
+_MARKER = re.compile(r"^#\s*-{3,}\s*(?P<name>.*?)\s*-*\s*$")
+
+#: The notebook's own machinery: never shipped, and no cell means them as data.
+_KERNEL_NAMES = frozenset({"In", "Out", "get_ipython", "exit", "quit", "display"})
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One variant of a compare cell."""
+
+    name: str
+    """The name after ``# ---`` (``variant N`` when the line gives none)."""
+    code: str
+    """Its lines, as written."""
+    first_line: int
+    """Line number of its first code line in the cell (1-based), for error messages."""
+
+
+def _check_syntax(code: str, what: str, first_line: int) -> None:
+    try:
+        ast.parse(code)
+    except SyntaxError as exc:
+        line = (exc.lineno or 1) + first_line - 1
+        raise TargetError(
+            f"{what} does not parse (cell line {line}): {exc.msg}",
+            hint="fix the code, or check that each variant starts with a '# --- name' line",
+        ) from None
+
+
+def split_cell(cell: str) -> tuple[str, list[Variant]]:
+    """The setup (lines before the first marker) and the variants of a compare cell.
+
+    Raises:
+        TargetError: no variant, two variants of one name, a variant without code, or code that
+            does not parse.
+    """
+    setup: list[str] = []
+    found: list[tuple[str, list[str], int]] = []
+    for number, line in enumerate(cell.splitlines(), 1):
+        marker = _MARKER.match(line.rstrip())
+        if marker:
+            name = marker.group("name") or f"variant {len(found) + 1}"
+            found.append((name, [], number + 1))
+        elif found:
+            found[-1][1].append(line)
+        else:
+            setup.append(line)
+    if not found:
+        raise TargetError(
+            "the cell has no variants",
+            hint="open each variant with a line '# --- name'; lines before the first are setup",
+        )
+    names = [name for name, _, _ in found]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise TargetError(
+            f"two variants are named {twice[0]!r}", hint="give each '# --- name' line its own name"
+        )
+    setup_code = "\n".join(setup)
+    _check_syntax(setup_code, "the setup", 1)
+    variants = []
+    for name, lines, first in found:
+        code = "\n".join(lines)
+        if not code.strip() or all(not ln.strip() or ln.lstrip().startswith("#") for ln in lines):
+            raise TargetError(f"variant {name!r} has no code", hint="put its code under its line")
+        _check_syntax(code, f"variant {name!r}", first)
+        variants.append(Variant(name, code, first))
+    return setup_code, variants
+
+
+def used_names(*sources: str) -> set[str]:
+    """Names the code reads that it does not bind itself anywhere: what must come from the
+    notebook. Builtins are left out."""
+    read: set[str] = set()
+    bound: set[str] = set()
+    for source in sources:
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, ast.Name):
+                (read if isinstance(node.ctx, ast.Load) else bound).add(node.id)
+            elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                bound.add(node.name)
+            elif isinstance(node, ast.Import | ast.ImportFrom):
+                bound.update((a.asname or a.name).split(".")[0] for a in node.names)
+            elif isinstance(node, ast.arg):
+                bound.add(node.arg)
+    return {n for n in read - bound if not hasattr(builtins, n) and n not in _KERNEL_NAMES}
+
+
+def ship_names(names: set[str], namespace: Mapping[str, Any]) -> bytes:
+    """The values of ``names`` found in ``namespace``, pickled by cloudpickle as one dict.
+
+    Raises:
+        TargetError: cloudpickle is missing, or a value cannot be pickled (named in the message).
+    """
+    try:
+        import cloudpickle
+    except ImportError:
+        raise TargetError(
+            "shipping notebook names to a fresh process needs cloudpickle",
+            hint="pip install 'membound[notebook]', or use --in-kernel",
+        ) from None
+    values = {n: namespace[n] for n in sorted(names) if n in namespace}
+    for name, value in values.items():
+        if isinstance(value, types.ModuleType):
+            continue  # pickled by reference: the child imports it
+        try:
+            cloudpickle.dumps(value)
+        except Exception as exc:
+            raise TargetError(
+                f"cannot ship {name!r} ({type(value).__name__}) to a fresh process: "
+                f"{type(exc).__name__}: {exc}",
+                hint="create it in the cell's setup lines instead, or use --in-kernel",
+            ) from None
+    return bytes(cloudpickle.dumps(values, protocol=pickle.DEFAULT_PROTOCOL))
+
+
+def write_scenarios(
+    folder: Path, setup: str, variants: list[Variant], shipped: bytes
+) -> dict[str, str]:
+    """Write the scenarios file for a compare cell into ``folder``; ``{name: target}``."""
+    names_file = folder / "names.pickle"
+    names_file.write_bytes(shipped)
+    lines = [
+        "import pickle as _membound_pickle",
+        f"with open({str(names_file)!r}, 'rb') as _membound_file:",
+        "    globals().update(_membound_pickle.load(_membound_file))",
+        "del _membound_file, _membound_pickle",
+        "",
+        setup,
+        "",
+    ]
+    for i, variant in enumerate(variants):
+        # Compiled at import, outside the measured call; run with the file's globals, as a cell.
+        lines += [
+            f"_membound_code_{i} = compile({variant.code!r}, {f'<variant {variant.name}>'!r}, "
+            "'exec')",
+            f"def _membound_variant_{i}():",
+            f"    exec(_membound_code_{i}, globals())",
+            "",
+        ]
+    cell_file = folder / "cell.py"
+    cell_file.write_text("\n".join(lines), encoding="utf-8")
+    return {v.name: f"{cell_file}:_membound_variant_{i}" for i, v in enumerate(variants)}

@@ -1,0 +1,117 @@
+"""The magics in a real Jupyter kernel: a notebook built here and executed by nbclient (an
+ipykernel started from this interpreter), its outputs read back."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+CELLS = [
+    "%load_ext membound",
+    # 1: a cell measured in the kernel; the result is `_` and shows as HTML
+    "%%membound --label build\nblocks = [bytes(1000) for _ in range(60_000)]",
+    "first = _\nprint(json.dumps({'label': first.label, 'delta': first.rss_peak_delta,"
+    " 'kind': type(first).__name__, 'verdict': first.growth.pattern}))",
+    # 2: a statement with the heap traced
+    "%membound --heap x = [dict(a=i) for i in range(20_000)]",
+    "print(json.dumps({'heap_peak': _.heap_peak}))",
+    # 3: functions of the notebook shipped by value to fresh processes
+    "KEPT = []\n"
+    "def build(n):\n    return [bytes(100) for _ in range(n)]\n"
+    "def leaky():\n    KEPT.append(bytearray(2000))\n"
+    "def clean():\n    return sum(range(100))",
+    "%membound_scale build --sizes 20000,40000,80000,160000 --repeat 1",
+    "print(json.dumps({'big_o': _.big_o, 'kind': type(_).__name__}))",
+    "%membound_leaks leaky --iterations 300",
+    "print(json.dumps({'verdict': _.verdict}))",
+    "%membound_leaks clean --iterations 300",
+    "print(json.dumps({'verdict': _.verdict, 'kept_in_kernel': len(KEPT)}))",
+    # 4: variants of one cell, each in a fresh process, reading a notebook name
+    "ROWS = 200_000",
+    "%%membound_compare --repeat 1\n"
+    "# --- list\n"
+    "total = len([str(i) for i in range(ROWS)])\n"
+    "# --- generator\n"
+    "total = sum(1 for i in range(ROWS) if str(i))",
+    "print(json.dumps({s.name: s.rss_peak_delta.median for s in _.rows}))",
+    # 5: bad input is one line
+    "%membound_scale nothing_here --sizes 1,2,3",
+]
+
+
+def _run(tmp_path: Path) -> nbformat.NotebookNode:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("import json")] + [
+        nbformat.v4.new_code_cell(source) for source in CELLS
+    ]
+    client = NotebookClient(
+        nb,
+        timeout=240,
+        kernel_name="python3",
+        allow_errors=True,
+        resources={"metadata": {"path": str(tmp_path)}},
+    )
+    client.execute()
+    return nb
+
+
+def _printed(cell: Any) -> dict[str, Any]:
+    text = "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+    line = [ln for ln in text.splitlines() if ln.startswith("{")][-1]
+    return json.loads(line)  # type: ignore[no-any-return]
+
+
+def _html(cell: Any) -> str:
+    return "".join(
+        o.get("data", {}).get("text/html", "")
+        for o in cell.outputs
+        if o.output_type in ("execute_result", "display_data")
+    )
+
+
+@pytest.mark.slow
+def test_magics_in_a_real_kernel(tmp_path: Path) -> None:
+    nb = _run(tmp_path)
+    cells = nb.cells[1:]  # after "import json"
+    errors = [
+        (i, o.get("ename"), o.get("evalue"))
+        for i, c in enumerate(cells)
+        for o in c.outputs
+        if o.output_type == "error"
+    ]
+    assert [] == errors  # no cell raised
+    # bad input is one line: IPython prints a UsageError without a traceback
+    last = "".join(o.get("text", "") for o in cells[-1].outputs if o.output_type == "stream")
+    assert "UsageError: 'nothing_here' is not defined in the notebook" in last
+    assert "Traceback" not in last
+    assert 1 == len(last.strip().splitlines())
+
+    build = _printed(cells[2])
+    assert "Measurement" == build["kind"]
+    assert "build" == build["label"]
+    assert build["delta"] > 40 * 2**20  # 60,000 × 1 kB blocks kept by the cell
+    html = _html(cells[1])
+    assert "<table" in html
+    assert "build" in html
+    assert "<img" in html  # matplotlib is installed here: the chart is inline
+
+    assert _printed(cells[4])["heap_peak"] > 2 * 2**20
+
+    scale = _printed(cells[7])
+    assert {"big_o": "O(n)", "kind": "Complexity"} == scale
+    assert "O(n)" in _html(cells[6])
+    assert "leak" == _printed(cells[9])["verdict"]
+    clean = _printed(cells[11])
+    assert "no leak" == clean["verdict"]
+    assert 0 == clean["kept_in_kernel"]  # the hunt ran in a fresh process, not here
+    assert "leak" in _html(cells[8])
+
+    peaks = _printed(cells[14])
+    assert ["list", "generator"] == list(peaks)
+    assert peaks["list"] > 8 * 2**20 > 4 * peaks["generator"], peaks
+    assert "generator" in _html(cells[13])
