@@ -158,6 +158,39 @@ def test_one_section_per_result_type(which: str, request: pytest.FixtureRequest)
     assert_png(page.imgs[0]["src"])
 
 
+@pytest.mark.parametrize("which", ["measurement", "comparison", "complexity", "leaks"])
+def test_every_result_shows_itself_in_a_notebook(
+    which: str, request: pytest.FixtureRequest
+) -> None:
+    result: Result = request.getfixturevalue(which)
+    text = result._repr_html_()
+    page = Page(text)
+    assert [] == page.open
+    assert "script" not in page.tags  # the labels are escaped here too
+    assert label_of(result) in page.all_text
+    assert verdict_of(result) in page.all_text
+    assert markdown_rows(result) == page.rows
+    assert_png(page.imgs[0]["src"])  # matplotlib is installed: the chart is inline
+    printed: list[str] = []
+    result._repr_pretty_(type("P", (), {"text": lambda _, t: printed.append(t)})(), False)
+    assert [result.to_markdown()] == printed
+
+
+def test_a_partition_report_shows_itself_in_a_notebook() -> None:
+    from membound.bound.sql.partitioned import PartitionReport, RangeReport
+
+    ranges = (
+        RangeReport(None, "a|<b>", 10, 12, 0, 1, 0.5, 2**20, True),
+        RangeReport("a|<b>", None, 5, 4, 1, 0, None, None, False),
+    )
+    report = PartitionReport(f"job {SCRIPT}", ranges, 15, 16, 1, 1, 2.0, "in-process")
+    page = Page(report._repr_html_())
+    assert "script" not in page.tags
+    assert f"job {SCRIPT}" in page.all_text
+    assert ["'a|<b>'", "None", "5", "4", "1", "0", "—", "—", "no"] == page.rows[-1]
+    assert 3 == len(page.rows)
+
+
 def test_the_leak_verdict_its_sites_and_chain(leaks: mb.LeakReport) -> None:
     assert leaks.leaking
     _, page = render(leaks)

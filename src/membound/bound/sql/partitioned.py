@@ -28,6 +28,7 @@ import weakref
 from collections.abc import Callable
 from concurrent.futures import CancelledError
 from dataclasses import asdict, dataclass
+from html import escape
 from typing import TYPE_CHECKING, Any, Literal
 
 from membound._errors import BatchSourceError, PartitionFailed
@@ -150,24 +151,59 @@ class PartitionReport:
         """JSON-ready (keys as stored: tuples become lists)."""
         return asdict(self)
 
-    def to_markdown(self) -> str:
-        """A Markdown table, a row per range, after a line of totals."""
-        lines = [
-            f"**{self.name}** ({self.runner}): {self.rows:,} rows in {len(self.ranges)} ranges, "
+    def _summary(self) -> str:
+        return (
+            f"{self.name} ({self.runner}): {self.rows:,} rows in {len(self.ranges)} ranges, "
             f"{self.retries} retries, {self.splits} splits, {self.seconds:.1f} s"
-            + (" (finished before this call)" if self.already_finished else ""),
-            "",
-            "| start | stop | rows | estimated | retries | splits | seconds | peak Δ RSS | done |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---|",
-        ]
+            + (" (finished before this call)" if self.already_finished else "")
+        )
+
+    def _table(self) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
+        head = ("start", "stop", "rows", "estimated", "retries", "splits", "seconds")
+        rows: list[tuple[str, ...]] = []
         for r in self.ranges:
             seconds = "—" if r.seconds is None else f"{r.seconds:.2f}"
             peak = "—" if r.peak_rss_delta is None else f"{r.peak_rss_delta / 2**20:.1f} MiB"
-            lines.append(
-                f"| {r.start!r} | {r.stop!r} | {r.rows:,} | {r.estimated_rows:,} | {r.retries} "
-                f"| {r.splits} | {seconds} | {peak} | {'yes' if r.done else 'no'} |"
+            rows.append(
+                (
+                    repr(r.start),
+                    repr(r.stop),
+                    f"{r.rows:,}",
+                    f"{r.estimated_rows:,}",
+                    str(r.retries),
+                    str(r.splits),
+                    seconds,
+                    peak,
+                    "yes" if r.done else "no",
+                )
             )
+        return (*head, "peak Δ RSS", "done"), rows
+
+    def to_markdown(self) -> str:
+        """A Markdown table, a row per range, after a line of totals."""
+        head, rows = self._table()
+        lines = [
+            f"**{self.name}**" + self._summary()[len(self.name) :],
+            "",
+            "| " + " | ".join(head) + " |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---|",
+        ]
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
         return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        """Jupyter's display: the totals and a table row per range (built here, with every
+        text escaped: ``bound`` stands alone and does not use ``report``)."""
+        head, rows = self._table()
+        cells = "".join(f"<th>{escape(h)}</th>" for h in head)
+        body = "".join(
+            "<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in rows
+        )
+        return f"<div><p>{escape(self._summary())}</p><table><tr>{cells}</tr>{body}</table></div>"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        """IPython's text display: the Markdown table."""
+        printer.text(self.to_markdown())
 
 
 @dataclass(frozen=True)
