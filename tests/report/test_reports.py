@@ -105,9 +105,11 @@ def test_png_is_a_valid_image(
 
 def test_the_heap_tracing_cost_printed_is_the_benchmarks() -> None:
     """The slowdown quoted beside heap figures comes from ``make bench`` (overhead.json)."""
-    from membound.report.sections import HEAP_TRACING_SLOWDOWN
+    from membound.report.sections import HEAP_TRACING_SLOWDOWN, MEMRAY_TRACING_SLOWDOWN
 
     root = Path(__file__).resolve().parents[2]
     doc = json.loads((root / "benchmarks" / "results" / "overhead.json").read_text())
     measured = doc["variants"]["track(heap=True)"]["median_ratio_vs_plain"]
     assert round(measured, 1) == HEAP_TRACING_SLOWDOWN
+    memray = doc["variants"]["track(heap='memray')"]["median_ratio_vs_plain"]
+    assert round(memray, 1) == MEMRAY_TRACING_SLOWDOWN

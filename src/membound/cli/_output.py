@@ -1,5 +1,10 @@
-"""Shared output for subcommands: ``--json``, ``--markdown`` and ``--plot``, the printed result
-(through ``report/terminal.py``) and the progress bar."""
+"""Shared output for subcommands: ``--json``, ``--markdown``, ``--plot`` and ``--quiet``, the
+printed result (through ``report/terminal.py``), the progress bar and ``run``'s live figures.
+
+Live output goes to stderr and only to a terminal: never into a pipe, a file or a CI log, and
+never with ``--quiet``. It is fed from this process (the sampler's status file, the runs' call-
+backs), so it costs the measured process nothing.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +17,19 @@ from typing import Any
 
 import click
 from rich.console import Console
+from rich.live import Live
 from rich.markup import escape
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
 
 from membound._errors import TargetError
+from membound._units import format_size
 from membound.measure.outcome import check_timeout
 from membound.report.sections import Result
 from membound.report.terminal import renderable, result_text
@@ -25,6 +39,8 @@ __all__ = [
     "emit",
     "heading",
     "keep_partial",
+    "live_memory",
+    "live_output",
     "output_options",
     "progress",
     "show",
@@ -75,8 +91,32 @@ def timeout_option(
     )
 
 
+_QUIET = "membound.quiet"
+
+
+def _quiet(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+    if value:
+        ctx.meta[_QUIET] = True
+    return value
+
+
+def live_output() -> bool:
+    """Whether live progress may be drawn: stderr is a terminal and ``--quiet`` was not given."""
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and ctx.meta.get(_QUIET):
+        return False
+    return sys.stderr.isatty() and Console(stderr=True).is_terminal
+
+
 def output_options(func: Any) -> Any:
-    """The ``--json PATH``, ``--markdown`` and ``--plot PATH`` options."""
+    """The ``--json PATH``, ``--markdown``, ``--plot PATH`` and ``--quiet`` options."""
+    func = click.option(
+        "--quiet",
+        is_flag=True,
+        expose_value=False,
+        callback=_quiet,
+        help="No live progress on stderr (it is off anyway when stderr is not a terminal).",
+    )(func)
     func = click.option(
         "--plot",
         "plot_path",
@@ -157,9 +197,11 @@ def progress(total: int, what: str) -> Iterator[Any]:
         BarColumn(),
         TextColumn("{task.completed}/{task.total}"),
         TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
         console=console,
         transient=True,
-        disable=not console.is_terminal or not sys.stderr.isatty(),
+        disable=not live_output(),
     )
     with bar:
         task = bar.add_task(what, total=total)
@@ -170,7 +212,34 @@ def progress(total: int, what: str) -> Iterator[Any]:
             if started:
                 bar.advance(task)
             started = True
-            bar.update(task, description=description)
+            bar.update(task, description=escape(description))
 
         yield advance
         bar.update(task, completed=total)
+
+
+@contextlib.contextmanager
+def live_memory(
+    label: str, limit: int | None
+) -> Iterator[Callable[[float, int, int], None] | None]:
+    """A one-line live view of a run on stderr (terminal only, not with ``--quiet``): elapsed
+    time, current RSS, the peak so far and the limit. Yields the update function to hand to
+    ``measure_command(on_progress=...)``, or None when nothing is drawn."""
+    if not live_output():
+        yield None
+        return
+    console = Console(stderr=True)
+    with Live(console=console, transient=True, refresh_per_second=4) as live:
+
+        def update(seconds: float, rss: int, peak: int) -> None:
+            bound = "no limit"
+            if limit:
+                bound = f"limit {format_size(limit)} ({peak / limit:.0%} reached)"
+            line = Text.assemble(
+                (label, "bold"),
+                f"  {seconds:6.1f} s   RSS {format_size(rss)}   peak {format_size(peak)}   ",
+                bound,
+            )
+            live.update(line)
+
+        yield update

@@ -182,11 +182,13 @@ class _HeapTrace:
             "heap_current": current - self.start,
             "heap_peak": peak - self.start,
             "heap_overhead": overhead,
+            "heap_source": _INSIDE["SOURCES"]["tracemalloc"],
         }
 
 
-def _load(request_path: str, result_path: str) -> tuple[Any, tuple[Any, ...], Any, bool] | None:
-    """The target, its arguments and the heap flag; None after reporting a failure to import."""
+def _load(request_path: str, result_path: str) -> tuple[Any, tuple[Any, ...], Any, Any] | None:
+    """The target, its arguments and the heap engine (None, "tracemalloc" or "memray"); None
+    after reporting a failure to import."""
     with open(request_path, "rb") as f:
         target, pickled_args, heap = pickle.load(f)
     try:
@@ -220,7 +222,11 @@ def main() -> int:
     started: dict[str, Any] = {"baseline": _rss(), "reset_ok": _reset_hwm(), "hwm_start": _hwm()}
     blocks_start = sys.getallocatedblocks()
     gc_count.start()
-    trace = _HeapTrace() if heap else None
+    trace: Any = None
+    if heap == "memray":
+        trace = _INSIDE["MemrayHeap"]().start()
+    elif heap:
+        trace = _HeapTrace()
     started["t0"] = time.monotonic()
     _write(result_path + ".started", started)
     status, tb = "ok", ""

@@ -1,8 +1,9 @@
-"""Runs a Python program the way ``python`` would, with tracemalloc and GC counting on.
+"""Runs a Python program the way ``python`` would, with the heap traced and GC counting on.
 
-Used by ``measure_command(..., heap=True)``: ``python _heap_runner.py script.py args`` (or
-``-m module args`` or ``-c code args``). At exit it writes the heap peak and GC figures as JSON to
-the file named by ``MEMBOUND_HEAP_OUT``. Standard library only; run by path.
+Used by ``measure_command(..., heap=...)``: ``python _heap_runner.py script.py args`` (or
+``-m module args`` or ``-c code args``). The engine is tracemalloc, or memray when
+``MEMBOUND_HEAP_ENGINE=memray``. At exit it writes the heap peak and GC figures as JSON to the
+file named by ``MEMBOUND_HEAP_OUT``. Standard library only (memray when asked for); run by path.
 """
 
 from __future__ import annotations
@@ -20,17 +21,20 @@ from typing import Any
 _INSIDE = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), "_inside.py"))
 
 
-def _report(path: str, gc_count: Any, overhead: Any) -> None:
-    current, peak = tracemalloc.get_traced_memory()
+def _report(path: str, gc_count: Any, engine: Any) -> None:
+    if isinstance(engine, _INSIDE["MemrayHeap"]):
+        figures = engine.stop()
+    else:
+        current, peak = tracemalloc.get_traced_memory()
+        figures = {
+            "heap_current": current,
+            "heap_peak": peak,
+            "heap_overhead": engine.stop(),
+            "heap_source": _INSIDE["SOURCES"]["tracemalloc"],
+        }
     with open(path, "w") as f:
         json.dump(
-            {
-                "heap_current": current,
-                "heap_peak": peak,
-                "heap_overhead": overhead.stop(),
-                "gc_collections": gc_count.collections,
-                "gc_pause_s": gc_count.pause_s,
-            },
+            {**figures, "gc_collections": gc_count.collections, "gc_pause_s": gc_count.pause_s},
             f,
         )
 
@@ -40,10 +44,21 @@ def main() -> None:
     out = os.environ.pop("MEMBOUND_HEAP_OUT", "")
     args = sys.argv[1:]
     gc_count = _INSIDE["GcMonitor"]().start()
-    tracemalloc.start(1)
-    overhead = _INSIDE["TracingOverhead"]().start()
+    if os.environ.pop("MEMBOUND_HEAP_ENGINE", "") == "memray":
+        try:
+            engine = _INSIDE["MemrayHeap"]().start()
+        except ImportError:
+            # The program's own interpreter lacks memray: say so, run nothing.
+            message = f"--heap=memray needs memray in {sys.executable}: pip install memray there"
+            if out:
+                with open(out, "w") as f:
+                    json.dump({"error": message}, f)
+            sys.exit(2)
+    else:
+        tracemalloc.start(1)
+        engine = _INSIDE["TracingOverhead"]().start()
     if out:
-        atexit.register(_report, out, gc_count, overhead)
+        atexit.register(_report, out, gc_count, engine)
     if args[0] == "-m":
         sys.argv = [args[1], *args[2:]]
         sys.path[0] = os.getcwd()

@@ -318,20 +318,37 @@ class Tracker:
         return left
 
 
+#: The live status line: rewritten this often at most, and this long (fixed, so a rewrite in place
+#: never leaves a tail of an older, longer line).
+STATUS_EVERY_S = 0.1
+STATUS_BYTES = 64
+
+
 class Samples:
     """The samples taken so far: a bounded timeline, the largest value, the limit crossing."""
 
-    def __init__(self, start: float, max_points: int, limit: int | None) -> None:
+    def __init__(
+        self, start: float, max_points: int, limit: int | None, status: str | None = None
+    ) -> None:
         self.start = start
         self.limit = limit
         self.timeline = _DOWNSAMPLE["Downsampler"](max_points)
         self.max_rss = 0
         self.limit_hit: dict[str, float] | None = None
+        # The live figures for a progress display, rewritten in place (one fixed-size line at
+        # offset 0) at most every STATUS_EVERY_S: the parent reads them, the measured process
+        # never sees them.
+        self._status_fd = os.open(status, os.O_WRONLY | os.O_CREAT, 0o600) if status else None
+        self._status_at = 0.0
 
     def add(self, now: float, value: int, kill: Callable[[], object] | None) -> None:
         """Record one sample; call ``kill`` the first time the value crosses the limit."""
         self.timeline.add(now - self.start, value)
         self.max_rss = max(self.max_rss, value)
+        if self._status_fd is not None and now - self._status_at >= STATUS_EVERY_S:
+            self._status_at = now
+            line = f"{now - self.start:.3f} {value} {self.max_rss}"
+            os.pwrite(self._status_fd, line.ljust(STATUS_BYTES - 1).encode() + b"\n", 0)
         if self.limit is not None and self.limit_hit is None and value > self.limit:
             self.limit_hit = {"t": now - self.start, "rss": value}
             if kill is not None:
@@ -428,8 +445,10 @@ def run(
     max_points: int = _DOWNSAMPLE["MAX_POINTS_DEFAULT"],
     spawn: list[str] | None = None,
     stdio: list[int] | None = None,
+    status: str | None = None,
 ) -> dict[str, object]:
-    """Sample until told to stop; return the report.
+    """Sample until told to stop; return the report (``status``: a file to keep the live
+    figures in, ``elapsed rss peak``).
 
     Three ways to name the process: ``pid`` (already running; stop on ``stop`` or EOF on
     stdin), ``pid == 0`` (wait for ``pid N [PGID]`` on stdin first, so that sampling begins the
@@ -441,7 +460,7 @@ def run(
     if spawn is not None:
         if stdio is None:  # not this process's stdin: that is the parent's control pipe
             stdio = [os.open(os.devnull, os.O_RDONLY), 1, 2]
-        return _run_spawned(spawn, stdio, interval, tree, limit, max_points)
+        return _run_spawned(spawn, stdio, interval, tree, limit, max_points, status)
     stdin = sys.stdin.buffer
     if pid == 0:
         words = stdin.readline().split()
@@ -453,7 +472,7 @@ def run(
     reader: TreeReader | StatmReader | None = (
         TreeReader(pid) if tree else StatmReader(pid) if HAS_PROC else None
     )
-    samples = Samples(time.monotonic(), max_points, limit)
+    samples = Samples(time.monotonic(), max_points, limit, status)
     kill = (lambda: _kill_group(kill_pgid)) if kill_pgid is not None else None
     late = 0
     next_tick = samples.start
@@ -492,6 +511,7 @@ def _run_spawned(
     tree: bool,
     limit: int | None,
     max_points: int,
+    status: str | None = None,
 ) -> dict[str, object]:
     """Spawn mode of :func:`run`."""
     stdin: Any = sys.stdin.buffer
@@ -517,7 +537,7 @@ def _run_spawned(
     reader: TreeReader | StatmReader | None = (
         TreeReader(pid, tracker.pids) if tree else StatmReader(pid) if HAS_PROC else None
     )
-    samples = Samples(time.monotonic(), max_points, limit)
+    samples = Samples(time.monotonic(), max_points, limit, status)
     late = 0
     next_tick = samples.start
     stopped_by = ""
@@ -569,6 +589,7 @@ def main() -> None:
         max_points=int(config.get("max_points", _DOWNSAMPLE["MAX_POINTS_DEFAULT"])),
         spawn=config.get("spawn"),
         stdio=config.get("stdio"),
+        status=config.get("status"),
     )
     try:
         sys.stdout.write(json.dumps(report))

@@ -7,17 +7,20 @@ enforces the memory limit within one interval, and ``timeout`` is enforced here.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import shutil
 import signal
 import tempfile
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from membound._errors import CommandNotFound, TargetError
 from membound._units import format_size
+from membound.measure.heap import HeapMode, heap_engine
 from membound.measure.outcome import (
     check_interval,
     check_timeout,
@@ -33,6 +36,7 @@ from membound.results.measurement import Measurement
 __all__ = ["measure_command"]
 
 _HEAP_RUNNER = Path(__file__).with_name("_heap_runner.py")
+_PROGRESS_EVERY_S = 0.25
 
 
 def _heap_argv(argv: list[str], out: str) -> list[str]:
@@ -57,9 +61,10 @@ def measure_command(
     timeout: float | None = None,
     interval: float = 0.01,
     *,
-    heap: bool = False,
+    heap: HeapMode = False,
     quiet: bool = False,
     label: str | None = None,
+    on_progress: Callable[[float, int, int], None] | None = None,
 ) -> Measurement:
     """Run a command and measure its whole process tree (RSS summed over all descendants).
 
@@ -68,10 +73,13 @@ def measure_command(
         limit: kill the process group when the tree's RSS crosses this size.
         timeout: kill the process group after this many seconds.
         interval: sampling interval, seconds.
-        heap: for ``python script.py``/``-m``/``-c`` commands, also report tracemalloc's heap
-            peak and GC figures.
+        heap: for ``python script.py``/``-m``/``-c`` commands, also report the heap peak and GC
+            figures: ``True``/``"tracemalloc"``, or ``"memray"``.
         quiet: discard the command's stdout and stderr.
         label: name for the result (default: the command line).
+        on_progress: called about 4 times a second while the command runs, from a thread of
+            this process, as ``on_progress(seconds, rss, peak_rss)`` with the sampler's
+            latest figures (a live display; the measured process is not touched).
 
     Returns:
         A Measurement with ``exit_code`` and ``outcome`` (``failed`` for a non-zero exit,
@@ -87,7 +95,15 @@ def measure_command(
     limit_bytes = parse_limit(limit)
     check_timeout(timeout)
     check_interval(interval)
-    report, timed_out, heap_data = _run(args, heap, quiet, interval, limit_bytes, timeout)
+    engine = heap_engine(heap)
+    report, timed_out, heap_data = _run(
+        args, engine, quiet, interval, limit_bytes, timeout, on_progress
+    )
+    if heap_data and "error" in heap_data:
+        raise TargetError(
+            str(heap_data["error"]),
+            hint="use --heap (tracemalloc), or run the program with an interpreter that has memray",
+        )
     exit_code = report.exit_code if report.exit_code is not None else -signal.SIGKILL
     timeline = report.timeline
     outcome, detail = describe_outcome(exit_code, report, timed_out, limit_bytes, timeout)
@@ -114,20 +130,51 @@ def measure_command(
     )
 
 
+@contextlib.contextmanager
+def _reporting(
+    sampler: Sampler, on_progress: Callable[[float, int, int], None] | None
+) -> Iterator[None]:
+    """Hand the sampler's live figures to ``on_progress`` from a thread while the block runs."""
+    if on_progress is None:
+        yield
+        return
+    done = threading.Event()
+
+    def report() -> None:
+        while not done.wait(_PROGRESS_EVERY_S):
+            figures = sampler.live()
+            if figures is not None:
+                with contextlib.suppress(Exception):  # a display must not end the measurement
+                    on_progress(*figures)
+
+    thread = threading.Thread(target=report, name="membound-progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
 def _run(
     args: list[str],
-    heap: bool,
+    heap: str | None,
     quiet: bool,
     interval: float,
     limit: int | None,
     timeout: float | None,
+    on_progress: Callable[[float, int, int], None] | None = None,
 ) -> tuple[SamplerReport, bool, dict[str, Any] | None]:
     """Spawn the command from the sampler and wait for it: the sampler's report, whether it
     timed out, and the heap runner's report (with ``heap``)."""
     with tempfile.TemporaryDirectory(prefix="membound-") as tmp:
         heap_out = Path(tmp, "heap.json")
         run_argv = _heap_argv(args, str(heap_out)) if heap else args
-        env = {**os.environ, "MEMBOUND_HEAP_OUT": str(heap_out)} if heap else None
+        env = (
+            {**os.environ, "MEMBOUND_HEAP_OUT": str(heap_out), "MEMBOUND_HEAP_ENGINE": heap}
+            if heap
+            else None
+        )
         stdio = _stdio(quiet)
         try:
             sampler = Sampler(
@@ -138,13 +185,15 @@ def _run(
                 spawn=run_argv,
                 stdio=stdio,
                 env=env,
+                status=str(Path(tmp, "status")) if on_progress else None,
             ).start()
         finally:
             for fd in set(stdio):
                 os.close(fd)
         if sampler.spawn_error is not None:
             raise CommandNotFound(sampler.spawn_error)
-        report, timed_out = sampler.finish(timeout)
+        with _reporting(sampler, on_progress):
+            report, timed_out = sampler.finish(timeout)
         heap_data = read_report(heap_out) if heap else None
     return report, timed_out, heap_data
 

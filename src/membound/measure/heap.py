@@ -17,14 +17,19 @@ import tracemalloc
 import types
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from membound._errors import TargetError
 
 __all__ = [
+    "HEAP_ENGINES",
     "LIBRARY_DIRS",
     "OWN_DIRS",
+    "HeapMode",
     "backref_chain",
     "chain_to",
     "gc_paused",
+    "heap_engine",
     "own_filters",
     "tracing",
     "type_counts",
@@ -39,6 +44,35 @@ OWN_DIRS: tuple[str, ...] = tuple(
 LIBRARY_DIRS: tuple[str, ...] = tuple(
     {p for p in (sysconfig.get_paths().get("stdlib"), sysconfig.get_paths().get("purelib")) if p}
 )
+
+
+#: What ``heap=`` accepts: off, on (tracemalloc), or an engine by name.
+HeapMode = bool | Literal["tracemalloc", "memray"]
+HEAP_ENGINES = ("tracemalloc", "memray")
+
+
+def heap_engine(heap: object) -> Literal["tracemalloc", "memray"] | None:
+    """The engine ``heap=`` asks for: None (off), ``"tracemalloc"`` (``True``) or ``"memray"``.
+
+    Raises:
+        TargetError: any other value.
+        ImportError: ``"memray"`` without memray installed.
+    """
+    if heap is False or heap is None:
+        return None
+    if heap is True or heap == "tracemalloc":
+        return "tracemalloc"
+    if heap == "memray":
+        import importlib.util
+
+        if importlib.util.find_spec("memray") is None:
+            raise ImportError(
+                "heap='memray' needs memray (Linux, macOS): pip install 'membound[memray]'"
+            ) from None
+        return "memray"
+    raise TargetError(
+        f"heap={heap!r} is not a heap mode", hint="use heap=True, 'tracemalloc' or 'memray'"
+    )
 
 
 @contextlib.contextmanager

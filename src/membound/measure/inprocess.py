@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from membound.measure.heap import HeapMode
 from membound.measure.target import Target, load_target
 from membound.measure.track import track
 from membound.results.measurement import Measurement
@@ -28,7 +29,7 @@ def measure_call(
     args: Sequence[Any] = (),
     kwargs: dict[str, Any] | None = None,
     *,
-    heap: bool = False,
+    heap: HeapMode = False,
     label: str | None = None,
     interval: float | None = 0.01,
 ) -> Measurement:
@@ -36,7 +37,7 @@ def measure_call(
 
     Args:
         target: a callable, or a string imported by the rules of ``measure/target.py``.
-        heap: also trace the heap with tracemalloc.
+        heap: also measure the heap (``True``/``"tracemalloc"`` or ``"memray"``).
         label: name for the result (default: the target's name).
         interval: sampling interval of the timeline; ``None`` samples nothing (the peak still
             comes from ``VmHWM``), for calls too short to draw.

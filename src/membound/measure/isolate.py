@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from membound._errors import ChildFailed, TargetError
+from membound.measure.heap import HeapMode, heap_engine
 from membound.measure.inprocess import measure_call
 from membound.measure.outcome import (
     check_interval,
@@ -111,7 +112,7 @@ class _ChildRun:
 
 
 def _request(
-    ref: TargetRef, args: Sequence[Any], kwargs: dict[str, Any] | None, heap: bool
+    ref: TargetRef, args: Sequence[Any], kwargs: dict[str, Any] | None, heap: str | None
 ) -> bytes:
     """The pickled request the child reads: where the target is, its arguments, heap or not."""
     call_args = (*ref.args, *args)
@@ -216,7 +217,7 @@ def run_isolated(
     args: Sequence[Any] = (),
     kwargs: dict[str, Any] | None = None,
     *,
-    heap: bool = False,
+    heap: HeapMode = False,
     limit: int | str | None = None,
     timeout: float | None = None,
     interval: float = 0.01,
@@ -231,11 +232,12 @@ def run_isolated(
         TargetError: the target cannot be imported or its arguments cannot be pickled.
         ChildFailed: the call raised, or the child died of a signal membound did not send.
     """
+    engine = heap_engine(heap)
     ref = resolve_target(target)
     limit_bytes = parse_limit(limit)
     check_timeout(timeout)
     check_interval(interval)
-    run = _run_child(_request(ref, args, kwargs, heap), limit_bytes, timeout, interval, quiet)
+    run = _run_child(_request(ref, args, kwargs, engine), limit_bytes, timeout, interval, quiet)
     name = label or ref.display
     data = run.result
     if data is not None and data.get("status") == "target-error":
@@ -272,7 +274,7 @@ def measure(
     target: Target,
     *args: Any,
     isolate: bool = True,
-    heap: bool = False,
+    heap: HeapMode = False,
     limit: int | str | None = None,
     timeout: float | None = None,
     **kwargs: Any,
@@ -284,7 +286,8 @@ def measure(
             ``"package.module:function"`` / ``"path/to/file.py:function"``.
         isolate: run in a fresh interpreter (default; DESIGN §5.1). ``False`` measures in this
             process with :class:`track`, where ``limit`` and ``timeout`` are not available.
-        heap: also measure the Python heap with tracemalloc (slower).
+        heap: also measure the heap: ``True``/``"tracemalloc"`` (Python allocations) or
+            ``"memray"`` (Python allocators and native allocations; the ``memray`` extra).
         limit: stop the child when its RSS crosses this size (``"512 MB"``); the result's
             ``outcome`` is then ``"limit"``.
         timeout: stop the child after this many seconds; ``outcome`` is then ``"timeout"``.

@@ -141,5 +141,12 @@ def read_report(path: Path) -> dict[str, Any] | None:
 
 def heap_and_gc(report: dict[str, Any] | None) -> dict[str, Any]:
     """The heap and GC fields of a Measurement from a child's report (None where absent)."""
-    keys = ("heap_current", "heap_peak", "heap_overhead", "gc_collections", "gc_pause_s")
+    keys = (
+        "heap_current",
+        "heap_peak",
+        "heap_overhead",
+        "heap_source",
+        "gc_collections",
+        "gc_pause_s",
+    )
     return {key: report.get(key) if report else None for key in keys}

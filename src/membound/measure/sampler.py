@@ -84,6 +84,8 @@ class Sampler:
             :meth:`finish`.
         stdio: file descriptors to give the spawned command as its stdin, stdout, stderr.
         env: environment of the sampler (and so of the spawned command).
+        status: a file where the sampler keeps its live figures for :meth:`live` (rewritten
+            in place about every 0.1 s), or None.
     """
 
     def __init__(
@@ -98,6 +100,7 @@ class Sampler:
         spawn: Sequence[str] | None = None,
         stdio: Sequence[int] | None = None,
         env: Mapping[str, str] | None = None,
+        status: str | None = None,
     ) -> None:
         if interval <= 0:
             raise ValueError("interval must be positive")
@@ -112,6 +115,7 @@ class Sampler:
             "max_points": max_points,
             "spawn": list(spawn) if spawn is not None else None,
             "stdio": list(stdio) if stdio is not None else None,
+            "status": status,
         }
         self._env = dict(env) if env is not None else None
         self._proc: subprocess.Popen[bytes] | None = None
@@ -191,6 +195,19 @@ class Sampler:
         except ValueError:
             data = {}
         return _report_from(data, float(self.config["interval"])), timed_out
+
+    def live(self) -> tuple[float, int, int] | None:
+        """The sampler's latest figures (seconds since its start, RSS, highest RSS so far) from
+        its status file, or None before the first (or without a status file)."""
+        path = self.config["status"]
+        if not path:
+            return None
+        try:
+            with open(path, "rb") as f:
+                words = f.read(128).split()
+            return float(words[0]), int(words[1]), int(words[2])
+        except (OSError, ValueError, IndexError):
+            return None
 
     def _kill_outright(self, proc: subprocess.Popen[bytes]) -> None:
         """The sampler did not end the run in time: kill it, the command's group and the group."""

@@ -2,7 +2,8 @@
 
 RSS over time comes from the sampler *process* (not a thread, which the GIL starves); the peak
 comes from the kernel's ``VmHWM``, reset at entry; the heap from tracemalloc when ``heap=True``,
-with tracemalloc's own memory polled apart (``heap_overhead``).
+with tracemalloc's own memory polled apart (``heap_overhead``), or from memray with
+``heap="memray"`` (``_inside.MemrayHeap``: Python allocators and native allocations).
 
 Nesting works: before an inner ``track`` resets the process-wide peak marks (``VmHWM`` and
 tracemalloc's peak), every enclosing ``track`` folds the current peaks into its own record, so
@@ -21,9 +22,11 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import ParamSpec, TypeVar
 
+from membound._errors import TargetError
 from membound._units import format_size
 from membound.measure import probes
-from membound.measure._inside import TracingOverhead
+from membound.measure._inside import SOURCES, MemrayHeap, TracingOverhead
+from membound.measure.heap import HeapMode, heap_engine
 from membound.measure.sampler import Sampler
 from membound.results.growth import Anchors, classify
 from membound.results.measurement import Measurement
@@ -53,16 +56,20 @@ class track:
 
     Args:
         label: name for the result (default: the function's name, or ``"block"``).
-        heap: also trace the Python heap with tracemalloc (costs time: see README).
+        heap: also measure the heap: ``True`` or ``"tracemalloc"`` (Python allocations), or
+            ``"memray"`` (Python allocators and native allocations; the ``memray`` extra). Both
+            cost time: README says how much and which to choose.
         interval: sampling interval in seconds for the timeline; ``None`` disables the sampler
             process (the peak still comes from ``VmHWM``).
     """
 
     def __init__(
-        self, label: str | None = None, *, heap: bool = False, interval: float | None = 0.01
+        self, label: str | None = None, *, heap: HeapMode = False, interval: float | None = 0.01
     ) -> None:
         self.label = label
         self.heap = heap
+        self._engine = heap_engine(heap)
+        self._memray: MemrayHeap | None = None
         self.interval = interval
         self.result: Measurement | None = None
         self._sampler: Sampler | None = None
@@ -97,7 +104,7 @@ class track:
             _ACTIVE.append(self)
             self._reset_ok = probes.reset_peak_rss()
             self._hwm_start, _ = probes.peak_rss()
-            if self.heap:
+            if self._engine == "tracemalloc":
                 if tracemalloc.is_tracing():
                     tracemalloc.reset_peak()
                 else:
@@ -111,6 +118,8 @@ class track:
         self._blocks_start = sys.getallocatedblocks()
         if self.interval is not None:
             self._sampler = Sampler(os.getpid(), interval=self.interval).start()
+        if self._engine == "memray":
+            self._start_memray()
         self._t0 = time.perf_counter()
         return self
 
@@ -125,7 +134,11 @@ class track:
         hwm_end, _ = probes.peak_rss()
         rss_end = probes.rss()
         heap_current = heap_peak = heap_overhead = None
-        if self.heap:
+        if self._memray is not None:
+            figures = self._memray.stop()
+            self._memray = None
+            heap_current, heap_peak = figures["heap_current"], figures["heap_peak"]
+        elif self._engine == "tracemalloc":
             current, peak = tracemalloc.get_traced_memory()
             if self._overhead is not None:
                 heap_overhead = self._overhead.stop()
@@ -178,8 +191,19 @@ class track:
             outcome_detail="" if exc_type is None else f"raised {exc_type.__name__}",
             interval=self.interval or 0.0,
             heap_overhead=heap_overhead,
+            heap_source=SOURCES[self._engine] if self._engine else None,
             blocks_delta=blocks_delta,
         )
+
+    def _start_memray(self) -> None:
+        try:
+            self._memray = MemrayHeap().start()
+        except RuntimeError as exc:  # memray's "one tracker at a time"
+            self.__exit__(None, None, None)
+            raise TargetError(
+                f"heap='memray' cannot start: {exc}",
+                hint="memray traces one block at a time; nest heap='tracemalloc' inside instead",
+            ) from None
 
     # -- decorator -----------------------------------------------------------------------------
     def __call__(self, func: Callable[P, R]) -> Callable[P, R]:

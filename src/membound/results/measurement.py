@@ -75,6 +75,10 @@ class Measurement:
     """tracemalloc's own memory, bytes, at its largest during the run (polled every 10 ms from a
     thread: best effort, a lower bound). It is resident, so the RSS figures include it; it is not
     the workload's. None unless heap tracing was on."""
+    heap_source: str | None = None
+    """Which engine measured ``heap_current``/``heap_peak``: tracemalloc (Python allocations
+    only) or memray (Python allocators and native allocations: C extensions' malloc and mmap
+    count too, DESIGN §5.2). None unless heap tracing was on."""
 
     @property
     def anchors(self) -> Anchors:

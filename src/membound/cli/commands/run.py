@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import shlex
+from typing import Literal
+
 import click
 
 from membound._errors import TargetError
-from membound.cli._output import emit, output_options, timeout_option
+from membound.cli._output import emit, live_memory, output_options, timeout_option
 from membound.measure.command import measure_command
-from membound.measure.outcome import check_interval
+from membound.measure.outcome import check_interval, parse_limit
 
 
 def _interval(ctx: click.Context, param: click.Parameter, value: float) -> float:
@@ -24,7 +27,15 @@ def _interval(ctx: click.Context, param: click.Parameter, value: float) -> float
 )
 @click.option("--limit", help="Kill the command when its tree's RSS crosses this, e.g. 512MB.")
 @timeout_option(None, "the command (no limit unless given)")
-@click.option("--heap", is_flag=True, help="For Python commands: also trace the Python heap.")
+@click.option(
+    "--heap",
+    type=click.Choice(["tracemalloc", "memray"]),
+    is_flag=False,
+    flag_value="tracemalloc",
+    default=None,
+    help="For Python commands: also measure the heap; --heap is tracemalloc, --heap=memray "
+    "counts native allocations too (the memray extra).",
+)
 @click.option(
     "--interval",
     type=float,
@@ -39,7 +50,7 @@ def command(
     cmd: tuple[str, ...],
     limit: str | None,
     timeout: float | None,
-    heap: bool,
+    heap: Literal["tracemalloc", "memray"] | None,
     interval: float,
     json_path: str | None,
     markdown: bool,
@@ -50,7 +61,15 @@ def command(
     Exit code 0 when the command succeeds within its limits, 1 when it fails, is killed or
     crosses --limit/--timeout, 2 for usage errors.
     """
-    result = measure_command(list(cmd), limit=limit, timeout=timeout, interval=interval, heap=heap)
+    with live_memory(shlex.join(cmd), parse_limit(limit)) as on_progress:
+        result = measure_command(
+            list(cmd),
+            limit=limit,
+            timeout=timeout,
+            interval=interval,
+            heap=heap or False,
+            on_progress=on_progress,
+        )
     emit(result, json_path=json_path, markdown=markdown, plot_path=plot_path)
     if not result.ok:
         click.echo(f"membound: {result.label}: {result.outcome_detail}", err=True)
