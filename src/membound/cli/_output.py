@@ -92,6 +92,8 @@ def timeout_option(
 
 
 _QUIET = "membound.quiet"
+#: The live line's label is cut to this many characters: the figures must fit on one line.
+_LIVE_LABEL = 40
 
 
 def _quiet(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
@@ -229,6 +231,7 @@ def live_memory(
         yield None
         return
     console = Console(stderr=True)
+    label = label if len(label) <= _LIVE_LABEL else label[: _LIVE_LABEL - 1] + "…"
     with Live(console=console, transient=True, refresh_per_second=4) as live:
 
         def update(seconds: float, rss: int, peak: int) -> None:
