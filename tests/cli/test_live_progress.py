@@ -92,3 +92,15 @@ def test_compare_shows_which_run_of_how_many_with_an_eta(escape_test: str) -> No
     assert re.search(r"\b[0-3]/4\b", terminal), terminal
     assert "ETA" in terminal
     assert escape_test in terminal  # a name is shown as written, never read as markup
+
+
+@pytest.mark.parametrize("isolate", ["--isolate", "--in-process"])
+def test_leaks_shows_its_rounds(isolate: str) -> None:
+    code, _, terminal = _stderr_on_a_terminal(
+        ["leaks", isolate, "--iterations", "3000", "tests.judge.leak_targets:clean"],
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert 0 == code, terminal
+    rounds = [int(done) for done, _ in re.findall(r"round (\d+)/(\d+)", terminal)]
+    assert rounds, terminal
+    assert max(rounds) >= 5  # seen while the hunt went on, not only at its start

@@ -43,6 +43,7 @@ __all__ = [
     "live_output",
     "output_options",
     "progress",
+    "progress_to_total",
     "show",
     "timeout_option",
 ]
@@ -244,5 +245,31 @@ def live_memory(
                 bound,
             )
             live.update(line)
+
+        yield update
+
+
+@contextlib.contextmanager
+def progress_to_total(total: int, what: str) -> Iterator[Callable[[int, int], None] | None]:
+    """A bar for work that reports ``(done, planned)`` itself, as a leak hunt's rounds do
+    (``planned`` grows when a run is lengthened); None when nothing is drawn."""
+    if not live_output():
+        yield None
+        return
+    bar = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("round {task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    )
+    with bar:
+        task = bar.add_task(escape(what), total=total)
+
+        def update(done: int, planned: int) -> None:
+            bar.update(task, completed=done, total=planned)
 
         yield update

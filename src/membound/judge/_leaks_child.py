@@ -5,14 +5,29 @@ the error) as JSON."""
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from membound._errors import ChildFailed, MemboundError
 from membound.judge.leaks import find_leaks
 from membound.measure.target import load_ref
+
+
+def _progress_writer(path: str | None) -> Callable[[int, int], None] | None:
+    """``on_round`` that rewrites ``path`` with ``done planned`` (the parent shows it)."""
+    if not path:
+        return None
+
+    def write(done: int, planned: int) -> None:
+        tmp = f"{path}.tmp"
+        Path(tmp).write_text(f"{done} {planned}")
+        os.replace(tmp, path)  # whole lines only: the parent never reads half a write
+
+    return write
 
 
 def main(argv: list[str]) -> int:
@@ -28,6 +43,7 @@ def main(argv: list[str]) -> int:
             rounds=request["rounds"],
             tolerance=request["tolerance"],
             label=request["label"],
+            on_round=_progress_writer(request.get("progress")),
         )
         out = {"report": report.to_dict()}
     except MemboundError as exc:

@@ -8,9 +8,12 @@ writes the report as JSON; errors come back as the same exception classes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import pickle
 import tempfile
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,33 @@ from membound.results.leaks import LeakReport
 __all__ = ["hunt_isolated"]
 
 
+@contextlib.contextmanager
+def _relaying(path: Path, on_round: Callable[[int, int], None] | None) -> Iterator[None]:
+    """While the block runs, pass each new ``done planned`` line of ``path`` to ``on_round``."""
+    if on_round is None:
+        yield
+        return
+    stop = threading.Event()
+
+    def relay() -> None:
+        last = b""
+        while not stop.wait(0.25):
+            with contextlib.suppress(OSError, ValueError):
+                now = path.read_bytes()
+                if now != last and now.strip():
+                    last = now
+                    done, planned = (int(w) for w in now.split())
+                    on_round(done, planned)
+
+    thread = threading.Thread(target=relay, name="membound-leaks-progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
 def hunt_isolated(
     target: Target,
     iterations: int,
@@ -32,8 +62,10 @@ def hunt_isolated(
     tolerance: float | None,
     timeout: float | None,
     label: str | None,
+    on_round: Callable[[int, int], None] | None = None,
 ) -> LeakReport:
-    """Run :func:`membound.find_leaks` on ``target`` in a fresh interpreter.
+    """Run :func:`membound.find_leaks` on ``target`` in a fresh interpreter (``on_round`` is
+    fed from a progress file the child rewrites after each round).
 
     Raises:
         TargetError: the target cannot be imported there.
@@ -51,10 +83,14 @@ def hunt_isolated(
     }
     with tempfile.TemporaryDirectory(prefix="membound-leaks-") as tmp:
         request_path, result_path = Path(tmp, "request.pickle"), Path(tmp, "result.json")
+        progress_path = Path(tmp, "progress")
+        request["progress"] = str(progress_path) if on_round is not None else None
         request_path.write_bytes(pickle.dumps(request))
-        code, timed_out = run_python(
-            ["-m", "membound.judge._leaks_child", str(request_path), str(result_path)], timeout
-        )
+        with _relaying(progress_path, on_round):
+            code, timed_out = run_python(
+                ["-m", "membound.judge._leaks_child", str(request_path), str(result_path)],
+                timeout,
+            )
         if timed_out:
             raise LimitExceeded(
                 f"the leak hunt of {request['label']} did not finish within the timeout of "

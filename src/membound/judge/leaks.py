@@ -155,6 +155,7 @@ def find_leaks(
     timeout: float | None = None,
     *,
     label: str | None = None,
+    on_round: Callable[[int, int], None] | None = None,
 ) -> LeakReport:
     """Call ``target()`` repeatedly and decide whether memory is kept per call.
 
@@ -170,6 +171,8 @@ def find_leaks(
             a module-level function or a ``"module:function"`` string).
         timeout: seconds after which the hunt is stopped (:class:`LimitExceeded`).
         label: name for the report.
+        on_round: called after each round as ``on_round(done, planned)`` (a progress display;
+            ``planned`` grows when an undecided run is lengthened).
 
     Raises:
         TargetError: the target cannot be imported or the numbers do not make sense.
@@ -182,11 +185,13 @@ def find_leaks(
     if isolate:
         from membound.judge.isolated_leaks import hunt_isolated
 
-        return hunt_isolated(target, iterations, warmup, rounds, tol, timeout, label)
+        return hunt_isolated(target, iterations, warmup, rounds, tol, timeout, label, on_round)
     raw, name = load_target(target)
     label = label or name
     with deadline(timeout, f"the leak hunt of {label}"):
-        return _hunt(guarded(raw, label), label, iterations, warmup, rounds, per_round, tol)
+        return _hunt(
+            guarded(raw, label), label, iterations, warmup, rounds, per_round, tol, on_round
+        )
 
 
 @dataclass(frozen=True)
@@ -207,16 +212,21 @@ def _hunt(
     rounds: int,
     per_round: int,
     tol: float | None,
+    on_round: Callable[[int, int], None] | None = None,
 ) -> LeakReport:
     for _ in range(warmup):
         func()
     most = rounds * 2**_EXTENSIONS
+    planned = rounds
     with TrendRecorder(func, per_round, most) as recorder:
+        if on_round is not None:
+            recorder.on_round = lambda done_now: on_round(done_now, planned)
         recorder.run(rounds)
         done = rounds
         trend = recorder.trend()
         retention = judge_retention(trend.calls, trend.series, tolerance=tol, quantum=_QUANTUM)
         while _unsure(trend, retention) and done * 2 <= most:
+            planned = done * 2
             recorder.run(done)  # as many rounds again: the run doubles
             done *= 2
             trend = recorder.trend()

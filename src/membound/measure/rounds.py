@@ -119,6 +119,8 @@ class TrendRecorder:
         )
         self._points = 0
         self._tracing: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+        #: Called after each round as ``on_round(rounds_done)`` (a progress display), or None.
+        self.on_round: Callable[[int], None] | None = None
 
     def __enter__(self) -> TrendRecorder:
         if not self._untraced:
@@ -151,6 +153,8 @@ class TrendRecorder:
             for _ in range(self._per_round):
                 self._func()
             self._record()
+            if self.on_round is not None:
+                self.on_round(self._points - 1)
 
     def trend(self) -> Trend:
         """The rounds so far; the later half of them labelled ``late``."""

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import click
 
-from membound.cli._output import DEFAULT_TIMEOUT, emit, output_options, timeout_option
+from membound.cli._output import (
+    DEFAULT_TIMEOUT,
+    emit,
+    output_options,
+    progress_to_total,
+    timeout_option,
+)
 
 
 @click.command("leaks")
@@ -47,15 +53,17 @@ def command(
     allocated."""
     from membound.judge.leaks import find_leaks
 
-    report = find_leaks(
-        target,
-        iterations=iterations,
-        warmup=warmup,
-        rounds=rounds,
-        tolerance=tolerance,
-        isolate=isolate,
-        timeout=timeout,
-    )
+    with progress_to_total(rounds, f"leaks in {target}") as on_round:
+        report = find_leaks(
+            target,
+            iterations=iterations,
+            warmup=warmup,
+            rounds=rounds,
+            tolerance=tolerance,
+            isolate=isolate,
+            timeout=timeout,
+            on_round=on_round,
+        )
     emit(report, json_path=json_path, markdown=markdown, plot_path=plot_path)
     if expect_clean and report.verdict != "no leak":
         click.echo(f"membound: {report.label}: {report.explanation}", err=True)
