@@ -65,6 +65,9 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
     assert "freed only by the cyclic GC" in " ".join(demo["groups"]["cycles"]["findings"])
     sizes = demo["record_sizes"]
     assert sizes["__slots__ class"] < sizes["class"] < sizes["dict"]
+    # pydantic is in the dev extra: the record table has all six rows, pydantic's the largest
+    assert 6 == len(sizes), sizes
+    assert max(sizes, key=sizes.__getitem__) == "pydantic model"
 
 
 @pytest.mark.parametrize("name", ["track_block.py", "measure_function.py"])
