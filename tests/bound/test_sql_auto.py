@@ -57,8 +57,11 @@ def test_pages_grow_when_fast_and_shrink_when_the_work_gets_heavier(db: Db) -> N
         if batch.index >= 5:
             _busy(20e-6 * len(batch.rows))
     assert len(sizes) >= 9, sizes
-    assert max(sizes[:5]) >= 4000, sizes  # grew from 1,000 while pages were cheap
-    assert sizes[-2] <= 2000, sizes  # and came down once they were not (the last page is a remnant)
+    # Grew from 1,000 while pages were cheap: by how much depends on the page's fixed cost (a
+    # PostgreSQL round trip on a loaded machine held it to 3,400 once), so at least twofold.
+    assert max(sizes[:5]) >= 2 * sizes[0], sizes
+    # and came down once they were not (the last page is a remnant)
+    assert sizes[-2] <= min(2000, max(sizes[:5]) / 1.5), sizes
 
 
 def test_wide_rows_are_capped_by_memory(db: Db) -> None:

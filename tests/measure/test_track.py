@@ -149,3 +149,29 @@ def test_earlier_garbage_does_not_hide_an_in_process_calls_growth() -> None:
         timeout=60,
     )
     assert int(proc.stdout.strip()) > 25 * 2**20
+
+
+def test_the_peak_is_never_below_the_start() -> None:
+    """The kernel's RSS counters lag: a high-water mark read after its reset once came out
+    120 KiB under an RSS read later, giving a negative Δ peak."""
+    big = [0] * 2_000_000
+    del big
+    deltas = []
+    for _ in range(30):
+        with mb.track("nothing", interval=None) as t:
+            pass
+        assert t.result is not None
+        deltas.append(t.result.rss_peak_delta)
+        assert t.result.rss_peak >= t.result.rss_start
+    assert min(deltas) >= 0, deltas
+
+
+def test_a_commands_heap_held_at_end_counts_what_it_still_holds(tmp_path: object) -> None:
+    from pathlib import Path
+
+    script = Path(str(tmp_path)) / "hold.py"
+    script.write_text("keep = [str(i) for i in range(200_000)]\n")
+    m = mb.measure_command([sys.executable, str(script)], heap=True, quiet=True)
+    assert m.heap_current is not None
+    assert m.heap_peak is not None
+    assert m.heap_current > 0.9 * m.heap_peak > 10 * MIB

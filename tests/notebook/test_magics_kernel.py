@@ -39,7 +39,20 @@ CELLS = [
     "# --- generator\n"
     "total = sum(1 for i in range(ROWS) if str(i))",
     "print(json.dumps({s.name: s.rss_peak_delta.median for s in _.rows}))",
-    # 5: bad input is one line
+    # 5: what a fresh process cannot get, and failures there
+    "import functools, threading\n"
+    "@functools.lru_cache(maxsize=300)\n"
+    "def cached(i):\n    return bytes(100)\n"
+    "def uses_cached(n):\n    return [cached(i % 300) for i in range(n)]\n"
+    "LOCK = threading.Lock()\n"
+    "def uses_lock():\n    with LOCK:\n        return 1\n"
+    "def needs_an_argument(x):\n    return x",
+    "%membound_scale uses_cached --sizes 10000,20000,40000 --repeat 1",
+    "print(json.dumps({'kind': type(_).__name__}))",
+    "%membound_leaks uses_lock",
+    "%membound_leaks needs_an_argument",
+    "%membound x = (",
+    # 6: bad input is one line
     "%membound_scale nothing_here --sizes 1,2,3",
 ]
 
@@ -85,6 +98,27 @@ def test_magics_in_a_real_kernel(tmp_path: Path) -> None:
         if o.output_type == "error"
     ]
     assert [] == errors  # no cell raised
+
+    def stderr_of(cell: Any) -> str:
+        return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+
+    # an lru_cache'd notebook function travels by value (rebuilt around the function it wraps)
+    assert {"kind": "Complexity"} == _printed(cells[17])
+    # an unpicklable global is named in one line, with the magic's own option as the way out
+    lock = stderr_of(cells[18])
+    assert "UsageError: uses_lock cannot be shipped to a fresh interpreter" in lock, lock
+    assert "_thread.lock" in lock
+    assert "add --in-kernel" in lock
+    assert "Traceback" not in lock
+    # a failure in the fresh process shows that process's traceback, then one line
+    failed = stderr_of(cells[19])
+    assert "Traceback" in failed
+    assert "TypeError" in failed
+    assert failed.rstrip().splitlines()[-1].startswith("UsageError: ")
+    # a statement that does not parse is one line
+    syntax = stderr_of(cells[20])
+    assert 1 == len(syntax.strip().splitlines()), syntax
+    assert syntax.startswith("UsageError: SyntaxError")
     # bad input is one line: IPython prints a UsageError without a traceback
     last = "".join(o.get("text", "") for o in cells[-1].outputs if o.output_type == "stream")
     assert "UsageError: 'nothing_here' is not defined in the notebook" in last

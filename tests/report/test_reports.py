@@ -113,3 +113,16 @@ def test_the_heap_tracing_cost_printed_is_the_benchmarks() -> None:
     assert round(measured, 1) == HEAP_TRACING_SLOWDOWN
     memray = doc["variants"]["track(heap='memray')"]["median_ratio_vs_plain"]
     assert round(memray, 1) == MEMRAY_TRACING_SLOWDOWN
+
+
+def test_the_heap_cost_note_keeps_its_units() -> None:
+    """The sentence is capitalised, not lowered: "MiB" and "RSS" stay as written."""
+    comparison = mb.compare(
+        {"a": functools.partial(targets.allocate, 2**20)}, repeat=1, isolate=False, heap=True
+    )
+    from membound.report.sections import comparison_note
+
+    note = comparison_note(comparison)
+    assert "Tracemalloc's own memory, up to " in note
+    assert "RSS figures" in note
+    assert "iB" in note.split("up to ", 1)[1].split(",")[0]

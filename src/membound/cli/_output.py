@@ -93,8 +93,12 @@ def timeout_option(
 
 
 _QUIET = "membound.quiet"
-#: The live line's label is cut to this many characters: the figures must fit on one line.
+#: The live line's label is cut to this many characters at most: the figures must fit on one line.
 _LIVE_LABEL = 40
+
+
+def _cut(text: str, room: int) -> str:
+    return text if len(text) <= room else text[: room - 1] + "…"
 
 
 def _quiet(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
@@ -197,7 +201,7 @@ def progress(total: int, what: str) -> Iterator[Any]:
     console = Console(stderr=True)
     bar = Progress(
         TextColumn("[bold]{task.description}"),
-        BarColumn(),
+        BarColumn(bar_width=20),
         TextColumn("{task.completed}/{task.total}"),
         TimeElapsedColumn(),
         TextColumn("ETA"),
@@ -215,7 +219,9 @@ def progress(total: int, what: str) -> Iterator[Any]:
             if started:
                 bar.advance(task)
             started = True
-            bar.update(task, description=escape(description))
+            # Cut so that the count, elapsed time and ETA stay on the line.
+            room = max(12, console.width - 50)
+            bar.update(task, description=escape(_cut(description, room)))
 
         yield advance
         bar.update(task, completed=total)
@@ -232,18 +238,18 @@ def live_memory(
         yield None
         return
     console = Console(stderr=True)
-    label = label if len(label) <= _LIVE_LABEL else label[: _LIVE_LABEL - 1] + "…"
     with Live(console=console, transient=True, refresh_per_second=4) as live:
 
         def update(seconds: float, rss: int, peak: int) -> None:
             bound = "no limit"
             if limit:
-                bound = f"limit {format_size(limit)} ({peak / limit:.0%} reached)"
-            line = Text.assemble(
-                (label, "bold"),
-                f"  {seconds:6.1f} s   RSS {format_size(rss)}   peak {format_size(peak)}   ",
-                bound,
+                bound = f"limit {format_size(limit)} ({peak / limit:.0%})"
+            figures = (
+                f"  {seconds:.1f} s  RSS {format_size(rss)}  peak {format_size(peak)}  {bound}"
             )
+            # One line on any terminal: the label gives way to the figures.
+            room = max(8, min(_LIVE_LABEL, console.width - len(figures) - 1))
+            line = Text.assemble((_cut(label, room), "bold"), figures)
             live.update(line)
 
         yield update

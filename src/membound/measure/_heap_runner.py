@@ -21,6 +21,9 @@ from typing import Any
 _INSIDE = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), "_inside.py"))
 
 
+_KEPT: list[dict[str, Any]] = []
+
+
 def _report(path: str, gc_count: Any, engine: Any) -> None:
     if isinstance(engine, _INSIDE["MemrayHeap"]):
         figures = engine.stop()
@@ -59,18 +62,22 @@ def main() -> None:
         engine = _INSIDE["TracingOverhead"]().start()
     if out:
         atexit.register(_report, out, gc_count, engine)
+    # The program's globals are kept until exit, as ``python`` keeps its ``__main__`` until after
+    # the atexit handlers: "heap held at end" then counts what the program still held.
     if args[0] == "-m":
         sys.argv = [args[1], *args[2:]]
         sys.path[0] = os.getcwd()
-        runpy.run_module(args[1], run_name="__main__", alter_sys=True)
+        _KEPT.append(runpy.run_module(args[1], run_name="__main__", alter_sys=True))
     elif args[0] == "-c":
         sys.argv = ["-c", *args[2:]]
         sys.path[0] = ""
-        exec(compile(args[1], "<string>", "exec"), {"__name__": "__main__"})
+        namespace: dict[str, Any] = {"__name__": "__main__"}
+        _KEPT.append(namespace)
+        exec(compile(args[1], "<string>", "exec"), namespace)
     else:
         sys.argv = args
         sys.path[0] = os.path.dirname(os.path.abspath(args[0]))
-        runpy.run_path(args[0], run_name="__main__")
+        _KEPT.append(runpy.run_path(args[0], run_name="__main__"))
 
 
 if __name__ == "__main__":

@@ -100,25 +100,13 @@ def _callable_ref(target: Callable[..., Any]) -> TargetRef:
 
 def _by_value(target: Callable[..., Any], qual: str) -> TargetRef:
     """A reference carrying the callable itself: a notebook's functions live in an interactive
-    ``__main__`` that no fresh interpreter can import, so they travel by value (cloudpickle,
-    which pickles such functions with the globals they use)."""
-    try:
-        import cloudpickle
-    except ImportError:
-        raise TargetError(
-            f"{qual} lives in an interactive __main__ (a notebook?) that a fresh interpreter "
-            "cannot import, and cloudpickle, which would ship it by value, is not installed",
-            hint="pip install 'membound[notebook]', put the function in a module, "
-            "or pass isolate=False",
-        ) from None
-    try:
-        pickled = bytes(cloudpickle.dumps(target))
-    except Exception as exc:
-        raise TargetError(
-            f"{qual} lives in an interactive __main__ and cannot be shipped to a fresh "
-            f"interpreter by value: {type(exc).__name__}: {exc}",
-            hint="put the function in a module or file, or pass isolate=False",
-        ) from None
+    ``__main__`` that no fresh interpreter can import, so they travel by value
+    (``measure/by_value.py``)."""
+    from membound.measure.by_value import dumps_by_value
+
+    pickled = dumps_by_value(
+        target, qual, "put the function in a module or file, or pass isolate=False"
+    )
     return TargetRef("__main__", qual, pickled=pickled)
 
 

@@ -157,7 +157,9 @@ class track:
 
         sampled = report.max_rss if report is not None else 0
         if hwm_end is not None and self._reset_ok:
-            peak = max(hwm_end, self._hwm_floor, sampled, rss_end)
+            # Never under the start: the kernel's RSS counters lag by a few pages, so a
+            # high-water mark read after a reset can come out a little below an RSS read later.
+            peak = max(hwm_end, self._hwm_floor, sampled, rss_end, self._rss_start)
             source = "VmHWM (reset at start)"
         elif hwm_end is not None and self._hwm_start is not None and hwm_end > self._hwm_start:
             peak = max(hwm_end, sampled, rss_end)

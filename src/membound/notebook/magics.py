@@ -52,8 +52,16 @@ _RUN_OPTIONS: dict[str, bool | None] = {"heap": None, "label": True, "interval":
 _HEAP_ENGINES = ("tracemalloc", "memray")
 
 IN_KERNEL_CAVEAT = (
-    "membound: measured in the kernel, not a fresh process: the kernel's own memory, its output "
-    "history and caches count too"
+    "membound: measured in the kernel, not a fresh process: the kernel's output history and "
+    "caches count too, and memory it freed before is reused unseen, so RSS can read far lower "
+    "than in a fresh process (--metric heap, or --heap, sees Python objects exactly)"
+)
+
+#: The Python API's words in membound's hints, and what a magic's user types instead.
+_API_TO_MAGIC = (
+    ("pass isolate=False", "add --in-kernel"),
+    ("or pass isolate=False", "or add --in-kernel"),
+    ("or fewer rounds", "or fewer --rounds"),
 )
 
 
@@ -128,12 +136,22 @@ def _sizes(text: str) -> list[int]:
 
 
 def _membound_errors(run: Callable[[], Any]) -> Any:
-    """Run ``run``; membound's own errors become one line (``UsageError``), not a traceback."""
+    """Run ``run``; membound's own errors become one line (``UsageError``), not a traceback.
+
+    When the measured code failed in a fresh process, its traceback (from that process) is
+    printed first: the one line says what happened, the traceback where.
+    """
+    __tracebackhide__ = True
     try:
         return run()
     except MemboundError as exc:
-        hint = f" ({exc.hint})" if getattr(exc, "hint", "") else ""
-        raise UsageError(f"{exc}{hint}") from None
+        child_traceback = getattr(exc, "traceback", "")
+        if child_traceback:
+            print(child_traceback.rstrip(), file=sys.stderr)
+        hint = getattr(exc, "hint", "") or ""
+        for api, magic in _API_TO_MAGIC:
+            hint = hint.replace(api, magic)
+        raise UsageError(f"{exc}" + (f" ({hint})" if hint else "")) from None
 
 
 @magics_class
@@ -159,10 +177,24 @@ class MemboundMagics(Magics):
             raise UsageError(f"{name!r} is not a function")
         return obj  # type: ignore[no-any-return]
 
-    def _run_in_kernel(self, code: str, label: str, heap: bool | str, interval: float) -> Any:
+    def _compile(self, code: str) -> Any:
+        """The code compiled as IPython compiles a cell: its magics and shell escapes
+        transformed, its source kept (``linecache``) so a traceback shows the user's lines.
+
+        Raises:
+            UsageError: the code does not parse (one line, as a variant's syntax error is).
+        """
         transformed = self._ip.transform_cell(code)
-        tree = self._ip.compile.ast_parse(transformed)
-        compiled = self._ip.compile(tree, "<membound>", "exec")
+        try:
+            tree = self._ip.compile.ast_parse(transformed)
+        except SyntaxError as exc:
+            raise UsageError(f"SyntaxError: {exc.msg} (line {exc.lineno})") from None
+        filename = self._ip.compile.cache(transformed, raw_code=code)
+        return self._ip.compile(tree, filename, "exec")
+
+    def _run_in_kernel(self, code: str, label: str, heap: bool | str, interval: float) -> Any:
+        __tracebackhide__ = True  # the user's error shows the user's frames, not membound's
+        compiled = self._compile(code)
         tracker = track(label, heap=heap, interval=interval)  # type: ignore[arg-type]
         with tracker:
             exec(compiled, self._ip.user_global_ns, self._ip.user_ns)
@@ -175,6 +207,7 @@ class MemboundMagics(Magics):
         Options: ``--heap`` (tracemalloc) or ``--heap=memray``, ``--label NAME``,
         ``--interval SECONDS`` (the timeline's sampling interval, default 0.01).
         """
+        __tracebackhide__ = True
         options, statement = parse_leading_options(line, _RUN_OPTIONS)
         code = cell if cell is not None else statement
         if cell is not None and statement:
@@ -205,7 +238,6 @@ class MemboundMagics(Magics):
         def run() -> Comparison:
             setup, variants = split_cell(cell)
             if args.in_kernel:
-                print(IN_KERNEL_CAVEAT, file=sys.stderr)
                 self._ip.run_cell(setup, silent=True)
                 scenarios: dict[str, Any] = {
                     v.name: _in_kernel_variant(self._ip, v.code) for v in variants
@@ -217,6 +249,8 @@ class MemboundMagics(Magics):
                 return compare(targets, repeat=args.repeat, heap=args.heap, timeout=args.timeout)
 
         result: Comparison = _membound_errors(run)
+        if args.in_kernel:  # after the run: a caveat on figures, not on a refused input
+            print(IN_KERNEL_CAVEAT, file=sys.stderr)
         return result
 
     @magic_arguments()
@@ -234,8 +268,6 @@ class MemboundMagics(Magics):
         sizes = _sizes(args.sizes)
         if args.repeat < 1:
             raise UsageError("--repeat must be at least 1")
-        if args.in_kernel:
-            print(IN_KERNEL_CAVEAT, file=sys.stderr)
         result: Complexity = _membound_errors(
             lambda: complexity(
                 func,
@@ -247,12 +279,15 @@ class MemboundMagics(Magics):
                 label=args.function,
             )
         )
+        if args.in_kernel:
+            print(IN_KERNEL_CAVEAT, file=sys.stderr)
         return result
 
     @magic_arguments()
     @argument("function", help="a function of the notebook taking no arguments")
     @argument("--iterations", type=int, default=1000, help="calls judged (default 1000)")
     @argument("--warmup", type=int, default=50, help="calls before counting (default 50)")
+    @argument("--rounds", type=int, default=10, help="rounds the calls are split in (default 10)")
     @argument("--tolerance", default=None, help="growth per call treated as noise, e.g. 64B")
     @argument("--timeout", type=float, default=None, help="seconds for the whole hunt")
     @argument("--in-kernel", action="store_true", help="hunt in the kernel, not a fresh process")
@@ -264,19 +299,20 @@ class MemboundMagics(Magics):
         tolerance = None
         if args.tolerance is not None:
             tolerance = _membound_errors(lambda: parse_size(args.tolerance))
-        if args.in_kernel:
-            print(IN_KERNEL_CAVEAT, file=sys.stderr)
         result: LeakReport = _membound_errors(
             lambda: find_leaks(
                 func,
                 iterations=args.iterations,
                 warmup=args.warmup,
+                rounds=args.rounds,
                 tolerance=tolerance,
                 isolate=not args.in_kernel,
                 timeout=args.timeout,
                 label=args.function,
             )
         )
+        if args.in_kernel:
+            print(IN_KERNEL_CAVEAT, file=sys.stderr)
         return result
 
 

@@ -14,15 +14,14 @@ is imported, before the baseline, as ``timeit`` runs its setup; each variant is 
 runs its code with the file's globals, so it reads and assigns names as a cell would.
 
 Names are shipped with cloudpickle (functions and classes defined in the notebook by value,
-importable modules and objects by reference): the well-kept library for exactly this, which Dask
-and Ray use to ship notebook code to workers.
+importable modules and objects by reference; ``measure/by_value.py``): the well-kept library for
+exactly this, which Dask and Ray use to ship notebook code to workers.
 """
 
 from __future__ import annotations
 
 import ast
 import builtins
-import pickle
 import re
 import types
 from collections.abc import Mapping
@@ -31,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from membound._errors import TargetError
+from membound.measure.by_value import dumps_by_value
 
 __all__ = ["Variant", "ship_names", "split_cell", "used_names", "write_scenarios"]
 
@@ -124,31 +124,18 @@ def used_names(*sources: str) -> set[str]:
 
 
 def ship_names(names: set[str], namespace: Mapping[str, Any]) -> bytes:
-    """The values of ``names`` found in ``namespace``, pickled by cloudpickle as one dict.
+    """The values of ``names`` found in ``namespace``, pickled by value as one dict
+    (``measure/by_value.py``).
 
     Raises:
-        TargetError: cloudpickle is missing, or a value cannot be pickled (named in the message).
+        TargetError: cloudpickle is missing, or a value cannot be shipped (named in the message).
     """
-    try:
-        import cloudpickle
-    except ImportError:
-        raise TargetError(
-            "shipping notebook names to a fresh process needs cloudpickle",
-            hint="pip install 'membound[notebook]', or use --in-kernel",
-        ) from None
     values = {n: namespace[n] for n in sorted(names) if n in namespace}
+    hint = "create it in the cell's setup lines instead, or add --in-kernel"
     for name, value in values.items():
-        if isinstance(value, types.ModuleType):
-            continue  # pickled by reference: the child imports it
-        try:
-            cloudpickle.dumps(value)
-        except Exception as exc:
-            raise TargetError(
-                f"cannot ship {name!r} ({type(value).__name__}) to a fresh process: "
-                f"{type(exc).__name__}: {exc}",
-                hint="create it in the cell's setup lines instead, or use --in-kernel",
-            ) from None
-    return bytes(cloudpickle.dumps(values, protocol=pickle.DEFAULT_PROTOCOL))
+        if not isinstance(value, types.ModuleType):  # modules go by reference: the child imports
+            dumps_by_value(value, f"{name!r} ({type(value).__name__})", hint)
+    return dumps_by_value(values, "the notebook's names", hint, check=False)
 
 
 def write_scenarios(

@@ -144,7 +144,8 @@ def comparison_note(c: Comparison) -> str:
     note = f"Medians of {c.repeat} interleaved run(s), {how}; (min – max) in brackets."
     overheads = [r.heap_overhead.high for r in c.rows if r.heap_overhead is not None]
     if overheads:
-        note += " " + _heap_cost(max(overheads))[0][1].capitalize() + "."
+        cost = _heap_cost(max(overheads))[0][1]
+        note += " " + cost[:1].upper() + cost[1:] + "."  # not capitalize(): it lowers "MiB"
     return f"{note} Sizes: {SIZE_CONVENTION}."
 
 
