@@ -106,6 +106,23 @@ def current() -> Watchdog | None:
     return _current
 
 
+#: The watch thread's nice value where the process may raise a thread's priority (root, or
+#: CAP_SYS_NICE): woken by a kernel event while every CPU is busy, it must run before the ramp
+#: it watches takes the last of the headroom.
+_WATCH_NICE = -10
+
+
+def _prefer_this_thread() -> None:
+    """Ask the scheduler to prefer the calling thread (Linux: a thread's own nice value); where
+    that is not allowed nothing changes."""
+    native_id = getattr(threading, "get_native_id", None)
+    setpriority = getattr(os, "setpriority", None)
+    if native_id is None or setpriority is None:
+        return
+    with contextlib.suppress(OSError):
+        setpriority(os.PRIO_PROCESS, native_id(), _WATCH_NICE)
+
+
 @dataclass(frozen=True)
 class WatchdogEvent:
     """What a callback is told.
@@ -490,6 +507,7 @@ class Watchdog:
         self.stop()
 
     def _watch(self, source: EventSource) -> None:
+        _prefer_this_thread()
         poller = select.poll()
         generation = -1
         armed_offset = -(1 << 62)
