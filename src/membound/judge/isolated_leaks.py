@@ -12,7 +12,6 @@ import contextlib
 import json
 import pickle
 import tempfile
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from membound import _errors
 from membound._errors import ChildFailed, LimitExceeded, MemboundError
 from membound.measure.isolate import run_python
 from membound.measure.outcome import exit_words
+from membound.measure.polling import polling
 from membound.measure.target import Target, resolve_target
 from membound.results.leaks import LeakReport
 
@@ -33,25 +33,18 @@ def _relaying(path: Path, on_round: Callable[[int, int], None] | None) -> Iterat
     if on_round is None:
         yield
         return
-    stop = threading.Event()
+    last = [b""]
 
     def relay() -> None:
-        last = b""
-        while not stop.wait(0.25):
-            with contextlib.suppress(OSError, ValueError):
-                now = path.read_bytes()
-                if now != last and now.strip():
-                    last = now
-                    done, planned = (int(w) for w in now.split())
-                    on_round(done, planned)
+        with contextlib.suppress(OSError):  # not written yet
+            now = path.read_bytes()
+            if now != last[0] and now.strip():
+                last[0] = now
+                done, planned = (int(w) for w in now.split())
+                on_round(done, planned)
 
-    thread = threading.Thread(target=relay, name="membound-leaks-progress", daemon=True)
-    thread.start()
-    try:
+    with polling(relay, 0.25, "membound-leaks-progress"):
         yield
-    finally:
-        stop.set()
-        thread.join()
 
 
 def hunt_isolated(

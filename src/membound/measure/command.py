@@ -13,7 +13,6 @@ import shlex
 import shutil
 import signal
 import tempfile
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from membound.measure.outcome import (
     parse_limit,
     read_report,
 )
+from membound.measure.polling import polling
 from membound.measure.sampler import Sampler, SamplerReport
 from membound.results.growth import Anchors, classify
 from membound.results.measurement import Measurement
@@ -138,22 +138,14 @@ def _reporting(
     if on_progress is None:
         yield
         return
-    done = threading.Event()
 
     def report() -> None:
-        while not done.wait(_PROGRESS_EVERY_S):
-            figures = sampler.live()
-            if figures is not None:
-                with contextlib.suppress(Exception):  # a display must not end the measurement
-                    on_progress(*figures)
+        figures = sampler.live()
+        if figures is not None:
+            on_progress(*figures)
 
-    thread = threading.Thread(target=report, name="membound-progress", daemon=True)
-    thread.start()
-    try:
+    with polling(report, _PROGRESS_EVERY_S, "membound-progress"):
         yield
-    finally:
-        done.set()
-        thread.join()
 
 
 def _run(
