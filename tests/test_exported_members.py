@@ -36,6 +36,7 @@ EXPECTED = [
     "Measurement",
     "MemboundError",
     "MemoryBudgetExceeded",
+    "PeakSite",
     "Pipeline",
     "PoolStats",
     "Released",

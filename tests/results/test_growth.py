@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import math
 import random
+import time
 
 import pytest
 
@@ -25,11 +26,21 @@ def timeline(values: list[float]) -> mb.Timeline:
 SYNTHETIC = {
     "flat": [BASE] * 300,
     "leak": [BASE + i * 0.5 * MIB for i in range(300)],
-    "ramp": [BASE + min(i, 100) * MIB for i in range(300)],
+    # rose, then fell part of the way back and stayed there
+    "ramp": [BASE + min(i, 100) * MIB - (60 * MIB if i >= 200 else 0) for i in range(300)],
     "spike": [BASE + (80 * MIB if 100 <= i < 130 else 0) for i in range(300)],
     "sawtooth": [BASE + (i % 50) * MIB for i in range(300)],
     "sawtooth-square": [BASE + (60 * MIB if (i // 25) % 2 else 0) for i in range(300)],
     "leak-sawtooth": [BASE + (i % 50) * MIB + i * 0.4 * MIB for i in range(300)],
+    # built something and kept it: a ramp that levelled off, one step, a few steps, and one
+    # allocation the run ended on (a block whose last line builds what it keeps)
+    "retained-levelled": [BASE + min(i, 100) * MIB for i in range(300)],
+    "retained-step": [BASE + (100 * MIB if i >= 100 else 0) for i in range(300)],
+    "retained-steps": [
+        BASE + 30 * MIB * (i >= 60) + 30 * MIB * (i >= 140) + 40 * MIB * (i >= 220)
+        for i in range(300)
+    ],
+    "retained-at-end": [BASE + max(0, i - 285) * 8 * MIB for i in range(300)],
 }
 EXPECTED = {
     "flat": "flat",
@@ -39,6 +50,10 @@ EXPECTED = {
     "sawtooth": "sawtooth",
     "sawtooth-square": "sawtooth",
     "leak-sawtooth": "leak",
+    "retained-levelled": "retained",
+    "retained-step": "retained",
+    "retained-steps": "retained",
+    "retained-at-end": "retained",
 }
 
 
@@ -88,7 +103,7 @@ def test_a_fall_is_not_growth() -> None:
     ("target", "expected"),
     [
         (targets.grows, {"leak"}),
-        (targets.grows_then_holds, {"ramp"}),
+        (targets.grows_then_holds, {"retained"}),
         (targets.sawtooth, {"sawtooth"}),
         (targets.spike, {"spike"}),
         (targets.sleeper, {"flat"}),
@@ -127,6 +142,8 @@ def test_isolated_explanations_quote_the_headline_peak(target: object) -> None:
     assert f"{peak} at its peak" in m.growth.explanation
     if m.growth.pattern in ("ramp", "leak", "spike"):
         assert f"ended {end} over its start" in m.growth.explanation
+    if m.growth.pattern == "retained":
+        assert m.growth.explanation.startswith(f"retained: {end} held at the end")
 
 
 def test_a_call_that_builds_then_returns_is_no_leak_and_no_ramp() -> None:
@@ -141,7 +158,7 @@ def test_freed_small_objects_are_said_freed_whatever_rss_did() -> None:
     m = mb.measure(targets.builds_and_frees_small_objects)
     assert m.blocks_delta is not None
     assert abs(m.blocks_delta) < 10_000  # the million dicts are gone
-    assert m.growth.pattern not in ("leak", "ramp") or "freed" in m.growth.explanation
+    assert m.growth.pattern not in ("leak", "ramp", "retained") or "freed" in m.growth.explanation
     assert m.rss_after_release is not None
     assert "held" not in m.growth.explanation or m.rss_end - m.rss_start > m.growth.tolerance_bytes
 
@@ -171,6 +188,134 @@ def test_a_rise_that_falls_back_at_the_end_is_no_leak() -> None:
 
 def test_without_anchors_the_words_say_their_figures_are_sampled() -> None:
     growth = mb.classify(timeline([BASE + min(i, 100) * MIB for i in range(300)]))
-    assert "ramp" == growth.pattern
+    assert "retained" == growth.pattern
     assert "at its highest sample" in growth.explanation
-    assert "(sampled)" in growth.explanation
+    assert "+99.0 MiB held at the end (sampled)" in growth.explanation
+
+
+# --- retained: a one-shot build that is kept is not a leak -------------------------------------
+
+#: What a 200,000,000-byte buffer built in one block adds to RSS: format_size says 190.7 MiB.
+KEPT_BYTES = 200_000_000
+
+
+def kept_at(values: list[float]) -> Anchors:
+    """Headline figures of a run that rose by KEPT_BYTES and held all of it at the end."""
+    return Anchors.of(BASE, BASE + KEPT_BYTES, "VmHWM (reset at start)", BASE + KEPT_BYTES)
+
+
+def test_a_build_that_is_kept_is_retained_and_quotes_the_held_figure() -> None:
+    """One allocation, then the block goes on holding it (a cell that loads a DataFrame)."""
+    values = (
+        [BASE] * 20 + [BASE + KEPT_BYTES * k / 10 for k in range(1, 11)] + [BASE + KEPT_BYTES] * 40
+    )
+    growth = mb.classify(timeline(noisy(values)), anchors=kept_at(values))
+    assert "retained" == growth.pattern, growth.explanation
+    assert growth.explanation.startswith("retained: +190.7 MiB held at the end"), growth.explanation
+    assert "+190.7 MiB at its peak (VmHWM)" in growth.explanation
+    assert "leak" not in growth.explanation
+
+
+def test_a_block_that_ends_on_its_one_allocation_is_retained_not_a_leak() -> None:
+    """The shape a real ``track`` drew for ``time.sleep(0.5); data = bytearray(200_000_000)``:
+    level for most of the run, then one rise that the block ended on. Its last quarter rises,
+    yet nothing grew before it: one build, kept, not growth that goes on."""
+    values = [BASE] * 48 + [BASE + KEPT_BYTES * k / 12 for k in range(1, 13)]
+    growth = mb.classify(timeline(noisy(values)), anchors=kept_at(values))
+    assert "retained" == growth.pattern, growth.explanation
+    assert growth.explanation.startswith("retained: +190.7 MiB held at the end"), growth.explanation
+    assert "still growing" not in growth.explanation
+
+
+def test_too_short_a_block_is_retained_from_its_headline_figures() -> None:
+    """``data = bytearray(100 MB)`` alone lasts a few samples: too few to judge a shape, but the
+    run's own start and end figures show what it kept."""
+    values = [BASE + 60 * MIB, BASE + 78 * MIB, BASE + 95 * MIB]
+    held = BASE + 100_000_000
+    growth = mb.classify(timeline(values), anchors=Anchors.of(BASE, held, "VmHWM", held))
+    assert "retained" == growth.pattern, growth.explanation
+    assert growth.judged
+    assert "retained" == growth.label
+    assert growth.explanation.startswith("retained: +95.4 MiB held at the end"), growth.explanation
+    assert "too few samples (3)" in growth.explanation
+    # without the headline figures, or when the end gave the memory back: nothing to say
+    assert "flat" == mb.classify(timeline(values)).pattern
+    freed = Anchors.of(BASE, held, "VmHWM", BASE)
+    assert "flat" == mb.classify(timeline(values), anchors=freed).pattern
+    assert "too short to judge" == mb.classify(timeline(values), anchors=freed).label
+
+
+def test_a_rise_that_fell_most_of_the_way_back_is_not_retained() -> None:
+    """The end holds under nine tenths of the peak's rise: a ramp that fell part of the way back."""
+    values = [BASE + min(i, 100) * MIB for i in range(200)] + [BASE + 60 * MIB] * 100
+    anchors = Anchors.of(BASE, BASE + 100 * MIB, "VmHWM", BASE + 60 * MIB)
+    growth = mb.classify(timeline(noisy(values)), anchors=anchors)
+    assert "ramp" == growth.pattern, growth.explanation
+    assert "then fell part of the way back: ended +60.0 MiB over its start" in growth.explanation
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        # half an hour rising steadily to the end
+        [BASE + i * 20 * 1024 for i in range(2000)],
+        # level for the first 60 %, then rising steadily for the 13 minutes up to the end
+        [BASE + max(0, i - 1200) * 50 * 1024 for i in range(2000)],
+        # a leak that grows in steps, one every 100 s, up to the end
+        [BASE + (i // 100) * 3 * MIB for i in range(2000)],
+    ],
+    ids=["steady", "late", "steps"],
+)
+def test_a_long_timeline_that_keeps_rising_to_the_end_is_still_a_leak(values: list[float]) -> None:
+    line = mb.Timeline.from_values(noisy(values), interval=1.0)
+    anchors = Anchors.of(values[0], values[-1], "VmHWM", values[-1])
+    for growth in (mb.classify(line), mb.classify(line, anchors=anchors)):
+        assert "leak" == growth.pattern, growth.explanation
+        assert "still growing when it ended" in growth.explanation
+
+
+def test_a_tracked_block_that_keeps_100_mb_is_retained() -> None:
+    with mb.track("keeps") as t:
+        data = bytearray(100 * MIB)  # zero-filled: every page touched
+        time.sleep(0.3)
+    m = t.result
+    assert m is not None
+    assert 100 * MIB == len(data)
+    held = m.rss_end - m.rss_start
+    assert held > 90 * MIB  # the buffer is still resident at the end
+    assert "retained" == m.growth.pattern, m.growth.explanation
+    words = f"retained: {mb.format_size(held, signed=True)} held at the end"
+    assert m.growth.explanation.startswith(words), m.growth.explanation
+    assert "leak" not in m.growth.explanation
+    # a few hundred allocator blocks hold it: the words must not say the objects were freed
+    assert "the Python objects made were freed" not in m.growth.explanation
+    del data
+
+
+def test_a_tracked_block_that_ends_on_its_allocation_is_retained() -> None:
+    """Quiet first, then the block's last line builds what it keeps: no time to level off."""
+    with mb.track("ends on it") as t:
+        time.sleep(1.5)
+        data = bytearray(100 * MIB)
+    m = t.result
+    assert m is not None
+    held = m.rss_end - m.rss_start
+    assert held > 90 * MIB
+    assert "retained" == m.growth.pattern, m.growth.explanation
+    words = f"retained: {mb.format_size(held, signed=True)} held at the end"
+    assert m.growth.explanation.startswith(words), m.growth.explanation
+    del data
+
+
+def test_a_tracked_block_that_frees_what_it_built_is_not_retained() -> None:
+    with mb.track("frees") as t:
+        data = bytearray(100 * MIB)
+        time.sleep(0.3)
+        del data
+        time.sleep(0.3)
+    m = t.result
+    assert m is not None
+    assert m.rss_end - m.rss_start < 10 * MIB  # a buffer this large goes back to the OS
+    assert m.rss_peak_delta > 90 * MIB
+    assert "spike" == m.growth.pattern, m.growth.explanation
+    assert "retained" not in m.growth.explanation

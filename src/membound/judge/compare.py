@@ -20,6 +20,7 @@ from membound.measure.isolate import run_isolated
 from membound.measure.outcome import check_timeout
 from membound.measure.scenarios import load_scenarios
 from membound.measure.target import Target
+from membound.measure.where import WhereMode, where_mode
 from membound.results.comparison import Comparison, ScenarioStats, Spread
 from membound.results.measurement import Measurement
 
@@ -29,7 +30,12 @@ Scenarios = Mapping[str, Target] | Sequence[Sequence[str] | str] | str | Path
 
 
 def _runners(
-    scenarios: Scenarios, isolate: bool, heap: bool, quiet: bool, timeout: float | None
+    scenarios: Scenarios,
+    isolate: bool,
+    heap: bool,
+    quiet: bool,
+    timeout: float | None,
+    where: WhereMode = False,
 ) -> list[tuple[str, Callable[[], Measurement]]]:
     if isinstance(scenarios, str | Path):
         scenarios = load_scenarios(scenarios)
@@ -39,12 +45,14 @@ def _runners(
             if isolate:
 
                 def run(t: Target = target, n: str = name) -> Measurement:
-                    return run_isolated(t, heap=heap, label=n, quiet=quiet, timeout=timeout)
+                    return run_isolated(
+                        t, heap=heap, label=n, quiet=quiet, timeout=timeout, where=where
+                    )
             else:
 
                 def run(t: Target = target, n: str = name) -> Measurement:
                     with deadline(timeout, f"scenario {n}"):
-                        return measure_call(t, heap=heap, label=n)
+                        return measure_call(t, heap=heap, label=n, where=where)
 
             out.append((name, run))
         return out
@@ -54,7 +62,7 @@ def _runners(
         name = shlex.join(args)
 
         def run_cmd(a: list[str] = args, n: str = name) -> Measurement:
-            return measure_command(a, heap=heap, quiet=quiet, label=n, timeout=timeout)
+            return measure_command(a, heap=heap, quiet=quiet, label=n, timeout=timeout, where=where)
 
         runners.append((name, run_cmd))
     return runners
@@ -85,6 +93,7 @@ def compare(
     quiet: bool = True,
     timeout: float | None = None,
     on_run: Callable[[str, int], None] | None = None,
+    where: WhereMode = False,
 ) -> Comparison:
     """Measure scenarios side by side.
 
@@ -98,6 +107,8 @@ def compare(
         timeout: seconds per run; a run stopped at it shows ``timeout`` as its outcome (in this
             process, ``isolate=False``, it raises :class:`LimitExceeded` instead).
         on_run: called as ``on_run(name, run_index)`` before each run (progress display).
+        where: also say which lines held the peak (``True`` or ``"native"``): each row keeps
+            the sites of its median run.
 
     Raises:
         TargetError: no scenarios, or a scenario cannot be loaded.
@@ -107,7 +118,8 @@ def compare(
     if repeat < 1:
         raise TargetError("repeat must be at least 1")
     check_timeout(timeout)
-    runners = _runners(scenarios, isolate, heap, quiet, timeout)
+    where_mode(where)  # a bad value is refused before any run
+    runners = _runners(scenarios, isolate, heap, quiet, timeout, where)
     if not runners:
         raise TargetError("no scenarios to compare")
     by_command = not isinstance(scenarios, Mapping)
@@ -165,6 +177,8 @@ def _comparison(
                 timeline=median_run.timeline,
                 rss_peak_source=median_run.rss_peak_source,
                 heap_overhead=Spread.of(overheads) if overheads else None,
+                peak_sites=median_run.peak_sites,
+                where_note=median_run.where_note,
             )
         )
     return Comparison(tuple(rows), repeat, isolated, heap)

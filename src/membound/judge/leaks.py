@@ -398,11 +398,14 @@ def _holder(func: Callable[[], Any], grown: Growing, calls: int) -> Holder:
     return Holder(
         path=path or f"({grown.type_name})",
         type_name=grown.type_name,
-        file=where[0] if where else None,
-        line=where[1] if where else None,
+        file=where.file if where else None,
+        line=where.line if where else None,
         per_call=(grown.after - grown.before) / calls,
         size=grown.after,
         capacity=grown.capacity,
+        function=where.function if where else None,
+        trace=where.trace if where else (),
+        caller=where.caller if where else None,
     )
 
 
@@ -452,6 +455,10 @@ def _holder_words(h: Holder) -> str:
         text = f"`{holder_name(h.path)}` ({h.type_name}, {rate})"
     if h.file is not None:
         text += f", added at {_where(h.file, h.line)}"
+        if h.caller is not None and h.caller != f"{h.file}:{h.line}":
+            file, _, line = h.caller.rpartition(":")
+            caller = _where(file, int(line)) if line.isdigit() else h.caller
+            text += (f" in {h.function}" if h.function else "") + f", called from {caller}"
     return text
 
 

@@ -20,6 +20,7 @@ import json
 import os
 import pickle
 import runpy
+import signal
 import sys
 import time
 import traceback
@@ -63,6 +64,7 @@ def _reset_hwm() -> bool:
 # ``_inside.py`` beside this file, run by its path: this script runs without the package
 # (importing membound would count in the measured baseline).
 _INSIDE = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), "_inside.py"))
+_WHERE = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), "_where.py"))
 
 
 def _write(path: str, data: dict[str, Any]) -> None:
@@ -169,7 +171,12 @@ class _HeapTrace:
     """tracemalloc around the call, with its own memory polled apart (``_inside.py``)."""
 
     def __init__(self) -> None:
-        tracemalloc.start(1)
+        # Already tracing: where's fallback started it with the frames it needs; it stops it.
+        self.started = not tracemalloc.is_tracing()
+        if self.started:
+            tracemalloc.start(1)
+        else:
+            tracemalloc.reset_peak()
         self.start = tracemalloc.get_traced_memory()[0]
         self.overhead = _INSIDE["TracingOverhead"]().start()
 
@@ -177,7 +184,8 @@ class _HeapTrace:
         """Heap held at the end and at the peak over the start, and tracemalloc's own peak."""
         current, peak = tracemalloc.get_traced_memory()
         overhead = self.overhead.stop()
-        tracemalloc.stop()
+        if self.started:
+            tracemalloc.stop()
         return {
             "heap_current": current - self.start,
             "heap_peak": peak - self.start,
@@ -186,11 +194,11 @@ class _HeapTrace:
         }
 
 
-def _load(request_path: str, result_path: str) -> tuple[Any, tuple[Any, ...], Any, Any] | None:
-    """The target, its arguments and the heap engine (None, "tracemalloc" or "memray"); None
-    after reporting a failure to import."""
+def _load(request_path: str, result_path: str) -> tuple[Any, tuple[Any, ...], Any, Any, Any] | None:
+    """The target, its arguments, the heap engine (None, "tracemalloc" or "memray") and where's
+    ``(mode, engine)`` (or None); None after reporting a failure to import."""
     with open(request_path, "rb") as f:
-        target, pickled_args, heap = pickle.load(f)
+        target, pickled_args, heap, where = pickle.load(f)
     try:
         func = _load_target(target)
         args, kwargs = pickle.loads(pickled_args)
@@ -204,7 +212,7 @@ def _load(request_path: str, result_path: str) -> tuple[Any, tuple[Any, ...], An
             },
         )
         return None
-    return func, args, kwargs, heap
+    return func, args, kwargs, heap, where
 
 
 def main() -> int:
@@ -215,7 +223,7 @@ def main() -> int:
     loaded = _load(request_path, result_path)
     if loaded is None:
         return EXIT_TARGET_ERROR
-    func, args, kwargs, heap = loaded
+    func, args, kwargs, heap, where = loaded
     gc_count = _INSIDE["GcMonitor"]()
     soaked = _soak_free_memory()
     gc.collect()
@@ -223,13 +231,20 @@ def main() -> int:
     blocks_start = sys.getallocatedblocks()
     gc_count.start()
     trace: Any = None
-    if heap == "memray":
-        trace = _INSIDE["MemrayHeap"]().start()
-    elif heap:
+    capture: Any = None
+    if where is not None or heap == "memray":
+        capture = _WHERE["prepare_capture"](
+            where[0] if where else None, where[1] if where else None, memray_heap=heap == "memray"
+        )
+        # At a memory limit the sampler asks for the capture before it kills this process.
+        _WHERE["install_flush"](capture.stop, result_path + ".where")
+    if heap == "tracemalloc":
         trace = _HeapTrace()
     started["t0"] = time.monotonic()
     _write(result_path + ".started", started)
     status, tb = "ok", ""
+    if capture is not None:
+        capture.enter()  # in this frame: memray's stacks start here (``_where.py``)
     p0 = time.perf_counter()
     try:
         func(*args, **kwargs)
@@ -240,6 +255,11 @@ def main() -> int:
     hwm = _hwm()
     rss_end = _rss()
     heap_figures = trace.stop() if trace is not None else {}
+    if capture is not None:
+        signal.signal(signal.SIGUSR2, signal.SIG_IGN)  # the capture is being read: no flush
+        heap_figures.update(_WHERE["finish"](capture.stop()))
+        if heap == "memray":
+            heap_figures.update(heap_overhead=None, heap_source=_INSIDE["SOURCES"]["memray"])
     gc_count.stop()
     blocks_delta = sys.getallocatedblocks() - blocks_start
     del soaked

@@ -1,17 +1,21 @@
 """Runs a Python program the way ``python`` would, with the heap traced and GC counting on.
 
-Used by ``measure_command(..., heap=...)``: ``python _heap_runner.py script.py args`` (or
-``-m module args`` or ``-c code args``). The engine is tracemalloc, or memray when
-``MEMBOUND_HEAP_ENGINE=memray``. At exit it writes the heap peak and GC figures as JSON to the
-file named by ``MEMBOUND_HEAP_OUT``. Standard library only (memray when asked for); run by path.
+Used by ``measure_command(..., heap=..., where=...)``: ``python _heap_runner.py script.py args``
+(or ``-m module args`` or ``-c code args``). The heap engine is ``MEMBOUND_HEAP_ENGINE``
+(tracemalloc or memray, or none); ``MEMBOUND_WHERE`` (python or native) captures the lines that
+held the peak (``_where.py``). At exit it writes the figures as JSON to the file named by
+``MEMBOUND_HEAP_OUT`` (and at a memory limit, when the sampler asks, what it captured so
+far). Standard library only (memray when asked for); run by path.
 """
 
 from __future__ import annotations
 
 import atexit
+import importlib.util
 import json
 import os
 import runpy
+import signal
 import sys
 import tracemalloc
 from typing import Any
@@ -19,22 +23,27 @@ from typing import Any
 # ``_inside.py`` beside this file, run by its path: this script runs without the package
 # (importing membound would count in the measured program's memory).
 _INSIDE = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), "_inside.py"))
+_WHERE = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), "_where.py"))
 
 
 _KEPT: list[dict[str, Any]] = []
 
 
-def _report(path: str, gc_count: Any, engine: Any) -> None:
-    if isinstance(engine, _INSIDE["MemrayHeap"]):
-        figures = engine.stop()
-    else:
+def _report(path: str, gc_count: Any, heap: Any, capture: Any) -> None:
+    figures: dict[str, Any] = {}
+    if heap is not None:
         current, peak = tracemalloc.get_traced_memory()
         figures = {
             "heap_current": current,
             "heap_peak": peak,
-            "heap_overhead": engine.stop(),
+            "heap_overhead": heap.stop(),
             "heap_source": _INSIDE["SOURCES"]["tracemalloc"],
         }
+    if capture is not None:
+        signal.signal(signal.SIGUSR2, signal.SIG_IGN)  # being read: no flush at a limit now
+        figures.update(_WHERE["finish"](capture.stop()))
+        if "heap_peak" in figures and heap is None:
+            figures.update(heap_overhead=None, heap_source=_INSIDE["SOURCES"]["memray"])
     with open(path, "w") as f:
         json.dump(
             {**figures, "gc_collections": gc_count.collections, "gc_pause_s": gc_count.pause_s},
@@ -42,26 +51,54 @@ def _report(path: str, gc_count: Any, engine: Any) -> None:
         )
 
 
+def _fail(out: str, message: str) -> None:
+    """Say why nothing ran (in the report the parent reads) and exit 2."""
+    if out:
+        with open(out, "w") as f:
+            json.dump({"error": message}, f)
+    sys.exit(2)
+
+
+def _prepare(out: str, heap_engine: str, where: str) -> Any:
+    """The capture ``where``/``heap=memray`` ask for (not started yet), or None."""
+    has_memray = importlib.util.find_spec("memray") is not None
+    if not has_memray and heap_engine == "memray":
+        _fail(out, f"--heap=memray needs memray in {sys.executable}: pip install memray there")
+    if not has_memray and where == "native":
+        _fail(out, f"--where=native needs memray in {sys.executable}: pip install memray there")
+    if not where and heap_engine != "memray":
+        return None
+    try:
+        capture = _WHERE["prepare_capture"](
+            where or None,
+            "memray" if has_memray else "tracemalloc",
+            memray_heap=heap_engine == "memray",
+        )
+    except RuntimeError as exc:  # another memray tracker (``memray run`` around membound)
+        _fail(out, f"--where/--heap=memray cannot start: {exc}")
+    if out:
+        # At a memory limit the sampler asks for the capture before it kills this process.
+        _WHERE["install_flush"](capture.stop, out)
+    return capture
+
+
 def main() -> None:
     """Run the program named in ``sys.argv[1:]``."""
     out = os.environ.pop("MEMBOUND_HEAP_OUT", "")
+    heap_engine = os.environ.pop("MEMBOUND_HEAP_ENGINE", "")
+    where = os.environ.pop("MEMBOUND_WHERE", "")
     args = sys.argv[1:]
     gc_count = _INSIDE["GcMonitor"]().start()
-    if os.environ.pop("MEMBOUND_HEAP_ENGINE", "") == "memray":
-        try:
-            engine = _INSIDE["MemrayHeap"]().start()
-        except ImportError:
-            # The program's own interpreter lacks memray: say so, run nothing.
-            message = f"--heap=memray needs memray in {sys.executable}: pip install memray there"
-            if out:
-                with open(out, "w") as f:
-                    json.dump({"error": message}, f)
-            sys.exit(2)
-    else:
-        tracemalloc.start(1)
-        engine = _INSIDE["TracingOverhead"]().start()
+    capture = _prepare(out, heap_engine, where)
+    heap = None
+    if heap_engine == "tracemalloc":
+        if not tracemalloc.is_tracing():  # else where's fallback traces, with more frames
+            tracemalloc.start(1)
+        heap = _INSIDE["TracingOverhead"]().start()
     if out:
-        atexit.register(_report, out, gc_count, engine)
+        atexit.register(_report, out, gc_count, heap, capture)
+    if capture is not None:
+        capture.enter()  # in this frame: memray's stacks start here (``_where.py``)
     # The program's globals are kept until exit, as ``python`` keeps its ``__main__`` until after
     # the atexit handlers: "heap held at end" then counts what the program still held.
     if args[0] == "-m":

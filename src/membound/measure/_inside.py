@@ -1,5 +1,5 @@
-"""What runs inside the measured interpreter: counting garbage collections, tracemalloc's own
-memory while it traces, and memray's heap engine.
+"""What runs inside the measured interpreter: counting garbage collections and tracemalloc's own
+memory while it traces (memray's heap engine and the sites are ``_where.py``).
 
 Standard library only and importing nothing of membound: the isolated-run child (``_child.py``)
 and the heap runner of commands (``_heap_runner.py``) run by path without the package and load
@@ -9,15 +9,12 @@ this file by its path; ``track`` imports it as usual.
 from __future__ import annotations
 
 import gc
-import os
-import shutil
-import tempfile
 import threading
 import time
 import tracemalloc
 from typing import Any
 
-__all__ = ["GcMonitor", "MemrayHeap", "TracingOverhead"]
+__all__ = ["SOURCES", "GcMonitor", "TracingOverhead"]
 
 #: ``heap_source`` of each engine: where the heap figures came from.
 SOURCES = {
@@ -97,74 +94,3 @@ class TracingOverhead:
         if self._thread is not None:
             self._thread.join()
         return self.peak
-
-
-class MemrayHeap:
-    """The heap measured by memray instead of tracemalloc: Python's allocators traced (every
-    object, as tracemalloc sees them) and native allocations too (C extensions' malloc, mmap),
-    without Python stacks for native frames.
-
-    memray's aggregated capture format keeps statistics per allocation site and the live
-    allocations, not a record per allocation, so its file does not grow with the run's length;
-    it is written when tracking stops and read back for two figures: the peak (memray's high
-    water mark) and what is still allocated at the end. Only one memray tracker can run in a
-    process at a time.
-    """
-
-    def __init__(self) -> None:
-        self._folder = ""
-        self._tracker: Any = None
-
-    def start(self) -> MemrayHeap:
-        """Begin tracking; returns self.
-
-        Raises:
-            ImportError: memray is not installed.
-            RuntimeError: another memray tracker is active in this process.
-        """
-        import memray
-
-        self._folder = tempfile.mkdtemp(prefix="membound-memray-")
-        destination = memray.FileDestination(
-            os.path.join(self._folder, "heap.bin"), overwrite=True, compress_on_exit=False
-        )
-        tracker = memray.Tracker(
-            destination=destination,
-            native_traces=False,
-            trace_python_allocators=True,
-            follow_fork=False,
-            file_format=memray.FileFormat.AGGREGATED_ALLOCATIONS,
-        )
-        try:
-            tracker.__enter__()
-        except BaseException:
-            shutil.rmtree(self._folder, ignore_errors=True)
-            raise
-        self._tracker = tracker
-        return self
-
-    def stop(self) -> dict[str, Any]:
-        """Stop tracking; the heap held at the end and at the peak, over the start, in bytes."""
-        import memray
-
-        if self._tracker is None:
-            return {}
-        self._tracker.__exit__(None, None, None)
-        self._tracker = None
-        try:
-            reader = memray.FileReader(os.path.join(self._folder, "heap.bin"))
-            try:
-                peak = int(reader.metadata.peak_memory)
-                current = sum(
-                    r.size for r in reader.get_leaked_allocation_records(merge_threads=True)
-                )
-            finally:
-                reader.close()
-        finally:
-            shutil.rmtree(self._folder, ignore_errors=True)
-        return {
-            "heap_current": current,
-            "heap_peak": peak,
-            "heap_overhead": None,
-            "heap_source": SOURCES["memray"],
-        }

@@ -446,9 +446,10 @@ def run(
     spawn: list[str] | None = None,
     stdio: list[int] | None = None,
     status: str | None = None,
+    flush_grace: float | None = None,
 ) -> dict[str, object]:
     """Sample until told to stop; return the report (``status``: a file to keep the live
-    figures in, ``elapsed rss peak``).
+    figures in, ``elapsed rss peak``; ``flush_grace``: see ``_LimitStop``).
 
     Three ways to name the process: ``pid`` (already running; stop on ``stop`` or EOF on
     stdin), ``pid == 0`` (wait for ``pid N [PGID]`` on stdin first, so that sampling begins the
@@ -460,7 +461,7 @@ def run(
     if spawn is not None:
         if stdio is None:  # not this process's stdin: that is the parent's control pipe
             stdio = [os.open(os.devnull, os.O_RDONLY), 1, 2]
-        return _run_spawned(spawn, stdio, interval, tree, limit, max_points, status)
+        return _run_spawned(spawn, stdio, interval, tree, limit, max_points, status, flush_grace)
     stdin = sys.stdin.buffer
     if pid == 0:
         words = stdin.readline().split()
@@ -512,6 +513,7 @@ def _run_spawned(
     limit: int | None,
     max_points: int,
     status: str | None = None,
+    flush_grace: float | None = None,
 ) -> dict[str, object]:
     """Spawn mode of :func:`run`."""
     stdin: Any = sys.stdin.buffer
@@ -538,13 +540,15 @@ def _run_spawned(
         TreeReader(pid, tracker.pids) if tree else StatmReader(pid) if HAS_PROC else None
     )
     samples = Samples(time.monotonic(), max_points, limit, status)
+    at_limit = _LimitStop(pid, tracker.kill_all, flush_grace)
     late = 0
     next_tick = samples.start
     stopped_by = ""
     while True:
         value = reader.read() if reader is not None else read_rss(pid)
         if value is not None:
-            samples.add(time.monotonic(), value, tracker.kill_all)
+            samples.add(time.monotonic(), value, at_limit.begin)
+        at_limit.check()
         next_tick, wait, missed = _next_tick(next_tick, interval)
         late += missed
         asked = _kill_asked(stdin, signals.wake_r, wait)
@@ -565,6 +569,36 @@ def _run_spawned(
         "late_ticks": late,
         **spawned,
     }
+
+
+class _LimitStop:
+    """Stops a spawned run at its memory limit: at once, or (with ``grace``) after asking the
+    spawned process to write what it captured of its memory (SIGUSR2) and waiting at most
+    ``grace`` seconds for it to end by itself."""
+
+    def __init__(self, pid: int, kill: Callable[[], object], grace: float | None) -> None:
+        self.pid = pid
+        self.kill = kill
+        self.grace = grace
+        self.deadline: float | None = None
+
+    def begin(self) -> None:
+        """The limit was crossed."""
+        if self.grace is None:
+            self.kill()
+            return
+        try:
+            os.kill(self.pid, signal.SIGUSR2)
+        except OSError:
+            self.kill()
+            return
+        self.deadline = time.monotonic() + self.grace
+
+    def check(self) -> None:
+        """Kill the run once the grace has run out."""
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            self.deadline = None
+            self.kill()
 
 
 def _spawn_error(exc: OSError) -> str:
@@ -590,6 +624,7 @@ def main() -> None:
         spawn=config.get("spawn"),
         stdio=config.get("stdio"),
         status=config.get("status"),
+        flush_grace=config.get("flush_grace"),
     )
     try:
         sys.stdout.write(json.dumps(report))

@@ -20,6 +20,7 @@ from typing import Any
 from membound._errors import CommandNotFound, TargetError
 from membound._units import format_size
 from membound.measure.heap import HeapMode, heap_engine
+from membound.measure.isolate import FLUSH_GRACE_S
 from membound.measure.outcome import (
     check_interval,
     check_timeout,
@@ -30,6 +31,7 @@ from membound.measure.outcome import (
 )
 from membound.measure.polling import polling
 from membound.measure.sampler import Sampler, SamplerReport
+from membound.measure.where import WhereMode, sites_fields, stopped_detail, where_mode
 from membound.results.growth import Anchors, classify
 from membound.results.measurement import Measurement
 
@@ -39,18 +41,19 @@ _HEAP_RUNNER = Path(__file__).with_name("_heap_runner.py")
 _PROGRESS_EVERY_S = 0.25
 
 
-def _heap_argv(argv: list[str], out: str) -> list[str]:
+def _heap_argv(argv: list[str], what: str) -> list[str]:
+    """``argv`` run through the heap runner; ``what`` names the option that needs it."""
     exe = os.path.basename(argv[0])
     if not exe.startswith("python") or len(argv) < 2:
         raise TargetError(
-            f"heap measurement needs a Python command ('python script.py …'), not {argv[0]!r}",
-            hint="drop --heap for non-Python commands; RSS is measured for any command",
+            f"{what} needs a Python command ('python script.py …'), not {argv[0]!r}",
+            hint=f"drop {what} for non-Python commands; RSS is measured for any command",
         )
     rest = argv[1:]
     if (rest[0] in ("-m", "-c") and len(rest) >= 2) or not rest[0].startswith("-"):
         return [argv[0], str(_HEAP_RUNNER), *rest]
     raise TargetError(
-        "heap measurement understands 'python script.py …', 'python -m module …' and "
+        f"{what} understands 'python script.py …', 'python -m module …' and "
         f"'python -c code …', not interpreter option {rest[0]!r}"
     )
 
@@ -65,6 +68,7 @@ def measure_command(
     quiet: bool = False,
     label: str | None = None,
     on_progress: Callable[[float, int, int], None] | None = None,
+    where: WhereMode = False,
 ) -> Measurement:
     """Run a command and measure its whole process tree (RSS summed over all descendants).
 
@@ -80,6 +84,10 @@ def measure_command(
         on_progress: called about 4 times a second while the command runs, from a thread of
             this process, as ``on_progress(seconds, rss, peak_rss)`` with the sampler's
             latest figures (a live display; the measured process is not touched).
+        where: for Python commands, also say which lines held the memory at the peak and at
+            the end: ``True`` (Python lines) or ``"native"`` (and native ones; memray in the
+            command's interpreter). The top Python process is traced, not its children. At a
+            limit stop, the command gets 1 s to hand over its last capture.
 
     Returns:
         A Measurement with ``exit_code`` and ``outcome`` (``failed`` for a non-zero exit,
@@ -96,19 +104,22 @@ def measure_command(
     check_timeout(timeout)
     check_interval(interval)
     engine = heap_engine(heap)
+    mode = where_mode(where)
     report, timed_out, heap_data = _run(
-        args, engine, quiet, interval, limit_bytes, timeout, on_progress
+        args, engine, quiet, interval, limit_bytes, timeout, on_progress, mode
     )
     if heap_data and "error" in heap_data:
         raise TargetError(
             str(heap_data["error"]),
-            hint="use --heap (tracemalloc), or run the program with an interpreter that has memray",
+            hint="run the program with an interpreter that has memray, or drop that option",
         )
     exit_code = report.exit_code if report.exit_code is not None else -signal.SIGKILL
     timeline = report.timeline
     outcome, detail = describe_outcome(exit_code, report, timed_out, limit_bytes, timeout)
     procs = timeline.extra.get("processes_seen", 0)
     peak, source = _command_peak(report, procs, interval)
+    sites = _tree_note(sites_fields(heap_data, mode, outcome), procs)
+    detail = stopped_detail(detail, outcome, mode, sites.get("peak_sites", ()))
     rss_end = int(timeline.highs[-1]) if len(timeline) else 0
     return Measurement(
         label=label or shlex.join(args),
@@ -119,7 +130,7 @@ def measure_command(
         rss_peak=peak,
         rss_peak_delta=peak,
         rss_peak_source=source,
-        **heap_and_gc(heap_data),
+        **heap_and_gc(heap_data if engine else None),
         timeline=timeline,
         growth=classify(timeline, anchors=Anchors.of(0, peak, source, rss_end)),
         outcome=outcome,
@@ -127,7 +138,20 @@ def measure_command(
         exit_code=exit_code,
         limit=limit_bytes,
         interval=interval,
+        **sites,
     )
+
+
+def _tree_note(fields: dict[str, Any], processes: int) -> dict[str, Any]:
+    """Say that only the top process's lines are shown when the command ran several."""
+    if fields and processes > 1:
+        also = (
+            f"lines of the top Python process only ({processes} processes ran; its children "
+            "are not traced)"
+        )
+        note = fields.get("where_note") or ""
+        fields["where_note"] = f"{note}; {also}" if note else also
+    return fields
 
 
 @contextlib.contextmanager
@@ -156,15 +180,23 @@ def _run(
     limit: int | None,
     timeout: float | None,
     on_progress: Callable[[float, int, int], None] | None = None,
+    where: str | None = None,
 ) -> tuple[SamplerReport, bool, dict[str, Any] | None]:
     """Spawn the command from the sampler and wait for it: the sampler's report, whether it
-    timed out, and the heap runner's report (with ``heap``)."""
+    timed out, and the heap runner's report (with ``heap`` or ``where``)."""
+    runner = bool(heap or where)
     with tempfile.TemporaryDirectory(prefix="membound-") as tmp:
         heap_out = Path(tmp, "heap.json")
-        run_argv = _heap_argv(args, str(heap_out)) if heap else args
+        what = "--heap" if heap else "--where"
+        run_argv = _heap_argv(args, what) if runner else args
         env = (
-            {**os.environ, "MEMBOUND_HEAP_OUT": str(heap_out), "MEMBOUND_HEAP_ENGINE": heap}
-            if heap
+            {
+                **os.environ,
+                "MEMBOUND_HEAP_OUT": str(heap_out),
+                "MEMBOUND_HEAP_ENGINE": heap or "",
+                "MEMBOUND_WHERE": where or "",
+            }
+            if runner
             else None
         )
         stdio = _stdio(quiet)
@@ -178,6 +210,7 @@ def _run(
                 stdio=stdio,
                 env=env,
                 status=str(Path(tmp, "status")) if on_progress else None,
+                flush_grace=FLUSH_GRACE_S if where and limit is not None else None,
             ).start()
         finally:
             for fd in set(stdio):
@@ -186,7 +219,7 @@ def _run(
             raise CommandNotFound(sampler.spawn_error)
         with _reporting(sampler, on_progress):
             report, timed_out = sampler.finish(timeout)
-        heap_data = read_report(heap_out) if heap else None
+        heap_data = read_report(heap_out) if runner else None
     return report, timed_out, heap_data
 
 

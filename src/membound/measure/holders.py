@@ -13,8 +13,12 @@ of ids, an unbounded cache. :func:`growing_holders` finds it by size, not by obj
    the containers inside it are not reported again.
 
 :func:`adding_line` then runs a few calls under ``sys.settrace`` and checks the holder's size
-at every traced event: the line executed just before it grew is the line that adds to it (the
-user's line that led there, when the adding line is in a library).
+at every traced event: the line executed just before it grew is the line that adds to it. When
+that line is not in the measured target's own frame (a helper's ``self.listeners.append(fn)``,
+an emitter in site-packages), the line to fix is the one that called it (the ``bus.on(handler)``
+never undone): at the moment the growth is seen the adding frame is still running, so its
+callers' current lines are the stack that led there. At most ``MAX_TRACE`` of them are kept, and
+the walk stops at membound's own frames (what called the target is not part of a call).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import collections
 import functools
 import gc
 import heapq
+import os
 import sys
 import types
 from collections.abc import Callable, Iterator
@@ -31,10 +36,27 @@ from typing import Any
 
 from membound.measure.heap import LIBRARY_DIRS, OWN_DIRS
 
-__all__ = ["MAX_CANDIDATES", "Growing", "adding_line", "growing_holders", "size_of"]
+__all__ = [
+    "MAX_CANDIDATES",
+    "MAX_TRACE",
+    "Adding",
+    "Growing",
+    "adding_line",
+    "growing_holders",
+    "size_of",
+]
 
 #: The most containers noted in step 1 (the largest are kept).
 MAX_CANDIDATES = 20_000
+#: The most frames of the stack that led to an adding line kept in its trace.
+MAX_TRACE = 8
+#: The most frames walked outward from an adding line looking for the user's caller (a deep
+#: recursion inside a library is not walked to its end).
+_MAX_WALK = 100
+#: Any directory of installed packages is a library's, not only this interpreter's own
+#: site-packages (``LIBRARY_DIRS``): a user site, a distribution's dist-packages, a path added
+#: by a ``.pth`` file.
+_PACKAGE_DIRS = (f"{os.sep}site-packages{os.sep}", f"{os.sep}dist-packages{os.sep}")
 
 _LRU_TYPE = type(functools.lru_cache(maxsize=1)(len))
 
@@ -152,34 +174,69 @@ def _own(filename: str) -> bool:
     return filename.startswith(OWN_DIRS)
 
 
-def _preferred(frame: types.FrameType, line: int) -> tuple[str, int]:
-    """``frame`` at ``line``, or, when that is in the standard library or site-packages, the
-    innermost caller outside them (the user's line that led into the library)."""
-    name = frame.f_code.co_filename
-    if not name.startswith(LIBRARY_DIRS):
-        return name, line
+def _library(filename: str) -> bool:
+    """The standard library (frozen modules too) or installed packages: not the user's code."""
+    return (
+        filename.startswith(LIBRARY_DIRS)
+        or filename.startswith("<frozen ")
+        or any(part in filename for part in _PACKAGE_DIRS)
+    )
+
+
+@dataclass(frozen=True)
+class Adding:
+    """The statement whose execution made a holder grow, and the stack that led to it."""
+
+    file: str
+    """File of the statement."""
+    line: int
+    """Its line."""
+    function: str
+    """The function it is in."""
+    trace: tuple[str, ...]
+    """The frames that led to it, innermost (the statement) first, as ``file:line``; at most
+    ``MAX_TRACE``, none of membound's own."""
+    caller: str | None
+    """``file:line`` of the nearest user frame outside the adding function (not the standard
+    library, site-packages or membound); None when the statement is in the measured target's
+    own frame, or when no user frame led there."""
+
+
+def _adding(frame: types.FrameType, line: int) -> Adding:
+    """``frame`` at ``line``, with the frames that called it (``frame`` still running)."""
+    code = frame.f_code
+    trace = [f"{code.co_filename}:{line}"]
+    caller: str | None = None
     walk = frame.f_back
-    while walk is not None:
+    for _ in range(_MAX_WALK):
+        if walk is None or _own(walk.f_code.co_filename):
+            break  # what called the measured target is not part of a call
         name = walk.f_code.co_filename
-        if not name.startswith(LIBRARY_DIRS) and not _own(name):
-            return name, walk.f_lineno
+        where = f"{name}:{walk.f_lineno}"
+        if len(trace) < MAX_TRACE:
+            trace.append(where)
+        if caller is None and walk.f_code is not code and not _library(name):
+            caller = where
+        if caller is not None and len(trace) >= MAX_TRACE:
+            break
         walk = walk.f_back
-    return frame.f_code.co_filename, line
+    return Adding(code.co_filename, line, code.co_name, tuple(trace), caller)
 
 
-def adding_line(func: Callable[[], Any], holder: Any, calls: int = 3) -> tuple[str, int] | None:
-    """The file and line whose execution made ``holder`` grow, over ``calls`` traced calls
-    (None when it did not grow, or grew outside any traced frame)."""
+def adding_line(func: Callable[[], Any], holder: Any, calls: int = 3) -> Adding | None:
+    """The statement whose execution made ``holder`` grow, over ``calls`` traced calls of
+    ``func``, with the stack that led to it (None when it did not grow, or grew outside any
+    traced frame)."""
     last = [size_of(holder)]
     previous: list[tuple[types.FrameType, int] | None] = [None]
-    found: list[tuple[str, int]] = []
+    found: list[Adding] = []
 
     def check() -> None:
         now = size_of(holder)
         if now is not None and last[0] is not None and now[0] > last[0][0]:
             where = previous[0]
             if where is not None and not found:
-                found.append(_preferred(*where))
+                found.append(_adding(*where))
         last[0] = now
 
     def trace(frame: types.FrameType, event: str, arg: Any) -> Any:
@@ -188,6 +245,12 @@ def adding_line(func: Callable[[], Any], holder: Any, calls: int = 3) -> tuple[s
         check()
         if event == "line":
             previous[0] = (frame, frame.f_lineno)
+        elif event == "return":
+            # What runs next is the rest of the caller's line (``KEPT.append(make())`` appends
+            # after ``make`` returns): not the callee's last line.
+            back = frame.f_back
+            if back is not None and not _own(back.f_code.co_filename):
+                previous[0] = (back, back.f_lineno)
         return trace
 
     old = sys.gettrace()

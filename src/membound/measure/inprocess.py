@@ -17,7 +17,9 @@ from typing import Any, Literal
 from membound.measure.heap import HeapMode
 from membound.measure.target import Target, load_target
 from membound.measure.track import track
+from membound.measure.where import WhereMode
 from membound.results.measurement import Measurement
+from membound.results.sites import PeakSite
 
 __all__ = ["BlockPeak", "PeakKind", "block_peak", "measure_call"]
 
@@ -32,6 +34,7 @@ def measure_call(
     heap: HeapMode = False,
     label: str | None = None,
     interval: float | None = 0.01,
+    where: WhereMode = False,
 ) -> Measurement:
     """Call ``target(*args, **kwargs)`` once in this process and measure it.
 
@@ -41,6 +44,7 @@ def measure_call(
         label: name for the result (default: the target's name).
         interval: sampling interval of the timeline; ``None`` samples nothing (the peak still
             comes from ``VmHWM``), for calls too short to draw.
+        where: also say which lines held the peak (see :class:`track`).
 
     The garbage collector runs once before the call (not during the measured part).
 
@@ -51,7 +55,7 @@ def measure_call(
     # Garbage left by earlier work would otherwise be collected during the call, and the memory
     # it frees would hide part of the call's own growth from its peak.
     gc.collect()
-    with track(label or name, heap=heap, interval=interval) as t:
+    with track(label or name, heap=heap, interval=interval, where=where) as t:
         func(*args, **(kwargs or {}))
     assert t.result is not None
     return t.result
@@ -67,6 +71,10 @@ class BlockPeak:
     """The peak, bytes (0 until the block has ended)."""
     seconds: float = 0.0
     """Wall time of the block."""
+    sites: tuple[PeakSite, ...] = ()
+    """Where the memory was at the peak (with ``where``), largest first."""
+    where_note: str = ""
+    """What the sites do not cover, in words."""
 
     @property
     def source(self) -> str:
@@ -75,12 +83,15 @@ class BlockPeak:
 
 
 @contextmanager
-def block_peak(kind: PeakKind) -> Iterator[BlockPeak]:
-    """Measure the peak of a ``with`` block without a timeline (no sampler process)."""
+def block_peak(kind: PeakKind, where: WhereMode = False) -> Iterator[BlockPeak]:
+    """Measure the peak of a ``with`` block without a timeline (no sampler process); with
+    ``where``, also the lines that held it."""
     box = BlockPeak(kind)
-    with track("block", heap=kind == "heap", interval=None) as t:
+    with track("block", heap=kind == "heap", interval=None, where=where) as t:
         yield box
     assert t.result is not None
     m = t.result
     box.bytes = (m.heap_peak or 0) if kind == "heap" else m.rss_peak_delta
     box.seconds = m.duration_s
+    box.sites = m.peak_sites
+    box.where_note = m.where_note

@@ -35,12 +35,21 @@ from membound.measure.outcome import (
 )
 from membound.measure.sampler import Sampler, SamplerReport
 from membound.measure.target import Target, TargetRef, import_error, resolve_target
+from membound.measure.where import (
+    WhereMode,
+    sites_fields,
+    stopped_detail,
+    where_engine,
+    where_mode,
+)
 from membound.results.growth import Anchors, classify
 from membound.results.measurement import Measurement, Outcome
 
 __all__ = ["measure", "run_isolated", "run_python"]
 
 _CHILD = Path(__file__).with_name("_child.py")
+#: At a memory limit, how long a child with ``where`` gets to write its capture before the kill.
+FLUSH_GRACE_S = 1.0
 
 
 def _child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -59,9 +68,11 @@ def _spawn(
     interval: float,
     limit: int | None = None,
     quiet: bool = False,
+    flush: bool = False,
 ) -> tuple[SamplerReport, bool]:
     """Run ``argv`` from the sampler with this process's import path; wait for it, and have the
-    whole run killed at ``timeout`` or on any error here (Ctrl-C included).
+    whole run killed at ``timeout`` or on any error here (Ctrl-C included). With ``flush``, at
+    the limit the child is first asked to write its capture (``FLUSH_GRACE_S`` at most).
 
     Returns:
         The sampler's report (``exit_code`` set) and whether the timeout was reached.
@@ -70,7 +81,13 @@ def _spawn(
     stdio += [os.open(os.devnull, os.O_RDWR) for _ in range(2)] if quiet else [os.dup(1), os.dup(2)]
     try:
         sampler = Sampler(
-            None, interval=interval, limit=limit, spawn=argv, stdio=stdio, env=_child_env()
+            None,
+            interval=interval,
+            limit=limit,
+            spawn=argv,
+            stdio=stdio,
+            env=_child_env(),
+            flush_grace=FLUSH_GRACE_S if flush and limit is not None else None,
         ).start()
     finally:
         for fd in stdio:
@@ -109,25 +126,33 @@ class _ChildRun:
     """The child's report after the call (None when it did not get that far)."""
     started: dict[str, Any] | None
     """The child's report just before the call (baseline, start time)."""
+    flushed: dict[str, Any] | None = None
+    """What the child's capture held when the sampler stopped it at the limit (``where``)."""
 
 
 def _request(
-    ref: TargetRef, args: Sequence[Any], kwargs: dict[str, Any] | None, heap: str | None
+    ref: TargetRef,
+    args: Sequence[Any],
+    kwargs: dict[str, Any] | None,
+    heap: str | None,
+    where: str | None = None,
 ) -> bytes:
-    """The pickled request the child reads: where the target is, its arguments, heap or not."""
+    """The pickled request the child reads: where the target is, its arguments, heap or not,
+    and where's ``(mode, engine)`` or None."""
     call_args = (*ref.args, *args)
     call_kwargs = {**dict(ref.kwargs), **(kwargs or {})}
     try:
         pickled_args = pickle.dumps((call_args, call_kwargs))
     except Exception as exc:
         raise TargetError(f"the arguments of {ref.display} cannot be pickled: {exc}") from None
-    where = {
+    target = {
         "module": ref.module,
         "qualname": ref.qualname,
         "path": ref.path,
         "pickled": ref.pickled,
     }
-    return pickle.dumps((where, pickled_args, heap))
+    sites = (where, where_engine(where)) if where else None
+    return pickle.dumps((target, pickled_args, heap, sites))
 
 
 def _run_child(
@@ -136,6 +161,7 @@ def _run_child(
     timeout: float | None,
     interval: float,
     quiet: bool,
+    flush: bool = False,
 ) -> _ChildRun:
     """Start the child under the sampler, wait for it, and collect what it reported."""
     with tempfile.TemporaryDirectory(prefix="membound-") as tmp:
@@ -144,7 +170,7 @@ def _run_child(
         request_path.write_bytes(request)
         argv = [sys.executable, str(_CHILD), str(request_path), str(result)]
         report, timed_out = _spawn(
-            argv, timeout=timeout, interval=interval, limit=limit, quiet=quiet
+            argv, timeout=timeout, interval=interval, limit=limit, quiet=quiet, flush=flush
         )
         return _ChildRun(
             _returncode(report),
@@ -152,6 +178,7 @@ def _run_child(
             report,
             read_report(result),
             read_report(Path(str(result) + ".started")),
+            read_report(Path(str(result) + ".where")) if flush else None,
         )
 
 
@@ -168,7 +195,13 @@ def _peak(run: _ChildRun, timeline_highs: Sequence[float]) -> tuple[int, str]:
 
 
 def _measurement(
-    run: _ChildRun, name: str, outcome: Outcome, detail: str, limit: int | None, interval: float
+    run: _ChildRun,
+    name: str,
+    outcome: Outcome,
+    detail: str,
+    limit: int | None,
+    interval: float,
+    where: str | None = None,
 ) -> Measurement:
     """The Measurement of a child that got as far as its baseline."""
     data, info = run.result, run.result if run.result is not None else run.started
@@ -178,6 +211,8 @@ def _measurement(
     t1 = float(data["t1"]) - report.start if data else report.timeline.duration_s + t0
     timeline = report.timeline.window(t0, t1)
     baseline = int(info["baseline"])
+    sites = sites_fields(data if data and "where_source" in data else run.flushed, where, outcome)
+    detail = stopped_detail(detail, outcome, where, sites.get("peak_sites", ()))
     peak, source = _peak(run, timeline.highs)
     rss_end = int(data["rss_end"]) if data else int(timeline.highs[-1] if timeline else peak)
     return Measurement(
@@ -209,6 +244,7 @@ def _measurement(
         interval=interval,
         blocks_delta=data.get("blocks_delta") if data else None,
         rss_after_release=data.get("rss_after_release") if data else None,
+        **sites,
     )
 
 
@@ -223,6 +259,7 @@ def run_isolated(
     interval: float = 0.01,
     label: str | None = None,
     quiet: bool = False,
+    where: WhereMode = False,
 ) -> Measurement:
     """Call ``target(*args, **kwargs)`` once in a fresh interpreter and measure it.
 
@@ -233,11 +270,19 @@ def run_isolated(
         ChildFailed: the call raised, or the child died of a signal membound did not send.
     """
     engine = heap_engine(heap)
+    mode = where_mode(where)
     ref = resolve_target(target)
     limit_bytes = parse_limit(limit)
     check_timeout(timeout)
     check_interval(interval)
-    run = _run_child(_request(ref, args, kwargs, engine), limit_bytes, timeout, interval, quiet)
+    run = _run_child(
+        _request(ref, args, kwargs, engine, mode),
+        limit_bytes,
+        timeout,
+        interval,
+        quiet,
+        flush=mode is not None,
+    )
     name = label or ref.display
     data = run.result
     if data is not None and data.get("status") == "target-error":
@@ -254,7 +299,7 @@ def run_isolated(
             f"({detail or 'no report'})",
             exit_code=run.returncode,
         )
-    measurement = _measurement(run, name, outcome, detail, limit_bytes, interval)
+    measurement = _measurement(run, name, outcome, detail, limit_bytes, interval, mode)
     if data is not None and data.get("status") == "raised":
         last = str(data["traceback"]).strip().splitlines()[-1]
         raise ChildFailed(
@@ -275,11 +320,16 @@ def measure(
     *args: Any,
     isolate: bool = True,
     heap: HeapMode = False,
+    where: WhereMode = False,
     limit: int | str | None = None,
     timeout: float | None = None,
     **kwargs: Any,
 ) -> Measurement:
     """Measure one call of ``target(*args, **kwargs)``.
+
+    ``isolate``, ``heap``, ``where``, ``limit`` and ``timeout`` are membound's own keywords: a
+    target's arguments of the same names cannot be passed through (wrap the target in a
+    ``functools.partial`` instead).
 
     Args:
         target: a module-level callable, a ``functools.partial`` of one, or a string
@@ -291,6 +341,10 @@ def measure(
         limit: stop the child when its RSS crosses this size (``"512 MB"``); the result's
             ``outcome`` is then ``"limit"``.
         timeout: stop the child after this many seconds; ``outcome`` is then ``"timeout"``.
+        where: also say which lines held the memory at the peak and at the end
+            (``peak_sites``/``end_sites``): ``True`` for Python lines, ``"native"`` for Python
+            and native lines (memray). At a limit stop, the child gets 1 s to hand over its
+            last capture before it is killed.
 
     Raises:
         TargetError: the target cannot be imported, or options do not fit.
@@ -299,5 +353,5 @@ def measure(
     if not isolate:
         if limit is not None or timeout is not None:
             raise TargetError("limit and timeout need isolate=True (a child process to stop)")
-        return measure_call(target, args, kwargs, heap=heap)
-    return run_isolated(target, args, kwargs, heap=heap, limit=limit, timeout=timeout)
+        return measure_call(target, args, kwargs, heap=heap, where=where)
+    return run_isolated(target, args, kwargs, heap=heap, limit=limit, timeout=timeout, where=where)

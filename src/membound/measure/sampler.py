@@ -86,6 +86,9 @@ class Sampler:
         env: environment of the sampler (and so of the spawned command).
         status: a file where the sampler keeps its live figures for :meth:`live` (rewritten
             in place about every 0.1 s), or None.
+        flush_grace: spawn mode with ``limit``: at the limit, first send the spawned process
+            SIGUSR2 (it writes what it captured of its memory and exits) and kill the run only
+            when it has not ended after this many seconds; None kills at once.
     """
 
     def __init__(
@@ -101,6 +104,7 @@ class Sampler:
         stdio: Sequence[int] | None = None,
         env: Mapping[str, str] | None = None,
         status: str | None = None,
+        flush_grace: float | None = None,
     ) -> None:
         if interval <= 0:
             raise ValueError("interval must be positive")
@@ -116,6 +120,7 @@ class Sampler:
             "spawn": list(spawn) if spawn is not None else None,
             "stdio": list(stdio) if stdio is not None else None,
             "status": status,
+            "flush_grace": flush_grace,
         }
         self._env = dict(env) if env is not None else None
         self._proc: subprocess.Popen[bytes] | None = None

@@ -3,11 +3,15 @@
 RSS over time comes from the sampler *process* (not a thread, which the GIL starves); the peak
 comes from the kernel's ``VmHWM``, reset at entry; the heap from tracemalloc when ``heap=True``,
 with tracemalloc's own memory polled apart (``heap_overhead``), or from memray with
-``heap="memray"`` (``_inside.MemrayHeap``: Python allocators and native allocations).
+``heap="memray"`` (``_where.MemrayCapture``: Python allocators and native allocations).
 
 Nesting works: before an inner ``track`` resets the process-wide peak marks (``VmHWM`` and
 tracemalloc's peak), every enclosing ``track`` folds the current peaks into its own record, so
 the outer peak still covers the inner block.
+
+``where=`` adds the lines that held the peak (``_where.py``): one memray tracker serves both
+``where`` and ``heap="memray"``; memray traces one block at a time, so a nested ``where`` or
+memray block is refused in one line.
 """
 
 from __future__ import annotations
@@ -25,11 +29,14 @@ from typing import ParamSpec, TypeVar
 from membound._errors import TargetError
 from membound._units import format_size
 from membound.measure import probes
-from membound.measure._inside import SOURCES, MemrayHeap, TracingOverhead
+from membound.measure._inside import SOURCES, TracingOverhead
+from membound.measure._where import Capture, finish, prepare_capture
 from membound.measure.heap import HeapMode, heap_engine
 from membound.measure.sampler import Sampler
+from membound.measure.where import WhereMode, where_engine, where_mode
 from membound.results.growth import Anchors, classify
 from membound.results.measurement import Measurement
+from membound.results.sites import sites_from_dicts
 from membound.results.timeline import Timeline
 
 __all__ = ["track"]
@@ -61,15 +68,26 @@ class track:
             cost time: README says how much and which to choose.
         interval: sampling interval in seconds for the timeline; ``None`` disables the sampler
             process (the peak still comes from ``VmHWM``).
+        where: also say which lines held the memory at the peak and at the end
+            (``result.peak_sites``/``end_sites``): ``True`` for Python lines (memray where
+            installed, else tracemalloc polled, at its cost), ``"native"`` for Python and native
+            lines (memray).
     """
 
     def __init__(
-        self, label: str | None = None, *, heap: HeapMode = False, interval: float | None = 0.01
+        self,
+        label: str | None = None,
+        *,
+        heap: HeapMode = False,
+        interval: float | None = 0.01,
+        where: WhereMode = False,
     ) -> None:
         self.label = label
         self.heap = heap
+        self.where = where
         self._engine = heap_engine(heap)
-        self._memray: MemrayHeap | None = None
+        self._where = where_mode(where)
+        self._capture: Capture | None = None
         self.interval = interval
         self.result: Measurement | None = None
         self._sampler: Sampler | None = None
@@ -102,6 +120,9 @@ class track:
             for outer in _ACTIVE:
                 outer._fold_peaks()
             _ACTIVE.append(self)
+            if self._where is not None or self._engine == "memray":
+                # Before tracemalloc starts for the heap: the fallback wants more frames.
+                self._prepare_capture()
             self._reset_ok = probes.reset_peak_rss()
             self._hwm_start, _ = probes.peak_rss()
             if self._engine == "tracemalloc":
@@ -118,8 +139,15 @@ class track:
         self._blocks_start = sys.getallocatedblocks()
         if self.interval is not None:
             self._sampler = Sampler(os.getpid(), interval=self.interval).start()
-        if self._engine == "memray":
-            self._start_memray()
+        if self._capture is not None:
+            # Started here, in this frame, so that only this frame returns before the block
+            # runs (``MemrayCapture.prepare`` says why that matters).
+            try:
+                self._capture.enter()
+            except RuntimeError as exc:
+                with _ACTIVE_LOCK:
+                    self._stop_sampler_quietly()
+                    self._refuse(exc)
         self._t0 = time.perf_counter()
         return self
 
@@ -134,11 +162,7 @@ class track:
         hwm_end, _ = probes.peak_rss()
         rss_end = probes.rss()
         heap_current = heap_peak = heap_overhead = None
-        if self._memray is not None:
-            figures = self._memray.stop()
-            self._memray = None
-            heap_current, heap_peak = figures["heap_current"], figures["heap_peak"]
-        elif self._engine == "tracemalloc":
+        if self._engine == "tracemalloc":
             current, peak = tracemalloc.get_traced_memory()
             if self._overhead is not None:
                 heap_overhead = self._overhead.stop()
@@ -148,6 +172,10 @@ class track:
             if self._started_tracing:
                 tracemalloc.stop()
                 self._started_tracing = False
+        figures = finish(self._capture.stop()) if self._capture is not None else {}
+        self._capture = None
+        if self._engine == "memray":
+            heap_current, heap_peak = figures.get("heap_current"), figures.get("heap_peak")
         report = self._sampler.stop() if self._sampler is not None else None
         self._sampler = None
         self._gc.stop()
@@ -195,17 +223,40 @@ class track:
             heap_overhead=heap_overhead,
             heap_source=SOURCES[self._engine] if self._engine else None,
             blocks_delta=blocks_delta,
+            peak_sites=sites_from_dicts(figures.get("peak_sites")),
+            end_sites=sites_from_dicts(figures.get("end_sites")),
+            where_source=figures.get("where_source"),
+            where_note=_where_note(figures, self._where),
         )
 
-    def _start_memray(self) -> None:
+    def _prepare_capture(self) -> None:
+        """Make the sites' capture and/or memray's heap (under ``_ACTIVE_LOCK``)."""
+        caller = sys._getframe(2)  # the frame that runs the block (past __enter__)
+        outer = (caller.f_code.co_name, caller.f_code.co_filename, caller.f_lineno)
         try:
-            self._memray = MemrayHeap().start()
+            self._capture = prepare_capture(
+                self._where,
+                where_engine(self._where),
+                memray_heap=self._engine == "memray",
+                outer=outer,
+            )
         except RuntimeError as exc:  # memray's "one tracker at a time"
-            self.__exit__(None, None, None)
-            raise TargetError(
-                f"heap='memray' cannot start: {exc}",
-                hint="memray traces one block at a time; nest heap='tracemalloc' inside instead",
-            ) from None
+            self._refuse(exc)
+
+    def _refuse(self, exc: BaseException) -> None:
+        _ACTIVE.remove(self)
+        self._gc.stop()
+        what = "where=" if self._where is not None else "heap='memray'"
+        raise TargetError(
+            f"{what} cannot start: {exc}",
+            hint="memray traces one block at a time: ask for where=/heap='memray' on the "
+            "outer block only",
+        ) from None
+
+    def _stop_sampler_quietly(self) -> None:
+        if self._sampler is not None:
+            self._sampler.stop()
+            self._sampler = None
 
     # -- decorator -----------------------------------------------------------------------------
     def __call__(self, func: Callable[P, R]) -> Callable[P, R]:
@@ -214,7 +265,7 @@ class track:
 
         @functools.wraps(func)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            inner = track(label, heap=self.heap, interval=self.interval)
+            inner = track(label, heap=self.heap, interval=self.interval, where=self.where)
             try:
                 with inner:
                     return func(*args, **kwargs)
@@ -228,3 +279,11 @@ class track:
     def __repr__(self) -> str:
         peak = format_size(self.result.rss_peak_delta) if self.result else "running"
         return f"<track {self.label or 'block'!r}: {peak}>"
+
+
+def _where_note(figures: dict[str, object], mode: str | None) -> str:
+    """The capture's own note, or that nothing was held at the peak."""
+    note = str(figures.get("where_note") or "")
+    if mode is not None and not figures.get("peak_sites") and not note:
+        note = "no allocation was traced during the run: nothing to attribute"
+    return note

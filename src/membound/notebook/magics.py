@@ -3,7 +3,8 @@
 * ``%membound [options] statement`` and ``%%membound [options]`` — run the code in the kernel
   under :func:`membound.track`: peak RSS Δ, the heap peak with ``--heap`` (``--heap=memray``
   for memray's engine), duration and the growth verdict, with a chart where matplotlib is
-  installed. Options: ``--heap[=tracemalloc|memray]``, ``--label NAME``, ``--interval S``.
+  installed. Options: ``--heap[=tracemalloc|memray]``, ``--label NAME``, ``--interval S``,
+  ``--where[=native]`` (the lines that held the peak).
 * ``%%membound_compare [--repeat N] [--heap] [--timeout S]`` — the cell's variants, each opened
   by a line ``# --- name`` (lines before the first are setup), each run in a fresh process.
 * ``%membound_scale f --sizes 1000,10000,100000`` — how ``f(n)``'s peak grows with ``n``.
@@ -48,7 +49,12 @@ __all__ = ["MemboundMagics", "load_ipython_extension", "parse_leading_options"]
 _OPTION = re.compile(r"--(?P<name>[a-z][a-z-]*)(?:=(?P<value>\S+))?(?=\s|$)")
 
 #: Options of ``%membound``: name → whether it takes a value (None: an optional ``=value``).
-_RUN_OPTIONS: dict[str, bool | None] = {"heap": None, "label": True, "interval": True}
+_RUN_OPTIONS: dict[str, bool | None] = {
+    "heap": None,
+    "label": True,
+    "interval": True,
+    "where": None,
+}
 _HEAP_ENGINES = ("tracemalloc", "memray")
 
 IN_KERNEL_CAVEAT = (
@@ -111,6 +117,17 @@ def _heap_engine(options: dict[str, str | None]) -> bool | str:
     if engine not in _HEAP_ENGINES:
         raise UsageError(f"--heap={engine}: expected --heap, --heap=tracemalloc or --heap=memray")
     return engine
+
+
+def _where(options: dict[str, str | None]) -> bool | str:
+    if "where" not in options:
+        return False
+    mode = options["where"]
+    if mode is None:
+        return True
+    if mode not in ("python", "native"):
+        raise UsageError(f"--where={mode}: expected --where, --where=python or --where=native")
+    return mode
 
 
 def _interval(text: str | None) -> float:
@@ -192,10 +209,12 @@ class MemboundMagics(Magics):
         filename = self._ip.compile.cache(transformed, raw_code=code)
         return self._ip.compile(tree, filename, "exec")
 
-    def _run_in_kernel(self, code: str, label: str, heap: bool | str, interval: float) -> Any:
+    def _run_in_kernel(
+        self, code: str, label: str, heap: bool | str, interval: float, where: bool | str
+    ) -> Any:
         __tracebackhide__ = True  # the user's error shows the user's frames, not membound's
         compiled = self._compile(code)
-        tracker = track(label, heap=heap, interval=interval)  # type: ignore[arg-type]
+        tracker = track(label, heap=heap, interval=interval, where=where)  # type: ignore[arg-type]
         with tracker:
             exec(compiled, self._ip.user_global_ns, self._ip.user_ns)
         return tracker.result
@@ -205,7 +224,8 @@ class MemboundMagics(Magics):
         """Measure a statement (``%membound``) or the cell (``%%membound``) in the kernel.
 
         Options: ``--heap`` (tracemalloc) or ``--heap=memray``, ``--label NAME``,
-        ``--interval SECONDS`` (the timeline's sampling interval, default 0.01).
+        ``--interval SECONDS`` (the timeline's sampling interval, default 0.01), ``--where``
+        (the cell's lines that held the peak) or ``--where=native`` (native code too).
         """
         __tracebackhide__ = True
         options, statement = parse_leading_options(line, _RUN_OPTIONS)
@@ -217,14 +237,23 @@ class MemboundMagics(Magics):
         heap = _heap_engine(options)
         label = options.get("label") or ("cell" if cell is not None else statement[:60])
         interval = _interval(options.get("interval"))
+        where = _where(options)
         result: Measurement | None = _membound_errors(
-            lambda: self._run_in_kernel(code, label, heap, interval)
+            lambda: self._run_in_kernel(code, label, heap, interval, where)
         )
         return result
 
     @magic_arguments()
     @argument("--repeat", type=int, default=3, help="runs per variant (default 3)")
     @argument("--heap", action="store_true", help="also trace the Python heap")
+    @argument(
+        "--where",
+        nargs="?",
+        const="python",
+        default=None,
+        choices=("python", "native"),
+        help="also show the lines that held each variant's peak (native: native code too)",
+    )
     @argument("--timeout", type=float, default=None, help="seconds per run")
     @argument("--in-kernel", action="store_true", help="run in the kernel, not fresh processes")
     @cell_magic
@@ -242,11 +271,23 @@ class MemboundMagics(Magics):
                 scenarios: dict[str, Any] = {
                     v.name: _in_kernel_variant(self._ip, v.code) for v in variants
                 }
-                return compare(scenarios, repeat=args.repeat, isolate=False, heap=args.heap)
+                return compare(
+                    scenarios,
+                    repeat=args.repeat,
+                    isolate=False,
+                    heap=args.heap,
+                    where=args.where or False,
+                )
             shipped = ship_names(used_names(setup, *(v.code for v in variants)), self._ip.user_ns)
             with tempfile.TemporaryDirectory(prefix="membound-cell-") as tmp:
                 targets = write_scenarios(Path(tmp), setup, variants, shipped)
-                return compare(targets, repeat=args.repeat, heap=args.heap, timeout=args.timeout)
+                return compare(
+                    targets,
+                    repeat=args.repeat,
+                    heap=args.heap,
+                    timeout=args.timeout,
+                    where=args.where or False,
+                )
 
         result: Comparison = _membound_errors(run)
         if args.in_kernel:  # after the run: a caveat on figures, not on a refused input

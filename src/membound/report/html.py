@@ -26,7 +26,9 @@ from importlib import resources
 from string import Template
 from typing import IO
 
-from membound.report.sections import Result, Section, Table, describe
+from membound._units import format_size
+from membound.report.sections import Result, Section, Table, Where, describe, where_tables
+from membound.report.sites import PEAK_TITLE, Block, icicle, share_text
 
 __all__ = ["HtmlReporter", "fragment", "html"]
 
@@ -60,6 +62,77 @@ def _chart_html(result: Result, title: str) -> str:
     return f'<img src="data:image/png;base64,{data}" alt="{_text("chart: " + title)}">'
 
 
+#: The icicle graph's look: blocks laid out by the page's own CSS (flex rows), no script. Each
+#: block's width is its share of the block above it, set in its ``style`` attribute.
+ICICLE_STYLE = (
+    ".mb-icicle{margin:.6em 0;font-size:.8em;line-height:1.35;border:1px solid #ccc;padding:1px}"
+    ".mb-row{display:flex;flex-direction:row;width:100%}"
+    ".mb-node{flex:none;min-width:0;overflow:hidden;box-sizing:border-box}"
+    ".mb-block{box-sizing:border-box;overflow:hidden;white-space:nowrap;text-overflow:ellipsis;"
+    "padding:.1em .3em;border:1px solid #fff;background:#f3dcb5;color:#222}"
+    ".mb-node.python>.mb-block{background:#f0a860}"
+    ".mb-node.native>.mb-block{background:#8ec3e6}"
+    ".mb-node.other>.mb-block{background:#ddd;color:#555}"
+    ".mb-legend{color:#555;font-size:.85em;margin:.2em 0}"
+    ".mb-legend span{display:inline-block;width:.9em;height:.9em;margin:0 .25em 0 .8em;"
+    "vertical-align:middle;border:1px solid #ccc}"
+)
+
+
+def _block_html(block: Block, parent_bytes: int) -> str:
+    """One block and, beneath it, the blocks it called; its width is its bytes over the bytes
+    of the block above it."""
+    width = 100 * block.bytes / parent_bytes
+    figures = f"{format_size(block.bytes)}, {share_text(block.share)}"
+    tip = f"{block.label}\n{figures} of the traced memory"
+    below = "".join(_block_html(child, block.bytes) for child in block.children)
+    return (
+        f'<div class="mb-node {block.kind}" style="width:{width:.4f}%" '
+        f'data-bytes="{block.bytes}" title="{_text(tip)}">'
+        f'<div class="mb-block">{block.label} · {figures}</div>'
+        + (f'<div class="mb-row">{below}</div>' if below else "")
+        + "</div>"
+    )
+
+
+def _icicle_html(where: Where) -> str:
+    """The icicle graph of the peak: the outermost user frames on top, each block as wide as the
+    memory held beneath it, down to the lines that held it. Plain HTML and CSS: it draws offline,
+    in a notebook and in a mail client alike."""
+    top = icicle(where.peak)
+    total = sum(block.bytes for block in top)
+    if not total:
+        return ""
+    blocks = "".join(_block_html(block, total) for block in top)
+    legend = (
+        '<p class="mb-legend">Widths: bytes held at the peak.'
+        '<span style="background:#f0a860"></span>a Python line'
+        '<span style="background:#8ec3e6"></span>native code'
+        '<span style="background:#f3dcb5"></span>a caller'
+        '<span style="background:#ddd"></span>the rest</p>'
+    )
+    label = _text(f"{PEAK_TITLE}: icicle graph")
+    return (
+        f'<div class="mb-icicle" role="group" aria-label="{label}">'
+        f'<div class="mb-row">{blocks}</div></div>\n{legend}'
+    )
+
+
+def _where_html(where: Where | None) -> list[str]:
+    """The sites under the verdict: the icicle graph of the peak, the tables, how they were
+    captured."""
+    if where is None:
+        return []
+    parts = []
+    for i, (title, table) in enumerate(where_tables(where)):
+        parts.append(f"<h3>{_text(title)}</h3>")
+        if i == 0 and where.peak:
+            parts.append(_icicle_html(where))
+        parts.append(_table_html(table))
+    parts += [f'<p class="note">{_text(line)}</p>' for line in where.lines]
+    return [p for p in parts if p]
+
+
 def _section_html(index: int, section: Section, chart_html: str) -> str:
     mood = f" {section.mood}" if section.mood else ""
     parts = [
@@ -67,6 +140,7 @@ def _section_html(index: int, section: Section, chart_html: str) -> str:
         f'<h2>{_text(section.title)}<span class="kind">{_text(section.kind)}</span></h2>',
         f'<p class="verdict{mood}"><strong>{_text(section.verdict)}</strong></p>',
         *(f"<p>{_text(line)}</p>" for line in section.lines),
+        *_where_html(section.where),
         *(_table_html(t) for t in section.tables),
         *(f'<p class="note">{_text(note)}</p>' for note in section.notes),
         chart_html,
@@ -86,6 +160,7 @@ _FRAGMENT_STYLE = (
     ".membound-result .verdict.good strong{color:#060}"
     ".membound-result .note{color:#555;font-size:.9em}"
     ".membound-result img{max-width:100%;height:auto}"
+    ".membound-result h3{font-size:1em;margin:.8em 0 .2em}" + ICICLE_STYLE
 )
 
 
@@ -165,7 +240,11 @@ class HtmlReporter:
         )
         outfile.write(
             _page_template().substitute(
-                title=_text(self.title), version=_text(__version__), nav=nav, sections=body
+                title=_text(self.title),
+                version=_text(__version__),
+                nav=nav,
+                sections=body,
+                icicle_style=ICICLE_STYLE,
             )
         )
 

@@ -7,6 +7,7 @@ from typing import IO
 from membound._units import SIZE_CONVENTION
 from membound.report.sections import (
     Table,
+    Where,
     comparison_note,
     comparison_table,
     complexity_note,
@@ -17,16 +18,20 @@ from membound.report.sections import (
     leak_types_table,
     leak_verdict,
     measurement_table,
+    where_tables,
 )
-from membound.results import Comparison, Complexity, LeakReport, Measurement, Result
+from membound.results import Comparison, Complexity, Holder, LeakReport, Measurement, Result
 
 __all__ = [
     "MarkdownReporter",
+    "holder_added_at",
+    "leak_holders_with_callers",
     "render_comparison",
     "render_complexity",
     "render_leaks",
     "render_measurement",
     "table_lines",
+    "where_lines",
 ]
 
 
@@ -37,9 +42,24 @@ def table_lines(t: Table) -> list[str]:
     return lines
 
 
+def where_lines(where: Where | None) -> list[str]:
+    """The sites as Markdown: each table under its bold heading, then how they were captured;
+    no lines for None."""
+    if where is None:
+        return []
+    lines: list[str] = []
+    for title, table in where_tables(where):
+        lines += [f"**{title}**", "", *table_lines(table), ""]
+    if where.lines:
+        lines += [" ".join(where.lines), ""]
+    return lines
+
+
 def render_measurement(m: Measurement) -> str:
-    """A two-column Markdown table of one measurement."""
-    lines = table_lines(measurement_table(m))
+    """A two-column Markdown table of one measurement, after its sites when it has any (the
+    order of every renderer: where the memory was, then the figures)."""
+    lines = where_lines(Where.of(m))
+    lines += table_lines(measurement_table(m))
     lines.append("")
     lines.append(f"Sizes: {SIZE_CONVENTION}.")
     return "\n".join(lines) + "\n"
@@ -67,11 +87,34 @@ def render_complexity(c: Complexity) -> str:
     return "\n".join(lines) + "\n"
 
 
+def holder_added_at(h: Holder) -> str:
+    """Where a holder is added to: ``file:line``, and when that statement is not the measured
+    function's own, the function it is in and the user's line that called it
+    (``lib.py:12 in on ← called from app.py:40``); ``-`` when it was not seen adding."""
+    if h.file is None:
+        return "-"
+    text = f"{h.file}:{h.line}"
+    if h.caller is not None and h.caller != text:
+        text += (f" in {h.function}" if h.function else "") + f" ← called from {h.caller}"
+    return text
+
+
+def leak_holders_with_callers(r: LeakReport) -> Table:
+    """The holders table, its "added at" cells naming the caller (:func:`holder_added_at`)."""
+    table = leak_holders_table(r)
+    at = table.head.index("added at")
+    rows = tuple(
+        (*row[:at], holder_added_at(h), *row[at + 1 :])
+        for row, h in zip(table.rows, r.holders, strict=True)
+    )
+    return Table(table.head, rows)
+
+
 def render_leaks(r: LeakReport) -> str:
-    """The verdict, then the allocation sites, types and reference chain."""
+    """The verdict, then the holders, allocation sites, types and reference chain."""
     verdict, _ = leak_verdict(r)
     lines = [f"**{r.label}: {verdict}** — {r.explanation}", ""]
-    for table in (leak_holders_table(r), leak_sites_table(r), leak_types_table(r)):
+    for table in (leak_holders_with_callers(r), leak_sites_table(r), leak_types_table(r)):
         if table.rows:
             lines += [*table_lines(table), ""]
     if r.chain:

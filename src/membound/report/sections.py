@@ -9,6 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from membound._units import SIZE_CONVENTION, format_size
+from membound.report.sites import (
+    END_ROWS,
+    END_TITLE,
+    PEAK_TITLE,
+    SITE_HEAD,
+    Where,
+    site_cells,
+    top_sites,
+)
 from membound.results import Comparison, Complexity, LeakReport, Measurement, Result, Spread
 
 __all__ = [
@@ -17,6 +26,7 @@ __all__ = [
     "Result",
     "Section",
     "Table",
+    "Where",
     "comparison_note",
     "comparison_table",
     "complexity_note",
@@ -29,6 +39,7 @@ __all__ = [
     "leak_types_table",
     "leak_verdict",
     "measurement_table",
+    "where_tables",
 ]
 
 
@@ -57,6 +68,18 @@ def _spread_s(s: Spread) -> str:
     if s.low == s.high:
         return f"{s.median:.2f} s"
     return f"{s.median:.2f} s ({s.low:.2f} – {s.high:.2f})"
+
+
+def where_tables(where: Where) -> tuple[tuple[str, Table], ...]:
+    """The sites tables with their headings: at the peak, then (when the capture has them) the
+    largest still held at the end. Empty when no site was captured."""
+    out = []
+    if where.peak:
+        out.append((PEAK_TITLE, Table(SITE_HEAD, tuple(site_cells(s) for s in where.peak))))
+    if where.end:
+        end = top_sites(where.end, END_ROWS)
+        out.append((END_TITLE, Table(SITE_HEAD, tuple(site_cells(s) for s in end))))
+    return tuple(out)
 
 
 def measurement_table(m: Measurement) -> Table:
@@ -240,6 +263,9 @@ class Section:
     """The figures."""
     notes: tuple[str, ...]
     """How the figures were obtained."""
+    where: Where | None = None
+    """Where the memory was (a measurement's sites), shown under the verdict; None when the
+    result has no sites to speak of."""
 
 
 def _measurement(m: Measurement) -> Section:
@@ -256,6 +282,7 @@ def _measurement(m: Measurement) -> Section:
         lines,
         (measurement_table(m),),
         (f"Sizes: {SIZE_CONVENTION}.",),
+        Where.of(m),
     )
 
 

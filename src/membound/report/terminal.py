@@ -9,12 +9,23 @@ reads the same wherever it is shown.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from rich.console import Group, RenderableType
 from rich.table import Table as RichTable
 from rich.text import Text
 
-from membound.report.markdown import table_lines
-from membound.report.sections import Result, Section, Table, describe
+from membound.report.markdown import leak_holders_with_callers, table_lines
+from membound.report.sections import (
+    Result,
+    Section,
+    Table,
+    Where,
+    describe,
+    leak_holders_table,
+    where_tables,
+)
+from membound.results import LeakReport
 
 __all__ = [
     "labelled_lines",
@@ -47,14 +58,39 @@ def section_renderable(section: Section) -> RenderableType:
         Text.assemble((section.title, "bold"), ": ", (section.verdict, style))
     ]
     parts += [Text(line) for line in section.lines]
+    if section.where is not None:
+        parts += _where_renderables(section.where)
     parts += [rich_table(t) for t in section.tables]
     parts += [Text(note, style="dim") for note in section.notes]
     return Group(*parts)
 
 
+def _where_renderables(where: Where) -> list[RenderableType]:
+    """The sites under the verdict: a titled table at the peak (and at the end), then how they
+    were captured, dimmed."""
+    parts: list[RenderableType] = []
+    for title, table in where_tables(where):
+        shown = rich_table(table, title=title)
+        shown.title_justify = "left"
+        parts.append(shown)
+    parts += [Text(line, style="dim") for line in where.lines]
+    return parts
+
+
 def renderable(result: Result) -> RenderableType:
     """What the CLI prints for ``result``."""
-    return section_renderable(describe(result))
+    return section_renderable(_described(result))
+
+
+def _described(result: Result) -> Section:
+    """``describe(result)``; for a leak report, the holders' "added at" cells also name the
+    user's line that called the adding statement when it is in a helper or a library."""
+    section = describe(result)
+    if not isinstance(result, LeakReport) or not result.holders:
+        return section
+    plain = leak_holders_table(result)
+    tables = tuple(leak_holders_with_callers(result) if t == plain else t for t in section.tables)
+    return replace(section, tables=tables)
 
 
 def _numeric(cells: tuple[str, ...]) -> bool:
@@ -73,6 +109,11 @@ def section_text(section: Section) -> str:
     """A section as plain text for a pipe or a file: lines stay whole (no wrapping at a guessed
     width), tables are Markdown-style rows."""
     lines = [f"{section.title}: {section.verdict}", *section.lines]
+    if section.where is not None:
+        for title, table in where_tables(section.where):
+            lines += ["", title, *table_lines(table)]
+        if section.where.lines:
+            lines += ["", *section.where.lines]
     for table in section.tables:
         lines += ["", *table_lines(table)]
     if section.notes:
@@ -82,7 +123,7 @@ def section_text(section: Section) -> str:
 
 def result_text(result: Result) -> str:
     """What the CLI prints for ``result`` when stdout is not a terminal."""
-    return section_text(describe(result))
+    return section_text(_described(result))
 
 
 def plain_lines(table: Table, *, indent: str = "") -> list[str]:

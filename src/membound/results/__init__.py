@@ -12,6 +12,7 @@ from membound.results.complexity import Complexity, ComplexityPoint
 from membound.results.growth import Growth, GrowthPattern, classify, theil_sen
 from membound.results.leaks import Holder, LeakReport, LeakRound, Site, TypeGrowth
 from membound.results.measurement import Kind, Measurement, Outcome
+from membound.results.sites import PeakSite
 from membound.results.timeline import Timeline
 
 #: Any result membound produces (what reports render and JSON files hold).
@@ -29,6 +30,7 @@ __all__ = [
     "LeakRound",
     "Measurement",
     "Outcome",
+    "PeakSite",
     "Result",
     "ScenarioStats",
     "Site",

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from membound.results.sites import PeakSite, sites_from_dicts, sites_to_dicts
 from membound.results.timeline import Timeline
 
 __all__ = ["Comparison", "ScenarioStats", "Spread"]
@@ -59,6 +60,11 @@ class ScenarioStats:
     heap_overhead: Spread | None = None
     """tracemalloc's own memory (inside the RSS figures), bytes; None unless the heap was
     traced."""
+    peak_sites: tuple[PeakSite, ...] = field(default=(), compare=False)
+    """Where the memory was at the peak of the run whose peak was the median (empty unless
+    ``where`` was asked for)."""
+    where_note: str = ""
+    """What those sites do not cover (see ``Measurement.where_note``)."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +98,8 @@ class Comparison:
                     v = {"median": v.median, "low": v.low, "high": v.high}
                 elif isinstance(v, Timeline):
                     v = v.to_dict()
+                elif f.name == "peak_sites":
+                    v = sites_to_dicts(v)
                 d[f.name] = v
             rows.append(d)
         return {"rows": rows, "repeat": self.repeat, "isolated": self.isolated, "heap": self.heap}
@@ -106,6 +114,7 @@ class Comparison:
                 if kw.get(key) is not None:
                     kw[key] = Spread(**kw[key])
             kw["timeline"] = Timeline.from_dict(kw["timeline"])
+            kw["peak_sites"] = sites_from_dicts(kw.get("peak_sites"))
             rows.append(ScenarioStats(**kw))
         return cls(tuple(rows), int(data["repeat"]), bool(data["isolated"]), bool(data["heap"]))
 

@@ -1,4 +1,4 @@
-"""Growth over time: is a timeline flat, a sawtooth, a ramp, a leak or a spike?
+"""Growth over time: is a timeline flat, a sawtooth, a ramp, a leak, a spike, or memory retained?
 
 A pure function of numbers (no measuring here), so that measure can attach a ``Growth`` to each
 ``Measurement`` and tests can feed synthetic timelines.
@@ -7,10 +7,21 @@ The decision, with ``tol`` the tolerance (default: the larger of 1 MiB and 2 % o
 
 - ``flat``: the whole range (max - min) is within ``tol``.
 - ``leak``: the level at the end is above the start by more than ``tol``, the robust slope of
-  the last quarter still adds more than ``tol / 2`` over that quarter, *and* the run ends near its
-  highest level: still growing when it ended (a rise that fell back at the end is no leak).
-- ``ramp``: the end is above the start by more than ``tol`` but the last quarter holds
-  (grows, then holds: the "hockey stick" of load-everything-then-work).
+  the last quarter still adds more than ``tol / 2`` over that quarter, the run ends near its
+  highest level, *and* it had already risen before its last quarter (the rise it ended on began
+  earlier): still growing when it ended, across the run (a rise that fell back at the end is no
+  leak, nor is one build that the run ended on).
+- ``retained``: the end is above the start by more than ``tol`` and holds most of the rise (the
+  end is within the larger of ``tol`` and a tenth of the rise of the peak), and either the last
+  quarter holds (rose in one or a few steps, or in a ramp that levelled off) or the whole rise
+  came within the last quarter, after a level start (one build the run ended on). A one-shot
+  block that builds something and keeps it (a notebook cell loading a DataFrame,
+  ``data = bytearray(200_000_000)`` kept to the end): worded ``+190.7 MiB held at the end``,
+  never "leak", which belongs to leak hunts and timelines that keep rising. With fewer than ten
+  samples the shape is not judged, but the headline figures (``anchors``) still decide
+  ``retained`` when the end holds most of the peak's rise.
+- ``ramp``: the end is above the start by more than ``tol`` but fell part of the way back from
+  the peak (grew, then gave part back: what survives of a load-everything-then-work).
 - ``sawtooth``: two or more rise-and-fall cycles whose troughs stay level (checked first: where
   the last cycle happens to stop says nothing); rising troughs make it a ``leak``.
 - ``spike``: ends near where it started, with one rise and fall; also when the samples stayed
@@ -38,7 +49,7 @@ from membound.results.timeline import Timeline
 
 __all__ = ["Anchors", "Growth", "GrowthPattern", "classify", "theil_sen"]
 
-GrowthPattern = Literal["flat", "sawtooth", "ramp", "leak", "spike"]
+GrowthPattern = Literal["flat", "sawtooth", "ramp", "leak", "spike", "retained"]
 
 _MAX_SLOPE_POINTS = 200
 _MIN_TOLERANCE = 1 << 20
@@ -46,6 +57,12 @@ _MIN_SAMPLES = 10
 _EDGE = 3
 #: Python allocator blocks over the start that still count as "about as many as at the start".
 _FEW_BLOCKS = 1000
+#: The end "holds most of the rise" when it is within this fraction of the rise (or within the
+#: tolerance) of the peak.
+_HELD_SHARE = 0.1
+#: A rise counts as begun once the level is this fraction of the rise (or half the tolerance)
+#: over the start.
+_RISE_BEGUN = 0.1
 
 
 @dataclass(frozen=True)
@@ -88,7 +105,7 @@ class Growth:
     """The verdict on how memory moved over a run."""
 
     pattern: GrowthPattern
-    """One of ``flat``, ``sawtooth``, ``ramp``, ``leak``, ``spike``."""
+    """One of ``flat``, ``sawtooth``, ``ramp``, ``leak``, ``spike``, ``retained``."""
     slope_bytes_per_s: float
     """Robust (Theil–Sen) slope of the whole timeline, bytes per second."""
     slope_bytes_per_step: float
@@ -102,13 +119,15 @@ class Growth:
     explanation: str
     """One line a person can read."""
     samples: int = -1
-    """Points the verdict was drawn from (-1: not recorded). Under ten, nothing is judged and
-    the pattern is ``flat`` only by default."""
+    """Points the verdict was drawn from (-1: not recorded). Under ten, the shape is not judged:
+    the pattern is ``flat`` by default, or ``retained`` when the run's headline figures show it
+    held most of its rise at the end."""
 
     @property
     def judged(self) -> bool:
-        """False when the timeline was too short to judge (the pattern is then a default)."""
-        return self.samples < 0 or self.samples >= _MIN_SAMPLES
+        """False when the timeline was too short to judge (the pattern is then a default);
+        ``retained`` is drawn from the headline figures, whatever the number of samples."""
+        return self.samples < 0 or self.samples >= _MIN_SAMPLES or self.pattern == "retained"
 
     @property
     def label(self) -> str:
@@ -228,6 +247,21 @@ class _Shape:
         a = self.anchors
         return a.end - a.start if a is not None else self.end_level - self.start_level
 
+    def rise(self) -> float:
+        """The peak over the start: the headline figures when known (the first sample can come
+        after the run's first allocation), else the samples."""
+        a = self.anchors
+        return a.peak - a.start if a is not None else self.hi - self.start_level
+
+    def holds(self) -> bool:
+        """The end still holds most of the rise to the peak."""
+        return _holds(self.net(), self.rise(), self.tol)
+
+    def held(self) -> str:
+        """What the run held at its end, over its start."""
+        sampled = "" if self.anchors is not None else " (sampled)"
+        return f"{format_size(self.net(), signed=True)} held at the end{sampled}"
+
     def ends_high(self) -> bool:
         """Still at (or within the tolerance of) its highest when the run ended: the headline
         end against the headline peak when known, else the last samples against the highest.
@@ -243,35 +277,71 @@ class _Shape:
         return a is not None and a.peak - self.hi > self.tol
 
     def retained(self) -> str:
-        """Why RSS stayed up at the end, when the figures say; else an empty string."""
+        """Why RSS stayed up at the end, when the figures say; else an empty string.
+
+        About as many allocator blocks as at the start means either that the objects made were
+        freed or that a few large ones (a buffer, an array) hold the memory: the block count
+        cannot tell which, so the words name both unless ``malloc_trim`` settled it."""
         a = self.anchors
         if a is None or a.end - a.start <= self.tol:
             return ""
         held = a.end - a.start
-        freed = a.blocks_delta is not None and a.blocks_delta <= _FEW_BLOCKS
+        few = a.blocks_delta is not None and a.blocks_delta <= _FEW_BLOCKS
         parts = []
-        if freed:
+        if few:
             parts.append(
-                f"the Python objects made were freed (Python's allocator held "
-                f"{a.blocks_delta:+,} blocks over its start)"
+                f"Python's allocator held {a.blocks_delta:+,} blocks over its start: the objects "
+                "made were freed, or a few large ones hold it"
             )
         trim = "gc.collect() and malloc_trim(0), what release_memory() does,"
         if a.released is not None:
             given = max(0.0, a.end - a.released)
             if given > max(self.tol, held / 2):
                 parts.append(f"{trim} gave back {format_size(given)}: the allocator had kept it")
-            elif freed:
+            elif few:
                 parts.append(
-                    f"{trim} gave back only {format_size(given)}: the rest is free space in "
-                    "partly used allocator pages"
+                    f"{trim} gave back only {format_size(given)}: live large objects or free "
+                    "space in partly used allocator pages hold the rest"
                 )
             else:
                 parts.append(
                     f"{trim} gave back only {format_size(given)}: its pages still hold live objects"
                 )
-        elif freed:
-            parts.append("the allocator kept their pages (release_memory() may give them back)")
+        elif few:
+            parts.append("if they were freed, release_memory() may give their pages back")
         return "".join(f"; {p}" for p in parts)
+
+
+def _holds(net: float, rise: float, tol: float) -> bool:
+    """The end (``net`` over the start) still holds most of ``rise``, the peak over the start:
+    within the larger of ``tol`` and a tenth of the rise."""
+    return net > tol and net >= rise - max(tol, _HELD_SHARE * rise)
+
+
+def _smoothed(values: Sequence[float]) -> list[float]:
+    """Each value replaced by the median of it and its neighbours (one outlier is not a level)."""
+    return [statistics.median(values[max(0, i - 1) : i + 2]) for i in range(len(values))]
+
+
+def _rise_began(values: Sequence[float], times: Sequence[float], shape: _Shape) -> float:
+    """When the rise the run ended on began: the last time the level was still near its start
+    (within the larger of half the tolerance and a tenth of the rise), else the first sample."""
+    rise = max(0.0, shape.end_level - shape.start_level)
+    near = shape.start_level + max(shape.tol / 2, _RISE_BEGUN * rise)
+    smooth = _smoothed(values)
+    for i in range(len(values) - 1, -1, -1):
+        if smooth[i] <= near:
+            return times[i]
+    return times[0]
+
+
+def _level_since(values: Sequence[float], times: Sequence[float], shape: _Shape) -> float:
+    """Since when the level has stayed near where it ended (within the tolerance)."""
+    smooth = _smoothed(values)
+    for i in range(len(values) - 1, -1, -1):
+        if abs(smooth[i] - shape.end_level) > shape.tol:
+            return times[min(i + 1, len(times) - 1)]
+    return times[0]
 
 
 def classify(
@@ -291,12 +361,7 @@ def classify(
     times = list(timeline.times)
     n = len(values)
     if n < _MIN_SAMPLES:
-        tol = float(tolerance if tolerance is not None else _MIN_TOLERANCE)
-        text = f"flat: too few samples ({n}) to judge growth"
-        if anchors is not None:
-            rise = format_size(anchors.peak - anchors.start, signed=True)
-            text += f"; {rise} at its peak ({anchors.peak_source})"
-        return Growth("flat", 0.0, 0.0, 0.0, tol, 0.0, text, n)
+        return _too_short(timeline, tolerance, anchors)
     lo, hi = min(timeline.lows), max(timeline.highs)
     rng = hi - lo
     tol = float(
@@ -319,7 +384,8 @@ def classify(
     tail_t, tail_v = times[tail_from:], values[tail_from:]
     tail_slope = theil_sen(tail_t, tail_v)
     tail_rise = tail_slope * (tail_t[-1] - tail_t[0]) if len(tail_t) > 1 else 0.0
-    pattern, text = _decide(shape, values, lo, rng, tail_slope, tail_rise, slope_t, times)
+    tail = _Tail(tail_t[0], tail_slope, tail_rise)
+    pattern, text = _decide(shape, values, times, lo, rng, tail, slope_t)
     return Growth(
         pattern,
         slope_t,
@@ -332,15 +398,61 @@ def classify(
     )
 
 
+def _too_short(timeline: Timeline, tolerance: float | None, anchors: Anchors | None) -> Growth:
+    """The verdict on fewer than ``_MIN_SAMPLES`` samples: no shape is judged. ``retained`` when
+    the headline figures show the end holding most of the peak's rise (a block that is one
+    allocation lasts a few samples), else ``flat`` by default."""
+    n = len(timeline)
+    tol = float(tolerance if tolerance is not None else _MIN_TOLERANCE)
+    text = f"flat: too few samples ({n}) to judge growth"
+    if anchors is None:
+        return Growth("flat", 0.0, 0.0, 0.0, tol, 0.0, text, n)
+    rise = anchors.peak - anchors.start
+    peak = f"{format_size(rise, signed=True)} at its peak ({anchors.peak_source})"
+    held = anchors.end - anchors.start
+    # The tolerance the full verdict would use: 2 % of the level, at least 1 MiB.
+    level = statistics.median(timeline.values) if n else anchors.end
+    held_tol = tol if tolerance is not None else max(tol, 0.02 * level)
+    if not _holds(held, rise, held_tol):
+        return Growth("flat", 0.0, 0.0, 0.0, tol, 0.0, f"{text}; {peak}", n)
+    return Growth(
+        "retained",
+        0.0,
+        0.0,
+        max(timeline.highs) - min(timeline.lows) if n else 0.0,
+        held_tol,
+        0.0,
+        f"retained: {format_size(held, signed=True)} held at the end; {peak}; too few samples "
+        f"({n}) to judge the shape (tolerance {format_size(held_tol)})",
+        n,
+    )
+
+
+def _seconds(span: float) -> str:
+    """A duration for a sentence: hundredths under ten seconds, whole seconds above."""
+    return f"{span:.2f} s" if span < 10 else f"{span:.0f} s"
+
+
+@dataclass(frozen=True)
+class _Tail:
+    """The last quarter of the run."""
+
+    start: float
+    """Time of its first sample."""
+    slope: float
+    """Its robust slope, bytes per second."""
+    rise: float
+    """What that slope adds over the quarter, bytes."""
+
+
 def _decide(
     shape: _Shape,
     values: Sequence[float],
+    times: Sequence[float],
     lo: float,
     rng: float,
-    tail_slope: float,
-    tail_rise: float,
+    tail: _Tail,
     slope_t: float,
-    times: Sequence[float],
 ) -> tuple[GrowthPattern, str]:
     """The pattern, in the order of the module docstring, and its words."""
     tol, net = shape.tol, shape.net()
@@ -352,16 +464,29 @@ def _decide(
     cycles = _cycles(values, lo, shape.hi, tol)
     if cycles is not None:
         return cycles[0], f"{cycles[1]}; {shape.peak()}"
-    ends_high = shape.ends_high()
-    if net > tol and tail_rise > tol / 2 and ends_high:
-        return "leak", (
-            f"still growing when it ended: {shape.end()}, "
-            f"{format_size(tail_slope, signed=True)}/s over the last quarter "
-            f"({format_size(slope_t, signed=True)}/s overall); {shape.peak()}"
+    rising = tail.rise > tol / 2
+    if net > tol and rising and shape.ends_high():
+        began = _rise_began(values, times, shape)
+        if began < tail.start:
+            return "leak", (
+                f"still growing when it ended: {shape.end()}, "
+                f"{format_size(tail.slope, signed=True)}/s over the last quarter "
+                f"({format_size(slope_t, signed=True)}/s overall); {shape.peak()}"
+            )
+        # Level until its last quarter, then one rise the run ended on: one build, kept.
+        how = (
+            f"the rise came in the last {_seconds(times[-1] - began)} of the "
+            f"{_seconds(times[-1] - times[0])} run, up to its end"
         )
+        return "retained", f"{shape.held()}, {how}; {shape.peak()}{shape.retained()}"
+    if net > tol and not rising and shape.holds():
+        since = _level_since(values, times, shape)
+        how = f"level for its last {_seconds(times[-1] - since)}"
+        return "retained", f"{shape.held()}, {how}; {shape.peak()}{shape.retained()}"
     if net > tol:
-        then = "held" if ends_high else "fell part of the way back"
-        return "ramp", f"rose {shape.peak()}, then {then}: {shape.end()}{shape.retained()}"
-    if shape.hi - shape.start_level > tol or shape.kernel_saw_more():
+        return "ramp", (
+            f"rose {shape.peak()}, then fell part of the way back: {shape.end()}{shape.retained()}"
+        )
+    if shape.rise() > tol or shape.kernel_saw_more():
         return "spike", f"rose {shape.peak()}, then returned near its start: {shape.end()}"
     return "flat", f"no growth: it fell {format_size(-net)} from its start; {shape.peak()}"

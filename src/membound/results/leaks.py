@@ -46,6 +46,17 @@ class Holder:
     """Entries held at the end."""
     capacity: int | None = None
     """Its bound (``maxsize``, ``maxlen``, ``__membound_bound__``), or None when unbounded."""
+    function: str | None = None
+    """The function the adding statement is in (None when it was not seen adding)."""
+    trace: tuple[str, ...] = ()
+    """The frames that led to the adding statement, innermost (the statement) first, as
+    ``file:line``; a few at most, none of membound's own."""
+    caller: str | None = None
+    """``file:line`` of the user's line that led to the adding statement when that statement is
+    not in the measured function's own frame (a helper's ``self.listeners.append(fn)``, an
+    emitter in a library): the nearest frame outside the adding function that is not in the
+    standard library, site-packages or membound, such as the ``bus.on(handler)`` never undone.
+    None when the statement is the target's own, or no user frame led there."""
 
 
 @dataclass(frozen=True)
@@ -150,7 +161,9 @@ class LeakReport:
         """Inverse of :meth:`to_dict`."""
         kw = dict(data)
         kw["sites"] = tuple(Site(**{**s, "trace": tuple(s["trace"])}) for s in kw["sites"])
-        kw["holders"] = tuple(Holder(**h) for h in kw.get("holders", ()))
+        kw["holders"] = tuple(
+            Holder(**{**h, "trace": tuple(h.get("trace", ()))}) for h in kw.get("holders", ())
+        )
         kw["types"] = tuple(TypeGrowth(**t) for t in kw["types"])
         kw["rounds"] = tuple(LeakRound(**r) for r in kw["rounds"])
         kw["chain"] = tuple(kw["chain"])

@@ -6,6 +6,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Literal
 
 from membound.results.growth import Anchors, Growth
+from membound.results.sites import PeakSite, sites_from_dicts
 from membound.results.timeline import Timeline
 
 __all__ = ["Kind", "Measurement", "Outcome"]
@@ -79,6 +80,19 @@ class Measurement:
     """Which engine measured ``heap_current``/``heap_peak``: tracemalloc (Python allocations
     only) or memray (Python allocators and native allocations: C extensions' malloc and mmap
     count too, DESIGN §5.2). None unless heap tracing was on."""
+    peak_sites: tuple[PeakSite, ...] = ()
+    """Where the memory was at the high-water mark: the largest sites grouped by the user's
+    stack, largest first (ten at most, then an ``other`` remainder). Empty unless ``where`` was
+    asked for; at a limit stop, the last capture before the stop (``where_note`` says when none
+    arrived)."""
+    end_sites: tuple[PeakSite, ...] = ()
+    """What was still held when the run ended, the same way: the basis of a "retained" answer."""
+    where_source: str | None = None
+    """How the sites were captured (memray's high-water mark, tracemalloc polled, …); None
+    unless ``where`` was asked for."""
+    where_note: str = ""
+    """Anything the sites do not cover, in words (no capture arrived before a kill, the run
+    allocated nothing, only the top process of a tree was traced, …)."""
 
     @property
     def anchors(self) -> Anchors:
@@ -119,7 +133,10 @@ class Measurement:
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            out[f.name] = value.to_dict() if hasattr(value, "to_dict") else value
+            if isinstance(value, tuple) and f.name.endswith("_sites"):
+                out[f.name] = [site.to_dict() for site in value]
+            else:
+                out[f.name] = value.to_dict() if hasattr(value, "to_dict") else value
         return out
 
     @classmethod
@@ -129,6 +146,8 @@ class Measurement:
         kwargs = {k: v for k, v in data.items() if k in known}
         kwargs["timeline"] = Timeline.from_dict(data["timeline"])
         kwargs["growth"] = Growth.from_dict(data["growth"])
+        kwargs["peak_sites"] = sites_from_dicts(data.get("peak_sites"))
+        kwargs["end_sites"] = sites_from_dicts(data.get("end_sites"))
         return cls(**kwargs)
 
     def to_markdown(self) -> str:

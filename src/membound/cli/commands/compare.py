@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Literal
 
 import click
 
@@ -23,6 +24,15 @@ from membound.measure.scenarios import load_scenarios
 @click.option("--cmd", "cmds", multiple=True, help="A command to compare (repeatable).")
 @click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--heap", is_flag=True, help="Also trace the Python heap (slower).")
+@click.option(
+    "--where",
+    type=click.Choice(["python", "native"]),
+    is_flag=False,
+    flag_value="python",
+    default=None,
+    help="Also show which lines held each scenario's peak (its median run); --where=native "
+    "names native code too (memray).",
+)
 @timeout_option(DEFAULT_TIMEOUT, "each run")
 @output_options
 def command(
@@ -30,6 +40,7 @@ def command(
     cmds: tuple[str, ...],
     repeat: int,
     heap: bool,
+    where: Literal["python", "native"] | None,
     timeout: float | None,
     json_path: str | None,
     markdown: bool,
@@ -51,6 +62,7 @@ def command(
                 heap=heap,
                 timeout=timeout,
                 on_run=lambda n, i: advance(f"{n} (run {i + 1})"),
+                where=where or False,
             )
     except KeyboardInterrupt as stop:
         keep_partial(stop, json_path=json_path, markdown=markdown, plot_path=plot_path)

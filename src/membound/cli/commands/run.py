@@ -37,6 +37,15 @@ def _interval(ctx: click.Context, param: click.Parameter, value: float) -> float
     "counts native allocations too (the memray extra).",
 )
 @click.option(
+    "--where",
+    type=click.Choice(["python", "native"]),
+    is_flag=False,
+    flag_value="python",
+    default=None,
+    help="For Python commands: also show which lines held the memory at the peak and at the "
+    "end; --where=native names native code too (memray in the command's interpreter).",
+)
+@click.option(
     "--interval",
     type=float,
     default=0.01,
@@ -51,6 +60,7 @@ def command(
     limit: str | None,
     timeout: float | None,
     heap: Literal["tracemalloc", "memray"] | None,
+    where: Literal["python", "native"] | None,
     interval: float,
     json_path: str | None,
     markdown: bool,
@@ -69,6 +79,7 @@ def command(
             interval=interval,
             heap=heap or False,
             on_progress=on_progress,
+            where=where or False,
         )
     emit(result, json_path=json_path, markdown=markdown, plot_path=plot_path)
     if not result.ok:

@@ -17,6 +17,7 @@ from membound.report.sections import (
 )
 from membound.report.terminal import labelled_lines
 from membound.results import Complexity, LeakReport
+from membound.results.sites import short_path, short_path_line
 
 __all__ = ["complexity_text", "fail", "leak_text", "limit_text"]
 
@@ -51,11 +52,29 @@ def leak_text(report: LeakReport) -> str:
 
 
 def limit_text(peak: BlockPeak, limit: int) -> str:
-    """A test's peak over its limit, with the peak's source."""
-    return (
+    """A test's peak over its limit, with the peak's source and the lines that held it (or
+    how to get them)."""
+    lines = [
         f"limit_memory: the test's {peak.kind} peak was {format_size(peak.bytes)} "
         f"({peak.source}), over its limit of {format_size(limit)} ({limit:,} bytes)"
-    )
+    ]
+    if peak.sites:
+        lines.append("  held at the peak (traced allocations):")
+        for site in peak.sites[:_MOST]:
+            if site.kind == "other":
+                where = site.function
+            else:
+                where = f"{short_path(site.file)}:{site.line} in {site.function}"
+                if site.native_symbol:
+                    where += f" ({site.native_symbol}, native)"
+                if site.caller:
+                    where += f"  ← {short_path_line(site.caller)}"
+            lines.append(f"  {site.share * 100:5.1f} %  {format_size(site.bytes):>10}  {where}")
+    elif peak.where_note:
+        lines.append(f"  lines: {peak.where_note}")
+    else:
+        lines.append("  install memray (pip install 'membound[memray]') to see the lines")
+    return "\n".join(lines)
 
 
 def complexity_text(expected: str, result: Complexity) -> str:

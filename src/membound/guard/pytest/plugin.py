@@ -33,6 +33,8 @@ from membound.guard.pytest.summary import PEAK_KEY, Summary
 from membound.judge.complexity import complexity
 from membound.judge.leaks import find_leaks
 from membound.measure.inprocess import block_peak
+from membound.measure.where import memray_available
+from membound.results.sites import held_by
 
 # ``membound`` is a fixture: pytest finds fixtures among a plugin module's names.
 __all__ = ["MARKERS", "MemboundFixture", "MemoryChecks", "membound", "one_run"]
@@ -52,6 +54,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type=int,
         default=10,
         help="How many tests the --membound summary lists (default 10).",
+    )
+    group.addoption(
+        "--membound-where",
+        action="store_true",
+        default=False,
+        help="With --membound: also name the line that held each listed test's peak "
+        "(memray where installed; a failed limit_memory names its lines anyway when memray "
+        "is installed).",
     )
     parser.addini("membound_limit_memory", "Default memory limit for every test, e.g. 512MB.")
     parser.addini(
@@ -127,6 +137,7 @@ class MemoryChecks:
     def __init__(self, config: pytest.Config) -> None:
         self.default_limit = default_limit(config)
         self.summary = bool(config.getoption("membound"))
+        self.where = self.summary and bool(config.getoption("membound_where"))
 
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         """Check every membound marker's arguments before any test runs."""
@@ -183,13 +194,15 @@ class MemoryChecks:
         finally:
             del item.runtest
 
-    @staticmethod
     def _check_peak(
-        item: pytest.Item, limit: tuple[int, str] | None
+        self, item: pytest.Item, limit: tuple[int, str] | None
     ) -> Generator[None, object, object]:
-        with block_peak("heap" if limit and limit[1] == "heap" else "rss") as peak:
+        # The lines at the peak: asked for, or (cheaply, with memray) for a limit's failure text.
+        where = self.where or (limit is not None and memray_available())
+        with block_peak("heap" if limit and limit[1] == "heap" else "rss", where=where) as peak:
             result = yield
-        item.user_properties.append((PEAK_KEY, (peak.bytes, peak.kind)))
+        top = held_by(peak.sites) if self.where else ""
+        item.user_properties.append((PEAK_KEY, (peak.bytes, peak.kind, top)))
         if limit and peak.bytes > limit[0]:
             fail(limit_text(peak, limit[0]))
         return result

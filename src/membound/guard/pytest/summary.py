@@ -28,7 +28,8 @@ class Summary:
     def __init__(self, config: pytest.Config) -> None:
         self.top = max(1, int(config.getoption("membound_top")))
         self.measured = 0
-        self._peaks: list[tuple[int, str, str]] = []  # a min-heap of (peak, nodeid, kind)
+        # A min-heap of (peak, nodeid, kind, the line that held it or "").
+        self._peaks: list[tuple[int, str, str, str]] = []
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Keep the test's peak if it is among the highest so far."""
@@ -37,7 +38,8 @@ class Summary:
         for key, value in report.user_properties:
             if key == PEAK_KEY and isinstance(value, list | tuple):
                 self.measured += 1
-                entry = (int(value[0]), report.nodeid, str(value[1]))
+                top = str(value[2]) if len(value) > 2 else ""
+                entry = (int(value[0]), report.nodeid, str(value[1]), top)
                 if len(self._peaks) < self.top:
                     heapq.heappush(self._peaks, entry)
                 else:
@@ -50,10 +52,16 @@ class Summary:
             terminalreporter.write_line("no test was measured")
             return
         ranked = sorted(self._peaks, key=lambda e: -e[0])
-        table = Table(
-            ("test", "peak", "kind"),
-            tuple((nodeid, format_size(peak), kind) for peak, nodeid, kind in ranked),
-        )
+        if any(top for *_, top in ranked):
+            table = Table(
+                ("test", "peak", "kind", "held at the peak"),
+                tuple((n, format_size(p), k, top or "-") for p, n, k, top in ranked),
+            )
+        else:
+            table = Table(
+                ("test", "peak", "kind"),
+                tuple((n, format_size(p), k) for p, n, k, _top in ranked),
+            )
         for line in plain_lines(table):
             terminalreporter.write_line(line)
         terminalreporter.write_line(

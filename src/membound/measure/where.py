@@ -1,0 +1,100 @@
+"""``where=``: which lines held the memory. Checks the option and picks the engine; the capture
+itself is ``_where.py`` (run by path in child processes too)."""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any, Literal
+
+from membound._errors import TargetError
+from membound.results.sites import PeakSite, held_by, sites_from_dicts
+
+__all__ = [
+    "WhereMode",
+    "memray_available",
+    "sites_fields",
+    "stopped_detail",
+    "where_engine",
+    "where_mode",
+]
+
+#: What ``where=`` accepts: off (``False``/``None``), Python lines (``True``/``"python"``), or
+#: Python and native lines (``"native"``, memray).
+WhereMode = bool | Literal["python", "native"] | None
+
+_CHOICES = "where=True (Python lines), 'native' (Python and native lines, memray) or False"
+
+
+def memray_available() -> bool:
+    """True when memray can be imported here."""
+    return importlib.util.find_spec("memray") is not None
+
+
+def where_mode(where: object) -> Literal["python", "native"] | None:
+    """The mode ``where=`` asks for: None (off), ``"python"`` or ``"native"``.
+
+    Raises:
+        TargetError: any other value (the message lists the choices).
+        ImportError: ``"native"`` without memray installed.
+    """
+    if where is False or where is None:
+        return None
+    if where is True or where == "python":
+        return "python"
+    if where == "native":
+        if not memray_available():
+            raise ImportError(
+                "where='native' needs memray (Linux, macOS): pip install 'membound[memray]'"
+            ) from None
+        return "native"
+    raise TargetError(f"where={where!r} is not a choice", hint=f"use {_CHOICES}")
+
+
+def where_engine(mode: str | None) -> Literal["memray", "tracemalloc"] | None:
+    """The engine that captures the sites: memray where installed, else tracemalloc (Python
+    lines only; ``where="native"`` has already required memray)."""
+    if mode is None:
+        return None
+    return "memray" if memray_available() else "tracemalloc"
+
+
+#: What a stopped run says when ``where`` was off, so that the user knows how to get the lines.
+ASK_FOR_WHERE = "where=True (--where) names the lines that held it"
+
+
+def stopped_detail(
+    detail: str, outcome: str, mode: str | None, peak_sites: tuple[PeakSite, ...]
+) -> str:
+    """A limit stop's words with the line that held the memory (or how to get it)."""
+    if outcome != "limit":
+        return detail
+    if mode is None:
+        return f"{detail} ({ASK_FOR_WHERE})"
+    top = held_by(peak_sites)
+    return f"{detail}: {top}" if top else f"{detail} (no capture of the lines arrived)"
+
+
+def sites_fields(
+    figures: dict[str, Any] | None, mode: str | None, outcome: str = "ok"
+) -> dict[str, Any]:
+    """The ``Measurement`` fields of the sites from a child's or runner's figures."""
+    if mode is None:
+        return {}
+    figures = figures or {}
+    note = str(figures.get("where_note") or "")
+    peak = sites_from_dicts(figures.get("peak_sites"))
+    if not figures.get("where_source"):
+        note = note or (
+            "no capture of the lines arrived before the run was stopped (it did not answer "
+            "within 1 s: a long call in C code, or memory ran out first)"
+            if outcome in ("limit", "timeout", "killed")
+            else "no capture of the lines arrived"
+        )
+    elif not peak and not note:
+        note = "no allocation was traced during the run: nothing to attribute"
+    return {
+        "peak_sites": peak,
+        "end_sites": sites_from_dicts(figures.get("end_sites")),
+        "where_source": figures.get("where_source"),
+        "where_note": note,
+    }

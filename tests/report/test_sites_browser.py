@@ -1,0 +1,98 @@
+"""The icicle graph of the peak in a real browser: a measurement with sites, written as JSON and
+rendered by ``membound report … --html``, opened in headless Chromium. Its blocks are laid out by
+the page's CSS alone (no script runs), each as wide as its bytes; the console is clean and the
+page requests nothing. The screenshot is kept in ``build/test-artifacts/sites.png``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from membound.report.json import dumps
+from tests.report.chromium import Browser, artifact_dir, chromium_path
+from tests.report.sited import plain_measurement, sited
+
+#: Would load an image and log an error if it reached the page as markup.
+HOSTILE = "<img src=x onerror=\"console.error('injected img')\">"
+
+PROBE = """(() => {
+  const graph = document.querySelector(".mb-icicle > .mb-row");
+  const blocks = [...document.querySelectorAll(".mb-node")].map(n => ({
+    bytes: Number(n.dataset.bytes),
+    width: n.getBoundingClientRect().width,
+    y: n.getBoundingClientRect().top,
+    parentY: n.parentElement === graph ? null
+             : n.parentElement.parentElement.getBoundingClientRect().top,
+    height: n.firstElementChild.getBoundingClientRect().height,
+    top: n.parentElement === graph,
+    parentWidth: n.parentElement.getBoundingClientRect().width,
+    parentBytes: n.parentElement === graph ? null
+                 : Number(n.parentElement.parentElement.dataset.bytes),
+    label: n.firstElementChild.textContent,
+  }));
+  return {
+    graphWidth: graph ? graph.getBoundingClientRect().width : 0,
+    blocks,
+    scripts: document.scripts.length,
+    handlers: document.querySelectorAll("[onerror],[onload],[onclick]").length,
+    images: document.images.length,
+    cells: [...document.querySelectorAll("td")].map(td => td.textContent),
+  };
+})()"""
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("sites-browser")
+    measurement = sited(plain_measurement(), label=f"sites {HOSTILE}")
+    sites = [site.to_dict() for site in measurement.peak_sites]
+    sites[0]["function"] = HOSTILE
+    measurement = sited(measurement, peak_sites=sites)
+    source = folder / "sites.json"
+    source.write_text(dumps(measurement))
+    html = folder / "sites.html"
+    done = subprocess.run(
+        [sys.executable, "-m", "membound", "report", str(source), "--html", str(html)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert 0 == done.returncode, done.stderr
+    return html
+
+
+def test_the_icicle_is_drawn_by_css_alone(page: Path) -> None:
+    executable = chromium_path()
+    assert executable, "chromium is needed (the CI script installs Debian's chromium)"
+    with Browser(executable) as browser:
+        visit = browser.visit(page.as_uri(), PROBE)
+    (artifact_dir() / "sites.png").write_bytes(visit.png)
+    facts = visit.facts
+
+    assert [] == visit.exceptions
+    assert [] == [c for c in visit.console if c[0] in ("error", "warning")], visit.console
+    assert [page.as_uri()] == [u for u in visit.requests if not u.startswith("data:")]
+    assert 0 == facts["scripts"]
+    assert 0 == facts["handlers"]
+    assert 1 == facts["images"]  # the chart; the hostile <img> is text
+    assert any(HOSTILE in cell for cell in facts["cells"])
+
+    blocks = facts["blocks"]
+    assert len(blocks) >= 7
+    total = sum(b["bytes"] for b in blocks if b["top"])
+    assert facts["graphWidth"] > 500
+    for block in blocks:
+        assert block["width"] > 0, block
+        assert block["height"] > 0, block  # a row of its own, with its label
+        above = total if block["top"] else block["parentBytes"]
+        expected = block["parentWidth"] * block["bytes"] / above
+        assert block["width"] == pytest.approx(expected, abs=1.0), block
+        if not block["top"]:
+            assert block["y"] > block["parentY"], block  # beneath its caller
+    # the outermost frames side by side in one row, not stacked
+    assert 1 == len({round(b["y"]) for b in blocks if b["top"]})
+    assert any(HOSTILE in b["label"] for b in blocks)
