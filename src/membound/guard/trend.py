@@ -188,10 +188,12 @@ class LeakTrend:
         # for most of the time since the start looks steady.
         steady = n >= self.slices and _rises_throughout(times, values, tolerance)
         pattern = growth.pattern
-        if pattern in ("leak", "ramp") and steady:
+        if pattern in ("leak", "ramp", "retained") and steady:
             pattern = "leak"
-        elif pattern == "leak":
-            pattern = "ramp"  # rising over part of the window only: not yet a leak
+        elif pattern in ("leak", "retained"):
+            # Rising over part of the window only: not yet a leak. A service's floor that rose
+            # and held is a cache filling to its bound, not a one-shot block's "retained".
+            pattern = "ramp"
         to_limit: float | None = None
         if limit_bytes is not None and slope > 0 and pattern == "leak":
             to_limit = max(0.0, (limit_bytes - self._last) / slope)

@@ -8,18 +8,20 @@ The decision, with ``tol`` the tolerance (default: the larger of 1 MiB and 2 % o
 - ``flat``: the whole range (max - min) is within ``tol``.
 - ``leak``: the level at the end is above the start by more than ``tol``, the robust slope of
   the last quarter still adds more than ``tol / 2`` over that quarter, the run ends near its
-  highest level, *and* it had already risen before its last quarter (the rise it ended on began
-  earlier): still growing when it ended, across the run (a rise that fell back at the end is no
+  highest level, *and* the rise it ended on has lasted more than half the run (it began when
+  the level last stood near the start: within the larger of ``tol / 2`` and a tenth of the
+  rise): still growing when it ended, across the run (a rise that fell back at the end is no
   leak, nor is one build that the run ended on).
 - ``retained``: the end is above the start by more than ``tol`` and holds most of the rise (the
   end is within the larger of ``tol`` and a tenth of the rise of the peak), and either the last
   quarter holds (rose in one or a few steps, or in a ramp that levelled off) or the whole rise
-  came within the last quarter, after a level start (one build the run ended on). A one-shot
-  block that builds something and keeps it (a notebook cell loading a DataFrame,
+  came in the second half of the run, after a level start (one build the run ended on); also
+  when the samples stayed level but the headline figures (``anchors``) rose and held (the build
+  came before the first sample), and, with fewer than ten samples (no shape is judged), when
+  the headline figures show the end holding most of the peak's rise. A one-shot block that
+  builds something and keeps it (a notebook cell loading a DataFrame,
   ``data = bytearray(200_000_000)`` kept to the end): worded ``+190.7 MiB held at the end``,
-  never "leak", which belongs to leak hunts and timelines that keep rising. With fewer than ten
-  samples the shape is not judged, but the headline figures (``anchors``) still decide
-  ``retained`` when the end holds most of the peak's rise.
+  never "leak", which belongs to leak hunts and timelines that keep rising.
 - ``ramp``: the end is above the start by more than ``tol`` but fell part of the way back from
   the peak (grew, then gave part back: what survives of a load-everything-then-work).
 - ``sawtooth``: two or more rise-and-fall cycles whose troughs stay level (checked first: where
@@ -428,6 +430,21 @@ def _too_short(timeline: Timeline, tolerance: float | None, anchors: Anchors | N
     )
 
 
+def _how_held(
+    values: Sequence[float], times: Sequence[float], shape: _Shape, *, rising: bool
+) -> str:
+    """How the run came to hold its end level: level for its last stretch, or (still rising in
+    its last quarter, or in its last few samples) one rise that the run ended on."""
+    since = _level_since(values, times, shape)
+    if not rising and sum(t >= since for t in times) >= _EDGE:
+        return f"level for its last {_seconds(times[-1] - since)}"
+    began = _rise_began(values, times, shape)
+    return (
+        f"the rise came in the last {_seconds(times[-1] - began)} of the "
+        f"{_seconds(times[-1] - times[0])} run, up to its end"
+    )
+
+
 def _seconds(span: float) -> str:
     """A duration for a sentence: hundredths under ten seconds, whole seconds above."""
     return f"{span:.2f} s" if span < 10 else f"{span:.0f} s"
@@ -457,6 +474,11 @@ def _decide(
     """The pattern, in the order of the module docstring, and its words."""
     tol, net = shape.tol, shape.net()
     if rng <= tol:
+        if net > tol and shape.holds():
+            # Level samples, yet the headline figures rose and held: the build came before the
+            # first sample (the sampler starts a moment after the block does).
+            how = f"level over all {len(values)} samples (the rise came before the first)"
+            return "retained", f"{shape.held()}, {how}; {shape.peak()}{shape.retained()}"
         if shape.kernel_saw_more():
             return "spike", f"rose {shape.peak()}, then returned: {shape.end()}"
         span = times[-1] - times[0]
@@ -467,21 +489,18 @@ def _decide(
     rising = tail.rise > tol / 2
     if net > tol and rising and shape.ends_high():
         began = _rise_began(values, times, shape)
-        if began < tail.start:
+        if times[-1] - began > (times[-1] - times[0]) / 2:
             return "leak", (
                 f"still growing when it ended: {shape.end()}, "
                 f"{format_size(tail.slope, signed=True)}/s over the last quarter "
                 f"({format_size(slope_t, signed=True)}/s overall); {shape.peak()}"
             )
-        # Level until its last quarter, then one rise the run ended on: one build, kept.
-        how = (
-            f"the rise came in the last {_seconds(times[-1] - began)} of the "
-            f"{_seconds(times[-1] - times[0])} run, up to its end"
-        )
+        # Level for the first half of the run or longer, then one rise it ended on: a build,
+        # kept (a fast allocation lasts many samples: a quarter of a short block, or more).
+        how = _how_held(values, times, shape, rising=True)
         return "retained", f"{shape.held()}, {how}; {shape.peak()}{shape.retained()}"
     if net > tol and not rising and shape.holds():
-        since = _level_since(values, times, shape)
-        how = f"level for its last {_seconds(times[-1] - since)}"
+        how = _how_held(values, times, shape, rising=False)
         return "retained", f"{shape.held()}, {how}; {shape.peak()}{shape.retained()}"
     if net > tol:
         return "ramp", (

@@ -53,7 +53,7 @@ class Measurement:
     timeline: Timeline
     """RSS over time, from the sampler process (bounded in size)."""
     growth: Growth
-    """The verdict on ``timeline``: flat, sawtooth, ramp, leak or spike."""
+    """The verdict on ``timeline``: flat, sawtooth, ramp, leak, spike or retained."""
     outcome: Outcome = "ok"
     """``ok``; ``failed`` (non-zero exit); ``limit`` or ``timeout`` (stopped by membound);
     ``killed`` (a signal membound did not send)."""

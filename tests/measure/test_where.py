@@ -1,0 +1,208 @@
+"""``where=``: the lines that held the peak, on real processes, real memray, real SQLite."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import membound as mb
+from membound._errors import TargetError
+from membound.results import Measurement, PeakSite
+from tests.measure import where_targets as wt
+
+HERE = str(Path(wt.__file__).resolve())
+
+
+def _at(name: str) -> str:
+    return f"{HERE}:{wt.line_of(name)}"
+
+
+def _named(sites: tuple[PeakSite, ...]) -> list[PeakSite]:
+    return [s for s in sites if s.kind != "other"]
+
+
+def test_two_callers_of_one_helper_are_two_sites_each_with_its_caller() -> None:
+    m = mb.measure(wt.two_callers, where=True)
+    sites = _named(m.peak_sites)
+    first = sites[0]
+    assert (first.location, first.caller) == (_at("helper"), _at("first_call"))
+    assert first.function == "strings"
+    # The thread's 16 MB sits between the two calls' shares (30 MB and 15 MB of strings).
+    assert [_at("thread")] == [s.location for s in sites if s.location == _at("thread")]
+    assert any(s.location == _at("helper") and s.caller == _at("second_call") for s in sites)
+    held = {s.location: s.bytes for s in sites}
+    assert _at("freed") not in held  # freed before the peak: not at the peak
+    assert 14_000_000 < held[_at("thread")] < 18_000_000
+    assert sum(s.share for s in m.peak_sites) == pytest.approx(1.0, abs=0.02)
+    assert sum(s.share for s in sites[:10]) >= 0.9
+    assert m.where_source is not None
+    assert "memray" in m.where_source
+
+
+def test_native_sites_name_sqlites_allocator_at_the_users_line() -> None:
+    m = mb.measure(wt.sqlite_pages, where="native")
+    native = [s for s in m.peak_sites if s.kind == "native"]
+    assert native, m.peak_sites
+    top = native[0]
+    assert top.location == _at("sqlite")
+    assert top.native_symbol is not None
+    assert "sqlite3" in top.native_symbol
+    assert top.bytes > 15_000_000
+    # Without native stacks the same memory is counted at the same Python line.
+    plain = _named(mb.measure(wt.sqlite_pages, where=True).peak_sites)
+    assert plain[0].location == _at("sqlite")
+    assert plain[0].kind == "python"
+
+
+def test_a_limit_stop_hands_over_the_lines_that_held_it() -> None:
+    m = mb.measure(wt.grows_forever, where=True, limit="200 MB", timeout=60)
+    assert m.outcome == "limit"
+    assert _named(m.peak_sites)[0].location == _at("grows")
+    assert "held by" in m.outcome_detail
+    assert "grows" in m.outcome_detail
+
+
+def test_a_limit_stop_without_where_says_how_to_get_the_lines() -> None:
+    m = mb.measure(wt.grows_forever, limit="150 MB", timeout=60)
+    assert m.outcome == "limit"
+    assert m.peak_sites == ()
+    assert "where=True" in m.outcome_detail
+
+
+def test_in_process_track_names_the_called_lines() -> None:
+    with mb.track("block", where=True) as t:
+        kept = wt.strings(200_000)
+    assert t.result is not None
+    top = _named(t.result.peak_sites)[0]
+    assert top.location == _at("helper")
+    # The block's own line is the caller (memray cannot see it; the block's frame is added).
+    assert top.caller is not None
+    assert top.caller.startswith(f"{Path(__file__).resolve()}:")
+    assert kept
+
+
+def test_nested_memray_trackers_are_refused_in_one_line() -> None:
+    with (
+        mb.track("outer", where=True),
+        pytest.raises(TargetError, match="already active"),
+        mb.track("inner", where=True),
+    ):
+        pass
+
+
+def test_a_bad_where_lists_the_choices() -> None:
+    with pytest.raises(TargetError) as info:
+        mb.measure(wt.nothing, where="banana")
+    assert "banana" in str(info.value)
+    assert "native" in (info.value.hint or "")
+
+
+def test_a_run_that_allocates_nothing_says_so() -> None:
+    m = mb.measure(wt.nothing, where=True)
+    assert _named(m.peak_sites) == []
+    assert "nothing to attribute" in m.where_note
+
+
+def test_sites_round_trip_through_json() -> None:
+    m = mb.measure(wt.two_callers, where=True)
+    back = Measurement.from_dict(json.loads(json.dumps(m.to_dict())))
+    assert back.peak_sites == m.peak_sites
+    assert back.end_sites == m.end_sites
+    assert isinstance(m.to_dict()["peak_sites"][0]["trace"], list)
+
+
+SCRIPT = textwrap.dedent(
+    """
+    import sys
+    sys.path.insert(0, {root!r})
+    from tests.measure import where_targets as wt
+    wt.two_callers()
+    """
+)
+
+
+def _script(tmp_path: Path) -> Path:
+    path = tmp_path / "job.py"
+    path.write_text(SCRIPT.format(root=str(Path(__file__).resolve().parents[2])))
+    return path
+
+
+def test_a_command_under_run_where_gets_the_same_lines(tmp_path: Path) -> None:
+    m = mb.measure_command([sys.executable, str(_script(tmp_path))], where=True, quiet=True)
+    first = _named(m.peak_sites)[0]
+    assert (first.location, first.caller) == (_at("helper"), _at("first_call"))
+
+
+def test_without_memray_the_tracemalloc_fallback_names_the_lines(tmp_path: Path) -> None:
+    # The base interpreter of this venv has no memray: the command's own interpreter decides.
+    base = Path(sys.base_prefix, "bin", "python3")
+    probe = subprocess.run([base, "-c", "import memray"], check=False, capture_output=True)
+    assert probe.returncode != 0, "the base interpreter must lack memray for this test"
+    m = mb.measure_command([str(base), str(_script(tmp_path))], where=True, quiet=True)
+    assert m.where_source is not None
+    assert "tracemalloc" in m.where_source
+    first = _named(m.peak_sites)[0]
+    assert (first.location, first.caller) == (_at("helper"), _at("first_call"))
+    assert first.function == "strings"
+
+
+def test_cli_run_where_prints_the_lines_and_json_carries_them(tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "membound",
+            "run",
+            "--where",
+            "--quiet",
+            "--json",
+            str(out),
+            "--",
+            sys.executable,
+            str(_script(tmp_path)),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(out.read_text())["result"]
+    assert result["peak_sites"][0]["line"] == wt.line_of("helper")
+
+
+def test_cli_where_banana_is_one_line_exit_2() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "membound", "run", "--where=banana", "--", "true"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "banana" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_cli_where_on_a_non_python_command_is_one_line() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "membound", "run", "--where", "--", "true"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert "Python command" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_compare_where_keeps_the_median_runs_sites() -> None:
+    c = mb.compare({"two": wt.two_callers}, repeat=1, where=True)
+    assert _named(c.rows[0].peak_sites)[0].location == _at("helper")

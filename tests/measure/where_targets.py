@@ -1,0 +1,67 @@
+"""Targets with known allocation lines for the ``where=`` tests: each line that holds memory
+at the peak carries a ``# at:NAME`` marker, found by :func:`line_of`."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+KEPT: list[object] = []
+
+
+def line_of(name: str) -> int:
+    """The line number of the ``# at:NAME`` marker in this file."""
+    for number, text in enumerate(Path(__file__).read_text().splitlines(), start=1):
+        if text.rstrip().endswith(f"# at:{name}"):
+            return number
+    raise LookupError(name)
+
+
+def strings(n: int) -> list[str]:
+    return [str(i) * 10 for i in range(n)]  # at:helper
+
+
+def freed_early() -> None:
+    scratch = bytearray(40_000_000)  # at:freed
+    del scratch
+
+
+def in_a_thread(out: list[object]) -> None:
+    out.append(bytearray(16_000_000))  # at:thread
+
+
+def two_callers() -> int:
+    """One helper called from two lines (30 MB and 15 MB), a thread's 16 MB, 40 MB freed
+    before the peak."""
+    freed_early()
+    keep: list[object] = []
+    keep.append(strings(300_000))  # at:first_call
+    keep.append(strings(150_000))  # at:second_call
+    worker = threading.Thread(target=in_a_thread, args=(keep,))
+    worker.start()
+    worker.join()
+    return len(keep)
+
+
+def sqlite_pages() -> int:
+    """An in-memory SQLite database of ~20 MB: native memory (SQLite's page cache)."""
+    db = sqlite3.connect(":memory:")
+    db.execute("create table t(x)")
+    db.executemany("insert into t values (?)", ((b"y" * 1000,) for _ in range(20_000)))  # at:sqlite
+    n = db.execute("select count(*) from t").fetchone()[0]
+    KEPT.append(db)
+    return int(n)
+
+
+def grows_forever() -> None:
+    """Grows by 4 MB every 5 ms until stopped."""
+    keep = []
+    while True:
+        keep.append(bytearray(4_000_000))  # at:grows
+        time.sleep(0.005)
+
+
+def nothing() -> None:
+    """Allocates nothing worth naming."""
