@@ -78,6 +78,7 @@ def plain_measurement() -> mb.Measurement:
     with mb.track("sited") as t:
         kept = bytearray(4 * MIB)
     del kept
+    assert t.result is not None
     return t.result
 
 

@@ -9,6 +9,7 @@ import json
 import math
 import os
 import re
+from dataclasses import dataclass
 from html import escape
 from html.parser import HTMLParser
 
@@ -119,6 +120,18 @@ def test_the_end_table_keeps_the_five_largest_and_sums_the_rest(
     assert 6 == len([r for r in rows[end_at + 1 :] if r[0].endswith("%")])
 
 
+def test_six_named_end_sites_show_five_and_the_rest(plain: mb.Measurement) -> None:
+    six = sited(plain, end_sites=end_site_dicts()[:6])
+    rows = shown_rows(result_text(six))
+    end_at = [i for i, r in enumerate(rows) if r[0] == "share"][1]
+    wheres = [r[2] for r in rows[end_at + 1 :] if r[0].endswith("%")]
+    assert [*(f"keep.py:{10 + i} keep_{i}" for i in range(5)), "(other) the rest"] == wheres
+    five = sited(plain, end_sites=end_site_dicts()[:5])
+    rows = shown_rows(result_text(five))
+    end_at = [i for i, r in enumerate(rows) if r[0] == "share"][1]
+    assert 5 == len([r for r in rows[end_at + 1 :] if r[0].endswith("%")])  # nothing to sum
+
+
 def test_the_rich_terminal_shows_the_same_tables(measurement: mb.Measurement) -> None:
     console = Console(width=200, record=True, force_terminal=True, color_system=None)
     console.print(renderable(measurement))
@@ -171,15 +184,38 @@ def test_json_with_a_malformed_site_is_refused(
         loads(json.dumps(doc))
 
 
+@dataclass(eq=False)
+class Drawn:
+    """One block of the icicle graph as the page has it."""
+
+    bytes: int
+    width: float
+    """Percent of the block above (of the whole graph for the top row)."""
+    kind: str
+    title: str
+    parent: Drawn | None
+    label: str = ""
+
+    @property
+    def name(self) -> str:
+        """The label without its figures: ``file:line function``."""
+        return self.label.split(" · ")[0]
+
+    @property
+    def fraction(self) -> float:
+        """The block's width as a fraction of the whole graph: its width times its parents'."""
+        above = self.parent.fraction if self.parent is not None else 1.0
+        return above * self.width / 100
+
+
 class Icicle(HTMLParser):
-    """The icicle graph's blocks: each with its bytes, its width (percent of the block above)
-    and the blocks above it."""
+    """The icicle graph's blocks, each with the block above it."""
 
     def __init__(self, text: str) -> None:
         super().__init__(convert_charrefs=True)
-        self.blocks: list[dict[str, object]] = []
-        self._stack: list[dict[str, object] | None] = []
-        self._label: dict[str, object] | None = None
+        self.blocks: list[Drawn] = []
+        self._stack: list[Drawn | None] = []
+        self._label: Drawn | None = None
         self.feed(text)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
@@ -191,14 +227,13 @@ class Icicle(HTMLParser):
             parents = [b for b in self._stack if b is not None]
             match = re.fullmatch(r"width:([0-9.]+)%", a.get("style") or "")
             assert match, a
-            block: dict[str, object] = {
-                "bytes": int(a["data-bytes"] or 0),
-                "width": float(match.group(1)),
-                "kind": classes[1],
-                "title": a.get("title"),
-                "parent": parents[-1] if parents else None,
-                "label": "",
-            }
+            block = Drawn(
+                bytes=int(a["data-bytes"] or 0),
+                width=float(match.group(1)),
+                kind=classes[1],
+                title=a.get("title") or "",
+                parent=parents[-1] if parents else None,
+            )
             self.blocks.append(block)
             self._stack.append(block)
         else:
@@ -213,17 +248,7 @@ class Icicle(HTMLParser):
 
     def handle_data(self, data: str) -> None:
         if self._label is not None:
-            self._label["label"] = str(self._label["label"]) + data
-
-
-def absolute_width(block: dict[str, object]) -> float:
-    """The block's width as a fraction of the whole graph: its width times its parents'."""
-    fraction = 1.0
-    node: dict[str, object] | None = block
-    while node is not None:
-        fraction *= float(node["width"]) / 100  # type: ignore[arg-type]
-        node = node["parent"]  # type: ignore[assignment]
-    return fraction
+            self._label.label += data
 
 
 def test_the_html_icicle_draws_each_block_as_wide_as_its_bytes(
@@ -231,38 +256,33 @@ def test_the_html_icicle_draws_each_block_as_wide_as_its_bytes(
 ) -> None:
     out = io.StringIO()
     mb.report.html(measurement, out)
-    text = out.getvalue()
-    graph = Icicle(text)
+    graph = Icicle(out.getvalue())
     total = sum(s.bytes for s in measurement.peak_sites)
     assert graph.blocks
     for block in graph.blocks:
-        assert math.isclose(absolute_width(block), block["bytes"] / total, rel_tol=1e-3), block
-    by_label = {str(b["label"]).split(" · ")[0]: b for b in graph.blocks}
+        assert math.isclose(block.fraction, block.bytes / total, rel_tol=1e-3), block
+    by_name = {b.name: b for b in graph.blocks}
     # the caller shared by two sites is one block, on top, holding both
-    shared = [b for b in graph.blocks if str(b["label"]).startswith("app/main.py:10 ")]
+    shared = [b for b in graph.blocks if b.name == "app/main.py:10"]
     assert 1 == len(shared)
-    assert shared[0]["parent"] is None
-    assert (64 + 32) * MIB == shared[0]["bytes"]
-    children = [b for b in graph.blocks if b["parent"] is shared[0]]
-    assert ["app/jobs.py:42 load_all", "app/util.py:7 copy_rows"] == [
-        str(b["label"]).split(" · ")[0] for b in children
-    ]
+    assert shared[0].parent is None
+    assert (64 + 32) * MIB == shared[0].bytes
+    children = [b.name for b in graph.blocks if b.parent is shared[0]]
+    assert ["app/jobs.py:42 load_all", "app/util.py:7 copy_rows"] == children
     # the helper called from another line is another block under that line's caller
-    second = [b for b in graph.blocks if str(b["label"]).startswith("app/util.py:7 ")]
-    assert 2 == len(second)
-    assert {"app/main.py:10", "app/main.py:12"} == {
-        str(b["parent"]["label"]).split(" · ")[0]  # type: ignore[index]
-        for b in second
-    }
+    helper = [b for b in graph.blocks if b.name == "app/util.py:7 copy_rows"]
+    assert {"app/main.py:10", "app/main.py:12"} == {b.parent.name for b in helper if b.parent}
+    assert 2 == len(helper)
     # a native site ends in its native function, under the line that called it
-    native = by_label["sqlite3Malloc (native)"]
-    assert "native" == native["kind"]
-    assert "app/jobs.py:50 fetch" == str(native["parent"]["label"]).split(" · ")[0]  # type: ignore[index]
-    assert "other" == by_label[f"{OTHER_FILE} 9 smaller sites"]["kind"]
+    native = by_name["sqlite3Malloc (native)"]
+    assert "native" == native.kind
+    assert native.parent is not None
+    assert "app/jobs.py:50 fetch" == native.parent.name
+    assert "other" == by_name[f"{OTHER_FILE} 9 smaller sites"].kind
     # labels and tooltips give the size and share
-    top = by_label["app/main.py:10"]
-    assert f"96.0 MiB, {96 / 140 * 100:.1f} %" in str(top["label"])
-    assert str(top["title"]).startswith("app/main.py:10\n96.0 MiB")
+    top = by_name["app/main.py:10"]
+    assert f"96.0 MiB, {96 / 140 * 100:.1f} %" in top.label
+    assert top.title.startswith("app/main.py:10\n96.0 MiB")
 
 
 def test_the_html_page_runs_nothing_and_escapes_every_name(

@@ -13,10 +13,12 @@ import pytest
 
 from membound.report.json import dumps
 from tests.report.chromium import Browser, artifact_dir, chromium_path
-from tests.report.sited import plain_measurement, sited
+from tests.report.sited import HOSTILE_FUNCTION, plain_measurement, sited
 
 #: Would load an image and log an error if it reached the page as markup.
 HOSTILE = "<img src=x onerror=\"console.error('injected img')\">"
+#: Would log an error if it ran (never ``alert``: an open dialog stalls the DevTools session).
+SCRIPT = "<script>console.error('injected script')</script>"
 
 PROBE = """(() => {
   const graph = document.querySelector(".mb-icicle > .mb-row");
@@ -50,6 +52,9 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> Path:
     measurement = sited(plain_measurement(), label=f"sites {HOSTILE}")
     sites = [site.to_dict() for site in measurement.peak_sites]
     sites[0]["function"] = HOSTILE
+    for site in sites[1:]:
+        if site["function"] == HOSTILE_FUNCTION:
+            site["function"] = SCRIPT
     measurement = sited(measurement, peak_sites=sites)
     source = folder / "sites.json"
     source.write_text(dumps(measurement))
@@ -80,6 +85,7 @@ def test_the_icicle_is_drawn_by_css_alone(page: Path) -> None:
     assert 0 == facts["handlers"]
     assert 1 == facts["images"]  # the chart; the hostile <img> is text
     assert any(HOSTILE in cell for cell in facts["cells"])
+    assert any(SCRIPT in cell for cell in facts["cells"])
 
     blocks = facts["blocks"]
     assert len(blocks) >= 7

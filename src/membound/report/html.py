@@ -2,9 +2,11 @@
 
 Each result gets a section with its title, its verdict and explanation, its tables (the cells and
 sections of ``report/sections.py``, shared with the Markdown and terminal renderers) and its PNG
-chart embedded as a base64 ``data:`` URI. The page needs no network: no external CSS, scripts or
-fonts, only a small inline style. Without matplotlib (extra ``plot``) the charts are left out with a
-note; the rest of the page is still written.
+chart embedded as a base64 ``data:`` URI. A measurement with sites also gets an icicle graph of
+its peak: nested ``<div>`` blocks, each as wide as the memory held beneath it, laid out by the
+inline style (flex rows) with no script at all. The page needs no network: no external CSS,
+scripts or fonts, only a small inline style. Without matplotlib (extra ``plot``) the charts are
+left out with a note; the rest of the page is still written.
 
 Written with the standard library (``string.Template`` for the page skeleton in
 ``templates/page.html``, ``html.escape`` for every piece of text) rather than jinja2, because:
@@ -89,7 +91,7 @@ def _block_html(block: Block, parent_bytes: int) -> str:
     return (
         f'<div class="mb-node {block.kind}" style="width:{width:.4f}%" '
         f'data-bytes="{block.bytes}" title="{_text(tip)}">'
-        f'<div class="mb-block">{block.label} · {figures}</div>'
+        f'<div class="mb-block">{_text(f"{block.label} · {figures}")}</div>'
         + (f'<div class="mb-row">{below}</div>' if below else "")
         + "</div>"
     )
