@@ -206,3 +206,31 @@ def test_cli_where_on_a_non_python_command_is_one_line() -> None:
 def test_compare_where_keeps_the_median_runs_sites() -> None:
     c = mb.compare({"two": wt.two_callers}, repeat=1, where=True)
     assert _named(c.rows[0].peak_sites)[0].location == _at("helper")
+
+
+def test_cli_compare_where_prints_each_scenarios_lines(tmp_path: Path) -> None:
+    bench = tmp_path / "bench.py"
+    bench.write_text(
+        textwrap.dedent(
+            f"""
+            import sys
+            sys.path.insert(0, {str(Path(__file__).resolve().parents[2])!r})
+            import membound as mb
+            from tests.measure import where_targets as wt
+
+            @mb.scenario("two callers")
+            def two():
+                wt.two_callers()
+            """
+        )
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "membound", "compare", str(bench), "--repeat", "1", "--where"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Where the memory was at the peak — two callers (median run)" in done.stdout
+    assert f"where_targets.py:{wt.line_of('helper')}" in done.stdout

@@ -142,7 +142,7 @@ def _section_html(index: int, section: Section, chart_html: str) -> str:
         f'<h2>{_text(section.title)}<span class="kind">{_text(section.kind)}</span></h2>',
         f'<p class="verdict{mood}"><strong>{_text(section.verdict)}</strong></p>',
         *(f"<p>{_text(line)}</p>" for line in section.lines),
-        *_where_html(section.where),
+        *(part for where in section.wheres for part in _where_html(where)),
         *(_table_html(t) for t in section.tables),
         *(f'<p class="note">{_text(note)}</p>' for note in section.notes),
         chart_html,

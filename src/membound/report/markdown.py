@@ -10,6 +10,7 @@ from membound.report.sections import (
     Where,
     comparison_note,
     comparison_table,
+    comparison_wheres,
     complexity_note,
     complexity_table,
     leak_holders_table,
@@ -66,11 +67,14 @@ def render_measurement(m: Measurement) -> str:
 
 
 def render_comparison(c: Comparison) -> str:
-    """A Markdown table with one row per scenario."""
+    """A Markdown table with one row per scenario, then each scenario's sites (with
+    ``where``)."""
     lines = table_lines(comparison_table(c))
     lines.append("")
     lines.append(comparison_note(c))
-    return "\n".join(lines) + "\n"
+    for where in comparison_wheres(c):
+        lines += ["", *where_lines(where)]
+    return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def render_complexity(c: Complexity) -> str:

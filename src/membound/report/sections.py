@@ -29,6 +29,7 @@ __all__ = [
     "Where",
     "comparison_note",
     "comparison_table",
+    "comparison_wheres",
     "complexity_note",
     "complexity_table",
     "describe",
@@ -74,11 +75,13 @@ def where_tables(where: Where) -> tuple[tuple[str, Table], ...]:
     """The sites tables with their headings: at the peak, then (when the capture has them) the
     largest still held at the end. Empty when no site was captured."""
     out = []
+    whose = f" — {where.label}" if where.label else ""
     if where.peak:
-        out.append((PEAK_TITLE, Table(SITE_HEAD, tuple(site_cells(s) for s in where.peak))))
+        table = Table(SITE_HEAD, tuple(site_cells(s) for s in where.peak))
+        out.append((PEAK_TITLE + whose, table))
     if where.end:
         end = top_sites(where.end, END_ROWS)
-        out.append((END_TITLE, Table(SITE_HEAD, tuple(site_cells(s) for s in end))))
+        out.append((END_TITLE + whose, Table(SITE_HEAD, tuple(site_cells(s) for s in end))))
     return tuple(out)
 
 
@@ -266,6 +269,13 @@ class Section:
     where: Where | None = None
     """Where the memory was (a measurement's sites), shown under the verdict; None when the
     result has no sites to speak of."""
+    more_where: tuple[Where, ...] = ()
+    """Further sites, each labelled: a comparison's scenarios (each one's median run)."""
+
+    @property
+    def wheres(self) -> tuple[Where, ...]:
+        """Every set of sites the section shows, in order."""
+        return ((self.where,) if self.where is not None else ()) + self.more_where
 
 
 def _measurement(m: Measurement) -> Section:
@@ -314,6 +324,17 @@ def _comparison(c: Comparison) -> Section:
         tuple(lines),
         (comparison_table(c),),
         (comparison_note(c),),
+        more_where=comparison_wheres(c),
+    )
+
+
+def comparison_wheres(c: Comparison) -> tuple[Where, ...]:
+    """Each scenario's sites (its median run), labelled with its name; none when ``where`` was
+    off."""
+    return tuple(
+        Where(r.peak_sites, (), None, r.where_note, label=f"{r.name} (median run)")
+        for r in c.rows
+        if r.peak_sites or r.where_note
     )
 
 

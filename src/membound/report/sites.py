@@ -122,6 +122,8 @@ class Where:
     """How the sites were captured; None when ``where`` was off."""
     note: str
     """What the sites do not cover, in words."""
+    label: str = ""
+    """Whose sites these are, when a result has several (a comparison's scenario)."""
 
     @classmethod
     def of(cls, m: Measurement) -> Where | None:

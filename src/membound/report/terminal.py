@@ -58,8 +58,8 @@ def section_renderable(section: Section) -> RenderableType:
         Text.assemble((section.title, "bold"), ": ", (section.verdict, style))
     ]
     parts += [Text(line) for line in section.lines]
-    if section.where is not None:
-        parts += _where_renderables(section.where)
+    for where in section.wheres:
+        parts += _where_renderables(where)
     parts += [rich_table(t) for t in section.tables]
     parts += [Text(note, style="dim") for note in section.notes]
     return Group(*parts)
@@ -109,11 +109,11 @@ def section_text(section: Section) -> str:
     """A section as plain text for a pipe or a file: lines stay whole (no wrapping at a guessed
     width), tables are Markdown-style rows."""
     lines = [f"{section.title}: {section.verdict}", *section.lines]
-    if section.where is not None:
-        for title, table in where_tables(section.where):
+    for where in section.wheres:
+        for title, table in where_tables(where):
             lines += ["", title, *table_lines(table)]
-        if section.where.lines:
-            lines += ["", *section.where.lines]
+        if where.lines:
+            lines += ["", *where.lines]
     for table in section.tables:
         lines += ["", *table_lines(table)]
     if section.notes:
