@@ -52,6 +52,13 @@ CELLS = [
     "%membound_leaks uses_lock",
     "%membound_leaks needs_an_argument",
     "%membound x = (",
+    # 7: the lines that held the cell's peak (21-23)
+    "def load_rows(n):\n    return [str(i) * 20 for i in range(n)]",
+    "%%membound --where\nrows = load_rows(300_000)",
+    "w = _\ntop = w.peak_sites[0]\n"
+    "print(json.dumps({'function': top.function, 'line': top.line, 'share': top.share,"
+    " 'caller_line': top.caller.rsplit(':', 1)[1] if top.caller else None,"
+    " 'same_cell_as_def': top.file == load_rows.__code__.co_filename}))",
     # 6: bad input is one line
     "%membound_scale nothing_here --sizes 1,2,3",
 ]
@@ -144,6 +151,14 @@ def test_magics_in_a_real_kernel(tmp_path: Path) -> None:
     assert "no leak" == clean["verdict"]
     assert 0 == clean["kept_in_kernel"]  # the hunt ran in a fresh process, not here
     assert "leak" in _html(cells[8])
+
+    where = _printed(cells[23])
+    assert {"function": "load_rows", "line": 2, "caller_line": "1", "same_cell_as_def": True} == {
+        k: v for k, v in where.items() if k != "share"
+    }
+    assert where["share"] > 0.8
+    assert "Where the memory was at the peak" in _html(cells[22])
+    assert "mb-icicle" in _html(cells[22])
 
     peaks = _printed(cells[14])
     assert ["list", "generator"] == list(peaks)
