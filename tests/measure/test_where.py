@@ -234,3 +234,19 @@ def test_cli_compare_where_prints_each_scenarios_lines(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "Where the memory was at the peak — two callers (median run)" in done.stdout
     assert f"where_targets.py:{wt.line_of('helper')}" in done.stdout
+
+
+def test_heap_memray_and_where_share_one_tracker() -> None:
+    m = mb.measure(wt.two_callers, heap="memray", where=True)
+    assert m.heap_source is not None
+    assert "memray" in m.heap_source
+    assert m.heap_peak is not None
+    assert m.heap_peak > 40_000_000  # 45 MB of strings and the thread's 16 MB at the peak
+    assert _named(m.peak_sites)[0].location == _at("helper")
+
+
+def test_native_in_an_interpreter_without_memray_is_one_line(tmp_path: Path) -> None:
+    base = Path(sys.base_prefix, "bin", "python3")
+    with pytest.raises(TargetError, match="needs memray in") as info:
+        mb.measure_command([str(base), str(_script(tmp_path))], where="native", quiet=True)
+    assert "\n" not in str(info.value)
