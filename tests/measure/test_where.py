@@ -22,6 +22,17 @@ def _at(name: str) -> str:
     return f"{HERE}:{wt.line_of(name)}"
 
 
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """``membound ARGS`` in a subprocess, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "membound", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 def _named(sites: tuple[PeakSite, ...]) -> list[PeakSite]:
     return [s for s in sites if s.kind != "other"]
 
@@ -153,24 +164,15 @@ def test_without_memray_the_tracemalloc_fallback_names_the_lines(tmp_path: Path)
 
 def test_cli_run_where_prints_the_lines_and_json_carries_them(tmp_path: Path) -> None:
     out = tmp_path / "r.json"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "membound",
-            "run",
-            "--where",
-            "--quiet",
-            "--json",
-            str(out),
-            "--",
-            sys.executable,
-            str(_script(tmp_path)),
-        ],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    done = _cli(
+        "run",
+        "--where",
+        "--quiet",
+        "--json",
+        str(out),
+        "--",
+        sys.executable,
+        str(_script(tmp_path)),
     )
     assert done.returncode == 0, done.stderr
     result = json.loads(out.read_text())["result"]
@@ -178,26 +180,14 @@ def test_cli_run_where_prints_the_lines_and_json_carries_them(tmp_path: Path) ->
 
 
 def test_cli_where_banana_is_one_line_exit_2() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "membound", "run", "--where=banana", "--", "true"],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = _cli("run", "--where=banana", "--", "true")
     assert done.returncode == 2
     assert "banana" in done.stderr
     assert "Traceback" not in done.stderr
 
 
 def test_cli_where_on_a_non_python_command_is_one_line() -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "membound", "run", "--where", "--", "true"],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = _cli("run", "--where", "--", "true")
     assert done.returncode == 2
     assert "Python command" in done.stderr
     assert "Traceback" not in done.stderr
@@ -224,13 +214,7 @@ def test_cli_compare_where_prints_each_scenarios_lines(tmp_path: Path) -> None:
             """
         )
     )
-    done = subprocess.run(
-        [sys.executable, "-m", "membound", "compare", str(bench), "--repeat", "1", "--where"],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = _cli("compare", str(bench), "--repeat", "1", "--where")
     assert done.returncode == 0, done.stderr
     assert "Where the memory was at the peak — two callers (median run)" in done.stdout
     assert f"where_targets.py:{wt.line_of('helper')}" in done.stdout

@@ -199,3 +199,31 @@ def artifact_dir() -> Path:
     folder = Path(__file__).resolve().parents[2] / "build" / "test-artifacts"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def render_report(sources: list[str], html: Path) -> Path:
+    """``membound report SOURCES --html HTML`` through the CLI; the page's path."""
+    done = subprocess.run(
+        [sys.executable, "-m", "membound", "report", *sources, "--html", str(html)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert 0 == done.returncode, done.stderr
+    return html
+
+
+def visit_cleanly(page: Path, probe: str, screenshot: str) -> PageVisit:
+    """Open ``page`` in headless Chromium, keep its screenshot as ``screenshot`` among the test
+    artifacts, and check it loaded cleanly: no exception, no console error or warning, no
+    request beyond the page itself (``data:`` URIs aside)."""
+    executable = chromium_path()
+    assert executable, "chromium is needed (the CI script installs Debian's chromium)"
+    with Browser(executable) as browser:
+        visit = browser.visit(page.as_uri(), probe)
+    (artifact_dir() / screenshot).write_bytes(visit.png)
+    assert [] == visit.exceptions
+    assert [] == [c for c in visit.console if c[0] in ("error", "warning")], visit.console
+    assert [page.as_uri()] == [u for u in visit.requests if not u.startswith("data:")]
+    return visit

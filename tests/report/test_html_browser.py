@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import functools
 import io
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,7 +17,7 @@ import membound as mb
 from membound.report.json import dumps
 from tests.judge import leak_targets, scaling_targets
 from tests.measure import targets
-from tests.report.chromium import Browser, artifact_dir, chromium_path
+from tests.report.chromium import render_report, visit_cleanly
 
 MIB = 2**20
 #: User text that would run, load or restyle something if it reached the page unescaped.
@@ -68,35 +66,13 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> Path:
         path = folder / f"r{i}.json"
         path.write_text(dumps(result))
         paths.append(str(path))
-    html = folder / "report.html"
-    done = subprocess.run(
-        [sys.executable, "-m", "membound", "report", *paths, "--html", str(html)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert 0 == done.returncode, done.stderr
-    return html
+    return render_report(paths, folder / "report.html")
 
 
-@pytest.fixture(scope="module")
-def executable() -> str:
-    found = chromium_path()
-    assert found, "chromium is needed (the CI script installs Debian's chromium)"
-    return found
-
-
-def test_the_report_renders_cleanly_in_chromium(page: Path, executable: str) -> None:
-    with Browser(executable) as browser:
-        visit = browser.visit(page.as_uri(), PROBE)
-    (artifact_dir() / "report.png").write_bytes(visit.png)
-    facts = visit.facts
-
-    assert [] == visit.exceptions
-    assert [] == [c for c in visit.console if c[0] in ("error", "warning")], visit.console
+def test_the_report_renders_cleanly_in_chromium(page: Path) -> None:
     # the page itself, and nothing else: no script, stylesheet, font or image fetched
-    assert [page.as_uri()] == [u for u in visit.requests if not u.startswith("data:")]
+    visit = visit_cleanly(page, PROBE, "report.png")
+    facts = visit.facts
 
     assert 4 == facts["sections"]
     assert all(n >= 1 for n in facts["tables"]), facts["tables"]

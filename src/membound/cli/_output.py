@@ -78,6 +78,23 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: float | None) ->
     return value
 
 
+def where_option(
+    whose: str, *, end: bool = True
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The ``--where[=python|native]`` option: name the lines that held ``whose`` peak (and,
+    with ``end``, what was still held at the end)."""
+    also = " (and what was held at the end)" if end else ""
+    return click.option(
+        "--where",
+        type=click.Choice(["python", "native"]),
+        is_flag=False,
+        flag_value="python",
+        default=None,
+        help=f"Also show which lines held {whose} peak{also}; "
+        "--where=native names native code too (memray).",
+    )
+
+
 def timeout_option(
     default: float | None, what: str
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:

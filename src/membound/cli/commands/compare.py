@@ -14,6 +14,7 @@ from membound.cli._output import (
     output_options,
     progress,
     timeout_option,
+    where_option,
 )
 from membound.judge.compare import compare
 from membound.measure.scenarios import load_scenarios
@@ -24,15 +25,7 @@ from membound.measure.scenarios import load_scenarios
 @click.option("--cmd", "cmds", multiple=True, help="A command to compare (repeatable).")
 @click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--heap", is_flag=True, help="Also trace the Python heap (slower).")
-@click.option(
-    "--where",
-    type=click.Choice(["python", "native"]),
-    is_flag=False,
-    flag_value="python",
-    default=None,
-    help="Also show which lines held each scenario's peak (its median run); --where=native "
-    "names native code too (memray).",
-)
+@where_option("each scenario's median run's", end=False)
 @timeout_option(DEFAULT_TIMEOUT, "each run")
 @output_options
 def command(

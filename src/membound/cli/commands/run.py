@@ -8,7 +8,13 @@ from typing import Literal
 import click
 
 from membound._errors import TargetError
-from membound.cli._output import emit, live_memory, output_options, timeout_option
+from membound.cli._output import (
+    emit,
+    live_memory,
+    output_options,
+    timeout_option,
+    where_option,
+)
 from membound.measure.command import measure_command
 from membound.measure.outcome import check_interval, parse_limit
 
@@ -36,15 +42,7 @@ def _interval(ctx: click.Context, param: click.Parameter, value: float) -> float
     help="For Python commands: also measure the heap; --heap is tracemalloc, --heap=memray "
     "counts native allocations too (the memray extra).",
 )
-@click.option(
-    "--where",
-    type=click.Choice(["python", "native"]),
-    is_flag=False,
-    flag_value="python",
-    default=None,
-    help="For Python commands: also show which lines held the memory at the peak and at the "
-    "end; --where=native names native code too (memray in the command's interpreter).",
-)
+@where_option("the command's")
 @click.option(
     "--interval",
     type=float,
