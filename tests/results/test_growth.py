@@ -199,9 +199,8 @@ def test_without_anchors_the_words_say_their_figures_are_sampled() -> None:
 KEPT_BYTES = 200_000_000
 
 
-def kept_at(values: list[float]) -> Anchors:
-    """Headline figures of a run that rose by KEPT_BYTES and held all of it at the end."""
-    return Anchors.of(BASE, BASE + KEPT_BYTES, "VmHWM (reset at start)", BASE + KEPT_BYTES)
+#: Headline figures of a run that rose by KEPT_BYTES and held all of it at the end.
+KEPT = Anchors.of(BASE, BASE + KEPT_BYTES, "VmHWM (reset at start)", BASE + KEPT_BYTES)
 
 
 def test_a_build_that_is_kept_is_retained_and_quotes_the_held_figure() -> None:
@@ -209,21 +208,30 @@ def test_a_build_that_is_kept_is_retained_and_quotes_the_held_figure() -> None:
     values = (
         [BASE] * 20 + [BASE + KEPT_BYTES * k / 10 for k in range(1, 11)] + [BASE + KEPT_BYTES] * 40
     )
-    growth = mb.classify(timeline(noisy(values)), anchors=kept_at(values))
+    growth = mb.classify(timeline(noisy(values)), anchors=KEPT)
     assert "retained" == growth.pattern, growth.explanation
     assert growth.explanation.startswith("retained: +190.7 MiB held at the end"), growth.explanation
     assert "+190.7 MiB at its peak (VmHWM)" in growth.explanation
     assert "leak" not in growth.explanation
 
 
-def test_a_block_that_ends_on_its_one_allocation_is_retained_not_a_leak() -> None:
-    """The shape a real ``track`` drew for ``time.sleep(0.5); data = bytearray(200_000_000)``:
-    level for most of the run, then one rise that the block ended on. Its last quarter rises,
-    yet nothing grew before it: one build, kept, not growth that goes on."""
-    values = [BASE] * 48 + [BASE + KEPT_BYTES * k / 12 for k in range(1, 13)]
-    growth = mb.classify(timeline(noisy(values)), anchors=kept_at(values))
+@pytest.mark.parametrize(
+    ("level", "rising"),
+    [(48, 12), (46, 17)],
+    ids=["rise-in-last-quarter", "rise-longer-than-last-quarter"],
+)
+def test_a_block_that_ends_on_its_one_allocation_is_retained_not_a_leak(
+    level: int, rising: int
+) -> None:
+    """Shapes a real ``track`` drew for ``time.sleep(0.5); data = bytearray(200_000_000)``:
+    level, then one rise that the block ended on (the zero-filling of 200 MB lasts 12 to 17
+    samples here, more than the last quarter of the run in the second). Its last quarter rises,
+    yet nothing grew in the first half of the run: one build, kept, not growth that goes on."""
+    values = [BASE] * level + [BASE + KEPT_BYTES * k / rising for k in range(1, rising + 1)]
+    growth = mb.classify(timeline(noisy(values)), anchors=KEPT)
     assert "retained" == growth.pattern, growth.explanation
     assert growth.explanation.startswith("retained: +190.7 MiB held at the end"), growth.explanation
+    assert "up to its end" in growth.explanation
     assert "still growing" not in growth.explanation
 
 
@@ -249,10 +257,21 @@ def test_a_build_before_the_first_sample_is_retained() -> None:
     """The sampler starts a moment after the block: on a busy machine a quick build can be over
     before the first sample, and the samples stay level at the new height."""
     values = [BASE + KEPT_BYTES] * 30
-    growth = mb.classify(timeline(noisy(values)), anchors=kept_at(values))
+    growth = mb.classify(timeline(noisy(values)), anchors=KEPT)
     assert "retained" == growth.pattern, growth.explanation
     assert growth.explanation.startswith("retained: +190.7 MiB held at the end"), growth.explanation
     assert "flat" == mb.classify(timeline(noisy(values))).pattern  # the samples alone: level
+
+
+def test_a_build_freed_again_is_a_spike_though_sampling_began_after_it() -> None:
+    """The samples start at the new height and fall back: the headline figures say it rose."""
+    values = [BASE + 100 * MIB] * 20 + [BASE] * 30
+    anchors = Anchors.of(BASE, BASE + 100 * MIB, "VmHWM", BASE)
+    growth = mb.classify(timeline(noisy(values)), anchors=anchors)
+    assert "spike" == growth.pattern, growth.explanation
+    assert "rose +100.0 MiB at its peak (VmHWM), then returned near its start" in (
+        growth.explanation
+    )
 
 
 def test_a_rise_that_fell_most_of_the_way_back_is_not_retained() -> None:

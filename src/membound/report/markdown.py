@@ -21,12 +21,10 @@ from membound.report.sections import (
     measurement_table,
     where_tables,
 )
-from membound.results import Comparison, Complexity, Holder, LeakReport, Measurement, Result
+from membound.results import Comparison, Complexity, LeakReport, Measurement, Result
 
 __all__ = [
     "MarkdownReporter",
-    "holder_added_at",
-    "leak_holders_with_callers",
     "render_comparison",
     "render_complexity",
     "render_leaks",
@@ -91,34 +89,11 @@ def render_complexity(c: Complexity) -> str:
     return "\n".join(lines) + "\n"
 
 
-def holder_added_at(h: Holder) -> str:
-    """Where a holder is added to: ``file:line``, and when that statement is not the measured
-    function's own, the function it is in and the user's line that called it
-    (``lib.py:12 in on ← called from app.py:40``); ``-`` when it was not seen adding."""
-    if h.file is None:
-        return "-"
-    text = f"{h.file}:{h.line}"
-    if h.caller is not None and h.caller != text:
-        text += (f" in {h.function}" if h.function else "") + f" ← called from {h.caller}"
-    return text
-
-
-def leak_holders_with_callers(r: LeakReport) -> Table:
-    """The holders table, its "added at" cells naming the caller (:func:`holder_added_at`)."""
-    table = leak_holders_table(r)
-    at = table.head.index("added at")
-    rows = tuple(
-        (*row[:at], holder_added_at(h), *row[at + 1 :])
-        for row, h in zip(table.rows, r.holders, strict=True)
-    )
-    return Table(table.head, rows)
-
-
 def render_leaks(r: LeakReport) -> str:
     """The verdict, then the holders, allocation sites, types and reference chain."""
     verdict, _ = leak_verdict(r)
     lines = [f"**{r.label}: {verdict}** — {r.explanation}", ""]
-    for table in (leak_holders_with_callers(r), leak_sites_table(r), leak_types_table(r)):
+    for table in (leak_holders_table(r), leak_sites_table(r), leak_types_table(r)):
         if table.rows:
             lines += [*table_lines(table), ""]
     if r.chain:

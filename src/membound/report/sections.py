@@ -18,7 +18,15 @@ from membound.report.sites import (
     site_cells,
     top_sites,
 )
-from membound.results import Comparison, Complexity, LeakReport, Measurement, Result, Spread
+from membound.results import (
+    Comparison,
+    Complexity,
+    Holder,
+    LeakReport,
+    Measurement,
+    Result,
+    Spread,
+)
 
 __all__ = [
     "HEAP_TRACING_SLOWDOWN",
@@ -34,6 +42,7 @@ __all__ = [
     "complexity_table",
     "describe",
     "heap_engine_name",
+    "holder_added_at",
     "leak_holders_table",
     "leak_note",
     "leak_sites_table",
@@ -193,6 +202,18 @@ def complexity_note(c: Complexity) -> str:
     )
 
 
+def holder_added_at(h: Holder) -> str:
+    """Where a holder is added to: ``file:line``, and when that statement is not the measured
+    function's own, the function it is in and the user's line that called it
+    (``lib.py:12 in on ← called from app.py:40``); ``-`` when it was not seen adding."""
+    if h.file is None:
+        return "-"
+    text = f"{h.file}:{h.line}"
+    if h.caller is not None and h.caller != text:
+        text += (f" in {h.function}" if h.function else "") + f" ← called from {h.caller}"
+    return text
+
+
 def leak_holders_table(r: LeakReport) -> Table:
     """The containers that grew: what keeps the leak (or a bounded cache filling), the line that
     adds to it, entries per call and size against capacity; headings name units."""
@@ -200,7 +221,7 @@ def leak_holders_table(r: LeakReport) -> Table:
         (
             h.path,
             h.type_name,
-            f"{h.file}:{h.line}" if h.file is not None else "-",
+            holder_added_at(h),
             f"+{h.per_call:.2f}",
             f"{h.size:,}" + (f" of {h.capacity:,}" if h.capacity is not None else ""),
         )

@@ -9,23 +9,19 @@ reads the same wherever it is shown.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from rich.console import Group, RenderableType
 from rich.table import Table as RichTable
 from rich.text import Text
 
-from membound.report.markdown import leak_holders_with_callers, table_lines
+from membound.report.markdown import table_lines
 from membound.report.sections import (
     Result,
     Section,
     Table,
     Where,
     describe,
-    leak_holders_table,
     where_tables,
 )
-from membound.results import LeakReport
 
 __all__ = [
     "labelled_lines",
@@ -79,18 +75,7 @@ def _where_renderables(where: Where) -> list[RenderableType]:
 
 def renderable(result: Result) -> RenderableType:
     """What the CLI prints for ``result``."""
-    return section_renderable(_described(result))
-
-
-def _described(result: Result) -> Section:
-    """``describe(result)``; for a leak report, the holders' "added at" cells also name the
-    user's line that called the adding statement when it is in a helper or a library."""
-    section = describe(result)
-    if not isinstance(result, LeakReport) or not result.holders:
-        return section
-    plain = leak_holders_table(result)
-    tables = tuple(leak_holders_with_callers(result) if t == plain else t for t in section.tables)
-    return replace(section, tables=tables)
+    return section_renderable(describe(result))
 
 
 def _numeric(cells: tuple[str, ...]) -> bool:
@@ -123,7 +108,7 @@ def section_text(section: Section) -> str:
 
 def result_text(result: Result) -> str:
     """What the CLI prints for ``result`` when stdout is not a terminal."""
-    return section_text(_described(result))
+    return section_text(describe(result))
 
 
 def plain_lines(table: Table, *, indent: str = "") -> list[str]:

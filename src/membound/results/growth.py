@@ -279,39 +279,43 @@ class _Shape:
         return a is not None and a.peak - self.hi > self.tol
 
     def retained(self) -> str:
-        """Why RSS stayed up at the end, when the figures say; else an empty string.
+        """Why RSS stayed up at the end, when the figures say; else an empty string."""
+        return _why_held(self.anchors, self.tol)
 
-        About as many allocator blocks as at the start means either that the objects made were
-        freed or that a few large ones (a buffer, an array) hold the memory: the block count
-        cannot tell which, so the words name both unless ``malloc_trim`` settled it."""
-        a = self.anchors
-        if a is None or a.end - a.start <= self.tol:
-            return ""
-        held = a.end - a.start
-        few = a.blocks_delta is not None and a.blocks_delta <= _FEW_BLOCKS
-        parts = []
-        if few:
-            parts.append(
-                f"Python's allocator held {a.blocks_delta:+,} blocks over its start: the objects "
-                "made were freed, or a few large ones hold it"
-            )
-        trim = "gc.collect() and malloc_trim(0), what release_memory() does,"
-        if a.released is not None:
-            given = max(0.0, a.end - a.released)
-            if given > max(self.tol, held / 2):
-                parts.append(f"{trim} gave back {format_size(given)}: the allocator had kept it")
-            elif few:
-                parts.append(
-                    f"{trim} gave back only {format_size(given)}: live large objects or free "
-                    "space in partly used allocator pages hold the rest"
-                )
-            else:
-                parts.append(
-                    f"{trim} gave back only {format_size(given)}: its pages still hold live objects"
-                )
+
+def _why_held(a: Anchors | None, tol: float) -> str:
+    """Why RSS stayed up at the end, when the figures say; else an empty string.
+
+    About as many allocator blocks as at the start means either that the objects made were
+    freed or that a few large ones (a buffer, an array) hold the memory: the block count
+    cannot tell which, so the words name both unless ``malloc_trim`` settled it."""
+    if a is None or a.end - a.start <= tol:
+        return ""
+    held = a.end - a.start
+    few = a.blocks_delta is not None and a.blocks_delta <= _FEW_BLOCKS
+    parts = []
+    if few:
+        parts.append(
+            f"Python's allocator held {a.blocks_delta:+,} blocks over its start: the objects "
+            "made were freed, or a few large ones hold it"
+        )
+    trim = "gc.collect() and malloc_trim(0), what release_memory() does,"
+    if a.released is not None:
+        given = max(0.0, a.end - a.released)
+        if given > max(tol, held / 2):
+            parts.append(f"{trim} gave back {format_size(given)}: the allocator had kept it")
         elif few:
-            parts.append("if they were freed, release_memory() may give their pages back")
-        return "".join(f"; {p}" for p in parts)
+            parts.append(
+                f"{trim} gave back only {format_size(given)}: live large objects or free "
+                "space in partly used allocator pages hold the rest"
+            )
+        else:
+            parts.append(
+                f"{trim} gave back only {format_size(given)}: its pages still hold live objects"
+            )
+    elif few:
+        parts.append("if they were freed, release_memory() may give their pages back")
+    return "".join(f"; {p}" for p in parts)
 
 
 def _holds(net: float, rise: float, tol: float) -> bool:
@@ -417,6 +421,10 @@ def _too_short(timeline: Timeline, tolerance: float | None, anchors: Anchors | N
     held_tol = tol if tolerance is not None else max(tol, 0.02 * level)
     if not _holds(held, rise, held_tol):
         return Growth("flat", 0.0, 0.0, 0.0, tol, 0.0, f"{text}; {peak}", n)
+    text = (
+        f"retained: {format_size(held, signed=True)} held at the end; {peak}; too few samples "
+        f"({n}) to judge the shape{_why_held(anchors, held_tol)}"
+    )
     return Growth(
         "retained",
         0.0,
@@ -424,8 +432,7 @@ def _too_short(timeline: Timeline, tolerance: float | None, anchors: Anchors | N
         max(timeline.highs) - min(timeline.lows) if n else 0.0,
         held_tol,
         0.0,
-        f"retained: {format_size(held, signed=True)} held at the end; {peak}; too few samples "
-        f"({n}) to judge the shape (tolerance {format_size(held_tol)})",
+        f"{text} (tolerance {format_size(held_tol)})",
         n,
     )
 

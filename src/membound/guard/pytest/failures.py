@@ -12,6 +12,7 @@ from membound._units import format_size
 from membound.measure.inprocess import BlockPeak
 from membound.report.sections import (
     Table,
+    holder_added_at,
     leak_sites_table,
     leak_types_table,
 )
@@ -39,7 +40,7 @@ def leak_text(report: LeakReport) -> str:
     lines = [f"{report.label} {report.explanation}"]
     for h in report.holders[:_MOST]:
         size = f"{h.size:,}" + (f" of {h.capacity:,}" if h.capacity is not None else "")
-        added = f"  added at {h.file}:{h.line}" if h.file is not None else ""
+        added = f"  added at {holder_added_at(h)}" if h.file is not None else ""
         lines.append(
             f"  kept by  {h.path} ({h.type_name})  +{h.per_call:.2f} entries/call  "
             f"{size} entries{added}"
