@@ -237,7 +237,7 @@ def main() -> int:
             where[0] if where else None, where[1] if where else None, memray_heap=heap == "memray"
         )
         # At a memory limit the sampler asks for the capture before it kills this process.
-        _WHERE["install_flush"](capture.stop, result_path + ".where")
+        _WHERE["install_flush"](capture, result_path + ".where")
     if heap == "tracemalloc":
         trace = _HeapTrace()
     started["t0"] = time.monotonic()
@@ -257,7 +257,7 @@ def main() -> int:
     heap_figures = trace.stop() if trace is not None else {}
     if capture is not None:
         signal.signal(signal.SIGUSR2, signal.SIG_IGN)  # the capture is being read: no flush
-        heap_figures.update(_WHERE["finish"](capture.stop()))
+        heap_figures.update(_WHERE["finish_here"](capture))  # memray's is read by the parent
         if heap == "memray":
             heap_figures.update(heap_overhead=None, heap_source=_INSIDE["SOURCES"]["memray"])
     gc_count.stop()

@@ -29,7 +29,7 @@ _WHERE = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)),
 _KEPT: list[dict[str, Any]] = []
 
 
-def _report(path: str, gc_count: Any, heap: Any, capture: Any) -> None:
+def _report(path: str, gc_count: Any, heap: Any, capture: Any, heap_engine: str) -> None:
     figures: dict[str, Any] = {}
     if heap is not None:
         current, peak = tracemalloc.get_traced_memory()
@@ -41,8 +41,8 @@ def _report(path: str, gc_count: Any, heap: Any, capture: Any) -> None:
         }
     if capture is not None:
         signal.signal(signal.SIGUSR2, signal.SIG_IGN)  # being read: no flush at a limit now
-        figures.update(_WHERE["finish"](capture.stop()))
-        if "heap_peak" in figures and heap is None:
+        figures.update(_WHERE["finish_here"](capture))  # memray's is read by the parent
+        if heap is None and heap_engine == "memray":
             figures.update(heap_overhead=None, heap_source=_INSIDE["SOURCES"]["memray"])
     with open(path, "w") as f:
         json.dump(
@@ -78,8 +78,23 @@ def _prepare(out: str, heap_engine: str, where: str) -> Any:
         _fail(out, f"--where/--heap=memray cannot start: {exc}")
     if out:
         # At a memory limit the sampler asks for the capture before it kills this process.
-        _WHERE["install_flush"](capture.stop, out)
+        _WHERE["install_flush"](capture, out)
     return capture
+
+
+def _check_program(args: list[str]) -> None:
+    """A script or module that does not exist ends the way ``python`` ends it: its one line
+    and its status, before anything is traced."""
+    if args[0] == "-m":
+        if importlib.util.find_spec(args[1].split(".")[0]) is None:
+            sys.stderr.write(f"{sys.executable}: No module named {args[1]}\n")
+            sys.exit(1)
+    elif args[0] != "-c" and not os.path.exists(args[0]):
+        path = os.path.abspath(args[0])
+        sys.stderr.write(
+            f"{sys.executable}: can't open file {path!r}: [Errno 2] No such file or directory\n"
+        )
+        sys.exit(2)
 
 
 def main() -> None:
@@ -88,6 +103,7 @@ def main() -> None:
     heap_engine = os.environ.pop("MEMBOUND_HEAP_ENGINE", "")
     where = os.environ.pop("MEMBOUND_WHERE", "")
     args = sys.argv[1:]
+    _check_program(args)
     gc_count = _INSIDE["GcMonitor"]().start()
     capture = _prepare(out, heap_engine, where)
     heap = None
@@ -96,7 +112,7 @@ def main() -> None:
             tracemalloc.start(1)
         heap = _INSIDE["TracingOverhead"]().start()
     if out:
-        atexit.register(_report, out, gc_count, heap, capture)
+        atexit.register(_report, out, gc_count, heap, capture, heap_engine)
     if capture is not None:
         capture.enter()  # in this frame: memray's stacks start here (``_where.py``)
     # The program's globals are kept until exit, as ``python`` keeps its ``__main__`` until after

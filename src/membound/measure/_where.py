@@ -25,8 +25,11 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import shutil
 import signal
+import subprocess
+import sys
 import sysconfig
 import tempfile
 import threading
@@ -39,10 +42,14 @@ __all__ = [
     "Capture",
     "MemrayCapture",
     "TracemallocCapture",
+    "finish_here",
     "group_sites",
     "install_flush",
     "is_user_file",
+    "padded",
     "prepare_capture",
+    "read_capture",
+    "read_ticket",
 ]
 
 #: Named sites at most; smaller ones are summed in one ``other`` row.
@@ -100,13 +107,20 @@ _CPYTHON_SOURCE_DIRS = ("Objects/", "Python/", "Include/", "./Include/", "Parser
 @functools.lru_cache(maxsize=4096)  # files, not allocations: bounded by the code's size
 def is_user_file(path: str) -> bool:
     """True for the user's own code: not the standard library, an installed package, membound,
-    or frozen import machinery. Notebook cells and ``-c`` code (``<string>``) are the user's."""
-    if path.startswith("<frozen") or path.startswith("<built-in"):
-        return False
+    or code a library generated. Notebook cells and ``-c`` code (``<string>``) are the user's."""
     if path.startswith("<"):
-        return True
+        # ``-c`` code, stdin and IPython cells are the user's; other pseudo-files are code that
+        # a library generated (a Jinja template's compiled code, namedtuple's methods, attrs'
+        # and SQLAlchemy's wrappers, frozen imports): their lines cannot be opened, so the
+        # user's line that called them names the site.
+        return path in ("<string>", "<stdin>") or path.startswith(("<ipython-input", "<cell"))
     real = os.path.realpath(path) if os.path.isabs(path) else path
     return not any(real == d or real.startswith(d + os.sep) for d in _LIBRARY_DIRS)
+
+
+#: A library's allocation wrapper (``sqlite3Malloc``, ``default_malloc``, ``PyDataMem_UserNEW``):
+#: the frame past it says what the memory is for.
+_WRAPPER = re.compile(r"(?i)(m|c|re)?alloc|_new$|^operator new")
 
 
 def _is_cpython_frame(symbol: str, file: str) -> bool:
@@ -117,13 +131,17 @@ def _native_kind(native: Sequence[tuple[str, str, int]]) -> tuple[str, str | Non
     """``("native", symbol)`` when the innermost frame past the allocator is not the
     interpreter's own code, else ``("python", None)``; ``native`` are the native frames between
     the allocation and the innermost Python frame, innermost first."""
+    wrapper = None
     for symbol, file, _line in native:
         if symbol in _ALLOCATOR_SYMBOLS or symbol.startswith("memray::"):
             continue
         if _is_cpython_frame(symbol, file):
-            return "python", None
+            return ("native", wrapper) if wrapper else ("python", None)
+        if _WRAPPER.search(symbol) and wrapper is None:
+            wrapper = symbol  # a library's own malloc (sqlite3Malloc): name what called it
+            continue
         return "native", symbol
-    return "python", None
+    return ("native", wrapper) if wrapper else ("python", None)
 
 
 def _site_key(
@@ -168,14 +186,19 @@ def group_sites(
     """
     sizes: dict[tuple[Any, ...], int] = {}
     heads: dict[tuple[Any, ...], tuple[str, str, int]] = {}
+    own = 0
     for frames, size, kind, symbol in stacks:
-        if size <= 0 or _own(frames):
+        if size <= 0:
+            continue
+        if _own(frames):
+            own += size
             continue
         head, trace = _site_key(frames)
         key = (kind, symbol, trace)
         sizes[key] = sizes.get(key, 0) + size
         heads.setdefault(key, head)
-    whole = total if total else sum(sizes.values())
+    # membound's own allocations are left out of the rows, so out of the whole too.
+    whole = (total - own) if total else sum(sizes.values())
     ranked = sorted(sizes.items(), key=lambda item: (-item[1], item[0][2]))
     named = [item for item in ranked[:MAX_SITES] if not whole or item[1] / whole >= MIN_SHARE]
     out: list[dict[str, Any]] = []
@@ -210,6 +233,28 @@ def group_sites(
             }
         )
     return out
+
+
+#: Frames :func:`padded` puts between a started tracker and the measured call.
+PAD_FRAMES = 8
+
+
+def padded(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call ``func`` through :data:`PAD_FRAMES` frames of membound's own.
+
+    Each Python frame that returns after memray started, having been entered before (the
+    ``__enter__`` of a context manager, a generator-based one's yield, a pytest hook wrapper's
+    yield), costs memray's stack its outermost frame pushed later (measured here: k such
+    returns lose k - 1 frames). The padding frames are lost instead of the user's, and being
+    membound's they are folded away from every site anyway.
+    """
+    return _pad(PAD_FRAMES, func, args, kwargs)
+
+
+def _pad(depth: int, func: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+    if depth:
+        return _pad(depth - 1, func, args, kwargs)
+    return func(*args, **kwargs)
 
 
 def _nothing() -> None:
@@ -299,50 +344,104 @@ class MemrayCapture:
         self._tracker = None
         shutil.rmtree(self._folder, ignore_errors=True)
 
-    def stop(self) -> dict[str, Any]:
-        """Stop tracking. Returns the heap held at the end and at the peak (``heap_current``,
-        ``heap_peak``, bytes over the start) and, with ``sites``, ``peak_sites``,
-        ``end_sites`` and ``where_source``; empty when it was not running."""
-        import memray
-
+    def close(self) -> dict[str, Any]:
+        """Stop tracking and hand over what reading the capture needs (a ``ticket``): the
+        capture is read by :func:`read_ticket` in another process, so that reading it (native
+        symbols above all: hundreds of MiB for a large library) never counts in the measured
+        process's memory nor holds it up at a limit. Empty when it was not running."""
         if self._tracker is None:
             return {}
         self._tracker.__exit__(None, None, None)
         self._tracker = None
-        try:
-            reader = memray.FileReader(os.path.join(self._folder, "heap.bin"))
-            try:
-                return self._read(reader)
-            finally:
-                reader.close()
-        finally:
-            shutil.rmtree(self._folder, ignore_errors=True)
-
-    def _read(self, reader: Any) -> dict[str, Any]:
-        peak = int(reader.metadata.peak_memory)
-        end = list(reader.get_leaked_allocation_records(merge_threads=True))
-        out: dict[str, Any] = {
-            "heap_current": sum(r.size for r in end),
-            "heap_peak": peak,
+        return {
+            "ticket": {
+                "folder": self._folder,
+                "sites": self.sites,
+                "native": self.native,
+                "python_allocators": self.python_allocators,
+                "outer": list(self._outer) if self._outer else None,
+                "source": self.source,
+            }
         }
-        if self.sites:
-            high = reader.get_high_watermark_allocation_records(merge_threads=True)
-            out["peak_sites"] = group_sites(self._stacks(high), peak)
-            out["end_sites"] = group_sites(self._stacks(end), out["heap_current"])
-            out["where_source"] = self.source
-        return out
 
-    def _stacks(
-        self, records: Iterable[Any]
-    ) -> Iterable[tuple[list[tuple[str, str, int]], int, str, str | None]]:
-        for record in records:
-            frames = [(f, file, int(line)) for f, file, line in record.stack_trace()]
-            kind, symbol = "python", None
-            if self.native:
-                kind, symbol = _native_kind(_native_prefix(record, frames))
-            if self._outer is not None:
-                frames.append(self._outer)
-            yield frames, int(record.size), kind, symbol
+    def stop(self) -> dict[str, Any]:
+        """Stop tracking and read the capture in a fresh process of this interpreter; the
+        figures as :func:`read_ticket` returns them."""
+        return read_ticket(self.close(), sys.executable)
+
+
+def read_capture(ticket: dict[str, Any]) -> dict[str, Any]:
+    """Read a closed capture (in this process) and remove its folder. Returns the heap held at
+    the end and at the peak (``heap_current``, ``heap_peak``, bytes over the start) and, with
+    sites, ``peak_sites``, ``end_sites`` and ``where_source``."""
+    import memray
+
+    try:
+        reader = memray.FileReader(os.path.join(ticket["folder"], "heap.bin"))
+        try:
+            peak = int(reader.metadata.peak_memory)
+            end = list(reader.get_leaked_allocation_records(merge_threads=True))
+            out: dict[str, Any] = {"heap_current": sum(r.size for r in end), "heap_peak": peak}
+            if ticket["sites"]:
+                outer = tuple(ticket["outer"]) if ticket.get("outer") else None
+                native = bool(ticket["native"])
+                high = reader.get_high_watermark_allocation_records(merge_threads=True)
+                out["peak_sites"] = group_sites(_stacks(high, native, outer), peak)
+                out["end_sites"] = group_sites(_stacks(end, native, outer), out["heap_current"])
+                out["where_source"] = (
+                    f"{ticket['source']}: {_mib(peak)} traced at the peak, "
+                    f"{_mib(out['heap_current'])} at the end (bytes allocated; RSS counts the "
+                    "pages touched)"
+                )
+            return out
+        finally:
+            reader.close()
+    finally:
+        shutil.rmtree(ticket["folder"], ignore_errors=True)
+
+
+def read_ticket(figures: dict[str, Any], python: str) -> dict[str, Any]:
+    """``figures`` with a memray ``ticket`` replaced by what the capture holds, read by
+    ``python`` (the interpreter that wrote it) in a process of its own; figures without a
+    ticket come back as they are. A capture that cannot be read is said in ``where_note``."""
+    ticket = figures.get("ticket")
+    if not ticket:
+        return figures
+    rest = {k: v for k, v in figures.items() if k != "ticket"}
+    try:
+        done = subprocess.run(
+            [python, os.path.abspath(__file__), "read", json.dumps(ticket)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        shutil.rmtree(ticket["folder"], ignore_errors=True)
+        return {**rest, "where_note": f"the capture could not be read: {exc}"}
+    if done.returncode != 0:
+        shutil.rmtree(ticket["folder"], ignore_errors=True)
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return {**rest, "where_note": f"the capture could not be read: {last}"}
+    read: dict[str, Any] = json.loads(done.stdout)
+    return {**rest, **read}
+
+
+def _mib(size: float) -> str:
+    return f"{size / 2**20:,.1f} MiB"
+
+
+def _stacks(
+    records: Iterable[Any], native: bool, outer: tuple[str, str, int] | None
+) -> Iterable[tuple[list[tuple[str, str, int]], int, str, str | None]]:
+    for record in records:
+        frames = [(f, file, int(line)) for f, file, line in record.stack_trace()]
+        kind, symbol = "python", None
+        if native:
+            kind, symbol = _native_kind(_native_prefix(record, frames))
+        if outer is not None:
+            frames.append(outer)
+        yield frames, int(record.size), kind, symbol
 
 
 def _native_prefix(record: Any, python: list[tuple[str, str, int]]) -> list[tuple[str, str, int]]:
@@ -539,15 +638,22 @@ def prepare_capture(
     return None
 
 
-def install_flush(
-    stop: Callable[[], dict[str, Any]], path: str, signum: int = signal.SIGUSR2
-) -> None:
+def finish_here(capture: Capture) -> dict[str, Any]:
+    """Stop ``capture`` in the measured process: a memray capture is closed (its ``ticket`` is
+    read elsewhere, :func:`read_ticket`), the tracemalloc fallback is read here (its snapshots
+    live in this process)."""
+    if isinstance(capture, MemrayCapture):
+        return capture.close()
+    return finish(capture.stop())
+
+
+def install_flush(capture: Capture, path: str, signum: int = signal.SIGUSR2) -> None:
     """At ``signum`` (sent at a memory limit, before the kill): stop the capture, write what it
-    holds as JSON to ``path`` and exit at once; the run is over either way."""
+    holds (or its ticket) as JSON to ``path`` and exit at once; the run is over either way."""
 
     def flush(_signum: int, _frame: object) -> None:
         try:
-            figures = finish(stop())
+            figures = finish_here(capture)
             tmp = path + ".tmp"
             with open(tmp, "w") as f:
                 json.dump(figures, f)
@@ -556,3 +662,11 @@ def install_flush(
             os._exit(128 + signum)
 
     signal.signal(signum, flush)
+
+
+if __name__ == "__main__":
+    # ``python _where.py read TICKET``: read a closed memray capture, print the figures as JSON.
+    if len(sys.argv) == 3 and sys.argv[1] == "read":
+        print(json.dumps(read_capture(json.loads(sys.argv[2]))))
+    else:
+        sys.exit("usage: _where.py read TICKET")

@@ -19,6 +19,7 @@ from typing import Any
 
 from membound._errors import CommandNotFound, TargetError
 from membound._units import format_size
+from membound.measure._where import read_ticket
 from membound.measure.heap import HeapMode, heap_engine
 from membound.measure.isolate import FLUSH_GRACE_S
 from membound.measure.outcome import (
@@ -119,7 +120,7 @@ def measure_command(
     procs = timeline.extra.get("processes_seen", 0)
     peak, source = _command_peak(report, procs, interval)
     sites = _tree_note(sites_fields(heap_data, mode, outcome), procs)
-    detail = stopped_detail(detail, outcome, mode, sites.get("peak_sites", ()))
+    detail = stopped_detail(detail, outcome, mode, sites.get("peak_sites", ()), procs)
     rss_end = int(timeline.highs[-1]) if len(timeline) else 0
     return Measurement(
         label=label or shlex.join(args),
@@ -220,6 +221,8 @@ def _run(
         with _reporting(sampler, on_progress):
             report, timed_out = sampler.finish(timeout)
         heap_data = read_report(heap_out) if runner else None
+        if heap_data:  # memray's capture, read by the command's own interpreter
+            heap_data = read_ticket(heap_data, shutil.which(args[0]) or args[0])
     return report, timed_out, heap_data
 
 

@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from membound.measure import probes
+from membound.measure._where import padded
 from membound.measure.heap import HeapMode
 from membound.measure.target import Target, load_target
 from membound.measure.track import track
@@ -55,8 +57,9 @@ def measure_call(
     # Garbage left by earlier work would otherwise be collected during the call, and the memory
     # it frees would hide part of the call's own growth from its peak.
     gc.collect()
+    probes.trim_heap()
     with track(label or name, heap=heap, interval=interval, where=where) as t:
-        func(*args, **(kwargs or {}))
+        padded(func, *args, **(kwargs or {}))  # memray's stacks: see ``padded``
     assert t.result is not None
     return t.result
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from membound._errors import ChildFailed, TargetError
+from membound.measure._where import read_ticket
 from membound.measure.heap import HeapMode, heap_engine
 from membound.measure.inprocess import measure_call
 from membound.measure.outcome import (
@@ -176,10 +177,16 @@ def _run_child(
             _returncode(report),
             timed_out,
             report,
-            read_report(result),
+            _read_capture(read_report(result)),
             read_report(Path(str(result) + ".started")),
-            read_report(Path(str(result) + ".where")) if flush else None,
+            _read_capture(read_report(Path(str(result) + ".where")) if flush else None),
         )
+
+
+def _read_capture(data: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A child's report with its memray capture read (by this interpreter, the child's, in a
+    process of its own: ``_where.read_ticket``)."""
+    return read_ticket(data, sys.executable) if data else data
 
 
 def _peak(run: _ChildRun, timeline_highs: Sequence[float]) -> tuple[int, str]:

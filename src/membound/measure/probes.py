@@ -81,6 +81,19 @@ def reset_peak_rss(pid: int | None = None) -> bool:
     return True
 
 
+def trim_heap() -> None:
+    """Hand the C allocator's free pages back to the kernel (glibc ``malloc_trim(0)``; nothing
+    elsewhere), so that a measured call cannot reuse resident memory an earlier call freed and
+    look smaller than it is. (``bound.release_memory`` does the same for users; ``measure`` may
+    not import ``bound``, DESIGN §2.)"""
+    import contextlib
+    import ctypes
+    import ctypes.util
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+
+
 def uss(pid: int | None = None) -> int:
     """Unique set size: memory that would be freed if ``pid`` exited (slower; walks page maps)."""
     return int(psutil.Process(os.getpid() if pid is None else pid).memory_full_info().uss)

@@ -37,9 +37,9 @@ def where_mode(where: object) -> Literal["python", "native"] | None:
         TargetError: any other value (the message lists the choices).
         ImportError: ``"native"`` without memray installed.
     """
-    if where is False or where is None:
-        return None
-    if where is True or where == "python":
+    if where is None or (isinstance(where, int) and where in (0, 1)):  # False, True, 0, 1
+        return "python" if where else None
+    if where == "python":
         return "python"
     if where == "native":
         if not memray_available():
@@ -47,7 +47,7 @@ def where_mode(where: object) -> Literal["python", "native"] | None:
                 "where='native' needs memray (Linux, macOS): pip install 'membound[memray]'"
             ) from None
         return "native"
-    raise TargetError(f"where={where!r} is not a choice", hint=f"use {_CHOICES}")
+    raise TargetError(f"where={where!r} is not a choice: use {_CHOICES}")
 
 
 def where_engine(mode: str | None) -> Literal["memray", "tracemalloc"] | None:
@@ -63,15 +63,31 @@ ASK_FOR_WHERE = "where=True (--where) names the lines that held it"
 
 
 def stopped_detail(
-    detail: str, outcome: str, mode: str | None, peak_sites: tuple[PeakSite, ...]
+    detail: str,
+    outcome: str,
+    mode: str | None,
+    peak_sites: tuple[PeakSite, ...],
+    processes: int = 1,
 ) -> str:
-    """A limit stop's words with the line that held the memory (or how to get it)."""
+    """A limit stop's words with the line that held the memory (or how to get it), right after
+    "stopped"; with several processes, said to be the top process's line."""
     if outcome != "limit":
         return detail
+    head, stopped, tail = detail.partition("; stopped")
+    if not stopped:
+        head, tail = detail, ""
     if mode is None:
-        return f"{detail} ({ASK_FOR_WHERE})"
-    top = held_by(peak_sites)
-    return f"{detail}: {top}" if top else f"{detail} (no capture of the lines arrived)"
+        said = f" ({ASK_FOR_WHERE})"
+    elif not held_by(peak_sites):
+        said = " (no capture of the lines arrived)"
+    elif processes > 1:
+        said = (
+            f": in the top process (its {processes - 1} other process(es) are not traced), "
+            f"{held_by(peak_sites)}"
+        )
+    else:
+        said = f": {held_by(peak_sites)}"
+    return f"{head}{stopped}{said}{tail}"
 
 
 def sites_fields(

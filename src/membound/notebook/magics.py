@@ -40,6 +40,7 @@ from membound._units import parse_size
 from membound.judge.compare import compare
 from membound.judge.complexity import complexity
 from membound.judge.leaks import find_leaks
+from membound.measure._where import padded
 from membound.measure.track import track
 from membound.notebook.variants import ship_names, split_cell, used_names, write_scenarios
 from membound.results import Comparison, Complexity, LeakReport, Measurement
@@ -216,7 +217,7 @@ class MemboundMagics(Magics):
         compiled = self._compile(code)
         tracker = track(label, heap=heap, interval=interval, where=where)  # type: ignore[arg-type]
         with tracker:
-            exec(compiled, self._ip.user_global_ns, self._ip.user_ns)
+            padded(exec, compiled, self._ip.user_global_ns, self._ip.user_ns)
         return tracker.result
 
     @line_cell_magic

@@ -350,10 +350,10 @@ def _comparison(c: Comparison) -> Section:
 
 
 def comparison_wheres(c: Comparison) -> tuple[Where, ...]:
-    """Each scenario's sites (its median run), labelled with its name; none when ``where`` was
-    off."""
+    """Each scenario's sites (from one more run with ``where`` on), labelled with its name;
+    none when ``where`` was off."""
     return tuple(
-        Where(r.peak_sites, (), None, r.where_note, label=f"{r.name} (median run)")
+        Where(r.peak_sites, (), None, r.where_note, label=f"{r.name} (a run with --where)")
         for r in c.rows
         if r.peak_sites or r.where_note
     )

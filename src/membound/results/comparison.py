@@ -61,8 +61,8 @@ class ScenarioStats:
     """tracemalloc's own memory (inside the RSS figures), bytes; None unless the heap was
     traced."""
     peak_sites: tuple[PeakSite, ...] = field(default=(), compare=False)
-    """Where the memory was at the peak of the run whose peak was the median (empty unless
-    ``where`` was asked for)."""
+    """Where the memory was at the peak, from one more run with ``where`` on after the measured
+    ones (empty unless ``where`` was asked for)."""
     where_note: str = ""
     """What those sites do not cover (see ``Measurement.where_note``)."""
 

@@ -25,7 +25,7 @@ from membound.measure.scenarios import load_scenarios
 @click.option("--cmd", "cmds", multiple=True, help="A command to compare (repeatable).")
 @click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--heap", is_flag=True, help="Also trace the Python heap (slower).")
-@where_option("each scenario's median run's", end=False)
+@where_option("each scenario's (one more run each, with the tracer on)", end=False)
 @timeout_option(DEFAULT_TIMEOUT, "each run")
 @output_options
 def command(
@@ -48,7 +48,8 @@ def command(
         raise click.UsageError("give either a scenarios FILE or one or more --cmd, not both")
     scenarios: Mapping[str, str] | Sequence[str] = load_scenarios(file) if file else list(cmds)
     try:
-        with progress(repeat * len(scenarios), "compare") as advance:
+        runs = (repeat + (1 if where else 0)) * len(scenarios)
+        with progress(runs, "compare") as advance:
             result = compare(
                 scenarios,
                 repeat=repeat,

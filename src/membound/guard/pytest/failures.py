@@ -18,7 +18,7 @@ from membound.report.sections import (
 )
 from membound.report.terminal import labelled_lines
 from membound.results import Complexity, LeakReport
-from membound.results.sites import short_path, short_path_line
+from membound.results.sites import PeakSite, short_path, short_path_line
 
 __all__ = ["complexity_text", "fail", "leak_text", "limit_text"]
 
@@ -52,30 +52,44 @@ def leak_text(report: LeakReport) -> str:
     return "\n".join(lines)
 
 
-def limit_text(peak: BlockPeak, limit: int) -> str:
-    """A test's peak over its limit, with the peak's source and the lines that held it (or
+def limit_text(peak: BlockPeak, limit: int, again: BlockPeak | None = None) -> str:
+    """A test's peak over its limit, with the peak's source and the lines that held it: from
+    the run itself (``--membound-where``) or from ``again``, one more run with them traced (or
     how to get them)."""
     lines = [
         f"limit_memory: the test's {peak.kind} peak was {format_size(peak.bytes)} "
         f"({peak.source}), over its limit of {format_size(limit)} ({limit:,} bytes)"
     ]
-    if peak.sites:
-        lines.append("  held at the peak (traced allocations):")
-        for site in peak.sites[:_MOST]:
-            if site.kind == "other":
-                where = site.function
-            else:
-                where = f"{short_path(site.file)}:{site.line} in {site.function}"
-                if site.native_symbol:
-                    where += f" ({site.native_symbol}, native)"
-                if site.caller:
-                    where += f"  ← {short_path_line(site.caller)}"
-            lines.append(f"  {site.share * 100:5.1f} %  {format_size(site.bytes):>10}  {where}")
-    elif peak.where_note:
-        lines.append(f"  lines: {peak.where_note}")
+    sited = peak if peak.sites else again
+    if sited is not None and sited.sites:
+        if sited is again:
+            lines.append(
+                f"  held at the peak of one more run of the test, with the lines traced (its "
+                f"peak then: {format_size(again.bytes)}):"
+            )
+        else:
+            lines.append("  held at the peak (traced allocations):")
+        for site in sited.sites[:_MOST]:
+            lines.append(f"  {site.share * 100:5.1f} %  {format_size(site.bytes):>10}  {_at(site)}")
+    elif peak.where_note or (again is not None and again.where_note):
+        lines.append(f"  lines: {peak.where_note or again.where_note if again else ''}")
     else:
-        lines.append("  install memray (pip install 'membound[memray]') to see the lines")
+        lines.append(
+            "  --membound-where names the lines that held it (memray: pip install "
+            "'membound[memray]')"
+        )
     return "\n".join(lines)
+
+
+def _at(site: PeakSite) -> str:
+    if site.kind == "other":
+        return site.function
+    where = f"{short_path(site.file)}:{site.line} in {site.function}"
+    if site.native_symbol:
+        where += f" ({site.native_symbol}, native)"
+    if site.caller:
+        where += f"  ← {short_path_line(site.caller)}"
+    return where
 
 
 def complexity_text(expected: str, result: Complexity) -> str:

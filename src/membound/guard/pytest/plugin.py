@@ -32,7 +32,8 @@ from membound.guard.pytest.marks import (
 from membound.guard.pytest.summary import PEAK_KEY, Summary
 from membound.judge.complexity import complexity
 from membound.judge.leaks import find_leaks
-from membound.measure.inprocess import block_peak
+from membound.measure._where import padded
+from membound.measure.inprocess import BlockPeak, PeakKind, block_peak
 from membound.measure.where import memray_available
 from membound.results.sites import held_by
 
@@ -59,9 +60,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--membound-where",
         action="store_true",
         default=False,
-        help="With --membound: also name the line that held each listed test's peak "
-        "(memray where installed; a failed limit_memory names its lines anyway when memray "
-        "is installed).",
+        help="Name the lines that held each test's peak: in a failed limit_memory's text, and "
+        "with --membound beside each listed test (memray where installed, else tracemalloc; "
+        "without this option a failed limit runs its test once more to name them).",
     )
     parser.addini("membound_limit_memory", "Default memory limit for every test, e.g. 512MB.")
     parser.addini(
@@ -137,7 +138,7 @@ class MemoryChecks:
     def __init__(self, config: pytest.Config) -> None:
         self.default_limit = default_limit(config)
         self.summary = bool(config.getoption("membound"))
-        self.where = self.summary and bool(config.getoption("membound_where"))
+        self.where = bool(config.getoption("membound_where"))
 
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         """Check every membound marker's arguments before any test runs."""
@@ -197,15 +198,30 @@ class MemoryChecks:
     def _check_peak(
         self, item: pytest.Item, limit: tuple[int, str] | None
     ) -> Generator[None, object, object]:
-        # The lines at the peak: asked for, or (cheaply, with memray) for a limit's failure text.
-        where = self.where or (limit is not None and memray_available())
-        with block_peak("heap" if limit and limit[1] == "heap" else "rss", where=where) as peak:
+        kind: PeakKind = "heap" if limit and limit[1] == "heap" else "rss"
+        with block_peak(kind, where=self.where) as peak:
             result = yield
         top = held_by(peak.sites) if self.where else ""
         item.user_properties.append((PEAK_KEY, (peak.bytes, peak.kind, top)))
         if limit and peak.bytes > limit[0]:
-            fail(limit_text(peak, limit[0]))
+            again = None
+            if not self.where and memray_available():
+                # Tracing costs nothing until a limit fails: then one more run names the lines.
+                again = self._run_for_sites(item, kind)
+            fail(limit_text(peak, limit[0], again))
         return result
+
+    @staticmethod
+    def _run_for_sites(item: pytest.Item, kind: PeakKind) -> BlockPeak | None:
+        """One more run of a test whose limit failed, with ``where`` on (None when it raised:
+        its lines would describe another run)."""
+        run = one_run(item)
+        try:
+            with one_event_loop(item), block_peak(kind, where=True) as again:
+                padded(run)  # memray's stacks: see ``padded``
+        except Exception:
+            return None
+        return again
 
     @staticmethod
     def _check_leak(item: pytest.Item, opts: dict[str, Any]) -> None:
