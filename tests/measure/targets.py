@@ -65,7 +65,7 @@ def grows(steps: int = 60, step_bytes: int = 2 * MIB, pause: float = 0.01) -> in
 
 
 def grows_then_holds(steps: int = 30, step_bytes: int = 3 * MIB, hold_s: float = 0.6) -> int:
-    """Grow, then hold what was built, and keep it: a ramp."""
+    """Grow, then hold what was built, and keep it: retained (a ramp that levelled off)."""
     KEPT.extend(bytearray(step_bytes) for _ in range(steps) if time.sleep(0.01) is None)
     time.sleep(hold_s)
     return len(KEPT)

@@ -236,3 +236,14 @@ def test_native_in_an_interpreter_without_memray_is_one_line(tmp_path: Path) -> 
     with pytest.raises(TargetError, match="needs memray in") as info:
         mb.measure_command([str(base), str(_script(tmp_path))], where="native", quiet=True)
     assert "\n" not in str(info.value)
+
+
+def test_a_kept_block_is_retained_and_names_the_line_that_keeps_it() -> None:
+    with mb.track("cell", where=True) as t:
+        wt.keeps_a_block()
+    assert t.result is not None
+    growth = t.result.growth
+    assert growth.pattern == "retained"
+    assert f":{wt.line_of('kept')} in keeps_a_block)" in growth.explanation
+    assert "leak" not in growth.explanation
+    wt.KEPT.clear()

@@ -65,3 +65,9 @@ def grows_forever() -> None:
 
 def nothing() -> None:
     """Allocates nothing worth naming."""
+
+
+def keeps_a_block() -> None:
+    """Builds 100 MB and keeps it (a notebook cell loading a table), held 0.3 s."""
+    KEPT.append(bytearray(100_000_000))  # at:kept
+    time.sleep(0.3)

@@ -32,7 +32,13 @@ from membound.measure.outcome import (
 )
 from membound.measure.polling import polling
 from membound.measure.sampler import Sampler, SamplerReport
-from membound.measure.where import WhereMode, sites_fields, stopped_detail, where_mode
+from membound.measure.where import (
+    WhereMode,
+    kept_by,
+    sites_fields,
+    stopped_detail,
+    where_mode,
+)
 from membound.results.growth import Anchors, classify
 from membound.results.measurement import Measurement
 
@@ -133,7 +139,10 @@ def measure_command(
         rss_peak_source=source,
         **heap_and_gc(heap_data if engine else None),
         timeline=timeline,
-        growth=classify(timeline, anchors=Anchors.of(0, peak, source, rss_end)),
+        growth=kept_by(
+            classify(timeline, anchors=Anchors.of(0, peak, source, rss_end)),
+            sites.get("end_sites", ()),
+        ),
         outcome=outcome,
         outcome_detail=detail,
         exit_code=exit_code,

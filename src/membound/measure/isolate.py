@@ -38,6 +38,7 @@ from membound.measure.sampler import Sampler, SamplerReport
 from membound.measure.target import Target, TargetRef, import_error, resolve_target
 from membound.measure.where import (
     WhereMode,
+    kept_by,
     sites_fields,
     stopped_detail,
     where_engine,
@@ -233,16 +234,19 @@ def _measurement(
         rss_peak_source=source,
         **heap_and_gc(data),
         timeline=timeline,
-        growth=classify(
-            timeline,
-            anchors=Anchors.of(
-                baseline,
-                peak,
-                source,
-                rss_end,
-                blocks_delta=data.get("blocks_delta") if data else None,
-                released=data.get("rss_after_release") if data else None,
+        growth=kept_by(
+            classify(
+                timeline,
+                anchors=Anchors.of(
+                    baseline,
+                    peak,
+                    source,
+                    rss_end,
+                    blocks_delta=data.get("blocks_delta") if data else None,
+                    released=data.get("rss_after_release") if data else None,
+                ),
             ),
+            sites.get("end_sites", ()),
         ),
         outcome=outcome,
         outcome_detail=detail,

@@ -33,10 +33,15 @@ from membound.measure._inside import SOURCES, TracingOverhead
 from membound.measure._where import Capture, finish, prepare_capture
 from membound.measure.heap import HeapMode, heap_engine
 from membound.measure.sampler import Sampler
-from membound.measure.where import WhereMode, where_engine, where_mode
+from membound.measure.where import (
+    WhereMode,
+    kept_by,
+    sites_fields,
+    where_engine,
+    where_mode,
+)
 from membound.results.growth import Anchors, classify
 from membound.results.measurement import Measurement
-from membound.results.sites import sites_from_dicts
 from membound.results.timeline import Timeline
 
 __all__ = ["track"]
@@ -197,6 +202,7 @@ class track:
             source = "sampler max (VmHWM unavailable or not reset; short spikes may be missed)"
         timeline = report.timeline if report is not None else Timeline((), (), (), 0.0)
         label = self.label or "block"
+        sites = sites_fields(figures, self._where)
         self.result = Measurement(
             label=label,
             kind="in-process",
@@ -211,11 +217,14 @@ class track:
             gc_collections=self._gc.collections,
             gc_pause_s=self._gc.pause_s,
             timeline=timeline,
-            growth=classify(
-                timeline,
-                anchors=Anchors.of(
-                    self._rss_start, peak, source, rss_end, blocks_delta=blocks_delta
+            growth=kept_by(
+                classify(
+                    timeline,
+                    anchors=Anchors.of(
+                        self._rss_start, peak, source, rss_end, blocks_delta=blocks_delta
+                    ),
                 ),
+                sites.get("end_sites", ()),
             ),
             outcome="ok" if exc_type is None else "failed",
             outcome_detail="" if exc_type is None else f"raised {exc_type.__name__}",
@@ -223,10 +232,7 @@ class track:
             heap_overhead=heap_overhead,
             heap_source=SOURCES[self._engine] if self._engine else None,
             blocks_delta=blocks_delta,
-            peak_sites=sites_from_dicts(figures.get("peak_sites")),
-            end_sites=sites_from_dicts(figures.get("end_sites")),
-            where_source=figures.get("where_source"),
-            where_note=_where_note(figures, self._where),
+            **sites,
         )
 
     def _prepare_capture(self) -> None:
@@ -279,11 +285,3 @@ class track:
     def __repr__(self) -> str:
         peak = format_size(self.result.rss_peak_delta) if self.result else "running"
         return f"<track {self.label or 'block'!r}: {peak}>"
-
-
-def _where_note(figures: dict[str, object], mode: str | None) -> str:
-    """The capture's own note, or that nothing was held at the peak."""
-    note = str(figures.get("where_note") or "")
-    if mode is not None and not figures.get("peak_sites") and not note:
-        note = "no allocation was traced during the run: nothing to attribute"
-    return note

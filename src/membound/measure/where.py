@@ -3,14 +3,17 @@ itself is ``_where.py`` (run by path in child processes too)."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 from typing import Any, Literal
 
 from membound._errors import TargetError
-from membound.results.sites import PeakSite, held_by, sites_from_dicts
+from membound.results.growth import Growth
+from membound.results.sites import PeakSite, held_by, short_path, sites_from_dicts
 
 __all__ = [
     "WhereMode",
+    "kept_by",
     "memray_available",
     "sites_fields",
     "stopped_detail",
@@ -114,3 +117,15 @@ def sites_fields(
         "where_source": figures.get("where_source"),
         "where_note": note,
     }
+
+
+def kept_by(growth: Growth, end_sites: tuple[PeakSite, ...]) -> Growth:
+    """A ``retained`` verdict that names the line that kept the most (``+190.7 MiB held at the
+    end (by cell.py:3)``); any other verdict, or no site, as it is."""
+    named = [s for s in end_sites if s.kind != "other"]
+    marker = "held at the end"
+    if growth.pattern != "retained" or not named or marker not in growth.explanation:
+        return growth
+    top = named[0]
+    by = f"{marker} (by {short_path(top.file)}:{top.line} in {top.function})"
+    return dataclasses.replace(growth, explanation=growth.explanation.replace(marker, by, 1))
