@@ -52,7 +52,9 @@ def test_membound_where_traces_every_run_and_lists_the_top_line(
 ) -> None:
     path = pytester.makepyfile(test_big=TESTS)
     helper = _line(path.read_text(), "return [bytearray")
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--membound", "--membound-where")
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--membound", "--membound-where"
+    )
     result.assert_outcomes(passed=1, failed=2)
     result.stdout.fnmatch_lines(["*held at the peak (traced allocations):*"])
     assert "one more run" not in result.stdout.str()
