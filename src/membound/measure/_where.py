@@ -14,10 +14,12 @@ Two engines, one answer (a list of site dicts, the fields of ``results.sites.Pea
   (grouped at once and dropped: only the largest sites are kept). A peak shorter than a poll is
   missed, and the cost is tracemalloc's at 16 frames; both are said in ``where_source``.
 
-Sites are grouped by the stack of the user's own frames: the standard library, installed
-packages and membound are folded away, so a helper called from two lines is two sites, each with
-its caller in ``trace``. Standard library only (memray when it is used) and importing nothing
-of membound: the isolated-run child and the heap runner of commands load this file by path.
+A memray capture is closed in the measured process and read by ``_where_read.py`` in a process of
+its own (:func:`read_ticket`). Sites are grouped by the stack of the user's own frames: the
+standard library, installed packages and membound are folded away, so a helper called from two
+lines is two sites, each with its caller in ``trace``. Standard library only (memray when it is
+used) and importing nothing of membound: the isolated-run child and the heap runner of commands
+load this file by path.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ from __future__ import annotations
 import functools
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -48,7 +49,6 @@ __all__ = [
     "is_user_file",
     "padded",
     "prepare_capture",
-    "read_capture",
     "read_ticket",
 ]
 
@@ -79,30 +79,6 @@ _LIBRARY_DIRS = tuple(
     )
 )
 
-#: Native frames that only hand memory out (the allocator itself, memray's hooks): the first
-#: frame past them is the code that asked for the memory.
-_ALLOCATOR_SYMBOLS = frozenset(
-    {
-        "malloc",
-        "calloc",
-        "realloc",
-        "free",
-        "mmap",
-        "mmap64",
-        "posix_memalign",
-        "aligned_alloc",
-        "memalign",
-        "valloc",
-        "pvalloc",
-        "operator new",
-        "<unknown>",
-        "",
-    }
-)
-#: Native functions of the interpreter itself (Python objects' memory, not a C extension's).
-_CPYTHON_PREFIXES = ("_Py", "Py", "_PyObject", "PyObject", "PyMem", "_PyMem")
-_CPYTHON_SOURCE_DIRS = ("Objects/", "Python/", "Include/", "./Include/", "Parser/", "Modules/")
-
 
 @functools.lru_cache(maxsize=4096)  # files, not allocations: bounded by the code's size
 def is_user_file(path: str) -> bool:
@@ -116,32 +92,6 @@ def is_user_file(path: str) -> bool:
         return path in ("<string>", "<stdin>") or path.startswith(("<ipython-input", "<cell"))
     real = os.path.realpath(path) if os.path.isabs(path) else path
     return not any(real == d or real.startswith(d + os.sep) for d in _LIBRARY_DIRS)
-
-
-#: A library's allocation wrapper (``sqlite3Malloc``, ``default_malloc``, ``PyDataMem_UserNEW``):
-#: the frame past it says what the memory is for.
-_WRAPPER = re.compile(r"(?i)(m|c|re)?alloc|_new$|^operator new")
-
-
-def _is_cpython_frame(symbol: str, file: str) -> bool:
-    return symbol.startswith(_CPYTHON_PREFIXES) or file.startswith(_CPYTHON_SOURCE_DIRS)
-
-
-def _native_kind(native: Sequence[tuple[str, str, int]]) -> tuple[str, str | None]:
-    """``("native", symbol)`` when the innermost frame past the allocator is not the
-    interpreter's own code, else ``("python", None)``; ``native`` are the native frames between
-    the allocation and the innermost Python frame, innermost first."""
-    wrapper = None
-    for symbol, file, _line in native:
-        if symbol in _ALLOCATOR_SYMBOLS or symbol.startswith("memray::"):
-            continue
-        if _is_cpython_frame(symbol, file):
-            return ("native", wrapper) if wrapper else ("python", None)
-        if _WRAPPER.search(symbol) and wrapper is None:
-            wrapper = symbol  # a library's own malloc (sqlite3Malloc): name what called it
-            continue
-        return "native", symbol
-    return ("native", wrapper) if wrapper else ("python", None)
 
 
 def _site_key(
@@ -365,39 +315,9 @@ class MemrayCapture:
         }
 
     def stop(self) -> dict[str, Any]:
-        """Stop tracking and read the capture in a fresh process of this interpreter; the
-        figures as :func:`read_ticket` returns them."""
+        """Stop tracking and read the capture in a fresh process of this interpreter
+        (``_where_read.py``); the figures as :func:`read_ticket` returns them."""
         return read_ticket(self.close(), sys.executable)
-
-
-def read_capture(ticket: dict[str, Any]) -> dict[str, Any]:
-    """Read a closed capture (in this process) and remove its folder. Returns the heap held at
-    the end and at the peak (``heap_current``, ``heap_peak``, bytes over the start) and, with
-    sites, ``peak_sites``, ``end_sites`` and ``where_source``."""
-    import memray
-
-    try:
-        reader = memray.FileReader(os.path.join(ticket["folder"], "heap.bin"))
-        try:
-            peak = int(reader.metadata.peak_memory)
-            end = list(reader.get_leaked_allocation_records(merge_threads=True))
-            out: dict[str, Any] = {"heap_current": sum(r.size for r in end), "heap_peak": peak}
-            if ticket["sites"]:
-                outer = tuple(ticket["outer"]) if ticket.get("outer") else None
-                native = bool(ticket["native"])
-                high = reader.get_high_watermark_allocation_records(merge_threads=True)
-                out["peak_sites"] = group_sites(_stacks(high, native, outer), peak)
-                out["end_sites"] = group_sites(_stacks(end, native, outer), out["heap_current"])
-                out["where_source"] = (
-                    f"{ticket['source']}: {_mib(peak)} traced at the peak, "
-                    f"{_mib(out['heap_current'])} at the end (bytes allocated; RSS counts the "
-                    "pages touched)"
-                )
-            return out
-        finally:
-            reader.close()
-    finally:
-        shutil.rmtree(ticket["folder"], ignore_errors=True)
 
 
 def read_ticket(figures: dict[str, Any], python: str) -> dict[str, Any]:
@@ -410,7 +330,7 @@ def read_ticket(figures: dict[str, Any], python: str) -> dict[str, Any]:
     rest = {k: v for k, v in figures.items() if k != "ticket"}
     try:
         done = subprocess.run(
-            [python, os.path.abspath(__file__), "read", json.dumps(ticket)],
+            [python, os.path.join(_HERE, "_where_read.py"), json.dumps(ticket)],
             capture_output=True,
             text=True,
             timeout=300,
@@ -425,38 +345,6 @@ def read_ticket(figures: dict[str, Any], python: str) -> dict[str, Any]:
         return {**rest, "where_note": f"the capture could not be read: {last}"}
     read: dict[str, Any] = json.loads(done.stdout)
     return {**rest, **read}
-
-
-def _mib(size: float) -> str:
-    return f"{size / 2**20:,.1f} MiB"
-
-
-def _stacks(
-    records: Iterable[Any], native: bool, outer: tuple[str, str, int] | None
-) -> Iterable[tuple[list[tuple[str, str, int]], int, str, str | None]]:
-    for record in records:
-        frames = [(f, file, int(line)) for f, file, line in record.stack_trace()]
-        kind, symbol = "python", None
-        if native:
-            kind, symbol = _native_kind(_native_prefix(record, frames))
-        if outer is not None:
-            frames.append(outer)
-        yield frames, int(record.size), kind, symbol
-
-
-def _native_prefix(record: Any, python: list[tuple[str, str, int]]) -> list[tuple[str, str, int]]:
-    """The native frames between an allocation and its innermost Python frame."""
-    try:
-        hybrid = record.hybrid_stack_trace()
-    except (NotImplementedError, ValueError, RuntimeError):
-        return []
-    first = python[0] if python else None
-    out: list[tuple[str, str, int]] = []
-    for symbol, file, line in hybrid:
-        if first is not None and (symbol, file, int(line)) == first:
-            break
-        out.append((str(symbol), str(file), int(line)))
-    return out
 
 
 class TracemallocCapture:
@@ -662,11 +550,3 @@ def install_flush(capture: Capture, path: str, signum: int = signal.SIGUSR2) -> 
             os._exit(128 + signum)
 
     signal.signal(signum, flush)
-
-
-if __name__ == "__main__":
-    # ``python _where.py read TICKET``: read a closed memray capture, print the figures as JSON.
-    if len(sys.argv) == 3 and sys.argv[1] == "read":
-        print(json.dumps(read_capture(json.loads(sys.argv[2]))))
-    else:
-        sys.exit("usage: _where.py read TICKET")
