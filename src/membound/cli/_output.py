@@ -293,6 +293,8 @@ def progress_to_total(total: int, what: str) -> Iterator[Callable[[int, int], No
         task = bar.add_task(escape(what), total=total)
 
         def update(done: int, planned: int) -> None:
-            bar.update(task, completed=done, total=planned)
+            # Drawn now, not at the next 0.1 s refresh: rounds are few, and on a busy machine
+            # the refresh thread can miss every one of a short hunt's rounds.
+            bar.update(task, completed=done, total=planned, refresh=True)
 
         yield update
