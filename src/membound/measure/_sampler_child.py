@@ -43,6 +43,9 @@ _DOWNSAMPLE = runpy.run_path(
     )
 )
 _CGROUPS = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), "cgroups.py"))
+# ``_samples.py`` beside this file: what the samples keep and decide (the timeline, the limit).
+_SAMPLES = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), "_samples.py"))
+Samples = _SAMPLES["Samples"]
 
 HAS_PROC = os.path.exists("/proc/self/statm")
 
@@ -318,57 +321,6 @@ class Tracker:
         return left
 
 
-#: The live status line: rewritten this often at most, and this long (fixed, so a rewrite in place
-#: never leaves a tail of an older, longer line).
-STATUS_EVERY_S = 0.1
-STATUS_BYTES = 64
-
-
-class Samples:
-    """The samples taken so far: a bounded timeline, the largest value, the limit crossing."""
-
-    def __init__(
-        self, start: float, max_points: int, limit: int | None, status: str | None = None
-    ) -> None:
-        self.start = start
-        self.limit = limit
-        self.timeline = _DOWNSAMPLE["Downsampler"](max_points)
-        self.max_rss = 0
-        self.limit_hit: dict[str, float] | None = None
-        # The live figures for a progress display, rewritten in place (one fixed-size line at
-        # offset 0) at most every STATUS_EVERY_S: the parent reads them, the measured process
-        # never sees them.
-        self._status_fd = os.open(status, os.O_WRONLY | os.O_CREAT, 0o600) if status else None
-        self._status_at = 0.0
-
-    def add(self, now: float, value: int, kill: Callable[[], object] | None) -> None:
-        """Record one sample; call ``kill`` the first time the value crosses the limit."""
-        self.timeline.add(now - self.start, value)
-        self.max_rss = max(self.max_rss, value)
-        if self._status_fd is not None and now - self._status_at >= STATUS_EVERY_S:
-            self._status_at = now
-            line = f"{now - self.start:.3f} {value} {self.max_rss}"
-            os.pwrite(self._status_fd, line.ljust(STATUS_BYTES - 1).encode() + b"\n", 0)
-        if self.limit is not None and self.limit_hit is None and value > self.limit:
-            self.limit_hit = {"t": now - self.start, "rss": value}
-            if kill is not None:
-                kill()
-
-    def report(self) -> dict[str, object]:
-        """The JSON-ready part of the report that the samples make."""
-        down = self.timeline
-        return {
-            "start": self.start,
-            "times": list(down.times),
-            "lows": list(down.lows),
-            "highs": list(down.highs),
-            "samples": down.samples,
-            "stride": down.stride,
-            "max_rss": self.max_rss,
-            "limit_hit": self.limit_hit,
-        }
-
-
 def _kill_group(pgid: int | None) -> None:
     if pgid is not None:
         with contextlib.suppress(OSError):
@@ -540,7 +492,7 @@ def _run_spawned(
         TreeReader(pid, tracker.pids) if tree else StatmReader(pid) if HAS_PROC else None
     )
     samples = Samples(time.monotonic(), max_points, limit, status)
-    at_limit = _LimitStop(pid, tracker.kill_all, flush_grace)
+    at_limit = _SAMPLES["LimitStop"](pid, tracker.kill_all, flush_grace)
     late = 0
     next_tick = samples.start
     stopped_by = ""
@@ -569,36 +521,6 @@ def _run_spawned(
         "late_ticks": late,
         **spawned,
     }
-
-
-class _LimitStop:
-    """Stops a spawned run at its memory limit: at once, or (with ``grace``) after asking the
-    spawned process to write what it captured of its memory (SIGUSR2) and waiting at most
-    ``grace`` seconds for it to end by itself."""
-
-    def __init__(self, pid: int, kill: Callable[[], object], grace: float | None) -> None:
-        self.pid = pid
-        self.kill = kill
-        self.grace = grace
-        self.deadline: float | None = None
-
-    def begin(self) -> None:
-        """The limit was crossed."""
-        if self.grace is None:
-            self.kill()
-            return
-        try:
-            os.kill(self.pid, signal.SIGUSR2)
-        except OSError:
-            self.kill()
-            return
-        self.deadline = time.monotonic() + self.grace
-
-    def check(self) -> None:
-        """Kill the run once the grace has run out."""
-        if self.deadline is not None and time.monotonic() >= self.deadline:
-            self.deadline = None
-            self.kill()
 
 
 def _spawn_error(exc: OSError) -> str:

@@ -279,16 +279,6 @@ class MemrayCapture:
         self.enter = self._tracker.__enter__
         return self
 
-    def start(self) -> MemrayCapture:
-        """Make and start the tracker at once (where the caller's stack does not matter)."""
-        self.prepare()
-        try:
-            self.enter()
-        except BaseException:
-            self.discard()
-            raise
-        return self
-
     def discard(self) -> None:
         """Forget a tracker that could not start."""
         self._tracker = None

@@ -30,7 +30,7 @@ from membound._errors import TargetError
 from membound._units import format_size
 from membound.measure import probes
 from membound.measure._inside import SOURCES, TracingOverhead
-from membound.measure._where import Capture, finish, prepare_capture
+from membound.measure._where import Capture, MemrayCapture, finish, prepare_capture
 from membound.measure.heap import HeapMode, heap_engine
 from membound.measure.sampler import Sampler
 from membound.measure.where import (
@@ -150,6 +150,8 @@ class track:
             try:
                 self._capture.enter()
             except RuntimeError as exc:
+                if isinstance(self._capture, MemrayCapture):
+                    self._capture.discard()  # its capture folder
                 with _ACTIVE_LOCK:
                     self._stop_sampler_quietly()
                     self._refuse(exc)
