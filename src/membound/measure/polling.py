@@ -17,16 +17,21 @@ _log = logging.getLogger("membound")
 @contextlib.contextmanager
 def polling(tick: Callable[[], None], every: float, name: str) -> Iterator[None]:
     """Run ``tick()`` every ``every`` seconds in a daemon thread called ``name`` until the block
-    ends (the thread is joined before it returns). An exception from ``tick`` is logged and
-    the polling goes on: a display must never end a measurement."""
+    ends (the thread is joined before it returns), and once more when the block ends without an
+    exception, so the last figures are shown even when the block took less than one period. An
+    exception from ``tick`` is logged and the polling goes on: a display must never end a
+    measurement."""
     stop = threading.Event()
+
+    def safe_tick() -> None:
+        try:
+            tick()
+        except Exception:
+            _log.debug("membound: %s failed", name, exc_info=True)
 
     def run() -> None:
         while not stop.wait(every):
-            try:
-                tick()
-            except Exception:
-                _log.debug("membound: %s failed", name, exc_info=True)
+            safe_tick()
 
     thread = threading.Thread(target=run, name=name, daemon=True)
     thread.start()
@@ -35,3 +40,4 @@ def polling(tick: Callable[[], None], every: float, name: str) -> Iterator[None]
     finally:
         stop.set()
         thread.join()
+    safe_tick()  # the final figures (skipped when the block raised)
