@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+PYTEST  = $(BIN)/python -m pytest -n auto $(PYTEST_ARGS)
 
-.PHONY: demo test bench lint venv clean
+.PHONY: demo test test-loaded bench lint venv clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,7 +24,11 @@ lint: $(STAMP)
 	$(BIN)/mypy --strict src
 
 test: lint
-	$(BIN)/python -m pytest -n auto $(PYTEST_ARGS)
+	$(PYTEST)
+
+# The same suite with two busy CPU loops beside it (as on a shared CI runner): it must pass too.
+test-loaded: $(STAMP)
+	.ci/loaded $(PYTEST)
 
 bench: $(STAMP)
 	@set -e; for f in benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f; done

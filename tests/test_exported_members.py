@@ -24,6 +24,7 @@ EXPECTED = [
     "Complexity",
     "ComplexityPoint",
     "DatabaseLocked",
+    "DatabaseUnavailable",
     "Growth",
     "Holder",
     "Interrupted",

@@ -7,6 +7,12 @@ here explicitly; everything else lives in private modules.
 
 from __future__ import annotations
 
+# First, before the imports below take their few hundred milliseconds: when this process is the
+# membound command, Ctrl-C (SIGTERM, SIGHUP) while it starts ends it with one line and 128 + N,
+# no traceback; closed stdio descriptors are opened on /dev/null (cli/_startup.py).
+from membound.cli import _startup  # noqa: F401
+
+# isort: split
 from typing import Any
 
 from membound import guard, report
@@ -16,6 +22,7 @@ from membound._errors import (
     ChildFailed,
     CommandNotFound,
     DatabaseLocked,
+    DatabaseUnavailable,
     Interrupted,
     KeyOrderError,
     LeaseLost,
@@ -95,6 +102,7 @@ __all__ = [
     "Complexity",
     "ComplexityPoint",
     "DatabaseLocked",
+    "DatabaseUnavailable",
     "Growth",
     "Holder",
     "Interrupted",

@@ -14,6 +14,7 @@ __all__ = [
     "ChildFailed",
     "CommandNotFound",
     "DatabaseLocked",
+    "DatabaseUnavailable",
     "Interrupted",
     "KeyOrderError",
     "LeaseLost",
@@ -196,6 +197,30 @@ class DatabaseLocked(MemboundError):
         "another connection holds a write lock or a long read transaction; shorten it, or raise "
         "the busy timeout (SQLite: connect_args={'timeout': seconds})"
     )
+
+
+class DatabaseUnavailable(MemboundError):
+    """The database stopped answering for longer than ``db_wait`` (a lost connection, a server
+    restarting or down), or can no longer take membound's writes where the run started (its
+    SQLite file was deleted or replaced, its disk is full). The message says what membound was
+    doing and what had committed.
+
+    Attributes:
+        doing: what membound was doing when it gave up, in words.
+        waited: seconds it waited for the database to answer again (0 when it did not wait).
+    """
+
+    hint = (
+        "check that the database is running, reachable and has space, then run again: "
+        "a checkpoint resumes after what committed"
+    )
+
+    def __init__(
+        self, message: str, *, doing: str = "", waited: float = 0.0, hint: str = ""
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.doing = doing
+        self.waited = waited
 
 
 class StopRequested(BaseException):

@@ -63,3 +63,30 @@ def test_a_key_unique_in_the_join_is_read_in_full(db: Db) -> None:
     assert list(range(1, 101)) == [
         r.id for r in mb.find_each(db.engine, one_each, key=parent.c.id, batch_size=10)
     ]
+
+
+def _noop(batch: object, writer: object) -> None:
+    return None
+
+
+def test_key_ranges_refuses_a_key_the_join_repeats_before_cutting(db: Db) -> None:
+    # Parent 7 has two children among a thousand single ones: one repeat is enough.
+    parent, child = _parent_child(db, {p: 2 if p == 7 else 1 for p in range(1, 1001)})
+    source = sa.select(parent.c.id, child.c.id.label("cid")).join(child)
+    with pytest.raises(BatchSourceError, match=r"key \(id\) is not unique in this source: 7 "):
+        mb.key_ranges(db.engine, source, parts=4, key=parent.c.id)
+    unique = sa.select(child.c.id, parent.c.id.label("p")).join(parent)
+    assert 4 == len(mb.key_ranges(db.engine, unique, parts=4, key=child.c.id))
+
+
+def test_run_partitioned_refuses_it_before_writing_a_job_row(db: Db) -> None:
+    parent, child = _parent_child(db, {p: 2 if p == 7 else 1 for p in range(1, 1001)})
+    source = sa.select(parent.c.id, child.c.id.label("cid")).join(child)
+    with pytest.raises(BatchSourceError, match="is not unique in this source"):
+        mb.run_partitioned(
+            db.engine, source, _noop, name=f"repeats-{id(db)}", parts=4, key=parent.c.id
+        )
+    leases = sa.Table("membound_leases", sa.MetaData(), autoload_with=db.engine)
+    with db.engine.connect() as conn:
+        jobs = conn.execute(sa.select(leases.c.job).where(leases.c.job == f"repeats-{id(db)}"))
+        assert [] == jobs.all()

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,7 @@ def sleeps(*a):
 def slow_when_big(n):
     b = bytearray(int(n))
     if n > 10**6:
+        open(os.path.join(os.path.dirname(__file__), "big.started"), "w").close()
         time.sleep(60)
 """
 
@@ -207,7 +209,12 @@ def test_the_default_timeout_is_documented(
 # --- 8. Ctrl-C keeps what finished --------------------------------------------------------------
 
 
-def _interrupt(argv: list[str], after: float, cwd: Path) -> subprocess.CompletedProcess[str]:
+def _interrupt(
+    argv: list[str], cwd: Path, when: Callable[[], bool]
+) -> subprocess.CompletedProcess[str]:
+    """Run membound with ``argv`` and Ctrl-C it as soon as ``when()`` is true: when the runs
+    the test speaks of have visibly started (a fixed wait was too short on a loaded machine,
+    where membound was still importing, or a run not yet done, when it came)."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "membound", *argv],
         cwd=cwd,
@@ -216,34 +223,41 @@ def _interrupt(argv: list[str], after: float, cwd: Path) -> subprocess.Completed
         text=True,
         preexec_fn=default_sigint,  # noqa: PLW1509 - the runner may ignore SIGINT
     )
-    time.sleep(after)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=60)
+    try:
+        deadline = time.monotonic() + 120
+        while not when():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                out, err = proc.communicate(timeout=60) if proc.poll() is not None else ("", "")
+                pytest.fail(f"membound {argv[0]} never got to the point of the Ctrl-C: {err}")
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
     return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+
+def _lines(path: Path) -> int:
+    return len(path.read_text().splitlines()) if path.exists() else 0
 
 
 def test_ctrl_c_in_compare_writes_the_finished_runs(tmp_path: Path) -> None:
     out = tmp_path / "cmp.json"
+    # Each run adds a line to "started" as it starts; runs go one at a time, A B A B.
+    commands = [f"sh -c 'echo >> started; exec sleep {s}'" for s in ("1.5", "1.6")]
     proc = _interrupt(
-        [
-            "compare",
-            "--repeat",
-            "2",
-            "--json",
-            str(out),
-            "--cmd",
-            "sleep 1.5",
-            "--cmd",
-            "sleep 1.6",
-        ],
-        after=4.5,  # both first runs done (a run is ~1.6 s plus start-up), the third running
+        ["compare", "--repeat", "2", "--json", str(out)]
+        + [arg for command in commands for arg in ("--cmd", command)],
         cwd=tmp_path,
+        when=lambda: _lines(tmp_path / "started") >= 3,  # A and B done, A's second run going
     )
     assert 130 == proc.returncode, proc.stderr
-    assert "of 4 runs finished" in proc.stderr
+    assert "2 of 4 runs finished" in proc.stderr
     rows = json.loads(out.read_text())["result"]["rows"]
-    assert ["sleep 1.5", "sleep 1.6"] == [r["name"] for r in rows]
-    assert all(r["runs"] >= 1 for r in rows)
+    assert commands == [r["name"] for r in rows]
+    assert [1, 1] == [r["runs"] for r in rows]
     assert "sleep 1.5" in proc.stdout  # the table of what finished was printed too
 
 
@@ -251,8 +265,8 @@ def test_ctrl_c_in_scale_keeps_the_verdict_of_the_sizes_that_finished(targets: P
     out = targets / "sc.json"
     proc = _interrupt(
         ["scale", "t.py:slow_when_big", "--sizes", "1e3,1e4,1e5,1e7", "--json", str(out)],
-        after=8.0,  # the three small sizes take a few seconds; the largest never ends
         cwd=targets,
+        when=(targets / "big.started").exists,  # sizes go in order; the largest never ends
     )
     assert 130 == proc.returncode, proc.stderr
     assert "3 of 4 sizes finished" in proc.stderr
@@ -261,7 +275,11 @@ def test_ctrl_c_in_scale_keeps_the_verdict_of_the_sizes_that_finished(targets: P
 
 
 def test_ctrl_c_before_anything_finished_says_so(tmp_path: Path) -> None:
-    proc = _interrupt(["compare", "--cmd", "sleep 30", "--cmd", "true"], after=1.5, cwd=tmp_path)
+    proc = _interrupt(
+        ["compare", "--cmd", "sh -c 'touch started; exec sleep 30'", "--cmd", "true"],
+        cwd=tmp_path,
+        when=(tmp_path / "started").exists,  # the first run is going (not membound's start-up)
+    )
     assert 130 == proc.returncode
     assert "0 of 6 runs finished" in proc.stderr
     assert "no result" in proc.stderr

@@ -97,7 +97,7 @@ def _not_a_result(tmp_path: Path) -> str:
         (
             lambda tmp, run: ["report", run, "--html", str(tmp / "no" / "dir" / "x.html")],
             "cannot write",
-            "hint: give a path in an existing directory",
+            "x.html: No such file or directory",  # the path and the reason, one line
         ),
         (
             lambda tmp, run: ["report", run, run, "--plot", str(tmp / "x.png")],

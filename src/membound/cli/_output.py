@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
+import stat
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,7 +30,8 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from membound._errors import TargetError
+from membound._errors import MemboundError, TargetError
+from membound._files import write_atomic
 from membound._units import format_size
 from membound.measure.outcome import check_timeout
 from membound.report.sections import Result
@@ -36,29 +39,109 @@ from membound.report.terminal import renderable, result_text
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "MESSAGE_CHARS",
+    "SHOWN_CHARS",
+    "Outputs",
+    "cut_long",
     "emit",
     "heading",
     "keep_partial",
     "live_memory",
     "live_output",
     "output_options",
+    "print_result",
     "progress",
     "progress_to_total",
     "show",
     "timeout_option",
+    "writable_path",
+    "write_output",
 ]
 
 
-def _writable(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    """Check an output path before the run, so that a long measurement is not lost at the end."""
+def writable_path(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Check an output path before the run, so that a long measurement is not lost at the end:
+    the folder must exist and take a new file (tried for real: a read-only mount, a folder of
+    another user and a full inode table all refuse it; ``os.access`` misses some of them)."""
     if value is None:
         return None
+    with contextlib.suppress(OSError):
+        if not stat.S_ISREG(os.stat(value).st_mode) and not os.path.isdir(value):
+            return value  # a stream (/dev/stdout, a FIFO): written in place, at the end
     folder = Path(value).resolve().parent
     if not folder.is_dir():
-        raise click.BadParameter(f"folder {folder} does not exist", ctx=ctx, param=param)
-    if not os.access(folder, os.W_OK):
-        raise click.BadParameter(f"folder {folder} is not writable", ctx=ctx, param=param)
+        raise MemboundError(f"cannot write {value}: folder {folder} does not exist")
+    probe = folder / f".membound-probe-{os.getpid()}-{secrets.token_hex(4)}"
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        os.unlink(probe)
+    except OSError as exc:
+        raise MemboundError(f"cannot write {value}: {exc.strerror or exc}") from None
     return value
+
+
+#: The name ``cli/commands/watch.py`` imports.
+_writable = writable_path
+
+
+class Outputs:
+    """The files a command writes, each whole or not at all (a full disk leaves an old file as
+    it was, never a truncated one).
+
+    A file that cannot be written stops neither the next file nor the printing of the result:
+    call :meth:`finish` once the result is on stdout, and it raises the failures as one line
+    naming each path and the system's reason (exit 2).
+    """
+
+    def __init__(self) -> None:
+        self.written: list[str] = []
+        self.failed: list[str] = []
+
+    def write(self, path: str, data: bytes) -> None:
+        """Write ``data`` to ``path``."""
+        try:
+            write_atomic(path, data)
+        except OSError as exc:
+            self._fail(path, exc)
+        else:
+            self.written.append(path)
+
+    def chart(self, result: Result, path: str) -> None:
+        """Draw ``result``'s PNG chart to ``path``."""
+        from membound.report.chart import chart
+
+        try:
+            chart(result, path)
+        except (OSError, ImportError) as exc:  # ImportError: no matplotlib (extra "plot")
+            self._fail(path, exc)
+        else:
+            self.written.append(path)
+
+    def _fail(self, path: str, exc: OSError | ImportError) -> None:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        self.failed.append(f"cannot write {path}: {reason or type(exc).__name__}")
+
+    def finish(self, *, say: bool = True) -> None:
+        """Say what was written (unless not ``say``); then raise what was not.
+
+        Raises:
+            MemboundError: a file could not be written.
+        """
+        for path in self.written if say else ():
+            click.echo(f"wrote {path}", err=True)
+        if self.failed:
+            raise MemboundError("; ".join(self.failed))
+
+
+def write_output(path: str, data: bytes) -> None:
+    """Write one output file (see :class:`Outputs`).
+
+    Raises:
+        MemboundError: one line naming ``path`` and the system's reason.
+    """
+    files = Outputs()
+    files.write(path, data)
+    files.finish()
 
 
 #: The default time limit of each run of ``compare``, ``scale`` and ``leaks``: 30 minutes.
@@ -118,6 +201,24 @@ def _cut(text: str, room: int) -> str:
     return text if len(text) <= room else text[: room - 1] + "…"
 
 
+#: The most of a traceback or message from the measured code that is printed: a child's
+#: exception can carry megabytes (its head and its tail are shown, and how much was cut).
+SHOWN_CHARS = 4096
+#: The most of an error's one line that is printed.
+MESSAGE_CHARS = 2048
+
+
+def cut_long(text: str, limit: int = SHOWN_CHARS) -> str:
+    """``text`` cut to about ``limit`` characters: its start and its end (where a traceback
+    names the exception), and between them how many characters were left out."""
+    if len(text) <= limit:
+        return text
+    tail = limit // 4
+    head = limit - tail
+    cut = len(text) - head - tail
+    return f"{text[:head]} … [{cut:,} characters cut] … {text[-tail:]}"
+
+
 def _quiet(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
     if value:
         ctx.meta[_QUIET] = True
@@ -145,7 +246,7 @@ def output_options(func: Any) -> Any:
         "--plot",
         "plot_path",
         type=click.Path(dir_okay=False),
-        callback=_writable,
+        callback=writable_path,
         help="Write a PNG chart here.",
     )(func)
     func = click.option(
@@ -155,7 +256,7 @@ def output_options(func: Any) -> Any:
         "--json",
         "json_path",
         type=click.Path(dir_okay=False),
-        callback=_writable,
+        callback=writable_path,
         help="Write the JSON result here.",
     )(func)
     return func
@@ -179,37 +280,49 @@ def heading(title: str) -> None:
         click.echo(f"\n## {title}\n")
 
 
-def emit(result: Result, *, json_path: str | None, markdown: bool, plot_path: str | None) -> None:
-    """Write the JSON file asked for, then print ``result``, then draw the chart: the result
-    file comes first, so that nothing shown or drawn afterwards can lose it."""
-    if json_path:
-        from membound.report.json import dumps
-
-        Path(json_path).write_text(dumps(result) + "\n", encoding="utf-8")
+def print_result(result: Result, *, markdown: bool) -> None:
+    """Print ``result``: Markdown, or a table (see :func:`show`)."""
     if markdown:
         click.echo(result.to_markdown(), nl=False)
     else:
         show(result)
-    if json_path:
-        click.echo(f"wrote {json_path}", err=True)
-    if plot_path:
-        from membound.report.chart import chart
 
-        chart(result, plot_path)
-        click.echo(f"wrote {plot_path}", err=True)
+
+def emit(result: Result, *, json_path: str | None, markdown: bool, plot_path: str | None) -> None:
+    """Write the files asked for, then print ``result``.
+
+    The files come first, so that nothing shown afterwards (into a pipe that closes) can lose
+    them; a file that cannot be written is named once the result is printed (:class:`Outputs`).
+
+    Raises:
+        MemboundError: a file could not be written.
+    """
+    files = Outputs()
+    if json_path:
+        from membound.report.json import dumps
+
+        files.write(json_path, (dumps(result) + "\n").encode("utf-8"))
+    if plot_path:
+        files.chart(result, plot_path)
+    print_result(result, markdown=markdown)
+    files.finish()
 
 
 def keep_partial(
     stop: KeyboardInterrupt, *, json_path: str | None, markdown: bool, plot_path: str | None
 ) -> None:
-    """After Ctrl-C: print and write what finished (an :class:`Interrupted` carries it)."""
+    """After Ctrl-C: print and write what finished (an :class:`Interrupted` carries it). A file
+    that cannot be written is named in a line; the interrupt stays what ends the command."""
     partial = getattr(stop, "partial", None)
     finished = getattr(stop, "finished", "")
     if partial is None:
         click.echo(f"membound: interrupted; {finished or 'nothing finished'}: no result", err=True)
         return
     click.echo(f"membound: interrupted; {finished}: the result below is of those", err=True)
-    emit(partial, json_path=json_path, markdown=markdown, plot_path=plot_path)
+    try:
+        emit(partial, json_path=json_path, markdown=markdown, plot_path=plot_path)
+    except MemboundError as exc:
+        click.echo(f"membound: error: {exc}", err=True)
 
 
 @contextlib.contextmanager

@@ -1,17 +1,31 @@
 """Entry point of the ``membound`` command: dispatch, exit codes and error messages.
 
-Exit codes: 0 ok, 1 a verdict, limit or finding failed, 2 usage or run error. User errors print
-one line and a hint on stderr, never a Python traceback.
+Exit codes: 0 ok, 1 a verdict, limit or finding failed, 2 usage or run error, 128 + N when
+signal N ended membound itself (130 for Ctrl-C). User errors print one line and a hint on stderr,
+never a Python traceback.
+
+A closed stdout (``membound … | head -1``) ends membound quietly with 141 (128 + SIGPIPE), as a
+shell tool killed by SIGPIPE would; Python ignores SIGPIPE, so the write fails with
+``BrokenPipeError`` instead, and membound follows Python's documented recipe (the rest of the
+output goes to ``/dev/null``, so that the flush at exit cannot fail again). click would turn
+that error into ``sys.exit(1)``, indistinguishable from measured code calling ``sys.exit(1)``:
+:class:`_Group` catches it first. A stdout that fails otherwise (``> /dev/full``) is one line
+naming stdout, exit 2.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import importlib
 import os
+import select
 import signal
+import stat
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 import click
 
@@ -22,6 +36,8 @@ from membound._errors import (
     describe_exception,
     failure_words,
 )
+from membound.cli._output import MESSAGE_CHARS, cut_long
+from membound.cli._startup import ready
 from membound.measure.sampler import kill_descendants
 
 __all__ = ["COMMANDS", "cli", "main", "run"]
@@ -29,12 +45,118 @@ __all__ = ["COMMANDS", "cli", "main", "run"]
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_ERROR = 2
+#: A closed stdout: what a shell reports for a tool killed by SIGPIPE.
+EXIT_PIPE = 128 + signal.SIGPIPE
 
 #: Subcommand modules under ``membound.cli.commands``; each defines ``command``.
 COMMANDS: tuple[str, ...] = ("run", "compare", "scale", "leaks", "report", "demo", "lint", "watch")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class StreamFailed(Exception):
+    """A write to stdout or stderr failed: the reader went away (EPIPE) or the file cannot take
+    more (``/dev/full``). Not an ``OSError``, so that click lets it through."""
+
+    def __init__(self, name: str, error: OSError) -> None:
+        super().__init__(name, error)
+        self.name = name
+        self.error = error
+
+
+class _PipeError(Exception):
+    """An EPIPE that is not stdout's or stderr's (a pipe to a child), carried past click, which
+    would turn it into ``sys.exit(1)``; reported as the ``OSError`` it is."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+#: The errors with which a write to a stream fails when its file cannot take more.
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def _cannot_take(fd: int, error: int | None) -> bool:
+    """Whether a write to ``fd`` fails with ``error`` now. Python drops a buffer whose write
+    failed, so the stream cannot simply be flushed again: the file behind ``fd`` is asked."""
+    try:
+        info = os.fstat(fd)
+    except OSError:
+        return True  # closed by code measured in this process
+    if error == errno.EPIPE:  # a pipe or socket whose reader is gone polls as an error
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        return any(mask & (select.POLLERR | select.POLLHUP) for _, mask in poller.poll(0))
+    if error not in _FULL:
+        return False
+    if stat.S_ISCHR(info.st_mode):  # /dev/full refuses even an empty write
+        try:
+            os.write(fd, b"")
+        except OSError:
+            return True
+        return False
+    if stat.S_ISREG(info.st_mode):
+        return os.fstatvfs(fd).f_bavail == 0
+    return False
+
+
+def _failed_stream(error: OSError) -> str | None:
+    """``"stdout"`` or ``"stderr"``, if ``error`` is a failed write to it."""
+    for fd, name in ((1, "stdout"), (2, "stderr")):
+        if _cannot_take(fd, error.errno):
+            return name
+    return None
+
+
+def _flush_streams() -> tuple[str, OSError] | None:
+    """Flush stdout and stderr: output still in a buffer must reach its reader too."""
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        try:
+            if stream is not None:
+                stream.flush()
+        except OSError as exc:
+            return (_failed_stream(exc) or name), exc
+        except ValueError:  # closed by code measured in this process
+            continue
+    return None
+
+
+@contextlib.contextmanager
+def _stream_failures() -> Iterator[None]:
+    """Turn a failed write to stdout or stderr into :class:`StreamFailed`; any other
+    ``OSError`` goes on as it is (EPIPE wrapped, past click)."""
+    try:
+        yield
+    except OSError as exc:
+        name = _failed_stream(exc)
+        if name is not None:
+            raise StreamFailed(name, exc) from exc
+        if exc.errno == errno.EPIPE:
+            raise _PipeError(exc) from exc
+        raise
+
+
+class _Group(click.Group):
+    """The ``membound`` group: a failed write to stdout or stderr, while parsing (``--help``)
+    or running a command, reaches :func:`main` as :class:`StreamFailed`; click would turn
+    EPIPE into ``sys.exit(1)``."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        with _stream_failures():
+            return super().make_context(info_name, args, parent=parent, **extra)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        with _stream_failures():
+            return super().invoke(ctx)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="membound")
 def cli() -> None:
     """Prove that Python code runs in bounded memory: measure, judge, bound, guard."""
@@ -56,15 +178,44 @@ def _on_signal(signum: int, frame: object) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI with ``argv`` (default: ``sys.argv[1:]``) and return the exit code: 0, 1 or
-    2, or 128 + N when signal N was sent to membound itself (130 for Ctrl-C)."""
+    2, or 128 + N when signal N was sent to membound itself (130 for Ctrl-C), 141 when stdout's
+    reader went away (as if SIGPIPE had ended membound)."""
     args = list(sys.argv[1:] if argv is None else argv)
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGHUP):
             signal.signal(signum, _on_signal)
+    ready()  # imports done: Ctrl-C is KeyboardInterrupt again, handled below
     try:
-        return _dispatch(args)
+        code = _dispatch(args)
+        failed = _flush_streams()
+        return code if failed is None or code > EXIT_ERROR else _stream_failed(*failed)
     except KeyboardInterrupt:  # a second Ctrl-C while the first one was being reported
         return 128 + signal.SIGINT
+    except StreamFailed as exc:
+        return _stream_failed(exc.name, exc.error)
+    except OSError as exc:  # stderr failed while an error was being reported
+        name = _failed_stream(exc)
+        if name is None:
+            raise
+        return _stream_failed(name, exc)
+
+
+def _stream_failed(name: str, error: OSError) -> int:
+    """A standard stream cannot be written: its output (and what is still to come) goes to
+    ``/dev/null``; a closed pipe ends membound quietly with 141, anything else is one line."""
+    stream = getattr(sys, name)
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, stream.fileno())
+        os.close(null)
+    except (OSError, ValueError, AttributeError):
+        pass
+    if error.errno == errno.EPIPE:
+        return EXIT_PIPE
+    reason = error.strerror or describe_exception(error)
+    with contextlib.suppress(OSError, ValueError):
+        click.echo(f"membound: error: cannot write to {name}: {reason}", err=True)
+    return EXIT_ERROR
 
 
 def _dispatch(args: list[str]) -> int:
@@ -80,11 +231,13 @@ def _dispatch(args: list[str]) -> int:
     except click.ClickException as exc:
         exc.show()
         return EXIT_ERROR
+    except StreamFailed:
+        raise
     except MemboundError as exc:
         child_traceback = getattr(exc, "traceback", "")
         if child_traceback:
-            click.echo(child_traceback.rstrip(), err=True)
-        click.echo(f"membound: error: {describe_message(exc)}", err=True)
+            click.echo(cut_long(child_traceback.rstrip()), err=True)
+        click.echo(f"membound: error: {cut_long(describe_message(exc), MESSAGE_CHARS)}", err=True)
         if exc.hint:
             click.echo(f"hint: {exc.hint}", err=True)
         return EXIT_ERROR
@@ -94,23 +247,28 @@ def _dispatch(args: list[str]) -> int:
         name = signal.Signals(exc.signum or signal.SIGTERM).name
         click.echo(f"membound: terminated by {name}; the measured processes were stopped", err=True)
         return 128 + (exc.signum or signal.SIGTERM)
-    except OSError as exc:
-        where = f" {exc.filename}" if exc.filename else ""
-        click.echo(f"membound: error:{where}: {exc.strerror or describe_exception(exc)}", err=True)
+    except (OSError, _PipeError) as exc:
+        error = exc.error if isinstance(exc, _PipeError) else exc
+        where = f"{error.filename}: " if error.filename else ""
+        reason = error.strerror or describe_exception(error)
+        click.echo(f"membound: error: {where}{cut_long(reason, MESSAGE_CHARS)}", err=True)
         return EXIT_ERROR
     except SystemExit as exc:  # measured code that called sys.exit where membound runs it
-        click.echo(f"membound: error: the measured code {failure_words(exc)}", err=True)
+        words = cut_long(failure_words(exc), MESSAGE_CHARS)
+        click.echo(f"membound: error: the measured code {words}", err=True)
         return EXIT_ERROR
     except Exception as exc:
         if os.environ.get("MEMBOUND_DEBUG"):
             raise
-        click.echo(f"membound: internal error: {describe_exception(exc)}", err=True)
+        text = cut_long(describe_exception(exc), MESSAGE_CHARS)
+        click.echo(f"membound: internal error: {text}", err=True)
         click.echo(
             "hint: this is a bug in membound; MEMBOUND_DEBUG=1 shows the traceback", err=True
         )
         return EXIT_ERROR
     except BaseException as exc:  # the measured code's own BaseException subclass
-        click.echo(f"membound: error: the measured code {failure_words(exc)}", err=True)
+        words = cut_long(failure_words(exc), MESSAGE_CHARS)
+        click.echo(f"membound: error: the measured code {words}", err=True)
         return EXIT_ERROR
     code = int(result or 0)
     return code if code in (EXIT_OK, EXIT_FAILED, EXIT_ERROR) else EXIT_ERROR
@@ -146,5 +304,6 @@ def run() -> None:
     left = kill_descendants(os.getpid())
     if left:
         what = "process" if left == 1 else "processes"
-        click.echo(f"membound: stopped {left} {what} the measured code left running", err=True)
+        with contextlib.suppress(OSError):
+            click.echo(f"membound: stopped {left} {what} the measured code left running", err=True)
     sys.exit(code)

@@ -69,7 +69,8 @@ _FAST_S = 0.01
 #: Thresholds are armed this much early: cgroup v1 compares usage with them only every 128
 #: page events per CPU, so an event armed at the threshold itself may come late or, when
 #: growth stops just past it, not at all. An early wake-up costs one reading, and near the
-#: thresholds the watchdog reads every ``_FAST_S`` anyway.
+#: thresholds the watchdog reads every ``_FAST_S`` anyway; ``soft`` and ``hard`` are armed at
+#: the crossing too (see ``Watchdog._arm_points``).
 _EVENT_SLACK = (
     128 * (os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096) * (os.cpu_count() or 1)
 )
@@ -295,6 +296,7 @@ class Watchdog:
         self._queue: queue.Queue[tuple[Callback, WatchdogEvent] | None] = queue.Queue(_QUEUE)
         self._threads: list[threading.Thread] = []
         self._wake_r = self._wake_w = -1
+        self._armed_offset = 0
         self._stopping = threading.Event()
         _all_dogs.add(self)
 
@@ -460,10 +462,16 @@ class Watchdog:
         self._stopping.clear()
         self._queue = queue.Queue(_QUEUE)  # a fresh one: a stopped watchdog may be started again
         self._wake_r, self._wake_w = os.pipe()
-        thresholds = [max(1, t - _EVENT_SLACK) for t in self._thresholds()]
+        # The first reading comes before the thresholds are armed, so that they are armed once,
+        # raised by the page cache charged now: arming them again in the watch thread cost
+        # 60–160 ms (a cgroup v1 threshold is registered with a synchronize_rcu() each), a blind
+        # spell in which a fast ramp ran into the OOM killer (4 KiB of page cache was enough).
+        self.check()
+        usage = self.usage
+        self._armed_offset = usage.charged - usage.judged if usage is not None else 0
+        thresholds = self._arm_points(self._armed_offset)
         source = open_events(self.limit, thresholds) if self._use_events else EventSource("polling")
         self.events_kind = source.kind
-        self.check()
         for target, name in (
             (self._watch, "membound-watchdog"),
             (self._callbacks, "membound-callbacks"),
@@ -510,7 +518,7 @@ class Watchdog:
         _prefer_this_thread()
         poller = select.poll()
         generation = -1
-        armed_offset = -(1 << 62)
+        armed_offset = self._armed_offset  # what start() armed the thresholds with
         try:
             while not self._stopping.is_set():
                 if source.generation != generation:
@@ -540,9 +548,7 @@ class Watchdog:
                     offset = usage.charged - usage.judged
                     if abs(offset - armed_offset) > _REARM_BYTES:
                         armed_offset = offset
-                        top = self.limit.bytes
-                        charged = [t + offset - _EVENT_SLACK for t in self._thresholds()]
-                        source.arm([max(1, t) for t in charged if t < top])
+                        source.arm(self._arm_points(offset))
         finally:
             source.close()
 
@@ -554,6 +560,17 @@ class Watchdog:
             self.hard_recover_bytes,
             self.hard_bytes,
         ]
+
+    def _arm_points(self, offset: int) -> list[int]:
+        """The charged usages (bytes) at which cgroup v1 events wake the watch: each threshold
+        ``_EVENT_SLACK`` early, raised by the page cache ``offset``; ``soft`` and ``hard`` once
+        more at the crossing itself. The early event is spent a little below them, and a ramp
+        then crossed ``hard`` with no event, unseen until the next reading (10 ms, 25 ms on a
+        busy machine: 15 MiB at 1 GiB/s). A point at or above the limit is left out (charge
+        never passes the limit, so it would never fire)."""
+        early = [t - _EVENT_SLACK for t in self._thresholds()]
+        points = {max(1, t + offset) for t in [*early, self.soft_bytes, self.hard_bytes]}
+        return sorted(t for t in points if t < self.limit.bytes)
 
     def _callbacks(self, source: EventSource) -> None:
         while True:

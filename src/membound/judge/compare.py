@@ -113,7 +113,7 @@ def compare(
 
     Raises:
         TargetError: no scenarios, or a scenario cannot be loaded.
-        ChildFailed: a scenario raised.
+        ChildFailed: a scenario raised, or ended its process without a result (``os._exit``).
         Interrupted: Ctrl-C; its ``partial`` holds the runs that finished.
     """
     if repeat < 1:

@@ -404,7 +404,7 @@ def complexity(
 
     Raises:
         TargetError: fewer than three distinct sizes, a bad metric or a bad target.
-        ChildFailed: a run raised.
+        ChildFailed: a run raised, or ended its process without a result (``os._exit``).
         LimitExceeded: a run reached ``timeout``.
         Interrupted: Ctrl-C; its ``partial`` is the verdict over the sizes that finished, when
             three or more did.

@@ -18,7 +18,7 @@ from typing import Any
 
 from membound import _errors
 from membound._errors import ChildFailed, LimitExceeded, MemboundError
-from membound.measure.isolate import run_python
+from membound.measure.isolate import module_args, run_python
 from membound.measure.outcome import exit_words
 from membound.measure.polling import polling
 from membound.measure.target import Target, resolve_target
@@ -81,7 +81,7 @@ def hunt_isolated(
         request_path.write_bytes(pickle.dumps(request))
         with _relaying(progress_path, on_round):
             code, timed_out = run_python(
-                ["-m", "membound.judge._leaks_child", str(request_path), str(result_path)],
+                module_args("membound.judge._leaks_child", str(request_path), str(result_path)),
                 timeout,
             )
         if timed_out:

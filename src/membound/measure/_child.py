@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import gc
 import importlib
 import importlib.util
@@ -65,6 +64,7 @@ def _reset_hwm() -> bool:
 # (importing membound would count in the measured baseline).
 _INSIDE = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), "_inside.py"))
 _WHERE = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), "_where.py"))
+_PROC = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), "_proc_tree.py"))
 
 
 def _write(path: str, data: dict[str, Any]) -> None:
@@ -94,6 +94,10 @@ def _load_target(target: dict[str, Any]) -> Any:
         if spec is None or spec.loader is None:
             raise ImportError(f"cannot load {target['path']}")
         module = importlib.util.module_from_spec(spec)
+        if name == "__mp_main__":
+            # A script imported to find a function: its top level runs now, and a membound
+            # call there (no ``__main__`` guard) is refused in words (``target.py``).
+            module.__membound_reimport__ = True  # type: ignore[attr-defined]
         sys.modules[name] = module
         spec.loader.exec_module(module)
     else:
@@ -115,7 +119,7 @@ _SOAK_MAX = 256 * 1024 * 1024
 def _trim() -> None:
     """Hand free heap pages back to the kernel (glibc ``malloc_trim``; nothing elsewhere)."""
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+        ctypes.CDLL(None).malloc_trim(0)  # libc is loaded: no find_library subprocess
 
 
 def _objects_of_size(size: int) -> Callable[[int], object]:
@@ -219,7 +223,14 @@ def main() -> int:
     """Run the request; return the exit status."""
     request_path, result_path = sys.argv[1], sys.argv[2]
     # Running a file by path puts its folder first on sys.path; the target must not see it.
-    sys.path[0] = os.getcwd()
+    # The current folder takes its place now that this file's imports are done (the parent
+    # keeps it out of PYTHONPATH: a ``types.py`` there must not replace the standard module
+    # while they run), so the target imports as under ``python -m``.
+    here = os.path.dirname(os.path.abspath(__file__))
+    if sys.path and os.path.abspath(sys.path[0] or ".") == here:
+        sys.path[0] = os.getcwd()
+    else:  # not put there (-P, PYTHONSAFEPATH)
+        sys.path.insert(0, os.getcwd())
     loaded = _load(request_path, result_path)
     if loaded is None:
         return EXIT_TARGET_ERROR
@@ -254,6 +265,8 @@ def main() -> int:
     t1 = time.monotonic()
     hwm = _hwm()
     rss_end = _rss()
+    # What the processes the call started (and left running) hold now: they count at the end.
+    descendants_rss = max(0, _PROC["tree_rss"](os.getpid())[0] - rss_end)
     heap_figures = trace.stop() if trace is not None else {}
     if capture is not None:
         signal.signal(signal.SIGUSR2, signal.SIG_IGN)  # the capture is being read: no flush
@@ -272,6 +285,7 @@ def main() -> int:
             "traceback": tb,
             "hwm": hwm,
             "rss_end": rss_end,
+            "descendants_rss": descendants_rss,
             "gc_collections": gc_count.collections,
             "gc_pause_s": gc_count.pause_s,
             "t1": t1,

@@ -1,7 +1,8 @@
 """The sampler process: reads a process's memory from outside its interpreter.
 
-Runs as ``python -E -s -S _sampler_child.py CONFIG_JSON`` with the standard library only, so it
-starts in milliseconds and weighs a few MiB. It samples ``/proc/PID/statm`` (and ``VmHWM`` from
+Runs as ``python -E -s -S _sampler_child.py`` with the standard library only, so it starts in
+milliseconds and weighs a few MiB; its configuration comes first on its stdin (:func:`read_config`).
+It samples ``/proc/PID/statm`` (and ``VmHWM`` from
 ``/proc/PID/status`` in tree mode) every ``interval`` seconds, keeps a bounded timeline, kills the
 watched process group when a memory limit is crossed, and on ``stop`` (or EOF on stdin: the parent
 died) prints one JSON document and exits.
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
 import json
 import os
 import runpy
@@ -31,8 +33,7 @@ import select
 import signal
 import sys
 import time
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 # ``results/downsample.py``, run by its path. The downsampler belongs to ``results``
 # (``Timeline.from_values`` uses it too); this child runs by path with ``-E -s -S`` and cannot
@@ -47,96 +48,26 @@ _CGROUPS = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)
 _SAMPLES = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), "_samples.py"))
 Samples = _SAMPLES["Samples"]
 
-HAS_PROC = os.path.exists("/proc/self/statm")
-
-
-def _psutil_rss(pid: int) -> int | None:
-    try:
-        import psutil
-
-        return int(psutil.Process(pid).memory_info().rss)
-    except Exception:  # psutil missing or the process is gone: no sample
-        return None
-
-
-_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-
-
-def read_rss(pid: int) -> int | None:
-    """Resident set size of ``pid`` in bytes from ``/proc/PID/statm``; None when it is gone.
-
-    Where there is no /proc the sampler runs with site-packages and psutil answers instead.
-    """
-    if not HAS_PROC:
-        return _psutil_rss(pid)
-    try:
-        with open(f"/proc/{pid}/statm", "rb") as f:
-            resident = int(f.read().split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-    # A zombie reports 0 pages: its memory is already gone, and so is the process for us.
-    return resident * _PAGE if resident else None
-
-
-def read_hwm(pid: int) -> int | None:
-    """Peak resident set size (``VmHWM``) of ``pid`` in bytes; None when unavailable."""
-    try:
-        with open(f"/proc/{pid}/status", "rb") as f:
-            for line in f:
-                if line.startswith(b"VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
-class StatmReader:
-    """Re-reads one process's ``statm`` through a file descriptor kept open: one ``pread`` per
-    sample instead of open/read/close, which keeps the sampler's own cost per tick minimal."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        try:
-            self.fd: int | None = os.open(f"/proc/{pid}/statm", os.O_RDONLY)
-        except OSError:
-            self.fd = None
-
-    def read(self) -> int | None:
-        """Current RSS in bytes, or None when the process is gone."""
-        if self.fd is None:
-            return read_rss(self.pid)
-        try:
-            resident = int(os.pread(self.fd, 128, 0).split()[1])
-        except (OSError, ValueError, IndexError):
-            return None
-        return resident * _PAGE if resident else None
-
-
-def children_of(pid: int) -> list[int]:
-    """Direct children of ``pid`` from ``/proc/PID/task/*/children``."""
-    kids: list[int] = []
-    try:
-        tids = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return kids
-    for tid in tids:
-        try:
-            with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
-                # a few pids: the whole file is tiny
-                kids.extend(int(x) for x in f.read().split())  # noqa: MB103
-        except (OSError, ValueError):
-            continue
-    return kids
-
-
-def tree_of(pid: int) -> list[int]:
-    """``pid`` and all its descendants."""
-    seen = [pid]
-    i = 0
-    while i < len(seen):
-        seen.extend(children_of(seen[i]))
-        i += 1
-    return seen
+if TYPE_CHECKING:
+    from membound.measure._proc_tree import (
+        HAS_PROC,
+        StatmReader,
+        TreeReader,
+        read_hwm,
+        read_rss,
+        tree_of,
+    )
+else:
+    # ``_proc_tree.py`` beside this file: reading a process (tree) from /proc, by path as above.
+    _PROC = runpy.run_path(
+        os.path.join(os.path.dirname(os.path.abspath(__file__)), "_proc_tree.py")
+    )
+    HAS_PROC = _PROC["HAS_PROC"]
+    read_rss = _PROC["read_rss"]
+    read_hwm = _PROC["read_hwm"]
+    tree_of = _PROC["tree_of"]
+    StatmReader = _PROC["StatmReader"]
+    TreeReader = _PROC["TreeReader"]
 
 
 def _self_hwm() -> int:
@@ -167,41 +98,6 @@ def _spawn(argv: list[str], stdio: list[int]) -> int:
 
 
 _RESET_SIGNALS = (signal.SIGINT, signal.SIGPIPE, signal.SIGXFSZ, signal.SIGTERM, signal.SIGHUP)
-
-
-class TreeReader:
-    """Sums the RSS of a process tree, and keeps the largest ``VmHWM`` seen.
-
-    ``pids`` lists the tree's processes at each read: by default ``pid`` and its descendants;
-    a :class:`Tracker` gives every process of the run, orphans included.
-
-    Bounded whatever the run: the largest VmHWM, the pids alive at the last read (to count new
-    processes) and a count, never a record per process.
-    """
-
-    def __init__(self, pid: int, pids: Callable[[], list[int]] | None = None) -> None:
-        self.pid = pid
-        self._pids = pids or (lambda: tree_of(pid))
-        self.max_hwm: int | None = None
-        self.processes_seen = 0
-        self._live: set[int] = set()
-
-    def read(self) -> int | None:
-        """The tree's summed RSS in bytes, or None when no process of it is left."""
-        total = 0
-        now_live: set[int] = set()
-        for p in self._pids():
-            rss = read_rss(p)
-            if rss is None:
-                continue
-            now_live.add(p)
-            total += rss
-            hwm = read_hwm(p)
-            if hwm is not None and (self.max_hwm is None or hwm > self.max_hwm):
-                self.max_hwm = hwm
-        self.processes_seen += len(now_live - self._live)
-        self._live = now_live
-        return total if now_live else None
 
 
 _PR_SET_PDEATHSIG = 1
@@ -528,12 +424,41 @@ def _spawn_error(exc: OSError) -> str:
         return f"command not found: {exc.filename or ''}".rstrip()
     if isinstance(exc, PermissionError):
         return f"permission denied: {exc.filename or ''} is not executable".rstrip()
+    if exc.errno == errno.E2BIG:
+        return (
+            "the system refused to start the command: its arguments and environment are too "
+            "long (E2BIG; Linux takes at most 128 KiB in one argument, and a quarter of the "
+            "stack limit in all)"
+        )
     return f"cannot run the command: {exc.strerror or exc}"
+
+
+def read_config(fd: int) -> dict[str, Any]:
+    """The configuration the parent writes first on this process's stdin: its length in bytes
+    on a line, then the JSON document. Not a command-line argument: Linux takes at most
+    128 KiB in one argument (``MAX_ARG_STRLEN``), and a spawned command's own arguments are
+    part of the configuration. Read straight from the descriptor, to the byte: what follows
+    is the control lines, which ``select`` must still see."""
+    head = bytearray()
+    while not head.endswith(b"\n"):
+        byte = os.read(fd, 1)
+        if not byte:
+            raise SystemExit("membound sampler: no configuration on stdin")
+        head += byte
+    size = int(head)
+    body = bytearray()
+    while len(body) < size:
+        chunk = os.read(fd, size - len(body))
+        if not chunk:
+            raise SystemExit("membound sampler: the configuration on stdin was cut short")
+        body += chunk
+    config: dict[str, Any] = json.loads(bytes(body))
+    return config
 
 
 def main() -> None:
     """Entry point when run as a script."""
-    config = json.loads(sys.argv[1])
+    config = read_config(sys.stdin.fileno())
     # The parent may be killed by the user's Ctrl-C: the sampler ends on EOF, not on SIGINT.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     report = run(

@@ -39,7 +39,8 @@ from membound.measure.where import (
     stopped_detail,
     where_mode,
 )
-from membound.results.growth import Anchors, classify
+from membound.results.growth import Anchors
+from membound.results.lifespan import classify_lifespan
 from membound.results.measurement import Measurement
 
 __all__ = ["measure_command"]
@@ -140,7 +141,7 @@ def measure_command(
         **heap_and_gc(heap_data if engine else None),
         timeline=timeline,
         growth=kept_by(
-            classify(timeline, anchors=Anchors.of(0, peak, source, rss_end)),
+            classify_lifespan(timeline, anchors=Anchors.of(0, peak, source, rss_end)),
             sites.get("end_sites", ()),
         ),
         outcome=outcome,
@@ -226,6 +227,11 @@ def _run(
             for fd in set(stdio):
                 os.close(fd)
         if sampler.spawn_error is not None:
+            if "E2BIG" in sampler.spawn_error:
+                raise TargetError(
+                    sampler.spawn_error,
+                    hint="pass large data through a file or stdin, not as arguments",
+                )
             raise CommandNotFound(sampler.spawn_error)
         with _reporting(sampler, on_progress):
             report, timed_out = sampler.finish(timeout)

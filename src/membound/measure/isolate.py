@@ -30,9 +30,11 @@ from membound.measure.outcome import (
     check_interval,
     check_timeout,
     describe_outcome,
+    exit_words,
     heap_and_gc,
     parse_limit,
     read_report,
+    tree_source,
 )
 from membound.measure.sampler import Sampler, SamplerReport
 from membound.measure.target import Target, TargetRef, import_error, resolve_target
@@ -47,7 +49,7 @@ from membound.measure.where import (
 from membound.results.growth import Anchors, classify
 from membound.results.measurement import Measurement, Outcome
 
-__all__ = ["measure", "run_isolated", "run_python"]
+__all__ = ["measure", "module_args", "run_isolated", "run_python"]
 
 _CHILD = Path(__file__).with_name("_child.py")
 #: At a memory limit, how long a child with ``where`` gets to write its capture before the kill.
@@ -55,12 +57,37 @@ FLUSH_GRACE_S = 1.0
 
 
 def _child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """This process's environment, with its import path in ``PYTHONPATH`` less the current
+    folder: entries of ``PYTHONPATH`` come before the standard library, so a ``types.py`` or
+    ``json.py`` there would replace the standard module in membound's own child before its
+    imports are done. Each child puts the current folder first itself, after them, for the
+    target's import (as ``python -m`` would)."""
     env = dict(os.environ)
-    paths = [p if p else os.getcwd() for p in sys.path]
+    here = os.path.realpath(os.getcwd())
+    paths = [p for p in sys.path if p and os.path.realpath(p) != here]
     env["PYTHONPATH"] = os.pathsep.join(paths)
     if extra:
         env.update(extra)
     return env
+
+
+#: ``python -c`` code that runs a module as ``python -m`` would, without the current folder
+#: first on ``sys.path`` while it imports (``-c`` puts it there; ``-P`` is Python 3.11+ only).
+_RUN_MODULE = (
+    "import sys\n"
+    "if sys.path and not sys.path[0]:\n"  # not there under -P / PYTHONSAFEPATH
+    "    del sys.path[0]\n"
+    "m = sys.argv.pop(1)\n"
+    "import runpy\n"
+    "runpy.run_module(m, run_name='__main__', alter_sys=True)\n"
+)
+
+
+def module_args(module: str, *args: str) -> list[str]:
+    """Interpreter arguments that run ``module`` as ``python -m module ARGS`` would, but with
+    the current folder kept off ``sys.path`` (for :func:`run_python`): a ``types.py`` there
+    must not replace the standard module in membound's child."""
+    return ["-c", _RUN_MODULE, module, *args]
 
 
 def _spawn(
@@ -86,6 +113,7 @@ def _spawn(
             None,
             interval=interval,
             limit=limit,
+            tree=True,  # what the call starts (pool workers, forks) counts, and its limit too
             spawn=argv,
             stdio=stdio,
             env=_child_env(),
@@ -190,9 +218,24 @@ def _read_capture(data: dict[str, Any] | None) -> dict[str, Any] | None:
     return read_ticket(data, sys.executable) if data else data
 
 
-def _peak(run: _ChildRun, timeline_highs: Sequence[float]) -> tuple[int, str]:
+def _peak(run: _ChildRun, timeline_highs: Sequence[float], interval: float) -> tuple[int, str]:
     """The call's peak RSS and its source: VmHWM reset after the baseline where the child could
-    reset it, else the sample that crossed the limit, else the largest sample."""
+    reset it, else the sample that crossed the limit, else the largest sample; when the call
+    started other processes, the largest sampled sum of the tree's RSS where that is higher."""
+    data = run.result
+    own, source = _own_peak(run, timeline_highs)
+    processes = int(run.sampler.timeline.extra.get("processes_seen", 0))
+    if processes <= 1:
+        return own, source
+    sampled = int(max(timeline_highs, default=0))
+    if run.sampler.limit_hit_rss is not None:
+        sampled = max(sampled, run.sampler.limit_hit_rss)
+    exact = data is not None and bool(data.get("reset_ok"))
+    return max(own, sampled), tree_source(processes, interval, sampled, own, source, exact)
+
+
+def _own_peak(run: _ChildRun, timeline_highs: Sequence[float]) -> tuple[int, str]:
+    """The child's own peak RSS and its source (see :func:`_peak`)."""
     data = run.result
     if data is not None and data.get("hwm") is not None and data.get("reset_ok"):
         return int(data["hwm"]), "VmHWM (reset after the baseline)"
@@ -221,8 +264,15 @@ def _measurement(
     baseline = int(info["baseline"])
     sites = sites_fields(data if data and "where_source" in data else run.flushed, where, outcome)
     detail = stopped_detail(detail, outcome, where, sites.get("peak_sites", ()))
-    peak, source = _peak(run, timeline.highs)
-    rss_end = int(data["rss_end"]) if data else int(timeline.highs[-1] if timeline else peak)
+    peak, source = _peak(run, timeline.highs, interval)
+    # What the call's descendants still held when it returned counts at the end (and was not
+    # handed back by the child's malloc_trim).
+    others = int(data.get("descendants_rss", 0)) if data else 0
+    rss_end = (
+        int(data["rss_end"]) + others if data else int(timeline.highs[-1] if timeline else peak)
+    )
+    released = data.get("rss_after_release") if data else None
+    released = int(released) + others if released is not None else None
     return Measurement(
         label=name,
         kind="isolated",
@@ -243,7 +293,7 @@ def _measurement(
                     source,
                     rss_end,
                     blocks_delta=data.get("blocks_delta") if data else None,
-                    released=data.get("rss_after_release") if data else None,
+                    released=released,
                 ),
             ),
             sites.get("end_sites", ()),
@@ -254,7 +304,7 @@ def _measurement(
         limit=limit,
         interval=interval,
         blocks_delta=data.get("blocks_delta") if data else None,
-        rss_after_release=data.get("rss_after_release") if data else None,
+        rss_after_release=released,
         **sites,
     )
 
@@ -278,7 +328,8 @@ def run_isolated(
 
     Raises:
         TargetError: the target cannot be imported or its arguments cannot be pickled.
-        ChildFailed: the call raised, or the child died of a signal membound did not send.
+        ChildFailed: the call raised, the child died of a signal membound did not send, or
+            it ended without a report (the target ended its process: ``os._exit``, a crash).
     """
     engine = heap_engine(heap)
     mode = where_mode(where)
@@ -319,7 +370,17 @@ def run_isolated(
             exit_code=run.returncode,
             measurement=measurement,
         )
-    if outcome == "killed" or (outcome == "failed" and data is None):
+    if data is None and outcome not in ("limit", "timeout"):
+        # Ended before it could report (``os._exit``, a crash, a signal): whatever its exit
+        # status, the call never returned, so no figure here is the call's.
+        raise ChildFailed(
+            f"{name}: the child ended without a report ({detail or exit_words(run.returncode)})",
+            exit_code=run.returncode,
+            measurement=measurement,
+            hint="the measured code ended its process (os._exit, a crash or a signal) before "
+            "it returned; run it once directly to see how",
+        )
+    if outcome == "killed":
         raise ChildFailed(
             f"{name}: the child {detail}", exit_code=run.returncode, measurement=measurement
         )
@@ -342,6 +403,14 @@ def measure(
     target's arguments of the same names cannot be passed through (wrap the target in a
     ``functools.partial`` instead).
 
+    The processes the call starts count, as ``membound run`` counts them (a ``multiprocessing``
+    pool's workers, ``os.fork()``): at each sample the sampler sums the RSS of the measuring
+    process and all its descendants, and ``rss_peak`` is the largest of that sum and the
+    process's own ``VmHWM`` (``rss_peak_source`` says which); ``limit`` applies to the sum, and
+    ``rss_end`` counts what the descendants still hold when the call returns. A forked child's
+    pages still shared with its parent (copy-on-write) count in both, and a descendant's peak
+    between two samples is missed.
+
     Args:
         target: a module-level callable, a ``functools.partial`` of one, or a string
             ``"package.module:function"`` / ``"path/to/file.py:function"``.
@@ -349,8 +418,8 @@ def measure(
             process with :class:`track`, where ``limit`` and ``timeout`` are not available.
         heap: also measure the heap: ``True``/``"tracemalloc"`` (Python allocations) or
             ``"memray"`` (Python allocators and native allocations; the ``memray`` extra).
-        limit: stop the child when its RSS crosses this size (``"512 MB"``); the result's
-            ``outcome`` is then ``"limit"``.
+        limit: stop the child when its RSS (with the processes it started) crosses this size
+            (``"512 MB"``); the result's ``outcome`` is then ``"limit"``.
         timeout: stop the child after this many seconds; ``outcome`` is then ``"timeout"``.
         where: also say which lines held the memory at the peak and at the end
             (``peak_sites``/``end_sites``): ``True`` for Python lines, ``"native"`` for Python
@@ -359,7 +428,8 @@ def measure(
 
     Raises:
         TargetError: the target cannot be imported, or options do not fit.
-        ChildFailed: the call raised (with the child's traceback) or the child was killed.
+        ChildFailed: the call raised (with the child's traceback), the child was killed, or
+            it ended without a report (the target ended its process: ``os._exit``).
     """
     if not isolate:
         if limit is not None or timeout is not None:

@@ -23,6 +23,7 @@ __all__ = [
     "heap_and_gc",
     "parse_limit",
     "read_report",
+    "tree_source",
 ]
 
 
@@ -150,3 +151,23 @@ def heap_and_gc(report: dict[str, Any] | None) -> dict[str, Any]:
         "gc_pause_s",
     )
     return {key: report.get(key) if report else None for key in keys}
+
+
+def tree_source(
+    processes: int, interval: float, sampled: float, own: float, own_source: str, exact: bool
+) -> str:
+    """Where a peak came from when the measured process started others (``processes`` in all,
+    itself included): the sampler summed the RSS of the whole tree at each sample
+    (``sampled`` at most); the process's own peak (``own``, from ``own_source``; ``exact``
+    when it is the kernel's) stands when no sample of the sum went above it, and is named
+    beside the sum otherwise."""
+    tree = (
+        f"the summed RSS of the process tree ({processes} processes: the measured one and "
+        f"{processes - 1} it started), sampled every {interval * 1000:g} ms"
+    )
+    if exact and own >= sampled:
+        return f"{own_source}; {tree}, never sampled above it"
+    return (
+        f"{tree}: a lower bound, the tree may have peaked between samples (the measured "
+        f"process alone: {format_size(own)}, {own_source})"
+    )

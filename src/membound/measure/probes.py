@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import psutil
 
 from membound.measure._inside import GcMonitor
-from membound.measure._sampler_child import read_hwm, read_rss
+from membound.measure._proc_tree import read_hwm, read_rss
+from membound.measure._proc_tree import tree_rss as proc_tree_rss
 
 __all__ = [
     "GcMonitor",
@@ -88,10 +89,9 @@ def trim_heap() -> None:
     not import ``bound``, DESIGN §2.)"""
     import contextlib
     import ctypes
-    import ctypes.util
 
     with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+        ctypes.CDLL(None).malloc_trim(0)  # libc is loaded: no find_library subprocess
 
 
 def uss(pid: int | None = None) -> int:
@@ -99,8 +99,14 @@ def uss(pid: int | None = None) -> int:
     return int(psutil.Process(os.getpid() if pid is None else pid).memory_full_info().uss)
 
 
-def tree_rss(pid: int) -> int:
-    """Summed RSS of ``pid`` and all its descendants (0 when the process is gone)."""
+def tree_rss(pid: int | None = None) -> int:
+    """Summed RSS of ``pid`` (default: this process) and all its descendants, membound's own
+    sampler processes left out (0 when the process is gone). The same sum as the sampler's in
+    tree mode (``_proc_tree.TreeReader``); psutil's ``children(recursive=True)`` without /proc.
+    """
+    pid = os.getpid() if pid is None else pid
+    if _HAS_PROC:
+        return proc_tree_rss(pid)[0]
     total = 0
     try:
         root = psutil.Process(pid)
@@ -109,7 +115,8 @@ def tree_rss(pid: int) -> int:
         return 0
     for proc in procs:
         try:
-            total += rss(proc.pid)
+            if proc.pid == pid or not any("_sampler_child.py" in a for a in proc.cmdline()):
+                total += rss(proc.pid)
         except (psutil.Error, OSError):
             continue
     return total

@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from membound.measure import cgroups
-from membound.measure._sampler_child import HAS_PROC, kill_descendants
+from membound.measure._proc_tree import HAS_PROC
+from membound.measure._sampler_child import kill_descendants
 from membound.results.downsample import MAX_POINTS_DEFAULT
 from membound.results.timeline import Timeline
 
@@ -138,13 +139,20 @@ class Sampler:
         flags = ["-E", "-s", "-S"] if HAS_PROC else []
         spawning = self.config["spawn"] is not None
         self._proc = subprocess.Popen(
-            [sys.executable, *flags, str(_CHILD), json.dumps(self.config)],
+            [sys.executable, *flags, str(_CHILD)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             close_fds=True,
             pass_fds=tuple(fd for fd in self.config["stdio"] or () if fd > 2),
             env=self._env,
         )
+        # On stdin, not as an argument: a spawned command's arguments are part of it, and Linux
+        # takes at most 128 KiB in one argument (``_sampler_child.read_config``).
+        config = json.dumps(self.config).encode()
+        assert self._proc.stdin is not None
+        with contextlib.suppress(BrokenPipeError):  # it died: its report (or none) says why
+            self._proc.stdin.write(b"%d\n%s" % (len(config), config))
+            self._proc.stdin.flush()
         if spawning:
             assert self._proc.stdout is not None
             first = _read_line(self._proc.stdout.fileno())

@@ -36,6 +36,17 @@ __all__ = [
 Target = Callable[..., Any] | str
 
 _IMPORT_HINT = "check the module path and that the function exists at module level"
+#: Set on a script's module while membound's child imports it as ``__mp_main__``.
+REIMPORT_MARK = "__membound_reimport__"
+_RERUN = (
+    "the script's top level ran again when membound's fresh interpreter imported it to find "
+    "the function, and measured again"
+)
+_GUARD_HINT = (
+    'put the lines that run the measurement under `if __name__ == "__main__":` (a fresh '
+    "interpreter imports the script to find the function, which runs its top level), or pass "
+    "isolate=False to measure in this process"
+)
 
 
 @dataclass(frozen=True)
@@ -92,8 +103,14 @@ def _callable_ref(target: Callable[..., Any]) -> TargetRef:
             "can only import module-level functions",
             hint="move it to module level, or pass isolate=False to measure in this process",
         )
-    if module == "__main__":
-        main_file = getattr(sys.modules["__main__"], "__file__", "")
+    if module == "__mp_main__" and getattr(sys.modules.get(module), REIMPORT_MARK, False):
+        # membound's child is importing the script to find a function, and the script's top
+        # level asks to measure again: it runs at import, with no ``__main__`` guard.
+        raise TargetError(f"{qual}: {_RERUN}", hint=_GUARD_HINT)
+    main_file = getattr(sys.modules.get(module), "__file__", None)
+    if module in ("__main__", "__mp_main__") and main_file:
+        # A script's function (also from a multiprocessing child, where the script runs as
+        # ``__mp_main__``): the fresh interpreter loads the script by path under that name.
         return TargetRef("__mp_main__", qual, str(Path(main_file).resolve()))
     return TargetRef(module, qual)
 
@@ -144,6 +161,8 @@ def import_file(path: str | Path, module_name: str) -> types.ModuleType:
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load {path} as Python")
     module = importlib.util.module_from_spec(spec)
+    if module_name == "__mp_main__":
+        setattr(module, REIMPORT_MARK, True)  # a script imported to find a function in it
     sys.modules[module_name] = module
     try:
         spec.loader.exec_module(module)
@@ -216,5 +235,24 @@ def load_ref(ref: TargetRef) -> Callable[..., Any]:
 
 
 def import_error(ref: TargetRef, message: str) -> TargetError:
-    """The error for a target that a fresh interpreter could not import (same text as here)."""
-    return TargetError(f"cannot import {ref.display}: {message}", hint=_IMPORT_HINT)
+    """The error for a target that a fresh interpreter could not import (same text as here).
+
+    A script's function (``__mp_main__``) is found by importing the script, which runs its
+    top level: a script without an ``if __name__ == "__main__":`` guard measures again there,
+    or fails there, and the words say so and what to do.
+    """
+    if ref.module != "__mp_main__":
+        return TargetError(f"cannot import {ref.display}: {message}", hint=_IMPORT_HINT)
+    script = os.path.basename(ref.path or "") or "the script"
+    if _RERUN in message:
+        return TargetError(
+            f'cannot measure {ref.display}: {script} has no `if __name__ == "__main__":` '
+            "guard, so importing it in membound's fresh interpreter ran the measurement again; "
+            "put the measurement under that guard, or pass isolate=False",
+            hint=_GUARD_HINT,
+        )
+    return TargetError(
+        f"cannot import {ref.display}: {message}",
+        hint=f"importing {script} runs its top level: if that is where it does its work, "
+        + _GUARD_HINT,
+    )

@@ -5,6 +5,13 @@ comes from the kernel's ``VmHWM``, reset at entry; the heap from tracemalloc whe
 with tracemalloc's own memory polled apart (``heap_overhead``), or from memray with
 ``heap="memray"`` (``_where.MemrayCapture``: Python allocators and native allocations).
 
+Processes the block starts count (a ``multiprocessing`` pool's workers, ``os.fork()``): the
+sampler sums the RSS of this process and all its descendants at each sample (membound's own
+sampler processes left out), and the peak is the largest of that sum and this process's own
+``VmHWM``; the start and the end are the same sum, read then. The sum is what ``membound run``
+counts: a forked child's pages still shared with its parent (copy-on-write) count in both, and a
+descendant's peak between two samples is missed (the source says so).
+
 Nesting works: before an inner ``track`` resets the process-wide peak marks (``VmHWM`` and
 tracemalloc's peak), every enclosing ``track`` folds the current peaks into its own record, so
 the outer peak still covers the inner block.
@@ -32,6 +39,7 @@ from membound.measure import probes
 from membound.measure._inside import SOURCES, TracingOverhead
 from membound.measure._where import Capture, MemrayCapture, finish, prepare_capture
 from membound.measure.heap import HeapMode, heap_engine
+from membound.measure.outcome import tree_source
 from membound.measure.sampler import Sampler
 from membound.measure.where import (
     WhereMode,
@@ -140,10 +148,12 @@ class track:
                 self._overhead = TracingOverhead().start()
         self._hwm_floor = 0
         self._heap_floor = 0
-        self._rss_start = probes.rss()
+        # This process and the processes it already runs (nearly always none): what the block
+        # adds to either counts, what they held before does not.
+        self._rss_start = probes.tree_rss()
         self._blocks_start = sys.getallocatedblocks()
         if self.interval is not None:
-            self._sampler = Sampler(os.getpid(), interval=self.interval).start()
+            self._sampler = Sampler(os.getpid(), interval=self.interval, tree=True).start()
         if self._capture is not None:
             # Started here, in this frame, so that only this frame returns before the block
             # runs (``MemrayCapture.prepare`` says why that matters).
@@ -167,7 +177,11 @@ class track:
         duration = time.perf_counter() - self._t0
         blocks_delta = sys.getallocatedblocks() - self._blocks_start
         hwm_end, _ = probes.peak_rss()
-        rss_end = probes.rss()
+        rss_end = probes.tree_rss()
+        # Stopped before the capture is read: that reading runs in a process of its own, which
+        # the tree's samples must not count.
+        report = self._sampler.stop() if self._sampler is not None else None
+        self._sampler = None
         heap_current = heap_peak = heap_overhead = None
         if self._engine == "tracemalloc":
             current, peak = tracemalloc.get_traced_memory()
@@ -183,8 +197,6 @@ class track:
         self._capture = None
         if self._engine == "memray":
             heap_current, heap_peak = figures.get("heap_current"), figures.get("heap_peak")
-        report = self._sampler.stop() if self._sampler is not None else None
-        self._sampler = None
         self._gc.stop()
         with _ACTIVE_LOCK:
             if self in _ACTIVE:
@@ -202,6 +214,11 @@ class track:
         else:
             peak = max(sampled, rss_end, self._rss_start)
             source = "sampler max (VmHWM unavailable or not reset; short spikes may be missed)"
+        processes = report.timeline.extra.get("processes_seen", 0) if report is not None else 0
+        if processes > 1:
+            own = max(hwm_end or 0, self._hwm_floor) if self._reset_ok else hwm_end or 0
+            exact = self._reset_ok and hwm_end is not None
+            source = tree_source(processes, self.interval or 0.0, sampled, own, source, exact)
         timeline = report.timeline if report is not None else Timeline((), (), (), 0.0)
         label = self.label or "block"
         sites = sites_fields(figures, self._where)

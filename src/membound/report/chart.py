@@ -3,16 +3,23 @@
 A ``Measurement`` gives one timeline; a ``Comparison`` gives its scenarios' timelines overlaid
 (left) and a bar chart of each scenario's median Δ peak RSS (right). Labels are the user's text,
 cut to ``LABEL_CHARS`` in legends, titles and bar names (the tables carry them in full), so one
-long name cannot squeeze the plot. Log axes are labelled in plain numbers: mathtext is off (a
-``$`` in a label is text), which would leave matplotlib's ``10^k`` tick labels as raw markup.
+long name cannot squeeze the plot; bytes that are not UTF-8 show as U+FFFD (a chart cannot draw
+lone surrogates: ``report/text.py``). Log axes are labelled in plain numbers: mathtext is off (a
+``$`` in a label is text), which would leave matplotlib's ``10^k`` tick labels as raw markup. A
+file is written whole or not at all (``membound._files.write_atomic``): a full disk leaves no
+empty PNG behind.
 """
 
 from __future__ import annotations
 
+import io
+import os
 from pathlib import Path
 from typing import IO, Any
 
+from membound._files import write_atomic
 from membound.judge.complexity import MODELS
+from membound.report.text import displayable
 from membound.results import Comparison, Complexity, LeakReport, Measurement, Timeline
 
 __all__ = ["ChartReporter", "chart"]
@@ -23,7 +30,8 @@ LABEL_CHARS = 48
 
 
 def _short(text: str) -> str:
-    """``text`` cut to :data:`LABEL_CHARS` characters (with an ellipsis when cut)."""
+    """``text`` cut to :data:`LABEL_CHARS` characters (with an ellipsis when cut), drawable."""
+    text = displayable(text)
     return text if len(text) <= LABEL_CHARS else text[: LABEL_CHARS - 1] + "…"
 
 
@@ -143,7 +151,7 @@ def _complexity(plt: Any, c: Complexity) -> Any:
         ax.set_ylim(bottom=0)  # a flat series drawn from 0: its noise is not blown up
     ax.set_xlabel("n")
     ax.set_ylabel(("Δ peak RSS" if c.metric == "rss" else "heap peak") + " (MiB)")
-    ax.set_title(f"{_short(c.label)}: {c.big_o}")
+    ax.set_title(f"{_short(c.label)}: {displayable(c.big_o)}")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     return fig
@@ -170,7 +178,7 @@ def _leaks(plt: Any, r: LeakReport) -> Any:
         )
     ax.set_xlabel("calls")
     ax.set_ylabel(ylabel)
-    ax.set_title(f"{_short(r.label)}: {r.verdict}")
+    ax.set_title(f"{_short(r.label)}: {displayable(r.verdict)}")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return fig
@@ -182,8 +190,19 @@ def chart(
     """Write a PNG chart of ``result`` to ``path`` (a file name or a binary stream).
 
     Labels are the user's own text: ``$…$`` in a label is drawn as it is, never parsed as math.
+    A file is drawn in memory first, then written whole or not at all.
+
+    Raises:
+        OSError: the file cannot be written (its ``filename`` is ``path``); an old file of
+            that name is left as it was.
     """
     plt = _pyplot()
+    if isinstance(path, str | os.PathLike):
+        png = io.BytesIO()
+        with plt.rc_context({"text.parse_math": False}):
+            _draw(plt, result, png)
+        write_atomic(path, png.getvalue())
+        return
     with plt.rc_context({"text.parse_math": False}):
         _draw(plt, result, path)
 

@@ -28,9 +28,11 @@ from importlib import resources
 from string import Template
 from typing import IO
 
+from membound._files import write_atomic
 from membound._units import format_size
 from membound.report.sections import Result, Section, Table, Where, describe, where_tables
 from membound.report.sites import PEAK_TITLE, Block, icicle, share_text
+from membound.report.text import displayable
 
 __all__ = ["HtmlReporter", "fragment", "html"]
 
@@ -39,8 +41,9 @@ TITLE = "membound report"
 
 
 def _text(value: str) -> str:
-    """Every text enters the page through here: escaped for element content and attributes."""
-    return escape(value, quote=True)
+    """Every text enters the page through here: escaped for element content and attributes,
+    with bytes that are not UTF-8 (lone surrogates) shown as U+FFFD, so the page is UTF-8."""
+    return escape(displayable(value), quote=True)
 
 
 def _table_html(t: Table) -> str:
@@ -259,7 +262,8 @@ def html(
 ) -> None:
     """Write one self-contained HTML page of ``results`` to ``path``.
 
-    The page is built in memory first, so a failure leaves no half-written file.
+    The page is built in memory first, then written whole or not at all: a failure (a full
+    disk) leaves an old file of that name as it was, never a half-written one.
 
     Args:
         results: one result or a sequence of results (``Measurement``, ``Comparison``,
@@ -270,12 +274,11 @@ def html(
     Raises:
         ValueError: ``results`` is an empty sequence.
         TypeError: an item is not a membound result.
-        OSError: the file cannot be written.
+        OSError: the file cannot be written (its ``filename`` is ``path``).
     """
     page = io.StringIO()
     HtmlReporter(results, title=title).render(page)
     if isinstance(path, str | os.PathLike):
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(page.getvalue())
+        write_atomic(path, page.getvalue().encode("utf-8"))
     else:
         path.write(page.getvalue())

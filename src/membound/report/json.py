@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import IO, Any
 
 from membound._errors import MemboundError, describe_exception
+from membound._files import Unreadable, read_regular
 from membound.results import Comparison, Complexity, LeakReport, Measurement, Result
 from membound.results.checked import check_result
 
-__all__ = ["SCHEMA", "JsonReporter", "Result", "dumps", "load", "loads"]
+__all__ = ["MAX_BYTES", "SCHEMA", "JsonReporter", "Result", "dumps", "load", "loads"]
 
 SCHEMA = "membound/1"
 _TYPES: dict[str, type[Measurement] | type[Comparison] | type[Complexity] | type[LeakReport]] = {
@@ -36,6 +37,9 @@ _TYPES: dict[str, type[Measurement] | type[Comparison] | type[Complexity] | type
 }
 
 _HINT = "give a file written by 'membound … --json PATH'"
+#: The largest results file read: membound writes at most a few MiB (timelines are bounded to
+#: 10,000 points each), and parsing JSON takes several times its size in memory.
+MAX_BYTES = 64 * 2**20
 
 
 def _type_name(result: Result) -> str:
@@ -89,14 +93,23 @@ def loads(text: str) -> Result:
 
 
 def load(path: str | Path) -> Result:
-    """Read a JSON report file.
+    """Read a JSON report file: a regular file of at most :data:`MAX_BYTES` (a FIFO would
+    block for ever, a link to ``/dev/zero`` would never end; neither is opened).
 
     Raises:
-        MemboundError: the file is missing, unreadable, or not a membound result.
+        MemboundError: the file is missing, unreadable, not a regular file, too large, or not a
+            membound result.
     """
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        data = read_regular(path, MAX_BYTES)
+    except Unreadable as exc:
+        reason = str(exc)
+        # What is not a result file at all needs no hint on how to make one: one line.
+        hint = "" if reason.startswith(("not a regular file", "file too large")) else _HINT
+        raise MemboundError(f"cannot read {path}: {reason}", hint=hint) from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise MemboundError(f"cannot read {path}: {exc}", hint=_HINT) from None
     return loads(text)
 

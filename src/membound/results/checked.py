@@ -20,6 +20,8 @@ import typing
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from membound.results.plausible import check_plausible
+
 __all__ = ["LIMIT", "check_result"]
 
 #: The largest magnitude of an integer field (sizes, counts): 64 bits, as the kernel counts.
@@ -29,8 +31,10 @@ LIMIT = 2**63
 def check_result(result: object) -> None:
     """Raise ``ValueError`` naming the first field of ``result`` (a result dataclass, nested
     ones included) whose value does not match its annotation, or is not finite, or is an
-    integer beyond 64 bits."""
+    integer beyond 64 bits, or that no run can produce (``plausible.py``: time running
+    backwards, a negative peak)."""
     _check(result, type(result), type(result).__name__)
+    check_plausible(result)
 
 
 @functools.cache

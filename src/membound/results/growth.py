@@ -29,6 +29,11 @@ The decision, with ``tol`` the tolerance (default: the larger of 1 MiB and 2 % o
 - ``spike``: ends near where it started, with one rise and fall; also when the samples stayed
   flat but the kernel's peak (given in ``anchors``) shows a rise between two samples.
 
+Too short to judge: fewer than ``MIN_SAMPLES`` samples, counted no denser than the sampling
+interval (samples that bunched up after a starved sampler's late ticks add points, not time): the
+shape is not judged (``Growth.label`` says so). A timeline from a process's birth to its exit
+(``membound run``) is judged by ``lifespan.py`` between its start-up and its exit.
+
 Words and figures: given the run's headline figures (:class:`Anchors`: RSS at start, the peak
 and where it came from, RSS at the end), the explanation quotes those, and names the sampled
 figure beside them where the samples saw less; without anchors it says its figures are sampled.
@@ -49,14 +54,27 @@ from typing import Any, Literal
 from membound._units import format_size
 from membound.results.timeline import Timeline
 
-__all__ = ["Anchors", "Growth", "GrowthPattern", "classify", "theil_sen"]
+__all__ = [
+    "EDGE_SAMPLES",
+    "MIN_SAMPLES",
+    "Anchors",
+    "Growth",
+    "GrowthPattern",
+    "classify",
+    "default_tolerance",
+    "effective_samples",
+    "seconds",
+    "theil_sen",
+]
 
 GrowthPattern = Literal["flat", "sawtooth", "ramp", "leak", "spike", "retained"]
 
 _MAX_SLOPE_POINTS = 200
 _MIN_TOLERANCE = 1 << 20
-_MIN_SAMPLES = 10
-_EDGE = 3
+#: Fewer samples than this (counted no denser than the sampling interval) are too few to judge.
+MIN_SAMPLES = 10
+#: The first and last few samples, whose median is the level at the start and at the end.
+EDGE_SAMPLES = 3
 #: Python allocator blocks over the start that still count as "about as many as at the start".
 _FEW_BLOCKS = 1000
 #: The end "holds most of the rise" when it is within this fraction of the rise (or within the
@@ -121,15 +139,17 @@ class Growth:
     explanation: str
     """One line a person can read."""
     samples: int = -1
-    """Points the verdict was drawn from (-1: not recorded). Under ten, the shape is not judged:
-    the pattern is ``flat`` by default, or ``retained`` when the run's headline figures show it
-    held most of its rise at the end."""
+    """Points the verdict was drawn from, counted no denser than the sampling interval (-1: not
+    recorded). Under ten, the shape is not judged: the pattern is ``flat`` by default, or
+    ``retained`` when the run's headline figures show it held most of its rise at the end. (A
+    run from its process's birth that is too short to judge, ``lifespan.py``, records nine at
+    most, whatever it needed.)"""
 
     @property
     def judged(self) -> bool:
         """False when the timeline was too short to judge (the pattern is then a default);
         ``retained`` is drawn from the headline figures, whatever the number of samples."""
-        return self.samples < 0 or self.samples >= _MIN_SAMPLES or self.pattern == "retained"
+        return self.samples < 0 or self.samples >= MIN_SAMPLES or self.pattern == "retained"
 
     @property
     def label(self) -> str:
@@ -366,22 +386,18 @@ def classify(
     values = list(timeline.values)
     times = list(timeline.times)
     n = len(values)
-    if n < _MIN_SAMPLES:
+    if effective_samples(timeline) < MIN_SAMPLES:
         return _too_short(timeline, tolerance, anchors)
     lo, hi = min(timeline.lows), max(timeline.highs)
     rng = hi - lo
-    tol = float(
-        tolerance
-        if tolerance is not None
-        else max(_MIN_TOLERANCE, 0.02 * statistics.median(values))
-    )
+    tol = float(tolerance if tolerance is not None else default_tolerance(values))
     slope_t = theil_sen(times, values)
     # The first and last few samples: a wider window would reach into a fast first step (an
     # allocation right after start) and call it the starting level.
     shape = _Shape(
-        statistics.median(values[:_EDGE]),
-        statistics.median(values[-_EDGE:]),
-        max(timeline.highs[-_EDGE:]),
+        statistics.median(values[:EDGE_SAMPLES]),
+        statistics.median(values[-EDGE_SAMPLES:]),
+        max(timeline.highs[-EDGE_SAMPLES:]),
         hi,
         tol,
         anchors,
@@ -404,11 +420,26 @@ def classify(
     )
 
 
+def effective_samples(timeline: Timeline) -> int:
+    """The samples a verdict can draw on: the points of ``timeline``, but never more than the
+    sampling intervals its time spans allow (samples that bunched up after late ticks of a
+    starved sampler add points, not time)."""
+    n = len(timeline)
+    if n < 2 or timeline.interval <= 0:
+        return n
+    return min(n, round(timeline.duration_s / timeline.interval) + 1)
+
+
+def default_tolerance(values: Sequence[float]) -> float:
+    """The tolerance used unless one is given: the larger of 1 MiB and 2 % of the median."""
+    return float(max(_MIN_TOLERANCE, 0.02 * statistics.median(values) if values else 0.0))
+
+
 def _too_short(timeline: Timeline, tolerance: float | None, anchors: Anchors | None) -> Growth:
-    """The verdict on fewer than ``_MIN_SAMPLES`` samples: no shape is judged. ``retained`` when
+    """The verdict on fewer than ``MIN_SAMPLES`` samples: no shape is judged. ``retained`` when
     the headline figures show the end holding most of the peak's rise (a block that is one
     allocation lasts a few samples), else ``flat`` by default."""
-    n = len(timeline)
+    n = effective_samples(timeline)
     tol = float(tolerance if tolerance is not None else _MIN_TOLERANCE)
     text = f"flat: too few samples ({n}) to judge growth"
     if anchors is None:
@@ -443,16 +474,16 @@ def _how_held(
     """How the run came to hold its end level: level for its last stretch, or (still rising in
     its last quarter, or in its last few samples) one rise that the run ended on."""
     since = _level_since(values, times, shape)
-    if not rising and sum(t >= since for t in times) >= _EDGE:
-        return f"level for its last {_seconds(times[-1] - since)}"
+    if not rising and sum(t >= since for t in times) >= EDGE_SAMPLES:
+        return f"level for its last {seconds(times[-1] - since)}"
     began = _rise_began(values, times, shape)
     return (
-        f"the rise came in the last {_seconds(times[-1] - began)} of the "
-        f"{_seconds(times[-1] - times[0])} run, up to its end"
+        f"the rise came in the last {seconds(times[-1] - began)} of the "
+        f"{seconds(times[-1] - times[0])} run, up to its end"
     )
 
 
-def _seconds(span: float) -> str:
+def seconds(span: float) -> str:
     """A duration for a sentence: hundredths under ten seconds, whole seconds above."""
     return f"{span:.2f} s" if span < 10 else f"{span:.0f} s"
 

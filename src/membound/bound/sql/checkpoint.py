@@ -17,8 +17,17 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from membound._errors import BatchSourceError
-from membound.bound.sql.connection import engine_of, lock_errors
+from membound._errors import BatchSourceError, DatabaseUnavailable
+from membound.bound.sql.connection import (
+    DEFAULT_BOOKKEEPING_TIMEOUT_S,
+    DatabaseFile,
+    bookkeeping_timeouts,
+    driver_message,
+    engine_of,
+    is_disconnect,
+    is_locked,
+    lock_errors,
+)
 from membound.bound.sql.keys import Key, public_key
 
 # Without SQLAlchemy the names stay undefined; connection.require_sqlalchemy() says what to
@@ -103,7 +112,36 @@ def create_table(connection: Any, table: sa.Table) -> None:
     Processes that start together all find the table missing and all create it; the losers'
     errors (SQLite: "already exists"; PostgreSQL: a unique violation in its catalog) are
     dropped once the table is there.
+
+    Raises:
+        DatabaseUnavailable: the database cannot take the table (a full disk, a read-only
+            file), in one line naming the database; a lock timeout or a lost connection is
+            raised as the driver's error, for the caller's words and retries.
     """
+    try:
+        _create(connection, table)
+    except sa_exc.OperationalError as exc:
+        if is_locked(exc) or is_disconnect(exc):
+            raise
+        engine = connection.engine if isinstance(connection, sa.Connection) else connection
+        raise DatabaseUnavailable(
+            f"cannot create membound's table {table.name} in {_where(engine)}: "
+            f"{driver_message(exc)}",
+            doing=f"creating the table {table.name}",
+            hint="free space on the database's disk, or make it writable, then run again",
+        ) from exc
+    check_layout(connection, table)
+
+
+def _where(engine: Any) -> str:
+    """The database an engine opens, in words (a SQLite file's path; a URL without password)."""
+    file = DatabaseFile.of(engine)
+    if file is not None:
+        return file.path
+    return str(engine.url.render_as_string(hide_password=True))
+
+
+def _create(connection: Any, table: sa.Table) -> None:
     try:
         table.create(connection, checkfirst=True)
     except sa_exc.ProgrammingError as exc:
@@ -125,7 +163,6 @@ def create_table(connection: Any, table: sa.Table) -> None:
             table.name
         ):
             raise
-    check_layout(connection, table)
 
 
 _CHECKPOINT_TABLES: dict[str, Any] = {}
@@ -155,16 +192,28 @@ class Checkpoint:
         engine: the database holding the checkpoint; for exactly-once it must be the database
             the writes go to, so both commit in one transaction.
         name: identifies the job; one row per name.
+        lock_timeout: seconds the checkpoint's own statements wait for a lock another session
+            holds on PostgreSQL (its statement timeout is twice that) before
+            :class:`~membound.DatabaseLocked`; SQLite waits its busy timeout.
     """
 
-    def __init__(self, engine: Bind, name: str) -> None:
+    def __init__(
+        self, engine: Bind, name: str, *, lock_timeout: float = DEFAULT_BOOKKEEPING_TIMEOUT_S
+    ) -> None:
         self.engine = engine_of(engine)
         self.name = name
+        self.lock_timeout = lock_timeout
         self._ready = False
         # Marked by the reader: key of the row (find_each) or batch (in_batches) being processed.
         self._current: Key | None = None
         # The writer that commits this checkpoint with its writes, if any.
         self._writer: object | None = None
+        # The SQLite file at first use: a save into a file deleted or replaced since is lost.
+        self._file: DatabaseFile | None = None
+        # (position, updated_at) of the last row written, committed or not: after a commit
+        # whose answer was lost, finding it stored means the commit happened.
+        self._last_write: tuple[str | None, str] | None = None
+        self._last_stamp: _dt.datetime | None = None
 
     # -- the reader's and the writer's interface --------------------------------------------
 
@@ -179,6 +228,7 @@ class Checkpoint:
             table = _checkpoint_table()
             with lock_errors(f"creating the table of checkpoint {self.name!r}"):
                 create_table(connection or self.engine, table)
+            self._file = DatabaseFile.of(self.engine)
             self._ready = True
 
     def mark(self, key: Key) -> None:
@@ -218,7 +268,12 @@ class Checkpoint:
         """
         self.ensure_table()
         table = _checkpoint_table()
-        with lock_errors(f"loading checkpoint {self.name!r}"), self.engine.connect() as conn:
+        doing = f"loading checkpoint {self.name!r}"
+        with (
+            lock_errors(doing),
+            self.engine.connect() as conn,
+            bookkeeping_timeouts(conn, self.lock_timeout, doing=doing, restore=False),
+        ):
             text = conn.execute(
                 sa.select(table.c.position).where(table.c.name == self.name)
             ).scalar_one_or_none()
@@ -251,6 +306,8 @@ class Checkpoint:
                 select no row: keys are never NULL), or a value of a type it cannot store.
             DatabaseLocked: without ``connection``, the database stayed locked past its busy
                 timeout (within ``connection``, the caller's transaction sees the error).
+            DatabaseUnavailable: without ``connection``, the database refused the write (a
+                full disk, a read-only file), or its SQLite file was deleted or replaced.
         """
         values = position if isinstance(position, tuple) else (position,)
         if any(v is None for v in values):
@@ -260,20 +317,77 @@ class Checkpoint:
             )
         text = encode_key(values)
         self.ensure_table(connection)
-        if connection is None:
-            with lock_errors(f"saving checkpoint {self.name!r}"), self.engine.begin() as conn:
-                self._write(conn, text)
-        else:
+        if connection is not None:
             self._write(connection, text)
+            return
+        doing = f"saving checkpoint {self.name!r}"
+        try:
+            with (
+                lock_errors(doing),
+                self.engine.begin() as conn,
+                bookkeeping_timeouts(conn, self.lock_timeout, doing=doing, restore=False),
+            ):
+                try:
+                    self._write(conn, text)
+                finally:  # before COMMIT; and a file that changed explains a failed write
+                    self._check_file(position)
+        except sa_exc.OperationalError as exc:
+            if is_disconnect(exc):
+                raise  # the caller's to retry
+            raise DatabaseUnavailable(  # a full disk, a read-only file
+                f"cannot save checkpoint {self.name!r} at {position!r} in "
+                f"{_where(self.engine)}: {driver_message(exc)}",
+                doing=doing,
+                hint="free space on the database's disk, or make it writable, then resume: "
+                "the position saved before stays",
+            ) from exc
+
+    def _check_file(self, position: Any) -> None:
+        """Raise DatabaseUnavailable when the SQLite file was deleted or replaced since first
+        use: a save would go into a file nobody opens any more (WAL mode) or fail without a
+        reason (rollback journal)."""
+        if self._file is not None:
+            self._file.check(
+                f"saving checkpoint {self.name!r} at {position!r}",
+                "the positions saved before went to the original file",
+            )
 
     def _write(self, conn: Any, text: str | None) -> None:
         table = _checkpoint_table()
-        now = _dt.datetime.now(_dt.timezone.utc).isoformat()
+        stamp = _dt.datetime.now(_dt.timezone.utc)
+        if self._last_stamp is not None and stamp <= self._last_stamp:
+            # Strictly increasing, so that no two writes of this object leave the same row.
+            stamp = self._last_stamp + _dt.timedelta(microseconds=1)
+        self._last_stamp = stamp
+        now = stamp.isoformat()
+        self._last_write = (text, now)
         result = conn.execute(
             sa.update(table).where(table.c.name == self.name).values(position=text, updated_at=now)
         )
         if result.rowcount == 0:
             conn.execute(sa.insert(table).values(name=self.name, position=text, updated_at=now))
+
+    def holds_last_write(self) -> bool:
+        """Whether the stored row is the one this object's last save wrote (its position and
+        time stamp): after a commit whose answer was lost, whether that commit happened.
+
+        Raises:
+            DatabaseLocked: the database stayed locked past its (bookkeeping) lock timeout.
+            sqlalchemy.exc.OperationalError: the database is unreachable (retry it).
+        """
+        if self._last_write is None:
+            return False
+        table = _checkpoint_table()
+        doing = f"reading checkpoint {self.name!r}"
+        with (
+            lock_errors(doing),
+            self.engine.connect() as conn,
+            bookkeeping_timeouts(conn, self.lock_timeout, doing=doing, restore=False),
+        ):
+            row = conn.execute(
+                sa.select(table.c.position, table.c.updated_at).where(table.c.name == self.name)
+            ).one_or_none()
+        return row is not None and (row[0], row[1]) == self._last_write
 
     def reset(self) -> None:
         """Forget the stored position: the next run starts from the beginning.
@@ -283,7 +397,12 @@ class Checkpoint:
         """
         self.ensure_table()
         table = _checkpoint_table()
-        with lock_errors(f"resetting checkpoint {self.name!r}"), self.engine.begin() as conn:
+        doing = f"resetting checkpoint {self.name!r}"
+        with (
+            lock_errors(doing),
+            self.engine.begin() as conn,
+            bookkeeping_timeouts(conn, self.lock_timeout, doing=doing, restore=False),
+        ):
             conn.execute(sa.delete(table).where(table.c.name == self.name))
         self._current = None
 

@@ -12,27 +12,31 @@ lease (``leases.py``): a process that lost its range can commit nothing more.
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from membound._errors import BatchSourceError, LeaseLost
 from membound._units import parse_duration
 from membound.bound.sql.checkpoint import Checkpoint
-from membound.bound.sql.connection import engine_of, require_sqlalchemy
-from membound.bound.sql.leases import (
-    Heartbeat,
-    JobTable,
-    Lease,
-    LeasedCheckpoint,
-    default_owner,
-    describe_source,
+from membound.bound.sql.connection import (
+    DEFAULT_DB_WAIT_S,
+    check_db_wait,
+    engine_of,
+    require_sqlalchemy,
+    with_db_retry,
 )
+from membound.bound.sql.lease_holders import Heartbeat, default_owner
+from membound.bound.sql.leases import JobTable, Lease, LeasedCheckpoint, describe_source
 from membound.bound.sql.partition import KeyRange, key_ranges
 
 __all__ = ["LeasedRange", "claim_ranges"]
+
+T = TypeVar("T")
+_log = logging.getLogger("membound")
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,7 @@ def claim_ranges(
     owner: str | None = None,
     restart: bool = False,
     wait: bool = True,
+    db_wait: float = DEFAULT_DB_WAIT_S,
 ) -> Iterator[LeasedRange]:
     """Yield key ranges of a shared job, each leased to this process while it works on it.
 
@@ -98,11 +103,15 @@ def claim_ranges(
         key: the key column(s), as for :func:`find_each`.
         owner: this process's name in the table (default: host, pid and a random suffix).
         restart: forget the job of this name first (its ranges and checkpoints).
-        wait: wait while other live processes hold the remaining ranges.
+        wait: wait while other live processes hold the remaining ranges (said once on the
+            ``membound`` logger, with how many and until when their leases run).
+        db_wait: seconds the lease table's reads and leases are retried while the database
+            does not answer (a restart); then :class:`~membound.DatabaseUnavailable`.
 
     Raises:
         BatchSourceError: bad arguments, a source without a usable key, a job of this name
             with other ranges, or a lease table of an older layout.
+        DatabaseUnavailable: the database did not answer for ``db_wait`` seconds.
         LeaseLost: raised by the checkpoint's saves once this process's lease ran out and
             another process took the range (a writer's flush raises ``BatchWriteError``
             caused by it).
@@ -110,6 +119,7 @@ def claim_ranges(
     require_sqlalchemy()
     bound = engine_of(engine)
     lease_s = parse_duration(lease, name="lease")
+    db_wait_s = check_db_wait(db_wait)
     if owner is not None and (not isinstance(owner, str) or not owner):
         raise BatchSourceError(f"owner must be a non-empty string, got {owner!r}")
     jobs = JobTable(bound, name)
@@ -124,23 +134,38 @@ def claim_ranges(
             "job (e.g. with its date), or pass restart=True to run it again",
             stacklevel=2,
         )
-    return _claims(jobs, owner or default_owner(), lease_s, wait)
+    return _claims(jobs, owner or default_owner(), lease_s, wait, db_wait_s)
 
 
-def _claims(jobs: JobTable, owner: str, lease_s: float, wait: bool) -> Iterator[LeasedRange]:
+def _claims(
+    jobs: JobTable, owner: str, lease_s: float, wait: bool, db_wait: float
+) -> Iterator[LeasedRange]:
+    def book(fn: Callable[[], T], doing: str) -> T:
+        return with_db_retry(fn, doing=f"{doing} job {jobs.job!r}", db_wait=db_wait)
+
+    said = False
     while True:
-        claimed = jobs.claim_free(owner, lease_s)
+        claimed = book(lambda: jobs.claim_free(owner, lease_s), "leasing a range of")
         if claimed is None:
-            rows = jobs.ranges()
+            rows = book(jobs.ranges, "reading the ranges of")
             pending = [r for r in rows if not r.done]
             if not pending:
-                jobs.finish()
+                book(jobs.finish, "finishing")
                 return
             if not wait:
                 return
             # Held by live leases: look again when the first of them could run out.
             now = time.time()
             soonest = min((r.lease_until or now) for r in pending)
+            if not said:
+                said = True
+                _log.info(
+                    "membound: job %r: %d range(s) leased by other processes; waiting for "
+                    "them to finish or for a lease to run out (the first in %.0f s)",
+                    jobs.job,
+                    len(pending),
+                    max(soonest - now, 0.0),
+                )
             time.sleep(min(max(soonest - now, 0.05), lease_s / 4, 5.0))
             continue
         beat = Heartbeat(claimed)

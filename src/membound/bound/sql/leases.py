@@ -27,18 +27,16 @@ import contextlib
 import datetime as _dt
 import hashlib
 import json
-import os
-import socket
 import threading
 import time
-import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from membound._errors import BatchSourceError, LeaseLost
 from membound.bound.sql.checkpoint import Checkpoint, create_table, decode_key, encode_key
 from membound.bound.sql.connection import lock_errors
+from membound.bound.sql.lease_holders import abandoned
 from membound.bound.sql.partition import KeyRange
 
 with contextlib.suppress(ImportError):
@@ -54,7 +52,6 @@ __all__ = [
     "Lease",
     "LeasedCheckpoint",
     "RangeRow",
-    "default_owner",
     "describe_source",
     "range_name",
 ]
@@ -91,11 +88,6 @@ def leases_table() -> sa.Table:
             sa.Column("updated_at", sa.String(40), nullable=False),
         )
     return _TABLES["table"]  # type: ignore[no-any-return]
-
-
-def default_owner() -> str:
-    """A name for this worker that no other worker has: host, pid and a random suffix."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 def range_name(job: str, start: Any) -> str:
@@ -328,34 +320,43 @@ class JobTable:
                 .values(done=1, updated_at=_now_text())
             )
 
-    def set_stopping(self, driver: str | None) -> None:
-        """Mark the job as being stopped by ``driver`` (its tasks that have not leased their
-        range yet return at once), or clear the mark (None)."""
-        owner = None if driver is None else f"stopping:{driver}"
+    def set_stopping(self, driver: str | None, *, interrupt: bool = False) -> None:
+        """Mark the job as being stopped by ``driver``: its tasks that have not leased their
+        range yet return at once; with ``interrupt`` (Ctrl-C) running ones stop too, at their
+        next progress sync. None clears the mark."""
+        owner = None
+        if driver is not None:
+            owner = f"{'interrupt' if interrupt else 'stopping'}:{driver}"
         with self.engine.begin() as conn:
             conn.execute(sa.update(self.table).where(self._where(HEADER)).values(owner=owner))
 
     def stopping(self, driver: str) -> bool:
-        """Whether ``driver`` is stopping the job."""
+        """Whether ``driver`` is stopping the job (after a failure, or interrupted)."""
         t = self.table
         with self.engine.connect() as conn:
             owner = conn.execute(sa.select(t.c.owner).where(self._where(HEADER))).scalar()
-        return bool(owner == f"stopping:{driver}")
+        return owner in (f"stopping:{driver}", f"interrupt:{driver}")
 
-    def release_owned(self, prefix: str) -> None:
+    def release_owned(self, prefix: str, parts: Iterable[int] | None = None) -> None:
         """Free every unfinished range whose owner's name starts with ``prefix`` (a driver
         that stops: its tasks are over, dead or abandoned; one still running can commit
-        nothing more, its fence fails)."""
+        nothing more, its fence fails), or only those of ``parts``."""
         t = self.table
+        conditions = [
+            t.c.job == self.job,
+            t.c.part != HEADER,
+            t.c.done == 0,
+            sa.func.substr(t.c.owner, 1, len(prefix)) == prefix,
+        ]
+        if parts is not None:
+            chosen = sorted(parts)
+            if not chosen:
+                return
+            conditions.append(t.c.part.in_(chosen))
         with contextlib.suppress(sa_exc.SQLAlchemyError), self.engine.begin() as conn:
             conn.execute(
                 sa.update(t)
-                .where(
-                    t.c.job == self.job,
-                    t.c.part != HEADER,
-                    t.c.done == 0,
-                    sa.func.substr(t.c.owner, 1, len(prefix)) == prefix,
-                )
+                .where(*conditions)
                 .values(owner=None, lease_until=None, updated_at=_now_text())
             )
 
@@ -372,22 +373,20 @@ class JobTable:
         return bool(result.rowcount)
 
     def claim_free(self, owner: str, lease_s: float) -> Lease | None:
-        """Lease a range nobody holds (never leased, released, or its lease ran out)."""
+        """Lease a range nobody holds (never leased, released, its lease ran out, or its
+        holder is known gone: :func:`abandoned`)."""
         t = self.table
         now = time.time()
         with self.engine.connect() as conn:
             free = conn.execute(
-                sa.select(t.c.part)
-                .where(
-                    t.c.job == self.job,
-                    t.c.part != HEADER,
-                    t.c.done == 0,
-                    sa.or_(t.c.owner.is_(None), t.c.lease_until < now),
-                )
+                sa.select(t.c.part, t.c.owner, t.c.lease_until)
+                .where(t.c.job == self.job, t.c.part != HEADER, t.c.done == 0)
                 .order_by(t.c.part)
             ).all()  # noqa: MB102 (one row per range)
-        for (part,) in free:
-            lease = self.claim(part, owner, lease_s, force=False)
+        for part, holder, until in free:
+            if holder is not None and (until or 0) >= now and not abandoned(holder):
+                continue
+            lease = self.claim(part, owner, lease_s, takeover_of=holder)
             if lease is not None:
                 return lease
         return None
@@ -400,6 +399,7 @@ class JobTable:
         *,
         force: bool = False,
         takeover_from: str | None = None,
+        takeover_of: str | None = None,
     ) -> Lease | None:
         """Lease ``part`` for ``owner``; None when it is done or held by a live lease.
 
@@ -410,6 +410,8 @@ class JobTable:
             force: take it over from anyone (the fence keeps that safe).
             takeover_from: take it over from a live owner whose name starts with this (a
                 driver's own earlier task, on a worker the scheduler gave up on).
+            takeover_of: take it over from exactly this owner (one known gone), unless it
+                changed hands meanwhile.
         """
         t = self.table
         now = time.time()
@@ -419,6 +421,8 @@ class JobTable:
             if takeover_from:
                 prefix = sa.func.substr(t.c.owner, 1, len(takeover_from))
                 free.append(prefix == takeover_from)
+            if takeover_of:
+                free.append(t.c.owner == takeover_of)
             conditions.append(sa.or_(*free))
         with lock_errors(f"leasing a range of job {self.job!r}"), self.engine.begin() as conn:
             result = conn.execute(
@@ -457,6 +461,8 @@ class Lease:
         self.lease_s = lease_s
         self.stop = row.stop
         self.lost = False
+        #: The driver was interrupted (Ctrl-C): seen at the last :meth:`progress`.
+        self.interrupted = False
         self._lock = threading.Lock()
 
     @property
@@ -500,8 +506,11 @@ class Lease:
             The range's stop, shortened when a split was applied.
         """
         t = self.jobs.table
+        driver = self.owner.split("|", 1)[0]
         with self._lock, self.jobs.engine.begin() as conn:
             self.fence(conn, rows_done=rows_done, reached=_key_text(reached))
+            header = conn.execute(sa.select(t.c.owner).where(self.jobs._where(HEADER))).scalar()
+            self.interrupted = "|" in self.owner and header == f"interrupt:{driver}"
             request = conn.execute(
                 sa.select(t.c.split_at).where(self.jobs._where(self.part))
             ).scalar_one()
@@ -589,31 +598,3 @@ class LeasedCheckpoint(Checkpoint):
             self.fence(conn)
         self._fenced = None
         super()._write(conn, text)
-
-
-class Heartbeat:
-    """Renews a lease every third of its length from a daemon thread, while a range is worked.
-
-    A renewal that finds the lease lost stops the thread; ``lease.lost`` says so.
-    """
-
-    def __init__(self, lease: Lease) -> None:
-        self.lease = lease
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="membound-lease", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        interval = max(self.lease.lease_s / 3, 0.05)
-        while not self._stop.wait(interval):
-            try:
-                self.lease.renew()
-            except LeaseLost:
-                return
-            except sa_exc.SQLAlchemyError:
-                continue  # the database is unreachable for now: the next beat tries again
-
-    def stop(self) -> None:
-        """Stop renewing (before the range is finished or released)."""
-        self._stop.set()
-        self._thread.join()

@@ -90,8 +90,9 @@ def key_ranges(
         sample: keys sampled when neither exact cuts nor PostgreSQL statistics apply.
 
     Raises:
-        BatchSourceError: ``parts``/``rows_per_part`` below 1 or both given, or a source without
-            a usable key (as ``find_each``).
+        BatchSourceError: ``parts``/``rows_per_part`` below 1 or both given, a source without
+            a usable key (as ``find_each``), or a key that repeats in the source (a join's:
+            checked with one grouped query when the key is not declared unique).
     """
     require_sqlalchemy()
     if parts is not None and rows_per_part is not None:
@@ -104,6 +105,8 @@ def key_ranges(
     if isinstance(sample, bool) or not isinstance(sample, int) or sample < 2:
         raise BatchSourceError(f"sample must be a whole number >= 2, got {sample!r}")
     plan = SourcePlan(engine, source, key)
+    if not plan.key_declared_unique:
+        _refuse_repeated_keys(plan)
     total = plan.count(None, None, None)
     wanted = parts if parts is not None else -(-total // (rows_per_part or DEFAULT_ROWS_PER_PART))
     wanted = max(1, min(wanted, max(total, 1)))
@@ -115,6 +118,30 @@ def key_ranges(
     if stats is not None:
         return stats
     return _sampled(plan, total, wanted, sample)
+
+
+def _refuse_repeated_keys(plan: SourcePlan) -> None:
+    """Refuse a key that repeats in the source (a join's "one" side) before any range is cut
+    or any job row written: ranges cut on it would split or lose rows sharing a key. One
+    grouped query (the database aggregates; one row comes back)."""
+    import sqlalchemy as sa
+
+    stmt = (
+        plan.bounded(None, None, None)
+        .with_only_columns(*plan.key_columns, maintain_column_froms=True)
+        .group_by(*plan.key_columns)
+        .having(sa.func.count() > 1)
+        .limit(1)
+    )
+    repeated = plan.run(stmt)
+    if repeated:
+        names = ", ".join(c.name for c in plan.key_columns)
+        raise BatchSourceError(
+            f"key ({names}) is not unique in this source: {public_key(tuple(repeated[0]))!r} "
+            "occurs in more than one row (a join repeats it?); ranges cut on it would lose "
+            "rows. Pass key= columns that are unique in the joined rows, e.g. the many "
+            "side's primary key"
+        )
 
 
 def _key_query(plan: SourcePlan, after: Key | None) -> Any:

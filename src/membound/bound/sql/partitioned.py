@@ -19,36 +19,40 @@ two batches and the tail becomes a new range with a checkpoint of its own.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import functools
 import os
-import threading
 import time
 import weakref
 from collections.abc import Callable
-from concurrent.futures import CancelledError
-from dataclasses import asdict, dataclass
-from html import escape
-from typing import TYPE_CHECKING, Any, Literal
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from membound._errors import BatchSourceError, PartitionFailed
+from membound._errors import BatchSourceError, LeaseLost
 from membound._units import parse_duration
 from membound.bound._rss import current_rss, peak_rss, reset_peak
 from membound.bound.sql.autosize import PageSizer, check_batch_size
 from membound.bound.sql.checkpoint import Checkpoint
-from membound.bound.sql.connection import engine_of, require_sqlalchemy
+from membound.bound.sql.connection import (
+    DEFAULT_DB_WAIT_S,
+    check_db_wait,
+    engine_of,
+    require_sqlalchemy,
+    with_db_retry,
+)
 from membound.bound.sql.keys import as_key, compare, public_key
+from membound.bound.sql.lease_holders import Heartbeat, abandoned, default_owner, driving
 from membound.bound.sql.leases import (
-    Heartbeat,
     JobTable,
     Lease,
     LeasedCheckpoint,
     RangeRow,
-    default_owner,
     describe_source,
     range_name,
 )
 from membound.bound.sql.partition import key_ranges
+from membound.bound.sql.partition_driver import Driver, progress_bar
+from membound.bound.sql.partition_report import PartitionReport, RangeReport
 from membound.bound.sql.plan import SourcePlan
 from membound.bound.sql.read import in_batches
 from membound.bound.sql.runners import Runner, runner_for
@@ -61,6 +65,8 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
 __all__ = ["PartitionReport", "RangeReport", "run_partitioned"]
+
+T = TypeVar("T")
 
 #: Least time between two commits of a range's progress (rows done, the position of a
 #: read-only ``fn``, split requests). A commit per batch would cost more than a small batch's
@@ -88,125 +94,6 @@ os.register_at_fork(after_in_child=_forget_engines_after_fork)
 
 
 @dataclass(frozen=True)
-class RangeReport:
-    """One key range of a partitioned run.
-
-    Attributes:
-        start: first key, inclusive (None for the first range).
-        stop: the key after the range, exclusive (None for the last).
-        rows: rows of the range whose batches finished and committed (of a finished range:
-            all of them; of an unfinished one: up to its checkpoint), over every call of the job.
-        estimated_rows: the estimate the range was cut with (``key_ranges``).
-        retries: times the range was started again, over every call of the job (a worker
-            died, ``fn`` raised, or an interrupted run was resumed).
-        splits: times an idle worker took over the tail of this range.
-        seconds: wall time of the attempt that finished it (in this call or an earlier one);
-            None while unfinished.
-        peak_rss_delta: peak RSS during that attempt minus RSS at its start, in bytes: the
-            kernel's high-water mark where the task had a process of its own (Dask workers, a
-            process pool), else the highest RSS read after each batch (a spike freed within
-            one batch is missed). None while unfinished.
-        done: whether the range finished.
-    """
-
-    start: Any
-    stop: Any
-    rows: int
-    estimated_rows: int
-    retries: int
-    splits: int
-    seconds: float | None
-    peak_rss_delta: int | None
-    done: bool
-
-
-@dataclass(frozen=True)
-class PartitionReport:
-    """What a partitioned run did, range by range (as many entries as ranges, never rows).
-
-    Attributes:
-        name: the job's name.
-        ranges: each range, in key order (a split range's tail is a range of its own).
-        rows: rows processed in all ranges, over every call of the job (``seconds`` is this
-            call's: for a rate, use a job's first and only call, or the ranges' ``seconds``).
-        estimated_rows: the rows the ranges were cut for.
-        retries: range restarts in all.
-        splits: straggler splits in all.
-        seconds: wall time of this call.
-        runner: what ran the tasks (``dask``, ``ProcessPoolExecutor``, ``in-process``, …).
-        already_finished: the job had finished before this call: nothing ran.
-    """
-
-    name: str
-    ranges: tuple[RangeReport, ...]
-    rows: int
-    estimated_rows: int
-    retries: int
-    splits: int
-    seconds: float
-    runner: str
-    already_finished: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready (keys as stored: tuples become lists)."""
-        return asdict(self)
-
-    def _summary(self) -> str:
-        return (
-            f"{self.name} ({self.runner}): {self.rows:,} rows in {len(self.ranges)} ranges, "
-            f"{self.retries} retries, {self.splits} splits, {self.seconds:.1f} s"
-            + (" (finished before this call)" if self.already_finished else "")
-        )
-
-    def _table(self) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:
-        head = ("start", "stop", "rows", "estimated", "retries", "splits", "seconds")
-        rows: list[tuple[str, ...]] = []
-        for r in self.ranges:
-            seconds = "—" if r.seconds is None else f"{r.seconds:.2f}"
-            peak = "—" if r.peak_rss_delta is None else f"{r.peak_rss_delta / 2**20:.1f} MiB"
-            rows.append(
-                (
-                    repr(r.start),
-                    repr(r.stop),
-                    f"{r.rows:,}",
-                    f"{r.estimated_rows:,}",
-                    str(r.retries),
-                    str(r.splits),
-                    seconds,
-                    peak,
-                    "yes" if r.done else "no",
-                )
-            )
-        return (*head, "peak Δ RSS", "done"), rows
-
-    def to_markdown(self) -> str:
-        """A Markdown table, a row per range, after a line of totals."""
-        head, rows = self._table()
-        lines = [
-            f"**{self.name}**" + self._summary()[len(self.name) :],
-            "",
-            "| " + " | ".join(head) + " |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---|",
-        ]
-        lines += ["| " + " | ".join(row) + " |" for row in rows]
-        return "\n".join(lines)
-
-    def _repr_html_(self) -> str:
-        """Jupyter's display: the totals and a table row per range (built here, with every
-        text escaped: ``bound`` stands alone and does not use ``report``)."""
-        head, rows = self._table()
-        cells = "".join(f"<th>{escape(h)}</th>" for h in head)
-        body = "".join(
-            "<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in rows
-        )
-        return f"<div><p>{escape(self._summary())}</p><table><tr>{cells}</tr>{body}</table></div>"
-
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
-        """IPython's text display: the Markdown table."""
-        printer.text(self.to_markdown())
-
-
-@dataclass(frozen=True)
 class RangeTask:
     """Everything a worker needs for one range (pickled to it)."""
 
@@ -225,6 +112,15 @@ class RangeTask:
     measure_peak: bool
     driver: str = ""
     driver_pid: int = 0
+    db_wait: float = DEFAULT_DB_WAIT_S
+
+
+def _book(task: RangeTask, fn: Callable[[], T], doing: str) -> T:
+    """A bookkeeping statement of the range's task (lease, progress), retried through an outage
+    of up to ``task.db_wait`` seconds: each is safe to repeat (fenced, or a read)."""
+    return with_db_retry(
+        fn, doing=f"{doing} range {task.part} of job {task.job!r}", db_wait=task.db_wait
+    )
 
 
 def _engine(db: Any) -> Engine:
@@ -237,10 +133,15 @@ def _engine(db: Any) -> Engine:
     return engine_of(db())
 
 
+class _DriverInterrupted(Exception):
+    """The driver was interrupted (Ctrl-C): this task stops between two batches."""
+
+
 def work_range(task: RangeTask) -> int | None:
     """Run one range to its end (a worker's task): lease it, resume after its checkpoint, call
     ``fn`` per batch, apply split requests, mark it done. Returns its rows, or None when the
-    range was already done."""
+    range was already done or the driver was interrupted (the range is given back, committed
+    up to its checkpoint; its writer's unflushed items are dropped, as on any error)."""
     engine = _engine(task.db)
     if os.getpid() != task.driver_pid and engine not in _CHECKED:
         # A factory's engine may have been made before this worker was forked from the
@@ -254,73 +155,123 @@ def work_range(task: RangeTask) -> int | None:
         return None
     began, rss_start = time.perf_counter(), current_rss()
     peak_reset = task.measure_peak and reset_peak()
-    highest = rss_start
     checkpoint = LeasedCheckpoint(lease)
     beat = Heartbeat(lease)
     try:
-        rows = _rows_committed(engine, task, lease.row.start)
-        while True:
-            stop = lease.stop
-            with BatchWriter(engine, task.write_batch_size, checkpoint=checkpoint) as writer:
-                batches = in_batches(
-                    engine,
-                    task.source,
-                    task.batch_size,
-                    key=task.key,
-                    start=lease.row.start,
-                    stop=stop,
-                    checkpoint=checkpoint,
-                    target_batch_s=task.target_batch_s,
-                    max_batch_memory=task.max_batch_memory,
-                )
-                synced = 0.0
-                for batch in batches:
-                    task.fn(batch, writer)
-                    rows += len(batch.rows)
-                    highest = max(highest, current_rss())
-                    now = time.perf_counter()
-                    if now - synced < SYNC_INTERVAL_S:
-                        continue
-                    synced = now
-                    if writer.pending == 0:  # nothing of this batch waits: it is done
-                        checkpoint.save(batch.last_key)
-                    if lease.progress(rows, batch.last_key) != stop:
-                        break  # split: the range now ends earlier; re-read up to the new stop
-                batches.close()  # type: ignore[attr-defined]
-            if lease.stop == stop:
-                break
-            # Split: every batch so far is done and the writer flushed (it closed), so resume
-            # right after the last one, not after the last flush (no batch handed to fn twice).
-            checkpoint.save(batch.last_key)
-        peak = highest
+        try:
+            rows, highest = _work_leased(engine, task, lease, checkpoint)
+        except _DriverInterrupted:
+            beat.stop()
+            lease.release()
+            return None
+        peak = max(highest, rss_start)
         if peak_reset:
             peak = max(peak, peak_rss() or 0)
         beat.stop()
-        lease.finish(rows, time.perf_counter() - began, peak - rss_start)
+        _finish(task, lease, rows, time.perf_counter() - began, peak - rss_start)
     finally:
         beat.stop()
     return rows
 
 
-def _claim(jobs: JobTable, task: RangeTask) -> Lease | None:
-    """Lease the task's range: free, expired, or held by this driver's own earlier task (its
-    worker died, or the scheduler thought so: the fence stops it). A live lease of another
-    driver (the same job started twice) is waited out: that driver finishes the range, or its
-    lease runs out. None once the range is done."""
-    from membound.bound.sql.leases import default_owner
+def _work_leased(
+    engine: Engine, task: RangeTask, lease: Lease, checkpoint: LeasedCheckpoint
+) -> tuple[int, int]:
+    """Read the leased range batch by batch into ``task.fn``: (rows of the range done in
+    all its attempts, the highest RSS read after a batch).
 
+    Raises:
+        _DriverInterrupted: the driver was interrupted (seen at a progress sync).
+    """
+    rows = _book(task, lambda: _rows_committed(engine, task, lease.row.start), "counting")
+    highest = 0
+    while True:
+        stop = lease.stop
+        with BatchWriter(
+            engine, task.write_batch_size, checkpoint=checkpoint, db_wait=task.db_wait
+        ) as writer:
+            batches = in_batches(
+                engine,
+                task.source,
+                task.batch_size,
+                key=task.key,
+                start=lease.row.start,
+                stop=stop,
+                checkpoint=checkpoint,
+                target_batch_s=task.target_batch_s,
+                max_batch_memory=task.max_batch_memory,
+                db_wait=task.db_wait,
+            )
+            synced = 0.0
+            for batch in batches:
+                task.fn(batch, writer)
+                rows += len(batch.rows)
+                highest = max(highest, current_rss())
+                now = time.perf_counter()
+                if now - synced < SYNC_INTERVAL_S:
+                    continue
+                synced = now
+                if writer.pending == 0:  # nothing of this batch waits: it is done
+                    save = functools.partial(checkpoint.save, batch.last_key)
+                    _book(task, save, "saving the position of")
+                sync = functools.partial(lease.progress, rows, batch.last_key)
+                moved = _book(task, sync, "syncing") != stop
+                if lease.interrupted:
+                    batches.close()  # type: ignore[attr-defined]
+                    raise _DriverInterrupted  # leaves the writer: unflushed items dropped
+                if moved:
+                    break  # split: the range now ends earlier; re-read up to the new stop
+            batches.close()  # type: ignore[attr-defined]
+        if lease.stop == stop:
+            return rows, highest
+        # Split: every batch so far is done and the writer flushed (it closed), so resume
+        # right after the last one, not after the last flush (no batch handed to fn twice).
+        _book(task, functools.partial(checkpoint.save, batch.last_key), "saving the split of")
+
+
+def _claim(jobs: JobTable, task: RangeTask) -> Lease | None:
+    """Lease the task's range: free, expired, held by this driver's own earlier task (its
+    worker died, or the scheduler thought so: the fence stops it), or by a holder known gone
+    (:func:`~membound.bound.sql.leases.abandoned`: an earlier call that was interrupted or
+    lost its database). A live lease of another driver (the same job started twice) is waited
+    out: that driver finishes the range, or its lease runs out. None once the range is done."""
     owner = f"{task.driver}|{default_owner()}"
     while True:
-        if jobs.stopping(task.driver):
+        if _book(task, lambda: jobs.stopping(task.driver), "looking at"):
             return None  # the driver stops (a range failed): ranges not started stay so
-        lease = jobs.claim(task.part, owner, task.lease_s, takeover_from=f"{task.driver}|")
+        lease = _book(
+            task,
+            lambda: jobs.claim(task.part, owner, task.lease_s, takeover_from=f"{task.driver}|"),
+            "leasing",
+        )
         if lease is not None:
             return lease
-        rows = [r for r in jobs.ranges() if r.part == task.part]
+        rows = [r for r in _book(task, jobs.ranges, "looking at") if r.part == task.part]
         if not rows or rows[0].done:
             return None
+        holder = rows[0].owner
+        if abandoned(holder):
+            take = functools.partial(jobs.claim, task.part, owner, task.lease_s)
+            lease = _book(task, functools.partial(take, takeover_of=holder), "taking over")
+            if lease is not None:
+                return lease
         left = (rows[0].lease_until or 0.0) - time.time()
         time.sleep(min(max(left, 0.05), task.lease_s / 4, 1.0))
+
+
+def _finish(task: RangeTask, lease: Lease, rows: int, seconds: float, peak: int) -> None:
+    """Mark the range done, through an outage: when the connection was lost as the mark
+    committed, the retry finds the range done (its fence fails: not ours any more)."""
+
+    def mark() -> None:
+        try:
+            lease.finish(rows, seconds, peak)
+        except LeaseLost:
+            done = [r for r in lease.jobs.ranges() if r.part == lease.part and r.done]
+            if not done:
+                raise
+
+    _book(task, mark, "finishing")
 
 
 def _rows_committed(engine: Engine, task: RangeTask, start: Any) -> int:
@@ -369,6 +320,8 @@ def run_partitioned(
     restart: bool = False,
     progress: bool = False,
     poll_interval: float = 0.25,
+    worker_wait: float | str = "60 s",
+    db_wait: float = DEFAULT_DB_WAIT_S,
 ) -> PartitionReport:
     """Run ``fn(batch, writer)`` over every batch of every balanced key range of ``source``.
 
@@ -404,6 +357,12 @@ def run_partitioned(
         restart: forget the job of this name (its ranges and checkpoints) and start anew.
         progress: a rich progress bar on stderr: rows done / estimated, ranges running.
         poll_interval: seconds between looks at the job's progress.
+        worker_wait: how long a Dask cluster may have no worker at all before the run stops
+            with what committed (a number of seconds or a duration such as ``"2 min"``).
+        db_wait: seconds the database may not answer (a restart, a failover) before the run
+            stops with what committed: the driver's look at the job and each range's reads,
+            writes and bookkeeping reconnect and go on meanwhile (0: stop at the first lost
+            connection).
 
     Returns:
         A :class:`PartitionReport`.
@@ -413,7 +372,11 @@ def run_partitioned(
             under way with other ranges, a membound table of an older layout, or a task that
             cannot be sent to the workers.
         PartitionFailed: a range failed after its retries (its ``report`` says what finished;
-            other running ranges were let finish, ranges not started were not started).
+            other running ranges were let finish, ranges not started were not started), a
+            process pool lost a process, the Dask cluster had no workers for ``worker_wait``,
+            or the database did not answer for ``db_wait``.
+        Interrupted: Ctrl-C; within a few seconds every task of this call stopped at a
+            commit, and ``partial`` is the report of what committed (resume with the name).
     """
     require_sqlalchemy()
     if not callable(fn):
@@ -433,6 +396,8 @@ def run_partitioned(
         if isinstance(value, bool) or not isinstance(value, int) or value < (label != "retries"):
             raise BatchSourceError(f"{label} must be a whole number, got {value!r}")
     lease_s = parse_duration(lease, name="lease")
+    worker_wait_s = parse_duration(worker_wait, name="worker_wait")
+    db_wait_s = check_db_wait(db_wait)
     began = time.perf_counter()
     runner = runner_for(client)
     _check_db(db, runner)
@@ -461,37 +426,32 @@ def run_partitioned(
         measure_peak=runner.own_processes,
         driver=default_owner(),
         driver_pid=os.getpid(),
+        db_wait=db_wait_s,
     )
     runner.check_picklable(task)
-    driver = _Driver(jobs, runner, task, engine, retries, split_stragglers, poll_interval)
-    with _progress_bar(jobs, poll_interval) if progress else contextlib.nullcontext():
+
+    def submit(part: int) -> Any:
+        return runner.submit(work_range, replace(task, part=part), f"range {part}")
+
+    driver = Driver(
+        jobs,
+        runner,
+        submit=submit,
+        split_key=lambda row, offset: _split_key(engine, task, row, offset),
+        report=lambda: _report(jobs, runner, began, committed=_committed_counter(engine, task)),
+        driver=task.driver,
+        smallest_split=4 * (batch_size if isinstance(batch_size, int) else 1000),
+        retries=retries,
+        split=split_stragglers,
+        poll=poll_interval,
+        worker_wait=worker_wait_s,
+        db_wait=db_wait_s,
+    )
+    with (
+        driving(task.driver),
+        progress_bar(jobs, poll_interval) if progress else contextlib.nullcontext(),
+    ):
         driver.run()
-    if driver.failure is not None:
-        # Our tasks are over (drained) or dead (a broken pool): free their ranges at once, so
-        # a new call need not wait for their leases to run out.
-        jobs.release_owned(f"{task.driver}|")
-        part, exc = driver.failure
-        report = _report(jobs, runner, began, committed=_committed_counter(engine, task))
-        done = sum(r.done for r in report.ranges)
-        state = (
-            f"{done} of {len(report.ranges)} ranges finished; every other range committed up "
-            "to its checkpoint. Call again with the same name to resume (nothing committed is "
-            "repeated)"
-        )
-        cause = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-        if _pool_broken(exc):
-            message = (
-                f"job {name!r}: a worker process of the pool died ({cause}); a "
-                "concurrent.futures process pool cannot replace it, so the ranges still to run "
-                f"were not run. {state}, with a new pool, or run on Dask, which replaces dead "
-                "workers"
-            )
-        else:
-            message = (
-                f"range {part} of job {name!r} failed after {driver.tries[part] - 1} retries: "
-                f"{cause}; {state}"
-            )
-        raise PartitionFailed(message, report=report) from exc
     jobs.finish()
     return _report(jobs, runner, began)
 
@@ -551,172 +511,3 @@ def _report(
         runner=runner.kind,
         already_finished=already_finished,
     )
-
-
-class _Driver:
-    """Submits a task per unfinished range, re-submits failed ones, splits stragglers."""
-
-    def __init__(
-        self,
-        jobs: JobTable,
-        runner: Runner,
-        task: RangeTask,
-        engine: Engine,
-        retries: int,
-        split: bool,
-        poll: float,
-    ) -> None:
-        self.jobs, self.runner, self.task, self.engine = jobs, runner, task, engine
-        self.retries, self.split, self.poll = retries, split, poll
-        self.running: dict[Any, int] = {}  # future -> part
-        self.tries: dict[int, int] = {}
-        self.submitted: set[int] = set()
-        self.failure: tuple[int, BaseException] | None = None
-
-    def _submit(self, part: int) -> None:
-        self.submitted.add(part)
-        self.tries[part] = self.tries.get(part, 0) + 1
-        task = RangeTask(**{**self.task.__dict__, "part": part})
-        future = self.runner.submit(work_range, task, f"range {part}")
-        self.running[future] = part
-
-    def run(self) -> None:
-        try:
-            for row in self.jobs.ranges():
-                if not row.done:
-                    self._submit(row.part)
-            while self.running:
-                done, _ = self.runner.wait(self.running, self.poll)
-                for future in done:
-                    self._finished(future)
-                if self.failure is not None:
-                    self._drain()
-                    return
-                self._look_for_new_ranges()
-        except BaseException as exc:
-            self.runner.cancel(self.running)
-            self.jobs.release_owned(f"{self.task.driver}|")
-            if isinstance(exc, KeyboardInterrupt) and hasattr(exc, "add_note"):
-                exc.add_note(self._state())
-            raise
-
-    def _state(self) -> str:
-        """What committed, in words, for an interrupted run."""
-        with contextlib.suppress(Exception):
-            rows = self.jobs.ranges()
-            done = sum(r.done for r in rows)
-            return (
-                f"membound.run_partitioned: job {self.jobs.job!r} stopped with {done} of "
-                f"{len(rows)} ranges finished and committed; each other range committed up to "
-                "its checkpoint. Call again with the same name to resume. Its ranges were given "
-                "up: a task still running (on Dask or an executor) stops at its next commit, "
-                "which is rolled back"
-            )
-        return f"membound.run_partitioned: job {self.jobs.job!r} stopped; call again to resume"
-
-    def _finished(self, future: Any) -> None:
-        part = self.running.pop(future)
-        try:
-            future.result()
-            release = getattr(future, "release", None)  # Dask: let the worker drop the result
-            if release is not None:
-                release()
-        except (Exception, CancelledError, asyncio.CancelledError) as exc:
-            if self.tries[part] <= self.retries and not _fatal(exc):
-                self._submit(part)
-            elif self.failure is None or _pool_broken(exc):
-                self.failure = (part, exc)
-
-    def _drain(self) -> None:
-        """After a failure: ranges not started are not started, running ones finish."""
-        self.jobs.set_stopping(self.task.driver)
-        try:
-            self.runner.cancel_pending(self.running)
-            while self.running:
-                done, _ = self.runner.wait(self.running, self.poll)
-                for future in done:
-                    self.running.pop(future)
-        finally:
-            self.jobs.set_stopping(None)
-
-    def _look_for_new_ranges(self) -> None:
-        rows = self.jobs.ranges()
-        for row in rows:  # tails split off by workers
-            if row.part not in self.submitted and not row.done:
-                self._submit(row.part)
-        if not self.split or len(self.running) >= self.runner.slots():
-            return
-        busy = [r for r in rows if not r.done and r.owner is not None and r.rows > r.rows_done]
-        if not busy:
-            return
-        straggler = max(busy, key=lambda r: r.rows - r.rows_done)
-        left = straggler.rows - straggler.rows_done
-        smallest = 4 * (self.task.batch_size if isinstance(self.task.batch_size, int) else 1000)
-        if left < smallest:
-            return
-        at = _split_key(self.engine, self.task, straggler, left // 2)
-        if at is not None:
-            self.jobs.request_split(straggler.part, at)
-
-
-def _fatal(exc: BaseException) -> bool:
-    """Errors a retry cannot fix: bad arguments and a pool that lost its processes."""
-    return isinstance(exc, BatchSourceError) or _pool_broken(exc)
-
-
-def _pool_broken(exc: BaseException) -> bool:
-    """A stdlib pool that lost a worker process (it runs no more tasks)."""
-    from concurrent.futures import BrokenExecutor
-
-    return isinstance(exc, BrokenExecutor)
-
-
-@contextlib.contextmanager
-def _progress_bar(jobs: JobTable, interval: float) -> Any:
-    """A rich bar on stderr from the job table: rows done of estimated, ranges running/done."""
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        TextColumn("{task.fields[ranges]}"),
-        console=Console(stderr=True),
-    )
-    task = progress.add_task(jobs.job, total=None, ranges="")
-    stop = threading.Event()
-
-    def refresh() -> None:
-        with contextlib.suppress(Exception):  # a bar must never fail the job
-            rows = jobs.ranges()
-            running = sum(1 for r in rows if not r.done and r.owner is not None)
-            finished = sum(1 for r in rows if r.done)
-            progress.update(
-                task,
-                completed=sum(r.rows_done for r in rows),
-                total=sum(r.rows for r in rows),
-                ranges=f"ranges: {finished}/{len(rows)} done, {running} running",
-            )
-
-    def loop() -> None:
-        while not stop.wait(interval):
-            refresh()
-
-    thread = threading.Thread(target=loop, name="membound-progress", daemon=True)
-    progress.start()
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
-        refresh()
-        progress.stop()

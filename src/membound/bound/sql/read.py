@@ -5,6 +5,7 @@ package docstring, ``bound/sql/__init__.py``).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -15,7 +16,12 @@ from membound._errors import BatchSourceError, KeyOrderError
 from membound.bound._rss import current_rss
 from membound.bound.sql.autosize import AUTO, PageSizer, check_batch_size, sampled_bytes_per_row
 from membound.bound.sql.checkpoint import Checkpoint
-from membound.bound.sql.connection import require_sqlalchemy
+from membound.bound.sql.connection import (
+    DEFAULT_DB_WAIT_S,
+    check_db_wait,
+    require_sqlalchemy,
+    with_db_retry,
+)
 from membound.bound.sql.keys import Key, as_key, public_key
 from membound.bound.sql.pages import PageReader
 from membound.bound.sql.plan import SourcePlan
@@ -70,6 +76,7 @@ def in_batches(
     tuples: bool = False,
     target_batch_s: float = 0.5,
     max_batch_memory: int | str = "64 MB",
+    db_wait: float = DEFAULT_DB_WAIT_S,
 ) -> Iterator[Batch]:
     """Yield the source's rows as :class:`Batch` objects in key order, O(batch_size) memory.
 
@@ -119,6 +126,11 @@ def in_batches(
         target_batch_s: with ``batch_size="auto"``, the seconds a page should take.
         max_batch_memory: with ``batch_size="auto"``, the memory one page may take (Δ RSS
             while it is read, or its rows' sampled size, whichever is larger).
+        db_wait: seconds to keep reconnecting when the database stops answering (a server
+            restarted or down, a backend terminated) before raising
+            :class:`~membound.DatabaseUnavailable`; 0 raises at once. Every query here is a
+            read in its own transaction (or the checkpoint's idempotent save), so the run
+            goes on after the last key read: no row skipped, none repeated.
         tuples: Core sources only: rows are plain tuples in the select's column order instead of
             SQLAlchemy ``Row`` objects (no ``row.name`` access). Each page's statement is
             compiled by SQLAlchemy once and run straight on a pooled DBAPI connection, with the
@@ -134,6 +146,8 @@ def in_batches(
         KeyOrderError: a batch's first key is not greater than the previous batch's last key.
         DatabaseLocked: the database stayed locked past its busy timeout: at the call (the
             key's schema, the checkpoint, the snapshot) or while reading a batch.
+        DatabaseUnavailable: the database did not answer for ``db_wait`` seconds; the
+            message says the last key handed out and how many rows came before it.
     """
     plan, pages = _open_run(
         engine_or_sessionmaker,
@@ -148,6 +162,7 @@ def in_batches(
         wal_checkpoint=wal_checkpoint,
         tuples=tuples,
         sizer=_sizer(batch_size, target_batch_s, max_batch_memory),
+        db_wait=check_db_wait(db_wait),
     )
     return _batches(plan, pages)
 
@@ -166,11 +181,16 @@ def _open_run(
     wal_checkpoint: bool,
     tuples: bool,
     sizer: PageSizer | None,
+    db_wait: float,
 ) -> tuple[SourcePlan, Iterator[Sequence[Any]]]:
     """Check the arguments, fix the resume point and high-water mark, and return the pages."""
     require_sqlalchemy()
     size = sizer.size if sizer is not None else int(batch_size)
-    plan = SourcePlan(bind, source, key, tuples=tuples)
+    plan = with_db_retry(
+        lambda: SourcePlan(bind, source, key, tuples=tuples),
+        doing="reading the source's key columns",
+        db_wait=db_wait,
+    )
     if isinstance(finish, str) and finish != "snapshot":
         raise BatchSourceError(f"finish must be 'snapshot', None or a key value, got {finish!r}")
     # Resume point and high-water mark are fixed here, at the call, not at the first next():
@@ -187,11 +207,17 @@ def _open_run(
                 "stop is the exclusive upper bound of the keys read"
             )
     if checkpoint is not None:
-        stored = checkpoint.load()
+        stored = with_db_retry(
+            checkpoint.load, doing=f"loading checkpoint {checkpoint.name!r}", db_wait=db_wait
+        )
         if stored is not None:
             after = as_key(public_key(stored), plan.width, f"the position of {checkpoint!r}")
     if finish == "snapshot":
-        upper = plan.snapshot_max(start_key)
+        upper = with_db_retry(
+            lambda: plan.snapshot_max(start_key),
+            doing=f"reading the largest key of {_source_name(plan)}",
+            db_wait=db_wait,
+        )
         if upper is None:
             return plan, iter(())
     else:
@@ -205,7 +231,19 @@ def _open_run(
         progress=progress,
         wal_checkpoint=wal_checkpoint,
         sizer=sizer,
+        db_wait=db_wait,
     )
+
+
+def _saving(checkpoint: Checkpoint, key: Key, rows: int) -> str:
+    return (
+        f"saving checkpoint {checkpoint.name!r} at key {public_key(key)!r} ({rows:,} rows "
+        "handed out; a run resumed from it redoes the last batch)"
+    )
+
+
+def _source_name(plan: SourcePlan) -> str:
+    return plan.table.name if plan.table is not None else "the source"
 
 
 def _sizer(batch_size: Any, target_batch_s: float, max_batch_memory: int | str) -> PageSizer | None:
@@ -245,24 +283,40 @@ def _page_loop(
     progress: bool,
     wal_checkpoint: bool,
     sizer: PageSizer | None,
+    db_wait: float,
 ) -> Iterator[Sequence[Any]]:
     """Each page's rows, fetched completely before they are yielded (G4); checks G6, saves
     a checkpoint without a writer once the caller asks for the next page; with a ``sizer``
-    (``batch_size="auto"``) sizes each page from the pages before it."""
+    (``batch_size="auto"``) sizes each page from the pages before it. Every query goes on
+    through a lost connection for up to ``db_wait`` seconds (each is a read in its own
+    transaction, or the checkpoint's idempotent save), from the last key read."""
     plan = reader.plan
-    bar = ProgressBar(plan.count(after, start_key, upper)) if progress else None
-    index = 0
+    name = _source_name(plan)
+    index = rows_out = 0
+
+    def doing() -> str:
+        if after is None:
+            return f"reading the first batch of {name}"
+        return (
+            f"reading {name} after key {public_key(after)!r} ({rows_out:,} rows in {index} "
+            "batches handed out before it)"
+        )
+
+    def retry(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return with_db_retry(lambda: fn(*args, **kwargs), doing=doing, db_wait=db_wait)
+
+    bar = ProgressBar(retry(plan.count, after, start_key, upper)) if progress else None
     began, rss_before, rss_after, row_bytes = 0.0, 0, 0, 0.0
     try:
         while True:
             batch_size = reader.batch_size
             if sizer is not None:
                 began, rss_before = time.perf_counter(), current_rss()
-            rows = reader.page(after, start_key, upper)
+            rows = retry(reader.page, after, start_key, upper)
             if not rows:
                 return
             if not plan.key_declared_unique:
-                _check_unique_keys(plan, rows, full=len(rows) == batch_size)
+                retry(_check_unique_keys, plan, rows, full=len(rows) == batch_size)
             if sizer is not None:
                 rss_after, row_bytes = current_rss(), sampled_bytes_per_row(rows)
             last = plan.key_of(rows[-1])
@@ -287,7 +341,11 @@ def _page_loop(
                 seconds = time.perf_counter() - began
                 reader.resize(sizer.observe(count, seconds, rss_after - rss_before, row_bytes))
             if checkpoint is not None and not checkpoint.owned_by_writer:
-                checkpoint.save(public_key(last))
+                with_db_retry(
+                    functools.partial(checkpoint.save, public_key(last)),
+                    doing=functools.partial(_saving, checkpoint, last, rows_out + count),
+                    db_wait=db_wait,
+                )
             if bar is not None:
                 bar.advance(count)
             if wal_checkpoint and plan.engine.dialect.name == "sqlite":
@@ -295,6 +353,7 @@ def _page_loop(
                     conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
             after, start_key = last, None
             index += 1
+            rows_out += count
             # A short batch means the fixed range is exhausted; following new rows
             # (finish=None, no stop) needs one more query to see rows inserted meanwhile.
             if count < batch_size and (upper is not None or reader.plan.stop is not None):
@@ -344,6 +403,7 @@ def find_each(
     tuples: bool = False,
     target_batch_s: float = 0.5,
     max_batch_memory: int | str = "64 MB",
+    db_wait: float = DEFAULT_DB_WAIT_S,
 ) -> Iterator[Any]:
     """Yield the source's rows one at a time, reading them in keyset batches (see ``in_batches``).
 
@@ -372,6 +432,7 @@ def find_each(
         tuples: see :func:`in_batches`.
         target_batch_s: see :func:`in_batches`.
         max_batch_memory: see :func:`in_batches`.
+        db_wait: see :func:`in_batches`.
 
     Raises:
         BatchSourceError: unusable source or key (keyless, not unique, can hold NULL), a
@@ -379,6 +440,8 @@ def find_each(
         KeyOrderError: keys did not increase between batches.
         DatabaseLocked: the database stayed locked past its busy timeout (at the call, or
             while reading a batch).
+        DatabaseUnavailable: the database did not answer for ``db_wait`` seconds (see
+            :func:`in_batches`).
     """
     plan, pages = _open_run(
         engine_or_sessionmaker,
@@ -393,6 +456,7 @@ def find_each(
         wal_checkpoint=wal_checkpoint,
         tuples=tuples,
         sizer=_sizer(batch_size, target_batch_s, max_batch_memory),
+        db_wait=check_db_wait(db_wait),
     )
     if checkpoint is None:
         return _each(pages)

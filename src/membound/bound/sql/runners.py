@@ -53,6 +53,11 @@ class Runner(Protocol):
         """Raise a one-line error when ``task`` cannot be sent to a worker."""
         ...
 
+    def workers(self) -> int | None:
+        """How many workers can run tasks now; None where that cannot run out (a pool that
+        lost a process breaks its futures instead)."""
+        ...
+
 
 class InProcess:
     """Runs the tasks in the calling thread, one per ``wait`` (``client=None``): a task
@@ -96,6 +101,9 @@ class InProcess:
     def check_picklable(self, task: Any) -> None:
         return None
 
+    def workers(self) -> int | None:
+        return None
+
 
 class ExecutorRunner:
     """A ``concurrent.futures`` executor: a process pool (tasks pickled) or a thread pool."""
@@ -135,6 +143,9 @@ class ExecutorRunner:
                 "engine factory; or run on Dask, which pickles closures (cloudpickle)",
             ) from None
 
+    def workers(self) -> int | None:
+        return None
+
 
 class DaskRunner:
     """A ``dask.distributed.Client``: a task per range, shown on Dask's dashboard under
@@ -172,6 +183,14 @@ class DaskRunner:
 
     def slots(self) -> int:
         return max(1, int(sum(self.client.nthreads().values())))
+
+    def workers(self) -> int | None:
+        # The scheduler's view (one short RPC): a worker that died leaves it within its
+        # heartbeat timeout; tasks wait in its queue meanwhile, with nobody to run them.
+        try:
+            return len(self.client.nthreads())
+        except Exception:  # the scheduler itself is gone: no worker can be reached either
+            return 0
 
     def cancel(self, futures: Iterable[Any]) -> None:
         # Cancels running tasks too (their results are dropped; a task mid-range stops at its

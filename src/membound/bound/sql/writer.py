@@ -1,16 +1,39 @@
 """``BatchWriter``: buffered writes committed ``batch_size`` at a time, each flush in a short
-transaction of its own, with the checkpoint's position in the same transaction (G7)."""
+transaction of its own, with the checkpoint's position in the same transaction (G7).
+
+A flush that loses its connection (a database restarted, a backend terminated) is tried again
+on a new one for up to ``db_wait`` seconds, exactly once: a failure before COMMIT was sent
+rolled the flush back, so it is redone; a COMMIT that got no answer may or may not have
+happened, and only the checkpoint can say which (its row holds the position and time stamp
+this flush wrote, or the one before). Without a checkpoint that outcome is unknown, and the
+writer stops saying so rather than risk applying the flush twice.
+"""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from membound._errors import BatchSourceError, BatchWriteError
+from membound._errors import (
+    BatchSourceError,
+    BatchWriteError,
+    DatabaseLocked,
+    DatabaseUnavailable,
+)
 from membound.bound.sql.checkpoint import Checkpoint
-from membound.bound.sql.connection import engine_of, is_locked
+from membound.bound.sql.connection import (
+    DEFAULT_DB_WAIT_S,
+    DatabaseFile,
+    bookkeeping_timeouts,
+    check_db_wait,
+    driver_message,
+    engine_of,
+    is_disconnect,
+    is_locked,
+    with_db_retry,
+)
 from membound.bound.sql.keys import Key, public_key
 
 # Without SQLAlchemy the names stay undefined; connection.require_sqlalchemy() says what to
@@ -51,15 +74,28 @@ class BatchWriter:
     exception discards the unflushed items (like a transaction) and adds a note to the exception
     saying how many items were committed.
 
+    A flush that loses its connection is retried for up to ``db_wait`` seconds, and applied
+    exactly once (see the module docstring); on SQLite, a database file deleted or replaced
+    during the run stops the writer before its next commit (the writes would be lost).
+
     Args:
         engine: where to write (an Engine, or a sessionmaker bound to one).
         batch_size: items per transaction (>= 1).
         checkpoint: commit this checkpoint's new position with each flush.
+        lock_timeout: seconds a flush's statements may wait for a lock another session holds
+            (PostgreSQL ``lock_timeout``, SQLite busy timeout) before the flush stops with
+            :class:`~membound.DatabaseLocked`; None (default) leaves the database's own
+            setting. The checkpoint's statements always wait at most 30 s on PostgreSQL.
+        db_wait: seconds to keep reconnecting when the database stops answering, before
+            :class:`~membound.DatabaseUnavailable`; 0 stops at once.
 
     Raises:
-        BatchSourceError: ``batch_size < 1`` or not an integer.
+        BatchSourceError: ``batch_size < 1`` or not an integer, or a ``lock_timeout`` or
+            ``db_wait`` that is not a number of seconds.
         DatabaseLocked: with a ``checkpoint`` whose table does not exist yet, the database
             stayed locked past its busy timeout while creating it.
+        DatabaseUnavailable: with a ``checkpoint``, its table could not be created (a full
+            disk), or the database did not answer for ``db_wait`` seconds.
 
     Example:
         >>> cp = Checkpoint(engine, "mark-deleted")          # doctest: +SKIP
@@ -69,20 +105,39 @@ class BatchWriter:
     """
 
     def __init__(
-        self, engine: Bind, batch_size: int = 500, checkpoint: Checkpoint | None = None
+        self,
+        engine: Bind,
+        batch_size: int = 500,
+        checkpoint: Checkpoint | None = None,
+        *,
+        lock_timeout: float | None = None,
+        db_wait: float = DEFAULT_DB_WAIT_S,
     ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise BatchSourceError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         self.engine = engine_of(engine)
         self.batch_size = batch_size
         self.checkpoint = checkpoint
+        self.lock_timeout = _check_lock_timeout(lock_timeout, self.engine.dialect.name)
+        self.db_wait = check_db_wait(db_wait)
         self._buffer: list[PendingWrite] = []
         self._committed = 0
         self._flushes = 0
         self._in_flight = 0
         self._last_text: tuple[str, Any] | None = None
+        # The SQLite file at start (or at the first flush, when it does not exist yet).
+        self._file = DatabaseFile.of(self.engine)
+        self._file_pending = self._file is None and self.engine.dialect.name == "sqlite"
+        # The last try's COMMIT got no answer: the checkpoint says whether it happened.
+        self._unsure = False
+        # An error this writer raised with its own account of what committed (no note).
+        self._raised: BaseException | None = None
         if checkpoint is not None:
-            checkpoint.attach(self)
+            with_db_retry(
+                lambda: checkpoint.attach(self),
+                doing=f"creating the table of checkpoint {checkpoint.name!r}",
+                db_wait=self.db_wait,
+            )
 
     @property
     def committed(self) -> int:
@@ -141,7 +196,14 @@ class BatchWriter:
             The number of items committed by this flush.
 
         Raises:
-            BatchWriteError: the flush failed and was rolled back; states what was committed.
+            BatchWriteError: the flush failed and was rolled back, or (without a checkpoint)
+                its COMMIT got no answer so whether it happened is unknown; states what was
+                committed.
+            DatabaseLocked: a statement of the flush waited past ``lock_timeout`` (or the
+                database's lock or busy timeout) for a lock another session holds; the flush
+                was rolled back.
+            DatabaseUnavailable: the database did not answer for ``db_wait`` seconds, or the
+                SQLite file was deleted or replaced; states what was committed.
         """
         items, self._buffer = self._buffer, []
         if not items:
@@ -150,33 +212,159 @@ class BatchWriter:
         # Until the counters below are updated, an interrupt (Ctrl-C) may have landed after
         # the commit: __exit__ then says this flush may or may not have committed.
         self._in_flight = len(items)
+        self._unsure = False
         try:
-            with self.engine.begin() as conn:
-                if self.checkpoint is not None:
-                    self.checkpoint.fence(conn)
-                for statement, group in _statement_runs(items):
-                    params = [item.params for item in group]
-                    if params[0] is None:
-                        for _ in group:
-                            conn.execute(statement)
-                    else:
-                        conn.execute(statement, params)
-                if self.checkpoint is not None and position is not None:
-                    self.checkpoint.save(public_key(position), connection=conn)
-        except Exception as exc:
-            locked = " (the database is locked)" if is_locked(exc) else ""
+            with_db_retry(
+                lambda: self._attempt(items, position),
+                doing=lambda: self._doing(len(items)),
+                db_wait=self.db_wait,
+            )
+        except (BatchWriteError, DatabaseUnavailable) as exc:  # they say what committed
             self._in_flight = 0
-            raise BatchWriteError(
-                f"BatchWriter flush {self._flushes + 1} failed{locked} and was rolled back: "
-                f"{len(items)} items not applied; {self._committed} items were committed "
-                f"by {self._flushes} earlier flushes. Cause: {str(exc).splitlines()[0]}",
-                committed=self._committed,
-                failed=len(items),
-            ) from exc
+            self._raised = exc
+            raise
+        except Exception as exc:
+            self._in_flight = 0
+            try:
+                self._check_file(len(items))  # the file's fate explains the error
+            except DatabaseUnavailable as gone:
+                self._raised = gone
+                raise gone from exc
+            error = self._failed(exc, len(items))
+            self._raised = error
+            raise error from exc
         self._committed += len(items)
         self._flushes += 1
         self._in_flight = 0
         return len(items)
+
+    def _attempt(self, items: list[PendingWrite], position: Key | None) -> None:
+        """One try at committing ``items`` (and the checkpoint at ``position``)."""
+        checkpoint = self.checkpoint
+        if self._unsure and checkpoint is not None:
+            # The last try's COMMIT got no answer. It happened if the checkpoint's row is the
+            # one it wrote; else it rolled back (the connection died without committing).
+            if checkpoint.holds_last_write():
+                self._unsure = False
+                return
+            self._unsure = False
+        committing = False
+        try:
+            with self.engine.connect() as conn:
+                restore = self._sqlite_busy_timeout(conn)
+                try:
+                    with conn.begin():
+                        self._write(conn, items, position)
+                        committing = True  # from here on, a failure is in the COMMIT
+                finally:
+                    restore()
+        except Exception as exc:
+            if committing and is_disconnect(exc):
+                if checkpoint is not None and position is not None:
+                    self._unsure = True
+                    raise  # tried again: the next try asks the checkpoint first
+                raise BatchWriteError(
+                    f"BatchWriter flush {self._flushes + 1} lost its connection while "
+                    f"committing, so whether its {len(items)} items committed is unknown; "
+                    f"{self._committed} items were committed by {self._flushes} earlier flushes "
+                    f"before it. Cause: {driver_message(exc)}",
+                    committed=self._committed,
+                    failed=len(items),
+                    hint="give the writer a checkpoint (it tells a lost COMMIT apart), or make "
+                    "the writes safe to apply twice, and check the last flush's rows",
+                ) from exc
+            raise
+
+    def _write(self, conn: Any, items: list[PendingWrite], position: Key | None) -> None:
+        """The flush's statements in ``conn``'s transaction: fence, writes, checkpoint."""
+        checkpoint = self.checkpoint
+        if self.lock_timeout is not None and conn.dialect.name == "postgresql":
+            conn.execute(
+                sa.text("SELECT set_config('lock_timeout', :ms, true)"),
+                {"ms": str(max(int(self.lock_timeout * 1000), 1))},
+            )
+        # A plain Checkpoint's fence does nothing: no timeouts to set around it (two round
+        # trips per flush on PostgreSQL).
+        if checkpoint is not None and type(checkpoint).fence is not Checkpoint.fence:
+            doing = f"fencing checkpoint {checkpoint.name!r}"
+            with bookkeeping_timeouts(conn, checkpoint.lock_timeout, doing=doing):
+                checkpoint.fence(conn)
+        for statement, group in _statement_runs(items):
+            params = [item.params for item in group]
+            if params[0] is None:
+                for _ in group:
+                    conn.execute(statement)
+            else:
+                conn.execute(statement, params)
+        if checkpoint is not None and position is not None:
+            doing = f"saving checkpoint {checkpoint.name!r}"
+            with bookkeeping_timeouts(conn, checkpoint.lock_timeout, doing=doing, restore=False):
+                checkpoint.save(public_key(position), connection=conn)
+        if self._file_pending:  # the file exists now: this connection opened it
+            self._file, self._file_pending = DatabaseFile.of(self.engine), False
+        self._check_file(len(items))
+
+    def _check_file(self, count: int) -> None:
+        """Raise DatabaseUnavailable when the SQLite file was deleted or replaced: in WAL mode
+        the writes would commit into the old file, lost; in rollback-journal mode SQLite
+        refuses them ("attempt to write a readonly database") without saying why."""
+        if self._file is not None:
+            self._file.check(
+                f"committing BatchWriter flush {self._flushes + 1} ({count} items)",
+                f"{self._committed} items were committed by {self._flushes} earlier flushes, "
+                "into the original file",
+            )
+
+    def _sqlite_busy_timeout(self, conn: Any) -> Callable[[], None]:
+        """Set SQLite's busy timeout to ``lock_timeout`` on ``conn`` for one flush; returns
+        what puts the connection's own back (it goes back to the pool)."""
+        if self.lock_timeout is None or conn.dialect.name != "sqlite":
+            return _nothing
+        raw = conn.connection.dbapi_connection
+        before = raw.execute("PRAGMA busy_timeout").fetchone()[0]
+        raw.execute(f"PRAGMA busy_timeout = {max(int(self.lock_timeout * 1000), 1)}")
+        return lambda: raw.execute(f"PRAGMA busy_timeout = {int(before)}")
+
+    def _doing(self, count: int) -> str:
+        """The flush being committed and what committed before it, for messages."""
+        if self._unsure and self.checkpoint is not None:
+            state = (
+                f"its COMMIT got no answer: checkpoint {self.checkpoint.name!r} holds the "
+                "position of what committed"
+            )
+        else:
+            state = "it was rolled back"
+        return (
+            f"committing BatchWriter flush {self._flushes + 1} of {count} items ({state}; "
+            f"{self._committed} items were committed by {self._flushes} earlier flushes)"
+        )
+
+    def _failed(self, exc: Exception, count: int) -> Exception:
+        """The error for a flush that failed and rolled back: DatabaseLocked for a lock
+        timeout, BatchWriteError otherwise; both say what committed."""
+        rolled_back = (
+            f"BatchWriter flush {self._flushes + 1} was rolled back: {count} items not applied; "
+            f"{self._committed} items were committed by {self._flushes} earlier flushes"
+        )
+        if isinstance(exc, DatabaseLocked):  # a checkpoint statement's bookkeeping timeout
+            return DatabaseLocked(f"{exc}; {rolled_back}")
+        if is_locked(exc):
+            waited = (
+                f"lock_timeout={self.lock_timeout:g} s"
+                if self.lock_timeout is not None
+                else "the database's lock or busy timeout"
+            )
+            return DatabaseLocked(
+                f"{rolled_back}: it waited {waited} for a lock another connection holds "
+                f"(a LOCK TABLE, a long transaction). Cause: {driver_message(exc)}"
+            )
+        return BatchWriteError(
+            f"BatchWriter flush {self._flushes + 1} failed and was rolled back: "
+            f"{count} items not applied; {self._committed} items were committed "
+            f"by {self._flushes} earlier flushes. Cause: {str(exc).splitlines()[0]}",
+            committed=self._committed,
+            failed=count,
+        )
 
     def close(self) -> None:
         """Flush the rest and release the checkpoint."""
@@ -199,7 +387,8 @@ class BatchWriter:
         discarded = len(self._buffer)
         self._buffer = []
         self._release()
-        if not isinstance(exc, BatchWriteError) and hasattr(exc, "add_note"):
+        own = exc is self._raised or isinstance(exc, BatchWriteError)
+        if not own and hasattr(exc, "add_note"):
             unsure = ""
             if self._in_flight:
                 where = " (the checkpoint's position says which)" if self.checkpoint else ""
@@ -212,6 +401,29 @@ class BatchWriter:
                 f"buffered items were discarded{unsure}"
             )
         return False
+
+
+def _nothing() -> None:
+    pass
+
+
+def _check_lock_timeout(lock_timeout: Any, dialect: str) -> float | None:
+    if lock_timeout is None:
+        return None
+    if (
+        isinstance(lock_timeout, bool)
+        or not isinstance(lock_timeout, (int, float))
+        or not lock_timeout > 0
+    ):
+        raise BatchSourceError(
+            f"lock_timeout must be a number of seconds > 0, got {lock_timeout!r}"
+        )
+    if dialect not in ("postgresql", "sqlite"):
+        raise BatchSourceError(
+            f"lock_timeout= is supported on PostgreSQL and SQLite, not on {dialect}",
+            hint="set the database's own lock wait timeout on the engine's connections",
+        )
+    return float(lock_timeout)
 
 
 def _statement_runs(items: list[PendingWrite]) -> Iterator[tuple[Any, list[PendingWrite]]]:

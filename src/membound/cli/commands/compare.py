@@ -9,6 +9,8 @@ import click
 
 from membound.cli._output import (
     DEFAULT_TIMEOUT,
+    MESSAGE_CHARS,
+    cut_long,
     emit,
     keep_partial,
     output_options,
@@ -64,5 +66,5 @@ def command(
     emit(result, json_path=json_path, markdown=markdown, plot_path=plot_path)
     failed = [r for r in result.rows if r.outcome != "ok"]
     for r in failed:
-        click.echo(f"membound: {r.name}: {r.outcome}", err=True)
+        click.echo(f"membound: {cut_long(f'{r.name}: {r.outcome}', MESSAGE_CHARS)}", err=True)
     return 1 if failed else 0

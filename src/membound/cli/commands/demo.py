@@ -13,10 +13,17 @@ import psutil
 
 from membound._errors import Interrupted
 from membound._units import format_size
-from membound.cli._output import heading, progress, show
-from membound.report.chart import chart
+from membound.cli._output import Outputs, heading, progress, show
 from membound.report.json import dumps
 from membound.report.markdown import table_lines
+
+
+def _write_summary(folder: Path, summary: list[str], everything: dict[str, Any]) -> None:
+    """``summary.md`` and ``demo.json``, each whole or not at all."""
+    files = Outputs()
+    files.write(str(folder / "summary.md"), ("\n".join(summary) + "\n").encode("utf-8"))
+    files.write(str(folder / "demo.json"), (json.dumps(everything, indent=1) + "\n").encode())
+    files.finish(say=False)
 
 
 def _check_room(rows: int, needs: tuple[int, int]) -> None:
@@ -81,15 +88,19 @@ def command(rows: int, repeat: int, scale: bool, out: str) -> int:
 
     def show_group(result: DemoResult) -> None:
         key, c = result.group.key, result.comparison
-        show(c)
         lines = describe_complexities(result) + result.findings
-        for line in lines:
-            click.echo(f"  {line}")
-        (folder / f"{key}.json").write_text(dumps(c) + "\n", encoding="utf-8")
         section = [f"## {result.group.title}", "", c.to_markdown()]
         section += [f"- {line}" for line in lines] + ["", f"![{key}]({key}.png)", ""]
-        (folder / f"{key}.md").write_text("\n".join(section), encoding="utf-8")
-        chart(c, folder / f"{key}.png")
+        # The files first (each whole or not at all), then the screen: a closed stdout cannot
+        # lose them, and a full disk is named once the group is shown.
+        files = Outputs()
+        files.write(str(folder / f"{key}.json"), (dumps(c) + "\n").encode("utf-8"))
+        files.write(str(folder / f"{key}.md"), "\n".join(section).encode("utf-8"))
+        files.chart(c, str(folder / f"{key}.png"))
+        show(c)
+        for line in lines:
+            click.echo(f"  {line}")
+        files.finish(say=False)
         summary.extend(section)
         everything["groups"][key] = {
             "title": result.group.title,
@@ -114,8 +125,7 @@ def command(rows: int, repeat: int, scale: bool, out: str) -> int:
         # What finished is on screen and in its files already; the summary says how far it got.
         done = len(everything["groups"])
         summary.append(f"Interrupted after {done} group(s); the rest did not run.")
-        (folder / "summary.md").write_text("\n".join(summary) + "\n", encoding="utf-8")
-        (folder / "demo.json").write_text(json.dumps(everything, indent=1) + "\n", encoding="utf-8")
+        _write_summary(folder, summary, everything)
         raise Interrupted(
             None, f"{done} group(s) finished; their files and a summary are in {folder}/"
         ) from stop
@@ -135,8 +145,7 @@ def command(rows: int, repeat: int, scale: bool, out: str) -> int:
         f"{format_size(keyset)}: {ratio:.0f}× less, for the same rows."
     )
     summary.append(line)
-    (folder / "summary.md").write_text("\n".join(summary) + "\n", encoding="utf-8")
-    (folder / "demo.json").write_text(json.dumps(everything, indent=1) + "\n", encoding="utf-8")
+    _write_summary(folder, summary, everything)
     click.echo(line)
     click.echo(f"Wrote JSON, Markdown and PNG files to {folder}/")
     return 0

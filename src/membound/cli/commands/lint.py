@@ -17,6 +17,7 @@ import click
 
 from membound._errors import MemboundError
 from membound._version import __version__
+from membound.cli._output import Outputs, writable_path, write_output
 from membound.lint.config import (
     ConfigError,
     LintConfig,
@@ -47,6 +48,12 @@ _SELECT_HINT = (
 )
 #: The hint under a bad ``--max-file-size``.
 _SIZE_HINT = "give a size such as 10MB, 1.5MiB or a number of bytes (1 MB = 10^6 bytes)"
+
+
+def _encoded(report: str) -> bytes:
+    # surrogateescape: a file name that is not UTF-8 (``\udcff`` in the str) is written back as
+    # its original bytes, as on stdout, instead of failing the whole run at the very end.
+    return report.encode("utf-8", errors="surrogateescape")
 
 
 def _split(values: tuple[str, ...]) -> tuple[str, ...]:
@@ -133,13 +140,15 @@ def _config(
 @click.option(
     "--output-file",
     "-o",
-    type=click.Path(dir_okay=False, writable=True),
+    type=click.Path(dir_okay=False),
+    callback=writable_path,
     help="Write the report here instead of stdout.",
 )
 @click.option(
     "--json",
     "json_path",
-    type=click.Path(dir_okay=False, writable=True),
+    type=click.Path(dir_okay=False),
+    callback=writable_path,
     help="Also write the findings as JSON to this file.",
 )
 @click.option(
@@ -237,16 +246,18 @@ def command(
         report = render_sarif(result, version=__version__)
     else:
         report = render(result, fmt)
-    # surrogateescape: a file name that is not UTF-8 (``\udcff`` in the str) is written back as
-    # its original bytes, as on stdout, instead of failing the whole run at the very end.
+    # Each file is written whole or not at all (a full disk leaves no truncated SARIF behind);
+    # one that cannot be written is named after the rest is done (exit 2).
+    files = Outputs()
     if output_file:
-        Path(output_file).write_text(report, encoding="utf-8", errors="surrogateescape")
+        files.write(output_file, _encoded(report))
     else:
         click.echo(report, nl=False)
     if json_path:
-        Path(json_path).write_text(render_json(result), encoding="utf-8", errors="surrogateescape")
+        files.write(json_path, _encoded(render_json(result)))
     if fmt != "github" and result.errors:
         click.echo(render_errors(result), err=True, nl=False)
+    files.finish()
     if not result.files_checked and not result.errors:
         click.echo("membound lint: no Python files found", err=True)
     if result.all_failed:
@@ -292,7 +303,7 @@ def _rewrite(
         left = LintResult(done.remaining, (), done.files_checked, 0)
         report = render(left, fmt) if fmt != "sarif" else render_sarif(left, version=__version__)
         if output_file:
-            Path(output_file).write_text(report, encoding="utf-8", errors="surrogateescape")
+            write_output(output_file, _encoded(report))
         else:
             click.echo(report, nl=False)
         click.echo(

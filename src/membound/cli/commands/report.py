@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import io
+
 import click
 
-from membound._errors import MemboundError
-from membound.cli._output import emit
+from membound.cli._output import Outputs, print_result
 
 
 @click.command("report")
@@ -24,32 +25,28 @@ def command(
     results: tuple[str, ...], markdown: bool, plot_path: str | None, html_path: str | None
 ) -> int:
     """Show results saved with --json as tables, Markdown, a PNG chart or an HTML page."""
-    from membound.report.html import html
+    from membound.report.html import HtmlReporter
     from membound.report.json import load
 
     if plot_path and len(results) > 1:
         raise click.UsageError("--plot draws one results file; use --html for several")
     # Every file is read before anything is printed, so a bad one stops the command cleanly.
     loaded = [load(path) for path in results]
+    # The files first, so that a closed stdout cannot lose them; one that cannot be written is
+    # named after the tables are printed (Outputs.finish).
+    files = Outputs()
+    if html_path:
+        page = io.StringIO()
+        HtmlReporter(loaded).render(page)
+        files.write(html_path, page.getvalue().encode("utf-8"))
+    if plot_path:
+        files.chart(loaded[0], plot_path)
     # With --html the page is the output; tables go to stdout only when asked for (--markdown)
     # or when nothing else was asked for.
     if markdown or not html_path:
         for i, result in enumerate(loaded):
             if i:
                 click.echo()
-            emit(result, json_path=None, markdown=markdown, plot_path=plot_path)
-    elif plot_path:
-        from membound.report.chart import chart
-
-        chart(loaded[0], plot_path)
-        click.echo(f"wrote {plot_path}", err=True)
-    if html_path:
-        try:
-            html(loaded, html_path)
-        except OSError as exc:
-            raise MemboundError(
-                f"cannot write {html_path}: {exc.strerror or exc}",
-                hint="give a path in an existing directory you can write to",
-            ) from None
-        click.echo(f"wrote {html_path}", err=True)
+            print_result(result, markdown=markdown)
+    files.finish()
     return 0

@@ -9,6 +9,8 @@ import click
 
 from membound._errors import TargetError
 from membound.cli._output import (
+    MESSAGE_CHARS,
+    cut_long,
     emit,
     live_memory,
     output_options,
@@ -81,6 +83,7 @@ def command(
         )
     emit(result, json_path=json_path, markdown=markdown, plot_path=plot_path)
     if not result.ok:
-        click.echo(f"membound: {result.label}: {result.outcome_detail}", err=True)
+        detail = cut_long(f"{result.label}: {result.outcome_detail}", MESSAGE_CHARS)
+        click.echo(f"membound: {detail}", err=True)
         return 1
     return 0

@@ -1,0 +1,61 @@
+"""``mb.measure`` counts the processes the call starts, as ``membound run`` does: pool workers
+and forks count in the peak, in ``limit=`` and in the words (issue 27)."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+
+import membound as mb
+from tests.measure import tree_targets
+
+MIB = 2**20
+
+
+@pytest.mark.parametrize("isolate", [True, False], ids=["isolated", "in-process"])
+def test_a_pool_whose_workers_hold_400_mib_reads_400_mib(isolate: bool) -> None:
+    m = mb.measure(tree_targets.pool_holds, 200, 2, isolate=isolate)
+    # two workers held 200 MiB each at the same time; the caller itself next to nothing
+    assert m.rss_peak_delta >= 300 * MIB, m.rss_peak_source
+    assert m.rss_peak_source.startswith("the summed RSS of the process tree (3 processes")
+    assert "measured process alone" in m.rss_peak_source
+    # the samples are the tree's sum too, and the words quote that peak
+    assert max(m.timeline.highs) - m.rss_start >= 300 * MIB
+    assert "ok" == m.outcome
+
+
+@pytest.mark.parametrize("isolate", [True, False], ids=["isolated", "in-process"])
+def test_a_forked_child_holding_50_mib_counts(isolate: bool) -> None:
+    m = mb.measure(tree_targets.fork_holds, 50, isolate=isolate)
+    assert m.rss_peak_delta >= 40 * MIB, m.rss_peak_source
+    assert "2 processes: the measured one and 1 it started" in m.rss_peak_source
+
+
+def test_the_limit_counts_the_workers() -> None:
+    m = mb.measure(tree_targets.pool_holds, 200, 2, limit="150MB")
+    assert "limit" == m.outcome, m.outcome_detail
+    assert "memory limit" in m.outcome_detail
+    with pytest.raises(mb.LimitExceeded):
+        m.raise_for_outcome()
+
+
+def test_a_call_that_starts_nothing_keeps_its_own_peak_source() -> None:
+    """No descendants: the figures and their source are the process's own, as before."""
+    from tests.measure import targets
+
+    m = mb.measure(functools.partial(targets.allocate, 64 * MIB))
+    assert m.rss_peak_source.startswith("VmHWM"), m.rss_peak_source
+    assert 60 * MIB <= m.rss_peak_delta <= 80 * MIB
+
+
+def test_nested_tracks_do_not_count_each_others_sampler() -> None:
+    """Each ``track`` has a sampler process that is a child of this one: never part of the
+    tree it sums."""
+    with mb.track("outer") as outer, mb.track("inner") as inner:
+        block = bytearray(20 * MIB)
+        del block
+    for t in (outer, inner):
+        assert t.result is not None
+        assert 1 == t.result.timeline.extra.get("processes_seen"), t.result.timeline.extra
+        assert t.result.rss_peak_source.startswith("VmHWM"), t.result.rss_peak_source
