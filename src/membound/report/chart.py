@@ -221,7 +221,7 @@ def _draw(
     if isinstance(result, Measurement):
         fig, ax = plt.subplots(figsize=(8, 4.5))
         _plot_timeline(ax, result.timeline, result.label)
-        ax.set_title(f"{_short(result.label)}: {result.growth.pattern}")
+        ax.set_title(f"{_short(result.label)}: {result.growth.label}")
         axes = [ax]
     else:
         fig, (ax, bars) = plt.subplots(1, 2, figsize=(13, 5), width_ratios=(3, 2))

@@ -300,7 +300,7 @@ class Section:
 
 
 def _measurement(m: Measurement) -> Section:
-    pattern = m.growth.pattern
+    pattern = m.growth.label  # "too short to judge" rather than a pattern it was not judged by
     failed = m.outcome != "ok"
     verdict = f"{m.outcome}, {pattern}" if failed else pattern
     mood = "bad" if failed or pattern == "leak" else "good" if pattern == "flat" else ""

@@ -441,7 +441,7 @@ def _too_short(timeline: Timeline, tolerance: float | None, anchors: Anchors | N
     allocation lasts a few samples), else ``flat`` by default."""
     n = effective_samples(timeline)
     tol = float(tolerance if tolerance is not None else _MIN_TOLERANCE)
-    text = f"flat: too few samples ({n}) to judge growth"
+    text = f"too short to judge: too few samples ({n}) to judge growth"
     if anchors is None:
         return Growth("flat", 0.0, 0.0, 0.0, tol, 0.0, text, n)
     rise = anchors.peak - anchors.start

@@ -171,7 +171,7 @@ def classify_lifespan(
 def _unjudged(kept: int, needed: int, tol: float, why: str) -> Growth:
     """``too short to judge``: ``kept`` samples, fewer than the ``needed`` ones. Its
     ``samples`` stay under ``MIN_SAMPLES``, so that ``Growth.judged`` is False."""
-    text = f"flat: too short to judge growth: {why}, fewer than {needed}"
+    text = f"too short to judge growth: {why}, fewer than {needed}"
     return Growth(
         "flat",
         0.0,

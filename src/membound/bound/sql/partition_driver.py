@@ -30,6 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import BrokenExecutor, CancelledError
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, TypeVar
 
 from membound._errors import (
@@ -47,6 +48,8 @@ __all__ = ["DEFAULT_DB_WAIT_S", "Driver", "interrupt_mark", "progress_bar"]
 
 #: Seconds the driver waits, after Ctrl-C, for running tasks to stop at their next sync.
 STOP_GRACE_S = 3.0
+#: Seconds the driver waits for the result of a task it saw done.
+_RESULT_WAIT_S = 5.0
 #: Seconds between two looks at how many workers a Dask cluster has.
 _WORKER_CHECK_S = 1.0
 
@@ -163,7 +166,13 @@ class Driver:
     def _finished(self, future: Any) -> None:
         part = self.running.pop(future)
         try:
-            future.result()
+            try:
+                # Bounded: a Dask future seen done can be lost again (its worker died) before
+                # its result is read, and would then wait for a worker that may never come.
+                future.result(timeout=_RESULT_WAIT_S)
+            except (TimeoutError, FutureTimeout):
+                self.running[future] = part  # not over after all: the loop looks again
+                return
             release = getattr(future, "release", None)  # Dask: let the worker drop the result
             if release is not None:
                 release()
