@@ -27,7 +27,7 @@ from membound.cli._output import SHOWN_CHARS, cut_long
 #: What each output file held before the run: it must still hold it after a failed write.
 OLD = b"old\n"
 #: Output file names, each present (holding OLD) on the full disk before it is filled.
-NAMES = ("run.json", "cmp.json", "run.png", "page.html", "x.sarif")
+NAMES = ("run.json", "cmp.json", "run.png", "page.html", "x.sarif", "watch.json", "watch.png")
 #: A run long enough that its JSON (~5 KiB) does not fit in the page the old file freed.
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(0.5)"]
 
@@ -162,11 +162,25 @@ def _argv(what: str, folder: Path, saved: Path, linted: Path) -> tuple[list[str]
     if what == "report --html":
         out = folder / "page.html"
         return ["report", str(saved), "--markdown", "--html", str(out)], str(out), "| label |"
+    if what.startswith("watch"):
+        option = what.split()[1]
+        out = folder / ("watch.json" if option == "--json" else "watch.png")
+        cmd = " ".join(SLEEPER[:2]) + ' "import time; time.sleep(0.5)"'
+        argv = ["watch", "--cmd", cmd, "--limit", "1GB", "--no-live", option, str(out)]
+        return argv, str(out), "peak"
     out = folder / "x.sarif"
     return ["lint", str(linted), "--format", "sarif", "-o", str(out)], str(out), ""
 
 
-OUTPUTS = ["run --json", "compare --json", "run --plot", "report --html", "lint -o"]
+OUTPUTS = [
+    "run --json",
+    "compare --json",
+    "run --plot",
+    "report --html",
+    "lint -o",
+    "watch --json",
+    "watch --plot",
+]
 
 
 # --- 1. a full disk, /dev/full and a read-only folder ----------------------------------------
@@ -180,7 +194,11 @@ def test_a_full_disk_is_one_line_and_leaves_the_old_file_whole(
     argv, out, shown = _argv(what, full_disk, saved, linted)
     done = run_membound(*argv)
     assert 2 == done.returncode, done.stderr
-    assert f"membound: error: cannot write {out}: No space left on device" == one_line(done.stderr)
+    said = f"membound: error: cannot write {out}: No space left on device"
+    if what.startswith("watch"):  # watch says what it watches on stderr first
+        assert said == done.stderr.decode().splitlines()[-1]
+    else:
+        assert said == one_line(done.stderr)
     assert shown in done.stdout.decode()  # the result is printed all the same
     _untouched(full_disk)
 

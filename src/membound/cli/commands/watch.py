@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import io
 import json
 import logging
 import math
@@ -33,7 +34,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import IO, Any
 
 import click
@@ -45,7 +45,7 @@ from rich.text import Text
 
 from membound._errors import Interrupted, MemboundError, StopRequested
 from membound._units import format_size, parse_duration
-from membound.cli._output import _seconds, _writable
+from membound.cli._output import Outputs, _seconds, _writable
 from membound.guard.watchdog import Watchdog, WatchdogEvent
 from membound.measure.cgroup_memory import Usage, read_text
 from membound.measure.outcome import exit_words
@@ -822,12 +822,12 @@ def _plot_path(ctx: click.Context, param: click.Parameter, value: str | None) ->
     return value
 
 
-def _write_json(path: str, summary: dict[str, object]) -> None:
+def _json_bytes(summary: dict[str, object]) -> bytes:
     doc = {"schema": "membound/1", "type": "watch", "result": summary}
-    Path(path).write_text(json.dumps(doc, indent=1, allow_nan=False) + "\n", encoding="utf-8")
+    return (json.dumps(doc, indent=1, allow_nan=False) + "\n").encode()
 
 
-def _plot(path: str, watch: _Watch) -> None:
+def _plot(watch: _Watch) -> bytes:
     """A timeline PNG of the judged usage, with the thresholds that fall within its range."""
     from membound.report.chart import _plot_timeline, _pyplot
 
@@ -859,8 +859,10 @@ def _plot(path: str, watch: _Watch) -> None:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8, loc="best")
         fig.tight_layout()
-        fig.savefig(path, format="png", dpi=100)
+        png = io.BytesIO()
+        fig.savefig(png, format="png", dpi=100)
         plt.close(fig)
+    return png.getvalue()
 
 
 # --- Prometheus ---------------------------------------------------------------------------------
@@ -1243,15 +1245,14 @@ def command(
     else:
         code = 128 + signal.SIGINT
     watch.ending(stopped, waited)
+    files = Outputs()  # each file whole or not at all; a failure is said after the summary
     if json_path:
-        _write_json(json_path, watch.summary(code))
+        files.write(json_path, _json_bytes(watch.summary(code)))
     if plot_path:
-        _plot(plot_path, watch)
+        files.write(plot_path, _plot(watch))
     for line in watch.summary_lines():
         click.echo(line)
-    for path in (json_path, plot_path):
-        if path:
-            click.echo(f"wrote {path}", err=True)
+    files.finish()
     if isinstance(stop, KeyboardInterrupt):
         stopped = (
             f"pid {target.pid} keeps running"
