@@ -43,7 +43,6 @@ _TEMP_FLAGS = (
     os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
 )
 _KINDS = (
-    (stat.S_ISDIR, "a folder"),
     (stat.S_ISFIFO, "a FIFO"),
     (stat.S_ISCHR, "a character device"),
     (stat.S_ISBLK, "a block device"),
@@ -131,31 +130,36 @@ def _write_stream(path: str, data: bytes) -> None:
         raise _named(exc, path) from None
 
 
-def _check(mode: int, size: int, limit: int) -> None:
+def _check(mode: int, size: int, limit: int, cap: str) -> None:
+    if stat.S_ISDIR(mode):
+        raise Unreadable("Is a directory")  # the system's own words for reading a folder
     if not stat.S_ISREG(mode):
         kind = next((name for test, name in _KINDS if test(mode)), "a special file")
         raise Unreadable(f"not a regular file ({kind})")
     if size > limit:
-        raise Unreadable(f"file too large ({size:,} bytes; at most {limit:,} are read)")
+        raise Unreadable(f"file too large ({size:,} bytes; {cap})")
 
 
-def read_regular(path: str | os.PathLike[str], limit: int) -> bytes:
-    """The bytes of the regular file at ``path`` (symlinks followed), if at most ``limit``.
+def read_regular(path: str | os.PathLike[str], limit: int, *, what: str = "") -> bytes:
+    """The bytes of the regular file at ``path`` (symlinks followed), if at most ``limit``;
+    ``what`` names the setting the limit comes from, for the message (lint's
+    ``max-file-size``).
 
     Raises:
         Unreadable: the path does not exist or cannot be opened (the system's reason), is not a
             regular file (a FIFO, a device, a socket, a folder), or holds more than ``limit``
             bytes (also when it grew past that while being read).
     """
+    cap = f"{what} is {limit:,} bytes" if what else f"at most {limit:,} are read"
     try:
         info = os.stat(path)
-        _check(info.st_mode, info.st_size, limit)
+        _check(info.st_mode, info.st_size, limit, cap)
         fd = os.open(path, _READ_FLAGS)
     except OSError as exc:
         raise Unreadable(exc.strerror or str(exc)) from None
     try:
         info = os.fstat(fd)
-        _check(info.st_mode, info.st_size, limit)
+        _check(info.st_mode, info.st_size, limit, cap)
         parts: list[bytes] = []
         total = 0
         want = min(limit, info.st_size) + 1  # one more byte shows at once that it grew
@@ -171,5 +175,6 @@ def read_regular(path: str | os.PathLike[str], limit: int) -> bytes:
     finally:
         os.close(fd)
     if total > limit:
-        raise Unreadable(f"file too large (grew while read; at most {limit:,} bytes are read)")
-    return b"".join(parts)
+        raise Unreadable(f"file too large (grew while read; {cap})")
+    # The usual case is one part: return it as it is rather than copying it.
+    return parts[0] if len(parts) == 1 else b"".join(parts)

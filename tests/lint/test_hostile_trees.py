@@ -453,7 +453,7 @@ def test_command_line_selection_can_rescue_a_pyproject_that_selects_nothing(tree
 
 
 class _FakeOs:
-    """``os`` with some functions replaced, for :mod:`membound.lint.reading` only."""
+    """``os`` with some functions replaced, for the reader (:mod:`membound._files`) only."""
 
     def __init__(self, **replaced: object) -> None:
         self.__dict__.update(replaced)
@@ -465,6 +465,7 @@ class _FakeOs:
 def test_fifo_swapped_in_after_the_check_is_refused_without_blocking(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from membound import _files
     from membound.lint import reading
 
     regular = tmp_path / "regular.py"
@@ -472,7 +473,7 @@ def test_fifo_swapped_in_after_the_check_is_refused_without_blocking(
     pipe = tmp_path / "pipe.py"
     os.mkfifo(pipe)
     # The path passes the stat check as a regular file, then opens as the FIFO it now is.
-    monkeypatch.setattr(reading, "os", _FakeOs(stat=lambda path: os.stat(regular)))
+    monkeypatch.setattr(_files, "os", _FakeOs(stat=lambda path: os.stat(regular)))
     outcome: list[BaseException | bytes] = []
 
     def read() -> None:
@@ -494,6 +495,7 @@ def test_fifo_swapped_in_after_the_check_is_refused_without_blocking(
 def test_file_that_grows_past_the_cap_while_read_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from membound import _files
     from membound.lint import reading
 
     path = tmp_path / "growing.py"
@@ -501,7 +503,7 @@ def test_file_that_grows_past_the_cap_while_read_is_refused(
     small = os.stat_result((stat.S_IFREG | 0o644, 0, 0, 1, 0, 0, 10, 0, 0, 0))
     # stat and fstat saw 10 bytes; by the time of the read there are 5,000.
     fake = _FakeOs(stat=lambda p: small, fstat=lambda fd: small)
-    monkeypatch.setattr(reading, "os", fake)
+    monkeypatch.setattr(_files, "os", fake)
     with pytest.raises(reading.Unreadable) as info:
         reading.read_limited(str(path), 1000)
     assert str(info.value) == "file too large (grew while read; max-file-size is 1,000 bytes)"

@@ -257,7 +257,7 @@ def command(
         files.write(json_path, _encoded(render_json(result)))
     if fmt != "github" and result.errors:
         click.echo(render_errors(result), err=True, nl=False)
-    files.finish()
+    files.finish(say=False)  # quiet on success, as linters are
     if not result.files_checked and not result.errors:
         click.echo("membound lint: no Python files found", err=True)
     if result.all_failed:
