@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -258,6 +259,11 @@ def test_postgres_down_longer_than_db_wait_ends_the_run_saying_what_committed(
         pg_cluster.start()
     committed = sum(_counters(db, table).values())
     assert 0 < committed < ROWS
+    # What the message says committed is never more than did (a running range's progress
+    # figure counts rows handed to fn, not only flushed ones).
+    said = re.search(r"\(([\d,]+) rows committed in them\)", message)
+    assert said is not None, message
+    assert int(said.group(1).replace(",", "")) <= committed
     # The failed call could not give its ranges back (the database was down); its driver has
     # returned, so the re-run in this process takes them over at once, not after 60 s.
     began = time.monotonic()

@@ -275,10 +275,13 @@ class Driver:
         seen = ""
         if self._last_look is not None:
             when, rows = self._last_look
-            done = sum(r.done for r in rows)
+            finished = [r for r in rows if r.done]
+            # Only a finished range's count is exact: a running one's rows_done counts rows
+            # handed to fn, some of them not flushed yet.
             seen = (
-                f"; {time.monotonic() - when:.0f} s before, {done} of {len(rows)} ranges had "
-                f"finished and at least {sum(r.rows_done for r in rows):,} rows had committed"
+                f"; {time.monotonic() - when:.0f} s before, {len(finished)} of {len(rows)} "
+                f"ranges had finished ({sum(r.rows_done for r in finished):,} rows committed "
+                "in them)"
             )
         raise PartitionFailed(
             f"{exc}{seen}; each range committed up to its checkpoint. Call again with the "
