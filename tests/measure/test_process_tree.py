@@ -59,3 +59,29 @@ def test_nested_tracks_do_not_count_each_others_sampler() -> None:
         assert t.result is not None
         assert 1 == t.result.timeline.extra.get("processes_seen"), t.result.timeline.extra
         assert t.result.rss_peak_source.startswith("VmHWM"), t.result.rss_peak_source
+
+
+def test_a_child_that_ran_before_the_block_and_ends_in_it_is_not_counted() -> None:
+    """A test runner's or an earlier pool's process is not the block's: its 150 MiB ending
+    during the block must not read as memory the block gave back (nor count at all)."""
+    import subprocess
+    import sys
+    import time
+
+    hold = "import sys, time; b = bytearray(150 * 2**20); sys.stdout.write('up\\n'); "
+    hold += "sys.stdout.flush(); time.sleep(0.6)"
+    before = subprocess.Popen([sys.executable, "-c", hold], stdout=subprocess.PIPE)
+    assert before.stdout is not None
+    assert b"up\n" == before.stdout.readline()  # its 150 MiB are resident now
+    try:
+        with mb.track("after the child", interval=0.01) as t:
+            before.wait(30)  # it ends inside the block
+            block = bytearray(60 * MIB)
+            time.sleep(0.3)
+            del block
+    finally:
+        before.kill()
+        before.wait()
+    m = t.result
+    assert m.rss_peak_delta >= 50 * MIB, m.rss_peak_source
+    assert m.rss_peak_delta < 120 * MIB, m.rss_peak_source  # the child's 150 MiB are not in it

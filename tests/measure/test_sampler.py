@@ -5,6 +5,7 @@ import random
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from membound.measure.sampler import Sampler
 from membound.results.downsample import Downsampler
@@ -43,11 +44,27 @@ def test_real_sampler_run_of_many_samples_stays_bounded() -> None:
     assert report.max_rss > 0
 
 
-def test_sampler_sees_a_native_allocation_in_this_process() -> None:
-    sampler = Sampler(os.getpid(), interval=0.005).start()
-    time.sleep(0.05)
+def _live_after(sampler: Sampler, after: float) -> float:
+    """Wait until the sampler's live figures (rewritten about every 0.1 s) come from a sample
+    taken more than ``after`` seconds into its run; that sample's time. A fixed sleep is
+    shorter than a busy machine can take to start a sampler (about 70 ms with two busy CPU
+    loops beside the tests) or to let it sample again."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        figures = sampler.live()
+        if figures is not None and figures[0] > after:
+            return figures[0]
+        time.sleep(0.005)
+    raise AssertionError(f"no sample after {after:.3f} s in 30 s: {sampler.live()}")
+
+
+def test_sampler_sees_a_native_allocation_in_this_process(tmp_path: Path) -> None:
+    sampler = Sampler(os.getpid(), interval=0.005, status=str(tmp_path / "status")).start()
+    _live_after(sampler, -1.0)  # its first sample is taken: the sampler is up
     block = bytearray(150 * 2**20)
-    time.sleep(0.1)
+    figures = sampler.live()  # written before the block was made, or since
+    assert figures is not None
+    _live_after(sampler, figures[0])  # written since: sampled with the block made
     report = sampler.stop()
     del block
     low = min(report.timeline.lows)

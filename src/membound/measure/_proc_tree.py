@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 __all__ = [
     "HAS_PROC",
@@ -106,12 +106,13 @@ def children_of(pid: int) -> list[int]:
     return kids
 
 
-def tree_of(pid: int) -> list[int]:
-    """``pid`` and all its descendants."""
+def tree_of(pid: int, skip: Collection[int] = ()) -> list[int]:
+    """``pid`` and all its descendants, leaving out the processes in ``skip`` and theirs
+    (children that ran before a measured block began: not started by it)."""
     seen = [pid]
     i = 0
     while i < len(seen):
-        seen.extend(children_of(seen[i]))
+        seen.extend(c for c in children_of(seen[i]) if c not in skip)
         i += 1
     return seen
 
@@ -160,11 +161,12 @@ def is_sampler(pid: int) -> bool:
         return False
 
 
-def tree_rss(pid: int) -> tuple[int, int]:
-    """The summed RSS of ``pid`` and its descendants now, membound's samplers left out, and
-    how many processes that is (0 when ``pid`` is gone)."""
+def tree_rss(pid: int, skip: Collection[int] = ()) -> tuple[int, int]:
+    """The summed RSS of ``pid`` and its descendants now (those in ``skip`` and theirs left
+    out), membound's samplers left out, and how many processes that is (0 when ``pid`` is
+    gone)."""
     total = count = 0
-    for p in tree_of(pid):
+    for p in tree_of(pid, skip):
         rss = read_rss(p)
         if rss is not None and (p == pid or not is_sampler(p)):
             total += rss

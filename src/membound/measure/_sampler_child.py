@@ -295,8 +295,10 @@ def run(
     stdio: list[int] | None = None,
     status: str | None = None,
     flush_grace: float | None = None,
+    skip: list[int] | None = None,
 ) -> dict[str, object]:
-    """Sample until told to stop; return the report (``status``: a file to keep the live
+    """Sample until told to stop (``skip``: in tree mode, children of ``pid`` that ran before
+    and are not counted); return the report (``status``: a file to keep the live
     figures in, ``elapsed rss peak``; ``flush_grace``: see ``_LimitStop``).
 
     Three ways to name the process: ``pid`` (already running; stop on ``stop`` or EOF on
@@ -318,8 +320,13 @@ def run(
         pid = int(words[1])
         if len(words) > 2:
             kill_pgid = int(words[2])
+    left_out = frozenset(skip or ())
     reader: TreeReader | StatmReader | None = (
-        TreeReader(pid) if tree else StatmReader(pid) if HAS_PROC else None
+        TreeReader(pid, (lambda: tree_of(pid, left_out)) if left_out else None)
+        if tree
+        else StatmReader(pid)
+        if HAS_PROC
+        else None
     )
     samples = Samples(time.monotonic(), max_points, limit, status)
     kill = (lambda: _kill_group(kill_pgid)) if kill_pgid is not None else None
@@ -472,6 +479,7 @@ def main() -> None:
         stdio=config.get("stdio"),
         status=config.get("status"),
         flush_grace=config.get("flush_grace"),
+        skip=config.get("skip"),
     )
     try:
         sys.stdout.write(json.dumps(report))

@@ -10,11 +10,13 @@ from __future__ import annotations
 import os
 import sys
 import tracemalloc
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import psutil
 
 from membound.measure._inside import GcMonitor
+from membound.measure._proc_tree import children_of as proc_children
 from membound.measure._proc_tree import read_hwm, read_rss
 from membound.measure._proc_tree import tree_rss as proc_tree_rss
 
@@ -99,14 +101,27 @@ def uss(pid: int | None = None) -> int:
     return int(psutil.Process(os.getpid() if pid is None else pid).memory_full_info().uss)
 
 
-def tree_rss(pid: int | None = None) -> int:
+def children(pid: int | None = None) -> list[int]:
+    """The direct children of ``pid`` (default: this process) now."""
+    pid = os.getpid() if pid is None else pid
+    if _HAS_PROC:
+        return proc_children(pid)
+    try:
+        return [c.pid for c in psutil.Process(pid).children()]
+    except psutil.Error:
+        return []
+
+
+def tree_rss(pid: int | None = None, skip: Collection[int] = ()) -> int:
     """Summed RSS of ``pid`` (default: this process) and all its descendants, membound's own
-    sampler processes left out (0 when the process is gone). The same sum as the sampler's in
-    tree mode (``_proc_tree.TreeReader``); psutil's ``children(recursive=True)`` without /proc.
+    sampler processes and the children in ``skip`` (with theirs) left out (0 when the process
+    is gone). The same sum as the sampler's in tree mode (``_proc_tree.TreeReader``);
+    psutil's ``children(recursive=True)`` without /proc (``skip`` applies there to the listed
+    processes only).
     """
     pid = os.getpid() if pid is None else pid
     if _HAS_PROC:
-        return proc_tree_rss(pid)[0]
+        return proc_tree_rss(pid, skip)[0]
     total = 0
     try:
         root = psutil.Process(pid)
@@ -115,6 +130,8 @@ def tree_rss(pid: int | None = None) -> int:
         return 0
     for proc in procs:
         try:
+            if proc.pid in skip:
+                continue
             if proc.pid == pid or not any("_sampler_child.py" in a for a in proc.cmdline()):
                 total += rss(proc.pid)
         except (psutil.Error, OSError):

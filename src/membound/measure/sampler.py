@@ -106,6 +106,7 @@ class Sampler:
         env: Mapping[str, str] | None = None,
         status: str | None = None,
         flush_grace: float | None = None,
+        skip: Sequence[int] = (),
     ) -> None:
         if interval <= 0:
             raise ValueError("interval must be positive")
@@ -122,6 +123,7 @@ class Sampler:
             "stdio": list(stdio) if stdio is not None else None,
             "status": status,
             "flush_grace": flush_grace,
+            "skip": list(skip),
         }
         self._env = dict(env) if env is not None else None
         self._proc: subprocess.Popen[bytes] | None = None

@@ -148,12 +148,16 @@ class track:
                 self._overhead = TracingOverhead().start()
         self._hwm_floor = 0
         self._heap_floor = 0
-        # This process and the processes it already runs (nearly always none): what the block
-        # adds to either counts, what they held before does not.
-        self._rss_start = probes.tree_rss()
+        # This process and what the block starts: children that ran before it (a test
+        # runner's, a pool made earlier) are left out, so one of them ending during the block
+        # cannot read as memory the block gave back.
+        self._before = frozenset(probes.children())
+        self._rss_start = probes.tree_rss(skip=self._before)
         self._blocks_start = sys.getallocatedblocks()
         if self.interval is not None:
-            self._sampler = Sampler(os.getpid(), interval=self.interval, tree=True).start()
+            self._sampler = Sampler(
+                os.getpid(), interval=self.interval, tree=True, skip=sorted(self._before)
+            ).start()
         if self._capture is not None:
             # Started here, in this frame, so that only this frame returns before the block
             # runs (``MemrayCapture.prepare`` says why that matters).
@@ -177,7 +181,7 @@ class track:
         duration = time.perf_counter() - self._t0
         blocks_delta = sys.getallocatedblocks() - self._blocks_start
         hwm_end, _ = probes.peak_rss()
-        rss_end = probes.tree_rss()
+        rss_end = probes.tree_rss(skip=self._before)
         # Stopped before the capture is read: that reading runs in a process of its own, which
         # the tree's samples must not count.
         report = self._sampler.stop() if self._sampler is not None else None

@@ -5,7 +5,9 @@ A pure function of numbers (no measuring here), so that measure can attach a ``G
 
 The decision, with ``tol`` the tolerance (default: the larger of 1 MiB and 2 % of the median):
 
-- ``flat``: the whole range (max - min) is within ``tol``.
+- ``flat``: the whole range (max - min) is within ``tol``; also when it never rose more than
+  ``tol`` above its start and ended no more than ``tol`` over it (it fell, or dipped and came
+  back), worded by where it ended.
 - ``leak``: the level at the end is above the start by more than ``tol``, the robust slope of
   the last quarter still adds more than ``tol / 2`` over that quarter, the run ends near its
   highest level, *and* the rise it ended on has lasted more than half the run (it began when
@@ -546,4 +548,6 @@ def _decide(
         )
     if shape.rise() > tol or shape.kernel_saw_more():
         return "spike", f"rose {shape.peak()}, then returned near its start: {shape.end()}"
-    return "flat", f"no growth: it fell {format_size(-net)} from its start; {shape.peak()}"
+    if net < 0:
+        return "flat", f"no growth: it fell {format_size(-net)} from its start; {shape.peak()}"
+    return "flat", f"no growth: {shape.end()}, within the tolerance; {shape.peak()}"

@@ -13,22 +13,34 @@ the exit as a spike or a ramp. So the verdict is drawn between the two, by
   before them took: a program that pauses while it loads, or a shell that starts it, soon rises
   again; one that has loaded stays). A program that starts growing at once never holds one:
   then the first half of the run counts as its start-up (a start-up longer than the rest of the
-  run cannot be told from it), and the second half is judged only when it holds
-  ``NO_LEVEL_SAMPLES`` samples or more: a start-up that runs several programs one after the
-  other (``python3`` through a pyenv shim: bash, then pyenv, then the interpreter) rises and
-  falls without a level for twenty samples and more on a busy machine, and only a longer run
-  tells it from growth.
+  run cannot be told from it), and the second half is judged only when it lasts
+  ``NO_LEVEL_SAMPLES`` sampling intervals or more: a start-up that runs several programs one
+  after the other (``python3`` through a pyenv shim: bash, then pyenv, then the interpreter)
+  rises and falls without a level for twenty samples and more on a busy machine, and only a
+  longer run tells it from growth. Time, not a count of samples: a sampler starved on a busy
+  machine takes fewer samples over the same run.
+- **a pause, not a level**: a process starved of CPU on a busy machine holds still while it
+  loads, for ten samples and more, and its first sample often comes after most of its loading
+  (so that no rise is seen before the pause). When the memory leaves its level (by more than the
+  tolerance) before the exit, that movement is judged only when the level, or the movement from
+  leaving it to the exit, lasted ``NO_LEVEL_SAMPLES`` sampling intervals: shorter, it cannot be
+  told from the rest of a start-up that paused there (``python3 -c "import json, …"`` starved
+  for 50 ms at 8.5 MiB, then importing up to its exit, is no leak).
 - **exit**: a fall of more than the tolerance over the last samples (a teardown may tick up a
   little on its way down) is the process ending, unless the run sat at its lowest for longer
-  than the fall took (it freed its memory, then went on).
-- **too short**: fewer than ``MIN_SAMPLES`` samples left between them (``NO_LEVEL_SAMPLES``
-  without a level; counted no denser than the sampling interval,
-  :func:`~membound.results.growth.effective_samples`): the run was its start-up, or too brief,
-  and the pattern is ``too short to judge`` (never ``retained``: what a program holds once
-  loaded is its size, not something its run kept).
+  than the fall took (it freed its memory, then went on). Where the run was still growing at
+  its last sample before the fall and the kernel's peak is within what that growth adds over
+  the unsampled time up to the fall's first sample, the run ended at that peak (a starved
+  sampler misses the last steps of a leak, not a fall back from them).
+- **too short**: fewer than ``MIN_SAMPLES`` samples left between them (counted no denser than
+  the sampling interval, :func:`~membound.results.growth.effective_samples`), or the spans
+  above too short: the run was its start-up, or too brief, and the pattern is ``too short to
+  judge`` (never ``retained``: what a program holds once loaded is its size, not something its
+  run kept).
 
-The run's start is then the first level (not 0) and its end the level before the exit, so the
-words ("held at the end", "ended … over its start") speak of the program's work.
+The run's start is then the first level (the median of its samples, not 0: its first samples
+may still be the end of the rise) and its end the level before the exit, so the words ("held at
+the end", "ended … over its start") speak of the program's work.
 """
 
 from __future__ import annotations
@@ -47,12 +59,14 @@ from membound.results.growth import (
     default_tolerance,
     effective_samples,
     seconds,
+    theil_sen,
 )
 from membound.results.timeline import Timeline
 
 __all__ = ["NO_LEVEL_SAMPLES", "classify_lifespan", "exit_start", "startup_end"]
 
-#: Samples the second half of a run that never held a level must have to be judged.
+#: Sampling intervals that a movement with no level before it (the second half of a run that
+#: never held one), or after a level that may be a pause, must last to be judged.
 NO_LEVEL_SAMPLES = 5 * MIN_SAMPLES
 
 
@@ -64,23 +78,39 @@ def startup_end(timeline: Timeline, tolerance: float) -> tuple[int, bool]:
     A level: samples within ``tolerance`` of each other, above ``tolerance``, for at least
     ``MIN_SAMPLES`` samples and at least as long as the rise before it took (a pause while a
     program loads, or a shell that starts the program, is shorter; a program that has loaded
-    stays).
+    stays). A process starved on a busy machine can pause longer: what
+    :func:`classify_lifespan` judges after a level allows for that.
     """
+    level = _first_level(timeline, tolerance)
+    if level is not None:
+        return level[0], True
+    return _half(timeline), False
+
+
+def _half(timeline: Timeline) -> int:
+    """The index of the first sample of the second half of the run (the last sample when there
+    is none; 0 for an empty timeline)."""
+    times = timeline.times
+    half = times[0] + timeline.duration_s / 2 if times else 0.0
+    return next((i for i, t in enumerate(times) if t >= half), max(0, len(times) - 1))
+
+
+def _first_level(timeline: Timeline, tolerance: float) -> tuple[int, int] | None:
+    """The first and last index of the first level (see :func:`startup_end`) that begins in
+    the first half of the run, or None."""
     lows, highs, times = timeline.lows, timeline.highs, timeline.times
     n = len(timeline)
     if not n:
-        return 0, False
-    half = times[0] + timeline.duration_s / 2
-    cap = next((i for i, t in enumerate(times) if t >= half), n - 1)
-    for i in range(cap + 1):
+        return None
+    for i in range(_half(timeline) + 1):
         rose = times[i] - times[0]
         end = next((j for j in range(i + MIN_SAMPLES - 1, n) if times[j] - times[i] >= rose), n)
         if end == n:
             break  # no later level can last long enough either
         low = min(lows[i : end + 1])
         if low > tolerance and max(highs[i : end + 1]) - low <= tolerance:
-            return i, True
-    return cap, False
+            return i, end
+    return None
 
 
 def exit_start(timeline: Timeline, tolerance: float, first: int = 0) -> int:
@@ -130,48 +160,124 @@ def classify_lifespan(
     """
     tol = float(tolerance if tolerance is not None else default_tolerance(timeline.values))
     if not len(timeline):
-        return _unjudged(0, MIN_SAMPLES, tol, "no samples")
-    first, level_found = startup_end(timeline, tol)
+        return _unjudged(0, tol, f"no samples, fewer than {MIN_SAMPLES}")
+    level_at = _first_level(timeline, tol)
+    first = level_at[0] if level_at is not None else _half(timeline)
     last = exit_start(timeline, tol, first)
-    times = timeline.times
+    times, values = timeline.times, timeline.values
     judged = timeline.window(times[first], times[last])
-    if level_found:
-        level = statistics.median(judged.values[:EDGE_SAMPLES])
+    if level_at is not None:
+        level = statistics.median(values[level_at[0] : level_at[1] + 1])
         startup = (
             f"after its start-up (the first {seconds(times[first] - times[0])}, "
             f"to {format_size(level)})"
         )
     else:
+        level = statistics.median(judged.values[:EDGE_SAMPLES])
         startup = (
             "over the second half of its run (its memory held no level before: the first "
             f"{seconds(times[first] - times[0])} count as its start-up)"
         )
-    ending = (
-        ""
-        if last == len(timeline) - 1
-        else (
-            f", up to its exit (it fell from {format_size(timeline.highs[last])} over its "
-            f"last {seconds(times[-1] - times[last])} as it ended)"
-        )
-    )
+    end = _end_before_exit(timeline, judged, last, anchors)
+    ending = _ending(timeline, last, end)
     kept = effective_samples(judged)
-    needed = MIN_SAMPLES if level_found else NO_LEVEL_SAMPLES
-    if kept < needed:
-        return _unjudged(kept, needed, tol, f"{kept} samples {startup}{ending}")
+    if kept < MIN_SAMPLES:
+        return _unjudged(kept, tol, f"{kept} samples {startup}{ending}, fewer than {MIN_SAMPLES}")
+    why = _too_brief(timeline, first, last, level if level_at is not None else None, tol)
+    if why:
+        return _unjudged(kept, tol, f"{startup}{ending}: {why}")
     moved = None
     if anchors is not None:
-        start = statistics.median(judged.values[:EDGE_SAMPLES])
-        end = float(timeline.highs[last]) if ending else anchors.end
-        moved = replace(anchors, start=start, end=end)
+        moved = replace(anchors, start=level, end=end if ending else anchors.end)
     growth = classify(judged, tolerance, anchors=moved)
     words = growth.explanation.removeprefix(f"{growth.pattern}: ")
     return replace(growth, explanation=f"{growth.pattern}: {startup}{ending}: {words}")
 
 
-def _unjudged(kept: int, needed: int, tol: float, why: str) -> Growth:
-    """``too short to judge``: ``kept`` samples, fewer than the ``needed`` ones. Its
-    ``samples`` stay under ``MIN_SAMPLES``, so that ``Growth.judged`` is False."""
-    text = f"too short to judge growth: {why}, fewer than {needed}"
+def _span_samples(span: float, interval: float) -> int:
+    """The samples a span of time is worth at the sampling interval (as
+    :func:`~membound.results.growth.effective_samples` counts a timeline's)."""
+    return round(span / interval) + 1 if interval > 0 else 0
+
+
+def _too_brief(timeline: Timeline, first: int, last: int, level: float | None, tol: float) -> str:
+    """Why the part between the start-up and the exit cannot be told from the start-up, or an
+    empty string: without a level, it lasts fewer than ``NO_LEVEL_SAMPLES`` intervals; after
+    a level (at ``level`` bytes) that it leaves, neither the level nor the movement from leaving
+    it up to the exit lasted that long (the level may have been a pause in the start-up)."""
+    times, interval = timeline.times, timeline.interval
+    needed = f"fewer than {NO_LEVEL_SAMPLES} samples' time ({seconds(NO_LEVEL_SAMPLES * interval)})"
+    if level is None:
+        span = times[last] - times[first]
+        if _span_samples(span, interval) >= NO_LEVEL_SAMPLES:
+            return ""
+        return f"it lasted {seconds(span)}, {needed}"
+    left = next(
+        (
+            j
+            for j in range(first, last + 1)
+            if timeline.highs[j] > level + tol or timeline.lows[j] < level - tol
+        ),
+        None,
+    )
+    if left is None:
+        return ""  # it held its level up to its exit: judged as it is
+    held, moved = times[left] - times[first], times[last] - times[left]
+    if max(_span_samples(held, interval), _span_samples(moved, interval)) >= NO_LEVEL_SAMPLES:
+        return ""
+    return (
+        f"it held its level {seconds(held)}, then moved {seconds(moved)} up to its exit, "
+        f"both {needed}: a start-up that paused (a process starved on a busy machine holds "
+        "still while it loads) cannot be told from its work"
+    )
+
+
+def _end_before_exit(
+    timeline: Timeline, judged: Timeline, last: int, anchors: Anchors | None
+) -> float:
+    """The level the run's work ended on, before its exit fall: its last sample before the
+    fall, or the kernel's peak (from ``anchors``) when the run was still growing at that sample
+    fast enough to reach it before the fall's first sample."""
+    highs = timeline.highs
+    if last >= len(highs) - 1:
+        return float(highs[last]) if len(highs) else 0.0
+    end = float(highs[last])
+    if anchors is None or anchors.peak <= end:
+        return end
+    gap = timeline.times[last + 1] - timeline.times[last]
+    if 0 < anchors.peak - end <= _tail_slope(judged) * gap:
+        return float(anchors.peak)
+    return end
+
+
+def _tail_slope(timeline: Timeline) -> float:
+    """The robust slope of the last quarter of ``timeline`` (as ``classify`` takes it), bytes
+    per second."""
+    n = len(timeline)
+    tail = slice(n - max(3, n // 4), n)
+    return theil_sen(timeline.times[tail], timeline.values[tail]) if n > 1 else 0.0
+
+
+def _ending(timeline: Timeline, last: int, end: float) -> str:
+    """The words on the exit fall left out (empty when the run did not end falling)."""
+    times, highs = timeline.times, timeline.highs
+    if last == len(timeline) - 1:
+        return ""
+    fell = f"over its last {seconds(times[-1] - times[last])} as it ended"
+    if end <= highs[last]:
+        return f", up to its exit (it fell from {format_size(highs[last])} {fell})"
+    gap = (times[last + 1] - times[last]) * 1000
+    return (
+        f", up to its exit (it fell from its peak, {format_size(end)}, {fell}: still growing "
+        f"at its last sample before, {format_size(highs[last])}, it had {gap:.0f} ms to reach "
+        "that peak, unsampled)"
+    )
+
+
+def _unjudged(kept: int, tol: float, why: str) -> Growth:
+    """``too short to judge``: ``kept`` samples, or spans too short. Its ``samples`` stay under
+    ``MIN_SAMPLES``, so that ``Growth.judged`` is False."""
+    text = f"too short to judge growth: {why}"
     return Growth(
         "flat",
         0.0,

@@ -149,7 +149,7 @@ def work_range(task: RangeTask) -> int | None:
         # driver's), as SQLAlchemy advises for engines crossing a fork.
         engine.dispose(close=False)
         _CHECKED.add(engine)
-    jobs = JobTable(engine, task.job)
+    jobs = _book(task, lambda: JobTable(engine, task.job), "opening")
     lease = _claim(jobs, task)
     if lease is None:
         return None
@@ -402,14 +402,20 @@ def run_partitioned(
     runner = runner_for(client)
     _check_db(db, runner)
     engine = _engine(db)
-    jobs = JobTable(engine, name)
+
+    # Setting up (the job table, the cuts, the job's rows) goes on through an outage too:
+    # each step is a read, or one transaction that open() finds done when it is repeated.
+    def setup(fn: Callable[[], T], doing: str) -> T:
+        return with_db_retry(fn, doing=f"{doing} job {name!r}", db_wait=db_wait_s)
+
+    jobs = setup(lambda: JobTable(engine, name), "making the table of")
     spec = {
-        "source": describe_source(engine, source, key),
+        "source": setup(lambda: describe_source(engine, source, key), "describing the source of"),
         "parts": parts,
         "rows_per_part": rows_per_part,
     }
     make_ranges = lambda: key_ranges(engine, source, parts, rows_per_part, key=key)  # noqa: E731
-    if jobs.open(spec, make_ranges, restart):
+    if setup(lambda: jobs.open(spec, make_ranges, restart), "cutting the ranges of"):
         return _report(jobs, runner, began, already_finished=True)
     task = RangeTask(
         db=db,
@@ -452,7 +458,7 @@ def run_partitioned(
         progress_bar(jobs, poll_interval) if progress else contextlib.nullcontext(),
     ):
         driver.run()
-    jobs.finish()
+    setup(jobs.finish, "finishing")
     return _report(jobs, runner, began)
 
 
