@@ -41,20 +41,19 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from membound._errors import SizeError
-from membound._units import format_size, parse_duration, parse_size
+from membound._units import format_size, parse_duration
 from membound.guard.actions import free_memory, stop_refusing
 from membound.guard.events import EventSource, open_events
 from membound.guard.limit import Limit, given_limit, memory_limit
 from membound.guard.trend import LeakTrend, TrendVerdict
+from membound.guard.watchdog_event import State, WatchdogEvent, threshold_of
 from membound.measure.cgroup_memory import Usage
 
 __all__ = ["State", "Watchdog", "WatchdogEvent", "current"]
 
-State = Literal["ok", "soft", "hard"]
 Callback = Callable[["WatchdogEvent"], object]
 
 _log = logging.getLogger("membound.guard")
@@ -124,64 +123,6 @@ def _prefer_this_thread() -> None:
         setpriority(os.PRIO_PROCESS, native_id(), _WATCH_NICE)
 
 
-@dataclass(frozen=True)
-class WatchdogEvent:
-    """What a callback is told.
-
-    Attributes:
-        kind: ``soft``, ``hard``, ``recover`` or ``leak``.
-        state: the state now.
-        previous: the state before.
-        usage_bytes: the judged usage that caused it (see :class:`Watchdog`).
-        limit_bytes: the limit it is judged against.
-        threshold_bytes: the threshold that was crossed (for ``leak``: the limit).
-        at: when, in seconds since the epoch.
-        trend: the leak trend at that moment (None until the window has been judged).
-    """
-
-    kind: Literal["soft", "hard", "recover", "leak"]
-    state: State
-    previous: State
-    usage_bytes: int
-    limit_bytes: int
-    threshold_bytes: int
-    at: float
-    trend: TrendVerdict | None = None
-
-    def describe(self) -> str:
-        """One line: ``hard: 271.0 MiB of 300.0 MiB (hard since crossing 270.0 MiB)``."""
-        if self.kind == "leak" and self.trend is not None:
-            return self.trend.explanation  # it starts with "leak: "
-        return (
-            f"{self.kind}: {format_size(self.usage_bytes)} of {format_size(self.limit_bytes)} "
-            f"({self.state} since crossing {format_size(self.threshold_bytes)})"
-        )
-
-
-def _threshold(value: int | str, limit: int, name: str) -> int:
-    """``"80%"`` of ``limit``, or a size; a usage error names ``name`` when it is neither."""
-    if isinstance(value, str) and value.strip().endswith("%"):
-        text = value.strip()[:-1].strip()
-        try:
-            pct = float(text)
-        except ValueError:
-            pct = float("nan")
-        if not 0 < pct <= 100:
-            raise SizeError(
-                f"{name}={value!r} is no percentage of the limit: expected 0 < p <= 100"
-            )
-        return int(limit * pct / 100)
-    if isinstance(value, float) and not isinstance(value, bool):
-        raise SizeError(
-            f"{name}={value!r}: give bytes as a whole number, a size ('1.5 GB') or a percentage "
-            "of the limit ('80%')"
-        )
-    n = parse_size(value)
-    if n <= 0:
-        raise SizeError(f"{name}={value!r} must be more than 0 bytes")
-    return n
-
-
 class Watchdog:
     """Watch this process's memory against its limit and act at two thresholds.
 
@@ -237,8 +178,8 @@ class Watchdog:
         else:
             self.limit = given_limit(limit, pid)
         top = self.limit.bytes
-        self.soft_bytes = _threshold(soft, top, "soft")
-        self.hard_bytes = _threshold(hard, top, "hard")
+        self.soft_bytes = threshold_of(soft, top, "soft")
+        self.hard_bytes = threshold_of(hard, top, "hard")
         if self.hard_bytes > top:
             raise SizeError(
                 f"hard={hard!r} ({format_size(self.hard_bytes)}) is above the limit "
@@ -252,7 +193,7 @@ class Watchdog:
         if recover is None:
             self.recover_bytes = self.soft_bytes - min(top // 10, self.soft_bytes // 2)
         else:
-            self.recover_bytes = _threshold(recover, top, "recover")
+            self.recover_bytes = threshold_of(recover, top, "recover")
             if self.recover_bytes >= self.soft_bytes:
                 raise SizeError(
                     f"recover={recover!r} ({format_size(self.recover_bytes)}) must be below "
