@@ -223,7 +223,17 @@ def test_thresholds_that_make_no_sense_are_one_line_errors(
     assert "\n" not in str(info.value)
 
 
-def test_the_switch_interval_is_lowered_near_the_thresholds_only() -> None:
+def _rising_for(dog: Watchdog, seconds: float) -> list[mmap.mmap]:
+    """Grow memory 2 MiB every 20 ms for ``seconds`` (the watchdog sees it rise)."""
+    held: list[mmap.mmap] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        held += _hold(2)
+        time.sleep(0.02)
+    return held
+
+
+def test_the_switch_interval_is_lowered_near_the_thresholds_while_memory_rises_only() -> None:
     before = sys.getswitchinterval()
     base = _judged()
     far = Watchdog(
@@ -234,13 +244,18 @@ def test_the_switch_interval_is_lowered_near_the_thresholds_only() -> None:
         interval=0.02,
     )
     with far:
-        time.sleep(0.1)
+        held = _rising_for(far, 0.2)
         assert before == sys.getswitchinterval()  # far below recover: left alone
         assert mb.guard.watchdog.current() is far
+    del held
     near = _dog(interval=0.02, recover=_judged() // 2)  # usage is above recover: near
     with near:
-        time.sleep(0.1)
+        time.sleep(0.2)
+        # Near but steady (a service that does not leak): no fast reading, no GIL hand-overs.
+        assert before == sys.getswitchinterval()
+        held = _rising_for(near, 0.2)
         assert sys.getswitchinterval() <= 0.0005
+        del held
     assert before == sys.getswitchinterval()
     assert mb.guard.watchdog.current() is None
 
@@ -249,10 +264,11 @@ def test_two_watchdogs_restore_the_switch_interval_when_the_last_one_stops() -> 
     before = sys.getswitchinterval()
     a = _dog(interval=0.02, recover=_judged() // 2).start()
     b = _dog(interval=0.02, recover=_judged() // 2).start()
-    time.sleep(0.1)
+    held = _rising_for(a, 0.2)
     a.stop()
     assert sys.getswitchinterval() <= 0.0005  # b still runs near its thresholds
     b.stop()
+    del held
     assert before == sys.getswitchinterval()
 
 

@@ -63,9 +63,6 @@ from __future__ import annotations
 
 import ctypes
 import math
-import os
-import re
-import sys
 import threading
 import time
 from types import TracebackType
@@ -74,9 +71,7 @@ from typing import Literal
 from membound._errors import MemoryBudgetExceeded, SizeError
 from membound._units import format_size, parse_size
 from membound.bound._rss import current_rss, data_size
-
-if sys.platform == "linux":
-    import resource
+from membound.bound.data_cap import CAP_WORKS, drop_cap, set_cap
 
 __all__ = ["MemoryBudget", "memory_budget"]
 
@@ -182,13 +177,13 @@ class MemoryBudget:
         return rss - self.baseline if self.relative else rss
 
     def _put_cap(self, usage: int) -> None:
-        if not (self.cap_allocations and _CAP_WORKS):
+        if not (self.cap_allocations and CAP_WORKS):
             return
         data = data_size()
         if data is None:
             return
         growth = max(self.limit - usage, 0) + self.headroom
-        self.data_cap = _push_cap(id(self), data + growth)
+        self.data_cap = set_cap(id(self), data + growth)
         self._cap_growth = growth
 
     def _watch(self) -> None:
@@ -250,7 +245,7 @@ class MemoryBudget:
         return landed
 
     def _close_steps(self) -> None:
-        _pop_cap(id(self))  # first: what follows allocates, and the block may be at the cap
+        drop_cap(id(self))  # first: what follows allocates, and the block may be at the cap
         with self._lock:
             self._done = True  # the watcher raises no more
         self._stop.set()
@@ -305,75 +300,6 @@ def _deliver_pending() -> None:
     there, so one raised into this thread earlier is delivered now."""
     for _ in range(64):
         pass
-
-
-def _cap_works() -> bool:
-    """Whether RLIMIT_DATA bounds mmap'd memory too: Linux 4.7 and later."""
-    if sys.platform != "linux":
-        return False
-    match = re.match(r"(\d+)\.(\d+)", os.uname().release)
-    return match is not None and (int(match[1]), int(match[2])) >= (4, 7)
-
-
-_CAP_WORKS = _cap_works()
-
-# Caps of the budgets in force, process-wide: RLIMIT_DATA is one per process.
-_caps_lock = threading.Lock()
-_caps: dict[int, int] = {}  # id(budget) -> its cap in bytes
-_soft_before: int | None = None  # the soft limit before the first cap; None while no cap holds
-_fork_hook = False
-
-
-def _push_cap(key: int, cap: int) -> int | None:
-    """Put ``cap`` in force (the lowest of all caps holds); return it, or None if it is moot."""
-    global _soft_before, _fork_hook
-    with _caps_lock:
-        soft, hard = resource.getrlimit(resource.RLIMIT_DATA)
-        before = soft if _soft_before is None else _soft_before
-        if cap >= 2**63 or (not _unlimited(before) and cap >= before):
-            return None  # a lower limit holds without any budget
-        if not _fork_hook:
-            os.register_at_fork(after_in_child=_drop_caps_in_child)
-            _fork_hook = True
-        if _soft_before is None:
-            _soft_before = soft
-        _caps[key] = cap
-        _set_soft(min(_caps.values()), hard)
-        return cap
-
-
-def _pop_cap(key: int) -> None:
-    """Take this budget's cap away: the next lowest holds, or the limit from before the first."""
-    global _soft_before
-    with _caps_lock:
-        if _caps.pop(key, None) is None:
-            return
-        hard = resource.getrlimit(resource.RLIMIT_DATA)[1]
-        if _caps:
-            _set_soft(min(_caps.values()), hard)
-        elif _soft_before is not None:
-            _set_soft(_soft_before, hard)
-            _soft_before = None
-
-
-def _drop_caps_in_child() -> None:
-    """After ``os.fork``: the child is other work with its own memory; give it the old limit."""
-    global _caps_lock, _soft_before
-    _caps_lock = threading.Lock()  # another thread may have held it at the fork
-    if _soft_before is not None:
-        _set_soft(_soft_before, resource.getrlimit(resource.RLIMIT_DATA)[1])
-    _caps.clear()
-    _soft_before = None
-
-
-def _unlimited(value: int) -> bool:
-    return value == resource.RLIM_INFINITY or value < 0
-
-
-def _set_soft(soft: int, hard: int) -> None:
-    if not _unlimited(hard) and (_unlimited(soft) or soft > hard):
-        soft = hard  # the hard limit was lowered meanwhile: the soft one cannot pass it
-    resource.setrlimit(resource.RLIMIT_DATA, (soft, hard))
 
 
 def memory_budget(

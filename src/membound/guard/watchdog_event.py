@@ -28,6 +28,9 @@ class WatchdogEvent:
         threshold_bytes: the threshold that was crossed (for ``leak``: the limit).
         at: when, in seconds since the epoch.
         trend: the leak trend at that moment (None until the window has been judged).
+        cause: ``threshold`` (a reading crossed it) or ``backstop`` (for ``hard``: the kernel
+            refused an allocation that would have passed the backstop point, see
+            ``membound.guard.backstop``; then ``threshold_bytes`` is that point).
     """
 
     kind: Literal["soft", "hard", "recover", "leak"]
@@ -38,11 +41,20 @@ class WatchdogEvent:
     threshold_bytes: int
     at: float
     trend: TrendVerdict | None = None
+    cause: Literal["threshold", "backstop"] = "threshold"
 
     def describe(self) -> str:
         """One line: ``hard: 271.0 MiB of 300.0 MiB (hard since crossing 270.0 MiB)``."""
         if self.kind == "leak" and self.trend is not None:
             return self.trend.explanation  # it starts with "leak: "
+        if self.cause == "backstop":
+            room = max(0, self.threshold_bytes - self.usage_bytes)
+            return (
+                f"{self.kind}: the backstop refused an allocation at "
+                f"{format_size(self.usage_bytes)} of {format_size(self.limit_bytes)} (it allows "
+                f"{format_size(room)} more, up to {format_size(self.threshold_bytes)}); "
+                "MemoryError was raised in the thread that asked"
+            )
         return (
             f"{self.kind}: {format_size(self.usage_bytes)} of {format_size(self.limit_bytes)} "
             f"({self.state} since crossing {format_size(self.threshold_bytes)})"

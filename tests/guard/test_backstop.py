@@ -1,0 +1,132 @@
+"""The Watchdog's backstop in real memory cgroups: one allocation that would jump past ``hard``
+toward the limit fails as ``MemoryError`` in the thread that asked, ``on_hard`` runs for it
+(caught or not), and there is no OOM kill where the plain watchdog is OOM-killed; thread stacks
+(mapped, never touched) are not refused; the process-wide limit and ``MemoryError`` come back
+when the watchdog stops."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import re
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+import membound as mb
+from membound._errors import SizeError
+from membound.guard import backstop as backstop_module
+from tests.guard.cgroup_helpers import memory_cgroup
+
+if sys.platform == "linux":
+    import resource
+
+APPS = Path(__file__).parent / "apps"
+LIMIT = 300 << 20
+pytestmark = pytest.mark.skipif(not backstop_module.AVAILABLE, reason="Linux ≥ 4.7 only")
+
+
+def _run(app: str, *args: str) -> tuple[int, str, int]:
+    """Run ``app`` in a fresh 300 MiB cgroup: exit status, output, OOM kills."""
+    with memory_cgroup(LIMIT) as group:
+        done = subprocess.run(
+            group.enter_argv([sys.executable, str(APPS / app), *args]),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        return done.returncode, done.stdout + done.stderr, group.oom_kills()
+
+
+def test_without_a_guard_the_big_steps_are_oom_killed() -> None:
+    code, output, kills = _run("backstop_ramp.py", "64", "none", "catch")
+    assert (-9, 1) == (code, kills), output
+
+
+@pytest.mark.parametrize("chunk", ["4", "16", "64"])
+def test_the_backstop_stops_a_ramp_without_an_oom_kill_and_runs_on_hard(chunk: str) -> None:
+    for _ in range(3):
+        code, output, kills = _run("backstop_ramp.py", chunk, "on", "catch")
+        assert (0, 0) == (code, kills), output
+        result = re.search(r"result: (\w+) held=(\d+) hard_runs=(\d+) causes=(\S*)", output)
+        assert result is not None, output
+        how, held, runs, causes = result.groups()
+        assert int(runs) >= 1, output  # on_hard ran, whichever way the ramp stopped
+        assert int(held) < 300, output
+        if how == "MemoryError":
+            assert "backstop" in causes.split(","), output
+            assert "the backstop refused an allocation" in output
+
+
+def test_an_uncaught_refusal_still_runs_on_hard() -> None:
+    code, output, kills = _run("backstop_ramp.py", "64", "on")
+    assert 0 == kills, output
+    assert 1 == code, output  # the uncaught MemoryError, not a kill
+    assert "MemoryError" in output
+    assert "on_hard: hard: the backstop refused an allocation" in output
+
+
+def test_thread_stacks_are_not_refused_near_the_limit() -> None:
+    code, output, kills = _run("backstop_threads.py", "150")
+    assert (0, 0) == (code, kills), output
+    assert "threads: started=164 errors=0 refusals=0" in output, output
+
+
+def test_stopping_gives_back_the_data_limit_and_plain_memory_errors() -> None:
+    before = resource.getrlimit(resource.RLIMIT_DATA)
+    start = (
+        threading._start_joinable_thread
+        if hasattr(threading, "_start_joinable_thread")
+        else threading._start_new_thread
+    )  # type: ignore[attr-defined]
+    dog = mb.Watchdog(limit="64 GB", hard="90%", on_soft=None, backstop=True).start()
+    try:
+        capped = resource.getrlimit(resource.RLIMIT_DATA)[0]
+        assert capped != before[0]
+        assert capped > 0
+        with pytest.raises(MemoryError) as info:
+            bytearray(capped + (1 << 30))  # one mapping past the cap: refused
+        assert isinstance(info.value, MemoryError)
+        assert "MemoryError" == type(info.value).__name__
+        assert type(pickle.loads(pickle.dumps(info.value))) is MemoryError
+    finally:
+        dog.stop()
+    assert before == resource.getrlimit(resource.RLIMIT_DATA)
+    with pytest.raises(MemoryError) as info:
+        bytearray(1 << 62)
+    assert type(info.value) is MemoryError
+    now = (
+        threading._start_joinable_thread
+        if hasattr(threading, "_start_joinable_thread")
+        else threading._start_new_thread
+    )  # type: ignore[attr-defined]
+    assert now is start
+    assert dog.snapshot()["backstop"] is not None
+
+
+def test_a_forked_child_has_no_cap() -> None:
+    before = resource.getrlimit(resource.RLIMIT_DATA)
+    dog = mb.Watchdog(limit="64 GB", hard="90%", on_soft=None, backstop=True).start()
+    try:
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child
+            os.write(write, repr(resource.getrlimit(resource.RLIMIT_DATA)).encode())
+            os._exit(0)
+        os.waitpid(pid, 0)
+        assert repr(before).encode() == os.read(read, 200)
+    finally:
+        dog.stop()
+
+
+def test_off_by_default_and_bad_values_are_one_line() -> None:
+    assert mb.Watchdog(limit="1 GB", on_soft=None).backstop is None
+    with pytest.raises(SizeError, match="backstop='yes' must be True or False") as info:
+        mb.Watchdog(limit="1 GB", backstop="yes")  # type: ignore[arg-type]
+    assert "\n" not in str(info.value)
+    other = mb.Watchdog(limit="1 GB", pid=os.getpid(), backstop=True, on_soft=None)
+    assert other.backstop is None  # another process's memory: no cap of ours applies
