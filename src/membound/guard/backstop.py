@@ -5,34 +5,43 @@ stop one allocation that is already past the line: a 64 MiB block made at 240 Mi
 cgroup is charged page by page within milliseconds, and the OOM killer ends the process before
 the next reading. The backstop makes the kernel say no first. At every reading the watchdog sets
 the process's soft ``RLIMIT_DATA`` (through :mod:`membound.bound.data_cap`, shared with
-``memory_budget``) to its data size now plus the headroom left to the *backstop point*, halfway
-from ``hard`` to the limit:
+``memory_budget``) to its data size now plus the headroom left to ``hard``:
 
-* growth in steps the watchdog can follow crosses ``hard`` and gets the hard action as before
-  (the point is above ``hard``, so a ramp of small pieces is stopped by ``on_hard``, not by the
-  backstop);
-* one mapping that would pass the point fails inside ``malloc``/``mmap`` and Python raises
-  ``MemoryError`` in the thread that asked, before any of that memory exists;
-* while the watchdog is ``hard``, the cap no longer rises with new readings (only memory given
-  back makes room again), so work that carries on growing past ``hard`` meets the refusal too.
+* one mapping that would take memory past ``hard`` fails inside ``malloc``/``mmap`` and Python
+  raises ``MemoryError`` in the thread that asked, before any of that memory exists;
+* while the watchdog is ``hard`` (memory got there by writing to pages mapped earlier), the cap
+  no longer rises with new readings: only memory given back makes room again, beyond a little
+  slack for the hard action itself.
+
+Why at ``hard`` and not nearer the limit: the limit also counts page cache and the kernel's
+memory for the process, and the program's own mapped files must stay resident; a cap halfway
+from ``hard`` (85 %) to a 300 MiB limit let a ramp reach 277 MiB anonymous, and the OOM killer
+still came in some runs on 3.13.
 
 A refusal becomes the hard action: the watchdog runs ``on_hard`` for it (an event with
-``cause="backstop"``), whether or not the program catches the ``MemoryError``. Python's own
-allocation failures all raise the type ``PyExc_MemoryError`` points to, and no hook exists for
-them (``sys.monitoring`` sees only exceptions that pass a Python frame, and only on 3.12+), so
-while a backstop is in force that pointer names a subclass of ``MemoryError`` that tells the
-watchdogs and then makes an ordinary instance of a second subclass (named ``MemoryError``, in
-``builtins``, pickled as ``MemoryError``): every ``except MemoryError`` and C-level
-``PyErr_ExceptionMatches`` still matches it, and CPython's ``MemoryError`` free list never sees
-an object of either subclass. Errors raised by other means (numpy's ``_ArrayMemoryError``) are
-seen when they leave a thread uncaught (``sys.excepthook``/``threading.excepthook``).
+``cause="backstop"``), whether or not the program catches the ``MemoryError``. How it sees a
+``MemoryError`` that the program catches:
+
+* 3.12 and later: a ``sys.monitoring`` RAISE callback (a free tool id), which runs only when an
+  exception is raised and looks at nothing but its type;
+* 3.10 and 3.11 have no such hook, but there every allocation failure raises the type that the
+  C variable ``PyExc_MemoryError`` points to. While a backstop is in force it points to a
+  subclass of ``MemoryError`` whose ``__new__`` tells the watchdogs and then makes an ordinary
+  instance of a second subclass (named ``MemoryError``, in ``builtins``, pickled as
+  ``MemoryError``): every ``except MemoryError`` and C-level ``PyErr_ExceptionMatches`` still
+  matches it, and CPython's ``MemoryError`` free list never holds an object of either subclass.
+  (3.12 builds the error from that free list directly, hence monitoring there.)
+
+A ``MemoryError`` raised by other means (numpy's ``_ArrayMemoryError``) is seen by monitoring,
+or, before 3.12, when it leaves a thread uncaught (``sys.excepthook``/``threading.excepthook``,
+which also run ``on_hard`` at once, before the process exits).
 
 What it counts is mapped memory, not resident memory (see ``data_cap``). Memory mapped and
 never touched is room the cap keeps giving once it has stayed untouched for ``_SETTLE_S``; and
 a new thread's stack (8 MiB mapped, a few KiB used; 50 idle threads map 400 MiB) is let through
 and counted as settled at once: while a backstop is in force, ``threading`` starts threads
-through a wrapper that lifts the cap by one stack for the start. What it still refuses below the
-point: one fresh mapping bigger than the headroom that would never be touched (a huge
+through a wrapper that lifts the cap by one stack for the start. What it still refuses below
+``hard``: one fresh mapping bigger than the headroom that would never be touched (a huge
 ``numpy.zeros`` or ``bytearray`` left unwritten), and many such mappings made within
 ``_SETTLE_S``. ``backstop=False`` is for programs that do that near their limit.
 """
@@ -96,8 +105,8 @@ class Backstop:
     ) -> None:
         self.hard_bytes = hard
         self.limit_bytes = limit
-        #: Judged usage at which one allocation is refused: halfway from ``hard`` to the limit.
-        self.point_bytes = hard + (limit - hard) // 2
+        #: Judged usage past which one allocation is refused: ``hard``.
+        self.point_bytes = hard
         self._slack = min(_HARD_SLACK, max(0, (limit - hard) // 4))
         self._on_refusal = on_refusal
         self._on_uncaught = on_uncaught
@@ -288,8 +297,39 @@ def _exc_pointer() -> ctypes.c_void_p:
     return ctypes.c_void_p.in_dll(ctypes.pythonapi, "PyExc_MemoryError")
 
 
+def _on_raise(code: object, offset: int, exception: BaseException) -> None:
+    """``sys.monitoring``'s RAISE callback (3.12+): a ``MemoryError`` raised while a backstop
+    is in force is a refusal (checked before anything else: it runs for every exception)."""
+    if isinstance(exception, MemoryError):
+        _notify_refusal()
+
+
+def _monitoring_tool() -> int | None:
+    """A free ``sys.monitoring`` tool id, taken for membound; None before 3.12 or if all are
+    taken (debuggers, coverage and profilers use 0–2 and 5)."""
+    monitoring = getattr(sys, "monitoring", None)
+    if monitoring is None:
+        return None
+    for tool in (4, 3):
+        if monitoring.get_tool(tool) is None:
+            monitoring.use_tool_id(tool, "membound backstop")
+            monitoring.register_callback(tool, monitoring.events.RAISE, _on_raise)
+            monitoring.set_events(tool, monitoring.events.RAISE)
+            return tool
+    return None
+
+
+_tool: list[int] = []
+
+
 def _take_over_memory_errors() -> None:
-    _exc_pointer().value = id(_MemoryErrorNotice)
+    tool = _monitoring_tool()
+    if tool is not None:
+        # 3.12 and later make MemoryError from a free list of the built-in type directly:
+        # ``PyExc_MemoryError`` is no longer consulted, but every raise reaches monitoring.
+        _tool[:] = [tool]
+    else:
+        _exc_pointer().value = id(_MemoryErrorNotice)
     previous_sys, previous_threading = sys.excepthook, threading.excepthook
 
     def sys_hook(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> Any:
@@ -308,7 +348,14 @@ def _take_over_memory_errors() -> None:
 
 
 def _give_back_memory_errors() -> None:
-    _exc_pointer().value = id(MemoryError)
+    if _tool:
+        monitoring = sys.monitoring  # type: ignore[attr-defined,unused-ignore]
+        monitoring.set_events(_tool[0], 0)
+        monitoring.register_callback(_tool[0], monitoring.events.RAISE, None)
+        monitoring.free_tool_id(_tool[0])
+        _tool.clear()
+    else:
+        _exc_pointer().value = id(MemoryError)
     if _saved_hooks:
         previous_sys, previous_threading, sys_hook, threading_hook = _saved_hooks
         # Put the old hooks back only where nobody replaced ours meanwhile.

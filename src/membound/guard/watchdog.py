@@ -35,7 +35,6 @@ import logging
 import os
 import queue
 import select
-import sys
 import threading
 import time
 import weakref
@@ -50,6 +49,7 @@ from membound.guard.backstop import Backstop
 from membound.guard.events import EventSource, open_events
 from membound.guard.limit import Limit, given_limit, memory_limit
 from membound.guard.trend import LeakTrend, TrendVerdict
+from membound.guard.watch_pace import Pace, forget_after_fork, prefer_this_thread
 from membound.guard.watchdog_event import State, WatchdogEvent, threshold_of
 from membound.measure.cgroup_memory import Usage
 
@@ -67,18 +67,10 @@ _MAX_INTERVAL = 3600.0
 #: How long a thread whose ``MemoryError`` (a backstop refusal) goes uncaught waits for the
 #: ``on_hard`` the watchdog already queued for it.
 _UNCAUGHT_WAIT_S = 2.0
-#: Seconds between readings near the thresholds while memory rises (see ``Watchdog._fast``).
-_FAST_S = 0.01
-#: Memory "rises" when a reading is this much above the least of the last ``_RISE_S``; it stays
-#: "rising" for ``_RISE_S`` after the last such reading. Steady memory near a threshold (a
-#: service that does not leak, at 70 % of its limit) is then read every ``interval`` with the
-#: switch interval untouched: fast reading cost such a service's p99 up to 2x.
-_RISE_BYTES = 1 << 20
-_RISE_S = 1.0
 #: Thresholds are armed this much early: cgroup v1 compares usage with them only every 128
 #: page events per CPU, so an event armed at the threshold itself may come late or, when
 #: growth stops just past it, not at all. An early wake-up costs one reading, and near the
-#: thresholds the watchdog reads every ``_FAST_S`` anyway; ``soft`` and ``hard`` are armed at
+#: thresholds the watchdog reads every ``watch_pace.FAST_S`` while memory rises; ``soft`` and ``hard`` are armed at
 #: the crossing too (see ``Watchdog._arm_points``).
 _EVENT_SLACK = (
     128 * (os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096) * (os.cpu_count() or 1)
@@ -89,10 +81,6 @@ _REARM_BYTES = 1 << 20
 DEFAULT: Any = object()
 
 _current_lock = threading.Lock()
-_switch_lock = threading.Lock()
-#: Watchdogs holding the GIL switch interval low now, and the value to restore after them.
-_fast_holders: set[Watchdog] = set()
-_saved_switch = [0.005]
 #: Every watchdog alive, weakly: a forked child must forget their threads.
 _all_dogs: weakref.WeakSet[Watchdog] = weakref.WeakSet()
 _current: Watchdog | None = None
@@ -106,32 +94,13 @@ def _after_fork_in_child() -> None:
     global _current
     for dog in list(_all_dogs):
         dog._forget_threads()
-    if _fast_holders:
-        sys.setswitchinterval(_saved_switch[0])
-        _fast_holders.clear()
+    forget_after_fork()
     _current = None
 
 
 def current() -> Watchdog | None:
     """The watchdog started last in this process and not yet stopped, if any."""
     return _current
-
-
-#: The watch thread's nice value where the process may raise a thread's priority (root, or
-#: CAP_SYS_NICE): woken by a kernel event while every CPU is busy, it must run before the ramp
-#: it watches takes the last of the headroom.
-_WATCH_NICE = -10
-
-
-def _prefer_this_thread() -> None:
-    """Ask the scheduler to prefer the calling thread (Linux: a thread's own nice value); where
-    that is not allowed nothing changes."""
-    native_id = getattr(threading, "get_native_id", None)
-    setpriority = getattr(os, "setpriority", None)
-    if native_id is None or setpriority is None:
-        return
-    with contextlib.suppress(OSError):
-        setpriority(os.PRIO_PROCESS, native_id(), _WATCH_NICE)
 
 
 class Watchdog:
@@ -158,7 +127,7 @@ class Watchdog:
             that its thread gets the GIL within that time of an event even while the
             application's threads are busy (CPython's default is 5 ms).
         backstop: while the watchdog runs, have the kernel refuse one allocation that would
-            jump past halfway from ``hard`` to the limit (a soft ``RLIMIT_DATA`` re-set at every
+            take memory past ``hard`` (a soft ``RLIMIT_DATA`` re-set at every
             reading; see ``membound.guard.backstop``): it fails with ``MemoryError`` in the
             thread that asked and ``on_hard`` runs for it, instead of an OOM kill. Linux and
             CPython only; not with ``pid``. Off by default: it counts memory mapped, not
@@ -237,6 +206,7 @@ class Watchdog:
         ):
             raise SizeError(f"switch_interval={switch_interval!r} must be a number from 0 to 1 s")
         self.switch_interval = switch_interval
+        self._pace = Pace(self._near_bytes, self.interval, switch_interval if pid is None else None)
         if not isinstance(backstop, bool):
             raise SizeError(f"backstop={backstop!r} must be True or False")
         self.backstop = (
@@ -264,9 +234,6 @@ class Watchdog:
         self._threads: list[threading.Thread] = []
         self._wake_r = self._wake_w = -1
         self._armed_offset = 0
-        self._floor = 0
-        self._floor_at: float | None = None
-        self._rising_until = 0.0
         self._busy = False  # the callback thread is running a callback
         self._stopping = threading.Event()
         _all_dogs.add(self)
@@ -307,7 +274,7 @@ class Watchdog:
             judged = usage.judged
             self.peak_bytes = max(self.peak_bytes, judged)
             if self._threads:
-                self._switch_interval(fast=self._fast(judged))
+                self._pace.reading(judged)
             previous = self.state
             state = self._next_state(judged)
             self.state = state
@@ -353,51 +320,6 @@ class Watchdog:
             if callback is not None:
                 self._dispatch(callback, event)
         return state
-
-    def _switch_interval(self, fast: bool) -> None:
-        """Near the thresholds, hand the GIL over every ``switch_interval`` seconds.
-
-        Every reading releases the GIL (``poll`` and each ``pread``), and while another thread
-        is busy in Python, getting it back takes up to the switch interval each time: with
-        CPython's 5 ms a reading took 15–50 ms under a busy main thread, and a ramp at 1 GiB/s
-        moves 15–50 MiB in that time; at 0.5 ms the soft crossing was seen within 3 MiB. A
-        shorter interval costs CPU-bound threaded programs a few per cent (more hand-overs), so
-        it is lowered only while usage is at or above half of ``soft`` (or ``recover``, if
-        lower): far enough below ``soft`` that the one slow hand-over it takes to lower it
-        leaves headroom. The old value comes back below it and when the watchdog stops.
-        Several watchdogs share one process-wide setting: it is restored when the last of them
-        leaves the zone.
-        """
-        if self.switch_interval is None or self.pid is not None:
-            return
-        with _switch_lock:
-            if fast and self not in _fast_holders:
-                if not _fast_holders:
-                    _saved_switch[0] = sys.getswitchinterval()
-                _fast_holders.add(self)
-                sys.setswitchinterval(
-                    min(_saved_switch[0], *(d.switch_interval or 1 for d in _fast_holders))
-                )
-            elif not fast and self in _fast_holders:
-                _fast_holders.discard(self)
-                if not _fast_holders:
-                    sys.setswitchinterval(_saved_switch[0])
-
-    def _fast(self, judged: int) -> bool:
-        """Whether to read often and hand the GIL over quickly: near a threshold while memory
-        rises (above its least of the last ``_RISE_S`` by ``_RISE_BYTES``), and for ``_RISE_S``
-        after it last did."""
-        now = time.monotonic()
-        if self._floor_at is None or now - self._floor_at >= _RISE_S or judged < self._floor:
-            self._floor, self._floor_at = judged, now
-        elif judged - self._floor >= _RISE_BYTES:
-            self._rising_until = now + _RISE_S
-        return self._near(judged) and now < self._rising_until
-
-    def _near(self, judged: int) -> bool:
-        """Whether usage is in the zone where a crossing may come fast: from half of ``soft``
-        (or ``recover``, if lower) up."""
-        return judged >= self._near_bytes
 
     def _why(self, previous: State, state: State) -> tuple[Any, int, Callback | None]:
         if state == "hard":
@@ -530,7 +452,7 @@ class Watchdog:
                 thread.join(timeout=10)
         self._threads.clear()
         with self._lock:
-            self._switch_interval(fast=False)
+            self._pace.release()
         if self.backstop is not None:
             self.backstop.disarm()
         for fd in (self._wake_r, self._wake_w):
@@ -547,7 +469,7 @@ class Watchdog:
         self.stop()
 
     def _watch(self, source: EventSource) -> None:
-        _prefer_this_thread()
+        prefer_this_thread()
         poller = select.poll()
         generation = -1
         armed_offset = self._armed_offset  # what start() armed the thresholds with
@@ -561,9 +483,7 @@ class Watchdog:
                     generation = source.generation
                 # Near the thresholds a fast ramp takes the headroom in milliseconds: read often.
                 usage = self.usage
-                fast = usage is not None and self._near(usage.judged)
-                fast = fast and time.monotonic() < self._rising_until
-                pause = min(self.interval, _FAST_S) if fast else self.interval
+                pause = self._pace.pause(usage.judged if usage is not None else None)
                 for fd, _ in poller.poll(max(1, int(pause * 1000))):
                     if fd == self._wake_r:
                         with contextlib.suppress(OSError):

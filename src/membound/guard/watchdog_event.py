@@ -29,8 +29,8 @@ class WatchdogEvent:
         at: when, in seconds since the epoch.
         trend: the leak trend at that moment (None until the window has been judged).
         cause: ``threshold`` (a reading crossed it) or ``backstop`` (for ``hard``: the kernel
-            refused an allocation that would have passed the backstop point, see
-            ``membound.guard.backstop``; then ``threshold_bytes`` is that point).
+            refused an allocation that would have taken memory past ``hard``, see
+            ``membound.guard.backstop``).
     """
 
     kind: Literal["soft", "hard", "recover", "leak"]
