@@ -70,8 +70,8 @@ _UNCAUGHT_WAIT_S = 2.0
 #: Thresholds are armed this much early: cgroup v1 compares usage with them only every 128
 #: page events per CPU, so an event armed at the threshold itself may come late or, when
 #: growth stops just past it, not at all. An early wake-up costs one reading, and near the
-#: thresholds the watchdog reads every ``watch_pace.FAST_S`` while memory rises; ``soft`` and ``hard`` are armed at
-#: the crossing too (see ``Watchdog._arm_points``).
+#: thresholds the watchdog reads every ``watch_pace.FAST_S`` while memory rises; ``soft`` and
+#: ``hard`` are armed at the crossing too (see ``Watchdog._arm_points``).
 _EVENT_SLACK = (
     128 * (os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096) * (os.cpu_count() or 1)
 )
