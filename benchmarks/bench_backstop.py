@@ -108,19 +108,23 @@ def main() -> None:
                     key = f"{chunk} MiB, {guard}, {load}"
                     results[key] = found = series(groups, chunk, mode, runs)
                     print(f"{key}: {found}", flush=True)
-    backstop = [v for k, v in results.items() if ", backstop," in k]
-    contrast = [v for k, v in results.items() if ", no guard," in k]
-    targets = {
-        "backstop: OOM kills (target 0)": sum(v["oom_killed"] for v in backstop),
-        "backstop: ramps where on_hard did not run (target 0)": sum(
-            v["trials"] - v["on_hard_ran"] for v in backstop
-        ),
-        "no guard: ramps not OOM-killed (target 0)": sum(
-            v["trials"] - v["oom_killed"] for v in contrast
-        ),
-    }
-    for name, value in targets.items():
-        print(f"{name}: {value}")
+    targets = []
+    for key, found in results.items():
+        n, killed = found["trials"], found["oom_killed"]
+        how = ", ".join(f"{count} by {way}" for way, count in sorted(found["stopped_by"].items()))
+        measured = f"{killed} of {n} OOM-killed; stopped {how or 'never'}"
+        if ", backstop," in key:
+            measured += f"; on_hard ran in {found['on_hard_ran']}"
+            target = "0 OOM kills, on_hard ran in every trial"
+            met: bool | None = killed == 0 and found["on_hard_ran"] == n
+        elif ", no guard," in key:
+            target = "(contrast) OOM-killed every time"
+            met = killed == n
+        else:
+            target = "reported beside the backstop"
+            met = None
+        targets.append({"what": key, "target": target, "measured": measured, "met": met})
+        print(f"{key}: {measured} (target: {target})")
     write(
         "backstop",
         {

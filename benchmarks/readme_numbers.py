@@ -24,6 +24,8 @@ BATCHING_BEGIN = "<!-- batching:begin (benchmarks/readme_numbers.py --write) -->
 BATCHING_END = "<!-- batching:end -->"
 GUARD_BEGIN = "<!-- guard:begin (benchmarks/readme_numbers.py --write) -->"
 GUARD_END = "<!-- guard:end -->"
+BACKSTOP_BEGIN = "<!-- backstop:begin (benchmarks/readme_numbers.py --write) -->"
+BACKSTOP_END = "<!-- backstop:end -->"
 PARTITION_BEGIN = "<!-- partition:begin (benchmarks/readme_numbers.py --write) -->"
 PARTITION_END = "<!-- partition:end -->"
 BATCHING_LABELS = {
@@ -301,6 +303,31 @@ def render_guard() -> str:
     return "\n".join(lines)
 
 
+def render_backstop() -> str:
+    """The backstop's ramps (``benchmarks/bench_backstop.py``)."""
+    found = _load("backstop")
+    p, machine = found["parameters"], found["machine"]
+    lines = [
+        BACKSTOP_BEGIN,
+        "",
+        f"Measured by `benchmarks/bench_backstop.py` (Python {machine['python']}, "
+        f"{machine['cpus']} CPUs, cgroup v1, one run of {p['elapsed_s'] / 60:.1f} min): ramps of "
+        f"4, 16 and 64 MiB pieces into a {p['limit_mib']} MiB cgroup with "
+        f'`Watchdog(hard="{p["hard"]}", on_hard=<a callback that stops the loop>)`, '
+        f"{p['runs']} trials per row ({p['contrast_runs']} for the contrast), on a quiet "
+        "machine and with two busy loops beside.",
+        "",
+        "| what | target | measured | result |",
+        "|---|---|---|---|",
+    ]
+    for row in found["targets"]:
+        met = row["met"]
+        result = "reported" if met is None else ("met" if met else "NOT met")
+        lines.append(f"| {row['what']} | {row['target']} | {row['measured']} | {result} |")
+    lines += ["", BACKSTOP_END]
+    return "\n".join(lines)
+
+
 def render_partition() -> str:
     """Balance, auto batch sizes, per-worker memory and throughput (``bench_partition.py``)."""
     part = _load("partition")
@@ -404,14 +431,15 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="replace the sections in README.md")
     args = parser.parse_args()
     numbers, batching, guard = render(), render_batching(), render_guard()
-    partition = render_partition()
+    partition, backstop = render_partition(), render_backstop()
     if not args.write:
-        print(numbers + "\n\n" + batching + "\n\n" + guard + "\n\n" + partition)
+        print("\n\n".join([numbers, batching, guard, partition, backstop]))
         return
     readme = ROOT / "README.md"
     text = _replace(readme.read_text(), BEGIN, END, numbers)
     text = _replace(text, BATCHING_BEGIN, BATCHING_END, batching)
     text = _replace(text, PARTITION_BEGIN, PARTITION_END, partition)
+    text = _replace(text, BACKSTOP_BEGIN, BACKSTOP_END, backstop)
     readme.write_text(_replace(text, GUARD_BEGIN, GUARD_END, guard))
     print(f"updated {readme}")
 
