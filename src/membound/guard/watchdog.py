@@ -130,9 +130,10 @@ class Watchdog:
             take memory past ``hard`` (a soft ``RLIMIT_DATA`` re-set at every
             reading; see ``membound.guard.backstop``): it fails with ``MemoryError`` in the
             thread that asked and ``on_hard`` runs for it, instead of an OOM kill. Linux and
-            CPython only; not with ``pid``. Off by default: it counts memory mapped, not
-            touched, and near the limit it refused OpenBLAS's untouched buffers (the process
-            aborted) where the plain watchdog peaked at 271 of 300 MiB.
+            CPython only; not with ``pid``. Off by default: it makes every crossing of ``hard``
+            an error in the crossing thread (a numpy job that the plain watchdog let finish at
+            271 of 300 MiB got ``MemoryError`` at 247 MiB), and it counts memory mapped, not
+            touched.
         clock: the clock for the leak trend (tests pass their own).
 
     Raises:
