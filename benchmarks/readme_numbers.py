@@ -275,6 +275,16 @@ def render_batching() -> str:
     return "\n".join(lines)
 
 
+def _target_rows(rows: list[dict[str, Any]]) -> list[str]:
+    """Table rows of ``{what, target, measured, met}`` (met None: only reported)."""
+    out = []
+    for row in rows:
+        met = row["met"]
+        result = "reported" if met is None else ("met" if met else "NOT met")
+        out.append(f"| {row['what']} | {row['target']} | {row['measured']} | {result} |")
+    return out
+
+
 def render_guard() -> str:
     """The production guard's targets and figures (``benchmarks/bench_guard.py``)."""
     guard = _load("guard")
@@ -295,11 +305,7 @@ def render_guard() -> str:
         "| what | target | measured | result |",
         "|---|---|---|---|",
     ]
-    for row in guard["targets"]:
-        met = row["met"]
-        result = "reported" if met is None else ("met" if met else "NOT met")
-        lines.append(f"| {row['what']} | {row['target']} | {row['measured']} | {result} |")
-    lines += ["", GUARD_END]
+    lines += [*_target_rows(guard["targets"]), "", GUARD_END]
     return "\n".join(lines)
 
 
@@ -320,11 +326,7 @@ def render_backstop() -> str:
         "| what | target | measured | result |",
         "|---|---|---|---|",
     ]
-    for row in found["targets"]:
-        met = row["met"]
-        result = "reported" if met is None else ("met" if met else "NOT met")
-        lines.append(f"| {row['what']} | {row['target']} | {row['measured']} | {result} |")
-    lines += ["", BACKSTOP_END]
+    lines += [*_target_rows(found["targets"]), "", BACKSTOP_END]
     return "\n".join(lines)
 
 
