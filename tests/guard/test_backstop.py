@@ -60,6 +60,7 @@ def test_the_backstop_stops_a_ramp_without_an_oom_kill_and_runs_on_hard(chunk: s
         if how == "MemoryError":
             assert "backstop" in causes.split(","), output
             assert "the backstop refused an allocation" in output
+            assert "a thread after the refusal ran" in output
 
 
 def test_an_uncaught_refusal_still_runs_on_hard() -> None:

@@ -124,6 +124,7 @@ class Backstop:
         backstop works."""
         if not AVAILABLE:
             return False
+        _load_unwinder()
         with _lock:
             if not _armed:
                 _take_over_memory_errors()
@@ -201,6 +202,15 @@ class Backstop:
             ((bucket, least + added) for bucket, least in self._untouched),
             maxlen=self._untouched.maxlen,
         )
+
+
+def _load_unwinder() -> None:
+    """Load ``libgcc_s`` now. glibc loads it on a thread's first ``pthread_exit`` (CPython 3.12
+    ends every thread with one), and its writable segments count in the data size: at the cap,
+    that load failed and glibc aborted the process ("libgcc_s.so.1 must be installed for
+    pthread_exit to work") right after a refusal. Loaded once, later loads map nothing."""
+    with contextlib.suppress(OSError):
+        ctypes.CDLL("libgcc_s.so.1")
 
 
 def _notify_refusal() -> None:

@@ -44,6 +44,11 @@ except MemoryError:
         raise
     how = "MemoryError"
     refusal_reported.wait(5)  # on_hard runs in the watchdog's callback thread
+    # A thread started and ended at the cap: its exit must not need memory the cap refuses
+    # (glibc loads libgcc_s at a thread's first pthread_exit, and aborted when it could not).
+    worker = threading.Thread(target=print, args=("a thread after the refusal ran",))
+    worker.start()
+    worker.join()
 print(
     f"result: {how} held={len(held) * chunk >> 20} hard_runs={len(causes)} "
     f"causes={','.join(causes)}",
