@@ -49,7 +49,7 @@ _fork_hook = False
 
 def data_and_anon() -> tuple[int, int] | None:
     """This process's data size (plus its main stack) and its anonymous resident memory, in
-    bytes, from ``/proc/self/statm`` (one short read, cheap enough for every reading of a
+    bytes, from ``/proc/self/statm`` (one ``pread``, cheap enough for every reading of a
     watchdog); None off Linux.
 
     The data field counts the main stack too, a few hundred KiB that ``RLIMIT_DATA`` does not
@@ -57,11 +57,23 @@ def data_and_anon() -> tuple[int, int] | None:
     resident memory is resident less shared (file-backed and shmem) pages.
     """
     try:
-        with open("/proc/self/statm", "rb") as f:
-            fields = f.read().split()
+        fields = os.pread(_statm_fd(), 256, 0).split()
         return int(fields[5]) * _PAGE, (int(fields[1]) - int(fields[2])) * _PAGE
     except (OSError, ValueError, IndexError):
         return None
+
+
+_statm: list[int] = []  # [pid, fd]: /proc/self/statm kept open by the process that opened it
+
+
+def _statm_fd() -> int:
+    """``/proc/self/statm`` kept open: one ``pread`` per reading releases the GIL once, where
+    open, read and close released it three times, and a thread writing memory in one long C
+    call holds it for milliseconds each time (what it writes meanwhile is not room)."""
+    pid = os.getpid()
+    if not _statm or _statm[0] != pid:  # first use, or a forked child (its own /proc/self)
+        _statm[:] = [pid, os.open("/proc/self/statm", os.O_RDONLY | os.O_CLOEXEC)]
+    return _statm[1]
 
 
 def set_cap(key: int, cap: int) -> int | None:

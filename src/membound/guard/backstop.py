@@ -76,6 +76,11 @@ _HARD_SLACK = 4 << 20
 #: middle must not count the rest as room). In buckets, so what is kept stays fixed.
 _SETTLE_S = 0.5
 _BUCKET_S = 0.05
+#: The least room the cap leaves outside ``hard``: for the program to handle the
+#: ``MemoryError`` (and CPython to make it) after a refusal close to ``hard``.
+_RESERVE = 1 << 20
+#: What a new thread maps for its own start-up, beyond its stack, allowed until the next reading.
+_THREAD_START = 1 << 20
 #: A refusal runs ``on_hard`` at most this often (a loop that retries after ``MemoryError``
 #: would otherwise run it once per attempt).
 _REFUSAL_EVERY_S = 1.0
@@ -141,21 +146,23 @@ class Backstop:
         drop_cap(id(self))
         self.cap_bytes = None
 
-    def update(self, judged: int, hard_state: bool) -> None:
-        """Re-set the cap after a reading: data size now plus the headroom to the point, less
-        what was mapped lately and not yet touched (while ``hard``: no more than the cap already
-        allows, and a little slack at least)."""
-        if self not in _armed:
-            return
-        sizes = data_and_anon()
-        if sizes is None:
+    def sizes(self) -> tuple[int, int] | None:
+        """This process's data size and anonymous resident memory now (before a reading)."""
+        return data_and_anon() if self in _armed else None
+
+    def update(self, judged: int, hard_state: bool, sizes: tuple[int, int] | None) -> None:
+        """Re-set the cap after a reading: data size now plus the headroom to ``hard``, less
+        what was mapped lately and not yet touched, and at least ``_RESERVE`` (while ``hard``:
+        a little slack, and never more than the cap already allows)."""
+        if self not in _armed or sizes is None:
             return
         data, anon = sizes
-        cap = data + max(0, self.point_bytes - judged) - self._unsettled(max(0, data - anon))
+        room = self.point_bytes - judged - self._unsettled(max(0, data - anon))
+        cap = data + max(room, _RESERVE)
         if hard_state:
             cap = data + self._slack
             if self.cap_bytes is not None:
-                cap = max(min(cap, self.cap_bytes), data + self._slack // 4)
+                cap = min(cap, self.cap_bytes)  # no new room while hard: only memory given back
         self.cap_bytes = set_cap(id(self), cap)
 
     def _unsettled(self, untouched: int) -> int:
@@ -189,15 +196,24 @@ class Backstop:
             self._on_refusal()
 
     def lift(self, extra: int) -> None:
-        """Let ``extra`` more bytes be mapped now (a thread's stack is about to be)."""
+        """Move the cap by ``extra`` bytes (negative: down)."""
         if self.cap_bytes is not None:
             self.cap_bytes = set_cap(id(self), self.cap_bytes + extra)
 
-    def mapped_untouched(self, lifted: int, added: int) -> None:
-        """``added`` bytes were mapped that stay untouched (a thread's stack, ``lifted`` having
-        been allowed for it): keep the cap that much higher and count them as settled."""
-        if self.cap_bytes is not None:
-            self.cap_bytes = set_cap(id(self), self.cap_bytes - lifted + added)
+    def lift_for(self, need: int) -> int:
+        """Let ``need`` bytes be mapped now beyond the data size, even at or past ``hard`` (a
+        thread is starting: its stack and start-up touch next to nothing); returns how far the
+        cap moved, for :meth:`lift` to take back."""
+        sizes = data_and_anon()
+        if self.cap_bytes is None or sizes is None:
+            return 0
+        raised = max(0, sizes[0] + need - self.cap_bytes)
+        self.lift(raised)
+        return raised
+
+    def mapped_untouched(self, added: int) -> None:
+        """``added`` bytes were mapped that stay untouched (a thread's stack): count them as
+        settled, so that the next reading leaves them out of the room."""
         self._untouched = deque(
             ((bucket, least + added) for bucket, least in self._untouched),
             maxlen=self._untouched.maxlen,
@@ -234,29 +250,29 @@ def _uncaught(value: BaseException) -> None:
 # --- seeing MemoryError -------------------------------------------------------------------------
 
 
-class _RefusedMemoryError(MemoryError):
+class _MemoryErrorNotice(MemoryError):
+    """The type ``PyExc_MemoryError`` names while a backstop is in force (3.10/3.11): making
+    one tells the watchdogs and returns a :class:`_RefusedMemoryError`."""
+
+    def __new__(cls, *args: object) -> Any:
+        if cls is not _MemoryErrorNotice:
+            return MemoryError.__new__(cls, *args)
+        _notify_refusal()
+        return MemoryError.__new__(_RefusedMemoryError, *args)
+
+
+class _RefusedMemoryError(_MemoryErrorNotice):
     """What a ``MemoryError`` raised while a backstop is in force is an instance of (see the
-    module docstring); shown and pickled as a plain ``MemoryError``."""
+    module docstring): an instance of the type raised, so that CPython's normalisation keeps
+    it; shown and pickled as a plain ``MemoryError``."""
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (MemoryError, self.args)
 
 
-_RefusedMemoryError.__name__ = _RefusedMemoryError.__qualname__ = "MemoryError"
-_RefusedMemoryError.__module__ = "builtins"
-
-
-class _MemoryErrorNotice(MemoryError):
-    """The type ``PyExc_MemoryError`` names while a backstop is in force: making one tells the
-    watchdogs and returns a :class:`_RefusedMemoryError`."""
-
-    def __new__(cls, *args: object) -> Any:
-        _notify_refusal()
-        return MemoryError.__new__(_RefusedMemoryError, *args)
-
-
-_MemoryErrorNotice.__name__ = _MemoryErrorNotice.__qualname__ = "MemoryError"
-_MemoryErrorNotice.__module__ = "builtins"
+for _kind in (_MemoryErrorNotice, _RefusedMemoryError):
+    _kind.__name__ = _kind.__qualname__ = "MemoryError"
+    _kind.__module__ = "builtins"
 
 _saved_hooks: list[Any] = []
 #: ``threading``'s function that starts a thread (3.13 renamed it), and what it was before ours.
@@ -283,24 +299,40 @@ def _stack_bytes() -> int:
     return size + (64 << 10)
 
 
-def _start_thread(*args: Any, **kwargs: Any) -> Any:
-    """``threading``'s start function while a backstop is in force: the new thread's stack is
-    mapped with the cap lifted by one stack, then counted as settled untouched memory."""
+def _start_thread(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``threading``'s start function while a backstop is in force: the cap is lifted by one
+    stack and the new thread's own start-up (a malloc arena, the interpreter's frame stack)
+    until the thread runs Python code; the stack then counts as settled untouched memory. A
+    thread whose start-up failed at the cap left ``Thread.start()`` waiting for ever."""
     start = _saved_start[0] if _saved_start else getattr(threading, _START_NAME)
     backstops = [b for b in list(_armed) if b.cap_bytes is not None]
     if not backstops:
-        return start(*args, **kwargs)
+        return start(function, *args, **kwargs)
     stack = _stack_bytes()
     before = data_and_anon()
-    for backstop in backstops:
-        backstop.lift(stack)
-    try:
-        return start(*args, **kwargs)
-    finally:
+    raised = [backstop.lift_for(stack + _THREAD_START) for backstop in backstops]
+    settled = threading.Event()
+
+    def settle() -> None:
+        if settled.is_set():
+            return
+        settled.set()
         after = data_and_anon()
         added = stack if before is None or after is None else max(0, after[0] - before[0])
-        for backstop in backstops:
-            backstop.mapped_untouched(stack, min(added, stack))
+        added = min(added, stack)
+        for backstop, lifted in zip(backstops, raised, strict=True):
+            backstop.mapped_untouched(added)
+            backstop.lift(added - lifted)
+
+    def run(*inner: Any, **named: Any) -> Any:
+        settle()
+        return function(*inner, **named)
+
+    try:
+        return start(run, *args, **kwargs)
+    except BaseException:
+        settle()
+        raise
 
 
 def _exc_pointer() -> ctypes.c_void_p:

@@ -235,7 +235,7 @@ class Watchdog:
         self._threads: list[threading.Thread] = []
         self._wake_r = self._wake_w = -1
         self._armed_offset = 0
-        self._busy = False  # the callback thread is running a callback
+        self._refusal_runs_due = 0  # on_hard runs for refusals decided and not yet finished
         self._stopping = threading.Event()
         _all_dogs.add(self)
 
@@ -266,6 +266,10 @@ class Watchdog:
         call it directly.
         """
         with self._lock:
+            # The backstop reads this process's mapped memory *before* the usage, so that what
+            # a write in progress adds to the usage meanwhile is counted as still to come, not
+            # as room (the other order let a 64 MiB block through 23 MiB short of hard).
+            sizes = self.backstop.sizes() if self.backstop is not None else None
             usage = self.limit.usage()
             if usage is None:
                 self.gone = True
@@ -281,12 +285,14 @@ class Watchdog:
             self.state = state
             fired: list[tuple[Callback | None, WatchdogEvent]] = []
             if self.backstop is not None:
-                self.backstop.update(judged, state == "hard")
+                self.backstop.update(judged, state == "hard", sizes)
                 if self.backstop.take_refusals():
                     event = self._event(
                         "hard", previous, judged, self.backstop.point_bytes, cause="backstop"
                     )
                     fired.append((self.on_hard, event))
+                    if self.on_hard is not None:
+                        self._refusal_runs_due += 1
             if state != previous:
                 self.transitions.append(
                     {"from": previous, "to": state, "at": time.time(), "usage_bytes": judged}
@@ -360,13 +366,15 @@ class Watchdog:
                 event = self._event(
                     "hard", self.state, judged, backstop.point_bytes, cause="backstop"
                 )
+                if self.on_hard is not None:
+                    self._refusal_runs_due += 1
         if event is not None:
             _log.warning("membound guard: %s", event.describe())
             if self.on_hard is not None:
                 self._run_callback(self.on_hard, event)
             return
         deadline = time.monotonic() + _UNCAUGHT_WAIT_S
-        while (self._busy or not self._queue.empty()) and time.monotonic() < deadline:
+        while self._refusal_runs_due > 0 and time.monotonic() < deadline:
             time.sleep(0.01)
 
     def _wake(self) -> None:
@@ -393,6 +401,10 @@ class Watchdog:
         except Exception:
             self.callback_errors += 1
             _log.exception("membound guard: the %s callback %r raised", event.kind, callback)
+        finally:
+            if event.cause == "backstop":
+                with self._lock:
+                    self._refusal_runs_due -= 1
 
     # --- threads -----------------------------------------------------------------------------
 
@@ -539,11 +551,7 @@ class Watchdog:
                 continue
             if item is None:
                 return
-            self._busy = True
-            try:
-                self._run_callback(*item)
-            finally:
-                self._busy = False
+            self._run_callback(*item)
 
     # --- reporting -----------------------------------------------------------------------------
 

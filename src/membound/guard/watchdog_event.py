@@ -48,12 +48,12 @@ class WatchdogEvent:
         if self.kind == "leak" and self.trend is not None:
             return self.trend.explanation  # it starts with "leak: "
         if self.cause == "backstop":
-            room = max(0, self.threshold_bytes - self.usage_bytes)
             return (
-                f"{self.kind}: the backstop refused an allocation at "
-                f"{format_size(self.usage_bytes)} of {format_size(self.limit_bytes)} (it allows "
-                f"{format_size(room)} more, up to {format_size(self.threshold_bytes)}); "
-                "MemoryError was raised in the thread that asked"
+                f"{self.kind}: the backstop refused an allocation that would have taken memory "
+                f"past {format_size(self.threshold_bytes)} (last reading "
+                f"{format_size(self.usage_bytes)} of {format_size(self.limit_bytes)}; memory "
+                "written while the watchdog reads counts as taken); MemoryError was raised in "
+                "the thread that asked"
             )
         return (
             f"{self.kind}: {format_size(self.usage_bytes)} of {format_size(self.limit_bytes)} "
