@@ -44,8 +44,10 @@ from rich.table import Table
 from rich.text import Text
 
 from membound._errors import Interrupted, MemboundError, StopRequested
-from membound._units import format_size, parse_duration
+from membound._units import format_size, parse_duration, parse_size
 from membound.cli._output import Outputs, _seconds, _writable
+from membound.cli.watch_tree import TreeLimit, WatchedTree, tree_for_command
+from membound.guard.limit import Limit
 from membound.guard.watchdog import Watchdog, WatchdogEvent
 from membound.measure.cgroup_memory import Usage, read_text
 from membound.measure.outcome import exit_words
@@ -384,8 +386,9 @@ class _Target:
         return cls(pid, None, _shorten(words))
 
     @classmethod
-    def start(cls, cmd: str) -> _Target:
-        """Start ``cmd`` (split like a shell would, run without one) in a session of its own.
+    def start(cls, cmd: str, enter: Callable[[], None] | None = None) -> _Target:
+        """Start ``cmd`` (split like a shell would, run without one) in a session of its own;
+        ``enter`` runs in the child before ``exec`` (it moves into the cgroup made for it).
 
         Raises:
             WatchUsageError: an empty command or quotes that do not close.
@@ -400,7 +403,17 @@ class _Target:
         try:
             # Its own session: Ctrl-C stops membound, which then stops the command and says so
             # (rather than the terminal interrupting both at once).
-            popen = subprocess.Popen(argv, stdin=subprocess.DEVNULL, start_new_session=True)
+            # ``enter`` before ``exec``, not after the start: a command that forks at once
+            # would leave children outside its cgroup. membound runs no other thread yet here,
+            # which is what makes ``preexec_fn`` safe.
+            popen = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=enter,  # noqa: PLW1509
+            )
+        except subprocess.SubprocessError as exc:  # ``enter`` failed in the child
+            raise WatchError(f"cannot start {argv[0]} in its cgroup: {exc}") from None
         except FileNotFoundError:
             raise WatchError(f"command not found: {argv[0]}") from None
         except PermissionError:
@@ -454,9 +467,12 @@ def _shorten(words: str, width: int = 80) -> str:
     return words if len(words) <= width else words[: width - 1] + "…"
 
 
-def _counts(kind: str) -> str:
-    """What the judged usage is, for a limit of ``kind``."""
-    if kind.startswith("cgroup"):
+def _counts(limit: Limit) -> str:
+    """What the judged usage is, for ``limit``."""
+    kind = limit.kind
+    if isinstance(limit, TreeLimit):
+        return "RssAnon + RssShmem of the process and its descendants"
+    if kind.startswith("cgroup") or limit.group is not None:
         return "the cgroup's charge less reclaimable page cache"
     if kind == "rlimit-as":
         return "VmSize, the address space RLIMIT_AS bounds"
@@ -516,6 +532,8 @@ class _Watch:
         self.usage: Usage | None = None
         self.rss: int | None = None
         self.hwm: int | None = None
+        #: What the watchdog judges: the process, or the command's whole tree (and how).
+        self.judged = "the process"
         self.readings_seen = -1
         self.last_transition_at = 0.0
         self.transition_count = 0
@@ -659,7 +677,7 @@ class _Watch:
             f" · peak {format_size(dog.peak_bytes)}"
         )
         grid.add_row("usage", bar)
-        grid.add_row("", Text(_counts(dog.limit.kind), style="dim"))
+        grid.add_row("", Text(_counts(dog.limit), style="dim"))
         grid.add_row(
             "limit",
             Text(
@@ -709,7 +727,7 @@ class _Watch:
             samples=down.samples,
             stride=down.stride,
             metric="usage",
-            source=f"membound watch: the watchdog's readings ({_counts(self.dog.limit.kind)})",
+            source=f"membound watch: the watchdog's readings ({_counts(self.dog.limit)})",
         )
 
     def summary(self, exit_code: int) -> dict[str, object]:
@@ -728,6 +746,7 @@ class _Watch:
             "exit_status": self.target.returncode,
             "exit_code": exit_code,
             "limit": dog.limit.to_dict(),
+            "judged": self.judged,
             "thresholds": snapshot["thresholds"],
             "interval_s": dog.interval,
             "events": dog.events_kind,
@@ -742,7 +761,7 @@ class _Watch:
             "peak_rss_source": "VmHWM of /proc/PID/status, since the process started",
             "last": {
                 "usage_bytes": None if usage is None else usage.judged,
-                "counts": _counts(dog.limit.kind),
+                "counts": _counts(dog.limit),
                 "charged_bytes": None if usage is None else usage.charged,
                 "anon_bytes": None if usage is None else usage.anon,
                 "file_bytes": None if usage is None else usage.file,
@@ -793,7 +812,7 @@ class _Watch:
             f"  thresholds  soft {format_size(dog.soft_bytes)} · hard "
             f"{format_size(dog.hard_bytes)} · recover {format_size(dog.recover_bytes)}",
             f"  usage       last {format_size(None if usage is None else usage.judged)} · peak "
-            f"{format_size(dog.peak_bytes)} (sampled; {_counts(dog.limit.kind)})",
+            f"{format_size(dog.peak_bytes)} (sampled; {_counts(dog.limit)})",
             f"  RSS         last {format_size(self.rss)} · kernel peak {format_size(self.hwm)} "
             "(VmHWM, since the process started)",
         ]
@@ -836,7 +855,7 @@ def _plot(watch: _Watch) -> bytes:
     timeline = watch.timeline()
     with plt.rc_context({"text.parse_math": False}):
         fig, ax = plt.subplots(figsize=(8, 4.5))
-        _plot_timeline(ax, timeline, f"usage ({_counts(dog.limit.kind)})")
+        _plot_timeline(ax, timeline, f"usage ({_counts(dog.limit)})")
         top = max(timeline.peak, 1.0)
         off = []
         for value, name, colour in (
@@ -908,7 +927,7 @@ def _metrics(port: int | None, watch: _Watch) -> Iterator[int | None]:
             )
             yield gauge(
                 "membound_memory_usage_bytes",
-                f"Memory as the limit counts it ({_counts(limit.kind)}), bytes.",
+                f"Memory as the limit counts it ({_counts(limit)}), bytes.",
                 judged,
             )
             yield gauge(
@@ -999,7 +1018,7 @@ def _watchdog(
     soft: str,
     hard: str,
     recover: str | None,
-    limit: str | None,
+    limit: str | Limit | None,
     interval: float,
     leak_window: float,
     pid: int | None,
@@ -1177,6 +1196,7 @@ def command(
         raise WatchUsageError('give a PID or --cmd "COMMAND" (one of them)')
     if prometheus_port is not None:
         _check_port(prometheus_port)
+    tree: WatchedTree | None = None
     if pid is not None:
         target = _Target.attach(pid)
         for action in (on_soft, on_hard):
@@ -1186,15 +1206,23 @@ def command(
         assert cmd is not None
         # Refuse bad thresholds before the command starts: a child has this process's limit.
         _watchdog(soft, hard, recover, limit, interval, leak_window, None)
-        target = _Target.start(cmd)
+        tree = tree_for_command()
+        try:
+            target = _Target.start(cmd, tree.enter())
+        except BaseException:
+            tree.remove()
+            raise
     started = time.monotonic()
     actions = _Actions(target.pid, started)
+    judged: str | Limit | None = limit
+    if tree is not None:
+        judged = tree.limit(target.pid, None if limit is None else parse_size(limit))
     try:
         dog = _watchdog(
             soft,
             hard,
             recover,
-            limit,
+            judged,
             interval,
             leak_window,
             target.pid,
@@ -1204,10 +1232,13 @@ def command(
         )
     except BaseException:
         target.stop()
+        if tree is not None:
+            tree.remove()
         raise
     live = not quiet and not no_live and sys.stderr.isatty() and Console(stderr=True).is_terminal
     mode = "quiet" if quiet else ("live" if live else "lines")
     watch = _Watch(dog, target, actions, started=started, duration=duration, mode=mode)
+    watch.judged = "the process" if tree is None else tree.words
     stop: BaseException | None = None
     try:
         with _quiet_guard_log(), _metrics(prometheus_port, watch) as served:
@@ -1217,6 +1248,8 @@ def command(
                 + f" every {dog.interval:g} s against {dog.limit.describe()}: soft "
                 f"{format_size(dog.soft_bytes)}, hard {format_size(dog.hard_bytes)}"
             )
+            if tree is not None:
+                watch.say(f"judging the whole command: {tree.words}")
             if served is not None:
                 watch.say(f"serving metrics on http://127.0.0.1:{served}/metrics")
             try:
@@ -1230,6 +1263,8 @@ def command(
         stop, watch.ended = exc, "terminated"
     finally:
         stopped = target.stop()
+        if tree is not None:
+            tree.remove()
     try:
         waited = actions.finish()
     except KeyboardInterrupt as exc:
