@@ -1024,6 +1024,7 @@ def _watchdog(
     pid: int | None,
     on_soft: Callable[[WatchdogEvent], object] | None = None,
     on_hard: Callable[[WatchdogEvent], object] | None = None,
+    on_recover: Callable[[WatchdogEvent], object] | None = None,
     on_leak: Callable[[WatchdogEvent], object] | None = None,
 ) -> Watchdog:
     """The guard's watchdog; its refusals (bad sizes, ``recover >= soft``, ``soft >= hard``,
@@ -1037,6 +1038,7 @@ def _watchdog(
             interval=interval,
             on_soft=on_soft,
             on_hard=on_hard,
+            on_recover=on_recover,
             on_leak=on_leak,
             leak_window=leak_window,
             pid=pid,
@@ -1128,6 +1130,13 @@ def _quiet_guard_log() -> Iterator[None]:
     f"MEMBOUND_LIMIT_BYTES set, and are killed after {ACTION_TIMEOUT_S:g} s.",
 )
 @click.option(
+    "--on-recover",
+    metavar="ACTION",
+    callback=_action_option,
+    help="When memory is back under --recover: signal:NAME or a command (gunicorn: "
+    "--on-hard signal:TTOU sheds a worker, --on-recover signal:TTIN adds it back).",
+)
+@click.option(
     "--duration",
     type=float,
     metavar="SECONDS",
@@ -1171,6 +1180,7 @@ def command(
     leak_window: float,
     on_soft: Action | None,
     on_hard: Action | None,
+    on_recover: Action | None,
     duration: float | None,
     json_path: str | None,
     plot_path: str | None,
@@ -1199,7 +1209,7 @@ def command(
     tree: WatchedTree | None = None
     if pid is not None:
         target = _Target.attach(pid)
-        for action in (on_soft, on_hard):
+        for action in (on_soft, on_hard, on_recover):
             if action is not None and action.signum is not None:
                 _check_signals(pid)
     else:
@@ -1228,6 +1238,7 @@ def command(
             target.pid,
             on_soft=None if on_soft is None else actions.callback("on-soft", on_soft),
             on_hard=None if on_hard is None else actions.callback("on-hard", on_hard),
+            on_recover=None if on_recover is None else actions.callback("on-recover", on_recover),
             on_leak=actions.on_leak,
         )
     except BaseException:
@@ -1250,6 +1261,10 @@ def command(
             )
             if tree is not None:
                 watch.say(f"judging the whole command: {tree.words}")
+            for option, action in (("--on-hard", on_hard), ("--on-soft", on_soft)):
+                warning = _gunicorn_warning(target.pid, option, action)
+                if warning:
+                    watch.say(warning)
             if served is not None:
                 watch.say(f"serving metrics on http://127.0.0.1:{served}/metrics")
             try:
@@ -1332,6 +1347,30 @@ def _check_port(port: int) -> None:
             raise WatchError(
                 f"cannot serve metrics on 127.0.0.1:{port}: {exc.strerror or exc}"
             ) from None
+
+
+def _gunicorn_warning(pid: int, option: str, action: Action | None) -> str | None:
+    """One line when ``option`` sends HUP or TERM to what looks like a gunicorn master: HUP
+    starts the new workers before the old ones exit (memory doubles at the worst moment), TERM
+    stops the whole server."""
+    if action is None or action.signum not in (signal.SIGHUP, signal.SIGTERM):
+        return None
+    try:
+        words = " ".join(psutil.Process(pid).cmdline())
+    except psutil.Error:
+        return None
+    if "gunicorn" not in words:
+        return None
+    name = signal.Signals(action.signum).name.removeprefix("SIG")
+    harm = (
+        "starts new workers before the old ones exit, so memory rises first"
+        if name == "HUP"
+        else "stops the whole server"
+    )
+    return (
+        f"warning: {option} signal:{name} to a gunicorn master {harm}; to shed memory send "
+        "signal:TTOU (one worker fewer) and --on-recover signal:TTIN (one back)"
+    )
 
 
 def _check_signals(pid: int) -> None:
