@@ -1,12 +1,16 @@
-"""The WSGI middleware called as a WSGI server calls it: health served, load shed in ``hard``."""
+"""The WSGI middleware called as a WSGI server calls it: health served, load shed in ``hard``,
+and shedding that lasts arms the recycle of a stuck worker."""
 
 from __future__ import annotations
 
 import json
+import logging
+import time
 from typing import Any
 
 import pytest
 
+from membound.guard import refusal
 from membound.guard.middleware import ASGIHealthMiddleware, HealthMiddleware
 from membound.guard.watchdog import Watchdog
 from membound.measure.cgroup_memory import process_usage
@@ -77,3 +81,24 @@ def test_bad_arguments(kwargs: dict[str, Any], message: str) -> None:
         HealthMiddleware(_app, **kwargs)
     with pytest.raises(ValueError, match=message):
         ASGIHealthMiddleware(_app, **kwargs)  # type: ignore[arg-type]
+
+
+def test_shedding_that_lasts_arms_the_way_out(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="membound.guard")
+    refusal.stop_refusing()  # what earlier tests' shedding armed is off
+    refusal._said.clear()
+    try:
+        app = HealthMiddleware(_app, watchdog=_hard_dog(), recycle_after=0.2)
+        assert _call(app, "/work")[0].startswith("503")
+        time.sleep(0.6)  # still hard, memory not falling, and no supervisor in a test process
+        assert "liveness probe" in caplog.text
+        quiet = HealthMiddleware(_app, watchdog=_hard_dog(), recycle_after=None)
+        refusal.stop_refusing()
+        refusal._said.clear()
+        caplog.clear()
+        assert _call(quiet, "/work")[0].startswith("503")
+        time.sleep(0.6)
+        assert "liveness probe" not in caplog.text  # recycle_after=None: shed until it recovers
+    finally:
+        refusal.stop_refusing()
+        refusal._said.clear()

@@ -6,10 +6,18 @@
   thread by default), so that the work in them unwinds and frees what it holds.
 * :func:`refuse_new_work` — set the flag that :class:`~membound.guard.HealthMiddleware` and
   :class:`~membound.guard.ASGIHealthMiddleware` read: new requests get 503 with ``Retry-After``
-  until memory is back under the ``recover`` threshold (the flag clears itself then).
-* :func:`exit_gracefully` — stop taking work, raise ``SystemExit(status)`` in the main thread so
-  that ``finally`` blocks and ``atexit`` run, and end the process with ``status`` after
-  ``grace`` seconds if it is still there: a status for the supervisor to restart on.
+  (and ``/health`` 503) until memory is back under the ``recover`` threshold (the flag clears
+  itself then). A leaking worker never gets there, so refusing does not last for ever: after
+  ``recycle_after`` seconds with memory not falling, a worker that runs under a supervisor (a
+  gunicorn arbiter, ``uvicorn --workers``) recycles itself gracefully and a fresh one takes
+  its place; a single process keeps answering 503 on ``/health`` for a liveness probe to
+  restart it.
+* :func:`exit_gracefully` — stop taking work and end the process for its supervisor to restart
+  it. In a server (uvicorn: its own graceful shutdown; anything with a SIGTERM handler, such as
+  gunicorn's workers: SIGTERM) the listeners close and requests in flight finish first
+  (``membound.guard.serving``); in a plain script ``SystemExit(status)`` is raised in the main
+  thread so that ``finally`` blocks and ``atexit`` run. Either way the process ends with
+  ``status`` if it is still there when the grace is over.
 
 The ready-made actions are quick and never block, so the watchdog runs them in its own thread
 the moment it decides (no hand-over to the callback thread): ``raise_in`` must land before the
@@ -28,7 +36,16 @@ from typing import TYPE_CHECKING, Any
 
 from membound._errors import MemoryBudgetExceeded
 from membound.bound.release import release_memory
+from membound.guard.refusal import (
+    _check_delay,
+    _check_grace,
+    recycle_if_stuck,
+    refusing,
+    start_refusing,
+    stop_refusing,
+)
 from membound.guard.registry import clear_all
+from membound.guard.serving import stop_serving
 
 if TYPE_CHECKING:
     from membound.guard.watchdog import WatchdogEvent
@@ -38,12 +55,15 @@ __all__ = [
     "exit_gracefully",
     "free_memory",
     "raise_in",
+    "recycle_if_stuck",
     "refuse_new_work",
     "refusing",
+    "stop_refusing",
 ]
 
 _log = logging.getLogger("membound.guard")
-_refusing = threading.Event()
+#: Seconds past the grace before a stopped server's process is ended by ``os._exit``.
+_LATE_S = 5.0
 
 Action = Callable[["WatchdogEvent"], object]
 
@@ -63,17 +83,6 @@ class HardLimitReached(MemoryBudgetExceeded):
 def _immediate(action: Callable[[WatchdogEvent], Any]) -> Callable[[WatchdogEvent], Any]:
     action._membound_immediate = True  # type: ignore[attr-defined]
     return action
-
-
-def refusing() -> bool:
-    """True while new work should be refused (set by :func:`refuse_new_work` and
-    :func:`exit_gracefully`; cleared when the watchdog recovers)."""
-    return _refusing.is_set()
-
-
-def stop_refusing() -> None:
-    """Take new work again (the watchdog calls this when memory is back under ``recover``)."""
-    _refusing.clear()
 
 
 def free_memory(event: WatchdogEvent) -> dict[str, object]:
@@ -119,12 +128,24 @@ def raise_in(threads: Iterable[threading.Thread] | None = None) -> Action:
     return action
 
 
-def refuse_new_work() -> Action:
-    """An action that sets the refuse-new-work flag (see :func:`refusing`)."""
+def refuse_new_work(recycle_after: float | None = 30.0, grace: float = 30.0) -> Action:
+    """An action that sets the refuse-new-work flag (see :func:`refusing`), cleared when memory
+    is back under ``recover``.
+
+    Args:
+        recycle_after: seconds of refusing with memory not falling after which a worker under a
+            supervisor (gunicorn, ``uvicorn --workers``) recycles itself gracefully (see
+            ``refusal.recycle_if_stuck``); None: refuse until memory recovers.
+        grace: seconds the requests in flight have to finish when it recycles.
+    """
+    if recycle_after is not None:
+        _check_delay(recycle_after)
+    _check_grace(grace)
 
     @_immediate
     def action(event: WatchdogEvent) -> bool:
-        _refusing.set()
+        start_refusing()
+        recycle_if_stuck(recycle_after, grace)
         return True
 
     return action
@@ -133,18 +154,21 @@ def refuse_new_work() -> Action:
 def exit_gracefully(status: int = 75, grace: float = 10.0) -> Action:
     """An action that stops the process for its supervisor to restart it.
 
+    In a server it stops the way the server stops itself (uvicorn: ``should_exit``, its
+    graceful shutdown; a process with its own SIGTERM handler, such as a gunicorn worker:
+    SIGTERM): no new connections, the requests in flight finish (up to ``grace`` seconds),
+    then it exits — with ``status`` under uvicorn, as its SIGTERM handling decides elsewhere.
+    In a plain script it raises ``SystemExit(status)`` in the main thread. New requests that
+    reach the health middlewares meanwhile get 503. If the process is still there after the
+    grace (plus 5 s for a server's shutdown), ``os._exit(status)`` ends it.
+
     Args:
         status: the exit status (75, ``EX_TEMPFAIL``, by default: "try again").
-        grace: seconds for ``finally`` blocks and ``atexit`` handlers before ``os._exit``.
+        grace: seconds for requests in flight, ``finally`` blocks and ``atexit`` handlers.
     """
     if isinstance(status, bool) or not isinstance(status, int) or not 0 <= status <= 255:
         raise ValueError(f"an exit status is a whole number 0-255, got {status!r}")
-    if (
-        isinstance(grace, bool)
-        or not isinstance(grace, int | float)
-        or not 0 <= grace <= 3600  # NaN fails this too
-    ):
-        raise ValueError(f"grace is seconds from 0 to 3600, got {grace!r}")
+    _check_grace(grace)
 
     class _Exit(SystemExit):
         def __init__(self) -> None:
@@ -152,11 +176,15 @@ def exit_gracefully(status: int = 75, grace: float = 10.0) -> Action:
 
     @_immediate
     def action(event: WatchdogEvent) -> bool:
-        _refusing.set()
-        main = threading.main_thread()
-        if main.ident is not None:
-            _set_async_exc(main.ident, _Exit)
-        timer = threading.Timer(grace, os._exit, args=(status,))
+        start_refusing()
+        late = grace
+        if stop_serving(grace, status) is not None:
+            late += _LATE_S
+        else:
+            main = threading.main_thread()
+            if main.ident is not None:
+                _set_async_exc(main.ident, _Exit)
+        timer = threading.Timer(late, os._exit, args=(status,))
         timer.daemon = True
         timer.start()
         return True

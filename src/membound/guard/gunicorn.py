@@ -7,20 +7,25 @@ gunicorn's server hooks that:
 
 * after each request (``post_request``), read the worker's own memory *now* — anonymous plus
   shared resident memory, what stays charged to it (never ``ru_maxrss``, the peak);
-* when it is at ``hard`` or above, stop the worker gracefully: ``worker.alive = False`` makes
-  gunicorn's sync and gthread workers finish the request in hand, stop accepting and exit, and
-  the arbiter starts a fresh one; the request that crossed the threshold has already been
-  answered, and requests waiting on the socket go to the other workers;
-* let at most ``max_recycling`` workers (default ⌈workers / 4⌉) recycle at once: a worker takes
-  one of that many slot locks (``fcntl`` locks on files named after the arbiter's pid) and holds
-  it until it exits, when the kernel releases it. A worker that finds no free slot keeps
-  serving and tries again after its next request.
+* when it is at its recycle point (``hard``, less a jitter drawn per worker so that workers
+  growing at one pace do not all cross at once), stop the worker gracefully: ``worker.alive =
+  False`` makes gunicorn's sync and gthread workers finish the request in hand, stop accepting
+  and exit, and the arbiter starts a fresh one; the request that crossed the point has already
+  been answered, and requests waiting on the socket go to the other workers;
+* let at most ``max_recycling`` workers (default ⌈workers / 4⌉) recycle at once (slot locks
+  held until the recycled worker exits; ``membound.guard.recycling``);
+* report a worker that starts serving above ``hard`` once, and never recycle it for memory
+  (a fresh worker would be as big: a restart loop);
+* with ``uvicorn.workers.UvicornWorker`` (``post_worker_init``), wrap the worker's ASGI app in
+  :class:`~membound.guard.asgi_recycler.ASGIRecycler`, which does the same after each response
+  and stops the worker as uvicorn stops itself (gunicorn's ``post_request`` never runs there).
 
 Use it in a gunicorn config file::
 
     from membound.guard.gunicorn import Recycler
 
     recycler = Recycler(hard="300 MB")
+    post_worker_init = recycler.post_worker_init
     post_request = recycler.post_request
     on_exit = recycler.on_exit
 
@@ -31,33 +36,37 @@ workers). The hooks never raise into gunicorn: a failure is logged through the w
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import math
 import os
-import shutil
-import tempfile
 from typing import Any
 
-from membound._errors import SizeError
-from membound._units import format_size, parse_size
-from membound.guard.limit import memory_limit
+from membound.guard.asgi_recycler import ASGIRecycler
+from membound.guard.recycling import Policy, under_pressure, usage_now
+from membound.guard.serving import Supervisor
 from membound.measure.cgroup_memory import process_usage
 
 __all__ = ["Recycler"]
 
 
+def _workers(worker: Any) -> int:
+    return int(getattr(worker.cfg, "workers", 1) or 1)
+
+
 class Recycler:
-    """gunicorn hooks that recycle a worker after the request in which it crossed ``hard``.
+    """gunicorn hooks that recycle a worker after the request in which it reached ``hard``.
 
     Args:
         hard: a worker's memory (anonymous + shared resident) at which it is recycled: a size, or
             a percentage of the worker's share of the limit.
         max_recycling: workers allowed to recycle at the same time (default ⌈workers / 4⌉).
         slot_dir: where the slot lock files live (default: the temporary directory).
+        jitter: each worker recycles at a point drawn once between ``hard × (1 − jitter)`` and
+            ``hard`` (0 to 0.5).
+        grace: under ``UvicornWorker``, seconds the requests in flight have to finish (sync
+            and gthread workers finish the request in hand; gunicorn's ``timeout`` bounds it).
 
     Attributes:
         recycled: workers this process told to recycle (in a worker: 0 or 1).
-        deferred: times a worker over ``hard`` found every slot taken and kept serving.
+        policy: the recycle point, slots and boot check.
     """
 
     def __init__(
@@ -65,103 +74,85 @@ class Recycler:
         hard: int | str = "90%",
         max_recycling: int | None = None,
         slot_dir: str | None = None,
+        *,
+        jitter: float = 0.1,
+        grace: float = 30.0,
     ) -> None:
-        self._hard_text = hard
-        self._percent: float | None = None
-        if isinstance(hard, str) and hard.strip().endswith("%"):
-            try:
-                self._percent = float(hard.strip()[:-1])
-            except ValueError:
-                self._percent = float("nan")
-            if not 0 < self._percent <= 100:
-                raise SizeError(f"hard={hard!r} is no percentage: expected 0 < p <= 100")
-            self._hard_bytes: int | None = None
-        else:
-            self._hard_bytes = parse_size(hard)
-            if self._hard_bytes <= 0:
-                raise SizeError(f"hard={hard!r} must be more than 0 bytes")
-        if max_recycling is not None and (
-            isinstance(max_recycling, bool)
-            or not isinstance(max_recycling, int)
-            or max_recycling < 1
+        self.policy = Policy(hard, jitter, max_recycling, slot_dir)
+        self._hard = hard
+        if (
+            isinstance(grace, bool)
+            or not isinstance(grace, int | float)
+            or not 0 <= grace <= 3600  # NaN fails this too
         ):
-            raise ValueError(f"max_recycling must be a whole number >= 1, got {max_recycling!r}")
-        self.max_recycling = max_recycling
-        self.slot_dir = slot_dir if slot_dir is not None else tempfile.gettempdir()
+            raise ValueError(f"grace is seconds from 0 to 3600, got {grace!r}")
+        self.grace = float(grace)
         self.recycled = 0
-        self.deferred = 0
-        self._slot_fd: int | None = None
+
+    @property
+    def max_recycling(self) -> int | None:
+        """Workers allowed to recycle at once (None: ⌈workers / 4⌉)."""
+        return self.policy.max_recycling
+
+    @property
+    def slot_dir(self) -> str:
+        """Where the slot lock files live."""
+        return self.policy.slot_dir
+
+    @property
+    def deferred(self) -> int:
+        """Times this worker was over its point and found every slot taken."""
+        return self.policy.deferred
 
     def hard_bytes(self, workers: int) -> int:
         """The threshold in bytes for a server of ``workers`` workers."""
-        if self._hard_bytes is not None:
-            return self._hard_bytes
-        assert self._percent is not None
-        share = memory_limit().bytes / max(1, workers)
-        return int(share * self._percent / 100)
+        return self.policy.hard_bytes(workers)
 
-    def _slots(self, workers: int) -> int:
-        if self.max_recycling is not None:
-            return self.max_recycling
-        return max(1, math.ceil(workers / 4))
-
-    def _dir(self, arbiter_pid: int) -> str:
-        return os.path.join(self.slot_dir, f"membound-gunicorn-{arbiter_pid}")
-
-    def _take_slot(self, arbiter_pid: int, workers: int) -> bool:
-        """Lock a free recycling slot for the rest of this worker's life; False if none is."""
-        if self._slot_fd is not None:
-            return True
-        folder = self._dir(arbiter_pid)
-        os.makedirs(folder, exist_ok=True)
-        for n in range(self._slots(workers)):
-            fd = os.open(os.path.join(folder, f"slot-{n}"), os.O_RDWR | os.O_CREAT, 0o600)
-            try:
-                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                os.close(fd)
-                continue
-            self._slot_fd = fd  # held until the process exits: the kernel releases it then
-            return True
-        return False
+    def post_worker_init(self, worker: Any) -> None:
+        """gunicorn's ``post_worker_init`` hook: note the worker's memory as it starts serving
+        (a worker above ``hard`` then is reported, not recycled), and wrap an ASGI app run by
+        ``UvicornWorker`` in the recycler."""
+        try:
+            usage = process_usage("self")
+            if usage is not None:
+                message = self.policy.boot(usage.judged, _workers(worker), int(worker.ppid))
+                if message is not None:
+                    worker.log.warning("%s", message)
+            if hasattr(worker, "config") and "uvicorn" in type(worker).__module__:
+                wrapped = ASGIRecycler(worker.wsgi, self._hard, grace=self.grace)
+                wrapped.policy = self.policy  # one point, one boot, one slot per worker
+                wrapped.adopt(Supervisor("gunicorn", int(worker.ppid), _workers(worker)))
+                worker.wsgi = wrapped
+        except Exception as exc:  # a hook must never break the server
+            with contextlib.suppress(Exception):
+                worker.log.error("membound: the recycler could not start: %s", exc)
 
     def post_request(self, worker: Any, req: Any, environ: Any, resp: Any) -> None:
-        """gunicorn's ``post_request`` hook: recycle this worker if it is at ``hard``."""
+        """gunicorn's ``post_request`` hook: recycle this worker if it is at its point."""
         try:
             if not getattr(worker, "alive", False):
                 return
-            usage = process_usage("self")
-            if usage is None:
+            workers, supervisor_pid = _workers(worker), int(worker.ppid)
+            if not self.policy.booted:  # no post_worker_init hook: the first request's end
+                usage = process_usage("self")
+                if usage is not None:
+                    message = self.policy.boot(usage.judged, workers, supervisor_pid)
+                    if message is not None:
+                        worker.log.warning("%s", message)
+            pressure = under_pressure()
+            judged = usage_now(self.policy.point_bytes(workers, pressure))
+            if judged is None:
                 return
-            workers = int(getattr(worker.cfg, "workers", 1) or 1)
-            hard = self.hard_bytes(workers)
-            if usage.judged < hard:
-                return
-            if not self._take_slot(int(worker.ppid), workers):
-                self.deferred += 1
-                if self.deferred == 1:
-                    worker.log.info(
-                        "membound: worker %s is at %s, above hard %s, but %d worker(s) are "
-                        "recycling already: it keeps serving and tries again after each request",
-                        os.getpid(),
-                        format_size(usage.judged),
-                        format_size(hard),
-                        self._slots(workers),
-                    )
-                return
-            self.recycled += 1
-            worker.alive = False
-            worker.log.info(
-                "membound: worker %s recycles after this request: %s anonymous memory is at or "
-                "above hard %s",
-                os.getpid(),
-                format_size(usage.judged),
-                format_size(hard),
-            )
+            decision = self.policy.judge(judged, workers, supervisor_pid, pressure)
+            if decision.message is not None:
+                worker.log.info("%s", decision.message)
+            if decision.verdict == "recycle":
+                self.recycled += 1
+                worker.alive = False
         except Exception as exc:  # a hook must never break the server
             with contextlib.suppress(Exception):
                 worker.log.error("membound: the recycling check failed: %s", exc)
 
     def on_exit(self, server: Any) -> None:
         """gunicorn's ``on_exit`` hook: remove the slot files of this arbiter."""
-        shutil.rmtree(self._dir(os.getpid()), ignore_errors=True)
+        self.policy.remove_slots(os.getpid())

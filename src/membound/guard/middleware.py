@@ -6,7 +6,11 @@ balancer drains it (Dask's ``/health`` says "ok" whatever happens). Every other 
 through, except while the watchdog is ``hard`` or new work is refused
 (``actions.refuse_new_work``): then it is answered at once with 503 and ``Retry-After`` (and
 never reaches the app), so a process near its limit stops taking work instead of being killed
-in the middle of it.
+in the middle of it. Shedding must end: when it has lasted ``recycle_after`` seconds with memory
+not falling (a leaking worker never gets back under ``recover``), a worker under a supervisor
+(gunicorn, ``uvicorn --workers``) recycles itself gracefully (``refusal.recycle_if_stuck``); a
+single process keeps answering 503 on ``/health`` so that a liveness probe restarts it
+(``membound.guard.refusal``).
 
 Written here rather than taken from a library: the WSGI and ASGI protocols are a few lines
 each, and a framework's health plugin would tie membound to that framework.
@@ -19,8 +23,8 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any, Generic, TypeVar
 
 from membound.guard import watchdog as _watchdog
-from membound.guard.actions import refusing
 from membound.guard.health import health
+from membound.guard.refusal import recycle_if_stuck, refusing
 
 __all__ = ["ASGIHealthMiddleware", "HealthMiddleware", "shedding"]
 
@@ -65,11 +69,25 @@ class _Guarded(Generic[App]):
         watchdog: _watchdog.Watchdog | None = None,
         retry_after: int = 5,
         shed: bool = True,
+        recycle_after: float | None = 30.0,
     ) -> None:
         _check_args(path, retry_after)
+        if recycle_after is not None and (
+            isinstance(recycle_after, bool)
+            or not isinstance(recycle_after, int | float)
+            or not 0 <= recycle_after <= 86400  # NaN fails this too
+        ):
+            raise ValueError(
+                f"recycle_after is seconds from 0 to 86400 or None, got {recycle_after!r}"
+            )
         self.app, self.path, self.watchdog = app, path, watchdog
-        self.retry_after, self.shed = retry_after, shed
+        self.retry_after, self.shed, self.recycle_after = retry_after, shed, recycle_after
         self.shed_count = 0
+
+    def _shed_one(self) -> None:
+        """Count a request turned away, and arm the recycle of a worker stuck shedding."""
+        self.shed_count += 1
+        recycle_if_stuck(self.recycle_after, watchdog=self.watchdog)
 
 
 class HealthMiddleware(_Guarded[WSGIApp]):
@@ -81,6 +99,8 @@ class HealthMiddleware(_Guarded[WSGIApp]):
         watchdog: the watchdog to read (default: the one started last in the process).
         retry_after: seconds put in ``Retry-After`` when shedding.
         shed: turn requests away with 503 in ``hard`` (False: only serve health).
+        recycle_after: seconds of shedding with memory not falling after which a worker under
+            a supervisor recycles itself gracefully (None: shed until memory recovers).
     """
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -92,7 +112,7 @@ class HealthMiddleware(_Guarded[WSGIApp]):
             start_response(status, headers)
             return [body]
         if self.shed and shedding(self.watchdog):
-            self.shed_count += 1
+            self._shed_one()
             start_response(
                 "503 Service Unavailable",
                 [
@@ -118,7 +138,7 @@ class ASGIHealthMiddleware(_Guarded[ASGIApp]):
             await _respond(send, code, body, [(b"cache-control", b"no-store")])
             return
         if self.shed and shedding(self.watchdog):
-            self.shed_count += 1
+            self._shed_one()
             retry = [(b"retry-after", str(self.retry_after).encode())]
             await _respond(send, 503, _SHED_BODY, retry)
             return

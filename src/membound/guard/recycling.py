@@ -1,0 +1,283 @@
+"""When a server's worker recycles on its current memory: the policy that gunicorn's
+``Recycler`` and the ASGI recycler share.
+
+* **The point.** A worker recycles when its own memory *now* (anonymous + shared resident, as
+  ``measure.cgroup_memory.process_usage`` reads it; never ``ru_maxrss``, the peak) is at its
+  recycle point: ``hard`` (a size, or a percentage of the worker's share of the limit) less a
+  random part of ``jitter`` drawn once per worker. Workers that grow at one pace then cross at
+  different requests instead of all at once (the reason for gunicorn's ``max_requests_jitter``).
+* **At most ⌈workers / 4⌉ at once** (``max_recycling``) out of service: a worker takes one of
+  that many slots (``membound.guard.recycle_slots``), which stays taken until a fresh worker
+  serves in its place; one that finds every slot taken keeps serving and tries again after its
+  next request (gunicorn#3427: four workers restarted within 4 s despite jitter).
+* **Under pressure** — the worker's watchdog finds memory past ``soft`` (in a cgroup shared by
+  the workers, the service's), or work is refused — a worker recycles halfway from its memory
+  at boot to its point: the grown workers give memory back before the service reaches
+  ``hard``. With 4 uvicorn workers leaking 1 MiB a request in 400 MiB, recycling only at the
+  point left the service refusing 78 % of 1,500 requests (every worker under its point, the
+  service above ``recover``).
+* **Booted above hard.** A worker whose memory when it started serving was already at ``hard``
+  would be replaced by one as big, in a loop (uWSGI's ``reload-on-rss`` does that). It is
+  reported once per server (a marker file beside the slots) and never recycled for memory; the
+  watchdog's actions still apply to it.
+
+One :class:`Policy` object may be made in a parent (gunicorn reads its config file in the
+arbiter) and copied into every worker by ``fork``: what a worker learns (its point, memory at
+boot, its slot) is kept per process id, so a fresh worker starts from nothing.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+from membound._errors import SizeError
+from membound._units import format_size, parse_size
+from membound.guard.limit import memory_limit
+from membound.guard.recycle_slots import replaced, slot_folder, take_slot
+from membound.guard.refusal import refusing
+from membound.guard.watchdog import current
+from membound.measure.cgroup_memory import KeptFiles, process_usage
+
+__all__ = ["Decision", "Policy", "under_pressure", "usage_now"]
+
+_files = KeptFiles(2)
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+#: Seconds a worker trusts the limit it read (``hard`` as a percentage of its share).
+_LIMIT_TTL_S = 10.0
+
+Verdict = Literal["keep", "recycle", "deferred", "exempt"]
+
+
+def under_pressure() -> bool:
+    """Whether this worker's watchdog finds memory past ``soft`` (in a cgroup shared by the
+    workers: the whole service's), or new work is refused: the moment to recycle grown workers
+    early, before the service reaches ``hard`` and refuses work."""
+    if refusing():
+        return True
+    dog = current()
+    return dog is not None and dog.state != "ok"
+
+
+def usage_now(below: int) -> int | None:
+    """This process's memory as the recycler judges it (anonymous + shared resident, from
+    ``/proc/self/status``), or, while its whole resident set is under ``below``, that resident
+    set: an upper bound that already says "under", read from ``statm`` in ~1 µs where
+    ``status`` takes ~25 µs (after every request, that was most of the recycler's cost). None
+    when it cannot be read."""
+    text = _files.read("/proc/self/statm")
+    if text is not None:
+        fields = text.split()
+        if len(fields) > 1 and fields[1].isdigit() and int(fields[1]) * _PAGE < below:
+            return int(fields[1]) * _PAGE
+    usage = process_usage("self", "ram", _files.read)
+    return usage.judged if usage is not None else None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a worker does after a request."""
+
+    verdict: Verdict
+    """``keep`` serving, ``recycle`` now (a slot is held), ``deferred`` (over its point, every
+    slot taken), ``exempt`` (booted above ``hard``: never recycled for memory)."""
+    usage_bytes: int
+    """The worker's memory judged."""
+    point_bytes: int
+    """Its recycle point."""
+    message: str | None
+    """A line to log, the first time something is worth saying."""
+
+
+@dataclass
+class _Worker:
+    pid: int
+    jitter_draw: float
+    boot_bytes: int | None = None
+    exempt: bool = False
+    deferred: int = 0
+    recycling: bool = False
+    limit_bytes: int | None = None
+    limit_at: float = 0.0
+
+
+class Policy:
+    """The recycle point, the slots and the boot check of a server's workers.
+
+    Args:
+        hard: memory (anonymous + shared resident) at which a worker recycles: a size, or a
+            percentage of the worker's share of the limit (``memory_limit()`` / workers).
+        jitter: a worker recycles at a point drawn once between ``hard × (1 − jitter)`` and
+            ``hard`` (0 to 0.5).
+        max_recycling: workers allowed to recycle at once (default ⌈workers / 4⌉).
+        slot_dir: where the slot lock files live (default: the temporary directory).
+
+    Raises:
+        SizeError: ``hard`` is no size or no percentage in (0, 100].
+        ValueError: ``jitter`` or ``max_recycling`` out of range.
+    """
+
+    def __init__(
+        self,
+        hard: int | str = "90%",
+        jitter: float = 0.1,
+        max_recycling: int | None = None,
+        slot_dir: str | None = None,
+    ) -> None:
+        self._percent: float | None = None
+        self._hard_bytes: int | None = None
+        if isinstance(hard, str) and hard.strip().endswith("%"):
+            try:
+                self._percent = float(hard.strip()[:-1])
+            except ValueError:
+                self._percent = float("nan")
+            if not 0 < self._percent <= 100:
+                raise SizeError(f"hard={hard!r} is no percentage: expected 0 < p <= 100")
+        else:
+            self._hard_bytes = parse_size(hard)
+            if self._hard_bytes <= 0:
+                raise SizeError(f"hard={hard!r} must be more than 0 bytes")
+        if (
+            isinstance(jitter, bool)
+            or not isinstance(jitter, int | float)
+            or not 0 <= jitter <= 0.5  # NaN fails this too
+        ):
+            raise ValueError(f"jitter is a fraction of hard from 0 to 0.5, got {jitter!r}")
+        if max_recycling is not None and (
+            isinstance(max_recycling, bool)
+            or not isinstance(max_recycling, int)
+            or max_recycling < 1
+        ):
+            raise ValueError(f"max_recycling must be a whole number >= 1, got {max_recycling!r}")
+        self.jitter = float(jitter)
+        self.max_recycling = max_recycling
+        self.slot_dir = slot_dir if slot_dir is not None else tempfile.gettempdir()
+        self._worker: _Worker | None = None
+
+    def hard_bytes(self, workers: int) -> int:
+        """``hard`` in bytes for a server of ``workers`` workers."""
+        if self._hard_bytes is not None:
+            return self._hard_bytes
+        assert self._percent is not None
+        me = self._me()
+        now = time.monotonic()
+        if me.limit_bytes is None or now - me.limit_at > _LIMIT_TTL_S:
+            # Reading every limit costs ~0.2 ms (cgroup files, rlimits, /proc/meminfo): once
+            # per request it put 0.5 ms on a uvicorn worker's median; limits rarely change.
+            me.limit_bytes, me.limit_at = memory_limit().bytes, now
+        share = me.limit_bytes / max(1, workers)
+        return int(share * self._percent / 100)
+
+    def slots(self, workers: int) -> int:
+        """How many workers may recycle at once."""
+        if self.max_recycling is not None:
+            return self.max_recycling
+        return max(1, math.ceil(workers / 4))
+
+    def _me(self) -> _Worker:
+        worker = self._worker
+        if worker is None or worker.pid != os.getpid():  # first use, or a fresh forked worker
+            worker = self._worker = _Worker(os.getpid(), random.random())
+        return worker
+
+    def point_bytes(self, workers: int, pressure: bool = False) -> int:
+        """This worker's recycle point (``hard`` less its part of the jitter); under
+        ``pressure``, halfway from its memory at boot to that point."""
+        me = self._me()
+        hard = self.hard_bytes(workers)
+        point = int(hard * (1 - self.jitter * me.jitter_draw))
+        if me.boot_bytes is not None and me.boot_bytes >= point:
+            return hard  # booted between its point and hard: hard itself, not a loop
+        if pressure and me.boot_bytes is not None:
+            return me.boot_bytes + (point - me.boot_bytes) // 2
+        return point
+
+    @property
+    def booted(self) -> bool:
+        """Whether this worker's memory at boot is known."""
+        return self._me().boot_bytes is not None
+
+    def boot(self, usage_bytes: int, workers: int, supervisor_pid: int) -> str | None:
+        """Note that this worker starts serving, and its memory then (a slot waiting for a
+        replacement is freed); a line to log (once per server) when it is at ``hard`` already."""
+        me = self._me()
+        if me.boot_bytes is not None:
+            return None
+        me.boot_bytes = usage_bytes
+        replaced(self.slot_dir, supervisor_pid, self.slots(workers))
+        hard = self.hard_bytes(workers)
+        if usage_bytes < hard:
+            return None
+        me.exempt = True
+        if not self._first_report(supervisor_pid):
+            return None
+        return (
+            f"membound: worker {os.getpid()} started serving at {format_size(usage_bytes)}, "
+            f"at or above hard {format_size(hard)}: a fresh worker would be as big, so workers "
+            "that boot above hard are not recycled for memory (raise hard above what a worker "
+            "needs at boot)"
+        )
+
+    def _first_report(self, supervisor_pid: int) -> bool:
+        folder = slot_folder(self.slot_dir, supervisor_pid)
+        try:
+            os.makedirs(folder, exist_ok=True)
+            fd = os.open(os.path.join(folder, "booted-above-hard"), os.O_CREAT | os.O_EXCL, 0o600)
+        except OSError:
+            return False
+        os.close(fd)
+        return True
+
+    def judge(
+        self, usage_bytes: int, workers: int, supervisor_pid: int, pressure: bool = False
+    ) -> Decision:
+        """What this worker does now that its memory is ``usage_bytes`` (``pressure``: the
+        service's memory is past the watchdog's ``soft``, or work is refused)."""
+        me = self._me()
+        point = self.point_bytes(workers, pressure)
+        if me.exempt or me.recycling or usage_bytes < point:
+            verdict: Verdict = "exempt" if me.exempt else "keep"
+            return Decision(verdict, usage_bytes, point, None)
+        hard = self.hard_bytes(workers)
+        slots = self.slots(workers)
+        if not take_slot(self.slot_dir, supervisor_pid, slots, usage_bytes < hard):
+            me.deferred += 1
+            message = None
+            if me.deferred == 1:
+                message = (
+                    f"membound: worker {os.getpid()} is at {format_size(usage_bytes)}, above "
+                    f"its recycle point {format_size(point)}, but {slots} worker(s) are "
+                    "recycling already: it keeps serving and tries again after each request"
+                )
+            return Decision("deferred", usage_bytes, point, message)
+        me.recycling = True
+        return Decision(
+            "recycle",
+            usage_bytes,
+            point,
+            f"membound: worker {os.getpid()} recycles after this request: "
+            f"{format_size(usage_bytes)} anonymous memory is at or above its recycle point "
+            f"{format_size(point)} (hard {format_size(hard)})"
+            + (", halfway from its boot while the service's memory is high" if pressure else ""),
+        )
+
+    @property
+    def deferred(self) -> int:
+        """Times this worker was over its point and found every slot taken."""
+        return self._me().deferred
+
+    @property
+    def recycling(self) -> bool:
+        """Whether this worker has decided to recycle."""
+        return self._me().recycling
+
+    def remove_slots(self, supervisor_pid: int) -> None:
+        """Remove the slot folder of ``supervisor_pid`` (its exit hook)."""
+        shutil.rmtree(slot_folder(self.slot_dir, supervisor_pid), ignore_errors=True)

@@ -1,0 +1,68 @@
+"""A WSGI app for the gunicorn tests and ``benchmarks/bench_servers.py``, guarded as the
+environment says; gunicorn's ``Recycler`` hooks come from a config file (``guarded_conf.py``).
+
+Endpoints as ``guarded_asgi.py``: ``/leak`` keeps 1 MiB more (``MB_TEST_LEAK_MIB``), ``/slow?S``
+sleeps S seconds, ``/grow?M`` keeps M MiB at once, ``/`` answers; each says which worker answered.
+
+Environment: ``MB_TEST_GUARD`` = ``none`` (bare app), ``health`` (``HealthMiddleware``; the
+default) or ``full`` (and a Watchdog with ``on_hard=actions.refuse_new_work()`` started in each
+worker at its first request); ``MB_TEST_ON_HARD`` = ``exit`` or ``refuse`` as in
+``guarded_asgi.py`` (a Watchdog on the worker's own memory plus ``MB_TEST_HEADROOM_MIB``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from guarded_asgi import DOGS, KEPT, LEAK, MIB, _start_watchdog
+
+from membound.guard.middleware import HealthMiddleware
+
+_started: list[int] = []
+
+
+def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    path, query = environ.get("PATH_INFO"), environ.get("QUERY_STRING", "")
+    if path == "/leak":
+        KEPT.append(b"\x01" * LEAK)
+    elif path == "/grow":
+        KEPT.append(b"\x02" * (int(query or "32") * MIB))
+    elif path == "/slow":
+        time.sleep(float(query or "1"))
+    body = json.dumps({"pid": os.getpid(), "kept_mib": sum(map(len, KEPT)) / MIB}).encode()
+    start_response(
+        "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+    )
+    return [body]
+
+
+def start_in_worker() -> None:
+    """Start this worker's watchdog, once (gunicorn forks workers after the import)."""
+    if os.getpid() not in _started:
+        _started.append(os.getpid())
+        DOGS.clear()
+        _start_watchdog()
+
+
+def _per_worker(inner: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
+    """Start the worker's watchdog at its first request, if its boot did not."""
+
+    def first(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        start_in_worker()
+        return inner(environ, start_response)
+
+    return first
+
+
+def _guarded() -> Callable[..., Iterable[bytes]]:
+    guard = os.environ.get("MB_TEST_GUARD", "health")
+    if guard == "none":
+        return app
+    return _per_worker(HealthMiddleware(app))
+
+
+application = _guarded()

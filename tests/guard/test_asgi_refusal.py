@@ -1,0 +1,138 @@
+"""``actions.refuse_new_work`` recovers: a leaking worker that refuses work never gets back under
+``recover`` by itself, so after ``recycle_after`` seconds with memory not falling it recycles
+gracefully under its supervisor (uvicorn ``--workers``, gunicorn) and fresh workers serve 200
+again; a single process keeps answering 503 on ``/health`` for a liveness probe. Real servers on
+127.0.0.1, bounded request loops; plus the arming and disarming in one process."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from membound.guard import actions, refusal
+from membound.guard.asgi_recycler import ASGIRecycler
+from membound.guard.gunicorn import Recycler
+from membound.guard.middleware import ASGIHealthMiddleware, HealthMiddleware
+from tests.guard.server_helpers import Reply, free_port, get, load, python, serve, wait_for_line
+
+SHED_BODY = {"status": "hard", "error": "memory near its limit: try again later"}
+ENV = {"MB_TEST_ON_HARD": "refuse", "MB_TEST_HEADROOM_MIB": "64", "MB_TEST_RECYCLE_AFTER": "1.5"}
+
+
+def _until_fresh_workers_serve(url: str, old: set[object], seconds: float) -> list[Reply]:
+    """Requests every 50 ms until two in a row come from workers not in ``old`` (bounded)."""
+    seen: list[Reply] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        seen.append(get(url))
+        fresh = [r.status == 200 and r.body.get("pid") not in old for r in seen[-2:]]
+        if len(fresh) == 2 and all(fresh):
+            break
+        time.sleep(0.05)
+    return seen
+
+
+@pytest.mark.parametrize("server_kind", ["uvicorn --workers", "gunicorn sync"])
+def test_a_refusing_leaking_worker_recycles_and_the_service_recovers(
+    tmp_path: Path, server_kind: str
+) -> None:
+    port = free_port()
+    if server_kind == "uvicorn --workers":
+        argv = python("uvicorn", "--workers", "2", "--host", "127.0.0.1", "--port", str(port))
+        argv += ["--no-access-log", "guarded_asgi:application"]
+    else:
+        conf = str(Path(__file__).parent / "apps" / "guarded_conf.py")
+        argv = python("gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}", "-c", conf)
+        argv += ["guarded_wsgi:application"]
+    env = {**ENV, "MB_TEST_RECYCLER": "0"}
+    with serve(argv, port, tmp_path, env) as server:
+        # 1 MiB per request: each worker passes hard (32 MiB above its start) and refuses
+        leaked = load(f"http://127.0.0.1:{port}/leak", 120, threads=2, pause=0.01)
+        refusing = get(f"http://127.0.0.1:{port}/health")
+        old = {r.body.get("pid") for r in leaked if r.status == 200}
+        after = _until_fresh_workers_serve(f"http://127.0.0.1:{port}/", old, seconds=30)
+        said = wait_for_line(server, rb"refused new work for 2 s", timeout=1)
+        server.stop()
+    log = server.log
+    replies = leaked + after
+    assert {r.status for r in replies} <= {200, 503}, log  # nothing lost, no 500
+    shed = [r for r in replies if r.status == 503]
+    assert shed, log  # the leak did reach hard and work was refused
+    assert all(r.body == SHED_BODY and r.headers["retry-after"] == "5" for r in shed)
+    assert 503 == refusing.status, log
+    assert refusing.body["refusing"] is True
+    assert said, log
+    assert 200 == after[-1].status, log  # recovered: fresh workers serve
+    assert after[-1].body["pid"] not in old, log
+
+
+def test_a_single_process_keeps_refusing_for_a_liveness_probe(tmp_path: Path) -> None:
+    port = free_port()
+    argv = python("uvicorn", "--host", "127.0.0.1", "--port", str(port), "--no-access-log")
+    with serve([*argv, "guarded_asgi:application"], port, tmp_path, ENV) as server:
+        load(f"http://127.0.0.1:{port}/leak", 60)
+        said = wait_for_line(server, rb"liveness probe", timeout=10)
+        health = get(f"http://127.0.0.1:{port}/health")
+        work = get(f"http://127.0.0.1:{port}/")
+        alive = server.process.poll() is None
+        server.stop()
+    assert said, server.log
+    assert alive  # nothing would start it again: it is not stopped
+    assert 503 == health.status
+    assert health.body["refusing"] is True
+    assert 503 == work.status
+    assert 1 == server.log.count("liveness probe")
+
+
+def test_recovering_before_recycle_after_disarms_the_recycle(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, logger="membound.guard")
+    refusal._said.clear()
+    action = actions.refuse_new_work(recycle_after=0.2)
+    try:
+        action(None)  # type: ignore[arg-type]
+        assert actions.refusing()
+        actions.stop_refusing()  # memory back under recover (the watchdog calls this)
+        time.sleep(0.6)
+        assert "liveness probe" not in caplog.text
+        action(None)  # type: ignore[arg-type]
+        time.sleep(0.6)  # refusing on, memory not falling, no supervisor in a test process
+        assert "liveness probe" in caplog.text
+        assert actions.refusing()
+    finally:
+        actions.stop_refusing()
+        refusal._said.clear()
+
+
+def _asgi(scope: Any, receive: Any, send: Any) -> Any:
+    raise AssertionError("never called")
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: actions.refuse_new_work(recycle_after=-1), "recycle_after"),
+        (lambda: actions.refuse_new_work(grace=float("nan")), "grace"),
+        (lambda: actions.exit_gracefully(grace=True), "grace"),
+        (lambda: HealthMiddleware(_asgi, recycle_after=float("nan")), "recycle_after"),  # type: ignore[arg-type]
+        (lambda: ASGIHealthMiddleware(_asgi, recycle_after="1"), "recycle_after"),  # type: ignore[arg-type]
+        (lambda: ASGIRecycler(_asgi, hard="lots"), "lots"),
+        (lambda: ASGIRecycler(_asgi, hard="150%"), "percentage"),
+        (lambda: ASGIRecycler(_asgi, jitter=0.9), "jitter"),
+        (lambda: ASGIRecycler(_asgi, grace=-1), "grace"),
+        (lambda: ASGIRecycler(_asgi, workers=0), "workers"),
+        (lambda: ASGIRecycler(_asgi, supervised="yes"), "supervised"),  # type: ignore[arg-type]
+        (lambda: ASGIRecycler(_asgi, max_recycling=0), "max_recycling"),
+        (lambda: Recycler(jitter=float("nan")), "jitter"),
+        (lambda: Recycler(grace=4000), "grace"),
+    ],
+)
+def test_bad_arguments_are_one_line_errors(make: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message) as caught:
+        make()
+    assert "\n" not in str(caught.value)
