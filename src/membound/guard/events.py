@@ -27,7 +27,7 @@ import select
 from membound.guard.limit import Limit
 from membound.measure.cgroup_memory import MemoryGroup
 
-__all__ = ["EventSource", "open_events"]
+__all__ = ["EVENT_SLACK", "REARM_BYTES", "EventSource", "arm_points", "open_events"]
 
 #: The PSI trigger: a wake-up when tasks stall 100 ms within a 1 s window.
 _PSI_TRIGGER = b"some 100000 1000000"
@@ -205,3 +205,27 @@ def open_events(limit: Limit, thresholds: list[int]) -> EventSource:
     elif limit.kind in ("cgroup-v2-max", "cgroup-v2-high"):
         found = _v2_events(limit)
     return found if found is not None else EventSource("polling")
+
+
+#: Thresholds are armed this much early: cgroup v1 compares usage with them only every 128
+#: page events per CPU, so an event armed at the threshold itself may come late or, when
+#: growth stops just past it, not at all. An early wake-up costs one reading, and near the
+#: thresholds the watchdog reads every ``watch_pace.FAST_S`` while memory rises; ``soft`` and
+#: ``hard`` are armed at the crossing too.
+EVENT_SLACK = (
+    128 * (os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096) * (os.cpu_count() or 1)
+)
+#: Page cache must move this much before the v1 thresholds are armed again.
+REARM_BYTES = 1 << 20
+
+
+def arm_points(thresholds: list[int], soft: int, hard: int, limit: int, offset: int) -> list[int]:
+    """The charged usages (bytes) at which cgroup v1 events wake a watchdog: each threshold
+    ``EVENT_SLACK`` early, raised by the page cache ``offset``; ``soft`` and ``hard`` once more
+    at the crossing itself. The early event is spent a little below them, and a ramp then
+    crossed ``hard`` with no event, unseen until the next reading (10 ms, 25 ms on a busy
+    machine: 15 MiB at 1 GiB/s). A point at or above the limit is left out (charge never passes
+    the limit, so it would never fire)."""
+    early = [t - EVENT_SLACK for t in thresholds]
+    points = {max(1, t + offset) for t in [*early, soft, hard]}
+    return sorted(t for t in points if t < limit)

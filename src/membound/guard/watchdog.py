@@ -12,8 +12,10 @@ workers on one threshold). It judges *current* memory, never the peak (``ru_maxr
 compares the peak after each task, and a worker born near its limit then runs one task each.
 
 How it wakes: on kernel events where they exist (``guard/events.py``: cgroup v1 usage thresholds,
-cgroup v2 ``memory.events`` and PSI), and every ``interval`` seconds in any case. Its thread
-sleeps in ``poll()`` (no GIL held) between readings; a reading is two small file reads.
+cgroup v2 ``memory.events`` and PSI), and every ``interval`` seconds in any case (faster near the
+thresholds while memory rises: ``watch_pace.py``). Its thread sleeps in ``poll()`` (no GIL held)
+between readings; a reading is two small file reads. With ``backstop=True`` the kernel also
+refuses one allocation that would jump past ``hard`` (``backstop.py``).
 
 Callbacks: ``on_soft``, ``on_hard``, ``on_recover`` (back to ``ok``) and ``on_leak`` get a
 :class:`WatchdogEvent`. The ready-made actions of ``membound.guard.actions`` run in the watchdog's
@@ -46,7 +48,7 @@ from membound._errors import SizeError
 from membound._units import format_size, parse_duration
 from membound.guard.actions import free_memory, stop_refusing
 from membound.guard.backstop import Backstop
-from membound.guard.events import EventSource, open_events
+from membound.guard.events import REARM_BYTES, EventSource, arm_points, open_events
 from membound.guard.limit import Limit, given_limit, memory_limit
 from membound.guard.trend import LeakTrend, TrendVerdict
 from membound.guard.watch_pace import Pace, forget_after_fork, prefer_this_thread
@@ -67,16 +69,6 @@ _MAX_INTERVAL = 3600.0
 #: How long a thread whose ``MemoryError`` (a backstop refusal) goes uncaught waits for the
 #: ``on_hard`` the watchdog already queued for it.
 _UNCAUGHT_WAIT_S = 2.0
-#: Thresholds are armed this much early: cgroup v1 compares usage with them only every 128
-#: page events per CPU, so an event armed at the threshold itself may come late or, when
-#: growth stops just past it, not at all. An early wake-up costs one reading, and near the
-#: thresholds the watchdog reads every ``watch_pace.FAST_S`` while memory rises; ``soft`` and
-#: ``hard`` are armed at the crossing too (see ``Watchdog._arm_points``).
-_EVENT_SLACK = (
-    128 * (os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096) * (os.cpu_count() or 1)
-)
-#: Page cache must move this much before the v1 thresholds are armed again.
-_REARM_BYTES = 1 << 20
 #: Marks "use the default action" for ``on_soft``.
 DEFAULT: Any = object()
 
@@ -515,31 +507,17 @@ class Watchdog:
                 if usage is not None and source.armed is not None:
                     # Charged usage counts page cache; the thresholds are of judged usage.
                     offset = usage.charged - usage.judged
-                    if abs(offset - armed_offset) > _REARM_BYTES:
+                    if abs(offset - armed_offset) > REARM_BYTES:
                         armed_offset = offset
                         source.arm(self._arm_points(offset))
         finally:
             source.close()
 
-    def _thresholds(self) -> list[int]:
-        return [
-            self._near_bytes,
-            self.recover_bytes,
-            self.soft_bytes,
-            self.hard_recover_bytes,
-            self.hard_bytes,
-        ]
-
     def _arm_points(self, offset: int) -> list[int]:
-        """The charged usages (bytes) at which cgroup v1 events wake the watch: each threshold
-        ``_EVENT_SLACK`` early, raised by the page cache ``offset``; ``soft`` and ``hard`` once
-        more at the crossing itself. The early event is spent a little below them, and a ramp
-        then crossed ``hard`` with no event, unseen until the next reading (10 ms, 25 ms on a
-        busy machine: 15 MiB at 1 GiB/s). A point at or above the limit is left out (charge
-        never passes the limit, so it would never fire)."""
-        early = [t - _EVENT_SLACK for t in self._thresholds()]
-        points = {max(1, t + offset) for t in [*early, self.soft_bytes, self.hard_bytes]}
-        return sorted(t for t in points if t < self.limit.bytes)
+        """The charged usages at which cgroup v1 events wake the watch (see ``arm_points``)."""
+        thresholds = [self._near_bytes, self.recover_bytes, self.soft_bytes]
+        thresholds += [self.hard_recover_bytes, self.hard_bytes]
+        return arm_points(thresholds, self.soft_bytes, self.hard_bytes, self.limit.bytes, offset)
 
     def _callbacks(self, source: EventSource) -> None:
         while True:
