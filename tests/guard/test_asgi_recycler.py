@@ -8,6 +8,7 @@ recycled; a single process with no supervisor is not stopped."""
 from __future__ import annotations
 
 import multiprocessing
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -128,10 +129,13 @@ def _try_slot(folder: str, supervisor: int, slots: int, hold: Any, results: Any)
 
 
 def test_slots_let_at_most_n_workers_recycle_and_wait_for_replacements(tmp_path: Path) -> None:
+    # The supervisor must be a live process: folders of dead supervisors are removed as stale,
+    # which would race with the workers taking their slots.
+    supervisor = os.getpid()
     context = multiprocessing.get_context("fork")
     hold, results = context.Event(), context.Queue()
     workers = [
-        context.Process(target=_try_slot, args=(str(tmp_path), 4242, 2, hold, results))
+        context.Process(target=_try_slot, args=(str(tmp_path), supervisor, 2, hold, results))
         for _ in range(5)
     ]
     for worker in workers:
@@ -142,12 +146,12 @@ def test_slots_let_at_most_n_workers_recycle_and_wait_for_replacements(tmp_path:
         worker.join(10)
     assert [False, False, False, True, True] == taken  # two slots: two of five
     # both holders are gone, but no replacement has started serving yet
-    assert not take_slot(str(tmp_path), 4242, 2)
+    assert not take_slot(str(tmp_path), supervisor, 2)
     # a worker already past hard does not wait for replacements
-    assert take_slot(str(tmp_path), 4242, 2, wait_for_replacement=False)
+    assert take_slot(str(tmp_path), supervisor, 2, wait_for_replacement=False)
     release_slot()
-    assert replaced(str(tmp_path), 4242, 2)  # a fresh worker serves: one slot is free again
-    assert take_slot(str(tmp_path), 4242, 2)
+    assert replaced(str(tmp_path), supervisor, 2)  # a fresh worker serves: one slot is free again
+    assert take_slot(str(tmp_path), supervisor, 2)
     release_slot()
 
 

@@ -80,3 +80,13 @@ def test_a_top_level_that_fails_in_the_child_names_the_guard_in_the_hint(tmp_pat
     assert error.startswith("ERROR TargetError cannot import "), out
     hint = next(line for line in out.splitlines() if line.startswith("HINT"))
     assert '`if __name__ == "__main__":`' in hint, out
+
+
+def test_no_guard_names_the_guard_when_the_script_imports_multiprocessing(tmp_path: Path) -> None:
+    """Importing ``multiprocessing`` rebinds ``sys.modules["__mp_main__"]`` to the running
+    ``__main__``; in membound's child that is not the script being imported, and the words
+    must still name the missing guard."""
+    out = _run(tmp_path, "import multiprocessing\nmb.measure(grows)")
+    error = next(line for line in out.splitlines() if line.startswith("ERROR"))
+    assert error.startswith("ERROR TargetError cannot measure "), out
+    assert "_child.py" not in out

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import multiprocessing
 import os
 import signal
 import sys
@@ -119,13 +118,21 @@ def supervisor() -> Supervisor | None:
     parent, or None (a single process; its restart is up to a liveness probe)."""
     ppid = os.getppid()
     server = uvicorn_server()
-    if server is not None and multiprocessing.parent_process() is not None:
+    if server is not None and _spawned_by_multiprocessing():
         config = server.config
         if int(getattr(config, "workers", 1) or 1) > 1 and not getattr(config, "reload", False):
             return Supervisor("uvicorn", ppid, int(config.workers))
     if "gunicorn" in sys.modules and b"gunicorn" in _cmdline(ppid):
         return Supervisor("gunicorn", ppid, _gunicorn_workers(ppid))
     return None
+
+
+def _spawned_by_multiprocessing() -> bool:
+    """Whether a ``multiprocessing`` parent started this process. Not imported here: a child it
+    spawned has imported it already, and importing it rebinds ``sys.modules["__mp_main__"]``
+    (a script membound's child is importing to find a function would lose its name)."""
+    module = sys.modules.get("multiprocessing")
+    return module is not None and module.parent_process() is not None
 
 
 def _exit_now(status: int) -> None:
@@ -148,7 +155,7 @@ def _stop_uvicorn(
     server: Any, grace: float, status: int | None, stopped: Callable[[], None] | None
 ) -> None:
     # uvicorn's --workers children are spawned by multiprocessing; gunicorn's are forked
-    prompt = multiprocessing.parent_process() is not None
+    prompt = _spawned_by_multiprocessing()
     config = server.config
     timeout = getattr(config, "timeout_graceful_shutdown", None)
     if timeout is None or timeout > grace:

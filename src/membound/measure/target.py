@@ -103,11 +103,17 @@ def _callable_ref(target: Callable[..., Any]) -> TargetRef:
             "can only import module-level functions",
             hint="move it to module level, or pass isolate=False to measure in this process",
         )
-    if module == "__mp_main__" and getattr(sys.modules.get(module), REIMPORT_MARK, False):
+    # The function's own globals, not ``sys.modules``: importing ``multiprocessing`` (the
+    # script may, or a library it imports) rebinds ``sys.modules["__mp_main__"]`` to the
+    # running ``__main__``, which in membound's child is not the script being imported.
+    home: dict[str, Any] = getattr(target, "__globals__", None) or getattr(
+        sys.modules.get(module), "__dict__", {}
+    )
+    if module == "__mp_main__" and home.get(REIMPORT_MARK, False):
         # membound's child is importing the script to find a function, and the script's top
         # level asks to measure again: it runs at import, with no ``__main__`` guard.
         raise TargetError(f"{qual}: {_RERUN}", hint=_GUARD_HINT)
-    main_file = getattr(sys.modules.get(module), "__file__", None)
+    main_file = home.get("__file__") if module in ("__main__", "__mp_main__") else None
     if module in ("__main__", "__mp_main__") and main_file:
         # A script's function (also from a multiprocessing child, where the script runs as
         # ``__mp_main__``): the fresh interpreter loads the script by path under that name.
