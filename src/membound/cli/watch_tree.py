@@ -5,14 +5,18 @@ a job and its ``multiprocessing`` pool. Watching the top pid alone missed the wo
 (all of it, for gunicorn). So the command is started in a memory cgroup of its own, made for it
 under membound's own group (cgroup v2 where its memory controller is on, else v1), and the
 watchdog judges that group's usage: everything the command and its descendants hold, as the
-OOM killer counts it. The group gets no limit of its own: ``--limit`` stays a figure to judge
-against (as for a pid), otherwise the tightest limit membound itself has applies, so watching
-never changes when the kernel would kill the command. The group is removed at the end, what is
-left in it killed first.
+OOM killer counts it. Without ``--limit`` the group gets no limit of its own: the tightest limit
+membound itself has applies (the command lives under it), so watching never changes when the
+kernel would kill the command. With ``--limit`` that size becomes the group's own limit
+(``memory.max`` on v2, ``memory.limit_in_bytes`` on v1), so what is judged is what the kernel
+enforces. The group is removed at the end, what is left in it killed first.
 
 Where no group can be made (not root, a read-only cgroup filesystem, v2 without delegation),
 the tree is summed instead (each process's anonymous and shared resident memory, read from
-``/proc`` at every reading), and the watch says so in one line.
+``/proc`` at every reading, with ``measure/_proc_tree.py``'s ``tree_of``), and the watch says
+so in one line; ``--limit`` is then a figure judged against, not enforced. Pages a fork still
+shares copy-on-write count once per process there: the sum is an upper bound (PSS would split
+them, but reading ``smaps_rollup`` walks every mapping at each reading).
 """
 
 from __future__ import annotations
@@ -25,9 +29,19 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from membound._units import format_size
+from membound.cli.watch_errors import WatchError
 from membound.guard.limit import Limit, memory_limit
 from membound.measure._proc_tree import tree_of
-from membound.measure.cgroup_memory import MemoryGroup, Usage, memory_groups, process_usage
+from membound.measure.cgroup_memory import (
+    LimitKind,
+    MemoryGroup,
+    Usage,
+    memory_groups,
+    parse_flat_keyed,
+    process_usage,
+    read_text,
+)
 
 __all__ = ["TreeLimit", "WatchedTree", "tree_for_command"]
 
@@ -95,8 +109,23 @@ class WatchedTree:
                 return TreeLimit(given, "given", "ram", pid)
             return TreeLimit(own.bytes, own.source, own.kind, pid)
         if given is not None:
-            return Limit(given, "given", "ram", pid, self.group)
+            # Set as the group's own limit by ``tree_for_command``: judged as the cgroup it is
+            # (kernel threshold events on its usage, not polling alone).
+            version = self.group.version
+            return Limit(
+                given, self.group.file(_LIMIT_FILE[version]), _KIND[version], pid, self.group
+            )
         return Limit(own.bytes, own.source, own.kind, pid, self.group)
+
+    def oom_kills(self) -> int | None:
+        """How many processes the kernel OOM-killed in the group so far (``oom_kill`` of v1
+        ``memory.oom_control`` or v2 ``memory.events``); None for a summed tree, or where the
+        kernel does not count them."""
+        group = self.group
+        if group is None:
+            return None
+        name = "memory.events" if group.version == 2 else "memory.oom_control"
+        return parse_flat_keyed(read_text(group.file(name))).get("oom_kill")
 
     def remove(self) -> None:
         """Kill what is left in the group and remove it (nothing for a summed tree)."""
@@ -122,23 +151,52 @@ class WatchedTree:
                 time.sleep(0.02)
 
 
-def tree_for_command() -> WatchedTree:
-    """Make a memory cgroup for a command about to start, or fall back to summing its tree
-    where none can be made."""
+def tree_for_command(limit_bytes: int | None = None) -> WatchedTree:
+    """Make a memory cgroup for a command about to start (with ``limit_bytes`` as its own limit
+    when given), or fall back to summing its tree where none can be made.
+
+    Raises:
+        WatchError: the group was made but ``limit_bytes`` could not be set on it (the group is
+            removed first).
+    """
+    not_enforced = "" if limit_bytes is None else "; --limit is judged, not enforced"
     groups = memory_groups()
     if not groups:
-        return WatchedTree(None, "the process tree, summed (no memory cgroup here)")
+        return WatchedTree(None, f"the process tree, summed (no memory cgroup here{not_enforced})")
     home = groups[0]  # v2 first where its memory controller is on, else v1
     path = os.path.join(home.path, f"membound-watch-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     try:
         os.mkdir(path)
     except OSError as exc:
         why = exc.strerror or str(exc)
-        return WatchedTree(None, f"the process tree, summed (no cgroup could be made: {why})")
+        return WatchedTree(
+            None, f"the process tree, summed (no cgroup could be made: {why}{not_enforced})"
+        )
     group = MemoryGroup(home.version, path, home.root)
     made = WatchedTree(group, f"the cgroup made for it, {path}")
     usage_file = "memory.current" if group.version == 2 else "memory.usage_in_bytes"
     if not os.path.exists(group.file(usage_file)):  # v2 without the controller delegated
         made.remove()
-        return WatchedTree(None, "the process tree, summed (the cgroup made has no memory files)")
+        return WatchedTree(
+            None,
+            f"the process tree, summed (the cgroup made has no memory files{not_enforced})",
+        )
+    if limit_bytes is not None:
+        limit_file = group.file(_LIMIT_FILE[group.version])
+        try:
+            with open(limit_file, "w") as f:
+                f.write(str(limit_bytes))
+        except OSError as exc:
+            made.remove()
+            raise WatchError(
+                f"cannot set --limit {format_size(limit_bytes)} on the cgroup made for the "
+                f"command ({limit_file}): {exc.strerror or exc}"
+            ) from None
+        made.words += f" (its limit set to {format_size(limit_bytes)})"
     return made
+
+
+#: The file that holds a group's own hard limit, by cgroup version.
+_LIMIT_FILE = {1: "memory.limit_in_bytes", 2: "memory.max"}
+#: The limit kind of a group's own hard limit, by cgroup version.
+_KIND: dict[int, LimitKind] = {1: "cgroup-v1", 2: "cgroup-v2-max"}

@@ -109,6 +109,8 @@ class _Watch:
         self.hwm: int | None = None
         #: What the watchdog judges: the process, or the command's whole tree (and how).
         self.judged = "the process"
+        #: OOM kills the kernel made in the cgroup made for the command (None: no such group).
+        self.oom_kills: int | None = None
         self.readings_seen = -1
         self.last_transition_at = 0.0
         self.transition_count = 0
@@ -322,6 +324,7 @@ class _Watch:
             "exit_code": exit_code,
             "limit": dog.limit.to_dict(),
             "judged": self.judged,
+            "oom_kills": self.oom_kills,
             "thresholds": snapshot["thresholds"],
             "interval_s": dog.interval,
             "events": dog.events_kind,
@@ -383,6 +386,7 @@ class _Watch:
         lines = [
             f"membound watch: {who}: {self.elapsed:.1f} s, {dog.readings} readings every "
             f"{dog.interval:g} s",
+            f"  judged      {self.judged}",
             f"  limit       {dog.limit.describe()}",
             f"  thresholds  soft {format_size(dog.soft_bytes)} · hard "
             f"{format_size(dog.hard_bytes)} · recover {format_size(dog.recover_bytes)}",
@@ -399,6 +403,8 @@ class _Watch:
         n = self.transition_count
         lines.append(f"{state}; {n} transition{'' if n == 1 else 's'}")
         lines.append(f"  growth      {dog.verdict.explanation}")
+        if self.oom_kills is not None:
+            lines.append(f"  oom kills   {self.oom_kills} in the cgroup made for the command")
         for a in self.actions.done:
             what = "alarm" if a["option"] == "leak alarm" else "action"
             lines.append(f"  {what:<11} {a['option']} +{a['at_s']:.1f} s: {a['result']}")

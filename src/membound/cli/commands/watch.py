@@ -163,7 +163,8 @@ def _quiet_guard_log() -> Iterator[None]:
     "--limit",
     metavar="SIZE",
     help="The limit to judge against (default: the tightest that applies to the process: "
-    "cgroup, rlimit, RAM).",
+    "cgroup, rlimit, RAM). With --cmd it is also set as the limit of the cgroup the command "
+    "runs in.",
 )
 @click.option(
     "--interval",
@@ -258,6 +259,8 @@ def command(
     """Watch a running process's memory against its limit: PID, or a command started with
     --cmd. Nothing changes in the process; membound reads it from outside. Under a cgroup
     limit the whole group's memory is judged, otherwise the process's own (not its children's).
+    A --cmd command is judged whole: it starts in a memory cgroup made for it (removed at the
+    end), or its process tree is summed where no cgroup can be made.
 
     Shows usage and peak against the limit, recent usage, the state (ok, soft, hard) and the
     leak trend with the time to the limit. Runs until the process exits, --duration passes
@@ -266,6 +269,7 @@ def command(
     \b
     Examples:
       membound watch 1234 --on-hard signal:TERM
+      membound watch --cmd "gunicorn app:app" --on-hard signal:TTOU --on-recover signal:TTIN
       membound watch --cmd "python job.py" --limit 2GB --json watch.json --plot watch.png
       membound watch 1234 --duration 600 --no-live --prometheus-port 9105
     """
@@ -283,7 +287,7 @@ def command(
         assert cmd is not None
         # Refuse bad thresholds before the command starts: a child has this process's limit.
         _watchdog(soft, hard, recover, limit, interval, leak_window, None)
-        tree = tree_for_command()
+        tree = tree_for_command(None if limit is None else parse_size(limit))
         try:
             target = _Target.start(cmd, tree.enter())
         except BaseException:
@@ -346,6 +350,7 @@ def command(
     finally:
         stopped = target.stop()
         if tree is not None:
+            watch.oom_kills = tree.oom_kills()
             tree.remove()
     try:
         waited = actions.finish()
@@ -422,11 +427,7 @@ def _gunicorn_warning(pid: int, option: str, action: Action | None) -> str | Non
     stops the whole server."""
     if action is None or action.signum not in (signal.SIGHUP, signal.SIGTERM):
         return None
-    try:
-        words = " ".join(psutil.Process(pid).cmdline())
-    except psutil.Error:
-        return None
-    if "gunicorn" not in words:
+    if not _looks_like_gunicorn_master(pid):
         return None
     name = signal.Signals(action.signum).name.removeprefix("SIG")
     harm = (
@@ -438,6 +439,22 @@ def _gunicorn_warning(pid: int, option: str, action: Action | None) -> str | Non
         f"warning: {option} signal:{name} to a gunicorn master {harm}; to shed memory send "
         "signal:TTOU (one worker fewer) and --on-recover signal:TTIN (one back)"
     )
+
+
+def _looks_like_gunicorn_master(pid: int) -> bool:
+    """Whether ``pid`` is a gunicorn master: gunicorn in its command line (``gunicorn …``,
+    ``python -m gunicorn …``, or the ``gunicorn: master [app]`` title), and not a worker (a
+    worker is forked from its master without ``exec``: the same command line as its parent,
+    or the ``gunicorn: worker [app]`` title)."""
+    try:
+        proc = psutil.Process(pid)
+        words = proc.cmdline()
+        parent = proc.parent()
+        above = [] if parent is None else parent.cmdline()
+    except psutil.Error:
+        return False
+    line = " ".join(words)
+    return "gunicorn" in line and "gunicorn: worker" not in line and words != above
 
 
 def _check_signals(pid: int) -> None:
