@@ -19,6 +19,11 @@ The fields (sizes in bytes as integers, times in seconds):
 * ``pools``: name → stats of every ``BoundedPool`` and registered cache.
 * ``watchdog``: its state, thresholds, last transitions and callback counts, or null.
 * ``refusing``: True while new work is refused (``actions.refuse_new_work``).
+* ``service`` (only with ``scope="service"``): the whole service, every worker of the server and
+  the leak trend judged per request across workers (``guard/service_health.py``): ``source``
+  (``ledger``, ``prometheus``, ``cgroup`` or ``process``), ``workers`` (pid, served, memory,
+  state), ``usage_bytes``/``limit_bytes``/``headroom_bytes`` of the service, ``recycled`` and
+  ``growth`` (``pattern``, ``bytes_per_request``, ``explanation``).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from __future__ import annotations
 import gc
 import os
 import time
+from typing import Literal
 
 from membound.guard import watchdog as _watchdog
 from membound.guard.actions import refusing
@@ -45,15 +51,25 @@ def _status_without_watchdog(usage: int, limit: int) -> str:
     return "soft" if usage >= _DEFAULT_SOFT * limit else "ok"
 
 
-def health(watchdog: _watchdog.Watchdog | None = None) -> dict[str, object]:
+def health(
+    watchdog: _watchdog.Watchdog | None = None,
+    scope: Literal["process", "service"] = "process",
+) -> dict[str, object]:
     """Where this process stands against its memory limit, ready for ``json.dumps``.
 
     Args:
         watchdog: the watchdog to report (default: the one started last in this process).
+        scope: ``"service"`` adds the whole service (every worker of the server this process
+            serves in) under ``service``.
+
+    Raises:
+        ValueError: ``scope`` is neither ``"process"`` nor ``"service"``.
 
     Returns:
         The dict described in this module's docstring.
     """
+    if scope not in ("process", "service"):
+        raise ValueError(f"scope must be 'process' or 'service', got {scope!r}")
     dog = watchdog if watchdog is not None else _watchdog.current()
     limit: Limit = dog.limit if dog is not None else memory_limit()
     usage = limit.usage()
@@ -81,7 +97,7 @@ def health(watchdog: _watchdog.Watchdog | None = None) -> dict[str, object]:
             "explanation": "no watchdog is running: start mb.Watchdog() to judge the trend",
         }
     psi = pressure(limit.group)
-    return {
+    report: dict[str, object] = {
         "status": status,
         "pid": os.getpid(),
         "time": time.time(),
@@ -112,3 +128,8 @@ def health(watchdog: _watchdog.Watchdog | None = None) -> dict[str, object]:
         "watchdog": dog.snapshot() if dog is not None else None,
         "refusing": refusing(),
     }
+    if scope == "service":
+        from membound.guard.service_health import service_health  # the servers' modules
+
+        report["service"] = service_health(dog)
+    return report

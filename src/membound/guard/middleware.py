@@ -12,6 +12,11 @@ not falling (a leaking worker never gets back under ``recover``), a worker under
 single process keeps answering 503 on ``/health`` so that a liveness probe restarts it
 (``membound.guard.refusal``).
 
+``/health?scope=service`` (or ``scope="service"`` for every request to ``path``) adds the whole
+service to the answer: every worker of the server and the leak trend judged across them
+(``health(scope="service")``). The status code stays this worker's: a load balancer asks
+whether *this* worker takes work.
+
 Written here rather than taken from a library: the WSGI and ASGI protocols are a few lines
 each, and a framework's health plugin would tie membound to that framework.
 """
@@ -20,7 +25,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from membound.guard import watchdog as _watchdog
 from membound.guard.health import health
@@ -46,8 +51,22 @@ def shedding(watchdog: _watchdog.Watchdog | None = None) -> bool:
     return refusing() or (dog is not None and dog.state == "hard")
 
 
-def _health_response(watchdog: _watchdog.Watchdog | None) -> tuple[int, bytes]:
-    report = health(watchdog)
+HealthScope = Literal["process", "service"]
+
+
+def _scope(default: HealthScope, query: str) -> HealthScope:
+    """The scope a request to the health path asks for (``?scope=service``)."""
+    for pair in query.split("&"):
+        key, _, value = pair.partition("=")
+        if key == "scope" and value in ("process", "service"):
+            return "service" if value == "service" else "process"
+    return default
+
+
+def _health_response(
+    watchdog: _watchdog.Watchdog | None, scope: HealthScope = "process"
+) -> tuple[int, bytes]:
+    report = health(watchdog, scope)
     code = 503 if report["status"] == "hard" or report["refusing"] else 200
     return code, json.dumps(report).encode()
 
@@ -70,8 +89,11 @@ class _Guarded(Generic[App]):
         retry_after: int = 5,
         shed: bool = True,
         recycle_after: float | None = 30.0,
+        scope: HealthScope = "process",
     ) -> None:
         _check_args(path, retry_after)
+        if scope not in ("process", "service"):
+            raise ValueError(f"scope must be 'process' or 'service', got {scope!r}")
         if recycle_after is not None and (
             isinstance(recycle_after, bool)
             or not isinstance(recycle_after, int | float)
@@ -82,6 +104,7 @@ class _Guarded(Generic[App]):
             )
         self.app, self.path, self.watchdog = app, path, watchdog
         self.retry_after, self.shed, self.recycle_after = retry_after, shed, recycle_after
+        self.scope: HealthScope = scope
         self.shed_count = 0
 
     def _shed_one(self) -> None:
@@ -101,11 +124,14 @@ class HealthMiddleware(_Guarded[WSGIApp]):
         shed: turn requests away with 503 in ``hard`` (False: only serve health).
         recycle_after: seconds of shedding with memory not falling after which a worker under
             a supervisor recycles itself gracefully (None: shed until memory recovers).
+        scope: ``"service"`` reports the whole service at ``path`` (a request may also ask
+            with ``?scope=service``).
     """
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == self.path:
-            code, body = _health_response(self.watchdog)
+            scope = _scope(self.scope, str(environ.get("QUERY_STRING", "")))
+            code, body = _health_response(self.watchdog, scope)
             status = "200 OK" if code == 200 else "503 Service Unavailable"
             headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
             headers.append(("Cache-Control", "no-store"))
@@ -134,7 +160,9 @@ class ASGIHealthMiddleware(_Guarded[ASGIApp]):
             await self.app(scope, receive, send)
             return
         if scope.get("path") == self.path:
-            code, body = _health_response(self.watchdog)
+            query = scope.get("query_string", b"")
+            asked = _scope(self.scope, query.decode("latin-1") if isinstance(query, bytes) else "")
+            code, body = _health_response(self.watchdog, asked)
             await _respond(send, code, body, [(b"cache-control", b"no-store")])
             return
         if self.shed and shedding(self.watchdog):

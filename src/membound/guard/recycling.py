@@ -42,6 +42,7 @@ from membound._units import format_size, parse_size
 from membound.guard.limit import memory_limit
 from membound.guard.recycle_slots import replaced, slot_folder, take_slot
 from membound.guard.refusal import refusing
+from membound.guard.service_ledger import ledger, start
 from membound.guard.watchdog import current
 from membound.measure.cgroup_memory import KeptFiles, process_usage
 
@@ -212,6 +213,7 @@ class Policy:
             return None
         me.boot_bytes = usage_bytes
         replaced(self.slot_dir, supervisor_pid, self.slots(workers))
+        start(self.slot_dir, supervisor_pid, usage_bytes)  # the service ledger
         hard = self.hard_bytes(workers)
         if usage_bytes < hard:
             return None
@@ -241,6 +243,9 @@ class Policy:
         """What this worker does now that its memory is ``usage_bytes`` (``pressure``: the
         service's memory is past the watchdog's ``soft``, or work is refused)."""
         me = self._me()
+        mine = ledger()
+        if mine is not None and not me.recycling:
+            mine.served()
         point = self.point_bytes(workers, pressure)
         if me.exempt or me.recycling or usage_bytes < point:
             verdict: Verdict = "exempt" if me.exempt else "keep"
@@ -258,6 +263,8 @@ class Policy:
                 )
             return Decision("deferred", usage_bytes, point, message)
         me.recycling = True
+        if mine is not None:
+            mine.write()  # its last figures, fresh, before it stops serving
         return Decision(
             "recycle",
             usage_bytes,
