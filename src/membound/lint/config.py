@@ -38,7 +38,9 @@ from typing import Any
 
 from membound._errors import SizeError
 from membound._units import parse_size
+from membound.lint.evidence import Evidence
 from membound.lint.reading import Unreadable, read_limited
+from membound.lint.sizes import DEFAULT_SMALL_TABLE_ROWS, TableSizes
 
 __all__ = [
     "DEFAULT_MAX_FILE_SIZE",
@@ -63,6 +65,8 @@ _KEYS = (
     "small-models",
     "large-models",
     "max-file-size",
+    "sizes",
+    "small-table-rows",
 )
 
 _TEST_FILES = (
@@ -138,6 +142,14 @@ class LintConfig:
     """Directory that per-file-ignores globs are relative to (the config file's)."""
     source: Path | None = None
     """The pyproject.toml the settings came from, if any."""
+    sizes_file: Path | None = None
+    """A sizes file to read (``sizes``, relative to the configuration file)."""
+    small_table_rows: int = DEFAULT_SMALL_TABLE_ROWS
+    """Tables with fewer rows are small: their loads are not reported."""
+    sizes: TableSizes | None = None
+    """Row counts of the run (read from ``--db``, ``--sizes`` or ``sizes``)."""
+    evidence: Evidence | None = None
+    """The sizes with the models of the linted files mapped to their tables."""
 
     @functools.cached_property
     def _real_root(self) -> str:
@@ -411,6 +423,14 @@ def load_config(path: Path, all_codes: Sequence[str]) -> LintConfig:
             f"{path}: [tool.membound.lint] {', '.join(both)} is in both small-models and "
             "large-models"
         )
+    sizes_file = None
+    if "sizes" in section:
+        if not isinstance(section["sizes"], str) or not section["sizes"].strip():
+            raise ConfigError(f"{where} sizes must be the path of a sizes file")
+        sizes_file = root / section["sizes"]
+    small_rows = section.get("small-table-rows", DEFAULT_SMALL_TABLE_ROWS)
+    if isinstance(small_rows, bool) or not isinstance(small_rows, int) or small_rows < 0:
+        raise ConfigError(f"{where} small-table-rows must be a whole number >= 0")
     max_file_size = DEFAULT_MAX_FILE_SIZE
     if "max-file-size" in section:
         max_file_size = parse_max_file_size(section["max-file-size"], f"{where} max-file-size")
@@ -425,6 +445,8 @@ def load_config(path: Path, all_codes: Sequence[str]) -> LintConfig:
         max_file_size=max_file_size,
         root=root,
         source=path,
+        sizes_file=sizes_file,
+        small_table_rows=small_rows,
     )
 
 

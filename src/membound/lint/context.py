@@ -14,9 +14,12 @@ import re
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from membound.lint.model import Edit, Finding, Fix
+
+if TYPE_CHECKING:
+    from membound.lint.evidence import Evidence
 
 __all__ = ["DBAPI_ROOTS", "Link", "ModuleContext", "links", "sql_is_bounded"]
 
@@ -180,6 +183,7 @@ class ModuleContext:
         preview: Codes whose preview variants run (``preview = true`` or selected by full code).
         small_models: Models the user declared small (``small-models``).
         large_models: Models the user declared unbounded (``large-models``).
+        evidence: Table sizes and the model → table map of the run (``--db``/``--sizes``).
     """
 
     def __init__(
@@ -193,8 +197,10 @@ class ModuleContext:
         preview: frozenset[str] = frozenset(),
         small_models: frozenset[str] = frozenset(),
         large_models: frozenset[str] = frozenset(),
+        evidence: Evidence | None = None,
     ) -> None:
         self.tree = tree
+        self.evidence = evidence
         self.filename = filename
         self.lines = lines
         self.selected = selected

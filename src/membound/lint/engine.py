@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import codecs
+import dataclasses
 import io
 import os
 import re
@@ -24,10 +25,12 @@ from concurrent.futures import ProcessPoolExecutor
 
 from membound.lint.config import LintConfig
 from membound.lint.context import ModuleContext
+from membound.lint.evidence import Evidence
 from membound.lint.fixing import comment_rows
 from membound.lint.model import FileError, Finding, LintResult
 from membound.lint.reading import Unreadable, read_limited
 from membound.lint.rules import RULES
+from membound.lint.tables import index_models
 
 __all__ = [
     "EXCLUDED_DIRS",
@@ -38,6 +41,7 @@ __all__ = [
     "lint_source",
     "lint_text",
     "read_source",
+    "with_evidence",
 ]
 
 #: Directory names never descended into (ruff's default excludes, roughly).
@@ -155,6 +159,7 @@ def lint_source(
     preview: Iterable[str] = (),
     small_models: Iterable[str] = (),
     large_models: Iterable[str] = (),
+    evidence: Evidence | None = None,
 ) -> list[Finding]:
     """Lint Python source text.
 
@@ -166,6 +171,7 @@ def lint_source(
         preview: Codes whose preview variants run as well.
         small_models: Models whose tables stay small (``small-models``).
         large_models: Models whose tables grow without bound (``large-models``).
+        evidence: Table sizes and the model → table map (``--db``/``--sizes``).
 
     Returns:
         The findings after ``noqa``, sorted by position.
@@ -195,6 +201,7 @@ def lint_source(
         preview=frozenset(preview),
         small_models=frozenset(small_models),
         large_models=frozenset(large_models),
+        evidence=evidence,
     )
     found: set[Finding] = set()
     for rule in RULES:
@@ -233,6 +240,7 @@ def lint_text(source: str, path: str, config: LintConfig) -> list[Finding] | Fil
             preview=config.preview_for(codes),
             small_models=config.small_models,
             large_models=config.large_models,
+            evidence=config.evidence,
         )
     except SyntaxError as exc:
         return FileError(path, f"syntax error: {exc.msg}", exc.lineno or 1, exc.offset or 1)
@@ -341,6 +349,25 @@ def _lint_many(
     return [lint_file(p, config) for p in paths]
 
 
+def with_evidence(config: LintConfig, files: Sequence[str], paths: Sequence[str]) -> LintConfig:
+    """``config`` with its sizes made evidence: the models of ``files`` mapped to their tables
+    (module paths counted from the folder linted, or the current one). Unchanged without
+    sizes."""
+    if config.sizes is None or config.evidence is not None:
+        return config
+    folders = [p for p in paths if os.path.isdir(p)]
+    root = folders[0] if len(folders) == 1 else os.getcwd()
+
+    def texts() -> Iterator[tuple[str, str]]:
+        for path in files:
+            read = read_source(path, config)
+            if not isinstance(read, FileError):
+                yield path, read[0]
+
+    evidence = Evidence(config.sizes, index_models(texts(), root), config.small_table_rows)
+    return dataclasses.replace(config, evidence=evidence)
+
+
 def lint_paths(
     paths: Sequence[str], config: LintConfig | None = None, *, jobs: int = 1
 ) -> LintResult:
@@ -365,6 +392,7 @@ def lint_paths(
         unlisted.append(FileError(where, f"cannot list folder: {exc.strerror or exc}"))
 
     files = list(dict.fromkeys(discover(paths, cannot_list)))
+    config = with_evidence(config, files, paths)
     if jobs > 1 and len(files) > 50:
         chunks = [files[i :: jobs * 4] for i in range(jobs * 4)]
         with ProcessPoolExecutor(max_workers=jobs) as pool:

@@ -18,6 +18,7 @@ import click
 from membound._errors import MemboundError
 from membound._version import __version__
 from membound.cli._output import Outputs, writable_path, write_output
+from membound.cli.lint_sizes import with_sizes
 from membound.lint.config import (
     ConfigError,
     LintConfig,
@@ -179,6 +180,32 @@ def _config(
     help="Add '# noqa: CODE' to every line with a finding, so that only new ones fail.",
 )
 @click.option(
+    "--db",
+    metavar="URL",
+    help="Read table sizes (row estimates) read-only from this database: postgresql://... or "
+    "sqlite:///file. Loads of small tables are then not reported; of big ones, everywhere.",
+)
+@click.option(
+    "--sizes",
+    "sizes_path",
+    metavar="FILE",
+    help="Read table sizes from this file (written by --write-sizes; default: sizes in "
+    "[tool.membound.lint]).",
+)
+@click.option(
+    "--write-sizes",
+    "write_sizes",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="With --db: write the sizes read to FILE (to commit, for CI) and stop.",
+)
+@click.option(
+    "--small-table-rows",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="Tables with fewer rows are small  [default: 10000, or small-table-rows]",
+)
+@click.option(
     "--jobs",
     "-j",
     type=click.IntRange(min=0),
@@ -203,6 +230,10 @@ def command(
     unsafe_fixes: bool,
     diff: bool,
     add_noqa: bool,
+    db: str | None,
+    sizes_path: str | None,
+    write_sizes: str | None,
+    small_table_rows: int | None,
     jobs: int,
 ) -> int:
     """Find memory anti-patterns in Python files (default: the current directory).
@@ -228,6 +259,9 @@ def command(
     if unsafe_fixes and not (fix or diff):
         raise click.UsageError("--unsafe-fixes needs --fix or --diff")
     config = _config(inputs, config_path, isolated, select, ignore, max_file_size, preview)
+    config, done = with_sizes(config, db, sizes_path, write_sizes, small_table_rows)
+    if done:
+        return 0
     if fix or diff or add_noqa:
         return _rewrite(
             inputs,

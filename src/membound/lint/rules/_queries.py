@@ -20,6 +20,7 @@ __all__ = [
     "database_source",
     "django_queryset",
     "is_one_column_comprehension",
+    "literal_pieces",
     "model_name",
     "sa_query",
     "statement_bounded",
@@ -344,6 +345,16 @@ def batch_job(ctx: ModuleContext, node: ast.AST) -> str | None:
     return "a script" if ctx.memo["is_script"] else None
 
 
+def _known_model(ctx: ModuleContext, chain: list[Link]) -> bool:
+    """A chain that starts at a model the run's sizes map to a table: a module that uses
+    models imported from elsewhere need not import django itself."""
+    evidence = ctx.evidence
+    if evidence is None or not chain or chain[0].kind != "name":
+        return False
+    name = chain[0].name
+    return evidence.tables.table_of(ctx.qualify(ast.Name(id=name)), name) is not None
+
+
 def django_queryset(ctx: ModuleContext, expr: ast.AST, code: str = "MB101") -> list[Link] | None:
     """Return the chain of ``expr`` if it is an unbounded Django QuerySet, else None.
 
@@ -351,9 +362,9 @@ def django_queryset(ctx: ModuleContext, expr: ast.AST, code: str = "MB101") -> l
     methods that return QuerySets. A slice, ``.iterator()`` or any other step (``.get()``,
     ``.count()``) makes it something else.
     """
-    if "django" not in ctx.imported_roots:
-        return None
     chain = ctx.expand(expr)
+    if "django" not in ctx.imported_roots and not _known_model(ctx, chain):
+        return None
     start = None
     for index, link in enumerate(chain):
         if (
@@ -455,7 +466,7 @@ def key_in_list(ctx: ModuleContext, link: Link) -> bool:
     return False
 
 
-def _literal_pieces(ctx: ModuleContext, stmt: ast.AST) -> list[str]:
+def literal_pieces(ctx: ModuleContext, stmt: ast.AST) -> list[str]:
     """The string constants that build ``stmt``: in the expression, and for a name in its one
     assigned value and the text appended to it (``sql += " LIMIT 10"``) in its scope. (A name
     with several alternative values is bounded only when each is: see ``statement_bounded``.)"""
@@ -500,7 +511,7 @@ def statement_bounded(ctx: ModuleContext, call: ast.Call) -> bool:
             return True
     # SQL assembled from pieces (``base + " LIMIT 10"``, ``sql += f" LIMIT {n}"``): a bounding
     # clause in any literal piece bounds the statement.
-    if any(sql_is_bounded(piece) for piece in _literal_pieces(ctx, stmt)):
+    if any(sql_is_bounded(piece) for piece in literal_pieces(ctx, stmt)):
         return True
     return any(
         (link.kind == "method" and link.name in ("limit", "fetch", "slice", "group_by"))

@@ -22,6 +22,7 @@ from membound.lint.rules._queries import (
     sa_query,
     statement_bounded,
 )
+from membound.lint.rules._sizes import executed_before, query_size
 
 __all__ = ["RULES"]
 
@@ -40,7 +41,7 @@ def _iterated_exprs(ctx: ModuleContext) -> Iterator[tuple[ast.expr, str]]:
 
 def check_unbounded_queryset(ctx: ModuleContext) -> Iterator[Finding]:
     """MB101: a Django queryset iterated or materialised without a bound."""
-    if "django" not in ctx.imported_roots:
+    if "django" not in ctx.imported_roots and ctx.evidence is None:
         return
     for expr, how in _iterated_exprs(ctx):
         chain = django_queryset(ctx, expr)
@@ -70,16 +71,27 @@ def check_unbounded_queryset(ctx: ModuleContext) -> Iterator[Finding]:
 
 
 def _where(
-    ctx: ModuleContext, node: ast.AST, code: str, chain: list[Link] | None = None
+    ctx: ModuleContext,
+    node: ast.AST,
+    code: str,
+    chain: list[Link] | None = None,
+    execute: ast.Call | None = None,
 ) -> str | None:
     """`` in a migration`` (the batch job the query runs in), ``""`` outside one when the
     rule's preview variants run or the model is in ``large-models``, None when the finding is
-    not reported."""
+    not reported. With table sizes (``--db``, ``--sizes``) a small table is never reported
+    and a big one always, its size said (``, ≈1.2M rows of `files` (pg_class estimate)``);
+    the user's ``small-models``/``large-models`` win over sizes."""
+    declared = ctx.model_size(model_name(ctx, chain)) if chain else None
+    size = query_size(ctx, chain, execute) if declared is None else None
+    if size is not None and size.small:
+        return None
+    said = "" if size is None else f", {size.words()}"
     job = batch_job(ctx, node)
     if job is not None:
-        return f" in {job}"
-    if code in ctx.preview or (chain and ctx.model_size(model_name(ctx, chain)) == "large"):
-        return ""
+        return f" in {job}{said}"
+    if size is not None or code in ctx.preview or declared == "large":
+        return said
     return None
 
 
@@ -109,7 +121,8 @@ def check_unbounded_fetch(ctx: ModuleContext) -> Iterator[Finding]:
         elif func.attr in ("all", "fetchall") and not call.args and not call.keywords:
             candidates.append(call)
     for call in candidates:
-        where = _where(ctx, call, "MB102", ctx.expand(call))
+        execute = executed_before(ctx, call, executes)
+        where = _where(ctx, call, "MB102", ctx.expand(call), execute)
         if where is None or defers_to_mb501(ctx, call) or _wraps_fetchall(ctx, call):
             continue
         func = call.func

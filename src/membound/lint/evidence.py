@@ -1,0 +1,73 @@
+"""Sizes as the loading rules use them: the size of the table a query reads, and whether it
+is small, big or unknown (``lint/sizes.py`` says where sizes come from)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from membound.lint.sizes import DEFAULT_SMALL_TABLE_ROWS, TableSizes, format_rows
+from membound.lint.tables import ModelTables, sql_tables
+
+__all__ = ["Evidence", "TableSize"]
+
+
+@dataclass(frozen=True)
+class TableSize:
+    """The size of what one query reads."""
+
+    rows: int
+    table: str
+    """The table (or the model, where the sizes file names the model)."""
+    source: str
+    small: bool
+    at_least: bool = False
+    """Counted up to a cap that it reached."""
+
+    def words(self) -> str:
+        """``≈1.2M rows of `files` (pg_class estimate)``."""
+        about = "≥" if self.at_least else "≈"
+        return f"{about}{format_rows(self.rows)} rows of `{self.table}` ({self.source})"
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Sizes and the model → table map of one run."""
+
+    sizes: TableSizes
+    tables: ModelTables
+    small_table_rows: int = DEFAULT_SMALL_TABLE_ROWS
+
+    def _sized(self, rows: int, table: str) -> TableSize:
+        small = rows < self.small_table_rows
+        return TableSize(rows, table, self.sizes.source, small, table in self.sizes.capped)
+
+    def of_model(self, qualified: str | None, name: str) -> TableSize | None:
+        """The size of the table of the model written ``name`` (imported as ``qualified``)."""
+        rows = self.sizes.model_rows(qualified or name)
+        if rows is not None:
+            return self._sized(rows, name)
+        table = self.tables.table_of(qualified, name)
+        if table is None:
+            return None
+        rows = self.sizes.table_rows(table)
+        return None if rows is None else self._sized(rows, table)
+
+    def of_sql(self, texts: Iterable[str]) -> TableSize | None:
+        """The size that decides for SQL reading these texts' tables: the biggest known table
+        when one is big, a small one when every table named is known and small, else None."""
+        known: list[TableSize] = []
+        unknown = False
+        for text in texts:
+            for table in sql_tables(text):
+                rows = self.sizes.table_rows(table)
+                if rows is None:
+                    unknown = True
+                else:
+                    known.append(self._sized(rows, table))
+        if not known:
+            return None
+        biggest = max(known, key=lambda s: s.rows)
+        if not biggest.small:
+            return biggest
+        return None if unknown else biggest

@@ -1,0 +1,63 @@
+"""The size of what a query reads, for the loading rules: its model's table, or the tables its
+SQL names (``lint/evidence.py``); None without sizes, or when no size is known."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Sequence
+
+from membound.lint.context import Link, ModuleContext
+from membound.lint.evidence import TableSize
+from membound.lint.rules._queries import literal_pieces, model_name
+
+__all__ = ["executed_before", "query_size"]
+
+#: Calls whose first argument is the statement a query runs.
+_STATEMENT_CALLS = frozenset({"execute", "exec_driver_sql", "text", "from_statement", "raw"})
+
+
+def executed_before(
+    ctx: ModuleContext, call: ast.Call, executes: dict[tuple[ast.AST, str], list[ast.Call]]
+) -> ast.Call | None:
+    """The last ``cur.execute(...)`` before ``cur.fetchall()`` on the same cursor and scope."""
+    func = call.func
+    if not isinstance(func, ast.Attribute) or not isinstance(func.value, ast.Name):
+        return None
+    before = [
+        c
+        for c in executes.get((ctx.scope_of(call), func.value.id), [])
+        if (c.lineno, c.col_offset) <= (call.lineno, call.col_offset)
+    ]
+    return max(before, key=lambda c: (c.lineno, c.col_offset)) if before else None
+
+
+def _statement_texts(ctx: ModuleContext, calls: Sequence[ast.AST]) -> list[str]:
+    texts: list[str] = []
+    for call in calls:
+        if isinstance(call, ast.Call) and call.args:
+            texts.extend(literal_pieces(ctx, call.args[0]))
+    return texts
+
+
+def query_size(
+    ctx: ModuleContext, chain: Sequence[Link] | None, execute: ast.Call | None = None
+) -> TableSize | None:
+    """The size that decides for the query ``chain`` (run by ``execute`` when given)."""
+    evidence = ctx.evidence
+    if evidence is None:
+        return None
+    if chain:
+        name = model_name(ctx, list(chain))
+        if name is not None:
+            qualified = ctx.qualify(ast.Name(id=name)) if "." not in name else name
+            size = evidence.of_model(qualified, name)
+            if size is not None:
+                return size
+    calls: list[ast.AST] = [
+        link.node
+        for link in chain or ()
+        if link.kind in ("method", "func") and link.name in _STATEMENT_CALLS
+    ]
+    if execute is not None:
+        calls.append(execute)
+    return evidence.of_sql(_statement_texts(ctx, calls)) if calls else None

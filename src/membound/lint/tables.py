@@ -1,0 +1,180 @@
+"""Which table a query reads: models mapped to their tables, and table names in raw SQL.
+
+Read once per run, and only when sizes are given (``--db``, ``--sizes``): the files that can
+define models (a ``models.py``, a ``models/`` package, or a file whose text names
+``__tablename__``, ``db_table`` or ``Table(``) are parsed and every model class is mapped:
+
+* **Django**: ``Meta.db_table``, else ``app_label_modelname`` in lower case (``Meta.app_label``,
+  else the app's package: ``billing/models.py`` → ``billing``). Abstract models have no table;
+  proxy models read their parent's, which is not followed (their size is unknown).
+* **SQLAlchemy** declarative models: ``__tablename__``, or ``__table__ = Table("name", ...)``;
+  Core tables: ``invoices = Table("invoices", metadata, ...)`` maps the name ``invoices``.
+
+The map's keys are the dotted paths of the files' modules (``billing.models.Invoice``, from
+the path below the folder linted), matched against the path the code imports a model from by
+its dotted tail, and bare class names where only one model has that name.
+
+Raw SQL names its tables after ``FROM`` and ``JOIN``: :func:`sql_tables`.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+import warnings
+from collections.abc import Iterable, Mapping
+
+__all__ = ["ModelTables", "index_models", "sql_tables"]
+
+_MARKERS = ("__tablename__", "db_table", "Table(", "models.Model", "Model)")
+_SQL_NAME = r'(?:"[^"]+"|`[^`]+`|\[[^\]]+\]|[A-Za-z_][\w$]*)'
+_FROM_JOIN = re.compile(rf"\b(?:FROM|JOIN)\s+({_SQL_NAME}(?:\s*\.\s*{_SQL_NAME})?)", re.IGNORECASE)
+#: Words that follow FROM without naming a table (``FROM (SELECT ...)`` is skipped by the regex).
+_NOT_TABLES = frozenset({"select", "lateral", "unnest", "generate_series", "only", "json_table"})
+
+
+def sql_tables(sql: str) -> list[str]:
+    """Table names a SQL text reads (after ``FROM``/``JOIN``), in order, quotes dropped."""
+    found = []
+    for match in _FROM_JOIN.finditer(sql):
+        name = re.sub(r'["`\[\]\s]', "", match.group(1))
+        if name.lower() not in _NOT_TABLES:
+            found.append(name)
+    return found
+
+
+class ModelTables:
+    """Model (and Core table variable) → table name, for one run."""
+
+    def __init__(self, by_path: Mapping[str, str]) -> None:
+        self.by_path = dict(by_path)
+        names: dict[str, set[str]] = {}
+        for path, table in self.by_path.items():
+            names.setdefault(path.rsplit(".", 1)[-1], set()).add(table)
+        #: bare class name → table, where every class of that name has the same table
+        self.by_name = {name: next(iter(t)) for name, t in names.items() if len(t) == 1}
+
+    def table_of(self, qualified: str | None, name: str) -> str | None:
+        """The table of the model imported as ``qualified`` (or defined here as ``name``)."""
+        if qualified:
+            if qualified in self.by_path:
+                return self.by_path[qualified]
+            tail = "." + qualified
+            matches = {t for p, t in self.by_path.items() if p.endswith(tail)}
+            if len(matches) == 1:
+                return matches.pop()
+        return self.by_name.get(name)
+
+
+def _module_path(path: str, root: str) -> str:
+    rel = os.path.relpath(path, root) if root else path
+    words = os.path.splitext(rel)[0].replace(os.sep, "/").split("/")
+    parts = [p for p in words if p not in ("", ".")]
+    if parts and parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _string(node: ast.AST | None) -> str | None:
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value
+    return None
+
+
+def _table_call(node: ast.AST | None) -> str | None:
+    """``Table("name", ...)`` / ``sa.Table("name", ...)``: the name."""
+    if isinstance(node, ast.Call) and node.args:
+        func = node.func
+        called = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+        if called == "Table":
+            return _string(node.args[0])
+    return None
+
+
+def _assigned(body: Iterable[ast.stmt]) -> dict[str, ast.AST]:
+    found: dict[str, ast.AST] = {}
+    for stmt in body:
+        if isinstance(stmt, ast.Assign):
+            for target in stmt.targets:
+                if isinstance(target, ast.Name):
+                    found[target.id] = stmt.value
+        elif isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.value:
+            found[stmt.target.id] = stmt.value
+    return found
+
+
+def _meta(cls: ast.ClassDef) -> dict[str, ast.AST]:
+    for stmt in cls.body:
+        if isinstance(stmt, ast.ClassDef) and stmt.name == "Meta":
+            return _assigned(stmt.body)
+    return {}
+
+
+def _app_label(module: str) -> str:
+    parts = module.split(".")
+    if "models" in parts:
+        index = len(parts) - 1 - parts[::-1].index("models")
+        if index > 0:
+            return parts[index - 1]
+    return parts[-2] if len(parts) > 1 else parts[0]
+
+
+def _django_base(cls: ast.ClassDef, models_here: set[str]) -> bool:
+    for base in cls.bases:
+        name = base.attr if isinstance(base, ast.Attribute) else getattr(base, "id", "")
+        subclass = name.endswith("Model") and name != "BaseModel"  # not pydantic's
+        if name == "Model" or name in models_here or subclass:
+            return True
+    return False
+
+
+def _tables_in(tree: ast.Module, module: str, django: bool) -> dict[str, str]:
+    found: dict[str, str] = {}
+    django_classes: set[str] = set()
+    for name, value in _assigned(tree.body).items():
+        table = _table_call(value)
+        if table:
+            found[f"{module}.{name}"] = table
+    for cls in (s for s in tree.body if isinstance(s, ast.ClassDef)):
+        own = _assigned(cls.body)
+        table = _string(own.get("__tablename__")) or _table_call(own.get("__table__"))
+        if table:
+            found[f"{module}.{cls.name}"] = table
+            continue
+        meta = _meta(cls)
+        if not django or not (_django_base(cls, django_classes) or "db_table" in meta):
+            continue
+        django_classes.add(cls.name)
+        if _constant_true(meta.get("abstract")) or _constant_true(meta.get("proxy")):
+            continue
+        table = _string(meta.get("db_table"))
+        if table is None:
+            label = _string(meta.get("app_label")) or _app_label(module)
+            table = f"{label}_{cls.name}".lower()
+        found[f"{module}.{cls.name}"] = table
+    return found
+
+
+def _constant_true(node: ast.AST | None) -> bool:
+    return isinstance(node, ast.Constant) and node.value is True
+
+
+def index_models(files: Iterable[tuple[str, str]], root: str) -> ModelTables:
+    """Map the models defined in ``files`` (``(path, text)`` pairs) to their tables; ``root``
+    is the folder module paths are counted from."""
+    by_path: dict[str, str] = {}
+    for path, text in files:
+        norm = path.replace(os.sep, "/")
+        models_file = norm.endswith("/models.py") or "/models/" in norm or norm == "models.py"
+        if not models_file and not any(marker in text for marker in _MARKERS):
+            continue
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                tree = ast.parse(text, filename=path)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            continue  # the lint run itself reports the file
+        django = "django" in text or models_file
+        by_path.update(_tables_in(tree, _module_path(path, root), django))
+    return ModelTables(by_path)
