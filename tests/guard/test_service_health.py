@@ -120,7 +120,7 @@ def test_a_recycled_gunicorn_service_reports_a_leak_per_request(tmp_path: Path) 
     service = answer.body["service"]
     assert isinstance(service, dict), answer.body
     assert "ledger" == service["source"]
-    assert 2 == service["workers_count"]
+    assert 1 <= service["workers_count"] <= 2  # a replacement may not serve yet
     assert answer.body["pid"] in [row["pid"] for row in service["workers"]]
     assert service["recycled"] >= 2, service
     growth = service["growth"]
