@@ -72,7 +72,13 @@ def test_bad_files_exit_2_only_when_every_input_failed(
     assert "broken.py:1:5: MB000 file could not be parsed: syntax error" in err
     assert "blob.py:1:1: MB000 file could not be parsed: binary file" in err
     assert "Traceback" not in err
-    assert main(["lint", "broken.py", "ok.py"]) == 0
+    capsys.readouterr()
+    # a file that could not be checked is a finding (MB000): exit 1, never "All checks passed!"
+    assert main(["lint", "broken.py", "ok.py"]) == 1
+    out = capsys.readouterr().out
+    assert "All checks passed!" not in out
+    assert "1 file could not be checked (MB000, listed on stderr)." in out
+    assert main(["lint", "broken.py", "ok.py", "--exit-zero"]) == 0
     assert main(["lint", "broken.py", "bad.py"]) == 1
 
 

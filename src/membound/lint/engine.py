@@ -28,6 +28,7 @@ from membound.lint.context import ModuleContext
 from membound.lint.evidence import Evidence
 from membound.lint.fixing import comment_rows
 from membound.lint.model import FileError, Finding, LintResult
+from membound.lint.newer_python import relint_with_newer
 from membound.lint.reading import Unreadable, read_limited
 from membound.lint.rules import RULES
 from membound.lint.tables import index_models
@@ -401,6 +402,12 @@ def lint_paths(
             ]
     else:
         results = _lint_many((files, config))
+    errors_here = [e for _, e, _ in results if e is not None]
+    again = relint_with_newer(errors_here, config, ALL_CODES) if errors_here else {}
+    if again:
+        results = [
+            again.get(e.filename, (f, e, c)) if e is not None else (f, e, c) for f, e, c in results
+        ]
     findings: list[Finding] = []
     errors = unlisted
     checked = 0

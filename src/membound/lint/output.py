@@ -46,7 +46,12 @@ def render_text(result: LintResult) -> str:
             out.append(f"{safe} fixable with `membound lint --fix`.")
         if unsafe:
             out.append(f"{unsafe} more fixable with `--fix --unsafe-fixes` (review the diff).")
-    elif result.files_checked:
+    if result.errors and result.files_checked:
+        n = len(result.errors)
+        out.append(
+            f"{n} file{'s' if n != 1 else ''} could not be checked (MB000, listed on stderr)."
+        )
+    elif not count and result.files_checked:
         out.append("All checks passed!")
     # Nothing checked and nothing found (every input was MB000): no stray empty line.
     return "".join(line + "\n" for line in out)

@@ -1,6 +1,7 @@
 """``membound lint PATH...``: find memory anti-patterns statically (ruff-style interface).
 
-Exit codes: 0 no findings, 1 findings (0 with ``--exit-zero``), 2 a usage or configuration error,
+Exit codes: 0 no findings, 1 findings or a file that could not be checked (MB000; 0 with
+``--exit-zero``), 2 a usage or configuration error,
 or no input file could be checked at all. Errors in the settings (a bad ``--select``, ``--ignore``
 or ``--max-file-size``, or the same in ``[tool.membound.lint]``) are one ``membound: error:`` line
 and a hint, never click's usage banner: the message names the option, which is all the banner
@@ -296,8 +297,8 @@ def command(
         click.echo("membound lint: no Python files found", err=True)
     if result.all_failed:
         return 2
-    if result.findings and not exit_zero:
-        return 1
+    if (result.findings or result.errors) and not exit_zero:
+        return 1  # a file that could not be checked is a finding too (MB000)
     return 0
 
 

@@ -1,0 +1,94 @@
+"""Valid Python for a newer interpreter than the one running membound is linted by the newest
+CPython on the machine (issue 25); only what that one refuses too is MB000, and a run with an
+MB000 never says "All checks passed!"."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from membound.lint.newer_python import newer_pythons
+
+#: PEP 695 (Python 3.12): a ``type`` alias and a generic class, with an unbounded cache inside.
+PEP695 = """\
+import functools
+
+type Rows = list[dict]
+
+class Repo[T]:
+    @functools.cache
+    def load(self, n):
+        return list(range(n))
+"""
+
+
+def _lint(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "membound", "lint", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="needs an interpreter older than 3.12")
+def test_a_312_file_is_linted_under_an_older_python(tmp_path: Path) -> None:
+    assert newer_pythons(), "this machine has newer CPythons (pyenv): they must be found"
+    (tmp_path / "repo.py").write_text(PEP695)
+    done = _lint(tmp_path, "--select", "MB301", "repo.py")
+    assert 1 == done.returncode, done.stderr
+    assert done.stdout.startswith("repo.py:6:6: MB301 `functools.cache` never evicts"), done.stdout
+    assert "MB000" not in done.stderr
+
+
+def test_an_invalid_file_names_both_pythons_and_nothing_passes(tmp_path: Path) -> None:
+    (tmp_path / "ok.py").write_text("x = 1\n")
+    (tmp_path / "broken.py").write_text("def (:\n")
+    done = _lint(tmp_path, ".")
+    assert 1 == done.returncode, done.stderr
+    assert "All checks passed!" not in done.stdout
+    assert "1 file could not be checked (MB000, listed on stderr)." in done.stdout
+    line = done.stderr.strip()
+    here = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    assert line.startswith("./broken.py:1:5: MB000 file could not be parsed: syntax error: ")
+    newest = newer_pythons()
+    if newest:
+        assert line.endswith(f"(Python {here} and 3.{newest[0][0][1]})"), line
+    else:
+        assert line.endswith(f"(Python {here}; no newer Python found here to try)"), line
+
+
+def test_without_a_newer_python_the_error_says_so(tmp_path: Path) -> None:
+    (tmp_path / "repo.py").write_text(PEP695 if sys.version_info < (3, 12) else "def (:\n")
+    env = {**os.environ, "PYENV_ROOT": str(tmp_path / "none"), "PATH": str(tmp_path / "none")}
+    done = subprocess.run(
+        [sys.executable, "-c", _NO_SYSTEM_PYTHONS, "repo.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+    assert 2 == done.returncode, done.stderr  # the only file could not be checked
+    assert done.stderr.strip().endswith("no newer Python found here to try)"), done.stderr
+
+
+#: membound lint searching no system folder (the machine's own python3.N there may be newer
+#: than the one running the test); pyenv's and PATH are emptied by the environment.
+_NO_SYSTEM_PYTHONS = """\
+import sys
+from membound.lint import newer_python
+newer_python.SYSTEM_BIN_DIRS = ()
+from membound.cli.main import main
+sys.exit(main(["lint", *sys.argv[1:]]))
+"""
