@@ -122,3 +122,35 @@ def test_new_settings_are_checked(tmp_path: Path, setting: str, message: str) ->
     (tmp_path / "pyproject.toml").write_text(f"[tool.membound.lint]\n{setting}\n")
     with pytest.raises(ConfigError, match=message):
         load_config(tmp_path / "pyproject.toml", ALL_CODES)
+
+
+def test_exclude_and_ruffs_excludes_leave_files_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``exclude`` in [tool.membound.lint], and ruff's ``exclude``/``extend-exclude`` from the
+    same pyproject: files found under a folder are left out; a file named is still checked."""
+    from membound.cli.main import main
+
+    def linted(*paths: str) -> set[str]:
+        main(["lint", "--select", "MB301", *paths])
+        out = capsys.readouterr().out
+        return {line.split(":")[0] for line in out.splitlines() if ": MB" in line}
+
+    monkeypatch.chdir(tmp_path)
+    bad = "import functools\n@functools.cache\ndef f(n):\n    return n\n"
+    for name in ("app/a.py", "app/generated/b.py", "vendor/c.py", "app/legacy/d.py"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(bad)
+    assert {"./app/a.py", "./app/generated/b.py", "./vendor/c.py", "./app/legacy/d.py"} == (
+        linted(".")
+    )
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.ruff]\nextend-exclude = ["generated"]\nexclude = ["vendor/*"]\n'
+    )
+    assert {"./app/a.py", "./app/legacy/d.py"} == linted(".")
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.ruff]\nextend-exclude = ["generated"]\n'
+        '[tool.membound.lint]\nexclude = ["app/legacy"]\n'
+    )
+    assert {"./app/a.py", "./vendor/c.py"} == linted(".")
+    assert {"app/generated/b.py"} == linted("app/generated/b.py")

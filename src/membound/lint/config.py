@@ -67,6 +67,7 @@ _KEYS = (
     "max-file-size",
     "sizes",
     "small-table-rows",
+    "exclude",
 )
 
 _TEST_FILES = (
@@ -142,6 +143,10 @@ class LintConfig:
     """Directory that per-file-ignores globs are relative to (the config file's)."""
     source: Path | None = None
     """The pyproject.toml the settings came from, if any."""
+    exclude: tuple[str, ...] = ()
+    """Globs (relative to the configuration file) of files and folders that are not code to
+    check: ``exclude``, plus ruff's ``exclude`` and ``extend-exclude`` from the same file.
+    Files named on the command line are checked all the same, as ruff does."""
     sizes_file: Path | None = None
     """A sizes file to read (``sizes``, relative to the configuration file)."""
     small_table_rows: int = DEFAULT_SMALL_TABLE_ROWS
@@ -173,6 +178,27 @@ class LintConfig:
         """The codes among ``codes`` whose preview variants run: all with ``preview``, else those
         selected by their full code."""
         return frozenset(c for c in codes if self.preview or c in self.select)
+
+    def excluded(self, filename: str) -> bool:
+        """Whether ``filename`` (found under a folder given) is excluded by :attr:`exclude`: a
+        glob matches its path from the configuration's folder or, without a ``/``, any of its
+        parts (``migrations`` excludes every ``migrations/`` folder, as in ruff)."""
+        if not self.exclude:
+            return False
+        path = Path(filename)
+        try:
+            rel = PurePosixPath(Path(os.path.realpath(path)).relative_to(self._real_root))
+        except ValueError:
+            rel = PurePosixPath(path.as_posix())
+        text = rel.as_posix()
+        for pattern in self.exclude:
+            glob = pattern.strip("/")
+            if "/" in glob:
+                if fnmatch.fnmatchcase(text, glob) or fnmatch.fnmatchcase(text, glob + "/*"):
+                    return True
+            elif any(fnmatch.fnmatchcase(part, glob) for part in rel.parts):
+                return True
+        return False
 
     def codes_for(self, filename: str, all_codes: Iterable[str]) -> frozenset[str]:
         """The rule codes that run on ``filename``.
@@ -386,10 +412,12 @@ def load_config(path: Path, all_codes: Sequence[str]) -> LintConfig:
             unknown key, a value of the wrong type, an empty or unknown rule selector, or a
             ``max-file-size`` that is not a size.
     """
-    section = _section(_load_toml(path), path)
+    data = _load_toml(path)
+    section = _section(data, path)
     root = path.resolve().parent
+    ruff = _ruff_excludes(data)
     if section is None:
-        return LintConfig(root=root, source=path)
+        return LintConfig(root=root, source=path, exclude=ruff)
     unknown = sorted(set(section) - set(_KEYS))
     if unknown:
         raise ConfigError(
@@ -423,6 +451,7 @@ def load_config(path: Path, all_codes: Sequence[str]) -> LintConfig:
             f"{path}: [tool.membound.lint] {', '.join(both)} is in both small-models and "
             "large-models"
         )
+    exclude = _strings(section.get("exclude", []), "exclude", path) + ruff
     sizes_file = None
     if "sizes" in section:
         if not isinstance(section["sizes"], str) or not section["sizes"].strip():
@@ -447,6 +476,7 @@ def load_config(path: Path, all_codes: Sequence[str]) -> LintConfig:
         source=path,
         sizes_file=sizes_file,
         small_table_rows=small_rows,
+        exclude=exclude,
     )
 
 
@@ -472,9 +502,11 @@ def find_config(paths: Sequence[str]) -> Path | None:
     """Find the pyproject.toml with a ``[tool.membound.lint]`` section that governs ``paths``.
 
     Like ruff, search from the inputs' common directory (the current directory if none) upward
-    and take the first pyproject.toml that has the section. A pyproject.toml that cannot be read or
-    parsed stops the search with an error when it mentions membound (it may hold the settings the
-    user means); one that does not is another tool's file and is skipped.
+    and take the first pyproject.toml that has the section; without one, the nearest whose
+    ``[tool.ruff]`` excludes files (the project says they are not code to check). A
+    pyproject.toml that cannot be read or parsed stops the search with an error when it mentions
+    membound (it may hold the settings the user means); one that does not is another tool's file
+    and is skipped.
 
     Args:
         paths: The paths given on the command line.
@@ -496,6 +528,7 @@ def find_config(paths: Sequence[str]) -> Path | None:
         start = Path(_common(dirs))
     except ValueError:
         start = Path.cwd()
+    ruff_only: Path | None = None
     for directory in (start, *start.parents):
         candidate = directory / "pyproject.toml"
         # os.path.isfile, not Path.is_file: the latter raises on a folder that cannot be searched
@@ -510,7 +543,24 @@ def find_config(paths: Sequence[str]) -> Path | None:
             continue  # an unrelated broken pyproject must not stop the search
         if _section(data, candidate) is not None:
             return candidate
-    return None
+        if ruff_only is None and _ruff_excludes(data):
+            ruff_only = candidate  # the project's excludes, if no membound settings come
+    return ruff_only
+
+
+def _ruff_excludes(data: Mapping[str, Any]) -> tuple[str, ...]:
+    """``exclude`` and ``extend-exclude`` of ``[tool.ruff]`` (lists of globs; anything else is
+    ruff's to complain about)."""
+    tool = data.get("tool")
+    ruff = tool.get("ruff") if isinstance(tool, dict) else None
+    if not isinstance(ruff, dict):
+        return ()
+    found: list[str] = []
+    for key in ("exclude", "extend-exclude"):
+        value = ruff.get(key)
+        if isinstance(value, list):
+            found.extend(v for v in value if isinstance(v, str) and v.strip())
+    return tuple(found)
 
 
 def _common(dirs: Sequence[Path]) -> str:

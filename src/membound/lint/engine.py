@@ -37,6 +37,7 @@ __all__ = [
     "EXCLUDED_DIRS",
     "decode_source",
     "discover",
+    "kept",
     "lint_file",
     "lint_paths",
     "lint_source",
@@ -350,6 +351,14 @@ def _lint_many(
     return [lint_file(p, config) for p in paths]
 
 
+def kept(files: Sequence[str], paths: Sequence[str], config: LintConfig) -> list[str]:
+    """``files`` less those the configuration excludes; a file named in ``paths`` is kept."""
+    if not config.exclude:
+        return list(files)
+    named = {p for p in paths if not os.path.isdir(p)}
+    return [f for f in files if f in named or not config.excluded(f)]
+
+
 def with_evidence(config: LintConfig, files: Sequence[str], paths: Sequence[str]) -> LintConfig:
     """``config`` with its sizes made evidence: the models of ``files`` mapped to their tables
     (module paths counted from the folder linted, or the current one). Unchanged without
@@ -392,7 +401,7 @@ def lint_paths(
         where = str(exc.filename) if exc.filename is not None else "?"
         unlisted.append(FileError(where, f"cannot list folder: {exc.strerror or exc}"))
 
-    files = list(dict.fromkeys(discover(paths, cannot_list)))
+    files = kept(list(dict.fromkeys(discover(paths, cannot_list))), paths, config)
     config = with_evidence(config, files, paths)
     if jobs > 1 and len(files) > 50:
         chunks = [files[i :: jobs * 4] for i in range(jobs * 4)]

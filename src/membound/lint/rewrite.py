@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from membound.lint.config import LintConfig
-from membound.lint.engine import discover, lint_text, read_source, with_evidence
+from membound.lint.engine import discover, kept, lint_text, read_source, with_evidence
 from membound.lint.fixing import add_noqa, apply_fixes
 from membound.lint.model import FileError, Finding
 
@@ -106,7 +106,7 @@ def rewrite_paths(
         where = str(exc.filename) if exc.filename is not None else "?"
         errors.append(FileError(where, f"cannot list folder: {exc.strerror or exc}"))
 
-    files = list(dict.fromkeys(discover(paths, cannot_list)))
+    files = kept(list(dict.fromkeys(discover(paths, cannot_list))), paths, config)
     config = with_evidence(config, files, paths)
     for path in files:
         read = read_source(path, config)
