@@ -8,7 +8,8 @@ from collections.abc import Sequence
 
 from membound.lint.context import Link, ModuleContext
 from membound.lint.evidence import TableSize
-from membound.lint.rules._queries import literal_pieces, model_name
+from membound.lint.rules._queries import model_name
+from membound.lint.rules._sql import literal_pieces
 
 __all__ = ["executed_before", "query_size"]
 

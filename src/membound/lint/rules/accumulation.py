@@ -7,7 +7,8 @@ from collections.abc import Iterator
 
 from membound.lint.context import FUNCTIONS, ModuleContext
 from membound.lint.model import Finding, Fix, Rule
-from membound.lint.rules._queries import database_source, statement_bounded, streaming_source
+from membound.lint.rules._sql import statement_bounded
+from membound.lint.rules._streams import database_source, streaming_source
 
 __all__ = ["RULES"]
 

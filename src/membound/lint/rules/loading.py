@@ -20,9 +20,9 @@ from membound.lint.rules._queries import (
     django_queryset,
     model_name,
     sa_query,
-    statement_bounded,
 )
 from membound.lint.rules._sizes import executed_before, query_size
+from membound.lint.rules._sql import statement_bounded
 
 __all__ = ["RULES"]
 

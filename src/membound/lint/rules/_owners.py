@@ -1,0 +1,242 @@
+"""Bounds that come from the code around a query: the rows of one owner (a filter on a foreign
+key to an object in hand) and primary keys in a list in hand. Conservative, like every shared
+predicate: when a value cannot be followed, it is no bound."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterable, Iterator
+
+from membound.lint.context import Link, ModuleContext
+
+__all__ = ["key_in_list", "last_name", "owner_filter"]
+
+
+#: Django lookups: a keyword ending in one of these compares, it does not follow a relation.
+_LOOKUPS = frozenset(
+    {
+        "exact", "iexact", "contains", "icontains", "in", "gt", "gte", "lt", "lte",
+        "startswith", "istartswith", "endswith", "iendswith", "range", "date", "year",
+        "iso_year", "month", "day", "week", "week_day", "iso_week_day", "quarter", "time",
+        "hour", "minute", "second", "isnull", "regex", "iregex", "search", "contained_by",
+        "overlap", "has_key", "has_keys", "has_any_keys", "len", "trigram_similar", "unaccent",
+    }
+)  # fmt: skip
+
+
+#: Keyword or column names that name an owner: rows filtered to one of these belong to one owner.
+_OWNERS = frozenset(
+    {
+        "user", "owner", "author", "creator", "account", "customer", "organization",
+        "organisation", "organiser", "organizer", "tenant", "team", "project", "event",
+        "parent", "member", "person", "profile", "group", "workspace", "company", "site",
+        "object", "content_object", "instance",
+    }
+)  # fmt: skip
+
+
+_KEY_NAMES = frozenset({"id", "pk", "uuid", "uid", "key"})
+
+
+def last_name(expr: ast.AST) -> str | None:
+    if isinstance(expr, ast.Name):
+        return expr.id
+    if isinstance(expr, ast.Attribute):
+        return expr.attr
+    return None
+
+
+def _is_value_in_hand(expr: ast.AST) -> bool:
+    """A variable, attribute or item (an object or key already in memory), not a literal, not a
+    column of another table (``Other.id``, ``t.c.id``: that is a join, not a filter)."""
+    if isinstance(expr, ast.Call):
+        return False
+    root = expr
+    while isinstance(root, (ast.Attribute, ast.Subscript)):
+        if isinstance(root, ast.Attribute) and root.attr == "c":
+            return False
+        root = root.value
+    if not isinstance(root, ast.Name) or root.id[:1].isupper():
+        return False
+    return isinstance(expr, (ast.Name, ast.Attribute, ast.Subscript))
+
+
+_KEY_SUFFIXES = ("id", "uuid", "pk", "key")
+
+
+def _is_key_column(field: str) -> bool:
+    """``run_uuid``, ``queue_id``, ``buildsetid``: a column holding the key of another row."""
+    return field.lower().endswith(_KEY_SUFFIXES)
+
+
+def _strip_key(name: str) -> str:
+    lowered = name.lower()
+    for suffix in ("_id", "_uuid", "_pk", "_key", "id", "uuid"):
+        if lowered.endswith(suffix) and len(lowered) > len(suffix):
+            return lowered[: -len(suffix)].rstrip("_")
+    return lowered
+
+
+#: Column names that hold a value shared by many rows (a state, a kind, a date), not an owner:
+#: ``filter(state=state)`` is no bound even though the names match.
+_NOT_OWNERS = frozenset(
+    {
+        "state", "status", "type", "kind", "category", "name", "slug", "email", "language",
+        "locale", "mode", "level", "priority", "source", "format", "version", "date", "day",
+        "month", "year", "time", "active", "enabled", "public", "deleted", "visible", "value",
+        "tag", "label", "flag", "country", "currency", "role", "action", "result", "code",
+    }
+)  # fmt: skip
+
+
+def _owner_match(field: str, value: ast.AST) -> bool:
+    """``field == value`` selects the rows of one owner: a value in hand, and a field that names
+    an owner (``event=self.event``) or is named like that value (``build_id == build_id``,
+    ``submission=self.submission``), unless the field is a shared attribute (``state=state``)."""
+    if not _is_value_in_hand(value):
+        return False
+    base = _strip_key(field)
+    if base in _OWNERS or base.rsplit("_", 1)[-1] in _OWNERS:
+        return True
+    named = last_name(value)
+    if named is None or not base:
+        return False
+    # A key column (``role_id``) names a row of another table even when that table is a shared
+    # attribute elsewhere (``role``); a plain column named like a shared attribute does not.
+    if base in _NOT_OWNERS and base == field.lower():
+        return False
+    if named.lower() in _KEY_NAMES and field.lower() != base:
+        return True  # ``buildsetid == row.id``: a key column equal to the id of a row in hand
+    other = _strip_key(named)
+    return other.endswith(base) or (len(other) >= 3 and base.endswith(other))
+
+
+def owner_filter(ctx: ModuleContext, link: Link) -> bool:
+    """A ``filter``/``filter_by``/``where`` step keeping the rows of one owner's foreign key:
+    ``filter(event=self.event)``, ``filter(review__submission=s)``, ``filter_by(user_id=uid)``,
+    ``where(T.c.buildid == buildid)``, ``filter(Metric.run_uuid == run_uuid)``."""
+    if link.kind != "method" or link.name not in ("filter", "where", "filter_by"):
+        return False
+    call = link.node
+    if not isinstance(call, ast.Call):
+        return False
+    keywords = list(call.keywords)
+    args = [_resolved(ctx, a) for a in call.args]
+    for arg in args:
+        # ``Q(speaker__user=user) | Q(...)``: the keywords of the Q objects filter too.
+        keywords.extend(
+            kw
+            for node in ast.walk(arg)
+            if isinstance(node, ast.Call) and last_name(node.func) == "Q"
+            for kw in node.keywords
+        )
+    for kw in keywords:
+        if kw.arg is None:
+            continue
+        parts = kw.arg.split("__")
+        if parts[-1] == "in" and len(parts) > 1:
+            # ``submission_id__in=ids`` / ``event__in=events``: the rows of owners in hand.
+            if _in_memory_list(ctx, kw.value) and (
+                _is_key_column(parts[-2]) or _strip_key(parts[-2]) in _OWNERS
+            ):
+                return True
+            continue
+        if parts[-1] in _LOOKUPS:
+            continue
+        if _owner_match(parts[-1], kw.value):
+            return True
+    if any(_owner_match(column, value) for column, value, _ in _equalities(args)):
+        return True
+    for arg in args:
+        for node in ast.walk(arg):
+            if (
+                # ``Trace.request_id.in_(trace_ids)``: the rows of a list of owners in hand.
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "in_"
+                and isinstance(node.func.value, ast.Attribute)
+                and _is_key_column(node.func.value.attr)
+                and len(node.args) == 1
+                and _in_memory_list(ctx, node.args[0])
+            ):
+                return True
+    return False
+
+
+_QUERY_STEPS = frozenset(
+    {"select", "query", "subquery", "scalar_subquery", "values_list", "values", "objects", "all"}
+)
+
+
+_PK_NAMES = frozenset({"id", "pk"})
+
+
+def _in_memory_list(ctx: ModuleContext, expr: ast.AST) -> bool:
+    """An argument of ``in_``/``pk__in`` that is a list in hand, not a subquery."""
+    if isinstance(expr, (ast.List, ast.Tuple, ast.Set, ast.ListComp, ast.SetComp)):
+        return True
+    return not any(
+        link.name in _QUERY_STEPS
+        for link in ctx.expand(expr)
+        if link.kind in ("method", "attr", "func")
+    )
+
+
+def _equalities(args: Iterable[ast.expr]) -> Iterator[tuple[str, ast.expr, ast.Compare]]:
+    """``(column, value, node)`` for each ``X.column == value`` inside ``args``."""
+    for arg in args:
+        for node in ast.walk(arg):
+            if (
+                isinstance(node, ast.Compare)
+                and len(node.ops) == 1
+                and isinstance(node.ops[0], ast.Eq)
+                and isinstance(node.left, ast.Attribute)
+            ):
+                yield node.left.attr, node.comparators[0], node
+
+
+def _resolved(ctx: ModuleContext, expr: ast.expr) -> ast.expr:
+    """``whereclause`` in ``.where(whereclause)``: the one value it was assigned, if one."""
+    if isinstance(expr, ast.Name):
+        values = ctx.assigned_values(expr.id, expr)
+        if len(values) == 1:
+            return values[0]
+    return expr
+
+
+def key_in_list(ctx: ModuleContext, link: Link) -> bool:
+    """A ``filter``/``where`` step keeping rows whose primary key is in a list already in memory,
+    or equal to one value in hand.
+
+    ``.filter(Model.id.in_(ids))`` or ``.filter(pk__in=ids)`` returns at most ``len(ids)`` rows:
+    memory the caller already pays for. A subquery in place of the list gives no such bound.
+    """
+    if link.kind != "method" or link.name not in ("filter", "where", "filter_by"):
+        return False
+    call = link.node
+    if not isinstance(call, ast.Call):
+        return False
+    for kw in call.keywords:
+        if kw.arg in ("pk__in", "id__in") and _in_memory_list(ctx, kw.value):
+            return True
+        if kw.arg in ("pk", "id") and _is_value_in_hand(kw.value):
+            return True  # one row
+    for column, value, node in _equalities(_resolved(ctx, a) for a in call.args):
+        if (
+            column in _PK_NAMES
+            and _is_value_in_hand(value)
+            and not isinstance(ctx.parent(node), ast.BoolOp)
+        ):
+            return True  # ``tbl.c.id == masterid``: one row
+    for arg in call.args:
+        if (
+            isinstance(arg, ast.Call)
+            and isinstance(arg.func, ast.Attribute)
+            and arg.func.attr == "in_"
+            and isinstance(arg.func.value, ast.Attribute)
+            and arg.func.value.attr in _PK_NAMES
+            and len(arg.args) == 1
+            and _in_memory_list(ctx, arg.args[0])
+        ):
+            return True
+    return False

@@ -1,0 +1,87 @@
+"""Statements as text: the literal pieces a SQL statement is built from, and whether they bound
+it (a LIMIT, an aggregate, keys in a list)."""
+
+from __future__ import annotations
+
+import ast
+
+from membound.lint.context import Link, ModuleContext, sql_is_bounded
+from membound.lint.rules._owners import key_in_list
+
+__all__ = ["aggregate_select", "literal_pieces", "statement_bounded"]
+
+
+def literal_pieces(ctx: ModuleContext, stmt: ast.AST) -> list[str]:
+    """The string constants that build ``stmt``: in the expression, and for a name in its one
+    assigned value and the text appended to it (``sql += " LIMIT 10"``) in its scope. (A name
+    with several alternative values is bounded only when each is: see ``statement_bounded``.)"""
+    exprs: list[ast.AST] = [stmt]
+    if isinstance(stmt, ast.Name):
+        values = ctx.assigned_values(stmt.id, stmt)
+        if len(values) == 1:
+            exprs.extend(values)
+        scope = ctx.scope_of(stmt)
+        exprs.extend(
+            aug.value
+            for aug in ctx.of_type(ast.AugAssign)
+            if isinstance(aug.target, ast.Name)
+            and aug.target.id == stmt.id
+            and ctx.scope_of(aug) is scope
+            and aug.lineno <= stmt.lineno
+        )
+    pieces: list[str] = []
+    for expr in exprs:
+        for node in ast.walk(expr):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                pieces.append(node.value)
+            elif isinstance(node, ast.JoinedStr):
+                text = ctx.string_value(node)
+                if text is not None:
+                    pieces.append(text)
+    return pieces
+
+
+def statement_bounded(ctx: ModuleContext, call: ast.Call) -> bool:
+    """Tell whether the statement passed to ``execute``/``scalars`` visibly returns few rows."""
+    if not call.args:
+        return False
+    stmt = call.args[0]
+    sql = ctx.string_value(stmt)
+    if sql is not None and sql_is_bounded(sql):
+        return True
+    if isinstance(stmt, ast.Name):
+        # ``query = "..."`` in each branch of an ``if``: bounded when every branch is.
+        texts = [ctx.string_value(v) for v in ctx.assigned_values(stmt.id, stmt)]
+        if texts and all(t is not None and sql_is_bounded(t) for t in texts):
+            return True
+    # SQL assembled from pieces (``base + " LIMIT 10"``, ``sql += f" LIMIT {n}"``): a bounding
+    # clause in any literal piece bounds the statement.
+    if any(sql_is_bounded(piece) for piece in literal_pieces(ctx, stmt)):
+        return True
+    return any(
+        (link.kind == "method" and link.name in ("limit", "fetch", "slice", "group_by"))
+        or key_in_list(ctx, link)
+        or aggregate_select(ctx, link)
+        for link in ctx.expand(stmt)
+    )
+
+
+_AGGREGATES = frozenset({"count", "sum", "avg", "min", "max"})
+
+
+def aggregate_select(ctx: ModuleContext, link: Link) -> bool:
+    """``select(func.count(...))`` / ``query(func.max(...))``: every column an aggregate, so one
+    row comes back (with ``group_by``, one per group, which ``group_by`` itself bounds)."""
+    if link.kind not in ("method", "func") or link.name not in ("select", "query"):
+        return False
+    call = link.node
+    if not isinstance(call, ast.Call) or not call.args:
+        return False
+    return all(
+        isinstance(arg, ast.Call)
+        and isinstance(arg.func, ast.Attribute)
+        and arg.func.attr.lower() in _AGGREGATES
+        and isinstance(arg.func.value, ast.Name)
+        and arg.func.value.id == "func"
+        for arg in call.args
+    )
