@@ -171,6 +171,29 @@ def dotted(expr: ast.AST) -> str | None:
     return ".".join(reversed(parts))
 
 
+#: Fields that never hold a child node, by name (an identifier, a number, a flag, a context or
+#: operator singleton); ``value`` of a ``Constant`` and ``name`` of the definitions are strings too.
+_NOT_CHILDREN = frozenset(
+    {"id", "attr", "ctx", "op", "kind", "type_comment", "arg", "asname", "module", "level"}
+    | {"is_async", "conversion", "n", "s"}
+)
+_STRING_NAMES = frozenset({"FunctionDef", "AsyncFunctionDef", "ClassDef", "ExceptHandler", "alias"})
+_STRING_NAMES |= {"TypeVar", "ParamSpec", "TypeVarTuple", "MatchAs", "MatchStar", "keyword"}
+#: node type → its fields that may hold children, last first (the walk pushes them so).
+_CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _child_fields(kind: type) -> tuple[str, ...]:
+    """The fields of ``kind`` the walk looks into, in reverse order: leaves such as ``Name``
+    and ``Constant`` (half of all nodes) have none, which is most of the walk's saving."""
+    fields = [f for f in getattr(kind, "_fields", ()) if f not in _NOT_CHILDREN]
+    if kind.__name__ == "Constant":
+        fields = [f for f in fields if f != "value"]
+    if kind.__name__ in _STRING_NAMES:
+        fields = [f for f in fields if f != "name"]
+    return tuple(reversed(fields))
+
+
 class ModuleContext:
     """Facts about one parsed module, gathered in one walk, shared by every rule.
 
@@ -237,11 +260,16 @@ class ModuleContext:
         node_type = ast.AST
         stack: list[ast.AST] = [self.tree]
         pop, push = stack.pop, stack.append
+        fields_of = _CHILD_FIELDS
         while stack:
             node = pop()
-            by_type[type(node)].append(node)
+            kind = type(node)
+            by_type[kind].append(node)
+            fields = fields_of.get(kind)
+            if fields is None:
+                fields = fields_of[kind] = _child_fields(kind)
             # Fields and list items are pushed last-first, so that nodes pop in source order.
-            for field in reversed(node._fields):
+            for field in fields:
                 value = getattr(node, field, None)
                 if type(value) is list:
                     for child in reversed(value):
