@@ -27,10 +27,12 @@ class Repo[T]:
 
 
 def _lint(
-    tmp_path: Path, *args: str, env: dict[str, str] | None = None
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None, code: str | None = None
 ) -> subprocess.CompletedProcess[str]:
+    """``membound lint ARGS`` in ``tmp_path`` (or the program ``code`` given ``ARGS``)."""
+    program = ["-c", code] if code else ["-m", "membound", "lint"]
     return subprocess.run(
-        [sys.executable, "-m", "membound", "lint", *args],
+        [sys.executable, *program, *args],
         cwd=tmp_path,
         capture_output=True,
         text=True,
@@ -70,15 +72,7 @@ def test_an_invalid_file_names_both_pythons_and_nothing_passes(tmp_path: Path) -
 def test_without_a_newer_python_the_error_says_so(tmp_path: Path) -> None:
     (tmp_path / "repo.py").write_text(PEP695 if sys.version_info < (3, 12) else "def (:\n")
     env = {**os.environ, "PYENV_ROOT": str(tmp_path / "none"), "PATH": str(tmp_path / "none")}
-    done = subprocess.run(
-        [sys.executable, "-c", _NO_SYSTEM_PYTHONS, "repo.py"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        check=False,
-    )
+    done = _lint(tmp_path, "repo.py", env=env, code=_NO_SYSTEM_PYTHONS)
     assert 2 == done.returncode, done.stderr  # the only file could not be checked
     assert done.stderr.strip().endswith("no newer Python found here to try)"), done.stderr
 
