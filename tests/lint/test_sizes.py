@@ -326,3 +326,37 @@ def test_wrong_credentials_are_one_line(pg: str, capsys: pytest.CaptureFixture[s
     assert "nobody_here" in words
     assert "secret" not in words  # the password is never shown
     assert "\n" not in words
+
+
+MIGRATION = """\
+from django.db import migrations
+
+
+def forwards(apps, schema_editor):
+    Invoice = apps.get_model("billing", "Invoice")
+    for invoice in Invoice.objects.all():
+        invoice.save()
+    Role = apps.get_model("billing.Role")
+    for role in Role.objects.all():
+        role.save()
+    Legacy = apps.get_model("legacy", "Entry")
+    for entry in Legacy.objects.all():
+        entry.save()
+"""
+
+
+def test_models_fetched_with_get_model_have_their_sizes(
+    project: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Migrations fetch models with ``apps.get_model``: the class of that name maps the
+    table (``Role``'s ``db_table``), else Django's default name does (``legacy_entry``)."""
+    folder = project / "billing" / "migrations"
+    folder.mkdir()
+    (folder / "0002_touch.py").write_text(MIGRATION)
+    sizes = tmp_path / "s.toml"
+    sizes.write_text("[tables]\nbilling_invoice = 30000\ncore_role = 3\nlegacy_entry = 70000\n")
+    assert 1 == main(["lint", "--sizes", str(sizes), "proj/billing/migrations", "proj/billing"])
+    found = [line for line in _lines(capsys.readouterr().out) if "0002_touch" in line]
+    assert 2 == len(found), found  # the 3 roles are small: silent even in a migration
+    assert "in a migration, ≈30k rows of `billing_invoice`" in found[0]
+    assert "in a migration, ≈70k rows of `legacy_entry`" in found[1]

@@ -38,7 +38,8 @@ class Evidence:
     tables: ModelTables
     small_table_rows: int = DEFAULT_SMALL_TABLE_ROWS
 
-    def _sized(self, rows: int, table: str) -> TableSize:
+    def sized(self, rows: int, table: str) -> TableSize:
+        """``rows`` of ``table`` judged against the threshold."""
         small = rows < self.small_table_rows
         return TableSize(rows, table, self.sizes.source, small, table in self.sizes.capped)
 
@@ -46,12 +47,12 @@ class Evidence:
         """The size of the table of the model written ``name`` (imported as ``qualified``)."""
         rows = self.sizes.model_rows(qualified or name)
         if rows is not None:
-            return self._sized(rows, name)
+            return self.sized(rows, name)
         table = self.tables.table_of(qualified, name)
         if table is None:
             return None
         rows = self.sizes.table_rows(table)
-        return None if rows is None else self._sized(rows, table)
+        return None if rows is None else self.sized(rows, table)
 
     def of_sql(self, texts: Iterable[str]) -> TableSize | None:
         """The size that decides for SQL reading these texts' tables: the biggest known table
@@ -64,7 +65,7 @@ class Evidence:
                 if rows is None:
                     unknown = True
                 else:
-                    known.append(self._sized(rows, table))
+                    known.append(self.sized(rows, table))
         if not known:
             return None
         biggest = max(known, key=lambda s: s.rows)

@@ -6,7 +6,10 @@ define models (a ``models.py``, a ``models/`` package, or a file whose text name
 
 * **Django**: ``Meta.db_table``, else ``app_label_modelname`` in lower case (``Meta.app_label``,
   else the app's package: ``billing/models.py`` → ``billing``). Abstract models have no table;
-  proxy models read their parent's, which is not followed (their size is unknown).
+  proxy models read their parent's, which is not followed (their size is unknown). Classes in
+  ``if``/``try`` blocks at module level count (django-oscar defines its models so), and in a
+  models file any class with a base is taken for a model: one that is not maps to a table
+  no sizes file names.
 * **SQLAlchemy** declarative models: ``__tablename__``, or ``__table__ = Table("name", ...)``;
   Core tables: ``invoices = Table("invoices", metadata, ...)`` maps the name ``invoices``.
 
@@ -129,21 +132,25 @@ def _django_base(cls: ast.ClassDef, models_here: set[str]) -> bool:
     return False
 
 
-def _tables_in(tree: ast.Module, module: str, django: bool) -> dict[str, str]:
+def _tables_in(tree: ast.Module, module: str, django: bool, models_file: bool) -> dict[str, str]:
     found: dict[str, str] = {}
     django_classes: set[str] = set()
     for name, value in _assigned(tree.body).items():
         table = _table_call(value)
         if table:
             found[f"{module}.{name}"] = table
-    for cls in (s for s in tree.body if isinstance(s, ast.ClassDef)):
+    for cls in _module_classes(tree.body):
         own = _assigned(cls.body)
         table = _string(own.get("__tablename__")) or _table_call(own.get("__table__"))
         if table:
             found[f"{module}.{cls.name}"] = table
             continue
         meta = _meta(cls)
-        if not django or not (_django_base(cls, django_classes) or "db_table" in meta):
+        # In a models file every class with a base may be a model (``Product(AbstractProduct)``
+        # inherits from a class of another module): a class that is none maps to a table name
+        # no sizes file holds, which changes nothing.
+        candidate = models_file and bool(cls.bases)
+        if not django or not (candidate or _django_base(cls, django_classes) or "db_table" in meta):
             continue
         django_classes.add(cls.name)
         if _constant_true(meta.get("abstract")) or _constant_true(meta.get("proxy")):
@@ -153,6 +160,23 @@ def _tables_in(tree: ast.Module, module: str, django: bool) -> dict[str, str]:
             label = _string(meta.get("app_label")) or _app_label(module)
             table = f"{label}_{cls.name}".lower()
         found[f"{module}.{cls.name}"] = table
+    return found
+
+
+def _module_classes(body: list[ast.stmt]) -> list[ast.ClassDef]:
+    """Classes defined at module level, also inside ``if``/``try``/``with`` blocks (django-oscar
+    defines each model under ``if not is_model_registered(...)``), in source order."""
+    found: list[ast.ClassDef] = []
+    for stmt in body:
+        if isinstance(stmt, ast.ClassDef):
+            found.append(stmt)
+        elif isinstance(stmt, (ast.If, ast.With)):
+            found += _module_classes(stmt.body) + _module_classes(getattr(stmt, "orelse", []))
+        elif isinstance(stmt, ast.Try):
+            for part in (stmt.body, stmt.orelse, stmt.finalbody):
+                found += _module_classes(part)
+            for handler in stmt.handlers:
+                found += _module_classes(handler.body)
     return found
 
 
@@ -176,5 +200,5 @@ def index_models(files: Iterable[tuple[str, str]], root: str) -> ModelTables:
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             continue  # the lint run itself reports the file
         django = "django" in text or models_file
-        by_path.update(_tables_in(tree, _module_path(path, root), django))
+        by_path.update(_tables_in(tree, _module_path(path, root), django, models_file))
     return ModelTables(by_path)
