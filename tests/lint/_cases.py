@@ -314,6 +314,11 @@ NEGATIVE["MB101"] += [
     DJ
     + "def f(self):\n    return [a for a in Answer.objects.filter(review__submission=self.submission)]\n",
     DJ + "def f(author):\n    return [b for b in author.book_set.all() if b.ok]\n",
+    # the owner's keywords passed as ``**filters``: a literal, or assembled key by key
+    DJ + "def f(self):\n    filters = {'event': self.event}\n"
+    "    return list(Submission.objects.filter(**filters))\n",
+    DJ + "def f(event, done):\n    filters = {}\n    filters['event'] = event\n"
+    "    return list(Submission.objects.filter(**filters))\n",
     DJ
     + "from django.db.models import Count\nrows = list(Order.objects.values('state').annotate(n=Count('id')))\n",
 ]
@@ -326,6 +331,8 @@ POSITIVE["MB101"] += [
     DJ + "def f(state):\n    return list(Order.objects.filter(state=state))  # HIT\n",
     DJ + "def f(ct):\n    return list(Log.objects.filter(created__gte=ct))  # HIT\n",
     DJ + "for u in User.objects.filter(is_active=True):  # HIT\n    print(u)\n",
+    DJ + "def f(state):\n    filters = {'state': state}\n"
+    "    return list(Order.objects.filter(**filters))  # HIT\n",
 ]
 POSITIVE["MB102"] += [
     DB

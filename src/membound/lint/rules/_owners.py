@@ -111,10 +111,39 @@ def _owner_match(field: str, value: ast.AST) -> bool:
     return other.endswith(base) or (len(other) >= 3 and base.endswith(other))
 
 
+def _dict_items(ctx: ModuleContext, expr: ast.expr) -> list[tuple[str, ast.expr]]:
+    """The string keys and values of ``filters`` in ``filter(**filters)``: its one assigned
+    value (a ``{...}`` literal or ``dict(k=v)``) and the ``filters["k"] = v`` stores to it in
+    the same scope (a filter assembled key by key)."""
+    value = _resolved(ctx, expr)
+    found: list[tuple[str, ast.expr]] = []
+    if isinstance(value, ast.Dict):
+        for key, item in zip(value.keys, value.values, strict=False):
+            if isinstance(key, ast.Constant) and isinstance(key.value, str):
+                found.append((key.value, item))
+    elif isinstance(value, ast.Call) and last_name(value.func) == "dict":
+        found.extend((kw.arg, kw.value) for kw in value.keywords if kw.arg)
+    if isinstance(expr, ast.Name):
+        scope = ctx.scope_of(expr)
+        for assign in ctx.of_type(ast.Assign):
+            for target in assign.targets:
+                if (
+                    isinstance(target, ast.Subscript)
+                    and isinstance(target.value, ast.Name)
+                    and target.value.id == expr.id
+                    and isinstance(target.slice, ast.Constant)
+                    and isinstance(target.slice.value, str)
+                    and ctx.scope_of(assign) is scope
+                ):
+                    found.append((target.slice.value, assign.value))
+    return found
+
+
 def owner_filter(ctx: ModuleContext, link: Link) -> bool:
     """A ``filter``/``filter_by``/``where`` step keeping the rows of one owner's foreign key:
     ``filter(event=self.event)``, ``filter(review__submission=s)``, ``filter_by(user_id=uid)``,
-    ``where(T.c.buildid == buildid)``, ``filter(Metric.run_uuid == run_uuid)``."""
+    ``where(T.c.buildid == buildid)``, ``filter(Metric.run_uuid == run_uuid)``, and the same
+    keywords passed as ``**filters``."""
     if link.kind != "method" or link.name not in ("filter", "where", "filter_by"):
         return False
     call = link.node
@@ -130,20 +159,24 @@ def owner_filter(ctx: ModuleContext, link: Link) -> bool:
             if isinstance(node, ast.Call) and last_name(node.func) == "Q"
             for kw in node.keywords
         )
+    pairs: list[tuple[str, ast.expr]] = []
     for kw in keywords:
         if kw.arg is None:
-            continue
-        parts = kw.arg.split("__")
+            pairs.extend(_dict_items(ctx, kw.value))  # ``filter(**filters)``
+        else:
+            pairs.append((kw.arg, kw.value))
+    for arg_name, value in pairs:
+        parts = arg_name.split("__")
         if parts[-1] == "in" and len(parts) > 1:
             # ``submission_id__in=ids`` / ``event__in=events``: the rows of owners in hand.
-            if _in_memory_list(ctx, kw.value) and (
+            if _in_memory_list(ctx, value) and (
                 _is_key_column(parts[-2]) or _strip_key(parts[-2]) in _OWNERS
             ):
                 return True
             continue
         if parts[-1] in _LOOKUPS:
             continue
-        if _owner_match(parts[-1], kw.value):
+        if _owner_match(parts[-1], value):
             return True
     if any(_owner_match(column, value) for column, value, _ in _equalities(args)):
         return True
