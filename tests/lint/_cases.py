@@ -306,6 +306,20 @@ NEGATIVE["MB102"] += [
     + "from sqlalchemy import func\ndef f(s):\n    return s.query(Job.state, func.count(Job.id)).group_by(Job.state).all()\n",
     SA + "def f(s, build_id):\n    return s.query(Step).filter(Step.build_id == build_id).all()\n",
     SA + "def f(s, user):\n    return s.query(Key).filter_by(owner=user).all()\n",
+    # raw SQL scoped by a key or an owner given as a parameter
+    DB
+    + "def f(cur, event_id):\n    cur.execute('SELECT * FROM talk WHERE event_id = %s', (event_id,))\n"
+    "    return cur.fetchall()\n",
+    DB + "def f(cur, uid):\n    sql = 'SELECT * FROM token t WHERE t.user_id = ? AND revoked = 0'\n"
+    "    cur.execute(sql, (uid,))\n    return cur.fetchall()\n",
+]
+# A parameter on a shared attribute, or an OR that widens the key's rows, is no bound.
+POSITIVE["MB102"] += [
+    DB + "def f(cur, state):\n    cur.execute('SELECT * FROM job WHERE state = %s', (state,))\n"
+    "    return cur.fetchall()  # HIT\n",
+    DB
+    + "def f(cur, eid):\n    cur.execute('SELECT * FROM t WHERE event_id = %s OR public', (eid,))\n"
+    "    return cur.fetchall()  # HIT\n",
 ]
 NEGATIVE["MB101"] += [
     DJ + "def f(event):\n    return list(Submission.objects.filter(event=event))\n",

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator
 
 from membound.lint.context import Link, ModuleContext
 
-__all__ = ["key_in_list", "last_name", "owner_filter"]
+__all__ = ["key_in_list", "last_name", "names_a_row", "owner_filter"]
 
 
 #: Django lookups: a keyword ending in one of these compares, it does not follow a relation.
@@ -67,6 +67,12 @@ _KEY_SUFFIXES = ("id", "uuid", "pk", "key")
 def _is_key_column(field: str) -> bool:
     """``run_uuid``, ``queue_id``, ``buildsetid``: a column holding the key of another row."""
     return field.lower().endswith(_KEY_SUFFIXES)
+
+
+def names_a_row(column: str) -> bool:
+    """A column whose value picks one row or one owner's rows: a key (``event_id``,
+    ``run_uuid``, ``id``) or an owner (``user``, ``event``)."""
+    return _is_key_column(column) or _strip_key(column) in _OWNERS
 
 
 def _strip_key(name: str) -> str:

@@ -1,14 +1,36 @@
 """Statements as text: the literal pieces a SQL statement is built from, and whether they bound
-it (a LIMIT, an aggregate, keys in a list)."""
+it (a LIMIT, an aggregate, keys in a list, the rows of one key or owner given as a parameter)."""
 
 from __future__ import annotations
 
 import ast
+import re
 
 from membound.lint.context import Link, ModuleContext, sql_is_bounded
-from membound.lint.rules._owners import key_in_list
+from membound.lint.rules._owners import key_in_list, names_a_row
 
-__all__ = ["aggregate_select", "literal_pieces", "statement_bounded"]
+__all__ = ["aggregate_select", "literal_pieces", "scoped_by_key", "statement_bounded"]
+
+#: A bind parameter: ``%s``, ``?``, ``:name``, ``$1``, ``%(name)s``.
+_PARAM = r"(?:%s|\?|:\w+|\$\d+|%\(\w+\)s)"
+#: ``WHERE t.event_id = %s`` / ``AND user_id IN %s`` / ``= ANY(%s)``: a column given a parameter.
+_COLUMN_GIVEN = re.compile(
+    rf"\b(?:WHERE|AND)\s+(?:\w+\.)?\"?(\w+)\"?\s*"
+    rf"(?:=\s*{_PARAM}|IN\s*\(?\s*{_PARAM}|=\s*ANY\s*\(\s*{_PARAM})",
+    re.IGNORECASE,
+)
+_WHERE = re.compile(r"\bWHERE\b(.*)", re.IGNORECASE | re.DOTALL)
+_OR = re.compile(r"\bOR\b", re.IGNORECASE)
+
+
+def scoped_by_key(sql: str) -> bool:
+    """``SELECT ... WHERE event_id = %s``: the rows of one key or owner given as a parameter
+    (or a list of them), with no ``OR`` that could widen it. A shared attribute
+    (``WHERE state = %s``) is no such bound."""
+    where = _WHERE.search(sql)
+    if where is None or _OR.search(where.group(1)):
+        return False
+    return any(names_a_row(column) for column in _COLUMN_GIVEN.findall(sql))
 
 
 def literal_pieces(ctx: ModuleContext, stmt: ast.AST) -> list[str]:
@@ -56,7 +78,10 @@ def statement_bounded(ctx: ModuleContext, call: ast.Call) -> bool:
             return True
     # SQL assembled from pieces (``base + " LIMIT 10"``, ``sql += f" LIMIT {n}"``): a bounding
     # clause in any literal piece bounds the statement.
-    if any(sql_is_bounded(piece) for piece in literal_pieces(ctx, stmt)):
+    pieces = literal_pieces(ctx, stmt)
+    if any(sql_is_bounded(piece) for piece in pieces):
+        return True
+    if scoped_by_key(" ".join(pieces)):
         return True
     return any(
         (link.kind == "method" and link.name in ("limit", "fetch", "slice", "group_by"))
