@@ -328,6 +328,9 @@ NEGATIVE["MB101"] += [
     DJ
     + "def f(self):\n    return [a for a in Answer.objects.filter(review__submission=self.submission)]\n",
     DJ + "def f(author):\n    return [b for b in author.book_set.all() if b.ok]\n",
+    # a name read before it is rebound to a queryset: the queryset does not reach the read
+    DJ + "def f(items):\n    total = len(items)\n"
+    "    items = Item.objects.all()\n    return total, items\n",
     # the owner's keywords passed as ``**filters``: a literal, or assembled key by key
     DJ + "def f(self):\n    filters = {'event': self.event}\n"
     "    return list(Submission.objects.filter(**filters))\n",
@@ -347,6 +350,10 @@ POSITIVE["MB101"] += [
     DJ + "for u in User.objects.filter(is_active=True):  # HIT\n    print(u)\n",
     DJ + "def f(state):\n    filters = {'state': state}\n"
     "    return list(Order.objects.filter(**filters))  # HIT\n",
+    # assigned later in the loop that reads it: the second turn reads the queryset
+    DJ + "def f(pages):\n    for page in pages:\n        if page > 1:\n"
+    "            print(len(rows))  # HIT\n"
+    "        rows = Item.objects.filter(page__gte=page)\n",
 ]
 POSITIVE["MB102"] += [
     DB

@@ -5,7 +5,8 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 
-from membound.lint.context import COMPREHENSIONS, FUNCTIONS, ModuleContext, dotted
+from membound.lint.chains import dotted
+from membound.lint.context import COMPREHENSIONS, FUNCTIONS, ModuleContext
 from membound.lint.model import Finding, Rule
 
 __all__ = ["RULES"]
