@@ -208,6 +208,9 @@ NEGATIVE: dict[str, list[str]] = {
         DJ + "names = [(u.first, u.last) for u in User.objects.all()]\n",
         SA + "def f(session):\n    return [u.id for u in session.query(User).limit(10)]\n",
         "emails = [u.email for u in User.objects.all()]\n",  # no ORM import
+        # the rows serve more than this column (read elsewhere in the scope)
+        SA + "def f(session):\n    plugins = session.query(Plugin).all()\n"
+        "    for p in plugins:\n        p.check()\n    return {p.name for p in plugins}\n",
     ],
 }
 

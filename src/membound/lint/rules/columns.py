@@ -17,6 +17,22 @@ from membound.lint.rules._queries import (
 __all__ = ["RULES"]
 
 
+def _rows_used_elsewhere(ctx: ModuleContext, source: ast.expr) -> bool:
+    """``plugins`` in ``[p.name for p in plugins]`` is read somewhere else in its scope too
+    (``for plugin in plugins: ... plugin.enabled``): the whole rows are needed there, and
+    asking the database for one column would load them twice."""
+    if not isinstance(source, ast.Name):
+        return False
+    scope = ctx.scope_of(source)
+    return any(
+        node is not source
+        and node.id == source.id
+        and isinstance(node.ctx, ast.Load)
+        and ctx.scope_of(node) is scope
+        for node in ctx.of_type(ast.Name)
+    )
+
+
 def check_full_rows(ctx: ModuleContext) -> Iterator[Finding]:
     """MB501: a comprehension over an unbounded query that keeps one attribute per row."""
     if not ctx.imports_any(SQLALCHEMY_ROOTS | {"django"}):
@@ -32,6 +48,8 @@ def check_full_rows(ctx: ModuleContext) -> Iterator[Finding]:
             assert isinstance(elt, ast.Attribute)
             column = elt.attr
             gen = comp.generators[0]
+            if _rows_used_elsewhere(ctx, gen.iter):
+                continue  # the rows were loaded for more than this column
             chain = django_queryset(ctx, gen.iter) or sa_query(ctx, gen.iter) or []
             django = bool(django_queryset(ctx, gen.iter))
             ask = f"`values_list('{column}', flat=True)`" if django else f"`select(Model.{column})`"
