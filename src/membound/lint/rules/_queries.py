@@ -119,11 +119,16 @@ _JOB_DECORATORS = frozenset(
 )  # fmt: skip
 
 
+#: Libraries whose ``@<x>.command`` makes a command-line command (click, Flask's CLI, typer).
+_CLI_ROOTS = frozenset({"click", "typer", "flask"})
+
+
 def batch_job(ctx: ModuleContext, node: ast.AST) -> str | None:
     """Describe the batch job ``node`` runs in, or None for other code (a request, a library).
 
     A batch job runs unattended over all the data: a migration (Django, Alembic), a Django
-    management command, a function decorated as a background task, a script (a module with
+    management command, a click/typer/Flask CLI command, a function decorated as a background
+    task, a script (a module with
     ``if __name__ == "__main__":``), code at module level (it runs once, over whatever it
     reads). That is where whole-table loops run and get OOM-killed; in request code the same
     query is usually bounded by pagination, permissions or ownership that a linter cannot see
@@ -145,6 +150,8 @@ def batch_job(ctx: ModuleContext, node: ast.AST) -> str | None:
                 target = deco.func if isinstance(deco, ast.Call) else deco
                 if last_name(target) in _JOB_DECORATORS:
                     return f"the task `{ancestor.name}`"
+                if last_name(target) == "command" and ctx.imports_any(_CLI_ROOTS):
+                    return f"the command `{ancestor.name}`"
     if not any(isinstance(a, (ast.FunctionDef, ast.AsyncFunctionDef)) for a in ctx.ancestors(node)):
         return "module-level code"
     if "is_script" not in ctx.memo:
