@@ -18,6 +18,7 @@ def _main() -> None:
     from membound.lint.config import LintConfig
     from membound.lint.engine import lint_source, read_source
     from membound.lint.evidence import Evidence
+    from membound.lint.model_shape import ModelShape
     from membound.lint.sizes import TableSizes
     from membound.lint.tables import ModelTables
 
@@ -28,7 +29,12 @@ def _main() -> None:
     if job.get("evidence"):
         e = job["evidence"]
         sizes = TableSizes(e["tables"], e["models"], e["source"], frozenset(e["capped"]))
-        evidence = Evidence(sizes, ModelTables(e["by_path"]), e["small_table_rows"])
+        shapes = {
+            path: ModelShape(tuple(frozenset(k) for k in unique), plain, identified, fields)
+            for path, (unique, plain, identified, fields) in e["shapes"].items()
+        }
+        tables = ModelTables(e["by_path"], shapes)
+        evidence = Evidence(sizes, tables, e["small_table_rows"])
     out: list[dict[str, object]] = []
     for item in job["files"]:
         path = item["path"]

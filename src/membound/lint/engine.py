@@ -31,6 +31,7 @@ from membound.lint.model import FileError, Finding, LintResult
 from membound.lint.newer_python import relint_with_newer
 from membound.lint.reading import Unreadable, read_limited
 from membound.lint.rules import RULES
+from membound.lint.sizes import TableSizes
 from membound.lint.tables import index_models
 
 __all__ = [
@@ -360,10 +361,10 @@ def kept(files: Sequence[str], paths: Sequence[str], config: LintConfig) -> list
 
 
 def with_evidence(config: LintConfig, files: Sequence[str], paths: Sequence[str]) -> LintConfig:
-    """``config`` with its sizes made evidence: the models of ``files`` mapped to their tables
-    (module paths counted from the folder linted, or the current one). Unchanged without
-    sizes."""
-    if config.sizes is None or config.evidence is not None:
+    """``config`` with its evidence: the models of ``files`` mapped to their tables and shapes
+    (module paths counted from the folder linted, or the current one), and the table sizes
+    given, if any."""
+    if config.evidence is not None:
         return config
     folders = [p for p in paths if os.path.isdir(p)]
     root = folders[0] if len(folders) == 1 else os.getcwd()
@@ -374,7 +375,8 @@ def with_evidence(config: LintConfig, files: Sequence[str], paths: Sequence[str]
             if not isinstance(read, FileError):
                 yield path, read[0]
 
-    evidence = Evidence(config.sizes, index_models(texts(), root), config.small_table_rows)
+    sizes = config.sizes if config.sizes is not None else TableSizes()
+    evidence = Evidence(sizes, index_models(texts(), root), config.small_table_rows)
     return dataclasses.replace(config, evidence=evidence)
 
 

@@ -85,6 +85,15 @@ def _job(paths: Sequence[str], config: LintConfig, all_codes: Sequence[str]) -> 
             "source": e.sizes.source,
             "capped": sorted(e.sizes.capped),
             "by_path": e.tables.by_path,
+            "shapes": {
+                path: [
+                    [sorted(key) for key in shape.unique],
+                    shape.plain,
+                    shape.identified,
+                    shape.fields,
+                ]
+                for path, shape in e.tables.shapes.items()
+            },
             "small_table_rows": e.small_table_rows,
         }
     settings = {

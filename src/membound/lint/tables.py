@@ -13,6 +13,9 @@ define models (a ``models.py``, a ``models/`` package, or a file whose text name
 * **SQLAlchemy** declarative models: ``__tablename__``, or ``__table__ = Table("name", ...)``;
   Core tables: ``invoices = Table("invoices", metadata, ...)`` maps the name ``invoices``.
 
+Each model's shape comes with it (``lint/model_shape.py``): its unique keys, and whether its
+table is a lookup of named values.
+
 The map's keys are the dotted paths of the files' modules (``billing.models.Invoice``, from
 the path below the folder linted), matched against the path the code imports a model from by
 its dotted tail, and bare class names where only one model has that name.
@@ -27,6 +30,8 @@ import os
 import re
 import warnings
 from collections.abc import Iterable, Mapping
+
+from membound.lint.model_shape import FRAMEWORK_LOOKUPS, ModelShape, shape_of
 
 __all__ = ["ModelTables", "index_models", "sql_tables"]
 
@@ -50,8 +55,16 @@ def sql_tables(sql: str) -> list[str]:
 class ModelTables:
     """Model (and Core table variable) → table name, for one run."""
 
-    def __init__(self, by_path: Mapping[str, str]) -> None:
+    def __init__(
+        self, by_path: Mapping[str, str], shapes: Mapping[str, ModelShape] | None = None
+    ) -> None:
         self.by_path = dict(by_path)
+        self.shapes = dict(shapes or {})
+        shape_names: dict[str, list[ModelShape]] = {}
+        for path, shape in self.shapes.items():
+            shape_names.setdefault(path.rsplit(".", 1)[-1], []).append(shape)
+        #: bare class name → shape, where one class has that name
+        self._shape_by_name = {n: s[0] for n, s in shape_names.items() if len(s) == 1}
         names: dict[str, set[str]] = {}
         for path, table in self.by_path.items():
             names.setdefault(path.rsplit(".", 1)[-1], set()).add(table)
@@ -68,6 +81,20 @@ class ModelTables:
             if len(matches) == 1:
                 return matches.pop()
         return self.by_name.get(name)
+
+    def shape_of(self, qualified: str | None, name: str) -> ModelShape | None:
+        """The shape of the model imported as ``qualified`` (or defined here as ``name``); the
+        frameworks' own reference models (``ContentType``, ``Permission``...) are lookups."""
+        if qualified:
+            if qualified in FRAMEWORK_LOOKUPS:
+                return ModelShape(plain=True, identified=True)
+            if qualified in self.shapes:
+                return self.shapes[qualified]
+            tail = "." + qualified
+            matches = [s for p, s in self.shapes.items() if p.endswith(tail)]
+            if len(matches) == 1:
+                return matches[0]
+        return self._shape_by_name.get(name)
 
 
 def _module_path(path: str, root: str) -> str:
@@ -132,8 +159,12 @@ def _django_base(cls: ast.ClassDef, models_here: set[str]) -> bool:
     return False
 
 
-def _tables_in(tree: ast.Module, module: str, django: bool, models_file: bool) -> dict[str, str]:
+def _tables_in(
+    tree: ast.Module, module: str, django: bool, models_file: bool
+) -> tuple[dict[str, str], dict[str, ModelShape]]:
     found: dict[str, str] = {}
+    shapes: dict[str, ModelShape] = {}
+    by_class: dict[str, ModelShape] = {}
     django_classes: set[str] = set()
     for name, value in _assigned(tree.body).items():
         table = _table_call(value)
@@ -141,11 +172,14 @@ def _tables_in(tree: ast.Module, module: str, django: bool, models_file: bool) -
             found[f"{module}.{name}"] = table
     for cls in _module_classes(tree.body):
         own = _assigned(cls.body)
+        meta = _meta(cls)
+        shape = shape_of(cls, own, meta, by_class)
+        by_class[cls.name] = shape
         table = _string(own.get("__tablename__")) or _table_call(own.get("__table__"))
         if table:
             found[f"{module}.{cls.name}"] = table
+            shapes[f"{module}.{cls.name}"] = shape
             continue
-        meta = _meta(cls)
         # In a models file every class with a base may be a model (``Product(AbstractProduct)``
         # inherits from a class of another module): a class that is none maps to a table name
         # no sizes file holds, which changes nothing.
@@ -160,7 +194,8 @@ def _tables_in(tree: ast.Module, module: str, django: bool, models_file: bool) -
             label = _string(meta.get("app_label")) or _app_label(module)
             table = f"{label}_{cls.name}".lower()
         found[f"{module}.{cls.name}"] = table
-    return found
+        shapes[f"{module}.{cls.name}"] = shape
+    return found, shapes
 
 
 def _module_classes(body: list[ast.stmt]) -> list[ast.ClassDef]:
@@ -188,6 +223,7 @@ def index_models(files: Iterable[tuple[str, str]], root: str) -> ModelTables:
     """Map the models defined in ``files`` (``(path, text)`` pairs) to their tables; ``root``
     is the folder module paths are counted from."""
     by_path: dict[str, str] = {}
+    shapes: dict[str, ModelShape] = {}
     for path, text in files:
         norm = path.replace(os.sep, "/")
         models_file = norm.endswith("/models.py") or "/models/" in norm or norm == "models.py"
@@ -200,5 +236,7 @@ def index_models(files: Iterable[tuple[str, str]], root: str) -> ModelTables:
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             continue  # the lint run itself reports the file
         django = "django" in text or models_file
-        by_path.update(_tables_in(tree, _module_path(path, root), django, models_file))
-    return ModelTables(by_path)
+        tables, found = _tables_in(tree, _module_path(path, root), django, models_file)
+        by_path.update(tables)
+        shapes.update(found)
+    return ModelTables(by_path, shapes)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 
 from membound.lint.context import SQLALCHEMY_ROOTS, Link, ModuleContext
+from membound.lint.rules._models import MANAGERS, lookup_table, model_name, unique_bound
 from membound.lint.rules._owners import key_in_list, last_name, owner_filter
 from membound.lint.rules._sql import aggregate_select, statement_bounded
 
@@ -54,7 +55,7 @@ QS_METHODS = frozenset(
         "complex_filter",
     }
 )
-_MANAGERS = frozenset({"objects", "_default_manager", "_base_manager"})
+_MANAGERS = MANAGERS
 
 #: SQLAlchemy steps that produce rows from a statement.
 _SA_SOURCES = frozenset({"query", "execute", "scalars", "exec", "exec_driver_sql"})
@@ -96,11 +97,11 @@ def _values_then_aggregate(chain: list[Link]) -> bool:
 
 
 def bounded_variant(ctx: ModuleContext, chain: list[Link], code: str, model: str | None) -> bool:
-    """Bounds the rules accept for a query that has no LIMIT: the user's ``small-models``, an
-    aggregate, or (unless the model is in ``large-models``, or ``code``'s preview variants run)
-    the rows of one owner."""
+    """Bounds the rules accept for a query that has no LIMIT: the user's ``small-models``, a
+    lookup table (``lint/model_shape.py``), an aggregate, or (unless the model is in
+    ``large-models``, or ``code``'s preview variants run) the rows of one owner."""
     size = ctx.model_size(model)
-    if size == "small":
+    if size == "small" or (size is None and lookup_table(ctx, chain)):
         return True
     if _values_then_aggregate(chain):
         return True
@@ -169,7 +170,7 @@ def _known_model(ctx: ModuleContext, chain: list[Link]) -> bool:
     """A chain that starts at a model the run's sizes map to a table: a module that uses
     models imported from elsewhere need not import django itself."""
     evidence = ctx.evidence
-    if evidence is None or not chain or chain[0].kind != "name":
+    if evidence is None or not evidence.sizes or not chain or chain[0].kind != "name":
         return False
     name = chain[0].name
     return evidence.tables.table_of(ctx.qualify(ast.Name(id=name)), name) is not None
@@ -199,8 +200,10 @@ def django_queryset(ctx: ModuleContext, expr: ast.AST, code: str = "MB101") -> l
     rest = chain[start + 1 :]
     if not rest:
         return None
-    if all(link.kind == "method" and link.name in QS_METHODS for link in rest) and not any(
-        key_in_list(ctx, link) for link in rest
+    if (
+        all(link.kind == "method" and link.name in QS_METHODS for link in rest)
+        and not any(key_in_list(ctx, link) for link in rest)
+        and not unique_bound(ctx, chain)
     ):
         model = chain[0].name if start == 1 and chain[0].kind == "name" else None
         if bounded_variant(ctx, chain, code, model):
@@ -236,7 +239,7 @@ def sa_query(ctx: ModuleContext, expr: ast.AST, code: str = "MB102") -> list[Lin
                     return None
         elif link.kind == "attr" and link.name == "query":
             source = True
-    if not source:
+    if not source or unique_bound(ctx, chain):
         return None
     statement: list[Link] = []
     for link in chain:
@@ -279,39 +282,6 @@ _RELATIONS = frozenset(
     {"ForeignKey", "OneToOneField", "ManyToManyField", "relationship", "GenericForeignKey"}
 )
 _ALWAYS_COLUMNS = frozenset({"id", "pk"})
-
-
-def model_name(ctx: ModuleContext, chain: list[Link]) -> str | None:
-    """The class name of the model a query chain loads, when it is written there."""
-    if (
-        chain
-        and chain[0].kind == "name"
-        and any(link.kind == "attr" and link.name in _MANAGERS for link in chain[1:2])
-    ):
-        return chain[0].name
-    for link in chain:
-        if link.kind == "method" and link.name == "query" and isinstance(link.node, ast.Call):
-            args = link.node.args
-            if len(args) == 1 and isinstance(args[0], ast.Name):
-                return args[0].id
-        if (
-            link.kind == "method"
-            and link.name in ("execute", "scalars")
-            and isinstance(link.node, ast.Call)
-            and link.node.args
-        ):
-            for step in ctx.expand(link.node.args[0]):
-                if step.name == "select" and isinstance(step.node, ast.Call):
-                    args = step.node.args
-                    if len(args) == 1 and isinstance(args[0], ast.Name):
-                        return args[0].id
-    if (
-        chain
-        and chain[0].kind == "name"
-        and any(link.kind == "attr" and link.name == "query" for link in chain[1:2])
-    ):
-        return chain[0].name
-    return None
 
 
 def column_status(ctx: ModuleContext, chain: list[Link], attr: str) -> str:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from membound.lint.context import Link, ModuleContext
 from membound.lint.evidence import TableSize
-from membound.lint.rules._queries import model_name
+from membound.lint.rules._models import get_model_call, model_name
 from membound.lint.rules._sql import literal_pieces
 
 __all__ = ["executed_before", "query_size"]
@@ -40,22 +40,6 @@ def _statement_texts(ctx: ModuleContext, calls: Sequence[ast.AST]) -> list[str]:
     return texts
 
 
-def _get_model(ctx: ModuleContext, chain: Sequence[Link]) -> tuple[str, str] | None:
-    """``apps.get_model("order", "Line")`` (migrations), ``get_model("catalogue", "Product")``
-    (django-oscar) or ``apps.get_model("order.Line")`` at the head of a chain: (app, model)."""
-    for link in chain[:2]:
-        call = link.node
-        if link.name != "get_model" or not isinstance(call, ast.Call):
-            continue
-        words = [ctx.string_value(arg) for arg in call.args[:2]]
-        if len(words) == 2 and words[0] and words[1]:
-            return words[0], words[1]
-        if len(words) == 1 and words[0] and words[0].count(".") == 1:
-            app, model = words[0].split(".")
-            return app, model
-    return None
-
-
 def query_size(
     ctx: ModuleContext, chain: Sequence[Link] | None, execute: ast.Call | None = None
 ) -> TableSize | None:
@@ -63,7 +47,7 @@ def query_size(
     evidence = ctx.evidence
     if evidence is None:
         return None
-    found = _get_model(ctx, chain) if chain else None
+    found = get_model_call(ctx, chain) if chain else None
     if found is not None:
         app, model = found
         size = evidence.of_model(None, model)

@@ -1,0 +1,231 @@
+"""What a model's definition says about how many rows a query of it can read.
+
+Two facts, read from the class body (Django models and SQLAlchemy declarative models):
+
+* **Unique keys**: the fields declared ``unique=True`` or ``primary_key=True``, and the field sets
+  of ``Meta.unique_together``, an unconditional ``UniqueConstraint`` or SQLAlchemy's
+  ``UniqueConstraint`` in ``__table_args__``. A filter that fixes every field of one of them to
+  one value reads at most one row; one that puts a unique field in a list in hand reads at most
+  that list's length.
+* **Lookup shape**: a table of named values rather than of things that happen, such as a
+  language, a currency, a role, a status or a global setting. Its definition shows it: a unique
+  identifying text field (``name``, ``code``, ``slug``, ``key``...), no foreign key (rows per
+  owner grow with the owners), and besides that only descriptive fields (a description, an
+  order, a flag, a colour, a setting's value) and at most six of them. Such tables are filled by
+  an administrator or a migration, so loading all of their rows is bounded by nature. A field
+  whose name or type says it holds content (``url``, ``body``, ``data``, ``email``...), a base
+  class defined elsewhere (its fields are unknown) or more fields: not a lookup.
+
+Both are conservative: a field that cannot be read makes no bound.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+__all__ = ["FRAMEWORK_LOOKUPS", "FRAMEWORK_LOOKUP_LABELS", "ModelShape", "shape_of"]
+
+#: The frameworks' own reference models, by the path code imports them from: content types,
+#: permissions, groups and sites (Django), roles and permissions (Flask-AppBuilder).
+FRAMEWORK_LOOKUPS = frozenset(
+    {"django.contrib.contenttypes.models.ContentType", "django.contrib.auth.models.Permission",
+     "django.contrib.auth.models.Group", "django.contrib.sites.models.Site",
+     "flask_appbuilder.security.sqla.models.Role",
+     "flask_appbuilder.security.sqla.models.Permission",
+     "flask_appbuilder.security.sqla.models.ViewMenu",
+     "flask_appbuilder.security.sqla.models.PermissionView"}
+)  # fmt: skip
+#: The same Django models as a migration names them: ``apps.get_model("auth", "Group")``.
+FRAMEWORK_LOOKUP_LABELS = frozenset(
+    {("contenttypes", "ContentType"), ("auth", "Permission"), ("auth", "Group"), ("sites", "Site")}
+)
+
+#: Callables that declare a foreign key (Django) or a column holding one (SQLAlchemy).
+_FOREIGN_KEYS = frozenset({"ForeignKey", "OneToOneField", "GenericForeignKey", "ParentalKey"})
+#: Relations that add no column to this table.
+_RELATIONS = frozenset(
+    {"ManyToManyField", "relationship", "relation", "backref", "GenericRelation"}
+)
+#: SQLAlchemy column constructors.
+_COLUMNS = frozenset({"Column", "mapped_column", "column_property"})
+#: Base classes that add no field: the frameworks' roots, a declarative base.
+_ROOT_BASES = frozenset(
+    {"Model", "Base", "DeclarativeBase", "object", "BaseModel", "TimeStampedModel", "AbstractBase"}
+)
+#: Names of a field that identifies one named value.
+_IDENTITY = frozenset(
+    {"name", "slug", "code", "key", "identifier", "label", "title", "codename", "abbreviation",
+     "symbol", "locale", "language", "iso", "iso_code", "shortname", "short_name", "app_label"}
+)  # fmt: skip
+_IDENTITY_SUFFIXES = ("_name", "_code", "_key", "_slug", "_label")
+#: Names of fields that describe a named value without making it content.
+_DESCRIPTIVE = frozenset(
+    {"description", "help_text", "verbose_name", "name_plural", "order", "ordering", "position",
+     "sort", "sort_order", "priority", "weight", "rank", "active", "enabled", "is_active",
+     "is_enabled", "default", "is_default", "visible", "is_visible", "public", "is_public",
+     "color", "colour", "icon", "created", "created_at", "created_on", "modified", "modified_at",
+     "updated", "updated_at", "changed_on", "value", "model", "display", "hidden",
+     "builtin", "system", "is_system", "locked", "notes", "comment"}
+)  # fmt: skip
+#: Field types that hold content, whatever the field is called.
+_CONTENT_TYPES = frozenset(
+    {"FileField", "ImageField", "BinaryField", "JSONField", "LargeBinary", "PickleType", "JSON",
+     "JSONB", "EmailField", "URLField", "GenericIPAddressField"}
+)  # fmt: skip
+_MAX_LOOKUP_FIELDS = 6
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """The facts one model's class body (and its bases in the same module) gives."""
+
+    unique: tuple[frozenset[str], ...] = ()
+    """Field sets each of which picks at most one row (one-field sets for ``unique=True``)."""
+    plain: bool = False
+    """Every field is known, none is a foreign key or content: identities and descriptions."""
+    identified: bool = False
+    """A unique identifying text field (``name``, ``code``...)."""
+    fields: int = 0
+
+    @property
+    def lookup(self) -> bool:
+        """The table holds named values an administrator configures (the module docstring)."""
+        return self.plain and self.identified and self.fields <= _MAX_LOOKUP_FIELDS
+
+
+@dataclass(frozen=True)
+class _Field:
+    name: str
+    kind: str  # "fk", "relation" or "scalar"
+    type_name: str
+    unique: bool
+
+
+def _called(node: ast.AST) -> str | None:
+    if isinstance(node, ast.Call):
+        func = node.func
+        if isinstance(func, ast.Attribute):
+            return func.attr
+        if isinstance(func, ast.Name):
+            return func.id
+    return None
+
+
+def _true_keyword(call: ast.Call, *names: str) -> bool:
+    return any(
+        kw.arg in names and isinstance(kw.value, ast.Constant) and kw.value.value is True
+        for kw in call.keywords
+    )
+
+
+def _field(name: str, value: ast.AST) -> _Field | None:
+    called = _called(value)
+    if called is None or not isinstance(value, ast.Call):
+        return None
+    if called in _FOREIGN_KEYS:
+        return _Field(name, "fk", called, _true_keyword(value, "unique", "primary_key"))
+    if called in _RELATIONS:
+        return _Field(name, "relation", called, False)
+    unique = _true_keyword(value, "unique", "primary_key")
+    if called in _COLUMNS:
+        kind = "scalar"
+        type_name = ""
+        for arg in value.args:
+            inner = _called(arg) or (arg.attr if isinstance(arg, ast.Attribute) else None)
+            inner = inner or (arg.id if isinstance(arg, ast.Name) else None)
+            if inner == "ForeignKey":
+                kind = "fk"
+            elif inner and not type_name and inner[:1].isupper():
+                type_name = inner
+        return _Field(name, kind, type_name, unique)
+    if called.endswith("Field"):
+        return _Field(name, "scalar", called, unique)
+    return None
+
+
+def _strings(node: ast.AST | None) -> list[str] | None:
+    if isinstance(node, (ast.List, ast.Tuple)):
+        words = [e.value for e in node.elts if isinstance(e, ast.Constant)]
+        if len(words) == len(node.elts) and all(isinstance(w, str) for w in words):
+            return [str(w) for w in words]
+    return None
+
+
+def _unique_together(node: ast.AST | None) -> list[frozenset[str]]:
+    flat = _strings(node)
+    if flat:
+        return [frozenset(flat)]
+    found: list[frozenset[str]] = []
+    if isinstance(node, (ast.List, ast.Tuple)):
+        for element in node.elts:
+            words = _strings(element)
+            if words:
+                found.append(frozenset(words))
+    return found
+
+
+def _constraints(node: ast.AST | None) -> list[frozenset[str]]:
+    """Unconditional ``UniqueConstraint(fields=[...])`` (Django) or ``UniqueConstraint("a",
+    "b")`` (SQLAlchemy) in a list or tuple."""
+    found: list[frozenset[str]] = []
+    if not isinstance(node, (ast.List, ast.Tuple)):
+        return found
+    for element in node.elts:
+        if _called(element) != "UniqueConstraint" or not isinstance(element, ast.Call):
+            continue
+        keywords = {kw.arg: kw.value for kw in element.keywords}
+        if "condition" in keywords:
+            continue  # unique among some rows only
+        words = _strings(keywords.get("fields"))
+        if words is None and element.args:
+            args = [a.value for a in element.args if isinstance(a, ast.Constant)]
+            if len(args) == len(element.args):
+                words = [str(a) for a in args]
+        if words:
+            found.append(frozenset(words))
+    return found
+
+
+def _is_identity(name: str) -> bool:
+    return name in _IDENTITY or name.endswith(_IDENTITY_SUFFIXES)
+
+
+def _is_plain(field: _Field) -> bool:
+    return (
+        field.kind != "fk"
+        and field.type_name not in _CONTENT_TYPES
+        and (field.kind == "relation" or _is_identity(field.name) or field.name in _DESCRIPTIVE)
+    )
+
+
+def shape_of(
+    cls: ast.ClassDef,
+    assigned: Mapping[str, ast.AST],
+    meta: Mapping[str, ast.AST],
+    bases_here: Mapping[str, ModelShape],
+) -> ModelShape:
+    """The shape of the model ``cls``, whose body assigns ``assigned`` and whose ``Meta`` (or
+    ``__table_args__``) ``meta``; ``bases_here`` are the shapes of the module's earlier
+    classes."""
+    fields = [f for name, value in assigned.items() if (f := _field(name, value)) is not None]
+    unique: list[frozenset[str]] = [frozenset({f.name}) for f in fields if f.unique]
+    unique += _unique_together(meta.get("unique_together"))
+    unique += _constraints(meta.get("constraints"))
+    unique += _constraints(assigned.get("__table_args__"))
+    scalars = [f for f in fields if f.kind != "relation" and f.name not in ("id", "pk")]
+    plain = all(_is_plain(f) for f in fields if f.name not in ("id", "pk"))
+    identified = any(f.unique and f.kind == "scalar" and _is_identity(f.name) for f in scalars)
+    count = len(scalars)
+    for base in cls.bases:
+        name = base.attr if isinstance(base, ast.Attribute) else getattr(base, "id", "")
+        shape = bases_here.get(name)
+        if shape is not None:  # a class of this module: its fields are inherited
+            unique += list(shape.unique)
+            plain = plain and shape.plain
+            identified = identified or shape.identified
+            count += shape.fields
+        elif name not in _ROOT_BASES:
+            plain = False  # fields defined elsewhere, or by a class not known to be a model
+    return ModelShape(tuple(dict.fromkeys(unique)), plain, identified, count)

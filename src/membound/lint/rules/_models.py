@@ -1,0 +1,172 @@
+"""Which model a query chain reads, and what its definition bounds (``lint/model_shape.py``):
+a filter on a unique key, and a lookup table of named values."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Sequence
+
+from membound.lint.context import Link, ModuleContext
+from membound.lint.model_shape import FRAMEWORK_LOOKUP_LABELS, ModelShape
+
+__all__ = [
+    "MANAGERS",
+    "get_model_call",
+    "lookup_table",
+    "model_name",
+    "query_shape",
+    "unique_bound",
+]
+
+MANAGERS = frozenset({"objects", "_default_manager", "_base_manager"})
+
+
+def model_name(ctx: ModuleContext, chain: Sequence[Link]) -> str | None:
+    """The class name of the model a query chain loads, when it is written there."""
+    if (
+        chain
+        and chain[0].kind == "name"
+        and any(link.kind == "attr" and link.name in MANAGERS for link in chain[1:2])
+    ):
+        return chain[0].name
+    for link in chain:
+        if link.kind == "method" and link.name == "query" and isinstance(link.node, ast.Call):
+            args = link.node.args
+            if len(args) == 1 and isinstance(args[0], ast.Name):
+                return args[0].id
+        if (
+            link.kind == "method"
+            and link.name in ("execute", "scalars")
+            and isinstance(link.node, ast.Call)
+            and link.node.args
+        ):
+            for step in ctx.expand(link.node.args[0]):
+                if step.name == "select" and isinstance(step.node, ast.Call):
+                    args = step.node.args
+                    if len(args) == 1 and isinstance(args[0], ast.Name):
+                        return args[0].id
+    if (
+        chain
+        and chain[0].kind == "name"
+        and any(link.kind == "attr" and link.name == "query" for link in chain[1:2])
+    ):
+        return chain[0].name
+    return None
+
+
+def get_model_call(ctx: ModuleContext, chain: Sequence[Link]) -> tuple[str, str] | None:
+    """``apps.get_model("order", "Line")`` (migrations), ``get_model("catalogue", "Product")``
+    (django-oscar) or ``apps.get_model("order.Line")`` at the head of a chain: (app, model)."""
+    for link in chain[:2]:
+        call = link.node
+        if link.name != "get_model" or not isinstance(call, ast.Call):
+            continue
+        words = [ctx.string_value(arg) for arg in call.args[:2]]
+        if len(words) == 2 and words[0] and words[1]:
+            return words[0], words[1]
+        if len(words) == 1 and words[0] and words[0].count(".") == 1:
+            app, model = words[0].split(".")
+            return app, model
+    return None
+
+
+def query_shape(ctx: ModuleContext, chain: Sequence[Link]) -> ModelShape | None:
+    """The shape of the model ``chain`` reads, when the run's models define it (or it is one
+    of the frameworks' reference models)."""
+    evidence = ctx.evidence
+    if evidence is None:
+        return None
+    found = get_model_call(ctx, chain)
+    if found is not None:
+        if found in FRAMEWORK_LOOKUP_LABELS:
+            return ModelShape(plain=True, identified=True)
+        return evidence.tables.shape_of(None, found[1])
+    name = model_name(ctx, chain)
+    if name is None:
+        return None
+    qualified = ctx.qualify(ast.Name(id=name)) if "." not in name else name
+    return evidence.tables.shape_of(qualified, name)
+
+
+def lookup_table(ctx: ModuleContext, chain: Sequence[Link]) -> bool:
+    """``chain`` reads a lookup table of named values, and no table size says otherwise."""
+    shape = query_shape(ctx, chain)
+    if shape is None or not shape.lookup:
+        return False
+    evidence = ctx.evidence
+    if evidence is None or not evidence.sizes:
+        return True
+    name = model_name(ctx, chain)
+    qualified = ctx.qualify(ast.Name(id=name)) if name and "." not in name else name
+    return name is None or evidence.of_model(qualified, name) is None
+
+
+def _in_hand(expr: ast.AST) -> bool:
+    """A value or list already in memory: a name, attribute, item or literal, not a query."""
+    if isinstance(expr, (ast.List, ast.Tuple, ast.Set, ast.Constant, ast.JoinedStr)):
+        return True
+    root = expr
+    while isinstance(root, (ast.Attribute, ast.Subscript)):
+        root = root.value
+    return isinstance(root, ast.Name) and not root.id[:1].isupper()
+
+
+def _fixed_fields(ctx: ModuleContext, call: ast.Call) -> tuple[set[str], set[str]]:
+    """The fields a ``filter``/``filter_by``/``where`` call fixes to one value in hand, and
+    those it puts in a list in hand (``name__in=names``, ``Model.code.in_(codes)``)."""
+    equal: set[str] = set()
+    listed: set[str] = set()
+    for kw in call.keywords:
+        if kw.arg is None or not _in_hand(kw.value):
+            continue
+        parts = kw.arg.split("__")
+        if len(parts) == 1 or (len(parts) == 2 and parts[1] == "exact"):
+            equal.add(parts[0])
+        elif len(parts) == 2 and parts[1] == "in":
+            listed.add(parts[0])
+    for arg in call.args:
+        for node in ast.walk(arg):
+            if (
+                isinstance(node, ast.Compare)
+                and len(node.ops) == 1
+                and isinstance(node.ops[0], ast.Eq)
+                and isinstance(node.left, ast.Attribute)
+                and _in_hand(node.comparators[0])
+                and not isinstance(ctx.parent(node), ast.BoolOp)
+            ):
+                equal.add(node.left.attr)
+            elif (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "in_"
+                and isinstance(node.func.value, ast.Attribute)
+                and len(node.args) == 1
+                and _in_hand(node.args[0])
+            ):
+                listed.add(node.func.value.attr)
+    return equal, listed
+
+
+def unique_bound(ctx: ModuleContext, chain: Sequence[Link]) -> bool:
+    """A filter step of ``chain`` fixes every field of one of the model's unique keys
+    (``filter(name=name)`` on a ``unique=True`` name: one row), or puts a unique field in a list
+    in hand (``upc__in=upcs``: at most that many rows)."""
+    filters = [
+        link.node
+        for link in chain
+        if link.kind == "method"
+        and link.name in ("filter", "filter_by", "where")
+        and isinstance(link.node, ast.Call)
+    ]
+    if not filters:
+        return False
+    shape = query_shape(ctx, chain)
+    if shape is None or not shape.unique:
+        return False
+    equal: set[str] = set()
+    for call in filters:
+        fixed, listed = _fixed_fields(ctx, call)
+        equal |= fixed
+        if any(len(key) == 1 and key <= listed for key in shape.unique):
+            return True
+    return any(key <= equal for key in shape.unique)
