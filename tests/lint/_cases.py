@@ -38,6 +38,7 @@ POSITIVE: dict[str, list[str]] = {
     ],
     "MB104": [
         PD + "df = pd.read_sql('SELECT * FROM t', conn)  # HIT\n",
+        PD + "df = pd.read_sql(sql='SELECT * FROM t WHERE state = %s', con=conn)  # HIT\n",
         PD
         + "from pandas import read_sql_query\ndf = read_sql_query(q, conn, chunksize=None)  # HIT\n",
         PD + "df = pd.read_csv('big.csv')  # HIT\nfor i, row in df.iterrows():\n    print(row)\n",
@@ -146,6 +147,13 @@ NEGATIVE: dict[str, list[str]] = {
         PD + "df = pd.read_json('x.json')\nfor r in df.iterrows():\n    pass\n",
         "def read_sql(q):\n    return q\nread_sql('SELECT 1')\n",  # not pandas
         PD + "opts = {}\ndf = pd.read_sql(q, conn, **opts)\n",
+        # bounded queries: a LIMIT, an aggregate, one owner's rows by a parameter, an ORM owner
+        PD + "df = pd.read_sql('SELECT * FROM t LIMIT 100', conn)\n",
+        PD + "df = pd.read_sql('SELECT state, count(*) FROM t GROUP BY state', conn)\n",
+        PD + "df = pd.read_sql(sql='SELECT * FROM t WHERE user_id = %s', con=conn, params=(u,))\n",
+        PD
+        + "def f(s, run_id):\n    q = s.query(Metric).filter(Metric.run_id == run_id)\n"
+        + "    return pd.read_sql(q.statement, s.bind)\n",
     ],
     "MB201": [
         DJ + "for u in User.objects.all().iterator():\n    buf = []\n    buf.append(u)\n",

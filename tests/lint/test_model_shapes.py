@@ -237,3 +237,48 @@ def test_the_cli_and_a_newer_grammar_file_agree(django_tree: Path) -> None:
     commands = {(p, r) for p, r in before if "0002" not in p}
     shifted = {("shop/management/commands/dump312.py", r + 1) for p, r in commands}
     assert rows == before | shifted, done.stdout
+
+
+ALEMBIC = """\
+from alembic import op
+from sqlalchemy import Column, ForeignKey, Integer, String, Text
+from sqlalchemy.ext.declarative import declarative_base
+from sqlalchemy.orm import Session
+
+Base = declarative_base()
+
+
+class ViewMenu(Base):
+    __tablename__ = "ab_view_menu"
+    id = Column(Integer, primary_key=True)
+    name = Column(String(250), unique=True)
+
+
+class Slice(Base):
+    __tablename__ = "slices"
+    id = Column(Integer, primary_key=True)
+    params = Column(Text)
+    menu_id = Column(Integer, ForeignKey("ab_view_menu.id"))
+
+
+def upgrade():
+    session = Session(bind=op.get_bind())
+    for menu in session.query(ViewMenu).all():
+        print(menu)
+    for slc in session.query(Slice).all():  # HIT
+        print(slc)
+"""
+
+
+def test_a_migration_s_own_model_copies_are_its_models(tmp_path: Path) -> None:
+    """Alembic migrations define their own copy of each model they change, under the same name
+    as in other migrations: the copy in the file is the one its queries read."""
+    other = ALEMBIC.replace("name = Column(String(250), unique=True)", "body = Column(Text)")
+    _tree(tmp_path, {"versions/0001_a.py": ALEMBIC, "versions/0002_b.py": other})
+    lines = ALEMBIC.splitlines()
+    menus = 1 + next(i for i, line in enumerate(lines) if "query(ViewMenu)" in line)
+    slices = 1 + next(i for i, line in enumerate(lines) if "query(Slice)" in line)
+    found = _found(tmp_path)
+    assert ("versions/0001_a.py", menus) not in found  # its ViewMenu is a lookup
+    assert ("versions/0002_b.py", menus) in found  # this file's ViewMenu holds content
+    assert {("versions/0001_a.py", slices), ("versions/0002_b.py", slices)} <= found

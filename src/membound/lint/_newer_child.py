@@ -33,7 +33,7 @@ def _main() -> None:
             path: ModelShape(tuple(frozenset(k) for k in unique), plain, identified, fields)
             for path, (unique, plain, identified, fields) in e["shapes"].items()
         }
-        tables = ModelTables(e["by_path"], shapes)
+        tables = ModelTables(e["by_path"], shapes, e["modules"])
         evidence = Evidence(sizes, tables, e["small_table_rows"])
     out: list[dict[str, object]] = []
     for item in job["files"]:

@@ -85,6 +85,7 @@ def _job(paths: Sequence[str], config: LintConfig, all_codes: Sequence[str]) -> 
             "source": e.sizes.source,
             "capped": sorted(e.sizes.capped),
             "by_path": e.tables.by_path,
+            "modules": e.tables.modules,
             "shapes": {
                 path: [
                     [sorted(key) for key in shape.unique],

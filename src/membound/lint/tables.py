@@ -56,10 +56,15 @@ class ModelTables:
     """Model (and Core table variable) → table name, for one run."""
 
     def __init__(
-        self, by_path: Mapping[str, str], shapes: Mapping[str, ModelShape] | None = None
+        self,
+        by_path: Mapping[str, str],
+        shapes: Mapping[str, ModelShape] | None = None,
+        modules: Mapping[str, str] | None = None,
     ) -> None:
         self.by_path = dict(by_path)
         self.shapes = dict(shapes or {})
+        #: file path → dotted module path, for the files that define models
+        self.modules = dict(modules or {})
         shape_names: dict[str, list[ModelShape]] = {}
         for path, shape in self.shapes.items():
             shape_names.setdefault(path.rsplit(".", 1)[-1], []).append(shape)
@@ -81,6 +86,13 @@ class ModelTables:
             if len(matches) == 1:
                 return matches.pop()
         return self.by_name.get(name)
+
+    def local(self, filename: str, name: str) -> str | None:
+        """The dotted path of the class ``name`` when the file ``filename`` defines a model so
+        named (migrations define their own copies of the models they change)."""
+        module = self.modules.get(filename)
+        path = f"{module}.{name}" if module is not None else None
+        return path if path in self.by_path else None
 
     def shape_of(self, qualified: str | None, name: str) -> ModelShape | None:
         """The shape of the model imported as ``qualified`` (or defined here as ``name``); the
@@ -224,6 +236,7 @@ def index_models(files: Iterable[tuple[str, str]], root: str) -> ModelTables:
     is the folder module paths are counted from."""
     by_path: dict[str, str] = {}
     shapes: dict[str, ModelShape] = {}
+    modules: dict[str, str] = {}
     for path, text in files:
         norm = path.replace(os.sep, "/")
         models_file = norm.endswith("/models.py") or "/models/" in norm or norm == "models.py"
@@ -236,7 +249,10 @@ def index_models(files: Iterable[tuple[str, str]], root: str) -> ModelTables:
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             continue  # the lint run itself reports the file
         django = "django" in text or models_file
-        tables, found = _tables_in(tree, _module_path(path, root), django, models_file)
+        module = _module_path(path, root)
+        tables, found = _tables_in(tree, module, django, models_file)
+        if tables:
+            modules[path] = module
         by_path.update(tables)
         shapes.update(found)
-    return ModelTables(by_path, shapes)
+    return ModelTables(by_path, shapes, modules)

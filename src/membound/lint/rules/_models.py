@@ -84,8 +84,18 @@ def query_shape(ctx: ModuleContext, chain: Sequence[Link]) -> ModelShape | None:
     name = model_name(ctx, chain)
     if name is None:
         return None
-    qualified = ctx.qualify(ast.Name(id=name)) if "." not in name else name
-    return evidence.tables.shape_of(qualified, name)
+    return evidence.tables.shape_of(model_path(ctx, name), name)
+
+
+def model_path(ctx: ModuleContext, name: str) -> str | None:
+    """The dotted path of the model written ``name``: where it is imported from, or this
+    file's own class of that name."""
+    if "." in name:
+        return name
+    qualified = ctx.qualify(ast.Name(id=name))
+    if qualified is None and ctx.evidence is not None:
+        qualified = ctx.evidence.tables.local(ctx.filename, name)
+    return qualified
 
 
 def lookup_table(ctx: ModuleContext, chain: Sequence[Link]) -> bool:
@@ -97,8 +107,7 @@ def lookup_table(ctx: ModuleContext, chain: Sequence[Link]) -> bool:
     if evidence is None or not evidence.sizes:
         return True
     name = model_name(ctx, chain)
-    qualified = ctx.qualify(ast.Name(id=name)) if name and "." not in name else name
-    return name is None or evidence.of_model(qualified, name) is None
+    return name is None or evidence.of_model(model_path(ctx, name), name) is None
 
 
 def _in_hand(expr: ast.AST) -> bool:

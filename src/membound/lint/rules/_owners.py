@@ -39,10 +39,17 @@ _KEY_NAMES = frozenset({"id", "pk", "uuid", "uid", "key"})
 
 
 def last_name(expr: ast.AST) -> str | None:
+    """``x`` of ``a.x``, ``x`` and ``row["x"]``."""
     if isinstance(expr, ast.Name):
         return expr.id
     if isinstance(expr, ast.Attribute):
         return expr.attr
+    if (
+        isinstance(expr, ast.Subscript)
+        and isinstance(expr.slice, ast.Constant)
+        and isinstance(expr.slice.value, str)
+    ):
+        return expr.slice.value
     return None
 
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from membound.lint.context import Link, ModuleContext
 from membound.lint.evidence import TableSize
-from membound.lint.rules._models import get_model_call, model_name
+from membound.lint.rules._models import get_model_call, model_name, model_path
 from membound.lint.rules._sql import literal_pieces
 
 __all__ = ["executed_before", "query_size"]
@@ -59,8 +59,7 @@ def query_size(
     if chain:
         name = model_name(ctx, list(chain))
         if name is not None:
-            qualified = ctx.qualify(ast.Name(id=name)) if "." not in name else name
-            size = evidence.of_model(qualified, name)
+            size = evidence.of_model(model_path(ctx, name), name)
             if size is not None:
                 return size
     calls: list[ast.AST] = [

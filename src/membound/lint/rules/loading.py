@@ -13,6 +13,8 @@ from membound.lint.context import (
     ModuleContext,
 )
 from membound.lint.model import Finding, Fix, Rule
+from membound.lint.rules._models import unique_bound
+from membound.lint.rules._owners import owner_filter
 from membound.lint.rules._queries import (
     batch_job,
     bounded_variant,
@@ -349,7 +351,9 @@ def check_dataframe(ctx: ModuleContext) -> Iterator[Finding]:
         if None in kws:  # ``**options``: the chunk size may be in there
             continue
         if qualified in _READ_SQL:
-            if "chunksize" not in kws or _is_none(kws["chunksize"]):
+            if ("chunksize" not in kws or _is_none(kws["chunksize"])) and not _query_bounded(
+                ctx, call.args[0] if call.args else kws.get("sql")
+            ):
                 yield ctx.finding(
                     "MB104",
                     call,
@@ -384,6 +388,17 @@ def check_dataframe(ctx: ModuleContext) -> Iterator[Finding]:
         if read is not None and read not in reported:
             reported.add(read)
             yield _frame_finding(ctx, read, ctx.qualify(read.func) or "pandas")
+
+
+def _query_bounded(ctx: ModuleContext, stmt: ast.expr | None) -> bool:
+    """The query given to ``read_sql`` visibly returns few rows: a LIMIT, an aggregate, keys
+    in a list, one unique key, or the rows of one owner."""
+    if stmt is None:
+        return False
+    if statement_bounded(ctx, ast.Call(func=ast.Name(id="read_sql"), args=[stmt], keywords=[])):
+        return True
+    chain = ctx.expand(stmt)
+    return unique_bound(ctx, chain) or any(owner_filter(ctx, link) for link in chain)
 
 
 def _frame_finding(ctx: ModuleContext, call: ast.Call, qualified: str) -> Finding:
