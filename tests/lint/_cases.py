@@ -55,6 +55,10 @@ POSITIVE: dict[str, list[str]] = {
         "    for x in batch:\n        total.extend(batch)  # HIT\n",
         DB + "def f(conn):\n    rows = []\n    cur = conn.cursor()\n    for r in cur:\n"
         "        rows.append(r)  # HIT\n    return rows\n",
+        DJ + "seen = {}\nfor o in Order.objects.iterator():\n    for t in TYPES:\n"
+        "        seen[t.name, o.pk] = t  # HIT\n",
+        DJ + "seen = set()\nfor o in Order.objects.iterator():\n    for t in o.types:\n"
+        "        seen.add(t.name)  # HIT\n",
     ],
     "MB202": [
         "xs = list(range(n))  # HIT\n",
@@ -157,6 +161,9 @@ NEGATIVE: dict[str, list[str]] = {
     ],
     "MB201": [
         DJ + "for u in User.objects.all().iterator():\n    buf = []\n    buf.append(u)\n",
+        # keys from a domain that does not depend on the streamed rows
+        DJ + "seen = set()\nfor o in Order.objects.iterator():\n    for t in TYPES:\n"
+        "        seen.add(t.name)\n        seen.add('all')\n",
         DJ + "buf = []\nfor u in User.objects.all().iterator():\n    buf.append(u)\n"
         "    if len(buf) >= 100:\n        flush(buf)\n        buf.clear()\n",
         "out = []\nfor x in items:\n    out.append(x)\n",  # not a streaming source

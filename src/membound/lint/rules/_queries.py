@@ -24,6 +24,7 @@ __all__ = [
     "configured",
     "defers_to_mb501",
     "django_queryset",
+    "feeds_choices",
     "is_one_column_comprehension",
     "model_name",
     "sa_query",
@@ -139,8 +140,8 @@ def batch_job(ctx: ModuleContext, node: ast.AST) -> str | None:
     # Only the folders the file is directly in: a project that happens to live under a folder
     # called "migrations" does not make every module a migration.
     parts = tuple(part.lower() for part in ctx.filename.replace("\\", "/").split("/")[:-1])
-    if parts[-2:] == ("management", "commands"):
-        return "a management command"
+    if any(parts[i : i + 2] == ("management", "commands") for i in range(len(parts) - 1)):
+        return "a management command"  # its own module, or a subcommand's in a package below
     if parts[-1:] == ("migrations",) or (
         parts[-1:] == ("versions",) and "alembic" in ctx.imported_roots
     ):
@@ -164,6 +165,30 @@ def batch_job(ctx: ModuleContext, node: ast.AST) -> str | None:
             for stmt in ctx.tree.body
         )
     return "a script" if ctx.memo["is_script"] else None
+
+
+def feeds_choices(ctx: ModuleContext, node: ast.AST, name: str | None = None) -> bool:
+    """What ``node`` builds (or the container ``name``) becomes the ``choices=`` of a call: an
+    argparse option, a form field. A person picks from that list, so it is small by design."""
+    names = {name} if name else set()
+    for ancestor in ctx.ancestors(node):
+        if isinstance(ancestor, ast.keyword):
+            return ancestor.arg == "choices"
+        if isinstance(ancestor, ast.stmt):
+            if isinstance(ancestor, ast.Assign):
+                names |= {t.id for t in ancestor.targets if isinstance(t, ast.Name)}
+            break
+    if not names:
+        return False
+    scope = ctx.scope_of(node)
+    return any(
+        kw.arg == "choices"
+        and isinstance(kw.value, ast.Name)
+        and kw.value.id in names
+        and ctx.scope_of(call) is scope
+        for call in ctx.of_type(ast.Call)
+        for kw in call.keywords
+    )
 
 
 def _known_model(ctx: ModuleContext, chain: list[Link]) -> bool:

@@ -20,6 +20,7 @@ from membound.lint.rules._queries import (
     bounded_variant,
     defers_to_mb501,
     django_queryset,
+    feeds_choices,
     model_name,
     sa_query,
 )
@@ -43,7 +44,7 @@ def _iterated_exprs(ctx: ModuleContext) -> Iterator[tuple[ast.expr, str]]:
 
 def check_unbounded_queryset(ctx: ModuleContext) -> Iterator[Finding]:
     """MB101: a Django queryset iterated or materialised without a bound."""
-    if "django" not in ctx.imported_roots and ctx.evidence is None:
+    if "django" not in ctx.imported_roots and (ctx.evidence is None or not ctx.evidence.sizes):
         return
     for expr, how in _iterated_exprs(ctx):
         chain = django_queryset(ctx, expr)
@@ -87,6 +88,8 @@ def _where(
     declared = ctx.model_size(model_name(ctx, chain)) if chain else None
     size = query_size(ctx, chain, execute) if declared is None else None
     if size is not None and size.small:
+        return None
+    if size is None and declared is None and feeds_choices(ctx, node):
         return None
     said = "" if size is None else f", {size.words()}"
     job = batch_job(ctx, node)
@@ -351,14 +354,17 @@ def check_dataframe(ctx: ModuleContext) -> Iterator[Finding]:
         if None in kws:  # ``**options``: the chunk size may be in there
             continue
         if qualified in _READ_SQL:
-            if ("chunksize" not in kws or _is_none(kws["chunksize"])) and not _query_bounded(
-                ctx, call.args[0] if call.args else kws.get("sql")
-            ):
+            if "chunksize" in kws and not _is_none(kws["chunksize"]):
+                continue
+            stmt = call.args[0] if call.args else kws.get("sql")
+            chain = ctx.expand(stmt) if stmt else None
+            where = _where(ctx, call, "MB104", chain, call if call.args else None)
+            if where is not None and not _query_bounded(ctx, stmt):
                 yield ctx.finding(
                     "MB104",
                     call,
                     f"`{qualified}` without `chunksize` loads the whole result into one "
-                    "DataFrame: pass `chunksize=` and process each chunk",
+                    f"DataFrame{where}: pass `chunksize=` and process each chunk",
                 )
             continue
         if qualified not in _READ_TEXT:
