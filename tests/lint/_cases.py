@@ -17,6 +17,7 @@ POSITIVE: dict[str, list[str]] = {
         DJ + "rows = list(User.objects.values('id', 'email'))  # HIT\n",
         DJ + "def f():\n    return [b for b in Book.objects.all() if b.ok]  # HIT\n",
         DJ + "ids = set(User.objects.values_list('id', flat=True))  # HIT\n",
+        DJ + "ids = list(Order.objects.values_list('customer_id', flat=True).distinct())  # HIT\n",
     ],
     "MB102": [
         SA + "def f(session):\n    return session.query(User).filter(User.ok).all()  # HIT\n",
@@ -115,6 +116,9 @@ POSITIVE: dict[str, list[str]] = {
 NEGATIVE: dict[str, list[str]] = {
     "MB101": [
         DJ + "for u in User.objects.all()[:100]:\n    print(u)\n",
+        # the distinct values of a shared attribute: a small domain
+        DJ + "langs = list(Order.objects.values_list('language', flat=True).distinct())\n",
+        DJ + "for t in Order.objects.values('content_type_id').distinct():\n    print(t)\n",
         DJ + "for u in User.objects.filter(a=1).iterator(chunk_size=500):\n    print(u)\n",
         DJ + "rows = list(User.objects.values('id')[:50])\n",
         DJ + "n = User.objects.count()\nu = User.objects.get(pk=1)\n",

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Iterator
 
 from membound.lint.context import Link, ModuleContext
 
-__all__ = ["key_in_list", "last_name", "names_a_row", "owner_filter"]
+__all__ = ["key_in_list", "last_name", "names_a_row", "owner_filter", "shared_attribute"]
 
 
 #: Django lookups: a keyword ending in one of these compares, it does not follow a relation.
@@ -100,6 +100,13 @@ _NOT_OWNERS = frozenset(
         "tag", "label", "flag", "country", "currency", "role", "action", "result", "code",
     }
 )  # fmt: skip
+
+
+def shared_attribute(column: str) -> bool:
+    """A column holding a value many rows share, from a small domain: ``language``,
+    ``content_type_id``, ``status``."""
+    base = _strip_key(column)
+    return base in _NOT_OWNERS or base.rsplit("_", 1)[-1] in _NOT_OWNERS
 
 
 def _owner_match(field: str, value: ast.AST) -> bool:

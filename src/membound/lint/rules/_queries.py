@@ -13,7 +13,7 @@ import ast
 
 from membound.lint.context import SQLALCHEMY_ROOTS, Link, ModuleContext
 from membound.lint.rules._models import MANAGERS, lookup_table, model_name, unique_bound
-from membound.lint.rules._owners import key_in_list, last_name, owner_filter
+from membound.lint.rules._owners import key_in_list, last_name, owner_filter, shared_attribute
 from membound.lint.rules._sql import aggregate_select, statement_bounded
 
 __all__ = [
@@ -97,6 +97,28 @@ def _values_then_aggregate(chain: list[Link]) -> bool:
     return False
 
 
+def _distinct_shared_values(chain: list[Link]) -> bool:
+    """``.values_list("language", flat=True).distinct()``, ``query(Page.status).distinct()``:
+    the distinct values of columns that hold shared attributes, a small domain (as a GROUP BY
+    over it would be)."""
+    if not any(link.kind == "method" and link.name == "distinct" for link in chain):
+        return False
+    for link in chain:
+        call = link.node
+        if link.kind != "method" or not isinstance(call, ast.Call) or not call.args:
+            continue
+        if link.name in ("values", "values_list"):
+            words = [a.value for a in call.args if isinstance(a, ast.Constant)]
+        elif link.name in ("query", "select"):
+            words = [a.attr for a in call.args if isinstance(a, ast.Attribute)]
+        else:
+            continue
+        return len(words) == len(call.args) and all(
+            isinstance(w, str) and shared_attribute(w) for w in words
+        )
+    return False
+
+
 def bounded_variant(ctx: ModuleContext, chain: list[Link], code: str, model: str | None) -> bool:
     """Bounds the rules accept for a query that has no LIMIT: the user's ``small-models``, a
     lookup table (``lint/model_shape.py``), an aggregate, or (unless the model is in
@@ -104,7 +126,7 @@ def bounded_variant(ctx: ModuleContext, chain: list[Link], code: str, model: str
     size = ctx.model_size(model)
     if size == "small" or (size is None and lookup_table(ctx, chain)):
         return True
-    if _values_then_aggregate(chain):
+    if _values_then_aggregate(chain) or _distinct_shared_values(chain):
         return True
     if size == "large" or code in ctx.preview:
         return False
