@@ -32,6 +32,7 @@ import sys
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 from _common import pip_target
 
@@ -165,6 +166,46 @@ def version(argv: list[str], env: dict[str, str] | None = None) -> str:
     return (out.stdout or out.stderr).strip().splitlines()[0]
 
 
+def _precision(suite: Any, report: Any, chosen: list[Any]) -> dict[str, object]:
+    """The precision figures of ``report`` over the applications ``chosen``, for the JSON."""
+    return {
+        "apps": [
+            {"name": a.name, "version": a.version, "kind": a.kind, "held_out": a.held_out}
+            for a in chosen
+        ],
+        "lines": {
+            a.name: sum(p.read_bytes().count(b"\n") for p in suite.fetch(a).rglob("*.py"))
+            for a in chosen
+        },
+        "per_rule": {
+            code: {
+                "findings": sc.total,
+                "true": sc.true,
+                "false": sc.false,
+                "unlabelled": sc.unlabelled,
+                "precision": round(sc.precision, 3),
+            }
+            for code, sc in sorted(report.by_rule.items())
+        },
+        "per_app": {
+            name: {"findings": sc.total, "true": sc.true, "precision": round(sc.precision, 3)}
+            for name, sc in report.by_app.items()
+        },
+        "overall": {
+            "findings": report.overall.total,
+            "true": report.overall.true,
+            "precision": round(report.overall.precision, 3),
+        },
+        "held_out": {
+            "findings": report.held_out.total,
+            "true": report.held_out.true,
+            "precision": round(report.held_out.precision, 3),
+        },
+        "labelled_true_not_reported": len(report.missed_true),
+        "targets_missed": report.failures(),
+    }
+
+
 def main() -> int:
     """Run the benchmark and write ``benchmarks/results/lint.json``."""
     ensure_inputs()
@@ -216,45 +257,16 @@ def main() -> int:
     from tests.lint.realworld import suite
 
     report = suite.evaluate()
-    app = {
-        "apps": [
-            {"name": a.name, "version": a.version, "kind": a.kind, "held_out": a.held_out}
-            for a in suite.apps()
-        ],
-        "lines": {
-            a.name: sum(p.read_bytes().count(b"\n") for p in suite.fetch(a).rglob("*.py"))
-            for a in suite.apps()
-        },
-        "per_rule": {
-            code: {
-                "findings": sc.total,
-                "true": sc.true,
-                "false": sc.false,
-                "unlabelled": sc.unlabelled,
-                "precision": round(sc.precision, 3),
-            }
-            for code, sc in sorted(report.by_rule.items())
-        },
-        "per_app": {
-            name: {"findings": sc.total, "true": sc.true, "precision": round(sc.precision, 3)}
-            for name, sc in report.by_app.items()
-        },
-        "overall": {
-            "findings": report.overall.total,
-            "true": report.overall.true,
-            "precision": round(report.overall.precision, 3),
-        },
-        "held_out": {
-            "findings": report.held_out.total,
-            "true": report.held_out.true,
-            "precision": round(report.held_out.precision, 3),
-        },
-        "labelled_true_not_reported": len(report.missed_true),
-        "targets_missed": report.failures(),
-    }
+    app = _precision(suite, report, suite.apps())
+    unseen = suite.apps("unseen")
+    unseen_report = suite.evaluate(unseen)
+    app_unseen = _precision(suite, unseen_report, unseen)
     print("precision on real applications (tests/lint/realworld):")
     print(suite.table(report))
     print(f"held out: {app['held_out']}; labelled true, not reported: {len(report.missed_true)}")
+    print("precision on the applications of tests/lint/realworld/unseen:")
+    print(suite.table(unseen_report))
+    print(f"held out: {app_unseen['held_out']}; per app: {app_unseen['per_app']}")
 
     def speed(table: dict[str, dict[str, object]], key: str, field: str = "lines_per_s") -> float:
         value = table[key][field]
@@ -325,6 +337,7 @@ def main() -> int:
         "findings_total": len(findings),
         "findings_per_rule": per_rule,
         "realworld_precision": app,
+        "unseen_precision": app_unseen,
     }
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
