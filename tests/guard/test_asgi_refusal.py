@@ -115,6 +115,34 @@ def test_recovering_before_recycle_after_disarms_the_recycle(
         refusal._said.clear()
 
 
+def test_a_shorter_recycle_after_armed_later_wins(caplog: pytest.LogCaptureFixture) -> None:
+    # A middleware that shed a request first arms its own (longer) recycle_after; the
+    # watchdog's refuse action, arriving just after, must not wait for it.
+    caplog.set_level(logging.WARNING, logger="membound.guard")
+    refusal._said.clear()
+    middleware_default = 30.0
+    try:
+        refusal.recycle_if_stuck(middleware_default)
+        actions.refuse_new_work(recycle_after=0.2)(None)  # type: ignore[arg-type]
+        deadline = time.monotonic() + 5
+        while "liveness probe" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "liveness probe" in caplog.text
+        # and a longer one armed after a shorter one does not postpone it
+        actions.stop_refusing()
+        refusal._said.clear()
+        caplog.clear()
+        actions.refuse_new_work(recycle_after=0.2)(None)  # type: ignore[arg-type]
+        refusal.recycle_if_stuck(middleware_default)
+        deadline = time.monotonic() + 5
+        while "liveness probe" not in caplog.text and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "liveness probe" in caplog.text
+    finally:
+        actions.stop_refusing()
+        refusal._said.clear()
+
+
 def _asgi(scope: Any, receive: Any, send: Any) -> Any:
     raise AssertionError("never called")
 

@@ -24,6 +24,7 @@ import os
 import random
 import tempfile
 import threading
+import time
 from typing import TYPE_CHECKING
 
 from membound.guard.recycle_slots import release_slot, take_slot
@@ -43,8 +44,10 @@ _FALLING = 0.02
 _SLOT_RETRY_S = 2.0
 
 _stuck_lock = threading.Lock()
-#: The refusal under way: ``episode`` changes when it ends, ``armed`` says a check waits.
-_stuck: dict[str, int] = {"episode": 0, "armed": 0}
+#: The check that waits: ``armed`` is its number (0: none; a check whose number is no longer
+#: here returns at once: memory recovered, or a check due sooner replaced it), ``due`` when it
+#: runs (monotonic seconds); ``checks`` numbers them.
+_stuck: dict[str, float] = {"armed": 0, "due": 0.0, "checks": 0}
 _said: set[tuple[int, str]] = set()
 
 
@@ -62,8 +65,7 @@ def start_refusing() -> None:
 def stop_refusing() -> None:
     """Take new work again (the watchdog calls this when memory is back under ``recover``)."""
     with _stuck_lock:
-        _stuck["episode"] += 1  # a recycle armed for this refusal is off
-        _stuck["armed"] = 0
+        _stuck["armed"] = 0  # a recycle armed for this refusal is off
     _refusing.clear()
 
 
@@ -120,7 +122,9 @@ def recycle_if_stuck(
     recycle_after: float | None = 30.0, grace: float = 30.0, watchdog: Watchdog | None = None
 ) -> None:
     """Arm the way out of a refusal that does not recover (see the module docstring); one
-    check waits at a time, and :func:`stop_refusing` disarms it.
+    check waits at a time — the one due first: a shorter ``recycle_after`` armed later (the
+    watchdog's action after a middleware that shed first) replaces a longer one — and
+    :func:`stop_refusing` disarms it.
 
     Args:
         recycle_after: seconds of refusing (or shedding in ``hard``) with memory not falling
@@ -135,13 +139,15 @@ def recycle_if_stuck(
         return
     _check_delay(recycle_after)
     _check_grace(grace)
-    with _stuck_lock:
-        if _stuck["armed"]:
-            return
-        _stuck["armed"] = 1
-        episode = _stuck["episode"]
     delay = recycle_after * (1 + random.random() / 4)
-    _schedule(delay, recycle_after, grace, watchdog, episode, _memory_now(watchdog))
+    due = time.monotonic() + delay
+    with _stuck_lock:
+        if _stuck["armed"] and _stuck["due"] <= due:
+            return
+        _stuck["checks"] += 1
+        _stuck["armed"], _stuck["due"] = _stuck["checks"], due
+        check = int(_stuck["checks"])
+    _schedule(delay, recycle_after, grace, watchdog, check, _memory_now(watchdog))
 
 
 def _schedule(
@@ -149,35 +155,39 @@ def _schedule(
     recycle_after: float,
     grace: float,
     watchdog: Watchdog | None,
-    episode: int,
+    check: int,
     before: int | None,
 ) -> None:
+    with _stuck_lock:
+        if _stuck["armed"] == check:
+            _stuck["due"] = time.monotonic() + delay
     timer = threading.Timer(
-        delay, _recycle_stuck, args=(recycle_after, grace, watchdog, episode, before)
+        delay, _recycle_stuck, args=(recycle_after, grace, watchdog, check, before)
     )
     timer.daemon = True
     timer.name = "membound-refusal"
     timer.start()
 
 
-def _disarm() -> None:
+def _disarm(check: int) -> None:
     with _stuck_lock:
-        _stuck["armed"] = 0
+        if _stuck["armed"] == check:
+            _stuck["armed"] = 0
 
 
 def _recycle_stuck(
     recycle_after: float,
     grace: float,
     watchdog: Watchdog | None,
-    episode: int,
+    check: int,
     before: int | None,
 ) -> None:
     try:
         with _stuck_lock:
-            if _stuck["episode"] != episode:
-                return  # memory recovered meanwhile
+            if _stuck["armed"] != check:
+                return  # memory recovered meanwhile, or a check due sooner took its place
         if not _still_stuck(watchdog):
-            _disarm()
+            _disarm(check)
             return
         now = _memory_now(watchdog)
         if (
@@ -185,7 +195,7 @@ def _recycle_stuck(
             and before is not None
             and now < before - max(1 << 20, before * _FALLING)
         ):
-            _schedule(recycle_after, recycle_after, grace, watchdog, episode, now)  # falling
+            _schedule(recycle_after, recycle_after, grace, watchdog, check, now)  # falling
             return
         found = supervisor()
         if found is None:
@@ -196,12 +206,12 @@ def _recycle_stuck(
                 "answers 503 so that a liveness probe restarts it",
                 recycle_after,
             )
-            _disarm()
+            _disarm(check)
             return
         slots = max(1, math.ceil(found.workers / 4))
         if not take_slot(tempfile.gettempdir(), found.pid, slots):
             retry = _SLOT_RETRY_S * (1 + random.random())
-            _schedule(retry, recycle_after, grace, watchdog, episode, now)
+            _schedule(retry, recycle_after, grace, watchdog, check, now)
             return
         _log.warning(
             "membound: worker %s has refused new work for %.0f s and memory is not falling: "
@@ -218,7 +228,6 @@ def _recycle_stuck(
 def _after_fork_in_child() -> None:
     """A forked child (a fresh gunicorn worker) takes work until its own watchdog says not."""
     _refusing.clear()
-    _stuck["episode"] += 1
     _stuck["armed"] = 0
 
 

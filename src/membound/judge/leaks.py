@@ -51,6 +51,7 @@ from membound.measure.rounds import (
     attribution_round,
     cycles_per_call,
     guarded,
+    malloc_growth_per_call,
 )
 from membound.measure.target import Target, load_target
 from membound.results.leaks import Holder, LeakReport, LeakRound, Site, TypeGrowth
@@ -242,9 +243,16 @@ def _hunt(
     hint = ""
     if verdict != "no leak":
         found = _attribute(func, per_round, warmup + iterations)
+        threshold = max(retention.tolerance, 0.5 * retention.per_unit)
         if found.native_per_call is not None and _malloc_grew(trend, retention):
             native_per_call = max(0.0, found.native_per_call)
-        native = native_rss or native_per_call > max(retention.tolerance, 0.5 * retention.per_unit)
+            if max(native_per_call, found.python_per_call) <= threshold:
+                # Neither Python's growth nor native growth explains what the untraced rounds
+                # saw: the traced round's reading is one sample, and another thread's frees land
+                # in it. An untraced round right after it says whether malloc still grows.
+                untraced = malloc_growth_per_call(func, per_round)
+                native_per_call = max(native_per_call, untraced - found.python_per_call)
+        native = native_rss or native_per_call > threshold
         if native and verdict == "leak":
             native_found, hint = _native(func, per_round)
         unbounded = [h for h in found.holders if h.capacity is None]

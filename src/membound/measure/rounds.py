@@ -257,6 +257,19 @@ def attribution_round(func: Callable[[], Any], calls: int, frames: int) -> Attri
     )
 
 
+def malloc_growth_per_call(func: Callable[[], Any], calls: int) -> float:
+    """malloc's growth per call over one untraced round of ``calls`` calls, each end after a
+    full collection (0 where the allocators cannot be read)."""
+    if not allocator.untraced_available():
+        return 0.0
+    collect()
+    before = allocator.malloc_in_use()
+    for _ in range(calls):
+        func()
+    collect()
+    return (allocator.malloc_in_use() - before) / calls
+
+
 def cycles_per_call(func: Callable[[], Any], calls: int) -> float:
     """Objects per call that only the cyclic GC reclaims (the collector is paused meanwhile)."""
     with gc_paused():
