@@ -76,6 +76,28 @@ def _leak_lines(leaks: dict[str, Any]) -> list[str]:
     ]
 
 
+def _startup_lines(startup: dict[str, Any]) -> list[str]:
+    """Start-up over a bare interpreter, beside the libraries the CLI needs."""
+    rows, target = startup["rows"], startup["target"]
+    limits, met = target["over_bare_max_s"], target["met"]
+
+    def over(name: str) -> str:
+        return f"{rows[name]['over_bare_s']:.2f} s"
+
+    return [
+        f"**Start-up** (`benchmarks/bench_startup.py`, fresh processes, warm cache, medians of "
+        f"{startup['rounds']}; over a bare interpreter's "
+        f"{rows['bare interpreter']['median_s']:.3f} s): "
+        f"`import membound` {over('import membound')} "
+        f"(target ≤ {limits['import membound']:g} s — {_met(met['import membound'])}), "
+        f"`membound --help` {over('membound --help')} (target ≤ {limits['membound --help']:g} s "
+        f"— {_met(met['membound --help'])}); `import click, rich, psutil` alone "
+        f"{over('import click, rich, psutil')}. SQLAlchemy is imported on first use of the "
+        "batching names, before a measurement's baseline when the process already has it.",
+        "",
+    ]
+
+
 MEMRAY_TARGET_KEY = "track(heap='memray') max ratio"
 
 
@@ -137,6 +159,7 @@ def render() -> str:
         f"{t['find_leaks_max_s']:g} s — {'met' if t['met'] else 'NOT met'}.",
         "",
         *_leak_lines(_load("leaks")),
+        *_startup_lines(_load("startup")),
         f"**The seed experiments** (`benchmarks/bench_demo.py`: `membound demo`'s comparisons, "
         f"{demo['rows']:,} SQLite rows, medians of {demo['repeat']} runs, each in a fresh "
         "process; Δ peak is over that process's own baseline):",

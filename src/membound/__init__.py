@@ -13,7 +13,8 @@ from __future__ import annotations
 from membound.cli import _startup  # noqa: F401
 
 # isort: split
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from membound import guard, report
 from membound._errors import (
@@ -33,6 +34,7 @@ from membound._errors import (
     SizeError,
     TargetError,
 )
+from membound._lazy import DEFERRED
 from membound._units import SIZE_CONVENTION, format_size, parse_size
 from membound._version import __version__
 from membound.bound.budget import memory_budget
@@ -47,20 +49,6 @@ from membound.bound.iterables import (
 from membound.bound.kv import lmdb_batches
 from membound.bound.pool import BoundedPool, PoolStats
 from membound.bound.release import Released, release_memory
-from membound.bound.sql import (
-    Batch,
-    BatchWriter,
-    Checkpoint,
-    KeyRange,
-    LeasedRange,
-    PartitionReport,
-    RangeReport,
-    claim_ranges,
-    find_each,
-    in_batches,
-    key_ranges,
-    run_partitioned,
-)
 from membound.guard import Limit, Watchdog, health, memory_limit
 from membound.judge.compare import compare
 from membound.judge.complexity import complexity
@@ -87,6 +75,22 @@ from membound.results import (
     TypeGrowth,
     classify,
 )
+
+if TYPE_CHECKING:
+    from membound.bound.sql import (
+        Batch,
+        BatchWriter,
+        Checkpoint,
+        KeyRange,
+        LeasedRange,
+        PartitionReport,
+        RangeReport,
+        claim_ranges,
+        find_each,
+        in_batches,
+        key_ranges,
+        run_partitioned,
+    )
 
 __all__ = [
     "SIZE_CONVENTION",
@@ -174,3 +178,17 @@ def load_ipython_extension(ipython: Any) -> None:
             "the membound magics need IPython: pip install 'membound[notebook]'"
         ) from None
     load(ipython)
+
+
+def __getattr__(name: str) -> Any:
+    """The SQL batching names, imported on first use (see ``membound/_lazy.py``)."""
+    deferred = DEFERRED.get(name)
+    if deferred is None:
+        raise AttributeError(f"module 'membound' has no attribute {name!r}")
+    value = getattr(importlib.import_module(deferred[0]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -235,6 +235,9 @@ def main() -> int:
     if loaded is None:
         return EXIT_TARGET_ERROR
     func, args, kwargs, heap, where = loaded
+    lazy = sys.modules.get("membound._lazy")  # the target imported membound: see its preload
+    if lazy is not None:
+        lazy.preload()
     gc_count = _INSIDE["GcMonitor"]()
     soaked = _soak_free_memory()
     gc.collect()

@@ -34,6 +34,7 @@ from types import TracebackType
 from typing import ParamSpec, TypeVar
 
 from membound._errors import TargetError
+from membound._lazy import preload
 from membound._units import format_size
 from membound.measure import probes
 from membound.measure._inside import SOURCES, TracingOverhead
@@ -128,6 +129,7 @@ class track:
     # -- context manager -----------------------------------------------------------------------
     def __enter__(self) -> track:
         self.result = None
+        preload()  # imports membound defers, done before the baseline (``_lazy.py``)
         self._gc.start()
         with _ACTIVE_LOCK:
             for outer in _ACTIVE:
