@@ -23,7 +23,7 @@ RANK = {
     "notebook": 6,
 }
 #: Importable by every part.
-BASE = {"_units", "_errors", "_version", "_files"}
+BASE = {"_units", "_errors", "_version", "_files", "_lazy"}
 #: Parts that stand alone, and who may import them.
 STANDALONE = {"bound": {"demo", "guard", "cli"}, "lint": {"cli"}}
 #: Modules exempt from the rule: the package's public face and its entry point.
