@@ -5,7 +5,7 @@ Cost rows (interpreter start excluded; "untraced" = the same warm-up and iterati
 in the same process, timed just before):
 
 - a clean allocation-heavy function (20,000 short strings per call, 1,000 iterations): membound's
-  verdict ≤ 1.5× the untraced calls, and ≤ 10 s;
+  verdict ≤ 1.3× the untraced calls, and ≤ 10 s;
 - a 64 B/call leak found in ≤ 2 s.
 
 Comparison: every case of ``tests/judge/leak_cases.py`` that needs no C compiler, judged by
@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.judge import leak_cases as lc  # noqa: E402
 
-RATIO_TARGET = 1.5
+RATIO_TARGET = 1.3  # issue 26 (was 1.5)
 HEAVY_TARGET_S = 10.0
 LEAK_FOUND_TARGET_S = 2.0
 

@@ -179,3 +179,23 @@ def test_rounds_are_recorded_for_charts() -> None:
 def _line(site: mb.Site) -> str:
     with open(site.file) as f:
         return f.read().splitlines()[site.line - 1]
+
+
+def test_a_hunt_leaves_the_collector_as_it_found_it() -> None:
+    # The rounds freeze what lived before them (so that collections walk only the calls' own
+    # objects) and thaw it after; a process that froze objects itself keeps them frozen.
+    assert 0 == gc.get_freeze_count()
+    report = mb.find_leaks(lt.history_leak, iterations=300)
+    assert report.leaking, report.explanation
+    assert 0 == gc.get_freeze_count()
+    gc.freeze()  # as a pre-fork server does before it forks its workers
+    try:
+        frozen = gc.get_freeze_count()
+        assert frozen > 0
+        report = mb.find_leaks(lt.history_leak, iterations=300)
+        assert report.leaking, report.explanation
+        assert report.sites, report.explanation  # the line that allocates is still named
+        # neither thawed (0) nor frozen further; frozen objects freed meanwhile leave it
+        assert 0.99 * frozen < gc.get_freeze_count() <= frozen
+    finally:
+        gc.unfreeze()

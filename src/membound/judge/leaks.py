@@ -29,18 +29,18 @@ explains. ``isolate=True`` runs the same hunt in a fresh interpreter (``judge/is
 from __future__ import annotations
 
 import math
-import os
 import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 from membound._errors import TargetError
-from membound._units import format_size, parse_size
-from membound.judge.chains import holder_name, label_chain
-from membound.judge.retained import Retention, judge_retention
+from membound._units import parse_size
+from membound.judge.chains import label_chain
+from membound.judge.leak_words import explain
+from membound.judge.retained import QUANTUM, Retention, judge_retention
 from membound.measure.deadline import deadline
-from membound.measure.heap import LIBRARY_DIRS, OWN_DIRS, backref_chain, chain_to
+from membound.measure.heap import LIBRARY_DIRS, OWN_DIRS, backref_chain, chain_to, frozen_heap
 from membound.measure.holders import Growing, adding_line, growing_holders
 from membound.measure.native import native_sites, native_tracking_available
 from membound.measure.outcome import check_timeout
@@ -62,11 +62,11 @@ ATTRIBUTION_FRAMES = 16
 _MIN_ROUNDS = 4
 _MIN_CALLS_PER_ROUND = 10
 _CYCLE_CALLS = 50
-#: The smallest change of the held bytes the judge treats as more than rounding: a few small
-#: objects, or one step of a container's storage.
-_QUANTUM = 64.0
+_QUANTUM = QUANTUM
 #: Where only RSS shows native memory (no malloc statistics), growth under this is not judged.
 _NATIVE_MIN_GROWTH = 1 << 20
+#: Native growth a traced round must show before it counts (16 quanta).
+_NATIVE_MIN_ROUND = 16 * _QUANTUM
 #: Growth in a step is storage, not kept objects, when under one new block per this many calls.
 _STEP_BLOCKS_PER_CALL = 50
 #: The smallest change of the allocated-block count treated as more than rounding.
@@ -219,7 +219,7 @@ def _hunt(
         func()
     most = rounds * 2**_EXTENSIONS
     planned = rounds
-    with TrendRecorder(func, per_round, most) as recorder:
+    with frozen_heap(), TrendRecorder(func, per_round, most) as recorder:
         if on_round is not None:
             recorder.on_round = lambda done_now: on_round(done_now, planned)
         recorder.run(rounds)
@@ -246,13 +246,22 @@ def _hunt(
         threshold = max(retention.tolerance, 0.5 * retention.per_unit)
         if found.native_per_call is not None and _malloc_grew(trend, retention):
             native_per_call = max(0.0, found.native_per_call)
+            late_malloc = _late_malloc(trend)
+            if late_malloc is not None:
+                # Native memory is malloc's: it cannot grow faster than malloc did untraced
+                # (the traced round adds tracemalloc's own bookkeeping to its reading).
+                native_per_call = min(native_per_call, late_malloc[0] / late_malloc[1])
             if max(native_per_call, found.python_per_call) <= threshold:
                 # Neither Python's growth nor native growth explains what the untraced rounds
                 # saw: the traced round's reading is one sample, and another thread's frees land
                 # in it. An untraced round right after it says whether malloc still grows.
                 untraced = malloc_growth_per_call(func, per_round)
-                native_per_call = max(native_per_call, untraced - found.python_per_call)
-        native = native_rss or native_per_call > threshold
+                native_per_call = max(native_per_call, untraced - max(found.python_per_call, 0))
+        # A few hundred bytes of malloc growth in a round are a reallocated buffer or
+        # tracemalloc's bookkeeping, not evidence: native memory must also add up over the round.
+        native = native_rss or (
+            native_per_call > threshold and native_per_call * per_round >= _NATIVE_MIN_ROUND
+        )
         if native and verdict == "leak":
             native_found, hint = _native(func, per_round)
         unbounded = [h for h in found.holders if h.capacity is None]
@@ -263,7 +272,8 @@ def _hunt(
             verdict = _one_step(trend, unbounded)
         if not native:
             native_per_call = 0.0
-    cycles = cycles_per_call(func, min(per_round, _CYCLE_CALLS))
+    with frozen_heap():
+        cycles = cycles_per_call(func, min(per_round, _CYCLE_CALLS))
     series = trend.series
     mid = len(series) // 2
     report = LeakReport(
@@ -336,19 +346,28 @@ def _iterations(needed: float | None, rounds: int) -> int | None:
     return int(math.ceil(needed / step) * step)
 
 
+def _late_malloc(trend: Trend) -> tuple[int, int] | None:
+    """malloc's growth over the late untraced rounds and the calls they made; None where the
+    allocators were not read (the heap was traced instead)."""
+    rounds = trend.rounds
+    if trend.held is None or len(rounds) < 2:
+        return None
+    first, last = rounds[len(rounds) // 2], rounds[-1]
+    if first.malloc is None or last.malloc is None or last.calls <= first.calls:
+        return None
+    return last.malloc - first.malloc, last.calls - first.calls
+
+
 def _malloc_grew(trend: Trend, retention: Retention) -> bool:
     """Whether malloc's share of the held bytes (what pymalloc does not serve: native buffers,
     large objects) grew over the late rounds by more than the tolerance allows. The traced
     attribution round's own estimate of native growth is noisier (tracing allocates); where the
     untraced rounds show malloc flat, the memory kept is Python's, however the round read it."""
-    rounds = trend.rounds
-    if trend.held is None or len(rounds) < 2:
+    late = _late_malloc(trend)
+    if late is None:
         return True  # no malloc figures: only the attribution round can tell
-    first, last = rounds[len(rounds) // 2], rounds[-1]
-    if first.malloc is None or last.malloc is None or last.calls <= first.calls:
-        return True
-    late_calls = last.calls - first.calls
-    return last.malloc - first.malloc > max(retention.tolerance * late_calls, _QUANTUM)
+    growth, calls = late
+    return growth > max(retention.tolerance * calls, _QUANTUM)
 
 
 def _rss_native(trend: Trend, retention: Retention) -> tuple[float, bool]:
@@ -381,7 +400,8 @@ def _traced_total(snapshot: tracemalloc.Snapshot) -> int:
 def _attribute(func: Callable[[], Any], calls: int, made: int) -> _Attribution:
     """Where the kept memory was allocated, which types grew, what keeps one of them, and which
     containers grew (``made``: calls so far, to size the containers worth watching)."""
-    measured = attribution_round(func, calls, ATTRIBUTION_FRAMES)
+    with frozen_heap():
+        measured = attribution_round(func, calls, ATTRIBUTION_FRAMES)
     sites = _sites(measured.before, measured.after, calls)
     python = (_traced_total(measured.after) - _traced_total(measured.before)) / calls
     native = None if measured.native_growth is None else measured.native_growth / calls
@@ -429,172 +449,3 @@ def _native(func: Callable[[], Any], calls: int) -> tuple[list[Site], str]:
         Site(s.file, s.line, s.size / calls, s.count / calls, s.trace, kind="native") for s in found
     ]
     return sites, "" if sites else "memray saw no kept malloc under a Python line"
-
-
-# --- explanations -------------------------------------------------------------------------
-
-
-def _size(v: float, *, signed: bool = False) -> str:
-    if abs(v) < 1024:
-        text = f"{v:+.1f} B" if signed else f"{v:.1f} B"
-        return text.replace(".0 B", " B")
-    return format_size(v, signed=signed)
-
-
-def _where(file: str, line: int | None) -> str:
-    try:
-        rel = os.path.relpath(file)
-    except ValueError:  # another drive
-        rel = file
-    shown = rel if not rel.startswith("..") else file
-    return f"{shown}:{line}" if line is not None else shown
-
-
-def _per_call(n: float, one: str, many: str) -> str:
-    figure = f"{n:.1f}" if n >= 0.1 else f"{n:.2g}"
-    return f"+{figure} {one if figure == '1.0' else many}/call"
-
-
-def _holder_words(h: Holder) -> str:
-    rate = _per_call(h.per_call, "entry", "entries")
-    if h.path.startswith("("):  # no module reaches it: a closure's or a caller's local
-        text = f"a {h.type_name} no module reaches (a closure's or a local; {rate})"
-    else:
-        text = f"`{holder_name(h.path)}` ({h.type_name}, {rate})"
-    if h.file is not None:
-        text += f", added at {_where(h.file, h.line)}"
-        if h.caller is not None and h.caller != f"{h.file}:{h.line}":
-            file, _, line = h.caller.rpartition(":")
-            caller = _where(file, int(line)) if line.isdigit() else h.caller
-            text += (f" in {h.function}" if h.function else "") + f", called from {caller}"
-    return text
-
-
-def _tolerance_words(r: Retention, given: bool, late: int) -> str:
-    if given:
-        return f"tolerance {_size(r.tolerance)} per call, given"
-    if r.noise <= _QUANTUM:
-        noise = f"{_size(r.noise)} per round (the smallest step measured)"
-    else:
-        noise = f"±{_size(r.noise)} per round (the noise measured in this run)"
-    return f"tolerance {_size(r.tolerance)} per call: 4 × {noise} over the last {late:,} calls"
-
-
-def _bounded_words(report: LeakReport) -> str:
-    parts = []
-    for h in report.holders:
-        assert h.capacity is not None
-        name = holder_name(h.path)
-        parts.append(f"{h.size:,} of {h.capacity:,} entries (`{name}`, {h.type_name})")
-    text = "bounded cache filling: " + "; ".join(parts)
-    top = report.holders[0]
-    if top.per_call > 0 and top.capacity:
-        per_entry = report.bytes_per_call / top.per_call
-        text += (
-            f"; memory held grew {_size(report.bytes_per_call)} per call while it fills "
-            f"(≈ {_size(per_entry * top.capacity)} when full), and stops when it is full"
-        )
-    return text
-
-
-def _leak_words(report: LeakReport, r: Retention, late: int) -> str:
-    native = report.native_bytes_per_call > 0
-    what = "of native memory " if native else ""
-    if r.shape == "sawtooth":
-        text = (
-            f"leaks {_size(report.bytes_per_call)} per call {what}: the floor under a sawtooth "
-            "rises from trough to trough"
-        )
-    else:
-        text = (
-            f"leaks {_size(report.bytes_per_call)} per call {what}(memory held after "
-            f"collection, over the last {late:,} calls)"
-        )
-    if native:
-        traced = report.python_bytes_per_call or 0.0
-        text += (
-            f"; malloc outside the Python heap, which grew {_size(traced)} per call traced "
-            "(C extensions, ctypes)"
-        )
-    if report.holders:
-        text += "; kept by " + _holder_words(report.holders[0])
-    python_sites = [s for s in report.sites if s.kind == "python"]
-    natives = [s for s in report.sites if s.kind == "native"]
-    if native and natives:
-        s = natives[0]
-        text += (
-            f"; allocated natively under {_where(s.file, s.line)} "
-            f"({_size(s.bytes_per_call)}/call, memray)"
-        )
-    elif native and report.native_site_hint:
-        text += f"; {report.native_site_hint}"
-    elif python_sites:
-        s = python_sites[0]
-        text += f"; allocated at {_where(s.file, s.line)} ({_size(s.bytes_per_call)}/call traced)"
-    if not native:
-        g = next((t for t in report.types if not t.type_name.startswith("builtins.")), None)
-        if g is not None:
-            text += f" ({g.type_name} +{g.per_call:.2g} per call)"
-        if report.chain and not report.holders:
-            text += f", kept alive by {' → '.join(report.chain)}"
-    return text
-
-
-def explain(report: LeakReport, r: Retention, late: int, given: bool) -> str:
-    """One sentence a person can act on, quoting the report's own figures."""
-    tol = _tolerance_words(r, given, late)
-    if report.verdict == "leak":
-        text = f"{_leak_words(report, r, late)} ({tol})"
-    elif report.verdict == "undecided":
-        why = {
-            "faint": "above the tolerance but under twice it",
-            "slowing": "and the growth slowed within the run (a cache nearing its size, or a leak)",
-            "step": "in a step rather than round after round",
-        }.get(r.shape, "")
-        text = (
-            f"undecided: memory held grew {_size(report.bytes_per_call)} per call over the last "
-            f"{late:,} calls, {why} ({tol}); run about {report.needed_iterations:,} iterations "
-            "to decide"
-        )
-        if report.holders:
-            text += "; growing: " + _holder_words(report.holders[0])
-    elif report.shape == "bounded":
-        text = "no leak: " + _bounded_words(report)
-    elif report.shape == "step":
-        text = (
-            f"no leak: memory held rose in a step ({_size(r.per_unit * late, signed=True)} over "
-            f"the last {late:,} calls, {_size(report.bytes_per_call, signed=True)} per call) "
-            "while no new objects were kept and no container grew: storage resized once, not "
-            f"growth per call ({tol})"
-        )
-    elif report.shape == "sawtooth":
-        if report.period is not None:
-            rhythm = f"drops back every ~{report.period:,.0f} calls"
-        else:
-            rhythm = f"fell back to its floor at call {r.first_drop:,.0f}"
-        text = (
-            f"no leak: sawtooth: {rhythm}; the floor under it changed "
-            f"{_size(report.bytes_per_call, signed=True)} per call ({tol})"
-        )
-    else:
-        text = (
-            f"no leak: memory held after collection changed "
-            f"{_size(report.bytes_per_call, signed=True)} per call over the last {late:,} calls "
-            f"({tol})"
-        )
-        if report.early_growth_bytes:
-            text += (
-                f"; it grew {_size(report.early_growth_bytes)} early and then stopped "
-                "(a bounded cache filling up, not a leak)"
-            )
-    if report.extended_from is not None:
-        text += (
-            f"; the run was lengthened from {report.extended_from:,} to "
-            f"{report.iterations:,} calls to decide"
-        )
-    if report.cycles_per_call >= 0.5:
-        text += (
-            f"; {report.cycles_per_call:.1f} objects per call are freed only by the cyclic GC "
-            "(a leak under gc.disable(), and GC pauses)"
-        )
-    return text

@@ -32,7 +32,11 @@ from typing import Literal
 
 from membound.results.growth import theil_sen
 
-__all__ = ["Retention", "judge_retention"]
+__all__ = ["QUANTUM", "Retention", "judge_retention"]
+
+#: The smallest change of the held bytes the leak judge treats as more than rounding: a few
+#: small objects, or one step of a container's storage.
+QUANTUM = 64.0
 
 #: Growth of the late half over this many noise widths counts as growth at all.
 _SEEN = 4.0

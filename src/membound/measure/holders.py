@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from membound.measure.heap import LIBRARY_DIRS, OWN_DIRS
+from membound.measure.heap import LIBRARY_DIRS, OWN_DIRS, frozen_heap
 
 __all__ = [
     "MAX_CANDIDATES",
@@ -154,9 +154,10 @@ def growing_holders(
     """
     gc.collect()
     watched = _candidates(min_size)
-    for _ in range(calls):
-        func()
-    gc.collect()
+    with frozen_heap(collected=True):  # the calls' own objects are what the collection walks
+        for _ in range(calls):
+            func()
+        gc.collect()
     grown: list[Growing] = []
     for before, _, obj, capacity in watched:
         sized = size_of(obj)
