@@ -131,3 +131,39 @@ def test_off_by_default_and_bad_values_are_one_line() -> None:
     assert "\n" not in str(info.value)
     other = mb.Watchdog(limit="1 GB", pid=os.getpid(), backstop=True, on_soft=None)
     assert other.backstop is None  # another process's memory: no cap of ours applies
+
+
+def test_a_thread_whose_start_up_accounting_fails_at_the_cap_still_starts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Near the cap, reading the process's mappings in the new thread can itself raise
+    # MemoryError; the thread must still run, or Thread.start() waits for it for ever.
+    dog = mb.Watchdog(limit="64 GB", hard="90%", on_soft=None, backstop=True).start()
+    try:
+        known = {t.ident for t in threading.enumerate()}
+        armed, failed = threading.Event(), threading.Event()
+        real = backstop_module.data_and_anon
+
+        def failing_in_a_new_thread() -> object:
+            if armed.is_set() and threading.get_ident() not in known:  # in the new thread
+                failed.set()
+                raise MemoryError
+            return real()
+
+        monkeypatch.setattr(backstop_module, "data_and_anon", failing_in_a_new_thread)
+        ran = threading.Event()
+
+        def start_one() -> None:
+            known.add(threading.get_ident())
+            armed.set()
+            threading.Thread(target=ran.set, daemon=True).start()
+
+        starter = threading.Thread(target=start_one, daemon=True)
+        starter.start()
+        starter.join(10)
+        assert failed.is_set()  # the failing reading did happen
+        assert not starter.is_alive(), "Thread.start() never returned"
+        assert ran.wait(10)
+    finally:
+        monkeypatch.undo()
+        dog.stop()

@@ -68,7 +68,7 @@ def test_a_child_that_ran_before_the_block_and_ends_in_it_is_not_counted() -> No
     import sys
     import time
 
-    hold = "import sys, time; b = bytearray(150 * 2**20); sys.stdout.write('up\\n'); "
+    hold = "import sys, time; b = b'\\x01' * (150 * 2**20); sys.stdout.write('up\\n'); "
     hold += "sys.stdout.flush(); time.sleep(0.6)"
     before = subprocess.Popen([sys.executable, "-c", hold], stdout=subprocess.PIPE)
     assert before.stdout is not None
@@ -76,7 +76,7 @@ def test_a_child_that_ran_before_the_block_and_ends_in_it_is_not_counted() -> No
     try:
         with mb.track("after the child", interval=0.01) as t:
             before.wait(30)  # it ends inside the block
-            block = bytearray(60 * MIB)
+            block = b"\x01" * (60 * MIB)  # written, so resident (calloc's zero pages are not)
             time.sleep(0.3)
             del block
     finally:

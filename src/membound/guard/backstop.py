@@ -325,7 +325,11 @@ def _start_thread(function: Callable[..., Any], *args: Any, **kwargs: Any) -> An
             backstop.lift(added - lifted)
 
     def run(*inner: Any, **named: Any) -> Any:
-        settle()
+        # Reading the mappings can raise MemoryError at the cap: the accounting is then lost
+        # (the lift stays: the cap is one stack higher), but the thread must start, since
+        # Thread.start() waits for it and would wait for ever.
+        with contextlib.suppress(Exception):
+            settle()
         return function(*inner, **named)
 
     try:
