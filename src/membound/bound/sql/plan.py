@@ -5,8 +5,9 @@ queries built from them."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+import operator
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 from membound._errors import BatchSourceError
 from membound.bound.sql.connection import engine_of, run_statement
@@ -95,6 +96,10 @@ class SourcePlan:
             # Core rows: the key must be in the row to resume after it; add it when missing.
             stmt, self.positions = _with_key_columns(stmt, cols)
         self.stmt = stmt
+        self.key_of: Callable[[Any], Key] = _key_getter(self.attr_names, self.positions)
+        """The key of a row (an ORM object or a Core row or tuple) as a tuple: called once per
+        row, so built once (``operator.itemgetter``/``attrgetter``, several times faster than a
+        generator of lookups)."""
         self.stop: Key | None = None
         """An exclusive upper bound on the key (``stop=``), applied to every query of the run."""
 
@@ -143,12 +148,6 @@ class SourcePlan:
         return clause
 
     # ---------------------------------------------------------------------------- queries
-
-    def key_of(self, row: Any) -> Key:
-        """The key of a row (an ORM object or a Core row or tuple) as a tuple."""
-        if self.orm_mapper is not None:
-            return tuple(getattr(row, name) for name in self.attr_names)
-        return tuple(row[p] for p in self.positions)
 
     def run(self, stmt: Any) -> Sequence[Any]:
         """Core rows of a bounded statement, in a short transaction of its own."""
@@ -301,3 +300,16 @@ def _with_key_columns(stmt: Any, cols: Sequence[Any]) -> tuple[Any, tuple[int, .
             found = len(selected) - 1
         positions.append(found)
     return stmt, tuple(positions)
+
+
+def _key_getter(attr_names: tuple[str, ...], positions: tuple[int, ...]) -> Callable[[Any], Key]:
+    """The row-to-key function: attributes of an ORM object, else positions in a Core row."""
+    if attr_names:
+        if len(attr_names) == 1:
+            name = attr_names[0]
+            return lambda row: (getattr(row, name),)
+        return cast("Callable[[Any], Key]", operator.attrgetter(*attr_names))
+    if len(positions) == 1:
+        position = positions[0]
+        return lambda row: (row[position],)
+    return cast("Callable[[Any], Key]", operator.itemgetter(*positions))

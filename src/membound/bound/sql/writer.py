@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from membound._errors import (
@@ -49,16 +48,11 @@ __all__ = ["BatchWriter"]
 _NO_KEY: Any = object()
 
 
-@dataclass
-class PendingWrite:
-    """One buffered write: a statement, its parameters, and the key of the row it belongs to."""
-
-    statement: Any
-    """The statement (consecutive writes sharing it go out as one executemany)."""
-    params: Any
-    """Its bound parameters, or None."""
-    tag: Key | None
-    """The row key the write belongs to, for the checkpoint."""
+#: One buffered write: ``(statement, params, tag)`` — the statement (consecutive writes sharing it
+#: go out as one executemany), its bound parameters or None, and the row key it belongs to for
+#: the checkpoint. A plain tuple: one is made per row, and a dataclass costs several times more.
+PendingWrite = tuple[Any, Any, "Key | None"]
+_STATEMENT, _PARAMS, _TAG = 0, 1, 2
 
 
 class BatchWriter:
@@ -181,12 +175,14 @@ class BatchWriter:
             tag = self.checkpoint.current
         else:
             tag = None
-        if len(self._buffer) >= self.batch_size and (
-            self.checkpoint is None or tag != self._buffer[-1].tag
+        buffer = self._buffer
+        if len(buffer) >= self.batch_size and (
+            self.checkpoint is None or tag != buffer[-1][_TAG]
         ):
             self.flush()
-        self._buffer.append(PendingWrite(statement, params, tag))
-        if self.checkpoint is None and len(self._buffer) >= self.batch_size:
+            buffer = self._buffer
+        buffer.append((statement, params, tag))
+        if self.checkpoint is None and len(buffer) >= self.batch_size:
             self.flush()
 
     def flush(self) -> int:
@@ -208,7 +204,7 @@ class BatchWriter:
         items, self._buffer = self._buffer, []
         if not items:
             return 0
-        position = items[-1].tag
+        position = items[-1][_TAG]
         # Until the counters below are updated, an interrupt (Ctrl-C) may have landed after
         # the commit: __exit__ then says this flush may or may not have committed.
         self._in_flight = len(items)
@@ -290,7 +286,7 @@ class BatchWriter:
             with bookkeeping_timeouts(conn, checkpoint.lock_timeout, doing=doing):
                 checkpoint.fence(conn)
         for statement, group in _statement_runs(items):
-            params = [item.params for item in group]
+            params = [item[_PARAMS] for item in group]
             if params[0] is None:
                 for _ in group:
                     conn.execute(statement)
@@ -428,11 +424,14 @@ def _check_lock_timeout(lock_timeout: Any, dialect: str) -> float | None:
 
 def _statement_runs(items: list[PendingWrite]) -> Iterator[tuple[Any, list[PendingWrite]]]:
     """Runs of consecutive items sharing one statement object (one executemany each)."""
+    if items and all(item[_STATEMENT] is items[0][_STATEMENT] for item in items):
+        yield items[0][_STATEMENT], items  # the common case: one statement for the batch
+        return
     run: list[PendingWrite] = []
     for item in items:
-        if run and item.statement is not run[0].statement:
-            yield run[0].statement, run
+        if run and item[_STATEMENT] is not run[0][_STATEMENT]:
+            yield run[0][_STATEMENT], run
             run = []
         run.append(item)
     if run:
-        yield run[0].statement, run
+        yield run[0][_STATEMENT], run
