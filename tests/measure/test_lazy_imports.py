@@ -65,3 +65,11 @@ def test_a_measured_call_does_not_pay_for_a_deferred_import(tmp_path: Path) -> N
     # Importing membound.bound.sql allocates several MiB of heap; the name lookup, nothing.
     assert 0 <= found["inside"] < MIB  # type: ignore[operator]
     assert 0 <= found["isolated"] < MIB  # type: ignore[operator]
+
+
+def test_the_deferred_names_are_the_batching_packages_own() -> None:
+    # membound/_lazy.py lists them without importing the package: the two lists must agree.
+    import membound.bound.sql
+    from membound._lazy import DEFERRED
+
+    assert set(DEFERRED) == set(membound.bound.sql.__all__)

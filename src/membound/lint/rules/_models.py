@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from membound.lint.context import Link, ModuleContext
 from membound.lint.model_shape import FRAMEWORK_LOOKUP_LABELS, ModelShape
+from membound.lint.rules._owners import equalities
 
 __all__ = [
     "MANAGERS",
@@ -133,18 +134,12 @@ def _fixed_fields(ctx: ModuleContext, call: ast.Call) -> tuple[set[str], set[str
             equal.add(parts[0])
         elif len(parts) == 2 and parts[1] == "in":
             listed.add(parts[0])
+    for column, value, compare in equalities(call.args):
+        if _in_hand(value) and not isinstance(ctx.parent(compare), ast.BoolOp):
+            equal.add(column)
     for arg in call.args:
         for node in ast.walk(arg):
             if (
-                isinstance(node, ast.Compare)
-                and len(node.ops) == 1
-                and isinstance(node.ops[0], ast.Eq)
-                and isinstance(node.left, ast.Attribute)
-                and _in_hand(node.comparators[0])
-                and not isinstance(ctx.parent(node), ast.BoolOp)
-            ):
-                equal.add(node.left.attr)
-            elif (
                 isinstance(node, ast.Call)
                 and isinstance(node.func, ast.Attribute)
                 and node.func.attr == "in_"

@@ -9,7 +9,14 @@ from collections.abc import Iterable, Iterator
 
 from membound.lint.context import Link, ModuleContext
 
-__all__ = ["key_in_list", "last_name", "names_a_row", "owner_filter", "shared_attribute"]
+__all__ = [
+    "equalities",
+    "key_in_list",
+    "last_name",
+    "names_a_row",
+    "owner_filter",
+    "shared_attribute",
+]
 
 
 #: Django lookups: a keyword ending in one of these compares, it does not follow a relation.
@@ -198,7 +205,7 @@ def owner_filter(ctx: ModuleContext, link: Link) -> bool:
             continue
         if _owner_match(parts[-1], value):
             return True
-    if any(_owner_match(column, value) for column, value, _ in _equalities(args)):
+    if any(_owner_match(column, value) for column, value, _ in equalities(args)):
         return True
     for arg in args:
         for node in ast.walk(arg):
@@ -235,7 +242,7 @@ def _in_memory_list(ctx: ModuleContext, expr: ast.AST) -> bool:
     )
 
 
-def _equalities(args: Iterable[ast.expr]) -> Iterator[tuple[str, ast.expr, ast.Compare]]:
+def equalities(args: Iterable[ast.expr]) -> Iterator[tuple[str, ast.expr, ast.Compare]]:
     """``(column, value, node)`` for each ``X.column == value`` inside ``args``."""
     for arg in args:
         for node in ast.walk(arg):
@@ -274,7 +281,7 @@ def key_in_list(ctx: ModuleContext, link: Link) -> bool:
             return True
         if kw.arg in ("pk", "id") and _is_value_in_hand(kw.value):
             return True  # one row
-    for column, value, node in _equalities(_resolved(ctx, a) for a in call.args):
+    for column, value, node in equalities(_resolved(ctx, a) for a in call.args):
         if (
             column in _PK_NAMES
             and _is_value_in_hand(value)
