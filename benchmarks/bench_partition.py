@@ -111,6 +111,30 @@ TABLE = sa.Table(
 
 # ------------------------------------------------------------------------------- 1. balance
 
+#: Part counts for the many-parts check (issue 26: largest ÷ median ≤ 1.25 at each).
+MANY_PARTS = (128, 256)
+MANY_PARTS_ROUNDS = 3
+
+
+def many_parts(path: Path) -> dict[str, Any]:
+    """``key_ranges`` with the default sample at 128 and 256 parts of the skewed table: the
+    largest range over the median, exact counts, worst of ``MANY_PARTS_ROUNDS`` cuttings (the
+    sample is random)."""
+    engine = sqlite_engine(str(path))
+    out: dict[str, Any] = {}
+    try:
+        for parts in MANY_PARTS:
+            ratios = []
+            for _ in range(MANY_PARTS_ROUNDS):
+                ranges = mb.key_ranges(engine, TABLE, parts=parts)
+                sizes = counts(engine, [(r.start, r.stop) for r in ranges])
+                ratios.append(max(sizes) / statistics.median(sizes))
+            out[str(parts)] = {"largest_over_median": ratios, "worst": max(ratios)}
+            print("many parts", parts, [round(r, 3) for r in ratios], flush=True)
+    finally:
+        engine.dispose()
+    return out
+
 
 def counts(engine: sa.Engine, bounds: list[tuple[Any, Any]]) -> list[int]:
     """Exact rows in each half-open range."""
@@ -324,16 +348,25 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--pg-rows", type=int, default=3_000_000)
     parser.add_argument("--auto-rows", type=int, default=2_000_000, help="narrow rows")
-    parser.add_argument("--only", choices=["auto"], help="rerun one part into the result file")
+    parser.add_argument(
+        "--only", choices=["auto", "many-parts"], help="rerun one part into the result file"
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    if args.only == "auto":
+    if args.only is not None:
         target = args.out or _common.RESULTS / "partition.json"
         data = json.loads(target.read_text())
         data.pop("machine", None)
         with tempfile.TemporaryDirectory(prefix="membound-bench-partition-") as tmp:
-            data["auto"] = auto_pages(Path(tmp) / "auto.db", args.auto_rows, args.auto_rows // 5)
-        print("auto", data["auto"]["after_5_pages"], data["auto"]["after_change_3_pages"])
+            if args.only == "auto":
+                data["auto"] = auto_pages(
+                    Path(tmp) / "auto.db", args.auto_rows, args.auto_rows // 5
+                )
+                print("auto", data["auto"]["after_5_pages"], data["auto"]["after_change_3_pages"])
+            else:
+                path = Path(tmp) / "zipf.db"
+                make_sqlite(path, zipf_keys(args.rows))
+                data["balance_many_parts"] = many_parts(path)
         print(_common.write("partition", data) if args.out is None else target)
         return
     result: dict[str, Any] = {"parts": PARTS}
@@ -346,6 +379,8 @@ def main() -> None:
             result[f"balance_sqlite_{label}"] = balance(engine, PARTS)
             engine.dispose()
             print(label, json.dumps(result[f"balance_sqlite_{label}"]["key_ranges"]), flush=True)
+            if label == "zipf":
+                result["balance_many_parts"] = many_parts(path)
         small = d / "small.db"
         make_sqlite(small, gapped_keys(args.rows // 10))
         result["peak_small"] = worker_peaks(small, "bench-peak-small")

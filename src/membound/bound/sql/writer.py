@@ -176,9 +176,7 @@ class BatchWriter:
         else:
             tag = None
         buffer = self._buffer
-        if len(buffer) >= self.batch_size and (
-            self.checkpoint is None or tag != buffer[-1][_TAG]
-        ):
+        if len(buffer) >= self.batch_size and (self.checkpoint is None or tag != buffer[-1][_TAG]):
             self.flush()
             buffer = self._buffer
         buffer.append((statement, params, tag))
