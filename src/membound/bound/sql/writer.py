@@ -33,6 +33,7 @@ from membound.bound.sql.connection import (
     is_locked,
     with_db_retry,
 )
+from membound.bound.sql.executemany import execute_many
 from membound.bound.sql.keys import Key, public_key
 
 # Without SQLAlchemy the names stay undefined; connection.require_sqlalchemy() says what to
@@ -289,7 +290,7 @@ class BatchWriter:
                 for _ in group:
                     conn.execute(statement)
             else:
-                conn.execute(statement, params)
+                execute_many(conn, statement, params)
         if checkpoint is not None and position is not None:
             doing = f"saving checkpoint {checkpoint.name!r}"
             with bookkeeping_timeouts(conn, checkpoint.lock_timeout, doing=doing, restore=False):

@@ -1,0 +1,131 @@
+"""Per-row writes on PostgreSQL (issue 26): ``find_each`` + ``BatchWriter`` with a checkpoint
+against a hand-written psycopg 3 loop doing the same work.
+
+The hand loop is what a careful engineer writes without membound: a keyset ``SELECT id … WHERE
+id > %s ORDER BY id LIMIT n``, one ``executemany`` of the updates, one commit per batch — no
+checkpoint, no retry, no exactly-once on resume. membound's side reads the same pages, updates
+the same rows one parameter set per row, and commits its checkpoint with every batch. Each round
+resets the table, then times both, interleaved; medians of ``--rounds``. Target: membound ≥ 0.9×
+the hand loop's speed. A throwaway cluster on 127.0.0.1 (``bench_partition.postgres``), fsync off
+for both.
+
+Writes ``benchmarks/results/writes.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from typing import Any
+
+import psycopg
+import sqlalchemy as sa
+from _common import write
+from bench_partition import postgres
+
+import membound as mb
+
+BATCH = 1000
+TARGET = 0.9
+TABLE = sa.Table(
+    "items",
+    sa.MetaData(),
+    sa.Column("id", sa.BigInteger, primary_key=True),
+    sa.Column("status", sa.Text, nullable=False),
+)
+
+
+def _load(dsn: str, rows: int) -> None:
+    with psycopg.connect(dsn) as conn:
+        conn.execute("DROP TABLE IF EXISTS items")
+        conn.execute("CREATE TABLE items (id bigint PRIMARY KEY, status text NOT NULL)")
+        with conn.cursor().copy("COPY items (id, status) FROM STDIN") as copy:
+            for i in range(1, rows + 1):
+                copy.write_row((i, "SYNCED"))
+        conn.execute("ANALYZE items")
+
+
+def _reset(dsn: str) -> None:
+    """Every row back to SYNCED, then VACUUM (outside a transaction) so both sides start alike."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("UPDATE items SET status = 'SYNCED'")
+        conn.execute("VACUUM items")
+
+
+def hand_loop(dsn: str) -> int:
+    """Keyset pages, executemany, a commit per batch: psycopg 3 alone."""
+    done, last = 0, 0
+    with psycopg.connect(dsn) as conn:
+        while True:
+            with conn.transaction():
+                ids = [
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT id FROM items WHERE status = 'SYNCED' AND id > %s "
+                        "ORDER BY id LIMIT %s",
+                        (last, BATCH),
+                    )
+                ]
+            if not ids:
+                return done
+            with conn.transaction(), conn.cursor() as cur:
+                cur.executemany(
+                    "UPDATE items SET status = 'DONE' WHERE id = %s", [(i,) for i in ids]
+                )
+            done += len(ids)
+            last = ids[-1]
+
+
+def membound_loop(url: str) -> int:
+    """The same work with ``find_each`` + ``BatchWriter`` and a checkpoint (exactly once)."""
+    engine = sa.create_engine(url)
+    checkpoint = mb.Checkpoint(engine, "bench-writes")
+    checkpoint.reset()
+    source = sa.select(TABLE.c.id).where(TABLE.c.status == "SYNCED")
+    stmt = sa.update(TABLE).where(TABLE.c.id == sa.bindparam("uid")).values(status="DONE")
+    with mb.BatchWriter(engine, batch_size=BATCH, checkpoint=checkpoint) as writer:
+        for row in mb.find_each(engine, source, batch_size=BATCH, checkpoint=checkpoint):
+            writer.add(stmt, {"uid": row.id})
+    engine.dispose()
+    return writer.committed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=300_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    runs: dict[str, list[float]] = {"hand": [], "membound": []}
+    with postgres() as url:
+        dsn = url.replace("+psycopg", "")
+        _load(dsn, args.rows)
+        for _ in range(args.rounds):
+            for name in ("hand", "membound"):
+                _reset(dsn)
+                began = time.perf_counter()
+                done = hand_loop(dsn) if name == "hand" else membound_loop(url)
+                runs[name].append(time.perf_counter() - began)
+                assert done == args.rows, (name, done)
+    hand, ours = statistics.median(runs["hand"]), statistics.median(runs["membound"])
+    ratios = [h / m for h, m in zip(runs["hand"], runs["membound"], strict=True)]
+    result: dict[str, Any] = {
+        "rows": args.rows,
+        "batch": BATCH,
+        "rounds": args.rounds,
+        "runs_s": runs,
+        "median_s": {"hand": hand, "membound": ours},
+        "rows_per_s": {"hand": args.rows / hand, "membound": args.rows / ours},
+        "ratio_median": statistics.median(ratios),
+        "ratios": ratios,
+        "target": {"min_ratio": TARGET, "met": statistics.median(ratios) >= TARGET},
+    }
+    print(
+        f"hand psycopg loop {hand:.2f} s, find_each + BatchWriter {ours:.2f} s: "
+        f"{result['ratio_median']:.2f}x (target >= {TARGET}x; runs {[round(r, 2) for r in ratios]})"
+    )
+    print(write("writes", result))
+
+
+if __name__ == "__main__":
+    main()
