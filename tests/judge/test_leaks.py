@@ -199,3 +199,22 @@ def test_a_hunt_leaves_the_collector_as_it_found_it() -> None:
         assert 0.99 * frozen < gc.get_freeze_count() <= frozen
     finally:
         gc.unfreeze()
+
+
+def test_a_module_imported_while_holders_are_watched_is_not_a_holder(tmp_path: Path) -> None:
+    # The first call imports a module (a lazy import, or another thread's): sys.modules and the
+    # import caches grow by an entry, which is not what the calls keep.
+    from membound.measure.holders import growing_holders
+
+    (tmp_path / "lazily_imported_once.py").write_text("VALUE = 1\n")
+    sys.path.insert(0, str(tmp_path))
+
+    def first_call_imports() -> None:
+        import lazily_imported_once  # noqa: F401  (keeps nothing else)
+
+    try:
+        grown, _ = growing_holders(first_call_imports, 20, min_size=4)
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("lazily_imported_once", None)
+    assert sys.modules not in [g.holder for g in grown], [g.type_name for g in grown]

@@ -246,17 +246,18 @@ def _hunt(
         threshold = max(retention.tolerance, 0.5 * retention.per_unit)
         if found.native_per_call is not None and _malloc_grew(trend, retention):
             native_per_call = max(0.0, found.native_per_call)
+            if max(native_per_call, found.python_per_call) <= threshold and shape == "steady":
+                # Neither Python's growth nor native growth explains the steady growth the
+                # untraced rounds saw: the traced round's reading is one sample, and another
+                # thread's frees land in it. An untraced round right after it says whether
+                # malloc still grows (not for growth in steps: a step may land in that round).
+                untraced = malloc_growth_per_call(func, per_round)
+                native_per_call = max(native_per_call, untraced - max(found.python_per_call, 0))
             late_malloc = _late_malloc(trend)
             if late_malloc is not None:
                 # Native memory is malloc's: it cannot grow faster than malloc did untraced
                 # (the traced round adds tracemalloc's own bookkeeping to its reading).
                 native_per_call = min(native_per_call, late_malloc[0] / late_malloc[1])
-            if max(native_per_call, found.python_per_call) <= threshold:
-                # Neither Python's growth nor native growth explains what the untraced rounds
-                # saw: the traced round's reading is one sample, and another thread's frees land
-                # in it. An untraced round right after it says whether malloc still grows.
-                untraced = malloc_growth_per_call(func, per_round)
-                native_per_call = max(native_per_call, untraced - max(found.python_per_call, 0))
         # A few hundred bytes of malloc growth in a round are a reallocated buffer or
         # tracemalloc's bookkeeping, not evidence: native memory must also add up over the round.
         native = native_rss or (
