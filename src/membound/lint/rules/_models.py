@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from membound.lint.context import Link, ModuleContext
 from membound.lint.model_shape import FRAMEWORK_LOOKUP_LABELS, ModelShape
-from membound.lint.rules._owners import equalities
+from membound.lint.rules._owners import equalities, memberships
 
 __all__ = [
     "MANAGERS",
@@ -137,17 +137,7 @@ def _fixed_fields(ctx: ModuleContext, call: ast.Call) -> tuple[set[str], set[str
     for column, value, compare in equalities(call.args):
         if _in_hand(value) and not isinstance(ctx.parent(compare), ast.BoolOp):
             equal.add(column)
-    for arg in call.args:
-        for node in ast.walk(arg):
-            if (
-                isinstance(node, ast.Call)
-                and isinstance(node.func, ast.Attribute)
-                and node.func.attr == "in_"
-                and isinstance(node.func.value, ast.Attribute)
-                and len(node.args) == 1
-                and _in_hand(node.args[0])
-            ):
-                listed.add(node.func.value.attr)
+    listed.update(column for column, values in memberships(call.args) if _in_hand(values))
     return equal, listed
 
 

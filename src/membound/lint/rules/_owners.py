@@ -13,6 +13,7 @@ __all__ = [
     "equalities",
     "key_in_list",
     "last_name",
+    "memberships",
     "names_a_row",
     "owner_filter",
     "shared_attribute",
@@ -207,20 +208,11 @@ def owner_filter(ctx: ModuleContext, link: Link) -> bool:
             return True
     if any(_owner_match(column, value) for column, value, _ in equalities(args)):
         return True
-    for arg in args:
-        for node in ast.walk(arg):
-            if (
-                # ``Trace.request_id.in_(trace_ids)``: the rows of a list of owners in hand.
-                isinstance(node, ast.Call)
-                and isinstance(node.func, ast.Attribute)
-                and node.func.attr == "in_"
-                and isinstance(node.func.value, ast.Attribute)
-                and _is_key_column(node.func.value.attr)
-                and len(node.args) == 1
-                and _in_memory_list(ctx, node.args[0])
-            ):
-                return True
-    return False
+    # ``Trace.request_id.in_(trace_ids)``: the rows of a list of owners in hand.
+    return any(
+        _is_key_column(column) and _in_memory_list(ctx, values)
+        for column, values in memberships(args)
+    )
 
 
 _QUERY_STEPS = frozenset(
@@ -240,6 +232,20 @@ def _in_memory_list(ctx: ModuleContext, expr: ast.AST) -> bool:
         for link in ctx.expand(expr)
         if link.kind in ("method", "attr", "func")
     )
+
+
+def memberships(args: Iterable[ast.expr]) -> Iterator[tuple[str, ast.expr]]:
+    """``(column, values)`` for each ``X.column.in_(values)`` inside ``args``."""
+    for arg in args:
+        for node in ast.walk(arg):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "in_"
+                and isinstance(node.func.value, ast.Attribute)
+                and len(node.args) == 1
+            ):
+                yield node.func.value.attr, node.args[0]
 
 
 def equalities(args: Iterable[ast.expr]) -> Iterator[tuple[str, ast.expr, ast.Compare]]:
