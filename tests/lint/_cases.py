@@ -335,6 +335,19 @@ NEGATIVE["MB102"] += [
     DB + "def f(cur, uid):\n    sql = 'SELECT * FROM token t WHERE t.user_id = ? AND revoked = 0'\n"
     "    cur.execute(sql, (uid,))\n    return cur.fetchall()\n",
 ]
+# One owner's rows by a bound parameter, each execution its own value.
+NEGATIVE["MB102"] += [
+    SA + "from sqlalchemy import bindparam\n"
+    "def f(conn, dag):\n"
+    "    q = select(Alert.ref).where(Alert.serialized_dag_id == bindparam('serialized_dag_id'))\n"
+    "    return conn.execute(q, {'serialized_dag_id': dag}).fetchall()\n",
+]
+POSITIVE["MB102"] += [
+    SA + "import sqlalchemy as sa\n"
+    "def f(conn, state):\n"
+    "    q = select(Job.id).where(Job.state == sa.bindparam('state'))\n"
+    "    return conn.execute(q, {'state': state}).fetchall()  # HIT\n",
+]
 # A parameter on a shared attribute, or an OR that widens the key's rows, is no bound.
 POSITIVE["MB102"] += [
     DB + "def f(cur, state):\n    cur.execute('SELECT * FROM job WHERE state = %s', (state,))\n"

@@ -46,8 +46,26 @@ _OWNERS = frozenset(
 _KEY_NAMES = frozenset({"id", "pk", "uuid", "uid", "key"})
 
 
+def _bind_name(expr: ast.AST) -> str | None:
+    """``x`` of ``bindparam("x")`` (``sa.bindparam``): a value each execution supplies."""
+    if (
+        isinstance(expr, ast.Call)
+        and (
+            (isinstance(expr.func, ast.Name) and expr.func.id == "bindparam")
+            or (isinstance(expr.func, ast.Attribute) and expr.func.attr == "bindparam")
+        )
+        and expr.args
+        and isinstance(expr.args[0], ast.Constant)
+        and isinstance(expr.args[0].value, str)
+    ):
+        return expr.args[0].value
+    return None
+
+
 def last_name(expr: ast.AST) -> str | None:
-    """``x`` of ``a.x``, ``x`` and ``row["x"]``."""
+    """``x`` of ``a.x``, ``x``, ``row["x"]`` and ``bindparam("x")``."""
+    if isinstance(expr, ast.Call):
+        return _bind_name(expr)
     if isinstance(expr, ast.Name):
         return expr.id
     if isinstance(expr, ast.Attribute):
@@ -63,9 +81,10 @@ def last_name(expr: ast.AST) -> str | None:
 
 def _is_value_in_hand(expr: ast.AST) -> bool:
     """A variable, attribute or item (an object or key already in memory), not a literal, not a
-    column of another table (``Other.id``, ``t.c.id``: that is a join, not a filter)."""
+    column of another table (``Other.id``, ``t.c.id``: that is a join, not a filter), or a
+    bound parameter (``bindparam("dag_id")``: one value per execution)."""
     if isinstance(expr, ast.Call):
-        return False
+        return _bind_name(expr) is not None
     root = expr
     while isinstance(root, (ast.Attribute, ast.Subscript)):
         if isinstance(root, ast.Attribute) and root.attr == "c":
