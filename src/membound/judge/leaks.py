@@ -62,11 +62,10 @@ ATTRIBUTION_FRAMES = 16
 _MIN_ROUNDS = 4
 _MIN_CALLS_PER_ROUND = 10
 _CYCLE_CALLS = 50
-_QUANTUM = QUANTUM
 #: Where only RSS shows native memory (no malloc statistics), growth under this is not judged.
 _NATIVE_MIN_GROWTH = 1 << 20
 #: Native growth a traced round must show before it counts (16 quanta).
-_NATIVE_MIN_ROUND = 16 * _QUANTUM
+_NATIVE_MIN_ROUND = 16 * QUANTUM
 #: Growth in a step is storage, not kept objects, when under one new block per this many calls.
 _STEP_BLOCKS_PER_CALL = 50
 #: The smallest change of the allocated-block count treated as more than rounding.
@@ -225,13 +224,13 @@ def _hunt(
         recorder.run(rounds)
         done = rounds
         trend = recorder.trend()
-        retention = judge_retention(trend.calls, trend.series, tolerance=tol, quantum=_QUANTUM)
+        retention = judge_retention(trend.calls, trend.series, tolerance=tol, quantum=QUANTUM)
         while _unsure(trend, retention) and done * 2 <= most:
             planned = done * 2
             recorder.run(done)  # as many rounds again: the run doubles
             done *= 2
             trend = recorder.trend()
-            retention = judge_retention(trend.calls, trend.series, tolerance=tol, quantum=_QUANTUM)
+            retention = judge_retention(trend.calls, trend.series, tolerance=tol, quantum=QUANTUM)
     iterations = done * per_round
     verdict: str = retention.verdict
     shape: str = retention.shape
@@ -368,7 +367,7 @@ def _malloc_grew(trend: Trend, retention: Retention) -> bool:
     if late is None:
         return True  # no malloc figures: only the attribution round can tell
     growth, calls = late
-    return growth > max(retention.tolerance * calls, _QUANTUM)
+    return growth > max(retention.tolerance * calls, QUANTUM)
 
 
 def _rss_native(trend: Trend, retention: Retention) -> tuple[float, bool]:

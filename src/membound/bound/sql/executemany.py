@@ -31,21 +31,19 @@ with contextlib.suppress(ImportError):
 
 __all__ = ["execute_many"]
 
-#: Compiled statements kept per process (statement, keys, dialect): a job uses one or two.
+#: Compiled statements kept per process (statement, keys, dialect): a job uses one or two. Each
+#: entry keeps its statement alive, so the statement's id in the key is not reused meanwhile.
 _KEEP = 16
-_compiled: OrderedDict[tuple[int, tuple[str, ...], str], _Plan | None] = OrderedDict()
+_compiled: OrderedDict[tuple[int, tuple[str, ...], str], tuple[Any, _Plan | None]] = OrderedDict()
 
 
 class _Plan:
     """The driver SQL of one statement for one set of keys, and how to turn a row into the
     driver's parameters."""
 
-    __slots__ = ("defaults", "order", "sql", "statement")
+    __slots__ = ("defaults", "order", "sql")
 
-    def __init__(
-        self, statement: Any, sql: str, order: tuple[str, ...] | None, defaults: dict[str, Any]
-    ) -> None:
-        self.statement = statement  # kept so that its id is not reused while cached
+    def __init__(self, sql: str, order: tuple[str, ...] | None, defaults: dict[str, Any]) -> None:
         self.sql = sql
         self.order = order
         self.defaults = defaults
@@ -88,7 +86,7 @@ def _plan(conn: Any, statement: Any, keys: tuple[str, ...]) -> _Plan | None:
     order = tuple(compiled.positiontup) if compiled.positiontup is not None else None
     if order is None and not dialect.paramstyle.endswith(("named", "pyformat")):
         return None
-    return _Plan(statement, compiled.string, order, defaults)
+    return _Plan(compiled.string, order, defaults)
 
 
 def execute_many(conn: Any, statement: Any, rows: list[Any]) -> None:
@@ -105,13 +103,13 @@ def execute_many(conn: Any, statement: Any, rows: list[Any]) -> None:
     cache_key = (id(statement), keys, conn.dialect.name)
     if cache_key in _compiled:
         _compiled.move_to_end(cache_key)
-        plan = _compiled[cache_key]
+        plan = _compiled[cache_key][1]
     else:
         plan = _plan(conn, statement, keys)
-        _compiled[cache_key] = plan
+        _compiled[cache_key] = (statement, plan)  # kept alive with it: its id stays its own
         while len(_compiled) > _KEEP:
             _compiled.popitem(last=False)
-    if plan is None or plan.statement is not statement:
+    if plan is None:
         conn.execute(statement, rows)
         return
     conn.exec_driver_sql(plan.sql, plan.parameters(rows))
