@@ -218,3 +218,31 @@ def test_a_module_imported_while_holders_are_watched_is_not_a_holder(tmp_path: P
         sys.path.remove(str(tmp_path))
         sys.modules.pop("lazily_imported_once", None)
     assert sys.modules not in [g.holder for g in grown], [g.type_name for g in grown]
+
+
+_EVALUATED: list[int] = []
+_KEPT_BESIDE_A_PROXY: list[object] = []
+
+
+def _evaluate_the_proxy(kept: list[object]) -> dict[str, int]:
+    _EVALUATED.append(1)
+    return {"kept": len(kept)}
+
+
+def test_a_leak_hunt_never_evaluates_a_lazy_proxy_it_meets_on_the_heap() -> None:
+    """Celery's task proxies (like Django's SimpleLazyObject) evaluate what they stand for when
+    ``__class__`` or ``__dict__`` is read: a heap scan using ``isinstance`` or ``getattr`` ran
+    the application's code mid-measurement (tasks registered, modules imported, and the leak
+    blamed on ``sys.modules``)."""
+    from celery.local import PromiseProxy
+
+    lazy = PromiseProxy(_evaluate_the_proxy, args=(_KEPT_BESIDE_A_PROXY,))
+
+    def leaky() -> None:
+        _KEPT_BESIDE_A_PROXY.append(object())
+
+    report = mb.find_leaks(leaky)
+    assert report.leaking
+    assert _EVALUATED == [], "the leak hunt evaluated a lazy proxy"
+    assert "kept by `_KEPT_BESIDE_A_PROXY`" in report.explanation
+    assert lazy.__evaluated__() is False

@@ -307,8 +307,18 @@ def _groups(home: str) -> set[str]:
 
 
 def _live_groups(home: str) -> set[str]:
-    """Groups of runs other test processes are making right now."""
-    return {n for n in _groups(home) if cgroups.procs(os.path.join(home, n))}
+    """Groups of runs other test processes are making right now: with processes in them, or
+    made by another process that still runs (a run of another worker is empty for a moment
+    between making its group and moving its command in, and after its command ended)."""
+    live = set()
+    for name in _groups(home):
+        path = os.path.join(home, name)
+        owner = name[len(cgroups.PREFIX) :]
+        if cgroups.procs(path) or (
+            owner.isdigit() and int(owner) != os.getpid() and cgroups._owner_alive(int(owner), path)
+        ):
+            live.add(name)
+    return live
 
 
 def test_the_command_gets_default_signal_dispositions(tracking: str, tag: str) -> None:

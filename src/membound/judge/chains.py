@@ -12,28 +12,32 @@ import types
 from collections.abc import Sequence
 from typing import Any
 
+from membound.measure.heap import instance_dict
+
 __all__ = ["holder_name", "label_chain"]
 
 
 def _namespace_of(owner: Any, ns: Any) -> bool:
     """True when ``ns`` is the attribute dict of ``owner`` (module, class or instance)."""
-    if isinstance(owner, types.ModuleType | type):
+    if issubclass(type(owner), types.ModuleType | type):
         return True
-    return getattr(owner, "__dict__", None) is ns
+    return instance_dict(owner) is ns
 
 
 def _edge(owner: Any, prev: Any, obj: Any) -> str:
-    """How ``prev`` refers to ``obj`` (``owner`` is the step before ``prev``)."""
-    if isinstance(prev, dict):
+    """How ``prev`` refers to ``obj`` (``owner`` is the step before ``prev``). Types are read
+    with ``type()`` and attribute dicts from their slot: a step may be a lazy proxy, which
+    ``isinstance`` or ``getattr`` would evaluate."""
+    if issubclass(type(prev), dict):
         key = next((k for k, v in prev.items() if v is obj), None)
         if key is None:
             return ""
         return f".{key}" if owner is not None and _namespace_of(owner, prev) else f"[{key!r}]"
-    if isinstance(prev, list | tuple):
+    if issubclass(type(prev), list | tuple):
         index = next((j for j, v in enumerate(prev) if v is obj), None)
         return "" if index is None else f"[{index}]"
-    attrs = getattr(prev, "__dict__", None)
-    if isinstance(attrs, dict) and attrs is not obj:
+    attrs = instance_dict(prev)
+    if attrs is not None and attrs is not obj:
         key = next((k for k, v in attrs.items() if v is obj), None)
         if key is not None:
             return f".{key}"
@@ -45,14 +49,14 @@ def label_chain(chain: Sequence[Any], *, last_type: bool = True) -> tuple[str, .
     ``last_type`` is False (the caller names it apart)."""
     out: list[str] = []
     for i, obj in enumerate(chain):
-        if isinstance(obj, types.ModuleType):
+        if issubclass(type(obj), types.ModuleType):
             out.append(f"module {obj.__name__}")
             continue
         prev = chain[i - 1] if i else None
         owner = chain[i - 2] if i >= 2 else None
         edge = _edge(owner, prev, obj) if prev is not None else ""
         last = i + 1 == len(chain)
-        if isinstance(obj, dict) and not last and edge == "":
+        if issubclass(type(obj), dict) and not last and edge == "":
             continue  # a namespace dict: the next step names the attribute
         name = type(obj).__qualname__
         if last and not last_type and edge:

@@ -31,6 +31,7 @@ __all__ = [
     "frozen_heap",
     "gc_paused",
     "heap_engine",
+    "instance_dict",
     "own_filters",
     "tracing",
     "type_counts",
@@ -105,6 +106,30 @@ def own_filters() -> list[tracemalloc.Filter]:
         "<frozen importlib._bootstrap_external>",
     ]
     return [tracemalloc.Filter(False, p) for p in patterns]
+
+
+def instance_dict(obj: Any) -> dict[str, Any] | None:
+    """The attribute dict of ``obj``, read without running any of its code (None when it has
+    none, or a class of its own decides what ``__dict__`` is).
+
+    Scans of the whole heap meet objects written to act on any attribute read: a lazy proxy
+    (Celery's task proxies, Django's ``SimpleLazyObject``, werkzeug's ``LocalProxy``) answers
+    ``__dict__`` and ``__class__`` by evaluating what it stands for, which imports modules and
+    registers tasks in the middle of a measurement. So heap scans test types with ``type()``
+    (``isinstance`` reads ``__class__``) and take an instance's dict from the C slot alone.
+    """
+    for klass in type(obj).__mro__:
+        slot = vars(klass).get("__dict__")
+        if slot is None:
+            continue
+        if type(slot) is not types.GetSetDescriptorType:
+            return None  # a property of the class's own: reading it runs its code
+        try:
+            found = slot.__get__(obj)
+        except (AttributeError, TypeError):
+            return None
+        return found if type(found) is dict else None
+    return None
 
 
 def type_counts() -> dict[str, int]:
@@ -185,7 +210,7 @@ def _chain_from_a_module(obj: Any, max_depth: int, ignore: set[int]) -> list[Any
     try:
         while queue:
             target = queue.popleft()
-            if isinstance(target, types.ModuleType) and id(target) in modules:
+            if id(target) in modules and issubclass(type(target), types.ModuleType):
                 chain = [target]
                 while parent[id(chain[-1])] is not None:
                     chain.append(parent[id(chain[-1])])
@@ -197,7 +222,7 @@ def _chain_from_a_module(obj: Any, max_depth: int, ignore: set[int]) -> list[Any
             ignore.add(id(referrers))
             for source in referrers:
                 key = id(source)
-                if key in ignore or key in depth or isinstance(source, types.FrameType):
+                if key in ignore or key in depth or type(source) is types.FrameType:
                     continue
                 if len(depth) >= _MAX_SEEN:
                     break

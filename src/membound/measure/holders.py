@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from membound.measure.heap import LIBRARY_DIRS, OWN_DIRS, frozen_heap
+from membound.measure.heap import LIBRARY_DIRS, OWN_DIRS, frozen_heap, instance_dict
 
 __all__ = [
     "MAX_CANDIDATES",
@@ -66,19 +66,20 @@ _LRU_TYPE = type(functools.lru_cache(maxsize=1)(len))
 def size_of(obj: Any) -> tuple[int, int | None] | None:
     """``(size, capacity)`` of a container (capacity None when unbounded), or None when
     ``obj`` is not one membound can size."""
-    if isinstance(obj, _LRU_TYPE):
+    kind = type(obj)  # never isinstance: it reads ``__class__``, which evaluates a lazy proxy
+    if kind is _LRU_TYPE:
         info = obj.cache_info()
         return info.currsize, info.maxsize
-    bound = getattr(type(obj), "__membound_bound__", None)
-    if bound is not None and not isinstance(obj, type):
+    bound = getattr(kind, "__membound_bound__", None)
+    if bound is not None and not issubclass(kind, type):
         try:
             size, capacity = obj.__membound_bound__()
         except Exception:
             return None
         return int(size), int(capacity)
-    if isinstance(obj, collections.deque):
+    if issubclass(kind, collections.deque):
         return len(obj), obj.maxlen
-    if isinstance(obj, dict | list | set):
+    if issubclass(kind, dict | list | set):
         return len(obj), None
     return None
 
@@ -140,7 +141,7 @@ def _inside(obj: Any) -> set[int]:
     found: set[int] = set()
     for ref in gc.get_referents(obj):
         found.add(id(ref))
-        if isinstance(ref, dict) or hasattr(ref, "__dict__"):
+        if type(ref) is dict or instance_dict(ref) is not None:
             found.update(id(inner) for inner in gc.get_referents(ref))
     return found
 

@@ -46,7 +46,9 @@ def deep_sizeof(obj: Any) -> int:
     stack = [obj]
     while stack:
         current = stack.pop()
-        if id(current) in seen or isinstance(current, _SHARED):
+        if id(current) in seen or issubclass(
+            type(current), _SHARED
+        ):  # type(): a proxy is not evaluated
             continue
         seen.add(id(current))
         total += sys.getsizeof(current)
