@@ -3,8 +3,10 @@ against a hand-written psycopg 3 loop doing the same work.
 
 The hand loop is what a careful engineer writes without membound: a keyset ``SELECT id … WHERE
 id > %s ORDER BY id LIMIT n``, one ``executemany`` of the updates, one commit per batch — no
-checkpoint, no retry, no exactly-once on resume. membound's side reads the same pages, updates
-the same rows one parameter set per row, and commits its checkpoint with every batch. Each round
+checkpoint, no retry, no exactly-once on resume. membound's side reads the same pages, is given
+the same updates one parameter set per row, and commits its checkpoint with every batch; its
+writer sends each batch of a keyed UPDATE as one statement over arrays
+(``bound/sql/unnest_batch.py``), which is how it can beat the hand loop. Each round
 resets the table, then times both, interleaved; medians of ``--rounds``. Target: membound ≥ 0.9×
 the hand loop's speed. A throwaway cluster on 127.0.0.1 (``bench_partition.postgres``), fsync off
 for both.

@@ -23,7 +23,7 @@ def _rows(db: Db, table: sa.Table) -> dict[int, tuple[str, int, str | None]]:
 def _cached(statement: object) -> bool:
     """Whether the driver path was planned for ``statement`` (not None: it was taken)."""
     return any(
-        kept is statement and plan is not None for kept, plan in executemany._compiled.values()
+        kept is statement and plan is not None for kept, plan, _ in executemany._compiled.values()
     )
 
 

@@ -9,7 +9,9 @@ type processors, no expanding (``IN``) parameters, and rows that all carry the s
 statement is compiled once for the batch's keys and the rows go to
 ``Connection.exec_driver_sql`` (dicts for the named paramstyles, tuples in the compiled order
 for the positional ones). Everything else goes through ``Connection.execute`` as before: INSERT
-keeps SQLAlchemy's ``insertmanyvalues``, which is faster than ``executemany``.
+keeps SQLAlchemy's ``insertmanyvalues``, which is faster than ``executemany``. On PostgreSQL a
+keyed UPDATE or DELETE goes further: the whole batch as one statement over arrays
+(``unnest_batch.py``), where that does the same work.
 
 Written here: SQLAlchemy exposes no switch that skips its per-row processing for an executemany,
 and the driver-level call needs the compiled text and parameter order, which only the dialect
@@ -29,22 +31,29 @@ with contextlib.suppress(ImportError):
     import sqlalchemy as sa
     from sqlalchemy.sql.dml import Delete, Update
 
+from membound.bound.sql.unnest_batch import UnnestPlan, unnest_plan
+
 __all__ = ["execute_many"]
 
 #: Compiled statements kept per process (statement, keys, dialect): a job uses one or two. Each
 #: entry keeps its statement alive, so the statement's id in the key is not reused meanwhile.
 _KEEP = 16
-_compiled: OrderedDict[tuple[int, tuple[str, ...], str], tuple[Any, _Plan | None]] = OrderedDict()
+_compiled: OrderedDict[
+    tuple[int, tuple[str, ...], str], tuple[Any, _Plan | None, UnnestPlan | None]
+] = OrderedDict()
 
 
 class _Plan:
     """The driver SQL of one statement for one set of keys, and how to turn a row into the
     driver's parameters."""
 
-    __slots__ = ("defaults", "order", "sql")
+    __slots__ = ("compiled", "defaults", "order", "sql")
 
-    def __init__(self, sql: str, order: tuple[str, ...] | None, defaults: dict[str, Any]) -> None:
-        self.sql = sql
+    def __init__(
+        self, compiled: Any, order: tuple[str, ...] | None, defaults: dict[str, Any]
+    ) -> None:
+        self.compiled = compiled
+        self.sql: str = compiled.string
         self.order = order
         self.defaults = defaults
 
@@ -86,7 +95,7 @@ def _plan(conn: Any, statement: Any, keys: tuple[str, ...]) -> _Plan | None:
     order = tuple(compiled.positiontup) if compiled.positiontup is not None else None
     if order is None and not dialect.paramstyle.endswith(("named", "pyformat")):
         return None
-    return _Plan(compiled.string, order, defaults)
+    return _Plan(compiled, order, defaults)
 
 
 def execute_many(conn: Any, statement: Any, rows: list[Any]) -> None:
@@ -103,13 +112,17 @@ def execute_many(conn: Any, statement: Any, rows: list[Any]) -> None:
     cache_key = (id(statement), keys, conn.dialect.name)
     if cache_key in _compiled:
         _compiled.move_to_end(cache_key)
-        plan = _compiled[cache_key][1]
+        _, plan, unnest = _compiled[cache_key]
     else:
         plan = _plan(conn, statement, keys)
-        _compiled[cache_key] = (statement, plan)  # kept alive with it: its id stays its own
+        unnest = None if plan is None else unnest_plan(conn, statement, keys, plan.compiled)
+        # Kept alive with its plans: the statement's id stays its own.
+        _compiled[cache_key] = (statement, plan, unnest)
         while len(_compiled) > _KEEP:
             _compiled.popitem(last=False)
     if plan is None:
         conn.execute(statement, rows)
+        return
+    if unnest is not None and len(rows) > 1 and unnest.run(conn, rows):
         return
     conn.exec_driver_sql(plan.sql, plan.parameters(rows))

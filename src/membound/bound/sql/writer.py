@@ -65,6 +65,11 @@ class BatchWriter:
     true when one row adds several items, a full buffer is flushed only when the next item
     belongs to a new row (so the buffer may exceed ``batch_size`` by one row's items).
 
+    A flush sends each statement's items together: ``executemany`` at the driver, and on
+    PostgreSQL a keyed ``update()`` or ``delete()`` (``WHERE id = :uid``, a unique key) as one
+    statement over arrays of the items' values, where that does the same work (see
+    ``bound/sql/unnest_batch.py``; a ``FOR EACH STATEMENT`` trigger then fires once a flush).
+
     Use it as a context manager: leaving the block normally flushes the rest; leaving it by an
     exception discards the unflushed items (like a transaction) and adds a note to the exception
     saying how many items were committed.
