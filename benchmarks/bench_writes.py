@@ -8,8 +8,13 @@ the same updates one parameter set per row, and commits its checkpoint with ever
 writer sends each batch of a keyed UPDATE as one statement over arrays
 (``bound/sql/unnest_batch.py``), which is how it can beat the hand loop. Each round
 resets the table, then times both, interleaved; medians of ``--rounds``. Target: membound ≥ 0.9×
-the hand loop's speed. A throwaway cluster on 127.0.0.1 (``bench_partition.postgres``), fsync off
-for both.
+the hand loop's speed.
+
+The same updates by ``run_partitioned`` on a local Dask cluster of one and of two worker
+processes (8 key ranges, cluster start-up not timed: the job's own wall time): one worker ≥ 0.9×
+the hand loop, two ≥ 1.3× one (the database shares the machine's two cores).
+
+A throwaway cluster on 127.0.0.1 (``bench_partition.postgres``), fsync off for all.
 
 Writes ``benchmarks/results/writes.json``.
 """
@@ -36,6 +41,7 @@ TABLE = sa.Table(
     sa.Column("id", sa.BigInteger, primary_key=True),
     sa.Column("status", sa.Text, nullable=False),
 )
+STATEMENT = sa.update(TABLE).where(TABLE.c.id == sa.bindparam("uid")).values(status="DONE")
 
 
 def _load(dsn: str, rows: int) -> None:
@@ -85,7 +91,7 @@ def membound_loop(url: str) -> int:
     checkpoint = mb.Checkpoint(engine, "bench-writes")
     checkpoint.reset()
     source = sa.select(TABLE.c.id).where(TABLE.c.status == "SYNCED")
-    stmt = sa.update(TABLE).where(TABLE.c.id == sa.bindparam("uid")).values(status="DONE")
+    stmt = STATEMENT
     with mb.BatchWriter(engine, batch_size=BATCH, checkpoint=checkpoint) as writer:
         for row in mb.find_each(engine, source, batch_size=BATCH, checkpoint=checkpoint):
             writer.add(stmt, {"uid": row.id})
@@ -93,12 +99,38 @@ def membound_loop(url: str) -> int:
     return writer.committed
 
 
+PER_WORKER_TARGET = 0.9
+TWO_WORKERS_TARGET = 1.3
+
+
+def mark_done(batch: mb.Batch, writer: mb.BatchWriter) -> None:
+    """One range's batch: the same per-row update as the other loops."""
+    for row in batch.rows:
+        writer.add(STATEMENT, {"uid": row.id})
+
+
+def partitioned(url: str, workers: int) -> tuple[float, int]:
+    """Seconds of a ``run_partitioned`` job over ``workers`` Dask worker processes, and rows."""
+    from distributed import Client, LocalCluster
+
+    with (
+        LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                     dashboard_address=":0") as cluster,
+        Client(cluster) as client,
+    ):  # fmt: skip
+        report = mb.run_partitioned(
+            url, TABLE, mark_done, name=f"bench-writes-{workers}", parts=8, client=client,
+            batch_size=BATCH, write_batch_size=BATCH, restart=True,
+        )  # fmt: skip
+    return report.seconds, report.rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=300_000)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    runs: dict[str, list[float]] = {"hand": [], "membound": []}
+    runs: dict[str, list[float]] = {"hand": [], "membound": [], "workers_1": [], "workers_2": []}
     with postgres() as url:
         dsn = url.replace("+psycopg", "")
         _load(dsn, args.rows)
@@ -109,6 +141,14 @@ def main() -> None:
                 done = hand_loop(dsn) if name == "hand" else membound_loop(url)
                 runs[name].append(time.perf_counter() - began)
                 assert done == args.rows, (name, done)
+            for workers in (1, 2):
+                _reset(dsn)
+                seconds, done = partitioned(url, workers)
+                runs[f"workers_{workers}"].append(seconds)
+                assert done == args.rows, (workers, done)
+                with psycopg.connect(dsn) as conn:
+                    left = conn.execute("SELECT count(*) FROM items WHERE status <> 'DONE'")
+                    assert left.fetchone() == (0,), f"{workers} workers left rows undone"
     hand, ours = statistics.median(runs["hand"]), statistics.median(runs["membound"])
     ratios = [h / m for h, m in zip(runs["hand"], runs["membound"], strict=True)]
     result: dict[str, Any] = {
@@ -122,9 +162,30 @@ def main() -> None:
         "ratios": ratios,
         "target": {"min_ratio": TARGET, "met": statistics.median(ratios) >= TARGET},
     }
+    one = [h / w for h, w in zip(runs["hand"], runs["workers_1"], strict=True)]
+    two = [w1 / w2 for w1, w2 in zip(runs["workers_1"], runs["workers_2"], strict=True)]
+    result["partitioned"] = {
+        "median_s": {k: statistics.median(runs[f"workers_{k}"]) for k in (1, 2)},
+        "one_worker_over_hand": statistics.median(one),
+        "one_worker_over_hand_runs": one,
+        "two_over_one": statistics.median(two),
+        "two_over_one_runs": two,
+        "target": {
+            "one_worker_min": PER_WORKER_TARGET,
+            "two_over_one_min": TWO_WORKERS_TARGET,
+            "met": statistics.median(one) >= PER_WORKER_TARGET
+            and statistics.median(two) >= TWO_WORKERS_TARGET,
+        },
+    }
     print(
         f"hand psycopg loop {hand:.2f} s, find_each + BatchWriter {ours:.2f} s: "
         f"{result['ratio_median']:.2f}x (target >= {TARGET}x; runs {[round(r, 2) for r in ratios]})"
+    )
+    part = result["partitioned"]
+    print(
+        f"run_partitioned: one worker {part['one_worker_over_hand']:.2f}x the hand loop "
+        f"(target >= {PER_WORKER_TARGET}x), two workers {part['two_over_one']:.2f}x one "
+        f"(target >= {TWO_WORKERS_TARGET}x)"
     )
     print(write("writes", result))
 

@@ -112,6 +112,24 @@ def _writes_lines(writes: dict[str, Any]) -> list[str]:
         f"{writes['ratio_median']:.2f}× the hand loop (target ≥ {target['min_ratio']:g}× — "
         f"{_met(target['met'])}).",
         "",
+        *_partitioned_writes_lines(writes["partitioned"]),
+    ]
+
+
+def _partitioned_writes_lines(part: dict[str, Any]) -> list[str]:
+    """The same writes by ``run_partitioned`` on one and two Dask workers."""
+    target = part["target"]
+    return [
+        "The same updates by `run_partitioned` on a local Dask cluster (8 key ranges, the job's "
+        f"own wall time): one worker {part['median_s']['1']:.2f} s = "
+        f"{part['one_worker_over_hand']:.2f}× the hand loop (target ≥ "
+        f"{target['one_worker_min']:g}×), two workers {part['median_s']['2']:.2f} s = "
+        f"{part['two_over_one']:.2f}× one (target ≥ {target['two_over_one_min']:g}×; PostgreSQL "
+        f"shares the two cores) — {_met(target['met'])}. A range's RSS peak on a worker is the "
+        "kernel's peak mark, reset when the range starts (`/proc/self/clear_refs`), less the "
+        "RSS at its start: what Dask held before the task is not counted; what Dask's own "
+        "threads allocate during it is.",
+        "",
     ]
 
 

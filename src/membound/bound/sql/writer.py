@@ -276,19 +276,20 @@ class BatchWriter:
             raise
 
     def _write(self, conn: Any, items: list[PendingWrite], position: Key | None) -> None:
-        """The flush's statements in ``conn``'s transaction: fence, writes, checkpoint."""
+        """The flush's statements in ``conn``'s transaction: writes, then fence and checkpoint.
+
+        The fence (a leased range's lease check) comes after the writes, beside the checkpoint,
+        so that both run under one setting of the bookkeeping timeouts, which need no restoring
+        as nothing of the user's follows them: five round trips a flush instead of seven. Its
+        guarantee is the same, as it runs before the COMMIT: a range taken over rolls the
+        flush back.
+        """
         checkpoint = self.checkpoint
         if self.lock_timeout is not None and conn.dialect.name == "postgresql":
             conn.execute(
                 sa.text("SELECT set_config('lock_timeout', :ms, true)"),
                 {"ms": str(max(int(self.lock_timeout * 1000), 1))},
             )
-        # A plain Checkpoint's fence does nothing: no timeouts to set around it (two round
-        # trips per flush on PostgreSQL).
-        if checkpoint is not None and type(checkpoint).fence is not Checkpoint.fence:
-            doing = f"fencing checkpoint {checkpoint.name!r}"
-            with bookkeeping_timeouts(conn, checkpoint.lock_timeout, doing=doing):
-                checkpoint.fence(conn)
         for statement, group in _statement_runs(items):
             params = [item[_PARAMS] for item in group]
             if params[0] is None:
@@ -296,10 +297,14 @@ class BatchWriter:
                     conn.execute(statement)
             else:
                 execute_many(conn, statement, params)
-        if checkpoint is not None and position is not None:
+        # A plain Checkpoint's fence does nothing: no timeouts to set for it alone.
+        fenced = checkpoint is not None and type(checkpoint).fence is not Checkpoint.fence
+        if checkpoint is not None and (position is not None or fenced):
             doing = f"saving checkpoint {checkpoint.name!r}"
             with bookkeeping_timeouts(conn, checkpoint.lock_timeout, doing=doing, restore=False):
-                checkpoint.save(public_key(position), connection=conn)
+                checkpoint.fence(conn)
+                if position is not None:
+                    checkpoint.save(public_key(position), connection=conn)
         if self._file_pending:  # the file exists now: this connection opened it
             self._file, self._file_pending = DatabaseFile.of(self.engine), False
         self._check_file(len(items))
