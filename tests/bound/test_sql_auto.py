@@ -183,3 +183,68 @@ def test_container_values_are_sized_with_what_they_hold(db: Db) -> None:
     # Each row holds a ~20 KB dict: about 2 MB / 20 KB rows a page, never the 1,000 of a
     # shallow size's estimate.
     assert max(sizes[1:]) * row_bytes <= 2.2 * 2**20
+
+
+def _flush_sizes(writer: mb.BatchWriter) -> list[int]:
+    """Wrap ``writer.flush`` to record how many items each flush committed."""
+    sizes: list[int] = []
+    flush = writer.flush
+
+    def recording() -> int:
+        done = flush()
+        if done:
+            sizes.append(done)
+        return done
+
+    writer.flush = recording  # type: ignore[method-assign]
+    return sizes
+
+
+def test_an_auto_writer_sizes_its_flushes_from_their_times_and_writes_each_item_once(
+    db: Db,
+) -> None:
+    table = db.users(60_000)
+    stmt = (
+        sa.update(table)
+        .where(table.c.id == sa.bindparam("uid"))
+        .values(counter=table.c.counter + 1)
+    )
+    cp = mb.Checkpoint(db.engine, f"auto-writer-{table.name}")
+    with mb.BatchWriter(db.engine, "auto", checkpoint=cp, target_batch_s=0.5) as writer:
+        sizes = _flush_sizes(writer)
+        for row in mb.find_each(db.engine, table, batch_size=5000, checkpoint=cp):
+            writer.add(stmt, {"uid": row.id})
+    assert 60_000 == writer.committed == sum(sizes)
+    assert sizes[0] == 1000  # the first flush, before anything was measured
+    assert max(sizes) > 2000, sizes  # cheap flushes: the size grew toward the 0.5 s target
+    with db.engine.connect() as conn:
+        assert {1} == set(conn.execute(sa.select(table.c.counter)).scalars())
+
+
+def test_an_auto_writer_keeps_its_buffer_under_the_memory_cap(db: Db) -> None:
+    table = sa.Table(
+        f"docs_{id(db)}",
+        db.metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("doc", sa.Text, nullable=True),
+    )
+    table.create(db.engine)
+    with db.engine.begin() as conn:
+        conn.execute(table.insert(), [{"id": i} for i in range(1, 3001)])
+    stmt = sa.update(table).where(table.c.id == sa.bindparam("uid")).values(doc=sa.bindparam("p"))
+    with mb.BatchWriter(db.engine, "auto", max_batch_memory="1 MB") as writer:
+        sizes = _flush_sizes(writer)
+        for i in range(1, 3001):
+            writer.add(stmt, {"uid": i, "p": f"{i:05}" + "x" * 20_000})  # ~20 KB an item
+    assert 3000 == sum(sizes)
+    assert sizes[0] == 1000
+    # ~20 KB an item under a 1 MB cap: about 50 items a flush once the first was measured.
+    assert all(n <= 55 for n in sizes[1:]), sizes
+    assert max(sizes[1:]) >= 40, sizes
+
+
+def test_bad_auto_writer_arguments(db: Db) -> None:
+    with pytest.raises(BatchSourceError, match="batch_size must be an integer >= 1 or 'auto'"):
+        mb.BatchWriter(db.engine, "fast")  # type: ignore[arg-type]
+    with pytest.raises(BatchSourceError, match="target_batch_s must be a positive"):
+        mb.BatchWriter(db.engine, "auto", target_batch_s=0)

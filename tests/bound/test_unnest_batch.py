@@ -136,3 +136,20 @@ def test_a_statement_that_sets_its_own_key_or_has_no_unique_key_runs_row_by_row(
     assert {9, 109, 209} & state.keys() == {209}  # the second row saw the first's change
     assert {c for _, c, _ in state.values()} == {2}
     assert 0 == sent.unnest
+
+
+def test_a_value_too_long_for_its_column_fails_as_it_does_row_by_row(db: Db, sent: Sent) -> None:
+    """An array cast to the column's ``VARCHAR(100)[]`` would cut the value silently."""
+    table = db.users(3)
+    stmt = (
+        sa.update(table).where(table.c.id == sa.bindparam("uid")).values(payload=sa.bindparam("p"))
+    )
+    rows = [{"uid": 1, "p": "short"}, {"uid": 2, "p": "x" * 150}]
+    if db.kind != "postgres":  # SQLite does not enforce lengths: both rows are written whole
+        _run(db, stmt, rows)
+        assert _state(db, table)[2][2] == "x" * 150
+        return
+    with pytest.raises(sa.exc.DataError, match="too long"):
+        _run(db, stmt, rows)
+    assert sent.unnest == 1
+    assert [s[2] for s in _state(db, table).values()] == ["p1", "p2", "p3"]

@@ -105,7 +105,7 @@ class RangeTask:
     part: int
     key: Any
     batch_size: int | Literal["auto"]
-    write_batch_size: int
+    write_batch_size: int | Literal["auto"]
     target_batch_s: float
     max_batch_memory: int | str
     lease_s: float
@@ -188,7 +188,12 @@ def _work_leased(
     while True:
         stop = lease.stop
         with BatchWriter(
-            engine, task.write_batch_size, checkpoint=checkpoint, db_wait=task.db_wait
+            engine,
+            task.write_batch_size,
+            checkpoint=checkpoint,
+            db_wait=task.db_wait,
+            target_batch_s=task.target_batch_s,
+            max_batch_memory=task.max_batch_memory,
         ) as writer:
             batches = in_batches(
                 engine,
@@ -311,7 +316,7 @@ def run_partitioned(
     client: Any = None,
     batch_size: int | Literal["auto"] = 1000,
     key: Any = None,
-    write_batch_size: int = 500,
+    write_batch_size: int | Literal["auto"] = 500,
     target_batch_s: float = 0.5,
     max_batch_memory: int | str = "64 MB",
     retries: int = 2,
@@ -347,9 +352,12 @@ def run_partitioned(
         client: a ``dask.distributed.Client``, a ``concurrent.futures`` executor, or None.
         batch_size: rows per read batch, or ``"auto"`` (see :func:`in_batches`).
         key: the key column(s), as for :func:`find_each`.
-        write_batch_size: items per writer transaction.
-        target_batch_s: with ``batch_size="auto"``, seconds per batch.
-        max_batch_memory: with ``batch_size="auto"``, memory per batch.
+        write_batch_size: items per writer transaction, or ``"auto"`` (sized as
+            :class:`BatchWriter` does, with ``target_batch_s`` and ``max_batch_memory``).
+        target_batch_s: with ``batch_size="auto"`` or ``write_batch_size="auto"``, seconds per
+            batch.
+        max_batch_memory: with ``batch_size="auto"`` or ``write_batch_size="auto"``, memory per
+            batch.
         retries: times a range is started again after its task failed (a dead Dask worker is
             re-run by Dask's scheduler as well, up to its ``allowed-failures``).
         lease: how long a range stays claimed without a heartbeat (renewed every third of it).
@@ -382,8 +390,6 @@ def run_partitioned(
     if not callable(fn):
         raise BatchSourceError(f"fn must be callable as fn(batch, writer), got {fn!r}")
     check_batch_size(batch_size)
-    if batch_size == "auto":
-        PageSizer(target_batch_s, max_batch_memory)  # checks both, here rather than in workers
     if (
         isinstance(poll_interval, bool)
         or not isinstance(poll_interval, (int, float))
@@ -392,9 +398,18 @@ def run_partitioned(
         raise BatchSourceError(
             f"poll_interval must be a number of seconds in (0, 60], got {poll_interval!r}"
         )
-    for label, value in (("retries", retries), ("write_batch_size", write_batch_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < (label != "retries"):
-            raise BatchSourceError(f"{label} must be a whole number, got {value!r}")
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise BatchSourceError(f"retries must be a whole number, got {retries!r}")
+    if write_batch_size != "auto" and (
+        isinstance(write_batch_size, bool)
+        or not isinstance(write_batch_size, int)
+        or write_batch_size < 1
+    ):
+        raise BatchSourceError(
+            f"write_batch_size must be a whole number >= 1 or 'auto', got {write_batch_size!r}"
+        )
+    if batch_size == "auto" or write_batch_size == "auto":
+        PageSizer(target_batch_s, max_batch_memory)  # checks both, here rather than in workers
     lease_s = parse_duration(lease, name="lease")
     worker_wait_s = parse_duration(worker_wait, name="worker_wait")
     db_wait_s = check_db_wait(db_wait)

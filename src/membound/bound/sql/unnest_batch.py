@@ -85,6 +85,21 @@ def _plain(kind: Any) -> bool:
     return isinstance(kind, plain)
 
 
+def _unsized(kind: Any) -> Any:
+    """``kind`` without length, precision or scale, as ``executemany`` casts its parameters
+    (``::VARCHAR``): an array cast to ``VARCHAR(20)[]`` would cut a longer value to 20
+    characters without a word, where the row by row statement fails on it."""
+    if isinstance(kind, sa.String):
+        return sa.String()
+    if isinstance(kind, sa.Float):
+        return sa.Float()
+    if isinstance(kind, sa.Numeric):
+        return sa.Numeric()
+    if isinstance(kind, sa.DateTime | sa.Time):
+        return type(kind)(timezone=kind.timezone)
+    return kind
+
+
 def _terms(clause: Any) -> list[Any]:
     """The top-level ``AND`` terms of a WHERE clause."""
     if isinstance(clause, BooleanClauseList) and clause.operator is operators.and_:
@@ -161,7 +176,7 @@ def unnest_plan(
         return None  # a row's change would decide what a later row's WHERE matches
     if isinstance(statement, Delete) and implicit:
         return None
-    arrays = [sa.bindparam(_array_name(k), type_=sa.ARRAY(types[k])) for k in keys]
+    arrays = [sa.bindparam(_array_name(k), type_=sa.ARRAY(_unsized(types[k]))) for k in keys]
     rows = sa.func.unnest(*arrays).table_valued(*keys).render_derived(name=_ROWS)
 
     def to_column(element: Any, **_: Any) -> Any:

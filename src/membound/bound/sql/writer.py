@@ -12,7 +12,8 @@ writer stops saying so rather than risk applying the flush twice.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from membound._errors import (
@@ -21,6 +22,7 @@ from membound._errors import (
     DatabaseLocked,
     DatabaseUnavailable,
 )
+from membound.bound.sql.autosize import AUTO, PageSizer, check_batch_size, sampled_bytes_per_row
 from membound.bound.sql.checkpoint import Checkpoint
 from membound.bound.sql.connection import (
     DEFAULT_DB_WAIT_S,
@@ -80,7 +82,11 @@ class BatchWriter:
 
     Args:
         engine: where to write (an Engine, or a sessionmaker bound to one).
-        batch_size: items per transaction (>= 1).
+        batch_size: items per transaction (>= 1), or ``"auto"``: each flush sized from the
+            ones before it to take about ``target_batch_s`` (a fixed cost per flush plus a cost
+            per item, as ``in_batches`` sizes its pages), with at most ``max_batch_memory`` of
+            buffered items; the first flush holds 1,000. ``batch_size`` then reads the size
+            the next flush will have.
         checkpoint: commit this checkpoint's new position with each flush.
         lock_timeout: seconds a flush's statements may wait for a lock another session holds
             (PostgreSQL ``lock_timeout``, SQLite busy timeout) before the flush stops with
@@ -88,10 +94,14 @@ class BatchWriter:
             setting. The checkpoint's statements always wait at most 30 s on PostgreSQL.
         db_wait: seconds to keep reconnecting when the database stops answering, before
             :class:`~membound.DatabaseUnavailable`; 0 stops at once.
+        target_batch_s: with ``batch_size="auto"``, seconds a flush should take.
+        max_batch_memory: with ``batch_size="auto"``, the memory buffered items may take
+            (bytes or a size such as ``"64 MB"``).
 
     Raises:
-        BatchSourceError: ``batch_size < 1`` or not an integer, or a ``lock_timeout`` or
-            ``db_wait`` that is not a number of seconds.
+        BatchSourceError: ``batch_size`` neither an integer >= 1 nor ``"auto"``, a
+            ``lock_timeout`` or ``db_wait`` that is not a number of seconds, or a
+            ``target_batch_s`` or ``max_batch_memory`` out of range.
         DatabaseLocked: with a ``checkpoint`` whose table does not exist yet, the database
             stayed locked past its busy timeout while creating it.
         DatabaseUnavailable: with a ``checkpoint``, its table could not be created (a full
@@ -107,16 +117,20 @@ class BatchWriter:
     def __init__(
         self,
         engine: Bind,
-        batch_size: int = 500,
+        batch_size: int | Literal["auto"] = 500,
         checkpoint: Checkpoint | None = None,
         *,
         lock_timeout: float | None = None,
         db_wait: float = DEFAULT_DB_WAIT_S,
+        target_batch_s: float = 0.5,
+        max_batch_memory: int | str = "64 MB",
     ) -> None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise BatchSourceError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        check_batch_size(batch_size)
+        # "auto": each flush's size from the flushes before it (the reads' tuner, fed with
+        # flush times and the buffered items' sizes).
+        self._sizer = PageSizer(target_batch_s, max_batch_memory) if batch_size == AUTO else None
         self.engine = engine_of(engine)
-        self.batch_size = batch_size
+        self.batch_size: int = self._sizer.size if self._sizer is not None else int(batch_size)
         self.checkpoint = checkpoint
         self.lock_timeout = _check_lock_timeout(lock_timeout, self.engine.dialect.name)
         self.db_wait = check_db_wait(db_wait)
@@ -213,6 +227,7 @@ class BatchWriter:
         # the commit: __exit__ then says this flush may or may not have committed.
         self._in_flight = len(items)
         self._unsure = False
+        began = time.perf_counter()
         try:
             with_db_retry(
                 lambda: self._attempt(items, position),
@@ -236,6 +251,11 @@ class BatchWriter:
         self._committed += len(items)
         self._flushes += 1
         self._in_flight = 0
+        if self._sizer is not None:
+            sample = [_values(item[_PARAMS]) for item in items[:: max(1, len(items) // 3)][:3]]
+            self.batch_size = self._sizer.observe(
+                len(items), time.perf_counter() - began, 0, sampled_bytes_per_row(sample)
+            )
         return len(items)
 
     def _attempt(self, items: list[PendingWrite], position: Key | None) -> None:
@@ -429,6 +449,13 @@ def _check_lock_timeout(lock_timeout: Any, dialect: str) -> float | None:
             hint="set the database's own lock wait timeout on the engine's connections",
         )
     return float(lock_timeout)
+
+
+def _values(params: Any) -> tuple[Any, ...]:
+    """An item's parameters as a tuple, for sizing it."""
+    if params is None:
+        return ()
+    return tuple(params.values()) if isinstance(params, Mapping) else tuple(params)
 
 
 def _statement_runs(items: list[PendingWrite]) -> Iterator[tuple[Any, list[PendingWrite]]]:
