@@ -105,6 +105,8 @@ def memory_complexity(
 
 _PARSERS: dict[str, Callable[..., Any]] = {
     "limit_memory": limit_memory,
+    # Always membound's, also beside pytest-memray (whose --memray claims the bare name).
+    "membound_limit_memory": limit_memory,
     "no_leak": no_leak,
     "memory_complexity": memory_complexity,
 }

@@ -29,6 +29,7 @@ from membound.guard.pytest.marks import (
     marker_options,
     memory_complexity,
 )
+from membound.guard.pytest.memray_plugin import Coexistence, coexist
 from membound.guard.pytest.summary import PEAK_KEY, Summary
 from membound.judge.complexity import complexity
 from membound.judge.leaks import find_leaks
@@ -70,11 +71,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+@pytest.hookimpl(trylast=True)  # after pytest-memray's: see memray_plugin.py
 def pytest_configure(config: pytest.Config) -> None:
     """Register the markers' help and the plugin's objects."""
     for text in MARKERS.values():
         config.addinivalue_line("markers", text)
-    config.pluginmanager.register(MemoryChecks(config), "membound-checks")
+    config.pluginmanager.register(MemoryChecks(config, coexist(config)), "membound-checks")
     if config.getoption("membound"):
         config.pluginmanager.register(Summary(config), "membound-summary")
 
@@ -135,15 +137,26 @@ def one_run(item: pytest.Item) -> Callable[[], None]:
 class MemoryChecks:
     """Runs each test under the checks its markers (or the ini default limit) ask for."""
 
-    def __init__(self, config: pytest.Config) -> None:
+    def __init__(self, config: pytest.Config, memray: Coexistence | None = None) -> None:
         self.default_limit = default_limit(config)
         self.summary = bool(config.getoption("membound"))
         self.where = bool(config.getoption("membound_where"))
+        self.memray = memray or Coexistence(installed=False, memray_on=False)
+        # Markers this plugin reads: a bare limit_memory is pytest-memray's under --memray.
+        self.markers = [n for n in MARKERS if n != "limit_memory" or self.memray.bare_limit_is_ours]
+
+    def _limit(self, item: pytest.Item) -> tuple[int, str] | None:
+        """The test's limit: its membound marker, or the ini default."""
+        limit = marker_options(item, "membound_limit_memory")
+        if limit is None and self.memray.bare_limit_is_ours:
+            limit = marker_options(item, "limit_memory")
+        return limit or self.default_limit
 
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         """Check every membound marker's arguments before any test runs."""
+        self.memray.warn_once(items)
         for item in items:
-            for name in MARKERS:
+            for name in self.markers:
                 opts = marker_options(item, name)
                 if name == "memory_complexity" and opts is not None:
                     params = inspect.signature(getattr(item, "obj", lambda: None)).parameters
@@ -175,7 +188,7 @@ class MemoryChecks:
         methods, async tests under pytest-asyncio or anyio. ``no_leak`` and
         ``memory_complexity`` run the test repeatedly in place of the usual call.
         """
-        limit = marker_options(item, "limit_memory") or self.default_limit
+        limit = self._limit(item)
         leak = marker_options(item, "no_leak")
         scale = marker_options(item, "memory_complexity")
         if not (scale or leak):
@@ -205,7 +218,8 @@ class MemoryChecks:
         item.user_properties.append((PEAK_KEY, (peak.bytes, peak.kind, top)))
         if limit and peak.bytes > limit[0]:
             again = None
-            if not self.where and memray_available():
+            # Not under --memray: pytest-memray's tracker is running, and memray allows one.
+            if not self.where and memray_available() and not self.memray.memray_on:
                 # Tracing costs nothing until a limit fails: then one more run names the lines.
                 again = self._run_for_sites(item, kind)
             fail(limit_text(peak, limit[0], again))
