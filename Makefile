@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 JOBS   ?= $(shell echo $$(( 2 * $$(nproc 2>/dev/null || echo 1) )))
 PYTEST  = $(BIN)/python -m pytest -n $(JOBS) $(PYTEST_ARGS)
 
-.PHONY: demo test test-loaded bench lint venv clean
+.PHONY: demo test test-loaded test-matrix test-matrix-fast bench lint venv clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,8 +33,16 @@ test: lint
 test-loaded: $(STAMP)
 	.ci/loaded $(PYTEST)
 
+# On every other Python pyproject.toml promises (3.10, 3.12, 3.13; a venv each, .venv-3.X):
+# the whole suite, or its `fast` part (what CI runs); `.ci/matrix` says how they are found.
+test-matrix:
+	.ci/matrix
+
+test-matrix-fast:
+	.ci/matrix -m fast
+
 bench: $(STAMP)
 	@set -e; for f in benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f; done
 
 clean:
-	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache membound-demo
+	rm -rf $(VENV) .venv-3.* build dist .pytest_cache .mypy_cache .ruff_cache membound-demo

@@ -20,6 +20,42 @@ from pathlib import Path
 
 import pytest
 
+#: Modules that get the ``fast`` marker: measuring, judging growth and leaks, the pytest plugin,
+#: lint and batching, a few minutes in all. CI runs them on every Python ``pyproject.toml``
+#: promises besides the default one (``make test-matrix-fast``); ``make test-matrix`` runs the
+#: whole suite on each.
+FAST_MODULES = frozenset(
+    {
+        "tests/test_units.py",
+        "tests/test_exported_members.py",
+        "tests/measure/test_track.py",
+        "tests/measure/test_sizeof.py",
+        "tests/measure/test_target.py",
+        "tests/measure/test_heap_memray.py",
+        "tests/measure/test_where.py",
+        "tests/measure/test_lazy_imports.py",
+        "tests/judge/test_complexity.py",
+        "tests/judge/test_leaks.py",
+        "tests/judge/test_compare.py",
+        "tests/results/test_growth.py",
+        "tests/guard/test_pytest_plugin.py",
+        "tests/guard/test_pytest_memray_together.py",
+        "tests/lint/test_rules.py",
+        "tests/lint/test_newer_grammar.py",
+        "tests/bound/test_executemany.py",
+        "tests/bound/test_unnest_batch.py",
+    }
+)
+_ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the tests of ``FAST_MODULES`` ``fast``."""
+    for item in items:
+        if item.path.relative_to(_ROOT).as_posix() in FAST_MODULES:
+            item.add_marker(pytest.mark.fast)
+
+
 pytest_plugins = ["pytester"]
 
 

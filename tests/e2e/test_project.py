@@ -132,3 +132,25 @@ def test_readme_numbers_come_from_the_benchmark_results() -> None:
     assert readme_numbers.render_batching() in readme
     assert readme_numbers.render_guard() in readme
     assert readme_numbers.render_partition() in readme
+
+
+def test_every_fast_module_exists_and_ci_runs_them_on_the_other_pythons() -> None:
+    from tests.conftest import FAST_MODULES
+
+    missing = sorted(m for m in FAST_MODULES if not (ROOT / m).is_file())
+    assert [] == missing, "FAST_MODULES names modules that are gone"
+    assert "make test-matrix-fast" in (ROOT / ".ci" / "run").read_text()
+    promised = re.search(r'requires-python = ">=3\.(\d+)"', (ROOT / "pyproject.toml").read_text())
+    assert promised is not None
+    matrix = (ROOT / ".ci" / "matrix").read_text()
+    # `make test` runs on the default python3 (the Makefile's PYTHON), the matrix on the others.
+    found = subprocess.run(
+        ["python3", "-c", "import sys; print(sys.version_info[1])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    default = f"3.{found.stdout.strip()}"
+    for minor in range(int(promised[1]), 14):
+        version = f"3.{minor}"
+        assert version == default or version in matrix, f"Python {version} is not in the matrix"

@@ -174,4 +174,7 @@ def test_a_commands_heap_held_at_end_counts_what_it_still_holds(tmp_path: object
     m = mb.measure_command([sys.executable, str(script)], heap=True, quiet=True)
     assert m.heap_current is not None
     assert m.heap_peak is not None
-    assert m.heap_current > 0.9 * m.heap_peak > 10 * MIB
+    # What the script keeps, as this interpreter sizes it (3.13's are smaller than 3.11's).
+    kept = sys.getsizeof([None] * 200_000) + sum(sys.getsizeof(str(i)) for i in range(200_000))
+    assert m.heap_current > 0.9 * m.heap_peak
+    assert m.heap_current > 0.9 * kept

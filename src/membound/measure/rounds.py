@@ -42,6 +42,10 @@ def _clear_interpreter_caches() -> None:
     by every ``asyncio.run`` through the SIGINT handler's repr) fills it over thousands of calls:
     a bounded cache that reads as a slow leak of a block per call. Clearing it is what
     ``gc.collect()`` is for objects: what stays is what the code keeps.
+
+    Versions differ: 3.13 added ``sys._clear_internal_caches`` (the type cache and the
+    specializing interpreter's caches) and deprecated ``sys._clear_type_cache`` for it; 3.10–3.12
+    have the latter only.
     """
     clear = getattr(sys, "_clear_internal_caches", None) or getattr(sys, "_clear_type_cache", None)
     if clear is not None:

@@ -46,9 +46,8 @@ def deep_sizeof(obj: Any) -> int:
     stack = [obj]
     while stack:
         current = stack.pop()
-        if id(current) in seen or issubclass(
-            type(current), _SHARED
-        ):  # type(): a proxy is not evaluated
+        # type(), not isinstance(): isinstance reads __class__, which evaluates a lazy proxy.
+        if id(current) in seen or issubclass(type(current), _SHARED):
             continue
         seen.add(id(current))
         total += sys.getsizeof(current)
