@@ -317,7 +317,9 @@ def digest(batch: mb.Batch, writer: mb.BatchWriter) -> None:
         hashlib.sha256(f"{row.id}:{row.v}:{row.doc}".encode()).digest()
 
 
-def throughput(url: str, workers: int, name: str) -> dict[str, Any]:
+@contextlib.contextmanager
+def local_dask(workers: int) -> Iterator[Any]:
+    """A client of a local Dask cluster of ``workers`` single-thread worker processes."""
     from distributed import Client, LocalCluster
 
     with (
@@ -325,6 +327,11 @@ def throughput(url: str, workers: int, name: str) -> dict[str, Any]:
                      dashboard_address=":0") as cluster,
         Client(cluster) as client,
     ):  # fmt: skip
+        yield client
+
+
+def throughput(url: str, workers: int, name: str) -> dict[str, Any]:
+    with local_dask(workers) as client:
         report = mb.run_partitioned(
             url, TABLE, digest, name=name, parts=8, client=client, batch_size=2000,
             restart=True,

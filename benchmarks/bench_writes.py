@@ -29,7 +29,7 @@ from typing import Any
 import psycopg
 import sqlalchemy as sa
 from _common import write
-from bench_partition import postgres
+from bench_partition import local_dask, postgres
 
 import membound as mb
 
@@ -111,13 +111,7 @@ def mark_done(batch: mb.Batch, writer: mb.BatchWriter) -> None:
 
 def partitioned(url: str, workers: int) -> tuple[float, int]:
     """Seconds of a ``run_partitioned`` job over ``workers`` Dask worker processes, and rows."""
-    from distributed import Client, LocalCluster
-
-    with (
-        LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                     dashboard_address=":0") as cluster,
-        Client(cluster) as client,
-    ):  # fmt: skip
+    with local_dask(workers) as client:
         report = mb.run_partitioned(
             url, TABLE, mark_done, name=f"bench-writes-{workers}", parts=8, client=client,
             batch_size=BATCH, write_batch_size=BATCH, restart=True,
