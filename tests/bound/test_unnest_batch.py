@@ -153,3 +153,24 @@ def test_a_value_too_long_for_its_column_fails_as_it_does_row_by_row(db: Db, sen
         _run(db, stmt, rows)
     assert sent.unnest == 1
     assert [s[2] for s in _state(db, table).values()] == ["p1", "p2", "p3"]
+
+
+def test_a_unique_index_is_a_key_and_an_expression_index_is_not(db: Db, sent: Sent) -> None:
+    table = sa.Table(
+        f"coded_{id(db)}",
+        db.metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("code", sa.String(20), nullable=False),
+        sa.Column("n", sa.Integer, nullable=False),
+        sa.Index(f"ix_code_{id(db)}", "code", unique=True),
+        sa.Index(f"ix_lower_{id(db)}", sa.func.lower(sa.text("code")), unique=True),
+    )
+    table.create(db.engine)
+    with db.engine.begin() as conn:
+        conn.execute(table.insert(), [{"id": i, "code": f"c{i}", "n": 0} for i in range(1, 6)])
+    stmt = sa.update(table).where(table.c.code == sa.bindparam("k")).values(n=sa.bindparam("v"))
+    _run(db, stmt, [{"k": f"c{i}", "v": i * 10} for i in range(1, 4)])
+    with db.engine.connect() as conn:
+        got = dict(conn.execute(sa.select(table.c.id, table.c.n)).all())
+    assert {1: 10, 2: 20, 3: 30, 4: 0, 5: 0} == got
+    assert sent.unnest == (1 if db.kind == "postgres" else 0)

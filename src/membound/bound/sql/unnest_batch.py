@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 # SQLAlchemy is the ``sql`` extra: imported as ``executemany.py`` does.
 with contextlib.suppress(ImportError):
@@ -131,9 +131,16 @@ def _unique_keys(table: Any) -> list[tuple[Any, ...]]:
         if isinstance(constraint, sa.UniqueConstraint) and len(constraint.columns):
             keys.append(tuple(constraint.columns))
     for index in table.indexes:
-        if index.unique and index.expressions and all(c in table.c for c in index.expressions):
-            keys.append(tuple(index.expressions))
+        # Only an index of plain columns: one on an expression (lower(code)) keys no column.
+        columns = tuple(index.expressions)
+        if index.unique and columns and all(_column_of(c, table) for c in columns):
+            keys.append(columns)
     return keys
+
+
+def _column_of(element: Any, table: Any) -> TypeGuard[sa.Column[Any]]:
+    """Whether ``element`` is one of ``table``'s columns (``in table.c`` takes names only)."""
+    return isinstance(element, sa.Column) and element.table is table
 
 
 def _set_columns(statement: Any) -> set[str] | None:
@@ -165,11 +172,7 @@ def unnest_plan(
     types = {compiled.bind_names.get(b, b.key): b.type for b in compiled.binds.values()}
     if not all(key in types and _plain(types[key]) for key in keys):
         return None
-    where_columns = {
-        e.key
-        for e in visitors.iterate(statement.whereclause)
-        if isinstance(e, sa.Column) and e.table is table
-    }
+    where_columns = {e.key for e in visitors.iterate(statement.whereclause) if _column_of(e, table)}
     implicit = [k for k in keys if k in table.c and k not in _bind_keys(statement)]
     set_columns = _set_columns(statement) if isinstance(statement, Update) else set()
     if set_columns is None or (set_columns | set(implicit)) & where_columns:
