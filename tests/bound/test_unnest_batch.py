@@ -174,3 +174,11 @@ def test_a_unique_index_is_a_key_and_an_expression_index_is_not(db: Db, sent: Se
         got = dict(conn.execute(sa.select(table.c.id, table.c.n)).all())
     assert {1: 10, 2: 20, 3: 30, 4: 0, 5: 0} == got
     assert sent.unnest == (1 if db.kind == "postgres" else 0)
+
+
+def test_a_key_given_as_a_constant_runs_row_by_row_so_the_last_row_wins(db: Db, sent: Sent) -> None:
+    table = db.users(3)
+    stmt = sa.update(table).where(table.c.id == 2).values(counter=sa.bindparam("n"))
+    _run(db, stmt, [{"n": 5}, {"n": 7}])
+    assert _state(db, table)[2][1] == 7
+    assert 0 == sent.unnest

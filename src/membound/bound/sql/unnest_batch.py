@@ -165,7 +165,8 @@ def unnest_plan(
     table = statement.table
     if not isinstance(table, sa.Table) or statement.whereclause is None:
         return None
-    equal = _equalities(statement.whereclause, table)
+    # Key columns bound to a row's value; one compared to a constant is the same row each time.
+    equal = {c: k for c, k in _equalities(statement.whereclause, table).items() if k in keys}
     unique = next((k for k in _unique_keys(table) if equal.keys() >= set(k)), None)
     if unique is None:
         return None
