@@ -13,14 +13,14 @@ test or a ``pytest.param`` overrides it.
 
 from __future__ import annotations
 
-import contextlib
 import inspect
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Generator
 from typing import Any
 
 import pytest
 
 from membound._errors import ChildFailed, MemboundError
+from membound.guard.pytest import baseline
 from membound.guard.pytest.failures import complexity_text, fail, leak_text, limit_text
 from membound.guard.pytest.fixture import MemboundFixture, membound
 from membound.guard.pytest.marks import (
@@ -30,6 +30,7 @@ from membound.guard.pytest.marks import (
     memory_complexity,
 )
 from membound.guard.pytest.memray_plugin import Coexistence, coexist
+from membound.guard.pytest.runs import StoredFailure, one_event_loop, one_run, ran_already
 from membound.guard.pytest.summary import PEAK_KEY, Summary
 from membound.judge.complexity import complexity
 from membound.judge.leaks import find_leaks
@@ -65,6 +66,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "with --membound beside each listed test (memray where installed, else tracemalloc; "
         "without this option a failed limit runs its test once more to name them).",
     )
+    baseline.add_options(group)
     parser.addini("membound_limit_memory", "Default memory limit for every test, e.g. 512MB.")
     parser.addini(
         "membound_limit_kind", "Kind of the default limit: rss (default) or heap.", default="rss"
@@ -76,62 +78,21 @@ def pytest_configure(config: pytest.Config) -> None:
     """Register the markers' help and the plugin's objects."""
     for text in MARKERS.values():
         config.addinivalue_line("markers", text)
-    config.pluginmanager.register(MemoryChecks(config, coexist(config)), "membound-checks")
-    if config.getoption("membound"):
+    checks = MemoryChecks(config, coexist(config))
+    config.pluginmanager.register(checks, "membound-checks")
+    controller = not hasattr(config, "workerinput")  # not an xdist worker
+    if config.getoption("membound") and controller:
         config.pluginmanager.register(Summary(config), "membound-summary")
+    if checks.baseline is not None and controller:
+        config.pluginmanager.register(baseline.BaselineSummary(config), "membound-baseline")
 
 
-class _StoredFailure(Exception):
-    """A ``unittest.TestCase`` run failed; unittest stored the error on the item for pytest to
-    report, so the repeated runs stop without raising anything of their own."""
-
-
-def _ran_already() -> None:
-    """Stands in for a test's usual call after membound's checks ran it."""
-
-
-@contextlib.contextmanager
-def one_event_loop(item: pytest.Item) -> Iterator[None]:
-    """Keep one event loop for all runs of an anyio test.
-
-    anyio's plugin starts a test runner (an event loop) per call unless one is already leased;
-    holding a lease for the whole check makes every run use the same loop, as one test would.
-    pytest-asyncio keeps the test's loop in a fixture, so its tests need nothing here.
-    """
-    backend = getattr(item, "funcargs", {}).get("anyio_backend")
-    if backend is None:
-        yield
-        return
-    from anyio.pytest_plugin import extract_backend_and_options, get_runner
-
-    with get_runner(*extract_backend_and_options(backend)):
-        yield
-
-
-def one_run(item: pytest.Item) -> Callable[[], None]:
-    """One run of ``item`` as pytest would run its call phase: a plain test function with its
-    fixture values, a ``TestCase``'s ``setUp``, method and ``tearDown``, an async test on its
-    own event loop (through its plugin). Fixtures are set up once, not per run.
-
-    A plain synchronous function is called directly, as pytest's own ``pytest_pyfunc_call``
-    does; everything else runs through ``item.runtest()``, so that the plugin owning the item
-    (unittest, pytest-asyncio, anyio, …) runs it its own way.
-    """
-    if type(item) is pytest.Function and not inspect.iscoroutinefunction(item.obj):
-        function = item
-
-        def call() -> None:
-            names = function._fixtureinfo.argnames
-            function.obj(**{name: function.funcargs[name] for name in names})
-
-        return call
-
-    def run() -> None:
-        item.runtest()
-        if item.__dict__.get("_excinfo"):
-            raise _StoredFailure
-
-    return run
+def _heap_peak_of_call(item: pytest.Item) -> int | None:
+    """The heap peak ``_check_peak`` measured for the test's call (None when it measured RSS)."""
+    for key, value in item.user_properties:
+        if key == PEAK_KEY and isinstance(value, tuple) and value[1] == "heap":
+            return int(value[0])
+    return None
 
 
 class MemoryChecks:
@@ -144,6 +105,7 @@ class MemoryChecks:
         self.memray = memray or Coexistence(installed=False, memray_on=False)
         # Markers this plugin reads: a bare limit_memory is pytest-memray's under --memray.
         self.markers = [n for n in MARKERS if n != "limit_memory" or self.memray.bare_limit_is_ours]
+        self.baseline = baseline.BaselineChecks(config) if baseline.wanted(config) else None
 
     def _limit(self, item: pytest.Item) -> tuple[int, str] | None:
         """The test's limit: its membound marker, or the ini default."""
@@ -192,17 +154,32 @@ class MemoryChecks:
         leak = marker_options(item, "no_leak")
         scale = marker_options(item, "memory_complexity")
         if not (scale or leak):
+            first = None  # the heap peak of the test's own call, when it was measured
             if limit or self.summary:
-                return (yield from self._check_peak(item, limit))
-            return (yield)
+                result = yield from self._check_peak(item, limit)
+                first = _heap_peak_of_call(item)
+            elif self.baseline is not None:
+                with block_peak("heap") as own:
+                    result = yield
+                first = own.bytes
+            else:
+                result = yield
+            if self.baseline is not None:  # the call passed: measure it again
+                self.baseline.after_call(item, first)
+            return result
         with one_event_loop(item):
             if scale:
-                self._check_complexity(item, scale)
+                kind, verdict, failure = "complexity", *self._check_complexity(item, scale)
             else:
-                self._check_leak(item, leak)
+                kind, verdict, failure = "leak", *self._check_leak(item, leak)
+        if self.baseline is not None and verdict is not None:
+            worse = self.baseline.after_verdict(item, kind, verdict)
+            failure = "\n".join(t for t in (failure, worse) if t) or None
+        if failure:
+            fail(failure)
         # The test has run many times already, and a failure of its own is stored on the item
         # (unittest) or was raised: the usual call would only run it once more.
-        item.runtest = _ran_already  # type: ignore[method-assign]
+        item.runtest = ran_already  # type: ignore[method-assign]
         try:
             return (yield)
         finally:
@@ -238,7 +215,8 @@ class MemoryChecks:
         return again
 
     @staticmethod
-    def _check_leak(item: pytest.Item, opts: dict[str, Any]) -> None:
+    def _check_leak(item: pytest.Item, opts: dict[str, Any]) -> tuple[str | None, str | None]:
+        """The leak verdict and the failure text (None when it passed)."""
         try:
             report = find_leaks(
                 one_run(item),
@@ -250,21 +228,21 @@ class MemoryChecks:
                 label=item.name,
             )
         except ChildFailed as exc:
-            if isinstance(exc.__cause__, _StoredFailure):
-                return  # unittest stored the failure on the item; pytest reports it
+            if isinstance(exc.__cause__, StoredFailure):
+                return None, None  # unittest stored the failure on the item; pytest reports it
             if exc.__cause__ is not None:
                 raise exc.__cause__ from None  # the test's own failure, as pytest would show it
             raise
-        if report.verdict != "no leak":
-            fail("no_leak: " + leak_text(report))
+        failure = None if report.verdict == "no leak" else "no_leak: " + leak_text(report)
+        return report.verdict, failure
 
     @staticmethod
-    def _check_complexity(item: pytest.Item, opts: dict[str, Any]) -> None:
+    def _check_complexity(item: pytest.Item, opts: dict[str, Any]) -> tuple[str | None, str | None]:
+        """The complexity verdict and the failure text (None when it passed)."""
         arg = opts["arg"]
         funcargs = getattr(item, "funcargs", None)
         if not isinstance(funcargs, dict) or arg not in funcargs:
-            fail(f"memory_complexity: the test takes no parameter named {arg!r}")
-            return
+            return None, f"memory_complexity: the test takes no parameter named {arg!r}"
         run = one_run(item)
 
         def at_size(n: int) -> None:
@@ -283,5 +261,7 @@ class MemoryChecks:
             )
         finally:
             funcargs[arg] = first
+        failure = None
         if result.big_o != opts["expected"]:
-            fail(complexity_text(opts["expected"], result))
+            failure = complexity_text(opts["expected"], result)
+        return result.big_o, failure

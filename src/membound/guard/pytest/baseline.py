@@ -1,0 +1,323 @@
+"""Memory baselines across commits: ``--membound-baseline FILE`` records every test's figures,
+``--membound-compare FILE`` fails a test whose peak rose beyond its noise or whose verdict got
+worse, ``--membound-summary-md PATH`` writes the outcome as Markdown for a CI job summary.
+
+What is measured, per passing test: after the test's own call (which pytest reports, and which
+is not measured), the call is run ``--membound-repeat`` more times (default 3) with the same
+fixture values; each run's heap peak is tracemalloc's peak over the heap at that run's start,
+and the entry keeps the median and the spread (largest less smallest). ``--membound-rss`` adds
+the RSS peak (``VmHWM`` reset before each run; noisier), in runs of its own so that
+tracemalloc's tables do not count. Tests marked ``memory_complexity`` or ``no_leak`` already
+run many times: their verdict is recorded and compared instead.
+
+Order effects are kept out, so that the figures do not depend on which tests ran before in the
+same process (under xdist every worker runs another sequence each time): the unmeasured first
+call pays what a first call costs whoever pays it (imports, caches filled, lazy set-up); every
+measured run starts after a full ``gc.collect()``, so the garbage of earlier tests is not freed
+in the middle of it; and tracemalloc counts only what the run itself allocates. The price: a
+cost paid only on the first call is not in the figures.
+
+Under xdist the tests are measured and compared in the workers (each reads the baseline file),
+and their entries travel to the controller in the reports' ``user_properties``, where the
+file and the summary are written. A test that raises when run again (a directory it creates
+exists, a row it inserts is there) is named in the summary, and its figure is its own call's
+heap peak (that call is then measured with tracemalloc; where a ``limit_memory`` of kind
+``rss`` or ``--membound`` measured its RSS instead, it gets no entry). The baseline file holds
+exactly the tests measured in the recording run: record it from the whole suite. It is not
+written when the run was interrupted (the old file stays).
+"""
+
+from __future__ import annotations
+
+import gc
+import heapq
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from membound._errors import MemboundError
+from membound.guard.pytest.runs import one_event_loop, one_run
+from membound.judge.baseline import Tolerance, check_against
+from membound.measure.inprocess import block_peak
+from membound.report.baseline import baseline_markdown, baseline_text_lines
+from membound.results.baseline import (
+    Baseline,
+    BaselineCheck,
+    BaselineEntry,
+    BaselineReport,
+    Figure,
+    python_version,
+)
+
+__all__ = ["ENTRY_KEY", "BaselineChecks", "BaselineSummary", "add_options", "wanted"]
+
+#: The ``user_properties`` key under which a test reports its entry (or why it has none).
+ENTRY_KEY = "membound_baseline"
+#: Keys of a test's report beside its entry: why it has none, or why its figure is of one run.
+_NOT_MEASURED = "not_measured"
+_ONCE = "once"
+#: Improvements and unmeasured names listed in the summary (their counts are always given).
+_LISTED = 10
+
+
+def add_options(group: Any) -> None:
+    """The baseline options of the ``membound`` option group."""
+    group.addoption(
+        "--membound-baseline",
+        metavar="FILE",
+        default=None,
+        help="Record every test's heap peak (median and spread over --membound-repeat runs) "
+        "and its complexity/leak verdict where marked into FILE (plain, sorted JSON to commit).",
+    )
+    group.addoption(
+        "--membound-compare",
+        metavar="FILE",
+        default=None,
+        help="Fail a test whose peak rose beyond its noise since FILE was recorded (more than "
+        "the largest of --membound-tolerance, 3× the spread and --membound-min-increase), or "
+        "whose verdict got worse. Tests FILE lacks are new; tests not run are ignored.",
+    )
+    group.addoption(
+        "--membound-repeat",
+        type=int,
+        default=3,
+        help="Measured runs per test after its own call, for --membound-baseline/-compare "
+        "(default 3).",
+    )
+    group.addoption(
+        "--membound-rss",
+        action="store_true",
+        default=False,
+        help="Also record and compare each test's RSS peak (noisier than the heap's).",
+    )
+    group.addoption(
+        "--membound-tolerance",
+        default="10%",
+        help="A peak may rise this share of its baseline before it counts (default 10%%).",
+    )
+    group.addoption(
+        "--membound-min-increase",
+        default="1MiB",
+        help="No rise smaller than this counts (default 1MiB).",
+    )
+    group.addoption(
+        "--membound-summary-md",
+        metavar="PATH",
+        default=None,
+        help="Write the baseline outcome as Markdown to PATH (e.g. $GITHUB_STEP_SUMMARY).",
+    )
+
+
+def wanted(config: pytest.Config) -> bool:
+    """Whether any baseline option was given."""
+    return bool(
+        config.getoption("membound_baseline")
+        or config.getoption("membound_compare")
+        or config.getoption("membound_summary_md")
+    )
+
+
+def _settings(config: pytest.Config) -> tuple[int, Tolerance, Baseline | None]:
+    """The repeat count, the tolerance and the baseline compared against; a UsageError
+    (one line) names a bad option or an unreadable file."""
+    repeat = config.getoption("membound_repeat")
+    if repeat < 1:
+        raise pytest.UsageError(f"--membound-repeat must be 1 or more, not {repeat}")
+    if config.getoption("membound_summary_md") and not (
+        config.getoption("membound_baseline") or config.getoption("membound_compare")
+    ):
+        raise pytest.UsageError(
+            "--membound-summary-md needs --membound-compare FILE or --membound-baseline FILE"
+        )
+    try:
+        tolerance = Tolerance.parse(
+            config.getoption("membound_tolerance"), config.getoption("membound_min_increase")
+        )
+        source = config.getoption("membound_compare")
+        before = Baseline.read(source) if source else None
+    except MemboundError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    return repeat, tolerance, before
+
+
+class BaselineChecks:
+    """In the process that runs a test: its repeated runs, its entry, and its check."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.repeat, self.tolerance, self.before = _settings(config)
+        self.rss = bool(config.getoption("membound_rss"))
+        self.source = config.getoption("membound_compare")
+
+    def _repeats(self, item: pytest.Item) -> Iterator[tuple[str, int]]:
+        run = one_run(item)
+        with one_event_loop(item):
+            for _ in range(self.repeat):
+                for kind in ("heap", "rss") if self.rss else ("heap",):
+                    gc.collect()
+                    with block_peak("heap" if kind == "heap" else "rss") as peak:
+                        run()
+                    yield kind, peak.bytes
+
+    def after_call(self, item: pytest.Item, first: int | None = None) -> None:
+        """The test's own call passed: measure it again, report its entry, and fail it when it
+        regressed against the baseline. ``first`` is the heap peak of its own call, if it was
+        measured: the figure of a test that cannot run again."""
+        values: dict[str, list[int]] = {"heap": [], "rss": []}
+        try:
+            for kind, value in self._repeats(item):
+                values[kind].append(value)
+        except Exception as exc:  # a test that cannot run again is named in the summary
+            why = f"{type(exc).__name__} on a repeat"
+            if first is None:
+                item.user_properties.append((ENTRY_KEY, {_NOT_MEASURED: why}))
+            else:
+                once = BaselineEntry(heap_peak=Figure(first, 0), runs=1)
+                self._report(item, once, why=f"{why}: the figure of its own call only")
+            return
+        entry = BaselineEntry(
+            heap_peak=Figure.of(values["heap"]),
+            rss_peak=Figure.of(values["rss"]) if values["rss"] else None,
+            runs=self.repeat,
+        )
+        self._report(item, entry)
+
+    def after_verdict(self, item: pytest.Item, kind: str, verdict: str) -> str | None:
+        """A marked test's verdict: report it; the failure text when it got worse."""
+        if kind == "complexity":
+            entry = BaselineEntry(complexity=verdict)
+        else:
+            entry = BaselineEntry(leak=verdict)
+        check = self._report(item, entry, fail_now=False)
+        return None if check is None or not check.regressed else self._failure(check)
+
+    def _report(
+        self, item: pytest.Item, entry: BaselineEntry, *, fail_now: bool = True, why: str = ""
+    ) -> BaselineCheck | None:
+        item.user_properties.append(
+            (ENTRY_KEY, {**entry.to_dict(), _ONCE: why} if why else entry.to_dict())
+        )
+        if self.before is None:
+            return None
+        check = check_against(
+            item.nodeid, self.before.entries.get(item.nodeid), entry, self.tolerance
+        )
+        if check.regressed and fail_now:
+            pytest.fail(self._failure(check), pytrace=False)
+        return check
+
+    def _failure(self, check: BaselineCheck) -> str:
+        return (
+            f"membound baseline: {check.explanation}\n  (baseline {self.source}; when the rise "
+            f"is intended, record it again with --membound-baseline {self.source})"
+        )
+
+
+class BaselineSummary:
+    """In the controller: collects the entries from the reports, writes the baseline file and
+    the Markdown summary, and prints the outcome."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        _, self.tolerance, self.before = _settings(config)
+        self.compared_with = config.getoption("membound_compare")
+        self.record_to = config.getoption("membound_baseline")
+        self.markdown_to = config.getoption("membound_summary_md")
+        # One entry per test measured: the file to write holds them all (it grows with the
+        # suite, which is the input here, not with how long any test runs).
+        self.entries: dict[str, BaselineEntry] = {}
+        self.regressed: list[BaselineCheck] = []
+        self._improved: list[tuple[int, str, BaselineCheck]] = []
+        self.improved_count = self.same = self.new = 0
+        self.not_recorded: list[str] = []
+        self.not_recorded_count = 0
+        self.written: str | None = None
+        self.notes: list[str] = []
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Keep the entry a test reported, and its check against the baseline."""
+        if report.when != "call":
+            return
+        for key, value in report.user_properties:
+            if key != ENTRY_KEY or not isinstance(value, dict):
+                continue
+            why = value.get(_NOT_MEASURED) or value.get(_ONCE)
+            if why:
+                self.not_recorded_count += 1
+                if len(self.not_recorded) < _LISTED:
+                    self.not_recorded.append(f"{report.nodeid}: {why}")
+            if _NOT_MEASURED in value:
+                continue
+            entry = BaselineEntry.from_dict({k: v for k, v in value.items() if k != _ONCE})
+            self.entries[report.nodeid] = entry
+            if self.before is not None:
+                before = self.before.entries.get(report.nodeid)
+                self._count(check_against(report.nodeid, before, entry, self.tolerance))
+
+    def _count(self, check: BaselineCheck) -> None:
+        if check.status == "regressed":
+            self.regressed.append(check)
+        elif check.status == "improved":
+            self.improved_count += 1
+            gain = -min(p.change for p in check.peaks)
+            entry = (gain, check.name, check)
+            if len(self._improved) < _LISTED:
+                heapq.heappush(self._improved, entry)
+            else:
+                heapq.heappushpop(self._improved, entry)
+        elif check.status == "new":
+            self.new += 1
+        else:
+            self.same += 1
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        """Write the baseline (unless the run was interrupted) and the Markdown summary."""
+        if self.before is not None and self.before.python != python_version():
+            self.notes.append(
+                f"the baseline was recorded on Python {self.before.python}, this run is "
+                f"{python_version()}: heap sizes differ between versions"
+            )
+        if self.record_to:
+            if exitstatus == pytest.ExitCode.INTERRUPTED:
+                self.notes.append(
+                    f"the run was interrupted: {self.record_to} was not written (the old file "
+                    "stays)"
+                )
+            else:
+                try:
+                    Baseline(self.entries).write(self.record_to)
+                    self.written = self.record_to
+                except MemboundError as exc:
+                    self.notes.append(str(exc))
+        if self.markdown_to:
+            try:
+                with open(self.markdown_to, "a", encoding="utf-8") as out:
+                    out.write(baseline_markdown(self.result()))
+            except OSError as exc:
+                self.notes.append(f"cannot write the summary {self.markdown_to}: {exc}")
+
+    def result(self) -> BaselineReport:
+        """The run's outcome so far."""
+        not_run = 0
+        if self.before is not None:
+            not_run = sum(1 for name in self.before.entries if name not in self.entries)
+        improved = tuple(c for _, _, c in sorted(self._improved, key=lambda e: -e[0]))
+        return BaselineReport(
+            compared_with=self.compared_with,
+            recorded_to=self.written,
+            recorded=len(self.entries),
+            regressed=tuple(self.regressed),
+            improved=improved,
+            improved_count=self.improved_count,
+            same=self.same,
+            new=self.new,
+            not_run=not_run,
+            not_recorded=tuple(self.not_recorded),
+            not_recorded_count=self.not_recorded_count,
+            notes=tuple(self.notes),
+        )
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        """Print the outcome."""
+        terminalreporter.section("membound: memory baseline")
+        for line in baseline_text_lines(self.result()):
+            terminalreporter.write_line(line)

@@ -1,0 +1,208 @@
+"""Memory baselines across commits, through real pytest runs: ``--membound-baseline`` records,
+``--membound-compare`` fails a test whose peak rose beyond its noise or whose verdict got worse,
+under xdist too; an unchanged suite is never flagged, whatever order its tests run in."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+
+# A suite with the usual sources of noise: small and large peaks, a cache filled by whichever
+# test calls it first (an order effect: under xdist either test may run first, or alone), a
+# dict that resizes, a test whose allocation varies a little from run to run, a tmp_path test
+# that cannot run twice, and a class-based test.
+SUITE = """
+import functools, os, random
+
+EXTRA = int(os.environ.get("EXTRA_BYTES", "0"))
+
+@functools.lru_cache(maxsize=None)
+def table():
+    return [str(i) * 40 for i in range(20_000)]  # several MiB, once per process
+
+def test_tiny():
+    x = [0] * 100
+
+def test_big():
+    block = bytearray(6 * 2**20 + EXTRA)
+    names = {str(i): i for i in range(5_000)}
+
+def test_cache_one():
+    assert len(table()) == 20_000
+    x = [1] * 10_000
+
+def test_cache_two():
+    assert table()[5] == "5" * 40
+
+def test_jitter():
+    x = bytearray(2**20 + random.randint(0, 200_000))
+
+def test_makes_a_dir(tmp_path):
+    (tmp_path / "out").mkdir()
+    data = bytearray(3 * 2**20)
+
+class TestGroup:
+    def test_method(self):
+        rows = [(i, str(i)) for i in range(5_000)]
+"""
+
+
+#: Plugins a subprocess run here does not need (each costs start-up time).
+QUIET = ["-p", "no:hypothesispytest", "-p", "no:benchmark", "-p", "no:memray"]
+
+
+def _entries(path: Path) -> dict[str, dict[str, object]]:
+    data = json.loads(path.read_text())
+    assert data["membound_baseline"] == 1
+    entries: dict[str, dict[str, object]] = data["entries"]
+    return entries
+
+
+def test_a_recorded_baseline_is_sorted_one_line_per_test_and_a_rise_fails_its_test(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(test_suite=SUITE)
+    recorded = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--membound-baseline=b.json")
+    recorded.assert_outcomes(passed=7)
+    text = (pytester.path / "b.json").read_text()
+    lines = [line for line in text.splitlines() if "::" in line]
+    names = [json.loads("{" + line.rstrip(",") + "}").popitem()[0] for line in lines]
+    assert names == sorted(names), text
+    assert len(names) == 7, text
+    entries = _entries(pytester.path / "b.json")
+    big = entries["test_suite.py::test_big"]
+    assert 6 * 2**20 < int(big["heap_peak"]) < 7 * 2**20  # type: ignore[call-overload]
+    assert big["runs"] == 3
+    # The tmp_path test raised on a repeat: its own call's figure, and it is named.
+    assert entries["test_suite.py::test_makes_a_dir"]["runs"] == 1
+    recorded.stdout.fnmatch_lines(["*test_makes_a_dir: FileExistsError on a repeat*"])
+
+    summary = pytester.path / "summary.md"
+    monkeypatch.setenv("EXTRA_BYTES", str(3 * 2**20))
+    compared = pytester.runpytest_subprocess(
+        "-p",
+        "no:cacheprovider",
+        "--membound-compare=b.json",
+        f"--membound-summary-md={summary}",
+        "-n",
+        "2",
+    )
+    compared.assert_outcomes(passed=6, failed=1)
+    out = compared.stdout.str()
+    assert re.search(
+        r"FAILED test_suite.py::test_big - Failed: membound baseline: heap peak rose", out
+    )
+    compared.stdout.fnmatch_lines(
+        ["*heap peak rose: *MiB now, *MiB in the baseline, +3.0 MiB (+*%); a change counts beyond*"]
+    )
+    md = summary.read_text()
+    assert md.startswith("## membound memory baseline: regressed")
+    assert "| test_suite.py::test_big | heap peak |" in md
+    assert "7 checked against b.json: 1 regressed, 0 improved, 6 within noise, 0 new" in md
+
+
+def test_twenty_runs_of_an_unchanged_suite_in_any_order_flag_nothing(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_suite=SUITE)
+    pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--membound-baseline=b.json"
+    ).assert_outcomes(passed=7)
+    ids = list(_entries(pytester.path / "b.json"))
+    shuffle = random.Random(20)
+    for run in range(20):
+        order = shuffle.sample(ids, len(ids))
+        args = ["-p", "no:cacheprovider", "--membound-compare=b.json", *order]
+        if run % 3 == 2:  # under xdist: each worker runs another sequence of tests
+            result = pytester.runpytest_subprocess(*args, "-n", "2", *QUIET)
+        else:  # in this process (faster): a fresh import of the suite each time
+            result = pytester.runpytest(*args)
+        assert result.ret == 0, f"run {run} (order {order}):\n{result.stdout.str()}"
+        result.stdout.fnmatch_lines(["*7 checked against b.json: 0 regressed, *"])
+
+
+def test_a_removed_test_is_ignored_and_an_added_one_is_new(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        test_one="def test_kept():\n    x = [0] * 10\n\ndef test_gone():\n    pass\n"
+    )
+    pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--membound-baseline=b.json"
+    ).assert_outcomes(passed=2)
+    pytester.makepyfile(
+        test_one="def test_kept():\n    x = [0] * 10\n\ndef test_added():\n    pass\n"
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--membound-compare=b.json")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(
+        [
+            "*1 checked against b.json: 0 regressed, 0 improved, 1 within noise, 1 new, "
+            "1 in the baseline not run (ignored)*"
+        ]
+    )
+
+
+def test_a_worse_leak_verdict_fails_with_the_verdicts_named(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    suite = """
+import os, pytest
+KEPT = []
+
+@pytest.mark.no_leak(iterations=200, warmup=20)
+def test_calls():
+    if os.environ.get("LEAK"):
+        KEPT.append(bytearray(20_000))
+    else:
+        x = bytearray(20_000)
+"""
+    pytester.makepyfile(test_leaky=suite)
+    pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--membound-baseline=b.json"
+    ).assert_outcomes(passed=1)
+    assert _entries(pytester.path / "b.json") == {"test_leaky.py::test_calls": {"leak": "no leak"}}
+    monkeypatch.setenv("LEAK", "1")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--membound-compare=b.json")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*leak verdict got worse: no leak → leak*"])
+
+
+def test_an_interrupted_run_leaves_the_old_baseline(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_stop="def test_a():\n    pass\n")
+    pytester.runpytest_subprocess("-p", "no:cacheprovider", "--membound-baseline=b.json")
+    before = (pytester.path / "b.json").read_text()
+    pytester.makepyfile(
+        test_stop="def test_a():\n    x = bytearray(2**20)\n\n"
+        "def test_b():\n    raise KeyboardInterrupt\n"
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--membound-baseline=b.json")
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*the run was interrupted: b.json was not written*"])
+    assert (pytester.path / "b.json").read_text() == before
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--membound-compare=missing.json"], "*cannot read the baseline missing.json*"),
+        (["--membound-compare=bad.json"], "*bad.json: not a membound baseline*"),
+        (["--membound-compare=b.json", "--membound-tolerance=lots"], "*not a percentage: 'lots'*"),
+        (["--membound-baseline=b.json", "--membound-repeat=0"], "*--membound-repeat must be 1*"),
+        (["--membound-summary-md=s.md"], "*--membound-summary-md needs --membound-compare*"),
+    ],
+)
+def test_bad_options_and_files_are_one_line_usage_errors(
+    pytester: pytest.Pytester, args: list[str], message: str
+) -> None:
+    pytester.makepyfile(test_x="def test_x():\n    pass\n")
+    (pytester.path / "bad.json").write_text('{"entries": {}}')
+    (pytester.path / "b.json").write_text('{"membound_baseline": 1, "entries": {}}')
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {message}"])
+    assert "Traceback" not in result.stderr.str() + result.stdout.str()
