@@ -104,7 +104,7 @@ def test_a_recorded_baseline_is_sorted_one_line_per_test_and_a_rise_fails_its_te
     md = summary.read_text()
     assert md.startswith("## membound memory baseline: regressed")
     assert "| test_suite.py::test_big | heap peak |" in md
-    assert "7 checked against b.json: 1 regressed, 0 improved, 6 within noise, 0 new" in md
+    assert "7 checked against b.json: 1 regressed, 0 improved, 6 within noise; 0 new" in md
 
 
 def test_twenty_runs_of_an_unchanged_suite_in_any_order_flag_nothing(
@@ -141,7 +141,7 @@ def test_a_removed_test_is_ignored_and_an_added_one_is_new(pytester: pytest.Pyte
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(
         [
-            "*1 checked against b.json: 0 regressed, 0 improved, 1 within noise, 1 new, "
+            "*1 checked against b.json: 0 regressed, 0 improved, 1 within noise; 1 new, "
             "1 in the baseline not run (ignored)*"
         ]
     )

@@ -19,10 +19,10 @@ def counts_line(r: BaselineReport) -> str:
     parts: list[str] = []
     if r.compared_with is not None:
         checked = len(r.regressed) + r.improved_count + r.same
+        not_run = f", {r.not_run} in the baseline not run (ignored)" if r.not_run else ""
         parts.append(
             f"{checked} checked against {r.compared_with}: {len(r.regressed)} regressed, "
-            f"{r.improved_count} improved, {r.same} within noise, {r.new} new, "
-            f"{r.not_run} in the baseline not run (ignored)"
+            f"{r.improved_count} improved, {r.same} within noise; {r.new} new{not_run}"
         )
     if r.recorded_to is not None:
         parts.append(f"{r.recorded} recorded to {r.recorded_to}")

@@ -7,6 +7,7 @@ from typing import Literal
 
 import click
 
+from membound.cli._baseline import baseline_options, check_and_record, comparison_entries
 from membound.cli._output import (
     DEFAULT_TIMEOUT,
     MESSAGE_CHARS,
@@ -20,6 +21,7 @@ from membound.cli._output import (
 )
 from membound.judge.compare import compare
 from membound.measure.scenarios import load_scenarios
+from membound.results.baseline import Baseline
 
 
 @click.command("compare")
@@ -30,6 +32,7 @@ from membound.measure.scenarios import load_scenarios
 @where_option("each scenario's (one more run each, with the tracer on)", end=False)
 @timeout_option(DEFAULT_TIMEOUT, "each run")
 @output_options
+@baseline_options
 def command(
     file: str | None,
     cmds: tuple[str, ...],
@@ -40,11 +43,14 @@ def command(
     json_path: str | None,
     markdown: bool,
     plot_path: str | None,
+    write_baseline: str | None,
+    baseline: tuple[str, Baseline] | None,
 ) -> int:
     """Compare the @membound.scenario functions of FILE, or commands given with --cmd.
 
     Each run gets a fresh process; runs are interleaved (A B A B …) and reported as medians.
-    On Ctrl-C the runs that finished are printed and written (exit 130).
+    On Ctrl-C the runs that finished are printed and written (exit 130). With --baseline,
+    exit 1 when a scenario's peak rose beyond its noise since the file was recorded.
     """
     if bool(file) == bool(cmds):
         raise click.UsageError("give either a scenarios FILE or one or more --cmd, not both")
@@ -67,4 +73,6 @@ def command(
     failed = [r for r in result.rows if r.outcome != "ok"]
     for r in failed:
         click.echo(f"membound: {cut_long(f'{r.name}: {r.outcome}', MESSAGE_CHARS)}", err=True)
-    return 1 if failed else 0
+    entries = comparison_entries(result)
+    regressed = check_and_record(entries, against=baseline, write=write_baseline)
+    return 1 if failed or regressed else 0

@@ -8,6 +8,7 @@ from typing import Literal
 import click
 
 from membound._errors import TargetError
+from membound.cli._baseline import baseline_options, check_and_record, measurement_entry
 from membound.cli._output import (
     MESSAGE_CHARS,
     cut_long,
@@ -19,6 +20,7 @@ from membound.cli._output import (
 )
 from membound.measure.command import measure_command
 from membound.measure.outcome import check_interval, parse_limit
+from membound.results.baseline import Baseline
 
 
 def _interval(ctx: click.Context, param: click.Parameter, value: float) -> float:
@@ -54,6 +56,7 @@ def _interval(ctx: click.Context, param: click.Parameter, value: float) -> float
     help="Seconds per sample (0.001 to 60).",
 )
 @output_options
+@baseline_options
 @click.argument("cmd", nargs=-1, required=True, type=click.UNPROCESSED)
 def command(
     cmd: tuple[str, ...],
@@ -65,11 +68,14 @@ def command(
     json_path: str | None,
     markdown: bool,
     plot_path: str | None,
+    write_baseline: str | None,
+    baseline: tuple[str, Baseline] | None,
 ) -> int:
     """Run CMD (after '--') and report its memory: peak RSS, growth, exit code.
 
-    Exit code 0 when the command succeeds within its limits, 1 when it fails, is killed or
-    crosses --limit/--timeout, 2 for usage errors.
+    Exit code 0 when the command succeeds within its limits, 1 when it fails, is killed,
+    crosses --limit/--timeout or its peak rose beyond the --baseline's noise, 2 for usage
+    errors.
     """
     with live_memory(shlex.join(cmd), parse_limit(limit)) as on_progress:
         result = measure_command(
@@ -86,4 +92,6 @@ def command(
         detail = cut_long(f"{result.label}: {result.outcome_detail}", MESSAGE_CHARS)
         click.echo(f"membound: {detail}", err=True)
         return 1
-    return 0
+    entry = {shlex.join(cmd): measurement_entry(result)}
+    regressed = check_and_record(entry, against=baseline, write=write_baseline)
+    return 1 if regressed else 0
