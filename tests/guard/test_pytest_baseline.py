@@ -74,14 +74,14 @@ def test_a_recorded_baseline_is_sorted_one_line_per_test_and_a_rise_fails_its_te
     lines = [line for line in text.splitlines() if "::" in line]
     names = [json.loads("{" + line.rstrip(",") + "}").popitem()[0] for line in lines]
     assert names == sorted(names), text
-    assert len(names) == 7, text
+    assert len(names) == 6, text
     entries = _entries(pytester.path / "b.json")
     big = entries["test_suite.py::test_big"]
     assert 6 * 2**20 < int(big["heap_peak"]) < 7 * 2**20  # type: ignore[call-overload]
     assert big["runs"] == 3
-    # The tmp_path test raised on a repeat: its own call's figure, and it is named.
-    assert entries["test_suite.py::test_makes_a_dir"]["runs"] == 1
-    recorded.stdout.fnmatch_lines(["*test_makes_a_dir: FileExistsError on a repeat*"])
+    # The tmp_path test raised on a repeat: no entry, and it is named.
+    assert "test_suite.py::test_makes_a_dir" not in entries
+    recorded.stdout.fnmatch_lines(["*test_makes_a_dir: FileExistsError on a repeat: *"])
 
     summary = pytester.path / "summary.md"
     monkeypatch.setenv("EXTRA_BYTES", str(3 * 2**20))
@@ -104,7 +104,7 @@ def test_a_recorded_baseline_is_sorted_one_line_per_test_and_a_rise_fails_its_te
     md = summary.read_text()
     assert md.startswith("## membound memory baseline: regressed")
     assert "| test_suite.py::test_big | heap peak |" in md
-    assert "7 checked against b.json: 1 regressed, 0 improved, 6 within noise; 0 new" in md
+    assert "6 checked against b.json: 1 regressed, 0 improved, 5 within noise; 0 new" in md
 
 
 def test_twenty_runs_of_an_unchanged_suite_in_any_order_flag_nothing(
@@ -114,7 +114,7 @@ def test_twenty_runs_of_an_unchanged_suite_in_any_order_flag_nothing(
     pytester.runpytest_subprocess(
         "-p", "no:cacheprovider", "--membound-baseline=b.json"
     ).assert_outcomes(passed=7)
-    ids = list(_entries(pytester.path / "b.json"))
+    ids = [*_entries(pytester.path / "b.json"), "test_suite.py::test_makes_a_dir"]
     shuffle = random.Random(20)
     for run in range(20):
         order = shuffle.sample(ids, len(ids))
@@ -124,7 +124,7 @@ def test_twenty_runs_of_an_unchanged_suite_in_any_order_flag_nothing(
         else:  # in this process (faster): a fresh import of the suite each time
             result = pytester.runpytest(*args)
         assert result.ret == 0, f"run {run} (order {order}):\n{result.stdout.str()}"
-        result.stdout.fnmatch_lines(["*7 checked against b.json: 0 regressed, *"])
+        result.stdout.fnmatch_lines(["*6 checked against b.json: 0 regressed, *"])
 
 
 def test_a_removed_test_is_ignored_and_an_added_one_is_new(pytester: pytest.Pytester) -> None:
@@ -206,3 +206,29 @@ def test_bad_options_and_files_are_one_line_usage_errors(
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: {message}"])
     assert "Traceback" not in result.stderr.str() + result.stdout.str()
+
+
+def test_a_testcase_is_measured_again_without_reporting_its_subtests_again(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(
+        test_case="""
+import unittest
+
+class Numbers(unittest.TestCase):
+    def setUp(self):
+        self.values = list(range(100_000))
+
+    def test_each(self):
+        for i in (1, 2, 3):
+            with self.subTest(i=i):
+                self.assertIn(i, self.values)
+"""
+    )
+    result = pytester.runpytest_subprocess(
+        "-q", "-p", "no:cacheprovider", "--membound-baseline=b.json"
+    )
+    result.stdout.fnmatch_lines(["*1 passed, 3 subtests passed*"])
+    entry = _entries(pytester.path / "b.json")["test_case.py::Numbers::test_each"]
+    assert entry["runs"] == 3
+    assert int(entry["heap_peak"]) > 100_000 * 8  # type: ignore[call-overload]

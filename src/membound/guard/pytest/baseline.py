@@ -5,8 +5,8 @@ worse, ``--membound-summary-md PATH`` writes the outcome as Markdown for a CI jo
 What is measured, per passing test: after the test's own call (which pytest reports, and which
 is not measured), the call is run ``--membound-repeat`` more times (default 3) with the same
 fixture values; each run's heap peak is tracemalloc's peak over the heap at that run's start,
-and the entry keeps the median and the spread (largest less smallest). ``--membound-rss`` adds
-the RSS peak (``VmHWM`` reset before each run; noisier), in runs of its own so that
+and the entry keeps the median, the spread (largest less smallest) and how many runs.
+``--membound-rss`` adds the RSS peak (``VmHWM`` reset before each run; noisier), in runs of its own so that
 tracemalloc's tables do not count. Tests marked ``memory_complexity`` or ``no_leak`` already
 run many times: their verdict is recorded and compared instead.
 
@@ -20,9 +20,10 @@ cost paid only on the first call is not in the figures.
 Under xdist the tests are measured and compared in the workers (each reads the baseline file),
 and their entries travel to the controller in the reports' ``user_properties``, where the
 file and the summary are written. A test that raises when run again (a directory it creates
-exists, a row it inserts is there) is named in the summary, and its figure is its own call's
-heap peak (that call is then measured with tracemalloc; where a ``limit_memory`` of kind
-``rss`` or ``--membound`` measured its RSS instead, it gets no entry). The baseline file holds
+exists, a row it inserts is there) gets no entry and is named in the summary. A
+``TestCase`` is run again with a result object of its own, so its ``subTest`` outcomes are
+reported once, not once per run. The cost: each test runs under tracemalloc ``repeat`` more
+times, or until its measured runs took ``REPEAT_BUDGET_S``. The baseline file holds
 exactly the tests measured in the recording run: record it from the whole suite. It is not
 written when the run was interrupted (the old file stays).
 """
@@ -37,7 +38,7 @@ from typing import Any
 import pytest
 
 from membound._errors import MemboundError
-from membound.guard.pytest.runs import one_event_loop, one_run
+from membound.guard.pytest.runs import one_event_loop, one_run, quiet_testcase_run
 from membound.judge.baseline import Tolerance, check_against
 from membound.measure.inprocess import block_peak
 from membound.report.baseline import baseline_markdown, baseline_text_lines
@@ -54,9 +55,11 @@ __all__ = ["ENTRY_KEY", "BaselineChecks", "BaselineSummary", "add_options", "wan
 
 #: The ``user_properties`` key under which a test reports its entry (or why it has none).
 ENTRY_KEY = "membound_baseline"
-#: Keys of a test's report beside its entry: why it has none, or why its figure is of one run.
+#: The key of a test's report that says why it has no entry.
 _NOT_MEASURED = "not_measured"
-_ONCE = "once"
+#: Repeats stop once the measured runs of a test took this long (at least one runs): a heap
+#: peak is steady, and tracemalloc makes allocation-heavy code 2 to 15 times slower.
+REPEAT_BUDGET_S = 10.0
 #: Improvements and unmeasured names listed in the summary (their counts are always given).
 _LISTED = 10
 
@@ -150,35 +153,34 @@ class BaselineChecks:
         self.source = config.getoption("membound_compare")
 
     def _repeats(self, item: pytest.Item) -> Iterator[tuple[str, int]]:
-        run = one_run(item)
+        run = quiet_testcase_run(item) or one_run(item)
+        spent = 0.0
         with one_event_loop(item):
             for _ in range(self.repeat):
+                if spent > REPEAT_BUDGET_S:
+                    return  # the heap peak is steady: more runs would only cost time
                 for kind in ("heap", "rss") if self.rss else ("heap",):
                     gc.collect()
                     with block_peak("heap" if kind == "heap" else "rss") as peak:
                         run()
+                    spent += peak.seconds
                     yield kind, peak.bytes
 
-    def after_call(self, item: pytest.Item, first: int | None = None) -> None:
+    def after_call(self, item: pytest.Item) -> None:
         """The test's own call passed: measure it again, report its entry, and fail it when it
-        regressed against the baseline. ``first`` is the heap peak of its own call, if it was
-        measured: the figure of a test that cannot run again."""
+        regressed against the baseline."""
         values: dict[str, list[int]] = {"heap": [], "rss": []}
         try:
             for kind, value in self._repeats(item):
                 values[kind].append(value)
         except Exception as exc:  # a test that cannot run again is named in the summary
-            why = f"{type(exc).__name__} on a repeat"
-            if first is None:
-                item.user_properties.append((ENTRY_KEY, {_NOT_MEASURED: why}))
-            else:
-                once = BaselineEntry(heap_peak=Figure(first, 0), runs=1)
-                self._report(item, once, why=f"{why}: the figure of its own call only")
+            why = f"{type(exc).__name__} on a repeat: {exc}"[:200]
+            item.user_properties.append((ENTRY_KEY, {_NOT_MEASURED: why}))
             return
         entry = BaselineEntry(
             heap_peak=Figure.of(values["heap"]),
             rss_peak=Figure.of(values["rss"]) if values["rss"] else None,
-            runs=self.repeat,
+            runs=len(values["heap"]),
         )
         self._report(item, entry)
 
@@ -192,11 +194,9 @@ class BaselineChecks:
         return None if check is None or not check.regressed else self._failure(check)
 
     def _report(
-        self, item: pytest.Item, entry: BaselineEntry, *, fail_now: bool = True, why: str = ""
+        self, item: pytest.Item, entry: BaselineEntry, *, fail_now: bool = True
     ) -> BaselineCheck | None:
-        item.user_properties.append(
-            (ENTRY_KEY, {**entry.to_dict(), _ONCE: why} if why else entry.to_dict())
-        )
+        item.user_properties.append((ENTRY_KEY, entry.to_dict()))
         if self.before is None:
             return None
         check = check_against(
@@ -240,14 +240,12 @@ class BaselineSummary:
         for key, value in report.user_properties:
             if key != ENTRY_KEY or not isinstance(value, dict):
                 continue
-            why = value.get(_NOT_MEASURED) or value.get(_ONCE)
-            if why:
+            if _NOT_MEASURED in value:
                 self.not_recorded_count += 1
                 if len(self.not_recorded) < _LISTED:
-                    self.not_recorded.append(f"{report.nodeid}: {why}")
-            if _NOT_MEASURED in value:
+                    self.not_recorded.append(f"{report.nodeid}: {value[_NOT_MEASURED]}")
                 continue
-            entry = BaselineEntry.from_dict({k: v for k, v in value.items() if k != _ONCE})
+            entry = BaselineEntry.from_dict(value)
             self.entries[report.nodeid] = entry
             if self.before is not None:
                 before = self.before.entries.get(report.nodeid)

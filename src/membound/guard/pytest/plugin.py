@@ -87,14 +87,6 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(baseline.BaselineSummary(config), "membound-baseline")
 
 
-def _heap_peak_of_call(item: pytest.Item) -> int | None:
-    """The heap peak ``_check_peak`` measured for the test's call (None when it measured RSS)."""
-    for key, value in item.user_properties:
-        if key == PEAK_KEY and isinstance(value, tuple) and value[1] == "heap":
-            return int(value[0])
-    return None
-
-
 class MemoryChecks:
     """Runs each test under the checks its markers (or the ini default limit) ask for."""
 
@@ -154,18 +146,12 @@ class MemoryChecks:
         leak = marker_options(item, "no_leak")
         scale = marker_options(item, "memory_complexity")
         if not (scale or leak):
-            first = None  # the heap peak of the test's own call, when it was measured
             if limit or self.summary:
                 result = yield from self._check_peak(item, limit)
-                first = _heap_peak_of_call(item)
-            elif self.baseline is not None:
-                with block_peak("heap") as own:
-                    result = yield
-                first = own.bytes
             else:
                 result = yield
             if self.baseline is not None:  # the call passed: measure it again
-                self.baseline.after_call(item, first)
+                self.baseline.after_call(item)
             return result
         with one_event_loop(item):
             if scale:

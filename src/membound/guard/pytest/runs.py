@@ -5,11 +5,19 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import unittest
 from collections.abc import Callable, Iterator
 
 import pytest
 
-__all__ = ["StoredFailure", "one_event_loop", "one_run", "ran_already"]
+__all__ = [
+    "FailedAgain",
+    "StoredFailure",
+    "one_event_loop",
+    "one_run",
+    "quiet_testcase_run",
+    "ran_already",
+]
 
 
 class StoredFailure(Exception):
@@ -37,6 +45,29 @@ def one_event_loop(item: pytest.Item) -> Iterator[None]:
 
     with get_runner(*extract_backend_and_options(backend)):
         yield
+
+
+class FailedAgain(Exception):
+    """A ``TestCase`` failed when run again quietly (its traceback as text)."""
+
+
+def quiet_testcase_run(item: pytest.Item) -> Callable[[], None] | None:
+    """A run of a ``unittest.TestCase`` item that reports nothing to pytest (None for other
+    items): its ``setUp``, method and ``tearDown`` with a result object of its own, so that
+    its ``subTest`` outcomes are not reported once more per run; a failure raises
+    :class:`FailedAgain`."""
+    case = getattr(item, "_testcase", None)
+    if not isinstance(case, unittest.TestCase):
+        return None
+
+    def run() -> None:
+        result = unittest.TestResult()
+        case(result=result)
+        problems = result.errors + result.failures
+        if problems:
+            raise FailedAgain(problems[0][1].strip().splitlines()[-1])
+
+    return run
 
 
 def one_run(item: pytest.Item) -> Callable[[], None]:
