@@ -7,8 +7,8 @@ is not measured), the call is run ``--membound-repeat`` more times (default 3) w
 fixture values; each run's heap peak is tracemalloc's peak over the heap at that run's start,
 and the entry keeps the median, the spread (largest less smallest) and how many runs.
 ``--membound-rss`` adds the RSS peak (``VmHWM`` reset before each run; noisier), in runs of
-its own so that tracemalloc's tables do not count. Tests marked ``memory_complexity`` or ``no_leak`` already
-run many times: their verdict is recorded and compared instead.
+its own so that tracemalloc's tables do not count. Tests marked ``memory_complexity`` or
+``no_leak`` already run many times: their verdict is recorded and compared instead.
 
 Order effects are kept out, so that the figures do not depend on which tests ran before in the
 same process (under xdist every worker runs another sequence each time): the unmeasured first
