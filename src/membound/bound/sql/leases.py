@@ -559,13 +559,14 @@ class Lease:
         )
 
     def finish(self, rows_done: int, seconds: float, peak_rss_delta: int | None) -> None:
-        """Mark the range done (fenced) with its figures."""
+        """Mark the range done (fenced) with its figures. The owner stays, with no lease: the
+        report names the worker that finished it (claims skip done ranges)."""
         self.renew(
             done=1,
             rows_done=rows_done,
             seconds=seconds,
             peak_rss_delta=peak_rss_delta,
-            owner=None,
+            lease_until=None,
         )
 
     def release(self) -> None:

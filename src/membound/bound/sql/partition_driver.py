@@ -105,6 +105,8 @@ class Driver:
         self.tries: dict[int, int] = {}
         self.submitted: set[int] = set()
         self.failure: tuple[int, BaseException] | None = None
+        #: The last error a range raised (retried or not), for the report: one line.
+        self.last_error: str | None = None
         self._no_workers_since: float | None = None
         self._workers_checked = 0.0
         self._hit: threading.Event | None = None
@@ -177,7 +179,12 @@ class Driver:
             if release is not None:
                 release()
         except (Exception, CancelledError, asyncio.CancelledError) as exc:
-            if self.tries[part] <= self.retries and not _fatal(exc):
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            retried = self.tries[part] <= self.retries and not _fatal(exc)
+            self.last_error = f"range {part}: {type(exc).__name__}: {first}"[:300] + (
+                " (started again)" if retried else ""
+            )
+            if retried:
                 self._submit(part)
             elif self.failure is None or pool_broken(exc):
                 self.failure = (part, exc)

@@ -10,6 +10,9 @@ from typing import Any
 
 __all__ = ["PartitionReport", "RangeReport"]
 
+#: Workers listed by ``str()`` (the rest are counted).
+_WORKERS_SHOWN = 8
+
 
 @dataclass(frozen=True)
 class RangeReport:
@@ -31,6 +34,8 @@ class RangeReport:
             process pool), else the highest RSS read after each batch (a spike freed within
             one batch is missed). None while unfinished.
         done: whether the range finished.
+        worker: the worker that finished it (its lease owner: host, pid and a suffix); None
+            while unfinished, and for a range finished before workers were recorded.
     """
 
     start: Any
@@ -42,6 +47,7 @@ class RangeReport:
     seconds: float | None
     peak_rss_delta: int | None
     done: bool
+    worker: str | None = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,8 @@ class PartitionReport:
         seconds: wall time of this call.
         runner: what ran the tasks (``dask``, ``ProcessPoolExecutor``, ``in-process``, …).
         already_finished: the job had finished before this call: nothing ran.
+        last_error: the last error a range raised in this call, in one line (``range 3:
+            ValueError: …``, with "(started again)" when it was retried); None when none did.
     """
 
     name: str
@@ -70,6 +78,69 @@ class PartitionReport:
     seconds: float
     runner: str
     already_finished: bool = False
+    last_error: str | None = None
+
+    @property
+    def done(self) -> int:
+        """Ranges finished."""
+        return sum(1 for r in self.ranges if r.done)
+
+    @property
+    def rate(self) -> float | None:
+        """Rows per second of this call's wall time (None when nothing ran in it). A resumed
+        job's rows include those of earlier calls: then read the workers' rates instead."""
+        if self.already_finished or self.seconds <= 0:
+            return None
+        return self.rows / self.seconds
+
+    def workers(self) -> list[tuple[str, int, int, float]]:
+        """Per worker that finished ranges: (worker, ranges, rows, seconds of those ranges),
+        most rows first."""
+        totals: dict[str, list[float]] = {}
+        for r in self.ranges:
+            if r.worker is not None:
+                t = totals.setdefault(r.worker, [0, 0, 0.0])
+                t[0] += 1
+                t[1] += r.rows
+                t[2] += r.seconds or 0.0
+        ranked = sorted(totals.items(), key=lambda kv: (-kv[1][1], kv[0]))
+        return [(w, int(n), int(rows), s) for w, (n, rows, s) in ranked]
+
+    def __str__(self) -> str:
+        """A few lines: totals and rate, ranges done, each worker's share, the slowest range,
+        the last error."""
+        lines = [self._summary()]
+        rate = self.rate
+        lines.append(
+            f"  ranges done: {self.done} of {len(self.ranges)}; rows: {self.rows:,} of "
+            f"{self.estimated_rows:,} estimated"
+            + (f"; {rate:,.0f} rows/s over this call's {self.seconds:.1f} s" if rate else "")
+        )
+        for worker, n, rows, seconds in self.workers()[:_WORKERS_SHOWN]:
+            per = f", {rows / seconds:,.0f} rows/s" if seconds > 0 else ""
+            lines.append(
+                f"  worker {worker}: {n} range{'s' if n != 1 else ''}, {rows:,} rows in "
+                f"{seconds:.1f} s{per}"
+            )
+        hidden = len(self.workers()) - _WORKERS_SHOWN
+        if hidden > 0:
+            lines.append(f"  … and {hidden} more workers")
+        timed = [r for r in self.ranges if r.seconds is not None]
+        if timed:
+            slow = max(timed, key=lambda r: r.seconds or 0.0)
+            peak = (
+                ""
+                if slow.peak_rss_delta is None
+                else f", peak Δ RSS {slow.peak_rss_delta / 2**20:.1f} MiB"
+            )
+            on = f" on {slow.worker}" if slow.worker else ""
+            lines.append(
+                f"  slowest range: {slow.start!r} to {slow.stop!r}, {slow.rows:,} rows in "
+                f"{slow.seconds:.2f} s{on}{peak}"
+            )
+        if self.last_error:
+            lines.append(f"  last error: {self.last_error}")
+        return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (keys as stored: tuples become lists)."""

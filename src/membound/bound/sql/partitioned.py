@@ -459,7 +459,13 @@ def run_partitioned(
         runner,
         submit=submit,
         split_key=lambda row, offset: _split_key(engine, task, row, offset),
-        report=lambda: _report(jobs, runner, began, committed=_committed_counter(engine, task)),
+        report=lambda: _report(
+            jobs,
+            runner,
+            began,
+            committed=_committed_counter(engine, task),
+            last_error=driver.last_error,
+        ),
         driver=task.driver,
         smallest_split=4 * (batch_size if isinstance(batch_size, int) else 1000),
         retries=retries,
@@ -474,7 +480,7 @@ def run_partitioned(
     ):
         driver.run()
     setup(jobs.finish, "finishing")
-    return _report(jobs, runner, began)
+    return _report(jobs, runner, began, last_error=driver.last_error)
 
 
 def _committed_counter(engine: Engine, task: RangeTask) -> Callable[[RangeRow], int]:
@@ -506,6 +512,7 @@ def _report(
     *,
     already_finished: bool = False,
     committed: Callable[[RangeRow], int] | None = None,
+    last_error: str | None = None,
 ) -> PartitionReport:
     ranges = tuple(
         RangeReport(
@@ -518,6 +525,8 @@ def _report(
             seconds=r.seconds,
             peak_rss_delta=r.peak_rss_delta,
             done=r.done,
+            # The owner that finished it (kept on a done range): "driver|host:pid:suffix".
+            worker=r.owner.rsplit("|", 1)[-1] if r.done and r.owner else None,
         )
         for r in jobs.ranges()
     )
@@ -531,4 +540,5 @@ def _report(
         seconds=time.perf_counter() - began,
         runner=runner.kind,
         already_finished=already_finished,
+        last_error=last_error,
     )
