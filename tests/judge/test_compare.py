@@ -87,3 +87,24 @@ def test_compare_in_process() -> None:
     assert not result.isolated
     assert "a" == result.rows[0].name
     assert result.rows[0].rss_peak_delta.median > 25 * MIB
+
+
+def test_a_first_scenario_of_a_few_pages_is_not_divided_by(tmp_path: Path) -> None:
+    """A ratio to ~4 KiB of noise read as 19,534×: the first is "≈ 0" instead."""
+    from membound.report.sections import comparison_table
+
+    file = tmp_path / "bench.py"
+    file.write_text(
+        "import membound\n\n"
+        "@membound.scenario('nothing')\n"
+        "def nothing():\n    return 1\n\n"
+        "@membound.scenario('load')\n"
+        "def load():\n    return len(bytearray(40 * 2**20))\n"
+    )
+    result = mb.compare(file, repeat=1)
+    nothing, load = result.rows
+    assert nothing.rss_peak_delta.median < 64 * 1024
+    assert nothing.ratio is None
+    assert load.ratio is None
+    cells = [row[-1] for row in comparison_table(result).rows]
+    assert cells == ["≈ 0", "first ≈ 0"]

@@ -21,7 +21,7 @@ from membound.measure.outcome import check_timeout
 from membound.measure.scenarios import load_scenarios
 from membound.measure.target import Target
 from membound.measure.where import WhereMode, where_mode
-from membound.results.comparison import Comparison, ScenarioStats, Spread
+from membound.results.comparison import RATIO_FLOOR, Comparison, ScenarioStats, Spread
 from membound.results.measurement import Measurement
 
 __all__ = ["compare"]
@@ -185,7 +185,11 @@ def _comparison(
                 heap_peak=Spread.of(heaps) if heaps else None,
                 duration_s=Spread.of(m.duration_s for m in ms),
                 growth=Counter(m.growth.label for m in ms).most_common(1)[0][0],
-                ratio=delta.median / first_delta if first_delta and first_delta > 0 else None,
+                ratio=(
+                    delta.median / first_delta
+                    if first_delta is not None and first_delta >= RATIO_FLOOR
+                    else None
+                ),
                 outcome="ok" if bad is None else f"{bad.outcome}: {bad.outcome_detail}",
                 timeline=median_run.timeline,
                 rss_peak_source=median_run.rss_peak_source,

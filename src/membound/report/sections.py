@@ -27,6 +27,7 @@ from membound.results import (
     Result,
     Spread,
 )
+from membound.results.comparison import RATIO_FLOOR
 
 __all__ = [
     "HEAP_TRACING_SLOWDOWN",
@@ -158,7 +159,14 @@ def comparison_table(c: Comparison) -> Table:
     """One row per scenario: peaks, wall time, growth and the ratio to the first scenario."""
     head = ("scenario", "peak RSS", "Δ peak RSS", "heap peak", "wall", "growth", "vs first")
     rows = []
-    for r in c.rows:
+    first_is_zero = bool(c.rows) and c.rows[0].rss_peak_delta.median < RATIO_FLOOR
+    for i, r in enumerate(c.rows):
+        if r.ratio is not None:
+            ratio = f"{r.ratio:.2f}×"
+        elif first_is_zero:  # no ratio to a few pages of noise
+            ratio = "≈ 0" if i == 0 else "first ≈ 0"
+        else:
+            ratio = "-"
         rows.append(
             (
                 r.name + ("" if r.outcome == "ok" else f" ⚠ {r.outcome}"),
@@ -167,7 +175,7 @@ def comparison_table(c: Comparison) -> Table:
                 _spread_size(r.heap_peak),
                 _spread_s(r.duration_s),
                 r.growth,
-                "-" if r.ratio is None else f"{r.ratio:.2f}×",
+                ratio,
             )
         )
     return Table(head, tuple(rows))

@@ -10,7 +10,11 @@ from typing import Any
 from membound.results.sites import PeakSite, sites_from_dicts, sites_to_dicts
 from membound.results.timeline import Timeline
 
-__all__ = ["Comparison", "ScenarioStats", "Spread"]
+__all__ = ["RATIO_FLOOR", "Comparison", "ScenarioStats", "Spread"]
+
+#: A first scenario whose Δ peak RSS is under this (16 pages) is "≈ 0": a ratio to it would
+#: be a ratio to the noise of a few pages (4 KiB against 76 MiB read as 19,534×).
+RATIO_FLOOR = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -50,7 +54,8 @@ class ScenarioStats:
     growth: str
     """The most frequent growth pattern over the runs."""
     ratio: float | None
-    """Median Δ peak divided by the first scenario's (None when that is not positive)."""
+    """Median Δ peak divided by the first scenario's (None when that is under
+    :data:`RATIO_FLOOR`: the first is then "≈ 0")."""
     outcome: str
     """``ok`` when every run ended normally, else the first other outcome with its detail."""
     timeline: Timeline = field(compare=False)
