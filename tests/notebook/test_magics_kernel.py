@@ -164,3 +164,71 @@ def test_magics_in_a_real_kernel(tmp_path: Path) -> None:
     assert ["list", "generator"] == list(peaks)
     assert peaks["list"] > 8 * 2**20 > 4 * peaks["generator"], peaks
     assert "generator" in _html(cells[13])
+
+
+POLISH = [
+    "%load_ext membound",
+    '%membound --label "two words" x = [0] * 1000',
+    "print(json.dumps({'label': _.label}))",
+    "KEPT = []\n"
+    "def leaky():\n    KEPT.append(bytearray(2000))\n"
+    "def build(n):\n    return [0] * n\n"
+    "def boom():\n    raise ValueError('mine')",
+    "%membound_leaks leaky --iterations 300",
+    "print(json.dumps({'holder': _.holders[0].path if _.holders else None,"
+    " 'explanation': _.explanation}))",
+    "%membound_scale build --sizez 1000,2000,3000",
+    "%%membound\nboom()",
+    "%%membound_compare --repeat 2\n"
+    "# --- quiet\n"
+    "x = 1\n"
+    "# --- talks\n"
+    "print('hello from talks')\n"
+    "# --- fails\n"
+    "raise KeyError('inner')",
+]
+
+
+@pytest.mark.slow
+def test_what_a_notebook_user_reads(tmp_path: Path) -> None:
+    """Quoted labels, a notebook global named as a leak's holder, a mistyped option named,
+    tracebacks that start at the user's code, and what a variant printed."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("import json")] + [
+        nbformat.v4.new_code_cell(source) for source in POLISH
+    ]
+    NotebookClient(nb, timeout=240, kernel_name="python3", allow_errors=True).execute()
+    cells = nb.cells[1:]
+
+    def streams(cell: Any) -> str:
+        return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+
+    def traceback_of(cell: Any) -> str:
+        return "\n".join(
+            "\n".join(o.get("traceback", [])) for o in cell.outputs if o.output_type == "error"
+        )
+
+    assert _printed(cells[2]) == {"label": "two words"}
+
+    leak = _printed(cells[5])
+    assert leak["holder"] == "globals of leaky() → .KEPT", leak
+    assert "kept by `KEPT`" in leak["explanation"]
+    assert "no module reaches" not in leak["explanation"]
+
+    mistyped = streams(cells[6])
+    assert "unknown option --sizez; did you mean --sizes?" in mistyped, mistyped
+    assert 1 == len(mistyped.strip().splitlines())
+
+    boom = traceback_of(cells[7])
+    assert "ValueError" in boom
+    assert "boom()" in boom
+    for own in ("magics.py", "_where.py", "track.py", "padded"):
+        assert own not in boom, boom
+
+    compared = streams(cells[8])
+    assert "--- talks printed (first run):\nhello from talks" in compared, compared
+    assert compared.count("hello from talks") == 1  # its second run printed nowhere
+    assert "quiet printed" not in compared
+    assert "KeyError: 'inner'" in compared
+    for own in ("_child.py", "_membound_variant", "exec(_membound_code"):
+        assert own not in compared, compared

@@ -21,6 +21,8 @@ def _namespace_of(owner: Any, ns: Any) -> bool:
     """True when ``ns`` is the attribute dict of ``owner`` (module, class or instance)."""
     if issubclass(type(owner), types.ModuleType | type):
         return True
+    if type(owner) is types.FunctionType:
+        return owner.__globals__ is ns
     return instance_dict(owner) is ns
 
 
@@ -51,6 +53,9 @@ def label_chain(chain: Sequence[Any], *, last_type: bool = True) -> tuple[str, .
     for i, obj in enumerate(chain):
         if issubclass(type(obj), types.ModuleType):
             out.append(f"module {obj.__name__}")
+            continue
+        if i == 0 and type(obj) is types.FunctionType:  # a root: its globals come next
+            out.append(f"globals of {obj.__qualname__}()")
             continue
         prev = chain[i - 1] if i else None
         owner = chain[i - 2] if i >= 2 else None

@@ -24,6 +24,7 @@ import sys
 import time
 import traceback
 import tracemalloc
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -65,6 +66,26 @@ def _reset_hwm() -> bool:
 _INSIDE = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), "_inside.py"))
 _WHERE = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), "_where.py"))
 _PROC = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), "_proc_tree.py"))
+
+
+def _user_traceback() -> str:
+    """The traceback of the exception being handled, without this file's frames nor those of
+    membound's wrappers (functions named ``_membound_…``, as a notebook variant's): the user's
+    error starts at the user's code."""
+    exc = sys.exc_info()[1]
+    if exc is None:
+        return ""
+    kept = []
+    tb = exc.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        if code.co_filename != __file__ and not code.co_name.startswith("_membound_"):
+            kept.append(tb)
+        tb = tb.tb_next
+    rebuilt = None
+    for entry in reversed(kept):
+        rebuilt = types.TracebackType(rebuilt, entry.tb_frame, entry.tb_lasti, entry.tb_lineno)
+    return "".join(traceback.format_exception(type(exc), exc, rebuilt))
 
 
 def _write(path: str, data: dict[str, Any]) -> None:
@@ -263,7 +284,7 @@ def main() -> int:
     try:
         func(*args, **kwargs)
     except BaseException:
-        status, tb = "raised", traceback.format_exc()
+        status, tb = "raised", _user_traceback()
     duration = time.perf_counter() - p0
     t1 = time.monotonic()
     hwm = _hwm()

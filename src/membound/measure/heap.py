@@ -201,7 +201,9 @@ _MAX_SEEN = 20_000
 
 def _chain_from_a_module(obj: Any, max_depth: int, ignore: set[int]) -> list[Any]:
     """The shortest chain of referrers from a module in ``sys.modules`` to ``obj`` (module
-    first; empty when none is found within ``max_depth`` links and the scan budget).
+    first; empty when none is found within ``max_depth`` links and the scan budget). A
+    function whose globals belong to no module (a notebook function shipped by value) is a
+    root too: the chain then starts at it, then its globals.
 
     Written here rather than taken from objgraph: ``objgraph.find_backref_chain`` makes one
     ``gc.get_referrers`` scan of the whole heap for every object it visits, with no bound on
@@ -209,6 +211,7 @@ def _chain_from_a_module(obj: Any, max_depth: int, ignore: set[int]) -> list[Any
     refer to a running frame, so they only lengthen the search.
     """
     modules = {id(m) for m in list(sys.modules.values())}
+    module_dicts = {id(vars(m)) for m in list(sys.modules.values()) if hasattr(m, "__dict__")}
     queue: collections.deque[Any] = collections.deque([obj])
     depth: dict[int, int] = {id(obj): 0}
     parent: dict[int, Any] = {id(obj): None}
@@ -232,6 +235,13 @@ def _chain_from_a_module(obj: Any, max_depth: int, ignore: set[int]) -> list[Any
                 key = id(source)
                 if key in ignore or key in depth or type(source) is types.FrameType:
                     continue
+                if _globals_of(source, target) and id(target) not in module_dicts:
+                    # The globals of a function that belongs to no module (a notebook's, sent
+                    # to a fresh process by value): a root, named by the function.
+                    chain = [source, target]
+                    while parent[id(chain[-1])] is not None:
+                        chain.append(parent[id(chain[-1])])
+                    return chain
                 if len(depth) >= _MAX_SEEN:
                     break
                 depth[key] = depth[id(target)] + 1
@@ -242,6 +252,11 @@ def _chain_from_a_module(obj: Any, max_depth: int, ignore: set[int]) -> list[Any
     finally:
         queue.clear()
         parent.clear()
+
+
+def _globals_of(source: Any, target: Any) -> bool:
+    """True when ``source`` is a function whose globals are ``target``."""
+    return type(source) is types.FunctionType and source.__globals__ is target
 
 
 def backref_chain(func: Any, type_name: str, calls: int = 5, max_depth: int = 12) -> list[Any]:

@@ -24,9 +24,12 @@ more options (``%membound x = -1``); only the leading ``--name[=value]`` words a
 
 from __future__ import annotations
 
+import difflib
 import re
+import shlex
 import sys
 import tempfile
+import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -42,12 +45,20 @@ from membound.judge.complexity import complexity
 from membound.judge.leaks import find_leaks
 from membound.measure._where import padded
 from membound.measure.track import track
-from membound.notebook.variants import ship_names, split_cell, used_names, write_scenarios
+from membound.notebook.variants import (
+    ship_names,
+    split_cell,
+    used_names,
+    variant_outputs,
+    write_scenarios,
+)
 from membound.results import Comparison, Complexity, LeakReport, Measurement
 
 __all__ = ["MemboundMagics", "load_ipython_extension", "parse_leading_options"]
 
-_OPTION = re.compile(r"--(?P<name>[a-z][a-z-]*)(?:=(?P<value>\S+))?(?=\s|$)")
+_OPTION_NAME = re.compile(r"--(?P<name>[a-z][a-z-]*)(?P<eq>=)?")
+#: A quoted option value: "two words" or 'two words' (a backslash escapes in double quotes).
+_QUOTED = re.compile(r'"(?P<double>(?:[^"\\]|\\.)*)"|\'(?P<single>[^\']*)\'')
 
 #: Options of ``%membound``: name → whether it takes a value (None: an optional ``=value``).
 _RUN_OPTIONS: dict[str, bool | None] = {
@@ -90,23 +101,63 @@ def parse_leading_options(
             pos += 1
         if line.startswith("--", pos) and (pos + 2 == len(line) or line[pos + 2].isspace()):
             return options, line[pos + 2 :].strip()
-        found = _OPTION.match(line, pos)
-        if not found:
+        found = _OPTION_NAME.match(line, pos)
+        after = found.end() if found else pos
+        if not found or not (found.group("eq") or after == len(line) or line[after].isspace()):
             return options, line[pos:].strip()
-        name, value = found.group("name"), found.group("value")
+        name = found.group("name")
         if name not in known:
-            choices = ", ".join(f"--{k}" for k in known)
-            raise UsageError(f"unknown option --{name} (options: {choices})")
-        pos = found.end()
-        if known[name] is True and value is None:
-            rest = line[pos:].split(None, 1)
-            if not rest:
+            raise UsageError(unknown_option(f"--{name}", [f"--{k}" for k in known]))
+        pos = after
+        value: str | None = None
+        if found.group("eq"):
+            value, pos = _value_at(line, pos, name)
+        elif known[name] is True:
+            while pos < len(line) and line[pos].isspace():
+                pos += 1
+            if pos == len(line):
                 raise UsageError(f"--{name} needs a value")
-            value = rest[0]
-            pos = line.index(value, pos) + len(value)
-        elif known[name] is False and value is not None:
+            value, pos = _value_at(line, pos, name)
+        if known[name] is False and value is not None:
             raise UsageError(f"--{name} takes no value")
         options[name] = value
+
+
+def _value_at(line: str, pos: int, name: str) -> tuple[str, int]:
+    """The option value at ``pos`` (a word, or a quoted text with spaces) and where it ends."""
+    if pos < len(line) and line[pos] in "\"'":
+        quoted = _QUOTED.match(line, pos)
+        if quoted is None:
+            raise UsageError(f"--{name}: the quote that opens its value is not closed")
+        double = quoted.group("double")
+        text = re.sub(r"\\(.)", r"\1", double) if double is not None else quoted.group("single")
+        return text, quoted.end()
+    word = re.compile(r"\S+").match(line, pos)
+    if word is None:
+        raise UsageError(f"--{name}= needs a value")
+    return word.group(), word.end()
+
+
+def unknown_option(given: str, known: list[str]) -> str:
+    """The one line for a mistyped option: it, the closest known one, and all of them."""
+    close = difflib.get_close_matches(given, known, n=1)
+    guess = f"; did you mean {close[0]}?" if close else ""
+    return f"unknown option {given}{guess} (options: {', '.join(known)})"
+
+
+def _parsed(magic: Any, line: str) -> Any:
+    """``parse_argstring``, after naming a mistyped option: argparse would otherwise report a
+    required option as missing (``--sizez`` read as "required: --sizes")."""
+    known = [o for o in magic.parser._option_string_actions if o.startswith("--")]
+    try:
+        words = shlex.split(line)
+    except ValueError:  # an unclosed quote: parse_argstring says so
+        words = []
+    for word in words:
+        given = word.split("=", 1)[0]
+        if given.startswith("--") and len(given) > 2 and given not in known:
+            raise UsageError(unknown_option(given, known))
+    return parse_argstring(magic, line)
 
 
 def _heap_engine(options: dict[str, str | None]) -> bool | str:
@@ -216,8 +267,11 @@ class MemboundMagics(Magics):
         __tracebackhide__ = True  # the user's error shows the user's frames, not membound's
         compiled = self._compile(code)
         tracker = track(label, heap=heap, interval=interval, where=where)  # type: ignore[arg-type]
-        with tracker:
-            padded(exec, compiled, self._ip.user_global_ns, self._ip.user_ns)
+        try:
+            with tracker:
+                padded(exec, compiled, self._ip.user_global_ns, self._ip.user_ns)
+        except Exception as exc:
+            raise _without_membound_frames(exc)  # noqa: B904 - the same error, fewer frames
         return tracker.result
 
     @line_cell_magic
@@ -239,10 +293,14 @@ class MemboundMagics(Magics):
         label = options.get("label") or ("cell" if cell is not None else statement[:60])
         interval = _interval(options.get("interval"))
         where = _where(options)
-        result: Measurement | None = _membound_errors(
-            lambda: self._run_in_kernel(code, label, heap, interval, where)
-        )
-        return result
+
+        def run() -> Measurement | None:
+            __tracebackhide__ = True
+            result: Measurement | None = self._run_in_kernel(code, label, heap, interval, where)
+            return result
+
+        measured: Measurement | None = _membound_errors(run)
+        return measured
 
     @magic_arguments()
     @argument("--repeat", type=int, default=3, help="runs per variant (default 3)")
@@ -261,7 +319,7 @@ class MemboundMagics(Magics):
     def membound_compare(self, line: str, cell: str) -> Comparison:
         """Compare the cell's variants, each opened by ``# --- name``, each in a fresh process
         (lines before the first variant are setup, run before each variant's baseline)."""
-        args = parse_argstring(self.membound_compare, line)
+        args = _parsed(self.membound_compare, line)
         if args.repeat < 1:
             raise UsageError("--repeat must be at least 1")
 
@@ -282,13 +340,17 @@ class MemboundMagics(Magics):
             shipped = ship_names(used_names(setup, *(v.code for v in variants)), self._ip.user_ns)
             with tempfile.TemporaryDirectory(prefix="membound-cell-") as tmp:
                 targets = write_scenarios(Path(tmp), setup, variants, shipped)
-                return compare(
-                    targets,
-                    repeat=args.repeat,
-                    heap=args.heap,
-                    timeout=args.timeout,
-                    where=args.where or False,
-                )
+                try:
+                    return compare(
+                        targets,
+                        repeat=args.repeat,
+                        heap=args.heap,
+                        timeout=args.timeout,
+                        where=args.where or False,
+                    )
+                finally:  # what the variants printed, also when one failed
+                    for block in variant_outputs(Path(tmp), variants):
+                        print(block)
 
         result: Comparison = _membound_errors(run)
         if args.in_kernel:  # after the run: a caveat on figures, not on a refused input
@@ -305,7 +367,7 @@ class MemboundMagics(Magics):
     @line_magic
     def membound_scale(self, line: str) -> Complexity:
         """How the peak of ``f(n)`` grows with ``n``: O(1) … O(n²)."""
-        args = parse_argstring(self.membound_scale, line)
+        args = _parsed(self.membound_scale, line)
         func = self._function(args.function)
         sizes = _sizes(args.sizes)
         if args.repeat < 1:
@@ -336,7 +398,7 @@ class MemboundMagics(Magics):
     @line_magic
     def membound_leaks(self, line: str) -> LeakReport:
         """Whether ``f()`` keeps memory per call, what keeps it and where it was allocated."""
-        args = parse_argstring(self.membound_leaks, line)
+        args = _parsed(self.membound_leaks, line)
         func = self._function(args.function)
         tolerance = None
         if args.tolerance is not None:
@@ -356,6 +418,25 @@ class MemboundMagics(Magics):
         if args.in_kernel:
             print(IN_KERNEL_CAVEAT, file=sys.stderr)
         return result
+
+
+#: membound's own source folder: its frames are not shown in a user's traceback.
+_OWN_FOLDER = str(Path(__file__).resolve().parents[1])
+
+
+def _without_membound_frames(exc: BaseException) -> BaseException:
+    """``exc`` with membound's frames (the tracker, ``padded``) cut from its traceback: the
+    error the cell raised starts at the cell."""
+    kept = []
+    tb = exc.__traceback__
+    while tb is not None:
+        if not str(Path(tb.tb_frame.f_code.co_filename).resolve()).startswith(_OWN_FOLDER):
+            kept.append(tb)
+        tb = tb.tb_next
+    rebuilt = None
+    for entry in reversed(kept):
+        rebuilt = types.TracebackType(rebuilt, entry.tb_frame, entry.tb_lasti, entry.tb_lineno)
+    return exc.with_traceback(rebuilt)
 
 
 def _in_kernel_variant(shell: Any, code: str) -> Callable[[], None]:

@@ -138,6 +138,31 @@ def ship_names(names: set[str], namespace: Mapping[str, Any]) -> bytes:
     return dumps_by_value(values, "the notebook's names", hint, check=False)
 
 
+#: What a variant printed is shown up to this many characters.
+OUTPUT_SHOWN = 10_000
+
+
+def output_path(folder: Path, index: int) -> Path:
+    """Where the first run of variant ``index`` leaves what it printed."""
+    return folder / f"output-{index}.txt"
+
+
+def variant_outputs(folder: Path, variants: list[Variant]) -> list[str]:
+    """What each variant printed in its first run, as blocks to show (none for silent ones)."""
+    blocks = []
+    for i, variant in enumerate(variants):
+        path = output_path(folder, i)
+        if not path.is_file():
+            continue
+        with path.open(encoding="utf-8", errors="replace") as f:
+            text = f.read(OUTPUT_SHOWN + 1)
+        if text:
+            cut = len(text) > OUTPUT_SHOWN
+            body = text[:OUTPUT_SHOWN] + ("\n… (cut)" if cut else "")
+            blocks.append(f"--- {variant.name} printed (first run):\n{body.rstrip()}")
+    return blocks
+
+
 def write_scenarios(
     folder: Path, setup: str, variants: list[Variant], shipped: bytes
 ) -> dict[str, str]:
@@ -145,21 +170,35 @@ def write_scenarios(
     names_file = folder / "names.pickle"
     names_file.write_bytes(shipped)
     lines = [
+        "import contextlib as _membound_contextlib",
+        "import os as _membound_os",
         "import pickle as _membound_pickle",
         f"with open({str(names_file)!r}, 'rb') as _membound_file:",
         "    globals().update(_membound_pickle.load(_membound_file))",
         "del _membound_file, _membound_pickle",
+        "",
+        "def _membound_output(path):",
+        "    # The first run of a variant keeps what it prints, for the notebook to show; the",
+        "    # others print to nowhere. Opened at import: outside the measured call.",
+        "    try:",
+        "        return open(path, 'x', encoding='utf-8')",
+        "    except FileExistsError:",
+        "        return open(_membound_os.devnull, 'w', encoding='utf-8')",
         "",
         setup,
         "",
     ]
     for i, variant in enumerate(variants):
         # Compiled at import, outside the measured call; run with the file's globals, as a cell.
+        out = str(output_path(folder, i))
         lines += [
             f"_membound_code_{i} = compile({variant.code!r}, {f'<variant {variant.name}>'!r}, "
             "'exec')",
             f"def _membound_variant_{i}():",
-            f"    exec(_membound_code_{i}, globals())",
+            f"    with _membound_output({out!r}) as _membound_out, \\",
+            "            _membound_contextlib.redirect_stdout(_membound_out), \\",
+            "            _membound_contextlib.redirect_stderr(_membound_out):",
+            f"        exec(_membound_code_{i}, globals())",
             "",
         ]
     cell_file = folder / "cell.py"
