@@ -5,8 +5,8 @@ under xdist too; an unchanged suite is never flagged, whatever order its tests r
 from __future__ import annotations
 
 import json
-import random
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -107,6 +107,24 @@ def test_a_recorded_baseline_is_sorted_one_line_per_test_and_a_rise_fails_its_te
     assert "6 checked against b.json: 1 regressed, 0 improved, 5 within noise; 0 new" in md
 
 
+# Twenty comparisons in one fresh interpreter (a pytest process per run would cost its start-up
+# twenty times): the suite's module is imported anew for each, so its cache starts empty, and
+# every third run is under xdist, whose workers run their own sequence of the tests.
+TWENTY_RUNS = """
+import random, sys, pytest
+ids = sys.argv[1:]
+shuffle = random.Random(20)
+for run in range(20):
+    for name in [m for m in sys.modules if m.startswith("test_suite")]:
+        del sys.modules[name]
+    order = shuffle.sample(ids, len(ids))
+    xdist = ["-n", "2"] if run % 3 == 2 else []
+    args = ["-q", "-p", "no:cacheprovider", "--membound-compare=b.json", *xdist, *order]
+    code = pytest.main(args)
+    print(f"RUN {run} EXIT {int(code)} ORDER {order} {xdist}", flush=True)
+"""
+
+
 def test_twenty_runs_of_an_unchanged_suite_in_any_order_flag_nothing(
     pytester: pytest.Pytester,
 ) -> None:
@@ -115,16 +133,13 @@ def test_twenty_runs_of_an_unchanged_suite_in_any_order_flag_nothing(
         "-p", "no:cacheprovider", "--membound-baseline=b.json"
     ).assert_outcomes(passed=7)
     ids = [*_entries(pytester.path / "b.json"), "test_suite.py::test_makes_a_dir"]
-    shuffle = random.Random(20)
-    for run in range(20):
-        order = shuffle.sample(ids, len(ids))
-        args = ["-p", "no:cacheprovider", "--membound-compare=b.json", *order]
-        if run % 3 == 2:  # under xdist: each worker runs another sequence of tests
-            result = pytester.runpytest_subprocess(*args, "-n", "2", *QUIET)
-        else:  # in this process (faster): a fresh import of the suite each time
-            result = pytester.runpytest(*args)
-        assert result.ret == 0, f"run {run} (order {order}):\n{result.stdout.str()}"
-        result.stdout.fnmatch_lines(["*6 checked against b.json: 0 regressed, *"])
+    script = pytester.makepyfile(twenty_runs=TWENTY_RUNS)
+    result = pytester.run(sys.executable, str(script), *ids, timeout=280)
+    out = result.stdout.str()
+    runs = re.findall(r"^RUN (\d+) EXIT (\d+)", out, flags=re.M)
+    assert [int(r) for r, _ in runs] == list(range(20)), out
+    assert [int(code) for _, code in runs] == [0] * 20, out
+    assert out.count("6 checked against b.json: 0 regressed, ") == 20, out
 
 
 def test_a_removed_test_is_ignored_and_an_added_one_is_new(pytester: pytest.Pytester) -> None:
