@@ -1,11 +1,13 @@
-"""Render README's benchmark sections from ``benchmarks/results/*.json`` (``make bench``).
+"""Render the documentation's benchmark sections from ``benchmarks/results/*.json`` (``make
+bench``).
 
 Four sections: "Numbers" (overhead, verdicts, demo), the batching table under "Bound"
 (``batching.json`` from ``make bench``, ``batching-10m.json`` from ``bench_batching.py --slow``),
 partitioned runs (``partition.json``) and the production guard's table (``guard.json``).
-``python benchmarks/readme_numbers.py`` prints them; ``--write`` replaces them in README.md
-between their markers. A test checks that README.md holds exactly what this renders from the
-committed results, so every figure in those sections comes from a benchmark run.
+``python benchmarks/readme_numbers.py`` prints them; ``--write`` replaces them between their
+markers in the pages of ``docs/`` that hold them (:data:`PAGES`). A test checks that those pages
+hold exactly what this renders from the committed results, so every figure in those sections
+comes from a benchmark run.
 """
 
 from __future__ import annotations
@@ -506,22 +508,38 @@ def _replace(text: str, begin: str, end: str, section: str) -> str:
     return text[:start] + section + text[stop:]
 
 
+#: The page of ``docs/`` that holds each section.
+PAGES = {
+    "numbers": "numbers.md",
+    "batching": "guides/big-table.md",
+    "guard": "guides/service-leaks.md",
+    "backstop": "guides/service-leaks.md",
+    "partition": "guides/more-machines.md",
+}
+
+
+def sections() -> list[tuple[str, str, str, Any]]:
+    """Each section: (page under docs/, begin marker, end marker, its renderer)."""
+    return [
+        (PAGES["numbers"], BEGIN, END, render),
+        (PAGES["batching"], BATCHING_BEGIN, BATCHING_END, render_batching),
+        (PAGES["guard"], GUARD_BEGIN, GUARD_END, render_guard),
+        (PAGES["backstop"], BACKSTOP_BEGIN, BACKSTOP_END, render_backstop),
+        (PAGES["partition"], PARTITION_BEGIN, PARTITION_END, render_partition),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--write", action="store_true", help="replace the sections in README.md")
+    parser.add_argument("--write", action="store_true", help="replace the sections in docs/")
     args = parser.parse_args()
-    numbers, batching, guard = render(), render_batching(), render_guard()
-    partition, backstop = render_partition(), render_backstop()
     if not args.write:
-        print("\n\n".join([numbers, batching, guard, partition, backstop]))
+        print("\n\n".join(render_section() for _, _, _, render_section in sections()))
         return
-    readme = ROOT / "README.md"
-    text = _replace(readme.read_text(), BEGIN, END, numbers)
-    text = _replace(text, BATCHING_BEGIN, BATCHING_END, batching)
-    text = _replace(text, PARTITION_BEGIN, PARTITION_END, partition)
-    text = _replace(text, BACKSTOP_BEGIN, BACKSTOP_END, backstop)
-    readme.write_text(_replace(text, GUARD_BEGIN, GUARD_END, guard))
-    print(f"updated {readme}")
+    for page, begin, end, render_section in sections():
+        path = ROOT / "docs" / page
+        path.write_text(_replace(path.read_text(), begin, end, render_section()))
+        print(f"updated {path}")
 
 
 if __name__ == "__main__":

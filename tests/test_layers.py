@@ -160,8 +160,8 @@ def test_a_back_import_is_caught(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 
 def test_readme_layout_matches_the_tree() -> None:
-    """README's Layout section names every part, and every module it names exists."""
-    readme = (SRC.parents[1] / "README.md").read_text(encoding="utf-8")
+    """The docs' Layout section names every part, and every module it names exists."""
+    readme = (SRC.parents[1] / "docs" / "layout.md").read_text(encoding="utf-8")
     layout = readme.split("## Layout", 1)[1].split("\n## ", 1)[0]
     parts = {p.name for p in SRC.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
     assert set() == {part for part in parts if f"`{part}/" not in layout}
