@@ -31,7 +31,7 @@ Two mechanisms, because neither alone bounds memory:
    often a request handler in a worker thread), ``sys.settrace`` slows every line, and batch
    boundaries exist only in membound's own loops.
 
-What it does not catch, and the trade-offs (also in the README):
+What it does not catch, and the trade-offs (also in docs/guides/big-table.md):
 
 * The cap is **process-wide**, like RSS: while a block runs, an allocation in *any* thread that
   would pass the cap fails with ``MemoryError`` in that thread. Several budgets in force at once

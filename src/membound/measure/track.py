@@ -79,7 +79,7 @@ class track:
         label: name for the result (default: the function's name, or ``"block"``).
         heap: also measure the heap: ``True`` or ``"tracemalloc"`` (Python allocations), or
             ``"memray"`` (Python allocators and native allocations; the ``memray`` extra). Both
-            cost time: README says how much and which to choose.
+            cost time: docs/how-it-measures.md says how much and which to choose.
         interval: sampling interval in seconds for the timeline; ``None`` disables the sampler
             process (the peak still comes from ``VmHWM``).
         where: also say which lines held the memory at the peak and at the end
