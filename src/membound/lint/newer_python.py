@@ -6,8 +6,8 @@ parse here. ruff has a parser of its own and knows every grammar; pylint and myp
 running interpreter's and give up. membound hands such files to the newest CPython found on the
 machine — ``python3.N`` on ``PATH`` or in ``/usr/bin`` and ``/usr/local/bin``, pyenv's versions
 (``$PYENV_ROOT`` or ``~/.pyenv``) — which lints them with the same rules and settings, all in
-one subprocess per run (``lint/_newer_child.py``; about 0.1 s, measured in docs/numbers.md). Only a file
-that this newest one refuses too is ``MB000``, with both versions named.
+one subprocess per run (``lint/_newer_child.py``; about 0.1 s, measured in docs/numbers.md).
+Only a file that this newest one refuses too is ``MB000``, with both versions named.
 """
 
 from __future__ import annotations

@@ -119,7 +119,8 @@ def in_batches(
         checkpoint: resume strictly after the checkpoint's stored key. When no ``BatchWriter``
             owns the checkpoint, a batch's last key is saved once the loop asks for the next
             batch (or ends), i.e. after your code for that batch returned: at-least-once. For
-            exactly-once, give the same checkpoint to a ``BatchWriter`` (see the recipe in docs/guides/big-table.md).
+            exactly-once, give the same checkpoint to a ``BatchWriter`` (the recipe is in
+            docs/guides/big-table.md).
         progress: show a rich progress bar with rows/s, ETA (from a count taken at start) and RSS.
         wal_checkpoint: on SQLite, run ``PRAGMA wal_checkpoint(PASSIVE)`` between batches so the
             WAL file stays small while the loop writes.
