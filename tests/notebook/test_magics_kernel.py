@@ -4,6 +4,7 @@ ipykernel started from this interpreter), its outputs read back."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -186,6 +187,7 @@ POLISH = [
     "print('hello from talks')\n"
     "# --- fails\n"
     "raise KeyError('inner')",
+    "%%membound_compare --repeat 2\n# --- one\nx = 1\n# --- two\ny = 2",
 ]
 
 
@@ -232,3 +234,16 @@ def test_what_a_notebook_user_reads(tmp_path: Path) -> None:
     assert "KeyError: 'inner'" in compared
     for own in ("_child.py", "_membound_variant", "exec(_membound_code"):
         assert own not in compared, compared
+
+    def shown(cell: Any) -> str:  # displays, updated in place by their id
+        return "".join(
+            o.get("data", {}).get("text/plain", "")
+            for o in cell.outputs
+            if o.output_type == "display_data"
+        )
+
+    # Live progress: one line per magic, refreshed in place, left saying what was done.
+    assert re.fullmatch(r"membound_compare: 4 runs done in [0-9.]+ s", shown(cells[9])), shown(
+        cells[9]
+    )
+    assert re.fullmatch(r"membound_leaks: \d+ rounds done in [0-9.]+ s", shown(cells[4]))

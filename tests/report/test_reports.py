@@ -126,3 +126,15 @@ def test_the_heap_cost_note_keeps_its_units() -> None:
     assert "Tracemalloc's own memory, up to " in note
     assert "RSS figures" in note
     assert "iB" in note.split("up to ", 1)[1].split(",")[0]
+
+
+def test_a_command_has_no_rss_at_start_and_says_so() -> None:
+    """A command starts from nothing: its "RSS at start" is not a reading of 0 B."""
+    import sys
+
+    from membound.report.sections import measurement_table
+
+    m = mb.measure_command([sys.executable, "-c", "x = bytearray(8 * 2**20)"])
+    cells = dict(measurement_table(m).rows)
+    assert cells["RSS at start"] == "none: the command starts from nothing (Δ peak RSS is its peak)"
+    assert m.rss_peak_delta == m.rss_peak

@@ -45,6 +45,7 @@ from membound.judge.complexity import complexity
 from membound.judge.leaks import find_leaks
 from membound.measure._where import padded
 from membound.measure.track import track
+from membound.notebook.progress import LiveProgress
 from membound.notebook.variants import (
     ship_names,
     split_cell,
@@ -323,8 +324,18 @@ class MemboundMagics(Magics):
         if args.repeat < 1:
             raise UsageError("--repeat must be at least 1")
 
+        live = LiveProgress(self._ip, "membound_compare")
+        done = [0]
+
+        def on_run(name: str, index: int) -> None:
+            done[0] += 1
+            live.step(f"run {done[0]} of {total[0]}: {name} (run {index + 1})")
+
+        total = [0]
+
         def run() -> Comparison:
             setup, variants = split_cell(cell)
+            total[0] = (args.repeat + (1 if args.where else 0)) * len(variants)
             if args.in_kernel:
                 self._ip.run_cell(setup, silent=True)
                 scenarios: dict[str, Any] = {
@@ -336,6 +347,7 @@ class MemboundMagics(Magics):
                     isolate=False,
                     heap=args.heap,
                     where=args.where or False,
+                    on_run=on_run,
                 )
             shipped = ship_names(used_names(setup, *(v.code for v in variants)), self._ip.user_ns)
             with tempfile.TemporaryDirectory(prefix="membound-cell-") as tmp:
@@ -347,12 +359,14 @@ class MemboundMagics(Magics):
                         heap=args.heap,
                         timeout=args.timeout,
                         where=args.where or False,
+                        on_run=on_run,
                     )
                 finally:  # what the variants printed, also when one failed
                     for block in variant_outputs(Path(tmp), variants):
                         print(block)
 
         result: Comparison = _membound_errors(run)
+        live.done(f"{done[0]} runs done")
         if args.in_kernel:  # after the run: a caveat on figures, not on a refused input
             print(IN_KERNEL_CAVEAT, file=sys.stderr)
         return result
@@ -372,6 +386,13 @@ class MemboundMagics(Magics):
         sizes = _sizes(args.sizes)
         if args.repeat < 1:
             raise UsageError("--repeat must be at least 1")
+        live = LiveProgress(self._ip, "membound_scale")
+        runs = [0]
+
+        def on_run(n: int, index: int) -> None:
+            runs[0] += 1
+            live.step(f"n = {n:,}, run {index + 1} ({runs[0]} runs so far)")
+
         result: Complexity = _membound_errors(
             lambda: complexity(
                 func,
@@ -381,8 +402,10 @@ class MemboundMagics(Magics):
                 isolate=not args.in_kernel,
                 timeout=args.timeout,
                 label=args.function,
+                on_run=on_run,
             )
         )
+        live.done(f"{runs[0]} runs over {len(sizes)} sizes done")
         if args.in_kernel:
             print(IN_KERNEL_CAVEAT, file=sys.stderr)
         return result
@@ -403,9 +426,17 @@ class MemboundMagics(Magics):
         tolerance = None
         if args.tolerance is not None:
             tolerance = _membound_errors(lambda: parse_size(args.tolerance))
+        live = LiveProgress(self._ip, "membound_leaks")
+        rounds = [0]
+
+        def on_round(done: int, planned: int) -> None:
+            rounds[0] = done
+            live.step(f"round {done} of {planned}")
+
         result: LeakReport = _membound_errors(
             lambda: find_leaks(
                 func,
+                on_round=on_round,
                 iterations=args.iterations,
                 warmup=args.warmup,
                 rounds=args.rounds,
@@ -415,6 +446,7 @@ class MemboundMagics(Magics):
                 label=args.function,
             )
         )
+        live.done(f"{rounds[0]} rounds done")
         if args.in_kernel:
             print(IN_KERNEL_CAVEAT, file=sys.stderr)
         return result

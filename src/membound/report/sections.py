@@ -95,6 +95,13 @@ def where_tables(where: Where) -> tuple[tuple[str, Table], ...]:
     return tuple(out)
 
 
+def _rss_at_start(m: Measurement) -> str:
+    """A command has no RSS before it starts: say so rather than print 0 B as a reading."""
+    if m.kind == "command" and m.rss_start == 0:
+        return "none: the command starts from nothing (Δ peak RSS is its peak)"
+    return format_size(m.rss_start)
+
+
 def measurement_table(m: Measurement) -> Table:
     """Two columns, measure and value, one row per figure of ``m``."""
     rows = [
@@ -102,7 +109,7 @@ def measurement_table(m: Measurement) -> Table:
         ("kind", m.kind),
         ("outcome", m.outcome + (f" ({m.outcome_detail})" if m.outcome_detail else "")),
         ("wall time", f"{m.duration_s:.3f} s"),
-        ("RSS at start", format_size(m.rss_start)),
+        ("RSS at start", _rss_at_start(m)),
         ("RSS peak", f"{format_size(m.rss_peak)} — {m.rss_peak_source}"),
         ("Δ peak RSS", format_size(m.rss_peak_delta, signed=True)),
         ("RSS at end", format_size(m.rss_end)),
