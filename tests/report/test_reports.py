@@ -138,3 +138,30 @@ def test_a_command_has_no_rss_at_start_and_says_so() -> None:
     cells = dict(measurement_table(m).rows)
     assert cells["RSS at start"] == "none: the command starts from nothing (Δ peak RSS is its peak)"
     assert m.rss_peak_delta == m.rss_peak
+
+
+def test_the_chart_of_a_block_counts_time_from_the_blocks_start() -> None:
+    """The sampler process samples from a little after the block starts: the chart's time axis
+    starts at the block's start, its first point that much later."""
+    import time
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from membound.report.chart import _plot_timeline
+    from membound.results.timeline import STARTED_AFTER
+
+    with mb.track("block") as t:
+        time.sleep(0.1)
+    m = t.result
+    assert m is not None
+    late = m.timeline.extra[STARTED_AFTER]
+    assert 0 < late < m.duration_s
+    assert late + m.timeline.times[-1] <= m.duration_s
+    fig, ax = plt.subplots()
+    _plot_timeline(ax, m.timeline, m.label)
+    xs = ax.get_lines()[0].get_xdata()
+    assert xs[0] == pytest.approx(late + m.timeline.times[0])
+    plt.close(fig)

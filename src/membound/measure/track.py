@@ -51,7 +51,7 @@ from membound.measure.where import (
 )
 from membound.results.growth import Anchors, classify
 from membound.results.measurement import Measurement
-from membound.results.timeline import Timeline
+from membound.results.timeline import STARTED_AFTER, Timeline
 
 __all__ = ["track"]
 
@@ -116,6 +116,7 @@ class track:
         self._overhead: TracingOverhead | None = None
         self._blocks_start = 0
         self._t0 = 0.0
+        self._m0 = 0.0
 
     # -- nesting -------------------------------------------------------------------------------
     def _fold_peaks(self) -> None:
@@ -172,6 +173,7 @@ class track:
                     self._stop_sampler_quietly()
                     self._refuse(exc)
         self._t0 = time.perf_counter()
+        self._m0 = time.monotonic()  # the sampler's clock: where the block starts on it
         return self
 
     def __exit__(
@@ -226,6 +228,8 @@ class track:
             exact = self._reset_ok and hwm_end is not None
             source = tree_source(processes, self.interval or 0.0, sampled, own, source, exact)
         timeline = report.timeline if report is not None else Timeline((), (), (), 0.0)
+        if report is not None and report.start > self._m0:
+            timeline.extra[STARTED_AFTER] = report.start - self._m0
         label = self.label or "block"
         sites = sites_fields(figures, self._where)
         self.result = Measurement(

@@ -21,6 +21,7 @@ from membound._files import write_atomic
 from membound.judge.complexity import MODELS
 from membound.report.text import displayable
 from membound.results import Comparison, Complexity, LeakReport, Measurement, Timeline
+from membound.results.timeline import STARTED_AFTER
 
 __all__ = ["ChartReporter", "chart"]
 
@@ -72,7 +73,10 @@ def _plot_timeline(ax: Any, timeline: Timeline, label: str, index: int = 0) -> s
     if not len(timeline):
         ax.plot([], [], label=f"{_short(label)} (no samples)")
         return None
-    xs = list(timeline.times)
+    # Seconds since the measured block started, not since the sampler's first sample: the
+    # sampler process starts beside the block and samples from a little later.
+    offset = float(timeline.extra.get(STARTED_AFTER, 0.0))
+    xs = [t + offset for t in timeline.times]
     highs = [v / _MIB for v in timeline.highs]
     lows = [v / _MIB for v in timeline.lows]
     (line,) = ax.plot(xs, highs, label=_short(label), linewidth=1.2)
@@ -221,6 +225,7 @@ def _draw(
     if isinstance(result, Measurement):
         fig, ax = plt.subplots(figsize=(8, 4.5))
         _plot_timeline(ax, result.timeline, result.label)
+        ax.set_xlim(left=0)  # the block's start
         ax.set_title(f"{_short(result.label)}: {result.growth.label}")
         axes = [ax]
     else:

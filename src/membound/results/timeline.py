@@ -8,7 +8,11 @@ from typing import Any
 
 from membound.results.downsample import MAX_POINTS_DEFAULT, Downsampler
 
-__all__ = ["Timeline"]
+__all__ = ["STARTED_AFTER", "Timeline"]
+
+#: ``Timeline.extra`` key: seconds from the start of the measured block to the first sample
+#: (the sampler process starts beside the block); charts count time from the block's start.
+STARTED_AFTER = "started_after_s"
 
 
 @dataclass(frozen=True)
@@ -36,7 +40,7 @@ class Timeline:
     source: str = "sampler process reading /proc/PID/statm"
     """Where the samples came from."""
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
-    """Sampler diagnostics (late ticks, processes seen)."""
+    """Sampler diagnostics (late ticks, processes seen) and :data:`STARTED_AFTER`."""
 
     def __post_init__(self) -> None:
         if not len(self.times) == len(self.lows) == len(self.highs):
