@@ -28,8 +28,9 @@ lint: $(STAMP)
 
 # The documentation site (mkdocs.yml) into site/: --strict fails on a broken internal link or
 # anchor and on a docstring the API reference cannot render; nothing is fetched from the web.
+# Not --quiet: mkdocs then stops counting warnings, and --strict passes a broken link.
 docs: $(STAMP)
-	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 test: lint docs
 	$(PYTEST)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,27 @@ def test_readme_opens_with_the_two_commands_and_makefile_has_them() -> None:
     makefile = ROOT.joinpath("Makefile").read_text()
     for target in ("demo", "test", "bench", "lint"):
         assert re.search(rf"^{target}:", makefile, re.M), target
+
+
+@pytest.mark.slow
+def test_the_readme_commands_run() -> None:
+    """Every ``membound`` command README shows runs as written, from the repository, and exits 0
+    (they use the files in examples/, and the project's own src/ for lint)."""
+    readme = ROOT.joinpath("README.md").read_text()
+    commands = re.findall(r"^\.venv/bin/membound (.+)$", readme, re.M)
+    assert {"run", "scale", "compare", "leaks", "lint", "watch"} == {
+        shlex.split(c)[0] for c in commands
+    }
+    for command in commands:
+        proc = subprocess.run(
+            [sys.executable, "-m", "membound", *shlex.split(command)],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=ROOT,
+            timeout=120,
+        )
+        assert 0 == proc.returncode, (command, proc.stdout[-2000:], proc.stderr[-2000:])
 
 
 @pytest.mark.slow
