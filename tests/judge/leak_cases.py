@@ -201,6 +201,11 @@ def memo_filling(limit: int) -> Any:
     return lookup
 
 
+#: Calls at which ``bursts_at`` keeps a batch so that a 1,000-call run, and each of its
+#: lengthenings up to 16,000 calls, ends with a burst in its late half.
+BURSTS_PAST_EVERY_LENGTHENING = (700, 1500, 3000, 6000, 12000)
+
+
 def bursts_at(*at: int) -> Any:
     """A function that, on its calls number ``at`` (from 1), keeps a batch of 2,000 new
     objects for good and does nothing else: growth in bursts, far apart."""

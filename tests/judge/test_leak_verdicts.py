@@ -19,6 +19,7 @@ import pytest
 
 import membound as mb
 from membound._units import format_size
+from membound.judge import leaks as leaks_module
 from membound.judge.retained import judge_retention
 from tests.judge import leak_cases as lc
 
@@ -198,20 +199,47 @@ def test_cycles_with_finalizers_are_collected_not_leaked() -> None:
 
 
 def test_a_run_too_short_to_decide_says_how_long_would_decide() -> None:
-    # Bursts at calls 700, 1,500 and 3,000: each lengthened run still ends with a burst in its
-    # late half, so even the 4,000-call run cannot tell bursts that stop from a leak.
-    report = mb.find_leaks(lc.bursts_at(700, 1500, 3000), warmup=0)
+    # Bursts in the late half of every lengthened run (1,000 calls doubled up to 16,000): even
+    # the longest run cannot tell bursts that stop from a leak.
+    report = mb.find_leaks(lc.bursts_at(*lc.BURSTS_PAST_EVERY_LENGTHENING), warmup=0)
     assert "undecided" == report.verdict, report.explanation
     assert not report.leaking
     assert report.extended_from == 1000
-    assert report.iterations == 4000
+    assert report.iterations == 16000
     needed = report.needed_iterations
     assert needed is not None
     assert needed > report.iterations
     assert f"run about {needed:,} iterations to decide" in report.explanation
     # ... and a run of that length decides.
-    longer = mb.find_leaks(lc.bursts_at(700, 1500, 3000), warmup=0, iterations=needed)
+    longer = mb.find_leaks(
+        lc.bursts_at(*lc.BURSTS_PAST_EVERY_LENGTHENING), warmup=0, iterations=needed
+    )
     assert "no leak" == longer.verdict, longer.explanation
+
+
+def test_a_run_is_lengthened_past_4x_only_while_that_is_cheap(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Bursts at 700, 1,500 and 3,000 calls: the 4,000-call run still has one in its late half,
+    # the 8,000-call run does not. A fast target gets the longer run ...
+    fast = mb.find_leaks(lc.bursts_at(700, 1500, 3000), warmup=0)
+    assert ("no leak", 8000) == (fast.verdict, fast.iterations), fast.explanation
+    assert "lengthened from 1,000 to 8,000 calls" in fast.explanation
+    # ... a slow one (here: any run counts as slow) stops at 4x, undecided.
+    monkeypatch.setattr(leaks_module, "_CHEAP_S", 0.0)
+    slow = mb.find_leaks(lc.bursts_at(700, 1500, 3000), warmup=0)
+    assert ("undecided", 4000) == (slow.verdict, slow.iterations), slow.explanation
+
+
+def test_the_judgement_between_lengthenings_is_not_measured() -> None:
+    # A burst at call 700 makes the 1,000-call run undecided; the run goes on to 2,000 calls,
+    # after which nothing more is kept. The objects of the first judgement must be gone before
+    # the rounds that follow it are read: alive, they were a step of ~100 blocks there.
+    report = mb.find_leaks(lc.bursts_at(700), warmup=0)
+    assert "no leak" == report.verdict, report.explanation
+    assert report.extended_from == 1000
+    at = {r.calls: r for r in report.rounds}
+    assert abs(at[1100].blocks - at[1000].blocks) < 10, (at[1000], at[1100])
 
 
 def test_growth_that_stops_late_in_the_run_is_no_leak() -> None:
@@ -339,8 +367,9 @@ def test_timeout_stops_an_isolated_hunt_and_leaves_no_process() -> None:
 def test_cli_expect_clean_fails_on_undecided_and_leak(tmp_path: Path) -> None:
     script = tmp_path / "targets.py"
     script.write_text(
+        "from tests.judge.leak_cases import BURSTS_PAST_EVERY_LENGTHENING as AT\n"
         "from tests.judge.leak_cases import bursts_at, ids_kept_in_a_set\n"
-        "bursts = bursts_at(700, 1500, 3000)\n"
+        "bursts = bursts_at(*AT)\n"
         "def filling():\n    bursts()\n"
         "def leaking():\n    ids_kept_in_a_set()\n"
         "def clean():\n    return sum(range(100))\n"
@@ -381,7 +410,7 @@ def test_no_leak_marker_fails_an_undecided_test_with_the_iterations_that_decide(
 
         @pytest.mark.no_leak(iterations=100, warmup=0)
         def test_fills_slowly():
-            if next(COUNT) in (70, 150, 300):
+            if next(COUNT) in (70, 150, 300, 600, 1200):
                 BATCHES.append([str(i) * 3 for i in range(2000)])
         """
     )

@@ -29,6 +29,7 @@ explains. ``isolate=True`` runs the same hunt in a fresh interpreter (``judge/is
 from __future__ import annotations
 
 import math
+import time
 import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -70,8 +71,14 @@ _NATIVE_MIN_ROUND = 16 * QUANTUM
 _STEP_BLOCKS_PER_CALL = 50
 #: The smallest change of the allocated-block count treated as more than rounding.
 _BLOCKS_QUANTUM = 2.0
-#: A run that cannot decide is doubled up to this many times (so up to 4× the iterations).
+#: A run that cannot decide is doubled up to this many times (so up to 4× the iterations) ...
 _EXTENSIONS = 2
+#: ... and on to 16× while doubling again costs little: while the rounds so far took under
+#: ``_CHEAP_S`` seconds (the next doubling takes about as long again). Interpreter storage that
+#: settles slowly (Python 3.10's frame free list under pytest's deep stacks grows in bursts for
+#: about a thousand calls) would otherwise be ``undecided`` in a fast test.
+_MORE_EXTENSIONS = 4
+_CHEAP_S = 5.0
 _SKIP_PARTS = (*OWN_DIRS, tracemalloc.__file__, "<frozen importlib", "importlib/")
 
 
@@ -216,21 +223,26 @@ def _hunt(
 ) -> LeakReport:
     for _ in range(warmup):
         func()
-    most = rounds * 2**_EXTENSIONS
     planned = rounds
-    with frozen_heap(), TrendRecorder(func, per_round, most) as recorder:
+    with frozen_heap(), TrendRecorder(func, per_round, rounds * 2**_MORE_EXTENSIONS) as recorder:
         if on_round is not None:
             recorder.on_round = lambda done_now: on_round(done_now, planned)
+        started = time.perf_counter()
         recorder.run(rounds)
         done = rounds
-        trend = recorder.trend()
-        retention = judge_retention(trend.calls, trend.series, tolerance=tol, quantum=QUANTUM)
-        while _unsure(trend, retention) and done * 2 <= most:
+        while True:
+            trend = recorder.trend()
+            retention = judge_retention(trend.calls, trend.series, tolerance=tol, quantum=QUANTUM)
+            cheap = time.perf_counter() - started < _CHEAP_S
+            most = rounds * 2 ** (_MORE_EXTENSIONS if cheap else _EXTENSIONS)
+            if not (_unsure(trend, retention) and done * 2 <= most):
+                break
+            # The judgement's own objects go before the rounds that follow measure the heap:
+            # alive, they would be a step in the series at the first of those rounds.
+            del trend, retention
             planned = done * 2
             recorder.run(done)  # as many rounds again: the run doubles
             done *= 2
-            trend = recorder.trend()
-            retention = judge_retention(trend.calls, trend.series, tolerance=tol, quantum=QUANTUM)
     iterations = done * per_round
     verdict: str = retention.verdict
     shape: str = retention.shape
