@@ -296,10 +296,11 @@ def run(
     status: str | None = None,
     flush_grace: float | None = None,
     skip: list[int] | None = None,
+    stack_tool: str | None = None,
 ) -> dict[str, object]:
     """Sample until told to stop (``skip``: in tree mode, children of ``pid`` that ran before
     and are not counted); return the report (``status``: a file to keep the live
-    figures in, ``elapsed rss peak``; ``flush_grace``: see ``_LimitStop``).
+    figures in, ``elapsed rss peak``; ``flush_grace`` and ``stack_tool``: see ``LimitStop``).
 
     Three ways to name the process: ``pid`` (already running; stop on ``stop`` or EOF on
     stdin), ``pid == 0`` (wait for ``pid N [PGID]`` on stdin first, so that sampling begins the
@@ -311,7 +312,9 @@ def run(
     if spawn is not None:
         if stdio is None:  # not this process's stdin: that is the parent's control pipe
             stdio = [os.open(os.devnull, os.O_RDONLY), 1, 2]
-        return _run_spawned(spawn, stdio, interval, tree, limit, max_points, status, flush_grace)
+        return _run_spawned(
+            spawn, stdio, interval, tree, limit, max_points, status, flush_grace, stack_tool
+        )
     stdin = sys.stdin.buffer
     if pid == 0:
         words = stdin.readline().split()
@@ -369,6 +372,7 @@ def _run_spawned(
     max_points: int,
     status: str | None = None,
     flush_grace: float | None = None,
+    stack_tool: str | None = None,
 ) -> dict[str, object]:
     """Spawn mode of :func:`run`."""
     stdin: Any = sys.stdin.buffer
@@ -395,7 +399,7 @@ def _run_spawned(
         TreeReader(pid, tracker.pids) if tree else StatmReader(pid) if HAS_PROC else None
     )
     samples = Samples(time.monotonic(), max_points, limit, status)
-    at_limit = _SAMPLES["LimitStop"](pid, tracker.kill_all, flush_grace)
+    at_limit = _SAMPLES["LimitStop"](pid, tracker.kill_all, flush_grace, stack_tool, tracker.pids)
     late = 0
     next_tick = samples.start
     stopped_by = ""
@@ -417,6 +421,8 @@ def _run_spawned(
     spawned["leftovers_killed"] = tracker.close()
     if stopped_by:
         spawned["stopped_by"] = stopped_by
+    if at_limit.stack is not None:
+        spawned["limit_stack"] = at_limit.stack
     return {
         **samples.report(),
         **_tree_figures(reader),
@@ -480,6 +486,7 @@ def main() -> None:
         status=config.get("status"),
         flush_grace=config.get("flush_grace"),
         skip=config.get("skip"),
+        stack_tool=config.get("stack_tool"),
     )
     try:
         sys.stdout.write(json.dumps(report))

@@ -20,6 +20,9 @@ _DOWNSAMPLE = runpy.run_path(
         os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "results", "downsample.py"
     )
 )
+_STACK_DUMP = runpy.run_path(
+    os.path.join(os.path.dirname(os.path.abspath(__file__)), "_stack_dump.py")
+)
 
 #: The live status line: rewritten this often at most, and this long (fixed, so a rewrite in place
 #: never leaves a tail of an older, longer line).
@@ -72,23 +75,56 @@ class Samples:
         }
 
 
+def _resident(pid: int) -> int:
+    """Resident pages of ``pid`` (0 when it cannot be read)."""
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as f:
+            return int(f.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 class LimitStop:
     """Stops a spawned run at its memory limit: at once, or (with ``grace``) after asking the
     spawned process to write what it captured of its memory (SIGUSR2) and waiting at most
-    ``grace`` seconds for it to end by itself."""
+    ``grace`` seconds for it to end by itself.
 
-    def __init__(self, pid: int, kill: Callable[[], object], grace: float | None) -> None:
+    With ``stack_tool`` (py-spy's path), the largest process of the run (``pids`` lists them;
+    a shell's Python child, a pool's worker) is first frozen and its Python stack read from
+    outside (``_stack_dump.py``): the line that was running when the limit was crossed, even
+    inside one long C call that no capture request can interrupt. ``stack`` holds what was read.
+    """
+
+    def __init__(
+        self,
+        pid: int,
+        kill: Callable[[], object],
+        grace: float | None,
+        stack_tool: str | None = None,
+        pids: Callable[[], list[int]] | None = None,
+    ) -> None:
         self.pid = pid
         self.kill = kill
         self.grace = grace
         self.deadline: float | None = None
+        self.stack_tool = stack_tool
+        self.pids = pids
+        self.stack: dict[str, object] | None = None
 
     def begin(self) -> None:
         """The limit was crossed."""
+        frozen = None
+        if self.stack_tool:
+            processes = (self.pids() if self.pids is not None else []) or [self.pid]
+            frozen = max(processes, key=_resident) if len(processes) > 1 else self.pid
+            self.stack = _STACK_DUMP["freeze_and_read"](frozen, self.stack_tool)
+            self.stack["processes"] = len(processes)
         if self.grace is None:
             self.kill()
             return
         try:
+            if frozen is not None:
+                os.kill(frozen, signal.SIGCONT)  # frozen to read its stack: it must answer
             os.kill(self.pid, signal.SIGUSR2)
         except OSError:
             self.kill()

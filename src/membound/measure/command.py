@@ -22,6 +22,7 @@ from membound._units import format_size
 from membound.measure._where import read_ticket
 from membound.measure.heap import HeapMode, heap_engine
 from membound.measure.isolate import FLUSH_GRACE_S
+from membound.measure.limit_stack import running_words, stack_fields, stack_tool
 from membound.measure.outcome import (
     check_interval,
     check_timeout,
@@ -127,7 +128,15 @@ def measure_command(
     procs = timeline.extra.get("processes_seen", 0)
     peak, source = _command_peak(report, procs, interval)
     sites = _tree_note(sites_fields(heap_data, mode, outcome), procs)
-    detail = stopped_detail(detail, outcome, mode, sites.get("peak_sites", ()), procs)
+    stack = stack_fields(report.limit_stack)
+    detail = stopped_detail(
+        detail,
+        outcome,
+        mode,
+        sites.get("peak_sites", ()),
+        procs,
+        running_words(stack.get("limit_stack", ()), stack.get("limit_stack_note", "")),
+    )
     rss_end = int(timeline.highs[-1]) if len(timeline) else 0
     return Measurement(
         label=label or shlex.join(args),
@@ -150,6 +159,7 @@ def measure_command(
         limit=limit_bytes,
         interval=interval,
         **sites,
+        **stack,
     )
 
 
@@ -222,6 +232,7 @@ def _run(
                 env=env,
                 status=str(Path(tmp, "status")) if on_progress else None,
                 flush_grace=FLUSH_GRACE_S if where and limit is not None else None,
+                stack_tool=stack_tool() if limit is not None else None,
             ).start()
         finally:
             for fd in set(stdio):

@@ -26,6 +26,7 @@ from membound._errors import ChildFailed, TargetError
 from membound.measure._where import read_ticket
 from membound.measure.heap import HeapMode, heap_engine
 from membound.measure.inprocess import measure_call
+from membound.measure.limit_stack import running_words, stack_fields, stack_tool
 from membound.measure.outcome import (
     check_interval,
     check_timeout,
@@ -118,6 +119,7 @@ def _spawn(
             stdio=stdio,
             env=_child_env(),
             flush_grace=FLUSH_GRACE_S if flush and limit is not None else None,
+            stack_tool=stack_tool() if limit is not None else None,
         ).start()
     finally:
         for fd in stdio:
@@ -263,7 +265,9 @@ def _measurement(
     timeline = report.timeline.window(t0, t1)
     baseline = int(info["baseline"])
     sites = sites_fields(data if data and "where_source" in data else run.flushed, where, outcome)
-    detail = stopped_detail(detail, outcome, where, sites.get("peak_sites", ()))
+    stack = stack_fields(report.limit_stack)
+    running = running_words(stack.get("limit_stack", ()), stack.get("limit_stack_note", ""))
+    detail = stopped_detail(detail, outcome, where, sites.get("peak_sites", ()), running=running)
     peak, source = _peak(run, timeline.highs, interval)
     # What the call's descendants still held when it returned counts at the end (and was not
     # handed back by the child's malloc_trim).
@@ -306,6 +310,7 @@ def _measurement(
         blocks_delta=data.get("blocks_delta") if data else None,
         rss_after_release=released,
         **sites,
+        **stack,
     )
 
 

@@ -67,6 +67,9 @@ class SamplerReport:
     tracking: str = ""
     """Spawn mode: how the run's processes were kept: ``cgroup``, ``subreaper`` or
     ``process-group`` (only the command's own group)."""
+    limit_stack: dict[str, Any] | None = None
+    """Spawn mode with ``stack_tool``: the Python stack read when the limit was crossed
+    (``_stack_dump.py``'s answer), or None (no limit stop)."""
 
 
 class Sampler:
@@ -90,6 +93,8 @@ class Sampler:
         flush_grace: spawn mode with ``limit``: at the limit, first send the spawned process
             SIGUSR2 (it writes what it captured of its memory and exits) and kill the run only
             when it has not ended after this many seconds; None kills at once.
+        stack_tool: spawn mode with ``limit``: py-spy's path; at the limit the spawned process
+            is frozen and its Python stack read before it is stopped (``limit_stack``).
     """
 
     def __init__(
@@ -107,6 +112,7 @@ class Sampler:
         status: str | None = None,
         flush_grace: float | None = None,
         skip: Sequence[int] = (),
+        stack_tool: str | None = None,
     ) -> None:
         if interval <= 0:
             raise ValueError("interval must be positive")
@@ -124,6 +130,7 @@ class Sampler:
             "status": status,
             "flush_grace": flush_grace,
             "skip": list(skip),
+            "stack_tool": stack_tool,
         }
         self._env = dict(env) if env is not None else None
         self._proc: subprocess.Popen[bytes] | None = None
@@ -352,4 +359,5 @@ def _report_from(data: dict[str, Any], interval: float) -> SamplerReport:
         end=data.get("end"),
         leftovers_killed=int(data.get("leftovers_killed", 0)),
         tracking=str(data.get("tracking", "")),
+        limit_stack=data.get("limit_stack"),
     )

@@ -71,18 +71,22 @@ def stopped_detail(
     mode: str | None,
     peak_sites: tuple[PeakSite, ...],
     processes: int = 1,
+    running: str = "",
 ) -> str:
     """A limit stop's words with the line that held the memory (or how to get it), right after
-    "stopped"; with several processes, said to be the top process's line."""
+    "stopped"; with several processes, said to be the top process's line. ``running``: the
+    line that was running at the limit (``limit_stack.running_words``), said where no capture
+    names the lines that held the memory."""
     if outcome != "limit":
         return detail
     head, stopped, tail = detail.partition("; stopped")
     if not stopped:
         head, tail = detail, ""
+    ran = f": {running} when it crossed" if running else ""
     if mode is None:
-        said = f" ({ASK_FOR_WHERE})"
+        said = f"{ran} ({ASK_FOR_WHERE})"
     elif not held_by(peak_sites):
-        said = " (no capture of the lines arrived)"
+        said = f"{ran} (no capture of the lines arrived)"
     elif processes > 1:
         said = (
             f": in the top process (its {processes - 1} other process(es) are not traced), "

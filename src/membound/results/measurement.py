@@ -93,6 +93,15 @@ class Measurement:
     where_note: str = ""
     """Anything the sites do not cover, in words (no capture arrived before a kill, the run
     allocated nothing, only the top process of a tree was traced, …)."""
+    limit_stack: tuple[str, ...] = ()
+    """At a limit stop, the Python stack that was running when the limit was crossed
+    (``file:line in function``, innermost first; the thread holding the GIL): read from outside
+    the frozen process by py-spy, so it is there even when the process was inside one long C
+    call and no capture of ``peak_sites`` arrived. Empty without a limit stop, where py-spy is
+    not installed (the ``stack`` extra), or when it could not be read (``limit_stack_note``)."""
+    limit_stack_note: str = ""
+    """Which process ``limit_stack`` is from when the run had several (its largest), or why a
+    limit stop has none (not a Python process, not permitted, …)."""
 
     @property
     def anchors(self) -> Anchors:
@@ -148,6 +157,7 @@ class Measurement:
         kwargs["growth"] = Growth.from_dict(data["growth"])
         kwargs["peak_sites"] = sites_from_dicts(data.get("peak_sites"))
         kwargs["end_sites"] = sites_from_dicts(data.get("end_sites"))
+        kwargs["limit_stack"] = tuple(data.get("limit_stack", ()))
         return cls(**kwargs)
 
     def to_markdown(self) -> str:

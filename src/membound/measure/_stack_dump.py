@@ -1,0 +1,78 @@
+"""The Python stack of a process at its memory limit, read from outside it with py-spy.
+
+At a limit stop the process may be inside one long C call (``bytearray(10**9)``, a NumPy or pandas
+allocation): it runs no Python code, so it cannot answer a request to write what it captured, and
+its own tracer has nothing to say yet. py-spy reads the interpreter's frames from the process's
+memory without its help; the process is frozen first (SIGSTOP), so its memory stops growing while
+it is read and the stack read is the one that crossed the limit. Reading a stack from another
+process's memory is py-spy's whole job (interpreter layouts for every CPython version): it is run,
+not rewritten.
+
+The caller kills the process afterwards, or resumes it (SIGCONT) to let it write its capture.
+
+Standard library only, run by path from ``_samples.py`` in the sampler process (``-E -s -S``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from typing import Any
+
+__all__ = ["MAX_FRAMES", "MAX_THREADS", "READ_TIMEOUT_S", "freeze_and_read"]
+
+#: Threads kept (the one holding the GIL first), and frames kept per thread (innermost first):
+#: what a reader can use, and a bound on what the sampler holds.
+MAX_THREADS = 8
+MAX_FRAMES = 48
+#: py-spy gets this long; a stack not read by then is reported as not read.
+READ_TIMEOUT_S = 3.0
+
+
+def freeze_and_read(pid: int, tool: str) -> dict[str, Any]:
+    """Stop ``pid`` (SIGSTOP) and read its Python threads with ``tool`` (py-spy's path).
+
+    Returns ``{"pid", "threads": [{"name", "gil", "frames": [[file, line, function], ...]}]}`` or
+    ``{"pid", "error": "..."}``; the process is left stopped either way (when it still exists).
+    """
+    try:
+        os.kill(pid, signal.SIGSTOP)
+    except OSError as exc:
+        return {"pid": pid, "error": f"the process is gone ({exc.strerror})"}
+    try:
+        done = subprocess.run(
+            [tool, "dump", "--pid", str(pid), "--json", "--nonblocking"],
+            capture_output=True,
+            timeout=READ_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return {"pid": pid, "error": f"py-spy did not answer within {READ_TIMEOUT_S:.0f} s"}
+    except OSError as exc:
+        return {"pid": pid, "error": f"py-spy could not run: {exc.strerror}"}
+    if done.returncode != 0:
+        said = done.stderr.decode(errors="replace").strip().splitlines()
+        first = said[0].removeprefix("Error: ") if said else f"exited {done.returncode}"
+        return {"pid": pid, "error": f"py-spy: {first}"}
+    try:
+        return {"pid": pid, "threads": _threads(json.loads(done.stdout))}
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return {"pid": pid, "error": "py-spy's answer could not be read"}
+
+
+def _threads(dump: Any) -> list[dict[str, Any]]:
+    """py-spy's JSON dump, cut to what is kept: the GIL holder first, then active threads."""
+    ordered = sorted(dump, key=lambda t: (not t.get("owns_gil"), not t.get("active")))
+    return [
+        {
+            "name": str(t.get("thread_name") or t.get("thread_id")),
+            "gil": bool(t.get("owns_gil")),
+            "frames": [
+                [str(f["filename"]), int(f["line"]), str(f["name"])]
+                for f in t["frames"][:MAX_FRAMES]
+            ],
+        }
+        for t in ordered[:MAX_THREADS]
+    ]

@@ -1,0 +1,87 @@
+"""The line that was running when a run crossed its memory limit (DESIGN §5 rule 9, "including
+at a limit kill").
+
+A limit stop already asks the process for its capture of the lines that held the memory
+(``where=``); a process inside one long C call cannot answer, and a run without ``where`` has
+no capture. So, where py-spy is installed (the ``stack`` extra), the sampler freezes the process
+at the limit and py-spy reads its Python stack from outside (``_stack_dump.py``): this module
+finds py-spy, turns what it read into frames, and says it in words. It is the line that was
+*running* at the limit, not a measure of what each line held: for one large allocation the two
+are the same line; for a slow climb it is the last step of it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import sysconfig
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from membound.measure._where import is_user_file
+from membound.results.sites import short_path_line
+
+__all__ = ["running_words", "stack_fields", "stack_tool"]
+
+_OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # src/membound
+
+
+def stack_tool() -> str | None:
+    """py-spy's path: beside this interpreter (a venv's scripts, used without activating it),
+    else on PATH; None where it is not installed."""
+    for folder in (sysconfig.get_path("scripts"), os.path.dirname(sys.executable)):
+        found = shutil.which("py-spy", path=folder) if folder else None
+        if found:
+            return found
+    return shutil.which("py-spy")
+
+
+def _location(frame: Sequence[Any]) -> str:
+    file, line, function = frame
+    return f"{file}:{line} in {function}"
+
+
+def stack_fields(raw: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The ``Measurement`` fields of what the sampler read at the limit: ``limit_stack`` (the
+    thread that held the GIL, innermost frame first, membound's own frames left out) and
+    ``limit_stack_note`` (which process it is, when the run had several; or why there is
+    none). Empty when nothing was read (no limit stop, or py-spy not installed)."""
+    if not raw:
+        return {}
+    processes = int(raw.get("processes") or 1)
+    largest = f"in the largest of its {processes} processes" if processes > 1 else ""
+    if "error" in raw:
+        where = f" ({largest})" if largest else ""
+        return {"limit_stack_note": f"its stack could not be read{where}: {raw['error']}"}
+    threads = raw.get("threads") or []
+    frames = threads[0]["frames"] if threads else []
+    kept = tuple(_location(f) for f in frames if not str(f[0]).startswith(_OWN_DIR + os.sep))
+    if not kept:
+        return {"limit_stack_note": "no Python code was running in it"}
+    return {"limit_stack": kept, "limit_stack_note": largest}
+
+
+def _split(location: str) -> tuple[str, str, str]:
+    """``file:line in function`` into its file, ``file:line`` and function."""
+    file_line, _, function = location.rpartition(" in ")
+    return file_line.rpartition(":")[0], file_line, function
+
+
+def running_words(stack: Sequence[str], note: str = "") -> str:
+    """``running job.py:12 in load ← job.py:30`` for a stack from :func:`stack_fields`: the
+    innermost of the user's frames and its caller, and the library frame it was in, if any
+    (``running job.py:12 in load, inside pandas/io/parsers.py:620 in read_csv``), then the
+    ``note`` in brackets (which process). Empty for no stack."""
+    if not stack:
+        return ""
+    user = [s for s in stack if is_user_file(_split(s)[0])]
+    top = user[0] if user else stack[0]
+    _, file_line, function = _split(top)
+    words = f"running {short_path_line(file_line)} in {function}"
+    if len(user) > 1:
+        words += f" ← {short_path_line(_split(user[1])[1])}"
+    if user and stack[0] != top:
+        _, inner, inner_function = _split(stack[0])
+        words += f", inside {short_path_line(inner)} in {inner_function}"
+    return f"{words} ({note})" if note else words

@@ -1,0 +1,126 @@
+"""At a limit stop, the line that was running is named (DESIGN §5 rule 9), read from outside the
+frozen process by py-spy: also inside one long C call, where no capture can arrive, and without
+``where``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import membound as mb
+from membound.measure._stack_dump import MAX_FRAMES
+from membound.measure.limit_stack import stack_tool
+from membound.report.json import dumps, loads
+
+OWN = str(Path(mb.__file__).parent)
+
+#: One allocation far over the limit: the process is inside ``bytearray``'s C code (zeroing
+#: 3 GB) from before the limit until it is stopped; no Python code runs in between.
+ONE_C_CALL = """\
+def load():
+    return bytearray(3_000_000_000)
+
+data = load()
+"""
+
+
+#: ``-- python job.py`` for ``membound run``.
+RUN_JOB = ("--", sys.executable, "job.py")
+
+
+def test_py_spy_is_installed_with_the_all_extra() -> None:
+    assert stack_tool() is not None, "py-spy comes with membound[all] (the stack extra)"
+
+
+def test_a_command_stopped_inside_one_c_call_names_the_running_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "job.py").write_text(ONE_C_CALL)
+    m = mb.measure_command([sys.executable, "job.py"], limit="200 MB")
+    assert "limit" == m.outcome, m.outcome_detail
+    assert m.limit_stack[:2] == (
+        f"{tmp_path}/job.py:2 in load",
+        f"{tmp_path}/job.py:4 in <module>",
+    ), m.limit_stack_note
+    assert "stopped: running job.py:2 in load ← job.py:4 when it crossed (where=True" in (
+        m.outcome_detail
+    )
+    again = loads(dumps(m))
+    assert isinstance(again, mb.Measurement)
+    assert again.limit_stack == m.limit_stack
+
+
+def test_the_cli_names_a_line_at_the_limit_with_where_too(tmp_path: Path) -> None:
+    (tmp_path / "job.py").write_text(ONE_C_CALL)
+    done = subprocess.run(
+        [*(sys.executable, "-m", "membound", "run", "--limit", "200MB", "--where"), *RUN_JOB],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert 1 == done.returncode, done.stderr
+    # Either the capture arrived (the lines that held it) or the running line is named: never
+    # a stop without a line.
+    last = done.stderr.strip().splitlines()[-1]
+    assert "memory limit" in last, done.stderr
+    assert "job.py:2 in load ← job.py:4" in last, done.stderr
+
+
+def _deep(depth: int) -> int:
+    if depth:
+        return _deep(depth - 1)
+    return len(bytearray(3_000_000_000))
+
+
+def deep_allocation() -> int:
+    """Allocates inside 100 nested calls of the user's own code."""
+    return _deep(100)
+
+
+def test_an_isolated_call_names_the_users_frames_only_and_keeps_a_bounded_stack() -> None:
+    m = mb.measure(deep_allocation, isolate=True, limit="200 MB")
+    assert "limit" == m.outcome, m.outcome_detail
+    assert m.limit_stack, m.limit_stack_note
+    assert m.limit_stack[0].startswith(f"{__file__}:")
+    assert m.limit_stack[0].endswith(" in _deep")
+    assert len(m.limit_stack) <= MAX_FRAMES
+    assert not [f for f in m.limit_stack if f.startswith(OWN)]  # membound's own frames left out
+    assert "stopped: running " in m.outcome_detail
+    assert "test_limit_stack.py:" in m.outcome_detail
+    assert " in _deep ← " in m.outcome_detail
+
+
+def test_a_program_that_is_not_python_says_why_it_has_no_stack(tmp_path: Path) -> None:
+    # dd reads into one 400 MB buffer: the limit stops it, and py-spy finds no Python in it.
+    m = mb.measure_command(
+        ["dd", "if=/dev/zero", "of=/dev/null", "bs=400M", "count=1"], limit="100 MB"
+    )
+    assert "limit" == m.outcome, m.outcome_detail
+    assert () == m.limit_stack
+    assert m.limit_stack_note.startswith("its stack could not be read: py-spy: "), (
+        m.limit_stack_note
+    )
+    assert "running" not in m.outcome_detail
+    assert m.outcome_detail.endswith("stopped (where=True (--where) names the lines that held it)")
+
+
+def test_the_stack_is_read_from_the_largest_process_of_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A shell starts Python (and waits for it): the shell is the command, Python holds the memory.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "job.py").write_text(ONE_C_CALL)
+    m = mb.measure_command(["sh", "-c", f"{sys.executable} job.py; echo after"], limit="200 MB")
+    assert "limit" == m.outcome, m.outcome_detail
+    assert m.limit_stack[0] == f"{tmp_path}/job.py:2 in load", m.limit_stack_note
+    assert "in the largest of its 2 processes" == m.limit_stack_note
+    assert (
+        "stopped: running job.py:2 in load ← job.py:4 (in the largest of its 2 processes) "
+        "when it crossed"
+    ) in m.outcome_detail
