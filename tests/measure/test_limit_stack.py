@@ -4,15 +4,18 @@ frozen process by py-spy: also inside one long C call, where no capture can arri
 
 from __future__ import annotations
 
+import random
+import re
 import subprocess
 import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
 
 import membound as mb
 from membound.measure._stack_dump import MAX_FRAMES
-from membound.measure.limit_stack import stack_tool
+from membound.measure.limit_stack import running_words, stack_tool
 from membound.report.json import dumps, loads
 
 OWN = str(Path(mb.__file__).parent)
@@ -124,3 +127,37 @@ def test_the_stack_is_read_from_the_largest_process_of_the_run(
         "stopped: running job.py:2 in load ← job.py:4 (in the largest of its 2 processes) "
         "when it crossed"
     ) in m.outcome_detail
+
+
+def test_a_line_inside_a_library_names_the_users_line_and_the_library_call(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # random.randbytes is Python code of the standard library that fills 250 MB in one C call
+    # (getrandbits: at most 2**31 bits).
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "job.py").write_text(
+        "import random\n\ndef noise():\n    return random.randbytes(250_000_000)\n\nnoise()\n"
+    )
+    m = mb.measure_command([sys.executable, "job.py"], limit="100 MB")
+    assert "limit" == m.outcome, m.outcome_detail
+    assert m.limit_stack[0].startswith(random.__file__), m.limit_stack
+    assert re.search(
+        r"stopped: running job\.py:4 in noise ← job\.py:6, "
+        r"inside random\.py:\d+ in (Random\.)?randbytes when it crossed",
+        m.outcome_detail,
+    ), m.outcome_detail
+
+
+def test_library_frames_are_named_from_their_package_down() -> None:
+    packages = sysconfig.get_paths()["purelib"]
+    stack = (
+        f"{packages}/numpy/_core/numeric.py:233 in ones",
+        "/srv/app/job.py:4 in build",
+        "/srv/app/job.py:7 in main",
+        "/other/venv/lib/python3.12/site-packages/click/core.py:794 in invoke",
+    )
+    assert (
+        "running /srv/app/job.py:4 in build ← /srv/app/job.py:7, "
+        "inside numpy/_core/numeric.py:233 in ones (in the largest of its 2 processes)"
+    ) == running_words(stack, "in the largest of its 2 processes")
+    assert "running click/core.py:794 in invoke" == running_words(stack[3:])

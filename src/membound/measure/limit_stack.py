@@ -25,6 +25,15 @@ from membound.results.sites import short_path_line
 __all__ = ["running_words", "stack_fields", "stack_tool"]
 
 _OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # src/membound
+#: Where libraries live: installed packages first (they sit inside the standard library's
+#: folder in a plain install), then the standard library.
+_LIBRARY_FOLDERS = tuple(
+    dict.fromkeys(
+        p
+        for key in ("purelib", "platlib", "stdlib", "platstdlib")
+        if (p := sysconfig.get_paths().get(key))
+    )
+)
 
 
 def stack_tool() -> str | None:
@@ -68,6 +77,24 @@ def _split(location: str) -> tuple[str, str, str]:
     return file_line.rpartition(":")[0], file_line, function
 
 
+def _is_user(file: str) -> bool:
+    """The user's code: not this interpreter's libraries (``is_user_file``), nor another one's
+    installed packages (the command may run in a venv of its own)."""
+    parts = file.split(os.sep)
+    return is_user_file(file) and "site-packages" not in parts and "dist-packages" not in parts
+
+
+def _library_path(file_line: str) -> str:
+    """A library's ``file:line`` from its package down (``numpy/_core/numeric.py:233``): the
+    folder it is installed in says nothing the reader needs."""
+    for folder in _LIBRARY_FOLDERS:
+        if file_line.startswith(folder + os.sep):
+            return file_line[len(folder) + 1 :]
+    # Another interpreter's packages (the command's own venv): the same cut, by name.
+    _, packages, tail = file_line.rpartition(f"{os.sep}site-packages{os.sep}")
+    return tail if packages else short_path_line(file_line)
+
+
 def running_words(stack: Sequence[str], note: str = "") -> str:
     """``running job.py:12 in load ← job.py:30`` for a stack from :func:`stack_fields`: the
     innermost of the user's frames and its caller, and the library frame it was in, if any
@@ -75,13 +102,14 @@ def running_words(stack: Sequence[str], note: str = "") -> str:
     ``note`` in brackets (which process). Empty for no stack."""
     if not stack:
         return ""
-    user = [s for s in stack if is_user_file(_split(s)[0])]
+    user = [s for s in stack if _is_user(_split(s)[0])]
     top = user[0] if user else stack[0]
     _, file_line, function = _split(top)
-    words = f"running {short_path_line(file_line)} in {function}"
+    shown = short_path_line(file_line) if user else _library_path(file_line)
+    words = f"running {shown} in {function}"
     if len(user) > 1:
         words += f" ← {short_path_line(_split(user[1])[1])}"
     if user and stack[0] != top:
         _, inner, inner_function = _split(stack[0])
-        words += f", inside {short_path_line(inner)} in {inner_function}"
+        words += f", inside {_library_path(inner)} in {inner_function}"
     return f"{words} ({note})" if note else words
