@@ -110,7 +110,8 @@ def test_a_program_that_is_not_python_says_why_it_has_no_stack(tmp_path: Path) -
         m.limit_stack_note
     )
     assert "running" not in m.outcome_detail
-    assert m.outcome_detail.endswith("stopped (where=True (--where) names the lines that held it)")
+    # ... and no advice to ask for where, which a command that is not Python cannot have.
+    assert m.outcome_detail.endswith("; stopped"), m.outcome_detail
 
 
 def test_the_stack_is_read_from_the_largest_process_of_the_run(
@@ -161,3 +162,43 @@ def test_library_frames_are_named_from_their_package_down() -> None:
         "inside numpy/_core/numeric.py:233 in ones (in the largest of its 2 processes)"
     ) == running_words(stack, "in the largest of its 2 processes")
     assert "running click/core.py:794 in invoke" == running_words(stack[3:])
+    # Deep in a library, the call the user's line made is named, not the innermost frame.
+    waiting = (
+        f"{sysconfig.get_paths()['stdlib']}/threading.py:327 in Condition.wait",
+        f"{packages}/pandas/io/parsers/readers.py:1104 in _read_csv_chunks",
+        f"{packages}/pandas/io/parsers/readers.py:1866 in read_csv",
+        "/srv/app/job.py:4 in read",
+    )
+    assert (
+        "running /srv/app/job.py:4 in read, inside pandas/io/parsers/readers.py:1866 in read_csv"
+        == running_words(waiting)
+    )
+
+
+#: A worker thread allocates 3 GB in one call (holding the GIL) while the main thread waits.
+IN_A_THREAD = """\
+from concurrent.futures import ThreadPoolExecutor
+
+def work():
+    return len(bytearray(3_000_000_000))
+
+def run():
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(work).result()
+
+run()
+"""
+
+
+def test_a_worker_thread_that_allocates_is_named_with_the_main_threads_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "job.py").write_text(IN_A_THREAD)
+    m = mb.measure_command([sys.executable, "job.py"], limit="200 MB")
+    assert "limit" == m.outcome, m.outcome_detail
+    assert m.limit_stack[0] == f"{tmp_path}/job.py:4 in work", m.limit_stack
+    assert re.fullmatch(r"in thread \S+; the main thread at job\.py:8", m.limit_stack_note), (
+        m.limit_stack_note
+    )
+    assert "stopped: running job.py:4 in work (in thread " in m.outcome_detail

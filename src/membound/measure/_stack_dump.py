@@ -34,7 +34,8 @@ READ_TIMEOUT_S = 3.0
 def freeze_and_read(pid: int, tool: str) -> dict[str, Any]:
     """Stop ``pid`` (SIGSTOP) and read its Python threads with ``tool`` (py-spy's path).
 
-    Returns ``{"pid", "threads": [{"name", "gil", "frames": [[file, line, function], ...]}]}`` or
+    Returns ``{"pid", "threads": [{"name", "gil", "main", "frames": [[file, line, function],
+    ...]}]}`` or
     ``{"pid", "error": "..."}``; the process is left stopped either way (when it still exists).
     """
     try:
@@ -57,18 +58,21 @@ def freeze_and_read(pid: int, tool: str) -> dict[str, Any]:
         first = said[0].removeprefix("Error: ") if said else f"exited {done.returncode}"
         return {"pid": pid, "error": f"py-spy: {first}"}
     try:
-        return {"pid": pid, "threads": _threads(json.loads(done.stdout))}
+        return {"pid": pid, "threads": _threads(json.loads(done.stdout), pid)}
     except (ValueError, TypeError, KeyError, AttributeError):
         return {"pid": pid, "error": "py-spy's answer could not be read"}
 
 
-def _threads(dump: Any) -> list[dict[str, Any]]:
-    """py-spy's JSON dump, cut to what is kept: the GIL holder first, then active threads."""
-    ordered = sorted(dump, key=lambda t: (not t.get("owns_gil"), not t.get("active")))
+def _threads(dump: Any, pid: int) -> list[dict[str, Any]]:
+    """py-spy's JSON dump, cut to what is kept: the thread holding the GIL first (it was
+    running Python, or C code that holds it, such as an allocation), then the main thread.
+    py-spy's ``active`` says nothing here: every thread of a frozen process is stopped."""
+    ordered = sorted(dump, key=lambda t: (not t.get("owns_gil"), not _is_main(t, pid, dump)))
     return [
         {
             "name": str(t.get("thread_name") or t.get("thread_id")),
             "gil": bool(t.get("owns_gil")),
+            "main": _is_main(t, pid, dump),
             "frames": [
                 [str(f["filename"]), int(f["line"]), str(f["name"])]
                 for f in t["frames"][:MAX_FRAMES]
@@ -76,3 +80,21 @@ def _threads(dump: Any) -> list[dict[str, Any]]:
         }
         for t in ordered[:MAX_THREADS]
     ]
+
+
+def _is_main(thread: Any, pid: int, dump: Any) -> bool:
+    """Whether ``thread`` is the process's main thread. py-spy reads no native thread ids from
+    a Python 3.10 process it does not hold with ptrace: there, a thread that ``threading``
+    started (its outermost frame is ``threading``'s ``_bootstrap``) is not the main one, and
+    one it did not start is taken for it."""
+    if len(dump) == 1:
+        return True
+    native = thread.get("os_thread_id")
+    if native is not None:
+        return bool(native == pid)
+    frames = thread.get("frames") or []
+    outermost = frames[-1] if frames else {}
+    started = str(outermost.get("filename", "")).endswith("threading.py") and str(
+        outermost.get("name", "")
+    ).endswith("_bootstrap")
+    return not started

@@ -50,6 +50,15 @@ _HEAP_RUNNER = Path(__file__).with_name("_heap_runner.py")
 _PROGRESS_EVERY_S = 0.25
 
 
+def _python_command(argv: list[str]) -> bool:
+    """Whether ``--where``/``--heap`` can run ``argv`` (what :func:`_heap_argv` accepts)."""
+    try:
+        _heap_argv(argv, "")
+    except TargetError:
+        return False
+    return True
+
+
 def _heap_argv(argv: list[str], what: str) -> list[str]:
     """``argv`` run through the heap runner; ``what`` names the option that needs it."""
     exe = os.path.basename(argv[0])
@@ -136,6 +145,7 @@ def measure_command(
         sites.get("peak_sites", ()),
         procs,
         running_words(stack.get("limit_stack", ()), stack.get("limit_stack_note", "")),
+        ask_where=_python_command(args),
     )
     rss_end = int(timeline.highs[-1]) if len(timeline) else 0
     return Measurement(

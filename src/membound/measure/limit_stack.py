@@ -64,11 +64,24 @@ def stack_fields(raw: Mapping[str, Any] | None) -> dict[str, Any]:
         where = f" ({largest})" if largest else ""
         return {"limit_stack_note": f"its stack could not be read{where}: {raw['error']}"}
     threads = raw.get("threads") or []
-    frames = threads[0]["frames"] if threads else []
-    kept = tuple(_location(f) for f in frames if not str(f[0]).startswith(_OWN_DIR + os.sep))
+    kept = _frames(threads[0]) if threads else ()
     if not kept:
         return {"limit_stack_note": "no Python code was running in it"}
-    return {"limit_stack": kept, "limit_stack_note": largest}
+    notes = [largest] if largest else []
+    if threads[0].get("main") is False:
+        # Another thread held the GIL (a worker allocating): say so, and where the main thread
+        # was, which is where the user's own call into the pool usually is.
+        main = next((t for t in threads if t.get("main") is True), None)
+        user = [s for s in (_frames(main) if main else ()) if _is_user(_split(s)[0])]
+        at = f"; the main thread at {short_path_line(_split(user[0])[1])}" if user else ""
+        notes.append(f"in thread {threads[0].get('name')}{at}")
+    return {"limit_stack": kept, "limit_stack_note": ", ".join(notes)}
+
+
+def _frames(thread: Mapping[str, Any]) -> tuple[str, ...]:
+    """A thread's frames as ``file:line in function``, membound's own left out."""
+    frames = thread.get("frames") or []
+    return tuple(_location(f) for f in frames if not str(f[0]).startswith(_OWN_DIR + os.sep))
 
 
 def _split(location: str) -> tuple[str, str, str]:
@@ -97,8 +110,9 @@ def _library_path(file_line: str) -> str:
 
 def running_words(stack: Sequence[str], note: str = "") -> str:
     """``running job.py:12 in load ← job.py:30`` for a stack from :func:`stack_fields`: the
-    innermost of the user's frames and its caller, and the library frame it was in, if any
-    (``running job.py:12 in load, inside pandas/io/parsers.py:620 in read_csv``), then the
+    innermost of the user's frames and its caller, and the library function it called, if the
+    stack goes on into one (``running job.py:12 in load, inside pandas/io/parsers.py:620 in
+    read_csv``), then the
     ``note`` in brackets (which process). Empty for no stack."""
     if not stack:
         return ""
@@ -110,6 +124,8 @@ def running_words(stack: Sequence[str], note: str = "") -> str:
     if len(user) > 1:
         words += f" ← {short_path_line(_split(user[1])[1])}"
     if user and stack[0] != top:
-        _, inner, inner_function = _split(stack[0])
+        # The library call the user's line made (pandas' read_csv, numpy's ones), not the
+        # library's innermost frame (a lock's wait deep inside it).
+        _, inner, inner_function = _split(stack[stack.index(top) - 1])
         words += f", inside {_library_path(inner)} in {inner_function}"
     return f"{words} ({note})" if note else words

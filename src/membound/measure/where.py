@@ -72,11 +72,13 @@ def stopped_detail(
     peak_sites: tuple[PeakSite, ...],
     processes: int = 1,
     running: str = "",
+    ask_where: bool = True,
 ) -> str:
     """A limit stop's words with the line that held the memory (or how to get it), right after
     "stopped"; with several processes, said to be the top process's line. ``running``: the
     line that was running at the limit (``limit_stack.running_words``), said where no capture
-    names the lines that held the memory."""
+    names the lines that held the memory; ``ask_where``: whether ``where`` could be asked for
+    (not for a command that is not Python)."""
     if outcome != "limit":
         return detail
     head, stopped, tail = detail.partition("; stopped")
@@ -84,7 +86,7 @@ def stopped_detail(
         head, tail = detail, ""
     ran = f": {running} when it crossed" if running else ""
     if mode is None:
-        said = f"{ran} ({ASK_FOR_WHERE})"
+        said = f"{ran} ({ASK_FOR_WHERE})" if ask_where else ran
     elif not held_by(peak_sites):
         said = f"{ran} (no capture of the lines arrived)"
     elif processes > 1:
