@@ -211,8 +211,9 @@ class _Watch:
                 self.ended = "exited"
                 return
             if self.dog.gone:
-                # The watchdog could read nothing more while the process still runs.
-                self.ended = "unreadable"
+                # The watchdog could read nothing more: the process exited after the check
+                # above (its memory went with it), or it still runs and cannot be read.
+                self.ended = "exited" if self.target.ended() else "unreadable"
                 return
             if deadline is not None and time.monotonic() >= deadline:
                 self.ended = "duration"
