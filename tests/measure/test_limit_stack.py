@@ -34,6 +34,17 @@ data = load()
 RUN_JOB = ("--", sys.executable, "job.py")
 
 
+def _stopped(
+    tmp_path: Path, code: str, limit: str = "200 MB", argv: list[str] | None = None
+) -> mb.Measurement:
+    """``code`` written to ``job.py`` in ``tmp_path`` (the working directory) and run as a
+    command (``argv``, default ``python job.py``) under ``limit``: it must be stopped there."""
+    (tmp_path / "job.py").write_text(code)
+    m = mb.measure_command(argv or [sys.executable, "job.py"], limit=limit)
+    assert "limit" == m.outcome, m.outcome_detail
+    return m
+
+
 def test_py_spy_is_installed_with_the_all_extra() -> None:
     assert stack_tool() is not None, "py-spy comes with membound[all] (the stack extra)"
 
@@ -42,9 +53,7 @@ def test_a_command_stopped_inside_one_c_call_names_the_running_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "job.py").write_text(ONE_C_CALL)
-    m = mb.measure_command([sys.executable, "job.py"], limit="200 MB")
-    assert "limit" == m.outcome, m.outcome_detail
+    m = _stopped(tmp_path, ONE_C_CALL)
     assert m.limit_stack[:2] == (
         f"{tmp_path}/job.py:2 in load",
         f"{tmp_path}/job.py:4 in <module>",
@@ -119,9 +128,7 @@ def test_the_stack_is_read_from_the_largest_process_of_the_run(
 ) -> None:
     # A shell starts Python (and waits for it): the shell is the command, Python holds the memory.
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "job.py").write_text(ONE_C_CALL)
-    m = mb.measure_command(["sh", "-c", f"{sys.executable} job.py; echo after"], limit="200 MB")
-    assert "limit" == m.outcome, m.outcome_detail
+    m = _stopped(tmp_path, ONE_C_CALL, argv=["sh", "-c", f"{sys.executable} job.py; echo after"])
     assert m.limit_stack[0] == f"{tmp_path}/job.py:2 in load", m.limit_stack_note
     assert "in the largest of its 2 processes" == m.limit_stack_note
     assert (
@@ -194,9 +201,7 @@ def test_a_worker_thread_that_allocates_is_named_with_the_main_threads_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "job.py").write_text(IN_A_THREAD)
-    m = mb.measure_command([sys.executable, "job.py"], limit="200 MB")
-    assert "limit" == m.outcome, m.outcome_detail
+    m = _stopped(tmp_path, IN_A_THREAD)
     assert m.limit_stack[0] == f"{tmp_path}/job.py:4 in work", m.limit_stack
     assert re.fullmatch(r"in thread \S+; the main thread at job\.py:8", m.limit_stack_note), (
         m.limit_stack_note
