@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 import membound as mb
-from membound.bound.sql.leases import leases_table
+from membound.bound.sql.lease_rows import leases_table
 from tests.bound import partition_jobs as jobs
 from tests.bound.helpers import Db, sa
 

@@ -30,7 +30,8 @@ from membound.bound.sql.connection import (
     with_db_retry,
 )
 from membound.bound.sql.lease_holders import Heartbeat, default_owner
-from membound.bound.sql.leases import JobTable, Lease, LeasedCheckpoint, describe_source
+from membound.bound.sql.lease_rows import describe_source
+from membound.bound.sql.leases import JobTable, Lease, LeasedCheckpoint
 from membound.bound.sql.partition import KeyRange, key_ranges
 
 __all__ = ["LeasedRange", "claim_ranges"]

@@ -24,19 +24,27 @@ one transaction, or declines if it already read past the key.
 from __future__ import annotations
 
 import contextlib
-import datetime as _dt
-import hashlib
 import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from membound._errors import BatchSourceError, LeaseLost
-from membound.bound.sql.checkpoint import Checkpoint, create_table, decode_key, encode_key
+from membound.bound.sql.checkpoint import Checkpoint, create_table
 from membound.bound.sql.connection import lock_errors
 from membound.bound.sql.lease_holders import abandoned
+from membound.bound.sql.lease_rows import (
+    HEADER,
+    RangeRow,
+    key_text,
+    key_value,
+    leases_table,
+    now_text,
+    range_name,
+    range_row,
+    unclaimed,
+)
 from membound.bound.sql.partition import KeyRange
 
 with contextlib.suppress(ImportError):
@@ -46,150 +54,7 @@ with contextlib.suppress(ImportError):
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-__all__ = [
-    "HEADER",
-    "JobTable",
-    "Lease",
-    "LeasedCheckpoint",
-    "RangeRow",
-    "describe_source",
-    "range_name",
-]
-
-#: ``part`` of a job's header row.
-HEADER = -1
-
-_TABLES: dict[str, Any] = {}
-
-
-def leases_table() -> sa.Table:
-    """The ``membound_leases`` table (defined once per process)."""
-    if "table" not in _TABLES:
-        _TABLES["table"] = sa.Table(
-            "membound_leases",
-            sa.MetaData(),
-            sa.Column("job", sa.String(200), primary_key=True),
-            sa.Column("part", sa.Integer, primary_key=True, autoincrement=False),
-            sa.Column("start", sa.Text, nullable=True),
-            sa.Column("stop", sa.Text, nullable=True),
-            sa.Column("rows", sa.BigInteger, nullable=False),
-            sa.Column("basis", sa.String(20), nullable=False),
-            sa.Column("owner", sa.String(200), nullable=True),
-            sa.Column("lease_until", sa.Float, nullable=True),
-            sa.Column("attempts", sa.Integer, nullable=False),
-            sa.Column("rows_done", sa.BigInteger, nullable=False),
-            sa.Column("reached", sa.Text, nullable=True),
-            sa.Column("split_at", sa.Text, nullable=True),
-            sa.Column("splits", sa.Integer, nullable=False),
-            sa.Column("done", sa.Integer, nullable=False),
-            sa.Column("seconds", sa.Float, nullable=True),
-            sa.Column("peak_rss_delta", sa.BigInteger, nullable=True),
-            sa.Column("spec", sa.Text, nullable=True),
-            sa.Column("updated_at", sa.String(40), nullable=False),
-        )
-    return _TABLES["table"]  # type: ignore[no-any-return]
-
-
-def range_name(job: str, start: Any) -> str:
-    """The checkpoint name of a range: ``"{job}/{start key}"`` (``"{job}/start"`` for the
-    first range, which has no start key); a key too long for the checkpoint table's 200
-    characters is named by its SHA-1 instead, ``"{job}/#{hex}"``."""
-    if start is None:
-        return f"{job}/start"
-    text = json.dumps(json.loads(encode_key(start)))
-    name = f"{job}/{text}"
-    if len(name) > 200:
-        name = f"{job}/#{hashlib.sha1(text.encode()).hexdigest()}"
-    return name
-
-
-def describe_source(engine: Engine, source: Any, key: Any) -> str:
-    """The source, its filter's values and its key as text, to tell a resumed job from another
-    job of the same name (the SQL the pages are read with, as the database's dialect writes
-    it; a Table compiles to nothing on its own).
-
-    Raises:
-        BatchSourceError: a source without a usable key (as ``find_each``).
-    """
-    from membound.bound.sql.plan import SourcePlan
-
-    plan = SourcePlan(engine, source, key)
-    compiled = plan.stmt.compile(dialect=engine.dialect)
-    params = ", ".join(f"{k}={v!r}" for k, v in sorted(compiled.params.items()))
-    keys = ", ".join(c.name for c in plan.key_columns)
-    text = " ".join(str(compiled).split())
-    return f"{text} [{params}] key=({keys})" if params else f"{text} key=({keys})"
-
-
-def _now_text() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat()
-
-
-def _unclaimed() -> dict[str, Any]:
-    """The columns of a range row nobody has worked on yet."""
-    return {
-        "owner": None,
-        "lease_until": None,
-        "attempts": 0,
-        "rows_done": 0,
-        "reached": None,
-        "split_at": None,
-        "splits": 0,
-        "done": 0,
-        "seconds": None,
-        "peak_rss_delta": None,
-        "updated_at": _now_text(),
-    }
-
-
-def _key_text(key: Any) -> str | None:
-    return None if key is None else encode_key(key)
-
-
-def _key_value(text: str | None) -> Any:
-    if text is None:
-        return None
-    key = decode_key(text)
-    return key[0] if len(key) == 1 else key
-
-
-@dataclass(frozen=True)
-class RangeRow:
-    """One range of a job as the table holds it."""
-
-    part: int
-    start: Any
-    stop: Any
-    rows: int
-    basis: str
-    owner: str | None
-    lease_until: float | None
-    attempts: int
-    rows_done: int
-    reached: Any
-    splits: int
-    done: bool
-    seconds: float | None
-    peak_rss_delta: int | None
-
-
-def _range_row(row: Any) -> RangeRow:
-    return RangeRow(
-        part=row.part,
-        start=_key_value(row.start),
-        stop=_key_value(row.stop),
-        rows=int(row.rows),
-        basis=row.basis,
-        owner=row.owner,
-        lease_until=row.lease_until,
-        attempts=int(row.attempts),
-        rows_done=int(row.rows_done),
-        reached=_key_value(row.reached),
-        splits=int(row.splits),
-        done=bool(row.done),
-        seconds=row.seconds,
-        peak_rss_delta=None if row.peak_rss_delta is None else int(row.peak_rss_delta),
-    )
+__all__ = ["JobTable", "Lease", "LeasedCheckpoint"]
 
 
 class JobTable:
@@ -261,7 +126,7 @@ class JobTable:
         Returns:
             False when another process created the job first (its ranges stand).
         """
-        blank = _unclaimed()
+        blank = unclaimed()
         rows = [
             {
                 **blank,
@@ -279,8 +144,8 @@ class JobTable:
                 **blank,
                 "job": self.job,
                 "part": i,
-                "start": _key_text(r.start),
-                "stop": _key_text(r.stop),
+                "start": key_text(r.start),
+                "stop": key_text(r.stop),
                 "rows": r.rows,
                 "basis": r.basis,
                 "spec": None,
@@ -307,7 +172,7 @@ class JobTable:
         t = self.table
         with self.engine.connect() as conn:
             rows = conn.execute(sa.select(t).where(t.c.job == self.job, t.c.part != HEADER)).all()  # noqa: MB102 (one row per range: as many as the job has parts)
-        found = [_range_row(r) for r in rows]
+        found = [range_row(r) for r in rows]
         # Key order: the first range (start None) first, then by start key.
         return sorted(found, key=lambda r: (r.start is not None, _sortable(r.start)))
 
@@ -317,7 +182,7 @@ class JobTable:
             conn.execute(
                 sa.update(self.table)
                 .where(self._where(HEADER))
-                .values(done=1, updated_at=_now_text())
+                .values(done=1, updated_at=now_text())
             )
 
     def set_stopping(self, driver: str | None, *, interrupt: bool = False) -> None:
@@ -357,7 +222,7 @@ class JobTable:
             conn.execute(
                 sa.update(t)
                 .where(*conditions)
-                .values(owner=None, lease_until=None, updated_at=_now_text())
+                .values(owner=None, lease_until=None, updated_at=now_text())
             )
 
     def request_split(self, part: int, at: Any) -> bool:
@@ -368,7 +233,7 @@ class JobTable:
             result = conn.execute(
                 sa.update(t)
                 .where(self._where(part), t.c.done == 0, t.c.split_at.is_(None))
-                .values(split_at=_key_text(at))
+                .values(split_at=key_text(at))
             )
         return bool(result.rowcount)
 
@@ -433,13 +298,13 @@ class JobTable:
                     lease_until=now + lease_s,
                     attempts=t.c.attempts + 1,
                     split_at=None,
-                    updated_at=_now_text(),
+                    updated_at=now_text(),
                 )
             )
             if not result.rowcount:
                 return None
             row = conn.execute(sa.select(t).where(self._where(part))).one()
-        return Lease(self, _range_row(row), owner, lease_s)
+        return Lease(self, range_row(row), owner, lease_s)
 
 
 def _sortable(key: Any) -> Any:
@@ -477,7 +342,7 @@ class Lease:
             LeaseLost: another worker owns the range now (the transaction must roll back).
         """
         t = self.jobs.table
-        changes = {"lease_until": time.time() + self.lease_s, "updated_at": _now_text(), **values}
+        changes = {"lease_until": time.time() + self.lease_s, "updated_at": now_text(), **values}
         result = conn.execute(
             sa.update(t)
             .where(self.jobs._where(self.part), t.c.owner == self.owner)
@@ -508,7 +373,7 @@ class Lease:
         t = self.jobs.table
         driver = self.owner.split("|", 1)[0]
         with self._lock, self.jobs.engine.begin() as conn:
-            self.fence(conn, rows_done=rows_done, reached=_key_text(reached))
+            self.fence(conn, rows_done=rows_done, reached=key_text(reached))
             header = conn.execute(sa.select(t.c.owner).where(self.jobs._where(HEADER))).scalar()
             self.interrupted = "|" in self.owner and header == f"interrupt:{driver}"
             request = conn.execute(
@@ -516,7 +381,7 @@ class Lease:
             ).scalar_one()
             if request is None:
                 return self.stop
-            at = _key_value(request)
+            at = key_value(request)
             values: dict[str, Any] = {"split_at": None}
             if _sortable(at) > _sortable(reached) and (
                 self.stop is None or _sortable(at) < _sortable(self.stop)
@@ -539,12 +404,12 @@ class Lease:
             t.insert().values(
                 job=self.jobs.job,
                 part=int(highest) + 1,
-                start=_key_text(at),
-                stop=_key_text(self.stop),
+                start=key_text(at),
+                stop=key_text(self.stop),
                 rows=left // 2,
                 basis="split",
                 spec=None,
-                **_unclaimed(),
+                **unclaimed(),
             )
         )
         conn.execute(

@@ -40,7 +40,8 @@ from membound._errors import (
     PartitionFailed,
 )
 from membound.bound.sql.connection import DEFAULT_DB_WAIT_S, with_db_retry
-from membound.bound.sql.leases import JobTable, RangeRow
+from membound.bound.sql.lease_rows import RangeRow
+from membound.bound.sql.leases import JobTable
 from membound.bound.sql.partition_report import PartitionReport
 from membound.bound.sql.runners import InProcess, Runner
 

@@ -42,14 +42,8 @@ from membound.bound.sql.connection import (
 )
 from membound.bound.sql.keys import as_key, compare, public_key
 from membound.bound.sql.lease_holders import Heartbeat, abandoned, default_owner, driving
-from membound.bound.sql.leases import (
-    JobTable,
-    Lease,
-    LeasedCheckpoint,
-    RangeRow,
-    describe_source,
-    range_name,
-)
+from membound.bound.sql.lease_rows import RangeRow, describe_source, range_name
+from membound.bound.sql.leases import JobTable, Lease, LeasedCheckpoint
 from membound.bound.sql.partition import key_ranges
 from membound.bound.sql.partition_driver import Driver, progress_bar
 from membound.bound.sql.partition_report import PartitionReport, RangeReport
