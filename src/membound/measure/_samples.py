@@ -12,6 +12,7 @@ import runpy
 import signal
 import time
 from collections.abc import Callable
+from typing import Any
 
 __all__ = ["STATUS_BYTES", "STATUS_EVERY_S", "LimitStop", "Samples"]
 
@@ -20,9 +21,9 @@ _DOWNSAMPLE = runpy.run_path(
         os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "results", "downsample.py"
     )
 )
-_STACK_DUMP = runpy.run_path(
-    os.path.join(os.path.dirname(os.path.abspath(__file__)), "_stack_dump.py")
-)
+#: ``_stack_dump.py`` beside this file, loaded at the first limit stop that reads a stack (it
+#: imports subprocess: no cost to a sampler's start).
+_STACK_DUMP: dict[str, Any] = {}
 
 #: The live status line: rewritten this often at most, and this long (fixed, so a rewrite in place
 #: never leaves a tail of an older, longer line).
@@ -117,6 +118,9 @@ class LimitStop:
         if self.stack_tool:
             processes = (self.pids() if self.pids is not None else []) or [self.pid]
             frozen = max(processes, key=_resident) if len(processes) > 1 else self.pid
+            if not _STACK_DUMP:
+                here = os.path.dirname(os.path.abspath(__file__))
+                _STACK_DUMP.update(runpy.run_path(os.path.join(here, "_stack_dump.py")))
             self.stack = _STACK_DUMP["freeze_and_read"](frozen, self.stack_tool)
             self.stack["processes"] = len(processes)
         if self.grace is None:
