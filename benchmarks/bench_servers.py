@@ -5,7 +5,7 @@ Servers run ``tests/guard/apps/guarded_wsgi.py`` (gunicorn sync workers) and
 ``guarded_asgi.py`` (``uvicorn --workers``, gunicorn's ``UvicornWorker``) on 127.0.0.1, each in
 a fresh memory cgroup (v1, made under this process's own; needs root). "The full guard" is a
 ``Watchdog(on_hard=actions.refuse_new_work())`` started in every worker, the health middleware
-and the recycler (``Recycler`` hooks for gunicorn, ``ASGIRecycler`` for uvicorn).
+and the recycler (``GunicornRecycler`` hooks for gunicorn, ``ASGIRecycler`` for uvicorn).
 
 * **Leak** (``--requests``, 5,000 by default, per server): 4 workers in a 400 MiB cgroup, every
   request keeps 1 MiB in its worker, 8 client threads paced to ``--rate`` (200) requests a

@@ -28,6 +28,10 @@ GUARD_BEGIN = "<!-- guard:begin (benchmarks/readme_numbers.py --write) -->"
 GUARD_END = "<!-- guard:end -->"
 BACKSTOP_BEGIN = "<!-- backstop:begin (benchmarks/readme_numbers.py --write) -->"
 BACKSTOP_END = "<!-- backstop:end -->"
+PEERS_BEGIN = "<!-- peers:begin (benchmarks/readme_numbers.py --write) -->"
+PEERS_END = "<!-- peers:end -->"
+HEADLINE_BEGIN = "<!-- guard-headline:begin (benchmarks/readme_numbers.py --write) -->"
+HEADLINE_END = "<!-- guard-headline:end -->"
 PARTITION_BEGIN = "<!-- partition:begin (benchmarks/readme_numbers.py --write) -->"
 PARTITION_END = "<!-- partition:end -->"
 BATCHING_LABELS = {
@@ -110,9 +114,12 @@ def _writes_lines(writes: dict[str, Any]) -> list[str]:
         f"(`executemany`, a commit a batch, no checkpoint) {ms['hand']:.2f} s "
         f"({rps['hand']:,.0f} rows/s); `find_each` + `BatchWriter` with a checkpoint "
         f"{ms['membound']:.2f} s ({rps['membound']:,.0f} rows/s; each batch's keyed UPDATE "
-        "sent as one statement over arrays): "
+        "sent as one statement over arrays, where that is proven the same work as row by row): "
         f"{writes['ratio_median']:.2f}× the hand loop (target ≥ {target['min_ratio']:g}× — "
-        f"{_met(target['met'])}).",
+        f"{_met(target['met'])}); without a checkpoint {ms['membound_no_checkpoint']:.2f} s = "
+        f"{writes['ratio_no_checkpoint']:.2f}×. What a flush that cannot be proven costs: the "
+        f"same UPDATE as `text()`, sent row by row (each statement planned for its own values), "
+        f"{ms['membound_row_by_row']:.2f} s = {writes['ratio_row_by_row']:.2f}× the hand loop.",
         "",
         *_partitioned_writes_lines(writes["partitioned"]),
     ]
@@ -371,24 +378,127 @@ def render_guard() -> str:
 
 
 def render_backstop() -> str:
-    """The backstop's ramps (``benchmarks/bench_backstop.py``)."""
+    """The watchdog's defaults against fast ramps (``benchmarks/bench_backstop.py``)."""
     found = _load("backstop")
-    p, machine = found["parameters"], found["machine"]
+    p, machine, series = found["parameters"], found["machine"], found["series"]
     lines = [
         BACKSTOP_BEGIN,
         "",
         f"Measured by `benchmarks/bench_backstop.py` (Python {machine['python']}, "
-        f"{machine['cpus']} CPUs, cgroup v1, one run of {p['elapsed_s'] / 60:.1f} min): ramps of "
-        f"4, 16 and 64 MiB pieces into a {p['limit_mib']} MiB cgroup with "
-        f'`Watchdog(hard="{p["hard"]}", on_hard=<a callback that stops the loop>)`, '
-        f"{p['runs']} trials per row ({p['contrast_runs']} for the contrast), on a quiet "
-        "machine and with two busy loops beside.",
+        f"{machine['cpus']} CPUs, cgroup v1, one run of {p['elapsed_s'] / 60:.1f} min): ramps "
+        "of pieces whose pages are all written, as fast as they can be made, with "
+        "`Watchdog(hard=H, on_hard=<a callback that stops the loop>)` and nothing else (the "
+        "backstop as its default has it; a refusal's `MemoryError` left uncaught), "
+        f"{p['runs']} trials per cell, {p['contrast_runs']} for the contrasts. OOM kills:",
+        "",
+        "| group, hard | piece | defaults, quiet | defaults, 2 busy loops "
+        "| backstop=False, quiet / busy | no guard, quiet / busy |",
+        "|---|---|---|---|---|---|",
+    ]
+    for group in p["groups"]:
+        for piece in p["pieces"]:
+            where = (
+                f"{group['limit_mib']} MiB hard {group['hard']}, {piece['mib']} MiB {piece['kind']}"
+            )
+
+            def cell(guard: str, load: str, where: str = where) -> str:
+                row = series[f"{where}, {guard}, {load}"]
+                return f"{row['oom_killed']}/{row['trials']}"
+
+            lines.append(
+                f"| {group['limit_mib']} MiB, {group['hard']} | {piece['mib']} MiB "
+                f"`{piece['kind']}` | {cell('default', 'quiet')} "
+                f"| {cell('default', 'two busy loops')} "
+                f"| {cell('backstop=False', 'quiet')} / {cell('backstop=False', 'two busy loops')} "
+                f"| {cell('no guard', 'quiet')} / {cell('no guard', 'two busy loops')} |"
+            )
+    totals = found["defaults"]
+    met = all(t["met"] is not False for t in found["targets"])
+    lines += [
+        "",
+        f"With the defaults: {totals['oom_killed']} OOM kills in {totals['trials']} trials "
+        f"(target 0: {_met(met)}).",
+        "",
+        BACKSTOP_END,
+    ]
+    return "\n".join(lines)
+
+
+def render_peers() -> str:
+    """membound's server recipes against the servers' own recycling (``bench_peers.py``)."""
+    found = _load("peers")
+    p, machine, summary = found["parameters"], found["machine"], found["summary"]
+    lines = [
+        PEERS_BEGIN,
+        "",
+        f"Measured by `benchmarks/bench_peers.py` (Python {machine['python']}, "
+        f"{machine['cpus']} CPUs, cgroup v1, {p['rounds']} round(s) of every configuration, "
+        f"interleaved, {p['elapsed_s'] / 60:.0f} min): {p['workers']} workers in a "
+        f"{p['limit_mib']} MiB cgroup, every request or task keeping {p['leak_kib']} KiB, "
+        f"{p['spike_fraction'] * 100:g} % of them writing a {p['spike_mib'][0]}–"
+        f"{p['spike_mib'][1]} MiB temporary for {p['hold_s']:g} s; paced "
+        f"{p['rate_per_s']:g}/s ({p['requests']:,} requests, {p['tasks']:,} Celery tasks) and "
+        f"stress (8 threads, {p['stress_requests']:,} requests). `server`: gunicorn "
+        "`--max-requests 500 --max-requests-jitter 50`, uvicorn `--limit-max-requests 500`, "
+        "Celery `--max-memory-per-child` at membound's threshold (`server-tasks`: "
+        "`--max-tasks-per-child 500`); `membound`: this guide's recipe for that server with "
+        "its defaults (hard "
+        + ", ".join(f"{server} {hard}" for server, hard in p["membound"].items())
+        + ").",
+        "",
+        "| server / load | config | OOM kills | failed or lost (503) | p99 ms | restarts |",
+        "|---|---|---|---|---|---|",
+    ]
+    for key, by_config in summary.items():
+        for config, m in by_config.items():
+            p99 = "–" if m["p99_ms"] is None else f"{m['p99_ms']:g}"
+            lines.append(
+                f"| {key} | {config} | {m['oom_kills']:g} | {m['failed']:g} "
+                f"({m['refused_503']:g}) | {p99} | {m['restarts']:g} |"
+            )
+    lines += [
         "",
         "| what | target | measured | result |",
         "|---|---|---|---|",
+        *_target_rows(found["targets"]),
+        "",
+        PEERS_END,
     ]
-    lines += [*_target_rows(found["targets"]), "", BACKSTOP_END]
     return "\n".join(lines)
+
+
+def render_headline() -> str:
+    """The guard's two headline figures for the README (backstop ramps and the servers)."""
+    backstop, peers = _load("backstop"), _load("peers")
+    ramps = backstop["defaults"]
+    ours = [m for by in peers["summary"].values() for c, m in by.items() if c == "membound"]
+    options = [
+        m for by in peers["summary"].values() for c, m in by.items() if c.startswith("server")
+    ]
+    met = sum(1 for t in peers["targets"] if t["met"])
+    our_kills = sum(sum(m["oom_kills_per_round"]) for m in ours)
+    their_kills = sum(sum(m["oom_kills_per_round"]) for m in options)
+    return "\n".join(
+        [
+            HEADLINE_BEGIN,
+            "",
+            f"Measured (`benchmarks/results/backstop.json`, `peers.json`): "
+            f"`Watchdog(hard=…, on_hard=…)` with nothing else had "
+            f"{ramps['oom_killed']} OOM kills in {ramps['trials']} fast ramps (4–64 MiB "
+            "pieces, groups of 150–600 MiB, quiet and with two busy loops; "
+            "`benchmarks/bench_backstop.py`). On gunicorn, uvicorn and Celery with a leak and "
+            "large temporaries in a 400 MiB cgroup, the guide's recipes had "
+            f"{our_kills} OOM kill{'' if our_kills == 1 else 's'} in "
+            f"{sum(m['rounds'] for m in ours)} runs and "
+            f"{sum(m['failed'] for m in ours):g} failed requests or lost tasks (medians), the "
+            f"servers' own recycling options {their_kills} in "
+            f"{sum(m['rounds'] for m in options)} runs and {sum(m['failed'] for m in options):g}; "
+            f"{met} of {len(peers['targets'])} targets met (`benchmarks/bench_peers.py`, "
+            "[the figures](docs/guides/service-leaks.md)).",
+            "",
+            HEADLINE_END,
+        ]
+    )
 
 
 def _many_parts_lines(part: dict[str, Any]) -> list[str]:
@@ -489,7 +599,7 @@ def render_partition() -> str:
         f"runs): 1 worker {one['median_rows_per_s']:,.0f} rows/s, 2 workers "
         f"{two['median_rows_per_s']:,.0f} rows/s, {ratio:.2f}× (runs: "
         f"{', '.join(f'{r:.2f}' for r in tp['ratios'])}; target ≥ 1.4×: {_met(ratio >= 1.4)}). "
-        "The 2 cores also run PostgreSQL, the scheduler and the driver.",
+        "The 2 cores also run PostgreSQL, the scheduler and the coordinator.",
         f"- 16 workers, on paper: a range of {rows_per_range:,.0f} rows took {range_s:.2f} s "
         f"(median of the 1-worker runs), {per_worker:,.0f} rows/s per worker, database time "
         f"included. 16 workers with a core each would reach about {16 * per_worker:,.0f} "
@@ -514,6 +624,8 @@ PAGES = {
     "batching": "guides/big-table.md",
     "guard": "guides/service-leaks.md",
     "backstop": "guides/service-leaks.md",
+    "peers": "guides/service-leaks.md",
+    "headline": "../README.md",
     "partition": "guides/more-machines.md",
 }
 
@@ -525,6 +637,8 @@ def sections() -> list[tuple[str, str, str, Any]]:
         (PAGES["batching"], BATCHING_BEGIN, BATCHING_END, render_batching),
         (PAGES["guard"], GUARD_BEGIN, GUARD_END, render_guard),
         (PAGES["backstop"], BACKSTOP_BEGIN, BACKSTOP_END, render_backstop),
+        (PAGES["peers"], PEERS_BEGIN, PEERS_END, render_peers),
+        (PAGES["headline"], HEADLINE_BEGIN, HEADLINE_END, render_headline),
         (PAGES["partition"], PARTITION_BEGIN, PARTITION_END, render_partition),
     ]
 

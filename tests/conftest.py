@@ -9,16 +9,18 @@ root, so as root the cluster runs as the ``postgres`` OS user.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.ports import free_port as _free_port
 
 #: Modules that get the ``fast`` marker: measuring, judging growth and leaks, the pytest plugin,
 #: lint and batching, a few minutes in all. CI runs them on every Python ``pyproject.toml``
@@ -51,13 +53,52 @@ _ROOT = Path(__file__).resolve().parent.parent
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark the tests of ``FAST_MODULES`` ``fast``."""
+    """Mark the tests of ``FAST_MODULES`` ``fast``, and run the ``slow`` ones first.
+
+    xdist hands the tests out in this order, one to each worker in turn: a test of minutes
+    that starts last is the suite's tail, with every other worker idle beside it (the demo end
+    to end, collected among the e2e tests, used to start several minutes into a run)."""
     for item in items:
         if item.path.relative_to(_ROOT).as_posix() in FAST_MODULES:
             item.add_marker(pytest.mark.fast)
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
 pytest_plugins = ["pytester"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def own_cgroups() -> Iterator[list[str]]:
+    """Each pytest process in cgroups of its own, beside nothing another worker makes.
+
+    The samplers a test starts make their run groups inside their process's cgroup, and sweep
+    the stale ones there: with every xdist worker in one shared cgroup, a worker's sweep could
+    remove the group another worker's test had just made. As root, each worker moves into a
+    child group in every hierarchy membound makes groups in, and back out at the end (what is
+    still running in them is killed, and the groups removed)."""
+    from membound.measure.cgroup import groups as cgroups
+
+    made: list[tuple[str, str]] = []  # (the group made, the one the process came from)
+    if os.geteuid() == 0:
+        name = f"suite-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-{os.getpid()}"
+        for hierarchy in cgroups.hierarchies():
+            path = os.path.join(hierarchy.path, name)
+            try:
+                os.mkdir(path)
+                with open(os.path.join(path, "cgroup.procs"), "w") as f:
+                    f.write(str(os.getpid()))
+            except OSError:
+                with contextlib.suppress(OSError):
+                    os.rmdir(path)
+                continue
+            made.append((path, hierarchy.path))
+    try:
+        yield [path for path, _ in made]
+    finally:
+        for path, home in reversed(made):
+            with contextlib.suppress(OSError), open(os.path.join(home, "cgroup.procs"), "w") as f:
+                f.write(str(os.getpid()))
+            cgroups.remove(path)
 
 
 def _pg_bin() -> Path | None:
@@ -69,12 +110,6 @@ def _pg_bin() -> Path | None:
         return Path(found[-1]).parent
     initdb = shutil.which("initdb")
     return Path(initdb).parent if initdb else None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _as_cluster_user(argv: list[str]) -> list[str]:

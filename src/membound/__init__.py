@@ -9,12 +9,12 @@ from __future__ import annotations
 
 # First, before the imports below take their few hundred milliseconds: when this process is the
 # membound command, Ctrl-C (SIGTERM, SIGHUP) while it starts ends it with one line and 128 + N,
-# no traceback; closed stdio descriptors are opened on /dev/null (cli/_startup.py).
-from membound.cli import _startup  # noqa: F401
+# no traceback; closed stdio descriptors are opened on /dev/null (``_startup.py``, standard
+# library only: the package root imports no part of the CLI).
+from membound import _startup  # noqa: F401
 
 # isort: split
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from membound import guard, report
 from membound._errors import (
@@ -34,7 +34,7 @@ from membound._errors import (
     SizeError,
     TargetError,
 )
-from membound._lazy import DEFERRED
+from membound._lazy import DEFERRED, on_first_use
 from membound._units import SIZE_CONVENTION, format_size, parse_size
 from membound._version import __version__
 from membound.bound.budget import memory_budget
@@ -53,8 +53,8 @@ from membound.guard import Limit, Watchdog, health, memory_limit
 from membound.judge.compare import compare
 from membound.judge.complexity import complexity
 from membound.judge.leaks import find_leaks
-from membound.measure.command import measure_command
-from membound.measure.isolate import measure
+from membound.measure.isolate.command import measure_command
+from membound.measure.isolate.function import measure
 from membound.measure.scenarios import scenario
 from membound.measure.sizeof import deep_sizeof, instance_size
 from membound.measure.track import track
@@ -77,6 +77,8 @@ from membound.results import (
 )
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from membound.bound.sql import (
         Batch,
         BatchWriter,
@@ -180,15 +182,11 @@ def load_ipython_extension(ipython: Any) -> None:
     load(ipython)
 
 
-def __getattr__(name: str) -> Any:
-    """The SQL batching names, imported on first use (see ``membound/_lazy.py``)."""
-    deferred = DEFERRED.get(name)
-    if deferred is None:
-        raise AttributeError(f"module 'membound' has no attribute {name!r}")
-    value = getattr(importlib.import_module(deferred[0]), name)
-    globals()[name] = value
-    return value
+# The SQL batching names, imported on first use (see ``membound/_lazy.py``).
+__getattr__, __dir__ = on_first_use(
+    __name__, {name: f"{module}:{name}" for name, (module, _) in DEFERRED.items()}
+)
 
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+# Only the public names stay in the namespace (tests/test_exported_members.py derives
+# ``__all__`` from it); the submodules the imports above bound stay too, as Python binds them.
+del annotations, TYPE_CHECKING, DEFERRED, on_first_use

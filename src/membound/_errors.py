@@ -153,17 +153,27 @@ class BatchWriteError(MemboundError):
         committed: items committed by earlier flushes (they stay committed).
         failed: items in the flush that was rolled back.
         discarded: items still buffered and dropped (never sent).
+        item: the position (from 1) in the failed flush of the item that raised, when the
+            flush's items, tried again one by one, found it; else None.
     """
 
     hint = "resume from the checkpoint: committed items and their position are durable"
 
     def __init__(
-        self, message: str, *, committed: int, failed: int, discarded: int = 0, hint: str = ""
+        self,
+        message: str,
+        *,
+        committed: int,
+        failed: int,
+        discarded: int = 0,
+        hint: str = "",
+        item: int | None = None,
     ) -> None:
         super().__init__(message, hint=hint)
         self.committed = committed
         self.failed = failed
         self.discarded = discarded
+        self.item = item
 
 
 class LeaseLost(MemboundError):

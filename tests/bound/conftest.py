@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from tests.bound.helpers import BACKENDS, Db, sa, sqlite_engine
-from tests.conftest import _as_cluster_user, _free_port, _pg_bin
+from tests.conftest import _as_cluster_user, _pg_bin
+from tests.ports import free_port as _free_port
 
 
 @pytest.fixture(params=BACKENDS)
@@ -90,16 +91,59 @@ class PgCluster:
         return thread
 
     def cut(self, how: str) -> threading.Thread | None:
-        """Cut every connection: ``"restart"``, ``"terminate"`` the backends, or stop for a
-        second (``"down 1 s"``: returns the thread that starts it again)."""
+        """Cut every connection: ``"restart"``, ``"terminate"`` the backends, stop for a
+        second (``"down 1 s"``), or ``"crash"`` (``pg_ctl stop -m immediate``: the server
+        runs crash recovery when it starts a second later); the last two return the thread
+        that starts it again."""
         if how == "restart":
             self.restart()
         elif how == "terminate":
             self.terminate_backends()
+        elif how == "crash":
+            self.pg_ctl("-m", "immediate", "-w", "stop")
+            return self.start_later(1.0)
         else:
             self.stop()
             return self.start_later(1.0)
         return None
+
+    def start_as_standby(self) -> None:
+        """Start (stopped) as a standby with no primary and ``hot_standby=off``: it runs but
+        turns every connection away ("the database system is not accepting connections",
+        SQLSTATE 57P03), as a server in recovery does."""
+        signal = self.data / "standby.signal"
+        signal.touch()
+        if os.geteuid() == 0:
+            shutil.chown(signal, "postgres", "postgres")
+        log = str(self.base / "log")
+        options = self.options + " -c hot_standby=off"
+        self.pg_ctl("-o", options, "-l", log, "start")  # no -w: it never accepts connections
+        deadline = time.monotonic() + 30
+        while "entering standby mode" not in Path(log).read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def ensure_running(self) -> None:
+        """Running as it was made: a standby a failed test left is stopped and started again
+        as itself, a stopped cluster started."""
+        if (self.data / "standby.signal").exists():
+            self.pg_ctl("-m", "fast", "-w", "stop", check=False)
+            (self.data / "standby.signal").unlink()
+        if not self.running():
+            self.start()
+
+    def promote_later(self, seconds: float) -> threading.Thread:
+        """After ``seconds``, stop the standby and start the cluster as it was (from a thread;
+        join it)."""
+
+        def run() -> None:
+            time.sleep(seconds)
+            self.pg_ctl("-m", "fast", "-w", "stop")
+            (self.data / "standby.signal").unlink(missing_ok=True)
+            self.start()
+
+        thread = threading.Thread(target=run)
+        thread.start()
+        return thread
 
     @contextlib.contextmanager
     def holding(self, sql: str, at_most: float = 8.0) -> Iterator[None]:
@@ -179,5 +223,4 @@ def pg_cluster(_pg_cluster_module: PgCluster) -> Iterator[PgCluster]:
     if not cluster.running():
         cluster.start()
     yield cluster
-    if not cluster.running():
-        cluster.start()
+    cluster.ensure_running()

@@ -29,7 +29,7 @@ def _bump(table: str) -> Any:
 @functools.cache
 def shared_engine(url: str) -> sa.Engine:
     """One engine per URL for the whole process, as applications keep one: a process pool
-    forked after the driver used it inherits its pooled connections."""
+    forked after the coordinator used it inherits its pooled connections."""
     return sa.create_engine(url)
 
 
@@ -52,6 +52,15 @@ def slow_bump(table: str, pause: float, slow_below: int, batch: mb.Batch, writer
     bump(table, batch, writer)
     if batch.first_key < slow_below:
         time.sleep(pause)
+
+
+def bump_while_flagged(table: str, flag: str, pause: float, batch: mb.Batch, writer: Any) -> None:
+    """``bump``, then up to ``pause`` s of waiting while the file ``flag`` exists: a test holds
+    the run long enough for what it does meanwhile, and the run speeds up once it is removed."""
+    bump(table, batch, writer)
+    deadline = time.monotonic() + pause
+    while os.path.exists(flag) and time.monotonic() < deadline:
+        time.sleep(0.02)
 
 
 def failing_bump(table: str, marker: str, fail_at: int, batch: mb.Batch, writer: Any) -> None:

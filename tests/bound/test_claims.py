@@ -14,7 +14,7 @@ import pytest
 
 import membound as mb
 from membound import BatchSourceError
-from membound.bound.sql.leases import JobTable
+from membound.bound.sql.partition.leases import JobTable
 from tests.bound.helpers import Db, fill, sa
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,8 +67,8 @@ def test_leaving_the_loop_gives_the_range_back(db: Db) -> None:
 def test_a_live_lease_is_not_taken_and_a_lost_one_cannot_commit(db: Db) -> None:
     table = db.users(100)
     name = f"c-{table.name}"
-    holder = mb.claim_ranges(db.engine, name, table, parts=1, lease="1 s", owner="a", wait=False)
-    r = next(holder)
+    owner_a = mb.claim_ranges(db.engine, name, table, parts=1, lease="1 s", owner="a", wait=False)
+    r = next(owner_a)
     # While a's lease is live, b finds nothing free (and does not wait).
     assert [] == list(mb.claim_ranges(db.engine, name, table, parts=1, owner="b", wait=False))
     # a stalls past its lease without a heartbeat (it is stopped); b takes the range over.
@@ -85,7 +85,7 @@ def test_a_live_lease_is_not_taken_and_a_lost_one_cannot_commit(db: Db) -> None:
         writer.flush()
     assert 0 == _counters(db, table)[1]  # a's writes rolled back with its fence
     assert 0 == _counters(db, table)[2]
-    holder.close()
+    owner_a.close()
 
 
 def test_a_job_of_the_same_name_with_other_ranges_is_refused(db: Db) -> None:
@@ -102,7 +102,7 @@ def test_a_job_of_the_same_name_with_other_ranges_is_refused(db: Db) -> None:
 
 
 def _claimer(db: Db, table: str, job: str, pause: float) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
     return subprocess.Popen(
         [sys.executable, "-m", "tests.bound.partition_jobs", db.url, table, job, "6", "2 s",
          str(pause)],

@@ -9,6 +9,7 @@ worker finish. Exactly-once means every counter ends at exactly 1.
 
 from __future__ import annotations
 
+import os
 import random
 import signal
 import subprocess
@@ -20,6 +21,7 @@ import pytest
 
 from tests.bound.helpers import Db, sa, sqlite_engine
 
+ROOT = Path(__file__).resolve().parents[2]
 WORKER = Path(__file__).with_name("crash_worker.py")
 ROWS = 400
 
@@ -30,8 +32,13 @@ def start_worker(url: str, table: str, mode: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        cwd=Path(__file__).parents[2],
-        env={"PYTHONPATH": str(Path(__file__).parents[2]), "PATH": "/usr/bin:/bin"},
+        cwd=ROOT,
+        # The checkout's own source first: the workers run the code under test, whichever
+        # membound the interpreter has installed.
+        env={
+            "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
+            "PATH": "/usr/bin:/bin",
+        },
         start_new_session=True,  # signals meant for the test runner's group never reach it
     )
     assert proc.stdout is not None

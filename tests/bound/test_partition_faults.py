@@ -1,5 +1,5 @@
 """``run_partitioned`` when the world around it breaks: Ctrl-C on a process-pool or Dask
-driver ends it within seconds with what committed and no range started after it; a Dask
+coordinator ends it within seconds with what committed and no range started after it; a Dask
 cluster that lost every worker ends it after ``worker_wait`` instead of a silent wait; a re-run
 with the same name finishes every row exactly once."""
 
@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 import membound as mb
-from membound.bound.sql.lease_rows import leases_table
+from membound.bound.sql.partition.leases import leases_table
 from tests.bound import partition_jobs as jobs
 from tests.bound.helpers import Db, sa
 
@@ -67,11 +67,11 @@ def _read_line(proc: subprocess.Popen[str], word: str, timeout: float) -> str:
             break
         if line.startswith(word):
             return line
-    raise AssertionError(f"no {word!r} line from the driver (exit {proc.poll()})")
+    raise AssertionError(f"no {word!r} line from the coordinator (exit {proc.poll()})")
 
 
 @pytest.fixture
-def driver_proc() -> Iterator[list[subprocess.Popen[str]]]:
+def coordinator_proc() -> Iterator[list[subprocess.Popen[str]]]:
     started: list[subprocess.Popen[str]] = []
     yield started
     for proc in started:
@@ -82,19 +82,19 @@ def driver_proc() -> Iterator[list[subprocess.Popen[str]]]:
 
 @pytest.mark.parametrize("db", ["sqlite-wal", "postgres"], indirect=True)
 @pytest.mark.parametrize(
-    ("runner", "to"), [("process", "driver"), ("process", "group"), ("dask", "driver")]
+    ("runner", "to"), [("process", "coordinator"), ("process", "group"), ("dask", "coordinator")]
 )
-def test_ctrl_c_stops_the_driver_within_seconds_and_no_range_starts_after_it(
-    db: Db, runner: str, to: str, tmp_path: Path, driver_proc: list[subprocess.Popen[str]]
+def test_ctrl_c_stops_the_coordinator_within_seconds_and_no_range_starts_after_it(
+    db: Db, runner: str, to: str, tmp_path: Path, coordinator_proc: list[subprocess.Popen[str]]
 ) -> None:
     table = db.users(ROWS)
     job, log = f"int-{table.name}", tmp_path / "batches.log"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.bound.interrupt_driver", db.url, table.name, job, runner,
+        [sys.executable, "-m", "tests.bound.interrupt_coordinator", db.url, table.name, job, runner,
          str(log)],
         cwd=ROOT, stdout=subprocess.PIPE, text=True, start_new_session=True,
     )  # fmt: skip
-    driver_proc.append(proc)
+    coordinator_proc.append(proc)
     _read_line(proc, "ready", 120)
     deadline = time.monotonic() + 120
     while (not log.exists() or len(log.read_text().splitlines()) < 6) and proc.poll() is None:
@@ -127,7 +127,7 @@ def test_ctrl_c_stops_the_driver_within_seconds_and_no_range_starts_after_it(
     assert committed == int(rows)  # the report says exactly what committed
     assert committed < ROWS
     # The same name resumes after what committed: every row exactly once, at once: ranges
-    # the stopped driver's processes held are known abandoned (their processes are gone), not
+    # the stopped coordinator's processes held are known abandoned (their processes are gone), not
     # waited out for their 60 s leases.
     began = time.monotonic()
     mb.run_partitioned(
@@ -148,7 +148,7 @@ def test_a_dask_cluster_without_workers_ends_the_run_after_worker_wait(db: Db) -
     worker = subprocess.Popen(  # no nanny: a killed worker stays dead
         [str(Path(sys.executable).parent / "dask"), "worker", cluster.scheduler_address,
          "--no-nanny", "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1"],
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
@@ -191,11 +191,15 @@ def test_a_dask_cluster_without_workers_ends_the_run_after_worker_wait(db: Db) -
 
 
 def _cut_connections(cluster: Any, stop: threading.Event, cuts: list[str]) -> None:
-    """Restart the cluster, then terminate its backends, in turn, until ``stop``."""
+    """Restart the cluster, terminate its backends, crash it (``-m immediate``: crash
+    recovery at the next start), terminate them, in turn, until ``stop``."""
     while not stop.wait(0.7):
         if len(cuts) % 2 == 0:
-            cluster.restart()
-            cuts.append("restart")
+            how = "crash" if len(cuts) % 4 == 2 else "restart"
+            started = cluster.cut(how)
+            if started is not None:
+                started.join()
+            cuts.append(how)
         elif cluster.terminate_backends():
             cuts.append("terminate")
 
@@ -264,7 +268,7 @@ def test_postgres_down_longer_than_db_wait_ends_the_run_saying_what_committed(
     said = re.search(r"\(([\d,]+) rows committed in them\)", message)
     assert said is not None, message
     assert int(said.group(1).replace(",", "")) <= committed
-    # The failed call could not give its ranges back (the database was down); its driver has
+    # The failed call could not give its ranges back (the database was down); its coordinator has
     # returned, so the re-run in this process takes them over at once, not after 60 s.
     began = time.monotonic()
     mb.run_partitioned(

@@ -242,7 +242,7 @@ def test_a_dead_pool_worker_is_reported_and_the_job_resumes(db: Db, tmp_path: Pa
     assert dict.fromkeys(range(1, 2001), 1) == _counters(db, table)
 
 
-def test_two_drivers_of_one_job_share_it(db: Db) -> None:
+def test_two_coordinators_of_one_job_share_it(db: Db) -> None:
     table = _table(db, list(range(1, 3001)))
     fn = functools.partial(jobs.slow_bump, table.name, 0.01, 10**9)
 
@@ -251,8 +251,8 @@ def test_two_drivers_of_one_job_share_it(db: Db) -> None:
             db.url, table, fn, name=_name(table), parts=6, batch_size=100, lease="5 s"
         )
 
-    with cf.ThreadPoolExecutor(2) as drivers:
-        reports = [f.result() for f in [drivers.submit(drive), drivers.submit(drive)]]
+    with cf.ThreadPoolExecutor(2) as coordinators:
+        reports = [f.result() for f in [coordinators.submit(drive), coordinators.submit(drive)]]
     assert dict.fromkeys(range(1, 3001), 1) == _counters(db, table)
     assert all(3000 == r.rows for r in reports)
     assert 0 == max(r.retries for r in reports)  # waited for each other, took nothing over
@@ -302,7 +302,7 @@ def test_tables_of_an_older_layout_are_refused(db: Db) -> None:
 
 
 def test_a_shared_engine_factory_across_a_forked_pool(db: Db) -> None:
-    """The driver uses the factory's engine before the pool forks: workers must not share its
+    """The coordinator uses the factory's engine before the pool forks: workers must not share its
     pooled connections (on PostgreSQL that mixes up results or hangs)."""
     table = _table(db, list(range(1, 8001)))
     factory = functools.partial(jobs.shared_engine, db.url)

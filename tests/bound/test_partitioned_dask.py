@@ -23,10 +23,13 @@ from tests.bound import partition_jobs as jobs
 from tests.bound.helpers import Db, fill, sa
 
 distributed = pytest.importorskip("distributed")
+Status = pytest.importorskip("distributed.core").Status
 dask = pytest.importorskip("dask")
 
 ROOT = Path(__file__).resolve().parents[2]
 KEYS = [*range(1, 2001), *range(10_000, 40_000, 17), *range(10**8, 10**8 + 300)]
+#: Workers SIGKILLed mid-range in the test of kills.
+KILLS = 4
 
 
 def _counters(db: Db, table: sa.Table) -> dict[int, int]:
@@ -101,7 +104,7 @@ def test_a_failed_range_on_dask_lets_running_ranges_finish(db: Db, client: Any) 
 
 
 def test_peaks_are_sampled_when_workers_run_several_tasks() -> None:
-    from membound.bound.sql.runners import runner_for
+    from membound.bound.sql.partition.runners import runner_for
 
     with (
         distributed.LocalCluster(
@@ -112,15 +115,34 @@ def test_peaks_are_sampled_when_workers_run_several_tasks() -> None:
         assert not runner_for(c).own_processes  # a reset would erase the other task's peak
 
 
+def _registered_pids(dask_scheduler: Any) -> dict[str, int]:
+    """Run on the scheduler: address -> pid of each worker it has running."""
+    return {
+        address: ws.pid
+        for address, ws in dask_scheduler.workers.items()
+        if ws.status == Status.running
+    }
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("db", ["sqlite-wal", "postgres"], indirect=True)
-def test_workers_killed_mid_range_write_each_row_once(db: Db) -> None:
-    """SIGKILL a worker process mid-range 10 times; the nanny restarts it, Dask re-runs the
-    range elsewhere, and the range resumes after its committed checkpoint."""
+def test_workers_killed_mid_range_write_each_row_once(db: Db, tmp_path: Path) -> None:
+    """SIGKILL a worker process mid-range 4 times; the nanny restarts it, Dask re-runs the
+    range on the other worker, and the range resumes after its committed checkpoint.
+
+    A worker is killed only while the other one answers (both up, neither killed before), so
+    the cluster always has a worker: how long a restart takes on a loaded machine is not what
+    is tested. The job pauses after each batch until the last kill, so it cannot end first. Each
+    kill waits for a worker restart (seconds, tens on a loaded machine): 4 kills, each after
+    rows were committed since the one before, already catch a range that starts over instead of
+    resuming (the first kill does)."""
     table = db.users(12_000)
+    flag = tmp_path / "keep-slow"
+    flag.write_text("until the last kill")
     cluster = _cluster(**{"distributed.scheduler.allowed-failures": 100})
     client = distributed.Client(cluster)
     kills = 0
+    killed: set[int] = set()
     done = threading.Event()
 
     def committed() -> int:
@@ -131,26 +153,50 @@ def test_workers_killed_mid_range_write_each_row_once(db: Db) -> None:
         nonlocal kills
         rng = random.Random(3)
         last = committed()
-        while kills < 10 and not done.is_set():
+        wanted, ready_at = 2, time.monotonic()
+        while kills < KILLS and not done.is_set():
             time.sleep(rng.uniform(0.3, 0.6))
             # Only once rows were committed since the last kill: a worker killed while it still
             # starts (slow on a loaded machine) had no range yet, and nothing would be retried.
             now = committed()
             if now == last:
                 continue
+            # Two workers, and each running nanny's process the very process the scheduler has
+            # registered at that address (by pid: a restarting nanny already has its new pid
+            # while the scheduler may still list the killed process at the old address; asking
+            # the workers themselves would wait for a dead one's connection to time out).
+            registered = client.run_on_scheduler(_registered_pids)
+            alive = {
+                n.worker_address: n.pid
+                for n in cluster.workers.values()
+                if n.status == Status.running and n.pid is not None
+            }
+            if len(registered) < 2 or alive != registered or killed & set(alive.values()):
+                # A restart is under way: killing now could leave no worker at all. A nanny
+                # that gave up restarting its worker (seen on loaded machines) is replaced, as
+                # an autoscaler would.
+                if time.monotonic() - ready_at > 45:
+                    wanted += 1
+                    cluster.scale(wanted)
+                    ready_at = time.monotonic()
+                continue
+            ready_at = time.monotonic()
             working = [addr for addr, keys in client.processing().items() if keys]
-            pids = client.run(os.getpid, workers=working, on_error="ignore") if working else {}
-            busy = list(pids.values())
+            busy = [pid for addr, pid in alive.items() if addr in working]
             if busy and not done.is_set():
-                os.kill(rng.choice(busy), signal.SIGKILL)
+                pid = rng.choice(busy)
+                os.kill(pid, signal.SIGKILL)
+                killed.add(pid)
                 kills += 1
                 last = now
+        flag.unlink(missing_ok=True)
 
     thread = threading.Thread(target=killer)
     try:
         thread.start()
         report = mb.run_partitioned(
-            db.url, table, functools.partial(jobs.slow_bump, table.name, 0.05, 10**9),
+            db.url, table,
+            functools.partial(jobs.bump_while_flagged, table.name, str(flag), 3.0),
             name=f"d-{table.name}", parts=8, client=client, batch_size=40,
             write_batch_size=25, split_stragglers=False,
         )  # fmt: skip
@@ -159,7 +205,7 @@ def test_workers_killed_mid_range_write_each_row_once(db: Db) -> None:
         thread.join()
         client.close()
         cluster.close()
-    assert kills >= 10
+    assert kills >= KILLS
     assert dict.fromkeys(range(1, 12_001), 1) == _counters(db, table)
     assert 12_000 == report.rows
     assert report.retries >= 1
@@ -171,7 +217,7 @@ def test_dask_scheduler_and_workers_started_as_commands(db: Db, tmp_path: Path) 
     table = db.users(0)
     fill(db.engine, table, KEYS)
     scheduler_file = tmp_path / "scheduler.json"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
     dask_cmd = [str(Path(sys.executable).parent / "dask")]
     procs = [
         subprocess.Popen(

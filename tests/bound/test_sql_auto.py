@@ -3,7 +3,7 @@ those of a plain full scan (G8) whatever sizes the tuner picks."""
 
 from __future__ import annotations
 
-import time
+import importlib
 
 import pytest
 
@@ -11,12 +11,6 @@ import membound as mb
 from membound import BatchSourceError
 from membound.bound.sql.autosize import PageSizer
 from tests.bound.helpers import Db, fill, ids_of, sa
-
-
-def _busy(seconds: float) -> None:
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        pass
 
 
 def test_auto_reads_every_row_once(db: Db) -> None:
@@ -48,20 +42,45 @@ def test_auto_with_a_composite_key_and_checkpoint(db: Db) -> None:
     assert len(rest) >= len(everything) - len(seen)  # resumed, not restarted
 
 
-def test_pages_grow_when_fast_and_shrink_when_the_work_gets_heavier(db: Db) -> None:
-    table = db.users(150_000)
+class _Clock:
+    """The clock ``in_batches`` times its pages by, moved only by the test: the page sizes then
+    follow from the work the test says each page took, not from how busy the machine is."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+    def spend(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_pages_grow_when_fast_and_shrink_when_the_work_gets_heavier(
+    db: Db, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Page times are what ``in_batches`` measures, from the start of a page's query to the
+    request for the next page, on a clock the test moves: 2 ms for each query, 1 µs a row for
+    the loop body of the first three pages, 20 µs from the fourth on."""
+    table = db.users(60_000)
+    clock = _Clock()
+    monkeypatch.setattr(importlib.import_module("membound.bound.sql.read"), "time", clock)
+    sa.event.listen(db.engine, "before_cursor_execute", lambda *_: clock.spend(0.002))
     sizes = []
     for batch in mb.in_batches(db.engine, table, batch_size="auto", target_batch_s=0.02):
         sizes.append(len(batch.rows))
-        # 20 µs of work per row from the sixth page on: the 0.02 s target is ~1,000 rows.
-        if batch.index >= 5:
-            _busy(20e-6 * len(batch.rows))
-    assert len(sizes) >= 9, sizes
-    # Grew from 1,000 while pages were cheap: by how much depends on the page's fixed cost (a
-    # PostgreSQL round trip on a loaded machine held it to 3,400 once), so at least twofold.
-    assert max(sizes[:5]) >= 2 * sizes[0], sizes
-    # and came down once they were not (the last page is a remnant)
-    assert sizes[-2] <= min(2000, max(sizes[:5]) / 1.5), sizes
+        clock.spend((1e-6 if batch.index < 3 else 20e-6) * len(batch.rows))
+    assert 60_000 == sum(sizes)
+    # Cheap pages (3 ms for the first 1,000 rows): the size grows, 4x a page at most.
+    assert [1000, 4000] == sizes[:2], sizes
+    assert sizes[2] > sizes[1], sizes
+    # Heavier work from the fourth page: one slow page is a hiccup (the next is the same size),
+    # the second confirms it; then the 0.02 s target is (0.02 - 0.002) / 20 µs = 900 rows a
+    # page, met within a tenth (the last page is a remnant).
+    assert sizes[4] == sizes[3], sizes
+    heavy = sizes[5:-1]
+    assert len(heavy) >= 5, sizes
+    assert all(abs(n - 900) <= 90 for n in heavy), sizes
 
 
 def test_wide_rows_are_capped_by_memory(db: Db) -> None:

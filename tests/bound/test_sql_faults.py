@@ -36,8 +36,7 @@ def pgdb(pg_cluster: PgCluster) -> Iterator[Db]:
         yield db
     finally:
         engine.dispose()
-        if not pg_cluster.running():
-            pg_cluster.start()
+        pg_cluster.ensure_running()
         cleanup = sa.create_engine(pg_cluster.url)
         db.metadata.drop_all(cleanup)
         with cleanup.begin() as conn:
@@ -221,8 +220,9 @@ def test_find_each_stops_after_db_wait_saying_how_far_it_got(
 def test_reader_and_writer_through_restarts_from_a_thread_write_each_row_once(
     pgdb: Db, pg_cluster: PgCluster
 ) -> None:
-    """Four restarts and terminated backends land wherever the loop is (a page, a flush, a
-    COMMIT); the checkpoint keeps every row's write exactly once."""
+    """A restart, a crash (``-m immediate``: crash recovery at the next start) and terminated
+    backends land wherever the loop is (a page, a flush, a COMMIT); the checkpoint keeps every
+    row's write exactly once."""
     table = pgdb.users(2000)
     cp = Checkpoint(pgdb.engine, "restarts")
     done = threading.Event()
@@ -230,8 +230,10 @@ def test_reader_and_writer_through_restarts_from_a_thread_write_each_row_once(
 
     def cut() -> None:
         while len(faults) < 4 and not done.wait(0.4):
-            how = "terminate" if len(faults) % 2 else "restart"
-            pg_cluster.cut(how)
+            how = "terminate" if len(faults) % 2 else ("restart", "crash")[len(faults) // 2]
+            started = pg_cluster.cut(how)
+            if started is not None:
+                started.join()
             faults.append(how)
 
     thread = threading.Thread(target=cut)
@@ -249,6 +251,37 @@ def test_reader_and_writer_through_restarts_from_a_thread_write_each_row_once(
     assert {1: 2000} == counters(pgdb.engine, table)
     assert 2000 == writer.committed
     assert 2000 == cp.position
+
+
+@pytest.mark.postgres
+def test_a_server_that_does_not_accept_connections_yet_is_waited_for(
+    pgdb: Db, pg_cluster: PgCluster
+) -> None:
+    """A server in recovery (after a crash, or a standby not yet promoted) answers every
+    connection "the database system is not (yet) accepting connections" (SQLSTATE 57P03, which
+    psycopg's connect error does not carry): the reader, the writer and the checkpoint wait
+    for it up to ``db_wait``, as for a server that is down."""
+    table = pgdb.users(600)
+    cp = Checkpoint(pgdb.engine, "recovering")
+    cp.reset()
+    pgdb.engine.dispose()
+    pg_cluster.stop()
+    pg_cluster.start_as_standby()
+    with pytest.raises(sa.exc.OperationalError) as refused, pgdb.engine.connect():
+        pass
+    assert "accepting connections" in str(refused.value)
+    assert is_disconnect(refused.value)
+    promoted = pg_cluster.promote_later(1.5)
+    began = time.monotonic()
+    try:
+        with BatchWriter(pgdb.engine, batch_size=100, checkpoint=cp, db_wait=30) as writer:
+            for row in find_each(pgdb.engine, table, batch_size=100, checkpoint=cp, db_wait=30):
+                writer.add(bump(table), {"uid": row.id})
+    finally:
+        promoted.join()
+    assert time.monotonic() - began >= 1.0
+    assert {1: 600} == counters(pgdb.engine, table)
+    assert 600 == cp.position
 
 
 def lose_commit_answer(

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.ports import free_port
 from tests.processes import kill_tagged, new_tag, settle, tagged_env
 
 MIB = 2**20
@@ -124,12 +125,6 @@ def alive(pid: int) -> bool:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except FileNotFoundError:
         return False
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_hard_with_signal_term_stops_the_process_and_exits_1(tag: str) -> None:
@@ -329,15 +324,33 @@ def test_prometheus_metrics_of_the_watched_process(tag: str) -> None:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
                     text = r.read().decode()
-                break
+                if "membound_memory_headroom_bytes " in text:  # after the first reading
+                    break
             except OSError:
-                time.sleep(0.05)
+                pass
+            time.sleep(0.05)
         rss = status_field(child.pid, "VmRSS")
         assert text, "the metrics never answered"
-        samples = {
-            s.name: s for family in text_string_to_metric_families(text) for s in family.samples
-        }
+        parsed = list(text_string_to_metric_families(text))
+        samples = {s.name: s for family in parsed for s in family.samples}
         assert abs(samples["membound_memory_rss_bytes"].value - rss) < 2 * MIB
+        assert limit == samples["membound_memory_limit_bytes"].value
+        thresholds = {
+            s.labels["threshold"]: s.value
+            for family in parsed
+            for s in family.samples
+            if s.name == "membound_watchdog_threshold_bytes"
+        }
+        assert {"soft", "hard", "recover"} == set(thresholds)
+        assert thresholds["soft"] < thresholds["hard"] < limit
+        # One home: every family the watch serves is the guard's, with its help and type.
+        from membound.guard.prometheus.metrics import SPECS
+
+        for family in parsed:
+            name = family.name + ("_total" if family.type == "counter" else "")
+            assert name in SPECS, name
+            assert SPECS[name].help == family.documentation
+            assert ("counter" if SPECS[name].counter else "gauge") == family.type
         assert 0 == samples["membound_watchdog_state"].value
         assert limit == samples["membound_memory_limit_bytes"].value
         assert "given" == samples["membound_memory_limit_bytes"].labels["source"]

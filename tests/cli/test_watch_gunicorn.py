@@ -21,7 +21,7 @@ import psutil
 import pytest
 
 from tests.guard.cgroup_helpers import memory_cgroup
-from tests.guard.server_helpers import free_port
+from tests.ports import free_port
 from tests.processes import default_sigint, kill_tagged, new_tag, tagged_env
 
 APPS = Path(__file__).parent / "apps"
@@ -245,3 +245,143 @@ def test_the_recipe_itself_and_other_processes_get_no_warning() -> None:
         kill_tagged(tag)
         if server is not None:
             server.wait(30)
+
+
+def test_a_recovery_that_never_reached_hard_adds_no_worker(tmp_path: Path) -> None:
+    """Memory passes ``soft`` and falls back under ``recover`` without reaching ``hard``: no
+    TTOU was sent, so no TTIN is either (it sent one for every such recovery: -w 3 reached 6
+    workers)."""
+    port = free_port()
+    out = tmp_path / "watch.json"
+    tag = new_tag()
+    recipe = ["--on-hard", "signal:TTOU", "--on-recover", "signal:TTIN"]
+    thresholds = ["--soft", "200MiB", "--hard", "600MiB", "--recover", "150MiB"]
+    with memory_cgroup(1 << 30) as group:
+        argv = [*WATCH, "--cmd", _gunicorn(port, 2), "--no-live", "--interval", "0.05"]
+        argv += ["--json", str(out), *thresholds, *recipe]
+        watch = subprocess.Popen(
+            group.enter_argv(argv),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=tagged_env(tag),
+            preexec_fn=default_sigint,  # noqa: PLW1509 (no threads yet)
+        )
+        try:
+            deadline = time.monotonic() + 40
+            _wait_up(port, deadline)
+            master = _master(watch, deadline)
+            _wait_workers(master, 2, deadline)
+            for _ in range(3):  # soft, then ok, three times over
+                _together(port, "/grow", 2)
+                _together(port, "/grow", 2)  # ~230 MiB: past soft, far from hard
+                _together(port, "/drop", 2)  # back under recover
+            settled = time.monotonic() + 3
+            most = 0
+            while time.monotonic() < settled:
+                most = max(most, len(_workers(master)))
+                time.sleep(0.02)
+            assert 2 == most, "a worker was added though none had been shed"
+            watch.send_signal(signal.SIGINT)
+            watch.communicate(timeout=30)
+        finally:
+            kill_tagged(tag)
+            if watch.poll() is None:
+                watch.kill()
+            watch.communicate()
+            for left in Path(group.path).glob("membound-watch-*"):
+                group.remove_child(left.name)
+    result = json.loads(out.read_text())["result"]
+    assert [] == [a for a in result["actions"] if "SIGTTIN" in a["result"]], result["actions"]
+    assert sum(1 for t in result["transitions"] if t["to"] == "ok") >= 1, result["transitions"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--on-hard", "signal:TTOU", "--on-recover", "signal:TTIN"],
+        ["--on-soft", "signal:TTOU"],
+    ],
+)
+def test_the_recipe_outside_a_server_it_knows_is_one_line_exit_2(args: list[str]) -> None:
+    """TTOU and TTIN stop a process that does not handle them (their default action): sent to
+    anything but a gunicorn master or a ``uvicorn --workers`` parent, the watch refuses."""
+    sleeper = f"{sys.executable} -c 'import time; time.sleep(30)'"
+    done = subprocess.run(
+        [*WATCH, "--cmd", sleeper, "--no-live", "--duration", "2", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert 2 == done.returncode, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert 1 == len(lines), done.stderr
+    assert lines[0].startswith("membound watch: error: "), lines
+    assert "TTOU" in lines[0]
+    assert "gunicorn" in lines[0]
+    assert "" == done.stdout
+
+
+def test_ttin_without_the_ttou_it_undoes_is_one_line_exit_2() -> None:
+    tag = new_tag()
+    argv = [*WATCH, "--cmd", _gunicorn(free_port(), 1), "--duration", "2", "--no-live"]
+    try:
+        done = subprocess.run(
+            [*argv, "--on-recover", "signal:TTIN"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env=tagged_env(tag),
+        )
+    finally:
+        kill_tagged(tag)
+    assert 2 == done.returncode, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert 1 == len(lines), done.stderr
+    assert "--on-recover signal:TTIN" in lines[0]
+    assert "signal:TTOU" in lines[0]
+
+
+def test_a_recovery_that_does_not_hold_adds_no_worker(tmp_path: Path) -> None:
+    """After a TTOU, memory dips under ``recover`` and rises past it again within the hold:
+    no TTIN (sent at once, it made the server flap ~3 times a second)."""
+    port = free_port()
+    tag = new_tag()
+    recipe = ["--on-hard", "signal:TTOU", "--on-recover", "signal:TTIN"]
+    with memory_cgroup(1 << 30) as group:
+        argv = [*WATCH, "--cmd", _gunicorn(port, WORKERS), "--no-live", "--interval", "0.05"]
+        watch = subprocess.Popen(
+            group.enter_argv([*argv, *THRESHOLDS, *recipe]),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=tagged_env(tag),
+            preexec_fn=default_sigint,  # noqa: PLW1509 (no threads yet)
+        )
+        try:
+            deadline = time.monotonic() + 40
+            _wait_up(port, deadline)
+            master = _master(watch, deadline)
+            _wait_workers(master, WORKERS, deadline)
+            for _ in range(ROUNDS):  # past hard: TTOU
+                _together(port, "/grow", WORKERS)
+            _wait_workers(master, WORKERS - 1, deadline)
+            _together(port, "/drop", WORKERS - 1)  # under recover…
+            for _ in range(2):  # …and back above it (~230 MiB) within a second
+                _together(port, "/grow", WORKERS - 1)
+            settled = time.monotonic() + 7
+            while time.monotonic() < settled:
+                assert len(_workers(master)) <= WORKERS - 1, "TTIN before the recovery held"
+                time.sleep(0.05)
+            watch.send_signal(signal.SIGINT)
+            watch.communicate(timeout=30)
+            assert 0 == group.oom_kills()
+        finally:
+            kill_tagged(tag)
+            if watch.poll() is None:
+                watch.kill()
+            watch.communicate()
+            for left in Path(group.path).glob("membound-watch-*"):
+                group.remove_child(left.name)

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from membound.cli.watch_tree import TreeLimit, tree_for_command
+from membound.cli.commands.watch.tree import TreeLimit, tree_for_command
 from membound.guard.limit import memory_limit
-from membound.measure.cgroup_memory import memory_groups
+from membound.measure.cgroup.memory import memory_groups
 
 WATCH = [sys.executable, "-m", "membound", "watch"]
 MiB = 1 << 20
@@ -110,7 +110,7 @@ def test_a_group_that_cannot_be_made_falls_back_in_one_line(tmp_path: Path) -> N
 OWN_GROUP = textwrap.dedent(
     """
     import sys, time
-    from membound.measure.cgroup_memory import memory_groups
+    from membound.measure.cgroup.memory import memory_groups
 
     group = memory_groups()[0]
     name = "memory.max" if group.version == 2 else "memory.limit_in_bytes"

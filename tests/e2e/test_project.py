@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -14,35 +13,18 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_readme_opens_with_the_two_commands_and_makefile_has_them() -> None:
+def test_readme_says_what_it_is_how_to_install_and_the_two_commands_in_that_order() -> None:
+    """README: what it is, install, the two commands, the examples, the links (the examples
+    themselves are run by ``tests/test_docs_snippets.py``)."""
     readme = ROOT.joinpath("README.md").read_text()
-    head = "\n".join(readme.splitlines()[:15])
-    assert "make demo" in head
-    assert "make test" in head
+    sections = re.findall(r"^## (.+)$", readme, re.M)
+    assert ["Install", "Two commands", "One example per capability", "Documentation"] == sections
+    two = readme.split("## Two commands", 1)[1].split("\n## ", 1)[0]
+    assert "make demo" in two
+    assert "make test" in two
     makefile = ROOT.joinpath("Makefile").read_text()
     for target in ("demo", "test", "bench", "lint"):
         assert re.search(rf"^{target}:", makefile, re.M), target
-
-
-@pytest.mark.slow
-def test_the_readme_commands_run() -> None:
-    """Every ``membound`` command README shows runs as written, from the repository, and exits 0
-    (they use the files in examples/, and the project's own src/ for lint)."""
-    readme = ROOT.joinpath("README.md").read_text()
-    commands = re.findall(r"^\.venv/bin/membound (.+)$", readme, re.M)
-    assert {"run", "scale", "compare", "leaks", "lint", "watch"} == {
-        shlex.split(c)[0] for c in commands
-    }
-    for command in commands:
-        proc = subprocess.run(
-            [sys.executable, "-m", "membound", *shlex.split(command)],
-            capture_output=True,
-            text=True,
-            check=False,
-            cwd=ROOT,
-            timeout=120,
-        )
-        assert 0 == proc.returncode, (command, proc.stdout[-2000:], proc.stderr[-2000:])
 
 
 @pytest.mark.slow
@@ -151,7 +133,7 @@ def test_the_docs_numbers_come_from_the_benchmark_results() -> None:
     finally:
         sys.path.remove(str(ROOT / "benchmarks"))
     sections = readme_numbers.sections()
-    assert len(sections) == 5
+    assert len(sections) == 7
     for page, begin, end, render in sections:
         text = ROOT.joinpath("docs", page).read_text()
         assert begin in text, page

@@ -18,16 +18,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from tests.guard.cgroup_helpers import MemoryCgroup
+from tests.ports import free_port as _free_port
 from tests.processes import kill_tagged, new_tag, tagged_env
 
 APPS = str(Path(__file__).parent / "apps")
 ROOT = str(Path(__file__).parents[2])
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+#: The checkout's own source, first: the servers run the code under test, whichever membound
+#: the interpreter has installed.
+SRC = str(Path(__file__).parents[2] / "src")
 
 
 @contextlib.contextmanager
@@ -101,15 +99,18 @@ def celery_worker(
     hard: str,
     concurrency: int = 2,
     group: MemoryCgroup | None = None,
+    largest_task: str | None = None,
 ) -> Iterator[Worker]:
-    """A prefork worker of ``celery_tasks`` (``guard``: ``membound``, ``celery`` or ``none``)."""
+    """A prefork worker of ``celery_tasks`` (``guard``: ``membound``, ``celery`` or ``none``;
+    ``largest_task``: ``recycle_children``'s)."""
     tag = new_tag()
     env = {
         **tagged_env(tag),
-        "PYTHONPATH": os.pathsep.join([APPS, ROOT]),
+        "PYTHONPATH": os.pathsep.join([APPS, SRC, ROOT]),
         "MB_TEST_REDIS": redis,
         "MB_TEST_CELERY_GUARD": guard,
         "MB_TEST_CELERY_HARD": hard,
+        **({"MB_TEST_CELERY_LARGEST": largest_task} if largest_task is not None else {}),
     }
     argv = [sys.executable, "-m", "celery", "-A", "celery_tasks", "worker", "--pool", "prefork"]
     argv += ["--concurrency", str(concurrency), "--loglevel", "INFO", "--without-gossip"]

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from membound.measure.cgroup_memory import memory_groups, parse_flat_keyed
+from membound.measure.cgroup.memory import memory_groups, parse_flat_keyed
 
 
 class MemoryCgroup:

@@ -10,7 +10,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -28,16 +27,12 @@ from tests.processes import kill_tagged, new_tag, tagged_env
 
 APPS = str(Path(__file__).parent / "apps")
 ROOT = str(Path(__file__).parents[2])
+#: The checkout's own source, first: the servers run the code under test, whichever membound
+#: the interpreter has installed.
+SRC = str(Path(__file__).parents[2] / "src")
 RECYCLES = re.compile(rb"worker (\d+) recycles after this request")
 #: A uvicorn worker's shutdown is over (``guarded_asgi.py`` prints it): it serves no more.
 STOPPED = re.compile(rb"lifespan shutdown (\d+)")
-
-
-def free_port() -> int:
-    """A port free on 127.0.0.1 now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -204,7 +199,7 @@ def serve(
     """Start ``argv`` (in ``group`` when given), wait until ``ready_path`` answers, yield it;
     always stopped and every process it started killed."""
     tag = new_tag()
-    full_env = {**tagged_env(tag), "PYTHONPATH": os.pathsep.join([APPS, ROOT]), **(env or {})}
+    full_env = {**tagged_env(tag), "PYTHONPATH": os.pathsep.join([APPS, SRC, ROOT]), **(env or {})}
     command = group.enter_argv(argv) if group is not None else argv
     process = subprocess.Popen(
         command,

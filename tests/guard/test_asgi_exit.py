@@ -12,7 +12,8 @@ import threading
 import time
 from pathlib import Path
 
-from tests.guard.server_helpers import Reply, free_port, get, load, python, serve, wait_for_line
+from tests.guard.server_helpers import Reply, get, load, python, serve, wait_for_line
+from tests.ports import free_port
 
 SLOW_S = 1.5
 
@@ -113,8 +114,8 @@ def test_exit_gracefully_in_a_plain_script_raises_system_exit_in_the_main_thread
     script = """
 import time
 from membound.guard import actions
-from membound.guard.watchdog import Watchdog
-from membound.measure.cgroup_memory import process_usage
+from membound.guard.watchdog.core import Watchdog
+from membound.measure.cgroup.memory import process_usage
 base = process_usage().judged
 dog = Watchdog(limit=base + (256 << 20), soft=base + (32 << 20), hard=base + (64 << 20),
                on_soft=None, on_hard=actions.exit_gracefully(status=75, grace=5)).start()

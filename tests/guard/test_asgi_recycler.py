@@ -1,7 +1,7 @@
 """uvicorn workers recycled on their current memory, in a real memory cgroup, with real servers
 on 127.0.0.1 and bounded request loops: ``uvicorn --workers`` with ``ASGIRecycler`` in the app,
-and gunicorn's ``UvicornWorker`` with ``Recycler.post_worker_init`` wrapping it. A 1 MiB leak
-per request: every response 200, none lost, no OOM kill, workers replaced, at most
+and gunicorn's ``UvicornWorker`` with ``GunicornRecycler.post_worker_init`` wrapping it. A 1 MiB
+leak per request: every response 200, none lost, no OOM kill, workers replaced, at most
 ⌈workers/4⌉ recycling at once; a worker that boots above ``hard`` is reported once and not
 recycled; a single process with no supervisor is not stopped."""
 
@@ -10,13 +10,17 @@ from __future__ import annotations
 import multiprocessing
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
-from membound.guard.recycle_slots import release_slot, replaced, take_slot
-from membound.guard.recycling import Policy
+from membound.guard.recycle.lasting import LastingFloor
+from membound.guard.recycle.policy import Policy
+from membound.guard.slots import release_slot, replaced, take_slot
 from tests.guard.cgroup_helpers import memory_cgroup
-from tests.guard.server_helpers import Reply, free_port, load, python, serve
+from tests.guard.server_helpers import Reply, load, python, serve
+from tests.ports import free_port
 
 MiB = 1 << 20
 WORKERS = 3
@@ -71,7 +75,7 @@ def test_uvicorn_workers_recycle_a_leak_without_losing_a_request(tmp_path: Path)
 def test_gunicorn_uvicorn_worker_recycles_through_post_worker_init(tmp_path: Path) -> None:
     port = free_port()
     env = {
-        "MB_TEST_GUARD": "health",  # the Recycler's post_worker_init wraps it
+        "MB_TEST_GUARD": "health",  # GunicornRecycler's post_worker_init wraps it
         "MB_TEST_HARD": f"{HARD_MIB} MiB",
         "MB_TEST_SLOT_DIR": str(tmp_path),
     }
@@ -170,3 +174,38 @@ def test_each_worker_draws_its_point_and_one_that_boots_above_hard_is_exempt(
     again = Policy(hard="10 MiB", slot_dir=str(tmp_path))
     assert again.boot(12 * MiB, 2, 4243) is None  # reported once per server
     assert "exempt" == again.judge(500 * MiB, 2, 4243).verdict
+
+
+def test_other_requests_temporaries_are_not_a_workers_lasting_memory() -> None:
+    """Readings taken while another request holds 200 MiB for 1.2 s (a busy worker's
+    neighbours; shorter than the 2 s its lasting memory spans) never put the worker above its
+    point; memory a request keeps does."""
+    script = Path(__file__).parent / "apps" / "asgi_temporaries.py"
+    done = subprocess.run(
+        [sys.executable, str(script), "1.2"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert 0 == done.returncode, done.stderr
+    assert [
+        "while another request holds a temporary: 0",
+        "after it ended: 0",
+        "after a request kept memory: 1",
+    ] == done.stdout.splitlines(), done.stderr
+
+
+def test_the_lasting_floor_skips_temporaries_and_follows_what_is_kept() -> None:
+    floor = LastingFloor(span=2.0, buckets=4)
+    for tick in range(10):  # 1 s of readings, 100 MiB kept, a 150 MiB temporary at 0.5 s
+        floor.add(100.0 + tick / 10, (250 if tick == 5 else 100) * MiB)
+    assert floor.floor(100.9) is None  # not yet two seconds of readings: not judged
+    for tick in range(10, 30):  # the worker keeps 1 MiB more every 0.1 s from now on
+        floor.add(100.0 + tick / 10, (100 + tick - 9) * MiB + (150 * MiB if tick == 20 else 0))
+    low = floor.floor(102.9)
+    assert low is not None
+    # the lowest of the last two seconds: what was kept then, never the temporary
+    assert 101 * MiB <= low <= 106 * MiB
+    floor.add(110.0, 300 * MiB)  # after an idle stretch one reading says nothing yet
+    assert floor.floor(110.0) is None

@@ -7,19 +7,29 @@ again; a single process keeps answering 503 on ``/health`` for a liveness probe.
 from __future__ import annotations
 
 import logging
+import os
+import shutil
+import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from membound.guard import actions, refusal
-from membound.guard.asgi_recycler import ASGIRecycler
-from membound.guard.gunicorn import Recycler
+from membound.guard import GunicornRecycler, actions
 from membound.guard.middleware import ASGIHealthMiddleware, HealthMiddleware
-from tests.guard.server_helpers import Reply, free_port, get, load, python, serve, wait_for_line
+from membound.guard.recycle import Policy
+from membound.guard.recycle.uvicorn import ASGIRecycler
+from membound.guard.serving import Supervisor
+from membound.guard.watchdog import refusal
+from tests.guard.server_helpers import Reply, get, load, python, serve, wait_for_line
+from tests.ports import free_port
 
 SHED_BODY = {"status": "hard", "error": "memory near its limit: try again later"}
+#: While work is refused below ``hard`` the answer says so (never ``ok``).
+REFUSING_BODY = {**SHED_BODY, "status": "refusing"}
 ENV = {"MB_TEST_ON_HARD": "refuse", "MB_TEST_HEADROOM_MIB": "64", "MB_TEST_RECYCLE_AFTER": "1.5"}
 
 
@@ -50,11 +60,26 @@ def test_a_refusing_leaking_worker_recycles_and_the_service_recovers(
         argv += ["guarded_wsgi:application"]
     env = {**ENV, "MB_TEST_RECYCLER": "0"}
     with serve(argv, port, tmp_path, env) as server:
-        # 1 MiB per request: each worker passes hard (32 MiB above its start) and refuses
-        leaked = load(f"http://127.0.0.1:{port}/leak", 120, threads=2, pause=0.01)
-        refusing = get(f"http://127.0.0.1:{port}/health")
+        # 1 MiB per request: each worker passes hard (32 MiB above its start) and refuses;
+        # /health is asked meanwhile (a stuck worker is replaced within seconds, so a probe
+        # after the load may already find only fresh workers)
+        done = threading.Event()
+        probes: list[Reply] = []
+        prober = threading.Thread(
+            target=lambda: probes.extend(
+                load(f"http://127.0.0.1:{port}/health", 2000, pause=0.02, stop=done)
+            )
+        )
+        prober.start()
+        try:
+            leaked = load(f"http://127.0.0.1:{port}/leak", 120, threads=2, pause=0.01)
+        finally:
+            done.set()
+            prober.join()
         old = {r.body.get("pid") for r in leaked if r.status == 200}
-        after = _until_fresh_workers_serve(f"http://127.0.0.1:{port}/", old, seconds=30)
+        after = _until_fresh_workers_serve(
+            f"http://127.0.0.1:{port}/", old, seconds=20
+        )  # < slots.PENDING_S
         said = wait_for_line(server, rb"refused new work for 2 s", timeout=1)
         server.stop()
     log = server.log
@@ -62,9 +87,12 @@ def test_a_refusing_leaking_worker_recycles_and_the_service_recovers(
     assert {r.status for r in replies} <= {200, 503}, log  # nothing lost, no 500
     shed = [r for r in replies if r.status == 503]
     assert shed, log  # the leak did reach hard and work was refused
-    assert all(r.body == SHED_BODY and r.headers["retry-after"] == "5" for r in shed)
-    assert 503 == refusing.status, log
-    assert refusing.body["refusing"] is True
+    assert all(
+        r.body in (SHED_BODY, REFUSING_BODY) and r.headers["retry-after"] == "5" for r in shed
+    )
+    refusing = [r for r in probes if r.status == 503]
+    assert refusing, log  # /health said 503 while work was refused
+    assert all(r.body["refusing"] is True or r.body["state"] == "hard" for r in refusing), log
     assert said, log
     assert 200 == after[-1].status, log  # recovered: fresh workers serve
     assert after[-1].body["pid"] not in old, log
@@ -143,6 +171,70 @@ def test_a_shorter_recycle_after_armed_later_wins(caplog: pytest.LogCaptureFixtu
         refusal._said.clear()
 
 
+@pytest.fixture
+def supervised(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[float]]:
+    """The graces of this test process's stops of serving, recorded, not made (its slot is let
+    go as the server's stop would let it go)."""
+    graces: list[float] = []
+
+    def stop_serving(grace: float, stopped: Any = None) -> None:
+        graces.append(grace)
+        if stopped is not None:
+            stopped()
+
+    monkeypatch.setattr(refusal, "stop_serving", stop_serving)
+    refusal._said.clear()
+    yield graces
+    actions.stop_refusing()
+    refusal._said.clear()
+    # Where the slot went while the refusal ignored the recycler's folder.
+    shutil.rmtree(os.path.join(tempfile.gettempdir(), f"membound-recycle-{os.getpid()}"), True)
+
+
+def _stuck_refusal(workers: int, stopped: list[float], seconds: float) -> None:
+    """Refuse work for a stuck worker of ``workers`` under this process, and wait ``seconds``
+    or until it stops serving."""
+    supervisor = Supervisor("gunicorn", os.getpid(), workers)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(refusal, "supervisor", lambda: supervisor)
+        actions.refuse_new_work(recycle_after=0.05, grace=1)(None)  # type: ignore[arg-type]
+        deadline = time.monotonic() + seconds
+        while not stopped and time.monotonic() < deadline:
+            time.sleep(0.02)
+        actions.stop_refusing()
+
+
+def test_a_stuck_worker_takes_its_slot_in_the_recyclers_folder(
+    tmp_path: Path, supervised: list[float]
+) -> None:
+    # The recycler and the refusal's way out share one limit: the slots of the folder the
+    # recycler was given, not of the temporary directory.
+    Policy(hard="1 TiB", slot_dir=str(tmp_path)).boot(1 << 20, 4, os.getpid())
+    _stuck_refusal(4, supervised, seconds=5)
+    slot = tmp_path / f"membound-recycle-{os.getpid()}" / "slot-0"
+    assert [1] == supervised
+    assert str(os.getpid()) == slot.read_text()
+    assert not os.path.exists(
+        os.path.join(tempfile.gettempdir(), f"membound-recycle-{os.getpid()}")
+    )
+
+
+@pytest.mark.parametrize(("workers", "max_recycling"), [(4, None), (8, 1)])
+def test_a_stuck_worker_waits_while_the_recyclers_slots_are_taken(
+    tmp_path: Path, supervised: list[float], workers: int, max_recycling: int | None
+) -> None:
+    # One slot (4 workers: ⌈4 / 4⌉; 8 workers with max_recycling=1), taken by a worker the
+    # recycler replaced and whose replacement is on its way: the stuck worker keeps serving.
+    policy = Policy(hard="1 TiB", max_recycling=max_recycling, slot_dir=str(tmp_path))
+    policy.boot(1 << 20, workers, os.getpid())
+    folder = tmp_path / f"membound-recycle-{os.getpid()}"
+    folder.mkdir(exist_ok=True)
+    (folder / "slot-0").write_text("1")  # a pid: a replacement is pending
+    _stuck_refusal(workers, supervised, seconds=1)
+    assert [] == supervised
+    assert ["slot-0"] == sorted(p.name for p in folder.glob("slot-*"))
+
+
 def _asgi(scope: Any, receive: Any, send: Any) -> Any:
     raise AssertionError("never called")
 
@@ -162,8 +254,8 @@ def _asgi(scope: Any, receive: Any, send: Any) -> Any:
         (lambda: ASGIRecycler(_asgi, workers=0), "workers"),
         (lambda: ASGIRecycler(_asgi, supervised="yes"), "supervised"),  # type: ignore[arg-type]
         (lambda: ASGIRecycler(_asgi, max_recycling=0), "max_recycling"),
-        (lambda: Recycler(jitter=float("nan")), "jitter"),
-        (lambda: Recycler(grace=4000), "grace"),
+        (lambda: GunicornRecycler(jitter=float("nan")), "jitter"),
+        (lambda: GunicornRecycler(grace=4000), "grace"),
     ],
 )
 def test_bad_arguments_are_one_line_errors(make: Any, message: str) -> None:

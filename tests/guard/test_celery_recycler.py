@@ -14,6 +14,9 @@ import pytest
 
 from membound._errors import SizeError
 from tests.guard.celery_helpers import APPS, celery_worker, redis_server
+from tests.guard.cgroup_helpers import memory_cgroup
+
+MIB = 1 << 20
 
 
 @pytest.fixture
@@ -78,7 +81,7 @@ def test_a_freed_spike_recycles_only_when_the_peak_is_judged(
 def test_bad_thresholds_are_one_line() -> None:
     from celery import Celery
 
-    from membound.guard.celery_recycler import recycle_children
+    from membound.guard.recycle.celery import recycle_children
 
     app = Celery("t")
     for hard, words in (("lots", "lots"), ("0%", "no percentage"), ("100", "at least 1 KiB")):
@@ -87,3 +90,39 @@ def test_bad_thresholds_are_one_line() -> None:
         assert "\n" not in str(caught.value)
     with pytest.raises(TypeError, match="not a Celery app"):
         recycle_children(object(), hard="1 GiB")
+
+
+def test_children_that_leave_no_room_for_the_largest_task_are_reported(redis: str) -> None:
+    """In 256 MiB, two children at 96 MiB + the worker's own memory leave less than the
+    128 MiB a task needs: one line at start says so, with a hard that fits."""
+    with (
+        memory_cgroup(256 * MIB) as group,
+        celery_worker(
+            redis, "membound", "96 MiB", concurrency=2, group=group, largest_task="128 MiB"
+        ) as worker,
+    ):
+        log = worker.log
+    lines = [line for line in log.splitlines() if "leave" in line and "largest_task" in line]
+    assert 1 == len(lines), log
+    assert "hard 96.0 MiB × 2" in lines[0], lines
+    assert "of the limit 256.0 MiB for a task needing 128.0 MiB" in lines[0], lines
+    assert "lower hard to" in lines[0] or "lower the concurrency" in lines[0], lines
+
+
+def test_the_headroom_check_counts_the_parent_the_children_and_the_largest_task() -> None:
+    from membound.guard.recycle.celery import headroom_warning
+
+    MiB = MIB
+    # 60 + 3 × 80 = 300 of 400: 100 left
+    assert headroom_warning(80 * MiB, 3, 400 * MiB, 60 * MiB) is None
+    assert headroom_warning(80 * MiB, 3, 400 * MiB, 60 * MiB, 100 * MiB) is None
+    short = headroom_warning(80 * MiB, 3, 400 * MiB, 60 * MiB, 150 * MiB)
+    assert short is not None
+    assert "leave 100.0 MiB of the limit 400.0 MiB" in short
+    assert "lower hard to 63.3 MiB" in short  # (400 - 60 - 150) / 3
+    none_left = headroom_warning(120 * MiB, 3, 400 * MiB, 60 * MiB)
+    assert none_left is not None
+    assert "leave 0 B" in none_left
+    too_big = headroom_warning(80 * MiB, 3, 400 * MiB, 60 * MiB, 400 * MiB)
+    assert too_big is not None
+    assert "hard cannot make room" in too_big

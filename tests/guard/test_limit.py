@@ -17,7 +17,7 @@ import pytest
 from membound import SizeError
 from membound._units import parse_duration
 from membound.guard.limit import memory_limit
-from membound.measure.cgroup_memory import (
+from membound.measure.cgroup.memory import (
     MemoryGroup,
     group_usage,
     limits,
@@ -80,7 +80,7 @@ def _v2_tree(root: Path) -> MemoryGroup:
 
 
 def test_v2_limits_walk_up_and_never_take_low_or_min(tmp_path: Path) -> None:
-    from membound.measure.cgroup_memory import _v2_limits
+    from membound.measure.cgroup.memory import _v2_limits
 
     group = _v2_tree(tmp_path)
     found = sorted((x.bytes, x.kind, os.path.basename(x.source)) for x in _v2_limits(group))
@@ -256,7 +256,7 @@ def test_two_pools_of_one_name_are_both_reported() -> None:
 def test_a_namespaced_container_root_is_its_own_group(tmp_path: Path) -> None:
     """Under a cgroup namespace (Docker's default on cgroup v2) the process sits at ``/`` of a
     mount whose root is the container's own group, which holds the container's limit."""
-    from membound.measure.cgroup_memory import _v2_has_memory, _v2_limits
+    from membound.measure.cgroup.memory import _v2_has_memory, _v2_limits
 
     (tmp_path / "memory.max").write_text(f"{512 << 20}\n")
     (tmp_path / "memory.current").write_text(f"{100 << 20}\n")

@@ -3,17 +3,19 @@ and shedding that lasts arms the recycle of a stuck worker."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import threading
 import time
 from typing import Any
 
 import pytest
 
-from membound.guard import refusal
 from membound.guard.middleware import ASGIHealthMiddleware, HealthMiddleware
-from membound.guard.watchdog import Watchdog
-from membound.measure.cgroup_memory import process_usage
+from membound.guard.watchdog import refusal
+from membound.guard.watchdog.core import Watchdog
+from membound.measure.cgroup.memory import process_usage
 
 
 def _app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
@@ -102,3 +104,58 @@ def test_shedding_that_lasts_arms_the_way_out(caplog: pytest.LogCaptureFixture) 
     finally:
         refusal.stop_refusing()
         refusal._said.clear()
+
+
+def test_a_request_waits_for_a_temporary_to_go_and_is_served() -> None:
+    """Past hard because of a 200 MiB temporary that is freed 0.1 s later: the request that
+    came meanwhile waits and is served (WSGI and ASGI); one that comes while memory stays high
+    is turned away after the wait."""
+    for kind in ("wsgi", "asgi"):
+        held = [bytearray(b"\x01") * (200 << 20)]
+        usage = process_usage()
+        assert usage is not None
+        dog = Watchdog(limit=int(usage.judged * 1.02), hard="95%", on_soft=None, backstop=False)
+        dog.check()
+        assert "hard" == dog.state
+
+        def free_soon(dog: Watchdog = dog, held: list[bytearray] = held) -> None:
+            time.sleep(0.1)
+            held.clear()
+            dog.check()
+
+        freeing = threading.Thread(target=free_soon)
+        freeing.start()
+        if kind == "wsgi":
+            app = HealthMiddleware(_app, watchdog=dog, wait=2.0)
+            status = _call(app, "/work")[0]
+        else:
+            asgi = ASGIHealthMiddleware(_asgi_app, watchdog=dog, wait=2.0)
+            status = asyncio.run(_call_asgi(asgi, "/work"))
+            app = asgi  # type: ignore[assignment]
+        freeing.join()
+        assert status.startswith("200"), (kind, status)
+        assert (1, 0) == (app.waited_count, app.shed_count), kind
+    stays = HealthMiddleware(_app, watchdog=_hard_dog(), wait=0.2)
+    started = time.monotonic()
+    assert _call(stays, "/work")[0].startswith("503")
+    assert time.monotonic() - started >= 0.2  # it waited before turning the request away
+    assert (0, 1) == (stays.waited_count, stays.shed_count)
+
+
+async def _asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"served"})
+
+
+async def _call_asgi(app: ASGIHealthMiddleware, path: str) -> str:
+    statuses: list[int] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: Any) -> None:
+        if message["type"] == "http.response.start":
+            statuses.append(message["status"])
+
+    await app({"type": "http", "path": path, "query_string": b""}, receive, send)
+    return str(statuses[0])

@@ -12,7 +12,7 @@ from typing import TypeVar
 import pytest
 
 from membound import SizeError
-from membound.guard.pools import RecyclingProcessPool, recycle_above
+from membound.guard.recycle.process_pools import RecyclingProcessPool, recycle_above
 from tests.guard.apps import pool_tasks
 
 T = TypeVar("T")

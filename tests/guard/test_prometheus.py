@@ -4,6 +4,7 @@ time) and across gunicorn workers (prometheus_client's multiprocess mode, one sc
 from __future__ import annotations
 
 import http.client
+import json
 import math
 import os
 import socket
@@ -22,6 +23,7 @@ from prometheus_client.samples import Sample
 import membound as mb
 from membound.guard import prometheus
 from membound.guard.limit import memory_limit
+from tests.ports import free_port
 from tests.processes import kill_tagged, new_tag, settle, tagged_env
 
 MiB = 1 << 20
@@ -125,6 +127,33 @@ def test_registering_twice_is_refused_by_the_registry(monkeypatch: pytest.Monkey
     prometheus.register(registry)
     with pytest.raises(ValueError, match="membound_memory_rss_bytes"):
         prometheus.register(registry)
+
+
+def test_a_report_served_on_localhost_until_stopped() -> None:
+    """A report's figures, served by the metrics server on 127.0.0.1 (port 0: a free one), read
+    at each scrape and without the metrics left out; stopped, the port answers no more."""
+    from membound.guard.prometheus.collector import ReportCollector
+    from membound.guard.prometheus.server import MetricsServer
+
+    reports = iter([{"rss_bytes": 5 * MiB, "status": "soft"}, {"rss_bytes": 7 * MiB}])
+    collector = ReportCollector(lambda: next(reports), leave_out=("membound_refusing_new_work",))
+    server = MetricsServer([collector])
+    port = server.start()
+    try:
+        assert 0 != port == server.port
+        scraped = []
+        for _ in range(2):
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            connection.request("GET", "/metrics")
+            scraped.append(samples(connection.getresponse().read().decode()))
+            connection.close()
+    finally:
+        server.stop()
+    assert [5 * MiB, 7 * MiB] == [one(f, "membound_memory_rss_bytes") for f in scraped]
+    assert 1 == one(scraped[0], "membound_watchdog_state")
+    assert "membound_refusing_new_work" not in scraped[0]
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
 
 
 # --- multiprocess mode ---------------------------------------------------------------------------
@@ -268,10 +297,61 @@ def test_multiprocess_pool_counters_only_go_up(tmp_path: Path) -> None:
     assert ["0.0", "0.0", "0.0", "0.0", "0.0"] == [s["in_use"] for s in shown]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+WORKERS_CHILD = textwrap.dedent(
+    """
+    import json, os, sys
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = sys.argv[1]
+    import membound as mb
+    from membound.guard import prometheus
+    from membound.guard.prometheus.multiprocess import read_workers
+
+    dog = mb.Watchdog(soft="1MB", hard="2GB", recover="512KB", limit="4GB", on_soft=None)
+    dog.check()
+    pid = os.fork()
+    if pid == 0:  # a worker that wrote its figures, then died
+        prometheus.Updater(interval=3600, watchdog=dog).update()
+        os._exit(0)
+    os.waitpid(pid, 0)
+    prometheus.Updater(interval=3600, watchdog=dog).update()
+    read = {w["pid"]: w for w in read_workers(sys.argv[1])}
+    service = mb.health(dog, scope="service")["service"]
+    print(json.dumps({"dead": pid, "me": os.getpid(), "read": read, "service": service}))
+    """
+)
+
+
+def test_the_service_reads_the_workers_figures_from_the_directory(tmp_path: Path) -> None:
+    """``health(scope="service")`` without a ledger lists the live processes that write into the
+    multiprocess directory, with the figures each wrote last; a dead one's series are read but
+    not listed."""
+    env = {k: v for k, v in os.environ.items() if k.lower() != "prometheus_multiproc_dir"}
+    env["PYTHONPATH"] = str(SRC)
+    done = subprocess.run(
+        [sys.executable, "-c", WORKERS_CHILD, str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert 0 == done.returncode, done.stderr
+    found = json.loads(done.stdout)
+    me, dead = str(found["me"]), str(found["dead"])
+    assert {me, dead} == set(found["read"])
+    for pid in (me, dead):
+        figures = found["read"][pid]
+        assert ["pid", "rss_bytes", "state", "updated"] == sorted(figures)
+        assert (int(pid), "soft") == (figures["pid"], figures["state"])
+        assert figures["rss_bytes"] > 0
+        assert abs(time.time() - figures["updated"]) < 30
+    service = found["service"]
+    assert ("prometheus", 1, "soft") == (
+        service["source"],
+        service["workers_count"],
+        service["worst_state"],
+    )
+    (worker,) = service["workers"]
+    assert {**found["read"][me], "usage_bytes": int(found["read"][me]["rss_bytes"])} == worker
 
 
 def get(port: int, path: str) -> tuple[int, str]:

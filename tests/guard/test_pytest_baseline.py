@@ -119,18 +119,20 @@ for run in range(20):
         del sys.modules[name]
     order = shuffle.sample(ids, len(ids))
     xdist = ["-n", "2"] if run % 3 == 2 else []
-    args = ["-q", "-p", "no:cacheprovider", "--membound-compare=b.json", *xdist, *order]
+    quiet = ["-p", "no:hypothesispytest", "-p", "no:benchmark", "-p", "no:memray"]
+    args = ["-q", "-p", "no:cacheprovider", *quiet, "--membound-compare=b.json", *xdist, *order]
     code = pytest.main(args)
     print(f"RUN {run} EXIT {int(code)} ORDER {order} {xdist}", flush=True)
 """
 
 
+@pytest.mark.slow
 def test_twenty_runs_of_an_unchanged_suite_in_any_order_flag_nothing(
     pytester: pytest.Pytester,
 ) -> None:
     pytester.makepyfile(test_suite=SUITE)
     pytester.runpytest_subprocess(
-        "-p", "no:cacheprovider", "--membound-baseline=b.json"
+        "-p", "no:cacheprovider", *QUIET, "--membound-baseline=b.json"
     ).assert_outcomes(passed=7)
     ids = [*_entries(pytester.path / "b.json"), "test_suite.py::test_makes_a_dir"]
     script = pytester.makepyfile(twenty_runs=TWENTY_RUNS)

@@ -8,7 +8,8 @@ import re
 from pathlib import Path
 
 from tests.guard.cgroup_helpers import memory_cgroup
-from tests.guard.server_helpers import Reply, free_port, get, load, python, serve
+from tests.guard.server_helpers import Reply, get, load, python, serve
+from tests.ports import free_port
 
 MiB = 1 << 20
 HARD_MIB = 64

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from membound.guard.trend import LeakTrend
-from membound.guard.watchdog import Watchdog, WatchdogEvent
+from membound.guard.watchdog.core import Watchdog, WatchdogEvent
+from membound.guard.watchdog.trend import LeakTrend
 
 MB = 1e6
 LIMIT = 1 << 30

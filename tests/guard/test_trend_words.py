@@ -4,7 +4,7 @@ same floors."""
 
 from __future__ import annotations
 
-from membound.guard.trend import LeakTrend
+from membound.guard.watchdog.trend import LeakTrend
 from membound.results import Timeline, classify
 
 MB = 1e6

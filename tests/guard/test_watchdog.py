@@ -9,14 +9,16 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
 import membound as mb
 from membound import SizeError
 from membound.guard import actions
-from membound.guard.watchdog import Watchdog, WatchdogEvent
-from membound.measure.cgroup_memory import process_usage
+from membound.guard.watchdog.core import Watchdog, WatchdogEvent
+from membound.measure.cgroup.memory import process_usage
+from tests.guard.cgroup_helpers import memory_cgroup
 
 MiB = 1 << 20
 
@@ -147,6 +149,47 @@ def test_refusing_work_clears_itself_on_recovery() -> None:
     del held
     assert "ok" == dog.check()
     assert not actions.refusing()
+
+
+def test_the_hard_action_never_waits_behind_a_soft_action_still_running() -> None:
+    """A soft action that takes its time (a long ``gc.collect`` on a big heap, a slow cache)
+    runs in the callback thread; the crossing of ``hard`` runs ``on_hard`` at once in the
+    watchdog's own thread, before the soft action has finished."""
+    soft_started, soft_done, hard_ran = threading.Event(), threading.Event(), threading.Event()
+    where: list[str] = []
+
+    def slow_soft(event: WatchdogEvent) -> None:
+        soft_started.set()
+        time.sleep(3)
+        soft_done.set()
+
+    def on_hard(event: WatchdogEvent) -> None:
+        where.append(threading.current_thread().name)
+        hard_ran.set()
+
+    dog = _dog(on_soft=slow_soft, on_hard=on_hard, interval=0.02)
+    with dog:
+        held = _hold(75)  # soft
+        assert soft_started.wait(5), "the soft action never ran"
+        held += _hold(40)  # hard, while the soft action sleeps
+        assert hard_ran.wait(2), "on_hard waited"
+        assert not soft_done.is_set()
+        del held
+    assert ["membound-watchdog"] == where
+
+
+def test_a_refusal_ends_below_recover_even_without_a_recovery_from_hard() -> None:
+    """Work refused for a reason other than a reading past ``hard`` (a backstop refusal runs
+    ``on_hard`` while the state stays ``ok``) stops being refused once memory is under
+    ``recover``: no refusal lasts with memory back down."""
+    dog = _dog(on_hard=actions.refuse_new_work())
+    actions.refuse_new_work()(dog._event("hard", "ok", _judged(), dog.hard_bytes, "backstop"))
+    try:
+        assert actions.refusing()
+        assert "ok" == dog.check()
+        assert not actions.refusing()
+    finally:
+        actions.stop_refusing()
 
 
 def test_the_default_soft_action_clears_pools_and_frees_memory() -> None:
@@ -287,7 +330,7 @@ def test_stop_returns_even_when_the_callback_queue_is_full() -> None:
 
 
 def test_a_leak_event_reads_once() -> None:
-    from membound.guard.trend import LeakTrend
+    from membound.guard.watchdog.trend import LeakTrend
 
     trend = LeakTrend(10)
     for i in range(300):
@@ -361,3 +404,51 @@ def test_the_watch_thread_is_preferred_by_the_scheduler_where_allowed() -> None:
     else:
         assert main == nice  # not allowed: unchanged, and no error
     assert main >= 0  # the measured code's own priority is left alone
+
+
+def test_a_hard_below_the_default_soft_brings_soft_down_with_it() -> None:
+    """``Watchdog(hard="70%")`` alone: soft keeps the defaults' ratio below it (not an error);
+    a soft given is kept as given, and the default stays 80 % where hard is above it."""
+    low = Watchdog(limit="900 MiB", hard="70%", on_soft=None, backstop=False)
+    assert low.soft_bytes == int(900 * MiB * 0.7) * 8 // 9  # 560 MiB
+    assert low.recover_bytes < low.soft_bytes < low.hard_bytes
+    usual = Watchdog(limit="900 MiB", on_soft=None, backstop=False)
+    assert usual.soft_bytes == int(900 * MiB * 0.8)
+    given = Watchdog(limit="900 MiB", soft="50%", hard="70%", on_soft=None, backstop=False)
+    assert given.soft_bytes == int(900 * MiB * 0.5)
+
+
+def test_a_hard_that_the_groups_other_processes_already_hold_is_one_line() -> None:
+    """In 300 MiB, another process holds 160 MiB: hard 50 % (150 MiB) cannot be reached back
+    from this process alone — one line at start; hard 85 % is silent."""
+    app = Path(__file__).parent / "apps" / "others_hold.py"
+    holder_code = (
+        "import sys,time; b=bytearray(b'\\x01')*(160<<20); print('held',flush=True); time.sleep(60)"
+    )
+    with memory_cgroup(300 * MiB) as group:
+        holder = subprocess.Popen(
+            group.enter_argv([sys.executable, "-c", holder_code]), stdout=subprocess.PIPE, text=True
+        )
+        try:
+            assert holder.stdout is not None
+            assert "held" in holder.stdout.readline()
+            outputs = {
+                hard: subprocess.run(
+                    group.enter_argv([sys.executable, str(app), hard]),
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                    check=False,
+                )
+                for hard in ("50%", "85%")
+            }
+        finally:
+            holder.kill()
+            holder.wait()
+    low, high = outputs["50%"], outputs["85%"]
+    assert 0 == low.returncode, low.stderr
+    lines = [line for line in low.stdout.splitlines() if "other processes in this cgroup" in line]
+    assert 1 == len(lines), low.stdout + low.stderr
+    assert "of its 300.0 MiB limit, at or above hard 150.0 MiB" in lines[0]
+    assert "other processes" not in high.stdout + high.stderr
+    assert "started and stopped" in high.stdout

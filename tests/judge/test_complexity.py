@@ -5,7 +5,7 @@ import math
 import pytest
 
 import membound as mb
-from membound.judge.complexity import fit_models, normalise_big_o
+from membound.judge.curves import fit_models, normalise_big_o
 from tests.judge import scaling_targets as st
 
 BIG = (10**3, 10**4, 10**5, 10**6)

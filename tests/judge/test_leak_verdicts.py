@@ -147,6 +147,9 @@ def test_containers_that_declare_a_bound_are_bounded_caches(target: object) -> N
 def test_functools_cache_on_a_method_with_new_arguments_is_a_leak() -> None:
     report = mb.find_leaks(lc.cache_on_method)
     assert "leak" == report.verdict, report.explanation
+    # The cache, not also the dict it keeps its entries in: that one grows by as much, and
+    # which of the two came first was the order of their addresses.
+    assert ["functools._lru_cache_wrapper"] == [h.type_name for h in report.holders]
     top = report.holders[0]
     assert top.capacity is None
     assert top.type_name == "functools._lru_cache_wrapper"

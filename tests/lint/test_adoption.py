@@ -152,7 +152,7 @@ def test_comment_rows_map_strings_and_continuations() -> None:
 
 
 def lint_findings_at(source: str, places: list[tuple[int, str]]) -> list:  # type: ignore[type-arg]
-    from membound.lint.model import Finding
+    from membound.lint.findings import Finding
 
     return [Finding("x.py", row, 1, code, "m", row, 2) for row, code in places]
 

@@ -1,4 +1,5 @@
-"""Each rule has a page in docs/rules; its first example triggers the rule, its fix does not."""
+"""Each rule has a page in docs/rules; its first example triggers the rule on the lines it marks,
+its fix does not."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from membound.lint import RULES, lint_source
-from membound.lint.model import Rule
+from membound.lint.findings import Rule
 
 ROOT = Path(__file__).resolve().parents[2]
 BLOCK = re.compile(r"```python\n(.*?)```", re.DOTALL)
@@ -26,6 +27,10 @@ def test_rule_page(rule: Rule) -> None:
         return {f.code for f in found}
 
     assert rule.code in codes(bad)
+    # The example marks the lines the rule reports (`# MB101`): those, and no others.
+    found = lint_source(bad, "page.py", select=[rule.code], preview=[rule.code])
+    marked = [k for k, line in enumerate(bad.splitlines(), 1) if f"# {rule.code}" in line]
+    assert marked == sorted({f.row for f in found})
     # The fix is shown without repeating the imports; lint it with them.
     imports = "".join(
         line + "\n" for line in bad.splitlines() if line.startswith(("import", "from"))

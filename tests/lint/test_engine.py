@@ -150,7 +150,7 @@ def test_a_crashing_rule_costs_one_file_not_the_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from membound.lint import engine
-    from membound.lint.model import Rule
+    from membound.lint.findings import Rule
 
     def boom(ctx: object) -> list[object]:
         raise KeyError("bug")

@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 
 from membound.lint import RULES, lint_paths
-from membound.lint.model import LintResult
+from membound.lint.findings import LintResult
 from membound.lint.output import (
     render_github,
     render_json,
@@ -97,7 +97,7 @@ def test_github_annotations(tmp_path: Path) -> None:
 
 
 def test_github_escapes_workflow_command_characters() -> None:
-    from membound.lint.model import Finding
+    from membound.lint.findings import Finding
 
     finding = Finding("a,b:c.py", 1, 1, "MB202", "50% done\nnext", 1, 2)
     result = LintResult((finding,), (), 1, 1)

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 import membound as mb
-from membound.measure.command import _command_peak
-from membound.measure.sampler import SamplerReport
+from membound.measure.isolate.command import _command_peak
+from membound.measure.sampler.process import SamplerReport
 from membound.results.timeline import Timeline
 from tests.measure import targets
 

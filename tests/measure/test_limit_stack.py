@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 import membound as mb
-from membound.measure._stack_dump import MAX_FRAMES
-from membound.measure.limit_stack import running_words, stack_tool
+from membound.measure.children.stack_dump import MAX_FRAMES
+from membound.measure.where.limit_stack import running_words, stack_tool
 from membound.report.json import dumps, loads
 
 OWN = str(Path(mb.__file__).parent)

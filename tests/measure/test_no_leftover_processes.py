@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from membound.measure import cgroups
-from membound.measure.command import measure_command
-from membound.measure.isolate import measure, run_python
+from membound.measure.cgroup import groups as cgroups
+from membound.measure.isolate.command import measure_command
+from membound.measure.isolate.function import measure, run_python
 from tests.processes import (
     default_sigint,
     kill_tagged,
@@ -130,7 +130,7 @@ def test_a_daemon_is_counted_in_the_peak_and_killed(
 
 
 def test_the_report_says_how_the_run_was_kept(tracking: str, tag: str) -> None:
-    from membound.measure.sampler import Sampler
+    from membound.measure.sampler.process import Sampler
 
     devnull = [os.open(os.devnull, os.O_RDWR) for _ in range(3)]
     try:
@@ -221,7 +221,7 @@ def test_sigkill_of_membound_its_sampler_ends_the_run(tracking: str, tag: str) -
 def test_after_sigkill_of_membound_and_sampler_the_next_run_removes_the_leftovers(tag: str) -> None:
     proc = _membound(["run", "--", "bash", "-c", "setsid sleep 60 & sleep 60"], tag)
     pids = wait_for_tagged(tag, 5)
-    samplers = [p for p in pids if b"_sampler_child" in Path(f"/proc/{p}/cmdline").read_bytes()]
+    samplers = [p for p in pids if b"sampler_process" in Path(f"/proc/{p}/cmdline").read_bytes()]
     assert 1 == len(samplers)
     names = [Path(h.path, f"{cgroups.PREFIX}{samplers[0]}") for h in cgroups.hierarchies()]
     assert 1 == sum(p.exists() for p in names)

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from membound.measure.polling import polling
+from membound.measure.sampler.polling import polling
 
 
 def test_a_block_shorter_than_one_period_still_shows_its_last_figures() -> None:

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from membound.measure.sampler import Sampler
+from membound.measure.sampler.process import Sampler
 from membound.results.downsample import Downsampler
 from membound.results.timeline import Timeline
 

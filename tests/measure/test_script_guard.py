@@ -89,4 +89,4 @@ def test_no_guard_names_the_guard_when_the_script_imports_multiprocessing(tmp_pa
     out = _run(tmp_path, "import multiprocessing\nmb.measure(grows)")
     error = next(line for line in out.splitlines() if line.startswith("ERROR"))
     assert error.startswith("ERROR TargetError cannot measure "), out
-    assert "_child.py" not in out
+    assert "isolated_call.py" not in out

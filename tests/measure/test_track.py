@@ -97,7 +97,8 @@ def test_timeline_and_gc_are_filled() -> None:
     assert m.gc_collections is not None
     assert m.gc_collections >= 1
     assert m.timeline.samples >= 3
-    assert m.growth.pattern == "flat"
+    # a tenth of a second is ten samples at most: flat, or too short to judge
+    assert m.growth.pattern in ("flat", "unjudged"), m.growth.explanation
 
 
 def test_heap_mode_reports_tracemallocs_own_memory_apart() -> None:

@@ -224,7 +224,7 @@ def test_what_a_notebook_user_reads(tmp_path: Path) -> None:
     boom = traceback_of(cells[7])
     assert "ValueError" in boom
     assert "boom()" in boom
-    for own in ("magics.py", "_where.py", "track.py", "padded"):
+    for own in ("magics.py", "where_capture.py", "track.py", "padded"):
         assert own not in boom, boom
 
     compared = streams(cells[8])
@@ -232,7 +232,7 @@ def test_what_a_notebook_user_reads(tmp_path: Path) -> None:
     assert compared.count("hello from talks") == 1  # its second run printed nowhere
     assert "quiet printed" not in compared
     assert "KeyError: 'inner'" in compared
-    for own in ("_child.py", "_membound_variant", "exec(_membound_code"):
+    for own in ("isolated_call.py", "_membound_variant", "exec(_membound_code"):
         assert own not in compared, compared
 
     def shown(cell: Any) -> str:  # displays, updated in place by their id

@@ -1,5 +1,5 @@
 """Growth verdicts on real code, each in a fresh interpreter: memory freed but kept by the
-allocator, memory released, a real leak (a logger per request) and a sawtooth (a flushed
+allocator, memory released, a real leak run once (a logger per request) and a sawtooth (a flushed
 buffer). Each explanation quotes the figures beside it."""
 
 from __future__ import annotations
@@ -34,11 +34,15 @@ def test_released_memory_is_a_spike_back_to_the_start() -> None:
     assert m.rss_peak_delta > 140 * 2**20
 
 
-def test_a_logger_per_request_is_a_leak() -> None:
+def test_a_logger_per_request_run_once_kept_growing_up_to_its_end() -> None:
+    """One run of sixty requests: it kept growing up to its end, worded so, but one run cannot
+    show that each request should have given its memory back: "retained", not "leak" (a leak
+    hunt, ``find_leaks``, calls it again and again and says leak)."""
     m = mb.measure(workloads.logger_per_request)
     peak, end = quoted(m)
-    assert "leak" == m.growth.pattern, m.growth.explanation
-    assert f"still growing when it ended: ended {end} over its start" in m.growth.explanation
+    assert "retained" == m.growth.pattern, m.growth.explanation
+    assert m.growth.explanation.startswith(f"retained: {end} held at the end")
+    assert "kept growing up to its end" in m.growth.explanation
     assert f"{peak} at its peak" in m.growth.explanation
 
 

@@ -177,7 +177,7 @@ def test_every_result_shows_itself_in_a_notebook(
 
 
 def test_a_partition_report_shows_itself_in_a_notebook() -> None:
-    from membound.bound.sql.partitioned import PartitionReport, RangeReport
+    from membound.bound.sql.partition.run import PartitionReport, RangeReport
 
     ranges = (
         RangeReport(None, "a|<b>", 10, 12, 0, 1, 0.5, 2**20, True),

@@ -150,7 +150,7 @@ def test_the_chart_of_a_block_counts_time_from_the_blocks_start() -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from membound.report.chart import _plot_timeline
+    from membound.report.chart import plot_timeline
     from membound.results.timeline import STARTED_AFTER
 
     with mb.track("block") as t:
@@ -162,7 +162,7 @@ def test_the_chart_of_a_block_counts_time_from_the_blocks_start() -> None:
     late = m.timeline.extra[STARTED_AFTER]
     assert late > 0
     fig, ax = plt.subplots()
-    _plot_timeline(ax, m.timeline, m.label)
+    plot_timeline(ax, m.timeline, m.label)
     xs = ax.get_lines()[0].get_xdata()
     assert xs[0] == pytest.approx(late + m.timeline.times[0])
     plt.close(fig)

@@ -60,7 +60,9 @@ EXPECTED = {
 @pytest.mark.parametrize("name", sorted(SYNTHETIC))
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_synthetic_patterns(name: str, seed: int) -> None:
-    growth = mb.classify(timeline(noisy(SYNTHETIC[name], seed)))
+    """Leaks are judged over repeated units of work (``units=True``); one run never leaks."""
+    units = name.startswith("leak")
+    growth = mb.classify(timeline(noisy(SYNTHETIC[name], seed)), units=units)
     assert EXPECTED[name] == growth.pattern, growth.explanation
     assert growth.explanation.startswith(EXPECTED[name])
     assert "tolerance" in growth.explanation
@@ -85,9 +87,9 @@ def test_tolerance_is_stated_and_settable() -> None:
     assert 4 * MIB == mb.classify(timeline(values), tolerance=4 * MIB).tolerance_bytes
 
 
-def test_too_few_samples_is_flat_and_says_why() -> None:
+def test_too_few_samples_is_unjudged_and_says_why() -> None:
     growth = mb.classify(timeline([1.0, 2.0]))
-    assert "flat" == growth.pattern
+    assert "unjudged" == growth.pattern
     assert "too few samples" in growth.explanation
 
 
@@ -102,7 +104,7 @@ def test_a_fall_is_not_growth() -> None:
 @pytest.mark.parametrize(
     ("target", "expected"),
     [
-        (targets.grows, {"leak"}),
+        (targets.grows, {"retained"}),  # one run that grows to its end: kept, not a leak
         (targets.grows_then_holds, {"retained"}),
         (targets.sawtooth, {"sawtooth"}),
         (targets.spike, {"spike"}),
@@ -247,9 +249,9 @@ def test_too_short_a_block_is_retained_from_its_headline_figures() -> None:
     assert growth.explanation.startswith("retained: +95.4 MiB held at the end"), growth.explanation
     assert "too few samples (3)" in growth.explanation
     # without the headline figures, or when the end gave the memory back: nothing to say
-    assert "flat" == mb.classify(timeline(values)).pattern
+    assert "unjudged" == mb.classify(timeline(values)).pattern
     freed = Anchors.of(BASE, held, "VmHWM", BASE)
-    assert "flat" == mb.classify(timeline(values), anchors=freed).pattern
+    assert "unjudged" == mb.classify(timeline(values), anchors=freed).pattern
     assert "too short to judge" == mb.classify(timeline(values), anchors=freed).label
 
 
@@ -296,11 +298,16 @@ def test_a_rise_that_fell_most_of_the_way_back_is_not_retained() -> None:
     ids=["steady", "late", "steps"],
 )
 def test_a_long_timeline_that_keeps_rising_to_the_end_is_still_a_leak(values: list[float]) -> None:
+    """Over repeated units of work (a service's rounds); one run of the same shape kept what
+    it grew, up to its end."""
     line = mb.Timeline.from_values(noisy(values), interval=1.0)
     anchors = Anchors.of(values[0], values[-1], "VmHWM", values[-1])
-    for growth in (mb.classify(line), mb.classify(line, anchors=anchors)):
+    for growth in (mb.classify(line, units=True), mb.classify(line, anchors=anchors, units=True)):
         assert "leak" == growth.pattern, growth.explanation
         assert "still growing when it ended" in growth.explanation
+    for growth in (mb.classify(line), mb.classify(line, anchors=anchors)):
+        assert "retained" == growth.pattern, growth.explanation
+        assert "up to its end" in growth.explanation
 
 
 def test_a_tracked_block_that_keeps_100_mb_is_retained() -> None:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import importlib
-import os
 
-_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+from membound._proc import PAGE, statm, status_bytes
+from membound._proc import reset_peak as reset_peak_of
 
 
 def current_rss() -> int:
@@ -14,14 +14,13 @@ def current_rss() -> int:
     Reads ``/proc/self/statm`` where it exists (one small read, cheap enough to poll every few
     milliseconds), else asks psutil.
     """
-    try:
-        with open("/proc/self/statm", "rb") as f:
-            return int(f.read().split()[1]) * _PAGE
-    except OSError:
-        # Imported by name: psutil ships no type stubs, and this keeps mypy --strict clean
-        # without a project-wide override.
-        psutil = importlib.import_module("psutil")
-        return int(psutil.Process().memory_info().rss)
+    fields = statm()
+    if fields is not None:
+        return fields[1] * PAGE
+    # Imported by name: psutil ships no type stubs, and this keeps mypy --strict clean without
+    # a project-wide override.
+    psutil = importlib.import_module("psutil")
+    return int(psutil.Process().memory_info().rss)
 
 
 def data_size() -> int | None:
@@ -31,19 +30,7 @@ def data_size() -> int | None:
     private writable mappings, thread stacks; mapped, not necessarily resident. None where
     ``/proc/self/status`` does not say (not Linux).
     """
-    return _status_bytes(b"VmData:")
-
-
-def _status_bytes(field: bytes) -> int | None:
-    """A ``/proc/self/status`` field in bytes, or None where it is not there."""
-    try:
-        with open("/proc/self/status", "rb") as f:
-            for line in f:
-                if line.startswith(field):
-                    return int(line.split()[1]) * 1024  # the kernel prints kB
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
+    return status_bytes("self", b"VmData:")
 
 
 def reset_peak() -> bool:
@@ -53,14 +40,9 @@ def reset_peak() -> bool:
     works for membound alone (a worker): it resets the peak any other measurement of this
     process reads.
     """
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        return False
-    return True
+    return reset_peak_of("self")
 
 
 def peak_rss() -> int | None:
     """This process's peak RSS (``VmHWM``) in bytes since start or the last reset, or None."""
-    return _status_bytes(b"VmHWM:")
+    return status_bytes("self", b"VmHWM:")

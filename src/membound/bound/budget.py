@@ -68,10 +68,10 @@ import time
 from types import TracebackType
 from typing import Literal
 
+from membound._data_cap import CAP_WORKS, drop_cap, set_cap
 from membound._errors import MemoryBudgetExceeded, SizeError
 from membound._units import format_size, parse_size
 from membound.bound._rss import current_rss, data_size
-from membound.bound.data_cap import CAP_WORKS, drop_cap, set_cap
 
 __all__ = ["MemoryBudget", "memory_budget"]
 

@@ -11,10 +11,10 @@ see which one helped.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import gc
 from dataclasses import dataclass
 
+from membound._libc import libc_function
 from membound.bound._rss import current_rss
 
 __all__ = ["Released", "release_memory"]
@@ -43,11 +43,8 @@ class Released:
 
 
 def _malloc_trim() -> bool | None:
-    name = ctypes.util.find_library("c")
-    try:
-        libc = ctypes.CDLL(name)
-        trim = libc.malloc_trim
-    except (OSError, AttributeError, TypeError):
+    trim = libc_function("malloc_trim")
+    if trim is None:
         return None
     trim.argtypes = [ctypes.c_size_t]
     trim.restype = ctypes.c_int

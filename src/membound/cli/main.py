@@ -36,9 +36,9 @@ from membound._errors import (
     describe_exception,
     failure_words,
 )
-from membound.cli._output import MESSAGE_CHARS, cut_long
-from membound.cli._startup import ready
-from membound.measure.sampler import kill_descendants
+from membound._startup import ready
+from membound.cli.output import MESSAGE_CHARS, cut_long
+from membound.measure.sampler.process import kill_descendants
 
 __all__ = ["COMMANDS", "cli", "main", "run"]
 

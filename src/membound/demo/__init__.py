@@ -1,1 +1,5 @@
-"""The seed experiments as runnable scenarios for ``membound demo``."""
+"""The seed experiments as runnable scenarios for ``membound demo``: ``scenarios`` (standard
+library only), ``batching`` (SQL and file batching) and ``objects`` (cycles, sessions, fan-out
+copies, record sizes) hold the scenario functions; ``runner`` groups them, runs them and hands
+the results to the command (``run_demo``). This package exports nothing of its own.
+"""

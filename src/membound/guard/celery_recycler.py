@@ -1,161 +1,19 @@
-"""Recycle Celery's prefork children on their *current* memory, after the task in hand.
+"""Deprecated path: ``membound.guard.celery_recycler`` moved to ``membound.guard.recycle.celery``.
 
-Celery's ``worker_max_memory_per_child`` judges ``ru_maxrss`` — the child's *peak* resident
-memory — after each task. A child that once needed 1 GiB for a moment and gave it back is
-recycled for ever after; one that holds what it grew is judged by a figure that never falls,
-so the setting has to sit above every legitimate spike, where it no longer catches a leak.
-
-:func:`recycle_children` keeps Celery's own mechanism — after a task's result has been sent to
-the parent, billiard's worker loop compares the child's memory with the threshold and, above
-it, ends the child cleanly (``EX_RECYCLE``); the pool starts a fresh one, and the tasks of the
-other children go on — and changes what it compares: the child's *private* memory *now* (its
-``Private_Dirty`` pages in ``/proc/self/smaps_rollup``: what it wrote since the fork, which its
-exit gives back), instead of the peak. Not its anonymous resident memory: a child forked from
-the worker's main process starts with all of it (62 MiB of a Celery app here) mapped and shared,
-charged once to the main process, so judged that way every child would start above a modest
-threshold and be recycled after every task. So no task is interrupted, no result lost, and a
-child that freed a spike keeps working.
-
-Use it in the module that makes the Celery app::
-
-    from membound.guard.celery_recycler import recycle_children
-
-    app = Celery("jobs", broker="redis://127.0.0.1:6379/0")
-    recycle_children(app, hard="400 MiB")     # or "80%" of a child's share of the limit
-
-Written here: billiard has no hook for how a child's memory is judged, only its module-level
-``mem_rss`` (used by that check alone), which this replaces in the process that calls it and so
-in the children forked from it. Prefork pools only (threads, solo, gevent and eventlet run tasks
-in the worker itself: nothing to recycle).
+Write ``from membound.guard import recycle_children``.
+Kept because earlier guides cited it; importing it warns once.
 """
 
 from __future__ import annotations
 
-import importlib
-import logging
-import os
-from typing import Any
+import warnings
 
-from membound._errors import SizeError
-from membound._units import format_size, parse_size
-from membound.guard.limit import memory_limit
-from membound.measure.cgroup_memory import process_usage
+from membound.guard.recycle.celery import current_kib, private_bytes, recycle_children
 
 __all__ = ["current_kib", "private_bytes", "recycle_children"]
 
-_log = logging.getLogger("membound.guard")
-#: The threshold in KiB, once :func:`recycle_children` ran (billiard compares in KiB).
-_threshold_kib: list[int] = []
-
-
-def private_bytes() -> int:
-    """This process's private memory now: the pages it wrote since it was forked (``Private_Dirty``
-    of ``/proc/self/smaps_rollup``, ~0.1 ms), else its anonymous resident memory where the
-    kernel has no rollup (before Linux 4.14)."""
-    try:
-        with open("/proc/self/smaps_rollup", "rb") as f:
-            for line in f.read().splitlines():
-                if line.startswith(b"Private_Dirty:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    usage = process_usage("self")
-    return usage.judged if usage is not None else 0
-
-
-def current_kib() -> int:
-    """This process's private memory now, in KiB (what billiard's check reads once
-    :func:`recycle_children` ran). Logs the recycle when it is above the threshold."""
-    private = private_bytes()
-    kib = private // 1024
-    if _threshold_kib and kib > _threshold_kib[0]:
-        _log.warning(
-            "membound: celery child %d recycles after its task: %s of private memory now is "
-            "above hard %s (its peak, which Celery's own check reads, is %s)",
-            os.getpid(),
-            format_size(private),
-            format_size(_threshold_kib[0] * 1024),
-            format_size(_peak_bytes()),
-        )
-    return kib
-
-
-def _peak_bytes() -> int:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-
-
-def _percent(hard: int | str) -> float | None:
-    """``hard`` as a percentage, or None for a size (checked)."""
-    if isinstance(hard, str) and hard.strip().endswith("%"):
-        try:
-            percent = float(hard.strip()[:-1])
-        except ValueError:
-            percent = float("nan")
-        if not 0 < percent <= 100:
-            raise SizeError(f"hard={hard!r} is no percentage: expected 0 < p <= 100")
-        return percent
-    if parse_size(hard) < 1024:
-        raise SizeError(f"hard={hard!r} must be at least 1 KiB")
-    return None
-
-
-def _set_threshold(worker: Any, hard: int | str) -> None:
-    """At ``worker_init`` in the worker's main process, before the pool forks its children:
-    the threshold, now that the number of children is known, into billiard's check."""
-    percent = _percent(hard)
-    if percent is None:
-        threshold = parse_size(hard)
-        words = f"hard {format_size(threshold)}"
-    else:
-        concurrency = getattr(worker, "concurrency", None)
-        children = concurrency if isinstance(concurrency, int) and concurrency > 0 else None
-        children = children or os.cpu_count() or 1
-        limit = memory_limit().bytes
-        threshold = int(limit / children * percent / 100)
-        words = (
-            f"hard {format_size(threshold)}: {percent:g} % of a child's share of "
-            f"{format_size(limit)} for {children} children"
-        )
-    _threshold_kib[:] = [max(1, threshold // 1024)]
-    worker.max_memory_per_child = _threshold_kib[0]
-    _log.info("membound: celery children recycle after a task above %s of private memory", words)
-
-
-def recycle_children(app: Any, hard: int | str = "90%") -> None:
-    """Make the prefork children of ``app``'s workers recycle, after the task in hand, when
-    their private memory *now* is above ``hard``. Call it where the app is made, before the
-    worker starts.
-
-    Args:
-        app: the ``celery.Celery`` app.
-        hard: a size (``"400 MiB"``), or a percentage of each child's share of the memory limit
-            (``memory_limit()`` divided by the worker's concurrency, read when it starts).
-
-    Raises:
-        SizeError: ``hard`` is no size of at least 1 KiB, or no percentage in (0, 100].
-        TypeError: ``app`` is not a Celery app.
-        ImportError: billiard (Celery's pool) is not installed, or has no ``mem_rss`` check.
-    """
-    _percent(hard)
-    if getattr(app, "conf", None) is None:
-        raise TypeError(f"app={app!r} is not a Celery app (no .conf)")
-    try:
-        pool = importlib.import_module("billiard.pool")  # untyped: no stubs to import
-        signals = importlib.import_module("celery.signals")
-    except ImportError:
-        raise ImportError(
-            "recycle_children needs Celery's prefork pool: pip install 'membound[celery]'"
-        ) from None
-    if not callable(getattr(pool, "mem_rss", None)):
-        raise ImportError(
-            "this billiard has no mem_rss check after each task: recycle_children cannot hook it"
-        )
-
-    def on_worker_init(sender: Any = None, **_: Any) -> None:
-        if getattr(sender, "app", app) is app:
-            _set_threshold(sender, hard)
-
-    signals.worker_init.connect(on_worker_init, weak=False)
-    setattr(pool, "mem_rss", current_kib)  # noqa: B010 (a module, typed as ModuleType)
+warnings.warn(
+    "membound.guard.celery_recycler is deprecated: from membound.guard import recycle_children",
+    DeprecationWarning,
+    stacklevel=2,
+)

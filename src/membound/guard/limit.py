@@ -1,6 +1,6 @@
 """``memory_limit()``: the tightest memory limit that applies to a process, and where it came from.
 
-The candidates (``measure/cgroup_memory.py`` reads them): cgroup v2 ``memory.max`` and
+The candidates (``measure/cgroup/memory.py`` reads them): cgroup v2 ``memory.max`` and
 ``memory.high`` of the process's own group and every group above it, cgroup v1
 ``memory.limit_in_bytes`` up the path and ``hierarchical_memory_limit``, the soft ``RLIMIT_AS`` and
 ``RLIMIT_DATA``, and physical RAM. The smallest wins; ``memory.low``/``memory.min`` are never read
@@ -15,8 +15,9 @@ import os
 from dataclasses import dataclass, field
 
 from membound._errors import MemboundError
+from membound._proc import pid_exists, running
 from membound._units import format_size, parse_size
-from membound.measure.cgroup_memory import (
+from membound.measure.cgroup.memory import (
     KeptFiles,
     LimitKind,
     MemoryGroup,
@@ -57,7 +58,7 @@ class Limit:
 
         For another process the reading is None once that process is gone, even when its
         cgroup lives on (its limit no longer concerns anyone being watched)."""
-        if self.pid != "self" and not _alive(self.pid):
+        if self.pid != "self" and not running(self.pid):
             return None
         if self.group is not None:
             found = group_usage(self.group, self._files.read)
@@ -74,15 +75,6 @@ class Limit:
         return {"bytes": self.bytes, "source": self.source, "kind": self.kind}
 
 
-def _alive(pid: int | str) -> bool:
-    """Whether ``pid`` runs (a zombie does not: it only waits to be reaped)."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] not in (b"Z", b"X")
-    except (OSError, IndexError):
-        return False
-
-
 def _of(raw: RawLimit, pid: int | str) -> Limit:
     return Limit(raw.bytes, raw.source, raw.kind, pid, raw.group)
 
@@ -97,7 +89,7 @@ def memory_limit(pid: int | None = None) -> Limit:
         MemboundError: ``pid`` names no running process.
     """
     who: int | str = "self" if pid is None or pid == os.getpid() else pid
-    if who != "self" and not os.path.exists(f"/proc/{who}"):
+    if who != "self" and not pid_exists(who):
         raise MemboundError(f"no process with pid {pid}", hint="give the pid of a running process")
     found = limits(who)
     best = min(found, key=lambda raw: raw.bytes)

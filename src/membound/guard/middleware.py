@@ -1,16 +1,22 @@
 """Health endpoints and load shedding for WSGI and ASGI apps.
 
 Both middlewares serve :func:`~membound.guard.health.health` as JSON at ``path`` (default
-``/health``): status 200 while the process is ``ok`` or ``soft``, 503 in ``hard`` so that a load
-balancer drains it (Dask's ``/health`` says "ok" whatever happens). Every other request passes
-through, except while the watchdog is ``hard`` or new work is refused
-(``actions.refuse_new_work``): then it is answered at once with 503 and ``Retry-After`` (and
-never reaches the app), so a process near its limit stops taking work instead of being killed
-in the middle of it. Shedding must end: when it has lasted ``recycle_after`` seconds with memory
-not falling (a leaking worker never gets back under ``recover``), a worker under a supervisor
-(gunicorn, ``uvicorn --workers``) recycles itself gracefully (``refusal.recycle_if_stuck``); a
-single process keeps answering 503 on ``/health`` so that a liveness probe restarts it
-(``membound.guard.refusal``).
+``/health``): status 200 while the process is ``ok`` or ``soft``, 503 in ``hard`` or while it
+refuses work, so that a load balancer drains it (Dask's ``/health`` says "ok" whatever
+happens); the answer's ``status`` agrees with the code (``refusing`` while work is refused
+below ``hard``, never ``ok``). Every other request passes through, except while the watchdog
+is ``hard`` or new work is refused (``actions.refuse_new_work``): then it waits up to ``wait``
+seconds (0.5 s by default) for memory to come back — another request's temporary freed — and
+is served if it does, else it is answered with 503 and ``Retry-After`` (and never reaches the
+app), so a process near its limit stops taking work instead of being killed in the middle of
+it. A request that waits allocates nothing meanwhile; the backstop (on by default) refuses the
+one allocation that would pass the kernel's limit. Without the wait an unpaced client got
+dozens of 503s in the 0.1 s a 150 MiB temporary held the service past ``hard``. Shedding must
+end: when it has lasted ``recycle_after`` seconds with memory not falling (a leaking worker
+never gets back under ``recover``), a worker under a supervisor (gunicorn, ``uvicorn
+--workers``) recycles itself gracefully (``refusal.recycle_if_stuck``); a single process keeps
+answering 503 on ``/health`` so that a liveness probe restarts it
+(``membound.guard.watchdog.refusal``).
 
 ``/health?scope=service`` (or ``scope="service"`` for every request to ``path``) adds the whole
 service to the answer: every worker of the server and the leak trend judged across them
@@ -23,13 +29,19 @@ each, and a framework's health plugin would tie membound to that framework.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from typing import Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
-from membound.guard import watchdog as _watchdog
 from membound.guard.health import health
-from membound.guard.refusal import recycle_if_stuck, refusing
+from membound.guard.in_flight import begin_request, end_request, not_served
+from membound.guard.watchdog.instances import current
+from membound.guard.watchdog.refusal import note_serving, recycle_if_stuck, refusing
+
+if TYPE_CHECKING:
+    from membound.guard.watchdog.core import Watchdog
 
 __all__ = ["ASGIHealthMiddleware", "HealthMiddleware", "shedding"]
 
@@ -42,13 +54,23 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 App = TypeVar("App")
 
+#: How often a waiting request looks again (a reading of the watchdog's state: no I/O).
+_WAIT_STEP_S = 0.01
 _SHED_BODY = b'{"status": "hard", "error": "memory near its limit: try again later"}'
+#: The answer while work is refused and the watchdog is not ``hard`` (``health()`` says the same
+#: status: never ``ok`` while refusing).
+_REFUSING_BODY = b'{"status": "refusing", "error": "memory near its limit: try again later"}'
 
 
-def shedding(watchdog: _watchdog.Watchdog | None = None) -> bool:
+def shedding(watchdog: Watchdog | None = None) -> bool:
     """True when new work should be turned away: the watchdog is ``hard`` or work is refused."""
-    dog = watchdog if watchdog is not None else _watchdog.current()
+    dog = watchdog if watchdog is not None else current()
     return refusing() or (dog is not None and dog.state == "hard")
+
+
+def _shed_body(watchdog: Watchdog | None) -> bytes:
+    dog = watchdog if watchdog is not None else current()
+    return _SHED_BODY if dog is not None and dog.state == "hard" else _REFUSING_BODY
 
 
 HealthScope = Literal["process", "service"]
@@ -64,10 +86,10 @@ def _scope(default: HealthScope, query: str) -> HealthScope:
 
 
 def _health_response(
-    watchdog: _watchdog.Watchdog | None, scope: HealthScope = "process"
+    watchdog: Watchdog | None, scope: HealthScope = "process"
 ) -> tuple[int, bytes]:
     report = health(watchdog, scope)
-    code = 503 if report["status"] == "hard" or report["refusing"] else 200
+    code = 503 if report["status"] in ("hard", "refusing") else 200
     return code, json.dumps(report).encode()
 
 
@@ -85,13 +107,20 @@ class _Guarded(Generic[App]):
         self,
         app: App,
         path: str = "/health",
-        watchdog: _watchdog.Watchdog | None = None,
+        watchdog: Watchdog | None = None,
         retry_after: int = 5,
         shed: bool = True,
         recycle_after: float | None = 30.0,
         scope: HealthScope = "process",
+        wait: float = 0.5,
     ) -> None:
         _check_args(path, retry_after)
+        if (
+            isinstance(wait, bool)
+            or not isinstance(wait, int | float)
+            or not 0 <= wait <= 60  # NaN fails this too
+        ):
+            raise ValueError(f"wait is seconds from 0 to 60, got {wait!r}")
         if scope not in ("process", "service"):
             raise ValueError(f"scope must be 'process' or 'service', got {scope!r}")
         if recycle_after is not None and (
@@ -105,7 +134,34 @@ class _Guarded(Generic[App]):
         self.app, self.path, self.watchdog = app, path, watchdog
         self.retry_after, self.shed, self.recycle_after = retry_after, shed, recycle_after
         self.scope: HealthScope = scope
+        self.wait = float(wait)
         self.shed_count = 0
+        self.waited_count = 0
+
+    def _still_shedding(self) -> bool:
+        """Whether to turn the request in hand away, after waiting up to ``wait`` seconds (in
+        ``_WAIT_STEP_S`` steps, in this thread) for memory to come back."""
+        if not (self.shed and shedding(self.watchdog)):
+            return False
+        deadline = time.monotonic() + self.wait
+        while time.monotonic() < deadline:
+            time.sleep(_WAIT_STEP_S)
+            if not shedding(self.watchdog):
+                self.waited_count += 1
+                return False
+        return True
+
+    async def _still_shedding_async(self) -> bool:
+        """:meth:`_still_shedding` without blocking the event loop."""
+        if not (self.shed and shedding(self.watchdog)):
+            return False
+        deadline = time.monotonic() + self.wait
+        while time.monotonic() < deadline:
+            await asyncio.sleep(_WAIT_STEP_S)
+            if not shedding(self.watchdog):
+                self.waited_count += 1
+                return False
+        return True
 
     def _shed_one(self) -> None:
         """Count a request turned away, and arm the recycle of a worker stuck shedding."""
@@ -126,10 +182,25 @@ class HealthMiddleware(_Guarded[WSGIApp]):
             a supervisor recycles itself gracefully (None: shed until memory recovers).
         scope: ``"service"`` reports the whole service at ``path`` (a request may also ask
             with ``?scope=service``).
+        wait: seconds a request that comes while work is turned away waits for memory to come
+            back (served if it does) before it gets 503 (0: at once).
+
+    Attributes:
+        shed_count: requests turned away with 503.
+        waited_count: requests that waited and were served.
     """
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        note_serving()  # a replacement serves: a slot a recycled worker held is free again
+        counted = begin_request()  # the ledger reads lasting memory only with none in flight
+        try:
+            return self._answer(environ, start_response)
+        finally:
+            end_request(counted)
+
+    def _answer(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == self.path:
+            not_served()  # a probe: the service ledger counts requests the app served
             scope = _scope(self.scope, str(environ.get("QUERY_STRING", "")))
             code, body = _health_response(self.watchdog, scope)
             status = "200 OK" if code == 200 else "503 Service Unavailable"
@@ -137,18 +208,20 @@ class HealthMiddleware(_Guarded[WSGIApp]):
             headers.append(("Cache-Control", "no-store"))
             start_response(status, headers)
             return [body]
-        if self.shed and shedding(self.watchdog):
+        if self._still_shedding():
             self._shed_one()
+            not_served()
+            body = _shed_body(self.watchdog)
             start_response(
                 "503 Service Unavailable",
                 [
                     ("Content-Type", "application/json"),
-                    ("Content-Length", str(len(_SHED_BODY))),
+                    ("Content-Length", str(len(body))),
                     ("Retry-After", str(self.retry_after)),
                 ],
             )
-            return [_SHED_BODY]
-        return self.app(environ, start_response)
+            return [body]
+        return self.app(environ, _noting_503(start_response))
 
 
 class ASGIHealthMiddleware(_Guarded[ASGIApp]):
@@ -159,18 +232,50 @@ class ASGIHealthMiddleware(_Guarded[ASGIApp]):
         if scope.get("type") != "http":
             await self.app(scope, receive, send)
             return
+        note_serving()  # a replacement serves: a slot a recycled worker held is free again
+        counted = begin_request()  # the ledger reads lasting memory only with none in flight
+        try:
+            await self._answer(scope, receive, send)
+        finally:
+            end_request(counted)
+
+    async def _answer(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope.get("path") == self.path:
+            not_served()  # a probe: the service ledger counts requests the app served
             query = scope.get("query_string", b"")
             asked = _scope(self.scope, query.decode("latin-1") if isinstance(query, bytes) else "")
             code, body = _health_response(self.watchdog, asked)
             await _respond(send, code, body, [(b"cache-control", b"no-store")])
             return
-        if self.shed and shedding(self.watchdog):
+        if await self._still_shedding_async():
             self._shed_one()
+            not_served()
             retry = [(b"retry-after", str(self.retry_after).encode())]
-            await _respond(send, 503, _SHED_BODY, retry)
+            await _respond(send, 503, _shed_body(self.watchdog), retry)
             return
-        await self.app(scope, receive, send)
+        await self.app(scope, receive, _noting_503_sent(send))
+
+
+def _noting_503(start_response: StartResponse) -> StartResponse:
+    """``start_response`` that tells the service ledger when the app answers 503 (not served)."""
+
+    def noted(status: str, headers: Any, *rest: Any) -> Any:
+        if status.startswith("503"):
+            not_served()
+        return start_response(status, headers, *rest)
+
+    return noted
+
+
+def _noting_503_sent(send: Send) -> Send:
+    """``send`` that tells the service ledger when the app answers 503 (not served)."""
+
+    async def noted(message: MutableMapping[str, Any]) -> None:
+        if message.get("status") == 503 and message.get("type") == "http.response.start":
+            not_served()
+        await send(message)
+
+    return noted
 
 
 async def _respond(send: Send, code: int, body: bytes, extra: list[tuple[bytes, bytes]]) -> None:

@@ -4,7 +4,7 @@ A request to ``/health`` is answered by whichever worker took it; its own figure
 about the service. This module adds what every worker of the server holds, from the first
 source that knows them:
 
-1. the **service ledger** that the recyclers keep (``guard/service_ledger.py``): every worker's
+1. the **service ledger** that the recyclers keep (``guard/recycle/ledger.py``): every worker's
    requests served, memory at boot and now, state; and the leak trend judged **per request
    across workers**, which matures even when workers live seconds;
 2. prometheus_client's **multiprocess directory** (``PROMETHEUS_MULTIPROC_DIR``), where
@@ -27,16 +27,20 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from membound._proc import pid_exists
 from membound._units import format_size
-from membound.guard import watchdog as _watchdog
 from membound.guard.limit import Limit, memory_limit
-from membound.guard.service_ledger import Life, ledger, read_service
+from membound.guard.recycle.ledger import Life, ledger, read_service
 from membound.guard.serving import supervisor
-from membound.measure.cgroup_memory import process_usage, read_text
+from membound.guard.slots import setting
+from membound.guard.watchdog.instances import current
+from membound.measure.cgroup.memory import process_usage, read_text
+
+if TYPE_CHECKING:
+    from membound.guard.watchdog.core import Watchdog
 
 __all__ = [
     "GREW_BYTES",
@@ -106,7 +110,7 @@ def _from_ledger() -> tuple[list[Life], list[Life], int, int] | None:
         found = supervisor()
         if found is None:
             return None
-        slot_dir, pid = tempfile.gettempdir(), found.pid
+        slot_dir, pid = setting().slot_dir, found.pid
     live, finished, count = read_service(slot_dir, pid)
     if not live and not finished:
         return None
@@ -114,45 +118,26 @@ def _from_ledger() -> tuple[list[Life], list[Life], int, int] | None:
 
 
 def _from_prometheus() -> list[dict[str, Any]] | None:
-    """Workers from the multiprocess directory: ``pid`` → the figures they last wrote."""
+    """Workers from the multiprocess directory, with the figures they last wrote."""
+    # The directory is looked up before anything imports prometheus_client: imported where the
+    # variable is not set, its metrics would stay in this process for good.
     path = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.environ.get(
         "prometheus_multiproc_dir"  # noqa: SIM112 (older prometheus_client releases read it)
     )
     if not path or not os.path.isdir(path):
         return None
     try:
-        from prometheus_client import CollectorRegistry
-        from prometheus_client.multiprocess import MultiProcessCollector
+        from membound.guard.prometheus.multiprocess import read_workers
     except ImportError:
         return None
-    wanted = {
-        "membound_memory_rss_bytes": "rss_bytes",
-        "membound_watchdog_state": "state",
-        "membound_exporter_last_update_timestamp_seconds": "updated",
-    }
-    workers: dict[str, dict[str, Any]] = {}
-    for metric in MultiProcessCollector(CollectorRegistry(), path).collect():  # type: ignore[no-untyped-call]
-        for sample in metric.samples:
-            key = wanted.get(sample.name)
-            pid = sample.labels.get("pid")
-            if key is None or pid is None or sample.value != sample.value:  # NaN: unknown
-                continue
-            workers.setdefault(pid, {"pid": int(pid)})[key] = sample.value
-    states = {0.0: "ok", 1.0: "soft", 2.0: "hard"}
     found = []
-    for figures in workers.values():
-        if not _alive(figures["pid"]):
+    for figures in read_workers(path):
+        if not pid_exists(figures["pid"]):
             continue
-        if "state" in figures:
-            figures["state"] = states.get(figures["state"])
         if "rss_bytes" in figures:
             figures["usage_bytes"] = int(figures["rss_bytes"])
         found.append(figures)
     return found or None
-
-
-def _alive(pid: int) -> bool:
-    return os.path.exists(f"/proc/{pid}")
 
 
 def _from_cgroup(limit: Limit) -> list[dict[str, Any]] | None:
@@ -183,9 +168,9 @@ def _life_row(life: Life, now: float) -> dict[str, Any]:
     }
 
 
-def service_health(watchdog: _watchdog.Watchdog | None = None) -> dict[str, Any]:
+def service_health(watchdog: Watchdog | None = None) -> dict[str, Any]:
     """The ``service`` part of ``health(scope="service")`` (see this module's docstring)."""
-    dog = watchdog if watchdog is not None else _watchdog.current()
+    dog = watchdog if watchdog is not None else current()
     limit: Limit = dog.limit if dog is not None else memory_limit()
     now = time.time()
     trend: dict[str, Any] = judge_lives([])

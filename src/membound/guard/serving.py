@@ -39,6 +39,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from membound._proc import cmdline
+from membound.measure.probes import children
+
 __all__ = ["Supervisor", "stop_serving", "supervisor", "uvicorn_server"]
 
 #: Set on a uvicorn ``Server`` being stopped by the guard (a second request changes nothing).
@@ -80,36 +83,11 @@ class Supervisor:
     """How many workers it keeps (uvicorn's ``--workers``; for gunicorn, the workers alive)."""
 
 
-def _cmdline(pid: int | str) -> bytes:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            return f.read()
-    except OSError:
-        return b""
-
-
-def _children_of(ppid: int) -> list[int]:
-    """The processes whose parent is ``ppid`` (a scan of ``/proc``)."""
-    found = []
-    with contextlib.suppress(OSError):
-        for name in os.listdir("/proc"):
-            if not name.isdigit():
-                continue
-            try:
-                with open(f"/proc/{name}/stat", "rb") as f:
-                    fields = f.read().rsplit(b")", 1)[1].split()
-            except (OSError, IndexError):
-                continue
-            if len(fields) > 1 and fields[1] == str(ppid).encode():
-                found.append(int(name))
-    return found
-
-
 def _gunicorn_workers(ppid: int) -> int:
     """Siblings started like this worker (gunicorn forks its workers without ``exec``: they
     share the arbiter's command line, or all say "gunicorn: worker" under setproctitle)."""
-    mine = _cmdline("self")
-    same = [pid for pid in _children_of(ppid) if _cmdline(pid) == mine]
+    mine = cmdline("self")
+    same = [pid for pid in children(ppid) if cmdline(pid) == mine]
     return max(1, len(same))
 
 
@@ -122,7 +100,7 @@ def supervisor() -> Supervisor | None:
         config = server.config
         if int(getattr(config, "workers", 1) or 1) > 1 and not getattr(config, "reload", False):
             return Supervisor("uvicorn", ppid, int(config.workers))
-    if "gunicorn" in sys.modules and b"gunicorn" in _cmdline(ppid):
+    if "gunicorn" in sys.modules and b"gunicorn" in cmdline(ppid):
         return Supervisor("gunicorn", ppid, _gunicorn_workers(ppid))
     return None
 

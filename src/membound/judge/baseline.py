@@ -15,7 +15,7 @@ from typing import Literal
 
 from membound._errors import MemboundError
 from membound._units import format_size, parse_size
-from membound.judge.complexity import MODELS
+from membound.judge.curves import MODELS
 from membound.results.baseline import (
     PEAKS,
     BaselineCheck,

@@ -13,14 +13,14 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from membound._errors import Interrupted, TargetError
-from membound.measure.command import measure_command
 from membound.measure.deadline import deadline
 from membound.measure.inprocess import measure_call
-from membound.measure.isolate import run_isolated
-from membound.measure.outcome import check_timeout
+from membound.measure.isolate.command import measure_command
+from membound.measure.isolate.function import run_isolated
+from membound.measure.isolate.outcome import check_timeout
 from membound.measure.scenarios import load_scenarios
 from membound.measure.target import Target
-from membound.measure.where import WhereMode, where_mode
+from membound.measure.where.engine import WhereMode, where_mode
 from membound.results.comparison import RATIO_FLOOR, Comparison, ScenarioStats, Spread
 from membound.results.measurement import Measurement
 

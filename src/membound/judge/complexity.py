@@ -12,11 +12,10 @@ Choosing a model (the criterion the explanation states):
    is never below ``MIN_FLOOR`` for the metric (allocator and page granularity).
 2. Otherwise start from the simplest model and move to a more complex one only when it is
    clearly better: its relative residual is at most half of the current choice's and at least
-   ``_MIN_GAIN`` (0.05) lower. Residuals count only the part of each error beyond the noise
+   ``MIN_GAIN`` (0.05) lower. Residuals count only the part of each error beyond the noise
    floor, so page and arena granularity at small sizes is no evidence for a curve.
 
-Least squares is written here (two parameters, closed form) rather than taken from NumPy to
-keep NumPy out of the core dependencies.
+The fitting itself (the models, least squares, the choice) is ``judge/curves.py``.
 """
 
 from __future__ import annotations
@@ -29,150 +28,32 @@ from typing import Literal
 
 from membound._errors import Interrupted, LimitExceeded, TargetError
 from membound._units import format_size
+from membound.judge.curves import (
+    MIN_FLOOR,
+    MODELS,
+    POOR_FIT,
+    UNIT,
+    Fit,
+    choose_model,
+    confidence,
+    fit_models,
+)
 from membound.measure.deadline import deadline
 from membound.measure.inprocess import measure_call
-from membound.measure.isolate import run_isolated
-from membound.measure.outcome import check_timeout
+from membound.measure.isolate.function import run_isolated
+from membound.measure.isolate.outcome import check_timeout
 from membound.measure.target import Target, load_target, resolve_target
 from membound.results.complexity import Complexity, ComplexityPoint
 from membound.results.measurement import Measurement
 
-__all__ = [
-    "MODELS",
-    "Complexity",
-    "ComplexityPoint",
-    "Fit",
-    "complexity",
-    "fit_models",
-    "normalise_big_o",
-]
+__all__ = ["Complexity", "ComplexityPoint", "complexity"]
 
 Metric = Literal["rss", "heap"]
-
-MODELS: dict[str, Callable[[float], float]] = {
-    "O(1)": lambda n: 0.0,
-    "O(log n)": math.log,
-    "O(n)": lambda n: n,
-    "O(n log n)": lambda n: n * math.log(n),
-    "O(n^2)": lambda n: n * n,
-}
-_UNIT = {
-    "O(1)": "",
-    "O(log n)": "per unit of log n",
-    "O(n)": "per unit of n",
-    "O(n log n)": "per unit of n·log n",
-    "O(n^2)": "per unit of n²",
-}
-MIN_FLOOR: dict[str, int] = {"rss": 64 * 1024, "heap": 4 * 1024, "seconds": 0}
-_MIN_GAIN = 0.05
-_POOR_FIT = 0.15
-
-
-_SPELLINGS = {
-    "o(1)": "O(1)",
-    "o(log n)": "O(log n)",
-    "o(n)": "O(n)",
-    "o(n log n)": "O(n log n)",
-    "o(n^2)": "O(n^2)",
-    "o(n²)": "O(n^2)",
-    "o(n**2)": "O(n^2)",
-}
-
-
-def normalise_big_o(text: str) -> str:
-    """The canonical spelling of a complexity class (``"o(n²)"`` → ``"O(n^2)"``).
-
-    Raises:
-        TargetError: not one of the five classes membound fits.
-    """
-    key = " ".join(text.strip().lower().replace("·", " ").split())
-    if key not in _SPELLINGS:
-        raise TargetError(
-            f"unknown complexity {text!r}",
-            hint="use one of O(1), O(log n), O(n), O(n log n), O(n^2)",
-        )
-    return _SPELLINGS[key]
-
-
-@dataclass(frozen=True)
-class Fit:
-    """One model fitted to the points."""
-
-    model: str
-    """``O(1)``, ``O(log n)``, ``O(n)``, ``O(n log n)`` or ``O(n^2)``."""
-    intercept: float
-    """``a`` in ``y = a + b·f(n)``."""
-    slope: float
-    """``b`` (never negative): bytes (or seconds) per unit of ``f(n)``."""
-    residual: float
-    """Relative RMS residual beyond the noise floor:
-    sqrt(mean((max(0, |y - ŷ| - floor) / max(y, floor))²))."""
-    r2: float
-    """Coefficient of determination on the raw values (1.0 = perfect)."""
-
-
-def fit_models(
-    ns: Sequence[float], ys: Sequence[float], floor: float, *, weighted: bool = True
-) -> dict[str, Fit]:
-    """Fit every model in :data:`MODELS` to the points ``(ns, ys)``.
-
-    ``weighted`` fits relative errors (used to choose a model); unweighted ordinary least
-    squares follows the largest sizes, which gives the slope a person asks for ("bytes per row").
-    """
-    weights = [1.0 / max(abs(y), floor, 1e-12) ** 2 if weighted else 1.0 for y in ys]
-    mean_y = statistics.fmean(ys)
-    ss_tot = sum((y - mean_y) ** 2 for y in ys)
-    fits = {}
-    for name, f in MODELS.items():
-        xs = [f(n) for n in ns]
-        sw = sum(weights)
-        mx = sum(w * x for w, x in zip(weights, xs, strict=True)) / sw
-        my = sum(w * y for w, y in zip(weights, ys, strict=True)) / sw
-        sxx = sum(w * (x - mx) ** 2 for w, x in zip(weights, xs, strict=True))
-        sxy = sum(w * (x - mx) * (y - my) for w, x, y in zip(weights, xs, ys, strict=True))
-        slope = max(0.0, sxy / sxx) if sxx > 0 else 0.0
-        intercept = my - slope * mx
-        pred = [intercept + slope * x for x in xs]
-        # Errors within the noise floor are no evidence against a model (a dead band).
-        rel = [
-            max(0.0, abs(y - p) - floor) / max(abs(y), floor, 1e-12)
-            for y, p in zip(ys, pred, strict=True)
-        ]
-        residual = math.sqrt(statistics.fmean(r * r for r in rel))
-        ss_res = sum((y - p) ** 2 for y, p in zip(ys, pred, strict=True))
-        r2 = 1.0 - ss_res / ss_tot if ss_tot > 0 else 1.0
-        fits[name] = Fit(name, intercept, slope, residual, r2)
-    return fits
-
-
-def _choose(fits: Mapping[str, Fit]) -> str:
-    chosen = "O(1)"
-    for name in MODELS:
-        if name == chosen:
-            continue
-        current, candidate = fits[chosen].residual, fits[name].residual
-        if candidate <= current / 2 and current - candidate >= _MIN_GAIN:
-            chosen = name
-    return chosen
 
 
 def _bytes(value: float) -> str:
     """Bytes with enough precision for per-unit slopes (``36.0 B``, ``0.5 B``, ``3.2 MiB``)."""
     return f"{value:.3g} B" if abs(value) < 1024 else format_size(value)
-
-
-def _confidence(fits: Mapping[str, Fit], chosen: str) -> float:
-    """``beat × (0.5 + 0.5 × excluded)``: how clearly ``chosen`` beat the simpler models
-    (1 - r / r_simpler; 1 with none), and how clearly the more complex ones were excluded
-    ((r_complex - r) / 0.05, clipped to 0..1; 1 with none). A model preferred only because it is
-    simpler scores at most 0.5."""
-    order = list(MODELS)
-    r = fits[chosen].residual
-    simpler = [fits[m].residual for m in order[: order.index(chosen)]]
-    richer = [fits[m].residual for m in order[order.index(chosen) + 1 :]]
-    beat = 1.0 - r / min(simpler) if simpler and min(simpler) > 0 else 1.0
-    excluded = min(1.0, max(0.0, (min(richer) - r) / _MIN_GAIN)) if richer else 1.0
-    return max(0.0, beat) * (0.5 + 0.5 * excluded)
 
 
 @dataclass(frozen=True)
@@ -260,13 +141,13 @@ def _verdict(
         ns = [ns[i] for i in clear]
         ys = [ys[i] for i in clear]
     fits = fit_models(ns, ys, max(floor, 1e-12))
-    chosen = _choose(fits)
-    conf = _confidence(fits, chosen)
-    poor = chosen == "O(1)" and fits["O(1)"].residual > _POOR_FIT
+    chosen = choose_model(fits)
+    conf = confidence(fits, chosen)
+    poor = chosen == "O(1)" and fits["O(1)"].residual > POOR_FIT
     if poor:
         # It grows beyond the noise and a constant fits badly: not O(1), whatever else it is.
         chosen = min((m for m in MODELS if m != "O(1)"), key=lambda m: fits[m].residual)
-        conf = _confidence(fits, chosen) / 2
+        conf = confidence(fits, chosen) / 2
     fit = fits[chosen]
     slope = fit_models(ns, ys, max(floor, 1e-12), weighted=False)[chosen].slope
     span = f" over n = {int(ns[0]):,}…{int(ns[-1]):,}"
@@ -283,7 +164,7 @@ def _verdict(
         )
     else:
         text = (
-            f"{what} grows {fmt(slope)} {_UNIT[chosen]}{span} (R²={fit.r2:.3f}, relative "
+            f"{what} grows {fmt(slope)} {UNIT[chosen]}{span} (R²={fit.r2:.3f}, relative "
             f"residual {fit.residual:.3f}); {chosen}"
         )
     return Verdict(chosen, slope, fits, max(0.0, min(1.0, conf)), text)

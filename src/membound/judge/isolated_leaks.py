@@ -18,9 +18,9 @@ from typing import Any
 
 from membound import _errors
 from membound._errors import ChildFailed, LimitExceeded, MemboundError
-from membound.measure.isolate import module_args, run_python
-from membound.measure.outcome import exit_words
-from membound.measure.polling import polling
+from membound.measure.isolate.function import module_args, run_python
+from membound.measure.isolate.outcome import exit_words
+from membound.measure.sampler.polling import polling
 from membound.measure.target import Target, resolve_target
 from membound.results.leaks import LeakReport
 

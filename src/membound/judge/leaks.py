@@ -43,8 +43,7 @@ from membound.judge.retained import QUANTUM, Retention, judge_retention
 from membound.measure.deadline import deadline
 from membound.measure.heap import LIBRARY_DIRS, OWN_DIRS, backref_chain, chain_to, frozen_heap
 from membound.measure.holders import Growing, adding_line, growing_holders
-from membound.measure.native import native_sites, native_tracking_available
-from membound.measure.outcome import check_timeout
+from membound.measure.isolate.outcome import check_timeout
 from membound.measure.rounds import (
     AttributionRound,
     Trend,
@@ -55,6 +54,7 @@ from membound.measure.rounds import (
     malloc_growth_per_call,
 )
 from membound.measure.target import Target, load_target
+from membound.measure.where.native import native_sites, native_tracking_available
 from membound.results.leaks import Holder, LeakReport, LeakRound, Site, TypeGrowth
 
 __all__ = ["ATTRIBUTION_FRAMES", "LeakReport", "LeakRound", "Site", "TypeGrowth", "find_leaks"]

@@ -1,4 +1,5 @@
-"""What the rules know about one module: imports, assignments per scope, parents, and chains.
+"""What the rules know about one module: imports, assignments per scope, parents, and the
+expression chain a local name stands for (its links: ``expression_chains.py``).
 
 Every existing linter rule for these patterns matches one expression. The rules here need a little
 more: which libraries the module imports (a rule fires only where its library is in play), what a
@@ -14,13 +15,13 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
-from membound.lint.chains import Link, dotted, links, sql_is_bounded
-from membound.lint.model import Edit, Finding, Fix
+from membound.lint.expression_chains import Link, dotted, links
+from membound.lint.findings import Edit, Finding, Fix
 
 if TYPE_CHECKING:
     from membound.lint.evidence import Evidence
 
-__all__ = ["DBAPI_ROOTS", "Link", "ModuleContext", "links", "sql_is_bounded"]
+__all__ = ["COMPREHENSIONS", "DBAPI_ROOTS", "FUNCTIONS", "SQLALCHEMY_ROOTS", "ModuleContext"]
 
 N = TypeVar("N", bound=ast.AST)
 

@@ -26,8 +26,8 @@ from concurrent.futures import ProcessPoolExecutor
 from membound.lint.config import LintConfig
 from membound.lint.context import ModuleContext
 from membound.lint.evidence import Evidence
+from membound.lint.findings import FileError, Finding, LintResult
 from membound.lint.fixing import comment_rows
-from membound.lint.model import FileError, Finding, LintResult
 from membound.lint.newer_python import relint_with_newer
 from membound.lint.reading import Unreadable, read_limited
 from membound.lint.rules import RULES

@@ -15,7 +15,7 @@ import tokenize
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 
-from membound.lint.model import Edit, Finding
+from membound.lint.findings import Edit, Finding
 
 __all__ = ["add_noqa", "apply_fixes", "comment_rows", "physical_lines"]
 

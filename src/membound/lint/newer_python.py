@@ -24,7 +24,7 @@ import sys
 from collections.abc import Sequence
 
 from membound.lint.config import LintConfig
-from membound.lint.model import Edit, FileError, Finding, Fix
+from membound.lint.findings import Edit, FileError, Finding, Fix
 
 __all__ = ["SYSTEM_BIN_DIRS", "newer_pythons", "relint_with_newer"]
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from membound.lint.model import Finding, LintResult
+from membound.lint.findings import Finding, LintResult
 from membound.lint.rules import RULES, RULES_BY_CODE
 
 __all__ = [

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 from membound.lint.config import LintConfig
 from membound.lint.engine import discover, kept, lint_text, read_source, with_evidence
+from membound.lint.findings import FileError, Finding
 from membound.lint.fixing import add_noqa, apply_fixes
-from membound.lint.model import FileError, Finding
 
 __all__ = ["FileChange", "RewriteResult", "rewrite_paths", "unified_diff"]
 

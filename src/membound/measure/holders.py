@@ -10,7 +10,8 @@ of ids, an unbounded cache. :func:`growing_holders` finds it by size, not by obj
    grew are the holders.
 3. A holder with a bound (``functools.lru_cache`` with a ``maxsize``, ``deque(maxlen=...)``, or
    any object with ``__membound_bound__() -> (size, capacity)``) is reported with its capacity;
-   the containers inside it are not reported again.
+   the containers inside a cache (``functools.cache`` too) or such an object are not reported
+   again.
 
 :func:`adding_line` then runs a few calls under ``sys.settrace`` and checks the holder's size
 at every traced event: the line executed just before it grew is the line that adds to it. When
@@ -150,6 +151,16 @@ def _candidates(min_size: int) -> list[tuple[int, int, Any, int | None]]:
     return heap
 
 
+def _owns_entries(obj: Any) -> bool:
+    """Whether ``obj`` keeps its entries in containers of its own: a ``functools`` cache
+    (bounded or not) or an object with ``__membound_bound__``; plain containers and deques
+    are their own entries."""
+    kind = type(obj)
+    return kind is _LRU_TYPE or (
+        getattr(kind, "__membound_bound__", None) is not None and not issubclass(kind, type)
+    )
+
+
 def _inside(obj: Any) -> set[int]:
     """Ids of the containers a bounded object keeps its entries in (two levels down)."""
     found: set[int] = set()
@@ -190,9 +201,11 @@ def growing_holders(
         if sized is not None and sized[0] - before >= max(1, calls // 50):
             grown.append(Growing(obj, before, sized[0], capacity))
     watched.clear()
-    bounded = [g for g in grown if g.capacity is not None]
-    hidden = set().union(*(_inside(g.holder) for g in bounded)) if bounded else set()
-    grown = [g for g in grown if id(g.holder) not in hidden or g.capacity is not None]
+    # A cache or bounded object is reported, never the containers it keeps its entries in: they
+    # grow by as much, and which of the two came first would be the order of their addresses.
+    owners = [g for g in grown if _owns_entries(g.holder)]
+    hidden = set().union(*(_inside(g.holder) for g in owners)) if owners else set()
+    grown = [g for g in grown if id(g.holder) not in hidden or _owns_entries(g.holder)]
     grown.sort(key=lambda g: -(g.after - g.before))
     return grown[:limit], calls
 

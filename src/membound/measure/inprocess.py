@@ -12,18 +12,22 @@ import gc
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from membound.measure import probes
-from membound.measure._where import padded
+from membound.measure import child_code, probes
 from membound.measure.heap import HeapMode
 from membound.measure.target import Target, load_target
 from membound.measure.track import track
-from membound.measure.where import WhereMode
+from membound.measure.where.engine import WhereMode
 from membound.results.measurement import Measurement
 from membound.results.sites import PeakSite
 
-__all__ = ["BlockPeak", "PeakKind", "block_peak", "measure_call"]
+if TYPE_CHECKING:
+    from membound.measure.children.where_capture import padded
+else:
+    padded = child_code.load("where_capture").padded
+
+__all__ = ["BlockPeak", "PeakKind", "block_peak", "measure_call", "padded"]
 
 PeakKind = Literal["rss", "heap"]
 

@@ -12,13 +12,26 @@ import sys
 import tracemalloc
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import psutil
 
-from membound.measure._inside import GcMonitor
-from membound.measure._proc_tree import children_of as proc_children
-from membound.measure._proc_tree import read_hwm, read_rss
-from membound.measure._proc_tree import tree_rss as proc_tree_rss
+from membound._proc import HAS_PROC, reset_peak
+from membound.measure import child_code
+
+if TYPE_CHECKING:
+    from membound.measure.children.inside import GcMonitor
+    from membound.measure.children.proc_tree import children_of as proc_children
+    from membound.measure.children.proc_tree import read_hwm, read_rss, tree_of
+    from membound.measure.children.proc_tree import tree_rss as proc_tree_rss
+else:
+    GcMonitor = child_code.load("inside").GcMonitor
+    proc_children = child_code.load("proc_tree").children_of
+    read_hwm = child_code.load("proc_tree").read_hwm
+    read_rss = child_code.load("proc_tree").read_rss
+    proc_tree_rss = child_code.load("proc_tree").tree_rss
+    tree_of = child_code.load("proc_tree").tree_of
+
 
 __all__ = [
     "GcMonitor",
@@ -27,11 +40,10 @@ __all__ = [
     "peak_rss",
     "reset_peak_rss",
     "rss",
+    "tree_of",
     "tree_rss",
     "uss",
 ]
-
-_HAS_PROC = os.path.exists("/proc/self/statm")
 
 
 def rss(pid: int | None = None) -> int:
@@ -41,7 +53,7 @@ def rss(pid: int | None = None) -> int:
         psutil.NoSuchProcess: the process does not exist.
     """
     pid = os.getpid() if pid is None else pid
-    if _HAS_PROC:
+    if HAS_PROC:
         value = read_rss(pid)
         if value is not None:
             return value
@@ -56,7 +68,7 @@ def peak_rss(pid: int | None = None) -> tuple[int | None, str]:
         is no /proc; ``(None, "unavailable")`` otherwise.
     """
     pid = os.getpid() if pid is None else pid
-    if _HAS_PROC:
+    if HAS_PROC:
         hwm = read_hwm(pid)
         if hwm is not None:
             return hwm, "VmHWM"
@@ -75,13 +87,7 @@ def reset_peak_rss(pid: int | None = None) -> bool:
         True if the kernel accepted the reset (``/proc/PID/clear_refs``), False where it is not
         permitted or not supported; then peaks cover the process's whole life so far.
     """
-    pid = os.getpid() if pid is None else pid
-    try:
-        with open(f"/proc/{pid}/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        return False
-    return True
+    return reset_peak("self" if pid is None else pid)
 
 
 def trim_heap() -> None:
@@ -104,7 +110,7 @@ def uss(pid: int | None = None) -> int:
 def children(pid: int | None = None) -> list[int]:
     """The direct children of ``pid`` (default: this process) now."""
     pid = os.getpid() if pid is None else pid
-    if _HAS_PROC:
+    if HAS_PROC:
         return proc_children(pid)
     try:
         return [c.pid for c in psutil.Process(pid).children()]
@@ -115,12 +121,12 @@ def children(pid: int | None = None) -> list[int]:
 def tree_rss(pid: int | None = None, skip: Collection[int] = ()) -> int:
     """Summed RSS of ``pid`` (default: this process) and all its descendants, membound's own
     sampler processes and the children in ``skip`` (with theirs) left out (0 when the process
-    is gone). The same sum as the sampler's in tree mode (``_proc_tree.TreeReader``);
-    psutil's ``children(recursive=True)`` without /proc (``skip`` applies there to the listed
-    processes only).
+    is gone). The same sum as the sampler's in tree mode (``TreeReader`` of
+    ``children/proc_tree.py``); psutil's ``children(recursive=True)`` without /proc (``skip``
+    applies there to the listed processes only).
     """
     pid = os.getpid() if pid is None else pid
-    if _HAS_PROC:
+    if HAS_PROC:
         return proc_tree_rss(pid, skip)[0]
     total = 0
     try:
@@ -132,7 +138,7 @@ def tree_rss(pid: int | None = None, skip: Collection[int] = ()) -> int:
         try:
             if proc.pid in skip:
                 continue
-            if proc.pid == pid or not any("_sampler_child.py" in a for a in proc.cmdline()):
+            if proc.pid == pid or not any("sampler_process.py" in a for a in proc.cmdline()):
                 total += rss(proc.pid)
         except (psutil.Error, OSError):
             continue

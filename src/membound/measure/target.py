@@ -2,9 +2,10 @@
 
 A target is a callable, a ``functools.partial`` of one, or a string ``"package.module:function"``
 / ``"path/to/file.py:function"`` (``function`` may be ``Class.method``). :func:`resolve_target`
-turns it into a :class:`TargetRef` that a fresh interpreter can import (``measure/_child.py``
-imports it there); :func:`load_target` imports it here. Both read a string the same way and fail
-with the same messages. Modules in the current folder are importable, as with ``python -m``.
+turns it into a :class:`TargetRef` that a fresh interpreter can import
+(``measure/children/isolated_call.py`` imports it there); :func:`load_target` imports it here.
+Both read a string the same way and fail with the same messages. Modules in the current folder
+are importable, as with ``python -m``.
 """
 
 from __future__ import annotations

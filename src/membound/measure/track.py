@@ -16,7 +16,7 @@ Nesting works: before an inner ``track`` resets the process-wide peak marks (``V
 tracemalloc's peak), every enclosing ``track`` folds the current peaks into its own record, so
 the outer peak still covers the inner block.
 
-``where=`` adds the lines that held the peak (``_where.py``): one memray tracker serves both
+``where=`` adds the lines that held the peak (``where_capture.py``): one memray tracker serves both
 ``where`` and ``heap="memray"``; memray traces one block at a time, so a nested ``where`` or
 memray block is refused in one line.
 """
@@ -31,18 +31,15 @@ import time
 import tracemalloc
 from collections.abc import Callable
 from types import TracebackType
-from typing import ParamSpec, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 from membound._errors import TargetError
 from membound._lazy import preload
 from membound._units import format_size
-from membound.measure import probes
-from membound.measure._inside import SOURCES, TracingOverhead
-from membound.measure._where import Capture, MemrayCapture, finish, prepare_capture
+from membound.measure import child_code, probes
 from membound.measure.heap import HeapMode, heap_engine
-from membound.measure.outcome import tree_source
-from membound.measure.sampler import Sampler
-from membound.measure.where import (
+from membound.measure.sampler.process import Sampler, tree_source
+from membound.measure.where.engine import (
     WhereMode,
     kept_by,
     sites_fields,
@@ -52,6 +49,22 @@ from membound.measure.where import (
 from membound.results.growth import Anchors, classify
 from membound.results.measurement import Measurement
 from membound.results.timeline import STARTED_AFTER, Timeline
+
+if TYPE_CHECKING:
+    from membound.measure.children.inside import SOURCES, TracingOverhead
+    from membound.measure.children.where_capture import (
+        Capture,
+        MemrayCapture,
+        finish,
+        prepare_capture,
+    )
+else:
+    SOURCES = child_code.load("inside").SOURCES
+    TracingOverhead = child_code.load("inside").TracingOverhead
+    Capture = child_code.load("where_capture").Capture
+    MemrayCapture = child_code.load("where_capture").MemrayCapture
+    finish = child_code.load("where_capture").finish
+    prepare_capture = child_code.load("where_capture").prepare_capture
 
 __all__ = ["track"]
 
@@ -254,6 +267,7 @@ class track:
                     ),
                 ),
                 sites.get("end_sites", ()),
+                rss_end - self._rss_start,
             ),
             outcome="ok" if exc_type is None else "failed",
             outcome_detail="" if exc_type is None else f"raised {exc_type.__name__}",

@@ -43,7 +43,7 @@ from membound._units import parse_size
 from membound.judge.compare import compare
 from membound.judge.complexity import complexity
 from membound.judge.leaks import find_leaks
-from membound.measure._where import padded
+from membound.measure.inprocess import padded
 from membound.measure.track import track
 from membound.notebook.progress import LiveProgress
 from membound.notebook.variants import (

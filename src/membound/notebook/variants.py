@@ -14,8 +14,8 @@ is imported, before the baseline, as ``timeit`` runs its setup; each variant is 
 runs its code with the file's globals, so it reads and assigns names as a cell would.
 
 Names are shipped with cloudpickle (functions and classes defined in the notebook by value,
-importable modules and objects by reference; ``measure/by_value.py``): the well-kept library for
-exactly this, which Dask and Ray use to ship notebook code to workers.
+importable modules and objects by reference; ``measure/isolate/by_value.py``): the well-kept
+library for exactly this, which Dask and Ray use to ship notebook code to workers.
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ def used_names(*sources: str) -> set[str]:
 
 def ship_names(names: set[str], namespace: Mapping[str, Any]) -> bytes:
     """The values of ``names`` found in ``namespace``, pickled by value as one dict
-    (``measure/by_value.py``).
+    (``measure/isolate/by_value.py``).
 
     Raises:
         TargetError: cloudpickle is missing, or a value cannot be shipped (named in the message).

@@ -29,7 +29,7 @@ def counts_line(r: BaselineReport) -> str:
     elif r.compared_with is None:
         parts.append(f"{r.recorded} measured, no baseline written")
     if r.not_recorded_count:
-        parts.append(f"{r.not_recorded_count} could not run again")
+        parts.append(f"{r.not_recorded_count} could not run again (not guarded, named below)")
     return "; ".join(parts)
 
 
@@ -64,15 +64,17 @@ def baseline_text_lines(r: BaselineReport) -> list[str]:
         lines.append("improved (largest):")
         lines += plain_lines(_changes_table(r.improved), indent="  ")
     if r.not_recorded:
-        lines.append("could not run again:")
+        lines.append("could not run again (no figures, so not guarded):")
         lines += [f"  {n}" for n in r.not_recorded]
     lines += r.notes
+    if r.gate_failed:
+        lines.append(r.gate_failed)
     return lines
 
 
 def baseline_markdown(r: BaselineReport) -> str:
     """The same as Markdown: a heading, the counts, tables of regressions and improvements."""
-    verdict = "regressed" if r.regressed else "no regression"
+    verdict = "regressed" if r.regressed else "gate failed" if r.gate_failed else "no regression"
     out = [f"## membound memory baseline: {verdict}", "", counts_line(r), ""]
     if r.regressed:
         out += ["### Regressed", "", *table_lines(_changes_table(r.regressed)), ""]
@@ -82,4 +84,6 @@ def baseline_markdown(r: BaselineReport) -> str:
     if r.not_recorded:
         out += ["### Could not run again", ""] + [f"- `{n}`" for n in r.not_recorded] + [""]
     out += [f"> {note}" for note in r.notes]
+    if r.gate_failed:
+        out.append(f"> **{r.gate_failed}**")
     return "\n".join(out).rstrip() + "\n"

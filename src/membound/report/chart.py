@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import IO, Any
 
 from membound._files import write_atomic
-from membound.judge.complexity import MODELS
+from membound.judge.curves import MODELS
 from membound.report.text import displayable
 from membound.results import Comparison, Complexity, LeakReport, Measurement, Timeline
 from membound.results.timeline import STARTED_AFTER
 
-__all__ = ["ChartReporter", "chart"]
+__all__ = ["ChartReporter", "chart", "plot_timeline", "pyplot"]
 
 _MIB = float(2**20)
 #: Characters of a user's label shown in a chart.
@@ -50,7 +50,7 @@ def _plain_log_ticks(axis: Any, unit: str = "") -> None:
     axis.set_minor_formatter(NullFormatter())
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
     try:
         import matplotlib
     except ImportError:
@@ -68,7 +68,7 @@ def to_hex(colour: Any) -> str:
     return str(_to_hex(colour))
 
 
-def _plot_timeline(ax: Any, timeline: Timeline, label: str, index: int = 0) -> str | None:
+def plot_timeline(ax: Any, timeline: Timeline, label: str, index: int = 0) -> str | None:
     """Plot one timeline with its peak marked; returns the colour used (None if empty)."""
     if not len(timeline):
         ax.plot([], [], label=f"{_short(label)} (no samples)")
@@ -119,7 +119,7 @@ def _complexity(plt: Any, c: Complexity) -> Any:
         label="measured (median)",
         zorder=3,
     )
-    from membound.judge.complexity import fit_models
+    from membound.judge.curves import fit_models
 
     # A result read from a file may hold fewer sizes than a fit needs: draw the points alone.
     fits = fit_models(ns, [p.value for p in points], c.noise_floor) if len(set(ns)) >= 3 else {}
@@ -200,7 +200,7 @@ def chart(
         OSError: the file cannot be written (its ``filename`` is ``path``); an old file of
             that name is left as it was.
     """
-    plt = _pyplot()
+    plt = pyplot()
     if isinstance(path, str | os.PathLike):
         png = io.BytesIO()
         with plt.rc_context({"text.parse_math": False}):
@@ -224,14 +224,14 @@ def _draw(
         return
     if isinstance(result, Measurement):
         fig, ax = plt.subplots(figsize=(8, 4.5))
-        _plot_timeline(ax, result.timeline, result.label)
+        plot_timeline(ax, result.timeline, result.label)
         ax.set_xlim(left=0)  # the block's start
         ax.set_title(f"{_short(result.label)}: {result.growth.label}")
         axes = [ax]
     else:
         fig, (ax, bars) = plt.subplots(1, 2, figsize=(13, 5), width_ratios=(3, 2))
         colours = [
-            _plot_timeline(ax, row.timeline, row.name, i) for i, row in enumerate(result.rows)
+            plot_timeline(ax, row.timeline, row.name, i) for i, row in enumerate(result.rows)
         ]
         ax.set_title("RSS over time (median run of each scenario)")
         names = [_short(r.name) for r in result.rows]

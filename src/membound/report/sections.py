@@ -102,6 +102,18 @@ def _rss_at_start(m: Measurement) -> str:
     return format_size(m.rss_start)
 
 
+def _levels(m: Measurement) -> list[tuple[str, str]]:
+    """The levels the growth words measure from and to, when they are not the RSS at start and
+    at end (a command's level after its start-up and before its exit fall): every figure the
+    words quote is in the table."""
+    rows = []
+    if m.growth.level_start is not None:
+        rows.append(("RSS after start-up", format_size(m.growth.level_start)))
+    if m.growth.level_end is not None:
+        rows.append(("RSS before exit", format_size(m.growth.level_end)))
+    return rows
+
+
 def measurement_table(m: Measurement) -> Table:
     """Two columns, measure and value, one row per figure of ``m``."""
     rows = [
@@ -112,6 +124,7 @@ def measurement_table(m: Measurement) -> Table:
         ("RSS at start", _rss_at_start(m)),
         ("RSS peak", f"{format_size(m.rss_peak)} — {m.rss_peak_source}"),
         ("Δ peak RSS", format_size(m.rss_peak_delta, signed=True)),
+        *_levels(m),
         ("RSS at end", format_size(m.rss_end)),
         (f"heap peak ({heap_engine_name(m.heap_source)})", format_size(m.heap_peak)),
         ("heap held at end", format_size(m.heap_current)),

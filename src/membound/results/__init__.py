@@ -3,6 +3,11 @@
 The leaf of the house (DESIGN §2): it imports only ``_units`` and ``_errors``. Every result has
 ``to_dict``/``from_dict``; ``to_markdown()`` is the one documented delegate up into ``report``,
 imported lazily when called.
+
+One module per result: ``measurement``, ``comparison``, ``complexity``, ``leaks``, ``sites``
+(``PeakSite``), ``baseline``; ``timeline`` with ``downsample`` (bounded in size), ``growth``
+(``classify``) and ``lifespan`` (a process's whole life); ``checked`` and ``plausible`` vet a
+result read from a file.
 """
 
 from __future__ import annotations

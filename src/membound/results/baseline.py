@@ -298,7 +298,7 @@ class BaselineCheck:
 class BaselineReport:
     """A whole run checked against (or recorded to) a baseline file: counts, and the checks
     worth reading. Only regressions are kept whole (each is a failure to read); improvements
-    and unrecorded names are kept up to a few, with their counts."""
+    are kept up to a few, with their count; every name that could not run again is kept."""
 
     compared_with: str | None
     """The baseline file this run was checked against (None when it was only recorded)."""
@@ -319,8 +319,11 @@ class BaselineReport:
     not_run: int
     """Baseline entries with no run this time (removed, renamed or deselected): ignored."""
     not_recorded: tuple[str, ...]
-    """Names that raised when run again, with why (a few): recorded from one run, or not."""
+    """Every name that raised when run again, with why: recorded from one run, or not."""
     not_recorded_count: int
     """How many raised when run again."""
     notes: tuple[str, ...] = ()
     """What the reader must know about the figures (another Python, an interrupted run)."""
+    gate_failed: str | None = None
+    """Why a compare gated too few of the tests it measured (their ids are not in the
+    baseline): the run fails though no test did."""

@@ -3,42 +3,55 @@
 A pure function of numbers (no measuring here), so that measure can attach a ``Growth`` to each
 ``Measurement`` and tests can feed synthetic timelines.
 
-The decision, with ``tol`` the tolerance (default: the larger of 1 MiB and 2 % of the median):
+The word is drawn from figures that sampling jitter does not move: the rise to the peak and
+the end over the start, from the run's headline figures (:class:`Anchors`) when known, else from
+levels that are medians of the first and last samples. Each is held against its threshold with
+a dead band: it must pass the threshold by more than ``MARGIN`` of it (within the band the word
+on the near side holds), so the same deterministic job gets the same word in every run, whenever
+the sampler ticked, whichever samples it lost. What only the samples show (how long a rise
+lasted, whether the last quarter still rose, whether a sample caught a short peak) shapes the
+words, and decides a ``leak`` only over repeated units of work. With ``tol`` the tolerance
+(default: the largest of 1 MiB, 2 % of the median and six robust standard deviations of the
+samples' own noise, so that noisier readings need more to count as movement):
 
-- ``flat``: the whole range (max - min) is within ``tol``; also when it never rose more than
-  ``tol`` above its start and ended no more than ``tol`` over it (it fell, or dipped and came
-  back), worded by where it ended.
-- ``leak``: the level at the end is above the start by more than ``tol``, the robust slope of
-  the last quarter still adds more than ``tol / 2`` over that quarter, the run ends near its
-  highest level, *and* the rise it ended on has lasted more than half the run (it began when
-  the level last stood near the start: within the larger of ``tol / 2`` and a tenth of the
-  rise): still growing when it ended, across the run (a rise that fell back at the end is no
-  leak, nor is one build that the run ended on).
-- ``retained``: the end is above the start by more than ``tol`` and holds most of the rise (the
-  end is within the larger of ``tol`` and a tenth of the rise of the peak), and either the last
-  quarter holds (rose in one or a few steps, or in a ramp that levelled off) or the whole rise
-  came in the second half of the run, after a level start (one build the run ended on); also
-  when the samples stayed level but the headline figures (``anchors``) rose and held (the build
-  came before the first sample), and, with fewer than ten samples (no shape is judged), when
-  the headline figures show the end holding most of the peak's rise. A one-shot block that
-  builds something and keeps it (a notebook cell loading a DataFrame,
-  ``data = bytearray(200_000_000)`` kept to the end): worded ``+190.7 MiB held at the end``,
-  never "leak", which belongs to leak hunts and timelines that keep rising.
-- ``ramp``: the end is above the start by more than ``tol`` but fell part of the way back from
-  the peak (grew, then gave part back: what survives of a load-everything-then-work).
+- ``flat``: the rise to the peak is not past ``tol``, and neither is the kernel's peak over the
+  samples; worded by where it ended (within the tolerance, or fell).
 - ``sawtooth``: two or more rise-and-fall cycles whose troughs stay level (checked first: where
-  the last cycle happens to stop says nothing); rising troughs make it a ``leak``.
-- ``spike``: ends near where it started, with one rise and fall; also when the samples stayed
-  flat but the kernel's peak (given in ``anchors``) shows a rise between two samples.
+  the last cycle happens to stop says nothing). Rising troughs are worded beside the verdict
+  below (``a sawtooth whose troughs rose …``), and are a ``leak`` over units of work.
+- ``spike``: rose past ``tol``, and the end is not past ``tol`` over the start (it gave its
+  memory back); also when the samples stayed flat but the kernel's peak (given in ``anchors``)
+  shows a rise between two samples.
+- ``retained``: the end is past ``tol`` over the start and holds most of the rise (what it gave
+  back of the peak is not past the larger of ``tol`` and a tenth of the rise). Worded by how it
+  came to hold it: level for its last stretch, one rise it ended on, "it kept growing up to its
+  end" (a loop that appends on every iteration, a load that streams to its end), or level over
+  all samples (the build came before the first). With fewer than ten samples (no shape is
+  judged), also when the headline figures show the end holding most of the peak's rise. A
+  one-shot block that builds something and keeps it (a notebook cell loading a DataFrame,
+  ``data = bytearray(200_000_000)`` kept to the end): worded ``+190.7 MiB held at the end``.
+- ``ramp``: the end is past ``tol`` over the start but fell part of the way back from the peak
+  (grew, then gave part back: what survives of a load-everything-then-work, big temporaries
+  around a smaller result).
+- ``leak``: only with ``units=True``, a timeline over repeated units of work that should each
+  give their memory back (requests, tasks, rounds of a service loop, calls of a leak hunt): the
+  end is past ``tol`` and ends near its highest level, the last quarter still adds more than
+  ``tol / 2`` and the rise it ended on has lasted more than half the run; or the troughs of a
+  sawtooth rose. One run of a script, function or block that builds and keeps a result, however
+  it builds it, is never a leak: one pass cannot show that its memory should have come back.
 
 Too short to judge: fewer than ``MIN_SAMPLES`` samples, counted no denser than the sampling
 interval (samples that bunched up after a starved sampler's late ticks add points, not time): the
-shape is not judged (``Growth.label`` says so). A timeline from a process's birth to its exit
-(``membound run``) is judged by ``lifespan.py`` between its start-up and its exit.
+shape is not judged and the pattern is ``unjudged`` (``Growth.label``: ``too short to judge``).
+A timeline from a process's birth to its exit (``membound run``) is judged by ``lifespan.py``
+between its start-up and its exit.
 
 Words and figures: given the run's headline figures (:class:`Anchors`: RSS at start, the peak
-and where it came from, RSS at the end), the explanation quotes those, and names the sampled
-figure beside them where the samples saw less; without anchors it says its figures are sampled.
+and where it came from, RSS at the end), the explanation quotes those as the table beside it
+shows them ("at its peak" is Δ peak RSS), names the levels growth was measured between when they
+are not the RSS at start and at end (a command's level after its start-up and before its exit,
+also in ``Growth.level_start``/``level_end`` for the table), and names the sampled figure beside
+them where the samples saw less; without anchors it says its figures are sampled.
 
 Slopes are Theil–Sen (the median of pairwise slopes), robust to single outliers. It is written
 here rather than taken from SciPy (``scipy.stats.theilslopes``) to keep SciPy and NumPy out of the
@@ -47,10 +60,11 @@ core dependencies; it runs on at most ``_MAX_SLOPE_POINTS`` evenly spaced points
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 from membound._units import format_size
@@ -58,6 +72,7 @@ from membound.results.timeline import Timeline
 
 __all__ = [
     "EDGE_SAMPLES",
+    "MARGIN",
     "MIN_SAMPLES",
     "Anchors",
     "Growth",
@@ -69,7 +84,7 @@ __all__ = [
     "theil_sen",
 ]
 
-GrowthPattern = Literal["flat", "sawtooth", "ramp", "leak", "spike", "retained"]
+GrowthPattern = Literal["flat", "sawtooth", "ramp", "leak", "spike", "retained", "unjudged"]
 
 _MAX_SLOPE_POINTS = 200
 _MIN_TOLERANCE = 1 << 20
@@ -85,6 +100,19 @@ _HELD_SHARE = 0.1
 #: A rise counts as begun once the level is this fraction of the rise (or half the tolerance)
 #: over the start.
 _RISE_BEGUN = 0.1
+#: The dead band around every threshold, as a share of it: a figure must pass a threshold by
+#: more than this to take the word beyond it (within the band, the word on the near side holds,
+#: whatever the sampler did), so that sampling jitter smaller than the band never moves a word.
+MARGIN = 0.25
+#: The tolerance is at least this many robust standard deviations of the samples' own noise
+#: (the spread of one sample's step from the next): noisier readings need more to count as
+#: movement, so that noise alone never reads as a rise or a cycle.
+_NOISE_SIGMAS = 6.0
+
+
+def _past(value: float, threshold: float) -> bool:
+    """``value`` is beyond ``threshold`` by more than the dead band (``MARGIN`` of it)."""
+    return value > threshold * (1 + MARGIN)
 
 
 @dataclass(frozen=True)
@@ -104,6 +132,22 @@ class Anchors:
     about 0 when the objects made during the run were freed."""
     released: float | None = None
     """RSS after ``gc.collect()`` and ``malloc_trim(0)`` at the end (isolated runs), bytes."""
+    level: float | None = None
+    """The level the run's work rose from when that is not ``start`` (a command's level after
+    its start-up, ``lifespan.py``): growth is measured from it, and the words say so."""
+    level_end: float | None = None
+    """The level the run's work ended on when that is not ``end`` (a command's level before its
+    exit fall), bytes."""
+
+    @property
+    def base(self) -> float:
+        """What growth is measured from: ``level`` when given, else ``start``."""
+        return self.start if self.level is None else self.level
+
+    @property
+    def last(self) -> float:
+        """Where the run's work ended: ``level_end`` when given, else ``end``."""
+        return self.end if self.level_end is None else self.level_end
 
     @classmethod
     def of(
@@ -127,7 +171,10 @@ class Growth:
     """The verdict on how memory moved over a run."""
 
     pattern: GrowthPattern
-    """One of ``flat``, ``sawtooth``, ``ramp``, ``leak``, ``spike``, ``retained``."""
+    """One of ``flat``, ``sawtooth``, ``ramp``, ``leak``, ``spike``, ``retained``, or
+    ``unjudged`` when the run was too short to judge (JSON written before 0.x said ``flat`` with
+    ``samples`` under ten: :meth:`from_dict` reads that as ``unjudged``). ``leak`` only for a
+    timeline of repeated units of work (``classify(..., units=True)``)."""
     slope_bytes_per_s: float
     """Robust (Theil–Sen) slope of the whole timeline, bytes per second."""
     slope_bytes_per_step: float
@@ -142,15 +189,23 @@ class Growth:
     """One line a person can read."""
     samples: int = -1
     """Points the verdict was drawn from, counted no denser than the sampling interval (-1: not
-    recorded). Under ten, the shape is not judged: the pattern is ``flat`` by default, or
+    recorded). Under ten, the shape is not judged: the pattern is ``unjudged``, or
     ``retained`` when the run's headline figures show it held most of its rise at the end. (A
     run from its process's birth that is too short to judge, ``lifespan.py``, records nine at
     most, whatever it needed.)"""
+    level_start: float | None = None
+    """The level growth was measured from when it is not the run's RSS at start (a command's
+    level after its start-up), bytes; None otherwise. Reports show it beside the figures."""
+    level_end: float | None = None
+    """The level the run's work ended on when it is not the run's RSS at end (a command's level
+    before its exit fall), bytes; None otherwise."""
 
     @property
     def judged(self) -> bool:
-        """False when the timeline was too short to judge (the pattern is then a default);
-        ``retained`` is drawn from the headline figures, whatever the number of samples."""
+        """False when the timeline was too short to judge; ``retained`` is drawn from the
+        headline figures, whatever the number of samples."""
+        if self.pattern == "unjudged":
+            return False
         return self.samples < 0 or self.samples >= MIN_SAMPLES or self.pattern == "retained"
 
     @property
@@ -164,8 +219,12 @@ class Growth:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Growth:
-        """Inverse of :meth:`to_dict`."""
-        return cls(**data)
+        """Inverse of :meth:`to_dict`; a ``flat`` with under ten samples, as written before the
+        ``unjudged`` pattern existed, reads as ``unjudged``."""
+        growth = cls(**data)
+        if growth.pattern == "flat" and not growth.judged:
+            growth = replace(growth, pattern="unjudged")
+        return growth
 
 
 def theil_sen(xs: Sequence[float], ys: Sequence[float]) -> float:
@@ -216,7 +275,8 @@ def _cycles(
     """The verdict on two or more rise-and-fall cycles, or None when there are fewer.
 
     Repeated cycles are judged by their troughs, not by where the last cycle happened to stop:
-    level troughs are a sawtooth, rising troughs a leak under a sawtooth.
+    level troughs are a sawtooth; rising troughs come back as ``leak``, which ``_decide`` keeps
+    for repeated units of work and otherwise words beside the run's own verdict.
     """
     rng = hi - lo
     mid = (lo + hi) / 2
@@ -247,15 +307,22 @@ class _Shape:
     anchors: Anchors | None
 
     def peak(self) -> str:
-        """The rise at the peak: the headline figure with its source, and what the samples saw
-        when that was less."""
+        """The rise at the peak: the headline figure with its source (``Δ peak RSS``, the peak
+        over the RSS at start), over the level after a start-up when growth is measured from
+        one, and what the samples saw when that was less."""
         a = self.anchors
         if a is None:
             return f"{format_size(self.hi - self.start_level, signed=True)} at its highest sample"
         source = a.peak_source
         if self.kernel_saw_more():
             source += f"; the highest sample was {format_size(self.hi - a.start, signed=True)}"
-        return f"{format_size(a.peak - a.start, signed=True)} at its peak ({source})"
+        words = f"{format_size(a.peak - a.start, signed=True)} at its peak ({source})"
+        if a.level is not None:
+            words += (
+                f", {format_size(a.peak - a.level, signed=True)} over its "
+                f"{format_size(a.level)} after start-up"
+            )
+        return words
 
     def end(self) -> str:
         """Where the run ended, over its start."""
@@ -263,28 +330,46 @@ class _Shape:
         if a is None:
             change = self.end_level - self.start_level
             return f"ended {format_size(change, signed=True)} over its start (sampled)"
+        if a.level is not None:
+            return (
+                f"ended {format_size(self.net(), signed=True)} over its "
+                f"{format_size(a.level)} after start-up{self._before_exit()}"
+            )
         return f"ended {format_size(a.end - a.start, signed=True)} over its start"
+
+    def _before_exit(self) -> str:
+        a = self.anchors
+        if a is None or a.level_end is None:
+            return ""
+        return f", at {format_size(a.level_end)} before its exit"
 
     def net(self) -> float:
         """Where the run ended over its start: the headline figures when known (the last sample
         can come before the last frees), else the samples."""
         a = self.anchors
-        return a.end - a.start if a is not None else self.end_level - self.start_level
+        return a.last - a.base if a is not None else self.end_level - self.start_level
 
     def rise(self) -> float:
         """The peak over the start: the headline figures when known (the first sample can come
         after the run's first allocation), else the samples."""
         a = self.anchors
-        return a.peak - a.start if a is not None else self.hi - self.start_level
+        return a.peak - a.base if a is not None else self.hi - self.start_level
 
     def holds(self) -> bool:
-        """The end still holds most of the rise to the peak."""
+        """The end still holds most of the rise to the peak (past the dead band)."""
         return _holds(self.net(), self.rise(), self.tol)
 
     def held(self) -> str:
         """What the run held at its end, over its start."""
-        sampled = "" if self.anchors is not None else " (sampled)"
-        return f"{format_size(self.net(), signed=True)} held at the end{sampled}"
+        a = self.anchors
+        if a is None:
+            return f"{format_size(self.net(), signed=True)} held at the end (sampled)"
+        if a.level is not None:
+            return (
+                f"{format_size(self.net(), signed=True)} held at the end, over its "
+                f"{format_size(a.level)} after start-up{self._before_exit()}"
+            )
+        return f"{format_size(self.net(), signed=True)} held at the end"
 
     def ends_high(self) -> bool:
         """Still at (or within the tolerance of) its highest when the run ended: the headline
@@ -292,7 +377,7 @@ class _Shape:
         A run whose memory fell back at the end was not growing when it ended."""
         a = self.anchors
         if a is not None:
-            return a.end >= a.peak - self.tol
+            return a.last >= a.peak - self.tol
         return self.end_high >= self.hi - self.tol
 
     def kernel_saw_more(self) -> bool:
@@ -311,9 +396,9 @@ def _why_held(a: Anchors | None, tol: float) -> str:
     About as many allocator blocks as at the start means either that the objects made were
     freed or that a few large ones (a buffer, an array) hold the memory: the block count
     cannot tell which, so the words name both unless ``malloc_trim`` settled it."""
-    if a is None or a.end - a.start <= tol:
+    if a is None or a.last - a.base <= tol:
         return ""
-    held = a.end - a.start
+    held = a.last - a.base
     few = a.blocks_delta is not None and a.blocks_delta <= _FEW_BLOCKS
     parts = []
     if few:
@@ -342,8 +427,9 @@ def _why_held(a: Anchors | None, tol: float) -> str:
 
 def _holds(net: float, rise: float, tol: float) -> bool:
     """The end (``net`` over the start) still holds most of ``rise``, the peak over the start:
-    within the larger of ``tol`` and a tenth of the rise."""
-    return net > tol and net >= rise - max(tol, _HELD_SHARE * rise)
+    it is past the tolerance (by the dead band), and what it gave back is not past the larger of
+    ``tol`` and a tenth of the rise (within the band, it holds)."""
+    return _past(net, tol) and not _past(rise - net, max(tol, _HELD_SHARE * rise))
 
 
 def _smoothed(values: Sequence[float]) -> list[float]:
@@ -373,14 +459,24 @@ def _level_since(values: Sequence[float], times: Sequence[float], shape: _Shape)
 
 
 def classify(
-    timeline: Timeline, tolerance: float | None = None, *, anchors: Anchors | None = None
+    timeline: Timeline,
+    tolerance: float | None = None,
+    *,
+    anchors: Anchors | None = None,
+    units: bool = False,
 ) -> Growth:
     """Judge how memory moved over ``timeline``.
 
     Args:
         timeline: the samples (any metric: RSS or heap).
-        tolerance: bytes of movement to treat as noise; default max(1 MiB, 2 % of the median).
+        tolerance: bytes of movement to treat as noise; default max(1 MiB, 2 % of the median,
+            six robust standard deviations of the samples' own noise).
         anchors: the run's headline figures (start, peak, end), quoted by the explanation.
+        units: the timeline spans repeated units of work that should each give their memory
+            back (requests, tasks, rounds of a service loop, calls of a leak hunt): only then is
+            memory that keeps growing a ``leak``. One run of a script, function or block that
+            grows up to its end is ``retained`` (``ramp`` when it gave part back), worded "kept
+            growing up to its end".
 
     Returns:
         A :class:`Growth` with the pattern, robust slopes, the tolerance used and an explanation.
@@ -392,7 +488,11 @@ def classify(
         return _too_short(timeline, tolerance, anchors)
     lo, hi = min(timeline.lows), max(timeline.highs)
     rng = hi - lo
-    tol = float(tolerance if tolerance is not None else default_tolerance(values))
+    tol = float(
+        tolerance
+        if tolerance is not None
+        else max(default_tolerance(values), _NOISE_SIGMAS * _noise(values))
+    )
     slope_t = theil_sen(times, values)
     # The first and last few samples: a wider window would reach into a fast first step (an
     # allocation right after start) and call it the starting level.
@@ -409,7 +509,7 @@ def classify(
     tail_slope = theil_sen(tail_t, tail_v)
     tail_rise = tail_slope * (tail_t[-1] - tail_t[0]) if len(tail_t) > 1 else 0.0
     tail = _Tail(tail_t[0], tail_slope, tail_rise)
-    pattern, text = _decide(shape, values, times, lo, rng, tail, slope_t)
+    pattern, text = _decide(shape, values, times, lo, rng, tail, slope_t, units)
     return Growth(
         pattern,
         slope_t,
@@ -419,7 +519,21 @@ def classify(
         tail_slope,
         f"{pattern}: {text} (tolerance {format_size(tol)})",
         n,
+        None if anchors is None else anchors.level,
+        None if anchors is None else anchors.level_end,
     )
+
+
+def _noise(values: Sequence[float]) -> float:
+    """A robust standard deviation of the samples' noise: the median absolute deviation of
+    one sample's step from the next around the median step (a steady ramp or a few steps add
+    nothing), scaled to a standard deviation of one sample."""
+    if len(values) < 3:
+        return 0.0
+    steps = [b - a for a, b in itertools.pairwise(values)]
+    centre = statistics.median(steps)
+    mad = statistics.median(abs(d - centre) for d in steps)
+    return 1.4826 * mad / math.sqrt(2)
 
 
 def effective_samples(timeline: Timeline) -> int:
@@ -445,7 +559,7 @@ def _too_short(timeline: Timeline, tolerance: float | None, anchors: Anchors | N
     tol = float(tolerance if tolerance is not None else _MIN_TOLERANCE)
     text = f"too short to judge: too few samples ({n}) to judge growth"
     if anchors is None:
-        return Growth("flat", 0.0, 0.0, 0.0, tol, 0.0, text, n)
+        return Growth("unjudged", 0.0, 0.0, 0.0, tol, 0.0, text, n)
     rise = anchors.peak - anchors.start
     peak = f"{format_size(rise, signed=True)} at its peak ({anchors.peak_source})"
     held = anchors.end - anchors.start
@@ -453,7 +567,7 @@ def _too_short(timeline: Timeline, tolerance: float | None, anchors: Anchors | N
     level = statistics.median(timeline.values) if n else anchors.end
     held_tol = tol if tolerance is not None else max(tol, 0.02 * level)
     if not _holds(held, rise, held_tol):
-        return Growth("flat", 0.0, 0.0, 0.0, tol, 0.0, f"{text}; {peak}", n)
+        return Growth("unjudged", 0.0, 0.0, 0.0, tol, 0.0, f"{text}; {peak}", n)
     text = (
         f"retained: {format_size(held, signed=True)} held at the end; {peak}; too few samples "
         f"({n}) to judge the shape{_why_held(anchors, held_tol)}"
@@ -479,10 +593,11 @@ def _how_held(
     if not rising and sum(t >= since for t in times) >= EDGE_SAMPLES:
         return f"level for its last {seconds(times[-1] - since)}"
     began = _rise_began(values, times, shape)
-    return (
-        f"the rise came in the last {seconds(times[-1] - began)} of the "
-        f"{seconds(times[-1] - times[0])} run, up to its end"
-    )
+    span = times[-1] - times[0]
+    last = f"the last {seconds(times[-1] - began)} of the {seconds(span)} run"
+    if times[-1] - began > span / 2:
+        return f"it kept growing up to its end, over {last}"
+    return f"the rise came in {last}, up to its end"
 
 
 def seconds(span: float) -> str:
@@ -510,44 +625,55 @@ def _decide(
     rng: float,
     tail: _Tail,
     slope_t: float,
+    units: bool,
 ) -> tuple[GrowthPattern, str]:
-    """The pattern, in the order of the module docstring, and its words."""
-    tol, net = shape.tol, shape.net()
-    if rng <= tol:
-        if net > tol and shape.holds():
+    """The pattern and its words.
+
+    The word is drawn from figures that sampling jitter does not move: the rise to the peak and
+    the end over the start (the headline figures when known, else levels that are medians of
+    several samples), each against its threshold with a dead band (:data:`MARGIN`). What only
+    the samples show (how long a rise lasted, whether the last quarter still rose, whether a
+    sample caught a short peak) shapes the words, and decides ``leak`` only for repeated units
+    of work (``units``), where the caller knows the memory should have come back each time."""
+    tol, net, rise = shape.tol, shape.net(), shape.rise()
+    cycles = _cycles(values, lo, shape.hi, tol) if _past(rng, tol) else None
+    if cycles is not None and cycles[0] == "sawtooth":
+        return "sawtooth", f"{cycles[1]}; {shape.peak()}"
+    troughs = "" if cycles is None else f"; {cycles[1]}"
+    if not _past(rise, tol) and not shape.kernel_saw_more():
+        if rng <= tol:
+            span = times[-1] - times[0]
+            return "flat", f"stayed within {format_size(rng)} over {span:.2f} s; {shape.peak()}"
+        if net < 0:
+            return "flat", (
+                f"no growth: it fell {format_size(-net)} from its start; {shape.peak()}"
+            )
+        return "flat", f"no growth: {shape.end()}, within the tolerance; {shape.peak()}"
+    if not _past(net, tol):
+        return "spike", f"rose {shape.peak()}, then returned near its start: {shape.end()}"
+    rising = tail.rise > tol / 2
+    if units and (cycles is not None or (rising and shape.ends_high())):
+        began = _rise_began(values, times, shape)
+        if cycles is not None or times[-1] - began > (times[-1] - times[0]) / 2:
+            still = (
+                cycles[1]
+                if cycles is not None
+                else (
+                    f"still growing when it ended: {shape.end()}, "
+                    f"{format_size(tail.slope, signed=True)}/s over the last quarter "
+                    f"({format_size(slope_t, signed=True)}/s overall)"
+                )
+            )
+            return "leak", f"{still}; {shape.peak()}"
+    if shape.holds():
+        if not _past(rng, tol):
             # Level samples, yet the headline figures rose and held: the build came before the
             # first sample (the sampler starts a moment after the block does).
             how = f"level over all {len(values)} samples (the rise came before the first)"
-            return "retained", f"{shape.held()}, {how}; {shape.peak()}{shape.retained()}"
-        if shape.kernel_saw_more():
-            return "spike", f"rose {shape.peak()}, then returned: {shape.end()}"
-        span = times[-1] - times[0]
-        return "flat", f"stayed within {format_size(rng)} over {span:.2f} s; {shape.peak()}"
-    cycles = _cycles(values, lo, shape.hi, tol)
-    if cycles is not None:
-        return cycles[0], f"{cycles[1]}; {shape.peak()}"
-    rising = tail.rise > tol / 2
-    if net > tol and rising and shape.ends_high():
-        began = _rise_began(values, times, shape)
-        if times[-1] - began > (times[-1] - times[0]) / 2:
-            return "leak", (
-                f"still growing when it ended: {shape.end()}, "
-                f"{format_size(tail.slope, signed=True)}/s over the last quarter "
-                f"({format_size(slope_t, signed=True)}/s overall); {shape.peak()}"
-            )
-        # Level for the first half of the run or longer, then one rise it ended on: a build,
-        # kept (a fast allocation lasts many samples: a quarter of a short block, or more).
-        how = _how_held(values, times, shape, rising=True)
-        return "retained", f"{shape.held()}, {how}; {shape.peak()}{shape.retained()}"
-    if net > tol and not rising and shape.holds():
-        how = _how_held(values, times, shape, rising=False)
-        return "retained", f"{shape.held()}, {how}; {shape.peak()}{shape.retained()}"
-    if net > tol:
-        return "ramp", (
-            f"rose {shape.peak()}, then fell part of the way back: {shape.end()}{shape.retained()}"
-        )
-    if shape.rise() > tol or shape.kernel_saw_more():
-        return "spike", f"rose {shape.peak()}, then returned near its start: {shape.end()}"
-    if net < 0:
-        return "flat", f"no growth: it fell {format_size(-net)} from its start; {shape.peak()}"
-    return "flat", f"no growth: {shape.end()}, within the tolerance; {shape.peak()}"
+        else:
+            how = _how_held(values, times, shape, rising=rising and shape.ends_high())
+        return "retained", f"{shape.held()}, {how}{troughs}; {shape.peak()}{shape.retained()}"
+    return "ramp", (
+        f"rose {shape.peak()}, then fell part of the way back: {shape.end()}{troughs}"
+        f"{shape.retained()}"
+    )

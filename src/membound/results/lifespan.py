@@ -31,7 +31,9 @@ the exit as a spike or a ramp. So the verdict is drawn between the two, by
   than the fall took (it freed its memory, then went on). Where the run was still growing at
   its last sample before the fall and the kernel's peak is within what that growth adds over
   the unsampled time up to the fall's first sample, the run ended at that peak (a starved
-  sampler misses the last steps of a leak, not a fall back from them).
+  sampler misses the last steps of a leak, not a fall back from them). A level on the way
+  down that lasted longer than the rest of the fall (big temporaries freed, a smaller result
+  kept a while, then the teardown) is where the work ended: the fall from it is the exit.
 - **too short**: fewer than ``MIN_SAMPLES`` samples left between them (counted no denser than
   the sampling interval, :func:`~membound.results.growth.effective_samples`), or the spans
   above too short: the run was its start-up, or too brief, and the pattern is ``too short to
@@ -40,7 +42,10 @@ the exit as a spike or a ramp. So the verdict is drawn between the two, by
 
 The run's start is then the first level (the median of its samples, not 0: its first samples
 may still be the end of the rise) and its end the level before the exit, so the words ("held at
-the end", "ended … over its start") speak of the program's work.
+the end, over its 8.8 MiB after start-up, at 152.3 MiB before its exit") speak of the
+program's work, while the peak they quote is the table's (``Δ peak RSS``, the peak over the
+command's start from nothing); the two levels are in the result (``Growth.level_start``,
+``level_end``) and in the table beside the words.
 """
 
 from __future__ import annotations
@@ -138,8 +143,32 @@ def exit_start(timeline: Timeline, tolerance: float, first: int = 0) -> int:
     bottom += 1
     fell = highs[top] - highs[last] > tolerance
     if fell and times[last] - times[bottom] <= times[bottom] - times[top]:
-        return top
+        level = _level_before_exit(timeline, tolerance, top, last)
+        return top if level is None else level
     return last
+
+
+def _level_before_exit(timeline: Timeline, tolerance: float, top: int, last: int) -> int | None:
+    """The last sample of the latest level between the top of a fall and the last sample: at
+    least ``EDGE_SAMPLES`` samples within ``tolerance`` of each other, more than ``tolerance``
+    above the last sample and lasting at least as long as the fall from it to the end (the
+    work ended there, after giving back what it rose to; the teardown came after). None when
+    the fall has no such level."""
+    highs, times = timeline.highs, timeline.times
+    j = last - 1
+    while j > top:
+        k = j
+        while k > top and abs(highs[k - 1] - highs[j]) <= tolerance:
+            k -= 1
+        lasted = times[j] - times[k]
+        if (
+            j - k + 1 >= EDGE_SAMPLES
+            and highs[j] - highs[last] > tolerance
+            and lasted >= times[last] - times[j]
+        ):
+            return j
+        j = k - 1 if k < j else j - 1
+    return None
 
 
 def classify_lifespan(
@@ -155,8 +184,9 @@ def classify_lifespan(
             the start-up and the level before the exit.
 
     Returns:
-        A :class:`~membound.results.growth.Growth`; ``too short to judge`` (pattern ``flat``,
-        ``samples`` under ``MIN_SAMPLES``) when too little is left between the two.
+        A :class:`~membound.results.growth.Growth`; ``too short to judge`` (pattern
+        ``unjudged``, ``samples`` under ``MIN_SAMPLES``) when too little is left between the
+        two. Its ``level_start`` and ``level_end`` are the levels growth was judged between.
     """
     tol = float(tolerance if tolerance is not None else default_tolerance(timeline.values))
     if not len(timeline):
@@ -188,7 +218,9 @@ def classify_lifespan(
         return _unjudged(kept, tol, f"{startup}{ending}: {why}")
     moved = None
     if anchors is not None:
-        moved = replace(anchors, start=level, end=end if ending else anchors.end)
+        # Growth is measured from the level after the start-up to the level before the exit;
+        # the words still quote the run's own figures (Δ peak RSS is the peak over nothing).
+        moved = replace(anchors, level=level, level_end=end if ending else None)
     growth = classify(judged, tolerance, anchors=moved)
     words = growth.explanation.removeprefix(f"{growth.pattern}: ")
     return replace(growth, explanation=f"{growth.pattern}: {startup}{ending}: {words}")
@@ -279,7 +311,7 @@ def _unjudged(kept: int, tol: float, why: str) -> Growth:
     ``MIN_SAMPLES``, so that ``Growth.judged`` is False."""
     text = f"too short to judge growth: {why}"
     return Growth(
-        "flat",
+        "unjudged",
         0.0,
         0.0,
         0.0,

@@ -2,7 +2,8 @@
 
 Environment: ``MB_TEST_REDIS`` (the broker's and result backend's ``redis://`` base URL),
 ``MB_TEST_CELERY_GUARD`` = ``membound`` (``recycle_children(app, hard=MB_TEST_CELERY_HARD)``),
-``celery`` (Celery's own ``worker_max_memory_per_child`` at the same threshold) or ``none``.
+``celery`` (Celery's own ``worker_max_memory_per_child`` at the same threshold) or ``none``;
+``MB_TEST_CELERY_LARGEST``: ``recycle_children``'s ``largest_task``.
 
 Tasks: ``leak(n, mib)`` keeps ``mib`` MiB more in the child; ``spike(n, mib)`` writes ``mib`` MiB,
 frees it and returns; both return ``[n, pid]``.
@@ -15,7 +16,7 @@ import os
 from celery import Celery
 
 from membound._units import parse_size
-from membound.guard.celery_recycler import recycle_children
+from membound.guard.recycle.celery import recycle_children
 
 MIB = 1 << 20
 KEPT: list[bytes] = []
@@ -31,7 +32,7 @@ app.conf.update(
 GUARD = os.environ.get("MB_TEST_CELERY_GUARD", "membound")
 HARD = os.environ.get("MB_TEST_CELERY_HARD", "96 MiB")
 if GUARD == "membound":
-    recycle_children(app, hard=HARD)
+    recycle_children(app, hard=HARD, largest_task=os.environ.get("MB_TEST_CELERY_LARGEST"))
 elif GUARD == "celery":
     app.conf.worker_max_memory_per_child = parse_size(HARD) // 1024
 

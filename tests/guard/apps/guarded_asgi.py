@@ -1,7 +1,8 @@
 """An ASGI app for the server tests and ``benchmarks/bench_servers.py``, guarded as the
 environment says (read in each worker, so ``uvicorn --workers`` children see it too).
 
-Endpoints: ``/leak`` keeps 1 MiB more in the worker (``MB_TEST_LEAK_MIB`` to change it);
+Endpoints: ``/leak`` keeps 1 MiB more in the worker (``MB_TEST_LEAK_MIB`` to change it;
+``/leak?hold=M`` also writes a temporary M MiB and holds it 0.2 s without blocking the loop);
 ``/slow?S`` sleeps S seconds (default 1) before answering; ``/grow?M`` keeps M MiB at once; ``/``
 answers. Each says which worker answered and how much it keeps. The lifespan shutdown prints
 ``TIME lifespan shutdown PID`` (a worker that drained and closed); the guard's log lines go to
@@ -31,15 +32,17 @@ import time
 from typing import Any
 
 from membound.guard import actions
-from membound.guard.asgi_recycler import ASGIRecycler
 from membound.guard.middleware import ASGIHealthMiddleware
-from membound.guard.watchdog import Watchdog
-from membound.measure.cgroup_memory import process_usage
+from membound.guard.recycle.uvicorn import ASGIRecycler
+from membound.guard.watchdog.core import Watchdog
+from membound.measure.cgroup.memory import process_usage
 
 MIB = 1 << 20
 KEPT: list[bytes] = []
 DOGS: list[Watchdog] = []
 LEAK = int(float(os.environ.get("MB_TEST_LEAK_MIB", "1")) * MIB)
+#: Seconds ``/leak?hold=M`` holds its temporary (other requests are served meanwhile).
+HOLD_S = 0.2
 
 # The guard's lines (recycling, deferring) with the time they were said, for the tests.
 _handler = logging.StreamHandler(sys.stderr)
@@ -87,6 +90,10 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     path, query = scope["path"], scope.get("query_string", b"").decode()
     if path == "/leak":
         KEPT.append(b"\x01" * LEAK)
+        if query.startswith("hold="):  # a temporary of that many MiB, held 0.2 s
+            held = bytearray(b"\x07") * (int(query[5:]) * MIB)
+            await asyncio.sleep(HOLD_S)
+            del held
     elif path == "/grow":
         KEPT.append(b"\x02" * (int(query or "32") * MIB))
     elif path == "/slow":

@@ -1,5 +1,5 @@
 """gunicorn config for the server tests and ``benchmarks/bench_servers.py``: membound's
-``Recycler`` as its module docstring says to set it up (sync workers and ``UvicornWorker``
+``GunicornRecycler`` as its module docstring says to set it up (sync workers and ``UvicornWorker``
 alike), unless ``MB_TEST_RECYCLER=0``; with ``MB_TEST_GUARD=full`` a sync worker also starts
 its Watchdog as it boots (``guarded_wsgi.start_in_worker``).
 
@@ -11,9 +11,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from membound.guard.gunicorn import Recycler
+from membound.guard import GunicornRecycler
 
-recycler = Recycler(
+recycler = GunicornRecycler(
     hard=os.environ.get("MB_TEST_HARD", "64 MiB"),
     slot_dir=os.environ.get("MB_TEST_SLOT_DIR") or None,
     jitter=float(os.environ.get("MB_TEST_JITTER", "0.1")),

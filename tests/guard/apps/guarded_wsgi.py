@@ -1,7 +1,8 @@
 """A WSGI app for the gunicorn tests and ``benchmarks/bench_servers.py``, guarded as the
-environment says; gunicorn's ``Recycler`` hooks come from a config file (``guarded_conf.py``).
+environment says; ``GunicornRecycler``'s hooks come from a config file (``guarded_conf.py``).
 
-Endpoints as ``guarded_asgi.py``: ``/leak`` keeps 1 MiB more (``MB_TEST_LEAK_MIB``), ``/slow?S``
+Endpoints as ``guarded_asgi.py``: ``/leak`` keeps 1 MiB more (``MB_TEST_LEAK_MIB``; with
+``?hold=M`` a temporary M MiB held 0.2 s), ``/slow?S``
 sleeps S seconds, ``/grow?M`` keeps M MiB at once, ``/`` answers; each says which worker answered.
 
 Environment: ``MB_TEST_GUARD`` = ``none`` (bare app), ``health`` (``HealthMiddleware``; the
@@ -18,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from guarded_asgi import DOGS, KEPT, LEAK, MIB, _start_watchdog
+from guarded_asgi import DOGS, HOLD_S, KEPT, LEAK, MIB, _start_watchdog
 
 from membound.guard.middleware import HealthMiddleware
 
@@ -29,6 +30,10 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
     path, query = environ.get("PATH_INFO"), environ.get("QUERY_STRING", "")
     if path == "/leak":
         KEPT.append(b"\x01" * LEAK)
+        if query.startswith("hold="):  # a temporary of that many MiB, held 0.2 s
+            held = bytearray(b"\x07") * (int(query[5:]) * MIB)
+            time.sleep(HOLD_S)
+            del held
     elif path == "/grow":
         KEPT.append(b"\x02" * (int(query or "32") * MIB))
     elif path == "/slow":

@@ -28,20 +28,23 @@ Bounds: ``start`` and ``finish`` values are inclusive, ``stop`` exclusive; a che
 is exclusive.
 
 Modules: ``plan`` (the source and its key), ``nulls`` (which key columns can hold NULL),
-``partition`` (``key_ranges``: ranges balanced by rows), ``leases`` (the job table
-``membound_leases``), ``partitioned`` (``run_partitioned``), ``runners`` (Dask, executors, in
-process), ``claims`` (``claim_ranges``), ``autosize`` (``batch_size="auto"``), ``pages`` (page
+the ``partition`` package (ranges balanced by rows, their leases, ``run_partitioned`` and
+``claim_ranges``: see its docstring), ``autosize`` (``batch_size="auto"``), ``pages`` (page
 statements and the fetch strategy), ``driver`` (the ``tuples=True`` driver path), ``read``
 (``find_each``, ``in_batches``, ``Batch``), ``checkpoint``, ``writer`` (``BatchWriter``),
-``progress``, ``keys`` and ``connection``. This module only re-exports.
+``executemany`` (how a flush's items are sent: one statement, the driver, or SQLAlchemy),
+``unnest_batch`` (the one-statement form and its proof, G9), ``catalog`` (what PostgreSQL's
+catalogs say about a write's table), ``sql_equality`` (when two keys are one row in SQL),
+``progress``, ``keys`` and ``connection``. ``partitioned`` and ``partition_report`` are the
+deprecated paths of ``partition.run`` and ``partition.report``. This module only re-exports.
 """
 
 from __future__ import annotations
 
 from membound.bound.sql.checkpoint import Checkpoint
-from membound.bound.sql.claims import LeasedRange, claim_ranges
-from membound.bound.sql.partition import KeyRange, key_ranges
-from membound.bound.sql.partitioned import PartitionReport, RangeReport, run_partitioned
+from membound.bound.sql.partition.claims import LeasedRange, claim_ranges
+from membound.bound.sql.partition.ranges import KeyRange, key_ranges
+from membound.bound.sql.partition.run import PartitionReport, RangeReport, run_partitioned
 from membound.bound.sql.read import Batch, find_each, in_batches
 from membound.bound.sql.writer import BatchWriter
 

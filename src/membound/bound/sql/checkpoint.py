@@ -27,6 +27,7 @@ from membound.bound.sql.connection import (
     is_disconnect,
     is_locked,
     lock_errors,
+    translated_schema,
 )
 from membound.bound.sql.keys import Key, public_key
 
@@ -95,7 +96,8 @@ def check_layout(connection: Any, table: sa.Table) -> None:
         connection: an open connection (or engine) on the database.
         table: the table as membound defines it.
     """
-    found = {c["name"] for c in sa.inspect(connection).get_columns(table.name)}
+    schema = translated_schema(connection, table.schema)
+    found = {c["name"] for c in sa.inspect(connection).get_columns(table.name, schema=schema)}
     missing = [c.name for c in table.columns if c.name not in found]
     if missing:
         raise BatchSourceError(
@@ -153,14 +155,14 @@ def _create(connection: Any, table: sa.Table) -> None:
                 f"ON {table.name} to this one"
             ) from None
         if isinstance(connection, sa.Connection) or not sa.inspect(connection).has_table(
-            table.name
+            table.name, schema=translated_schema(connection, table.schema)
         ):
             raise
     except (sa_exc.OperationalError, sa_exc.IntegrityError):
         # Only on an engine: inside a caller's transaction the failed CREATE may have aborted
         # it (PostgreSQL), and that is the caller's to see.
         if isinstance(connection, sa.Connection) or not sa.inspect(connection).has_table(
-            table.name
+            table.name, schema=translated_schema(connection, table.schema)
         ):
             raise
 

@@ -37,7 +37,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from membound.bound.sql.connection import lock_errors, run_statement
+from membound.bound.sql.connection import lock_errors, run_statement, translated_schema
 from membound.bound.sql.keys import same_column
 
 # Without SQLAlchemy the names stay undefined; connection.require_sqlalchemy() says what to
@@ -217,7 +217,8 @@ def _database_nulls(engine: Engine, table: Any) -> dict[str, str | None] | None:
         return _postgresql_nulls(engine, table)
     with lock_errors(_DOING), engine.connect() as conn:
         try:
-            columns = sa.inspect(conn).get_columns(table.name, schema=table.schema)
+            schema = translated_schema(engine, table.schema)
+            columns = sa.inspect(conn).get_columns(table.name, schema=schema)
         except sa_exc.NoSuchTableError:
             return None
     return {c["name"]: _DECLARED if c["nullable"] else None for c in columns}
@@ -249,7 +250,7 @@ def _sqlite_nulls(engine: Engine, table: Any) -> dict[str, str | None] | None:
     # gets a new rowid). SQLite makes a column the alias when the table's only key column has
     # the declared type INTEGER and no 'pk' index backs it (``INTEGER PRIMARY KEY DESC`` gets
     # one: SQLite's documented quirk). WITHOUT ROWID tables report their key NOT NULL.
-    schema = table.schema
+    schema = translated_schema(engine, table.schema)
     query = _sqlite_query(
         engine.dialect.identifier_preparer.quote_schema(schema) if schema else None
     )
@@ -281,7 +282,11 @@ def _postgresql_query() -> Any:
 
 
 def _postgresql_nulls(engine: Engine, table: Any) -> dict[str, str | None] | None:
-    rel = engine.dialect.identifier_preparer.format_table(table)
+    preparer = engine.dialect.identifier_preparer
+    schema = translated_schema(engine, table.schema)
+    rel = preparer.quote(table.name)
+    if schema:
+        rel = f"{preparer.quote_schema(schema)}.{rel}"
     rows = run_statement(
         engine, None, _postgresql_query(), scalars=False, params={"rel": rel}, doing=_DOING
     )

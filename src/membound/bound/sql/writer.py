@@ -35,7 +35,7 @@ from membound.bound.sql.connection import (
     is_locked,
     with_db_retry,
 )
-from membound.bound.sql.executemany import execute_many
+from membound.bound.sql.executemany import BatchPlans
 from membound.bound.sql.keys import Key, public_key
 
 # Without SQLAlchemy the names stay undefined; connection.require_sqlalchemy() says what to
@@ -135,6 +135,8 @@ class BatchWriter:
         self.lock_timeout = _check_lock_timeout(lock_timeout, self.engine.dialect.name)
         self.db_wait = check_db_wait(db_wait)
         self._buffer: list[PendingWrite] = []
+        # How this writer's statements are sent, and the catalog facts that decide it.
+        self._plans = BatchPlans()
         self._committed = 0
         self._flushes = 0
         self._in_flight = 0
@@ -163,20 +165,46 @@ class BatchWriter:
         """Items buffered and not yet committed."""
         return len(self._buffer)
 
+    @property
+    def sent(self) -> dict[str, int]:
+        """Items sent so far each way: ``"one statement"`` (a flush's keyed UPDATE or DELETE
+        as one statement over arrays, PostgreSQL), ``"row by row"`` (the driver's
+        executemany) and ``"sqlalchemy"`` (SQLAlchemy's own execution), counted when sent
+        (a flush rolled back afterwards counts too). See :attr:`row_by_row_reason`."""
+        return dict(self._plans.sent)
+
+    @property
+    def row_by_row_reason(self) -> str | None:
+        """Why the last items that were not sent as one statement were not (a few words:
+        "trigger audit_rows", "keys (email) whose equality in SQL is not Python's for these
+        values"), or None while every item went as one statement."""
+        return self._plans.reason
+
     def add(self, statement: Any, params: Any = None, *, key: Any = _NO_KEY) -> None:
         """Buffer one write; flush when the buffer is full.
 
         Args:
             statement: a SQLAlchemy statement (``update(...)``, ``insert(...)``, ``text(...)``) or a
                 SQL string. Consecutive items with the same statement are sent as one executemany.
-            params: a mapping of bound parameters for this item, or None.
+            params: a mapping of bound parameters for this item, or None. The mapping is
+                copied when it is added (a loop may fill one dict again for the next row); the
+                values in it are not (a list or dict value changed before the flush is
+                written as it is then).
             key: the row key this write belongs to, for the checkpoint. By default the key of the
                 row (``find_each``) or batch (``in_batches``) the shared checkpoint is at.
 
         Raises:
-            BatchSourceError: ``key`` is or holds None (nothing is buffered).
+            BatchSourceError: ``key`` is or holds None, or ``params`` is neither a mapping nor
+                None (a list of rows: one ``add()`` per row); nothing is buffered.
             BatchWriteError: a flush this add triggered failed (see :meth:`flush`).
         """
+        if params is not None:
+            if not isinstance(params, Mapping):
+                raise BatchSourceError(
+                    f"BatchWriter.add: params must be one item's mapping of parameters or None, "
+                    f"got {type(params).__name__}; for several rows, one add() per row"
+                )
+            params = dict(params)
         if isinstance(statement, str):
             if self._last_text is None or self._last_text[0] != statement:
                 self._last_text = (statement, sa.text(statement))
@@ -245,7 +273,7 @@ class BatchWriter:
             except DatabaseUnavailable as gone:
                 self._raised = gone
                 raise gone from exc
-            error = self._failed(exc, len(items))
+            error = self._failed(exc, items)
             self._raised = error
             raise error from exc
         self._committed += len(items)
@@ -313,10 +341,11 @@ class BatchWriter:
         for statement, group in _statement_runs(items):
             params = [item[_PARAMS] for item in group]
             if params[0] is None:
+                self._plans.row_by_row_plans(conn)
                 for _ in group:
                     conn.execute(statement)
             else:
-                execute_many(conn, statement, params)
+                self._plans.execute(conn, statement, params)
         # A plain Checkpoint's fence does nothing: no timeouts to set for it alone.
         fenced = checkpoint is not None and type(checkpoint).fence is not Checkpoint.fence
         if checkpoint is not None and (position is not None or fenced):
@@ -364,9 +393,11 @@ class BatchWriter:
             f"{self._committed} items were committed by {self._flushes} earlier flushes)"
         )
 
-    def _failed(self, exc: Exception, count: int) -> Exception:
+    def _failed(self, exc: Exception, items: list[PendingWrite]) -> Exception:
         """The error for a flush that failed and rolled back: DatabaseLocked for a lock
-        timeout, BatchWriteError otherwise; both say what committed."""
+        timeout, BatchWriteError otherwise (naming the item that raised, found by trying the
+        items again one by one); both say what committed."""
+        count = len(items)
         rolled_back = (
             f"BatchWriter flush {self._flushes + 1} was rolled back: {count} items not applied; "
             f"{self._committed} items were committed by {self._flushes} earlier flushes"
@@ -383,13 +414,53 @@ class BatchWriter:
                 f"{rolled_back}: it waited {waited} for a lock another connection holds "
                 f"(a LOCK TABLE, a long transaction). Cause: {driver_message(exc)}"
             )
+        found = self._first_failing(items)
+        if found is None:
+            cause = (
+                f"{_error_words(exc)} (its items run again one by one, in a transaction "
+                "rolled back, raised nothing)"
+            )
+            item = None
+        else:
+            item, cause = found[0] + 1, found[1]
         return BatchWriteError(
             f"BatchWriter flush {self._flushes + 1} failed and was rolled back: "
-            f"{count} items not applied; {self._committed} items were committed "
-            f"by {self._flushes} earlier flushes. Cause: {str(exc).splitlines()[0]}",
+            f"{len(items)} items not applied; {self._committed} items were committed "
+            f"by {self._flushes} earlier flushes. Cause: {cause}",
             committed=self._committed,
-            failed=count,
+            failed=len(items),
+            item=item,
         )
+
+    def _first_failing(self, items: list[PendingWrite]) -> tuple[int, str] | None:
+        """The flush's first item that raises when its items run again one by one (in a
+        transaction that is always rolled back, each statement bounded to 10 s on
+        PostgreSQL), and its words: which item, its key, its statement and what the database
+        said; None when none raises that way (the failure did not recur)."""
+        try:
+            with self.engine.connect() as conn:
+                transaction = conn.begin()
+                try:
+                    if conn.dialect.name == "postgresql":
+                        conn.exec_driver_sql(
+                            "SELECT set_config('statement_timeout', '10s', true), "
+                            "set_config('lock_timeout', '5s', true)"
+                        )
+                    self._plans.row_by_row_plans(conn)
+                    for index, (statement, params, tag) in enumerate(items):
+                        try:
+                            if params is None:
+                                conn.execute(statement)
+                            else:
+                                conn.execute(statement, params)
+                        except Exception as exc:  # the driver's, or one raised in Python
+                            words = _item_words(index, len(items), statement, params, tag, exc)
+                            return index, words
+                finally:
+                    transaction.rollback()
+        except Exception:  # the database is gone again: the flush's own error stands
+            return None
+        return None
 
     def close(self) -> None:
         """Flush the rest and release the checkpoint."""
@@ -449,6 +520,29 @@ def _check_lock_timeout(lock_timeout: Any, dialect: str) -> float | None:
             hint="set the database's own lock wait timeout on the engine's connections",
         )
     return float(lock_timeout)
+
+
+def _item_words(
+    index: int, count: int, statement: Any, params: Any, tag: Key | None, exc: Exception
+) -> str:
+    """One line naming a failed item: its place in the flush, its key, its statement."""
+    key = public_key(tag) if tag is not None else params
+    text = " ".join(str(statement).split())
+    if len(text) > 80:
+        text = text[:77] + "..."
+    shown = repr(key)
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    return f"item {index + 1} of {count} (key {shown}) raised in {text!r}: {_error_words(exc)}"
+
+
+def _error_words(exc: BaseException) -> str:
+    """What the driver said, or for an error raised in Python (an ``OverflowError`` of the
+    driver's conversion) its type and message."""
+    if isinstance(exc, sa.exc.DBAPIError):
+        return driver_message(exc)
+    orig = getattr(exc, "orig", None) or exc
+    return f"{type(orig).__name__}: {driver_message(orig)}"
 
 
 def _values(params: Any) -> tuple[Any, ...]:

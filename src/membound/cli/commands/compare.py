@@ -7,8 +7,8 @@ from typing import Literal
 
 import click
 
-from membound.cli._baseline import baseline_options, check_and_record, comparison_entries
-from membound.cli._output import (
+from membound.cli.baseline import baseline_options, check_and_record, comparison_entries
+from membound.cli.output import (
     DEFAULT_TIMEOUT,
     MESSAGE_CHARS,
     cut_long,
@@ -22,6 +22,8 @@ from membound.cli._output import (
 from membound.judge.compare import compare
 from membound.measure.scenarios import load_scenarios
 from membound.results.baseline import Baseline
+
+__all__ = ["command"]
 
 
 @click.command("compare")

@@ -13,9 +13,11 @@ import psutil
 
 from membound._errors import Interrupted
 from membound._units import format_size
-from membound.cli._output import Outputs, heading, progress, show
+from membound.cli.output import Outputs, heading, progress, show
 from membound.report.json import dumps
 from membound.report.markdown import table_lines
+
+__all__ = ["command"]
 
 
 def _write_summary(folder: Path, summary: list[str], everything: dict[str, Any]) -> None:

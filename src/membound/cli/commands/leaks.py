@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import click
 
-from membound.cli._output import (
+from membound.cli.output import (
     DEFAULT_TIMEOUT,
     emit,
     output_options,
     progress_to_total,
     timeout_option,
 )
+
+__all__ = ["command"]
 
 
 @click.command("leaks")

@@ -18,8 +18,8 @@ import click
 
 from membound._errors import MemboundError
 from membound._version import __version__
-from membound.cli._output import Outputs, writable_path, write_output
 from membound.cli.lint_sizes import with_sizes
+from membound.cli.output import Outputs, writable_path, write_output
 from membound.lint.config import (
     ConfigError,
     LintConfig,
@@ -30,7 +30,7 @@ from membound.lint.config import (
     parse_max_file_size,
 )
 from membound.lint.engine import ALL_CODES, lint_paths
-from membound.lint.model import LintResult
+from membound.lint.findings import LintResult
 from membound.lint.output import (
     FORMATS,
     render,

@@ -6,7 +6,9 @@ import io
 
 import click
 
-from membound.cli._output import Outputs, print_result
+from membound.cli.output import Outputs, print_result
+
+__all__ = ["command"]
 
 
 @click.command("report")

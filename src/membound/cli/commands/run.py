@@ -8,8 +8,8 @@ from typing import Literal
 import click
 
 from membound._errors import TargetError
-from membound.cli._baseline import baseline_options, check_and_record, measurement_entry
-from membound.cli._output import (
+from membound.cli.baseline import baseline_options, check_and_record, measurement_entry
+from membound.cli.output import (
     MESSAGE_CHARS,
     cut_long,
     emit,
@@ -18,9 +18,11 @@ from membound.cli._output import (
     timeout_option,
     where_option,
 )
-from membound.measure.command import measure_command
-from membound.measure.outcome import check_interval, parse_limit
+from membound.measure.isolate.command import measure_command
+from membound.measure.isolate.outcome import check_interval, parse_limit
 from membound.results.baseline import Baseline
+
+__all__ = ["command"]
 
 
 def _interval(ctx: click.Context, param: click.Parameter, value: float) -> float:

@@ -6,7 +6,7 @@ import math
 
 import click
 
-from membound.cli._output import (
+from membound.cli.output import (
     DEFAULT_TIMEOUT,
     emit,
     keep_partial,
@@ -14,6 +14,8 @@ from membound.cli._output import (
     progress,
     timeout_option,
 )
+
+__all__ = ["command"]
 
 
 def _sizes(text: str) -> list[float]:
@@ -50,7 +52,8 @@ def command(
 ) -> int:
     """Call TARGET ('package.module:function' or 'file.py:function') with each size n, each in a
     fresh interpreter, and fit O(1), O(log n), O(n), O(n log n), O(n^2) to the peaks."""
-    from membound.judge.complexity import complexity, normalise_big_o
+    from membound.judge.complexity import complexity
+    from membound.judge.curves import normalise_big_o
 
     want = normalise_big_o(expect) if expect else None
     ns = _sizes(sizes)

@@ -26,13 +26,23 @@ reported once, not once per run. The cost: each test runs under tracemalloc ``re
 times, or until its measured runs took ``REPEAT_BUDGET_S``. The baseline file holds
 exactly the tests measured in the recording run: record it from the whole suite. It is not
 written when the run was interrupted (the old file stays).
+
+A gate must not pass because it compared nothing: a compare in which fewer than half of the
+tests measured in this run are found in the baseline (``MIN_MATCHED``: their ids differ, from
+another rootdir or a renamed module) fails the run, exit 1, with one line saying why. A part of
+the suite is fine: tests in the baseline that did not run are ignored. And pytest picks its
+rootdir before any plugin's options are known, so a path option written ``--membound-compare
+FILE`` (not ``=FILE``) is read as a test path too: when that moved the rootdir (a file outside
+the project), the run stops before any test with a usage error (exit 4) that says to write
+``--membound-compare=FILE``.
 """
 
 from __future__ import annotations
 
 import gc
 import heapq
-from collections.abc import Iterator
+import inspect
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -51,7 +61,16 @@ from membound.results.baseline import (
     python_version,
 )
 
-__all__ = ["ENTRY_KEY", "BaselineChecks", "BaselineSummary", "add_options", "wanted"]
+__all__ = [
+    "ENTRY_KEY",
+    "MIN_MATCHED",
+    "PATH_OPTIONS",
+    "BaselineChecks",
+    "BaselineSummary",
+    "add_options",
+    "check_rootdir",
+    "wanted",
+]
 
 #: The ``user_properties`` key under which a test reports its entry (or why it has none).
 ENTRY_KEY = "membound_baseline"
@@ -60,8 +79,13 @@ _NOT_MEASURED = "not_measured"
 #: Repeats stop once the measured runs of a test took this long (at least one runs): a heap
 #: peak is steady, and tracemalloc makes allocation-heavy code 2 to 15 times slower.
 REPEAT_BUDGET_S = 10.0
-#: Improvements and unmeasured names listed in the summary (their counts are always given).
+#: Improvements listed in the summary (their count is always given).
 _LISTED = 10
+#: The share of the tests measured in a compare that must be found in the baseline: below it,
+#: the run fails (the ids differ: nothing was gated).
+MIN_MATCHED = 0.5
+#: The options whose value is a path, which pytest reads as a test path in the space form.
+PATH_OPTIONS = ("--membound-baseline", "--membound-compare", "--membound-summary-md")
 
 
 def add_options(group: Any) -> None:
@@ -144,6 +168,44 @@ def _settings(config: pytest.Config) -> tuple[int, Tolerance, Baseline | None]:
     return repeat, tolerance, before
 
 
+def _rootdir_without(config: pytest.Config) -> Any:
+    """The rootdir pytest would have chosen had it known membound's options, or None when this
+    pytest's ``determine_setup`` cannot be called as expected."""
+    try:
+        from _pytest.config.findpaths import determine_setup
+
+        ns = config.known_args_namespace
+        given = {
+            "inifile": ns.inifilename,
+            "override_ini": getattr(ns, "override_ini", None),
+            "args": ns.file_or_dir,
+            "rootdir_cmd_arg": ns.rootdir or None,
+            "invocation_dir": config.invocation_params.dir,
+        }
+        wants = inspect.signature(determine_setup).parameters
+        return determine_setup(**{k: v for k, v in given.items() if k in wants})[0]
+    except Exception:  # another pytest: the compare's own check still stops a silent pass
+        return None
+
+
+def check_rootdir(config: pytest.Config, args: Sequence[str]) -> None:
+    """A UsageError (one line) when a path option written in the space form made pytest choose
+    another rootdir: it reads the options before plugins add theirs, so ``--membound-compare
+    FILE`` was also a test path to it, and every test id would differ from the baseline's."""
+    spaced = [(a, args[i + 1]) for i, a in enumerate(args[:-1]) if a in PATH_OPTIONS]
+    if not spaced:
+        return
+    rootdir = _rootdir_without(config)
+    if rootdir is None or rootdir == config.rootpath:
+        return
+    option, value = spaced[0]
+    raise pytest.UsageError(
+        f"{option} {value}: pytest took {value} for a test path when it chose its rootdir "
+        f"({config.rootpath} instead of {rootdir}), so every test id would change; write "
+        f"{option}={value}"
+    )
+
+
 class BaselineChecks:
     """In the process that runs a test: its repeated runs, its entry, and its check."""
 
@@ -166,9 +228,9 @@ class BaselineChecks:
                     spent += peak.seconds
                     yield kind, peak.bytes
 
-    def after_call(self, item: pytest.Item) -> None:
-        """The test's own call passed: measure it again, report its entry, and fail it when it
-        regressed against the baseline."""
+    def after_call(self, item: pytest.Item) -> str | None:
+        """The test's own call passed: measure it again and report its entry; the failure text
+        when it regressed against the baseline."""
         values: dict[str, list[int]] = {"heap": [], "rss": []}
         try:
             for kind, value in self._repeats(item):
@@ -176,13 +238,14 @@ class BaselineChecks:
         except Exception as exc:  # a test that cannot run again is named in the summary
             why = f"{type(exc).__name__} on a repeat: {exc}"[:200]
             item.user_properties.append((ENTRY_KEY, {_NOT_MEASURED: why}))
-            return
+            return None
         entry = BaselineEntry(
             heap_peak=Figure.of(values["heap"]),
             rss_peak=Figure.of(values["rss"]) if values["rss"] else None,
             runs=len(values["heap"]),
         )
-        self._report(item, entry)
+        check = self._report(item, entry)
+        return None if check is None or not check.regressed else self._failure(check)
 
     def after_verdict(self, item: pytest.Item, kind: str, verdict: str) -> str | None:
         """A marked test's verdict: report it; the failure text when it got worse."""
@@ -190,21 +253,16 @@ class BaselineChecks:
             entry = BaselineEntry(complexity=verdict)
         else:
             entry = BaselineEntry(leak=verdict)
-        check = self._report(item, entry, fail_now=False)
+        check = self._report(item, entry)
         return None if check is None or not check.regressed else self._failure(check)
 
-    def _report(
-        self, item: pytest.Item, entry: BaselineEntry, *, fail_now: bool = True
-    ) -> BaselineCheck | None:
+    def _report(self, item: pytest.Item, entry: BaselineEntry) -> BaselineCheck | None:
         item.user_properties.append((ENTRY_KEY, entry.to_dict()))
         if self.before is None:
             return None
-        check = check_against(
+        return check_against(
             item.nodeid, self.before.entries.get(item.nodeid), entry, self.tolerance
         )
-        if check.regressed and fail_now:
-            pytest.fail(self._failure(check), pytrace=False)
-        return check
 
     def _failure(self, check: BaselineCheck) -> str:
         return (
@@ -228,10 +286,13 @@ class BaselineSummary:
         self.regressed: list[BaselineCheck] = []
         self._improved: list[tuple[int, str, BaselineCheck]] = []
         self.improved_count = self.same = self.new = 0
+        # Every test that could not run again, with why: each is a test the gate leaves
+        # unguarded, so each is named (one line per test, like the entries above).
         self.not_recorded: list[str] = []
         self.not_recorded_count = 0
         self.written: str | None = None
         self.notes: list[str] = []
+        self.gate_failed: str | None = None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """Keep the entry a test reported, and its check against the baseline."""
@@ -242,8 +303,7 @@ class BaselineSummary:
                 continue
             if _NOT_MEASURED in value:
                 self.not_recorded_count += 1
-                if len(self.not_recorded) < _LISTED:
-                    self.not_recorded.append(f"{report.nodeid}: {value[_NOT_MEASURED]}")
+                self.not_recorded.append(f"{report.nodeid}: {value[_NOT_MEASURED]}")
                 continue
             entry = BaselineEntry.from_dict(value)
             self.entries[report.nodeid] = entry
@@ -267,8 +327,28 @@ class BaselineSummary:
         else:
             self.same += 1
 
+    def _too_few_matched(self) -> str | None:
+        """Why the compare gated nothing: fewer than ``MIN_MATCHED`` of the tests measured in
+        this run are in the baseline (None when enough were)."""
+        if self.before is None or not self.entries:
+            return None
+        matched = sum(1 for name in self.entries if name in self.before.entries)
+        if matched >= MIN_MATCHED * len(self.entries):
+            return None
+        return (
+            f"membound: the gate failed: {matched} of the {len(self.entries)} tests measured in "
+            f"this run are in {self.compared_with} (fewer than {MIN_MATCHED:.0%}), so their "
+            "memory was not compared; the test ids differ from the baseline's (another rootdir, "
+            "renamed tests?): run from where it was recorded, or record it again"
+        )
+
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        """Write the baseline (unless the run was interrupted) and the Markdown summary."""
+        """Fail a compare that gated too few tests; write the baseline (unless the run was
+        interrupted) and the Markdown summary."""
+        if exitstatus != pytest.ExitCode.INTERRUPTED:
+            self.gate_failed = self._too_few_matched()
+            if self.gate_failed and exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if self.before is not None and self.before.python != python_version():
             self.notes.append(
                 f"the baseline was recorded on Python {self.before.python}, this run is "
@@ -312,10 +392,11 @@ class BaselineSummary:
             not_recorded=tuple(self.not_recorded),
             not_recorded_count=self.not_recorded_count,
             notes=tuple(self.notes),
+            gate_failed=self.gate_failed,
         )
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         """Print the outcome."""
         terminalreporter.section("membound: memory baseline")
         for line in baseline_text_lines(self.result()):
-            terminalreporter.write_line(line)
+            terminalreporter.write_line(line, red=line == self.gate_failed)

@@ -20,7 +20,7 @@ from membound.report.terminal import labelled_lines
 from membound.results import Complexity, LeakReport
 from membound.results.sites import PeakSite, short_path, short_path_line
 
-__all__ = ["complexity_text", "fail", "leak_text", "limit_text"]
+__all__ = ["complexity_text", "fail", "held_lines", "leak_text", "limit_text", "regression_text"]
 
 _MOST = 5
 
@@ -60,20 +60,45 @@ def limit_text(peak: BlockPeak, limit: int, again: BlockPeak | None = None) -> s
         f"limit_memory: the test's {peak.kind} peak was {format_size(peak.bytes)} "
         f"({peak.source}), over its limit of {format_size(limit)} ({limit:,} bytes)"
     ]
-    sited = peak if peak.sites else again
-    if sited is not None and sited.sites:
-        if sited is again:
-            lines.append(
-                f"  held at the peak of one more run of the test, with the lines traced (its "
-                f"peak then: {format_size(again.bytes)}):"
-            )
-        else:
-            lines.append("  held at the peak (traced allocations):")
-        for site in sited.sites[:_MOST]:
-            lines.append(f"  {site.share * 100:5.1f} %  {format_size(site.bytes):>10}  {_at(site)}")
+    if peak.sites:
+        lines += held_lines(peak, again=False)
+    elif again is not None and again.sites:
+        lines += held_lines(again, again=True)
     elif peak.where_note or (again is not None and again.where_note):
         lines.append(f"  lines: {peak.where_note or again.where_note if again else ''}")
     else:
+        lines.append(
+            "  --membound-where names the lines that held it (memray: pip install "
+            "'membound[memray]')"
+        )
+    return "\n".join(lines)
+
+
+def held_lines(sited: BlockPeak, *, again: bool) -> list[str]:
+    """The top lines that held ``sited``'s peak, under a heading that says which run it was:
+    the test's own (``again`` false) or one more run with the lines traced."""
+    if again:
+        head = (
+            f"  held at the peak of one more run of the test, with the lines traced (its peak "
+            f"then: {format_size(sited.bytes)}):"
+        )
+    else:
+        head = "  held at the peak (traced allocations):"
+    return [head] + [
+        f"  {site.share * 100:5.1f} %  {format_size(site.bytes):>10}  {_at(site)}"
+        for site in sited.sites[:_MOST]
+    ]
+
+
+def regression_text(text: str, again: BlockPeak | None, *, traced: bool) -> str:
+    """A baseline failure's ``text`` and the lines that held the test's peak in ``again``, one
+    more run with them traced (``traced``: such a run was made; else how to get them)."""
+    lines = [text]
+    if again is not None and again.sites:
+        lines += held_lines(again, again=True)
+    elif again is not None and again.where_note:
+        lines.append(f"  lines: {again.where_note}")
+    elif not traced:
         lines.append(
             "  --membound-where names the lines that held it (memray: pip install "
             "'membound[memray]')"

@@ -11,10 +11,11 @@ import pytest
 from membound._units import format_size
 from membound.guard.pytest.failures import leak_text
 from membound.guard.pytest.marks import limit_memory
-from membound.judge.complexity import complexity, normalise_big_o
+from membound.judge.complexity import complexity
+from membound.judge.curves import normalise_big_o
 from membound.judge.leaks import find_leaks
 from membound.measure.inprocess import block_peak
-from membound.measure.isolate import measure
+from membound.measure.isolate.function import measure
 from membound.measure.track import track
 from membound.results import Complexity, LeakReport, Measurement
 

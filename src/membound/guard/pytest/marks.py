@@ -21,7 +21,7 @@ import pytest
 
 from membound._errors import MemboundError
 from membound._units import parse_size
-from membound.judge.complexity import normalise_big_o
+from membound.judge.curves import normalise_big_o
 
 __all__ = [
     "MARKERS",

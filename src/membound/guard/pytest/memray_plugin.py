@@ -10,13 +10,13 @@ test with memray, which also stops membound from tracing it). Installed together
 - with ``--memray``, pytest-memray runs as usual and owns the bare ``limit_memory``; membound
   leaves it alone;
 - ``@pytest.mark.membound_limit_memory`` always means membound's, whichever is active;
-- the first test found with a bare ``limit_memory`` while both are installed gets one warning
-  for the session saying which plugin it means.
+- the first test run with a bare ``limit_memory`` while both are installed gets one note at the
+  end of the run saying which plugin it means. A note, not a warning: under ``-W error`` a
+  warning would stop the run before any test (an internal error), for a marker that works.
 """
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import pytest
@@ -35,34 +35,24 @@ class Coexistence:
         """pytest-memray is installed (its plugin was loaded)."""
         self.memray_on = memray_on
         """It was asked for (``--memray`` or its ini option): it owns the bare marker."""
-        self._warned = False
 
     @property
     def bare_limit_is_ours(self) -> bool:
         """Whether a bare ``limit_memory`` marker is membound's."""
         return not (self.installed and self.memray_on)
 
-    def warn_once(self, items: list[pytest.Item]) -> None:
-        """One warning for the session when a test carries a bare ``limit_memory`` that either
-        plugin could claim."""
-        if self._warned or not self.installed:
-            return
-        marked = next((i for i in items if i.get_closest_marker("limit_memory")), None)
-        if marked is None:
-            return
-        self._warned = True
+    def note(self, nodeid: str) -> str:
+        """What a bare ``limit_memory`` means in this run, naming ``nodeid``, the first test
+        that carries one."""
         owner = (
             "pytest-memray's (--memray is on)"
             if self.memray_on
             else "membound's (pytest-memray's markers act only under --memray)"
         )
-        warnings.warn(
-            pytest.PytestWarning(
-                f"membound and pytest-memray both read @pytest.mark.limit_memory (first on "
-                f"{marked.nodeid}): in this run it is {owner}; "
-                "@pytest.mark.membound_limit_memory always means membound's"
-            ),
-            stacklevel=1,
+        return (
+            f"membound and pytest-memray both read @pytest.mark.limit_memory (first on "
+            f"{nodeid}): in this run it is {owner}; "
+            "@pytest.mark.membound_limit_memory always means membound's"
         )
 
 

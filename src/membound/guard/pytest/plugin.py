@@ -21,7 +21,13 @@ import pytest
 
 from membound._errors import ChildFailed, MemboundError
 from membound.guard.pytest import baseline
-from membound.guard.pytest.failures import complexity_text, fail, leak_text, limit_text
+from membound.guard.pytest.failures import (
+    complexity_text,
+    fail,
+    leak_text,
+    limit_text,
+    regression_text,
+)
 from membound.guard.pytest.fixture import MemboundFixture, membound
 from membound.guard.pytest.marks import (
     MARKERS,
@@ -31,12 +37,11 @@ from membound.guard.pytest.marks import (
 )
 from membound.guard.pytest.memray_plugin import Coexistence, coexist
 from membound.guard.pytest.runs import StoredFailure, one_event_loop, one_run, ran_already
-from membound.guard.pytest.summary import PEAK_KEY, Summary
+from membound.guard.pytest.summary import PEAK_KEY, WHERE_FROM, Summary
 from membound.judge.complexity import complexity
 from membound.judge.leaks import find_leaks
-from membound.measure._where import padded
-from membound.measure.inprocess import BlockPeak, PeakKind, block_peak
-from membound.measure.where import memray_available
+from membound.measure.inprocess import BlockPeak, PeakKind, block_peak, padded
+from membound.measure.where.engine import memray_available
 from membound.results.sites import held_by
 
 # ``membound`` is a fixture: pytest finds fixtures among a plugin module's names.
@@ -73,6 +78,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+def pytest_load_initial_conftests(early_config: pytest.Config, args: list[str]) -> None:
+    """Stop a run whose rootdir pytest chose from the value of a membound path option."""
+    baseline.check_rootdir(early_config, args)
+
+
 @pytest.hookimpl(trylast=True)  # after pytest-memray's: see memray_plugin.py
 def pytest_configure(config: pytest.Config) -> None:
     """Register the markers' help and the plugin's objects."""
@@ -98,6 +108,18 @@ class MemoryChecks:
         # Markers this plugin reads: a bare limit_memory is pytest-memray's under --memray.
         self.markers = [n for n in MARKERS if n != "limit_memory" or self.memray.bare_limit_is_ours]
         self.baseline = baseline.BaselineChecks(config) if baseline.wanted(config) else None
+        self.marker_note: str | None = None
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Note the first test with a bare ``limit_memory`` when pytest-memray is installed too
+        (the reports reach the xdist controller, which prints the note)."""
+        if self.memray.installed and self.marker_note is None and "limit_memory" in report.keywords:
+            self.marker_note = self.memray.note(report.nodeid)
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        """Print the note on ``limit_memory``'s owner, if any."""
+        if self.marker_note is not None:
+            terminalreporter.write_line(f"membound note: {self.marker_note}", yellow=True)
 
     def _limit(self, item: pytest.Item) -> tuple[int, str] | None:
         """The test's limit: its membound marker, or the ini default."""
@@ -108,7 +130,6 @@ class MemoryChecks:
 
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         """Check every membound marker's arguments before any test runs."""
-        self.memray.warn_once(items)
         for item in items:
             for name in self.markers:
                 opts = marker_options(item, name)
@@ -151,7 +172,9 @@ class MemoryChecks:
             else:
                 result = yield
             if self.baseline is not None:  # the call passed: measure it again
-                self.baseline.after_call(item)
+                worse = self.baseline.after_call(item)
+                if worse:
+                    fail(self._regression_text(item, worse))
             return result
         with one_event_loop(item):
             if scale:
@@ -177,7 +200,7 @@ class MemoryChecks:
         kind: PeakKind = "heap" if limit and limit[1] == "heap" else "rss"
         with block_peak(kind, where=self.where) as peak:
             result = yield
-        top = held_by(peak.sites) if self.where else ""
+        top = held_by(peak.sites) if self.where and peak.bytes >= WHERE_FROM else ""
         item.user_properties.append((PEAK_KEY, (peak.bytes, peak.kind, top)))
         if limit and peak.bytes > limit[0]:
             again = None
@@ -187,6 +210,16 @@ class MemoryChecks:
                 again = self._run_for_sites(item, kind)
             fail(limit_text(peak, limit[0], again))
         return result
+
+    def _regression_text(self, item: pytest.Item, text: str) -> str:
+        """A baseline failure with the lines that held the test's heap peak: one more run,
+        traced, with ``--membound-where`` or where memray is installed (and not already
+        tracing under ``--memray``), as for a failed limit."""
+        again = None
+        traced = self.where or (memray_available() and not self.memray.memray_on)
+        if traced:
+            again = self._run_for_sites(item, "heap")
+        return regression_text(text, again, traced=traced)
 
     @staticmethod
     def _run_for_sites(item: pytest.Item, kind: PeakKind) -> BlockPeak | None:

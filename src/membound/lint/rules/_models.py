@@ -6,7 +6,8 @@ from __future__ import annotations
 import ast
 from collections.abc import Sequence
 
-from membound.lint.context import Link, ModuleContext
+from membound.lint.context import ModuleContext
+from membound.lint.expression_chains import Link
 from membound.lint.model_shape import FRAMEWORK_LOOKUP_LABELS, ModelShape
 from membound.lint.rules._owners import equalities, memberships
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterable, Iterator
 
-from membound.lint.context import Link, ModuleContext
+from membound.lint.context import ModuleContext
+from membound.lint.expression_chains import Link
 
 __all__ = [
     "equalities",

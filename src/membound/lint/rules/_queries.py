@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import ast
 
-from membound.lint.context import SQLALCHEMY_ROOTS, Link, ModuleContext
+from membound.lint.context import SQLALCHEMY_ROOTS, ModuleContext
+from membound.lint.expression_chains import Link
 from membound.lint.rules._models import MANAGERS, lookup_table, model_name, unique_bound
 from membound.lint.rules._owners import key_in_list, last_name, owner_filter, shared_attribute
 from membound.lint.rules._sql import aggregate_select, statement_bounded

@@ -6,8 +6,9 @@ from __future__ import annotations
 import ast
 from collections.abc import Sequence
 
-from membound.lint.context import Link, ModuleContext
+from membound.lint.context import ModuleContext
 from membound.lint.evidence import TableSize
+from membound.lint.expression_chains import Link
 from membound.lint.rules._models import get_model_call, model_name, model_path
 from membound.lint.rules._sql import literal_pieces
 

@@ -6,10 +6,17 @@ from __future__ import annotations
 import ast
 import re
 
-from membound.lint.context import Link, ModuleContext, sql_is_bounded
+from membound.lint.context import ModuleContext
+from membound.lint.expression_chains import Link
 from membound.lint.rules._owners import key_in_list, names_a_row
 
-__all__ = ["aggregate_select", "literal_pieces", "scoped_by_key", "statement_bounded"]
+__all__ = [
+    "aggregate_select",
+    "literal_pieces",
+    "scoped_by_key",
+    "sql_is_bounded",
+    "statement_bounded",
+]
 
 #: A bind parameter: ``%s``, ``?``, ``:name``, ``$1``, ``%(name)s``.
 _PARAM = r"(?:%s|\?|:\w+|\$\d+|%\(\w+\)s)"
@@ -21,6 +28,49 @@ _COLUMN_GIVEN = re.compile(
 )
 _WHERE = re.compile(r"\bWHERE\b(.*)", re.IGNORECASE | re.DOTALL)
 _OR = re.compile(r"\bOR\b", re.IGNORECASE)
+
+# A LIMIT (or its dialect spellings) in literal SQL bounds the rows a statement returns. The bound
+# may be a number, a driver placeholder (?, %s, %(n)s, :n, $1, @n), a ``str.format`` field ({},
+# {n}), or (in the text of an f-string, whose values are shown as {}) anything interpolated.
+_BOUND_VALUE = r"(?:\d+|\?|%s|%d|%\(\w+\)[sd]|:\w+|\$\d+|@\w+|\{[^}]*\})"
+_LIMIT_RE = re.compile(
+    rf"\bLIMIT\s+{_BOUND_VALUE}|\bFETCH\s+(FIRST|NEXT)\b|\bSELECT\s+(?:DISTINCT\s+)?TOP\b"
+    rf"|\bROWNUM\s*<=?\s*{_BOUND_VALUE}",
+    re.IGNORECASE,
+)
+# A SELECT whose list starts with an aggregate returns one row; with GROUP BY, one row per group:
+# a summary, a fraction of the rows it reads (duplicate checks, counts per state or per day).
+_AGGREGATE_RE = re.compile(r"^\s*SELECT\s+(COUNT|MAX|MIN|SUM|AVG)\s*\(", re.IGNORECASE)
+_GROUP_BY_RE = re.compile(r"\bGROUP\s+BY\b", re.IGNORECASE)
+# Catalog queries (PRAGMA, SHOW, information_schema, pg_catalog, sqlite_master, SQL Server's
+# sys.*, Oracle's data dictionary) return one row per table, column or index: bounded by the
+# schema, not the data.
+_DICTIONARY = (
+    r"(?:tables|tab_\w+|views|mviews|constraints|cons_columns|indexes|ind_\w+|sequences|"
+    r"triggers|objects|synonyms|col_comments|lobs|identity_cols)"
+)
+_CATALOG_RE = re.compile(
+    r"^\s*(?:PRAGMA|SHOW|DESCRIBE|DESC|EXPLAIN)\b|\b(?:FROM|JOIN)\s+sys\.\w+"
+    r"|\b(?:FROM|JOIN)\s+(?:\w+\.)?"
+    rf"(?:information_schema\b|pg_\w+|sqlite_master\b|sqlite_schema\b|"
+    rf"(?:user|all|dba)_{_DICTIONARY}\b)",
+    re.IGNORECASE,
+)
+
+
+def sql_is_bounded(sql: str) -> bool:
+    """Tell whether literal SQL visibly returns a bounded number of rows.
+
+    Args:
+        sql: The statement text.
+
+    Returns:
+        True for a ``LIMIT``/``FETCH FIRST``/``TOP``/``ROWNUM`` clause, an aggregate (one row,
+        or one per group), or a catalog query (bounded by the schema's size, not the data's).
+    """
+    if _LIMIT_RE.search(sql) or _CATALOG_RE.search(sql):
+        return True
+    return bool(_AGGREGATE_RE.search(sql) or _GROUP_BY_RE.search(sql))
 
 
 def scoped_by_key(sql: str) -> bool:

@@ -6,7 +6,7 @@ import ast
 from collections.abc import Iterator
 
 from membound.lint.context import FUNCTIONS, ModuleContext
-from membound.lint.model import Finding, Fix, Rule
+from membound.lint.findings import Finding, Fix, Rule
 from membound.lint.rules._queries import batch_job, feeds_choices
 from membound.lint.rules._sql import statement_bounded
 from membound.lint.rules._streams import database_source, streaming_source

@@ -5,8 +5,9 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 
-from membound.lint.context import DBAPI_ROOTS, SQLALCHEMY_ROOTS, ModuleContext, links
-from membound.lint.model import Finding, Rule
+from membound.lint.context import DBAPI_ROOTS, SQLALCHEMY_ROOTS, ModuleContext
+from membound.lint.expression_chains import links
+from membound.lint.findings import Finding, Rule
 from membound.lint.rules._queries import django_queryset, sa_query
 
 __all__ = ["RULES"]

@@ -6,7 +6,7 @@ import ast
 from collections.abc import Iterator
 
 from membound.lint.context import SQLALCHEMY_ROOTS, ModuleContext
-from membound.lint.model import Finding, Rule
+from membound.lint.findings import Finding, Rule
 from membound.lint.rules._queries import (
     batch_job,
     column_status,

@@ -6,13 +6,9 @@ import ast
 from collections import defaultdict
 from collections.abc import Iterator
 
-from membound.lint.context import (
-    DBAPI_ROOTS,
-    SQLALCHEMY_ROOTS,
-    Link,
-    ModuleContext,
-)
-from membound.lint.model import Finding, Fix, Rule
+from membound.lint.context import DBAPI_ROOTS, SQLALCHEMY_ROOTS, ModuleContext
+from membound.lint.expression_chains import Link
+from membound.lint.findings import Finding, Fix, Rule
 from membound.lint.rules._models import unique_bound
 from membound.lint.rules._owners import owner_filter
 from membound.lint.rules._queries import (

@@ -5,9 +5,9 @@ from __future__ import annotations
 import ast
 from collections.abc import Iterator
 
-from membound.lint.chains import dotted
 from membound.lint.context import COMPREHENSIONS, FUNCTIONS, ModuleContext
-from membound.lint.model import Finding, Rule
+from membound.lint.expression_chains import dotted
+from membound.lint.findings import Finding, Rule
 
 __all__ = ["RULES"]
 

@@ -1,0 +1,544 @@
+"""Where the memory was: the lines that held the heap's high-water mark and the end of a run.
+
+Two engines, one answer (a list of site dicts, the fields of ``results.sites.PeakSite``):
+
+- **memray** (preferred): its aggregated capture keeps, per allocation stack, what was live at
+  the high-water mark and at the end, and its file does not grow with the run (DESIGN §5 rule
+  4). With ``where=True`` Python's own allocators are *not* traced (pymalloc's arenas are
+  attributed to the line that made them: ~1.1× the untraced time, against 3–5× with them), so a
+  site's bytes are what the line took from the system allocator; C code called from a line
+  counts at that line, as Fil counts it. ``where="native"`` adds native stacks, which split
+  what C code allocated (named by its innermost native function) from Python's objects.
+- **tracemalloc** (fallback when memray is missing): tracemalloc has no hook at a new peak, so a
+  thread polls the traced size every 10 ms and takes a snapshot whenever it reaches a new high
+  (grouped at once and dropped: only the largest sites are kept). A peak shorter than a poll is
+  missed, and the cost is tracemalloc's at 16 frames; both are said in ``where_source``.
+
+A memray capture is closed in the measured process and read by ``where_reader.py`` in a process of
+its own (:func:`read_ticket`). Sites are grouped by the stack of the user's own frames: the
+standard library, installed packages and membound are folded away, so a helper called from two
+lines is two sites, each with its caller in ``trace``. Standard library only (memray when it is
+used) and importing nothing of membound: the isolated-run child and the heap runner of commands
+load this file by path.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import threading
+import tracemalloc
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+__all__ = [
+    "MAX_SITES",
+    "Capture",
+    "MemrayCapture",
+    "TracemallocCapture",
+    "finish_here",
+    "group_sites",
+    "install_flush",
+    "is_user_file",
+    "padded",
+    "prepare_capture",
+    "read_ticket",
+]
+
+#: Named sites at most; smaller ones are summed in one ``other`` row.
+MAX_SITES = 10
+#: A site under this share of the total is summed in the ``other`` row too (noise: a few KiB).
+MIN_SHARE = 0.001
+#: User frames kept per site (innermost first): enough to name the caller's callers.
+MAX_TRACE = 8
+#: tracemalloc's frames per allocation in the fallback: library frames count against it.
+TRACEMALLOC_FRAMES = 16
+#: The fallback's polling interval, seconds.
+POLL_S = 0.01
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+#: ``src/membound``: this file is in ``measure/children/``.
+_MEMBOUND = os.path.dirname(os.path.dirname(_HERE))
+#: Code that is not the user's: the standard library, installed packages, membound itself.
+_LIBRARY_DIRS = tuple(
+    sorted(
+        {
+            os.path.realpath(p)
+            for p in (
+                *(sysconfig.get_paths().get(k) for k in ("stdlib", "platstdlib")),
+                *(sysconfig.get_paths().get(k) for k in ("purelib", "platlib")),
+                _MEMBOUND,
+            )
+            if p
+        }
+    )
+)
+
+
+@functools.lru_cache(maxsize=4096)  # files, not allocations: bounded by the code's size
+def is_user_file(path: str) -> bool:
+    """True for the user's own code: not the standard library, an installed package, membound,
+    or code a library generated. Notebook cells and ``-c`` code (``<string>``) are the user's."""
+    if path.startswith("<"):
+        # ``-c`` code, stdin and IPython cells are the user's; other pseudo-files are code that
+        # a library generated (a Jinja template's compiled code, namedtuple's methods, attrs'
+        # and SQLAlchemy's wrappers, frozen imports): their lines cannot be opened, so the
+        # user's line that called them names the site.
+        return path in ("<string>", "<stdin>") or path.startswith(("<ipython-input", "<cell"))
+    real = os.path.realpath(path) if os.path.isabs(path) else path
+    return not any(real == d or real.startswith(d + os.sep) for d in _LIBRARY_DIRS)
+
+
+def _site_key(
+    frames: Sequence[tuple[str, str, int]],
+) -> tuple[tuple[str, str, int], tuple[str, ...]]:
+    """The innermost user frame (function, file, line) and the user frames' ``file:line``,
+    innermost first; the innermost frame of all when no frame is the user's."""
+    user: list[tuple[str, str, int]] = []
+    for frame in frames:
+        # A comprehension's own frame (before 3.12) stands on its function's line: one place.
+        if not is_user_file(frame[1]):
+            continue
+        if user and user[-1][1:] == frame[1:]:
+            if user[-1][0].startswith("<"):  # name the function, not ``<listcomp>``
+                user[-1] = frame
+            continue
+        user.append(frame)
+        if len(user) == MAX_TRACE:
+            break
+    if not user:
+        user = list(frames[:1]) or [("(unknown)", "(unknown)", 0)]
+    return user[0], tuple(f"{file}:{line}" for _func, file, line in user)
+
+
+def _own(frames: Sequence[tuple[str, str, int]]) -> bool:
+    """True when membound's own measuring code made the allocation (every frame is
+    membound's, or memray's set-up): overhead, not the workload."""
+    own = _MEMBOUND
+    return bool(frames) and all(f[1].startswith(own) for f in frames)
+
+
+def group_sites(
+    stacks: Iterable[tuple[Sequence[tuple[str, str, int]], int, str, str | None]],
+    total: int | None = None,
+) -> list[dict[str, Any]]:
+    """Site dicts, largest first: ``MAX_SITES`` named, then an ``other`` remainder.
+
+    Args:
+        stacks: ``(frames, bytes, kind, native_symbol)`` per allocation stack; frames are
+            ``(function, file, line)``, innermost first.
+        total: the traced total ``share`` is a fraction of (default: the sum of ``bytes``).
+    """
+    sizes: dict[tuple[Any, ...], int] = {}
+    heads: dict[tuple[Any, ...], tuple[str, str, int]] = {}
+    own = 0
+    for frames, size, kind, symbol in stacks:
+        if size <= 0:
+            continue
+        if _own(frames):
+            own += size
+            continue
+        head, trace = _site_key(frames)
+        key = (kind, symbol, trace)
+        sizes[key] = sizes.get(key, 0) + size
+        heads.setdefault(key, head)
+    # membound's own allocations are left out of the rows, so out of the whole too.
+    whole = (total - own) if total else sum(sizes.values())
+    ranked = sorted(sizes.items(), key=lambda item: (-item[1], item[0][2]))
+    named = [item for item in ranked[:MAX_SITES] if not whole or item[1] / whole >= MIN_SHARE]
+    out: list[dict[str, Any]] = []
+    for key, size in named:
+        kind, symbol, trace = key
+        function, file, line = heads[key]
+        out.append(
+            {
+                "file": file,
+                "line": line,
+                "function": function,
+                "bytes": size,
+                "share": size / whole if whole else 0.0,
+                "kind": kind,
+                "trace": list(trace),
+                "native_symbol": symbol,
+            }
+        )
+    rest = ranked[len(named) :]
+    if rest:
+        size = sum(s for _k, s in rest)
+        out.append(
+            {
+                "file": "(other)",
+                "line": 0,
+                "function": f"{len(rest)} smaller site{'s' if len(rest) > 1 else ''}",
+                "bytes": size,
+                "share": size / whole if whole else 0.0,
+                "kind": "other",
+                "trace": [],
+                "native_symbol": None,
+            }
+        )
+    return out
+
+
+#: Frames :func:`padded` puts between a started tracker and the measured call.
+PAD_FRAMES = 8
+
+
+def padded(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call ``func`` through :data:`PAD_FRAMES` frames of membound's own.
+
+    Each Python frame that returns after memray started, having been entered before (the
+    ``__enter__`` of a context manager, a generator-based one's yield, a pytest hook wrapper's
+    yield), costs memray's stack its outermost frame pushed later (measured here: k such
+    returns lose k - 1 frames). The padding frames are lost instead of the user's, and being
+    membound's they are folded away from every site anyway.
+    """
+    return _pad(PAD_FRAMES, func, args, kwargs)
+
+
+def _pad(depth: int, func: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+    if depth:
+        return _pad(depth - 1, func, args, kwargs)
+    return func(*args, **kwargs)
+
+
+def _nothing() -> None:
+    """What :attr:`MemrayCapture.enter` is before a tracker is made, and the fallback's."""
+
+
+class MemrayCapture:
+    """One memray tracker (aggregated format) for the heap figures, the sites, or both.
+
+    Args:
+        sites: read the sites at the high-water mark and at the end.
+        native: record native stacks (``where="native"``): C code's allocations are named apart.
+        python_allocators: trace Python's allocators too (``heap="memray"``: every object as
+            tracemalloc sees it; costs 3–5×); without them pymalloc's arenas are attributed to
+            the line that made them.
+    """
+
+    def __init__(self, *, sites: bool, native: bool = False, python_allocators: bool = False):
+        self.sites = sites
+        self.native = native
+        self.python_allocators = python_allocators
+        self._folder = ""
+        self._tracker: Any = None
+        self._outer: tuple[str, str, int] | None = None
+        self.enter: Callable[[], object] = _nothing
+
+    @property
+    def source(self) -> str:
+        """How the sites were captured, in words."""
+        how = "native stacks" if self.native else "Python stacks"
+        return f"memray at the high-water mark ({how}, aggregated capture)"
+
+    def prepare(self, outer: tuple[str, str, int] | None = None) -> MemrayCapture:
+        """Make the tracker; :attr:`enter` starts it. Returns self.
+
+        memray's Python stacks start from the frame that starts the tracker, and every Python
+        frame that returns after that point, having been entered before it, throws its record
+        of the stack off (measured: one such return loses the frames that were live at the
+        start, two lose one more frame pushed later). So the caller starts the tracker itself,
+        in its own frame, by calling :attr:`enter` (memray's compiled ``__enter__``: no Python
+        frame of its own), and returns at most once before the measured code runs.
+
+        Args:
+            outer: the frame that runs the measured block, ``(function, file, line)``: added as
+                the outermost frame of every stack, since memray cannot see it once the
+                caller's frame has returned (a ``with`` block's own lines).
+
+        Raises:
+            ImportError: memray is not installed.
+            RuntimeError: another memray tracker is active in this process.
+        """
+        import threading
+
+        import memray
+
+        # memray's Tracker installs this hook for new threads while it runs: another tracker
+        # is active (memray run, pytest-memray, an outer block).
+        if threading._profile_hook is getattr(memray._memray, "start_thread_trace", None):
+            raise RuntimeError("another memray tracker is already active in this process")
+        self._outer = outer
+        self._folder = tempfile.mkdtemp(prefix="membound-memray-")
+        destination = memray.FileDestination(
+            os.path.join(self._folder, "heap.bin"), overwrite=True, compress_on_exit=False
+        )
+        self._tracker = memray.Tracker(
+            destination=destination,
+            native_traces=self.native,
+            trace_python_allocators=self.python_allocators,
+            follow_fork=False,
+            file_format=memray.FileFormat.AGGREGATED_ALLOCATIONS,
+        )
+        self.enter = self._tracker.__enter__
+        return self
+
+    def discard(self) -> None:
+        """Forget a tracker that could not start."""
+        self._tracker = None
+        shutil.rmtree(self._folder, ignore_errors=True)
+
+    def close(self) -> dict[str, Any]:
+        """Stop tracking and hand over what reading the capture needs (a ``ticket``): the
+        capture is read by :func:`read_ticket` in another process, so that reading it (native
+        symbols above all: hundreds of MiB for a large library) never counts in the measured
+        process's memory nor holds it up at a limit. Empty when it was not running."""
+        if self._tracker is None:
+            return {}
+        self._tracker.__exit__(None, None, None)
+        self._tracker = None
+        return {
+            "ticket": {
+                "folder": self._folder,
+                "sites": self.sites,
+                "native": self.native,
+                "python_allocators": self.python_allocators,
+                "outer": list(self._outer) if self._outer else None,
+                "source": self.source,
+            }
+        }
+
+    def stop(self) -> dict[str, Any]:
+        """Stop tracking and read the capture in a fresh process of this interpreter
+        (``where_reader.py``); the figures as :func:`read_ticket` returns them."""
+        return read_ticket(self.close(), sys.executable)
+
+
+def read_ticket(figures: dict[str, Any], python: str) -> dict[str, Any]:
+    """``figures`` with a memray ``ticket`` replaced by what the capture holds, read by
+    ``python`` (the interpreter that wrote it) in a process of its own; figures without a
+    ticket come back as they are. A capture that cannot be read is said in ``where_note``."""
+    ticket = figures.get("ticket")
+    if not ticket:
+        return figures
+    rest = {k: v for k, v in figures.items() if k != "ticket"}
+    try:
+        done = subprocess.run(
+            [python, os.path.join(_HERE, "where_reader.py"), json.dumps(ticket)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        shutil.rmtree(ticket["folder"], ignore_errors=True)
+        return {**rest, "where_note": f"the capture could not be read: {exc}"}
+    if done.returncode != 0:
+        shutil.rmtree(ticket["folder"], ignore_errors=True)
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return {**rest, "where_note": f"the capture could not be read: {last}"}
+    read: dict[str, Any] = json.loads(done.stdout)
+    return {**rest, **read}
+
+
+class TracemallocCapture:
+    """The fallback without memray: tracemalloc polled for its highs (see the module docstring).
+
+    When tracemalloc already traces (``heap=True`` in the same block), its setting stays; it is
+    started here (with :data:`TRACEMALLOC_FRAMES` frames) otherwise, before any heap figure is
+    read from it.
+    """
+
+    source = (
+        f"tracemalloc polled every {POLL_S * 1000:g} ms at its highs (memray is not installed: "
+        "a shorter peak is missed; Python allocations only; costs about 7× at "
+        f"{TRACEMALLOC_FRAMES} frames)"
+    )
+
+    def __init__(self) -> None:
+        self._started = False
+        self._best = 0
+        self._best_sites: list[dict[str, Any]] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._base = 0
+        self._filters = [
+            tracemalloc.Filter(False, tracemalloc.__file__),
+            tracemalloc.Filter(False, __file__),
+        ]
+
+    #: Nothing to start in the caller's frame (see :meth:`MemrayCapture.prepare`).
+    enter = staticmethod(_nothing)
+
+    def prepare(self, outer: tuple[str, str, int] | None = None) -> TracemallocCapture:
+        """Begin tracing and polling (tracemalloc sees every frame); returns self."""
+        return self.start()
+
+    def start(self) -> TracemallocCapture:
+        """Begin tracing and polling; returns self."""
+        if not tracemalloc.is_tracing():
+            tracemalloc.start(TRACEMALLOC_FRAMES)
+            self._started = True
+        self._base = tracemalloc.get_traced_memory()[0]
+        self._thread = threading.Thread(target=self._poll, name="membound-where", daemon=True)
+        self._thread.start()
+        return self
+
+    def _poll(self) -> None:
+        while not self._stop.wait(POLL_S):
+            self.check()
+
+    def check(self) -> None:
+        """Take a snapshot when the traced size has reached a new high (5 % over the last)."""
+        current = tracemalloc.get_traced_memory()[0] - self._base
+        if current <= 0 or current < self._best * 1.05 + 64 * 1024:
+            return
+        with self._lock:
+            sites = self._snapshot_sites()
+            self._best, self._best_sites = current, sites
+
+    def _snapshot_sites(self) -> list[dict[str, Any]]:
+        snapshot = tracemalloc.take_snapshot().filter_traces(self._filters)
+        stats = snapshot.statistics("traceback")
+        # tracemalloc's tracebacks run from the oldest frame to the newest.
+        stacks = (
+            (
+                [("", f.filename, f.lineno) for f in reversed(stat.traceback)],
+                stat.size,
+                "python",
+                None,
+            )
+            for stat in stats
+        )
+        return group_sites(stacks)
+
+    def stop(self) -> dict[str, Any]:
+        """Stop polling (and tracing, if started here): ``peak_sites``, ``end_sites``,
+        ``where_source`` and, when the largest capture fell short of tracemalloc's peak,
+        ``where_note``."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        self.check()
+        peak = tracemalloc.get_traced_memory()[1] - self._base
+        with self._lock:
+            end = self._snapshot_sites()
+            out: dict[str, Any] = {
+                "peak_sites": self._best_sites,
+                "end_sites": end,
+                "where_source": self.source,
+            }
+            if peak > 0 and self._best < peak * 0.9:
+                out["where_note"] = (
+                    f"the sites were captured at {self._best / 2**20:.1f} MiB of the heap; its "
+                    f"peak was {peak / 2**20:.1f} MiB (between two polls)"
+                )
+        if self._started:
+            tracemalloc.stop()
+            self._started = False
+        return out
+
+
+def _functions(sites: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """tracemalloc names no functions: read them from the source (``def`` lines above)."""
+    for site in sites:
+        if not site["function"] and site["kind"] != "other":
+            site["function"] = _enclosing_function(site["file"], site["line"])
+    return sites
+
+
+def _enclosing_function(file: str, line: int) -> str:
+    """The ``def`` a line stands in, read from its source (``<module>`` at top level, ``?``
+    when the source cannot be read)."""
+    import linecache
+
+    lines = linecache.getlines(file)
+    if not 0 < line <= len(lines):
+        return "?"
+    text = lines[line - 1]
+    indent = len(text) - len(text.lstrip())
+    for number in range(line - 2, -1, -1):
+        text = lines[number]
+        stripped = text.lstrip()
+        if not stripped or stripped.startswith(("#", "@")):
+            continue
+        here = len(text) - len(stripped)
+        if here >= indent:
+            continue
+        if stripped.startswith(("def ", "async def ")):
+            return stripped.split("def ", 1)[1].split("(", 1)[0].strip()
+        indent = here
+        if here == 0:
+            break
+    return "<module>"
+
+
+def finish(figures: dict[str, Any]) -> dict[str, Any]:
+    """Name the functions of tracemalloc's sites (memray names them itself)."""
+    for key in ("peak_sites", "end_sites"):
+        if key in figures:
+            figures[key] = _functions(figures[key])
+    return figures
+
+
+Capture = MemrayCapture | TracemallocCapture
+
+
+def prepare_capture(
+    mode: str | None,
+    engine: str | None,
+    *,
+    memray_heap: bool = False,
+    outer: tuple[str, str, int] | None = None,
+) -> Capture | None:
+    """Prepare what ``where``/``heap`` ask for in this process; None when neither needs a
+    capture. The caller then calls ``capture.enter()`` in its own frame (see
+    :meth:`MemrayCapture.prepare` for why).
+
+    Args:
+        mode: ``where``'s mode: None, ``"python"`` or ``"native"``.
+        engine: ``"memray"`` or ``"tracemalloc"`` (``measure/where/engine.py`` picked it).
+        memray_heap: ``heap="memray"`` too: one memray tracker serves both (with Python's
+            allocators traced); with ``mode`` None it is made for the heap alone.
+        outer: the frame that runs the measured block (memray only).
+
+    Raises:
+        ImportError: memray is needed and missing.
+        RuntimeError: another memray tracker is active in this process.
+    """
+    if mode is not None and engine == "memray":
+        capture: Capture = MemrayCapture(
+            sites=True, native=mode == "native", python_allocators=memray_heap
+        )
+        return capture.prepare(outer)
+    if memray_heap:
+        return MemrayCapture(sites=False, python_allocators=True).prepare(outer)
+    if mode is not None:
+        return TracemallocCapture().prepare()
+    return None
+
+
+def finish_here(capture: Capture) -> dict[str, Any]:
+    """Stop ``capture`` in the measured process: a memray capture is closed (its ``ticket`` is
+    read elsewhere, :func:`read_ticket`), the tracemalloc fallback is read here (its snapshots
+    live in this process)."""
+    if isinstance(capture, MemrayCapture):
+        return capture.close()
+    return finish(capture.stop())
+
+
+def install_flush(capture: Capture, path: str, signum: int = signal.SIGUSR2) -> None:
+    """At ``signum`` (sent at a memory limit, before the kill): stop the capture, write what it
+    holds (or its ticket) as JSON to ``path`` and exit at once; the run is over either way."""
+
+    def flush(_signum: int, _frame: object) -> None:
+        try:
+            figures = finish_here(capture)
+            tmp = path + ".tmp"
+            with open(tmp, "w") as f:
+                json.dump(figures, f)
+            os.replace(tmp, path)
+        finally:
+            os._exit(128 + signum)
+
+    signal.signal(signum, flush)

@@ -1,0 +1,146 @@
+"""Reads a closed memray capture (``_where.MemrayCapture.close``) into the figures and sites,
+in a process of its own: ``python where_reader.py TICKET`` prints them as JSON.
+
+Reading happens outside the measured process on purpose: resolving native symbols takes
+hundreds of MiB for a large library, which would count in the measured RSS and hold up a stop at
+a memory limit. Standard library only besides memray; ``where_capture.py`` (grouping, user
+frames) is loaded by its path, as the isolated child and the command runner load it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import runpy
+import shutil
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+__all__ = ["read_capture"]
+
+# ``siblings.py`` beside this file, run by its path: it loads the other files this one needs.
+_sibling = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), "siblings.py"))[
+    "load"
+]
+_WHERE = vars(_sibling("where_capture"))
+
+#: Native frames that only hand memory out (the allocator itself, memray's hooks): the first
+#: frame past them is the code that asked for the memory.
+_ALLOCATOR_SYMBOLS = frozenset(
+    {
+        "malloc",
+        "calloc",
+        "realloc",
+        "free",
+        "mmap",
+        "mmap64",
+        "posix_memalign",
+        "aligned_alloc",
+        "memalign",
+        "valloc",
+        "pvalloc",
+        "operator new",
+        "<unknown>",
+        "",
+    }
+)
+#: Native functions of the interpreter itself (Python objects' memory, not a C extension's).
+_CPYTHON_PREFIXES = ("_Py", "Py", "_PyObject", "PyObject", "PyMem", "_PyMem")
+_CPYTHON_SOURCE_DIRS = ("Objects/", "Python/", "Include/", "./Include/", "Parser/", "Modules/")
+
+#: A library's allocation wrapper (``sqlite3Malloc``, ``default_malloc``, ``PyDataMem_UserNEW``):
+#: the frame past it says what the memory is for.
+_WRAPPER = re.compile(r"(?i)(m|c|re)?alloc|_new$|^operator new")
+
+
+def _is_cpython_frame(symbol: str, file: str) -> bool:
+    return symbol.startswith(_CPYTHON_PREFIXES) or file.startswith(_CPYTHON_SOURCE_DIRS)
+
+
+def _native_kind(native: Sequence[tuple[str, str, int]]) -> tuple[str, str | None]:
+    """``("native", symbol)`` when the innermost frame past the allocator is not the
+    interpreter's own code, else ``("python", None)``; ``native`` are the native frames between
+    the allocation and the innermost Python frame, innermost first."""
+    wrapper = None
+    for symbol, file, _line in native:
+        if symbol in _ALLOCATOR_SYMBOLS or symbol.startswith("memray::"):
+            continue
+        if _is_cpython_frame(symbol, file):
+            return ("native", wrapper) if wrapper else ("python", None)
+        if _WRAPPER.search(symbol) and wrapper is None:
+            wrapper = symbol  # a library's own malloc (sqlite3Malloc): name what called it
+            continue
+        return "native", symbol
+    return ("native", wrapper) if wrapper else ("python", None)
+
+
+def read_capture(ticket: dict[str, Any]) -> dict[str, Any]:
+    """Read a closed capture (in this process) and remove its folder. Returns the heap held at
+    the end and at the peak (``heap_current``, ``heap_peak``, bytes over the start) and, with
+    sites, ``peak_sites``, ``end_sites`` and ``where_source``."""
+    import memray
+
+    try:
+        reader = memray.FileReader(os.path.join(ticket["folder"], "heap.bin"))
+        try:
+            peak = int(reader.metadata.peak_memory)
+            end = list(reader.get_leaked_allocation_records(merge_threads=True))
+            out: dict[str, Any] = {"heap_current": sum(r.size for r in end), "heap_peak": peak}
+            if ticket["sites"]:
+                outer = tuple(ticket["outer"]) if ticket.get("outer") else None
+                native = bool(ticket["native"])
+                high = reader.get_high_watermark_allocation_records(merge_threads=True)
+                out["peak_sites"] = _WHERE["group_sites"](_stacks(high, native, outer), peak)
+                out["end_sites"] = _WHERE["group_sites"](
+                    _stacks(end, native, outer), out["heap_current"]
+                )
+                out["where_source"] = (
+                    f"{ticket['source']}: {_mib(peak)} traced at the peak, "
+                    f"{_mib(out['heap_current'])} at the end (bytes allocated; RSS counts the "
+                    "pages touched)"
+                )
+            return out
+        finally:
+            reader.close()
+    finally:
+        shutil.rmtree(ticket["folder"], ignore_errors=True)
+
+
+def _mib(size: float) -> str:
+    return f"{size / 2**20:,.1f} MiB"
+
+
+def _stacks(
+    records: Iterable[Any], native: bool, outer: tuple[str, str, int] | None
+) -> Iterable[tuple[list[tuple[str, str, int]], int, str, str | None]]:
+    for record in records:
+        frames = [(f, file, int(line)) for f, file, line in record.stack_trace()]
+        kind, symbol = "python", None
+        if native:
+            kind, symbol = _native_kind(_native_prefix(record, frames))
+        if outer is not None:
+            frames.append(outer)
+        yield frames, int(record.size), kind, symbol
+
+
+def _native_prefix(record: Any, python: list[tuple[str, str, int]]) -> list[tuple[str, str, int]]:
+    """The native frames between an allocation and its innermost Python frame."""
+    try:
+        hybrid = record.hybrid_stack_trace()
+    except (NotImplementedError, ValueError, RuntimeError):
+        return []
+    first = python[0] if python else None
+    out: list[tuple[str, str, int]] = []
+    for symbol, file, line in hybrid:
+        if first is not None and (symbol, file, int(line)) == first:
+            break
+        out.append((str(symbol), str(file), int(line)))
+    return out
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: where_reader.py TICKET")
+    print(json.dumps(read_capture(json.loads(sys.argv[1]))))

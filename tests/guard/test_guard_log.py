@@ -1,0 +1,78 @@
+"""The guard's log lines people can read (issue 36): one line per event per service, with the
+pid and the time, sizes in MiB. Every worker of a gunicorn server runs its own watchdog on the
+same cgroup, so every one of them sees the group cross ``soft``: it is said once, by the first
+worker that sees it, not once per worker (133 lines in 34 s)."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from membound.guard.watchdog import actions
+from membound.guard.watchdog.core import Watchdog
+from membound.measure.cgroup.memory import process_usage
+from tests.guard.cgroup_helpers import memory_cgroup
+from tests.guard.server_helpers import get, python, serve
+from tests.ports import free_port
+
+MIB = 1 << 20
+CONF = str(Path(__file__).parent / "apps" / "guarded_conf.py")
+#: An event line: the time, the pid, then what happened, in MiB.
+LINE = re.compile(
+    r"membound guard: \d{4}-\d\d-\d\d \d\d:\d\d:\d\d pid (\d+): (soft|hard|recover): "
+)
+
+
+def test_a_group_crossing_is_logged_once_per_service(tmp_path: Path) -> None:
+    port = free_port()
+    env = {"MB_TEST_GUARD": "full", "MB_TEST_RECYCLER": "0", "MB_TEST_SLOT_DIR": str(tmp_path)}
+    argv = python("gunicorn", "-w", "3", "-b", f"127.0.0.1:{port}", "-c", CONF)
+    with (
+        memory_cgroup(600 * MIB) as group,
+        serve([*argv, "guarded_wsgi:application"], port, tmp_path, env, group=group) as server,
+    ):
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(12):  # every worker has served, and started its watchdog
+            assert 200 == get(f"{base}/").status
+        before = int(get(f"{base}/health").body["usage_bytes"])  # type: ignore[call-overload]
+        # between soft (480 MiB) and hard (540 MiB): every worker's watchdog sees soft
+        grow = (510 * MIB - before) // (20 * MIB)
+        for _ in range(grow):
+            assert 200 == get(f"{base}/grow?20").status
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            reports = [get(f"{base}/health").body for _ in range(9)]
+            if all(r.get("state") == "soft" for r in reports):
+                break
+            time.sleep(0.1)
+        time.sleep(1)  # every watchdog has read the group by now (they read every 0.1 s)
+        server.stop()
+        log = server.log
+        assert 0 == group.oom_kills()
+    assert all(r["state"] == "soft" for r in reports), reports
+    said = [line for line in log.splitlines() if "membound guard" in line]
+    events = [m for line in said if (m := LINE.search(line))]
+    soft = [m for m in events if m.group(2) == "soft"]
+    assert 1 == len(soft), "\n".join(said)
+    line = soft[0].string
+    assert re.search(r"soft: \d+\.\d MiB of 600\.0 MiB", line), line
+    assert group.path in line, line  # whose memory it is: the group's
+    assert not [x for x in said if re.search(r"\d{5,} bytes", x)], said  # no raw byte counts
+
+
+def test_the_soft_action_says_its_pid_and_mib(caplog: pytest.LogCaptureFixture) -> None:
+    usage = process_usage()
+    assert usage is not None
+    dog = Watchdog(limit=usage.judged * 4, soft="5%", hard="90%", recover="2%")
+    event = dog._event("soft", "ok", usage.judged, dog.soft_bytes)
+    with caplog.at_level(logging.INFO, logger="membound.guard"):
+        actions.free_memory(event)
+    (record,) = [r for r in caplog.records if "collected" in r.getMessage()]
+    message = record.getMessage()
+    assert re.search(r"^membound guard: \S+ \S+ pid \d+: ", message), message
+    assert re.search(r"RSS \d+\.\d MiB → \d+\.\d MiB", message), message
+    assert "bytes" not in message

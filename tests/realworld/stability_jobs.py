@@ -1,0 +1,78 @@
+"""Deterministic jobs of several shapes for the three-run stability of growth words.
+
+Module-level functions (``mb.measure`` imports them in a fresh interpreter); the same module run
+as a script (``python stability_jobs.py NAME``) runs one job as a command (``membound run``).
+Sizes stay near 100-200 MB and runs near a second: the suite shares its machine.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+MB = 10**6
+#: What a job keeps to its end (a function measured in a fresh interpreter returns, and its
+#: locals go with it).
+KEPT: list[object] = []
+
+
+def build_and_keep() -> int:
+    """Build a result in many pieces and keep it to the end (a load into memory)."""
+    time.sleep(0.3)
+    KEPT.extend(bytearray(MB) for _ in range(150))
+    time.sleep(0.4)
+    return len(KEPT)
+
+
+def load_then_free() -> int:
+    """Load a buffer, use it, free it, then go on."""
+    time.sleep(0.3)
+    buffer = bytearray(150 * MB)
+    total = sum(buffer[::4096])
+    time.sleep(0.3)
+    del buffer
+    time.sleep(0.4)
+    return total
+
+
+def transient_peak() -> int:
+    """One large temporary made and freed at once, between quiet stretches."""
+    time.sleep(0.4)
+    temporary = bytearray(200 * MB)
+    size = len(temporary)
+    del temporary
+    time.sleep(0.5)
+    return size
+
+
+def append_loop() -> int:
+    """A loop that appends to a kept list on every iteration, up to the end."""
+    for _ in range(120):
+        KEPT.append(bytearray(MB))
+        time.sleep(0.008)
+    return len(KEPT)
+
+
+def big_temporaries() -> int:
+    """A numpy-like helper: each step makes big temporaries, keeps a smaller result."""
+    time.sleep(0.2)
+    for _ in range(4):
+        a = bytearray(60 * MB)
+        b = bytes(a)  # a copy as large again, freed with ``a``
+        KEPT.append(bytearray(b[: 15 * MB]))
+        del a, b
+        time.sleep(0.1)
+    time.sleep(0.3)
+    return len(KEPT)
+
+
+JOBS = {
+    "build_and_keep": build_and_keep,
+    "load_then_free": load_then_free,
+    "transient_peak": transient_peak,
+    "append_loop": append_loop,
+    "big_temporaries": big_temporaries,
+}
+
+if __name__ == "__main__":
+    JOBS[sys.argv[1]]()
