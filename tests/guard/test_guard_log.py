@@ -12,8 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from membound.guard.serving import Supervisor
+from membound.guard.slots import Setting, use_setting
 from membound.guard.watchdog import actions
 from membound.guard.watchdog.core import Watchdog
+from membound.guard.watchdog.event import WatchdogEvent
+from membound.guard.watchdog.eventlog import SAME_EVENT_S, first_in_service
 from membound.measure.cgroup.memory import process_usage
 from tests.guard.cgroup_helpers import memory_cgroup
 from tests.guard.server_helpers import get, python, serve
@@ -76,3 +80,18 @@ def test_the_soft_action_says_its_pid_and_mib(caplog: pytest.LogCaptureFixture) 
     assert re.search(r"^membound guard: \S+ \S+ pid \d+: ", message), message
     assert re.search(r"RSS \d+\.\d MiB → \d+\.\d MiB", message), message
     assert "bytes" not in message
+
+
+def test_a_claim_made_while_this_worker_waited_for_the_lock_silences_it(tmp_path: Path) -> None:
+    """Two workers read the clock, one claims the event first: the other, whose reading came
+    a moment before that claim, is the second to say it, not the first (both said it)."""
+    use_setting(Setting(slot_dir=str(tmp_path)))
+    service = Supervisor("gunicorn", 4242, 3)
+    event = WatchdogEvent("soft", "soft", "ok", 500 * MIB, 600 * MIB, 480 * MIB, 0.0, group="/g")
+    try:
+        assert first_in_service(event, now=1000.0, service=service)
+        assert not first_in_service(event, now=999.99, service=service)  # read before the claim
+        assert not first_in_service(event, now=1000.0 + SAME_EVENT_S / 2, service=service)
+        assert first_in_service(event, now=1000.0 + 2 * SAME_EVENT_S, service=service)
+    finally:
+        use_setting(Setting())

@@ -38,7 +38,12 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 from membound.guard.health import health
 from membound.guard.in_flight import begin_request, end_request, not_served
 from membound.guard.watchdog.instances import current
-from membound.guard.watchdog.refusal import note_serving, recycle_if_stuck, refusing
+from membound.guard.watchdog.refusal import (
+    check_delay,
+    note_serving,
+    recycle_if_stuck,
+    refusing,
+)
 
 if TYPE_CHECKING:
     from membound.guard.watchdog.core import Watchdog
@@ -123,14 +128,8 @@ class _Guarded(Generic[App]):
             raise ValueError(f"wait is seconds from 0 to 60, got {wait!r}")
         if scope not in ("process", "service"):
             raise ValueError(f"scope must be 'process' or 'service', got {scope!r}")
-        if recycle_after is not None and (
-            isinstance(recycle_after, bool)
-            or not isinstance(recycle_after, int | float)
-            or not 0 <= recycle_after <= 86400  # NaN fails this too
-        ):
-            raise ValueError(
-                f"recycle_after is seconds from 0 to 86400 or None, got {recycle_after!r}"
-            )
+        if recycle_after is not None:
+            check_delay(recycle_after)
         self.app, self.path, self.watchdog = app, path, watchdog
         self.retry_after, self.shed, self.recycle_after = retry_after, shed, recycle_after
         self.scope: HealthScope = scope

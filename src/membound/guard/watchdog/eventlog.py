@@ -60,15 +60,18 @@ def _supervisor() -> Supervisor | None:
     return _found[pid]
 
 
-def first_in_service(event: WatchdogEvent, now: float | None = None) -> bool:
+def first_in_service(
+    event: WatchdogEvent, now: float | None = None, service: Supervisor | None = None
+) -> bool:
     """Whether this worker is the first of its service to say ``event`` (an event of the
-    group's memory): True outside a supervised server, or when the claim cannot be kept."""
+    group's memory): True outside a supervised server, or when the claim cannot be kept.
+    ``now`` is the time of the claim (default: when the claims are read), ``service`` whose
+    workers share the claims (default: this process's supervisor)."""
     if event.group is None:
         return True
-    found = _supervisor()
+    found = service or _supervisor()
     if found is None:
         return True
-    now = time.time() if now is None else now
     folder = slot_folder(setting().slot_dir, found.pid)
     key = hashlib.sha1(event.group.encode(), usedforsecurity=False).hexdigest()[:12]
     try:
@@ -78,6 +81,9 @@ def first_in_service(event: WatchdogEvent, now: float | None = None) -> bool:
         return True
     try:
         fcntl.lockf(fd, fcntl.LOCK_EX)
+        # the time once the lock is held: a worker that read the clock, then waited for the
+        # lock while another claimed the event, found a claim "from the future" and said it too
+        now = time.time() if now is None else now
         try:
             claims = json.loads(os.pread(fd, 65536, 0) or b"{}")
         except ValueError:
@@ -86,7 +92,7 @@ def first_in_service(event: WatchdogEvent, now: float | None = None) -> bool:
         name = f"{event.kind}:{event.state}"
         last = claims.get(name)
         window = SAME_LEAK_S if event.kind == "leak" else SAME_EVENT_S
-        if isinstance(last, dict) and 0 <= now - float(last.get("at", 0)) < window:
+        if isinstance(last, dict) and abs(now - float(last.get("at", 0))) < window:
             return False
         claims[name] = {"at": now, "pid": os.getpid()}
         data = json.dumps(claims).encode()

@@ -95,24 +95,23 @@ def note_serving() -> None:
         replaced(slots.slot_dir, found.pid, slots.slots(found.workers))
 
 
+def _check_seconds(name: str, value: float, most: float, none: str = "") -> None:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not 0 <= value <= most  # NaN fails this too
+    ):
+        raise ValueError(f"{name} is seconds from 0 to {most:g}{none}, got {value!r}")
+
+
 def check_delay(seconds: float) -> None:
     """Refuse a ``recycle_after`` that is not seconds from 0 to a day."""
-    if (
-        isinstance(seconds, bool)
-        or not isinstance(seconds, int | float)
-        or not 0 <= seconds <= 86400  # NaN fails this too
-    ):
-        raise ValueError(f"recycle_after is seconds from 0 to 86400 or None, got {seconds!r}")
+    _check_seconds("recycle_after", seconds, 86400, " or None")
 
 
 def check_grace(grace: float) -> None:
     """Refuse a ``grace`` that is not seconds from 0 to an hour."""
-    if (
-        isinstance(grace, bool)
-        or not isinstance(grace, int | float)
-        or not 0 <= grace <= 3600  # NaN fails this too
-    ):
-        raise ValueError(f"grace is seconds from 0 to 3600, got {grace!r}")
+    _check_seconds("grace", grace, 3600)
 
 
 def _dog(watchdog: Watchdog | None) -> Watchdog | None:
