@@ -213,3 +213,36 @@ def test_a_thread_whose_start_up_accounting_fails_at_the_cap_still_starts(
     finally:
         monkeypatch.undo()
         dog.stop()
+
+
+def test_what_another_guarded_process_mapped_and_has_not_written_is_no_room() -> None:
+    """Two processes, one 300 MiB group: one maps 150 MiB and writes it over a second (the
+    group's usage shows only what is written so far); the other then asks for 150 MiB. Both
+    fit the room the kernel shows, not together: the second is refused, nobody is killed."""
+    with memory_cgroup(LIMIT) as group:
+        argv = [sys.executable, str(APPS / "group_pair.py")]
+        mapper = subprocess.Popen(
+            group.enter_argv([*argv, "mapper"]), stdout=subprocess.PIPE, text=True
+        )
+        taker = subprocess.Popen(
+            group.enter_argv([*argv, "taker"]),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert mapper.stdout is not None
+            assert taker.stdin is not None
+            assert "mapped" == mapper.stdout.readline().strip()
+            taker.stdin.write("go\n")
+            taker.stdin.flush()
+            taken, _ = taker.communicate(timeout=60)
+            written, _ = mapper.communicate(timeout=60)
+        finally:
+            for proc in (mapper, taker):
+                proc.kill()
+                proc.wait()
+        kills = group.oom_kills()
+    assert 0 == kills, (written, taken)
+    assert "result: written" in written, written
+    assert "result: refused causes=backstop" in taken, taken

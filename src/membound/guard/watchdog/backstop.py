@@ -16,7 +16,10 @@ reserve of ``limit / 64``, at least 4 MiB, for the kernel's own pages and the pr
 handling of the error). What the kernel has left is read at every reading: for a cgroup limit,
 the limit less the group's usage that reclaim cannot take back — every process of the group,
 shared memory included, page cache that can be dropped left out; for the machine's RAM,
-``MemAvailable``. A program that peaks under the limit is never refused (a numpy job that ends
+``MemAvailable``. Less, too, what the other guarded processes under the same limit have
+mapped and not yet written (each publishes it at its readings, ``group_room.py``): the kernel
+counts their next writes only once they are made. A program that peaks under the limit is
+never refused (a numpy job that ends
 at 271 of 300 MiB runs to its end with ``hard`` at 255 MiB). Where the tightest limit is an
 rlimit there is nothing to add (the kernel fails that allocation by itself), and a cgroup v2
 ``memory.high`` throttles rather than kills: no backstop then.
@@ -73,6 +76,7 @@ from typing import Any
 
 from membound._data_cap import CAP_WORKS, data_and_anon, drop_cap, set_cap
 from membound.guard.limit import Limit
+from membound.guard.watchdog.group_room import GroupRoom
 from membound.measure.cgroup.memory import KeptFiles, Usage, ram_available
 
 __all__ = ["AVAILABLE", "KERNEL_KINDS", "Backstop"]
@@ -140,6 +144,10 @@ class Backstop:
         self._last_report = -_REFUSAL_EVERY_S
         # (bucket number, least untouched mapped memory seen in it), newest last.
         self._untouched: deque[tuple[int, int]] = deque(maxlen=int(_SETTLE_S / _BUCKET_S) + 1)
+        #: What the other guarded processes of the limit have mapped and not yet written.
+        self.group = GroupRoom(f"{kernel.kind}:{kernel.source}")
+        #: Of the room at the last reading, what the others were about to take.
+        self.others_bytes = 0
 
     def room(self, usage: Usage | None) -> tuple[int, int] | None:
         """What the kernel counts now and how much more it allows before its line: ``usage``
@@ -178,6 +186,7 @@ class Backstop:
                     _give_back_memory_errors()
         drop_cap(id(self))
         self.cap_bytes = None
+        self.group.close()
 
     def sizes(self) -> tuple[int, int] | None:
         """This process's data size and anonymous resident memory now (before a reading)."""
@@ -185,12 +194,16 @@ class Backstop:
 
     def update(self, room: tuple[int, int] | None, sizes: tuple[int, int] | None) -> None:
         """Re-set the cap after a reading: data size now plus the room the kernel has left
-        (:meth:`room`), less what was mapped lately and not yet touched, and at least
-        ``_RESERVE`` (room for the program to handle the error)."""
+        (:meth:`room`), less what was mapped lately and not yet touched here and in the other
+        guarded processes of the limit (``group_room.py``), and at least ``_RESERVE`` (room
+        for the program to handle the error)."""
         if self not in _armed or sizes is None or room is None:
             return
         data, anon = sizes
-        left = room[1] - self._unsettled(max(0, data - anon))
+        unsettled = self._unsettled(max(0, data - anon))
+        self.group.publish(unsettled)
+        self.others_bytes = self.group.others()
+        left = room[1] - unsettled - self.others_bytes
         self.cap_bytes = set_cap(id(self), data + max(left, _RESERVE))
 
     def _unsettled(self, untouched: int) -> int:
