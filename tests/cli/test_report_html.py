@@ -135,3 +135,18 @@ def test_html_alone_prints_no_tables(
 ) -> None:
     assert 0 == main(["report", *map(str, saved), "--html", str(tmp_path / "r.html")])
     assert "" == capsys.readouterr().out
+
+
+def test_run_writes_the_same_page_as_report(
+    saved: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``run --html PAGE`` (as ``compare``, ``scale`` and ``leaks``) writes the page ``report
+    --html`` draws from the saved result, and still prints the table."""
+    page = tmp_path / "run.html"
+    assert 0 == main(["run", "--quiet", "--html", str(page), "--", sys.executable, "-c", ALLOC])
+    captured = capsys.readouterr()
+    assert f"wrote {page}" in captured.err
+    assert "| RSS peak |" in captured.out or "RSS peak" in captured.out
+    text = page.read_text(encoding="utf-8")
+    assert "bytearray(30 * 2**20)" in text  # the run's label
+    assert 1 == Tags(text).count("section"), text[:2000]

@@ -191,3 +191,19 @@ def test_a_commands_heap_held_at_end_counts_what_it_still_holds(tmp_path: object
     kept = sys.getsizeof([None] * 200_000) + sum(sys.getsizeof(str(i)) for i in range(200_000))
     assert m.heap_current > 0.9 * m.heap_peak
     assert m.heap_current > 0.9 * kept
+
+
+def test_print_of_a_measurement_is_one_line_and_its_timeline_no_samples() -> None:
+    with mb.track("thirty MiB", interval=0.005) as t:
+        data = bytearray(b"x") * (30 << 20)
+        time.sleep(0.2)
+        del data
+    m = t.result
+    assert len(m.timeline) > 10
+    shown = str(m)
+    assert "\n" not in shown
+    assert shown.startswith("thirty MiB: ok, RSS peak "), shown
+    assert m.growth.label in shown
+    assert f"{m.timeline.samples} rss samples" in repr(m.timeline)
+    assert str(m.timeline.highs[0]) not in repr(m.timeline)  # no sample printed
+    assert len(repr(m)) < 4000  # the dataclass's own repr, with the timeline folded

@@ -14,6 +14,7 @@ import membound as mb
 from membound._errors import TargetError
 from membound.results import Measurement, PeakSite
 from tests.measure import where_targets as wt
+from tests.measure.interpreters import other_version_without_memray
 
 HERE = str(Path(wt.__file__).resolve())
 
@@ -150,11 +151,9 @@ def test_a_command_under_run_where_gets_the_same_lines(tmp_path: Path) -> None:
 
 
 def test_without_memray_the_tracemalloc_fallback_names_the_lines(tmp_path: Path) -> None:
-    # The base interpreter of this venv has no memray: the command's own interpreter decides.
-    base = Path(sys.base_prefix, "bin", "python3")
-    probe = subprocess.run([base, "-c", "import memray"], check=False, capture_output=True)
-    assert probe.returncode != 0, "the base interpreter must lack memray for this test"
-    m = mb.measure_command([str(base), str(_script(tmp_path))], where=True, quiet=True)
+    # Another Python than this one, without memray: membound's cannot be lent to it.
+    other = other_version_without_memray()
+    m = mb.measure_command([other, str(_script(tmp_path))], where=True, quiet=True)
     assert m.where_source is not None
     assert "tracemalloc" in m.where_source
     first = _named(m.peak_sites)[0]
@@ -231,10 +230,23 @@ def test_heap_memray_and_where_share_one_tracker() -> None:
     assert _named(m.peak_sites)[0].location == _at("helper")
 
 
-def test_native_in_an_interpreter_without_memray_is_one_line(tmp_path: Path) -> None:
+def test_native_in_an_interpreter_of_the_same_abi_without_memray_borrows_membounds(
+    tmp_path: Path,
+) -> None:
     base = Path(sys.base_prefix, "bin", "python3")
-    with pytest.raises(TargetError, match="needs memray in") as info:
-        mb.measure_command([str(base), str(_script(tmp_path))], where="native", quiet=True)
+    probe = subprocess.run([base, "-c", "import memray"], check=False, capture_output=True)
+    assert probe.returncode != 0, "the base interpreter must lack memray for this test"
+    m = mb.measure_command([str(base), str(_script(tmp_path))], where="native", quiet=True)
+    assert m.where_source is not None
+    assert m.where_source.startswith("memray"), (m.where_source, m.where_note)
+    first = _named(m.peak_sites)[0]
+    assert (first.location, first.caller) == (_at("helper"), _at("first_call"))
+
+
+def test_native_in_an_interpreter_that_cannot_load_memray_is_one_line(tmp_path: Path) -> None:
+    other = other_version_without_memray()
+    with pytest.raises(TargetError, match="memray is not installed for") as info:
+        mb.measure_command([other, str(_script(tmp_path))], where="native", quiet=True)
     assert "\n" not in str(info.value)
 
 
@@ -247,3 +259,38 @@ def test_a_kept_block_is_retained_and_names_the_line_that_keeps_it() -> None:
     assert f":{wt.line_of('kept')} in keeps_a_block)" in growth.explanation
     assert "leak" not in growth.explanation
     wt.KEPT.clear()
+
+
+def test_a_limit_stop_with_where_does_not_wait_for_a_long_c_call_to_grow_on(
+    tmp_path: Path,
+) -> None:
+    """One ``bytearray`` of 800 MiB written in one C call answers no request for its capture:
+    the run is stopped once it has gone past its limit during the handover, not after the call
+    (it ran a 200 MB limit to the whole 800 MiB)."""
+    job = tmp_path / "one_call.py"
+    job.write_text("def big():\n    return bytearray(b'x') * (800 << 20)\n\nx = big()\n")
+    m = mb.measure_command([sys.executable, str(job)], where=True, limit="200 MB", timeout=60)
+    assert "limit" == m.outcome, m.outcome_detail
+    assert m.rss_peak < 400_000_000, (m.rss_peak, m.outcome_detail)
+    assert "one_call.py:2" in m.outcome_detail  # the line running at the stop is still named
+
+
+def test_at_a_limit_stop_the_lines_bytes_never_exceed_what_was_resident(tmp_path: Path) -> None:
+    """memray counts a block whole when it is made; a stop while its pages are being written
+    finds the line "holding" more than the process had: its bytes become its share of RSS."""
+    job = tmp_path / "touch.py"
+    job.write_text(
+        "import mmap\n"
+        "flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS\n"
+        "block = mmap.mmap(-1, 600 << 20, flags=flags)  # mapped, not yet written\n"
+        "for at in range(0, len(block), 4096):\n"
+        "    block[at] = 1\n"
+    )
+    m = mb.measure_command([sys.executable, str(job)], where=True, limit="200 MB", timeout=60)
+    assert "limit" == m.outcome, m.outcome_detail
+    assert m.peak_sites, (m.rss_peak, m.outcome_detail, m.where_note)
+    top = _named(m.peak_sites)[0]
+    assert top.location.endswith("touch.py:3"), m.peak_sites
+    assert sum(s.bytes for s in m.peak_sites) <= m.rss_peak
+    assert sum(s.bytes for s in m.end_sites) <= m.rss_peak
+    assert "had allocated 600.0 MiB" in m.where_note, m.where_note

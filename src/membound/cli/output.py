@@ -9,11 +9,12 @@ backs), so it costs the measured process nothing.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import secrets
 import stat
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +113,14 @@ class Outputs:
             self._fail(path, exc)
         else:
             self.written.append(path)
+
+    def html(self, results: Sequence[Result], path: str) -> None:
+        """Write ``results`` as one self-contained HTML page to ``path``."""
+        from membound.report.html import HtmlReporter
+
+        page = io.StringIO()
+        HtmlReporter(results).render(page)
+        self.write(path, page.getvalue().encode("utf-8"))
 
     def _fail(self, path: str, exc: OSError | ImportError) -> None:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
@@ -230,7 +239,8 @@ def live_output() -> bool:
 
 
 def output_options(func: Any) -> Any:
-    """The ``--json PATH``, ``--markdown``, ``--plot PATH`` and ``--quiet`` options."""
+    """The ``--json PATH``, ``--markdown``, ``--html PATH``, ``--plot PATH`` and ``--quiet``
+    options."""
     func = click.option(
         "--quiet",
         is_flag=True,
@@ -244,6 +254,13 @@ def output_options(func: Any) -> Any:
         type=click.Path(dir_okay=False),
         callback=writable_path,
         help="Write a PNG chart here.",
+    )(func)
+    func = click.option(
+        "--html",
+        "html_path",
+        type=click.Path(dir_okay=False),
+        callback=writable_path,
+        help="Write the result as one self-contained HTML page here (as `membound report --html`).",
     )(func)
     func = click.option(
         "--markdown", is_flag=True, help="Print a Markdown table instead of a terminal table."
@@ -284,7 +301,14 @@ def print_result(result: Result, *, markdown: bool) -> None:
         show(result)
 
 
-def emit(result: Result, *, json_path: str | None, markdown: bool, plot_path: str | None) -> None:
+def emit(
+    result: Result,
+    *,
+    json_path: str | None,
+    markdown: bool,
+    plot_path: str | None,
+    html_path: str | None = None,
+) -> None:
     """Write the files asked for, then print ``result``.
 
     The files come first, so that nothing shown afterwards (into a pipe that closes) can lose
@@ -300,12 +324,19 @@ def emit(result: Result, *, json_path: str | None, markdown: bool, plot_path: st
         files.write(json_path, (dumps(result) + "\n").encode("utf-8"))
     if plot_path:
         files.chart(result, plot_path)
+    if html_path:
+        files.html([result], html_path)
     print_result(result, markdown=markdown)
     files.finish()
 
 
 def keep_partial(
-    stop: KeyboardInterrupt, *, json_path: str | None, markdown: bool, plot_path: str | None
+    stop: KeyboardInterrupt,
+    *,
+    json_path: str | None,
+    markdown: bool,
+    plot_path: str | None,
+    html_path: str | None = None,
 ) -> None:
     """After Ctrl-C: print and write what finished (an :class:`Interrupted` carries it). A file
     that cannot be written is named in a line; the interrupt stays what ends the command."""
@@ -316,7 +347,13 @@ def keep_partial(
         return
     click.echo(f"membound: interrupted; {finished}: the result below is of those", err=True)
     try:
-        emit(partial, json_path=json_path, markdown=markdown, plot_path=plot_path)
+        emit(
+            partial,
+            json_path=json_path,
+            markdown=markdown,
+            plot_path=plot_path,
+            html_path=html_path,
+        )
     except MemboundError as exc:
         click.echo(f"membound: error: {exc}", err=True)
 

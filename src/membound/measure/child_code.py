@@ -35,26 +35,29 @@ def path(name: str) -> Path:
     return file
 
 
-def load(name: str) -> ModuleType:
-    """The module of ``measure/children/<name>.py``, run by its path at the first call.
-
-    It is kept in ``sys.modules`` under ``membound.measure.children.<name>``: its classes then
-    pickle and resolve their annotations as any module's do. (That cache holds one entry per
-    file of the folder: it does not grow with what is measured.)
-    """
-    dotted = f"membound.measure.children.{name}"
-    with _lock:
-        module = sys.modules.get(dotted)
-        if module is not None:
-            return module
-        spec = importlib.util.spec_from_file_location(dotted, path(name))
+def _siblings() -> ModuleType:
+    """``children/siblings.py``, the one loader of the folder's files (run by its path once)."""
+    dotted = "membound.measure.children.siblings"
+    module = sys.modules.get(dotted)
+    if module is None:
+        spec = importlib.util.spec_from_file_location(dotted, path("siblings"))
         assert spec is not None
         assert spec.loader is not None
         module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
         sys.modules[dotted] = module
-        try:
-            spec.loader.exec_module(module)
-        except BaseException:
-            del sys.modules[dotted]
-            raise
-        return module
+    return module
+
+
+def load(name: str) -> ModuleType:
+    """The module of ``measure/children/<name>.py``, run by its path at the first call.
+
+    It is kept in ``sys.modules`` under ``membound.measure.children.<name>``, by the loader the
+    children use themselves (``siblings.py``): its classes then pickle and resolve their
+    annotations as any module's do. (That cache holds one entry per file of the folder: it
+    does not grow with what is measured.)
+    """
+    path(name)  # a clear error for a file that is not there
+    with _lock:
+        loaded: ModuleType = _siblings().load(name)
+        return loaded

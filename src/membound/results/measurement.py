@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
+from membound._units import format_size
 from membound.results.growth import Anchors, Growth
 from membound.results.sites import PeakSite, sites_from_dicts
 from membound.results.timeline import Timeline
@@ -102,6 +103,15 @@ class Measurement:
     limit_stack_note: str = ""
     """Which process ``limit_stack`` is from when the run had several (its largest), or why a
     limit stop has none (not a Python process, not permitted, …)."""
+
+    def __str__(self) -> str:
+        """One line, as ``print(measurement)`` shows it: the label, the outcome, the peak and
+        its rise, the wall time and the growth word (``to_markdown()`` has the whole table)."""
+        return (
+            f"{self.label}: {self.outcome}, RSS peak {format_size(self.rss_peak)} "
+            f"(+{format_size(self.rss_peak_delta)}), {self.duration_s:.2f} s, "
+            f"{self.growth.label}"
+        )
 
     @property
     def anchors(self) -> Anchors:

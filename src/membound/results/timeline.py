@@ -49,6 +49,14 @@ class Timeline:
     def __len__(self) -> int:
         return len(self.times)
 
+    def __repr__(self) -> str:
+        """One line: how many samples over how long, never the samples themselves (a week's
+        timeline printed whole was thousands of numbers)."""
+        return (
+            f"Timeline({self.samples} {self.metric} samples every {self.interval:g} s over "
+            f"{self.duration_s:.2f} s, {len(self)} buckets)"
+        )
+
     @property
     def duration_s(self) -> float:
         """Time from the first to the last bucket, in seconds."""

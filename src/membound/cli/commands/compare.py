@@ -45,6 +45,7 @@ def command(
     json_path: str | None,
     markdown: bool,
     plot_path: str | None,
+    html_path: str | None,
     write_baseline: str | None,
     baseline: tuple[str, Baseline] | None,
 ) -> int:
@@ -69,9 +70,11 @@ def command(
                 where=where or False,
             )
     except KeyboardInterrupt as stop:
-        keep_partial(stop, json_path=json_path, markdown=markdown, plot_path=plot_path)
+        keep_partial(
+            stop, json_path=json_path, markdown=markdown, plot_path=plot_path, html_path=html_path
+        )
         raise
-    emit(result, json_path=json_path, markdown=markdown, plot_path=plot_path)
+    emit(result, json_path=json_path, markdown=markdown, plot_path=plot_path, html_path=html_path)
     failed = [r for r in result.rows if r.outcome != "ok"]
     for r in failed:
         click.echo(f"membound: {cut_long(f'{r.name}: {r.outcome}', MESSAGE_CHARS)}", err=True)

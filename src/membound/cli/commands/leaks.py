@@ -49,6 +49,7 @@ def command(
     json_path: str | None,
     markdown: bool,
     plot_path: str | None,
+    html_path: str | None,
 ) -> int:
     """Call TARGET ('package.module:function' or 'path/file.py:function', no arguments)
     repeatedly and report whether memory is kept per call, what keeps it, and where it is
@@ -66,7 +67,7 @@ def command(
             timeout=timeout,
             on_round=on_round,
         )
-    emit(report, json_path=json_path, markdown=markdown, plot_path=plot_path)
+    emit(report, json_path=json_path, markdown=markdown, plot_path=plot_path, html_path=html_path)
     if expect_clean and report.verdict != "no leak":
         click.echo(f"membound: {report.label}: {report.explanation}", err=True)
         return 1

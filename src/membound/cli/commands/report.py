@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import io
-
 import click
 
 from membound.cli.output import Outputs, print_result
@@ -27,7 +25,6 @@ def command(
     results: tuple[str, ...], markdown: bool, plot_path: str | None, html_path: str | None
 ) -> int:
     """Show results saved with --json as tables, Markdown, a PNG chart or an HTML page."""
-    from membound.report.html import HtmlReporter
     from membound.report.json import load
 
     if plot_path and len(results) > 1:
@@ -38,9 +35,7 @@ def command(
     # named after the tables are printed (Outputs.finish).
     files = Outputs()
     if html_path:
-        page = io.StringIO()
-        HtmlReporter(loaded).render(page)
-        files.write(html_path, page.getvalue().encode("utf-8"))
+        files.html(loaded, html_path)
     if plot_path:
         files.chart(loaded[0], plot_path)
     # With --html the page is the output; tables go to stdout only when asked for (--markdown)

@@ -70,6 +70,7 @@ def command(
     json_path: str | None,
     markdown: bool,
     plot_path: str | None,
+    html_path: str | None,
     write_baseline: str | None,
     baseline: tuple[str, Baseline] | None,
 ) -> int:
@@ -89,7 +90,7 @@ def command(
             on_progress=on_progress,
             where=where or False,
         )
-    emit(result, json_path=json_path, markdown=markdown, plot_path=plot_path)
+    emit(result, json_path=json_path, markdown=markdown, plot_path=plot_path, html_path=html_path)
     if not result.ok:
         detail = cut_long(f"{result.label}: {result.outcome_detail}", MESSAGE_CHARS)
         click.echo(f"membound: {detail}", err=True)

@@ -49,6 +49,7 @@ def command(
     json_path: str | None,
     markdown: bool,
     plot_path: str | None,
+    html_path: str | None,
 ) -> int:
     """Call TARGET ('package.module:function' or 'file.py:function') with each size n, each in a
     fresh interpreter, and fit O(1), O(log n), O(n), O(n log n), O(n^2) to the peaks."""
@@ -68,9 +69,11 @@ def command(
                 on_run=lambda n, i: advance(f"n={n:,} (run {i + 1})"),
             )
     except KeyboardInterrupt as stop:
-        keep_partial(stop, json_path=json_path, markdown=markdown, plot_path=plot_path)
+        keep_partial(
+            stop, json_path=json_path, markdown=markdown, plot_path=plot_path, html_path=html_path
+        )
         raise
-    emit(result, json_path=json_path, markdown=markdown, plot_path=plot_path)
+    emit(result, json_path=json_path, markdown=markdown, plot_path=plot_path, html_path=html_path)
     if want is not None and result.big_o != want:
         measured = result.big_o if result.decided else "undecided (too few sizes cleared the floor)"
         click.echo(f"membound: expected {want}, measured {measured}", err=True)

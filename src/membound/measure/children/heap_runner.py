@@ -21,9 +21,8 @@ import tracemalloc
 from typing import Any
 
 # ``siblings.py`` beside this file, run by its path: it loads the other files this one needs.
-_sibling = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), "siblings.py"))[
-    "load"
-]
+_SIBLINGS = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), "siblings.py"))
+_sibling = _SIBLINGS["load"]
 # This script runs without the package (importing membound would count in the measured
 # program's memory): ``inside.py`` and ``where_capture.py`` beside it.
 _INSIDE = vars(_sibling("inside"))
@@ -65,11 +64,12 @@ def _fail(out: str, message: str) -> None:
 
 def _prepare(out: str, heap_engine: str, where: str) -> Any:
     """The capture ``where``/``heap=memray`` ask for (not started yet), or None."""
-    has_memray = importlib.util.find_spec("memray") is not None
+    has_memray = _SIBLINGS["borrow_memray"]() if (where or heap_engine == "memray") else False
+    fix = f"{sys.executable} -m pip install memray"
     if not has_memray and heap_engine == "memray":
-        _fail(out, f"--heap=memray needs memray in {sys.executable}: pip install memray there")
+        _fail(out, f"--heap=memray needs memray in {sys.executable}: {fix}")
     if not has_memray and where == "native":
-        _fail(out, f"--where=native needs memray in {sys.executable}: pip install memray there")
+        _fail(out, f"--where=native needs memray in {sys.executable}: {fix}")
     if not where and heap_engine != "memray":
         return None
     try:

@@ -45,6 +45,9 @@ _sibling = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)
 # loads that one stdlib-only file instead of keeping a copy.
 _DOWNSAMPLE = vars(_sibling("membound.results.downsample"))
 _CGROUPS = vars(_sibling("cgroups"))
+_PROCFS = vars(_sibling("membound._proc"))
+#: The least a traced process may still map while it hands its capture over at a limit.
+_LEAST_MARGIN = 4 << 20
 
 if TYPE_CHECKING:
     from membound.measure.children.proc_tree import (
@@ -142,10 +145,19 @@ class LimitStop:
         stack_tool: str | None = None,
         pids: Callable[[], list[int]] | None = None,
         rss: Callable[[int], int | None] | None = None,
+        limit: int | None = None,
     ) -> None:
         self.pid = pid
         self.kill = kill
         self.grace = grace
+        #: What the run may still take while the traced process hands its capture over (5 %
+        #: of the limit): mapped by it (its data cap), or in all (then it is stopped at once).
+        self.margin = max(_LEAST_MARGIN, (limit or 0) // 20)
+        self.limit = limit or 0
+        #: The run's memory at the first reading after its capture was asked for (a starved
+        #: sampler's reading before that may lag the run by tens of MiB).
+        self.crossed_at: int | None = None
+        self.asked = False
         self.deadline: float | None = None
         self.stack_tool = stack_tool
         self.pids = pids
@@ -154,6 +166,11 @@ class LimitStop:
 
     def begin(self) -> None:
         """The limit was crossed."""
+        # Stopped before anything else: loading py-spy's reader, listing the run's processes
+        # and reading their sizes took a busy machine's sampler tens of milliseconds, in which
+        # a fast job took 40-60 MiB more.
+        with contextlib.suppress(OSError):
+            os.kill(self.pid, signal.SIGSTOP)
         frozen = None
         if self.stack_tool:
             processes = (self.pids() if self.pids is not None else []) or [self.pid]
@@ -167,19 +184,72 @@ class LimitStop:
             self.kill()
             return
         try:
-            if frozen is not None:
-                os.kill(frozen, signal.SIGCONT)  # frozen to read its stack: it must answer
-            os.kill(self.pid, signal.SIGUSR2)
+            # Asked while it is stopped, it answers before it runs one more line: resumed
+            # first, a fast job ran on for a whole time slice of a busy machine (30-60 MiB
+            # past a 200 MB limit) before this process got to ask.
+            self._hold_the_rest()
+            _to_main_thread(self.pid, signal.SIGUSR2)
+            os.kill(self.pid, signal.SIGCONT)  # the others stay stopped (_hold_the_rest)
         except OSError:
             self.kill()
             return
         self.deadline = time.monotonic() + self.grace
 
-    def check(self) -> None:
-        """Kill the run once the grace has run out."""
-        if self.deadline is not None and time.monotonic() >= self.deadline:
+    def _hold_the_rest(self) -> None:
+        """While the traced process hands its capture over, the run must not grow on (it ran
+        to twice its limit during the handover under load): its other processes, which have
+        nothing to hand over, are frozen, and the traced one may map only ``margin`` more (its
+        soft ``RLIMIT_DATA`` set to its data size now plus that; an allocation past it fails
+        with ``MemoryError``, and the run is stopped anyway)."""
+        for pid in self.pids() if self.pids is not None else []:
+            if pid != self.pid:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGSTOP)
+        import resource
+
+        data = _PROCFS["status_bytes"](self.pid, b"VmData:")
+        if data is None or not hasattr(resource, "prlimit"):  # prlimit: Linux only
+            return
+        with contextlib.suppress(OSError, ValueError):
+            _, hard = resource.prlimit(self.pid, resource.RLIMIT_DATA)
+            cap = data + self.margin
+            if hard == resource.RLIM_INFINITY or cap <= hard:
+                resource.prlimit(self.pid, resource.RLIMIT_DATA, (cap, hard))
+
+    def check(self, rss: int | None = None) -> None:
+        """Kill the run once the grace has run out, or at once when the run's memory (``rss``,
+        the last reading) has grown a tenth of the limit past the first reading after its
+        capture was asked for
+        (a fast job grows 14 MiB in the 10 ms before its capture is asked for): a process
+        inside one long C call answers no request to hand its capture over, and one
+        ``bytearray`` of 1.5 GiB being written ran a 200 MB limit to 1.5 GiB during the
+        grace (its capture is lost; the stack read at the limit still names its line)."""
+        if self.deadline is None:
+            return
+        if not self.asked:
+            self.asked = True  # ``rss`` was read before the capture was asked for
+            return
+        if self.crossed_at is None:
+            self.crossed_at = rss
+        allowed = max(self.margin, self.limit // 10)  # a sampling interval's growth, and more
+        over = rss is not None and self.crossed_at is not None and rss > self.crossed_at + allowed
+        if over or time.monotonic() >= self.deadline:
             self.deadline = None
             self.kill()
+
+
+def _to_main_thread(pid: int, signum: int) -> None:
+    """Send ``signum`` to the main thread of ``pid`` (``tgkill``), where Python runs its signal
+    handlers. Sent to the process while it is stopped, the kernel handed it to another thread
+    on resumption (memray's, here), and the main thread noticed it 0.3-0.4 s later, not 14 ms:
+    most of the second a capture has to be handed over at a limit stop."""
+    try:
+        tgkill = ctypes.CDLL(None, use_errno=True).tgkill  # glibc 2.30 and later
+    except (OSError, AttributeError):
+        os.kill(pid, signum)
+        return
+    if tgkill(ctypes.c_int(pid), ctypes.c_int(pid), ctypes.c_int(signum)) != 0:
+        os.kill(pid, signum)
 
 
 def _self_hwm() -> int:
@@ -493,7 +563,9 @@ def _run_spawned(
         TreeReader(pid, tracker.pids) if tree else StatmReader(pid) if HAS_PROC else None
     )
     samples = Samples(time.monotonic(), max_points, limit, status)
-    at_limit = LimitStop(pid, tracker.kill_all, flush_grace, stack_tool, tracker.pids, read_rss)
+    at_limit = LimitStop(
+        pid, tracker.kill_all, flush_grace, stack_tool, tracker.pids, read_rss, limit
+    )
     late = 0
     next_tick = samples.start
     stopped_by = ""
@@ -501,7 +573,7 @@ def _run_spawned(
         value = reader.read() if reader is not None else read_rss(pid)
         if value is not None:
             samples.add(time.monotonic(), value, at_limit.begin)
-        at_limit.check()
+        at_limit.check(value)
         next_tick, wait, missed = _next_tick(next_tick, interval)
         late += missed
         asked = _kill_asked(stdin, signals.wake_r, wait)

@@ -13,13 +13,19 @@ finds where the measured program imports membound itself.
 
 from __future__ import annotations
 
+import importlib.machinery
 import importlib.util
 import os
 import sys
 from types import ModuleType
 
-__all__ = ["load"]
+__all__ = ["LEND_MEMRAY", "LEND_NAMES", "borrow_memray", "load"]
 
+#: The variable that names the folder of membound's own memray, lent to an interpreter that
+#: lacks it and can load it (``measure/interpreter.py`` decides).
+LEND_MEMRAY = "MEMBOUND_MEMRAY_FROM"
+#: The variable that names, comma-separated, the packages that may be lent from there.
+LEND_NAMES = "MEMBOUND_MEMRAY_NAMES"
 #: ``measure/children/``, and ``membound/`` above it.
 HERE = os.path.dirname(os.path.abspath(__file__))
 PACKAGE = os.path.dirname(os.path.dirname(HERE))
@@ -48,3 +54,35 @@ def load(name: str) -> ModuleType:
         del sys.modules[dotted]
         raise
     return module
+
+
+class _Lent:
+    """A finder of last resort for the packages membound lends (memray and what it imports):
+    each is found in the lent folder only when this interpreter has none of its own."""
+
+    def __init__(self, folder: str, names: frozenset[str]) -> None:
+        self.folder, self.names = folder, names
+
+    def find_spec(self, name: str, path: object = None, target: object = None) -> object:
+        if path is not None or name not in self.names:
+            return None
+        return importlib.machinery.PathFinder.find_spec(name, [self.folder])
+
+
+def borrow_memray() -> bool:
+    """Whether ``import memray`` works here now: memray of this interpreter's own, or the one
+    membound lends (:data:`LEND_MEMRAY` names its folder, :data:`LEND_NAMES` the packages it
+    may lend: memray and those it needs), found there only when this interpreter has none of
+    its own — nothing else of membound's environment becomes importable."""
+    if "memray" in sys.modules or importlib.util.find_spec("memray") is not None:
+        return True
+    folder = os.environ.get(LEND_MEMRAY, "")
+    names = frozenset(n for n in os.environ.get(LEND_NAMES, "").split(",") if n)
+    if not folder or "memray" not in names:
+        return False
+    sys.meta_path.append(_Lent(folder, names))  # type: ignore[arg-type]
+    try:
+        import memray  # noqa: F401
+    except Exception:
+        return False
+    return True

@@ -312,10 +312,13 @@ class MemrayCapture:
         return read_ticket(self.close(), sys.executable)
 
 
-def read_ticket(figures: dict[str, Any], python: str) -> dict[str, Any]:
+def read_ticket(
+    figures: dict[str, Any], python: str, env: dict[str, str] | None = None
+) -> dict[str, Any]:
     """``figures`` with a memray ``ticket`` replaced by what the capture holds, read by
-    ``python`` (the interpreter that wrote it) in a process of its own; figures without a
-    ticket come back as they are. A capture that cannot be read is said in ``where_note``."""
+    ``python`` (the interpreter that wrote it, with ``env``: the memray it was lent) in a
+    process of its own; figures without a ticket come back as they are. A capture that cannot
+    be read is said in ``where_note``."""
     ticket = figures.get("ticket")
     if not ticket:
         return figures
@@ -327,6 +330,7 @@ def read_ticket(figures: dict[str, Any], python: str) -> dict[str, Any]:
             text=True,
             timeout=300,
             check=False,
+            env=env,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         shutil.rmtree(ticket["folder"], ignore_errors=True)

@@ -21,10 +21,8 @@ from typing import Any
 __all__ = ["read_capture"]
 
 # ``siblings.py`` beside this file, run by its path: it loads the other files this one needs.
-_sibling = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), "siblings.py"))[
-    "load"
-]
-_WHERE = vars(_sibling("where_capture"))
+_SIBLINGS = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), "siblings.py"))
+_WHERE = vars(_SIBLINGS["load"]("where_capture"))
 
 #: Native frames that only hand memory out (the allocator itself, memray's hooks): the first
 #: frame past them is the code that asked for the memory.
@@ -80,6 +78,7 @@ def read_capture(ticket: dict[str, Any]) -> dict[str, Any]:
     """Read a closed capture (in this process) and remove its folder. Returns the heap held at
     the end and at the peak (``heap_current``, ``heap_peak``, bytes over the start) and, with
     sites, ``peak_sites``, ``end_sites`` and ``where_source``."""
+    _SIBLINGS["borrow_memray"]()  # the memray that wrote it, lent by membound where it was
     import memray
 
     try:

@@ -21,6 +21,7 @@ from membound._errors import CommandNotFound, TargetError
 from membound._units import format_size
 from membound.measure import child_code
 from membound.measure.heap import HeapMode, heap_engine
+from membound.measure.interpreter import lend_memray, needs_probe, probe
 from membound.measure.isolate.function import FLUSH_GRACE_S
 from membound.measure.isolate.outcome import (
     check_interval,
@@ -34,6 +35,7 @@ from membound.measure.sampler.polling import polling
 from membound.measure.sampler.process import Sampler, SamplerReport
 from membound.measure.where.engine import (
     WhereMode,
+    fit_to_resident,
     kept_by,
     sites_fields,
     stopped_detail,
@@ -110,8 +112,10 @@ def measure_command(
             latest figures (a live display; the measured process is not touched).
         where: for Python commands, also say which lines held the memory at the peak and at
             the end: ``True`` (Python lines) or ``"native"`` (and native ones; memray in the
-            command's interpreter). The top Python process is traced, not its children. At a
-            limit stop, the command gets 1 s to hand over its last capture.
+            command's interpreter, or membound's own lent to an interpreter of the same ABI:
+            ``measure/interpreter.py``, which also starts the interpreter behind a wrapper or
+            shim directly). The top Python process is traced, not its children. At a limit
+            stop, the command gets 1 s to hand over its last capture.
 
     Returns:
         A Measurement with ``exit_code`` and ``outcome`` (``failed`` for a non-zero exit,
@@ -142,7 +146,9 @@ def measure_command(
     outcome, detail = describe_outcome(exit_code, report, timed_out, limit_bytes, timeout)
     procs = timeline.extra.get("processes_seen", 0)
     peak, source = _command_peak(report, procs, interval)
-    sites = _tree_note(sites_fields(heap_data, mode, outcome), procs)
+    sites = fit_to_resident(
+        _tree_note(sites_fields(heap_data, mode, outcome), procs), outcome, peak
+    )
     stack = stack_fields(report.limit_stack)
     detail = stopped_detail(
         detail,
@@ -223,18 +229,18 @@ def _run(
     """Spawn the command from the sampler and wait for it: the sampler's report, whether it
     timed out, and the heap runner's report (with ``heap`` or ``where``)."""
     runner = bool(heap or where)
+    traced = _Traced(args, heap, where) if runner else None
     with tempfile.TemporaryDirectory(prefix="membound-") as tmp:
         heap_out = Path(tmp, "heap.json")
-        what = "--heap" if heap else "--where"
-        run_argv = _heap_argv(args, what) if runner else args
+        run_argv = traced.argv if traced is not None else args
         env = (
             {
-                **os.environ,
+                **traced.env,
                 "MEMBOUND_HEAP_OUT": str(heap_out),
                 "MEMBOUND_HEAP_ENGINE": heap or "",
                 "MEMBOUND_WHERE": where or "",
             }
-            if runner
+            if traced is not None
             else None
         )
         stdio = _stdio(quiet)
@@ -263,10 +269,47 @@ def _run(
             raise CommandNotFound(sampler.spawn_error)
         with _reporting(sampler, on_progress):
             report, timed_out = sampler.finish(timeout)
-        heap_data = read_report(heap_out) if runner else None
-        if heap_data:  # memray's capture, read by the command's own interpreter
-            heap_data = read_ticket(heap_data, shutil.which(args[0]) or args[0])
+        heap_data = read_report(heap_out) if traced is not None else None
+        if heap_data and traced is not None:  # memray's capture, read by the same interpreter
+            heap_data = read_ticket(heap_data, traced.argv[0], traced.env)
+            if traced.note:
+                said = str(heap_data.get("where_note") or "")
+                heap_data["where_note"] = f"{traced.note}; {said}" if said else traced.note
     return report, timed_out, heap_data
+
+
+class _Traced:
+    """How a Python command runs traced (``--where``, ``--heap``): the interpreter its first
+    word really runs (``measure/interpreter.py``: a shim's helpers never enter the measured
+    tree), started through the heap runner, with memray lent where it can be and the words for
+    where it cannot.
+
+    Raises:
+        TargetError: not a Python command; memray needed and neither installed nor lendable.
+    """
+
+    def __init__(self, args: list[str], heap: str | None, where: str | None) -> None:
+        what = "--heap" if heap else "--where"
+        argv = _heap_argv(args, what)
+        found = probe(args[0])
+        self.env = dict(os.environ)
+        self.note = ""
+        first = args[0]
+        if needs_probe(args[0]):  # a shim or a wrapper: its interpreter, as it would start it
+            first = found.executable
+            self.env.update(found.environ)
+        if not found.has_memray:
+            lent = lend_memray(found)
+            if lent:
+                self.env.update(lent)
+            elif heap == "memray" or where == "native":
+                raise TargetError(
+                    found.lacks_memray(),
+                    hint=f"or drop {'--heap=memray' if heap == 'memray' else '--where=native'}",
+                )
+            else:
+                self.note = f"{found.lacks_memray()} (Python lines through tracemalloc instead)"
+        self.argv = [first, *found.options, *argv[1:]]
 
 
 def _command_peak(report: SamplerReport, procs: int, interval: float) -> tuple[int, str]:

@@ -39,6 +39,7 @@ from membound.measure.sampler.process import Sampler, SamplerReport, tree_source
 from membound.measure.target import Target, TargetRef, import_error, resolve_target
 from membound.measure.where.engine import (
     WhereMode,
+    fit_to_resident,
     kept_by,
     sites_fields,
     stopped_detail,
@@ -268,11 +269,15 @@ def _measurement(
     t1 = float(data["t1"]) - report.start if data else report.timeline.duration_s + t0
     timeline = report.timeline.window(t0, t1)
     baseline = int(info["baseline"])
-    sites = sites_fields(data if data and "where_source" in data else run.flushed, where, outcome)
+    peak, source = _peak(run, timeline.highs, interval)
+    sites = fit_to_resident(
+        sites_fields(data if data and "where_source" in data else run.flushed, where, outcome),
+        outcome,
+        peak,
+    )
     stack = stack_fields(report.limit_stack)
     running = running_words(stack.get("limit_stack", ()), stack.get("limit_stack_note", ""))
     detail = stopped_detail(detail, outcome, where, sites.get("peak_sites", ()), running=running)
-    peak, source = _peak(run, timeline.highs, interval)
     # What the call's descendants still held when it returned counts at the end (and was not
     # handed back by the child's malloc_trim).
     others = int(data.get("descendants_rss", 0)) if data else 0
