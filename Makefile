@@ -6,7 +6,9 @@ STAMP  := $(VENV)/.installed
 # Twice the cores: most of the suite's time is spent waiting (servers starting, child processes,
 # watched workloads), so two workers per core keep the CPU busy (about 60 % with one per core).
 JOBS   ?= $(shell echo $$(( 2 * $$(nproc 2>/dev/null || echo 1) )))
-PYTEST  = $(BIN)/python -m pytest -n $(JOBS) $(PYTEST_ARGS)
+# --dist loadgroup: tests marked with one xdist_group run one after the other in one worker (a
+# program's backstop judged beside servers writing 150 MiB temporaries is another test).
+PYTEST  = $(BIN)/python -m pytest -n $(JOBS) --dist loadgroup $(PYTEST_ARGS)
 
 .PHONY: demo test test-loaded test-matrix test-matrix-fast bench lint docs venv clean
 

@@ -46,11 +46,14 @@ class Reply:
     seconds: float = 0.0
 
 
-def get(url: str, timeout: float = 30.0) -> Reply:
-    """GET ``url``; a connection error is a reply too (its ``status`` is the error's repr)."""
+def get(url: str, timeout: float = 30.0, method: str = "GET") -> Reply:
+    """GET ``url`` (or another ``method``, with an empty body); a connection error is a reply
+    too (its ``status`` is the error's repr)."""
     started = time.monotonic()
+    data = b"" if method not in ("GET", "HEAD") else None
+    request = urllib.request.Request(url, data=data, method=method)
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             status, headers, raw = response.status, dict(response.headers), response.read()
     except urllib.error.HTTPError as exc:
         status, headers, raw = exc.code, dict(exc.headers), exc.read()

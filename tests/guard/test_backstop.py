@@ -27,7 +27,13 @@ if sys.platform == "linux":
 
 APPS = Path(__file__).parent / "apps"
 LIMIT = 300 << 20
-pytestmark = pytest.mark.skipif(not backstop_module.AVAILABLE, reason="Linux ≥ 4.7 only")
+pytestmark = [
+    pytest.mark.skipif(not backstop_module.AVAILABLE, reason="Linux ≥ 4.7 only"),
+    # Not beside the servers of test_memory_error_retry.py writing 150 MiB temporaries: a
+    # watch thread starved by them let a program that fits be refused (make test runs xdist
+    # with --dist loadgroup).
+    pytest.mark.xdist_group("memory-pressure"),
+]
 
 
 def _run(app: str, *args: str) -> tuple[int, str, int]:

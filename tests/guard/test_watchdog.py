@@ -303,6 +303,22 @@ def test_the_switch_interval_is_lowered_near_the_thresholds_while_memory_rises_o
     assert mb.guard.watchdog.current() is None
 
 
+def test_a_slow_rise_far_from_the_next_line_keeps_the_switch_interval() -> None:
+    """A leaking service rises all the time, slowly: the GIL switch interval (what costs a
+    busy program its latency) is lowered only for a rise that reaches the next line soon."""
+    before = sys.getswitchinterval()
+    near = _dog(interval=0.02, recover=_judged() // 2)  # near; soft 60 MiB away
+    held: list[mmap.mmap] = []
+    with near:
+        for _ in range(8):  # 2 MiB every 0.25 s: 8 MiB/s, soft in 7 s
+            held += _hold(2)
+            time.sleep(0.25)
+            assert before == sys.getswitchinterval()
+        assert near._pace.fast(_judged())  # still read often: the backstop stays current
+    del held
+    assert before == sys.getswitchinterval()
+
+
 def test_two_watchdogs_restore_the_switch_interval_when_the_last_one_stops() -> None:
     before = sys.getswitchinterval()
     a = _dog(interval=0.02, recover=_judged() // 2).start()

@@ -31,6 +31,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import os
 import time
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
@@ -59,9 +61,17 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 App = TypeVar("App")
 
+_log = logging.getLogger("membound.guard")
+
 #: How often a waiting request looks again (a reading of the watchdog's state: no I/O).
 _WAIT_STEP_S = 0.01
 _SHED_BODY = b'{"status": "hard", "error": "memory near its limit: try again later"}'
+#: Methods that change nothing (RFC 9110, 9.2.1): a request of these that met a ``MemoryError``
+#: before its answer began is run once more, as a proxy retries an idempotent request.
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+#: Memory has come back for a retry once the judged usage is this share of the limit (at
+#: least 4 MiB) below its reading when the request failed.
+_BACK_SHARE = 32
 #: The answer while work is refused and the watchdog is not ``hard`` (``health()`` says the same
 #: status: never ``ok`` while refusing).
 _REFUSING_BODY = b'{"status": "refusing", "error": "memory near its limit: try again later"}'
@@ -118,6 +128,7 @@ class _Guarded(Generic[App]):
         recycle_after: float | None = 30.0,
         scope: HealthScope = "process",
         wait: float = 0.5,
+        retry: bool = True,
     ) -> None:
         _check_args(path, retry_after)
         if (
@@ -134,8 +145,11 @@ class _Guarded(Generic[App]):
         self.retry_after, self.shed, self.recycle_after = retry_after, shed, recycle_after
         self.scope: HealthScope = scope
         self.wait = float(wait)
+        self.retry = bool(retry)
         self.shed_count = 0
         self.waited_count = 0
+        self.retried_count = 0
+        self.memory_errors = 0
 
     def _still_shedding(self) -> bool:
         """Whether to turn the request in hand away, after waiting up to ``wait`` seconds (in
@@ -167,6 +181,65 @@ class _Guarded(Generic[App]):
         self.shed_count += 1
         recycle_if_stuck(self.recycle_after, watchdog=self.watchdog)
 
+    def _failed_usage(self, method: str, first: bool) -> int | None:
+        """After a ``MemoryError`` before the answer began: the judged usage to wait to fall
+        below before the one retry of a safe method, or None (no retry: another method, the
+        second attempt, retries off, or no watchdog to read)."""
+        dog = self.watchdog if self.watchdog is not None else current()
+        if not (first and self.retry and method in _SAFE_METHODS) or dog is None:
+            return None
+        usage = dog.usage
+        return usage.judged if usage is not None else None
+
+    def _came_back(self, before: int, seen: list[int]) -> bool:
+        """Whether the watchdog's judged usage has fallen well below ``before`` (another
+        request's temporary given back) and it has read once more since it saw that (its
+        backstop's cap follows the reading: a retry at once met the cap of the reading before,
+        and its ``MemoryError`` again). ``seen`` keeps the reading that saw it."""
+        dog = self.watchdog if self.watchdog is not None else current()
+        if dog is None or dog.usage is None:
+            return False
+        if seen:
+            return bool(dog.readings > seen[0])
+        if dog.usage.judged <= before - max(4 << 20, dog.limit.bytes // _BACK_SHARE):
+            seen.append(dog.readings)
+        return False
+
+    def _wait_for_memory(self, before: int) -> None:
+        """Wait up to ``wait`` seconds for memory to come back (in ``_WAIT_STEP_S`` steps)."""
+        deadline = time.monotonic() + self.wait
+        seen: list[int] = []
+        while time.monotonic() < deadline and not self._came_back(before, seen):
+            time.sleep(_WAIT_STEP_S)
+
+    async def _wait_for_memory_async(self, before: int) -> None:
+        """:meth:`_wait_for_memory` without blocking the event loop."""
+        deadline = time.monotonic() + self.wait
+        seen: list[int] = []
+        while time.monotonic() < deadline and not self._came_back(before, seen):
+            await asyncio.sleep(_WAIT_STEP_S)
+
+    def _out_of_memory(self) -> None:
+        """Count a request answered 503 because the app met a ``MemoryError``."""
+        self.memory_errors += 1
+        not_served()
+        _log.info(
+            "membound: pid %d: a request met a MemoryError before its answer began: 503 with "
+            "Retry-After (%d so far)",
+            os.getpid(),
+            self.memory_errors,
+        )
+
+    def _retrying(self, waited: float) -> None:
+        """Count a request run once more after a ``MemoryError``, and say so."""
+        self.retried_count += 1
+        _log.info(
+            "membound: pid %d: a request met a MemoryError before its answer began; memory came "
+            "back within %.2f s and it runs once more",
+            os.getpid(),
+            waited,
+        )
+
 
 class HealthMiddleware(_Guarded[WSGIApp]):
     """WSGI middleware: ``/health`` and load shedding in the ``hard`` state.
@@ -183,10 +256,17 @@ class HealthMiddleware(_Guarded[WSGIApp]):
             with ``?scope=service``).
         wait: seconds a request that comes while work is turned away waits for memory to come
             back (served if it does) before it gets 503 (0: at once).
+        retry: a GET, HEAD or OPTIONS request whose app met a ``MemoryError`` (the backstop
+            refused an allocation that did not fit: another request's temporary held the room)
+            before its answer began runs once more when memory comes back, within ``wait``
+            seconds; any other request, or a second ``MemoryError``, gets 503 with
+            ``Retry-After`` instead of the server's 500.
 
     Attributes:
         shed_count: requests turned away with 503.
         waited_count: requests that waited and were served.
+        retried_count: requests run again after a ``MemoryError``.
+        memory_errors: requests answered 503 after a ``MemoryError`` in the app.
     """
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -220,7 +300,37 @@ class HealthMiddleware(_Guarded[WSGIApp]):
                 ],
             )
             return [body]
-        return self.app(environ, _noting_503(start_response))
+        return self._run_app(environ, start_response)
+
+    def _run_app(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        """The app, with a ``MemoryError`` raised before its answer began handled (see
+        ``retry``): what it raises later, while its body is read, is the server's to handle."""
+        method = str(environ.get("REQUEST_METHOD", "GET")).upper()
+        for first in (True, False):
+            began: list[bool] = []
+            tracked = _tracking_start_response(_noting_503(start_response), began)
+            try:
+                return self.app(environ, tracked)
+            except MemoryError:
+                if began:
+                    raise
+                before = self._failed_usage(method, first)
+                if before is None:
+                    break
+            started = time.monotonic()
+            self._wait_for_memory(before)
+            self._retrying(time.monotonic() - started)
+        self._out_of_memory()
+        body = _SHED_BODY
+        start_response(
+            "503 Service Unavailable",
+            [
+                ("Content-Type", "application/json"),
+                ("Content-Length", str(len(body))),
+                ("Retry-After", str(self.retry_after)),
+            ],
+        )
+        return [body]
 
 
 class ASGIHealthMiddleware(_Guarded[ASGIApp]):
@@ -252,7 +362,67 @@ class ASGIHealthMiddleware(_Guarded[ASGIApp]):
             retry = [(b"retry-after", str(self.retry_after).encode())]
             await _respond(send, 503, _shed_body(self.watchdog), retry)
             return
-        await self.app(scope, receive, _noting_503_sent(send))
+        await self._run_app(scope, receive, send)
+
+    async def _run_app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """The app, with a ``MemoryError`` raised before its answer began handled (see
+        ``retry``): a retry reads the request's messages again from what the first run read."""
+        method = str(scope.get("method", "GET")).upper()
+        read: list[MutableMapping[str, Any]] = []
+        for first in (True, False):
+            began: list[bool] = []
+            reading = _replaying_receive(receive, read)
+            tracked = _tracking_send(_noting_503_sent(send), began)
+            try:
+                await self.app(scope, reading, tracked)
+                return
+            except MemoryError:
+                if began:
+                    raise
+                before = self._failed_usage(method, first)
+                if before is None:
+                    break
+            started = time.monotonic()
+            await self._wait_for_memory_async(before)
+            self._retrying(time.monotonic() - started)
+        self._out_of_memory()
+        await _respond(send, 503, _SHED_BODY, [(b"retry-after", str(self.retry_after).encode())])
+
+
+def _tracking_start_response(start_response: StartResponse, began: list[bool]) -> StartResponse:
+    """``start_response`` that notes in ``began`` that the answer has begun."""
+
+    def tracked(status: str, headers: Any, *rest: Any) -> Any:
+        began.append(True)
+        return start_response(status, headers, *rest)
+
+    return tracked
+
+
+def _tracking_send(send: Send, began: list[bool]) -> Send:
+    """``send`` that notes in ``began`` that the answer has begun."""
+
+    async def tracked(message: MutableMapping[str, Any]) -> None:
+        if message.get("type") == "http.response.start":
+            began.append(True)
+        await send(message)
+
+    return tracked
+
+
+def _replaying_receive(receive: Receive, read: list[MutableMapping[str, Any]]) -> Receive:
+    """``receive`` that gives the messages an earlier run read (``read``) first, then reads on,
+    keeping what it reads there: a retried request reads its body again."""
+    replay = list(read)
+
+    async def reading() -> MutableMapping[str, Any]:
+        if replay:
+            return replay.pop(0)
+        message = await receive()
+        read.append(message)
+        return message
+
+    return reading
 
 
 def _noting_503(start_response: StartResponse) -> StartResponse:

@@ -32,6 +32,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -125,15 +126,19 @@ def probe(first_word: str, environ: Mapping[str, str] | None = None) -> Interpre
     """
     env = dict(os.environ if environ is None else environ)
     try:
-        done = subprocess.run(
-            [first_word, "-c", _PROBE],
-            capture_output=True,
-            text=True,
-            timeout=_PROBE_TIMEOUT_S,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
+        # In an empty folder: ``-c`` puts the current folder first on sys.path, and a job's
+        # folder with its own ``json.py`` or ``types.py`` broke the probe's imports.
+        with tempfile.TemporaryDirectory(prefix="membound-probe-") as empty:
+            done = subprocess.run(
+                [first_word, "-c", _PROBE],
+                capture_output=True,
+                text=True,
+                timeout=_PROBE_TIMEOUT_S,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                cwd=empty,
+                check=False,
+            )
         found = json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else None
     except (OSError, subprocess.TimeoutExpired, ValueError, IndexError):
         found = None

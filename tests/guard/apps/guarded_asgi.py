@@ -41,8 +41,9 @@ MIB = 1 << 20
 KEPT: list[bytes] = []
 DOGS: list[Watchdog] = []
 LEAK = int(float(os.environ.get("MB_TEST_LEAK_MIB", "1")) * MIB)
-#: Seconds ``/leak?hold=M`` holds its temporary (other requests are served meanwhile).
-HOLD_S = 0.2
+#: Seconds ``/leak?hold=M`` holds its temporary (other requests are served meanwhile;
+#: ``MB_TEST_HOLD_S`` to change it).
+HOLD_S = float(os.environ.get("MB_TEST_HOLD_S", "0.2"))
 
 # The guard's lines (recycling, deferring) with the time they were said, for the tests.
 _handler = logging.StreamHandler(sys.stderr)

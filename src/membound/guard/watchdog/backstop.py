@@ -16,9 +16,9 @@ reserve of ``limit / 64``, at least 4 MiB, for the kernel's own pages and the pr
 handling of the error). What the kernel has left is read at every reading: for a cgroup limit,
 the limit less the group's usage that reclaim cannot take back — every process of the group,
 shared memory included, page cache that can be dropped left out; for the machine's RAM,
-``MemAvailable``. Less, too, what the other guarded processes under the same limit have
-mapped and not yet written (each publishes it at its readings, ``group_room.py``): the kernel
-counts their next writes only once they are made. A program that peaks under the limit is
+``MemAvailable``. Less, too, what the group's other processes have mapped and not yet
+written (read from outside at each reading, ``group_room.py``): the kernel counts their next
+writes only once they are made. A program that peaks under the limit is
 never refused (a numpy job that ends
 at 271 of 300 MiB runs to its end with ``hard`` at 255 MiB). Where the tightest limit is an
 rlimit there is nothing to add (the kernel fails that allocation by itself), and a cgroup v2
@@ -47,16 +47,16 @@ buffers it may never write (numpy's import maps 80 MiB, its BLAS threads' stacks
 between two readings such a mapping takes room from the cap that the kernel still has, so one
 allocation made right after it that needs nearly all the room left can be refused although it
 would fit (import such libraries before the watchdog starts; the next reading, at most
-``interval`` later, counts them, and after ``_SETTLE_S`` they are settled room). The other
+``interval`` later, counts them, and after ``SETTLE_S`` they are settled room). The other
 way round would let a fast ramp's next piece through to the OOM killer.
 
  Memory mapped and
-never touched is room the cap keeps giving once it has stayed untouched for ``_SETTLE_S``; and
+never touched is room the cap keeps giving once it has stayed untouched for ``SETTLE_S``; and
 a new thread's stack (8 MiB mapped, a few KiB used; 50 idle threads map 400 MiB) is let through
 and counted as settled at once: while a backstop is in force, ``threading`` starts threads
 through a wrapper that lifts the cap by one stack for the start. What it still refuses below
 the limit: one fresh mapping bigger than the room left that would never be touched (a huge
-``numpy.zeros`` left unwritten), and many such mappings made within ``_SETTLE_S``.
+``numpy.zeros`` left unwritten), and many such mappings made within ``SETTLE_S``.
 ``backstop=False`` is for programs that do that near their limit.
 """
 
@@ -69,14 +69,13 @@ import platform
 import sys
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
 from membound._data_cap import CAP_WORKS, data_and_anon, drop_cap, set_cap
 from membound.guard.limit import Limit
-from membound.guard.watchdog.group_room import GroupRoom
+from membound.guard.watchdog.group_room import GroupRoom, Unsettled
 from membound.measure.cgroup.memory import KeptFiles, Usage, ram_available
 
 __all__ = ["AVAILABLE", "KERNEL_KINDS", "Backstop"]
@@ -91,12 +90,6 @@ KERNEL_KINDS = frozenset({"cgroup-v1", "cgroup-v2-max", "ram"})
 #: pages for the group (page tables, kernel stacks) and room to handle the error.
 _RESERVE_SHARE = 64
 _LEAST_RESERVE = 4 << 20
-#: Memory mapped but not yet touched counts as settled (a thread's stack, an array never
-#: written) once it has been there this long; until then it is taken for memory about to be
-#: filled (a 64 MiB block is mapped at once and then written page by page: a reading in the
-#: middle must not count the rest as room). In buckets, so what is kept stays fixed.
-_SETTLE_S = 0.5
-_BUCKET_S = 0.05
 #: The least room the cap leaves outside ``hard``: for the program to handle the
 #: ``MemoryError`` (and CPython to make it) after a refusal close to ``hard``.
 _RESERVE = 1 << 20
@@ -142,11 +135,10 @@ class Backstop:
         self.refusals = 0
         self._reported = 0
         self._last_report = -_REFUSAL_EVERY_S
-        # (bucket number, least untouched mapped memory seen in it), newest last.
-        self._untouched: deque[tuple[int, int]] = deque(maxlen=int(_SETTLE_S / _BUCKET_S) + 1)
-        #: What the other guarded processes of the limit have mapped and not yet written.
-        self.group = GroupRoom(f"{kernel.kind}:{kernel.source}")
-        #: Of the room at the last reading, what the others were about to take.
+        self._untouched = Unsettled()
+        #: The other processes of the limit's group, read from outside (``group_room.py``).
+        self.group = GroupRoom(kernel.group)
+        #: Of the room at the last reading, what the others had mapped and not yet written.
         self.others_bytes = 0
 
     def room(self, usage: Usage | None) -> tuple[int, int] | None:
@@ -186,7 +178,6 @@ class Backstop:
                     _give_back_memory_errors()
         drop_cap(id(self))
         self.cap_bytes = None
-        self.group.close()
 
     def sizes(self) -> tuple[int, int] | None:
         """This process's data size and anonymous resident memory now (before a reading)."""
@@ -200,25 +191,10 @@ class Backstop:
         if self not in _armed or sizes is None or room is None:
             return
         data, anon = sizes
-        unsettled = self._unsettled(max(0, data - anon))
-        self.group.publish(unsettled)
+        unsettled = self._untouched.add(data, anon)
         self.others_bytes = self.group.others()
         left = room[1] - unsettled - self.others_bytes
         self.cap_bytes = set_cap(id(self), data + max(left, _RESERVE))
-
-    def _unsettled(self, untouched: int) -> int:
-        """How much of the mapped-but-untouched memory is new (above its least in the last
-        ``_SETTLE_S``): it may be written any moment, so it is no room for more."""
-        bucket = int(time.monotonic() / _BUCKET_S)
-        window = self._untouched
-        oldest = bucket - (window.maxlen or 1) + 1
-        while window and window[0][0] < oldest:
-            window.popleft()
-        if window and window[-1][0] == bucket:
-            window[-1] = (bucket, min(window[-1][1], untouched))
-        else:
-            window.append((bucket, untouched))
-        return untouched - min(least for _, least in window)
 
     def take_refusals(self, now_or_never: bool = False) -> int:
         """Refusals not yet reported, if it is time to report them (0 otherwise; with
@@ -255,10 +231,7 @@ class Backstop:
     def mapped_untouched(self, added: int) -> None:
         """``added`` bytes were mapped that stay untouched (a thread's stack): count them as
         settled, so that the next reading leaves them out of the room."""
-        self._untouched = deque(
-            ((bucket, least + added) for bucket, least in self._untouched),
-            maxlen=self._untouched.maxlen,
-        )
+        self._untouched.settled(added)
 
 
 def _load_unwinder() -> None:

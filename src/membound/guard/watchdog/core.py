@@ -316,7 +316,7 @@ class Watchdog:
             judged = usage.judged
             self.peak_bytes = max(self.peak_bytes, judged)
             if self._threads:
-                self._pace.reading(judged)
+                self._pace.reading(judged, self._next_line(judged))
             previous = self.state
             state = self._next_state(judged)
             self.state = state
@@ -371,6 +371,13 @@ class Watchdog:
             if event.kind != "hard" and callback is not None:
                 self._dispatch(callback, event)
         return state
+
+    def _next_line(self, judged: int) -> int:
+        """The first line above ``judged`` a rise would cross: ``soft``, ``hard``, the backstop's
+        point (the kernel's limit less its reserve), else the limit."""
+        point = self.backstop.point_bytes if self.backstop is not None else self.limit.bytes
+        above = [x for x in (self.soft_bytes, self.hard_bytes, point) if x > judged]
+        return min(above) if above else self.limit.bytes
 
     def _why(self, previous: State, state: State) -> tuple[Any, int, Callback | None]:
         if state == "hard":

@@ -1,136 +1,152 @@
-"""What the other guarded processes of one memory group are about to take.
+"""What the processes of one memory group have mapped and not yet written: room about to go.
 
-The backstop (``backstop.py``) gives its process's cap the room the kernel has left, less what
-this process mapped lately and has not written yet (that memory is about to be charged). The
-kernel's reading shows another process's memory only once it is written: a gunicorn worker that
-maps a 150 MiB temporary and writes it over 50 ms holds, for those 50 ms, memory the group's
-usage does not show, and a second worker's cap, set from that usage, let its own 150 MiB through
-too — both were charged, and the OOM killer ended one (1 OOM kill in 2 rounds of a stressed
-``uvicorn --workers 3`` in a 400 MiB group). Here each backstop publishes, at every reading, what
-it has mapped and not yet written, and reads what the others published: its room is the group's
-room less all of it.
+The backstop (``backstop.py``) gives its process's cap the room the kernel has left. The
+kernel counts memory once it is written, not when it is mapped: a gunicorn worker that maps a
+150 MiB temporary and writes it over 50 ms holds, for those 50 ms, memory the group's usage
+does not show yet, and a second worker's cap, set from that usage, let its own 150 MiB through
+too — both were charged, and the OOM killer ended one. So the room is the kernel's less what
+is mapped lately and not yet written, in this process and in every other process of the group.
 
-A file of fixed slots (:data:`SLOTS` of them: the ledger never grows with the service) beside
-the temporary files, named after the limit (its kind and the file it was read from, the same for
-every process the limit bounds); one slot per process, claimed under an ``fcntl`` lock of the
-whole file and then written alone (its pid, the bytes, the time on the system-wide monotonic
-clock). A slot not written for :data:`FRESH_S` seconds is a process that stopped reading (it
-exited, or its watchdog stopped): it counts no more, and the next process that claims a slot may
-take it. A file that cannot be opened or written leaves a process on its own reading, as before.
+For each process, :class:`Unsettled` follows its data size and anonymous resident memory
+(``/proc/PID/statm``) from reading to reading, in a few fixed buckets: what was mapped within
+the last ``SETTLE_S`` and not written since may be written any moment. Memory that
+stays untouched longer (a thread's stack, an arena mapped and never filled) is settled: no
+longer counted. The other processes are read from outside, every reading, from the group's
+``cgroup.procs`` (listed again once a second): nothing in them has to cooperate, so a worker
+busy in one long C call that holds the GIL — which is when it writes a big block — is seen as
+well as an idle one (a ledger each process published to missed exactly those).
 
-What is still open: the moments between one process's mapping and its next reading (10 ms while
-memory rises near the thresholds, ``pace.FAST_S``), in which the others cannot know of it.
-
-Written here rather than with ``multiprocessing.shared_memory``: workers are forked or spawned
-by a server, not by one parent that could hand a segment to each; a file found by name needs
-no parent, and ``fcntl`` locks end with the process.
+Bounded: at most ``MOST_PROCESSES`` processes are read, each with a fixed number of buckets.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import hashlib
 import os
-import struct
-import tempfile
 import time
+from collections import deque
 
-__all__ = ["FRESH_S", "SLOTS", "GroupRoom"]
+from membound._proc import statm
+from membound.measure.cgroup.memory import MemoryGroup
 
-#: Processes one ledger can count (more are on their own reading).
-SLOTS = 256
-#: A slot not written for this long counts no more (its process stopped reading).
-FRESH_S = 1.0
-#: pid, bytes mapped and not yet written, monotonic time of the writing.
-_SLOT = struct.Struct("<qqd")
+__all__ = ["MOST_PROCESSES", "SETTLE_S", "GroupRoom", "Unsettled"]
+
+#: Memory mapped but not yet touched counts as settled (a thread's stack, an array never
+#: written) once it has been there this long; until then it is taken for memory about to be
+#: filled (a 64 MiB block is mapped at once and then written page by page: a reading in the
+#: middle must not count the rest as room).
+SETTLE_S = 0.5
+_BUCKET_S = 0.05
+#: The other processes of a group read at most (a group of more is judged on these).
+MOST_PROCESSES = 64
+#: How often the group's members are listed again.
+_LIST_EVERY_S = 1.0
+_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+
+
+class Unsettled:
+    """One process's memory mapped lately and not yet written.
+
+    From one reading to the next, what the data size grew by was mapped, and what anonymous
+    resident memory grew by was written — out of what was mapped first. What was mapped within
+    the last ``SETTLE_S`` and is not written yet is about to be; older, it is settled. Memory
+    written and then given back (``MADV_DONTNEED``: glibc shrinking a thread's heap,
+    ``malloc_trim``) stays mapped and untouched but was not mapped lately: nobody is about to
+    write it (judged as untouched memory above its least, a worker that had just freed a 150
+    MiB temporary seemed to hold 136 MiB about to be written for half a second, and the retry
+    of a refused request met the same refusal).
+    """
+
+    def __init__(self) -> None:
+        # [bucket number, bytes mapped in it and not yet written], oldest first.
+        self._mapped: deque[list[int]] = deque(maxlen=int(SETTLE_S / _BUCKET_S) + 1)
+        self._last: tuple[int, int] | None = None
+
+    def add(self, data: int, anon: int, now: float | None = None) -> int:
+        """Take a reading of the process's data size and anonymous resident memory; return
+        what was mapped within ``SETTLE_S`` and is not written yet."""
+        bucket = int((time.monotonic() if now is None else now) / _BUCKET_S)
+        mapped = self._mapped
+        oldest = bucket - (mapped.maxlen or 1) + 1
+        while mapped and mapped[0][0] < oldest:
+            mapped.popleft()
+        if self._last is not None:
+            grown, written = data - self._last[0], anon - self._last[1]
+            if grown > 0:
+                if mapped and mapped[-1][0] == bucket:
+                    mapped[-1][1] += grown
+                else:
+                    mapped.append([bucket, grown])
+            elif grown < 0:
+                self._take(-grown, newest_first=True)  # unmapped: the latest mappings first
+            if written > 0:
+                self._take(written, newest_first=False)
+        self._last = (data, anon)
+        return min(sum(entry[1] for entry in mapped), max(0, data - anon))
+
+    def _take(self, size: int, *, newest_first: bool) -> None:
+        entries = reversed(self._mapped) if newest_first else iter(self._mapped)
+        for entry in entries:
+            if size <= 0:
+                break
+            taken = min(size, entry[1])
+            entry[1] -= taken
+            size -= taken
+
+    def settled(self, added: int) -> None:
+        """``added`` bytes were mapped that stay untouched (a thread's stack): they were not
+        mapped to be written, so the next reading does not count them."""
+        if self._last is not None:
+            self._last = (self._last[0] + added, self._last[1])
 
 
 class GroupRoom:
-    """The ledger of one memory limit, as one process sees it.
+    """The other processes of a memory group, as one process's backstop sees them.
 
     Args:
-        key: what names the limit for every process it bounds (its kind and source).
-        folder: where the ledger file lives (the temporary directory by default).
+        group: the cgroup whose limit the OOM killer enforces (None: nothing to read, as for
+            the machine's RAM).
     """
 
-    def __init__(self, key: str, folder: str | None = None) -> None:
-        name = hashlib.sha1(key.encode(), usedforsecurity=False).hexdigest()[:16]
-        self.path = os.path.join(folder or tempfile.gettempdir(), f"membound-room-{name}")
-        self._fd: int | None = None
-        self._fd_pid = 0
-        self._slot: int | None = None
+    def __init__(self, group: MemoryGroup | None) -> None:
+        self.group = group
+        self._pids: list[int] = []
+        self._listed_at = float("-inf")
+        self._seen: dict[int, Unsettled] = {}
 
-    def _file(self) -> int | None:
-        """The ledger's descriptor in this process (a forked child opens its own)."""
-        me = os.getpid()
-        if self._fd is not None and self._fd_pid == me:
-            return self._fd
-        self._slot = None
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
-        except OSError:
-            self._fd = None
-            return None
-        self._fd, self._fd_pid = fd, me
-        return fd
-
-    def _slots(self, fd: int) -> list[tuple[int, int, float]]:
-        data = os.pread(fd, SLOTS * _SLOT.size, 0)
-        whole = len(data) - len(data) % _SLOT.size
-        return [(int(p), int(b), float(t)) for p, b, t in _SLOT.iter_unpack(data[:whole])]
-
-    def _claim(self, fd: int) -> int | None:
-        """A slot for this process: its own, a free one, or one whose process stopped."""
-        me, now = os.getpid(), time.monotonic()
-        fcntl.lockf(fd, fcntl.LOCK_EX)
-        try:
-            slots = self._slots(fd)
-            mine = [n for n, (pid, _, _) in enumerate(slots) if pid == me]
-            free = [n for n, (pid, _, at) in enumerate(slots) if pid == 0 or now - at >= FRESH_S]
-            found = (mine or free or [len(slots)])[0]
-            if found >= SLOTS:
-                return None
-            os.pwrite(fd, _SLOT.pack(me, 0, now), found * _SLOT.size)
-            return found
-        finally:
-            fcntl.lockf(fd, fcntl.LOCK_UN)
-
-    def publish(self, unwritten: int) -> None:
-        """Say that this process has ``unwritten`` bytes mapped that it may write any moment."""
-        fd = self._file()
-        if fd is None:
-            return
-        with contextlib.suppress(OSError):
-            if self._slot is None:
-                self._slot = self._claim(fd)
-            if self._slot is not None:
-                record = _SLOT.pack(os.getpid(), max(0, unwritten), time.monotonic())
-                os.pwrite(fd, record, self._slot * _SLOT.size)
+    def _members(self, now: float) -> list[int]:
+        if self.group is None:
+            return []
+        if now - self._listed_at >= _LIST_EVERY_S:
+            self._listed_at = now
+            found: list[int] = []
+            for folder, _dirs, files in os.walk(self.group.path):
+                if "cgroup.procs" in files:
+                    try:
+                        with open(os.path.join(folder, "cgroup.procs"), "rb") as f:
+                            found += [int(p) for p in f.read().split()]
+                    except (OSError, ValueError):
+                        continue
+                if len(found) >= MOST_PROCESSES:
+                    break
+            self._pids = found[:MOST_PROCESSES]
+        return self._pids
 
     def others(self) -> int:
-        """What the other processes of the limit published and may still write, in bytes."""
-        fd = self._file()
-        if fd is None:
-            return 0
-        me, now = os.getpid(), time.monotonic()
-        try:
-            slots = self._slots(fd)
-        except OSError:
-            return 0
-        return sum(
-            max(0, unwritten)
-            for pid, unwritten, at in slots
-            if pid not in (0, me) and 0 <= now - at < FRESH_S
-        )
-
-    def close(self) -> None:
-        """Give this process's slot back and close the file."""
-        if self._fd is None or self._fd_pid != os.getpid():
-            self._fd, self._slot = None, None
-            return
-        with contextlib.suppress(OSError):
-            if self._slot is not None:
-                os.pwrite(self._fd, _SLOT.pack(0, 0, 0.0), self._slot * _SLOT.size)
-            os.close(self._fd)
-        self._fd, self._slot = None, None
+        """What the group's other processes have mapped lately and not yet written, bytes."""
+        now = time.monotonic()
+        me = os.getpid()
+        members = [pid for pid in self._members(now) if pid != me]
+        total = 0
+        for pid in members:
+            fields = statm(pid)
+            if fields is None or len(fields) < 6:
+                continue
+            seen = self._seen.get(pid)
+            if seen is None:
+                seen = self._seen[pid] = Unsettled()
+            total += seen.add(fields[5] * _PAGE, (fields[1] - fields[2]) * _PAGE, now)
+        if len(self._seen) > len(members):
+            alive = set(members)
+            for pid in [p for p in self._seen if p not in alive]:
+                del self._seen[pid]
+        return total
