@@ -42,6 +42,7 @@ from membound.guard.in_flight import begin_request, end_request, not_served
 from membound.guard.watchdog.instances import current
 from membound.guard.watchdog.refusal import (
     check_delay,
+    memory_came_back,
     note_serving,
     recycle_if_stuck,
     refusing,
@@ -69,9 +70,6 @@ _SHED_BODY = b'{"status": "hard", "error": "memory near its limit: try again lat
 #: Methods that change nothing (RFC 9110, 9.2.1): a request of these that met a ``MemoryError``
 #: before its answer began is run once more, as a proxy retries an idempotent request.
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-#: Memory has come back for a retry once the judged usage is this share of the limit (at
-#: least 4 MiB) below its reading when the request failed.
-_BACK_SHARE = 32
 #: The answer while work is refused and the watchdog is not ``hard`` (``health()`` says the same
 #: status: never ``ok`` while refusing).
 _REFUSING_BODY = b'{"status": "refusing", "error": "memory near its limit: try again later"}'
@@ -191,32 +189,18 @@ class _Guarded(Generic[App]):
         usage = dog.usage
         return usage.judged if usage is not None else None
 
-    def _came_back(self, before: int, seen: list[int]) -> bool:
-        """Whether the watchdog's judged usage has fallen well below ``before`` (another
-        request's temporary given back) and it has read once more since it saw that (its
-        backstop's cap follows the reading: a retry at once met the cap of the reading before,
-        and its ``MemoryError`` again). ``seen`` keeps the reading that saw it."""
-        dog = self.watchdog if self.watchdog is not None else current()
-        if dog is None or dog.usage is None:
-            return False
-        if seen:
-            return bool(dog.readings > seen[0])
-        if dog.usage.judged <= before - max(4 << 20, dog.limit.bytes // _BACK_SHARE):
-            seen.append(dog.readings)
-        return False
-
     def _wait_for_memory(self, before: int) -> None:
         """Wait up to ``wait`` seconds for memory to come back (in ``_WAIT_STEP_S`` steps)."""
         deadline = time.monotonic() + self.wait
         seen: list[int] = []
-        while time.monotonic() < deadline and not self._came_back(before, seen):
+        while time.monotonic() < deadline and not memory_came_back(self.watchdog, before, seen):
             time.sleep(_WAIT_STEP_S)
 
     async def _wait_for_memory_async(self, before: int) -> None:
         """:meth:`_wait_for_memory` without blocking the event loop."""
         deadline = time.monotonic() + self.wait
         seen: list[int] = []
-        while time.monotonic() < deadline and not self._came_back(before, seen):
+        while time.monotonic() < deadline and not memory_came_back(self.watchdog, before, seen):
             await asyncio.sleep(_WAIT_STEP_S)
 
     def _out_of_memory(self) -> None:

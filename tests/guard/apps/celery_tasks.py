@@ -6,12 +6,14 @@ Environment: ``MB_TEST_REDIS`` (the broker's and result backend's ``redis://`` b
 ``MB_TEST_CELERY_LARGEST``: ``recycle_children``'s ``largest_task``.
 
 Tasks: ``leak(n, mib)`` keeps ``mib`` MiB more in the child; ``spike(n, mib)`` writes ``mib`` MiB,
-frees it and returns; both return ``[n, pid]``.
+frees it and returns; ``hold(n, mib, seconds)`` writes ``mib`` MiB and holds it ``seconds``;
+each returns ``[n, pid]``.
 """
 
 from __future__ import annotations
 
 import os
+import time
 
 from celery import Celery
 
@@ -47,5 +49,13 @@ def leak(n: int, mib: float = 4) -> list[int]:
 def spike(n: int, mib: float = 64) -> list[int]:
     held = bytearray(int(mib * MIB))
     held[::4096] = b"\x02" * len(held[::4096])  # touch every page
+    del held
+    return [n, os.getpid()]
+
+
+@app.task
+def hold(n: int, mib: float = 150, seconds: float = 0.3) -> list[int]:
+    held = bytearray(b"\x03") * int(mib * MIB)  # every page written
+    time.sleep(seconds)
     del held
     return [n, os.getpid()]

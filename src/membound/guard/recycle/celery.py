@@ -23,6 +23,12 @@ Use it in the module that makes the Celery app::
     app = Celery("jobs", broker="redis://127.0.0.1:6379/0")
     recycle_children(app, hard="400 MiB")     # or "80%" of a child's share of the limit
 
+**A task that does not fit.** Each child also runs a watchdog whose backstop (``guard``, on
+by default) makes the allocation the OOM killer would have ended fail as ``MemoryError`` in
+its task — two tasks' temporaries at once, say — instead of a child killed in the middle of
+its task and the task lost; a task that meets one runs once more when memory comes back
+(within ``RETRY_WAIT_S``), as Celery's own retries run a task again.
+
 **Headroom.** A child is judged after its task, so while a task runs its child holds up to
 ``hard`` (what it kept) plus what the task needs for a moment; the pool as a whole holds up to
 the worker's main process + ``hard`` × children + the largest task's temporary. When that is
@@ -42,6 +48,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import time
 from typing import Any
 
 from membound._errors import SizeError
@@ -49,7 +56,13 @@ from membound._units import format_size, parse_size
 from membound.guard.limit import memory_limit
 from membound.measure.cgroup.memory import process_usage
 
-__all__ = ["current_kib", "headroom_warning", "private_bytes", "recycle_children"]
+__all__ = [
+    "RETRY_WAIT_S",
+    "current_kib",
+    "headroom_warning",
+    "private_bytes",
+    "recycle_children",
+]
 
 _log = logging.getLogger("membound.guard")
 #: The threshold in KiB, once :func:`recycle_children` ran (billiard compares in KiB).
@@ -173,8 +186,63 @@ def _set_threshold(worker: Any, hard: int | str, largest_task: int | None = None
             _log.warning("%s", warning)
 
 
+#: Seconds a task that met a ``MemoryError`` waits for memory to come back before it runs
+#: once more (another child's temporary is usually given back well within it).
+RETRY_WAIT_S = 5.0
+#: The guard of this child: its watchdog (started in each child, kept alive here).
+_child_guard: list[Any] = []
+
+
+def _start_child_guard(**_: Any) -> None:
+    """In each forked child (``worker_process_init``): a watchdog whose backstop refuses the
+    allocation the OOM killer would have ended — a ``MemoryError`` in the task instead of a
+    child killed in the middle of it and its task lost. Nothing else: the child recycles after
+    its task, by :func:`current_kib`."""
+    from membound.guard.watchdog.core import Watchdog
+
+    try:
+        _child_guard[:] = [Watchdog(on_soft=None, on_hard=None).start()]
+    except Exception as exc:  # a child must start whatever the guard can do
+        _log.warning("membound: the celery child's guard could not start: %s", exc)
+
+
+def _once_more(call: Any) -> Any:
+    """A task's ``__call__`` that runs the task once more when it met a ``MemoryError`` and
+    memory came back within ``RETRY_WAIT_S`` (the backstop refused an allocation beside
+    another task's temporary): Celery asks tasks to be idempotent for its own retries, and an
+    OOM kill would have lost the task for good."""
+    from membound.guard.watchdog.refusal import memory_came_back
+
+    def run(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return call(self, *args, **kwargs)
+        except MemoryError:
+            dog = _child_guard[0] if _child_guard else None
+            if dog is None or dog.usage is None:
+                raise
+            before, seen = dog.usage.judged, []  # type: ignore[var-annotated]
+            deadline = time.monotonic() + RETRY_WAIT_S
+            while time.monotonic() < deadline and not memory_came_back(dog, before, seen):
+                time.sleep(0.01)
+            if not seen:
+                raise
+        _log.info(
+            "membound: celery child %d: task %s met a MemoryError; memory came back and it "
+            "runs once more",
+            os.getpid(),
+            getattr(self, "name", "?"),
+        )
+        return call(self, *args, **kwargs)
+
+    return run
+
+
 def recycle_children(
-    app: Any, hard: int | str = "90%", *, largest_task: int | str | None = None
+    app: Any,
+    hard: int | str = "90%",
+    *,
+    largest_task: int | str | None = None,
+    guard: bool = True,
 ) -> None:
     """Make the prefork children of ``app``'s workers recycle, after the task in hand, when
     their private memory *now* is above ``hard``. Call it where the app is made, before the
@@ -187,6 +255,10 @@ def recycle_children(
         largest_task: the most memory one task needs for a moment beyond what its child keeps
             (a size): at start, a warning when the main process + ``hard`` × children leaves
             less than that of the limit (without it: when it leaves nothing).
+        guard: each child also runs a watchdog whose backstop turns the allocation the OOM
+            killer would have ended into a ``MemoryError`` in its task, and a task that meets
+            one runs once more when memory comes back (within ``RETRY_WAIT_S``; Celery asks
+            tasks to be idempotent for its own retries); False: recycling only.
 
     Raises:
         SizeError: ``hard`` is no size of at least 1 KiB, or no percentage in (0, 100];
@@ -216,3 +288,15 @@ def recycle_children(
 
     signals.worker_init.connect(on_worker_init, weak=False)
     setattr(pool, "mem_rss", current_kib)  # noqa: B010 (a module, typed as ModuleType)
+    if guard:
+        signals.worker_process_init.connect(_start_child_guard, weak=False)
+        # Celery's annotations: ``@__call__`` wraps every task's call (``Task.add_around``);
+        # the user's own annotations stay, after this one.
+        mine = {"*": {"@__call__": _once_more}}
+        theirs = app.conf.task_annotations
+        if theirs is None:
+            app.conf.task_annotations = [mine]
+        elif isinstance(theirs, (list, tuple)):
+            app.conf.task_annotations = [mine, *theirs]
+        else:
+            app.conf.task_annotations = [mine, theirs]

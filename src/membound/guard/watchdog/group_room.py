@@ -16,6 +16,12 @@ longer counted. The other processes are read from outside, every reading, from t
 busy in one long C call that holds the GIL — which is when it writes a big block — is seen as
 well as an idle one (a ledger each process published to missed exactly those).
 
+What it cannot see: two processes that map big blocks within one reading of each other (the
+watchdog reads every ``interval``, 0.1 s, or every 10 ms near its thresholds while memory
+rises) both pass, and the kernel counts them only as they are written. Nothing short of
+splitting the room between the processes ahead of time would stop that, and that refuses one
+process's big allocation whenever it exceeds its share, alone or not.
+
 Bounded: at most ``MOST_PROCESSES`` processes are read, each with a fixed number of buckets.
 """
 

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = [
     "check_delay",
     "check_grace",
+    "memory_came_back",
     "note_serving",
     "recycle_if_stuck",
     "refusing",
@@ -93,6 +94,27 @@ def note_serving() -> None:
     if found is not None:
         slots = setting()
         replaced(slots.slot_dir, found.pid, slots.slots(found.workers))
+
+
+#: Memory has come back for a retry once the judged usage is this share of the limit (at
+#: least 4 MiB) below its reading when the work failed.
+_BACK_SHARE = 32
+
+
+def memory_came_back(watchdog: Watchdog | None, before: int, seen: list[int]) -> bool:
+    """Whether memory has come back since work met a ``MemoryError`` at ``before`` bytes of
+    judged usage: the usage has fallen well below it (another request's or task's temporary
+    given back) and the watchdog has read once more since it saw that (its backstop's cap
+    follows the reading: work run again at once met the cap of the reading before). ``seen``
+    keeps the reading that saw it, from call to call; ``watchdog`` None: the current one."""
+    dog = _dog(watchdog)
+    if dog is None or dog.usage is None:
+        return False
+    if seen:
+        return bool(dog.readings > seen[0])
+    if dog.usage.judged <= before - max(4 << 20, dog.limit.bytes // _BACK_SHARE):
+        seen.append(dog.readings)
+    return False
 
 
 def _check_seconds(name: str, value: float, most: float, none: str = "") -> None:
