@@ -124,7 +124,9 @@ def test_add_noqa_silences_every_finding_once(
         "    return rows, other, x, y\n"
     )
     (tmp_path / "q.py").write_text(source)
-    (tmp_path / "pyproject.toml").write_text("[tool.membound.lint]\npreview = true\n")
+    # big tables (a load is a finding only with evidence that its table is big)
+    (tmp_path / "sizes.toml").write_text("[tables]\nbig = 1000000\nt = 1000000\nu = 1000000\n")
+    (tmp_path / "pyproject.toml").write_text('[tool.membound.lint]\nsizes = "sizes.toml"\n')
     assert main(["lint", "q.py"]) == 1
     capsys.readouterr()
     assert main(["lint", "q.py", "--add-noqa"]) == 0
@@ -191,13 +193,19 @@ def test_preview_variants_run_when_selected_by_full_code(
 ) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "books.py").write_text(OWNER)
-    assert main(["lint", "books.py"]) == 0
-    assert main(["lint", "books.py", "--select", "MB1"]) == 0  # a prefix is not explicit
-    assert main(["lint", "books.py", "--select", "MB101"]) == 1
-    assert main(["lint", "books.py", "--preview"]) == 1
+    hint = "books.py:4:24: MB101 hint: "
+
+    def hints(*args: str) -> str:
+        capsys.readouterr()
+        assert main(["lint", "books.py", "--hints", *args]) == 0  # a hint fails nothing
+        return capsys.readouterr().out
+
+    assert hint not in hints()
+    assert hint not in hints("--select", "MB1")  # a prefix is not explicit
+    assert hint in hints("--select", "MB101")
+    assert hint in hints("--preview")
     (tmp_path / "pyproject.toml").write_text("[tool.membound.lint]\npreview = true\n")
-    assert main(["lint", "books.py"]) == 1
-    capsys.readouterr()
+    assert hint in hints()
 
 
 def _tree(tmp_path: Path, settings: str) -> Path:
@@ -225,7 +233,7 @@ def _found(root: Path, capsys: pytest.CaptureFixture[str]) -> set[tuple[str, str
 def test_tests_and_migrations_have_their_own_defaults(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    root = _tree(tmp_path, 'select = ["MB"]\npreview = true')
+    root = _tree(tmp_path, 'select = ["MB"]\npreview = true\nlarge-models = ["Book"]')
     assert _found(root, capsys) == {
         ("app/jobs.py", "MB101"),
         ("app/jobs.py", "MB301"),
@@ -236,11 +244,14 @@ def test_tests_and_migrations_have_their_own_defaults(
 def test_per_file_ignores_replaces_and_extend_adds(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    root = _tree(tmp_path, "preview = true\n[tool.membound.lint.per-file-ignores]\n")
+    root = _tree(
+        tmp_path, 'preview = true\nlarge-models = ["Book"]\n[tool.membound.lint.per-file-ignores]\n'
+    )
     assert len(_found(root, capsys)) == 8  # no defaults: every file, both rules
     root = _tree(
         tmp_path,
-        'preview = true\n[tool.membound.lint.extend-per-file-ignores]\n"app/jobs.py" = ["MB3"]',
+        'preview = true\nlarge-models = ["Book"]\n'
+        '[tool.membound.lint.extend-per-file-ignores]\n"app/jobs.py" = ["MB3"]',
     )
     assert _found(root, capsys) == {("app/jobs.py", "MB101"), ("app/migrations/0002.py", "MB101")}
 

@@ -262,6 +262,7 @@ def test_json_lists_files_that_could_not_be_parsed(
         "noqa_row": None,
         "fix": None,
         "url": None,
+        "kind": "error",
     }
     assert json.loads((project / "also.json").read_text()) == data
     # Every input failed: exit 2, and the JSON still says why.

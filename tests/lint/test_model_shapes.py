@@ -175,11 +175,13 @@ def _expected(root: Path) -> set[tuple[str, int]]:
 
 
 def _found(root: Path, config: LintConfig | None = None) -> set[tuple[str, int]]:
+    """The loads reported, as findings or as hints (without sizes nothing shows a table is
+    big: what the shapes decide is whether a load is reported at all)."""
     result = lint_paths([str(root)], config or LintConfig())
     assert not result.errors
     return {
         (str(Path(f.filename).relative_to(root)), f.row)
-        for f in result.findings
+        for f in (*result.findings, *result.hints)
         if f.code in ("MB101", "MB102")
     }
 
@@ -221,18 +223,18 @@ def test_the_cli_and_a_newer_grammar_file_agree(django_tree: Path) -> None:
     newer = django_tree / "shop/management/commands/dump312.py"
     newer.write_text("type Codes = list[str]\n" + command.read_text())
     done = subprocess.run(
-        [sys.executable, "-m", "membound", "lint", "--select", "MB101", "shop"],
+        [sys.executable, "-m", "membound", "lint", "--select", "MB101", "--hints", "shop"],
         cwd=django_tree,
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
-    assert 1 == done.returncode, done.stderr
+    assert 0 == done.returncode, done.stderr  # hints only: nothing shows a table is big
     rows = {
         (line.split(":")[0], int(line.split(":")[1]))
         for line in done.stdout.splitlines()
-        if ": MB101 " in line
+        if ": MB101 hint: " in line
     }
     commands = {(p, r) for p, r in before if "0002" not in p}
     shifted = {("shop/management/commands/dump312.py", r + 1) for p, r in commands}

@@ -47,6 +47,7 @@ def test_json_uses_ruff_field_names(tmp_path: Path) -> None:
         "noqa_row": 2,
         "fix": None,
         "url": "docs/rules/MB301.md",
+        "kind": "finding",
     } == {k: v for k, v in first.items() if k != "message"}
     assert "lru_cache(maxsize=N)" in first["message"]
 

@@ -8,8 +8,8 @@ Modules: ``engine`` (runs the rules over files), ``reading`` (reads a file safel
 (``--fix``, ``--diff``, ``--add-noqa``); table sizes as evidence: ``sizes`` (where they come
 from), ``db_sizes`` (a database's statistics), ``tables`` (which table a query reads),
 ``model_shape`` (what a model's definition bounds) and ``evidence`` (small, big or unknown);
-``newer_python`` lints files written for a newer Python in that Python (its child is
-``_newer_child``).
+``call_graph`` (the functions that run as batch jobs, through calls); ``newer_python`` lints
+files written for a newer Python in that Python (its child is ``_newer_child``).
 
 The command-line interface (``membound lint``) is the product; these names are for the CLI, the
 tests and anyone embedding the checker.

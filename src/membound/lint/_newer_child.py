@@ -15,6 +15,7 @@ def _main() -> None:
     stub = types.ModuleType("membound")
     stub.__path__ = [package]
     sys.modules["membound"] = stub
+    from membound.lint.call_graph import CallGraph
     from membound.lint.config import LintConfig
     from membound.lint.engine import lint_source, read_source
     from membound.lint.evidence import Evidence
@@ -34,7 +35,8 @@ def _main() -> None:
             for path, (unique, plain, identified, fields) in e["shapes"].items()
         }
         tables = ModelTables(e["by_path"], shapes, e["modules"])
-        evidence = Evidence(sizes, tables, e["small_table_rows"])
+        calls = CallGraph(e.get("batch", {}), e.get("batch_modules", {}))
+        evidence = Evidence(sizes, tables, e["small_table_rows"], calls=calls)
     out: list[dict[str, object]] = []
     for item in job["files"]:
         path = item["path"]

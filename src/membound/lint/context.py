@@ -438,8 +438,11 @@ class ModuleContext:
             return "large"
         return None
 
-    def finding(self, code: str, node: ast.AST, message: str, fix: Fix | None = None) -> Finding:
-        """Build a finding located at ``node`` (columns converted from bytes to characters)."""
+    def finding(
+        self, code: str, node: ast.AST, message: str, fix: Fix | None = None, kind: str = "finding"
+    ) -> Finding:
+        """Build a finding (or, with ``kind="hint"``, a hint) located at ``node`` (columns
+        converted from bytes to characters)."""
         row = getattr(node, "lineno", 1)
         col = getattr(node, "col_offset", 0)
         end_row = getattr(node, "end_lineno", None) or row
@@ -455,6 +458,7 @@ class ModuleContext:
             end_row=end_row,
             end_column=self._char_col(end_row, end_col) + 1,
             fix=fix,
+            kind=kind,
         )
 
     def edit(self, node: ast.AST, content: str) -> Edit:

@@ -23,6 +23,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 
+from membound.lint.call_graph import CallIndex
 from membound.lint.config import LintConfig
 from membound.lint.context import ModuleContext
 from membound.lint.evidence import Evidence
@@ -32,7 +33,7 @@ from membound.lint.newer_python import relint_with_newer
 from membound.lint.reading import Unreadable, read_limited
 from membound.lint.rules import RULES
 from membound.lint.sizes import TableSizes
-from membound.lint.tables import index_models
+from membound.lint.tables import index_models, module_path
 
 __all__ = [
     "EXCLUDED_DIRS",
@@ -177,7 +178,7 @@ def lint_source(
         evidence: Table sizes and the model → table map (``--db``/``--sizes``).
 
     Returns:
-        The findings after ``noqa``, sorted by position.
+        The findings and hints (``Finding.kind``) after ``noqa``, sorted by position.
 
     Raises:
         SyntaxError: The source does not parse.
@@ -352,6 +353,12 @@ def _lint_many(
     return [lint_file(p, config) for p in paths]
 
 
+#: An identifier of the code linted (the words a sizes file's names are looked for among).
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
+#: Names of a sizes file listed in the warning about names that match nothing.
+_NAMES_SHOWN = 20
+
+
 def kept(files: Sequence[str], paths: Sequence[str], config: LintConfig) -> list[str]:
     """``files`` less those the configuration excludes; a file named in ``paths`` is kept."""
     if not config.exclude:
@@ -369,14 +376,24 @@ def with_evidence(config: LintConfig, files: Sequence[str], paths: Sequence[str]
     folders = [p for p in paths if os.path.isdir(p)]
     root = folders[0] if len(folders) == 1 else os.getcwd()
 
+    sizes = config.sizes if config.sizes is not None else TableSizes()
+    check_names = sizes.from_file and bool(sizes)
+    words: set[str] = set()
+    calls = CallIndex()
+
     def texts() -> Iterator[tuple[str, str]]:
         for path in files:
             read = read_source(path, config)
             if not isinstance(read, FileError):
-                yield path, read[0]
+                text = read[0]
+                if check_names:
+                    words.update(w.lower() for w in _WORD.findall(text))
+                calls.add(path, module_path(path, root), text)
+                yield path, text
 
-    sizes = config.sizes if config.sizes is not None else TableSizes()
-    evidence = Evidence(sizes, index_models(texts(), root), config.small_table_rows)
+    tables = index_models(texts(), root)
+    unmatched = Evidence.unmatched_names(sizes, tables, words) if check_names else ()
+    evidence = Evidence(sizes, tables, config.small_table_rows, unmatched, calls.graph())
     return dataclasses.replace(config, evidence=evidence)
 
 
@@ -392,7 +409,7 @@ def lint_paths(
             serialises it, so processes (not threads) are what scale.
 
     Returns:
-        Findings, per-file errors and counts.
+        Findings, hints, per-file errors and counts.
     """
     config = config or LintConfig()
     unlisted: list[FileError] = []
@@ -420,6 +437,7 @@ def lint_paths(
             again.get(e.filename, (f, e, c)) if e is not None else (f, e, c) for f, e, c in results
         ]
     findings: list[Finding] = []
+    hints: list[Finding] = []
     errors = unlisted
     checked = 0
     lines = 0
@@ -429,11 +447,23 @@ def lint_paths(
             continue
         checked += 1
         lines += count
-        findings.extend(file_findings)
+        for found in file_findings:
+            (hints if found.hint else findings).append(found)
     errors.sort(key=lambda e: e.filename)
+    notes: list[str] = []
+    unmatched = config.evidence.unmatched if config.evidence is not None else ()
+    if unmatched:
+        listed = ", ".join(unmatched[:_NAMES_SHOWN])
+        more = f" and {len(unmatched) - _NAMES_SHOWN} more" if len(unmatched) > _NAMES_SHOWN else ""
+        notes.append(
+            f"membound lint: warning: {len(unmatched)} name(s) of the sizes file match nothing "
+            f"in the code linted (a misspelling changes nothing): {listed}{more}"
+        )
     return LintResult(
         findings=tuple(sorted(findings)),
         errors=tuple(errors),
         files_checked=checked,
         lines_checked=lines,
+        hints=tuple(sorted(hints)),
+        notes=tuple(notes),
     )

@@ -1,11 +1,13 @@
-"""Sizes as the loading rules use them: the size of the table a query reads, and whether it
-is small, big or unknown (``lint/sizes.py`` says where sizes come from)."""
+"""What the whole project tells the rules of one file: the size of the table a query reads
+(small, big or unknown; ``lint/sizes.py`` says where sizes come from), the model → table map,
+and which functions run as batch jobs (``lint/call_graph.py``)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from membound.lint.call_graph import CallGraph
 from membound.lint.sizes import DEFAULT_SMALL_TABLE_ROWS, TableSizes, format_rows
 from membound.lint.tables import ModelTables, sql_tables
 
@@ -37,6 +39,29 @@ class Evidence:
     sizes: TableSizes
     tables: ModelTables
     small_table_rows: int = DEFAULT_SMALL_TABLE_ROWS
+    unmatched: tuple[str, ...] = ()
+    """Names of a sizes file that match nothing in the code linted (no model maps to the
+    table, no code names it; no model of that name)."""
+    calls: CallGraph | None = None
+    """The project's batch code: functions its entry points reach (``lint/call_graph.py``)."""
+
+    @staticmethod
+    def unmatched_names(sizes: TableSizes, tables: ModelTables, words: set[str]) -> tuple[str, ...]:
+        """The tables and models of ``sizes`` that match nothing: ``words`` are the
+        identifiers of the code linted (lower case)."""
+        mapped = {t.lower() for t in tables.by_path.values()}
+        out = [
+            name
+            for name in sizes.tables
+            if (bare := name.lower().rsplit(".", 1)[-1].strip('"`[]')) not in mapped
+            and bare not in words
+        ]
+        for name in sizes.models:
+            last = name.rsplit(".", 1)[-1]
+            known = any(p == name or p.endswith("." + name) for p in tables.by_path)
+            if not known and last.lower() not in words:
+                out.append(name)
+        return tuple(sorted(out))
 
     def sized(self, rows: int, table: str) -> TableSize:
         """``rows`` of ``table`` judged against the threshold."""
@@ -47,7 +72,7 @@ class Evidence:
         """The size of the table of the model written ``name`` (imported as ``qualified``)."""
         rows = self.sizes.model_rows(qualified or name)
         if rows is not None:
-            return self.sized(rows, name)
+            return self.sized(rows, name.rsplit(".", 1)[-1])
         table = self.tables.table_of(qualified, name)
         if table is None:
             return None

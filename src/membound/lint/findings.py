@@ -72,11 +72,20 @@ class Finding:
     """1-based column just past the end of the flagged expression."""
     fix: Fix | None = field(default=None, compare=False)
     """A rewrite that removes the finding, when one is known to be valid for this code."""
+    kind: str = field(default="finding", compare=False)
+    """``"finding"``, or ``"hint"``: a load of a whole table that nothing shows to be big (no
+    size for its table, no ``large-models`` entry, nothing in the code): listed apart, never
+    counted as a finding and never failing the run (``--hints`` shows them)."""
 
     @property
     def url(self) -> str:
         """The rule's documentation page (relative to the repository root)."""
         return f"{DOCS_BASE}{self.code}.md"
+
+    @property
+    def hint(self) -> bool:
+        """Whether this is a hint, not a finding."""
+        return self.kind == "hint"
 
 
 @dataclass(frozen=True)
@@ -144,6 +153,19 @@ class LintResult:
     """Files that were parsed and checked."""
     lines_checked: int
     """Lines in the files that were checked (for throughput figures)."""
+    hints: tuple[Finding, ...] = ()
+    """Whole-table loads not judged (no evidence that their tables are big), sorted: never
+    findings, never in the exit code; empty when they are not to be shown (``--hints``)."""
+    hints_not_shown: int = 0
+    """Hints counted but left out of :attr:`hints` (the summary line still counts them)."""
+    notes: tuple[str, ...] = ()
+    """Warnings about the run's settings, one line each (a sizes file's names that match
+    nothing in the code linted)."""
+
+    @property
+    def hint_count(self) -> int:
+        """Every hint of the run, shown or not."""
+        return len(self.hints) + self.hints_not_shown
 
     @property
     def all_failed(self) -> bool:

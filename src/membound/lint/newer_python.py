@@ -96,6 +96,8 @@ def _job(paths: Sequence[str], config: LintConfig, all_codes: Sequence[str]) -> 
                 for path, shape in e.tables.shapes.items()
             },
             "small_table_rows": e.small_table_rows,
+            "batch": e.calls.batch if e.calls is not None else {},
+            "batch_modules": e.calls.modules if e.calls is not None else {},
         }
     settings = {
         "streaming_calls": list(config.extend_streaming_calls),

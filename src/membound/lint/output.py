@@ -19,6 +19,8 @@ from membound.lint.rules import RULES, RULES_BY_CODE
 
 __all__ = [
     "FORMATS",
+    "GIVE_SIZES",
+    "hints_line",
     "render",
     "render_errors",
     "render_github",
@@ -32,8 +34,29 @@ __all__ = [
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 
 
+#: How to turn hints into findings or silence them: evidence of the tables' sizes.
+GIVE_SIZES = (
+    "give table sizes (`--db URL`, `--sizes FILE`) or name big models in `large-models` "
+    "(small ones in `small-models`)"
+)
+
+
+def hints_line(result: LintResult) -> str | None:
+    """The one line that counts the hints: loads not judged, and how to judge them."""
+    n = result.hint_count
+    if not n:
+        return None
+    loads = "load" if n == 1 else "loads"
+    where = "listed above" if result.hints else "`--hints` lists them"
+    return (
+        f"{n} whole-table {loads} not judged (hints: nothing shows the table is big; {where}): "
+        f"{GIVE_SIZES}."
+    )
+
+
 def render_text(result: LintResult) -> str:
-    """``path:row:col: CODE message`` per finding, then a summary line (ruff's concise style)."""
+    """``path:row:col: CODE message`` per finding, then a summary line (ruff's concise style);
+    the hints in a section of their own when they are shown, and a line counting them."""
     out = [f"{f.filename}:{f.row}:{f.column}: {f.code} {f.message}" for f in result.findings]
     count = len(result.findings)
     if count:
@@ -53,6 +76,15 @@ def render_text(result: LintResult) -> str:
         )
     elif not count and result.files_checked:
         out.append("All checks passed!")
+    if result.hints:
+        out.append("")
+        out.append("Hints (not findings: nothing shows these tables are big):")
+        out += [
+            f"{f.filename}:{f.row}:{f.column}: {f.code} hint: {f.message}" for f in result.hints
+        ]
+    said = hints_line(result)
+    if said:
+        out.append(said)
     # Nothing checked and nothing found (every input was MB000): no stray empty line.
     return "".join(line + "\n" for line in out)
 
@@ -63,8 +95,9 @@ def render_errors(result: LintResult) -> str:
 
 
 def to_dicts(result: LintResult) -> list[dict[str, Any]]:
-    """Findings and ``MB000`` file errors as dicts with ruff's JSON field names (plus ``name``,
-    the rule's name), sorted by file and position.
+    """Findings, hints and ``MB000`` file errors as dicts with ruff's JSON field names (plus
+    ``name``, the rule's name, and ``kind``: ``finding``, ``hint`` or ``error``), sorted by file
+    and position.
 
     A file error has the same fields as a finding: ``end_location`` is its ``location``, and
     ``name``, ``noqa_row`` (it cannot be silenced) and ``url`` are null.
@@ -82,9 +115,10 @@ def to_dicts(result: LintResult) -> list[dict[str, Any]]:
                 "noqa_row": f.row,
                 "fix": _fix_dict(f),
                 "url": f.url,
+                "kind": f.kind,
             },
         )
-        for f in result.findings
+        for f in (*result.findings, *result.hints)
     ]
     rows.extend(
         (
@@ -99,6 +133,7 @@ def to_dicts(result: LintResult) -> list[dict[str, Any]]:
                 "noqa_row": None,
                 "fix": None,
                 "url": None,
+                "kind": "error",
             },
         )
         for e in result.errors
@@ -140,7 +175,8 @@ def _escape_property(text: str) -> str:
 
 
 def render_github(result: LintResult) -> str:
-    """GitHub Actions annotations: ``::warning file=…,line=…,col=…,title=MB201::message``."""
+    """GitHub Actions annotations: ``::warning file=…,line=…,col=…,title=MB201::message``
+    (hints as ``::notice``)."""
     out = []
     for f in result.findings:
         props = (
@@ -148,6 +184,12 @@ def render_github(result: LintResult) -> str:
             f"endLine={f.end_row},endColumn={f.end_column},title={f.code}"
         )
         out.append(f"::warning {props}::{_escape_data(f'{f.code} {f.message}')}")
+    for f in result.hints:
+        props = (
+            f"file={_escape_property(f.filename)},line={f.row},col={f.column},"
+            f"endLine={f.end_row},endColumn={f.end_column},title={f.code} (hint)"
+        )
+        out.append(f"::notice {props}::{_escape_data(f'{f.code} hint: {f.message}')}")
     for e in result.errors:
         props = f"file={_escape_property(e.filename)},line={e.row},col={e.column},title=MB000"
         out.append(f"::error {props}::{_escape_data(e.message)}")
@@ -211,8 +253,11 @@ def render_sarif(result: LintResult, version: str = "0") -> str:
         {
             "ruleId": f.code,
             "ruleIndex": index[f.code],
-            "level": "warning",
+            # A hint asks for a person's look (SARIF's "review"), at no level: not a failure.
+            "kind": "review" if f.hint else "fail",
+            "level": "none" if f.hint else "warning",
             "message": {"text": f.message},
+            "properties": {"kind": f.kind},
             "locations": [
                 _sarif_location(
                     f.filename,
@@ -225,7 +270,7 @@ def render_sarif(result: LintResult, version: str = "0") -> str:
                 )
             ],
         }
-        for f in result.findings
+        for f in (*result.findings, *result.hints)
     ]
     notifications = [
         {
@@ -265,10 +310,20 @@ def render_sarif(result: LintResult, version: str = "0") -> str:
 
 
 def render_statistics(result: LintResult) -> str:
-    """Findings counted per rule, most frequent first (ruff's ``--statistics``)."""
-    counts = Counter(f.code for f in result.findings)
+    """Findings counted per rule, most frequent first (ruff's ``--statistics``); then the
+    hints so counted, when they are shown, and the line that counts them."""
+    out = _counted(Counter(f.code for f in result.findings), "")
+    if result.hints:
+        out += _counted(Counter(f.code for f in result.hints), " (hints)")
+    said = hints_line(result)
+    return out + (f"{said}\n" if said else "")
+
+
+def _counted(counts: Counter[str], what: str) -> str:
     rows = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-    return "".join(f"{count:>5}\t{code}\t{RULES_BY_CODE[code].name}\n" for code, count in rows)
+    return "".join(
+        f"{count:>5}\t{code}\t{RULES_BY_CODE[code].name}{what}\n" for code, count in rows
+    )
 
 
 FORMATS: dict[str, Callable[[LintResult], str]] = {

@@ -119,6 +119,7 @@ def rewrite_paths(
             errors.append(findings)
             continue
         checked += 1
+        findings = [f for f in findings if not f.hint]  # a hint is not a finding to silence
         if mode == "noqa":
             after, count = add_noqa(before, findings)
             left: list[Finding] = []
@@ -126,7 +127,7 @@ def rewrite_paths(
 
             def lint(text: str, path: str = path) -> list[Finding]:
                 found = lint_text(text, path, config)
-                return [] if isinstance(found, FileError) else found
+                return [] if isinstance(found, FileError) else [f for f in found if not f.hint]
 
             after, applied = apply_fixes(before, lint, unsafe=unsafe, first=findings)
             count = len(applied)

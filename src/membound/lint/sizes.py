@@ -70,6 +70,10 @@ class TableSizes:
     source: str = ""
     capped: frozenset[str] = frozenset()
     """Tables counted up to a cap that they reached: at least their count."""
+    from_file: bool = False
+    """Written by a person or a tool into a sizes file (not read from a database now): its
+    names are checked against the code linted, so that a misspelling does not silently
+    change nothing."""
 
     def table_rows(self, name: str) -> int | None:
         """Rows of table ``name`` (bare or ``schema.name``; quotes dropped), or None."""
@@ -155,6 +159,7 @@ def read_sizes_file(path: str | os.PathLike[str]) -> TableSizes:
         _counts(parsed.get("tables", {}), "tables", name),
         _counts(parsed.get("models", {}), "models", name),
         Path(name).name,
+        from_file=True,
     )
 
 

@@ -5,8 +5,11 @@ define models (a ``models.py``, a ``models/`` package, or a file whose text name
 ``__tablename__``, ``db_table`` or ``Table(``) are parsed and every model class is mapped:
 
 * **Django**: ``Meta.db_table``, else ``app_label_modelname`` in lower case (``Meta.app_label``,
-  else the app's package: ``billing/models.py`` → ``billing``). Abstract models have no table;
-  proxy models read their parent's, which is not followed (their size is unknown). Classes in
+  else the label of the app's ``AppConfig`` in its ``apps.py`` — ``label = "core"`` for the
+  package ``pulpcore/app`` —, else the app's package: ``billing/models.py`` → ``billing``).
+  Abstract models have no table; a proxy model reads its parent's (in its module, or the one
+  model of that name). The frameworks' own models map to their tables
+  (:data:`FRAMEWORK_TABLES`: ``auth_user``, ``django_session``...). Classes in
   ``if``/``try`` blocks at module level count (django-oscar defines its models so), and in a
   models file any class with a base is taken for a model: one that is not maps to a table
   no sizes file names.
@@ -33,7 +36,7 @@ from collections.abc import Iterable, Mapping
 
 from membound.lint.model_shape import FRAMEWORK_LOOKUPS, ModelShape, shape_of
 
-__all__ = ["ModelTables", "index_models", "sql_tables"]
+__all__ = ["FRAMEWORK_TABLES", "ModelTables", "index_models", "module_path", "sql_tables"]
 
 _MARKERS = ("__tablename__", "db_table", "Table(", "models.Model", "Model)")
 _SQL_NAME = r'(?:"[^"]+"|`[^`]+`|\[[^\]]+\]|[A-Za-z_][\w$]*)'
@@ -109,7 +112,8 @@ class ModelTables:
         return self._shape_by_name.get(name)
 
 
-def _module_path(path: str, root: str) -> str:
+def module_path(path: str, root: str) -> str:
+    """The dotted module path of the file ``path``, counted from the folder ``root``."""
     rel = os.path.relpath(path, root) if root else path
     words = os.path.splitext(rel)[0].replace(os.sep, "/").split("/")
     parts = [p for p in words if p not in ("", ".")]
@@ -171,8 +175,67 @@ def _django_base(cls: ast.ClassDef, models_here: set[str]) -> bool:
     return False
 
 
+#: The frameworks' own models and the tables they live in (what ``get_user_model()`` gives
+#: unless the project swaps it, and what a sizes file written from a database names).
+FRAMEWORK_TABLES = {
+    "django.contrib.auth.models.User": "auth_user",
+    "django.contrib.auth.models.Group": "auth_group",
+    "django.contrib.auth.models.Permission": "auth_permission",
+    "django.contrib.contenttypes.models.ContentType": "django_content_type",
+    "django.contrib.sessions.models.Session": "django_session",
+    "django.contrib.admin.models.LogEntry": "django_admin_log",
+    "django.contrib.sites.models.Site": "django_site",
+}
+
+
+def _app_configs(tree: ast.Module, package: str) -> dict[str, str]:
+    """``AppConfig`` subclasses in an ``apps.py``: the package they configure → its label
+    (``label = "core"``, else the last part of ``name``). The package is the file's own
+    (``pulpcore/app/apps.py`` configures ``pulpcore.app``), which is where its models are
+    found, whatever dotted ``name`` it gives."""
+    found: dict[str, str] = {}
+    for cls in _module_classes(tree.body):
+        bases = {
+            b.attr if isinstance(b, ast.Attribute) else getattr(b, "id", "") for b in cls.bases
+        }
+        if not any(name.endswith("AppConfig") for name in bases):
+            continue
+        own = _assigned(cls.body)
+        label = _string(own.get("label"))
+        name = _string(own.get("name"))
+        if label is None and name is not None:
+            label = name.rsplit(".", 1)[-1]
+        if label:
+            found[package] = label
+    return found
+
+
+def _label_of(module: str, labels: Mapping[str, str], path: str = "") -> str:
+    """The app label of a models module: its package's ``AppConfig`` label, the longest such
+    package first, else Django's default, the app package's own name: the folder that holds
+    ``models.py`` or the ``models/`` package (read from ``path``, so that linting the app's
+    folder itself keeps it), else the package before ``models`` in the module path."""
+    parts = module.split(".")
+    for end in range(len(parts) - 1, 0, -1):
+        label = labels.get(".".join(parts[:end]))
+        if label is not None:
+            return label
+    folders = os.path.abspath(path).replace(os.sep, "/").split("/")[:-1] if path else []
+    if "models" in folders[1:]:
+        return folders[len(folders) - 1 - folders[::-1].index("models") - 1]
+    if folders and path.endswith("models.py"):
+        return folders[-1]
+    return _app_label(module)
+
+
 def _tables_in(
-    tree: ast.Module, module: str, django: bool, models_file: bool
+    tree: ast.Module,
+    module: str,
+    django: bool,
+    models_file: bool,
+    labels: Mapping[str, str] | None = None,
+    proxies: dict[str, str] | None = None,
+    path: str = "",
 ) -> tuple[dict[str, str], dict[str, ModelShape]]:
     found: dict[str, str] = {}
     shapes: dict[str, ModelShape] = {}
@@ -199,15 +262,26 @@ def _tables_in(
         if not django or not (candidate or _django_base(cls, django_classes) or "db_table" in meta):
             continue
         django_classes.add(cls.name)
-        if _constant_true(meta.get("abstract")) or _constant_true(meta.get("proxy")):
+        if _constant_true(meta.get("abstract")):
+            continue
+        if _constant_true(meta.get("proxy")):
+            # A proxy reads its parent's table: resolved once every model is known.
+            parent = next((_base_name(b) for b in cls.bases if _base_name(b)), None)
+            if parent is not None and proxies is not None:
+                proxies[f"{module}.{cls.name}"] = parent
             continue
         table = _string(meta.get("db_table"))
         if table is None:
-            label = _string(meta.get("app_label")) or _app_label(module)
+            label = _string(meta.get("app_label")) or _label_of(module, labels or {}, path)
             table = f"{label}_{cls.name}".lower()
         found[f"{module}.{cls.name}"] = table
         shapes[f"{module}.{cls.name}"] = shape
     return found, shapes
+
+
+def _base_name(base: ast.expr) -> str | None:
+    name = base.attr if isinstance(base, ast.Attribute) else getattr(base, "id", None)
+    return name if isinstance(name, str) and name not in ("Model", "object") else None
 
 
 def _module_classes(body: list[ast.stmt]) -> list[ast.ClassDef]:
@@ -233,14 +307,15 @@ def _constant_true(node: ast.AST | None) -> bool:
 
 def index_models(files: Iterable[tuple[str, str]], root: str) -> ModelTables:
     """Map the models defined in ``files`` (``(path, text)`` pairs) to their tables; ``root``
-    is the folder module paths are counted from."""
-    by_path: dict[str, str] = {}
-    shapes: dict[str, ModelShape] = {}
-    modules: dict[str, str] = {}
+    is the folder module paths are counted from. App labels come from the ``AppConfig``
+    classes of ``apps.py`` files; a proxy model reads its parent's table."""
+    parsed: list[tuple[str, str, ast.Module, bool, bool]] = []
+    labels: dict[str, str] = {}
     for path, text in files:
         norm = path.replace(os.sep, "/")
         models_file = norm.endswith("/models.py") or "/models/" in norm or norm == "models.py"
-        if not models_file and not any(marker in text for marker in _MARKERS):
+        config_file = norm.endswith("/apps.py") and "AppConfig" in text
+        if not models_file and not config_file and not any(m in text for m in _MARKERS):
             continue
         try:
             with warnings.catch_warnings():
@@ -248,11 +323,26 @@ def index_models(files: Iterable[tuple[str, str]], root: str) -> ModelTables:
                 tree = ast.parse(text, filename=path)
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             continue  # the lint run itself reports the file
-        django = "django" in text or models_file
-        module = _module_path(path, root)
-        tables, found = _tables_in(tree, module, django, models_file)
+        module = module_path(path, root)
+        if config_file:
+            labels.update(_app_configs(tree, module.rsplit(".", 1)[0] if "." in module else ""))
+        parsed.append((path, module, tree, "django" in text or models_file, models_file))
+    by_path: dict[str, str] = dict(FRAMEWORK_TABLES)
+    shapes: dict[str, ModelShape] = {}
+    modules: dict[str, str] = {}
+    proxies: dict[str, str] = {}
+    for path, module, tree, django, models_file in parsed:
+        tables, found = _tables_in(tree, module, django, models_file, labels, proxies, path)
         if tables:
             modules[path] = module
         by_path.update(tables)
         shapes.update(found)
+    for proxy, parent in proxies.items():
+        module = proxy.rsplit(".", 1)[0]
+        table = by_path.get(f"{module}.{parent}")
+        if table is None:
+            same = {t for p, t in by_path.items() if p.rsplit(".", 1)[-1] == parent}
+            table = same.pop() if len(same) == 1 else None
+        if table is not None:
+            by_path[proxy] = table
     return ModelTables(by_path, shapes, modules)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import hashlib
 import io
 import json
@@ -35,6 +36,8 @@ from pathlib import Path
 
 from membound.lint import LintConfig, lint_paths
 from membound.lint.engine import DEFAULT_CODES
+from membound.lint.findings import Finding, LintResult
+from membound.lint.sizes import read_sizes_file
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[2]
@@ -59,6 +62,9 @@ class App:
     held_out: bool
     labels: str = "labels"
     """The folder of its labels, beside this file."""
+    sizes: str = ""
+    """A sizes file in that folder (``<name>-sizes.toml``) written from a judgement of a real
+    deployment; empty when there is none."""
 
     @property
     def archive(self) -> Path:
@@ -75,7 +81,13 @@ def apps(folder: str = "") -> list[App]:
     """The applications of the suite (or of the set in ``folder``: ``"unseen"``), in the order
     of its ``apps.json``; their labels are in ``labels/`` (or in that folder)."""
     data = json.loads((HERE / folder / "apps.json").read_text(encoding="utf-8"))
-    return [App(**entry, labels=folder or "labels") for entry in data["apps"]]
+    out = []
+    for entry in data["apps"]:
+        fields = {**entry, "labels": entry.get("labels", folder or "labels")}
+        sized = HERE / fields["labels"] / f"{entry['name']}-sizes.toml"
+        fields.setdefault("sizes", sized.name if sized.exists() else "")
+        out.append(App(**fields))
+    return out
 
 
 _FILES_HOST = "https://files.pythonhosted.org/packages/"
@@ -163,14 +175,33 @@ def load_labels(app: App) -> dict[Key, Label]:
     return out
 
 
-def findings(app: App, *, preview: bool = False) -> list[Key]:
-    """The findings of the default settings (or with preview) on ``app``, as label keys."""
+def findings(app: App, *, preview: bool = False, sizes: bool = False) -> list[Key]:
+    """The findings of the default settings (or with preview, or with the app's sizes file) on
+    ``app``, as label keys. Hints are not findings (``hints``)."""
+    return _keys(app, _lint(app, preview, sizes).findings)
+
+
+def hints(app: App, *, sizes: bool = False) -> list[Key]:
+    """The hints of the default settings (or with the app's sizes file) on ``app``."""
+    return _keys(app, _lint(app, False, sizes).hints)
+
+
+def _lint(app: App, preview: bool, sizes: bool) -> LintResult:
     root = fetch(app)
     config = LintConfig(root=root, preview=preview)
+    if sizes:
+        if not app.sizes:
+            raise RuntimeError(f"{app.name}: no sizes file")
+        config = dataclasses.replace(config, sizes=read_sizes_file(HERE / app.labels / app.sizes))
     result = lint_paths([str(root)], config)
     if result.errors:
         raise RuntimeError(f"{app.name}: files could not be checked: {result.errors[:3]}")
-    return [(Path(f.filename).relative_to(root).as_posix(), f.row, f.code) for f in result.findings]
+    return result
+
+
+def _keys(app: App, found: tuple[Finding, ...]) -> list[Key]:
+    root = app.root
+    return [(Path(f.filename).relative_to(root).as_posix(), f.row, f.code) for f in found]
 
 
 @dataclass
@@ -203,6 +234,13 @@ class Report:
     held_out: Score
     missed_true: list[tuple[str, Key]]
     unlabelled: list[tuple[str, Key]]
+    true_known: int = 0
+    """Findings labelled true, of the applications scored, by any run (the recall's base)."""
+
+    @property
+    def recall(self) -> float:
+        """The share of the findings labelled true that this run reports (1.0 with none)."""
+        return self.overall.true / self.true_known if self.true_known else 1.0
 
     def failures(self) -> list[str]:
         """Targets missed, one line each."""
@@ -221,17 +259,22 @@ class Report:
         return out
 
 
-def evaluate(chosen: list[App] | None = None, *, preview: bool = False) -> Report:
-    """Lint every app and score its findings against its labels."""
+def evaluate(
+    chosen: list[App] | None = None, *, preview: bool = False, sizes: bool = False
+) -> Report:
+    """Lint every app (with its sizes file when ``sizes``) and score its findings against its
+    labels."""
     by_rule: dict[str, Score] = {}
     overall = Score()
     by_app: dict[str, Score] = {}
     held = Score()
     missed: list[tuple[str, Key]] = []
     unlabelled: list[tuple[str, Key]] = []
+    true_known = 0
     for app in chosen or apps():
         labels = load_labels(app)
-        found = findings(app, preview=preview)
+        found = findings(app, preview=preview, sizes=sizes)
+        true_known += sum(1 for key, label in labels.items() if label.verdict)
         app_score = by_app.setdefault(app.name, Score())
         for key in found:
             label = labels.get(key)
@@ -253,7 +296,7 @@ def evaluate(chosen: list[App] | None = None, *, preview: bool = False) -> Repor
             for key, label in labels.items()
             if label.verdict and key not in seen and key[2] in DEFAULT_CODES
         )
-    return Report(by_rule, overall, by_app, held, missed, unlabelled)
+    return Report(by_rule, overall, by_app, held, missed, unlabelled, true_known)
 
 
 def table(report: Report) -> str:
@@ -274,11 +317,14 @@ def table(report: Report) -> str:
     return "\n".join(lines)
 
 
-def _todo(preview: bool, folder: str) -> int:
+def _todo(preview: bool, folder: str, sizes: bool) -> int:
     writer = csv.writer(sys.stdout, delimiter="\t", lineterminator="\n")
     for app in apps(folder):
         labels = load_labels(app)
-        for key in findings(app, preview=preview):
+        keys = findings(app, preview=preview)
+        if sizes and app.sizes:
+            keys += findings(app, sizes=True)
+        for key in dict.fromkeys(keys):
             if key not in labels:
                 writer.writerow([app.name, *key, "?", ""])
     return 0
@@ -290,12 +336,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--todo", action="store_true", help="print findings with no label")
     parser.add_argument("--preview", action="store_true", help="with preview rules and variants")
     parser.add_argument("--unseen", action="store_true", help="the applications of unseen/")
+    parser.add_argument("--heldout", action="store_true", help="the applications of heldout/")
+    parser.add_argument("--sizes", action="store_true", help="with each app's sizes file")
     args = parser.parse_args(argv)
-    folder = "unseen" if args.unseen else ""
+    folder = "unseen" if args.unseen else "heldout" if args.heldout else ""
     if args.todo:
-        return _todo(args.preview, folder)
-    report = evaluate(apps(folder), preview=args.preview)
-    if args.unseen:
+        return _todo(args.preview, folder, args.sizes)
+    chosen = [a for a in apps(folder) if a.sizes or not args.sizes]
+    report = evaluate(chosen, preview=args.preview, sizes=args.sizes)
+    if args.sizes:
+        print(f"recall with sizes: {report.overall.true} of {report.true_known} true findings")
+    if args.unseen or args.heldout:
         for name, score in report.by_app.items():
             print(f"{name}: {score.true} of {score.total} true ({score.precision:.1%})")
     print(table(report))

@@ -15,7 +15,9 @@ def report() -> suite.Report:
 
 
 def test_default_rules_meet_the_precision_targets(report: suite.Report) -> None:
-    assert report.overall.total >= 50, "too few findings for a precision figure"
+    # A whole-table load without evidence that the table is big is a hint, not a finding
+    # (issue 38): the default findings are fewer, and must be right.
+    assert report.overall.total >= 20, "too few findings for a precision figure"
     assert report.failures() == [], suite.table(report)
 
 

@@ -133,6 +133,13 @@ def _config(
 @click.option("--exit-zero", is_flag=True, help="Exit with 0 even when there are findings.")
 @click.option("--statistics", is_flag=True, help="Show the number of findings per rule.")
 @click.option(
+    "--hints",
+    "show_hints",
+    is_flag=True,
+    help="List the hints too: whole-table loads nothing shows to be big (never findings, never "
+    "in the exit code; without this flag one line counts them).",
+)
+@click.option(
     "--config",
     "config_path",
     type=click.Path(),
@@ -221,6 +228,7 @@ def command(
     fmt: str,
     exit_zero: bool,
     statistics: bool,
+    show_hints: bool,
     config_path: str | None,
     isolated: bool,
     output_file: str | None,
@@ -246,8 +254,9 @@ def command(
     MB104 dataframe-without-chunks          MB302 memoized-query-result
     MB401 resource-per-call                 MB402 loop-invariant-deepcopy (preview)
     MB501 full-rows-for-one-column
-    MB101/MB102 report in batch jobs (migrations, commands, tasks, scripts)
-    by default; --preview adds the preview rules and variants.
+    A load of a whole table is a finding only with evidence that the table is big
+    (--db, --sizes, large-models, or the code writing every row it loads); without
+    it, a hint (--hints lists them). --preview adds the preview rules and variants.
 
     Silence one line with "# noqa: MB201", a whole file with a line "# membound: noqa";
     --add-noqa writes those comments for every current finding. --fix applies the safe fixes,
@@ -275,6 +284,8 @@ def command(
             output_file=output_file,
         )
     result = lint_paths(inputs, config, jobs=jobs or os.cpu_count() or 1)
+    if not show_hints:
+        result = dataclasses.replace(result, hints=(), hints_not_shown=len(result.hints))
     if statistics:
         report = render_statistics(result)
     elif fmt == "sarif":
@@ -290,6 +301,8 @@ def command(
         click.echo(report, nl=False)
     if json_path:
         files.write(json_path, _encoded(render_json(result)))
+    for note in result.notes:
+        click.echo(note, err=True)
     if fmt != "github" and result.errors:
         click.echo(render_errors(result), err=True, nl=False)
     files.finish(say=False)  # quiet on success, as linters are

@@ -7,7 +7,7 @@ import ast
 from collections.abc import Sequence
 
 from membound.lint.context import ModuleContext
-from membound.lint.expression_chains import Link
+from membound.lint.expression_chains import Link, dotted
 from membound.lint.model_shape import FRAMEWORK_LOOKUP_LABELS, ModelShape
 from membound.lint.rules._owners import equalities, memberships
 
@@ -23,14 +23,37 @@ __all__ = [
 MANAGERS = frozenset({"objects", "_default_manager", "_base_manager"})
 
 
+#: Calls that give the project's user model (Django's swappable ``AUTH_USER_MODEL``).
+_USER_MODEL_CALLS = frozenset({"get_user_model"})
+_DEFAULT_USER = "django.contrib.auth.models.User"
+
+
 def model_name(ctx: ModuleContext, chain: Sequence[Link]) -> str | None:
-    """The class name of the model a query chain loads, when it is written there."""
+    """The class name of the model a query chain loads, when it is written there: ``Invoice``
+    (``Invoice.objects``), a dotted path when reached through a module (``models.Domain.objects``
+    with ``from pulpcore.app import models``: ``pulpcore.app.models.Domain``), Django's user
+    model for ``get_user_model().objects``."""
     if (
         chain
         and chain[0].kind == "name"
         and any(link.kind == "attr" and link.name in MANAGERS for link in chain[1:2])
     ):
         return chain[0].name
+    for i in range(1, len(chain) - 1):
+        if chain[i + 1].kind == "attr" and chain[i + 1].name in MANAGERS:
+            if chain[i].kind == "attr" and all(c.kind in ("name", "attr") for c in chain[:i]):
+                return ctx.qualify(chain[i].node) or dotted(chain[i].node)
+            if chain[i].kind == "func" and chain[i].name in _USER_MODEL_CALLS:
+                return _DEFAULT_USER
+            break
+    if (
+        len(chain) > 1
+        and chain[0].kind == "func"
+        and chain[0].name in _USER_MODEL_CALLS
+        and chain[1].kind == "attr"
+        and chain[1].name in MANAGERS
+    ):
+        return _DEFAULT_USER
     for link in chain:
         if link.kind == "method" and link.name == "query" and isinstance(link.node, ast.Call):
             args = link.node.args

@@ -45,6 +45,9 @@ _OWNERS = frozenset(
 
 
 _KEY_NAMES = frozenset({"id", "pk", "uuid", "uid", "key"})
+#: Names of the object a method or a handler works on: a relation filtered to it selects that
+#: object's rows.
+_THE_OBJECT = frozenset({"self", "obj", "instance", "object", "parent", "owner"})
 
 
 def _bind_name(expr: ast.AST) -> str | None:
@@ -146,6 +149,8 @@ def _owner_match(field: str, value: ast.AST) -> bool:
     base = _strip_key(field)
     if base in _OWNERS or base.rsplit("_", 1)[-1] in _OWNERS:
         return True
+    if isinstance(value, ast.Name) and value.id in _THE_OBJECT and not shared_attribute(field):
+        return True  # ``filter(cable=self)``: the rows that belong to the object in hand
     named = last_name(value)
     if named is None or not base:
         return False

@@ -106,6 +106,13 @@ def _distinct_shared_values(chain: list[Link]) -> bool:
         return False
     for link in chain:
         call = link.node
+        if link.kind == "method" and link.name == "distinct" and isinstance(call, ast.Call):
+            # ``.distinct("pulp_type")`` (PostgreSQL's DISTINCT ON): a row per value
+            words = [a.value for a in call.args if isinstance(a, ast.Constant)]
+            if call.args and len(words) == len(call.args):
+                return all(isinstance(w, str) and shared_attribute(w) for w in words)
+    for link in chain:
+        call = link.node
         if link.kind != "method" or not isinstance(call, ast.Call) or not call.args:
             continue
         if link.name in ("values", "values_list"):
@@ -120,6 +127,28 @@ def _distinct_shared_values(chain: list[Link]) -> bool:
     return False
 
 
+def _ranked(chain: list[Link]) -> bool:
+    """``.annotate(rank=Window(Rank(), …)).filter(rank__lte=5)``: the first few rows of each
+    partition, a top-N per group, not the table."""
+    windows: set[str] = set()
+    for link in chain:
+        call = link.node
+        if link.kind != "method" or not isinstance(call, ast.Call):
+            continue
+        if link.name == "annotate":
+            for kw in call.keywords:
+                value = kw.value
+                if kw.arg and isinstance(value, ast.Call) and last_name(value.func) == "Window":
+                    windows.add(kw.arg)
+        elif link.name == "filter" and windows:
+            for kw in call.keywords:
+                name, _, lookup = (kw.arg or "").partition("__")
+                small = isinstance(kw.value, ast.Constant) and isinstance(kw.value.value, int)
+                if name in windows and lookup in ("lte", "lt", "exact", "") and small:
+                    return True
+    return False
+
+
 def bounded_variant(ctx: ModuleContext, chain: list[Link], code: str, model: str | None) -> bool:
     """Bounds the rules accept for a query that has no LIMIT: the user's ``small-models``, a
     lookup table (``lint/model_shape.py``), an aggregate, or (unless the model is in
@@ -127,7 +156,7 @@ def bounded_variant(ctx: ModuleContext, chain: list[Link], code: str, model: str
     size = ctx.model_size(model)
     if size == "small" or (size is None and lookup_table(ctx, chain)):
         return True
-    if _values_then_aggregate(chain) or _distinct_shared_values(chain):
+    if _values_then_aggregate(chain) or _distinct_shared_values(chain) or _ranked(chain):
         return True
     if size == "large" or code in ctx.preview:
         return False
@@ -177,8 +206,19 @@ def batch_job(ctx: ModuleContext, node: ast.AST) -> str | None:
                     return f"the task `{ancestor.name}`"
                 if last_name(target) == "command" and ctx.imports_any(_CLI_ROOTS):
                     return f"the command `{ancestor.name}`"
+    scopes = [
+        a.name
+        for a in ctx.ancestors(node)
+        if isinstance(a, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+    ]
     if not any(isinstance(a, (ast.FunctionDef, ast.AsyncFunctionDef)) for a in ctx.ancestors(node)):
         return "module-level code"
+    calls = ctx.evidence.calls if ctx.evidence is not None else None
+    if calls is not None:
+        # A plain function that a command, a task or a script calls (``lint/call_graph.py``).
+        reached = calls.reached(ctx.filename, ".".join(reversed(scopes)))
+        if reached is not None:
+            return f"code that {reached} runs"
     if "is_script" not in ctx.memo:
         ctx.memo["is_script"] = any(
             isinstance(stmt, ast.If)
@@ -215,13 +255,32 @@ def feeds_choices(ctx: ModuleContext, node: ast.AST, name: str | None = None) ->
 
 
 def _known_model(ctx: ModuleContext, chain: list[Link]) -> bool:
-    """A chain that starts at a model the run's sizes map to a table: a module that uses
-    models imported from elsewhere need not import django itself."""
+    """A chain that starts at a model the run maps to a table (a model of the linted tree): a
+    module that uses models imported from elsewhere need not import django itself."""
     evidence = ctx.evidence
-    if evidence is None or not evidence.sizes or not chain or chain[0].kind != "name":
+    if evidence is None or not chain or chain[0].kind != "name":
         return False
     name = chain[0].name
     return evidence.tables.table_of(ctx.qualify(ast.Name(id=name)), name) is not None
+
+
+#: Calls that give a model class (a migration's ``apps.get_model``, the user model).
+_MODEL_CALLS = frozenset({"get_model", "get_user_model", "swapper_load_model"})
+
+
+def _a_model_class(ctx: ModuleContext, link: Link) -> bool:
+    """The step before ``.objects`` can be a model class: a class name (capitalised), a model
+    the run knows, ``self.model``/``cls``/``model``, or ``get_model(...)``. A call's result or a
+    lower-case object (``s3.Bucket(name).objects``, ``bucket.objects``: a boto3 collection) is
+    not a Django manager."""
+    if link.kind in ("method", "func"):
+        return link.name in _MODEL_CALLS
+    if link.kind not in ("name", "attr"):
+        return False
+    if link.name[:1].isupper() or link.name in ("model", "cls", "Model"):
+        return True
+    evidence = ctx.evidence
+    return evidence is not None and evidence.tables.table_of(None, link.name) is not None
 
 
 def django_queryset(ctx: ModuleContext, expr: ast.AST, code: str = "MB101") -> list[Link] | None:
@@ -243,7 +302,9 @@ def django_queryset(ctx: ModuleContext, expr: ast.AST, code: str = "MB101") -> l
         ):
             start = index
             break
-    if start is None:
+    if start is None or (
+        chain[start].name in _MANAGERS and not _a_model_class(ctx, chain[start - 1])
+    ):
         return None
     rest = chain[start + 1 :]
     if not rest:

@@ -8,7 +8,7 @@ import ast
 from membound.lint.context import DBAPI_ROOTS, ModuleContext
 from membound.lint.rules._queries import configured
 
-__all__ = ["database_source", "streaming_source"]
+__all__ = ["database_source", "streaming_source", "user_streaming"]
 
 
 #: Methods whose result is consumed piece by piece (a streaming source for MB201).
@@ -79,6 +79,12 @@ def database_source(ctx: ModuleContext, source: str) -> bool:
     if source.startswith("the generator `"):
         name = source[len("the generator `") :].split("(", 1)[0]
         return name in _streaming_generators(ctx).get("database", set())
+    return user_streaming(ctx, source)
+
+
+def user_streaming(ctx: ModuleContext, source: str) -> bool:
+    """Whether a ``streaming_source`` description names a helper the user listed in
+    ``extend-streaming-calls``: the user says it streams, because what it streams is big."""
     return any(
         source in (f"`{tail}()`", f"`{name}`")
         for name in ctx.streaming_calls

@@ -7,9 +7,10 @@ from collections.abc import Iterator
 
 from membound.lint.context import FUNCTIONS, ModuleContext
 from membound.lint.findings import Finding, Fix, Rule
-from membound.lint.rules._queries import batch_job, feeds_choices
+from membound.lint.rules._loads import judge_load
+from membound.lint.rules._queries import feeds_choices
 from membound.lint.rules._sql import statement_bounded
-from membound.lint.rules._streams import database_source, streaming_source
+from membound.lint.rules._streams import database_source, streaming_source, user_streaming
 
 __all__ = ["RULES"]
 
@@ -195,15 +196,22 @@ def check_accumulator(ctx: ModuleContext) -> Iterator[Finding]:
         source = streaming_source(ctx, loop.iter)
         if source is None or _bounded_cursor(ctx, loop):
             continue
-        if "MB201" not in ctx.preview and (
-            not database_source(ctx, source) or batch_job(ctx, loop) is None
-        ):
+        kind, where = "finding", ""
+        if database_source(ctx, source):
+            # Streamed rows grow the container with the table: evidence of the table's size
+            # decides (``_loads.py``). Outside batch jobs the rows are mostly one request's
+            # (one page's permissions, one post's likes, the configured roles): in three
+            # applications the rule was not tuned on, 0 of 14 such findings was a risk,
+            # against 5 of 8 in migrations and commands.
+            judged = judge_load(ctx, loop.iter, "MB201", ctx.expand(loop.iter))
+            if judged is None:
+                continue
+            kind, where = judged.kind, judged.where
+            if user_streaming(ctx, source):
+                kind = "finding"  # the user says the helper streams: what it streams is big
+        elif "MB201" not in ctx.preview:
             # Files, HTTP bodies and generic chunkers: on real code the loops that collect from
-            # them mostly read small files (configuration, key lists). Outside batch jobs the
-            # streamed rows are mostly one request's (one page's permissions, one post's likes,
-            # the configured roles): in three applications the rule was not tuned on, 0 of 14
-            # such findings was a risk, against 5 of 8 in migrations and commands. Both are
-            # preview variants.
+            # them mostly read small files (configuration, key lists): a preview variant.
             continue
         effects = _LoopEffects(loop)
         candidates = [(n, at, False) for n, at in effects.grown.items()]
@@ -226,9 +234,10 @@ def check_accumulator(ctx: ModuleContext) -> Iterator[Finding]:
             yield ctx.finding(
                 "MB201",
                 at,
-                f"`{name}` grows on every item of {source}, so the batching is defeated and "
+                f"`{name}` grows on every item of {source}{where}, so the batching is defeated and "
                 f"memory is O(n): process and drop each item, or flush and clear `{name}` in "
                 "the loop",
+                kind=kind,
             )
 
 

@@ -7,16 +7,13 @@ from collections.abc import Iterator
 
 from membound.lint.context import SQLALCHEMY_ROOTS, ModuleContext
 from membound.lint.findings import Finding, Rule
+from membound.lint.rules._loads import judge_load
 from membound.lint.rules._queries import (
-    batch_job,
     column_status,
     django_queryset,
-    feeds_choices,
     is_one_column_comprehension,
-    model_name,
     sa_query,
 )
-from membound.lint.rules._sizes import query_size
 
 __all__ = ["RULES"]
 
@@ -55,18 +52,11 @@ def check_full_rows(ctx: ModuleContext) -> Iterator[Finding]:
             if _rows_used_elsewhere(ctx, gen.iter):
                 continue  # the rows were loaded for more than this column
             chain = django_queryset(ctx, gen.iter) or sa_query(ctx, gen.iter) or []
-            size = query_size(ctx, chain) if chain else None
-            if (size is not None and size.small) or (size is None and feeds_choices(ctx, comp)):
-                continue
-            if (
-                "MB501" not in ctx.preview
-                and size is None
-                and ctx.model_size(model_name(ctx, chain)) != "large"
-                and batch_job(ctx, comp) is None
-            ):
-                # Outside batch jobs the rows are mostly a few (a page, one owner's, the
-                # configured ones): on real code nearly all such findings were no risk. Table
-                # sizes, when given, decide instead.
+            # Outside batch jobs the rows are mostly a few (a page, one owner's, the configured
+            # ones): on real code nearly all such findings were no risk. Evidence of the
+            # table's size decides (``_loads.py``).
+            judged = judge_load(ctx, comp, "MB501", chain)
+            if judged is None:
                 continue
             django = bool(django_queryset(ctx, gen.iter))
             ask = f"`values_list('{column}', flat=True)`" if django else f"`select(Model.{column})`"
@@ -79,9 +69,11 @@ def check_full_rows(ctx: ModuleContext) -> Iterator[Finding]:
                     f"if `{column}` is a column, ask the database for it alone ({ask}); if it "
                     "is a property or a relation, the rows are needed: load them in batches"
                 )
-            said = f" ({size.words()})" if size is not None else ""
             yield ctx.finding(
-                "MB501", comp, f"whole rows are loaded to keep only `.{column}`{said}: {advice}"
+                "MB501",
+                comp,
+                f"whole rows are loaded to keep only `.{column}`{judged.where}: {advice}",
+                kind=judged.kind,
             )
 
 

@@ -9,18 +9,16 @@ from collections.abc import Iterator
 from membound.lint.context import DBAPI_ROOTS, SQLALCHEMY_ROOTS, ModuleContext
 from membound.lint.expression_chains import Link
 from membound.lint.findings import Finding, Fix, Rule
+from membound.lint.rules._loads import judge_load
 from membound.lint.rules._models import unique_bound
 from membound.lint.rules._owners import owner_filter
 from membound.lint.rules._queries import (
-    batch_job,
     bounded_variant,
     defers_to_mb501,
     django_queryset,
-    feeds_choices,
-    model_name,
     sa_query,
 )
-from membound.lint.rules._sizes import executed_before, query_size
+from membound.lint.rules._sizes import executed_before
 from membound.lint.rules._sql import statement_bounded
 
 __all__ = ["RULES"]
@@ -40,24 +38,25 @@ def _iterated_exprs(ctx: ModuleContext) -> Iterator[tuple[ast.expr, str]]:
 
 def check_unbounded_queryset(ctx: ModuleContext) -> Iterator[Finding]:
     """MB101: a Django queryset iterated or materialised without a bound."""
-    if "django" not in ctx.imported_roots and (ctx.evidence is None or not ctx.evidence.sizes):
+    if "django" not in ctx.imported_roots and ctx.evidence is None:
         return
     for expr, how in _iterated_exprs(ctx):
         chain = django_queryset(ctx, expr)
-        where = _where(ctx, expr, "MB101", chain)
-        if where is not None and chain is not None and not defers_to_mb501(ctx, expr):
+        judged = judge_load(ctx, expr, "MB101", chain) if chain is not None else None
+        if judged is not None and not defers_to_mb501(ctx, expr):
             yield ctx.finding(
                 "MB101",
                 expr,
-                f"Django queryset loaded whole by {how}{where}: iterate "
+                f"Django queryset loaded whole by {how}{judged.where}: iterate "
                 "`.iterator(chunk_size=2000)`, batch by primary key, or slice it",
+                kind=judged.kind,
             )
     for call in ctx.of_type(ast.Call):
         if len(call.args) == 1 and ctx.is_builtin(call.func, *_MATERIALIZERS):
             name = call.func.id  # type: ignore[attr-defined]
             chain = django_queryset(ctx, call.args[0])
-            where = _where(ctx, call, "MB101", chain)
-            if where is None or chain is None:
+            judged = judge_load(ctx, call, "MB101", chain) if chain is not None else None
+            if judged is None:
                 continue
             advice = (
                 "use `.count()`"
@@ -65,35 +64,11 @@ def check_unbounded_queryset(ctx: ModuleContext) -> Iterator[Finding]:
                 else "iterate `.iterator(chunk_size=2000)` or slice the queryset"
             )
             yield ctx.finding(
-                "MB101", call, f"Django queryset loaded whole by `{name}()`{where}: {advice}"
+                "MB101",
+                call,
+                f"Django queryset loaded whole by `{name}()`{judged.where}: {advice}",
+                kind=judged.kind,
             )
-
-
-def _where(
-    ctx: ModuleContext,
-    node: ast.AST,
-    code: str,
-    chain: list[Link] | None = None,
-    execute: ast.Call | None = None,
-) -> str | None:
-    """`` in a migration`` (the batch job the query runs in), ``""`` outside one when the
-    rule's preview variants run or the model is in ``large-models``, None when the finding is
-    not reported. With table sizes (``--db``, ``--sizes``) a small table is never reported
-    and a big one always, its size said (``, ≈1.2M rows of `files` (pg_class estimate)``);
-    the user's ``small-models``/``large-models`` win over sizes."""
-    declared = ctx.model_size(model_name(ctx, chain)) if chain else None
-    size = query_size(ctx, chain, execute) if declared is None else None
-    if size is not None and size.small:
-        return None
-    if size is None and declared is None and feeds_choices(ctx, node):
-        return None
-    said = "" if size is None else f", {size.words()}"
-    job = batch_job(ctx, node)
-    if job is not None:
-        return f" in {job}{said}"
-    if size is not None or code in ctx.preview or declared == "large":
-        return said
-    return None
 
 
 def _wraps_fetchall(ctx: ModuleContext, call: ast.Call) -> bool:
@@ -123,9 +98,10 @@ def check_unbounded_fetch(ctx: ModuleContext) -> Iterator[Finding]:
             candidates.append(call)
     for call in candidates:
         execute = executed_before(ctx, call, executes)
-        where = _where(ctx, call, "MB102", ctx.expand(call), execute)
-        if where is None or defers_to_mb501(ctx, call) or _wraps_fetchall(ctx, call):
+        judged = judge_load(ctx, call, "MB102", ctx.expand(call), execute)
+        if judged is None or defers_to_mb501(ctx, call) or _wraps_fetchall(ctx, call):
             continue
+        where = judged.where
         func = call.func
         assert isinstance(func, ast.Attribute)
         if func.attr == "all":
@@ -135,6 +111,7 @@ def check_unbounded_fetch(ctx: ModuleContext) -> Iterator[Finding]:
                     call,
                     f"`.all()` loads every row into a list{where}: iterate with `yield_per(1000)` "
                     "/ `partitions()`, batch by key (`membound.find_each`), or add `.limit(...)`",
+                    kind=judged.kind,
                 )
             continue
         if not ctx.imports_any(DBAPI_ROOTS):
@@ -187,6 +164,7 @@ def check_unbounded_fetch(ctx: ModuleContext) -> Iterator[Finding]:
             call,
             f"`.fetchall()` loads every row into a list{where}: loop over `.fetchmany(1000)` or "
             "iterate the cursor, or add a `LIMIT`",
+            kind=judged.kind,
         )
 
 
@@ -354,13 +332,14 @@ def check_dataframe(ctx: ModuleContext) -> Iterator[Finding]:
                 continue
             stmt = call.args[0] if call.args else kws.get("sql")
             chain = ctx.expand(stmt) if stmt else None
-            where = _where(ctx, call, "MB104", chain, call if call.args else None)
-            if where is not None and not _query_bounded(ctx, stmt):
+            judged = judge_load(ctx, call, "MB104", chain, call if call.args else None)
+            if judged is not None and not _query_bounded(ctx, stmt):
                 yield ctx.finding(
                     "MB104",
                     call,
                     f"`{qualified}` without `chunksize` loads the whole result into one "
-                    f"DataFrame{where}: pass `chunksize=` and process each chunk",
+                    f"DataFrame{judged.where}: pass `chunksize=` and process each chunk",
+                    kind=judged.kind,
                 )
             continue
         if qualified not in _READ_TEXT:

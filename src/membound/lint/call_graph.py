@@ -1,0 +1,310 @@
+"""Which functions of the project run as batch jobs: the entry points and what they call.
+
+A whole-table load in a batch job is where memory grows unattended (``rules/_queries.py``,
+``batch_job``). A job is rarely one function: a click command calls a plain function that
+loads every certificate (lemur), a task is started through a dispatcher (``dispatch(func, …)``,
+pulpcore), a project decorates its tasks with a decorator of its own built on Celery's
+(``@galaxy_task``). So the linted tree is read once for its functions and the calls between
+them, and every function reachable from an entry point within the project counts as batch code:
+
+* **entry points**: functions decorated as background tasks (Celery, RQ, Dramatiq, Huey,
+  APScheduler… by the decorator's last name), or with a decorator the project builds on one
+  of those (a function whose body calls ``….task(…)``/``shared_task(…)``); click, typer and
+  Flask commands (``@….command``, ``@….group``); a management command's ``handle``; functions
+  in migrations; what a script's ``if __name__ == "__main__":`` block calls; a function handed
+  to a dispatcher (``dispatch(func, …)``, ``enqueue(func, …)``, ``defer``) or to a
+  ``concurrent.futures``/``multiprocessing`` pool (``submit``, ``map``, ``apply_async``);
+* **calls**: a call of a name bound to a project function — defined in the module, imported
+  from another module of the tree (``from .tasks import sync``, ``import app.jobs as jobs`` …
+  ``jobs.sync()``) — or of ``self.method()`` within its class; followed :data:`MAX_DEPTH` calls
+  deep.
+
+Names are read, not types: a call through a variable holding a function, or a method of
+another object, is not followed (a missed caller leaves its loads as they were: a hint or
+nothing, never a finding made up).
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import warnings
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+__all__ = ["MAX_DEPTH", "CallGraph", "CallIndex", "index_calls"]
+
+#: Calls followed from an entry point.
+MAX_DEPTH = 8
+#: Decorators that make a function a background job, by their last name.
+JOB_DECORATORS = frozenset(
+    {"task", "shared_task", "periodic_task", "job", "actor", "db_task", "db_periodic_task",
+     "scheduled_job", "cron", "crontab"}
+)  # fmt: skip
+#: Decorators that make a command-line command (click, typer, Flask's CLI).
+_COMMAND_DECORATORS = frozenset({"command", "group"})
+_CLI_ROOTS = ("click", "typer", "flask")
+#: Calls whose first argument is a function run later as a job.
+_DISPATCHERS = frozenset(
+    {"dispatch", "enqueue", "enqueue_call", "enqueue_in", "enqueue_at", "defer"}
+)  # fmt: skip
+#: Methods of a pool or executor whose first argument is a function run in a worker (only
+#: as methods: the builtin ``map`` runs nothing later).
+_POOL_METHODS = frozenset(
+    {"submit", "apply_async", "map", "imap", "imap_unordered", "starmap", "run_in_executor"}
+)
+
+
+@dataclass
+class _Module:
+    """What one file defines and calls."""
+
+    name: str
+    aliases: dict[str, str] = field(default_factory=dict)
+    """Local name → the dotted name it is imported as."""
+    functions: dict[str, list[ast.expr]] = field(default_factory=dict)
+    """Qualified function → its decorators."""
+    calls: dict[str, set[str]] = field(default_factory=dict)
+    """Qualified function → the qualified names it calls (resolved as far as names go)."""
+    entries: dict[str, str] = field(default_factory=dict)
+    """Qualified function → why it is an entry point."""
+    dispatched: set[str] = field(default_factory=set)
+    """Qualified names handed to a dispatcher or a pool."""
+    imports_cli: bool = False
+
+
+@dataclass(frozen=True)
+class CallGraph:
+    """The batch code of a project: the functions entry points reach, and why."""
+
+    batch: dict[str, str] = field(default_factory=dict)
+    """Qualified function (``app.jobs.sync``, ``app.jobs.Syncer.run``) → the entry point that
+    reaches it, in words (``the task `sync```)."""
+    modules: dict[str, str] = field(default_factory=dict)
+    """File path → its dotted module path."""
+
+    def reached(self, filename: str, scope: str) -> str | None:
+        """Why the function ``scope`` (``Class.method`` or ``func``) of ``filename`` is batch
+        code, or None."""
+        module = self.modules.get(filename)
+        if module is None:
+            return None
+        return self.batch.get(f"{module}.{scope}")
+
+
+def _last(expr: ast.expr) -> str:
+    target = expr.func if isinstance(expr, ast.Call) else expr
+    if isinstance(target, ast.Attribute):
+        return target.attr
+    return target.id if isinstance(target, ast.Name) else ""
+
+
+def _dotted(expr: ast.expr) -> str | None:
+    parts: list[str] = []
+    while isinstance(expr, ast.Attribute):
+        parts.append(expr.attr)
+        expr = expr.value
+    if not isinstance(expr, ast.Name):
+        return None
+    parts.append(expr.id)
+    return ".".join(reversed(parts))
+
+
+def _resolve_import(module: str, node: ast.ImportFrom) -> str:
+    base = node.module or ""
+    if node.level:
+        parts = module.split(".")
+        up = parts[: max(0, len(parts) - node.level)]
+        base = ".".join([*up, base] if base else up)
+    return base
+
+
+class _Reader(ast.NodeVisitor):
+    """Functions, calls and entry points of one module."""
+
+    def __init__(self, mod: _Module, path: str) -> None:
+        self.mod = mod
+        self.path = path.replace(os.sep, "/")
+        self.scope: list[str] = []
+        self.classes: list[str] = []
+
+    def visit_Import(self, node: ast.Import) -> None:
+        for alias in node.names:
+            self.mod.aliases[(alias.asname or alias.name).split(".")[0]] = (
+                alias.name if alias.asname else alias.name.split(".")[0]
+            )
+            if alias.name.split(".")[0] in _CLI_ROOTS:
+                self.mod.imports_cli = True
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> None:
+        base = _resolve_import(self.mod.name, node)
+        if base.split(".")[0] in _CLI_ROOTS:
+            self.mod.imports_cli = True
+        for alias in node.names:
+            if alias.name != "*":
+                self.mod.aliases[alias.asname or alias.name] = f"{base}.{alias.name}"
+
+    def visit_ClassDef(self, node: ast.ClassDef) -> None:
+        self.scope.append(node.name)
+        self.classes.append(node.name)
+        self.generic_visit(node)
+        self.classes.pop()
+        self.scope.pop()
+
+    def _function(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
+        self.scope.append(node.name)
+        qualified = f"{self.mod.name}.{'.'.join(self.scope)}"
+        self.mod.functions[qualified] = list(node.decorator_list)
+        if "/migrations/" in f"/{self.path}" or "/versions/" in f"/{self.path}":
+            self.mod.entries.setdefault(qualified, "a migration")
+        if node.name == "handle" and self.classes and "/management/commands/" in f"/{self.path}":
+            self.mod.entries[qualified] = "a management command"
+        self.mod.calls.setdefault(qualified, set())
+        self.generic_visit(node)
+        self.scope.pop()
+
+    visit_FunctionDef = _function
+    visit_AsyncFunctionDef = _function
+
+    def visit_If(self, node: ast.If) -> None:
+        test = node.test
+        if (
+            not self.scope
+            and isinstance(test, ast.Compare)
+            and isinstance(test.left, ast.Name)
+            and test.left.id == "__name__"
+        ):
+            for inner in ast.walk(ast.Module(body=node.body, type_ignores=[])):
+                if isinstance(inner, ast.Call):
+                    name = self._name_of(inner.func)
+                    if name is not None:
+                        self.mod.entries.setdefault(name, "a script")
+        self.generic_visit(node)
+
+    def visit_Call(self, node: ast.Call) -> None:
+        name = self._name_of(node.func)
+        if self.scope and name is not None:
+            caller = f"{self.mod.name}.{'.'.join(self.scope)}"
+            self.mod.calls.setdefault(caller, set()).add(name)
+        method = isinstance(node.func, ast.Attribute)
+        last = _last(node.func)
+        if node.args and (last in _DISPATCHERS or (method and last in _POOL_METHODS)):
+            handed = self._name_of(node.args[0])
+            if handed is not None:
+                self.mod.dispatched.add(handed)
+        self.generic_visit(node)
+
+    def _name_of(self, expr: ast.expr) -> str | None:
+        """The qualified name a called expression refers to, as far as names go."""
+        if isinstance(expr, ast.Name):
+            if expr.id in self.mod.aliases:
+                return self.mod.aliases[expr.id]
+            return f"{self.mod.name}.{expr.id}"
+        if (
+            isinstance(expr, ast.Attribute)
+            and isinstance(expr.value, ast.Name)
+            and expr.value.id in ("self", "cls")
+            and self.classes
+        ):
+            owner = self.scope[: self.scope.index(self.classes[-1]) + 1]
+            return f"{self.mod.name}.{'.'.join(owner)}.{expr.attr}"
+        dotted = _dotted(expr)
+        if dotted is None:
+            return None
+        root, _, rest = dotted.partition(".")
+        target = self.mod.aliases.get(root)
+        return f"{target}.{rest}" if target and rest else None
+
+
+def _task_decorators(modules: Iterable[_Module]) -> set[str]:
+    """Project functions that wrap a task decorator (``def galaxy_task(...): return
+    app.task(...)``), by qualified name."""
+    found: set[str] = set()
+    for mod in modules:
+        for function, calls in mod.calls.items():
+            if any(call.rsplit(".", 1)[-1] in ("task", "shared_task") for call in calls):
+                found.add(function)
+    return found
+
+
+def _entries(modules: list[_Module]) -> dict[str, str]:
+    wrappers = _task_decorators(modules)
+    entries: dict[str, str] = {}
+    for mod in modules:
+        for function, decorators in mod.functions.items():
+            short = function.rsplit(".", 1)[-1]
+            for deco in decorators:
+                last = _last(deco)
+                target = deco.func if isinstance(deco, ast.Call) else deco
+                qualified = _Reader(mod, "")._name_of(target)
+                if last in JOB_DECORATORS or (qualified is not None and qualified in wrappers):
+                    entries.setdefault(function, f"the task `{short}`")
+                elif last in _COMMAND_DECORATORS and mod.imports_cli:
+                    entries.setdefault(function, f"the command `{short}`")
+        for function, why in mod.entries.items():
+            short = function.rsplit(".", 1)[-1]
+            entries.setdefault(function, f"the script's `{short}`" if why == "a script" else why)
+        for function in mod.dispatched:
+            entries.setdefault(function, f"the job `{function.rsplit('.', 1)[-1]}`")
+    return entries
+
+
+class CallIndex:
+    """The call graph of a project, built one file at a time (:meth:`add`); :meth:`graph`
+    gives the batch code. What it keeps per file is its functions, their decorators and the
+    names they call: not the file's text or tree."""
+
+    def __init__(self) -> None:
+        self._modules: list[_Module] = []
+        self._paths: dict[str, str] = {}
+
+    def add(self, path: str, module: str, text: str) -> None:
+        """Read one file (``module`` its dotted path); a file that does not parse is skipped
+        (the lint run reports it)."""
+        if "def " not in text:
+            return
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                tree = ast.parse(text, filename=path)
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            return
+        mod = _Module(module)
+        _Reader(mod, path).visit(tree)
+        self._modules.append(mod)
+        self._paths[path] = module
+
+    def graph(self) -> CallGraph:
+        """The functions the entry points reach (at most :data:`MAX_DEPTH` calls deep)."""
+        calls: dict[str, set[str]] = {}
+        defined: set[str] = set()
+        for mod in self._modules:
+            defined.update(mod.functions)
+            for function, callees in mod.calls.items():
+                calls.setdefault(function, set()).update(callees)
+        batch: dict[str, str] = {}
+        queue: deque[tuple[str, str, int]] = deque(
+            (function, why, 0)
+            for function, why in _entries(self._modules).items()
+            if function in defined
+        )
+        while queue:
+            function, why, depth = queue.popleft()
+            if function in batch:
+                continue
+            batch[function] = why
+            if depth >= MAX_DEPTH:
+                continue
+            for called in calls.get(function, ()):
+                if called in defined and called not in batch:
+                    queue.append((called, why, depth + 1))
+        return CallGraph(batch, dict(self._paths))
+
+
+def index_calls(files: Iterable[tuple[str, str, str]]) -> CallGraph:
+    """The call graph of ``files`` (``(path, module, text)``) and the batch code it shows."""
+    index = CallIndex()
+    for path, module, text in files:
+        index.add(path, module, text)
+    return index.graph()
