@@ -5,6 +5,7 @@ nor membound's is named, with the command that installs it there."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -81,3 +82,14 @@ def test_a_first_word_that_is_not_python_is_one_line(tmp_path: Path) -> None:
     assert 2 == done.returncode, done.stderr
     assert "did not answer as a Python interpreter" in done.stderr.splitlines()[0]
     assert "Traceback" not in done.stderr
+
+
+def test_a_relative_interpreter_path_is_found(tmp_path: Path) -> None:
+    """``membound run --where -- .venv/bin/python job.py``, as the guides write it."""
+    venv_python = Path(sys.executable)
+    job = tmp_path / "job.py"
+    job.write_text("data = bytearray(b'x') * 20_000_000\n")
+    relative = os.path.relpath(venv_python, Path.cwd())
+    m = mb.measure_command([relative, str(job)], where=True)
+    assert "ok" == m.outcome, m.outcome_detail
+    assert m.peak_sites[0].file.endswith("job.py"), m.peak_sites

@@ -125,12 +125,16 @@ def probe(first_word: str, environ: Mapping[str, str] | None = None) -> Interpre
         TargetError: it is not a Python interpreter, or did not answer.
     """
     env = dict(os.environ if environ is None else environ)
+    # The probe runs in an empty folder: a relative first word is found from here first.
+    program = (
+        os.path.abspath(first_word) if os.sep in first_word else shutil.which(first_word)
+    ) or first_word
     try:
         # In an empty folder: ``-c`` puts the current folder first on sys.path, and a job's
         # folder with its own ``json.py`` or ``types.py`` broke the probe's imports.
         with tempfile.TemporaryDirectory(prefix="membound-probe-") as empty:
             done = subprocess.run(
-                [first_word, "-c", _PROBE],
+                [program, "-c", _PROBE],
                 capture_output=True,
                 text=True,
                 timeout=_PROBE_TIMEOUT_S,

@@ -213,12 +213,6 @@ def batch_job(ctx: ModuleContext, node: ast.AST) -> str | None:
     ]
     if not any(isinstance(a, (ast.FunctionDef, ast.AsyncFunctionDef)) for a in ctx.ancestors(node)):
         return "module-level code"
-    calls = ctx.evidence.calls if ctx.evidence is not None else None
-    if calls is not None:
-        # A plain function that a command, a task or a script calls (``lint/call_graph.py``).
-        reached = calls.reached(ctx.filename, ".".join(reversed(scopes)))
-        if reached is not None:
-            return f"code that {reached} runs"
     if "is_script" not in ctx.memo:
         ctx.memo["is_script"] = any(
             isinstance(stmt, ast.If)
@@ -227,7 +221,15 @@ def batch_job(ctx: ModuleContext, node: ast.AST) -> str | None:
             and stmt.test.left.id == "__name__"
             for stmt in ctx.tree.body
         )
-    return "a script" if ctx.memo["is_script"] else None
+    if ctx.memo["is_script"]:
+        return "a script"
+    calls = ctx.evidence.calls if ctx.evidence is not None else None
+    if calls is not None:
+        # A plain function that a command, a task or a script calls (``lint/call_graph.py``).
+        reached = calls.reached(ctx.filename, ".".join(reversed(scopes)))
+        if reached is not None:
+            return f"code that {reached} runs"
+    return None
 
 
 def feeds_choices(ctx: ModuleContext, node: ast.AST, name: str | None = None) -> bool:
