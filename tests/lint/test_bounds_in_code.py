@@ -64,3 +64,52 @@ def reported(tmp_path: Path) -> dict[str, str]:
 
 def test_bounds_in_the_code_are_no_findings_whatever_the_size(reported: dict[str, str]) -> None:
     assert {"WHOLE": "finding"} == reported
+
+
+MORE = """\
+from django.db import models
+
+
+class Account(models.Model):
+    email = models.TextField()
+
+
+class Product(models.Model):
+    sku = models.TextField()
+
+
+def login(email):
+    return list(Account.objects.filter(email__iexact=email))  # BOUND one e-mail
+
+
+def upload(skus):
+    return list(Product.objects.filter(sku__in=skus))  # BOUND skus in hand
+
+
+def everyone():
+    return list(Account.objects.all())  # WHOLE
+"""
+
+MIGRATION = """\
+def forwards(apps, schema_editor):
+    Theme = apps.get_model(app_label="appearance", model_name="Theme")
+    for theme in Theme.objects.all():  # SMALL by its size
+        theme.save()
+"""
+
+
+def test_identifying_values_in_hand_and_keyword_get_model(tmp_path: Path) -> None:
+    (tmp_path / "shop").mkdir()
+    (tmp_path / "shop" / "models.py").write_text(MORE)
+    (tmp_path / "appearance" / "migrations").mkdir(parents=True)
+    (tmp_path / "appearance" / "migrations" / "0002_x.py").write_text(MIGRATION)
+    sizes = TableSizes(
+        tables={"shop_account": 10**6, "shop_product": 10**6, "appearance_theme": 5}, source="t"
+    )
+    result = lint_paths([str(tmp_path)], LintConfig(sizes=sizes))
+    lines = {"models.py": MORE.splitlines(), "0002_x.py": MIGRATION.splitlines()}
+    reported = {
+        lines[Path(f.filename).name][f.row - 1].split("# ")[-1]: f.kind
+        for f in (*result.findings, *result.hints)
+    }
+    assert {"WHOLE": "finding"} == reported

@@ -79,7 +79,7 @@ class Command(BaseCommand):
             print(x)
         for x in Voucher.objects.filter(shop=shop, code=code):
             print(x)
-        for x in Voucher.objects.filter(code=code):  # HIT
+        for x in Voucher.objects.filter(code=code):  # one code's rows: a few, one per shop
             print(x)
         for x in Subscriber.objects.all():  # HIT
             print(x)
@@ -223,7 +223,7 @@ def test_the_cli_and_a_newer_grammar_file_agree(django_tree: Path) -> None:
     newer = django_tree / "shop/management/commands/dump312.py"
     newer.write_text("type Codes = list[str]\n" + command.read_text())
     done = subprocess.run(
-        [sys.executable, "-m", "membound", "lint", "--select", "MB101", "--hints", "shop"],
+        [sys.executable, "-m", "membound", "lint", "--select", "MB1", "--hints", "shop"],
         cwd=django_tree,
         capture_output=True,
         text=True,
@@ -234,7 +234,7 @@ def test_the_cli_and_a_newer_grammar_file_agree(django_tree: Path) -> None:
     rows = {
         (line.split(":")[0], int(line.split(":")[1]))
         for line in done.stdout.splitlines()
-        if ": MB101 hint: " in line
+        if ": MB101 hint: " in line or ": MB102 hint: " in line
     }
     commands = {(p, r) for p, r in before if "0002" not in p}
     shifted = {("shop/management/commands/dump312.py", r + 1) for p, r in commands}

@@ -194,8 +194,10 @@ def _lint(app: App, preview: bool, sizes: bool) -> LintResult:
             raise RuntimeError(f"{app.name}: no sizes file")
         config = dataclasses.replace(config, sizes=read_sizes_file(HERE / app.labels / app.sizes))
     result = lint_paths([str(root)], config)
-    if result.errors:
-        raise RuntimeError(f"{app.name}: files could not be checked: {result.errors[:3]}")
+    # A file no Python here parses (reviewboard's Python 2 ``docs/codebase/conf.py``) is the
+    # application's own; a run where nothing could be checked is not.
+    if not result.files_checked:
+        raise RuntimeError(f"{app.name}: no file could be checked: {result.errors[:3]}")
     return result
 
 

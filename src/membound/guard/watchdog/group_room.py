@@ -12,9 +12,10 @@ For each process, :class:`Unsettled` follows its data size and anonymous residen
 the last ``SETTLE_S`` and not written since may be written any moment. Memory that
 stays untouched longer (a thread's stack, an arena mapped and never filled) is settled: no
 longer counted. The other processes are read from outside, every reading, from the group's
-``cgroup.procs`` (listed again once a second): nothing in them has to cooperate, so a worker
-busy in one long C call that holds the GIL — which is when it writes a big block — is seen as
-well as an idle one (a ledger each process published to missed exactly those).
+``cgroup.procs`` (the groups below it listed again once a second): nothing in them has to
+cooperate, so a worker busy in one long C call that holds the GIL — which is when it writes a
+big block — is seen as well as an idle one (a ledger each process published to missed exactly
+those).
 
 What it cannot see: two processes that map big blocks within one reading of each other (the
 watchdog reads every ``interval``, 0.1 s, or every 10 ms near its thresholds while memory
@@ -105,6 +106,14 @@ class Unsettled:
             self._last = (self._last[0] + added, self._last[1])
 
 
+def _procs(path: str) -> list[int]:
+    try:
+        with open(path, "rb") as f:
+            return [int(pid) for pid in f.read().split()]
+    except (OSError, ValueError):
+        return []
+
+
 class GroupRoom:
     """The other processes of a memory group, as one process's backstop sees them.
 
@@ -120,22 +129,22 @@ class GroupRoom:
         self._seen: dict[int, Unsettled] = {}
 
     def _members(self, now: float) -> list[int]:
+        """The group's processes: its own ``cgroup.procs`` read at every reading (a server's
+        fresh worker maps its first temporary within a second of its birth), the groups below
+        it listed once a second."""
         if self.group is None:
             return []
         if now - self._listed_at >= _LIST_EVERY_S:
             self._listed_at = now
-            found: list[int] = []
+            below: list[int] = []
             for folder, _dirs, files in os.walk(self.group.path):
-                if "cgroup.procs" in files:
-                    try:
-                        with open(os.path.join(folder, "cgroup.procs"), "rb") as f:
-                            found += [int(p) for p in f.read().split()]
-                    except (OSError, ValueError):
-                        continue
-                if len(found) >= MOST_PROCESSES:
+                if folder != self.group.path and "cgroup.procs" in files:
+                    below += _procs(os.path.join(folder, "cgroup.procs"))
+                if len(below) >= MOST_PROCESSES:
                     break
-            self._pids = found[:MOST_PROCESSES]
-        return self._pids
+            self._pids = below
+        own = _procs(os.path.join(self.group.path, "cgroup.procs"))
+        return (own + self._pids)[:MOST_PROCESSES]
 
     def others(self) -> int:
         """What the group's other processes have mapped lately and not yet written, bytes."""

@@ -7,11 +7,12 @@ a **finding** only with evidence that its table is big:
 
 * its size (``--db``, ``--sizes``: at least ``small-table-rows``), in any context;
 * the user's ``large-models``;
-* the code itself: in a batch job, the loop over the rows writes or deletes each of them
-  (``obj.save()``, ``obj.delete()``, ``session.delete(obj)``, a ``bulk_update`` per batch) — a
-  data job over the whole table, which nobody writes for a handful of rows —; anywhere, the
-  table is one a framework appends to on every event (the admin's action log, sessions, task
-  results, a model's history: :data:`EVENT_TABLES`).
+* the code itself: the table is one a framework appends to on every event (the admin's action
+  log, sessions, task results, a model's history: :data:`EVENT_TABLES`).
+
+Not evidence, though it looks like it: a batch job's loop that writes or deletes every row it
+loads. On a held-out application 48 of 58 such data migrations walked tables an administrator
+configures (themes, workflows, credentials); those stay hints.
 
 A table known to be small (by its size or ``small-models``) is never reported. Without any
 evidence, a load that runs in a batch job (where whole tables are walked unattended) is a
@@ -51,14 +52,6 @@ _EVENT_LABELS = frozenset(
 )  # fmt: skip
 #: A manager that django-simple-history adds: every change of the model appends a row there.
 _HISTORY_MANAGERS = frozenset({"history"})
-#: Calls on a loaded row that write or delete it.
-_ROW_WRITES = frozenset({"save", "delete"})
-#: Session calls that write or delete a row handed to them.
-_SESSION_WRITES = frozenset({"delete", "merge"})
-#: Calls that write many rows at once (a batch of the loaded ones).
-_BULK_WRITES = frozenset(
-    {"bulk_update", "bulk_create", "bulk_save_objects", "bulk_update_mappings"}
-)
 
 
 @dataclass(frozen=True)
@@ -80,54 +73,6 @@ def _event_table(ctx: ModuleContext, chain: Sequence[Link]) -> bool:
         return True
     name = model_name(ctx, chain)
     return name is not None and model_path(ctx, name) in EVENT_TABLES
-
-
-def _loop_of(ctx: ModuleContext, node: ast.AST) -> ast.For | ast.AsyncFor | None:
-    """The loop that iterates ``node`` (directly, or through a name it is assigned to)."""
-    parent = ctx.parent(node)
-    if isinstance(parent, (ast.For, ast.AsyncFor)) and parent.iter is node:
-        return parent
-    if isinstance(parent, ast.Assign) and len(parent.targets) == 1:
-        target = parent.targets[0]
-        if isinstance(target, ast.Name):
-            scope = ctx.scope_of(node)
-            for loop in ctx.for_loops():
-                if (
-                    isinstance(loop.iter, ast.Name)
-                    and loop.iter.id == target.id
-                    and ctx.scope_of(loop) is scope
-                    and loop.lineno > parent.lineno
-                ):
-                    return loop
-    return None
-
-
-def _rooted_at(expr: ast.AST, names: set[str]) -> bool:
-    while isinstance(expr, (ast.Attribute, ast.Subscript)):
-        expr = expr.value
-    return isinstance(expr, ast.Name) and expr.id in names
-
-
-def writes_each_row(ctx: ModuleContext, node: ast.AST) -> bool:
-    """The loop over the rows ``node`` loads writes or deletes each of them: a data job over
-    the whole table (``for o in Order.objects.all(): o.total = …; o.save()``)."""
-    loop = _loop_of(ctx, node)
-    if loop is None:
-        return False
-    rows = {n.id for n in ast.walk(loop.target) if isinstance(n, ast.Name)}
-    if not rows:
-        return False
-    for inner in ast.walk(ast.Module(body=loop.body, type_ignores=[])):
-        if not isinstance(inner, ast.Call) or not isinstance(inner.func, ast.Attribute):
-            continue
-        name = inner.func.attr
-        if name in _ROW_WRITES and _rooted_at(inner.func.value, rows):
-            return True
-        if name in _SESSION_WRITES and any(_rooted_at(a, rows) for a in inner.args):
-            return True
-        if name in _BULK_WRITES:
-            return True
-    return False
 
 
 def judge_load(
@@ -155,8 +100,8 @@ def judge_load(
         events = ", a table the framework appends to on every event"
         return Judged(f" in {job}{events}" if job else events, "finding")
     if job is not None:
-        if writes_each_row(ctx, node):
-            return Judged(f" in {job}, which writes every row it loads", "finding")
+        # A loop that writes every row it loads is no evidence of the table's size: on a held-out
+        # application 48 of 58 such data migrations walked tables an administrator configures.
         return Judged(f" in {job}", "hint")
     if code in ctx.preview:
         return Judged("", "hint")

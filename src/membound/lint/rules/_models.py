@@ -87,6 +87,10 @@ def get_model_call(ctx: ModuleContext, chain: Sequence[Link]) -> tuple[str, str]
         if link.name != "get_model" or not isinstance(call, ast.Call):
             continue
         words = [ctx.string_value(arg) for arg in call.args[:2]]
+        named = {kw.arg: ctx.string_value(kw.value) for kw in call.keywords if kw.arg}
+        if len(words) < 2 and named.get("model_name"):  # get_model(app_label=…, model_name=…)
+            app = words[0] if words else named.get("app_label")
+            words = [app, named.get("model_name")]
         if len(words) == 2 and words[0] and words[1]:
             return words[0], words[1]
         if len(words) == 1 and words[0] and words[0].count(".") == 1:

@@ -45,6 +45,12 @@ _OWNERS = frozenset(
 
 
 _KEY_NAMES = frozenset({"id", "pk", "uuid", "uid", "key"})
+#: Columns whose value identifies a row or a person (an e-mail, a short-link code, a SKU):
+#: the rows with one such value in hand are one or a few.
+_IDENTITY = frozenset(
+    {"email", "username", "slug", "code", "token", "sku", "upc", "isbn", "ean", "hash",
+     "checksum", "fingerprint", "shortcode", "handle", "login", "serial"}
+)  # fmt: skip
 #: Names of the object a method or a handler works on: a relation filtered to it selects that
 #: object's rows.
 _THE_OBJECT = frozenset({"self", "obj", "instance", "object", "parent", "owner"})
@@ -151,7 +157,11 @@ def _owner_match(field: str, value: ast.AST) -> bool:
         return True
     if isinstance(value, ast.Name) and value.id in _THE_OBJECT and not shared_attribute(field):
         return True  # ``filter(cable=self)``: the rows that belong to the object in hand
+    if field.lower() in _IDENTITY:
+        return True  # ``filter(email__iexact=email)``: the rows of one identifying value
     named = last_name(value)
+    if named is not None and _is_key_column(field) and _is_key_column(named):
+        return True  # ``destination_id == run_id``: the rows of one referenced row
     if named is None or not base:
         return False
     # A key column (``role_id``) names a row of another table even when that table is a shared
@@ -223,11 +233,15 @@ def owner_filter(ctx: ModuleContext, link: Link) -> bool:
         if parts[-1] == "in" and len(parts) > 1:
             # ``submission_id__in=ids`` / ``event__in=events``: the rows of owners in hand.
             if _in_memory_list(ctx, value) and (
-                _is_key_column(parts[-2]) or _strip_key(parts[-2]) in _OWNERS
+                _is_key_column(parts[-2])
+                or _strip_key(parts[-2]) in _OWNERS
+                or parts[-2].lower() in _IDENTITY
             ):
                 return True
             continue
-        if parts[-1] in _LOOKUPS:
+        if parts[-1] in ("exact", "iexact") and len(parts) > 1:
+            parts = parts[:-1]  # ``email__iexact=email``: an equality
+        elif parts[-1] in _LOOKUPS:
             continue
         if _owner_match(parts[-1], value):
             return True
