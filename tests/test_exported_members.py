@@ -53,6 +53,7 @@ EXPECTED = [
     "Spread",
     "StageStats",
     "TargetError",
+    "TaskMemoryRefused",
     "Timeline",
     "TypeGrowth",
     "Watchdog",

@@ -33,6 +33,7 @@ from membound._errors import (
     PartitionFailed,
     SizeError,
     TargetError,
+    TaskMemoryRefused,
 )
 from membound._lazy import DEFERRED, on_first_use
 from membound._units import SIZE_CONVENTION, format_size, parse_size
@@ -136,6 +137,7 @@ __all__ = [
     "Spread",
     "StageStats",
     "TargetError",
+    "TaskMemoryRefused",
     "Timeline",
     "TypeGrowth",
     "Watchdog",

@@ -25,6 +25,7 @@ __all__ = [
     "SizeError",
     "StopRequested",
     "TargetError",
+    "TaskMemoryRefused",
     "describe_exception",
     "failure_words",
 ]
@@ -134,6 +135,16 @@ class MemoryBudgetExceeded(MemboundError):
         super().__init__(message, hint=hint)
         self.limit = limit
         self.observed = observed
+
+
+class TaskMemoryRefused(MemboundError):
+    """A Celery task kept meeting the guard's ``MemoryError`` in its child: memory did not come
+    back, or every run once more met the refusal again. Deliberately no ``MemoryError``: Celery
+    stops the whole worker when a task fails with one, where this fails the task alone (as an
+    OOM kill would have, with ``WorkerLostError``) and the worker goes on. The ``MemoryError``
+    is its ``__cause__``."""
+
+    hint = "the task needs more memory than its child had room for beside the others"
 
 
 class BatchSourceError(MemboundError, ValueError):

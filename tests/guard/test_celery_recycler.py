@@ -149,3 +149,21 @@ def test_two_tasks_that_do_not_fit_together_run_one_after_the_other(redis: str, 
     assert [0, 1] == sorted(n for n, _ in results), log
     assert "runs once more" in log, log
     assert "WorkerLostError" not in log, log
+
+
+def test_a_task_that_keeps_meeting_memory_errors_fails_alone_and_the_worker_goes_on(
+    redis: str, tasks: Any
+) -> None:
+    """Celery stops its whole worker when a task fails with ``MemoryError`` ("Unrecoverable
+    error"): under the children's guard, whose backstop raises them, a task that still meets
+    one after waiting for memory fails with ``TaskMemoryRefused`` and the next task runs."""
+    with celery_worker(redis, "membound", "200 MiB", concurrency=1) as worker:
+        failed = tasks.refused.delay(0)
+        with pytest.raises(Exception) as caught:
+            failed.get(timeout=60)
+        after = _results([tasks.leak.delay(1, 1)])
+        log = worker.log
+    assert "TaskMemoryRefused" == type(caught.value).__name__, log
+    assert "memory did not come back" in str(caught.value), log
+    assert [1] == [n for n, _ in after], log
+    assert "Unrecoverable error" not in log, log

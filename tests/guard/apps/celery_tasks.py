@@ -7,7 +7,8 @@ Environment: ``MB_TEST_REDIS`` (the broker's and result backend's ``redis://`` b
 
 Tasks: ``leak(n, mib)`` keeps ``mib`` MiB more in the child; ``spike(n, mib)`` writes ``mib`` MiB,
 frees it and returns; ``hold(n, mib, seconds)`` writes ``mib`` MiB and holds it ``seconds``;
-each returns ``[n, pid]``.
+each returns ``[n, pid]``; ``refused(n)`` raises ``MemoryError`` every time (an allocation
+the guard refuses whenever it runs).
 """
 
 from __future__ import annotations
@@ -59,3 +60,8 @@ def hold(n: int, mib: float = 150, seconds: float = 0.3) -> list[int]:
     time.sleep(seconds)
     del held
     return [n, os.getpid()]
+
+
+@app.task
+def refused(n: int) -> list[int]:
+    raise MemoryError(f"task {n}: refused")

@@ -51,7 +51,7 @@ import os
 import time
 from typing import Any
 
-from membound._errors import SizeError
+from membound._errors import SizeError, TaskMemoryRefused
 from membound._units import format_size, parse_size
 from membound.guard.limit import memory_limit
 from membound.measure.cgroup.memory import process_usage
@@ -189,6 +189,9 @@ def _set_threshold(worker: Any, hard: int | str, largest_task: int | None = None
 #: Seconds a task that met a ``MemoryError`` waits for memory to come back before it runs
 #: once more (another child's temporary is usually given back well within it).
 RETRY_WAIT_S = 5.0
+#: Runs once more a task may have after ``MemoryError``s, each when memory came back: beside
+#: several children's temporaries a run once more can meet the refusal again.
+RETRIES = 3
 #: The guard of this child: its watchdog (started in each child, kept alive here).
 _child_guard: list[Any] = []
 
@@ -209,30 +212,52 @@ def _start_child_guard(**_: Any) -> None:
 def _once_more(call: Any) -> Any:
     """A task's ``__call__`` that runs the task once more when it met a ``MemoryError`` and
     memory came back within ``RETRY_WAIT_S`` (the backstop refused an allocation beside
-    another task's temporary): Celery asks tasks to be idempotent for its own retries, and an
-    OOM kill would have lost the task for good."""
+    other tasks' temporaries), up to ``RETRIES`` times: Celery asks tasks to be idempotent for
+    its own retries, and an OOM kill would have lost the task for good. A task still meeting
+    one fails with :class:`TaskMemoryRefused` (its cause the ``MemoryError``): Celery stops
+    the whole worker when a task fails with a ``MemoryError``."""
     from membound.guard.watchdog.refusal import memory_came_back
 
+    def came_back(before: int) -> bool:
+        dog = _child_guard[0] if _child_guard else None
+        if dog is None or dog.usage is None:
+            return False
+        seen: list[int] = []
+        deadline = time.monotonic() + RETRY_WAIT_S
+        while time.monotonic() < deadline:
+            if memory_came_back(dog, before, seen):
+                return True
+            time.sleep(0.01)
+        return False
+
     def run(self: Any, *args: Any, **kwargs: Any) -> Any:
-        try:
-            return call(self, *args, **kwargs)
-        except MemoryError:
-            dog = _child_guard[0] if _child_guard else None
-            if dog is None or dog.usage is None:
-                raise
-            before, seen = dog.usage.judged, []  # type: ignore[var-annotated]
-            deadline = time.monotonic() + RETRY_WAIT_S
-            while time.monotonic() < deadline and not memory_came_back(dog, before, seen):
-                time.sleep(0.01)
-            if not seen:
-                raise
-        _log.info(
-            "membound: celery child %d: task %s met a MemoryError; memory came back and it "
-            "runs once more",
-            os.getpid(),
-            getattr(self, "name", "?"),
-        )
-        return call(self, *args, **kwargs)
+        name = getattr(self, "name", "?")
+        for attempt in range(RETRIES + 1):
+            try:
+                return call(self, *args, **kwargs)
+            except MemoryError as error:
+                dog = _child_guard[0] if _child_guard else None
+                before = dog.usage.judged if dog is not None and dog.usage is not None else 0
+                if attempt == RETRIES:
+                    why = f"in each of its {RETRIES + 1} runs"
+                elif not came_back(before):
+                    why = f"and memory did not come back within {RETRY_WAIT_S:g} s"
+                else:
+                    why = ""
+                if why:
+                    raise TaskMemoryRefused(
+                        f"membound: celery child {os.getpid()}: task {name} met a MemoryError "
+                        f"{why}: the task failed, the worker goes on"
+                    ) from error
+            _log.info(
+                "membound: celery child %d: task %s met a MemoryError; memory came back and "
+                "it runs once more (%d of %d)",
+                os.getpid(),
+                name,
+                attempt + 1,
+                RETRIES,
+            )
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     return run
 
@@ -257,8 +282,10 @@ def recycle_children(
             less than that of the limit (without it: when it leaves nothing).
         guard: each child also runs a watchdog whose backstop turns the allocation the OOM
             killer would have ended into a ``MemoryError`` in its task, and a task that meets
-            one runs once more when memory comes back (within ``RETRY_WAIT_S``; Celery asks
-            tasks to be idempotent for its own retries); False: recycling only.
+            one runs once more when memory comes back (within ``RETRY_WAIT_S``, up to ``RETRIES``
+            times; Celery asks tasks to be idempotent for its own retries), else fails with
+            ``TaskMemoryRefused`` (no ``MemoryError``: that stops Celery's whole worker);
+            False: recycling only.
 
     Raises:
         SizeError: ``hard`` is no size of at least 1 KiB, or no percentage in (0, 100];
