@@ -339,16 +339,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preview", action="store_true", help="with preview rules and variants")
     parser.add_argument("--unseen", action="store_true", help="the applications of unseen/")
     parser.add_argument("--heldout", action="store_true", help="the applications of heldout/")
+    parser.add_argument(
+        "--set", default="", help="the applications of this folder (heldout5: round 5)"
+    )
     parser.add_argument("--sizes", action="store_true", help="with each app's sizes file")
     args = parser.parse_args(argv)
-    folder = "unseen" if args.unseen else "heldout" if args.heldout else ""
+    folder = "unseen" if args.unseen else "heldout" if args.heldout else args.set
+    if folder and not (HERE / folder / "apps.json").is_file():
+        parser.error(f"--set {folder}: no {folder}/apps.json beside the suite")
     if args.todo:
         return _todo(args.preview, folder, args.sizes)
     chosen = [a for a in apps(folder) if a.sizes or not args.sizes]
     report = evaluate(chosen, preview=args.preview, sizes=args.sizes)
     if args.sizes:
         print(f"recall with sizes: {report.overall.true} of {report.true_known} true findings")
-    if args.unseen or args.heldout:
+    if folder:
         for name, score in report.by_app.items():
             print(f"{name}: {score.true} of {score.total} true ({score.precision:.1%})")
     print(table(report))
