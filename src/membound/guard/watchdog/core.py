@@ -517,15 +517,20 @@ class Watchdog:
             )
 
     def stop(self) -> None:
-        """Stop the threads (waiting for a running callback to finish) and close the events."""
+        """Stop the threads and close the events. The watch takes one last reading first and
+        the callbacks it queues run before this returns (a program that crossed ``hard`` in its
+        last milliseconds has its ``on_hard`` run, not dropped with the thread)."""
         if not self._threads:
             return
         self._stopping.set()
         with contextlib.suppress(OSError):
             os.write(self._wake_w, b"x")
+        watch, *rest = self._threads
+        if watch is not threading.current_thread():
+            watch.join(timeout=10)
         with contextlib.suppress(queue.Full):
             self._queue.put_nowait(None)
-        for thread in self._threads:
+        for thread in rest:
             if thread is not threading.current_thread():
                 thread.join(timeout=10)
         self._threads.clear()
@@ -559,7 +564,8 @@ class Watchdog:
                     generation = source.generation
                 # Near the thresholds a fast ramp takes the headroom in milliseconds: read often.
                 usage = self.usage
-                pause = self._pace.pause(usage.judged if usage is not None else None)
+                crowded = self.backstop is not None and self.backstop.group.members > 0
+                pause = self._pace.pause(usage.judged if usage is not None else None, crowded)
                 for fd, _ in poller.poll(max(1, int(pause * 1000))):
                     if fd == self._wake_r:
                         with contextlib.suppress(OSError):
@@ -581,6 +587,12 @@ class Watchdog:
                     if abs(offset - armed_offset) > REARM_BYTES:
                         armed_offset = offset
                         source.arm(self._arm_points(offset))
+            if not self.gone:
+                # The last reading, whether or not the loop ran (a main thread holding the GIL
+                # through its allocations can stop the watchdog before it read once): a
+                # crossing since the reading before counts.
+                with contextlib.suppress(Exception):
+                    self.check()
         finally:
             source.close()
 

@@ -17,9 +17,15 @@ cooperate, so a worker busy in one long C call that holds the GIL — which is w
 big block — is seen as well as an idle one (a ledger each process published to missed exactly
 those).
 
-What it cannot see: two processes that map big blocks within one reading of each other (the
-watchdog reads every ``interval``, 0.1 s, or every 10 ms near its thresholds while memory
-rises) both pass, and the kernel counts them only as they are written. Nothing short of
+A process that appears in the group after the first reading (a fresh worker, whose first
+request may map a temporary before anyone has read it) counts what it has mapped and not
+written at its first reading as mapped lately; the processes found at the first reading are
+taken as they are.
+
+What it cannot see: two processes that map big blocks within one reading of each other both
+pass, and the kernel counts them only as they are written. The watchdog reads every 10 ms near
+its thresholds while the group has other processes (``pace.py``; a reading costs about 25 µs
+of CPU with four processes in the group), else every ``interval``, 0.1 s. Nothing short of
 splitting the room between the processes ahead of time would stop that, and that refuses one
 process's big allocation whenever it exceeds its share, alone or not.
 
@@ -63,10 +69,13 @@ class Unsettled:
     of a refused request met the same refusal).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, new: bool = False) -> None:
         # [bucket number, bytes mapped in it and not yet written], oldest first.
         self._mapped: deque[list[int]] = deque(maxlen=int(SETTLE_S / _BUCKET_S) + 1)
         self._last: tuple[int, int] | None = None
+        #: A process born (or moved in) since the last reading: what it has mapped and not
+        #: written at its first reading was mapped lately.
+        self._new = new
 
     def add(self, data: int, anon: int, now: float | None = None) -> int:
         """Take a reading of the process's data size and anonymous resident memory; return
@@ -76,6 +85,8 @@ class Unsettled:
         oldest = bucket - (mapped.maxlen or 1) + 1
         while mapped and mapped[0][0] < oldest:
             mapped.popleft()
+        if self._last is None and self._new:
+            mapped.append([bucket, max(0, data - anon)])
         if self._last is not None:
             grown, written = data - self._last[0], anon - self._last[1]
             if grown > 0:
@@ -127,6 +138,9 @@ class GroupRoom:
         self._pids: list[int] = []
         self._listed_at = float("-inf")
         self._seen: dict[int, Unsettled] = {}
+        self._first = True
+        #: How many other processes the last reading found in the group.
+        self.members = 0
 
     def _members(self, now: float) -> list[int]:
         """The group's processes: its own ``cgroup.procs`` read at every reading (a server's
@@ -158,8 +172,12 @@ class GroupRoom:
                 continue
             seen = self._seen.get(pid)
             if seen is None:
-                seen = self._seen[pid] = Unsettled()
+                # Seen after the first reading: born or moved in since the last one, so a
+                # temporary it mapped at once (a fresh worker's first request) is about to go.
+                seen = self._seen[pid] = Unsettled(new=not self._first)
             total += seen.add(fields[5] * _PAGE, (fields[1] - fields[2]) * _PAGE, now)
+        self._first = False
+        self.members = len(members)
         if len(self._seen) > len(members):
             alive = set(members)
             for pid in [p for p in self._seen if p not in alive]:
