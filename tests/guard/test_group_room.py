@@ -88,8 +88,8 @@ def _started(group: MemoryCgroup, mib: int) -> subprocess.Popen[str]:
     return process
 
 
-def test_near_its_thresholds_a_watchdog_reads_often_while_others_share_the_limit() -> None:
+def test_a_watchdog_reads_often_while_others_share_the_limit() -> None:
     pace = Pace(near_bytes=100 * MIB, interval=0.1, switch_interval=None)
     assert 0.1 == pace.pause(150 * MIB)  # steady, alone
     assert FAST_S == pace.pause(150 * MIB, crowded=True)
-    assert 0.1 == pace.pause(50 * MIB, crowded=True)  # far from them
+    assert FAST_S == pace.pause(50 * MIB, crowded=True)  # far from the thresholds too

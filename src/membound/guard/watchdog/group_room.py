@@ -23,9 +23,9 @@ written at its first reading as mapped lately; the processes found at the first 
 taken as they are.
 
 What it cannot see: two processes that map big blocks within one reading of each other both
-pass, and the kernel counts them only as they are written. The watchdog reads every 10 ms near
-its thresholds while the group has other processes (``pace.py``; a reading costs about 25 µs
-of CPU with four processes in the group), else every ``interval``, 0.1 s. Nothing short of
+pass, and the kernel counts them only as they are written. The watchdog reads every 10 ms
+while the group has other processes (``pace.py``; a reading costs about 25 µs of CPU with four
+processes in the group), else every ``interval``, 0.1 s. Nothing short of
 splitting the room between the processes ahead of time would stop that, and that refuses one
 process's big allocation whenever it exceeds its share, alone or not.
 

@@ -3,10 +3,10 @@
 A watchdog far from its thresholds reads every ``interval`` (0.1 s by default) and costs
 nothing measurable. Near them a fast ramp takes the headroom in milliseconds, so it reads every
 ``FAST_S`` while memory rises (steady memory near a threshold, a service that does not leak at
-70 % of its limit, is read every ``interval``), and every ``FAST_S`` while other processes share
-the limit: each reading renews the backstop's cap from what they mapped (``group_room.py``),
-and 0.1 s between readings let two workers' temporaries through together (a reading costs
-about 25 µs of CPU: 0.25 % of a core at ``FAST_S``). It lowers the GIL switch
+70 % of its limit, is read every ``interval``), and every ``FAST_S`` whenever other processes
+share the limit and the backstop is on: each reading renews the backstop's cap from what they
+mapped (``group_room.py``), and 0.1 s between readings let two workers' temporaries through
+together (a reading costs about 25 µs of CPU: 0.25 % of a core at ``FAST_S``). It lowers the GIL switch
 interval only while memory rises fast enough to reach its next line (``soft``, ``hard``, the
 backstop's point) within ``_SOON_S`` at the rate it rose over the last ``_RISE_S``: a slow leak
 (6 MB/s with 40 MB to go) leaves it alone. Fast reading and a 0.5 ms switch interval from half
@@ -73,10 +73,11 @@ class Pace:
 
     def pause(self, judged: int | None, crowded: bool = False) -> float:
         """Seconds to wait for the next reading: ``FAST_S`` near the thresholds while memory
-        rises, or — ``crowded`` — while other processes share the limit (each reading tells
-        the backstop what they mapped; the one before theirs let a second big temporary
-        through beside the first)."""
-        fast = self.fast(judged) or (crowded and judged is not None and self.near(judged))
+        rises, and whenever — ``crowded`` — other processes share the limit: each reading
+        tells the backstop what they mapped, and two workers' temporaries mapped between two
+        readings both pass, far from the thresholds as well (three fresh gunicorn workers at
+        half of the limit, two 150 MiB temporaries in a 400 MiB group)."""
+        fast = self.fast(judged) or crowded
         return min(self.interval, FAST_S) if fast else self.interval
 
     def reading(self, judged: int, line: int | None = None) -> None:
