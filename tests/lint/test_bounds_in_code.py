@@ -113,3 +113,126 @@ def test_identifying_values_in_hand_and_keyword_get_model(tmp_path: Path) -> Non
         for f in (*result.findings, *result.hints)
     }
     assert {"WHOLE": "finding"} == reported
+
+
+DJANGO_OWNERS = """\
+from django.db import models
+
+
+class PhotoSet(models.Model):
+    name = models.TextField()
+
+    def photos(self):
+        return list(Image.objects.filter(photoset=self.pk))  # BOUND rows of the row in hand
+
+
+class Image(models.Model):
+    photoset = models.ForeignKey(PhotoSet, on_delete=models.CASCADE)
+    added_by = models.ForeignKey("auth.User", on_delete=models.CASCADE)
+    username = models.TextField()
+
+
+def album(photo_set):
+    return list(Image.objects.filter(photoset=photo_set))  # BOUND named like the owner
+
+
+def added(profile):
+    return list(Image.objects.filter(added_by=profile.user))  # BOUND one user in hand
+
+
+def taken(user):
+    return list(Image.objects.filter(username__startswith=user.username))  # BOUND one name
+
+
+def of_sets(company):
+    sets = PhotoSet.objects.filter(company=company).values_list("id", flat=True)
+    return list(Image.objects.filter(photoset_id__in=sets))  # BOUND a query of one owner
+
+
+def by_letter():
+    return list(Image.objects.filter(username__startswith="a"))  # WHOLE a literal prefix
+
+
+def roster(cursor, event):
+    cursor.execute("SELECT id FROM app_image WHERE photoset_id=%d" % event.id)
+    return cursor.fetchall()  # BOUND one key formatted in
+"""
+
+
+def test_rows_of_one_owner_however_the_owner_is_written(tmp_path: Path) -> None:
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "models.py").write_text("import sqlite3\n" + DJANGO_OWNERS)
+    sizes = TableSizes(tables={"app_image": 10**6, "app_photoset": 10**6}, source="t")
+    result = lint_paths([str(tmp_path)], LintConfig(sizes=sizes))
+    lines = ("import sqlite3\n" + DJANGO_OWNERS).splitlines()
+    reported = {lines[f.row - 1].split("# ")[-1]: f.kind for f in (*result.findings, *result.hints)}
+    assert {"WHOLE a literal prefix": "finding"} == reported
+
+
+SQLALCHEMY_OWNERS = """\
+from sqlalchemy import Column, Integer, String, and_, distinct, func, tuple_
+from sqlalchemy.orm import declarative_base
+
+Base = declarative_base()
+
+
+class OutputFile(Base):
+    __tablename__ = "output_file"
+    id = Column(Integer, primary_key=True)
+    entity_id = Column(Integer)
+    task_id = Column(Integer)
+    comment = Column(Integer)
+    bucket = Column(String)
+    key = Column(String)
+    name = Column(String)
+    revision = Column(Integer)
+
+
+def last_of_entity(session, entity_id):
+    latest = session.query(OutputFile.name, func.max(OutputFile.revision).label("top"))
+    statement = latest.group_by(OutputFile.name).subquery()
+    query = session.query(OutputFile).join(
+        statement,
+        and_(OutputFile.entity_id == entity_id, OutputFile.name == statement.c.name),
+    )
+    return query.all()  # BOUND owner in the join condition
+
+
+def last_of_task(session, task_id):
+    latest = session.query(OutputFile.name).filter(OutputFile.task_id == task_id)
+    statement = latest.subquery()
+    query = session.query(OutputFile).join(statement, OutputFile.name == statement.c.name)
+    return query.all()  # BOUND joined to one owner's rows
+
+
+def linked(session, comment_ids):
+    query = session.query(OutputFile).filter(OutputFile.comment.in_(comment_ids))
+    return query.all()  # BOUND named like the ids in hand
+
+
+def stored(session, keys):
+    query = session.query(OutputFile).filter(tuple_(OutputFile.bucket, OutputFile.key).in_(keys))
+    return query.all()  # BOUND keys in hand
+
+
+def of_entity_tasks(session, entity_id):
+    tasks = session.query(OutputFile.task_id).filter(OutputFile.entity_id == entity_id)
+    return session.query(OutputFile).filter(OutputFile.task_id.in_(tasks)).all()  # BOUND sub
+
+
+def names(session):
+    return session.query(OutputFile).with_entities(distinct(OutputFile.name)).all()  # BOUND
+
+
+def everything(session):
+    return session.query(OutputFile).all()  # WHOLE
+"""
+
+
+def test_sqlalchemy_joins_subqueries_and_lists_of_one_owner(tmp_path: Path) -> None:
+    (tmp_path / "files.py").write_text(SQLALCHEMY_OWNERS)
+    sizes = TableSizes(tables={"output_file": 10**6}, source="t")
+    result = lint_paths([str(tmp_path)], LintConfig(sizes=sizes))
+    lines = SQLALCHEMY_OWNERS.splitlines()
+    reported = {lines[f.row - 1].split("# ")[-1]: f.kind for f in (*result.findings, *result.hints)}
+    assert {"WHOLE": "finding"} == reported

@@ -108,3 +108,86 @@ def test_names_that_match_nothing_are_one_warning_line(
     assert 1 == len(warned), err
     assert warned[0].endswith(": Contnet, core_domian"), warned
     assert "core_domain," not in warned[0]
+
+
+NOTICES = """\
+from django.db import models
+
+
+class Notice(models.Model):
+    body = models.TextField()
+"""
+
+CHAPTER_JOB = """\
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    def handle(self, *args, **options):
+        from ...models import Notice
+
+        for notice in Notice.objects.all():  # line 8: the chapters' own Notice
+            print(notice)
+"""
+
+
+def test_a_relative_import_names_its_own_apps_model_not_a_namesake(tmp_path: Path) -> None:
+    """Two apps define ``Notice``; the sizes file sizes the notifications one. A command of
+    the chapters app importing ``from ...models import Notice`` loads the chapters table."""
+    for app in ("notifications", "chapters"):
+        (tmp_path / "site" / app).mkdir(parents=True)
+        (tmp_path / "site" / app / "models.py").write_text(NOTICES)
+    commands = tmp_path / "site" / "chapters" / "management" / "commands"
+    commands.mkdir(parents=True)
+    (commands / "send.py").write_text(CHAPTER_JOB)
+    big = TableSizes(models={"site.notifications.models.Notice": 400_000}, source="t")
+    result = lint_paths([str(tmp_path)], LintConfig(sizes=big))
+    assert [] == [f.row for f in result.findings], result.findings
+    chapters = TableSizes(
+        models={
+            "site.notifications.models.Notice": 400_000,
+            "site.chapters.models.Notice": 900_000,
+        },
+        source="t",
+    )
+    result = lint_paths([str(tmp_path)], LintConfig(sizes=chapters))
+    assert [8] == [f.row for f in result.findings], result.findings
+
+
+FLASK_MODELS = """\
+from flask_sqlalchemy import SQLAlchemy
+
+db = SQLAlchemy()
+
+
+class PreviewFile(db.Model):
+    __tablename__ = "preview_file"
+    id = db.Column(db.Integer, primary_key=True)
+"""
+
+FLASK_COMMAND = """\
+from zou.app.models.preview_file import PreviewFile
+
+
+def download_all():
+    for preview in PreviewFile.query.all():  # line 5
+        print(preview)
+"""
+
+
+@pytest.mark.parametrize("layout", ["", "src"])
+def test_a_module_that_queries_through_the_projects_models_needs_no_sqlalchemy_import(
+    tmp_path: Path, layout: str
+) -> None:
+    """Flask-SQLAlchemy's ``Model.query`` in a module that imports only the model, in a tree
+    linted from its import root or from above it (``src/`` layout)."""
+    top = tmp_path / layout
+    (top / "zou" / "app" / "models").mkdir(parents=True)
+    (top / "zou" / "app" / "models" / "preview_file.py").write_text(FLASK_MODELS)
+    (top / "zou" / "app" / "commands").mkdir(parents=True)
+    (top / "zou" / "app" / "commands" / "sync.py").write_text(FLASK_COMMAND)
+    sizes = TableSizes(tables={"preview_file": 2_000_000}, source="t")
+    result = lint_paths([str(tmp_path)], LintConfig(sizes=sizes))
+    assert [("sync.py", 5, "MB102")] == [
+        (Path(f.filename).name, f.row, f.code) for f in result.findings
+    ]

@@ -262,6 +262,7 @@ class CallIndex:
     def add(self, path: str, module: str, text: str) -> None:
         """Read one file (``module`` its dotted path); a file that does not parse is skipped
         (the lint run reports it)."""
+        self._paths[path] = module  # every file: a relative import is read from it
         if "def " not in text:
             return
         try:
@@ -273,7 +274,6 @@ class CallIndex:
         mod = _Module(module)
         _Reader(mod, path).visit(tree)
         self._modules.append(mod)
-        self._paths[path] = module
 
     def graph(self) -> CallGraph:
         """The functions the entry points reach (at most :data:`MAX_DEPTH` calls deep)."""

@@ -11,6 +11,7 @@ at the node types they care about.
 from __future__ import annotations
 
 import ast
+import os
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, TypeVar
@@ -105,6 +106,12 @@ class ModuleContext:
     ) -> None:
         self.tree = tree
         self.evidence = evidence
+        #: The file's dotted module path, where the run knows it (a project linted whole).
+        self.module: str | None = (
+            evidence.calls.modules.get(filename)
+            if evidence is not None and evidence.calls is not None
+            else None
+        )
         self.filename = filename
         self.lines = lines
         self.selected = selected
@@ -169,7 +176,10 @@ class ModuleContext:
                 else:
                     self.aliases[root] = root
         for imp_from in self.of_type(ast.ImportFrom):
-            if imp_from.level or not imp_from.module:
+            if imp_from.level:
+                self._relative_import(imp_from)
+                continue
+            if not imp_from.module:
                 continue
             self.imported_roots.add(imp_from.module.partition(".")[0])
             for alias in imp_from.names:
@@ -203,6 +213,24 @@ class ModuleContext:
     def _record(self, target: ast.Name, value: ast.expr) -> None:
         self._assignments[self.scope_of(target)][target.id].append(value)
 
+    def _relative_import(self, node: ast.ImportFrom) -> None:
+        """``from ..models import Notice``: the names it binds, qualified from this file's own
+        module path when the run knows it (two apps' ``Notice`` are two models)."""
+        if self.module is None:
+            return
+        parts = self.module.split(".") if self.module else []
+        if os.path.basename(self.filename) == "__init__.py":
+            parts.append("__init__")  # a package's ``.`` is the package itself
+        if node.level > len(parts):
+            return
+        above = parts[: len(parts) - node.level]
+        base = ".".join([*above, node.module] if node.module else above)
+        if not base:
+            return
+        for alias in node.names:
+            if alias.name != "*":
+                self.aliases[alias.asname or alias.name] = f"{base}.{alias.name}"
+
     # -- queries ----------------------------------------------------------------------------
 
     def of_type(self, kind: type[N]) -> list[N]:
@@ -220,6 +248,19 @@ class ModuleContext:
     def imports_any(self, roots: frozenset[str] | set[str]) -> bool:
         """Tell whether the module imports any of these top-level packages."""
         return not self.imported_roots.isdisjoint(roots)
+
+    def imports_project_model(self) -> bool:
+        """Whether the module imports one of the linted project's models: a module that
+        queries through them (``Model.query``, ``store.query(Model)``) need not import
+        SQLAlchemy itself."""
+        if self.evidence is None:
+            return False
+        known = self.memo.get("imports_project_model")
+        if known is None:
+            tables = self.evidence.tables
+            known = any(tables.known(target) for target in self.aliases.values())
+            self.memo["imports_project_model"] = known
+        return bool(known)
 
     def parent(self, node: ast.AST) -> ast.AST | None:
         """The node's parent, or None for the module."""

@@ -69,8 +69,15 @@ class Evidence:
         return TableSize(rows, table, self.sizes.source, small, table in self.sizes.capped)
 
     def of_model(self, qualified: str | None, name: str) -> TableSize | None:
-        """The size of the table of the model written ``name`` (imported as ``qualified``)."""
-        rows = self.sizes.model_rows(qualified or name)
+        """The size of the table of the model written ``name`` (imported as ``qualified``).
+        A bare name that several of the project's models share matches no ``[models]`` entry
+        by its tail (a chapter's ``Notice`` is not the notifications ``Notice``)."""
+        if qualified:
+            rows = self.sizes.model_rows(qualified)
+        elif name.rsplit(".", 1)[-1] in self.tables.shared_names:
+            rows = None
+        else:
+            rows = self.sizes.model_rows(name)
         if rows is not None:
             return self.sized(rows, name.rsplit(".", 1)[-1])
         table = self.tables.table_of(qualified, name)

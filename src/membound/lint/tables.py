@@ -78,6 +78,23 @@ class ModelTables:
             names.setdefault(path.rsplit(".", 1)[-1], set()).add(table)
         #: bare class name → table, where every class of that name has the same table
         self.by_name = {name: next(iter(t)) for name, t in names.items() if len(t) == 1}
+        classes: dict[str, int] = {}
+        for path in self.by_path:
+            last = path.rsplit(".", 1)[-1]
+            classes[last] = classes.get(last, 0) + 1
+        #: bare class names that several models of the project share
+        self.shared_names = frozenset(name for name, count in classes.items() if count > 1)
+        #: every dotted tail of at least ``module.Class`` of the models' paths: a project
+        #: linted from above its import root (``src/``) imports them by a tail
+        self._tails = frozenset(
+            ".".join(parts[i:])
+            for parts in (path.split(".") for path in self.by_path)
+            for i in range(len(parts) - 1)
+        )
+
+    def known(self, qualified: str) -> bool:
+        """Whether ``qualified`` (as an import names it) is one of the models mapped."""
+        return qualified in self._tails
 
     def table_of(self, qualified: str | None, name: str) -> str | None:
         """The table of the model imported as ``qualified`` (or defined here as ``name``)."""

@@ -17,6 +17,7 @@ __all__ = [
     "memberships",
     "names_a_row",
     "owner_filter",
+    "owners_query",
     "shared_attribute",
 ]
 
@@ -168,9 +169,13 @@ def _owner_match(field: str, value: ast.AST) -> bool:
     # attribute elsewhere (``role``); a plain column named like a shared attribute does not.
     if base in _NOT_OWNERS and base == field.lower():
         return False
-    if named.lower() in _KEY_NAMES and field.lower() != base:
-        return True  # ``buildsetid == row.id``: a key column equal to the id of a row in hand
+    if named.lower() in _KEY_NAMES and (field.lower() != base or not shared_attribute(field)):
+        # ``buildsetid == row.id``, ``photoset=self.pk``: the rows that reference one row
+        return True
     other = _strip_key(named)
+    if other in _OWNERS and not shared_attribute(field):
+        return True  # ``added_by=profile.user``: the rows of one owner in hand
+    other, base = other.replace("_", ""), base.replace("_", "")  # ``photoset=photo_set``
     return other.endswith(base) or (len(other) >= 3 and base.endswith(other))
 
 
@@ -207,6 +212,8 @@ def owner_filter(ctx: ModuleContext, link: Link) -> bool:
     ``filter(event=self.event)``, ``filter(review__submission=s)``, ``filter_by(user_id=uid)``,
     ``where(T.c.buildid == buildid)``, ``filter(Metric.run_uuid == run_uuid)``, and the same
     keywords passed as ``**filters``."""
+    if link.kind == "method" and link.name in _JOINS:
+        return _owner_join(ctx, link)
     if link.kind != "method" or link.name not in ("filter", "where", "filter_by"):
         return False
     call = link.node
@@ -231,8 +238,9 @@ def owner_filter(ctx: ModuleContext, link: Link) -> bool:
     for arg_name, value in pairs:
         parts = arg_name.split("__")
         if parts[-1] == "in" and len(parts) > 1:
-            # ``submission_id__in=ids`` / ``event__in=events``: the rows of owners in hand.
-            if _in_memory_list(ctx, value) and (
+            # ``submission_id__in=ids`` / ``event__in=events``: the rows of owners in hand, or
+            # of a query that is itself the rows of one owner.
+            if (_in_memory_list(ctx, value) or owners_query(ctx, value)) and (
                 _is_key_column(parts[-2])
                 or _strip_key(parts[-2]) in _OWNERS
                 or parts[-2].lower() in _IDENTITY
@@ -241,16 +249,83 @@ def owner_filter(ctx: ModuleContext, link: Link) -> bool:
             continue
         if parts[-1] in ("exact", "iexact") and len(parts) > 1:
             parts = parts[:-1]  # ``email__iexact=email``: an equality
+        elif parts[-1] in ("startswith", "istartswith") and len(parts) > 1:
+            # ``username__startswith=user.username``: the rows sharing one whole identifying
+            # value as a prefix (its numbered variants), not a letter's worth of rows
+            if parts[-2].lower() in _IDENTITY and _is_value_in_hand(value):
+                return True
+            continue
         elif parts[-1] in _LOOKUPS:
             continue
         if _owner_match(parts[-1], value):
             return True
     if any(_owner_match(column, value) for column, value, _ in equalities(args)):
         return True
-    # ``Trace.request_id.in_(trace_ids)``: the rows of a list of owners in hand.
+    return _owners_in(ctx, args)
+
+
+def _owners_in(ctx: ModuleContext, args: Iterable[ast.expr]) -> bool:
+    """``Trace.request_id.in_(trace_ids)``, ``Link.comment.in_(comment_ids)``,
+    ``tuple_(F.bucket, F.key).in_(keys)``: the rows of a list of owners or keys in hand (or of
+    a query that is itself one owner's rows)."""
+    for column, values in memberships(args):
+        if not (_in_memory_list(ctx, values) or owners_query(ctx, values)):
+            continue
+        named = last_name(values)
+        plural = _strip_plural(named) if named else ""
+        if (
+            _is_key_column(column)
+            or _strip_key(column) in _OWNERS
+            or (plural and plural.replace("_", "") == _strip_key(column).replace("_", ""))
+        ):
+            return True
+    return False
+
+
+def _strip_plural(name: str) -> str:
+    """``comment_ids`` → ``comment``, ``users`` → ``user``: what one item of a list names."""
+    lowered = name.lower()
+    for suffix in ("_ids", "_keys", "_pks", "_uuids", "ids", "_list", "_set", "s"):
+        if lowered.endswith(suffix) and len(lowered) > len(suffix):
+            return lowered[: -len(suffix)].rstrip("_")
+    return ""
+
+
+#: Query steps that join another table or statement.
+_JOINS = frozenset({"join", "outerjoin", "join_from"})
+
+
+def _owner_join(ctx: ModuleContext, link: Link) -> bool:
+    """``.join(stmt, and_(F.entity_id == entity_id, …))``: an inner join whose condition keeps
+    one owner's rows, or whose target is a statement of one owner's rows (``stmt`` a subquery
+    filtered on ``task_id == task_id``)."""
+    call = link.node
+    if link.name == "outerjoin" or not isinstance(call, ast.Call) or not call.args:
+        return False
+    if any(kw.arg in ("isouter", "full") for kw in call.keywords):
+        return False
+    target, *conditions = (_resolved(ctx, a) for a in call.args)
+    if any(_owner_match(column, value) for column, value, _ in equalities(conditions)):
+        return True
+    return owners_query(ctx, target)
+
+
+def owners_query(ctx: ModuleContext, expr: ast.AST, depth: int = 0) -> bool:
+    """``expr`` is a query (a subquery, a statement, a queryset) of one owner's rows, or of
+    keys in hand: ``query.filter(F.task_id == task_id).subquery()``,
+    ``Link.objects.filter(company=c).values_list("user__id")``."""
+    if depth > 2 or not isinstance(expr, (ast.Name, ast.Attribute, ast.Call)):
+        return False
+    chain = ctx.expand(expr)
+    if not any(link.name in _QUERY_STEPS or link.name in ("filter", "where") for link in chain):
+        return False
     return any(
-        _is_key_column(column) and _in_memory_list(ctx, values)
-        for column, values in memberships(args)
+        link.kind == "method"
+        and (
+            key_in_list(ctx, link)
+            or (link.name in ("filter", "where", "filter_by") and owner_filter(ctx, link))
+        )
+        for link in chain
     )
 
 
@@ -274,17 +349,23 @@ def _in_memory_list(ctx: ModuleContext, expr: ast.AST) -> bool:
 
 
 def memberships(args: Iterable[ast.expr]) -> Iterator[tuple[str, ast.expr]]:
-    """``(column, values)`` for each ``X.column.in_(values)`` inside ``args``."""
+    """``(column, values)`` for each ``X.column.in_(values)`` inside ``args``; for
+    ``tuple_(X.a, X.b).in_(values)``, each column of the tuple."""
     for arg in args:
         for node in ast.walk(arg):
             if (
                 isinstance(node, ast.Call)
                 and isinstance(node.func, ast.Attribute)
                 and node.func.attr == "in_"
-                and isinstance(node.func.value, ast.Attribute)
                 and len(node.args) == 1
             ):
-                yield node.func.value.attr, node.args[0]
+                of = node.func.value
+                if isinstance(of, ast.Attribute):
+                    yield of.attr, node.args[0]
+                elif isinstance(of, ast.Call) and last_name(of.func) == "tuple_":
+                    for column in of.args:
+                        if isinstance(column, ast.Attribute):
+                            yield column.attr, node.args[0]
 
 
 def equalities(args: Iterable[ast.expr]) -> Iterator[tuple[str, ast.expr, ast.Compare]]:

@@ -99,11 +99,11 @@ def _values_then_aggregate(chain: list[Link]) -> bool:
 
 
 def _distinct_shared_values(chain: list[Link]) -> bool:
-    """``.values_list("language", flat=True).distinct()``, ``query(Page.status).distinct()``:
-    the distinct values of columns that hold shared attributes, a small domain (as a GROUP BY
-    over it would be)."""
+    """``.values_list("language", flat=True).distinct()``, ``query(Page.status).distinct()``,
+    ``with_entities(distinct(Event.name))``: the distinct values of columns that hold shared
+    attributes, a small domain (as a GROUP BY over it would be)."""
     if not any(link.kind == "method" and link.name == "distinct" for link in chain):
-        return False
+        return _distinct_function_of_shared(chain)
     for link in chain:
         call = link.node
         if link.kind == "method" and link.name == "distinct" and isinstance(call, ast.Call):
@@ -123,6 +123,27 @@ def _distinct_shared_values(chain: list[Link]) -> bool:
             continue
         return len(words) == len(call.args) and all(
             isinstance(w, str) and shared_attribute(w) for w in words
+        )
+    return False
+
+
+def _distinct_function_of_shared(chain: list[Link]) -> bool:
+    """``query(distinct(T.kind))`` / ``select(distinct(T.kind))`` /
+    ``with_entities(distinct(T.name))``: every column selected is ``distinct()`` of a shared
+    attribute (the last of them: ``with_entities`` replaces what ``query`` selected)."""
+    for link in reversed(chain):
+        call = link.node
+        if link.kind not in ("method", "func") or not isinstance(call, ast.Call):
+            continue
+        if link.name not in ("query", "select", "with_entities") or not call.args:
+            continue
+        return all(
+            isinstance(arg, ast.Call)
+            and last_name(arg.func) == "distinct"
+            and len(arg.args) == 1
+            and isinstance(arg.args[0], ast.Attribute)
+            and shared_attribute(arg.args[0].attr)
+            for arg in call.args
         )
     return False
 
@@ -330,7 +351,7 @@ def sa_query(ctx: ModuleContext, expr: ast.AST, code: str = "MB102") -> list[Lin
     ``.execute(stmt)``, ``.scalars(stmt)``, ``.exec(stmt)`` (SQLModel). Bounded when a step such
     as ``.limit()``, ``.first()``, ``.one()`` or a slice appears, or the statement is bounded.
     """
-    if not ctx.imports_any(SQLALCHEMY_ROOTS):
+    if not ctx.imports_any(SQLALCHEMY_ROOTS) and not ctx.imports_project_model():
         return None
     chain = ctx.expand(expr)
     source = False

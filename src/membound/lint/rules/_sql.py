@@ -20,10 +20,14 @@ __all__ = [
 
 #: A bind parameter: ``%s``, ``?``, ``:name``, ``$1``, ``%(name)s``.
 _PARAM = r"(?:%s|\?|:\w+|\$\d+|%\(\w+\)s)"
-#: ``WHERE t.event_id = %s`` / ``AND user_id IN %s`` / ``= ANY(%s)``: a column given a parameter.
+#: A value put in by Python before the statement runs: ``%d``/``%s`` (``sql % event.id``), a
+#: ``str.format`` field, an f-string's ``{}``.
+_FORMATTED = r"(?:%[dis]|\{\w*\})"
+#: ``WHERE t.event_id = %s`` / ``AND user_id IN %s`` / ``= ANY(%s)``: a column given a parameter
+#: (or one value formatted in: ``WHERE event_id=%d``).
 _COLUMN_GIVEN = re.compile(
     rf"\b(?:WHERE|AND)\s+(?:\w+\.)?\"?(\w+)\"?\s*"
-    rf"(?:=\s*{_PARAM}|IN\s*\(?\s*{_PARAM}|=\s*ANY\s*\(\s*{_PARAM})",
+    rf"(?:=\s*(?:{_PARAM}|{_FORMATTED})|IN\s*\(?\s*{_PARAM}|=\s*ANY\s*\(\s*{_PARAM})",
     re.IGNORECASE,
 )
 _WHERE = re.compile(r"\bWHERE\b(.*)", re.IGNORECASE | re.DOTALL)

@@ -82,7 +82,7 @@ def _wraps_fetchall(ctx: ModuleContext, call: ast.Call) -> bool:
 
 def check_unbounded_fetch(ctx: ModuleContext) -> Iterator[Finding]:
     """MB102: SQLAlchemy ``.all()`` or DB-API ``.fetchall()`` without a visible bound."""
-    if not ctx.imports_any(DBAPI_ROOTS | SQLALCHEMY_ROOTS):
+    if not ctx.imports_any(DBAPI_ROOTS | SQLALCHEMY_ROOTS) and not ctx.imports_project_model():
         return
     # ``cur.execute(sql)`` calls per (scope, cursor name): a later ``cur.fetchall()`` is bounded
     # when the statement executed last before it is.
