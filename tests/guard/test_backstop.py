@@ -252,3 +252,23 @@ def test_what_another_guarded_process_mapped_and_has_not_written_is_no_room() ->
     assert 0 == kills, (written, taken)
     assert "result: written" in written, written
     assert "result: refused causes=backstop" in taken, taken
+
+
+def test_a_reading_while_a_thread_starts_leaves_it_room_to_start() -> None:
+    """A reading that renews the cap between the lift for a thread's start and the thread's
+    first Python code already counts what the start mapped: taking the lift back after it put
+    the cap below the data size, and a thread whose start-up then failed left
+    ``Thread.start()`` waiting for ever (a refused ramp's next thread under a loaded suite)."""
+    done = subprocess.run(
+        [sys.executable, str(APPS / "backstop_thread_race.py")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    output = done.stdout + done.stderr
+    assert 0 == done.returncode, output
+    found = re.search(r"ran=(\w+) room=(-?\d+)", output)
+    assert found is not None, output
+    assert "True" == found[1], output
+    assert int(found[2]) >= backstop_module.THREAD_START, output

@@ -78,7 +78,7 @@ from membound.guard.limit import Limit
 from membound.guard.watchdog.group_room import GroupRoom, Unsettled
 from membound.measure.cgroup.memory import KeptFiles, Usage, ram_available
 
-__all__ = ["AVAILABLE", "KERNEL_KINDS", "Backstop"]
+__all__ = ["AVAILABLE", "KERNEL_KINDS", "THREAD_START", "Backstop"]
 
 #: Whether a backstop can work here: Linux ≥ 4.7 holds mappings to RLIMIT_DATA; CPython, whose
 #: ``PyExc_MemoryError`` the refusal notice relies on.
@@ -93,8 +93,9 @@ _LEAST_RESERVE = 4 << 20
 #: The least room the cap leaves outside ``hard``: for the program to handle the
 #: ``MemoryError`` (and CPython to make it) after a refusal close to ``hard``.
 _RESERVE = 1 << 20
-#: What a new thread maps for its own start-up, beyond its stack, allowed until the next reading.
-_THREAD_START = 1 << 20
+#: What a new thread maps for its own start-up, beyond its stack (a malloc arena, the
+#: interpreter's first frames), allowed until the next reading.
+THREAD_START = 1 << 20
 #: A refusal runs ``on_hard`` at most this often (a loop that retries after ``MemoryError``
 #: would otherwise run it once per attempt).
 _REFUSAL_EVERY_S = 1.0
@@ -140,6 +141,9 @@ class Backstop:
         self.group = GroupRoom(kernel.group)
         #: Of the room at the last reading, what the others had mapped and not yet written.
         self.others_bytes = 0
+        #: Readings that re-set the cap so far (a thread's start tells by it whether its lift
+        #: is still in the cap).
+        self.renewals = 0
 
     def room(self, usage: Usage | None) -> tuple[int, int] | None:
         """What the kernel counts now and how much more it allows before its line: ``usage``
@@ -195,6 +199,7 @@ class Backstop:
         self.others_bytes = self.group.others()
         left = room[1] - unsettled - self.others_bytes
         self.cap_bytes = set_cap(id(self), data + max(left, _RESERVE))
+        self.renewals += 1
 
     def take_refusals(self, now_or_never: bool = False) -> int:
         """Refusals not yet reported, if it is time to report them (0 otherwise; with
@@ -232,6 +237,24 @@ class Backstop:
         """``added`` bytes were mapped that stay untouched (a thread's stack): count them as
         settled, so that the next reading leaves them out of the room."""
         self._untouched.settled(added)
+
+    def thread_started(self, added: int, lifted: int, renewals: int, data: int | None) -> None:
+        """A thread whose start :meth:`lift_for` let through (``lifted`` bytes, when the cap
+        had been re-set ``renewals`` times) runs: its stack mapped ``added`` bytes that stay
+        untouched, and the data size is ``data`` now (None: unknown).
+
+        The cap keeps the stack (settled room) and gives back the rest of the lift, unless a
+        reading re-set it since: that reading counted what the start mapped, and taking the
+        lift back from its cap would put the cap below the data size. Either way the thread
+        keeps :data:`THREAD_START` beyond the data size until the next reading, for its
+        start-up, which fails at the cap and leaves ``Thread.start()`` waiting for ever."""
+        self.mapped_untouched(added)
+        if self.cap_bytes is None:
+            return
+        if renewals == self.renewals:
+            self.lift(added - lifted)
+        if data is not None and self.cap_bytes is not None and self.cap_bytes < data + THREAD_START:
+            self.cap_bytes = set_cap(id(self), data + THREAD_START)
 
 
 def _load_unwinder() -> None:
@@ -324,7 +347,8 @@ def _start_thread(function: Callable[..., Any], *args: Any, **kwargs: Any) -> An
         return start(function, *args, **kwargs)
     stack = _stack_bytes()
     before = data_and_anon()
-    raised = [backstop.lift_for(stack + _THREAD_START) for backstop in backstops]
+    renewals = [backstop.renewals for backstop in backstops]
+    raised = [backstop.lift_for(stack + THREAD_START) for backstop in backstops]
     settled = threading.Event()
 
     def settle() -> None:
@@ -334,9 +358,9 @@ def _start_thread(function: Callable[..., Any], *args: Any, **kwargs: Any) -> An
         after = data_and_anon()
         added = stack if before is None or after is None else max(0, after[0] - before[0])
         added = min(added, stack)
-        for backstop, lifted in zip(backstops, raised, strict=True):
-            backstop.mapped_untouched(added)
-            backstop.lift(added - lifted)
+        data = None if after is None else after[0]
+        for backstop, lifted, then in zip(backstops, raised, renewals, strict=True):
+            backstop.thread_started(added, lifted, then, data)
 
     def run(*inner: Any, **named: Any) -> Any:
         # Reading the mappings can raise MemoryError at the cap: the accounting is then lost
