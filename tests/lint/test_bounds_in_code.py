@@ -236,3 +236,32 @@ def test_sqlalchemy_joins_subqueries_and_lists_of_one_owner(tmp_path: Path) -> N
     lines = SQLALCHEMY_OWNERS.splitlines()
     reported = {lines[f.row - 1].split("# ")[-1]: f.kind for f in (*result.findings, *result.hints)}
     assert {"WHOLE": "finding"} == reported
+
+
+SELF_NAMED = """\
+from django.db import migrations
+
+
+def pick(qualifications, Qualification):
+    qualifications = Qualification.objects.filter(id__in=qualifications)
+    return {q.uuid for q in qualifications}  # BOUND the ids passed in
+
+
+def walk(apps, schema_editor):
+    for shift in apps.get_model("core", "Shift").objects.all():  # WHOLE every shift
+        shift.save()
+"""
+
+
+def test_a_query_filtered_on_its_own_name_is_judged_and_the_file_checked(tmp_path: Path) -> None:
+    """``x = X.objects.filter(id__in=x)`` names itself: following the query behind the name
+    went round without end (the file was one MB000 "too deeply nested", its other loads
+    unchecked)."""
+    (tmp_path / "core" / "migrations").mkdir(parents=True)
+    (tmp_path / "core" / "migrations" / "0002_x.py").write_text(SELF_NAMED)
+    sizes = TableSizes(tables={"core_qualification": 10**6, "core_shift": 10**6}, source="t")
+    result = lint_paths([str(tmp_path)], LintConfig(sizes=sizes))
+    assert () == result.errors
+    lines = SELF_NAMED.splitlines()
+    reported = {lines[f.row - 1].split("# ")[-1]: f.kind for f in result.findings}
+    assert {"WHOLE every shift": "finding"} == reported

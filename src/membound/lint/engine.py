@@ -154,6 +154,21 @@ def decode_source(data: bytes) -> tuple[str, str]:
         raise ValueError(f"not valid {encoding} text: {exc}") from None
 
 
+#: A syntax tree at least this deep may exhaust the recursion of rules that walk it nested.
+_DEEP = 100
+
+
+def _depth(tree: ast.AST) -> int:
+    """How deep ``tree`` nests (counted without recursion, which is what ran out)."""
+    deepest = 0
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+    return deepest
+
+
 def lint_source(
     source: str,
     filename: str = "<string>",
@@ -208,9 +223,15 @@ def lint_source(
         evidence=evidence,
     )
     found: set[Finding] = set()
-    for rule in RULES:
-        if rule.code in selected:
-            found.update(rule.check(ctx))
+    try:
+        for rule in RULES:
+            if rule.code in selected:
+                found.update(rule.check(ctx))
+    except RecursionError as exc:
+        if _depth(tree) < _DEEP:
+            # A shallow tree that recursed is a rule that went round in circles, not deep code.
+            raise RuntimeError(f"a rule recursed without end on a shallow tree ({exc})") from exc
+        raise
     kept = [f for f in found if not _suppressed(f, lines)]
     if kept and "noqa" in source:
         # A row that ends inside a multi-line string (or with a backslash) cannot hold a

@@ -207,13 +207,14 @@ def _dict_items(ctx: ModuleContext, expr: ast.expr) -> list[tuple[str, ast.expr]
     return found
 
 
-def owner_filter(ctx: ModuleContext, link: Link) -> bool:
+def owner_filter(ctx: ModuleContext, link: Link, depth: int = 0) -> bool:
     """A ``filter``/``filter_by``/``where`` step keeping the rows of one owner's foreign key:
     ``filter(event=self.event)``, ``filter(review__submission=s)``, ``filter_by(user_id=uid)``,
     ``where(T.c.buildid == buildid)``, ``filter(Metric.run_uuid == run_uuid)``, and the same
-    keywords passed as ``**filters``."""
+    keywords passed as ``**filters``. ``depth``: how many queries deep this filter sits inside
+    the one judged (``x = X.objects.filter(id__in=x)`` names itself)."""
     if link.kind == "method" and link.name in _JOINS:
-        return _owner_join(ctx, link)
+        return _owner_join(ctx, link, depth)
     if link.kind != "method" or link.name not in ("filter", "where", "filter_by"):
         return False
     call = link.node
@@ -240,7 +241,7 @@ def owner_filter(ctx: ModuleContext, link: Link) -> bool:
         if parts[-1] == "in" and len(parts) > 1:
             # ``submission_id__in=ids`` / ``event__in=events``: the rows of owners in hand, or
             # of a query that is itself the rows of one owner.
-            if (_in_memory_list(ctx, value) or owners_query(ctx, value)) and (
+            if (_in_memory_list(ctx, value) or owners_query(ctx, value, depth + 1)) and (
                 _is_key_column(parts[-2])
                 or _strip_key(parts[-2]) in _OWNERS
                 or parts[-2].lower() in _IDENTITY
@@ -261,15 +262,15 @@ def owner_filter(ctx: ModuleContext, link: Link) -> bool:
             return True
     if any(_owner_match(column, value) for column, value, _ in equalities(args)):
         return True
-    return _owners_in(ctx, args)
+    return _owners_in(ctx, args, depth)
 
 
-def _owners_in(ctx: ModuleContext, args: Iterable[ast.expr]) -> bool:
+def _owners_in(ctx: ModuleContext, args: Iterable[ast.expr], depth: int) -> bool:
     """``Trace.request_id.in_(trace_ids)``, ``Link.comment.in_(comment_ids)``,
     ``tuple_(F.bucket, F.key).in_(keys)``: the rows of a list of owners or keys in hand (or of
     a query that is itself one owner's rows)."""
     for column, values in memberships(args):
-        if not (_in_memory_list(ctx, values) or owners_query(ctx, values)):
+        if not (_in_memory_list(ctx, values) or owners_query(ctx, values, depth + 1)):
             continue
         named = last_name(values)
         plural = _strip_plural(named) if named else ""
@@ -295,7 +296,7 @@ def _strip_plural(name: str) -> str:
 _JOINS = frozenset({"join", "outerjoin", "join_from"})
 
 
-def _owner_join(ctx: ModuleContext, link: Link) -> bool:
+def _owner_join(ctx: ModuleContext, link: Link, depth: int) -> bool:
     """``.join(stmt, and_(F.entity_id == entity_id, …))``: an inner join whose condition keeps
     one owner's rows, or whose target is a statement of one owner's rows (``stmt`` a subquery
     filtered on ``task_id == task_id``)."""
@@ -307,7 +308,7 @@ def _owner_join(ctx: ModuleContext, link: Link) -> bool:
     target, *conditions = (_resolved(ctx, a) for a in call.args)
     if any(_owner_match(column, value) for column, value, _ in equalities(conditions)):
         return True
-    return owners_query(ctx, target)
+    return owners_query(ctx, target, depth + 1)
 
 
 def owners_query(ctx: ModuleContext, expr: ast.AST, depth: int = 0) -> bool:
@@ -323,7 +324,7 @@ def owners_query(ctx: ModuleContext, expr: ast.AST, depth: int = 0) -> bool:
         link.kind == "method"
         and (
             key_in_list(ctx, link)
-            or (link.name in ("filter", "where", "filter_by") and owner_filter(ctx, link))
+            or (link.name in ("filter", "where", "filter_by") and owner_filter(ctx, link, depth))
         )
         for link in chain
     )
