@@ -191,3 +191,74 @@ def test_a_module_that_queries_through_the_projects_models_needs_no_sqlalchemy_i
     assert [("sync.py", 5, "MB102")] == [
         (Path(f.filename).name, f.row, f.code) for f in result.findings
     ]
+
+
+AUDIT_MODELS = """\
+from sqlalchemy import Column, Integer
+from sqlalchemy.orm import declarative_base
+
+Base = declarative_base()
+AUDIT_TABLE = "pi_audit"
+
+
+class Audit(Base):
+    __tablename__ = AUDIT_TABLE
+    id = Column(Integer, primary_key=True)
+"""
+
+AUDIT_COMMANDS = """\
+from sqlalchemy.orm import Session
+
+from pi.lib.sqlaudit import LogEntry
+
+from . import models
+
+
+def rotate(engine):
+    with Session(engine) as session:
+        for entry in session.query(LogEntry).all():  # line 10
+            print(entry)
+
+
+def dump(engine):
+    with Session(engine) as session:
+        return session.query(models.Audit).all()  # line 16
+"""
+
+
+AUDIT_LISTING = """\
+from pi.manager import Session
+
+from . import models
+
+
+def listing():
+    return Session().query(models.Audit).all()  # line 7: no SQLAlchemy import here
+"""
+
+
+@pytest.mark.parametrize("sized", ["table", "model"])
+def test_a_model_is_followed_through_the_modules_that_import_it(tmp_path: Path, sized: str) -> None:
+    """``LogEntry`` is ``Audit`` imported under another name by a module that imports it from
+    its package, which imports it from the module defining it; ``models.Audit`` is the same
+    class reached through its package (in a module that does not import SQLAlchemy itself);
+    its table is named by a module constant."""
+    package = tmp_path / "pi"
+    (package / "models").mkdir(parents=True)
+    (package / "lib").mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "models" / "audit.py").write_text(AUDIT_MODELS)
+    (package / "models" / "__init__.py").write_text(
+        "from .audit import Audit  # noqa: F401\nfrom .audit import (\n    AUDIT_TABLE,\n)\n"
+    )
+    (package / "lib" / "sqlaudit.py").write_text("from pi.models import Audit as LogEntry\n")
+    (package / "commands.py").write_text(AUDIT_COMMANDS)
+    (package / "listing.py").write_text(AUDIT_LISTING)
+    sizes = (
+        TableSizes(tables={"pi_audit": 50_000_000}, source="t")
+        if sized == "table"
+        else TableSizes(models={"pi.models.audit.Audit": 50_000_000}, source="t")
+    )
+    result = lint_paths([str(tmp_path)], LintConfig(sizes=sizes))
+    found = sorted((Path(f.filename).name, f.row) for f in result.findings)
+    assert [("commands.py", 10), ("commands.py", 16), ("listing.py", 7)] == found

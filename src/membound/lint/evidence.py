@@ -73,7 +73,9 @@ class Evidence:
         A bare name that several of the project's models share matches no ``[models]`` entry
         by its tail (a chapter's ``Notice`` is not the notifications ``Notice``)."""
         if qualified:
-            rows = self.sizes.model_rows(qualified)
+            rows = self.sizes.model_rows(self.tables.defined(qualified))
+            if rows is None:
+                rows = self.sizes.model_rows(qualified)
         elif name.rsplit(".", 1)[-1] in self.tables.shared_names:
             rows = None
         else:

@@ -21,7 +21,11 @@ table is a lookup of named values.
 
 The map's keys are the dotted paths of the files' modules (``billing.models.Invoice``, from
 the path below the folder linted), matched against the path the code imports a model from by
-its dotted tail, and bare class names where only one model has that name.
+its dotted tail, and bare class names where only one model has that name. A model imported
+from a module that imports it itself (``from app.models import Audit as LogEntry`` in
+``app/audit.py``, ``from .audit import Audit`` in ``app/models/__init__.py``) is followed back
+to its class through those module-level imports, read with a regular expression from every
+file (parsing every file once more would cost as much as the lint itself).
 
 Raw SQL names its tables after ``FROM`` and ``JOIN``: :func:`sql_tables`.
 """
@@ -41,6 +45,10 @@ __all__ = ["FRAMEWORK_TABLES", "ModelTables", "index_models", "module_path", "sq
 _MARKERS = ("__tablename__", "db_table", "Table(", "models.Model", "Model)")
 _SQL_NAME = r'(?:"[^"]+"|`[^`]+`|\[[^\]]+\]|[A-Za-z_][\w$]*)'
 _FROM_JOIN = re.compile(rf"\b(?:FROM|JOIN)\s+({_SQL_NAME}(?:\s*\.\s*{_SQL_NAME})?)", re.IGNORECASE)
+#: A module-level ``from X import A, B as C`` (parenthesised over lines, or on one line).
+_FROM_IMPORT = re.compile(r"^from[ \t]+(\.*)([\w.]*)[ \t]+import[ \t]*(\([^)]*\)|[^\n]*)", re.M)
+#: How many imports a re-export is followed through.
+_REEXPORT_STEPS = 5
 #: Words that follow FROM without naming a table (``FROM (SELECT ...)`` is skipped by the regex).
 _NOT_TABLES = frozenset({"select", "lateral", "unnest", "generate_series", "only", "json_table"})
 
@@ -63,8 +71,22 @@ class ModelTables:
         by_path: Mapping[str, str],
         shapes: Mapping[str, ModelShape] | None = None,
         modules: Mapping[str, str] | None = None,
+        reexports: Mapping[str, str] | None = None,
     ) -> None:
         self.by_path = dict(by_path)
+        #: ``module.Name`` a module binds by importing it → where it imports it from, under
+        #: every dotted tail of at least ``module.Name`` (a tree linted from above its import
+        #: root, ``src/``, imports by a tail), where one binding has that tail
+        self.reexports: dict[str, str] = {}
+        clashes: set[str] = set()
+        for bound, source in (reexports or {}).items():
+            parts = bound.split(".")
+            for i in range(len(parts) - 1):
+                tail = ".".join(parts[i:])
+                if self.reexports.setdefault(tail, source) != source:
+                    clashes.add(tail)
+        for tail in clashes:
+            del self.reexports[tail]
         self.shapes = dict(shapes or {})
         #: file path → dotted module path, for the files that define models
         self.modules = dict(modules or {})
@@ -91,14 +113,36 @@ class ModelTables:
             for parts in (path.split(".") for path in self.by_path)
             for i in range(len(parts) - 1)
         )
+        #: the same for the project's modules that define models and their packages
+        #: (``from . import db``, ``from app import models`` for ``app/models/audit.py``)
+        self._module_tails = frozenset(
+            ".".join(parts[i:j])
+            for parts in (module.split(".") for module in self.modules.values())
+            for j in (len(parts), len(parts) - 1)
+            for i in range(j - 1)
+        )
+
+    def defined(self, qualified: str) -> str:
+        """Where the class imported as ``qualified`` is defined: followed back through the
+        modules that import it in turn (``qualified`` itself when none does)."""
+        for _ in range(_REEXPORT_STEPS):
+            if qualified in self.by_path:
+                break
+            source = self.reexports.get(qualified)
+            if source is None:
+                break
+            qualified = source
+        return qualified
 
     def known(self, qualified: str) -> bool:
-        """Whether ``qualified`` (as an import names it) is one of the models mapped."""
-        return qualified in self._tails
+        """Whether ``qualified`` (as an import names it) is one of the models mapped, or one
+        of the project's modules that define them."""
+        return self.defined(qualified) in self._tails or qualified in self._module_tails
 
     def table_of(self, qualified: str | None, name: str) -> str | None:
         """The table of the model imported as ``qualified`` (or defined here as ``name``)."""
         if qualified:
+            qualified = self.defined(qualified)
             if qualified in self.by_path:
                 return self.by_path[qualified]
             tail = "." + qualified
@@ -118,6 +162,7 @@ class ModelTables:
         """The shape of the model imported as ``qualified`` (or defined here as ``name``); the
         frameworks' own reference models (``ContentType``, ``Permission``...) are lookups."""
         if qualified:
+            qualified = self.defined(qualified)
             if qualified in FRAMEWORK_LOOKUPS:
                 return ModelShape(plain=True, identified=True)
             if qualified in self.shapes:
@@ -258,7 +303,8 @@ def _tables_in(
     shapes: dict[str, ModelShape] = {}
     by_class: dict[str, ModelShape] = {}
     django_classes: set[str] = set()
-    for name, value in _assigned(tree.body).items():
+    top = _assigned(tree.body)
+    for name, value in top.items():
         table = _table_call(value)
         if table:
             found[f"{module}.{name}"] = table
@@ -267,7 +313,10 @@ def _tables_in(
         meta = _meta(cls)
         shape = shape_of(cls, own, meta, by_class)
         by_class[cls.name] = shape
-        table = _string(own.get("__tablename__")) or _table_call(own.get("__table__"))
+        named = own.get("__tablename__")
+        if isinstance(named, ast.Name):  # ``__tablename__ = AUDIT_TABLE``, a module constant
+            named = top.get(named.id)
+        table = _string(named) or _table_call(own.get("__table__"))
         if table:
             found[f"{module}.{cls.name}"] = table
             shapes[f"{module}.{cls.name}"] = shape
@@ -328,7 +377,10 @@ def index_models(files: Iterable[tuple[str, str]], root: str) -> ModelTables:
     classes of ``apps.py`` files; a proxy model reads its parent's table."""
     parsed: list[tuple[str, str, ast.Module, bool, bool]] = []
     labels: dict[str, str] = {}
+    reexports: dict[str, str] = {}
     for path, text in files:
+        if "import" in text:
+            reexports.update(_class_imports(text, module_path(path, root), path))
         norm = path.replace(os.sep, "/")
         models_file = norm.endswith("/models.py") or "/models/" in norm or norm == "models.py"
         config_file = norm.endswith("/apps.py") and "AppConfig" in text
@@ -362,4 +414,32 @@ def index_models(files: Iterable[tuple[str, str]], root: str) -> ModelTables:
             table = same.pop() if len(same) == 1 else None
         if table is not None:
             by_path[proxy] = table
-    return ModelTables(by_path, shapes, modules)
+    return ModelTables(by_path, shapes, modules, reexports)
+
+
+def _class_imports(text: str, module: str, path: str) -> dict[str, str]:
+    """The capitalised names the module-level ``from … import`` lines of ``text`` bind
+    (``module.Name`` → the dotted path imported), relative imports resolved from ``module``."""
+    found: dict[str, str] = {}
+    package = module.split(".") if module else []
+    if os.path.basename(path) != "__init__.py" and package:
+        package.pop()  # a module's ``.`` is its package; a package's ``.`` is itself
+    for match in _FROM_IMPORT.finditer(text):
+        dots, source, names = match.group(1), match.group(2), match.group(3)
+        if dots:
+            up = len(dots) - 1
+            if up > len(package):
+                continue
+            base = ".".join([*package[: len(package) - up], *([source] if source else [])])
+        else:
+            base = source
+        if not base:
+            continue
+        for piece in names.strip("()").split(","):
+            words = piece.split("#", 1)[0].replace("\\", " ").split()
+            if len(words) not in (1, 3) or (len(words) == 3 and words[1] != "as"):
+                continue
+            name, bound = words[0], words[-1]
+            if name[:1].isupper() and name.isidentifier() and bound.isidentifier():
+                found[f"{module}.{bound}" if module else bound] = f"{base}.{name}"
+    return found

@@ -56,9 +56,9 @@ def model_name(ctx: ModuleContext, chain: Sequence[Link]) -> str | None:
         return _DEFAULT_USER
     for link in chain:
         if link.kind == "method" and link.name == "query" and isinstance(link.node, ast.Call):
-            args = link.node.args
-            if len(args) == 1 and isinstance(args[0], ast.Name):
-                return args[0].id
+            named = _entity_named(ctx, link.node.args)
+            if named is not None:
+                return named
         if (
             link.kind == "method"
             and link.name in ("execute", "scalars")
@@ -67,15 +67,27 @@ def model_name(ctx: ModuleContext, chain: Sequence[Link]) -> str | None:
         ):
             for step in ctx.expand(link.node.args[0]):
                 if step.name == "select" and isinstance(step.node, ast.Call):
-                    args = step.node.args
-                    if len(args) == 1 and isinstance(args[0], ast.Name):
-                        return args[0].id
+                    named = _entity_named(ctx, step.node.args)
+                    if named is not None:
+                        return named
     if (
         chain
         and chain[0].kind == "name"
         and any(link.kind == "attr" and link.name == "query" for link in chain[1:2])
     ):
         return chain[0].name
+    return None
+
+
+def _entity_named(ctx: ModuleContext, args: Sequence[ast.expr]) -> str | None:
+    """The one entity of ``query(...)``/``select(...)``: ``Entry``, or ``db.Entry`` (a model
+    reached through its module, qualified through this module's imports when it can be)."""
+    if len(args) != 1:
+        return None
+    if isinstance(args[0], ast.Name):
+        return args[0].id
+    if isinstance(args[0], ast.Attribute) and args[0].attr[:1].isupper():
+        return ctx.qualify(args[0]) or dotted(args[0])
     return None
 
 
@@ -117,10 +129,13 @@ def query_shape(ctx: ModuleContext, chain: Sequence[Link]) -> ModelShape | None:
 
 
 def model_path(ctx: ModuleContext, name: str) -> str | None:
-    """The dotted path of the model written ``name``: where it is imported from, or this
-    file's own class of that name."""
+    """The dotted path of the model written ``name``: where it is imported from (a module's
+    attribute, ``db.Entry`` after ``from . import db``, through that import), or this file's
+    own class of that name."""
     if "." in name:
-        return name
+        root, _, rest = name.partition(".")
+        target = ctx.qualify(ast.Name(id=root))
+        return f"{target}.{rest}" if target is not None else name
     qualified = ctx.qualify(ast.Name(id=name))
     if qualified is None and ctx.evidence is not None:
         qualified = ctx.evidence.tables.local(ctx.filename, name)
