@@ -262,3 +262,47 @@ def test_a_model_is_followed_through_the_modules_that_import_it(tmp_path: Path, 
     result = lint_paths([str(tmp_path)], LintConfig(sizes=sizes))
     found = sorted((Path(f.filename).name, f.row) for f in result.findings)
     assert [("commands.py", 10), ("commands.py", 16), ("listing.py", 7)] == found
+
+
+SHOP_ORDER = """\
+from sqlalchemy import Column, Integer
+from sqlalchemy.orm import declarative_base
+
+Base = declarative_base()
+
+
+class Order(Base):
+    __tablename__ = "shop_orders"
+    id = Column(Integer, primary_key=True)
+"""
+
+SHOP_REPORT = """\
+from sqlalchemy.orm import Session
+
+from shopkit.models import Order
+
+
+def report(engine):
+    with Session(engine) as session:
+        return session.query(Order).all()  # line 8
+"""
+
+
+def test_models_of_an_installed_distribution_the_code_imports_take_their_sizes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The model lives in another distribution, found where Python finds it (a folder on
+    ``sys.path`` here, as site-packages is); its table's size reaches the code."""
+    site = tmp_path / "site"
+    (site / "shopkit" / "models").mkdir(parents=True)
+    (site / "shopkit" / "__init__.py").write_text("raise RuntimeError('never imported')\n")
+    (site / "shopkit" / "models" / "__init__.py").write_text("from .order import Order\n")
+    (site / "shopkit" / "models" / "order.py").write_text(SHOP_ORDER)
+    monkeypatch.syspath_prepend(str(site))
+    project = tmp_path / "app"
+    project.mkdir()
+    (project / "report.py").write_text(SHOP_REPORT)
+    sizes = TableSizes(tables={"shop_orders": 10**6}, source="t", from_file=True)
+    result = lint_paths([str(project)], LintConfig(sizes=sizes))
+    assert [8] == [f.row for f in result.findings], result
+    assert "1.0M rows of `shop_orders`" in result.findings[0].message

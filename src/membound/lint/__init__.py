@@ -7,7 +7,8 @@ Modules: ``engine`` (runs the rules over files), ``reading`` (reads a file safel
 (``[tool.membound.lint]``), ``output`` (text, JSON, SARIF, GitHub), ``fixing`` and ``rewrite``
 (``--fix``, ``--diff``, ``--add-noqa``); table sizes as evidence: ``sizes`` (where they come
 from), ``db_sizes`` (a database's statistics), ``tables`` (which table a query reads),
-``model_shape`` (what a model's definition bounds) and ``evidence`` (small, big or unknown);
+``model_shape`` (what a model's definition bounds), ``installed_models`` (models of installed
+distributions the code imports) and ``evidence`` (small, big or unknown);
 ``call_graph`` (the functions that run as batch jobs, through calls); ``newer_python`` lints
 files written for a newer Python in that Python (its child is ``_newer_child``).
 

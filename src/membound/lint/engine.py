@@ -29,11 +29,12 @@ from membound.lint.context import ModuleContext
 from membound.lint.evidence import Evidence
 from membound.lint.findings import FileError, Finding, LintResult
 from membound.lint.fixing import comment_rows
+from membound.lint.installed_models import installed_model_files, model_imports
 from membound.lint.newer_python import relint_with_newer
 from membound.lint.reading import Unreadable, read_limited
 from membound.lint.rules import RULES
 from membound.lint.sizes import TableSizes
-from membound.lint.tables import index_models, module_path
+from membound.lint.tables import index_models, joined, module_path
 
 __all__ = [
     "EXCLUDED_DIRS",
@@ -401,6 +402,8 @@ def with_evidence(config: LintConfig, files: Sequence[str], paths: Sequence[str]
     check_names = sizes.from_file and bool(sizes)
     words: set[str] = set()
     calls = CallIndex()
+    imported: set[str] = set()
+    own: set[str] = set()
 
     def texts() -> Iterator[tuple[str, str]]:
         for path in files:
@@ -409,10 +412,20 @@ def with_evidence(config: LintConfig, files: Sequence[str], paths: Sequence[str]
                 text = read[0]
                 if check_names:
                     words.update(w.lower() for w in _WORD.findall(text))
-                calls.add(path, module_path(path, root), text)
+                module = module_path(path, root)
+                own.update(module.split("."))
+                if "model" in text:
+                    imported.update(model_imports(text))
+                calls.add(path, module, text)
                 yield path, text
 
     tables = index_models(texts(), root)
+    installed: dict[str, list[tuple[str, str]]] = {}
+    linted = [p if os.path.isdir(p) else os.path.dirname(os.path.abspath(p)) for p in paths]
+    for path, text, package_root in installed_model_files(imported, own, linted):
+        installed.setdefault(package_root, []).append((path, text))
+    for package_root, found in installed.items():
+        tables = joined(tables, index_models(found, package_root))
     unmatched = Evidence.unmatched_names(sizes, tables, words) if check_names else ()
     evidence = Evidence(sizes, tables, config.small_table_rows, unmatched, calls.graph())
     return dataclasses.replace(config, evidence=evidence)

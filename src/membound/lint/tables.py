@@ -40,7 +40,14 @@ from collections.abc import Iterable, Mapping
 
 from membound.lint.model_shape import FRAMEWORK_LOOKUPS, ModelShape, shape_of
 
-__all__ = ["FRAMEWORK_TABLES", "ModelTables", "index_models", "module_path", "sql_tables"]
+__all__ = [
+    "FRAMEWORK_TABLES",
+    "ModelTables",
+    "index_models",
+    "joined",
+    "module_path",
+    "sql_tables",
+]
 
 _MARKERS = ("__tablename__", "db_table", "Table(", "models.Model", "Model)")
 _SQL_NAME = r'(?:"[^"]+"|`[^`]+`|\[[^\]]+\]|[A-Za-z_][\w$]*)'
@@ -74,7 +81,9 @@ class ModelTables:
         reexports: Mapping[str, str] | None = None,
     ) -> None:
         self.by_path = dict(by_path)
-        #: ``module.Name`` a module binds by importing it → where it imports it from, under
+        #: ``module.Name`` a module binds by importing it → where it imports it from
+        self.given_reexports = dict(reexports or {})
+        #: the same under
         #: every dotted tail of at least ``module.Name`` (a tree linted from above its import
         #: root, ``src/``, imports by a tail), where one binding has that tail
         self.reexports: dict[str, str] = {}
@@ -415,6 +424,17 @@ def index_models(files: Iterable[tuple[str, str]], root: str) -> ModelTables:
         if table is not None:
             by_path[proxy] = table
     return ModelTables(by_path, shapes, modules, reexports)
+
+
+def joined(first: ModelTables, second: ModelTables) -> ModelTables:
+    """The two maps as one (``second`` wins where both map a path): the tree's models and an
+    installed distribution's (``lint/installed_models.py``)."""
+    return ModelTables(
+        {**first.by_path, **second.by_path},
+        {**first.shapes, **second.shapes},
+        {**first.modules, **second.modules},
+        {**first.given_reexports, **second.given_reexports},
+    )
 
 
 def _class_imports(text: str, module: str, path: str) -> dict[str, str]:
