@@ -430,6 +430,9 @@ def test_a_hard_below_the_default_soft_brings_soft_down_with_it() -> None:
     assert low.recover_bytes < low.soft_bytes < low.hard_bytes
     usual = Watchdog(limit="900 MiB", on_soft=None, backstop=False)
     assert usual.soft_bytes == int(900 * MiB * 0.8)
+    # A limit whose 90 % is no whole byte: the truncated hard's 8/9 was a byte under 80 %.
+    odd = Watchdog(limit=244_178_944, on_soft=None, backstop=False)
+    assert odd.soft_bytes == int(244_178_944 * 0.8)
     given = Watchdog(limit="900 MiB", soft="50%", hard="70%", on_soft=None, backstop=False)
     assert given.soft_bytes == int(900 * MiB * 0.5)
 

@@ -192,9 +192,13 @@ class Watchdog:
             self.limit = given_limit(limit, pid)
         top = self.limit.bytes
         self.hard_bytes = _threshold(hard, top, "hard")
-        if soft is None:  # 80 % as documented, and below a hard lower than that
+        if soft is None:  # 80 % as documented, and 8/9 of a hard below the default 90 %
             soft = "80%"
-            self.soft_bytes = min(_threshold(soft, top, "soft"), self.hard_bytes * 8 // 9)
+            self.soft_bytes = _threshold(soft, top, "soft")
+            if self.hard_bytes < _threshold("90%", top, "hard"):
+                # (compared as truncated bytes: at hard 90 % the 8/9 of a truncated hard was a
+                # byte under 80 %)
+                self.soft_bytes = min(self.soft_bytes, self.hard_bytes * 8 // 9)
         else:
             self.soft_bytes = _threshold(soft, top, "soft")
         if self.hard_bytes > top:
