@@ -272,3 +272,6 @@ def test_a_reading_while_a_thread_starts_leaves_it_room_to_start() -> None:
     assert found is not None, output
     assert "True" == found[1], output
     assert int(found[2]) >= backstop_module.THREAD_START, output
+    stale = re.search(r"stale room=(-?\d+)", output)
+    assert stale is not None, output
+    assert int(stale[1]) >= 8 << 20, output  # the start under way keeps its stack's room

@@ -54,3 +54,17 @@ second.start()  # waits for ever if the thread's start-up failed at the cap
 second.join(10)
 backstop.disarm()
 print(f"ran={bool(room)} room={room[0] if room else None}", flush=True)
+
+# A reading that measured the data size before a thread's stack was mapped and re-set the cap
+# after the lift: the start under way still has its room.
+backstop.arm()
+backstop_module.data_and_anon = real  # type: ignore[assignment]
+before = real()
+assert before is not None
+backstop.update((0, 0), before)
+lifted = backstop.lift_for(8 << 20)
+backstop.update((0, 0), before)  # measured before the lift, applied after it
+assert backstop.cap_bytes is not None
+print(f"stale room={backstop.cap_bytes - before[0]}", flush=True)
+backstop.thread_started(0, lifted, backstop.renewals, None, 8 << 20)
+backstop.disarm()

@@ -144,6 +144,10 @@ class Backstop:
         #: Readings that re-set the cap so far (a thread's start tells by it whether its lift
         #: is still in the cap).
         self.renewals = 0
+        #: What thread starts under way may still map (their stacks and start-up): a reading
+        #: that measured the data size before a stack was mapped must leave room for it.
+        self._starting = 0
+        self._starting_lock = threading.Lock()
 
     def room(self, usage: Usage | None) -> tuple[int, int] | None:
         """What the kernel counts now and how much more it allows before its line: ``usage``
@@ -198,7 +202,7 @@ class Backstop:
         unsettled = self._untouched.add(data, anon)
         self.others_bytes = self.group.others()
         left = room[1] - unsettled - self.others_bytes
-        self.cap_bytes = set_cap(id(self), data + max(left, _RESERVE))
+        self.cap_bytes = set_cap(id(self), data + max(left, _RESERVE) + self._starting)
         self.renewals += 1
 
     def take_refusals(self, now_or_never: bool = False) -> int:
@@ -225,8 +229,12 @@ class Backstop:
     def lift_for(self, need: int) -> int:
         """Let ``need`` bytes be mapped now beyond the data size, even at or past ``hard`` (a
         thread is starting: its stack and start-up touch next to nothing); returns how far the
-        cap moved, for :meth:`lift` to take back."""
+        cap moved, for :meth:`lift` to take back. Until :meth:`thread_started`, every reading
+        leaves ``need`` beyond its room too (it may have measured before the stack was
+        mapped)."""
         sizes = data_and_anon()
+        with self._starting_lock:
+            self._starting += need
         if self.cap_bytes is None or sizes is None:
             return 0
         raised = max(0, sizes[0] + need - self.cap_bytes)
@@ -238,7 +246,9 @@ class Backstop:
         settled, so that the next reading leaves them out of the room."""
         self._untouched.settled(added)
 
-    def thread_started(self, added: int, lifted: int, renewals: int, data: int | None) -> None:
+    def thread_started(
+        self, added: int, lifted: int, renewals: int, data: int | None, need: int = 0
+    ) -> None:
         """A thread whose start :meth:`lift_for` let through (``lifted`` bytes, when the cap
         had been re-set ``renewals`` times) runs: its stack mapped ``added`` bytes that stay
         untouched, and the data size is ``data`` now (None: unknown).
@@ -247,7 +257,10 @@ class Backstop:
         reading re-set it since: that reading counted what the start mapped, and taking the
         lift back from its cap would put the cap below the data size. Either way the thread
         keeps :data:`THREAD_START` beyond the data size until the next reading, for its
-        start-up, which fails at the cap and leaves ``Thread.start()`` waiting for ever."""
+        start-up, which fails at the cap and leaves ``Thread.start()`` waiting for ever.
+        ``need``: what :meth:`lift_for` was asked for this start (no longer under way)."""
+        with self._starting_lock:
+            self._starting = max(0, self._starting - need)
         self.mapped_untouched(added)
         if self.cap_bytes is None:
             return
@@ -348,7 +361,8 @@ def _start_thread(function: Callable[..., Any], *args: Any, **kwargs: Any) -> An
     stack = _stack_bytes()
     before = data_and_anon()
     renewals = [backstop.renewals for backstop in backstops]
-    raised = [backstop.lift_for(stack + THREAD_START) for backstop in backstops]
+    need = stack + THREAD_START
+    raised = [backstop.lift_for(need) for backstop in backstops]
     settled = threading.Event()
 
     def settle() -> None:
@@ -360,7 +374,7 @@ def _start_thread(function: Callable[..., Any], *args: Any, **kwargs: Any) -> An
         added = min(added, stack)
         data = None if after is None else after[0]
         for backstop, lifted, then in zip(backstops, raised, renewals, strict=True):
-            backstop.thread_started(added, lifted, then, data)
+            backstop.thread_started(added, lifted, then, data, need)
 
     def run(*inner: Any, **named: Any) -> Any:
         # Reading the mappings can raise MemoryError at the cap: the accounting is then lost
