@@ -274,17 +274,20 @@ class HealthMiddleware(_Guarded[WSGIApp]):
         if self._still_shedding():
             self._shed_one()
             not_served()
-            body = _shed_body(self.watchdog)
-            start_response(
-                "503 Service Unavailable",
-                [
-                    ("Content-Type", "application/json"),
-                    ("Content-Length", str(len(body))),
-                    ("Retry-After", str(self.retry_after)),
-                ],
-            )
-            return [body]
+            return self._refuse(start_response, _shed_body(self.watchdog))
         return self._run_app(environ, start_response)
+
+    def _refuse(self, start_response: StartResponse, body: bytes) -> Iterable[bytes]:
+        """A 503 with ``body`` and the ``Retry-After`` the middleware was given."""
+        start_response(
+            "503 Service Unavailable",
+            [
+                ("Content-Type", "application/json"),
+                ("Content-Length", str(len(body))),
+                ("Retry-After", str(self.retry_after)),
+            ],
+        )
+        return [body]
 
     def _run_app(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         """The app, with a ``MemoryError`` raised before its answer began handled (see
@@ -305,16 +308,7 @@ class HealthMiddleware(_Guarded[WSGIApp]):
             self._wait_for_memory(before)
             self._retrying(time.monotonic() - started)
         self._out_of_memory()
-        body = _SHED_BODY
-        start_response(
-            "503 Service Unavailable",
-            [
-                ("Content-Type", "application/json"),
-                ("Content-Length", str(len(body))),
-                ("Retry-After", str(self.retry_after)),
-            ],
-        )
-        return [body]
+        return self._refuse(start_response, _SHED_BODY)
 
 
 class ASGIHealthMiddleware(_Guarded[ASGIApp]):

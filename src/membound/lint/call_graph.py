@@ -33,6 +33,8 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from membound.lint.expression_chains import dotted
+
 __all__ = ["MAX_DEPTH", "CallGraph", "CallIndex", "index_calls"]
 
 #: Calls followed from an entry point.
@@ -98,17 +100,6 @@ def _last(expr: ast.expr) -> str:
     if isinstance(target, ast.Attribute):
         return target.attr
     return target.id if isinstance(target, ast.Name) else ""
-
-
-def _dotted(expr: ast.expr) -> str | None:
-    parts: list[str] = []
-    while isinstance(expr, ast.Attribute):
-        parts.append(expr.attr)
-        expr = expr.value
-    if not isinstance(expr, ast.Name):
-        return None
-    parts.append(expr.id)
-    return ".".join(reversed(parts))
 
 
 def _resolve_import(module: str, node: ast.ImportFrom) -> str:
@@ -209,10 +200,10 @@ class _Reader(ast.NodeVisitor):
         ):
             owner = self.scope[: self.scope.index(self.classes[-1]) + 1]
             return f"{self.mod.name}.{'.'.join(owner)}.{expr.attr}"
-        dotted = _dotted(expr)
-        if dotted is None:
+        name = dotted(expr)
+        if name is None:
             return None
-        root, _, rest = dotted.partition(".")
+        root, _, rest = name.partition(".")
         target = self.mod.aliases.get(root)
         return f"{target}.{rest}" if target and rest else None
 
