@@ -237,17 +237,27 @@ def test_a_run_is_lengthened_past_4x_only_while_that_is_cheap(
 def test_the_judgement_between_lengthenings_is_not_measured() -> None:
     # A burst at call 700 makes the 1,000-call run undecided; the run goes on to 2,000 calls,
     # after which nothing more is kept. The objects of the first judgement must be gone before
-    # the rounds that follow it are read: alive, they were a step of ~100 blocks there.
+    # the rounds that follow it are read: alive, they were a step of ~100 blocks there (a
+    # test runner's I/O thread, busy under load, adds a few tens to a round now and then).
     report = mb.find_leaks(lc.bursts_at(700), warmup=0)
     assert "no leak" == report.verdict, report.explanation
     assert report.extended_from == 1000
     at = {r.calls: r for r in report.rounds}
-    assert abs(at[1100].blocks - at[1000].blocks) < 10, (at[1000], at[1100])
+    assert abs(at[1100].blocks - at[1000].blocks) < 50, (at[1000], at[1100])
 
 
 def test_growth_that_stops_late_in_the_run_is_no_leak() -> None:
     report = mb.find_leaks(lc.memo_filling(800), warmup=0)
     assert "no leak" == report.verdict, report.explanation
+
+
+def test_a_rise_the_attribution_round_does_not_see_again_is_measured_once_more() -> None:
+    # The memo fills over exactly the first run's 1,000 calls: the rounds rise to their end,
+    # the attribution round after them keeps nothing (as when another thread's allocations
+    # made the rise). A second run is flat, and its judgement stands.
+    report = mb.find_leaks(lc.memo_filling(1000), warmup=0)
+    assert "no leak" == report.verdict, report.explanation
+    assert abs(report.rounds[-1].held - report.rounds[0].held) < 10_000, report.rounds
 
 
 def test_a_leak_that_slows_but_goes_on_is_decided_by_a_longer_run() -> None:
