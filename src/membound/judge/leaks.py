@@ -16,7 +16,9 @@ question needs:
    their bound if they have one and the line that adds to them; a container with a bound that is
    still filling is not a leak. When the traced Python heap explains less than half of the
    growth, the rest is native memory, and one round under memray (when installed) names the
-   Python line that leads into it.
+   Python line that leads into it. A rise that the attribution does not see again (no Python
+   objects, no native memory, no container kept) was not the target's — another thread's
+   allocations landed in the rounds — and the trend is measured once more; that run decides.
 
 Separately, ``cycles_per_call`` counts objects per call that only the cyclic garbage collector
 reclaims (measured with the collector off for a few calls): not a leak while the collector runs,
