@@ -22,6 +22,7 @@ from membound._units import format_size
 from membound.judge import leaks as leaks_module
 from membound.judge.retained import judge_retention
 from tests.judge import leak_cases as lc
+from tests.judge import leak_targets as lt
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -317,7 +318,7 @@ def test_native_temporaries_freed_each_call_are_no_leak(native_lib: lc.NativeLib
     assert "no leak" == report.verdict, report.explanation
 
 
-def test_without_memray_a_native_leak_says_how_to_get_its_site(tmp_path: Path) -> None:
+def test_without_memray_a_native_leak_is_named_from_mallocs_total(tmp_path: Path) -> None:
     # A fresh interpreter where importing memray fails.
     blocker = tmp_path / "memray.py"
     blocker.write_text("raise ImportError('memray is not installed here')\n")
@@ -333,7 +334,22 @@ def test_without_memray_a_native_leak_says_how_to_get_its_site(tmp_path: Path) -
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
     ).stdout
     assert out.startswith("leak\n")
-    assert "install membound[memray]" in out
+    # No memray: the line comes from malloc's total, read line by line.
+    assert "allocated natively under tests/judge/leak_targets.py:" in out, out
+    assert "read from malloc's total line by line" in out, out
+
+
+def test_a_leak_through_a_pointer_to_libc_malloc_names_its_line() -> None:
+    # ctypes calls libc's malloc by a pointer it looked up: memray's hooks see nothing, the
+    # line comes from malloc's total.
+    report = mb.find_leaks(lt.native_malloc_leak, iterations=200)
+    assert report.leaking, report.explanation
+    native = [s for s in report.sites if s.kind == "native"]
+    assert native, report.explanation
+    assert "_LIBC.malloc(100_000)" in _source(native[0].file, native[0].line)
+    assert native[0].bytes_per_call == pytest.approx(100_000, rel=0.01)
+    assert report.native_sites_by == "read from malloc's total line by line"
+    assert "memray saw no kept malloc" not in report.explanation
 
 
 # --- isolate, timeout, CLI and the no_leak marker ----------------------------------------------

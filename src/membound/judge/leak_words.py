@@ -103,7 +103,7 @@ def _leak_words(report: LeakReport, r: Retention, late: int) -> str:
         s = natives[0]
         text += (
             f"; allocated natively under {_where(s.file, s.line)} "
-            f"({_size(s.bytes_per_call)}/call, memray)"
+            f"({_size(s.bytes_per_call)}/call, {report.native_sites_by or 'memray'})"
         )
     elif native and report.native_site_hint:
         text += f"; {report.native_site_hint}"

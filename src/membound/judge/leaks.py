@@ -56,6 +56,7 @@ from membound.measure.rounds import (
     malloc_growth_per_call,
 )
 from membound.measure.target import Target, load_target
+from membound.measure.where.malloc_lines import malloc_lines
 from membound.measure.where.native import native_sites, native_tracking_available
 from membound.results.leaks import Holder, LeakReport, LeakRound, Site, TypeGrowth
 
@@ -254,6 +255,7 @@ class _Judged:
     found: _Attribution | None
     native_found: list[Site]
     hint: str
+    sites_by: str
     #: A leak by the rounds that the attribution's rounds did not see again.
     unconfirmed: bool
 
@@ -290,6 +292,7 @@ class _Judged:
             python_bytes_per_call=found.python_per_call if found else None,
             native_bytes_per_call=self.native_per_call,
             native_site_hint=self.hint,
+            native_sites_by=self.sites_by,
             extended_from=rounds * per_round if done > rounds else None,
         )
 
@@ -331,7 +334,7 @@ def _judge(
         verdict, shape = "leak", "steady"
     found = None
     native_found: list[Site] = []
-    hint = ""
+    hint = sites_by = ""
     unconfirmed = False
     if verdict != "no leak":
         found = _attribute(func, per_round, warmup + done * per_round)
@@ -356,7 +359,7 @@ def _judge(
             native_per_call > threshold and native_per_call * per_round >= _NATIVE_MIN_ROUND
         )
         if native and verdict == "leak":
-            native_found, hint = _native(func, per_round)
+            native_found, sites_by, hint = _native(func, per_round)
         unbounded = [h for h in found.holders if h.capacity is None]
         bounded = [h for h in found.holders if h.capacity is not None]
         if bounded and not unbounded and not native:
@@ -381,6 +384,7 @@ def _judge(
         found,
         native_found,
         hint,
+        sites_by,
         unconfirmed,
     )
 
@@ -517,15 +521,29 @@ def _holder(func: Callable[[], Any], grown: Growing, calls: int) -> Holder:
     )
 
 
-def _native(func: Callable[[], Any], calls: int) -> tuple[list[Site], str]:
-    """Native allocation sites from one round under memray, or a hint on how to get them."""
-    if not native_tracking_available():
-        return [], "install membound[memray] (Linux, macOS) to name the line that allocates it"
-    try:
-        found = native_sites(func, calls)
-    except (RuntimeError, OSError) as exc:
-        return [], f"memray could not track this process ({exc})"
-    sites = [
-        Site(s.file, s.line, s.size / calls, s.count / calls, s.trace, kind="native") for s in found
-    ]
-    return sites, "" if sites else "memray saw no kept malloc under a Python line"
+def _native(func: Callable[[], Any], calls: int) -> tuple[list[Site], str, str]:
+    """Native allocation sites from one round under memray; where memray is missing or saw no
+    kept ``malloc`` (a pointer to it looked up by the caller: ctypes), from one round that
+    reads malloc's total line by line. Returns the sites, what named them, and else a hint."""
+    hint = "install membound[memray] (Linux, macOS) to name the line that allocates it"
+    if native_tracking_available():
+        hint = "memray saw no kept malloc under a Python line"
+        try:
+            found = native_sites(func, calls)
+        except (RuntimeError, OSError) as exc:
+            hint = f"memray could not track this process ({exc})"
+        else:
+            sites = [
+                Site(s.file, s.line, s.size / calls, s.count / calls, s.trace, kind="native")
+                for s in found
+            ]
+            if sites:
+                return sites, "memray", ""
+    lines = malloc_lines(func, calls)
+    if lines:
+        sites = [
+            Site(s.file, s.line, s.size / calls, s.count / calls, s.trace, kind="native")
+            for s in lines
+        ]
+        return sites, "read from malloc's total line by line", ""
+    return [], "", hint

@@ -260,8 +260,8 @@ def leak_holders_table(r: LeakReport) -> Table:
 
 def leak_sites_table(r: LeakReport) -> Table:
     """Where the kept memory was allocated (no rows when nothing leaks); headings name units.
-    Sites are tracemalloc's, or memray's when marked ``(native)``: the Python line leading to a
-    kept ``malloc``."""
+    Sites are tracemalloc's, or, marked ``(native)``, the Python line leading to a kept
+    ``malloc`` (memray's, or read from malloc's total line by line: ``native_sites_by``)."""
     rows = tuple(
         (
             f"{s.file}:{s.line}" + (" (native)" if s.kind == "native" else ""),

@@ -151,6 +151,9 @@ class LeakReport:
     (``iterations`` is then what ran)."""
     native_site_hint: str = ""
     """When native memory leaks without a named site: how to get one."""
+    native_sites_by: str = ""
+    """What named the native sites: ``memray`` (its hooks saw each ``malloc``), ``malloc's
+    total`` (read line by line: no hook saw the allocations), or empty (none named)."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
