@@ -50,10 +50,28 @@ def test_two_callers_of_one_helper_are_two_sites_each_with_its_caller() -> None:
     held = {s.location: s.bytes for s in sites}
     assert _at("freed") not in held  # freed before the peak: not at the peak
     assert 14_000_000 < held[_at("thread")] < 18_000_000
+    (thread,) = [s for s in sites if s.location == _at("thread")]
+    assert thread.thread is not None
+    assert thread.thread.startswith("Thread-"), thread
+    assert thread.caller == _at("start"), thread.trace  # the line that started it
+    assert first.thread is None  # the main thread's sites name no thread
     assert sum(s.share for s in m.peak_sites) == pytest.approx(1.0, abs=0.02)
     assert sum(s.share for s in sites[:10]) >= 0.9
     assert m.where_source is not None
     assert "memray" in m.where_source
+
+
+def test_a_pools_threads_are_named_by_the_users_line_that_started_them() -> None:
+    # The pool's threads run json.loads with only the standard library's frames on their
+    # stacks: the line of the user's code that led to their start is the site.
+    m = mb.measure(wt.pool_parses, where=True)
+    top = _named(m.peak_sites)[0]
+    assert top.location == _at("pool_map"), m.peak_sites
+    assert top.share > 0.5
+    assert top.thread is not None
+    assert "ThreadPoolExecutor-0_" in top.thread, top
+    assert top.thread_words in (f"thread {top.thread}", top.thread)
+    assert f"[{top.thread_words}]" in m.to_markdown()
 
 
 def test_native_sites_name_sqlites_allocator_at_the_users_line() -> None:
@@ -294,3 +312,21 @@ def test_at_a_limit_stop_the_lines_bytes_never_exceed_what_was_resident(tmp_path
     assert sum(s.bytes for s in m.peak_sites) <= m.rss_peak
     assert sum(s.bytes for s in m.end_sites) <= m.rss_peak
     assert "had allocated 600.0 MiB" in m.where_note, m.where_note
+
+
+def test_the_threads_of_one_pool_are_one_site_and_other_threads_are_apart() -> None:
+    from membound.measure.children.where_capture import group_sites
+
+    user = ("work", "/app/job.py", 7)
+    stacks = [
+        ([user], 300, "python", None, "ThreadPoolExecutor-0_0"),
+        ([user], 200, "python", None, "ThreadPoolExecutor-0_1"),
+        ([user], 100, "python", None, "loader"),
+        ([user], 50, "python", None, None),
+    ]
+    sites = group_sites(stacks)
+    assert [(s["bytes"], s["thread"]) for s in sites] == [
+        (500, "2 threads like ThreadPoolExecutor-0_0"),
+        (100, "loader"),
+        (50, None),
+    ]

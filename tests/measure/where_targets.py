@@ -3,9 +3,11 @@ at the peak carries a ``# at:NAME`` marker, found by :func:`line_of`."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 KEPT: list[object] = []
@@ -40,7 +42,7 @@ def two_callers() -> int:
     keep.append(strings(300_000))  # at:first_call
     keep.append(strings(150_000))  # at:second_call
     worker = threading.Thread(target=in_a_thread, args=(keep,))
-    worker.start()
+    worker.start()  # at:start
     worker.join()
     return len(keep)
 
@@ -71,3 +73,15 @@ def keeps_a_block() -> None:
     """Builds 100 MB and keeps it (a notebook cell loading a table), held 0.3 s."""
     KEPT.append(bytearray(100_000_000))  # at:kept
     time.sleep(0.3)
+
+
+_DOCS = [json.dumps([{"k": i, "v": "x" * 50} for i in range(20_000)]) for _ in range(4)]
+
+
+def pool_parses() -> int:
+    """Four ~6 MB JSON documents parsed by a pool's threads (only the standard library's frames
+    on their stacks), kept."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        parsed = list(pool.map(json.loads, _DOCS))  # at:pool_map
+    KEPT.append(parsed)
+    return len(parsed)

@@ -25,6 +25,7 @@ def _site(
         "kind": more.pop("kind", "python"),
         "trace": more.pop("trace", [f"{file}:{line}"]),
         "native_symbol": more.pop("native_symbol", None),
+        "thread": more.pop("thread", None),
     }
 
 
@@ -51,7 +52,7 @@ def peak_site_dicts() -> list[dict[str, Any]]:
             trace=[f"{jobs}:50", f"{main}:14"],
         ),
         _site("/elsewhere/evil.py", 3, HOSTILE_FUNCTION, sizes[4], total),
-        _site(main, 20, "a|b", sizes[5], total, trace=[f"{main}:20"]),
+        _site(main, 20, "a|b", sizes[5], total, trace=[f"{main}:20"], thread="loader"),
         _site("(other)", 0, "9 smaller sites", sizes[6], total, kind="other", trace=[]),
     ]
 

@@ -69,7 +69,7 @@ def expected_peak_rows() -> list[list[str]]:
             "app/main.py:14",
         ],
         [f"{8 / 140 * 100:.1f} %", "8.0 MiB", f"/elsewhere/evil.py:3 {HOSTILE_FUNCTION}", "-"],
-        [f"{6 / 140 * 100:.1f} %", "6.0 MiB", "app/main.py:20 a|b", "-"],
+        [f"{6 / 140 * 100:.1f} %", "6.0 MiB", "app/main.py:20 a|b [thread loader]", "-"],
         [f"{2 / 140 * 100:.1f} %", "2.0 MiB", "(other) 9 smaller sites", "-"],
     ]
 
@@ -155,7 +155,9 @@ def test_the_markdown_report_has_the_site_tables(measurement: mb.Measurement) ->
     rows = shown_rows(md)
     expected = [[c.replace("|", "/") for c in row] for row in expected_peak_rows()]
     assert expected == rows[1:8]
-    assert "| 4.3 % | 6.0 MiB | app/main.py:20 a/b | - |" in md  # a | in a cell cannot split it
+    assert (
+        "| 4.3 % | 6.0 MiB | app/main.py:20 a/b [thread loader] | - |" in md
+    )  # a | in a cell cannot split it
     assert md.index(PEAK) < md.index("| measure | value |")
 
 
@@ -163,6 +165,7 @@ def test_json_carries_the_sites_and_reads_them_back(measurement: mb.Measurement)
     text = dumps(measurement)
     result = json.loads(text)["result"]
     fields = {"file", "line", "function", "bytes", "share", "kind", "trace", "native_symbol"}
+    fields.add("thread")
     assert all(fields == set(site) for site in result["peak_sites"] + result["end_sites"])
     assert peak_site_dicts() == result["peak_sites"]
     assert SOURCE == result["where_source"]

@@ -10,9 +10,10 @@ times in seconds. New keys may be added within a schema version; none is renamed
 
 A measurement's ``result`` also holds where its memory was (DESIGN §5 rule 9): ``peak_sites`` and
 ``end_sites``, lists of objects with ``PeakSite``'s fields (``file``, ``line``, ``function``,
-``bytes``, ``share``, ``kind``, ``trace``, ``native_symbol``), empty unless ``where`` was asked
-for, and ``where_source`` / ``where_note``. Files written before these keys existed read back as
-a measurement without sites. :func:`loads` checks every field of what it reads, the sites' too.
+``bytes``, ``share``, ``kind``, ``trace``, ``native_symbol``, ``thread``), empty unless
+``where`` was asked for, and ``where_source`` / ``where_note``. Files written before these keys
+existed read back as a measurement without sites. :func:`loads` checks every field of what it
+reads, the sites' too.
 """
 
 from __future__ import annotations

@@ -75,6 +75,8 @@ def site_where(site: PeakSite) -> str:
     where = f"{shown_path(site.file)}:{site.line} {site.function}".rstrip()
     if site.kind == "native":
         where += f" → {site.native_symbol} (native)" if site.native_symbol else " (native)"
+    if site.thread:
+        where += f" [{site.thread_words}]"
     return where
 
 

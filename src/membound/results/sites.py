@@ -54,11 +54,23 @@ class PeakSite:
     """The user's frames, innermost first, as ``file:line``."""
     native_symbol: str | None = None
     """The innermost native function that allocated (native sites only), e.g. ``sqlite3Malloc``."""
+    thread: str | None = None
+    """The thread that allocated, when not the main thread: its name, or how many threads of
+    one kind (``4 threads like ThreadPoolExecutor-0_0``); ``trace`` then goes on through the
+    line that started it. memray captures only."""
 
     @property
     def location(self) -> str:
         """``file:line`` (the file as given)."""
         return f"{self.file}:{self.line}"
+
+    @property
+    def thread_words(self) -> str:
+        """``thread loader`` or ``4 threads like ThreadPoolExecutor-0_0`` (empty for the main
+        thread)."""
+        if not self.thread:
+            return ""
+        return self.thread if " threads like " in self.thread else f"thread {self.thread}"
 
     @property
     def caller(self) -> str | None:
@@ -83,6 +95,7 @@ class PeakSite:
             kind=data.get("kind", "python"),
             trace=tuple(str(t) for t in data.get("trace", ())),
             native_symbol=data.get("native_symbol"),
+            thread=data.get("thread"),
         )
 
 
@@ -123,6 +136,8 @@ def held_by(sites: Sequence[PeakSite]) -> str:
     where = f"{short_path(top.file)}:{top.line} in {top.function}"
     if top.native_symbol:
         where += f" ({top.native_symbol}, native)"
+    if top.thread:
+        where += f" in {top.thread_words}"
     if top.caller is not None:
         where += f" ← {short_path_line(top.caller)}"
     return f"{top.share * 100:.0f} % held by {where}"

@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -125,37 +126,66 @@ def _own(frames: Sequence[tuple[str, str, int]]) -> bool:
     return bool(frames) and all(f[1].startswith(own) for f in frames)
 
 
+def thread_kind(name: str | None) -> str | None:
+    """A thread's name with its numbers as ``N`` (``ThreadPoolExecutor-0_3`` →
+    ``ThreadPoolExecutor-N_N``): the threads of one pool are one kind. None for the main
+    thread (no name, or ``MainThread``)."""
+    if not name or name == "MainThread":
+        return None
+    return re.sub(r"\d+", "N", name)
+
+
+def _threads_named(names: set[str] | None) -> str | None:
+    """One thread's name, or how many of one kind (``4 threads like ThreadPoolExecutor-0_0``)."""
+    if not names:
+        return None
+    first = min(names)
+    if len(names) == 1:
+        return first
+    more = "+" if len(names) >= MAX_THREADS else ""
+    return f"{len(names)}{more} threads like {first}"
+
+
 def group_sites(
-    stacks: Iterable[tuple[Sequence[tuple[str, str, int]], int, str, str | None]],
+    stacks: Iterable[Sequence[Any]],
     total: int | None = None,
 ) -> list[dict[str, Any]]:
     """Site dicts, largest first: ``MAX_SITES`` named, then an ``other`` remainder.
 
     Args:
-        stacks: ``(frames, bytes, kind, native_symbol)`` per allocation stack; frames are
-            ``(function, file, line)``, innermost first.
+        stacks: ``(frames, bytes, kind, native_symbol)`` per allocation stack, or with a fifth
+            item, the name of the thread that allocated (None: the main thread); frames are
+            ``(function, file, line)``, innermost first. A site made by other threads names
+            the thread, or how many of one kind (:func:`thread_kind`).
         total: the traced total ``share`` is a fraction of (default: the sum of ``bytes``).
     """
     sizes: dict[tuple[Any, ...], int] = {}
     heads: dict[tuple[Any, ...], tuple[str, str, int]] = {}
+    threads: dict[tuple[Any, ...], set[str]] = {}
     own = 0
-    for frames, size, kind, symbol in stacks:
+    for entry in stacks:
+        frames, size, kind, symbol = entry[:4]
+        thread = entry[4] if len(entry) > 4 else None
         if size <= 0:
             continue
         if _own(frames):
             own += size
             continue
         head, trace = _site_key(frames)
-        key = (kind, symbol, trace)
+        key = (kind, symbol, trace, thread_kind(thread))
         sizes[key] = sizes.get(key, 0) + size
         heads.setdefault(key, head)
+        if key[3] is not None:
+            names = threads.setdefault(key, set())
+            if len(names) < MAX_THREADS:
+                names.add(str(thread))
     # membound's own allocations are left out of the rows, so out of the whole too.
     whole = (total - own) if total else sum(sizes.values())
-    ranked = sorted(sizes.items(), key=lambda item: (-item[1], item[0][2]))
+    ranked = sorted(sizes.items(), key=lambda item: (-item[1], item[0][2], item[0][3] or ""))
     named = [item for item in ranked[:MAX_SITES] if not whole or item[1] / whole >= MIN_SHARE]
     out: list[dict[str, Any]] = []
     for key, size in named:
-        kind, symbol, trace = key
+        kind, symbol, trace, _thread = key
         function, file, line = heads[key]
         out.append(
             {
@@ -167,6 +197,7 @@ def group_sites(
                 "kind": kind,
                 "trace": list(trace),
                 "native_symbol": symbol,
+                "thread": _threads_named(threads.get(key)),
             }
         )
     rest = ranked[len(named) :]
@@ -182,8 +213,63 @@ def group_sites(
                 "kind": "other",
                 "trace": [],
                 "native_symbol": None,
+                "thread": None,
             }
         )
+    return out
+
+
+#: Threads whose start a capture remembers, at most (the first ones started).
+MAX_THREADS = 256
+#: Frames kept of the code that started a thread (innermost first).
+_START_FRAMES = 32
+
+
+class ThreadOrigins:
+    """Who started each thread while a capture runs: the frames that called
+    ``threading.Thread.start``, by the thread's name (memray names a record's thread, not where
+    it came from). A library's worker thread allocates under library frames only; the line of
+    the user's code that led to its start is then the site (``pandas.read_csv(..., engine=
+    "pyarrow")`` rather than a line in pyarrow). Bounded: the first ``MAX_THREADS`` threads."""
+
+    def __init__(self) -> None:
+        self.frames: dict[str, list[tuple[str, str, int]]] = {}
+        self._original: Any = None
+
+    def install(self) -> None:
+        """Wrap ``threading.Thread.start`` until :meth:`remove`."""
+        if self._original is not None:
+            return
+        original = threading.Thread.start
+        frames = self.frames
+
+        def start(thread: threading.Thread) -> None:
+            if len(frames) < MAX_THREADS and thread.name not in frames:
+                frames[thread.name] = _calling_frames(sys._getframe(1))
+            original(thread)
+
+        start.__doc__ = original.__doc__
+        self._original = original
+        threading.Thread.start = start  # type: ignore[method-assign,assignment]
+
+    def remove(self) -> None:
+        """Put ``threading.Thread.start`` back."""
+        if self._original is not None:
+            threading.Thread.start = self._original  # type: ignore[method-assign]
+            self._original = None
+
+    def save(self, folder: str) -> None:
+        """Write what was found beside the capture (``threads.json``)."""
+        with open(os.path.join(folder, "threads.json"), "w", encoding="utf-8") as out:
+            json.dump(self.frames, out)
+
+
+def _calling_frames(frame: Any) -> list[tuple[str, str, int]]:
+    out: list[tuple[str, str, int]] = []
+    while frame is not None and len(out) < _START_FRAMES:
+        code = frame.f_code
+        out.append((code.co_name, code.co_filename, frame.f_lineno))
+        frame = frame.f_back
     return out
 
 
@@ -231,6 +317,7 @@ class MemrayCapture:
         self._folder = ""
         self._tracker: Any = None
         self._outer: tuple[str, str, int] | None = None
+        self._threads = ThreadOrigins()
         self.enter: Callable[[], object] = _nothing
 
     @property
@@ -279,11 +366,13 @@ class MemrayCapture:
             file_format=memray.FileFormat.AGGREGATED_ALLOCATIONS,
         )
         self.enter = self._tracker.__enter__
+        self._threads.install()
         return self
 
     def discard(self) -> None:
         """Forget a tracker that could not start."""
         self._tracker = None
+        self._threads.remove()
         shutil.rmtree(self._folder, ignore_errors=True)
 
     def close(self) -> dict[str, Any]:
@@ -295,6 +384,8 @@ class MemrayCapture:
             return {}
         self._tracker.__exit__(None, None, None)
         self._tracker = None
+        self._threads.remove()
+        self._threads.save(self._folder)
         return {
             "ticket": {
                 "folder": self._folder,

@@ -85,15 +85,20 @@ def read_capture(ticket: dict[str, Any]) -> dict[str, Any]:
         reader = memray.FileReader(os.path.join(ticket["folder"], "heap.bin"))
         try:
             peak = int(reader.metadata.peak_memory)
-            end = list(reader.get_leaked_allocation_records(merge_threads=True))
+            sites = bool(ticket["sites"])
+            # Per thread only when the sites are wanted: the figures need the totals alone.
+            end = list(reader.get_leaked_allocation_records(merge_threads=not sites))
             out: dict[str, Any] = {"heap_current": sum(r.size for r in end), "heap_peak": peak}
-            if ticket["sites"]:
+            if sites:
                 outer = tuple(ticket["outer"]) if ticket.get("outer") else None
                 native = bool(ticket["native"])
-                high = reader.get_high_watermark_allocation_records(merge_threads=True)
-                out["peak_sites"] = _WHERE["group_sites"](_stacks(high, native, outer), peak)
+                starts = _thread_starts(ticket["folder"])
+                high = reader.get_high_watermark_allocation_records(merge_threads=False)
+                out["peak_sites"] = _WHERE["group_sites"](
+                    _stacks(high, native, outer, starts), peak
+                )
                 out["end_sites"] = _WHERE["group_sites"](
-                    _stacks(end, native, outer), out["heap_current"]
+                    _stacks(end, native, outer, starts), out["heap_current"]
                 )
                 out["where_source"] = (
                     f"{ticket['source']}: {_mib(peak)} traced at the peak, "
@@ -111,17 +116,37 @@ def _mib(size: float) -> str:
     return f"{size / 2**20:,.1f} MiB"
 
 
+def _thread_starts(folder: str) -> dict[str, list[tuple[str, str, int]]]:
+    """The frames that started each thread, by name (``where_capture.ThreadOrigins``)."""
+    try:
+        with open(os.path.join(folder, "threads.json"), encoding="utf-8") as found:
+            data = json.load(found)
+    except (OSError, ValueError):
+        return {}
+    return {str(k): [(str(f), str(p), int(n)) for f, p, n in v] for k, v in data.items()}
+
+
 def _stacks(
-    records: Iterable[Any], native: bool, outer: tuple[str, str, int] | None
-) -> Iterable[tuple[list[tuple[str, str, int]], int, str, str | None]]:
+    records: Iterable[Any],
+    native: bool,
+    outer: tuple[str, str, int] | None,
+    starts: dict[str, list[tuple[str, str, int]]] | None = None,
+) -> Iterable[tuple[list[tuple[str, str, int]], int, str, str | None, str | None]]:
+    """Per record: its frames (a thread's followed by the frames that started it), bytes,
+    kind, native symbol and thread name (None for the main thread or merged threads)."""
     for record in records:
         frames = [(f, file, int(line)) for f, file, line in record.stack_trace()]
         kind, symbol = "python", None
         if native:
             kind, symbol = _native_kind(_native_prefix(record, frames))
+        thread = getattr(record, "thread_name", "") or None
+        if thread == "MainThread":
+            thread = None
+        if thread is not None and starts:
+            frames.extend(starts.get(thread, ()))
         if outer is not None:
             frames.append(outer)
-        yield frames, int(record.size), kind, symbol
+        yield frames, int(record.size), kind, symbol, thread
 
 
 def _native_prefix(record: Any, python: list[tuple[str, str, int]]) -> list[tuple[str, str, int]]:
