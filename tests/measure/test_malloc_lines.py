@@ -77,7 +77,9 @@ def test_a_helper_called_twice_per_call_is_named_with_its_caller_in_the_trace() 
 def test_a_full_native_cache_that_frees_as_it_adds_keeps_nothing() -> None:
     for _ in range(20):  # fill it first
         _native_ring()
-    assert malloc_lines(_native_ring, 50) == []
+    # 200 calls: the evicted chunk cancels the added one every call, and the deque's own
+    # 64-entry blocks, allocated and freed a call apart every 64 calls, keep a few bytes per call.
+    assert malloc_lines(_native_ring, 200) == []
 
 
 def test_a_call_that_keeps_nothing_names_nothing() -> None:

@@ -36,6 +36,10 @@ __all__ = ["MallocLine", "malloc_lines"]
 _TRACE_FRAMES = 8
 #: Rises smaller than this are a Python object's storage resized, not worth a line.
 _SMALLEST = 64
+#: A line is named when it kept at least this much per call over the round: a container's
+#: storage that grows in blocks (a deque's 64-entry blocks, a list's over-allocation) keeps a
+#: block now and then, a few bytes per call on average, and gives it back later.
+LEAST_PER_CALL = 64
 
 
 @dataclass(frozen=True)
@@ -54,10 +58,13 @@ class MallocLine:
     """Python frames, innermost first, as ``file:line`` (the first time the line kept)."""
 
 
-def malloc_lines(func: Callable[[], Any], calls: int, limit: int = 5) -> list[MallocLine]:
+def malloc_lines(
+    func: Callable[[], Any], calls: int, limit: int = 5, least: float = LEAST_PER_CALL
+) -> list[MallocLine]:
     """Call ``func`` ``calls`` times under a line tracer and return the lines under which
-    malloc's total grew and stayed grown at each call's end, biggest first (at most ``limit``).
-    Empty where malloc's total cannot be read (not glibc) or nothing was kept."""
+    malloc's total grew and stayed grown at each call's end, at least ``least`` bytes per call,
+    biggest first (at most ``limit``). Empty where malloc's total cannot be read (not glibc) or
+    nothing was kept."""
     if not allocator.untraced_available() or calls < 1:
         return []
     recorder = _Recorder()
@@ -74,7 +81,7 @@ def malloc_lines(func: Callable[[], Any], calls: int, limit: int = 5) -> list[Ma
             recorder.end_call()
     finally:
         sys.settrace(previous)
-    return recorder.lines(limit)
+    return [line for line in recorder.lines(limit) if line.size >= least * calls]
 
 
 class _Recorder:
