@@ -20,7 +20,6 @@ microseconds): one round of the leak hunt's calls, only when the other means fou
 from __future__ import annotations
 
 import sys
-import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -88,7 +87,6 @@ class _Recorder:
     """The trace functions and what they found (bounded: one entry per distinct line)."""
 
     def __init__(self) -> None:
-        self._thread = threading.get_ident()
         self._last = 0
         self._where: tuple[str, int] | None = None
         #: Rises of the call under way not yet cancelled: [size, where, trace].
@@ -112,8 +110,6 @@ class _Recorder:
         self._open.clear()
 
     def global_trace(self, frame: FrameType, event: str, arg: Any) -> Any:
-        if threading.get_ident() != self._thread:
-            return None
         if frame.f_code.co_filename.startswith(OWN_DIRS):
             return None
         self._settle()
