@@ -63,7 +63,11 @@ def test_the_kept_chunk_is_named_not_the_bigger_temporary() -> None:
     top = found[0]
     assert top.file == __file__
     assert top.line == _line_of(_scratch_then_keep, "kept = _LIBC.malloc(3_000)")
-    assert 3_000 <= top.size / 50 < 3_200  # the chunk and malloc's header
+    # Each chunk found is the kept one's size (with malloc's header), the temporary's never. A
+    # fall of another size in another thread (the test runner's) can cancel one kept chunk:
+    # mallinfo2 is the whole process's (issue 37's weakness), so not every one need be found.
+    assert 45 <= top.count <= 50, top
+    assert 3_000 <= top.size / top.count < 3_200, top
     scratch_line = _line_of(_scratch_then_keep, "scratch = _LIBC.malloc(200_000)")
     assert all(site.line != scratch_line for site in found), found
 
@@ -71,8 +75,8 @@ def test_the_kept_chunk_is_named_not_the_bigger_temporary() -> None:
 def test_a_helper_called_twice_per_call_is_named_with_its_caller_in_the_trace() -> None:
     found = malloc_lines(_calls_a_helper, 40)
     assert found[0].line == _line_of(_helper_that_keeps, "_LIBC.malloc(5_000)")
-    assert 2 * 5_000 <= found[0].size / 40 < 2 * 5_200
-    assert found[0].count == 80
+    assert 5_000 <= found[0].size / found[0].count < 5_200
+    assert 72 <= found[0].count <= 80  # see the test above: another thread's fall
     caller = f"{__file__}:{_line_of(_calls_a_helper, '_helper_that_keeps()')}"
     assert caller in found[0].trace, found[0].trace
 
