@@ -41,6 +41,7 @@ from membound.guard.health import health
 from membound.guard.in_flight import begin_request, end_request, not_served
 from membound.guard.watchdog.instances import current
 from membound.guard.watchdog.refusal import (
+    asks_for_turn,
     check_delay,
     memory_came_back,
     note_serving,
@@ -179,18 +180,21 @@ class _Guarded(Generic[App]):
         self.shed_count += 1
         recycle_if_stuck(self.recycle_after, watchdog=self.watchdog)
 
-    def _failed_usage(self, method: str, first: bool) -> int | None:
+    def _failed_usage(self, method: str, retries: _Retries) -> int | None:
         """After a ``MemoryError`` before the answer began: the judged usage to wait to fall
-        below before the one retry of a safe method, or None (no retry: another method, the
-        second attempt, retries off, or no watchdog to read)."""
+        below before a retry of a safe method, or None (no retry: another method, no retry
+        left, retries off, or no watchdog to read)."""
         dog = self.watchdog if self.watchdog is not None else current()
-        if not (first and self.retry and method in _SAFE_METHODS) or dog is None:
+        if not (self.retry and method in _SAFE_METHODS) or dog is None:
+            return None
+        if not retries.may_retry(asks_for_turn(dog)):
             return None
         usage = dog.usage
         return usage.judged if usage is not None else None
 
     def _wait_for_memory(self, before: int) -> None:
-        """Wait up to ``wait`` seconds for memory to come back (in ``_WAIT_STEP_S`` steps)."""
+        """Wait up to ``wait`` seconds for memory to come back, or the turn at the group's room
+        (``turns.py``), in ``_WAIT_STEP_S`` steps."""
         deadline = time.monotonic() + self.wait
         seen: list[int] = []
         while time.monotonic() < deadline and not memory_came_back(self.watchdog, before, seen):
@@ -218,8 +222,8 @@ class _Guarded(Generic[App]):
         """Count a request run once more after a ``MemoryError``, and say so."""
         self.retried_count += 1
         _log.info(
-            "membound: pid %d: a request met a MemoryError before its answer began; memory came "
-            "back within %.2f s and it runs once more",
+            "membound: pid %d: a request met a MemoryError before its answer began; within "
+            "%.2f s memory came back or its turn at the group's room came, and it runs once more",
             os.getpid(),
             waited,
         )
@@ -293,7 +297,8 @@ class HealthMiddleware(_Guarded[WSGIApp]):
         """The app, with a ``MemoryError`` raised before its answer began handled (see
         ``retry``): what it raises later, while its body is read, is the server's to handle."""
         method = str(environ.get("REQUEST_METHOD", "GET")).upper()
-        for first in (True, False):
+        retries = _Retries()
+        while True:
             began: list[bool] = []
             tracked = _tracking_start_response(_noting_503(start_response), began)
             try:
@@ -301,7 +306,7 @@ class HealthMiddleware(_Guarded[WSGIApp]):
             except MemoryError:
                 if began:
                     raise
-                before = self._failed_usage(method, first)
+                before = self._failed_usage(method, retries)
                 if before is None:
                     break
             started = time.monotonic()
@@ -347,7 +352,8 @@ class ASGIHealthMiddleware(_Guarded[ASGIApp]):
         ``retry``): a retry reads the request's messages again from what the first run read."""
         method = str(scope.get("method", "GET")).upper()
         read: list[MutableMapping[str, Any]] = []
-        for first in (True, False):
+        retries = _Retries()
+        while True:
             began: list[bool] = []
             reading = _replaying_receive(receive, read)
             tracked = _tracking_send(_noting_503_sent(send), began)
@@ -357,7 +363,7 @@ class ASGIHealthMiddleware(_Guarded[ASGIApp]):
             except MemoryError:
                 if began:
                     raise
-                before = self._failed_usage(method, first)
+                before = self._failed_usage(method, retries)
                 if before is None:
                     break
             started = time.monotonic()
@@ -365,6 +371,31 @@ class ASGIHealthMiddleware(_Guarded[ASGIApp]):
             self._retrying(time.monotonic() - started)
         self._out_of_memory()
         await _respond(send, 503, _SHED_BODY, [(b"retry-after", str(self.retry_after).encode())])
+
+
+#: Runs once more one request may have in all (each after a wait of up to ``wait`` seconds).
+_MOST_RETRIES = 3
+
+
+class _Retries:
+    """The runs once more one request may still have: one after a refusal at the kernel's line,
+    when memory comes back; and after each refusal under its share of the group's room
+    (``turns.py``), one on its turn — the whole room, which may still be too little while
+    another request's temporary is held: then it is refused at the kernel's line and waits for
+    memory to come back. At most ``_MOST_RETRIES`` in all."""
+
+    def __init__(self) -> None:
+        self._runs = 0
+        self._after_memory = False
+
+    def may_retry(self, on_turn: bool) -> bool:
+        """Whether a run once more may follow this ``MemoryError`` (counted if so);
+        ``on_turn``: it was a refusal under the share, the run waits for the turn."""
+        if self._runs >= _MOST_RETRIES or (not on_turn and self._after_memory):
+            return False
+        self._after_memory = self._after_memory or not on_turn
+        self._runs += 1
+        return True
 
 
 def _tracking_start_response(start_response: StartResponse, began: list[bool]) -> StartResponse:

@@ -250,7 +250,8 @@ def _once_more(call: Any) -> Any:
                         f"{why}: the task failed, the worker goes on"
                     ) from error
             _log.info(
-                "membound: celery child %d: task %s met a MemoryError; memory came back and "
+                "membound: celery child %d: task %s met a MemoryError; memory (or its turn at "
+                "the group's room) came back and "
                 "it runs once more (%d of %d)",
                 os.getpid(),
                 name,

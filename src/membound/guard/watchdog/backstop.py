@@ -18,9 +18,12 @@ the limit less the group's usage that reclaim cannot take back — every process
 shared memory included, page cache that can be dropped left out; for the machine's RAM,
 ``MemAvailable``. Less, too, what the group's other processes have mapped and not yet
 written (read from outside at each reading, ``group_room.py``): the kernel counts their next
-writes only once they are made. A program that peaks under the limit is
-never refused (a numpy job that ends
-at 271 of 300 MiB runs to its end with ``hard`` at 255 MiB). Where the tightest limit is an
+writes only once they are made. Where several processes of the group are guarded, each cap
+grants its share of that room, and one refused under its share takes a turn at the whole of
+it (``turns.py``): a refusal under the share is not the hard action, the work runs once more on
+its turn (the middleware's and Celery's retries wait for it). A program that peaks under the
+limit is never refused (a numpy job that ends at 271 of 300 MiB runs to its end with ``hard``
+at 255 MiB). Where the tightest limit is an
 rlimit there is nothing to add (the kernel fails that allocation by itself), and a cgroup v2
 ``memory.high`` throttles rather than kills: no backstop then.
 
@@ -76,6 +79,7 @@ from typing import Any
 from membound._data_cap import CAP_WORKS, data_and_anon, drop_cap, set_cap
 from membound.guard.limit import Limit
 from membound.guard.watchdog.group_room import GroupRoom, Unsettled
+from membound.guard.watchdog.turns import RoomTurns
 from membound.measure.cgroup.memory import KeptFiles, Usage, ram_available
 
 __all__ = ["AVAILABLE", "KERNEL_KINDS", "THREAD_START", "Backstop"]
@@ -141,6 +145,9 @@ class Backstop:
         self.group = GroupRoom(kernel.group)
         #: Of the room at the last reading, what the others had mapped and not yet written.
         self.others_bytes = 0
+        #: The share of the room among the group's guarded processes (``turns.py``; None: no
+        #: group to share, as for the machine's RAM).
+        self.turns = RoomTurns(kernel.group.path) if kernel.group is not None else None
         #: Readings that re-set the cap so far (a thread's start tells by it whether its lift
         #: is still in the cap).
         self.renewals = 0
@@ -186,6 +193,8 @@ class Backstop:
                     _give_back_memory_errors()
         drop_cap(id(self))
         self.cap_bytes = None
+        if self.turns is not None:
+            self.turns.leave()
 
     def sizes(self) -> tuple[int, int] | None:
         """This process's data size and anonymous resident memory now (before a reading)."""
@@ -202,6 +211,8 @@ class Backstop:
         unsettled = self._untouched.add(data, anon)
         self.others_bytes = self.group.others()
         left = room[1] - unsettled - self.others_bytes
+        if self.turns is not None:
+            left = self.turns.share(left, data, self.group.pids)
         self.cap_bytes = set_cap(id(self), data + max(left, _RESERVE) + self._starting)
         self.renewals += 1
 
@@ -217,6 +228,12 @@ class Backstop:
         return new
 
     def _refused(self) -> None:
+        if self.turns is not None and self.turns.ask():
+            # Refused under its share of the group's room: a turn, not the kernel's line (the
+            # work runs again once the others gave way); the reading is woken to take it.
+            with contextlib.suppress(Exception):
+                self._on_refusal()
+            return
         self.refusals += 1
         with contextlib.suppress(Exception):  # a notice must never turn into another error
             self._on_refusal()

@@ -652,6 +652,9 @@ class Watchdog:
                     "point_bytes": self.backstop.point_bytes,
                     "cap_bytes": self.backstop.cap_bytes,
                     "refusals": self.backstop.refusals,
+                    # refusals under the process's share of its group's room (``turns.py``)
+                    "turn_asks": 0 if self.backstop.turns is None else self.backstop.turns.asks,
+                    "turns_held": 0 if self.backstop.turns is None else self.backstop.turns.held,
                 },
             }
 

@@ -25,9 +25,8 @@ taken as they are.
 What it cannot see: two processes that map big blocks within one reading of each other both
 pass, and the kernel counts them only as they are written. The watchdog reads every 10 ms
 while the group has other processes (``pace.py``; a reading costs about 25 µs of CPU with four
-processes in the group), else every ``interval``, 0.1 s. Nothing short of
-splitting the room between the processes ahead of time would stop that, and that refuses one
-process's big allocation whenever it exceeds its share, alone or not.
+processes in the group), else every ``interval``, 0.1 s. Guarded processes close that window
+by sharing the room ahead of time (``turns.py``); what unguarded ones map is seen here only.
 
 Bounded: at most ``MOST_PROCESSES`` processes are read, each with a fixed number of buckets.
 """
@@ -141,6 +140,8 @@ class GroupRoom:
         self._first = True
         #: How many other processes the last reading found in the group.
         self.members = 0
+        #: The group's processes at the last reading, this one included.
+        self.pids: frozenset[int] = frozenset()
 
     def _members(self, now: float) -> list[int]:
         """The group's processes: its own ``cgroup.procs`` read at every reading (a server's
@@ -164,7 +165,9 @@ class GroupRoom:
         """What the group's other processes have mapped lately and not yet written, bytes."""
         now = time.monotonic()
         me = os.getpid()
-        members = [pid for pid in self._members(now) if pid != me]
+        listed = self._members(now)
+        self.pids = frozenset(listed) | {me}
+        members = [pid for pid in listed if pid != me]
         total = 0
         for pid in members:
             fields = statm(pid)

@@ -110,11 +110,31 @@ def memory_came_back(watchdog: Watchdog | None, before: int, seen: list[int]) ->
     dog = _dog(watchdog)
     if dog is None or dog.usage is None:
         return False
+    if has_turn(dog):
+        return True  # refused under its share: the turn is its own, the others gave way
     if seen:
         return bool(dog.readings > seen[0])
     if dog.usage.judged <= before - max(4 << 20, dog.limit.bytes // _BACK_SHARE):
         seen.append(dog.readings)
     return False
+
+
+def has_turn(watchdog: Watchdog | None) -> bool:
+    """Whether the process holds the turn at its group's room and the group's other guarded
+    processes gave way (``turns.py``): work refused under its share may run once more now.
+    ``watchdog`` None: the current one."""
+    dog = _dog(watchdog)
+    backstop = dog.backstop if dog is not None else None
+    return backstop is not None and backstop.turns is not None and backstop.turns.ready
+
+
+def asks_for_turn(watchdog: Watchdog | None) -> bool:
+    """Whether the process asks for the turn at its group's room: its last ``MemoryError``
+    was a refusal under its share (``turns.py``), not at the kernel's line. ``watchdog`` None:
+    the current one."""
+    dog = _dog(watchdog)
+    backstop = dog.backstop if dog is not None else None
+    return backstop is not None and backstop.turns is not None and backstop.turns.asking
 
 
 def _check_seconds(name: str, value: float, most: float, none: str = "") -> None:

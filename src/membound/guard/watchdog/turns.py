@@ -1,0 +1,337 @@
+"""Turns at a group's room: the guarded processes of one memory group share what is left.
+
+The backstop (``backstop.py``) caps each process's data size at what it holds plus the room the
+kernel has left, read every few milliseconds. Two processes that map big blocks within one
+reading of each other were both let through, and the kernel, charging both as they were
+written, OOM-killed one (the peers' benchmark under stress: two gunicorn, uvicorn or Celery
+workers mapping 150 MiB temporaries in the same 10 ms of a 400 MiB group). ``group_room.py``
+sees a mapping only at the next reading; nothing that reads can close that window. So the
+guarded processes of a group agree on the room ahead of time:
+
+* **Shares.** With ``n`` guarded processes in the group, each cap grants at most ``left / n``
+  (``left``: the room the kernel has left, less what any process has mapped and not written):
+  all of them mapping at the same moment still fit. Alone in its group a process gets all of
+  it, so a single program is never refused anything that fits.
+* **Turns.** An allocation refused under the share (it might fit the whole room) asks for the
+  turn instead of being the hard action. At their next reading the others grant themselves a
+  small share (``left / 4n``) and say they gave way; the holder of the turn grants itself the
+  room less what the others' caps still grant — never more than what is left, whatever the
+  others have read so far. Once every other process gave way the turn is *ready*, and the
+  work that was refused runs once more (the middleware's and Celery's retry wait for that,
+  ``refusal.memory_came_back``). An allocation refused while the turn is ready is the
+  kernel's line: the hard action, as before.
+* One turn at a time, the oldest ask first (every process reads the same board, so all agree
+  whose it is without a lock). A turn ends when its holder's data size has risen and fallen
+  back (the temporary it was for given back), after ``TURN_S``, or when its holder leaves the
+  group; an ask not served within ``ASK_S`` lapses.
+
+The board: one small file in ``/dev/shm`` (else the temporary folder) named from the group's
+path and the user, mapped by every guarded process of the group; ``MOST_SLOTS`` slots of four
+64-bit fields (pid, the room its cap grants, when it asked for the turn, which ask it gave way
+to). A process writes only its own slot (taking one holds the file's lock); a slot whose pid is
+no longer in the group is free. Processes of the group without a watchdog are not on the board:
+what they map is still counted, from outside, by ``group_room.py``.
+
+Written here rather than taken from a library: it is a few shared integers beside a file lock;
+``multiprocessing.shared_memory`` would add a resource tracker process per worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import mmap
+import os
+import struct
+import tempfile
+import time
+from collections.abc import Collection
+
+__all__ = ["ASK_S", "MOST_SLOTS", "TURN_S", "RoomTurns"]
+
+#: Guarded processes one board holds (a group of more shares among the first ones; the rest
+#: keep the whole room, as before turns).
+MOST_SLOTS = 64
+#: A turn lasts at most this long once it is its holder's (a retried request or task maps its
+#: temporary within it; a turn never given back must not starve the others).
+TURN_S = 1.0
+#: An ask not served within this long lapses (the retries wait 0.5 s, Celery's 5 s).
+ASK_S = 6.0
+#: The others' share while a turn is in force is ``left`` divided by this many per process.
+_GIVE_WAY_DIVISOR = 4
+#: A holder's data size must rise this much for the turn to count as used.
+_USED_BYTES = 4 << 20
+_SLOT = struct.Struct("=qqqq")  # pid, grant bytes, asked at (ns), gave way to (an ask's ns)
+_FIELD = struct.Struct("=q")
+_SIZE = _SLOT.size * MOST_SLOTS
+_PID, _GRANT, _ASKED, _GAVE_WAY = range(4)
+
+
+def board_path(group_path: str) -> str:
+    """The board's file for the memory group at ``group_path`` (one per group and user)."""
+    digest = hashlib.sha1(os.path.normpath(group_path).encode(), usedforsecurity=False)
+    folder = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
+    return os.path.join(folder, f"membound-turns-{os.getuid()}-{digest.hexdigest()[:16]}")
+
+
+class RoomTurns:
+    """One guarded process's place on its group's board.
+
+    Args:
+        group_path: the directory of the memory group whose limit the OOM killer enforces.
+    """
+
+    def __init__(self, group_path: str) -> None:
+        self.path = board_path(group_path)
+        self._pid = 0
+        self._fd = -1
+        self._map: mmap.mmap | None = None
+        self._slot = -1
+        #: The last share was less than the room left: a refusal then asks for the turn.
+        self.limited = False
+        #: This process holds the turn and every other guarded process has given way.
+        self.ready = False
+        #: Turns asked for, and held, so far.
+        self.asks = 0
+        self.held = 0
+        self._asked_ns = 0
+        self._held_since: float | None = None
+        self._data_at_turn = 0
+        self._peak_in_turn = 0
+
+    @property
+    def asking(self) -> bool:
+        """This process asked for the turn and does not hold it yet (its last refusal was under
+        its share, not at the kernel's line)."""
+        return bool(self._asked_ns) and self._held_since is None
+
+    # --- the board ------------------------------------------------------------------------------
+
+    def _board(self, live: Collection[int]) -> mmap.mmap | None:
+        """The mapped board with a slot of this process's (taken now if need be), or None when
+        no board can be had (no writable folder, every slot held by live processes)."""
+        if self._map is not None and self._pid == os.getpid():
+            return self._map
+        self._forget()  # a forked child: the parent's slot is not its own
+        _sweep(os.path.dirname(self.path), self.path)
+        with contextlib.suppress(OSError):
+            return self._join(live)
+        self._forget()
+        return None
+
+    def _join(self, live: Collection[int]) -> mmap.mmap | None:
+        me = os.getpid()
+        for _attempt in range(3):
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                if os.fstat(fd).st_nlink == 0:  # the last one out removed it meanwhile
+                    continue
+                if os.fstat(fd).st_size < _SIZE:
+                    os.ftruncate(fd, _SIZE)
+                board = mmap.mmap(fd, _SIZE)
+                slot = _free_slot(board, me, live)
+                if slot < 0:
+                    board.close()
+                    return None
+                _SLOT.pack_into(board, slot * _SLOT.size, me, 0, 0, 0)
+                self._pid, self._fd, self._map, self._slot = me, fd, board, slot
+                fd = -1
+                return board
+            finally:
+                if fd >= 0:
+                    with contextlib.suppress(OSError):
+                        fcntl.flock(fd, fcntl.LOCK_UN)
+                    os.close(fd)
+                elif self._fd >= 0:
+                    fcntl.flock(self._fd, fcntl.LOCK_UN)
+        return None
+
+    def _forget(self) -> None:
+        if self._map is not None and self._pid == os.getpid():
+            with contextlib.suppress(ValueError):
+                self._map.close()
+        if self._fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+        self._map, self._fd, self._slot, self._pid = None, -1, -1, 0
+        self.limited = self.ready = False
+        self._asked_ns = 0
+        self._held_since = None
+
+    def leave(self) -> None:
+        """Give up this process's slot (the watchdog stops); the last one out removes the
+        board's file."""
+        board, fd = self._map, self._fd
+        if board is None or self._pid != os.getpid():
+            self._forget()
+            return
+        with contextlib.suppress(OSError, ValueError):
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            _SLOT.pack_into(board, self._slot * _SLOT.size, 0, 0, 0, 0)
+            pids = [_field(board, slot, _PID) for slot in range(MOST_SLOTS)]
+            if not any(pid and _alive_here(pid) for pid in pids):  # killed ones never leave
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(self.path)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        self._forget()
+
+    # --- a reading ------------------------------------------------------------------------------
+
+    def share(self, left: int, data: int, live: Collection[int]) -> int:
+        """The room this process's cap may grant now, of the ``left`` bytes the kernel has left
+        for the whole group, and post it on the board. ``data``: this process's data size now;
+        ``live``: the pids in the group now (slots of others are free)."""
+        board = self._board(live)
+        if board is None:
+            self.limited = self.ready = False
+            return left
+        now = time.monotonic_ns()
+        me = self._slot
+        others = [
+            slot for slot in range(MOST_SLOTS) if slot != me and _field(board, slot, _PID) in live
+        ]
+        if self._asked_ns and now - self._asked_ns > ASK_S * 1e9 and self._held_since is None:
+            self._end_turn(board)  # asked too long ago: whoever retried has given up
+        turn = _oldest_ask(board, [me, *others], now)
+        gave_way = 0
+        if not others:
+            grant = left
+            if turn == me:
+                self._end_turn(board)  # alone now: the whole room is its own anyway
+        elif turn == me:
+            grant = self._holding(board, others, left, data)
+        elif turn >= 0:
+            grant = max(0, left) // (_GIVE_WAY_DIVISOR * (len(others) + 1))
+            gave_way = _field(board, turn, _ASKED)
+        else:
+            grant = max(0, left) // (len(others) + 1)
+        holding = turn == me and self._held_since is not None
+        self.limited = bool(others) and grant < left and not holding
+        if not holding:
+            self.ready = False
+        _SLOT.pack_into(board, me * _SLOT.size, self._pid, max(0, grant), self._asked_ns, gave_way)
+        return grant
+
+    def _holding(self, board: mmap.mmap, others: list[int], left: int, data: int) -> int:
+        """This process's grant while the turn is its own: the room less what the others'
+        caps still grant; the turn ends once used and given back, or after ``TURN_S``."""
+        now = time.monotonic()
+        if self._held_since is None:
+            self._held_since = now
+            self._data_at_turn = self._peak_in_turn = data
+            self.held += 1
+        self._peak_in_turn = max(self._peak_in_turn, data)
+        risen = self._peak_in_turn - self._data_at_turn
+        given_back = risen >= _USED_BYTES and data <= self._data_at_turn + risen // 2
+        if given_back or now - self._held_since > TURN_S:
+            self._end_turn(board)
+            return max(0, left) // (len(others) + 1)
+        self.ready = all(_field(board, slot, _GAVE_WAY) == self._asked_ns for slot in others)
+        granted = sum(max(0, _field(board, slot, _GRANT)) for slot in others)
+        return left - granted
+
+    def _end_turn(self, board: mmap.mmap) -> None:
+        self._asked_ns = 0
+        self._held_since = None
+        self.ready = False
+        with contextlib.suppress(ValueError):
+            _set(board, self._slot, _ASKED, 0)  # no longer asking
+
+    # --- a refusal ------------------------------------------------------------------------------
+
+    def ask(self) -> bool:
+        """An allocation failed at the cap (any thread): True when it was refused under the
+        share and this process now asks for the turn (the work should run again once the turn
+        is :attr:`ready`); False when it was refused with the whole room it could have (the
+        kernel's line: the hard action). The turn, if held, ends then."""
+        board = self._map
+        if board is None or self._pid != os.getpid():
+            return False
+        if self.limited and self._held_since is None:
+            if not self._asked_ns:
+                self._asked_ns = time.monotonic_ns()
+                self.asks += 1
+                with contextlib.suppress(ValueError):
+                    _set(board, self._slot, _ASKED, self._asked_ns)
+            return True
+        if self._held_since is not None:
+            self._end_turn(board)
+        return False
+
+
+def _field(board: mmap.mmap, slot: int, field: int) -> int:
+    value: int = _FIELD.unpack_from(board, slot * _SLOT.size + _FIELD.size * field)[0]
+    return value
+
+
+def _set(board: mmap.mmap, slot: int, field: int, value: int) -> None:
+    _FIELD.pack_into(board, slot * _SLOT.size + _FIELD.size * field, value)
+
+
+def _free_slot(board: mmap.mmap, me: int, live: Collection[int]) -> int:
+    """This pid's slot if it has one, else the first slot free (no pid, or a pid no longer in
+    the group), else -1."""
+    free = -1
+    for slot in range(MOST_SLOTS):
+        pid = _field(board, slot, _PID)
+        if pid == me:
+            return slot
+        if free < 0 and (pid == 0 or (pid not in live and not _alive_here(pid))):
+            free = slot
+    return free
+
+
+def _alive_here(pid: int) -> bool:
+    """Whether ``pid`` still runs (a process of the group that the last listing missed)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+#: Boards of other groups a process looks at when it joins its own (see :func:`_sweep`).
+_MOST_SWEPT = 64
+
+
+def _sweep(folder: str, own: str) -> None:
+    """Remove boards of this user's other groups whose every process has ended (killed
+    processes never leave: a test suite's groups, a service's old group), at most
+    ``_MOST_SWEPT`` looked at; a board being joined meanwhile is left alone."""
+    prefix = f"membound-turns-{os.getuid()}-"
+    with contextlib.suppress(OSError):
+        names = [name for name in os.listdir(folder) if name.startswith(prefix)]
+        for name in names[:_MOST_SWEPT]:
+            path = os.path.join(folder, name)
+            if path != own:
+                with contextlib.suppress(OSError):
+                    _remove_if_ended(path)
+
+
+def _remove_if_ended(path: str) -> None:
+    fd = os.open(path, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        data = os.pread(fd, _SIZE, 0)
+        pids = [
+            _SLOT.unpack_from(data, at)[0]
+            for at in range(0, len(data) - _SLOT.size + 1, _SLOT.size)
+        ]
+        if not any(pid and _alive_here(pid) for pid in pids):
+            os.unlink(path)
+    finally:
+        os.close(fd)
+
+
+def _oldest_ask(board: mmap.mmap, slots: list[int], now: int) -> int:
+    """The slot whose ask for the turn is the oldest still in force, or -1."""
+    best, best_at = -1, 0
+    for slot in slots:
+        at = _field(board, slot, _ASKED)
+        if at and now - at <= ASK_S * 1e9 and (best < 0 or at < best_at):
+            best, best_at = slot, at
+    return best

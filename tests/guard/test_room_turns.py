@@ -1,0 +1,172 @@
+"""Turns at a group's room (``guard/watchdog/turns.py``) in real memory cgroups: guarded
+processes that map big blocks at the same moment are not both let through to the OOM killer;
+the one refused under its share runs again once the others gave way, without a hard action; a
+process alone in its group keeps the whole room; the board is bounded and its slots freed."""
+
+from __future__ import annotations
+
+import os
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from membound.guard.watchdog import backstop as backstop_module
+from membound.guard.watchdog.turns import MOST_SLOTS, RoomTurns, board_path
+from tests.guard.cgroup_helpers import memory_cgroup
+
+APPS = Path(__file__).parent / "apps"
+MIB = 1 << 20
+#: A slot of the board, as ``turns.py`` documents it.
+SLOT = struct.Struct("=qqqq")
+pytestmark = [
+    pytest.mark.skipif(not backstop_module.AVAILABLE, reason="Linux ≥ 4.7 only"),
+    pytest.mark.xdist_group("memory-pressure"),
+]
+
+
+def test_two_processes_mapping_at_once_take_turns_instead_of_an_oom_kill() -> None:
+    """Two guarded processes of one 400 MiB group each ask, at the same moment, for 60 % of
+    the room the kernel has left: each fits alone, not together. Before turns both caps granted
+    the whole room and the kernel killed one; now each is refused under its half, they take
+    turns, both runs succeed, and neither refusal is a hard action."""
+    with memory_cgroup(400 * MIB) as group:
+        argv = group.enter_argv([sys.executable, str(APPS / "turn_pair.py")])
+        pair = [
+            subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            for _ in range(2)
+        ]
+        try:
+            rooms = []
+            for proc in pair:
+                assert proc.stdout is not None
+                word, room = proc.stdout.readline().split()
+                assert "ready" == word
+                rooms.append(int(room))
+            size = int(min(rooms) * 0.6)
+            for proc in pair:
+                assert proc.stdin is not None
+                proc.stdin.write(f"{size}\n")
+            for proc in pair:  # as close together as two writes can be
+                assert proc.stdin is not None
+                proc.stdin.flush()
+            outputs = [proc.communicate(timeout=60)[0] for proc in pair]
+        finally:
+            for proc in pair:
+                proc.kill()
+                proc.wait()
+        kills = group.oom_kills()
+    assert 0 == kills, outputs
+    for output in outputs:
+        assert output.strip().endswith("ok causes="), outputs
+    refused = [output for output in outputs if "refused ok" in output]
+    assert refused, outputs
+    for output in refused:
+        assert "turns asked 1 held 1" in output, outputs
+
+
+def test_a_process_alone_in_its_group_keeps_the_whole_room(tmp_path: Path) -> None:
+    turns = RoomTurns(str(tmp_path / "alone"))
+    try:
+        assert 300 * MIB == turns.share(300 * MIB, 50 * MIB, {os.getpid()})
+        assert not turns.limited
+        assert not turns.ask()  # refused with the whole room: the kernel's line
+    finally:
+        turns.leave()
+    assert not os.path.exists(board_path(str(tmp_path / "alone")))
+
+
+def _slots(group: str) -> list[tuple[int, int, int, int]]:
+    """The board's slots as the file holds them: pid, grant, asked at, gave way to."""
+    with open(board_path(group), "rb") as f:
+        data = f.read()
+    return [SLOT.unpack_from(data, at) for at in range(0, len(data), SLOT.size)]
+
+
+def _post(group: str, slot: int, fields: tuple[int, int, int, int]) -> None:
+    """Write one slot as another guarded process of the group would."""
+    with open(board_path(group), "r+b") as f:
+        f.seek(slot * SLOT.size)
+        f.write(SLOT.pack(*fields))
+
+
+def test_shares_then_a_turn_that_ends_once_used_and_given_back(tmp_path: Path) -> None:
+    """Two places on one board: this process, and a sleeping child's slot written here as the
+    child would write it."""
+    group = str(tmp_path / "pair")
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    mine = RoomTurns(group)
+    try:
+        live = {os.getpid(), other.pid}
+        mine.share(200 * MIB, 50 * MIB, live)
+        me = next(i for i, slot in enumerate(_slots(group)) if slot[0] == os.getpid())
+        theirs = 1 - me
+        _post(group, theirs, (other.pid, 100 * MIB, 0, 0))
+        assert 100 * MIB == mine.share(200 * MIB, 50 * MIB, live)  # half each
+        assert mine.limited
+        assert mine.ask()  # refused under its share: asks for the turn
+        assert mine.asking
+        # Before the other gave way, the holder gets the room less what the other still grants.
+        assert 100 * MIB == mine.share(200 * MIB, 50 * MIB, live)
+        assert not mine.ready
+        asked = _slots(group)[me][2]
+        assert asked > 0
+        _post(group, theirs, (other.pid, 25 * MIB, 0, asked))  # it gave way
+        assert 175 * MIB == mine.share(200 * MIB, 50 * MIB, live)
+        assert mine.ready
+        mine.share(20 * MIB, 200 * MIB, live)  # used: its data size rose by 150 MiB
+        assert mine.ready
+        assert 100 * MIB == mine.share(200 * MIB, 50 * MIB, live)  # given back: shares again
+        assert not mine.ready
+        assert mine.limited
+        assert 0 == _slots(group)[me][2]  # no longer asking
+    finally:
+        other.kill()
+        other.wait()
+        mine.leave()
+
+
+def test_another_process_s_turn_leaves_a_small_share_and_says_it_gave_way(
+    tmp_path: Path,
+) -> None:
+    group = str(tmp_path / "other-turn")
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    mine = RoomTurns(group)
+    try:
+        live = {os.getpid(), other.pid}
+        mine.share(200 * MIB, 50 * MIB, live)
+        me = next(i for i, slot in enumerate(_slots(group)) if slot[0] == os.getpid())
+        asked = time.monotonic_ns()  # the clock every process of the machine shares
+        _post(group, 1 - me, (other.pid, 100 * MIB, asked, 0))  # it asks for the turn
+        assert 25 * MIB == mine.share(200 * MIB, 50 * MIB, live)  # 200 / (4 × 2)
+        assert asked == _slots(group)[me][3]
+        assert mine.ask()  # refused under the small share: asks, after the other
+        assert 25 * MIB == mine.share(200 * MIB, 50 * MIB, live)
+        assert not mine.ready
+    finally:
+        other.kill()
+        other.wait()
+        mine.leave()
+    assert not os.path.exists(board_path(group))  # the last one out removes the board
+
+
+def test_the_board_is_bounded_and_slots_of_gone_processes_are_taken_again(tmp_path: Path) -> None:
+    group = str(tmp_path / "many")
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    with open(board_path(group), "wb") as f:  # every slot held by a process that has ended
+        f.write(SLOT.pack(gone.pid, MIB, 0, 0) * MOST_SLOTS)
+    ended = str(tmp_path / "ended")  # another group's board, every process of it ended
+    with open(board_path(ended), "wb") as f:
+        f.write(SLOT.pack(gone.pid, MIB, 0, 0) * 2)
+    turns = RoomTurns(group)
+    try:
+        assert 64 * MIB == turns.share(64 * MIB, 0, {os.getpid()})
+        assert os.path.getsize(board_path(group)) == SLOT.size * MOST_SLOTS
+        assert os.getpid() in [slot[0] for slot in _slots(group)]
+        assert not os.path.exists(board_path(ended))  # swept when this process joined
+    finally:
+        turns.leave()
