@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 
 from membound.guard.watchdog import backstop as backstop_module
-from membound.guard.watchdog.turns import MOST_SLOTS, RoomTurns, board_path
+from membound.guard.watchdog.turns import MOST_SLOTS, STALE_S, RoomTurns, board_path
 from tests.guard.cgroup_helpers import memory_cgroup
 
 APPS = Path(__file__).parent / "apps"
 MIB = 1 << 20
 #: A slot of the board, as ``turns.py`` documents it.
-SLOT = struct.Struct("=qqqq")
+SLOT = struct.Struct("=qqqqq")
 pytestmark = [
     pytest.mark.skipif(not backstop_module.AVAILABLE, reason="Linux ≥ 4.7 only"),
     pytest.mark.xdist_group("memory-pressure"),
@@ -71,7 +71,7 @@ def test_two_processes_mapping_at_once_take_turns_instead_of_an_oom_kill() -> No
 def test_a_process_alone_in_its_group_keeps_the_whole_room(tmp_path: Path) -> None:
     turns = RoomTurns(str(tmp_path / "alone"))
     try:
-        assert 300 * MIB == turns.share(300 * MIB, 50 * MIB, {os.getpid()})
+        assert 300 * MIB == _share(turns, 300 * MIB, 50 * MIB, {os.getpid()})
         assert not turns.limited
         assert not turns.ask()  # refused with the whole room: the kernel's line
     finally:
@@ -79,21 +79,29 @@ def test_a_process_alone_in_its_group_keeps_the_whole_room(tmp_path: Path) -> No
     assert not os.path.exists(board_path(str(tmp_path / "alone")))
 
 
-def _slots(group: str) -> list[tuple[int, int, int, int]]:
-    """The board's slots as the file holds them: pid, grant, asked at, gave way to."""
+def _slots(group: str) -> list[tuple[int, int, int, int, int]]:
+    """The board's slots as the file holds them: pid, grant, asked at, gave way to, posted
+    at."""
     with open(board_path(group), "rb") as f:
         data = f.read()
     return [SLOT.unpack_from(data, at) for at in range(0, len(data), SLOT.size)]
 
 
 def _post(group: str, slot: int, fields: tuple[int, int, int, int]) -> None:
-    """Write one slot as another guarded process of the group would."""
+    """Write one slot as another guarded process of the group would, posted now."""
     with open(board_path(group), "r+b") as f:
         f.seek(slot * SLOT.size)
-        f.write(SLOT.pack(*fields))
+        f.write(SLOT.pack(*fields, time.monotonic_ns()))
 
 
-def test_shares_then_a_turn_that_ends_once_used_and_given_back(tmp_path: Path) -> None:
+def _share(turns: RoomTurns, left: int, data: int, live: set[int], unwritten: int = 0) -> int:
+    """One reading's part: plan the grant, then post it (the cap set between)."""
+    grant = turns.plan(left, data, live, unwritten)
+    turns.post()
+    return grant
+
+
+def test_shares_then_a_turn_that_ends_once_its_block_is_written(tmp_path: Path) -> None:
     """Two places on one board: this process, and a sleeping child's slot written here as the
     child would write it."""
     group = str(tmp_path / "pair")
@@ -101,25 +109,27 @@ def test_shares_then_a_turn_that_ends_once_used_and_given_back(tmp_path: Path) -
     mine = RoomTurns(group)
     try:
         live = {os.getpid(), other.pid}
-        mine.share(200 * MIB, 50 * MIB, live)
+        _share(mine, 200 * MIB, 50 * MIB, live)
         me = next(i for i, slot in enumerate(_slots(group)) if slot[0] == os.getpid())
         theirs = 1 - me
         _post(group, theirs, (other.pid, 100 * MIB, 0, 0))
-        assert 100 * MIB == mine.share(200 * MIB, 50 * MIB, live)  # half each
+        assert 100 * MIB == _share(mine, 200 * MIB, 50 * MIB, live)  # half each
         assert mine.limited
         assert mine.ask()  # refused under its share: asks for the turn
         assert mine.asking
         # Before the other gave way, the holder gets the room less what the other still grants.
-        assert 100 * MIB == mine.share(200 * MIB, 50 * MIB, live)
+        assert 100 * MIB == _share(mine, 200 * MIB, 50 * MIB, live)
         assert not mine.ready
         asked = _slots(group)[me][2]
         assert asked > 0
         _post(group, theirs, (other.pid, 25 * MIB, 0, asked))  # it gave way
-        assert 175 * MIB == mine.share(200 * MIB, 50 * MIB, live)
+        assert 175 * MIB == _share(mine, 200 * MIB, 50 * MIB, live)
         assert mine.ready
-        mine.share(20 * MIB, 200 * MIB, live)  # used: its data size rose by 150 MiB
+        # 150 MiB mapped, not yet written: the room is 200 less those 150, still its turn
+        assert 25 * MIB == _share(mine, 50 * MIB, 200 * MIB, live, unwritten=150 * MIB)
         assert mine.ready
-        assert 100 * MIB == mine.share(200 * MIB, 50 * MIB, live)  # given back: shares again
+        # written: the kernel counts it, the others' room has it; the turn ends, shares again
+        assert 25 * MIB == _share(mine, 50 * MIB, 200 * MIB, live)
         assert not mine.ready
         assert mine.limited
         assert 0 == _slots(group)[me][2]  # no longer asking
@@ -137,14 +147,14 @@ def test_another_process_s_turn_leaves_a_small_share_and_says_it_gave_way(
     mine = RoomTurns(group)
     try:
         live = {os.getpid(), other.pid}
-        mine.share(200 * MIB, 50 * MIB, live)
+        _share(mine, 200 * MIB, 50 * MIB, live)
         me = next(i for i, slot in enumerate(_slots(group)) if slot[0] == os.getpid())
         asked = time.monotonic_ns()  # the clock every process of the machine shares
         _post(group, 1 - me, (other.pid, 100 * MIB, asked, 0))  # it asks for the turn
-        assert 25 * MIB == mine.share(200 * MIB, 50 * MIB, live)  # 200 / (4 × 2)
+        assert 25 * MIB == _share(mine, 200 * MIB, 50 * MIB, live)  # 200 / (4 × 2)
         assert asked == _slots(group)[me][3]
         assert mine.ask()  # refused under the small share: asks, after the other
-        assert 25 * MIB == mine.share(200 * MIB, 50 * MIB, live)
+        assert 25 * MIB == _share(mine, 200 * MIB, 50 * MIB, live)
         assert not mine.ready
     finally:
         other.kill()
@@ -158,15 +168,72 @@ def test_the_board_is_bounded_and_slots_of_gone_processes_are_taken_again(tmp_pa
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
     with open(board_path(group), "wb") as f:  # every slot held by a process that has ended
-        f.write(SLOT.pack(gone.pid, MIB, 0, 0) * MOST_SLOTS)
+        f.write(SLOT.pack(gone.pid, MIB, 0, 0, 0) * MOST_SLOTS)
     ended = str(tmp_path / "ended")  # another group's board, every process of it ended
     with open(board_path(ended), "wb") as f:
-        f.write(SLOT.pack(gone.pid, MIB, 0, 0) * 2)
+        f.write(SLOT.pack(gone.pid, MIB, 0, 0, 0) * 2)
     turns = RoomTurns(group)
     try:
-        assert 64 * MIB == turns.share(64 * MIB, 0, {os.getpid()})
+        assert 64 * MIB == _share(turns, 64 * MIB, 0, {os.getpid()})
         assert os.path.getsize(board_path(group)) == SLOT.size * MOST_SLOTS
         assert os.getpid() in [slot[0] for slot in _slots(group)]
         assert not os.path.exists(board_path(ended))  # swept when this process joined
     finally:
         turns.leave()
+
+
+def test_a_peer_that_has_not_posted_lately_is_no_peer_and_a_turn_ending_keeps_its_room(
+    tmp_path: Path,
+) -> None:
+    group = str(tmp_path / "stale")
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    mine = RoomTurns(group)
+    try:
+        live = {os.getpid(), other.pid}
+        _share(mine, 200 * MIB, 50 * MIB, live)
+        me = next(i for i, slot in enumerate(_slots(group)) if slot[0] == os.getpid())
+        long_ago = time.monotonic_ns() - int((STALE_S + 1) * 1e9)
+        with open(board_path(group), "r+b") as f:  # killed without leaving, or stuck
+            f.seek((1 - me) * SLOT.size)
+            f.write(SLOT.pack(other.pid, 100 * MIB, 0, 0, long_ago))
+        assert 200 * MIB == _share(mine, 200 * MIB, 50 * MIB, live)  # alone
+        # The other held the turn and still grants itself 175 MiB until its next reading.
+        _post(group, 1 - me, (other.pid, 175 * MIB, 0, 0))
+        assert 25 * MIB == _share(mine, 200 * MIB, 50 * MIB, live)
+        _post(group, 1 - me, (other.pid, 100 * MIB, 0, 0))
+        assert 100 * MIB == _share(mine, 200 * MIB, 50 * MIB, live)
+    finally:
+        other.kill()
+        other.wait()
+        mine.leave()
+
+
+def test_a_refusal_before_the_others_gave_way_still_waits_and_withdraw_ends_the_turn(
+    tmp_path: Path,
+) -> None:
+    group = str(tmp_path / "withdraw")
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    mine = RoomTurns(group)
+    try:
+        live = {os.getpid(), other.pid}
+        _share(mine, 200 * MIB, 50 * MIB, live)
+        me = next(i for i, slot in enumerate(_slots(group)) if slot[0] == os.getpid())
+        _post(group, 1 - me, (other.pid, 100 * MIB, 0, 0))
+        _share(mine, 200 * MIB, 50 * MIB, live)
+        assert mine.ask()
+        _share(mine, 200 * MIB, 50 * MIB, live)  # its turn, the other not given way yet
+        assert not mine.ready
+        assert mine.ask()  # another thread refused meanwhile: still a turn, not the hard action
+        assert mine.asking
+        _post(group, 1 - me, (other.pid, 25 * MIB, 0, _slots(group)[me][2]))
+        _share(mine, 200 * MIB, 50 * MIB, live)
+        assert mine.ready
+        mine.withdraw()  # the retried work is done
+        assert not mine.ready
+        assert not mine.asking
+        assert 100 * MIB == _share(mine, 200 * MIB, 50 * MIB, live)
+        assert 0 == _slots(group)[me][2]
+    finally:
+        other.kill()
+        other.wait()
+        mine.leave()

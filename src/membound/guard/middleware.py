@@ -43,6 +43,7 @@ from membound.guard.watchdog.instances import current
 from membound.guard.watchdog.refusal import (
     asks_for_turn,
     check_delay,
+    end_turn,
     memory_came_back,
     note_serving,
     recycle_if_stuck,
@@ -247,8 +248,10 @@ class HealthMiddleware(_Guarded[WSGIApp]):
         retry: a GET, HEAD or OPTIONS request whose app met a ``MemoryError`` (the backstop
             refused an allocation that did not fit: another request's temporary held the room)
             before its answer began runs once more when memory comes back, within ``wait``
-            seconds; any other request, or a second ``MemoryError``, gets 503 with
-            ``Retry-After`` instead of the server's 500.
+            seconds; refused under its share of the group's room (``turns.py``), it runs again
+            on its turn, and may then still wait for memory once (at most three runs once
+            more, each after a wait of up to ``wait``); any other request, or a request out of
+            runs, gets 503 with ``Retry-After`` instead of the server's 500.
 
     Attributes:
         shed_count: requests turned away with 503.
@@ -297,23 +300,28 @@ class HealthMiddleware(_Guarded[WSGIApp]):
         """The app, with a ``MemoryError`` raised before its answer began handled (see
         ``retry``): what it raises later, while its body is read, is the server's to handle."""
         method = str(environ.get("REQUEST_METHOD", "GET")).upper()
-        retries = _Retries()
-        while True:
-            began: list[bool] = []
-            tracked = _tracking_start_response(_noting_503(start_response), began)
-            try:
-                return self.app(environ, tracked)
-            except MemoryError:
-                if began:
-                    raise
-                before = self._failed_usage(method, retries)
-                if before is None:
-                    break
-            started = time.monotonic()
-            self._wait_for_memory(before)
-            self._retrying(time.monotonic() - started)
-        self._out_of_memory()
-        return self._refuse(start_response, _SHED_BODY)
+        retries = _Retries(self.wait)
+        try:
+            while True:
+                began: list[bool] = []
+                tracked = _tracking_start_response(_noting_503(start_response), began)
+                try:
+                    return self.app(environ, tracked)
+                except MemoryError:
+                    retries.met = True
+                    if began:
+                        raise
+                    before = self._failed_usage(method, retries)
+                    if before is None:
+                        break
+                started = time.monotonic()
+                self._wait_for_memory(before)
+                self._retrying(time.monotonic() - started)
+            self._out_of_memory()
+            return self._refuse(start_response, _SHED_BODY)
+        finally:
+            if retries.met:
+                end_turn(self.watchdog)  # done or given up: the others get their shares back
 
 
 class ASGIHealthMiddleware(_Guarded[ASGIApp]):
@@ -352,25 +360,31 @@ class ASGIHealthMiddleware(_Guarded[ASGIApp]):
         ``retry``): a retry reads the request's messages again from what the first run read."""
         method = str(scope.get("method", "GET")).upper()
         read: list[MutableMapping[str, Any]] = []
-        retries = _Retries()
-        while True:
-            began: list[bool] = []
-            reading = _replaying_receive(receive, read)
-            tracked = _tracking_send(_noting_503_sent(send), began)
-            try:
-                await self.app(scope, reading, tracked)
-                return
-            except MemoryError:
-                if began:
-                    raise
-                before = self._failed_usage(method, retries)
-                if before is None:
-                    break
-            started = time.monotonic()
-            await self._wait_for_memory_async(before)
-            self._retrying(time.monotonic() - started)
-        self._out_of_memory()
-        await _respond(send, 503, _SHED_BODY, [(b"retry-after", str(self.retry_after).encode())])
+        retries = _Retries(self.wait)
+        try:
+            while True:
+                began: list[bool] = []
+                reading = _replaying_receive(receive, read)
+                tracked = _tracking_send(_noting_503_sent(send), began)
+                try:
+                    await self.app(scope, reading, tracked)
+                    return
+                except MemoryError:
+                    retries.met = True
+                    if began:
+                        raise
+                    before = self._failed_usage(method, retries)
+                    if before is None:
+                        break
+                started = time.monotonic()
+                await self._wait_for_memory_async(before)
+                self._retrying(time.monotonic() - started)
+            self._out_of_memory()
+            retry_after = [(b"retry-after", str(self.retry_after).encode())]
+            await _respond(send, 503, _SHED_BODY, retry_after)
+        finally:
+            if retries.met:
+                end_turn(self.watchdog)  # done or given up: the others get their shares back
 
 
 #: Runs once more one request may have in all (each after a wait of up to ``wait`` seconds).
@@ -384,14 +398,18 @@ class _Retries:
     another request's temporary is held: then it is refused at the kernel's line and waits for
     memory to come back. At most ``_MOST_RETRIES`` in all."""
 
-    def __init__(self) -> None:
+    def __init__(self, wait: float) -> None:
         self._runs = 0
         self._after_memory = False
+        # Without a wait nothing can come back between runs: one run once more, as before.
+        self._most = _MOST_RETRIES if wait > 0 else 1
+        #: The request met a ``MemoryError`` (its turn, if it asked for one, ends with it).
+        self.met = False
 
     def may_retry(self, on_turn: bool) -> bool:
         """Whether a run once more may follow this ``MemoryError`` (counted if so);
         ``on_turn``: it was a refusal under the share, the run waits for the turn."""
-        if self._runs >= _MOST_RETRIES or (not on_turn and self._after_memory):
+        if self._runs >= self._most or (not on_turn and self._after_memory):
             return False
         self._after_memory = self._after_memory or not on_turn
         self._runs += 1

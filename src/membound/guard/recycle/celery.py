@@ -216,7 +216,7 @@ def _once_more(call: Any) -> Any:
     its own retries, and an OOM kill would have lost the task for good. A task still meeting
     one fails with :class:`TaskMemoryRefused` (its cause the ``MemoryError``): Celery stops
     the whole worker when a task fails with a ``MemoryError``."""
-    from membound.guard.watchdog.refusal import memory_came_back
+    from membound.guard.watchdog.refusal import end_turn, memory_came_back
 
     def came_back(before: int) -> bool:
         dog = _child_guard[0] if _child_guard else None
@@ -231,6 +231,14 @@ def _once_more(call: Any) -> Any:
         return False
 
     def run(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return runs(self, *args, **kwargs)
+        finally:
+            dog = _child_guard[0] if _child_guard else None
+            if dog is not None:
+                end_turn(dog)  # done or failed: the other children get their shares back
+
+    def runs(self: Any, *args: Any, **kwargs: Any) -> Any:
         name = getattr(self, "name", "?")
         for attempt in range(RETRIES + 1):
             try:

@@ -212,8 +212,10 @@ class Backstop:
         self.others_bytes = self.group.others()
         left = room[1] - unsettled - self.others_bytes
         if self.turns is not None:
-            left = self.turns.share(left, data, self.group.pids)
+            left = self.turns.plan(left, data, self.group.pids, unsettled)
         self.cap_bytes = set_cap(id(self), data + max(left, _RESERVE) + self._starting)
+        if self.turns is not None:
+            self.turns.post()  # once the cap holds it: a process giving way is below first
         self.renewals += 1
 
     def take_refusals(self, now_or_never: bool = False) -> int:
@@ -228,7 +230,11 @@ class Backstop:
         return new
 
     def _refused(self) -> None:
-        if self.turns is not None and self.turns.ask():
+        try:
+            turn = self.turns is not None and self.turns.ask()
+        except Exception:  # inside a MemoryError's making: never another error; the hard path
+            turn = False
+        if turn:
             # Refused under its share of the group's room: a turn, not the kernel's line (the
             # work runs again once the others gave way); the reading is woken to take it.
             with contextlib.suppress(Exception):

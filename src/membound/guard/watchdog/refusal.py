@@ -137,6 +137,16 @@ def asks_for_turn(watchdog: Watchdog | None) -> bool:
     return backstop is not None and backstop.turns is not None and backstop.turns.asking
 
 
+def end_turn(watchdog: Watchdog | None) -> None:
+    """The work that waited for the turn at the group's room is done or gave up: the turn (or
+    the ask) ends, and the group's other guarded processes get their shares back at their next
+    reading. ``watchdog`` None: the current one."""
+    dog = _dog(watchdog)
+    backstop = dog.backstop if dog is not None else None
+    if backstop is not None and backstop.turns is not None:
+        backstop.turns.withdraw()
+
+
 def _check_seconds(name: str, value: float, most: float, none: str = "") -> None:
     if (
         isinstance(value, bool)

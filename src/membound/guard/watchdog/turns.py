@@ -20,16 +20,25 @@ guarded processes of a group agree on the room ahead of time:
   work that was refused runs once more (the middleware's and Celery's retry wait for that,
   ``refusal.memory_came_back``). An allocation refused while the turn is ready is the
   kernel's line: the hard action, as before.
-* One turn at a time, the oldest ask first (every process reads the same board, so all agree
-  whose it is without a lock). A turn ends when its holder's data size has risen and fallen
-  back (the temporary it was for given back), after ``TURN_S``, or when its holder leaves the
+* One turn at a time, the oldest ask first, ties by slot (every process reads the same board,
+  so all agree whose it is without a lock). A turn ends when the work it was for is done or
+  gives up (:meth:`RoomTurns.withdraw`: the middleware and Celery's retry call it), once its
+  holder's data size has risen and what it mapped is written (the kernel counts it then, and
+  the others' room, read from the group's usage, leaves it out: turns last tens of
+  milliseconds, not the whole request), after ``TURN_S``, or when its holder leaves the
   group; an ask not served within ``ASK_S`` lapses.
+* Order: a reading plans its grant, sets its cap, and only then posts the grant (a process that
+  gives way is below its small share before it says so); a process that holds more than its
+  share ends its turn by posting it, and until then the others' grants leave room for it.
 
-The board: one small file in ``/dev/shm`` (else the temporary folder) named from the group's
-path and the user, mapped by every guarded process of the group; ``MOST_SLOTS`` slots of four
-64-bit fields (pid, the room its cap grants, when it asked for the turn, which ask it gave way
-to). A process writes only its own slot (taking one holds the file's lock); a slot whose pid is
-no longer in the group is free. Processes of the group without a watchdog are not on the board:
+The board: one small file in ``/dev/shm`` (else the temporary folder) named from the group
+directory's device and inode (containers that share ``/dev/shm`` but see their own group at the
+same path get boards of their own) and the user, mapped by every guarded process of the group;
+``MOST_SLOTS`` slots of five 64-bit fields (pid, the room its cap grants, when it asked for the
+turn, which ask it gave way to, when it last posted). A process writes only its own slot (taking
+one holds the file's lock); a slot whose pid is no longer in the group, or that has not been
+posted for ``STALE_S`` (a process killed without leaving, its pid since reused, or one stuck
+in a long call), is no peer. Processes of the group without a watchdog are not on the board:
 what they map is still counted, from outside, by ``group_room.py``.
 
 Written here rather than taken from a library: it is a few shared integers beside a file lock;
@@ -48,7 +57,7 @@ import tempfile
 import time
 from collections.abc import Collection
 
-__all__ = ["ASK_S", "MOST_SLOTS", "TURN_S", "RoomTurns"]
+__all__ = ["ASK_S", "MOST_SLOTS", "STALE_S", "TURN_S", "RoomTurns", "board_path"]
 
 #: Guarded processes one board holds (a group of more shares among the first ones; the rest
 #: keep the whole room, as before turns).
@@ -58,21 +67,31 @@ MOST_SLOTS = 64
 TURN_S = 1.0
 #: An ask not served within this long lapses (the retries wait 0.5 s, Celery's 5 s).
 ASK_S = 6.0
+#: A slot not posted for this long is no peer (its process reads every 10 ms while it has
+#: peers: one that has not for this long is gone, or stuck where it maps nothing).
+STALE_S = 2.0
 #: The others' share while a turn is in force is ``left`` divided by this many per process.
 _GIVE_WAY_DIVISOR = 4
 #: A holder's data size must rise this much for the turn to count as used.
 _USED_BYTES = 4 << 20
-_SLOT = struct.Struct("=qqqq")  # pid, grant bytes, asked at (ns), gave way to (an ask's ns)
+#: A process that could not get a place on its board tries again after this long.
+_RETRY_JOIN_S = 1.0
+_SLOT = struct.Struct("=qqqqq")  # pid, grant bytes, asked at, gave way to (an ask), posted at
 _FIELD = struct.Struct("=q")
 _SIZE = _SLOT.size * MOST_SLOTS
-_PID, _GRANT, _ASKED, _GAVE_WAY = range(4)
+_PID, _GRANT, _ASKED, _GAVE_WAY, _POSTED = range(5)
 
 
 def board_path(group_path: str) -> str:
     """The board's file for the memory group at ``group_path`` (one per group and user)."""
-    digest = hashlib.sha1(os.path.normpath(group_path).encode(), usedforsecurity=False)
+    try:
+        found = os.stat(group_path)
+        name = f"{found.st_dev:x}-{found.st_ino:x}"
+    except OSError:  # not a folder here: its path names it
+        digest = hashlib.sha1(os.path.normpath(group_path).encode(), usedforsecurity=False)
+        name = digest.hexdigest()[:16]
     folder = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
-    return os.path.join(folder, f"membound-turns-{os.getuid()}-{digest.hexdigest()[:16]}")
+    return os.path.join(folder, f"membound-turns-{os.getuid()}-{name}")
 
 
 class RoomTurns:
@@ -88,6 +107,7 @@ class RoomTurns:
         self._fd = -1
         self._map: mmap.mmap | None = None
         self._slot = -1
+        self._failed_at = float("-inf")
         #: The last share was less than the room left: a refusal then asks for the turn.
         self.limited = False
         #: This process holds the turn and every other guarded process has given way.
@@ -99,53 +119,62 @@ class RoomTurns:
         self._held_since: float | None = None
         self._data_at_turn = 0
         self._peak_in_turn = 0
+        self._grant = 0
+        self._gave_way = 0
 
     @property
     def asking(self) -> bool:
-        """This process asked for the turn and does not hold it yet (its last refusal was under
-        its share, not at the kernel's line)."""
-        return bool(self._asked_ns) and self._held_since is None
+        """This process asked for the turn and is not ready to use it yet (its last refusal was
+        under its share, not at the kernel's line)."""
+        return bool(self._asked_ns) and not self.ready
 
     # --- the board ------------------------------------------------------------------------------
 
     def _board(self, live: Collection[int]) -> mmap.mmap | None:
         """The mapped board with a slot of this process's (taken now if need be), or None when
-        no board can be had (no writable folder, every slot held by live processes)."""
+        no board can be had (no folder to write, every slot held by live processes): tried
+        again ``_RETRY_JOIN_S`` later."""
         if self._map is not None and self._pid == os.getpid():
             return self._map
         self._forget()  # a forked child: the parent's slot is not its own
+        now = time.monotonic()
+        if now - self._failed_at < _RETRY_JOIN_S:
+            return None
         _sweep(os.path.dirname(self.path), self.path)
-        with contextlib.suppress(OSError):
-            return self._join(live)
-        self._forget()
-        return None
+        board = None
+        with contextlib.suppress(OSError, ValueError):
+            board = self._join(live)
+        if board is None:
+            self._forget()
+            self._failed_at = now
+        return board
 
     def _join(self, live: Collection[int]) -> mmap.mmap | None:
         me = os.getpid()
         for _attempt in range(3):
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
-                if os.fstat(fd).st_nlink == 0:  # the last one out removed it meanwhile
+                found = os.fstat(fd)
+                if found.st_uid != os.getuid():  # someone else's file at our name
+                    return None
+                if found.st_nlink == 0:  # the last one out removed it meanwhile
                     continue
-                if os.fstat(fd).st_size < _SIZE:
+                if found.st_size < _SIZE:
                     os.ftruncate(fd, _SIZE)
                 board = mmap.mmap(fd, _SIZE)
                 slot = _free_slot(board, me, live)
                 if slot < 0:
                     board.close()
                     return None
-                _SLOT.pack_into(board, slot * _SLOT.size, me, 0, 0, 0)
+                _SLOT.pack_into(board, slot * _SLOT.size, me, 0, 0, 0, time.monotonic_ns())
+                fcntl.flock(fd, fcntl.LOCK_UN)
                 self._pid, self._fd, self._map, self._slot = me, fd, board, slot
                 fd = -1
                 return board
             finally:
                 if fd >= 0:
-                    with contextlib.suppress(OSError):
-                        fcntl.flock(fd, fcntl.LOCK_UN)
-                    os.close(fd)
-                elif self._fd >= 0:
-                    fcntl.flock(self._fd, fcntl.LOCK_UN)
+                    os.close(fd)  # the lock goes with it
         return None
 
     def _forget(self) -> None:
@@ -169,7 +198,7 @@ class RoomTurns:
             return
         with contextlib.suppress(OSError, ValueError):
             fcntl.flock(fd, fcntl.LOCK_EX)
-            _SLOT.pack_into(board, self._slot * _SLOT.size, 0, 0, 0, 0)
+            _SLOT.pack_into(board, self._slot * _SLOT.size, 0, 0, 0, 0, 0)
             pids = [_field(board, slot, _PID) for slot in range(MOST_SLOTS)]
             if not any(pid and _alive_here(pid) for pid in pids):  # killed ones never leave
                 with contextlib.suppress(FileNotFoundError):
@@ -179,44 +208,76 @@ class RoomTurns:
 
     # --- a reading ------------------------------------------------------------------------------
 
-    def share(self, left: int, data: int, live: Collection[int]) -> int:
+    def plan(self, left: int, data: int, live: Collection[int], unwritten: int = 0) -> int:
         """The room this process's cap may grant now, of the ``left`` bytes the kernel has left
-        for the whole group, and post it on the board. ``data``: this process's data size now;
-        ``live``: the pids in the group now (slots of others are free)."""
+        for the whole group; :meth:`post` says it on the board once the cap is set. ``data``:
+        this process's data size now; ``live``: the pids in the group now; ``unwritten``: what
+        it has mapped lately and not yet written (``group_room.Unsettled``)."""
         board = self._board(live)
+        self._gave_way = 0
         if board is None:
             self.limited = self.ready = False
+            self._grant = left
             return left
         now = time.monotonic_ns()
         me = self._slot
-        others = [
-            slot for slot in range(MOST_SLOTS) if slot != me and _field(board, slot, _PID) in live
-        ]
+        others = _peers(board, me, live, now)
         if self._asked_ns and now - self._asked_ns > ASK_S * 1e9 and self._held_since is None:
-            self._end_turn(board)  # asked too long ago: whoever retried has given up
-        turn = _oldest_ask(board, [me, *others], now)
-        gave_way = 0
+            self._end_turn()  # asked too long ago: whoever retried has given up
+        turn = _oldest_ask(board, others, now, (self._asked_ns, me))
+        if turn != me and self._held_since is not None:
+            self._end_turn()  # no longer its turn (its ask lapsed on another's clock)
+        room = max(0, left)
+        granted = [max(0, _field(board, slot, _GRANT)) for slot in others]
+        share = room // (len(others) + 1)
         if not others:
             grant = left
-            if turn == me:
-                self._end_turn(board)  # alone now: the whole room is its own anyway
+            self._end_turn()  # alone: the whole room is its own anyway
         elif turn == me:
-            grant = self._holding(board, others, left, data)
+            grant = self._holding(board, others, left, data, granted, unwritten)
         elif turn >= 0:
-            grant = max(0, left) // (_GIVE_WAY_DIVISOR * (len(others) + 1))
-            gave_way = _field(board, turn, _ASKED)
+            grant = room // (_GIVE_WAY_DIVISOR * (len(others) + 1))
+            self._gave_way = _field(board, turn, _ASKED)
+        elif any(g > share for g in granted):
+            grant = max(0, min(share, room - sum(granted)))  # a turn ending: leave it its room
         else:
-            grant = max(0, left) // (len(others) + 1)
+            grant = share
         holding = turn == me and self._held_since is not None
         self.limited = bool(others) and grant < left and not holding
         if not holding:
             self.ready = False
-        _SLOT.pack_into(board, me * _SLOT.size, self._pid, max(0, grant), self._asked_ns, gave_way)
+        self._grant = grant
         return grant
 
-    def _holding(self, board: mmap.mmap, others: list[int], left: int, data: int) -> int:
+    def post(self) -> None:
+        """Say on the board what :meth:`plan` granted, once the cap holds it."""
+        board = self._map
+        if board is None or self._pid != os.getpid():
+            return
+        with contextlib.suppress(ValueError):
+            _SLOT.pack_into(
+                board,
+                self._slot * _SLOT.size,
+                self._pid,
+                max(0, self._grant),
+                self._asked_ns,
+                self._gave_way,
+                time.monotonic_ns(),
+            )
+
+    def _holding(
+        self,
+        board: mmap.mmap,
+        others: list[int],
+        left: int,
+        data: int,
+        granted: list[int],
+        unwritten: int,
+    ) -> int:
         """This process's grant while the turn is its own: the room less what the others'
-        caps still grant; the turn ends once used and given back, or after ``TURN_S``."""
+        caps still grant. The turn ends once the block it was for is mapped and written (the
+        kernel counts it now: the others' room, read from the group's usage, has it), or given
+        back, or after ``TURN_S``."""
         now = time.monotonic()
         if self._held_since is None:
             self._held_since = now
@@ -224,41 +285,57 @@ class RoomTurns:
             self.held += 1
         self._peak_in_turn = max(self._peak_in_turn, data)
         risen = self._peak_in_turn - self._data_at_turn
-        given_back = risen >= _USED_BYTES and data <= self._data_at_turn + risen // 2
-        if given_back or now - self._held_since > TURN_S:
-            self._end_turn(board)
-            return max(0, left) // (len(others) + 1)
+        used = risen >= _USED_BYTES and unwritten < _USED_BYTES
+        if used or now - self._held_since > TURN_S:
+            self._end_turn()
+            return max(0, min(max(0, left) // (len(others) + 1), left - sum(granted)))
         self.ready = all(_field(board, slot, _GAVE_WAY) == self._asked_ns for slot in others)
-        granted = sum(max(0, _field(board, slot, _GRANT)) for slot in others)
-        return left - granted
+        return left - sum(granted)
 
-    def _end_turn(self, board: mmap.mmap) -> None:
+    def _end_turn(self) -> None:
+        """No longer asking or holding (posted at the next reading, after the cap is down)."""
         self._asked_ns = 0
         self._held_since = None
         self.ready = False
-        with contextlib.suppress(ValueError):
-            _set(board, self._slot, _ASKED, 0)  # no longer asking
 
     # --- a refusal ------------------------------------------------------------------------------
 
     def ask(self) -> bool:
         """An allocation failed at the cap (any thread): True when it was refused under the
-        share and this process now asks for the turn (the work should run again once the turn
-        is :attr:`ready`); False when it was refused with the whole room it could have (the
-        kernel's line: the hard action). The turn, if held, ends then."""
+        share and this process asks for the turn (the work should run again once the turn is
+        :attr:`ready`); False when it was refused with the whole room it could have (the
+        kernel's line: the hard action), which ends the turn."""
         board = self._map
         if board is None or self._pid != os.getpid():
             return False
-        if self.limited and self._held_since is None:
-            if not self._asked_ns:
-                self._asked_ns = time.monotonic_ns()
-                self.asks += 1
-                with contextlib.suppress(ValueError):
-                    _set(board, self._slot, _ASKED, self._asked_ns)
-            return True
         if self._held_since is not None:
-            self._end_turn(board)
-        return False
+            if self.ready:
+                self._end_turn()
+                return False
+            return True  # its turn, the others not yet given way: its grant is still short
+        if not (self.limited or self._asked_ns):
+            return False
+        if not self._asked_ns:
+            self._asked_ns = time.monotonic_ns()
+            self.asks += 1
+            _set(board, self._slot, _ASKED, self._asked_ns)  # the others give way sooner
+        return True
+
+    def withdraw(self) -> None:
+        """The work that asked for the turn is done, or gave up: the turn (or the ask) ends."""
+        if self._asked_ns or self._held_since is not None:
+            self._end_turn()
+
+
+def _peers(board: mmap.mmap, me: int, live: Collection[int], now: int) -> list[int]:
+    """The slots of the group's other guarded processes: in the group now, posted lately."""
+    return [
+        slot
+        for slot in range(MOST_SLOTS)
+        if slot != me
+        and _field(board, slot, _PID) in live
+        and now - _field(board, slot, _POSTED) <= STALE_S * 1e9
+    ]
 
 
 def _field(board: mmap.mmap, slot: int, field: int) -> int:
@@ -313,25 +390,24 @@ def _sweep(folder: str, own: str) -> None:
 
 
 def _remove_if_ended(path: str) -> None:
-    fd = os.open(path, os.O_RDWR)
+    fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         data = os.pread(fd, _SIZE, 0)
-        pids = [
-            _SLOT.unpack_from(data, at)[0]
-            for at in range(0, len(data) - _SLOT.size + 1, _SLOT.size)
-        ]
+        last = len(data) - _SLOT.size
+        pids = [_SLOT.unpack_from(data, at)[0] for at in range(0, last + 1, _SLOT.size)]
         if not any(pid and _alive_here(pid) for pid in pids):
             os.unlink(path)
     finally:
         os.close(fd)
 
 
-def _oldest_ask(board: mmap.mmap, slots: list[int], now: int) -> int:
-    """The slot whose ask for the turn is the oldest still in force, or -1."""
-    best, best_at = -1, 0
-    for slot in slots:
-        at = _field(board, slot, _ASKED)
-        if at and now - at <= ASK_S * 1e9 and (best < 0 or at < best_at):
-            best, best_at = slot, at
-    return best
+def _oldest_ask(board: mmap.mmap, others: list[int], now: int, own: tuple[int, int]) -> int:
+    """The slot whose ask for the turn is the oldest still in force (ties: the lower slot),
+    or -1. ``own``: this process's ask and slot, as it knows them (the board has them only
+    from its last post)."""
+    asks = [(at, slot) for slot in others if (at := _field(board, slot, _ASKED))]
+    if own[0]:
+        asks.append(own)
+    fresh = [ask for ask in asks if now - ask[0] <= ASK_S * 1e9]
+    return min(fresh)[1] if fresh else -1
