@@ -192,6 +192,9 @@ RETRY_WAIT_S = 5.0
 #: Runs once more a task may have after ``MemoryError``s, each when memory came back: beside
 #: several children's temporaries a run once more can meet the refusal again.
 RETRIES = 3
+#: Runs once more on its turn at the group's room a task may have besides (each after a
+#: refusal under its share, ``turns.py``).
+TURN_RETRIES = 3
 #: The guard of this child: its watchdog (started in each child, kept alive here).
 _child_guard: list[Any] = []
 
@@ -216,7 +219,7 @@ def _once_more(call: Any) -> Any:
     its own retries, and an OOM kill would have lost the task for good. A task still meeting
     one fails with :class:`TaskMemoryRefused` (its cause the ``MemoryError``): Celery stops
     the whole worker when a task fails with a ``MemoryError``."""
-    from membound.guard.watchdog.refusal import end_turn, memory_came_back
+    from membound.guard.watchdog.refusal import asks_for_turn, end_turn, memory_came_back
 
     def came_back(before: int) -> bool:
         dog = _child_guard[0] if _child_guard else None
@@ -240,14 +243,19 @@ def _once_more(call: Any) -> Any:
 
     def runs(self: Any, *args: Any, **kwargs: Any) -> Any:
         name = getattr(self, "name", "?")
-        for attempt in range(RETRIES + 1):
+        refused = turns = 0
+        while True:
             try:
                 return call(self, *args, **kwargs)
             except MemoryError as error:
                 dog = _child_guard[0] if _child_guard else None
                 before = dog.usage.judged if dog is not None and dog.usage is not None else 0
-                if attempt == RETRIES:
-                    why = f"in each of its {RETRIES + 1} runs"
+                # Refused under its share of the group's room (turns.py), the task waits for
+                # its turn: that run once more is not one of the ``RETRIES``.
+                on_turn = dog is not None and asks_for_turn(dog)
+                turns, refused = turns + on_turn, refused + (not on_turn)
+                if refused > RETRIES or turns > TURN_RETRIES:
+                    why = f"in each of its {refused + turns} runs"
                 elif not came_back(before):
                     why = f"and memory did not come back within {RETRY_WAIT_S:g} s"
                 else:
@@ -258,15 +266,16 @@ def _once_more(call: Any) -> Any:
                         f"{why}: the task failed, the worker goes on"
                     ) from error
             _log.info(
-                "membound: celery child %d: task %s met a MemoryError; memory (or its turn at "
-                "the group's room) came back and "
-                "it runs once more (%d of %d)",
+                "membound: celery child %d: task %s met a MemoryError; %s, and it runs "
+                "once more (%d of %d after refusals, %d of %d on its turn)",
                 os.getpid(),
                 name,
-                attempt + 1,
+                "its turn at the group's room came" if on_turn else "memory came back",
+                refused,
                 RETRIES,
+                turns,
+                TURN_RETRIES,
             )
-        raise AssertionError("unreachable: the last attempt returns or raises")
 
     return run
 
