@@ -136,7 +136,10 @@ def raise_in(threads: Iterable[threading.Thread] | None = None) -> Action:
 
 def refuse_new_work(recycle_after: float | None = 30.0, grace: float = 30.0) -> Action:
     """An action that sets the refuse-new-work flag (see :func:`refusing`), cleared when memory
-    is back under ``recover``.
+    is back under ``recover`` — or, when the action runs for a backstop refusal (one allocation
+    the kernel would have OOM-killed, refused below ``hard``), also once memory has fallen
+    from its highest reading since by 1/32 of the limit: the temporaries that filled the room
+    are given back, and the worker's next requests wait no longer.
 
     Args:
         recycle_after: seconds of refusing with memory not falling after which a worker under a
@@ -150,7 +153,9 @@ def refuse_new_work(recycle_after: float | None = 30.0, grace: float = 30.0) -> 
 
     @_immediate
     def action(event: WatchdogEvent) -> bool:
-        start_refusing()
+        # A backstop refusal is not memory past ``hard``: its refusal may also end once the
+        # memory that filled the room is given back (``refusal.start_refusing``).
+        start_refusing(refused_allocation=getattr(event, "cause", None) == "backstop")
         recycle_if_stuck(recycle_after, grace)
         return True
 

@@ -59,6 +59,7 @@ from membound.guard.watchdog.eventlog import log_event
 from membound.guard.watchdog.instances import current
 from membound.guard.watchdog.kernel_events import REARM_BYTES, EventSource, arm_points, open_events
 from membound.guard.watchdog.pace import Pace, forget_after_fork, prefer_this_thread
+from membound.guard.watchdog.refusal import may_take_work
 from membound.guard.watchdog.trend import LeakTrend, TrendVerdict
 from membound.measure.cgroup.memory import Usage, process_usage
 
@@ -343,10 +344,18 @@ class Watchdog:
                 if kind is not None:
                     event = self._event(kind, previous, judged, threshold)
                     fired.append((callback, event))
-            if judged < self.recover_bytes and self.pid is None and refusing():
+            if (
+                self.pid is None
+                and refusing()
+                and (
+                    judged < self.recover_bytes
+                    or (state != "hard" and may_take_work(judged, self.limit.bytes))
+                )
+            ):
                 # Every refusal ends below ``recover``, however it began (a backstop refusal
                 # runs ``on_hard`` without the state ever reaching ``hard``, so no recovery
-                # transition would come to end it).
+                # transition would come to end it); one that began with a backstop refusal
+                # also once the memory that filled the room is given back.
                 stop_refusing()
             if self.trend.add(self._clock(), judged):
                 self._verdict = self.trend.verdict(self.limit.bytes)

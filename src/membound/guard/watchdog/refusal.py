@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 __all__ = [
     "check_delay",
     "check_grace",
+    "may_take_work",
     "memory_came_back",
     "note_serving",
     "recycle_if_stuck",
@@ -68,9 +69,35 @@ def refusing() -> bool:
     return _refusing.is_set()
 
 
-def start_refusing() -> None:
-    """Refuse new work from now on (until :func:`stop_refusing`)."""
+#: How the refusal in force may end besides below ``recover``: ``fall`` set when it began
+#: with a backstop refusal (then it also ends once memory has fallen by ``_BACK_SHARE`` of the
+#: limit from its highest reading since: the temporaries that filled the room are given
+#: back), ``peak`` that highest reading.
+_way_out: dict[str, int] = {"fall": 0, "peak": 0}
+
+
+def start_refusing(*, refused_allocation: bool = False) -> None:
+    """Refuse new work from now on (until :func:`stop_refusing`). ``refused_allocation``: it
+    begins with the backstop's refusal of one allocation, not with memory past ``hard``: the
+    process is not past its line (the kernel refused what would have passed it), so the
+    refusal also ends once the memory that filled the room is given back (:func:`may_take_work`)
+    — other workers' temporaries, usually, whose requests end within a fraction of a second.
+    A refusal for memory past ``hard`` keeps that way out closed until it ends."""
+    if not _refusing.is_set():
+        _way_out["fall"], _way_out["peak"] = int(refused_allocation), 0
+    elif not refused_allocation:
+        _way_out["fall"] = 0
     _refusing.set()
+
+
+def may_take_work(judged: int, limit: int) -> bool:
+    """While a refusal that began with a backstop refusal is in force (see
+    :func:`start_refusing`): whether memory, read at ``judged`` bytes, has fallen from its
+    highest reading since by ``_BACK_SHARE`` of ``limit`` (at least 4 MiB)."""
+    if not (_refusing.is_set() and _way_out["fall"]):
+        return False
+    _way_out["peak"] = max(_way_out["peak"], judged)
+    return judged <= _way_out["peak"] - max(4 << 20, limit // _BACK_SHARE)
 
 
 def stop_refusing() -> None:
