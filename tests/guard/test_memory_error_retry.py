@@ -90,7 +90,9 @@ def test_another_method_is_answered_503_not_500(tmp_path: Path) -> None:
         log = running.log
         kills = group.oom_kills()
     assert 0 == kills, log
+    # Both cannot fit; a POST is never run twice: the one refused (at the kernel's line, or
+    # under its share of the group's room, turns.py) is answered 503, never the server's 500.
     statuses = sorted(r.status for r in replies)
-    assert [200, 503] == statuses, (replies, log)
-    refused = next(r for r in replies if r.status == 503)
-    assert "5" == refused.headers["retry-after"]
+    assert statuses in ([200, 503], [503, 503]), (replies, log)
+    for refused in (r for r in replies if r.status == 503):
+        assert "5" == refused.headers["retry-after"]

@@ -247,3 +247,32 @@ def test_a_refusal_before_the_others_gave_way_still_waits_and_withdraw_ends_the_
         other.kill()
         other.wait()
         mine.leave()
+
+
+def test_a_turn_ready_and_not_used_ends_soon(tmp_path: Path) -> None:
+    """A refusal whose work is not run again (a server's own buffer, a request answered
+    already) must not hold the others to their small shares for the turn's whole second."""
+    group = str(tmp_path / "unused")
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    mine = RoomTurns(group)
+    try:
+        live = {os.getpid(), other.pid}
+        _share(mine, 200 * MIB, 50 * MIB, live)
+        me = next(i for i, slot in enumerate(_slots(group)) if slot[0] == os.getpid())
+        _post(group, 1 - me, (other.pid, 100 * MIB, 0, 0))
+        _share(mine, 200 * MIB, 50 * MIB, live)
+        assert mine.ask()
+        _share(mine, 200 * MIB, 50 * MIB, live)
+        _post(group, 1 - me, (other.pid, 25 * MIB, 0, _slots(group)[me][2]))
+        assert 175 * MIB == _share(mine, 200 * MIB, 50 * MIB, live)
+        assert mine.ready
+        time.sleep(0.1)
+        assert 175 * MIB == _share(mine, 200 * MIB, 50 * MIB, live)  # still its turn
+        time.sleep(0.3)
+        assert 100 * MIB == _share(mine, 200 * MIB, 50 * MIB, live)  # ended unused: a share
+        assert not mine.ready
+        assert not mine.asking
+    finally:
+        other.kill()
+        other.wait()
+        mine.leave()

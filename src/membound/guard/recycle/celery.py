@@ -193,8 +193,9 @@ RETRY_WAIT_S = 5.0
 #: several children's temporaries a run once more can meet the refusal again.
 RETRIES = 3
 #: Runs once more on its turn at the group's room a task may have besides (each after a
-#: refusal under its share, ``turns.py``).
-TURN_RETRIES = 3
+#: refusal under its share, ``turns.py``; under a stress load a turn can come while other
+#: children's temporaries still hold the room, and the run then meets the kernel's line).
+TURN_RETRIES = 6
 #: The guard of this child: its watchdog (started in each child, kept alive here).
 _child_guard: list[Any] = []
 

@@ -25,8 +25,8 @@ guarded processes of a group agree on the room ahead of time:
   gives up (:meth:`RoomTurns.withdraw`: the middleware and Celery's retry call it), once its
   holder's data size has risen and what it mapped is written (the kernel counts it then, and
   the others' room, read from the group's usage, leaves it out: turns last tens of
-  milliseconds, not the whole request), after ``TURN_S``, or when its holder leaves the
-  group; an ask not served within ``ASK_S`` lapses.
+  milliseconds, not the whole request), ``_UNUSED_S`` after it was ready if nothing used it,
+  after ``TURN_S``, or when its holder leaves the group; an ask not served within ``ASK_S`` lapses.
 * Order: a reading plans its grant, sets its cap, and only then posts the grant (a process that
   gives way is below its small share before it says so); a process that holds more than its
   share ends its turn by posting it, and until then the others' grants leave room for it.
@@ -74,6 +74,10 @@ STALE_S = 2.0
 _GIVE_WAY_DIVISOR = 4
 #: A holder's data size must rise this much for the turn to count as used.
 _USED_BYTES = 4 << 20
+#: A turn ready this long and not used ends (the refused work was not run again: a refusal in
+#: a server's own code, a request answered already), so the others are not held to their
+#: small shares for ``TURN_S``.
+_UNUSED_S = 0.25
 #: A process that could not get a place on its board tries again after this long.
 _RETRY_JOIN_S = 1.0
 _SLOT = struct.Struct("=qqqqq")  # pid, grant bytes, asked at, gave way to (an ask), posted at
@@ -117,6 +121,7 @@ class RoomTurns:
         self.held = 0
         self._asked_ns = 0
         self._held_since: float | None = None
+        self._ready_since: float | None = None
         self._data_at_turn = 0
         self._peak_in_turn = 0
         self._grant = 0
@@ -187,7 +192,7 @@ class RoomTurns:
         self._map, self._fd, self._slot, self._pid = None, -1, -1, 0
         self.limited = self.ready = False
         self._asked_ns = 0
-        self._held_since = None
+        self._held_since = self._ready_since = None
 
     def leave(self) -> None:
         """Give up this process's slot (the watchdog stops); the last one out removes the
@@ -286,16 +291,23 @@ class RoomTurns:
         self._peak_in_turn = max(self._peak_in_turn, data)
         risen = self._peak_in_turn - self._data_at_turn
         used = risen >= _USED_BYTES and unwritten < _USED_BYTES
-        if used or now - self._held_since > TURN_S:
+        unused = (
+            self._ready_since is not None
+            and risen < _USED_BYTES
+            and now - self._ready_since > _UNUSED_S
+        )
+        if used or unused or now - self._held_since > TURN_S:
             self._end_turn()
             return max(0, min(max(0, left) // (len(others) + 1), left - sum(granted)))
         self.ready = all(_field(board, slot, _GAVE_WAY) == self._asked_ns for slot in others)
+        if self.ready and self._ready_since is None:
+            self._ready_since = now
         return left - sum(granted)
 
     def _end_turn(self) -> None:
         """No longer asking or holding (posted at the next reading, after the cap is down)."""
         self._asked_ns = 0
-        self._held_since = None
+        self._held_since = self._ready_since = None
         self.ready = False
 
     # --- a refusal ------------------------------------------------------------------------------
