@@ -276,3 +276,27 @@ def test_a_turn_ready_and_not_used_ends_soon(tmp_path: Path) -> None:
         other.kill()
         other.wait()
         mine.leave()
+
+
+def test_a_rising_grant_is_said_before_the_cap_holds_it_a_falling_one_after(
+    tmp_path: Path,
+) -> None:
+    """The board never says less than a cap allows: a reading posts a grant that rises before
+    it sets the cap, and one that falls only after."""
+    group = str(tmp_path / "order")
+    mine = RoomTurns(group)
+    try:
+        live = {os.getpid()}
+        _share(mine, 100 * MIB, 50 * MIB, live)
+        me = next(i for i, slot in enumerate(_slots(group)) if slot[0] == os.getpid())
+        mine.plan(200 * MIB, 50 * MIB, live)
+        mine.post(rising_only=True)
+        assert 200 * MIB == _slots(group)[me][1]  # rising: said before the cap is set
+        mine.post()
+        mine.plan(40 * MIB, 50 * MIB, live)
+        mine.post(rising_only=True)
+        assert 200 * MIB == _slots(group)[me][1]  # falling: not yet, the old cap still holds
+        mine.post()
+        assert 40 * MIB == _slots(group)[me][1]
+    finally:
+        mine.leave()

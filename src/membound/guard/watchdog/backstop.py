@@ -213,9 +213,11 @@ class Backstop:
         left = room[1] - unsettled - self.others_bytes
         if self.turns is not None:
             left = self.turns.plan(left, data, self.group.pids, unsettled)
+            self.turns.post(rising_only=True)  # a grant that rises is said before it holds
         self.cap_bytes = set_cap(id(self), data + max(left, _RESERVE) + self._starting)
         if self.turns is not None:
-            self.turns.post()  # once the cap holds it: a process giving way is below first
+            self.turns.post()  # one that falls once the cap holds it: a process giving way is
+            # below its small share before it says so
         self.renewals += 1
 
     def take_refusals(self, now_or_never: bool = False) -> int:

@@ -27,9 +27,10 @@ guarded processes of a group agree on the room ahead of time:
   the others' room, read from the group's usage, leaves it out: turns last tens of
   milliseconds, not the whole request), ``_UNUSED_S`` after it was ready if nothing used it,
   after ``TURN_S``, or when its holder leaves the group; an ask not served within ``ASK_S`` lapses.
-* Order: a reading plans its grant, sets its cap, and only then posts the grant (a process that
-  gives way is below its small share before it says so); a process that holds more than its
-  share ends its turn by posting it, and until then the others' grants leave room for it.
+* Order: a reading plans its grant; a grant that rises is posted before the cap is set, one
+  that falls after (a process that gives way is below its small share before it says so); a
+  process that holds more than its share ends its turn by posting it, and until then the
+  others' grants leave room for it.
 
 The board: one small file in ``/dev/shm`` (else the temporary folder) named from the group
 directory's device and inode (containers that share ``/dev/shm`` but see their own group at the
@@ -254,10 +255,14 @@ class RoomTurns:
         self._grant = grant
         return grant
 
-    def post(self) -> None:
-        """Say on the board what :meth:`plan` granted, once the cap holds it."""
+    def post(self, *, rising_only: bool = False) -> None:
+        """Say on the board what :meth:`plan` granted: a grant that falls once the cap holds
+        it, one that rises before (``rising_only``: only if it rises), so that what the board
+        says is never less than what a cap allows."""
         board = self._map
         if board is None or self._pid != os.getpid():
+            return
+        if rising_only and self._grant <= _field(board, self._slot, _GRANT):
             return
         with contextlib.suppress(ValueError):
             _SLOT.pack_into(
