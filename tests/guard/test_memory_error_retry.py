@@ -41,12 +41,17 @@ def _two_at_once(url: str, method: str = "GET") -> list[Reply]:
     return replies
 
 
+@pytest.mark.parametrize("pages", ["bare", "error-pages"])
 @pytest.mark.parametrize("server", ["gunicorn", "uvicorn"])
 def test_a_get_refused_beside_another_temporary_runs_again_and_is_served(
-    tmp_path: Path, server: str
+    tmp_path: Path, server: str, pages: str
 ) -> None:
+    """``error-pages``: the app sits behind a framework's error handling, which turns the
+    ``MemoryError`` into its own 500 page; the middleware holds that page back and runs the
+    request again all the same."""
     port = free_port()
     env = {"MB_TEST_GUARD": "full", "MB_TEST_RECYCLER": "0", "MB_TEST_HOLD_S": "0.2"}
+    env["MB_TEST_ERROR_PAGES"] = "1" if pages == "error-pages" else "0"
     if server == "gunicorn":
         argv = python("gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}", "-c", CONF)
         argv += ["guarded_wsgi:application"]

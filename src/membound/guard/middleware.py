@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from membound.guard.health import health
 from membound.guard.in_flight import begin_request, end_request, not_served
+from membound.guard.watchdog.backstop import refused_so_far
 from membound.guard.watchdog.instances import current
 from membound.guard.watchdog.refusal import (
     asks_for_turn,
@@ -251,7 +252,10 @@ class HealthMiddleware(_Guarded[WSGIApp]):
             seconds; refused under its share of the group's room (``turns.py``), it runs again
             on its turn, and may then still wait for memory once (at most three runs once
             more, each after a wait of up to ``wait``); any other request, or a request out of
-            runs, gets 503 with ``Retry-After`` instead of the server's 500.
+            runs, gets 503 with ``Retry-After`` instead of the server's 500. A 5xx answer the
+            app begins after an allocation was refused in the process (a framework's own
+            error page for the ``MemoryError``: Django, Flask, Starlette) is taken for that
+            ``MemoryError``: held back, never sent.
 
     Attributes:
         shed_count: requests turned away with 503.
@@ -304,12 +308,20 @@ class HealthMiddleware(_Guarded[WSGIApp]):
         try:
             while True:
                 began: list[bool] = []
-                tracked = _tracking_start_response(_noting_503(start_response), began)
+                held: list[bool] = []
+                returned: list[bool] = []
+                holding = _holding_back(_noting_503(start_response), held, returned)
+                tracked = _tracking_start_response(holding, began)
                 try:
-                    return self.app(environ, tracked)
+                    answer = self.app(environ, tracked)
+                    returned.append(True)  # an answer begun from now on is the server's
+                    if not held:
+                        return answer
+                    _close(answer)  # the app's own error page for the refusal: not sent
+                    raise MemoryError
                 except MemoryError:
                     retries.met = True
-                    if began:
+                    if began and not held:
                         raise
                     before = self._failed_usage(method, retries)
                     if before is None:
@@ -364,14 +376,19 @@ class ASGIHealthMiddleware(_Guarded[ASGIApp]):
         try:
             while True:
                 began: list[bool] = []
+                held: list[bool] = []
                 reading = _replaying_receive(receive, read)
-                tracked = _tracking_send(_noting_503_sent(send), began)
+                tracked = _tracking_send(
+                    _holding_back_sent(_noting_503_sent(send), held, refused_so_far()), began
+                )
                 try:
                     await self.app(scope, reading, tracked)
-                    return
+                    if not held:
+                        return
+                    raise MemoryError  # the app's own error page for the refusal: not sent
                 except MemoryError:
                     retries.met = True
-                    if began:
+                    if began and not held:
                         raise
                     before = self._failed_usage(method, retries)
                     if before is None:
@@ -414,6 +431,51 @@ class _Retries:
         self._after_memory = self._after_memory or not on_turn
         self._runs += 1
         return True
+
+
+def _holding_back(
+    start_response: StartResponse, held: list[bool], returned: list[bool]
+) -> StartResponse:
+    """``start_response`` that holds back a 5xx answer begun, before the app returned, after an
+    allocation was refused in this process since it was made (``backstop.refused_so_far``): a
+    framework that turns the ``MemoryError`` into its own error page (Django, Flask,
+    Datasette, Starlette's ``ServerErrorMiddleware``) would otherwise hide the refusal from the
+    retry. Notes it in ``held``; what the app writes meanwhile goes nowhere. An answer begun
+    once the app has returned (``returned``: a lazy iterable) goes to the server."""
+    mark = refused_so_far()
+
+    def holding(status: str, headers: Any, *rest: Any) -> Any:
+        if not returned and (status[:1] == "5" and refused_so_far() > mark):
+            held.append(True)
+            return lambda _data: None
+        return start_response(status, headers, *rest)
+
+    return holding
+
+
+def _holding_back_sent(send: Send, held: list[bool], mark: int) -> Send:
+    """``send`` that holds back a 5xx answer begun after an allocation was refused in this
+    process since ``mark``, and the rest of that answer (see :func:`_holding_back`)."""
+
+    async def holding(message: MutableMapping[str, Any]) -> None:
+        kind = message.get("type")
+        if kind == "http.response.start":
+            status = message.get("status")
+            if isinstance(status, int) and status >= 500 and refused_so_far() > mark:
+                held.append(True)
+                return
+        if held and isinstance(kind, str) and kind.startswith("http.response."):
+            return
+        await send(message)
+
+    return holding
+
+
+def _close(answer: Iterable[bytes]) -> None:
+    """Close a WSGI answer that is not sent (PEP 3333: ``close`` must be called)."""
+    close = getattr(answer, "close", None)
+    if callable(close):
+        close()
 
 
 def _tracking_start_response(start_response: StartResponse, began: list[bool]) -> StartResponse:

@@ -105,11 +105,31 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
+async def error_pages(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """``app`` behind a framework's error handling (as Starlette's ``ServerErrorMiddleware``):
+    an exception becomes a 500 page, then propagates."""
+    started: list[bool] = []
+
+    async def noting(message: dict[str, Any]) -> None:
+        started.append(message.get("type") == "http.response.start")
+        await send(message)
+
+    try:
+        await app(scope, receive, noting)
+    except Exception:
+        if not any(started):
+            body = b"Internal Server Error"
+            await send({"type": "http.response.start", "status": 500, "headers": []})
+            await send({"type": "http.response.body", "body": body})
+        raise
+
+
 def _guarded() -> Any:
     guard = os.environ.get("MB_TEST_GUARD", "health")
+    inner: Any = error_pages if os.environ.get("MB_TEST_ERROR_PAGES") == "1" else app
     if guard == "none":
-        return app
-    wrapped: Any = ASGIHealthMiddleware(app)
+        return inner
+    wrapped: Any = ASGIHealthMiddleware(inner)
     if guard in ("recycle", "full"):
         wrapped = ASGIRecycler(
             wrapped,

@@ -8,7 +8,9 @@ sleeps S seconds, ``/grow?M`` keeps M MiB at once, ``/`` answers; each says whic
 Environment: ``MB_TEST_GUARD`` = ``none`` (bare app), ``health`` (``HealthMiddleware``; the
 default) or ``full`` (and a Watchdog with ``on_hard=actions.refuse_new_work()`` started in each
 worker at its first request); ``MB_TEST_ON_HARD`` = ``exit`` or ``refuse`` as in
-``guarded_asgi.py`` (a Watchdog on the worker's own memory plus ``MB_TEST_HEADROOM_MIB``).
+``guarded_asgi.py`` (a Watchdog on the worker's own memory plus ``MB_TEST_HEADROOM_MIB``);
+``MB_TEST_ERROR_PAGES=1`` puts the app behind a framework's error handling (an exception
+becomes a 500 page).
 """
 
 from __future__ import annotations
@@ -63,11 +65,23 @@ def _per_worker(inner: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable
     return first
 
 
+def error_pages(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    """``app`` behind a framework's error handling (as Flask and Django have it): an exception
+    becomes a 500 page."""
+    try:
+        return app(environ, start_response)
+    except Exception:
+        body = b"Internal Server Error"
+        start_response("500 INTERNAL SERVER ERROR", [("Content-Length", str(len(body)))])
+        return [body]
+
+
 def _guarded() -> Callable[..., Iterable[bytes]]:
     guard = os.environ.get("MB_TEST_GUARD", "health")
+    inner = error_pages if os.environ.get("MB_TEST_ERROR_PAGES") == "1" else app
     if guard == "none":
-        return app
-    return _per_worker(HealthMiddleware(app))
+        return inner
+    return _per_worker(HealthMiddleware(inner))
 
 
 application = _guarded()

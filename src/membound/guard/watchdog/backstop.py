@@ -82,7 +82,7 @@ from membound.guard.watchdog.group_room import GroupRoom, Unsettled
 from membound.guard.watchdog.turns import RoomTurns
 from membound.measure.cgroup.memory import KeptFiles, Usage, ram_available
 
-__all__ = ["AVAILABLE", "KERNEL_KINDS", "THREAD_START", "Backstop"]
+__all__ = ["AVAILABLE", "KERNEL_KINDS", "THREAD_START", "Backstop", "refused_so_far"]
 
 #: Whether a backstop can work here: Linux ≥ 4.7 holds mappings to RLIMIT_DATA; CPython, whose
 #: ``PyExc_MemoryError`` the refusal notice relies on.
@@ -304,7 +304,19 @@ def _load_unwinder() -> None:
         ctypes.CDLL("libgcc_s.so.1")
 
 
+#: Allocations refused while a backstop was in force, in this process, so far (the health
+#: middlewares tell by it whether an error answer followed a refusal).
+_refused_so_far = [0]
+
+
+def refused_so_far() -> int:
+    """How many allocations a backstop has refused in this process so far (a turn asked for or
+    the kernel's line; every ``MemoryError`` made while a backstop is in force)."""
+    return _refused_so_far[0]
+
+
 def _notify_refusal() -> None:
+    _refused_so_far[0] += 1
     for backstop in list(_armed):
         if backstop.cap_bytes is not None:
             backstop._refused()
