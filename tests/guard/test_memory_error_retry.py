@@ -73,8 +73,7 @@ def test_a_get_refused_beside_another_temporary_runs_again_and_is_served(
         kills = group.oom_kills()
     assert 0 == kills, log
     assert [200, 200] == sorted(r.status for r in replies), (replies, log)
-    # Two guarded workers share the group's room (``turns.py``): the second 150 MiB is more
-    # than its share, so it waited for its turn and ran once more.
+    assert "the backstop refused an allocation" in log, log
     assert "and it runs once more" in log, log
 
 

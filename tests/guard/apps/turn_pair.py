@@ -1,11 +1,10 @@
 """One of two guarded processes in one memory group (``test_room_turns.py``): ``python
-turn_pair.py`` starts ``Watchdog(hard="95%", on_hard=<record>)``, prints ``ready <room>`` (the
-room the kernel has left, bytes), waits for a size on stdin and then at once asks for that many
-written bytes, holds them half a second and gives them back. A ``MemoryError`` is met as the
-middleware meets it: wait up to 3 s for ``memory_came_back`` (or the turn) and run once more,
-up to three times. Prints
-``turns asked <n> held <n>`` (from the watchdog's snapshot) and ``result: <outcome of each run>
-causes=<causes of on_hard>``."""
+turn_pair.py`` starts ``Watchdog(hard="95%", on_hard=<record>, share_room=True)``, prints
+``ready <room>`` (the room the kernel has left, bytes), waits for a size on stdin and then at
+once asks for that many written bytes, holds them half a second and gives them back. A
+``MemoryError`` is met as the middleware meets it: wait up to 3 s for ``memory_came_back`` (or
+the turn) and run once more, up to three times. Prints ``turns asked <n> held <n>`` (from the
+watchdog's snapshot) and ``result: <outcome of each run> causes=<causes of on_hard>``."""
 
 from __future__ import annotations
 
@@ -16,7 +15,7 @@ import membound as mb
 from membound.guard.watchdog.refusal import memory_came_back
 
 causes: list[str] = []
-dog = mb.Watchdog(hard="95%", on_hard=lambda e: causes.append(e.cause)).start()
+dog = mb.Watchdog(hard="95%", on_hard=lambda e: causes.append(e.cause), share_room=True).start()
 time.sleep(0.3)
 assert dog.backstop is not None
 assert dog.usage is not None

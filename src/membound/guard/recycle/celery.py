@@ -208,7 +208,10 @@ def _start_child_guard(**_: Any) -> None:
     from membound.guard.watchdog.core import Watchdog
 
     try:
-        _child_guard[:] = [Watchdog(on_soft=None, on_hard=None).start()]
+        # The children share the group's room: a task refused under its share runs again
+        # on its turn (``_once_more``), so two tasks' temporaries made in the same instant no
+        # longer both pass to the OOM killer.
+        _child_guard[:] = [Watchdog(on_soft=None, on_hard=None, share_room=True).start()]
     except Exception as exc:  # a child must start whatever the guard can do
         _log.warning("membound: the celery child's guard could not start: %s", exc)
 

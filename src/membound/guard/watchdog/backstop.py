@@ -18,8 +18,9 @@ the limit less the group's usage that reclaim cannot take back — every process
 shared memory included, page cache that can be dropped left out; for the machine's RAM,
 ``MemAvailable``. Less, too, what the group's other processes have mapped and not yet
 written (read from outside at each reading, ``group_room.py``): the kernel counts their next
-writes only once they are made. Where several processes of the group are guarded, each cap
-grants its share of that room, and one refused under its share takes a turn at the whole of
+writes only once they are made. Where several processes of the group share the room
+(``Watchdog(share_room=True)``; Celery's children under ``recycle_children``), each cap grants
+its share of that room, and one refused under its share takes a turn at the whole of
 it (``turns.py``): a refusal under the share is not the hard action, the work runs once more on
 its turn (the middleware's and Celery's retries wait for it). A program that peaks under the
 limit is never refused (a numpy job that ends at 271 of 300 MiB runs to its end with ``hard``
@@ -118,6 +119,8 @@ class Backstop:
             allocation failed while the cap was in force.
         on_uncaught: called in the thread whose ``MemoryError`` was not caught, before Python
             prints it and (in the main thread) exits: the hard action must run before that.
+        share_room: share the group's room with its other guarded processes that share it
+            too, and take turns at all of it (``turns.py``).
     """
 
     def __init__(
@@ -125,6 +128,8 @@ class Backstop:
         kernel: Limit,
         on_refusal: Callable[[], None],
         on_uncaught: Callable[[], None],
+        *,
+        share_room: bool = False,
     ) -> None:
         self.kernel = kernel
         self.reserve_bytes = max(_LEAST_RESERVE, kernel.bytes // _RESERVE_SHARE)
@@ -147,7 +152,9 @@ class Backstop:
         self.others_bytes = 0
         #: The share of the room among the group's guarded processes (``turns.py``; None: no
         #: group to share, as for the machine's RAM).
-        self.turns = RoomTurns(kernel.group.path) if kernel.group is not None else None
+        self.turns = (
+            RoomTurns(kernel.group.path) if share_room and kernel.group is not None else None
+        )
         #: Readings that re-set the cap so far (a thread's start tells by it whether its lift
         #: is still in the cap).
         self.renewals = 0
