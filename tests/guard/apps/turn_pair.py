@@ -3,7 +3,7 @@ turn_pair.py`` starts ``Watchdog(hard="95%", on_hard=<record>, share_room=True)`
 ``ready <room>`` (the room the kernel has left, bytes), waits for a size on stdin and then at
 once asks for that many written bytes, holds them half a second and gives them back. A
 ``MemoryError`` is met as the middleware meets it: wait up to 3 s for ``memory_came_back`` (or
-the turn) and run once more, up to three times. Prints ``turns asked <n> held <n>`` (from the
+the turn) and run once more, up to nine times. Prints ``turns asked <n> held <n>`` (from the
 watchdog's snapshot) and ``result: <outcome of each run> causes=<causes of on_hard>``."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ assert dog.usage is not None
 print(f"ready {dog.backstop.point_bytes - dog.usage.judged}", flush=True)
 size = int(sys.stdin.readline())
 outcome: list[str] = []
-for _attempt in range(4):
+for _attempt in range(10):
     try:
         block = bytearray(b"\x07") * size
         time.sleep(0.5)

@@ -165,7 +165,8 @@ class Watchdog:
             same instant no longer both pass to the OOM killer, but work refused under its
             share must be run again for it to succeed. Off by default: a server's own code
             (an event loop's socket buffers) cannot run again, and Datasette under
-            ``uvicorn --workers 3`` failed 35 requests with it where it failed none without.
+            ``uvicorn --workers 3`` failed 35 requests with it where it failed none without
+            (one run each).
             ``recycle_children`` turns it on for Celery's children, whose tasks run again.
         clock: the clock for the leak trend (tests pass their own).
 
