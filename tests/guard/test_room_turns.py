@@ -11,6 +11,8 @@ import struct
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -111,9 +113,20 @@ def _share(turns: RoomTurns, left: int, data: int, live: set[int], unwritten: in
     return grant
 
 
-def test_shares_then_a_turn_that_ends_once_its_block_is_written(tmp_path: Path) -> None:
-    """Two places on one board: this process, and a sleeping child's slot written here as the
-    child would write it."""
+@dataclass
+class Pair:
+    """This process's place on a board, and a sleeping child's pid whose slot a test writes as
+    the child would."""
+
+    group: str
+    mine: RoomTurns
+    live: set[int]
+    me: int
+    other_pid: int
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> Iterator[Pair]:
     group = str(tmp_path / "pair")
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     mine = RoomTurns(group)
@@ -121,56 +134,53 @@ def test_shares_then_a_turn_that_ends_once_its_block_is_written(tmp_path: Path) 
         live = {os.getpid(), other.pid}
         _share(mine, 200 * MIB, 50 * MIB, live)
         me = next(i for i, slot in enumerate(_slots(group)) if slot[0] == os.getpid())
-        theirs = 1 - me
-        _post(group, theirs, (other.pid, 100 * MIB, 0, 0))
-        assert 100 * MIB == _share(mine, 200 * MIB, 50 * MIB, live)  # half each
-        assert mine.limited
-        assert mine.ask()  # refused under its share: asks for the turn
-        assert mine.asking
-        # Before the other gave way, the holder gets the room less what the other still grants.
-        assert 100 * MIB == _share(mine, 200 * MIB, 50 * MIB, live)
-        assert not mine.ready
-        asked = _slots(group)[me][2]
-        assert asked > 0
-        _post(group, theirs, (other.pid, 25 * MIB, 0, asked))  # it gave way
-        assert 175 * MIB == _share(mine, 200 * MIB, 50 * MIB, live)
-        assert mine.ready
-        # 150 MiB mapped, not yet written: the room is 200 less those 150, still its turn
-        assert 25 * MIB == _share(mine, 50 * MIB, 200 * MIB, live, unwritten=150 * MIB)
-        assert mine.ready
-        # written: the kernel counts it, the others' room has it; the turn ends, shares again
-        assert 25 * MIB == _share(mine, 50 * MIB, 200 * MIB, live)
-        assert not mine.ready
-        assert mine.limited
-        assert 0 == _slots(group)[me][2]  # no longer asking
-    finally:
-        other.kill()
-        other.wait()
-        mine.leave()
-
-
-def test_another_process_s_turn_leaves_a_small_share_and_says_it_gave_way(
-    tmp_path: Path,
-) -> None:
-    group = str(tmp_path / "other-turn")
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    mine = RoomTurns(group)
-    try:
-        live = {os.getpid(), other.pid}
-        _share(mine, 200 * MIB, 50 * MIB, live)
-        me = next(i for i, slot in enumerate(_slots(group)) if slot[0] == os.getpid())
-        asked = time.monotonic_ns()  # the clock every process of the machine shares
-        _post(group, 1 - me, (other.pid, 100 * MIB, asked, 0))  # it asks for the turn
-        assert 25 * MIB == _share(mine, 200 * MIB, 50 * MIB, live)  # 200 / (4 × 2)
-        assert asked == _slots(group)[me][3]
-        assert mine.ask()  # refused under the small share: asks, after the other
-        assert 25 * MIB == _share(mine, 200 * MIB, 50 * MIB, live)
-        assert not mine.ready
+        yield Pair(group, mine, live, me, other.pid)
     finally:
         other.kill()
         other.wait()
         mine.leave()
     assert not os.path.exists(board_path(group))  # the last one out removes the board
+
+
+def test_shares_then_a_turn_that_ends_once_its_block_is_written(pair: Pair) -> None:
+    """Two places on one board: this process, and a sleeping child's slot written here as the
+    child would write it."""
+    group, mine, live, me, other_pid = pair.group, pair.mine, pair.live, pair.me, pair.other_pid
+    _share(mine, 200 * MIB, 50 * MIB, live)
+    theirs = 1 - me
+    _post(group, theirs, (other_pid, 100 * MIB, 0, 0))
+    assert 100 * MIB == _share(mine, 200 * MIB, 50 * MIB, live)  # half each
+    assert mine.limited
+    assert mine.ask()  # refused under its share: asks for the turn
+    assert mine.asking
+    # Before the other gave way, the holder gets the room less what the other still grants.
+    assert 100 * MIB == _share(mine, 200 * MIB, 50 * MIB, live)
+    assert not mine.ready
+    asked = _slots(group)[me][2]
+    assert asked > 0
+    _post(group, theirs, (other_pid, 25 * MIB, 0, asked))  # it gave way
+    assert 175 * MIB == _share(mine, 200 * MIB, 50 * MIB, live)
+    assert mine.ready
+    # 150 MiB mapped, not yet written: the room is 200 less those 150, still its turn
+    assert 25 * MIB == _share(mine, 50 * MIB, 200 * MIB, live, unwritten=150 * MIB)
+    assert mine.ready
+    # written: the kernel counts it, the others' room has it; the turn ends, shares again
+    assert 25 * MIB == _share(mine, 50 * MIB, 200 * MIB, live)
+    assert not mine.ready
+    assert mine.limited
+    assert 0 == _slots(group)[me][2]  # no longer asking
+
+
+def test_another_process_s_turn_leaves_a_small_share_and_says_it_gave_way(pair: Pair) -> None:
+    group, mine, live, me, other_pid = pair.group, pair.mine, pair.live, pair.me, pair.other_pid
+    _share(mine, 200 * MIB, 50 * MIB, live)
+    asked = time.monotonic_ns()  # the clock every process of the machine shares
+    _post(group, 1 - me, (other_pid, 100 * MIB, asked, 0))  # it asks for the turn
+    assert 25 * MIB == _share(mine, 200 * MIB, 50 * MIB, live)  # 200 / (4 × 2)
+    assert asked == _slots(group)[me][3]
+    assert mine.ask()  # refused under the small share: asks, after the other
+    assert 25 * MIB == _share(mine, 200 * MIB, 50 * MIB, live)
+    assert not mine.ready
 
 
 def test_the_board_is_bounded_and_slots_of_gone_processes_are_taken_again(tmp_path: Path) -> None:
@@ -193,89 +203,62 @@ def test_the_board_is_bounded_and_slots_of_gone_processes_are_taken_again(tmp_pa
 
 
 def test_a_peer_that_has_not_posted_lately_is_no_peer_and_a_turn_ending_keeps_its_room(
-    tmp_path: Path,
+    pair: Pair,
 ) -> None:
-    group = str(tmp_path / "stale")
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    mine = RoomTurns(group)
-    try:
-        live = {os.getpid(), other.pid}
-        _share(mine, 200 * MIB, 50 * MIB, live)
-        me = next(i for i, slot in enumerate(_slots(group)) if slot[0] == os.getpid())
-        long_ago = time.monotonic_ns() - int((STALE_S + 1) * 1e9)
-        with open(board_path(group), "r+b") as f:  # killed without leaving, or stuck
-            f.seek((1 - me) * SLOT.size)
-            f.write(SLOT.pack(other.pid, 100 * MIB, 0, 0, long_ago))
-        assert 200 * MIB == _share(mine, 200 * MIB, 50 * MIB, live)  # alone
-        # The other held the turn and still grants itself 175 MiB until its next reading.
-        _post(group, 1 - me, (other.pid, 175 * MIB, 0, 0))
-        assert 25 * MIB == _share(mine, 200 * MIB, 50 * MIB, live)
-        _post(group, 1 - me, (other.pid, 100 * MIB, 0, 0))
-        assert 100 * MIB == _share(mine, 200 * MIB, 50 * MIB, live)
-    finally:
-        other.kill()
-        other.wait()
-        mine.leave()
+    group, mine, live, me, other_pid = pair.group, pair.mine, pair.live, pair.me, pair.other_pid
+    _share(mine, 200 * MIB, 50 * MIB, live)
+    long_ago = time.monotonic_ns() - int((STALE_S + 1) * 1e9)
+    with open(board_path(group), "r+b") as f:  # killed without leaving, or stuck
+        f.seek((1 - me) * SLOT.size)
+        f.write(SLOT.pack(other_pid, 100 * MIB, 0, 0, long_ago))
+    assert 200 * MIB == _share(mine, 200 * MIB, 50 * MIB, live)  # alone
+    # The other held the turn and still grants itself 175 MiB until its next reading.
+    _post(group, 1 - me, (other_pid, 175 * MIB, 0, 0))
+    assert 25 * MIB == _share(mine, 200 * MIB, 50 * MIB, live)
+    _post(group, 1 - me, (other_pid, 100 * MIB, 0, 0))
+    assert 100 * MIB == _share(mine, 200 * MIB, 50 * MIB, live)
 
 
 def test_a_refusal_before_the_others_gave_way_still_waits_and_withdraw_ends_the_turn(
-    tmp_path: Path,
+    pair: Pair,
 ) -> None:
-    group = str(tmp_path / "withdraw")
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    mine = RoomTurns(group)
-    try:
-        live = {os.getpid(), other.pid}
-        _share(mine, 200 * MIB, 50 * MIB, live)
-        me = next(i for i, slot in enumerate(_slots(group)) if slot[0] == os.getpid())
-        _post(group, 1 - me, (other.pid, 100 * MIB, 0, 0))
-        _share(mine, 200 * MIB, 50 * MIB, live)
-        assert mine.ask()
-        _share(mine, 200 * MIB, 50 * MIB, live)  # its turn, the other not given way yet
-        assert not mine.ready
-        assert mine.ask()  # another thread refused meanwhile: still a turn, not the hard action
-        assert mine.asking
-        _post(group, 1 - me, (other.pid, 25 * MIB, 0, _slots(group)[me][2]))
-        _share(mine, 200 * MIB, 50 * MIB, live)
-        assert mine.ready
-        mine.withdraw()  # the retried work is done
-        assert not mine.ready
-        assert not mine.asking
-        assert 100 * MIB == _share(mine, 200 * MIB, 50 * MIB, live)
-        assert 0 == _slots(group)[me][2]
-    finally:
-        other.kill()
-        other.wait()
-        mine.leave()
+    group, mine, live, me, other_pid = pair.group, pair.mine, pair.live, pair.me, pair.other_pid
+    _share(mine, 200 * MIB, 50 * MIB, live)
+    _post(group, 1 - me, (other_pid, 100 * MIB, 0, 0))
+    _share(mine, 200 * MIB, 50 * MIB, live)
+    assert mine.ask()
+    _share(mine, 200 * MIB, 50 * MIB, live)  # its turn, the other not given way yet
+    assert not mine.ready
+    assert mine.ask()  # another thread refused meanwhile: still a turn, not the hard action
+    assert mine.asking
+    _post(group, 1 - me, (other_pid, 25 * MIB, 0, _slots(group)[me][2]))
+    _share(mine, 200 * MIB, 50 * MIB, live)
+    assert mine.ready
+    mine.withdraw()  # the retried work is done
+    assert not mine.ready
+    assert not mine.asking
+    assert 100 * MIB == _share(mine, 200 * MIB, 50 * MIB, live)
+    assert 0 == _slots(group)[me][2]
 
 
-def test_a_turn_ready_and_not_used_ends_soon(tmp_path: Path) -> None:
+def test_a_turn_ready_and_not_used_ends_soon(pair: Pair) -> None:
     """A refusal whose work is not run again (a server's own buffer, a request answered
     already) must not hold the others to their small shares for the turn's whole second."""
-    group = str(tmp_path / "unused")
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    mine = RoomTurns(group)
-    try:
-        live = {os.getpid(), other.pid}
-        _share(mine, 200 * MIB, 50 * MIB, live)
-        me = next(i for i, slot in enumerate(_slots(group)) if slot[0] == os.getpid())
-        _post(group, 1 - me, (other.pid, 100 * MIB, 0, 0))
-        _share(mine, 200 * MIB, 50 * MIB, live)
-        assert mine.ask()
-        _share(mine, 200 * MIB, 50 * MIB, live)
-        _post(group, 1 - me, (other.pid, 25 * MIB, 0, _slots(group)[me][2]))
-        assert 175 * MIB == _share(mine, 200 * MIB, 50 * MIB, live)
-        assert mine.ready
-        time.sleep(0.1)
-        assert 175 * MIB == _share(mine, 200 * MIB, 50 * MIB, live)  # still its turn
-        time.sleep(0.3)
-        assert 100 * MIB == _share(mine, 200 * MIB, 50 * MIB, live)  # ended unused: a share
-        assert not mine.ready
-        assert not mine.asking
-    finally:
-        other.kill()
-        other.wait()
-        mine.leave()
+    group, mine, live, me, other_pid = pair.group, pair.mine, pair.live, pair.me, pair.other_pid
+    _share(mine, 200 * MIB, 50 * MIB, live)
+    _post(group, 1 - me, (other_pid, 100 * MIB, 0, 0))
+    _share(mine, 200 * MIB, 50 * MIB, live)
+    assert mine.ask()
+    _share(mine, 200 * MIB, 50 * MIB, live)
+    _post(group, 1 - me, (other_pid, 25 * MIB, 0, _slots(group)[me][2]))
+    assert 175 * MIB == _share(mine, 200 * MIB, 50 * MIB, live)
+    assert mine.ready
+    time.sleep(0.1)
+    assert 175 * MIB == _share(mine, 200 * MIB, 50 * MIB, live)  # still its turn
+    time.sleep(0.3)
+    assert 100 * MIB == _share(mine, 200 * MIB, 50 * MIB, live)  # ended unused: a share
+    assert not mine.ready
+    assert not mine.asking
 
 
 def test_a_rising_grant_is_said_before_the_cap_holds_it_a_falling_one_after(
