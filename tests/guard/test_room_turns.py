@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from membound._errors import SizeError
 from membound.guard.watchdog import backstop as backstop_module
+from membound.guard.watchdog.core import Watchdog
 from membound.guard.watchdog.turns import MOST_SLOTS, STALE_S, RoomTurns, board_path
 from tests.guard.cgroup_helpers import memory_cgroup
 
@@ -283,3 +285,10 @@ def test_a_rising_grant_is_said_before_the_cap_holds_it_a_falling_one_after(
         assert 40 * MIB == _slots(group)[me][1]
     finally:
         mine.leave()
+
+
+def test_share_room_that_is_not_a_bool_is_one_line() -> None:
+    with pytest.raises(SizeError) as info:
+        Watchdog(limit="1 GB", share_room="yes")  # type: ignore[arg-type]
+    assert "\n" not in str(info.value)
+    assert "share_room" in str(info.value)

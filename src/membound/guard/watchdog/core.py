@@ -253,12 +253,14 @@ class Watchdog:
         self._pace = Pace(self._near_bytes, self.interval, switch_interval if pid is None else None)
         if backstop is not None and not isinstance(backstop, bool):
             raise SizeError(f"backstop={backstop!r} must be True, False or None")
+        if not isinstance(share_room, bool):
+            raise SizeError(f"share_room={share_room!r} must be True or False")
         self.backstop: Backstop | None = None
         if backstop is not False and pid is None and AVAILABLE:
             kernel = self._kernel_limit()
             if kernel is not None:
                 self.backstop = Backstop(
-                    kernel, self._wake, self._refusal_uncaught, share_room=share_room is True
+                    kernel, self._wake, self._refusal_uncaught, share_room=share_room
                 )
         self._clock = clock
         self.trend = LeakTrend(self.leak_window_s)

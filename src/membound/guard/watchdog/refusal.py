@@ -33,10 +33,14 @@ from membound.measure.cgroup.memory import process_usage
 
 if TYPE_CHECKING:
     from membound.guard.watchdog.core import Watchdog
+    from membound.guard.watchdog.turns import RoomTurns
 
 __all__ = [
+    "asks_for_turn",
     "check_delay",
     "check_grace",
+    "end_turn",
+    "has_turn",
     "may_take_work",
     "memory_came_back",
     "note_serving",
@@ -146,32 +150,36 @@ def memory_came_back(watchdog: Watchdog | None, before: int, seen: list[int]) ->
     return False
 
 
+def _turns(watchdog: Watchdog | None) -> RoomTurns | None:
+    """The room turns of ``watchdog``'s backstop (None: the current one), if it shares."""
+    dog = _dog(watchdog)
+    backstop = dog.backstop if dog is not None else None
+    return backstop.turns if backstop is not None else None
+
+
 def has_turn(watchdog: Watchdog | None) -> bool:
     """Whether the process holds the turn at its group's room and the group's other guarded
     processes gave way (``turns.py``): work refused under its share may run once more now.
     ``watchdog`` None: the current one."""
-    dog = _dog(watchdog)
-    backstop = dog.backstop if dog is not None else None
-    return backstop is not None and backstop.turns is not None and backstop.turns.ready
+    turns = _turns(watchdog)
+    return turns is not None and turns.ready
 
 
 def asks_for_turn(watchdog: Watchdog | None) -> bool:
     """Whether the process asks for the turn at its group's room: its last ``MemoryError``
     was a refusal under its share (``turns.py``), not at the kernel's line. ``watchdog`` None:
     the current one."""
-    dog = _dog(watchdog)
-    backstop = dog.backstop if dog is not None else None
-    return backstop is not None and backstop.turns is not None and backstop.turns.asking
+    turns = _turns(watchdog)
+    return turns is not None and turns.asking
 
 
 def end_turn(watchdog: Watchdog | None) -> None:
     """The work that waited for the turn at the group's room is done or gave up: the turn (or
     the ask) ends, and the group's other guarded processes get their shares back at their next
     reading. ``watchdog`` None: the current one."""
-    dog = _dog(watchdog)
-    backstop = dog.backstop if dog is not None else None
-    if backstop is not None and backstop.turns is not None:
-        backstop.turns.withdraw()
+    turns = _turns(watchdog)
+    if turns is not None:
+        turns.withdraw()
 
 
 def _check_seconds(name: str, value: float, most: float, none: str = "") -> None:
