@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import functools
 import hashlib
 import io
 import json
@@ -186,6 +187,10 @@ def hints(app: App, *, sizes: bool = False) -> list[Key]:
     return _keys(app, _lint(app, False, sizes).hints)
 
 
+# Once per application and settings in a process: the precision tests ask for the same run in
+# several tests (and pytest may set their module fixture up again when xdist interleaves another
+# module's tests with them); linting every application takes about half a minute.
+@functools.cache
 def _lint(app: App, preview: bool, sizes: bool) -> LintResult:
     root = fetch(app)
     config = LintConfig(root=root, preview=preview)

@@ -8,8 +8,8 @@ import pytest
 from membound.lint import RULES
 from tests.lint.realworld import suite
 
-# One worker runs them all: the module's report (half a minute of linting) is made once, not
-# once in every xdist worker that gets one of its tests.
+# One worker runs them all: each application is linted once per setting (suite._lint keeps its
+# result), not once in every xdist worker that gets one of its tests.
 pytestmark = pytest.mark.xdist_group("lint-precision")
 
 
