@@ -33,6 +33,10 @@ FAST_S = 0.01
 _RISE_BYTES = 1 << 20
 _RISE_S = 1.0
 _SOON_S = 2.0
+#: The least time a rate is taken over: a leak that steps (2 MiB every 0.25 s) read 10 ms after
+#: the least was taken looked like 200 MiB/s; over 0.1 s it reads 20 MiB/s, and a real ramp
+#: (hundreds of MiB/s) still reads fast from its first step.
+_MIN_SPAN_S = 0.1
 #: The watch thread's nice value where the process may raise a thread's priority (root, or
 #: CAP_SYS_NICE): woken by a kernel event while every CPU is busy, it must run before the ramp
 #: it watches takes the last of the headroom.
@@ -90,7 +94,7 @@ class Pace:
             self._floor, self._floor_at = judged, now
         elif judged - self._floor >= _RISE_BYTES:
             self._rising_until = now + _RISE_S
-            rate = (judged - self._floor) / max(now - self._floor_at, 1e-3)
+            rate = (judged - self._floor) / max(now - self._floor_at, _MIN_SPAN_S)
             if line is None or judged >= line or (line - judged) <= rate * _SOON_S:
                 self._fast_until = now + _RISE_S
         self._switch_interval(self.fast(judged) and now < self._fast_until)
