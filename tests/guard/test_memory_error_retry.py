@@ -72,7 +72,8 @@ def test_a_get_refused_beside_another_temporary_runs_again_and_is_served(
         log = running.log
         kills = group.oom_kills()
     assert 0 == kills, log
-    assert [200, 200] == sorted(r.status for r in replies), (replies, log)
+    # the message a str, so that pytest prints the servers' log whole
+    assert [200, 200] == sorted(r.status for r in replies), f"{replies}\n{log}"
     assert "the backstop refused an allocation" in log, log
     assert "and it runs once more" in log, log
 
@@ -97,6 +98,6 @@ def test_another_method_is_answered_503_not_500(tmp_path: Path) -> None:
     # Both cannot fit; a POST is never run twice: the one refused (at the kernel's line, or
     # under its share of the group's room, turns.py) is answered 503, never the server's 500.
     statuses = sorted(r.status for r in replies)
-    assert statuses in ([200, 503], [503, 503]), (replies, log)
+    assert statuses in ([200, 503], [503, 503]), f"{replies}\n{log}"
     for refused in (r for r in replies if r.status == 503):
         assert "5" == refused.headers["retry-after"]
