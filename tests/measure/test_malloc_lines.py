@@ -68,8 +68,12 @@ def test_the_kept_chunk_is_named_not_the_bigger_temporary() -> None:
     # mallinfo2 is the whole process's (issue 37's weakness), so not every one need be found.
     assert 45 <= top.count <= 50, top
     assert 3_000 <= top.size / top.count < 3_200, top
+    # The temporary's line kept nothing: a chunk there can only be another thread's fall landing
+    # between its malloc and free (once or twice in 50 under load; every call if the temporary's
+    # fall were taken for the kept chunk's).
     scratch_line = _line_of(_scratch_then_keep, "scratch = _LIBC.malloc(200_000)")
-    assert all(site.line != scratch_line for site in found), found
+    scratch = sum(site.count for site in found if site.line == scratch_line)
+    assert scratch <= 2, "\n".join(map(str, found))
 
 
 def test_a_helper_called_twice_per_call_is_named_with_its_caller_in_the_trace() -> None:
