@@ -57,7 +57,10 @@ def test_memray_and_tracemalloc_agree_on_python_objects() -> None:
     assert traced.heap_peak is not None
     assert traced.heap_peak > 30 * MIB
     assert abs(memray.heap_peak - traced.heap_peak) < 0.1 * traced.heap_peak
-    assert memray.heap_overhead is None  # memray's own memory is not measured apart
+    # memray's own table of live allocations is measured apart: ~96 B for each of the 450,000+
+    # objects live at the peak (a dict, a tuple and ints per item)
+    assert memray.heap_overhead is not None
+    assert 30 * MIB < memray.heap_overhead < 150 * MIB, memray.heap_overhead
     assert memray.heap_current is not None
     assert memray.heap_current < MIB  # all freed
 

@@ -218,6 +218,7 @@ class track:
         self._capture = None
         if self._engine == "memray":
             heap_current, heap_peak = figures.get("heap_current"), figures.get("heap_peak")
+            heap_overhead = figures.get("tracer_overhead")  # its table, estimated at the peak
         self._gc.stop()
         with _ACTIVE_LOCK:
             if self in _ACTIVE:

@@ -154,13 +154,18 @@ def heap_engine_name(source: str | None) -> str:
 def _heap_cost(overhead: float | None, source: str | None = None) -> list[tuple[str, str]]:
     """The row that says what heap tracing cost, when the heap was traced."""
     if heap_engine_name(source) == "memray":
+        own = (
+            f"memray's own memory (its table of live allocations), about {format_size(overhead)} "
+            "at the peak, is inside the RSS figures (not the workload's)"
+            if overhead is not None
+            else "memray's own memory (its table of live allocations) is inside the RSS figures "
+            "and not measured apart"
+        )
         return [
             (
                 "heap tracing cost",
-                "memray's own memory (its table of live allocations) is inside the RSS figures "
-                "and not measured apart; memray counts native allocations too (C extensions); "
-                f"it slowed allocation-heavy code {MEMRAY_TRACING_SLOWDOWN:.1f}× on the "
-                "overhead benchmark",
+                f"{own}; memray counts native allocations too (C extensions); it slowed "
+                f"allocation-heavy code {MEMRAY_TRACING_SLOWDOWN:.1f}× on the overhead benchmark",
             )
         ]
     if overhead is None:

@@ -74,9 +74,11 @@ class Measurement:
     end of an isolated run, bytes: how much of ``rss_end`` the allocator could hand back. None
     elsewhere (membound does not trim a process it does not own)."""
     heap_overhead: int | None = None
-    """tracemalloc's own memory, bytes, at its largest during the run (polled every 10 ms from a
-    thread: best effort, a lower bound). It is resident, so the RSS figures include it; it is not
-    the workload's. None unless heap tracing was on."""
+    """The heap tracer's own memory, bytes, at its largest during the run: tracemalloc's (polled
+    every 10 ms from a thread: best effort, a lower bound), or memray's table of live
+    allocations in a block's aggregated capture (measured as the capture closed, estimated at
+    the peak from the allocations live then). It is resident, so the RSS figures include it; it
+    is not the workload's. None unless heap tracing was on (or memray's was not measured)."""
     heap_source: str | None = None
     """Which engine measured ``heap_current``/``heap_peak``: tracemalloc (Python allocations
     only) or memray (Python allocators and native allocations: C extensions' malloc and mmap

@@ -266,7 +266,10 @@ def main() -> int:
     capture: Any = None
     if where is not None or heap == "memray":
         capture = _where()["prepare_capture"](
-            where[0] if where else None, where[1] if where else None, memray_heap=heap == "memray"
+            where[0] if where else None,
+            where[1] if where else None,
+            memray_heap=heap == "memray",
+            streamed=True,  # a run of its own: no table of live allocations in its RSS
         )
         # At a memory limit the sampler asks for the capture before it kills this process.
         _where()["install_flush"](capture, result_path + ".where")
