@@ -89,6 +89,22 @@ def test_native_sites_name_sqlites_allocator_at_the_users_line() -> None:
     assert plain[0].kind == "python"
 
 
+def test_native_sites_name_the_code_past_a_librarys_allocator_wrappers() -> None:
+    """numpy asks for an array's buffer through two wrappers of its own (``default_malloc``
+    under ``PyDataMem_UserNEW``), built without source lines, whose ``Py…`` names read like the
+    interpreter's: the site names numpy's array constructor, the code that wanted the memory."""
+    m = mb.measure(wt.numpy_buffer, where="native")
+    native = [s for s in m.peak_sites if s.kind == "native"]
+    assert native, m.peak_sites
+    top = native[0]
+    assert top.location == _at("numpy")
+    assert top.bytes >= 40_000_000
+    assert top.native_symbol is not None
+    assert "alloc" not in top.native_symbol.lower(), top.native_symbol
+    assert not top.native_symbol.lower().endswith("new"), top.native_symbol
+    assert top.native_symbol.startswith("PyArray_"), top.native_symbol
+
+
 def test_a_limit_stop_hands_over_the_lines_that_held_it() -> None:
     m = mb.measure(wt.grows_forever, where=True, limit="200 MB", timeout=60)
     assert m.outcome == "limit"

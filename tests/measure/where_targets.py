@@ -57,6 +57,15 @@ def sqlite_pages() -> int:
     return int(n)
 
 
+def numpy_buffer() -> int:
+    """A 40 MB numpy array: native memory numpy asks for through its own allocator wrappers."""
+    import numpy as np
+
+    array = np.ones(5_000_000)  # at:numpy
+    KEPT.append(array)
+    return int(array.size)
+
+
 def grows_forever() -> None:
     """Grows by 4 MB every 5 ms until stopped."""
     keep = []

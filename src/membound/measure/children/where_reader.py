@@ -15,7 +15,7 @@ import re
 import runpy
 import shutil
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 __all__ = ["read_capture"]
@@ -44,17 +44,112 @@ _ALLOCATOR_SYMBOLS = frozenset(
         "",
     }
 )
-#: Native functions of the interpreter itself (Python objects' memory, not a C extension's).
-_CPYTHON_PREFIXES = ("_Py", "Py", "_PyObject", "PyObject", "PyMem", "_PyMem")
+#: Where the interpreter's own native frames come from (its sources, when it has debug info).
 _CPYTHON_SOURCE_DIRS = ("Objects/", "Python/", "Include/", "./Include/", "Parser/", "Modules/")
+#: The C API's namespaces (``PyList_Append``, ``PyObject_Malloc``): a frame without a source file
+#: named ``Py<namespace>_…`` is the interpreter's. Extensions name their own API the same way
+#: (numpy's ``PyArray_NewFromDescr``, ``PyDataMem_UserNEW``), so the prefix alone is not enough.
+_CPYTHON_NAMESPACES = frozenset(
+    [
+        "Object",
+        "Mem",
+        "List",
+        "Dict",
+        "Tuple",
+        "Unicode",
+        "Bytes",
+        "ByteArray",
+        "Long",
+        "Float",
+        "Complex",
+        "Bool",
+        "Set",
+        "FrozenSet",
+        "Type",
+        "Module",
+        "Function",
+        "CFunction",
+        "Method",
+        "InstanceMethod",
+        "Code",
+        "Frame",
+        "Eval",
+        "Run",
+        "Import",
+        "Err",
+        "Exception",
+        "Thread",
+        "ThreadState",
+        "Interpreter",
+        "InterpreterState",
+        "GC",
+        "Iter",
+        "SeqIter",
+        "CallIter",
+        "Gen",
+        "Coro",
+        "AsyncGen",
+        "Number",
+        "Sequence",
+        "Mapping",
+        "Buffer",
+        "MemoryView",
+        "Slice",
+        "Arg",
+        "Sys",
+        "OS",
+        "Marshal",
+        "Codec",
+        "Weakref",
+        "Context",
+        "Capsule",
+        "Cell",
+        "Descr",
+        "StructSequence",
+        "Vectorcall",
+        "Stack",
+        "Unstable",
+        "Config",
+        "PreConfig",
+        "Status",
+        "WideStringList",
+        "Tokenizer",
+        "Parser",
+        "AST",
+        "Compile",
+        "Call",
+        "Traceback",
+        "File",
+        "Range",
+        "Enum",
+        "Property",
+        "Super",
+        "ClassMethod",
+        "StaticMethod",
+        "DictProxy",
+        "Ellipsis",
+        "Time",
+        "Hash",
+        "Token",
+        "Mutex",
+    ]
+)
+_API_NAME = re.compile(r"^Py([A-Za-z]+)_")
 
 #: A library's allocation wrapper (``sqlite3Malloc``, ``default_malloc``, ``PyDataMem_UserNEW``):
 #: the frame past it says what the memory is for.
-_WRAPPER = re.compile(r"(?i)(m|c|re)?alloc|_new$|^operator new")
+_WRAPPER = re.compile(r"(?i)(m|c|re)?alloc|[a-z_]new$|^operator new")
 
 
 def _is_cpython_frame(symbol: str, file: str) -> bool:
-    return symbol.startswith(_CPYTHON_PREFIXES) or file.startswith(_CPYTHON_SOURCE_DIRS)
+    """True for the interpreter's own code: by its source file where the frame has one, else by
+    its name (``_Py…``, ``Py_…`` or a C API namespace)."""
+    if file and file != "<unknown>":
+        return file.startswith(_CPYTHON_SOURCE_DIRS)
+    if symbol.startswith(("_Py", "Py_")):
+        return True
+    named = _API_NAME.match(symbol)
+    return named is not None and named.group(1) in _CPYTHON_NAMESPACES
 
 
 def _native_kind(native: Sequence[tuple[str, str, int]]) -> tuple[str, str | None]:
@@ -67,8 +162,10 @@ def _native_kind(native: Sequence[tuple[str, str, int]]) -> tuple[str, str | Non
             continue
         if _is_cpython_frame(symbol, file):
             return ("native", wrapper) if wrapper else ("python", None)
-        if _WRAPPER.search(symbol) and wrapper is None:
-            wrapper = symbol  # a library's own malloc (sqlite3Malloc): name what called it
+        if _WRAPPER.search(symbol):
+            # a library's own malloc (sqlite3Malloc), or a wrapper of it (numpy's
+            # default_malloc under PyDataMem_UserNEW): name what called them
+            wrapper = wrapper or symbol
             continue
         return "native", symbol
     return ("native", wrapper) if wrapper else ("python", None)
@@ -84,36 +181,102 @@ def read_capture(ticket: dict[str, Any]) -> dict[str, Any]:
     try:
         reader = memray.FileReader(os.path.join(ticket["folder"], "heap.bin"))
         try:
-            peak = int(reader.metadata.peak_memory)
-            sites = bool(ticket["sites"])
-            # Per thread only when the sites are wanted: the figures need the totals alone.
-            end = list(reader.get_leaked_allocation_records(merge_threads=not sites))
-            out: dict[str, Any] = {"heap_current": sum(r.size for r in end), "heap_peak": peak}
-            # Read before the stacks: a native capture's hybrid stacks are the slow part.
-            high = list(reader.get_high_watermark_allocation_records(merge_threads=not sites))
-            cost, said = _tracer_cost(ticket, high, end, reader)
-            if cost is not None:
-                out["tracer_overhead"] = cost
-            if sites:
-                outer = tuple(ticket["outer"]) if ticket.get("outer") else None
-                native = bool(ticket["native"])
-                starts = _thread_starts(ticket["folder"])
-                out["peak_sites"] = _WHERE["group_sites"](
-                    _stacks(high, native, outer, starts), peak
-                )
-                out["end_sites"] = _WHERE["group_sites"](
-                    _stacks(end, native, outer, starts), out["heap_current"]
-                )
-                out["where_source"] = (
-                    f"{ticket['source']}: {_mib(peak)} traced at the peak, "
-                    f"{_mib(out['heap_current'])} at the end (bytes allocated; RSS counts the "
-                    f"pages touched); {said}"
-                )
-            return out
+            return _figures(ticket, reader)
         finally:
             reader.close()
     finally:
         shutil.rmtree(ticket["folder"], ignore_errors=True)
+
+
+def _figures(ticket: dict[str, Any], reader: Any) -> dict[str, Any]:
+    """What :func:`read_capture` returns, from an open reader."""
+    peak = int(reader.metadata.peak_memory)
+    sites = bool(ticket["sites"])
+    outer = tuple(ticket["outer"]) if ticket.get("outer") else None
+    native = bool(ticket["native"])
+    starts = _thread_starts(ticket["folder"]) if sites else {}
+
+    def at_end() -> dict[str, Any]:
+        # Per thread only when the sites are wanted: the figures need the totals alone.
+        end = list(reader.get_leaked_allocation_records(merge_threads=not sites))
+        part: dict[str, Any] = {
+            "heap_current": sum(r.size for r in end),
+            "live": sum(int(r.n_allocations) for r in end),
+        }
+        if sites:
+            part["end_sites"] = _WHERE["group_sites"](
+                _stacks(end, native, outer, starts), part["heap_current"]
+            )
+        return part
+
+    def at_peak() -> dict[str, Any]:
+        high = list(reader.get_high_watermark_allocation_records(merge_threads=not sites))
+        part: dict[str, Any] = {"live": sum(int(r.n_allocations) for r in high)}
+        if sites:
+            part["peak_sites"] = _WHERE["group_sites"](_stacks(high, native, outer, starts), peak)
+        return part
+
+    # A streamed capture is read record by record, once for the end and once up to the peak
+    # (about a second per million allocations each): the two readings run side by side. Not
+    # with native stacks: each process would resolve the libraries' symbols itself (2.3 GB for
+    # pandas' and numpy's), twice the memory for a small part of the time.
+    if ticket.get("streamed") and not native:
+        end, high = _side_by_side(at_end, at_peak)
+    else:
+        end, high = at_end(), at_peak()
+    out: dict[str, Any] = {"heap_current": end["heap_current"], "heap_peak": peak}
+    cost, said = _tracer_cost(ticket, high["live"], end["live"], reader)
+    if cost is not None:
+        out["tracer_overhead"] = cost
+    if sites:
+        out["peak_sites"] = high["peak_sites"]
+        out["end_sites"] = end["end_sites"]
+        out["where_source"] = (
+            f"{ticket['source']}: {_mib(peak)} traced at the peak, "
+            f"{_mib(out['heap_current'])} at the end (bytes allocated; RSS counts the pages "
+            f"touched); {said}"
+        )
+    return out
+
+
+def _side_by_side(
+    first: Callable[[], dict[str, Any]], second: Callable[[], dict[str, Any]]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``first()`` in a forked child and ``second()`` here, at the same time (memray's reader
+    holds the GIL while it reads: threads would take turns); one after the other where this
+    process cannot fork. The child's result comes back as JSON through a pipe.
+
+    Raises:
+        RuntimeError: the child failed (its error in the message).
+    """
+    try:
+        readable, writable = os.pipe()
+        pid = os.fork()
+    except (OSError, AttributeError):
+        return first(), second()
+    if pid == 0:  # the child: never returns
+        os.close(readable)
+        try:
+            data = json.dumps({"ok": first()})
+        except BaseException as exc:  # any failure is said in the parent
+            data = json.dumps({"error": f"{type(exc).__name__}: {exc}"})
+        try:
+            with os.fdopen(writable, "w", encoding="utf-8") as pipe:
+                pipe.write(data)
+        finally:
+            os._exit(0)
+    os.close(writable)
+    try:
+        here = second()
+    finally:
+        with os.fdopen(readable, encoding="utf-8") as pipe:
+            text = pipe.read()
+        os.waitpid(pid, 0)
+    there: dict[str, Any] = json.loads(text) if text else {}
+    if "ok" not in there:
+        raise RuntimeError(there.get("error", "the reading child ended without a word"))
+    done: dict[str, Any] = there["ok"]
+    return done, here
 
 
 def _mib(size: float) -> str:
@@ -130,7 +293,7 @@ _LEAST_LIVE_TO_MEASURE = 10_000
 
 
 def _tracer_cost(
-    ticket: dict[str, Any], high: list[Any], end: list[Any], reader: Any
+    ticket: dict[str, Any], live_peak: int, live_end: int, reader: Any
 ) -> tuple[int | None, str]:
     """memray's own memory in the measured process, bytes at the peak (None when it was not
     measured), and the words that say it.
@@ -153,8 +316,6 @@ def _tracer_cost(
             "memray's table of live allocations is inside the RSS figures (its size could not "
             "be measured here: no mallinfo2)"
         )
-    live_peak = sum(int(r.n_allocations) for r in high)
-    live_end = sum(int(r.n_allocations) for r in end)
     per = at_end / live_end if live_end >= _LEAST_LIVE_TO_MEASURE else TABLE_BYTES_PER_LIVE
     cost = int(at_end + per * max(0, live_peak - live_end))
     return cost, (
