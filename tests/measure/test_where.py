@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -346,3 +347,38 @@ def test_the_threads_of_one_pool_are_one_site_and_other_threads_are_apart() -> N
         (100, "loader"),
         (50, None),
     ]
+
+
+@pytest.mark.parametrize("installed", [True, False], ids=["installed", "own-folder"])
+def test_a_package_installed_into_a_folder_on_the_path_is_a_library(
+    tmp_path: Path, installed: bool
+) -> None:
+    """``pip install --target vendor`` (or a vendored layout with its ``*.dist-info``) on
+    PYTHONPATH is a library: the site is the user's line that called it. The same package
+    without the metadata is a folder of the user's own code, named as it is."""
+    vendor = tmp_path / "vendor"
+    (vendor / "bulk").mkdir(parents=True)
+    (vendor / "bulk" / "__init__.py").write_text(
+        "def rows(n):\n    return [bytes(1000) for _ in range(n)]\n"
+    )
+    if installed:
+        (vendor / "bulk-1.0.dist-info").mkdir()
+    job = tmp_path / "job.py"
+    job.write_text("import bulk\nkept = bulk.rows(30_000)\nprint(len(kept))\n")
+    out = tmp_path / "run.json"
+    command = [sys.executable, str(job)]
+    done = subprocess.run(
+        [sys.executable, "-m", "membound", "run", "--where", "--json", str(out), "--", *command],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(vendor)},
+    )
+    assert 0 == done.returncode, done.stderr
+    data = json.loads(out.read_text())
+    top = data.get("result", data)["peak_sites"][0]
+    if installed:
+        assert (str(job), 2) == (top["file"], top["line"]), top
+    else:
+        assert (str(vendor / "bulk" / "__init__.py"), 2) == (top["file"], top["line"]), top

@@ -106,7 +106,38 @@ def is_user_file(path: str) -> bool:
         # user's line that called them names the site.
         return path in ("<string>", "<stdin>") or path.startswith(("<ipython-input", "<cell"))
     real = os.path.realpath(path) if os.path.isabs(path) else path
-    return not any(real == d or real.startswith(d + os.sep) for d in _LIBRARY_DIRS)
+    if any(real == d or real.startswith(d + os.sep) for d in _LIBRARY_DIRS):
+        return False
+    parts = real.split(os.sep)
+    # Another interpreter's packages (the command may run in a venv of its own), and packages
+    # installed into a folder of their own on the path (``pip install --target``, a vendored
+    # or zipapp-style layout): their folder holds the distributions' ``*.dist-info``.
+    if "site-packages" in parts or "dist-packages" in parts:
+        return False
+    return not (os.path.isabs(real) and _installed_here(_package_root(os.path.dirname(real))))
+
+
+def _package_root(folder: str) -> str:
+    """The folder a module's top-level package sits in: up from ``folder`` past every folder
+    that is a package (has an ``__init__.py``)."""
+    while os.path.isfile(os.path.join(folder, "__init__.py")):
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    return folder
+
+
+@functools.lru_cache(maxsize=256)  # folders on the path: bounded by the code's size
+def _installed_here(folder: str) -> bool:
+    """True when ``folder`` holds installed distributions' metadata (``*.dist-info``): what is
+    imported from it was installed, not written by the user. Not ``*.egg-info``: setuptools
+    writes one into the user's own project folder when it builds it (an editable install)."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return False
+    return any(name.endswith(".dist-info") for name in names)
 
 
 def _site_key(

@@ -136,9 +136,10 @@ _CPYTHON_NAMESPACES = frozenset(
 )
 _API_NAME = re.compile(r"^Py([A-Za-z]+)_")
 
-#: A library's allocation wrapper (``sqlite3Malloc``, ``default_malloc``, ``PyDataMem_UserNEW``):
+#: A library's allocation wrapper (``sqlite3Malloc``, ``default_malloc``, ``PyDataMem_UserNEW``,
+#: ``PyDataMem_UserNEW_ZEROED``):
 #: the frame past it says what the memory is for.
-_WRAPPER = re.compile(r"(?i)(m|c|re)?alloc|[a-z_]new$|^operator new")
+_WRAPPER = re.compile(r"(?i)(m|c|re)?alloc|[a-z_]new(_zeroed)?$|^operator new")
 
 
 def _is_cpython_frame(symbol: str, file: str) -> bool:

@@ -97,10 +97,9 @@ def _split(location: str) -> tuple[str, str, str]:
 
 
 def _is_user(file: str) -> bool:
-    """The user's code: not this interpreter's libraries (``is_user_file``), nor another one's
-    installed packages (the command may run in a venv of its own)."""
-    parts = file.split(os.sep)
-    return is_user_file(file) and "site-packages" not in parts and "dist-packages" not in parts
+    """The user's code: not this interpreter's libraries nor another one's installed packages
+    (``is_user_file``: the command may run in a venv of its own)."""
+    return bool(is_user_file(file))
 
 
 def _library_path(file_line: str) -> str:
