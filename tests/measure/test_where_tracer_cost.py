@@ -59,6 +59,24 @@ def test_a_traced_command_keeps_no_table_that_grows_with_its_live_allocations(
     assert abs(grew) < 10 * 2**20, extra
 
 
+def test_what_the_runner_and_memray_took_before_the_program_began_is_said(
+    tmp_path: Path,
+) -> None:
+    n = 100_000
+    _code, plain = _run(tmp_path, n)
+    _code, traced = _run(tmp_path, n, "--where")
+    source = str(traced["where_source"])
+    found = re.search(
+        r"loaded and started, took ([\d,.]+) MiB of the RSS before the program", source
+    )
+    assert found is not None, source
+    said = float(found.group(1).replace(",", "")) * 2**20
+    extra = int(traced["rss_peak"]) - int(plain["rss_peak"])  # type: ignore[call-overload]
+    # Most of what tracing added to the peak, never more than all of it (memray's buffers
+    # during the run are the rest).
+    assert extra / 2 < said <= extra + 2**20, (said, extra, source)
+
+
 def test_a_limit_sized_from_a_plain_run_holds_when_the_lines_are_traced(tmp_path: Path) -> None:
     n = 500_000
     _code, plain = _run(tmp_path, n)

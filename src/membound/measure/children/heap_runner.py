@@ -25,6 +25,10 @@ _SIBLINGS = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__
 _sibling = _SIBLINGS["load"]
 # This script runs without the package (importing membound would count in the measured
 # program's memory): ``inside.py`` and ``where_capture.py`` beside it.
+_PROC = vars(_sibling("proc_tree"))
+#: This runner's RSS before it loads the rest of what it runs the program with (and memray):
+#: what they add is resident before the program begins, and in its figures.
+_RSS_AT_START = _PROC["read_rss"](os.getpid())
 _INSIDE = vars(_sibling("inside"))
 _WHERE = vars(_sibling("where_capture"))
 
@@ -120,6 +124,8 @@ def main() -> None:
         atexit.register(_report, out, gc_count, heap, capture, heap_engine)
     if capture is not None:
         capture.enter()  # in this frame: memray's stacks start here (``where_capture.py``)
+        if isinstance(capture, _WHERE["MemrayCapture"]) and _RSS_AT_START is not None:
+            capture.start_cost = max(0, (_PROC["read_rss"](os.getpid()) or 0) - _RSS_AT_START)
     # The program's globals are kept until exit, as ``python`` keeps its ``__main__`` until after
     # the atexit handlers: "heap held at end" then counts what the program still held.
     if args[0] == "-m":

@@ -415,6 +415,9 @@ class MemrayCapture:
         self._outer: tuple[str, str, int] | None = None
         self._threads = ThreadOrigins()
         self.enter: Callable[[], object] = _nothing
+        #: What the code that runs the measured program, memray with it, added to the RSS
+        #: before the program began, where that was measured (a command's runner), bytes.
+        self.start_cost: int | None = None
 
     @property
     def source(self) -> str:
@@ -505,6 +508,7 @@ class MemrayCapture:
                 "python_allocators": self.python_allocators,
                 "streamed": self.streamed,
                 "tables_at_end": tables,
+                "start_cost": self.start_cost,
                 "outer": list(self._outer) if self._outer else None,
                 "source": self.source,
             }

@@ -307,9 +307,16 @@ def _tracer_cost(
     if ticket.get("streamed"):
         size = _file_size(os.path.join(ticket["folder"], "heap.bin"))
         count = int(getattr(reader.metadata, "total_allocations", 0) or 0)
+        started = ticket.get("start_cost")
+        loaded = (
+            f"; membound's runner with memray, loaded and started, took {_mib(started)} of the "
+            "RSS before the program began, inside the figures"
+            if started
+            else ""
+        )
         return None, (
             f"memray wrote its {count:,} allocations to a file ({_mib(size)}) and kept no table "
-            "of them in the measured process"
+            f"of them in the measured process{loaded}"
         )
     at_end = ticket.get("tables_at_end")
     if at_end is None:
