@@ -382,3 +382,43 @@ def test_a_package_installed_into_a_folder_on_the_path_is_a_library(
         assert (str(job), 2) == (top["file"], top["line"]), top
     else:
         assert (str(vendor / "bulk" / "__init__.py"), 2) == (top["file"], top["line"]), top
+
+
+POOL_JOB = """
+import multiprocessing
+def work(n):
+    kept = [bytes(1000) for _ in range(n)]
+    return len(kept)
+if __name__ == "__main__":
+    multiprocessing.set_start_method("fork")
+    with multiprocessing.Pool(3) as pool:
+        print(sum(pool.map(work, [30_000] * 3)))
+"""
+
+
+def test_the_processes_a_run_forks_are_traced_and_named(tmp_path: Path) -> None:
+    """A Pool's workers hold the memory: their line is the top site, said to be in forked
+    processes, each counted at its own peak; the note says which processes were traced."""
+    job = tmp_path / "pool_job.py"
+    job.write_text(POOL_JOB)
+    out = tmp_path / "run.json"
+    command = [sys.executable, str(job)]
+    done = subprocess.run(
+        [sys.executable, "-m", "membound", "run", "--where", "--json", str(out), "--", *command],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert 0 == done.returncode, done.stderr
+    result = json.loads(out.read_text())
+    result = result.get("result", result)
+    top = result["peak_sites"][0]
+    assert (str(job), 4) == (top["file"], top["line"]), top
+    assert top["function"] == "work"
+    assert top["process"] is not None
+    assert top["process"].startswith("3 forked processes like "), top["process"]
+    assert top["bytes"] >= 3 * 30_000 * 1000, top
+    assert "3 forked process(es) traced" in result["where_source"]
+    assert "and of the processes it forked" in result["where_note"], result["where_note"]
+    assert "[3 forked processes like " in done.stdout

@@ -26,6 +26,7 @@ def _site(
         "trace": more.pop("trace", [f"{file}:{line}"]),
         "native_symbol": more.pop("native_symbol", None),
         "thread": more.pop("thread", None),
+        "process": more.pop("process", None),
     }
 
 

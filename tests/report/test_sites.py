@@ -165,7 +165,7 @@ def test_json_carries_the_sites_and_reads_them_back(measurement: mb.Measurement)
     text = dumps(measurement)
     result = json.loads(text)["result"]
     fields = {"file", "line", "function", "bytes", "share", "kind", "trace", "native_symbol"}
-    fields.add("thread")
+    fields.update({"thread", "process"})
     assert all(fields == set(site) for site in result["peak_sites"] + result["end_sites"])
     assert peak_site_dicts() == result["peak_sites"]
     assert SOURCE == result["where_source"]

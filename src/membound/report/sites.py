@@ -75,8 +75,8 @@ def site_where(site: PeakSite) -> str:
     where = f"{shown_path(site.file)}:{site.line} {site.function}".rstrip()
     if site.kind == "native":
         where += f" → {site.native_symbol} (native)" if site.native_symbol else " (native)"
-    if site.thread:
-        where += f" [{site.thread_words}]"
+    if site.ran_in:
+        where += f" [{site.ran_in}]"
     return where
 
 

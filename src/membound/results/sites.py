@@ -58,6 +58,10 @@ class PeakSite:
     """The thread that allocated, when not the main thread: its name, or how many threads of
     one kind (``4 threads like ThreadPoolExecutor-0_0``); ``trace`` then goes on through the
     line that started it. memray captures only."""
+    process: str | None = None
+    """The process that allocated, when not the measured one: a process it forked (``forked
+    process 4121``, or ``3 forked processes like 4121``), each counted at its own peak. memray's
+    streamed captures only."""
 
     @property
     def location(self) -> str:
@@ -71,6 +75,12 @@ class PeakSite:
         if not self.thread:
             return ""
         return self.thread if " threads like " in self.thread else f"thread {self.thread}"
+
+    @property
+    def ran_in(self) -> str:
+        """Where it ran besides the measured process's main thread, in words (``forked process
+        4121, thread loader``); empty for the main thread of the measured process."""
+        return ", ".join(w for w in (self.process or "", self.thread_words) if w)
 
     @property
     def caller(self) -> str | None:
@@ -96,6 +106,7 @@ class PeakSite:
             trace=tuple(str(t) for t in data.get("trace", ())),
             native_symbol=data.get("native_symbol"),
             thread=data.get("thread"),
+            process=data.get("process"),
         )
 
 
@@ -136,8 +147,8 @@ def held_by(sites: Sequence[PeakSite]) -> str:
     where = f"{short_path(top.file)}:{top.line} in {top.function}"
     if top.native_symbol:
         where += f" ({top.native_symbol}, native)"
-    if top.thread:
-        where += f" in {top.thread_words}"
+    if top.ran_in:
+        where += f" in {top.ran_in}"
     if top.caller is not None:
         where += f" ← {short_path_line(top.caller)}"
     return f"{top.share * 100:.0f} % held by {where}"

@@ -112,8 +112,8 @@ def _at(site: PeakSite) -> str:
     where = f"{short_path(site.file)}:{site.line} in {site.function}"
     if site.native_symbol:
         where += f" ({site.native_symbol}, native)"
-    if site.thread:
-        where += f" in {site.thread_words}"
+    if site.ran_in:
+        where += f" in {site.ran_in}"
     if site.caller:
         where += f"  ← {short_path_line(site.caller)}"
     return where

@@ -197,38 +197,48 @@ def group_sites(
 
     Args:
         stacks: ``(frames, bytes, kind, native_symbol)`` per allocation stack, or with a fifth
-            item, the name of the thread that allocated (None: the main thread); frames are
+            item, the name of the thread that allocated (None: the main thread), and a sixth,
+            the pid of the forked process that allocated (None: the measured one); frames are
             ``(function, file, line)``, innermost first. A site made by other threads names
-            the thread, or how many of one kind (:func:`thread_kind`).
+            the thread, or how many of one kind (:func:`thread_kind`); one made in forked
+            processes, the process or how many.
         total: the traced total ``share`` is a fraction of (default: the sum of ``bytes``).
     """
     sizes: dict[tuple[Any, ...], int] = {}
     heads: dict[tuple[Any, ...], tuple[str, str, int]] = {}
     threads: dict[tuple[Any, ...], set[str]] = {}
+    pids: dict[tuple[Any, ...], set[str]] = {}
     own = 0
     for entry in stacks:
         frames, size, kind, symbol = entry[:4]
         thread = entry[4] if len(entry) > 4 else None
+        pid = entry[5] if len(entry) > 5 else None
         if size <= 0:
             continue
         if _own(frames):
             own += size
             continue
         head, trace = _site_key(frames)
-        key = (kind, symbol, trace, thread_kind(thread))
+        key = (kind, symbol, trace, thread_kind(thread), pid is not None)
         sizes[key] = sizes.get(key, 0) + size
         heads.setdefault(key, head)
         if key[3] is not None:
             names = threads.setdefault(key, set())
             if len(names) < MAX_THREADS:
                 names.add(str(thread))
+        if pid is not None:
+            forked = pids.setdefault(key, set())
+            if len(forked) < MAX_THREADS:
+                forked.add(str(pid))
     # membound's own allocations are left out of the rows, so out of the whole too.
     whole = (total - own) if total else sum(sizes.values())
-    ranked = sorted(sizes.items(), key=lambda item: (-item[1], item[0][2], item[0][3] or ""))
+    ranked = sorted(
+        sizes.items(), key=lambda item: (-item[1], item[0][2], item[0][3] or "", item[0][4])
+    )
     named = [item for item in ranked[:MAX_SITES] if not whole or item[1] / whole >= MIN_SHARE]
     out: list[dict[str, Any]] = []
     for key, size in named:
-        kind, symbol, trace, _thread = key
+        kind, symbol, trace, _thread, _forked = key
         function, file, line = heads[key]
         out.append(
             {
@@ -241,6 +251,7 @@ def group_sites(
                 "trace": list(trace),
                 "native_symbol": symbol,
                 "thread": _threads_named(threads.get(key)),
+                "process": _processes_named(pids.get(key)),
             }
         )
     rest = ranked[len(named) :]
@@ -257,9 +268,21 @@ def group_sites(
                 "trace": [],
                 "native_symbol": None,
                 "thread": None,
+                "process": None,
             }
         )
     return out
+
+
+def _processes_named(pids: set[str] | None) -> str | None:
+    """``forked process 4121``, or how many (``3 forked processes like 4121``)."""
+    if not pids:
+        return None
+    first = min(pids, key=int)
+    if len(pids) == 1:
+        return f"forked process {first}"
+    more = "+" if len(pids) >= MAX_THREADS else ""
+    return f"{len(pids)}{more} forked processes like {first}"
 
 
 #: Threads whose start a capture remembers, at most (the first ones started).
@@ -462,7 +485,10 @@ class MemrayCapture:
             destination=destination,
             native_traces=self.native,
             trace_python_allocators=self.python_allocators,
-            follow_fork=False,
+            # A streamed capture follows the processes the run forks (a Pool's workers): each
+            # writes ``heap.bin.<pid>`` beside it, read with it. The aggregated format cannot
+            # (a forked child's file was left unreadable in a trial).
+            follow_fork=self.streamed,
             file_format=(
                 memray.FileFormat.ALL_ALLOCATIONS
                 if self.streamed

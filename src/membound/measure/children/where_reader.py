@@ -213,8 +213,8 @@ def _figures(ticket: dict[str, Any], reader: Any) -> dict[str, Any]:
     def at_peak() -> dict[str, Any]:
         high = list(reader.get_high_watermark_allocation_records(merge_threads=not sites))
         part: dict[str, Any] = {"live": sum(int(r.n_allocations) for r in high)}
-        if sites:
-            part["peak_sites"] = _WHERE["group_sites"](_stacks(high, native, outer, starts), peak)
+        if sites:  # one entry per distinct stack: bounded by the code, not the run
+            part["stacks"] = list(_stacks(high, native, outer, starts))
         return part
 
     # A streamed capture is read record by record, once for the end and once up to the peak
@@ -230,14 +230,85 @@ def _figures(ticket: dict[str, Any], reader: Any) -> dict[str, Any]:
     if cost is not None:
         out["tracer_overhead"] = cost
     if sites:
-        out["peak_sites"] = high["peak_sites"]
+        forked = _forked(ticket, native, outer, starts) if ticket.get("streamed") else None
+        stacks = high["stacks"] + (forked.stacks if forked else [])
+        out["peak_sites"] = _WHERE["group_sites"](stacks, peak + (forked.peak if forked else 0))
         out["end_sites"] = end["end_sites"]
         out["where_source"] = (
             f"{ticket['source']}: {_mib(peak)} traced at the peak, "
             f"{_mib(out['heap_current'])} at the end (bytes allocated; RSS counts the pages "
             f"touched); {said}"
         )
+        if forked is not None and (forked.read or forked.unread):
+            out["where_source"] += f"; {forked.words()}"
     return out
+
+
+#: Captures of forked processes read at most, the largest first.
+MAX_FORKED = 32
+
+
+class _Forked:
+    """What the processes the run forked held, each at its own peak (memray's ``follow_fork``
+    writes ``heap.bin.<pid>`` beside the capture for each)."""
+
+    def __init__(self) -> None:
+        self.stacks: list[tuple[Any, ...]] = []
+        self.peak = 0
+        self.read = 0
+        self.unread = 0
+
+    def words(self) -> str:
+        """The sites' note: how many were read, and that their peaks are summed."""
+        said = (
+            f"{self.read} forked process(es) traced, each counted at its own peak "
+            f"({_mib(self.peak)} in all: more than was resident at one moment if their peaks "
+            "did not meet)"
+        )
+        if self.unread:
+            said += f"; {self.unread} more forked process(es) not read"
+        return said
+
+
+def _forked(
+    ticket: dict[str, Any],
+    native: bool,
+    outer: tuple[str, str, int] | None,
+    starts: dict[str, list[tuple[str, str, int]]],
+) -> _Forked:
+    """Read the captures of the processes the run forked (at most :data:`MAX_FORKED`); one
+    that cannot be read (a child that exec'd another program, or was killed before its first
+    records) is counted as not read."""
+    import memray
+
+    folder = ticket["folder"]
+    prefix = "heap.bin."
+    names = [n for n in os.listdir(folder) if n.startswith(prefix) and n[len(prefix) :].isdigit()]
+    names.sort(key=lambda n: -_file_size(os.path.join(folder, n)))
+    found = _Forked()
+    found.unread = max(0, len(names) - MAX_FORKED)
+    for name in names[:MAX_FORKED]:
+        pid = name[len(prefix) :]
+        try:
+            reader = memray.FileReader(os.path.join(folder, name))
+        except (OSError, ValueError, RuntimeError):
+            found.unread += 1
+            continue
+        try:
+            high = reader.get_high_watermark_allocation_records(merge_threads=False)
+            stacks = [(*entry, pid) for entry in _stacks(high, native, outer, starts)]
+            peak = int(reader.metadata.peak_memory)
+        except (OSError, ValueError, RuntimeError):
+            found.unread += 1
+            continue
+        finally:
+            reader.close()
+        if peak <= 0:  # forked to start another program (exec): it traced nothing
+            continue
+        found.stacks.extend(stacks)
+        found.peak += peak
+        found.read += 1
+    return found
 
 
 def _side_by_side(

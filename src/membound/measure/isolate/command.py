@@ -193,6 +193,11 @@ def _tree_note(fields: dict[str, Any], processes: int) -> dict[str, Any]:
             f"lines of the top Python process only ({processes} processes ran; its children "
             "are not traced)"
         )
+        if "forked process(es) traced" in str(fields.get("where_source") or ""):
+            also = (
+                f"lines of the top Python process and of the processes it forked ({processes} "
+                "processes ran; those started as programs of their own are not traced)"
+            )
         note = fields.get("where_note") or ""
         fields["where_note"] = f"{note}; {also}" if note else also
     return fields

@@ -91,6 +91,11 @@ def stopped_detail(
         said = f"{ran} ({ASK_FOR_WHERE})" if ask_where else ran
     elif not held_by(peak_sites):
         said = f"{ran} (no capture of the lines arrived)"
+    elif processes > 1 and any(site.process for site in peak_sites):
+        said = (
+            f": in the top process and those it forked (others of its {processes - 1} "
+            f"process(es) are not traced), {held_by(peak_sites)}"
+        )
     elif processes > 1:
         said = (
             f": in the top process (its {processes - 1} other process(es) are not traced), "
