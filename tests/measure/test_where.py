@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -349,6 +350,25 @@ def test_the_threads_of_one_pool_are_one_site_and_other_threads_are_apart() -> N
     ]
 
 
+def _run_where(
+    job: Path, env: dict[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess[str], dict[str, Any]]:
+    """``membound run --where --json -- python JOB``: the finished process and its result."""
+    out = job.with_suffix(".json")
+    command = [sys.executable, str(job)]
+    done = subprocess.run(
+        [sys.executable, "-m", "membound", "run", "--where", "--json", str(out), "--", *command],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env=env,
+    )
+    assert 0 == done.returncode, done.stderr
+    data: dict[str, Any] = json.loads(out.read_text())
+    return done, data.get("result", data)
+
+
 @pytest.mark.parametrize("installed", [True, False], ids=["installed", "own-folder"])
 def test_a_package_installed_into_a_folder_on_the_path_is_a_library(
     tmp_path: Path, installed: bool
@@ -365,19 +385,8 @@ def test_a_package_installed_into_a_folder_on_the_path_is_a_library(
         (vendor / "bulk-1.0.dist-info").mkdir()
     job = tmp_path / "job.py"
     job.write_text("import bulk\nkept = bulk.rows(30_000)\nprint(len(kept))\n")
-    out = tmp_path / "run.json"
-    command = [sys.executable, str(job)]
-    done = subprocess.run(
-        [sys.executable, "-m", "membound", "run", "--where", "--json", str(out), "--", *command],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={**os.environ, "PYTHONPATH": str(vendor)},
-    )
-    assert 0 == done.returncode, done.stderr
-    data = json.loads(out.read_text())
-    top = data.get("result", data)["peak_sites"][0]
+    _done, result = _run_where(job, {**os.environ, "PYTHONPATH": str(vendor)})
+    top = result["peak_sites"][0]
     if installed:
         assert (str(job), 2) == (top["file"], top["line"]), top
     else:
@@ -401,18 +410,7 @@ def test_the_processes_a_run_forks_are_traced_and_named(tmp_path: Path) -> None:
     processes, each counted at its own peak; the note says which processes were traced."""
     job = tmp_path / "pool_job.py"
     job.write_text(POOL_JOB)
-    out = tmp_path / "run.json"
-    command = [sys.executable, str(job)]
-    done = subprocess.run(
-        [sys.executable, "-m", "membound", "run", "--where", "--json", str(out), "--", *command],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert 0 == done.returncode, done.stderr
-    result = json.loads(out.read_text())
-    result = result.get("result", result)
+    done, result = _run_where(job)
     top = result["peak_sites"][0]
     assert (str(job), 4) == (top["file"], top["line"]), top
     assert top["function"] == "work"
