@@ -19,6 +19,7 @@ from tests.measure import where_targets as wt
 from tests.measure.interpreters import other_version_without_memray
 
 HERE = str(Path(wt.__file__).resolve())
+MIB = 1 << 20
 
 
 def _at(name: str) -> str:
@@ -420,3 +421,42 @@ def test_the_processes_a_run_forks_are_traced_and_named(tmp_path: Path) -> None:
     assert "3 forked process(es) traced" in result["where_source"]
     assert "and of the processes it forked" in result["where_note"], result["where_note"]
     assert "[3 forked processes like " in done.stdout
+
+
+GROWING_POOL = """
+import multiprocessing, time
+def work(n):
+    kept = []
+    for _ in range(n):
+        kept.append(bytearray(b"x") * 1_000_000)  # written: resident as it is made
+        time.sleep(0.01)
+    return len(kept)
+if __name__ == "__main__":
+    multiprocessing.set_start_method("fork")
+    with multiprocessing.Pool(3) as pool:
+        print(sum(pool.map(work, [400] * 3)))
+"""
+
+
+def test_a_limit_stops_a_traced_tree_near_the_limit_and_names_the_forked_line(
+    tmp_path: Path,
+) -> None:
+    job = tmp_path / "growing_pool.py"
+    job.write_text(GROWING_POOL)
+    out = tmp_path / "run.json"
+    options = ["--where", "--limit", "300MiB", "--json", str(out)]
+    done = subprocess.run(
+        [sys.executable, "-m", "membound", "run", *options, "--", sys.executable, str(job)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert 1 == done.returncode, done.stderr
+    result = json.loads(out.read_text())
+    result = result.get("result", result)
+    assert "limit" == result["outcome"]
+    assert result["rss_peak"] <= 1.1 * 300 * MIB, result["outcome_detail"]
+    detail = result["outcome_detail"]
+    assert "in the top process and the processes it forked" in detail, detail
+    assert f"{job.name}:6 in work in 3 forked processes like " in detail, detail

@@ -93,8 +93,8 @@ def stopped_detail(
         said = f"{ran} (no capture of the lines arrived)"
     elif processes > 1 and any(site.process for site in peak_sites):
         said = (
-            f": in the top process and those it forked (others of its {processes - 1} "
-            f"process(es) are not traced), {held_by(peak_sites)}"
+            ": in the top process and the processes it forked (any started as programs of "
+            f"their own are not traced), {held_by(peak_sites)}"
         )
     elif processes > 1:
         said = (
