@@ -9,6 +9,7 @@ aggregated capture, and its table's size is measured and said beside the figures
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -20,24 +21,35 @@ import pytest
 #: A job that keeps ``n`` bytes objects of 520 B: each leaves pymalloc (over 512 B) for malloc,
 #: one traced allocation apiece; n comes from argv.
 JOB = """
-import sys
+import sys, time
 held = [bytes(520) for _ in range(int(sys.argv[1]))]
 print(len(held))
+if len(sys.argv) > 2:  # as much again, slowly (a second in all)
+    for step in range(50):
+        held.extend(bytes(520) for _ in range(int(sys.argv[1]) // 50))
+        time.sleep(0.02)
 """
 
 
-def _run(tmp_path: Path, n: int, *options: str) -> tuple[int, dict[str, object]]:
+def _run(
+    tmp_path: Path,
+    n: int,
+    *options: str,
+    env: dict[str, str] | None = None,
+    slowly: bool = False,
+) -> tuple[int, dict[str, object]]:
     """``membound run OPTIONS --json -- python job.py n``: its exit code and result."""
     job = tmp_path / "job.py"
     job.write_text(JOB)
     out = tmp_path / f"run-{n}-{len(options)}.json"
-    command = [sys.executable, str(job), str(n)]
+    command = [sys.executable, str(job), str(n), *(["slowly"] if slowly else [])]
     done = subprocess.run(
         [sys.executable, "-m", "membound", "run", *options, "--json", str(out), "--", *command],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
+        env=env,
     )
     assert out.exists(), done.stderr
     data = json.loads(out.read_text())
@@ -125,3 +137,24 @@ def test_a_blocks_aggregated_table_is_measured_at_its_peak_and_said(tmp_path: Pa
     shown = int(traced["delta"]) - int(plain["delta"])  # type: ignore[call-overload]
     assert shown > 0, (plain, traced)
     assert said == pytest.approx(shown, rel=0.3), source
+
+
+def test_a_streamed_capture_stops_at_its_bound_on_disk_and_says_what_it_covers(
+    tmp_path: Path,
+) -> None:
+    """A run that keeps 100,000 mallocs at once, then as many again over a second: with the
+    capture's bound on disk below what the whole run streams, the capture stops part of the way
+    and the note says so; the run itself goes on to its end."""
+    _code, whole = _run(tmp_path, 100_000, "--where", slowly=True)
+    found = re.search(r"to a file \(([\d,.]+) MiB\)", str(whole["where_source"]))
+    assert found is not None, whole["where_source"]
+    streamed = float(found.group(1).replace(",", "")) * 2**20
+    bound = {**os.environ, "MEMBOUND_CAPTURE_BOUND": str(int(streamed * 0.6))}
+    code, bounded = _run(tmp_path, 100_000, "--where", env=bound, slowly=True)
+    assert (0, "ok") == (code, bounded["outcome"])
+    note = str(bounded["where_note"])
+    assert "the capture stopped after" in note, note
+    assert "the lines are those of the run until then" in note, note
+    assert "capture stopped" not in str(whole["where_note"])
+    traced = [sum(int(s["bytes"]) for s in r["peak_sites"]) for r in (bounded, whole)]  # type: ignore[attr-defined]
+    assert traced[0] < traced[1] * 0.9, traced

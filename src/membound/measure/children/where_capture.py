@@ -46,6 +46,7 @@ import sys
 import sysconfig
 import tempfile
 import threading
+import time
 import tracemalloc
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -56,6 +57,7 @@ __all__ = [
     "MemrayCapture",
     "TracemallocCapture",
     "finish_here",
+    "folder_disk_use",
     "group_sites",
     "install_flush",
     "is_user_file",
@@ -407,6 +409,88 @@ def _nothing() -> None:
     """What :attr:`MemrayCapture.enter` is before a tracker is made, and the fallback's."""
 
 
+#: A streamed capture's files (the run's and those of the processes it forks) stop growing at
+#: about this many bytes, or a quarter of the free space where they are written if that is
+#: less: each process then stops tracing, and the sites are those of the run until then. At a
+#: few bytes per allocation, 1 GiB holds a few hundred million of them (minutes of the densest
+#: parse measured here, hours of most jobs). ``MEMBOUND_CAPTURE_BOUND`` (bytes) sets another.
+STREAM_BOUND = 1 << 30
+#: How often the bound is checked, seconds.
+_BOUND_POLL_S = 0.25
+
+
+def folder_disk_use(folder: str) -> int:
+    """The disk the folder's files take: blocks written, not their length (memray lengthens
+    its file ahead of its writes, in steps of many MiB)."""
+    try:
+        with os.scandir(folder) as entries:
+            return sum(e.stat().st_blocks * 512 for e in entries if e.is_file())
+    except OSError:
+        return 0
+
+
+class _StreamBound:
+    """Keeps a streamed capture's disk use bounded (:data:`STREAM_BOUND`): a thread reads the
+    folder's size every :data:`_BOUND_POLL_S` and calls ``stop`` once it reaches the bound. A
+    process the run forks watches the same folder and stops its own tracing the same way."""
+
+    def __init__(self, folder: str, stop: Callable[[], None]) -> None:
+        self.folder = folder
+        self._stop = stop
+        try:
+            free = shutil.disk_usage(folder).free // 4
+        except OSError:
+            free = STREAM_BOUND
+        asked = os.environ.get("MEMBOUND_CAPTURE_BOUND", "")
+        self.limit = int(asked) if asked.isdigit() else min(STREAM_BOUND, free)
+        #: Seconds from the start to the stop, when the bound stopped this process's tracing.
+        self.stopped_after: float | None = None
+        self._done = threading.Event()
+        self._t0 = time.monotonic()
+
+    def start(self) -> _StreamBound:
+        """Start watching (and in every process forked from here on, while this one runs)."""
+        self._t0 = time.monotonic()
+        self._thread()
+        _WATCHED.append(self)
+        if not _FORK_HOOK:  # once per process: a hook cannot be taken back
+            os.register_at_fork(after_in_child=_watch_in_child)
+            _FORK_HOOK.append(True)
+        return self
+
+    def _thread(self) -> None:
+        threading.Thread(target=self._watch, name="membound-capture-bound", daemon=True).start()
+
+    def _watch(self) -> None:
+        while not self._done.wait(_BOUND_POLL_S):
+            if folder_disk_use(self.folder) >= self.limit:
+                self.stopped_after = time.monotonic() - self._t0
+                self._stop()
+                # said beside the capture: a forked process has no other way to tell
+                with open(os.path.join(self.folder, f"stopped.{os.getpid()}"), "w") as said:
+                    said.write(f"{self.stopped_after:.3f}")
+                return
+
+    def end(self) -> None:
+        """Stop watching."""
+        self._done.set()
+        if self in _WATCHED:
+            _WATCHED.remove(self)
+
+
+#: The bounds being watched in this process (one per running streamed capture, at most a few).
+_WATCHED: list[_StreamBound] = []
+#: Whether this process registered :func:`_watch_in_child` (empty until it does).
+_FORK_HOOK: list[bool] = []
+
+
+def _watch_in_child() -> None:
+    """In a forked process: memray traces it into a file of its own in the same folder, and the
+    parent's watching thread did not come along; watch here too."""
+    for bound in _WATCHED:
+        bound._thread()
+
+
 class MemrayCapture:
     """One memray tracker for the heap figures, the sites, or both.
 
@@ -441,6 +525,9 @@ class MemrayCapture:
         #: What the code that runs the measured program, memray with it, added to the RSS
         #: before the program began, where that was measured (a command's runner), bytes.
         self.start_cost: int | None = None
+        self._bound: _StreamBound | None = None
+        self._lock = threading.Lock()
+        self._stopped = False
 
     @property
     def source(self) -> str:
@@ -496,8 +583,18 @@ class MemrayCapture:
             ),
         )
         self.enter = self._tracker.__enter__
+        if self.streamed:
+            self._bound = _StreamBound(self._folder, self.stop_early).start()
         self._threads.install()
         return self
+
+    def stop_early(self) -> None:
+        """Stop tracking before the run ends (its files reached their bound, in this process
+        or a forked one); :meth:`close` then hands over what was captured until then."""
+        with self._lock:
+            if self._tracker is not None and not self._stopped:
+                self._tracker.__exit__(None, None, None)
+                self._stopped = True
 
     def discard(self) -> None:
         """Forget a tracker that could not start."""
@@ -512,11 +609,16 @@ class MemrayCapture:
         process's memory nor holds it up at a limit. Empty when it was not running."""
         if self._tracker is None:
             return {}
+        bound = self._bound
+        if bound is not None:
+            bound.end()
         # The aggregated format's tables are freed as the tracker stops: what malloc gives back
         # then is their size at the end (memray's own allocations are not traced, so nothing
         # else of the run's is freed here).
         before = malloc_in_use()
-        self._tracker.__exit__(None, None, None)
+        with self._lock:
+            if not self._stopped:
+                self._tracker.__exit__(None, None, None)
         after = malloc_in_use()
         tables = (
             max(0, before - after)
@@ -535,6 +637,8 @@ class MemrayCapture:
                 "streamed": self.streamed,
                 "tables_at_end": tables,
                 "start_cost": self.start_cost,
+                "bound": bound.limit if bound is not None else None,
+                "stopped_after": bound.stopped_after if bound is not None else None,
                 "outer": list(self._outer) if self._outer else None,
                 "source": self.source,
             }

@@ -241,7 +241,31 @@ def _figures(ticket: dict[str, Any], reader: Any) -> dict[str, Any]:
         )
         if forked is not None and (forked.read or forked.unread):
             out["where_source"] += f"; {forked.words()}"
+        bounded = _bound_words(ticket)
+        if bounded:
+            note = str(out.get("where_note") or "")
+            out["where_note"] = f"{note}; {bounded}" if note else bounded
     return out
+
+
+def _bound_words(ticket: dict[str, Any]) -> str:
+    """What a streamed capture that reached its bound on disk covers, in words; empty when it
+    did not reach it."""
+    bound = int(ticket.get("bound") or 0)
+    stops = []  # seconds from the start, per process that stopped tracing at the bound
+    for name in os.listdir(ticket["folder"]) if bound else ():
+        if name.startswith("stopped."):
+            with open(os.path.join(ticket["folder"], name), encoding="utf-8") as said:
+                stops.append(float(said.read() or 0))
+    if not stops:
+        return ""
+    where = f" in {len(stops)} processes" if len(stops) > 1 else ""
+    return (
+        f"the capture stopped after {min(stops):.1f} s{where} when its files reached "
+        f"{_mib(bound)} (its bound on disk, MEMBOUND_CAPTURE_BOUND): the lines are those of the "
+        "run until then"
+    )
+
 
 
 #: Captures of forked processes read at most, the largest first.
