@@ -267,7 +267,6 @@ def _bound_words(ticket: dict[str, Any]) -> str:
     )
 
 
-
 #: Captures of forked processes read at most, the largest first.
 MAX_FORKED = 32
 
