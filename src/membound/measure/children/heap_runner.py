@@ -82,6 +82,7 @@ def _prepare(out: str, heap_engine: str, where: str) -> Any:
             "memray" if has_memray else "tracemalloc",
             memray_heap=heap_engine == "memray",
             streamed=True,  # a run of its own: no table of live allocations in its RSS
+            within=os.path.dirname(out) or None,  # the parent removes it, whatever happens here
         )
     except RuntimeError as exc:  # another memray tracker (``memray run`` around membound)
         _fail(out, f"--where/--heap=memray cannot start: {exc}")

@@ -270,6 +270,7 @@ def main() -> int:
             where[1] if where else None,
             memray_heap=heap == "memray",
             streamed=True,  # a run of its own: no table of live allocations in its RSS
+            within=os.path.dirname(result_path) or None,  # the parent removes it in any case
         )
         # At a memory limit the sampler asks for the capture before it kills this process.
         _where()["install_flush"](capture, result_path + ".where")

@@ -536,7 +536,9 @@ class MemrayCapture:
         form = "streamed capture" if self.streamed else "aggregated capture"
         return f"memray at the high-water mark ({how}, {form})"
 
-    def prepare(self, outer: tuple[str, str, int] | None = None) -> MemrayCapture:
+    def prepare(
+        self, outer: tuple[str, str, int] | None = None, within: str | None = None
+    ) -> MemrayCapture:
         """Make the tracker; :attr:`enter` starts it. Returns self.
 
         memray's Python stacks start from the frame that starts the tracker, and every Python
@@ -550,6 +552,9 @@ class MemrayCapture:
             outer: the frame that runs the measured block, ``(function, file, line)``: added as
                 the outermost frame of every stack, since memray cannot see it once the
                 caller's frame has returned (a ``with`` block's own lines).
+            within: the folder to make the capture's folder in (a parent's temporary folder,
+                removed with it even when this process is killed before the capture closes);
+                the system's temporary folder when None.
 
         Raises:
             ImportError: memray is not installed.
@@ -564,7 +569,7 @@ class MemrayCapture:
         if threading._profile_hook is getattr(memray._memray, "start_thread_trace", None):
             raise RuntimeError("another memray tracker is already active in this process")
         self._outer = outer
-        self._folder = tempfile.mkdtemp(prefix="membound-memray-")
+        self._folder = tempfile.mkdtemp(prefix="membound-memray-", dir=within)
         destination = memray.FileDestination(
             os.path.join(self._folder, "heap.bin"), overwrite=True, compress_on_exit=False
         )
@@ -836,6 +841,7 @@ def prepare_capture(
     memray_heap: bool = False,
     outer: tuple[str, str, int] | None = None,
     streamed: bool = False,
+    within: str | None = None,
 ) -> Capture | None:
     """Prepare what ``where``/``heap`` ask for in this process; None when neither needs a
     capture. The caller then calls ``capture.enter()`` in its own frame (see
@@ -850,18 +856,20 @@ def prepare_capture(
         streamed: a run of its own (an isolated call, a command): memray streams its records
             to the file instead of keeping a table of live allocations in the measured process
             (see the module docstring).
+        within: the folder to make a memray capture's folder in (see
+            :meth:`MemrayCapture.prepare`).
 
     Raises:
         ImportError: memray is needed and missing.
         RuntimeError: another memray tracker is active in this process.
     """
     if mode is not None and engine == "memray":
-        capture: Capture = MemrayCapture(
+        capture = MemrayCapture(
             sites=True, native=mode == "native", python_allocators=memray_heap, streamed=streamed
         )
-        return capture.prepare(outer)
+        return capture.prepare(outer, within)
     if memray_heap:
-        return MemrayCapture(sites=False, python_allocators=True).prepare(outer)
+        return MemrayCapture(sites=False, python_allocators=True).prepare(outer, within)
     if mode is not None:
         return TracemallocCapture().prepare()
     return None
