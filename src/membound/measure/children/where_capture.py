@@ -420,8 +420,7 @@ _BOUND_POLL_S = 0.25
 
 
 def folder_disk_use(folder: str) -> int:
-    """The disk the folder's files take: blocks written, not their length (memray lengthens
-    its file ahead of its writes, in steps of many MiB)."""
+    """The disk the folder's files take (their blocks: what a file of holes would not)."""
     try:
         with os.scandir(folder) as entries:
             return sum(e.stat().st_blocks * 512 for e in entries if e.is_file())
@@ -603,6 +602,9 @@ class MemrayCapture:
 
     def discard(self) -> None:
         """Forget a tracker that could not start."""
+        if self._bound is not None:
+            self._bound.end()
+            self._bound = None
         self._tracker = None
         self._threads.remove()
         shutil.rmtree(self._folder, ignore_errors=True)
