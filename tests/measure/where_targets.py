@@ -36,7 +36,8 @@ def in_a_thread(out: list[object]) -> None:
 
 def two_callers() -> int:
     """One helper called from two lines (30 MB and 15 MB), a thread's 16 MB, 40 MB freed
-    before the peak."""
+    before the peak; the peak held 0.1 s (longer than a poll of the tracemalloc fallback,
+    whose polling thread a loaded machine may otherwise not run before it ends)."""
     freed_early()
     keep: list[object] = []
     keep.append(strings(300_000))  # at:first_call
@@ -44,6 +45,7 @@ def two_callers() -> int:
     worker = threading.Thread(target=in_a_thread, args=(keep,))
     worker.start()  # at:start
     worker.join()
+    time.sleep(0.1)
     return len(keep)
 
 
