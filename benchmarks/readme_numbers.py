@@ -97,9 +97,10 @@ def _startup_lines(startup: dict[str, Any]) -> list[str]:
         f"`import membound` {over('import membound')} "
         f"(target ≤ {limits['import membound']:g} s — {_met(met['import membound'])}), "
         f"`membound --help` {over('membound --help')} (target ≤ {limits['membound --help']:g} s "
-        f"— {_met(met['membound --help'])}); `import click, rich, psutil` alone "
-        f"{over('import click, rich, psutil')}. SQLAlchemy is imported on first use of the "
-        "batching names, before a measurement's baseline when the process already has it.",
+        f"— {_met(met['membound --help'])}; it imports every command), one command's start "
+        f"(`membound run --help`) {over('membound run --help')}; `import click, rich, psutil` "
+        f"alone {over('import click, rich, psutil')}. Each part of membound, and SQLAlchemy, is "
+        "imported on first use, before a measurement's baseline when the process uses it.",
         "",
     ]
 

@@ -253,13 +253,16 @@ def test_python_takes_only_public_names_that_exist(block: Block) -> None:
 
 def _options(command: str) -> tuple[list[str], list[str]]:
     """The options ``command`` gives to a membound subcommand, and those the subcommand has."""
+    import click
+
     from membound.cli.main import cli
 
     words = shlex.split(command, comments=True)
     program = next((k for k, w in enumerate(words) if w.endswith("membound")), None)
     if program is None or program + 1 >= len(words):
         return [], []
-    sub = cli.commands[words[program + 1]]  # type: ignore[attr-defined]
+    sub = cli.get_command(click.Context(cli), words[program + 1])
+    assert sub is not None, f"{command}: no such membound command"
     given = []
     for word in words[program + 2 :]:
         if word == "--":

@@ -54,6 +54,26 @@ def slow_bump(table: str, pause: float, slow_below: int, batch: mb.Batch, writer
         time.sleep(pause)
 
 
+def slow_until_split(
+    url: str, table: str, job: str, slow_below: int, batch: mb.Batch, writer: Any
+) -> None:
+    """``bump``; a batch with keys below ``slow_below`` then waits up to 0.5 s, ending as soon
+    as the job has a range split off another (a straggler that stays one until it is split,
+    however late the other worker starts on a loaded machine; never split, it ends after 0.5 s
+    per batch, so a test of splitting fails instead of hanging)."""
+    bump(table, batch, writer)
+    if batch.first_key >= slow_below:
+        return
+    leases = sa.table("membound_leases", sa.column("job"), sa.column("basis"))
+    query = sa.select(sa.func.count()).where(leases.c.job == job, leases.c.basis == "split")
+    deadline = time.monotonic() + 0.5
+    while time.monotonic() < deadline:
+        with shared_engine(url).connect() as conn:
+            if conn.execute(query).scalar_one():
+                return
+        time.sleep(0.02)
+
+
 def bump_while_flagged(table: str, flag: str, pause: float, batch: mb.Batch, writer: Any) -> None:
     """``bump``, then up to ``pause`` s of waiting while the file ``flag`` exists: a test holds
     the run long enough for what it does meanwhile, and the run speeds up once it is removed."""

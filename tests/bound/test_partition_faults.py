@@ -234,6 +234,36 @@ def test_postgres_restarted_and_backends_killed_mid_run_every_row_once(
     assert dict.fromkeys(range(1, ROWS + 1), 1) == _counters(db, table)
 
 
+def test_connections_cut_as_the_job_finishes_still_give_the_report(
+    pg_cluster: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every connection cut right after the job was marked finished (the last fault of a
+    restart lands there): the report is read again on a new connection, not lost with a
+    traceback after every row was written."""
+    from membound.bound.sql.partition.leases import JobTable
+
+    engine = sa.create_engine(pg_cluster.url)
+    db = Db("postgres", pg_cluster.url, engine, sa.MetaData())
+    table = db.users(ROWS)
+    finish, cut = JobTable.finish, []
+
+    def finish_then_cut(self: JobTable) -> None:
+        finish(self)
+        cut.append(pg_cluster.terminate_backends())
+
+    monkeypatch.setattr(JobTable, "finish", finish_then_cut)
+    report = mb.run_partitioned(
+        engine, table, functools.partial(jobs.bump, table.name), name=f"pg-{table.name}",
+        parts=2, batch_size=100, db_wait=20,
+    )  # fmt: skip
+    assert len(cut) == 1, cut
+    assert cut[0] >= 1, cut  # the run's pooled connections were ended
+    assert ROWS == report.rows
+    assert all(r.done for r in report.ranges)
+    engine.dispose()
+    assert dict.fromkeys(range(1, ROWS + 1), 1) == _counters(db, table)
+
+
 def test_postgres_down_longer_than_db_wait_ends_the_run_saying_what_committed(
     pg_cluster: Any,
 ) -> None:

@@ -103,7 +103,7 @@ def test_process_pool(db: Db) -> None:
 
 def test_a_straggler_is_split_for_the_idle_worker(db: Db) -> None:
     table = _table(db, list(range(1, 4001)))
-    fn = functools.partial(jobs.slow_bump, table.name, 0.03, 2001)
+    fn = functools.partial(jobs.slow_until_split, db.url, table.name, _name(table), 2001)
     with cf.ThreadPoolExecutor(2) as pool:
         report = mb.run_partitioned(
             db.url, table, fn, name=_name(table), parts=2, client=pool, batch_size=50,

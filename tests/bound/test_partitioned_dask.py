@@ -72,10 +72,10 @@ def test_every_row_once_on_worker_processes(db: Db, client: Any) -> None:
 
 def test_a_closure_and_a_straggler_split_on_dask(db: Db, client: Any) -> None:
     table = db.users(3000)
-    name = table.name
+    name, url = table.name, db.url
 
     def slow_low_keys(batch: mb.Batch, writer: mb.BatchWriter) -> None:  # a closure: cloudpickle
-        jobs.slow_bump(name, 0.04, 1501, batch, writer)
+        jobs.slow_until_split(url, name, f"d-{name}", 1501, batch, writer)
 
     report = mb.run_partitioned(
         db.url, table, slow_low_keys, name=f"d-{name}", parts=2, client=client, batch_size=50,

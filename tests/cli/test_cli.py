@@ -219,3 +219,30 @@ def _alive(pid: int) -> bool:
             return f.read().split(")")[-1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def test_main_called_in_a_process_gives_its_signal_handlers_back(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``main()`` turns SIGTERM and SIGHUP into an unwinding stop while it runs; called inside
+    another program (a test, a script) it must give that program's handlers back. Left in
+    place, a multiprocessing pool forked later got them: its ``terminate()`` made each worker
+    unwind in Python instead of ending, and a worker stuck on a lock another thread held at
+    the fork hung the pool's exit (a suite run waited 300 s)."""
+    import signal
+
+    def mine(signum: int, frame: object) -> None:
+        raise AssertionError("not called")
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGHUP, mine)
+        for argv in (["run", "--quiet", "--", sys.executable, "-c", "pass"], ["banana"]):
+            main(argv)
+            assert signal.SIG_DFL == signal.getsignal(signal.SIGTERM), argv
+            assert mine is signal.getsignal(signal.SIGHUP), argv
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
+    capsys.readouterr()

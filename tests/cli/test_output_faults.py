@@ -300,6 +300,13 @@ def test_a_closed_stderr_keeps_the_exit_code(argv: list[str], code: int) -> None
 # --- 3. Ctrl-C while membound is still importing ----------------------------------------------
 
 
+def _default_stops() -> None:
+    """In the child: the signals at their defaults, as a terminal gives them (a suite started
+    under ``nohup`` ignores SIGHUP, and membound rightly leaves an ignored signal ignored)."""
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 def _signal_while_importing(argv: list[str], signum: int = signal.SIGINT) -> tuple[int, str]:
     """Start ``argv`` under ``-X importtime`` (each import is reported on stderr as it ends),
     send ``signum`` as soon as membound's first own modules are in, and return the exit code
@@ -309,7 +316,7 @@ def _signal_while_importing(argv: list[str], signum: int = signal.SIGINT) -> tup
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # noqa: PLW1509
+        preexec_fn=_default_stops,  # noqa: PLW1509
     )
     assert proc.stderr is not None
     try:

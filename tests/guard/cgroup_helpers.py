@@ -35,6 +35,12 @@ class MemoryCgroup:
         with open(self.file(name)) as f:
             return parse_flat_keyed(f.read()).get("oom_kill", 0)
 
+    def usage(self) -> int:
+        """What the group is charged now."""
+        name = "memory.current" if self.version == 2 else "memory.usage_in_bytes"
+        with open(self.file(name)) as f:
+            return int(f.read().strip())
+
     def peak(self) -> int:
         name = "memory.peak" if self.version == 2 else "memory.max_usage_in_bytes"
         with open(self.file(name)) as f:

@@ -147,7 +147,7 @@ async def _asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b"served"})
 
 
-async def _call_asgi(app: ASGIHealthMiddleware, path: str) -> str:
+async def _call_asgi(app: ASGIHealthMiddleware, path: str, method: str = "GET") -> str:
     statuses: list[int] = []
 
     async def receive() -> dict[str, Any]:
@@ -157,5 +157,82 @@ async def _call_asgi(app: ASGIHealthMiddleware, path: str) -> str:
         if message["type"] == "http.response.start":
             statuses.append(message["status"])
 
-    await app({"type": "http", "path": path, "query_string": b""}, receive, send)
+    scope = {"type": "http", "path": path, "query_string": b"", "method": method}
+    await app(scope, receive, send)
     return str(statuses[0])
+
+
+class _RefusedWhileHeld:
+    """An app whose first ``refusals`` runs write a temporary of a sixteenth of the limit
+    (twice the fall a retry waits for), have the watchdog read it, and meet a ``MemoryError``
+    (as if a temporary held elsewhere left no room); a thread gives the temporary back 50 ms
+    later, reading again meanwhile. Later runs are served."""
+
+    def __init__(self, dog: Watchdog, refusals: int) -> None:
+        self.dog, self.refusals, self.runs = dog, refusals, 0
+        self.size = dog.limit.bytes // 16
+        self.held: list[bytearray] = []
+        self.freeing: list[threading.Thread] = []
+
+    def _refuse(self) -> None:
+        self.held.append(bytearray(b"\x01") * self.size)
+        self.dog.check()
+        freeing = threading.Thread(target=self._free_soon)
+        self.freeing.append(freeing)
+        freeing.start()
+        raise MemoryError
+
+    def _free_soon(self) -> None:
+        time.sleep(0.05)
+        self.held.clear()
+        for _ in range(5):
+            self.dog.check()
+            time.sleep(0.01)
+
+    def wsgi(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        self.runs += 1
+        if self.runs <= self.refusals:
+            self._refuse()
+        return _app(environ, start_response)
+
+    async def asgi(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        self.runs += 1
+        if self.runs <= self.refusals:
+            self._refuse()
+        await _asgi_app(scope, receive, send)
+
+
+def _call_method(app: HealthMiddleware, environ: dict[str, Any]) -> str:
+    seen: list[str] = []
+    b"".join(app(environ, lambda status, headers: seen.append(status)))
+    return seen[0]
+
+
+@pytest.mark.parametrize("kind", ["wsgi", "asgi"])
+def test_a_get_refused_again_after_memory_came_back_waits_again(kind: str) -> None:
+    """Memory read as back can still be too little (the group's figures move by more than the
+    fall a retry waits for; the temporary that filled the room may still be held): a GET
+    refused once more waits again within ``wait`` and is served, three runs once more at
+    most; a POST is never run again."""
+    usage = process_usage()
+    assert usage is not None
+    # far from soft with a temporary, whatever this worker already holds
+    dog = Watchdog(limit=usage.judged * 2 + (400 << 20), on_soft=None, backstop=False)
+    dog.check()
+    cases = [(2, "GET", "200", 3), (5, "GET", "503", 4), (1, "POST", "503", 1)]
+    for refusals, method, want, runs in cases:
+        app = _RefusedWhileHeld(dog, refusals)
+        if kind == "wsgi":
+            wsgi = HealthMiddleware(app.wsgi, watchdog=dog, wait=5.0)
+            environ = {"PATH_INFO": "/work", "REQUEST_METHOD": method}
+            status = _call_method(wsgi, environ)
+            retried = wsgi.retried_count
+        else:
+            asgi = ASGIHealthMiddleware(app.asgi, watchdog=dog, wait=5.0)
+            status = asyncio.run(_call_asgi(asgi, "/work", method))
+            retried = asgi.retried_count
+        for thread in app.freeing:
+            thread.join()
+        said = (refusals, method, status, app.runs, retried, dog.state, refusal.refusing())
+        assert status.startswith(want), said
+        assert (runs, runs - 1) == (app.runs, retried), said

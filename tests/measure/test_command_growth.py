@@ -145,6 +145,20 @@ def test_a_level_before_the_exit_is_where_the_work_ended() -> None:
     )
 
 
+@pytest.mark.parametrize("bottom", [2, 5, 9])
+def test_a_teardown_that_frees_then_finishes_at_the_bottom_is_the_exit(bottom: int) -> None:
+    """A kept list freed by CPython's teardown in one sampling interval, the rest of the
+    teardown a few samples at the bottom (under load, longer than the fall took): still the
+    exit, not "freed, then went on" — that needs a level at the bottom (``MIN_SAMPLES``
+    samples), not a few samples of the interpreter ending (a loaded run said "spike" for a
+    job that appends to a kept list up to its end)."""
+    values = [0.2, 8.5, 8.5, 8.5] + [8.5 + i for i in range(1, 120)] + [8.6] * bottom
+    t = _timeline(values, 0.01)
+    assert len(values) - bottom - 1 == exit_start(t, MIB)
+    growth = classify_lifespan(t)
+    assert "retained" == growth.pattern, growth.explanation
+
+
 def test_a_free_long_before_the_exit_is_no_exit_fall() -> None:
     values = [0.2] + [8.5] * 15 + [108.5] * 40 + [8.5] * 40
     t = _timeline(values, 0.01)

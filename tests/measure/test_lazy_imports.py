@@ -1,5 +1,6 @@
-"""``import membound`` defers SQLAlchemy (``membound/_lazy.py``), and a measured call that
-reaches a deferred name first does not count its import: real subprocesses, fresh interpreters."""
+"""``import membound`` defers its parts and SQLAlchemy (``membound/_lazy.py``), a command imports
+its own module only, and a measured call that reaches a deferred name first does not count its
+import: real subprocesses, fresh interpreters."""
 
 from __future__ import annotations
 
@@ -67,9 +68,78 @@ def test_a_measured_call_does_not_pay_for_a_deferred_import(tmp_path: Path) -> N
     assert 0 <= found["isolated"] < MIB  # type: ignore[operator]
 
 
-def test_the_deferred_names_are_the_batching_packages_own() -> None:
+def test_the_names_deferred_behind_sqlalchemy_are_the_batching_packages_own() -> None:
     # membound/_lazy.py lists them without importing the package: the two lists must agree.
     import membound.bound.sql
     from membound._lazy import DEFERRED
 
-    assert set(DEFERRED) == set(membound.bound.sql.__all__)
+    behind = {name for name, (_, dependency) in DEFERRED.items() if dependency == "sqlalchemy"}
+    assert behind == set(membound.bound.sql.__all__)
+
+
+def test_every_deferred_name_is_where_the_map_says() -> None:
+    import importlib
+
+    import membound
+    from membound._lazy import DEFERRED
+
+    for name, (home, _) in DEFERRED.items():
+        module, _, attribute = home.partition(":")
+        where = importlib.import_module(module)
+        assert getattr(membound, name) is (getattr(where, attribute) if attribute else where)
+
+
+def test_import_membound_imports_none_of_its_parts(tmp_path: Path) -> None:
+    """Only the exceptions, size helpers and version: a process that imports one part of
+    membound (a recycler, the pytest plugin, a command) pays for that part alone."""
+    found = _run(
+        "import json, sys, membound\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('membound.'))))\n",
+        tmp_path,
+    )
+    assert [
+        "membound._errors",
+        "membound._lazy",
+        "membound._startup",
+        "membound._units",
+        "membound._version",
+        "membound.measure",
+    ] == found
+
+
+def test_membound_measure_is_the_function_whichever_import_comes_first(tmp_path: Path) -> None:
+    # The subpackage of the same name is bound to ``membound.measure`` by the import system
+    # the first time it is imported: that must not replace the function.
+    found = _run(
+        "import json, sys, membound, membound.measure.sizeof\n"
+        "from membound.measure.track import track\n"
+        "print(json.dumps([callable(membound.measure), membound.measure.__module__,\n"
+        "                  'membound.measure.sizeof' in sys.modules]))\n",
+        tmp_path,
+    )
+    assert [True, "membound.measure.isolate.function", True] == found
+
+
+def test_a_command_imports_its_own_module_only(tmp_path: Path) -> None:
+    found = _run(
+        "import atexit, json, sys\n"
+        "sys.argv = ['membound', 'run', '--help']\n"
+        "from membound.cli.main import run\n"
+        "atexit.register(lambda: print(json.dumps(sorted(m for m in sys.modules\n"
+        "    if m.startswith(('membound.cli.commands.', 'membound.lint', 'membound.guard'))))))\n"
+        "run()\n",
+        tmp_path,
+    )
+    assert ["membound.cli.commands.run"] == found
+
+
+def test_a_reload_keeps_the_function_and_a_part_is_reached_by_attribute(tmp_path: Path) -> None:
+    found = _run(
+        "import importlib, json, membound\n"
+        "margin = membound.results.growth.MARGIN\n"  # a part no name imported yet
+        "importlib.reload(membound)\n"
+        "print(json.dumps([margin > 0, membound.measure.__module__,\n"
+        "                  hasattr(membound, 'no_such_part')]))\n",
+        tmp_path,
+    )
+    assert [True, "membound.measure.isolate.function", False] == found

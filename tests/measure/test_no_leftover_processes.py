@@ -178,6 +178,15 @@ def test_a_fresh_interpreter_run_that_forks_leaves_nothing(tracking: str, tag: s
     assert [] == settle(tag)
 
 
+@pytest.fixture(autouse=True)
+def _temporary_files_in_the_test_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A membound SIGKILLed (here, or by an outer run's timeout) cannot remove its temporary
+    folder: the runs started here keep theirs in the test's own folder."""
+    folder = tmp_path / "tmp"
+    folder.mkdir()
+    monkeypatch.setenv("TMPDIR", str(folder))
+
+
 def _membound(
     args: list[str], tag: str, env: dict[str, str] | None = None
 ) -> subprocess.Popen[bytes]:
@@ -277,7 +286,9 @@ ALLOC = (
 def test_a_run_inside_a_run_counts_in_the_outer_peak_and_is_cleaned_up(
     tracking: str, tag: str, tmp_path: Path
 ) -> None:
-    alloc = f'{sys.executable} -c "{ALLOC}" {tmp_path}'
+    meet = tmp_path / "meet"  # the rendezvous: nothing else is made in it
+    meet.mkdir()
+    alloc = f'{sys.executable} -c "{ALLOC}" {meet}'
     inner = f"{sys.executable} -m membound run -- {alloc}"
     m = measure_command(["bash", "-c", f"{inner} > /dev/null 2>&1 & {alloc}; wait"], quiet=True)
     assert "ok" == m.outcome, m.outcome_detail

@@ -460,3 +460,23 @@ def test_a_limit_stops_a_traced_tree_near_the_limit_and_names_the_forked_line(
     detail = result["outcome_detail"]
     assert "in the top process and the processes it forked" in detail, detail
     assert f"{job.name}:6 in work in 3 forked processes like " in detail, detail
+
+
+def test_code_a_library_generated_is_named_by_the_users_line_that_called_it() -> None:
+    """A dataclass's ``__init__`` is code dataclasses wrote with ``exec`` (file ``<string>``):
+    its line cannot be opened; the user's line that built the records names the site, as for
+    any library's code (markdown-it's tokens read "<string>:13 __init__" before)."""
+    m = mb.measure(wt.dataclass_records, where=True)
+    sites = _named(m.peak_sites)
+    assert _at("records") == sites[0].location, [s.location for s in sites]
+    assert not [s for s in sites if s.file.startswith("<")], [s.location for s in sites]
+
+
+def test_c_code_is_the_users_own(tmp_path: Path) -> None:
+    """``python -c`` code is ``<string>`` down to its last frame: it is the user's."""
+    code = "def build():\n    return [str(i) * 20 for i in range(200_000)]\nkept = build()\n"
+    out = tmp_path / "run.json"
+    done = _cli("run", "--quiet", "--where", "--json", str(out), "--", sys.executable, "-c", code)
+    assert 0 == done.returncode, done.stderr
+    result = Measurement.from_dict(json.loads(out.read_text())["result"])
+    assert "<string>:2" == _named(result.peak_sites)[0].location, result.peak_sites

@@ -3,6 +3,7 @@ at the peak carries a ``# at:NAME`` marker, found by :func:`line_of`."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import threading
@@ -96,3 +97,20 @@ def pool_parses() -> int:
         parsed = list(pool.map(json.loads, _DOCS))  # at:pool_map
     KEPT.append(parsed)
     return len(parsed)
+
+
+@dataclasses.dataclass
+class Record:
+    """A dataclass whose generated ``__init__`` (code with no file: ``<string>``) makes the
+    containers its fields default to."""
+
+    name: str
+    tags: list[str] = dataclasses.field(default_factory=list)
+    meta: dict[str, int] = dataclasses.field(default_factory=dict)
+
+
+def dataclass_records(n: int = 150_000) -> int:
+    """Records built on one line of this file, each ``__init__`` making a list and a dict."""
+    records = [Record(str(i)) for i in range(n)]  # at:records
+    KEPT.append(records)
+    return len(records)

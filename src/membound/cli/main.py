@@ -139,7 +139,21 @@ def _stream_failures() -> Iterator[None]:
 class _Group(click.Group):
     """The ``membound`` group: a failed write to stdout or stderr, while parsing (``--help``)
     or running a command, reaches :func:`main` as :class:`StreamFailed`; click would turn
-    EPIPE into ``sys.exit(1)``."""
+    EPIPE into ``sys.exit(1)``.
+
+    A subcommand's module is imported when the command is asked for (click's documented lazy
+    group): ``membound run`` does not import what ``watch`` or ``lint`` need, about half of
+    the command's start-up; ``membound --help`` imports them all, to list them.
+    """
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in COMMANDS and cmd_name not in self.commands:
+            module = importlib.import_module(f"membound.cli.commands.{cmd_name}")
+            self.add_command(module.command)
+        return super().get_command(ctx, cmd_name)
 
     def make_context(
         self,
@@ -162,10 +176,6 @@ def cli() -> None:
     """Prove that Python code runs in bounded memory: measure, judge, bound, guard."""
 
 
-for _name in COMMANDS:
-    cli.add_command(importlib.import_module(f"membound.cli.commands.{_name}").command)
-
-
 class Terminated(StopRequested):
     """SIGTERM or SIGHUP arrived (``timeout``, a CI cancel, Kubernetes, a closed terminal):
     unwind so that every measured child is killed and temporary files are removed on the way
@@ -181,9 +191,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     2, or 128 + N when signal N was sent to membound itself (130 for Ctrl-C), 141 when stdout's
     reader went away (as if SIGPIPE had ended membound)."""
     args = list(sys.argv[1:] if argv is None else argv)
+    # Given back on the way out: called inside another program (a test, a script), that
+    # program's handlers hold again (a multiprocessing pool forked later would otherwise have
+    # its workers unwind in Python at terminate() instead of ending).
+    previous: dict[signal.Signals, Any] = {}
     if threading.current_thread() is threading.main_thread():
-        for signum in (signal.SIGTERM, signal.SIGHUP):
-            signal.signal(signum, _on_signal)
+        for stop in (signal.SIGTERM, signal.SIGHUP):
+            previous[stop] = signal.signal(stop, _on_signal)
+    try:
+        return _main(args)
+    finally:
+        for stop, handler in previous.items():
+            signal.signal(stop, handler if handler is not None else signal.SIG_DFL)
+        ready()  # membound's own start-up handlers, given back above, are done with
+
+
+def _main(args: list[str]) -> int:
+    """:func:`main` once its signal handlers are in place."""
+    if args and args[0] in COMMANDS:  # the command's module too, before Ctrl-C is ours
+        cli.get_command(click.Context(cli), args[0])
     ready()  # imports done: Ctrl-C is KeyboardInterrupt again, handled below
     try:
         code = _dispatch(args)

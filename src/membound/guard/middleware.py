@@ -194,17 +194,15 @@ class _Guarded(Generic[App]):
         usage = dog.usage
         return usage.judged if usage is not None else None
 
-    def _wait_for_memory(self, before: int) -> None:
-        """Wait up to ``wait`` seconds for memory to come back, or the turn at the group's room
-        (``turns.py``), in ``_WAIT_STEP_S`` steps."""
-        deadline = time.monotonic() + self.wait
+    def _wait_for_memory(self, before: int, deadline: float) -> None:
+        """Wait until the monotonic ``deadline`` at most for memory to come back, or the turn at
+        the group's room (``turns.py``), in ``_WAIT_STEP_S`` steps."""
         seen: list[int] = []
         while time.monotonic() < deadline and not memory_came_back(self.watchdog, before, seen):
             time.sleep(_WAIT_STEP_S)
 
-    async def _wait_for_memory_async(self, before: int) -> None:
+    async def _wait_for_memory_async(self, before: int, deadline: float) -> None:
         """:meth:`_wait_for_memory` without blocking the event loop."""
-        deadline = time.monotonic() + self.wait
         seen: list[int] = []
         while time.monotonic() < deadline and not memory_came_back(self.watchdog, before, seen):
             await asyncio.sleep(_WAIT_STEP_S)
@@ -248,11 +246,12 @@ class HealthMiddleware(_Guarded[WSGIApp]):
             back (served if it does) before it gets 503 (0: at once).
         retry: a GET, HEAD or OPTIONS request whose app met a ``MemoryError`` (the backstop
             refused an allocation that did not fit: another request's temporary held the room)
-            before its answer began runs once more when memory comes back, within ``wait``
-            seconds; refused under its share of the group's room (``turns.py``), it runs again
-            on its turn, and may then still wait for memory once (at most three runs once
-            more, each after a wait of up to ``wait``); any other request, or a request out of
-            runs, gets 503 with ``Retry-After`` instead of the server's 500. A 5xx answer the
+            before its answer began runs once more when memory comes back, and again each
+            time it does, within ``wait`` seconds of that first refusal; refused under its
+            share of the group's room (``turns.py``), it runs again on its turn (a wait of up
+            to ``wait`` each); at most three runs once more in all. Any other request, or a
+            request out of runs or time, gets 503 with ``Retry-After`` instead of the
+            server's 500. A 5xx answer the
             app begins after an allocation was refused in the process (a framework's own
             error page for the ``MemoryError``: Django, Flask, Starlette) is taken for that
             ``MemoryError``: held back, never sent.
@@ -327,7 +326,7 @@ class HealthMiddleware(_Guarded[WSGIApp]):
                     if before is None:
                         break
                 started = time.monotonic()
-                self._wait_for_memory(before)
+                self._wait_for_memory(before, retries.until)
                 self._retrying(time.monotonic() - started)
             self._out_of_memory()
             return self._refuse(start_response, _SHED_BODY)
@@ -394,7 +393,7 @@ class ASGIHealthMiddleware(_Guarded[ASGIApp]):
                     if before is None:
                         break
                 started = time.monotonic()
-                await self._wait_for_memory_async(before)
+                await self._wait_for_memory_async(before, retries.until)
                 self._retrying(time.monotonic() - started)
             self._out_of_memory()
             retry_after = [(b"retry-after", str(self.retry_after).encode())]
@@ -409,27 +408,42 @@ _MOST_RETRIES = 3
 
 
 class _Retries:
-    """The runs once more one request may still have: one after a refusal at the kernel's line,
-    when memory comes back; and after each refusal under its share of the group's room
-    (``turns.py``), one on its turn — the whole room, which may still be too little while
-    another request's temporary is held: then it is refused at the kernel's line and waits for
-    memory to come back. At most ``_MOST_RETRIES`` in all."""
+    """The runs once more one request may still have, at most ``_MOST_RETRIES`` in all: after a
+    refusal at the kernel's line, one each time memory comes back, all within ``wait`` seconds
+    of the first such refusal (memory read as back may not yet be enough: the group's figures
+    move by more than a temporary's worth on their own, and the temporary that filled the room
+    may still be held, so a run refused once more waits again in the time left); after each
+    refusal under its share of the group's room (``turns.py``), one on its turn — the whole
+    room, which may still be too little while another request's temporary is held: then it is
+    refused at the kernel's line and waits for memory to come back."""
 
     def __init__(self, wait: float) -> None:
         self._runs = 0
-        self._after_memory = False
+        self._wait = wait
+        self._memory_deadline: float | None = None
         # Without a wait nothing can come back between runs: one run once more, as before.
         self._most = _MOST_RETRIES if wait > 0 else 1
         #: The request met a ``MemoryError`` (its turn, if it asked for one, ends with it).
         self.met = False
+        #: The monotonic time the wait before the run once more allowed last ends.
+        self.until = 0.0
 
     def may_retry(self, on_turn: bool) -> bool:
-        """Whether a run once more may follow this ``MemoryError`` (counted if so);
-        ``on_turn``: it was a refusal under the share, the run waits for the turn."""
-        if self._runs >= self._most or (not on_turn and self._after_memory):
+        """Whether a run once more may follow this ``MemoryError`` (counted if so, and
+        :attr:`until` set); ``on_turn``: it was a refusal under the share, the run waits for
+        the turn."""
+        now = time.monotonic()
+        if self._runs >= self._most:
             return False
-        self._after_memory = self._after_memory or not on_turn
+        until = now + self._wait
+        if not on_turn:
+            if self._memory_deadline is None:
+                self._memory_deadline = until
+            elif now >= self._memory_deadline:
+                return False
+            until = self._memory_deadline
         self._runs += 1
+        self.until = until
         return True
 
 

@@ -38,6 +38,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from membound._errors import TargetError
+from membound._lazy import preload
 from membound._units import parse_size
 from membound.judge.chains import label_chain
 from membound.judge.leak_words import explain
@@ -198,6 +199,7 @@ def find_leaks(
         return hunt_isolated(target, iterations, warmup, rounds, tol, timeout, label, on_round)
     raw, name = load_target(target)
     label = label or name
+    preload()  # what membound imports on first use, not in the first rounds (``_lazy.py``)
     with deadline(timeout, f"the leak hunt of {label}"):
         return _hunt(
             guarded(raw, label), label, iterations, warmup, rounds, per_round, tol, on_round

@@ -16,6 +16,7 @@ processes for measured runs), ``sampler`` (the out-of-process sampler), ``where`
 held the memory). The folder ``children`` holds the standard-library-only child code, run by
 path and never imported.
 
-Submodules are imported by ``membound/__init__.py`` directly; this package imports nothing so that
-the stdlib-only sampler child and the isolated-run child stay light.
+The package root names the public parts (imported on first use, ``membound/_lazy.py``); this
+package imports nothing, so that importing one of its modules imports only what that one needs
+(and ``membound/__init__.py`` imports it first to keep the name ``measure`` for the function).
 """

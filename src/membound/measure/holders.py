@@ -31,7 +31,7 @@ import heapq
 import os
 import sys
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +54,11 @@ MAX_TRACE = 8
 #: The most frames walked outward from an adding line looking for the user's caller (a deep
 #: recursion inside a library is not walked to its end).
 _MAX_WALK = 100
+#: Objects whose referents one call of ``gc.get_referents`` returns, in a holder scan...
+_REFERENTS_BATCH = 256
+#: ...unless it is a builtin container of more entries than this: its referents are asked
+#: alone (the list one call returns holds every referent of the batch).
+_ALONE = 256
 #: Watches of the holders at most, when modules were imported during one (see growing_holders).
 _WATCHES = 3
 #: Any directory of installed packages is a library's, not only this interpreter's own
@@ -120,34 +125,79 @@ def _referents(obj: Any) -> list[Any]:
     return gc.get_referents(obj)
 
 
-def _containers() -> Iterator[Any]:
-    """Live containers: tracked objects, and the untracked dicts they refer to."""
-    for obj in gc.get_objects():
-        yield obj
-        for ref in _referents(obj):
-            if type(ref) is dict and not gc.is_tracked(ref):
-                yield ref
+def _sizable(kind: type) -> bool:
+    """Whether :func:`size_of` can size an instance of ``kind`` (asked once per type a scan
+    meets, so that the scan pays its checks for types, not for objects)."""
+    return (
+        kind is _LRU_TYPE
+        or (getattr(kind, "__membound_bound__", None) is not None and not issubclass(kind, type))
+        or issubclass(kind, collections.deque | dict | list | set)
+    )
 
 
 def _candidates(min_size: int) -> list[tuple[int, int, Any, int | None]]:
-    """The largest containers of at least ``min_size``: (size, id, object, capacity)."""
+    """The largest live containers of at least ``min_size``: (size, id, object, capacity).
+
+    Live containers are the tracked objects and the untracked dicts they refer to (a dict of
+    atomic values only is not tracked by the collector). Referents are asked for up to
+    ``_REFERENTS_BATCH`` objects in one call (modules left out, see :func:`_referents`), a
+    builtin container of more than ``_ALONE`` entries alone, so that the list of referents one
+    call makes stays small; a dict two objects refer to is kept once. Whether a type can be
+    sized is asked once per type, by its id (a metaclass's ``__hash__`` is user code, which a
+    scan never runs).
+    """
     heap: list[tuple[int, int, Any, int | None]] = []
-    plain = (dict, list, set)
-    entry: tuple[int, int, Any, int | None]
-    for obj in _containers():
-        if type(obj) in plain:  # the common case, without the checks of size_of
-            if len(obj) < min_size:
-                continue
-            entry = (len(obj), id(obj), obj, None)
-        else:
-            sized = size_of(obj)
-            if sized is None or sized[0] < min_size:
-                continue
-            entry = (sized[0], id(obj), obj, sized[1])
+    kept: set[int] = set()  # ids in ``heap``: at most MAX_CANDIDATES
+    sizable: dict[int, bool] = {}  # by the id of each type met: its objects keep it alive
+    batch: list[Any] = []
+
+    def consider(obj: Any, size: int, capacity: int | None) -> None:
+        key = id(obj)
+        if key in kept:
+            return
         if len(heap) < MAX_CANDIDATES:
-            heapq.heappush(heap, entry)
-        elif entry[0] > heap[0][0]:
-            heapq.heapreplace(heap, entry)
+            heapq.heappush(heap, (size, key, obj, capacity))
+        elif size > heap[0][0]:
+            kept.discard(heapq.heapreplace(heap, (size, key, obj, capacity))[1])
+        else:
+            return
+        kept.add(key)
+
+    def untracked_dicts(refs: list[Any]) -> None:
+        for ref in refs:
+            if type(ref) is dict and len(ref) >= min_size and not gc.is_tracked(ref):
+                consider(ref, len(ref), None)
+
+    objects = gc.get_objects()
+    try:
+        for obj in objects:
+            kind = type(obj)
+            if kind is dict or kind is list or kind is set or kind is tuple:
+                # the common case: sized without size_of, referents alone when many
+                if kind is not tuple and len(obj) >= min_size:
+                    consider(obj, len(obj), None)
+                if len(obj) > _ALONE:
+                    untracked_dicts(gc.get_referents(obj))
+                    continue
+            else:
+                known = sizable.get(id(kind))
+                if known is None:
+                    known = sizable[id(kind)] = _sizable(kind)
+                if known:
+                    sized = size_of(obj)
+                    if sized is not None and sized[0] >= min_size:
+                        consider(obj, sized[0], sized[1])
+                if issubclass(kind, types.ModuleType):
+                    continue
+            batch.append(obj)
+            if len(batch) == _REFERENTS_BATCH:
+                untracked_dicts(gc.get_referents(*batch))
+                batch.clear()
+        untracked_dicts(gc.get_referents(*batch))
+    finally:
+        batch.clear()
+        objects.clear()
+    sizable.clear()
     return heap
 
 
@@ -185,7 +235,9 @@ def growing_holders(
     shows it).
     """
     for watch in range(_WATCHES):
-        gc.collect()
+        # The young generations only (see frozen_heap): a dead container of the oldest one
+        # noted among the candidates cannot grow, so it is never reported.
+        gc.collect(1)
         watched = _candidates(min_size)
         modules = len(sys.modules)
         with frozen_heap(collected=True):  # the calls' own objects are what collections walk

@@ -28,10 +28,12 @@ the exit as a spike or a ramp. So the verdict is drawn between the two, by
   for 50 ms at 8.5 MiB, then importing up to its exit, is no leak).
 - **exit**: a fall of more than the tolerance over the last samples (a teardown may tick up a
   little on its way down) is the process ending, unless the run sat at its lowest for longer
-  than the fall took (it freed its memory, then went on). Where the run was still growing at
-  its last sample before the fall and the kernel's peak is within what that growth adds over
-  the unsampled time up to the fall's first sample, the run ended at that peak (a starved
-  sampler misses the last steps of a leak, not a fall back from them). A level on the way
+  than the fall took, as a level of ``MIN_SAMPLES`` samples (it freed its memory, then went
+  on; a few samples at the bottom are the rest of the teardown, stretched on a busy
+  machine). Where the run was still growing at its last sample before the fall and the
+  kernel's peak is within what that growth adds over the unsampled time up to the fall's
+  first sample, the run ended at that peak (a starved sampler misses the last steps of a
+  leak, not a fall back from them). A level on the way
   down that lasted longer than the rest of the fall (big temporaries freed, a smaller result
   kept a while, then the teardown) is where the work ended: the fall from it is the exit.
 - **too short**: fewer than ``MIN_SAMPLES`` samples left between them (counted no denser than
@@ -125,8 +127,8 @@ def exit_start(timeline: Timeline, tolerance: float, first: int = 0) -> int:
     Walking back from the last sample, the fall goes on as long as no sample is lower than the
     highest seen so far by more than the tolerance (a teardown may tick up a little on its
     way down); its top is the last sample within the tolerance of that highest one. A run
-    that sat at its lowest for longer than it took to fall there did not fall as it ended: it
-    freed its memory, then went on.
+    that sat at its lowest for longer than it took to fall there, as a level (``MIN_SAMPLES``
+    samples or more), did not fall as it ended: it freed its memory, then went on.
     """
     highs, times = timeline.highs, timeline.times
     last = len(highs) - 1
@@ -142,7 +144,15 @@ def exit_start(timeline: Timeline, tolerance: float, first: int = 0) -> int:
     )
     bottom += 1
     fell = highs[top] - highs[last] > tolerance
-    if fell and times[last] - times[bottom] <= times[bottom] - times[top]:
+    sat = times[last] - times[bottom]
+    # Sitting at the bottom is going on only as a level (``MIN_SAMPLES`` samples, counted no
+    # denser than the interval): a teardown that freed the kept data in one interval spends
+    # a few more at the bottom ending the interpreter, longer than the fall on a loaded machine.
+    held = min(
+        last - bottom + 1,
+        round(sat / timeline.interval) + 1 if timeline.interval else last - bottom + 1,
+    )
+    if fell and (sat <= times[bottom] - times[top] or held < MIN_SAMPLES):
         level = _level_before_exit(timeline, tolerance, top, last)
         return top if level is None else level
     return last

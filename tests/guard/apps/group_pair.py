@@ -1,7 +1,8 @@
 """Two guarded processes in one memory group (``test_backstop.py``): ``python group_pair.py
 mapper`` maps 150 MiB, says ``mapped`` once its watchdog has read since, and then writes it a
 page at a time over about half a second; ``python group_pair.py taker`` waits for a line on
-stdin, gives its watchdog a reading, then asks for 150 MiB of written bytes and holds them 2 s.
+stdin (it says ``ready`` first, once its watchdog has read the group), gives its watchdog a
+reading, then asks for 150 MiB of written bytes and holds them 2 s.
 Each prints ``result: <what happened>``. Both run ``Watchdog(hard="95%", on_hard=<record>)``,
 read every 20 ms."""
 
@@ -30,6 +31,12 @@ if sys.argv[1] == "mapper":
             time.sleep(0.03)
     print("result: written", flush=True)
 else:
+    # Read the group before the mapper starts: a process that had mapped already when this
+    # watchdog first read it would be taken as it was (group_room.py).
+    readings = dog.readings
+    while dog.readings < readings + 2:
+        time.sleep(0.005)
+    print("ready", flush=True)
     sys.stdin.readline()
     readings = dog.readings
     while dog.readings < readings + 2:

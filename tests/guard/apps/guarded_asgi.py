@@ -2,7 +2,8 @@
 environment says (read in each worker, so ``uvicorn --workers`` children see it too).
 
 Endpoints: ``/leak`` keeps 1 MiB more in the worker (``MB_TEST_LEAK_MIB`` to change it;
-``/leak?hold=M`` also writes a temporary M MiB and holds it 0.2 s without blocking the loop);
+``/leak?hold=M`` also writes a temporary M MiB and holds it 0.2 s without blocking the loop,
+then while the file named by ``&until=PATH`` exists, 10 s at most);
 ``/slow?S`` sleeps S seconds (default 1) before answering; ``/grow?M`` keeps M MiB at once; ``/``
 answers. Each says which worker answered and how much it keeps. The lifespan shutdown prints
 ``TIME lifespan shutdown PID`` (a worker that drained and closed); the guard's log lines go to
@@ -44,6 +45,15 @@ LEAK = int(float(os.environ.get("MB_TEST_LEAK_MIB", "1")) * MIB)
 #: Seconds ``/leak?hold=M`` holds its temporary (other requests are served meanwhile;
 #: ``MB_TEST_HOLD_S`` to change it).
 HOLD_S = float(os.environ.get("MB_TEST_HOLD_S", "0.2"))
+
+#: ``&until=PATH`` holds a temporary at most this long after it was made.
+UNTIL_MOST_S = 10.0
+
+
+def held_until() -> float:
+    """The monotonic time a temporary made now is held until at most (``&until=``)."""
+    return time.monotonic() + UNTIL_MOST_S
+
 
 # The guard's lines (recycling, deferring) with the time they were said, for the tests.
 _handler = logging.StreamHandler(sys.stderr)
@@ -92,8 +102,12 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if path == "/leak":
         KEPT.append(b"\x01" * LEAK)
         if query.startswith("hold="):  # a temporary of that many MiB, held 0.2 s
-            held = bytearray(b"\x07") * (int(query[5:]) * MIB)
+            size, _, until = query[5:].partition("&until=")
+            held = bytearray(b"\x07") * (int(size) * MIB)
+            deadline = held_until()
             await asyncio.sleep(HOLD_S)
+            while until and os.path.exists(until) and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
             del held
     elif path == "/grow":
         KEPT.append(b"\x02" * (int(query or "32") * MIB))

@@ -2,7 +2,8 @@
 environment says; ``GunicornRecycler``'s hooks come from a config file (``guarded_conf.py``).
 
 Endpoints as ``guarded_asgi.py``: ``/leak`` keeps 1 MiB more (``MB_TEST_LEAK_MIB``; with
-``?hold=M`` a temporary M MiB held 0.2 s), ``/slow?S``
+``?hold=M`` a temporary M MiB held 0.2 s, and then while the file named by ``&until=PATH``
+exists, 10 s at most), ``/slow?S``
 sleeps S seconds, ``/grow?M`` keeps M MiB at once, ``/`` answers; each says which worker answered.
 
 Environment: ``MB_TEST_GUARD`` = ``none`` (bare app), ``health`` (``HealthMiddleware``; the
@@ -21,7 +22,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from guarded_asgi import DOGS, HOLD_S, KEPT, LEAK, MIB, _start_watchdog
+from guarded_asgi import DOGS, HOLD_S, KEPT, LEAK, MIB, _start_watchdog, held_until
 
 from membound.guard.middleware import HealthMiddleware
 
@@ -33,8 +34,12 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
     if path == "/leak":
         KEPT.append(b"\x01" * LEAK)
         if query.startswith("hold="):  # a temporary of that many MiB, held 0.2 s
-            held = bytearray(b"\x07") * (int(query[5:]) * MIB)
+            size, _, until = query[5:].partition("&until=")
+            held = bytearray(b"\x07") * (int(size) * MIB)
+            deadline = held_until()
             time.sleep(HOLD_S)
+            while until and os.path.exists(until) and time.monotonic() < deadline:
+                time.sleep(0.01)
             del held
     elif path == "/grow":
         KEPT.append(b"\x02" * (int(query or "32") * MIB))

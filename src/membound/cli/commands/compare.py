@@ -31,7 +31,11 @@ __all__ = ["command"]
 @click.option("--cmd", "cmds", multiple=True, help="A command to compare (repeatable).")
 @click.option("--repeat", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--heap", is_flag=True, help="Also trace the Python heap (slower).")
-@where_option("each scenario's (one more run each, with the tracer on)", end=False)
+@where_option(
+    "each scenario's (one more run each with the tracer on, and a second where Python's "
+    "object arenas held most of it)",
+    end=False,
+)
 @timeout_option(DEFAULT_TIMEOUT, "each run")
 @output_options
 @baseline_options

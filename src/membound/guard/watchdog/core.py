@@ -70,6 +70,11 @@ Callback = Callable[["WatchdogEvent"], object]
 _log = logging.getLogger("membound.guard")
 #: Transitions kept for health() and the CLI.
 _TRANSITIONS = 10
+#: A reading's look at this process's sizes counts as one with the usage's when neither size
+#: moved more than this around it (a little allocation is always under way somewhere), and
+#: is taken again at most this many times (``Watchdog._one_reading``).
+_STEADY_BYTES = 1 << 20
+_STEADY_TRIES = 3
 #: Callbacks that may wait for the callback thread.
 _QUEUE = 32
 #: The longest poll interval taken (an hour: a watchdog that looks less often is none).
@@ -315,6 +320,36 @@ class Watchdog:
             return "ok" if judged < self.recover_bytes else "soft"
         return "soft" if judged >= self.soft_bytes else "ok"
 
+    def _one_reading(
+        self,
+    ) -> tuple[Usage | None, tuple[int, int] | None, tuple[int, int] | None]:
+        """The limit's usage, and for the backstop this process's sizes and the kernel's room,
+        read as one reading.
+
+        The sizes are read *before* the usage, so that what a write in progress adds to the
+        usage meanwhile is counted as still to come, not as room (the other order let a 64 MiB
+        block through 23 MiB short of hard). But what the program maps and writes between the
+        two is then in the usage and still to come: taken from the room twice, and the cap set
+        from it refused a program that peaked under its limit (this thread had lost the CPU
+        there on a loaded machine while the program wrote 20 MiB). So the sizes are read again
+        after the kernel's room, and all of it again (at most ``_STEADY_TRIES`` times) until
+        neither size moved more than ``_STEADY_BYTES`` meanwhile; if they never hold still,
+        the last reading is taken, which errs on the side of less room."""
+        backstop = self.backstop
+        if backstop is None:
+            return self.limit.usage(), None, None
+        own = backstop.kernel is self.limit
+        for _ in range(_STEADY_TRIES):
+            sizes = backstop.sizes()
+            usage = self.limit.usage()
+            room = backstop.room(usage if own else None) if usage is not None else None
+            after = backstop.sizes()
+            if sizes is None or after is None or room is None:
+                break
+            if all(abs(b - a) <= _STEADY_BYTES for a, b in zip(sizes, after, strict=True)):
+                break
+        return usage, sizes, room
+
     def check(self) -> State:
         """Take one reading, step the state and fire what that calls for; the state after it.
 
@@ -322,11 +357,7 @@ class Watchdog:
         call it directly.
         """
         with self._lock:
-            # The backstop reads this process's mapped memory *before* the usage, so that what
-            # a write in progress adds to the usage meanwhile is counted as still to come, not
-            # as room (the other order let a 64 MiB block through 23 MiB short of hard).
-            sizes = self.backstop.sizes() if self.backstop is not None else None
-            usage = self.limit.usage()
+            usage, sizes, room = self._one_reading()
             if usage is None:
                 self.gone = True
                 return self.state
@@ -341,8 +372,7 @@ class Watchdog:
             self.state = state
             fired: list[tuple[Callback | None, WatchdogEvent]] = []
             if self.backstop is not None:
-                own = self.backstop.kernel is self.limit
-                self.backstop.update(self.backstop.room(usage if own else None), sizes)
+                self.backstop.update(room, sizes)
                 if self.backstop.take_refusals():
                     event = self._event(
                         "hard", previous, judged, self.backstop.point_bytes, cause="backstop"

@@ -40,6 +40,9 @@ def forget(watchdog: Watchdog) -> None:
 
 
 def forget_all() -> None:
-    """After a fork: the child has none of its parent's threads, so no watchdog is current."""
-    global _current
+    """After a fork: the child has none of its parent's threads, so no watchdog is current;
+    the lock is a fresh one (a thread of the parent may have held it at the fork, and the
+    child's own watchdog takes it when it starts)."""
+    global _current, _lock
+    _lock = threading.Lock()
     _current = None

@@ -148,9 +148,10 @@ def _site_key(
     """The innermost user frame (function, file, line) and the user frames' ``file:line``,
     innermost first; the innermost frame of all when no frame is the user's."""
     user: list[tuple[str, str, int]] = []
-    for frame in frames:
+    generated = _made_by_code_outside(frames)
+    for index, frame in enumerate(frames):
         # A comprehension's own frame (before 3.12) stands on its function's line: one place.
-        if not is_user_file(frame[1]):
+        if not is_user_file(frame[1]) or generated[index]:
             continue
         if user and user[-1][1:] == frame[1:]:
             if user[-1][0].startswith("<"):  # name the function, not ``<listcomp>``
@@ -162,6 +163,42 @@ def _site_key(
     if not user:
         user = list(frames[:1]) or [("(unknown)", "(unknown)", 0)]
     return user[0], tuple(f"{file}:{line}" for _func, file, line in user)
+
+
+#: The standard library: with membound, the code that runs a program, not the program.
+_STDLIB_DIRS = tuple(
+    os.path.realpath(p)
+    for p in (sysconfig.get_paths().get(k) for k in ("stdlib", "platstdlib"))
+    if p
+)
+
+
+def _made_by_code_outside(frames: Sequence[tuple[str, str, int]]) -> list[bool]:
+    """Per frame: a ``<string>`` frame that code in a real file further out generated (the
+    ``__init__`` dataclasses and attrs write with ``exec``, a namedtuple's methods): a
+    library's code, whose line cannot be opened; the user's line that called it names the
+    site. ``-c`` code is ``<string>`` down to its last frame (beside the standard library's and
+    membound's, which run it)."""
+    made = [False] * len(frames)
+    outside = False
+    for i in range(len(frames) - 1, -1, -1):
+        path = frames[i][1]
+        made[i] = outside and path in ("<string>", "<stdin>")
+        if not path.startswith("<") and not _runs_programs(path):
+            outside = True
+    return made
+
+
+@functools.lru_cache(maxsize=4096)  # files, not allocations: bounded by the code's size
+def _runs_programs(path: str) -> bool:
+    """True for membound's and the standard library's files (not an installed package's)."""
+    real = os.path.realpath(path) if os.path.isabs(path) else path
+    if real == _MEMBOUND or real.startswith(_MEMBOUND + os.sep):
+        return True
+    parts = real.split(os.sep)
+    if "site-packages" in parts or "dist-packages" in parts:
+        return False
+    return any(real == d or real.startswith(d + os.sep) for d in _STDLIB_DIRS)
 
 
 def _own(frames: Sequence[tuple[str, str, int]]) -> bool:

@@ -215,6 +215,8 @@ def _figures(ticket: dict[str, Any], reader: Any) -> dict[str, Any]:
         part: dict[str, Any] = {"live": sum(int(r.n_allocations) for r in high)}
         if sites:  # one entry per distinct stack: bounded by the code, not the run
             part["stacks"] = list(_stacks(high, native, outer, starts))
+            if not ticket.get("python_allocators"):
+                part["arenas"] = sum(arena_bytes(r) for r in high)
         return part
 
     # A streamed capture is read record by record, once for the end and once up to the peak
@@ -234,6 +236,7 @@ def _figures(ticket: dict[str, Any], reader: Any) -> dict[str, Any]:
         stacks = high["stacks"] + (forked.stacks if forked else [])
         out["peak_sites"] = _WHERE["group_sites"](stacks, peak + (forked.peak if forked else 0))
         out["end_sites"] = end["end_sites"]
+        arenas = int(high.get("arenas", 0))
         out["where_source"] = (
             f"{ticket['source']}: {_mib(peak)} traced at the peak, "
             f"{_mib(out['heap_current'])} at the end (bytes allocated; RSS counts the pages "
@@ -241,11 +244,51 @@ def _figures(ticket: dict[str, Any], reader: Any) -> dict[str, Any]:
         )
         if forked is not None and (forked.read or forked.unread):
             out["where_source"] += f"; {forked.words()}"
-        bounded = _bound_words(ticket)
-        if bounded:
+        in_arenas = arena_words(arenas, peak)
+        if in_arenas:  # the lines are the arenas' openers: an isolated call is run again
+            out["arena_bytes"] = arenas
+        for said in filter(None, [_bound_words(ticket), in_arenas]):
             note = str(out.get("where_note") or "")
-            out["where_note"] = f"{note}; {bounded}" if note else bounded
+            out["where_note"] = f"{note}; {said}" if note else said
     return out
+
+
+#: Python's small-object allocator (pymalloc) takes memory from the system in arenas of this
+#: size (3.10 and later on 64-bit builds; 256 KiB before).
+ARENA_SIZES = (1 << 20, 1 << 18)
+#: memray's allocator codes of the records an arena can be under at the high-water mark:
+#: ``mmap`` (how pymalloc maps an arena), and ``realloc`` (memray 1.20 reports most of a run's
+#: arenas there at the peak, about 1 MiB each, though its raw records show them as mmaps).
+_ARENA_ALLOCATORS = frozenset({7, 14})
+#: Where arenas hold at least this share of the traced peak (and ``_LEAST_ARENA_BYTES``), the
+#: lines are said to be the arenas' openers (``arena_words``).
+ARENA_SHARE = 0.25
+_LEAST_ARENA_BYTES = 4 << 20
+
+
+def arena_bytes(record: Any) -> int:
+    """The bytes of a high-water record that are Python's object arenas: memory pymalloc
+    mapped for many small objects, under the line that opened the arena, which is not always
+    the line whose objects fill it (a generator's temporary strings open arenas that a list
+    built on another line then fills). Records of the arena allocators whose allocations
+    average within a few percent of an arena's size."""
+    count = int(record.n_allocations)
+    if count <= 0 or int(record.allocator) not in _ARENA_ALLOCATORS:
+        return 0
+    each = int(record.size) / count
+    return int(record.size) if any(0.9 * a <= each <= 1.02 * a for a in ARENA_SIZES) else 0
+
+
+def arena_words(arenas: int, peak: int) -> str:
+    """What the lines of a capture that did not trace Python's allocators are worth when
+    arenas held much of its peak; empty when they did not."""
+    if peak <= 0 or arenas < max(_LEAST_ARENA_BYTES, ARENA_SHARE * peak):
+        return ""
+    return (
+        f"{_mib(arenas)} of the {_mib(peak)} traced at the peak ({100 * arenas / peak:.0f} %) "
+        "is Python's object arenas, each under the line that opened it, which is not always "
+        'the line whose objects fill it: heap="memray" (--heap=memray) traces each object'
+    )
 
 
 def _bound_words(ticket: dict[str, Any]) -> str:

@@ -435,7 +435,7 @@ def run_partitioned(
     }
     make_ranges = lambda: key_ranges(engine, source, parts, rows_per_part, key=key)  # noqa: E731
     if setup(lambda: jobs.open(spec, make_ranges, restart), "cutting the ranges of"):
-        return _report(jobs, runner, began, already_finished=True)
+        return _report(jobs, runner, began, already_finished=True, db_wait=db_wait_s)
     task = RangeTask(
         db=db,
         source=source,
@@ -469,6 +469,7 @@ def run_partitioned(
             began,
             committed=_committed_counter(engine, task),
             last_error=coordinator.last_error,
+            db_wait=db_wait_s,
         ),
         coordinator=task.coordinator,
         smallest_split=4 * (batch_size if isinstance(batch_size, int) else 1000),
@@ -484,7 +485,7 @@ def run_partitioned(
     ):
         coordinator.run()
     setup(jobs.finish, "finishing")
-    return _report(jobs, runner, began, last_error=coordinator.last_error)
+    return _report(jobs, runner, began, last_error=coordinator.last_error, db_wait=db_wait_s)
 
 
 def _committed_counter(engine: Engine, task: RangeTask) -> Callable[[RangeRow], int]:
@@ -517,23 +518,31 @@ def _report(
     already_finished: bool = False,
     committed: Callable[[RangeRow], int] | None = None,
     last_error: str | None = None,
+    db_wait: float = 0.0,
 ) -> PartitionReport:
-    ranges = tuple(
-        RangeReport(
-            start=r.start,
-            stop=r.stop,
-            rows=r.rows_done if r.done or committed is None else committed(r),
-            estimated_rows=r.rows,
-            retries=max(r.attempts - 1, 0),
-            splits=r.splits,
-            seconds=r.seconds,
-            peak_rss_delta=r.peak_rss_delta,
-            done=r.done,
-            # The owner that finished it (kept on a done range): "coordinator|host:pid:suffix".
-            worker=r.owner.rsplit("|", 1)[-1] if r.done and r.owner else None,
+    """The report of the job from its table, read again on a new connection while the
+    database is unreachable (up to ``db_wait`` seconds, as every step of the run): a connection
+    cut as the last range finished must not lose a run whose rows are all written."""
+
+    def read() -> tuple[RangeReport, ...]:
+        return tuple(
+            RangeReport(
+                start=r.start,
+                stop=r.stop,
+                rows=r.rows_done if r.done or committed is None else committed(r),
+                estimated_rows=r.rows,
+                retries=max(r.attempts - 1, 0),
+                splits=r.splits,
+                seconds=r.seconds,
+                peak_rss_delta=r.peak_rss_delta,
+                done=r.done,
+                # The owner that finished it (kept on a done range): "coordinator|host:pid:x".
+                worker=r.owner.rsplit("|", 1)[-1] if r.done and r.owner else None,
+            )
+            for r in jobs.ranges()
         )
-        for r in jobs.ranges()
-    )
+
+    ranges = with_db_retry(read, doing=f"reading the report of job {jobs.job!r}", db_wait=db_wait)
     return PartitionReport(
         name=jobs.job,
         ranges=ranges,
