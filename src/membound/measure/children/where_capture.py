@@ -65,6 +65,8 @@ __all__ = [
     "padded",
     "prepare_capture",
     "read_ticket",
+    "statistics_stacks",
+    "traced_stacks",
 ]
 
 #: Named sites at most; smaller ones are summed in one ``other`` row.
@@ -750,10 +752,8 @@ class TracemallocCapture:
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
         self._base = 0
-        self._filters = [
-            tracemalloc.Filter(False, tracemalloc.__file__),
-            tracemalloc.Filter(False, __file__),
-        ]
+        # Blocks this capture and tracemalloc itself allocate (the snapshot's own lists).
+        self._excluded = frozenset({tracemalloc.__file__, __file__})
 
     #: Nothing to start in the caller's frame (see :meth:`MemrayCapture.prepare`).
     enter = staticmethod(_nothing)
@@ -786,19 +786,7 @@ class TracemallocCapture:
             self._best, self._best_sites = current, sites
 
     def _snapshot_sites(self) -> list[dict[str, Any]]:
-        snapshot = tracemalloc.take_snapshot().filter_traces(self._filters)
-        stats = snapshot.statistics("traceback")
-        # tracemalloc's tracebacks run from the oldest frame to the newest.
-        stacks = (
-            (
-                [("", f.filename, f.lineno) for f in reversed(stat.traceback)],
-                stat.size,
-                "python",
-                None,
-            )
-            for stat in stats
-        )
-        return group_sites(stacks)
+        return group_sites(traced_stacks(self._excluded))
 
     def stop(self) -> dict[str, Any]:
         """Stop polling (and tracing, if started here): ``peak_sites``, ``end_sites``,
@@ -826,6 +814,48 @@ class TracemallocCapture:
             tracemalloc.stop()
             self._started = False
         return out
+
+
+def traced_stacks(excluded: frozenset[str] = frozenset()) -> list[tuple[Any, ...]]:
+    """tracemalloc's live blocks summed per traceback, as :func:`group_sites` stacks (frames
+    innermost first); blocks whose innermost frame is in an ``excluded`` file are left out.
+
+    The same sums as ``take_snapshot().filter_traces(...).statistics("traceback")``
+    (:func:`statistics_stacks`, compared in the tests), read without running Python code per
+    block through those: for 470k blocks at 16 frames they take 9.5 s and 1.8 s, this 0.3 s.
+    A snapshot slower than the peak it was taken for let that peak pass unseen (the poll
+    cannot take another while one is being read). tracemalloc hands out each distinct
+    traceback as one tuple shared by every block allocated there, so blocks are summed per
+    tuple object (by identity: a tuple's hash walks all its frames); were the tuples not
+    shared, the sums would only be split finer, and :func:`group_sites` joins them again.
+    """
+    sizes: dict[int, int] = {}
+    frames_of: dict[int, tuple[tuple[str, int], ...]] = {}
+    # The raw read take_snapshot() itself makes (CPython's tracemalloc, 3.4 on).
+    for _domain, size, frames, _total in tracemalloc._get_traces():  # type: ignore[attr-defined]
+        key = id(frames)
+        if key in sizes:
+            sizes[key] += size
+        elif frames and frames[0][0] in excluded:
+            continue
+        else:
+            sizes[key] = size
+            frames_of[key] = frames
+    return [
+        ([("", file, line) for file, line in frames_of[key]], size, "python", None)
+        for key, size in sizes.items()
+    ]
+
+
+def statistics_stacks(excluded: frozenset[str] = frozenset()) -> list[tuple[Any, ...]]:
+    """:func:`traced_stacks` read through tracemalloc's public snapshot API."""
+    filters = [tracemalloc.Filter(False, file) for file in sorted(excluded)]
+    snapshot = tracemalloc.take_snapshot().filter_traces(filters)
+    # tracemalloc's tracebacks run from the oldest frame to the newest.
+    return [
+        ([("", f.filename, f.lineno) for f in reversed(stat.traceback)], stat.size, "python", None)
+        for stat in snapshot.statistics("traceback")
+    ]
 
 
 def _functions(sites: list[dict[str, Any]]) -> list[dict[str, Any]]:
