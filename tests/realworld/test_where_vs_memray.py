@@ -17,11 +17,13 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 import membound as mb
+from membound.measure.isolate.function import rerun_deadline
 from tests.realworld import where_jobs
 
 JOB_FILE = os.path.abspath(where_jobs.__file__)
@@ -93,6 +95,28 @@ def test_objects_in_arenas_opened_by_another_line_are_traced_again() -> None:
     plain = mb.measure(where_jobs.numpy_helper_two_callers, where=True)
     assert plain.where_source is not None
     assert "second run" not in plain.where_source  # numpy's blocks are no arenas
+
+
+def test_a_second_run_past_its_deadline_is_stopped_and_the_first_runs_lines_stand(
+    tmp_path: Path,
+) -> None:
+    started = time.monotonic()
+    m = mb.measure(where_jobs.slower_when_run_again, str(tmp_path / "ran"), where=True, timeout=8)
+    took = time.monotonic() - started
+    assert "ok" == m.outcome
+    assert (
+        "(not traced again: a second run that traced each object was stopped after 8 s, "
+        "the run's timeout)" in m.where_note
+    )
+    assert m.where_source is not None
+    assert "second run" not in m.where_source
+    assert took < 60, took  # not the two minutes the second run would wait
+
+
+def test_a_second_run_may_take_ten_times_the_first_and_ten_seconds_within_the_timeout() -> None:
+    assert rerun_deadline(1.5, None) == (25.0, "10x the first run's 1.5 s plus 10 s")
+    assert rerun_deadline(1.5, 60.0) == (25.0, "10x the first run's 1.5 s plus 10 s")
+    assert rerun_deadline(1.5, 20.0) == (20.0, "the run's timeout")
 
 
 def test_a_command_whose_arenas_name_the_lines_is_told_so(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ import pickle
 import signal
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,7 +58,15 @@ if TYPE_CHECKING:
 else:
     read_ticket = child_code.load("where_capture").read_ticket
 
-__all__ = ["measure", "module_args", "run_isolated", "run_python"]
+__all__ = [
+    "RERUN_SLACK_S",
+    "RERUN_TIMES",
+    "measure",
+    "module_args",
+    "rerun_deadline",
+    "run_isolated",
+    "run_python",
+]
 
 _CHILD = child_code.path("isolated_call")
 #: At a memory limit, how long a child with ``where`` gets to write its capture before the kill.
@@ -366,17 +375,41 @@ def _room_to_trace_again(data: dict[str, Any]) -> str:
     )
 
 
+#: A second run that traces each object may take this many times the first run's time (it
+#: took 2-5x on object-heavy jobs: memray records every object), plus :data:`RERUN_SLACK_S`
+#: for an interpreter's start and memray's reading; past that it is stopped and the first
+#: run's lines stand, said so.
+RERUN_TIMES = 10
+RERUN_SLACK_S = 10.0
+
+
+def rerun_deadline(first_seconds: float, timeout: float | None) -> tuple[float, str]:
+    """Seconds the second run (each object traced) may take after a first run of
+    ``first_seconds``, and the words that say why: :data:`RERUN_TIMES` times it plus
+    :data:`RERUN_SLACK_S`, never past the user's ``timeout``."""
+    own = RERUN_TIMES * first_seconds + RERUN_SLACK_S
+    if timeout is not None and timeout <= own:
+        return timeout, "the run's timeout"
+    return own, (f"{RERUN_TIMES}x the first run's {first_seconds:.3g} s plus {RERUN_SLACK_S:g} s")
+
+
 def _objects_traced(
-    request: bytes, limit: int | None, timeout: float | None, interval: float
-) -> dict[str, Any] | None:
+    request: bytes, limit: int | None, deadline: float, interval: float, why: str
+) -> tuple[dict[str, Any] | None, str]:
     """The report of a run of ``request`` (heap ``memray``: every Python object traced) whose
-    lines are kept, or None when it did not return as the first run did. Its output is
-    discarded: the first run showed it."""
-    run = _run_child(request, limit, timeout, interval, quiet=True)
+    lines are kept, or None and the words that say why not (empty when it did not return as
+    the first run did). Its output is discarded: the first run showed it; it is stopped after
+    ``deadline`` seconds (``why``: the words for that deadline)."""
+    run = _run_child(request, limit, deadline, interval, quiet=True)
+    if run.timed_out:
+        return None, (
+            "(not traced again: a second run that traced each object was stopped after "
+            f"{deadline:.3g} s, {why})"
+        )
     data = run.result
     if run.returncode != 0 or data is None or data.get("status") != "ok":
-        return None
-    return data if data.get("where_source") else None
+        return None, ""
+    return (data if data.get("where_source") else None), ""
 
 
 def _lines_of(
@@ -428,6 +461,7 @@ def run_isolated(
     limit_bytes = parse_limit(limit)
     check_timeout(timeout)
     check_interval(interval)
+    began = time.monotonic()
     run = _run_child(
         _request(ref, args, kwargs, engine, mode),
         limit_bytes,
@@ -436,6 +470,7 @@ def run_isolated(
         quiet,
         flush=mode is not None,
     )
+    first_seconds = time.monotonic() - began
     name = label or ref.display
     data = run.result
     if data is not None and data.get("status") == "target-error":
@@ -455,12 +490,13 @@ def run_isolated(
     objects = None
     if mode is not None and engine != "memray" and _arenas_named_the_lines(data, outcome):
         assert data is not None
-        no_room = _room_to_trace_again(data)
-        if no_room:
-            data["where_note"] = f"{data.get('where_note') or ''} {no_room}".strip()
-        else:
+        why_not = _room_to_trace_again(data)
+        if not why_not:
             again = _request(ref, args, kwargs, heap_engine("memray"), mode)
-            objects = _objects_traced(again, limit_bytes, timeout, interval)
+            deadline, why = rerun_deadline(first_seconds, timeout)
+            objects, why_not = _objects_traced(again, limit_bytes, deadline, interval, why)
+        if why_not:
+            data["where_note"] = f"{data.get('where_note') or ''} {why_not}".strip()
     measurement = _measurement(run, name, outcome, detail, limit_bytes, interval, mode, objects)
     if data is not None and data.get("status") == "raised":
         last = str(data["traceback"]).strip().splitlines()[-1]
