@@ -75,13 +75,13 @@ def tracing() -> Iterator[None]:
             tracemalloc.stop()
 
 
-@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("seed", range(3))
 def test_the_fast_read_sums_what_the_snapshot_api_sums(
     tmp_path: Path, tracing: None, seed: int
 ) -> None:
     module = _random_module(tmp_path, seed)
     chooser = random.Random(seed)
-    for _ in range(100):
+    for _ in range(40):
         module.f0(chooser.randint(0, 25))
     file = str(module.__file__)
     excluded = frozenset({tracemalloc.__file__, where_capture.__file__})
