@@ -91,3 +91,28 @@ def test_sampler_limit_kills_the_watched_group() -> None:
 def test_sampler_that_was_never_attached_stops_cleanly() -> None:
     report = Sampler(None).start().stop()
     assert 0 == report.timeline.samples
+
+
+def test_an_announcing_sampler_says_when_its_first_sample_is_taken() -> None:
+    sampler = Sampler(os.getpid(), interval=0.005, announce=True).start()
+    assert sampler.wait_until_sampling(30.0)
+    time.sleep(0.05)
+    report = sampler.stop()
+    assert report.timeline.samples >= 2
+    assert report.start <= time.monotonic()
+
+
+def test_a_report_after_a_wait_that_gave_up_still_reads() -> None:
+    sampler = Sampler(os.getpid(), interval=0.005, announce=True).start()
+    assert not sampler.wait_until_sampling(0.0)  # the line comes later, before the report
+    time.sleep(0.2)
+    report = sampler.stop()
+    assert report.timeline.samples >= 2
+
+
+def test_a_sampler_not_asked_to_announce_is_not_waited_for() -> None:
+    sampler = Sampler(os.getpid(), interval=0.005).start()
+    started = time.monotonic()
+    assert not sampler.wait_until_sampling(30.0)
+    assert time.monotonic() - started < 1.0
+    assert sampler.stop().timeline.samples >= 1

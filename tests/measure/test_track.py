@@ -7,6 +7,7 @@ import time
 import pytest
 
 import membound as mb
+from membound.results.timeline import STARTED_AFTER
 from tests.measure import targets
 
 MIB = 2**20
@@ -191,6 +192,16 @@ def test_a_commands_heap_held_at_end_counts_what_it_still_holds(tmp_path: object
     kept = sys.getsizeof([None] * 200_000) + sum(sys.getsizeof(str(i)) for i in range(200_000))
     assert m.heap_current > 0.9 * m.heap_peak
     assert m.heap_current > 0.9 * kept
+
+
+def test_the_timeline_covers_a_short_block_from_its_start() -> None:
+    # The sampler process starts in tens of milliseconds (hundreds under load): the block
+    # waits for its first sample, so none of a 50 ms block falls before the timeline.
+    with mb.track("short", interval=0.005) as t:
+        time.sleep(0.05)
+    timeline = t.result.timeline
+    assert STARTED_AFTER not in timeline.extra, timeline.extra
+    assert timeline.samples >= 3, timeline
 
 
 def test_print_of_a_measurement_is_one_line_and_its_timeline_no_samples() -> None:

@@ -66,7 +66,11 @@ else:
     finish = child_code.load("where_capture").finish
     prepare_capture = child_code.load("where_capture").prepare_capture
 
-__all__ = ["track"]
+__all__ = ["SAMPLER_WAIT_S", "track"]
+
+#: How long a block waits at its start for the sampler's first sample (about 20 ms on a quiet
+#: machine).
+SAMPLER_WAIT_S = 5.0
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -172,8 +176,16 @@ class track:
         self._blocks_start = sys.getallocatedblocks()
         if self.interval is not None:
             self._sampler = Sampler(
-                os.getpid(), interval=self.interval, tree=True, skip=sorted(self._before)
+                os.getpid(),
+                interval=self.interval,
+                tree=True,
+                skip=sorted(self._before),
+                announce=True,
             ).start()
+            # The block begins once the timeline does (else its first tens of milliseconds, or
+            # hundreds on a loaded machine, are in no sample); past the wait it begins anyway,
+            # and the timeline says when sampling began (``STARTED_AFTER``).
+            self._sampler.wait_until_sampling(SAMPLER_WAIT_S)
         if self._capture is not None:
             # Started here, in this frame, so that only this frame returns before the block
             # runs (``MemrayCapture.prepare`` says why that matters).

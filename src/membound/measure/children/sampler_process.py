@@ -71,6 +71,8 @@ else:
     TreeReader = _PROC["TreeReader"]
 
 
+#: The line written once the first sample is taken, when the parent asked (``announce``).
+ANNOUNCED = "sampling\n"
 #: ``stack_dump.py`` beside this file, loaded at the first limit stop that reads a stack (it
 #: imports subprocess: no cost to a sampler's start).
 _STACK_DUMP: dict[str, Any] = {}
@@ -461,10 +463,13 @@ def run(
     flush_grace: float | None = None,
     skip: list[int] | None = None,
     stack_tool: str | None = None,
+    announce: bool = False,
 ) -> dict[str, object]:
     """Sample until told to stop (``skip``: in tree mode, children of ``pid`` that ran before
     and are not counted); return the report (``status``: a file to keep the live
-    figures in, ``elapsed rss peak``; ``flush_grace`` and ``stack_tool``: see ``LimitStop``).
+    figures in, ``elapsed rss peak``; ``flush_grace`` and ``stack_tool``: see ``LimitStop``;
+    ``announce``: write ``sampling`` on stdout once the first sample is taken, for a parent
+    that waits for it before the block it measures begins).
 
     Three ways to name the process: ``pid`` (already running; stop on ``stop`` or EOF on
     stdin), ``pid == 0`` (wait for ``pid N [PGID]`` on stdin first, so that sampling begins the
@@ -503,6 +508,10 @@ def run(
         value = reader.read() if reader is not None else read_rss(pid)
         if value is not None:
             samples.add(time.monotonic(), value, kill)
+        if announce:
+            announce = False
+            sys.stdout.write(ANNOUNCED)
+            sys.stdout.flush()
         next_tick, wait, missed = _next_tick(next_tick, interval)
         late += missed
         if _stop_asked(stdin, wait, kill_pgid):
@@ -653,6 +662,7 @@ def main() -> None:
         flush_grace=config.get("flush_grace"),
         skip=config.get("skip"),
         stack_tool=config.get("stack_tool"),
+        announce=bool(config.get("announce", False)),
     )
     try:
         sys.stdout.write(json.dumps(report))

@@ -32,9 +32,11 @@ from membound.results.timeline import Timeline
 
 if TYPE_CHECKING:
     from membound.measure.children.proc_tree import HAS_PROC, kill_descendants
+    from membound.measure.children.sampler_process import ANNOUNCED
 else:
     HAS_PROC = child_code.load("proc_tree").HAS_PROC
     kill_descendants = child_code.load("proc_tree").kill_descendants
+    ANNOUNCED = child_code.load("sampler_process").ANNOUNCED
 
 __all__ = ["Sampler", "SamplerReport", "kill_descendants", "tree_source"]
 
@@ -120,6 +122,9 @@ class Sampler:
             when it has not ended after this many seconds; None kills at once.
         stack_tool: spawn mode with ``limit``: py-spy's path; at the limit the spawned process
             is frozen and its Python stack read before it is stopped (``limit_stack``).
+        announce: ``pid`` mode: the sampler says when its first sample is taken, so that
+            :meth:`wait_until_sampling` can hold the measured block until the timeline covers
+            it (a sampler starts in tens of milliseconds, hundreds on a loaded machine).
     """
 
     def __init__(
@@ -138,6 +143,7 @@ class Sampler:
         flush_grace: float | None = None,
         skip: Sequence[int] = (),
         stack_tool: str | None = None,
+        announce: bool = False,
     ) -> None:
         if interval <= 0:
             raise ValueError("interval must be positive")
@@ -156,6 +162,7 @@ class Sampler:
             "flush_grace": flush_grace,
             "skip": list(skip),
             "stack_tool": stack_tool,
+            "announce": announce and spawn is None and bool(pid),
         }
         self._env = dict(env) if env is not None else None
         self._proc: subprocess.Popen[bytes] | None = None
@@ -206,6 +213,26 @@ class Sampler:
                     said = json.loads(rest or b"{}").get("spawn_error")
                     self.spawn_error = str(said) if said else self.spawn_error
         return self
+
+    def wait_until_sampling(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the first sample of a sampler created with
+        ``announce``; True once it is taken (False: not within ``timeout``, or not asked)."""
+        proc = self._proc
+        if proc is None or proc.stdout is None or not self.config["announce"]:
+            return False
+        fd = proc.stdout.fileno()
+        deadline = time.monotonic() + timeout
+        line = bytearray()
+        while not line.endswith(b"\n"):
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                return False
+            byte = os.read(fd, 1)  # one byte at a time: the report follows it on the pipe
+            if not byte:
+                return False
+            line += byte
+        self.config["announce"] = False  # said and read: nothing to take off the report
+        return bytes(line) == ANNOUNCED.encode()
 
     def finish(self, timeout: float | None = None) -> tuple[SamplerReport, bool]:
         """Spawn mode: wait for the command to end; at ``timeout`` have the whole run killed.
@@ -290,6 +317,8 @@ class Sampler:
         except subprocess.TimeoutExpired:
             proc.kill()
             out, _ = proc.communicate()
+        if self.config["announce"] and out.startswith(ANNOUNCED.encode()):
+            out = out[len(ANNOUNCED) :]  # said after the wait gave up
         try:
             data = json.loads(out or b"{}")
         except ValueError:
