@@ -73,8 +73,8 @@ def plot_timeline(ax: Any, timeline: Timeline, label: str, index: int = 0) -> st
     if not len(timeline):
         ax.plot([], [], label=f"{_short(label)} (no samples)")
         return None
-    # Seconds since the measured block started, not since the sampler's first sample: the
-    # sampler process starts beside the block and samples from a little later.
+    # Seconds since the measured block started, not since the sampler's first sample: they
+    # differ when the sampler took longer to start than the block waits for it.
     offset = float(timeline.extra.get(STARTED_AFTER, 0.0))
     xs = [t + offset for t in timeline.times]
     highs = [v / _MIB for v in timeline.highs]

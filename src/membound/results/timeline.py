@@ -11,7 +11,8 @@ from membound.results.downsample import MAX_POINTS_DEFAULT, Downsampler
 __all__ = ["STARTED_AFTER", "Timeline"]
 
 #: ``Timeline.extra`` key: seconds from the start of the measured block to the first sample
-#: (the sampler process starts beside the block); charts count time from the block's start.
+#: (set when the sampler process took longer to start than the block waits for it, 5 s);
+#: charts count time from the block's start.
 STARTED_AFTER = "started_after_s"
 
 
