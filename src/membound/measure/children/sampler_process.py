@@ -71,7 +71,7 @@ else:
     TreeReader = _PROC["TreeReader"]
 
 
-#: The line written once the first sample is taken, when the parent asked (``announce``).
+#: The line written after the first reading, when the parent asked (``announce``).
 ANNOUNCED = "sampling\n"
 #: ``stack_dump.py`` beside this file, loaded at the first limit stop that reads a stack (it
 #: imports subprocess: no cost to a sampler's start).
@@ -468,7 +468,7 @@ def run(
     """Sample until told to stop (``skip``: in tree mode, children of ``pid`` that ran before
     and are not counted); return the report (``status``: a file to keep the live
     figures in, ``elapsed rss peak``; ``flush_grace`` and ``stack_tool``: see ``LimitStop``;
-    ``announce``: write ``sampling`` on stdout once the first sample is taken, for a parent
+    ``announce``: write ``sampling`` on stdout after the first reading, for a parent
     that waits for it before the block it measures begins).
 
     Three ways to name the process: ``pid`` (already running; stop on ``stop`` or EOF on

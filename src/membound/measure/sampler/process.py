@@ -166,6 +166,8 @@ class Sampler:
         }
         self._env = dict(env) if env is not None else None
         self._proc: subprocess.Popen[bytes] | None = None
+        #: The sampler's ``sampling`` line is still on its stdout, before the report.
+        self._announcement_due = bool(self.config["announce"])
         #: The spawned command's pid (spawn mode), once :meth:`start` returned.
         self.pid: int | None = None
         #: Why the command could not be started (spawn mode), or None.
@@ -218,21 +220,13 @@ class Sampler:
         """Wait up to ``timeout`` seconds for the first sample of a sampler created with
         ``announce``; True once it is taken (False: not within ``timeout``, or not asked)."""
         proc = self._proc
-        if proc is None or proc.stdout is None or not self.config["announce"]:
+        if proc is None or proc.stdout is None or not self._announcement_due:
             return False
-        fd = proc.stdout.fileno()
-        deadline = time.monotonic() + timeout
-        line = bytearray()
-        while not line.endswith(b"\n"):
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
-                return False
-            byte = os.read(fd, 1)  # one byte at a time: the report follows it on the pipe
-            if not byte:
-                return False
-            line += byte
-        self.config["announce"] = False  # said and read: nothing to take off the report
-        return bytes(line) == ANNOUNCED.encode()
+        line = _read_line(proc.stdout.fileno(), timeout)
+        if not line.endswith(b"\n"):
+            return False  # the rest of the line, if any, is taken off the report (stop)
+        self._announcement_due = False
+        return line == ANNOUNCED.encode()
 
     def finish(self, timeout: float | None = None) -> tuple[SamplerReport, bool]:
         """Spawn mode: wait for the command to end; at ``timeout`` have the whole run killed.
@@ -317,8 +311,8 @@ class Sampler:
         except subprocess.TimeoutExpired:
             proc.kill()
             out, _ = proc.communicate()
-        if self.config["announce"] and out.startswith(ANNOUNCED.encode()):
-            out = out[len(ANNOUNCED) :]  # said after the wait gave up
+        if self._announcement_due:  # said (or its rest) after the wait gave up: not the report
+            out = out.split(b"\n", 1)[-1]
         try:
             data = json.loads(out or b"{}")
         except ValueError:
@@ -331,11 +325,17 @@ class Sampler:
             proc.kill()
 
 
-def _read_line(fd: int) -> bytes:
+def _read_line(fd: int, timeout: float | None = None) -> bytes:
     """One line, a byte at a time: a buffered read could take the report that follows it, and
-    :func:`_read_until_eof` reads the descriptor itself."""
+    :func:`_read_until_eof` reads the descriptor itself. With ``timeout`` (seconds), what came
+    by then: no line end when the time ran out."""
+    deadline = None if timeout is None else time.monotonic() + timeout
     line = bytearray()
     while not line.endswith(b"\n"):
+        if deadline is not None:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                break
         byte = os.read(fd, 1)
         if not byte:
             break
