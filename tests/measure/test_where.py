@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -196,6 +197,10 @@ def test_without_memray_the_tracemalloc_fallback_names_the_lines(tmp_path: Path)
     first = _named(m.peak_sites)[0]
     assert (first.location, first.caller) == (_at("helper"), _at("first_call"))
     assert first.function == "strings"
+    # The tracer's own memory is said apart, with a figure inside the RSS it is part of.
+    said = re.search(r"tracemalloc's own records .* at least ([0-9.]+) MiB", m.where_note or "")
+    assert said, m.where_note
+    assert 0 < float(said.group(1)) * 2**20 < m.rss_peak
 
 
 def test_cli_run_where_prints_the_lines_and_json_carries_them(tmp_path: Path) -> None:
