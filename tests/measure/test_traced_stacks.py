@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import importlib.util
 import random
+import re
 import tracemalloc
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -112,3 +113,47 @@ def test_blocks_made_in_an_excluded_file_are_left_out(tmp_path: Path, tracing: N
     assert _sums(traced_stacks(), file)
     for read in (traced_stacks, statistics_stacks):
         assert _sums(read(frozenset({file})), file) == {}
+
+
+def _captured(note: str) -> tuple[float, float] | None:
+    """The ``captured at X MiB of the heap; its peak was Y MiB`` of a where note."""
+    found = re.search(r"captured at ([0-9.]+) MiB of the heap; its peak was ([0-9.]+)", note)
+    return (float(found.group(1)), float(found.group(2))) if found else None
+
+
+@pytest.mark.parametrize("wait", [False, True])
+def test_a_new_high_is_read_once_the_last_reads_wait_is_over(
+    monkeypatch: pytest.MonkeyPatch, wait: bool
+) -> None:
+    """After a read, the fallback reads a new high only once it has waited some multiple of
+    that read's time (endless here, or none)."""
+    monkeypatch.setattr(where_capture, "READ_WAIT_FACTOR", 1e9 if wait else 0.0)
+    capture = where_capture.TracemallocCapture().start()
+    first = bytearray(10 * 2**20)
+    capture.check()  # the first high is read whatever the wait
+    peak = bytearray(4 * 2**20)  # 1.4x the read: a new high, not a doubling
+    capture.check()
+    del peak
+    captured = _captured(capture.stop().get("where_note", ""))
+    del first
+    if wait:
+        assert captured is not None
+        assert captured[0] == pytest.approx(10, abs=1)
+        assert captured[1] == pytest.approx(14, abs=1)
+    else:
+        assert captured is None
+
+
+def test_a_heap_that_doubled_since_the_last_read_is_read_within_the_wait(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(where_capture, "READ_WAIT_FACTOR", 1e9)
+    capture = where_capture.TracemallocCapture().start()
+    first = bytearray(10 * 2**20)
+    capture.check()
+    doubled = bytearray(12 * 2**20)  # 2.2x the read
+    capture.check()
+    del doubled
+    note = capture.stop().get("where_note", "")
+    del first
+    assert _captured(note) is None, note
