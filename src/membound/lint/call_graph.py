@@ -250,21 +250,23 @@ class CallIndex:
         self._modules: list[_Module] = []
         self._paths: dict[str, str] = {}
 
-    def add(self, path: str, module: str, text: str) -> None:
+    def add(self, path: str, module: str, text: str) -> ast.Module | None:
         """Read one file (``module`` its dotted path); a file that does not parse is skipped
-        (the lint run reports it)."""
+        (the lint run reports it). Returns the tree it parsed (None when it parsed none), for
+        the next reader of the same file in the evidence pass."""
         self._paths[path] = module  # every file: a relative import is read from it
         if "def " not in text:
-            return
+            return None
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 tree = ast.parse(text, filename=path)
         except (SyntaxError, ValueError, RecursionError, MemoryError):
-            return
+            return None
         mod = _Module(module)
         _Reader(mod, path).visit(tree)
         self._modules.append(mod)
+        return tree
 
     def graph(self) -> CallGraph:
         """The functions the entry points reach (at most :data:`MAX_DEPTH` calls deep)."""

@@ -416,10 +416,17 @@ def with_evidence(config: LintConfig, files: Sequence[str], paths: Sequence[str]
                 own.update(module.split("."))
                 if "model" in text:
                     imported.update(model_imports(text))
-                calls.add(path, module, text)
+                # Kept only while this file is the one being read: the model index takes
+                # the call graph's tree instead of parsing the file a second time.
+                current.clear()
+                tree = calls.add(path, module, text)
+                if tree is not None:
+                    current[path] = tree
                 yield path, text
 
-    tables = index_models(texts(), root)
+    current: dict[str, ast.Module] = {}
+    tables = index_models(texts(), root, tree_of=current.get)
+    current.clear()
     installed: dict[str, list[tuple[str, str]]] = {}
     linted = [p if os.path.isdir(p) else os.path.dirname(os.path.abspath(p)) for p in paths]
     for path, text, package_root in installed_model_files(imported, own, linted):

@@ -36,7 +36,7 @@ import ast
 import os
 import re
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from membound.lint.model_shape import FRAMEWORK_LOOKUPS, ModelShape, shape_of
 
@@ -380,10 +380,15 @@ def _constant_true(node: ast.AST | None) -> bool:
     return isinstance(node, ast.Constant) and node.value is True
 
 
-def index_models(files: Iterable[tuple[str, str]], root: str) -> ModelTables:
+def index_models(
+    files: Iterable[tuple[str, str]],
+    root: str,
+    tree_of: Callable[[str], ast.Module | None] | None = None,
+) -> ModelTables:
     """Map the models defined in ``files`` (``(path, text)`` pairs) to their tables; ``root``
     is the folder module paths are counted from. App labels come from the ``AppConfig``
-    classes of ``apps.py`` files; a proxy model reads its parent's table."""
+    classes of ``apps.py`` files; a proxy model reads its parent's table. ``tree_of`` gives the
+    tree of a file already parsed (None: parse it here)."""
     parsed: list[tuple[str, str, ast.Module, bool, bool]] = []
     labels: dict[str, str] = {}
     reexports: dict[str, str] = {}
@@ -395,12 +400,14 @@ def index_models(files: Iterable[tuple[str, str]], root: str) -> ModelTables:
         config_file = norm.endswith("/apps.py") and "AppConfig" in text
         if not models_file and not config_file and not any(m in text for m in _MARKERS):
             continue
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                tree = ast.parse(text, filename=path)
-        except (SyntaxError, ValueError, RecursionError, MemoryError):
-            continue  # the lint run itself reports the file
+        tree = tree_of(path) if tree_of is not None else None
+        if tree is None:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    tree = ast.parse(text, filename=path)
+            except (SyntaxError, ValueError, RecursionError, MemoryError):
+                continue  # the lint run itself reports the file
         module = module_path(path, root)
         if config_file:
             labels.update(_app_configs(tree, module.rsplit(".", 1)[0] if "." in module else ""))
