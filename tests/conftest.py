@@ -35,6 +35,7 @@ FAST_MODULES = frozenset(
         "tests/measure/test_target.py",
         "tests/measure/test_heap_memray.py",
         "tests/measure/test_where.py",
+        "tests/measure/test_traced_stacks.py",
         "tests/measure/test_lazy_imports.py",
         "tests/measure/test_limit_stack.py",
         "tests/judge/test_complexity.py",
