@@ -30,8 +30,9 @@ import ast
 import os
 import warnings
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from membound.lint.expression_chains import dotted
 
@@ -112,13 +113,31 @@ def _resolve_import(module: str, node: ast.ImportFrom) -> str:
 
 
 class _Reader(ast.NodeVisitor):
-    """Functions, calls and entry points of one module."""
+    """Functions, calls and entry points of one module.
+
+    Visits as ``ast.NodeVisitor`` does (depth first, fields in order), with the method of each
+    node type looked up in a table instead of by name: the call graph reads every file of a
+    project, and the by-name lookup was a third of its time."""
 
     def __init__(self, mod: _Module, path: str) -> None:
         self.mod = mod
         self.path = path.replace(os.sep, "/")
         self.scope: list[str] = []
         self.classes: list[str] = []
+
+    def visit(self, node: ast.AST) -> None:
+        """Visit ``node`` with its method, or its children when it has none."""
+        method = _VISITS.get(type(node))
+        if method is not None:
+            method(self, node)
+        else:
+            for child in ast.iter_child_nodes(node):
+                self.visit(child)
+
+    def generic_visit(self, node: ast.AST) -> None:
+        """Visit the children of ``node``."""
+        for child in ast.iter_child_nodes(node):
+            self.visit(child)
 
     def visit_Import(self, node: ast.Import) -> None:
         for alias in node.names:
@@ -206,6 +225,18 @@ class _Reader(ast.NodeVisitor):
         root, _, rest = name.partition(".")
         target = self.mod.aliases.get(root)
         return f"{target}.{rest}" if target and rest else None
+
+
+#: The node types :class:`_Reader` has a method for, and the method.
+_VISITS: dict[type[ast.AST], Callable[[_Reader, Any], None]] = {
+    ast.Import: _Reader.visit_Import,
+    ast.ImportFrom: _Reader.visit_ImportFrom,
+    ast.ClassDef: _Reader.visit_ClassDef,
+    ast.FunctionDef: _Reader._function,
+    ast.AsyncFunctionDef: _Reader._function,
+    ast.If: _Reader.visit_If,
+    ast.Call: _Reader.visit_Call,
+}
 
 
 def _task_decorators(modules: Iterable[_Module]) -> set[str]:
