@@ -105,7 +105,9 @@ def test_an_announcing_sampler_says_when_its_first_sample_is_taken() -> None:
 def test_a_report_after_a_wait_that_gave_up_still_reads() -> None:
     sampler = Sampler(os.getpid(), interval=0.005, announce=True).start()
     assert not sampler.wait_until_sampling(0.0)  # the line comes later, before the report
-    time.sleep(0.2)
+    # Long enough for the sampler process to start and sample more than once even on a busy
+    # machine (0.2 s gave one sample at a load of 10: its interpreter was still starting).
+    time.sleep(1.0)
     report = sampler.stop()
     assert report.timeline.samples >= 2
 
