@@ -70,6 +70,7 @@ __all__ = [
     "prepare_capture",
     "read_ticket",
     "statistics_stacks",
+    "summed_traces",
     "traced_stacks",
 ]
 
@@ -94,8 +95,9 @@ TRACEMALLOC_FRAMES = 16
 POLL_S = 0.01
 #: After a read of tracemalloc's traces the fallback waits this many times the read's own
 #: duration before the next: reads (which hold the GIL, so the job waits) then take at most a
-#: fifth of the run. Reading at every 5 % new high cost a csv job 14.7 s where tracing alone
-#: took 3.0 s (Python 3.10, 1.2 M live blocks: ~150 reads of a growing heap).
+#: fifth of the run, besides those :data:`READ_ANYWAY_GROWTH` makes. Reading at every 5 % new
+#: high cost a csv job 14.7 s where tracing alone took 3.0 s (Python 3.10, 1.2 M live blocks:
+#: ~150 reads of a growing heap).
 READ_WAIT_FACTOR = 4.0
 #: A heap this many times the last read's is read at once, wait or not: a peak well above the
 #: last read is never left to a wait, and reads at every 25 % cost at most about five times
