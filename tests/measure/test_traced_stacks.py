@@ -7,6 +7,8 @@ import gc
 import importlib.util
 import random
 import re
+import threading
+import time
 import tracemalloc
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -157,3 +159,21 @@ def test_a_heap_a_quarter_over_the_last_read_is_read_within_the_wait(
     note = capture.stop().get("where_note", "")
     del first
     assert _captured(note) is None, note
+
+
+def test_a_read_that_waited_for_anothers_never_lowers_the_best() -> None:
+    """The poll and the caller both check: one that judged the heap a new high before another
+    read a higher one must not replace that read with its own lower figure."""
+    capture = where_capture.TracemallocCapture().start()
+    first = bytearray(10 * 2**20)
+    higher = 12 * 2**20
+    with capture._lock:
+        waiter = threading.Thread(target=capture.check)
+        waiter.start()
+        time.sleep(0.3)  # past the gate at 10 MiB, waiting on the lock (as the poll may be)
+        capture._best = higher  # meanwhile another read took a higher heap
+    waiter.join(timeout=30)
+    best = capture._best
+    capture.stop()
+    del first
+    assert best == higher

@@ -814,19 +814,31 @@ class TracemallocCapture:
         took one."""
         if self._started and tracemalloc.is_tracing():
             self._own_peak = max(self._own_peak, tracemalloc.get_tracemalloc_memory())
-        current = tracemalloc.get_traced_memory()[0] - self._base
-        if current <= 0 or current < self._best * 1.05 + 64 * 1024:
-            return False
-        waiting = time.monotonic() < self._next_read
-        if waiting and not last and current < self._best * READ_ANYWAY_GROWTH:
+        if not self._worth_reading(last):
             return False
         with self._lock:
+            # The poll and the caller both check: judged again here, with the heap read
+            # under the lock, so a read that waited for another's never lowers the best.
+            current = self._worth_reading(last)
+            if not current:
+                return False
             began = time.monotonic()
             sites = self._snapshot_sites()
             self._best, self._best_sites = current, sites
             ended = time.monotonic()
             self._next_read = ended + READ_WAIT_FACTOR * (ended - began)
         return True
+
+    def _worth_reading(self, last: bool) -> int:
+        """The traced heap now if it is a new high worth a read (0 if not): 5 % over the
+        last read, and the wait after that read over unless ``last`` or a quarter's growth."""
+        current = int(tracemalloc.get_traced_memory()[0] - self._base)
+        if current <= 0 or current < self._best * 1.05 + 64 * 1024:
+            return 0
+        waiting = time.monotonic() < self._next_read
+        if waiting and not last and current < self._best * READ_ANYWAY_GROWTH:
+            return 0
+        return current
 
     def _snapshot_sites(self) -> list[dict[str, Any]]:
         before = _resident()
