@@ -169,6 +169,21 @@ def started_at(pid: int) -> float | None:
         return None
 
 
+#: ``PF_FORKNOEXEC`` of the kernel's ``include/linux/sched.h``, in the flags of
+#: ``/proc/PID/stat``: set by fork, cleared by exec.
+_FORKED_NOT_EXECUTED = 0x40
+
+
+def forked_not_executed(pid: int | str) -> bool | None:
+    """Whether ``pid`` was forked and has not called exec since (its memory still its parent's
+    copy, its command line its parent's); None when it cannot be read."""
+    fields = _stat(pid)
+    try:
+        return bool(int(fields[6]) & _FORKED_NOT_EXECUTED) if fields is not None else None
+    except (IndexError, ValueError):
+        return None
+
+
 def pid_exists(pid: int | str) -> bool:
     """Whether ``/proc`` has an entry for ``pid``: a process, ended or not (a zombie has one
     until it is reaped). False where there is no ``/proc``."""

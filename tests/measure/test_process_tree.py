@@ -49,6 +49,14 @@ def test_a_call_that_starts_nothing_keeps_its_own_peak_source() -> None:
     assert 60 * MIB <= m.rss_peak_delta <= 80 * MIB
 
 
+@pytest.mark.parametrize("isolate", [True, False], ids=["isolated", "in-process"])
+def test_a_child_between_fork_and_exec_does_not_count_its_parents_pages(isolate: bool) -> None:
+    """Until it execs, a forked child's pages are its parent's: counted, a process holding
+    100 MiB that runs a small command read 200 MiB (a 600 MiB one spawning ``true`` 1.2 GiB)."""
+    m = mb.measure(tree_targets.spawn_through_fork, 100, 60, isolate=isolate)
+    assert 90 * MIB <= m.rss_peak_delta < 150 * MIB, m.rss_peak_source
+
+
 def test_nested_tracks_do_not_count_each_others_sampler() -> None:
     """Each ``track`` has a sampler process that is a child of this one: never part of the
     tree it sums."""

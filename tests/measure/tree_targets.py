@@ -37,3 +37,20 @@ def fork_holds(mib: int = 50, hold_s: float = 0.6) -> None:
 def ends_process(n: int = 0) -> None:
     """End the measuring process at once, as ``os._exit(0)`` does: no result, no error."""
     os._exit(0)
+
+
+def spawn_through_fork(held_mib: int = 100, times: int = 40) -> int:
+    """Hold ``held_mib`` MiB (written) and run ``true`` ``times`` times through fork and exec
+    (a ``preexec_fn`` makes ``subprocess`` fork instead of vfork): each child is a copy of this
+    process until its exec. Returns how many ran."""
+    import subprocess
+
+    held = b"\x01" * (held_mib * MIB)
+    for _ in range(times):
+        subprocess.run(["true"], check=True, preexec_fn=_nothing)
+    del held
+    return times
+
+
+def _nothing() -> None:
+    """A ``preexec_fn`` that does nothing (its presence is what matters)."""

@@ -9,8 +9,9 @@ Processes the block starts count (a ``multiprocessing`` pool's workers, ``os.for
 sampler sums the RSS of this process and all its descendants at each sample (membound's own
 sampler processes left out), and the peak is the largest of that sum and this process's own
 ``VmHWM``; the start and the end are the same sum, read then. The sum is what ``membound run``
-counts: a forked child's pages still shared with its parent (copy-on-write) count in both, and a
-descendant's peak between two samples is missed (the source says so).
+counts: a forked child's pages still shared with its parent (copy-on-write) count in both (not
+in its first 0.1 s between fork and exec), and a descendant's peak between two samples is missed
+(the source says so).
 
 Nesting works: before an inner ``track`` resets the process-wide peak marks (``VmHWM`` and
 tracemalloc's peak), every enclosing ``track`` folds the current peaks into its own record, so

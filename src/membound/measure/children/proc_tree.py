@@ -124,36 +124,50 @@ def tree_of(pid: int, skip: Collection[int] = ()) -> list[int]:
 
 #: How a sampler process is told apart: the sampler's file in its command line.
 _SAMPLER_ARG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sampler_process.py")
-#: How long a process's command line is read again before "not a sampler" is taken as settled:
-#: a process forked to become a sampler shows its parent's command line until it execs.
+#: How long a forked process that has not called exec is left out before it counts as a
+#: process of its own (a fork worker): until it execs, its pages are its parent's (a 600 MiB
+#: process spawning ``true`` through fork read 1.2 GiB when they were counted) and its command
+#: line is its parent's (a sampler about to start cannot be told apart).
 _SETTLE_S = 0.1
 
 
 class SamplerFilter:
-    """Tells membound's own sampler processes apart, so that a tree's sum leaves them out: a
-    sampler is a child of the process it watches (``track``), and of every process that
-    measures another run inside the measured one.
+    """Leaves out of a tree's sum what is not the run's own: membound's sampler processes (a
+    sampler is a child of the process it watches, ``track``, and of every process that
+    measures another run inside the measured one), and a child between its fork and its exec
+    for its first ``_SETTLE_S``.
 
-    A sampler's command line is read at every call (samplers are few, and the command a
-    sampler spawns shows the sampler's command line until it execs); another process's, until
-    it has been seen for ``_SETTLE_S``. Bounded: one entry per process alive at the last call.
+    ``root`` (the watched process) is always kept. A process is settled once it has called exec
+    and is not a sampler; until then its command line (and its flags) are read at every call:
+    samplers are few, and a fork worker that never execs may still become one. Bounded: one
+    entry per process alive at the last call.
     """
 
-    def __init__(self) -> None:
-        self._settled: dict[int, float] = {}
+    def __init__(self, root: int | None = None) -> None:
+        self._root = root
+        self._first_seen: dict[int, float] = {}
+        self._settled: set[int] = set()
 
     def keep(self, pids: list[int]) -> list[int]:
-        """``pids`` without samplers (the one that calls this included)."""
+        """``pids`` without samplers (the one that calls this included) and without children
+        still in their first ``_SETTLE_S`` between fork and exec."""
         now = time.monotonic()
-        settled: dict[int, float] = {}
+        first_seen: dict[int, float] = {}
+        settled: set[int] = set()
         kept = []
         for p in pids:
-            first = self._settled.get(p, now)
-            if now - first < _SETTLE_S and is_sampler(p):
+            first_seen[p] = first = self._first_seen.get(p, now)
+            if p in self._settled or p == self._root:
+                settled.add(p)
+            elif is_sampler(p):
                 continue
-            settled[p] = first
+            elif _PROC.forked_not_executed(p):
+                if now - first < _SETTLE_S:
+                    continue
+            else:
+                settled.add(p)
             kept.append(p)
-        self._settled = settled
+        self._first_seen, self._settled = first_seen, settled
         return kept
 
 
@@ -189,7 +203,7 @@ class TreeReader:
     def __init__(self, pid: int, pids: Callable[[], list[int]] | None = None) -> None:
         self.pid = pid
         self._pids = pids or (lambda: tree_of(pid))
-        self._filter = SamplerFilter()
+        self._filter = SamplerFilter(pid)
         self.max_hwm: int | None = None
         self.processes_seen = 0
         self._live: set[int] = set()

@@ -544,8 +544,8 @@ def measure(
     process and all its descendants, and ``rss_peak`` is the largest of that sum and the
     process's own ``VmHWM`` (``rss_peak_source`` says which); ``limit`` applies to the sum, and
     ``rss_end`` counts what the descendants still hold when the call returns. A forked child's
-    pages still shared with its parent (copy-on-write) count in both, and a descendant's peak
-    between two samples is missed.
+    pages still shared with its parent (copy-on-write) count in both (not in its first 0.1 s
+    between fork and exec), and a descendant's peak between two samples is missed.
 
     Args:
         target: a module-level callable, a ``functools.partial`` of one, or a string
