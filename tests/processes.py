@@ -54,16 +54,28 @@ def wait_for_tagged(tag: str, count: int, timeout: float = 20.0) -> list[int]:
     raise AssertionError(f"{count} tagged process(es) never appeared (saw {tagged(tag)})")
 
 
-def settle(tag: str, timeout: float = 5.0) -> list[int]:
+def settle(tag: str, timeout: float = 5.0) -> list[str]:
     """The tagged processes left once ``timeout`` passed or none is left (processes being
-    killed take a moment to go)."""
+    killed take a moment to go), each as ``pid state parent command`` so that a failing
+    assertion says which process stayed."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        left = tagged(tag)
-        if not left:
+        if not tagged(tag):
             return []
         time.sleep(0.02)
-    return tagged(tag)
+    return [describe(pid) for pid in tagged(tag)]
+
+
+def describe(pid: int) -> str:
+    """``pid``, its state letter, its parent and its command line, read from ``/proc``."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            command = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+    except (OSError, IndexError):
+        return f"{pid} (gone)"
+    return f"{pid} {fields[0].decode()} parent {fields[1].decode()}: {command}"
 
 
 def kill_tagged(tag: str) -> None:
