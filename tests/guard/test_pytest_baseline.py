@@ -107,6 +107,42 @@ def test_a_recorded_baseline_is_sorted_one_line_per_test_and_a_rise_fails_its_te
     assert "6 checked against b.json: 1 regressed, 0 improved, 5 within noise; 0 new" in md
 
 
+def test_the_repeats_collect_only_what_the_runs_made_and_leave_the_process_as_they_found_it(
+    pytester: pytest.Pytester,
+) -> None:
+    """What lived before the measured runs is frozen during them (each collection before a
+    run walks only what the runs made), and thawed after: the next test's own call, and a
+    test that froze objects itself, find the collector as they left it."""
+    pytester.makepyfile(
+        test_frozen="""
+        import gc
+
+        SEEN = []
+
+        def test_first():
+            SEEN.append(gc.get_freeze_count())
+
+        def test_second():
+            SEEN.append(gc.get_freeze_count())
+
+        def test_zz_report():
+            print("SEEN", SEEN[:5])
+        """
+    )
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "-p", "no:randomly", *QUIET, "-s", "--membound-baseline=b.json"
+    )
+    result.assert_outcomes(passed=3)
+    line = next(x for x in result.outlines if x.startswith("SEEN"))
+    seen = [int(n) for n in re.findall(r"\d+", line)]
+    own_call, *repeats, next_call = seen
+    assert len(repeats) == 3, line
+    assert all(r > own_call for r in repeats), line
+    # 3.12 starts with a few hundred objects frozen (immortal ones): the thaw leaves them in
+    # the oldest generation (see membound/measure/heap.py), where they stay alive as before.
+    assert next_call == (0 if sys.version_info[:2] == (3, 12) else own_call), line
+
+
 # Twenty comparisons in one fresh interpreter (a pytest process per run would cost its start-up
 # twenty times): the suite's module is imported anew for each, so its cache starts empty, and
 # every third run is under xdist, whose workers run their own sequence of the tests.

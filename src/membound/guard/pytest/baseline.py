@@ -12,10 +12,11 @@ its own so that tracemalloc's tables do not count. Tests marked ``memory_complex
 
 Order effects are kept out, so that the figures do not depend on which tests ran before in the
 same process (under xdist every worker runs another sequence each time): the unmeasured first
-call pays what a first call costs whoever pays it (imports, caches filled, lazy set-up); every
-measured run starts after a full ``gc.collect()``, so the garbage of earlier tests is not freed
-in the middle of it; and tracemalloc counts only what the run itself allocates. The price: a
-cost paid only on the first call is not in the figures.
+call pays what a first call costs whoever pays it (imports, caches filled, lazy set-up); what
+lived before the measured runs is frozen (``gc.freeze``, where the process froze nothing
+itself), so the garbage of earlier tests cannot be freed in the middle of one, and every run
+starts after a collection of what the runs before it made; and tracemalloc counts only what
+the run itself allocates. The price: a cost paid only on the first call is not in the figures.
 
 Under xdist the tests are measured and compared in the workers (each reads the baseline file),
 and their entries travel to the controller in the reports' ``user_properties``, where the
@@ -50,6 +51,7 @@ import pytest
 from membound._errors import MemboundError
 from membound.guard.pytest.runs import one_event_loop, one_run, quiet_testcase_run
 from membound.judge.baseline import Tolerance, check_against
+from membound.measure.heap import frozen_heap
 from membound.measure.inprocess import block_peak
 from membound.report.baseline import baseline_markdown, baseline_text_lines
 from membound.results.baseline import (
@@ -217,7 +219,12 @@ class BaselineChecks:
     def _repeats(self, item: pytest.Item) -> Iterator[tuple[str, int]]:
         run = quiet_testcase_run(item) or one_run(item)
         spent = 0.0
-        with one_event_loop(item):
+        # What lived before the repeats is frozen (``frozen_heap``): the collection before
+        # each run walks only what the runs made, not the whole test process (a full one took
+        # ~18 ms in a bare process and more beside a framework, three times a test: most of
+        # what recording cost a suite of small tests), and no garbage of earlier tests can be
+        # freed in the middle of a run.
+        with one_event_loop(item), frozen_heap():
             for _ in range(self.repeat):
                 if spent > REPEAT_BUDGET_S:
                     return  # the heap peak is steady: more runs would only cost time
