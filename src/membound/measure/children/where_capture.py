@@ -37,12 +37,15 @@ load this file by path.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import ctypes
 import functools
 import json
 import os
 import re
 import runpy
+import select
 import shutil
 import signal
 import subprocess
@@ -733,6 +736,15 @@ def read_ticket(
     if not ticket:
         return figures
     rest = {k: v for k, v in figures.items() if k != "ticket"}
+    if python == sys.executable and env is None:
+        # This interpreter's own captures (a block, a test, an isolated call): one reader
+        # process serves them all. One that could not answer falls back to a reader of its own.
+        answer = _SERVED.read(ticket)
+        if answer is not None:
+            if "error" in answer:
+                shutil.rmtree(ticket["folder"], ignore_errors=True)
+                return {**rest, "where_note": f"the capture could not be read: {answer['error']}"}
+            return _with_read(rest, ticket, answer["read"])
     try:
         done = subprocess.run(
             [python, os.path.join(_HERE, "where_reader.py"), json.dumps(ticket)],
@@ -749,11 +761,124 @@ def read_ticket(
         shutil.rmtree(ticket["folder"], ignore_errors=True)
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         return {**rest, "where_note": f"the capture could not be read: {last}"}
-    read: dict[str, Any] = json.loads(done.stdout)
+    return _with_read(rest, ticket, json.loads(done.stdout))
+
+
+def _with_read(
+    rest: dict[str, Any], ticket: dict[str, Any], read: dict[str, Any]
+) -> dict[str, Any]:
     if ticket.get("python_allocators") and rest.get("heap_overhead") is None:
         # memray measured the heap: its table is the heap tracer's own memory.
         read["heap_overhead"] = read.get("tracer_overhead")
     return {**rest, **read}
+
+
+class ServedReader:
+    """One ``where_reader.py --serve`` process that reads this interpreter's captures one
+    after another: a reader's start (an interpreter and memray's import, 0.14 s) is paid once,
+    not once a capture — most of what ``--membound-where`` cost a suite of small tests.
+
+    Started at the first capture, a child of this process (so a block that starts after it
+    leaves it out of its tree, as any process that ran before). It ends when this process
+    closes its stdin: at exit, or killed (the pipe closes with it); after a read that left it
+    holding more than :data:`SERVED_READER_MAX_RSS` (symbols of a large library), so that it
+    keeps no more than one read's memory for long; and after an answer that did not come
+    within :data:`SERVED_READER_TIMEOUT_S`. A process forked from this one starts its own.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._owner = 0
+
+    def read(self, ticket: dict[str, Any]) -> dict[str, Any] | None:
+        """The reader's answer for ``ticket`` (``{"read": …}`` or ``{"error": …}``); None when
+        no reader could answer (the caller reads it in a process of its own)."""
+        with self._lock:
+            proc = self._running()
+            if proc is None:
+                return None
+            assert proc.stdin is not None
+            assert proc.stdout is not None
+            try:
+                proc.stdin.write(json.dumps(ticket).encode() + b"\n")
+                proc.stdin.flush()
+                line = _line_within(proc.stdout.fileno(), SERVED_READER_TIMEOUT_S)
+            except OSError:
+                line = None
+            if line is None:
+                self._end()
+                return None
+            fields = _PROC.statm(proc.pid)
+            if fields is None or fields[1] * _PROC.PAGE > SERVED_READER_MAX_RSS:
+                self._end()
+            answer: dict[str, Any] = json.loads(line)
+            return answer
+
+    def _running(self) -> subprocess.Popen[bytes] | None:
+        if self._proc is not None and self._owner == os.getpid() and self._proc.poll() is None:
+            return self._proc
+        if self._owner == os.getpid():
+            self._end()
+        self._proc = None  # a forked child never touches its parent's reader
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, os.path.join(_HERE, "where_reader.py"), "--serve"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                close_fds=True,
+            )
+        except OSError:
+            return None
+        self._owner = os.getpid()
+        return self._proc
+
+    def _end(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        for stream in (proc.stdin, proc.stdout):
+            with contextlib.suppress(OSError):
+                if stream is not None:
+                    stream.close()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def close(self) -> None:
+        """End the reader (at exit)."""
+        with self._lock:
+            if self._owner == os.getpid():
+                self._end()
+
+
+#: A served reader's answer waits at most this long (as a reader of its own would).
+SERVED_READER_TIMEOUT_S = 300.0
+#: A served reader left holding more than this after a read ends, the next read starts anew.
+SERVED_READER_MAX_RSS = 256 * 2**20
+
+
+def _line_within(fd: int, timeout: float) -> bytes | None:
+    """One line from ``fd`` within ``timeout`` seconds; None on a timeout or an early end."""
+    deadline = time.monotonic() + timeout
+    chunks: list[bytes] = []
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            return None
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        if chunk.endswith(b"\n"):
+            return b"".join(chunks)
+
+
+_SERVED = ServedReader()
+atexit.register(_SERVED.close)
 
 
 class TracemallocCapture:

@@ -1,0 +1,103 @@
+"""The captures of one interpreter are read by one reader process (``ServedReader``): started
+once, it reads every capture after another, survives a capture it cannot read, is replaced
+when it dies, and leaves no process behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import membound as mb
+from membound.measure import child_code
+from tests.processes import settle, tagged_env
+
+pytest.importorskip("memray")
+
+MIB = 2**20
+
+
+def _readers() -> list[int]:
+    """This process's served reader children."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            command = Path(f"/proc/{entry}/cmdline").read_bytes()
+            parent = Path(f"/proc/{entry}/stat").read_bytes().rsplit(b")", 1)[1].split()[1]
+        except (OSError, IndexError):
+            continue
+        if b"where_reader.py\0--serve" in command and int(parent) == os.getpid():
+            found.append(int(entry))
+    return found
+
+
+def _block_with_sites() -> mb.Measurement:
+    with mb.track("served", where=True) as t:
+        block = bytearray(8 * MIB)
+        del block
+    assert t.result is not None
+    return t.result
+
+
+def test_one_reader_reads_every_capture_and_a_dead_one_is_replaced() -> None:
+    first = _block_with_sites()
+    assert first.peak_sites, first.where_note
+    readers = _readers()
+    assert len(readers) == 1, readers
+    second = _block_with_sites()
+    assert second.peak_sites, second.where_note
+    assert readers == _readers()  # the same process read the second capture
+    os.kill(readers[0], signal.SIGKILL)
+    third = _block_with_sites()
+    assert third.peak_sites, third.where_note
+    now = _readers()
+    assert len(now) == 1
+    assert now != readers
+
+
+def test_a_capture_it_cannot_read_is_said_and_the_next_is_read(tmp_path: Path) -> None:
+    where_capture = child_code.load("where_capture")
+    assert _block_with_sites().peak_sites
+    readers = _readers()
+    folder = tmp_path / "capture"
+    folder.mkdir()
+    (folder / "heap.bin").write_bytes(b"not a memray capture")
+    ticket = {"folder": str(folder), "sites": 5, "native": False, "python_allocators": False}
+    figures = where_capture.read_ticket({"ticket": ticket}, sys.executable)
+    assert figures["where_note"].startswith("the capture could not be read: "), figures
+    assert not folder.exists()  # removed, as a capture that was read is
+    assert _block_with_sites().peak_sites
+    assert readers == _readers()  # the reader that could not read it read the next
+
+
+def test_the_reader_ends_with_the_process_that_started_it() -> None:
+    script = textwrap.dedent(
+        """
+        import os, signal, sys
+        import membound as mb
+        with mb.track("x", where=True) as t:
+            b = bytearray(2**22)
+        assert t.result.peak_sites, t.result.where_note
+        if sys.argv[1] == "kill":
+            os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    tag = os.urandom(8).hex()
+    for how in ("exit", "kill"):
+        done = subprocess.run(
+            [sys.executable, "-c", script, how],
+            env=tagged_env(tag),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == (0 if how == "exit" else -signal.SIGKILL), done.stderr
+        assert [] == settle(tag, timeout=10), how
