@@ -9,13 +9,14 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
 
 import membound as mb
 from membound.measure import child_code
-from tests.processes import settle, tagged_env
+from tests.processes import kill_tagged, settle, tagged_env
 
 pytest.importorskip("memray")
 
@@ -101,3 +102,47 @@ def test_the_reader_ends_with_the_process_that_started_it() -> None:
         )
         assert done.returncode == (0 if how == "exit" else -signal.SIGKILL), done.stderr
         assert [] == settle(tag, timeout=10), how
+
+
+def test_a_forked_child_that_outlives_the_process_does_not_keep_the_reader() -> None:
+    script = textwrap.dedent(
+        """
+        import os, time
+        import membound as mb
+        with mb.track("x", where=True) as t:
+            b = bytearray(2**22)
+        assert t.result.peak_sites, t.result.where_note
+        if os.fork() == 0:
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, 1)
+            os.dup2(null, 2)  # the test's run ends when its parent does
+            time.sleep(20)
+            os._exit(0)
+        os.kill(os.getpid(), 9)  # no exit handler: the reader must see its input end
+        """
+    )
+    tag = os.urandom(8).hex()
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        env=tagged_env(tag),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == -9, done.stderr
+    try:
+        left = settle_except_sleepers(tag)
+        assert [] == left
+    finally:
+        kill_tagged(tag)
+
+
+def settle_except_sleepers(tag: str, timeout: float = 10.0) -> list[str]:
+    """The tagged processes other than the forked sleeper (a copy of ``python -c``) left once
+    the reader had ``timeout`` seconds to end."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = [d for d in settle(tag, timeout=0.2) if "where_reader.py" in d]
+        if not left or time.monotonic() > deadline:
+            return left

@@ -783,13 +783,28 @@ class ServedReader:
     closes its stdin: at exit, or killed (the pipe closes with it); after a read that left it
     holding more than :data:`SERVED_READER_MAX_RSS` (symbols of a large library), so that it
     keeps no more than one read's memory for long; and after an answer that did not come
-    within :data:`SERVED_READER_TIMEOUT_S`. A process forked from this one starts its own.
+    within :data:`SERVED_READER_TIMEOUT_S`. A process forked from this one closes its copies
+    of the pipes at once and starts a reader of its own when it needs one.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._proc: subprocess.Popen[bytes] | None = None
         self._owner = 0
+        if hasattr(os, "register_at_fork"):
+            os.register_at_fork(after_in_child=self._forget_in_child)
+
+    def _forget_in_child(self) -> None:
+        """In a forked child: its copies of the pipes are closed (the reader must see the end
+        of its input when the process that started it ends, whatever children outlive it),
+        and a lock another thread held at the fork is made anew."""
+        self._lock = threading.Lock()
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            for stream in (proc.stdin, proc.stdout):
+                with contextlib.suppress(OSError):
+                    if stream is not None:
+                        stream.close()
 
     def read(self, ticket: dict[str, Any]) -> dict[str, Any] | None:
         """The reader's answer for ``ticket`` (``{"read": …}`` or ``{"error": …}``); None when
