@@ -4,6 +4,7 @@ when it dies, and leaves no process behind."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -23,20 +24,12 @@ pytest.importorskip("memray")
 MIB = 2**20
 
 
-def _readers() -> list[int]:
-    """This process's served reader children."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            command = Path(f"/proc/{entry}/cmdline").read_bytes()
-            parent = Path(f"/proc/{entry}/stat").read_bytes().rsplit(b")", 1)[1].split()[1]
-        except (OSError, IndexError):
-            continue
-        if b"where_reader.py\0--serve" in command and int(parent) == os.getpid():
-            found.append(int(entry))
-    return found
+def _reader() -> int:
+    """The pid of this process's served reader (0 when none runs), checked to be one."""
+    pid = int(child_code.load("where_capture").SERVED_READER.pid)
+    if pid:
+        assert b"where_reader.py\0--serve" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    return pid
 
 
 def _block_with_sites() -> mb.Measurement:
@@ -50,23 +43,21 @@ def _block_with_sites() -> mb.Measurement:
 def test_one_reader_reads_every_capture_and_a_dead_one_is_replaced() -> None:
     first = _block_with_sites()
     assert first.peak_sites, first.where_note
-    readers = _readers()
-    assert len(readers) == 1, readers
+    reader = _reader()
+    assert reader
     second = _block_with_sites()
     assert second.peak_sites, second.where_note
-    assert readers == _readers()  # the same process read the second capture
-    os.kill(readers[0], signal.SIGKILL)
+    assert reader == _reader()  # the same process read the second capture
+    os.kill(reader, signal.SIGKILL)
     third = _block_with_sites()
     assert third.peak_sites, third.where_note
-    now = _readers()
-    assert len(now) == 1
-    assert now != readers
+    assert _reader() not in (0, reader)
 
 
 def test_a_capture_it_cannot_read_is_said_and_the_next_is_read(tmp_path: Path) -> None:
     where_capture = child_code.load("where_capture")
     assert _block_with_sites().peak_sites
-    readers = _readers()
+    reader = _reader()
     folder = tmp_path / "capture"
     folder.mkdir()
     (folder / "heap.bin").write_bytes(b"not a memray capture")
@@ -75,10 +66,10 @@ def test_a_capture_it_cannot_read_is_said_and_the_next_is_read(tmp_path: Path) -
     assert figures["where_note"].startswith("the capture could not be read: "), figures
     assert not folder.exists()  # removed, as a capture that was read is
     assert _block_with_sites().peak_sites
-    assert readers == _readers()  # the reader that could not read it read the next
+    assert reader == _reader()  # the reader that could not read it read the next
 
 
-def test_the_reader_ends_with_the_process_that_started_it() -> None:
+def test_the_reader_is_no_child_and_ends_with_the_process_that_started_it() -> None:
     script = textwrap.dedent(
         """
         import os, signal, sys
@@ -86,6 +77,12 @@ def test_the_reader_ends_with_the_process_that_started_it() -> None:
         with mb.track("x", where=True) as t:
             b = bytearray(2**22)
         assert t.result.peak_sites, t.result.where_note
+        # No child of this process: a program that waits for all its children still ends.
+        try:
+            os.waitpid(-1, os.WNOHANG)
+            print("a child")
+        except ChildProcessError:
+            print("no child")
         if sys.argv[1] == "kill":
             os.kill(os.getpid(), signal.SIGKILL)
         """
@@ -101,6 +98,7 @@ def test_the_reader_ends_with_the_process_that_started_it() -> None:
             check=False,
         )
         assert done.returncode == (0 if how == "exit" else -signal.SIGKILL), done.stderr
+        assert done.stdout.strip() == "no child", how
         assert [] == settle(tag, timeout=10), how
 
 
@@ -146,3 +144,13 @@ def settle_except_sleepers(tag: str, timeout: float = 10.0) -> list[str]:
         left = [d for d in settle(tag, timeout=0.2) if "where_reader.py" in d]
         if not left or time.monotonic() > deadline:
             return left
+
+
+def test_a_reader_left_over_its_memory_bound_ends_after_its_answer(tmp_path: Path) -> None:
+    reader = child_code.load("where_reader")
+    ticket = json.dumps({"folder": str(tmp_path / "none"), "sites": 5, "native": False})
+    for bound, answers in ((0, 3), (1, 1)):  # no bound; a bound every process is over
+        written: list[str] = []
+        reader.serve([ticket + "\n"] * 3, written.append, bound)
+        assert len(written) == answers, written
+        assert all(json.loads(w).get("error") for w in written), written

@@ -60,8 +60,10 @@ from typing import TYPE_CHECKING, Any
 
 __all__ = [
     "MAX_SITES",
+    "SERVED_READER",
     "Capture",
     "MemrayCapture",
+    "ServedReader",
     "TracemallocCapture",
     "finish_here",
     "folder_disk_use",
@@ -739,7 +741,7 @@ def read_ticket(
     if python == sys.executable and env is None:
         # This interpreter's own captures (a block, a test, an isolated call): one reader
         # process serves them all. One that could not answer falls back to a reader of its own.
-        answer = _SERVED.read(ticket)
+        answer = SERVED_READER.read(ticket)
         if answer is not None:
             if "error" in answer:
                 shutil.rmtree(ticket["folder"], ignore_errors=True)
@@ -778,18 +780,21 @@ class ServedReader:
     after another: a reader's start (an interpreter and memray's import, 0.14 s) is paid once,
     not once a capture — most of what ``--membound-where`` cost a suite of small tests.
 
-    Started at the first capture, a child of this process (so a block that starts after it
-    leaves it out of its tree, as any process that ran before). It ends when this process
-    closes its stdin: at exit, or killed (the pipe closes with it); after a read that left it
-    holding more than :data:`SERVED_READER_MAX_RSS` (symbols of a large library), so that it
-    keeps no more than one read's memory for long; and after an answer that did not come
-    within :data:`SERVED_READER_TIMEOUT_S`. A process forked from this one closes its copies
-    of the pipes at once and starts a reader of its own when it needs one.
+    Started at the first capture, detached: the process that starts it ends at once, so the
+    reader is no child of this one (a program that waits for all its children, or counts
+    them, never finds it). It ends when its input closes: when this process exits or is
+    killed (the pipe closes with it), and when a forked child of this one would keep a copy
+    open (the child closes its copies); after a read that left it holding more than
+    :data:`SERVED_READER_MAX_RSS` (symbols of a large library), so that it never keeps more
+    than one read's memory for long; and it is killed after an answer that did not come
+    within :data:`SERVED_READER_TIMEOUT_S`. A reader that is gone is started again.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._pipes: tuple[Any, Any] | None = None  # (its stdin, its stdout)
+        #: The serving reader's pid (0 when none runs).
+        self.pid = 0
         self._owner = 0
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=self._forget_in_child)
@@ -799,46 +804,41 @@ class ServedReader:
         of its input when the process that started it ends, whatever children outlive it),
         and a lock another thread held at the fork is made anew."""
         self._lock = threading.Lock()
-        proc, self._proc = self._proc, None
-        if proc is not None:
-            for stream in (proc.stdin, proc.stdout):
-                with contextlib.suppress(OSError):
-                    if stream is not None:
-                        stream.close()
+        self._close_pipes()
 
     def read(self, ticket: dict[str, Any]) -> dict[str, Any] | None:
         """The reader's answer for ``ticket`` (``{"read": …}`` or ``{"error": …}``); None when
         no reader could answer (the caller reads it in a process of its own)."""
         with self._lock:
-            proc = self._running()
-            if proc is None:
-                return None
-            assert proc.stdin is not None
-            assert proc.stdout is not None
-            try:
-                proc.stdin.write(json.dumps(ticket).encode() + b"\n")
-                proc.stdin.flush()
-                line = _line_within(proc.stdout.fileno(), SERVED_READER_TIMEOUT_S)
-            except OSError:
-                line = None
-            if line is None:
-                self._end()
-                return None
-            fields = _PROC.statm(proc.pid)
-            if fields is None or fields[1] * _PROC.PAGE > SERVED_READER_MAX_RSS:
-                self._end()
-            answer: dict[str, Any] = json.loads(line)
-            return answer
+            # Twice at most: a reader found gone (ended after a large read, killed) is started
+            # again for this capture; one that fails on it as well leaves it to the caller.
+            for _ in range(2):
+                pipes = self._running()
+                if pipes is None:
+                    return None
+                into, out = pipes
+                try:
+                    into.write(json.dumps(ticket).encode() + b"\n")
+                    into.flush()
+                    line = _line_within(out.fileno(), SERVED_READER_TIMEOUT_S)
+                except OSError:  # its end of the pipe is closed: it is gone
+                    line = b""
+                if line:
+                    answer: dict[str, Any] = json.loads(line)
+                    return answer
+                self._end(kill=line is None)  # None: no answer in time, it is stuck
+                if line is None:
+                    return None
+            return None
 
-    def _running(self) -> subprocess.Popen[bytes] | None:
-        if self._proc is not None and self._owner == os.getpid() and self._proc.poll() is None:
-            return self._proc
-        if self._owner == os.getpid():
-            self._end()
-        self._proc = None  # a forked child never touches its parent's reader
+    def _running(self) -> tuple[Any, Any] | None:
+        if self._pipes is not None and self._owner == os.getpid():
+            return self._pipes
+        self._close_pipes()
+        command = [sys.executable, os.path.join(_HERE, "where_reader.py"), "--serve"]
         try:
-            self._proc = subprocess.Popen(
-                [sys.executable, os.path.join(_HERE, "where_reader.py"), "--serve"],
+            starter = subprocess.Popen(
+                [*command, str(SERVED_READER_MAX_RSS)],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.DEVNULL,
@@ -846,22 +846,35 @@ class ServedReader:
             )
         except OSError:
             return None
-        self._owner = os.getpid()
-        return self._proc
+        pipes = (starter.stdin, starter.stdout)
+        try:
+            starter.wait(timeout=SERVED_READER_TIMEOUT_S)  # it forks the reader and ends
+            first = _line_within(starter.stdout.fileno(), SERVED_READER_TIMEOUT_S)  # type: ignore[union-attr]
+        except subprocess.TimeoutExpired:
+            starter.kill()
+            starter.wait()
+            first = None
+        if not first or not first.strip().isdigit():
+            self._pipes = pipes
+            self._close_pipes()
+            return None
+        self._pipes, self.pid, self._owner = pipes, int(first), os.getpid()
+        return self._pipes
 
-    def _end(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is None:
-            return
-        for stream in (proc.stdin, proc.stdout):
+    def _close_pipes(self) -> None:
+        pipes, self._pipes, self.pid = self._pipes, None, 0
+        for stream in pipes or ():
             with contextlib.suppress(OSError):
                 if stream is not None:
                     stream.close()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+
+    def _end(self, kill: bool = False) -> None:
+        """Let the reader go (it ends at the end of its input); ``kill``: it is stuck."""
+        pid = self.pid
+        self._close_pipes()
+        if kill and pid:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
 
     def close(self) -> None:
         """End the reader (at exit)."""
@@ -877,7 +890,8 @@ SERVED_READER_MAX_RSS = 256 * 2**20
 
 
 def _line_within(fd: int, timeout: float) -> bytes | None:
-    """One line from ``fd`` within ``timeout`` seconds; None on a timeout or an early end."""
+    """One line from ``fd`` within ``timeout`` seconds; ``b""`` when its writer ended before
+    one, None on a timeout."""
     deadline = time.monotonic() + timeout
     chunks: list[bytes] = []
     while True:
@@ -886,14 +900,16 @@ def _line_within(fd: int, timeout: float) -> bytes | None:
             return None
         chunk = os.read(fd, 1 << 16)
         if not chunk:
-            return None
+            return b""
+
         chunks.append(chunk)
         if chunk.endswith(b"\n"):
             return b"".join(chunks)
 
 
-_SERVED = ServedReader()
-atexit.register(_SERVED.close)
+#: This interpreter's served reader.
+SERVED_READER = ServedReader()
+atexit.register(SERVED_READER.close)
 
 
 class TracemallocCapture:

@@ -17,6 +17,7 @@ import os
 import re
 import runpy
 import shutil
+import signal
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -529,10 +530,12 @@ def _native_prefix(record: Any, python: list[tuple[str, str, int]]) -> list[tupl
     return out
 
 
-def serve(lines: Iterable[str], write: Callable[[str], object]) -> None:
+def serve(lines: Iterable[str], write: Callable[[str], object], max_rss: int = 0) -> None:
     """Read one ticket per line until the end of ``lines``, and write one line of JSON for
     each: ``{"read": figures}``, or ``{"error": "Type: message"}`` when that capture could not
-    be read (the next is read all the same). Nothing is kept from one ticket to the next."""
+    be read (the next is read all the same). Nothing is kept from one ticket to the next; after
+    a read that left this process holding more than ``max_rss`` bytes (when set) it ends, and
+    the next capture starts a reader anew."""
     for line in lines:
         if not line.strip():
             continue
@@ -542,12 +545,34 @@ def serve(lines: Iterable[str], write: Callable[[str], object]) -> None:
             answer = {"error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
         write(json.dumps(answer) + "\n")
         sys.stdout.flush()
+        if max_rss and _resident() > max_rss:
+            return
+
+
+def _resident() -> int:
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _detached_serve(max_rss: int) -> None:
+    """Serve as a process that is no child of the one that started it: this one forks the
+    reader and ends at once (the reader writes its pid first). Ctrl-C at a terminal reaches
+    the whole process group; the reader ends at the end of its input instead."""
+    if os.fork() != 0:
+        os._exit(0)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.stdout.write(f"{os.getpid()}\n")
+    sys.stdout.flush()
+    serve(sys.stdin, sys.stdout.write, max_rss)
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["--serve"]:
-        serve(sys.stdin, sys.stdout.write)
+    if sys.argv[1:2] == ["--serve"] and len(sys.argv) == 3 and sys.argv[2].isdigit():
+        _detached_serve(int(sys.argv[2]))
     elif len(sys.argv) != 2:
-        sys.exit("usage: where_reader.py TICKET | --serve")
+        sys.exit("usage: where_reader.py TICKET | --serve MAX_RSS_BYTES")
     else:
         print(json.dumps(read_capture(json.loads(sys.argv[1]))))
