@@ -154,3 +154,33 @@ def test_a_reader_left_over_its_memory_bound_ends_after_its_answer(tmp_path: Pat
         reader.serve([ticket + "\n"] * 3, written.append, bound)
         assert len(written) == answers, written
         assert all(json.loads(w).get("error") for w in written), written
+
+
+def test_a_run_of_a_program_that_read_captures_finds_nothing_left_running(tmp_path: Path) -> None:
+    script = tmp_path / "job.py"
+    script.write_text(
+        "import membound as mb\n"
+        "with mb.track('x', where=True) as t:\n"
+        "    b = bytearray(2**23)\n"
+        "assert t.result.peak_sites, t.result.where_note\n"
+    )
+    out = tmp_path / "run.json"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "membound",
+            "run",
+            "--json",
+            str(out),
+            "--",
+            sys.executable,
+            str(script),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "left running" not in out.read_text(), out.read_text()[:2000]

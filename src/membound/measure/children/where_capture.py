@@ -877,10 +877,16 @@ class ServedReader:
                 os.kill(pid, signal.SIGKILL)
 
     def close(self) -> None:
-        """End the reader (at exit)."""
+        """End the reader (at exit), waiting up to a second for it to go: a run that counts
+        what its command left running (``membound run``) must not find it still ending."""
         with self._lock:
-            if self._owner == os.getpid():
-                self._end()
+            if self._owner != os.getpid():
+                return
+            pid = self.pid
+            self._end()
+            deadline = time.monotonic() + 1.0
+            while pid and _PROC.running(pid) and time.monotonic() < deadline:
+                time.sleep(0.005)
 
 
 #: A served reader's answer waits at most this long (as a reader of its own would).
