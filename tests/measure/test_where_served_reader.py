@@ -184,3 +184,15 @@ def test_a_run_of_a_program_that_read_captures_finds_nothing_left_running(tmp_pa
     )
     assert done.returncode == 0, done.stderr
     assert "left running" not in out.read_text(), out.read_text()[:2000]
+
+
+def test_where_no_reader_can_be_served_each_capture_is_read_by_one_of_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    where_capture = child_code.load("where_capture")
+    # A bound the reader refuses as an argument: it ends at once with its usage line.
+    monkeypatch.setattr(where_capture, "SERVED_READER_MAX_RSS", -1)
+    monkeypatch.setattr(where_capture, "SERVED_READER", where_capture.ServedReader())
+    for _ in range(2):
+        assert _block_with_sites().peak_sites
+        assert where_capture.SERVED_READER.pid == 0

@@ -796,6 +796,7 @@ class ServedReader:
         #: The serving reader's pid (0 when none runs).
         self.pid = 0
         self._owner = 0
+        self._cannot_start = False
         if hasattr(os, "register_at_fork"):
             os.register_at_fork(after_in_child=self._forget_in_child)
 
@@ -835,6 +836,8 @@ class ServedReader:
         if self._pipes is not None and self._owner == os.getpid():
             return self._pipes
         self._close_pipes()
+        if self._cannot_start:
+            return None
         command = [sys.executable, os.path.join(_HERE, "where_reader.py"), "--serve"]
         try:
             starter = subprocess.Popen(
@@ -846,16 +849,19 @@ class ServedReader:
             )
         except OSError:
             return None
+        assert starter.stdout is not None
         pipes = (starter.stdin, starter.stdout)
         try:
             starter.wait(timeout=SERVED_READER_TIMEOUT_S)  # it forks the reader and ends
-            first = _line_within(starter.stdout.fileno(), SERVED_READER_TIMEOUT_S)  # type: ignore[union-attr]
+            first = _line_within(starter.stdout.fileno(), SERVED_READER_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             starter.kill()
             starter.wait()
             first = None
         if not first or not first.strip().isdigit():
-            self._pipes = pipes
+            # It cannot start here (no fork, an interpreter that fails): every capture of
+            # this process is read by a reader of its own, as before, without trying again.
+            self._pipes, self._cannot_start = pipes, True
             self._close_pipes()
             return None
         self._pipes, self.pid, self._owner = pipes, int(first), os.getpid()
@@ -907,7 +913,6 @@ def _line_within(fd: int, timeout: float) -> bytes | None:
         chunk = os.read(fd, 1 << 16)
         if not chunk:
             return b""
-
         chunks.append(chunk)
         if chunk.endswith(b"\n"):
             return b"".join(chunks)
