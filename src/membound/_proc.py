@@ -69,6 +69,20 @@ def statm(pid: int | str = "self") -> list[int] | None:
         return None
 
 
+def private_dirty(pid: int | str = "self") -> int | None:
+    """The pages ``pid`` wrote since it was forked, in bytes: ``Private_Dirty`` of
+    ``/proc/PID/smaps_rollup`` (Linux 4.14 and later; a walk of its mappings, ~0.1 ms for a
+    Python process); None when it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
+            for line in f.read().splitlines():
+                if line.startswith(b"Private_Dirty:"):
+                    return int(line.split()[1]) * 1024  # the kernel prints kB
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
 def status_bytes(pid: int | str, field: bytes) -> int | None:
     """A ``/proc/PID/status`` field (``b"VmHWM:"``) in bytes; None where it is not there."""
     try:

@@ -52,6 +52,7 @@ import time
 from typing import Any
 
 from membound._errors import SizeError, TaskMemoryRefused
+from membound._proc import private_dirty
 from membound._units import format_size, parse_size
 from membound.guard.limit import memory_limit
 from membound.measure.cgroup.memory import process_usage
@@ -73,13 +74,9 @@ def private_bytes() -> int:
     """This process's private memory now: the pages it wrote since it was forked (``Private_Dirty``
     of ``/proc/self/smaps_rollup``, ~0.1 ms), else its anonymous resident memory where the
     kernel has no rollup (before Linux 4.14)."""
-    try:
-        with open("/proc/self/smaps_rollup", "rb") as f:
-            for line in f.read().splitlines():
-                if line.startswith(b"Private_Dirty:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
+    written = private_dirty()
+    if written is not None:
+        return written
     usage = process_usage("self")
     return usage.judged if usage is not None else 0
 

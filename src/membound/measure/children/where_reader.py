@@ -27,6 +27,8 @@ __all__ = ["read_capture"]
 # ``siblings.py`` beside this file, run by its path: it loads the other files this one needs.
 _SIBLINGS = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), "siblings.py"))
 _WHERE = vars(_SIBLINGS["load"]("where_capture"))
+# ``membound/_proc.py``, the one reader of ``/proc`` files.
+_PROC = _SIBLINGS["load"]("membound._proc")
 
 #: Native frames that only hand memory out (the allocator itself, memray's hooks): the first
 #: frame past them is the code that asked for the memory.
@@ -550,11 +552,8 @@ def serve(lines: Iterable[str], write: Callable[[str], object], max_rss: int = 0
 
 
 def _resident() -> int:
-    try:
-        with open("/proc/self/statm", "rb") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        return 0
+    fields = _PROC.statm()
+    return fields[1] * _PROC.PAGE if fields else 0
 
 
 def _detached_serve(max_rss: int) -> None:
