@@ -11,6 +11,7 @@ here) and the subreaper fallback (``MEMBOUND_PROCESS_TRACKING=subreaper``).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import pytest
 
+from membound.measure import child_code
 from membound.measure.cgroup import groups as cgroups
 from membound.measure.isolate.command import measure_command
 from membound.measure.isolate.function import measure, run_python
@@ -223,6 +225,33 @@ def test_sigkill_of_membound_its_sampler_ends_the_run(tracking: str, tag: str) -
     proc.kill()
     proc.wait()
     # The sampler gets SIGTERM from PR_SET_PDEATHSIG (or sees its parent gone) and ends it.
+    assert [] == settle(tag, timeout=10)
+
+
+def test_a_sampler_whose_parent_died_before_it_said_started_still_ends_the_run(
+    tracking: str, tag: str
+) -> None:
+    """membound killed between the spawn and the sampler's ``started`` line (seen under load,
+    1 in 40): that line meets a closed pipe, and the sampler must still end the run."""
+    command = ["bash", "-c", "setsid sleep 60 & sleep 60"]
+    config = json.dumps({"pid": 0, "interval": 0.01, "tree": True, "spawn": command}).encode()
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # nobody will read what the sampler says
+    sampler = subprocess.Popen(
+        [sys.executable, "-E", "-s", "-S", str(child_code.path("sampler_process"))],
+        stdin=subprocess.PIPE,
+        stdout=write_end,
+        stderr=subprocess.DEVNULL,
+        env=tagged_env(tag),
+    )
+    os.close(write_end)
+    assert sampler.stdin is not None
+    sampler.stdin.write(b"%d\n%s" % (len(config), config))
+    sampler.stdin.flush()
+    wait_for_tagged(tag, 3)  # bash and its two sleeps (and the sampler, if it lives)
+    time.sleep(0.3)
+    sampler.stdin.close()  # the parent is gone
+    sampler.wait(timeout=30)
     assert [] == settle(tag, timeout=10)
 
 

@@ -510,8 +510,7 @@ def run(
             samples.add(time.monotonic(), value, kill)
         if announce:
             announce = False
-            sys.stdout.write(ANNOUNCED)
-            sys.stdout.flush()
+            _tell_parent(ANNOUNCED)
         next_tick, wait, missed = _next_tick(next_tick, interval)
         late += missed
         if _stop_asked(stdin, wait, kill_pgid):
@@ -566,8 +565,9 @@ def _run_spawned(
     # would let a tiny command seem to outgrow a peak it only inherited.
     spawned["spawner_hwm"] = _self_hwm()
     where = tracker.group.path if tracker.group is not None else ""
-    sys.stdout.write(f"started {pid} {where}".rstrip() + "\n")
-    sys.stdout.flush()
+    # A parent already gone (killed right after the spawn) is seen by the loop below, which
+    # then ends the run: the line it can no longer read must not end this process first.
+    _tell_parent(f"started {pid} {where}".rstrip() + "\n")
     reader: TreeReader | StatmReader | None = (
         TreeReader(pid, tracker.pids) if tree else StatmReader(pid) if HAS_PROC else None
     )
@@ -605,6 +605,16 @@ def _run_spawned(
         "late_ticks": late,
         **spawned,
     }
+
+
+def _tell_parent(line: str) -> bool:
+    """Write ``line`` to the parent (stdout); False when the parent is gone (a closed pipe)."""
+    try:
+        sys.stdout.write(line)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        return False
+    return True
 
 
 def _spawn_error(exc: OSError) -> str:
@@ -664,11 +674,7 @@ def main() -> None:
         stack_tool=config.get("stack_tool"),
         announce=bool(config.get("announce", False)),
     )
-    try:
-        sys.stdout.write(json.dumps(report))
-        sys.stdout.flush()
-    except BrokenPipeError:  # the parent is gone; nobody to report to
-        pass
+    _tell_parent(json.dumps(report))  # False: the parent is gone, nobody to report to
     # Nothing is left to clean up: skip interpreter teardown so that stop() returns sooner.
     os._exit(0)
 
