@@ -165,18 +165,9 @@ def test_a_run_of_a_program_that_read_captures_finds_nothing_left_running(tmp_pa
         "assert t.result.peak_sites, t.result.where_note\n"
     )
     out = tmp_path / "run.json"
+    membound = [sys.executable, "-m", "membound"]
     done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "membound",
-            "run",
-            "--json",
-            str(out),
-            "--",
-            sys.executable,
-            str(script),
-        ],
+        [*membound, "run", "--json", str(out), "--", sys.executable, str(script)],
         capture_output=True,
         text=True,
         timeout=120,
