@@ -74,6 +74,7 @@ __all__ = [
     "padded",
     "prepare_capture",
     "read_ticket",
+    "resident",
     "statistics_stacks",
     "summed_traces",
     "traced_stacks",
@@ -1008,11 +1009,11 @@ class TracemallocCapture:
         return current
 
     def _snapshot_sites(self) -> list[dict[str, Any]]:
-        before = _resident()
+        before = resident()
         traces = tracemalloc._get_traces()  # type: ignore[attr-defined]
         # The read is a list of every live block (each entry traced in its turn), resident
         # while it is summed: its size is the capture's, inside the RSS figures.
-        self._read_peak = max(self._read_peak, _resident() - before)
+        self._read_peak = max(self._read_peak, resident() - before)
         stacks = summed_traces(traces, self._excluded)
         del traces
         return group_sites(stacks)
@@ -1069,7 +1070,7 @@ class TracemallocCapture:
         return out
 
 
-def _resident() -> int:
+def resident() -> int:
     """This process's RSS, bytes (0 where ``/proc`` cannot be read)."""
     fields = _PROC.statm()
     return fields[1] * _PROC.PAGE if fields else 0

@@ -3,9 +3,10 @@ in a process of its own: ``python where_reader.py TICKET`` prints them as JSON.
 
 Reading happens outside the measured process on purpose: resolving native symbols takes
 hundreds of MiB for a large library, which would count in the measured RSS and hold up a stop at
-a memory limit. ``--serve`` reads tickets one per line on stdin, for a process that reads many
-(a test suite under ``--membound-where``): one interpreter and one import of memray for all of
-them instead of one each (0.14 s a capture). Standard library only besides memray;
+a memory limit. ``--serve MAX_RSS`` reads tickets one per line on stdin, for a process that
+reads many (a test suite under ``--membound-where``): one interpreter and one import of memray
+for all of them instead of one each (0.14 s a capture); ``ServedReader`` in
+``where_capture.py`` says how it starts and ends. Standard library only besides memray;
 ``where_capture.py`` (grouping, user frames) is loaded by its path, as the isolated child and
 the command runner load it.
 """
@@ -27,8 +28,6 @@ __all__ = ["read_capture"]
 # ``siblings.py`` beside this file, run by its path: it loads the other files this one needs.
 _SIBLINGS = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), "siblings.py"))
 _WHERE = vars(_SIBLINGS["load"]("where_capture"))
-# ``membound/_proc.py``, the one reader of ``/proc`` files.
-_PROC = _SIBLINGS["load"]("membound._proc")
 
 #: Native frames that only hand memory out (the allocator itself, memray's hooks): the first
 #: frame past them is the code that asked for the memory.
@@ -547,13 +546,8 @@ def serve(lines: Iterable[str], write: Callable[[str], object], max_rss: int = 0
             answer = {"error": f"{type(exc).__name__}: {exc}".splitlines()[0]}
         write(json.dumps(answer) + "\n")
         sys.stdout.flush()
-        if max_rss and _resident() > max_rss:
+        if max_rss and _WHERE["resident"]() > max_rss:
             return
-
-
-def _resident() -> int:
-    fields = _PROC.statm()
-    return fields[1] * _PROC.PAGE if fields else 0
 
 
 def _detached_serve(max_rss: int) -> None:
