@@ -101,3 +101,25 @@ def test_a_command_name_with_parentheses_and_spaces() -> None:
     finally:
         child.kill()
         child.wait()
+
+
+def test_forked_not_executed_tells_a_copy_from_a_program() -> None:
+    copy = os.fork()
+    if copy == 0:
+        time.sleep(30)
+        os._exit(0)
+    program = subprocess.Popen(["sleep", "30"])
+    try:
+        deadline = time.monotonic() + 30
+        # the program's child runs until it execs: wait for the exec
+        while _proc.forked_not_executed(program.pid) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _proc.forked_not_executed(copy) is True
+        assert _proc.forked_not_executed(program.pid) is False
+        assert _proc.forked_not_executed(os.getpid()) is False
+    finally:
+        os.kill(copy, 9)
+        os.waitpid(copy, 0)
+        program.kill()
+        program.wait()
+    assert _proc.forked_not_executed(copy) is None  # gone
