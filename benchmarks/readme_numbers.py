@@ -146,6 +146,37 @@ def _partitioned_writes_lines(part: dict[str, Any]) -> list[str]:
 MEMRAY_TARGET_KEY = "track(heap='memray') max ratio"
 
 
+def _memory_check_lines(demo: dict[str, Any]) -> list[str]:
+    """Whether the demo's memory check before it starts covered the highest peak it reached."""
+    if "memory_check" not in demo:
+        return []
+    check = demo["memory_check"]
+    covered = "covered" if check["highest_rss_peak"] <= check["demo_needs"] else "NOT covered"
+    return [
+        f"Before it starts, the demo asks for {_mib(check['demo_needs'])} of available memory at "
+        f"{demo['rows']:,} rows; the highest peak of any of its runs was "
+        f"{_mib(check['highest_rss_peak'])} ({covered})."
+    ]
+
+
+def _stability_lines(verdicts: dict[str, Any]) -> list[str]:
+    """The words complexity() gave in repeated runs on real structures, if measured."""
+    if "stability" not in verdicts:
+        return []
+    runs = verdicts["stability"]["runs"]
+    seen = "; ".join(
+        f"`{name}` "
+        + ", ".join(f"{word} {count} of {runs}" for word, count in sorted(words.items()))
+        for name, words in verdicts["stability"]["words"].items()
+    )
+    return [
+        f"**The same word every run** (`benchmarks/bench_verdicts.py`: complexity() {runs} times "
+        f"at the default sizes on each real structure of `tests/realworld/structures.py`, each "
+        f"run a fresh set of interpreters): {seen}.",
+        "",
+    ]
+
+
 def render() -> str:
     """The Markdown of the section, between the markers."""
     over = _load("overhead")
@@ -201,8 +232,11 @@ def render() -> str:
         "",
         f"Targets: complexity with sizes {verdicts['complexity_sizes']} ≤ "
         f"{t['complexity_max_s']:g} s, find_leaks at {verdicts['leak_iterations']} iterations ≤ "
-        f"{t['find_leaks_max_s']:g} s — {'met' if t['met'] else 'NOT met'}.",
+        f"{t['find_leaks_max_s']:g} s"
+        + (f", and {t['stability']}" if "stability" in t else "")
+        + f" — {'met' if t['met'] else 'NOT met'}.",
         "",
+        *_stability_lines(verdicts),
         *_leak_lines(_load("leaks")),
         *_startup_lines(_load("startup")),
         *_writes_lines(_load("writes")),
@@ -227,6 +261,7 @@ def render() -> str:
         "",
         f"Loading all rows needs {ratio:,.0f}× the Δ peak of `find_each`'s keyset batches "
         f"(target ≥ {demo['target']['load_all_over_keyset_min']}×).",
+        *_memory_check_lines(demo),
         "",
         END,
     ]

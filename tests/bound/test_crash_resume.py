@@ -9,57 +9,45 @@ worker finish. Exactly-once means every counter ends at exactly 1.
 
 from __future__ import annotations
 
-import os
+import multiprocessing
 import random
 import signal
-import subprocess
-import sys
 import time
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 
 import pytest
 
+from tests.bound import crash_worker
 from tests.bound.helpers import Db, sa, sqlite_engine
 
-ROOT = Path(__file__).resolve().parents[2]
-WORKER = Path(__file__).with_name("crash_worker.py")
 ROWS = 400
+#: Workers are forked from a server that imported these once; each is still a process of its own,
+#: killed with SIGKILL and resumed by another.
+FORKSERVER = multiprocessing.get_context("forkserver")
+FORKSERVER.set_forkserver_preload(["sqlalchemy", "membound", "tests.bound.crash_worker"])
 
 
-def start_worker(url: str, table: str, mode: str) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(
-        [sys.executable, str(WORKER), url, table, mode],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        # The checkout's own source first: the workers run the code under test, whichever
-        # membound the interpreter has installed.
-        env={
-            "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)]),
-            "PATH": "/usr/bin:/bin",
-        },
-        start_new_session=True,  # signals meant for the test runner's group never reach it
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()
-    if line != "ready":
-        _, err = proc.communicate(timeout=60)
-        pytest.fail(f"worker did not start (exit {proc.returncode}): {line}\n{err}")
-    return proc
+def start_worker(url: str, table: str, mode: str) -> tuple[BaseProcess, Connection]:
+    reader, writer = FORKSERVER.Pipe(duplex=False)
+    proc = FORKSERVER.Process(target=crash_worker.work, args=(writer, url, table, mode))
+    proc.start()
+    writer.close()
+    if not reader.poll(60) or reader.recv() != "ready":
+        proc.join(5)
+        pytest.fail(f"worker did not start (exit {proc.exitcode})")
+    return proc, reader
 
 
 def run_to_end(url: str, table: str, mode: str) -> None:
-    proc = start_worker(url, table, mode)
-    # Read the rest from the same buffered stream readline() used: communicate() would read
-    # the raw pipe and miss a "done" already buffered together with "ready".
-    assert proc.stdout is not None
-    assert proc.stderr is not None
-    out = proc.stdout.read()
-    err = proc.stderr.read()
-    proc.wait(timeout=300)
-    assert 0 == proc.returncode, f"resumed worker failed:\n{err}"
-    assert "done" in out
+    proc, said = start_worker(url, table, mode)
+    done = said.poll(300) and said.recv() == "done"
+    proc.join(60)
+    assert 0 == proc.exitcode, (
+        f"resumed worker failed (exit {proc.exitcode}; its traceback on stderr)"
+    )
+    assert done
 
 
 def counters(db: Db, table: sa.Table) -> list[int]:
@@ -68,13 +56,14 @@ def counters(db: Db, table: sa.Table) -> list[int]:
 
 
 def kill_at_random_point(db: Db, table: sa.Table, mode: str, rng: random.Random) -> None:
-    proc = start_worker(db.url, table.name, mode)
+    proc, _ = start_worker(db.url, table.name, mode)
     target = rng.randrange(0, ROWS)
-    while proc.poll() is None and sum(counters(db, table)) < target:
+    while proc.is_alive() and sum(counters(db, table)) < target:
         time.sleep(0.001)
     time.sleep(rng.uniform(0, 0.005))
-    proc.send_signal(signal.SIGKILL)
-    proc.communicate()
+    proc.kill()
+    proc.join(60)
+    assert proc.exitcode in (0, -signal.SIGKILL), proc.exitcode
 
 
 def trials(db: Db, n_trials: int, seed: int) -> None:

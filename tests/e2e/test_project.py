@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from membound.demo.runner import demo_needs
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -50,10 +52,15 @@ def test_demo_end_to_end(tmp_path: Path) -> None:
         timeout=540,  # ended (and the demo killed) before the test's own timeout
     )
     assert 0 == proc.returncode, proc.stderr
-    for stem in ("sql", "range", "file", "cycles", "sessions", "fanout"):
+    for stem in ("sql", "range", "file", "rag", "cycles", "sessions", "fanout"):
         assert (out / f"{stem}.json").exists()
         assert (out / f"{stem}.md").exists()
         assert (out / f"{stem}.png").read_bytes()[:4] == b"\x89PNG"
+    # the memory check before the demo covers every scenario's peak
+    _, needs = demo_needs(20000)
+    for stem in ("sql", "range", "file", "rag", "cycles", "sessions", "fanout"):
+        for row in json.loads((out / f"{stem}.json").read_text())["result"]["rows"]:
+            assert row["rss_peak"]["high"] <= needs, (stem, row["name"], row["rss_peak"])
     sql = json.loads((out / "sql.json").read_text())["result"]["rows"]
     load_all, keyset = sql[0], sql[2]
     assert load_all["rss_peak_delta"]["median"] > keyset["rss_peak_delta"]["median"]

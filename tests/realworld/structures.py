@@ -41,3 +41,8 @@ def json_list(n: int) -> int:
 def dataclass_instances(n: int) -> int:
     """A list of n dataclass instances."""
     return len([Point(i, i) for i in range(n)])
+
+
+#: The structures whose peak grows linearly with n: the suite's stability test and
+#: ``benchmarks/bench_verdicts.py`` judge each of them.
+LINEAR = (sorted_list, sorted_builtin, ordered_dict, json_list, dataclass_instances)

@@ -1,5 +1,10 @@
-"""Complexity verdicts on real library structures are stable: O(n) in 20 of 20 runs at the
-default sizes, each run a fresh set of fresh interpreters."""
+"""Complexity verdicts on real library structures are stable: O(n) in every run at the default
+sizes, each run a fresh set of fresh interpreters.
+
+The suite runs each structure 8 times; ``benchmarks/bench_verdicts.py`` runs the same structures
+20 times each and reports the verdicts it saw (README quotes them). Eight runs are the suite's
+guard against a regression (a verdict wrong in one run of four fails it nine times in ten);
+the rate over many runs is a benchmark figure, like every other target (CONTRIBUTING.md)."""
 
 from __future__ import annotations
 
@@ -10,21 +15,13 @@ import pytest
 import membound as mb
 from tests.realworld import after_import_garbage, structures
 
-RUNS = 20
+#: Runs per structure in the suite (the benchmark runs :data:`BENCHMARK_RUNS`).
+RUNS = 8
+BENCHMARK_RUNS = 20
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "target",
-    [
-        structures.sorted_list,
-        structures.sorted_builtin,
-        structures.ordered_dict,
-        structures.json_list,
-        structures.dataclass_instances,
-    ],
-    ids=lambda f: f.__name__,
-)
+@pytest.mark.parametrize("target", structures.LINEAR, ids=lambda f: f.__name__)
 def test_linear_structures_are_o_n_every_time(target: object) -> None:
     assert_always_linear(target, RUNS)
 

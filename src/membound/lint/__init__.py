@@ -2,7 +2,8 @@
 base every part may use (``_units`` to parse ``max-file-size``, ``_errors``), never the rest.
 
 Modules: ``engine`` (runs the rules over files), ``reading`` (reads a file safely), ``context``
-(what the rules know about one module) and ``expression_chains`` (an expression as its links),
+(what the rules know about one module), ``expression_chains`` (an expression as its links) and
+``syntax_walk`` (a node's children, for the walks of every file),
 ``rules`` (every rule, by family), ``findings`` (rules, findings, a run's result), ``config``
 (``[tool.membound.lint]``), ``output`` (text, JSON, SARIF, GitHub), ``fixing`` and ``rewrite``
 (``--fix``, ``--diff``, ``--add-noqa``); table sizes as evidence: ``sizes`` (where they come

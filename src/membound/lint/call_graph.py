@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from membound.lint.expression_chains import dotted
+from membound.lint.syntax_walk import children
 
 __all__ = ["MAX_DEPTH", "CallGraph", "CallIndex", "index_calls"]
 
@@ -131,12 +132,12 @@ class _Reader(ast.NodeVisitor):
         if method is not None:
             method(self, node)
         else:
-            for child in ast.iter_child_nodes(node):
+            for child in children(node):
                 self.visit(child)
 
     def generic_visit(self, node: ast.AST) -> None:
         """Visit the children of ``node``."""
-        for child in ast.iter_child_nodes(node):
+        for child in children(node):
             self.visit(child)
 
     def visit_Import(self, node: ast.Import) -> None:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from membound.lint.expression_chains import Link, dotted, links
 from membound.lint.findings import Edit, Finding, Fix
+from membound.lint.syntax_walk import LEAF_SINGLETONS, child_fields
 
 if TYPE_CHECKING:
     from membound.lint.evidence import Evidence
@@ -52,28 +53,6 @@ SCOPES = (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.Cla
 FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
 LOOPS = (ast.For, ast.AsyncFor, ast.While)
 COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
-
-#: Fields that never hold a child node, by name (an identifier, a number, a flag, a context or
-#: operator singleton); ``value`` of a ``Constant`` and ``name`` of the definitions are strings too.
-_NOT_CHILDREN = frozenset(
-    {"id", "attr", "ctx", "op", "kind", "type_comment", "arg", "asname", "module", "level"}
-    | {"is_async", "conversion", "n", "s"}
-)
-_STRING_NAMES = frozenset({"FunctionDef", "AsyncFunctionDef", "ClassDef", "ExceptHandler", "alias"})
-_STRING_NAMES |= {"TypeVar", "ParamSpec", "TypeVarTuple", "MatchAs", "MatchStar", "keyword"}
-#: node type → its fields that may hold children, last first (the walk pushes them so).
-_CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
-
-
-def _child_fields(kind: type) -> tuple[str, ...]:
-    """The fields of ``kind`` the walk looks into, in reverse order: leaves such as ``Name``
-    and ``Constant`` (half of all nodes) have none, which is most of the walk's saving."""
-    fields = [f for f in getattr(kind, "_fields", ()) if f not in _NOT_CHILDREN]
-    if kind.__name__ == "Constant":
-        fields = [f for f in fields if f != "value"]
-    if kind.__name__ in _STRING_NAMES:
-        fields = [f for f in fields if f != "name"]
-    return tuple(reversed(fields))
 
 
 class ModuleContext:
@@ -144,18 +123,15 @@ class ModuleContext:
         # One pre-order walk in source order that records parents as it goes: ast.walk plus
         # iter_child_nodes would visit every child twice (this walk is most of the lint time).
         # Load/Store contexts are shared singletons, not part of the tree's shape: skipped.
-        skip = (ast.expr_context, ast.boolop, ast.operator, ast.unaryop, ast.cmpop)
+        skip = LEAF_SINGLETONS
         node_type = ast.AST
         stack: list[ast.AST] = [self.tree]
         pop, push = stack.pop, stack.append
-        fields_of = _CHILD_FIELDS
         while stack:
             node = pop()
             kind = type(node)
             by_type[kind].append(node)
-            fields = fields_of.get(kind)
-            if fields is None:
-                fields = fields_of[kind] = _child_fields(kind)
+            fields = child_fields(kind)
             # Fields and list items are pushed last-first, so that nodes pop in source order.
             for field in fields:
                 value = getattr(node, field, None)

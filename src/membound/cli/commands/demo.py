@@ -28,8 +28,9 @@ def _write_summary(folder: Path, summary: list[str], everything: dict[str, Any])
     files.finish(say=False)
 
 
-def _check_room(rows: int, needs: tuple[int, int]) -> None:
-    """Refuse a row count this machine has no room for, before writing anything."""
+def _check_room(rows: int, needs: tuple[int, int], fixed: int) -> None:
+    """Refuse a row count this machine has no room for, before writing anything (``fixed``:
+    the memory the demo needs whatever the rows)."""
     disk, memory = needs
     tmp = tempfile.gettempdir()
     free = shutil.disk_usage(tmp).free
@@ -40,6 +41,12 @@ def _check_room(rows: int, needs: tuple[int, int]) -> None:
             param_hint="--rows",
         )
     available = psutil.virtual_memory().available
+    if memory > available and memory == fixed:
+        raise click.UsageError(
+            f"the demo needs about {format_size(memory)} of memory (its largest experiment "
+            f"holds a 10,000,000-item list), whatever the rows; {format_size(available)} is "
+            "available"
+        )
     if memory > available:
         raise click.BadParameter(
             f"{rows:,} rows need about {format_size(memory)} of memory (the load-all scenarios "
@@ -71,6 +78,7 @@ def command(rows: int, repeat: int, scale: bool, out: str) -> int:
     with and without the cyclic GC, a session per request vs one shared, deepcopy fan-out vs a
     shared payload, and the size of one record built six ways."""
     from membound.demo.runner import (
+        FIXED_MEMORY,
         DemoResult,
         demo_needs,
         describe_complexities,
@@ -82,7 +90,7 @@ def command(rows: int, repeat: int, scale: bool, out: str) -> int:
 
     if not out.strip():
         raise click.BadParameter("give a folder name", param_hint="--out")
-    _check_room(rows, demo_needs(rows))
+    _check_room(rows, demo_needs(rows), FIXED_MEMORY)
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
     summary: list[str] = ["# membound demo", ""]
