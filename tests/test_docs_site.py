@@ -15,6 +15,9 @@ import pytest
 from tests.report.chromium import Browser, chromium_path
 
 ROOT = Path(__file__).resolve().parents[1]
+# One worker runs them all: the site is built once (the module's fixture), not once in every
+# xdist worker that gets one of its tests (about 13 s of CPU a build).
+pytestmark = pytest.mark.xdist_group("docs-site")
 
 
 @pytest.fixture(scope="module")
