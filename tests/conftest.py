@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.own_tools import OWN_TOOL_PLUGINS
 from tests.ports import free_port as _free_port
 
 #: Modules that get the ``fast`` marker: measuring, judging growth and leaks, the pytest plugin,
@@ -80,6 +81,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 pytest_plugins = ["pytester"]
+
+
+@pytest.fixture
+def pytester(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    """pytester, whose runs (in this process or a new one) leave out the suite's own tools'
+    plugins: :data:`OWN_TOOL_PLUGINS`, through ``PYTEST_ADDOPTS`` (pytester clears it first)."""
+    monkeypatch.setenv("PYTEST_ADDOPTS", OWN_TOOL_PLUGINS)
+    return pytester
 
 
 @pytest.fixture(scope="session", autouse=True)

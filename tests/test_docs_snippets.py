@@ -50,6 +50,7 @@ from pathlib import Path
 import pytest
 
 import membound
+from tests.own_tools import OWN_TOOL_PLUGINS
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [
@@ -341,6 +342,7 @@ def environment(checkout: Path) -> dict[str, str]:
         paths.append(str(source))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths), "COLUMNS": "200"}
     env.pop("PYTEST_XDIST_WORKER", None)
+    env["PYTEST_ADDOPTS"] = OWN_TOOL_PLUGINS  # a user's environment has not the suite's tools
     return env
 
 

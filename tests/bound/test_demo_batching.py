@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from membound.demo import batching as demo
+from membound.demo import pipelines
 from membound.demo.scenarios import make_users_db, sized_path
 
 
@@ -49,8 +50,10 @@ def test_n_variants_on_the_demo_users_database(tmp_path: Path) -> None:
 
 def test_rag_naive_and_pipeline_agree(tmp_path: Path) -> None:
     corpus = tmp_path / "corpus.txt"
-    demo.create_corpus(str(corpus), documents=500)
-    assert demo.rag_naive_lists(str(corpus)) == demo.rag_pipeline(str(corpus))
-    demo.create_corpus(sized_path(str(tmp_path), "corpus", 50), documents=50)
-    assert demo.rag_naive_lists_n(str(tmp_path), 50) == demo.rag_pipeline_n(str(tmp_path), 50)
-    assert demo.rag_pipeline_n(str(tmp_path), 50) > 0
+    pipelines.create_corpus(str(corpus), documents=500)
+    assert pipelines.rag_naive_lists(str(corpus)) == pipelines.rag_pipeline(str(corpus))
+    pipelines.create_corpus(sized_path(str(tmp_path), "corpus", 50), documents=50)
+    assert pipelines.rag_naive_lists_n(str(tmp_path), 50) == pipelines.rag_pipeline_n(
+        str(tmp_path), 50
+    )
+    assert pipelines.rag_pipeline_n(str(tmp_path), 50) > 0

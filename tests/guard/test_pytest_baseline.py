@@ -53,8 +53,9 @@ class TestGroup:
 """
 
 
-#: Plugins a subprocess run here does not need (each costs start-up time).
-QUIET = ["-p", "no:hypothesispytest", "-p", "no:benchmark", "-p", "no:memray"]
+#: A plugin a subprocess run here does not need (it costs start-up time); the suite's own tools'
+#: plugins are left out for every pytester run (tests/conftest.py).
+QUIET = ["-p", "no:memray"]
 
 
 def _entries(path: Path) -> dict[str, dict[str, object]]:

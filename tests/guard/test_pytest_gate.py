@@ -9,8 +9,9 @@ import pytest
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
-#: Plugins a subprocess run here does not need (each costs start-up time).
-QUIET = ["-p", "no:cacheprovider", "-p", "no:hypothesispytest", "-p", "no:benchmark"]
+#: No cache folder in the runs' projects; the suite's own tools' plugins are left out for every
+#: pytester run (tests/conftest.py).
+QUIET = ["-p", "no:cacheprovider"]
 NO_MEMRAY = ["-p", "no:memray"]
 
 GROWING = """

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from membound._units import format_size
-from membound.demo import batching, objects, scenarios
+from membound.demo import batching, objects, pipelines, scenarios
 from membound.judge.compare import compare
 from membound.judge.complexity import complexity
 from membound.judge.leaks import find_leaks
@@ -289,21 +289,21 @@ def _rag(place: _Place) -> DemoGroup:
         [
             _way_on(
                 "a full list per step",
-                batching.rag_naive_lists,
-                batching.rag_naive_lists_n,
+                pipelines.rag_naive_lists,
+                pipelines.rag_naive_lists_n,
                 corpus,
                 folder,
             ),
             _way_on(
                 "pipeline() of generators",
-                batching.rag_pipeline,
-                batching.rag_pipeline_n,
+                pipelines.rag_pipeline,
+                pipelines.rag_pipeline_n,
                 corpus,
                 folder,
             ),
         ],
         sizes,
-        prepare=lambda: place.make_sized(batching.create_corpus, "corpus", RAG_DOCUMENTS, sizes),
+        prepare=lambda: place.make_sized(pipelines.create_corpus, "corpus", RAG_DOCUMENTS, sizes),
     )
 
 
