@@ -21,6 +21,7 @@ from membound.measure.cgroup.memory import (
     MemoryGroup,
     group_usage,
     limits,
+    memory_room,
     oom_kills,
     parse_flat_keyed,
     parse_limit_value,
@@ -173,6 +174,28 @@ def test_a_limit_above_the_group_is_the_tightest_one() -> None:
             outer.remove_child("inner")
     assert 200 << 20 == found["bytes"]
     assert str(found["source"]).startswith(outer.path)
+
+
+def test_the_room_left_is_the_groups_not_the_machines() -> None:
+    code = (
+        "import json; from membound.measure.cgroup.memory import memory_room; "
+        "room, limit = memory_room(); "
+        "print(json.dumps([room, limit and limit.source]))"
+    )
+    with memory_cgroup(300 << 20) as group:
+        done = subprocess.run(
+            group.enter_argv([sys.executable, "-c", code]),
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        )
+    room, source = json.loads(done.stdout)
+    assert str(source).startswith(group.path), done.stderr
+    assert 200 << 20 < room < 300 << 20  # the limit less the interpreter's own memory
+    machine = memory_room()
+    assert machine is not None
+    assert machine[0] > 300 << 20  # this box: 24 GiB, no limit around the suite's workers
 
 
 def test_rlimit_as_is_a_limit_when_it_is_the_tightest() -> None:

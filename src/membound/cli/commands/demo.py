@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import click
-import psutil
 
 from membound._errors import Interrupted
 from membound._units import format_size
 from membound.cli.output import Outputs, heading, progress, show
+from membound.measure.cgroup.memory import memory_room
 from membound.report.json import dumps
 from membound.report.markdown import table_lines
 
@@ -30,7 +30,8 @@ def _write_summary(folder: Path, summary: list[str], everything: dict[str, Any])
 
 def _check_room(rows: int, needs: tuple[int, int], fixed: int) -> None:
     """Refuse a row count this machine has no room for, before writing anything (``fixed``:
-    the memory the demo needs whatever the rows)."""
+    the memory the demo needs whatever the rows). The memory is what the tightest of the
+    machine and its memory cgroups leaves (a container's limit, not the host's RAM)."""
     disk, memory = needs
     tmp = tempfile.gettempdir()
     free = shutil.disk_usage(tmp).free
@@ -40,19 +41,26 @@ def _check_room(rows: int, needs: tuple[int, int], fixed: int) -> None:
             f"{format_size(free)} is free",
             param_hint="--rows",
         )
-    available = psutil.virtual_memory().available
-    if memory > available and memory == fixed:
+    room = memory_room()
+    if room is None or memory <= room[0]:
+        return
+    available, limit = room
+    where = (
+        "on this machine"
+        if limit is None
+        else f"under the memory limit of {format_size(limit.bytes)} ({limit.source})"
+    )
+    if memory == fixed:
         raise click.UsageError(
             f"the demo needs about {format_size(memory)} of memory (its largest experiment "
             f"holds a 10,000,000-item list), whatever the rows; {format_size(available)} is "
-            "available"
+            f"available {where}"
         )
-    if memory > available:
-        raise click.BadParameter(
-            f"{rows:,} rows need about {format_size(memory)} of memory (the load-all scenarios "
-            f"hold every row); {format_size(available)} is available",
-            param_hint="--rows",
-        )
+    raise click.BadParameter(
+        f"{rows:,} rows need about {format_size(memory)} of memory (the load-all scenarios "
+        f"hold every row); {format_size(available)} is available {where}",
+        param_hint="--rows",
+    )
 
 
 @click.command("demo")

@@ -49,6 +49,7 @@ __all__ = [
     "group_usage",
     "limits",
     "memory_groups",
+    "memory_room",
     "oom_kills",
     "parse_flat_keyed",
     "parse_limit_value",
@@ -419,6 +420,25 @@ def process_usage(
     elif kind == "rlimit-data":
         judged = fields.get("VmData", judged)
     return Usage(judged, fields["VmRSS"], anon, file, shmem, f"/proc/{pid}/status")
+
+
+def memory_room(pid: int | str = "self") -> tuple[int, RawLimit | None] | None:
+    """How much more memory new processes started by ``pid`` could use before an OOM killer
+    acts, and the limit that decides it (None for the machine's ``MemAvailable``): the least
+    of what the machine has available and, for each memory cgroup limit over ``pid``, the limit
+    less what its group is judged to use. rlimits are left out: each process has its own.
+    None when nothing can be read."""
+    rooms: list[tuple[int, RawLimit | None]] = []
+    available = ram_available()
+    if available is not None:
+        rooms.append((available, None))
+    for limit in limits(pid):
+        if limit.group is None or limit.kind == "cgroup-v2-high":  # high throttles, kills not
+            continue
+        usage = group_usage(limit.group)
+        if usage is not None:
+            rooms.append((max(0, limit.bytes - usage.judged), limit))
+    return min(rooms, key=lambda room: room[0]) if rooms else None
 
 
 def oom_kills(group: MemoryGroup) -> int | None:
