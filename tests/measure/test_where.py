@@ -15,6 +15,7 @@ import pytest
 
 import membound as mb
 from membound._errors import TargetError
+from membound.measure.where import engine as where_choice
 from membound.results import Measurement, PeakSite
 from tests.measure import where_targets as wt
 from tests.measure.interpreters import other_version_without_memray
@@ -134,6 +135,51 @@ def test_in_process_track_names_the_called_lines() -> None:
     assert top.caller is not None
     assert top.caller.startswith(f"{Path(__file__).resolve()}:")
     assert kept
+
+
+@pytest.mark.parametrize("engine", ["memray", "tracemalloc"])
+def test_lines_are_read_only_from_the_rise_asked_for(
+    engine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if engine == "tracemalloc":  # the engine where memray is not installed
+        monkeypatch.setattr(where_choice, "memray_available", lambda: False)
+    with mb.track("small", interval=None, where=True, sites_from=64 * 2**20) as small:
+        kept = wt.strings(1000)
+    assert small.result is not None
+    assert () == small.result.peak_sites
+    assert "the lines were not read" in small.result.where_note
+    assert "under the 64.0 MiB they are read from" in small.result.where_note
+    with mb.track("big", interval=None, where=True, sites_from=2**20) as big:
+        kept = wt.strings(200_000)
+    assert big.result is not None
+    assert big.result.rss_peak_delta >= 2**20
+    assert engine in (big.result.where_source or "")
+    assert _named(big.result.peak_sites)[0].location == _at("helper")
+    assert "not read" not in big.result.where_note
+    assert kept
+
+
+def test_unread_captures_reuse_one_folder_and_leave_none(tmp_path: Path) -> None:
+    code = textwrap.dedent(
+        """
+        import glob, os, tempfile
+        import membound as mb
+        for _ in range(20):
+            with mb.track("small", interval=None, where=True, sites_from=2**30):
+                pass
+        print(len(glob.glob(os.path.join(tempfile.gettempdir(), "membound-memray-*"))))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+    )
+    assert "1" == done.stdout.strip(), done.stderr  # one kept for the next capture
+    assert [] == [p.name for p in tmp_path.glob("membound-memray-*")]  # and removed at exit
 
 
 def test_nested_memray_trackers_are_refused_in_one_line() -> None:

@@ -90,11 +90,16 @@ class BlockPeak:
 
 
 @contextmanager
-def block_peak(kind: PeakKind, where: WhereMode = False) -> Iterator[BlockPeak]:
+def block_peak(
+    kind: PeakKind, where: WhereMode = False, sites_from: int = 0
+) -> Iterator[BlockPeak]:
     """Measure the peak of a ``with`` block without a timeline (no sampler process); with
-    ``where``, also the lines that held it."""
+    ``where``, also the lines that held it (read only from a rise of ``sites_from`` bytes, as
+    :class:`track` says)."""
     box = BlockPeak(kind)
-    with track("block", heap=kind == "heap", interval=None, where=where) as t:
+    with track(
+        "block", heap=kind == "heap", interval=None, where=where, sites_from=sites_from
+    ) as t:
         yield box
     assert t.result is not None
     m = t.result

@@ -32,7 +32,7 @@ import time
 import tracemalloc
 from collections.abc import Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from membound._errors import TargetError
 from membound._lazy import preload
@@ -104,6 +104,10 @@ class track:
             (``result.peak_sites``/``end_sites``): ``True`` for Python lines (memray where
             installed, else tracemalloc polled, at its cost), ``"native"`` for Python and native
             lines (memray).
+        sites_from: with ``where``, read the lines only when the block's peak rose at least
+            this many bytes (RSS, or the heap where it is measured): reading a capture costs
+            about 20 ms, most of what ``where`` costs a small block, and a block that rose a
+            few KiB has little to name. ``result.where_note`` says when they were not read.
     """
 
     def __init__(
@@ -113,10 +117,12 @@ class track:
         heap: HeapMode = False,
         interval: float | None = 0.01,
         where: WhereMode = False,
+        sites_from: int = 0,
     ) -> None:
         self.label = label
         self.heap = heap
         self.where = where
+        self.sites_from = sites_from
         self._engine = heap_engine(heap)
         self._where = where_mode(where)
         self._capture: Capture | None = None
@@ -227,16 +233,6 @@ class track:
             if self._started_tracing:
                 tracemalloc.stop()
                 self._started_tracing = False
-        figures = finish(self._capture.stop()) if self._capture is not None else {}
-        self._capture = None
-        if self._engine == "memray":
-            heap_current, heap_peak = figures.get("heap_current"), figures.get("heap_peak")
-            heap_overhead = figures.get("tracer_overhead")  # its table, estimated at the peak
-        self._gc.stop()
-        with _ACTIVE_LOCK:
-            if self in _ACTIVE:
-                _ACTIVE.remove(self)
-
         sampled = report.max_rss if report is not None else 0
         if hwm_end is not None and self._reset_ok:
             # Never under the start: the kernel's RSS counters lag by a few pages, so a
@@ -249,6 +245,15 @@ class track:
         else:
             peak = max(sampled, rss_end, self._rss_start)
             source = "sampler max (VmHWM unavailable or not reset; short spikes may be missed)"
+        figures = self._read_capture(peak - self._rss_start, heap_peak)
+        if self._engine == "memray":
+            heap_current, heap_peak = figures.get("heap_current"), figures.get("heap_peak")
+            heap_overhead = figures.get("tracer_overhead")  # its table, estimated at the peak
+        self._gc.stop()
+        with _ACTIVE_LOCK:
+            if self in _ACTIVE:
+                _ACTIVE.remove(self)
+
         processes = report.timeline.extra.get("processes_seen", 0) if report is not None else 0
         if processes > 1:
             own = max(hwm_end or 0, self._hwm_floor) if self._reset_ok else hwm_end or 0
@@ -291,6 +296,23 @@ class track:
             blocks_delta=blocks_delta,
             **sites,
         )
+
+    def _read_capture(self, rise: int, heap_peak: int | None) -> dict[str, Any]:
+        """The capture's figures: read unless it serves only the lines and the block rose
+        less than ``sites_from`` (by RSS or by the heap), when it is dropped unread."""
+        capture, self._capture = self._capture, None
+        if capture is None:
+            return {}
+        if self._engine != "memray" and max(rise, heap_peak or 0) < self.sites_from:
+            capture.drop()
+            return {
+                "where_source": capture.source,
+                "where_note": (
+                    f"the lines were not read: the block rose {format_size(max(0, rise))}, "
+                    f"under the {format_size(self.sites_from)} they are read from"
+                ),
+            }
+        return finish(capture.stop())
 
     def _prepare_capture(self) -> None:
         """Make the sites' capture and/or memray's heap (under ``_ACTIVE_LOCK``)."""

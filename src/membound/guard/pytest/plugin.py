@@ -198,7 +198,11 @@ class MemoryChecks:
         self, item: pytest.Item, limit: tuple[int, str] | None
     ) -> Generator[None, object, object]:
         kind: PeakKind = "heap" if limit and limit[1] == "heap" else "rss"
-        with block_peak(kind, where=self.where) as peak:
+        # The lines are shown from WHERE_FROM up, and named in a limit's failure: a test that
+        # rose less than both is not worth reading its capture (most of --membound-where's
+        # cost on a suite of small tests).
+        sites_from = min(WHERE_FROM, limit[0]) if limit else WHERE_FROM
+        with block_peak(kind, where=self.where, sites_from=sites_from) as peak:
             result = yield
         top = held_by(peak.sites) if self.where and peak.bytes >= WHERE_FROM else ""
         item.user_properties.append((PEAK_KEY, (peak.bytes, peak.kind, top)))
