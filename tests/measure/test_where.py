@@ -157,6 +157,11 @@ def test_lines_are_read_only_from_the_rise_asked_for(
     assert _named(big.result.peak_sites)[0].location == _at("helper")
     assert "not read" not in big.result.where_note
     assert kept
+    # each call of a decorated function the same way
+    decorated = mb.track("call", interval=None, where=True, sites_from=64 * 2**20)
+    decorated(wt.strings)(1000)
+    assert decorated.result is not None
+    assert "the lines were not read" in decorated.result.where_note
 
 
 def test_unread_captures_reuse_one_folder_and_leave_none(tmp_path: Path) -> None:

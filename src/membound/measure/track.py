@@ -350,7 +350,13 @@ class track:
 
         @functools.wraps(func)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-            inner = track(label, heap=self.heap, interval=self.interval, where=self.where)
+            inner = track(
+                label,
+                heap=self.heap,
+                interval=self.interval,
+                where=self.where,
+                sites_from=self.sites_from,
+            )
             try:
                 with inner:
                     return func(*args, **kwargs)
