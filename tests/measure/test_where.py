@@ -150,13 +150,14 @@ def test_lines_are_read_only_from_the_rise_asked_for(
     assert "the lines were not read" in small.result.where_note
     assert "under the 64.0 MiB they are read from" in small.result.where_note
     with mb.track("big", interval=None, where=True, sites_from=2**20) as big:
-        kept = wt.strings(200_000)
+        filled = wt.filled(16 * 2**20)
     assert big.result is not None
     assert big.result.rss_peak_delta >= 2**20
     assert engine in (big.result.where_source or "")
-    assert _named(big.result.peak_sites)[0].location == _at("helper")
+    assert _named(big.result.peak_sites)[0].location == _at("filled")
     assert "not read" not in big.result.where_note
     assert kept
+    assert filled
     # each call of a decorated function the same way
     decorated = mb.track("call", interval=None, where=True, sites_from=64 * 2**20)
     decorated(wt.strings)(1000)

@@ -26,6 +26,11 @@ def strings(n: int) -> list[str]:
     return [str(i) * 10 for i in range(n)]  # at:helper
 
 
+def filled(size: int) -> bytes:
+    """``size`` bytes, every page written: they raise the RSS whatever memory is free."""
+    return b"\x01" * size  # at:filled
+
+
 def freed_early() -> None:
     scratch = bytearray(40_000_000)  # at:freed
     del scratch
