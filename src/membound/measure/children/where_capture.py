@@ -1099,10 +1099,7 @@ class TracemallocCapture:
         """Stop polling (and tracing, if started here): ``peak_sites``, ``end_sites``,
         ``where_source`` and, when the largest capture fell short of tracemalloc's peak,
         ``where_note``."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        self._stop_polling()
         # The job is over and the poll stopped: a read taken now is also the end's.
         read_now = self.check(last=True)
         peak = tracemalloc.get_traced_memory()[1] - self._base
@@ -1123,17 +1120,21 @@ class TracemallocCapture:
                 notes.append(self.own_memory_words(self._own_peak, self._read_peak))
             if notes:
                 out["where_note"] = "; ".join(notes)
-        if self._started:
-            tracemalloc.stop()
-            self._started = False
+        self._stop_tracing()
         return out
 
     def drop(self) -> None:
         """Stop polling (and tracing, if started here) without reading the sites."""
+        self._stop_polling()
+        self._stop_tracing()
+
+    def _stop_polling(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
             self._thread = None
+
+    def _stop_tracing(self) -> None:
         if self._started:
             tracemalloc.stop()
             self._started = False
