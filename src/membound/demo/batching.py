@@ -23,9 +23,11 @@ if TYPE_CHECKING:
     import sqlalchemy as sa
 elif importlib.util.find_spec("sqlalchemy") is not None:
     # Imported with the module, as an application imports its libraries: a measured scenario
-    # must not count SQLAlchemy's import (several MiB) as its own memory; without the ``sql``
-    # extra the module still imports.
+    # must not count SQLAlchemy's or membound's batching import (several MiB) as its own
+    # memory; without the ``sql`` extra the module still imports.
     import sqlalchemy  # noqa: F401
+
+    import membound.bound.sql  # noqa: F401
 
 __all__ = [
     "create_users_table",

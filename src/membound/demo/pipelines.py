@@ -14,6 +14,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from membound.bound.iterables import pipeline, read_lines
 from membound.demo.scenarios import sized_path
 
 __all__ = [
@@ -89,8 +90,6 @@ def rag_pipeline(path: str) -> int:
     Returns:
         The number of vectors made.
     """
-    from membound.bound.iterables import pipeline, read_lines
-
     stats = pipeline(read_lines(path), _clean, _chunk, _embed_all).run()
     return stats[-1].items
 

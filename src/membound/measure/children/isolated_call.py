@@ -252,7 +252,7 @@ def main() -> int:
         return EXIT_TARGET_ERROR
     func, args, kwargs, heap, where = loaded
     lazy = sys.modules.get("membound._lazy")  # the target imported membound: see its preload
-    if lazy is not None:
+    if lazy is not None and lazy.held_outside():
         # A part that fails to import fails again where the call uses it, which says so.
         with contextlib.suppress(Exception):
             lazy.preload()
