@@ -100,7 +100,8 @@ def _startup_lines(startup: dict[str, Any]) -> list[str]:
         f"— {_met(met['membound --help'])}; it imports every command), one command's start "
         f"(`membound run --help`) {over('membound run --help')}; `import click, rich, psutil` "
         f"alone {over('import click, rich, psutil')}. Each part of membound, and SQLAlchemy, is "
-        "imported on first use, before a measurement's baseline when the process uses it.",
+        "imported on first use, before a measurement's baseline when the measured code holds "
+        "the package (`import membound`).",
         "",
     ]
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import ast
+import gc
 from pathlib import Path
 
 import pytest
 
 import membound.lint
-from membound.lint import lint_file, lint_paths, lint_source
+from membound.lint import engine, lint_file, lint_paths, lint_source
 
 pytestmark = pytest.mark.usefixtures("every_rule_by_default")
 
@@ -187,3 +188,43 @@ def test_hidden_folders_are_skipped_below_the_paths_given(tmp_path: Path) -> Non
     assert [str(tmp_path / "app.py")] == list(discover([str(tmp_path)]))
     hidden = str(tmp_path / ".cache")
     assert [str(tmp_path / ".cache" / "pkg" / "vendored.py")] == list(discover([hidden]))
+
+
+def _gen0_collections() -> int:
+    return int(gc.get_stats()[0]["collections"])
+
+
+def test_a_run_collects_cyclic_garbage_less_often_and_puts_the_thresholds_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A tree of many small functions: its parse makes far more than 700 container objects, so
+    # with CPython's thresholds a run collects hundreds of times.
+    for i in range(40):
+        body = "".join(f"def f{j}(x):\n    return [x, {{'k': (x, {j})}}]\n\n" for j in range(150))
+        (tmp_path / f"m{i}.py").write_text(body)
+    gc.collect()
+    before = gc.get_threshold()
+    collections = {}
+    for name, thresholds in (("tuned", engine.LINT_GC_THRESHOLDS), ("default", (700, 10, 10))):
+        monkeypatch.setattr(engine, "LINT_GC_THRESHOLDS", thresholds)
+        start = _gen0_collections()
+        result = lint_paths([str(tmp_path)])
+        collections[name] = _gen0_collections() - start
+        assert 40 == result.files_checked
+        assert before == gc.get_threshold()
+    assert collections["default"] > 20 * max(1, collections["tuned"]), collections
+
+
+def test_a_run_leaves_the_collector_as_the_process_set_it() -> None:
+    before = gc.get_threshold()
+    try:
+        gc.set_threshold(1_000_000, 50, 50)  # higher than the run's: kept
+        with engine.fewer_collections():
+            assert (1_000_000, 50, 50) == gc.get_threshold()
+        gc.disable()  # off: stays off
+        with engine.fewer_collections():
+            assert not gc.isenabled()
+        assert (1_000_000, 50, 50) == gc.get_threshold()
+    finally:
+        gc.enable()
+        gc.set_threshold(*before)
