@@ -209,8 +209,10 @@ UPDATER_CHILD = textwrap.dedent(
     print("errors_counted", "membound_exporter_errors_total 0.0" not in scrape())
     dog.failing = False
     dog.check()
-    wait(lambda: 'membound_watchdog_state{pid="%d"} 1.0' % os.getpid() in scrape())
-    print("recovered", updater.updates > 0)
+    # The check writes the state itself; the updater's first reading that does not fail is
+    # what says it recovered (the thread may not have run again yet on a loaded machine).
+    wait(lambda: updater.updates > 0)
+    print("recovered", 'membound_watchdog_state{pid="%d"} 1.0' % os.getpid() in scrape())
     prometheus.stop_updater()
     print("stopped", not updater.running, threading.active_count())
     """
