@@ -122,6 +122,30 @@ def test_parallel_jobs_give_the_same_result(tmp_path: Path) -> None:
     assert len(serial.findings) == 60
 
 
+def test_parallel_jobs_read_the_call_graph_across_files_as_one_process_does(
+    tmp_path: Path,
+) -> None:
+    # The evidence's call graph is read in the worker processes with -j: a command in one file
+    # that calls a load in another makes that load batch code (a hint without sizes) either way.
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app/__init__.py").write_text("")
+    (tmp_path / "app/cli.py").write_text(
+        "import click\nfrom app.jobs import dump\n\n@click.command()\ndef main():\n    dump()\n"
+    )
+    (tmp_path / "app/jobs.py").write_text(
+        "from sqlalchemy.orm import Session\n\n\n"
+        "def dump(session):\n    return [u.id for u in session.query(User.id).all()]\n"
+    )
+    for i in range(60):
+        (tmp_path / f"app/m{i}.py").write_text(f"def f{i}(x):\n    return g(x)\n")
+    serial = lint_paths([str(tmp_path)])
+    parallel = lint_paths([str(tmp_path)], jobs=2)
+    assert serial == parallel
+    reached = [h for h in serial.hints if h.filename.endswith("jobs.py")]
+    assert reached, serial
+    assert "that the command `main` runs" in reached[0].message
+
+
 def test_lint_never_imports_the_rest_of_membound() -> None:
     """DESIGN §2: lint stands alone. Every import under lint/ stays inside membound.lint, or is
     of the base every part may use (``_units`` parses ``max-file-size``, ``_errors`` its error,

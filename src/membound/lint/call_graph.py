@@ -37,7 +37,7 @@ from typing import Any
 from membound.lint.expression_chains import dotted
 from membound.lint.syntax_walk import children
 
-__all__ = ["MAX_DEPTH", "CallGraph", "CallIndex", "index_calls"]
+__all__ = ["MAX_DEPTH", "CallGraph", "CallIndex", "ModuleCalls", "index_calls", "read_calls"]
 
 #: Calls followed from an entry point.
 MAX_DEPTH = 8
@@ -61,8 +61,9 @@ _POOL_METHODS = frozenset(
 
 
 @dataclass
-class _Module:
-    """What one file defines and calls."""
+class ModuleCalls:
+    """What one file defines and calls (picklable: a worker process reads files for the
+    index, :meth:`CallIndex.add_read`)."""
 
     name: str
     aliases: dict[str, str] = field(default_factory=dict)
@@ -120,7 +121,7 @@ class _Reader(ast.NodeVisitor):
     node type looked up in a table instead of by name: the call graph reads every file of a
     project, and the by-name lookup took 0.4 s of its 1.45 s on mlflow's 1,099 files."""
 
-    def __init__(self, mod: _Module, path: str) -> None:
+    def __init__(self, mod: ModuleCalls, path: str) -> None:
         self.mod = mod
         self.path = path.replace(os.sep, "/")
         self.scope: list[str] = []
@@ -240,7 +241,7 @@ _VISITS: dict[type[ast.AST], Callable[[_Reader, Any], None]] = {
 }
 
 
-def _task_decorators(modules: Iterable[_Module]) -> set[str]:
+def _task_decorators(modules: Iterable[ModuleCalls]) -> set[str]:
     """Project functions that wrap a task decorator (``def galaxy_task(...): return
     app.task(...)``), by qualified name."""
     found: set[str] = set()
@@ -251,7 +252,7 @@ def _task_decorators(modules: Iterable[_Module]) -> set[str]:
     return found
 
 
-def _entries(modules: list[_Module]) -> dict[str, str]:
+def _entries(modules: list[ModuleCalls]) -> dict[str, str]:
     wrappers = _task_decorators(modules)
     entries: dict[str, str] = {}
     for mod in modules:
@@ -279,26 +280,22 @@ class CallIndex:
     names they call: not the file's text or tree."""
 
     def __init__(self) -> None:
-        self._modules: list[_Module] = []
+        self._modules: list[ModuleCalls] = []
         self._paths: dict[str, str] = {}
 
     def add(self, path: str, module: str, text: str) -> ast.Module | None:
         """Read one file (``module`` its dotted path); a file that does not parse is skipped
         (the lint run reports it). Returns the tree it parsed (None when it parsed none), for
         the next reader of the same file in the evidence pass."""
-        self._paths[path] = module  # every file: a relative import is read from it
-        if "def " not in text:
-            return None
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                tree = ast.parse(text, filename=path)
-        except (SyntaxError, ValueError, RecursionError, MemoryError):
-            return None
-        mod = _Module(module)
-        _Reader(mod, path).visit(tree)
-        self._modules.append(mod)
+        read, tree = read_calls(path, module, text)
+        self.add_read(path, module, read)
         return tree
+
+    def add_read(self, path: str, module: str, read: ModuleCalls | None) -> None:
+        """Add one file read already (by :func:`read_calls`, maybe in another process)."""
+        self._paths[path] = module  # every file: a relative import is read from it
+        if read is not None:
+            self._modules.append(read)
 
     def graph(self) -> CallGraph:
         """The functions the entry points reach (at most :data:`MAX_DEPTH` calls deep)."""
@@ -325,6 +322,23 @@ class CallIndex:
                 if called in defined and called not in batch:
                     queue.append((called, why, depth + 1))
         return CallGraph(batch, dict(self._paths))
+
+
+def read_calls(path: str, module: str, text: str) -> tuple[ModuleCalls | None, ast.Module | None]:
+    """What the file at ``path`` (``module`` its dotted path, ``text`` its source) defines and
+    calls, and the tree read; ``(None, None)`` for a file with no function or that does not
+    parse (the lint run reports it)."""
+    if "def " not in text:
+        return None, None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tree = ast.parse(text, filename=path)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None, None
+    read = ModuleCalls(module)
+    _Reader(read, path).visit(tree)
+    return read, tree
 
 
 def index_calls(files: Iterable[tuple[str, str, str]]) -> CallGraph:

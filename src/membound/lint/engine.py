@@ -23,9 +23,9 @@ import re
 import tokenize
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor
 
-from membound.lint.call_graph import CallIndex
+from membound.lint.call_graph import CallIndex, ModuleCalls, read_calls
 from membound.lint.config import LintConfig
 from membound.lint.context import ModuleContext
 from membound.lint.evidence import Evidence
@@ -416,14 +416,55 @@ def kept(files: Sequence[str], paths: Sequence[str], config: LintConfig) -> list
     return [f for f in files if f in named or not config.excluded(f)]
 
 
-def with_evidence(config: LintConfig, files: Sequence[str], paths: Sequence[str]) -> LintConfig:
+def _read_calls_many(args: tuple[list[str], LintConfig, str]) -> list[ModuleCalls | None]:
+    """What each of ``paths`` defines and calls (module paths counted from ``root``): the
+    call graph's part of the evidence, read in a worker process."""
+    paths, config, root = args
+    found: list[ModuleCalls | None] = []
+    with fewer_collections():
+        for path in paths:
+            read = read_source(path, config)
+            text = None if isinstance(read, FileError) else read[0]
+            found.append(
+                None if text is None else read_calls(path, module_path(path, root), text)[0]
+            )
+    return found
+
+
+def _calls_read_by(
+    pool: Executor, workers: int, files: Sequence[str], config: LintConfig, root: str
+) -> list[ModuleCalls | None]:
+    """:func:`_read_calls_many` over ``files`` in ``pool``, in order: contiguous chunks, a few
+    per worker so that one big file does not leave the others idle."""
+    size = max(1, -(-len(files) // (workers * 4)))
+    chunks = [list(files[i : i + size]) for i in range(0, len(files), size)]
+    return [
+        m for part in pool.map(_read_calls_many, [(c, config, root) for c in chunks]) for m in part
+    ]
+
+
+def with_evidence(
+    config: LintConfig,
+    files: Sequence[str],
+    paths: Sequence[str],
+    *,
+    pool: Executor | None = None,
+    workers: int = 1,
+) -> LintConfig:
     """``config`` with its evidence: the models of ``files`` mapped to their tables and shapes
-    (module paths counted from the folder linted, or the current one), and the table sizes
-    given, if any."""
+    (module paths counted from the folder linted, or the current one), the project's call
+    graph, and the table sizes given, if any. With a ``pool`` of ``workers`` processes the
+    call graph's files are read there (most of the evidence's time); the models' files are
+    read here either way."""
     if config.evidence is not None:
         return config
     folders = [p for p in paths if os.path.isdir(p)]
     root = folders[0] if len(folders) == 1 else os.getcwd()
+    read_elsewhere = None
+    if pool is not None:
+        read_elsewhere = dict(
+            zip(files, _calls_read_by(pool, workers, files, config, root), strict=True)
+        )
 
     sizes = config.sizes if config.sizes is not None else TableSizes()
     check_names = sizes.from_file and bool(sizes)
@@ -446,6 +487,10 @@ def with_evidence(config: LintConfig, files: Sequence[str], paths: Sequence[str]
                 # Kept only while this file is the one being read: the model index takes
                 # the call graph's tree instead of parsing the file a second time.
                 current.clear()
+                if read_elsewhere is not None:
+                    calls.add_read(path, module, read_elsewhere.get(path))
+                    yield path, text
+                    continue
                 tree = calls.add(path, module, text)
                 if tree is not None:
                     current[path] = tree
@@ -474,7 +519,8 @@ def lint_paths(
         paths: Files and directories (directories are searched for ``*.py``).
         config: Settings (default: every rule).
         jobs: Worker processes; 1 lints in this process. Parsing is CPU-bound and the GIL
-            serialises it, so processes (not threads) are what scale.
+            serialises it, so processes (not threads) are what scale: they read the files for
+            the call graph of the evidence, then for the rules (over 50 files).
 
     The cyclic GC runs less often meanwhile (:func:`fewer_collections`); the process's
     thresholds are put back after.
@@ -492,15 +538,17 @@ def lint_paths(
         unlisted.append(FileError(where, f"cannot list folder: {exc.strerror or exc}"))
 
     files = kept(list(dict.fromkeys(discover(paths, cannot_list))), paths, config)
-    with fewer_collections():
-        config = with_evidence(config, files, paths)
     if jobs > 1 and len(files) > 50:
-        chunks = [files[i :: jobs * 4] for i in range(jobs * 4)]
         with ProcessPoolExecutor(max_workers=jobs) as pool:
+            with fewer_collections():
+                config = with_evidence(config, files, paths, pool=pool, workers=jobs)
+            chunks = [files[i :: jobs * 4] for i in range(jobs * 4)]
             results = [
                 r for part in pool.map(_lint_many, [(c, config) for c in chunks]) for r in part
             ]
     else:
+        with fewer_collections():
+            config = with_evidence(config, files, paths)
         results = _lint_many((files, config))
     errors_here = [e for _, e, _ in results if e is not None]
     again = relint_with_newer(errors_here, config, ALL_CODES) if errors_here else {}
