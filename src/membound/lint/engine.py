@@ -433,14 +433,14 @@ def _read_calls_many(args: tuple[list[str], LintConfig, str]) -> list[ModuleCall
 
 def _calls_read_by(
     pool: Executor, workers: int, files: Sequence[str], config: LintConfig, root: str
-) -> list[ModuleCalls | None]:
+) -> Iterator[ModuleCalls | None]:
     """:func:`_read_calls_many` over ``files`` in ``pool``, in order: contiguous chunks, a few
-    per worker so that one big file does not leave the others idle."""
+    per worker so that one big file does not leave the others idle. The work is handed out
+    at once; the results come as they are iterated."""
     size = max(1, -(-len(files) // (workers * 4)))
     chunks = [list(files[i : i + size]) for i in range(0, len(files), size)]
-    return [
-        m for part in pool.map(_read_calls_many, [(c, config, root) for c in chunks]) for m in part
-    ]
+    parts = pool.map(_read_calls_many, [(c, config, root) for c in chunks])
+    return (read for part in parts for read in part)
 
 
 def with_evidence(
@@ -454,17 +454,15 @@ def with_evidence(
     """``config`` with its evidence: the models of ``files`` mapped to their tables and shapes
     (module paths counted from the folder linted, or the current one), the project's call
     graph, and the table sizes given, if any. With a ``pool`` of ``workers`` processes the
-    call graph's files are read there (most of the evidence's time); the models' files are
-    read here either way."""
+    call graph's files are read there (most of the evidence's time) while this process reads
+    the models' files."""
     if config.evidence is not None:
         return config
     folders = [p for p in paths if os.path.isdir(p)]
     root = folders[0] if len(folders) == 1 else os.getcwd()
-    read_elsewhere = None
-    if pool is not None:
-        read_elsewhere = dict(
-            zip(files, _calls_read_by(pool, workers, files, config, root), strict=True)
-        )
+    read_elsewhere = None if pool is None else _calls_read_by(pool, workers, files, config, root)
+    # With reads elsewhere: the files read here and their modules (only they are indexed).
+    readable: dict[str, str] = {}
 
     sizes = config.sizes if config.sizes is not None else TableSizes()
     check_names = sizes.from_file and bool(sizes)
@@ -488,7 +486,7 @@ def with_evidence(
                 # the call graph's tree instead of parsing the file a second time.
                 current.clear()
                 if read_elsewhere is not None:
-                    calls.add_read(path, module, read_elsewhere.get(path))
+                    readable[path] = module
                     yield path, text
                     continue
                 tree = calls.add(path, module, text)
@@ -499,6 +497,10 @@ def with_evidence(
     current: dict[str, ast.Module] = {}
     tables = index_models(texts(), root, tree_of=current.get)
     current.clear()
+    if read_elsewhere is not None:
+        for path, read in zip(files, read_elsewhere, strict=True):
+            if path in readable:  # as :meth:`CallIndex.add` is called for readable files only
+                calls.add_read(path, readable[path], read)
     installed: dict[str, list[tuple[str, str]]] = {}
     linted = [p if os.path.isdir(p) else os.path.dirname(os.path.abspath(p)) for p in paths]
     for path, text, package_root in installed_model_files(imported, own, linted):
