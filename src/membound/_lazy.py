@@ -114,8 +114,12 @@ def held_outside() -> bool:
     for name, module in list(sys.modules.items()):
         if name == "membound" or name.startswith("membound.") or module is None:
             continue
-        namespace = getattr(module, "__dict__", None)
-        if isinstance(namespace, dict) and any(id(v) in lazy for v in list(namespace.values())):
+        try:  # sys.modules may hold any object (a lazy proxy, an instance): read it plainly
+            namespace = object.__getattribute__(module, "__dict__")
+            values = list(namespace.values()) if isinstance(namespace, dict) else []
+        except Exception:
+            continue
+        if any(id(v) in lazy for v in values):
             return True
     return False
 

@@ -91,6 +91,25 @@ def test_an_isolated_call_imports_the_rest_of_membound_only_where_a_deferred_nam
     assert {"held": True, "part": False} == found
 
 
+def test_what_holds_a_package_is_read_whatever_sys_modules_holds(tmp_path: Path) -> None:
+    # sys.modules may hold objects that are no modules and refuse attribute access: the check
+    # before an isolated call's baseline must not fail on them (the call would never run).
+    found = _run(
+        "import json, sys, types\n"
+        "class Refusing:\n"
+        "    def __getattribute__(self, name):\n"
+        "        raise RuntimeError('no attributes here')\n"
+        "sys.modules['refusing'] = Refusing()\n"
+        "from membound._lazy import held_outside\n"
+        "alone = held_outside()\n"
+        "import membound\n"
+        "user = types.ModuleType('user'); user.mb = membound; sys.modules['user'] = user\n"
+        "print(json.dumps([alone, held_outside()]))\n",
+        tmp_path,
+    )
+    assert [False, True] == found
+
+
 def test_every_package_whose_names_import_on_first_use_is_checked_before_a_measurement() -> None:
     # A package that defers names but is missing from LAZY_PACKAGES would let a call pay for an
     # import the preload exists to keep out of its figures.
