@@ -116,7 +116,7 @@ def fewer_collections() -> Iterator[None]:
     if before[0] == 0 or not gc.isenabled():
         yield
         return
-    gc.set_threshold(*(max(a, b) for a, b in zip(before, LINT_GC_THRESHOLDS, strict=False)))
+    gc.set_threshold(*(max(a, b) for a, b in zip(before, LINT_GC_THRESHOLDS, strict=True)))
     try:
         yield
     finally:

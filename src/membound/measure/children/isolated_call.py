@@ -251,7 +251,9 @@ def main() -> int:
     if loaded is None:
         return EXIT_TARGET_ERROR
     func, args, kwargs, heap, where = loaded
-    lazy = sys.modules.get("membound._lazy")  # the target imported membound: see its preload
+    # The target imported membound; its preload runs where a module of the target holds a
+    # package that defers names (``_lazy.held_outside``): only through one can the call reach them.
+    lazy = sys.modules.get("membound._lazy")
     if lazy is not None and lazy.held_outside():
         # A part that fails to import fails again where the call uses it, which says so.
         with contextlib.suppress(Exception):
