@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
-import secrets
 import stat
 
 __all__ = ["Unreadable", "read_regular", "write_atomic"]
@@ -114,7 +113,7 @@ def _create_temp(folder: str, name: str) -> tuple[int, str]:
     """A new, empty file beside the target: ``.NAME.<random>.tmp``, mode ``0o666`` less the
     umask (what ``open`` would give the target)."""
     while True:
-        temp = os.path.join(folder, f".{name[:_NAME_KEPT]}.{secrets.token_hex(4)}.tmp")
+        temp = os.path.join(folder, f".{name[:_NAME_KEPT]}.{os.urandom(4).hex()}.tmp")
         try:
             return os.open(temp, _TEMP_FLAGS, 0o666), temp
         except FileExistsError:

@@ -246,3 +246,34 @@ def test_main_called_in_a_process_gives_its_signal_handlers_back(
         for signum, handler in before.items():
             signal.signal(signum, handler)
     capsys.readouterr()
+
+
+#: Modules a plain `membound run` has no use for: rich's progress and live views (drawn only on
+#: a terminal), importlib.metadata (lending memray to a foreign interpreter), importlib.resources
+#: (HTML pages), secrets (a random file name needs no CSPRNG module). Each was in every
+#: command's start-up; together about 30 ms of it.
+NOT_AT_START_UP = (
+    "rich.progress",
+    "rich.live",
+    "importlib.metadata",
+    "importlib.resources",
+    "secrets",
+)
+
+
+def test_a_plain_run_imports_nothing_only_other_runs_need(tmp_path: Path) -> None:
+    code = (
+        "import atexit, json, sys\n"
+        f"unwanted = {NOT_AT_START_UP!r}\n"
+        "atexit.register(lambda: print(json.dumps([m for m in unwanted if m in sys.modules]),"
+        " file=sys.stderr))\n"
+        "from membound.cli.main import main\n"
+        f"sys.exit(main(['run', '--json', {str(tmp_path / 'r.json')!r}, '--', {sys.executable!r},"
+        " '-c', 'pass']))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=120
+    )
+    assert 0 == proc.returncode, proc.stderr
+    assert (tmp_path / "r.json").is_file()  # the run was written (the JSON path was used)
+    assert [] == json.loads(proc.stderr.strip().splitlines()[-1])

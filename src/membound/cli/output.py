@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import secrets
 import stat
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -20,15 +19,7 @@ from typing import Any
 
 import click
 from rich.console import Console
-from rich.live import Live
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from rich.text import Text
 
 from membound._errors import MemboundError, TargetError
@@ -71,7 +62,7 @@ def writable_path(ctx: click.Context, param: click.Parameter, value: str | None)
     folder = Path(value).resolve().parent
     if not folder.is_dir():
         raise MemboundError(f"cannot write {value}: folder {folder} does not exist")
-    probe = folder / f".membound-probe-{os.getpid()}-{secrets.token_hex(4)}"
+    probe = folder / f".membound-probe-{os.getpid()}-{os.urandom(4).hex()}"
     try:
         os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         os.unlink(probe)
@@ -364,6 +355,16 @@ def keep_partial(
 @contextlib.contextmanager
 def progress(total: int, what: str) -> Iterator[Any]:
     """A progress bar on stderr (only on a terminal); yields ``advance(description)``."""
+    # rich's progress and live views are imported where drawn: every command's start-up
+    # would pay for them (11 ms), most runs draw neither (a pipe, a CI log).
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
     console = Console(stderr=True)
     bar = Progress(
         TextColumn("[bold]{task.description}"),
@@ -403,6 +404,8 @@ def live_memory(
     if not live_output():
         yield None
         return
+    from rich.live import Live  # where drawn: see progress()
+
     console = Console(stderr=True)
     with Live(console=console, transient=True, refresh_per_second=4) as live:
 
@@ -428,6 +431,14 @@ def progress_to_total(total: int, what: str) -> Iterator[Callable[[int, int], No
     if not live_output():
         yield None
         return
+    from rich.progress import (  # where drawn: see progress()
+        BarColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
     bar = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),

@@ -35,7 +35,6 @@ import sysconfig
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,6 +42,8 @@ from membound._errors import TargetError
 from membound.measure import child_code
 
 if TYPE_CHECKING:
+    from importlib import metadata
+
     from membound.measure.children.siblings import LEND_MEMRAY as _LEND_MEMRAY
     from membound.measure.children.siblings import LEND_NAMES as _LEND_NAMES
 else:
@@ -179,6 +180,10 @@ def needs_probe(first_word: str) -> bool:
 def _lendable() -> tuple[str, tuple[str, ...]] | None:
     """membound's own memray: the folder it is installed in and the import names of it and of
     every package it needs (its requirements' closure, extras left out); None without one."""
+    # Imported here, not with the module: only a foreign interpreter needs it, and every
+    # `membound run` would otherwise pay its 17 ms (email parsing) at start-up.
+    from importlib import metadata
+
     try:
         root = metadata.distribution("memray")
     except metadata.PackageNotFoundError:

@@ -24,7 +24,6 @@ import io
 import os
 from collections.abc import Iterable
 from html import escape
-from importlib import resources
 from string import Template
 from typing import IO
 
@@ -190,6 +189,10 @@ def fragment(result: Result, *, chart: bool = True) -> str:
 
 @functools.cache
 def _page_template() -> Template:
+    # Imported when a page is made, not with the module: the CLI imports this module for
+    # every command (5 ms of start-up), few of them write HTML.
+    from importlib import resources
+
     source = resources.files("membound.report") / "templates" / "page.html"
     return Template(source.read_text(encoding="utf-8"))
 
