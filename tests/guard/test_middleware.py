@@ -163,14 +163,17 @@ async def _call_asgi(app: ASGIHealthMiddleware, path: str, method: str = "GET") 
 
 
 class _RefusedWhileHeld:
-    """An app whose first ``refusals`` runs write a temporary of a sixteenth of the limit
-    (twice the fall a retry waits for), have the watchdog read it, and meet a ``MemoryError``
-    (as if a temporary held elsewhere left no room); a thread gives the temporary back 50 ms
-    later, reading again meanwhile. Later runs are served."""
+    """An app whose first ``refusals`` runs write a temporary of a sixteenth of the limit, at
+    least 40 MiB (twice the fall a retry waits for, or more), have the watchdog read it, and
+    meet a ``MemoryError`` (as if a temporary held elsewhere left no room); a thread gives the
+    temporary back 50 ms later, reading again meanwhile. Later runs are served."""
 
     def __init__(self, dog: Watchdog, refusals: int) -> None:
         self.dog, self.refusals, self.runs = dog, refusals, 0
-        self.size = dog.limit.bytes // 16
+        # At least 40 MiB: glibc maps a block of more than 32 MiB (its highest dynamic mmap
+        # threshold) on its own, so freeing it lowers RSS; a smaller one, after an earlier
+        # block of its size was freed, comes from the heap and may stay there when freed.
+        self.size = max(dog.limit.bytes // 16, 40 << 20)
         self.held: list[bytearray] = []
         self.freeing: list[threading.Thread] = []
 
