@@ -11,7 +11,8 @@ used, so that ``import membound`` stays light.
 
 Modules: ``limit`` (the tightest limit that applies), ``health`` (``health()``: this process,
 or the whole service), ``in_flight`` (requests in flight and whether the one in hand was
-served), ``process_health`` (this process's report, which Prometheus exports),
+served), ``asgi`` (the ASGI protocol's types, and an answer sent to the server in slices),
+``process_health`` (this process's report, which Prometheus exports),
 ``service_health`` (every worker of the server, as one worker sees it), ``middleware`` (health
 endpoints and load shedding, WSGI and ASGI), ``registry`` (pools and caches the guard reports and
 clears), ``serving`` (which server this process serves in, and its graceful stop), ``slots`` (at

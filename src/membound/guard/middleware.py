@@ -34,9 +34,10 @@ import json
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
+from membound.guard.asgi import SLICE_BYTES, ASGIApp, Receive, Scope, Send, sliced_send
 from membound.guard.health import health
 from membound.guard.in_flight import begin_request, end_request, not_served
 from membound.guard.watchdog.backstop import refused_so_far
@@ -58,10 +59,6 @@ __all__ = ["ASGIHealthMiddleware", "HealthMiddleware", "shedding"]
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 App = TypeVar("App")
 
@@ -337,7 +334,27 @@ class HealthMiddleware(_Guarded[WSGIApp]):
 
 class ASGIHealthMiddleware(_Guarded[ASGIApp]):
     """ASGI middleware: ``/health`` and load shedding in the ``hard`` state (HTTP only;
-    lifespan and websocket scopes pass through). Arguments as :class:`HealthMiddleware`."""
+    lifespan and websocket scopes pass through). Arguments as :class:`HealthMiddleware`, and:
+
+    Args:
+        answer_slice: the app's answer reaches the server in bodies of at most this many bytes
+            (``membound.guard.asgi.sliced_send``): uvicorn on CPython 3.10 and 3.11 otherwise
+            holds two more copies of a big answer while a slow client reads it (100 MiB:
+            a worker's peak 318 -> 128 MiB), made in its own code, where a refused allocation
+            loses the connection. None: the app's messages as they are.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *args: Any,
+        answer_slice: int | None = SLICE_BYTES,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(app, *args, **kwargs)
+        if answer_slice is not None:
+            sliced_send(_never_sent, answer_slice)  # the same check, before any request
+        self.answer_slice = answer_slice
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope.get("type") != "http":
@@ -377,8 +394,12 @@ class ASGIHealthMiddleware(_Guarded[ASGIApp]):
                 began: list[bool] = []
                 held: list[bool] = []
                 reading = _replaying_receive(receive, read)
+                to_server = (
+                    send if self.answer_slice is None else sliced_send(send, self.answer_slice)
+                )
                 tracked = _tracking_send(
-                    _holding_back_sent(_noting_503_sent(send), held, refused_so_far()), began
+                    _holding_back_sent(_noting_503_sent(to_server), held, refused_so_far()),
+                    began,
                 )
                 try:
                     await self.app(scope, reading, tracked)
@@ -483,6 +504,10 @@ def _holding_back_sent(send: Send, held: list[bool], mark: int) -> Send:
         await send(message)
 
     return holding
+
+
+async def _never_sent(message: MutableMapping[str, Any]) -> None:
+    """A ``send`` for checking arguments only."""
 
 
 def _close(answer: Iterable[bytes]) -> None:

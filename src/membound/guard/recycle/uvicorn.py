@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import MutableMapping
 from typing import Any
 
 from membound._units import format_size
+from membound.guard.asgi import ASGIApp, Receive, Scope, Send
 from membound.guard.in_flight import begin_request, end_request
 from membound.guard.recycle.policy import Policy, under_pressure, usage_now
 from membound.guard.serving import Supervisor, stop_serving, supervisor
@@ -38,10 +39,6 @@ from membound.measure.cgroup.memory import process_usage
 
 __all__ = ["ASGIRecycler"]
 
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _log = logging.getLogger("membound.guard")
 #: The exit status of a recycled process that only an outside supervisor restarts
