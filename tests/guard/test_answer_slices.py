@@ -127,6 +127,7 @@ def test_a_big_answer_to_a_slow_client_is_not_copied_by_uvicorn(
     size_mib = 64
     port = free_port()
     argv = python("uvicorn", "--host", "127.0.0.1", "--port", str(port), "--no-access-log")
+    argv += ["--http", "h11", "--loop", "asyncio"]  # the copies below are h11's and asyncio's
     with serve([*argv, "big_answer:application"], port, tmp_path, {"MB_TEST_SLICE": answer_slice}):
         before = _peak(port)
         raw = _slow_read(port, f"/big?{size_mib}")

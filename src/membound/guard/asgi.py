@@ -44,10 +44,12 @@ def sliced_send(send: Send, size: int = SLICE_BYTES) -> Send:
             await send(message)
             return
         more = bool(message.get("more_body", False))
-        whole = memoryview(body)  # slices of a view copy only the slice
-        for start in range(0, len(whole), size):
-            last = start + size >= len(whole)
-            part = bytes(whole[start : start + size])
-            await send({**message, "body": part, "more_body": more or not last})
+        # Slices of a view copy only the slice; the view is released however the sends end
+        # (a bytearray the app keeps could not be resized while a kept traceback held it).
+        with memoryview(body) as whole:
+            for start in range(0, len(whole), size):
+                last = start + size >= len(whole)
+                part = bytes(whole[start : start + size])
+                await send({**message, "body": part, "more_body": more or not last})
 
     return sending

@@ -347,11 +347,18 @@ class ASGIHealthMiddleware(_Guarded[ASGIApp]):
     def __init__(
         self,
         app: ASGIApp,
-        *args: Any,
+        path: str = "/health",
+        watchdog: Watchdog | None = None,
+        retry_after: int = 5,
+        shed: bool = True,
+        recycle_after: float | None = 30.0,
+        scope: HealthScope = "process",
+        wait: float = 0.5,
+        retry: bool = True,
+        *,
         answer_slice: int | None = SLICE_BYTES,
-        **kwargs: Any,
     ) -> None:
-        super().__init__(app, *args, **kwargs)
+        super().__init__(app, path, watchdog, retry_after, shed, recycle_after, scope, wait, retry)
         if answer_slice is not None:
             sliced_send(_never_sent, answer_slice)  # the same check, before any request
         self.answer_slice = answer_slice
