@@ -190,6 +190,72 @@ def test_sigterm_stops_the_measured_command(tmp_path: Path, mode: str) -> None:
     assert not _alive(child)
 
 
+def test_sigterm_while_the_command_is_imported_is_one_line() -> None:
+    """SIGTERM lands while ``main`` imports the command's module (its handler is membound's by
+    then): one line and 143, no traceback of import machinery and no exit 1."""
+    code = (
+        "import importlib, os, signal, sys\n"
+        "from membound.cli import main as cli_main\n"
+        "real = importlib.import_module\n"
+        "def landing(name, *args):\n"
+        "    if name.startswith('membound.cli.commands.'):\n"
+        "        os.kill(os.getpid(), signal.SIGTERM)  # delivered inside this import\n"
+        "    return real(name, *args)\n"
+        "importlib.import_module = landing\n"
+        "sys.exit(cli_main.main(['run', '--', 'true']))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert 143 == done.returncode, done.stderr
+    assert "Traceback" not in done.stderr
+    assert ["membound: terminated by SIGTERM while starting"] == done.stderr.splitlines()
+
+
+def test_sigterm_between_the_start_and_the_wait_stops_the_command(tmp_path: Path) -> None:
+    """SIGTERM lands after the sampler started the command and before membound waits for it
+    (a busy machine can hold membound there for a while): the command is stopped all the same,
+    not orphaned when the sampler goes, holding membound's stderr open."""
+    import os
+    import signal
+    import time
+
+    pidfile = tmp_path / "pid"
+    measured = (
+        f"import os, time; open({str(pidfile)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
+    )
+    code = (
+        "import os, signal, sys, time\n"
+        "from membound.measure.sampler import process\n"
+        "real = process.Sampler.start\n"
+        "def start(self):\n"
+        "    started = real(self)\n"
+        f"    while not os.path.exists({str(pidfile)!r}):\n"
+        "        time.sleep(0.01)\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)  # delivered before finish() is called\n"
+        "    return started\n"
+        "process.Sampler.start = start\n"
+        "from membound.cli import main as cli_main\n"
+        f"sys.exit(cli_main.main(['run', '--', sys.executable, '-c', {measured!r}]))\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        _, err = proc.communicate(timeout=30)  # an orphaned command would hold stderr for 60 s
+        child = int(pidfile.read_text())
+        deadline = time.monotonic() + 5
+        while _alive(child) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(child)
+    finally:  # what a failure left running
+        proc.kill()
+        if pidfile.exists() and pidfile.read_text() and _alive(int(pidfile.read_text())):
+            os.kill(int(pidfile.read_text()), signal.SIGKILL)
+    assert 143 == proc.returncode, err
+    assert "Traceback" not in err
+
+
 def test_sigkill_of_membound_still_stops_the_command(tmp_path: Path) -> None:
     import signal
     import time

@@ -195,11 +195,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     # program's handlers hold again (a multiprocessing pool forked later would otherwise have
     # its workers unwind in Python at terminate() instead of ending).
     previous: dict[signal.Signals, Any] = {}
-    if threading.current_thread() is threading.main_thread():
-        for stop in (signal.SIGTERM, signal.SIGHUP):
-            previous[stop] = signal.signal(stop, _on_signal)
     try:
+        if threading.current_thread() is threading.main_thread():
+            for stop in (signal.SIGTERM, signal.SIGHUP):
+                previous[stop] = signal.signal(stop, _on_signal)
         return _main(args)
+    except Terminated as exc:  # outside the command's run: while its module was imported
+        return _terminated(exc, " while starting")
     finally:
         for stop, handler in previous.items():
             signal.signal(stop, handler if handler is not None else signal.SIG_DFL)
@@ -270,9 +272,7 @@ def _dispatch(args: list[str]) -> int:
     except KeyboardInterrupt as exc:
         return _interrupted(exc)
     except Terminated as exc:
-        name = signal.Signals(exc.signum or signal.SIGTERM).name
-        click.echo(f"membound: terminated by {name}; the measured processes were stopped", err=True)
-        return 128 + (exc.signum or signal.SIGTERM)
+        return _terminated(exc, "; the measured processes were stopped")
     except (OSError, _PipeError) as exc:
         error = exc.error if isinstance(exc, _PipeError) else exc
         where = f"{error.filename}: " if error.filename else ""
@@ -298,6 +298,16 @@ def _dispatch(args: list[str]) -> int:
         return EXIT_ERROR
     code = int(result or 0)
     return code if code in (EXIT_OK, EXIT_FAILED, EXIT_ERROR) else EXIT_ERROR
+
+
+def _terminated(exc: Terminated, words: str) -> int:
+    """SIGTERM or SIGHUP ended the command: one line (``words`` follow the signal's name), and
+    128 + N, as if the signal had killed it."""
+    signum = exc.signum or signal.SIGTERM
+    name = signal.Signals(signum).name
+    with contextlib.suppress(OSError, ValueError):
+        click.echo(f"membound: terminated by {name}{words}", err=True)
+    return 128 + signum
 
 
 def _interrupted(exc: KeyboardInterrupt) -> int:

@@ -249,31 +249,32 @@ def _run(
             else None
         )
         stdio = _stdio(quiet)
-        try:
-            sampler = Sampler(
-                None,
-                interval=interval,
-                tree=True,
-                limit=limit,
-                spawn=run_argv,
-                stdio=stdio,
-                env=env,
-                status=str(Path(tmp, "status")) if on_progress else None,
-                flush_grace=FLUSH_GRACE_S if where and limit is not None else None,
-                stack_tool=stack_tool() if limit is not None else None,
-            ).start()
-        finally:
-            for fd in set(stdio):
-                os.close(fd)
-        if sampler.spawn_error is not None:
-            if "E2BIG" in sampler.spawn_error:
-                raise TargetError(
-                    sampler.spawn_error,
-                    hint="pass large data through a file or stdin, not as arguments",
-                )
-            raise CommandNotFound(sampler.spawn_error)
-        with _reporting(sampler, on_progress):
-            report, timed_out = sampler.finish(timeout)
+        with Sampler(
+            None,
+            interval=interval,
+            tree=True,
+            limit=limit,
+            spawn=run_argv,
+            stdio=stdio,
+            env=env,
+            status=str(Path(tmp, "status")) if on_progress else None,
+            flush_grace=FLUSH_GRACE_S if where and limit is not None else None,
+            stack_tool=stack_tool() if limit is not None else None,
+        ) as sampler:  # Ctrl-C, SIGTERM anywhere up to the end of the wait: the run is killed
+            try:
+                sampler.start()
+            finally:
+                for fd in set(stdio):
+                    os.close(fd)
+            if sampler.spawn_error is not None:
+                if "E2BIG" in sampler.spawn_error:
+                    raise TargetError(
+                        sampler.spawn_error,
+                        hint="pass large data through a file or stdin, not as arguments",
+                    )
+                raise CommandNotFound(sampler.spawn_error)
+            with _reporting(sampler, on_progress):
+                report, timed_out = sampler.finish(timeout)
         heap_data = read_report(heap_out) if traced is not None else None
         if heap_data and traced is not None:  # memray's capture, read by the same interpreter
             heap_data = read_ticket(heap_data, traced.argv[0], traced.env)

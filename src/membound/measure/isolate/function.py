@@ -125,24 +125,25 @@ def _spawn(
     """
     stdio = [os.open(os.devnull, os.O_RDWR)]
     stdio += [os.open(os.devnull, os.O_RDWR) for _ in range(2)] if quiet else [os.dup(1), os.dup(2)]
-    try:
-        sampler = Sampler(
-            None,
-            interval=interval,
-            limit=limit,
-            tree=True,  # what the call starts (pool workers, forks) counts, and its limit too
-            spawn=argv,
-            stdio=stdio,
-            env=_child_env(),
-            flush_grace=FLUSH_GRACE_S if flush and limit is not None else None,
-            stack_tool=stack_tool() if limit is not None else None,
-        ).start()
-    finally:
-        for fd in stdio:
-            os.close(fd)
-    if sampler.spawn_error is not None:
-        raise ChildFailed(f"cannot start a fresh interpreter: {sampler.spawn_error}")
-    return sampler.finish(timeout)
+    with Sampler(
+        None,
+        interval=interval,
+        limit=limit,
+        tree=True,  # what the call starts (pool workers, forks) counts, and its limit too
+        spawn=argv,
+        stdio=stdio,
+        env=_child_env(),
+        flush_grace=FLUSH_GRACE_S if flush and limit is not None else None,
+        stack_tool=stack_tool() if limit is not None else None,
+    ) as sampler:  # Ctrl-C, SIGTERM anywhere up to the end of the wait: the run is killed
+        try:
+            sampler.start()
+        finally:
+            for fd in stdio:
+                os.close(fd)
+        if sampler.spawn_error is not None:
+            raise ChildFailed(f"cannot start a fresh interpreter: {sampler.spawn_error}")
+        return sampler.finish(timeout)
 
 
 def _returncode(report: SamplerReport) -> int:

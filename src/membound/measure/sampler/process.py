@@ -180,8 +180,7 @@ class Sampler:
         # -E -s -S: no environment, no site: a bare interpreter starts in milliseconds. Without
         # /proc the child needs site-packages for psutil.
         flags = ["-E", "-s", "-S"] if HAS_PROC else []
-        spawning = self.config["spawn"] is not None
-        self._proc = subprocess.Popen(
+        proc = self._proc = subprocess.Popen(
             [sys.executable, *flags, str(_CHILD)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -189,32 +188,42 @@ class Sampler:
             pass_fds=tuple(fd for fd in self.config["stdio"] or () if fd > 2),
             env=self._env,
         )
-        # On stdin, not as an argument: a spawned command's arguments are part of it, and Linux
-        # takes at most 128 KiB in one argument (``children/sampler_process.py``'s ``read_config``).
-        config = json.dumps(self.config).encode()
-        assert self._proc.stdin is not None
-        with contextlib.suppress(BrokenPipeError):  # it died: its report (or none) says why
-            self._proc.stdin.write(b"%d\n%s" % (len(config), config))
-            self._proc.stdin.flush()
-        if spawning:
-            assert self._proc.stdout is not None
-            first = _read_line(self._proc.stdout.fileno())
-            if first.startswith(b"started "):
-                words = first.decode(errors="replace").split(maxsplit=2)
-                self.pid = int(words[1])
-                self.cgroup = words[2].rstrip("\n") if len(words) > 2 else None
-            else:
-                chunks = [first]
-                _read_until_eof(self._proc, chunks, _STOP_TIMEOUT_S)
-                rest = b"".join(chunks)
-                self._proc.kill()
-                self._proc.wait()
-                self._proc = None
-                self.spawn_error = "the sampler process ended before it started the command"
-                with contextlib.suppress(ValueError, AttributeError):
-                    said = json.loads(rest or b"{}").get("spawn_error")
-                    self.spawn_error = str(said) if said else self.spawn_error
+        try:
+            # On stdin, not as an argument: a spawned command's arguments are part of it, and
+            # Linux takes at most 128 KiB in one argument (``children/sampler_process.py``'s
+            # ``read_config``).
+            config = json.dumps(self.config).encode()
+            assert proc.stdin is not None
+            with contextlib.suppress(BrokenPipeError):  # it died: its report (or none) says why
+                proc.stdin.write(b"%d\n%s" % (len(config), config))
+                proc.stdin.flush()
+            if self.config["spawn"] is not None:
+                self._read_started(proc)
+        except BaseException:  # Ctrl-C, SIGTERM: the command may be running already
+            self.abort()
+            raise
         return self
+
+    def _read_started(self, proc: subprocess.Popen[bytes]) -> None:
+        """Spawn mode: the sampler's first line, the command's pid (and cgroup), or what kept
+        the sampler from starting the command (then :attr:`spawn_error`)."""
+        assert proc.stdout is not None
+        first = _read_line(proc.stdout.fileno())
+        if first.startswith(b"started "):
+            words = first.decode(errors="replace").split(maxsplit=2)
+            self.pid = int(words[1])
+            self.cgroup = words[2].rstrip("\n") if len(words) > 2 else None
+            return
+        chunks = [first]
+        _read_until_eof(proc, chunks, _STOP_TIMEOUT_S)
+        rest = b"".join(chunks)
+        proc.kill()
+        proc.wait()
+        self._proc = None
+        self.spawn_error = "the sampler process ended before it started the command"
+        with contextlib.suppress(ValueError, AttributeError):
+            said = json.loads(rest or b"{}").get("spawn_error")
+            self.spawn_error = str(said) if said else self.spawn_error
 
     def wait_until_sampling(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for the first sample of a sampler created with
@@ -240,7 +249,6 @@ class Sampler:
         proc = self._proc
         if proc is None or self.pid is None:
             raise RuntimeError("no spawned command to wait for")
-        self._proc = None
         timed_out = False
         chunks: list[bytes] = []
         try:
@@ -252,17 +260,39 @@ class Sampler:
             if proc.wait() != 0:  # the sampler itself died (killed, out of memory)
                 self._kill_outright(proc)
         except BaseException:  # Ctrl-C, SIGTERM turned into an exception: never leave it running
-            _ask_to_kill(proc)
-            with contextlib.suppress(BaseException):
-                if not _read_until_eof(proc, chunks, _STOP_TIMEOUT_S):
-                    self._kill_outright(proc)
-            self._kill_outright(proc)
+            self.abort()
             raise
+        self._proc = None  # only now: an exception before this line still finds the run to kill
         try:
             data = json.loads(b"".join(chunks) or b"{}")
         except ValueError:
             data = {}
         return _report_from(data, float(self.config["interval"])), timed_out
+
+    def __enter__(self) -> Sampler:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Spawn mode: whatever ended the block (an error, Ctrl-C, a SIGTERM turned into an
+        exception, anywhere from before :meth:`start` to the end of :meth:`finish`), the run
+        does not outlive it (:meth:`abort`; nothing once the run has ended)."""
+        self.abort()
+
+    def abort(self) -> None:
+        """Spawn mode: kill the whole run now, for an exception between :meth:`start` and the
+        end of :meth:`finish` (Ctrl-C, a SIGTERM turned into an exception): the sampler is told
+        to kill every process of the run and given its stop timeout to do so, then it, the
+        command's group and the run's cgroup are killed outright. Killing the sampler alone
+        would orphan the command, which would go on running (and holding the streams it
+        shares with membound). Nothing once the run has ended."""
+        proc = self._proc
+        if proc is None:
+            return
+        self._proc = None
+        _ask_to_kill(proc)
+        with contextlib.suppress(BaseException):  # a second Ctrl-C: kill outright below
+            _read_until_eof(proc, [], _STOP_TIMEOUT_S)
+        self._kill_outright(proc)
 
     def live(self) -> tuple[float, int, int] | None:
         """The sampler's latest figures (seconds since its start, RSS, highest RSS so far) from
@@ -322,6 +352,8 @@ class Sampler:
     def __del__(self) -> None:  # pragma: no cover - safety net only
         proc = self._proc
         if proc is not None and proc.poll() is None:
+            if self.pid is not None:  # the command's group first: never orphaned
+                _killpg(self.pid)
             proc.kill()
 
 
