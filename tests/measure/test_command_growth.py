@@ -145,6 +145,20 @@ def test_a_level_before_the_exit_is_where_the_work_ended() -> None:
     )
 
 
+@pytest.mark.parametrize("stall", [3, 5, 9])
+def test_a_teardown_stalled_half_way_down_is_still_the_exit(stall: int) -> None:
+    """Seen under load: a 200 MB ``bytearray`` kept to the end, then CPython's teardown
+    unmapping it, descheduled half way down for a few samples. A level where the work ended
+    is a level (``MIN_SAMPLES`` samples, as at the bottom), not a stall of the teardown: read
+    as one, the run "fell part of the way back" and said ramp, not retained."""
+    values = [0.2] + [8.5] * 60 + [199.3] * 100 + [81.4] * stall + [44.3]
+    t = _timeline(values, 0.01)
+    assert 160 == exit_start(t, MIB)
+    anchors = Anchors.of(0, 199.3 * MIB, "VmHWM", 44.3 * MIB)
+    growth = classify_lifespan(t, anchors=anchors)
+    assert "retained" == growth.pattern, growth.explanation
+
+
 @pytest.mark.parametrize("bottom", [2, 5, 9])
 def test_a_teardown_that_frees_then_finishes_at_the_bottom_is_the_exit(bottom: int) -> None:
     """A kept list freed by CPython's teardown in one sampling interval, the rest of the

@@ -148,22 +148,32 @@ def exit_start(timeline: Timeline, tolerance: float, first: int = 0) -> int:
     # Sitting at the bottom is going on only as a level (``MIN_SAMPLES`` samples, counted no
     # denser than the interval): a teardown that freed the kept data in one interval spends
     # a few more at the bottom ending the interpreter, longer than the fall on a loaded machine.
-    held = min(
-        last - bottom + 1,
-        round(sat / timeline.interval) + 1 if timeline.interval else last - bottom + 1,
-    )
+    held = _held_samples(timeline, bottom, last)
     if fell and (sat <= times[bottom] - times[top] or held < MIN_SAMPLES):
         level = _level_before_exit(timeline, tolerance, top, last)
         return top if level is None else level
     return last
 
 
+def _held_samples(timeline: Timeline, first: int, last: int) -> int:
+    """How many samples ``first..last`` count as: no more than the intervals their time spans
+    (samples bunched after a late tick, or a stalled process read again and again, are not a
+    level that lasted)."""
+    count = last - first + 1
+    if not timeline.interval:
+        return count
+    spanned = timeline.times[last] - timeline.times[first]
+    return min(count, round(spanned / timeline.interval) + 1)
+
+
 def _level_before_exit(timeline: Timeline, tolerance: float, top: int, last: int) -> int | None:
-    """The last sample of the latest level between the top of a fall and the last sample: at
-    least ``EDGE_SAMPLES`` samples within ``tolerance`` of each other, more than ``tolerance``
-    above the last sample and lasting at least as long as the fall from it to the end (the
-    work ended there, after giving back what it rose to; the teardown came after). None when
-    the fall has no such level."""
+    """The last sample of the latest level between the top of a fall and the last sample: a
+    level as at the bottom (``MIN_SAMPLES`` samples within ``tolerance`` of each other, counted
+    no denser than the interval), more than ``tolerance`` above the last sample and lasting at
+    least as long as the fall from it to the end (the work ended there, after giving back what
+    it rose to; the teardown came after). A few samples half way down are a teardown that
+    stalled (descheduled on a busy machine while it unmapped), not where the work ended. None
+    when the fall has no such level."""
     highs, times = timeline.highs, timeline.times
     j = last - 1
     while j > top:
@@ -172,7 +182,7 @@ def _level_before_exit(timeline: Timeline, tolerance: float, top: int, last: int
             k -= 1
         lasted = times[j] - times[k]
         if (
-            j - k + 1 >= EDGE_SAMPLES
+            _held_samples(timeline, k, j) >= MIN_SAMPLES
             and highs[j] - highs[last] > tolerance
             and lasted >= times[last] - times[j]
         ):
