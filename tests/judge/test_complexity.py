@@ -132,3 +132,30 @@ def test_two_timed_points_above_the_noise_give_no_time_verdict() -> None:
     assert (
         "wall time rose above the noise floor of 0.1 s at 2 of 4 sizes" in result.time_explanation
     )
+
+
+def test_one_step_past_the_noise_floor_is_no_shape() -> None:
+    """Seen in the demo: cycles made with the cyclic GC running peak 124, 140, 148 and 240 KiB
+    over their baseline at n = 10⁴…3·10⁵, the noise floor 64 KiB. Every point clears the floor,
+    but only one step between them does: two levels, which a log, a line or a plateau past a
+    threshold all pass through. It read "O(log n)" (R² 0.7) as a verdict."""
+    from membound.judge.complexity import _complexity
+
+    ns = [10_000, 30_000, 100_000, 300_000]
+    kib = [124.0, 140.0, 148.0, 240.0]
+    runs = {n: [(k * 1024, 0.01)] for n, k in zip(ns, kib, strict=True)}
+    result = _complexity(ns, runs, "rss", "gc-enabled")
+    assert "undecided" == result.big_o, result.explanation
+    assert "2 levels" in result.explanation
+    assert "--sizes" in result.explanation
+
+
+def test_small_steps_that_add_up_are_a_shape() -> None:
+    """A hundred sizes 1,000 apart, 60 kB a step under a 64 KiB floor: no step clears the
+    floor on its own, but the levels they climb through do (a line, decided)."""
+    from membound.judge.complexity import _complexity
+
+    ns = [1_000 * i for i in range(1, 101)]
+    runs = {n: [(200 * 1024 + 60.0 * n, 0.01)] for n in ns}
+    result = _complexity(ns, runs, "rss", "small-steps")
+    assert "O(n)" == result.big_o, result.explanation

@@ -10,7 +10,10 @@ Choosing a model (the criterion the explanation states):
 1. If the peaks of all sizes lie within the noise floor of each other, the verdict is O(1).
    The floor is estimated from repeated runs at the smallest size (their spread times 3), and
    is never below ``MIN_FLOOR`` for the metric (allocator and page granularity).
-2. Otherwise start from the simplest model and move to a more complex one only when it is
+2. Fewer than three sizes above the floor, or sizes above it that sit on two levels only (one
+   step past the floor between them: a log, a line and a step up to a plateau all pass
+   through two levels), decide nothing: ``undecided``, with the sizes that would decide.
+3. Otherwise start from the simplest model and move to a more complex one only when it is
    clearly better: its relative residual is at most half of the current choice's and at least
    ``MIN_GAIN`` (0.05) lower. Residuals count only the part of each error beyond the noise
    floor, so page and arena granularity at small sizes is no evidence for a curve.
@@ -113,6 +116,42 @@ def _undecided(
     return Verdict("undecided", 0.0, fits, 0.0, text, decided=False, candidates=tied)
 
 
+def _levels(ys: Sequence[float], floor: float) -> list[int]:
+    """The indexes (in size order) where the values reach a new level: each more than the
+    noise floor away from the level before. Small steps that add up past the floor count; a
+    wobble within it does not."""
+    levels = [0]
+    for i, y in enumerate(ys):
+        if abs(y - ys[levels[-1]]) > floor:
+            levels.append(i)
+    return levels
+
+
+def _two_levels(
+    ns: Sequence[float],
+    ys: Sequence[float],
+    step: int,
+    floor: float,
+    what: str,
+    fmt: Callable[[float], str],
+) -> Verdict:
+    """Every point cleared the noise floor, but they sit on two levels, the second reached at
+    ``step``: a log, a line and a step up to a plateau all pass through two levels, so no
+    shape is decided (a fit would still name one, its residual nothing beyond the floor)."""
+    fits = fit_models(ns, ys, max(floor, 1e-12))
+    tied = tuple(sorted((m for m in MODELS if m != "O(1)"), key=lambda m: fits[m].residual))
+    spread = max(ys) - min(ys)
+    suggest = ",".join(str(n) for n in _spaced(int(ns[0]), int(ns[-1])))
+    text = (
+        f"undecided: {what} rose by {fmt(spread)} over n = {int(ns[0]):,}…{int(ns[-1]):,}, "
+        f"by more than the noise floor of {fmt(floor)} only between n = {int(ns[step - 1]):,} "
+        f"and {int(ns[step]):,}: 2 levels, which {', '.join(tied[:-1])}, {tied[-1]} and a step "
+        f"up to a plateau all pass through; sizes further apart would decide, e.g. "
+        f"--sizes {suggest}"
+    )
+    return Verdict("undecided", 0.0, fits, 0.0, text, decided=False, candidates=tied)
+
+
 def _verdict(
     ns: Sequence[float],
     ys: Sequence[float],
@@ -140,6 +179,9 @@ def _verdict(
             return _undecided(ns, ys, clear, floor, what, fmt)
         ns = [ns[i] for i in clear]
         ys = [ys[i] for i in clear]
+        levels = _levels(ys, floor)
+        if len(levels) == 2:
+            return _two_levels(ns, ys, levels[1], floor, what, fmt)
     fits = fit_models(ns, ys, max(floor, 1e-12))
     chosen = choose_model(fits)
     conf = confidence(fits, chosen)

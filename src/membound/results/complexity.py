@@ -29,7 +29,8 @@ class Complexity:
 
     big_o: str
     """``O(1)``, ``O(log n)``, ``O(n)``, ``O(n log n)`` or ``O(n^2)``; ``undecided`` when
-    fewer than three sizes rose above the noise floor (see ``decided``)."""
+    fewer than three sizes rose above the noise floor, or those that did sit on two levels
+    (see ``decided``)."""
     bytes_per_unit: float
     """Slope of the chosen model by ordinary least squares: bytes per unit of n (or of log n,
     n log n, n²)."""
@@ -53,7 +54,8 @@ class Complexity:
     time_explanation: str
     """One line about wall time."""
     decided: bool = True
-    """False when fewer than three sizes rose above the noise floor: ``big_o`` is then
+    """False when fewer than three sizes rose above the noise floor, or those that did sit
+    on two levels: ``big_o`` is then
     ``"undecided"`` and ``candidates`` names the models still tied."""
     candidates: tuple[str, ...] = ()
     """The models the points could not tell apart (only when undecided)."""

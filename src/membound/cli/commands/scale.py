@@ -75,7 +75,11 @@ def command(
         raise
     emit(result, json_path=json_path, markdown=markdown, plot_path=plot_path, html_path=html_path)
     if want is not None and result.big_o != want:
-        measured = result.big_o if result.decided else "undecided (too few sizes cleared the floor)"
+        measured = (
+            result.big_o
+            if result.decided
+            else "undecided (too few sizes or levels cleared the noise floor)"
+        )
         click.echo(f"membound: expected {want}, measured {measured}", err=True)
         return 1
     return 0
