@@ -135,11 +135,10 @@ def test_the_report_says_how_the_run_was_kept(tracking: str, tag: str) -> None:
     from membound.measure.sampler.process import Sampler
 
     devnull = [os.open(os.devnull, os.O_RDWR) for _ in range(3)]
-    try:
-        sampler = Sampler(None, spawn=["true"], stdio=devnull, tree=True).start()
-    finally:
-        for fd in devnull:
-            os.close(fd)
+    sampler = Sampler(None, spawn=["true"], stdio=devnull, tree=True).start()
+    for fd in devnull:  # the sampler owns them: closed once its process has them
+        with pytest.raises(OSError, match="Bad file descriptor"):
+            os.fstat(fd)
     report, timed_out = sampler.finish(30)
     assert not timed_out
     assert _expected_mode(tracking) == report.tracking

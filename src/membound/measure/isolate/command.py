@@ -261,11 +261,7 @@ def _run(
             flush_grace=FLUSH_GRACE_S if where and limit is not None else None,
             stack_tool=stack_tool() if limit is not None else None,
         ) as sampler:  # Ctrl-C, SIGTERM anywhere up to the end of the wait: the run is killed
-            try:
-                sampler.start()
-            finally:
-                for fd in set(stdio):
-                    os.close(fd)
+            sampler.start()  # it closes the stdio descriptors here
             if sampler.spawn_error is not None:
                 if "E2BIG" in sampler.spawn_error:
                     raise TargetError(
@@ -383,7 +379,7 @@ def _check_program(program: str) -> None:
 
 
 def _stdio(quiet: bool) -> list[int]:
-    """Fresh descriptors for the command's stdin, stdout and stderr (the caller closes them)."""
+    """Fresh descriptors for the command's stdin, stdout and stderr (the sampler closes them)."""
     if quiet:
         return [os.open(os.devnull, os.O_RDWR) for _ in range(3)]
     return [os.dup(0), os.dup(1), os.dup(2)]

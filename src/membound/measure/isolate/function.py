@@ -136,11 +136,7 @@ def _spawn(
         flush_grace=FLUSH_GRACE_S if flush and limit is not None else None,
         stack_tool=stack_tool() if limit is not None else None,
     ) as sampler:  # Ctrl-C, SIGTERM anywhere up to the end of the wait: the run is killed
-        try:
-            sampler.start()
-        finally:
-            for fd in stdio:
-                os.close(fd)
+        sampler.start()  # it closes the stdio descriptors here
         if sampler.spawn_error is not None:
             raise ChildFailed(f"cannot start a fresh interpreter: {sampler.spawn_error}")
         return sampler.finish(timeout)

@@ -113,7 +113,9 @@ class Sampler:
         spawn: start this command from the sampler itself (in a new session; its pid is in
             ``.pid`` after :meth:`start`) and sample its process tree until it exits; see
             :meth:`finish`.
-        stdio: file descriptors to give the spawned command as its stdin, stdout, stderr.
+        stdio: file descriptors to give the spawned command as its stdin, stdout, stderr;
+            the sampler owns them: :meth:`start` closes them here once the sampler process
+            has them (or could not be started).
         env: environment of the sampler (and so of the spawned command).
         status: a file where the sampler keeps its live figures for :meth:`live` (rewritten
             in place about every 0.1 s), or None.
@@ -180,14 +182,20 @@ class Sampler:
         # -E -s -S: no environment, no site: a bare interpreter starts in milliseconds. Without
         # /proc the child needs site-packages for psutil.
         flags = ["-E", "-s", "-S"] if HAS_PROC else []
-        proc = self._proc = subprocess.Popen(
-            [sys.executable, *flags, str(_CHILD)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            close_fds=True,
-            pass_fds=tuple(fd for fd in self.config["stdio"] or () if fd > 2),
-            env=self._env,
-        )
+        stdio = set(self.config["stdio"] or ())
+        try:
+            proc = self._proc = subprocess.Popen(
+                [sys.executable, *flags, str(_CHILD)],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                close_fds=True,
+                pass_fds=tuple(fd for fd in stdio if fd > 2),
+                env=self._env,
+            )
+        finally:  # the sampler process holds its copies now: ours would keep pipes open
+            for fd in stdio:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
         try:
             # On stdin, not as an argument: a spawned command's arguments are part of it, and
             # Linux takes at most 128 KiB in one argument (``children/sampler_process.py``'s
