@@ -193,6 +193,33 @@ def test_flat_process_exits_0_and_writes_the_summary(tag: str, tmp_path: Path) -
     assert "membound watch: pid" in proc.stdout
 
 
+def _memoryless_process() -> int:
+    """A process that runs and has no memory to read: a kernel thread (kthreadd first)."""
+    for entry in ["2", *sorted(os.listdir("/proc"))]:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/statm") as f:
+                empty = all(word == "0" for word in f.read().split())
+        except OSError:
+            continue
+        if empty and alive(int(entry)):
+            return int(entry)
+    raise AssertionError("no kernel thread is visible in /proc")
+
+
+def test_a_process_whose_memory_cannot_be_read_is_exit_2_after_a_grace() -> None:
+    """A process whose memory is gone is given a moment to be seen as ended (one killed by
+    --on-hard's signal gives its memory back before it is a zombie), then called unreadable:
+    exit 2, not a wait until --duration."""
+    pid = _memoryless_process()
+    started = time.monotonic()
+    proc = watch(str(pid), "--duration", "20")
+    assert 2 == proc.returncode, proc.stderr
+    assert "cannot be read any more" in proc.stdout + proc.stderr
+    assert time.monotonic() - started < 15  # the grace, not the duration
+
+
 def test_a_pid_that_does_not_exist_is_one_line() -> None:
     with open("/proc/sys/kernel/pid_max") as f:
         pid = int(f.read()) - 1

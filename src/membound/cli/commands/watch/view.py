@@ -37,6 +37,9 @@ _SPARK_BARS = "▁▂▃▄▅▆▇█"
 _TIMELINE_POINTS = 2000
 #: The main loop looks at the watchdog and the process this often (within the interval).
 _TICK_MIN_S, _TICK_MAX_S = 0.05, 0.25
+#: How long a process whose memory is gone may take to be seen as ended (its exit after it
+#: gave its memory back: closing files, telling its parent) before it is called unreadable.
+EXITING_GRACE_S = 2.0
 #: The live view is redrawn at most this often.
 _REDRAW_S = 0.25
 _STATE_STYLE = {"ok": "bold green", "soft": "bold yellow", "hard": "bold red"}
@@ -202,6 +205,18 @@ class Watch:
             finally:
                 self.live = None
 
+    def _ends_soon(self) -> bool:
+        """Whether the target has ended, or ends within ``EXITING_GRACE_S``: a process gives
+        its memory back early in its exit and is a zombie only later (files closed, its
+        parent told), so a watchdog can find its memory gone while it still looks alive (a
+        process killed by --on-hard's signal read "cannot be read any more", exit 2)."""
+        deadline = time.monotonic() + EXITING_GRACE_S
+        while not self.target.ended():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.01)
+        return True
+
     def _loop(self) -> None:
         tick = min(max(self.dog.interval, _TICK_MIN_S), _TICK_MAX_S)
         deadline = None if self.duration is None else self.started + self.duration
@@ -215,7 +230,7 @@ class Watch:
             if self.dog.gone:
                 # The watchdog could read nothing more: the process exited after the check
                 # above (its memory went with it), or it still runs and cannot be read.
-                self.ended = "exited" if self.target.ended() else "unreadable"
+                self.ended = "exited" if self._ends_soon() else "unreadable"
                 return
             if deadline is not None and time.monotonic() >= deadline:
                 self.ended = "duration"
