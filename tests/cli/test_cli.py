@@ -51,7 +51,10 @@ def test_run_limit_fails_with_exit_1(capsys: pytest.CaptureFixture[str]) -> None
     runaway = "b = []\nwhile True: b.append(bytearray(8 << 20))"
     code = main(["run", "--limit", "100MB", "--", sys.executable, "-c", runaway])
     assert 1 == code
-    assert "memory limit 95.4 MiB exceeded" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "memory limit 95.4 MiB exceeded" in err
+    # how to get the lines, in words a reader of the command line can use, one aside deep
+    assert "(--where, or where=True in Python, names the lines that held it)" in err
 
 
 def test_run_failing_command_exits_1(capsys: pytest.CaptureFixture[str]) -> None:

@@ -159,3 +159,59 @@ def test_small_steps_that_add_up_are_a_shape() -> None:
     runs = {n: [(200 * 1024 + 60.0 * n, 0.01)] for n in ns}
     result = _complexity(ns, runs, "rss", "small-steps")
     assert "O(n)" == result.big_o, result.explanation
+
+
+def test_the_sizes_suggested_stay_within_three_times_the_largest() -> None:
+    """``--sizes 500000,1666667,5000001,16666670`` came after a largest size of 2,000,000: eight
+    times the largest, 2.2 GiB at the 144 B a unit just measured."""
+    from membound.judge.complexity import _complexity
+
+    ns = [10_000, 100_000, 1_000_000, 2_000_000]
+    kib = [20.0, 30.0, 40.0, 300_000.0]  # one size clears the floor
+    runs = {n: [(k * 1024, 0.01)] for n, k in zip(ns, kib, strict=True)}
+    result = _complexity(ns, runs, "rss", "one-clear")
+    assert "undecided" == result.big_o, result.explanation
+    suggested = result.explanation.split("--sizes ")[1].split()[0].rstrip(";")
+    assert max(int(n) for n in suggested.split(",")) <= 3 * 2_000_000, result.explanation
+
+
+def test_no_size_is_suggested_that_would_not_fit_in_the_memory_free_here() -> None:
+    from membound.judge.complexity import _complexity
+    from membound.measure.cgroup.memory import memory_room
+
+    room = memory_room()
+    assert room is not None
+    ns = [10_000, 100_000, 1_000_000, 10_000_000]
+    # The largest point used 0.3 of the room: three times the size would need 0.9 of it.
+    values = [1_000.0, 1_000.0, 1_000.0, 0.3 * room[0]]
+    runs = {n: [(v, 0.01)] for n, v in zip(ns, values, strict=True)}
+    result = _complexity(ns, runs, "rss", "big")
+    suggested = result.explanation.split("--sizes ")[1].split()[0].rstrip(";")
+    sizes = [int(n) for n in suggested.split(",")]
+    assert max(sizes) <= 10_000_000, result.explanation
+    assert len(sizes) >= 3, result.explanation  # sizes between the measured ones instead
+    assert "they would need more than half of the" in result.explanation
+
+
+def test_wall_time_is_not_said_to_fit_in_memory() -> None:
+    from membound.judge.complexity import _complexity
+
+    ns = [1_000, 10_000, 100_000, 1_000_000]
+    seconds = [0.0001, 0.0002, 0.15, 2.0]
+    runs = {n: [(1_000_000.0 * n, s)] for n, s in zip(ns, seconds, strict=True)}
+    result = _complexity(ns, runs, "heap", "timed")
+    assert "took no longer than the timing noise" in result.time_explanation
+    assert "memory" not in result.time_explanation
+    assert result.time_explanation.endswith("; undecided")
+
+
+def test_a_constant_with_one_step_past_the_floor_stays_constant() -> None:
+    """Two levels decide no *growing* shape; a constant that fits them within its margins (4 MiB
+    a run, one size 100 KiB higher on a busy machine) is still O(1)."""
+    from membound.judge.complexity import _complexity
+
+    ns = [1_000, 10_000, 100_000, 1_000_000]
+    kib = [4096.0, 4096.0, 4096.0, 4196.0]
+    runs = {n: [(k * 1024, 0.01)] for n, k in zip(ns, kib, strict=True)}
+    result = _complexity(ns, runs, "rss", "const")
+    assert "O(1)" == result.big_o, result.explanation

@@ -128,6 +128,15 @@ def test_target_by_name_and_bad_targets() -> None:
         mb.find_leaks(lt.clean, iterations=5)
 
 
+@pytest.mark.parametrize(("rounds", "fewer"), [(4, False), (8, True)])
+def test_too_few_calls_a_round_hints_only_what_can_be_done(rounds: int, fewer: bool) -> None:
+    """At the fewest rounds allowed, "or fewer rounds" is no way out (a new user tried it)."""
+    with pytest.raises(mb.TargetError) as caught:
+        mb.find_leaks(lt.clean, iterations=12, rounds=rounds)
+    assert f"use at least {10 * rounds} iterations" in caught.value.hint
+    assert fewer == ("fewer rounds" in caught.value.hint)
+
+
 def test_a_native_leak_is_seen_in_rss(tmp_path: Path) -> None:
     # In a fresh interpreter: a long-lived test worker has free resident heap that would
     # absorb the first megabytes of a malloc leak before RSS moves.

@@ -10,13 +10,15 @@ Choosing a model (the criterion the explanation states):
 1. If the peaks of all sizes lie within the noise floor of each other, the verdict is O(1).
    The floor is estimated from repeated runs at the smallest size (their spread times 3), and
    is never below ``MIN_FLOOR`` for the metric (allocator and page granularity).
-2. Fewer than three sizes above the floor, or sizes above it that sit on two levels only (one
-   step past the floor between them: a log, a line and a step up to a plateau all pass
-   through two levels), decide nothing: ``undecided``, with the sizes that would decide.
+2. Fewer than three sizes above the floor decide nothing: ``undecided``, with the sizes that
+   would decide.
 3. Otherwise start from the simplest model and move to a more complex one only when it is
    clearly better: its relative residual is at most half of the current choice's and at least
    ``MIN_GAIN`` (0.05) lower. Residuals count only the part of each error beyond the noise
    floor, so page and arena granularity at small sizes is no evidence for a curve.
+4. A growing model chosen from points that sit on two levels only (one step past the floor
+   between them: a log, a line and a step up to a plateau all pass through two levels) is no
+   verdict either: ``undecided``, with sizes further apart.
 
 The fitting itself (the models, least squares, the choice) is ``judge/curves.py``.
 """
@@ -41,6 +43,7 @@ from membound.judge.curves import (
     confidence,
     fit_models,
 )
+from membound.measure.cgroup.memory import memory_room
 from membound.measure.deadline import deadline
 from membound.measure.inprocess import measure_call
 from membound.measure.isolate.function import run_isolated
@@ -81,12 +84,35 @@ class Verdict:
 
 
 def _spaced(lo: int, hi: int) -> list[int]:
-    """Sizes from ``lo`` to three times ``hi``, about half a decade apart."""
+    """Sizes from ``lo`` to three times ``hi`` (never past it), about half a decade apart."""
     sizes = [lo]
     while sizes[-1] < 3 * hi:
         step = 3 if str(sizes[-1])[0] == "1" else 10 / 3
-        sizes.append(round(sizes[-1] * step))
+        sizes.append(min(round(sizes[-1] * step), 3 * hi))
     return sizes
+
+
+def _suggestion(ns: Sequence[float], ys: Sequence[float], first: int, memory: bool) -> str:
+    """``--sizes …`` that would decide, from ``first`` on. For memory, none whose peak, drawn
+    on a line through the largest point, would pass half of the memory this machine (or its
+    cgroup) has free now: the suggestion must not be what gets the user OOM-killed."""
+    sizes = _spaced(first, int(ns[-1]))
+    note = ""
+    room = memory_room() if memory else None
+    if room is not None and max(ys) > 0:
+        budget = room[0] / 2
+        per_unit = max(ys) / ns[-1]
+        fitting = [n for n in sizes if n <= ns[-1] or n * per_unit <= budget]
+        if len(fitting) < 3:  # nothing larger fits: sizes between the ones measured, then
+            lower = _spaced(max(int(ns[0]), first // 10), int(ns[-1]))
+            fitting = [n for n in lower if n <= ns[-1] or n * per_unit <= budget]
+        if fitting[-1] < sizes[-1]:
+            note = (
+                f" (no larger: at {_bytes(per_unit)} per unit of n they would need more than "
+                f"half of the {format_size(room[0])} free here)"
+            )
+            sizes = fitting
+    return f"e.g. --sizes {','.join(str(n) for n in sizes)}{note}"
 
 
 def _undecided(
@@ -96,6 +122,7 @@ def _undecided(
     floor: float,
     what: str,
     fmt: Callable[[float], str],
+    memory: bool,
 ) -> Verdict:
     """Fewer than three points rose above the noise floor: which models stay possible, and
     which sizes would tell them apart."""
@@ -105,13 +132,17 @@ def _undecided(
     tied = tuple(sorted((m for m in MODELS if m != "O(1)"), key=lambda m: fits[m].residual))
     above = ", ".join(f"{int(ns[i]):,}" for i in clear) or "none"
     first = int(ns[clear[0]]) if clear else int(ns[-1])
-    suggest = ",".join(str(n) for n in _spaced(first, int(ns[-1])))
+    smaller = (
+        "fit in memory the interpreter already held"
+        if memory
+        else "took no longer than the timing noise"
+    )
     text = (
-        f"undecided: {what} rose above the noise floor of {fmt(floor)} at {len(clear)} of "
-        f"{len(ns)} sizes (n = {above}); the smaller ones fit in memory the interpreter already "
-        f"held and say nothing about the shape, and {len(clear)} point(s) cannot tell "
-        f"{', '.join(tied[:-1])} or {tied[-1]} apart; three or more sizes that clear the floor "
-        f"would decide, e.g. --sizes {suggest}"
+        f"{what} rose above the noise floor of {fmt(floor)} at {len(clear)} of "
+        f"{len(ns)} sizes (n = {above}); the smaller ones {smaller} and say nothing about the "
+        f"shape, and {len(clear)} point(s) cannot tell {', '.join(tied[:-1])} or {tied[-1]} "
+        f"apart; three or more sizes that clear the floor would decide, "
+        f"{_suggestion(ns, ys, first, memory)}; undecided"
     )
     return Verdict("undecided", 0.0, fits, 0.0, text, decided=False, candidates=tied)
 
@@ -134,6 +165,7 @@ def _two_levels(
     floor: float,
     what: str,
     fmt: Callable[[float], str],
+    memory: bool,
 ) -> Verdict:
     """Every point cleared the noise floor, but they sit on two levels, the second reached at
     ``step``: a log, a line and a step up to a plateau all pass through two levels, so no
@@ -141,13 +173,12 @@ def _two_levels(
     fits = fit_models(ns, ys, max(floor, 1e-12))
     tied = tuple(sorted((m for m in MODELS if m != "O(1)"), key=lambda m: fits[m].residual))
     spread = max(ys) - min(ys)
-    suggest = ",".join(str(n) for n in _spaced(int(ns[0]), int(ns[-1])))
     text = (
-        f"undecided: {what} rose by {fmt(spread)} over n = {int(ns[0]):,}…{int(ns[-1]):,}, "
+        f"{what} rose by {fmt(spread)} over n = {int(ns[0]):,}…{int(ns[-1]):,}, "
         f"by more than the noise floor of {fmt(floor)} only between n = {int(ns[step - 1]):,} "
         f"and {int(ns[step]):,}: 2 levels, which {', '.join(tied[:-1])}, {tied[-1]} and a step "
-        f"up to a plateau all pass through; sizes further apart would decide, e.g. "
-        f"--sizes {suggest}"
+        f"up to a plateau all pass through; sizes further apart would decide, "
+        f"{_suggestion(ns, ys, int(ns[0]), memory)}; undecided"
     )
     return Verdict("undecided", 0.0, fits, 0.0, text, decided=False, candidates=tied)
 
@@ -160,6 +191,7 @@ def _verdict(
     fmt: Callable[[float], str],
     *,
     evidence_only: bool = True,
+    memory: bool = True,
 ) -> Verdict:
     """The model for ``ys`` over ``ns`` (module docstring). With ``evidence_only`` (memory),
     only points above the noise floor count: a smaller one fit in memory the interpreter
@@ -176,16 +208,17 @@ def _verdict(
     if evidence_only:
         clear = [i for i, y in enumerate(ys) if y > floor]
         if len(clear) < 3:
-            return _undecided(ns, ys, clear, floor, what, fmt)
+            return _undecided(ns, ys, clear, floor, what, fmt, memory)
         ns = [ns[i] for i in clear]
         ys = [ys[i] for i in clear]
-        levels = _levels(ys, floor)
-        if len(levels) == 2:
-            return _two_levels(ns, ys, levels[1], floor, what, fmt)
     fits = fit_models(ns, ys, max(floor, 1e-12))
     chosen = choose_model(fits)
     conf = confidence(fits, chosen)
     poor = chosen == "O(1)" and fits["O(1)"].residual > POOR_FIT
+    levels = _levels(ys, floor)
+    if evidence_only and (chosen != "O(1)" or poor) and len(levels) == 2:
+        # A growing shape named from two levels: any growing model passes through them.
+        return _two_levels(ns, ys, levels[1], floor, what, fmt, memory)
     if poor:
         # It grows beyond the noise and a constant fits badly: not O(1), whatever else it is.
         chosen = min((m for m in MODELS if m != "O(1)"), key=lambda m: fits[m].residual)
@@ -375,7 +408,7 @@ def _complexity(
     # As for memory, only times above that floor count, and three of them are needed: two
     # (0.02 s and 2 s at n = 10⁵ and 10⁶) pass through every growing model.
     time_floor = max(0.005, 3 * (max(first_secs) - min(first_secs)), 0.05 * max(secs))
-    timing = _verdict(ns, secs, time_floor, "wall time", lambda s: f"{s:.3g} s")
+    timing = _verdict(ns, secs, time_floor, "wall time", lambda s: f"{s:.3g} s", memory=False)
     return Complexity(
         big_o=memory.big_o,
         bytes_per_unit=memory.slope,

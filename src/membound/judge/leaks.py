@@ -151,7 +151,8 @@ def _check_counts(iterations: int, warmup: int, rounds: int) -> int:
         raise TargetError(
             f"{iterations} iterations in {rounds} rounds is under {_MIN_CALLS_PER_ROUND} calls "
             "per round: too few to tell a leak from noise",
-            hint=f"use at least {_MIN_CALLS_PER_ROUND * rounds} iterations or fewer rounds",
+            hint=f"use at least {_MIN_CALLS_PER_ROUND * rounds} iterations"
+            + (" or fewer rounds" if rounds > _MIN_ROUNDS else ""),
         )
     return per_round
 

@@ -64,7 +64,7 @@ def where_engine(mode: str | None) -> Literal["memray", "tracemalloc"] | None:
 
 
 #: What a stopped run says when ``where`` was off, so that the user knows how to get the lines.
-ASK_FOR_WHERE = "where=True (--where) names the lines that held it"
+ASK_FOR_WHERE = "--where, or where=True in Python, names the lines that held it"
 
 
 def stopped_detail(
