@@ -93,3 +93,16 @@ def test_a_line_that_holds_little_of_it_is_named_with_its_own_figure() -> None:
     assert "the largest line still held at the end, prices.py:9 in load, holds 1.0 MiB" in (
         growth.explanation
     )
+
+
+def test_what_no_traced_allocation_held_is_said_to_be_no_live_object() -> None:
+    """A traced run read "+62.6 MiB held at the end (the largest line … holds 2.0 MiB of it)"
+    beside an end table of 2.0 MiB in all: the words say what every line held together and
+    that the rest was no live allocation."""
+    sites = (_site(MIB), PeakSite("other.py", 3, "f", MIB // 2, 1.0))
+    growth = kept_by(_retained(62 * MIB), sites, 62 * MIB)
+    assert "every line still held at the end holds 1.5 MiB" in growth.explanation
+    assert "the rest was no live allocation" in growth.explanation
+    # where the lines hold most of it, nothing more is said
+    growth = kept_by(_retained(62 * MIB), (_site(40 * MIB), _site(20 * MIB)), 62 * MIB)
+    assert "the rest was no live allocation" not in growth.explanation

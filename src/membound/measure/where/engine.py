@@ -175,7 +175,18 @@ def kept_by(growth: Growth, end_sites: tuple[PeakSite, ...], held: float | None 
         return growth
     top = named[0]
     where = f"{short_path(top.file)}:{top.line} in {top.function}"
-    if held is not None and top.bytes < held / 2:
+    every = sum(site.bytes for site in end_sites)
+    if held is not None and every < held / 2:
+        # The lines together hold little of it: pages the allocator kept after the objects
+        # went, native memory no tracer saw, or the tracer's own.
+        by = (
+            f"{marker} (the largest line still held at the end, {where}, holds "
+            f"{format_size(top.bytes)} of it; every line still held at the end holds "
+            f"{format_size(every)}: the rest was no live allocation the tracer saw — memory "
+            "freed and not given back to the system, allocations made where no tracer looks, "
+            "or the tracer's own)"
+        )
+    elif held is not None and top.bytes < held / 2:
         by = (
             f"{marker} (the largest line still held at the end, {where}, holds "
             f"{format_size(top.bytes)} of it)"
