@@ -286,11 +286,14 @@ def test_a_sample_above_the_kernel_peak_stands_and_is_named() -> None:
     peak, source = _command_peak(report, 1, 0.01)
     assert peak == 70 * MIB + 8192
     assert "ru_maxrss" in source
-    assert "8 KiB more" in source
+    # the figure shown is the sample's: the words say so first, the kernel's figure beside it
+    assert source.startswith("a sample's reading, 8 KiB above the kernel's peak RSS")
+    assert "(70.0 MiB, wait4 ru_maxrss" in source
     report = dataclasses.replace(report, ru_maxrss=71 * MIB)
     peak, source = _command_peak(report, 1, 0.01)
     assert peak == 71 * MIB
-    assert "more" not in source
+    assert source.startswith("the kernel's peak RSS of the command")
+    assert "a sample's reading" not in source
 
 
 def test_a_tree_whose_sum_beats_every_process_peak_is_named_as_a_sum() -> None:

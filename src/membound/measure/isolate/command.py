@@ -343,9 +343,13 @@ def _command_peak(report: SamplerReport, procs: int, interval: float) -> tuple[i
             f"sampler, so exact), with {procs} process(es) sampled every {interval * 1000:g} ms"
         )
         if sampled > report.ru_maxrss:
-            source += (
-                f"; a sample read {(sampled - report.ru_maxrss) / 1024:,.0f} KiB more, and the "
-                "higher figure stands (the kernel's RSS counters are approximate)"
+            # The figure shown is the sample's: say so first, the kernel's beside it.
+            source = (
+                f"a sample's reading, {(sampled - report.ru_maxrss) / 1024:,.0f} KiB above the "
+                f"kernel's peak RSS of the command ({format_size(report.ru_maxrss)}, wait4 "
+                "ru_maxrss; spawned from a small sampler): the kernel's RSS counters are "
+                f"approximate, and the higher figure stands; {procs} process(es) sampled every "
+                f"{interval * 1000:g} ms"
             )
     elif sampled:
         peak = sampled
