@@ -58,8 +58,9 @@ def test_a_command_stopped_inside_one_c_call_names_the_running_line(
         f"{tmp_path}/job.py:2 in load",
         f"{tmp_path}/job.py:4 in <module>",
     ), m.limit_stack_note
-    assert "stopped: running job.py:2 in load ← job.py:4 when it crossed (--where, or where=True" in (
-        m.outcome_detail
+    assert (
+        "stopped: running job.py:2 in load ← job.py:4 when it crossed (--where, or where=True"
+        in (m.outcome_detail)
     )
     again = loads(dumps(m))
     assert isinstance(again, mb.Measurement)
