@@ -65,6 +65,16 @@ def test_two_callers_of_one_helper_are_two_sites_each_with_its_caller() -> None:
     assert "memray" in m.where_source
 
 
+def test_what_membounds_own_threads_hold_is_no_site() -> None:
+    """The capture's own poller once showed as a 0.4 % site (``where_capture.py`` in
+    ``folder_disk_use``): memory its threads hold at the peak is the tracer's, not a line of
+    the user's."""
+    m = mb.measure(wt.beside_a_thread_named_like_membounds, where=True)
+    sites = _named(m.peak_sites)
+    assert (sites[0].location, sites[0].caller) == (_at("helper"), _at("own_kept"))
+    assert _at("thread") not in [s.location for s in sites], sites
+
+
 def test_a_pools_threads_are_named_by_the_users_line_that_started_them() -> None:
     # The pool's threads run json.loads with only the standard library's frames on their
     # stacks: the line of the user's code that led to their start is the site.

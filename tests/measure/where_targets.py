@@ -55,6 +55,17 @@ def two_callers() -> int:
     return len(keep)
 
 
+def beside_a_thread_named_like_membounds() -> int:
+    """30 MB of strings kept, and 16 MB held at the same time by a thread named as membound's
+    capture poller is (``membound-capture-bound``): that thread's memory is the tracer's."""
+    keep: list[object] = [strings(300_000)]  # at:own_kept
+    worker = threading.Thread(target=in_a_thread, args=(keep,), name="membound-capture-bound")
+    worker.start()
+    worker.join()
+    time.sleep(0.1)
+    return len(keep)
+
+
 def sqlite_pages() -> int:
     """An in-memory SQLite database of ~20 MB: native memory (SQLite's page cache)."""
     db = sqlite3.connect(":memory:")
