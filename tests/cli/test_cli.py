@@ -224,8 +224,11 @@ def test_sigterm_between_the_start_and_the_wait_stops_the_command(tmp_path: Path
     import time
 
     pidfile = tmp_path / "pid"
+    # Written then renamed, so the file is never seen empty: the signal can land between
+    # open() and the write's flush.
     measured = (
-        f"import os, time; open({str(pidfile)!r}, 'w').write(str(os.getpid())); time.sleep(60)"
+        f"import os, time; open({str(pidfile)!r} + '.tmp', 'w').write(str(os.getpid())); "
+        f"os.replace({str(pidfile)!r} + '.tmp', {str(pidfile)!r}); time.sleep(60)"
     )
     code = (
         "import os, signal, sys, time\n"
