@@ -21,6 +21,7 @@ import membound as mb
 from membound._units import format_size
 from membound.judge import leaks as leaks_module
 from membound.judge.retained import judge_retention
+from membound.report.sections import leak_holders_table, leak_note
 from tests.judge import leak_cases as lc
 from tests.judge import leak_targets as lt
 
@@ -466,3 +467,23 @@ def test_bounded_pool_declares_its_bound_to_leak_hunting() -> None:
         for _ in range(5):
             stack.enter_context(pool.acquire())
     assert (3, 3) == size_of(pool)
+
+
+def test_a_holders_entries_are_counted_against_every_call_made() -> None:
+    """A list that keeps one entry a call holds as many entries as calls were made when it was
+    counted, and the note says how many calls the hunt made beyond the warm-up and the rounds
+    (the attribution's): an entry count above "50 warm-up calls, 300 calls" is explained."""
+    kept: list[bytearray] = []
+
+    def one_a_call() -> None:
+        kept.append(bytearray(100))
+
+    report = mb.find_leaks(one_a_call, iterations=300, warmup=50)
+    assert report.leaking, report.explanation
+    top = report.holders[0]
+    assert top.size == top.calls  # one entry a call, every call counted
+    assert report.calls == len(kept)
+    assert top.calls > report.warmup + report.iterations
+    assert f"{report.calls:,} calls in all (the rest found where" in leak_note(report)
+    table = leak_holders_table(report)
+    assert f"{top.size:,} after {top.calls:,} calls" == table.rows[0][table.head.index("entries")]

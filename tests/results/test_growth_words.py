@@ -62,6 +62,18 @@ def test_a_commands_words_quote_the_table() -> None:
     assert quoted <= figures | {"0 B"}, (quoted - figures, words)
 
 
+def test_a_durations_words_are_of_the_part_judged_not_the_runs_wall_time() -> None:
+    """A command that grows up to its exit after its start-up: the words time the rise within
+    the part judged, and never call that part "the run" (whose wall time is in the table)."""
+    values = [0.5] + [30.0] * 60 + [30.0 + 2.0 * i for i in range(1, 81)] + [190.0, 20.0]
+    m = command(values, 190.0)
+    words = m.growth.explanation
+    wall = float(dict(measurement_table(m).rows)["wall time"].removesuffix(" s"))
+    runs = [float(x) for x in re.findall(r"of the (\d+\.\d+) s run", words)]
+    assert all(abs(x - wall) < 0.01 for x in runs), (wall, words)
+    assert re.search(r"of the \d+\.\d+ s judged", words), words
+
+
 def test_a_command_judged_whole_has_no_level_rows() -> None:
     m = command([10.0] * 30, 10.0)
     labels = [label for label, _ in measurement_table(m).rows]

@@ -49,6 +49,7 @@ from membound.measure.holders import Growing, adding_line, growing_holders
 from membound.measure.isolate.outcome import check_timeout
 from membound.measure.rounds import (
     AttributionRound,
+    Guarded,
     Trend,
     TrendRecorder,
     attribution_round,
@@ -218,7 +219,7 @@ class _Attribution:
 
 
 def _hunt(
-    func: Callable[[], Any],
+    func: Guarded,
     label: str,
     iterations: int,
     warmup: int,
@@ -242,7 +243,11 @@ def _hunt(
         cycles = cycles_per_call(func, min(per_round, _CYCLE_CALLS))
     report = judged.report(label, rounds, per_round, warmup, cycles)
     late = int(judged.trend.calls[-1] - judged.retention.late_from)
-    return replace(report, explanation=explain(report, judged.retention, late, tol is not None))
+    return replace(
+        report,
+        explanation=explain(report, judged.retention, late, tol is not None),
+        calls=func.calls,
+    )
 
 
 @dataclass(frozen=True)
@@ -301,7 +306,7 @@ class _Judged:
 
 
 def _judge(
-    func: Callable[[], Any],
+    func: Guarded,
     warmup: int,
     rounds: int,
     per_round: int,
@@ -484,7 +489,7 @@ def _traced_total(snapshot: tracemalloc.Snapshot) -> int:
     return sum(stat.size for stat in snapshot.statistics("filename"))
 
 
-def _attribute(func: Callable[[], Any], calls: int, made: int) -> _Attribution:
+def _attribute(func: Guarded, calls: int, made: int) -> _Attribution:
     """Where the kept memory was allocated, which types grew, what keeps one of them, and which
     containers grew (``made``: calls so far, to size the containers worth watching)."""
     with frozen_heap():
@@ -501,11 +506,14 @@ def _attribute(func: Callable[[], Any], calls: int, made: int) -> _Attribution:
     labels = label_chain(chain) if chain else ()
     chain.clear()
     grown, watched_calls = growing_holders(func, calls, min_size=max(4, made // 100))
-    holders = [_holder(func, g, watched_calls) for g in grown]
+    counted = func.calls  # the entries were counted then; finding the adding lines calls again
+    holders = [_holder(func, g, watched_calls, counted) for g in grown]
     return _Attribution(sites, growth, labels, python, native, holders)
 
 
-def _holder(func: Callable[[], Any], grown: Growing, calls: int) -> Holder:
+def _holder(func: Callable[[], Any], grown: Growing, calls: int, made: int) -> Holder:
+    """``grown`` as a report's holder: ``calls`` calls grew it, ``made`` had been made in all
+    when its entries were counted."""
     chain = chain_to(grown.holder)
     path = " → ".join(label_chain(chain, last_type=False)) if chain else ""
     chain.clear()
@@ -521,6 +529,7 @@ def _holder(func: Callable[[], Any], grown: Growing, calls: int) -> Holder:
         function=where.function if where else None,
         trace=where.trace if where else (),
         caller=where.caller if where else None,
+        calls=made,
     )
 
 

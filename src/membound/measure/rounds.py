@@ -26,6 +26,7 @@ from membound.results.leaks import LeakRound
 
 __all__ = [
     "AttributionRound",
+    "Guarded",
     "Trend",
     "TrendRecorder",
     "attribution_round",
@@ -58,23 +59,34 @@ def collect() -> None:
     gc.collect()
 
 
-def guarded(func: Callable[[], Any], label: str) -> Callable[[], Any]:
-    """``func``, with its exceptions turned into :class:`ChildFailed` carrying the traceback
-    (the original is its ``__cause__``)."""
+class Guarded:
+    """A target called for leak hunting: its exceptions turned into :class:`ChildFailed`
+    carrying the traceback (the original is its ``__cause__``), its calls counted (a report
+    says how many calls had been made when it counted a container's entries)."""
 
-    def call() -> Any:
+    def __init__(self, func: Callable[[], Any], label: str) -> None:
+        self.func = func
+        self.label = label
+        self.calls = 0
+        """Calls made so far, the failed one included."""
+
+    def __call__(self) -> Any:
+        self.calls += 1
         try:
-            return func()
+            return self.func()
         except (KeyboardInterrupt, StopRequested):
             raise  # a stop asked of membound, not a failure of the measured code
         except BaseException as exc:  # SystemExit and the code's own BaseExceptions too
             raise ChildFailed(
-                f"{label} {failure_words(exc)} while being called for leak hunting",
+                f"{self.label} {failure_words(exc)} while being called for leak hunting",
                 traceback=traceback.format_exc(),
                 hint="the measured code itself failed; its traceback is shown above",
             ) from exc
 
-    return call
+
+def guarded(func: Callable[[], Any], label: str) -> Guarded:
+    """``func`` as a :class:`Guarded` target."""
+    return Guarded(func, label)
 
 
 @dataclass(frozen=True)

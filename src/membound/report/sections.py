@@ -249,14 +249,17 @@ def holder_added_at(h: Holder) -> str:
 
 def leak_holders_table(r: LeakReport) -> Table:
     """The containers that grew: what keeps the leak (or a bounded cache filling), the line that
-    adds to it, entries per call and size against capacity; headings name units."""
+    adds to it, entries per call and size against capacity, with the calls made when it was
+    counted (the hunt's own attribution calls the target too); headings name units."""
     rows = tuple(
         (
             h.path,
             h.type_name,
             holder_added_at(h),
             f"+{h.per_call:.2f}",
-            f"{h.size:,}" + (f" of {h.capacity:,}" if h.capacity is not None else ""),
+            f"{h.size:,}"
+            + (f" of {h.capacity:,}" if h.capacity is not None else "")
+            + (f" after {h.calls:,} calls" if h.calls is not None else ""),
         )
         for h in r.holders
     )
@@ -287,10 +290,23 @@ def leak_types_table(r: LeakReport) -> Table:
 def leak_note(r: LeakReport) -> str:
     """How many calls the verdict rests on, its tolerance, and the cycles only the cyclic GC
     frees."""
+    judged = r.warmup + r.iterations
+    # The attribution ran exactly when its Python growth was recorded.
+    rest = (
+        "found where and counted cycles"
+        if r.python_bytes_per_call is not None
+        else "counted cycles"
+    )
+    more = (
+        f", {r.calls:,} calls in all (the rest {rest})"
+        if r.calls is not None and r.calls > judged
+        else ""
+    )
     return (
         f"{r.warmup} warm-up calls, {r.iterations} calls in {len(r.rounds)} rounds (the late "
-        f"half decides); tolerance {r.tolerance:.1f} B per call; noise {r.noise_bytes:.0f} B per "
-        f"round; cycles freed only by the cyclic GC: {r.cycles_per_call:.2f} per call."
+        f"half decides){more}; tolerance {r.tolerance:.1f} B per call; noise "
+        f"{r.noise_bytes:.0f} B per round; cycles freed only by the cyclic GC: "
+        f"{r.cycles_per_call:.2f} per call."
     )
 
 

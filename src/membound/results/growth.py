@@ -464,6 +464,7 @@ def classify(
     *,
     anchors: Anchors | None = None,
     units: bool = False,
+    span: str = "run",
 ) -> Growth:
     """Judge how memory moved over ``timeline``.
 
@@ -477,6 +478,9 @@ def classify(
             memory that keeps growing a ``leak``. One run of a script, function or block that
             grows up to its end is ``retained`` (``ramp`` when it gave part back), worded "kept
             growing up to its end".
+        span: what the words call the span of ``timeline`` ("the last 0.30 s of the 0.57 s
+            run"): a caller that judges part of a run names that part, so that no duration in
+            the words reads as the run's wall time.
 
     Returns:
         A :class:`Growth` with the pattern, robust slopes, the tolerance used and an explanation.
@@ -509,7 +513,7 @@ def classify(
     tail_slope = theil_sen(tail_t, tail_v)
     tail_rise = tail_slope * (tail_t[-1] - tail_t[0]) if len(tail_t) > 1 else 0.0
     tail = _Tail(tail_t[0], tail_slope, tail_rise)
-    pattern, text = _decide(shape, values, times, lo, rng, tail, slope_t, units)
+    pattern, text = _decide(shape, values, times, lo, rng, tail, slope_t, units, span)
     return Growth(
         pattern,
         slope_t,
@@ -585,7 +589,7 @@ def _too_short(timeline: Timeline, tolerance: float | None, anchors: Anchors | N
 
 
 def _how_held(
-    values: Sequence[float], times: Sequence[float], shape: _Shape, *, rising: bool
+    values: Sequence[float], times: Sequence[float], shape: _Shape, *, rising: bool, span: str
 ) -> str:
     """How the run came to hold its end level: level for its last stretch, or (still rising in
     its last quarter, or in its last few samples) one rise that the run ended on."""
@@ -593,9 +597,9 @@ def _how_held(
     if not rising and sum(t >= since for t in times) >= EDGE_SAMPLES:
         return f"level for its last {seconds(times[-1] - since)}"
     began = _rise_began(values, times, shape)
-    span = times[-1] - times[0]
-    last = f"the last {seconds(times[-1] - began)} of the {seconds(span)} run"
-    if times[-1] - began > span / 2:
+    lasted = times[-1] - times[0]
+    last = f"the last {seconds(times[-1] - began)} of the {seconds(lasted)} {span}"
+    if times[-1] - began > lasted / 2:
         return f"it kept growing up to its end, over {last}"
     return f"the rise came in {last}, up to its end"
 
@@ -626,6 +630,7 @@ def _decide(
     tail: _Tail,
     slope_t: float,
     units: bool,
+    span: str,
 ) -> tuple[GrowthPattern, str]:
     """The pattern and its words.
 
@@ -642,8 +647,10 @@ def _decide(
     troughs = "" if cycles is None else f"; {cycles[1]}"
     if not _past(rise, tol) and not shape.kernel_saw_more():
         if rng <= tol:
-            span = times[-1] - times[0]
-            return "flat", f"stayed within {format_size(rng)} over {span:.2f} s; {shape.peak()}"
+            lasted = times[-1] - times[0]
+            return "flat", (
+                f"stayed within {format_size(rng)} over the {lasted:.2f} s {span}; {shape.peak()}"
+            )
         if net < 0:
             return "flat", (
                 f"no growth: it fell {format_size(-net)} from its start; {shape.peak()}"
@@ -671,7 +678,7 @@ def _decide(
             # first sample (the sampler starts a moment after the block does).
             how = f"level over all {len(values)} samples (the rise came before the first)"
         else:
-            how = _how_held(values, times, shape, rising=rising and shape.ends_high())
+            how = _how_held(values, times, shape, rising=rising and shape.ends_high(), span=span)
         return "retained", f"{shape.held()}, {how}{troughs}; {shape.peak()}{shape.retained()}"
     return "ramp", (
         f"rose {shape.peak()}, then fell part of the way back: {shape.end()}{troughs}"

@@ -43,7 +43,7 @@ class Holder:
     per_call: float
     """Entries added per call."""
     size: int = 0
-    """Entries held at the end."""
+    """Entries it held when counted, after the attribution (see ``calls``)."""
     capacity: int | None = None
     """Its bound (``maxsize``, ``maxlen``, ``__membound_bound__``), or None when unbounded."""
     function: str | None = None
@@ -57,6 +57,9 @@ class Holder:
     emitter in a library): the nearest frame outside the adding function that is not in the
     standard library, site-packages or membound, such as the ``bus.on(handler)`` never undone.
     None when the statement is the target's own, or no user frame led there."""
+    calls: int | None = None
+    """Calls of the target made when ``size`` was counted: the warm-up, the rounds and the
+    calls made to attribute the growth (None in reports that did not record it)."""
 
 
 @dataclass(frozen=True)
@@ -154,6 +157,9 @@ class LeakReport:
     native_sites_by: str = ""
     """What named the native sites: ``memray`` (its hooks saw each ``malloc``), ``malloc's
     total`` (read line by line: no hook saw the allocations), or empty (none named)."""
+    calls: int | None = None
+    """Calls of the target made in all: the warm-up, the rounds, and the calls made to find
+    where the memory went and to count cycles (None in reports that did not record it)."""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""

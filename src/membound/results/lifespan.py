@@ -241,7 +241,9 @@ def classify_lifespan(
         # Growth is measured from the level after the start-up to the level before the exit;
         # the words still quote the run's own figures (Δ peak RSS is the peak over nothing).
         moved = replace(anchors, level=level, level_end=end if ending else None)
-    growth = classify(judged, tolerance, anchors=moved)
+    # The words' durations are of the part judged (named before them), not of the whole run
+    # the table's wall time counts.
+    growth = classify(judged, tolerance, anchors=moved, span="judged")
     words = growth.explanation.removeprefix(f"{growth.pattern}: ")
     return replace(growth, explanation=f"{growth.pattern}: {startup}{ending}: {words}")
 
