@@ -19,9 +19,10 @@ samples' own noise, so that noisier readings need more to count as movement):
 - ``sawtooth``: two or more rise-and-fall cycles whose troughs stay level (checked first: where
   the last cycle happens to stop says nothing). Rising troughs are worded beside the verdict
   below (``a sawtooth whose troughs rose …``), and are a ``leak`` over units of work.
-- ``spike``: rose past ``tol``, and the end is not past ``tol`` over the start (it gave its
-  memory back); also when the samples stayed flat but the kernel's peak (given in ``anchors``)
-  shows a rise between two samples.
+- ``spike``: rose past ``tol``, and the end is not past the larger of ``tol`` and a tenth of
+  the rise over the start (it gave its memory back; over ``units``, not past ``tol``); also
+  when the samples stayed flat but the kernel's peak (given in ``anchors``) shows a rise
+  between two samples.
 - ``retained``: the end is past ``tol`` over the start and holds most of the rise (what it gave
   back of the peak is not past the larger of ``tol`` and a tenth of the rise). Worded by how it
   came to hold it: level for its last stretch, one rise it ended on, "it kept growing up to its
@@ -30,7 +31,7 @@ samples' own noise, so that noisier readings need more to count as movement):
   judged), also when the headline figures show the end holding most of the peak's rise. A
   one-shot block that builds something and keeps it (a notebook cell loading a DataFrame,
   ``data = bytearray(200_000_000)`` kept to the end): worded ``+190.7 MiB held at the end``.
-- ``ramp``: the end is past ``tol`` over the start but fell part of the way back from the peak
+- ``ramp``: the end is past that over the start but fell part of the way back from the peak
   (grew, then gave part back: what survives of a load-everything-then-work, big temporaries
   around a smaller result).
 - ``leak``: only with ``units=True``, a timeline over repeated units of work that should each
@@ -656,7 +657,10 @@ def _decide(
                 f"no growth: it fell {format_size(-net)} from its start; {shape.peak()}"
             )
         return "flat", f"no growth: {shape.end()}, within the tolerance; {shape.peak()}"
-    if not _past(net, tol):
+    # One run gave its memory back when what it kept is a small share of what it rose by (a
+    # 250 MiB temporary list leaving 1.7 MiB is no ramp, whether 1.1 or 1.7 MiB stayed); over
+    # units of work any growth kept past the tolerance is worth its word.
+    if not _past(net, tol if units else max(tol, _HELD_SHARE * rise)):
         return "spike", f"rose {shape.peak()}, then returned near its start: {shape.end()}"
     rising = tail.rise > tol / 2
     if units and (cycles is not None or (rising and shape.ends_high())):
