@@ -480,3 +480,53 @@ def test_missing_prometheus_client_names_the_extra() -> None:
     assert 0 == done.returncode, done.stderr
     assert done.stdout.startswith("ImportError None True "), done.stdout
     assert "pip install 'membound[prometheus]'" in done.stdout
+
+
+def test_a_worker_never_shows_a_scrape_an_empty_metrics_file(tmp_path: Path) -> None:
+    """prometheus_client creates a worker's ``.db`` file, then sizes it: a scrape in between
+    reads 0 bytes and fails whole (``struct.error``; seen as a 500 from ``/metrics`` while
+    gunicorn started workers). The updater's files are in place, sized, before prometheus_client
+    opens them: traced, no ``.db`` file it opens is one it has to size."""
+    multiproc = tmp_path / "prometheus"
+    multiproc.mkdir()
+    script = textwrap.dedent(
+        """
+        import time
+        from membound.guard import prometheus
+        prometheus.start_updater(interval=0.05)
+        time.sleep(0.3)
+        prometheus.stop_updater()
+        """
+    )
+    log = tmp_path / "strace.log"
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(multiproc), "PYTHONPATH": str(SRC)}
+    argv = ["strace", "-f", "-o", str(log), "-e", "trace=openat,ftruncate,close"]
+    subprocess.run([*argv, sys.executable, "-c", script], env=env, check=True, timeout=60)
+    opened: dict[tuple[str, str], str] = {}
+    sized = []
+    for line in log.read_text().splitlines():
+        pid, _, call = line.partition(" ")
+        call = call.strip()
+        if call.startswith("openat(") and ".db" in call and "= " in call:
+            fd = call.rsplit("= ", 1)[1].split()[0]
+            opened[pid, fd] = call.split('"')[1]
+        elif call.startswith("close("):
+            opened.pop((pid, call[6:].split(")")[0]), None)
+        elif call.startswith("ftruncate("):
+            fd = call[10:].split(",")[0]
+            if (pid, fd) in opened:
+                sized.append(opened[pid, fd])
+    assert any(p.endswith(".db") for p in os.listdir(multiproc)), log.read_text()[-2000:]
+    assert [] == sized
+
+
+def test_an_empty_metrics_file_left_for_good_is_named_in_one_line(tmp_path: Path) -> None:
+    """A worker killed between creating its file and sizing it leaves it empty: reading the
+    workers' figures names the file to remove instead of failing with ``struct.error``."""
+    from membound.guard.prometheus.multiprocess import read_workers
+
+    (tmp_path / "gauge_liveall_4242.db").touch()
+    with pytest.raises(mb.MemboundError) as raised:
+        read_workers(str(tmp_path))
+    assert "empty value file(s) gauge_liveall_4242.db" in str(raised.value)
+    assert "\n" not in str(raised.value)

@@ -30,6 +30,7 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
+from membound._errors import MemboundError
 from membound._proc import pid_exists
 from membound._units import format_size
 from membound.guard.limit import Limit, memory_limit
@@ -130,8 +131,14 @@ def _from_prometheus() -> list[dict[str, Any]] | None:
         from membound.guard.prometheus.multiprocess import read_workers
     except ImportError:
         return None
+    try:
+        workers = read_workers(path)
+    except MemboundError:
+        # An empty file left by a killed worker: the next source counts the workers, and the
+        # answer's ``source`` says which one did.
+        return None
     found = []
-    for figures in read_workers(path):
+    for figures in workers:
         if not pid_exists(figures["pid"]):
             continue
         if "rss_bytes" in figures:

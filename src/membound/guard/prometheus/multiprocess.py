@@ -6,9 +6,11 @@ docstring says how to set it up."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
+import struct
 import threading
 import time
 from collections.abc import Mapping
@@ -38,6 +40,41 @@ _log = logging.getLogger("membound.guard")
 
 #: How often the updater looks at the watchdog's state between updates, seconds.
 _STATE_POLL_S = 0.25
+#: The files prometheus_client keeps a process's values in: ``<prefix>_<pid>.db``, one per
+#: metric type and gauge mode (the modes :class:`_Writer` uses).
+_FILE_PREFIXES = ("counter", "gauge_liveall", "gauge_livesum", "gauge_livemostrecent")
+#: The size prometheus_client gives a new file (``mmap_dict.py``); zeros read as no entries.
+_NEW_FILE_BYTES = 1 << 16
+
+
+def _files_in_place(path: str, pid: int) -> None:
+    """Put this process's value files in ``path`` in place, sized, before prometheus_client
+    opens them.
+
+    prometheus_client creates a file, then sizes it: a scrape in that moment reads 0 bytes and
+    ``MultiProcessCollector`` fails whole (``struct.error``; prometheus/client_python#1199,
+    open for 0.26), a 500 from ``/metrics`` each time gunicorn starts a worker, and a worker
+    killed in that moment leaves the empty file for good. A file that is already there, sized,
+    is opened as it is. Each is written under another name and linked into place, so that no
+    name in the directory ever holds an empty file, and one already there is kept.
+    """
+    for prefix in _FILE_PREFIXES:
+        final = os.path.join(path, f"{prefix}_{pid}.db")
+        if os.path.exists(final):
+            continue
+        # No ``.db`` ending: the collector reads every ``*.db`` file.
+        staged = os.path.join(path, f".membound-{prefix}-{pid}.staged")
+        try:
+            with open(staged, "wb") as out:
+                out.truncate(_NEW_FILE_BYTES)
+            os.link(staged, final)
+        except FileExistsError:
+            pass  # opened by prometheus_client meanwhile: its own is kept
+        except OSError:
+            return  # prometheus_client creates them as it always has, and says what failed
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(staged)
 
 
 def multiprocess_dir() -> str | None:
@@ -78,6 +115,9 @@ class _Writer:
     ``MultiProcessCollector`` merges)."""
 
     def __init__(self) -> None:
+        path = multiprocess_dir()
+        if path:
+            _files_in_place(path, os.getpid())
         self._metrics: dict[str, Gauge | Counter] = {}
         self._written: dict[str, set[tuple[str, ...]]] = {}
         #: Last cumulative value seen per counter series: counters are advanced by the change.
@@ -299,7 +339,7 @@ def read_workers(path: str) -> list[dict[str, Any]]:
     ``updated`` (seconds since the epoch). Processes whose series are still there are listed
     whether or not they still run."""
     workers: dict[str, dict[str, Any]] = {}
-    for metric in MultiProcessCollector(CollectorRegistry(), path).collect():  # type: ignore[no-untyped-call]
+    for metric in _collect(path):
         for sample in metric.samples:
             key = _WORKER_FIGURES.get(sample.name)
             pid = sample.labels.get("pid")
@@ -308,3 +348,29 @@ def read_workers(path: str) -> list[dict[str, Any]]:
             value = _STATE_NAMES.get(sample.value) if key == "state" else sample.value
             workers.setdefault(pid, {"pid": int(pid)})[key] = value
     return list(workers.values())
+
+
+#: Reads of the multiprocess directory before an empty file is taken to be left for good.
+_READ_TRIES = 5
+_READ_PAUSE_S = 0.02
+
+
+def _collect(path: str) -> list[Any]:
+    """``MultiProcessCollector``'s metrics for ``path``. A file another process has just
+    created reads 0 bytes for a moment and fails the whole read (see :func:`_files_in_place`):
+    read again a few times; a file still empty then was left by a process killed in that
+    moment, and is named."""
+    for _ in range(_READ_TRIES):
+        try:
+            return list(MultiProcessCollector(CollectorRegistry(), path).collect())  # type: ignore[no-untyped-call]
+        except struct.error:
+            time.sleep(_READ_PAUSE_S)
+    empty = sorted(
+        name
+        for name in os.listdir(path)
+        if name.endswith(".db") and os.path.getsize(os.path.join(path, name)) == 0
+    )
+    raise MemboundError(
+        f"prometheus_client cannot read {path!r}: empty value file(s) {', '.join(empty) or '?'}",
+        hint="remove them: a process killed as it created them left them behind",
+    )
