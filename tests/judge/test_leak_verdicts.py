@@ -487,3 +487,17 @@ def test_a_holders_entries_are_counted_against_every_call_made() -> None:
     assert f"{report.calls:,} calls in all (the rest found where" in leak_note(report)
     table = leak_holders_table(report)
     assert f"{top.size:,} after {top.calls:,} calls" == table.rows[0][table.head.index("entries")]
+
+
+def test_a_target_that_raises_shows_its_own_traceback_not_membounds_frames() -> None:
+    """The traceback of the measured code's failure starts at the measured code."""
+
+    def boom() -> None:
+        raise ValueError("bad input row")
+
+    with pytest.raises(mb.ChildFailed) as raised:
+        mb.find_leaks(boom, iterations=100, warmup=0)
+    shown = raised.value.traceback or ""
+    assert "in boom" in shown, shown
+    assert "ValueError: bad input row" in shown, shown
+    assert "membound/measure" not in shown, shown  # rounds.py, the frame that called it

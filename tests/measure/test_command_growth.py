@@ -105,6 +105,16 @@ def test_the_start_up_ends_at_the_first_level_that_lasts() -> None:
     )
 
 
+def test_a_second_half_too_short_is_timed_as_that_half_not_as_the_run() -> None:
+    """Too short over its second half: the duration said is that half's, named so (the table's
+    wall time is the whole run's)."""
+    values = [0.2] + [9.0 + 3 * i for i in range(40)]
+    growth = classify_lifespan(_timeline(values, 0.01), 2 * MIB)
+    assert not growth.judged, growth.explanation
+    assert "that half lasted 0.20 s" in growth.explanation, growth.explanation
+    assert "it lasted" not in growth.explanation
+
+
 def test_a_growth_from_the_first_instant_is_judged_over_the_second_half() -> None:
     values = [0.2] + [9.0 + 3 * i for i in range(160)]
     t = _timeline(values, 0.01)

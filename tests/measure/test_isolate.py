@@ -92,6 +92,17 @@ def test_unimportable_targets(target: str, message: str) -> None:
         mb.measure(target)
 
 
+def test_a_files_missing_function_is_named_by_the_file_not_an_internal_module(
+    tmp_path: Path,
+) -> None:
+    """A file is imported under a module name of membound's making: the error names the file."""
+    (tmp_path / "handlers.py").write_text("def ok():\n    return 1\n")
+    with pytest.raises(mb.TargetError) as info:
+        mb.measure(f"{tmp_path / 'handlers.py'}:nosuch")
+    assert "handlers.py has no attribute 'nosuch'" in str(info.value)
+    assert "__membound" not in str(info.value)
+
+
 def test_local_function_is_refused_with_a_hint() -> None:
     def local() -> None:
         pass

@@ -207,6 +207,17 @@ def test_a_run_that_kept_a_small_share_of_its_rise_returned_near_its_start(
     assert "ramp" == mb.classify(timeline(kept), MIB, anchors=more).pattern
 
 
+def test_a_spike_that_ends_far_below_its_start_is_not_near_it() -> None:
+    """A command whose level after start-up was data it then freed: it fell below that start,
+    it did not return near it."""
+    values = [BASE + 115 * MIB] * 20 + [BASE + 160 * MIB] * 20 + [BASE + 8 * MIB] * 20
+    anchors = Anchors.of(BASE + 115 * MIB, BASE + 160 * MIB, "VmHWM", BASE + 8 * MIB)
+    growth = mb.classify(timeline(values), MIB, anchors=anchors)
+    assert "spike" == growth.pattern, growth.explanation
+    assert "then fell below its start: ended -107.0 MiB over its start" in growth.explanation
+    assert "near its start" not in growth.explanation
+
+
 def test_over_units_of_work_any_growth_kept_past_the_tolerance_is_no_spike() -> None:
     """Rounds of a service: a 250 MiB peak and 12 MiB kept is not 'returned near its start'."""
     values = [BASE] * 20 + [BASE + 250 * MIB] * 20 + [BASE + 12 * MIB] * 20

@@ -164,7 +164,9 @@ def explain(report: LeakReport, r: Retention, late: int, given: bool) -> str:
         if report.early_growth_bytes:
             text += (
                 f"; it grew {_size(report.early_growth_bytes)} early and then stopped "
-                "(a bounded cache filling up, not a leak)"
+                # Not said to be a cache: a function without one grows a little too, as its
+                # first calls set things up (interned names, a first import's objects).
+                "(what the first calls set up once, or a cache filling to its bound: not a leak)"
             )
     if report.extended_from is not None:
         text += (

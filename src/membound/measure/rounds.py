@@ -77,9 +77,11 @@ class Guarded:
         except (KeyboardInterrupt, StopRequested):
             raise  # a stop asked of membound, not a failure of the measured code
         except BaseException as exc:  # SystemExit and the code's own BaseExceptions too
+            # The traceback starts at the measured code: this frame is membound's own.
+            start = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
             raise ChildFailed(
                 f"{self.label} {failure_words(exc)} while being called for leak hunting",
-                traceback=traceback.format_exc(),
+                traceback="".join(traceback.format_exception(type(exc), exc, start)),
                 hint="the measured code itself failed; its traceback is shown above",
             ) from exc
 

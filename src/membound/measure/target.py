@@ -189,7 +189,13 @@ def _import(ref: TargetRef) -> Any:
         if os.getcwd() not in sys.path and "" not in sys.path:
             sys.path.insert(0, os.getcwd())
         obj = importlib.import_module(ref.module)
-    for part in ref.qualname.split("."):
+    where = os.path.basename(ref.path) if ref.path is not None else f"module {ref.module}"
+    for depth, part in enumerate(ref.qualname.split(".")):
+        if not hasattr(obj, part):
+            # Named as the user named it: a file is imported under a module name of membound's
+            # making (``__membound_jobs__``), which would mean nothing to them.
+            missing = ".".join(ref.qualname.split(".")[: depth + 1])
+            raise AttributeError(f"{where} has no attribute {missing!r}")
         obj = getattr(obj, part)
     return obj
 

@@ -661,7 +661,10 @@ def _decide(
     # 250 MiB temporary list leaving 1.7 MiB is no ramp, whether 1.1 or 1.7 MiB stayed); over
     # units of work any growth kept past the tolerance is worth its word.
     if not _past(net, tol if units else max(tol, _HELD_SHARE * rise)):
-        return "spike", f"rose {shape.peak()}, then returned near its start: {shape.end()}"
+        # Below its start by more than the tolerance is no return "near" it: a command whose
+        # level after start-up was data it later freed ends far under that level.
+        back = "fell below its start" if _past(-net, tol) else "returned near its start"
+        return "spike", f"rose {shape.peak()}, then {back}: {shape.end()}"
     rising = tail.rise > tol / 2
     if units and (cycles is not None or (rising and shape.ends_high())):
         began = _rise_began(values, times, shape)

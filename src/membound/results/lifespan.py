@@ -265,7 +265,8 @@ def _too_brief(timeline: Timeline, first: int, last: int, level: float | None, t
         span = times[last] - times[first]
         if _span_samples(span, interval) >= NO_LEVEL_SAMPLES:
             return ""
-        return f"it lasted {seconds(span)}, {needed}"
+        # "That half", not "it": the command's wall time, in the table, is the whole run.
+        return f"that half lasted {seconds(span)}, {needed}"
     left = next(
         (
             j

@@ -119,7 +119,13 @@ def _load_target(target: dict[str, Any]) -> Any:
     else:
         module = importlib.import_module(target["module"])
     obj: Any = module
-    for part in target["qualname"].split("."):
+    where = os.path.basename(target["path"]) if target.get("path") else f"module {module.__name__}"
+    parts = target["qualname"].split(".")
+    for depth, part in enumerate(parts):
+        if not hasattr(obj, part):
+            # Named as the user named it, not by the module name a file is imported under.
+            missing = ".".join(parts[: depth + 1])
+            raise AttributeError(f"{where} has no attribute {missing!r}")
         obj = getattr(obj, part)
     if not callable(obj):
         raise TypeError(f"{target['qualname']} is not callable")

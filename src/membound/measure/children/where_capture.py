@@ -832,7 +832,12 @@ def _with_read(
     if ticket.get("python_allocators") and rest.get("heap_overhead") is None:
         # memray measured the heap: its table is the heap tracer's own memory.
         read["heap_overhead"] = read.get("tracer_overhead")
-    return {**rest, **read}
+    merged = {**rest, **read}
+    # The heap traced by an engine of its own beside the capture (tracemalloc, with ``--where``
+    # and ``--heap``): the heap figures are that engine's, as ``heap_source`` names it; the
+    # capture's own are in ``where_source``.
+    merged.update({k: rest[k] for k in ("heap_current", "heap_peak") if k in rest})
+    return merged
 
 
 class ServedReader:
