@@ -62,7 +62,7 @@ def parse_size(value: int | float | str) -> int:
         raise SizeError(f"not a size: {value!r}; expected {_ACCEPTED}")
     if isinstance(value, int):
         if value < 0:
-            raise SizeError(f"not a size: {value!r}; expected {_ACCEPTED}")
+            raise SizeError(f"a size cannot be negative: {value!r}")
         if value > MAX_SIZE:
             raise SizeError(f"size too large: {value!r}; the largest is {MAX_SIZE:,} bytes (8 EiB)")
         return value
@@ -71,6 +71,8 @@ def parse_size(value: int | float | str) -> int:
     if not isinstance(value, str):
         raise SizeError(f"not a size: {value!r}; expected {_ACCEPTED}")
     match = _SIZE_RE.match(value)
+    if match is None and _SIZE_RE.match(value.strip().removeprefix("-")) is not None:
+        raise SizeError(f"a size cannot be negative: {value!r}")
     if match is None or match.group(2).lower() not in _UNITS:
         raise SizeError(f"not a size: {value!r}; expected {_ACCEPTED}")
     return _checked(float(match.group(1)) * _UNITS[match.group(2).lower()], value)

@@ -349,3 +349,25 @@ def test_a_plain_run_imports_nothing_only_other_runs_need(tmp_path: Path) -> Non
     assert 0 == proc.returncode, proc.stderr
     assert (tmp_path / "r.json").is_file()  # the run was written (the JSON path was used)
     assert [] == json.loads(proc.stderr.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", "--interval", "0", "--", "true"],
+        ["run"],
+        ["nosuchcommand"],
+        ["scale", "--sizes", "1e5,abc", "x:y"],
+        ["watch", "--bogus"],
+    ],
+)
+def test_a_usage_error_is_one_error_line_and_at_most_one_hint(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Click's own block (usage, a "Try" line, a blank line, "Error: ...") is not shown: the
+    error is one ``membound: error:`` line, as every other error, then a hint."""
+    assert 2 == main(argv)
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("membound: error: "), lines
+    assert len(lines) <= 2, lines
+    assert all(line.startswith("hint: ") for line in lines[1:]), lines

@@ -102,12 +102,12 @@ def _not_a_result(tmp_path: Path) -> str:
         (
             lambda tmp, run: ["report", run, run, "--plot", str(tmp / "x.png")],
             "--plot draws one results file",
-            "Try 'membound report --help'",
+            "hint: see 'membound report --help'",
         ),
         (
             lambda tmp, run: ["report", run, "--html", str(tmp)],
             "is a directory",
-            "Try 'membound report --help'",
+            "hint: see 'membound report --help'",
         ),
     ],
     ids=["missing file", "not a result", "unwritable page", "plot of two", "page is a dir"],

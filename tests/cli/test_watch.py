@@ -227,7 +227,7 @@ def test_a_pid_that_does_not_exist_is_one_line() -> None:
         pytest.skip(f"pid {pid} exists")
     proc = watch(str(pid), "--duration", "1")
     assert 2 == proc.returncode
-    assert [f"membound watch: error: no process with pid {pid}"] == proc.stderr.splitlines()
+    assert [f"membound: error: no process with pid {pid}"] == proc.stderr.splitlines()
 
 
 @pytest.mark.parametrize(
@@ -249,7 +249,7 @@ def test_bad_options_are_one_line_usage_errors(options: list[str], message: str)
     assert 2 == proc.returncode, proc.stderr
     lines = proc.stderr.splitlines()
     assert 1 == len(lines), proc.stderr
-    assert lines[0].startswith("membound watch: error: ")
+    assert lines[0].startswith("membound: error: ")
     assert message in lines[0]
 
 
@@ -541,7 +541,7 @@ def test_a_busy_prometheus_port_is_one_line_and_starts_nothing(tag: str, tmp_pat
             env=tagged_env(tag),
         )
     assert 2 == proc.returncode
-    expected = f"membound watch: error: cannot serve metrics on 127.0.0.1:{port}: "
+    expected = f"membound: error: cannot serve metrics on 127.0.0.1:{port}: "
     assert [expected + "Address already in use"] == proc.stderr.splitlines()
     assert [] == settle(tag, timeout=1)
     time.sleep(0.2)

@@ -317,7 +317,7 @@ def test_the_recipe_outside_a_server_it_knows_is_one_line_exit_2(args: list[str]
     assert 2 == done.returncode, done.stderr
     lines = done.stderr.strip().splitlines()
     assert 1 == len(lines), done.stderr
-    assert lines[0].startswith("membound watch: error: "), lines
+    assert lines[0].startswith("membound: error: "), lines
     assert "TTOU" in lines[0]
     assert "gunicorn" in lines[0]
     assert "" == done.stdout

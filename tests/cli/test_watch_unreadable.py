@@ -44,6 +44,6 @@ def test_a_cgroup_that_cannot_be_read_is_one_line_exit_2() -> None:
     assert 2 == done.returncode, (done.stdout, done.stderr)
     lines = done.stderr.strip().splitlines()
     assert 1 == len(lines), done.stderr
-    assert lines[0].startswith("membound watch: error: cannot read the memory cgroup "), lines
+    assert lines[0].startswith("membound: error: cannot read the memory cgroup "), lines
     assert group.path in lines[0]
     assert "" == done.stdout

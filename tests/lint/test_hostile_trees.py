@@ -185,7 +185,7 @@ def test_max_file_size_on_the_command_line_wins_over_pyproject(
     [
         ('"lots"', "not a size: 'lots'"),
         ('"10 XB"', "not a size: '10 XB'"),
-        ("-1", "not a size: -1"),
+        ("-1", "a size cannot be negative: -1"),
         ("0", "must be at least 1 byte"),
         ("true", "not a size: True"),
         ("[1]", "not a size: [1]"),

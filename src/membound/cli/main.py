@@ -256,6 +256,16 @@ def _dispatch(args: list[str]) -> int:
             return _interrupted(exc.__cause__)
         click.echo("membound: aborted", err=True)
         return EXIT_ERROR
+    except click.UsageError as exc:
+        if type(exc).show is not click.UsageError.show:
+            exc.show()  # a command's own one-line form
+            return EXIT_ERROR
+        # One error line and one hint, as every other error: click's own block (usage, a
+        # "Try" line, a blank line, then "Error: ...") puts the reason last.
+        command = exc.ctx.command_path if exc.ctx is not None else "membound"
+        click.echo(f"membound: error: {cut_long(exc.format_message(), MESSAGE_CHARS)}", err=True)
+        click.echo(f"hint: see '{command} --help'", err=True)
+        return EXIT_ERROR
     except click.ClickException as exc:
         exc.show()
         return EXIT_ERROR

@@ -14,7 +14,7 @@ class WatchUsageError(click.UsageError):
     """A usage error of ``membound watch``, shown on one line (no usage block)."""
 
     def show(self, file: IO[Any] | None = None) -> None:
-        click.echo(f"membound watch: error: {self.format_message()}", err=True)
+        click.echo(f"membound: error: {self.format_message()}", err=True)
 
 
 class WatchError(click.ClickException):
@@ -23,4 +23,4 @@ class WatchError(click.ClickException):
     exit_code = 2
 
     def show(self, file: IO[Any] | None = None) -> None:
-        click.echo(f"membound watch: error: {self.format_message()}", err=True)
+        click.echo(f"membound: error: {self.format_message()}", err=True)
