@@ -501,3 +501,40 @@ def test_a_target_that_raises_shows_its_own_traceback_not_membounds_frames() -> 
     assert "in boom" in shown, shown
     assert "ValueError: bad input row" in shown, shown
     assert "membound/measure" not in shown, shown  # rounds.py, the frame that called it
+
+
+_GROWN: list[int] = []
+
+
+def _add(value: int) -> None:
+    _GROWN.append(value)  # one line, reached from two stacks
+
+
+def _warm_up() -> None:
+    for i in range(5000):
+        _add(i)
+
+
+def _one_round() -> None:
+    for i in range(2000):
+        _add(i)
+
+
+def test_a_lines_allocation_site_is_what_it_kept_net_of_what_it_freed() -> None:
+    """A list grown at one line reallocates its array there under another stack than the one
+    that made the array before: the line keeps 8 B a call (a pointer), not the new array's
+    whole size spread over the calls (freed and allocated counted together by line)."""
+    import tracemalloc
+
+    _GROWN.clear()
+    tracemalloc.start(16)
+    try:
+        _warm_up()
+        before = tracemalloc.take_snapshot()
+        _one_round()
+        after = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    sites = leaks_module._sites(before, after, 2000)
+    line = next(s for s in sites if s.file == __file__ and s.count_per_call < 0.01)
+    assert line.bytes_per_call < 16, sites
