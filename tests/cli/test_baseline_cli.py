@@ -32,9 +32,13 @@ def test_run_records_then_flags_a_rise_and_not_the_same_command(
     assert _run(20, "--baseline", str(base)) == 0
     assert "1 checked against" in capsys.readouterr().err
 
-    # The same argv with more memory is another command: new, not a regression.
-    assert _run(60, "--baseline", str(base)) == 0
-    assert "0 checked against" in capsys.readouterr().err
+    # The same argv with more memory is another command: nothing in the baseline to check it
+    # against, which a gate must not pass as "no regression" (exit 1, saying why).
+    assert _run(60, "--baseline", str(base)) == 1
+    err = capsys.readouterr().err
+    assert "0 checked against" in err
+    assert f"nothing in this run is in {base}" in err
+    assert "nothing was checked" in err
 
 
 def test_compare_flags_the_scenario_whose_peak_rose_and_merges_what_it_records(

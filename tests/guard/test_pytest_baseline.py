@@ -248,6 +248,13 @@ def test_an_interrupted_run_leaves_the_old_baseline(pytester: pytest.Pytester) -
         (["--membound-compare=b.json", "--membound-tolerance=lots"], "*not a percentage: 'lots'*"),
         (["--membound-baseline=b.json", "--membound-repeat=0"], "*--membound-repeat must be 1*"),
         (["--membound-summary-md=s.md"], "*--membound-summary-md needs --membound-compare*"),
+        (["--membound-baseline=no/dir/b.json"], "*--membound-baseline=no/dir/b.json: no such*"),
+        (["--membound-baseline=."], "*--membound-baseline=.: is a directory*"),
+        (
+            ["--membound-compare=b.json", "--membound-summary-md=no/dir/s.md"],
+            "*--membound-summary-md=no/dir/s.md: no such directory*",
+        ),
+        (["--membound-compare=b.json", "--membound-tolerance=10"], "*write 10% for a percent*"),
     ],
 )
 def test_bad_options_and_files_are_one_line_usage_errors(

@@ -63,9 +63,19 @@ def test_a_name_the_baseline_lacks_is_new_and_a_figure_on_one_side_is_left_out()
 
 def test_tolerance_options_parse_and_reject() -> None:
     assert Tolerance.parse("25%", "2MiB") == Tolerance(ratio=0.25, floor=2 * MIB)
-    assert parse_ratio("10") == parse_ratio("10%") == parse_ratio(0.1) == pytest.approx(0.1)
+    assert parse_ratio("10%") == parse_ratio("0.1") == parse_ratio(0.1) == pytest.approx(0.1)
     with pytest.raises(MemboundError, match="not a percentage: 'lots'"):
         parse_ratio("lots")
+
+
+def test_a_bare_number_is_a_fraction_with_no_jump_at_one() -> None:
+    """Bare numbers were a percentage from 1 up and a fraction below: "0.99" was 99 % and
+    "1.0" 1 %. A bare number is a fraction; above 1 it is refused, naming the percent form."""
+    assert parse_ratio("0.99") == pytest.approx(0.99)
+    assert parse_ratio("1.0") == pytest.approx(1.0)
+    with pytest.raises(MemboundError, match="write 10% for a percentage"):
+        parse_ratio("10")
+    assert "the largest of 1.5% (" in Tolerance.parse("1.5%").describe(100 * MIB, 0)
 
 
 def test_the_file_is_sorted_one_line_per_entry_and_reads_back_as_written(tmp_path: Path) -> None:

@@ -114,7 +114,7 @@ def test_a_bounded_cache_is_explained_as_early_growth() -> None:
     assert "no leak" == report.verdict, report.explanation
     assert "levelled" == report.shape
     assert report.early_growth_bytes > 0
-    assert "bounded cache" in report.explanation
+    assert "a cache filling to its bound" in report.explanation
 
 
 def test_target_by_name_and_bad_targets() -> None:

@@ -58,7 +58,8 @@ def baseline_options(func: Callable[..., Any]) -> Callable[..., Any]:
         metavar="FILE",
         callback=_readable,
         help="Exit 1 when a peak rose beyond its noise since FILE was recorded (more than the "
-        "largest of 10%, 3x the spread over repeats and 1 MiB).",
+        "largest of 10%, 3x the spread over repeats and 1 MiB), or when nothing in this run is "
+        "in FILE (nothing was checked).",
     )(func)
     return click.option(
         "--write-baseline",
@@ -145,4 +146,15 @@ def check_and_record(
             click.echo(f"baseline: {check.name}: {check.status}: {check.explanation}", err=True)
     for note in notes:
         click.echo(f"baseline: {note}", err=True)
+    if checks and all(c.status == "new" for c in checks):
+        # Compared with nothing, a gate passes whatever the run did: a name that changed (a
+        # label, a command written differently) must not read as "no regression".
+        recorded = ", ".join(sorted(before.entries)[:3]) if before is not None else ""
+        more = "…" if before is not None and len(before.entries) > 3 else ""
+        click.echo(
+            f"baseline: nothing in this run is in {against_path} ({recorded or 'it is empty'}"
+            f"{more}): nothing was checked; record this run with --write-baseline",
+            err=True,
+        )
+        return True
     return bool(report.regressed)

@@ -32,13 +32,21 @@ _WORDS = {"heap_peak": "heap peak", "rss_peak": "RSS peak"}
 
 
 def parse_ratio(value: str | float) -> float:
-    """``"10%"``, ``"10"`` or ``0.1`` as a ratio (0.1); a usage error names a bad one."""
+    """``"10%"`` or ``0.1`` as a ratio (0.1); a usage error names a bad one.
+
+    A bare number is a fraction, and one above 1 is refused: read as a percentage above 1 and
+    as a fraction below, "0.99" meant 99 % and "1.0" 1 %."""
     text = str(value).strip()
     try:
-        number = float(text.rstrip("%"))
+        number = float(text.removesuffix("%"))
     except ValueError:
         raise MemboundError(f"not a percentage: {value!r} (e.g. 10%)") from None
-    ratio = number / 100 if text.endswith("%") or number >= 1 else number
+    percent = text.endswith("%")
+    if not percent and number > 1:
+        raise MemboundError(
+            f"not a fraction: {value!r}; write {text}% for a percentage, or a fraction such as 0.1"
+        )
+    ratio = number / 100 if percent else number
     if not 0 <= ratio < 100:
         raise MemboundError(f"not a usable percentage: {value!r}")
     return ratio
@@ -67,7 +75,7 @@ class Tolerance:
     def describe(self, recorded: int, noise: int) -> str:
         """The rule behind :meth:`allowed`, with its three terms as figures."""
         return (
-            f"the largest of {self.ratio:.0%} ({format_size(self.ratio * recorded)}), "
+            f"the largest of {self.ratio * 100:g}% ({format_size(self.ratio * recorded)}), "
             f"{self.noise_factor:g}× the spread ({format_size(self.noise_factor * noise)}) "
             f"and {format_size(self.floor)}"
         )

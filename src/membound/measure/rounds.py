@@ -77,8 +77,11 @@ class Guarded:
         except (KeyboardInterrupt, StopRequested):
             raise  # a stop asked of membound, not a failure of the measured code
         except BaseException as exc:  # SystemExit and the code's own BaseExceptions too
-            # The traceback starts at the measured code: this frame is membound's own.
-            start = exc.__traceback__.tb_next if exc.__traceback__ is not None else None
+            # The traceback starts at the measured code: this frame is membound's own (kept
+            # where the call itself failed, a missing argument: then it is the only frame).
+            start = exc.__traceback__
+            if start is not None and start.tb_next is not None:
+                start = start.tb_next
             raise ChildFailed(
                 f"{self.label} {failure_words(exc)} while being called for leak hunting",
                 traceback="".join(traceback.format_exception(type(exc), exc, start)),

@@ -43,6 +43,7 @@ from __future__ import annotations
 import gc
 import heapq
 import inspect
+import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -159,6 +160,11 @@ def _settings(config: pytest.Config) -> tuple[int, Tolerance, Baseline | None]:
         raise pytest.UsageError(
             "--membound-summary-md needs --membound-compare FILE or --membound-baseline FILE"
         )
+    for option, path in (
+        ("--membound-baseline", config.getoption("membound_baseline")),
+        ("--membound-summary-md", config.getoption("membound_summary_md")),
+    ):
+        _check_writable(option, path)
     try:
         tolerance = Tolerance.parse(
             config.getoption("membound_tolerance"), config.getoption("membound_min_increase")
@@ -168,6 +174,20 @@ def _settings(config: pytest.Config) -> tuple[int, Tolerance, Baseline | None]:
     except MemboundError as exc:
         raise pytest.UsageError(str(exc)) from None
     return repeat, tolerance, before
+
+
+def _check_writable(option: str, path: str | None) -> None:
+    """A UsageError (one line) before any test runs when ``path`` cannot be written: found
+    only at the end, the whole suite ran for nothing and the run still passed."""
+    if not path:
+        return
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise pytest.UsageError(f"{option}={path}: is a directory; give a file")
+    if not os.path.isdir(folder):
+        raise pytest.UsageError(f"{option}={path}: no such directory {folder}")
+    if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise pytest.UsageError(f"{option}={path}: not writable")
 
 
 def _rootdir_without(config: pytest.Config) -> Any:
@@ -274,7 +294,7 @@ class BaselineChecks:
     def _failure(self, check: BaselineCheck) -> str:
         return (
             f"membound baseline: {check.explanation}\n  (baseline {self.source}; when the rise "
-            f"is intended, record it again with --membound-baseline {self.source})"
+            f"is intended, record it again with --membound-baseline={self.source})"
         )
 
 
