@@ -74,6 +74,20 @@ def test_limit_memory_rss_counts_native_memory(pytester: pytest.Pytester) -> Non
     assert 95 <= float(peak.group(1)) <= 115
 
 
+def test_a_bad_limit_kind_in_the_ini_is_named_by_its_own_key(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_x():\n    pass\n")
+    result = pytester.runpytest_subprocess(
+        "-p",
+        "no:cacheprovider",
+        "-o",
+        "membound_limit_memory=30MB",
+        "-o",
+        "membound_limit_kind=vms",
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: membound_limit_kind: must be 'heap' or 'rss', not 'vms'"])
+
+
 def test_per_parametrize_limits_and_ini_default(pytester: pytest.Pytester) -> None:
     pytester.makeini(
         """
@@ -218,6 +232,16 @@ def test_summary_table(pytester: pytest.Pytester) -> None:
             "*2 tests measured*",
         ]
     )
+
+
+@pytest.mark.parametrize("top", ["0", "-3"])
+def test_a_top_of_no_tests_is_a_usage_error(pytester: pytest.Pytester, top: str) -> None:
+    pytester.makepyfile("def test_x():\n    pass\n")
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--membound", f"--membound-top={top}"
+    )
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: --membound-top must be 1 or more, not {top}"])
 
 
 def test_summary_and_limits_under_xdist(pytester: pytest.Pytester) -> None:

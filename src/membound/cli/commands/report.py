@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from membound.cli.output import Outputs, print_result
+from membound.cli.output import Outputs, print_result, writable_path
 
 __all__ = ["command"]
 
@@ -13,12 +13,17 @@ __all__ = ["command"]
 @click.argument("results", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--markdown", is_flag=True, help="Print Markdown tables.")
 @click.option(
-    "--plot", "plot_path", type=click.Path(dir_okay=False), help="Write a PNG chart (one file)."
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False),
+    callback=writable_path,  # refused before the tables are printed, as `run` refuses it
+    help="Write a PNG chart (one file).",
 )
 @click.option(
     "--html",
     "html_path",
     type=click.Path(dir_okay=False),
+    callback=writable_path,
     help="Write one self-contained HTML page of every result.",
 )
 def command(

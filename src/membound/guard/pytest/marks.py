@@ -152,6 +152,8 @@ def default_limit(config: pytest.Config) -> tuple[int, str] | None:
     if not raw:
         return None
     kind = str(config.getini("membound_limit_kind") or "rss")
+    if kind not in ("heap", "rss"):  # named by its own key, not by the limit's
+        raise pytest.UsageError(f"membound_limit_kind: must be 'heap' or 'rss', not {kind!r}")
     try:
         return limit_memory(str(raw), kind=kind)
     except MemboundError as exc:

@@ -45,7 +45,10 @@ class Summary:
     """Collects each test's peak from its report and prints the top ones."""
 
     def __init__(self, config: pytest.Config) -> None:
-        self.top = max(1, int(config.getoption("membound_top")))
+        top = int(config.getoption("membound_top"))
+        if top < 1:  # listed one test whatever was asked
+            raise pytest.UsageError(f"--membound-top must be 1 or more, not {top}")
+        self.top = top
         self.measured = 0
         # A min-heap of (peak, nodeid, kind, the line that held it or "").
         self._peaks: list[tuple[int, str, str, str]] = []
