@@ -578,7 +578,7 @@ def test_the_heap_rows_are_the_heap_engines_own_beside_a_capture(tmp_path: Path)
     """``--where`` with ``--heap``: the heap rows are tracemalloc's, as their label says, not
     the capture's (memray traced tracemalloc's own tables too: 143 MiB for 102)."""
     job = tmp_path / "job.py"
-    job.write_text("d = {f'key{i}': [i, str(i) * 3] for i in range(200_000)}\nprint(len(d))\n")
+    job.write_text("d = {f'key{i}': [i, str(i) * 3] for i in range(60_000)}\nprint(len(d))\n")
     argv = [sys.executable, str(job)]
     alone = mb.measure_command(argv, heap=True, quiet=True)
     both = mb.measure_command(argv, heap=True, where=True, quiet=True)
