@@ -53,7 +53,7 @@ def _files_in_place(path: str, pid: int) -> None:
 
     prometheus_client creates a file, then sizes it: a scrape in that moment reads 0 bytes and
     ``MultiProcessCollector`` fails whole (``struct.error``; prometheus/client_python#1199,
-    open for 0.26), a 500 from ``/metrics`` each time gunicorn starts a worker, and a worker
+    seen with 0.26), a 500 from ``/metrics`` each time gunicorn starts a worker, and a worker
     killed in that moment leaves the empty file for good. A file that is already there, sized,
     is opened as it is. Each is written under another name and linked into place, so that no
     name in the directory ever holds an empty file, and one already there is kept.
