@@ -253,7 +253,9 @@ class KeptStatm:
 
     def close(self) -> None:
         """Close the descriptor (the next reading opens it again)."""
-        if self._fd is not None and self._opened_by == os.getpid():
+        # A forked child's copy of ``/proc/self`` is left to it; another pid's file is this
+        # process's own descriptor either way.
+        if self._fd is not None and (self.pid != "self" or self._opened_by == os.getpid()):
             with contextlib.suppress(OSError):
                 os.close(self._fd)
         self._fd = None

@@ -7,6 +7,7 @@ watchdog stops, and its cap is never taken for the process's limit."""
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import re
@@ -294,3 +295,25 @@ def test_a_write_during_a_reading_is_not_taken_from_the_room_twice() -> None:
     assert found is not None, output
     room, cap = float(found.group(1)), float(found.group(2))
     assert room - 4 <= cap <= room + 4, output
+
+
+def test_a_crossing_of_hard_runs_the_action_before_the_backstop_reads_more() -> None:
+    """The reading that crosses ``hard`` runs the hard action before it reads the group's
+    other processes: every file it reads hands the GIL to a program that may hold it for the
+    switch interval (a 1 MiB-piece ramp went 8-18 MiB past hard on a quiet machine). The next
+    reading reads them as usual (so the count below sees what it should)."""
+    with memory_cgroup(1 << 30) as group:
+        done = subprocess.run(
+            group.enter_argv([sys.executable, str(APPS / "hard_first.py")]),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert 0 == done.returncode, done.stdout + done.stderr
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found["backstop"], found
+    assert "hard" == found["state"], found
+    assert ["hard"] == found["actions"], found
+    assert [] == [p for p in found["before_action"] if p.endswith("cgroup.procs")], found
+    assert [p for p in found["next_reading"] if p.endswith("cgroup.procs")], found

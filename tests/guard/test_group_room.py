@@ -72,6 +72,78 @@ def test_a_process_new_in_the_group_counts_what_it_mapped_before_its_first_readi
             old.wait()
 
 
+_OPENED: list[str] = []
+_COUNTING: list[bool] = []
+
+
+def _count_opens(event: str, args: tuple[object, ...]) -> None:
+    if _COUNTING and event == "open":
+        _OPENED.append(str(args[0]))
+
+
+def test_readings_open_no_file_once_the_group_is_known() -> None:
+    """A watchdog in a shared group reads every 10 ms: after the first reading, each one reads
+    every other process's sizes through a descriptor kept open (it opened, read and closed one
+    file per process each time: most of its cost in a busy worker)."""
+    sys.addaudithook(_count_opens)  # stays for this process; counts only while asked
+    with memory_cgroup(1 << 30) as group:
+        room = GroupRoom(MemoryGroup(group.version, group.path, os.path.dirname(group.path)))
+        members = [_started(group, 0) for _ in range(3)]
+        try:
+            room.others()
+            _COUNTING.append(True)
+            try:
+                for _ in range(20):
+                    room.others()
+            finally:
+                _COUNTING.clear()
+            assert 3 == room.members
+            assert [] == [p for p in _OPENED if "statm" in p]
+        finally:
+            for process in members:
+                process.kill()
+                process.wait()
+            room.close()
+            _OPENED.clear()
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_a_process_that_leaves_is_forgotten_and_one_that_comes_is_read() -> None:
+    """Nothing grows with the processes that came and went: a process gone is forgotten and
+    its descriptor closed, and a process that comes later (which may be given a pid that was
+    used before) is read as the new process it is."""
+    with memory_cgroup(1 << 30) as group:
+        room = GroupRoom(MemoryGroup(group.version, group.path, os.path.dirname(group.path)))
+        stays = _started(group, 0)
+        try:
+            room.others()
+            before = _open_fds()
+            for _ in range(4):
+                passing = _started(group, 0)
+                room.others()
+                assert 2 == room.members
+                passing.kill()
+                passing.wait()
+                assert passing.stdout is not None
+                passing.stdout.close()  # the test's own descriptor
+                room.others()
+                assert 1 == room.members
+            assert _open_fds() <= before
+            fresh = _started(group, 96)
+            try:
+                assert 96 * MIB <= room.others() < 140 * MIB  # new: about to be written
+            finally:
+                fresh.kill()
+                fresh.wait()
+        finally:
+            stays.kill()
+            stays.wait()
+            room.close()
+
+
 def _started(group: MemoryCgroup, mib: int) -> subprocess.Popen[str]:
     """A process in ``group`` that maps ``mib`` MiB, writes none of it, and waits."""
     code = (

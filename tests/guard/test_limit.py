@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from membound import SizeError
 from membound._units import parse_duration
@@ -125,6 +127,38 @@ def test_v2_events_and_pressure(tmp_path: Path) -> None:
 )
 def test_limit_values(text: str | None, expected: int | None) -> None:
     assert expected == parse_limit_value(text)
+
+
+_STAT_NAMES = ["rss", "total_rss", "rss_huge", "total_rss_huge", "cache", "total_cache"]
+_STAT_NAMES += ["shmem", "total_shmem", "anon", "file", "anon_thp", "xrss", "rssx", "hierarchical"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    lines=st.lists(
+        st.tuples(
+            st.sampled_from(["", " ", "\t"]),
+            st.sampled_from(_STAT_NAMES),
+            st.sampled_from([" ", "  ", "\t", " \t"]),
+            st.one_of(
+                st.integers(-(1 << 64), 1 << 64).map(str),
+                st.sampled_from(["x", "1.5", "", "12 34", "-", "7x"]),
+            ),
+            st.sampled_from(["", " ", "\t"]),
+        ),
+        max_size=40,
+    ),
+    keys=st.lists(st.sampled_from(_STAT_NAMES), min_size=1, max_size=6, unique=True),
+)
+def test_reading_some_keys_gives_what_reading_all_gives_for_them(
+    lines: list[tuple[str, str, str, str, str]], keys: list[str]
+) -> None:
+    """The watchdog reads three keys of ``memory.stat`` with one pattern: on any text in the
+    kernel's format (keys that are prefixes of others, repeated keys, odd values, blanks), the
+    same values as the full parse."""
+    text = "".join("".join(parts) + "\n" for parts in lines)
+    full = parse_flat_keyed(text)
+    assert {k: v for k, v in full.items() if k in keys} == parse_flat_keyed(text, tuple(keys))
 
 
 def test_flat_keyed_and_pressure_survive_odd_lines() -> None:

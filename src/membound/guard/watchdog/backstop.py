@@ -200,6 +200,7 @@ class Backstop:
                     _give_back_memory_errors()
         drop_cap(id(self))
         self.cap_bytes = None
+        self.group.close()
         if self.turns is not None:
             self.turns.leave()
 
@@ -207,16 +208,20 @@ class Backstop:
         """This process's data size and anonymous resident memory now (before a reading)."""
         return data_and_anon() if self in _armed else None
 
-    def update(self, room: tuple[int, int] | None, sizes: tuple[int, int] | None) -> None:
+    def update(
+        self, room: tuple[int, int] | None, sizes: tuple[int, int] | None, others_read: bool = True
+    ) -> None:
         """Re-set the cap after a reading: data size now plus the room the kernel has left
         (:meth:`room`), less what was mapped lately and not yet touched here and in the other
-        guarded processes of the limit (``group_room.py``), and at least ``_RESERVE`` (room
-        for the program to handle the error)."""
+        guarded processes of the limit (``group_room.py``; with ``others_read`` False, what
+        they had at the last reading), and at least ``_RESERVE`` (room for the program to
+        handle the error)."""
         if self not in _armed or sizes is None or room is None:
             return
         data, anon = sizes
         unsettled = self._untouched.add(data, anon)
-        self.others_bytes = self.group.others()
+        if others_read:
+            self.others_bytes = self.group.others()
         left = room[1] - unsettled - self.others_bytes
         if self.turns is not None:
             left = self.turns.plan(left, data, self.group.pids, unsettled)

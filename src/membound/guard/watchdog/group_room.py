@@ -24,8 +24,8 @@ taken as they are.
 
 What it cannot see: two processes that map big blocks within one reading of each other both
 pass, and the kernel counts them only as they are written. The watchdog reads every 10 ms
-while the group has other processes (``pace.py``; a reading costs about 25 µs of CPU with four
-processes in the group), else every ``interval``, 0.1 s. Guarded processes close that window
+while the group has other processes (``pace.py`` says what a reading costs), else every
+``interval``, 0.1 s. Guarded processes close that window
 by sharing the room ahead of time (``turns.py``); what unguarded ones map is seen here only.
 
 Bounded: at most ``MOST_PROCESSES`` processes are read, each with a fixed number of buckets.
@@ -37,7 +37,7 @@ import os
 import time
 from collections import deque
 
-from membound._proc import statm
+from membound._proc import KeptStatm
 from membound.measure.cgroup.memory import MemoryGroup
 
 __all__ = ["MOST_PROCESSES", "SETTLE_S", "GroupRoom", "Unsettled"]
@@ -136,7 +136,11 @@ class GroupRoom:
         self.group = group
         self._pids: list[int] = []
         self._listed_at = float("-inf")
-        self._seen: dict[int, Unsettled] = {}
+        # Each other process's memory so far, and its ``statm`` kept open: a reading every
+        # 10 ms opened, read and closed one file per process (three GIL releases each, and
+        # ~40 µs of CPU: with three others, most of a busy worker's watchdog cost).
+        self._seen: dict[int, tuple[Unsettled, KeptStatm]] = {}
+        self._procs_path = os.path.join(group.path, "cgroup.procs") if group is not None else ""
         self._first = True
         #: How many other processes the last reading found in the group.
         self.members = 0
@@ -158,7 +162,10 @@ class GroupRoom:
                 if len(below) >= MOST_PROCESSES:
                     break
             self._pids = below
-        own = _procs(os.path.join(self.group.path, "cgroup.procs"))
+        # Opened again each time: cgroup v1 lists a group's processes once per open file and
+        # keeps serving that list while it is read within a second (a descriptor kept open and
+        # read every 10 ms never saw a new worker).
+        own = _procs(self._procs_path)
         return (own + self._pids)[:MOST_PROCESSES]
 
     def others(self) -> int:
@@ -170,19 +177,32 @@ class GroupRoom:
         members = [pid for pid in listed if pid != me]
         total = 0
         for pid in members:
-            fields = statm(pid)
-            if fields is None or len(fields) < 6:
-                continue
             seen = self._seen.get(pid)
             if seen is None:
                 # Seen after the first reading: born or moved in since the last one, so a
                 # temporary it mapped at once (a fresh worker's first request) is about to go.
-                seen = self._seen[pid] = Unsettled(new=not self._first)
-            total += seen.add(fields[5] * _PAGE, (fields[1] - fields[2]) * _PAGE, now)
+                seen = self._seen[pid] = (Unsettled(new=not self._first), KeptStatm(pid))
+            fields = seen[1].fields()
+            if fields is None or len(fields) < 6:
+                # Gone (a descriptor outlives its process and then reads nothing): forgotten,
+                # so that a process given the same pid is read as the new one it is.
+                self._forget(pid)
+                continue
+            total += seen[0].add(fields[5] * _PAGE, (fields[1] - fields[2]) * _PAGE, now)
         self._first = False
         self.members = len(members)
         if len(self._seen) > len(members):
             alive = set(members)
             for pid in [p for p in self._seen if p not in alive]:
-                del self._seen[pid]
+                self._forget(pid)
         return total
+
+    def _forget(self, pid: int) -> None:
+        seen = self._seen.pop(pid, None)
+        if seen is not None:
+            seen[1].close()
+
+    def close(self) -> None:
+        """Close the files kept open (the next reading opens them again)."""
+        for pid in list(self._seen):
+            self._forget(pid)

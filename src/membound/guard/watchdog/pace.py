@@ -6,7 +6,9 @@ nothing measurable. Near them a fast ramp takes the headroom in milliseconds, so
 70 % of its limit, is read every ``interval``), and every ``FAST_S`` whenever other processes
 share the limit and the backstop is on: each reading renews the backstop's cap from what they
 mapped (``group_room.py``), and 0.1 s between readings let two workers' temporaries through
-together (a reading costs about 25 µs of CPU: 0.25 % of a core at ``FAST_S``). It lowers the GIL
+together. That is its main cost: a reading with three others in the group takes ~0.15 ms of CPU
+run back to back, but ~0.9 ms in all when the thread wakes every 10 ms on a shared 2-CPU
+machine (caches cold, the wake-up counted), 8 % of a core at ``FAST_S``. It lowers the GIL
 switch interval only while memory rises fast enough to reach its next line (``soft``, ``hard``, the
 backstop's point) within ``_SOON_S`` at the rate it rose over the last ``_RISE_S``: a slow leak
 (6 MB/s with 40 MB to go) leaves it alone. Fast reading and a 0.5 ms switch interval from half

@@ -28,7 +28,9 @@ no well-kept library reads cgroup v1 and v2 limits, events and pressure together
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import re
 import sys
 import threading
 from collections.abc import Callable
@@ -156,14 +158,26 @@ def parse_limit_value(text: str | None) -> int | None:
     return None if n >= UNLIMITED_V1 else n
 
 
-def parse_flat_keyed(text: str | None) -> dict[str, int]:
-    """``key value`` lines (``memory.stat``, ``memory.events``, ``memory.oom_control``)."""
+def parse_flat_keyed(text: str | None, keys: tuple[str, ...] | None = None) -> dict[str, int]:
+    """``key value`` lines (``memory.stat``, ``memory.events``, ``memory.oom_control``); with
+    ``keys``, only those keys (the same values, found by one compiled pattern: a watchdog reads
+    three of ``memory.stat``'s ~40 lines every 10 ms, and splitting them all cost it ~40 µs)."""
+    if keys is not None:
+        return {k: int(v) for k, v in _keys_pattern(keys).findall(text or "")}
     found: dict[str, int] = {}
     for line in (text or "").splitlines():
         parts = line.split()
         if len(parts) == 2 and parts[1].lstrip("-").isdigit():
             found[parts[0]] = int(parts[1])
     return found
+
+
+@functools.lru_cache(maxsize=16)
+def _keys_pattern(keys: tuple[str, ...]) -> re.Pattern[str]:
+    """A line of one of ``keys`` and a whole number, as ``parse_flat_keyed`` splits the
+    kernel's lines (``\\n``-ended; spaces or tabs around and between)."""
+    names = "|".join(re.escape(k) for k in keys)
+    return re.compile(rf"^[ \t]*({names})[ \t]+(-?[0-9]+)[ \t]*$", re.M | re.A)
 
 
 def parse_pressure(text: str | None) -> dict[str, dict[str, float]] | None:
@@ -377,10 +391,16 @@ class Usage:
 Reader = Callable[[str], "str | None"]
 
 
+#: The lines of ``memory.stat`` a group's usage is judged from, per cgroup version.
+_V2_USAGE_KEYS = ("anon", "file", "shmem")
+_V1_USAGE_KEYS = ("total_rss", "rss", "total_cache", "cache", "total_shmem", "shmem")
+
+
 def group_usage(group: MemoryGroup, read: Reader = read_text) -> Usage | None:
     """The group's usage (the group and every group below it); None when unreadable.
     ``read`` reads a file (a :meth:`KeptFiles.read` to keep them open)."""
-    stat = parse_flat_keyed(read(group.file("memory.stat")))
+    keys = _V2_USAGE_KEYS if group.version == 2 else _V1_USAGE_KEYS
+    stat = parse_flat_keyed(read(group.file("memory.stat")), keys)
     if group.version == 2:
         charged = parse_limit_value(read(group.file("memory.current")))
         if charged is None or not stat:
