@@ -49,3 +49,16 @@ def test_a_ramp_lowers_the_switch_interval_from_its_first_steps(pace: Pace) -> N
     # make the ramp look slow, which is not what this test is about.
     pace.reading(base + 10 * MIB, line=base + 200 * MIB)
     assert LOW == sys.getswitchinterval()
+
+
+def test_a_kernel_event_lowers_the_switch_interval_until_its_reading_decides(pace: Pace) -> None:
+    """The event that wakes the watch lowers the switch interval at once, for the reading it
+    calls for (each file read hands the GIL back to the program); a reading that finds
+    memory steady gives it back."""
+    before = sys.getswitchinterval()
+    base = 500 * MIB
+    _least_taken_now(pace, base)
+    pace.event()
+    assert LOW == sys.getswitchinterval()
+    pace.reading(base)
+    assert before == sys.getswitchinterval()

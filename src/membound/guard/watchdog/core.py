@@ -645,6 +645,7 @@ class Watchdog:
                         with contextlib.suppress(OSError):
                             os.read(self._wake_r, 64)
                     else:
+                        self._pace.event()  # before the first read hands the GIL back
                         source.drain(fd)
                 if self._stopping.is_set():
                     break
