@@ -165,3 +165,19 @@ def test_a_watchdog_reads_often_while_others_share_the_limit() -> None:
     assert 0.1 == pace.pause(150 * MIB)  # steady, alone
     assert FAST_S == pace.pause(150 * MIB, crowded=True)
     assert FAST_S == pace.pause(50 * MIB, crowded=True)  # far from the thresholds too
+
+
+def test_a_room_closed_and_read_again_takes_the_processes_as_they_are() -> None:
+    """A backstop disarmed and armed again starts afresh: what the others mapped before is
+    not taken for memory about to be written (only processes that come later are)."""
+    with memory_cgroup(1 << 30) as group:
+        room = GroupRoom(MemoryGroup(group.version, group.path, os.path.dirname(group.path)))
+        mapped = _started(group, 96)
+        try:
+            assert 0 == room.others()  # the first reading: a baseline
+            room.close()
+            assert 0 == room.others()  # afresh, not "new since the last reading"
+        finally:
+            mapped.kill()
+            mapped.wait()
+            room.close()

@@ -25,8 +25,8 @@ taken as they are.
 What it cannot see: two processes that map big blocks within one reading of each other both
 pass, and the kernel counts them only as they are written. The watchdog reads every 10 ms
 while the group has other processes (``pace.py`` says what a reading costs), else every
-``interval``, 0.1 s. Guarded processes close that window
-by sharing the room ahead of time (``turns.py``); what unguarded ones map is seen here only.
+``interval``, 0.1 s. Guarded processes close that window by sharing the room ahead of time
+(``turns.py``); what unguarded ones map is seen here only.
 
 Bounded: at most ``MOST_PROCESSES`` processes are read, each with a fixed number of buckets.
 """
@@ -203,6 +203,8 @@ class GroupRoom:
             seen[1].close()
 
     def close(self) -> None:
-        """Close the files kept open (the next reading opens them again)."""
+        """Close the files kept open; the next reading starts afresh (the processes it finds
+        then are taken as they are, as at the first reading)."""
         for pid in list(self._seen):
             self._forget(pid)
+        self._first = True
