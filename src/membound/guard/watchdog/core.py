@@ -290,7 +290,6 @@ class Watchdog:
         self._wake_r = self._wake_w = -1
         self._armed_offset = 0
         self._refusal_runs_due = 0  # on_hard runs for refusals decided and not yet finished
-        self._crossing = False  # the reading under way crossed hard: the action comes first
         self._stopping = threading.Event()
         _all_dogs.add(self)
 
@@ -325,9 +324,9 @@ class Watchdog:
 
     def _one_reading(
         self,
-    ) -> tuple[Usage | None, tuple[int, int] | None, tuple[int, int] | None]:
+    ) -> tuple[Usage | None, tuple[int, int] | None, tuple[int, int] | None, bool]:
         """The limit's usage, and for the backstop this process's sizes and the kernel's room,
-        read as one reading.
+        read as one reading; and whether it crossed ``hard`` (then read no further).
 
         The sizes are read *before* the usage, so that what a write in progress adds to the
         usage meanwhile is counted as still to come, not as room (the other order let a 64 MiB
@@ -340,7 +339,7 @@ class Watchdog:
         the last reading is taken, which errs on the side of less room."""
         backstop = self.backstop
         if backstop is None:
-            return self.limit.usage(), None, None
+            return self.limit.usage(), None, None, False
         own = backstop.kernel is self.limit
         for _ in range(_STEADY_TRIES):
             sizes = backstop.sizes()
@@ -356,15 +355,14 @@ class Watchdog:
                 # interval each time (reading its sizes again and the group's other processes,
                 # a 1 MiB-piece ramp went 8-18 MiB past hard on a quiet machine). The cap is
                 # renewed from this reading and what the others had mapped at the last one.
-                self._crossing = True
-                return usage, sizes, backstop.room(usage)
+                return usage, sizes, backstop.room(usage), True
             room = backstop.room(usage if own else None) if usage is not None else None
             after = backstop.sizes()
             if sizes is None or after is None or room is None:
                 break
             if all(abs(b - a) <= _STEADY_BYTES for a, b in zip(sizes, after, strict=True)):
                 break
-        return usage, sizes, room
+        return usage, sizes, room, False
 
     def check(self) -> State:
         """Take one reading, step the state and fire what that calls for; the state after it.
@@ -373,8 +371,7 @@ class Watchdog:
         call it directly.
         """
         with self._lock:
-            self._crossing = False
-            usage, sizes, room = self._one_reading()
+            usage, sizes, room, crossing = self._one_reading()
             if usage is None:
                 self.gone = True
                 return self.state
@@ -389,7 +386,7 @@ class Watchdog:
             self.state = state
             fired: list[tuple[Callback | None, WatchdogEvent]] = []
             if self.backstop is not None:
-                self.backstop.update(room, sizes, others_read=not self._crossing)
+                self.backstop.update(room, sizes, others_read=not crossing)
                 if self.backstop.take_refusals():
                     event = self._event(
                         "hard", previous, judged, self.backstop.point_bytes, cause="backstop"
