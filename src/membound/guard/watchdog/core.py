@@ -547,10 +547,12 @@ class Watchdog:
         os.set_blocking(self._wake_w, False)  # a refusal notice must never wait on the pipe
         if self.backstop is not None:
             self.backstop.arm()
-        # The first reading comes before the thresholds are armed, so that they are armed once,
-        # raised by the page cache charged now: arming them again in the watch thread cost
-        # 60–160 ms (a cgroup v1 threshold is registered with a synchronize_rcu() each), a blind
-        # spell in which a fast ramp ran into the OOM killer (4 KiB of page cache was enough).
+        # The first reading comes before the thresholds are asked for, so that they are
+        # registered once, raised by the page cache charged now (a cgroup v1 threshold is
+        # registered with a synchronize_rcu() each: 60–160 ms for all of them, 0.8 s with
+        # other processes of the group registering too). The source's own thread registers
+        # them while the watch reads every FAST_S (``kernel_events.py``): start() returns at
+        # once, and the watch is never without a wake-up meanwhile.
         self.check()
         usage = self.usage
         self._say_if_others_hold_hard(usage)
@@ -627,6 +629,8 @@ class Watchdog:
         armed_offset = self._armed_offset  # what start() armed the thresholds with
         try:
             while not self._stopping.is_set():
+                if source.take():  # thresholds the source's thread registered since
+                    self.events_kind = source.kind
                 if source.generation != generation:
                     poller = select.poll()
                     poller.register(self._wake_r, select.POLLIN)
@@ -636,7 +640,9 @@ class Watchdog:
                 # Near the thresholds a fast ramp takes the headroom in milliseconds: read often.
                 usage = self.usage
                 crowded = self.backstop is not None and self.backstop.group.members > 0
-                pause = self._pace.pause(usage.judged if usage is not None else None, crowded)
+                # Until the thresholds asked for are in place no event wakes the watch at them.
+                fast = crowded or source.arming
+                pause = self._pace.pause(usage.judged if usage is not None else None, fast)
                 for fd, _ in poller.poll(max(1, int(pause * 1000))):
                     if fd == self._wake_r:
                         with contextlib.suppress(OSError):
@@ -658,7 +664,7 @@ class Watchdog:
                     offset = usage.charged - usage.judged
                     if abs(offset - armed_offset) > REARM_BYTES:
                         armed_offset = offset
-                        source.arm(self._arm_points(offset))
+                        source.request(self._arm_points(offset))  # armed by the source's thread
             if not self.gone:
                 # The last reading, whether or not the loop ran (a main thread holding the GIL
                 # through its allocations can stop the watchdog before it read once): a

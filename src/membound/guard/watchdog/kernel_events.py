@@ -16,6 +16,17 @@ offers it, the watchdog also sleeps on an event that fires at the crossing itsel
 
 Everything else is polled every ``interval``. A source is only a wake-up: the watchdog reads the
 usage and decides, so a missed or spurious event changes timing, never a verdict.
+
+Registering a cgroup v1 threshold is slow: the kernel swaps the group's threshold array and
+waits for an RCU grace period (``synchronize_rcu()``), under one lock per group, and unregisters
+the same way when an eventfd is closed or its process exits. Seven thresholds took 57 ms to
+register in a lone process, and 650–820 ms each for three processes of one group that started
+their watchdogs together (gunicorn's or Celery's workers at boot, a fresh one beside a recycled
+one's unregistering). So the thresholds are registered in a thread of the source's own
+(:class:`_Registrar`): the watchdog starts and reads at once, reads every ``pace.FAST_S`` until
+its thresholds are in place (:attr:`EventSource.arming`), and takes them from the watch thread
+(:meth:`EventSource.take`); thresholds armed again (page cache moved) stay armed until the new
+ones replace them, so the watch is never without them meanwhile.
 """
 
 from __future__ import annotations
@@ -23,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import os
 import select
+import threading
 
 from membound.guard.limit import Limit
 from membound.measure.cgroup.memory import MemoryGroup
@@ -54,6 +66,7 @@ class EventSource:
         self._keep: list[int] = []
         self._group: MemoryGroup | None = None
         self._threshold_fd = -1
+        self._registrar: _Registrar | None = None
 
     def drain(self, fd: int) -> None:
         """Consume the event on ``fd`` so that the next poll waits for a new one."""
@@ -66,7 +79,8 @@ class EventSource:
 
     def arm(self, thresholds: list[int]) -> bool:
         """(cgroup v1) Fire when the group's charged usage crosses any of ``thresholds``
-        (bytes), replacing the thresholds armed before; False when none could be armed.
+        (bytes), replacing the thresholds armed before; False when none could be armed. Slow
+        (see the module's docstring): the watchdog asks with :meth:`request` instead.
 
         Charged usage counts page cache, judged usage does not, so the watchdog arms its
         thresholds raised by the page cache it sees, and again when that changes. A threshold
@@ -76,33 +90,63 @@ class EventSource:
         group = self._group
         if group is None or not self._keep:
             return False
-        wanted = tuple(sorted({t for t in thresholds if t > 0}))
+        wanted = _wanted(thresholds)
         if wanted == self.armed and self._threshold_fd >= 0:
             return True
+        registered = _register(group, self._keep[0], wanted)
+        self._install(wanted, registered)
+        return registered is not None
+
+    def request(self, thresholds: list[int]) -> None:
+        """(cgroup v1) Have ``thresholds`` armed (as :meth:`arm`) by the source's own thread:
+        this returns at once, the thresholds armed before stay armed until :meth:`take` puts
+        the new ones in their place."""
+        group = self._group
+        if group is None or not self._keep:
+            return
+        wanted = _wanted(thresholds)
+        registrar = self._registrar
+        in_place = wanted == self.armed and self._threshold_fd >= 0
+        if in_place and (registrar is None or not registrar.busy):
+            return
+        if registrar is None:
+            registrar = self._registrar = _Registrar(group, self._keep[0])
+        registrar.ask(wanted)
+
+    @property
+    def arming(self) -> bool:
+        """Whether thresholds asked for are not in place yet (the watch reads often
+        meanwhile: no event would wake it at the new ones)."""
+        registrar = self._registrar
+        return registrar is not None and registrar.busy
+
+    def take(self) -> bool:
+        """From the watch thread: put in place the thresholds the source's thread has
+        registered since (True when it did; ``generation`` then changed). Thresholds it could
+        not register leave none armed: the watch polls."""
+        registrar = self._registrar
+        done = registrar.done() if registrar is not None else None
+        if done is None:
+            return False
+        wanted, registered = done
+        if registered is None:  # not ours to register (no permission): poll instead
+            self.kind = self.kind.replace("cgroup-v1-thresholds", "polling")
+            if self._threshold_fd < 0:
+                self.armed = wanted
+                return False  # nothing was armed, nothing is: no change
+        self._install(wanted, registered)
+        return True
+
+    def _install(self, wanted: tuple[int, ...], fd: int | None) -> None:
+        """Replace the thresholds armed by those registered on eventfd ``fd`` (None: none)."""
         self._drop_threshold_fd()
         self.armed = wanted
-        if not wanted:
-            return False
-        try:
-            efd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
-        except OSError:
-            return False
-        registered = 0
-        for threshold in wanted:
-            try:
-                with open(group.file("cgroup.event_control"), "w") as f:
-                    f.write(f"{efd} {self._keep[0]} {threshold}")
-                registered += 1
-            except OSError:
-                break  # not ours to write (no permission): poll instead
-        if not registered:
-            os.close(efd)
-            return False
-        self._threshold_fd = efd
-        self._eventfds.add(efd)
-        self.fds.append((efd, select.POLLIN))
+        if fd is None:
+            return
+        self._threshold_fd = fd
+        self._eventfds.add(fd)
+        self.fds.append((fd, select.POLLIN))
         self.generation += 1
-        return True
 
     def _drop_threshold_fd(self) -> None:
         fd = self._threshold_fd
@@ -116,7 +160,11 @@ class EventSource:
         self.generation += 1
 
     def close(self) -> None:
-        """Close every descriptor (closing an eventfd also unregisters its v1 thresholds)."""
+        """Close every descriptor (closing an eventfd also unregisters its v1 thresholds);
+        the source's thread, if registering, closes what it registers and ends."""
+        if self._registrar is not None:
+            self._registrar.stop()
+            self._registrar = None
         for fd, _ in self.fds:
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -126,6 +174,120 @@ class EventSource:
         self.fds.clear()
         self._keep.clear()
         self._threshold_fd = -1
+
+
+def _wanted(thresholds: list[int]) -> tuple[int, ...]:
+    return tuple(sorted({t for t in thresholds if t > 0}))
+
+
+def _register(group: MemoryGroup, usage_fd: int, wanted: tuple[int, ...]) -> int | None:
+    """A new eventfd that fires when the group's charged usage crosses any of ``wanted``, or
+    None when none could be registered (none wanted, no permission). Slow: one RCU grace
+    period per threshold, under the group's lock."""
+    if not wanted:
+        return None
+    try:
+        efd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+    except OSError:
+        return None
+    registered = 0
+    try:
+        fd = os.open(group.file("cgroup.event_control"), os.O_WRONLY | os.O_CLOEXEC)
+    except OSError:
+        fd = -1
+    if fd >= 0:
+        try:
+            for threshold in wanted:
+                # One write, one registration: the kernel reads each write whole.
+                os.write(fd, f"{efd} {usage_fd} {threshold}".encode())
+                registered += 1
+        except OSError:
+            pass  # not ours to write (no permission): poll instead
+        finally:
+            os.close(fd)
+    if not registered:
+        os.close(efd)
+        return None
+    return efd
+
+
+class _Registrar:
+    """The thread that registers a cgroup v1 source's thresholds (see the module's
+    docstring). It keeps a descriptor of its own on the group's usage file (the source may be
+    closed while it registers), registers the latest thresholds asked for, and holds each
+    registration until the watch takes it (an older one not taken is closed). It ends when
+    stopped, closing what it registers from then on."""
+
+    def __init__(self, group: MemoryGroup, usage_fd: int) -> None:
+        self._group = group
+        self._usage_fd = os.dup(usage_fd)
+        os.set_inheritable(self._usage_fd, False)
+        self._cond = threading.Condition()
+        self._asked: tuple[int, ...] | None = None
+        self._done: tuple[tuple[int, ...], int | None] | None = None
+        self._working = False
+        self._stopped = False
+        self._thread = threading.Thread(
+            target=self._run, name="membound-watchdog-events", daemon=True
+        )
+        self._thread.start()
+
+    def ask(self, wanted: tuple[int, ...]) -> None:
+        """Register ``wanted`` (replacing an ask not begun yet)."""
+        with self._cond:
+            if not self._stopped:
+                self._asked = wanted
+                self._cond.notify()
+
+    @property
+    def busy(self) -> bool:
+        """An ask not yet registered, being registered, or registered and not taken."""
+        with self._cond:
+            return self._asked is not None or self._working or self._done is not None
+
+    def done(self) -> tuple[tuple[int, ...], int | None] | None:
+        """The latest registration (thresholds, eventfd or None), once; None if none is new."""
+        with self._cond:
+            done, self._done = self._done, None
+            return done
+
+    def stop(self) -> None:
+        """Stop: an ask not begun is dropped, a registration not taken or made from now on is
+        closed (its thresholds unregistered), and the thread ends."""
+        with self._cond:
+            self._stopped = True
+            self._asked = None
+            done, self._done = self._done, None
+            self._cond.notify()
+        if done is not None and done[1] is not None:
+            with contextlib.suppress(OSError):
+                os.close(done[1])
+
+    def _run(self) -> None:
+        try:
+            while True:
+                with self._cond:
+                    self._working = False
+                    while self._asked is None and not self._stopped:
+                        self._cond.wait()
+                    wanted = self._asked
+                    if self._stopped or wanted is None:
+                        return
+                    self._asked = None
+                    self._working = True
+                fd = _register(self._group, self._usage_fd, wanted)
+                with self._cond:
+                    if self._stopped:
+                        stale = fd
+                    else:
+                        stale = self._done[1] if self._done is not None else None
+                        self._done = (wanted, fd)
+                if stale is not None:
+                    with contextlib.suppress(OSError):
+                        os.close(stale)
+        finally:
+            with contextlib.suppress(OSError):
+                os.close(self._usage_fd)
 
 
 def _v1_thresholds(limit: Limit, thresholds: list[int]) -> EventSource | None:
@@ -139,9 +301,12 @@ def _v1_thresholds(limit: Limit, thresholds: list[int]) -> EventSource | None:
     except OSError:
         return None
     source._keep.append(ufd)
-    if not source.arm([t for t in thresholds if t < limit.bytes]):
+    try:  # registered later, in the source's thread: here only whether they may be
+        os.close(os.open(group.file("cgroup.event_control"), os.O_WRONLY | os.O_CLOEXEC))
+    except OSError:
         source.close()
         return None
+    source.request([t for t in thresholds if t < limit.bytes])
     # Reclaim at the limit: vmpressure "low" fires while the kernel scans the group's pages.
     opened: list[int] = []
     try:

@@ -82,7 +82,8 @@ class Pace:
         rises, and whenever — ``crowded`` — other processes share the limit: each reading
         tells the backstop what they mapped, and two workers' temporaries mapped between two
         readings both pass, far from the thresholds as well (three fresh gunicorn workers at
-        half of the limit, two 150 MiB temporaries in a 400 MiB group)."""
+        half of the limit, two 150 MiB temporaries in a 400 MiB group); the watchdog also passes
+        ``crowded`` while its kernel thresholds are being registered (no event wakes it yet)."""
         fast = self.fast(judged) or crowded
         return min(self.interval, FAST_S) if fast else self.interval
 

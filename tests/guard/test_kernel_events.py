@@ -1,0 +1,172 @@
+"""cgroup v1 usage thresholds (``guard/watchdog/kernel_events.py``): registered by the event
+source's own thread, each one really registered, replaced whole, and nothing left open.
+
+Registering a threshold waits for an RCU grace period under the group's lock: three workers of
+one group starting their watchdogs together each took 0.8 s in ``start()`` when the
+thresholds were registered there."""
+
+from __future__ import annotations
+
+import os
+import select
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+import membound as mb
+from membound.guard.limit import Limit
+from membound.guard.watchdog import kernel_events
+from membound.guard.watchdog.kernel_events import EventSource, open_events
+from membound.measure.cgroup.memory import MemoryGroup
+from tests.guard.cgroup_helpers import MemoryCgroup, memory_cgroup
+
+MIB = 1 << 20
+
+
+def _eventfds() -> int:
+    """This process's open eventfds."""
+    count = 0
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{name}") == "anon_inode:[eventfd]":
+                count += 1
+        except OSError:
+            continue  # the descriptor listdir itself used, closed since
+    return count
+
+
+def _v1_limit(group: MemoryCgroup, limit: int) -> Limit:
+    if group.version != 1:
+        pytest.skip("cgroup v1 thresholds: this machine's memory controller is v2")
+    memory = MemoryGroup(1, group.path, os.path.dirname(group.path))
+    return Limit(limit, group.file("memory.limit_in_bytes"), "cgroup-v1", group=memory)
+
+
+def _taken(source: EventSource, seconds: float = 10.0) -> bool:
+    """Take what the source's thread registers, waiting up to ``seconds`` for it."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if source.take():
+            return True
+        time.sleep(0.005)
+    return False
+
+
+def _settle(expected: int, seconds: float = 10.0) -> int:
+    deadline = time.monotonic() + seconds
+    while _eventfds() != expected and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return _eventfds()
+
+
+def _allocating(group: MemoryCgroup, mib: int) -> Iterator[subprocess.Popen[str]]:
+    code = (
+        "import sys, time\n"
+        f"block = bytearray(b'\\x01') * ({mib} << 20)\n"
+        "print('written', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    process = subprocess.Popen(
+        group.enter_argv([sys.executable, "-c", code]), stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        assert "written" == process.stdout.readline().strip()
+        yield process
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_every_threshold_is_registered_and_fires_when_crossed() -> None:
+    """The thresholds are written one registration a write through one descriptor: each of
+    them must fire (an eventfd counts its events) when a process of the group crosses it."""
+    with memory_cgroup(512 * MIB) as group:
+        limit = _v1_limit(group, 512 * MIB)
+        base = group.usage()
+        points = [base + 20 * MIB, base + 40 * MIB, base + 60 * MIB]
+        source = open_events(limit, points)
+        try:
+            assert source.kind.startswith("cgroup-v1-thresholds")
+            assert _taken(source)
+            assert tuple(points) == source.armed
+            threshold_fd = [fd for fd, _ in source.fds][-1]
+            for _ in _allocating(group, 100):
+                poller = select.poll()
+                poller.register(threshold_fd, select.POLLIN)
+                assert poller.poll(5000), "no threshold fired"
+                time.sleep(0.2)  # the kernel checks every 128 page events per CPU
+                fired = int.from_bytes(os.read(threshold_fd, 8), sys.byteorder)
+                assert fired >= len(points)
+        finally:
+            source.close()
+
+
+def test_thresholds_asked_again_replace_the_old_ones_only_once_registered() -> None:
+    with memory_cgroup(512 * MIB) as group:
+        limit = _v1_limit(group, 512 * MIB)
+        before = _eventfds()
+        source = open_events(limit, [100 * MIB, 200 * MIB])
+        try:
+            assert _taken(source)
+            first = list(source.fds)
+            generation = source.generation
+            source.request([150 * MIB, 250 * MIB])
+            assert source.arming
+            assert first == source.fds  # still armed meanwhile
+            assert _taken(source)
+            assert (150 * MIB, 250 * MIB) == source.armed
+            assert generation < source.generation
+            assert not source.arming
+            # the old eventfd was closed: one for the thresholds, one for memory pressure
+            assert before + 2 == _eventfds()
+        finally:
+            source.close()
+        assert before == _settle(before)
+
+
+def test_a_source_closed_while_registering_leaves_nothing_open() -> None:
+    with memory_cgroup(512 * MIB) as group:
+        limit = _v1_limit(group, 512 * MIB)
+        before = _eventfds()
+        for round_ in range(5):
+            source = open_events(limit, [(10 + n + round_) * MIB for n in range(7)])
+            source.close()  # at once: the registrations in flight are closed by its thread
+        assert before == _settle(before)
+        threads = [t for t in threading.enumerate() if t.name == "membound-watchdog-events"]
+        for thread in threads:
+            thread.join(timeout=10)
+        assert not any(t.is_alive() for t in threads)
+
+
+def test_a_watchdog_starts_without_registering_thresholds_in_its_callers_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``start()`` returns at once; the source's thread registers the thresholds, the watch
+    takes them, and ``stop()`` leaves no eventfd open."""
+    callers: list[str] = []
+    register = kernel_events._register
+
+    def noted(*args: object, **kwargs: object) -> int | None:
+        callers.append(threading.current_thread().name)
+        return register(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(kernel_events, "_register", noted)
+    with memory_cgroup(512 * MIB) as group:
+        limit = _v1_limit(group, 512 * MIB)
+        before = _eventfds()
+        dog = mb.Watchdog(limit=limit, on_soft=None, backstop=False)
+        dog.start()
+        try:
+            assert threading.current_thread().name not in callers  # none registered here
+            assert dog.events_kind.startswith("cgroup-v1-thresholds")
+            assert before + 2 == _settle(before + 2)  # thresholds and pressure, in place
+            assert callers
+            assert {"membound-watchdog-events"} == set(callers)
+        finally:
+            dog.stop()
+        assert before == _settle(before)
