@@ -110,7 +110,11 @@ class EventSource:
         if in_place and (registrar is None or not registrar.busy):
             return
         if registrar is None:
-            registrar = self._registrar = _Registrar(group, self._keep[0])
+            try:
+                registrar = self._registrar = _Registrar(group, self._keep[0])
+            except (OSError, RuntimeError):  # no descriptor or thread left: poll instead
+                self.kind = self.kind.replace("cgroup-v1-thresholds", "polling")
+                return
         registrar.ask(wanted)
 
     @property
@@ -220,8 +224,7 @@ class _Registrar:
 
     def __init__(self, group: MemoryGroup, usage_fd: int) -> None:
         self._group = group
-        self._usage_fd = os.dup(usage_fd)
-        os.set_inheritable(self._usage_fd, False)
+        self._usage_fd = os.dup(usage_fd)  # not inheritable, as dup() makes it
         self._cond = threading.Condition()
         self._asked: tuple[int, ...] | None = None
         self._done: tuple[tuple[int, ...], int | None] | None = None
@@ -230,7 +233,11 @@ class _Registrar:
         self._thread = threading.Thread(
             target=self._run, name="membound-watchdog-events", daemon=True
         )
-        self._thread.start()
+        try:
+            self._thread.start()
+        except RuntimeError:  # no thread left to start
+            os.close(self._usage_fd)
+            raise
 
     def ask(self, wanted: tuple[int, ...]) -> None:
         """Register ``wanted`` (replacing an ask not begun yet)."""
