@@ -92,3 +92,25 @@ def test_modules_in_the_working_folder_are_importable(
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
     func, _ = load_target("cwd_only_module:f")
     assert 7 == func()
+
+
+def test_a_name_a_module_makes_when_asked_is_asked_for_once_here_and_in_a_child(
+    tmp_path: Path,
+) -> None:
+    """A module's ``__getattr__`` (PEP 562) may do work for each name it is asked for: the
+    target's walk asks once, in this process and in a fresh interpreter alike."""
+    asked = tmp_path / "asked.txt"
+    script = tmp_path / "lazy_jobs.py"
+    script.write_text(
+        "def __getattr__(name):\n"
+        f"    with open({str(asked)!r}, 'a') as f:\n"
+        "        f.write(name + '\\n')\n"
+        "    if name == 'job':\n"
+        "        return lambda: None\n"
+        "    raise AttributeError(name)\n"
+    )
+    load_target(f"{script}:job")
+    assert ["job"] == [n for n in asked.read_text().split() if n == "job"]
+    asked.unlink()
+    assert mb.measure(f"{script}:job").ok
+    assert ["job"] == [n for n in asked.read_text().split() if n == "job"]

@@ -146,11 +146,11 @@ def check_and_record(
             click.echo(f"baseline: {check.name}: {check.status}: {check.explanation}", err=True)
     for note in notes:
         click.echo(f"baseline: {note}", err=True)
-    if checks and all(c.status == "new" for c in checks):
+    if before is not None and checks and all(c.status == "new" for c in checks):
         # Compared with nothing, a gate passes whatever the run did: a name that changed (a
         # label, a command written differently) must not read as "no regression".
-        recorded = ", ".join(sorted(before.entries)[:3]) if before is not None else ""
-        more = "…" if before is not None and len(before.entries) > 3 else ""
+        recorded = ", ".join(sorted(before.entries)[:3])
+        more = "…" if len(before.entries) > 3 else ""
         click.echo(
             f"baseline: nothing in this run is in {against_path} ({recorded or 'it is empty'}"
             f"{more}): nothing was checked; record this run with --write-baseline",

@@ -37,6 +37,8 @@ __all__ = [
 Target = Callable[..., Any] | str
 
 _IMPORT_HINT = "check the module path and that the function exists at module level"
+#: What a name looked up and not found gives back (``getattr``'s default).
+_MISSING = object()
 #: Set on a script's module while membound's child imports it as ``__mp_main__``.
 REIMPORT_MARK = "__membound_reimport__"
 _RERUN = (
@@ -191,12 +193,14 @@ def _import(ref: TargetRef) -> Any:
         obj = importlib.import_module(ref.module)
     where = os.path.basename(ref.path) if ref.path is not None else f"module {ref.module}"
     for depth, part in enumerate(ref.qualname.split(".")):
-        if not hasattr(obj, part):
+        # One lookup per name: a module's ``__getattr__`` or a property may do work each time.
+        found = getattr(obj, part, _MISSING)
+        if found is _MISSING:
             # Named as the user named it: a file is imported under a module name of membound's
             # making (``__membound_jobs__``), which would mean nothing to them.
             missing = ".".join(ref.qualname.split(".")[: depth + 1])
             raise AttributeError(f"{where} has no attribute {missing!r}")
-        obj = getattr(obj, part)
+        obj = found
     return obj
 
 

@@ -31,6 +31,8 @@ from typing import Any
 
 EXIT_TARGET_ERROR = 3
 EXIT_RAISED = 4
+#: What a name looked up and not found gives back (``getattr``'s default).
+_MISSING = object()
 
 # ``siblings.py`` beside this file, run by its path: it loads the other files this one needs.
 _sibling = runpy.run_path(os.path.join(os.path.dirname(os.path.abspath(__file__)), "siblings.py"))[
@@ -122,11 +124,13 @@ def _load_target(target: dict[str, Any]) -> Any:
     where = os.path.basename(target["path"]) if target.get("path") else f"module {module.__name__}"
     parts = target["qualname"].split(".")
     for depth, part in enumerate(parts):
-        if not hasattr(obj, part):
+        # One lookup per name: a module's ``__getattr__`` or a property may do work each time.
+        found = getattr(obj, part, _MISSING)
+        if found is _MISSING:
             # Named as the user named it, not by the module name a file is imported under.
             missing = ".".join(parts[: depth + 1])
             raise AttributeError(f"{where} has no attribute {missing!r}")
-        obj = getattr(obj, part)
+        obj = found
     if not callable(obj):
         raise TypeError(f"{target['qualname']} is not callable")
     return obj
