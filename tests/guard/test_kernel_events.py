@@ -170,3 +170,21 @@ def test_a_watchdog_starts_without_registering_thresholds_in_its_callers_thread(
         finally:
             dog.stop()
         assert before == _settle(before)
+
+
+def test_no_threshold_wanted_drops_the_armed_ones_and_keeps_the_kind() -> None:
+    """Every point at or above the limit is left out (charge never passes the limit): none
+    left to arm is no failure to register, and the source still says what it waits on."""
+    with memory_cgroup(512 * MIB) as group:
+        limit = _v1_limit(group, 512 * MIB)
+        before = _eventfds()
+        source = open_events(limit, [100 * MIB])
+        try:
+            assert _taken(source)
+            source.request([])
+            assert _taken(source)
+            assert () == source.armed
+            assert source.kind.startswith("cgroup-v1-thresholds")
+            assert before + 1 == _eventfds()  # memory pressure's only
+        finally:
+            source.close()

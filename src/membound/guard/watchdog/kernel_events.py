@@ -133,11 +133,11 @@ class EventSource:
         if done is None:
             return False
         wanted, registered = done
-        if registered is None:  # not ours to register (no permission): poll instead
+        if registered is None and wanted:  # not ours to register (no permission): poll
             self.kind = self.kind.replace("cgroup-v1-thresholds", "polling")
-            if self._threshold_fd < 0:
-                self.armed = wanted
-                return False  # nothing was armed, nothing is: no change
+        if registered is None and self._threshold_fd < 0:
+            self.armed = wanted
+            return False  # nothing was armed, nothing is: no change
         self._install(wanted, registered)
         return True
 
