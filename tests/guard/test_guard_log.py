@@ -6,19 +6,23 @@ worker that sees it, not once per worker (133 lines in 34 s)."""
 from __future__ import annotations
 
 import logging
+import os
 import re
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
+from membound.guard.limit import Limit
 from membound.guard.serving import Supervisor
 from membound.guard.slots import Setting, use_setting
 from membound.guard.watchdog import actions
 from membound.guard.watchdog.core import Watchdog
 from membound.guard.watchdog.event import WatchdogEvent
 from membound.guard.watchdog.eventlog import SAME_EVENT_S, first_in_service
-from membound.measure.cgroup.memory import process_usage
+from membound.measure.cgroup.memory import MemoryGroup, process_usage
 from tests.guard.cgroup_helpers import memory_cgroup
 from tests.guard.server_helpers import get, python, serve
 from tests.ports import free_port
@@ -99,3 +103,39 @@ def test_a_claim_made_while_this_worker_waited_for_the_lock_silences_it(tmp_path
         assert first_in_service(event, now=1000.0 + 2 * SAME_EVENT_S, service=service)
     finally:
         use_setting(Setting())
+
+
+def test_a_group_others_already_hold_past_hard_is_said_with_pid_and_time(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A watchdog started where the group's other processes already hold ``hard`` says so
+    once, as every line of the guard does: when, which process, sizes in MiB."""
+    code = (
+        "import sys, time\n"
+        "block = bytearray(b'\\x01') * (300 << 20)\n"
+        "print('written', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    with memory_cgroup(512 * MIB) as group:
+        holder = subprocess.Popen(
+            group.enter_argv([sys.executable, "-c", code]), stdout=subprocess.PIPE, text=True
+        )
+        try:
+            assert holder.stdout is not None
+            assert "written" == holder.stdout.readline().strip()
+            memory = MemoryGroup(group.version, group.path, os.path.dirname(group.path))
+            kind = "cgroup-v1" if group.version == 1 else "cgroup-v2-max"
+            limit = Limit(512 * MIB, group.path, kind, group=memory)
+            dog = Watchdog(limit=limit, hard="100 MiB", on_soft=None, backstop=False)
+            with caplog.at_level(logging.WARNING, logger="membound.guard"), dog:
+                pass
+        finally:
+            holder.kill()
+            holder.wait()
+    said = [r.getMessage() for r in caplog.records if "already hold" in r.getMessage()]
+    assert 1 == len(said)
+    assert re.match(
+        rf"membound guard: \d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d pid {os.getpid()}: the other "
+        r"processes in this cgroup already hold \d+\.\d MiB of its 512\.0 MiB limit",
+        said[0],
+    ), said[0]

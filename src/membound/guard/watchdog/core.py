@@ -55,7 +55,7 @@ from membound.guard.watchdog import instances
 from membound.guard.watchdog.actions import free_memory, refusing, stop_refusing
 from membound.guard.watchdog.backstop import AVAILABLE, KERNEL_KINDS, Backstop
 from membound.guard.watchdog.event import State, WatchdogEvent
-from membound.guard.watchdog.eventlog import log_event
+from membound.guard.watchdog.eventlog import log_event, stamp
 from membound.guard.watchdog.instances import current
 from membound.guard.watchdog.kernel_events import REARM_BYTES, EventSource, arm_points, open_events
 from membound.guard.watchdog.pace import Pace, forget_after_fork, prefer_this_thread
@@ -581,9 +581,11 @@ class Watchdog:
         others = usage.judged - (own.judged if own is not None else 0)
         if others >= self.hard_bytes:
             _log.warning(
-                "membound guard: the other processes in this cgroup already hold %s of its "
-                "%s limit, at or above hard %s: this process's hard action cannot bring the "
-                "group under it (raise hard, or give this process a group of its own)",
+                "membound guard: %s: the other processes in this cgroup already hold %s of its "
+                "%s limit, at or above hard %s: this process's hard action alone cannot bring "
+                "the group under it (where they run watchdogs too, theirs act on their part; "
+                "else raise hard, or give this process a group of its own)",
+                stamp(),
                 format_size(others),
                 format_size(self.limit.bytes),
                 format_size(self.hard_bytes),
