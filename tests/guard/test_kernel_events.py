@@ -169,6 +169,7 @@ def test_a_watchdog_starts_without_registering_thresholds_in_its_callers_thread(
             assert {"membound-watchdog-events"} == set(callers)
         finally:
             dog.stop()
+        assert not [t for t in threading.enumerate() if t.name.startswith("membound-watchdog")]
         assert before == _settle(before)
 
 

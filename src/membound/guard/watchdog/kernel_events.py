@@ -222,6 +222,10 @@ class _Registrar:
     registration until the watch takes it (an older one not taken is closed). It ends when
     stopped, closing what it registers from then on."""
 
+    #: Seconds :meth:`stop` waits for the thread (seven registrations took up to 0.8 s each
+    #: with other processes of the group registering; the thread closes what it makes anyway).
+    _JOIN_S = 1.0
+
     def __init__(self, group: MemoryGroup, usage_fd: int) -> None:
         self._group = group
         self._usage_fd = os.dup(usage_fd)  # not inheritable, as dup() makes it
@@ -260,7 +264,9 @@ class _Registrar:
 
     def stop(self) -> None:
         """Stop: an ask not begun is dropped, a registration not taken or made from now on is
-        closed (its thresholds unregistered), and the thread ends."""
+        closed (its thresholds unregistered), and the thread ends — waited for up to
+        ``_JOIN_S`` (a registration in flight finishes first), so that a watchdog stopped has
+        no thread left in the usual case."""
         with self._cond:
             self._stopped = True
             self._asked = None
@@ -269,6 +275,8 @@ class _Registrar:
         if done is not None and done[1] is not None:
             with contextlib.suppress(OSError):
                 os.close(done[1])
+        if self._thread is not threading.current_thread():
+            self._thread.join(self._JOIN_S)
 
     def _run(self) -> None:
         try:
