@@ -549,8 +549,8 @@ class Watchdog:
             self.backstop.arm()
         # The first reading comes before the thresholds are asked for, so that they are
         # registered once, raised by the page cache charged now (a cgroup v1 threshold is
-        # registered with a synchronize_rcu() each: 60–160 ms for all of them, 0.8 s with
-        # other processes of the group registering too). The source's own thread registers
+        # registered with a synchronize_rcu() each: 60–160 ms for all of them, up to 193 ms
+        # with other processes of the group registering too). The source's own thread registers
         # them while the watch reads every FAST_S (``kernel_events.py``): start() returns at
         # once, and the watch is never without a wake-up meanwhile.
         self.check()

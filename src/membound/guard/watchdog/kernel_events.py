@@ -20,13 +20,13 @@ usage and decides, so a missed or spurious event changes timing, never a verdict
 Registering a cgroup v1 threshold is slow: the kernel swaps the group's threshold array and
 waits for an RCU grace period (``synchronize_rcu()``), under one lock per group, and unregisters
 the same way when an eventfd is closed or its process exits. Seven thresholds took 57 ms to
-register in a lone process, and 650–820 ms each for three processes of one group that started
-their watchdogs together (gunicorn's or Celery's workers at boot, a fresh one beside a recycled
-one's unregistering). So the thresholds are registered in a thread of the source's own
-(:class:`_Registrar`): the watchdog starts and reads at once, reads every ``pace.FAST_S`` until
-its thresholds are in place (:attr:`EventSource.arming`), and takes them from the watch thread
-(:meth:`EventSource.take`); thresholds armed again (page cache moved) stay armed until the new
-ones replace them, so the watch is never without them meanwhile.
+register in a lone process, and a watchdog's start took 126–193 ms in each of three processes
+of one group that started theirs together (gunicorn's or Celery's workers at boot, a fresh one
+beside a recycled one's unregistering). So the thresholds are registered in a thread of the
+source's own (:class:`_Registrar`): the watchdog starts and reads at once, reads every
+``pace.FAST_S`` until its thresholds are in place (:attr:`EventSource.arming`), and takes them
+from the watch thread (:meth:`EventSource.take`); thresholds armed again (page cache moved)
+stay armed until the new ones replace them, so the watch is never without them meanwhile.
 """
 
 from __future__ import annotations
@@ -222,8 +222,8 @@ class _Registrar:
     registration until the watch takes it (an older one not taken is closed). It ends when
     stopped, closing what it registers from then on."""
 
-    #: Seconds :meth:`stop` waits for the thread (seven registrations took up to 0.8 s each
-    #: with other processes of the group registering; the thread closes what it makes anyway).
+    #: Seconds :meth:`stop` waits for the thread (a registration in flight waits for the
+    #: group's other processes' first; the thread closes what it makes anyway).
     _JOIN_S = 1.0
 
     def __init__(self, group: MemoryGroup, usage_fd: int) -> None:
