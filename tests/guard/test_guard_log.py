@@ -6,7 +6,6 @@ worker that sees it, not once per worker (133 lines in 34 s)."""
 from __future__ import annotations
 
 import logging
-import os
 import re
 import subprocess
 import sys
@@ -15,14 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from membound.guard.limit import Limit
 from membound.guard.serving import Supervisor
 from membound.guard.slots import Setting, use_setting
 from membound.guard.watchdog import actions
 from membound.guard.watchdog.core import Watchdog
 from membound.guard.watchdog.event import WatchdogEvent
 from membound.guard.watchdog.eventlog import SAME_EVENT_S, first_in_service
-from membound.measure.cgroup.memory import MemoryGroup, process_usage
+from membound.measure.cgroup.memory import process_usage
 from tests.guard.cgroup_helpers import memory_cgroup
 from tests.guard.server_helpers import get, python, serve
 from tests.ports import free_port
@@ -105,37 +103,48 @@ def test_a_claim_made_while_this_worker_waited_for_the_lock_silences_it(tmp_path
         use_setting(Setting())
 
 
-def test_a_group_others_already_hold_past_hard_is_said_with_pid_and_time(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
+def test_a_group_others_already_hold_past_hard_is_said_with_pid_and_time() -> None:
     """A watchdog started where the group's other processes already hold ``hard`` says so
     once, as every line of the guard does: when, which process, sizes in MiB."""
-    code = (
+    holder_code = (
         "import sys, time\n"
         "block = bytearray(b'\\x01') * (300 << 20)\n"
         "print('written', flush=True)\n"
         "time.sleep(60)\n"
     )
+    watcher_code = (
+        "import logging, os\n"
+        "logging.basicConfig(level=logging.WARNING, format='%(message)s')\n"
+        "from membound.guard.watchdog.core import Watchdog\n"
+        "print('pid', os.getpid(), flush=True)\n"
+        "with Watchdog(hard='100 MiB', on_soft=None, backstop=False):\n"
+        "    pass\n"
+    )
     with memory_cgroup(512 * MIB) as group:
         holder = subprocess.Popen(
-            group.enter_argv([sys.executable, "-c", code]), stdout=subprocess.PIPE, text=True
+            group.enter_argv([sys.executable, "-c", holder_code]),
+            stdout=subprocess.PIPE,
+            text=True,
         )
         try:
             assert holder.stdout is not None
             assert "written" == holder.stdout.readline().strip()
-            memory = MemoryGroup(group.version, group.path, os.path.dirname(group.path))
-            kind = "cgroup-v1" if group.version == 1 else "cgroup-v2-max"
-            limit = Limit(512 * MIB, group.path, kind, group=memory)
-            dog = Watchdog(limit=limit, hard="100 MiB", on_soft=None, backstop=False)
-            with caplog.at_level(logging.WARNING, logger="membound.guard"), dog:
-                pass
+            watcher = subprocess.run(
+                group.enter_argv([sys.executable, "-c", watcher_code]),
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
         finally:
             holder.kill()
             holder.wait()
-    said = [r.getMessage() for r in caplog.records if "already hold" in r.getMessage()]
-    assert 1 == len(said)
+    assert 0 == watcher.returncode, watcher.stderr
+    pid = int(watcher.stdout.split()[1])
+    said = [line for line in watcher.stderr.splitlines() if "already hold" in line]
+    assert 1 == len(said), watcher.stderr
     assert re.match(
-        rf"membound guard: \d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d pid {os.getpid()}: the other "
+        rf"membound guard: \d{{4}}-\d\d-\d\d \d\d:\d\d:\d\d pid {pid}: the other "
         r"processes in this cgroup already hold \d+\.\d MiB of its 512\.0 MiB limit",
         said[0],
     ), said[0]
