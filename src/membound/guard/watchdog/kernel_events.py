@@ -77,30 +77,16 @@ class EventSource:
                 os.lseek(fd, 0, os.SEEK_SET)
                 os.read(fd, 4096)
 
-    def arm(self, thresholds: list[int]) -> bool:
+    def request(self, thresholds: list[int]) -> None:
         """(cgroup v1) Fire when the group's charged usage crosses any of ``thresholds``
-        (bytes), replacing the thresholds armed before; False when none could be armed. Slow
-        (see the module's docstring): the watchdog asks with :meth:`request` instead.
+        (bytes), once the source's own thread has registered them (slow: see the module's
+        docstring): this returns at once, the thresholds armed before stay armed until
+        :meth:`take` puts the new ones in their place.
 
         Charged usage counts page cache, judged usage does not, so the watchdog arms its
         thresholds raised by the page cache it sees, and again when that changes. A threshold
-        at or above the limit is left out: charge never passes the limit (reclaim takes page
-        cache back first), so it would never fire.
-        """
-        group = self._group
-        if group is None or not self._keep:
-            return False
-        wanted = _wanted(thresholds)
-        if wanted == self.armed and self._threshold_fd >= 0:
-            return True
-        registered = _register(group, self._keep[0], wanted)
-        self._install(wanted, registered)
-        return registered is not None
-
-    def request(self, thresholds: list[int]) -> None:
-        """(cgroup v1) Have ``thresholds`` armed (as :meth:`arm`) by the source's own thread:
-        this returns at once, the thresholds armed before stay armed until :meth:`take` puts
-        the new ones in their place."""
+        at or above the limit is left out by the caller: charge never passes the limit
+        (reclaim takes page cache back first), so it would never fire."""
         group = self._group
         if group is None or not self._keep:
             return
