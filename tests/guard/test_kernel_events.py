@@ -8,6 +8,7 @@ thresholds were registered there."""
 from __future__ import annotations
 
 import os
+import resource
 import select
 import subprocess
 import sys
@@ -189,3 +190,77 @@ def test_no_threshold_wanted_drops_the_armed_ones_and_keeps_the_kind() -> None:
             assert before + 1 == _eventfds()  # memory pressure's only
         finally:
             source.close()
+
+
+_FEW_DESCRIPTORS = """
+import ctypes, os, sys, threading, time
+import membound as mb
+from membound.guard.limit import Limit
+from membound.guard.watchdog import kernel_events
+from membound.measure.cgroup.memory import MemoryGroup
+
+path, limit_bytes = sys.argv[1], int(sys.argv[2])
+group = MemoryGroup(1, path, os.path.dirname(path))
+limit = Limit(limit_bytes, os.path.join(path, "memory.limit_in_bytes"), "cgroup-v1", group=group)
+ctypes.CDLL("libgcc_s.so.1")  # a thread's exit loads it: with no descriptor left, glibc aborts
+# counted without opening a descriptor (none is left): every eventfd is this one anonymous inode
+reference = os.fstat(os.eventfd(0))
+
+
+def eventfds():
+    count = -1  # the reference
+    for fd in range(os.sysconf("SC_OPEN_MAX")):
+        try:
+            found = os.fstat(fd)
+        except OSError:
+            continue
+        count += (found.st_dev, found.st_ino) == (reference.st_dev, reference.st_ino)
+    return count
+
+
+# the source's thread registers once this process has no descriptor left (the kernel's real
+# EMFILE; the gate only orders it after start())
+gate = threading.Event()
+register = kernel_events._register
+kernel_events._register = lambda *args: gate.wait(10) and register(*args)
+dog = mb.Watchdog(limit=limit, on_soft=None, backstop=False).start()
+started = dog.events_kind
+fillers = []
+try:
+    while True:
+        fillers.append(os.open("/dev/null", os.O_RDONLY))
+except OSError:
+    pass
+gate.set()
+deadline = time.monotonic() + 5
+while time.monotonic() < deadline:  # until what it says it waits on is what is open
+    kind, count = dog.events_kind, eventfds()
+    if ("cgroup-v1-thresholds" in kind) + ("+pressure" in kind) == count:
+        break
+    time.sleep(0.02)
+for fd in fillers:
+    os.close(fd)
+dog.stop()
+print(started, kind, count)
+"""
+
+
+def test_the_kind_a_watchdog_reports_is_what_the_kernel_registered() -> None:
+    """The source's thread cannot register the thresholds (no descriptor left): the watch
+    polls, and the watchdog says so (its ``events`` kept the kind it had at start)."""
+    with memory_cgroup(512 * MIB) as group:
+        if group.version != 1:
+            pytest.skip("cgroup v1 thresholds: this machine's memory controller is v2")
+        done = subprocess.run(
+            [sys.executable, "-c", _FEW_DESCRIPTORS, group.path, str(512 * MIB)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256)),
+        )
+    assert 0 == done.returncode, done.stderr
+    started, kind, count = done.stdout.split()
+    assert "cgroup-v1-thresholds+pressure" == started  # registering was left to the thread
+    assert "polling+pressure" == kind  # which could not: the watch polls
+    assert 1 == int(count)  # memory pressure's eventfd only

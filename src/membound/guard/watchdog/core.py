@@ -631,8 +631,9 @@ class Watchdog:
         armed_offset = self._armed_offset  # what start() armed the thresholds with
         try:
             while not self._stopping.is_set():
-                if source.take():  # thresholds the source's thread registered since
-                    self.events_kind = source.kind
+                source.take()  # thresholds the source's thread registered since
+                # what the watch waits on now: a registration that failed leaves it polling
+                self.events_kind = source.kind
                 if source.generation != generation:
                     poller = select.poll()
                     poller.register(self._wake_r, select.POLLIN)
