@@ -6,6 +6,7 @@ worker that sees it, not once per worker (133 lines in 34 s)."""
 from __future__ import annotations
 
 import logging
+import os
 import re
 import subprocess
 import sys
@@ -14,13 +15,14 @@ from pathlib import Path
 
 import pytest
 
+from membound.guard.limit import Limit
 from membound.guard.serving import Supervisor
 from membound.guard.slots import Setting, use_setting
 from membound.guard.watchdog import actions
 from membound.guard.watchdog.core import Watchdog
 from membound.guard.watchdog.event import WatchdogEvent
 from membound.guard.watchdog.eventlog import SAME_EVENT_S, first_in_service
-from membound.measure.cgroup.memory import process_usage
+from membound.measure.cgroup.memory import MemoryGroup, process_usage
 from tests.guard.cgroup_helpers import memory_cgroup
 from tests.guard.server_helpers import get, python, serve
 from tests.ports import free_port
@@ -148,3 +150,40 @@ def test_a_group_others_already_hold_past_hard_is_said_with_pid_and_time() -> No
         r"processes in this cgroup already hold \d+\.\d MiB of its 512\.0 MiB limit",
         said[0],
     ), said[0]
+
+
+def test_a_group_watched_from_outside_is_all_the_others(caplog: pytest.LogCaptureFixture) -> None:
+    """A watchdog given the limit of a group its process is not in: everything the group holds
+    is the others' (this process's own memory is charged elsewhere, not subtracted)."""
+    holder_code = (
+        "import sys, time\n"
+        "block = bytearray(b'\\x01') * (300 << 20)\n"
+        "print('written', flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    with memory_cgroup(512 * MIB) as group:
+        if group.version != 1:
+            pytest.skip("the group's limit is built for cgroup v1 here")
+        memory = MemoryGroup(1, group.path, os.path.dirname(group.path))
+        limit = Limit(512 * MIB, group.file("memory.limit_in_bytes"), "cgroup-v1", group=memory)
+        holder = subprocess.Popen(
+            group.enter_argv([sys.executable, "-c", holder_code]),
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert holder.stdout is not None
+            assert "written" == holder.stdout.readline().strip()
+            with (
+                caplog.at_level(logging.WARNING),
+                Watchdog(limit=limit, hard="100 MiB", on_soft=None, backstop=False),
+            ):
+                pass
+        finally:
+            holder.kill()
+            holder.wait()
+    said = [r.getMessage() for r in caplog.records if "already hold" in r.getMessage()]
+    assert 1 == len(said), caplog.text
+    held = re.search(r"already hold (\d+\.\d) MiB", said[0])
+    assert held is not None, said[0]
+    assert float(held.group(1)) >= 300.0  # the holder's block at least, nothing taken off

@@ -575,9 +575,11 @@ class Watchdog:
     def _say_if_others_hold_hard(self, usage: Usage | None) -> None:
         """One line when the group's *other* processes already hold ``hard`` or more: nothing
         this process does (its hard action, refusing work) brings the group back under it."""
-        if usage is None or self.pid is not None or not self.limit.kind.startswith("cgroup"):
+        group = self.limit.group
+        if usage is None or self.pid is not None or group is None:
             return
-        own = process_usage("self")
+        # a group this process is not in (a Limit given for another): all of it is the others'
+        own = process_usage("self") if group.holds("self") else None
         others = usage.judged - (own.judged if own is not None else 0)
         if others >= self.hard_bytes:
             _log.warning(

@@ -234,6 +234,15 @@ class MemoryGroup:
             path = os.path.dirname(path)
         return found
 
+    def holds(self, pid: int | str = "self") -> bool:
+        """Whether ``pid`` runs in this group or in one below it: its memory is charged here."""
+        here = os.path.normpath(self.path)
+        return any(
+            group.version == self.version
+            and any(os.path.normpath(up.path) == here for up in group.parents())
+            for group in memory_groups(pid)
+        )
+
 
 def memory_groups(pid: int | str = "self") -> list[MemoryGroup]:
     """The memory cgroups ``pid`` is in: the unified (v2) group when its memory controller is
