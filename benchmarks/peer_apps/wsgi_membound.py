@@ -10,5 +10,5 @@ from wsgi_app import application as app
 import membound as mb
 from membound.guard import HealthMiddleware, actions
 
-watchdog = mb.Watchdog(on_hard=actions.refuse_new_work()).start()
+watchdog = mb.Watchdog(on_hard=actions.refuse_new_work(), share_room=True).start()
 application = HealthMiddleware(app)

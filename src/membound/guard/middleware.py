@@ -246,7 +246,7 @@ class HealthMiddleware(_Guarded[WSGIApp]):
             before its answer began runs once more when memory comes back, and again each
             time it does, within ``wait`` seconds of that first refusal; refused under its
             share of the group's room (``turns.py``), it runs again on its turn (a wait of up
-            to ``wait`` each); at most three runs once more in all. Any other request, or a
+            to ``wait`` each); at most eight runs once more in all. Any other request, or a
             request out of runs or time, gets 503 with ``Retry-After`` instead of the
             server's 500. A 5xx answer the
             app begins after an allocation was refused in the process (a framework's own
@@ -431,8 +431,14 @@ class ASGIHealthMiddleware(_Guarded[ASGIApp]):
                 end_turn(self.watchdog)  # done or given up: the others get their shares back
 
 
-#: Runs once more one request may have in all (each after a wait of up to ``wait`` seconds).
-_MOST_RETRIES = 3
+#: Runs once more one request may have in all, each once memory has come back (or its turn
+#: came), all within ``wait``. A run refused again fails at its allocation, before most of its
+#: work, so ``wait`` is what bounds a retried request; this only bounds an app that works long
+#: before it allocates. Three ended the wait early: under the peers' stress load (gunicorn, 3
+#: workers holding 60–150 MiB temporaries) memory came back by a little several times while
+#: no room for the refused temporary was free, and 1–2 requests a round got 503 after 0.26–0.41
+#: s of a 0.5 s wait (none with eight, in 6 rounds).
+_MOST_RETRIES = 8
 
 
 class _Retries:
