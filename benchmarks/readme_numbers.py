@@ -524,6 +524,7 @@ def render_headline() -> str:
     met = sum(1 for t in peers["targets"] if t["met"])
     our_kills = sum(sum(m["oom_kills_per_round"]) for m in ours)
     their_kills = sum(sum(m["oom_kills_per_round"]) for m in options)
+    failed = sum(m["failed"] for m in ours)
     return "\n".join(
         [
             HEADLINE_BEGIN,
@@ -536,7 +537,8 @@ def render_headline() -> str:
             "large temporaries in a 400 MiB cgroup, the guide's recipes had "
             f"{our_kills} OOM kill{'' if our_kills == 1 else 's'} in "
             f"{sum(m['rounds'] for m in ours)} runs and "
-            f"{sum(m['failed'] for m in ours):g} failed requests or lost tasks (medians), the "
+            f"{failed:g} failed request{'' if failed == 1 else 's'} or lost "
+            f"task{'' if failed == 1 else 's'} (medians), the "
             f"servers' own recycling options {their_kills} in "
             f"{sum(m['rounds'] for m in options)} runs and {sum(m['failed'] for m in options):g}; "
             f"{met} of {len(peers['targets'])} targets met (`benchmarks/bench_peers.py`, "
