@@ -5,12 +5,14 @@ worker that sees it, not once per worker (133 lines in 34 s)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,7 +25,7 @@ from membound.guard.watchdog.core import Watchdog
 from membound.guard.watchdog.event import WatchdogEvent
 from membound.guard.watchdog.eventlog import SAME_EVENT_S, first_in_service
 from membound.measure.cgroup.memory import MemoryGroup, process_usage
-from tests.guard.cgroup_helpers import memory_cgroup
+from tests.guard.cgroup_helpers import MemoryCgroup, memory_cgroup
 from tests.guard.server_helpers import get, python, serve
 from tests.ports import free_port
 
@@ -105,15 +107,30 @@ def test_a_claim_made_while_this_worker_waited_for_the_lock_silences_it(tmp_path
         use_setting(Setting())
 
 
-def test_a_group_others_already_hold_past_hard_is_said_with_pid_and_time() -> None:
-    """A watchdog started where the group's other processes already hold ``hard`` says so
-    once, as every line of the guard does: when, which process, sizes in MiB."""
-    holder_code = (
+@contextlib.contextmanager
+def _holding_300_mib(group: MemoryCgroup) -> Iterator[None]:
+    """Another process of ``group`` holding 300 MiB written, for the time of the block."""
+    code = (
         "import sys, time\n"
         "block = bytearray(b'\\x01') * (300 << 20)\n"
         "print('written', flush=True)\n"
         "time.sleep(60)\n"
     )
+    holder = subprocess.Popen(
+        group.enter_argv([sys.executable, "-c", code]), stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None
+        assert "written" == holder.stdout.readline().strip()
+        yield
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_group_others_already_hold_past_hard_is_said_with_pid_and_time() -> None:
+    """A watchdog started where the group's other processes already hold ``hard`` says so
+    once, as every line of the guard does: when, which process, sizes in MiB."""
     watcher_code = (
         "import logging, os\n"
         "logging.basicConfig(level=logging.WARNING, format='%(message)s')\n"
@@ -122,25 +139,14 @@ def test_a_group_others_already_hold_past_hard_is_said_with_pid_and_time() -> No
         "with Watchdog(hard='100 MiB', on_soft=None, backstop=False):\n"
         "    pass\n"
     )
-    with memory_cgroup(512 * MIB) as group:
-        holder = subprocess.Popen(
-            group.enter_argv([sys.executable, "-c", holder_code]),
-            stdout=subprocess.PIPE,
+    with memory_cgroup(512 * MIB) as group, _holding_300_mib(group):
+        watcher = subprocess.run(
+            group.enter_argv([sys.executable, "-c", watcher_code]),
+            capture_output=True,
             text=True,
+            timeout=120,
+            check=False,
         )
-        try:
-            assert holder.stdout is not None
-            assert "written" == holder.stdout.readline().strip()
-            watcher = subprocess.run(
-                group.enter_argv([sys.executable, "-c", watcher_code]),
-                capture_output=True,
-                text=True,
-                timeout=120,
-                check=False,
-            )
-        finally:
-            holder.kill()
-            holder.wait()
     assert 0 == watcher.returncode, watcher.stderr
     pid = int(watcher.stdout.split()[1])
     said = [line for line in watcher.stderr.splitlines() if "already hold" in line]
@@ -155,33 +161,17 @@ def test_a_group_others_already_hold_past_hard_is_said_with_pid_and_time() -> No
 def test_a_group_watched_from_outside_is_all_the_others(caplog: pytest.LogCaptureFixture) -> None:
     """A watchdog given the limit of a group its process is not in: everything the group holds
     is the others' (this process's own memory is charged elsewhere, not subtracted)."""
-    holder_code = (
-        "import sys, time\n"
-        "block = bytearray(b'\\x01') * (300 << 20)\n"
-        "print('written', flush=True)\n"
-        "time.sleep(60)\n"
-    )
     with memory_cgroup(512 * MIB) as group:
         if group.version != 1:
             pytest.skip("the group's limit is built for cgroup v1 here")
         memory = MemoryGroup(1, group.path, os.path.dirname(group.path))
         limit = Limit(512 * MIB, group.file("memory.limit_in_bytes"), "cgroup-v1", group=memory)
-        holder = subprocess.Popen(
-            group.enter_argv([sys.executable, "-c", holder_code]),
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            assert holder.stdout is not None
-            assert "written" == holder.stdout.readline().strip()
-            with (
-                caplog.at_level(logging.WARNING),
-                Watchdog(limit=limit, hard="100 MiB", on_soft=None, backstop=False),
-            ):
-                pass
-        finally:
-            holder.kill()
-            holder.wait()
+        with (
+            _holding_300_mib(group),
+            caplog.at_level(logging.WARNING),
+            Watchdog(limit=limit, hard="100 MiB", on_soft=None, backstop=False),
+        ):
+            pass
     said = [r.getMessage() for r in caplog.records if "already hold" in r.getMessage()]
     assert 1 == len(said), caplog.text
     held = re.search(r"already hold (\d+\.\d) MiB", said[0])
