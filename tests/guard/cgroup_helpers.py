@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -50,6 +51,14 @@ class MemoryCgroup:
         """``argv`` started inside the group: a shell moves itself in, then execs it."""
         procs = self.file("cgroup.procs")
         return ["sh", "-c", f'echo $$ > "{procs}" && exec "$@"', "sh", *argv]
+
+    def run(
+        self, argv: list[str], *, timeout: float = 60, check: bool = False
+    ) -> subprocess.CompletedProcess[str]:
+        """``argv`` run inside the group to its end, its output captured as text."""
+        return subprocess.run(
+            self.enter_argv(argv), capture_output=True, text=True, timeout=timeout, check=check
+        )
 
     def pids(self) -> list[int]:
         with open(self.file("cgroup.procs")) as f:

@@ -40,13 +40,7 @@ pytestmark = [
 def _run(app: str, *args: str) -> tuple[int, str, int]:
     """Run ``app`` in a fresh 300 MiB cgroup: exit status, output, OOM kills."""
     with memory_cgroup(LIMIT) as group:
-        done = subprocess.run(
-            group.enter_argv([sys.executable, str(APPS / app), *args]),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        done = group.run([sys.executable, str(APPS / app), *args])
         return done.returncode, done.stdout + done.stderr, group.oom_kills()
 
 
@@ -303,13 +297,7 @@ def test_a_crossing_of_hard_runs_the_action_before_the_backstop_reads_more() -> 
     switch interval (a 1 MiB-piece ramp went 8-18 MiB past hard on a quiet machine). The next
     reading reads them as usual (so the count below sees what it should)."""
     with memory_cgroup(1 << 30) as group:
-        done = subprocess.run(
-            group.enter_argv([sys.executable, str(APPS / "hard_first.py")]),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        done = group.run([sys.executable, str(APPS / "hard_first.py")])
     assert 0 == done.returncode, done.stdout + done.stderr
     found = json.loads(done.stdout.strip().splitlines()[-1])
     assert found["backstop"], found

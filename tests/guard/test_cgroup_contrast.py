@@ -4,7 +4,6 @@ run after run."""
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -20,13 +19,7 @@ RUNS = 20
 def _ramp(mode: str) -> tuple[int, str, int, int]:
     """Run the ramp in a fresh 300 MiB cgroup: exit status, output, OOM kills, peak charge."""
     with memory_cgroup(LIMIT) as group:
-        done = subprocess.run(
-            group.enter_argv([sys.executable, RAMP, mode]),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        done = group.run([sys.executable, RAMP, mode])
         return done.returncode, done.stdout + done.stderr, group.oom_kills(), group.peak()
 
 

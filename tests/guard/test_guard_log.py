@@ -140,13 +140,7 @@ def test_a_group_others_already_hold_past_hard_is_said_with_pid_and_time() -> No
         "    pass\n"
     )
     with memory_cgroup(512 * MIB) as group, _holding_300_mib(group):
-        watcher = subprocess.run(
-            group.enter_argv([sys.executable, "-c", watcher_code]),
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        watcher = group.run([sys.executable, "-c", watcher_code], timeout=120)
     assert 0 == watcher.returncode, watcher.stderr
     pid = int(watcher.stdout.split()[1])
     said = [line for line in watcher.stderr.splitlines() if "already hold" in line]

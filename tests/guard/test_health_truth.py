@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -109,13 +108,7 @@ def test_every_figure_says_whose_it_is_in_a_cgroup() -> None:
     the service sees the same), RSS, peak and GC this process's."""
     code = "import json, membound as mb; print(json.dumps(mb.health()))"
     with memory_cgroup(400 * MIB) as group:
-        done = subprocess.run(
-            group.enter_argv([sys.executable, "-c", code]),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        )
+        done = group.run([sys.executable, "-c", code], check=True)
     report = json.loads(done.stdout)
     per = report["per"]
     assert group.path == report["group"]

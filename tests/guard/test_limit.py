@@ -217,13 +217,7 @@ def test_the_room_left_is_the_groups_not_the_machines() -> None:
         "print(json.dumps([room, limit and limit.source]))"
     )
     with memory_cgroup(300 << 20) as group:
-        done = subprocess.run(
-            group.enter_argv([sys.executable, "-c", code]),
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=60,
-        )
+        done = group.run([sys.executable, "-c", code], check=True)
     room, source = json.loads(done.stdout)
     assert str(source).startswith(group.path), done.stderr
     assert 200 << 20 < room < 300 << 20  # the limit less the interpreter's own memory

@@ -451,16 +451,7 @@ def test_a_hard_that_the_groups_other_processes_already_hold_is_one_line() -> No
         try:
             assert holder.stdout is not None
             assert "held" in holder.stdout.readline()
-            outputs = {
-                hard: subprocess.run(
-                    group.enter_argv([sys.executable, str(app), hard]),
-                    capture_output=True,
-                    text=True,
-                    timeout=60,
-                    check=False,
-                )
-                for hard in ("50%", "85%")
-            }
+            outputs = {hard: group.run([sys.executable, str(app), hard]) for hard in ("50%", "85%")}
         finally:
             holder.kill()
             holder.wait()
