@@ -394,3 +394,24 @@ def test_cut_long_keeps_both_ends_and_says_how_much_was_cut() -> None:
     assert len(cut) < 1100
     assert f"[{100_010 - 1000:,} characters cut]" in cut
     assert "short" == cut_long("short", 1000)
+
+
+# --- an output option that swallowed the word after it ----------------------------------------
+
+
+@pytest.mark.parametrize("command", [["run"], ["lint", "."]])
+@pytest.mark.parametrize("value", ["--", "-"])
+def test_an_output_file_named_like_an_option_is_a_usage_error(
+    command: list[str], value: str, tmp_path: Path
+) -> None:
+    """``--json -- cmd`` took ``--`` for the file and wrote a file named ``--`` beside the
+    result; ``--json -`` one named ``-``. Refused before anything runs, exit 2, no file."""
+    args = [*command[:1], "--json", value, *command[1:]]
+    if command[0] == "run":
+        args += ["--", sys.executable, "-c", "print('ran')"]
+    done = run_membound(*args, cwd=tmp_path)
+    assert 2 == done.returncode, done.stderr.decode()
+    err = done.stderr.decode()
+    assert f"{value}: expected a file name, not an option" in err, err
+    assert b"ran" not in done.stdout
+    assert [] == list(tmp_path.iterdir())

@@ -69,12 +69,25 @@ def big_temporaries() -> int:
     return len(KEPT)
 
 
+def slow_free() -> int:
+    """200 MB built in 1 KB pieces, held about as long as it took to build, freed (given back
+    to the kernel piece by piece, slower than it was built), then as long again before the end:
+    no sleep before the build, none far from the time the build takes."""
+    pieces = [bytes(1024) for _ in range(200_000)]
+    time.sleep(0.3)
+    count = len(pieces)
+    del pieces
+    time.sleep(0.3)
+    return count
+
+
 JOBS = {
     "build_and_keep": build_and_keep,
     "load_then_free": load_then_free,
     "transient_peak": transient_peak,
     "append_loop": append_loop,
     "big_temporaries": big_temporaries,
+    "slow_free": slow_free,
 }
 
 if __name__ == "__main__":

@@ -28,6 +28,7 @@ WORDS = {
     "transient_peak": "spike",
     "append_loop": "retained",
     "big_temporaries": "ramp",
+    "slow_free": "spike",
 }
 
 

@@ -56,6 +56,15 @@ def writable_path(ctx: click.Context, param: click.Parameter, value: str | None)
     another user and a full inode table all refuse it; ``os.access`` misses some of them)."""
     if value is None:
         return None
+    if value.startswith("-"):
+        # An option that takes a file swallows the word after it: ``--json -- cmd`` wrote a
+        # file named ``--`` and ``--json -`` one named ``-``, in silence.
+        raise click.BadParameter(
+            f"{value}: expected a file name, not an option (a file whose name begins "
+            f"with '-' is written ./{value})",
+            ctx=ctx,
+            param=param,
+        )
     with contextlib.suppress(OSError):
         if not stat.S_ISREG(os.stat(value).st_mode) and not os.path.isdir(value):
             return value  # a stream (/dev/stdout, a FIFO): written in place, at the end

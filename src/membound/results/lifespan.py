@@ -9,16 +9,16 @@ the exit as a spike or a ramp. So the verdict is drawn between the two, by
 :func:`~membound.results.growth.classify`:
 
 - **start-up**: up to the first level the memory holds (samples within the tolerance of each
-  other, above the tolerance, for ``MIN_SAMPLES`` samples and at least as long as the rise
-  before them took: a program that pauses while it loads, or a shell that starts it, soon rises
-  again; one that has loaded stays). A program that starts growing at once never holds one:
-  then the first half of the run counts as its start-up (a start-up longer than the rest of the
-  run cannot be told from it), and the second half is judged only when it lasts
-  ``NO_LEVEL_SAMPLES`` sampling intervals or more: a start-up that runs several programs one
-  after the other (``python3`` through a pyenv shim: bash, then pyenv, then the interpreter)
-  rises and falls without a level for twenty samples and more on a busy machine, and only a
-  longer run tells it from growth. Time, not a count of samples: a sampler starved on a busy
-  machine takes fewer samples over the same run.
+  other, above the tolerance, for ``MIN_SAMPLES`` samples and at least ``LEVEL_OVER_RISE``
+  times as long as the rise before them took: a program that pauses while it loads, or a shell
+  that starts it, soon rises again; one that has loaded stays). A program that starts working
+  at once never holds one: then its start-up ends where its program started (the last sample
+  of the first half near its lowest reading after the first: the interpreter just loaded, or,
+  through a shell or a pyenv shim, the last ``exec``), and what follows is judged only when it
+  lasts ``NO_LEVEL_SAMPLES`` sampling intervals or more (shorter, it cannot be told from the
+  rest of a start-up: ``python3 -c pass`` is all start-up). Where memory is, not how long a
+  step took: a busy machine stretches every step of a job, and the same job must start its
+  work at the same point on both.
 - **a pause, not a level**: a process starved of CPU on a busy machine holds still while it
   loads, for ten samples and more, and its first sample often comes after most of its loading
   (so that no rise is seen before the pause). When the memory leaves its level (by more than the
@@ -27,15 +27,15 @@ the exit as a spike or a ramp. So the verdict is drawn between the two, by
   told from the rest of a start-up that paused there (``python3 -c "import json, …"`` starved
   for 50 ms at 8.5 MiB, then importing up to its exit, is no leak).
 - **exit**: a fall of more than the tolerance over the last samples (a teardown may tick up a
-  little on its way down) is the process ending, unless the run sat at its lowest for longer
-  than the fall took, as a level of ``MIN_SAMPLES`` samples (it freed its memory, then went
-  on; a few samples at the bottom are the rest of the teardown, stretched on a busy
-  machine). Where the run was still growing at its last sample before the fall and the
-  kernel's peak is within what that growth adds over the unsampled time up to the fall's
-  first sample, the run ended at that peak (a starved sampler misses the last steps of a
-  leak, not a fall back from them). A level on the way
-  down that lasted longer than the rest of the fall (big temporaries freed, a smaller result
-  kept a while, then the teardown) is where the work ended: the fall from it is the exit.
+  little on its way down) is the process ending, unless the run sat at its lowest for
+  ``EXIT_SETTLE_SAMPLES`` sampling intervals or more (it freed its memory, then went on; a few
+  samples at the bottom are the rest of the teardown, stretched on a busy machine). Where the
+  run was still growing at its last sample before the fall and the kernel's peak is within
+  what that growth adds over the unsampled time up to the fall's first sample, the run ended
+  at that peak (a starved sampler misses the last steps of a leak, not a fall back from them).
+  A level on the way down that lasted longer than the rest of the fall (big temporaries
+  freed, a smaller result kept a while, then the teardown) is where the work ended: the fall
+  from it is the exit.
 - **too short**: fewer than ``MIN_SAMPLES`` samples left between them (counted no denser than
   the sampling interval, :func:`~membound.results.growth.effective_samples`), or the spans
   above too short: the run was its start-up, or too brief, and the pattern is ``too short to
@@ -58,7 +58,6 @@ from itertools import takewhile
 
 from membound._units import format_size
 from membound.results.growth import (
-    EDGE_SAMPLES,
     MIN_SAMPLES,
     Anchors,
     Growth,
@@ -70,28 +69,49 @@ from membound.results.growth import (
 )
 from membound.results.timeline import Timeline
 
-__all__ = ["NO_LEVEL_SAMPLES", "classify_lifespan", "exit_start", "startup_end"]
+__all__ = [
+    "EXIT_SETTLE_SAMPLES",
+    "LEVEL_OVER_RISE",
+    "NO_LEVEL_SAMPLES",
+    "classify_lifespan",
+    "exit_start",
+    "startup_end",
+]
 
-#: Sampling intervals that a movement with no level before it (the second half of a run that
-#: never held one), or after a level that may be a pause, must last to be judged.
+#: Sampling intervals that a movement with no level before it (a run that never held one), or
+#: after a level that may be a pause, must last to be judged.
 NO_LEVEL_SAMPLES = 5 * MIN_SAMPLES
+
+#: How many times as long as the rise before it a level must last to end the start-up. Twice,
+#: not once: a job that builds for 0.27 s and holds for 0.30 s (then frees) was a start-up and
+#: a level on a quiet machine, and no level at all on a busy one that stretched the build to
+#: 0.75 s; at twice, neither is, and the build is the job's work on both.
+LEVEL_OVER_RISE = 2.0
+
+#: Sampling intervals the bottom of a fall at the end must be held to be the run going on after
+#: freeing, not its exit: a teardown ends the interpreter within a few intervals of freeing what
+#: it held (even starved); a job that freed and then went on (slept, wrote, waited) for a fifth
+#: of a second and more did. Time, not a ratio to the fall's own length: a large free by a job
+#: (200 MB in 1 KB pieces, given back to the kernel over 0.4 s) can take longer than what the job
+#: did next.
+EXIT_SETTLE_SAMPLES = 2 * MIN_SAMPLES
 
 
 def startup_end(timeline: Timeline, tolerance: float) -> tuple[int, bool]:
     """Where the start-up of a timeline from birth ends: the index of the first sample of its
-    first level, or (when no level begins in the first half) of the first sample of the second
-    half; and whether a level was found.
+    first level, or (when no level begins in the first half) of the sample its program started
+    from (see :func:`_restart`); and whether a level was found.
 
     A level: samples within ``tolerance`` of each other, above ``tolerance``, for at least
-    ``MIN_SAMPLES`` samples and at least as long as the rise before it took (a pause while a
-    program loads, or a shell that starts the program, is shorter; a program that has loaded
-    stays). A process starved on a busy machine can pause longer: what
+    ``MIN_SAMPLES`` samples and at least ``LEVEL_OVER_RISE`` times as long as the rise before
+    it took (a pause while a program loads, or a shell that starts it, is shorter; a program
+    that has loaded stays). A process starved on a busy machine can pause longer: what
     :func:`classify_lifespan` judges after a level allows for that.
     """
     level = _first_level(timeline, tolerance)
     if level is not None:
         return level[0], True
-    return _half(timeline), False
+    return _restart(timeline, tolerance), False
 
 
 def _half(timeline: Timeline) -> int:
@@ -102,6 +122,34 @@ def _half(timeline: Timeline) -> int:
     return next((i for i, t in enumerate(times) if t >= half), max(0, len(times) - 1))
 
 
+def _restart(timeline: Timeline, tolerance: float) -> int:
+    """The index of the sample a program that held no level started its work from: the lowest
+    reading of the first half after the first one, or the last fall in that half back to
+    within ``tolerance`` of it.
+
+    A process that starts one program (``python3 job.py``) reads next to nothing, then its
+    interpreter's first megabytes, then its work: its lowest reading after the first is the
+    interpreter just loaded. One that starts several in turn (``python3`` through a pyenv
+    shim: bash, then pyenv, then the interpreter) falls back near that lowest reading at each
+    ``exec``: the last such fall is where the program that does the work began. A fall that
+    leaves more than the tolerance above that floor (a buffer freed while the work goes on)
+    is the work's, not a restart. Where memory is, not how long anything took: the same job
+    starts from the same sample on a quiet machine and on a busy one."""
+    highs = timeline.highs
+    if len(highs) < 2:
+        return 0
+    half = max(1, _half(timeline))
+    floor = min(highs[1 : half + 1])
+    lowest = highs.index(floor, 1)
+    # Only a fall back to the floor restarts: the samples rising out of it are the work.
+    falls = (
+        i
+        for i in range(lowest + 1, half + 1)
+        if highs[i] <= floor + tolerance and highs[i - 1] - highs[i] > tolerance
+    )
+    return max(falls, default=lowest)
+
+
 def _first_level(timeline: Timeline, tolerance: float) -> tuple[int, int] | None:
     """The first and last index of the first level (see :func:`startup_end`) that begins in
     the first half of the run, or None."""
@@ -110,8 +158,8 @@ def _first_level(timeline: Timeline, tolerance: float) -> tuple[int, int] | None
     if not n:
         return None
     for i in range(_half(timeline) + 1):
-        rose = times[i] - times[0]
-        end = next((j for j in range(i + MIN_SAMPLES - 1, n) if times[j] - times[i] >= rose), n)
+        needed = LEVEL_OVER_RISE * (times[i] - times[0])
+        end = next((j for j in range(i + MIN_SAMPLES - 1, n) if times[j] - times[i] >= needed), n)
         if end == n:
             break  # no later level can last long enough either
         low = min(lows[i : end + 1])
@@ -130,7 +178,7 @@ def exit_start(timeline: Timeline, tolerance: float, first: int = 0) -> int:
     that sat at its lowest for longer than it took to fall there, as a level (``MIN_SAMPLES``
     samples or more), did not fall as it ended: it freed its memory, then went on.
     """
-    highs, times = timeline.highs, timeline.times
+    highs = timeline.highs
     last = len(highs) - 1
     if last < 0:
         return last
@@ -144,12 +192,11 @@ def exit_start(timeline: Timeline, tolerance: float, first: int = 0) -> int:
     )
     bottom += 1
     fell = highs[top] - highs[last] > tolerance
-    sat = times[last] - times[bottom]
-    # Sitting at the bottom is going on only as a level (``MIN_SAMPLES`` samples, counted no
+    # Sitting at the bottom is going on only as a level of ``EXIT_SETTLE_SAMPLES`` (counted no
     # denser than the interval): a teardown that freed the kept data in one interval spends
-    # a few more at the bottom ending the interpreter, longer than the fall on a loaded machine.
+    # a few more at the bottom ending the interpreter, more on a loaded machine.
     held = _held_samples(timeline, bottom, last)
-    if fell and (sat <= times[bottom] - times[top] or held < MIN_SAMPLES):
+    if fell and held < EXIT_SETTLE_SAMPLES:
         level = _level_before_exit(timeline, tolerance, top, last)
         return top if level is None else level
     return last
@@ -168,12 +215,14 @@ def _held_samples(timeline: Timeline, first: int, last: int) -> int:
 
 def _level_before_exit(timeline: Timeline, tolerance: float, top: int, last: int) -> int | None:
     """The last sample of the latest level between the top of a fall and the last sample: a
-    level as at the bottom (``MIN_SAMPLES`` samples within ``tolerance`` of each other, counted
-    no denser than the interval), more than ``tolerance`` above the last sample and lasting at
-    least as long as the fall from it to the end (the work ended there, after giving back what
-    it rose to; the teardown came after). A few samples half way down are a teardown that
-    stalled (descheduled on a busy machine while it unmapped), not where the work ended. None
-    when the fall has no such level."""
+    level held as long as the bottom must be to be the run going on (``EXIT_SETTLE_SAMPLES``
+    samples within ``tolerance`` of each other, counted no denser than the interval), more than
+    ``tolerance`` above the last sample and lasting at least as long as the fall from it to the
+    end (the work ended there, after giving back what it rose to; the teardown came after).
+    Shorter, it is a teardown that stalled (descheduled on a busy machine while it unmapped, or
+    freeing one object before the next): a job that freed a 114 MiB temporary as it ended held
+    the rest 8 to 10 samples before its exit fell, and read "ramp" or "retained" by the run
+    against a threshold of 10. None when the fall has no such level."""
     highs, times = timeline.highs, timeline.times
     j = last - 1
     while j > top:
@@ -182,7 +231,7 @@ def _level_before_exit(timeline: Timeline, tolerance: float, top: int, last: int
             k -= 1
         lasted = times[j] - times[k]
         if (
-            _held_samples(timeline, k, j) >= MIN_SAMPLES
+            _held_samples(timeline, k, j) >= EXIT_SETTLE_SAMPLES
             and highs[j] - highs[last] > tolerance
             and lasted >= times[last] - times[j]
         ):
@@ -212,7 +261,7 @@ def classify_lifespan(
     if not len(timeline):
         return _unjudged(0, tol, f"no samples, fewer than {MIN_SAMPLES}")
     level_at = _first_level(timeline, tol)
-    first = level_at[0] if level_at is not None else _half(timeline)
+    first = level_at[0] if level_at is not None else _restart(timeline, tol)
     last = exit_start(timeline, tol, first)
     times, values = timeline.times, timeline.values
     judged = timeline.window(times[first], times[last])
@@ -223,10 +272,12 @@ def classify_lifespan(
             f"to {format_size(level)})"
         )
     else:
-        level = statistics.median(judged.values[:EDGE_SAMPLES])
+        # The sample the program started from (near the floor, see ``_restart``): the samples
+        # after it are already its work, rising.
+        level = float(values[first])
         startup = (
-            "over the second half of its run (its memory held no level before: the first "
-            f"{seconds(times[first] - times[0])} count as its start-up)"
+            f"after its start-up (the first {seconds(times[first] - times[0])}, to "
+            f"{format_size(level)}; no level held before its work)"
         )
     end = _end_before_exit(timeline, judged, last, anchors)
     ending = _ending(timeline, last, end)
@@ -265,8 +316,8 @@ def _too_brief(timeline: Timeline, first: int, last: int, level: float | None, t
         span = times[last] - times[first]
         if _span_samples(span, interval) >= NO_LEVEL_SAMPLES:
             return ""
-        # "That half", not "it": the command's wall time, in the table, is the whole run.
-        return f"that half lasted {seconds(span)}, {needed}"
+        # "Its work", not "it": the command's wall time, in the table, is the whole run.
+        return f"its work lasted {seconds(span)}, {needed}"
     left = next(
         (
             j
