@@ -205,6 +205,45 @@ def test_a_teardown_stalled_half_way_down_is_still_the_exit(stall: int) -> None:
     assert "retained" == growth.pattern, growth.explanation
 
 
+def test_a_level_the_run_later_gives_back_is_its_work_not_its_start_up() -> None:
+    """A Pool of two workers holding 150 MB each for 1.9 s, closed, then the parent hashing at
+    31 MiB (its start-up and the pool's start fluctuating there): the 360 MiB level was taken
+    for the start-up, and the run read "flat: no growth: it fell 328.6 MiB from its start". What
+    a program loads it keeps to its exit: a spike from where it started."""
+    rng = random.Random(3)
+    values = [0.2, 7.8] + [31.0 + rng.choice((-6.0, 6.0)) for _ in range(30)]
+    values += [360.0] * 190 + [31.0] * 60 + [25.0, 9.0]
+    t = _timeline(values, 0.01)
+    assert (1, False) == startup_end(t, 4 * MIB)
+    growth = classify_lifespan(t, 4 * MIB, anchors=Anchors.of(0, 360 * MIB, "VmHWM", 9 * MIB))
+    assert "spike" == growth.pattern, growth.explanation
+
+
+def test_a_level_reached_by_falling_from_a_peak_is_its_work_not_its_start_up() -> None:
+    """250 MB and 150 MB arrays built over 0.55 s, the first freed, the second kept to the exit
+    while the run hashes: the 171.4 MiB level was taken for the start-up (it lasts longer than
+    twice the rise) and the run read "spike: returned near its start". It rose past that level
+    from where its program started: a ramp, kept in part."""
+    values = [0.2, 7.8] + [7.8 + 7.3 * i for i in range(1, 56)] + [410.0, 171.4]
+    values += [171.4] * 150 + [9.0]
+    t = _timeline(values, 0.01)
+    assert (1, False) == startup_end(t, 4 * MIB)
+    growth = classify_lifespan(t, 4 * MIB, anchors=Anchors.of(0, 410 * MIB, "VmHWM", 9 * MIB))
+    assert "ramp" == growth.pattern, growth.explanation
+
+
+def test_a_peak_within_the_tolerance_of_the_last_sample_is_not_a_missed_end() -> None:
+    """The kernel's peak 40 KiB over the last sample before the exit fall: the sample is where
+    the run ended (it said "it fell from its peak, 257.7 MiB … still growing at its last sample
+    before, 257.7 MiB")."""
+    values = [0.2] + [8.5] * 30 + [8.5 + 2.5 * i for i in range(1, 100)] + [60.0, 9.0]
+    t = _timeline(values, 0.01)
+    peak = max(t.highs[:-2]) + 40 * 1024
+    growth = classify_lifespan(t, MIB, anchors=Anchors.of(0, peak, "VmHWM", 9 * MIB))
+    assert "retained" == growth.pattern, growth.explanation
+    assert "still growing at its last sample" not in growth.explanation, growth.explanation
+
+
 @pytest.mark.parametrize("held", [8, 10, 12])
 def test_a_level_of_a_tenth_of_a_second_before_the_exit_fall_is_the_exit(held: int) -> None:
     """Seen on a numpy job (30 M rows sorted and summed, then its end): a 114 MiB temporary

@@ -171,7 +171,7 @@ def test_a_peak_between_samples_is_named_with_the_sampled_figure() -> None:
     anchors = Anchors.of(50 * MIB, 250 * MIB, "VmHWM (reset at start)", 50 * MIB)
     growth = mb.classify(timeline(values), anchors=anchors)
     assert "spike" == growth.pattern
-    assert "+200.0 MiB at its peak (VmHWM; the highest sample was 0 B)" in growth.explanation
+    assert "+200.0 MiB at its peak (VmHWM; the highest sample judged was 0 B)" in growth.explanation
 
 
 def test_a_rise_that_falls_back_at_the_end_is_no_leak() -> None:

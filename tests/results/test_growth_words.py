@@ -53,6 +53,8 @@ def test_a_commands_words_quote_the_table() -> None:
     assert f"{rows['Δ peak RSS']} at its peak" in words, words
     assert "279.3 MiB" == rows["RSS after start-up"]
     assert "420.0 MiB" == rows["RSS before exit"]
+    # its last sample was taken as it tore down, and the row says so
+    assert "30.0 MiB (its last sample, taken as it exited)" == rows["RSS at end"]
     figures = set(rows.values())
     quoted = {
         s.lstrip("+")
@@ -79,6 +81,7 @@ def test_a_command_judged_whole_has_no_level_rows() -> None:
     labels = [label for label, _ in measurement_table(m).rows]
     assert "RSS after start-up" in labels  # a level after start-up was found
     assert "RSS before exit" not in labels  # no exit fall: its end is the RSS at end
+    assert "10.0 MiB" == dict(measurement_table(m).rows)["RSS at end"]
 
 
 def _retained(held: float) -> mb.Growth:

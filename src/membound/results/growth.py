@@ -316,7 +316,9 @@ class _Shape:
             return f"{format_size(self.hi - self.start_level, signed=True)} at its highest sample"
         source = a.peak_source
         if self.kernel_saw_more():
-            source += f"; the highest sample was {format_size(self.hi - a.start, signed=True)}"
+            source += (
+                f"; the highest sample judged was {format_size(self.hi - a.start, signed=True)}"
+            )
         words = f"{format_size(a.peak - a.start, signed=True)} at its peak ({source})"
         if a.level is not None:
             words += (

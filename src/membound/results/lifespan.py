@@ -11,8 +11,11 @@ the exit as a spike or a ramp. So the verdict is drawn between the two, by
 - **start-up**: up to the first level the memory holds (samples within the tolerance of each
   other, above the tolerance, for ``MIN_SAMPLES`` samples and at least ``LEVEL_OVER_RISE``
   times as long as the rise before them took: a program that pauses while it loads, or a shell
-  that starts it, soon rises again; one that has loaded stays). A program that starts working
-  at once never holds one: then its start-up ends where its program started (the last sample
+  that starts it, soon rises again; one that has loaded stays), and one a loaded program
+  holds: reached from where the program started without rising past it, and never given back
+  before the exit (what a program loads it keeps; a level after a big temporary was freed, or
+  one the run later falls below, is its work). A program that starts working at once never
+  holds one: then its start-up ends where its program started (the last sample
   of the first half near its lowest reading after the first: the interpreter just loaded, or,
   through a shell or a pyenv shim, the last ``exec``), and what follows is judged only when it
   lasts ``NO_LEVEL_SAMPLES`` sampling intervals or more (shorter, it cannot be told from the
@@ -99,19 +102,41 @@ EXIT_SETTLE_SAMPLES = 2 * MIN_SAMPLES
 
 def startup_end(timeline: Timeline, tolerance: float) -> tuple[int, bool]:
     """Where the start-up of a timeline from birth ends: the index of the first sample of its
-    first level, or (when no level begins in the first half) of the sample its program started
-    from (see :func:`_restart`); and whether a level was found.
+    first level, or (when it held none that a loaded program holds) of the sample its program
+    started from (see :func:`_restart`); and whether such a level was found.
 
     A level: samples within ``tolerance`` of each other, above ``tolerance``, for at least
     ``MIN_SAMPLES`` samples and at least ``LEVEL_OVER_RISE`` times as long as the rise before
     it took (a pause while a program loads, or a shell that starts it, is shorter; a program
     that has loaded stays). A process starved on a busy machine can pause longer: what
-    :func:`classify_lifespan` judges after a level allows for that.
+    :func:`classify_lifespan` judges after a level allows for that. And a level that a loaded
+    program holds (:func:`_held_as_loaded`): reached without rising past it from where the
+    program started, never given back before the exit.
     """
     level = _first_level(timeline, tolerance)
-    if level is not None:
+    restart = _restart(timeline, tolerance)
+    if level is not None and _held_as_loaded(timeline, tolerance, restart, level):
         return level[0], True
-    return _restart(timeline, tolerance), False
+    return restart, False
+
+
+def _held_as_loaded(
+    timeline: Timeline, tolerance: float, restart: int, level: tuple[int, int]
+) -> bool:
+    """Whether the level ``level`` (its first and last index) is what a loaded program holds:
+    from the sample its program started at (``restart``) memory rose to it without passing it
+    by more than ``tolerance``, and after it memory never fell more than ``tolerance`` below
+    it before the exit fall. What a program loads (its interpreter, its imports) it keeps to
+    its exit; a level that rose past and came back (a 250 MB array freed, 150 MB kept) or that
+    the run later gave back (a pool's workers' arrays, then work at 31 MiB) was the job's work,
+    and counted as start-up it read as "flat" or as a "spike" back to where it began."""
+    first, end = level
+    highs = timeline.highs
+    held = statistics.median(timeline.values[first : end + 1])
+    if restart < first and max(highs[restart:first]) > held + tolerance:
+        return False
+    last = exit_start(timeline, tolerance, first)
+    return last <= end or min(highs[end : last + 1]) >= held - tolerance
 
 
 def _half(timeline: Timeline) -> int:
@@ -260,11 +285,11 @@ def classify_lifespan(
     tol = float(tolerance if tolerance is not None else default_tolerance(timeline.values))
     if not len(timeline):
         return _unjudged(0, tol, f"no samples, fewer than {MIN_SAMPLES}")
-    level_at = _first_level(timeline, tol)
-    first = level_at[0] if level_at is not None else _restart(timeline, tol)
+    first, found = startup_end(timeline, tol)
     last = exit_start(timeline, tol, first)
     times, values = timeline.times, timeline.values
     judged = timeline.window(times[first], times[last])
+    level_at = _first_level(timeline, tol) if found else None
     if level_at is not None:
         level = statistics.median(values[level_at[0] : level_at[1] + 1])
         startup = (
@@ -279,7 +304,7 @@ def classify_lifespan(
             f"after its start-up (the first {seconds(times[first] - times[0])}, to "
             f"{format_size(level)}; no level held before its work)"
         )
-    end = _end_before_exit(timeline, judged, last, anchors)
+    end = _end_before_exit(timeline, judged, last, anchors, tol)
     ending = _ending(timeline, last, end)
     kept = effective_samples(judged)
     if kept < MIN_SAMPLES:
@@ -339,11 +364,13 @@ def _too_brief(timeline: Timeline, first: int, last: int, level: float | None, t
 
 
 def _end_before_exit(
-    timeline: Timeline, judged: Timeline, last: int, anchors: Anchors | None
+    timeline: Timeline, judged: Timeline, last: int, anchors: Anchors | None, tolerance: float
 ) -> float:
     """The level the run's work ended on, before its exit fall: its last sample before the
-    fall, or the kernel's peak (from ``anchors``) when the run was still growing at that sample
-    fast enough to reach it before the fall's first sample."""
+    fall, or the kernel's peak (from ``anchors``) when that peak is more than ``tolerance``
+    above it and the run was still growing at that sample fast enough to reach it before the
+    fall's first sample (within the tolerance, the sample is the end: a run said "it fell from
+    its peak, 257.7 MiB … still growing at its last sample before, 257.7 MiB")."""
     highs = timeline.highs
     if last >= len(highs) - 1:
         return float(highs[last]) if len(highs) else 0.0
@@ -351,7 +378,7 @@ def _end_before_exit(
     if anchors is None or anchors.peak <= end:
         return end
     gap = timeline.times[last + 1] - timeline.times[last]
-    if 0 < anchors.peak - end <= _tail_slope(judged) * gap:
+    if tolerance < anchors.peak - end <= _tail_slope(judged) * gap:
         return float(anchors.peak)
     return end
 
