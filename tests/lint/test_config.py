@@ -154,3 +154,42 @@ def test_exclude_and_ruffs_excludes_leave_files_out(
     )
     assert {"./app/a.py", "./vendor/c.py"} == linted(".")
     assert {"app/generated/b.py"} == linted("app/generated/b.py")
+
+
+def test_migrations_under_ruffs_exclude_are_checked_and_what_it_leaves_out_is_said(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A project that leaves its migrations out of ruff (generated code, for its style checks)
+    had every data migration left out of membound's, in silence: two of four held-out
+    applications. ruff's excludes still leave other files out, and a note says how many."""
+    from membound.cli.main import main
+
+    monkeypatch.chdir(tmp_path)
+    loads = (
+        "def forwards(apps, schema_editor):\n    for u in User.objects.all():\n        u.save()\n"
+    )
+    for name in ("shop/migrations/0002_fill.py", "shop/generated/x.py", "shop/jobs.py"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(loads)
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.ruff]\nexclude = ["migrations", "shop/generated/*"]\n'
+    )
+    main(["lint", "--hints", "."])
+    captured = capsys.readouterr()
+    linted = {line.split(":")[0] for line in captured.out.splitlines() if ": MB" in line}
+    assert "./shop/migrations/0002_fill.py" in linted, captured.out
+    assert "./shop/generated/x.py" not in linted, captured.out
+    notes = [line for line in captured.err.splitlines() if "ruff's exclude" in line]
+    assert 1 == len(notes), captured.err
+    assert "1 file(s) left out by ruff's exclude in pyproject.toml" in notes[0]
+    assert (
+        "1 migration(s) under ruff's exclude in pyproject.toml checked all the same" in (notes[0])
+    )
+    # membound's own exclude leaves a migration out, and says nothing of it
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.ruff]\nexclude = ["migrations"]\n[tool.membound.lint]\nexclude = ["migrations"]\n'
+    )
+    main(["lint", "--hints", "."])
+    captured = capsys.readouterr()
+    assert "migrations/0002_fill.py" not in captured.out
+    assert "ruff's exclude" not in captured.err

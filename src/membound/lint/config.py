@@ -145,8 +145,13 @@ class LintConfig:
     """The pyproject.toml the settings came from, if any."""
     exclude: tuple[str, ...] = ()
     """Globs (relative to the configuration file) of files and folders that are not code to
-    check: ``exclude``, plus ruff's ``exclude`` and ``extend-exclude`` from the same file.
-    Files named on the command line are checked all the same, as ruff does."""
+    check (``exclude``). Files named on the command line are checked all the same, as ruff
+    does."""
+    ruff_exclude: tuple[str, ...] = ()
+    """ruff's ``exclude`` and ``extend-exclude`` from the same file: not checked either, except
+    migrations (a project leaves its generated migrations out of its style checks; a data
+    migration that walks a whole table is the job that gets OOM-killed, and two of four
+    held-out applications had every migration left out, in silence)."""
     sizes_file: Path | None = None
     """A sizes file to read (``sizes``, relative to the configuration file)."""
     small_table_rows: int = DEFAULT_SMALL_TABLE_ROWS
@@ -180,10 +185,35 @@ class LintConfig:
         return frozenset(c for c in codes if self.preview or c in self.select)
 
     def excluded(self, filename: str) -> bool:
-        """Whether ``filename`` (found under a folder given) is excluded by :attr:`exclude`: a
-        glob matches its path from the configuration's folder or, without a ``/``, any of its
-        parts (``migrations`` excludes every ``migrations/`` folder, as in ruff)."""
-        if not self.exclude:
+        """Whether ``filename`` (found under a folder given) is excluded: by :attr:`exclude`,
+        or by :attr:`ruff_exclude` when it is no migration (see :meth:`left_to_ruff`). A glob
+        matches its path from the configuration's folder or, without a ``/``, any of its parts
+        (``migrations`` excludes every ``migrations/`` folder, as in ruff)."""
+        return self._matches(filename, self.exclude) or self.left_to_ruff(filename)
+
+    def left_to_ruff(self, filename: str) -> bool:
+        """Whether ``filename`` is left out only by ruff's excludes (never a migration, which
+        is checked all the same)."""
+        return (
+            bool(self.ruff_exclude)
+            and self._matches(filename, self.ruff_exclude)
+            and not self._matches(filename, _MIGRATIONS)
+            and not self._matches(filename, self.exclude)
+        )
+
+    def kept_from_ruff(self, filename: str) -> bool:
+        """Whether ``filename`` is a migration that ruff's excludes cover and that is checked
+        all the same."""
+        return (
+            bool(self.ruff_exclude)
+            and self._matches(filename, self.ruff_exclude)
+            and self._matches(filename, _MIGRATIONS)
+            and not self._matches(filename, self.exclude)
+        )
+
+    def _matches(self, filename: str, globs: tuple[str, ...]) -> bool:
+        """Whether a glob of ``globs`` matches ``filename`` (see :meth:`excluded`)."""
+        if not globs:
             return False
         path = Path(filename)
         try:
@@ -191,7 +221,7 @@ class LintConfig:
         except ValueError:
             rel = PurePosixPath(path.as_posix())
         text = rel.as_posix()
-        for pattern in self.exclude:
+        for pattern in globs:
             glob = pattern.strip("/")
             if "/" in glob:
                 if fnmatch.fnmatchcase(text, glob) or fnmatch.fnmatchcase(text, glob + "/*"):
@@ -417,7 +447,7 @@ def load_config(path: Path, all_codes: Sequence[str]) -> LintConfig:
     root = path.resolve().parent
     ruff = _ruff_excludes(data)
     if section is None:
-        return LintConfig(root=root, source=path, exclude=ruff)
+        return LintConfig(root=root, source=path, ruff_exclude=ruff)
     unknown = sorted(set(section) - set(_KEYS))
     if unknown:
         raise ConfigError(
@@ -451,7 +481,7 @@ def load_config(path: Path, all_codes: Sequence[str]) -> LintConfig:
             f"{path}: [tool.membound.lint] {', '.join(both)} is in both small-models and "
             "large-models"
         )
-    exclude = _strings(section.get("exclude", []), "exclude", path) + ruff
+    exclude = _strings(section.get("exclude", []), "exclude", path)
     sizes_file = None
     if "sizes" in section:
         if not isinstance(section["sizes"], str) or not section["sizes"].strip():
@@ -477,6 +507,7 @@ def load_config(path: Path, all_codes: Sequence[str]) -> LintConfig:
         sizes_file=sizes_file,
         small_table_rows=small_rows,
         exclude=exclude,
+        ruff_exclude=ruff,
     )
 
 

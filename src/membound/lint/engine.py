@@ -410,10 +410,35 @@ _NAMES_SHOWN = 20
 
 def kept(files: Sequence[str], paths: Sequence[str], config: LintConfig) -> list[str]:
     """``files`` less those the configuration excludes; a file named in ``paths`` is kept."""
-    if not config.exclude:
+    if not config.exclude and not config.ruff_exclude:
         return list(files)
     named = {p for p in paths if not os.path.isdir(p)}
     return [f for f in files if f in named or not config.excluded(f)]
+
+
+def ruff_exclude_note(files: Sequence[str], paths: Sequence[str], config: LintConfig) -> str:
+    """One line on what ruff's excludes took out of ``files`` and which migrations they cover
+    were checked all the same, or an empty string (nothing is left out in silence)."""
+    if not config.ruff_exclude:
+        return ""
+    named = {p for p in paths if not os.path.isdir(p)}
+    left = sum(1 for f in files if f not in named and config.left_to_ruff(f))
+    migrations = sum(1 for f in files if f not in named and config.kept_from_ruff(f))
+    if not left and not migrations:
+        return ""
+    source = config.source.name if config.source is not None else "pyproject.toml"
+    said = []
+    if left:
+        said.append(f"{left} file(s) left out by ruff's exclude in {source}")
+    if migrations:
+        said.append(
+            f"{migrations} migration(s) under ruff's exclude in {source} checked all the same "
+            "(a data migration is a job that loads tables)"
+        )
+    return (
+        f"membound lint: note: {'; '.join(said)}; [tool.membound.lint] exclude leaves files "
+        "out of membound's checks"
+    )
 
 
 def _read_calls_many(args: tuple[list[str], LintConfig, str]) -> list[ModuleCalls | None]:
@@ -539,7 +564,9 @@ def lint_paths(
         where = str(exc.filename) if exc.filename is not None else "?"
         unlisted.append(FileError(where, f"cannot list folder: {exc.strerror or exc}"))
 
-    files = kept(list(dict.fromkeys(discover(paths, cannot_list))), paths, config)
+    discovered = list(dict.fromkeys(discover(paths, cannot_list)))
+    files = kept(discovered, paths, config)
+    told = ruff_exclude_note(discovered, paths, config)
     if jobs > 1 and len(files) > 50:
         with ProcessPoolExecutor(max_workers=jobs) as pool:
             with fewer_collections():
@@ -572,7 +599,7 @@ def lint_paths(
         for found in file_findings:
             (hints if found.hint else findings).append(found)
     errors.sort(key=lambda e: e.filename)
-    notes: list[str] = []
+    notes: list[str] = [told] if told else []
     unmatched = config.evidence.unmatched if config.evidence is not None else ()
     if unmatched:
         listed = ", ".join(unmatched[:_NAMES_SHOWN])
