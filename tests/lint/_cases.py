@@ -335,6 +335,28 @@ NEGATIVE["MB102"] += [
     DB + "def f(cur, uid):\n    sql = 'SELECT * FROM token t WHERE t.user_id = ? AND revoked = 0'\n"
     "    cur.execute(sql, (uid,))\n    return cur.fetchall()\n",
 ]
+# The key's condition joined by AND at the statement's top: an OR inside a group picks among
+# that owner's rows (FitTrackee's comments of one workout), and a subquery's own WHERE is its own.
+NEGATIVE["MB102"] += [
+    DB
+    + "def f(cur, wid, uid):\n    cur.execute('''SELECT c.* FROM comments c\n"
+    "        WHERE c.workout_id = :wid AND c.user_id NOT IN (SELECT b.user_id FROM blocked b\n"
+    "          WHERE b.by_user_id = :uid) AND (c.user_id = :uid OR c.visibility = 'PUBLIC')\n"
+    "        ORDER BY c.created_at''', {'wid': wid, 'uid': uid})\n"
+    "    return cur.fetchall()\n",
+]
+POSITIVE["MB102"] += [
+    # the key given only inside a subquery: every comment not by a blocked user
+    DB
+    + "def f(cur, uid):\n    cur.execute('''SELECT c.* FROM comments c WHERE c.user_id NOT IN\n"
+    "        (SELECT b.user_id FROM blocked b WHERE b.by_user_id = :uid)''', {'uid': uid})\n"
+    "    return cur.fetchall()  # HIT\n",
+    # an OR at the top widens the owner's rows to every public one
+    DB
+    + "def f(cur, wid):\n    cur.execute('''SELECT * FROM comments WHERE workout_id = :wid\n"
+    "        AND deleted = 0 OR visibility = 'PUBLIC' ''', {'wid': wid})\n"
+    "    return cur.fetchall()  # HIT\n",
+]
 # One owner's rows by a bound parameter, each execution its own value.
 NEGATIVE["MB102"] += [
     SA + "from sqlalchemy import bindparam\n"

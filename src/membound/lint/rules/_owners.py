@@ -234,35 +234,69 @@ def owner_filter(ctx: ModuleContext, link: Link, depth: int = 0) -> bool:
     for kw in keywords:
         if kw.arg is None:
             pairs.extend(_dict_items(ctx, kw.value))  # ``filter(**filters)``
+            branches = _dicts_assigned(ctx, kw.value)
+            if branches and all(
+                any(_owner_keyword(ctx, key, value, depth) for key, value in branch)
+                for branch in branches
+            ):
+                return True  # ``filters = {"email_id": x.id}`` or ``{"thread_id": …}``
         else:
             pairs.append((kw.arg, kw.value))
-    for arg_name, value in pairs:
-        parts = arg_name.split("__")
-        if parts[-1] == "in" and len(parts) > 1:
-            # ``submission_id__in=ids`` / ``event__in=events``: the rows of owners in hand, or
-            # of a query that is itself the rows of one owner.
-            if (_in_memory_list(ctx, value) or owners_query(ctx, value, depth + 1)) and (
-                _is_key_column(parts[-2])
-                or _strip_key(parts[-2]) in _OWNERS
-                or parts[-2].lower() in _IDENTITY
-            ):
-                return True
-            continue
-        if parts[-1] in ("exact", "iexact") and len(parts) > 1:
-            parts = parts[:-1]  # ``email__iexact=email``: an equality
-        elif parts[-1] in ("startswith", "istartswith") and len(parts) > 1:
-            # ``username__startswith=user.username``: the rows sharing one whole identifying
-            # value as a prefix (its numbered variants), not a letter's worth of rows
-            if parts[-2].lower() in _IDENTITY and _is_value_in_hand(value):
-                return True
-            continue
-        elif parts[-1] in _LOOKUPS:
-            continue
-        if _owner_match(parts[-1], value):
-            return True
+    if any(_owner_keyword(ctx, arg_name, value, depth) for arg_name, value in pairs):
+        return True
     if any(_owner_match(column, value) for column, value, _ in equalities(args)):
         return True
     return _owners_in(ctx, args, depth)
+
+
+def _owner_keyword(ctx: ModuleContext, arg_name: str, value: ast.expr, depth: int) -> bool:
+    """``arg_name=value`` of a Django filter keeps the rows of one owner, of owners or keys in
+    hand, or of one identifying value (see :func:`owner_filter`)."""
+    parts = arg_name.split("__")
+    if parts[-1] == "in" and len(parts) > 1:
+        # ``submission_id__in=ids`` / ``event__in=events``: the rows of owners in hand, or of a
+        # query that is itself the rows of one owner.
+        return (_in_memory_list(ctx, value) or owners_query(ctx, value, depth + 1)) and (
+            _is_key_column(parts[-2])
+            or _strip_key(parts[-2]) in _OWNERS
+            or parts[-2].lower() in _IDENTITY
+        )
+    if parts[-1] in ("exact", "iexact") and len(parts) > 1:
+        parts = parts[:-1]  # ``email__iexact=email``: an equality
+    elif parts[-1] in ("startswith", "istartswith") and len(parts) > 1:
+        # ``username__startswith=user.username``: the rows sharing one whole identifying value
+        # as a prefix (its numbered variants), not a letter's worth of rows
+        return parts[-2].lower() in _IDENTITY and _is_value_in_hand(value)
+    elif parts[-1] in _LOOKUPS:
+        return False
+    return _owner_match(parts[-1], value)
+
+
+def _dicts_assigned(ctx: ModuleContext, expr: ast.expr) -> list[list[tuple[str, ast.expr]]]:
+    """The string keys and values of each ``{...}`` literal or ``dict(k=v)`` assigned to
+    ``filters`` in ``filter(**filters)`` when it is assigned more than once (one branch each:
+    ``if …: filters = {"email__thread_id": t.id} elif …: filters = {"email_id": e.id}``); empty
+    when any of its values is something else."""
+    if not isinstance(expr, ast.Name):
+        return []
+    values = ctx.assigned_values(expr.id, expr)
+    if len(values) < 2:
+        return []
+    branches: list[list[tuple[str, ast.expr]]] = []
+    for value in values:
+        if isinstance(value, ast.Dict):
+            branches.append(
+                [
+                    (key.value, item)
+                    for key, item in zip(value.keys, value.values, strict=False)
+                    if isinstance(key, ast.Constant) and isinstance(key.value, str)
+                ]
+            )
+        elif isinstance(value, ast.Call) and last_name(value.func) == "dict":
+            branches.append([(kw.arg, kw.value) for kw in value.keywords if kw.arg])
+        else:
+            return []
+    return branches
 
 
 def _owners_in(ctx: ModuleContext, args: Iterable[ast.expr], depth: int) -> bool:

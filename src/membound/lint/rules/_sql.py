@@ -30,7 +30,7 @@ _COLUMN_GIVEN = re.compile(
     rf"(?:=\s*(?:{_PARAM}|{_FORMATTED})|IN\s*\(?\s*{_PARAM}|=\s*ANY\s*\(\s*{_PARAM})",
     re.IGNORECASE,
 )
-_WHERE = re.compile(r"\bWHERE\b(.*)", re.IGNORECASE | re.DOTALL)
+_WHERE_WORD = re.compile(r"\bWHERE\b", re.IGNORECASE)
 _OR = re.compile(r"\bOR\b", re.IGNORECASE)
 
 # A LIMIT (or its dialect spellings) in literal SQL bounds the rows a statement returns. The bound
@@ -80,11 +80,50 @@ def sql_is_bounded(sql: str) -> bool:
 def scoped_by_key(sql: str) -> bool:
     """``SELECT ... WHERE event_id = %s``: the rows of one key or owner given as a parameter
     (or a list of them), with no ``OR`` that could widen it. A shared attribute
-    (``WHERE state = %s``) is no such bound."""
-    where = _WHERE.search(sql)
-    if where is None or _OR.search(where.group(1)):
+    (``WHERE state = %s``) is no such bound.
+
+    Read on the statement's own ``WHERE`` clause, by parentheses: the key's condition must be
+    one of its conditions joined by ``AND`` at the top (``WHERE c.workout_id = :workout_id AND
+    (c.user_id = :user_id OR …)`` keeps one workout's rows, whatever the parenthesised ``OR``
+    picks among them), not a condition inside a subquery or a group, and an ``OR`` at the top
+    could widen it to other rows."""
+    clause = _top_where(sql)
+    if clause is None:
         return False
-    return any(names_a_row(column) for column in _COLUMN_GIVEN.findall(sql))
+    text, depths = clause
+    if any(depths[m.start()] == 0 for m in _OR.finditer(text)):
+        return False
+    return any(
+        depths[m.start()] == 0 and names_a_row(m.group(1)) for m in _COLUMN_GIVEN.finditer(text)
+    )
+
+
+#: Where a statement's ``WHERE`` clause ends: its next clause at the same depth.
+_AFTER_WHERE = re.compile(
+    r"\b(?:GROUP\s+BY|ORDER\s+BY|HAVING|LIMIT|UNION|EXCEPT|INTERSECT|WINDOW|FOR\s+UPDATE)\b",
+    re.IGNORECASE,
+)
+
+
+def _top_where(sql: str) -> tuple[str, list[int]] | None:
+    """The text of the first ``WHERE`` clause at the statement's own level (outside every
+    parenthesis), from ``WHERE`` to its next clause at that level, with the parenthesis depth
+    at each of its characters (0 at the top); None when there is none."""
+    depth, depths = 0, []
+    for char in sql:
+        if char == ")":
+            depth = max(0, depth - 1)
+        depths.append(depth)
+        if char == "(":
+            depth += 1
+    where = next((m for m in _WHERE_WORD.finditer(sql) if depths[m.start()] == 0), None)
+    if where is None:
+        return None
+    end = next(
+        (m.start() for m in _AFTER_WHERE.finditer(sql, where.end()) if depths[m.start()] == 0),
+        len(sql),
+    )
+    return sql[where.start() : end], depths[where.start() : end]
 
 
 def literal_pieces(ctx: ModuleContext, stmt: ast.AST) -> list[str]:
