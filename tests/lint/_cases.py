@@ -357,6 +357,21 @@ POSITIVE["MB102"] += [
     "        AND deleted = 0 OR visibility = 'PUBLIC' ''', {'wid': wid})\n"
     "    return cur.fetchall()  # HIT\n",
 ]
+# SQL text a statement is built from (``from_statement(text(sql))``), one text per branch.
+NEGATIVE["MB102"] += [
+    SA
+    + "def f(s, wid, user):\n    if user:\n"
+    "        sql = 'SELECT c.* FROM comments c WHERE c.workout_id = :wid AND c.hidden = 0'\n"
+    "    else:\n        sql = 'SELECT c.* FROM comments c WHERE c.workout_id = :wid'\n"
+    "    return s.scalars(select(Comment).from_statement(text(sql)).params(wid=wid)).all()\n",
+]
+POSITIVE["MB102"] += [
+    SA
+    + "def f(s, wid, user):\n    if user:\n"
+    "        sql = 'SELECT c.* FROM comments c WHERE c.workout_id = :wid'\n"
+    "    else:\n        sql = 'SELECT c.* FROM comments c WHERE c.public = 1'\n"
+    "    return s.scalars(select(Comment).from_statement(text(sql))).all()  # HIT\n",
+]
 # One owner's rows by a bound parameter, each execution its own value.
 NEGATIVE["MB102"] += [
     SA + "from sqlalchemy import bindparam\n"

@@ -176,11 +176,30 @@ def statement_bounded(ctx: ModuleContext, call: ast.Call) -> bool:
         return True
     if scoped_by_key(" ".join(pieces)):
         return True
+    if any(_text_bounded(ctx, name) for name in _names_within(stmt)):
+        return True
     return any(
         (link.kind == "method" and link.name in ("limit", "fetch", "slice", "group_by"))
         or key_in_list(ctx, link)
         or aggregate_select(ctx, link)
         for link in ctx.expand(stmt)
+    )
+
+
+def _names_within(stmt: ast.AST) -> list[ast.Name]:
+    """The names read inside a statement built by calls (``sql`` in
+    ``select(M).from_statement(text(sql))``), not the statement itself."""
+    if isinstance(stmt, ast.Name):
+        return []
+    return [node for node in ast.walk(stmt) if isinstance(node, ast.Name)]
+
+
+def _text_bounded(ctx: ModuleContext, name: ast.Name) -> bool:
+    """``name`` holds SQL text that returns few rows in each of its assigned values (one per
+    branch of an ``if``): a ``LIMIT``, an aggregate, or a key given at its ``WHERE``'s top."""
+    texts = [ctx.string_value(v) for v in ctx.assigned_values(name.id, name)]
+    return bool(texts) and all(
+        t is not None and (sql_is_bounded(t) or scoped_by_key(t)) for t in texts
     )
 
 
