@@ -279,3 +279,79 @@ def test_a_query_filtered_on_its_own_name_is_judged_and_the_file_checked(tmp_pat
     lines = SELF_NAMED.splitlines()
     reported = {lines[f.row - 1].split("# ")[-1]: f.kind for f in result.findings}
     assert {"WHOLE every shift": "finding"} == reported
+
+
+ARCHIVE = """\
+from django.db import models
+
+
+class MailingList(models.Model):
+    name = models.TextField()
+
+
+class State(models.Model):
+    label = models.TextField()
+
+
+class Email(models.Model):
+    mailinglist = models.ForeignKey(MailingList, on_delete=models.CASCADE)
+    status = models.ForeignKey(State, on_delete=models.CASCADE)
+    subject = models.TextField()
+
+
+def month(mlist, begin, end):
+    return list(Email.objects.filter(mailinglist=mlist, date__gte=begin))  # BOUND one list
+
+
+def month_by_key(mlist):
+    return list(Email.objects.filter(mailinglist_id=mlist.pk))  # BOUND one list by its key
+
+
+def unlisted():
+    return list(Email.objects.filter(mailinglist=None))  # NONE every row without a list
+
+
+def in_state(state):
+    return list(Email.objects.filter(status=state))  # SHARED a state many rows share
+"""
+
+MOVED = """\
+from django.db import migrations
+
+
+def move(apps, schema_editor):
+    Old = apps.get_model("autoreply", "Alias")
+    for old in Old.objects.all():  # DELETED another app's model of the same name
+        old.save()
+"""
+
+
+def test_a_foreign_key_fixed_to_a_value_in_hand_is_one_owners_rows(tmp_path: Path) -> None:
+    """A filter on a field the model declares a ``ForeignKey`` keeps one owner's rows, whatever
+    the names say (``mailinglist=mlist``: the names share nothing); not when it is ``None``,
+    nor when the key is a shared attribute. And ``apps.get_model("autoreply", "Alias")`` in a
+    migration is not the ``admin`` app's ``Alias``: its size is not that table's."""
+    (tmp_path / "archive").mkdir()
+    (tmp_path / "archive" / "models.py").write_text(ARCHIVE)
+    (tmp_path / "admin").mkdir()
+    (tmp_path / "admin" / "models.py").write_text(
+        "from django.db import models\n\n\nclass Alias(models.Model):\n"
+        "    address = models.TextField()\n"
+    )
+    (tmp_path / "autoreply" / "migrations").mkdir(parents=True)
+    (tmp_path / "autoreply" / "migrations" / "0003_move.py").write_text(MOVED)
+    sizes = TableSizes(
+        tables={"archive_email": 2_500_000, "admin_alias": 13_000, "archive_mailinglist": 250},
+        source="t",
+    )
+    result = lint_paths([str(tmp_path)], LintConfig(sizes=sizes))
+    lines = {"models.py": ARCHIVE.splitlines(), "0003_move.py": MOVED.splitlines()}
+    reported = {
+        lines[Path(f.filename).name][f.row - 1].split("# ")[-1]: f.kind
+        for f in (*result.findings, *result.hints)
+    }
+    assert {
+        "NONE every row without a list": "finding",
+        "SHARED a state many rows share": "finding",
+        "DELETED another app's model of the same name": "hint",
+    } == reported

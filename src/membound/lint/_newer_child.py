@@ -31,8 +31,10 @@ def _main() -> None:
         e = job["evidence"]
         sizes = TableSizes(e["tables"], e["models"], e["source"], frozenset(e["capped"]))
         shapes = {
-            path: ModelShape(tuple(frozenset(k) for k in unique), plain, identified, fields)
-            for path, (unique, plain, identified, fields) in e["shapes"].items()
+            path: ModelShape(
+                tuple(frozenset(k) for k in unique), plain, identified, fields, frozenset(keys)
+            )
+            for path, (unique, plain, identified, fields, keys) in e["shapes"].items()
         }
         tables = ModelTables(e["by_path"], shapes, e["modules"])
         calls = CallGraph(e.get("batch", {}), e.get("batch_modules", {}))

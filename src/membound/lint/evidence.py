@@ -88,6 +88,27 @@ class Evidence:
         rows = self.sizes.table_rows(table)
         return None if rows is None else self.sized(rows, table)
 
+    def of_app_model(self, app: str, model: str) -> TableSize | None:
+        """The size of the table of ``apps.get_model(app, model)`` in a migration: Django's
+        default table (``app_model``) when the sizes name it, else the project's model of that
+        name when it belongs to that app (its table is ``app_…``, or its module path has the
+        app's package in it). A model of another app that shares the name is another table
+        (``get_model("autoreply", "Alias")`` is not ``admin.Alias``); a model the app has since
+        deleted has no class left to map, and no size here."""
+        default = f"{app}_{model}".lower()
+        rows = self.sizes.table_rows(default)
+        if rows is not None:
+            return self.sized(rows, default)
+        ours = [
+            path
+            for path, table in self.tables.by_path.items()
+            if path.rsplit(".", 1)[-1].lower() == model.lower()
+            and (table.startswith(f"{app.lower()}_") or app in path.split(".")[:-1])
+        ]
+        if len(ours) != 1:
+            return None
+        return self.of_model(ours[0], model)
+
     def of_sql(self, texts: Iterable[str]) -> TableSize | None:
         """The size that decides for SQL reading these texts' tables: the biggest known table
         when one is big, a small one when every table named is known and small, else None."""

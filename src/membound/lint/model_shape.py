@@ -88,6 +88,9 @@ class ModelShape:
     identified: bool = False
     """A unique identifying text field (``name``, ``code``...)."""
     fields: int = 0
+    foreign_keys: frozenset[str] = frozenset()
+    """Fields that hold a key of another table's row (``ForeignKey``, ``OneToOneField``, a
+    ``Column(ForeignKey(…))``): a filter fixing one keeps the rows of one owner."""
 
     @property
     def lookup(self) -> bool:
@@ -218,6 +221,7 @@ def shape_of(
     plain = all(_is_plain(f) for f in fields if f.name not in ("id", "pk"))
     identified = any(f.unique and f.kind == "scalar" and _is_identity(f.name) for f in scalars)
     count = len(scalars)
+    keys = {f.name for f in fields if f.kind == "fk"}
     for base in cls.bases:
         name = base.attr if isinstance(base, ast.Attribute) else getattr(base, "id", "")
         shape = bases_here.get(name)
@@ -226,6 +230,7 @@ def shape_of(
             plain = plain and shape.plain
             identified = identified or shape.identified
             count += shape.fields
+            keys |= shape.foreign_keys
         elif name not in _ROOT_BASES:
             plain = False  # fields defined elsewhere, or by a class not known to be a model
-    return ModelShape(tuple(dict.fromkeys(unique)), plain, identified, count)
+    return ModelShape(tuple(dict.fromkeys(unique)), plain, identified, count, frozenset(keys))

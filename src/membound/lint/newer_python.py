@@ -92,6 +92,7 @@ def _job(paths: Sequence[str], config: LintConfig, all_codes: Sequence[str]) -> 
                     shape.plain,
                     shape.identified,
                     shape.fields,
+                    sorted(shape.foreign_keys),
                 ]
                 for path, shape in e.tables.shapes.items()
             },

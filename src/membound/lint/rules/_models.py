@@ -1,5 +1,6 @@
 """Which model a query chain reads, and what its definition bounds (``lint/model_shape.py``):
-a filter on a unique key, and a lookup table of named values."""
+a filter on a unique key, one on a foreign key (one owner's rows), and a lookup table of named
+values."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ from collections.abc import Sequence
 from membound.lint.context import ModuleContext
 from membound.lint.expression_chains import Link, dotted
 from membound.lint.model_shape import FRAMEWORK_LOOKUP_LABELS, ModelShape
-from membound.lint.rules._owners import equalities, memberships
+from membound.lint.rules._owners import equalities, memberships, shared_attribute
 
 __all__ = [
     "MANAGERS",
+    "foreign_key_bound",
     "get_model_call",
     "lookup_table",
     "model_name",
@@ -207,3 +209,40 @@ def unique_bound(ctx: ModuleContext, chain: Sequence[Link]) -> bool:
         if any(len(key) == 1 and key <= listed for key in shape.unique):
             return True
     return any(key <= equal for key in shape.unique)
+
+
+def foreign_key_bound(ctx: ModuleContext, chain: Sequence[Link]) -> bool:
+    """A filter step of ``chain`` fixes a foreign key of the model to one value in hand, a name
+    or attribute, not a constant (``filter(mailinglist=mlist)`` on an ``Email`` whose
+    ``mailinglist`` is a ``ForeignKey``, or ``mailinglist_id=…``): the rows of one owner,
+    whatever the names say. A key to a shared attribute (``status``, ``language``,
+    ``content_type``) keeps a share of the table, not an owner's rows; ``None`` keeps every row
+    without one."""
+    shape = query_shape(ctx, chain)
+    if shape is None or not shape.foreign_keys:
+        return False
+    for link in chain:
+        if link.kind != "method" or link.name not in ("filter", "filter_by", "where"):
+            continue
+        if not isinstance(link.node, ast.Call):
+            continue
+        equal, _ = _fixed_fields(ctx, link.node)
+        for field in equal:
+            key = field.removesuffix("_id") if field not in shape.foreign_keys else field
+            if key in shape.foreign_keys and not shared_attribute(key):
+                value = _fixed_value(link.node, field)
+                if value is not None and not isinstance(value, ast.Constant):
+                    return True
+    return False
+
+
+def _fixed_value(call: ast.Call, field: str) -> ast.expr | None:
+    """The value ``call`` fixes ``field`` to (``field=value``, ``field__exact=value`` or
+    ``Model.field == value``), or None."""
+    for kw in call.keywords:
+        if kw.arg in (field, f"{field}__exact"):
+            return kw.value
+    for column, value, _ in equalities(call.args):
+        if column == field:
+            return value
+    return None

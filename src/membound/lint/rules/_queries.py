@@ -13,7 +13,13 @@ import ast
 
 from membound.lint.context import SQLALCHEMY_ROOTS, ModuleContext
 from membound.lint.expression_chains import Link
-from membound.lint.rules._models import MANAGERS, lookup_table, model_name, unique_bound
+from membound.lint.rules._models import (
+    MANAGERS,
+    foreign_key_bound,
+    lookup_table,
+    model_name,
+    unique_bound,
+)
 from membound.lint.rules._owners import key_in_list, last_name, owner_filter, shared_attribute
 from membound.lint.rules._sql import aggregate_select, statement_bounded
 
@@ -173,7 +179,8 @@ def _ranked(chain: list[Link]) -> bool:
 def bounded_variant(ctx: ModuleContext, chain: list[Link], code: str, model: str | None) -> bool:
     """Bounds the rules accept for a query that has no LIMIT: the user's ``small-models``, a
     lookup table (``lint/model_shape.py``), an aggregate, or (unless the model is in
-    ``large-models``, or ``code``'s preview variants run) the rows of one owner."""
+    ``large-models``, or ``code``'s preview variants run) the rows of one owner (named so, or
+    a foreign key of the model's definition fixed to a value in hand)."""
     size = ctx.model_size(model)
     if size == "small" or (size is None and lookup_table(ctx, chain)):
         return True
@@ -181,8 +188,10 @@ def bounded_variant(ctx: ModuleContext, chain: list[Link], code: str, model: str
         return True
     if size == "large" or code in ctx.preview:
         return False
-    return any(owner_filter(ctx, link) for link in chain) or any(
-        link.kind == "attr" and link.name.endswith("_set") for link in chain[1:]
+    return (
+        any(owner_filter(ctx, link) for link in chain)
+        or foreign_key_bound(ctx, chain)
+        or any(link.kind == "attr" and link.name.endswith("_set") for link in chain[1:])
     )
 
 

@@ -51,10 +51,8 @@ def query_size(
     found = get_model_call(ctx, chain) if chain else None
     if found is not None:
         app, model = found
-        size = evidence.of_model(None, model)
-        if size is None:  # Django's default table: no class of that name was mapped
-            rows = evidence.sizes.table_rows(f"{app}_{model}".lower())
-            size = None if rows is None else evidence.sized(rows, f"{app}_{model}".lower())
+        # The app's own model or table, never another app's model of the same name.
+        size = evidence.of_app_model(app, model)
         if size is not None:
             return size
     if chain:
