@@ -355,3 +355,65 @@ def test_a_foreign_key_fixed_to_a_value_in_hand_is_one_owners_rows(tmp_path: Pat
         "SHARED a state many rows share": "finding",
         "DELETED another app's model of the same name": "hint",
     } == reported
+
+
+QUEUES = """\
+from django.db import models
+
+
+class Thread(models.Model):
+    starting_email = models.TextField(null=True)
+    finished = models.BooleanField(default=False)
+
+
+def repair():
+    for thread in Thread.objects.filter(starting_email__isnull=True):  # DRAINED field set
+        thread.starting_email = "first"
+        thread.save()
+
+
+def finish():
+    todo = Thread.objects.filter(finished=False)
+    for thread in todo:  # DRAINED through a name
+        thread.finished = True
+        thread.save()
+
+
+def purge():
+    for thread in Thread.objects.filter(finished=True):  # DRAINED deleted
+        thread.delete()
+
+
+def reattach():
+    for thread in Thread.objects.filter(starting_email__isnull=True):  # KEPT rows stay
+        if thread.pk % 2:
+            thread.touch()
+"""
+
+QUEUE_MIGRATION = """\
+from django.db import migrations
+
+
+def forwards(apps, schema_editor):
+    Thread = apps.get_model("forum", "Thread")
+    for thread in Thread.objects.filter(finished=False):  # ONCE a migration runs once
+        thread.finished = True
+        thread.save()
+"""
+
+
+def test_a_queue_the_loop_drains_is_no_whole_table_load(tmp_path: Path) -> None:
+    """A job that loads the rows in one state and takes each out of it (sets the field it
+    filters on, or deletes the row) loads what came in since its last run: no finding, however
+    big the table. A migration runs once; a loop that leaves rows in the state loads them again."""
+    (tmp_path / "forum" / "migrations").mkdir(parents=True)
+    (tmp_path / "forum" / "models.py").write_text(QUEUES)
+    (tmp_path / "forum" / "migrations" / "0002_finish.py").write_text(QUEUE_MIGRATION)
+    sizes = TableSizes(tables={"forum_thread": 700_000}, source="t")
+    result = lint_paths([str(tmp_path)], LintConfig(sizes=sizes))
+    lines = {"models.py": QUEUES.splitlines(), "0002_finish.py": QUEUE_MIGRATION.splitlines()}
+    reported = {
+        lines[Path(f.filename).name][f.row - 1].split("# ")[-1]: f.kind
+        for f in (*result.findings, *result.hints)
+    }
+    assert {"KEPT rows stay": "finding", "ONCE a migration runs once": "finding"} == reported

@@ -13,6 +13,7 @@ import ast
 
 from membound.lint.context import SQLALCHEMY_ROOTS, ModuleContext
 from membound.lint.expression_chains import Link
+from membound.lint.rules._drained import drained_queue
 from membound.lint.rules._models import (
     MANAGERS,
     foreign_key_bound,
@@ -180,7 +181,8 @@ def bounded_variant(ctx: ModuleContext, chain: list[Link], code: str, model: str
     """Bounds the rules accept for a query that has no LIMIT: the user's ``small-models``, a
     lookup table (``lint/model_shape.py``), an aggregate, or (unless the model is in
     ``large-models``, or ``code``'s preview variants run) the rows of one owner (named so, or
-    a foreign key of the model's definition fixed to a value in hand)."""
+    a foreign key of the model's definition fixed to a value in hand), or a work queue the
+    loop drains (``lint/rules/_drained.py``)."""
     size = ctx.model_size(model)
     if size == "small" or (size is None and lookup_table(ctx, chain)):
         return True
@@ -191,6 +193,7 @@ def bounded_variant(ctx: ModuleContext, chain: list[Link], code: str, model: str
     return (
         any(owner_filter(ctx, link) for link in chain)
         or foreign_key_bound(ctx, chain)
+        or drained_queue(ctx, chain)
         or any(link.kind == "attr" and link.name.endswith("_set") for link in chain[1:])
     )
 
