@@ -338,8 +338,7 @@ NEGATIVE["MB102"] += [
 # The key's condition joined by AND at the statement's top: an OR inside a group picks among
 # that owner's rows (FitTrackee's comments of one workout), and a subquery's own WHERE is its own.
 NEGATIVE["MB102"] += [
-    DB
-    + "def f(cur, wid, uid):\n    cur.execute('''SELECT c.* FROM comments c\n"
+    DB + "def f(cur, wid, uid):\n    cur.execute('''SELECT c.* FROM comments c\n"
     "        WHERE c.workout_id = :wid AND c.user_id NOT IN (SELECT b.user_id FROM blocked b\n"
     "          WHERE b.by_user_id = :uid) AND (c.user_id = :uid OR c.visibility = 'PUBLIC')\n"
     "        ORDER BY c.created_at''', {'wid': wid, 'uid': uid})\n"
@@ -347,27 +346,23 @@ NEGATIVE["MB102"] += [
 ]
 POSITIVE["MB102"] += [
     # the key given only inside a subquery: every comment not by a blocked user
-    DB
-    + "def f(cur, uid):\n    cur.execute('''SELECT c.* FROM comments c WHERE c.user_id NOT IN\n"
+    DB + "def f(cur, uid):\n    cur.execute('''SELECT c.* FROM comments c WHERE c.user_id NOT IN\n"
     "        (SELECT b.user_id FROM blocked b WHERE b.by_user_id = :uid)''', {'uid': uid})\n"
     "    return cur.fetchall()  # HIT\n",
     # an OR at the top widens the owner's rows to every public one
-    DB
-    + "def f(cur, wid):\n    cur.execute('''SELECT * FROM comments WHERE workout_id = :wid\n"
+    DB + "def f(cur, wid):\n    cur.execute('''SELECT * FROM comments WHERE workout_id = :wid\n"
     "        AND deleted = 0 OR visibility = 'PUBLIC' ''', {'wid': wid})\n"
     "    return cur.fetchall()  # HIT\n",
 ]
 # SQL text a statement is built from (``from_statement(text(sql))``), one text per branch.
 NEGATIVE["MB102"] += [
-    SA
-    + "def f(s, wid, user):\n    if user:\n"
+    SA + "def f(s, wid, user):\n    if user:\n"
     "        sql = 'SELECT c.* FROM comments c WHERE c.workout_id = :wid AND c.hidden = 0'\n"
     "    else:\n        sql = 'SELECT c.* FROM comments c WHERE c.workout_id = :wid'\n"
     "    return s.scalars(select(Comment).from_statement(text(sql)).params(wid=wid)).all()\n",
 ]
 POSITIVE["MB102"] += [
-    SA
-    + "def f(s, wid, user):\n    if user:\n"
+    SA + "def f(s, wid, user):\n    if user:\n"
     "        sql = 'SELECT c.* FROM comments c WHERE c.workout_id = :wid'\n"
     "    else:\n        sql = 'SELECT c.* FROM comments c WHERE c.public = 1'\n"
     "    return s.scalars(select(Comment).from_statement(text(sql))).all()  # HIT\n",

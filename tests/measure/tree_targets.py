@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import time
@@ -50,6 +51,18 @@ def spawn_through_fork(held_mib: int = 100, times: int = 40) -> int:
         subprocess.run(["true"], check=True, preexec_fn=_nothing)
     del held
     return times
+
+
+def spawn_after_a_slow_fork(held_mib: int = 200, wait_s: float = 0.6) -> int:
+    """Hold ``held_mib`` MiB (written) and run ``true`` through a fork that waits ``wait_s``
+    before its exec, as a child does on a machine busy enough to keep it from running (the
+    child writes nothing meanwhile: every page of it is still this process's)."""
+    import subprocess
+
+    held = b"\x01" * (held_mib * MIB)
+    subprocess.run(["true"], check=True, preexec_fn=functools.partial(time.sleep, wait_s))
+    del held
+    return 1
 
 
 def _nothing() -> None:

@@ -125,9 +125,11 @@ def tree_of(pid: int, skip: Collection[int] = ()) -> list[int]:
 #: How a sampler process is told apart: the sampler's file in its command line.
 _SAMPLER_ARG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sampler_process.py")
 #: How long a forked process that has not called exec is left out before it counts as a
-#: process of its own (a fork worker): until it execs, its pages are its parent's (a 600 MiB
-#: process spawning ``true`` through fork read 1.2 GiB when they were counted) and its command
-#: line is its parent's (a sampler about to start cannot be told apart).
+#: process of its own (a fork worker): until it execs, its command line is its parent's (a
+#: sampler about to start cannot be told apart). After that, until it execs, it counts by the
+#: pages it wrote since the fork (``Private_Dirty``), never by its RSS: its other pages are its
+#: parent's, counted there (a 600 MiB process spawning ``true`` through fork read 1.2 GiB when
+#: they were counted twice; a loaded machine keeps a child from its exec longer than this).
 _SETTLE_S = 0.1
 
 
@@ -147,6 +149,11 @@ class SamplerFilter:
         self._root = root
         self._first_seen: dict[int, float] = {}
         self._settled: set[int] = set()
+
+    def copied(self, pid: int) -> bool:
+        """Whether ``pid``, kept by the last :meth:`keep`, was forked and has not called exec
+        (its pages its parent's but for those it wrote since)."""
+        return pid != self._root and pid not in self._settled
 
     def keep(self, pids: list[int]) -> list[int]:
         """``pids`` without samplers (the one that calls this included) and without children
@@ -213,12 +220,17 @@ class TreeReader:
         total = 0
         now_live: set[int] = set()
         for p in self._filter.keep(self._pids()):
+            copied = self._filter.copied(p)
             rss = read_rss(p)
             if rss is None:
                 continue
+            if copied:
+                # Its RSS and its peak count its parent's pages: only what it wrote is its own.
+                written = _PROC.private_dirty(p)
+                rss = min(rss, written) if written is not None else rss
             now_live.add(p)
             total += rss
-            hwm = read_hwm(p)
+            hwm = None if copied else read_hwm(p)
             if hwm is not None and (self.max_hwm is None or hwm > self.max_hwm):
                 self.max_hwm = hwm
         self.processes_seen += len(now_live - self._live)
