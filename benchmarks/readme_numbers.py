@@ -99,11 +99,23 @@ def _startup_lines(startup: dict[str, Any]) -> list[str]:
         f"`membound --help` {over('membound --help')} (target ≤ {limits['membound --help']:g} s "
         f"— {_met(met['membound --help'])}; it imports every command), one command's start "
         f"(`membound run --help`) {over('membound run --help')}; `import click, rich, psutil` "
-        f"alone {over('import click, rich, psutil')}. Each part of membound, and SQLAlchemy, is "
+        f"alone {over('import click, rich, psutil')}. {_run_line(rows, target)}"
+        "Each part of membound, and SQLAlchemy, is "
         "imported on first use, before a measurement's baseline when the measured code holds "
         "the package (`import membound`).",
         "",
     ]
+
+
+def _run_line(rows: dict[str, Any], target: dict[str, Any]) -> str:
+    """The fixed cost of measuring a command, when the results have it (older ones do not)."""
+    name = "membound run -- python -c pass"
+    if name not in rows or name not in target.get("whole_max_s", {}):
+        return ""
+    return (
+        f"Measuring a command costs `{name}` {rows[name]['median_s']:.2f} s whole (target ≤ "
+        f"{target['whole_max_s'][name]:g} s — {_met(target['met'][name])}). "
+    )
 
 
 def _writes_lines(writes: dict[str, Any]) -> list[str]:

@@ -97,24 +97,29 @@ def _takes_out(loop: ast.For, row: str, fields: set[str]) -> bool:
     ``row``."""
     wanted = fields | {f"{f}_id" for f in fields} | {f.removesuffix("_id") for f in fields}
     for node in (n for stmt in loop.body for n in ast.walk(stmt)):
-        targets: list[ast.expr] = []
         if isinstance(node, ast.Assign):
             targets = list(node.targets)
         elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
             targets = [node.target]
-        for target in targets:
-            if (
-                isinstance(target, ast.Attribute)
-                and isinstance(target.value, ast.Name)
-                and target.value.id == row
-                and target.attr in wanted
-            ):
-                return True
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
-            if node.func.attr != "delete":
-                continue
-            own = isinstance(node.func.value, ast.Name) and node.func.value.id == row
+        else:
+            targets = []
+        if any(_attribute_of(target, row) in wanted for target in targets):
+            return True
+        if isinstance(node, ast.Call) and _attribute_name(node.func) == "delete":
             given = any(isinstance(a, ast.Name) and a.id == row for a in node.args)
-            if own or given:
-                return True
+            if _attribute_of(node.func, row) == "delete" or given:
+                return True  # ``row.delete()``, ``session.delete(row)``
     return False
+
+
+def _attribute_name(node: ast.AST) -> str | None:
+    """``x.attr`` → ``attr``; None for anything else."""
+    return node.attr if isinstance(node, ast.Attribute) else None
+
+
+def _attribute_of(node: ast.AST, name: str) -> str | None:
+    """The attribute ``node`` reads or writes on the variable ``name`` (``row.finished`` →
+    ``finished``), or None."""
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+        return node.attr if node.value.id == name else None
+    return None
