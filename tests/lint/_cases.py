@@ -367,6 +367,17 @@ POSITIVE["MB102"] += [
     "    else:\n        sql = 'SELECT c.* FROM comments c WHERE c.public = 1'\n"
     "    return s.scalars(select(Comment).from_statement(text(sql))).all()  # HIT\n",
 ]
+# An equality only some rows meet bounds nothing: a branch of a conditional, a part of an OR.
+POSITIVE["MB102"] += [
+    SA + "def f(s, book_id):\n"
+    "    return s.query(Book).filter((Book.id == book_id) if book_id != -1 else True).all()  # HIT\n",
+    SA + "from sqlalchemy import or_\ndef f(s, book_id):\n"
+    "    return s.query(Book).filter(or_(Book.id == book_id, Book.public == 1)).all()  # HIT\n",
+]
+NEGATIVE["MB102"] += [
+    SA + "from sqlalchemy import and_\ndef f(s, author_id):\n"
+    "    return s.query(Book).filter(and_(Book.author_id == author_id, Book.public == 1)).all()\n",
+]
 # One owner's rows by a bound parameter, each execution its own value.
 NEGATIVE["MB102"] += [
     SA + "from sqlalchemy import bindparam\n"

@@ -31,13 +31,16 @@ _MIGRATION_PATH = re.compile(r"(?:^|/)(?:migrations|alembic/versions)/")
 
 
 def drained_queue(ctx: ModuleContext, chain: Sequence[Link]) -> bool:
-    """The query ``chain`` is walked by a loop that takes every row it loads out of the
-    query's filter: it assigns a field the filter names on the loop's row, or deletes the row
-    (``row.delete()``, ``session.delete(row)``). Never in a migration."""
+    """The query ``chain`` selects rows by a state (a constant, ``__isnull``, a cut-off such
+    as ``created_at < limit``), none by a value in hand (the rows of one owner or group: a loop
+    deleting those is a one-off, every document of one type), and is walked by a loop that
+    takes every row it loads out of that state: it assigns a field the filter names on the
+    loop's row, or deletes the row (``row.delete()``, ``session.delete(row)``). Never in a
+    migration."""
     if not chain or _MIGRATION_PATH.search(ctx.filename.replace("\\", "/")):
         return False
-    fields = _filtered_fields(chain)
-    if not fields:
+    fields, by_state, by_value = _filtered_fields(chain)
+    if not fields or not by_state or by_value:
         return False
     for loop in _loops_over(ctx, chain[-1].node):
         if isinstance(loop.target, ast.Name) and _takes_out(loop, loop.target.id, fields):
@@ -45,11 +48,18 @@ def drained_queue(ctx: ModuleContext, chain: Sequence[Link]) -> bool:
     return False
 
 
-def _filtered_fields(chain: Sequence[Link]) -> set[str]:
-    """The fields the filter steps of ``chain`` name: Django keywords (their first part,
-    ``starting_email`` of ``starting_email__isnull``, also inside ``Q(...)``) and the columns
-    of SQLAlchemy comparisons (``Media.workout_id == None``)."""
+#: Django lookups that compare against a cut-off: rows cross it as time goes on.
+_RANGES = frozenset({"lt", "lte", "gt", "gte", "isnull"})
+
+
+def _filtered_fields(chain: Sequence[Link]) -> tuple[set[str], bool, bool]:
+    """The fields the filter steps of ``chain`` name (Django keywords by their first part,
+    ``starting_email`` of ``starting_email__isnull``, also inside ``Q(...)``; the columns of
+    SQLAlchemy comparisons, ``Media.workout_id == None``); whether a condition selects by a
+    state (a constant, a class's attribute such as ``States.CONFIRMED``, a cut-off or
+    ``__isnull``); whether one fixes a field to a value in hand (``document_type=self``)."""
     fields: set[str] = set()
+    by_state = by_value = False
     for link in chain:
         if link.kind != "method" or link.name not in ("filter", "filter_by", "where"):
             continue
@@ -63,8 +73,32 @@ def _filtered_fields(chain: Sequence[Link]) -> set[str]:
                     keywords.extend(node.keywords)
                 elif isinstance(node, ast.Compare) and isinstance(node.left, ast.Attribute):
                     fields.add(node.left.attr)
-        fields.update(kw.arg.split("__")[0] for kw in keywords if kw.arg)
-    return fields
+                    ranged = isinstance(node.ops[0], (ast.Lt, ast.LtE, ast.Gt, ast.GtE))
+                    if ranged or _constant(node.comparators[0]):
+                        by_state = True
+                    elif isinstance(node.ops[0], (ast.Eq, ast.Is)):
+                        by_value = True
+        for kw in keywords:
+            if not kw.arg:
+                continue
+            parts = kw.arg.split("__")
+            fields.add(parts[0])
+            if parts[-1] in _RANGES or _constant(kw.value):
+                by_state = True
+            elif len(parts) == 1 or parts[-1] in ("exact", "iexact", "in"):
+                by_value = True
+    return fields, by_state, by_value
+
+
+def _constant(value: ast.expr) -> bool:
+    """A literal, or an attribute of a class (``Participation.States.CONFIRMED``): the same
+    value at every run."""
+    if isinstance(value, ast.Constant):
+        return True
+    root = value
+    while isinstance(root, ast.Attribute):
+        root = root.value
+    return isinstance(root, ast.Name) and root is not value and root.id[:1].isupper()
 
 
 def _loops_over(ctx: ModuleContext, query: ast.AST) -> Iterator[ast.For]:

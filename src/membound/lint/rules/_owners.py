@@ -404,9 +404,13 @@ def memberships(args: Iterable[ast.expr]) -> Iterator[tuple[str, ast.expr]]:
 
 
 def equalities(args: Iterable[ast.expr]) -> Iterator[tuple[str, ast.expr, ast.Compare]]:
-    """``(column, value, node)`` for each ``X.column == value`` inside ``args``."""
+    """``(column, value, node)`` for each ``X.column == value`` that every row of ``args``
+    (filter arguments, joined by AND) meets: one of them, or a part of ``and_(…)``, ``a & b`` or
+    ``a and b`` among them. Not one that only some rows meet: inside ``or_(…)``, ``a | b``, a
+    negation, or a branch of ``x if c else True`` (``filter((Books.id == book_id) if book_id
+    != -1 else True)`` loads every book when called with -1), nor a subquery's own."""
     for arg in args:
-        for node in ast.walk(arg):
+        for node in _conjuncts(arg):
             if (
                 isinstance(node, ast.Compare)
                 and len(node.ops) == 1
@@ -414,6 +418,21 @@ def equalities(args: Iterable[ast.expr]) -> Iterator[tuple[str, ast.expr, ast.Co
                 and isinstance(node.left, ast.Attribute)
             ):
                 yield node.left.attr, node.comparators[0], node
+
+
+def _conjuncts(expr: ast.expr) -> Iterator[ast.expr]:
+    """``expr`` and, through ``and_(…)``, ``a & b`` and ``a and b``, the conditions it joins."""
+    yield expr
+    if isinstance(expr, ast.BoolOp) and isinstance(expr.op, ast.And):
+        parts: list[ast.expr] = list(expr.values)
+    elif isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.BitAnd):
+        parts = [expr.left, expr.right]
+    elif isinstance(expr, ast.Call) and last_name(expr.func) == "and_":
+        parts = list(expr.args)
+    else:
+        return
+    for part in parts:
+        yield from _conjuncts(part)
 
 
 def _resolved(ctx: ModuleContext, expr: ast.expr) -> ast.expr:
