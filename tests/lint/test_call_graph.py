@@ -112,3 +112,43 @@ def test_with_sizes_batch_code_over_a_big_table_is_a_finding(tmp_path: Path) -> 
     result = lint_paths([str(tmp_path)], LintConfig(sizes=sizes))
     found = {f.row for f in result.findings if f.code == "MB101"}
     assert {5, 10, 14, 19} == found  # a big table: the view's helper too
+
+
+JOBS = """\
+from django_extensions.management.jobs import DailyJob
+
+from app.models import Certificate
+from app.worker import CalibreTask
+
+
+class Job(DailyJob):
+    def execute(self):
+        for cert in Certificate.objects.all():  # line 9: a cron job's body
+            print(cert)
+
+
+class Renew(CalibreTask):
+    def run(self, worker_thread):
+        for cert in Certificate.objects.all():  # line 15: a worker task's body
+            print(cert)
+
+    def execute(self):
+        for cert in Certificate.objects.all():  # line 19: a task's other method
+            print(cert)
+"""
+
+
+def test_a_job_classs_execute_and_a_task_classs_run_are_batch_code(tmp_path: Path) -> None:
+    """django-extensions' cron jobs (``execute`` of a ``…Job``) and task classes (``run`` of a
+    ``…Task``: Celery's, Luigi's, a project's worker task) are entry points; another method of
+    the class is not."""
+    _tree(tmp_path)
+    (tmp_path / "app" / "jobs" / "daily").mkdir(parents=True)
+    (tmp_path / "app" / "jobs" / "daily" / "renew.py").write_text(JOBS)
+    result = lint_paths([str(tmp_path)], LintConfig())
+    messages = {
+        f.row: f.message for f in result.hints if f.code == "MB101" and "jobs" in f.filename
+    }
+    assert {9, 15} == set(messages), messages
+    assert "in code that the job `renew.Job` runs" in messages[9]
+    assert "in code that the task `renew.Renew` runs" in messages[15]

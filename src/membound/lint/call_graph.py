@@ -10,7 +10,9 @@ them, and every function reachable from an entry point within the project counts
 * **entry points**: functions decorated as background tasks (Celery, RQ, Dramatiq, Huey,
   APScheduler… by the decorator's last name), or with a decorator the project builds on one
   of those (a function whose body calls ``….task(…)``/``shared_task(…)``); click, typer and
-  Flask commands (``@….command``, ``@….group``); a management command's ``handle``; functions
+  Flask commands (``@….command``, ``@….group``); a management command's ``handle``; ``execute``
+  of a job class (a base named ``…Job``: django-extensions' cron jobs) and ``run`` of a task
+  class (a base named ``…Task``: Celery's, Luigi's, a project's worker tasks); functions
   in migrations; what a script's ``if __name__ == "__main__":`` block calls; a function handed
   to a dispatcher (``dispatch(func, …)``, ``enqueue(func, …)``, ``defer``) or to a
   ``concurrent.futures``/``multiprocessing`` pool (``submit``, ``map``, ``apply_async``);
@@ -126,6 +128,8 @@ class _Reader(ast.NodeVisitor):
         self.path = path.replace(os.sep, "/")
         self.scope: list[str] = []
         self.classes: list[str] = []
+        #: the last names of the bases of each class in ``classes``
+        self.bases: list[list[str]] = []
 
     def visit(self, node: ast.AST) -> None:
         """Visit ``node`` with its method, or its children when it has none."""
@@ -160,7 +164,9 @@ class _Reader(ast.NodeVisitor):
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
         self.scope.append(node.name)
         self.classes.append(node.name)
+        self.bases.append([b for b in (_last(base) for base in node.bases) if b])
         self.generic_visit(node)
+        self.bases.pop()
         self.classes.pop()
         self.scope.pop()
 
@@ -172,9 +178,27 @@ class _Reader(ast.NodeVisitor):
             self.mod.entries.setdefault(qualified, "a migration")
         if node.name == "handle" and self.classes and "/management/commands/" in f"/{self.path}":
             self.mod.entries[qualified] = "a management command"
+        job = self._job_method(node.name)
+        if job is not None:
+            self.mod.entries.setdefault(qualified, job)
         self.mod.calls.setdefault(qualified, set())
         self.generic_visit(node)
         self.scope.pop()
+
+    def _job_method(self, name: str) -> str | None:
+        """What runs the method ``name`` of the class being read, when it is a job's body:
+        ``execute`` of a job class (a base named ``…Job``: django-extensions' ``BaseJob``,
+        ``HourlyJob``…, run by cron), ``run`` of a task class (a base named ``…Task``:
+        Celery's ``Task``, Luigi's, a project's own worker task such as ``CalibreTask``)."""
+        if not self.bases or len(self.scope) != len(self.classes) + 1:
+            return None  # not a method of the innermost class
+        bases = self.bases[-1]
+        named = f"`{self.mod.name.rsplit('.', 1)[-1]}.{self.classes[-1]}`"
+        if name == "execute" and any(b.endswith("Job") for b in bases):
+            return f"the job {named}"
+        if name == "run" and any(b.endswith("Task") for b in bases):
+            return f"the task {named}"
+        return None
 
     visit_FunctionDef = _function
     visit_AsyncFunctionDef = _function
