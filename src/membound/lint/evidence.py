@@ -55,6 +55,7 @@ class Evidence:
             for name in sizes.tables
             if (bare := name.lower().rsplit(".", 1)[-1].strip('"`[]')) not in mapped
             and bare not in words
+            and not _join_table(bare, mapped, words)
         ]
         for name in sizes.models:
             last = name.rsplit(".", 1)[-1]
@@ -127,3 +128,13 @@ class Evidence:
         if not biggest.small:
             return biggest
         return None if unknown else biggest
+
+
+def _join_table(table: str, mapped: set[str], words: set[str]) -> bool:
+    """``table`` is the table Django makes for a many-to-many field: a mapped model's table,
+    ``_``, and the field's name, a word of the code (``hyperkitty_mailinglist_owners`` for
+    ``MailingList.owners``; ``core_user_groups`` for a swapped user model's ``groups``)."""
+    for cut in range(len(table) - 1, 0, -1):
+        if table[cut] == "_" and table[:cut] in mapped and table[cut + 1 :] in words:
+            return True
+    return False
