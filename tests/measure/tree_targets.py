@@ -56,11 +56,20 @@ def spawn_through_fork(held_mib: int = 100, times: int = 40) -> int:
 def spawn_after_a_slow_fork(held_mib: int = 200, wait_s: float = 0.6) -> int:
     """Hold ``held_mib`` MiB (written) and run ``true`` through a fork that waits ``wait_s``
     before its exec, as a child does on a machine busy enough to keep it from running (the
-    child writes nothing meanwhile: every page of it is still this process's)."""
+    child writes next to nothing meanwhile: every page of it is still this process's). The
+    cyclic GC is off while it waits: a collection in the child would write to every tracked
+    object's header and copy those pages for real (a pytest worker's child read +100 MiB)."""
+    import gc
     import subprocess
 
     held = b"\x01" * (held_mib * MIB)
-    subprocess.run(["true"], check=True, preexec_fn=functools.partial(time.sleep, wait_s))
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        subprocess.run(["true"], check=True, preexec_fn=functools.partial(time.sleep, wait_s))
+    finally:
+        if was_on:
+            gc.enable()
     del held
     return 1
 
