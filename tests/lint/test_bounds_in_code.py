@@ -331,30 +331,18 @@ def test_a_foreign_key_fixed_to_a_value_in_hand_is_one_owners_rows(tmp_path: Pat
     the names say (``mailinglist=mlist``: the names share nothing); not when it is ``None``,
     nor when the key is a shared attribute. And ``apps.get_model("autoreply", "Alias")`` in a
     migration is not the ``admin`` app's ``Alias``: its size is not that table's."""
-    (tmp_path / "archive").mkdir()
-    (tmp_path / "archive" / "models.py").write_text(ARCHIVE)
-    (tmp_path / "admin").mkdir()
-    (tmp_path / "admin" / "models.py").write_text(
-        "from django.db import models\n\n\nclass Alias(models.Model):\n"
-        "    address = models.TextField()\n"
-    )
-    (tmp_path / "autoreply" / "migrations").mkdir(parents=True)
-    (tmp_path / "autoreply" / "migrations" / "0003_move.py").write_text(MOVED)
-    sizes = TableSizes(
-        tables={"archive_email": 2_500_000, "admin_alias": 13_000, "archive_mailinglist": 250},
-        source="t",
-    )
-    result = lint_paths([str(tmp_path)], LintConfig(sizes=sizes))
-    lines = {"models.py": ARCHIVE.splitlines(), "0003_move.py": MOVED.splitlines()}
-    reported = {
-        lines[Path(f.filename).name][f.row - 1].split("# ")[-1]: f.kind
-        for f in (*result.findings, *result.hints)
+    files = {
+        "archive/models.py": ARCHIVE,
+        "admin/models.py": "from django.db import models\n\n\nclass Alias(models.Model):\n"
+        "    address = models.TextField()\n",
+        "autoreply/migrations/0003_move.py": MOVED,
     }
+    tables = {"archive_email": 2_500_000, "admin_alias": 13_000, "archive_mailinglist": 250}
     assert {
         "NONE every row without a list": "finding",
         "SHARED a state many rows share": "finding",
         "DELETED another app's model of the same name": "hint",
-    } == reported
+    } == _labels_reported(tmp_path, files, tables)
 
 
 QUEUES = """\
@@ -412,18 +400,25 @@ def test_a_queue_the_loop_drains_is_no_whole_table_load(tmp_path: Path) -> None:
     """A job that loads the rows in one state and takes each out of it (sets the field it
     filters on, or deletes the row) loads what came in since its last run: no finding, however
     big the table. A migration runs once; a loop that leaves rows in the state loads them again."""
-    (tmp_path / "forum" / "migrations").mkdir(parents=True)
-    (tmp_path / "forum" / "models.py").write_text(QUEUES)
-    (tmp_path / "forum" / "migrations" / "0002_finish.py").write_text(QUEUE_MIGRATION)
-    sizes = TableSizes(tables={"forum_thread": 700_000}, source="t")
-    result = lint_paths([str(tmp_path)], LintConfig(sizes=sizes))
-    lines = {"models.py": QUEUES.splitlines(), "0002_finish.py": QUEUE_MIGRATION.splitlines()}
-    reported = {
-        lines[Path(f.filename).name][f.row - 1].split("# ")[-1]: f.kind
-        for f in (*result.findings, *result.hints)
-    }
+    files = {"forum/models.py": QUEUES, "forum/migrations/0002_finish.py": QUEUE_MIGRATION}
     assert {
         "KEPT rows stay": "finding",
         "ONCE a migration runs once": "finding",
         "GROUP one kind's rows, deleted once": "finding",
-    } == reported
+    } == _labels_reported(tmp_path, files, {"forum_thread": 700_000})
+
+
+def _labels_reported(root: Path, files: dict[str, str], tables: dict[str, int]) -> dict[str, str]:
+    """Write ``files`` (path under ``root`` → text) and lint them with ``tables`` as sizes: the
+    label of each line reported (its comment after ``# ``) → ``finding`` or ``hint``."""
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    result = lint_paths([str(root)], LintConfig(sizes=TableSizes(tables=tables, source="t")))
+    lines = {name: text.splitlines() for name, text in files.items()}
+    return {
+        lines[Path(f.filename).resolve().relative_to(root.resolve()).as_posix()][f.row - 1].split(
+            "# "
+        )[-1]: f.kind
+        for f in (*result.findings, *result.hints)
+    }
