@@ -194,21 +194,17 @@ class LintConfig:
     def left_to_ruff(self, filename: str) -> bool:
         """Whether ``filename`` is left out only by ruff's excludes (never a migration, which
         is checked all the same)."""
-        return (
-            bool(self.ruff_exclude)
-            and self._matches(filename, self.ruff_exclude)
-            and not self._matches(filename, _MIGRATIONS)
-            and not self._matches(filename, self.exclude)
-        )
+        return self._under_ruff(filename) and not self._matches(filename, _MIGRATIONS)
 
     def kept_from_ruff(self, filename: str) -> bool:
         """Whether ``filename`` is a migration that ruff's excludes cover and that is checked
         all the same."""
-        return (
-            bool(self.ruff_exclude)
-            and self._matches(filename, self.ruff_exclude)
-            and self._matches(filename, _MIGRATIONS)
-            and not self._matches(filename, self.exclude)
+        return self._under_ruff(filename) and self._matches(filename, _MIGRATIONS)
+
+    def _under_ruff(self, filename: str) -> bool:
+        """Whether ruff's excludes cover ``filename`` and membound's own do not."""
+        return self._matches(filename, self.ruff_exclude) and not self._matches(
+            filename, self.exclude
         )
 
     def _matches(self, filename: str, globs: tuple[str, ...]) -> bool:

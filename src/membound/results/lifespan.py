@@ -15,13 +15,14 @@ the exit as a spike or a ramp. So the verdict is drawn between the two, by
   holds: reached from where the program started without rising past it, and never given back
   before the exit (what a program loads it keeps; a level after a big temporary was freed, or
   one the run later falls below, is its work). A program that starts working at once never
-  holds one: then its start-up ends where its program started (the last sample
-  of the first half near its lowest reading after the first: the interpreter just loaded, or,
-  through a shell or a pyenv shim, the last ``exec``), and what follows is judged only when it
-  lasts ``NO_LEVEL_SAMPLES`` sampling intervals or more (shorter, it cannot be told from the
-  rest of a start-up: ``python3 -c pass`` is all start-up). Where memory is, not how long a
-  step took: a busy machine stretches every step of a job, and the same job must start its
-  work at the same point on both.
+  holds one: then its start-up ends where its program started (its lowest reading in the first
+  half after the first, the interpreter just loaded, or, through a shell or a pyenv shim, the
+  last fall back to it, the last ``exec``), and what follows is judged only when it lasts
+  ``NO_LEVEL_SAMPLES`` sampling intervals or more (shorter, it cannot be told from the rest of
+  a start-up: ``python3 -c pass`` is all start-up). A busy machine stretches every step of a
+  job and none of its sleeps: where the program started is found by where its memory is, and
+  a level must outlast its rise by a margin, so that the same job starts its work at the same
+  point on both.
 - **a pause, not a level**: a process starved of CPU on a busy machine holds still while it
   loads, for ten samples and more, and its first sample often comes after most of its loading
   (so that no rise is seen before the pause). When the memory leaves its level (by more than the
@@ -113,11 +114,18 @@ def startup_end(timeline: Timeline, tolerance: float) -> tuple[int, bool]:
     program holds (:func:`_held_as_loaded`): reached without rising past it from where the
     program started, never given back before the exit.
     """
+    first, level = _startup(timeline, tolerance)
+    return first, level is not None
+
+
+def _startup(timeline: Timeline, tolerance: float) -> tuple[int, tuple[int, int] | None]:
+    """:func:`startup_end`'s index, with the first and last index of the level it ends at
+    (None when it ends where the program started)."""
     level = _first_level(timeline, tolerance)
     restart = _restart(timeline, tolerance)
     if level is not None and _held_as_loaded(timeline, tolerance, restart, level):
-        return level[0], True
-    return restart, False
+        return level[0], level
+    return restart, None
 
 
 def _held_as_loaded(
@@ -200,8 +208,8 @@ def exit_start(timeline: Timeline, tolerance: float, first: int = 0) -> int:
     Walking back from the last sample, the fall goes on as long as no sample is lower than the
     highest seen so far by more than the tolerance (a teardown may tick up a little on its
     way down); its top is the last sample within the tolerance of that highest one. A run
-    that sat at its lowest for longer than it took to fall there, as a level (``MIN_SAMPLES``
-    samples or more), did not fall as it ended: it freed its memory, then went on.
+    that sat at its lowest for ``EXIT_SETTLE_SAMPLES`` sampling intervals or more did not fall
+    as it ended: it freed its memory, then went on.
     """
     highs = timeline.highs
     last = len(highs) - 1
@@ -285,11 +293,10 @@ def classify_lifespan(
     tol = float(tolerance if tolerance is not None else default_tolerance(timeline.values))
     if not len(timeline):
         return _unjudged(0, tol, f"no samples, fewer than {MIN_SAMPLES}")
-    first, found = startup_end(timeline, tol)
+    first, level_at = _startup(timeline, tol)
     last = exit_start(timeline, tol, first)
     times, values = timeline.times, timeline.values
     judged = timeline.window(times[first], times[last])
-    level_at = _first_level(timeline, tol) if found else None
     if level_at is not None:
         level = statistics.median(values[level_at[0] : level_at[1] + 1])
         startup = (

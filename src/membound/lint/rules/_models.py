@@ -169,21 +169,33 @@ def _in_hand(expr: ast.AST) -> bool:
 def _fixed_fields(ctx: ModuleContext, call: ast.Call) -> tuple[set[str], set[str]]:
     """The fields a ``filter``/``filter_by``/``where`` call fixes to one value in hand, and
     those it puts in a list in hand (``name__in=names``, ``Model.code.in_(codes)``)."""
-    equal: set[str] = set()
-    listed: set[str] = set()
+    equal = {field for field, _ in _fixed_values(ctx, call)}
+    listed = {
+        parts[0]
+        for kw in call.keywords
+        if kw.arg is not None
+        and _in_hand(kw.value)
+        and len(parts := kw.arg.split("__")) == 2
+        and parts[1] == "in"
+    }
+    listed.update(column for column, values in memberships(call.args) if _in_hand(values))
+    return equal, listed
+
+
+def _fixed_values(ctx: ModuleContext, call: ast.Call) -> list[tuple[str, ast.expr]]:
+    """Each field a ``filter``/``filter_by``/``where`` call fixes to one value in hand, with
+    that value (``field=value``, ``field__exact=value``, ``Model.field == value``)."""
+    found: list[tuple[str, ast.expr]] = []
     for kw in call.keywords:
         if kw.arg is None or not _in_hand(kw.value):
             continue
         parts = kw.arg.split("__")
         if len(parts) == 1 or (len(parts) == 2 and parts[1] == "exact"):
-            equal.add(parts[0])
-        elif len(parts) == 2 and parts[1] == "in":
-            listed.add(parts[0])
+            found.append((parts[0], kw.value))
     for column, value, compare in equalities(call.args):
         if _in_hand(value) and not isinstance(ctx.parent(compare), ast.BoolOp):
-            equal.add(column)
-    listed.update(column for column, values in memberships(call.args) if _in_hand(values))
-    return equal, listed
+            found.append((column, value))
+    return found
 
 
 def unique_bound(ctx: ModuleContext, chain: Sequence[Link]) -> bool:
@@ -226,23 +238,12 @@ def foreign_key_bound(ctx: ModuleContext, chain: Sequence[Link]) -> bool:
             continue
         if not isinstance(link.node, ast.Call):
             continue
-        equal, _ = _fixed_fields(ctx, link.node)
-        for field in equal:
+        for field, value in _fixed_values(ctx, link.node):
             key = field.removesuffix("_id") if field not in shape.foreign_keys else field
-            if key in shape.foreign_keys and not shared_attribute(key):
-                value = _fixed_value(link.node, field)
-                if value is not None and not isinstance(value, ast.Constant):
-                    return True
+            if (
+                key in shape.foreign_keys
+                and not shared_attribute(key)
+                and not isinstance(value, ast.Constant)
+            ):
+                return True
     return False
-
-
-def _fixed_value(call: ast.Call, field: str) -> ast.expr | None:
-    """The value ``call`` fixes ``field`` to (``field=value``, ``field__exact=value`` or
-    ``Model.field == value``), or None."""
-    for kw in call.keywords:
-        if kw.arg in (field, f"{field}__exact"):
-            return kw.value
-    for column, value, _ in equalities(call.args):
-        if column == field:
-            return value
-    return None

@@ -183,14 +183,7 @@ def _dict_items(ctx: ModuleContext, expr: ast.expr) -> list[tuple[str, ast.expr]
     """The string keys and values of ``filters`` in ``filter(**filters)``: its one assigned
     value (a ``{...}`` literal or ``dict(k=v)``) and the ``filters["k"] = v`` stores to it in
     the same scope (a filter assembled key by key)."""
-    value = _resolved(ctx, expr)
-    found: list[tuple[str, ast.expr]] = []
-    if isinstance(value, ast.Dict):
-        for key, item in zip(value.keys, value.values, strict=False):
-            if isinstance(key, ast.Constant) and isinstance(key.value, str):
-                found.append((key.value, item))
-    elif isinstance(value, ast.Call) and last_name(value.func) == "dict":
-        found.extend((kw.arg, kw.value) for kw in value.keywords if kw.arg)
+    found = _literal_items(_resolved(ctx, expr)) or []
     if isinstance(expr, ast.Name):
         scope = ctx.scope_of(expr)
         for assign in ctx.of_type(ast.Assign):
@@ -282,21 +275,22 @@ def _dicts_assigned(ctx: ModuleContext, expr: ast.expr) -> list[list[tuple[str, 
     values = ctx.assigned_values(expr.id, expr)
     if len(values) < 2:
         return []
-    branches: list[list[tuple[str, ast.expr]]] = []
-    for value in values:
-        if isinstance(value, ast.Dict):
-            branches.append(
-                [
-                    (key.value, item)
-                    for key, item in zip(value.keys, value.values, strict=False)
-                    if isinstance(key, ast.Constant) and isinstance(key.value, str)
-                ]
-            )
-        elif isinstance(value, ast.Call) and last_name(value.func) == "dict":
-            branches.append([(kw.arg, kw.value) for kw in value.keywords if kw.arg])
-        else:
-            return []
-    return branches
+    branches = [_literal_items(value) for value in values]
+    return [b for b in branches if b is not None] if None not in branches else []
+
+
+def _literal_items(value: ast.expr) -> list[tuple[str, ast.expr]] | None:
+    """The string keys and values of a ``{...}`` literal or a ``dict(k=v)`` call; None for
+    any other expression."""
+    if isinstance(value, ast.Dict):
+        return [
+            (key.value, item)
+            for key, item in zip(value.keys, value.values, strict=False)
+            if isinstance(key, ast.Constant) and isinstance(key.value, str)
+        ]
+    if isinstance(value, ast.Call) and last_name(value.func) == "dict":
+        return [(kw.arg, kw.value) for kw in value.keywords if kw.arg]
+    return None
 
 
 def _owners_in(ctx: ModuleContext, args: Iterable[ast.expr], depth: int) -> bool:

@@ -164,11 +164,6 @@ def statement_bounded(ctx: ModuleContext, call: ast.Call) -> bool:
     sql = ctx.string_value(stmt)
     if sql is not None and sql_is_bounded(sql):
         return True
-    if isinstance(stmt, ast.Name):
-        # ``query = "..."`` in each branch of an ``if``: bounded when every branch is.
-        texts = [ctx.string_value(v) for v in ctx.assigned_values(stmt.id, stmt)]
-        if texts and all(t is not None and sql_is_bounded(t) for t in texts):
-            return True
     # SQL assembled from pieces (``base + " LIMIT 10"``, ``sql += f" LIMIT {n}"``): a bounding
     # clause in any literal piece bounds the statement.
     pieces = literal_pieces(ctx, stmt)
@@ -176,7 +171,9 @@ def statement_bounded(ctx: ModuleContext, call: ast.Call) -> bool:
         return True
     if scoped_by_key(" ".join(pieces)):
         return True
-    if any(_text_bounded(ctx, name) for name in _names_within(stmt)):
+    # ``query = "..."`` in each branch of an ``if`` (the statement, or text named inside it:
+    # ``from_statement(text(sql))``): bounded when every branch is.
+    if any(_text_bounded(ctx, name) for name in _names_in(stmt)):
         return True
     return any(
         (link.kind == "method" and link.name in ("limit", "fetch", "slice", "group_by"))
@@ -186,11 +183,9 @@ def statement_bounded(ctx: ModuleContext, call: ast.Call) -> bool:
     )
 
 
-def _names_within(stmt: ast.AST) -> list[ast.Name]:
-    """The names read inside a statement built by calls (``sql`` in
-    ``select(M).from_statement(text(sql))``), not the statement itself."""
-    if isinstance(stmt, ast.Name):
-        return []
+def _names_in(stmt: ast.AST) -> list[ast.Name]:
+    """The statement when it is a name, else the names read inside it (``sql`` in
+    ``select(M).from_statement(text(sql))``)."""
     return [node for node in ast.walk(stmt) if isinstance(node, ast.Name)]
 
 
