@@ -35,6 +35,7 @@ __all__ = [
     "process_state",
     "reset_peak",
     "running",
+    "shares_parents_memory",
     "started_at",
     "statm",
     "status_bytes",
@@ -196,6 +197,46 @@ def forked_not_executed(pid: int | str) -> bool | None:
         return bool(int(fields[6]) & _FORKED_NOT_EXECUTED) if fields is not None else None
     except (IndexError, ValueError):
         return None
+
+
+#: ``kcmp``'s number by machine (``uname -m``), from the kernel's syscall tables: Python has no
+#: call for it, and no library (psutil included) asks it.
+_KCMP_SYSCALL = {
+    "x86_64": 312,
+    "aarch64": 272,
+    "riscv64": 272,
+    "i686": 349,
+    "i386": 349,
+    "armv7l": 378,
+    "ppc64le": 354,
+    "s390x": 343,
+}
+#: ``KCMP_VM`` of ``include/uapi/linux/kcmp.h``: do two processes share one address space.
+_KCMP_VM = 1
+_kcmp: list[Callable[..., int]] = []
+
+
+def shares_parents_memory(pid: int | str) -> bool | None:
+    """Whether ``pid`` shares its parent's address space (``vfork``, as ``subprocess`` and
+    ``posix_spawn`` start a program, or ``clone`` with ``CLONE_VM``): every page it maps is its
+    parent's, and it will exec or exit. Asked of the kernel (``kcmp``); None when that cannot
+    be asked (no ``/proc``, another machine, a seccomp filter, no permission) or ``pid`` is
+    gone."""
+    fields = _stat(pid)
+    if fields is None or not hasattr(os, "uname"):
+        return None
+    number = _KCMP_SYSCALL.get(os.uname().machine)
+    if number is None:
+        return None
+    if not _kcmp:
+        import ctypes  # only here: the sampler process starts without it
+
+        _kcmp.append(ctypes.CDLL(None, use_errno=True).syscall)
+    try:
+        answer = _kcmp[0](number, int(fields[1]), int(pid), _KCMP_VM, 0, 0)
+    except (IndexError, ValueError, OSError):
+        return None
+    return None if answer < 0 else answer == 0
 
 
 def pid_exists(pid: int | str) -> bool:

@@ -430,10 +430,15 @@ def test_gunicorn_workers_in_one_scrape(gunicorn: tuple[int, Path]) -> None:
         others = [v for pid, v in rss.items() if pid != grown]
         return len(rss) == 3 and rss[grown] >= max(others) + 60 * MiB
 
-    found = scrape_until(port, grew, f"worker {grown} 64 MiB above the others")
-    rss = rss_by_pid(found)
-    # livesum: one series, the workers' RSS summed (each worker writes both in one update).
-    assert abs(sum(rss.values()) - one(found, "membound_processes_rss_bytes")) < 4 * MiB
+    def summed(f: dict[str, list[Sample]]) -> bool:
+        # livesum: one series, the workers' RSS summed. A worker writes its row and the sum in
+        # one update, but to two files (one per multiprocess mode): a scrape between the two
+        # reads one new and one old, so the sum is waited for as the rows are.
+        return abs(sum(rss_by_pid(f).values()) - one(f, "membound_processes_rss_bytes")) < 4 * MiB
+
+    found = scrape_until(
+        port, lambda f: grew(f) and summed(f), f"worker {grown} 64 MiB above the others, summed"
+    )
     assert 3 == one(found, "membound_processes")
     # livemostrecent: the limit once, without a pid.
     [limit] = found["membound_memory_limit_bytes"]

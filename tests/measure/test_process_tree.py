@@ -107,3 +107,71 @@ def test_a_child_that_ran_before_the_block_and_ends_in_it_is_not_counted() -> No
     assert m.rss_peak_delta >= 50 * MIB, m.rss_peak_source
     # the child's 150 MiB are not in it (counted, the peak would be 250 MiB over the start)
     assert m.rss_peak_delta < 200 * MIB, m.rss_peak_source
+
+
+def test_a_child_held_between_vfork_and_exec_is_never_counted() -> None:
+    """``subprocess`` starts a program through vfork: until its exec the child shares every
+    page of its parent. A loaded machine kept a nested ``track``'s sampler there past the
+    first tenth of a second, and the outer block counted it as a process of its own (and its
+    parent's pages twice). Here ptrace holds a real vfork child at its exec for 1.5 s."""
+    import shutil
+    import subprocess
+    import sys
+    import time
+
+    from membound import _proc
+    from membound.measure.children.proc_tree import TreeReader, children_of, read_rss
+
+    # by its path: a bare name is tried in every PATH folder, each exec held again
+    true = shutil.which("true")
+    assert true is not None
+    script = (
+        "import subprocess, sys; held = b'\\x01' * (200 * 2**20); print('up', flush=True); "
+        f"sys.stdin.readline(); subprocess.run([{true!r}], check=True); print('done', flush=True)"
+    )
+    parent = subprocess.Popen(
+        [sys.executable, "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    tracer = None
+    try:
+        assert parent.stdin is not None
+        assert parent.stdout is not None
+        assert "up\n" == parent.stdout.readline()
+        own = read_rss(parent.pid)
+        assert own is not None
+        hold = ["-e", "trace=execve", "-e", "inject=execve:delay_enter=1500000"]
+        argv = ["strace", "-f", "-qq", "-o", "/dev/null", *hold, "-p", str(parent.pid)]
+        tracer = subprocess.Popen(argv)
+        deadline = time.monotonic() + 30
+        while not traced(parent.pid):
+            assert time.monotonic() < deadline, "strace never attached"
+            time.sleep(0.01)
+        parent.stdin.write("\n")
+        parent.stdin.flush()
+        reader = TreeReader(parent.pid)
+        held_for = 0.0
+        first = None
+        while parent.poll() is None and time.monotonic() < deadline:
+            total = reader.read()
+            kids = children_of(parent.pid)
+            if kids and _proc.forked_not_executed(kids[0]) and _proc.shares_parents_memory(kids[0]):
+                first = time.monotonic() if first is None else first
+                held_for = time.monotonic() - first
+                assert 1 == reader.processes_seen, f"the vfork child counted after {held_for:.2f} s"
+                assert total is not None
+                assert total < own * 1.5, (total, own)
+            time.sleep(0.01)
+        # the case happened: the child sat between vfork and exec well past the settle time
+        assert held_for >= 0.5, held_for
+        assert "done\n" == parent.stdout.readline()
+    finally:
+        for p in (parent, tracer):
+            if p is not None:
+                p.kill()
+                p.wait()
+
+
+def traced(pid: int) -> bool:
+    """Whether a tracer has attached to ``pid`` (``TracerPid`` in its status is not 0)."""
+    with open(f"/proc/{pid}/status") as f:
+        return any(line.split()[1:] != ["0"] for line in f if line.startswith("TracerPid:"))

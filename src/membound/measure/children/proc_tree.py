@@ -130,14 +130,15 @@ _SAMPLER_ARG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sampler
 #: pages it wrote since the fork (``Private_Dirty``), never by its RSS: its other pages are its
 #: parent's, counted there (a 600 MiB process spawning ``true`` through fork read 1.2 GiB when
 #: they were counted twice; a loaded machine keeps a child from its exec longer than this).
+#: One that shares its parent's memory (vfork) is left out until it execs, however long.
 _SETTLE_S = 0.1
 
 
 class SamplerFilter:
     """Leaves out of a tree's sum what is not the run's own: membound's sampler processes (a
     sampler is a child of the process it watches, ``track``, and of every process that
-    measures another run inside the measured one), and a child between its fork and its exec
-    for its first ``_SETTLE_S``.
+    measures another run inside the measured one), a child between its fork and its exec
+    for its first ``_SETTLE_S``, and one between its vfork and its exec all along.
 
     ``root`` (the watched process) is always kept. A process is settled once it has called exec
     and is not a sampler; until then its command line (and its flags) are read at every call:
@@ -169,7 +170,10 @@ class SamplerFilter:
             elif is_sampler(p):
                 continue
             elif _PROC.forked_not_executed(p):
-                if now - first < _SETTLE_S:
+                # One that shares its parent's memory (vfork: how ``subprocess`` starts a
+                # program) owns no page and will exec or exit: never a process of its own,
+                # however long a loaded machine keeps it from its exec.
+                if now - first < _SETTLE_S or _PROC.shares_parents_memory(p):
                     continue
             else:
                 settled.add(p)
