@@ -422,3 +422,56 @@ def _labels_reported(root: Path, files: dict[str, str], tables: dict[str, int]) 
         )[-1]: f.kind
         for f in (*result.findings, *result.hints)
     }
+
+
+REQUEST_AND_LISTS = """\
+from django.db import models
+
+
+class Attachment(models.Model):
+    orig_filename = models.TextField()
+    status = models.TextField()
+
+
+class History(models.Model):
+    file_attachments = models.ManyToManyField(Attachment)
+    attachment = models.ForeignKey(Attachment, on_delete=models.CASCADE)
+
+
+def by_name(request):
+    rows = Attachment.objects.filter(orig_filename=request.GET.get("file-name"))
+    return list(rows)  # BOUND one value the request names
+
+
+def by_status(request):
+    return list(Attachment.objects.filter(status=request.GET["status"]))  # SHARED a state
+
+
+def histories(file_attachments):
+    found = History.objects.filter(file_attachments__in=file_attachments)
+    return list(found)  # BOUND the attachments in hand
+
+
+def of_some(speaker_attachments):
+    found = History.objects.filter(attachment__in=speaker_attachments)
+    return list(found)  # BOUND a list named for its items
+
+
+def of_all():
+    return list(History.objects.filter(file_attachments__in=Attachment.objects.all()))  # WHOLE
+"""
+
+
+def test_a_value_the_request_names_and_a_list_named_for_its_items(tmp_path: Path) -> None:
+    """``filter(orig_filename=request.GET.get("file-name"))`` loads the rows of one value the
+    request names; ``file_attachments__in=file_attachments`` those of a list in hand named for
+    what the relation holds. A state the request names is a share, a subquery no list."""
+    (tmp_path / "attachments").mkdir()
+    (tmp_path / "attachments" / "models.py").write_text(REQUEST_AND_LISTS)
+    sizes = TableSizes(
+        tables={"attachments_attachment": 10**6, "attachments_history": 10**6}, source="t"
+    )
+    result = lint_paths([str(tmp_path)], LintConfig(sizes=sizes))
+    lines = REQUEST_AND_LISTS.splitlines()
+    reported = {lines[f.row - 1].split("# ")[-1]: f.kind for f in (*result.findings, *result.hints)}
+    assert {"SHARED a state": "finding", "WHOLE": "finding"} == reported

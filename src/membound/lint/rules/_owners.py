@@ -147,10 +147,39 @@ def shared_attribute(column: str) -> bool:
     return base in _NOT_OWNERS or base.rsplit("_", 1)[-1] in _NOT_OWNERS
 
 
+#: Where a web framework keeps the values a request names: Django's ``request.GET``/``POST``,
+#: DRF's ``query_params``/``data``, Flask's ``args``/``form``/``values``/``json``.
+_REQUEST_VALUES = frozenset(
+    {"GET", "POST", "query_params", "data", "args", "form", "values", "json", "get_json"}
+)
+
+
+def _named_by_the_request(expr: ast.AST) -> bool:
+    """``request.GET.get("file-name")``, ``request.args["q"]``, ``request.query_params.get(x)``:
+    one value the request names (a search, a form field), not a list of them (``getlist``)."""
+    if isinstance(expr, ast.Call) and isinstance(expr.func, ast.Attribute):
+        if expr.func.attr != "get":
+            return False
+        expr = expr.func.value
+    elif isinstance(expr, ast.Subscript):
+        expr = expr.value
+    else:
+        return False
+    return (
+        isinstance(expr, ast.Attribute)
+        and expr.attr in _REQUEST_VALUES
+        and last_name(expr.value) in ("request", "req")
+    )
+
+
 def _owner_match(field: str, value: ast.AST) -> bool:
     """``field == value`` selects the rows of one owner: a value in hand, and a field that names
     an owner (``event=self.event``) or is named like that value (``build_id == build_id``,
-    ``submission=self.submission``), unless the field is a shared attribute (``state=state``)."""
+    ``submission=self.submission``), unless the field is a shared attribute (``state=state``);
+    or the rows of one value the request names (``orig_filename=request.GET.get("name")``),
+    unless that is a shared attribute (``status=request.GET["status"]`` picks a share)."""
+    if _named_by_the_request(value):
+        return not shared_attribute(field)
     if not _is_value_in_hand(value):
         return False
     base = _strip_key(field)
@@ -253,6 +282,7 @@ def _owner_keyword(ctx: ModuleContext, arg_name: str, value: ast.expr, depth: in
             _is_key_column(parts[-2])
             or _strip_key(parts[-2]) in _OWNERS
             or parts[-2].lower() in _IDENTITY
+            or _named_like_its_items(parts[-2], value)
         )
     if parts[-1] in ("exact", "iexact") and len(parts) > 1:
         parts = parts[:-1]  # ``email__iexact=email``: an equality
@@ -300,15 +330,27 @@ def _owners_in(ctx: ModuleContext, args: Iterable[ast.expr], depth: int) -> bool
     for column, values in memberships(args):
         if not (_in_memory_list(ctx, values) or owners_query(ctx, values, depth + 1)):
             continue
-        named = last_name(values)
-        plural = _strip_plural(named) if named else ""
         if (
             _is_key_column(column)
             or _strip_key(column) in _OWNERS
-            or (plural and plural.replace("_", "") == _strip_key(column).replace("_", ""))
+            or _named_like_its_items(column, values)
         ):
             return True
     return False
+
+
+def _named_like_its_items(column: str, values: ast.AST) -> bool:
+    """A list named for what the column holds: ``comment.in_(comment_ids)``,
+    ``question__in=submission_questions``, ``file_attachments__in=file_attachments`` (one item
+    of the list is one row the column refers to)."""
+    named = last_name(values)
+    plural = _strip_plural(named) if named else ""
+    if not plural:
+        return False
+    field = _strip_key(column)
+    field = (_strip_plural(field) or field).replace("_", "")
+    plural = plural.replace("_", "")
+    return len(field) >= 3 and not shared_attribute(column) and plural.endswith(field)
 
 
 def _strip_plural(name: str) -> str:
