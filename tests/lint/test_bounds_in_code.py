@@ -475,3 +475,53 @@ def test_a_value_the_request_names_and_a_list_named_for_its_items(tmp_path: Path
     lines = REQUEST_AND_LISTS.splitlines()
     reported = {lines[f.row - 1].split("# ")[-1]: f.kind for f in (*result.findings, *result.hints)}
     assert {"SHARED a state": "finding", "WHOLE": "finding"} == reported
+
+
+MEMOIZED = """\
+from django.db import models
+from django.utils.functional import cached_property
+
+
+class Condition(models.Model):
+    source = models.TextField()
+
+
+class Value(models.Model):
+    text = models.TextField()
+
+
+class View:
+    @cached_property
+    def conditions(self):
+        return list(Condition.objects.all())  # CONFIG
+
+    @cached_property
+    def values(self):
+        return list(Value.objects.all())  # CONTENT
+"""
+
+
+@pytest.mark.parametrize(
+    ("sizes", "expected"),
+    [
+        (None, {}),
+        ({"app_condition": 400, "app_value": 4_000_000}, {"CONTENT": "finding"}),
+    ],
+    ids=["no sizes", "sizes"],
+)
+def test_a_memoized_whole_result_is_judged_by_its_tables_size(
+    tmp_path: Path, sizes: dict[str, int] | None, expected: dict[str, str]
+) -> None:
+    """MB302 (a ``@cached_property`` returning every row) is a whole-table load: a finding
+    only with evidence that the table is big (round 8: 400 questionnaire conditions were
+    the default run's one finding); outside a batch job without sizes, nothing."""
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "models.py").write_text(MEMOIZED)
+    given = TableSizes(tables=sizes, source="t") if sizes else None
+    result = lint_paths([str(tmp_path)], LintConfig(sizes=given))
+    lines = MEMOIZED.splitlines()
+    assert expected == {
+        lines[f.row - 1].split("# ")[-1]: f.kind
+        for f in (*result.findings, *result.hints)
+        if f.code == "MB302"
+    }

@@ -309,3 +309,79 @@ def test_models_of_an_installed_distribution_the_code_imports_take_their_sizes(
     result = lint_paths([str(project)], LintConfig(sizes=sizes))
     assert [8] == [f.row for f in result.findings], result
     assert "1.0M rows of `shop_orders`" in result.findings[0].message
+
+
+NAMED_BY_A_BASE = """\
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import Column, Integer
+from sqlalchemy.ext.declarative import as_declarative, declared_attr
+
+db = SQLAlchemy()
+
+
+@as_declarative()
+class BaseModel:
+    @declared_attr
+    def __tablename__(cls):
+        return cls.__name__.lower()
+
+    id = Column(Integer, primary_key=True)
+
+
+class LabelMixin:
+    pass
+
+
+class SearchIndex(LabelMixin, BaseModel):
+    pass
+
+
+class Sketch(BaseModel):
+    __tablename__ = "sketches"
+
+
+class EventTag(db.Model):
+    id = db.Column(db.Integer, primary_key=True)
+
+
+class SpecialTag(EventTag):
+    pass
+"""
+
+NAMED_BY_A_BASE_JOB = """\
+import click
+
+from app.models import EventTag, SearchIndex, Sketch, SpecialTag
+
+
+@click.command()
+def check():
+    for index in SearchIndex.query.all():  # line 8
+        print(index)
+    for sketch in Sketch.query.all():  # line 10
+        print(sketch)
+    for tag in EventTag.query.all():  # line 12
+        print(tag)
+    for tag in SpecialTag.query.all():  # line 14
+        print(tag)
+"""
+
+
+def test_a_table_named_by_a_base_or_by_flask_sqlalchemy(tmp_path: Path) -> None:
+    """A base's ``@declared_attr __tablename__`` (the class name lowered) names its
+    subclasses' tables, through a mixin; a table a model names itself wins; Flask-SQLAlchemy
+    names a ``db.Model`` with a primary key of its own in snake case (a subclass without one
+    shares its parent's table, which no name here gives)."""
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "models.py").write_text(NAMED_BY_A_BASE)
+    (tmp_path / "app" / "cli.py").write_text(NAMED_BY_A_BASE_JOB)
+    sizes = TableSizes(
+        tables={"searchindex": 500_000, "sketch": 500_000, "sketches": 10, "event_tag": 500_000},
+        source="t",
+    )
+    result = lint_paths([str(tmp_path)], LintConfig(sizes=sizes))
+    assert [("cli.py", 8), ("cli.py", 12)] == [
+        (Path(f.filename).name, f.row) for f in result.findings
+    ]
+    # the hint left is the subclass without a table of its own
+    assert [14] == [f.row for f in result.hints]

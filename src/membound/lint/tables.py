@@ -33,6 +33,7 @@ Raw SQL names its tables after ``FROM`` and ``JOIN``: :func:`sql_tables`.
 from __future__ import annotations
 
 import ast
+import functools
 import os
 import re
 import warnings
@@ -307,6 +308,7 @@ def _tables_in(
     labels: Mapping[str, str] | None = None,
     proxies: dict[str, str] | None = None,
     path: str = "",
+    inherited: Callable[[ast.ClassDef], str | None] | None = None,
 ) -> tuple[dict[str, str], dict[str, ModelShape]]:
     found: dict[str, str] = {}
     shapes: dict[str, ModelShape] = {}
@@ -326,6 +328,8 @@ def _tables_in(
         if isinstance(named, ast.Name):  # ``__tablename__ = AUDIT_TABLE``, a module constant
             named = top.get(named.id)
         table = _string(named) or _table_call(own.get("__table__"))
+        if not table and "__tablename__" not in own and inherited is not None:
+            table = inherited(cls)
         if table:
             found[f"{module}.{cls.name}"] = table
             shapes[f"{module}.{cls.name}"] = shape
@@ -352,6 +356,147 @@ def _tables_in(
         found[f"{module}.{cls.name}"] = table
         shapes[f"{module}.{cls.name}"] = shape
     return found, shapes
+
+
+def snake_case(name: str) -> str:
+    """``SearchIndex`` → ``search_index``, ``HTTPRequest`` → ``http_request``: how
+    Flask-SQLAlchemy names the table of a model that names none."""
+    return re.sub(r"((?<=[a-z0-9])[A-Z]|(?!^)[A-Z](?=[a-z]))", r"_\1", name).lower().lstrip("_")
+
+
+#: How many bases up a table's naming rule is looked for.
+_NAMING_DEPTH = 6
+
+
+class _InheritedNames:
+    """Table names a model takes from its bases, not from its own body: a base's
+    ``@declared_attr def __tablename__(cls): return cls.__name__.lower()`` (SQLAlchemy's
+    idiom for naming every table after its class), or Flask-SQLAlchemy's ``db.Model``, which
+    names the table of a model with a primary key of its own after its class in snake case.
+
+    A base's rule is read from its ``return``: the class's name, lowered or put in snake case
+    (a function whose name says ``snake`` or ``underscore``), with constant text around it;
+    any other rule names no table. Bases are matched by their class name among the model files
+    read: a name defined twice with different rules names no table."""
+
+    def __init__(self, trees: Iterable[ast.Module]) -> None:
+        self._rules: dict[str, _Rule | None] = {}
+        self._bases: dict[str, list[str]] = {}
+        for tree in trees:
+            for cls in _module_classes(tree.body):
+                bases = [n for n in (_simple_name(b) for b in cls.bases) if n]
+                self._bases.setdefault(cls.name, bases)
+                for stmt in cls.body:
+                    if (
+                        isinstance(stmt, ast.FunctionDef)
+                        and stmt.name == "__tablename__"
+                        and stmt.args.args
+                    ):
+                        rule = _naming_rule(stmt)
+                        if cls.name in self._rules:
+                            rule = None  # two classes of that name: which rule is unknown
+                        self._rules[cls.name] = rule
+
+    def table_of(self, cls: ast.ClassDef, django: bool) -> str | None:
+        """The table ``cls`` inherits a name for, or None; ``django``: its file names Django
+        (whose ``models.Model`` names tables its own way)."""
+        seen: set[str] = set()
+        todo = [n for n in (_simple_name(b) for b in cls.bases) if n]
+        for _ in range(_NAMING_DEPTH):
+            later: list[str] = []
+            for base in todo:
+                if base in seen:
+                    continue
+                seen.add(base)
+                if base in self._rules:
+                    rule = self._rules[base]
+                    return _apply_rule(rule, cls.name) if rule is not None else None
+                later.extend(self._bases.get(base, ()))
+            todo = later
+        if not django and _flask_model(cls) and _own_primary_key(cls):
+            return snake_case(cls.name)
+        return None
+
+
+def _simple_name(node: ast.expr) -> str | None:
+    name = node.attr if isinstance(node, ast.Attribute) else getattr(node, "id", None)
+    return name if isinstance(name, str) else None
+
+
+_Rule = tuple[str, ast.expr]
+"""A ``__tablename__`` rule: the name of its class parameter and the expression it returns."""
+
+
+def _naming_rule(func: ast.FunctionDef) -> _Rule | None:
+    """The rule of a ``__tablename__`` function that is one ``return`` of a name it can tell."""
+    returns = [s for s in func.body if isinstance(s, ast.Return)]
+    if len(returns) != 1 or returns[0].value is None:
+        return None
+    rule = (func.args.args[0].arg, returns[0].value)
+    return rule if _apply_rule(rule, "Probe") is not None else None
+
+
+def _apply_rule(rule: _Rule, name: str) -> str | None:
+    """The table ``rule`` names for the class ``name``, or None."""
+    return _apply_rule_to(rule[1], rule[0], name)
+
+
+def _apply_rule_to(expr: ast.expr, param: str, name: str) -> str | None:
+    """``expr`` (a ``__tablename__`` rule of parameter ``param``) for the class ``name``."""
+    if isinstance(expr, ast.Constant) and isinstance(expr.value, str):
+        return expr.value
+    if (
+        isinstance(expr, ast.Attribute)
+        and expr.attr == "__name__"
+        and isinstance(expr.value, ast.Name)
+        and expr.value.id == param
+    ):
+        return name
+    if isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.Add):
+        left = _apply_rule_to(expr.left, param, name)
+        right = _apply_rule_to(expr.right, param, name)
+        return left + right if left is not None and right is not None else None
+    if isinstance(expr, ast.JoinedStr):
+        parts = []
+        for value in expr.values:
+            inner = value.value if isinstance(value, ast.FormattedValue) else value
+            part = _apply_rule_to(inner, param, name) if isinstance(inner, ast.expr) else None
+            if part is None:
+                return None
+            parts.append(part)
+        return "".join(parts)
+    if isinstance(expr, ast.Call) and not expr.keywords:
+        func = expr.func
+        if isinstance(func, ast.Attribute) and func.attr == "lower" and not expr.args:
+            lowered = _apply_rule_to(func.value, param, name)
+            return lowered.lower() if lowered is not None else None
+        called = _simple_name(func) or ""
+        if len(expr.args) == 1 and ("snake" in called.lower() or "underscore" in called.lower()):
+            word = _apply_rule_to(expr.args[0], param, name)
+            return snake_case(word) if word is not None else None
+    return None
+
+
+def _flask_model(cls: ast.ClassDef) -> bool:
+    """A base written ``db.Model`` (Flask-SQLAlchemy's, on its extension object)."""
+    return any(
+        isinstance(b, ast.Attribute)
+        and b.attr == "Model"
+        and isinstance(b.value, ast.Name)
+        and b.value.id != "models"
+        for b in cls.bases
+    )
+
+
+def _own_primary_key(cls: ast.ClassDef) -> bool:
+    """A column of its own body has ``primary_key=True`` (without one a subclass shares its
+    parent's table)."""
+    return any(
+        isinstance(node, ast.keyword) and node.arg == "primary_key" and _constant_true(node.value)
+        for stmt in cls.body
+        if isinstance(stmt, (ast.Assign, ast.AnnAssign))
+        for node in ast.walk(stmt)
+    )
 
 
 def _base_name(base: ast.expr) -> str | None:
@@ -411,13 +556,23 @@ def index_models(
         module = module_path(path, root)
         if config_file:
             labels.update(_app_configs(tree, module.rsplit(".", 1)[0] if "." in module else ""))
-        parsed.append((path, module, tree, "django" in text or models_file, models_file))
+        parsed.append((path, module, tree, "django" in text, models_file))
     by_path: dict[str, str] = dict(FRAMEWORK_TABLES)
     shapes: dict[str, ModelShape] = {}
     modules: dict[str, str] = {}
     proxies: dict[str, str] = {}
+    inherited = _InheritedNames(tree for _, _, tree, _, _ in parsed)
     for path, module, tree, django, models_file in parsed:
-        tables, found = _tables_in(tree, module, django, models_file, labels, proxies, path)
+        tables, found = _tables_in(
+            tree,
+            module,
+            django or models_file,
+            models_file,
+            labels,
+            proxies,
+            path,
+            functools.partial(inherited.table_of, django=django),
+        )
         if tables:
             modules[path] = module
         by_path.update(tables)

@@ -207,8 +207,11 @@ def _lint(app: App, preview: bool, sizes: bool) -> LintResult:
 
 
 def _keys(app: App, found: tuple[Finding, ...]) -> list[Key]:
+    """Label keys of ``found``, each once: two findings of one rule on one line (two queries
+    of one statement) are one line a reviewer labels, and one finding of the score."""
     root = app.root
-    return [(Path(f.filename).relative_to(root).as_posix(), f.row, f.code) for f in found]
+    keys = [(Path(f.filename).relative_to(root).as_posix(), f.row, f.code) for f in found]
+    return list(dict.fromkeys(keys))
 
 
 @dataclass

@@ -6,8 +6,9 @@ import ast
 from collections.abc import Iterator
 
 from membound.lint.context import DBAPI_ROOTS, SQLALCHEMY_ROOTS, ModuleContext
-from membound.lint.expression_chains import links
+from membound.lint.expression_chains import Link, links
 from membound.lint.findings import Finding, Rule
+from membound.lint.rules._loads import judge_load
 from membound.lint.rules._queries import django_queryset, sa_query
 
 __all__ = ["RULES"]
@@ -72,28 +73,26 @@ def _cache_finding(ctx: ModuleContext, node: ast.AST) -> Finding:
     )
 
 
-def _whole_result(ctx: ModuleContext, expr: ast.AST | None) -> bool:
-    """A whole query result: ``.all()`` / ``.fetchall()`` of a query, ``list(queryset)``."""
+def _whole_result(ctx: ModuleContext, expr: ast.AST | None) -> list[Link] | None:
+    """The query chain of a whole query result (``.all()`` / ``.fetchall()`` of a query,
+    ``list(queryset)``), or None."""
     if expr is None:
-        return False
+        return None
     if isinstance(expr, ast.Call):
         func = expr.func
         if ctx.is_builtin(func, "list", "tuple", "set") and len(expr.args) == 1:
             arg = expr.args[0]
-            return (
-                django_queryset(ctx, arg, "MB302") is not None
-                or sa_query(ctx, arg, "MB302") is not None
-            )
+            return django_queryset(ctx, arg, "MB302") or sa_query(ctx, arg, "MB302")
         if isinstance(func, ast.Attribute) and not expr.args:
             if func.attr == "all":
                 # Django's ``.all()`` returns another lazy QuerySet: caching it keeps a query,
                 # not rows. SQLAlchemy's returns the list of every row.
-                return sa_query(ctx, expr, "MB302") is not None
-            if func.attr == "fetchall":
-                return not any(
-                    link.name in ("limit", "fetch") for link in links(expr) if link.kind == "method"
-                )
-    return False
+                return sa_query(ctx, expr, "MB302")
+            if func.attr == "fetchall" and not any(
+                link.name in ("limit", "fetch") for link in links(expr) if link.kind == "method"
+            ):
+                return ctx.expand(expr)
+    return None
 
 
 def _self_attr(expr: ast.AST) -> str | None:
@@ -147,37 +146,40 @@ def check_memoized_result(ctx: ModuleContext) -> Iterator[Finding]:
         if attr is None:
             continue
         for stmt in node.body:
-            if (
-                isinstance(stmt, ast.Assign)
-                and any(_self_attr(t) == attr for t in stmt.targets)
-                and _whole_result(ctx, stmt.value)
-            ):
-                yield _memo_finding(ctx, stmt, f"`self.{attr}`")
+            if isinstance(stmt, ast.Assign) and any(_self_attr(t) == attr for t in stmt.targets):
+                yield from _memo_finding(ctx, stmt, f"`self.{attr}`", stmt.value)
     for assign in ctx.of_type(ast.Assign):
         value = assign.value
         if not (isinstance(value, ast.BoolOp) and isinstance(value.op, ast.Or)):
             continue
         first = _self_attr(value.values[0])
-        if (
-            first is not None
-            and any(_self_attr(t) == first for t in assign.targets)
-            and any(_whole_result(ctx, v) for v in value.values[1:])
-        ):
-            yield _memo_finding(ctx, assign, f"`self.{first}`")
+        if first is not None and any(_self_attr(t) == first for t in assign.targets):
+            for later in value.values[1:]:
+                yield from _memo_finding(ctx, assign, f"`self.{first}`", later)
     for func in ctx.functions():
         if not any(_is_cached_property(ctx, d) for d in func.decorator_list):
             continue
         for ret in ast.walk(func):
-            if isinstance(ret, ast.Return) and _whole_result(ctx, ret.value):
-                yield _memo_finding(ctx, ret, f"`@cached_property {func.name}`")
+            if isinstance(ret, ast.Return):
+                yield from _memo_finding(ctx, ret, f"`@cached_property {func.name}`", ret.value)
 
 
-def _memo_finding(ctx: ModuleContext, node: ast.AST, what: str) -> Finding:
-    return ctx.finding(
+def _memo_finding(
+    ctx: ModuleContext, node: ast.AST, what: str, value: ast.AST | None
+) -> Iterator[Finding]:
+    """MB302 at ``node`` when ``value`` is a whole query result, judged as every whole-table
+    load is (``rules/_loads.py``): a finding only with evidence that its table is big."""
+    chain = _whole_result(ctx, value)
+    judged = judge_load(ctx, node, "MB302", chain) if chain is not None else None
+    if judged is None:
+        return
+    yield ctx.finding(
         "MB302",
         node,
-        f"{what} memoizes a whole query result for the object's lifetime: keep the query and "
-        "iterate it in batches, or memoize only what you need (ids, a count, one page)",
+        f"{what} memoizes a whole query result{judged.where} for the object's lifetime: keep "
+        "the query and iterate it in batches, or memoize only what you need (ids, a count, one "
+        "page)",
+        kind=judged.kind,
     )
 
 
