@@ -18,6 +18,12 @@ POSITIVE: dict[str, list[str]] = {
         DJ + "def f():\n    return [b for b in Book.objects.all() if b.ok]  # HIT\n",
         DJ + "ids = set(User.objects.values_list('id', flat=True))  # HIT\n",
         DJ + "ids = list(Order.objects.values_list('customer_id', flat=True).distinct())  # HIT\n",
+        DJ + "for i, u in enumerate(User.objects.all()):  # HIT\n    print(i, u)\n",
+        DJ + "def active():\n    return User.objects.filter(is_active=True)\n"
+        "for u in active():  # HIT\n    print(u)\n",
+        DJ + "class Command:\n    def get_queryset(self):\n        return Order.objects.all()\n"
+        "    def handle(self):\n        for o in self.get_queryset().order_by('id'):  # HIT\n"
+        "            print(o)\n",
     ],
     "MB102": [
         SA + "def f(session):\n    return session.query(User).filter(User.ok).all()  # HIT\n",
@@ -125,6 +131,12 @@ NEGATIVE: dict[str, list[str]] = {
         # No Django import: ``objects`` is just an attribute.
         "for u in registry.objects.all():\n    print(u)\n",
         DJ + "def f(qs):\n    for u in qs:\n        print(u)\n",
+        # a query another function returns, bounded there, or picked among several returns
+        DJ + "def first():\n    return User.objects.all()[:10]\nfor u in first():\n    print(u)\n",
+        DJ + "def mine(user):\n    return Order.objects.filter(user=user)\n"
+        "for o in mine(me):\n    print(o)\n",
+        DJ + "def some(ok):\n    if ok:\n        return User.objects.all()\n    return []\n"
+        "for u in some(x):\n    print(u)\n",
         DJ
         + "def f():\n    qs = User.objects.all()\n    qs = qs[:10]\n    for u in qs:\n        print(u)\n",
     ],

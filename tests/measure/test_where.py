@@ -521,9 +521,10 @@ def work(n):
     kept = []
     for _ in range(n):
         kept.append(bytearray(b"x") * 1_000_000)  # written: resident as it is made
-        # 150 MB/s for the three: at 300 MB/s a CI run's load starved the sampler long
-        # enough for the tree to pass the bound below before its first reading over the limit
-        time.sleep(0.02)
+        # 100 MB/s for the three: at 300 MB/s, then at 150 MB/s, a CI run's load starved the
+        # sampler long enough (0.23 s) for the tree to pass the bound below before its first
+        # reading over the limit
+        time.sleep(0.03)
     return len(kept)
 if __name__ == "__main__":
     multiprocessing.set_start_method("fork")

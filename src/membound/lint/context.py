@@ -328,7 +328,13 @@ class ModuleContext:
         """
         chain = links(expr)
         root = chain[0]
-        if root.kind != "name" or depth > 4:
+        if depth > 4:
+            return chain
+        returned = self._returned_by(chain, expr)
+        if returned is not None:
+            value, rest = returned
+            return self.expand(value, depth + 1) + chain[rest:]
+        if root.kind != "name":
             return chain
         values = self.assigned_values(root.name, expr)
         if not values:
@@ -352,6 +358,48 @@ class ModuleContext:
         for ext in extensions:
             expanded = expanded + links(ext)[1:]
         return expanded + chain[1:]
+
+    def _returned_by(self, chain: list[Link], use: ast.AST) -> tuple[ast.expr, int] | None:
+        """What a call at the root of ``chain`` returns, when the module defines it with one
+        ``return``: ``get_users()`` (a function of the module) or ``self.get_queryset()`` (a
+        method of the class around ``use``); and where the rest of the chain starts. A query
+        built in one function and iterated in another is the same query."""
+        if chain[0].kind == "func":
+            func = self._defined_once(self.tree.body, chain[0].name)
+            rest = 1
+        elif (
+            chain[0].kind == "name"
+            and chain[0].name == "self"
+            and len(chain) > 1
+            and chain[1].kind == "method"
+        ):
+            cls = next((a for a in self.ancestors(use) if isinstance(a, ast.ClassDef)), None)
+            func = self._defined_once(cls.body, chain[1].name) if cls is not None else None
+            rest = 2
+        else:
+            return None
+        if func is None or self.is_within(use, func):
+            return None  # none, several, or itself (recursion)
+        returns = [
+            node
+            for node in ast.walk(func)
+            if isinstance(node, ast.Return)
+            and node.value is not None
+            and self.enclosing_function(node) is func
+        ]
+        return (returns[0].value, rest) if len(returns) == 1 and returns[0].value else None
+
+    @staticmethod
+    def _defined_once(
+        body: list[ast.stmt], name: str
+    ) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+        """The one function ``name`` defined directly in ``body``; None when none or several."""
+        found = [
+            s
+            for s in body
+            if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)) and s.name == name
+        ]
+        return found[0] if len(found) == 1 else None
 
     def _assigned_later(self, value: ast.expr, use: ast.AST) -> bool:
         """``value`` is assigned after ``use`` in the same scope, outside any loop around the

@@ -26,14 +26,23 @@ __all__ = ["RULES"]
 _MATERIALIZERS = ("list", "tuple", "set", "len")
 
 
+#: Builtins that iterate each argument whole: ``for i, u in enumerate(users)`` loads ``users``.
+_ITERATING_WRAPPERS = ("enumerate", "zip", "sorted", "reversed")
+
+
 def _iterated_exprs(ctx: ModuleContext) -> Iterator[tuple[ast.expr, str]]:
-    """Every expression that is iterated whole, with how (``for``, ``list()``...)."""
-    for loop in ctx.of_type(ast.For):
-        yield loop.iter, "`for`"
-    for aloop in ctx.of_type(ast.AsyncFor):
-        yield aloop.iter, "`async for`"
-    for gen in ctx.of_type(ast.comprehension):
-        yield gen.iter, "a comprehension"
+    """Every expression that is iterated whole, with how (``for``, ``list()``...): the loop's
+    iterable, or each argument of ``enumerate``/``zip``/``sorted``/``reversed`` there."""
+    iterables: list[tuple[ast.expr, str]] = []
+    iterables += [(loop.iter, "`for`") for loop in ctx.of_type(ast.For)]
+    iterables += [(aloop.iter, "`async for`") for aloop in ctx.of_type(ast.AsyncFor)]
+    iterables += [(gen.iter, "a comprehension") for gen in ctx.of_type(ast.comprehension)]
+    for expr, how in iterables:
+        yield expr, how
+        if isinstance(expr, ast.Call) and ctx.is_builtin(expr.func, *_ITERATING_WRAPPERS):
+            name = expr.func.id  # type: ignore[attr-defined]
+            for arg in expr.args:
+                yield arg, f"{how} over `{name}()`"
 
 
 def check_unbounded_queryset(ctx: ModuleContext) -> Iterator[Finding]:
