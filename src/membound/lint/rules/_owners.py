@@ -18,6 +18,7 @@ __all__ = [
     "names_a_row",
     "owner_filter",
     "owners_query",
+    "privileged_only",
     "shared_attribute",
 ]
 
@@ -516,3 +517,36 @@ def key_in_list(ctx: ModuleContext, link: Link) -> bool:
         ):
             return True
     return False
+
+
+#: Flags that mark the accounts that run an application (its superusers, staff, administrators):
+#: the rows holding one are a handful, whatever the number of users.
+_PRIVILEGED = frozenset(
+    {"is_superuser", "is_staff", "is_admin", "is_administrator", "superuser", "staff", "admin"}
+)
+
+
+def privileged_only(ctx: ModuleContext, link: Link) -> bool:
+    """A ``filter``/``filter_by``/``where`` step keeping only the accounts flagged as
+    superusers, staff or administrators (``filter(is_superuser=True)``,
+    ``filter(user__is_staff=True)``, ``where(User.admin == True)``): a small subset by
+    construction. Only a condition every row meets counts (not one side of an ``or``)."""
+    if link.kind != "method" or link.name not in ("filter", "where", "filter_by"):
+        return False
+    call = link.node
+    if not isinstance(call, ast.Call):
+        return False
+    for kw in call.keywords:
+        parts = (kw.arg or "").split("__")
+        if parts[-1] == "exact" and len(parts) > 1:
+            parts.pop()
+        if parts[-1] in _PRIVILEGED and _constant_true(kw.value):
+            return True
+    return any(
+        column in _PRIVILEGED and _constant_true(value)
+        for column, value, _ in equalities(_resolved(ctx, a) for a in call.args)
+    )
+
+
+def _constant_true(node: ast.AST) -> bool:
+    return isinstance(node, ast.Constant) and node.value is True

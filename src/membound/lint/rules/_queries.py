@@ -21,7 +21,13 @@ from membound.lint.rules._models import (
     model_name,
     unique_bound,
 )
-from membound.lint.rules._owners import key_in_list, last_name, owner_filter, shared_attribute
+from membound.lint.rules._owners import (
+    key_in_list,
+    last_name,
+    owner_filter,
+    privileged_only,
+    shared_attribute,
+)
 from membound.lint.rules._sql import aggregate_select, statement_bounded
 
 __all__ = [
@@ -181,8 +187,9 @@ def bounded_variant(ctx: ModuleContext, chain: list[Link], code: str, model: str
     """Bounds the rules accept for a query that has no LIMIT: the user's ``small-models``, a
     lookup table (``lint/model_shape.py``), an aggregate, or (unless the model is in
     ``large-models``, or ``code``'s preview variants run) the rows of one owner (named so, or
-    a foreign key of the model's definition fixed to a value in hand), or a work queue the
-    loop drains (``lint/rules/_drained.py``)."""
+    a foreign key of the model's definition fixed to a value in hand), the accounts flagged
+    superuser, staff or administrator, or a work queue the loop drains
+    (``lint/rules/_drained.py``)."""
     size = ctx.model_size(model)
     if size == "small" or (size is None and lookup_table(ctx, chain)):
         return True
@@ -191,7 +198,7 @@ def bounded_variant(ctx: ModuleContext, chain: list[Link], code: str, model: str
     if size == "large" or code in ctx.preview:
         return False
     return (
-        any(owner_filter(ctx, link) for link in chain)
+        any(owner_filter(ctx, link) or privileged_only(ctx, link) for link in chain)
         or foreign_key_bound(ctx, chain)
         or drained_queue(ctx, chain)
         or any(link.kind == "attr" and link.name.endswith("_set") for link in chain[1:])
