@@ -385,3 +385,60 @@ def test_a_table_named_by_a_base_or_by_flask_sqlalchemy(tmp_path: Path) -> None:
     ]
     # the hint left is the subclass without a table of its own
     assert [14] == [f.row for f in result.hints]
+
+
+REMOVED_MODEL_MIGRATION = """\
+def forwards(apps, schema_editor):
+    Subsection = apps.get_model("questions", "Subsection")
+    Entity = apps.get_model(app_label="questions", model_name="QuestionEntity")
+    Old = apps.get_model("domain.Option")
+    for row in Subsection.objects.all():
+        row.save()
+"""
+
+
+def test_a_migrations_removed_model_and_djangos_own_join_tables_match(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A table only a migration names, through ``apps.get_model`` (its model since removed),
+    and the many-to-many tables of Django's own models are no names that match nothing."""
+    (tmp_path / "questions" / "migrations").mkdir(parents=True)
+    (tmp_path / "questions" / "migrations" / "0008_x.py").write_text(REMOVED_MODEL_MIGRATION)
+    sizes = tmp_path / "sizes.toml"
+    sizes.write_text(
+        "[tables]\nquestions_subsection = 40\nquestions_questionentity = 90\n"
+        "domain_option = 30\nauth_user_user_permissions = 100\nquestions_subsectoin = 4\n"
+    )
+    assert 0 == main(["lint", "--isolated", "--sizes", str(sizes), str(tmp_path)])
+    warned = [line for line in capsys.readouterr().err.splitlines() if "match nothing" in line]
+    assert [
+        "membound lint: warning: 1 name(s) of the sizes file match nothing in the code linted "
+        "(a misspelling changes nothing): questions_subsectoin"
+    ] == warned
+
+
+def test_an_app_inside_another_apps_package_keeps_its_own_label(tmp_path: Path) -> None:
+    """``forum/deps/openid/models.py`` is an app of its own (installed apart): its table is
+    ``openid_nonce``, not the ``forum`` label of the ``AppConfig`` in the package above."""
+    (tmp_path / "forum" / "deps" / "openid").mkdir(parents=True)
+    (tmp_path / "forum" / "apps.py").write_text(
+        "from django.apps import AppConfig\n\n\nclass ForumConfig(AppConfig):\n"
+        '    name = "forum"\n    label = "forum"\n'
+    )
+    (tmp_path / "forum" / "models.py").write_text(
+        "from django.db import models\n\n\nclass Post(models.Model):\n"
+        "    text = models.TextField()\n"
+    )
+    (tmp_path / "forum" / "deps" / "openid" / "models.py").write_text(
+        "from django.db import models\n\n\nclass Nonce(models.Model):\n"
+        "    salt = models.TextField()\n"
+    )
+    (tmp_path / "forum" / "management" / "commands").mkdir(parents=True)
+    (tmp_path / "forum" / "management" / "commands" / "clean.py").write_text(
+        "from forum.deps.openid.models import Nonce\nfrom forum.models import Post\n\n\n"
+        "def run():\n    for n in Nonce.objects.all():\n        print(n)\n"
+        "    for p in Post.objects.all():\n        print(p)\n"
+    )
+    sizes = TableSizes(tables={"openid_nonce": 10**6, "forum_post": 10**6}, source="t")
+    result = lint_paths([str(tmp_path)], LintConfig(sizes=sizes))
+    assert [6, 8] == sorted(f.row for f in result.findings)

@@ -130,10 +130,20 @@ class Evidence:
         return None if unknown else biggest
 
 
+#: The many-to-many tables of Django's own models (``User.groups``, ``User.user_permissions``,
+#: ``Group.permissions``): a sizes file written from the database names them, the code never.
+_FRAMEWORK_JOIN_TABLES = frozenset(
+    {"auth_user_groups", "auth_user_user_permissions", "auth_group_permissions"}
+)
+
+
 def _join_table(table: str, mapped: set[str], words: set[str]) -> bool:
     """``table`` is the table Django makes for a many-to-many field: a mapped model's table,
     ``_``, and the field's name, a word of the code (``hyperkitty_mailinglist_owners`` for
-    ``MailingList.owners``; ``core_user_groups`` for a swapped user model's ``groups``)."""
+    ``MailingList.owners``; ``core_user_groups`` for a swapped user model's ``groups``), or
+    one of Django's own models' (``auth_user_groups``)."""
+    if table in _FRAMEWORK_JOIN_TABLES:
+        return True
     for cut in range(len(table) - 1, 0, -1):
         if table[cut] == "_" and table[:cut] in mapped and table[cut + 1 :] in words:
             return True

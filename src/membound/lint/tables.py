@@ -283,11 +283,18 @@ def _app_configs(tree: ast.Module, package: str) -> dict[str, str]:
 
 
 def _label_of(module: str, labels: Mapping[str, str], path: str = "") -> str:
-    """The app label of a models module: its package's ``AppConfig`` label, the longest such
-    package first, else Django's default, the app package's own name: the folder that holds
+    """The app label of a models module: its package's ``AppConfig`` label (the longest such
+    package first; only the models' own package when the module is in a ``models`` file or
+    package), else Django's default, the app package's own name: the folder that holds
     ``models.py`` or the ``models/`` package (read from ``path``, so that linting the app's
     folder itself keeps it), else the package before ``models`` in the module path."""
     parts = module.split(".")
+    if "models" in parts[1:]:
+        # The package that holds ``models`` is an app of its own (Django gives a model the
+        # label of the longest installed app around its module): an ``AppConfig`` of a package
+        # above it (``askbot``'s, over ``askbot/deps/django_authopenid/models.py``) is not its.
+        app = ".".join(parts[: len(parts) - 1 - parts[::-1].index("models")])
+        parts = [] if app not in labels else parts
     for end in range(len(parts) - 1, 0, -1):
         label = labels.get(".".join(parts[:end]))
         if label is not None:
