@@ -466,14 +466,9 @@ def test_a_value_the_request_names_and_a_list_named_for_its_items(tmp_path: Path
     """``filter(orig_filename=request.GET.get("file-name"))`` loads the rows of one value the
     request names; ``file_attachments__in=file_attachments`` those of a list in hand named for
     what the relation holds. A state the request names is a share, a subquery no list."""
-    (tmp_path / "attachments").mkdir()
-    (tmp_path / "attachments" / "models.py").write_text(REQUEST_AND_LISTS)
-    sizes = TableSizes(
-        tables={"attachments_attachment": 10**6, "attachments_history": 10**6}, source="t"
-    )
-    result = lint_paths([str(tmp_path)], LintConfig(sizes=sizes))
-    lines = REQUEST_AND_LISTS.splitlines()
-    reported = {lines[f.row - 1].split("# ")[-1]: f.kind for f in (*result.findings, *result.hints)}
+    files = {"attachments/models.py": REQUEST_AND_LISTS}
+    sizes = {"attachments_attachment": 10**6, "attachments_history": 10**6}
+    reported = _labels_reported(tmp_path, files, sizes)
     assert {"SHARED a state": "finding", "WHOLE": "finding"} == reported
 
 

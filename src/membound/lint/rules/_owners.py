@@ -238,10 +238,8 @@ def owner_filter(ctx: ModuleContext, link: Link, depth: int = 0) -> bool:
     the one judged (``x = X.objects.filter(id__in=x)`` names itself)."""
     if link.kind == "method" and link.name in _JOINS:
         return _owner_join(ctx, link, depth)
-    if link.kind != "method" or link.name not in ("filter", "where", "filter_by"):
-        return False
-    call = link.node
-    if not isinstance(call, ast.Call):
+    call = _filter_call(link)
+    if call is None:
         return False
     keywords = list(call.keywords)
     args = [_resolved(ctx, a) for a in call.args]
@@ -270,6 +268,13 @@ def owner_filter(ctx: ModuleContext, link: Link, depth: int = 0) -> bool:
     if any(_owner_match(column, value) for column, value, _ in equalities(args)):
         return True
     return _owners_in(ctx, args, depth)
+
+
+def _filter_call(link: Link) -> ast.Call | None:
+    """The call of a ``filter``/``where``/``filter_by`` step, or None for any other step."""
+    if link.kind != "method" or link.name not in ("filter", "where", "filter_by"):
+        return None
+    return link.node if isinstance(link.node, ast.Call) else None
 
 
 def _owner_keyword(ctx: ModuleContext, arg_name: str, value: ast.expr, depth: int) -> bool:
@@ -488,10 +493,8 @@ def key_in_list(ctx: ModuleContext, link: Link) -> bool:
     ``.filter(Model.id.in_(ids))`` or ``.filter(pk__in=ids)`` returns at most ``len(ids)`` rows:
     memory the caller already pays for. A subquery in place of the list gives no such bound.
     """
-    if link.kind != "method" or link.name not in ("filter", "where", "filter_by"):
-        return False
-    call = link.node
-    if not isinstance(call, ast.Call):
+    call = _filter_call(link)
+    if call is None:
         return False
     for kw in call.keywords:
         if kw.arg in ("pk__in", "id__in") and _in_memory_list(ctx, kw.value):
@@ -531,10 +534,8 @@ def privileged_only(ctx: ModuleContext, link: Link) -> bool:
     superusers, staff or administrators (``filter(is_superuser=True)``,
     ``filter(user__is_staff=True)``, ``where(User.admin == True)``): a small subset by
     construction. Only a condition every row meets counts (not one side of an ``or``)."""
-    if link.kind != "method" or link.name not in ("filter", "where", "filter_by"):
-        return False
-    call = link.node
-    if not isinstance(call, ast.Call):
+    call = _filter_call(link)
+    if call is None:
         return False
     for kw in call.keywords:
         parts = (kw.arg or "").split("__")
