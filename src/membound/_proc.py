@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Callable
 
 __all__ = [
@@ -211,6 +212,9 @@ _KCMP_SYSCALL = {
     "ppc64le": 354,
     "s390x": 343,
 }
+#: Machines whose table above is the 64-bit one, and this interpreter's pointer size.
+_64_BIT_MACHINES = frozenset({"x86_64", "aarch64", "riscv64", "ppc64le", "s390x"})
+_POINTER_BYTES = 8 if sys.maxsize > 2**32 else 4
 #: ``KCMP_VM`` of ``include/uapi/linux/kcmp.h``: do two processes share one address space.
 _KCMP_VM = 1
 _kcmp: list[Callable[..., int]] = []
@@ -226,8 +230,8 @@ def shares_parents_memory(pid: int | str) -> bool | None:
     if fields is None or not hasattr(os, "uname"):
         return None
     number = _KCMP_SYSCALL.get(os.uname().machine)
-    if number is None:
-        return None
+    if number is None or (_POINTER_BYTES != 8 and os.uname().machine in _64_BIT_MACHINES):
+        return None  # a 32-bit interpreter on a 64-bit kernel: another table's numbers
     if not _kcmp:
         import ctypes  # only here: the sampler process starts without it
 

@@ -21,7 +21,8 @@ POSITIVE: dict[str, list[str]] = {
         DJ + "for i, u in enumerate(User.objects.all()):  # HIT\n    print(i, u)\n",
         DJ + "from django.db.models import Q\n"
         "for u in User.objects.filter(Q(is_staff=True) | Q(active=True)):  # HIT\n    print(u)\n"
-        "for u in User.objects.filter(is_superuser=False):  # HIT\n    print(u)\n",
+        "for u in User.objects.filter(is_superuser=False):  # HIT\n    print(u)\n"
+        "for o in Order.objects.filter(user__is_staff=True):  # HIT\n    print(o)\n",
         DJ + "def active():\n    return User.objects.filter(is_active=True)\n"
         "for u in active():  # HIT\n    print(u)\n",
         DJ + "class Command:\n    def get_queryset(self):\n        return Order.objects.all()\n"
@@ -136,7 +137,7 @@ NEGATIVE: dict[str, list[str]] = {
         DJ + "def f(qs):\n    for u in qs:\n        print(u)\n",
         # the accounts that run the application: a handful
         DJ + "for u in User.objects.filter(is_superuser=True):\n    print(u)\n",
-        DJ + "for p in Order.objects.filter(user__is_staff=True).exclude(x=1):\n    print(p)\n",
+        DJ + "for p in Profile.objects.filter(pk__is_superuser=True).exclude(x=1):\n    print(p)\n",
         # a query another function returns, bounded there, or picked among several returns
         DJ + "def first():\n    return User.objects.all()[:10]\nfor u in first():\n    print(u)\n",
         DJ + "def mine(user):\n    return Order.objects.filter(user=user)\n"

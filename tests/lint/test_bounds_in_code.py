@@ -520,3 +520,28 @@ def test_a_memoized_whole_result_is_judged_by_its_tables_size(
         for f in (*result.findings, *result.hints)
         if f.code == "MB302"
     }
+
+
+MEMOIZED_FETCH = """\
+import sqlite3
+
+
+class Report:
+    def rows(self, conn):
+        cur = conn.cursor()
+        cur.execute("SELECT * FROM big_events")
+        if self._rows is None:
+            self._rows = cur.fetchall()  # EVENTS
+        return self._rows
+"""
+
+
+def test_a_memoized_fetchall_takes_the_size_of_the_table_its_sql_reads(tmp_path: Path) -> None:
+    """``self._rows = cur.fetchall()`` after ``cur.execute("SELECT * FROM big_events")``: the
+    statement executed last on that cursor names the table whose size decides."""
+    (tmp_path / "report.py").write_text(MEMOIZED_FETCH)
+    sizes = TableSizes(tables={"big_events": 10**6}, source="t")
+    result = lint_paths([str(tmp_path)], LintConfig(sizes=sizes))
+    memoized = [f for f in (*result.findings, *result.hints) if f.code == "MB302"]
+    assert [(9, "finding")] == [(f.row, f.kind) for f in memoized]
+    assert "big_events" in memoized[0].message

@@ -317,6 +317,7 @@ from sqlalchemy import Column, Integer
 from sqlalchemy.ext.declarative import as_declarative, declared_attr
 
 db = SQLAlchemy()
+LEGACY_NAME = "old_accounts"
 
 
 @as_declarative()
@@ -346,12 +347,29 @@ class EventTag(db.Model):
 
 class SpecialTag(EventTag):
     pass
+
+
+class Account(db.Model):
+    @declared_attr
+    def __tablename__(cls):
+        return "acct_" + cls.__name__.lower()
+
+    id = db.Column(db.Integer, primary_key=True)
+
+
+class Abstract(db.Model):
+    __abstract__ = True
+    id = db.Column(db.Integer, primary_key=True)
+
+
+class Legacy(db.Model):
+    __table__ = db.Table(LEGACY_NAME, db.metadata, db.Column("id", primary_key=True))
 """
 
 NAMED_BY_A_BASE_JOB = """\
 import click
 
-from app.models import EventTag, SearchIndex, Sketch, SpecialTag
+from app.models import Abstract, Account, EventTag, Legacy, SearchIndex, Sketch, SpecialTag
 
 
 @click.command()
@@ -364,6 +382,12 @@ def check():
         print(tag)
     for tag in SpecialTag.query.all():  # line 14
         print(tag)
+    for account in Account.query.all():  # line 16
+        print(account)
+    for row in Abstract.query.all():  # line 18
+        print(row)
+    for row in Legacy.query.all():  # line 20
+        print(row)
 """
 
 
@@ -376,15 +400,25 @@ def test_a_table_named_by_a_base_or_by_flask_sqlalchemy(tmp_path: Path) -> None:
     (tmp_path / "app" / "models.py").write_text(NAMED_BY_A_BASE)
     (tmp_path / "app" / "cli.py").write_text(NAMED_BY_A_BASE_JOB)
     sizes = TableSizes(
-        tables={"searchindex": 500_000, "sketch": 500_000, "sketches": 10, "event_tag": 500_000},
+        tables={
+            "searchindex": 500_000,
+            "sketch": 500_000,
+            "sketches": 10,
+            "event_tag": 500_000,
+            "acct_account": 500_000,
+            "account": 10,
+            "abstract": 500_000,
+            "legacy": 500_000,
+        },
         source="t",
     )
     result = lint_paths([str(tmp_path)], LintConfig(sizes=sizes))
-    assert [("cli.py", 8), ("cli.py", 12)] == [
+    # its own rule names Account's table; Abstract has none; Legacy names its own (a constant)
+    assert [("cli.py", 8), ("cli.py", 12), ("cli.py", 16)] == [
         (Path(f.filename).name, f.row) for f in result.findings
     ]
-    # the hint left is the subclass without a table of its own
-    assert [14] == [f.row for f in result.hints]
+    # the hints left: the subclass without a table of its own, the abstract and the legacy one
+    assert [14, 18, 20] == [f.row for f in result.hints]
 
 
 REMOVED_MODEL_MIGRATION = """\
@@ -418,8 +452,9 @@ def test_a_migrations_removed_model_and_djangos_own_join_tables_match(
 
 
 def test_an_app_inside_another_apps_package_keeps_its_own_label(tmp_path: Path) -> None:
-    """``forum/deps/openid/models.py`` is an app of its own (installed apart): its table is
-    ``openid_nonce``, not the ``forum`` label of the ``AppConfig`` in the package above."""
+    """``forum/deps/openid/models.py`` installed apart (``INSTALLED_APPS``) is an app of its
+    own: its table is ``openid_nonce``, not the ``forum`` label of the ``AppConfig`` in the
+    package above; not installed apart, it is ``forum_nonce``."""
     (tmp_path / "forum" / "deps" / "openid").mkdir(parents=True)
     (tmp_path / "forum" / "apps.py").write_text(
         "from django.apps import AppConfig\n\n\nclass ForumConfig(AppConfig):\n"
@@ -439,6 +474,14 @@ def test_an_app_inside_another_apps_package_keeps_its_own_label(tmp_path: Path) 
         "def run():\n    for n in Nonce.objects.all():\n        print(n)\n"
         "    for p in Post.objects.all():\n        print(p)\n"
     )
+    (tmp_path / "forum" / "settings.py").write_text(
+        'INSTALLED_APPS = ["django.contrib.auth", "forum", "forum.deps.openid"]\n'
+    )
     sizes = TableSizes(tables={"openid_nonce": 10**6, "forum_post": 10**6}, source="t")
+    result = lint_paths([str(tmp_path)], LintConfig(sizes=sizes))
+    assert [6, 8] == sorted(f.row for f in result.findings)
+    # not installed apart, the same package's models take the label of the app around them
+    (tmp_path / "forum" / "settings.py").write_text('INSTALLED_APPS = ["forum"]\n')
+    sizes = TableSizes(tables={"forum_nonce": 10**6, "forum_post": 10**6}, source="t")
     result = lint_paths([str(tmp_path)], LintConfig(sizes=sizes))
     assert [6, 8] == sorted(f.row for f in result.findings)

@@ -37,7 +37,7 @@ import functools
 import os
 import re
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 
 from membound.lint.model_shape import FRAMEWORK_LOOKUPS, ModelShape, shape_of
 
@@ -55,6 +55,8 @@ _SQL_NAME = r'(?:"[^"]+"|`[^`]+`|\[[^\]]+\]|[A-Za-z_][\w$]*)'
 _FROM_JOIN = re.compile(rf"\b(?:FROM|JOIN)\s+({_SQL_NAME}(?:\s*\.\s*{_SQL_NAME})?)", re.IGNORECASE)
 #: A module-level ``from X import A, B as C`` (parenthesised over lines, or on one line).
 _FROM_IMPORT = re.compile(r"^from[ \t]+(\.*)([\w.]*)[ \t]+import[ \t]*(\([^)]*\)|[^\n]*)", re.M)
+#: A quoted dotted name (``"askbot.deps.django_authopenid"``): an app a settings file installs.
+_DOTTED_STRING = re.compile(r"""["']([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)["']""")
 #: How many imports a re-export is followed through.
 _REEXPORT_STEPS = 5
 #: Words that follow FROM without naming a table (``FROM (SELECT ...)`` is skipped by the regex).
@@ -282,19 +284,24 @@ def _app_configs(tree: ast.Module, package: str) -> dict[str, str]:
     return found
 
 
-def _label_of(module: str, labels: Mapping[str, str], path: str = "") -> str:
+def _label_of(
+    module: str, labels: Mapping[str, str], path: str = "", installed: Collection[str] = ()
+) -> str:
     """The app label of a models module: its package's ``AppConfig`` label (the longest such
-    package first; only the models' own package when the module is in a ``models`` file or
-    package), else Django's default, the app package's own name: the folder that holds
-    ``models.py`` or the ``models/`` package (read from ``path``, so that linting the app's
-    folder itself keeps it), else the package before ``models`` in the module path."""
+    package first; only the models' own package when that package is installed apart, as a
+    settings file's ``INSTALLED_APPS`` names it: ``installed``), else Django's default, the
+    app package's own name: the folder that holds ``models.py`` or the ``models/`` package
+    (read from ``path``, so that linting the app's folder itself keeps it), else the package
+    before ``models`` in the module path."""
     parts = module.split(".")
     if "models" in parts[1:]:
-        # The package that holds ``models`` is an app of its own (Django gives a model the
-        # label of the longest installed app around its module): an ``AppConfig`` of a package
-        # above it (``askbot``'s, over ``askbot/deps/django_authopenid/models.py``) is not its.
+        # A package holding ``models`` that a settings file installs is an app of its own
+        # (Django gives a model the label of the longest installed app around its module): an
+        # ``AppConfig`` of a package above it (``askbot``'s, over the installed
+        # ``askbot.deps.django_authopenid``) is not its.
         app = ".".join(parts[: len(parts) - 1 - parts[::-1].index("models")])
-        parts = [] if app not in labels else parts
+        own_app = any(app == name or app.endswith("." + name) for name in installed)
+        parts = [] if own_app and app not in labels else parts
     for end in range(len(parts) - 1, 0, -1):
         label = labels.get(".".join(parts[:end]))
         if label is not None:
@@ -316,6 +323,7 @@ def _tables_in(
     proxies: dict[str, str] | None = None,
     path: str = "",
     inherited: Callable[[ast.ClassDef], str | None] | None = None,
+    installed: Collection[str] = (),
 ) -> tuple[dict[str, str], dict[str, ModelShape]]:
     found: dict[str, str] = {}
     shapes: dict[str, ModelShape] = {}
@@ -335,7 +343,12 @@ def _tables_in(
         if isinstance(named, ast.Name):  # ``__tablename__ = AUDIT_TABLE``, a module constant
             named = top.get(named.id)
         table = _string(named) or _table_call(own.get("__table__"))
-        if not table and "__tablename__" not in own and inherited is not None:
+        if (
+            not table
+            and inherited is not None
+            and not {"__tablename__", "__table__"} & own.keys()
+            and not _constant_true(own.get("__abstract__"))
+        ):
             table = inherited(cls)
         if table:
             found[f"{module}.{cls.name}"] = table
@@ -358,7 +371,9 @@ def _tables_in(
             continue
         table = _string(meta.get("db_table"))
         if table is None:
-            label = _string(meta.get("app_label")) or _label_of(module, labels or {}, path)
+            label = _string(meta.get("app_label")) or _label_of(
+                module, labels or {}, path, installed
+            )
             table = f"{label}_{cls.name}".lower()
         found[f"{module}.{cls.name}"] = table
         shapes[f"{module}.{cls.name}"] = shape
@@ -384,7 +399,7 @@ class _InheritedNames:
     A base's rule is read from its ``return``: the class's name, lowered or put in snake case
     (a function whose name says ``snake`` or ``underscore``), with constant text around it;
     any other rule names no table. Bases are matched by their class name among the model files
-    read: a name defined twice with different rules names no table."""
+    read: a name that two classes with a rule share names no table."""
 
     def __init__(self, trees: Iterable[ast.Module]) -> None:
         self._rules: dict[str, _Rule | None] = {}
@@ -408,7 +423,7 @@ class _InheritedNames:
         """The table ``cls`` inherits a name for, or None; ``django``: its file names Django
         (whose ``models.Model`` names tables its own way)."""
         seen: set[str] = set()
-        todo = [n for n in (_simple_name(b) for b in cls.bases) if n]
+        todo = [cls.name]  # its own rule first, then its bases'
         for _ in range(_NAMING_DEPTH):
             later: list[str] = []
             for base in todo:
@@ -543,8 +558,11 @@ def index_models(
     tree of a file already parsed (None: parse it here)."""
     parsed: list[tuple[str, str, ast.Module, bool, bool]] = []
     labels: dict[str, str] = {}
+    installed: set[str] = set()
     reexports: dict[str, str] = {}
     for path, text in files:
+        if "INSTALLED_APPS" in text:
+            installed.update(_DOTTED_STRING.findall(text))
         if "import" in text:
             reexports.update(_class_imports(text, module_path(path, root), path))
         norm = path.replace(os.sep, "/")
@@ -579,6 +597,7 @@ def index_models(
             proxies,
             path,
             functools.partial(inherited.table_of, django=django),
+            installed,
         )
         if tables:
             modules[path] = module

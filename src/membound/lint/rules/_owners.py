@@ -152,7 +152,7 @@ def shared_attribute(column: str) -> bool:
 #: DRF's ``query_params``/``data``, Flask's ``args``/``form``/``values``/``json``.
 _REQUEST_VALUES = frozenset(
     {"GET", "POST", "query_params", "data", "args", "form", "values", "json", "get_json"}
-)
+)  # ``get_json`` is called: ``request.get_json()["k"]``
 
 
 def _named_by_the_request(expr: ast.AST) -> bool:
@@ -166,6 +166,8 @@ def _named_by_the_request(expr: ast.AST) -> bool:
         expr = expr.value
     else:
         return False
+    if isinstance(expr, ast.Call) and not expr.args:  # ``request.get_json()["brand"]``
+        expr = expr.func
     return (
         isinstance(expr, ast.Attribute)
         and expr.attr in _REQUEST_VALUES
@@ -532,8 +534,9 @@ _PRIVILEGED = frozenset(
 def privileged_only(ctx: ModuleContext, link: Link) -> bool:
     """A ``filter``/``filter_by``/``where`` step keeping only the accounts flagged as
     superusers, staff or administrators (``filter(is_superuser=True)``,
-    ``filter(user__is_staff=True)``, ``where(User.admin == True)``): a small subset by
-    construction. Only a condition every row meets counts (not one side of an ``or``)."""
+    ``filter(pk__is_superuser=True)`` of a profile keyed by its user, ``where(User.admin ==
+    True)``): a small subset by construction. Only a condition every row meets counts (not one
+    side of an ``or``)."""
     call = _filter_call(link)
     if call is None:
         return False
@@ -541,7 +544,11 @@ def privileged_only(ctx: ModuleContext, link: Link) -> bool:
         parts = (kw.arg or "").split("__")
         if parts[-1] == "exact" and len(parts) > 1:
             parts.pop()
-        if parts[-1] in _PRIVILEGED and _constant_true(kw.value):
+        # The flag of the row itself, or of the account its own key is (a profile whose primary
+        # key is its user's: ``pk__is_superuser``); not of a row it refers to
+        # (``user__is_staff`` picks every log entry the staff wrote).
+        own = len(parts) == 1 or (len(parts) == 2 and parts[0] in ("pk", "id"))
+        if own and parts[-1] in _PRIVILEGED and _constant_true(kw.value):
             return True
     return any(
         column in _PRIVILEGED and _constant_true(value)

@@ -10,6 +10,7 @@ from membound.lint.expression_chains import Link, links
 from membound.lint.findings import Finding, Rule
 from membound.lint.rules._loads import judge_load
 from membound.lint.rules._queries import django_queryset, sa_query
+from membound.lint.rules._sizes import executed_before
 
 __all__ = ["RULES"]
 
@@ -164,13 +165,39 @@ def check_memoized_result(ctx: ModuleContext) -> Iterator[Finding]:
                 yield from _memo_finding(ctx, ret, f"`@cached_property {func.name}`", ret.value)
 
 
+def _executed_before(ctx: ModuleContext, value: ast.AST | None) -> ast.Call | None:
+    """For ``cur.fetchall()``, the last ``cur.execute(sql)`` before it in its scope: the
+    statement whose tables decide its size."""
+    if not (
+        isinstance(value, ast.Call)
+        and isinstance(value.func, ast.Attribute)
+        and value.func.attr == "fetchall"
+        and isinstance(value.func.value, ast.Name)
+    ):
+        return None
+    cursor, scope = value.func.value.id, ctx.scope_of(value)
+    executes: dict[tuple[ast.AST, str], list[ast.Call]] = {
+        (scope, cursor): [
+            call
+            for call in ctx.of_type(ast.Call)
+            if isinstance(call.func, ast.Attribute)
+            and call.func.attr == "execute"
+            and isinstance(call.func.value, ast.Name)
+            and call.func.value.id == cursor
+            and ctx.scope_of(call) is scope
+        ]
+    }
+    return executed_before(ctx, value, executes)
+
+
 def _memo_finding(
     ctx: ModuleContext, node: ast.AST, what: str, value: ast.AST | None
 ) -> Iterator[Finding]:
     """MB302 at ``node`` when ``value`` is a whole query result, judged as every whole-table
     load is (``rules/_loads.py``): a finding only with evidence that its table is big."""
     chain = _whole_result(ctx, value)
-    judged = judge_load(ctx, node, "MB302", chain) if chain is not None else None
+    execute = _executed_before(ctx, value) if chain is not None else None
+    judged = judge_load(ctx, node, "MB302", chain, execute) if chain is not None else None
     if judged is None:
         return
     yield ctx.finding(
