@@ -454,7 +454,8 @@ def test_a_migrations_removed_model_and_djangos_own_join_tables_match(
 def test_an_app_inside_another_apps_package_keeps_its_own_label(tmp_path: Path) -> None:
     """``forum/deps/openid/models.py`` installed apart (``INSTALLED_APPS``) is an app of its
     own: its table is ``openid_nonce``, not the ``forum`` label of the ``AppConfig`` in the
-    package above; not installed apart, it is ``forum_nonce``."""
+    package above; not installed apart, it is ``forum_nonce``; with migrations of its own, an
+    app of its own again."""
     (tmp_path / "forum" / "deps" / "openid").mkdir(parents=True)
     (tmp_path / "forum" / "apps.py").write_text(
         "from django.apps import AppConfig\n\n\nclass ForumConfig(AppConfig):\n"
@@ -483,5 +484,11 @@ def test_an_app_inside_another_apps_package_keeps_its_own_label(tmp_path: Path) 
     # not installed apart, the same package's models take the label of the app around them
     (tmp_path / "forum" / "settings.py").write_text('INSTALLED_APPS = ["forum"]\n')
     sizes = TableSizes(tables={"forum_nonce": 10**6, "forum_post": 10**6}, source="t")
+    result = lint_paths([str(tmp_path)], LintConfig(sizes=sizes))
+    assert [6, 8] == sorted(f.row for f in result.findings)
+    # with migrations of its own it is an app of its own again
+    (tmp_path / "forum" / "deps" / "openid" / "migrations").mkdir()
+    (tmp_path / "forum" / "deps" / "openid" / "migrations" / "0001_initial.py").write_text("")
+    sizes = TableSizes(tables={"openid_nonce": 10**6, "forum_post": 10**6}, source="t")
     result = lint_paths([str(tmp_path)], LintConfig(sizes=sizes))
     assert [6, 8] == sorted(f.row for f in result.findings)

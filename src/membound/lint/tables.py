@@ -288,17 +288,17 @@ def _label_of(
     module: str, labels: Mapping[str, str], path: str = "", installed: Collection[str] = ()
 ) -> str:
     """The app label of a models module: its package's ``AppConfig`` label (the longest such
-    package first; only the models' own package when that package is installed apart, as a
-    settings file's ``INSTALLED_APPS`` names it: ``installed``), else Django's default, the
-    app package's own name: the folder that holds ``models.py`` or the ``models/`` package
-    (read from ``path``, so that linting the app's folder itself keeps it), else the package
-    before ``models`` in the module path."""
+    package first; only the models' own package when that package is an app of its own: a
+    settings file's ``INSTALLED_APPS`` names it, or it has migrations: ``installed``), else
+    Django's default, the app package's own name: the folder that holds ``models.py`` or the
+    ``models/`` package (read from ``path``, so that linting the app's folder itself keeps
+    it), else the package before ``models`` in the module path."""
     parts = module.split(".")
     if "models" in parts[1:]:
-        # A package holding ``models`` that a settings file installs is an app of its own
-        # (Django gives a model the label of the longest installed app around its module): an
-        # ``AppConfig`` of a package above it (``askbot``'s, over the installed
-        # ``askbot.deps.django_authopenid``) is not its.
+        # A package holding ``models`` that a settings file installs, or that has migrations of
+        # its own, is an app of its own (Django gives a model the label of the longest
+        # installed app around its module): an ``AppConfig`` of a package above it
+        # (``askbot``'s, over ``askbot.deps.django_authopenid``) is not its.
         app = ".".join(parts[: len(parts) - 1 - parts[::-1].index("models")])
         own_app = any(app == name or app.endswith("." + name) for name in installed)
         parts = [] if own_app and app not in labels else parts
@@ -563,6 +563,9 @@ def index_models(
     for path, text in files:
         if "INSTALLED_APPS" in text:
             installed.update(_DOTTED_STRING.findall(text))
+        migrations = module_path(path, root).rpartition(".migrations.")[0]
+        if migrations:
+            installed.add(migrations)  # migrations of its own: an app of its own
         if "import" in text:
             reexports.update(_class_imports(text, module_path(path, root), path))
         norm = path.replace(os.sep, "/")
