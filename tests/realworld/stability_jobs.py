@@ -81,8 +81,21 @@ def slow_free() -> int:
     return count
 
 
+def kept_then_churn() -> int:
+    """50 MB built in 1 KB pieces and kept, then a 20 MB temporary made and freed every 20 ms
+    or so, forty times: cycles over a level the job built (their steps once read as noise, the
+    word flat in one run and spike in the next)."""
+    kept = [bytes(1024) for _ in range(50_000)]
+    for _ in range(40):
+        temporary = [bytes(1024) for _ in range(20_000)]
+        del temporary
+        time.sleep(0.02)
+    return len(kept)
+
+
 JOBS = {
     "build_and_keep": build_and_keep,
+    "kept_then_churn": kept_then_churn,
     "load_then_free": load_then_free,
     "transient_peak": transient_peak,
     "append_loop": append_loop,

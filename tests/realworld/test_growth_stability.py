@@ -24,6 +24,7 @@ JOBS = Path(stability_jobs.__file__)
 #: The word each job's shape calls for.
 WORDS = {
     "build_and_keep": "retained",
+    "kept_then_churn": "sawtooth",
     "load_then_free": "spike",
     "transient_peak": "spike",
     "append_loop": "retained",

@@ -18,11 +18,13 @@ movement, not noise, see ``_noise``):
 - ``flat``: the rise to the peak is not past ``tol``, and neither is the kernel's peak over the
   samples; worded by where it ended (within the tolerance, or fell).
 - ``sawtooth``: two or more rise-and-fall cycles whose troughs stay level (checked first: where
-  the last cycle happens to stop says nothing), looked for from the end of the run's first rise
-  on, so that cycles over a level the run built count as well. Troughs that rise past the
-  tolerance and past three standard errors of their own scatter (where the sampler caught each
-  fall) are worded beside the verdict below (``a sawtooth whose troughs rose …``), and are a
-  ``leak`` over units of work.
+  the last cycle happens to stop says nothing), looked for between the run's first and last
+  peak, so that cycles over a level the run built (or before what it freed at its end) count
+  too, and only when the run spends a good share of that time on each side of them. Troughs
+  that rise (the lowest of their later half past the tolerance over the lowest of their
+  earlier half: a sampled trough is never below the true floor, often above it) are worded
+  beside the verdict below (``a sawtooth whose troughs rose …``), and are a ``leak`` over
+  units of work.
 - ``spike``: rose past ``tol``, and the end is not past the larger of ``tol`` and a tenth of
   the rise over the start (it gave its memory back; over ``units``, not past ``tol``); also
   when the samples stayed flat but the kernel's peak (given in ``anchors``) shows a rise
@@ -116,9 +118,11 @@ _NOISE_SIGMAS = 6.0
 #: The median distance of a Gaussian sample from the median of it and its two neighbours, in
 #: standard deviations (measured over 200,000 samples: 0.316; a third of the distances are 0).
 _NEIGHBOUR_MEDIAN_SIGMA = 0.316
-#: Troughs rose when their fitted rise passes this many of its standard errors (and the
-#: tolerance): a rise within the troughs' own scatter is where the sampler caught each fall.
-_TROUGH_SIGMAS = 3.0
+#: The least share of the samples between a run's first and last peak that cycles spend below
+#: their middle band, and above it: a sawtooth spends a good part of its time on each side
+#: (a quarter to a half in the jobs measured), a level with a dip or two one sample long does
+#: not (3 %).
+_CYCLE_SHARE = 0.1
 
 
 def _past(value: float, threshold: float) -> bool:
@@ -280,23 +284,19 @@ def _troughs(values: Sequence[float], low: float, high: float) -> tuple[list[flo
     return troughs, complete
 
 
-def _rise_error(troughs: Sequence[float]) -> float:
-    """A robust standard error of the rise a Theil–Sen line fits through ``troughs``: the
-    troughs' scatter around that line (their median absolute deviation, as a standard
-    deviation) times what the fit's slope error comes to over their span. Where the sampler
-    happened to catch each fall scatters troughs of level cycles by several MiB (a pool's
-    batches, troughs read 33 to 57 MiB), and a fitted rise within that scatter is no rise."""
+def _floor_rise(troughs: Sequence[float]) -> float:
+    """How far the floor of the later half of ``troughs`` sits over the floor of the earlier
+    half (their lowest values; 0 with fewer than two troughs).
+
+    A trough is the lowest sample the sampler caught of a fall, never below the memory's true
+    floor and often above it: a thread pool's batches freed in full read troughs of 33 to 64
+    MiB in one run, and a line fitted through them rose 10 to 20 MiB by chance, one run in
+    three. The lowest of each half comes near the true floor in both halves when it is level,
+    and rises with it when it rises."""
     n = len(troughs)
-    if n < 3:
+    if n < 2:
         return 0.0
-    slope = theil_sen(range(n), troughs)
-    intercept = statistics.median(t - slope * k for k, t in enumerate(troughs))
-    scatter = 1.4826 * statistics.median(
-        abs(t - intercept - slope * k) for k, t in enumerate(troughs)
-    )
-    centre = (n - 1) / 2
-    spread = math.sqrt(sum((k - centre) ** 2 for k in range(n)))
-    return scatter * (n - 1) / spread
+    return min(troughs[(n + 1) // 2 :]) - min(troughs[: n // 2])
 
 
 def _first_peak(values: Sequence[float], swing: float) -> int | None:
@@ -311,36 +311,50 @@ def _first_peak(values: Sequence[float], swing: float) -> int | None:
     return None
 
 
+def _cycling_part(values: Sequence[float], swing: float) -> Sequence[float]:
+    """The samples from the run's first peak to its last: the end of its first rise (past a
+    fall of ``swing``) up to the start of its last fall (the same, read from the end). What the
+    run rose from before its cycles (a level it built) and what it fell to after them (what a
+    function measured in a fresh interpreter frees as it returns) are no part of its cycles."""
+    first = _first_peak(values, swing)
+    if first is None:
+        return []
+    last = len(values) - 1 - (_first_peak(values[::-1], swing) or 0)
+    return values[first : last + 1]
+
+
 def _cycles(
     values: Sequence[float], lo: float, hi: float, tol: float
 ) -> tuple[GrowthPattern, str] | None:
     """The verdict on two or more rise-and-fall cycles, or None when there are fewer.
 
-    Cycles are looked for from the run's first peak on (the end of its first rise, past a fall
+    Cycles are looked for between the run's first and last peak (:func:`_cycling_part`, moves
     of the larger of the tolerance and an eighth of the run's range), between the low and the
     high of that part: a sawtooth over a level the run built first (50 MB kept, a 20 MB
     temporary every 40 ms) sits above the middle of the whole run's range, and was missed. A
     cycle falls below an eighth of that part's range under its middle and rises back above an
-    eighth over it (short dips that stay near the top, a pool's workers between two tasks, are
-    no cycle). Repeated cycles are judged by their troughs, not by where the last cycle happened
-    to stop: level troughs are a sawtooth; rising troughs come back as ``leak``, which
-    ``_decide`` keeps for repeated units of work and otherwise words beside the run's own
-    verdict.
+    eighth over it, and the part spends at least ``_CYCLE_SHARE`` of its samples on each side:
+    short dips from a level (a pool's two workers between two tasks, caught by one sample in
+    one run and by none in the next) are no cycles. Repeated cycles are judged by their
+    troughs, not by where the last cycle happened to stop: level troughs are a sawtooth; rising
+    troughs come back as ``leak``, which ``_decide`` keeps for repeated units of work and
+    otherwise words beside the run's own verdict.
     """
-    first = _first_peak(values, max(tol, (hi - lo) / 8))
-    if first is None:
+    part = _cycling_part(values, max(tol, (hi - lo) / 8))
+    if len(part) < 3:
         return None
-    part = values[first:]
     part_lo, part_hi = min(part), max(part)
     mid, band = (part_lo + part_hi) / 2, (part_hi - part_lo) / 8
     troughs, complete = _troughs(part, mid - band, mid + band)
-    if complete < 2:
+    below = sum(v < mid - band for v in part)
+    above = sum(v > mid + band for v in part)
+    if complete < 2 or min(below, above) < _CYCLE_SHARE * len(part):
         return None
-    trough_rise = theil_sen(range(len(troughs)), troughs) * (len(troughs) - 1)
-    if trough_rise > max(tol, _TROUGH_SIGMAS * _rise_error(troughs)):
+    floor_rise = _floor_rise(troughs)
+    if _past(floor_rise, tol):
         return "leak", (
-            f"a sawtooth whose troughs rose {format_size(trough_rise)} over "
-            f"{complete} cycles (sampled)"
+            f"a sawtooth whose troughs rose {format_size(floor_rise)} over {complete} cycles "
+            "(the lowest of the later half over the lowest of the earlier, sampled)"
         )
     return "sawtooth", (
         f"{complete} rise-and-fall cycles of up to {format_size(part_hi - part_lo)} (sampled), "
