@@ -116,3 +116,48 @@ def test_troughs_that_rise_past_their_scatter_are_a_leak_over_units(seed: int) -
 
 def timeline(troughs: list[float]) -> mb.Timeline:
     return mb.Timeline.from_values(batches(troughs, 450 * MIB), interval=0.01)
+
+
+#: Troughs (MiB) of recorded jobs whose troughs hold a level once their cycles run: a process
+#: pool of two workers (each task a 200 MB array and its sorted copy) whose workers start one
+#: after the other, with the troughs of one worker's arrays first; a loop whose first pass ran
+#: on a fresh allocator; a thread pool whose troughs scatter with what each thread still held.
+LEVEL_TROUGHS = {
+    "pool workers starting one by one": ([63.6, 131.6, 231.1, 230.9, 243.6, 239.6], 422),
+    "pool with a lone dip first": ([110.7, 248.9, 230.9, 238.9, 236.9, 232.8, 232.9], 422),
+    "allocator warm-up": ([11.8, 15.1, 14.5, 14.5, 14.5], 70),
+    "thread pool, nine batches": ([41.0, 54.6, 59.2, 48.4, 45.3, 54.7, 57.3, 58.1, 57.2], 95),
+    "thread pool, six batches": ([64.2, 40.6, 60.2, 55.7, 55.0, 61.6], 95),
+}
+
+
+@pytest.mark.parametrize("case", sorted(LEVEL_TROUGHS))
+def test_troughs_that_rose_then_held_are_level(case: str) -> None:
+    """These read "retained" or "ramp" (troughs rose) in some runs and "sawtooth" in others:
+    a lone dip set the middle under the later troughs, and the lowest trough of the earlier
+    half was a first cycle's."""
+    troughs, top = LEVEL_TROUGHS[case]
+    values = batches([t * MIB for t in troughs], top * MIB)
+    for units in (False, True):
+        growth = mb.classify(mb.Timeline.from_values(values, interval=0.01), units=units)
+        assert "sawtooth" == growth.pattern, (case, units, growth.explanation)
+
+
+def test_a_level_with_two_dips_is_no_sawtooth() -> None:
+    """A process pool's two workers held a 150 MB array each and both dipped once between
+    rounds, a sample or two: a level with dips, not cycles (all but a few samples within one
+    swing)."""
+    values = [321 * MIB] * 100 + [271 * MIB] + [321 * MIB] * 100 + [181 * MIB, 301 * MIB]
+    values += [321 * MIB] * 100
+    growth = mb.classify(mb.Timeline.from_values(values, interval=0.01))
+    assert "sawtooth" != growth.pattern, growth.explanation
+
+
+@pytest.mark.parametrize("step", [8, 15])
+def test_troughs_that_rise_every_cycle_are_no_level(step: int) -> None:
+    """A build that keeps part of each step (15 MB of 120) rises three troughs in a row: too
+    few to tell their scatter, enough to see that they rose."""
+    troughs = [(28 + step * k) * MIB for k in range(3)]
+    growth = mb.classify(timeline(troughs), units=True)
+    assert "leak" == growth.pattern, growth.explanation
+    assert "troughs rose" in growth.explanation

@@ -123,6 +123,17 @@ _NEIGHBOUR_MEDIAN_SIGMA = 0.316
 #: (a quarter to a half in the jobs measured), a level with a dip or two one sample long does
 #: not (3 %).
 _CYCLE_SHARE = 0.1
+#: The share of the samples between a run's first and last peak left out at each end when
+#: placing the cycles' middle band: a lone dip (a process pool's two workers idle at the same
+#: instant, one sample at 64 MiB under troughs of 231 MiB) or a lone top is no trough or peak
+#: that sets it.
+_CYCLE_QUANTILE = 0.05
+#: Troughs needed to estimate how they scatter (see :func:`_trough_scatter`).
+_SCATTER_TROUGHS = 4
+#: Troughs rose only past this many robust standard deviations of where the sampler caught
+#: each one (:func:`_trough_scatter`), as well as past the tolerance: a thread pool's troughs
+#: scatter by 5 to 10 MiB around a level whose samples are within 1.5 MiB.
+_TROUGH_SIGMAS = 3.0
 
 
 def _past(value: float, threshold: float) -> bool:
@@ -285,18 +296,40 @@ def _troughs(values: Sequence[float], low: float, high: float) -> tuple[list[flo
 
 
 def _floor_rise(troughs: Sequence[float]) -> float:
-    """How far the floor of the later half of ``troughs`` sits over the floor of the earlier
-    half (their lowest values; 0 with fewer than two troughs).
+    """How far the floor of the troughs rose while the cycles went on: the smaller of the rise
+    of the later half's floor over the earlier half's, and (from three troughs) of the last
+    third's over the middle third's: their lowest values; 0 with fewer than two troughs.
 
     A trough is the lowest sample the sampler caught of a fall, never below the memory's true
     floor and often above it: a thread pool's batches freed in full read troughs of 33 to 64
     MiB in one run, and a line fitted through them rose 10 to 20 MiB by chance, one run in
-    three. The lowest of each half comes near the true floor in both halves when it is level,
-    and rises with it when it rises."""
+    three. The lowest of each part comes near the true floor when it is level, and rises with
+    it when it rises. A floor that keeps rising rises in the later thirds too; one that rose
+    over the first cycles and then held did not keep anything per cycle: a process pool's two
+    workers start one after the other (its first troughs hold one worker's arrays, 64 and 132
+    MiB, the rest both workers', 231 to 244 MiB), and an allocator keeps arenas its first cycle
+    had not yet made (a loop's first trough 12 MiB, the next five 14 to 16)."""
     n = len(troughs)
     if n < 2:
         return 0.0
-    return min(troughs[(n + 1) // 2 :]) - min(troughs[: n // 2])
+    halves = min(troughs[(n + 1) // 2 :]) - min(troughs[: n // 2])
+    third = n // 3
+    if not third:
+        return halves
+    return min(halves, min(troughs[n - third :]) - min(troughs[third : n - third]))
+
+
+def _trough_scatter(troughs: Sequence[float]) -> float:
+    """A robust standard deviation of where the sampler caught each trough: the median absolute
+    deviation of one trough's step from the next around the median step (a steady rise adds
+    nothing). 0 with fewer than ``_SCATTER_TROUGHS`` troughs: the two steps of three troughs
+    tell how the rise slowed, not how the troughs scatter (a build that keeps 15 MB a step
+    read troughs of 29, 57 and 72 MiB)."""
+    if len(troughs) < _SCATTER_TROUGHS:
+        return 0.0
+    steps = [b - a for a, b in itertools.pairwise(troughs)]
+    centre = statistics.median(steps)
+    return 1.4826 * statistics.median(abs(d - centre) for d in steps) / math.sqrt(2)
 
 
 def _first_peak(values: Sequence[float], swing: float) -> int | None:
@@ -331,8 +364,11 @@ def _cycles(
     Cycles are looked for between the run's first and last peak (:func:`_cycling_part`, moves
     of the larger of the tolerance and an eighth of the run's range), between the low and the
     high of that part: a sawtooth over a level the run built first (50 MB kept, a 20 MB
-    temporary every 40 ms) sits above the middle of the whole run's range, and was missed. A
-    cycle falls below an eighth of that part's range under its middle and rises back above an
+    temporary every 40 ms) sits above the middle of the whole run's range, and was missed. Its
+    low and high leave out ``_CYCLE_QUANTILE`` of the part's samples at each end (a lone dip
+    set the middle under most troughs, and a pool's cycles read sawtooth in one run and
+    "retained" in the next); when the rest spans less than that swing there are no cycles. A
+    cycle falls below an eighth of that span under its middle and rises back above an
     eighth over it, and the part spends at least ``_CYCLE_SHARE`` of its samples on each side:
     short dips from a level (a pool's two workers between two tasks, caught by one sample in
     one run and by none in the next) are no cycles. Repeated cycles are judged by their
@@ -340,25 +376,31 @@ def _cycles(
     troughs come back as ``leak``, which ``_decide`` keeps for repeated units of work and
     otherwise words beside the run's own verdict.
     """
-    part = _cycling_part(values, max(tol, (hi - lo) / 8))
+    swing = max(tol, (hi - lo) / 8)
+    part = _cycling_part(values, swing)
     if len(part) < 3:
         return None
-    part_lo, part_hi = min(part), max(part)
-    mid, band = (part_lo + part_hi) / 2, (part_hi - part_lo) / 8
+    ranked = sorted(part)
+    edge = int(_CYCLE_QUANTILE * len(ranked))
+    band_lo, band_hi = ranked[edge], ranked[-1 - edge]
+    if band_hi - band_lo < swing:
+        return None  # all but a few samples within one swing: a level with dips, no cycles
+    mid, band = (band_lo + band_hi) / 2, (band_hi - band_lo) / 8
     troughs, complete = _troughs(part, mid - band, mid + band)
     below = sum(v < mid - band for v in part)
     above = sum(v > mid + band for v in part)
     if complete < 2 or min(below, above) < _CYCLE_SHARE * len(part):
         return None
     floor_rise = _floor_rise(troughs)
-    if _past(floor_rise, tol):
+    if _past(floor_rise, max(tol, _TROUGH_SIGMAS * _trough_scatter(troughs))):
         return "leak", (
             f"a sawtooth whose troughs rose {format_size(floor_rise)} over {complete} cycles "
-            "(the lowest of the later half over the lowest of the earlier, sampled)"
+            "(the lowest of the later half over the lowest of the earlier, and of the last "
+            "third over the middle one, sampled)"
         )
     return "sawtooth", (
-        f"{complete} rise-and-fall cycles of up to {format_size(part_hi - part_lo)} (sampled), "
-        "troughs level"
+        f"{complete} rise-and-fall cycles of up to {format_size(ranked[-1] - ranked[0])} "
+        "(sampled), troughs level"
     )
 
 
