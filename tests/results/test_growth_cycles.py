@@ -153,11 +153,42 @@ def test_a_level_with_two_dips_is_no_sawtooth() -> None:
     assert "sawtooth" != growth.pattern, growth.explanation
 
 
+def rounds(troughs: list[float], top: float) -> list[float]:
+    """Rounds of work between two gaps: a rise from 14 MiB to ``top`` over 12 samples, then each
+    trough in turn (a fall to it, a rise back to ``top``), then the fall at the end: the
+    troughs are exactly those between the first and last peak."""
+
+    def up(start: float) -> list[float]:
+        return [start + (top - start) * k / 11 for k in range(12)]
+
+    values = up(14 * MIB)
+    for trough in troughs:
+        values += [(top + trough) / 2, *up(trough)]
+    return [*values, top / 2, 14 * MIB]
+
+
 @pytest.mark.parametrize("step", [8, 15])
 def test_troughs_that_rise_every_cycle_are_no_level(step: int) -> None:
     """A build that keeps part of each step (15 MB of 120) rises three troughs in a row: too
     few to tell their scatter, enough to see that they rose."""
     troughs = [(28 + step * k) * MIB for k in range(3)]
-    growth = mb.classify(timeline(troughs), units=True)
+    values = rounds(troughs, 190 * MIB)
+    growth = mb.classify(mb.Timeline.from_values(values, interval=0.01), units=True)
     assert "leak" == growth.pattern, growth.explanation
     assert "troughs rose" in growth.explanation
+
+
+def test_two_troughs_apart_by_what_a_busy_worker_held_are_level() -> None:
+    """A process pool's three rounds of tasks: between the first two all workers were idle
+    (48 MiB), between the last two one was still busy (86 MiB), in cycles of 260 MiB. Two
+    troughs have no third to show a rise that goes on: "retained" in one run of three."""
+    values = rounds([48 * MIB, 86 * MIB], 310 * MIB)
+    for units in (False, True):
+        growth = mb.classify(mb.Timeline.from_values(values, interval=0.01), units=units)
+        assert "sawtooth" == growth.pattern, (units, growth.explanation)
+
+
+def test_two_troughs_that_kept_half_of_each_cycle_rose() -> None:
+    values = rounds([100 * MIB, 200 * MIB], 310 * MIB)
+    growth = mb.classify(mb.Timeline.from_values(values, interval=0.01), units=True)
+    assert "leak" == growth.pattern, growth.explanation

@@ -134,6 +134,8 @@ _SCATTER_TROUGHS = 4
 #: each one (:func:`_trough_scatter`), as well as past the tolerance: a thread pool's troughs
 #: scatter by 5 to 10 MiB around a level whose samples are within 1.5 MiB.
 _TROUGH_SIGMAS = 3.0
+#: The share of the cycles' span two troughs must rise by to have risen (see ``_cycles``).
+_TWO_TROUGHS_SHARE = 0.25
 
 
 def _past(value: float, threshold: float) -> bool:
@@ -392,7 +394,13 @@ def _cycles(
     if complete < 2 or min(below, above) < _CYCLE_SHARE * len(part):
         return None
     floor_rise = _floor_rise(troughs)
-    if _past(floor_rise, max(tol, _TROUGH_SIGMAS * _trough_scatter(troughs))):
+    needed = max(tol, _TROUGH_SIGMAS * _trough_scatter(troughs))
+    if len(troughs) == 2:
+        # Two troughs have no third to show the rise goes on, nor a scatter to measure: one
+        # rise must be a good part of the cycles' span (a process pool's two gaps between
+        # rounds of tasks read 48 and 86 MiB in cycles of 262, a worker still busy in one).
+        needed = max(needed, _TWO_TROUGHS_SHARE * (ranked[-1] - ranked[0]))
+    if _past(floor_rise, needed):
         return "leak", (
             f"a sawtooth whose troughs rose {format_size(floor_rise)} over {complete} cycles "
             "(the lowest of the later half over the lowest of the earlier, and of the last "
