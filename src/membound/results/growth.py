@@ -134,6 +134,9 @@ _SCATTER_TROUGHS = 4
 #: each one (:func:`_trough_scatter`), as well as past the tolerance: a thread pool's troughs
 #: scatter by 5 to 10 MiB around a level whose samples are within 1.5 MiB.
 _TROUGH_SIGMAS = 3.0
+#: The share of the cycles' span troughs must rise by to have risen over one run, not over
+#: units of work (half the middle band, see ``_cycles``).
+_ONE_RUN_TROUGH_SHARE = 1 / 16
 #: The share of the cycles' span two troughs must rise by to have risen (see ``_cycles``).
 _TWO_TROUGHS_SHARE = 0.25
 
@@ -359,7 +362,7 @@ def _cycling_part(values: Sequence[float], swing: float) -> Sequence[float]:
 
 
 def _cycles(
-    values: Sequence[float], lo: float, hi: float, tol: float
+    values: Sequence[float], lo: float, hi: float, tol: float, units: bool = False
 ) -> tuple[GrowthPattern, str] | None:
     """The verdict on two or more rise-and-fall cycles, or None when there are fewer.
 
@@ -376,7 +379,11 @@ def _cycles(
     one run and by none in the next) are no cycles. Repeated cycles are judged by their
     troughs, not by where the last cycle happened to stop: level troughs are a sawtooth; rising
     troughs come back as ``leak``, which ``_decide`` keeps for repeated units of work and
-    otherwise words beside the run's own verdict.
+    otherwise words beside the run's own verdict. Over units of work (``units``) any rise past
+    the troughs' own scatter counts (a leak of 1 MiB a request under 100 MiB temporaries is
+    one); over one run, troughs rose only by ``_ONE_RUN_TROUGH_SHARE`` of the cycles' span or
+    more: a numpy pool's troughs stepped up 5 MiB once in cycles of 115, one run in six, and
+    the word that describes the run is its cycles.
     """
     swing = max(tol, (hi - lo) / 8)
     part = _cycling_part(values, swing)
@@ -395,6 +402,8 @@ def _cycles(
         return None
     floor_rise = _floor_rise(troughs)
     needed = max(tol, _TROUGH_SIGMAS * _trough_scatter(troughs))
+    if not units:
+        needed = max(needed, _ONE_RUN_TROUGH_SHARE * (ranked[-1] - ranked[0]))
     if len(troughs) == 2:
         # Two troughs have no third to show the rise goes on, nor a scatter to measure: one
         # rise must be a good part of the cycles' span (a process pool's two gaps between
@@ -773,7 +782,7 @@ def _decide(
     sample caught a short peak) shapes the words, and decides ``leak`` only for repeated units
     of work (``units``), where the caller knows the memory should have come back each time."""
     tol, net, rise = shape.tol, shape.net(), shape.rise()
-    cycles = _cycles(values, lo, shape.hi, tol) if _past(rng, tol) else None
+    cycles = _cycles(values, lo, shape.hi, tol, units) if _past(rng, tol) else None
     if cycles is not None and cycles[0] == "sawtooth":
         return "sawtooth", f"{cycles[1]}; {shape.peak()}"
     troughs = "" if cycles is None else f"; {cycles[1]}"
