@@ -5,7 +5,8 @@ allocators hold), ``heap`` (the Python heap: tracemalloc, live objects, referenc
 ``holders`` (the container that keeps a leak), ``sizeof`` (``deep_sizeof``, ``instance_size``),
 ``track`` (a block or a function in this process), ``inprocess`` (one call measured here),
 ``rounds`` (rounds of calls), ``interpreter`` (the interpreter a traced command runs behind a
-wrapper or shim, and memray lent to it), ``deadline`` (a time limit on work done here),
+wrapper or shim, and memray lent to it), ``loaded_level`` (what a Python command holds once
+loaded: an idle interpreter with its imports), ``deadline`` (a time limit on work done here),
 ``target`` (what membound calls, here or in a fresh process), ``by_value`` (a notebook's objects
 for a fresh interpreter), ``scenarios`` (``scenario`` and scenarios files), ``child_code`` (the
 one loader of the child code). Deprecated path, kept for earlier guides: ``command`` (now

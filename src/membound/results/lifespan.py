@@ -23,6 +23,13 @@ the exit as a spike or a ramp. So the verdict is drawn between the two, by
   job and none of its sleeps: where the program started is found by where its memory is, and
   a level must outlast its rise by a margin, so that the same job starts its work at the same
   point on both.
+- **what its imports hold**: from the samples alone, a program that imports for a second and
+  then works within a level, and one that loads 300 MB for a second and holds them for three,
+  look alike (the second read "flat, after its start-up to 317.8 MiB" in three runs of four).
+  For a Python command, ``measure/loaded_level.py`` measures an idle interpreter with the
+  command's imports (DESIGN §5.1) when the start-up ended at a level; a level more than
+  ``LOADED_OVER`` of that figure over it (past the tolerance) is the job's work, and the
+  start-up ends where the run first reached the figure (within the tolerance).
 - **a pause, not a level**: a process starved of CPU on a busy machine holds still while it
   loads, for ten samples and more, and its first sample often comes after most of its loading
   (so that no rise is seen before the pause). When the memory leaves its level (by more than the
@@ -76,10 +83,12 @@ from membound.results.timeline import Timeline
 __all__ = [
     "EXIT_SETTLE_SAMPLES",
     "LEVEL_OVER_RISE",
+    "LOADED_OVER",
     "NO_LEVEL_SAMPLES",
     "classify_lifespan",
     "exit_start",
     "startup_end",
+    "startup_level",
 ]
 
 #: Sampling intervals that a movement with no level before it (a run that never held one), or
@@ -91,6 +100,12 @@ NO_LEVEL_SAMPLES = 5 * MIN_SAMPLES
 #: a level on a quiet machine, and no level at all on a busy one that stretched the build to
 #: 0.75 s; at twice, neither is, and the build is the job's work on both.
 LEVEL_OVER_RISE = 2.0
+
+#: How far over what an idle interpreter with a command's imports holds (as a share of it,
+#: past the tolerance) a start-up level must sit to be the job's work: that interpreter runs
+#: the imports the command's code names, not those a library makes lazily as the job calls it,
+#: nor the objects the command's own top-level code makes.
+LOADED_OVER = 0.5
 
 #: Sampling intervals the bottom of a fall at the end must be held to be the run going on after
 #: freeing, not its exit: a teardown ends the interpreter within a few intervals of freeing what
@@ -118,14 +133,43 @@ def startup_end(timeline: Timeline, tolerance: float) -> tuple[int, bool]:
     return first, level is not None
 
 
-def _startup(timeline: Timeline, tolerance: float) -> tuple[int, tuple[int, int] | None]:
+def _startup(
+    timeline: Timeline, tolerance: float, loaded: float | None = None
+) -> tuple[int, tuple[int, int] | None]:
     """:func:`startup_end`'s index, with the first and last index of the level it ends at
-    (None when it ends where the program started)."""
+    (None when it ends where the program started, or where it reached ``loaded``)."""
     level = _first_level(timeline, tolerance)
     restart = _restart(timeline, tolerance)
-    if level is not None and _held_as_loaded(timeline, tolerance, restart, level):
+    if level is None or not _held_as_loaded(timeline, tolerance, restart, level):
+        return restart, None
+    if loaded is None or not _past_loaded(timeline, level, loaded, tolerance):
         return level[0], level
-    return restart, None
+    # The level is the job's: its start-up ended where it first held what its imports hold.
+    highs = timeline.highs
+    reached = (i for i in range(restart, level[0] + 1) if highs[i] >= loaded - tolerance)
+    return next(reached, restart), None
+
+
+def _past_loaded(
+    timeline: Timeline, level: tuple[int, int], loaded: float, tolerance: float
+) -> bool:
+    """Whether the level ``level`` sits more than ``LOADED_OVER`` of ``loaded`` (and the
+    tolerance) over it: what an idle interpreter with the command's imports holds."""
+    held = statistics.median(timeline.values[level[0] : level[1] + 1])
+    return held > loaded * (1 + LOADED_OVER) + tolerance
+
+
+def startup_level(timeline: Timeline, tolerance: float | None = None) -> float | None:
+    """The level a command's start-up ends at (the median of its samples), or None when it
+    ends where its program started: where :func:`classify_lifespan` would take a level for the
+    start-up, and a ``loaded`` figure could tell it from the job's work."""
+    tol = float(tolerance if tolerance is not None else default_tolerance(timeline.values))
+    if not len(timeline):
+        return None
+    _, level = _startup(timeline, tol)
+    if level is None:
+        return None
+    return float(statistics.median(timeline.values[level[0] : level[1] + 1]))
 
 
 def _held_as_loaded(
@@ -274,7 +318,11 @@ def _level_before_exit(timeline: Timeline, tolerance: float, top: int, last: int
 
 
 def classify_lifespan(
-    timeline: Timeline, tolerance: float | None = None, *, anchors: Anchors | None = None
+    timeline: Timeline,
+    tolerance: float | None = None,
+    *,
+    anchors: Anchors | None = None,
+    loaded: float | None = None,
 ) -> Growth:
     """Judge how memory moved over a timeline from its process's birth to its exit, between its
     start-up and its exit (see the module docstring).
@@ -284,6 +332,9 @@ def classify_lifespan(
         tolerance: bytes of movement to treat as noise; default max(1 MiB, 2 % of the median).
         anchors: the run's headline figures; its start and end are replaced by the level after
             the start-up and the level before the exit.
+        loaded: bytes an idle interpreter holds with the command's imports
+            (``measure/loaded_level.py``): a first level more than ``LOADED_OVER`` of it over
+            it is the job's work, and the start-up ends where the run first reached it.
 
     Returns:
         A :class:`~membound.results.growth.Growth`; ``too short to judge`` (pattern
@@ -293,7 +344,7 @@ def classify_lifespan(
     tol = float(tolerance if tolerance is not None else default_tolerance(timeline.values))
     if not len(timeline):
         return _unjudged(0, tol, f"no samples, fewer than {MIN_SAMPLES}")
-    first, level_at = _startup(timeline, tol)
+    first, level_at = _startup(timeline, tol, loaded)
     last = exit_start(timeline, tol, first)
     times, values = timeline.times, timeline.values
     judged = timeline.window(times[first], times[last])
@@ -304,12 +355,21 @@ def classify_lifespan(
             f"to {format_size(level)})"
         )
     else:
-        # The sample the program started from (near the floor, see ``_restart``): the samples
-        # after it are already its work, rising.
+        # The sample the program started from (near the floor, see ``_restart``), or where it
+        # reached what its imports hold: the samples after it are already its work, rising.
         level = float(values[first])
+        held = startup_level(timeline, tol) if loaded is not None else None
+        before = (
+            "no level held before its work"
+            if held is None or loaded is None
+            else (
+                f"an idle interpreter with its imports holds {format_size(loaded)}: the level "
+                f"of {format_size(held)} it held next was its work"
+            )
+        )
         startup = (
             f"after its start-up (the first {seconds(times[first] - times[0])}, to "
-            f"{format_size(level)}; no level held before its work)"
+            f"{format_size(level)}; {before})"
         )
     end = _end_before_exit(timeline, judged, last, anchors, tol)
     ending = _ending(timeline, last, end)

@@ -31,6 +31,7 @@ from membound.measure.isolate.outcome import (
     parse_limit,
     read_report,
 )
+from membound.measure.loaded_level import loaded_level
 from membound.measure.sampler.polling import polling
 from membound.measure.sampler.process import Sampler, SamplerReport
 from membound.measure.where.engine import (
@@ -43,7 +44,7 @@ from membound.measure.where.engine import (
 )
 from membound.measure.where.limit_stack import running_words, stack_fields, stack_tool
 from membound.results.growth import Anchors, Growth
-from membound.results.lifespan import classify_lifespan
+from membound.results.lifespan import classify_lifespan, startup_level
 from membound.results.measurement import Measurement
 from membound.results.sites import PeakSite
 
@@ -160,6 +161,9 @@ def measure_command(
         ask_where=_python_command(args),
     )
     rss_end = int(timeline.highs[-1]) if len(timeline) else 0
+    # Only a start-up that ended at a level can be told from the job's work by what the
+    # command's imports hold; the baseline runs after the command, so it never slows it.
+    loaded = loaded_level(args) if startup_level(timeline) is not None else None
     return Measurement(
         label=label or shlex.join(args),
         kind="command",
@@ -172,7 +176,11 @@ def measure_command(
         **heap_and_gc(heap_data if engine else None),
         timeline=timeline,
         growth=_kept_by(
-            classify_lifespan(timeline, anchors=Anchors.of(0, peak, source, rss_end)),
+            classify_lifespan(
+                timeline,
+                anchors=Anchors.of(0, peak, source, rss_end),
+                loaded=None if loaded is None else loaded.rss,
+            ),
             sites.get("end_sites", ()),
             rss_end,
         ),

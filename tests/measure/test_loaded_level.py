@@ -1,0 +1,104 @@
+"""A command's start-up told from its work by what its imports hold (issue 37).
+
+A program that loads 300 MB in a second and then holds them for three read "flat, after its
+start-up (the first 1.06 s, to 317.8 MiB)" in three runs of four, "retained" in the fourth: its
+level lasted about twice as long as the rise to it. An idle interpreter with the same imports
+(DESIGN §5.1) holds a twelfth of it: the level is the job's.
+"""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+import membound as mb
+from membound.measure.loaded_level import loaded_level, python_target
+from membound.results.growth import Anchors
+from membound.results.lifespan import classify_lifespan, startup_level
+
+MIB = 2**20
+PY = sys.executable
+
+#: Builds 150 MB in about a tenth of a second and holds it 2.5 s: its level lasts far longer
+#: than twice the rise to it.
+LOAD_AND_HOLD = textwrap.dedent(
+    """
+    import json, time
+    rows = [bytearray(10**6) for _ in range(150)]
+    time.sleep(2.5)
+    print(len(rows))
+    """
+)
+
+
+def test_a_load_held_long_is_the_jobs_work_not_its_start_up() -> None:
+    for _ in range(2):
+        m = mb.measure_command([PY, "-c", LOAD_AND_HOLD], quiet=True)
+        assert "retained" == m.growth.label, m.growth.explanation
+        assert "an idle interpreter with its imports holds" in m.growth.explanation
+        # judged from the interpreter loaded, not from the level of the 150 MB
+        assert m.growth.level_start is not None
+        assert m.growth.level_start < 60 * MIB, m.growth.explanation
+
+
+def test_imports_then_a_level_are_still_start_up(tmp_path: Path) -> None:
+    """The imports are in a module of the command's own folder: read for its imports, never
+    run by the baseline (it writes a line each time it runs: once, the job's)."""
+    marks = tmp_path / "ran.txt"
+    (tmp_path / "helpers.py").write_text(
+        "import json, sqlite3, decimal, asyncio, email.parser, http.client, xml.dom.minidom\n"
+        f"with open({str(marks)!r}, 'a') as f:\n    f.write('ran\\n')\n"
+    )
+    script = tmp_path / "job.py"
+    script.write_text("import time\nimport helpers\ntime.sleep(1.5)\n")
+    m = mb.measure_command([PY, str(script)], quiet=True)
+    assert "flat" == m.growth.label, m.growth.explanation
+    assert ["ran"] == marks.read_text().split()
+    loaded = loaded_level([PY, str(script)])
+    assert loaded is not None
+    assert {"json", "sqlite3", "asyncio", "time"} <= set(loaded.imported)
+    assert "helpers" not in loaded.imported
+    assert ["ran"] == marks.read_text().split()
+
+
+def test_what_an_idle_interpreter_with_the_imports_holds() -> None:
+    bare = loaded_level([PY, "-c", "pass"])
+    heavy = loaded_level([PY, "-c", "def main():\n    import asyncio, decimal, email.parser"])
+    assert bare is not None
+    assert heavy is not None
+    assert heavy.rss > bare.rss + MIB
+    assert {"asyncio", "decimal", "email.parser"} <= set(heavy.imported)
+
+
+def test_only_python_commands_have_a_target(tmp_path: Path) -> None:
+    script = tmp_path / "job.py"
+    script.write_text("pass\n")
+    assert ("script", str(script)) == python_target(["python3", str(script)])
+    assert ("code", "pass") == python_target([PY, "-c", "pass"])
+    assert ("module", "json.tool") == python_target([PY, "-m", "json.tool"])
+    assert python_target(["sort", str(script)]) is None
+    assert python_target([PY, "-u", str(script)]) is None
+    assert python_target([PY, str(tmp_path / "missing.py")]) is None
+    assert loaded_level(["sort", str(script)]) is None
+
+
+def _level_run(level_mib: float) -> mb.Timeline:
+    """Birth, a rise of 0.1 s to ``level_mib``, held 1.5 s, then the exit."""
+    values = [0.2, 8.0] + [8.0 + (level_mib - 8.0) * k / 10 for k in range(1, 11)]
+    values += [level_mib] * 150 + [4.0]
+    return mb.Timeline.from_values([v * MIB for v in values], interval=0.01)
+
+
+def test_a_level_near_what_the_imports_hold_is_start_up() -> None:
+    t = _level_run(40.0)
+    assert startup_level(t) is not None
+    anchors = Anchors.of(0, 40 * MIB, "VmHWM", 4 * MIB)
+    growth = classify_lifespan(t, anchors=anchors, loaded=35 * MIB)
+    assert "flat" == growth.pattern, growth.explanation
+    high = Anchors.of(0, 300 * MIB, "VmHWM", 4 * MIB)
+    far = classify_lifespan(_level_run(300.0), anchors=high, loaded=35 * MIB)
+    assert "retained" == far.pattern, far.explanation
+    assert "the level of 300.0 MiB it held next was its work" in far.explanation
+    # without the figure, the rule of the samples alone: the level lasted, it is start-up
+    assert "flat" == classify_lifespan(_level_run(300.0), anchors=high).pattern
