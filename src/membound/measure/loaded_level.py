@@ -13,8 +13,10 @@ returns that interpreter's resident size.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -72,25 +74,36 @@ def loaded_level(argv: Sequence[str], wait: float = LOADED_WAIT_S) -> LoadedLeve
     except OSError:
         return None
     try:
-        out, _ = proc.communicate(timeout=wait)
+        proc.wait(timeout=wait)
     except subprocess.TimeoutExpired:
-        return None
+        pass
     finally:
-        if proc.poll() is None:
-            _kill_group(proc)
+        # Whatever an import started goes too (a process holding the pipe would keep it open).
+        _kill_group(proc)
+    assert proc.stdout is not None
+    with proc.stdout:
+        out = proc.stdout.read().decode(errors="replace")
+    return _parsed(out) if proc.returncode == 0 else None
+
+
+def _parsed(out: str) -> LoadedLevel | None:
+    """The figure from the baseline's answer (the last JSON line it wrote), or None."""
+    at = out.rfind('{"rss"')
+    if at < 0:
+        return None
     try:
-        figures = json.loads(out.decode(errors="replace").strip().splitlines()[-1])
+        figures = json.loads(out[at:].splitlines()[0])
         rss = int(figures["rss"])
         imported = tuple(str(name) for name in figures.get("imported", ()))
-    except (ValueError, KeyError, IndexError, TypeError):
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
         return None
     return LoadedLevel(rss, imported) if rss > 0 else None
 
 
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
-    """Kill the baseline and what it started, and reap it."""
-    try:
-        os.killpg(proc.pid, 9)
-    except OSError:
+    """Kill the baseline's process group (it and what its imports started), and reap it."""
+    with contextlib.suppress(OSError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    if proc.poll() is None:
         proc.kill()
     proc.wait()

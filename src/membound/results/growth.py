@@ -415,9 +415,15 @@ def _cycles(
             "(the lowest of the later half over the lowest of the earlier, and of the last "
             "third over the middle one, sampled)"
         )
+    troughs_moved = (
+        f"troughs rose {format_size(floor_rise)}, less than the {format_size(needed)} a rise "
+        "needs here"
+        if _past(floor_rise, tol)
+        else "troughs level"
+    )
     return "sawtooth", (
         f"{complete} rise-and-fall cycles of up to {format_size(ranked[-1] - ranked[0])} "
-        "(sampled), troughs level"
+        f"(sampled), {troughs_moved}"
     )
 
 

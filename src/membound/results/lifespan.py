@@ -144,9 +144,12 @@ def _startup(
         return restart, None
     if loaded is None or not _past_loaded(timeline, level, loaded, tolerance):
         return level[0], level
-    # The level is the job's: its start-up ended where it first held what its imports hold.
+    if restart >= level[0]:
+        return level[0], level  # nothing before the level: it cannot be told from a start-up
+    # The level is the job's: its start-up ended where it first held what its imports hold
+    # (before the level), else where its program started.
     highs = timeline.highs
-    reached = (i for i in range(restart, level[0] + 1) if highs[i] >= loaded - tolerance)
+    reached = (i for i in range(restart, level[0]) if highs[i] >= loaded - tolerance)
     return next(reached, restart), None
 
 
