@@ -332,7 +332,14 @@ def _trough_scatter(troughs: Sequence[float]) -> float:
     read troughs of 29, 57 and 72 MiB)."""
     if len(troughs) < _SCATTER_TROUGHS:
         return 0.0
-    steps = [b - a for a, b in itertools.pairwise(troughs)]
+    return _step_sigma(troughs)
+
+
+def _step_sigma(values: Sequence[float]) -> float:
+    """A robust standard deviation of one value's noise from the median absolute deviation of
+    its step to the next around the median step (two values, so the step's spread is √2 times
+    one value's); at least two values."""
+    steps = [b - a for a, b in itertools.pairwise(values)]
     centre = statistics.median(steps)
     return 1.4826 * statistics.median(abs(d - centre) for d in steps) / math.sqrt(2)
 
@@ -677,10 +684,7 @@ def _noise(values: Sequence[float]) -> float:
       readings cannot be told from noise)."""
     if len(values) < 3:
         return 0.0
-    steps = [b - a for a, b in itertools.pairwise(values)]
-    centre = statistics.median(steps)
-    mad = statistics.median(abs(d - centre) for d in steps)
-    by_steps = 1.4826 * mad / math.sqrt(2)
+    by_steps = _step_sigma(values)
     apart = statistics.median(
         abs(values[i] - sorted(values[i - 1 : i + 2])[1]) for i in range(1, len(values) - 1)
     )
