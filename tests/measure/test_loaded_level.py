@@ -20,7 +20,7 @@ import membound as mb
 from membound.measure import child_code
 from membound.measure.loaded_level import loaded_level, python_target
 from membound.results.growth import Anchors
-from membound.results.lifespan import classify_lifespan, startup_level
+from membound.results.lifespan import classify_lifespan, needs_loaded, startup_level
 
 MIB = 2**20
 PY = sys.executable
@@ -205,3 +205,37 @@ def _running(pid: int) -> bool:
     except (FileNotFoundError, ProcessLookupError):
         return False
     return state not in ("Z", "X")
+
+
+#: Builds 100 MB over about 0.3 s and exits: shorter than a start-up with no level can be told
+#: from (0.5 s), far past what its imports hold.
+BRIEF_BUILD = textwrap.dedent(
+    """
+    import json, time
+    kept = []
+    for _ in range(100):
+        kept.append(bytearray(10**6))
+        time.sleep(0.003)
+    """
+)
+
+
+def test_a_brief_build_far_past_what_the_imports_hold_is_judged() -> None:
+    """ "too short to judge" on a quiet machine and "retained" on a busy one that stretched it
+    past 0.5 s: no start-up rises to 100 MB, however briefly."""
+    m = mb.measure_command([PY, "-c", BRIEF_BUILD], quiet=True)
+    assert "retained" == m.growth.label, m.growth.explanation
+
+
+def test_a_brief_rise_within_what_the_imports_hold_is_still_start_up() -> None:
+    values = [0.2, 8.0] + [8.0 + 2.0 * k for k in range(1, 21)] + [4.0]
+    t = mb.Timeline.from_values([v * MIB for v in values], interval=0.01)
+    anchors = Anchors.of(0, 48 * MIB, "VmHWM", 4 * MIB)
+    assert needs_loaded(t)
+    assert not classify_lifespan(t, anchors=anchors, loaded=45 * MIB).judged
+    small = [0.2, 8.0] + [8.0 + 0.17 * k for k in range(1, 21)] + [4.0]
+    # no figure is sought where the run never rose far past where it started
+    assert not needs_loaded(mb.Timeline.from_values([v * MIB for v in small], interval=0.01))
+    far = classify_lifespan(t, anchors=anchors, loaded=12 * MIB)
+    assert "retained" == far.pattern, far.explanation
+    assert "what it rose to past that was its work" in far.explanation

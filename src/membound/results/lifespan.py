@@ -29,7 +29,9 @@ the exit as a spike or a ramp. So the verdict is drawn between the two, by
   For a Python command, ``measure/loaded_level.py`` measures an idle interpreter with the
   command's imports (DESIGN §5.1) when the start-up ended at a level; a level more than
   ``LOADED_OVER`` of that figure over it (past the tolerance) is the job's work, and the
-  start-up ends where the run first reached the figure (within the tolerance).
+  start-up ends where the run first reached the figure (within the tolerance). So is work
+  with no level that lasted too briefly to be judged (below): a rise that far past what the
+  imports hold is no start-up, however brief (:func:`needs_loaded` says when to measure it).
 - **a pause, not a level**: a process starved of CPU on a busy machine holds still while it
   loads, for ten samples and more, and its first sample often comes after most of its loading
   (so that no rise is seen before the pause). When the memory leaves its level (by more than the
@@ -87,6 +89,7 @@ __all__ = [
     "NO_LEVEL_SAMPLES",
     "classify_lifespan",
     "exit_start",
+    "needs_loaded",
     "startup_end",
     "startup_level",
 ]
@@ -141,6 +144,12 @@ def _startup(
     level = _first_level(timeline, tolerance)
     restart = _restart(timeline, tolerance)
     if level is None or not _held_as_loaded(timeline, tolerance, restart, level):
+        if loaded is not None and _beyond_loaded(timeline, restart, loaded, tolerance):
+            # No level, and it rose far past what its imports hold: that rise is its work.
+            reached = (
+                i for i in range(restart, len(timeline)) if timeline.highs[i] >= loaded - tolerance
+            )
+            return next(reached, restart), None
         return restart, None
     if loaded is None or not _past_loaded(timeline, level, loaded, tolerance):
         return level[0], level
@@ -160,6 +169,32 @@ def _past_loaded(
     tolerance) over it: what an idle interpreter with the command's imports holds."""
     held = statistics.median(timeline.values[level[0] : level[1] + 1])
     return held > loaded * (1 + LOADED_OVER) + tolerance
+
+
+def _beyond_loaded(timeline: Timeline, first: int, loaded: float, tolerance: float) -> bool:
+    """Whether the run rose, from ``first`` on, more than ``LOADED_OVER`` of ``loaded`` (and
+    the tolerance) over it."""
+    return max(timeline.highs[first:], default=0.0) > loaded * (1 + LOADED_OVER) + tolerance
+
+
+def needs_loaded(timeline: Timeline) -> bool:
+    """Whether what an idle interpreter with the command's imports holds (``loaded``) could
+    change how :func:`classify_lifespan` reads ``timeline``: its start-up ended at a level
+    (which may be the job's), or it held none and its work was too brief to be told from a
+    start-up (which it may be far past)."""
+    if not len(timeline):
+        return False
+    tol = default_tolerance(timeline.values)
+    first, level = _startup(timeline, tol)
+    if level is not None:
+        return True
+    last = exit_start(timeline, tol, first)
+    if not _too_brief(timeline, first, last, None, tol):
+        return False
+    # Where it started is no more than what an interpreter with any imports holds: a run that
+    # never rose far past it cannot rise far past that (``python3 -c pass`` needs no figure).
+    started = timeline.values[first]
+    return max(timeline.highs[first : last + 1]) > started * (1 + LOADED_OVER) + tol
 
 
 def startup_level(timeline: Timeline, tolerance: float | None = None) -> float | None:
@@ -351,6 +386,8 @@ def classify_lifespan(
     last = exit_start(timeline, tol, first)
     times, values = timeline.times, timeline.values
     judged = timeline.window(times[first], times[last])
+    # Far past what its imports hold, however briefly: no start-up rises that far.
+    beyond = loaded is not None and level_at is None and _beyond_loaded(judged, 0, loaded, tol)
     if level_at is not None:
         level = statistics.median(values[level_at[0] : level_at[1] + 1])
         startup = (
@@ -362,14 +399,18 @@ def classify_lifespan(
         # reached what its imports hold: the samples after it are already its work, rising.
         level = float(values[first])
         held = startup_level(timeline, tol) if loaded is not None else None
-        before = (
-            "no level held before its work"
-            if held is None or loaded is None
-            else (
+        if loaded is None or (held is None and not beyond):
+            before = "no level held before its work"
+        elif held is None:
+            before = (
+                f"an idle interpreter with its imports holds {format_size(loaded)}: what it "
+                "rose to past that was its work"
+            )
+        else:
+            before = (
                 f"an idle interpreter with its imports holds {format_size(loaded)}: the level "
                 f"of {format_size(held)} it held next was its work"
             )
-        )
         startup = (
             f"after its start-up (the first {seconds(times[first] - times[0])}, to "
             f"{format_size(level)}; {before})"
@@ -379,7 +420,11 @@ def classify_lifespan(
     kept = effective_samples(judged)
     if kept < MIN_SAMPLES:
         return _unjudged(kept, tol, f"{kept} samples {startup}{ending}, fewer than {MIN_SAMPLES}")
-    why = _too_brief(timeline, first, last, level if level_at is not None else None, tol)
+    why = (
+        ""
+        if beyond
+        else _too_brief(timeline, first, last, level if level_at is not None else None, tol)
+    )
     if why:
         return _unjudged(kept, tol, f"{startup}{ending}: {why}")
     moved = None

@@ -44,7 +44,7 @@ from membound.measure.where.engine import (
 )
 from membound.measure.where.limit_stack import running_words, stack_fields, stack_tool
 from membound.results.growth import Anchors, Growth
-from membound.results.lifespan import classify_lifespan, startup_level
+from membound.results.lifespan import classify_lifespan, needs_loaded
 from membound.results.measurement import Measurement
 from membound.results.sites import PeakSite
 
@@ -161,9 +161,10 @@ def measure_command(
         ask_where=_python_command(args),
     )
     rss_end = int(timeline.highs[-1]) if len(timeline) else 0
-    # Only a start-up that ended at a level can be told from the job's work by what the
-    # command's imports hold; the baseline runs after the command, so it never slows it.
-    loaded = loaded_level(args) if startup_level(timeline) is not None else None
+    # Only a start-up that ended at a level, or work too brief to be told from a start-up,
+    # read otherwise for what the command's imports hold; the baseline runs after the
+    # command, so it never slows it.
+    loaded = loaded_level(args) if needs_loaded(timeline) else None
     return Measurement(
         label=label or shlex.join(args),
         kind="command",
