@@ -545,3 +545,110 @@ def test_a_memoized_fetchall_takes_the_size_of_the_table_its_sql_reads(tmp_path:
     memoized = [f for f in (*result.findings, *result.hints) if f.code == "MB302"]
     assert [(9, "finding")] == [(f.row, f.kind) for f in memoized]
     assert "big_events" in memoized[0].message
+
+
+WINDOWS = """\
+import datetime
+from datetime import timedelta
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class Renewal(models.Model):
+    renew_dt = models.DateTimeField()
+    kind = models.TextField()
+
+
+def last_days(days):
+    since = timezone.now() - timedelta(days=days)
+    return list(Renewal.objects.filter(renew_dt__gte=since))  # BOUND since a moment of the clock
+
+
+def to_come():
+    return list(Renewal.objects.filter(renew_dt__gte=timezone.now()))  # BOUND the future
+
+
+def one_month(year, month):
+    start = datetime.date(year, month, 1)
+    end = first_of_next_month(year, month)
+    found = Renewal.objects.filter(renew_dt__gte=start).filter(renew_dt__lt=end)
+    return list(found)  # BOUND one month, both ends from one point
+
+
+def one_week(week):
+    days = week_range(week)
+    either = Q(renew_dt__gte=days[0], renew_dt__lte=days[1]) | Q(renew_dt__range=(days[0], days[1]))
+    return list(Renewal.objects.filter(either & Q(kind="x")))  # BOUND a window in each branch
+
+
+def picked(start_dt, end_dt):
+    return list(Renewal.objects.filter(renew_dt__gte=start_dt, renew_dt__lte=end_dt))  # CHOSEN
+
+
+def older(since):
+    return list(Renewal.objects.filter(renew_dt__lt=since))  # OLDER every row before a date
+
+
+def newer(since):
+    return list(Renewal.objects.filter(renew_dt__gte=since))  # NEWER a date a caller picks
+
+
+def one_side_only(start):
+    either = Q(renew_dt__gte=timezone.now()) | Q(kind="x")
+    return list(Renewal.objects.filter(either))  # HALF one branch has no window
+
+
+def outside():
+    return list(Renewal.objects.exclude(renew_dt__gte=timezone.now()))  # OUTSIDE the past
+
+
+def first_of_next_month(year, month):
+    return datetime.date(year + month // 12, month % 12 + 1, 1)
+
+
+def week_range(week):
+    return week, week
+"""
+
+SA_WINDOWS = """\
+from datetime import timedelta
+
+from sqlalchemy import Column, DateTime, Integer, select
+from sqlalchemy.orm import declarative_base
+
+Base = declarative_base()
+
+
+class AuthLog(Base):
+    __tablename__ = "auth_log"
+    id = Column(Integer, primary_key=True)
+    timestamp = Column(DateTime)
+
+
+def lock_window(session, window_end, window_seconds):
+    window_start = window_end - timedelta(seconds=window_seconds)
+    conditions = [AuthLog.timestamp >= window_start, AuthLog.timestamp <= window_end]
+    return session.scalars(select(AuthLog).where(*conditions)).all()  # BOUND a sliding window
+
+
+def export(session, start, end):
+    return session.query(AuthLog).filter(AuthLog.timestamp.between(start, end)).all()  # CHOSEN
+"""
+
+
+def test_a_time_window_the_code_fixes_is_no_whole_table_load(tmp_path: Path) -> None:
+    """Rows after a moment read from the clock, or between two bounds the code derives from one
+    point (a month, a week, a window before its end), are a window's share, however big the
+    table; a range a caller picks, one side of a caller's date, a window in only one branch of
+    an OR, and ``exclude`` of a window stay loads."""
+    files = {"members/models.py": WINDOWS, "members/audit.py": SA_WINDOWS}
+    sizes = {"members_renewal": 10**6, "auth_log": 10**6}
+    assert {
+        "CHOSEN": "finding",
+        "OLDER every row before a date": "finding",
+        "NEWER a date a caller picks": "finding",
+        "HALF one branch has no window": "finding",
+        "OUTSIDE the past": "finding",
+    } == _labels_reported(tmp_path, files, sizes)

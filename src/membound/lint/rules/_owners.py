@@ -11,6 +11,7 @@ from membound.lint.context import ModuleContext
 from membound.lint.expression_chains import Link
 
 __all__ = [
+    "conjuncts",
     "equalities",
     "key_in_list",
     "last_name",
@@ -454,7 +455,7 @@ def equalities(args: Iterable[ast.expr]) -> Iterator[tuple[str, ast.expr, ast.Co
     negation, or a branch of ``x if c else True`` (``filter((Books.id == book_id) if book_id
     != -1 else True)`` loads every book when called with -1), nor a subquery's own."""
     for arg in args:
-        for node in _conjuncts(arg):
+        for node in conjuncts(arg):
             if (
                 isinstance(node, ast.Compare)
                 and len(node.ops) == 1
@@ -464,7 +465,7 @@ def equalities(args: Iterable[ast.expr]) -> Iterator[tuple[str, ast.expr, ast.Co
                 yield node.left.attr, node.comparators[0], node
 
 
-def _conjuncts(expr: ast.expr) -> Iterator[ast.expr]:
+def conjuncts(expr: ast.expr) -> Iterator[ast.expr]:
     """``expr`` and, through ``and_(…)``, ``a & b`` and ``a and b``, the conditions it joins."""
     yield expr
     if isinstance(expr, ast.BoolOp) and isinstance(expr.op, ast.And):
@@ -476,7 +477,7 @@ def _conjuncts(expr: ast.expr) -> Iterator[ast.expr]:
     else:
         return
     for part in parts:
-        yield from _conjuncts(part)
+        yield from conjuncts(part)
 
 
 def _resolved(ctx: ModuleContext, expr: ast.expr) -> ast.expr:

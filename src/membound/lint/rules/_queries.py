@@ -29,6 +29,7 @@ from membound.lint.rules._owners import (
     shared_attribute,
 )
 from membound.lint.rules._sql import aggregate_select, statement_bounded
+from membound.lint.rules._windows import time_window
 
 __all__ = [
     "QS_METHODS",
@@ -188,8 +189,8 @@ def bounded_variant(ctx: ModuleContext, chain: list[Link], code: str, model: str
     lookup table (``lint/model_shape.py``), an aggregate, or (unless the model is in
     ``large-models``, or ``code``'s preview variants run) the rows of one owner (named so, or
     a foreign key of the model's definition fixed to a value in hand), the accounts flagged
-    superuser, staff or administrator, or a work queue the loop drains
-    (``lint/rules/_drained.py``)."""
+    superuser, staff or administrator, a work queue the loop drains
+    (``lint/rules/_drained.py``), or a time window (``lint/rules/_windows.py``)."""
     size = ctx.model_size(model)
     if size == "small" or (size is None and lookup_table(ctx, chain)):
         return True
@@ -201,6 +202,7 @@ def bounded_variant(ctx: ModuleContext, chain: list[Link], code: str, model: str
         any(owner_filter(ctx, link) or privileged_only(ctx, link) for link in chain)
         or foreign_key_bound(ctx, chain)
         or drained_queue(ctx, chain)
+        or time_window(ctx, chain)
         or any(link.kind == "attr" and link.name.endswith("_set") for link in chain[1:])
     )
 
