@@ -13,7 +13,7 @@ them in a file to commit (CI has no production access) and ``--sizes FILE`` (or 
     [models]                   # for models whose table the code does not name
     "billing.models.Invoice" = 250000
 
-A table under ``small-table-rows`` (default 10,000) is small: an otherwise unbounded load of
+A table under ``small-table-rows`` (default 5,000) is small: an otherwise unbounded load of
 it is not reported. One at or above it is big: such a load is reported in any context, request
 paths included, with the estimate in the message. A table of unknown size falls back to the
 default policy. Sizes never make a bounded load (a LIMIT, a slice, an aggregate) a finding,
@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 #: Tables with fewer rows than this are small (``small-table-rows``).
-DEFAULT_SMALL_TABLE_ROWS = 10_000
+DEFAULT_SMALL_TABLE_ROWS = 5_000
 #: A sizes file is read whole; it is never near this size (a table a line).
 _SIZES_FILE_LIMIT = 20_000_000
 
