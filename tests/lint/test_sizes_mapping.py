@@ -492,3 +492,53 @@ def test_an_app_inside_another_apps_package_keeps_its_own_label(tmp_path: Path) 
     sizes = TableSizes(tables={"openid_nonce": 10**6, "forum_post": 10**6}, source="t")
     result = lint_paths([str(tmp_path)], LintConfig(sizes=sizes))
     assert [6, 8] == sorted(f.row for f in result.findings)
+
+
+SWAPPED_MODELS = """\
+import swapper
+from django.db import migrations
+
+
+def get_swapped_model(apps, app_name, model_name):
+    return apps.get_model(app_name, model_name)
+
+
+def load_model(name):
+    return swapper.load_model("radius", name)
+
+
+def fill(apps, schema_editor):
+    PhoneToken = get_swapped_model(apps, "radius", "PhoneToken")
+    for token in PhoneToken.objects.all():  # a helper's strings name the model
+        token.save()
+    Nas = swapper.load_model("radius", "Nas")
+    for nas in Nas.objects.all():  # swapper's own
+        nas.save()
+    Accounting = load_model("Accounting")
+    for row in Accounting.objects.all():  # the model by name alone
+        row.save()
+"""
+
+
+def test_a_model_a_swapper_or_a_helper_gives_takes_its_tables_size(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Swappable models reached through ``swapper.load_model(app, name)``, a project's
+    ``get_swapped_model(apps, app, name)`` (its one return is not inlined: the strings of the
+    call name the model) or a helper taking the name alone are sized as their tables; the
+    tables they name are no names that match nothing."""
+    (tmp_path / "radius" / "migrations").mkdir(parents=True)
+    (tmp_path / "radius" / "migrations" / "__init__.py").write_text(SWAPPED_MODELS)
+    (tmp_path / "radius" / "models.py").write_text(
+        "from django.db import models\n\n\nclass Accounting(models.Model):\n"
+        "    class Meta:\n        db_table = 'radacct'\n"
+    )
+    sizes = tmp_path / "sizes.toml"
+    sizes.write_text(
+        "[tables]\nradius_phonetoken = 450000\nradius_nas = 90000\nradacct = 9000000\n"
+    )
+    assert 1 == main(["lint", "--isolated", "--sizes", str(sizes), str(tmp_path)])
+    out, err = capsys.readouterr()
+    assert "match nothing" not in err
+    rows = sorted(int(line.split(":")[1]) for line in out.splitlines() if " MB101 " in line)
+    assert [15, 18, 21] == rows

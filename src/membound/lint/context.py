@@ -23,7 +23,14 @@ from membound.lint.syntax_walk import LEAF_SINGLETONS, child_fields
 if TYPE_CHECKING:
     from membound.lint.evidence import Evidence
 
-__all__ = ["COMPREHENSIONS", "DBAPI_ROOTS", "FUNCTIONS", "SQLALCHEMY_ROOTS", "ModuleContext"]
+__all__ = [
+    "COMPREHENSIONS",
+    "DBAPI_ROOTS",
+    "FUNCTIONS",
+    "MODEL_GETTERS",
+    "SQLALCHEMY_ROOTS",
+    "ModuleContext",
+]
 
 N = TypeVar("N", bound=ast.AST)
 
@@ -53,6 +60,11 @@ SCOPES = (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.Cla
 FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
 LOOPS = (ast.For, ast.AsyncFor, ast.While)
 COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
+
+
+#: Calls that give a model class by its app label and name: a migration's ``apps.get_model``,
+#: swapper's ``load_model``, helpers built on them (``get_swapped_model(apps, app, name)``).
+MODEL_GETTERS = frozenset({"get_model", "load_model", "get_swapped_model", "swapper_load_model"})
 
 
 class ModuleContext:
@@ -380,6 +392,8 @@ class ModuleContext:
             return None
         if func is None or self.is_within(use, func):
             return None  # none, several, or itself (recursion)
+        if chain[0].name in MODEL_GETTERS:
+            return None  # ``get_swapped_model(apps, "radius", "Nas")``: its strings name the model
         returns = [
             node
             for node in ast.walk(func)

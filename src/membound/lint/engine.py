@@ -407,7 +407,8 @@ _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 #: ``apps.get_model("app", "Model")``, ``get_model("app.Model")`` and the keyword form: a
 #: migration's model, whose default table (``app_model``) the code thus names.
 _GET_MODEL = re.compile(
-    r"get_model\(\s*(?:app_label\s*=\s*)?[\"'](\w+)[\"']\s*,\s*(?:model_name\s*=\s*)?[\"'](\w+)[\"']"
+    r"(?:get_model|load_model|get_swapped_model)\(\s*(?:\w+\s*,\s*)?(?:app_label\s*=\s*)?"
+    r"[\"'](\w+)[\"']\s*,\s*(?:model_name\s*=\s*)?[\"'](\w+)[\"']"
     r"|get_model\(\s*[\"'](\w+)\.(\w+)[\"']"
 )
 #: Names of a sizes file listed in the warning about names that match nothing.
@@ -509,7 +510,7 @@ def with_evidence(
                 text = read[0]
                 if check_names:
                     words.update(w.lower() for w in _WORD.findall(text))
-                    if "get_model" in text:
+                    if "_model(" in text:
                         for found in _GET_MODEL.finditer(text):
                             app, model = found.group(1, 2) if found.group(1) else found.group(3, 4)
                             words.add(f"{app}_{model}".lower())

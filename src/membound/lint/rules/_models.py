@@ -7,17 +7,19 @@ from __future__ import annotations
 import ast
 from collections.abc import Sequence
 
-from membound.lint.context import ModuleContext
+from membound.lint.context import MODEL_GETTERS, ModuleContext
 from membound.lint.expression_chains import Link, dotted
 from membound.lint.model_shape import FRAMEWORK_LOOKUP_LABELS, ModelShape
 from membound.lint.rules._owners import equalities, memberships, shared_attribute
 
 __all__ = [
     "MANAGERS",
+    "MODEL_GETTERS",
     "foreign_key_bound",
     "get_model_call",
     "lookup_table",
     "model_name",
+    "named_model_call",
     "query_shape",
     "unique_bound",
 ]
@@ -95,12 +97,16 @@ def _entity_named(ctx: ModuleContext, args: Sequence[ast.expr]) -> str | None:
 
 def get_model_call(ctx: ModuleContext, chain: Sequence[Link]) -> tuple[str, str] | None:
     """``apps.get_model("order", "Line")`` (migrations), ``get_model("catalogue", "Product")``
-    (django-oscar) or ``apps.get_model("order.Line")`` at the head of a chain: (app, model)."""
+    (django-oscar), ``apps.get_model("order.Line")``, ``swapper.load_model("radius", "Nas")`` or
+    a project's ``get_swapped_model(apps, "radius", "Nas")`` at the head of a chain: (app,
+    model), from the last two strings of its arguments."""
     for link in chain[:2]:
         call = link.node
-        if link.name != "get_model" or not isinstance(call, ast.Call):
+        if link.name not in MODEL_GETTERS or not isinstance(call, ast.Call):
             continue
-        words = [ctx.string_value(arg) for arg in call.args[:2]]
+        words = [ctx.string_value(arg) for arg in call.args]
+        while words and words[0] is None and len(words) > 1:
+            words.pop(0)  # ``apps`` before the strings of a helper's call
         named = {kw.arg: ctx.string_value(kw.value) for kw in call.keywords if kw.arg}
         if len(words) < 2 and named.get("model_name"):  # get_model(app_label=…, model_name=…)
             app = words[0] if words else named.get("app_label")
@@ -110,6 +116,18 @@ def get_model_call(ctx: ModuleContext, chain: Sequence[Link]) -> tuple[str, str]
         if len(words) == 1 and words[0] and words[0].count(".") == 1:
             app, model = words[0].split(".")
             return app, model
+    return None
+
+
+def named_model_call(ctx: ModuleContext, chain: Sequence[Link]) -> str | None:
+    """``load_model("RadiusAccounting")`` at the head of a chain: a project helper that gives
+    one of its app's models by name alone."""
+    for link in chain[:2]:
+        call = link.node
+        if link.name in MODEL_GETTERS and isinstance(call, ast.Call) and len(call.args) == 1:
+            word = ctx.string_value(call.args[0])
+            if word and "." not in word and word[:1].isupper():
+                return word
     return None
 
 

@@ -16,6 +16,7 @@ from membound.lint.expression_chains import Link
 from membound.lint.rules._drained import drained_queue
 from membound.lint.rules._models import (
     MANAGERS,
+    MODEL_GETTERS,
     foreign_key_bound,
     lookup_table,
     model_name,
@@ -309,7 +310,7 @@ def _known_model(ctx: ModuleContext, chain: list[Link]) -> bool:
 
 
 #: Calls that give a model class (a migration's ``apps.get_model``, the user model).
-_MODEL_CALLS = frozenset({"get_model", "get_user_model", "swapper_load_model"})
+_MODEL_CALLS = MODEL_GETTERS | {"get_user_model"}
 
 
 def _a_model_class(ctx: ModuleContext, link: Link) -> bool:

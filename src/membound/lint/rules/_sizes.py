@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from membound.lint.context import ModuleContext
 from membound.lint.evidence import TableSize
 from membound.lint.expression_chains import Link
-from membound.lint.rules._models import get_model_call, model_name, model_path
+from membound.lint.rules._models import get_model_call, model_name, model_path, named_model_call
 from membound.lint.rules._sql import literal_pieces
 
 __all__ = ["executed_before", "query_size"]
@@ -56,6 +56,11 @@ def query_size(
         if size is not None:
             return size
     if chain:
+        named = named_model_call(ctx, chain)
+        if named is not None:
+            size = evidence.of_model(None, named)  # the project's model of that name
+            if size is not None:
+                return size
         name = model_name(ctx, list(chain))
         if name is not None:
             size = evidence.of_model(model_path(ctx, name), name)
