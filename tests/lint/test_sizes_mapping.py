@@ -542,3 +542,40 @@ def test_a_model_a_swapper_or_a_helper_gives_takes_its_tables_size(
     assert "match nothing" not in err
     rows = sorted(int(line.split(":")[1]) for line in out.splitlines() if " MB101 " in line)
     assert [15, 18, 21] == rows
+
+
+LOOPED_MODELS = """\
+from django.db import migrations
+
+
+def fill(apps, schema_editor):
+    names = ["Nas", "PostAuth"]
+    for name in names:
+        model = apps.get_model("radius", name)
+        for row in model.objects.all():  # BIG one of them is big
+            row.save()
+    for name in ("Nas", "Check"):
+        model = apps.get_model("radius", name)
+        for row in model.objects.all():  # SMALL every one is small
+            row.save()
+    for name in ("Nas", "Unknown"):
+        model = apps.get_model("radius", name)
+        for row in model.objects.all():  # UNKNOWN one is not known
+            row.save()
+"""
+
+
+def test_a_loop_over_model_names_is_judged_by_the_biggest_table(tmp_path: Path) -> None:
+    """A migration that walks a list of model names loads each table whole: one big table
+    makes it a finding; when every table is known and small there is nothing; a name the sizes
+    do not know, beside small ones, leaves the hint."""
+    (tmp_path / "radius" / "migrations").mkdir(parents=True)
+    (tmp_path / "radius" / "migrations" / "0002_fill.py").write_text(LOOPED_MODELS)
+    sizes = TableSizes(
+        tables={"radius_nas": 50, "radius_postauth": 12_000_000, "radius_check": 300}, source="t"
+    )
+    result = lint_paths([str(tmp_path)], LintConfig(sizes=sizes))
+    lines = LOOPED_MODELS.splitlines()
+    reported = {lines[f.row - 1].split("# ")[-1]: f.kind for f in (*result.findings, *result.hints)}
+    assert {"BIG one of them is big": "finding", "UNKNOWN one is not known": "hint"} == reported
+    assert "12.0M rows of `radius_postauth`" in result.findings[0].message

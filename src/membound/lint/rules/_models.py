@@ -119,6 +119,37 @@ def get_model_call(ctx: ModuleContext, chain: Sequence[Link]) -> tuple[str, str]
     return None
 
 
+def looped_models(ctx: ModuleContext, chain: Sequence[Link]) -> list[tuple[str, str]]:
+    """``for name in ["Nas", "RadiusPostAuth"]: Model = apps.get_model("radius", name)`` at
+    the head of a chain: (app, model) for each name the loop gives (a list or tuple of strings,
+    written there or assigned once to the name it walks); the loop loads each table whole."""
+    for link in chain[:2]:
+        call = link.node
+        if link.name not in MODEL_GETTERS or not isinstance(call, ast.Call) or len(call.args) < 2:
+            continue
+        app, last = ctx.string_value(call.args[-2]), call.args[-1]
+        if not app or not isinstance(last, ast.Name):
+            continue
+        for loop in ctx.ancestors(call):
+            if (
+                isinstance(loop, ast.For)
+                and isinstance(loop.target, ast.Name)
+                and loop.target.id == last.id
+            ):
+                return [(app, name) for name in _strings(ctx, loop.iter)]
+    return []
+
+
+def _strings(ctx: ModuleContext, expr: ast.expr) -> list[str]:
+    if isinstance(expr, ast.Name):
+        values = ctx.assigned_values(expr.id, expr)
+        expr = values[0] if len(values) == 1 else expr
+    if not isinstance(expr, (ast.List, ast.Tuple)):
+        return []
+    words = [ctx.string_value(item) for item in expr.elts]
+    return [w for w in words if w] if all(words) else []
+
+
 def named_model_call(ctx: ModuleContext, chain: Sequence[Link]) -> str | None:
     """``load_model("RadiusAccounting")`` at the head of a chain: a project helper that gives
     one of its app's models by name alone."""

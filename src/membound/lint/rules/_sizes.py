@@ -9,7 +9,13 @@ from collections.abc import Sequence
 from membound.lint.context import ModuleContext
 from membound.lint.evidence import TableSize
 from membound.lint.expression_chains import Link
-from membound.lint.rules._models import get_model_call, model_name, model_path, named_model_call
+from membound.lint.rules._models import (
+    get_model_call,
+    looped_models,
+    model_name,
+    model_path,
+    named_model_call,
+)
 from membound.lint.rules._sql import literal_pieces
 
 __all__ = ["executed_before", "query_size"]
@@ -55,6 +61,13 @@ def query_size(
         size = evidence.of_app_model(app, model)
         if size is not None:
             return size
+    looped = [evidence.of_app_model(app, model) for app, model in looped_models(ctx, chain or [])]
+    if looped and all(size is not None for size in looped):
+        # every table the loop walks is known: the biggest decides
+        return max((s for s in looped if s is not None), key=lambda s: s.rows)
+    big = [s for s in looped if s is not None and not s.small]
+    if big:
+        return max(big, key=lambda s: s.rows)
     if chain:
         named = named_model_call(ctx, chain)
         if named is not None:
