@@ -633,6 +633,19 @@ def lock_window(session, window_end, window_seconds):
     return session.scalars(select(AuthLog).where(*conditions)).all()  # BOUND a sliding window
 
 
+def one_day(session, day):
+    found = session.query(AuthLog).filter(AuthLog.timestamp.between(day_start(day), day_end(day)))
+    return found.all()  # BOUND between two ends of one day
+
+
+def day_start(day):
+    return day
+
+
+def day_end(day):
+    return day
+
+
 def export(session, start, end):
     return session.query(AuthLog).filter(AuthLog.timestamp.between(start, end)).all()  # CHOSEN
 """

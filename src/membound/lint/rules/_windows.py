@@ -184,7 +184,8 @@ def _bounds_of(node: ast.expr) -> Iterator[Bound]:
         if node.func.attr == "between" and len(node.args) == 2:
             column = last_name(node.func.value)
             if column:
-                yield column, "range", node.args[0]
+                yield column, "lower", node.args[0]
+                yield column, "upper", node.args[1]
     elif isinstance(node, ast.Compare) and len(node.ops) == 1:
         left, op, right = node.left, node.ops[0], node.comparators[0]
         if isinstance(right, ast.Attribute) and not isinstance(left, ast.Attribute):
