@@ -265,6 +265,7 @@ def test_small_and_large_models(tmp_path: Path, capsys: pytest.CaptureFixture[st
         + "def f(author):\n"
         + "    sites = list(Site.objects.all())\n"
         + "    return [b for b in Book.objects.filter(author=author)]\n"
+        + "f(None)\n"  # called: a function nothing calls loads nothing
     )
     assert _found(tmp_path, capsys) == {("v.py", "MB101")}
     capsys.readouterr()

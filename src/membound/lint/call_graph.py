@@ -30,8 +30,9 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import warnings
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,7 +40,17 @@ from typing import Any
 from membound.lint.expression_chains import dotted
 from membound.lint.syntax_walk import children
 
-__all__ = ["MAX_DEPTH", "CallGraph", "CallIndex", "ModuleCalls", "index_calls", "read_calls"]
+__all__ = [
+    "MAX_DEPTH",
+    "TEMPLATE_SUFFIXES",
+    "CallGraph",
+    "CallIndex",
+    "ModuleCalls",
+    "index_calls",
+    "is_test_path",
+    "named_in_templates",
+    "read_calls",
+]
 
 #: Calls followed from an entry point.
 MAX_DEPTH = 8
@@ -54,6 +65,21 @@ _CLI_ROOTS = ("click", "typer", "flask")
 #: Calls whose first argument is a function run later as a job.
 _DISPATCHERS = frozenset(
     {"dispatch", "enqueue", "enqueue_call", "enqueue_in", "enqueue_at", "defer"}
+)  # fmt: skip
+#: What identifies a word of a file's text.
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: Bases (by last name) whose subclasses' own methods only the project calls: ``object``,
+#: models, managers, querysets, SQLAlchemy's declarative bases.
+_PLAIN_BASES = frozenset(
+    {"object", "Model", "Manager", "BaseManager", "QuerySet", "Base", "DeclarativeBase",
+     "MappedAsDataclass", "NamedTuple", "Enum", "IntEnum", "StrEnum"}
+)  # fmt: skip
+#: Methods of models and managers that Django or SQLAlchemy call by name.
+_MODEL_HOOKS = frozenset(
+    {"save", "delete", "clean", "clean_fields", "full_clean", "validate_unique",
+     "validate_constraints", "get_absolute_url", "natural_key", "get_by_natural_key",
+     "get_queryset", "get_query_set", "contribute_to_class", "from_db", "refresh_from_db",
+     "check", "get_deferred_fields", "serializable_value"}
 )  # fmt: skip
 #: Methods of a pool or executor whose first argument is a function run in a worker (only
 #: as methods: the builtin ``map`` runs nothing later).
@@ -79,6 +105,13 @@ class ModuleCalls:
     dispatched: set[str] = field(default_factory=set)
     """Qualified names handed to a dispatcher or a pool."""
     imports_cli: bool = False
+    words: Counter[str] = field(default_factory=Counter)
+    """How often each identifier-like word occurs in the file's text (code, strings, comments;
+    empty for a test file: what only tests call never runs in production)."""
+    defined: Counter[str] = field(default_factory=Counter)
+    """How often each function name is defined here (a test file's count none)."""
+    class_bases: dict[str, list[str]] = field(default_factory=dict)
+    """Class name → the last names of its bases."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +123,24 @@ class CallGraph:
     reaches it, in words (``the task `sync```)."""
     modules: dict[str, str] = field(default_factory=dict)
     """File path → its dotted module path."""
+    unreferenced: frozenset[str] = frozenset()
+    """Function names that occur nowhere in the tree's code (outside tests) but where they are
+    defined: not called, not named in a string, a URL conf or a schedule, and no word of the
+    code ending in ``_`` starts them (``"api_public_%s" % method`` names a family)."""
+    plain_classes: frozenset[str] = frozenset()
+    """Classes whose every base is ``object``, a model, a manager or a queryset, as far as the
+    tree shows: nothing outside the project calls their methods by a name of its own."""
+
+    def never_called(self, name: str, class_name: str | None) -> bool:
+        """The function ``name`` (a method of ``class_name`` when given) is called by nothing:
+        its name occurs nowhere else in the tree, and, for a method, its class is plain (no
+        framework base that calls hooks by name) and the name is no hook of a model or a
+        manager."""
+        if name not in self.unreferenced or (name.startswith("__") and name.endswith("__")):
+            return False
+        if class_name is None:
+            return True
+        return class_name in self.plain_classes and name not in _MODEL_HOOKS
 
     def reached(self, filename: str, scope: str) -> str | None:
         """Why the function ``scope`` (``Class.method`` or ``func``) of ``filename`` is batch
@@ -165,6 +216,7 @@ class _Reader(ast.NodeVisitor):
         self.scope.append(node.name)
         self.classes.append(node.name)
         self.bases.append([b for b in (_last(base) for base in node.bases) if b])
+        self.mod.class_bases.setdefault(node.name, []).extend(self.bases[-1] or ["object"])
         self.generic_visit(node)
         self.bases.pop()
         self.classes.pop()
@@ -174,6 +226,8 @@ class _Reader(ast.NodeVisitor):
         self.scope.append(node.name)
         qualified = f"{self.mod.name}.{'.'.join(self.scope)}"
         self.mod.functions[qualified] = list(node.decorator_list)
+        if self.mod.words:  # not a test file
+            self.mod.defined[node.name] += 1
         if "/migrations/" in f"/{self.path}" or "/versions/" in f"/{self.path}":
             self.mod.entries.setdefault(qualified, "a migration")
         if node.name == "handle" and self.classes and "/management/commands/" in f"/{self.path}":
@@ -306,6 +360,9 @@ class CallIndex:
     def __init__(self) -> None:
         self._modules: list[ModuleCalls] = []
         self._paths: dict[str, str] = {}
+        self._words: Counter[str] = Counter()
+        self._defined: Counter[str] = Counter()
+        self._bases: dict[str, list[str]] = {}
 
     def add(self, path: str, module: str, text: str) -> ast.Module | None:
         """Read one file (``module`` its dotted path); a file that does not parse is skipped
@@ -319,7 +376,14 @@ class CallIndex:
         """Add one file read already (by :func:`read_calls`, maybe in another process)."""
         self._paths[path] = module  # every file: a relative import is read from it
         if read is not None:
-            self._modules.append(read)
+            # Words and names are summed here, not kept per file: the tree's vocabulary.
+            self._words.update(read.words)
+            self._defined.update(read.defined)
+            for cls, its in read.class_bases.items():
+                self._bases.setdefault(cls, []).extend(its)
+            read.words, read.defined, read.class_bases = Counter(), Counter(), {}
+            if read.functions or read.entries or read.dispatched:
+                self._modules.append(read)
 
     def graph(self) -> CallGraph:
         """The functions the entry points reach (at most :data:`MAX_DEPTH` calls deep)."""
@@ -345,22 +409,95 @@ class CallIndex:
             for called in calls.get(function, ()):
                 if called in defined and called not in batch:
                     queue.append((called, why, depth + 1))
-        return CallGraph(batch, dict(self._paths))
+        words = self._words
+        # ``getattr(api, "api_public_%s" % method)``, ``f"clean_{field}"``: a name built from a
+        # prefix calls every function the prefix starts.
+        prefixes = tuple(w for w in words if w.endswith("_") and len(w.strip("_")) >= 2)
+        unreferenced = frozenset(
+            n
+            for n, defs in self._defined.items()
+            if words[n] <= defs and not n.startswith(prefixes)
+        )
+        return CallGraph(batch, dict(self._paths), unreferenced, _plain_classes(self._bases))
+
+
+def _plain_classes(bases: dict[str, list[str]]) -> frozenset[str]:
+    """The classes of ``bases`` (class → its bases' last names, over the tree) whose every
+    base is plain (:data:`_PLAIN_BASES`) or a plain class of the tree."""
+    plain: dict[str, bool] = {}
+
+    def is_plain(cls: str, seen: frozenset[str]) -> bool:
+        if cls in plain:
+            return plain[cls]
+        if cls not in bases:
+            return cls in _PLAIN_BASES
+        if cls in seen:
+            return False  # a cycle of names (two classes of one name): say nothing
+        # ``class Manager(models.Manager)``: a base named as the class is the library's
+        answer = all(
+            b in _PLAIN_BASES if b == cls else is_plain(b, seen | {cls}) for b in bases[cls]
+        )
+        plain[cls] = answer
+        return answer
+
+    return frozenset(c for c in bases if is_plain(c, frozenset()))
+
+
+#: Files besides Python that call a project's functions by name: templates (Django, Jinja).
+TEMPLATE_SUFFIXES = (".html", ".htm", ".jinja", ".jinja2", ".j2", ".txt", ".xml")
+
+
+def named_in_templates(names: frozenset[str], folders: Iterable[str]) -> frozenset[str]:
+    """Those of ``names`` that a template under ``folders`` names (``{{ post.summary }}``
+    calls ``Post.summary``): a template is code that calls them. Hidden folders and
+    ``node_modules`` are not read."""
+    found: set[str] = set()
+    left = set(names)
+    for folder in folders:
+        for root, dirs, files in os.walk(folder):
+            dirs[:] = [d for d in dirs if not d.startswith(".") and d != "node_modules"]
+            for name in files:
+                if not left:
+                    return frozenset(found)
+                if not name.endswith(TEMPLATE_SUFFIXES):
+                    continue
+                try:
+                    with open(os.path.join(root, name), encoding="utf-8", errors="replace") as f:
+                        text = f.read()
+                except OSError:
+                    continue  # an unreadable template names nothing we can see
+                hits = left.intersection(_WORD.findall(text))
+                found |= hits
+                left -= hits
+    return frozenset(found)
+
+
+def is_test_path(path: str) -> bool:
+    """``path`` is a test module (``tests/…``, ``test_*.py``, ``*_test.py``, ``conftest.py``)."""
+    parts = path.replace(os.sep, "/").split("/")
+    name = parts[-1]
+    return (
+        any(p in ("tests", "test", "testing") for p in parts[:-1])
+        or name.startswith("test_")
+        or name.endswith("_test.py")
+        or name in ("conftest.py", "tests.py")
+    )
 
 
 def read_calls(path: str, module: str, text: str) -> tuple[ModuleCalls | None, ast.Module | None]:
     """What the file at ``path`` (``module`` its dotted path, ``text`` its source) defines and
-    calls, and the tree read; ``(None, None)`` for a file with no function or that does not
-    parse (the lint run reports it)."""
+    calls, and the tree read (None for a file with no function or that does not parse: the
+    lint run reports it); ``(None, None)`` for a test file with no function."""
+    words: Counter[str] = Counter() if is_test_path(path) else Counter(_WORD.findall(text))
     if "def " not in text:
-        return None, None
+        return (ModuleCalls(module, words=words) if words else None), None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             tree = ast.parse(text, filename=path)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return None, None
-    read = ModuleCalls(module)
+        return (ModuleCalls(module, words=words) if words else None), None
+    read = ModuleCalls(module, words=words)
     _Reader(read, path).visit(tree)
     return read, tree
 

@@ -25,7 +25,7 @@ import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 
-from membound.lint.call_graph import CallIndex, ModuleCalls, read_calls
+from membound.lint.call_graph import CallIndex, ModuleCalls, named_in_templates, read_calls
 from membound.lint.config import LintConfig
 from membound.lint.context import ModuleContext
 from membound.lint.evidence import Evidence
@@ -475,6 +475,20 @@ def _calls_read_by(
     return (read for part in parts for read in part)
 
 
+#: Files that mark the root of a project (its callers are all below).
+_PROJECT_MARKERS = ("pyproject.toml", "setup.py", "setup.cfg", "manage.py", ".git", "PKG-INFO")
+
+
+def whole_project(paths: Sequence[str]) -> bool:
+    """``paths`` is one folder that holds a whole project (a ``pyproject.toml``, ``setup.py``,
+    ``manage.py``, ``.git``… at its top): every caller of its functions is in the run."""
+    return (
+        len(paths) == 1
+        and os.path.isdir(paths[0])
+        and any(os.path.exists(os.path.join(paths[0], m)) for m in _PROJECT_MARKERS)
+    )
+
+
 def with_evidence(
     config: LintConfig,
     files: Sequence[str],
@@ -544,7 +558,13 @@ def with_evidence(
     for package_root, found in installed.items():
         tables = joined(tables, index_models(found, package_root))
     unmatched = Evidence.unmatched_names(sizes, tables, words) if check_names else ()
-    evidence = Evidence(sizes, tables, config.small_table_rows, unmatched, calls.graph())
+    graph = calls.graph()
+    if whole_project(paths):
+        named = named_in_templates(graph.unreferenced, paths)
+        graph = dataclasses.replace(graph, unreferenced=graph.unreferenced - named)
+    else:  # callers may live outside what was linted: nothing is known to be uncalled
+        graph = dataclasses.replace(graph, unreferenced=frozenset())
+    evidence = Evidence(sizes, tables, config.small_table_rows, unmatched, graph)
     return dataclasses.replace(config, evidence=evidence)
 
 

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from membound.lint import LintConfig, lint_paths
+from membound.lint.call_graph import TEMPLATE_SUFFIXES
 from membound.lint.engine import DEFAULT_CODES
 from membound.lint.findings import Finding, LintResult
 from membound.lint.sizes import read_sizes_file
@@ -119,10 +120,19 @@ def _download(app: App) -> bytes:
     return data
 
 
+#: What is unpacked besides ``*.py``: templates (they call the code by name) and the files
+#: at the top that mark a whole project (``lint/engine.py``, ``whole_project``).
+_UNPACKED = (".py", *TEMPLATE_SUFFIXES)
+_TOP_FILES = ("PKG-INFO", "pyproject.toml", "setup.cfg")
+#: The marker's text: a cache unpacked by an earlier rule of what to keep is unpacked again.
+_UNPACK_VERSION = "python, templates, project files\n"
+
+
 def fetch(app: App) -> Path:
-    """Download (once) and unpack (once) the ``*.py`` files of ``app``; return its root."""
+    """Download (once) and unpack (once) the ``*.py`` files and templates of ``app``; return
+    its root."""
     marker = app.root / ".complete"
-    if marker.exists():
+    if marker.exists() and marker.read_text(encoding="utf-8") == _UNPACK_VERSION:
         return app.root
     CACHE.mkdir(parents=True, exist_ok=True)
     data = None
@@ -135,9 +145,11 @@ def fetch(app: App) -> Path:
         app.archive.write_bytes(data)
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
         for member in archive.getmembers():
-            if not member.isfile() or not member.name.endswith(".py"):
-                continue
             parts = Path(member.name).parts[1:]  # drop the sdist's top folder
+            if not member.isfile() or not (
+                member.name.endswith(_UNPACKED) or (len(parts) == 1 and parts[0] in _TOP_FILES)
+            ):
+                continue
             if not parts or ".." in parts or Path(member.name).is_absolute():
                 continue
             target = app.root.joinpath(*parts)
@@ -145,7 +157,7 @@ def fetch(app: App) -> Path:
             source = archive.extractfile(member)
             if source is not None:
                 target.write_bytes(source.read())
-    marker.write_text("ok\n", encoding="utf-8")
+    marker.write_text(_UNPACK_VERSION, encoding="utf-8")
     return app.root
 
 

@@ -14,7 +14,9 @@ Not evidence, though it looks like it: a batch job's loop that writes or deletes
 loads. On a held-out application 48 of 58 such data migrations walked tables an administrator
 configures (themes, workflows, credentials); those stay hints.
 
-A table known to be small (by its size or ``small-models``) is never reported. Without any
+A table known to be small (by its size or ``small-models``) is never reported, nor is code
+that never runs (after a ``return``, or a function nothing in the project calls:
+``rules/_unreached.py``). Without any
 evidence, a load that runs in a batch job (where whole tables are walked unattended) is a
 **hint**: listed apart (``--hints``), never a finding, never in the exit code; one line counts
 the hints and says how to give sizes. Outside batch jobs such loads stay silent (pagination,
@@ -33,6 +35,7 @@ from membound.lint.expression_chains import Link
 from membound.lint.rules._models import get_model_call, model_name, model_path
 from membound.lint.rules._queries import batch_job, feeds_choices
 from membound.lint.rules._sizes import query_size
+from membound.lint.rules._unreached import never_runs
 
 __all__ = ["EVENT_TABLES", "Judged", "judge_load"]
 
@@ -85,7 +88,7 @@ def judge_load(
     """Judge the unbounded load at ``node`` (its query ``chain``, run by ``execute`` when
     given): a finding, a hint, or None (not reported). See the module docstring."""
     declared = ctx.model_size(model_name(ctx, chain)) if chain else None
-    if declared == "small":
+    if declared == "small" or never_runs(ctx, node):
         return None
     size = query_size(ctx, chain, execute) if declared is None else None
     if size is not None and size.small:

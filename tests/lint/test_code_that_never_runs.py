@@ -1,0 +1,140 @@
+"""Code that never runs loads nothing (issue 38): a whole-table load in a function nothing in
+the project calls, or after a ``return``, is no finding; a function called in any way the code
+shows (by name, a string, a template, a name built from a prefix, a decorator, an entry point)
+keeps its finding, and a run over part of a project judges no function uncalled."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from membound.lint import LintConfig, lint_paths
+
+MODELS = """\
+from django.db import models
+
+
+class Post(models.Model):
+    text = models.TextField()
+
+    def unused_report(self):
+        return [p.text for p in Post.objects.all()]  # line 8: nothing calls it
+
+    def summary_for_template(self):
+        return [p.text for p in Post.objects.all()]  # line 11: a template calls it
+"""
+
+HELPERS = """\
+from app.models import Post
+from django.db import transaction
+from django.dispatch import receiver
+
+
+def print_everything():
+    for p in Post.objects.all():  # line 7: defined, never called
+        print(p)
+
+
+@transaction.atomic
+def rewrite_everything():
+    for p in Post.objects.all():  # line 13: wrapped, still never called
+        p.save()
+
+
+def named_in_a_string():
+    for p in Post.objects.all():  # line 18: a schedule names it
+        print(p)
+
+
+def api_public_export():
+    for p in Post.objects.all():  # line 23: called as getattr(api, "api_public_%s" % m)
+        print(p)
+
+
+@receiver("post_save")
+def on_save(sender, **kwargs):
+    for p in Post.objects.all():  # line 29: a decorator registers it
+        print(p)
+
+
+def called():
+    for p in Post.objects.all():  # line 34: called below
+        print(p)
+
+
+def caller():
+    called()
+    return
+    for p in Post.objects.all():  # line 41: after the return
+        print(p)
+
+
+def only_tests_call_it():
+    for p in Post.objects.all():  # line 46: only a test calls it
+        print(p)
+"""
+
+SCHEDULE = """\
+import helpers
+
+SCHEDULE = {"nightly": "app.helpers.named_in_a_string"}
+
+
+def dispatch(api, method):
+    return getattr(api, "api_public_%s" % method)()
+
+
+def main():
+    helpers.caller()
+"""
+
+TEST = """\
+from app.helpers import only_tests_call_it
+
+
+def test_it():
+    only_tests_call_it()
+"""
+
+
+def _project(root: Path, *, marker: bool = True) -> Path:
+    app = root / "app"
+    (app / "templates").mkdir(parents=True)
+    (app / "tests").mkdir()
+    (app / "__init__.py").write_text("", encoding="utf-8")
+    (app / "models.py").write_text(MODELS, encoding="utf-8")
+    (app / "helpers.py").write_text(HELPERS, encoding="utf-8")
+    (app / "schedule.py").write_text(SCHEDULE, encoding="utf-8")
+    (app / "tests" / "test_helpers.py").write_text(TEST, encoding="utf-8")
+    (app / "templates" / "post.html").write_text(
+        "<p>{{ post.summary_for_template }}</p>\n", encoding="utf-8"
+    )
+    if marker:
+        (root / "pyproject.toml").write_text('[project]\nname = "app"\n', encoding="utf-8")
+    return root
+
+
+def _reported(root: Path, path: str = "") -> set[tuple[str, int]]:
+    config = LintConfig(large_models=("Post",))
+    result = lint_paths([str(root / path) if path else str(root)], config)
+    return {(Path(f.filename).name, f.row) for f in result.findings}
+
+
+def test_a_load_in_code_that_never_runs_is_no_finding(tmp_path: Path) -> None:
+    found = _reported(_project(tmp_path))
+    never = {("models.py", 8), ("helpers.py", 7), ("helpers.py", 13), ("helpers.py", 41)}
+    never |= {("helpers.py", 46)}
+    runs = {("models.py", 11), ("helpers.py", 18), ("helpers.py", 23), ("helpers.py", 29)}
+    runs |= {("helpers.py", 34)}
+    assert not found & never, sorted(found & never)
+    assert runs <= found, sorted(runs - found)
+
+
+def test_a_run_over_part_of_a_project_judges_no_function_uncalled(tmp_path: Path) -> None:
+    # No pyproject.toml, setup.py, manage.py... at the top: callers may live elsewhere.
+    found = _reported(_project(tmp_path, marker=False))
+    assert {("models.py", 8), ("helpers.py", 7), ("helpers.py", 13)} <= found
+    # Statements after a return never run, whatever was linted.
+    assert ("helpers.py", 41) not in found
+    # One folder of a project with its marker: still a part of it.
+    part = _reported(_project(tmp_path / "whole"), "app")
+    assert ("helpers.py", 7) in part
