@@ -474,3 +474,21 @@ NEGATIVE["MB402"] += [
     "import copy\ndef f(items, tpl):\n    for it in items:\n        c = copy.deepcopy(tpl)\n        c.setdefault('x', []).append(it)\n",
     "import copy\ndef f(items, tpl):\n    for it in items:\n        c = copy.deepcopy(tpl)\n        setattr(c, 'owner', it)\n",
 ]
+
+# A queryset's truth test fetches every row (issue 38): ``if rows:`` then ``writerows(rows)``.
+# A lookup then its first row (``if qs: qs[0]``) and a test before the loop that is the load
+# (reported once, at the loop) are left out.
+POSITIVE["MB101"] += [
+    DJ
+    + "def f(w, since):\n    rows = User.objects.filter(last_login__lt=since).values_list('id')\n"
+    "    if rows:  # HIT\n        w.writerows(rows)\n",
+    DJ + "def f(since):\n    old = Order.objects.filter(day__lt=since)\n"
+    "    if not old:  # HIT\n        return None\n    return old.delete()\n",
+    DJ + "def f():\n    regs = Order.objects.filter(total__gt=0)\n"
+    "    if regs:\n        for i, r in enumerate(regs):  # HIT (once: the loop is the load)\n"
+    "            print(i, r)\n",
+]
+NEGATIVE["MB101"] += [
+    DJ + "def f(email):\n    found = User.objects.filter(email=email)\n"
+    "    if found:\n        return found[0]\n",
+]

@@ -45,6 +45,41 @@ def _iterated_exprs(ctx: ModuleContext) -> Iterator[tuple[ast.expr, str]]:
                 yield arg, f"{how} over `{name}()`"
 
 
+def _truth_tested(ctx: ModuleContext) -> Iterator[ast.Name]:
+    """Names tested for truth (``if rows:``, ``if not rows:``, ``while rows:``, ``a if rows
+    else b``): a queryset's truth test fetches every row. Left out: a name also subscripted
+    (``if qs: obj = qs[0]``, a lookup then its first row) or iterated (the loop is the load,
+    reported once) in the same scope."""
+    iterated = {id(expr) for expr, _ in _iterated_exprs(ctx)}
+    tests = [n.test for n in ctx.of_type(ast.If)] + [n.test for n in ctx.of_type(ast.While)]
+    tests += [n.test for n in ctx.of_type(ast.IfExp)]
+    for test in tests:
+        tested = test
+        while isinstance(tested, ast.UnaryOp) and isinstance(tested.op, ast.Not):
+            tested = tested.operand
+        if not isinstance(tested, ast.Name):
+            continue
+        name = tested.id
+        others = [
+            n
+            for n in ast.walk(ctx.scope_of(tested))
+            if isinstance(n, ast.Name) and n.id == name and n is not tested
+        ]
+        if not any(_subscripted_or_iterated(ctx, n, iterated) for n in others):
+            yield tested
+
+
+def _subscripted_or_iterated(ctx: ModuleContext, name: ast.Name, iterated: set[int]) -> bool:
+    """``name`` is subscripted (``qs[0]``), iterated (by ``for``, a comprehension,
+    ``enumerate``…: ``iterated`` holds their ids) or materialised (``list(qs)``)."""
+    parent = ctx.parent(name)
+    if isinstance(parent, ast.Subscript):
+        return parent.value is name
+    if id(name) in iterated:
+        return True
+    return isinstance(parent, ast.Call) and ctx.is_builtin(parent.func, *_MATERIALIZERS)
+
+
 def check_unbounded_queryset(ctx: ModuleContext) -> Iterator[Finding]:
     """MB101: a Django queryset iterated or materialised without a bound."""
     if "django" not in ctx.imported_roots and ctx.evidence is None:
@@ -58,6 +93,17 @@ def check_unbounded_queryset(ctx: ModuleContext) -> Iterator[Finding]:
                 expr,
                 f"Django queryset loaded whole by {how}{judged.where}: iterate "
                 "`.iterator(chunk_size=2000)`, batch by primary key, or slice it",
+                kind=judged.kind,
+            )
+    for name_node in _truth_tested(ctx):
+        chain = django_queryset(ctx, name_node)
+        judged = judge_load(ctx, name_node, "MB101", chain) if chain is not None else None
+        if judged is not None:
+            yield ctx.finding(
+                "MB101",
+                name_node,
+                f"Django queryset loaded whole by a truth test (`if {name_node.id}:` fetches every "
+                f"row){judged.where}: test `.exists()`, or iterate `.iterator(chunk_size=2000)`",
                 kind=judged.kind,
             )
     for call in ctx.of_type(ast.Call):
