@@ -492,3 +492,12 @@ NEGATIVE["MB101"] += [
     DJ + "def f(email):\n    found = User.objects.filter(email=email)\n"
     "    if found:\n        return found[0]\n",
 ]
+
+# A key column equal to one value in hand is the rows that reference one row, whatever the
+# value is called (issue 38); a key of a shared attribute (``status_id``) still picks a share.
+NEGATIVE["MB101"] += [
+    DJ + "def f(value):\n    return list(History.objects.filter(element_id=value))\n",
+]
+POSITIVE["MB101"] += [
+    DJ + "def f(value):\n    return list(Order.objects.filter(status_id=value))  # HIT\n",
+]

@@ -196,6 +196,8 @@ def _owner_match(field: str, value: ast.AST) -> bool:
     named = last_name(value)
     if named is not None and _is_key_column(field) and _is_key_column(named):
         return True  # ``destination_id == run_id``: the rows of one referenced row
+    if field.lower().endswith(("_id", "_uuid", "_pk")) and not shared_attribute(field):
+        return True  # ``element_id=value``: the rows that reference one row, whatever it is called
     if named is None or not base:
         return False
     # A key column (``role_id``) names a row of another table even when that table is a shared
