@@ -84,6 +84,7 @@ def dispatch(api, method):
 
 
 def main():
+    '''Runs the caller; a docstring naming :func:`print_everything` calls nothing.'''
     helpers.caller()
 """
 

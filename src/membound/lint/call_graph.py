@@ -105,9 +105,11 @@ class ModuleCalls:
     dispatched: set[str] = field(default_factory=set)
     """Qualified names handed to a dispatcher or a pool."""
     imports_cli: bool = False
-    words: Counter[str] = field(default_factory=Counter)
-    """How often each identifier-like word occurs in the file's text (code, strings, comments;
-    empty for a test file: what only tests call never runs in production)."""
+    words: list[str] = field(default_factory=list)
+    """The identifier-like words of the file's text (code, strings, comments; none for a test
+    file: what only tests call never runs in production)."""
+    doc_words: list[str] = field(default_factory=list)
+    """The words of its docstrings (naming a function there calls nothing)."""
     defined: Counter[str] = field(default_factory=Counter)
     """How often each function name is defined here (a test file's count none)."""
     class_bases: dict[str, list[str]] = field(default_factory=dict)
@@ -181,6 +183,8 @@ class _Reader(ast.NodeVisitor):
         self.classes: list[str] = []
         #: the last names of the bases of each class in ``classes``
         self.bases: list[list[str]] = []
+        #: the docstrings of the classes and functions read
+        self.docstrings: list[ast.Constant] = []
 
     def visit(self, node: ast.AST) -> None:
         """Visit ``node`` with its method, or its children when it has none."""
@@ -215,6 +219,9 @@ class _Reader(ast.NodeVisitor):
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
         self.scope.append(node.name)
         self.classes.append(node.name)
+        doc = _docstring(node)
+        if doc is not None:
+            self.docstrings.append(doc)
         self.bases.append([b for b in (_last(base) for base in node.bases) if b])
         self.mod.class_bases.setdefault(node.name, []).extend(self.bases[-1] or ["object"])
         self.generic_visit(node)
@@ -226,6 +233,9 @@ class _Reader(ast.NodeVisitor):
         self.scope.append(node.name)
         qualified = f"{self.mod.name}.{'.'.join(self.scope)}"
         self.mod.functions[qualified] = list(node.decorator_list)
+        doc = _docstring(node)
+        if doc is not None:
+            self.docstrings.append(doc)
         if self.mod.words:  # not a test file
             self.mod.defined[node.name] += 1
         if "/migrations/" in f"/{self.path}" or "/versions/" in f"/{self.path}":
@@ -357,10 +367,14 @@ class CallIndex:
     gives the batch code. What it keeps per file is its functions, their decorators and the
     names they call: not the file's text or tree."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, words: bool = True) -> None:
+        #: whether files are read for their words (what names functions): only a run over a
+        #: whole project can tell a function nothing calls
+        self.words = words
         self._modules: list[ModuleCalls] = []
         self._paths: dict[str, str] = {}
         self._words: Counter[str] = Counter()
+        self._doc_words: Counter[str] = Counter()
         self._defined: Counter[str] = Counter()
         self._bases: dict[str, list[str]] = {}
 
@@ -368,7 +382,7 @@ class CallIndex:
         """Read one file (``module`` its dotted path); a file that does not parse is skipped
         (the lint run reports it). Returns the tree it parsed (None when it parsed none), for
         the next reader of the same file in the evidence pass."""
-        read, tree = read_calls(path, module, text)
+        read, tree = read_calls(path, module, text, words=self.words)
         self.add_read(path, module, read)
         return tree
 
@@ -377,11 +391,12 @@ class CallIndex:
         self._paths[path] = module  # every file: a relative import is read from it
         if read is not None:
             # Words and names are summed here, not kept per file: the tree's vocabulary.
-            self._words.update(read.words)
+            self._words.update(read.words)  # a list: counted in C
+            self._doc_words.update(read.doc_words)
             self._defined.update(read.defined)
             for cls, its in read.class_bases.items():
                 self._bases.setdefault(cls, []).extend(its)
-            read.words, read.defined, read.class_bases = Counter(), Counter(), {}
+            read.words, read.doc_words, read.defined, read.class_bases = [], [], Counter(), {}
             if read.functions or read.entries or read.dispatched:
                 self._modules.append(read)
 
@@ -409,14 +424,14 @@ class CallIndex:
             for called in calls.get(function, ()):
                 if called in defined and called not in batch:
                     queue.append((called, why, depth + 1))
-        words = self._words
+        words, docs = self._words, self._doc_words
         # ``getattr(api, "api_public_%s" % method)``, ``f"clean_{field}"``: a name built from a
         # prefix calls every function the prefix starts.
         prefixes = tuple(w for w in words if w.endswith("_") and len(w.strip("_")) >= 2)
         unreferenced = frozenset(
             n
             for n, defs in self._defined.items()
-            if words[n] <= defs and not n.startswith(prefixes)
+            if words[n] - docs[n] <= defs and not n.startswith(prefixes)
         )
         return CallGraph(batch, dict(self._paths), unreferenced, _plain_classes(self._bases))
 
@@ -472,6 +487,40 @@ def named_in_templates(names: frozenset[str], folders: Iterable[str]) -> frozens
     return frozenset(found)
 
 
+def _docstring(
+    node: ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef,
+) -> ast.Constant | None:
+    """The docstring of ``node`` as a node, or None."""
+    body = node.body
+    if (
+        body
+        and isinstance(body[0], ast.Expr)
+        and isinstance(body[0].value, ast.Constant)
+        and isinstance(body[0].value.value, str)
+    ):
+        return body[0].value
+    return None
+
+
+def _docstring_words(docs: list[ast.Constant], text: str) -> list[str]:
+    """The words of the docstrings ``docs`` as written in ``text``: a docstring that names a
+    function (``:func:`get_logs```) does not call it."""
+    found: list[str] = []
+    if not docs:
+        return found
+    data = text.encode("utf-8", "surrogatepass")  # offsets are in UTF-8 bytes
+    starts = [0]
+    for line in data.splitlines(keepends=True):
+        starts.append(starts[-1] + len(line))
+    for doc in docs:
+        if doc.end_lineno is None or doc.end_col_offset is None:
+            continue
+        begin = starts[doc.lineno - 1] + doc.col_offset
+        end = starts[doc.end_lineno - 1] + doc.end_col_offset
+        found += _WORD.findall(data[begin:end].decode("utf-8", "replace"))
+    return found
+
+
 def is_test_path(path: str) -> bool:
     """``path`` is a test module (``tests/…``, ``test_*.py``, ``*_test.py``, ``conftest.py``)."""
     parts = path.replace(os.sep, "/").split("/")
@@ -484,21 +533,28 @@ def is_test_path(path: str) -> bool:
     )
 
 
-def read_calls(path: str, module: str, text: str) -> tuple[ModuleCalls | None, ast.Module | None]:
+def read_calls(
+    path: str, module: str, text: str, *, words: bool = True
+) -> tuple[ModuleCalls | None, ast.Module | None]:
     """What the file at ``path`` (``module`` its dotted path, ``text`` its source) defines and
     calls, and the tree read (None for a file with no function or that does not parse: the
     lint run reports it); ``(None, None)`` for a test file with no function."""
-    words: Counter[str] = Counter() if is_test_path(path) else Counter(_WORD.findall(text))
+    said = [] if not words or is_test_path(path) else _WORD.findall(text)
     if "def " not in text:
-        return (ModuleCalls(module, words=words) if words else None), None
+        return (ModuleCalls(module, words=said) if said else None), None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             tree = ast.parse(text, filename=path)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return (ModuleCalls(module, words=words) if words else None), None
-    read = ModuleCalls(module, words=words)
-    _Reader(read, path).visit(tree)
+        return (ModuleCalls(module, words=said) if said else None), None
+    read = ModuleCalls(module, words=said)
+    reader = _Reader(read, path)
+    reader.visit(tree)
+    if said:
+        module_doc = _docstring(tree)
+        docs = [module_doc, *reader.docstrings] if module_doc else reader.docstrings
+        read.doc_words = _docstring_words(docs, text)
     return read, tree
 
 

@@ -448,30 +448,39 @@ def ruff_exclude_note(files: Sequence[str], paths: Sequence[str], config: LintCo
     )
 
 
-def _read_calls_many(args: tuple[list[str], LintConfig, str]) -> list[ModuleCalls | None]:
+def _read_calls_many(
+    args: tuple[list[str], LintConfig, str, bool],
+) -> list[ModuleCalls | None]:
     """What each of ``paths`` defines and calls (module paths counted from ``root``): the
     call graph's part of the evidence, read in a worker process."""
-    paths, config, root = args
+    paths, config, root, words = args
     found: list[ModuleCalls | None] = []
     with fewer_collections():
         for path in paths:
             read = read_source(path, config)
             text = None if isinstance(read, FileError) else read[0]
             found.append(
-                None if text is None else read_calls(path, module_path(path, root), text)[0]
+                None
+                if text is None
+                else read_calls(path, module_path(path, root), text, words=words)[0]
             )
     return found
 
 
 def _calls_read_by(
-    pool: Executor, workers: int, files: Sequence[str], config: LintConfig, root: str
+    pool: Executor,
+    workers: int,
+    files: Sequence[str],
+    config: LintConfig,
+    root: str,
+    words: bool,
 ) -> Iterator[ModuleCalls | None]:
     """:func:`_read_calls_many` over ``files`` in ``pool``, in order: contiguous chunks, a few
-    per worker so that one big file does not leave the others idle. The work is handed out
-    at once; the results come as they are iterated."""
+    per worker so that one big file does not leave the others idle (``words``: read their
+    words too). The work is handed out at once; the results come as they are iterated."""
     size = max(1, -(-len(files) // (workers * 4)))
     chunks = [list(files[i : i + size]) for i in range(0, len(files), size)]
-    parts = pool.map(_read_calls_many, [(c, config, root) for c in chunks])
+    parts = pool.map(_read_calls_many, [(c, config, root, words) for c in chunks])
     return (read for part in parts for read in part)
 
 
@@ -506,14 +515,17 @@ def with_evidence(
         return config
     folders = [p for p in paths if os.path.isdir(p)]
     root = folders[0] if len(folders) == 1 else os.getcwd()
-    read_elsewhere = None if pool is None else _calls_read_by(pool, workers, files, config, root)
+    whole = whole_project(paths)
+    read_elsewhere = (
+        None if pool is None else _calls_read_by(pool, workers, files, config, root, whole)
+    )
     # With reads elsewhere: the files read here and their modules (only they are indexed).
     readable: dict[str, str] = {}
 
     sizes = config.sizes if config.sizes is not None else TableSizes()
     check_names = sizes.from_file and bool(sizes)
     words: set[str] = set()
-    calls = CallIndex()
+    calls = CallIndex(words=whole)
     imported: set[str] = set()
     own: set[str] = set()
 
@@ -559,7 +571,7 @@ def with_evidence(
         tables = joined(tables, index_models(found, package_root))
     unmatched = Evidence.unmatched_names(sizes, tables, words) if check_names else ()
     graph = calls.graph()
-    if whole_project(paths):
+    if whole:
         named = named_in_templates(graph.unreferenced, paths)
         graph = dataclasses.replace(graph, unreferenced=graph.unreferenced - named)
     else:  # callers may live outside what was linted: nothing is known to be uncalled

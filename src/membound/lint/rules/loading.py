@@ -47,26 +47,29 @@ def _iterated_exprs(ctx: ModuleContext) -> Iterator[tuple[ast.expr, str]]:
 
 def _truth_tested(ctx: ModuleContext) -> Iterator[ast.Name]:
     """Names tested for truth (``if rows:``, ``if not rows:``, ``while rows:``, ``a if rows
-    else b``): a queryset's truth test fetches every row. Left out: a name also subscripted
-    (``if qs: obj = qs[0]``, a lookup then its first row) or iterated (the loop is the load,
-    reported once) in the same scope."""
-    iterated = {id(expr) for expr, _ in _iterated_exprs(ctx)}
+    else b``): a queryset's truth test fetches every row."""
     tests = [n.test for n in ctx.of_type(ast.If)] + [n.test for n in ctx.of_type(ast.While)]
     tests += [n.test for n in ctx.of_type(ast.IfExp)]
     for test in tests:
         tested = test
         while isinstance(tested, ast.UnaryOp) and isinstance(tested.op, ast.Not):
             tested = tested.operand
-        if not isinstance(tested, ast.Name):
-            continue
-        name = tested.id
-        others = [
-            n
-            for n in ast.walk(ctx.scope_of(tested))
-            if isinstance(n, ast.Name) and n.id == name and n is not tested
-        ]
-        if not any(_subscripted_or_iterated(ctx, n, iterated) for n in others):
+        if isinstance(tested, ast.Name):
             yield tested
+
+
+def _used_whole_elsewhere(ctx: ModuleContext, tested: ast.Name) -> bool:
+    """The scope of ``tested`` also subscripts the name (``if qs: obj = qs[0]``, a lookup then
+    its first row) or iterates it (the loop is the load, reported once)."""
+    iterated = ctx.memo.get("iterated")
+    if not isinstance(iterated, set):
+        iterated = {id(expr) for expr, _ in _iterated_exprs(ctx)}
+        ctx.memo["iterated"] = iterated
+    return any(
+        _subscripted_or_iterated(ctx, n, iterated)
+        for n in ast.walk(ctx.scope_of(tested))
+        if isinstance(n, ast.Name) and n.id == tested.id and n is not tested
+    )
 
 
 def _subscripted_or_iterated(ctx: ModuleContext, name: ast.Name, iterated: set[int]) -> bool:
@@ -97,7 +100,9 @@ def check_unbounded_queryset(ctx: ModuleContext) -> Iterator[Finding]:
             )
     for name_node in _truth_tested(ctx):
         chain = django_queryset(ctx, name_node)
-        judged = judge_load(ctx, name_node, "MB101", chain) if chain is not None else None
+        if chain is None or _used_whole_elsewhere(ctx, name_node):
+            continue
+        judged = judge_load(ctx, name_node, "MB101", chain)
         if judged is not None:
             yield ctx.finding(
                 "MB101",
