@@ -501,3 +501,13 @@ NEGATIVE["MB101"] += [
 POSITIVE["MB101"] += [
     DJ + "def f(value):\n    return list(Order.objects.filter(status_id=value))  # HIT\n",
 ]
+
+# A key in hand named for the model it keys (``child=ci_id``), and a device's identifying
+# values (an IP or MAC address, a serial number), are one owner's rows (after round 10).
+NEGATIVE["MB101"] += [
+    DJ + "def f(ci_id):\n    return [(r, r.parent) for r in Relation.objects.filter(child=ci_id)]\n",
+    DJ + "def f(old):\n    for e in Entry.objects.filter(ip=old.address):\n        e.delete()\n",
+]
+POSITIVE["MB101"] += [
+    DJ + "def f(status_id):\n    return list(Order.objects.filter(status=status_id))  # HIT\n",
+]

@@ -48,11 +48,13 @@ _OWNERS = frozenset(
 
 
 _KEY_NAMES = frozenset({"id", "pk", "uuid", "uid", "key"})
-#: Columns whose value identifies a row or a person (an e-mail, a short-link code, a SKU):
+#: Columns whose value identifies a row, a person or a device (an e-mail, a short-link code, a
+#: SKU, a serial number, an IP or MAC address, a host name):
 #: the rows with one such value in hand are one or a few.
 _IDENTITY = frozenset(
     {"email", "username", "slug", "code", "token", "sku", "upc", "isbn", "ean", "hash",
-     "checksum", "fingerprint", "shortcode", "handle", "login", "serial"}
+     "checksum", "fingerprint", "shortcode", "handle", "login", "serial", "serial_number",
+     "sn", "barcode", "ip", "ip_address", "mac", "mac_address", "hostname", "fqdn"}
 )  # fmt: skip
 #: Names of the object a method or a handler works on: a relation filtered to it selects that
 #: object's rows.
@@ -207,6 +209,8 @@ def _owner_match(field: str, value: ast.AST) -> bool:
     if named.lower() in _KEY_NAMES and (field.lower() != base or not shared_attribute(field)):
         # ``buildsetid == row.id``, ``photoset=self.pk``: the rows that reference one row
         return True
+    if named.lower().endswith(("_id", "_pk", "_uuid")) and not shared_attribute(field):
+        return True  # ``child=ci_id``: a key in hand, named for the model it keys
     other = _strip_key(named)
     if other in _OWNERS and not shared_attribute(field):
         return True  # ``added_by=profile.user``: the rows of one owner in hand
