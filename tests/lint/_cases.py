@@ -505,7 +505,8 @@ POSITIVE["MB101"] += [
 # A key in hand named for the model it keys (``child=ci_id``), and a device's identifying
 # values (an IP or MAC address, a serial number), are one owner's rows (after round 10).
 NEGATIVE["MB101"] += [
-    DJ + "def f(ci_id):\n    return [(r, r.parent) for r in Relation.objects.filter(child=ci_id)]\n",
+    DJ
+    + "def f(ci_id):\n    return [(r, r.parent) for r in Relation.objects.filter(child=ci_id)]\n",
     DJ + "def f(old):\n    for e in Entry.objects.filter(ip=old.address):\n        e.delete()\n",
 ]
 POSITIVE["MB101"] += [

@@ -579,3 +579,41 @@ def test_a_loop_over_model_names_is_judged_by_the_biggest_table(tmp_path: Path) 
     reported = {lines[f.row - 1].split("# ")[-1]: f.kind for f in (*result.findings, *result.hints)}
     assert {"BIG one of them is big": "finding", "UNKNOWN one is not known": "hint"} == reported
     assert "12.0M rows of `radius_postauth`" in result.findings[0].message
+
+
+SOUTH_MIGRATION = """\
+from django.db import models
+from south.db import db
+from south.v2 import DataMigration
+
+
+class Migration(DataMigration):
+    def forwards(self, orm):
+        for device in orm["discovery.device"].objects.all():  # line 8
+            device.save()
+        for network in orm.Network.objects.all():  # line 10
+            network.save()
+        for entry in orm["dnsedit.dhcpentry"].objects.all():  # line 12
+            entry.save()
+"""
+
+
+def test_a_south_migration_names_its_models_by_app_and_model(tmp_path: Path) -> None:
+    # South hands a migration the models of its time as ``orm["app.model"]``, or ``orm.Model``
+    # for its own app (the folder above ``migrations/``).
+    migrations = tmp_path / "discovery" / "migrations"
+    migrations.mkdir(parents=True)
+    (migrations / "0013_data.py").write_text(SOUTH_MIGRATION, encoding="utf-8")
+    sizes = TableSizes(
+        tables={"discovery_device": 34_000, "discovery_network": 900, "dnsedit_dhcpentry": 16_000},
+        source="t",
+    )
+    assert _kinds(tmp_path, sizes) == {8: "finding", 12: "finding"}  # the network table is small
+    # Without South, ``orm`` is any object: ``orm["x.y"].objects`` is no model's manager.
+    (migrations / "0013_data.py").write_text(
+        SOUTH_MIGRATION.replace(
+            "from south.db import db\nfrom south.v2 import DataMigration\n", ""
+        ).replace("(DataMigration)", ""),
+        encoding="utf-8",
+    )
+    assert "finding" not in _kinds(tmp_path, sizes).values()

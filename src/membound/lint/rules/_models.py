@@ -21,6 +21,7 @@ __all__ = [
     "model_name",
     "named_model_call",
     "query_shape",
+    "south_model",
     "unique_bound",
 ]
 
@@ -95,11 +96,41 @@ def _entity_named(ctx: ModuleContext, args: Sequence[ast.expr]) -> str | None:
     return None
 
 
+def south_model(ctx: ModuleContext, chain: Sequence[Link]) -> tuple[str, str] | None:
+    """``orm["discovery.device"]`` or ``orm.Network`` at the head of a chain in a module that
+    imports South (its migrations get the models of their time as ``orm``, by
+    ``"app.model"``, or by name for the migration's own app: the folder above
+    ``migrations/``): (app, model)."""
+    if len(chain) < 2 or chain[0].kind != "name" or chain[0].name != "orm":
+        return None
+    if "south" not in ctx.imported_roots:
+        return None
+    if chain[1].kind == "attr" and chain[1].name[:1].isupper():
+        parts = ctx.filename.replace("\\", "/").split("/")
+        if len(parts) > 2 and parts[-2] == "migrations":
+            return parts[-3], chain[1].name
+        return None
+    if chain[1].kind != "sub":
+        return None
+    sub = chain[1].node
+    if not isinstance(sub, ast.Subscript):
+        return None
+    key = ctx.string_value(sub.slice)
+    if key is None or key.count(".") != 1:
+        return None
+    app, model = key.split(".")
+    return (app, model) if app and model else None
+
+
 def get_model_call(ctx: ModuleContext, chain: Sequence[Link]) -> tuple[str, str] | None:
     """``apps.get_model("order", "Line")`` (migrations), ``get_model("catalogue", "Product")``
     (django-oscar), ``apps.get_model("order.Line")``, ``swapper.load_model("radius", "Nas")`` or
     a project's ``get_swapped_model(apps, "radius", "Nas")`` at the head of a chain: (app,
-    model), from the last two strings of its arguments."""
+    model), from the last two strings of its arguments; or a South migration's frozen
+    ``orm["discovery.device"]``."""
+    south = south_model(ctx, chain)
+    if south is not None:
+        return south
     for link in chain[:2]:
         call = link.node
         if link.name not in MODEL_GETTERS or not isinstance(call, ast.Call):

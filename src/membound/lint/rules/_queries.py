@@ -20,6 +20,7 @@ from membound.lint.rules._models import (
     foreign_key_bound,
     lookup_table,
     model_name,
+    south_model,
     unique_bound,
 )
 from membound.lint.rules._owners import (
@@ -348,7 +349,9 @@ def django_queryset(ctx: ModuleContext, expr: ast.AST, code: str = "MB101") -> l
             start = index
             break
     if start is None or (
-        chain[start].name in _MANAGERS and not _a_model_class(ctx, chain[start - 1])
+        chain[start].name in _MANAGERS
+        and not _a_model_class(ctx, chain[start - 1])
+        and south_model(ctx, chain[:start]) is None  # South's ``orm["discovery.device"]``
     ):
         return None
     rest = chain[start + 1 :]
