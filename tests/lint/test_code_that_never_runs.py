@@ -1,7 +1,8 @@
 """Code that never runs loads nothing (issue 38): a whole-table load in a function nothing in
 the project calls, or after a ``return``, is no finding; a function called in any way the code
-shows (by name, a string, a template, a name built from a prefix, a decorator, an entry point)
-keeps its finding, and a run over part of a project judges no function uncalled."""
+shows (by name, a string, a template, a name built from a prefix, a decorator, an entry
+point), or in a module nothing in the project imports (an API another project calls), keeps
+its finding, and a run over part of a project judges no function uncalled."""
 
 from __future__ import annotations
 
@@ -88,7 +89,18 @@ def main():
     helpers.caller()
 """
 
+API = """\
+from app.models import Post
+from django.db import transaction
+
+
+@transaction.atomic
+def export_for_the_billing_tool():
+    return [p.text for p in Post.objects.all()]  # line 7: another project imports this module
+"""
+
 TEST = """\
+from app.api import export_for_the_billing_tool
 from app.helpers import only_tests_call_it
 
 
@@ -105,6 +117,7 @@ def _project(root: Path, *, marker: bool = True) -> Path:
     (app / "models.py").write_text(MODELS, encoding="utf-8")
     (app / "helpers.py").write_text(HELPERS, encoding="utf-8")
     (app / "schedule.py").write_text(SCHEDULE, encoding="utf-8")
+    (app / "api.py").write_text(API, encoding="utf-8")
     (app / "tests" / "test_helpers.py").write_text(TEST, encoding="utf-8")
     (app / "templates" / "post.html").write_text(
         "<p>{{ post.summary_for_template }}</p>\n", encoding="utf-8"
@@ -125,7 +138,7 @@ def test_a_load_in_code_that_never_runs_is_no_finding(tmp_path: Path) -> None:
     never = {("models.py", 8), ("helpers.py", 7), ("helpers.py", 13), ("helpers.py", 41)}
     never |= {("helpers.py", 46)}
     runs = {("models.py", 11), ("helpers.py", 18), ("helpers.py", 23), ("helpers.py", 29)}
-    runs |= {("helpers.py", 34)}
+    runs |= {("helpers.py", 34), ("api.py", 7)}  # a module only tests import: an API
     assert not found & never, sorted(found & never)
     assert runs <= found, sorted(runs - found)
 

@@ -68,6 +68,12 @@ _DISPATCHERS = frozenset(
 )  # fmt: skip
 #: What identifies a word of a file's text.
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+#: ``from .x import a, b`` / ``from x.y import (a, b)``: the level, the module, the names.
+_FROM_IMPORT = re.compile(r"^[ \t]*from[ \t]+(\.*)([\w.]*)[ \t]+import[ \t]+\(?([\w \t,\n]+)", re.M)
+#: ``import x.y, z as w``
+_IMPORT = re.compile(r"^[ \t]*import[ \t]+([\w., \t]+)", re.M)
+#: A dotted path in a string: ``"app.tasks.cleanup"`` (a schedule, a setting, a URL conf).
+_DOTTED_STRING = re.compile(r"[\"']([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)[\"']")
 #: Bases (by last name) whose subclasses' own methods only the project calls: ``object``,
 #: models, managers, querysets, SQLAlchemy's declarative bases.
 _PLAIN_BASES = frozenset(
@@ -110,6 +116,8 @@ class ModuleCalls:
     file: what only tests call never runs in production)."""
     doc_words: list[str] = field(default_factory=list)
     """The words of its docstrings (naming a function there calls nothing)."""
+    references: list[str] = field(default_factory=list)
+    """The modules it imports or names in a string, dotted (relative imports resolved)."""
     defined: Counter[str] = field(default_factory=Counter)
     """How often each function name is defined here (a test file's count none)."""
     class_bases: dict[str, list[str]] = field(default_factory=dict)
@@ -132,13 +140,19 @@ class CallGraph:
     plain_classes: frozenset[str] = frozenset()
     """Classes whose every base is ``object``, a model, a manager or a queryset, as far as the
     tree shows: nothing outside the project calls their methods by a name of its own."""
+    used_modules: frozenset[str] = frozenset()
+    """Modules the project's own code uses: imported or named in a string outside tests, or
+    holding an entry point. The functions of any other module (an API another project calls)
+    are never judged uncalled."""
 
-    def never_called(self, name: str, class_name: str | None) -> bool:
-        """The function ``name`` (a method of ``class_name`` when given) is called by nothing:
-        its name occurs nowhere else in the tree, and, for a method, its class is plain (no
-        framework base that calls hooks by name) and the name is no hook of a model or a
-        manager."""
+    def never_called(self, filename: str, name: str, class_name: str | None) -> bool:
+        """The function ``name`` of ``filename`` (a method of ``class_name`` when given) is
+        called by nothing: its module is used by the project, its name occurs nowhere else in
+        the tree, and, for a method, its class is plain (no framework base that calls hooks by
+        name) and the name is no hook of a model or a manager."""
         if name not in self.unreferenced or (name.startswith("__") and name.endswith("__")):
+            return False
+        if self.modules.get(filename) not in self.used_modules:
             return False
         if class_name is None:
             return True
@@ -375,6 +389,7 @@ class CallIndex:
         self._paths: dict[str, str] = {}
         self._words: Counter[str] = Counter()
         self._doc_words: Counter[str] = Counter()
+        self._references: set[str] = set()
         self._defined: Counter[str] = Counter()
         self._bases: dict[str, list[str]] = {}
 
@@ -393,10 +408,12 @@ class CallIndex:
             # Words and names are summed here, not kept per file: the tree's vocabulary.
             self._words.update(read.words)  # a list: counted in C
             self._doc_words.update(read.doc_words)
+            self._references.update(read.references)
             self._defined.update(read.defined)
             for cls, its in read.class_bases.items():
                 self._bases.setdefault(cls, []).extend(its)
-            read.words, read.doc_words, read.defined, read.class_bases = [], [], Counter(), {}
+            read.words, read.doc_words, read.references = [], [], []
+            read.defined, read.class_bases = Counter(), {}
             if read.functions or read.entries or read.dispatched:
                 self._modules.append(read)
 
@@ -409,10 +426,9 @@ class CallIndex:
             for function, callees in mod.calls.items():
                 calls.setdefault(function, set()).update(callees)
         batch: dict[str, str] = {}
+        entries = _entries(self._modules)
         queue: deque[tuple[str, str, int]] = deque(
-            (function, why, 0)
-            for function, why in _entries(self._modules).items()
-            if function in defined
+            (function, why, 0) for function, why in entries.items() if function in defined
         )
         while queue:
             function, why, depth = queue.popleft()
@@ -433,7 +449,49 @@ class CallIndex:
             for n, defs in self._defined.items()
             if words[n] - docs[n] <= defs and not n.startswith(prefixes)
         )
-        return CallGraph(batch, dict(self._paths), unreferenced, _plain_classes(self._bases))
+        # A module no production code names (an API another project imports, a plugin) and
+        # with no entry point of its own: its functions' callers are not in the tree.
+        entry_modules = {m.name for m in self._modules if any(f in entries for f in m.functions)}
+        references = self._references
+        for reference in list(references):  # ``app.api.get`` names ``app.api`` and ``app``
+            parts = reference.split(".")
+            references.update(".".join(parts[:i]) for i in range(1, len(parts)))
+        used = frozenset(
+            module
+            for module in self._paths.values()
+            if module in entry_modules or _used(module, references)
+        )
+        return CallGraph(batch, dict(self._paths), unreferenced, _plain_classes(self._bases), used)
+
+
+def _module_references(module: str, text: str) -> list[str]:
+    """The modules the text of ``module`` imports or names in a string, dotted: ``from .api
+    import get`` in ``app.views`` gives ``app.api`` and ``app.api.get``."""
+    found: list[str] = []
+    parts = module.split(".")
+    for dots, written, names in _FROM_IMPORT.findall(text):
+        base = written
+        if dots:
+            up = parts[: max(0, len(parts) - len(dots))]
+            base = ".".join([*up, written] if written else up)
+        if base:
+            found.append(base)
+        for name in names.replace("\n", " ").split(","):
+            word = name.split()[0] if name.split() else ""
+            if word.isidentifier():
+                found.append(f"{base}.{word}" if base else word)
+    for clause in _IMPORT.findall(text):
+        found += [piece.split()[0] for piece in clause.split(",") if piece.split()]
+    found += _DOTTED_STRING.findall(text)
+    return found
+
+
+def _used(module: str, references: set[str]) -> bool:
+    """Some reference names ``module``, or a module in it (a reference to ``app.api.get``
+    uses ``app.api``); a reference may leave out the folders above the import root
+    (``ralph.util.api`` for the module ``src.ralph.util.api``)."""
+    parts = module.split(".")
+    return any(".".join(parts[i:]) in references for i in range(len(parts)))
 
 
 def _plain_classes(bases: dict[str, list[str]]) -> frozenset[str]:
@@ -540,15 +598,16 @@ def read_calls(
     calls, and the tree read (None for a file with no function or that does not parse: the
     lint run reports it); ``(None, None)`` for a test file with no function."""
     said = [] if not words or is_test_path(path) else _WORD.findall(text)
+    named = _module_references(module, text) if said else []
     if "def " not in text:
-        return (ModuleCalls(module, words=said) if said else None), None
+        return (ModuleCalls(module, words=said, references=named) if said else None), None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             tree = ast.parse(text, filename=path)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return (ModuleCalls(module, words=said) if said else None), None
-    read = ModuleCalls(module, words=said)
+        return (ModuleCalls(module, words=said, references=named) if said else None), None
+    read = ModuleCalls(module, words=said, references=named)
     reader = _Reader(read, path)
     reader.visit(tree)
     if said:
