@@ -512,3 +512,10 @@ NEGATIVE["MB101"] += [
 POSITIVE["MB101"] += [
     DJ + "def f(status_id):\n    return list(Order.objects.filter(status=status_id))  # HIT\n",
 ]
+
+# ``self`` as a filter's value is the object in hand, whatever the field is called
+# (``bookings__source=self``: the transactions of one uploaded statement).
+NEGATIVE["MB101"] += [
+    DJ + "class Source:\n    def process(self):\n"
+    "        for t in Order.objects.filter(bookings__source=self):\n            t.save()\n",
+]

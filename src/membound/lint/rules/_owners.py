@@ -191,6 +191,8 @@ def _owner_match(field: str, value: ast.AST) -> bool:
     base = _strip_key(field)
     if base in _OWNERS or base.rsplit("_", 1)[-1] in _OWNERS:
         return True
+    if isinstance(value, ast.Name) and value.id == "self":
+        return True  # ``filter(bookings__source=self)``: a relation to the object in hand
     if isinstance(value, ast.Name) and value.id in _THE_OBJECT and not shared_attribute(field):
         return True  # ``filter(cable=self)``: the rows that belong to the object in hand
     if field.lower() in _IDENTITY:
