@@ -87,6 +87,8 @@ _MODEL_HOOKS = frozenset(
      "get_queryset", "get_query_set", "contribute_to_class", "from_db", "refresh_from_db",
      "check", "get_deferred_fields", "serializable_value"}
 )  # fmt: skip
+#: Builtins that iterate each argument whole (``len`` of a queryset fetches it whole too).
+_WHOLE_BUILTINS = frozenset({"list", "tuple", "set", "sorted", "enumerate", "len", "zip"})
 #: Methods of a pool or executor whose first argument is a function run in a worker (only
 #: as methods: the builtin ``map`` runs nothing later).
 _POOL_METHODS = frozenset(
@@ -118,6 +120,9 @@ class ModuleCalls:
     """The words of its docstrings (naming a function there calls nothing)."""
     references: list[str] = field(default_factory=list)
     """The modules it imports or names in a string, dotted (relative imports resolved)."""
+    iterates: dict[str, tuple[tuple[str, ...], frozenset[str]]] = field(default_factory=dict)
+    """Qualified function → its positional parameters, in order, and those of its parameters
+    it iterates whole (``for row in rows``, ``list(rows)``, a comprehension over ``rows``)."""
     defined: Counter[str] = field(default_factory=Counter)
     """How often each function name is defined here (a test file's count none)."""
     class_bases: dict[str, list[str]] = field(default_factory=dict)
@@ -144,6 +149,36 @@ class CallGraph:
     """Modules the project's own code uses: imported or named in a string outside tests, or
     holding an entry point. The functions of any other module (an API another project calls)
     are never judged uncalled."""
+
+    iterates: dict[str, tuple[tuple[str, ...], frozenset[str]]] = field(default_factory=dict)
+    """Qualified function → its positional parameters and those it iterates whole: a query
+    handed to it there is loaded whole by the call."""
+    iterates_by_name: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """The keys of :attr:`iterates` by their last name."""
+
+    def iterating(self, function: str) -> tuple[tuple[str, ...], frozenset[str]] | None:
+        """What :attr:`iterates` says of ``function`` (the folders above the import root may
+        be left out of its name: one function ends so), or None."""
+        found = self.iterates.get(function)
+        if found is not None:
+            return found
+        last = function.rsplit(".", 1)[-1]
+        tails = [k for k in self.iterates_by_name.get(last, ()) if k.endswith("." + function)]
+        return self.iterates[tails[0]] if len(tails) == 1 else None
+
+    def iterated_parameter(self, function: str, position: int | None, keyword: str | None) -> bool:
+        """The function ``function`` (qualified; the folders above the import root may be left
+        out) iterates whole the argument at ``position`` (counted among its positional
+        parameters) or passed as ``keyword``."""
+        found = self.iterating(function)
+        if found is None:
+            return False
+        positional, iterated = found
+        if keyword is not None:
+            return keyword in iterated
+        if position is None or not 0 <= position < len(positional):
+            return False
+        return positional[position] in iterated
 
     def never_called(self, filename: str, name: str, class_name: str | None) -> bool:
         """The function ``name`` of ``filename`` (a method of ``class_name`` when given) is
@@ -199,6 +234,10 @@ class _Reader(ast.NodeVisitor):
         self.bases: list[list[str]] = []
         #: the docstrings of the classes and functions read
         self.docstrings: list[ast.Constant] = []
+        #: the function being read (qualified) and its parameters' names, innermost last
+        self.params: list[tuple[str, set[str]]] = []
+        #: function → the parameters it iterates whole
+        self.iterated: dict[str, set[str]] = {}
 
     def visit(self, node: ast.AST) -> None:
         """Visit ``node`` with its method, or its children when it has none."""
@@ -260,8 +299,31 @@ class _Reader(ast.NodeVisitor):
         if job is not None:
             self.mod.entries.setdefault(qualified, job)
         self.mod.calls.setdefault(qualified, set())
+        args = node.args
+        positional = tuple(a.arg for a in (*args.posonlyargs, *args.args))
+        self.params.append((qualified, {*positional, *(a.arg for a in args.kwonlyargs)}))
         self.generic_visit(node)
+        self.params.pop()
+        found = self.iterated.pop(qualified, None)
+        if found:
+            self.mod.iterates[qualified] = (positional, frozenset(found))
         self.scope.pop()
+
+    def _iterated_whole(self, expr: ast.expr) -> None:
+        """``expr`` is iterated whole: when it is a parameter of the function being read, the
+        function iterates that parameter."""
+        if isinstance(expr, ast.Name) and self.params:
+            function, names = self.params[-1]
+            if expr.id in names:
+                self.iterated.setdefault(function, set()).add(expr.id)
+
+    def visit_For(self, node: ast.For | ast.AsyncFor) -> None:
+        self._iterated_whole(node.iter)
+        self.generic_visit(node)
+
+    def visit_comprehension(self, node: ast.comprehension) -> None:
+        self._iterated_whole(node.iter)
+        self.generic_visit(node)
 
     def _job_method(self, name: str) -> str | None:
         """What runs the method ``name`` of the class being read, when it is a job's body:
@@ -303,6 +365,9 @@ class _Reader(ast.NodeVisitor):
             self.mod.calls.setdefault(caller, set()).add(name)
         method = isinstance(node.func, ast.Attribute)
         last = _last(node.func)
+        if not method and last in _WHOLE_BUILTINS:
+            for arg in node.args:
+                self._iterated_whole(arg)
         if node.args and (last in _DISPATCHERS or (method and last in _POOL_METHODS)):
             handed = self._name_of(node.args[0])
             if handed is not None:
@@ -340,6 +405,9 @@ _VISITS: dict[type[ast.AST], Callable[[_Reader, Any], None]] = {
     ast.AsyncFunctionDef: _Reader._function,
     ast.If: _Reader.visit_If,
     ast.Call: _Reader.visit_Call,
+    ast.For: _Reader.visit_For,
+    ast.AsyncFor: _Reader.visit_For,
+    ast.comprehension: _Reader.visit_comprehension,
 }
 
 
@@ -390,6 +458,7 @@ class CallIndex:
         self._words: Counter[str] = Counter()
         self._doc_words: Counter[str] = Counter()
         self._references: set[str] = set()
+        self._iterates: dict[str, tuple[tuple[str, ...], frozenset[str]]] = {}
         self._defined: Counter[str] = Counter()
         self._bases: dict[str, list[str]] = {}
 
@@ -409,6 +478,7 @@ class CallIndex:
             self._words.update(read.words)  # a list: counted in C
             self._doc_words.update(read.doc_words)
             self._references.update(read.references)
+            self._iterates.update(read.iterates)
             self._defined.update(read.defined)
             for cls, its in read.class_bases.items():
                 self._bases.setdefault(cls, []).extend(its)
@@ -461,7 +531,23 @@ class CallIndex:
             for module in self._paths.values()
             if module in entry_modules or _used(module, references)
         )
-        return CallGraph(batch, dict(self._paths), unreferenced, _plain_classes(self._bases), used)
+        return CallGraph(
+            batch,
+            dict(self._paths),
+            unreferenced,
+            _plain_classes(self._bases),
+            used,
+            dict(self._iterates),
+            _by_last_name(self._iterates),
+        )
+
+
+def _by_last_name(names: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    """``names`` grouped by their last dotted part."""
+    grouped: dict[str, list[str]] = {}
+    for name in names:
+        grouped.setdefault(name.rsplit(".", 1)[-1], []).append(name)
+    return {last: tuple(found) for last, found in grouped.items()}
 
 
 def _module_references(module: str, text: str) -> list[str]:

@@ -83,6 +83,72 @@ def _subscripted_or_iterated(ctx: ModuleContext, name: ast.Name, iterated: set[i
     return isinstance(parent, ast.Call) and ctx.is_builtin(parent.func, *_MATERIALIZERS)
 
 
+def _callee(ctx: ModuleContext, call: ast.Call) -> tuple[str, int] | None:
+    """The qualified name of the project function ``call`` calls, and how many of its
+    positional parameters come before the call's arguments (1 for ``self.method(...)``):
+    an imported name or module's function, a function of this module, a method of the class
+    around the call."""
+    func = call.func
+    if isinstance(func, ast.Name):
+        imported = ctx.qualify(func)
+        if imported is not None:
+            return imported, 0
+        defined = ctx.memo.get("module_functions")
+        if not isinstance(defined, frozenset):
+            defined = frozenset(
+                s.name
+                for s in ctx.tree.body
+                if isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef))
+            )
+            ctx.memo["module_functions"] = defined
+        return (f"{ctx.module}.{func.id}", 0) if func.id in defined and ctx.module else None
+    if isinstance(func, ast.Attribute):
+        if isinstance(func.value, ast.Name) and func.value.id == "self" and ctx.module:
+            cls = next((a for a in ctx.ancestors(call) if isinstance(a, ast.ClassDef)), None)
+            return (f"{ctx.module}.{cls.name}.{func.attr}", 1) if cls is not None else None
+        imported = ctx.qualify(func)
+        return (imported, 0) if imported is not None else None
+    return None
+
+
+def _handed_to_iterating_functions(ctx: ModuleContext) -> Iterator[Finding]:
+    """MB101 at a call that hands an unbounded queryset to a project function that iterates
+    that parameter whole (``set_null_to_blank(Value.objects.all())`` with ``for v in
+    values:`` in its body): the call is the load (``lint/call_graph.py`` reads the functions)."""
+    calls = ctx.evidence.calls if ctx.evidence is not None else None
+    if calls is None or not calls.iterates:
+        return
+    for call in ctx.of_type(ast.Call):
+        if not call.args and not call.keywords:
+            continue
+        callee = _callee(ctx, call)
+        if callee is None or calls.iterating(callee[0]) is None:
+            continue
+        name, skipped = callee
+        handed: list[tuple[int | None, str | None, ast.expr]] = [
+            (i, None, a) for i, a in enumerate(call.args) if not isinstance(a, ast.Starred)
+        ]
+        handed += [(None, k.arg, k.value) for k in call.keywords if k.arg is not None]
+        for position, keyword, arg in handed:
+            at = None if position is None else position + skipped
+            if not calls.iterated_parameter(name, at, keyword):
+                continue
+            chain = django_queryset(ctx, arg)
+            if chain is None:
+                continue
+            judged = judge_load(ctx, arg, "MB101", chain)
+            if judged is not None:
+                short = name.rsplit(".", 1)[-1]
+                yield ctx.finding(
+                    "MB101",
+                    arg,
+                    f"Django queryset handed to `{short}()`, which iterates it whole"
+                    f"{judged.where}: hand it `.iterator(chunk_size=2000)` or batches by "
+                    "primary key",
+                    kind=judged.kind,
+                )
+
+
 def check_unbounded_queryset(ctx: ModuleContext) -> Iterator[Finding]:
     """MB101: a Django queryset iterated or materialised without a bound."""
     if "django" not in ctx.imported_roots and ctx.evidence is None:
@@ -111,6 +177,7 @@ def check_unbounded_queryset(ctx: ModuleContext) -> Iterator[Finding]:
                 f"row){judged.where}: test `.exists()`, or iterate `.iterator(chunk_size=2000)`",
                 kind=judged.kind,
             )
+    yield from _handed_to_iterating_functions(ctx)
     for call in ctx.of_type(ast.Call):
         if len(call.args) == 1 and ctx.is_builtin(call.func, *_MATERIALIZERS):
             name = call.func.id  # type: ignore[attr-defined]
