@@ -121,6 +121,10 @@ def _handed_to_iterating_functions(ctx: ModuleContext) -> Iterator[Finding]:
     for call in ctx.of_type(ast.Call):
         if not call.args and not call.keywords:
             continue
+        func = call.func
+        last = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+        if last not in calls.iterates_by_name:
+            continue  # no function of that name iterates a parameter
         callee = _callee(ctx, call)
         if callee is None or calls.iterating(callee[0]) is None:
             continue
