@@ -519,3 +519,12 @@ NEGATIVE["MB101"] += [
     DJ + "class Source:\n    def process(self):\n"
     "        for t in Order.objects.filter(bookings__source=self):\n            t.save()\n",
 ]
+
+# After review: a slice after the truth test is no lookup (``if posts: return posts[:10]``
+# fetched every row first); a relation to ``self`` through a shared attribute picks a share.
+POSITIVE["MB101"] += [
+    DJ
+    + "def f():\n    posts = Order.objects.all()\n    if posts:  # HIT\n        return posts[:10]\n",
+    DJ + "class Language:\n    def export(self):\n"
+    "        for p in Order.objects.filter(language=self):  # HIT\n            print(p)\n",
+]

@@ -152,3 +152,51 @@ def test_a_run_over_part_of_a_project_judges_no_function_uncalled(tmp_path: Path
     # One folder of a project with its marker: still a part of it.
     part = _reported(_project(tmp_path / "whole"), "app")
     assert ("helpers.py", 7) in part
+
+
+CALLED_IN_OTHER_WAYS = {
+    "app/__init__.py": "",
+    "app/models.py": "from django.db import models\n\n\nclass Post(models.Model):\n    pass\n",
+    "app/jobs.py": (
+        "from app.models import Post\n\n\n"
+        "def purgé():\n    for p in Post.objects.all():  # line 5: views.py calls purgé()\n"
+        "        p.delete()\n\n\n"
+        "def purge_all():\n    for p in Post.objects.all():  # line 10: a console script\n"
+        "        p.delete()\n\n\n"
+        "class Reports:\n    def run(self, kind):\n"
+        "        return getattr(self, kind + '_report')()\n\n"
+        "    def sales_report(self):\n"
+        "        return list(Post.objects.all())  # line 19: named from a suffix\n"
+    ),
+    "app/mixins.py": (
+        "from app.models import Post\n\n\nclass StatsMixin(object):\n"
+        "    def get_context_data(self, **kwargs):\n"
+        "        return {'posts': list(Post.objects.all())}  # line 6: Django calls it\n"
+    ),
+    "app/views.py": (
+        "from django.views.generic import TemplateView\n\n"
+        "from app.jobs import Reports, purgé\nfrom app.mixins import StatsMixin\n\n\n"
+        "class StatsView(StatsMixin, TemplateView):\n    template_name = 'stats.html'\n\n\n"
+        "def purge(request):\n    purgé()\n    return Reports().run('sales')\n"
+    ),
+    "pyproject.toml": '[project]\nname = "app"\n[project.scripts]\npurge = "app.jobs:purge_all"\n',
+}
+
+
+def test_functions_called_in_other_ways_keep_their_findings(tmp_path: Path) -> None:
+    # Review findings: a Unicode name, a console script in pyproject.toml, a name built from a
+    # suffix, a plain mixin whose method Django calls through the view it is mixed into.
+    for name, text in CALLED_IN_OTHER_WAYS.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    found = _reported(tmp_path)
+    assert {("jobs.py", 5), ("jobs.py", 10), ("jobs.py", 19), ("mixins.py", 6)} <= found, found
+    # A caller in a file the run leaves out (excluded, unreadable) may be anywhere: with an
+    # exclude, no function is judged uncalled.
+    (tmp_path / "app" / "views.py").write_text("", encoding="utf-8")
+    (tmp_path / "pyproject.toml").write_text(
+        '[project]\nname = "app"\n[tool.membound.lint]\nexclude = ["scripts"]\n', encoding="utf-8"
+    )
+    config = LintConfig(large_models=("Post",), exclude=("scripts",))
+    result = lint_paths([str(tmp_path)], config)
+    assert ("jobs.py", 5) in {(Path(f.filename).name, f.row) for f in result.findings}

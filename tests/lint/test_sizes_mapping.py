@@ -609,6 +609,11 @@ def test_a_south_migration_names_its_models_by_app_and_model(tmp_path: Path) -> 
         source="t",
     )
     assert _kinds(tmp_path, sizes) == {8: "finding", 12: "finding"}  # the network table is small
+    # A South migration need not import Django itself.
+    (migrations / "0013_data.py").write_text(
+        SOUTH_MIGRATION.replace("from django.db import models\n", ""), encoding="utf-8"
+    )
+    assert _kinds(tmp_path, sizes) == {7: "finding", 11: "finding"}
     # Without South, ``orm`` is any object: ``orm["x.y"].objects`` is no model's manager.
     (migrations / "0013_data.py").write_text(
         SOUTH_MIGRATION.replace(

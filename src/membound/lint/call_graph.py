@@ -67,9 +67,11 @@ _DISPATCHERS = frozenset(
     {"dispatch", "enqueue", "enqueue_call", "enqueue_in", "enqueue_at", "defer"}
 )  # fmt: skip
 #: What identifies a word of a file's text.
-_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_WORD = re.compile(r"[^\W\d]\w*")  # identifiers, Unicode ones too (``def purgé``)
 #: ``from .x import a, b`` / ``from x.y import (a, b)``: the level, the module, the names.
-_FROM_IMPORT = re.compile(r"^[ \t]*from[ \t]+(\.*)([\w.]*)[ \t]+import[ \t]+\(?([\w \t,\n]+)", re.M)
+_FROM_IMPORT = re.compile(
+    r"^[ \t]*from[ \t]+(\.*)([\w.]*)[ \t]+import[ \t]*(?:\(([^)]*)\)|([\w \t,]+))", re.M
+)
 #: ``import x.y, z as w``
 _IMPORT = re.compile(r"^[ \t]*import[ \t]+([\w., \t]+)", re.M)
 #: A dotted path in a string: ``"app.tasks.cleanup"`` (a schedule, a setting, a URL conf).
@@ -238,6 +240,8 @@ class _Reader(ast.NodeVisitor):
         self.params: list[tuple[str, set[str]]] = []
         #: function → the parameters it iterates whole
         self.iterated: dict[str, set[str]] = {}
+        #: function → the parameters it assigns (``rows = rows[:10]``: no longer the argument)
+        self.reassigned: dict[str, set[str]] = {}
 
     def visit(self, node: ast.AST) -> None:
         """Visit ``node`` with its method, or its children when it has none."""
@@ -301,10 +305,15 @@ class _Reader(ast.NodeVisitor):
         self.mod.calls.setdefault(qualified, set())
         args = node.args
         positional = tuple(a.arg for a in (*args.posonlyargs, *args.args))
+        static = any(_last(d) == "staticmethod" for d in node.decorator_list)
+        if self.classes and len(self.scope) == len(self.classes) + 1 and not static:
+            positional = positional[1:]  # ``self``/``cls``: a call's arguments come after it
         self.params.append((qualified, {*positional, *(a.arg for a in args.kwonlyargs)}))
         self.generic_visit(node)
         self.params.pop()
         found = self.iterated.pop(qualified, None)
+        if found:
+            found -= self.reassigned.pop(qualified, set())
         if found:
             self.mod.iterates[qualified] = (positional, frozenset(found))
         self.scope.pop()
@@ -316,6 +325,27 @@ class _Reader(ast.NodeVisitor):
             function, names = self.params[-1]
             if expr.id in names:
                 self.iterated.setdefault(function, set()).add(expr.id)
+
+    def visit_Assign(self, node: ast.Assign | ast.AugAssign | ast.AnnAssign) -> None:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        value = node.value
+        if self.params and value is not None:
+            # ``rows = rows[:10]``, ``rows = rows.filter(...)``: the parameter is cut or
+            # narrowed before it is iterated (``rows = (rows,)`` wraps one object: still it)
+            root = value
+            while isinstance(root, (ast.Subscript, ast.Attribute, ast.Call)):
+                root = root.func if isinstance(root, ast.Call) else root.value
+            function, names = self.params[-1]
+            for target in targets:
+                if (
+                    isinstance(target, ast.Name)
+                    and target.id in names
+                    and root is not value
+                    and isinstance(root, ast.Name)
+                    and root.id == target.id
+                ):
+                    self.reassigned.setdefault(function, set()).add(target.id)
+        self.generic_visit(node)
 
     def visit_For(self, node: ast.For | ast.AsyncFor) -> None:
         self._iterated_whole(node.iter)
@@ -406,6 +436,9 @@ _VISITS: dict[type[ast.AST], Callable[[_Reader, Any], None]] = {
     ast.If: _Reader.visit_If,
     ast.Call: _Reader.visit_Call,
     ast.For: _Reader.visit_For,
+    ast.Assign: _Reader.visit_Assign,
+    ast.AugAssign: _Reader.visit_Assign,
+    ast.AnnAssign: _Reader.visit_Assign,
     ast.AsyncFor: _Reader.visit_For,
     ast.comprehension: _Reader.visit_comprehension,
 }
@@ -511,13 +544,10 @@ class CallIndex:
                 if called in defined and called not in batch:
                     queue.append((called, why, depth + 1))
         words, docs = self._words, self._doc_words
-        # ``getattr(api, "api_public_%s" % method)``, ``f"clean_{field}"``: a name built from a
-        # prefix calls every function the prefix starts.
-        prefixes = tuple(w for w in words if w.endswith("_") and len(w.strip("_")) >= 2)
         unreferenced = frozenset(
             n
             for n, defs in self._defined.items()
-            if words[n] - docs[n] <= defs and not n.startswith(prefixes)
+            if words[n] - docs[n] <= defs and not _built_from_a_part(n, words)
         )
         # A module no production code names (an API another project imports, a plugin) and
         # with no entry point of its own: its functions' callers are not in the tree.
@@ -542,6 +572,22 @@ class CallIndex:
         )
 
 
+def _built_from_a_part(name: str, words: Counter[str]) -> bool:
+    """A word of the code is a part of ``name`` cut at an underscore: a prefix
+    (``getattr(api, "api_public_%s" % method)``, ``f"clean_{field}"``) or a suffix
+    (``getattr(self, kind + "_report")``): a name built from it may call the function.
+    Linear in the name's length (a lookup per underscore)."""
+    for i, char in enumerate(name):
+        if char != "_" or i == 0:
+            continue
+        prefix, suffix = name[: i + 1], name[i:]
+        if len(prefix.strip("_")) >= 2 and words[prefix] > 0:
+            return True
+        if len(suffix.strip("_")) >= 2 and words[suffix] > 0:
+            return True
+    return False
+
+
 def _by_last_name(names: Iterable[str]) -> dict[str, tuple[str, ...]]:
     """``names`` grouped by their last dotted part."""
     grouped: dict[str, list[str]] = {}
@@ -555,7 +601,8 @@ def _module_references(module: str, text: str) -> list[str]:
     import get`` in ``app.views`` gives ``app.api`` and ``app.api.get``."""
     found: list[str] = []
     parts = module.split(".")
-    for dots, written, names in _FROM_IMPORT.findall(text):
+    for dots, written, grouped, listed in _FROM_IMPORT.findall(text):
+        names = grouped or listed
         base = written
         if dots:
             up = parts[: max(0, len(parts) - len(dots))]
@@ -599,36 +646,79 @@ def _plain_classes(bases: dict[str, list[str]]) -> frozenset[str]:
         plain[cls] = answer
         return answer
 
-    return frozenset(c for c in bases if is_plain(c, frozenset()))
+    found = {c for c in bases if is_plain(c, frozenset())}
+    # A plain class mixed into a framework's (``class StatsView(StatsMixin, TemplateView)``)
+    # has its methods called through that class: not plain, nor its own bases.
+    changed = True
+    while changed:
+        changed = False
+        for cls, its in bases.items():
+            if cls in found:
+                continue
+            for base in its:
+                if base in found:
+                    found.discard(base)
+                    changed = True
+    return frozenset(found)
 
 
-#: Files besides Python that call a project's functions by name: templates (Django, Jinja).
+#: Files besides Python that call a project's functions by name: templates (Django, Jinja),
+#: and the configuration that names entry points (``[project.scripts]``, setup.cfg, YAML).
 TEMPLATE_SUFFIXES = (".html", ".htm", ".jinja", ".jinja2", ".j2", ".txt", ".xml")
+_CONFIG_SUFFIXES = (".toml", ".cfg", ".ini", ".yaml", ".yml", ".json", ".conf", ".sh")
 
 
-def named_in_templates(names: frozenset[str], folders: Iterable[str]) -> frozenset[str]:
-    """Those of ``names`` that a template under ``folders`` names (``{{ post.summary }}``
-    calls ``Post.summary``): a template is code that calls them. Hidden folders and
-    ``node_modules`` are not read."""
+def named_in_templates(
+    names: frozenset[str], folders: Iterable[str], max_bytes: int
+) -> frozenset[str] | None:
+    """Those of ``names`` that a file under ``folders`` besides Python names: a template
+    (``{{ post.summary }}`` calls ``Post.summary``), a configuration file (an entry point in
+    ``pyproject.toml``, a YAML ``operationId``), a script without a suffix (``#!`` first). Read
+    line by line; hidden folders, ``node_modules`` and virtual environments are not read. None
+    when such a file is over ``max_bytes`` or cannot be read: what it names is unknown."""
     found: set[str] = set()
     left = set(names)
     for folder in folders:
         for root, dirs, files in os.walk(folder):
-            dirs[:] = [d for d in dirs if not d.startswith(".") and d != "node_modules"]
+            dirs[:] = [
+                d
+                for d in dirs
+                if not d.startswith(".")
+                and d != "node_modules"
+                and not os.path.exists(os.path.join(root, d, "pyvenv.cfg"))
+            ]
             for name in files:
                 if not left:
                     return frozenset(found)
-                if not name.endswith(TEMPLATE_SUFFIXES):
+                path = os.path.join(root, name)
+                if not _may_name_code(path, name):
                     continue
                 try:
-                    with open(os.path.join(root, name), encoding="utf-8", errors="replace") as f:
-                        text = f.read()
+                    if os.path.getsize(path) > max_bytes:
+                        return None
+                    with open(path, encoding="utf-8", errors="replace") as f:
+                        for line in f:
+                            hits = left.intersection(_WORD.findall(line))
+                            if hits:
+                                found |= hits
+                                left -= hits
                 except OSError:
-                    continue  # an unreadable template names nothing we can see
-                hits = left.intersection(_WORD.findall(text))
-                found |= hits
-                left -= hits
+                    return None
     return frozenset(found)
+
+
+def _may_name_code(path: str, name: str) -> bool:
+    """A file besides Python that may name the project's functions (see
+    :func:`named_in_templates`)."""
+    if name.endswith((*TEMPLATE_SUFFIXES, *_CONFIG_SUFFIXES)) or name in ("Procfile", "crontab"):
+        return True
+    if "." in name:
+        return False
+    try:
+        with open(path, "rb") as f:
+            return f.read(2) == b"#!"
+    except OSError:
+        return False
 
 
 def _docstring(
@@ -685,7 +775,8 @@ def read_calls(
     lint run reports it); ``(None, None)`` for a test file with no function."""
     said = [] if not words or is_test_path(path) else _WORD.findall(text)
     named = _module_references(module, text) if said else []
-    if "def " not in text:
+    if "def " not in text and not (said and "class " in text):
+        # no function; a class's bases matter only when words are read (a mixin's use)
         return (ModuleCalls(module, words=said, references=named) if said else None), None
     try:
         with warnings.catch_warnings():

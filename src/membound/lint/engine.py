@@ -515,7 +515,10 @@ def with_evidence(
         return config
     folders = [p for p in paths if os.path.isdir(p)]
     root = folders[0] if len(folders) == 1 else os.getcwd()
-    whole = whole_project(paths)
+    # Only a run that reads every file of a project knows every caller; excluded files may
+    # hold some (and a file that cannot be read, below).
+    whole = whole_project(paths) and not config.exclude and not config.ruff_exclude
+    unread: list[str] = []
     read_elsewhere = (
         None if pool is None else _calls_read_by(pool, workers, files, config, root, whole)
     )
@@ -532,7 +535,9 @@ def with_evidence(
     def texts() -> Iterator[tuple[str, str]]:
         for path in files:
             read = read_source(path, config)
-            if not isinstance(read, FileError):
+            if isinstance(read, FileError):
+                unread.append(path)
+            else:
                 text = read[0]
                 if check_names:
                     words.update(w.lower() for w in _WORD.findall(text))
@@ -571,10 +576,14 @@ def with_evidence(
         tables = joined(tables, index_models(found, package_root))
     unmatched = Evidence.unmatched_names(sizes, tables, words) if check_names else ()
     graph = calls.graph()
-    if whole:
-        named = named_in_templates(graph.unreferenced, paths)
+    named = (
+        named_in_templates(graph.unreferenced, paths, config.max_file_size)
+        if whole and not unread
+        else None
+    )
+    if named is not None:
         graph = dataclasses.replace(graph, unreferenced=graph.unreferenced - named)
-    else:  # callers may live outside what was linted: nothing is known to be uncalled
+    else:  # callers may live outside what was read: nothing is known to be uncalled
         graph = dataclasses.replace(graph, unreferenced=frozenset())
     evidence = Evidence(sizes, tables, config.small_table_rows, unmatched, graph)
     return dataclasses.replace(config, evidence=evidence)

@@ -191,8 +191,6 @@ def _owner_match(field: str, value: ast.AST) -> bool:
     base = _strip_key(field)
     if base in _OWNERS or base.rsplit("_", 1)[-1] in _OWNERS:
         return True
-    if isinstance(value, ast.Name) and value.id == "self":
-        return True  # ``filter(bookings__source=self)``: a relation to the object in hand
     if isinstance(value, ast.Name) and value.id in _THE_OBJECT and not shared_attribute(field):
         return True  # ``filter(cable=self)``: the rows that belong to the object in hand
     if field.lower() in _IDENTITY:
@@ -309,6 +307,10 @@ def _owner_keyword(ctx: ModuleContext, arg_name: str, value: ast.expr, depth: in
         return parts[-2].lower() in _IDENTITY and _is_value_in_hand(value)
     elif parts[-1] in _LOOKUPS:
         return False
+    if isinstance(value, ast.Name) and value.id == "self" and not shared_attribute(parts[0]):
+        # ``filter(bookings__source=self)``: the rows related to the object in hand through a
+        # relation that is no shared attribute (``language=self`` picks one language's share)
+        return True
     return _owner_match(parts[-1], value)
 
 

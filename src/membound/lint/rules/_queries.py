@@ -337,7 +337,11 @@ def django_queryset(ctx: ModuleContext, expr: ast.AST, code: str = "MB101") -> l
     ``.count()``) makes it something else.
     """
     chain = ctx.expand(expr)
-    if "django" not in ctx.imported_roots and not _known_model(ctx, chain):
+    if (
+        "django" not in ctx.imported_roots
+        and "south" not in ctx.imported_roots  # South's frozen ``orm`` models
+        and not _known_model(ctx, chain)
+    ):
         return None
     start = None
     for index, link in enumerate(chain):

@@ -77,7 +77,8 @@ def _subscripted_or_iterated(ctx: ModuleContext, name: ast.Name, iterated: set[i
     ``enumerate``…: ``iterated`` holds their ids) or materialised (``list(qs)``)."""
     parent = ctx.parent(name)
     if isinstance(parent, ast.Subscript):
-        return parent.value is name
+        # ``qs[0]``: a lookup then its first row; a slice (``qs[:10]``) is no lookup
+        return parent.value is name and not isinstance(parent.slice, ast.Slice)
     if id(name) in iterated:
         return True
     return isinstance(parent, ast.Call) and ctx.is_builtin(parent.func, *_MATERIALIZERS)
@@ -104,8 +105,9 @@ def _callee(ctx: ModuleContext, call: ast.Call) -> tuple[str, int] | None:
         return (f"{ctx.module}.{func.id}", 0) if func.id in defined and ctx.module else None
     if isinstance(func, ast.Attribute):
         if isinstance(func.value, ast.Name) and func.value.id == "self" and ctx.module:
+            # the call graph counts a method's parameters after ``self``/``cls``
             cls = next((a for a in ctx.ancestors(call) if isinstance(a, ast.ClassDef)), None)
-            return (f"{ctx.module}.{cls.name}.{func.attr}", 1) if cls is not None else None
+            return (f"{ctx.module}.{cls.name}.{func.attr}", 0) if cls is not None else None
         imported = ctx.qualify(func)
         return (imported, 0) if imported is not None else None
     return None
