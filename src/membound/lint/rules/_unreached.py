@@ -24,6 +24,7 @@ from __future__ import annotations
 import ast
 
 from membound.lint.context import ModuleContext
+from membound.lint.rules._owners import last_name
 
 __all__ = ["never_runs"]
 
@@ -41,14 +42,7 @@ def _registers(decorator: ast.expr) -> bool:
     """A decorator that may register its function somewhere (a route, a task, a signal's
     receiver, a plugin hook): anything but :data:`_WRAPPING_DECORATORS`."""
     target = decorator.func if isinstance(decorator, ast.Call) else decorator
-    name = (
-        target.attr
-        if isinstance(target, ast.Attribute)
-        else target.id
-        if isinstance(target, ast.Name)
-        else ""
-    )
-    return name not in _WRAPPING_DECORATORS
+    return last_name(target) not in _WRAPPING_DECORATORS
 
 
 def _after_block_end(ctx: ModuleContext, node: ast.AST) -> bool:
