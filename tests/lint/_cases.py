@@ -528,3 +528,34 @@ POSITIVE["MB101"] += [
     DJ + "class Language:\n    def export(self):\n"
     "        for p in Order.objects.filter(language=self):  # HIT\n            print(p)\n",
 ]
+
+# A filter in a branch bounds only that branch (after round 10): ``if uid: qs = qs.filter(
+# owner=uid)`` still loads every row when ``uid`` is not given. A filter on both branches of
+# an ``if``/``else``, a step in a ``with`` body, a page whose size the caller may leave out
+# (``if limit: qs = qs[:limit]``), and a ``Q`` narrowed in a branch (``cond = cond & ~Q(…)``)
+# keep what they bound.
+POSITIVE["MB101"] += [
+    DJ + "def f(uid=None):\n    qs = Order.objects.all()\n    if uid:\n"
+    "        qs = qs.filter(user_id=uid)\n    for o in qs:  # HIT\n        yield o\n",
+    DJ + "def f(uids):\n    qs = Order.objects.filter(total__gt=0)\n    for uid in uids:\n"
+    "        qs = qs.filter(user_id=uid)\n    return list(qs)  # HIT\n",
+    DJ
+    + "def f(uid):\n    qs = Order.objects.all()\n    try:\n        pass\n    except ValueError:\n"
+    "        qs = qs.filter(user_id=uid)\n    return list(qs)  # HIT\n",
+]
+NEGATIVE["MB101"] += [
+    DJ + "def f(uid, gid):\n    qs = Order.objects.all()\n    if uid:\n"
+    "        qs = qs.filter(user_id=uid)\n    else:\n        qs = qs.filter(group_id=gid)\n"
+    "    return list(qs)\n",
+    DJ + "def f(uid, gid, sid):\n    qs = Order.objects.all()\n    if uid:\n"
+    "        qs = qs.filter(user_id=uid)\n    elif gid:\n        qs = qs.filter(group_id=gid)\n"
+    "    else:\n        if sid:\n            qs = qs.filter(shop_id=sid)\n        else:\n"
+    "            qs = qs.filter(shop_id=0)\n    return list(qs)\n",
+    DJ + "def f(uid, lock):\n    qs = Order.objects.all()\n    with lock:\n"
+    "        qs = qs.filter(user_id=uid)\n    return list(qs)\n",
+    DJ + "def f(limit=None):\n    qs = Order.objects.all()\n    if limit:\n"
+    "        qs = qs[:limit]\n    return list(qs)\n",
+    DJ + "from django.db.models import Q\n"
+    "def f(order, user=None):\n    cond = Q(order=order) & Q(kind='x')\n    if user:\n"
+    "        cond = cond & ~Q(user_id=user.id)\n    return list(Line.objects.filter(cond))\n",
+]

@@ -366,6 +366,13 @@ class ModuleContext:
             ]
         if len(base) != 1 or self._assigned_later(base[0], expr):
             return chain
+        # ``if uid: qs = qs.filter(owner=uid)`` bounds only the path through the branch: the
+        # use also sees the query without it, so a filter that may not have run adds nothing.
+        # A page (``if limit: qs = qs[:limit]``) is kept: the size of a page is the caller's
+        # to give, and callers that page rarely ask for every row.
+        extensions = [
+            v for v in extensions if _pages(v) or self._runs_on_every_path(v, root.name, expr)
+        ]
         expanded = self.expand(base[0], depth + 1)
         for ext in extensions:
             expanded = expanded + links(ext)[1:]
@@ -424,6 +431,29 @@ class ModuleContext:
             return False  # a module global used in a function: it runs later
         loops = {id(a) for a in self.ancestors(use) if isinstance(a, (ast.For, ast.While))}
         return not any(id(a) in loops for a in self.ancestors(value))
+
+    def _runs_on_every_path(self, value: ast.expr, name: str, use: ast.AST) -> bool:
+        """The assignment of ``value`` to ``name`` runs on every path to ``use``: each block
+        between it and the scope encloses the use too, or is a ``with``/``try`` body, or is a
+        branch of an ``if`` whose other branch assigns ``name`` on every path of its own
+        (``if a: qs = qs.filter(x=a)`` / ``else: qs = qs.filter(y=b)``). A loop body, an
+        ``except`` handler or a ``match`` case may not run."""
+        enclosing = set(map(id, self.ancestors(use)))
+        scope = self.scope_of(value)
+        node: ast.AST = value
+        while True:
+            parent = self.parent(node)
+            if parent is None or parent is scope or id(parent) in enclosing:
+                return True
+            if isinstance(parent, ast.If) and isinstance(node, ast.stmt):
+                other = parent.orelse if node in parent.body else parent.body
+                if not _assigns_on_every_path(other, name):
+                    return False
+            elif isinstance(
+                parent, ast.For | ast.AsyncFor | ast.While | ast.ExceptHandler | ast.match_case
+            ):
+                return False
+            node = parent
 
     def _reaching_value(self, values: list[ast.expr], use: ast.AST) -> ast.expr | None:
         """The last of ``values`` assigned before ``use`` by a statement that runs whenever the
@@ -572,6 +602,45 @@ class ModuleContext:
         if line.isascii():
             return byte_col
         return len(line.encode("utf-8")[:byte_col].decode("utf-8", errors="ignore"))
+
+
+#: Steps that cut a query to a page of rows.
+_PAGE_STEPS = frozenset({"limit", "slice", "fetch", "paginate"})
+
+
+def _pages(value: ast.expr) -> bool:
+    """``qs[:n]``, ``q.limit(n)``, ``q.paginate(…)``: a step that cuts the query to a page."""
+    if isinstance(value, ast.Subscript):
+        return isinstance(value.slice, ast.Slice)
+    return (
+        isinstance(value, ast.Call)
+        and isinstance(value.func, ast.Attribute)
+        and value.func.attr in _PAGE_STEPS
+    )
+
+
+def _assigns_on_every_path(block: list[ast.stmt], name: str) -> bool:
+    """Some statement of ``block`` assigns ``name`` whichever way the block runs: a plain
+    assignment at its level, an ``if`` that does in both branches, a ``with`` or ``try`` body
+    that does."""
+    for stmt in block:
+        if isinstance(stmt, ast.Assign) and any(
+            isinstance(t, ast.Name) and t.id == name for t in stmt.targets
+        ):
+            return True
+        if isinstance(stmt, ast.AnnAssign | ast.AugAssign) and (
+            isinstance(stmt.target, ast.Name) and stmt.target.id == name
+        ):
+            return True
+        if isinstance(stmt, ast.If) and (
+            _assigns_on_every_path(stmt.body, name) and _assigns_on_every_path(stmt.orelse, name)
+        ):
+            return True
+        if isinstance(stmt, ast.With | ast.AsyncWith | ast.Try) and _assigns_on_every_path(
+            stmt.body, name
+        ):
+            return True
+    return False
 
 
 def _rooted_at(expr: ast.AST, name: str) -> bool:

@@ -491,12 +491,28 @@ def conjuncts(expr: ast.expr) -> Iterator[ast.expr]:
 
 
 def _resolved(ctx: ModuleContext, expr: ast.expr) -> ast.expr:
-    """``whereclause`` in ``.where(whereclause)``: the one value it was assigned, if one."""
+    """``whereclause`` in ``.where(whereclause)``: the one value it was assigned, if one. A
+    condition narrowed later by ``cond = cond & ~Q(…)`` (in a branch or not) still holds on
+    every row: its first value is the one every path shares."""
     if isinstance(expr, ast.Name):
         values = ctx.assigned_values(expr.id, expr)
         if len(values) == 1:
             return values[0]
+        base = [v for v in values if not _narrows(v, expr.id)]
+        if len(base) == 1 and len(values) > 1:
+            return base[0]
     return expr
+
+
+def _narrows(value: ast.expr, name: str) -> bool:
+    """``value`` is ``name & …`` or ``… & name``: a conjunction that keeps ``name``."""
+    return (
+        isinstance(value, ast.BinOp)
+        and isinstance(value.op, ast.BitAnd)
+        and any(
+            isinstance(side, ast.Name) and side.id == name for side in (value.left, value.right)
+        )
+    )
 
 
 def key_in_list(ctx: ModuleContext, link: Link) -> bool:
