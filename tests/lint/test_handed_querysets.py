@@ -77,6 +77,20 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         self.walk(Value.objects.all())  # line 15: a method of the class iterates it
         self.pair(Value.objects.all(), [])  # a static method: the queryset is not ``rows``
+
+        def get_rows(query):
+            for value in query.select_related("owner").order_by("pk"):
+                yield value.pk
+
+        def numbered(rows):
+            return [(i, r) for i, r in enumerate(rows)]
+
+        def narrowed(rows):
+            return list(rows.filter(text=None)[:5])
+
+        print(list(get_rows(Value.objects.all())))  # line 28: a function defined here
+        numbered(Value.objects.all())  # line 29: through enumerate()
+        narrowed(Value.objects.all())  # the helper narrows and slices it
 """
 
 
@@ -95,6 +109,12 @@ def test_a_queryset_handed_to_a_function_that_iterates_it_is_loaded_whole(
     sizes = TableSizes(tables={"app_value": 4_000_000}, source="t")
     result = lint_paths([str(tmp_path)], LintConfig(sizes=sizes))
     found = {(Path(f.filename).name, f.row) for f in result.findings if f.code == "MB101"}
-    assert found == {("0002_blank.py", 8), ("0002_blank.py", 12), ("walk.py", 15)}, found
+    assert found == {
+        ("0002_blank.py", 8),
+        ("0002_blank.py", 12),
+        ("walk.py", 15),
+        ("walk.py", 28),
+        ("walk.py", 29),
+    }, found
     said = next(f for f in result.findings if f.row == 8).message
     assert "handed to `set_null_to_blank()`, which iterates it whole" in said

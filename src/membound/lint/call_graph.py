@@ -66,6 +66,13 @@ _CLI_ROOTS = ("click", "typer", "flask")
 _DISPATCHERS = frozenset(
     {"dispatch", "enqueue", "enqueue_call", "enqueue_in", "enqueue_at", "defer"}
 )  # fmt: skip
+#: Calls that iterate their first argument whole.
+_WHOLE_WRAPPERS = frozenset({"enumerate", "sorted", "list", "tuple", "reversed"})
+#: Query steps that keep every row of the query they are called on.
+_EVERY_ROW_STEPS = frozenset(
+    {"all", "select_related", "prefetch_related", "order_by", "only", "defer", "using",
+     "annotate", "values", "values_list"}
+)  # fmt: skip
 #: What identifies a word of a file's text.
 _WORD = re.compile(r"[^\W\d]\w*")  # identifiers, Unicode ones too (``def purgé``)
 #: ``from .x import a, b`` / ``from x.y import (a, b)``: the level, the module, the names.
@@ -320,7 +327,22 @@ class _Reader(ast.NodeVisitor):
 
     def _iterated_whole(self, expr: ast.expr) -> None:
         """``expr`` is iterated whole: when it is a parameter of the function being read, the
-        function iterates that parameter."""
+        function iterates that parameter. So is ``enumerate(rows)``, ``sorted(rows)``, and a
+        step that keeps every row (``rows.select_related("model")``, ``rows.all()``)."""
+        while True:
+            if isinstance(expr, ast.Call) and expr.args and not expr.keywords:
+                func = expr.func
+                if isinstance(func, ast.Name) and func.id in _WHOLE_WRAPPERS:
+                    expr = expr.args[0]
+                    continue
+            if (
+                isinstance(expr, ast.Call)
+                and isinstance(expr.func, ast.Attribute)
+                and expr.func.attr in _EVERY_ROW_STEPS
+            ):
+                expr = expr.func.value
+                continue
+            break
         if isinstance(expr, ast.Name) and self.params:
             function, names = self.params[-1]
             if expr.id in names:

@@ -91,6 +91,9 @@ def _callee(ctx: ModuleContext, call: ast.Call) -> tuple[str, int] | None:
     around the call."""
     func = call.func
     if isinstance(func, ast.Name):
+        nested = _nested_function(ctx, call, func.id)
+        if nested is not None:
+            return nested, 0
         imported = ctx.qualify(func)
         if imported is not None:
             return imported, 0
@@ -110,6 +113,28 @@ def _callee(ctx: ModuleContext, call: ast.Call) -> tuple[str, int] | None:
             return (f"{ctx.module}.{cls.name}.{func.attr}", 0) if cls is not None else None
         imported = ctx.qualify(func)
         return (imported, 0) if imported is not None else None
+    return None
+
+
+def _nested_function(ctx: ModuleContext, call: ast.Call, name: str) -> str | None:
+    """The qualified name of a function ``name`` defined in a function around ``call``
+    (``def get_rows(query): …`` inside ``handle``, then ``get_rows(qs)``), or None."""
+    if not ctx.module:
+        return None
+    scopes = [
+        a
+        for a in ctx.ancestors(call)
+        if isinstance(a, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+    ]
+    for i, scope in enumerate(scopes):
+        if not isinstance(scope, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        if any(
+            isinstance(s, (ast.FunctionDef, ast.AsyncFunctionDef)) and s.name == name
+            for s in scope.body
+        ):
+            path = [a.name for a in reversed(scopes[i:])]
+            return ".".join([ctx.module, *path, name])
     return None
 
 
