@@ -559,3 +559,18 @@ NEGATIVE["MB101"] += [
     "def f(order, user=None):\n    cond = Q(order=order) & Q(kind='x')\n    if user:\n"
     "        cond = cond & ~Q(user_id=user.id)\n    return list(Line.objects.filter(cond))\n",
 ]
+
+# One object's own span (after round 10): a column bounded below and above by two attributes
+# of the same object in hand (one network's addresses) is that object's rows; two values of
+# the command's options, or of two objects, can span the table.
+NEGATIVE["MB101"] += [
+    DJ + "class Network:\n    def addresses(self):\n"
+    "        return list(Order.objects.filter(number__gte=self.min_ip, number__lte=self.max_ip))\n",
+    DJ + "def f(net):\n    return list(Order.objects.filter(number__range=(net.low, net.high)))\n",
+]
+POSITIVE["MB101"] += [
+    DJ + "def f(options):\n"
+    "    return list(Order.objects.filter(number__gte=options.low, number__lte=options.high))  # HIT\n",
+    DJ + "def f(a, b):\n"
+    "    return list(Order.objects.filter(number__gte=a.low, number__lte=b.high))  # HIT\n",
+]

@@ -31,7 +31,7 @@ from membound.lint.rules._owners import (
     shared_attribute,
 )
 from membound.lint.rules._sql import aggregate_select, statement_bounded
-from membound.lint.rules._windows import time_window
+from membound.lint.rules._windows import own_span, time_window
 
 __all__ = [
     "QS_METHODS",
@@ -192,7 +192,8 @@ def bounded_variant(ctx: ModuleContext, chain: list[Link], code: str, model: str
     ``large-models``, or ``code``'s preview variants run) the rows of one owner (named so, or
     a foreign key of the model's definition fixed to a value in hand), the accounts flagged
     superuser, staff or administrator, a work queue the loop drains
-    (``lint/rules/_drained.py``), or a time window (``lint/rules/_windows.py``)."""
+    (``lint/rules/_drained.py``), a time window or one object's own span
+    (``lint/rules/_windows.py``)."""
     size = ctx.model_size(model)
     if size == "small" or (size is None and lookup_table(ctx, chain)):
         return True
@@ -205,6 +206,7 @@ def bounded_variant(ctx: ModuleContext, chain: list[Link], code: str, model: str
         or foreign_key_bound(ctx, chain)
         or drained_queue(ctx, chain)
         or time_window(ctx, chain)
+        or own_span(ctx, chain)
         or any(link.kind == "attr" and link.name.endswith("_set") for link in chain[1:])
     )
 

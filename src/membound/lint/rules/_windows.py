@@ -24,7 +24,7 @@ from membound.lint.context import ModuleContext
 from membound.lint.expression_chains import Link
 from membound.lint.rules._owners import conjuncts, last_name
 
-__all__ = ["time_window"]
+__all__ = ["own_span", "time_window"]
 
 #: Django lookups of a bound, and the side they bound.
 _SIDES = {"gt": "lower", "gte": "lower", "lt": "upper", "lte": "upper"}
@@ -63,6 +63,59 @@ def time_window(ctx: ModuleContext, chain: Sequence[Link]) -> bool:
         for node in nodes:
             bounds.extend(_bounds_of(node))
     return _windowed(ctx, bounds)
+
+
+def own_span(ctx: ModuleContext, chain: Sequence[Link]) -> bool:
+    """The filters of ``chain`` keep the rows inside one object's own span: a column bounded
+    from below and above by two attributes of the same object in hand (``number__gte=
+    self.min_ip, number__lte=self.max_ip``: one network's addresses; ``lft__gte=node.lft,
+    rght__lte=node.rght`` is a tree's subtree, two columns, and no span here). Not two values
+    of a request, a form or the command's options (``options["min"]``): a caller picks them."""
+    bounds: list[Bound] = []
+    for link in chain:
+        call = link.node
+        if link.kind != "method" or link.name not in _FILTERS or not isinstance(call, ast.Call):
+            continue
+        bounds.extend(_keyword_bounds(call.keywords))
+        for arg in _arguments(ctx, call.args):
+            for node in _conditions(ctx, arg):
+                bounds.extend(_bounds_of(node))
+    lowers: dict[str, set[str]] = {}
+    uppers: dict[str, set[str]] = {}
+    for column, side, value in bounds:
+        if side == "range" and isinstance(value, (ast.Tuple, ast.List)) and len(value.elts) == 2:
+            pairs = [("lower", value.elts[0]), ("upper", value.elts[1])]
+        else:
+            pairs = [(side, value)]
+        for which, bound in pairs:
+            owner = _owner_of_attribute(bound)
+            if owner is not None and which in ("lower", "upper"):
+                (lowers if which == "lower" else uppers).setdefault(column, set()).add(owner)
+    return any(lowers[column] & uppers.get(column, set()) for column in lowers)
+
+
+#: Roots of values a request, a form or a command's options hand over.
+_REQUEST_ROOTS = frozenset(
+    {"request", "form", "cleaned_data", "data", "options", "args", "kwargs", "params", "query",
+     "GET", "POST"}
+)  # fmt: skip
+
+
+def _owner_of_attribute(value: ast.expr) -> str | None:
+    """``self.min_ip`` → ``"self"``, ``net.range.low`` → ``"net.range"``: the object whose
+    attribute ``value`` reads; None for anything else or a request's value."""
+    if not isinstance(value, ast.Attribute):
+        return None
+    base = value.value
+    parts: list[str] = []
+    while isinstance(base, ast.Attribute):
+        parts.append(base.attr)
+        base = base.value
+    if not isinstance(base, ast.Name) or base.id in _REQUEST_ROOTS:
+        return None
+    if any(part in _REQUEST_ROOTS for part in parts):
+        return None
+    return ".".join([base.id, *reversed(parts)])
 
 
 def _windowed(ctx: ModuleContext, bounds: Iterable[Bound]) -> bool:
