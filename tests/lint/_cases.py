@@ -574,3 +574,21 @@ POSITIVE["MB101"] += [
     DJ + "def f(a, b):\n"
     "    return list(Order.objects.filter(number__gte=a.low, number__lte=b.high))  # HIT\n",
 ]
+
+# More calls that load a whole queryset (after round 10): ``dict()``, ``sorted()``, ``max()``,
+# ``min()`` and ``frozenset()`` of it, ``in_bulk()`` with no ids, and Django's
+# ``serializers.serialize()``. ``for x in sorted(qs)`` is reported once (as the loop).
+POSITIVE["MB101"] += [
+    DJ + "names = dict(User.objects.values_list('id', 'username'))  # HIT\n",
+    DJ + "last = max(Order.objects.all(), key=lambda o: o.total)  # HIT\n",
+    DJ + "by_id = User.objects.in_bulk()  # HIT\n",
+    DJ + "def f(qs):\n    everyone = Order.objects.filter(total__gt=0)\n"
+    "    return everyone.in_bulk(id_list=None)  # HIT\n",
+    DJ + "from django.core import serializers\n"
+    "text = serializers.serialize('json', Order.objects.all())  # HIT\n",
+    DJ + "for o in sorted(Order.objects.all(), key=str):  # HIT (once)\n    print(o)\n",
+]
+NEGATIVE["MB101"] += [
+    DJ + "def f(ids):\n    return User.objects.in_bulk(ids)\n",
+    DJ + "def f(a, b):\n    return max(a, b)\n",
+]

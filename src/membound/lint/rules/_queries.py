@@ -331,12 +331,15 @@ def _a_model_class(ctx: ModuleContext, link: Link) -> bool:
     return evidence is not None and evidence.tables.table_of(None, link.name) is not None
 
 
-def django_queryset(ctx: ModuleContext, expr: ast.AST, code: str = "MB101") -> list[Link] | None:
+def django_queryset(
+    ctx: ModuleContext, expr: ast.AST, code: str = "MB101", *, manager: bool = False
+) -> list[Link] | None:
     """Return the chain of ``expr`` if it is an unbounded Django QuerySet, else None.
 
     A queryset starts at a manager (``Model.objects``, ``obj.thing_set``) followed only by
     methods that return QuerySets. A slice, ``.iterator()`` or any other step (``.get()``,
-    ``.count()``) makes it something else.
+    ``.count()``) makes it something else. With ``manager``, the manager itself counts as its
+    queryset of every row (``Model.objects.in_bulk()``).
     """
     chain = ctx.expand(expr)
     if (
@@ -361,7 +364,7 @@ def django_queryset(ctx: ModuleContext, expr: ast.AST, code: str = "MB101") -> l
     ):
         return None
     rest = chain[start + 1 :]
-    if not rest:
+    if not rest and not manager:
         return None
     if (
         all(link.kind == "method" and link.name in QS_METHODS for link in rest)

@@ -23,7 +23,15 @@ from membound.lint.rules._sql import statement_bounded
 
 __all__ = ["RULES"]
 
-_MATERIALIZERS = ("list", "tuple", "set", "len")
+_MATERIALIZERS = ("list", "tuple", "set", "frozenset", "dict", "len", "sorted", "max", "min")
+#: What to do instead, by the builtin that materialised the queryset.
+_MATERIALIZER_ADVICE = {
+    "len": "use `.count()`",
+    "max": "let the database pick it (`.order_by(…).last()`, `.aggregate(Max(…))`)",
+    "min": "let the database pick it (`.order_by(…).first()`, `.aggregate(Min(…))`)",
+}
+#: Calls that serialize every object of the queryset they are given, in one string.
+_SERIALIZERS = frozenset({"django.core.serializers.serialize"})
 
 
 #: Builtins that iterate each argument whole: ``for i, u in enumerate(users)`` loads ``users``.
@@ -210,16 +218,17 @@ def check_unbounded_queryset(ctx: ModuleContext) -> Iterator[Finding]:
             )
     yield from _handed_to_iterating_functions(ctx)
     for call in ctx.of_type(ast.Call):
+        yield from _whole_by_call(ctx, call)
         if len(call.args) == 1 and ctx.is_builtin(call.func, *_MATERIALIZERS):
             name = call.func.id  # type: ignore[attr-defined]
+            if name in _ITERATING_WRAPPERS and _is_iterable_of_a_loop(ctx, call):
+                continue  # ``for x in sorted(qs)``: reported as the loop's
             chain = django_queryset(ctx, call.args[0])
             judged = judge_load(ctx, call, "MB101", chain) if chain is not None else None
             if judged is None:
                 continue
-            advice = (
-                "use `.count()`"
-                if name == "len"
-                else "iterate `.iterator(chunk_size=2000)` or slice the queryset"
+            advice = _MATERIALIZER_ADVICE.get(
+                name, "iterate `.iterator(chunk_size=2000)` or slice the queryset"
             )
             yield ctx.finding(
                 "MB101",
@@ -227,6 +236,40 @@ def check_unbounded_queryset(ctx: ModuleContext) -> Iterator[Finding]:
                 f"Django queryset loaded whole by `{name}()`{judged.where}: {advice}",
                 kind=judged.kind,
             )
+
+
+def _is_iterable_of_a_loop(ctx: ModuleContext, call: ast.Call) -> bool:
+    """``call`` is what a ``for`` or a comprehension iterates."""
+    parent = ctx.parent(call)
+    return isinstance(parent, (ast.For, ast.AsyncFor, ast.comprehension)) and parent.iter is call
+
+
+def _whole_by_call(ctx: ModuleContext, call: ast.Call) -> Iterator[Finding]:
+    """``qs.in_bulk()`` with no ids (every row, in a dict) and ``serializers.serialize("json",
+    qs)`` (every object, in one string): Django methods that load a whole queryset."""
+    func = call.func
+    if isinstance(func, ast.Attribute) and func.attr == "in_bulk":
+        ids = call.args[0] if call.args else None
+        ids = next((k.value for k in call.keywords if k.arg == "id_list"), ids)
+        if ids is not None and not (isinstance(ids, ast.Constant) and ids.value is None):
+            return
+        target: ast.expr = func.value
+        how, advice = "`in_bulk()` with no ids", "pass the ids it needs, or iterate in batches"
+    elif ctx.qualify(func) in _SERIALIZERS and len(call.args) >= 2:
+        target = call.args[1]
+        how = "`serializers.serialize()`"
+        advice = "serialize `.iterator(chunk_size=2000)` to a `stream=` file, or in batches"
+    else:
+        return
+    chain = django_queryset(ctx, target, manager=True)
+    judged = judge_load(ctx, call, "MB101", chain) if chain is not None else None
+    if judged is not None:
+        yield ctx.finding(
+            "MB101",
+            call,
+            f"Django queryset loaded whole by {how}{judged.where}: {advice}",
+            kind=judged.kind,
+        )
 
 
 def _wraps_fetchall(ctx: ModuleContext, call: ast.Call) -> bool:
