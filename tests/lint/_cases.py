@@ -592,3 +592,12 @@ NEGATIVE["MB101"] += [
     DJ + "def f(ids):\n    return User.objects.in_bulk(ids)\n",
     DJ + "def f(a, b):\n    return max(a, b)\n",
 ]
+
+# ``len(users)`` after ``for u in users:`` reads the result cache the loop filled: the loop is
+# the load, reported once (after round 10). Reassigned in between, it is a new query.
+POSITIVE["MB101"] += [
+    DJ + "def f():\n    users = User.objects.all()\n    for u in users:  # HIT\n        u.save()\n"
+    "    return len(users)\n",
+    DJ + "def f():\n    users = User.objects.all()\n    for u in users:  # HIT\n        u.save()\n"
+    "    users = User.objects.filter(active=True)\n    return len(users)  # HIT\n",
+]

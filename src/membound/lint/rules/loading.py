@@ -223,6 +223,8 @@ def check_unbounded_queryset(ctx: ModuleContext) -> Iterator[Finding]:
             name = call.func.id  # type: ignore[attr-defined]
             if name in _ITERATING_WRAPPERS and _is_iterable_of_a_loop(ctx, call):
                 continue  # ``for x in sorted(qs)``: reported as the loop's
+            if _read_from_the_cache(ctx, call.args[0]):
+                continue
             chain = django_queryset(ctx, call.args[0])
             judged = judge_load(ctx, call, "MB101", chain) if chain is not None else None
             if judged is None:
@@ -236,6 +238,25 @@ def check_unbounded_queryset(ctx: ModuleContext) -> Iterator[Finding]:
                 f"Django queryset loaded whole by `{name}()`{judged.where}: {advice}",
                 kind=judged.kind,
             )
+
+
+def _read_from_the_cache(ctx: ModuleContext, arg: ast.expr) -> bool:
+    """``len(users)`` after ``for user in users:`` in the same scope, with ``users`` not
+    assigned in between: the loop filled the queryset's result cache (and is reported as the
+    load); ``len()`` reads that cache, not the table again."""
+    if not isinstance(arg, ast.Name):
+        return False
+    scope = ctx.scope_of(arg)
+    row = arg.lineno
+    assigned = [v.lineno for v in ctx.assigned_values(arg.id, arg) if ctx.scope_of(v) is scope]
+    for loop in (*ctx.of_type(ast.For), *ctx.of_type(ast.AsyncFor)):
+        it = loop.iter
+        if not (isinstance(it, ast.Name) and it.id == arg.id) or ctx.scope_of(loop) is not scope:
+            continue
+        end = getattr(loop, "end_lineno", None) or loop.lineno
+        if end < row and not any(loop.lineno <= a <= row for a in assigned):
+            return True
+    return False
 
 
 def _is_iterable_of_a_loop(ctx: ModuleContext, call: ast.Call) -> bool:
