@@ -262,7 +262,9 @@ def _read_from_the_cache(ctx: ModuleContext, arg: ast.expr) -> bool:
 def _is_iterable_of_a_loop(ctx: ModuleContext, call: ast.Call) -> bool:
     """``call`` is what a ``for`` or a comprehension iterates."""
     parent = ctx.parent(call)
-    return isinstance(parent, (ast.For, ast.AsyncFor, ast.comprehension)) and parent.iter is call
+    if isinstance(parent, (ast.For, ast.AsyncFor)):
+        return parent.iter is call
+    return isinstance(parent, ast.comprehension) and parent.iter is call
 
 
 def _whole_by_call(ctx: ModuleContext, call: ast.Call) -> Iterator[Finding]:
