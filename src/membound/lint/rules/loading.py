@@ -249,7 +249,8 @@ def _read_from_the_cache(ctx: ModuleContext, arg: ast.expr) -> bool:
     scope = ctx.scope_of(arg)
     row = arg.lineno
     assigned = [v.lineno for v in ctx.assigned_values(arg.id, arg) if ctx.scope_of(v) is scope]
-    for loop in (*ctx.of_type(ast.For), *ctx.of_type(ast.AsyncFor)):
+    loops: list[ast.For | ast.AsyncFor] = [*ctx.of_type(ast.For), *ctx.of_type(ast.AsyncFor)]
+    for loop in loops:
         it = loop.iter
         if not (isinstance(it, ast.Name) and it.id == arg.id) or ctx.scope_of(loop) is not scope:
             continue
