@@ -87,6 +87,16 @@ def test_tables_are_named_by_the_app_label_and_proxies_read_their_parents(tree: 
     assert {7: "hint", 9: "hint", 11: "hint"} == _kinds(tree, unknown)
 
 
+def test_an_app_config_in_the_packages_init_labels_its_tables(tree: Path) -> None:
+    """Before Django 3.2 an app's ``AppConfig`` often sat in its package's ``__init__.py``
+    (with ``default_app_config``): its ``label`` names the tables all the same."""
+    app = tree / "pulpcore" / "app"
+    (app / "apps.py").unlink()
+    (app / "__init__.py").write_text(APPS)
+    big = TableSizes(tables={"core_domain": 10**6, "core_content": 10**6}, source="t")
+    assert {7: "finding", 9: "finding", 11: "hint"} == _kinds(tree, big)
+
+
 @pytest.mark.parametrize("name", ["Domain", "app.models.Domain", "pulpcore.app.models.Domain"])
 def test_models_are_named_short_or_dotted(tree: Path, name: str) -> None:
     kinds = _kinds(tree, TableSizes(models={name: 10}, source="t"))

@@ -5,8 +5,9 @@ define models (a ``models.py``, a ``models/`` package, or a file whose text name
 ``__tablename__``, ``db_table`` or ``Table(``) are parsed and every model class is mapped:
 
 * **Django**: ``Meta.db_table``, else ``app_label_modelname`` in lower case (``Meta.app_label``,
-  else the label of the app's ``AppConfig`` in its ``apps.py`` — ``label = "core"`` for the
-  package ``pulpcore/app`` —, else the app's package: ``billing/models.py`` → ``billing``).
+  else the label of the app's ``AppConfig`` in its ``apps.py`` or ``__init__.py`` —
+  ``label = "core"`` for the package ``pulpcore/app`` —, else the app's package:
+  ``billing/models.py`` → ``billing``).
   Abstract models have no table; a proxy model reads its parent's (in its module, or the one
   model of that name). The frameworks' own models map to their tables
   (:data:`FRAMEWORK_TABLES`: ``auth_user``, ``django_session``...). Classes in
@@ -554,8 +555,9 @@ def index_models(
 ) -> ModelTables:
     """Map the models defined in ``files`` (``(path, text)`` pairs) to their tables; ``root``
     is the folder module paths are counted from. App labels come from the ``AppConfig``
-    classes of ``apps.py`` files; a proxy model reads its parent's table. ``tree_of`` gives the
-    tree of a file already parsed (None: parse it here)."""
+    classes of ``apps.py`` files (or a package's ``__init__.py``); a proxy model reads its
+    parent's table. ``tree_of`` gives the tree of a file already parsed (None: parse it
+    here)."""
     parsed: list[tuple[str, str, ast.Module, bool, bool]] = []
     labels: dict[str, str] = {}
     installed: set[str] = set()
@@ -570,7 +572,10 @@ def index_models(
             reexports.update(_class_imports(text, module_path(path, root), path))
         norm = path.replace(os.sep, "/")
         models_file = norm.endswith("/models.py") or "/models/" in norm or norm == "models.py"
-        config_file = norm.endswith("/apps.py") and "AppConfig" in text
+        # An app's ``AppConfig`` lives in its ``apps.py``, or (before Django 3.2's automatic
+        # discovery, with ``default_app_config``) in the package's ``__init__.py``.
+        package_init = norm.endswith("/__init__.py") or norm == "__init__.py"
+        config_file = (norm.endswith("/apps.py") or package_init) and "AppConfig" in text
         if not models_file and not config_file and not any(m in text for m in _MARKERS):
             continue
         tree = tree_of(path) if tree_of is not None else None
@@ -583,7 +588,8 @@ def index_models(
                 continue  # the lint run itself reports the file
         module = module_path(path, root)
         if config_file:
-            labels.update(_app_configs(tree, module.rsplit(".", 1)[0] if "." in module else ""))
+            package = module if package_init else module.rpartition(".")[0]
+            labels.update(_app_configs(tree, package))
         parsed.append((path, module, tree, "django" in text, models_file))
     by_path: dict[str, str] = dict(FRAMEWORK_TABLES)
     shapes: dict[str, ModelShape] = {}
