@@ -345,7 +345,11 @@ class ModuleContext:
         returned = self._returned_by(chain, expr)
         if returned is not None:
             value, rest = returned
-            return self.expand(value, depth + 1) + chain[rest:]
+            inner = self.expand(value, depth + 1)
+            bound = self._arguments_of(chain[rest - 1].node, value)
+            if bound:
+                inner = self._bind(inner, bound, depth)
+            return inner + chain[rest:]
         if root.kind != "name":
             return chain
         values = self.assigned_values(root.name, expr)
@@ -353,6 +357,16 @@ class ModuleContext:
             return chain
         base = [v for v in values if not _rooted_at(v, root.name)]
         extensions = [v for v in values if _rooted_at(v, root.name)]
+        if not base:
+            # a parameter narrowed in place (``query = query.limit(n)`` in a helper handed the
+            # query): its steps, on the name, which the caller's argument may then replace
+            row = getattr(expr, "lineno", 0)
+            steps = [
+                v
+                for v in extensions
+                if v.lineno <= row and (_pages(v) or self._runs_on_every_path(v, root.name, expr))
+            ]
+            return [chain[0], *(s for v in steps for s in links(v)[1:]), *chain[1:]]
         if len(base) > 1:
             # ``q = a.select()`` ... ``q = b.select()`` then ``conn.execute(q)``: the value that
             # reaches the use is the last one assigned before it at its own level or an outer
@@ -409,6 +423,60 @@ class ModuleContext:
             and self.enclosing_function(node) is func
         ]
         return (returns[0].value, rest) if len(returns) == 1 and returns[0].value else None
+
+    def _arguments_of(self, call: ast.AST, value: ast.expr) -> dict[str, ast.expr]:
+        """The parameters of the function that returns ``value``, bound to the arguments
+        ``call`` passes (positional after ``self``/``cls`` for a method, and keywords):
+        ``model_query(context, models.Volume)`` binds ``model`` to ``models.Volume``."""
+        func = self.enclosing_function(value)
+        if not isinstance(call, ast.Call) or not isinstance(
+            func, (ast.FunctionDef, ast.AsyncFunctionDef)
+        ):
+            return {}
+        params = [a.arg for a in (*func.args.posonlyargs, *func.args.args)]
+        if isinstance(call.func, ast.Attribute) and params[:1] in (["self"], ["cls"]):
+            params = params[1:]
+        bound: dict[str, ast.expr] = {}
+        for name, arg in zip(params, call.args, strict=False):
+            if isinstance(arg, ast.Starred):
+                break
+            bound[name] = arg
+        vararg = func.args.vararg
+        if vararg is not None and len(call.args) <= len(params):
+            # ``query(model, *args)`` called with no extra argument: ``*args`` is empty
+            bound["*" + vararg.arg] = ast.Tuple(elts=[], ctx=ast.Load())
+        named = {a.arg for a in (*func.args.args, *func.args.kwonlyargs)}
+        for kw in call.keywords:
+            if kw.arg in named:
+                bound[kw.arg] = kw.value
+        return bound
+
+    def _bind(self, chain: list[Link], bound: dict[str, ast.expr], depth: int) -> list[Link]:
+        """``chain`` (read in a helper) with the helper's parameters replaced by the caller's
+        arguments: a root parameter by the argument's own chain (``def active(q): return
+        q.filter(…)``), a parameter among a call's arguments by the argument
+        (``session.query(model)`` → ``session.query(models.Volume)``). The calls rebuilt
+        for it keep their place in the tree (their parent is the original's)."""
+        if chain and chain[0].kind == "name" and chain[0].name in bound:
+            chain = self.expand(bound[chain[0].name], depth + 1) + chain[1:]
+        out: list[Link] = []
+        for link in chain:
+            node = link.node
+            if isinstance(node, ast.Call) and any(_bound_in(a, bound) for a in node.args):
+                args = [
+                    bound[a.id] if isinstance(a, ast.Name) and a.id in bound else a
+                    for a in node.args
+                    if not (isinstance(a, ast.Starred) and _bound_in(a, bound))
+                ]
+                rebuilt = ast.Call(func=node.func, args=args, keywords=node.keywords)
+                ast.copy_location(rebuilt, node)
+                parent = self.parents.get(node)
+                if parent is not None:
+                    self.parents[rebuilt] = parent
+                out.append(Link(link.kind, link.name, rebuilt))
+                continue
+            out.append(link)
+        return out
 
     @staticmethod
     def _defined_once(
@@ -602,6 +670,13 @@ class ModuleContext:
         if line.isascii():
             return byte_col
         return len(line.encode("utf-8")[:byte_col].decode("utf-8", errors="ignore"))
+
+
+def _bound_in(arg: ast.expr, bound: dict[str, ast.expr]) -> bool:
+    """``arg`` is a parameter the call binds (``model``), or ``*args`` bound to nothing."""
+    if isinstance(arg, ast.Starred):
+        return isinstance(arg.value, ast.Name) and "*" + arg.value.id in bound
+    return isinstance(arg, ast.Name) and arg.id in bound
 
 
 #: Steps that cut a query to a page of rows.

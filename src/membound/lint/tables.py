@@ -158,8 +158,7 @@ class ModelTables:
             qualified = self.defined(qualified)
             if qualified in self.by_path:
                 return self.by_path[qualified]
-            tail = "." + qualified
-            matches = {t for p, t in self.by_path.items() if p.endswith(tail)}
+            matches = {t for p, t in self.by_path.items() if _same_tail(p, qualified)}
             if len(matches) == 1:
                 return matches.pop()
         return self.by_name.get(name)
@@ -180,11 +179,19 @@ class ModelTables:
                 return ModelShape(plain=True, identified=True)
             if qualified in self.shapes:
                 return self.shapes[qualified]
-            tail = "." + qualified
-            matches = [s for p, s in self.shapes.items() if p.endswith(tail)]
+            matches = [s for p, s in self.shapes.items() if _same_tail(p, qualified)]
             if len(matches) == 1:
                 return matches[0]
         return self._shape_by_name.get(name)
+
+
+def _same_tail(path: str, qualified: str) -> bool:
+    """``path`` (counted from the folder linted) and ``qualified`` (as an import names it)
+    are one class: one ends with the other. A tree linted from above its import root
+    (``src/``) has longer paths than its imports; a package linted by its own folder
+    (``membound lint proj``) has shorter ones (``db.models.Volume`` for
+    ``proj.db.models.Volume``)."""
+    return path.endswith("." + qualified) or qualified.endswith("." + path)
 
 
 def module_path(path: str, root: str) -> str:

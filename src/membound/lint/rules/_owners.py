@@ -110,6 +110,34 @@ def _is_value_in_hand(expr: ast.AST) -> bool:
     return isinstance(expr, (ast.Name, ast.Attribute, ast.Subscript))
 
 
+#: Builtins of one argument that return something other than that value converted.
+_NOT_CONVERSIONS = frozenset(
+    {"len", "list", "set", "tuple", "sorted", "sum", "max", "min", "any", "all", "iter", "next",
+     "filter", "map", "reversed", "enumerate", "zip", "range"}
+)  # fmt: skip
+
+
+def _converted(expr: ast.AST) -> ast.AST:
+    """The value in hand a one-argument conversion reads: ``experiment_id`` of
+    ``_parse_experiment_id(experiment_id)``, ``int(pk)``, ``uuid.UUID(row["id"])`` — the same
+    one value, parsed; ``expr`` itself for anything else."""
+    if (
+        isinstance(expr, ast.Call)
+        and len(expr.args) == 1
+        and not isinstance(expr.args[0], ast.Starred)
+        and all(isinstance(k.value, ast.Constant) for k in expr.keywords)
+        and isinstance(expr.func, (ast.Name, ast.Attribute))
+        and _bind_name(expr) is None
+    ):
+        name = expr.func.id if isinstance(expr.func, ast.Name) else expr.func.attr
+        arg = expr.args[0]
+        if name not in _NOT_CONVERSIONS and isinstance(
+            arg, (ast.Name, ast.Attribute, ast.Subscript)
+        ):
+            return arg
+    return expr
+
+
 _KEY_SUFFIXES = ("id", "uuid", "pk", "key")
 
 
@@ -186,6 +214,7 @@ def _owner_match(field: str, value: ast.AST) -> bool:
     unless that is a shared attribute (``status=request.GET["status"]`` picks a share)."""
     if _named_by_the_request(value):
         return not shared_attribute(field)
+    value = _converted(value)
     if not _is_value_in_hand(value):
         return False
     base = _strip_key(field)
@@ -251,7 +280,7 @@ def owner_filter(ctx: ModuleContext, link: Link, depth: int = 0) -> bool:
     if call is None:
         return False
     keywords = list(call.keywords)
-    args = [_resolved(ctx, a) for a in call.args]
+    args = [_resolved(ctx, a) for a in _spread(ctx, call.args)]
     for arg in args:
         # ``Q(speaker__user=user) | Q(...)``: the keywords of the Q objects filter too.
         keywords.extend(
@@ -502,6 +531,20 @@ def _resolved(ctx: ModuleContext, expr: ast.expr) -> ast.expr:
         if len(base) == 1 and len(values) > 1:
             return base[0]
     return expr
+
+
+def _spread(ctx: ModuleContext, args: Iterable[ast.expr]) -> list[ast.expr]:
+    """``args`` with ``*conditions`` replaced by the items of the one list or tuple literal
+    ``conditions`` was assigned (``filter(*conditions)``: each item is a condition)."""
+    out: list[ast.expr] = []
+    for arg in args:
+        if isinstance(arg, ast.Starred) and isinstance(arg.value, ast.Name):
+            values = ctx.assigned_values(arg.value.id, arg)
+            if len(values) == 1 and isinstance(values[0], (ast.List, ast.Tuple)):
+                out.extend(values[0].elts)
+                continue
+        out.append(arg)
+    return out
 
 
 def _narrows(value: ast.expr, name: str) -> bool:
