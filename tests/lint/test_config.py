@@ -35,6 +35,7 @@ def _project(tmp_path: Path, section: str) -> Path:
     )
     (tmp_path / "tests").mkdir()
     (tmp_path / "tests" / "test_x.py").write_text("xs = list(range(n))\n")
+    (tmp_path / "app" / "tests.py").write_text("ys = list(range(n))\n")  # a Django app's tests
     return tmp_path
 
 
@@ -53,12 +54,21 @@ def test_select_and_ignore_from_pyproject(tmp_path: Path) -> None:
     root = _project(
         other, 'select = ["MB2", "MB3"]\nignore = ["MB301"]\n[tool.membound.lint.per-file-ignores]'
     )
-    assert _codes(root) == [("app/jobs.py", "MB202"), ("tests/test_x.py", "MB202")]
+    assert _codes(root) == [
+        ("app/jobs.py", "MB202"),
+        ("app/tests.py", "MB202"),
+        ("tests/test_x.py", "MB202"),
+    ]
 
 
 def test_per_file_ignores(tmp_path: Path) -> None:
     root = _project(tmp_path, '[tool.membound.lint.per-file-ignores]\n"tests/*" = ["MB202"]')
-    assert sorted(_codes(root)) == [("app/jobs.py", "MB202"), ("app/jobs.py", "MB301")]
+    # the table replaces the defaults: the app's ``tests.py`` is checked again
+    assert sorted(_codes(root)) == [
+        ("app/jobs.py", "MB202"),
+        ("app/jobs.py", "MB301"),
+        ("app/tests.py", "MB202"),
+    ]
 
 
 def test_extend_streaming_calls(tmp_path: Path) -> None:

@@ -632,3 +632,24 @@ def test_a_south_migration_names_its_models_by_app_and_model(tmp_path: Path) -> 
         encoding="utf-8",
     )
     assert "finding" not in _kinds(tmp_path, sizes).values()
+
+
+def test_cls_in_a_models_classmethod_is_that_model(tmp_path: Path) -> None:
+    """``cls.objects.all()`` in a classmethod of a model reads that model's table (after
+    round 11: an hourly job's ``Evaluation.update_evaluations`` stayed a hint)."""
+    app = tmp_path / "evaluation"
+    app.mkdir()
+    (app / "__init__.py").write_text("")
+    (app / "models.py").write_text(
+        "from django.db import models\n\n\n"
+        "class Evaluation(models.Model):\n"
+        "    name = models.TextField()\n\n"
+        "    @classmethod\n"
+        "    def update_evaluations(cls):\n"
+        "        for evaluation in cls.objects.all():  # line 9\n"
+        "            evaluation.save()\n"
+    )
+    big = TableSizes(tables={"evaluation_evaluation": 90_000}, source="t")
+    assert {9: "finding"} == _kinds(tmp_path, big)
+    small = TableSizes(tables={"evaluation_evaluation": 90}, source="t")
+    assert {} == _kinds(tmp_path, small)

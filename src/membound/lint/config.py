@@ -74,6 +74,8 @@ _TEST_FILES = (
     "test_*.py",
     "*_test.py",
     "conftest.py",
+    "tests.py",  # a Django app's own test module (``app/tests.py``)
+    "*/tests.py",
     "tests/*",
     "*/tests/*",
     "test/*",

@@ -43,6 +43,12 @@ def model_name(ctx: ModuleContext, chain: Sequence[Link]) -> str | None:
         and chain[0].kind == "name"
         and any(link.kind == "attr" and link.name in MANAGERS for link in chain[1:2])
     ):
+        if chain[0].name == "cls":
+            # ``cls.objects.all()`` in a classmethod of the model: the model itself
+            return next(
+                (a.name for a in ctx.ancestors(chain[0].node) if isinstance(a, ast.ClassDef)),
+                None,
+            )
         return chain[0].name
     for i in range(1, len(chain) - 1):
         if chain[i + 1].kind == "attr" and chain[i + 1].name in MANAGERS:
