@@ -601,3 +601,16 @@ POSITIVE["MB101"] += [
     DJ + "def f():\n    users = User.objects.all()\n    for u in users:  # HIT\n        u.save()\n"
     "    users = User.objects.filter(active=True)\n    return len(users)  # HIT\n",
 ]
+
+# A container whose size the loop checks and hands to a call then (``if len(pending) >=
+# BATCH: flush(pending)``) is a batch written every N items (after round 11); a size check
+# that hands it nowhere is not.
+NEGATIVE["MB201"] += [
+    DJ + "def f(flush):\n    pending = []\n    for u in User.objects.all().iterator():\n"
+    "        pending.append(u)\n        if len(pending) >= 1000:\n            flush(User, pending)\n"
+    "    flush(User, pending)\n",
+]
+POSITIVE["MB201"] += [
+    DJ + "def f(log):\n    pending = []\n    for u in User.objects.all().iterator():\n"
+    "        pending.append(u)  # HIT\n        if len(pending) >= 1000:\n            log('big')\n",
+]

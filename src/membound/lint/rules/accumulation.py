@@ -113,12 +113,38 @@ class _LoopEffects:
                 for target in node.targets:
                     if isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name):
                         cleared.add(target.value.id)
+            elif isinstance(node, ast.If):
+                cleared |= _flushed_when_full(node)
             elif isinstance(node, (ast.For, ast.AsyncFor)):
                 bound_here |= _loop_targets(node)
             elif isinstance(node, (ast.With, ast.AsyncWith)):
                 for item in node.items:
                     if isinstance(item.optional_vars, ast.Name):
                         bound_here.add(item.optional_vars.id)
+
+
+def _flushed_when_full(branch: ast.If) -> set[str]:
+    """``if len(pending) >= BATCH: flush(pending)``: the containers whose size the test
+    checks and that the branch hands to a call — a batch written and emptied every N items
+    (the helper clears it; ``pending.clear()`` in the branch is seen as a drain anyway)."""
+    sized: set[str] = set()
+    for node in ast.walk(branch.test):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id == "len"
+            and len(node.args) == 1
+            and isinstance(node.args[0], ast.Name)
+        ):
+            sized.add(node.args[0].id)
+    if not sized:
+        return set()
+    handed: set[str] = set()
+    for stmt in branch.body:
+        for node in ast.walk(stmt):
+            if isinstance(node, ast.Call):
+                handed |= {a.id for a in node.args if isinstance(a, ast.Name) and a.id in sized}
+    return handed
 
 
 def _bounded_cursor(ctx: ModuleContext, loop: ast.For | ast.AsyncFor) -> bool:
