@@ -305,3 +305,31 @@ def test_a_crossing_of_hard_runs_the_action_before_the_backstop_reads_more() -> 
     assert ["hard"] == found["actions"], found
     assert [] == [p for p in found["before_action"] if p.endswith("cgroup.procs")], found
     assert [p for p in found["next_reading"] if p.endswith("cgroup.procs")], found
+
+
+def test_a_reading_whose_sizes_moved_never_lowers_the_cap() -> None:
+    """A reading whose sizes moved while the usage was read (a crossing of ``hard``, or a ramp
+    that never held still) counts the program's own writes twice: the cap it gives never
+    falls below the last steady one's (a program that peaked at 271 of 300 MiB was refused
+    at 252 MiB on a loaded machine). A steady reading lowers it as the room says."""
+    kernel = mb.Watchdog(limit="1 GB", on_soft=None).backstop.kernel  # type: ignore[union-attr]
+    backstop = backstop_module.Backstop(kernel, lambda: None, lambda: None)
+    before = resource.getrlimit(resource.RLIMIT_DATA)
+    assert backstop.arm()
+    try:
+        sizes = backstop.sizes()
+        assert sizes is not None
+        backstop.update((0, 800 << 20), sizes)
+        wide = backstop.cap_bytes
+        assert wide is not None
+        assert wide >= sizes[0] + (800 << 20)
+        backstop.update((0, 100 << 20), sizes, others_read=False, steady=False)
+        assert wide == backstop.cap_bytes  # moved sizes: the steady cap stands
+        backstop.update((0, 100 << 20), sizes)
+        narrow = backstop.cap_bytes
+        assert narrow is not None
+        assert narrow < wide  # a steady reading lowers it
+        assert narrow == resource.getrlimit(resource.RLIMIT_DATA)[0]
+    finally:
+        backstop.disarm()
+    assert before == resource.getrlimit(resource.RLIMIT_DATA)

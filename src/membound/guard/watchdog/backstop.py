@@ -209,13 +209,28 @@ class Backstop:
         return data_and_anon() if self in _armed else None
 
     def update(
-        self, room: tuple[int, int] | None, sizes: tuple[int, int] | None, others_read: bool = True
+        self,
+        room: tuple[int, int] | None,
+        sizes: tuple[int, int] | None,
+        others_read: bool = True,
+        *,
+        steady: bool = True,
     ) -> None:
         """Re-set the cap after a reading: data size now plus the room the kernel has left
         (:meth:`room`), less what was mapped lately and not yet touched here and in the other
         guarded processes of the limit (``group_room.py``; with ``others_read`` False, what
         they had at the last reading), and at least ``_RESERVE`` (room for the program to
-        handle the error)."""
+        handle the error).
+
+        ``steady`` False is a reading whose sizes moved while the usage was read (a crossing
+        of ``hard``, taken fast and not read again, or sizes that never held still,
+        ``core.py``): its sizes come from before the usage, and what the program wrote between
+        the two is in the usage but not in the data size. That takes the program's own writes
+        from the room once more, and on a loaded machine (the reading thread off the CPU while
+        the program wrote three 7.6 MiB steps) the cap fell below what the data already was:
+        a program that peaked at 271 of 300 MiB was refused at 252 and at 267.5. So such a
+        reading never lowers the cap the last steady reading set (which counts this process's
+        growth since in its data size); the next steady one re-sets it either way."""
         if self not in _armed or sizes is None or room is None:
             return
         data, anon = sizes
@@ -226,7 +241,10 @@ class Backstop:
         if self.turns is not None:
             left = self.turns.plan(left, data, self.group.pids, unsettled)
             self.turns.post(rising_only=True)  # a grant that rises is said before it holds
-        self.cap_bytes = set_cap(id(self), data + max(left, _RESERVE) + self._starting)
+        cap = data + max(left, _RESERVE) + self._starting
+        if not steady and self.turns is None and self.cap_bytes is not None:
+            cap = max(cap, self.cap_bytes)
+        self.cap_bytes = set_cap(id(self), cap)
         if self.turns is not None:
             self.turns.post()  # one that falls once the cap holds it: a process giving way is
             # below its small share before it says so

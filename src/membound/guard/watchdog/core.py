@@ -324,9 +324,11 @@ class Watchdog:
 
     def _one_reading(
         self,
-    ) -> tuple[Usage | None, tuple[int, int] | None, tuple[int, int] | None, bool]:
+    ) -> tuple[Usage | None, tuple[int, int] | None, tuple[int, int] | None, bool, bool]:
         """The limit's usage, and for the backstop this process's sizes and the kernel's room,
-        read as one reading; and whether it crossed ``hard`` (then read no further).
+        read as one reading; whether it crossed ``hard`` (then read no further); and whether
+        the sizes held still across it (a cap from a reading that did not never lowers the
+        last one: ``Backstop.update``).
 
         The sizes are read *before* the usage, so that what a write in progress adds to the
         usage meanwhile is counted as still to come, not as room (the other order let a 64 MiB
@@ -336,11 +338,13 @@ class Watchdog:
         there on a loaded machine while the program wrote 20 MiB). So the sizes are read again
         after the kernel's room, and all of it again (at most ``_STEADY_TRIES`` times) until
         neither size moved more than ``_STEADY_BYTES`` meanwhile; if they never hold still,
-        the last reading is taken, which errs on the side of less room."""
+        the last reading is taken, and the cap it gives never falls below the one the last
+        steady reading set (a ramp that never held still was refused at 252 of 300 MiB)."""
         backstop = self.backstop
         if backstop is None:
-            return self.limit.usage(), None, None, False
+            return self.limit.usage(), None, None, False, True
         own = backstop.kernel is self.limit
+        steady = False
         for _ in range(_STEADY_TRIES):
             sizes = backstop.sizes()
             usage = self.limit.usage()
@@ -355,14 +359,15 @@ class Watchdog:
                 # interval each time (reading its sizes again and the group's other processes,
                 # a 1 MiB-piece ramp went 8-18 MiB past hard on a quiet machine). The cap is
                 # renewed from this reading and what the others had mapped at the last one.
-                return usage, sizes, backstop.room(usage), True
+                return usage, sizes, backstop.room(usage), True, False
             room = backstop.room(usage if own else None) if usage is not None else None
             after = backstop.sizes()
             if sizes is None or after is None or room is None:
                 break
             if all(abs(b - a) <= _STEADY_BYTES for a, b in zip(sizes, after, strict=True)):
+                steady = True
                 break
-        return usage, sizes, room, False
+        return usage, sizes, room, False, steady
 
     def check(self) -> State:
         """Take one reading, step the state and fire what that calls for; the state after it.
@@ -371,7 +376,7 @@ class Watchdog:
         call it directly.
         """
         with self._lock:
-            usage, sizes, room, crossing = self._one_reading()
+            usage, sizes, room, crossing, steady = self._one_reading()
             if usage is None:
                 self.gone = True
                 return self.state
@@ -386,7 +391,7 @@ class Watchdog:
             self.state = state
             fired: list[tuple[Callback | None, WatchdogEvent]] = []
             if self.backstop is not None:
-                self.backstop.update(room, sizes, others_read=not crossing)
+                self.backstop.update(room, sizes, others_read=not crossing, steady=steady)
                 if self.backstop.take_refusals():
                     event = self._event(
                         "hard", previous, judged, self.backstop.point_bytes, cause="backstop"
