@@ -122,6 +122,8 @@ class ModuleContext:
         self.generator_functions: set[str] = set()
         #: per-module results that rules compute once and share (keyed by the rule's own name).
         self.memo: dict[str, object] = {}
+        #: Calls of a helper rebuilt with a caller's arguments (:meth:`_rebuilt`).
+        self._rebuilt_calls: dict[tuple[int, tuple[tuple[str, int], ...]], ast.Call] = {}
         self._assignments: dict[ast.AST, dict[str, list[ast.expr]]] = defaultdict(
             lambda: defaultdict(list)
         )
@@ -361,11 +363,7 @@ class ModuleContext:
             # a parameter narrowed in place (``query = query.limit(n)`` in a helper handed the
             # query): its steps, on the name, which the caller's argument may then replace
             row = getattr(expr, "lineno", 0)
-            steps = [
-                v
-                for v in extensions
-                if v.lineno <= row and (_pages(v) or self._runs_on_every_path(v, root.name, expr))
-            ]
+            steps = [v for v in extensions if v.lineno <= row and self._kept(v, root.name, expr)]
             return [chain[0], *(s for v in steps for s in links(v)[1:]), *chain[1:]]
         if len(base) > 1:
             # ``q = a.select()`` ... ``q = b.select()`` then ``conn.execute(q)``: the value that
@@ -384,9 +382,7 @@ class ModuleContext:
         # use also sees the query without it, so a filter that may not have run adds nothing.
         # A page (``if limit: qs = qs[:limit]``) is kept: the size of a page is the caller's
         # to give, and callers that page rarely ask for every row.
-        extensions = [
-            v for v in extensions if _pages(v) or self._runs_on_every_path(v, root.name, expr)
-        ]
+        extensions = [v for v in extensions if self._kept(v, root.name, expr)]
         expanded = self.expand(base[0], depth + 1)
         for ext in extensions:
             expanded = expanded + links(ext)[1:]
@@ -444,7 +440,7 @@ class ModuleContext:
         vararg = func.args.vararg
         if vararg is not None and len(call.args) <= len(params):
             # ``query(model, *args)`` called with no extra argument: ``*args`` is empty
-            bound["*" + vararg.arg] = ast.Tuple(elts=[], ctx=ast.Load())
+            bound["*" + vararg.arg] = _NO_ARGUMENTS
         named = {a.arg for a in (*func.args.args, *func.args.kwonlyargs)}
         for kw in call.keywords:
             if kw.arg in named:
@@ -463,20 +459,30 @@ class ModuleContext:
         for link in chain:
             node = link.node
             if isinstance(node, ast.Call) and any(_bound_in(a, bound) for a in node.args):
-                args = [
-                    bound[a.id] if isinstance(a, ast.Name) and a.id in bound else a
-                    for a in node.args
-                    if not (isinstance(a, ast.Starred) and _bound_in(a, bound))
-                ]
-                rebuilt = ast.Call(func=node.func, args=args, keywords=node.keywords)
-                ast.copy_location(rebuilt, node)
-                parent = self.parents.get(node)
-                if parent is not None:
-                    self.parents[rebuilt] = parent
-                out.append(Link(link.kind, link.name, rebuilt))
-                continue
-            out.append(link)
+                out.append(Link(link.kind, link.name, self._rebuilt(node, bound)))
+            else:
+                out.append(link)
         return out
+
+    def _rebuilt(self, node: ast.Call, bound: dict[str, ast.expr]) -> ast.Call:
+        """``node`` with the arguments ``bound`` gives; one copy per call and binding, however
+        often the rules expand the same use (each copy is also a parent entry)."""
+        key = (id(node), tuple((name, id(arg)) for name, arg in bound.items()))
+        rebuilt = self._rebuilt_calls.get(key)
+        if rebuilt is None:
+            args = [
+                bound[a.id] if isinstance(a, ast.Name) and a.id in bound else a
+                for a in node.args
+                if not (isinstance(a, ast.Starred) and _bound_in(a, bound))
+            ]
+            rebuilt = ast.copy_location(
+                ast.Call(func=node.func, args=args, keywords=node.keywords), node
+            )
+            parent = self.parents.get(node)
+            if parent is not None:
+                self.parents[rebuilt] = parent
+            self._rebuilt_calls[key] = rebuilt
+        return rebuilt
 
     @staticmethod
     def _defined_once(
@@ -499,6 +505,11 @@ class ModuleContext:
             return False  # a module global used in a function: it runs later
         loops = {id(a) for a in self.ancestors(use) if isinstance(a, (ast.For, ast.While))}
         return not any(id(a) in loops for a in self.ancestors(value))
+
+    def _kept(self, step: ast.expr, name: str, use: ast.AST) -> bool:
+        """A step ``name = name.…`` bounds the query at ``use``: it runs on every path to the
+        use, or it cuts a page (the size of a page is the caller's to give)."""
+        return _pages(step) or self._runs_on_every_path(step, name, use)
 
     def _runs_on_every_path(self, value: ast.expr, name: str, use: ast.AST) -> bool:
         """The assignment of ``value`` to ``name`` runs on every path to ``use``: each block
@@ -670,6 +681,10 @@ class ModuleContext:
         if line.isascii():
             return byte_col
         return len(line.encode("utf-8")[:byte_col].decode("utf-8", errors="ignore"))
+
+
+#: What a ``*args`` the call passes nothing to is bound to.
+_NO_ARGUMENTS = ast.Tuple(elts=[], ctx=ast.Load())
 
 
 def _bound_in(arg: ast.expr, bound: dict[str, ast.expr]) -> bool:

@@ -51,18 +51,30 @@ def time_window(ctx: ModuleContext, chain: Sequence[Link]) -> bool:
     time window: some date or time column is bounded from below and above (``__range``,
     ``between``, or a lower and an upper bound), or from below by a moment read from the clock."""
     bounds: list[Bound] = []
+    for call, nodes in _filter_steps(ctx, chain):
+        if any(_or_of_windows(ctx, node) for node in nodes):
+            return True
+        bounds.extend(_step_bounds(call, nodes))
+    return _windowed(ctx, bounds)
+
+
+def _filter_steps(
+    ctx: ModuleContext, chain: Sequence[Link]
+) -> Iterator[tuple[ast.Call, list[ast.expr]]]:
+    """Each ``filter``/``where``/``filter_by`` call of ``chain`` and the conditions it joins by
+    AND (its arguments, ``*conditions`` spread)."""
     for link in chain:
         call = link.node
         if link.kind != "method" or link.name not in _FILTERS or not isinstance(call, ast.Call):
             continue
-        args = list(_arguments(ctx, call.args))
-        nodes = [node for arg in args for node in _conditions(ctx, arg)]
-        if any(_or_of_windows(ctx, node) for node in nodes):
-            return True
-        bounds.extend(_keyword_bounds(call.keywords))
-        for node in nodes:
-            bounds.extend(_bounds_of(node))
-    return _windowed(ctx, bounds)
+        yield call, [node for arg in _arguments(ctx, call.args) for node in _conditions(ctx, arg)]
+
+
+def _step_bounds(call: ast.Call, nodes: Iterable[ast.expr]) -> Iterator[Bound]:
+    """The bounds one filter step puts on columns: its keywords' and its conditions'."""
+    yield from _keyword_bounds(call.keywords)
+    for node in nodes:
+        yield from _bounds_of(node)
 
 
 def own_span(ctx: ModuleContext, chain: Sequence[Link]) -> bool:
@@ -71,15 +83,7 @@ def own_span(ctx: ModuleContext, chain: Sequence[Link]) -> bool:
     self.min_ip, number__lte=self.max_ip``: one network's addresses; ``lft__gte=node.lft,
     rght__lte=node.rght`` is a tree's subtree, two columns, and no span here). Not two values
     of a request, a form or the command's options (``options["min"]``): a caller picks them."""
-    bounds: list[Bound] = []
-    for link in chain:
-        call = link.node
-        if link.kind != "method" or link.name not in _FILTERS or not isinstance(call, ast.Call):
-            continue
-        bounds.extend(_keyword_bounds(call.keywords))
-        for arg in _arguments(ctx, call.args):
-            for node in _conditions(ctx, arg):
-                bounds.extend(_bounds_of(node))
+    bounds = [b for call, nodes in _filter_steps(ctx, chain) for b in _step_bounds(call, nodes)]
     lowers: dict[str, set[str]] = {}
     uppers: dict[str, set[str]] = {}
     for column, side, value in bounds:
@@ -158,10 +162,7 @@ def _one_window(ctx: ModuleContext, column: str, lower: ast.expr, upper: ast.exp
 
 
 #: Roots of values a request or a caller hands over: sharing one of them is no shared point.
-_CALLER_ROOTS = frozenset(
-    {"self", "request", "form", "cleaned_data", "data", "options", "args", "kwargs", "params",
-     "query", "GET", "POST", "cls"}
-)  # fmt: skip
+_CALLER_ROOTS = _REQUEST_ROOTS | {"self", "cls"}
 
 
 def _sources(ctx: ModuleContext, value: ast.expr) -> set[str]:
