@@ -614,3 +614,30 @@ POSITIVE["MB201"] += [
     DJ + "def f(log):\n    pending = []\n    for u in User.objects.all().iterator():\n"
     "        pending.append(u)  # HIT\n        if len(pending) >= 1000:\n            log('big')\n",
 ]
+
+# Owners named in hand (after round 11): a value whose name ends in an owner
+# (``other_user``, ``main_user``), a literal list of such owners (``responsibles__in=[user]``,
+# ``{user, *cc_users}``), a list named for a kind the column holds (``represented_users__in=
+# users``), and a ``Q`` built clause by clause (``q = Q(); q |= Q(product__parent_id=p.id)``).
+# A generic object (``programs=other_instance``), a literal of shared values
+# (``status__in=[a, b]``) or a list of objects of another kind still count as a load.
+NEGATIVE["MB101"] += [
+    DJ + "def merge(main_user, other_user):\n"
+    "    for o in Order.objects.filter(responsibles__in=[other_user]):\n        o.save()\n"
+    "    return list(Order.objects.filter(contributions__contributor=main_user))\n",
+    DJ + "from django.db.models import Q\n"
+    "def cc(user, additional_cc_users):\n    users = {user, *additional_cc_users}\n"
+    "    return set(User.objects.filter(Q(represented_users__in=users) | Q(ccing_users__in=users)))\n",
+    DJ + "from django.db.models import Q\n"
+    "def bump(item):\n    q = Q()\n    q |= Q(product__variation_parent_id=item.product)\n"
+    "    for child in Order.objects.filter(q):\n        child.save()\n",
+]
+POSITIVE["MB101"] += [
+    DJ + "def merge(other_instance):\n"
+    "    return list(Order.objects.filter(programs=other_instance))  # HIT\n",
+    DJ + "def f(a, b):\n    return list(Order.objects.filter(status__in=[a, b]))  # HIT\n",
+    DJ + "def f(program):\n    return list(Order.objects.filter(programs__in=[program]))  # HIT\n",
+    DJ + "from django.db.models import Q\n"
+    "def bump(item):\n    q = Q()\n    q |= Q(kind='x')\n"
+    "    return list(Order.objects.filter(q))  # HIT\n",
+]

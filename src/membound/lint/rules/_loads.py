@@ -84,9 +84,13 @@ def judge_load(
     code: str,
     chain: Sequence[Link] | None = None,
     execute: ast.Call | None = None,
+    *,
+    rendered: bool = False,
 ) -> Judged | None:
     """Judge the unbounded load at ``node`` (its query ``chain``, run by ``execute`` when
-    given): a finding, a hint, or None (not reported). See the module docstring."""
+    given): a finding, a hint, or None (not reported). See the module docstring.
+    ``rendered``: the load runs when a page renders (a form field's options), never in the
+    batch job or module-level code ``node`` may sit in."""
     declared = ctx.model_size(model_name(ctx, chain)) if chain else None
     if declared == "small" or never_runs(ctx, node):
         return None
@@ -96,7 +100,7 @@ def judge_load(
     if size is None and declared is None and feeds_choices(ctx, node):
         return None
     said = "" if size is None else f", {size.words()}"
-    job = batch_job(ctx, node)
+    job = None if rendered else batch_job(ctx, node)
     if declared == "large" or size is not None:
         return Judged(f" in {job}{said}" if job else said, "finding")
     if chain and _event_table(ctx, chain):

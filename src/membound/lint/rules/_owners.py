@@ -241,8 +241,11 @@ def _owner_match(field: str, value: ast.AST) -> bool:
     if named.lower().endswith(("_id", "_pk", "_uuid")) and not shared_attribute(field):
         return True  # ``child=ci_id``: a key in hand, named for the model it keys
     other = _strip_key(named)
-    if other in _OWNERS and not shared_attribute(field):
-        return True  # ``added_by=profile.user``: the rows of one owner in hand
+    if (other in _OWNERS or other.rsplit("_", 1)[-1] in _OWNERS - _THE_OBJECT) and not (
+        shared_attribute(field)
+    ):
+        # ``added_by=profile.user``, ``responsibles=other_user``: the rows of one owner in hand
+        return True
     other, base = other.replace("_", ""), base.replace("_", "")  # ``photoset=photo_set``
     return other.endswith(base) or (len(other) >= 3 and base.endswith(other))
 
@@ -280,7 +283,10 @@ def owner_filter(ctx: ModuleContext, link: Link, depth: int = 0) -> bool:
     if call is None:
         return False
     keywords = list(call.keywords)
-    args = [_resolved(ctx, a) for a in _spread(ctx, call.args)]
+    spread = _spread(ctx, call.args)
+    args = [_resolved(ctx, a) for a in spread]
+    # ``q = Q()`` then ``q |= Q(product__parent=p)``: the conditions added to a Q object
+    args += [value for a in spread for value in _augmented(ctx, a)]
     for arg in args:
         # ``Q(speaker__user=user) | Q(...)``: the keywords of the Q objects filter too.
         keywords.extend(
@@ -322,6 +328,10 @@ def _owner_keyword(ctx: ModuleContext, arg_name: str, value: ast.expr, depth: in
     if parts[-1] == "in" and len(parts) > 1:
         # ``submission_id__in=ids`` / ``event__in=events``: the rows of owners in hand, or of a
         # query that is itself the rows of one owner.
+        if _literal_of_owners(ctx, parts[-2], value):
+            # ``responsibles__in=[other_user]``, ``users__in={user, *cc_users}``: the rows of
+            # the few owners the code names
+            return True
         return (_in_memory_list(ctx, value) or owners_query(ctx, value, depth + 1)) and (
             _is_key_column(parts[-2])
             or _strip_key(parts[-2]) in _OWNERS
@@ -387,6 +397,39 @@ def _owners_in(ctx: ModuleContext, args: Iterable[ast.expr], depth: int) -> bool
     return False
 
 
+def _literal_of_owners(ctx: ModuleContext, column: str, expr: ast.expr) -> bool:
+    """``[other_user]``, ``{user, *additional_users}``, or a name assigned one such literal: a
+    list, tuple or set written out of owners in hand, each of which alone would bound a filter
+    on ``column`` (:func:`_owner_match`; a spread list named for owners, ``*cc_users``)."""
+    expr = _resolved(ctx, expr)
+    if not isinstance(expr, (ast.List, ast.Tuple, ast.Set)) or not expr.elts:
+        return False
+    for item in expr.elts:
+        if _query_shaped(ctx, item):
+            return False
+        if isinstance(item, ast.Starred):
+            named = last_name(item.value)
+            items = _strip_plural(named) if named else ""
+            if not (
+                _is_value_in_hand(item.value)
+                and not shared_attribute(column)
+                and (
+                    items.rsplit("_", 1)[-1] in _OWNERS or _named_like_its_items(column, item.value)
+                )
+            ):
+                return False
+        elif not _owner_match(column, item):
+            return False
+    return True
+
+
+def _query_shaped(ctx: ModuleContext, expr: ast.expr) -> bool:
+    """``expr`` expands to a query (a manager, ``values_list``, ``select``…), not an object."""
+    if isinstance(expr, ast.Starred):
+        expr = expr.value
+    return any(link.name in _QUERY_STEPS for link in ctx.expand(expr))
+
+
 def _named_like_its_items(column: str, values: ast.AST) -> bool:
     """A list named for what the column holds: ``comment.in_(comment_ids)``,
     ``question__in=submission_questions``, ``file_attachments__in=file_attachments`` (one item
@@ -398,7 +441,13 @@ def _named_like_its_items(column: str, values: ast.AST) -> bool:
     field = _strip_key(column)
     field = (_strip_plural(field) or field).replace("_", "")
     plural = plural.replace("_", "")
-    return len(field) >= 3 and not shared_attribute(column) and plural.endswith(field)
+    if shared_attribute(column):
+        return False
+    # ``comment.in_(comment_ids)``, and ``represented_users__in=users`` (the column names a
+    # kind of the listed items)
+    return (len(field) >= 3 and plural.endswith(field)) or (
+        len(plural) >= 4 and field.endswith(plural)
+    )
 
 
 def _strip_plural(name: str) -> str:
@@ -531,6 +580,22 @@ def _resolved(ctx: ModuleContext, expr: ast.expr) -> ast.expr:
         if len(base) == 1 and len(values) > 1:
             return base[0]
     return expr
+
+
+def _augmented(ctx: ModuleContext, expr: ast.expr) -> list[ast.expr]:
+    """The values ``name |= value`` and ``name &= value`` add to ``expr`` (a Name) in its
+    scope: a condition built up clause by clause."""
+    if not isinstance(expr, ast.Name):
+        return []
+    scope = ctx.scope_of(expr)
+    return [
+        aug.value
+        for aug in ctx.of_type(ast.AugAssign)
+        if isinstance(aug.op, (ast.BitOr, ast.BitAnd))
+        and isinstance(aug.target, ast.Name)
+        and aug.target.id == expr.id
+        and ctx.scope_of(aug) is scope
+    ]
 
 
 def _spread(ctx: ModuleContext, args: Iterable[ast.expr]) -> list[ast.expr]:

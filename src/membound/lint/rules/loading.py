@@ -32,6 +32,15 @@ _MATERIALIZER_ADVICE = {
 }
 #: Calls that serialize every object of the queryset they are given, in one string.
 _SERIALIZERS = frozenset({"django.core.serializers.serialize"})
+#: Widgets that render every choice as an option: Django's selects, check boxes and radio
+#: buttons, the admin's ``FilteredSelectMultiple`` (a filter over the full list, in the browser),
+#: django-select2's ``Select2Widget``/``Select2MultipleWidget`` (the same). Any other widget
+#: named (a hidden or text input, an autocomplete, ``ModelSelect2Widget`` fetching a page by
+#: AJAX, a project's popup picker) lists none.
+_OPTION_WIDGETS = frozenset(
+    {"Select", "SelectMultiple", "CheckboxSelectMultiple", "RadioSelect", "NullBooleanSelect",
+     "FilteredSelectMultiple", "Select2Widget", "Select2MultipleWidget", "Select2TagWidget"}
+)  # fmt: skip
 
 
 #: Builtins that iterate each argument whole: ``for i, u in enumerate(users)`` loads ``users``.
@@ -217,6 +226,7 @@ def check_unbounded_queryset(ctx: ModuleContext) -> Iterator[Finding]:
                 kind=judged.kind,
             )
     yield from _handed_to_iterating_functions(ctx)
+    yield from _field_querysets(ctx)
     for call in ctx.of_type(ast.Call):
         yield from _whole_by_call(ctx, call)
         if len(call.args) == 1 and ctx.is_builtin(call.func, *_MATERIALIZERS):
@@ -270,8 +280,10 @@ def _is_iterable_of_a_loop(ctx: ModuleContext, call: ast.Call) -> bool:
 
 def _whole_by_call(ctx: ModuleContext, call: ast.Call) -> Iterator[Finding]:
     """``qs.in_bulk()`` with no ids (every row, in a dict) and ``serializers.serialize("json",
-    qs)`` (every object, in one string): Django methods that load a whole queryset."""
+    qs)`` (every object, in one string): Django methods that load a whole queryset; and a
+    choice field's queryset, rendered whole as options (:func:`_rendered_options`)."""
     func = call.func
+    rendered = False
     if isinstance(func, ast.Attribute) and func.attr == "in_bulk":
         ids = call.args[0] if call.args else None
         ids = next((k.value for k in call.keywords if k.arg == "id_list"), ids)
@@ -283,10 +295,15 @@ def _whole_by_call(ctx: ModuleContext, call: ast.Call) -> Iterator[Finding]:
         target = call.args[1]
         how = "`serializers.serialize()`"
         advice = "serialize `.iterator(chunk_size=2000)` to a `stream=` file, or in batches"
+    elif (options := _rendered_options(ctx, call)) is not None:
+        target, rendered = options, True
+        field = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "field")
+        how = f"`{field}`, which renders every row as an option"
+        advice = "use an autocomplete widget or a raw id field"
     else:
         return
     chain = django_queryset(ctx, target, manager=True)
-    judged = judge_load(ctx, call, "MB101", chain) if chain is not None else None
+    judged = judge_load(ctx, call, "MB101", chain, rendered=rendered) if chain else None
     if judged is not None:
         yield ctx.finding(
             "MB101",
@@ -294,6 +311,111 @@ def _whole_by_call(ctx: ModuleContext, call: ast.Call) -> Iterator[Finding]:
             f"Django queryset loaded whole by {how}{judged.where}: {advice}",
             kind=judged.kind,
         )
+
+
+def _field_querysets(ctx: ModuleContext) -> Iterator[Finding]:
+    """MB101 at ``self.fields["owner"].queryset = User.objects.all()``: a form's choice field
+    given its queryset in ``__init__`` renders every row of it as an option (unless the form
+    gives that field a widget that lists none: :func:`_lists_no_options`)."""
+    for assign in ctx.of_type(ast.Assign):
+        for target in assign.targets:
+            field = _field_of_queryset_set(target)
+            if field is None or (field and _widget_lists_no_options(ctx, assign, field)):
+                continue
+            chain = django_queryset(ctx, assign.value)
+            judged = judge_load(ctx, assign.value, "MB101", chain, rendered=True) if chain else None
+            if judged is not None:
+                shown = f"`{field}`" if field else "a choice field"
+                yield ctx.finding(
+                    "MB101",
+                    assign.value,
+                    f"Django queryset given to the form field {shown}, which renders every row "
+                    f"as an option{judged.where}: use an autocomplete widget or a raw id field",
+                    kind=judged.kind,
+                )
+
+
+def _widget_lists_no_options(ctx: ModuleContext, node: ast.AST, field: str) -> bool:
+    """The form class around ``node`` gives ``field`` a widget that lists no options: in its
+    ``Meta`` (``widgets = {"owner": autocomplete.ModelSelect2(url=…)}``) or where it declares
+    the field (``owner = ModelChoiceField(…, widget=HiddenInput)``)."""
+    form = next((a for a in ctx.ancestors(node) if isinstance(a, ast.ClassDef)), None)
+    if form is None:
+        return False
+    widgets: list[ast.expr] = []
+    for node_in_form in ast.walk(form):
+        if isinstance(node_in_form, ast.Dict):
+            widgets += [
+                value
+                for key, value in zip(node_in_form.keys, node_in_form.values, strict=False)
+                if isinstance(key, ast.Constant) and key.value == field
+            ]
+        elif (
+            isinstance(node_in_form, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == field for t in node_in_form.targets)
+            and isinstance(node_in_form.value, ast.Call)
+        ):
+            widgets += [k.value for k in node_in_form.value.keywords if k.arg == "widget"]
+    return any(_lists_no_options(widget) for widget in widgets)
+
+
+def _lists_no_options(widget: ast.expr) -> bool:
+    """``widget`` (``HiddenInput``, ``autocomplete.ModelSelect2(url=…)``, a project's
+    ``ContactChoiceWidget``) is none of :data:`_OPTION_WIDGETS`: it renders no option list."""
+    while isinstance(widget, ast.Call):
+        widget = widget.func
+    name = getattr(widget, "attr", None) or getattr(widget, "id", "")
+    return name not in _OPTION_WIDGETS
+
+
+def _rendered_options(ctx: ModuleContext, call: ast.Call) -> ast.expr | None:
+    """The queryset of a Django choice field built on one (``ModelChoiceField(queryset=…)``,
+    ``ModelMultipleChoiceField(qs)``, a project's ``UserModelChoiceField``, django-mptt's
+    ``TreeNodeChoiceField``) whose widget lists its choices: the form renders one option per
+    row, every row of the queryset on every page that shows the form. None for any other call,
+    a widget that lists no options (:func:`_lists_no_options`), or a field whose queryset the
+    form's ``__init__`` replaces (``self.fields["owner"].queryset = …``: judged there)."""
+    func = call.func
+    name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+    if not name.endswith("ChoiceField"):
+        return None
+    keywords = {k.arg: k.value for k in call.keywords if k.arg is not None}
+    queryset = keywords.get("queryset")
+    if queryset is None and "Model" in name and call.args:
+        queryset = call.args[0]  # ``ModelChoiceField(queryset, …)``: its first parameter
+    widget = keywords.get("widget")
+    if queryset is None or isinstance(queryset, ast.Starred):
+        return None
+    if widget is not None and _lists_no_options(widget):
+        return None
+    declared = ctx.parent(call)
+    form = ctx.parent(declared) if isinstance(declared, ast.Assign) else None
+    if isinstance(declared, ast.Assign) and isinstance(form, ast.ClassDef):
+        names = {t.id for t in declared.targets if isinstance(t, ast.Name)}
+        if any(_field_of_queryset_set(target) in names for target in _stores(form)):
+            return None  # replaced in ``__init__`` before any page renders it
+    return queryset
+
+
+def _stores(tree: ast.AST) -> Iterator[ast.expr]:
+    """Every target assigned in ``tree``."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign):
+            yield from node.targets
+
+
+def _field_of_queryset_set(target: ast.expr) -> str | None:
+    """``"owner"`` of the target ``self.fields["owner"].queryset``; None for any other."""
+    if (
+        isinstance(target, ast.Attribute)
+        and target.attr == "queryset"
+        and isinstance(target.value, ast.Subscript)
+        and isinstance(target.value.value, ast.Attribute)
+        and target.value.value.attr == "fields"
+    ):
+        key = target.value.slice
+        return key.value if isinstance(key, ast.Constant) and isinstance(key.value, str) else ""
+    return None
 
 
 def _wraps_fetchall(ctx: ModuleContext, call: ast.Call) -> bool:
