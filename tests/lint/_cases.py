@@ -641,3 +641,24 @@ POSITIVE["MB101"] += [
     "def bump(item):\n    q = Q()\n    q |= Q(kind='x')\n"
     "    return list(Order.objects.filter(q))  # HIT\n",
 ]
+
+# After round 12: ``.iterator()`` streams the rows, but a list, set or dict comprehension (or
+# ``list()``) over it keeps one item per row; a generator, a loop or a slice keeps nothing.
+# Staff accounts through ``Q(is_staff=True) | Q(is_superuser=True)`` are a handful, and one end
+# of a relation keyed by a row in hand (``conceptto=conceptid``) is that row's relations.
+POSITIVE["MB101"] += [
+    DJ + "def f():\n    return [str(o) for o in Order.objects.all().iterator()]  # HIT\n",
+    DJ
+    + "def f():\n    return list(Order.objects.filter(total__gt=0).iterator(chunk_size=500))  # HIT\n",
+]
+NEGATIVE["MB101"] += [
+    DJ + "def f():\n    return sum(o.total for o in Order.objects.all().iterator())\n",
+    DJ + "def f():\n    for o in Order.objects.iterator():\n        print(o)\n",
+    DJ + "def f():\n    return [o for o in Order.objects.all()[:10].iterator()]\n",
+    DJ + "from django.db.models import Q\n"
+    "def f():\n    for u in User.objects.filter(Q(is_staff=True) | Q(is_superuser=True)):\n"
+    "        u.save()\n",
+    DJ + "from django.db.models import Q\n"
+    "def f(conceptid):\n    rels = Order.objects.filter(Q(conceptto=conceptid), ~Q(kind='x'))\n"
+    "    return len(rels)\n",
+]

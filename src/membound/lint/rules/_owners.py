@@ -247,6 +247,8 @@ def _owner_match(field: str, value: ast.AST) -> bool:
         # ``added_by=profile.user``, ``responsibles=other_user``: the rows of one owner in hand
         return True
     other, base = other.replace("_", ""), base.replace("_", "")  # ``photoset=photo_set``
+    if _is_key_column(named) and len(other) >= 4 and base.startswith(other):
+        return True  # ``conceptto=conceptid``: one end of a relation, keyed by a row in hand
     return other.endswith(base) or (len(other) >= 3 and base.endswith(other))
 
 
@@ -685,10 +687,26 @@ def privileged_only(ctx: ModuleContext, link: Link) -> bool:
         own = len(parts) == 1 or (len(parts) == 2 and parts[0] in ("pk", "id"))
         if own and parts[-1] in _PRIVILEGED and _constant_true(kw.value):
             return True
+    args = [_resolved(ctx, a) for a in call.args]
+    if any(_privileged_q(arg) for arg in args):
+        return True
     return any(
-        column in _PRIVILEGED and _constant_true(value)
-        for column, value, _ in equalities(_resolved(ctx, a) for a in call.args)
+        column in _PRIVILEGED and _constant_true(value) for column, value, _ in equalities(args)
     )
+
+
+def _privileged_q(expr: ast.expr) -> bool:
+    """``Q(is_staff=True) | Q(is_superuser=True)``: a ``Q`` every row of which is flagged
+    privileged — each side of an ``|``, either side of an ``&``."""
+    if isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.BitOr):
+        return _privileged_q(expr.left) and _privileged_q(expr.right)
+    if isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.BitAnd):
+        return _privileged_q(expr.left) or _privileged_q(expr.right)
+    if isinstance(expr, ast.Call) and last_name(expr.func) == "Q":
+        return any(
+            kw.arg in _PRIVILEGED and _constant_true(kw.value) for kw in expr.keywords
+        ) or any(_privileged_q(arg) for arg in expr.args)
+    return False
 
 
 def _constant_true(node: ast.AST) -> bool:

@@ -227,6 +227,7 @@ def check_unbounded_queryset(ctx: ModuleContext) -> Iterator[Finding]:
             )
     yield from _handed_to_iterating_functions(ctx)
     yield from _field_querysets(ctx)
+    yield from _streamed_then_kept(ctx)
     for call in ctx.of_type(ast.Call):
         yield from _whole_by_call(ctx, call)
         if len(call.args) == 1 and ctx.is_builtin(call.func, *_MATERIALIZERS):
@@ -311,6 +312,48 @@ def _whole_by_call(ctx: ModuleContext, call: ast.Call) -> Iterator[Finding]:
             f"Django queryset loaded whole by {how}{judged.where}: {advice}",
             kind=judged.kind,
         )
+
+
+#: What keeps one item per streamed row, by the node that builds it.
+_KEEPERS: dict[type[ast.AST], str] = {
+    ast.ListComp: "a list comprehension",
+    ast.SetComp: "a set comprehension",
+    ast.DictComp: "a dict comprehension",
+}
+#: Builtins that keep every item of what they are given.
+_KEEPING_BUILTINS = ("list", "tuple", "set", "frozenset", "dict", "sorted")
+
+
+def _streamed_then_kept(ctx: ModuleContext) -> Iterator[Finding]:
+    """MB101 where ``.iterator()`` streams a whole queryset but every row is kept anyway:
+    ``[Stock(variant=v) for v in variants.iterator()]``, ``list(qs.iterator())`` — one item
+    per row, all in memory at the end (a generator expression or a loop keeps nothing)."""
+    streamed: list[tuple[ast.AST, ast.expr, str]] = []
+    for kind, words in _KEEPERS.items():
+        for comp in ctx.of_type(kind):
+            for gen in comp.generators:  # type: ignore[attr-defined]
+                streamed.append((comp, gen.iter, words))
+    for call in ctx.of_type(ast.Call):
+        if len(call.args) == 1 and ctx.is_builtin(call.func, *_KEEPING_BUILTINS):
+            streamed.append((call, call.args[0], f"`{call.func.id}()`"))  # type: ignore[attr-defined]
+    for node, it, words in streamed:
+        if not (
+            isinstance(it, ast.Call)
+            and isinstance(it.func, ast.Attribute)
+            and it.func.attr == "iterator"
+        ):
+            continue
+        chain = django_queryset(ctx, it.func.value)
+        judged = judge_load(ctx, node, "MB101", chain) if chain else None
+        if judged is not None:
+            yield ctx.finding(
+                "MB101",
+                node,
+                f"Django queryset streamed by `.iterator()` but every row kept by {words}"
+                f"{judged.where}: handle each row in the loop, or write in batches "
+                "(`bulk_create(batch_size=…)` per chunk)",
+                kind=judged.kind,
+            )
 
 
 def _field_querysets(ctx: ModuleContext) -> Iterator[Finding]:
