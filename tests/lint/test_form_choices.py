@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from membound.lint import LintConfig, lint_paths
+from membound.lint import LintConfig, LintResult, lint_paths
 from membound.lint.sizes import TableSizes
 
 MODELS = """\
@@ -67,7 +67,7 @@ class MemberForm(forms.ModelForm):
 """
 
 
-def _lint(tmp_path: Path, sizes: TableSizes | None) -> set[int]:
+def _result(tmp_path: Path, sizes: TableSizes | None) -> LintResult:
     app = tmp_path / "app"
     app.mkdir()
     (app / "__init__.py").write_text("", encoding="utf-8")
@@ -76,29 +76,22 @@ def _lint(tmp_path: Path, sizes: TableSizes | None) -> set[int]:
     (app / "forms.py").write_text(FORMS, encoding="utf-8")
     result = lint_paths([str(tmp_path)], LintConfig(sizes=sizes))
     assert not result.hints, [h.row for h in result.hints]
-    return {f.row for f in result.findings if f.code == "MB101"}
+    return result
 
 
 def test_a_choice_field_over_a_big_table_renders_every_row(tmp_path: Path) -> None:
     sizes = TableSizes(tables={"app_member": 250_000, "app_colour": 40}, source="t")
-    found = _lint(tmp_path, sizes)
+    found = {f.row for f in _result(tmp_path, sizes).findings if f.code == "MB101"}
     assert found == {14, 15, 18, 28, 40}, sorted(found)
 
 
 def test_without_sizes_a_form_is_request_code_and_says_nothing(tmp_path: Path) -> None:
-    assert _lint(tmp_path, None) == set()
+    assert _result(tmp_path, None).findings == ()
 
 
 def test_the_message_says_what_renders_the_rows(tmp_path: Path) -> None:
     sizes = TableSizes(tables={"app_member": 250_000}, source="t")
-    app = tmp_path / "app"
-    app.mkdir()
-    (app / "__init__.py").write_text("", encoding="utf-8")
-    (app / "models.py").write_text(MODELS, encoding="utf-8")
-    (app / "widgets.py").write_text("class MemberPickerWidget: ...\n", encoding="utf-8")
-    (app / "forms.py").write_text(FORMS, encoding="utf-8")
-    result = lint_paths([str(tmp_path)], LintConfig(sizes=sizes))
-    by_row = {f.row: f.message for f in result.findings}
+    by_row = {f.row: f.message for f in _result(tmp_path, sizes).findings}
     assert "`ModelMultipleChoiceField`, which renders every row as an option" in by_row[14]
     assert "≈250k rows" in by_row[14]
     assert "module-level" not in by_row[14]

@@ -181,20 +181,34 @@ def _handed_to_iterating_functions(ctx: ModuleContext) -> Iterator[Finding]:
             at = None if position is None else position + skipped
             if not calls.iterated_parameter(name, at, keyword):
                 continue
-            chain = django_queryset(ctx, arg)
-            if chain is None:
-                continue
-            judged = judge_load(ctx, arg, "MB101", chain)
-            if judged is not None:
-                short = name.rsplit(".", 1)[-1]
-                yield ctx.finding(
-                    "MB101",
-                    arg,
-                    f"Django queryset handed to `{short}()`, which iterates it whole"
-                    f"{judged.where}: hand it `.iterator(chunk_size=2000)` or batches by "
-                    "primary key",
-                    kind=judged.kind,
-                )
+            yield from _load_finding(
+                ctx,
+                arg,
+                django_queryset(ctx, arg),
+                f"handed to `{name.rsplit('.', 1)[-1]}()`, which iterates it whole",
+                "hand it `.iterator(chunk_size=2000)` or batches by primary key",
+            )
+
+
+def _load_finding(
+    ctx: ModuleContext,
+    node: ast.AST,
+    chain: list[Link] | None,
+    what: str,
+    advice: str,
+    *,
+    rendered: bool = False,
+) -> Iterator[Finding]:
+    """MB101 at ``node`` when the load of ``chain`` is judged a finding or a hint: "Django
+    queryset {what}{where}: {advice}" (``rendered``: see :func:`judge_load`)."""
+    judged = judge_load(ctx, node, "MB101", chain, rendered=rendered) if chain else None
+    if judged is not None:
+        yield ctx.finding(
+            "MB101",
+            node,
+            f"Django queryset {what}{judged.where}: {advice}",
+            kind=judged.kind,
+        )
 
 
 def check_unbounded_queryset(ctx: ModuleContext) -> Iterator[Finding]:
@@ -304,14 +318,7 @@ def _whole_by_call(ctx: ModuleContext, call: ast.Call) -> Iterator[Finding]:
     else:
         return
     chain = django_queryset(ctx, target, manager=True)
-    judged = judge_load(ctx, call, "MB101", chain, rendered=rendered) if chain else None
-    if judged is not None:
-        yield ctx.finding(
-            "MB101",
-            call,
-            f"Django queryset loaded whole by {how}{judged.where}: {advice}",
-            kind=judged.kind,
-        )
+    yield from _load_finding(ctx, call, chain, f"loaded whole by {how}", advice, rendered=rendered)
 
 
 #: What keeps one item per streamed row, by the node that builds it.
@@ -343,17 +350,14 @@ def _streamed_then_kept(ctx: ModuleContext) -> Iterator[Finding]:
             and it.func.attr == "iterator"
         ):
             continue
-        chain = django_queryset(ctx, it.func.value)
-        judged = judge_load(ctx, node, "MB101", chain) if chain else None
-        if judged is not None:
-            yield ctx.finding(
-                "MB101",
-                node,
-                f"Django queryset streamed by `.iterator()` but every row kept by {words}"
-                f"{judged.where}: handle each row in the loop, or write in batches "
-                "(`bulk_create(batch_size=…)` per chunk)",
-                kind=judged.kind,
-            )
+        yield from _load_finding(
+            ctx,
+            node,
+            django_queryset(ctx, it.func.value),
+            f"streamed by `.iterator()` but every row kept by {words}",
+            "handle each row in the loop, or write in batches (`bulk_create(batch_size=…)` per "
+            "chunk)",
+        )
 
 
 def _field_querysets(ctx: ModuleContext) -> Iterator[Finding]:
@@ -365,17 +369,15 @@ def _field_querysets(ctx: ModuleContext) -> Iterator[Finding]:
             field = _field_of_queryset_set(target)
             if field is None or (field and _widget_lists_no_options(ctx, assign, field)):
                 continue
-            chain = django_queryset(ctx, assign.value)
-            judged = judge_load(ctx, assign.value, "MB101", chain, rendered=True) if chain else None
-            if judged is not None:
-                shown = f"`{field}`" if field else "a choice field"
-                yield ctx.finding(
-                    "MB101",
-                    assign.value,
-                    f"Django queryset given to the form field {shown}, which renders every row "
-                    f"as an option{judged.where}: use an autocomplete widget or a raw id field",
-                    kind=judged.kind,
-                )
+            shown = f"`{field}`" if field else "a choice field"
+            yield from _load_finding(
+                ctx,
+                assign.value,
+                django_queryset(ctx, assign.value),
+                f"given to the form field {shown}, which renders every row as an option",
+                "use an autocomplete widget or a raw id field",
+                rendered=True,
+            )
 
 
 def _widget_lists_no_options(ctx: ModuleContext, node: ast.AST, field: str) -> bool:
