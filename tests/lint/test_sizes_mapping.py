@@ -572,13 +572,43 @@ def fill(apps, schema_editor):
         model = apps.get_model("radius", name)
         for row in model.objects.all():  # UNKNOWN one is not known
             row.save()
+
+
+def fill_one(model_name):
+    def fill(apps, schema_editor):
+        model = apps.get_model("radius", model_name)
+        for row in model.objects.all():  # PASSED one of the names passed is big
+            row.save()
+
+    return fill
+
+
+def check_one(apps, schema_editor, model_name="Nas"):
+    for row in apps.get_model("radius", model_name).objects.all():  # PASSED_SMALL all small
+        row.save()
+
+
+def dynamic(apps, schema_editor, model_name):
+    for row in apps.get_model("radius", model_name).objects.all():  # NOT_STRINGS not all known
+        row.save()
+
+
+operations = [
+    migrations.RunPython(fill_one("Nas")),
+    migrations.RunPython(fill_one(model_name="PostAuth")),
+]
+check_one(None, None, "Check")
+check_one(None, None, model_name="Nas")
+dynamic(None, None, "Nas")
+dynamic(None, None, compute_name())
 """
 
 
 def test_a_loop_over_model_names_is_judged_by_the_biggest_table(tmp_path: Path) -> None:
     """A migration that walks a list of model names loads each table whole: one big table
     makes it a finding; when every table is known and small there is nothing; a name the sizes
-    do not know, beside small ones, leaves the hint."""
+    do not know, beside small ones, leaves the hint. The same for a function whose parameter
+    names the model, called in the module with names only."""
     (tmp_path / "radius" / "migrations").mkdir(parents=True)
     (tmp_path / "radius" / "migrations" / "0002_fill.py").write_text(LOOPED_MODELS)
     sizes = TableSizes(
@@ -587,7 +617,13 @@ def test_a_loop_over_model_names_is_judged_by_the_biggest_table(tmp_path: Path) 
     result = lint_paths([str(tmp_path)], LintConfig(sizes=sizes))
     lines = LOOPED_MODELS.splitlines()
     reported = {lines[f.row - 1].split("# ")[-1]: f.kind for f in (*result.findings, *result.hints)}
-    assert {"BIG one of them is big": "finding", "UNKNOWN one is not known": "hint"} == reported
+    assert {
+        "BIG one of them is big": "finding",
+        "UNKNOWN one is not known": "hint",
+        # a function's parameter that the module passes only names: the biggest decides
+        "PASSED one of the names passed is big": "finding",
+        "NOT_STRINGS not all known": "hint",
+    } == reported
     assert "12.0M rows of `radius_postauth`" in result.findings[0].message
 
 

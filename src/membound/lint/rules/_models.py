@@ -159,7 +159,9 @@ def get_model_call(ctx: ModuleContext, chain: Sequence[Link]) -> tuple[str, str]
 def looped_models(ctx: ModuleContext, chain: Sequence[Link]) -> list[tuple[str, str]]:
     """``for name in ["Nas", "RadiusPostAuth"]: Model = apps.get_model("radius", name)`` at
     the head of a chain: (app, model) for each name the loop gives (a list or tuple of strings,
-    written there or assigned once to the name it walks); the loop loads each table whole."""
+    written there or assigned once to the name it walks); the loop loads each table whole. The
+    same for a parameter of a function around the call that the module passes only strings
+    (``def migrate(model_name): …`` with ``migrate("Product")``, ``migrate("ProductVariant")``)."""
     for link in chain[:2]:
         call = link.node
         if link.name not in MODEL_GETTERS or not isinstance(call, ast.Call) or len(call.args) < 2:
@@ -174,6 +176,32 @@ def looped_models(ctx: ModuleContext, chain: Sequence[Link]) -> list[tuple[str, 
                 and loop.target.id == last.id
             ):
                 return [(app, name) for name in _strings(ctx, loop.iter)]
+        passed = _passed_strings(ctx, call, last.id)
+        if passed:
+            return [(app, name) for name in passed]
+    return []
+
+
+def _passed_strings(ctx: ModuleContext, node: ast.AST, parameter: str) -> list[str]:
+    """``migrate(model_name)`` around ``node`` with ``parameter`` one of its parameters, called
+    in the module only with string literals for it (``migrate("Product")``,
+    ``migrate(model_name="ProductVariant")``): those strings; empty otherwise."""
+    for function in ctx.ancestors(node):
+        if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        names = [a.arg for a in (*function.args.posonlyargs, *function.args.args)]
+        if parameter not in names and parameter not in [a.arg for a in function.args.kwonlyargs]:
+            continue
+        position = names.index(parameter) if parameter in names else None
+        words: list[str | None] = []
+        for call in ctx.of_type(ast.Call):
+            if not (isinstance(call.func, ast.Name) and call.func.id == function.name):
+                continue
+            given = next((k.value for k in call.keywords if k.arg == parameter), None)
+            if given is None and position is not None and position < len(call.args):
+                given = call.args[position]
+            words.append(ctx.string_value(given) if given is not None else None)
+        return [w for w in words if w] if words and all(words) else []
     return []
 
 
