@@ -553,7 +553,9 @@ NEGATIVE["MB101"] += [
     "            qs = qs.filter(shop_id=0)\n    return list(qs)\n",
     DJ + "def f(uid, lock):\n    qs = Order.objects.all()\n    with lock:\n"
     "        qs = qs.filter(user_id=uid)\n    return list(qs)\n",
-    DJ + "def f(limit=None):\n    qs = Order.objects.all()\n    if limit:\n"
+    DJ + "def f(limit):\n    qs = Order.objects.all()\n    if limit:\n"
+    "        qs = qs[:limit]\n    return list(qs)\n",
+    DJ + "def f(limit=50):\n    qs = Order.objects.all()\n    if limit is not None:\n"
     "        qs = qs[:limit]\n    return list(qs)\n",
     DJ + "from django.db.models import Q\n"
     "def f(order, user=None):\n    cond = Q(order=order) & Q(kind='x')\n    if user:\n"
@@ -661,4 +663,14 @@ NEGATIVE["MB101"] += [
     DJ + "from django.db.models import Q\n"
     "def f(conceptid):\n    rels = Order.objects.filter(Q(conceptto=conceptid), ~Q(kind='x'))\n"
     "    return len(rels)\n",
+]
+
+# After round 12: a page cut only under a test of a parameter that has none by default
+# (``def list_runs(limit=None)``, a CLI's ``--limit`` defaulting to None) leaves every row to the
+# call that leaves it out.
+POSITIVE["MB101"] += [
+    DJ + "def f(limit=None):\n    qs = Order.objects.all()\n    if limit:\n"
+    "        qs = qs[:limit]\n    return list(qs)  # HIT\n",
+    DJ + "def f(*, status=None, limit=0):\n    qs = Order.objects.filter(total__gt=0)\n"
+    "    if limit > 0:\n        qs = qs[:limit]\n    for o in qs:  # HIT\n        print(o)\n",
 ]

@@ -508,8 +508,36 @@ class ModuleContext:
 
     def _kept(self, step: ast.expr, name: str, use: ast.AST) -> bool:
         """A step ``name = name.…`` bounds the query at ``use``: it runs on every path to the
-        use, or it cuts a page (the size of a page is the caller's to give)."""
-        return _pages(step) or self._runs_on_every_path(step, name, use)
+        use, or it cuts a page (the size of a page is the caller's to give) — unless the page
+        is cut only under a test of a parameter that has no page by default (``def
+        list_runs(limit=None): … if limit: qs = qs[:limit]``: a call that leaves it out reads
+        every row)."""
+        if self._runs_on_every_path(step, name, use):
+            return True
+        return _pages(step) and not self._left_out_by_default(step)
+
+    def _left_out_by_default(self, step: ast.expr) -> bool:
+        """``step`` sits in an ``if`` whose test reads a parameter of the function around it
+        whose default is ``None``, ``0``, ``False`` or empty."""
+        function = next(
+            (
+                a
+                for a in self.ancestors(step)
+                if isinstance(a, (ast.FunctionDef, ast.AsyncFunctionDef))
+            ),
+            None,
+        )
+        if function is None:
+            return False
+        empty = set(_parameters_without_a_value(function.args))
+        for branch in self.ancestors(step):
+            if branch is function:
+                break
+            if isinstance(branch, ast.If) and any(
+                isinstance(n, ast.Name) and n.id in empty for n in ast.walk(branch.test)
+            ):
+                return True
+        return False
 
     def _runs_on_every_path(self, value: ast.expr, name: str, use: ast.AST) -> bool:
         """The assignment of ``value`` to ``name`` runs on every path to ``use``: each block
@@ -692,6 +720,20 @@ def _bound_in(arg: ast.expr, bound: dict[str, ast.expr]) -> bool:
     if isinstance(arg, ast.Starred):
         return isinstance(arg.value, ast.Name) and "*" + arg.value.id in bound
     return isinstance(arg, ast.Name) and arg.id in bound
+
+
+def _parameters_without_a_value(args: ast.arguments) -> Iterator[str]:
+    """The parameters whose default is ``None``, ``0``, ``False`` or an empty string."""
+    positional = [*args.posonlyargs, *args.args]
+    pairs = list(
+        zip(positional[len(positional) - len(args.defaults) :], args.defaults, strict=True)
+    )
+    pairs += [
+        (a, d) for a, d in zip(args.kwonlyargs, args.kw_defaults, strict=True) if d is not None
+    ]
+    for arg, default in pairs:
+        if isinstance(default, ast.Constant) and not default.value:
+            yield arg.arg
 
 
 #: Steps that cut a query to a page of rows.
