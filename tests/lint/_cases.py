@@ -674,3 +674,22 @@ POSITIVE["MB101"] += [
     DJ + "def f(*, status=None, limit=0):\n    qs = Order.objects.filter(total__gt=0)\n"
     "    if limit > 0:\n        qs = qs[:limit]\n    for o in qs:  # HIT\n        print(o)\n",
 ]
+
+# From a review of the change after round 12: ``Model.objects.iterator()`` kept whole is a
+# load too; a ``Q`` widened on every path and in a branch by owners keeps owners; a page the default
+# path does cut (``if not everything:``), or a parameter given a value in the function
+# (``limit = limit or 25``), still bounds.
+# (The ``Q`` cases are in ``test_built_conditions.py``: positives here run the owner variant.)
+POSITIVE["MB101"] += [
+    DJ + "def f():\n    return list(Order.objects.iterator())  # HIT\n",
+    DJ + "def f():\n    return [str(o) for o in User.objects.iterator()]  # HIT\n",
+]
+NEGATIVE["MB101"] += [
+    DJ + "def c(everything=False):\n    qs = Order.objects.all()\n    if not everything:\n"
+    "        qs = qs[:20]\n    return list(qs)\n",
+    DJ + "def k(limit=None):\n    limit = limit or 25\n    qs = Order.objects.all()\n"
+    "    if limit:\n        qs = qs[:limit]\n    return list(qs)\n",
+    DJ + "from django.db.models import Q\n"
+    "def a(user, other):\n    q = Q()\n    q |= Q(owner=user)\n    if other:\n"
+    "        q |= Q(owner=other)\n    return list(Order.objects.filter(q))\n",
+]

@@ -517,8 +517,10 @@ class ModuleContext:
         return _pages(step) and not self._left_out_by_default(step)
 
     def _left_out_by_default(self, step: ast.expr) -> bool:
-        """``step`` sits in an ``if`` whose test reads a parameter of the function around it
-        whose default is ``None``, ``0``, ``False`` or empty."""
+        """``step`` sits in the body of an ``if`` that tests a parameter of the function
+        around it for having a value (``if limit:``, ``if limit is not None:``, ``if limit >
+        0:``), the parameter's default is ``None``, ``0``, ``False`` or empty, and the function
+        never assigns it (``limit = limit or 25`` gives it one)."""
         function = next(
             (
                 a
@@ -530,13 +532,22 @@ class ModuleContext:
         if function is None:
             return False
         empty = set(_parameters_without_a_value(function.args))
+        empty -= {
+            node.id
+            for node in ast.walk(function)
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)
+        }
+        node: ast.AST = step
         for branch in self.ancestors(step):
             if branch is function:
                 break
-            if isinstance(branch, ast.If) and any(
-                isinstance(n, ast.Name) and n.id in empty for n in ast.walk(branch.test)
+            if (
+                isinstance(branch, ast.If)
+                and any(s is node for s in branch.body)
+                and any(_tests_for_a_value(t, empty) for t in _conjoined(branch.test))
             ):
                 return True
+            node = branch
         return False
 
     def _runs_on_every_path(self, value: ast.expr, name: str, use: ast.AST) -> bool:
@@ -734,6 +745,27 @@ def _parameters_without_a_value(args: ast.arguments) -> Iterator[str]:
     for arg, default in pairs:
         if isinstance(default, ast.Constant) and not default.value:
             yield arg.arg
+
+
+def _conjoined(test: ast.expr) -> list[ast.expr]:
+    """``test`` and, through ``and``, the tests it joins."""
+    if isinstance(test, ast.BoolOp) and isinstance(test.op, ast.And):
+        return [t for value in test.values for t in _conjoined(value)]
+    return [test]
+
+
+def _tests_for_a_value(test: ast.expr, names: set[str]) -> bool:
+    """``test`` holds only when one of ``names`` has a value: ``p``, ``p is not None``,
+    ``p > 0``, ``p >= 1``, ``p != 0``."""
+    if isinstance(test, ast.Name):
+        return test.id in names
+    return (
+        isinstance(test, ast.Compare)
+        and isinstance(test.left, ast.Name)
+        and test.left.id in names
+        and len(test.ops) == 1
+        and isinstance(test.ops[0], (ast.IsNot, ast.Gt, ast.GtE, ast.NotEq))
+    )
 
 
 #: Steps that cut a query to a page of rows.

@@ -287,8 +287,8 @@ def owner_filter(ctx: ModuleContext, link: Link, depth: int = 0) -> bool:
     keywords = list(call.keywords)
     spread = _spread(ctx, call.args)
     args = [_resolved(ctx, a) for a in spread]
-    # ``q = Q()`` then ``q |= Q(product__parent=p)``: the conditions added to a Q object
-    args += [value for a in spread for value in _augmented(ctx, a)]
+    if any(_built_of_owners(ctx, a, depth) for a in spread):
+        return True
     for arg in args:
         # ``Q(speaker__user=user) | Q(...)``: the keywords of the Q objects filter too.
         keywords.extend(
@@ -584,20 +584,51 @@ def _resolved(ctx: ModuleContext, expr: ast.expr) -> ast.expr:
     return expr
 
 
-def _augmented(ctx: ModuleContext, expr: ast.expr) -> list[ast.expr]:
-    """The values ``name |= value`` and ``name &= value`` add to ``expr`` (a Name) in its
-    scope: a condition built up clause by clause."""
+def _built_of_owners(ctx: ModuleContext, expr: ast.expr, depth: int) -> bool:
+    """``q = Q()`` then ``q |= Q(product__parent_id=p.id)``: a ``Q`` built clause by clause
+    that keeps one owner's rows — an empty start widened by ``|=`` clauses each of which is
+    an owner's (one of them on every path: otherwise a path keeps the empty ``Q``, every
+    row), or narrowed on every path by an ``&=`` clause that is."""
     if not isinstance(expr, ast.Name):
-        return []
+        return False
     scope = ctx.scope_of(expr)
-    return [
-        aug.value
-        for aug in ctx.of_type(ast.AugAssign)
-        if isinstance(aug.op, (ast.BitOr, ast.BitAnd))
-        and isinstance(aug.target, ast.Name)
-        and aug.target.id == expr.id
-        and ctx.scope_of(aug) is scope
-    ]
+    start = _resolved(ctx, expr)
+    widened: list[tuple[ast.expr, bool]] = []
+    for aug in ctx.of_type(ast.AugAssign):
+        if not (
+            isinstance(aug.target, ast.Name)
+            and aug.target.id == expr.id
+            and ctx.scope_of(aug) is scope
+            and isinstance(aug.op, (ast.BitOr, ast.BitAnd))
+        ):
+            continue
+        every_path = ctx.parent(aug) is scope
+        if isinstance(aug.op, ast.BitAnd):
+            if every_path and _q_of_an_owner(ctx, aug.value, depth):
+                return True
+        else:
+            widened.append((aug.value, every_path))
+    empty_start = (
+        isinstance(start, ast.Call)
+        and last_name(start.func) == "Q"
+        and not start.args
+        and not start.keywords
+    )
+    return (
+        empty_start
+        and any(every_path for _, every_path in widened)
+        and all(_q_of_an_owner(ctx, value, depth) for value, _ in widened)
+    )
+
+
+def _q_of_an_owner(ctx: ModuleContext, expr: ast.expr, depth: int) -> bool:
+    """A keyword of a ``Q(…)`` in ``expr`` keeps one owner's rows (:func:`_owner_keyword`)."""
+    return any(
+        kw.arg is not None and _owner_keyword(ctx, kw.arg, kw.value, depth)
+        for node in ast.walk(expr)
+        if isinstance(node, ast.Call) and last_name(node.func) == "Q"
+        for kw in node.keywords
+    )
 
 
 def _spread(ctx: ModuleContext, args: Iterable[ast.expr]) -> list[ast.expr]:

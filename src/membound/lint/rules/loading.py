@@ -353,7 +353,7 @@ def _streamed_then_kept(ctx: ModuleContext) -> Iterator[Finding]:
         yield from _load_finding(
             ctx,
             node,
-            django_queryset(ctx, it.func.value),
+            django_queryset(ctx, it.func.value, manager=True),
             f"streamed by `.iterator()` but every row kept by {words}",
             "handle each row in the loop, or write in batches (`bulk_create(batch_size=…)` per "
             "chunk)",
@@ -369,12 +369,12 @@ def _field_querysets(ctx: ModuleContext) -> Iterator[Finding]:
             field = _field_of_queryset_set(target)
             if field is None or (field and _widget_lists_no_options(ctx, assign, field)):
                 continue
-            shown = f"`{field}`" if field else "a choice field"
+            shown = f"the form field `{field}`" if field else "a form's choice field"
             yield from _load_finding(
                 ctx,
                 assign.value,
-                django_queryset(ctx, assign.value),
-                f"given to the form field {shown}, which renders every row as an option",
+                django_queryset(ctx, assign.value, manager=True),
+                f"given to {shown}, which renders every row as an option",
                 "use an autocomplete widget or a raw id field",
                 rendered=True,
             )
@@ -389,10 +389,15 @@ def _widget_lists_no_options(ctx: ModuleContext, node: ast.AST, field: str) -> b
         return False
     widgets: list[ast.expr] = []
     for node_in_form in ast.walk(form):
-        if isinstance(node_in_form, ast.Dict):
+        if (
+            isinstance(node_in_form, ast.Assign)
+            and any(isinstance(t, ast.Name) and t.id == "widgets" for t in node_in_form.targets)
+            and isinstance(node_in_form.value, ast.Dict)
+        ):
+            mapping = node_in_form.value
             widgets += [
                 value
-                for key, value in zip(node_in_form.keys, node_in_form.values, strict=False)
+                for key, value in zip(mapping.keys, mapping.values, strict=True)
                 if isinstance(key, ast.Constant) and key.value == field
             ]
         elif (
