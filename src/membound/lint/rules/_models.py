@@ -169,23 +169,32 @@ def looped_models(ctx: ModuleContext, chain: Sequence[Link]) -> list[tuple[str, 
         app, last = ctx.string_value(call.args[-2]), call.args[-1]
         if not app or not isinstance(last, ast.Name):
             continue
-        for loop in ctx.ancestors(call):
-            if (
-                isinstance(loop, ast.For)
-                and isinstance(loop.target, ast.Name)
-                and loop.target.id == last.id
-            ):
-                return [(app, name) for name in _strings(ctx, loop.iter)]
-        passed = _passed_strings(ctx, call, last.id)
-        if passed:
-            return [(app, name) for name in passed]
+        given = alternatives(ctx, last)
+        words = [ctx.string_value(value) for value in given]
+        if given and all(words):
+            return [(app, word) for word in words if word]
     return []
 
 
-def _passed_strings(ctx: ModuleContext, node: ast.AST, parameter: str) -> list[str]:
-    """``migrate(model_name)`` around ``node`` with ``parameter`` one of its parameters, called
-    in the module only with string literals for it (``migrate("Product")``,
-    ``migrate(model_name="ProductVariant")``): those strings; empty otherwise."""
+def alternatives(ctx: ModuleContext, name: ast.Name) -> list[ast.expr]:
+    """The values ``name`` takes in turn, when the code lists them all: the items of the loop
+    that binds it (``for model in (Analysis, Event):``, over a literal list or tuple written
+    there or assigned once to the name it walks), or, for a parameter of a function around it,
+    what every call of that function in the module passes (``check(Analysis, …)``,
+    ``migrate(model_name="Product")``). Empty when a value cannot be followed."""
+    for loop in ctx.ancestors(name):
+        if (
+            isinstance(loop, ast.For)
+            and isinstance(loop.target, ast.Name)
+            and loop.target.id == name.id
+        ):
+            return _literal_items(ctx, loop.iter)
+    return _passed_values(ctx, name, name.id)
+
+
+def _passed_values(ctx: ModuleContext, node: ast.AST, parameter: str) -> list[ast.expr]:
+    """What every call in the module of the function around ``node`` passes for its
+    ``parameter``; empty when some call passes nothing for it (its default) or there is none."""
     for function in ctx.ancestors(node):
         if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
             continue
@@ -193,26 +202,30 @@ def _passed_strings(ctx: ModuleContext, node: ast.AST, parameter: str) -> list[s
         if parameter not in names and parameter not in [a.arg for a in function.args.kwonlyargs]:
             continue
         position = names.index(parameter) if parameter in names else None
-        words: list[str | None] = []
+        given: list[ast.expr | None] = []
         for call in ctx.of_type(ast.Call):
             if not (isinstance(call.func, ast.Name) and call.func.id == function.name):
                 continue
-            given = next((k.value for k in call.keywords if k.arg == parameter), None)
-            if given is None and position is not None and position < len(call.args):
-                given = call.args[position]
-            words.append(ctx.string_value(given) if given is not None else None)
-        return [w for w in words if w] if words and all(words) else []
+            value = next((k.value for k in call.keywords if k.arg == parameter), None)
+            if (
+                value is None
+                and position is not None
+                and position < len(call.args)
+                and not any(isinstance(a, ast.Starred) for a in call.args[: position + 1])
+            ):
+                value = call.args[position]
+            given.append(value)
+        return [v for v in given if v is not None] if given and all(given) else []
     return []
 
 
-def _strings(ctx: ModuleContext, expr: ast.expr) -> list[str]:
+def _literal_items(ctx: ModuleContext, expr: ast.expr) -> list[ast.expr]:
     if isinstance(expr, ast.Name):
         values = ctx.assigned_values(expr.id, expr)
         expr = values[0] if len(values) == 1 else expr
     if not isinstance(expr, (ast.List, ast.Tuple)):
         return []
-    words = [ctx.string_value(item) for item in expr.elts]
-    return [w for w in words if w] if all(words) else []
+    return [] if any(isinstance(item, ast.Starred) for item in expr.elts) else list(expr.elts)
 
 
 def named_model_call(ctx: ModuleContext, chain: Sequence[Link]) -> str | None:

@@ -214,9 +214,13 @@ def _owner_match(field: str, value: ast.AST) -> bool:
     unless that is a shared attribute (``status=request.GET["status"]`` picks a share)."""
     if _named_by_the_request(value):
         return not shared_attribute(field)
-    value = _converted(value)
+    given, value = value, _converted(value)
     if not _is_value_in_hand(value):
         return False
+    if given is not value and (last_name(value) or "").lower() in _KEY_NAMES:
+        # ``Role.name == role_name_for(user.id)``: a value made from one row's key names that
+        # row's own rows, whatever the column is called
+        return True
     base = _strip_key(field)
     if base in _OWNERS or base.rsplit("_", 1)[-1] in _OWNERS:
         return True
@@ -511,11 +515,23 @@ def _in_memory_list(ctx: ModuleContext, expr: ast.AST) -> bool:
     """An argument of ``in_``/``pk__in`` that is a list in hand, not a subquery."""
     if isinstance(expr, (ast.List, ast.Tuple, ast.Set, ast.ListComp, ast.SetComp)):
         return True
+    chain = ctx.expand(expr)
+    if (
+        chain
+        and chain[-1].kind == "method"
+        and chain[-1].name in _FETCHED
+        and any(link.kind == "method" and link.name in _EXECUTED for link in chain)
+    ):
+        return True  # ``ids = session.execute(stmt).scalars().all()``: a list, fetched already
     return not any(
-        link.name in _QUERY_STEPS
-        for link in ctx.expand(expr)
-        if link.kind in ("method", "attr", "func")
+        link.name in _QUERY_STEPS for link in chain if link.kind in ("method", "attr", "func")
     )
+
+
+#: Calls that run a statement (SQLAlchemy, DB-API), and the steps that then fetch its rows into
+#: a list in memory (unlike Django's ``.all()``, which is another query).
+_EXECUTED = frozenset({"execute", "scalars", "exec_driver_sql"})
+_FETCHED = frozenset({"all", "fetchall", "fetchmany"})
 
 
 def memberships(args: Iterable[ast.expr]) -> Iterator[tuple[str, ast.expr]]:

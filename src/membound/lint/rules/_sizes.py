@@ -1,5 +1,6 @@
-"""The size of what a query reads, for the loading rules: its model's table, or the tables its
-SQL names (``lint/evidence.py``); None without sizes, or when no size is known."""
+"""The size of what a query reads, for the loading rules: its model's table, the tables its
+SQLAlchemy statement selects from, or the tables its SQL names (``lint/evidence.py``); None
+without sizes, or when no size is known."""
 
 from __future__ import annotations
 
@@ -10,16 +11,24 @@ from membound.lint.context import ModuleContext
 from membound.lint.evidence import TableSize
 from membound.lint.expression_chains import Link
 from membound.lint.rules._models import (
+    alternatives,
     get_model_call,
     looped_models,
     model_name,
     model_path,
     named_model_call,
 )
+from membound.lint.rules._owners import last_name
 from membound.lint.rules._sql import literal_pieces
 
 __all__ = ["executed_before", "query_size"]
 
+#: SQLAlchemy's statement builders whose arguments are what the statement reads.
+_SELECTING = frozenset({"select", "query", "select_from"})
+#: Attributes through which a Core table's columns are reached: ``tbl.c.id``.
+_COLUMN_COLLECTIONS = frozenset({"c", "columns"})
+#: SQLAlchemy Core's table objects: ``sa.table("db_dbnode", ...)``, ``Table("host", meta, ...)``.
+_TABLE_CALLS = frozenset({"table", "Table"})
 #: Calls whose first argument is the statement a query runs.
 _STATEMENT_CALLS = frozenset({"execute", "exec_driver_sql", "text", "from_statement", "raw"})
 
@@ -79,6 +88,9 @@ def query_size(
             size = evidence.of_model(model_path(ctx, name), name)
             if size is not None:
                 return size
+        selected = _selected_size(ctx, chain)
+        if selected is not None:
+            return selected
     calls: list[ast.AST] = [
         link.node
         for link in chain or ()
@@ -87,3 +99,127 @@ def query_size(
     if execute is not None:
         calls.append(execute)
     return evidence.of_sql(_statement_texts(ctx, calls)) if calls else None
+
+
+def _selected_size(ctx: ModuleContext, chain: Sequence[Link]) -> TableSize | None:
+    """The size that decides for what a SQLAlchemy statement selects from, named by its
+    entities' columns (``query(Host.id)``, ``select(Host.id, Host.ip)``) or by Core tables
+    (``select(node_tbl)``, ``select(node_tbl.c.id)``, ``node_tbl.select()`` with ``node_tbl =
+    sa.table("db_dbnode", ...)``): the biggest when one is big, a small one when every source
+    is known and small, else None. The same rows are read whichever columns are asked for."""
+    evidence = ctx.evidence
+    assert evidence is not None
+    sources: list[ast.expr] = []
+    chains = [list(chain)]
+    for link in chain:
+        if (
+            link.kind == "method"
+            and link.name in ("execute", "scalars", "exec")
+            and isinstance(link.node, ast.Call)
+            and link.node.args
+        ):
+            chains.append(ctx.expand(link.node.args[0]))
+    for steps in chains:
+        if steps and steps[0].kind == "name" and isinstance(steps[0].node, ast.expr):
+            sources.append(steps[0].node)  # ``node_tbl.select()``, ``Host.query``
+        for link in steps:
+            if link.kind in ("method", "func") and isinstance(link.node, ast.Call):
+                if link.name in _SELECTING:
+                    sources.extend(link.node.args)
+                elif link.name in _TABLE_CALLS:
+                    sources.append(link.node)  # ``nodes.select()``, ``nodes`` followed
+    known: list[TableSize] = []
+    unknown = False
+    for source in sources:
+        size = _source_size(ctx, source)
+        if size is None:
+            unknown = True
+        else:
+            known.append(size)
+    if not known:
+        return None
+    biggest = max(known, key=lambda s: s.rows)
+    return biggest if not biggest.small or not unknown else None
+
+
+def _source_size(ctx: ModuleContext, source: ast.expr, depth: int = 0) -> TableSize | None:
+    """The size of the table ``source`` reads: a mapped class or a Core table, or a column of
+    one (``Host.id``, ``node_tbl.c.uuid``); for a name that takes several in turn (a loop over
+    models, a parameter every call gives a model, a loop over every table of the schema), the
+    biggest."""
+    evidence = ctx.evidence
+    assert evidence is not None
+    if isinstance(source, ast.Attribute) and not source.attr[:1].isupper():
+        owner = source.value
+        if isinstance(owner, ast.Attribute) and owner.attr in _COLUMN_COLLECTIONS:
+            owner = owner.value
+        source = owner
+    if isinstance(source, ast.Attribute) and source.attr[:1].isupper():
+        return evidence.of_model(ctx.qualify(source), source.attr)
+    if isinstance(source, ast.Call):
+        name = ctx.string_value(source.args[0]) if source.args else None
+        if last_name(source.func) not in _TABLE_CALLS or name is None:
+            return None
+        rows = evidence.sizes.table_rows(name)
+        return None if rows is None else evidence.sized(rows, name)
+    if not isinstance(source, ast.Name):
+        return None
+    if _walks_every_table(ctx, source):
+        # ``for table in metadata.sorted_tables``: an export or a check of the whole schema,
+        # judged by its biggest table (of those the code linted knows)
+        return max(
+            (
+                evidence.sized(rows, table)
+                for table, rows in evidence.sizes.tables.items()
+                if table not in evidence.unmatched
+            ),
+            key=lambda s: s.rows,
+            default=None,
+        )
+    values = ctx.assigned_values(source.id, source)
+    for value in values:
+        if isinstance(value, ast.Call) and last_name(value.func) in _TABLE_CALLS:
+            return _source_size(ctx, value, depth + 1)
+    if not values and depth == 0:
+        taken = [_source_size(ctx, value, depth + 1) for value in alternatives(ctx, source)]
+        if taken and all(size is not None for size in taken):
+            return max((s for s in taken if s is not None), key=lambda s: s.rows)
+        big = [s for s in taken if s is not None and not s.small]
+        if big:
+            return max(big, key=lambda s: s.rows)
+    if source.id[:1].isupper():
+        return evidence.of_model(model_path(ctx, source.id), source.id)
+    return None
+
+
+def _walks_every_table(ctx: ModuleContext, name: ast.Name) -> bool:
+    """``name`` is the target of a loop over every table or model of the schema: SQLAlchemy's
+    ``metadata.sorted_tables`` or ``metadata.tables.values()``, Django's ``apps.get_models()``
+    (also through ``reversed(...)`` or ``list(...)``)."""
+    for loop in ctx.ancestors(name):
+        if not (
+            isinstance(loop, ast.For)
+            and isinstance(loop.target, ast.Name)
+            and loop.target.id == name.id
+        ):
+            continue
+        walked = loop.iter
+        for _ in range(3):
+            if not isinstance(walked, ast.Call):
+                break
+            func = walked.func
+            if isinstance(func, ast.Attribute) and func.attr == "get_models":
+                return True
+            if isinstance(func, ast.Name) and walked.args:
+                walked = walked.args[0]  # ``reversed(metadata.sorted_tables)``
+            elif isinstance(func, ast.Attribute):
+                walked = func.value  # ``metadata.tables.values()``
+            else:
+                return False
+        if not isinstance(walked, ast.Attribute):
+            return False
+        owner = (last_name(walked.value) or "").lower()
+        return walked.attr == "sorted_tables" or (
+            walked.attr == "tables" and owner.endswith(("metadata", "meta"))
+        )
+    return False

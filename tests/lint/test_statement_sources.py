@@ -1,0 +1,158 @@
+"""Sizes reach a SQLAlchemy statement through what it selects from: a model's columns
+(``query(Host.id)``), a Core table (``select(node_tbl)`` with ``node_tbl = sa.table(...)``), a
+model or table that a loop or a function's parameter takes in turn, every table of the schema.
+And a value made from one row's key bounds a filter like the key itself."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from membound.lint import LintConfig, lint_paths
+from membound.lint.sizes import TableSizes
+
+MODELS = """\
+from sqlalchemy import Column, Integer, String
+from sqlalchemy.orm import declarative_base
+
+Base = declarative_base()
+
+
+class Host(Base):
+    __tablename__ = "host"
+    id = Column(Integer, primary_key=True)
+    ip = Column(String)
+
+
+class Workspace(Base):
+    __tablename__ = "workspace"
+    id = Column(Integer, primary_key=True)
+    name = Column(String)
+
+
+class Grant(Base):
+    __tablename__ = "grants"
+    id = Column(Integer, primary_key=True)
+    role_name = Column(String)
+"""
+
+COMMANDS = """\
+import click
+import sqlalchemy as sa
+from sqlalchemy import select
+
+from app.models import Base, Grant, Host, Workspace, db
+
+
+@click.command()
+def host_ids():
+    return db.session.query(Host.id).all()  # line 10: host's rows, one column
+
+
+@click.command()
+def host_pairs():
+    return db.session.execute(select(Host.id, Host.ip)).all()  # line 15
+
+
+@click.command()
+def workspaces():
+    return db.session.query(Workspace.id).all()  # line 20: a small table
+
+
+@click.command()
+def core_table():
+    conn = db.session.connection()
+    nodes = sa.table("host", sa.column("id"), sa.column("ip"))
+    rows = conn.execute(select(nodes.c.id)).fetchall()  # line 27
+    return rows + conn.execute(nodes.select()).fetchall()  # line 28
+
+
+@click.command()
+def each_model():
+    for model in (Workspace, Host):
+        print(db.session.query(model).all())  # line 34: Host is one of them
+
+
+@click.command()
+def by_parameter():
+    def check(model, label):
+        return db.session.query(model.id).all()  # line 40: Host is one of them
+
+    check(Workspace, "workspaces")
+    check(Host, "hosts")
+
+
+@click.command()
+def export():
+    for table in reversed(Base.metadata.sorted_tables):
+        print(db.session.execute(table.select()).fetchall())  # line 49: every table
+
+
+def grants_of(session, user):
+    return session.query(Grant).filter(Grant.role_name == role_of(user.id)).all()  # line 53
+
+
+def role_of(key):
+    return f"user-{key}"
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "__init__.py").write_text("")
+    (app / "models.py").write_text(MODELS + "\ndb = None\n")
+    (app / "commands.py").write_text(COMMANDS)
+    return tmp_path
+
+
+def _found(project: Path, sizes: TableSizes) -> dict[int, str]:
+    result = lint_paths([str(project)], LintConfig(sizes=sizes))
+    return {f.row: f.message for f in result.findings if f.filename.endswith("commands.py")}
+
+
+def test_a_statement_is_sized_by_the_tables_it_selects_from(project: Path) -> None:
+    sizes = TableSizes(
+        tables={"host": 260_000, "workspace": 400, "grants": 90_000}, source="t", from_file=True
+    )
+    found = _found(project, sizes)
+    assert sorted(found) == [10, 15, 27, 28, 34, 40, 49], found
+    assert all("260k rows of `host`" in found[row] for row in found), found
+
+
+def test_without_a_big_table_there_is_no_finding(project: Path) -> None:
+    """The same code with ``host`` small: nothing it selects from is big."""
+    sizes = TableSizes(
+        tables={"host": 300, "workspace": 400, "grants": 900}, source="t", from_file=True
+    )
+    assert _found(project, sizes) == {}
+
+
+FETCHED_KEYS = """\
+import click
+import sqlalchemy as sa
+
+from app.models import Host, db
+
+
+@click.command()
+def existing(page=100):
+    ids = db.session.execute(sa.select(Host.id).limit(page)).scalars().all()
+    return db.session.execute(sa.select(Host.id).where(Host.id.in_(ids))).scalars().all()
+
+
+@click.command()
+def children():
+    ids = sa.select(Host.id).where(Host.ip.is_(None))
+    return db.session.execute(sa.select(Host.ip).where(Host.id.in_(ids))).scalars().all()  # 16
+"""
+
+
+def test_keys_fetched_into_a_list_bound_the_next_statement(project: Path) -> None:
+    """``.all()`` of an executed statement is a list in memory: keys in it bound a query like
+    any list in hand; a statement given to ``in_`` is a subquery, no such list."""
+    (project / "app" / "commands.py").write_text(FETCHED_KEYS)
+    sizes = TableSizes(tables={"host": 260_000}, source="t", from_file=True)
+    assert sorted(_found(project, sizes)) == [16]
