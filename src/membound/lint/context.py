@@ -340,6 +340,9 @@ class ModuleContext:
         (``qs = qs[:10]``) add their steps too, so a bound applied anywhere is seen. A name
         assigned two unrelated values is left unexpanded: the rules then stay quiet.
         """
+        return self._through_filtersets(self._expanded(expr, depth), depth)
+
+    def _expanded(self, expr: ast.AST, depth: int) -> list[Link]:
         chain = links(expr)
         root = chain[0]
         if depth > 4:
@@ -387,6 +390,22 @@ class ModuleContext:
         for ext in extensions:
             expanded = expanded + links(ext)[1:]
         return expanded + chain[1:]
+
+    def _through_filtersets(self, chain: list[Link], depth: int) -> list[Link]:
+        """``chain`` with a django-filter ``FilterSet(request.GET, queryset=qs).qs`` replaced by
+        ``qs``: the filters the request may give are optional, so the rows are those of ``qs``
+        (a filter that may not run bounds nothing, as for ``if x: qs = qs.filter(...)``)."""
+        for i in range(1, len(chain)):
+            call = chain[i - 1].node
+            if chain[i].kind != "attr" or chain[i].name != "qs" or not isinstance(call, ast.Call):
+                continue
+            given = next((k.value for k in call.keywords if k.arg == "queryset"), None)
+            named = chain[i - 1].name
+            if given is None and "Filter" in named and len(call.args) >= 2:
+                given = call.args[1]  # ``FilterSet(data, queryset)``
+            if given is not None and depth <= 4:
+                return self.expand(given, depth + 1) + chain[i + 1 :]
+        return chain
 
     def _returned_by(self, chain: list[Link], use: ast.AST) -> tuple[ast.expr, int] | None:
         """What a call at the root of ``chain`` returns, when the module defines it with one
