@@ -156,3 +156,103 @@ def test_keys_fetched_into_a_list_bound_the_next_statement(project: Path) -> Non
     (project / "app" / "commands.py").write_text(FETCHED_KEYS)
     sizes = TableSizes(tables={"host": 260_000}, source="t", from_file=True)
     assert sorted(_found(project, sizes)) == [16]
+
+
+LOOPS = """\
+import click
+import sqlalchemy as sa
+from sqlalchemy import MetaData, Table
+
+from app.models import Host, db
+
+
+def inspect_table(metadata, name):
+    return Table(name, metadata, autoload_with=metadata.bind)
+
+
+@click.command()
+def each_host():
+    for host in db.session.query(Host):  # line 14: the ORM buffers the whole result
+        print(host)
+
+
+@click.command()
+def streamed():
+    for host in db.session.query(Host).yield_per(1000):
+        print(host)
+
+
+@click.command()
+def fetched():
+    for host in db.session.query(Host).all():  # line 26: reported at the .all()
+        print(host)
+
+
+class RegisterMigration:
+    def __init__(self, number):
+        self.number = number
+
+    def __call__(self, migration):
+        return migration
+
+
+@RegisterMigration(9)
+def fill_slugs(conn):
+    hosts = inspect_table(MetaData(), "host")
+    for row in conn.execute(hosts.select()):  # line 41: a migration over host
+        print(row)
+
+
+def one_host(session, host_id):
+    return [h for h in session.query(Host).filter(Host.id == host_id)]  # one row
+"""
+
+
+def test_a_loop_over_a_query_or_result_holds_every_row(project: Path) -> None:
+    """A ``for`` over a SQLAlchemy query or result reads the whole result first, unless it
+    streams (``yield_per``) or is bounded; a migration a project registers with a decorator is
+    batch code, and a helper named for tables names its table by a string."""
+    (project / "app" / "commands.py").write_text(LOOPS)
+    sizes = TableSizes(tables={"host": 260_000}, source="t", from_file=True)
+    found = _found(project, sizes)
+    assert sorted(found) == [14, 26, 41], found
+    assert "a migration" in found[41]
+    assert "260k rows of `host`" in found[41]
+    assert "`.all()`" in found[26]
+    assert "`for` over a SQLAlchemy query" in found[14]
+    without = lint_paths([str(project)], LintConfig())
+    assert {(h.row, h.kind) for h in without.hints if h.filename.endswith("commands.py")} == {
+        (14, "hint"),
+        (26, "hint"),
+        (41, "hint"),
+    }
+
+
+RANKED = """\
+import click
+import sqlalchemy as sa
+
+from app.models import Host, db
+
+
+@click.command()
+def latest_per_address():
+    rn = sa.func.row_number().over(partition_by=Host.ip, order_by=Host.id.desc()).label("rn")
+    ranked = sa.select(Host.id, rn).subquery()
+    query = sa.select(Host).join(ranked, Host.id == ranked.c.id).where(ranked.c.rn == 1)
+    return db.session.execute(query).scalars().all()
+
+
+@click.command()
+def every_rank():
+    rn = sa.func.row_number().over(partition_by=Host.ip).label("rn")
+    ranked = sa.select(Host.id, rn).subquery()
+    query = sa.select(Host).join(ranked, Host.id == ranked.c.id).where(ranked.c.rn > 1)
+    return db.session.execute(query).scalars().all()  # line 20: all but the first of each
+"""
+
+
+def test_a_window_rank_filter_keeps_the_first_rows_of_each_partition(project: Path) -> None:
+    (project / "app" / "commands.py").write_text(RANKED)
+    sizes = TableSizes(tables={"host": 260_000}, source="t", from_file=True)
+    assert sorted(_found(project, sizes)) == [20]

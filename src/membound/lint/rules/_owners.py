@@ -491,6 +491,8 @@ def owners_query(ctx: ModuleContext, expr: ast.AST, depth: int = 0) -> bool:
     if depth > 2 or not isinstance(expr, (ast.Name, ast.Attribute, ast.Call)):
         return False
     chain = ctx.expand(expr)
+    if _related_rows_in_hand(ctx, chain):
+        return True
     if not any(link.name in _QUERY_STEPS or link.name in ("filter", "where") for link in chain):
         return False
     return any(
@@ -501,6 +503,46 @@ def owners_query(ctx: ModuleContext, expr: ast.AST, depth: int = 0) -> bool:
         )
         for link in chain
     )
+
+
+#: Django queryset steps that a related manager starts: ``library.uploads.all()``.
+_RELATED_STEPS = frozenset(
+    {"all", "filter", "exclude", "values", "values_list", "order_by", "distinct", "only"}
+)
+#: Attributes that give every row, a session or a table's columns, not one object's relation.
+_NOT_RELATIONS = frozenset({"objects", "query", "session", "c", "columns", "queryset"})
+
+
+#: Calls that give one object: ``self.get_object()``, ``Library.objects.get(pk=pk)``.
+_ONE_OBJECT = frozenset({"get_object", "get", "first", "last", "latest", "earliest"})
+
+
+def _related_rows_in_hand(ctx: ModuleContext, chain: list[Link]) -> bool:
+    """``library.uploads.all()``, ``self.get_object().talk_set.values_list("id")``: a related
+    manager of one object in hand (a local value, not a module, a class or ``self``, whose
+    ``queryset`` may be a whole table; or what a call that gives one object returns): that
+    object's rows."""
+    for i in range(1, len(chain) - 1):
+        relation, step = chain[i], chain[i + 1]
+        if not (
+            relation.kind == "attr"
+            and relation.name[:1].islower()
+            and relation.name not in _NOT_RELATIONS
+            and step.kind == "method"
+            and step.name in _RELATED_STEPS
+        ):
+            continue
+        before = chain[i - 1]
+        if before.kind == "method" and before.name in _ONE_OBJECT:
+            return True
+        return (
+            i == 1
+            and before.kind == "name"
+            and before.name[:1].islower()
+            and before.name not in ("self", "cls")
+            and ctx.qualify(before.node) is None  # an imported module or name
+        )
+    return False
 
 
 _QUERY_STEPS = frozenset(

@@ -186,6 +186,57 @@ def _ranked(chain: list[Link]) -> bool:
     return False
 
 
+def _window_labels(ctx: ModuleContext) -> frozenset[str]:
+    """The names the module gives window functions: ``rn`` of
+    ``func.row_number().over(partition_by=…).label("rn")``."""
+    found = ctx.memo.get("window_labels")
+    if found is None:
+        names = set()
+        for call in ctx.of_type(ast.Call):
+            func = call.func
+            if (
+                isinstance(func, ast.Attribute)
+                and func.attr == "label"
+                and call.args
+                and isinstance(call.args[0], ast.Constant)
+                and isinstance(call.args[0].value, str)
+                and isinstance(func.value, ast.Call)
+                and last_name(func.value.func) == "over"
+            ):
+                names.add(call.args[0].value)
+        found = ctx.memo["window_labels"] = frozenset(names)
+    assert isinstance(found, frozenset)
+    return found
+
+
+def _ranked_by_a_window(ctx: ModuleContext, chain: list[Link]) -> bool:
+    """``.where(subquery.c.rn == 1)`` (or ``<= 5``) with ``rn`` a window function's label
+    (``func.row_number().over(partition_by=…)``): the first few rows of each partition, as
+    :func:`_ranked` reads Django's ``Window``."""
+    labels = _window_labels(ctx)
+    if not labels:
+        return False
+    for link in chain:
+        if (
+            link.kind != "method"
+            or link.name not in ("where", "filter")
+            or not isinstance(link.node, ast.Call)
+        ):
+            continue
+        for arg in link.node.args:
+            for node in ast.walk(arg):
+                if (
+                    isinstance(node, ast.Compare)
+                    and len(node.ops) == 1
+                    and isinstance(node.ops[0], (ast.Eq, ast.Lt, ast.LtE))
+                    and last_name(node.left) in labels
+                    and isinstance(node.comparators[0], ast.Constant)
+                    and isinstance(node.comparators[0].value, int)
+                ):
+                    return True
+    return False
+
+
 def bounded_variant(ctx: ModuleContext, chain: list[Link], code: str, model: str | None) -> bool:
     """Bounds the rules accept for a query that has no LIMIT: the user's ``small-models``, a
     lookup table (``lint/model_shape.py``), an aggregate, or (unless the model is in
@@ -197,7 +248,12 @@ def bounded_variant(ctx: ModuleContext, chain: list[Link], code: str, model: str
     size = ctx.model_size(model)
     if size == "small" or (size is None and lookup_table(ctx, chain)):
         return True
-    if _values_then_aggregate(chain) or _distinct_shared_values(chain) or _ranked(chain):
+    if (
+        _values_then_aggregate(chain)
+        or _distinct_shared_values(chain)
+        or _ranked(chain)
+        or _ranked_by_a_window(ctx, chain)
+    ):
         return True
     if size == "large" or code in ctx.preview:
         return False
@@ -250,6 +306,9 @@ def batch_job(ctx: ModuleContext, node: ast.AST) -> str | None:
                 target = deco.func if isinstance(deco, ast.Call) else deco
                 if last_name(target) in _JOB_DECORATORS:
                     return f"the task `{ancestor.name}`"
+                if "migration" in (last_name(target) or "").lower():
+                    # ``@RegisterMigration(9, MIGRATIONS)``: a migration a project registers
+                    return "a migration"
                 if last_name(target) == "command" and ctx.imports_any(_CLI_ROOTS):
                     return f"the command `{ancestor.name}`"
     scopes = [

@@ -126,7 +126,7 @@ def _selected_size(ctx: ModuleContext, chain: Sequence[Link]) -> TableSize | Non
             if link.kind in ("method", "func") and isinstance(link.node, ast.Call):
                 if link.name in _SELECTING:
                     sources.extend(link.node.args)
-                elif link.name in _TABLE_CALLS:
+                elif "table" in link.name.lower():
                     sources.append(link.node)  # ``nodes.select()``, ``nodes`` followed
     known: list[TableSize] = []
     unknown = False
@@ -157,11 +157,7 @@ def _source_size(ctx: ModuleContext, source: ast.expr, depth: int = 0) -> TableS
     if isinstance(source, ast.Attribute) and source.attr[:1].isupper():
         return evidence.of_model(ctx.qualify(source), source.attr)
     if isinstance(source, ast.Call):
-        name = ctx.string_value(source.args[0]) if source.args else None
-        if last_name(source.func) not in _TABLE_CALLS or name is None:
-            return None
-        rows = evidence.sizes.table_rows(name)
-        return None if rows is None else evidence.sized(rows, name)
+        return _table_call_size(ctx, source)
     if not isinstance(source, ast.Name):
         return None
     if _walks_every_table(ctx, source):
@@ -178,8 +174,8 @@ def _source_size(ctx: ModuleContext, source: ast.expr, depth: int = 0) -> TableS
         )
     values = ctx.assigned_values(source.id, source)
     for value in values:
-        if isinstance(value, ast.Call) and last_name(value.func) in _TABLE_CALLS:
-            return _source_size(ctx, value, depth + 1)
+        if isinstance(value, ast.Call) and "table" in (last_name(value.func) or "").lower():
+            return _table_call_size(ctx, value)
     if not values and depth == 0:
         taken = [_source_size(ctx, value, depth + 1) for value in alternatives(ctx, source)]
         if taken and all(size is not None for size in taken):
@@ -189,6 +185,25 @@ def _source_size(ctx: ModuleContext, source: ast.expr, depth: int = 0) -> TableS
             return max(big, key=lambda s: s.rows)
     if source.id[:1].isupper():
         return evidence.of_model(model_path(ctx, source.id), source.id)
+    return None
+
+
+def _table_call_size(ctx: ModuleContext, call: ast.Call) -> TableSize | None:
+    """The size of the table a call names: ``sa.table("db_dbnode", ...)``, ``Table("host",
+    meta)``, or a helper named for tables given the name (``inspect_table(metadata,
+    "core__media_entries")``, ``get_table("jobs")``) when that string names a table of the
+    sizes."""
+    evidence = ctx.evidence
+    assert evidence is not None
+    called = (last_name(call.func) or "").lower()
+    if "table" not in called:
+        return None
+    given = call.args[:1] if last_name(call.func) in _TABLE_CALLS else call.args[:2]
+    for arg in given:
+        name = ctx.string_value(arg)
+        rows = evidence.sizes.table_rows(name) if name is not None else None
+        if name is not None and rows is not None:
+            return evidence.sized(rows, name)
     return None
 
 

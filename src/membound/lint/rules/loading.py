@@ -20,6 +20,7 @@ from membound.lint.rules._queries import (
 )
 from membound.lint.rules._sizes import executed_before
 from membound.lint.rules._sql import statement_bounded
+from membound.lint.rules._streams import streaming_source
 
 __all__ = ["RULES"]
 
@@ -382,8 +383,9 @@ def _field_querysets(ctx: ModuleContext) -> Iterator[Finding]:
 
 def _widget_lists_no_options(ctx: ModuleContext, node: ast.AST, field: str) -> bool:
     """The form class around ``node`` gives ``field`` a widget that lists no options: in its
-    ``Meta`` (``widgets = {"owner": autocomplete.ModelSelect2(url=…)}``) or where it declares
-    the field (``owner = ModelChoiceField(…, widget=HiddenInput)``)."""
+    ``Meta`` (``widgets = {"owner": autocomplete.ModelSelect2(url=…)}``), where it declares
+    the field (``owner = ModelChoiceField(…, widget=HiddenInput)``), or in a method
+    (``self.fields["owner"].widget = TextInput()``)."""
     form = next((a for a in ctx.ancestors(node) if isinstance(a, ast.ClassDef)), None)
     if form is None:
         return False
@@ -406,7 +408,16 @@ def _widget_lists_no_options(ctx: ModuleContext, node: ast.AST, field: str) -> b
             and isinstance(node_in_form.value, ast.Call)
         ):
             widgets += [k.value for k in node_in_form.value.keywords if k.arg == "widget"]
+        elif isinstance(node_in_form, ast.Assign) and any(
+            _widget_of(target) == field for target in node_in_form.targets
+        ):
+            widgets.append(node_in_form.value)  # ``self.fields["user"].widget = TextInput()``
     return any(_lists_no_options(widget) for widget in widgets)
+
+
+def _widget_of(target: ast.expr) -> str | None:
+    """``user`` for ``self.fields["user"].widget``; None for any other target."""
+    return _field_set(target, "widget")
 
 
 def _lists_no_options(widget: ast.expr) -> bool:
@@ -444,6 +455,8 @@ def _rendered_options(ctx: ModuleContext, call: ast.Call) -> ast.expr | None:
         names = {t.id for t in declared.targets if isinstance(t, ast.Name)}
         if any(_field_of_queryset_set(target) in names for target in _stores(form)):
             return None  # replaced in ``__init__`` before any page renders it
+        if any(_widget_lists_no_options(ctx, call, field) for field in names):
+            return None  # ``self.fields["user"].widget = TextInput()`` in ``__init__``
     return queryset
 
 
@@ -456,9 +469,15 @@ def _stores(tree: ast.AST) -> Iterator[ast.expr]:
 
 def _field_of_queryset_set(target: ast.expr) -> str | None:
     """``"owner"`` of the target ``self.fields["owner"].queryset``; None for any other."""
+    return _field_set(target, "queryset")
+
+
+def _field_set(target: ast.expr, attribute: str) -> str | None:
+    """``"owner"`` of the target ``self.fields["owner"].<attribute>`` (empty when the key is
+    not a literal); None for any other target."""
     if (
         isinstance(target, ast.Attribute)
-        and target.attr == "queryset"
+        and target.attr == attribute
         and isinstance(target.value, ast.Subscript)
         and isinstance(target.value.value, ast.Attribute)
         and target.value.value.attr == "fields"
@@ -561,6 +580,37 @@ def check_unbounded_fetch(ctx: ModuleContext) -> Iterator[Finding]:
             call,
             f"`.fetchall()` loads every row into a list{where}: loop over `.fetchmany(1000)` or "
             "iterate the cursor, or add a `LIMIT`",
+            kind=judged.kind,
+        )
+    yield from _buffered_iterations(ctx)
+
+
+#: Steps that fetch a result's rows into a list: iterating what they return is reported at them.
+_FETCHING = frozenset({"all", "fetchall", "fetchmany", "partitions"})
+
+
+def _buffered_iterations(ctx: ModuleContext) -> Iterator[Finding]:
+    """MB102: a loop (or comprehension) over a SQLAlchemy query or result. The ORM buffers every
+    row of a query before the first comes back unless asked to stream (``yield_per``), and the
+    usual PostgreSQL and MySQL drivers read a whole result into the client before the first row
+    unless the connection streams (``stream_results``): a ``for`` over one holds the whole
+    result, as ``.all()`` does."""
+    for expr, how in _iterated_exprs(ctx):
+        chain = sa_query(ctx, expr)
+        if chain is None or any(link.kind == "method" and link.name in _FETCHING for link in chain):
+            continue
+        if streaming_source(ctx, expr) is not None:
+            continue
+        judged = judge_load(ctx, expr, "MB102", chain)
+        if judged is None or defers_to_mb501(ctx, expr):
+            continue
+        yield ctx.finding(
+            "MB102",
+            expr,
+            f"{how} over a SQLAlchemy query or result reads every row first (the ORM and the "
+            f"usual drivers buffer the whole result){judged.where}: iterate with "
+            "`yield_per(1000)` or `execution_options(stream_results=True)`, batch by key "
+            "(`membound.find_each`), or add `.limit(...)`",
             kind=judged.kind,
         )
 
@@ -806,10 +856,16 @@ RULES = (
     Rule(
         code="MB102",
         name="unbounded-fetch",
-        summary="SQLAlchemy `.all()` or DB-API `.fetchall()` on a statement with no visible bound.",
+        summary=(
+            "SQLAlchemy `.all()`, DB-API `.fetchall()`, or a loop over a SQLAlchemy query or "
+            "result, on a statement with no visible bound."
+        ),
         why=(
             "`.all()` and `.fetchall()` build a list of every row before the first one is used: "
-            "memory grows with the result, not with the batch you process."
+            "memory grows with the result, not with the batch you process. A `for` over a "
+            "SQLAlchemy query does the same: the ORM buffers every row of a result unless told "
+            "to stream, and PostgreSQL's and MySQL's usual drivers read a whole result into the "
+            "client at `execute` unless the connection streams (`stream_results`)."
         ),
         fix=(
             "Iterate the result with `yield_per(1000)` or `partitions()`, loop over "
