@@ -256,3 +256,71 @@ def test_a_window_rank_filter_keeps_the_first_rows_of_each_partition(project: Pa
     (project / "app" / "commands.py").write_text(RANKED)
     sizes = TableSizes(tables={"host": 260_000}, source="t", from_file=True)
     assert sorted(_found(project, sizes)) == [20]
+
+
+NOT_BOUNDS = """\
+import sqlite3
+
+import click
+import sqlalchemy as sa
+
+from app.models import Grant, Host, Workspace, db
+
+
+def status_of(key):
+    return "running"
+
+
+@click.command()
+def pages(page=1):
+    for h in Host.query.paginate(page=page, per_page=20):  # one page
+        print(h)
+    stmt = sa.select(Host).execution_options(yield_per=500)
+    for h in db.session.scalars(stmt):  # streams
+        print(h)
+    for row in db.session.execute(sa.select(Host), execution_options={"stream_results": True}):
+        print(row)
+    for row in sqlite3.connect("x.db").execute("SELECT * FROM host"):  # sqlite3 streams
+        print(row)
+
+
+@click.command()
+def every_key():
+    ids = db.session.execute(sa.select(Workspace.id)).scalars().all()
+    return db.session.execute(sa.select(Host).where(Host.id.in_(ids))).scalars().all()  # 29
+
+
+@click.command()
+def a_state(job):
+    return db.session.query(Grant).filter(Grant.status == status_of(job.id)).all()  # 34
+
+
+@click.command()
+def another_label():
+    level = sa.func.row_number().over(partition_by=Host.ip).label("level")
+    print(level)
+    return db.session.execute(sa.select(Host).where(Host.level == 1)).all()  # 41: no rank
+
+
+def skip_if_migrations_pending(func):
+    return func
+
+
+@skip_if_migrations_pending
+def view():
+    return db.session.query(Host).all()  # line 50: a view, not a migration
+"""
+
+
+def test_what_bounds_a_loop_and_what_does_not(project: Path) -> None:
+    """Found by a review: a page, a statement that streams and a sqlite3 cursor are no whole
+    loads; a list of every key, a state made from a key, a decorator that only mentions
+    migrations are no bounds or batch code."""
+    (project / "app" / "commands.py").write_text(NOT_BOUNDS)
+    sizes = TableSizes(
+        tables={"host": 260_000, "workspace": 400, "grants": 90_000}, source="t", from_file=True
+    )
+    result = lint_paths([str(project)], LintConfig(sizes=sizes))
+    found = {f.row: f.message for f in result.findings if f.filename.endswith("commands.py")}
+    assert sorted(found) == [29, 34, 41, 50], found
+    assert "in a migration" not in found[50]

@@ -399,9 +399,11 @@ class ModuleContext:
             call = chain[i - 1].node
             if chain[i].kind != "attr" or chain[i].name != "qs" or not isinstance(call, ast.Call):
                 continue
-            given = next((k.value for k in call.keywords if k.arg == "queryset"), None)
             named = chain[i - 1].name
-            if given is None and "Filter" in named and len(call.args) >= 2:
+            if "Filter" not in named:
+                continue  # ``StudyFilter``, ``MGSummaryListFilter``: django-filter's classes
+            given = next((k.value for k in call.keywords if k.arg == "queryset"), None)
+            if given is None and len(call.args) >= 2:
                 given = call.args[1]  # ``FilterSet(data, queryset)``
             if given is not None and depth <= 4:
                 return self.expand(given, depth + 1) + chain[i + 1 :]

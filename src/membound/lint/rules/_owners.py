@@ -217,9 +217,13 @@ def _owner_match(field: str, value: ast.AST) -> bool:
     given, value = value, _converted(value)
     if not _is_value_in_hand(value):
         return False
-    if given is not value and (last_name(value) or "").lower() in _KEY_NAMES:
+    if (
+        given is not value
+        and (last_name(value) or "").lower() in _KEY_NAMES
+        and (_strip_key(field).rsplit("_", 1)[-1] == "name" or not shared_attribute(field))
+    ):
         # ``Role.name == role_name_for(user.id)``: a value made from one row's key names that
-        # row's own rows, whatever the column is called
+        # row's own rows (not a state: ``status == status_of(job.id)`` is a share)
         return True
     base = _strip_key(field)
     if base in _OWNERS or base.rsplit("_", 1)[-1] in _OWNERS:
@@ -510,7 +514,11 @@ _RELATED_STEPS = frozenset(
     {"all", "filter", "exclude", "values", "values_list", "order_by", "distinct", "only"}
 )
 #: Attributes that give every row, a session or a table's columns, not one object's relation.
-_NOT_RELATIONS = frozenset({"objects", "query", "session", "c", "columns", "queryset"})
+_NOT_RELATIONS = frozenset(
+    {"objects", "query", "session", "c", "columns", "queryset", "qs", "history"}
+)
+#: Names that hold a model class (whose managers give every row), not one object.
+_CLASS_NAMES = frozenset({"self", "cls", "model", "klass", "model_class", "model_cls"})
 
 
 #: Calls that give one object: ``self.get_object()``, ``Library.objects.get(pk=pk)``.
@@ -539,7 +547,7 @@ def _related_rows_in_hand(ctx: ModuleContext, chain: list[Link]) -> bool:
             i == 1
             and before.kind == "name"
             and before.name[:1].islower()
-            and before.name not in ("self", "cls")
+            and before.name not in _CLASS_NAMES
             and ctx.qualify(before.node) is None  # an imported module or name
         )
     return False
@@ -553,6 +561,11 @@ _QUERY_STEPS = frozenset(
 _PK_NAMES = frozenset({"id", "pk"})
 
 
+def _a_literal(expr: ast.AST) -> bool:
+    """``3``, ``"a1b2"``: one value written in the code (a primary key equal to it is one row)."""
+    return isinstance(expr, ast.Constant) and isinstance(expr.value, (int, str))
+
+
 def _in_memory_list(ctx: ModuleContext, expr: ast.AST) -> bool:
     """An argument of ``in_``/``pk__in`` that is a list in hand, not a subquery."""
     if isinstance(expr, (ast.List, ast.Tuple, ast.Set, ast.ListComp, ast.SetComp)):
@@ -564,7 +577,13 @@ def _in_memory_list(ctx: ModuleContext, expr: ast.AST) -> bool:
         and chain[-1].name in _FETCHED
         and any(link.kind == "method" and link.name in _EXECUTED for link in chain)
     ):
-        return True  # ``ids = session.execute(stmt).scalars().all()``: a list, fetched already
+        # ``ids = session.execute(stmt.limit(n)).scalars().all()``: a page of keys, fetched
+        # already; a fetch of every key is no bound (it is reported itself)
+        steps = list(chain)
+        for link in chain:
+            if link.name in _EXECUTED and isinstance(link.node, ast.Call) and link.node.args:
+                steps += ctx.expand(link.node.args[0])
+        return any(link.kind == "method" and link.name in _PAGES for link in steps)
     return not any(
         link.name in _QUERY_STEPS for link in chain if link.kind in ("method", "attr", "func")
     )
@@ -574,6 +593,7 @@ def _in_memory_list(ctx: ModuleContext, expr: ast.AST) -> bool:
 #: a list in memory (unlike Django's ``.all()``, which is another query).
 _EXECUTED = frozenset({"execute", "scalars", "exec_driver_sql"})
 _FETCHED = frozenset({"all", "fetchall", "fetchmany"})
+_PAGES = frozenset({"limit", "fetch", "slice", "fetchmany"})
 
 
 def memberships(args: Iterable[ast.expr]) -> Iterator[tuple[str, ast.expr]]:
@@ -727,12 +747,12 @@ def key_in_list(ctx: ModuleContext, link: Link) -> bool:
     for kw in call.keywords:
         if kw.arg in ("pk__in", "id__in") and _in_memory_list(ctx, kw.value):
             return True
-        if kw.arg in ("pk", "id") and _is_value_in_hand(kw.value):
+        if kw.arg in ("pk", "id") and (_is_value_in_hand(kw.value) or _a_literal(kw.value)):
             return True  # one row
     for column, value, node in equalities(_resolved(ctx, a) for a in call.args):
         if (
             column in _PK_NAMES
-            and _is_value_in_hand(value)
+            and (_is_value_in_hand(value) or _a_literal(value))
             and not isinstance(ctx.parent(node), ast.BoolOp)
         ):
             return True  # ``tbl.c.id == masterid``: one row

@@ -10,6 +10,7 @@ and the rules stay quiet.
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator
 
 from membound.lint.context import SQLALCHEMY_ROOTS, ModuleContext
 from membound.lint.expression_chains import Link
@@ -97,6 +98,7 @@ _SA_BOUNDS = frozenset(
         "exists",
         "yield_per",
         "partitions",
+        "paginate",  # Flask-SQLAlchemy: one page
     }
 )
 
@@ -223,18 +225,31 @@ def _ranked_by_a_window(ctx: ModuleContext, chain: list[Link]) -> bool:
             or not isinstance(link.node, ast.Call)
         ):
             continue
-        for arg in link.node.args:
-            for node in ast.walk(arg):
-                if (
-                    isinstance(node, ast.Compare)
-                    and len(node.ops) == 1
-                    and isinstance(node.ops[0], (ast.Eq, ast.Lt, ast.LtE))
-                    and last_name(node.left) in labels
-                    and isinstance(node.comparators[0], ast.Constant)
-                    and isinstance(node.comparators[0].value, int)
-                ):
-                    return True
+        for node in _conjoined(link.node.args):
+            left = node.left if isinstance(node, ast.Compare) else None
+            if (
+                isinstance(node, ast.Compare)
+                and len(node.ops) == 1
+                and isinstance(node.ops[0], (ast.Eq, ast.Lt, ast.LtE))
+                and isinstance(left, ast.Attribute)
+                and left.attr in labels
+                and isinstance(left.value, ast.Attribute)
+                and left.value.attr in ("c", "columns")  # ``ranked.c.rn``: the subquery's
+                and isinstance(node.comparators[0], ast.Constant)
+                and isinstance(node.comparators[0].value, int)
+            ):
+                return True
     return False
+
+
+def _conjoined(args: list[ast.expr]) -> Iterator[ast.expr]:
+    """The conditions every row must meet: the arguments, and those of ``and_(...)`` in them
+    (not the branches of an ``or_``)."""
+    for arg in args:
+        if isinstance(arg, ast.Call) and last_name(arg.func) == "and_":
+            yield from _conjoined(arg.args)
+        else:
+            yield arg
 
 
 def bounded_variant(ctx: ModuleContext, chain: list[Link], code: str, model: str | None) -> bool:
@@ -306,7 +321,11 @@ def batch_job(ctx: ModuleContext, node: ast.AST) -> str | None:
                 target = deco.func if isinstance(deco, ast.Call) else deco
                 if last_name(target) in _JOB_DECORATORS:
                     return f"the task `{ancestor.name}`"
-                if "migration" in (last_name(target) or "").lower():
+                if (
+                    isinstance(deco, ast.Call)
+                    and deco.args
+                    and (last_name(target) or "").lower().endswith("migration")
+                ):
                     # ``@RegisterMigration(9, MIGRATIONS)``: a migration a project registers
                     return "a migration"
                 if last_name(target) == "command" and ctx.imports_any(_CLI_ROOTS):

@@ -110,6 +110,7 @@ def _selected_size(ctx: ModuleContext, chain: Sequence[Link]) -> TableSize | Non
     evidence = ctx.evidence
     assert evidence is not None
     sources: list[ast.expr] = []
+    roots: list[ast.expr] = []
     chains = [list(chain)]
     for link in chain:
         if (
@@ -121,7 +122,7 @@ def _selected_size(ctx: ModuleContext, chain: Sequence[Link]) -> TableSize | Non
             chains.append(ctx.expand(link.node.args[0]))
     for steps in chains:
         if steps and steps[0].kind == "name" and isinstance(steps[0].node, ast.expr):
-            sources.append(steps[0].node)  # ``node_tbl.select()``, ``Host.query``
+            roots.append(steps[0].node)  # ``node_tbl.select()``, ``Host.query``
         for link in steps:
             if link.kind in ("method", "func") and isinstance(link.node, ast.Call):
                 if link.name in _SELECTING:
@@ -135,6 +136,12 @@ def _selected_size(ctx: ModuleContext, chain: Sequence[Link]) -> TableSize | Non
         if size is None:
             unknown = True
         else:
+            known.append(size)
+    for root in roots:
+        # a chain's root is a source only when it names a table (``db`` or ``session`` is
+        # none, and no unknown source either)
+        size = _source_size(ctx, root)
+        if size is not None:
             known.append(size)
     if not known:
         return None
@@ -223,7 +230,11 @@ def _walks_every_table(ctx: ModuleContext, name: ast.Name) -> bool:
             if not isinstance(walked, ast.Call):
                 break
             func = walked.func
-            if isinstance(func, ast.Attribute) and func.attr == "get_models":
+            if (
+                isinstance(func, ast.Attribute)
+                and func.attr == "get_models"
+                and last_name(func.value) == "apps"  # the registry, not one app's config
+            ):
                 return True
             if isinstance(func, ast.Name) and walked.args:
                 walked = walked.args[0]  # ``reversed(metadata.sorted_tables)``

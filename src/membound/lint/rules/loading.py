@@ -381,18 +381,23 @@ def _field_querysets(ctx: ModuleContext) -> Iterator[Finding]:
             )
 
 
-def _widget_lists_no_options(ctx: ModuleContext, node: ast.AST, field: str) -> bool:
+def _widget_lists_no_options(
+    ctx: ModuleContext, node: ast.AST, field: str, *, declared: bool = False
+) -> bool:
     """The form class around ``node`` gives ``field`` a widget that lists no options: in its
     ``Meta`` (``widgets = {"owner": autocomplete.ModelSelect2(url=…)}``), where it declares
     the field (``owner = ModelChoiceField(…, widget=HiddenInput)``), or in a method
-    (``self.fields["owner"].widget = TextInput()``)."""
+    (``self.fields["owner"].widget = TextInput()``, on every call). A field the form
+    ``declared`` takes no widget from ``Meta.widgets`` (Django applies those to the fields it
+    makes from the model only)."""
     form = next((a for a in ctx.ancestors(node) if isinstance(a, ast.ClassDef)), None)
     if form is None:
         return False
     widgets: list[ast.expr] = []
     for node_in_form in ast.walk(form):
         if (
-            isinstance(node_in_form, ast.Assign)
+            not declared
+            and isinstance(node_in_form, ast.Assign)
             and any(isinstance(t, ast.Name) and t.id == "widgets" for t in node_in_form.targets)
             and isinstance(node_in_form.value, ast.Dict)
         ):
@@ -408,11 +413,33 @@ def _widget_lists_no_options(ctx: ModuleContext, node: ast.AST, field: str) -> b
             and isinstance(node_in_form.value, ast.Call)
         ):
             widgets += [k.value for k in node_in_form.value.keywords if k.arg == "widget"]
-        elif isinstance(node_in_form, ast.Assign) and any(
-            _widget_of(target) == field for target in node_in_form.targets
+        elif (
+            isinstance(node_in_form, ast.Assign)
+            and any(_widget_of(target) == field for target in node_in_form.targets)
+            and _on_every_call(ctx, node_in_form)
+            and _a_widget_class(node_in_form.value)
         ):
             widgets.append(node_in_form.value)  # ``self.fields["user"].widget = TextInput()``
     return any(_lists_no_options(widget) for widget in widgets)
+
+
+def _on_every_call(ctx: ModuleContext, node: ast.AST) -> bool:
+    """``node`` runs whenever the method around it does: under no ``if``, loop or ``try``."""
+    for ancestor in ctx.ancestors(node):
+        if isinstance(ancestor, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            return True
+        if isinstance(ancestor, (ast.If, ast.IfExp, ast.For, ast.While, ast.Try, ast.Match)):
+            return False
+    return True
+
+
+def _a_widget_class(value: ast.expr) -> bool:
+    """``TextInput(...)``, ``forms.HiddenInput``, ``cx_text_input(...)``: a widget named where
+    it is set; not a variable (``widget``) or a choice (``a if ro else b``), which may be any."""
+    target = value.func if isinstance(value, ast.Call) else value
+    if isinstance(target, ast.Attribute):
+        return True
+    return isinstance(target, ast.Name) and (isinstance(value, ast.Call) or target.id[:1].isupper())
 
 
 def _widget_of(target: ast.expr) -> str | None:
@@ -455,7 +482,7 @@ def _rendered_options(ctx: ModuleContext, call: ast.Call) -> ast.expr | None:
         names = {t.id for t in declared.targets if isinstance(t, ast.Name)}
         if any(_field_of_queryset_set(target) in names for target in _stores(form)):
             return None  # replaced in ``__init__`` before any page renders it
-        if any(_widget_lists_no_options(ctx, call, field) for field in names):
+        if any(_widget_lists_no_options(ctx, call, field, declared=True) for field in names):
             return None  # ``self.fields["user"].widget = TextInput()`` in ``__init__``
     return queryset
 
@@ -589,6 +616,29 @@ def check_unbounded_fetch(ctx: ModuleContext) -> Iterator[Finding]:
 _FETCHING = frozenset({"all", "fetchall", "fetchmany", "partitions"})
 
 
+#: Roots of :data:`DBAPI_ROOTS` that are no driver: their results are SQLAlchemy's or Django's.
+_NOT_DRIVERS = frozenset({"sqlalchemy", "django"})
+
+
+def _streamed(ctx: ModuleContext, chain: list[Link]) -> bool:
+    """The statement a chain executes asks to stream: ``select(M).execution_options(
+    yield_per=500)``, or ``execute(stmt, execution_options={"stream_results": True})``."""
+    for link in chain:
+        call = link.node
+        if link.kind != "method" or link.name not in ("execute", "scalars"):
+            continue
+        if not isinstance(call, ast.Call):
+            continue
+        for kw in call.keywords:
+            if kw.arg == "execution_options" and isinstance(kw.value, ast.Dict):
+                keys = [k.value for k in kw.value.keys if isinstance(k, ast.Constant)]
+                if {"yield_per", "stream_results"} & set(keys):
+                    return True
+        if call.args and streaming_source(ctx, call.args[0]) is not None:
+            return True
+    return False
+
+
 def _buffered_iterations(ctx: ModuleContext) -> Iterator[Finding]:
     """MB102: a loop (or comprehension) over a SQLAlchemy query or result. The ORM buffers every
     row of a query before the first comes back unless asked to stream (``yield_per``), and the
@@ -599,8 +649,11 @@ def _buffered_iterations(ctx: ModuleContext) -> Iterator[Finding]:
         chain = sa_query(ctx, expr)
         if chain is None or any(link.kind == "method" and link.name in _FETCHING for link in chain):
             continue
-        if streaming_source(ctx, expr) is not None:
+        if streaming_source(ctx, expr) is not None or _streamed(ctx, chain):
             continue
+        root = ctx.qualify(chain[0].node) if chain[0].kind == "name" else None
+        if root is not None and root.split(".")[0] in DBAPI_ROOTS - _NOT_DRIVERS:
+            continue  # ``sqlite3.connect(p).execute(sql)``: a driver's cursor, not SQLAlchemy
         judged = judge_load(ctx, expr, "MB102", chain)
         if judged is None or defers_to_mb501(ctx, expr):
             continue
