@@ -324,3 +324,30 @@ def test_what_bounds_a_loop_and_what_does_not(project: Path) -> None:
     found = {f.row: f.message for f in result.findings if f.filename.endswith("commands.py")}
     assert sorted(found) == [29, 34, 41, 50], found
     assert "in a migration" not in found[50]
+
+
+WITH_PARENT = """\
+import click
+import sqlalchemy as sa
+from sqlalchemy.orm import with_parent
+
+from app.models import Host, Workspace, db
+
+
+@click.command()
+def of_one_workspace(ws):
+    for h in db.session.scalars(sa.select(Host).where(with_parent(ws, Workspace.hosts))):
+        print(h)
+    return db.session.query(Host).with_parent(ws).all()
+
+
+@click.command()
+def of_every_workspace():
+    return db.session.query(Host).all()  # line 17
+"""
+
+
+def test_with_parent_keeps_one_objects_rows(project: Path) -> None:
+    (project / "app" / "commands.py").write_text(WITH_PARENT)
+    sizes = TableSizes(tables={"host": 260_000}, source="t", from_file=True)
+    assert sorted(_found(project, sizes)) == [17]

@@ -289,9 +289,13 @@ def owner_filter(ctx: ModuleContext, link: Link, depth: int = 0) -> bool:
     the one judged (``x = X.objects.filter(id__in=x)`` names itself)."""
     if link.kind == "method" and link.name in _JOINS:
         return _owner_join(ctx, link, depth)
+    if link.kind == "method" and link.name == "with_parent":
+        return True  # ``Host.query.with_parent(ws)``: the rows related to one object in hand
     call = _filter_call(link)
     if call is None:
         return False
+    if any(isinstance(arg, ast.Call) and last_name(arg.func) == "with_parent" for arg in call.args):
+        return True  # ``where(with_parent(ws, Workspace.hosts))``
     keywords = list(call.keywords)
     spread = _spread(ctx, call.args)
     args = [_resolved(ctx, a) for a in spread]
