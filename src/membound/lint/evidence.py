@@ -11,7 +11,7 @@ from membound.lint.call_graph import CallGraph
 from membound.lint.sizes import DEFAULT_SMALL_TABLE_ROWS, TableSizes, format_rows
 from membound.lint.tables import ModelTables, sql_tables
 
-__all__ = ["Evidence", "TableSize"]
+__all__ = ["Evidence", "TableSize", "deciding"]
 
 
 @dataclass(frozen=True)
@@ -113,21 +113,23 @@ class Evidence:
     def of_sql(self, texts: Iterable[str]) -> TableSize | None:
         """The size that decides for SQL reading these texts' tables: the biggest known table
         when one is big, a small one when every table named is known and small, else None."""
-        known: list[TableSize] = []
-        unknown = False
+        found: list[TableSize | None] = []
         for text in texts:
             for table in sql_tables(text):
                 rows = self.sizes.table_rows(table)
-                if rows is None:
-                    unknown = True
-                else:
-                    known.append(self.sized(rows, table))
-        if not known:
-            return None
-        biggest = max(known, key=lambda s: s.rows)
-        if not biggest.small:
-            return biggest
-        return None if unknown else biggest
+                found.append(None if rows is None else self.sized(rows, table))
+        return deciding(found)
+
+
+def deciding(sizes: list[TableSize | None]) -> TableSize | None:
+    """The size that decides for a read of several tables (None: a table of unknown size): the
+    biggest known when it is big; a small one only when every table is known and small."""
+    known = [size for size in sizes if size is not None]
+    unknown = len(known) < len(sizes)
+    if not known:
+        return None
+    biggest = max(known, key=lambda s: s.rows)
+    return biggest if not biggest.small or not unknown else None
 
 
 #: The many-to-many tables of Django's own models (``User.groups``, ``User.user_permissions``,

@@ -8,7 +8,7 @@ import ast
 from collections.abc import Sequence
 
 from membound.lint.context import ModuleContext
-from membound.lint.evidence import TableSize
+from membound.lint.evidence import TableSize, deciding
 from membound.lint.expression_chains import Link
 from membound.lint.rules._models import (
     alternatives,
@@ -71,12 +71,9 @@ def query_size(
         if size is not None:
             return size
     looped = [evidence.of_app_model(app, model) for app, model in looped_models(ctx, chain or [])]
-    if looped and all(size is not None for size in looped):
-        # every table the loop walks is known: the biggest decides
-        return max((s for s in looped if s is not None), key=lambda s: s.rows)
-    big = [s for s in looped if s is not None and not s.small]
-    if big:
-        return max(big, key=lambda s: s.rows)
+    walked = deciding(looped)  # the tables the loop walks: the biggest decides
+    if walked is not None:
+        return walked
     if chain:
         named = named_model_call(ctx, chain)
         if named is not None:
@@ -129,24 +126,11 @@ def _selected_size(ctx: ModuleContext, chain: Sequence[Link]) -> TableSize | Non
                     sources.extend(link.node.args)
                 elif "table" in link.name.lower():
                     sources.append(link.node)  # ``nodes.select()``, ``nodes`` followed
-    known: list[TableSize] = []
-    unknown = False
-    for source in sources:
-        size = _source_size(ctx, source)
-        if size is None:
-            unknown = True
-        else:
-            known.append(size)
-    for root in roots:
-        # a chain's root is a source only when it names a table (``db`` or ``session`` is
-        # none, and no unknown source either)
-        size = _source_size(ctx, root)
-        if size is not None:
-            known.append(size)
-    if not known:
-        return None
-    biggest = max(known, key=lambda s: s.rows)
-    return biggest if not biggest.small or not unknown else None
+    found = [_source_size(ctx, source) for source in sources]
+    # a chain's root is a source only when it names a table (``db`` or ``session`` is none,
+    # and no unknown source either)
+    found += [size for size in (_source_size(ctx, root) for root in roots) if size is not None]
+    return deciding(found)
 
 
 def _source_size(ctx: ModuleContext, source: ast.expr, depth: int = 0) -> TableSize | None:
@@ -184,12 +168,9 @@ def _source_size(ctx: ModuleContext, source: ast.expr, depth: int = 0) -> TableS
         if isinstance(value, ast.Call) and "table" in (last_name(value.func) or "").lower():
             return _table_call_size(ctx, value)
     if not values and depth == 0:
-        taken = [_source_size(ctx, value, depth + 1) for value in alternatives(ctx, source)]
-        if taken and all(size is not None for size in taken):
-            return max((s for s in taken if s is not None), key=lambda s: s.rows)
-        big = [s for s in taken if s is not None and not s.small]
-        if big:
-            return max(big, key=lambda s: s.rows)
+        taken = deciding([_source_size(ctx, v, depth + 1) for v in alternatives(ctx, source)])
+        if taken is not None:
+            return taken
     if source.id[:1].isupper():
         return evidence.of_model(model_path(ctx, source.id), source.id)
     return None
