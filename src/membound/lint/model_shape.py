@@ -25,7 +25,7 @@ import ast
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["FRAMEWORK_LOOKUPS", "FRAMEWORK_LOOKUP_LABELS", "ModelShape", "shape_of"]
+__all__ = ["FRAMEWORK_LOOKUPS", "FRAMEWORK_LOOKUP_LABELS", "ModelShape", "Relation", "shape_of"]
 
 #: The frameworks' own reference models, by the path code imports them from: content types,
 #: permissions, groups and sites (Django), roles and permissions (Flask-AppBuilder).
@@ -75,6 +75,29 @@ _CONTENT_TYPES = frozenset(
      "JSONB", "EmailField", "URLField", "GenericIPAddressField"}
 )  # fmt: skip
 _MAX_LOOKUP_FIELDS = 6
+#: Django relations a model form renders as a choice among the related model's rows.
+_CHOICE_RELATIONS = frozenset(
+    {"ForeignKey", "OneToOneField", "ManyToManyField", "TreeForeignKey", "TreeManyToManyField",
+     "TreeOneToOneField", "ParentalKey", "ParentalManyToManyField"}
+)  # fmt: skip
+#: Keywords that, set, make the field no choice of another row: the link to an inherited
+#: model's parent row, a key that is this row's own.
+_NO_ROW_KEYS = ("parent_link", "primary_key")
+
+
+@dataclass(frozen=True)
+class Relation:
+    """A Django ``ForeignKey``/``OneToOneField``/``ManyToManyField`` (or django-mptt's tree
+    variants) that a model form shows: editable, its choices not limited by
+    ``limit_choices_to``, not the parent link of an inherited model."""
+
+    field: str
+    target: str
+    """The related model as written: ``"auth.User"``, ``"self"``, ``Document``,
+    ``settings.AUTH_USER_MODEL``."""
+    many: bool
+    """A many-to-many field (``formfield_for_manytomany`` decides it, not
+    ``formfield_for_foreignkey``)."""
 
 
 @dataclass(frozen=True)
@@ -91,6 +114,9 @@ class ModelShape:
     foreign_keys: frozenset[str] = frozenset()
     """Fields that hold a key of another table's row (``ForeignKey``, ``OneToOneField``, a
     ``Column(ForeignKey(…))``): a filter fixing one keeps the rows of one owner."""
+    choices: tuple[Relation, ...] = ()
+    """The Django relations a model form renders as a choice of every row of another model
+    (:class:`Relation`), in the order the class declares them."""
 
     @property
     def lookup(self) -> bool:
@@ -146,6 +172,30 @@ def _field(name: str, value: ast.AST) -> _Field | None:
     if called.endswith("Field"):
         return _Field(name, "scalar", called, unique)
     return None
+
+
+def _relation(name: str, value: ast.AST) -> Relation | None:
+    """The relation a model form renders as a choice of every related row, declared by
+    ``name = value``; None for any other field (see :class:`Relation`)."""
+    called = _called(value)
+    if called not in _CHOICE_RELATIONS or not isinstance(value, ast.Call):
+        return None
+    keywords = {k.arg: k.value for k in value.keywords if k.arg is not None}
+    target = keywords.get("to", value.args[0] if value.args else None)
+    if target is None or "limit_choices_to" in keywords:
+        return None
+    if "editable" in keywords and _constant(keywords["editable"]) is not True:
+        return None
+    if any(word in keywords and _constant(keywords[word]) is not False for word in _NO_ROW_KEYS):
+        return None
+    written = target.value if isinstance(target, ast.Constant) else ast.unparse(target)
+    if not isinstance(written, str):
+        return None
+    return Relation(name, written, "Many" in called)
+
+
+def _constant(node: ast.AST) -> object:
+    return node.value if isinstance(node, ast.Constant) else None
 
 
 def _strings(node: ast.AST | None) -> list[str] | None:
@@ -222,6 +272,7 @@ def shape_of(
     identified = any(f.unique and f.kind == "scalar" and _is_identity(f.name) for f in scalars)
     count = len(scalars)
     keys = {f.name for f in fields if f.kind == "fk"}
+    inherited: list[Relation] = []
     for base in cls.bases:
         name = base.attr if isinstance(base, ast.Attribute) else getattr(base, "id", "")
         shape = bases_here.get(name)
@@ -231,6 +282,12 @@ def shape_of(
             identified = identified or shape.identified
             count += shape.fields
             keys |= shape.foreign_keys
+            inherited += shape.choices
         elif name not in _ROOT_BASES:
             plain = False  # fields defined elsewhere, or by a class not known to be a model
-    return ModelShape(tuple(dict.fromkeys(unique)), plain, identified, count, frozenset(keys))
+    own = [r for name, value in assigned.items() if (r := _relation(name, value)) is not None]
+    declared = {r.field for r in own}
+    choices = tuple([r for r in inherited if r.field not in declared] + own)
+    return ModelShape(
+        tuple(dict.fromkeys(unique)), plain, identified, count, frozenset(keys), choices
+    )

@@ -56,6 +56,8 @@ _SQL_NAME = r'(?:"[^"]+"|`[^`]+`|\[[^\]]+\]|[A-Za-z_][\w$]*)'
 _FROM_JOIN = re.compile(rf"\b(?:FROM|JOIN)\s+({_SQL_NAME}(?:\s*\.\s*{_SQL_NAME})?)", re.IGNORECASE)
 #: A module-level ``from X import A, B as C`` (parenthesised over lines, or on one line).
 _FROM_IMPORT = re.compile(r"^from[ \t]+(\.*)([\w.]*)[ \t]+import[ \t]*(\([^)]*\)|[^\n]*)", re.M)
+#: A settings file's ``AUTH_USER_MODEL = "users.User"`` (Django's swappable user model).
+_USER_MODEL_SETTING = re.compile(r"""^AUTH_USER_MODEL\s*=\s*["'](\w+\.\w+)["']""", re.M)
 #: A quoted dotted name (``"askbot.deps.django_authopenid"``): an app a settings file installs.
 _DOTTED_STRING = re.compile(r"""["']([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)["']""")
 #: How many imports a re-export is followed through.
@@ -83,8 +85,12 @@ class ModelTables:
         shapes: Mapping[str, ModelShape] | None = None,
         modules: Mapping[str, str] | None = None,
         reexports: Mapping[str, str] | None = None,
+        user_model: str | None = None,
     ) -> None:
         self.by_path = dict(by_path)
+        #: ``AUTH_USER_MODEL`` as the project's settings set it (``"users.User"``), where
+        #: they set one value
+        self.user_model = user_model
         #: ``module.Name`` a module binds by importing it → where it imports it from
         self.given_reexports = dict(reexports or {})
         #: the same under
@@ -569,9 +575,12 @@ def index_models(
     labels: dict[str, str] = {}
     installed: set[str] = set()
     reexports: dict[str, str] = {}
+    user_models: set[str] = set()
     for path, text in files:
         if "INSTALLED_APPS" in text:
             installed.update(_DOTTED_STRING.findall(text))
+        if "AUTH_USER_MODEL" in text:
+            user_models.update(_USER_MODEL_SETTING.findall(text))
         migrations = module_path(path, root).rpartition(".migrations.")[0]
         if migrations:
             installed.add(migrations)  # migrations of its own: an app of its own
@@ -627,7 +636,8 @@ def index_models(
             table = same.pop() if len(same) == 1 else None
         if table is not None:
             by_path[proxy] = table
-    return ModelTables(by_path, shapes, modules, reexports)
+    user_model = user_models.pop() if len(user_models) == 1 else None
+    return ModelTables(by_path, shapes, modules, reexports, user_model)
 
 
 def joined(first: ModelTables, second: ModelTables) -> ModelTables:
@@ -638,6 +648,7 @@ def joined(first: ModelTables, second: ModelTables) -> ModelTables:
         {**first.shapes, **second.shapes},
         {**first.modules, **second.modules},
         {**first.given_reexports, **second.given_reexports},
+        first.user_model or second.user_model,
     )
 
 

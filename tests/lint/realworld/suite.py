@@ -1,11 +1,12 @@
 """The real-code precision suite of ``membound lint``: real applications, their findings, labels.
 
-Each application in ``apps.json`` is an sdist from PyPI pinned by version and sha256. It is
-downloaded once into ``benchmarks/.cache/realworld/`` (never committed), checked against its hash
-and unpacked (``*.py`` files only). Its findings under the default settings are matched against
-``labels/<name>.tsv``: one line per finding, ``path  row  code  verdict  reason``, ``verdict``
-``true`` (a memory risk a demanding reviewer would want fixed) or ``false``, judged by reading the
-code as ``LABELLING.md`` says. A finding nobody labelled counts as false.
+Each application in ``apps.json`` is an sdist (or a wheel) from PyPI pinned by version and
+sha256. It is downloaded once into ``benchmarks/.cache/realworld/`` (never committed), checked
+against its hash and unpacked (``*.py`` files only). Its findings under the default settings
+are matched against ``labels/<name>.tsv``: one line per finding, ``path  row  code  verdict
+reason``, ``verdict`` ``true`` (a memory risk a demanding reviewer would want fixed) or
+``false``, judged by reading the code as ``LABELLING.md`` says. A finding nobody labelled
+counts as false.
 
 Used by ``test_precision.py`` (``make test``) and ``benchmarks/bench_lint.py`` (the table in
 README). ``python -m tests.lint.realworld.suite --todo`` prints the findings that have no label
@@ -31,7 +32,9 @@ import sys
 import tarfile
 import time
 import urllib.request
+import zipfile
 from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -143,22 +146,34 @@ def fetch(app: App) -> Path:
     if data is None:
         data = _download(app)
         app.archive.write_bytes(data)
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
-        for member in archive.getmembers():
-            parts = Path(member.name).parts[1:]  # drop the sdist's top folder
-            if not member.isfile() or not (
-                member.name.endswith(_UNPACKED) or (len(parts) == 1 and parts[0] in _TOP_FILES)
-            ):
-                continue
-            if not parts or ".." in parts or Path(member.name).is_absolute():
-                continue
-            target = app.root.joinpath(*parts)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            source = archive.extractfile(member)
-            if source is not None:
-                target.write_bytes(source.read())
+    for name, read in _members(app.archive.name, data):
+        # an sdist has one top folder, a wheel none
+        parts = Path(name).parts[0 if app.archive.name.endswith(".whl") else 1 :]
+        if not (name.endswith(_UNPACKED) or (len(parts) == 1 and parts[0] in _TOP_FILES)):
+            continue
+        if not parts or ".." in parts or Path(name).is_absolute():
+            continue
+        target = app.root.joinpath(*parts)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(read())
     marker.write_text(_UNPACK_VERSION, encoding="utf-8")
     return app.root
+
+
+def _members(archive: str, data: bytes) -> Iterator[tuple[str, Callable[[], bytes]]]:
+    """The regular files of an sdist (``.tar.gz``) or a wheel (``.whl``, a zip): name and a
+    reader of its bytes."""
+    if archive.endswith(".whl"):
+        with zipfile.ZipFile(io.BytesIO(data)) as wheel:
+            for info in wheel.infolist():
+                if not info.is_dir():
+                    yield info.filename, functools.partial(wheel.read, info)
+        return
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as sdist:
+        for member in sdist.getmembers():
+            source = sdist.extractfile(member) if member.isfile() else None
+            if source is not None:
+                yield member.name, source.read
 
 
 @dataclass(frozen=True)

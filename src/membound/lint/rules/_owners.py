@@ -230,7 +230,7 @@ def _owner_match(field: str, value: ast.AST) -> bool:
         return True
     if isinstance(value, ast.Name) and value.id in _THE_OBJECT and not shared_attribute(field):
         return True  # ``filter(cable=self)``: the rows that belong to the object in hand
-    if field.lower() in _IDENTITY:
+    if _identifying(field):
         return True  # ``filter(email__iexact=email)``: the rows of one identifying value
     named = last_name(value)
     if named is not None and _is_key_column(field) and _is_key_column(named):
@@ -257,7 +257,26 @@ def _owner_match(field: str, value: ast.AST) -> bool:
     other, base = other.replace("_", ""), base.replace("_", "")  # ``photoset=photo_set``
     if _is_key_column(named) and len(other) >= 4 and base.startswith(other):
         return True  # ``conceptto=conceptid``: one end of a relation, keyed by a row in hand
+    if len(other) >= 3 and base.startswith(other) and not shared_attribute(field):
+        return True  # ``registration=reg``, ``session=sess``: a row in hand, its name cut short
     return other.endswith(base) or (len(other) >= 3 and base.endswith(other))
+
+
+#: Of :data:`_IDENTITY`, the values that stay one person's or one thing's under any prefix or
+#: as a list (``all_emails``, ``user_email``); not ``code`` (``country_code`` is shared).
+_IDENTITY_ANYWHERE = frozenset(
+    {"email", "username", "login", "token", "fingerprint", "hostname", "handle", "barcode",
+     "sku", "isbn"}
+)  # fmt: skip
+
+
+def _identifying(column: str) -> bool:
+    """A column of identifying values (:data:`_IDENTITY`): ``email``, and, for the values of
+    :data:`_IDENTITY_ANYWHERE`, the same as a list or a qualified name (``all_emails``,
+    ``secondary_emails``, ``user_email``)."""
+    lowered = column.lower()
+    last = lowered.rsplit("_", 1)[-1]
+    return lowered in _IDENTITY or (_strip_plural(last) or last) in _IDENTITY_ANYWHERE
 
 
 def _dict_items(ctx: ModuleContext, expr: ast.expr) -> list[tuple[str, ast.expr]]:
@@ -325,7 +344,38 @@ def owner_filter(ctx: ModuleContext, link: Link, depth: int = 0) -> bool:
         return True
     if any(_owner_match(column, value) for column, value, _ in equalities(args)):
         return True
+    if any(_related_to_an_owner(ctx, part, depth) for arg in args for part in conjuncts(arg)):
+        return True
     return _owners_in(ctx, args, depth)
+
+
+#: SQLAlchemy's relationship comparators: ``X.rel.has(…)`` (many-to-one) and ``X.rel.any(…)``
+#: (one-to-many, many-to-many) keep the rows whose related row meets the criteria.
+_RELATED = ("has", "any")
+
+
+def _related_to_an_owner(ctx: ModuleContext, expr: ast.expr, depth: int) -> bool:
+    """``Break.timetable_entry.has(event=event)``, ``SessionBlock.session.has(event=self.event,
+    is_deleted=False)``, ``Contribution.person_links.any(Link.person.has(user=user))``: rows
+    related to a row that belongs to one owner in hand (its keywords, or its criteria met by
+    every row, one of which is an owner filter) belong to that owner too."""
+    if not (
+        isinstance(expr, ast.Call)
+        and isinstance(expr.func, ast.Attribute)
+        and expr.func.attr in _RELATED
+        and isinstance(expr.func.value, ast.Attribute)
+    ):
+        return False
+    if any(
+        kw.arg is not None and _owner_keyword(ctx, kw.arg, kw.value, depth) for kw in expr.keywords
+    ):
+        return True
+    criteria = [_resolved(ctx, a) for a in expr.args]
+    if any(_owner_match(column, value) for column, value, _ in equalities(criteria)):
+        return True
+    return any(
+        _related_to_an_owner(ctx, part, depth) for arg in criteria for part in conjuncts(arg)
+    )
 
 
 def _filter_call(link: Link) -> ast.Call | None:
@@ -349,7 +399,7 @@ def _owner_keyword(ctx: ModuleContext, arg_name: str, value: ast.expr, depth: in
         return (_in_memory_list(ctx, value) or owners_query(ctx, value, depth + 1)) and (
             _is_key_column(parts[-2])
             or _strip_key(parts[-2]) in _OWNERS
-            or parts[-2].lower() in _IDENTITY
+            or _identifying(parts[-2])
             or _named_like_its_items(parts[-2], value)
         )
     if parts[-1] in ("exact", "iexact") and len(parts) > 1:
@@ -405,6 +455,7 @@ def _owners_in(ctx: ModuleContext, args: Iterable[ast.expr], depth: int) -> bool
         if (
             _is_key_column(column)
             or _strip_key(column) in _OWNERS
+            or _identifying(column)
             or _named_like_its_items(column, values)
         ):
             return True

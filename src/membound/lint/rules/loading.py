@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from membound.lint.context import DBAPI_ROOTS, SQLALCHEMY_ROOTS, ModuleContext
 from membound.lint.expression_chains import Link
 from membound.lint.findings import Finding, Fix, Rule
+from membound.lint.rules._admin_forms import admin_choices
 from membound.lint.rules._loads import judge_load
 from membound.lint.rules._models import unique_bound
 from membound.lint.rules._owners import owner_filter
@@ -21,6 +22,7 @@ from membound.lint.rules._queries import (
 from membound.lint.rules._sizes import executed_before
 from membound.lint.rules._sql import statement_bounded
 from membound.lint.rules._streams import streaming_source
+from membound.lint.rules._widgets import lists_no_options
 
 __all__ = ["RULES"]
 
@@ -33,15 +35,6 @@ _MATERIALIZER_ADVICE = {
 }
 #: Calls that serialize every object of the queryset they are given, in one string.
 _SERIALIZERS = frozenset({"django.core.serializers.serialize"})
-#: Widgets that render every choice as an option: Django's selects, check boxes and radio
-#: buttons, the admin's ``FilteredSelectMultiple`` (a filter over the full list, in the browser),
-#: django-select2's ``Select2Widget``/``Select2MultipleWidget`` (the same). Any other widget
-#: named (a hidden or text input, an autocomplete, ``ModelSelect2Widget`` fetching a page by
-#: AJAX, a project's popup picker) lists none.
-_OPTION_WIDGETS = frozenset(
-    {"Select", "SelectMultiple", "CheckboxSelectMultiple", "RadioSelect", "NullBooleanSelect",
-     "FilteredSelectMultiple", "Select2Widget", "Select2MultipleWidget", "Select2TagWidget"}
-)  # fmt: skip
 
 
 #: Builtins that iterate each argument whole: ``for i, u in enumerate(users)`` loads ``users``.
@@ -242,6 +235,7 @@ def check_unbounded_queryset(ctx: ModuleContext) -> Iterator[Finding]:
             )
     yield from _handed_to_iterating_functions(ctx)
     yield from _field_querysets(ctx)
+    yield from _admin_option_lists(ctx)
     yield from _streamed_then_kept(ctx)
     for call in ctx.of_type(ast.Call):
         yield from _whole_by_call(ctx, call)
@@ -364,7 +358,7 @@ def _streamed_then_kept(ctx: ModuleContext) -> Iterator[Finding]:
 def _field_querysets(ctx: ModuleContext) -> Iterator[Finding]:
     """MB101 at ``self.fields["owner"].queryset = User.objects.all()``: a form's choice field
     given its queryset in ``__init__`` renders every row of it as an option (unless the form
-    gives that field a widget that lists none: :func:`_lists_no_options`)."""
+    gives that field a widget that lists none: :func:`lists_no_options`)."""
     for assign in ctx.of_type(ast.Assign):
         for target in assign.targets:
             field = _field_of_queryset_set(target)
@@ -379,6 +373,21 @@ def _field_querysets(ctx: ModuleContext) -> Iterator[Finding]:
                 "use an autocomplete widget or a raw id field",
                 rendered=True,
             )
+
+
+def _admin_option_lists(ctx: ModuleContext) -> Iterator[Finding]:
+    """MB101 at a Django admin whose add and change forms list every row of a big table as
+    options (``rules/_admin_forms.py``)."""
+    for found in admin_choices(ctx):
+        fields = ", ".join(f"`{field}`" for field in found.fields)
+        said = f", {found.size.words()}" if found.size is not None else ""
+        yield ctx.finding(
+            "MB101",
+            found.node,
+            f"Django admin form of `{found.model}` renders every related row as an option "
+            f"({fields}){said}: add {'them' if len(found.fields) > 1 else 'it'} to "
+            "`raw_id_fields` or `autocomplete_fields`",
+        )
 
 
 def _widget_lists_no_options(
@@ -420,7 +429,7 @@ def _widget_lists_no_options(
             and _a_widget_class(node_in_form.value)
         ):
             widgets.append(node_in_form.value)  # ``self.fields["user"].widget = TextInput()``
-    return any(_lists_no_options(widget) for widget in widgets)
+    return any(lists_no_options(widget) for widget in widgets)
 
 
 def _on_every_call(ctx: ModuleContext, node: ast.AST) -> bool:
@@ -447,21 +456,12 @@ def _widget_of(target: ast.expr) -> str | None:
     return _field_set(target, "widget")
 
 
-def _lists_no_options(widget: ast.expr) -> bool:
-    """``widget`` (``HiddenInput``, ``autocomplete.ModelSelect2(url=…)``, a project's
-    ``ContactChoiceWidget``) is none of :data:`_OPTION_WIDGETS`: it renders no option list."""
-    while isinstance(widget, ast.Call):
-        widget = widget.func
-    name = getattr(widget, "attr", None) or getattr(widget, "id", "")
-    return name not in _OPTION_WIDGETS
-
-
 def _rendered_options(ctx: ModuleContext, call: ast.Call) -> ast.expr | None:
     """The queryset of a Django choice field built on one (``ModelChoiceField(queryset=…)``,
     ``ModelMultipleChoiceField(qs)``, a project's ``UserModelChoiceField``, django-mptt's
     ``TreeNodeChoiceField``) whose widget lists its choices: the form renders one option per
     row, every row of the queryset on every page that shows the form. None for any other call,
-    a widget that lists no options (:func:`_lists_no_options`), or a field whose queryset the
+    a widget that lists no options (:func:`lists_no_options`), or a field whose queryset the
     form's ``__init__`` replaces (``self.fields["owner"].queryset = …``: judged there)."""
     func = call.func
     name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
@@ -474,7 +474,7 @@ def _rendered_options(ctx: ModuleContext, call: ast.Call) -> ast.expr | None:
     widget = keywords.get("widget")
     if queryset is None or isinstance(queryset, ast.Starred):
         return None
-    if widget is not None and _lists_no_options(widget):
+    if widget is not None and lists_no_options(widget):
         return None
     declared = ctx.parent(call)
     form = ctx.parent(declared) if isinstance(declared, ast.Assign) else None

@@ -1,0 +1,398 @@
+"""Django admin forms that render every row of a related table as options.
+
+A ``ModelAdmin``'s add and change pages render each foreign key and many-to-many field of its
+model as a ``<select>`` with one ``<option>`` per row of the related model: every row, read on
+each view of the page (Django builds a ``ModelChoiceField`` over the related model's default
+manager). An inline renders one such select per inline row. No query in the project names
+that load; the admin's declaration is the only place it shows. A field renders no such list
+when the admin lists it in ``raw_id_fields`` or ``autocomplete_fields`` (a text input, or a
+page of choices fetched as the user types), shows it read-only (``readonly_fields``), leaves it
+out (``exclude``, or ``fields``/``fieldsets`` that do not name it), or when the model field is
+not editable or limits its choices (``limit_choices_to``).
+
+Judged only where the rules can read every setting that decides it, so as never to report a
+field the admin handles some other way:
+
+* the admin's settings are literal, on the class or on bases in the same module, and its
+  other bases are Django's ``ModelAdmin`` and inlines (:data:`_DJANGO_BASES`) or a known admin
+  library's mixins (:data:`_ADMIN_LIBRARIES`); a base from the project's other modules, or
+  Django's ``UserAdmin``, may set any of them;
+* no method decides the fields in code (``get_form``, ``get_fields``, ``get_readonly_fields``
+  …); ``formfield_for_foreignkey`` and ``formfield_for_manytomany`` leave out the fields of
+  their kind; ``formfield_overrides`` leaves out the admin;
+* a ``form`` is a class of the same module: the fields it declares are its own (a declared
+  choice field is judged where it is declared), and its ``Meta.fields``, ``Meta.exclude`` and
+  ``Meta.widgets`` count; a form from another module leaves out the admin;
+* an inline's link to its parent's row (``fk_name``, or the relation to the model of the admin
+  that lists it) is hidden; an inline no admin of the module lists is left out.
+
+Like every whole-table load in request code, only a size makes it a finding: the related
+table's rows in the sizes file (``--sizes``, ``--db``) or ``large-models``. The model index
+that gives each model's fields is read only when sizes are given (``lint/tables.py``).
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from membound.lint.context import ModuleContext
+from membound.lint.evidence import TableSize
+from membound.lint.expression_chains import dotted
+from membound.lint.model_shape import Relation
+from membound.lint.rules._models import model_path
+from membound.lint.rules._widgets import lists_no_options
+
+__all__ = ["AdminChoices", "admin_choices"]
+
+#: Where admin base classes come from that set none of the settings read here (Django's own
+#: and the common admin libraries: versions, history, import/export, permissions, trees,
+#: translations, nested inlines, sorting, themes).
+_ADMIN_LIBRARIES = frozenset(
+    {"django", "reversion", "simple_history", "import_export", "guardian", "mptt", "treebeard",
+     "modeltranslation", "nested_admin", "polymorphic", "adminsortable2", "adminsortable",
+     "ordered_model", "unfold", "jazzmin", "grappelli", "parler", "django_object_actions",
+     "leaflet", "solo", "rangefilter"}
+)  # fmt: skip
+#: Django's admin classes that set none of them (``UserAdmin`` and ``GroupAdmin`` set
+#: ``fieldsets`` and more).
+_DJANGO_BASES = frozenset(
+    {"ModelAdmin", "BaseModelAdmin", "InlineModelAdmin", "TabularInline", "StackedInline",
+     "GenericTabularInline", "GenericStackedInline", "GenericInlineModelAdmin", "GISModelAdmin",
+     "GeoModelAdmin", "OSMGeoAdmin"}
+)  # fmt: skip
+#: Settings that take fields out of the form's option lists.
+_HIDING = ("raw_id_fields", "autocomplete_fields", "readonly_fields", "exclude")
+#: Settings read here: any other form of them (not a literal) leaves out the admin.
+_SETTINGS = (*_HIDING, "fields", "fieldsets", "form", "fk_name", "model", "inlines")
+#: Methods that decide the form's fields in code.
+_DYNAMIC = frozenset(
+    {"get_form", "get_formset", "get_fields", "get_fieldsets", "get_exclude",
+     "get_readonly_fields", "get_autocomplete_fields", "get_raw_id_fields",
+     "formfield_for_dbfield", "formfield_overrides"}
+)  # fmt: skip
+#: The user model as a relation names it.
+_USER_TARGETS = frozenset({"settings.AUTH_USER_MODEL", "auth.User", "get_user_model()"})
+_DEFAULT_USER = "django.contrib.auth.models.User"
+
+
+@dataclass(frozen=True)
+class AdminChoices:
+    """One admin form whose option lists hold every row of a big table."""
+
+    node: ast.AST
+    """Where to report: the admin class, or the ``register`` call of a default admin."""
+    model: str
+    fields: tuple[str, ...]
+    """The fields that list a big table's rows, in declaration order."""
+    size: TableSize | None
+    """The biggest of their tables (None: a model the user declared large)."""
+
+
+@dataclass
+class _Admin:
+    """The settings of one admin class, its bases' included."""
+
+    settings: dict[str, ast.expr]
+    methods: set[str]
+
+
+def admin_choices(ctx: ModuleContext) -> Iterator[AdminChoices]:
+    """Every admin form of this module that renders all rows of a big table as options."""
+    if ctx.evidence is None or "django" not in ctx.imported_roots:
+        return
+    classes = {node.name: node for node in ctx.tree.body if isinstance(node, ast.ClassDef)}
+    for model, admin, node in _registrations(ctx, classes):
+        yield from _judged(ctx, classes, model, admin, node, parent=None)
+        settings = _settings(ctx, admin, classes) if admin is not None else None
+        inlines = settings.settings.get("inlines") if settings is not None else None
+        for name in _names(inlines) or ():
+            inline = classes.get(name)
+            if inline is not None:
+                yield from _inline(ctx, classes, inline, model)
+
+
+def _registrations(
+    ctx: ModuleContext, classes: dict[str, ast.ClassDef]
+) -> Iterator[tuple[ast.expr, ast.ClassDef | None, ast.AST]]:
+    """(model, admin class or None for Django's default admin, where to report) for each
+    ``@admin.register(A, B)`` and ``admin.site.register(A, AAdmin)`` of the module."""
+    for cls in classes.values():
+        for decorator in cls.decorator_list:
+            if isinstance(decorator, ast.Call) and _called(decorator.func) == "register":
+                for model in decorator.args:
+                    yield model, cls, cls
+    for call in ctx.of_type(ast.Call):
+        func = call.func
+        if (
+            not isinstance(func, ast.Attribute)
+            or func.attr != "register"
+            or "site" not in (dotted(func.value) or "").rsplit(".", 1)[-1]
+            or not call.args
+        ):
+            continue
+        admin_arg = call.args[1] if len(call.args) > 1 else None
+        admin_arg = next((k.value for k in call.keywords if k.arg == "admin_class"), admin_arg)
+        admin = None
+        if admin_arg is not None:
+            admin = classes.get(admin_arg.id) if isinstance(admin_arg, ast.Name) else None
+            if admin is None:
+                continue  # an admin class from elsewhere: its settings are unknown
+        first = call.args[0]
+        models = first.elts if isinstance(first, (ast.List, ast.Tuple)) else [first]
+        for model in models:
+            yield model, admin, admin if admin is not None else call
+
+
+def _inline(
+    ctx: ModuleContext, classes: dict[str, ast.ClassDef], inline: ast.ClassDef, parent: ast.expr
+) -> Iterator[AdminChoices]:
+    settings = _settings(ctx, inline, classes)
+    model = settings.settings.get("model") if settings is not None else None
+    if model is not None:
+        yield from _judged(ctx, classes, model, inline, inline, parent=parent)
+
+
+def _judged(
+    ctx: ModuleContext,
+    classes: dict[str, ast.ClassDef],
+    model: ast.expr,
+    admin: ast.ClassDef | None,
+    node: ast.AST,
+    parent: ast.expr | None,
+) -> Iterator[AdminChoices]:
+    evidence = ctx.evidence
+    name = dotted(model)
+    if evidence is None or name is None:
+        return
+    settings = _settings(ctx, admin, classes) if admin is not None else _Admin({}, set())
+    if settings is None or settings.methods & _DYNAMIC:
+        return
+    qualified = model_path(ctx, name)
+    last = name.rsplit(".", 1)[-1]
+    shape = evidence.tables.shape_of(qualified, last)
+    if shape is None:
+        return
+    shown = _shown(ctx, settings, classes, shape.choices)
+    if shown is None:
+        return
+    home = evidence.tables.defined(qualified) if qualified else None
+    parent_name = (dotted(parent) or "").rsplit(".", 1)[-1] if parent is not None else None
+    fk_name = settings.settings.get("fk_name")
+    hidden_link = fk_name.value if isinstance(fk_name, ast.Constant) else None
+    big: list[tuple[str, TableSize | None]] = []
+    for relation in shown:
+        target = relation.target.rsplit(".", 1)[-1]
+        if relation.field == hidden_link or (
+            hidden_link is None and parent_name and target in (parent_name, "self")
+        ):
+            continue  # the inline's link to its parent's row: a hidden input
+        if relation.target == "self":
+            target = last
+        declared = ctx.model_size(target)
+        if declared == "small":
+            continue
+        size = _target_size(ctx, relation, target, home)
+        if declared == "large" or (size is not None and not size.small):
+            big.append((relation.field, size))
+    if big:
+        sizes = [size for _, size in big if size is not None]
+        biggest = max(sizes, key=lambda s: s.rows) if sizes else None
+        yield AdminChoices(node, last, tuple(field for field, _ in big), biggest)
+
+
+def _target_size(
+    ctx: ModuleContext, relation: Relation, target: str, home: str | None
+) -> TableSize | None:
+    """The size of the table a relation's options come from: the user model for
+    ``settings.AUTH_USER_MODEL`` (the settings' ``AUTH_USER_MODEL``, else Django's
+    ``auth_user``), ``"app.Model"`` by its app, a bare name as the model of the
+    related model's own module (else the project's one model of that name)."""
+    evidence = ctx.evidence
+    if evidence is None:
+        return None
+    written = relation.target
+    if written in _USER_TARGETS or written.endswith("AUTH_USER_MODEL"):
+        swapped = evidence.tables.user_model
+        if swapped is not None and written != "auth.User":
+            app, _, model = swapped.partition(".")
+            return evidence.of_app_model(app, model)
+        return evidence.of_model(_DEFAULT_USER, "User")
+    if written.count(".") == 1 and not written[:1].isupper() and "(" not in written:
+        app, _, model = written.partition(".")
+        size = evidence.of_app_model(app, model)
+        if size is not None:
+            return size
+    if home is not None:
+        beside = f"{home.rsplit('.', 1)[0]}.{target}"
+        if beside in evidence.tables.by_path:
+            return evidence.of_model(beside, target)
+    return evidence.of_model(None, target)
+
+
+def _shown(
+    ctx: ModuleContext,
+    settings: _Admin,
+    classes: dict[str, ast.ClassDef],
+    relations: tuple[Relation, ...],
+) -> list[Relation] | None:
+    """The relations the admin's form shows as option lists; None when a setting or the form
+    cannot be read."""
+    hidden: set[str] = set()
+    for key in _HIDING:
+        if key in settings.settings:
+            names = _names(settings.settings[key])
+            if names is None:
+                return None
+            hidden.update(names)
+    listed: set[str] | None = None
+    if "fields" in settings.settings:
+        listed = _names(settings.settings["fields"], nested=True)
+        if listed is None:
+            return None
+    elif "fieldsets" in settings.settings:
+        listed = _fieldset_names(settings.settings["fieldsets"])
+        if listed is None:
+            return None
+    form = settings.settings.get("form")
+    if form is not None:
+        form_class = classes.get(form.id) if isinstance(form, ast.Name) else None
+        if form_class is None:
+            return None
+        mine = _form_fields(form_class)
+        if mine is None:
+            return None
+        declared, meta_fields, meta_hidden = mine
+        hidden |= declared | meta_hidden
+        if listed is None and meta_fields is not None:
+            listed = meta_fields
+    if "formfield_for_foreignkey" in settings.methods:
+        relations = tuple(r for r in relations if r.many)
+    if "formfield_for_manytomany" in settings.methods:
+        relations = tuple(r for r in relations if not r.many)
+    return [r for r in relations if r.field not in hidden and (listed is None or r.field in listed)]
+
+
+def _form_fields(form: ast.ClassDef) -> tuple[set[str], set[str] | None, set[str]] | None:
+    """(fields the form declares, excludes or gives a widget listing no options in
+    ``Meta.widgets``; ``Meta.fields``, None for all); None when ``Meta`` is not literal."""
+    declared = {
+        target.id
+        for stmt in form.body
+        if isinstance(stmt, (ast.Assign, ast.AnnAssign))
+        for target in (stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target])
+        if isinstance(target, ast.Name) and target.id != "Meta"
+    }
+    meta = next((s for s in form.body if isinstance(s, ast.ClassDef) and s.name == "Meta"), None)
+    fields: set[str] | None = None
+    excluded: set[str] = set()
+    for stmt in meta.body if meta is not None else []:
+        if not isinstance(stmt, ast.Assign) or len(stmt.targets) != 1:
+            continue
+        key = getattr(stmt.targets[0], "id", "")
+        if key == "fields":
+            if isinstance(stmt.value, ast.Constant) and stmt.value.value == "__all__":
+                continue
+            fields = _names(stmt.value)
+            if fields is None:
+                return None
+        elif key == "exclude":
+            names = _names(stmt.value)
+            if names is None:
+                return None
+            excluded |= names
+        elif key == "widgets":
+            if not isinstance(stmt.value, ast.Dict):
+                return None
+            excluded |= {
+                k.value
+                for k, widget in zip(stmt.value.keys, stmt.value.values, strict=True)
+                if isinstance(k, ast.Constant)
+                and isinstance(k.value, str)
+                and lists_no_options(widget)
+            }
+    return declared, fields, excluded
+
+
+def _settings(
+    ctx: ModuleContext, cls: ast.ClassDef, classes: dict[str, ast.ClassDef], depth: int = 0
+) -> _Admin | None:
+    """The settings and methods of ``cls`` with its bases' (the class's own win); None when a
+    base may set them unseen (a class of another of the project's modules)."""
+    merged = _Admin({}, set())
+    for base in cls.bases:
+        name = base.id if isinstance(base, ast.Name) else None
+        if name is not None and name in classes and depth < 8:
+            inherited = _settings(ctx, classes[name], classes, depth + 1)
+            if inherited is None:
+                return None
+            merged.settings.update(inherited.settings)
+            merged.methods |= inherited.methods
+            continue
+        qualified = ctx.qualify(base) or ""
+        root, last = qualified.partition(".")[0], qualified.rsplit(".", 1)[-1]
+        if root not in _ADMIN_LIBRARIES or (root == "django" and last not in _DJANGO_BASES):
+            return None
+    for stmt in cls.body:
+        if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            merged.methods.add(stmt.name)
+        elif isinstance(stmt, ast.Assign):
+            for target in stmt.targets:
+                if isinstance(target, ast.Name):
+                    if target.id in _SETTINGS:
+                        merged.settings[target.id] = stmt.value
+                    elif target.id in _DYNAMIC:
+                        merged.methods.add(target.id)
+    return merged
+
+
+def _names(node: ast.expr | None, nested: bool = False) -> set[str] | None:
+    """The strings of a literal list or tuple (with ``nested``, of tuples in it too: ``fields
+    = (("a", "b"), "c")``); None when not literal."""
+    if not isinstance(node, (ast.List, ast.Tuple)):
+        return None
+    out: set[str] = set()
+    for element in node.elts:
+        if isinstance(element, ast.Constant) and isinstance(element.value, str):
+            out.add(element.value)
+        elif nested and isinstance(element, (ast.List, ast.Tuple)):
+            inner = _names(element, nested=True)
+            if inner is None:
+                return None
+            out |= inner
+        elif isinstance(element, ast.Name) and element.id[:1].isupper():
+            return None  # a class of an inline list, not a field: no field names here
+        else:
+            return None
+    return out
+
+
+def _fieldset_names(node: ast.expr) -> set[str] | None:
+    """The fields of a literal ``fieldsets`` (``(("Title", {"fields": (...)}), ...)``)."""
+    if not isinstance(node, (ast.List, ast.Tuple)):
+        return None
+    out: set[str] = set()
+    for fieldset in node.elts:
+        if not isinstance(fieldset, (ast.List, ast.Tuple)) or len(fieldset.elts) != 2:
+            return None
+        options = fieldset.elts[1]
+        if not isinstance(options, ast.Dict):
+            return None
+        fields = next(
+            (
+                value
+                for key, value in zip(options.keys, options.values, strict=True)
+                if isinstance(key, ast.Constant) and key.value == "fields"
+            ),
+            None,
+        )
+        names = _names(fields, nested=True)
+        if names is None:
+            return None
+        out |= names
+    return out
+
+
+def _called(func: ast.expr) -> str:
+    return func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")

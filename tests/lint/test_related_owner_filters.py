@@ -1,0 +1,97 @@
+"""SQLAlchemy filters that keep one owner's rows through a relationship (after round 14,
+indico's per-event and per-user queries): ``X.rel.has(event=event)``,
+``X.links.any(Link.person.has(user=user))``, ``filter_by(registration=reg)``, and identifying
+values under another name (``User.all_emails.in_(emails)``). A relationship criterion with no
+owner in it, or one only some rows meet, is no bound."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from membound.lint import LintConfig, lint_paths
+from membound.lint.sizes import TableSizes
+
+MODELS = """\
+from app.db import db
+
+
+class Block(db.Model):
+    __tablename__ = "blocks"
+    id = db.Column(db.Integer, primary_key=True)
+    session_id = db.Column(db.Integer, db.ForeignKey("sessions.id"))
+    session = db.relationship("Session")
+    links = db.relationship("Link")
+
+
+class Link(db.Model):
+    __tablename__ = "links"
+    id = db.Column(db.Integer, primary_key=True)
+    person = db.relationship("Person")
+
+
+class Receipt(db.Model):
+    __tablename__ = "receipts"
+    id = db.Column(db.Integer, primary_key=True)
+    registration_id = db.Column(db.Integer, db.ForeignKey("registrations.id"))
+    registration = db.relationship("Registration")
+
+
+class User(db.Model):
+    __tablename__ = "users"
+    id = db.Column(db.Integer, primary_key=True)
+    all_emails = db.Column(db.String)
+    country_code = db.Column(db.String)
+"""
+
+VIEWS = """\
+from app.models import Block, Link, Receipt, User
+
+
+def of_an_event(event):
+    return Block.query.filter(Block.session.has(event=event, is_deleted=False)).all()
+
+
+def of_a_person(user):
+    return Block.query.filter(Block.links.any(Link.person.has(user=user))).all()
+
+
+def of_a_registration(reg):
+    return [r for r in Receipt.query.filter_by(registration=reg)]
+
+
+def of_emails(emails):
+    return User.query.filter(User.all_emails.in_(list(emails))).all()
+
+
+def of_an_email(email):
+    return User.query.filter(User.all_emails == email).all()
+
+
+def undeleted():
+    return Block.query.filter(Block.session.has(is_deleted=False)).all()  # line 25
+
+
+def of_an_event_or_public(event):
+    return Block.query.filter(
+        Block.session.has(db.or_(Session.event == event, Session.public))  # line 29
+    ).all()
+
+
+def of_a_country(country):
+    return User.query.filter(User.country_code == country).all()  # line 35
+"""
+
+SIZES = {"blocks": 70_000, "links": 800_000, "receipts": 25_000, "users": 65_000}
+
+
+def test_rows_related_to_one_owner_in_hand_are_bounded(tmp_path: Path) -> None:
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "__init__.py").write_text("", encoding="utf-8")
+    (app / "db.py").write_text("db = None\n", encoding="utf-8")
+    (app / "models.py").write_text(MODELS, encoding="utf-8")
+    (app / "views.py").write_text(VIEWS, encoding="utf-8")
+    sizes = TableSizes(tables=SIZES, source="t")
+    result = lint_paths([str(tmp_path)], LintConfig(sizes=sizes))
+    rows = sorted(f.row for f in result.findings if f.filename.endswith("views.py"))
+    assert rows == [25, 29, 35], [(f.row, f.message[:60]) for f in result.findings]
