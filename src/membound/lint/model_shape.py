@@ -89,7 +89,8 @@ _NO_ROW_KEYS = ("parent_link", "primary_key")
 class Relation:
     """A Django ``ForeignKey``/``OneToOneField``/``ManyToManyField`` (or django-mptt's tree
     variants) that a model form shows: editable, its choices not limited by
-    ``limit_choices_to``, not the parent link of an inherited model."""
+    ``limit_choices_to``, not the parent link of an inherited model, not a many-to-many
+    ``through`` a model of its own."""
 
     field: str
     target: str
@@ -182,8 +183,8 @@ def _relation(name: str, value: ast.AST) -> Relation | None:
         return None
     keywords = {k.arg: k.value for k in value.keywords if k.arg is not None}
     target = keywords.get("to", value.args[0] if value.args else None)
-    if target is None or "limit_choices_to" in keywords:
-        return None
+    if target is None or "limit_choices_to" in keywords or "through" in keywords:
+        return None  # a many-to-many through a model of its own is no form field
     if "editable" in keywords and _constant(keywords["editable"]) is not True:
         return None
     if any(word in keywords and _constant(keywords[word]) is not False for word in _NO_ROW_KEYS):

@@ -58,6 +58,8 @@ _FROM_JOIN = re.compile(rf"\b(?:FROM|JOIN)\s+({_SQL_NAME}(?:\s*\.\s*{_SQL_NAME})
 _FROM_IMPORT = re.compile(r"^from[ \t]+(\.*)([\w.]*)[ \t]+import[ \t]*(\([^)]*\)|[^\n]*)", re.M)
 #: A settings file's ``AUTH_USER_MODEL = "users.User"`` (Django's swappable user model).
 _USER_MODEL_SETTING = re.compile(r"""^AUTH_USER_MODEL\s*=\s*["'](\w+\.\w+)["']""", re.M)
+#: ``"django.contrib.admin"`` quoted on a line that is no comment: the admin installed.
+_ADMIN_APP = re.compile(r"""^[^#\n]*["']django\.contrib\.admin["']""", re.M)
 #: A quoted dotted name (``"askbot.deps.django_authopenid"``): an app a settings file installs.
 _DOTTED_STRING = re.compile(r"""["']([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)["']""")
 #: How many imports a re-export is followed through.
@@ -86,8 +88,12 @@ class ModelTables:
         modules: Mapping[str, str] | None = None,
         reexports: Mapping[str, str] | None = None,
         user_model: str | None = None,
+        admin_installed: bool | None = None,
     ) -> None:
         self.by_path = dict(by_path)
+        #: False when the project's settings install apps and ``django.contrib.admin`` is
+        #: named nowhere outside comments (its admin modules never run); None: no settings
+        self.admin_installed = admin_installed
         #: ``AUTH_USER_MODEL`` as the project's settings set it (``"users.User"``), where
         #: they set one value
         self.user_model = user_model
@@ -576,11 +582,16 @@ def index_models(
     installed: set[str] = set()
     reexports: dict[str, str] = {}
     user_models: set[str] = set()
+    settings_seen = admin_named = False
     for path, text in files:
         if "INSTALLED_APPS" in text:
             installed.update(_DOTTED_STRING.findall(text))
         if "AUTH_USER_MODEL" in text:
             user_models.update(_USER_MODEL_SETTING.findall(text))
+        settings_seen = settings_seen or "INSTALLED_APPS" in text
+        admin_named = admin_named or (
+            "django.contrib.admin" in text and _ADMIN_APP.search(text) is not None
+        )
         migrations = module_path(path, root).rpartition(".migrations.")[0]
         if migrations:
             installed.add(migrations)  # migrations of its own: an app of its own
@@ -637,7 +648,8 @@ def index_models(
         if table is not None:
             by_path[proxy] = table
     user_model = user_models.pop() if len(user_models) == 1 else None
-    return ModelTables(by_path, shapes, modules, reexports, user_model)
+    admin = admin_named if settings_seen else None
+    return ModelTables(by_path, shapes, modules, reexports, user_model, admin)
 
 
 def joined(first: ModelTables, second: ModelTables) -> ModelTables:
@@ -649,6 +661,7 @@ def joined(first: ModelTables, second: ModelTables) -> ModelTables:
         {**first.modules, **second.modules},
         {**first.given_reexports, **second.given_reexports},
         first.user_model or second.user_model,
+        first.admin_installed,
     )
 
 

@@ -24,7 +24,13 @@ field the admin handles some other way:
   choice field is judged where it is declared), and its ``Meta.fields``, ``Meta.exclude`` and
   ``Meta.widgets`` count; a form from another module leaves out the admin;
 * an inline's link to its parent's row (``fk_name``, or the relation to the model of the admin
-  that lists it) is hidden; an inline no admin of the module lists is left out.
+  that lists it) is hidden; an inline no admin of the module lists is left out;
+* an admin that refuses both adding and changing (``has_add_permission`` and
+  ``has_change_permission`` return ``False``) renders no form;
+* only Django's ``@admin.register`` and a ``…site.register(…)`` call register: a project's own
+  ``register`` decorator may set anything;
+* a project whose settings install apps but never ``django.contrib.admin`` (outside comments)
+  serves no admin page.
 
 Like every whole-table load in request code, only a size makes it a finding: the related
 table's rows in the sizes file (``--sizes``, ``--db``) or ``large-models``. The model index
@@ -100,7 +106,11 @@ class _Admin:
 
 def admin_choices(ctx: ModuleContext) -> Iterator[AdminChoices]:
     """Every admin form of this module that renders all rows of a big table as options."""
-    if ctx.evidence is None or "django" not in ctx.imported_roots:
+    if (
+        ctx.evidence is None
+        or "django" not in ctx.imported_roots
+        or ctx.evidence.tables.admin_installed is False
+    ):
         return
     classes = {node.name: node for node in ctx.tree.body if isinstance(node, ast.ClassDef)}
     for model, admin, node in _registrations(ctx, classes):
@@ -120,7 +130,11 @@ def _registrations(
     ``@admin.register(A, B)`` and ``admin.site.register(A, AAdmin)`` of the module."""
     for cls in classes.values():
         for decorator in cls.decorator_list:
-            if isinstance(decorator, ast.Call) and _called(decorator.func) == "register":
+            if isinstance(decorator, ast.Call) and (ctx.qualify(decorator.func) or "").startswith(
+                "django.contrib.admin."
+            ):
+                # Django's ``@admin.register(A, B)``; not a project's own ``register``, which
+                # may set anything (funkwhale's makes every foreign key a raw id)
                 for model in decorator.args:
                     yield model, cls, cls
     for call in ctx.of_type(ast.Call):
@@ -167,7 +181,7 @@ def _judged(
     if evidence is None or name is None:
         return
     settings = _settings(ctx, admin, classes) if admin is not None else _Admin({}, set())
-    if settings is None or settings.methods & _DYNAMIC:
+    if settings is None or settings.methods & _DYNAMIC or _read_only(admin, classes):
         return
     qualified = model_path(ctx, name)
     last = name.rsplit(".", 1)[-1]
@@ -347,6 +361,36 @@ def _settings(
     return merged
 
 
+def _read_only(
+    admin: ast.ClassDef | None, classes: dict[str, ast.ClassDef], depth: int = 0
+) -> bool:
+    """The admin (or a base of this module) refuses both adding and changing: every
+    ``return`` of its ``has_add_permission`` and ``has_change_permission`` is ``False``, so no
+    page renders a form."""
+    if admin is None or depth > 8:
+        return False
+    methods = {stmt.name: stmt for stmt in admin.body if isinstance(stmt, ast.FunctionDef)}
+    refused = [
+        name
+        for name in ("has_add_permission", "has_change_permission")
+        if name in methods and _returns_false(methods[name])
+    ]
+    if len(refused) == 2:
+        return True
+    return any(
+        _read_only(classes[base.id], classes, depth + 1)
+        for base in admin.bases
+        if isinstance(base, ast.Name) and base.id in classes
+    )
+
+
+def _returns_false(method: ast.FunctionDef) -> bool:
+    returns = [node for node in ast.walk(method) if isinstance(node, ast.Return)]
+    return bool(returns) and all(
+        isinstance(r.value, ast.Constant) and r.value.value is False for r in returns
+    )
+
+
 def _names(node: ast.expr | None, nested: bool = False) -> set[str] | None:
     """The strings of a literal list or tuple (with ``nested``, of tuples in it too: ``fields
     = (("a", "b"), "c")``); None when not literal."""
@@ -392,7 +436,3 @@ def _fieldset_names(node: ast.expr) -> set[str] | None:
             return None
         out |= names
     return out
-
-
-def _called(func: ast.expr) -> str:
-    return func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
