@@ -133,14 +133,12 @@ admin.site.register(Revision)  # line 79: the default admin, document
 admin.site.register(Colour)
 """
 
-SETTINGS = 'AUTH_USER_MODEL = "accounts.Member"\nINSTALLED_APPS = ["app", "accounts"]\n'
+SETTINGS = 'AUTH_USER_MODEL = "accounts.Member"\n'
 WITH_ADMIN = 'INSTALLED_APPS = [\n    "django.contrib.admin",\n    "app",\n]\n'
 ADMIN_SWITCHED_OFF = 'INSTALLED_APPS = [\n    # "django.contrib.admin",\n    "app",\n]\n'
 
 
-def _result(
-    tmp_path: Path, sizes: TableSizes | None, settings: str = WITH_ADMIN
-) -> LintResult:
+def _result(tmp_path: Path, sizes: TableSizes | None, settings: str = WITH_ADMIN) -> LintResult:
     tmp_path.mkdir(parents=True, exist_ok=True)
     for package, files in (
         ("app", {"models.py": MODELS, "admin.py": ADMIN, "bases.py": "class ProjectAdmin: ...\n"}),
@@ -189,3 +187,16 @@ def test_large_models_make_it_a_finding_without_a_size(tmp_path: Path) -> None:
 def test_a_project_that_never_installs_the_admin_serves_none(tmp_path: Path) -> None:
     sizes = TableSizes(tables=BIG, source="t")
     assert _result(tmp_path, sizes, ADMIN_SWITCHED_OFF).findings == ()
+
+
+def test_a_test_suites_settings_do_not_switch_the_admin_off(tmp_path: Path) -> None:
+    """Only the application's settings say whether it serves the admin: a test suite's often
+    install less (and code that reads ``settings.INSTALLED_APPS`` sets nothing)."""
+    sizes = TableSizes(tables=BIG, source="t")
+    reads = "from django.conf import settings\nAPPS = settings.INSTALLED_APPS\n"
+    _result(tmp_path, sizes, reads)
+    tests = tmp_path / "tests"
+    tests.mkdir()
+    (tests / "settings.py").write_text(ADMIN_SWITCHED_OFF, encoding="utf-8")
+    result = lint_paths([str(tmp_path)], LintConfig(sizes=sizes))
+    assert {f.row for f in result.findings if f.code == "MB101"} == {13, 17, 79}

@@ -58,6 +58,11 @@ _FROM_JOIN = re.compile(rf"\b(?:FROM|JOIN)\s+({_SQL_NAME}(?:\s*\.\s*{_SQL_NAME})
 _FROM_IMPORT = re.compile(r"^from[ \t]+(\.*)([\w.]*)[ \t]+import[ \t]*(\([^)]*\)|[^\n]*)", re.M)
 #: A settings file's ``AUTH_USER_MODEL = "users.User"`` (Django's swappable user model).
 _USER_MODEL_SETTING = re.compile(r"""^AUTH_USER_MODEL\s*=\s*["'](\w+\.\w+)["']""", re.M)
+#: A settings module's own ``INSTALLED_APPS = [...]`` (not code that reads
+#: ``settings.INSTALLED_APPS``).
+_INSTALLED_APPS_SET = re.compile(r"^INSTALLED_APPS\s*=", re.M)
+#: A test suite's file: ``tests/settings.py``, ``test_settings.py``, ``settings_test.py``.
+_TEST_PATH = re.compile(r"(?:^|/)tests?(?:/|_)|_tests?\.py$")
 #: ``"django.contrib.admin"`` quoted on a line that is no comment: the admin installed.
 _ADMIN_APP = re.compile(r"""^[^#\n]*["']django\.contrib\.admin["']""", re.M)
 #: A quoted dotted name (``"askbot.deps.django_authopenid"``): an app a settings file installs.
@@ -588,7 +593,12 @@ def index_models(
             installed.update(_DOTTED_STRING.findall(text))
         if "AUTH_USER_MODEL" in text:
             user_models.update(_USER_MODEL_SETTING.findall(text))
-        settings_seen = settings_seen or "INSTALLED_APPS" in text
+        # a test suite's settings often install less than the application does
+        settings_seen = settings_seen or (
+            "INSTALLED_APPS" in text
+            and _INSTALLED_APPS_SET.search(text) is not None
+            and not _TEST_PATH.search(_relative(path, root))
+        )
         admin_named = admin_named or (
             "django.contrib.admin" in text and _ADMIN_APP.search(text) is not None
         )
@@ -650,6 +660,11 @@ def index_models(
     user_model = user_models.pop() if len(user_models) == 1 else None
     admin = admin_named if settings_seen else None
     return ModelTables(by_path, shapes, modules, reexports, user_model, admin)
+
+
+def _relative(path: str, root: str) -> str:
+    """``path`` below the folder linted, with ``/`` (the folders above it name no test)."""
+    return (os.path.relpath(path, root) if root else path).replace(os.sep, "/")
 
 
 def joined(first: ModelTables, second: ModelTables) -> ModelTables:

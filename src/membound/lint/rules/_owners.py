@@ -232,6 +232,12 @@ def _owner_match(field: str, value: ast.AST) -> bool:
         return True  # ``filter(cable=self)``: the rows that belong to the object in hand
     if _identifying(field):
         return True  # ``filter(email__iexact=email)``: the rows of one identifying value
+    if _identifying(last_name(value) or "") and (
+        not shared_attribute(field) or _strip_key(field) == "name"
+    ):
+        # ``Identity.identifier == username``, ``has(name=username)``: the rows of one person
+        # or thing the value identifies, whatever the column is called
+        return True
     named = last_name(value)
     if named is not None and _is_key_column(field) and _is_key_column(named):
         return True  # ``destination_id == run_id``: the rows of one referenced row
@@ -344,9 +350,45 @@ def owner_filter(ctx: ModuleContext, link: Link, depth: int = 0) -> bool:
         return True
     if any(_owner_match(column, value) for column, value, _ in equalities(args)):
         return True
-    if any(_related_to_an_owner(ctx, part, depth) for arg in args for part in conjuncts(arg)):
+    if any(_an_owners_condition(ctx, arg, depth) for arg in args):
         return True
     return _owners_in(ctx, args, depth)
+
+
+def _an_owners_condition(ctx: ModuleContext, expr: ast.expr, depth: int, nest: int = 0) -> bool:
+    """Every row that meets ``expr`` belongs to an owner in hand: an owner's equality
+    (:func:`_owner_match`), a relationship criterion of one (:func:`_related_to_an_owner`), a
+    conjunction with one such part, or a disjunction whose every branch is one
+    (``or_(Abstract.submitter == user, Abstract.links.any(Link.person.has(user=user)))``: the
+    rows of one user, reached two ways)."""
+    if nest > 6:
+        return False
+    expr = _resolved(ctx, expr)
+    if (
+        isinstance(expr, ast.Compare)
+        and len(expr.ops) == 1
+        and isinstance(expr.ops[0], ast.Eq)
+        and isinstance(expr.left, ast.Attribute)
+    ):
+        return _owner_match(expr.left.attr, expr.comparators[0])
+    if _related_to_an_owner(ctx, expr, depth):
+        return True
+    branches = _branches(expr)
+    if branches is not None:
+        return all(_an_owners_condition(ctx, b, depth, nest + 1) for b in branches)
+    parts = list(conjuncts(expr))[1:]
+    return any(_an_owners_condition(ctx, part, depth, nest + 1) for part in parts)
+
+
+def _branches(expr: ast.expr) -> list[ast.expr] | None:
+    """The alternatives of ``or_(a, b)``, ``a | b`` and ``a or b``; None for anything else."""
+    if isinstance(expr, ast.BoolOp) and isinstance(expr.op, ast.Or):
+        return list(expr.values)
+    if isinstance(expr, ast.BinOp) and isinstance(expr.op, ast.BitOr):
+        return [expr.left, expr.right]
+    if isinstance(expr, ast.Call) and last_name(expr.func) == "or_" and expr.args:
+        return list(expr.args)
+    return None
 
 
 #: SQLAlchemy's relationship comparators: ``X.rel.has(…)`` (many-to-one) and ``X.rel.any(…)``
@@ -370,12 +412,7 @@ def _related_to_an_owner(ctx: ModuleContext, expr: ast.expr, depth: int) -> bool
         kw.arg is not None and _owner_keyword(ctx, kw.arg, kw.value, depth) for kw in expr.keywords
     ):
         return True
-    criteria = [_resolved(ctx, a) for a in expr.args]
-    if any(_owner_match(column, value) for column, value, _ in equalities(criteria)):
-        return True
-    return any(
-        _related_to_an_owner(ctx, part, depth) for arg in criteria for part in conjuncts(arg)
-    )
+    return any(_an_owners_condition(ctx, a, depth) for a in expr.args)
 
 
 def _filter_call(link: Link) -> ast.Call | None:
