@@ -77,6 +77,7 @@ def _wait_for_fresh_readings(base: str, workers: int) -> None:
     CPU for longer than the pause."""
     first: dict[object, int] = {}
     fresh: set[object] = set()
+    began = time.monotonic()
 
     def read() -> bool:
         reply = get(f"{base}/health", timeout=5.0)
@@ -85,7 +86,11 @@ def _wait_for_fresh_readings(base: str, workers: int) -> None:
             pid, readings = reply.body.get("pid"), int(watchdog["readings"])
             if readings >= first.setdefault(pid, readings) + 2:
                 fresh.add(pid)
-        return len(fresh) >= workers
+        if len(fresh) >= workers:
+            return True
+        # The kernel may hand every connection to one worker of a shared socket: after 10 s,
+        # every worker that answered has read the charge, and the other one had as long.
+        return time.monotonic() - began > 10 and bool(fresh) and fresh == set(first)
 
     _wait_for(read, f"a reading after the charge in {workers} worker(s)")
 

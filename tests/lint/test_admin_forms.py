@@ -161,9 +161,9 @@ def test_an_admin_form_lists_every_row_of_a_big_related_table(tmp_path: Path) ->
     by_row = {f.row: f.message for f in result.findings if f.code == "MB101"}
     assert set(by_row) == {13, 17, 79}, sorted(by_row)
     # the swappable user model, read from the settings
-    assert "(`owner`), ≈40k rows of `accounts_member`" in by_row[13]
-    assert "(`readers`)" in by_row[17]
-    assert "(`document`), ≈300k rows" in by_row[79]
+    assert "(`owner`, ≈40k rows of `accounts_member` (t))" in by_row[13]
+    assert "(`readers`, ≈40k rows" in by_row[17]
+    assert "(`document`, ≈300k rows" in by_row[79]
     assert "`raw_id_fields` or `autocomplete_fields`" in by_row[79]
 
 
@@ -200,3 +200,106 @@ def test_a_test_suites_settings_do_not_switch_the_admin_off(tmp_path: Path) -> N
     (tests / "settings.py").write_text(ADMIN_SWITCHED_OFF, encoding="utf-8")
     result = lint_paths([str(tmp_path)], LintConfig(sizes=sizes))
     assert {f.row for f in result.findings if f.code == "MB101"} == {13, 17, 79}
+
+
+NOTES_MODELS = """\
+from django.conf import settings
+from django.db import models
+
+from app.models import Document
+
+
+class Comment(models.Model):
+    document = models.ForeignKey(Document, on_delete=models.CASCADE)
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    reply_to = models.ForeignKey("self", null=True, on_delete=models.CASCADE)
+
+
+class Profile(models.Model):
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, primary_key=True, on_delete=models.CASCADE
+    )
+"""
+
+NOTES_ADMIN = """\
+from django import forms
+from django.contrib import admin
+
+from app.base_forms import ProjectForm
+from app.models import Document
+from notes.models import Comment, Profile
+
+
+class CommentInline(admin.TabularInline):  # line 9: author, reply_to (not its parent link)
+    model = Comment
+
+
+class DocumentNotesAdmin(admin.ModelAdmin):
+    inlines = [CommentInline]
+    raw_id_fields = ("owner", "colour")
+
+
+class ProfileAdmin(admin.ModelAdmin):  # line 18: a one-to-one primary key is still a select
+    pass
+
+
+class ChangingForm(forms.ModelForm):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["author"].widget = forms.HiddenInput()
+
+
+class InitCommentAdmin(admin.ModelAdmin):
+    form = ChangingForm
+
+
+class ProjectFormCommentAdmin(admin.ModelAdmin):
+    form = type("F", (ProjectForm,), {})
+
+
+class ExcludingForm(forms.ModelForm):
+    class Meta:
+        model = Comment
+        exclude = ["author", "reply_to"]
+
+
+class ExcludeCommentAdmin(admin.ModelAdmin):  # line 42: the admin's exclude wins: author shown
+    form = ExcludingForm
+    exclude = ["document", "reply_to"]
+
+
+class ArchivedCommentAdmin(admin.ModelAdmin):
+    has_add_permission = has_change_permission = lambda *args: False
+
+
+admin.site.register(Document, DocumentNotesAdmin)
+admin.site.register(Profile, ProfileAdmin)
+admin.site.register(Comment, InitCommentAdmin)
+admin.site.register(Comment, ProjectFormCommentAdmin)
+admin.site.register(Comment, ExcludeCommentAdmin)
+admin.site.register(Comment, ArchivedCommentAdmin)
+admin.site.register(Comment, raw_id_fields=["document", "author", "reply_to"])
+"""
+
+
+def test_inlines_keys_forms_and_options_django_applies(tmp_path: Path) -> None:
+    """From a review: inlines are judged, a one-to-one primary key is a select, an admin's
+    ``exclude`` replaces its form's, and whatever a form's ``__init__`` or base, a lambda
+    refusing changes, or ``register(…, raw_id_fields=…)`` may change is left out."""
+    settings = 'INSTALLED_APPS = ["django.contrib.admin.apps.SimpleAdminConfig", "app"]\n'
+    _result(tmp_path, None, settings)
+    annotated = 'AUTH_USER_MODEL: str = "accounts.Member"\n'
+    (tmp_path / "site" / "settings.py").write_text(annotated, encoding="utf-8")
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "__init__.py").write_text("", encoding="utf-8")
+    (notes / "models.py").write_text(NOTES_MODELS, encoding="utf-8")
+    (notes / "admin.py").write_text(NOTES_ADMIN, encoding="utf-8")
+    (tmp_path / "app" / "base_forms.py").write_text("class ProjectForm: ...\n", encoding="utf-8")
+    sizes = TableSizes(tables={**BIG, "notes_comment": 90_000}, source="t")
+    result = lint_paths([str(tmp_path)], LintConfig(sizes=sizes))
+    by_row = {f.row: f.message for f in result.findings if f.filename.endswith("notes/admin.py")}
+    assert set(by_row) == {9, 18, 42}, by_row
+    assert "(`author`, ≈40k rows of `accounts_member` (t); `reply_to`, ≈90k rows" in by_row[9]
+    assert "(`user`, ≈40k rows of `accounts_member`" in by_row[18]
+    assert "(`author`, ≈40k rows" in by_row[42]

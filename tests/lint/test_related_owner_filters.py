@@ -88,8 +88,20 @@ def of_a_user_two_ways(user):
     ).all()
 
 
+def sharing_one(registration):
+    return Receipt.query.filter_by(registrations=registration).all()  # line 46: many-to-many
+
+
+def opted_in(flag, day, send_email, cat):
+    a = User.query.filter_by(send_email=flag).all()  # line 50: a flag about e-mail
+    b = User.query.filter(User.last_login == day).all()  # line 51: a date
+    c = User.query.filter_by(newsletter=send_email).all()  # line 52: a value named for a flag
+    d = Receipt.query.filter_by(categories=cat).all()  # line 53: a many-to-many cut short
+    return a, b, c, d
+
+
 def of_a_country(country):
-    return User.query.filter(User.country_code == country).all()  # line 46
+    return User.query.filter(User.country_code == country).all()  # line 58
 """
 
 SIZES = {"blocks": 70_000, "links": 800_000, "receipts": 25_000, "users": 65_000}
@@ -105,4 +117,6 @@ def test_rows_related_to_one_owner_in_hand_are_bounded(tmp_path: Path) -> None:
     sizes = TableSizes(tables=SIZES, source="t")
     result = lint_paths([str(tmp_path)], LintConfig(sizes=sizes))
     rows = sorted(f.row for f in result.findings if f.filename.endswith("views.py"))
-    assert rows == [26, 30, 46], [(f.row, f.message[:60]) for f in result.findings]
+    assert rows == [26, 30, 46, 50, 51, 52, 53, 58], [
+        (f.row, f.message[:60]) for f in result.findings
+    ]

@@ -80,9 +80,9 @@ _CHOICE_RELATIONS = frozenset(
     {"ForeignKey", "OneToOneField", "ManyToManyField", "TreeForeignKey", "TreeManyToManyField",
      "TreeOneToOneField", "ParentalKey", "ParentalManyToManyField"}
 )  # fmt: skip
-#: Keywords that, set, make the field no choice of another row: the link to an inherited
-#: model's parent row, a key that is this row's own.
-_NO_ROW_KEYS = ("parent_link", "primary_key")
+#: Keywords that, set, make the field no form field: the link to an inherited model's parent
+#: row (a ``OneToOneField(primary_key=True)`` is still a select of every related row).
+_NO_ROW_KEYS = ("parent_link",)
 
 
 @dataclass(frozen=True)

@@ -57,14 +57,19 @@ _FROM_JOIN = re.compile(rf"\b(?:FROM|JOIN)\s+({_SQL_NAME}(?:\s*\.\s*{_SQL_NAME})
 #: A module-level ``from X import A, B as C`` (parenthesised over lines, or on one line).
 _FROM_IMPORT = re.compile(r"^from[ \t]+(\.*)([\w.]*)[ \t]+import[ \t]*(\([^)]*\)|[^\n]*)", re.M)
 #: A settings file's ``AUTH_USER_MODEL = "users.User"`` (Django's swappable user model).
-_USER_MODEL_SETTING = re.compile(r"""^AUTH_USER_MODEL\s*=\s*["'](\w+\.\w+)["']""", re.M)
+_USER_MODEL_SETTING = re.compile(
+    r"""^AUTH_USER_MODEL\s*(?::\s*\w+\s*)?=\s*["'](\w+\.\w+)["']""", re.M
+)
 #: A settings module's own ``INSTALLED_APPS = [...]`` (not code that reads
 #: ``settings.INSTALLED_APPS``).
 _INSTALLED_APPS_SET = re.compile(r"^INSTALLED_APPS\s*=", re.M)
 #: A test suite's file: ``tests/settings.py``, ``test_settings.py``, ``settings_test.py``.
 _TEST_PATH = re.compile(r"(?:^|/)tests?(?:/|_)|_tests?\.py$")
-#: ``"django.contrib.admin"`` quoted on a line that is no comment: the admin installed.
-_ADMIN_APP = re.compile(r"""^[^#\n]*["']django\.contrib\.admin["']""", re.M)
+#: ``"django.contrib.admin"`` (or its ``SimpleAdminConfig``, or a project's ``…AdminConfig``)
+#: quoted on a line that is no comment: the admin installed.
+_ADMIN_APP = re.compile(
+    r"""^[^#\n]*["'](?:django\.contrib\.admin(?:\.apps\.\w+)?|[\w.]*AdminConfig)["']""", re.M
+)
 #: A quoted dotted name (``"askbot.deps.django_authopenid"``): an app a settings file installs.
 _DOTTED_STRING = re.compile(r"""["']([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)["']""")
 #: How many imports a re-export is followed through.
@@ -591,16 +596,16 @@ def index_models(
     for path, text in files:
         if "INSTALLED_APPS" in text:
             installed.update(_DOTTED_STRING.findall(text))
-        if "AUTH_USER_MODEL" in text:
+        tests = _TEST_PATH.search(_relative(path, root)) is not None
+        if "AUTH_USER_MODEL" in text and not tests:
             user_models.update(_USER_MODEL_SETTING.findall(text))
         # a test suite's settings often install less than the application does
         settings_seen = settings_seen or (
-            "INSTALLED_APPS" in text
-            and _INSTALLED_APPS_SET.search(text) is not None
-            and not _TEST_PATH.search(_relative(path, root))
+            "INSTALLED_APPS" in text and _INSTALLED_APPS_SET.search(text) is not None and not tests
         )
         admin_named = admin_named or (
-            "django.contrib.admin" in text and _ADMIN_APP.search(text) is not None
+            ("django.contrib.admin" in text or "AdminConfig" in text)
+            and _ADMIN_APP.search(text) is not None
         )
         migrations = module_path(path, root).rpartition(".migrations.")[0]
         if migrations:

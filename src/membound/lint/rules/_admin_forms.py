@@ -79,7 +79,7 @@ _DYNAMIC = frozenset(
      "formfield_for_dbfield", "formfield_overrides"}
 )  # fmt: skip
 #: The user model as a relation names it.
-_USER_TARGETS = frozenset({"settings.AUTH_USER_MODEL", "auth.User", "get_user_model()"})
+_USER_TARGETS = frozenset({"settings.AUTH_USER_MODEL", "get_user_model()"})
 _DEFAULT_USER = "django.contrib.auth.models.User"
 
 
@@ -90,10 +90,9 @@ class AdminChoices:
     node: ast.AST
     """Where to report: the admin class, or the ``register`` call of a default admin."""
     model: str
-    fields: tuple[str, ...]
-    """The fields that list a big table's rows, in declaration order."""
-    size: TableSize | None
-    """The biggest of their tables (None: a model the user declared large)."""
+    fields: tuple[tuple[str, TableSize | None], ...]
+    """The fields that list a big table's rows, in declaration order, each with its table's
+    size (None: a model the user declared large)."""
 
 
 @dataclass
@@ -117,7 +116,7 @@ def admin_choices(ctx: ModuleContext) -> Iterator[AdminChoices]:
         yield from _judged(ctx, classes, model, admin, node, parent=None)
         settings = _settings(ctx, admin, classes) if admin is not None else None
         inlines = settings.settings.get("inlines") if settings is not None else None
-        for name in _names(inlines) or ():
+        for name in _class_names(inlines):
             inline = classes.get(name)
             if inline is not None:
                 yield from _inline(ctx, classes, inline, model)
@@ -146,6 +145,8 @@ def _registrations(
             or not call.args
         ):
             continue
+        if any(k.arg != "admin_class" for k in call.keywords):
+            continue  # ``register(M, raw_id_fields=[…])``, ``**options``: settings of its own
         admin_arg = call.args[1] if len(call.args) > 1 else None
         admin_arg = next((k.value for k in call.keywords if k.arg == "admin_class"), admin_arg)
         admin = None
@@ -198,22 +199,21 @@ def _judged(
     big: list[tuple[str, TableSize | None]] = []
     for relation in shown:
         target = relation.target.rsplit(".", 1)[-1]
-        if relation.field == hidden_link or (
-            hidden_link is None and parent_name and target in (parent_name, "self")
-        ):
-            continue  # the inline's link to its parent's row: a hidden input
         if relation.target == "self":
             target = last
-        declared = ctx.model_size(target)
+        if relation.field == hidden_link or (
+            hidden_link is None and parent_name is not None and target == parent_name
+        ):
+            continue  # the inline's link to its parent's row: a hidden input
+        user = _user_model(ctx, relation)
+        declared = ctx.model_size(user[1] if user is not None else target)
         if declared == "small":
             continue
         size = _target_size(ctx, relation, target, home)
         if declared == "large" or (size is not None and not size.small):
             big.append((relation.field, size))
     if big:
-        sizes = [size for _, size in big if size is not None]
-        biggest = max(sizes, key=lambda s: s.rows) if sizes else None
-        yield AdminChoices(node, last, tuple(field for field, _ in big), biggest)
+        yield AdminChoices(node, last, tuple(big))
 
 
 def _target_size(
@@ -226,13 +226,13 @@ def _target_size(
     evidence = ctx.evidence
     if evidence is None:
         return None
+    user = _user_model(ctx, relation)
+    if user is not None:
+        app, model = user
+        if app == "auth":
+            return evidence.of_model(_DEFAULT_USER, "User")
+        return evidence.of_app_model(app, model)
     written = relation.target
-    if written in _USER_TARGETS or written.endswith("AUTH_USER_MODEL"):
-        swapped = evidence.tables.user_model
-        if swapped is not None and written != "auth.User":
-            app, _, model = swapped.partition(".")
-            return evidence.of_app_model(app, model)
-        return evidence.of_model(_DEFAULT_USER, "User")
     if written.count(".") == 1 and not written[:1].isupper() and "(" not in written:
         app, _, model = written.partition(".")
         size = evidence.of_app_model(app, model)
@@ -243,6 +243,20 @@ def _target_size(
         if beside in evidence.tables.by_path:
             return evidence.of_model(beside, target)
     return evidence.of_model(None, target)
+
+
+def _user_model(ctx: ModuleContext, relation: Relation) -> tuple[str, str] | None:
+    """(app label, model) of the user model a relation names: the settings'
+    ``AUTH_USER_MODEL`` for ``settings.AUTH_USER_MODEL`` and ``get_user_model()``, Django's
+    ``auth.User`` for ``"auth.User"`` (any case); None for any other relation."""
+    written = relation.target
+    if written.lower() == "auth.user":
+        return ("auth", "User")
+    if written not in _USER_TARGETS and not written.endswith("AUTH_USER_MODEL"):
+        return None
+    swapped = ctx.evidence.tables.user_model if ctx.evidence is not None else None
+    app, _, model = (swapped or "auth.User").partition(".")
+    return app, model
 
 
 def _shown(
@@ -274,11 +288,13 @@ def _shown(
         form_class = classes.get(form.id) if isinstance(form, ast.Name) else None
         if form_class is None:
             return None
-        mine = _form_fields(form_class)
+        mine = _form_fields(ctx, form_class, classes)
         if mine is None:
             return None
-        declared, meta_fields, meta_hidden = mine
-        hidden |= declared | meta_hidden
+        declared, meta_fields, meta_widgets, meta_excluded = mine
+        hidden |= declared | meta_widgets
+        if "exclude" not in settings.settings:
+            hidden |= meta_excluded  # an admin's ``exclude`` replaces the form's
         if listed is None and meta_fields is not None:
             listed = meta_fields
     if "formfield_for_foreignkey" in settings.methods:
@@ -288,9 +304,21 @@ def _shown(
     return [r for r in relations if r.field not in hidden and (listed is None or r.field in listed)]
 
 
-def _form_fields(form: ast.ClassDef) -> tuple[set[str], set[str] | None, set[str]] | None:
-    """(fields the form declares, excludes or gives a widget listing no options in
-    ``Meta.widgets``; ``Meta.fields``, None for all); None when ``Meta`` is not literal."""
+def _form_fields(
+    ctx: ModuleContext, form: ast.ClassDef, classes: dict[str, ast.ClassDef]
+) -> tuple[set[str], set[str] | None, set[str], set[str]] | None:
+    """(fields the form declares, ``Meta.fields`` or None for all, fields ``Meta.widgets``
+    gives a widget that lists no options, ``Meta.exclude``); None when the form may change its
+    fields unseen: an ``__init__`` of its own, a base that is no Django form class nor a form
+    of this module, or a ``Meta`` that is not literal."""
+    if any(isinstance(s, ast.FunctionDef) and s.name == "__init__" for s in form.body):
+        return None
+    for base in form.bases:
+        if isinstance(base, ast.Name) and base.id in classes:
+            if _form_fields(ctx, classes[base.id], classes) is None:
+                return None
+        elif not (ctx.qualify(base) or "").startswith("django."):
+            return None
     declared = {
         target.id
         for stmt in form.body
@@ -300,6 +328,7 @@ def _form_fields(form: ast.ClassDef) -> tuple[set[str], set[str] | None, set[str
     }
     meta = next((s for s in form.body if isinstance(s, ast.ClassDef) and s.name == "Meta"), None)
     fields: set[str] | None = None
+    widgets: set[str] = set()
     excluded: set[str] = set()
     for stmt in meta.body if meta is not None else []:
         if not isinstance(stmt, ast.Assign) or len(stmt.targets) != 1:
@@ -319,14 +348,14 @@ def _form_fields(form: ast.ClassDef) -> tuple[set[str], set[str] | None, set[str
         elif key == "widgets":
             if not isinstance(stmt.value, ast.Dict):
                 return None
-            excluded |= {
+            widgets |= {
                 k.value
                 for k, widget in zip(stmt.value.keys, stmt.value.values, strict=True)
                 if isinstance(k, ast.Constant)
                 and isinstance(k.value, str)
                 and lists_no_options(widget)
             }
-    return declared, fields, excluded
+    return declared, fields, widgets, excluded
 
 
 def _settings(
@@ -364,18 +393,19 @@ def _settings(
 def _read_only(
     admin: ast.ClassDef | None, classes: dict[str, ast.ClassDef], depth: int = 0
 ) -> bool:
-    """The admin (or a base of this module) refuses both adding and changing: every
-    ``return`` of its ``has_add_permission`` and ``has_change_permission`` is ``False``, so no
-    page renders a form."""
+    """The admin (or a base of this module) refuses both adding and changing: its
+    ``has_add_permission`` and ``has_change_permission`` return ``False`` on every path (a
+    method whose every ``return`` says so, or a ``lambda`` that does), so no page renders a
+    form."""
     if admin is None or depth > 8:
         return False
-    methods = {stmt.name: stmt for stmt in admin.body if isinstance(stmt, ast.FunctionDef)}
-    refused = [
-        name
-        for name in ("has_add_permission", "has_change_permission")
-        if name in methods and _returns_false(methods[name])
-    ]
-    if len(refused) == 2:
+    refusing: set[str] = set()
+    for stmt in admin.body:
+        if isinstance(stmt, ast.FunctionDef) and _returns_false(stmt):
+            refusing.add(stmt.name)
+        elif isinstance(stmt, ast.Assign) and _false_lambda(stmt.value):
+            refusing.update(t.id for t in stmt.targets if isinstance(t, ast.Name))
+    if {"has_add_permission", "has_change_permission"} <= refusing:
         return True
     return any(
         _read_only(classes[base.id], classes, depth + 1)
@@ -384,11 +414,34 @@ def _read_only(
     )
 
 
+def _false_lambda(value: ast.expr) -> bool:
+    return (
+        isinstance(value, ast.Lambda)
+        and isinstance(value.body, ast.Constant)
+        and value.body.value is False
+    )
+
+
 def _returns_false(method: ast.FunctionDef) -> bool:
-    returns = [node for node in ast.walk(method) if isinstance(node, ast.Return)]
+    """Every ``return`` of ``method`` itself (not of a function inside it) is ``False``."""
+    returns: list[ast.Return] = []
+    pending: list[ast.AST] = list(method.body)
+    while pending:
+        node = pending.pop()
+        if isinstance(node, ast.Return):
+            returns.append(node)
+        elif not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+            pending.extend(ast.iter_child_nodes(node))
     return bool(returns) and all(
         isinstance(r.value, ast.Constant) and r.value.value is False for r in returns
     )
+
+
+def _class_names(node: ast.expr | None) -> list[str]:
+    """The class names a literal ``inlines = [CommentInline, …]`` lists."""
+    if not isinstance(node, (ast.List, ast.Tuple)):
+        return []
+    return [element.id for element in node.elts if isinstance(element, ast.Name)]
 
 
 def _names(node: ast.expr | None, nested: bool = False) -> set[str] | None:

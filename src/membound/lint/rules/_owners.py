@@ -263,8 +263,15 @@ def _owner_match(field: str, value: ast.AST) -> bool:
     other, base = other.replace("_", ""), base.replace("_", "")  # ``photoset=photo_set``
     if _is_key_column(named) and len(other) >= 4 and base.startswith(other):
         return True  # ``conceptto=conceptid``: one end of a relation, keyed by a row in hand
-    if len(other) >= 3 and base.startswith(other) and not shared_attribute(field):
-        return True  # ``registration=reg``, ``session=sess``: a row in hand, its name cut short
+    if (
+        len(other) >= 3
+        and base.startswith(other)
+        and not base.endswith("s")  # ``programs=prog``: a many-to-many, shared by many rows
+        and not shared_attribute(field)
+    ):
+        # ``registration=reg``, ``session=sess``: a row in hand, its name cut short; not
+        # ``programs=program``, a many-to-many one row may share with every other
+        return True
     return other.endswith(base) or (len(other) >= 3 and base.endswith(other))
 
 
@@ -276,13 +283,28 @@ _IDENTITY_ANYWHERE = frozenset(
 )  # fmt: skip
 
 
+#: Words before an identifying word that make the column a flag or a date about it
+#: (``send_email``, ``last_login``, ``has_token``), not the value itself.
+_ABOUT_WORDS = frozenset(
+    {"send", "sent", "has", "is", "last", "first", "failed", "notify", "allow", "allowed",
+     "verified", "confirmed", "enable", "enabled", "receive", "use", "can", "should", "new",
+     "old", "date", "count", "num", "show", "hide", "require", "required", "needs"}
+)  # fmt: skip
+
+
 def _identifying(column: str) -> bool:
     """A column of identifying values (:data:`_IDENTITY`): ``email``, and, for the values of
     :data:`_IDENTITY_ANYWHERE`, the same as a list or a qualified name (``all_emails``,
-    ``secondary_emails``, ``user_email``)."""
+    ``secondary_emails``, ``user_email``), not a flag or a date about one
+    (``send_email``, ``last_login``: :data:`_ABOUT_WORDS`)."""
     lowered = column.lower()
-    last = lowered.rsplit("_", 1)[-1]
-    return lowered in _IDENTITY or (_strip_plural(last) or last) in _IDENTITY_ANYWHERE
+    if lowered in _IDENTITY:
+        return True
+    words = lowered.split("_")
+    last = words[-1]
+    return (_strip_plural(last) or last) in _IDENTITY_ANYWHERE and not (
+        _ABOUT_WORDS.intersection(words[:-1])
+    )
 
 
 def _dict_items(ctx: ModuleContext, expr: ast.expr) -> list[tuple[str, ast.expr]]:

@@ -379,13 +379,15 @@ def _admin_option_lists(ctx: ModuleContext) -> Iterator[Finding]:
     """MB101 at a Django admin whose add and change forms list every row of a big table as
     options (``rules/_admin_forms.py``)."""
     for found in admin_choices(ctx):
-        fields = ", ".join(f"`{field}`" for field in found.fields)
-        said = f", {found.size.words()}" if found.size is not None else ""
+        fields = "; ".join(
+            f"`{field}`, {size.words() if size is not None else 'a model declared large'}"
+            for field, size in found.fields
+        )
         yield ctx.finding(
             "MB101",
             found.node,
             f"Django admin form of `{found.model}` renders every related row as an option "
-            f"({fields}){said}: add {'them' if len(found.fields) > 1 else 'it'} to "
+            f"({fields}): add {'them' if len(found.fields) > 1 else 'it'} to "
             "`raw_id_fields` or `autocomplete_fields`",
         )
 
