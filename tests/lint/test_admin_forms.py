@@ -135,7 +135,10 @@ admin.site.register(Colour)
 
 SETTINGS = 'AUTH_USER_MODEL = "accounts.Member"\n'
 WITH_ADMIN = 'INSTALLED_APPS = [\n    "django.contrib.admin",\n    "app",\n]\n'
-ADMIN_SWITCHED_OFF = 'INSTALLED_APPS = [\n    # "django.contrib.admin",\n    "app",\n]\n'
+ADMIN_SWITCHED_OFF = (
+    'INSTALLED_APPS = [\n    # "django.contrib.admin",\n    "app",\n]\n'
+    'CONFIG_MODEL = "GymAdminConfig"  # a model\'s name, no app\n'
+)
 
 
 def _result(tmp_path: Path, sizes: TableSizes | None, settings: str = WITH_ADMIN) -> LintResult:

@@ -65,10 +65,12 @@ _USER_MODEL_SETTING = re.compile(
 _INSTALLED_APPS_SET = re.compile(r"^INSTALLED_APPS\s*=", re.M)
 #: A test suite's file: ``tests/settings.py``, ``test_settings.py``, ``settings_test.py``.
 _TEST_PATH = re.compile(r"(?:^|/)tests?(?:/|_)|_tests?\.py$")
-#: ``"django.contrib.admin"`` (or its ``SimpleAdminConfig``, or a project's ``…AdminConfig``)
-#: quoted on a line that is no comment: the admin installed.
+#: ``"django.contrib.admin"`` (or its ``SimpleAdminConfig``, or a project's dotted
+#: ``"site.apps.MyAdminConfig"``; not a model's name, ``'GymAdminConfig'``) quoted on a line that
+#: is no comment: the admin installed.
 _ADMIN_APP = re.compile(
-    r"""^[^#\n]*["'](?:django\.contrib\.admin(?:\.apps\.\w+)?|[\w.]*AdminConfig)["']""", re.M
+    r"""^[^#\n]*["'](?:django\.contrib\.admin(?:\.apps\.\w+)?|\w+(?:\.\w+)*\.\w*AdminConfig)["']""",
+    re.M,
 )
 #: A quoted dotted name (``"askbot.deps.django_authopenid"``): an app a settings file installs.
 _DOTTED_STRING = re.compile(r"""["']([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)["']""")
