@@ -306,3 +306,121 @@ def test_inlines_keys_forms_and_options_django_applies(tmp_path: Path) -> None:
     assert "(`author`, ≈40k rows of `accounts_member` (t); `reply_to`, ≈90k rows" in by_row[9]
     assert "(`user`, ≈40k rows of `accounts_member`" in by_row[18]
     assert "(`author`, ≈40k rows" in by_row[42]
+
+
+BLOG_MODELS = """\
+from django.db import models
+
+
+class Author(models.Model):
+    name = models.TextField()
+
+
+class Article(models.Model):
+    author = models.ForeignKey(Author, on_delete=models.CASCADE)
+    editor = models.ForeignKey(Author, related_name="+", on_delete=models.CASCADE)
+    body = models.TextField()
+    tag = models.ForeignKey("taggit.Tag", on_delete=models.CASCADE)
+
+
+class Note(models.Model):
+    article = models.ForeignKey(Article, on_delete=models.CASCADE)
+    author = models.ForeignKey(Author, on_delete=models.CASCADE)
+
+
+class Tag(models.Model):
+    name = models.TextField()
+"""
+
+BLOG_ADMIN = """\
+from django import forms
+from django.contrib import admin
+from django.contrib.auth.forms import UserChangeForm
+
+from app.base_forms import ProjectForm, ArticleMeta
+from blog.models import Article as Art, Note as Nt
+
+
+class UserChangeForm(UserChangeForm):  # a class of the name it imports: no loop
+    pass
+
+
+class BaseArticleForm(forms.ModelForm):
+    class Meta:
+        model = Art
+        fields = ["body"]
+
+
+class ArticleForm(BaseArticleForm):  # the base's Meta: only body
+    pass
+
+
+class ForeignForm(ProjectForm):
+    pass
+
+
+class MetaForm(forms.ModelForm):
+    class Meta(ArticleMeta):
+        model = Art
+
+
+class NoteInline(admin.TabularInline):  # line 32: author; article is the parent link
+    model = Nt
+    raw_id_fields: tuple[str, ...] = ()
+
+
+@admin.register(Art)
+class ArticleAdmin(admin.ModelAdmin):
+    inlines = [NoteInline]
+    raw_id_fields: tuple[str, ...] = ("author", "editor")  # annotated, still read
+
+
+class InheritedFormAdmin(admin.ModelAdmin):
+    form = ArticleForm
+
+
+class ForeignFormAdmin(admin.ModelAdmin):
+    form = ForeignForm
+
+
+class MetaFormAdmin(admin.ModelAdmin):
+    form = MetaForm
+
+
+class LoopFormAdmin(admin.ModelAdmin):  # line 55: author, editor (exclude None hides none)
+    form = UserChangeForm
+    exclude = None
+
+
+admin.site.register(Art, InheritedFormAdmin)
+admin.site.register(Art, ForeignFormAdmin)
+admin.site.register(Art, MetaFormAdmin)
+admin.site.register(Art, LoopFormAdmin)
+admin.site.register(Nt, admin.ModelAdmin)  # line 64: the default admin, article and author
+"""
+
+
+def test_forms_inherit_aliases_resolve_and_apps_keep_their_tables(tmp_path: Path) -> None:
+    """From a second review: a form's bases and their ``Meta`` count, a form of a name it
+    imports is no loop, a model imported under an alias is its class (its parent link stays
+    hidden), annotated settings are read, ``"taggit.Tag"`` is that app's table and not the
+    project's ``Tag``, and ``large-models`` is said as such whatever a size says."""
+    _result(tmp_path, None)
+    blog = tmp_path / "blog"
+    blog.mkdir()
+    (blog / "__init__.py").write_text("", encoding="utf-8")
+    (blog / "models.py").write_text(BLOG_MODELS, encoding="utf-8")
+    (blog / "admin.py").write_text(BLOG_ADMIN, encoding="utf-8")
+    base_forms = "class ProjectForm: ...\nclass ArticleMeta: ...\n"
+    (tmp_path / "app" / "base_forms.py").write_text(base_forms, encoding="utf-8")
+    tables = {"blog_author": 40, "blog_article": 2_000_000, "blog_tag": 700_000}
+    config = LintConfig(sizes=TableSizes(tables=tables, source="t"), large_models=("Author",))
+    result = lint_paths([str(tmp_path)], config)
+    assert not [f for f in result.findings if f.code == "MB000"]
+    by_row = {f.row: f.message for f in result.findings if f.filename.endswith("blog/admin.py")}
+    assert set(by_row) == {32, 55, 64}, by_row
+    assert "form of `Note` renders" in by_row[32]  # not the alias `Nt`
+    assert "(`author`, a model declared large)" in by_row[32]
+    assert "`editor`, a model declared large" in by_row[55]
+    assert "`article`, ≈2.0M rows of `blog_article`" in by_row[64]
+    assert "blog_tag" not in "".join(by_row.values())

@@ -63,8 +63,10 @@ _USER_MODEL_SETTING = re.compile(
 #: A settings module's own ``INSTALLED_APPS = [...]`` (not code that reads
 #: ``settings.INSTALLED_APPS``).
 _INSTALLED_APPS_SET = re.compile(r"^INSTALLED_APPS\s*=", re.M)
-#: A test suite's file: ``tests/settings.py``, ``test_settings.py``, ``settings_test.py``.
-_TEST_PATH = re.compile(r"(?:^|/)tests?(?:/|_)|_tests?\.py$")
+#: A test suite's, an example's or the documentation's file (``tests/settings.py``,
+#: ``test_settings.py``, ``settings_test.py``, ``example/settings.py``, ``docs/conf.py``): the
+#: settings there are not the application's.
+_TEST_PATH = re.compile(r"(?:^|/)(?:tests?|examples?|demo|docs|sandbox)(?:/|_)|_tests?\.py$")
 #: ``"django.contrib.admin"`` (or its ``SimpleAdminConfig``, or a project's dotted
 #: ``"site.apps.MyAdminConfig"``; not a model's name, ``'GymAdminConfig'``) quoted on a line that
 #: is no comment: the admin installed.

@@ -150,7 +150,7 @@ def _registrations(
         admin_arg = call.args[1] if len(call.args) > 1 else None
         admin_arg = next((k.value for k in call.keywords if k.arg == "admin_class"), admin_arg)
         admin = None
-        if admin_arg is not None:
+        if admin_arg is not None and ctx.qualify(admin_arg) != "django.contrib.admin.ModelAdmin":
             admin = classes.get(admin_arg.id) if isinstance(admin_arg, ast.Name) else None
             if admin is None:
                 continue  # an admin class from elsewhere: its settings are unknown
@@ -185,7 +185,7 @@ def _judged(
     if settings is None or settings.methods & _DYNAMIC or _read_only(admin, classes):
         return
     qualified = model_path(ctx, name)
-    last = name.rsplit(".", 1)[-1]
+    last = _real_name(ctx, model)
     shape = evidence.tables.shape_of(qualified, last)
     if shape is None:
         return
@@ -193,7 +193,7 @@ def _judged(
     if shown is None:
         return
     home = evidence.tables.defined(qualified) if qualified else None
-    parent_name = (dotted(parent) or "").rsplit(".", 1)[-1] if parent is not None else None
+    parent_name = _real_name(ctx, parent) if parent is not None else None
     fk_name = settings.settings.get("fk_name")
     hidden_link = fk_name.value if isinstance(fk_name, ast.Constant) else None
     big: list[tuple[str, TableSize | None]] = []
@@ -210,10 +210,19 @@ def _judged(
         if declared == "small":
             continue
         size = _target_size(ctx, relation, target, home)
-        if declared == "large" or (size is not None and not size.small):
+        if declared == "large":
+            big.append((relation.field, None))  # the user's word, whatever a size says
+        elif size is not None and not size.small:
             big.append((relation.field, size))
     if big:
         yield AdminChoices(node, last, tuple(big))
+
+
+def _real_name(ctx: ModuleContext, model: ast.expr) -> str:
+    """The class name of ``model`` as its module defines it: ``Article`` for ``Art`` after
+    ``from .models import Article as Art``."""
+    qualified = ctx.qualify(model)
+    return (qualified or dotted(model) or "").rsplit(".", 1)[-1]
 
 
 def _target_size(
@@ -235,9 +244,8 @@ def _target_size(
     written = relation.target
     if written.count(".") == 1 and not written[:1].isupper() and "(" not in written:
         app, _, model = written.partition(".")
-        size = evidence.of_app_model(app, model)
-        if size is not None:
-            return size
+        # ``"taggit.Tag"`` is that app's table: not the project's own ``Tag``
+        return evidence.of_app_model(app, model)
     if home is not None:
         beside = f"{home.rsplit('.', 1)[0]}.{target}"
         if beside in evidence.tables.by_path:
@@ -305,21 +313,31 @@ def _shown(
 
 
 def _form_fields(
-    ctx: ModuleContext, form: ast.ClassDef, classes: dict[str, ast.ClassDef]
+    ctx: ModuleContext, form: ast.ClassDef, classes: dict[str, ast.ClassDef], depth: int = 0
 ) -> tuple[set[str], set[str] | None, set[str], set[str]] | None:
-    """(fields the form declares, ``Meta.fields`` or None for all, fields ``Meta.widgets``
-    gives a widget that lists no options, ``Meta.exclude``); None when the form may change its
-    fields unseen: an ``__init__`` of its own, a base that is no Django form class nor a form
-    of this module, or a ``Meta`` that is not literal."""
-    if any(isinstance(s, ast.FunctionDef) and s.name == "__init__" for s in form.body):
+    """(fields the form and its bases declare, ``Meta.fields`` or None for all, fields
+    ``Meta.widgets`` gives a widget that lists no options, ``Meta.exclude``), the form's own
+    ``Meta`` winning over its bases'; None when the form may change its fields unseen: an
+    ``__init__`` of its own, a base that is no Django form class nor a form of this module, a
+    ``Meta`` with a base or with settings that are not literal."""
+    if depth > 8 or any(isinstance(s, ast.FunctionDef) and s.name == "__init__" for s in form.body):
         return None
+    declared: set[str] = set()
+    fields: set[str] | None = None
+    widgets: set[str] = set()
+    excluded: set[str] = set()
     for base in form.bases:
-        if isinstance(base, ast.Name) and base.id in classes:
-            if _form_fields(ctx, classes[base.id], classes) is None:
+        if isinstance(base, ast.Name) and base.id in classes and base.id != form.name:
+            inherited = _form_fields(ctx, classes[base.id], classes, depth + 1)
+            if inherited is None:
                 return None
+            declared |= inherited[0]
+            fields = inherited[1] if inherited[1] is not None else fields
+            widgets |= inherited[2]
+            excluded |= inherited[3]
         elif not (ctx.qualify(base) or "").startswith("django."):
             return None
-    declared = {
+    declared |= {
         target.id
         for stmt in form.body
         if isinstance(stmt, (ast.Assign, ast.AnnAssign))
@@ -327,10 +345,12 @@ def _form_fields(
         if isinstance(target, ast.Name) and target.id != "Meta"
     }
     meta = next((s for s in form.body if isinstance(s, ast.ClassDef) and s.name == "Meta"), None)
-    fields: set[str] | None = None
-    widgets: set[str] = set()
-    excluded: set[str] = set()
-    for stmt in meta.body if meta is not None else []:
+    if meta is None:
+        return declared, fields, widgets, excluded
+    if meta.bases:
+        return None  # ``class Meta(ArticleMeta)``: settings from elsewhere
+    fields, widgets, excluded = None, set(), set()  # a ``Meta`` of its own replaces its bases'
+    for stmt in meta.body:
         if not isinstance(stmt, ast.Assign) or len(stmt.targets) != 1:
             continue
         key = getattr(stmt.targets[0], "id", "")
@@ -346,8 +366,8 @@ def _form_fields(
                 return None
             excluded |= names
         elif key == "widgets":
-            if not isinstance(stmt.value, ast.Dict):
-                return None
+            if not isinstance(stmt.value, ast.Dict) or None in stmt.value.keys:
+                return None  # not literal, or ``{**WIDGETS}``
             widgets |= {
                 k.value
                 for k, widget in zip(stmt.value.keys, stmt.value.values, strict=True)
@@ -366,7 +386,7 @@ def _settings(
     merged = _Admin({}, set())
     for base in cls.bases:
         name = base.id if isinstance(base, ast.Name) else None
-        if name is not None and name in classes and depth < 8:
+        if name is not None and name in classes and name != cls.name and depth < 8:
             inherited = _settings(ctx, classes[name], classes, depth + 1)
             if inherited is None:
                 return None
@@ -380,14 +400,22 @@ def _settings(
     for stmt in cls.body:
         if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
             merged.methods.add(stmt.name)
-        elif isinstance(stmt, ast.Assign):
-            for target in stmt.targets:
-                if isinstance(target, ast.Name):
-                    if target.id in _SETTINGS:
-                        merged.settings[target.id] = stmt.value
-                    elif target.id in _DYNAMIC:
-                        merged.methods.add(target.id)
+        elif isinstance(stmt, (ast.Assign, ast.AnnAssign)) and stmt.value is not None:
+            targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+            for target in targets:
+                if not isinstance(target, ast.Name):
+                    continue
+                if target.id == "exclude" and _is_none(stmt.value):
+                    merged.settings.pop("exclude", None)  # Django's default: nothing excluded
+                elif target.id in _SETTINGS:
+                    merged.settings[target.id] = stmt.value
+                elif target.id in _DYNAMIC:
+                    merged.methods.add(target.id)
     return merged
+
+
+def _is_none(value: ast.expr) -> bool:
+    return isinstance(value, ast.Constant) and value.value is None
 
 
 def _read_only(

@@ -232,11 +232,9 @@ def _owner_match(field: str, value: ast.AST) -> bool:
         return True  # ``filter(cable=self)``: the rows that belong to the object in hand
     if _identifying(field):
         return True  # ``filter(email__iexact=email)``: the rows of one identifying value
-    if _identifying(last_name(value) or "") and (
-        not shared_attribute(field) or _strip_key(field) == "name"
-    ):
-        # ``Identity.identifier == username``, ``has(name=username)``: the rows of one person
-        # or thing the value identifies, whatever the column is called
+    if _identifying(last_name(value) or "") and _strip_key(field) in _NAMING_COLUMNS:
+        # ``Identity.identifier == username``, ``has(name=username)``: the rows of the one
+        # person or thing the value identifies, in a column that names it
         return True
     named = last_name(value)
     if named is not None and _is_key_column(field) and _is_key_column(named):
@@ -266,7 +264,7 @@ def _owner_match(field: str, value: ast.AST) -> bool:
     if (
         len(other) >= 3
         and base.startswith(other)
-        and not base.endswith("s")  # ``programs=prog``: a many-to-many, shared by many rows
+        and not _plural(base)  # ``programs=prog``: a many-to-many, shared by many rows
         and not shared_attribute(field)
     ):
         # ``registration=reg``, ``session=sess``: a row in hand, its name cut short; not
@@ -290,6 +288,17 @@ _ABOUT_WORDS = frozenset(
      "verified", "confirmed", "enable", "enabled", "receive", "use", "can", "should", "new",
      "old", "date", "count", "num", "show", "hide", "require", "required", "needs"}
 )  # fmt: skip
+
+
+#: Columns that name a person or a thing: compared to an identifying value (a user name, an
+#: e-mail), they pick its row (``Identity.identifier == username``).
+_NAMING_COLUMNS = frozenset({"identifier", "name", "login", "handle", "uid", "account"})
+
+
+def _plural(name: str) -> bool:
+    """``programs``, ``categories``, ``photos``; not ``process``, ``campus``, ``analysis``,
+    ``canvas`` (singular words that end in ``s``)."""
+    return name.endswith("s") and not name.endswith(("ss", "us", "is", "as"))
 
 
 def _identifying(column: str) -> bool:
