@@ -255,8 +255,9 @@ def command(
     MB401 resource-per-call                 MB402 loop-invariant-deepcopy (preview)
     MB501 full-rows-for-one-column
     A load of a whole table is a finding only with evidence that the table is big
-    (--db, --sizes, large-models, or the code writing every row it loads); without
-    it, a hint (--hints lists them). --preview adds the preview rules and variants.
+    (--db, --sizes, large-models, or a table the framework appends to on every event);
+    without it, a hint in batch code (--hints lists them). --preview adds the preview
+    rules and variants.
 
     Silence one line with "# noqa: MB201", a whole file with a line "# membound: noqa";
     --add-noqa writes those comments for every current finding. --fix applies the safe fixes,
