@@ -311,6 +311,8 @@ def test_inlines_keys_forms_and_options_django_applies(tmp_path: Path) -> None:
 BLOG_MODELS = """\
 from django.db import models
 
+from blog import topics as t
+
 
 class Author(models.Model):
     name = models.TextField()
@@ -321,6 +323,7 @@ class Article(models.Model):
     editor = models.ForeignKey(Author, related_name="+", on_delete=models.CASCADE)
     body = models.TextField()
     tag = models.ForeignKey("taggit.Tag", on_delete=models.CASCADE)
+    topic = models.ForeignKey(t.Topic, on_delete=models.CASCADE)  # a module's, no app label
 
 
 class Note(models.Model):
@@ -370,7 +373,7 @@ class NoteInline(admin.TabularInline):  # line 32: author; article is the parent
 
 
 @admin.register(Art)
-class ArticleAdmin(admin.ModelAdmin):
+class ArticleAdmin(admin.ModelAdmin):  # line 38: topic
     inlines = [NoteInline]
     raw_id_fields: tuple[str, ...] = ("author", "editor")  # annotated, still read
 
@@ -411,16 +414,24 @@ def test_forms_inherit_aliases_resolve_and_apps_keep_their_tables(tmp_path: Path
     (blog / "__init__.py").write_text("", encoding="utf-8")
     (blog / "models.py").write_text(BLOG_MODELS, encoding="utf-8")
     (blog / "admin.py").write_text(BLOG_ADMIN, encoding="utf-8")
+    topics = "from django.db import models\n\n\nclass Topic(models.Model):\n    pass\n"
+    (blog / "topics.py").write_text(topics, encoding="utf-8")
     base_forms = "class ProjectForm: ...\nclass ArticleMeta: ...\n"
     (tmp_path / "app" / "base_forms.py").write_text(base_forms, encoding="utf-8")
-    tables = {"blog_author": 40, "blog_article": 2_000_000, "blog_tag": 700_000}
+    tables = {
+        "blog_author": 40,
+        "blog_article": 2_000_000,
+        "blog_tag": 700_000,
+        "blog_topic": 900_000,
+    }
     config = LintConfig(sizes=TableSizes(tables=tables, source="t"), large_models=("Author",))
     result = lint_paths([str(tmp_path)], config)
     assert not [f for f in result.findings if f.code == "MB000"]
     by_row = {f.row: f.message for f in result.findings if f.filename.endswith("blog/admin.py")}
-    assert set(by_row) == {32, 55, 64}, by_row
+    assert set(by_row) == {32, 38, 55, 64}, by_row
     assert "form of `Note` renders" in by_row[32]  # not the alias `Nt`
     assert "(`author`, a model declared large)" in by_row[32]
-    assert "`editor`, a model declared large" in by_row[55]
+    assert "(`topic`, ≈900k rows of `blog_topic` (t))" in by_row[38]  # author, editor raw
+    assert "`editor`, a model declared large; `topic`, ≈900k rows of `blog_topic`" in by_row[55]
     assert "`article`, ≈2.0M rows of `blog_article`" in by_row[64]
     assert "blog_tag" not in "".join(by_row.values())

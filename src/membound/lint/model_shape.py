@@ -99,6 +99,9 @@ class Relation:
     many: bool
     """A many-to-many field (``formfield_for_manytomany`` decides it, not
     ``formfield_for_foreignkey``)."""
+    quoted: bool = False
+    """Written as a string (``"taggit.Tag"``: an app label and a model), not a name or an
+    attribute (``other_models.Tag``: a module's)."""
 
 
 @dataclass(frozen=True)
@@ -192,7 +195,7 @@ def _relation(name: str, value: ast.AST) -> Relation | None:
     written = target.value if isinstance(target, ast.Constant) else ast.unparse(target)
     if not isinstance(written, str):
         return None
-    return Relation(name, written, "Many" in called)
+    return Relation(name, written, "Many" in called, isinstance(target, ast.Constant))
 
 
 def _constant(node: ast.AST) -> object:

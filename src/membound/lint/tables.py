@@ -17,8 +17,11 @@ define models (a ``models.py``, a ``models/`` package, or a file whose text name
 * **SQLAlchemy** declarative models: ``__tablename__``, or ``__table__ = Table("name", ...)``;
   Core tables: ``invoices = Table("invoices", metadata, ...)`` maps the name ``invoices``.
 
-Each model's shape comes with it (``lint/model_shape.py``): its unique keys, and whether its
-table is a lookup of named values.
+Each model's shape comes with it (``lint/model_shape.py``): its unique keys, whether its
+table is a lookup of named values, and the relations a model form renders as a choice of
+every related row. From the project's settings (not a test suite's, an example's or the
+documentation's): the swappable user model (``AUTH_USER_MODEL``) and whether the Django admin
+is installed at all.
 
 The map's keys are the dotted paths of the files' modules (``billing.models.Invoice``, from
 the path below the folder linted), matched against the path the code imports a model from by
@@ -600,12 +603,14 @@ def index_models(
     for path, text in files:
         if "INSTALLED_APPS" in text:
             installed.update(_DOTTED_STRING.findall(text))
-        tests = _TEST_PATH.search(_relative(path, root)) is not None
-        if "AUTH_USER_MODEL" in text and not tests:
-            user_models.update(_USER_MODEL_SETTING.findall(text))
         # a test suite's settings often install less than the application does
+        a_settings_file = ("AUTH_USER_MODEL" in text or "INSTALLED_APPS" in text) and (
+            _TEST_PATH.search(_relative(path, root)) is None
+        )
+        if a_settings_file and "AUTH_USER_MODEL" in text:
+            user_models.update(_USER_MODEL_SETTING.findall(text))
         settings_seen = settings_seen or (
-            "INSTALLED_APPS" in text and _INSTALLED_APPS_SET.search(text) is not None and not tests
+            a_settings_file and _INSTALLED_APPS_SET.search(text) is not None
         )
         admin_named = admin_named or (
             ("django.contrib.admin" in text or "AdminConfig" in text)

@@ -113,13 +113,18 @@ def admin_choices(ctx: ModuleContext) -> Iterator[AdminChoices]:
         return
     classes = {node.name: node for node in ctx.tree.body if isinstance(node, ast.ClassDef)}
     for model, admin, node in _registrations(ctx, classes):
-        yield from _judged(ctx, classes, model, admin, node, parent=None)
-        settings = _settings(ctx, admin, classes) if admin is not None else None
-        inlines = settings.settings.get("inlines") if settings is not None else None
-        for name in _class_names(inlines):
+        settings = _settings(ctx, admin, classes) if admin is not None else _Admin({}, set())
+        if settings is None:
+            continue  # a base of the project's other modules may set anything
+        yield from _judged(ctx, classes, model, admin, settings, node, parent=None)
+        for name in _class_names(settings.settings.get("inlines")):
             inline = classes.get(name)
-            if inline is not None:
-                yield from _inline(ctx, classes, inline, model)
+            inline_settings = _settings(ctx, inline, classes) if inline is not None else None
+            inline_model = inline_settings.settings.get("model") if inline_settings else None
+            if inline is not None and inline_settings is not None and inline_model is not None:
+                yield from _judged(
+                    ctx, classes, inline_model, inline, inline_settings, inline, parent=model
+                )
 
 
 def _registrations(
@@ -160,29 +165,23 @@ def _registrations(
             yield model, admin, admin if admin is not None else call
 
 
-def _inline(
-    ctx: ModuleContext, classes: dict[str, ast.ClassDef], inline: ast.ClassDef, parent: ast.expr
-) -> Iterator[AdminChoices]:
-    settings = _settings(ctx, inline, classes)
-    model = settings.settings.get("model") if settings is not None else None
-    if model is not None:
-        yield from _judged(ctx, classes, model, inline, inline, parent=parent)
-
-
 def _judged(
     ctx: ModuleContext,
     classes: dict[str, ast.ClassDef],
     model: ast.expr,
     admin: ast.ClassDef | None,
+    settings: _Admin,
     node: ast.AST,
     parent: ast.expr | None,
 ) -> Iterator[AdminChoices]:
+    """The admin form (``admin`` with its ``settings``; None: Django's default) of ``model``,
+    reported at ``node`` when it lists every row of a big table; ``parent``: the model of the
+    admin that lists this inline."""
     evidence = ctx.evidence
     name = dotted(model)
     if evidence is None or name is None:
         return
-    settings = _settings(ctx, admin, classes) if admin is not None else _Admin({}, set())
-    if settings is None or settings.methods & _DYNAMIC or _read_only(admin, classes):
+    if settings.methods & _DYNAMIC or _read_only(admin, classes):
         return
     qualified = model_path(ctx, name)
     last = _real_name(ctx, model)
@@ -209,7 +208,7 @@ def _judged(
         declared = ctx.model_size(user[1] if user is not None else target)
         if declared == "small":
             continue
-        size = _target_size(ctx, relation, target, home)
+        size = _target_size(ctx, relation, user, target, home)
         if declared == "large":
             big.append((relation.field, None))  # the user's word, whatever a size says
         elif size is not None and not size.small:
@@ -226,24 +225,26 @@ def _real_name(ctx: ModuleContext, model: ast.expr) -> str:
 
 
 def _target_size(
-    ctx: ModuleContext, relation: Relation, target: str, home: str | None
+    ctx: ModuleContext,
+    relation: Relation,
+    user: tuple[str, str] | None,
+    target: str,
+    home: str | None,
 ) -> TableSize | None:
-    """The size of the table a relation's options come from: the user model for
-    ``settings.AUTH_USER_MODEL`` (the settings' ``AUTH_USER_MODEL``, else Django's
-    ``auth_user``), ``"app.Model"`` by its app, a bare name as the model of the
+    """The size of the table a relation's options come from: the user model ``user`` names
+    (the settings' ``AUTH_USER_MODEL``, else Django's ``auth_user``), ``"app.Model"`` by its
+    app, a bare name as the model of the
     related model's own module (else the project's one model of that name)."""
     evidence = ctx.evidence
     if evidence is None:
         return None
-    user = _user_model(ctx, relation)
-    if user is not None:
+    if user is not None:  # :func:`_user_model`'s
         app, model = user
         if app == "auth":
             return evidence.of_model(_DEFAULT_USER, "User")
         return evidence.of_app_model(app, model)
-    written = relation.target
-    if written.count(".") == 1 and not written[:1].isupper() and "(" not in written:
-        app, _, model = written.partition(".")
+    if relation.quoted and relation.target.count(".") == 1:
+        app, _, model = relation.target.partition(".")
         # ``"taggit.Tag"`` is that app's table: not the project's own ``Tag``
         return evidence.of_app_model(app, model)
     if home is not None:

@@ -379,8 +379,7 @@ def owner_filter(ctx: ModuleContext, link: Link, depth: int = 0) -> bool:
             pairs.append((kw.arg, kw.value))
     if any(_owner_keyword(ctx, arg_name, value, depth) for arg_name, value in pairs):
         return True
-    if any(_owner_match(column, value) for column, value, _ in equalities(args)):
-        return True
+    # equalities joined by AND, relationship criteria, and disjunctions of owners
     if any(_an_owners_condition(ctx, arg, depth) for arg in args):
         return True
     return _owners_in(ctx, args, depth)
