@@ -133,8 +133,11 @@ admin.site.register(Revision)  # line 79: the default admin, document
 admin.site.register(Colour)
 """
 
-SETTINGS = 'AUTH_USER_MODEL = "accounts.Member"\n'
-WITH_ADMIN = 'INSTALLED_APPS = [\n    "django.contrib.admin",\n    "app",\n]\n'
+SETTINGS = (
+    'AUTH_USER_MODEL = "accounts.Member"\n'
+    'INSTALLED_APPS += ["site.blog.apps.BlogConfig"]  # another file, dotted from another root\n'
+)
+WITH_ADMIN = 'INSTALLED_APPS = [\n    "django.contrib.admin",\n    "app",\n    "accounts",\n]\n'
 ADMIN_SWITCHED_OFF = (
     'INSTALLED_APPS = [\n    # "django.contrib.admin",\n    "app",\n]\n'
     'CONFIG_MODEL = "GymAdminConfig"  # a model\'s name, no app\n'
@@ -289,7 +292,7 @@ def test_inlines_keys_forms_and_options_django_applies(tmp_path: Path) -> None:
     """From a review: inlines are judged, a one-to-one primary key is a select, an admin's
     ``exclude`` replaces its form's, and whatever a form's ``__init__`` or base, a lambda
     refusing changes, or ``register(…, raw_id_fields=…)`` may change is left out."""
-    settings = 'INSTALLED_APPS = ["django.contrib.admin.apps.SimpleAdminConfig", "app"]\n'
+    settings = 'INSTALLED_APPS = ["django.contrib.admin.apps.SimpleAdminConfig", "app", "notes"]\n'
     _result(tmp_path, None, settings)
     annotated = 'AUTH_USER_MODEL: str = "accounts.Member"\n'
     (tmp_path / "site" / "settings.py").write_text(annotated, encoding="utf-8")
@@ -435,3 +438,84 @@ def test_forms_inherit_aliases_resolve_and_apps_keep_their_tables(tmp_path: Path
     assert "`editor`, a model declared large; `topic`, ≈900k rows of `blog_topic`" in by_row[55]
     assert "`article`, ≈2.0M rows of `blog_article`" in by_row[64]
     assert "blog_tag" not in "".join(by_row.values())
+
+
+FILTER_ADMIN = """\
+from django.contrib import admin
+
+from app.models import Document, Share
+from app.filters import TitleFilter
+
+
+@admin.register(Document)
+class DocumentAdmin(admin.ModelAdmin):
+    raw_id_fields = ("owner",)  # the form lists no user, the filter does
+    list_filter = (  # line 10
+        "owner",
+        "colour",  # a small table
+        "title",
+        TitleFilter,
+    )
+
+
+class ReadOnlyShareAdmin(admin.ModelAdmin):
+    list_filter = [("readers", admin.RelatedFieldListFilter)]  # line 19
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class UsedOnlyShareAdmin(admin.ModelAdmin):
+    list_filter = [
+        ("readers", admin.RelatedOnlyFieldListFilter),  # the rows the shares use
+        "document__owner",  # a lookup through a relation: not judged
+        "staff",  # its choices are limited
+    ]
+    autocomplete_fields = ["readers", "document"]
+
+
+class CodedShareAdmin(admin.ModelAdmin):
+    list_filter = ["document"]
+    raw_id_fields = ["document", "readers"]
+
+    def get_list_filter(self, request):
+        return self.list_filter if request.user.is_superuser else []
+
+
+admin.site.register(Share, ReadOnlyShareAdmin)
+admin.site.register(Share, UsedOnlyShareAdmin)
+admin.site.register(Share, CodedShareAdmin)
+"""
+
+
+def test_a_list_filter_on_a_relation_lists_every_related_row(tmp_path: Path) -> None:
+    """Django's ``RelatedFieldListFilter`` renders one link per row of the related model on
+    every view of the change list, read-only admins included; its own filter classes, a
+    project's, lookups through relations and a ``get_list_filter`` are not judged."""
+    _result(tmp_path, None)
+    (tmp_path / "app" / "admin.py").write_text(FILTER_ADMIN, encoding="utf-8")
+    (tmp_path / "app" / "filters.py").write_text("class TitleFilter: ...\n", encoding="utf-8")
+    result = lint_paths([str(tmp_path)], LintConfig(sizes=TableSizes(tables=BIG, source="t")))
+    by_row = {f.row: f.message for f in result.findings if f.code == "MB101"}
+    assert set(by_row) == {10, 19}, by_row
+    assert "change list of `Document`" in by_row[10]
+    assert "(`owner`, ≈40k rows of `accounts_member` (t))" in by_row[10]
+    assert "colour" not in by_row[10]
+    assert "(`readers`, ≈40k rows of `accounts_member` (t))" in by_row[19]
+    legacy = tmp_path / "legacy"  # an app no settings here name: the deployment's may
+    legacy.mkdir()
+    (legacy / "__init__.py").write_text("", encoding="utf-8")
+    (legacy / "admin.py").write_text(FILTER_ADMIN, encoding="utf-8")
+    again = lint_paths([str(tmp_path)], LintConfig(sizes=TableSizes(tables=BIG, source="t")))
+    assert {(f.filename.rsplit("/", 2)[-2], f.row) for f in again.findings} == {
+        ("app", 10),
+        ("app", 19),
+        ("legacy", 10),
+        ("legacy", 19),
+    }
+    small = {"accounts_member": 40, "app_document": 300, "app_colour": 12}
+    quiet = lint_paths([str(tmp_path)], LintConfig(sizes=TableSizes(tables=small, source="t")))
+    assert [f for f in quiet.findings if f.code == "MB101"] == []

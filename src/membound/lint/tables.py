@@ -77,6 +77,9 @@ _ADMIN_APP = re.compile(
     r"""^[^#\n]*["'](?:django\.contrib\.admin(?:\.apps\.\w+)?|\w+(?:\.\w+)*\.\w*AdminConfig)["']""",
     re.M,
 )
+#: ``"DEFAULT_PAGINATION_CLASS"`` on a line that is no comment: Django REST framework's list
+#: endpoints answer by pages unless a view says otherwise.
+_PAGINATION_DEFAULT = re.compile(r"^[^#\n]*DEFAULT_PAGINATION_CLASS", re.M)
 #: A quoted dotted name (``"askbot.deps.django_authopenid"``): an app a settings file installs.
 _DOTTED_STRING = re.compile(r"""["']([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)["']""")
 #: How many imports a re-export is followed through.
@@ -106,11 +109,17 @@ class ModelTables:
         reexports: Mapping[str, str] | None = None,
         user_model: str | None = None,
         admin_installed: bool | None = None,
+        api_pages_by_default: bool | None = None,
     ) -> None:
         self.by_path = dict(by_path)
         #: False when the project's settings install apps and ``django.contrib.admin`` is
         #: named nowhere outside comments (its admin modules never run); None: no settings
         self.admin_installed = admin_installed
+        #: True when the project names Django REST framework's ``DEFAULT_PAGINATION_CLASS``
+        #: outside comments and tests (its list endpoints may answer by pages), False when
+        #: its settings install apps and name none (every list endpoint answers whole unless
+        #: the view sets a ``pagination_class``); None: no settings
+        self.api_pages_by_default = api_pages_by_default
         #: ``AUTH_USER_MODEL`` as the project's settings set it (``"users.User"``), where
         #: they set one value
         self.user_model = user_model
@@ -599,7 +608,7 @@ def index_models(
     installed: set[str] = set()
     reexports: dict[str, str] = {}
     user_models: set[str] = set()
-    settings_seen = admin_named = False
+    settings_seen = admin_named = pages_named = False
     for path, text in files:
         if "INSTALLED_APPS" in text:
             installed.update(_DOTTED_STRING.findall(text))
@@ -615,6 +624,11 @@ def index_models(
         admin_named = admin_named or (
             ("django.contrib.admin" in text or "AdminConfig" in text)
             and _ADMIN_APP.search(text) is not None
+        )
+        pages_named = pages_named or (
+            "DEFAULT_PAGINATION_CLASS" in text
+            and _PAGINATION_DEFAULT.search(text) is not None
+            and _TEST_PATH.search(_relative(path, root)) is None
         )
         migrations = module_path(path, root).rpartition(".migrations.")[0]
         if migrations:
@@ -673,7 +687,8 @@ def index_models(
             by_path[proxy] = table
     user_model = user_models.pop() if len(user_models) == 1 else None
     admin = admin_named if settings_seen else None
-    return ModelTables(by_path, shapes, modules, reexports, user_model, admin)
+    pages = pages_named if settings_seen else None
+    return ModelTables(by_path, shapes, modules, reexports, user_model, admin, pages)
 
 
 def _relative(path: str, root: str) -> str:
@@ -691,6 +706,7 @@ def joined(first: ModelTables, second: ModelTables) -> ModelTables:
         {**first.given_reexports, **second.given_reexports},
         first.user_model or second.user_model,
         first.admin_installed,
+        first.api_pages_by_default,
     )
 
 

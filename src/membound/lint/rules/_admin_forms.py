@@ -30,7 +30,8 @@ field the admin handles some other way:
 * only Django's ``@admin.register`` and a ``…site.register(…)`` call register: a project's own
   ``register`` decorator may set anything;
 * a project whose settings install apps but never ``django.contrib.admin`` (outside comments)
-  serves no admin page.
+  serves no admin page. (An app the settings never name may still be installed by the
+  deployment's own settings, which a package's base settings leave to it: its admin is judged.)
 
 Like every whole-table load in request code, only a size makes it a finding: the related
 table's rows in the sizes file (``--sizes``, ``--db``) or ``large-models``. The model index
@@ -40,7 +41,8 @@ that gives each model's fields is read only when sizes are given (``lint/tables.
 from __future__ import annotations
 
 import ast
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from membound.lint.context import ModuleContext
@@ -50,7 +52,7 @@ from membound.lint.model_shape import Relation
 from membound.lint.rules._models import model_path
 from membound.lint.rules._widgets import lists_no_options
 
-__all__ = ["AdminChoices", "admin_choices"]
+__all__ = ["AdminChoices", "AdminFilters", "admin_choices", "admin_filters"]
 
 #: Where admin base classes come from that set none of the settings read here (Django's own
 #: and the common admin libraries: versions, history, import/export, permissions, trees,
@@ -71,7 +73,11 @@ _DJANGO_BASES = frozenset(
 #: Settings that take fields out of the form's option lists.
 _HIDING = ("raw_id_fields", "autocomplete_fields", "readonly_fields", "exclude")
 #: Settings read here: any other form of them (not a literal) leaves out the admin.
-_SETTINGS = (*_HIDING, "fields", "fieldsets", "form", "fk_name", "model", "inlines")
+_SETTINGS = (
+    *_HIDING, "fields", "fieldsets", "form", "fk_name", "model", "inlines", "list_filter"
+)  # fmt: skip
+#: Django's list filter that lists every row of the related model (the default for a relation).
+_EVERY_ROW_FILTER = "django.contrib.admin.RelatedFieldListFilter"
 #: Methods that decide the form's fields in code.
 _DYNAMIC = frozenset(
     {"get_form", "get_formset", "get_fields", "get_fieldsets", "get_exclude",
@@ -93,6 +99,17 @@ class AdminChoices:
     fields: tuple[tuple[str, TableSize | None], ...]
     """The fields that list a big table's rows, in declaration order, each with its table's
     size (None: a model the user declared large)."""
+
+
+@dataclass(frozen=True)
+class AdminFilters:
+    """One admin change list whose filter sidebar lists every row of a big table."""
+
+    node: ast.AST
+    """Where to report: the ``list_filter`` setting."""
+    model: str
+    fields: tuple[tuple[str, TableSize | None], ...]
+    """The filtered relations whose table is big, each with its size (None: declared large)."""
 
 
 @dataclass
@@ -125,6 +142,51 @@ def admin_choices(ctx: ModuleContext) -> Iterator[AdminChoices]:
                 yield from _judged(
                     ctx, classes, inline_model, inline, inline_settings, inline, parent=model
                 )
+
+
+def admin_filters(ctx: ModuleContext) -> Iterator[AdminFilters]:
+    """Every admin change list of this module whose ``list_filter`` names a relation to a big
+    table. Django's ``RelatedFieldListFilter`` (the filter of a foreign key or many-to-many
+    field named by its name) lists one link per row of the related model, every row, on each
+    view of the change list, whoever may view it (a read-only admin too). A filter class of
+    the project's, ``RelatedOnlyFieldListFilter`` (only the rows the listed objects use), a
+    lookup through a relation (``author__team``) and a ``get_list_filter`` method are not
+    judged."""
+    if (
+        ctx.evidence is None
+        or "django" not in ctx.imported_roots
+        or ctx.evidence.tables.admin_installed is False
+    ):
+        return
+    classes = {node.name: node for node in ctx.tree.body if isinstance(node, ast.ClassDef)}
+    for model, admin, _node in _registrations(ctx, classes):
+        settings = _settings(ctx, admin, classes) if admin is not None else None
+        if settings is None or "get_list_filter" in settings.methods:
+            continue
+        setting = settings.settings.get("list_filter")
+        if not isinstance(setting, (ast.List, ast.Tuple)):
+            continue
+        named = [_filtered_field(ctx, element) for element in setting.elts]
+        fields = frozenset(name for name in named if name is not None)
+        found = _big_relations(ctx, model, functools.partial(_named_relations, fields))
+        if found is not None and found[1]:
+            yield AdminFilters(setting, found[0], found[1])
+
+
+def _named_relations(fields: frozenset[str], relations: tuple[Relation, ...]) -> list[Relation]:
+    return [relation for relation in relations if relation.field in fields]
+
+
+def _filtered_field(ctx: ModuleContext, element: ast.expr) -> str | None:
+    """The relation field a ``list_filter`` entry filters with a list of every related row:
+    ``"author"`` or ``("author", admin.RelatedFieldListFilter)``; None for any other entry."""
+    if isinstance(element, ast.Tuple) and len(element.elts) == 2:
+        if ctx.qualify(element.elts[1]) != _EVERY_ROW_FILTER:
+            return None
+        element = element.elts[0]
+    if isinstance(element, ast.Constant) and isinstance(element.value, str):
+        return element.value if "__" not in element.value else None
+    return None
 
 
 def _registrations(
@@ -177,26 +239,48 @@ def _judged(
     """The admin form (``admin`` with its ``settings``; None: Django's default) of ``model``,
     reported at ``node`` when it lists every row of a big table; ``parent``: the model of the
     admin that lists this inline."""
+    if settings.methods & _DYNAMIC or _read_only(admin, classes):
+        return
+    found = _big_relations(
+        ctx,
+        model,
+        lambda relations: _shown(ctx, settings, classes, relations),
+        parent=parent,
+        fk_name=settings.settings.get("fk_name"),
+    )
+    if found is not None and found[1]:
+        yield AdminChoices(node, found[0], found[1])
+
+
+def _big_relations(
+    ctx: ModuleContext,
+    model: ast.expr,
+    pick: Callable[[tuple[Relation, ...]], list[Relation] | None],
+    *,
+    parent: ast.expr | None = None,
+    fk_name: ast.expr | None = None,
+) -> tuple[str, tuple[tuple[str, TableSize | None], ...]] | None:
+    """(the model's class name, the relations ``pick`` keeps of the model's that point at a
+    big table, each with its size or None for a model the user declared large); None when the
+    model's shape is unknown or ``pick`` cannot tell. An inline's link to its ``parent`` (its
+    ``fk_name``, else the relation to the parent's model) is left out: a hidden input."""
     evidence = ctx.evidence
     name = dotted(model)
     if evidence is None or name is None:
-        return
-    if settings.methods & _DYNAMIC or _read_only(admin, classes):
-        return
+        return None
     qualified = model_path(ctx, name)
     last = _real_name(ctx, model)
     shape = evidence.tables.shape_of(qualified, last)
     if shape is None:
-        return
-    shown = _shown(ctx, settings, classes, shape.choices)
-    if shown is None:
-        return
+        return None
+    picked = pick(shape.choices)
+    if picked is None:
+        return None
     home = evidence.tables.defined(qualified) if qualified else None
     parent_name = _real_name(ctx, parent) if parent is not None else None
-    fk_name = settings.settings.get("fk_name")
     hidden_link = fk_name.value if isinstance(fk_name, ast.Constant) else None
     big: list[tuple[str, TableSize | None]] = []
-    for relation in shown:
+    for relation in picked:
         target = relation.target.rsplit(".", 1)[-1]
         if relation.target == "self":
             target = last
@@ -213,8 +297,7 @@ def _judged(
             big.append((relation.field, None))  # the user's word, whatever a size says
         elif size is not None and not size.small:
             big.append((relation.field, size))
-    if big:
-        yield AdminChoices(node, last, tuple(big))
+    return last, tuple(big)
 
 
 def _real_name(ctx: ModuleContext, model: ast.expr) -> str:

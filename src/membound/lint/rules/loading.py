@@ -9,7 +9,8 @@ from collections.abc import Iterator
 from membound.lint.context import DBAPI_ROOTS, SQLALCHEMY_ROOTS, ModuleContext
 from membound.lint.expression_chains import Link
 from membound.lint.findings import Finding, Fix, Rule
-from membound.lint.rules._admin_forms import admin_choices
+from membound.lint.rules._admin_forms import admin_choices, admin_filters
+from membound.lint.rules._api_lists import unpaged_lists
 from membound.lint.rules._loads import judge_load
 from membound.lint.rules._models import unique_bound
 from membound.lint.rules._owners import owner_filter
@@ -236,6 +237,7 @@ def check_unbounded_queryset(ctx: ModuleContext) -> Iterator[Finding]:
     yield from _handed_to_iterating_functions(ctx)
     yield from _field_querysets(ctx)
     yield from _admin_option_lists(ctx)
+    yield from _unpaged_api_lists(ctx)
     yield from _streamed_then_kept(ctx)
     for call in ctx.of_type(ast.Call):
         yield from _whole_by_call(ctx, call)
@@ -377,7 +379,8 @@ def _field_querysets(ctx: ModuleContext) -> Iterator[Finding]:
 
 def _admin_option_lists(ctx: ModuleContext) -> Iterator[Finding]:
     """MB101 at a Django admin whose add and change forms list every row of a big table as
-    options (``rules/_admin_forms.py``)."""
+    options, and at a ``list_filter`` whose sidebar lists every row of one
+    (``rules/_admin_forms.py``)."""
     for found in admin_choices(ctx):
         fields = "; ".join(
             f"`{field}`, {size.words() if size is not None else 'a model declared large'}"
@@ -389,6 +392,38 @@ def _admin_option_lists(ctx: ModuleContext) -> Iterator[Finding]:
             f"Django admin form of `{found.model}` renders every related row as an option "
             f"({fields}): add {'them' if len(found.fields) > 1 else 'it'} to "
             "`raw_id_fields` or `autocomplete_fields`",
+        )
+    for filtered in admin_filters(ctx):
+        fields = "; ".join(
+            f"`{field}`, {size.words() if size is not None else 'a model declared large'}"
+            for field, size in filtered.fields
+        )
+        yield ctx.finding(
+            "MB101",
+            filtered.node,
+            f"Django admin change list of `{filtered.model}` filters by a relation whose "
+            f"filter lists every related row ({fields}): use a `SimpleListFilter` of a few "
+            "choices or a filter that searches",
+        )
+
+
+def _unpaged_api_lists(ctx: ModuleContext) -> Iterator[Finding]:
+    """MB101 at the ``queryset`` of a Django REST framework list endpoint that answers with
+    all of it in one response (``rules/_api_lists.py``)."""
+    for found in unpaged_lists(ctx):
+        why = (
+            "`pagination_class = None`"
+            if found.paged_off
+            else "no `pagination_class`, no `DEFAULT_PAGINATION_CLASS`"
+        )
+        yield from _load_finding(
+            ctx,
+            found.queryset,
+            django_queryset(ctx, found.queryset, manager=True),
+            f"answered whole by the list endpoint of `{found.view}` ({why})",
+            "give the view a `pagination_class`, or set `DEFAULT_PAGINATION_CLASS` and "
+            "`PAGE_SIZE` in `REST_FRAMEWORK`",
+            rendered=True,
         )
 
 
