@@ -107,6 +107,8 @@ POSITIVE: dict[str, list[str]] = {
         "        r = redis.Redis()  # HIT\n        return self.get_response(request)\n",
         "from fastapi import FastAPI\nfrom sqlalchemy.orm import sessionmaker\napp = FastAPI()\n"
         "@app.get('/x')\nasync def x():\n    S = sessionmaker()  # HIT\n    return 1\n",
+        # another client is closed, not this one
+        "import httpx\nfor url in urls:\n    c = httpx.Client()  # HIT\n    other.close()\n",
     ],
     "MB402": [
         "import copy\nfor sub in subscribers:\n    sub.send(copy.deepcopy(payload))  # HIT\n",
@@ -230,6 +232,15 @@ NEGATIVE: dict[str, list[str]] = {
         "import boto3\ndef make_client():\n    return boto3.client('s3')\n",
         "def handler(event, context):\n    c = Client()\n",  # not a known resource
         "import httpx\nfor url in urls:\n    def later():\n        return httpx.Client()\n",
+        # closed before the call ends: its pool and buffers are given back
+        "import aiohttp\nfrom fastapi import FastAPI\napp = FastAPI()\n@app.get('/x')\n"
+        "async def x():\n    async with aiohttp.ClientSession() as s:\n"
+        "        return await s.get('u')\n",
+        "import httpx\nfor url in urls:\n    c = httpx.Client()\n    c.get(url)\n    c.close()\n",
+        "import contextlib, requests\nfor u in urls:\n"
+        "    with contextlib.closing(requests.Session()) as s:\n        s.get(u)\n",
+        "import httpx\nfrom flask import Flask\napp = Flask(__name__)\n@app.route('/')\n"
+        "def index():\n    c = httpx.Client()\n    with c:\n        return c.get('u').text\n",
     ],
     "MB402": [
         "import copy\nfor sub in subscribers:\n    sub.send(copy.deepcopy(sub.state))\n",
@@ -341,6 +352,9 @@ NEGATIVE["MB102"] += [
     DB + "def f(cur):\n    cur.execute('SELECT TOP 10 * FROM t')\n    return cur.fetchall()\n",
     DB
     + "def f(cur):\n    cur.execute('SELECT * FROM t FETCH FIRST 5 ROWS ONLY')\n    return cur.fetchall()\n",
+    # Oracle 23ai's vector search: an approximate top k
+    DB + "def f(cur):\n    cur.execute('SELECT * FROM t ORDER BY VECTOR_DISTANCE(v, :q) "
+    "FETCH APPROX FIRST :k ROWS ONLY')\n    return cur.fetchall()\n",
     DB
     + "def f(cur):\n    cur.execute('SELECT state, COUNT(*) FROM jobs GROUP BY state')\n    return cur.fetchall()\n",
     SA

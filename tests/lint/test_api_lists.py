@@ -71,6 +71,13 @@ class CustomList(viewsets.ReadOnlyModelViewSet):
 
     def list(self, request):
         return super().list(request)
+
+
+class ProjectMembers(generics.ListAPIView):
+    queryset = Article.objects.all()
+
+    def filter_queryset(self, queryset):
+        return queryset.filter(project=self.kwargs["project_id"])
 """
 
 BIG = {"app_article": 500_000, "app_tag": 40}

@@ -119,6 +119,8 @@ def _project(root: Path, *, marker: bool = True) -> Path:
     (app / "schedule.py").write_text(SCHEDULE, encoding="utf-8")
     (app / "api.py").write_text(API, encoding="utf-8")
     (app / "tests" / "test_helpers.py").write_text(TEST, encoding="utf-8")
+    # a module of tests beside the code, named as Django's runner finds them (``test*.py``)
+    (app / "tests_views.py").write_text(TEST, encoding="utf-8")
     (app / "templates" / "post.html").write_text(
         "<p>{{ post.summary_for_template }}</p>\n", encoding="utf-8"
     )

@@ -36,6 +36,8 @@ def _project(tmp_path: Path, section: str) -> Path:
     (tmp_path / "tests").mkdir()
     (tmp_path / "tests" / "test_x.py").write_text("xs = list(range(n))\n")
     (tmp_path / "app" / "tests.py").write_text("ys = list(range(n))\n")  # a Django app's tests
+    # Django's runner finds ``test*.py``: a module of tests named ``tests_<topic>.py``
+    (tmp_path / "app" / "tests_views.py").write_text("zs = list(range(n))\n")
     return tmp_path
 
 
@@ -57,6 +59,7 @@ def test_select_and_ignore_from_pyproject(tmp_path: Path) -> None:
     assert _codes(root) == [
         ("app/jobs.py", "MB202"),
         ("app/tests.py", "MB202"),
+        ("app/tests_views.py", "MB202"),
         ("tests/test_x.py", "MB202"),
     ]
 
@@ -68,6 +71,7 @@ def test_per_file_ignores(tmp_path: Path) -> None:
         ("app/jobs.py", "MB202"),
         ("app/jobs.py", "MB301"),
         ("app/tests.py", "MB202"),
+        ("app/tests_views.py", "MB202"),
     ]
 
 

@@ -778,12 +778,13 @@ def _docstring_words(docs: list[ast.Constant], text: str) -> list[str]:
 
 
 def is_test_path(path: str) -> bool:
-    """``path`` is a test module (``tests/…``, ``test_*.py``, ``*_test.py``, ``conftest.py``)."""
+    """``path`` is a test module (``tests/…``, ``test_*.py``, ``tests_*.py``, ``*_test.py``,
+    ``conftest.py``)."""
     parts = path.replace(os.sep, "/").split("/")
     name = parts[-1]
     return (
         any(p in ("tests", "test", "testing") for p in parts[:-1])
-        or name.startswith("test_")
+        or name.startswith(("test_", "tests_"))
         or name.endswith("_test.py")
         or name in ("conftest.py", "tests.py")
     )

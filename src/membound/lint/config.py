@@ -72,6 +72,7 @@ _KEYS = (
 
 _TEST_FILES = (
     "test_*.py",
+    "tests_*.py",  # Django's test runner finds ``test*.py``: ``tests_vector.py``
     "*_test.py",
     "conftest.py",
     "tests.py",  # a Django app's own test module (``app/tests.py``)

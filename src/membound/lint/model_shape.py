@@ -262,10 +262,12 @@ def shape_of(
     assigned: Mapping[str, ast.AST],
     meta: Mapping[str, ast.AST],
     bases_here: Mapping[str, ModelShape],
+    elsewhere: Mapping[str, ModelShape] | None = None,
 ) -> ModelShape:
     """The shape of the model ``cls``, whose body assigns ``assigned`` and whose ``Meta`` (or
     ``__table_args__``) ``meta``; ``bases_here`` are the shapes of the module's earlier
-    classes."""
+    classes, ``elsewhere`` those of the other modules' classes by their name (an abstract
+    ``AbstractOrder`` of ``abstract_models.py`` that ``models.py``'s ``Order`` extends)."""
     fields = [f for name, value in assigned.items() if (f := _field(name, value)) is not None]
     unique: list[frozenset[str]] = [frozenset({f.name}) for f in fields if f.unique]
     unique += _unique_together(meta.get("unique_together"))
@@ -280,7 +282,9 @@ def shape_of(
     for base in cls.bases:
         name = base.attr if isinstance(base, ast.Attribute) else getattr(base, "id", "")
         shape = bases_here.get(name)
-        if shape is not None:  # a class of this module: its fields are inherited
+        if shape is None and elsewhere is not None and name != cls.name:
+            shape = elsewhere.get(name)
+        if shape is not None:  # a class of this module or another: its fields are inherited
             unique += list(shape.unique)
             plain = plain and shape.plain
             identified = identified or shape.identified

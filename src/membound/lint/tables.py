@@ -370,6 +370,7 @@ def _tables_in(
     path: str = "",
     inherited: Callable[[ast.ClassDef], str | None] | None = None,
     installed: Collection[str] = (),
+    elsewhere: Mapping[str, ModelShape] | None = None,
 ) -> tuple[dict[str, str], dict[str, ModelShape]]:
     found: dict[str, str] = {}
     shapes: dict[str, ModelShape] = {}
@@ -383,7 +384,7 @@ def _tables_in(
     for cls in _module_classes(tree.body):
         own = _assigned(cls.body)
         meta = _meta(cls)
-        shape = shape_of(cls, own, meta, by_class)
+        shape = shape_of(cls, own, meta, by_class, elsewhere)
         by_class[cls.name] = shape
         named = own.get("__tablename__")
         if isinstance(named, ast.Name):  # ``__tablename__ = AUDIT_TABLE``, a module constant
@@ -424,6 +425,32 @@ def _tables_in(
         found[f"{module}.{cls.name}"] = table
         shapes[f"{module}.{cls.name}"] = shape
     return found, shapes
+
+
+#: How many modules apart a model's fields are followed up its bases (``Order`` of
+#: ``models.py`` → ``AbstractOrder`` of ``abstract_models.py`` → a mixin of a third module).
+_SHAPE_PASSES = 2
+
+
+def _shapes_by_name(
+    trees: Iterable[ast.Module], elsewhere: Mapping[str, ModelShape]
+) -> dict[str, ModelShape]:
+    """The shape of every class of the model files ``trees`` by its name, its bases resolved
+    in its module and, by name, in ``elsewhere``; a name two classes share has none (which
+    class a model extends is then unknown)."""
+    out: dict[str, ModelShape] = {}
+    clashes: set[str] = set()
+    for tree in trees:
+        here: dict[str, ModelShape] = {}
+        for cls in _module_classes(tree.body):
+            shape = shape_of(cls, _assigned(cls.body), _meta(cls), here, elsewhere)
+            here[cls.name] = shape
+            if cls.name in out:
+                clashes.add(cls.name)
+            out[cls.name] = shape
+    for name in clashes:
+        del out[name]
+    return out
 
 
 def snake_case(name: str) -> str:
@@ -661,6 +688,9 @@ def index_models(
     modules: dict[str, str] = {}
     proxies: dict[str, str] = {}
     inherited = _InheritedNames(tree for _, _, tree, _, _ in parsed)
+    elsewhere: dict[str, ModelShape] = {}
+    for _ in range(_SHAPE_PASSES):
+        elsewhere = _shapes_by_name((tree for _, _, tree, _, _ in parsed), elsewhere)
     for path, module, tree, django, models_file in parsed:
         tables, found = _tables_in(
             tree,
@@ -672,6 +702,7 @@ def index_models(
             path,
             functools.partial(inherited.table_of, django=django),
             installed,
+            elsewhere,
         )
         if tables:
             modules[path] = module

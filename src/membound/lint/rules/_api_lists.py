@@ -12,9 +12,9 @@ that pages some other way:
 
 * the view's bases are DRF's own classes or classes of the same module (a base of the
   project's other modules, or of another library, may set a paginator);
-* its ``queryset`` is a class attribute (no ``get_queryset``, which usually keeps the
-  requesting user's rows), and no method answers the list or pages in code (``list``,
-  ``paginate_queryset``, ``get_paginated_response``, ``paginator``);
+* its ``queryset`` is a class attribute (no ``get_queryset`` or ``filter_queryset``, which
+  usually keep the requesting user's or one parent's rows), and no method answers the list or
+  pages in code (``list``, ``paginate_queryset``, ``get_paginated_response``, ``paginator``);
 * its ``pagination_class`` is ``None`` (no pages whatever the settings say), or it sets none
   and the project's settings install apps but name no ``DEFAULT_PAGINATION_CLASS`` anywhere
   outside comments and tests (``lint/tables.py``); a project without settings (a reusable app)
@@ -41,10 +41,11 @@ _LISTING = frozenset(
      "rest_framework.viewsets.ModelViewSet", "rest_framework.viewsets.ReadOnlyModelViewSet",
      "rest_framework.mixins.ListModelMixin"}
 )  # fmt: skip
-#: Methods that answer the list or page it in code.
-_PAGING_METHODS = frozenset(
-    {"list", "get_queryset", "paginate_queryset", "get_paginated_response", "paginator",
-     "pagination_class"}
+#: Methods that decide in code what the list answers: its rows (``get_queryset``,
+#: ``filter_queryset``, which often keep the requester's or one parent's rows) or its pages.
+_DECIDING_METHODS = frozenset(
+    {"list", "get_queryset", "filter_queryset", "paginate_queryset", "get_paginated_response",
+     "paginator", "pagination_class"}
 )  # fmt: skip
 
 
@@ -80,7 +81,7 @@ def unpaged_lists(ctx: ModuleContext) -> Iterator[UnpagedList]:
         view = _view(ctx, cls, classes)
         if view is None or not view.lists or view.queryset is None:
             continue
-        if view.methods & _PAGING_METHODS:
+        if view.methods & _DECIDING_METHODS:
             continue
         paged_off = _is_none(view.pagination) if view.pagination is not None else False
         if view.pagination is not None and not paged_off:
@@ -123,7 +124,7 @@ def _view(
                     merged.queryset = stmt.value
                 elif target.id == "pagination_class":
                     merged.pagination = stmt.value
-                elif target.id in _PAGING_METHODS:
+                elif target.id in _DECIDING_METHODS:
                     merged.methods |= {target.id}
     return merged
 

@@ -394,13 +394,12 @@ def _an_owners_condition(ctx: ModuleContext, expr: ast.expr, depth: int, nest: i
     if nest > 6:
         return False
     expr = _resolved(ctx, expr)
-    if (
-        isinstance(expr, ast.Compare)
-        and len(expr.ops) == 1
-        and isinstance(expr.ops[0], ast.Eq)
-        and isinstance(expr.left, ast.Attribute)
-    ):
-        return _owner_match(expr.left.attr, expr.comparators[0])
+    if isinstance(expr, ast.Compare) and len(expr.ops) == 1 and isinstance(expr.ops[0], ast.Eq):
+        if isinstance(expr.left, ast.Attribute) and expr.left.attr not in _JSON_TEXT:
+            return _owner_match(expr.left.attr, expr.comparators[0])
+        key = _document_key(expr.left)
+        if key is not None:
+            return _owner_match(key, expr.comparators[0])
     if _related_to_an_owner(ctx, expr, depth):
         return True
     branches = _branches(expr)
@@ -408,6 +407,36 @@ def _an_owners_condition(ctx: ModuleContext, expr: ast.expr, depth: int, nest: i
         return all(_an_owners_condition(ctx, b, depth, nest + 1) for b in branches)
     parts = list(conjuncts(expr))[1:]
     return any(_an_owners_condition(ctx, part, depth, nest + 1) for part in parts)
+
+
+#: SQLAlchemy's casts of a JSON element to a value: ``col["k"].as_string()``, ``.astext``.
+_JSON_CASTS = frozenset(
+    {"as_string", "as_integer", "as_float", "as_boolean", "as_numeric", "as_json"}
+)
+_JSON_TEXT = frozenset({"astext"})
+
+
+def _document_key(expr: ast.expr) -> str | None:
+    """The key of a JSON document's element a condition compares: ``"chat_id"`` for
+    ``Feedback.meta["chat_id"].as_string()`` or ``File.meta["data"]["knowledge_id"].astext``
+    (the last key, read as a column of that name); None for anything else."""
+    if (
+        isinstance(expr, ast.Call)
+        and not expr.args
+        and isinstance(expr.func, ast.Attribute)
+        and expr.func.attr in _JSON_CASTS
+    ):
+        expr = expr.func.value
+    elif isinstance(expr, ast.Attribute) and expr.attr in _JSON_TEXT:
+        expr = expr.value
+    if (
+        isinstance(expr, ast.Subscript)
+        and isinstance(expr.slice, ast.Constant)
+        and isinstance(expr.slice.value, str)
+        and isinstance(expr.value, (ast.Attribute, ast.Subscript))
+    ):
+        return expr.slice.value
+    return None
 
 
 def _branches(expr: ast.expr) -> list[ast.expr] | None:

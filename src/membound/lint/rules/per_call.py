@@ -119,7 +119,7 @@ def check_resource_per_call(ctx: ModuleContext) -> Iterator[Finding]:
             where = "a loop"
         else:
             where = _per_call_context(ctx, ctx.enclosing_function(call))
-        if where is None:
+        if where is None or _closed_in_call(ctx, call):
             continue
         yield ctx.finding(
             "MB401",
@@ -127,6 +127,57 @@ def check_resource_per_call(ctx: ModuleContext) -> Iterator[Finding]:
             f"`{qualified}(...)` is built inside {where}, so every call gets its own pool and "
             "buffers: build it once (module level or app start-up) and reuse it",
         )
+
+
+#: Methods that give a client's pool and buffers back.
+_CLOSERS = frozenset({"close", "aclose", "dispose", "shutdown"})
+#: Context managers that close what they are given.
+_CLOSING = frozenset({"contextlib.closing", "contextlib.aclosing"})
+
+
+def _closed_in_call(ctx: ModuleContext, call: ast.Call) -> bool:
+    """The resource built by ``call`` is closed before the call or loop turn that built it
+    ends: built in a ``with``/``async with``, handed to ``contextlib.closing`` or an exit
+    stack's ``enter_context``, or bound to a name that the same function (or module) closes
+    (``client.close()``, ``await session.aclose()``, ``engine.dispose()``) or enters in a
+    ``with``. It then holds its pool and buffers only while it is used: a cost per call in
+    time, not memory that stays."""
+    parent = ctx.parent(call)
+    if isinstance(parent, ast.withitem):
+        return True
+    if isinstance(parent, ast.Call) and call in parent.args:
+        if ctx.qualify(parent.func) in _CLOSING:
+            return True
+        if isinstance(parent.func, ast.Attribute) and parent.func.attr in (
+            "enter_context",
+            "enter_async_context",
+        ):
+            return True
+    if isinstance(parent, ast.Await):
+        parent = ctx.parent(parent)
+    if not isinstance(parent, (ast.Assign, ast.AnnAssign)):
+        return False
+    targets = parent.targets if isinstance(parent, ast.Assign) else [parent.target]
+    if len(targets) != 1 or not isinstance(targets[0], ast.Name):
+        return False
+    name = targets[0].id
+    scope = ctx.enclosing_function(call) or ctx.tree
+    for node in ast.walk(scope):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in _CLOSERS
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == name
+        ):
+            return True
+        if (
+            isinstance(node, ast.withitem)
+            and isinstance(node.context_expr, ast.Name)
+            and node.context_expr.id == name
+        ):
+            return True
+    return False
 
 
 def _names(expr: ast.AST) -> set[str]:
