@@ -519,3 +519,52 @@ def test_a_list_filter_on_a_relation_lists_every_related_row(tmp_path: Path) -> 
     small = {"accounts_member": 40, "app_document": 300, "app_colour": 12}
     quiet = lint_paths([str(tmp_path)], LintConfig(sizes=TableSizes(tables=small, source="t")))
     assert [f for f in quiet.findings if f.code == "MB101"] == []
+
+
+def test_relations_come_from_abstract_models_of_other_modules(tmp_path: Path) -> None:
+    """After round 15 (django-oscar's ``Order(AbstractOrder)``): a model's relations declared
+    on an abstract model of another module, and on that model's own base in a third module,
+    are its form's; a base whose name two modules define is unknown, so its model is not
+    judged."""
+    _result(tmp_path, None)
+    shop = tmp_path / "shop"
+    shop.mkdir()
+    files = {
+        "__init__.py": "",
+        "mixins.py": (
+            "from django.conf import settings\nfrom django.db import models\n\n\n"
+            "class Owned(models.Model):\n"
+            "    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)\n\n"
+            "    class Meta:\n        abstract = True\n"
+        ),
+        "abstract_models.py": (
+            "from django.db import models\n\nfrom shop.mixins import Owned\n\n\n"
+            "class AbstractOrder(Owned):\n"
+            '    basket = models.ForeignKey("app.Document", on_delete=models.CASCADE)\n\n'
+            "    class Meta:\n        abstract = True\n\n\n"
+            "class AbstractLine(models.Model):\n"
+            '    order = models.ForeignKey("app.Document", on_delete=models.CASCADE)\n\n'
+            "    class Meta:\n        abstract = True\n"
+        ),
+        "other.py": (
+            "from django.conf import settings\nfrom django.db import models\n\n\n"
+            "class AbstractLine(models.Model):  # a second class of that name\n"
+            "    reader = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)\n\n"
+            "    class Meta:\n        abstract = True\n"
+        ),
+        "models.py": (
+            "from shop.abstract_models import AbstractLine, AbstractOrder\n\n\n"
+            "class Order(AbstractOrder):\n    pass\n\n\n"
+            "class Line(AbstractLine):\n    pass\n"
+        ),
+        "admin.py": (
+            "from django.contrib import admin\n\nfrom shop.models import Line, Order\n\n"
+            "admin.site.register(Order)  # line 5\nadmin.site.register(Line)\n"
+        ),
+    }
+    for name, text in files.items():
+        (shop / name).write_text(text, encoding="utf-8")
+    result = lint_paths([str(tmp_path)], LintConfig(sizes=TableSizes(tables=BIG, source="t")))
+    by_row = {f.row: f.message for f in result.findings if f.filename.endswith("shop/admin.py")}
+    assert set(by_row) == {5}, by_row
+    assert "(`owner`, ≈40k rows of `accounts_member` (t); `basket`, ≈300k rows" in by_row[5]
