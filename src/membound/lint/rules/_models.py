@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from membound.lint.context import MODEL_GETTERS, ModuleContext
 from membound.lint.expression_chains import Link, dotted
 from membound.lint.model_shape import FRAMEWORK_LOOKUP_LABELS, ModelShape
-from membound.lint.rules._owners import equalities, memberships, shared_attribute
+from membound.lint.rules._owners import equalities, last_name, memberships, shared_attribute
+from membound.lint.tables import snake_case
 
 __all__ = [
     "MANAGERS",
@@ -323,6 +324,53 @@ def _fixed_values(ctx: ModuleContext, call: ast.Call) -> list[tuple[str, ast.exp
         if _in_hand(value) and not isinstance(ctx.parent(compare), ast.BoolOp):
             found.append((column, value))
     return found
+
+
+#: Columns that name a row (a keyword's ``name``, a tag's ``slug``).
+_NAMING_FIELDS = frozenset({"name", "slug", "title", "label", "code", "identifier", "key"})
+#: What a value's name ends with when it names one row of a model: ``dataset_name``.
+_ROW_NAMES = frozenset({"name", "slug", "code", "key", "identifier", "id", "uuid", "pk"})
+
+
+def named_for_its_model(ctx: ModuleContext, chain: Sequence[Link]) -> bool:
+    """A filter step fixes a column of the queried model to one value named for one of its
+    rows: the model's name for its naming column
+    (``HierarchicalKeyword.objects.filter(name__iexact=keyword)``, ``Tag.name == tag``), or
+    the model's name and a word that identifies (``Dataset.objects.filter(alternate=
+    dataset_name)``, ``Project.slug == project_slug``) for any column that is no shared
+    attribute: the rows of that one value, whether or not the column is declared unique."""
+    model = model_name(ctx, chain)
+    for link in chain:
+        if link.kind != "method" or link.name not in ("filter", "filter_by", "where"):
+            continue
+        if not isinstance(link.node, ast.Call):
+            continue
+        pairs: list[tuple[str, ast.expr, str | None]] = []
+        for kw in link.node.keywords:
+            parts = (kw.arg or "").split("__")
+            if len(parts) == 1 or (len(parts) == 2 and parts[1] in ("exact", "iexact")):
+                pairs.append((parts[0], kw.value, model))
+        for column, value, compare in equalities(link.node.args):
+            owner = compare.left.value if isinstance(compare.left, ast.Attribute) else None
+            pairs.append((column, value, dotted(owner) if owner is not None else model))
+        if any(_names_a_row_of(field, value, of) for field, value, of in pairs):
+            return True
+    return False
+
+
+def _names_a_row_of(field: str, value: ast.expr, model: str | None) -> bool:
+    """``field == value`` picks the rows of one row's name of ``model`` (see
+    :func:`named_for_its_model`)."""
+    named = (last_name(value) or "").lower()
+    if not model or not named or not _in_hand(value) or field.startswith("_"):
+        return False
+    words = snake_case(model.rsplit(".", 1)[-1])
+    names = {words, words.rsplit("_", 1)[-1]}
+    names = {n for n in names if len(n) >= 3}
+    if named in names:
+        return field.lower() in _NAMING_FIELDS
+    head, _, tail = named.rpartition("_")
+    return head in names and tail in _ROW_NAMES and not shared_attribute(field)
 
 
 def unique_bound(ctx: ModuleContext, chain: Sequence[Link]) -> bool:

@@ -21,6 +21,7 @@ from membound.lint.rules._models import (
     foreign_key_bound,
     lookup_table,
     model_name,
+    named_for_its_model,
     south_model,
     unique_bound,
 )
@@ -275,6 +276,7 @@ def bounded_variant(ctx: ModuleContext, chain: list[Link], code: str, model: str
     return (
         any(owner_filter(ctx, link) or privileged_only(ctx, link) for link in chain)
         or foreign_key_bound(ctx, chain)
+        or named_for_its_model(ctx, chain)
         or drained_queue(ctx, chain)
         or time_window(ctx, chain)
         or own_span(ctx, chain)
