@@ -60,6 +60,15 @@ SCOPES = (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.Cla
 FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
 LOOPS = (ast.For, ast.AsyncFor, ast.While)
 COMPREHENSIONS = (ast.ListComp, ast.SetComp, ast.GeneratorExp, ast.DictComp)
+#: Statements whose blocks run on some runs only: a value given there reaches a later use as
+#: one of several.
+_BRANCHING = (ast.If, ast.Try, ast.ExceptHandler, ast.Match, ast.match_case)
+#: Query steps that narrow the rows: a filter, a page, a single row.
+_NARROWING = frozenset(
+    {"filter", "filter_by", "where", "exclude", "get", "limit", "first", "one", "one_or_none",
+     "scalar", "paginate", "slice", "fetch", "none", "in_bulk", "count", "exists", "aggregate",
+     "with_parent", "get_or_none", "latest", "earliest", "last"}
+)  # fmt: skip
 
 
 #: Calls that give a model class by its app label and name: a migration's ``apps.get_model``,
@@ -338,7 +347,9 @@ class ModuleContext:
         ``qs = Model.objects.filter(x=1)`` then ``qs.order_by("y")`` expands to the links of
         ``Model.objects.filter(x=1).order_by("y")``. Re-assignments that extend the name
         (``qs = qs[:10]``) add their steps too, so a bound applied anywhere is seen. A name
-        assigned two unrelated values is left unexpanded: the rules then stay quiet.
+        given values in the branches of an ``if``/``try`` before the use expands to the branch
+        that narrows nothing (the use sees it on some runs); a name assigned two unrelated
+        values otherwise is left unexpanded: the rules then stay quiet.
         """
         return self._through_filtersets(self._expanded(expr, depth), depth)
 
@@ -372,7 +383,7 @@ class ModuleContext:
             # ``q = a.select()`` ... ``q = b.select()`` then ``conn.execute(q)``: the value that
             # reaches the use is the last one assigned before it at its own level or an outer
             # one (an assignment in a branch the use is not in may not have run).
-            latest = self._reaching_value(base, expr)
+            latest = self._reaching_value(base, expr) or self._unnarrowed_branch(base, expr)
             if latest is None:
                 return chain
             base = [latest]
@@ -593,6 +604,41 @@ class ModuleContext:
             ):
                 return False
             node = parent
+
+    def _unnarrowed_branch(self, values: list[ast.expr], use: ast.AST) -> ast.expr | None:
+        """Of the values a name is given in the branches of an ``if``/``try``/``match`` before
+        ``use`` (``if name: qs = X.objects.filter(name=name)`` ``else: qs = X.objects.all()``),
+        the first that narrows nothing (no filter, slice, limit or single-row step): the use
+        sees it on some runs, so the load is judged as that one. None when a value is given
+        elsewhere (in a loop, a nested function, after the use) or every branch narrows."""
+        row = getattr(use, "lineno", None)
+        if row is None:
+            return None
+        enclosing = set(map(id, self.ancestors(use)))
+        unnarrowed: ast.expr | None = None
+        for value in values:
+            if value.lineno >= row or not self._in_a_branch_before(value, enclosing):
+                return None
+            narrows = any(
+                link.kind == "sub" or (link.kind == "method" and link.name in _NARROWING)
+                for link in links(value)[1:]
+            )
+            if not narrows and unnarrowed is None:
+                unnarrowed = value
+        return unnarrowed
+
+    def _in_a_branch_before(self, value: ast.expr, enclosing: set[int]) -> bool:
+        """``value`` is assigned by a statement whose ``if``/``try``/``match`` branches lead,
+        through branching statements only, to a block around the use (ids ``enclosing``)."""
+        statement = self.parent(value)
+        branched = False
+        for ancestor in self.ancestors(statement) if statement is not None else ():
+            if id(ancestor) in enclosing:
+                return branched
+            if not isinstance(ancestor, _BRANCHING):
+                return False
+            branched = True
+        return False
 
     def _reaching_value(self, values: list[ast.expr], use: ast.AST) -> ast.expr | None:
         """The last of ``values`` assigned before ``use`` by a statement that runs whenever the
