@@ -109,6 +109,19 @@ POSITIVE: dict[str, list[str]] = {
         "@app.get('/x')\nasync def x():\n    S = sessionmaker()  # HIT\n    return 1\n",
         # another client is closed, not this one
         "import httpx\nfor url in urls:\n    c = httpx.Client()  # HIT\n    other.close()\n",
+        # one client a turn, only the last one closed after the loop
+        "import httpx\nfor url in urls:\n    c = httpx.Client()  # HIT\n    c.get(url)\nc.close()\n",
+        # closed only when something failed
+        "import httpx\nfrom flask import Flask\napp = Flask(__name__)\n@app.route('/')\n"
+        "def index():\n    c = httpx.Client()  # HIT\n    try:\n        app.c = c\n"
+        "    except Exception:\n        c.close()\n        raise\n",
+        # a stack kept for the process: a client more on every request
+        "import contextlib, httpx\nfrom flask import Flask\napp = Flask(__name__)\n"
+        "stack = contextlib.ExitStack()\n@app.route('/')\ndef index():\n"
+        "    c = stack.enter_context(httpx.Client())  # HIT\n    return c.get('u').text\n",
+        # a close in another function closes another client
+        "import httpx\nfor url in urls:\n    c = httpx.Client()  # HIT\n"
+        "def other(c):\n    c.close()\n",
     ],
     "MB402": [
         "import copy\nfor sub in subscribers:\n    sub.send(copy.deepcopy(payload))  # HIT\n",
@@ -241,6 +254,9 @@ NEGATIVE: dict[str, list[str]] = {
         "    with contextlib.closing(requests.Session()) as s:\n        s.get(u)\n",
         "import httpx\nfrom flask import Flask\napp = Flask(__name__)\n@app.route('/')\n"
         "def index():\n    c = httpx.Client()\n    with c:\n        return c.get('u').text\n",
+        "import contextlib, httpx\nfrom flask import Flask\napp = Flask(__name__)\n"
+        "@app.route('/')\ndef index():\n    with contextlib.ExitStack() as stack:\n"
+        "        c = stack.enter_context(httpx.Client())\n        return c.get('u').text\n",
     ],
     "MB402": [
         "import copy\nfor sub in subscribers:\n    sub.send(copy.deepcopy(sub.state))\n",

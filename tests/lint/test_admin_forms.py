@@ -442,15 +442,16 @@ def test_forms_inherit_aliases_resolve_and_apps_keep_their_tables(tmp_path: Path
 
 FILTER_ADMIN = """\
 from django.contrib import admin
+from django.contrib.admin.filters import RelatedFieldListFilter as RF
 
-from app.models import Document, Share
+from app.models import Document, Revision, Share
 from app.filters import TitleFilter
 
 
 @admin.register(Document)
 class DocumentAdmin(admin.ModelAdmin):
     raw_id_fields = ("owner",)  # the form lists no user, the filter does
-    list_filter = (  # line 10
+    list_filter = (  # line 11
         "owner",
         "colour",  # a small table
         "title",
@@ -459,7 +460,7 @@ class DocumentAdmin(admin.ModelAdmin):
 
 
 class ReadOnlyShareAdmin(admin.ModelAdmin):
-    list_filter = [("readers", admin.RelatedFieldListFilter)]  # line 19
+    list_filter = [("readers", admin.RelatedFieldListFilter)]  # line 20
 
     def has_add_permission(self, request):
         return False
@@ -488,6 +489,36 @@ class CodedShareAdmin(admin.ModelAdmin):
 admin.site.register(Share, ReadOnlyShareAdmin)
 admin.site.register(Share, UsedOnlyShareAdmin)
 admin.site.register(Share, CodedShareAdmin)
+
+
+class FilteringShareAdmin(admin.ModelAdmin):
+    list_filter = ["readers"]
+    autocomplete_fields = ["readers", "document"]
+
+
+class QuietBase(admin.ModelAdmin):
+    list_filter = []
+
+
+class QuietFirstAdmin(QuietBase, FilteringShareAdmin):  # the first base's filters win
+    pass
+
+
+class AliasedShareAdmin(admin.ModelAdmin):
+    list_filter = [("readers", RF)]  # line 65
+    autocomplete_fields = ["readers", "document"]
+
+
+admin.site.register(Share, QuietFirstAdmin)
+admin.site.register(Share, AliasedShareAdmin)
+
+
+class AuditRevisionAdmin(admin.ModelAdmin):
+    list_filter = ["author"]  # line 74: not editable, still a filter of every user
+    readonly_fields = ["document"]
+
+
+admin.site.register(Revision, AuditRevisionAdmin)
 """
 
 
@@ -500,21 +531,25 @@ def test_a_list_filter_on_a_relation_lists_every_related_row(tmp_path: Path) -> 
     (tmp_path / "app" / "filters.py").write_text("class TitleFilter: ...\n", encoding="utf-8")
     result = lint_paths([str(tmp_path)], LintConfig(sizes=TableSizes(tables=BIG, source="t")))
     by_row = {f.row: f.message for f in result.findings if f.code == "MB101"}
-    assert set(by_row) == {10, 19}, by_row
-    assert "change list of `Document`" in by_row[10]
-    assert "(`owner`, ≈40k rows of `accounts_member` (t))" in by_row[10]
-    assert "colour" not in by_row[10]
-    assert "(`readers`, ≈40k rows of `accounts_member` (t))" in by_row[19]
+    assert set(by_row) == {11, 20, 65, 74}, by_row
+    assert "change list of `Document`" in by_row[11]
+    assert "(`owner`, ≈40k rows of `accounts_member` (t))" in by_row[11]
+    assert "colour" not in by_row[11]
+    assert "(`readers`, ≈40k rows of `accounts_member` (t))" in by_row[20]
     legacy = tmp_path / "legacy"  # an app no settings here name: the deployment's may
     legacy.mkdir()
     (legacy / "__init__.py").write_text("", encoding="utf-8")
     (legacy / "admin.py").write_text(FILTER_ADMIN, encoding="utf-8")
     again = lint_paths([str(tmp_path)], LintConfig(sizes=TableSizes(tables=BIG, source="t")))
     assert {(f.filename.rsplit("/", 2)[-2], f.row) for f in again.findings} == {
-        ("app", 10),
-        ("app", 19),
-        ("legacy", 10),
-        ("legacy", 19),
+        ("app", 11),
+        ("app", 20),
+        ("app", 65),
+        ("app", 74),
+        ("legacy", 11),
+        ("legacy", 20),
+        ("legacy", 65),
+        ("legacy", 74),
     }
     small = {"accounts_member": 40, "app_document": 300, "app_colour": 12}
     quiet = lint_paths([str(tmp_path)], LintConfig(sizes=TableSizes(tables=small, source="t")))
@@ -525,7 +560,7 @@ def test_relations_come_from_abstract_models_of_other_modules(tmp_path: Path) ->
     """After round 15 (django-oscar's ``Order(AbstractOrder)``): a model's relations declared
     on an abstract model of another module, and on that model's own base in a third module,
     are its form's; a base whose name two modules define is unknown, so its model is not
-    judged."""
+    judged, and a project's class named like Django's ``Model`` is no base of ``models.Model``."""
     _result(tmp_path, None)
     shop = tmp_path / "shop"
     shop.mkdir()
@@ -544,27 +579,51 @@ def test_relations_come_from_abstract_models_of_other_modules(tmp_path: Path) ->
             "    class Meta:\n        abstract = True\n\n\n"
             "class AbstractLine(models.Model):\n"
             '    order = models.ForeignKey("app.Document", on_delete=models.CASCADE)\n\n'
+            "    class Meta:\n        abstract = True\n\n\n"
+            "class AbstractReceipt(models.Model):\n"
+            '    paid = models.ForeignKey("app.Document", on_delete=models.CASCADE)\n\n'
             "    class Meta:\n        abstract = True\n"
+        ),
+        "till/__init__.py": "",
+        "till/models.py": (
+            "from shop import abstract_models\n\n\n"
+            "class Receipt(abstract_models.AbstractReceipt):  # a module's attribute\n    pass\n"
+        ),
+        "refund/__init__.py": "",
+        "refund/models.py": (
+            "from shop.abstract_models import *\n\n\n"
+            "class Refund(AbstractReceipt):  # a name a star import brings\n    pass\n"
         ),
         "other.py": (
             "from django.conf import settings\nfrom django.db import models\n\n\n"
             "class AbstractLine(models.Model):  # a second class of that name\n"
             "    reader = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)\n\n"
             "    class Meta:\n        abstract = True\n"
+            "\n\nclass Model(models.Model):  # a project's base named like Django's\n"
+            "    reader = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)\n\n"
+            "    class Meta:\n        abstract = True\n"
         ),
         "models.py": (
+            "from django.db import models\n\n"
             "from shop.abstract_models import AbstractLine, AbstractOrder\n\n\n"
             "class Order(AbstractOrder):\n    pass\n\n\n"
-            "class Line(AbstractLine):\n    pass\n"
+            "class Line(AbstractLine):\n    pass\n\n\n"
+            "class Note(models.Model):  # Django's Model, not the project's\n    pass\n"
         ),
         "admin.py": (
-            "from django.contrib import admin\n\nfrom shop.models import Line, Order\n\n"
-            "admin.site.register(Order)  # line 5\nadmin.site.register(Line)\n"
+            "from django.contrib import admin\n\nfrom shop.models import Line, Note, Order\n"
+            "from shop.till.models import Receipt\nfrom shop.refund.models import Refund\n\n"
+            "admin.site.register(Order)  # line 7\nadmin.site.register(Line)\n"
+            "admin.site.register(Note)\nadmin.site.register(Receipt)  # line 10\n"
+            "admin.site.register(Refund)  # line 11\n"
         ),
     }
     for name, text in files.items():
+        (shop / name).parent.mkdir(exist_ok=True)
         (shop / name).write_text(text, encoding="utf-8")
     result = lint_paths([str(tmp_path)], LintConfig(sizes=TableSizes(tables=BIG, source="t")))
     by_row = {f.row: f.message for f in result.findings if f.filename.endswith("shop/admin.py")}
-    assert set(by_row) == {5}, by_row
-    assert "(`owner`, ≈40k rows of `accounts_member` (t); `basket`, ≈300k rows" in by_row[5]
+    assert set(by_row) == {7, 10, 11}, by_row
+    assert "(`owner`, ≈40k rows of `accounts_member` (t); `basket`, ≈300k rows" in by_row[7]
+    assert "(`paid`, ≈300k rows of `app_document` (t))" in by_row[10]
+    assert "(`paid`, ≈300k rows of `app_document` (t))" in by_row[11]

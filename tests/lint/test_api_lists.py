@@ -24,14 +24,15 @@ class Tag(models.Model):
 """
 
 API = """\
-from rest_framework import generics, mixins, pagination, viewsets
+from django_filters.rest_framework import DjangoFilterBackend
+from rest_framework import filters, generics, mixins, pagination, viewsets
 
-from app.bases import ProjectListView
+from app.bases import IsOwnerFilterBackend, ProjectListView
 from app.models import Article, Tag
 
 
 class ArticleList(generics.ListAPIView):
-    queryset = Article.objects.all()  # line 8
+    queryset = Article.objects.all()  # line 9
 
 
 class TagList(generics.ListAPIView):
@@ -63,7 +64,7 @@ class Unpaged(mixins.ListModelMixin, viewsets.GenericViewSet):
 
 
 class EveryArticle(Unpaged):
-    queryset = Article.objects.order_by("title")  # line 40
+    queryset = Article.objects.order_by("title")  # line 41
 
 
 class CustomList(viewsets.ReadOnlyModelViewSet):
@@ -78,6 +79,23 @@ class ProjectMembers(generics.ListAPIView):
 
     def filter_queryset(self, queryset):
         return queryset.filter(project=self.kwargs["project_id"])
+
+class OwnedArticles(generics.ListAPIView):
+    queryset = Article.objects.all()
+    filter_backends = [IsOwnerFilterBackend]  # a backend of the project's: every request
+
+
+class SearchedArticles(generics.ListAPIView):
+    queryset = Article.objects.all()  # line 63: search filters only when asked
+    filter_backends = [filters.SearchFilter, DjangoFilterBackend]
+
+
+class Paged:
+    pagination_class = pagination.LimitOffsetPagination
+
+
+class FirstBaseWins(Paged, Unpaged):
+    queryset = Article.objects.all()  # pages: the first base's paginator
 """
 
 BIG = {"app_article": 500_000, "app_tag": 40}
@@ -88,6 +106,16 @@ PAGED = SETTINGS + (
     '    "PAGE_SIZE": 50,\n'
     "}\n"
 )
+#: A paginator without a page size answers whole (DRF's paginators need ``PAGE_SIZE``).
+NO_PAGE_SIZE = SETTINGS + (
+    "REST_FRAMEWORK = {\n"
+    '    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",\n'
+    "}\n"
+)
+#: Filter backends of the project's for every view.
+OWN_FILTERS = SETTINGS + (
+    'REST_FRAMEWORK = {"DEFAULT_FILTER_BACKENDS": ["app.bases.IsOwnerFilterBackend"]}\n'
+)
 
 
 def _result(tmp_path: Path, settings: str | None, sizes: dict[str, int] | None = BIG) -> LintResult:
@@ -95,7 +123,7 @@ def _result(tmp_path: Path, settings: str | None, sizes: dict[str, int] | None =
         "app/__init__.py": "",
         "app/models.py": MODELS,
         "app/api.py": API,
-        "app/bases.py": "class ProjectListView: ...\n",
+        "app/bases.py": "class ProjectListView: ...\nclass IsOwnerFilterBackend: ...\n",
     }
     if settings is not None:
         files["site/settings.py"] = settings
@@ -112,20 +140,27 @@ def _rows(result: LintResult) -> dict[int, str]:
 
 def test_an_unpaged_list_endpoint_answers_with_a_big_table(tmp_path: Path) -> None:
     by_row = _rows(_result(tmp_path, SETTINGS))
-    assert set(by_row) == {8, 40}, by_row
-    assert "list endpoint of `ArticleList`" in by_row[8]
-    assert "no `DEFAULT_PAGINATION_CLASS`" in by_row[8]
-    assert "≈500k rows of `app_article` (t)" in by_row[8]
-    assert "`pagination_class = None`" in by_row[40]
+    assert set(by_row) == {9, 41, 63}, by_row
+    assert "list endpoint of `ArticleList`" in by_row[9]
+    assert "no `DEFAULT_PAGINATION_CLASS`" in by_row[9]
+    assert "≈500k rows of `app_article` (t)" in by_row[9]
+    assert "`pagination_class = None`" in by_row[41]
 
 
 def test_default_pages_leave_only_a_view_that_switches_them_off(tmp_path: Path) -> None:
-    assert set(_rows(_result(tmp_path, PAGED))) == {40}
+    assert set(_rows(_result(tmp_path, PAGED))) == {41}
+    # without a page size the default paginator answers whole
+    assert set(_rows(_result(tmp_path / "no-size", NO_PAGE_SIZE))) == {9, 41, 63}
+
+
+def test_the_projects_own_default_filters_may_keep_the_requesters_rows(tmp_path: Path) -> None:
+    # only a view that names DRF's own backends is still judged
+    assert set(_rows(_result(tmp_path, OWN_FILTERS))) == {63}
 
 
 def test_a_project_without_settings_is_judged_only_where_a_view_says_so(tmp_path: Path) -> None:
     """A reusable app's list views page as the project that installs it says: unknown here."""
-    assert set(_rows(_result(tmp_path, None))) == {40}
+    assert set(_rows(_result(tmp_path, None))) == {41}
 
 
 def test_small_tables_and_no_sizes_say_nothing(tmp_path: Path) -> None:

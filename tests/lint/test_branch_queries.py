@@ -60,6 +60,34 @@ class Command(BaseCommand):
             layers = Dataset.objects.filter(owner=user)
         for layer in layers:  # a value given in a loop: not judged
             print(layer)
+
+    def paged_elsewhere(self, user, staff):
+        if staff:
+            layers = Dataset.objects.all()
+        else:
+            layers = Dataset.objects.filter(owner=user)
+            layers = layers.order_by("name")[:10]  # the other branch's page
+        for layer in layers:  # line 47
+            print(layer)
+
+    def none_yet(self, user, staff):
+        if user is None:
+            layers = []
+        elif staff:
+            layers = Dataset.objects.all()
+        else:
+            layers = Dataset.objects.filter(owner=user)
+        for layer in layers:  # line 57
+            print(layer)
+
+    def raised(self, user):
+        try:
+            layers = Dataset.objects.filter(owner=user)
+        except ValueError:
+            layers = Dataset.objects.all()
+            raise
+        for layer in layers:  # the branch that raises never reaches it
+            print(layer)
 """
 
 
@@ -76,4 +104,4 @@ def test_a_query_given_in_branches_is_judged_as_the_one_that_narrows_nothing(
     sizes = TableSizes(tables={"app_dataset": 22_000}, source="t")
     result = lint_paths([str(tmp_path)], LintConfig(sizes=sizes))
     rows = sorted(f.row for f in result.findings if f.filename.endswith("scan.py"))
-    assert rows == [14, 30], [(f.row, f.message[:60]) for f in result.findings]
+    assert rows == [14, 30, 47, 57], [(f.row, f.message[:60]) for f in result.findings]

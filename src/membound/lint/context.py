@@ -69,6 +69,27 @@ _NARROWING = frozenset(
      "scalar", "paginate", "slice", "fetch", "none", "in_bulk", "count", "exists", "aggregate",
      "with_parent", "get_or_none", "latest", "earliest", "last"}
 )  # fmt: skip
+#: Statements that end a block: what follows them in it never runs.
+_LEAVES = (ast.Return, ast.Raise, ast.Continue, ast.Break)
+
+
+def _same_block(ctx: ModuleContext, first: ast.AST, second: ast.AST) -> bool:
+    """``first`` and ``second`` sit in statements of the same block."""
+    block = ctx.block_of(first)[1]
+    return bool(block) and block is ctx.block_of(second)[1]
+
+
+def _leaves_its_block(ctx: ModuleContext, value: ast.AST) -> bool:
+    """The statement of ``value`` is followed in its block by a ``return``, ``raise``,
+    ``continue`` or ``break``: the value never reaches a use after the block."""
+    statement, block = ctx.block_of(value)
+    after = False
+    for stmt in block:
+        if stmt is statement:
+            after = True
+        elif after and isinstance(stmt, _LEAVES):
+            return True
+    return False
 
 
 #: Calls that give a model class by its app label and name: a migration's ``apps.get_model``,
@@ -383,12 +404,23 @@ class ModuleContext:
             # ``q = a.select()`` ... ``q = b.select()`` then ``conn.execute(q)``: the value that
             # reaches the use is the last one assigned before it at its own level or an outer
             # one (an assignment in a branch the use is not in may not have run).
-            latest = self._reaching_value(base, expr) or self._unnarrowed_branch(base, expr)
+            latest = self._reaching_value(base, expr)
+            branches_end = None
             if latest is None:
-                return chain
+                latest = self._unnarrowed_branch(base, expr)
+                if latest is None:
+                    return chain
+                branches_end = self._branches_end(latest, expr)
             base = [latest]
+            row = getattr(expr, "lineno", 0)
             extensions = [
-                v for v in extensions if latest.lineno <= v.lineno <= getattr(expr, "lineno", 0)
+                v
+                for v in extensions
+                if latest.lineno <= v.lineno <= row
+                # after the branches, or in the branch of the value: not another branch's
+                and (
+                    branches_end is None or v.lineno > branches_end or _same_block(self, v, latest)
+                )
             ]
         if len(base) != 1 or self._assigned_later(base[0], expr):
             return chain
@@ -619,13 +651,28 @@ class ModuleContext:
         for value in values:
             if value.lineno >= row or not self._in_a_branch_before(value, enclosing):
                 return None
+            steps = links(value)
+            if steps[0].kind == "other" or _leaves_its_block(self, value):
+                continue  # ``items = []``, ``None``; or a branch that raises or returns
             narrows = any(
                 link.kind == "sub" or (link.kind == "method" and link.name in _NARROWING)
-                for link in links(value)[1:]
+                for link in steps[1:]
             )
             if not narrows and unnarrowed is None:
                 unnarrowed = value
         return unnarrowed
+
+    def _branches_end(self, value: ast.expr, use: ast.AST) -> int | None:
+        """The last line of the outermost ``if``/``try``/``match`` around ``value`` below the
+        block that holds ``use``."""
+        enclosing = set(map(id, self.ancestors(use)))
+        outermost: ast.AST | None = None
+        for ancestor in self.ancestors(value):
+            if id(ancestor) in enclosing:
+                break
+            if isinstance(ancestor, _BRANCHING):
+                outermost = ancestor
+        return getattr(outermost, "end_lineno", None)
 
     def _in_a_branch_before(self, value: ast.expr, enclosing: set[int]) -> bool:
         """``value`` is assigned by a statement whose ``if``/``try``/``match`` branches lead,
@@ -639,6 +686,19 @@ class ModuleContext:
                 return False
             branched = True
         return False
+
+    def block_of(self, node: ast.AST) -> tuple[ast.AST | None, list[ast.stmt]]:
+        """The statement around ``node`` (itself if a statement) and the block, the list of
+        statements of its parent, that holds it (empty at a module's top without a parent)."""
+        statement: ast.AST | None = node
+        while statement is not None and not isinstance(statement, ast.stmt):
+            statement = self.parent(statement)
+        parent = self.parent(statement) if statement is not None else None
+        for field in ("body", "orelse", "finalbody", "handlers", "cases"):
+            block = getattr(parent, field, None)
+            if isinstance(block, list) and any(s is statement for s in block):
+                return statement, block
+        return statement, []
 
     def _reaching_value(self, values: list[ast.expr], use: ast.AST) -> ast.expr | None:
         """The last of ``values`` assigned before ``use`` by a statement that runs whenever the

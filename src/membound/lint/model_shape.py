@@ -22,7 +22,7 @@ Both are conservative: a field that cannot be read makes no bound.
 from __future__ import annotations
 
 import ast
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 __all__ = ["FRAMEWORK_LOOKUPS", "FRAMEWORK_LOOKUP_LABELS", "ModelShape", "Relation", "shape_of"]
@@ -121,6 +121,12 @@ class ModelShape:
     choices: tuple[Relation, ...] = ()
     """The Django relations a model form renders as a choice of every row of another model
     (:class:`Relation`), in the order the class declares them."""
+    relations: tuple[Relation, ...] = ()
+    """Every Django relation whose choices are not limited, form fields or not (an admin's
+    list filter lists the related rows of any), in the order the class declares them."""
+    names: frozenset[str] = frozenset()
+    """The fields the class and its known bases declare (a field of an unknown base, or of a
+    framework's own base class, is not among them)."""
 
     @property
     def lookup(self) -> bool:
@@ -178,19 +184,25 @@ def _field(name: str, value: ast.AST) -> _Field | None:
     return None
 
 
-def _relation(name: str, value: ast.AST) -> Relation | None:
+def _relation(name: str, value: ast.AST, *, form: bool = True) -> Relation | None:
     """The relation a model form renders as a choice of every related row, declared by
-    ``name = value``; None for any other field (see :class:`Relation`)."""
+    ``name = value``; None for any other field (see :class:`Relation`). Not ``form``: any
+    relation whose choices are not limited (an admin's list filter lists every related row
+    of a field that is not editable, goes ``through`` a model or links a parent row too)."""
     called = _called(value)
     if called not in _CHOICE_RELATIONS or not isinstance(value, ast.Call):
         return None
     keywords = {k.arg: k.value for k in value.keywords if k.arg is not None}
     target = keywords.get("to", value.args[0] if value.args else None)
-    if target is None or "limit_choices_to" in keywords or "through" in keywords:
-        return None  # a many-to-many through a model of its own is no form field
-    if "editable" in keywords and _constant(keywords["editable"]) is not True:
+    if target is None or "limit_choices_to" in keywords:
         return None
-    if any(word in keywords and _constant(keywords[word]) is not False for word in _NO_ROW_KEYS):
+    if form and "through" in keywords:
+        return None  # a many-to-many through a model of its own is no form field
+    if form and "editable" in keywords and _constant(keywords["editable"]) is not True:
+        return None
+    if form and any(
+        word in keywords and _constant(keywords[word]) is not False for word in _NO_ROW_KEYS
+    ):
         return None
     written = target.value if isinstance(target, ast.Constant) else ast.unparse(target)
     if not isinstance(written, str):
@@ -262,12 +274,13 @@ def shape_of(
     assigned: Mapping[str, ast.AST],
     meta: Mapping[str, ast.AST],
     bases_here: Mapping[str, ModelShape],
-    elsewhere: Mapping[str, ModelShape] | None = None,
+    elsewhere: Callable[[ast.expr], ModelShape | None] | None = None,
 ) -> ModelShape:
     """The shape of the model ``cls``, whose body assigns ``assigned`` and whose ``Meta`` (or
     ``__table_args__``) ``meta``; ``bases_here`` are the shapes of the module's earlier
-    classes, ``elsewhere`` those of the other modules' classes by their name (an abstract
-    ``AbstractOrder`` of ``abstract_models.py`` that ``models.py``'s ``Order`` extends)."""
+    classes; ``elsewhere`` gives the shape of a base the module imports from another of the
+    project's modules (an abstract ``AbstractOrder`` of ``abstract_models.py`` that
+    ``models.py``'s ``Order`` extends), or None."""
     fields = [f for name, value in assigned.items() if (f := _field(name, value)) is not None]
     unique: list[frozenset[str]] = [frozenset({f.name}) for f in fields if f.unique]
     unique += _unique_together(meta.get("unique_together"))
@@ -279,11 +292,13 @@ def shape_of(
     count = len(scalars)
     keys = {f.name for f in fields if f.kind == "fk"}
     inherited: list[Relation] = []
+    inherited_all: list[Relation] = []
+    names = {f.name for f in fields}
     for base in cls.bases:
         name = base.attr if isinstance(base, ast.Attribute) else getattr(base, "id", "")
         shape = bases_here.get(name)
         if shape is None and elsewhere is not None and name != cls.name:
-            shape = elsewhere.get(name)
+            shape = elsewhere(base)
         if shape is not None:  # a class of this module or another: its fields are inherited
             unique += list(shape.unique)
             plain = plain and shape.plain
@@ -291,11 +306,22 @@ def shape_of(
             count += shape.fields
             keys |= shape.foreign_keys
             inherited += shape.choices
+            inherited_all += shape.relations
+            names |= shape.names
         elif name not in _ROOT_BASES:
             plain = False  # fields defined elsewhere, or by a class not known to be a model
     own = [r for name, value in assigned.items() if (r := _relation(name, value)) is not None]
-    declared = {r.field for r in own}
+    own_all = [r for name, value in assigned.items() if (r := _relation(name, value, form=False))]
+    declared = {r.field for r in own_all} | {f.name for f in fields}
     choices = tuple([r for r in inherited if r.field not in declared] + own)
+    relations = tuple([r for r in inherited_all if r.field not in declared] + own_all)
     return ModelShape(
-        tuple(dict.fromkeys(unique)), plain, identified, count, frozenset(keys), choices
+        tuple(dict.fromkeys(unique)),
+        plain,
+        identified,
+        count,
+        frozenset(keys),
+        choices,
+        relations,
+        frozenset(names),
     )

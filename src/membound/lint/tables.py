@@ -80,6 +80,15 @@ _ADMIN_APP = re.compile(
 #: ``"DEFAULT_PAGINATION_CLASS"`` on a line that is no comment: Django REST framework's list
 #: endpoints answer by pages unless a view says otherwise.
 _PAGINATION_DEFAULT = re.compile(r"^[^#\n]*DEFAULT_PAGINATION_CLASS", re.M)
+#: ``"PAGE_SIZE"`` on a line that is no comment: the default paginator's page (without one,
+#: DRF's paginators answer whole).
+_PAGE_SIZE = re.compile(r"^[^#\n]*\bPAGE_SIZE\b", re.M)
+#: ``DEFAULT_FILTER_BACKENDS`` and what it lists, up to the closing bracket.
+_FILTER_DEFAULTS = re.compile(r"DEFAULT_FILTER_BACKENDS[\"']?\s*[:=]\s*[\[(]([^\])]*)")
+#: DRF's and django-filter's backends: they filter only when the request names a filter.
+_REQUESTED_FILTERS = re.compile(
+    r"""["'](?:rest_framework\.filters|django_filters(?:\.rest_framework)?)\.[\w.]*["']"""
+)
 #: A quoted dotted name (``"askbot.deps.django_authopenid"``): an app a settings file installs.
 _DOTTED_STRING = re.compile(r"""["']([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+)["']""")
 #: How many imports a re-export is followed through.
@@ -110,6 +119,7 @@ class ModelTables:
         user_model: str | None = None,
         admin_installed: bool | None = None,
         api_pages_by_default: bool | None = None,
+        api_filters_of_its_own: bool = False,
     ) -> None:
         self.by_path = dict(by_path)
         #: False when the project's settings install apps and ``django.contrib.admin`` is
@@ -120,6 +130,9 @@ class ModelTables:
         #: its settings install apps and name none (every list endpoint answers whole unless
         #: the view sets a ``pagination_class``); None: no settings
         self.api_pages_by_default = api_pages_by_default
+        #: The settings' ``DEFAULT_FILTER_BACKENDS`` list a backend that is not DRF's or
+        #: django-filter's (it may filter every request)
+        self.api_filters_of_its_own = api_filters_of_its_own
         #: ``AUTH_USER_MODEL`` as the project's settings set it (``"users.User"``), where
         #: they set one value
         self.user_model = user_model
@@ -376,6 +389,7 @@ def _tables_in(
     shapes: dict[str, ModelShape] = {}
     by_class: dict[str, ModelShape] = {}
     django_classes: set[str] = set()
+    imported = imported_from_elsewhere(tree, elsewhere or {})
     top = _assigned(tree.body)
     for name, value in top.items():
         table = _table_call(value)
@@ -384,7 +398,7 @@ def _tables_in(
     for cls in _module_classes(tree.body):
         own = _assigned(cls.body)
         meta = _meta(cls)
-        shape = shape_of(cls, own, meta, by_class, elsewhere)
+        shape = shape_of(cls, own, meta, by_class, imported)
         by_class[cls.name] = shape
         named = own.get("__tablename__")
         if isinstance(named, ast.Name):  # ``__tablename__ = AUDIT_TABLE``, a module constant
@@ -442,8 +456,9 @@ def _shapes_by_name(
     clashes: set[str] = set()
     for tree in trees:
         here: dict[str, ModelShape] = {}
+        imported = imported_from_elsewhere(tree, elsewhere)
         for cls in _module_classes(tree.body):
-            shape = shape_of(cls, _assigned(cls.body), _meta(cls), here, elsewhere)
+            shape = shape_of(cls, _assigned(cls.body), _meta(cls), here, imported)
             here[cls.name] = shape
             if cls.name in out:
                 clashes.add(cls.name)
@@ -451,6 +466,48 @@ def _shapes_by_name(
     for name in clashes:
         del out[name]
     return out
+
+
+#: Where no project's model class comes from: the frameworks' own modules.
+_FRAMEWORK_ROOTS = frozenset(
+    {"django", "sqlalchemy", "flask_sqlalchemy", "sqlmodel", "peewee", "tortoise", "pydantic"}
+)
+
+
+def imported_from_elsewhere(
+    tree: ast.Module, elsewhere: Mapping[str, ModelShape]
+) -> Callable[[ast.expr], ModelShape | None]:
+    """How the module ``tree`` finds the shape of a base class among ``elsewhere`` (the
+    project's classes by name): a name it imports from a module of the project by its own
+    name (``from shop.abstract_models import AbstractOrder``) or with ``*``, or an attribute
+    of a project module it imports (``abstract_models.AbstractTransaction`` after ``from .
+    import abstract_models``); never a framework's (``models.Model``, ``db.Model``)."""
+    names: set[str] = set()
+    modules: set[str] = set()
+    starred = False
+    for stmt in tree.body:
+        if isinstance(stmt, ast.ImportFrom):
+            if stmt.level == 0 and (stmt.module or "").split(".")[0] in _FRAMEWORK_ROOTS:
+                continue
+            for alias in stmt.names:
+                if alias.name == "*":
+                    starred = True
+                elif alias.asname in (None, alias.name):
+                    names.add(alias.name)
+                    modules.add(alias.name)  # ``from . import abstract_models``
+        elif isinstance(stmt, ast.Import):
+            for alias in stmt.names:
+                if alias.name.split(".")[0] not in _FRAMEWORK_ROOTS:
+                    modules.add(alias.asname or alias.name)
+
+    def resolve(base: ast.expr) -> ModelShape | None:
+        if isinstance(base, ast.Name) and (base.id in names or starred):
+            return elsewhere.get(base.id)
+        if isinstance(base, ast.Attribute) and ast.unparse(base.value) in modules:
+            return elsewhere.get(base.attr)
+        return None
+
+    return resolve
 
 
 def snake_case(name: str) -> str:
@@ -635,7 +692,7 @@ def index_models(
     installed: set[str] = set()
     reexports: dict[str, str] = {}
     user_models: set[str] = set()
-    settings_seen = admin_named = pages_named = False
+    settings_seen = admin_named = pages_named = sized_pages = own_filters = False
     for path, text in files:
         if "INSTALLED_APPS" in text:
             installed.update(_DOTTED_STRING.findall(text))
@@ -652,11 +709,14 @@ def index_models(
             ("django.contrib.admin" in text or "AdminConfig" in text)
             and _ADMIN_APP.search(text) is not None
         )
-        pages_named = pages_named or (
-            "DEFAULT_PAGINATION_CLASS" in text
-            and _PAGINATION_DEFAULT.search(text) is not None
-            and _TEST_PATH.search(_relative(path, root)) is None
-        )
+        if "DEFAULT_" in text and _TEST_PATH.search(_relative(path, root)) is None:
+            pages_named = pages_named or _PAGINATION_DEFAULT.search(text) is not None
+            sized_pages = sized_pages or _PAGE_SIZE.search(text) is not None
+            # anything listed but DRF's and django-filter's own backends (a name, a string)
+            own_filters = own_filters or any(
+                re.search(r"[A-Za-z_]", _REQUESTED_FILTERS.sub("", listed)) is not None
+                for listed in _FILTER_DEFAULTS.findall(text)
+            )
         migrations = module_path(path, root).rpartition(".migrations.")[0]
         if migrations:
             installed.add(migrations)  # migrations of its own: an app of its own
@@ -718,8 +778,8 @@ def index_models(
             by_path[proxy] = table
     user_model = user_models.pop() if len(user_models) == 1 else None
     admin = admin_named if settings_seen else None
-    pages = pages_named if settings_seen else None
-    return ModelTables(by_path, shapes, modules, reexports, user_model, admin, pages)
+    pages = pages_named and sized_pages if settings_seen else None
+    return ModelTables(by_path, shapes, modules, reexports, user_model, admin, pages, own_filters)
 
 
 def _relative(path: str, root: str) -> str:
@@ -738,6 +798,7 @@ def joined(first: ModelTables, second: ModelTables) -> ModelTables:
         first.user_model or second.user_model,
         first.admin_installed,
         first.api_pages_by_default,
+        first.api_filters_of_its_own,
     )
 
 

@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from membound.lint.context import ModuleContext
 from membound.lint.evidence import TableSize
 from membound.lint.expression_chains import dotted
-from membound.lint.model_shape import Relation
+from membound.lint.model_shape import ModelShape, Relation
 from membound.lint.rules._models import model_path
 from membound.lint.rules._widgets import lists_no_options
 
@@ -77,7 +77,10 @@ _SETTINGS = (
     *_HIDING, "fields", "fieldsets", "form", "fk_name", "model", "inlines", "list_filter"
 )  # fmt: skip
 #: Django's list filter that lists every row of the related model (the default for a relation).
-_EVERY_ROW_FILTER = "django.contrib.admin.RelatedFieldListFilter"
+_EVERY_ROW_FILTERS = frozenset(
+    {"django.contrib.admin.RelatedFieldListFilter",
+     "django.contrib.admin.filters.RelatedFieldListFilter"}
+)  # fmt: skip
 #: Methods that decide the form's fields in code.
 _DYNAMIC = frozenset(
     {"get_form", "get_formset", "get_fields", "get_fieldsets", "get_exclude",
@@ -169,19 +172,20 @@ def admin_filters(ctx: ModuleContext) -> Iterator[AdminFilters]:
         named = [_filtered_field(ctx, element) for element in setting.elts]
         fields = frozenset(name for name in named if name is not None)
         found = _big_relations(ctx, model, functools.partial(_named_relations, fields))
+        # (every relation whose choices are not limited: a filter of one not editable too)
         if found is not None and found[1]:
             yield AdminFilters(setting, found[0], found[1])
 
 
-def _named_relations(fields: frozenset[str], relations: tuple[Relation, ...]) -> list[Relation]:
-    return [relation for relation in relations if relation.field in fields]
+def _named_relations(fields: frozenset[str], shape: ModelShape) -> list[Relation]:
+    return [relation for relation in shape.relations if relation.field in fields]
 
 
 def _filtered_field(ctx: ModuleContext, element: ast.expr) -> str | None:
     """The relation field a ``list_filter`` entry filters with a list of every related row:
     ``"author"`` or ``("author", admin.RelatedFieldListFilter)``; None for any other entry."""
     if isinstance(element, ast.Tuple) and len(element.elts) == 2:
-        if ctx.qualify(element.elts[1]) != _EVERY_ROW_FILTER:
+        if ctx.qualify(element.elts[1]) not in _EVERY_ROW_FILTERS:
             return None
         element = element.elts[0]
     if isinstance(element, ast.Constant) and isinstance(element.value, str):
@@ -244,7 +248,7 @@ def _judged(
     found = _big_relations(
         ctx,
         model,
-        lambda relations: _shown(ctx, settings, classes, relations),
+        lambda shape: _shown(ctx, settings, classes, shape.choices),
         parent=parent,
         fk_name=settings.settings.get("fk_name"),
     )
@@ -255,7 +259,7 @@ def _judged(
 def _big_relations(
     ctx: ModuleContext,
     model: ast.expr,
-    pick: Callable[[tuple[Relation, ...]], list[Relation] | None],
+    pick: Callable[[ModelShape], list[Relation] | None],
     *,
     parent: ast.expr | None = None,
     fk_name: ast.expr | None = None,
@@ -273,7 +277,7 @@ def _big_relations(
     shape = evidence.tables.shape_of(qualified, last)
     if shape is None:
         return None
-    picked = pick(shape.choices)
+    picked = pick(shape)
     if picked is None:
         return None
     home = evidence.tables.defined(qualified) if qualified else None
@@ -468,7 +472,7 @@ def _settings(
     """The settings and methods of ``cls`` with its bases' (the class's own win); None when a
     base may set them unseen (a class of another of the project's modules)."""
     merged = _Admin({}, set())
-    for base in cls.bases:
+    for base in reversed(cls.bases):  # the first base wins, as in Python's method order
         name = base.id if isinstance(base, ast.Name) else None
         if name is not None and name in classes and name != cls.name and depth < 8:
             inherited = _settings(ctx, classes[name], classes, depth + 1)

@@ -4,8 +4,10 @@ A ``ListAPIView``, ``ListCreateAPIView``, ``ModelViewSet`` or ``ReadOnlyModelVie
 view with ``ListModelMixin``) answers ``GET`` on its collection with its ``queryset``
 serialised in one response: every row, unless a paginator cuts it to a page. DRF paginates
 only when the view sets a ``pagination_class`` or the settings name a
-``DEFAULT_PAGINATION_CLASS``; its default is none. Filter backends (search, ordering,
-``django-filter``) narrow the answer only when the request names a filter.
+``DEFAULT_PAGINATION_CLASS`` with a ``PAGE_SIZE``; its default is none. DRF's and
+django-filter's filter backends (search, ordering, ``DjangoFilterBackend``) narrow the answer
+only when the request names a filter; a backend of the project's may filter every request (by
+its user, its permissions).
 
 Judged only where every setting that decides it can be read, so as never to report a view
 that pages some other way:
@@ -15,10 +17,12 @@ that pages some other way:
 * its ``queryset`` is a class attribute (no ``get_queryset`` or ``filter_queryset``, which
   usually keep the requesting user's or one parent's rows), and no method answers the list or
   pages in code (``list``, ``paginate_queryset``, ``get_paginated_response``, ``paginator``);
+* its ``filter_backends`` (literal) are DRF's or django-filter's own, or it sets none and the
+  settings name no ``DEFAULT_FILTER_BACKENDS`` of the project's;
 * its ``pagination_class`` is ``None`` (no pages whatever the settings say), or it sets none
-  and the project's settings install apps but name no ``DEFAULT_PAGINATION_CLASS`` anywhere
-  outside comments and tests (``lint/tables.py``); a project without settings (a reusable app)
-  is not judged.
+  and the project's settings install apps but name no ``DEFAULT_PAGINATION_CLASS`` with a
+  ``PAGE_SIZE`` anywhere outside comments and tests (``lint/tables.py``); a project without
+  settings (a reusable app) is not judged.
 
 Like every whole-table load in request code, only a size makes it a finding
 (``rules/_loads.py``): the queryset's table in the sizes file (``--sizes``, ``--db``) or
@@ -60,6 +64,10 @@ class UnpagedList:
     """The view sets ``pagination_class = None``."""
 
 
+#: Filter backends that narrow the answer only when the request names a filter.
+_REQUESTED_FILTERS = ("rest_framework.filters.", "django_filters.")
+
+
 @dataclass
 class _View:
     """What a view class and its bases of the same module set."""
@@ -67,6 +75,7 @@ class _View:
     lists: bool = False
     queryset: ast.expr | None = None
     pagination: ast.expr | None = None
+    backends: ast.expr | None = None
     methods: frozenset[str] = frozenset()
 
 
@@ -83,6 +92,10 @@ def unpaged_lists(ctx: ModuleContext) -> Iterator[UnpagedList]:
             continue
         if view.methods & _DECIDING_METHODS:
             continue
+        if view.backends is not None and not _requested_filters_only(ctx, view.backends):
+            continue  # a backend of the project's may keep the requester's rows
+        if view.backends is None and evidence.tables.api_filters_of_its_own:
+            continue
         paged_off = _is_none(view.pagination) if view.pagination is not None else False
         if view.pagination is not None and not paged_off:
             continue  # a paginator of its own
@@ -97,7 +110,7 @@ def _view(
     """What ``cls`` sets with its bases (its own win); None when a base is neither DRF's nor
     a class of this module, or is not a view at all."""
     merged = _View()
-    for base in cls.bases:
+    for base in reversed(cls.bases):  # the first base wins, as in Python's method order
         name = base.id if isinstance(base, ast.Name) else None
         if name is not None and name in classes and name != cls.name and depth < 8:
             inherited = _view(ctx, classes[name], classes, depth + 1)
@@ -106,6 +119,7 @@ def _view(
             merged.lists = merged.lists or inherited.lists
             merged.queryset = inherited.queryset or merged.queryset
             merged.pagination = inherited.pagination or merged.pagination
+            merged.backends = inherited.backends or merged.backends
             merged.methods |= inherited.methods
             continue
         qualified = ctx.qualify(base) or ""
@@ -124,9 +138,18 @@ def _view(
                     merged.queryset = stmt.value
                 elif target.id == "pagination_class":
                     merged.pagination = stmt.value
+                elif target.id == "filter_backends":
+                    merged.backends = stmt.value
                 elif target.id in _DECIDING_METHODS:
                     merged.methods |= {target.id}
     return merged
+
+
+def _requested_filters_only(ctx: ModuleContext, backends: ast.expr) -> bool:
+    """A literal list of DRF's or django-filter's own filter backends."""
+    if not isinstance(backends, (ast.List, ast.Tuple)):
+        return False
+    return all((ctx.qualify(b) or "").startswith(_REQUESTED_FILTERS) for b in backends.elts)
 
 
 def _is_none(value: ast.expr) -> bool:

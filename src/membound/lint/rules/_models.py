@@ -338,8 +338,16 @@ def named_for_its_model(ctx: ModuleContext, chain: Sequence[Link]) -> bool:
     (``HierarchicalKeyword.objects.filter(name__iexact=keyword)``, ``Tag.name == tag``), or
     the model's name and a word that identifies (``Dataset.objects.filter(alternate=
     dataset_name)``, ``Project.slug == project_slug``) for any column that is no shared
-    attribute: the rows of that one value, whether or not the column is declared unique."""
+    attribute: the rows of that one value. Not a column the model itself declares without
+    ``unique`` (a metric's ``name``, an event's ``name``: one value on many rows)."""
     model = model_name(ctx, chain)
+    shape = query_shape(ctx, chain)
+    # a field the model declares without ``unique`` may hold one value on many rows (a
+    # metric's name on every sample): only a field declared elsewhere (a tag's name on
+    # django-taggit's base) or unique is read as naming one row
+    declared = (
+        shape.names - {next(iter(k)) for k in shape.unique if len(k) == 1} if shape else set()
+    )
     for link in chain:
         if link.kind != "method" or link.name not in ("filter", "filter_by", "where"):
             continue
@@ -353,7 +361,10 @@ def named_for_its_model(ctx: ModuleContext, chain: Sequence[Link]) -> bool:
         for column, value, compare in equalities(link.node.args):
             owner = compare.left.value if isinstance(compare.left, ast.Attribute) else None
             pairs.append((column, value, dotted(owner) if owner is not None else model))
-        if any(_names_a_row_of(field, value, of) for field, value, of in pairs):
+        if any(
+            _names_a_row_of(field, value, of) and field not in declared
+            for field, value, of in pairs
+        ):
             return True
     return False
 

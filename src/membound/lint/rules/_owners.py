@@ -410,9 +410,7 @@ def _an_owners_condition(ctx: ModuleContext, expr: ast.expr, depth: int, nest: i
 
 
 #: SQLAlchemy's casts of a JSON element to a value: ``col["k"].as_string()``, ``.astext``.
-_JSON_CASTS = frozenset(
-    {"as_string", "as_integer", "as_float", "as_boolean", "as_numeric", "as_json"}
-)
+_JSON_CASTS = frozenset({"as_string", "as_integer", "as_float", "as_boolean", "as_json"})
 _JSON_TEXT = frozenset({"astext"})
 
 

@@ -38,7 +38,7 @@ _OR = re.compile(r"\bOR\b", re.IGNORECASE)
 # {n}), or (in the text of an f-string, whose values are shown as {}) anything interpolated.
 _BOUND_VALUE = r"(?:\d+|\?|%s|%d|%\(\w+\)[sd]|:\w+|\$\d+|@\w+|\{[^}]*\})"
 _LIMIT_RE = re.compile(
-    rf"\bLIMIT\s+{_BOUND_VALUE}|\bFETCH\s+(?:APPROX(?:IMATE)?\s+)?(?:FIRST|NEXT)\b"
+    rf"\bLIMIT\s+{_BOUND_VALUE}|\bFETCH\s+(?:APPROX(?:IMATE)?\s+|EXACT\s+)?(?:FIRST|NEXT)\b"
     rf"|\bSELECT\s+(?:DISTINCT\s+)?TOP\b"
     rf"|\bROWNUM\s*<=?\s*{_BOUND_VALUE}",
     re.IGNORECASE,

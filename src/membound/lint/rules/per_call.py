@@ -137,22 +137,33 @@ _CLOSING = frozenset({"contextlib.closing", "contextlib.aclosing"})
 
 def _closed_in_call(ctx: ModuleContext, call: ast.Call) -> bool:
     """The resource built by ``call`` is closed before the call or loop turn that built it
-    ends: built in a ``with``/``async with``, handed to ``contextlib.closing`` or an exit
-    stack's ``enter_context``, or bound to a name that the same function (or module) closes
+    ends: built in a ``with``/``async with``, handed to ``contextlib.closing`` or to the
+    ``enter_context`` of an exit stack the function enters in a ``with``, or bound to a name
+    that the same function (for one built in a loop, the same loop body) closes
     (``client.close()``, ``await session.aclose()``, ``engine.dispose()``) or enters in a
-    ``with``. It then holds its pool and buffers only while it is used: a cost per call in
-    time, not memory that stays."""
+    ``with``, outside an ``except`` handler and any function nested in it. It then holds its
+    pool and buffers only while it is used: a cost per call in time, not memory that
+    stays."""
     parent = ctx.parent(call)
     if isinstance(parent, ast.withitem):
         return True
     if isinstance(parent, ast.Call) and call in parent.args:
         if ctx.qualify(parent.func) in _CLOSING:
             return True
-        if isinstance(parent.func, ast.Attribute) and parent.func.attr in (
-            "enter_context",
-            "enter_async_context",
+        if (
+            isinstance(parent.func, ast.Attribute)
+            and parent.func.attr in ("enter_context", "enter_async_context")
+            and isinstance(parent.func.value, ast.Name)
         ):
-            return True
+            # the stack closes it when its own ``with`` ends; a stack kept elsewhere does not
+            scope = ctx.enclosing_function(call) or ctx.tree
+            stack = parent.func.value.id
+            return any(
+                isinstance(node, ast.withitem)
+                and isinstance(node.optional_vars, ast.Name)
+                and node.optional_vars.id == stack
+                for node in _own_nodes(scope)
+            )
     if isinstance(parent, ast.Await):
         parent = ctx.parent(parent)
     if not isinstance(parent, (ast.Assign, ast.AnnAssign)):
@@ -161,8 +172,8 @@ def _closed_in_call(ctx: ModuleContext, call: ast.Call) -> bool:
     if len(targets) != 1 or not isinstance(targets[0], ast.Name):
         return False
     name = targets[0].id
-    scope = ctx.enclosing_function(call) or ctx.tree
-    for node in ast.walk(scope):
+    scope = ctx.enclosing_loop(call) or ctx.enclosing_function(call) or ctx.tree
+    for node in _own_nodes(scope):
         if (
             isinstance(node, ast.Call)
             and isinstance(node.func, ast.Attribute)
@@ -178,6 +189,18 @@ def _closed_in_call(ctx: ModuleContext, call: ast.Call) -> bool:
         ):
             return True
     return False
+
+
+def _own_nodes(scope: ast.AST) -> Iterator[ast.AST]:
+    """The nodes of ``scope`` outside the functions and classes defined in it and outside its
+    ``except`` handlers (a close there runs only when something failed)."""
+    pending = list(ast.iter_child_nodes(scope))
+    while pending:
+        node = pending.pop()
+        if isinstance(node, (*FUNCTIONS, ast.ClassDef, ast.ExceptHandler)):
+            continue
+        yield node
+        pending.extend(ast.iter_child_nodes(node))
 
 
 def _names(expr: ast.AST) -> set[str]:
