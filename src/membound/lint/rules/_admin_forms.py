@@ -123,15 +123,23 @@ class _Admin:
     methods: set[str]
 
 
-def admin_choices(ctx: ModuleContext) -> Iterator[AdminChoices]:
-    """Every admin form of this module that renders all rows of a big table as options."""
+def _admin_classes(ctx: ModuleContext) -> dict[str, ast.ClassDef] | None:
+    """The module's classes by name, where its admins are judged: with sizes, in a module
+    that imports Django, in a project that may serve the admin; else None."""
     if (
         ctx.evidence is None
         or "django" not in ctx.imported_roots
         or ctx.evidence.tables.admin_installed is False
     ):
+        return None
+    return {node.name: node for node in ctx.tree.body if isinstance(node, ast.ClassDef)}
+
+
+def admin_choices(ctx: ModuleContext) -> Iterator[AdminChoices]:
+    """Every admin form of this module that renders all rows of a big table as options."""
+    classes = _admin_classes(ctx)
+    if classes is None:
         return
-    classes = {node.name: node for node in ctx.tree.body if isinstance(node, ast.ClassDef)}
     for model, admin, node in _registrations(ctx, classes):
         settings = _settings(ctx, admin, classes) if admin is not None else _Admin({}, set())
         if settings is None:
@@ -155,13 +163,9 @@ def admin_filters(ctx: ModuleContext) -> Iterator[AdminFilters]:
     the project's, ``RelatedOnlyFieldListFilter`` (only the rows the listed objects use), a
     lookup through a relation (``author__team``) and a ``get_list_filter`` method are not
     judged."""
-    if (
-        ctx.evidence is None
-        or "django" not in ctx.imported_roots
-        or ctx.evidence.tables.admin_installed is False
-    ):
+    classes = _admin_classes(ctx)
+    if classes is None:
         return
-    classes = {node.name: node for node in ctx.tree.body if isinstance(node, ast.ClassDef)}
     for model, admin, _node in _registrations(ctx, classes):
         settings = _settings(ctx, admin, classes) if admin is not None else None
         if settings is None or "get_list_filter" in settings.methods:

@@ -7,6 +7,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 
 from membound.lint.context import DBAPI_ROOTS, SQLALCHEMY_ROOTS, ModuleContext
+from membound.lint.evidence import TableSize
 from membound.lint.expression_chains import Link
 from membound.lint.findings import Finding, Fix, Rule
 from membound.lint.rules._admin_forms import admin_choices, admin_filters
@@ -377,15 +378,20 @@ def _field_querysets(ctx: ModuleContext) -> Iterator[Finding]:
             )
 
 
+def _sized_fields(fields: tuple[tuple[str, TableSize | None], ...]) -> str:
+    """Each field with its table's size, for a message: "`owner`, ≈40k rows of …; …"."""
+    return "; ".join(
+        f"`{field}`, {size.words() if size is not None else 'a model declared large'}"
+        for field, size in fields
+    )
+
+
 def _admin_option_lists(ctx: ModuleContext) -> Iterator[Finding]:
     """MB101 at a Django admin whose add and change forms list every row of a big table as
     options, and at a ``list_filter`` whose sidebar lists every row of one
     (``rules/_admin_forms.py``)."""
     for found in admin_choices(ctx):
-        fields = "; ".join(
-            f"`{field}`, {size.words() if size is not None else 'a model declared large'}"
-            for field, size in found.fields
-        )
+        fields = _sized_fields(found.fields)
         yield ctx.finding(
             "MB101",
             found.node,
@@ -394,10 +400,7 @@ def _admin_option_lists(ctx: ModuleContext) -> Iterator[Finding]:
             "`raw_id_fields` or `autocomplete_fields`",
         )
     for filtered in admin_filters(ctx):
-        fields = "; ".join(
-            f"`{field}`, {size.words() if size is not None else 'a model declared large'}"
-            for field, size in filtered.fields
-        )
+        fields = _sized_fields(filtered.fields)
         yield ctx.finding(
             "MB101",
             filtered.node,
