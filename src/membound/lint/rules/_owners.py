@@ -395,8 +395,9 @@ def _an_owners_condition(ctx: ModuleContext, expr: ast.expr, depth: int, nest: i
         return False
     expr = _resolved(ctx, expr)
     if isinstance(expr, ast.Compare) and len(expr.ops) == 1 and isinstance(expr.ops[0], ast.Eq):
-        if isinstance(expr.left, ast.Attribute) and expr.left.attr not in _JSON_TEXT:
-            return _owner_match(expr.left.attr, expr.comparators[0])
+        left = column_of(expr.left)
+        if isinstance(left, ast.Attribute) and left.attr not in _JSON_TEXT:
+            return _owner_match(left.attr, expr.comparators[0])
         key = _document_key(expr.left)
         if key is not None:
             return _owner_match(key, expr.comparators[0])
@@ -745,6 +746,19 @@ _FETCHED = frozenset({"all", "fetchall", "fetchmany"})
 _PAGES = frozenset({"limit", "fetch", "slice", "fetchmany"})
 
 
+def column_of(expr: ast.expr) -> ast.expr:
+    """The column an expression names: ``X.id`` for SQLModel's ``col(X.id)`` (a typing
+    helper that returns its argument), else ``expr`` itself."""
+    if (
+        isinstance(expr, ast.Call)
+        and last_name(expr.func) == "col"
+        and len(expr.args) == 1
+        and not expr.keywords
+    ):
+        return expr.args[0]
+    return expr
+
+
 def memberships(args: Iterable[ast.expr]) -> Iterator[tuple[str, ast.expr]]:
     """``(column, values)`` for each ``X.column.in_(values)`` inside ``args``; for
     ``tuple_(X.a, X.b).in_(values)``, each column of the tuple."""
@@ -756,7 +770,7 @@ def memberships(args: Iterable[ast.expr]) -> Iterator[tuple[str, ast.expr]]:
                 and node.func.attr == "in_"
                 and len(node.args) == 1
             ):
-                of = node.func.value
+                of = column_of(node.func.value)
                 if isinstance(of, ast.Attribute):
                     yield of.attr, node.args[0]
                 elif isinstance(of, ast.Call) and last_name(of.func) == "tuple_":
@@ -777,9 +791,9 @@ def equalities(args: Iterable[ast.expr]) -> Iterator[tuple[str, ast.expr, ast.Co
                 isinstance(node, ast.Compare)
                 and len(node.ops) == 1
                 and isinstance(node.ops[0], ast.Eq)
-                and isinstance(node.left, ast.Attribute)
+                and isinstance(column := column_of(node.left), ast.Attribute)
             ):
-                yield node.left.attr, node.comparators[0], node
+                yield column.attr, node.comparators[0], node
 
 
 def conjuncts(expr: ast.expr) -> Iterator[ast.expr]:
@@ -910,8 +924,8 @@ def key_in_list(ctx: ModuleContext, link: Link) -> bool:
             isinstance(arg, ast.Call)
             and isinstance(arg.func, ast.Attribute)
             and arg.func.attr == "in_"
-            and isinstance(arg.func.value, ast.Attribute)
-            and arg.func.value.attr in _PK_NAMES
+            and isinstance(pk := column_of(arg.func.value), ast.Attribute)
+            and pk.attr in _PK_NAMES
             and len(arg.args) == 1
             and _in_memory_list(ctx, arg.args[0])
         ):
