@@ -371,6 +371,8 @@ NEGATIVE["MB102"] += [
     # Oracle 23ai's vector search: an approximate top k
     DB + "def f(cur):\n    cur.execute('SELECT * FROM t ORDER BY VECTOR_DISTANCE(v, :q) "
     "FETCH APPROX FIRST :k ROWS ONLY')\n    return cur.fetchall()\n",
+    DB + "def f(cur):\n    cur.execute('SELECT * FROM t ORDER BY VECTOR_DISTANCE(v, :q) "
+    "FETCH EXACT FIRST :k ROWS ONLY')\n    return cur.fetchall()\n",
     DB
     + "def f(cur):\n    cur.execute('SELECT state, COUNT(*) FROM jobs GROUP BY state')\n    return cur.fetchall()\n",
     SA
